@@ -102,9 +102,10 @@ class Sanitizer:
     def _apply(self, pattern: re.Pattern[str], rule_id: str, group: int, text: str, counts: Counter[str]) -> str:
         out: list[str] = []
         pos = 0
+        taken = [m.span() for m in _PLACEHOLDER.finditer(text)]
         for m in pattern.finditer(text):
             start, end = m.span(group)
-            if start < 0:
+            if start < 0 or any(a < end and start < b for a, b in taken):
                 continue
             secret = text[start:end]
             if _ALLOW.match(secret) or _PLACEHOLDER.fullmatch(secret) or "[REDACTED:" in secret:

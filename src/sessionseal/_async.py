@@ -1,0 +1,74 @@
+"""The asyncio face of :class:`~sessionseal.Vault` for agent frameworks.
+
+Every method runs the blocking vault operation in a worker thread
+(``asyncio.to_thread``), so disk I/O, fsync, locks, scrypt and keychain calls never
+block the event loop.  The vault is thread-safe, so concurrent awaits are fine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._keystore import KeyProvider
+from ._vault import Vault, VaultInfo
+from .models import Session, SessionSummary
+
+__all__ = ["AsyncVault"]
+
+
+class AsyncVault:
+    """Async wrapper: ``async with await AsyncVault.open(path) as vault: await vault.save(s)``."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.sync = vault
+
+    @classmethod
+    async def init(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncVault:
+        """Create a vault (see :meth:`Vault.init`)."""
+        return cls(await asyncio.to_thread(Vault.init, path, **kwargs))
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        key_provider: KeyProvider | None = None,
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+    ) -> AsyncVault:
+        """Open a vault (see :meth:`Vault.open`)."""
+        vault = await asyncio.to_thread(Vault.open, path, key_provider=key_provider, passphrase=passphrase)
+        return cls(vault)
+
+    async def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
+        """See :meth:`Vault.save`."""
+        return await asyncio.to_thread(self.sync.save, session, touch=touch)
+
+    async def load(self, session_id: uuid.UUID | str) -> Session:
+        """See :meth:`Vault.load`."""
+        return await asyncio.to_thread(self.sync.load, session_id)
+
+    async def list(self) -> list[SessionSummary]:
+        """See :meth:`Vault.list`."""
+        return await asyncio.to_thread(self.sync.list)
+
+    async def delete(self, session_id: uuid.UUID | str) -> None:
+        """See :meth:`Vault.delete`."""
+        await asyncio.to_thread(self.sync.delete, session_id)
+
+    async def info(self) -> VaultInfo:
+        """See :meth:`Vault.info`."""
+        return await asyncio.to_thread(self.sync.info)
+
+    async def close(self) -> None:
+        """Release the vault's descriptors."""
+        self.sync.close()
+
+    async def __aenter__(self) -> AsyncVault:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,72 @@
+"""zstd framing, and the only importer of ``zstandard``.
+
+A payload is ``encoding (1 byte) || data`` (restic's "encoding_version || data"):
+encoding 1 is a zstd frame of level 3, the measured sweet spot on these machines
+(docs/design.md).  Decompression is bounded: a frame may not expand past
+:data:`MAX_PLAINTEXT`, so even an authenticated but absurd frame cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+import zstandard
+
+from .errors import IntegrityError
+
+__all__ = ["ENCODING_ZSTD", "MAX_PLAINTEXT", "compress", "decompress"]
+
+#: Encoding byte: the rest is one zstd frame with its content size recorded.
+ENCODING_ZSTD: Final = 1
+#: Upper bound for one decompressed payload (sessions larger than this are refused at save).
+MAX_PLAINTEXT: Final = 1 << 30
+#: Level 3: about 3.5x on transcripts at 135-175 MiB/s; higher levels cost 2.5-7x for 7-20 %.
+_LEVEL: Final = 3
+#: Above this size a second worker thread pays off (perf-floor: 1.4-1.9x at 50 MiB).
+_THREADED_FROM: Final = 48 << 20
+
+_local = threading.local()
+
+
+def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    # zstd contexts are reusable but not thread-safe: keep one set per thread.
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        ctx = (
+            zstandard.ZstdCompressor(level=_LEVEL, write_content_size=True),
+            zstandard.ZstdCompressor(level=_LEVEL, write_content_size=True, threads=2),
+            zstandard.ZstdDecompressor(),
+        )
+        _local.ctx = ctx
+    return ctx  # type: ignore[no-any-return]
+
+
+def compress(data: bytes) -> bytes:
+    """Return ``ENCODING_ZSTD || zstd(data)``."""
+    single, threaded, _ = _contexts()
+    ctx = threaded if len(data) >= _THREADED_FROM else single
+    return bytes([ENCODING_ZSTD]) + ctx.compress(data)
+
+
+def decompress(payload: bytes) -> bytes:
+    """Reverse :func:`compress`.
+
+    :raises IntegrityError: unknown encoding, a corrupt frame, or a frame that would
+        expand past :data:`MAX_PLAINTEXT`.  Only authenticated payloads reach this
+        function, so a failure here means a bug or a key compromise, never noise.
+    """
+    if not payload or payload[0] != ENCODING_ZSTD:
+        raise IntegrityError("stored payload has an unknown encoding; run 'sessionseal verify'")
+    _, _, d = _contexts()
+    frame = memoryview(payload)[1:]
+    try:
+        size = zstandard.frame_content_size(frame)
+        if size < 0 or size > MAX_PLAINTEXT:
+            raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
+        out: bytes = d.decompress(frame, max_output_size=max(size, 1))
+    except zstandard.ZstdError as exc:
+        raise IntegrityError("stored payload does not decompress; run 'sessionseal verify'") from exc
+    if len(out) != size:
+        raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
+    return out

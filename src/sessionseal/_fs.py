@@ -1,0 +1,335 @@
+"""Owner-only, no-follow, atomic file operations, and the only importer of ``filelock``.
+
+Invariants this module keeps (docs/design.md, "Files"):
+
+* Every directory of a vault is 0700 and every file 0600, set with ``fchmod`` after
+  creation so the umask cannot widen them.
+* Nothing inside a vault is reached through a symlink: every open uses
+  ``O_NOFOLLOW`` relative to a directory descriptor, and what it opens is checked with
+  ``fstat`` (regular file, our uid, no group/other bits, one link).
+* A file is replaced only by write-to-temp, ``fsync``, ``rename``, ``fsync(dir)``:
+  a reader sees the old or the new file, never a mix, and a crash keeps one of them.
+* OS errors become :class:`StorageError` / :class:`UnsafePermissions` with the path
+  and what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import filelock
+
+from .errors import LockTimeout, StorageError, UnsafePermissions
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "Dir",
+    "check_ancestors",
+    "check_vault_dir",
+    "lock",
+]
+
+DIR_MODE: Final = 0o700
+FILE_MODE: Final = 0o600
+#: Temp files carry the writer's pid so a later open can tell a dead writer's leftovers.
+TMP_PREFIX: Final = ".tmp-"
+_O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+
+
+def _storage_error(exc: OSError, what: str, path: str) -> StorageError | UnsafePermissions:
+    if exc.errno == errno.ELOOP:
+        return UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UnsafePermissions(f"permission denied to {what} {path}; check that you own the vault")
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"no space left to {what} {path}; free disk space and retry (nothing was changed)")
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return StorageError(f"cannot {what} {path}: {reason}")
+
+
+def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool) -> None:
+    kind = "directory" if is_dir else "file"
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
+    if is_dir and not stat.S_ISDIR(st.st_mode):
+        raise UnsafePermissions(f"{path} is not a directory; move it away or choose another --vault")
+    if not is_dir and not stat.S_ISREG(st.st_mode):
+        raise UnsafePermissions(f"{path} is not a regular file; remove it (sessionseal never reads devices or FIFOs)")
+    if st.st_uid != os.geteuid():
+        raise UnsafePermissions(f"{kind} {path} is owned by uid {st.st_uid}, not by you; refusing to use it")
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        want = DIR_MODE if is_dir else FILE_MODE
+        raise UnsafePermissions(
+            f"{kind} {path} has mode {mode:04o}, readable or writable by others; run 'chmod {want:o} {path}' "
+            "if you trust its contents"
+        )
+    if not is_dir and st.st_nlink != 1:
+        raise UnsafePermissions(f"{path} has {st.st_nlink} hard links; a vault file must have exactly one")
+
+
+def check_vault_dir(path: Path) -> None:
+    """Refuse a vault directory that is a symlink, not ours, or open to others."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise _storage_error(exc, "inspect", str(path)) from exc
+    _check_owner_only(st, str(path), is_dir=True)
+
+
+def check_ancestors(path: Path) -> None:
+    """Refuse a vault whose parent directories let another user replace it.
+
+    A parent that others can write (without the sticky bit) or that another non-root
+    user owns could rename the vault away and put their own in its place.
+    """
+    me = os.geteuid()
+    for parent in path.parents:
+        try:
+            st = os.stat(parent)
+        except OSError as exc:
+            raise _storage_error(exc, "inspect", str(parent)) from exc
+        if st.st_uid not in (0, me):
+            raise UnsafePermissions(
+                f"{parent} (a parent of the vault) is owned by uid {st.st_uid}, who could replace the vault; "
+                "choose a --vault under your home directory"
+            )
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            raise UnsafePermissions(
+                f"{parent} (a parent of the vault) is world-writable without the sticky bit; "
+                "choose a --vault under your home directory"
+            )
+
+
+class Dir:
+    """An open directory of the vault; every operation is relative to its descriptor."""
+
+    def __init__(self, path: Path, *, create: bool = False, parent: Dir | None = None) -> None:
+        self.path = path
+        name = path.name
+        created = False
+        try:
+            if create:
+                try:
+                    if parent is not None:
+                        os.mkdir(name, DIR_MODE, dir_fd=parent.fd)
+                    else:
+                        os.mkdir(path, DIR_MODE)
+                    created = True
+                except FileExistsError:
+                    pass
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+            self.fd = os.open(name, flags, dir_fd=parent.fd) if parent is not None else os.open(path, flags)
+        except OSError as exc:
+            raise _storage_error(exc, "open directory", str(path)) from exc
+        try:
+            if created:
+                # mkdir's mode is filtered by the umask; set it exactly before anything is written.
+                os.fchmod(self.fd, DIR_MODE)
+            _check_owner_only(os.fstat(self.fd), str(path), is_dir=True)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def sub(self, name: str, *, create: bool = False) -> Dir:
+        """Open (or create) a subdirectory, refusing links and foreign modes."""
+        return Dir(self.path / name, create=create, parent=self)
+
+    def _path(self, name: str) -> str:
+        return str(self.path / name)
+
+    def read(self, name: str, *, max_size: int) -> bytes:
+        """Read a whole file that must be a regular, owner-only, single-link file.
+
+        :raises FileNotFoundError: the file does not exist (callers map it).
+        """
+        try:
+            # O_NONBLOCK: a FIFO planted in place of a file must not hang the reader.
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise _storage_error(exc, "read", self._path(name)) from exc
+        try:
+            st = os.fstat(fd)
+            _check_owner_only(st, self._path(name), is_dir=False)
+            if st.st_size > max_size:
+                raise StorageError(f"{self._path(name)} is {st.st_size} bytes, over the limit of {max_size}")
+            chunks = []
+            remaining = st.st_size + 1  # one more byte detects a file that grew under us
+            while remaining > 0:
+                chunk = os.read(fd, min(remaining, 1 << 24))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            if isinstance(exc, StorageError | UnsafePermissions):
+                raise
+            raise _storage_error(exc, "read", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
+    def read_prefix(self, name: str, size: int) -> tuple[bytes, int]:
+        """Read the first *size* bytes of a checked file; return them and the file size."""
+        fd = self._open_checked(name, os.O_RDONLY)
+        try:
+            return os.pread(fd, size, 0), os.fstat(fd).st_size
+        except OSError as exc:
+            raise _storage_error(exc, "read", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
+    def _open_checked(self, name: str, flags: int) -> int:
+        try:
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise _storage_error(exc, "open", self._path(name)) from exc
+        try:
+            _check_owner_only(os.fstat(fd), self._path(name), is_dir=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def exists(self, name: str) -> bool:
+        """Whether *name* exists (as anything, links included, never followed)."""
+        try:
+            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def write_atomic(self, name: str, data: bytes) -> None:
+        """Replace *name* with *data*: temp file, fsync, rename, fsync(dir)."""
+        tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE, dir_fd=self.fd
+            )
+        except OSError as exc:
+            raise _storage_error(exc, "create a file in", str(self.path)) from exc
+        try:
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
+            raise _storage_error(exc, "write", self._path(name)) from exc
+        self.fsync()
+
+    def append(self, name: str, data: bytes) -> None:
+        """Append *data* to an existing checked file with ``O_APPEND`` and fsync it."""
+        fd = self._open_checked(name, os.O_WRONLY | os.O_APPEND)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            raise _storage_error(exc, "append to", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
+    def unlink(self, name: str, *, missing_ok: bool = True) -> None:
+        """Remove *name* (never following links) and make the removal durable."""
+        try:
+            os.unlink(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+            return
+        except OSError as exc:
+            raise _storage_error(exc, "remove", self._path(name)) from exc
+        self.fsync()
+
+    def fsync(self) -> None:
+        """Make renames and unlinks in this directory durable."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _storage_error(exc, "sync directory", str(self.path)) from exc
+
+    def names(self) -> list[str]:
+        """Entries of the directory (names only; nothing is followed)."""
+        try:
+            return os.listdir(self.fd)
+        except OSError as exc:
+            raise _storage_error(exc, "list", str(self.path)) from exc
+
+
+def _write_holder(fd: int) -> None:
+    # Record the holder's pid in the lock file so a waiter that times out can name it.
+    # filelock opens lock files without O_TRUNC (a loser must not wipe the holder's
+    # record), so we overwrite in place.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+
+def _holder(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
+        try:
+            pid = int(os.read(fd, 32).decode().strip() or "0")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return "another process"
+    if pid <= 0:
+        return "another process"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"pid {pid} (which has exited; retry)"
+    except PermissionError:
+        pass
+    return f"pid {pid}"
+
+
+@contextlib.contextmanager
+def lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on *path* for the block.
+
+    ``flock`` locks die with their process, so a killed holder never blocks anyone.
+
+    :raises LockTimeout: not acquired within *timeout* seconds; names the holder's pid.
+    """
+    fl = filelock.FileLock(
+        str(path), timeout=timeout, mode=FILE_MODE, fallback_to_soft=False, on_acquired=_write_holder
+    )
+    try:
+        fl.acquire()
+    except filelock.Timeout as exc:
+        raise LockTimeout(
+            f"{what} is locked by {_holder(path)}; waited {timeout:g} s. Retry, or raise SESSIONSEAL_LOCK_TIMEOUT"
+        ) from exc
+    except OSError as exc:
+        raise _storage_error(exc, "lock", str(path)) from exc
+    try:
+        yield
+    finally:
+        fl.release()

@@ -1,0 +1,191 @@
+"""The key table: the vault secret and one key per session, encrypted under the master key.
+
+Key hierarchy (docs/design.md, "Keys")::
+
+    master key (keychain or passphrase key file, by epoch)
+      └─ key table  keytable.sst  (container kind 2, wrapped under the master key)
+           ├─ vault secret ─HKDF─> file-name key, fingerprint key, (audit, index keys)
+           └─ session key, one per session ─wraps─> a fresh data key per saved version
+
+A session's data can be decrypted only through its entry here.  Removing the entry
+and re-encrypting the table under a new master key (issue #5) therefore erases the
+session cryptographically, even from old copies of the vault's files.
+
+On disk the table is a snapshot frame followed by delta frames (one per added or
+removed session), so creating a session appends ~100 bytes instead of rewriting the
+table; :meth:`KeyTable.compact` rewrites it as a single snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+from uuid import UUID
+
+from . import _container, _crypto
+from ._container import FrameType, Kind
+from ._fs import Dir
+from ._keystore import MasterKeys
+from .errors import IntegrityError, KeyStoreError
+
+__all__ = ["KEYTABLE", "KeyTable"]
+
+KEYTABLE: Final = "keytable.sst"
+_ZERO_ID: Final = UUID(int=0)
+_OP_ADD: Final = 1
+_OP_REMOVE: Final = 2
+_ENTRY: Final = struct.Struct(">16s32s")
+_MAX_TABLE: Final = 256 << 20
+#: Compact when the deltas outnumber this (they cost ~80 bytes and a decrypt each at open).
+_COMPACT_AFTER: Final = 4096
+
+
+def _corrupt() -> IntegrityError:
+    return IntegrityError("the vault's key table failed its integrity check; run 'sessionseal verify'")
+
+
+@dataclass
+class KeyTable:
+    """The decrypted table and what is needed to append to its file."""
+
+    vault_id: UUID
+    vault_secret: bytes
+    session_keys: dict[UUID, bytes] = field(default_factory=dict)
+    kek_epoch: int = 1
+    generation: int = 1
+    # Append state: the file's header, its data key, how many frames it holds, and
+    # (inode, size) to tell whether another process changed the file since we read it.
+    _header_raw: bytes = b""
+    _dek: bytes = b""
+    _frames: int = 0
+    _stamp: tuple[int, int] = (0, 0)
+
+    def __repr__(self) -> str:
+        return f"KeyTable(vault_id={self.vault_id}, sessions={len(self.session_keys)}, epoch={self.kek_epoch})"
+
+    # -- reading -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, root: Dir, vault_id: UUID, master: MasterKeys) -> KeyTable:
+        """Read and authenticate the table.
+
+        :raises KeyStoreError: the master key for the table's epoch is not in *master*.
+        :raises IntegrityError: any modified, missing or trailing byte.
+        """
+        try:
+            raw = root.read(KEYTABLE, max_size=_MAX_TABLE)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"the vault's key table {root.path / KEYTABLE} is missing; restore it from a backup"
+            ) from None
+        st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
+        header = _container.parse_unverified_header(raw)
+        if header.kind != Kind.KEY_TABLE or header.vault_id != vault_id or header.object_id != _ZERO_ID:
+            raise _corrupt()
+        kek = master.keys.get(header.kek_epoch)
+        if kek is None:
+            raise KeyStoreError(
+                f"the key store holds no master key of epoch {header.kek_epoch} for this vault; "
+                "it may have been replaced - restore the keychain entry or key file from a backup"
+            )
+        dek, frames = _container.open_frames(raw, header, kek)
+        if not frames or frames[0].type != FrameType.TABLE_SNAPSHOT:
+            raise _corrupt()
+        table = cls._from_snapshot(vault_id, _container.decode_payload(frames[0].data))
+        for frame in frames[1:]:
+            if frame.type != FrameType.TABLE_DELTA:
+                raise _corrupt()
+            table._apply_delta(_container.decode_payload(frame.data))
+        table.kek_epoch = header.kek_epoch
+        table.generation = header.generation
+        table._header_raw, table._dek, table._frames = header.raw, dek, len(frames)
+        table._stamp = (st.st_ino, st.st_size)
+        return table
+
+    @classmethod
+    def _from_snapshot(cls, vault_id: UUID, data: bytes) -> KeyTable:
+        if len(data) < 36:
+            raise _corrupt()
+        secret, (count,) = data[:32], struct.unpack_from(">I", data, 32)
+        if len(data) != 36 + count * _ENTRY.size:
+            raise _corrupt()
+        keys = {UUID(bytes=sid): key for sid, key in _ENTRY.iter_unpack(data[36:])}
+        if len(keys) != count:
+            raise _corrupt()
+        return cls(vault_id=vault_id, vault_secret=secret, session_keys=keys)
+
+    def _apply_delta(self, data: bytes) -> None:
+        if len(data) == 1 + _ENTRY.size and data[0] == _OP_ADD:
+            sid, key = _ENTRY.unpack_from(data, 1)
+            self.session_keys[UUID(bytes=sid)] = key
+        elif len(data) == 17 and data[0] == _OP_REMOVE:
+            self.session_keys.pop(UUID(bytes=data[1:17]), None)
+        else:
+            raise _corrupt()
+
+    def is_current(self, root: Dir) -> bool:
+        """Whether the file is still the one (and the size) this table was read from."""
+        try:
+            st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return (st.st_ino, st.st_size) == self._stamp
+
+    # -- writing (callers hold the vault lock) -------------------------------------
+
+    def _snapshot(self) -> bytes:
+        entries = b"".join(_ENTRY.pack(sid.bytes, key) for sid, key in self.session_keys.items())
+        return self.vault_secret + struct.pack(">I", len(self.session_keys)) + entries
+
+    def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
+        """Rewrite the table as one snapshot under *kek* (atomic)."""
+        generation = self.generation + 1 if self._header_raw else self.generation
+        data = _container.seal(
+            kind=Kind.KEY_TABLE,
+            vault_id=self.vault_id,
+            object_id=_ZERO_ID,
+            generation=generation,
+            kek=kek,
+            kek_epoch=kek_epoch,
+            frames=[(FrameType.TABLE_SNAPSHOT, _container.encode_payload(self._snapshot(), compress=False))],
+        )
+        root.write_atomic(KEYTABLE, data)
+        header = _container.parse_unverified_header(data)
+        self.generation, self.kek_epoch = generation, kek_epoch
+        # Re-derive the append state from what was written.
+        self._header_raw = header.raw
+        self._dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
+        self._frames = 1
+        st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
+        self._stamp = (st.st_ino, st.st_size)
+
+    def _append(self, root: Dir, delta: bytes) -> None:
+        frame = _container.seal_frame(
+            self._dek,
+            self._header_raw,
+            self._frames,
+            FrameType.TABLE_DELTA,
+            _container.encode_payload(delta, compress=False),
+        )
+        root.append(KEYTABLE, frame)
+        self._frames += 1
+        self._stamp = (self._stamp[0], self._stamp[1] + len(frame))
+
+    def add(self, root: Dir, session_id: UUID) -> bytes:
+        """Create, record durably, and return a new key for *session_id*."""
+        key = _crypto.new_key()
+        self._append(root, bytes([_OP_ADD]) + _ENTRY.pack(session_id.bytes, key))
+        self.session_keys[session_id] = key
+        return key
+
+    def remove(self, root: Dir, session_id: UUID) -> None:
+        """Forget *session_id*'s key durably (its old copies stay in the file until compaction)."""
+        self._append(root, bytes([_OP_REMOVE]) + session_id.bytes)
+        self.session_keys.pop(session_id, None)
+
+    @property
+    def needs_compaction(self) -> bool:
+        """Whether the delta frames are many enough to rewrite the table."""
+        return self._frames > _COMPACT_AFTER

@@ -1,0 +1,550 @@
+"""The vault: the one recipe that wires key store, key table, sanitizer, container and files.
+
+Vault tree (docs/design.md)::
+
+    <vault>/            0700
+      vault.json        plaintext, no secrets: format, vault id, key provider, created
+      keytable.sst      vault secret + session keys, under the master key
+      keyfile.json      passphrase vaults only: master keys wrapped under scrypt(passphrase)
+      sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
+      locks/vault.lock, locks/<hex>.lock
+
+Write ordering (the invariants that make crashes safe):
+
+* ``vault.json`` is written last at init: its presence means the vault is complete.
+* A new session's key is appended to the key table (durably) *before* its container
+  is written: a crash leaves at worst an unused key, never an undecryptable session.
+* A deleted session's key leaves the key table *before* its container is unlinked:
+  once the key is gone the session is gone, whatever happens to the file.
+* Lock order is session lock, then vault lock; never the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from . import _container, _crypto, _paths
+from ._container import FrameType, Kind
+from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
+from ._keystore import KeychainProvider, KeyProvider, MasterKeys
+from ._keytable import KEYTABLE, KeyTable
+from ._passphrase import KEYFILE, PassphraseProvider
+from ._sanitize import Sanitizer
+from .errors import (
+    IntegrityError,
+    InvalidInput,
+    KeyStoreError,
+    SessionNotFound,
+    SessionSealError,
+    UnsupportedVersion,
+    VaultExists,
+    VaultNotFound,
+)
+from .models import Session, SessionSummary, parse_session
+
+__all__ = ["MAX_SESSION_BYTES", "Vault", "VaultInfo"]
+
+VAULT_FILE: Final = "vault.json"
+_VAULT_FORMAT: Final = "sessionseal-vault"
+_VAULT_VERSION: Final = 1
+#: Largest serialized session accepted (a single AES-GCM message is limited to 2 GiB).
+MAX_SESSION_BYTES: Final = 512 << 20
+_MAX_CONTAINER: Final = MAX_SESSION_BYTES + (1 << 20)
+_SUFFIX: Final = ".sst"
+_DEFAULT_LOCK_TIMEOUT: Final = 10.0
+_LABEL_NAMES: Final = b"sessionseal v1 file names"
+_LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
+
+
+@dataclass(frozen=True)
+class VaultInfo:
+    """What ``sessionseal info`` shows."""
+
+    vault_path: str
+    vault_id: str
+    key_provider: str
+    key_provider_detail: str
+    format_version: int
+    container_version: int
+    created_at: str
+    session_count: int
+    stored_bytes: int
+    audit_log_path: str | None
+
+
+def _lock_timeout() -> float:
+    try:
+        return float(os.environ.get("SESSIONSEAL_LOCK_TIMEOUT", _DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return _DEFAULT_LOCK_TIMEOUT
+
+
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
+    # Parent directories (a symlinked home, say) are resolved once here; the vault
+    # directory itself must not be a link (checked by lstat when it is opened).
+    p = Path(path) if path is not None else _paths.default_vault_path()
+    p = p.expanduser()
+    if p.name in ("", ".", ".."):
+        p = p.resolve()
+    return p.parent.resolve() / p.name
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Vault:
+    """An open vault.  Use :meth:`init` to create one and :meth:`open` to open one.
+
+    Thread-safe: operations on one session are serialized by a file lock, which also
+    excludes other processes.
+    """
+
+    def __init__(self, path: Path, root: Dir, doc: dict[str, Any], provider: KeyProvider) -> None:
+        self.path = path
+        self._root = root
+        self._doc = doc
+        self.vault_id = uuid.UUID(doc["vault_id"])
+        self._provider = provider
+        self._sessions = root.sub("sessions", create=True)
+        self._locks = root.sub("locks", create=True)
+        self._mutex = threading.RLock()
+        self._table: KeyTable | None = None
+        self._sanitizer: Sanitizer | None = None
+        self._names_key: bytes | None = None
+        self._lock_timeout = _lock_timeout()
+
+    #: Largest serialized session accepted.
+    MAX_SESSION_BYTES: Final = MAX_SESSION_BYTES
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        key_provider: str | KeyProvider = "keychain",
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        interactive: bool = False,
+    ) -> Vault:
+        """Create a new vault: a vault id, a random 256-bit master key in the key store,
+        an empty key table.
+
+        :param key_provider: ``"keychain"`` (default), ``"passphrase"`` (needs
+            *passphrase*), or a provider instance.
+        :raises VaultExists: a vault is already there.
+        :raises UnsafePermissions: the path or a parent is unsafe.
+        :raises KeyStoreError: the key could not be stored (nothing is left behind).
+        """
+        vpath = _resolve(path)
+        check_ancestors(vpath)
+        os.makedirs(vpath.parent, mode=0o700, exist_ok=True)
+        root = Dir(vpath, create=True)
+        try:
+            if root.exists(VAULT_FILE):
+                raise VaultExists(f"a vault already exists at {vpath}; open it, or choose another --vault")
+            leftovers = set(root.names()) - {"sessions", "locks", KEYTABLE, KEYFILE}
+            if any(not n.startswith(TMP_PREFIX) for n in leftovers):
+                raise VaultExists(f"{vpath} is not empty; choose an empty or new directory for the vault")
+            provider = cls._make_provider(key_provider, passphrase, root, interactive=interactive)
+            vault_id = uuid.uuid4()
+            master = MasterKeys({1: _crypto.new_key()})
+            provider.store(vault_id, master)
+            try:
+                table = KeyTable(vault_id=vault_id, vault_secret=_crypto.new_key())
+                table.write(root, master.current, 1)
+                doc = {
+                    "format": _VAULT_FORMAT,
+                    "version": _VAULT_VERSION,
+                    "vault_id": str(vault_id),
+                    "key_provider": provider.name,
+                    "created_at": _now().isoformat(),
+                }
+                vault = cls(vpath, root, doc, provider)
+                root.write_atomic(VAULT_FILE, json.dumps(doc, indent=1).encode() + b"\n")
+            except BaseException:
+                # Fail closed and leave nothing half-made: no orphan key in the keychain.
+                try:
+                    provider.delete(vault_id)
+                except SessionSealError:
+                    pass
+                raise
+            vault._table = table
+            return vault
+        except BaseException:
+            root.close()
+            raise
+
+    @staticmethod
+    def _make_provider(
+        choice: str | KeyProvider,
+        passphrase: str | bytes | Callable[[], str | bytes] | None,
+        root: Dir,
+        *,
+        interactive: bool,
+    ) -> KeyProvider:
+        if not isinstance(choice, str):
+            if isinstance(choice, PassphraseProvider):
+                choice.bind(root)
+            return choice
+        if choice == "keychain":
+            return KeychainProvider(interactive=interactive)
+        if choice == "passphrase":
+            if passphrase is None:
+                raise KeyStoreError(
+                    "this vault uses a passphrase: set SESSIONSEAL_PASSPHRASE or pass --passphrase-file"
+                )
+            return PassphraseProvider(passphrase, root=root)
+        raise KeyStoreError(f"unknown key provider {choice!r}; use 'keychain' or 'passphrase'")
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        key_provider: KeyProvider | None = None,
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        interactive: bool = False,
+    ) -> Vault:
+        """Open an existing vault.  The master key is read lazily, on first use.
+
+        :raises VaultNotFound: no vault at the path.
+        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others.
+        :raises UnsupportedVersion: the vault was made by a newer sessionseal.
+        """
+        vpath = _resolve(path)
+        if not os.path.lexists(vpath):
+            raise VaultNotFound(f"no vault at {vpath}; create one with 'sessionseal init'")
+        check_ancestors(vpath)
+        check_vault_dir(vpath)
+        root = Dir(vpath)
+        try:
+            try:
+                raw = root.read(VAULT_FILE, max_size=64 * 1024)
+            except FileNotFoundError:
+                raise VaultNotFound(f"{vpath} is not a sessionseal vault; create one with 'sessionseal init'") from None
+            doc = cls._parse_doc(raw, vpath)
+            provider = key_provider or cls._make_provider(
+                doc["key_provider"], passphrase, root, interactive=interactive
+            )
+            if provider.name != doc["key_provider"]:
+                raise KeyStoreError(
+                    f"this vault keeps its key with the {doc['key_provider']} provider, not {provider.name}"
+                )
+            if isinstance(provider, PassphraseProvider):
+                provider.bind(root)
+            return cls(vpath, root, doc, provider)
+        except BaseException:
+            root.close()
+            raise
+
+    @staticmethod
+    def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("format") != _VAULT_FORMAT:
+                raise ValueError
+            uuid.UUID(doc["vault_id"])
+            if doc["key_provider"] not in ("keychain", "passphrase"):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError(f"{vpath / VAULT_FILE} is damaged; restore it from a backup") from None
+        if doc.get("version") != _VAULT_VERSION:
+            raise UnsupportedVersion(f"the vault at {vpath} is from a newer sessionseal; upgrade sessionseal")
+        return doc
+
+    def close(self) -> None:
+        """Release the vault's directory descriptors (the cached keys stay for the process)."""
+        for d in (self._sessions, self._locks, self._root):
+            d.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keys ------------------------------------------------------------------------
+
+    def _master(self) -> MasterKeys:
+        return self._provider.load(self.vault_id)
+
+    def _keytable(self, *, fresh: bool = False) -> KeyTable:
+        with self._mutex:
+            if self._table is None or (fresh and not self._table.is_current(self._root)):
+                master = self._master()
+                try:
+                    self._table = KeyTable.load(self._root, self.vault_id, master)
+                except KeyStoreError:
+                    # Another process may have rotated the master key since we cached it.
+                    reload = getattr(self._provider, "reload", None)
+                    if reload is None:
+                        raise
+                    self._table = KeyTable.load(self._root, self.vault_id, reload(self.vault_id))
+            return self._table
+
+    def _file_name(self, session_id: uuid.UUID) -> str:
+        if self._names_key is None:
+            self._names_key = _crypto.derive_key(self._keytable().vault_secret, _LABEL_NAMES)
+        return _crypto.hmac_sha256(self._names_key, session_id.bytes)[:16].hex()
+
+    def _get_sanitizer(self) -> Sanitizer:
+        if self._sanitizer is None:
+            self._sanitizer = Sanitizer(_crypto.derive_key(self._keytable().vault_secret, _LABEL_FINGERPRINT))
+        return self._sanitizer
+
+    # -- sessions --------------------------------------------------------------------
+
+    def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
+        """Sanitize, serialize, compress, encrypt and atomically write *session*.
+
+        This is the only path to disk.  A fresh data key is drawn for every saved
+        version.  Per-rule redaction counts are added to the stored ``redactions``.
+
+        :param touch: set ``updated_at`` to now (importers keep the original time).
+        :returns: the session id.
+        :raises InvalidInput: the document is not a valid session, or too large.
+        """
+        model = parse_session(session)
+        doc: dict[str, Any] = model.model_dump(mode="json")
+        if touch:
+            doc["updated_at"] = _now().isoformat()
+        clean, counts = self._get_sanitizer().sanitize_tree(doc)
+        assert isinstance(clean, dict)
+        redactions = dict(doc.get("redactions") or {})
+        for rule, n in counts.items():
+            redactions[rule] = redactions.get(rule, 0) + n
+        clean["redactions"] = redactions
+        body = orjson.dumps(clean)
+        if len(body) > MAX_SESSION_BYTES:
+            raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
+        meta = orjson.dumps(_summary_doc(clean, len(body)))
+        self._write_session(model.id, meta, body)
+        return model.id
+
+    def _write_session(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
+        name = self._file_name(session_id)
+        frames = [
+            (FrameType.META, _container.encode_payload(meta, compress=True)),
+            (FrameType.BODY, _container.encode_payload(body, compress=True)),
+        ]
+        with lock(self._locks.path / f"{name}.lock", timeout=self._lock_timeout, what=f"session {session_id}"):
+            generation = self._next_generation(name + _SUFFIX)
+            key = self._session_key(session_id, create=True)
+            data = _container.seal(
+                kind=Kind.SESSION,
+                vault_id=self.vault_id,
+                object_id=session_id,
+                generation=generation,
+                kek=key,
+                kek_epoch=0,
+                frames=frames,
+            )
+            self._sessions.write_atomic(name + _SUFFIX, data)
+
+    def _next_generation(self, fname: str) -> int:
+        try:
+            prefix, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE)
+            return _container.parse_unverified_header(prefix).generation + 1
+        except FileNotFoundError:
+            return 1
+        except IntegrityError:
+            # A damaged old version is replaced; the counter only has to move forward.
+            return 1
+
+    def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
+        key = self._keytable().session_keys.get(session_id)
+        if key is not None or not create:
+            if key is None:
+                key = self._keytable(fresh=True).session_keys.get(session_id)
+            return key
+        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+            table = self._keytable(fresh=True)
+            key = table.session_keys.get(session_id)
+            if key is None:
+                key = table.add(self._root, session_id)
+            return key
+
+    def _open_session_file(self, session_id: uuid.UUID, *, meta_only: bool) -> list[_container.Frame]:
+        name = self._file_name(session_id) + _SUFFIX
+        try:
+            raw = self._sessions.read(name, max_size=_MAX_CONTAINER)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in this vault; see 'sessionseal list'") from None
+        return self._open_frames(raw, session_id, meta_only=meta_only)
+
+    def _open_frames(self, raw: bytes, session_id: uuid.UUID | None, *, meta_only: bool) -> list[_container.Frame]:
+        header = _container.parse_unverified_header(raw)
+        if header.kind != Kind.SESSION or header.vault_id != self.vault_id:
+            raise IntegrityError(_INTEGRITY)
+        if session_id is not None and header.object_id != session_id:
+            raise IntegrityError(_INTEGRITY)
+        key = self._session_key(header.object_id, create=False)
+        if key is None:
+            # A container whose key is gone was deleted (a crash between the two steps).
+            raise SessionNotFound(f"no session {header.object_id} in this vault; see 'sessionseal list'")
+        stop = (lambda f: f.type == FrameType.META) if meta_only else None
+        _, frames = _container.open_frames(raw, header, key, stop=stop)
+        types = [f.type for f in frames]
+        if types != ([FrameType.META] if meta_only else [FrameType.META, FrameType.BODY]):
+            raise IntegrityError(_INTEGRITY)
+        return frames
+
+    def load(self, session_id: uuid.UUID | str) -> Session:
+        """Decrypt and return a session.
+
+        :raises SessionNotFound: no such session.
+        :raises IntegrityError: the stored container was modified or damaged.
+        """
+        sid = _parse_id(session_id)
+        frames = self._open_session_file(sid, meta_only=False)
+        body = _container.decode_payload(frames[1].data)
+        try:
+            return Session.model_validate_json(body)
+        except ValidationError:
+            raise IntegrityError(_INTEGRITY) from None
+
+    def list(self) -> list[SessionSummary]:
+        """Summaries of every readable session, newest update first.
+
+        Unreadable containers are skipped here; :meth:`list_with_problems` reports them.
+        """
+        return self.list_with_problems()[0]
+
+    def list_with_problems(self) -> tuple[list[SessionSummary], list[str]]:
+        """Summaries, and one line per container that failed to open."""
+        out: list[SessionSummary] = []
+        problems: list[str] = []
+        for fname in sorted(self._sessions.names()):
+            if not fname.endswith(_SUFFIX) or fname.startswith("."):
+                continue
+            try:
+                out.append(self._read_summary(fname))
+            except SessionNotFound:
+                continue
+            except (IntegrityError, OSError) as exc:
+                problems.append(f"sessions/{fname}: {exc}")
+        out.sort(key=lambda s: s.updated_at, reverse=True)
+        return out, problems
+
+    def _read_summary(self, fname: str) -> SessionSummary:
+        head, size = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4)
+        if len(head) < _container.HEADER_SIZE + 4:
+            raise IntegrityError(_INTEGRITY)
+        meta_len = int.from_bytes(head[_container.HEADER_SIZE :], "big")
+        if meta_len > 16 << 20:
+            raise IntegrityError(_INTEGRITY)
+        raw, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4 + meta_len)
+        frames = self._open_frames(raw, None, meta_only=True)
+        header = _container.parse_unverified_header(raw)
+        try:
+            summary = SessionSummary.model_validate_json(_container.decode_payload(frames[0].data))
+        except ValidationError:
+            raise IntegrityError(_INTEGRITY) from None
+        return summary.model_copy(update={"size_stored": size, "generation": header.generation})
+
+    def delete(self, session_id: uuid.UUID | str) -> None:
+        """Remove a session: its key leaves the key table first, then its file goes.
+
+        :raises SessionNotFound: no such session.
+        """
+        sid = _parse_id(session_id)
+        name = self._file_name(sid)
+        with lock(self._locks.path / f"{name}.lock", timeout=self._lock_timeout, what=f"session {sid}"):
+            has_file = self._sessions.exists(name + _SUFFIX)
+            with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+                table = self._keytable(fresh=True)
+                if sid not in table.session_keys and not has_file:
+                    raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+                if sid in table.session_keys:
+                    del table.session_keys[sid]
+                    # Rewrite rather than append a removal: the key must leave the live file.
+                    master = self._master()
+                    table.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
+            self._sessions.unlink(name + _SUFFIX)
+            self._locks.unlink(f"{name}.lock")
+
+    # -- vault -----------------------------------------------------------------------
+
+    def info(self) -> VaultInfo:
+        """Describe the vault without needing its key."""
+        names = [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]
+        stored = 0
+        for n in names:
+            try:
+                stored += os.stat(n, dir_fd=self._sessions.fd, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+        return VaultInfo(
+            vault_path=str(self.path),
+            vault_id=str(self.vault_id),
+            key_provider=self._provider.name,
+            key_provider_detail=self._provider.describe(),
+            format_version=int(self._doc["version"]),
+            container_version=_container.FORMAT_VERSION,
+            created_at=str(self._doc.get("created_at", "")),
+            session_count=len(names),
+            stored_bytes=stored,
+            audit_log_path=None,
+        )
+
+    def destroy(self) -> None:
+        """Remove the vault's master key from the key store: every session becomes unreadable.
+
+        The files are left for the caller to remove (the demo does).
+        """
+        self._provider.delete(self.vault_id)
+
+
+_INTEGRITY: Final = "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
+
+
+def _parse_id(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInput("a session id is a UUID such as 3f2c8a4e-...; see 'sessionseal list'") from None
+
+
+_SUMMARY_FIELDS: Final = (
+    "id",
+    "title",
+    "description",
+    "tags",
+    "status",
+    "pinned",
+    "created_at",
+    "updated_at",
+    "last_accessed_at",
+    "workspace",
+    "outcome",
+    "redactions",
+)
+
+
+def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
+    # Built from the *sanitized* document: a title may hold a secret too.
+    doc = {k: clean.get(k) for k in _SUMMARY_FIELDS}
+    messages = clean.get("messages") or []
+    stats = clean.get("stats") or {}
+    doc["message_count"] = max(len(messages), int(stats.get("message_count") or 0))
+    cost = float(stats.get("cost_usd") or 0)
+    if not cost:
+        cost = sum(float(m.get("cost_usd") or 0) for m in messages)
+    doc["cost_usd"] = cost
+    doc["size_original"] = size
+    return doc

@@ -1,0 +1,206 @@
+"""The ``sessionseal`` command line (docs/cli.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from sessionseal import Session, Vault, __version__
+from sessionseal.errors import InvalidInput
+from sessionseal.models import parse_session
+
+from ._common import Context, echo_json, handle_errors, interactive, passphrase_source, read_input
+
+__all__ = ["main"]
+
+_MAX_INPUT = Vault.MAX_SESSION_BYTES
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--vault",
+    "vault_path",
+    envvar="SESSIONSEAL_VAULT",
+    metavar="DIR",
+    help="Vault directory [env SESSIONSEAL_VAULT; default: the user data dir].",
+)
+@click.option(
+    "--passphrase-file",
+    metavar="FILE",
+    help="Read a passphrase vault's passphrase from FILE (else SESSIONSEAL_PASSPHRASE, else a prompt).",
+)
+@click.version_option(__version__, prog_name="sessionseal")
+@click.pass_context
+def cli(ctx: click.Context, vault_path: str | None, passphrase_file: str | None) -> None:
+    """Keep AI-agent sessions sanitized, encrypted and owner-only on this machine."""
+    ctx.obj = Context(vault_path, passphrase_file)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@click.option(
+    "--key-provider",
+    type=click.Choice(["keychain", "passphrase"]),
+    default="keychain",
+    show_default=True,
+    help="Where the master key lives: the OS keychain, or a key file wrapped under a passphrase.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def init(obj: Context, key_provider: str, as_json: bool) -> None:
+    """Create a vault with a new random master key."""
+    passphrase = passphrase_source(obj.passphrase_file, confirm=True) if key_provider == "passphrase" else None
+    vault = Vault.init(obj.vault_path, key_provider=key_provider, passphrase=passphrase, interactive=interactive())
+    info = vault.info()
+    vault.close()
+    if as_json:
+        echo_json({"vault_path": info.vault_path, "vault_id": info.vault_id, "key_provider": info.key_provider})
+        return
+    click.echo(f"Created vault {info.vault_path}")
+    click.echo(f"  id:           {info.vault_id}")
+    click.echo(f"  key provider: {info.key_provider_detail}")
+
+
+@cli.command()
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("--title", help="Set the session's title.")
+@click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the id and redaction counts as JSON.")
+@click.pass_obj
+@handle_errors
+def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as_json: bool) -> None:
+    """Store a session JSON document (from FILE or stdin) and print its id.
+
+    The document follows 'sessionseal schema'; every field but the messages' role may
+    be left out.  Secrets are replaced before anything reaches the disk.
+    """
+    data = read_input(source, _MAX_INPUT)
+    session = _parse_session(data)
+    if title is not None:
+        session.title = title
+    if tags:
+        session.tags = list(dict.fromkeys([*session.tags, *tags]))
+    vault = obj.vault()
+    sid = vault.save(session)
+    if as_json:
+        stored = vault.load(sid)
+        echo_json({"id": str(sid), "redactions": stored.redactions})
+    else:
+        click.echo(str(sid))
+
+
+def _parse_session(data: bytes) -> Session:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidInput(f"the input is not valid JSON{where}; give a session document") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("the input is JSON but not an object; give a session document")
+    return parse_session(doc)
+
+
+@cli.command()
+@click.argument("session_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole session as JSON.")
+@click.pass_obj
+@handle_errors
+def show(obj: Context, session_id: str, as_json: bool) -> None:
+    """Decrypt and print one session."""
+    session = obj.vault().load(session_id)
+    if as_json:
+        click.echo(session.model_dump_json(indent=2))
+        return
+    from ._render import render_session  # noqa: PLC0415 - rich is imported only to draw
+
+    render_session(session)
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def list_(obj: Context, as_json: bool) -> None:
+    """List the sessions in the vault, newest first."""
+    summaries, problems = obj.vault().list_with_problems()
+    for line in problems:
+        click.echo(f"sessionseal: warning: {line}", err=True)
+    if as_json:
+        echo_json([s.model_dump(mode="json") for s in summaries])
+        return
+    from ._render import render_list  # noqa: PLC0415
+
+    render_list(summaries)
+
+
+@cli.command()
+@click.argument("session_id", metavar="ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handle_errors
+def delete(obj: Context, session_id: str, yes: bool) -> None:
+    """Delete a session (its key leaves the key table first)."""
+    if not yes:
+        if not interactive():
+            raise click.UsageError("refusing to delete without confirmation; pass --yes")
+        click.confirm(f"Delete session {session_id}?", abort=True, err=True)
+    obj.vault().delete(session_id)
+    click.echo(f"Deleted {session_id}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def info(obj: Context, as_json: bool) -> None:
+    """Describe the vault: path, key provider, sessions, sizes."""
+    i = obj.vault().info()
+    doc: dict[str, Any] = {
+        "vault_path": i.vault_path,
+        "vault_id": i.vault_id,
+        "key_provider": i.key_provider,
+        "key_provider_detail": i.key_provider_detail,
+        "format_version": i.format_version,
+        "container_version": i.container_version,
+        "created_at": i.created_at,
+        "session_count": i.session_count,
+        "stored_bytes": i.stored_bytes,
+    }
+    if i.audit_log_path is not None:
+        doc["audit_log_path"] = i.audit_log_path
+    if as_json:
+        echo_json(doc)
+        return
+    width = max(len(k) for k in doc)
+    for k, v in doc.items():
+        click.echo(f"{k:<{width}}  {v}")
+
+
+@cli.command()
+@handle_errors
+def schema() -> None:
+    """Print the JSON schema of a session document."""
+    echo_json(Session.model_json_schema())
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the demo vault (and its key) instead of removing them.")
+@handle_errors
+def demo(keep: bool) -> None:
+    """A tour in a temporary vault: init, save a session with planted secrets, list, show, delete, info."""
+    from ._demo import run_demo  # noqa: PLC0415
+
+    run_demo(keep=keep)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``sessionseal`` console script."""
+    cli.main(args=argv, prog_name="sessionseal")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,93 @@
+"""Human output with rich: tables for lists, a readable transcript for one session.
+
+Everything shown here comes from sanitized, stored data.  Markup in session text is
+escaped: a title cannot inject terminal styling.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sessionseal.models import (
+    Session,
+    SessionSummary,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+)
+
+__all__ = ["render_list", "render_session"]
+
+_console = Console(highlight=False, soft_wrap=False)
+if not _console.is_terminal:
+    # Piped or captured: rich would assume 80 columns and squeeze the table unreadably.
+    _console = Console(highlight=False, soft_wrap=False, width=160)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def render_list(summaries: list[SessionSummary]) -> None:
+    """A table of sessions, newest first."""
+    if not summaries:
+        _console.print("No sessions yet. Store one with 'sessionseal save FILE'.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("id", "title", "status", "tags", "updated", "msgs", "size"):
+        table.add_column(col, no_wrap=col in ("id", "updated"), justify="right" if col in ("msgs", "size") else "left")
+    for s in summaries:
+        table.add_row(
+            str(s.id),
+            escape(s.title[:60]) or "-",
+            s.status.value + (" (pinned)" if s.pinned else ""),
+            escape(",".join(s.tags)),
+            s.updated_at.strftime("%Y-%m-%d %H:%M"),
+            str(s.message_count),
+            _size(s.size_stored),
+        )
+    _console.print(table)
+    _console.print(f"{len(summaries)} session(s)")
+
+
+def render_session(session: Session) -> None:
+    """Metadata, then each message with its blocks."""
+    c = _console
+    c.print(f"[bold]{escape(session.title) or '(untitled)'}[/bold]  {session.id}")
+    c.print(f"status {session.status.value}{', pinned' if session.pinned else ''}   tags {escape(', '.join(session.tags)) or '-'}")
+    c.print(f"created {session.created_at:%Y-%m-%d %H:%M:%S}Z   updated {session.updated_at:%Y-%m-%d %H:%M:%S}Z")
+    if session.workspace or session.working_directory:
+        c.print(f"workspace {escape(session.workspace or '-')}   cwd {escape(session.working_directory or '-')}")
+    if session.description:
+        c.print(escape(session.description))
+    if session.redactions:
+        counts = ", ".join(f"{k} x{v}" for k, v in sorted(session.redactions.items()))
+        c.print(f"[yellow]redacted at save:[/yellow] {counts}")
+    for name, value in (("environment", session.environment), ("config", session.config)):
+        if value:
+            c.print(f"{name}: " + escape(", ".join(f"{k}={v}" for k, v in value.items())))
+    c.print()
+    for msg in session.messages:
+        stamp = f" {msg.timestamp:%H:%M:%S}" if msg.timestamp else ""
+        model = f" ({escape(msg.model)})" if msg.model else ""
+        c.print(f"[bold cyan]{escape(msg.role)}[/bold cyan]{model}{stamp}")
+        for block in msg.content:
+            if isinstance(block, TextBlock | ThinkingBlock):
+                prefix = "[dim](thinking)[/dim] " if isinstance(block, ThinkingBlock) else ""
+                c.print(prefix + escape(block.text))
+            elif isinstance(block, ToolCallBlock):
+                c.print(f"[magenta]-> {escape(block.name)}[/magenta] {escape(str(block.arguments))}")
+            elif isinstance(block, ToolResultBlock):
+                text = block.content if isinstance(block.content, str) else str(block.content)
+                c.print(("[red]<- error[/red] " if block.is_error else "[green]<-[/green] ") + escape(text))
+            else:
+                c.print(f"[dim]({escape(block.type)} block)[/dim]")
+        c.print()
