@@ -38,6 +38,7 @@ __all__ = [
     "Header",
     "Kind",
     "open_frames",
+    "open_session",
     "parse_unverified_header",
     "seal",
     "seal_frame",
@@ -214,6 +215,30 @@ def open_frames(
         if stop is not None and stop(frame):
             break
     return dek, frames
+
+
+def open_session(
+    data: bytes | memoryview, vault_id: UUID, session_id: UUID | None, key_for: Callable[[UUID], bytes], *,
+    meta_only: bool = False,
+) -> tuple[Header, list[Frame]]:
+    """Open a session container: kind, vault and id checked, then ``[META, BODY]`` exactly.
+
+    *key_for* maps the (still unverified) session id of the header to its session key;
+    a wrong id fails authentication because the header is the frames' associated data.
+
+    :raises IntegrityError: anything but a whole, authentic container of that session.
+    """
+    header = parse_unverified_header(data)
+    if header.kind != Kind.SESSION or header.vault_id != vault_id:
+        raise IntegrityError(_INTEGRITY)
+    if session_id is not None and header.object_id != session_id:
+        raise IntegrityError(_INTEGRITY)
+    stop = (lambda f: f.type == FrameType.META) if meta_only else None
+    _, frames = open_frames(data, header, key_for(header.object_id), stop=stop)
+    expected = [FrameType.META] if meta_only else [FrameType.META, FrameType.BODY]
+    if [f.type for f in frames] != expected:
+        raise IntegrityError(_INTEGRITY)
+    return header, frames
 
 
 def encode_payload(data: bytes, *, compress: bool) -> bytes:

@@ -46,6 +46,9 @@ _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 def _storage_error(exc: OSError, what: str, path: str) -> StorageError | UnsafePermissions:
     if exc.errno == errno.ELOOP:
         return UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
+    if exc.errno == errno.ENOTDIR:
+        # O_DIRECTORY | O_NOFOLLOW on a symlink fails with ENOTDIR on Linux.
+        return UnsafePermissions(f"{path} is not a directory (or is a symlink); sessionseal never follows links")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return UnsafePermissions(f"permission denied to {what} {path}; check that you own the vault")
     if exc.errno == errno.ENOSPC:

@@ -386,21 +386,14 @@ class Vault:
         return self._open_frames(raw, session_id, meta_only=meta_only)
 
     def _open_frames(self, raw: bytes, session_id: uuid.UUID | None, *, meta_only: bool) -> list[_container.Frame]:
-        header = _container.parse_unverified_header(raw)
-        if header.kind != Kind.SESSION or header.vault_id != self.vault_id:
-            raise IntegrityError(_INTEGRITY)
-        if session_id is not None and header.object_id != session_id:
-            raise IntegrityError(_INTEGRITY)
-        key = self._session_key(header.object_id, create=False)
-        if key is None:
-            # A container whose key is gone was deleted (a crash between the two steps).
-            raise SessionNotFound(f"no session {header.object_id} in this vault; see 'sessionseal list'")
-        stop = (lambda f: f.type == FrameType.META) if meta_only else None
-        _, frames = _container.open_frames(raw, header, key, stop=stop)
-        types = [f.type for f in frames]
-        if types != ([FrameType.META] if meta_only else [FrameType.META, FrameType.BODY]):
-            raise IntegrityError(_INTEGRITY)
-        return frames
+        def key_for(sid: uuid.UUID) -> bytes:
+            key = self._session_key(sid, create=False)
+            if key is None:
+                # A container whose key is gone was deleted (a crash between the two steps).
+                raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+            return key
+
+        return _container.open_session(raw, self.vault_id, session_id, key_for, meta_only=meta_only)[1]
 
     def load(self, session_id: uuid.UUID | str) -> Session:
         """Decrypt and return a session.
@@ -427,6 +420,8 @@ class Vault:
         """Summaries, and one line per container that failed to open."""
         out: list[SessionSummary] = []
         problems: list[str] = []
+        # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
+        self._keytable()
         for fname in sorted(self._sessions.names()):
             if not fname.endswith(_SUFFIX) or fname.startswith("."):
                 continue
