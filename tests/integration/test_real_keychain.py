@@ -1,0 +1,169 @@
+"""The master key through a real Secret Service: a private D-Bus session with gnome-keyring.
+
+Locked and prompting keychains must make every command fail fast with a message
+that says how to unlock, never hang (docs/keychain.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backends import SecretService as SecretServiceBackend
+
+from sessionseal import KeychainProvider, Vault, errors
+from tests._infra.keychain import SecretService
+from tests.integration._cli import sessionseal
+
+MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
+
+
+def _env(ss: SecretService, tmp_path: Path) -> dict[str, str]:
+    return ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+
+
+def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretService, tmp_path: Path) -> None:
+    env = _env(secret_service, tmp_path)
+    r = sessionseal("init", "--json", env=env)
+    assert r.code == 0, r.err
+    vault_id = json.loads(r.out)["vault_id"]
+    sid = sessionseal("save", env=env, input=MINIMAL).out.strip()
+    shown = json.loads(sessionseal("show", sid, "--json", env=env).out)
+    assert shown["messages"][0]["content"][0]["text"] == "hello from the keychain test"
+    info = json.loads(sessionseal("info", "--json", env=env).out)
+    assert info["key_provider"] == "keychain"
+    assert "SecretService" in info["key_provider_detail"]
+    assert [s["id"] for s in json.loads(sessionseal("list", "--json", env=env).out)] == [sid]
+
+    # Another process reads the entry with stock keyring: service 'sessionseal', account = vault id.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import keyring,sys; v=keyring.get_password('sessionseal', sys.argv[1]); "
+         "print(v.split(';')[0], len(v.split(';')))", vault_id],
+        env={**env, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"},
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    assert probe.stdout.split() == ["sseal-mk1", "2"]
+    assert b"hello from the keychain test" not in b"".join(
+        p.read_bytes() for p in (tmp_path / "vault").rglob("*") if p.is_file()
+    )
+    assert sessionseal("delete", sid, "--yes", env=env).code == 0
+
+
+@pytest.fixture
+def real_backend(secret_service: SecretService) -> Iterator[None]:
+    previous = keyring.get_keyring()
+    with secret_service.use():
+        keyring.set_keyring(SecretServiceBackend.Keyring())
+        try:
+            yield
+        finally:
+            keyring.set_keyring(previous)
+
+
+def test_library_reads_the_key_once_per_process(real_backend: None, tmp_path: Path) -> None:
+    from sessionseal import _keystore
+
+    with Vault.init(tmp_path / "v") as v:
+        sid = v.save({"title": "lib"})
+        vault_id = v.vault_id
+    _keystore._cache.clear()
+    calls = 0
+    original = KeychainProvider._call
+
+    def counting(self: KeychainProvider, action: str, fn: Callable[..., object]) -> object:
+        nonlocal calls
+        calls += 1
+        return original(self, action, fn)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(KeychainProvider, "_call", counting)
+        for _ in range(3):
+            with Vault.open(tmp_path / "v") as again:
+                assert again.load(sid).title == "lib"
+    assert calls == 1
+    Vault.open(tmp_path / "v").destroy()
+    assert keyring.get_password("sessionseal", str(vault_id)) is None
+
+
+def test_locked_keychain_fails_fast_with_advice(
+    secret_service_factory: Callable[..., SecretService], tmp_path: Path
+) -> None:
+    ss = secret_service_factory()
+    env = _env(ss, tmp_path)
+    assert sessionseal("init", env=env).code == 0
+    sid = sessionseal("save", env=env, input=MINIMAL).out.strip()
+    ss.lock()
+    for args in (("list",), ("show", sid), ("save",)):
+        r = sessionseal(*args, env=env, input=MINIMAL, timeout=30)
+        assert r.code == errors.KeyUnavailable.exit_code, r.err
+        assert r.seconds < 5
+        assert "locked" in r.err and "unlock" in r.err
+        assert r.err.count("\n") == 1
+
+
+def test_init_on_a_locked_keychain_fails_fast(locked_secret_service: SecretService, tmp_path: Path) -> None:
+    r = sessionseal("init", env=_env(locked_secret_service, tmp_path), timeout=30)
+    assert r.code == errors.KeyUnavailable.exit_code
+    assert r.seconds < 5
+    assert not (tmp_path / "vault" / "vault.json").exists()
+
+
+@pytest.mark.slow
+def test_keychain_waiting_on_a_prompt_never_hangs_the_cli(
+    prompting_secret_service: SecretService, tmp_path: Path
+) -> None:
+    # With a display the stock backend blocks forever on gcr-prompter (tests/test_infra_keychain.py
+    # shows it); the CLI, with no terminal, must not prompt and must answer within 5 s.
+    r = sessionseal("init", env=_env(prompting_secret_service, tmp_path), timeout=30)
+    assert r.code == errors.KeyUnavailable.exit_code, r.err
+    assert r.seconds < 5
+
+
+@pytest.mark.slow
+def test_interactive_mode_is_bounded_too(prompting_secret_service: SecretService, tmp_path: Path) -> None:
+    # Even when prompting is allowed (a person at a terminal), every call has a deadline.
+    code = textwrap.dedent(
+        """
+        import time, uuid
+        from sessionseal import KeychainProvider
+        from sessionseal.errors import KeyUnavailable
+        p = KeychainProvider(interactive=True, timeout=2)
+        t = time.monotonic()
+        try:
+            p.load(uuid.uuid4())
+        except KeyUnavailable as e:
+            print("unavailable", round(time.monotonic() - t, 1))
+        """
+    )
+    env = _env(prompting_secret_service, tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+                         capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert out[0] == "unavailable" and float(out[1]) < 4
+
+
+def test_no_keychain_at_all(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "SESSIONSEAL_VAULT": str(tmp_path / "vault")}
+    r = sessionseal("init", env=env)
+    assert r.code == errors.KeyUnavailable.exit_code
+    assert "--key-provider passphrase" in r.err
+    assert r.seconds < 5
+
+
+def test_demo_without_keychain_uses_and_names_the_passphrase_provider(tmp_path: Path) -> None:
+    r = sessionseal("demo", env={"HOME": str(tmp_path)}, timeout=120)
+    assert r.code == 0, r.err
+    assert "key provider: passphrase" in r.out
+    assert "none found" in r.out
+
+
+def test_demo_with_keychain_names_it_and_cleans_up(secret_service: SecretService, tmp_path: Path) -> None:
+    r = sessionseal("demo", env=secret_service.env_for(home=tmp_path), timeout=120)
+    assert r.code == 0, r.err
+    assert "key provider: OS keychain" in r.out
+    assert "removed the demo vault and its key" in r.out
