@@ -51,6 +51,10 @@ class AsyncVault:
         """See :meth:`Vault.load`."""
         return await asyncio.to_thread(self.sync.load, session_id)
 
+    async def load_json(self, session_id: uuid.UUID | str) -> bytes:
+        """See :meth:`Vault.load_json`."""
+        return await asyncio.to_thread(self.sync.load_json, session_id)
+
     async def list(self) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""
         return await asyncio.to_thread(self.sync.list)

@@ -39,7 +39,7 @@ def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor, zst
             zstandard.ZstdDecompressor(),
         )
         _local.ctx = ctx
-    return ctx  # type: ignore[no-any-return]
+    return ctx
 
 
 def compress(data: bytes) -> bytes:

@@ -54,7 +54,9 @@ WRAPPED_KEY_SIZE: Final = NONCE_SIZE + KEY_SIZE + TAG_SIZE
 MAX_AEAD_INPUT: Final = 2**31 - 1
 
 #: The opaque message of every authentication failure (it must not say which check failed).
-_INTEGRITY_MESSAGE: Final = "stored data failed authentication (modified, truncated, or moved); run 'sessionseal verify'"
+_INTEGRITY_MESSAGE: Final = (
+    "stored data failed authentication (modified, truncated, or moved); run 'sessionseal verify'"
+)
 
 
 def random_bytes(n: int) -> bytes:

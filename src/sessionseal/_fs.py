@@ -116,6 +116,7 @@ class Dir:
 
     def __init__(self, path: Path, *, create: bool = False, parent: Dir | None = None) -> None:
         self.path = path
+        self.fd: int = -1
         name = path.name
         created = False
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import os
 import threading
@@ -138,7 +139,7 @@ def _bounded(fn: Callable[[], _T], timeout: float) -> _T:
     def run() -> None:
         try:
             box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+        except BaseException as exc:
             box["error"] = exc
 
     worker = threading.Thread(target=run, name="sessionseal-keychain", daemon=True)
@@ -165,11 +166,11 @@ def _non_prompting_secret_service() -> type[Any]:
     from keyring.errors import InitError, KeyringLocked
     from secretstorage.exceptions import ItemNotFoundException, SecretStorageException
 
-    class NonPromptingSecretService(SecretService.Keyring):  # type: ignore[misc]
+    class NonPromptingSecretService(SecretService.Keyring):
         """Secret Service that raises instead of showing an unlock or create prompt."""
 
-        @properties.classproperty  # type: ignore[untyped-decorator]
-        def priority(cls) -> float:  # noqa: N805 - keyring's classproperty convention
+        @properties.classproperty
+        def priority(cls) -> float:
             # Negative: explicit use only, never chosen by keyring's autodetection.
             return -5.0
 
@@ -290,7 +291,7 @@ class KeychainProvider:
             return _bounded(run, self._timeout)
         except KeyStoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every backend error is translated, none escapes raw
+        except Exception as exc:
             raise _translate(exc, action) from None
 
     def load(self, vault_id: UUID) -> MasterKeys:
@@ -335,10 +336,8 @@ class KeychainProvider:
         from keyring.errors import PasswordDeleteError
 
         def run(b: Any) -> None:
-            try:
+            with contextlib.suppress(PasswordDeleteError):
                 b.delete_password(SERVICE, str(vault_id))
-            except PasswordDeleteError:
-                pass
 
         self._call("delete the vault key", run)
         with _cache_lock:

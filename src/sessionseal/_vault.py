@@ -21,6 +21,8 @@ Write ordering (the invariants that make crashes safe):
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import os
 import threading
@@ -176,10 +178,8 @@ class Vault:
                 root.write_atomic(VAULT_FILE, json.dumps(doc, indent=1).encode() + b"\n")
             except BaseException:
                 # Fail closed and leave nothing half-made: no orphan key in the keychain.
-                try:
+                with contextlib.suppress(SessionSealError):
                     provider.delete(vault_id)
-                except SessionSealError:
-                    pass
                 raise
             vault._table = table
             return vault
@@ -343,6 +343,7 @@ class Vault:
         with lock(self._locks.path / f"{name}.lock", timeout=self._lock_timeout, what=f"session {session_id}"):
             generation = self._next_generation(name + _SUFFIX)
             key = self._session_key(session_id, create=True)
+            assert key is not None  # create=True always returns a key
             data = _container.seal(
                 kind=Kind.SESSION,
                 vault_id=self.vault_id,
@@ -395,15 +396,27 @@ class Vault:
 
         return _container.open_session(raw, self.vault_id, session_id, key_for, meta_only=meta_only)[1]
 
-    def load(self, session_id: uuid.UUID | str) -> Session:
-        """Decrypt and return a session.
+    def load_json(self, session_id: uuid.UUID | str) -> bytes:
+        """Decrypt a session and return its stored JSON document, without building models.
+
+        The bytes are authenticated (they are exactly what :meth:`save` wrote after
+        validating and sanitizing), so tools that only pass the session on — ``show
+        --json``, a resume hook — skip pydantic validation, which costs about twice
+        the JSON parse itself.
 
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
         """
-        sid = _parse_id(session_id)
-        frames = self._open_session_file(sid, meta_only=False)
-        body = _container.decode_payload(frames[1].data)
+        frames = self._open_session_file(_parse_id(session_id), meta_only=False)
+        return _container.decode_payload(frames[1].data)
+
+    def load(self, session_id: uuid.UUID | str) -> Session:
+        """Decrypt and return a session as a validated model.
+
+        :raises SessionNotFound: no such session.
+        :raises IntegrityError: the stored container was modified or damaged.
+        """
+        body = self.load_json(session_id)
         try:
             return Session.model_validate_json(body)
         except ValidationError:
@@ -416,10 +429,10 @@ class Vault:
         """
         return self.list_with_problems()[0]
 
-    def list_with_problems(self) -> tuple[list[SessionSummary], list[str]]:
+    def list_with_problems(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Summaries, and one line per container that failed to open."""
-        out: list[SessionSummary] = []
-        problems: list[str] = []
+        out: builtins.list[SessionSummary] = []
+        problems: builtins.list[str] = []
         # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
         self._keytable()
         for fname in sorted(self._sessions.names()):
@@ -503,7 +516,9 @@ class Vault:
         self._provider.delete(self.vault_id)
 
 
-_INTEGRITY: Final = "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
+_INTEGRITY: Final = (
+    "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
+)
 
 
 def _parse_id(value: uuid.UUID | str) -> uuid.UUID:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -48,10 +49,10 @@ __all__ = [
     "TextBlock",
     "ThinkingBlock",
     "TokenUsage",
-    "parse_session",
     "ToolCallBlock",
     "ToolResultBlock",
     "ToolUse",
+    "parse_session",
 ]
 
 #: Version of the session document schema (not of the container).
@@ -63,17 +64,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _as_utc(value: datetime) -> datetime:
+    # Naive datetimes are taken as UTC and aware ones converted, so that every stored
+    # time compares and sorts the same way.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A datetime normalized to UTC.  Only datetime fields carry a Python validator: a
+#: model-wide ``"*"`` validator would run Python code for every field of every block
+#: and made loading a 10 MiB session 4x slower than parsing its JSON.
+UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="strings")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        # Naive datetimes are taken as UTC and aware ones converted, so that every
-        # stored time compares and sorts the same way.
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value
 
 
 class SessionStatus(enum.StrEnum):
@@ -152,9 +156,11 @@ class Message(_Model):
     """One turn: who said it, what, when, with which model, at what cost."""
 
     id: str | None = None
-    role: str = Field(description="system, developer, user, assistant or tool (other values are kept)")
+    role: str = Field(
+        min_length=1, max_length=64, description="system, developer, user, assistant or tool (other values are kept)"
+    )
     content: list[ContentBlock] = Field(default_factory=list)
-    timestamp: datetime | None = None
+    timestamp: UTCDateTime | None = None
     model: str | None = None
     usage: TokenUsage | None = None
     cost_usd: float | None = Field(default=None, ge=0)
@@ -166,21 +172,14 @@ class Message(_Model):
             return [{"type": "text", "text": value}]
         return value
 
-    @field_validator("role")
-    @classmethod
-    def _role(cls, value: str) -> str:
-        if not value or len(value) > 64:
-            raise ValueError("role must be a short non-empty string such as 'user' or 'assistant'")
-        return value
-
 
 class ToolUse(_Model):
     """One entry of the tool usage history."""
 
     tool: str
     call_id: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: UTCDateTime | None = None
+    finished_at: UTCDateTime | None = None
     status: str | None = Field(default=None, description="ok, error, cancelled, ...")
     duration_ms: float | None = Field(default=None, ge=0)
 
@@ -191,7 +190,7 @@ class ProcessInfo(_Model):
     pid: int = Field(ge=0)
     command: str
     state: str = "running"
-    started_at: datetime | None = None
+    started_at: UTCDateTime | None = None
 
 
 class ServiceConnection(_Model):
@@ -234,9 +233,9 @@ class Session(_Model):
     tags: list[str] = Field(default_factory=list)
     status: SessionStatus = SessionStatus.ACTIVE
     pinned: bool = False
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    last_accessed_at: datetime | None = None
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    updated_at: UTCDateTime = Field(default_factory=utcnow)
+    last_accessed_at: UTCDateTime | None = None
     workspace: str | None = Field(default=None, description="project root the session worked in")
     working_directory: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
@@ -260,8 +259,8 @@ class Session(_Model):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         seen: dict[str, None] = {}
-        for tag in value:
-            tag = tag.strip()
+        for raw in value:
+            tag = raw.strip()
             if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
                 raise ValueError("tags are 1-64 characters without whitespace")
             seen.setdefault(tag, None)
@@ -277,9 +276,9 @@ class SessionSummary(_Model):
     tags: list[str] = Field(default_factory=list)
     status: SessionStatus = SessionStatus.ACTIVE
     pinned: bool = False
-    created_at: datetime
-    updated_at: datetime
-    last_accessed_at: datetime | None = None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+    last_accessed_at: UTCDateTime | None = None
     workspace: str | None = None
     message_count: int = 0
     cost_usd: float = 0

@@ -21,7 +21,7 @@ class Ran:
     seconds: float
 
 
-def sessionseal(*args: str, env: Mapping[str, str], input: str | None = None, timeout: float = 60) -> Ran:  # noqa: A002
+def sessionseal(*args: str, env: Mapping[str, str], input: str | None = None, timeout: float = 60) -> Ran:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(SRC), **env}
     start = time.monotonic()
     proc = subprocess.run(

@@ -22,7 +22,7 @@ def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("SESSIONSEAL_PASSPHRASE", raising=False)
     runner = CliRunner()
 
-    def invoke(*args: str, input: str | bytes | None = None) -> Result:  # noqa: A002
+    def invoke(*args: str, input: str | bytes | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke

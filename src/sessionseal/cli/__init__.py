@@ -111,11 +111,13 @@ def _parse_session(data: bytes) -> Session:
 @handle_errors
 def show(obj: Context, session_id: str, as_json: bool) -> None:
     """Decrypt and print one session."""
-    session = obj.vault().load(session_id)
     if as_json:
-        click.echo(session.model_dump_json(indent=2))
+        # The stored document is authenticated: pass it on without building models.
+        doc = json.loads(obj.vault().load_json(session_id))
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    from ._render import render_session  # noqa: PLC0415 - rich is imported only to draw
+    session = obj.vault().load(session_id)
+    from ._render import render_session
 
     render_session(session)
 
@@ -132,7 +134,7 @@ def list_(obj: Context, as_json: bool) -> None:
     if as_json:
         echo_json([s.model_dump(mode="json") for s in summaries])
         return
-    from ._render import render_list  # noqa: PLC0415
+    from ._render import render_list
 
     render_list(summaries)
 
@@ -192,7 +194,7 @@ def schema() -> None:
 @handle_errors
 def demo(keep: bool) -> None:
     """A tour in a temporary vault: init, save a session with planted secrets, list, show, delete, info."""
-    from ._demo import run_demo  # noqa: PLC0415
+    from ._demo import run_demo
 
     run_demo(keep=keep)
 

@@ -67,7 +67,8 @@ def _session(s: dict[str, str]) -> Session:
                             "id": "call_1",
                             "name": "bash",
                             "arguments": {
-                                "command": f"curl -H 'Authorization: Bearer {s['bearer token']}' https://api.example.com/health"
+                                "command": f"curl -H 'Authorization: Bearer {s['bearer token']}' "
+                                "https://api.example.com/health"
                             },
                         },
                     ],
@@ -95,7 +96,7 @@ def _step(text: str) -> None:
     click.secho(f"== {text}", bold=True)
 
 
-def run_demo(*, keep: bool) -> None:
+def run_demo(*, keep: bool) -> None:  # noqa: PLR0915 - a linear script of steps
     """Run the tour; remove the vault and its key afterwards unless *keep*."""
     tmp = Path(tempfile.mkdtemp(prefix="sessionseal-demo-"))
     path = tmp / "vault"

@@ -62,7 +62,8 @@ def render_session(session: Session) -> None:
     """Metadata, then each message with its blocks."""
     c = _console
     c.print(f"[bold]{escape(session.title) or '(untitled)'}[/bold]  {session.id}")
-    c.print(f"status {session.status.value}{', pinned' if session.pinned else ''}   tags {escape(', '.join(session.tags)) or '-'}")
+    pinned = ", pinned" if session.pinned else ""
+    c.print(f"status {session.status.value}{pinned}   tags {escape(', '.join(session.tags)) or '-'}")
     c.print(f"created {session.created_at:%Y-%m-%d %H:%M:%S}Z   updated {session.updated_at:%Y-%m-%d %H:%M:%S}Z")
     if session.workspace or session.working_directory:
         c.print(f"workspace {escape(session.workspace or '-')}   cwd {escape(session.working_directory or '-')}")

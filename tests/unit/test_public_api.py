@@ -1,0 +1,82 @@
+"""The public surface is pinned, and each dependency is imported by exactly one module."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+from pathlib import Path
+
+import pytest
+
+import sessionseal
+from sessionseal import errors
+
+SRC = Path(sessionseal.__file__).parent
+
+#: Third-party modules and the one module allowed to import each (house style rule 3).
+OWNERS = {
+    "cryptography": {"_crypto.py"},
+    "zstandard": {"_compress.py"},
+    "filelock": {"_fs.py"},
+    "keyring": {"_keystore.py"},
+    "secretstorage": {"_keystore.py"},
+    "platformdirs": {"_paths.py"},
+    "orjson": {"_vault.py"},
+}
+
+
+def test_all_is_sorted_complete_and_public() -> None:
+    names = [n for n in sessionseal.__all__ if n != "__version__"]
+    assert names == sorted(names)
+    for name in sessionseal.__all__:
+        assert hasattr(sessionseal, name)
+        assert not name.startswith("_") or name == "__version__"
+
+
+def test_public_classes_show_the_package_name() -> None:
+    assert sessionseal.Vault.__module__ == "sessionseal"
+    assert sessionseal.AsyncVault.__module__ == "sessionseal"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("dependency", sorted(OWNERS))
+def test_each_dependency_has_one_importer(dependency: str) -> None:
+    importers = {
+        str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "cli" not in p.parts and dependency in _imports(p)
+    }
+    assert importers <= OWNERS[dependency]
+
+
+def test_cli_uses_only_the_public_api() -> None:
+    for p in (SRC / "cli").glob("*.py"):
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sessionseal."):
+                assert node.module.split(".")[1] in {"errors", "models", "cli"}, (p.name, node.module)
+
+
+@pytest.mark.parametrize("cls", [getattr(errors, n) for n in errors.__all__])
+def test_errors_pickle_and_keep_their_message(cls: type[errors.SessionSealError]) -> None:
+    exc = cls("what to do")
+    again = pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object
+    assert type(again) is cls
+    assert str(again) == "what to do"
+    assert isinstance(again, errors.SessionSealError)
+
+
+def test_reprs_never_show_keys() -> None:
+    from sessionseal._keystore import MasterKeys
+
+    key = bytes(range(32))
+    assert key.hex() not in repr(MasterKeys({1: key}))
+    assert "0, 1, 2" not in repr(MasterKeys({1: key}))
