@@ -24,13 +24,12 @@ WRITER = textwrap.dedent(
     import sys, uuid
     from sessionseal import Vault
     path, sid, tag, n, size = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-    with Vault.open(path, passphrase=%r) as v:
+    with Vault.open(path, passphrase=sys.argv[6]) as v:
         for i in range(n):
             text = f"{tag}-{i} " + "x" * size
             v.save({"id": str(sid), "title": f"{tag}-{i}", "messages": [{"role": "user", "content": text}]})
             print(f"{tag}-{i}", flush=True)
     """
-    % PASSPHRASE
 )
 
 
@@ -43,7 +42,7 @@ def vault_path(tmp_path: Path) -> Path:
 
 def _writer(path: Path, sid: uuid.UUID, tag: str, n: int, size: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(sid), tag, str(n), str(size)],
+        [sys.executable, "-c", WRITER, str(path), str(sid), tag, str(n), str(size), PASSPHRASE],
         env={**os.environ, "PYTHONPATH": SRC},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -129,7 +129,7 @@ def test_fifo_in_place_of_a_file_does_not_hang(made: tuple[Path, KeychainProvide
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
 def test_file_owned_by_another_uid(made: tuple[Path, KeychainProvider, str]) -> None:
-    path, provider, sid = made
+    path, provider, _ = made
     os.chown(path / "vault.json", 65534, 65534)
     with pytest.raises(UnsafePermissions, match="owned by uid 65534"):
         Vault.open(path, key_provider=provider)
@@ -137,7 +137,7 @@ def test_file_owned_by_another_uid(made: tuple[Path, KeychainProvider, str]) -> 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
 def test_vault_dir_owned_by_another_uid(made: tuple[Path, KeychainProvider, str]) -> None:
-    path, provider, sid = made
+    path, provider, _ = made
     os.chown(path, 65534, 65534)
     with pytest.raises(UnsafePermissions, match="owned by uid 65534"):
         Vault.open(path, key_provider=provider)
