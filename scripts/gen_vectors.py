@@ -16,8 +16,8 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sessionseal import _container  # noqa: E402
-from sessionseal._container import FrameType, Kind  # noqa: E402
+from sessionseal import _container
+from sessionseal._container import FrameType, Kind
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "container-v1.json"
 

@@ -79,8 +79,8 @@ def _session(s: dict[str, str]) -> Session:
                         {
                             "type": "tool_result",
                             "tool_call_id": "call_1",
-                            "content": f"ok\nDATABASE_URL=postgres://shop:{s['database password']}@db.internal:5432/shop\n"
-                            f"{s['private key']}\n",
+                            "content": "ok\nDATABASE_URL=postgres://shop:"
+                            f"{s['database password']}@db.internal:5432/shop\n{s['private key']}\n",
                         }
                     ],
                 },
