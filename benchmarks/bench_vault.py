@@ -101,7 +101,8 @@ sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); sys.path.insert(0,
 from bench_vault import make_session, _PassThrough
 from sessionseal import PassphraseProvider, Session, Vault
 doc = make_session({size}); session = Session.model_validate(doc); n = len(orjson.dumps(doc))
-v = Vault.init(tempfile.mkdtemp() + "/v", key_provider=PassphraseProvider("b", log2_n=14))
+tmp = tempfile.TemporaryDirectory()
+v = Vault.init(tmp.name + "/v", key_provider=PassphraseProvider("b", log2_n=14))
 v._sanitizer = _PassThrough(); v.save(session)  # warm up: keys, contexts
 gc.collect()
 def rss(field):
@@ -109,6 +110,7 @@ def rss(field):
         if line.startswith(field): return int(line.split()[1]) * 1024
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
 before = rss("VmRSS"); v.save(session); print((rss("VmHWM") - before) / n)
+v.close(); tmp.cleanup()
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())

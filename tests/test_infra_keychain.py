@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,9 @@ from tests._infra.users import MU_VENV, OSUser, OSUsers, UserDirs
 STOCK_BACKEND = "keyring.backends.SecretService.Keyring"
 
 
-def run_py(code: str, env: dict[str, str], timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_py(
+    code: str, env: dict[str, str], timeout: float = 30
+) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -35,6 +39,21 @@ def run_py(code: str, env: dict[str, str], timeout: float = 30) -> tuple[subproc
 
 def stock_env(ss: SecretService) -> dict[str, str]:
     return ss.env_for(PYTHON_KEYRING_BACKEND=STOCK_BACKEND)
+
+
+def live_processes(uid: int, comm: str) -> list[int]:
+    """PIDs of ``uid`` named ``comm`` that are not zombies (an orphan's zombie is init's business)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            owner = entry.stat().st_uid
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if entry.name.isdigit() and owner == uid and name == comm and rest.split()[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def unique_service() -> str:
@@ -90,7 +109,9 @@ def test_secret_service_in_process_with_use_bus(
     assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
 
     # A separate process sees what this one stored: it is a real keychain, not a mock.
-    proc, _ = run_py(f"import keyring; print(keyring.get_password({service!r}, 'u'))", stock_env(secret_service))
+    proc, _ = run_py(
+        f"import keyring; print(keyring.get_password({service!r}, 'u'))", stock_env(secret_service)
+    )
     assert proc.stdout.strip() == "in-process", proc.stderr
     with secret_service.use():
         backend.delete_password(service, "u")
@@ -106,7 +127,11 @@ def test_secret_service_seen_by_libsecret_client(secret_service: SecretService) 
     assert proc.returncode == 0, proc.stderr
     lookup = subprocess.run(
         [secret_tool, "lookup", "service", service, "username", "u"],
-        env=env, capture_output=True, text=True, timeout=30, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert (lookup.returncode, lookup.stdout) == (0, "from-python"), lookup.stderr
 
@@ -146,7 +171,13 @@ def test_prompting_secret_service_hangs_stock_keyring(prompting_secret_service: 
     env = stock_env(ss)
     assert "DISPLAY" not in env  # the client has none; the bus (and so the prompter) does
     with subprocess.Popen(
-        ["timeout", "8", sys.executable, "-c", "import keyring; keyring.get_password('sessionseal-infra', 'm')"],
+        [
+            "timeout",
+            "8",
+            sys.executable,
+            "-c",
+            "import keyring; keyring.get_password('sessionseal-infra', 'm')",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -210,10 +241,7 @@ def test_second_user_timeout_kills_the_process(second_user: OSUser) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         second_user.run(["sleep", "30"], timeout=1)
     assert time.monotonic() - start < 10
-    leftover = subprocess.run(
-        ["pgrep", "-u", second_user.name, "-x", "sleep"], capture_output=True, text=True, check=False
-    )
-    assert leftover.stdout == ""
+    assert live_processes(second_user.uid, "sleep") == []
 
 
 def test_second_user_cannot_read_first_users_private_file(os_users: OSUsers, make_user_dir: UserDirs) -> None:
@@ -237,7 +265,9 @@ def test_second_user_cannot_read_first_users_private_file(os_users: OSUsers, mak
     assert listing.returncode != 0
 
 
-def test_keychain_for_second_user(second_user: OSUser, secret_service_factory, make_user_dir) -> None:  # type: ignore[no-untyped-def]
+def test_keychain_for_second_user(
+    second_user: OSUser, secret_service_factory: Callable[..., SecretService], make_user_dir: UserDirs
+) -> None:
     ss = secret_service_factory(run_as=second_user)
     assert ss.run_as == second_user.name
     home = make_user_dir(second_user)

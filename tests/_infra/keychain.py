@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ from typing import Any, NoReturn
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+
+try:  # jeepney comes with secretstorage, i.e. with keyring's SecretService backend (Linux only)
+    from jeepney.bus_messages import message_bus
+    from jeepney.io.blocking import open_dbus_connection
+    from jeepney.wrappers import DBusAddress, Properties, new_method_call, unwrap_msg
+except ImportError:  # pragma: no cover - not Linux: the fixtures skip
+    open_dbus_connection = None
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -137,9 +145,15 @@ def _require_prompter() -> None:
 
 
 def _wrap_pdeathsig(argv: list[str]) -> list[str]:
-    """Ask the kernel to SIGTERM the daemon if pytest dies without tearing down (kill -9, OOM)."""
+    """Ask the kernel to SIGTERM the daemon if pytest dies without tearing down (kill -9, OOM).
+
+    The "parent" is the spawning *thread*, so only do it from the main thread: a daemon started
+    from a worker thread would otherwise die when that thread ends.
+    """
     setpriv = shutil.which("setpriv", path=_DEFAULT_PATH)
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 def _proc_state(pid: int) -> str | None:
@@ -212,7 +226,10 @@ class _RunAs:
     @classmethod
     def lookup(cls, user: str | Any) -> _RunAs:
         name = user if isinstance(user, str) else user.name
-        entry = pwd.getpwnam(name)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise InfraUnavailable(f"OS user {name} does not exist") from None
         return cls(name, entry.pw_uid, entry.pw_gid)
 
     def popen_kwargs(self) -> dict[str, Any]:
@@ -232,8 +249,6 @@ def _mkdir(path: Path, owner: _RunAs | None, mode: int = 0o700) -> Path:
 
 
 def _connect(address: str, deadline: float) -> Any:
-    from jeepney.io.blocking import open_dbus_connection
-
     while True:
         try:
             return open_dbus_connection(address, auth_timeout=2.0)
@@ -244,28 +259,20 @@ def _connect(address: str, deadline: float) -> Any:
 
 
 def _call(conn: Any, msg: Any, timeout: float = 5.0) -> Any:
-    from jeepney.wrappers import unwrap_msg
-
     return unwrap_msg(conn.send_and_get_reply(msg, timeout=timeout))
 
 
 def _name_has_owner(conn: Any, name: str) -> bool:
-    from jeepney.bus_messages import message_bus
-
     return bool(_call(conn, message_bus.NameHasOwner(name))[0])
 
 
 def _collection_locked(conn: Any, path: str = DEFAULT_COLLECTION) -> bool:
-    from jeepney.wrappers import DBusAddress, Properties
-
     collection = DBusAddress(path, bus_name=SECRETS_NAME, interface=_COLLECTION_IFACE)
     (variant,) = _call(conn, Properties(collection).get("Locked"))
     return bool(variant[1])
 
 
 def _lock_default(conn: Any) -> None:
-    from jeepney.wrappers import DBusAddress, new_method_call
-
     service = DBusAddress(SERVICE_PATH, bus_name=SECRETS_NAME, interface=_SERVICE_IFACE)
     (real_path,) = _call(conn, new_method_call(service, "ReadAlias", "s", ("default",)))
     _locked, prompt = _call(conn, new_method_call(service, "Lock", "ao", ([real_path],)))
@@ -278,8 +285,6 @@ def _activated_service_pids(address: str, exclude: Sequence[int]) -> list[int]:
 
     dbus-daemon double-forks activated services, so they are not our descendants: ask the bus.
     """
-    from jeepney.bus_messages import message_bus
-
     pids: set[int] = set()
     with contextlib.closing(_connect(address, time.monotonic() + 2)) as conn:
         (names,) = _call(conn, message_bus.ListNames(), timeout=2)
@@ -401,6 +406,8 @@ def _preflight(
     *, display: str | None = None, run_as: str | Any | None = None
 ) -> tuple[str, str, list[Path], _RunAs | None]:
     """Find the tools ``start_secret_service`` needs; raise InfraUnavailable naming what is missing."""
+    if open_dbus_connection is None:
+        raise InfraUnavailable("jeepney is not installed (pip install secretstorage)")
     dbus_daemon = _tool("dbus-daemon")
     gkd = _tool("gnome-keyring-daemon")
     prompter_files = _prompter_service_files()
@@ -410,6 +417,31 @@ def _preflight(
     if owner is not None and os.geteuid() != 0:
         raise InfraUnavailable("start_secret_service(run_as=...) needs root")
     return dbus_daemon, gkd, prompter_files, owner
+
+
+def _prepare_state(
+    stack: contextlib.ExitStack, owner: _RunAs | None, prompter_files: Sequence[Path]
+) -> tuple[Path, dict[str, Path], Path]:
+    """Temp dirs (daemon HOME/XDG dirs, clients' HOME, service dir) and the bus config."""
+    root = _state_root()
+    stack.callback(shutil.rmtree, root, ignore_errors=True)
+    if owner is not None:
+        root.chmod(0o711)  # let the daemon user reach its own 0700 subdirs
+    state = _mkdir(root / "s", owner)
+    dirs = {
+        name: _mkdir(state / name, owner)
+        for name in ("daemon-home", "run", "data", "config", "cache", "services", "home")
+    }
+    for src in prompter_files:
+        shutil.copy(src, dirs["services"] / src.name)
+    socket = state / "bus"
+    config = state / "bus.conf"
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    config.write_text(_bus_config(socket, dirs["services"], [me] if owner else []))
+    if owner is not None:
+        for path in [config, *dirs["services"].iterdir()]:
+            os.chown(path, owner.uid, owner.gid)
+    return state, dirs, config
 
 
 @contextlib.contextmanager
@@ -434,25 +466,7 @@ def start_secret_service(
     deadline = started + timeout
 
     with contextlib.ExitStack() as stack:
-        root = _state_root()
-        stack.callback(shutil.rmtree, root, ignore_errors=True)
-        if owner is not None:
-            root.chmod(0o711)  # let the daemon user reach its own 0700 subdirs
-        state = _mkdir(root / "s", owner)
-        dirs = {
-            name: _mkdir(state / name, owner)
-            for name in ("daemon-home", "run", "data", "config", "cache", "services", "home")
-        }
-        for src in prompter_files:
-            shutil.copy(src, dirs["services"] / src.name)
-        socket = state / "bus"
-        config = state / "bus.conf"
-        me = pwd.getpwuid(os.geteuid()).pw_name
-        config.write_text(_bus_config(socket, dirs["services"], [me] if owner else []))
-        if owner is not None:
-            for path in [config, *dirs["services"].iterdir()]:
-                os.chown(path, owner.uid, owner.gid)
-
+        state, dirs, config = _prepare_state(stack, owner, prompter_files)
         daemon_env = {
             "PATH": os.environ.get("PATH", _DEFAULT_PATH),
             "LANG": "C.UTF-8",
@@ -510,7 +524,9 @@ def start_secret_service(
         with contextlib.closing(_connect(address, deadline)) as conn:
             while not _name_has_owner(conn, SECRETS_NAME):
                 if daemon.poll() is not None:
-                    raise InfraError(f"gnome-keyring-daemon exited (rc={daemon.returncode})\n{_tail(gkd_log)}")
+                    raise InfraError(
+                        f"gnome-keyring-daemon exited (rc={daemon.returncode})\n{_tail(gkd_log)}"
+                    )
                 if time.monotonic() > deadline:
                     raise InfraError(f"timed out waiting for {SECRETS_NAME} on {address}\n{_tail(gkd_log)}")
                 time.sleep(0.01)
@@ -610,7 +626,12 @@ def locked_secret_service() -> Iterator[SecretService]:
 @pytest.fixture(scope="session")
 def xvfb_display() -> Iterator[str]:
     """An X display (":N") on Xvfb, for tests that need a prompt to be able to open a window."""
-    _available(lambda: (_tool("Xvfb"), _require_prompter()))
+
+    def check() -> None:
+        _tool("Xvfb")
+        _require_prompter()
+
+    _available(check)
     with start_xvfb() as display:
         yield display
 

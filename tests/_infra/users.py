@@ -111,6 +111,8 @@ class OSUser:
             try:
                 out, err = proc.communicate(input, timeout=timeout)
             except subprocess.TimeoutExpired:
+                # Kill the whole group at once: runuser's own SIGTERM handling sleeps 2 s and
+                # exits without reaping, so being gentle buys nothing.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 out, err = proc.communicate()
@@ -208,4 +210,3 @@ def make_user_dir(os_users: OSUsers) -> Iterator[UserDirs]:
         yield dirs
     finally:
         dirs.cleanup()
-
