@@ -554,7 +554,7 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
     doc["message_count"] = max(len(messages), int(stats.get("message_count") or 0))
     cost = float(stats.get("cost_usd") or 0)
     if not cost:
-        cost = sum(float(m.get("cost_usd") or 0) for m in messages)
+        cost = sum(c for m in messages if (c := m.get("cost_usd")))
     doc["cost_usd"] = cost
     doc["size_original"] = size
     return doc

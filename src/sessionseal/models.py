@@ -25,9 +25,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     field_validator,
 )
@@ -137,18 +135,12 @@ class OtherBlock(_Model):
     type: str
 
 
-def _block_tag(value: Any) -> str:
-    kind = value.get("type", "text") if isinstance(value, dict) else getattr(value, "type", "other")
-    return kind if kind in {"text", "thinking", "tool_call", "tool_result"} else "other"
-
-
+#: Known block types are picked by their ``type`` tag inside pydantic-core; anything else
+#: falls through to :class:`OtherBlock` and is kept verbatim.  (A Python discriminator
+#: function ran once per block on every load *and* every save: 5-10 % of a save.)
 ContentBlock = Annotated[
-    Annotated[TextBlock, Tag("text")]
-    | Annotated[ThinkingBlock, Tag("thinking")]
-    | Annotated[ToolCallBlock, Tag("tool_call")]
-    | Annotated[ToolResultBlock, Tag("tool_result")]
-    | Annotated[OtherBlock, Tag("other")],
-    Discriminator(_block_tag),
+    Annotated[TextBlock | ThinkingBlock | ToolCallBlock | ToolResultBlock, Field(discriminator="type")] | OtherBlock,
+    Field(union_mode="left_to_right"),
 ]
 
 
@@ -168,8 +160,11 @@ class Message(_Model):
     @field_validator("content", mode="before")
     @classmethod
     def _text_shorthand(cls, value: Any) -> Any:
+        # "content": "hi" is one text block; a block without a type is a text block.
         if isinstance(value, str):
             return [{"type": "text", "text": value}]
+        if isinstance(value, list) and any(isinstance(b, dict) and "type" not in b for b in value):
+            return [{"type": "text", **b} if isinstance(b, dict) and "type" not in b else b for b in value]
         return value
 
 
