@@ -482,7 +482,8 @@ class Vault:
                     master = self._master()
                     table.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
             self._sessions.unlink(name + _SUFFIX)
-            self._locks.unlink(f"{name}.lock")
+            # The lock file stays: unlinking a held flock file would let a waiter on the old
+            # inode and a newcomer on a new one both "hold" the lock.
 
     # -- vault -----------------------------------------------------------------------
 
