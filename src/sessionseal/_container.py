@@ -183,6 +183,7 @@ def open_frames(
     kek: bytes,
     *,
     stop: Callable[[Frame], bool] | None = None,
+    torn_tail_ok: bool = False,
 ) -> tuple[bytes, list[Frame]]:
     """Unwrap the DEK and authenticate and decrypt every frame after *header*.
 
@@ -198,6 +199,8 @@ def open_frames(
     frames: list[Frame] = []
     while pos < len(view):
         if len(view) - pos < _FRAME_PREFIX.size:
+            if torn_tail_ok and frames:
+                break
             raise IntegrityError(_INTEGRITY)
         length, frame_type = _FRAME_PREFIX.unpack_from(view, pos)
         # Check lengths before decrypting anything (age: mitigate partitioning oracles).
@@ -205,6 +208,10 @@ def open_frames(
             raise IntegrityError(_INTEGRITY)
         end = pos + 4 + length
         if end > len(view):
+            # An append still in flight (read without the writer's lock) ends short; only an
+            # incomplete *final* frame is forgiven, and only where the caller allows it.
+            if torn_tail_ok and frames:
+                break
             raise IntegrityError(_INTEGRITY)
         nonce = bytes(view[pos + 5 : pos + 5 + _crypto.NONCE_SIZE])
         ct = view[pos + 5 + _crypto.NONCE_SIZE : end]

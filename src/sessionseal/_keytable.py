@@ -90,7 +90,9 @@ class KeyTable:
                 f"the key store holds no master key of epoch {header.kek_epoch} for this vault; "
                 "it may have been replaced - restore the keychain entry or key file from a backup"
             )
-        dek, frames = _container.open_frames(raw, header, kek)
+        # A delta is fsynced before the session it keys is written, so an incomplete last
+        # delta is an append in flight by another process; its session does not exist yet.
+        dek, frames = _container.open_frames(raw, header, kek, torn_tail_ok=True)
         if not frames or frames[0].type != FrameType.TABLE_SNAPSHOT:
             raise _corrupt()
         table = cls._from_snapshot(vault_id, _container.decode_payload(frames[0].data))
@@ -101,7 +103,8 @@ class KeyTable:
         table.kek_epoch = header.kek_epoch
         table.generation = header.generation
         table._header_raw, table._dek, table._frames = header.raw, dek, len(frames)
-        table._stamp = (st.st_ino, st.st_size)
+        # Size as read (not as stat'd): a torn tail makes the table "not current" until reread.
+        table._stamp = (st.st_ino, len(raw))
         return table
 
     @classmethod

@@ -360,3 +360,17 @@ def test_async_vault_does_not_block_the_loop(vault_path: Path) -> None:
     ticks, titles = asyncio.run(main())
     assert len(titles) == 3
     assert ticks > 20  # the loop kept running while scrypt, zstd and fsync ran in threads
+
+
+def test_key_table_append_in_flight_is_not_an_integrity_error(vault: Vault, vault_path: Path, provider: KeychainProvider) -> None:
+    sid = vault.save(MINIMAL)
+    table = vault_path / "keytable.sst"
+    whole = table.read_bytes()
+    vault.save({**MINIMAL, "id": "22222222-2222-4222-8222-222222222222"})
+    grown = table.read_bytes()
+    table.write_bytes(grown[: len(whole) + 20])  # another process's delta, half written
+    with Vault.open(vault_path, key_provider=provider) as reader:
+        assert reader.load(sid).title == "t"
+    table.write_bytes(whole[:150])  # a cut inside the snapshot (the first frame) is never forgiven
+    with Vault.open(vault_path, key_provider=provider) as reader, pytest.raises(IntegrityError):
+        reader.load(sid)
