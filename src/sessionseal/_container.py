@@ -66,7 +66,8 @@ class Kind:
     SESSION: Final = 1
     KEY_TABLE: Final = 2
     INDEX: Final = 3  # reserved for the metadata index (issue #6)
-    ALL: Final = frozenset({1, 2, 3})
+    CONFIG: Final = 4  # the vault's encrypted configuration
+    ALL: Final = frozenset({1, 2, 3, 4})
 
 
 class FrameType:

@@ -37,6 +37,7 @@ import orjson
 from pydantic import ValidationError
 
 from . import _container, _crypto, _paths
+from ._config import VaultConfig, parse_config, read_config, write_config
 from ._container import FrameType, Kind
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
@@ -67,6 +68,7 @@ _SUFFIX: Final = ".sst"
 _DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LABEL_NAMES: Final = b"sessionseal v1 file names"
 _LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
+_LABEL_CONFIG: Final = b"sessionseal v1 config"
 
 
 @dataclass(frozen=True)
@@ -304,6 +306,31 @@ class Vault:
         if self._sanitizer is None:
             self._sanitizer = Sanitizer(_crypto.derive_key(self._keytable().vault_secret, _LABEL_FINGERPRINT))
         return self._sanitizer
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _config_key(self) -> bytes:
+        return _crypto.derive_key(self._keytable().vault_secret, _LABEL_CONFIG)
+
+    def config(self) -> VaultConfig:
+        """The vault's configuration (defaults when none was set).
+
+        :raises IntegrityError: the stored configuration was modified.
+        """
+        return read_config(self._root, self.vault_id, self._config_key())[0]
+
+    def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
+        """Validate and store a new configuration atomically; return it.
+
+        :raises InvalidInput: the document is not a valid configuration (nothing is changed).
+        """
+        new = parse_config(config)
+        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+            key = self._config_key()
+            _, generation = read_config(self._root, self.vault_id, key)
+            write_config(self._root, self.vault_id, key, new, generation + 1)
+            self._sanitizer = None  # rebuilt with the new rules on next use
+        return new
 
     # -- sessions --------------------------------------------------------------------
 

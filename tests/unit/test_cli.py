@@ -182,3 +182,13 @@ def test_passphrase_vault_via_env_and_file(run, tmp_path: Path, monkeypatch: pyt
     r = run("show", sid)
     assert r.exit_code == errors.KeyStoreError.exit_code
     assert "SESSIONSEAL_PASSPHRASE" in r.output
+
+
+def test_config_show_and_set(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    assert json.loads(run("config", "show").output)["sanitizer"]["literals"] == []
+    doc = {"sanitizer": {"literals": ["acme-customer-4471"], "rules": [], "allowlist": []}}
+    assert run("config", "set", input=json.dumps(doc)).exit_code == 0
+    assert json.loads(run("config", "show").output)["sanitizer"]["literals"] == ["acme-customer-4471"]
+    r = run("config", "set", input='{"sanitizer": {"rules": [{"id": "BAD ID", "regex": "x"}]}}')
+    assert r.exit_code == errors.InvalidInput.exit_code

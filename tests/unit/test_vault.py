@@ -374,3 +374,23 @@ def test_key_table_append_in_flight_is_not_an_integrity_error(vault: Vault, vaul
     table.write_bytes(whole[:150])  # a cut inside the snapshot (the first frame) is never forgiven
     with Vault.open(vault_path, key_provider=provider) as reader, pytest.raises(IntegrityError):
         reader.load(sid)
+
+
+def test_config_is_encrypted_validated_and_versioned(vault: Vault, vault_path: Path) -> None:
+    from sessionseal.errors import InvalidInput as Bad
+
+    assert vault.config().sanitizer.literals == []
+    vault.set_config({"sanitizer": {"literals": ["db7.internal.example"], "rules": [{"id": "ticket", "regex": "TCK-[0-9]{6}"}]}})
+    assert vault.config().sanitizer.literals == ["db7.internal.example"]
+    assert b"db7.internal" not in vault_bytes(vault_path)
+    before = vault_bytes(vault_path)
+    for bad in ({"sanitizer": {"rules": [{"id": "x", "regex": "("}]}}, {"unknown": 1}, "{nope"):
+        with pytest.raises(Bad):
+            vault.set_config(bad)  # type: ignore[arg-type]
+    assert vault_bytes(vault_path) == before
+    cfg = vault_path / "config.sst"
+    data = bytearray(cfg.read_bytes())
+    data[-1] ^= 1
+    cfg.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        vault.config()

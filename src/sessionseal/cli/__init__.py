@@ -182,6 +182,29 @@ def info(obj: Context, as_json: bool) -> None:
         click.echo(f"{k:<{width}}  {v}")
 
 
+@cli.group()
+def config() -> None:
+    """Show or replace the vault's (encrypted) configuration."""
+
+
+@config.command(name="show")
+@click.pass_obj
+@handle_errors
+def config_show(obj: Context) -> None:
+    """Print the configuration as JSON."""
+    echo_json(obj.vault().config().model_dump(mode="json"))
+
+
+@config.command(name="set")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.pass_obj
+@handle_errors
+def config_set(obj: Context, source: str) -> None:
+    """Replace the configuration with a JSON document (see 'config show' for its shape)."""
+    obj.vault().set_config(read_input(source, 4 << 20))
+    click.echo("configuration updated", err=True)
+
+
 @cli.command()
 @handle_errors
 def schema() -> None:

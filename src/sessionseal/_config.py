@@ -1,0 +1,116 @@
+"""The vault's own configuration, kept encrypted in ``config.sst``.
+
+Configuration can be sensitive: user sanitizer rules and literal strings name internal
+hosts and customer ids.  So it is a container (kind 4) whose data key is wrapped under a
+key derived from the vault secret, not a plaintext file.  It is rewritten atomically under
+the vault lock; a missing file means every default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import _container
+from ._container import FrameType, Kind
+from ._fs import Dir
+from .errors import IntegrityError, InvalidInput
+from .models import validation_summary
+
+__all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
+
+CONFIG_FILE: Final = "config.sst"
+_CONFIG_ID: Final = UUID(int=4)
+_MAX_CONFIG: Final = 4 << 20
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserRule(_Strict):
+    """A rule a user adds to the sanitizer's catalogue."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    description: str = ""
+    regex: str
+    keywords: list[str] = Field(default_factory=list, description="lowercase literals; the rule runs only near them")
+    secret_group: int = Field(default=0, ge=0, description="regex group holding the secret (0: the whole match)")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"the regex does not compile: {exc.msg}") from None
+        return value
+
+
+class SanitizerConfig(_Strict):
+    """User extensions of the sanitizer."""
+
+    rules: list[UserRule] = Field(default_factory=list)
+    literals: list[str] = Field(default_factory=list, description="exact strings always redacted (hostnames, ids)")
+    allowlist: list[str] = Field(default_factory=list, description="exact values never redacted")
+
+
+class VaultConfig(_Strict):
+    """Everything configurable per vault."""
+
+    version: int = 1
+    sanitizer: SanitizerConfig = Field(default_factory=SanitizerConfig)
+
+
+def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int]:
+    """Return the configuration and its generation (0 when there is no file yet).
+
+    :raises IntegrityError: the file was modified or does not parse.
+    """
+    try:
+        raw = root.read(CONFIG_FILE, max_size=_MAX_CONFIG)
+    except FileNotFoundError:
+        return VaultConfig(), 0
+    header = _container.parse_unverified_header(raw)
+    if header.kind != Kind.CONFIG or header.vault_id != vault_id or header.object_id != _CONFIG_ID:
+        raise IntegrityError("the vault's config failed its integrity check; run 'sessionseal verify'")
+    _, frames = _container.open_frames(raw, header, key)
+    if [f.type for f in frames] != [FrameType.BODY]:
+        raise IntegrityError("the vault's config failed its integrity check; run 'sessionseal verify'")
+    try:
+        return VaultConfig.model_validate_json(_container.decode_payload(frames[0].data)), header.generation
+    except ValidationError:
+        raise IntegrityError("the vault's config does not parse; run 'sessionseal verify'") from None
+
+
+def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> None:
+    """Write the configuration atomically as generation *generation*."""
+    body = config.model_dump_json().encode()
+    data = _container.seal(
+        kind=Kind.CONFIG,
+        vault_id=vault_id,
+        object_id=_CONFIG_ID,
+        generation=generation,
+        kek=key,
+        kek_epoch=0,
+        frames=[(FrameType.BODY, _container.encode_payload(body, compress=True))],
+    )
+    root.write_atomic(CONFIG_FILE, data)
+
+
+def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
+    """Validate a configuration document.
+
+    :raises InvalidInput: names the field; never echoes a value (literals are sensitive).
+    """
+    if isinstance(value, VaultConfig):
+        return value
+    try:
+        if isinstance(value, str | bytes):
+            return VaultConfig.model_validate_json(value)
+        return VaultConfig.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidInput(f"not a valid vault config: {validation_summary(exc)}") from None
