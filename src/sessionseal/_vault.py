@@ -304,8 +304,25 @@ class Vault:
 
     def _get_sanitizer(self) -> Sanitizer:
         if self._sanitizer is None:
-            self._sanitizer = Sanitizer(_crypto.derive_key(self._keytable().vault_secret, _LABEL_FINGERPRINT))
+            self._sanitizer = self._build_sanitizer(self.config())
         return self._sanitizer
+
+    def _build_sanitizer(self, config: VaultConfig) -> Sanitizer:
+        """The built-in catalogue plus the user's rules, literals and allowlist.
+
+        :raises InvalidInput: a user rule clashes with a built-in one or does not compile.
+        """
+        extra = config.sanitizer
+        try:
+            return Sanitizer(
+                _crypto.derive_key(self._keytable().vault_secret, _LABEL_FINGERPRINT),
+                extra_rules=[rule.model_dump() for rule in extra.rules],
+                literals=extra.literals,
+                allowlist=extra.allowlist,
+            )
+        except ValueError as exc:
+            # RuleError names the rule and what is wrong with it, never a literal.
+            raise InvalidInput(f"the sanitizer rules in the vault config are invalid: {exc}") from None
 
     # -- configuration ---------------------------------------------------------------
 
@@ -325,11 +342,12 @@ class Vault:
         :raises InvalidInput: the document is not a valid configuration (nothing is changed).
         """
         new = parse_config(config)
+        sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
         with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
             key = self._config_key()
             _, generation = read_config(self._root, self.vault_id, key)
             write_config(self._root, self.vault_id, key, new, generation + 1)
-            self._sanitizer = None  # rebuilt with the new rules on next use
+            self._sanitizer = sanitizer
         return new
 
     # -- sessions --------------------------------------------------------------------

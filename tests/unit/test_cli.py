@@ -75,9 +75,10 @@ def test_secrets_are_redacted_and_counted(run, tmp_path: Path) -> None:  # type:
     token = "ghp_" + "Ab3" * 12
     doc = json.dumps({"messages": [{"role": "user", "content": f"my token is {token}"}]})
     out = json.loads(run("save", "--json", input=doc).output)
-    assert out["redactions"] == {"github-token": 1}
+    [(rule, count)] = out["redactions"].items()
+    assert "github" in rule and count == 1
     shown = run("show", out["id"], "--json").output
-    assert token not in shown and "[REDACTED:github-token:" in shown
+    assert token not in shown and f"[REDACTED:{rule}:" in shown
     assert token.encode() not in vault_bytes(tmp_path / "vault")
 
 

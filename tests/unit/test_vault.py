@@ -394,3 +394,22 @@ def test_config_is_encrypted_validated_and_versioned(vault: Vault, vault_path: P
     cfg.write_bytes(bytes(data))
     with pytest.raises(IntegrityError):
         vault.config()
+
+
+def test_user_rules_and_literals_apply_at_save(vault: Vault, vault_path: Path) -> None:
+    vault.set_config(
+        {
+            "sanitizer": {
+                "literals": ["db7.corp.internal"],
+                "rules": [{"id": "ticket-id", "regex": r"TCK-[0-9]{6}", "keywords": ["tck-"]}],
+            }
+        }
+    )
+    sid = vault.save({"messages": [{"role": "user", "content": "see TCK-123456 on db7.corp.internal"}]})
+    text = vault.load(sid).messages[0].content[0].text  # type: ignore[union-attr]
+    assert "TCK-123456" not in text and "db7.corp.internal" not in text
+    assert "[REDACTED:ticket-id:" in text
+    from sessionseal.errors import InvalidInput as Bad
+
+    with pytest.raises(Bad):
+        vault.set_config({"sanitizer": {"rules": [{"id": "ticket-id", "regex": "x"}, {"id": "ticket-id", "regex": "y"}]}})

@@ -7,8 +7,9 @@ of HMAC-SHA256(fingerprint key, secret): the same secret always maps to the same
 placeholder within a vault, and the placeholder reveals nothing about the value.
 Only counts per rule leave this module, never values.
 
-This is the minimal built-in rule set of issue #2; the full catalogue is issue #3.
-The interface (``Sanitizer``, ``sanitize_text``, ``sanitize_tree``) is stable.
+The rules are data (``sessionseal/rules/default.toml``, see :mod:`._rules`); matching is
+in :mod:`._engine` on top of a keyword prefilter from :mod:`._native` (Hyperscan when
+installed, else pyahocorasick, else pure Python).  Design notes: ``docs/sanitizer.md``.
 """
 
 from __future__ import annotations
@@ -18,54 +19,35 @@ import hmac
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
-__all__ = ["JSONValue", "SanitizeResult", "Sanitizer"]
+from . import _checks
+from ._engine import PLACEHOLDER, Finding, Scanner
+from ._native import available_engines
+from ._rules import Allowlist, Rule, RuleError, default_catalogue, rule_from_mapping
 
-JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+__all__ = [
+    "PLACEHOLDER_RE",
+    "Finding",
+    "JSONValue",
+    "Rule",
+    "RuleError",
+    "SanitizeResult",
+    "Sanitizer",
+    "available_engines",
+    "mask_preview",
+]
 
-#: Placeholders already in the text are left alone, so sanitizing twice is a no-op.
-_PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
-# (rule id, pattern, group holding the secret).  Group 0 means the whole match.
-_RULES: Final[tuple[tuple[str, re.Pattern[str], int], ...]] = (
-    (
-        "private-key",
-        re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:(?!-----BEGIN)[\s\S]){0,16384}?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?=\n\s*\n)|$)"
-        ),
-        0,
-    ),
-    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b"), 0),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"), 0),
-    ("anthropic-api-key", re.compile(r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{80,120}\b"), 0),
-    ("openai-api-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200}T3BlbkFJ[A-Za-z0-9_\-]{20,200}\b"), 0),
-    ("slack-token", re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,250}\b"), 0),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),
-    ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"']{1,128}:([^\s@/\"']{3,256})@"), 1),
-    ("authorization-header", re.compile(r"(?i)\b(?:authorization|proxy-authorization)\s*[:=]\s*\"?(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{8,})"), 1),
-    (
-        "generic-secret-assignment",
-        re.compile(
-            r"(?i)\b[A-Za-z0-9_.-]{0,40}(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)"
-            r"[A-Za-z0-9_.-]{0,20}[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{8,256})"
-        ),
-        1,
-    ),
-)
-
-#: Values that look like secrets but are documented examples or placeholders.
-_ALLOW: Final = re.compile(
-    r"(?i)^(?:AKIAIOSFODNN7EXAMPLE|wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY|\$\{?[A-Z_][A-Z0-9_]*\}?"
-    r"|<[^>]*>|x{4,}|\*{3,}|\.{3,}|changeme|your[_-].*|example.*|redacted.*|placeholder.*)$"
-)
-
-#: Environment variable names whose values are secrets whatever they look like.
-_SECRET_NAME: Final = re.compile(
-    r"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization|auth[_-]?token)"
-)
+#: Strings that are exactly one of these are never altered in a tree.
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)")
+_SECRET_NAMED_RULE: Final = "secret-named-value"  # noqa: S105 - a rule id
+#: What a placeholder looks like: ``[REDACTED:<rule-id>:<8 hex>]``.
+PLACEHOLDER_RE: Final = PLACEHOLDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,71 +58,128 @@ class SanitizeResult:
     counts: dict[str, int]
 
 
+def mask_preview(value: str) -> str:
+    """A preview that identifies nothing: at most the first 4 characters of a long value, then ``*``."""
+    if len(value) < 16:
+        return "*" * min(len(value), 8)
+    return value[:4] + "*" * 8
+
+
 class Sanitizer:
     """Replace secrets with typed, keyed placeholders.
 
     :param fingerprint_key: key for the placeholder fingerprints; a vault passes a key
         derived from its vault secret.  Without one, a random per-instance key is used.
+    :param extra_rules: the user's own rules, as :class:`Rule` objects or mappings with
+        the TOML fields (``id``, ``regex``, ``keywords``, ...).
+    :param literals: strings that are always redacted wherever they occur (internal host
+        names, customer ids), matched case-insensitively; counted as rule ``literal``.
+    :param allowlist: values never redacted; an entry ``re:<regex>`` is a full-match pattern.
+    :param engine: ``hyperscan``, ``ahocorasick`` or ``python``; default: the
+        ``SESSIONSEAL_SANITIZER_ENGINE`` environment variable, else the best installed.
+    :param builtin_rules: set False to use only *extra_rules* (tests, tools).
     """
 
-    def __init__(self, fingerprint_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        fingerprint_key: bytes | None = None,
+        *,
+        extra_rules: Iterable[Rule | Mapping[str, Any]] = (),
+        literals: Iterable[str] = (),
+        allowlist: Iterable[str] = (),
+        engine: str | None = None,
+        builtin_rules: bool = True,
+    ) -> None:
         self._key = fingerprint_key if fingerprint_key is not None else os.urandom(32)
+        base_rules, base_allow = default_catalogue()
+        rules: list[Rule] = list(base_rules) if builtin_rules else []
+        seen = {r.id for r in rules}
+        for raw in extra_rules:
+            rule = raw if isinstance(raw, Rule) else rule_from_mapping(raw)
+            if rule.id in seen or rule.id in ("literal", _SECRET_NAMED_RULE):
+                raise RuleError(f"duplicate rule id {rule.id!r}")
+            seen.add(rule.id)
+            rules.append(rule)
+        self._allow: Allowlist = base_allow.extend(allowlist)
+        self._scanner = Scanner(rules, self._allow, literals, engine)
 
-    def _placeholder(self, rule_id: str, secret: str) -> str:
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The active rules, built-in first."""
+        return self._scanner.rules
+
+    @property
+    def engine(self) -> str:
+        """The prefilter engine in use: ``hyperscan``, ``ahocorasick`` or ``python``."""
+        return self._scanner.engine
+
+    def placeholder(self, rule_id: str, secret: str) -> str:
+        """The placeholder for *secret* found by *rule_id*: ``[REDACTED:<rule-id>:<8 hex>]``."""
         digest = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return f"[REDACTED:{rule_id}:{digest[:8]}]"
 
+    def find(self, text: str) -> list[Finding]:
+        """The secrets in *text* as spans; nothing is replaced (``sessionseal scan``)."""
+        return self._scanner.find(text)
+
     def sanitize_text(self, text: str) -> SanitizeResult:
         """Return *text* with every secret replaced, and per-rule counts."""
-        counts: Counter[str] = Counter()
-        for rule_id, pattern, group in _RULES:
-            if not pattern.search(text):
-                continue
-            text = self._apply(pattern, rule_id, group, text, counts)
-        return SanitizeResult(text, dict(counts))
+        return self.redact(text, self._scanner.find(text))
 
-    def _apply(self, pattern: re.Pattern[str], rule_id: str, group: int, text: str, counts: Counter[str]) -> str:
+    def redact(self, text: str, findings: Iterable[Finding]) -> SanitizeResult:
+        """Replace the given (sorted, non-overlapping) findings of *text* with placeholders."""
+        counts: Counter[str] = Counter()
         out: list[str] = []
         pos = 0
-        taken = [m.span() for m in _PLACEHOLDER.finditer(text)]
-        for m in pattern.finditer(text):
-            start, end = m.span(group)
-            if start < 0 or any(a < end and start < b for a, b in taken):
-                continue
-            secret = text[start:end]
-            if _ALLOW.match(secret) or _PLACEHOLDER.fullmatch(secret) or "[REDACTED:" in secret:
-                continue
-            out.append(text[pos:start])
-            out.append(self._placeholder(rule_id, secret))
-            counts[rule_id] += 1
-            pos = end
+        for f in findings:
+            out.append(text[pos : f.start])
+            out.append(self.placeholder(f.rule_id, text[f.start : f.end]))
+            counts[f.rule_id] += 1
+            pos = f.end
         if not out:
-            return text
+            return SanitizeResult(text, {})
         out.append(text[pos:])
-        return "".join(out)
+        return SanitizeResult("".join(out), dict(counts))
+
+    def priority(self, rule_id: str) -> int:
+        """The priority of a rule (lower wins overlaps); literals and secret-named values win."""
+        return self._scanner.priorities.get(rule_id, 0)
 
     def sanitize_tree(self, value: JSONValue) -> tuple[JSONValue, dict[str, int]]:
         """Sanitize every string in a JSON-shaped tree; the shape is preserved.
 
         Values under keys whose name says secret (``GITHUB_TOKEN``, ``password``) are
-        replaced whole, whatever they look like.
+        replaced whole, whatever they look like; dict keys are left alone, and strings
+        that are exactly a UUID or an RFC 3339 timestamp are never altered.
         """
         counts: Counter[str] = Counter()
         return self._walk(value, counts, secret_name=False), dict(counts)
 
     def _walk(self, value: JSONValue, counts: Counter[str], *, secret_name: bool) -> JSONValue:
         if isinstance(value, str):
-            if secret_name and value and not _ALLOW.match(value) and not _PLACEHOLDER.fullmatch(value):
-                counts["secret-named-value"] += 1
-                return self._placeholder("secret-named-value", value)
+            if not value or _UUID.fullmatch(value) or _RFC3339.fullmatch(value):
+                return value
+            if secret_name and self._redact_whole(value):
+                counts[_SECRET_NAMED_RULE] += 1
+                return self.placeholder(_SECRET_NAMED_RULE, value)
             result = self.sanitize_text(value)
             counts.update(result.counts)
             return result.text
         if isinstance(value, dict):
             return {
-                k: self._walk(v, counts, secret_name=isinstance(v, str) and bool(_SECRET_NAME.search(k)))
+                k: self._walk(v, counts, secret_name=isinstance(v, str) and _checks.is_secret_name(str(k)))
                 for k, v in value.items()
             }
         if isinstance(value, list):
             return [self._walk(v, counts, secret_name=False) for v in value]
         return value
+
+    def _redact_whole(self, value: str) -> bool:
+        v = value.strip()
+        if not v or PLACEHOLDER.fullmatch(v) or self._allow.allows(v) or _checks.is_placeholder(v):
+            return False
+        if v.lower() in {"true", "false", "null", "none"} or _checks.shannon_entropy(v) == 0.0:
+            return False
+        # A whole value under a secret name is secret, but a long text is prose about it:
+        # sanitize that as text instead.
+        return len(v) <= 4096 and "\n" not in v.strip()

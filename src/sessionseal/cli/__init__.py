@@ -222,6 +222,12 @@ def demo(keep: bool) -> None:
     run_demo(keep=keep)
 
 
+from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(sanitize_command)
+cli.add_command(scan_command)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sessionseal`` console script."""
     cli.main(args=argv, prog_name="sessionseal")

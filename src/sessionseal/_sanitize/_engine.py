@@ -1,0 +1,417 @@
+"""The matching core: prefilter hits -> rule regexes -> checks -> non-overlapping findings.
+
+One pass of the prefilter (:mod:`._native`) finds where each rule's keywords occur.  An
+"anchor" rule's regex is then matched once at each of its keyword hits (``pattern.match``
+at the hit), a "window" rule's regex is searched in a small window around its hits, and
+a "full" rule is scanned natively by Hyperscan (then confirmed by Python ``re`` near the
+reported end offset) or, without Hyperscan, searched over the whole text.  Each match is
+checked (allowlist, placeholders, entropy floor, the rule's named check) and the
+surviving candidates are resolved: lower ``priority`` first, then longer spans, and no
+two findings overlap each other or a placeholder already in the text.
+"""
+
+# ruff: noqa: PLR0917 - the value checks share one positional signature, dispatched in the hot loop
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from . import _checks as checks
+from ._native import Prefilter, build_prefilter, hs_compiles, hs_form, resolve_engine
+from ._rules import Allowlist, Rule
+
+__all__ = ["PLACEHOLDER", "Finding", "Scanner"]
+
+#: Placeholders already in a text are left alone, so sanitizing twice is a no-op.
+PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
+
+_NAME_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$")
+_QUOTED_GROUPS: Final = frozenset({"dq", "sq", "eq", "bq", "xq"})
+_TRAILING: Final = frozenset(",;.)]}>")
+_COOKIE_PAIR: Final = re.compile(r"([A-Za-z0-9_.\-~!#$%&'*+^`|]{1,128})=([^;,\s\"\\]{1,4096})")
+_UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Finding:
+    """A secret at ``text[start:end]`` found by rule ``rule_id``."""
+
+    start: int
+    end: int
+    rule_id: str
+
+
+# (priority, -length, start, end, rule id)
+_Candidate = tuple[int, int, int, int, str]
+
+
+class Scanner:
+    """Finds secrets in text with a rule set and a prefilter engine."""
+
+    def __init__(
+        self, rules: Sequence[Rule], allowlist: Allowlist, literals: Iterable[str] = (), engine: str | None = None
+    ) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.priorities: dict[str, int] = {r.id: r.priority for r in self.rules}
+        self.allowlist = allowlist
+        self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
+        self.engine = resolve_engine(engine)
+        # Rules that Hyperscan anchors itself (start-of-match patterns) need no keyword hits.
+        self._anchored: list[int] = []
+        if self.engine == "hyperscan":
+            self._anchored = [
+                ri for ri, r in enumerate(self.rules) if r.hs_prefilter and hs_compiles(r.hs_prefilter, som=True)
+            ]
+        native_anchor = set(self._anchored)
+        keywords: list[str] = []
+        kw_index: dict[str, int] = {}
+        self._kw_rules: list[list[int]] = []
+        self._full: list[int] = []
+        for ri, rule in enumerate(self.rules):
+            if rule.mode == "full":
+                self._full.append(ri)
+                continue
+            if ri in native_anchor:
+                continue
+            for kw in rule.keywords:
+                if kw not in kw_index:
+                    kw_index[kw] = len(keywords)
+                    keywords.append(kw)
+                    self._kw_rules.append([])
+                self._kw_rules[kw_index[kw]].append(ri)
+        self._literal_base = len(keywords)
+        keywords.extend(lit.lower() for lit in self._literals)
+        self._keywords = keywords
+        full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
+        anchors = [str(self.rules[ri].hs_prefilter) for ri in self._anchored]
+        self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors)
+
+    # ------------------------------------------------------------------ public
+
+    def find(self, text: str) -> list[Finding]:
+        """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
+        if not text:
+            return []
+        cands = self._candidates(text, depth=0)
+        if not cands:
+            return []
+        taken: list[tuple[int, int]] = []
+        if "[REDACTED:" in text:
+            taken = [m.span() for m in PLACEHOLDER.finditer(text)]
+        starts: list[int] = [s for s, _ in taken]
+        ends: list[int] = [e for _, e in taken]
+        taken.sort()
+        kept: list[tuple[int, int, str]] = []
+        for _prio, _neg, start, end, rule_id in sorted(set(cands)):
+            i = bisect.bisect_left(ends, start + 1)
+            if i < len(starts) and starts[i] < end:
+                continue  # overlaps a placeholder or a better finding
+            starts.insert(i, start)
+            ends.insert(i, end)
+            kept.append((start, end, rule_id))
+        kept.sort()
+        return [Finding(s, e, r) for s, e, r in kept]
+
+    def has_secret(self, text: str, depth: int = 1) -> bool:
+        """True when *text* holds any secret (used to judge decoded base64)."""
+        return bool(self._candidates(text, depth=depth))
+
+    # ------------------------------------------------------------------ candidates
+
+    def _candidates(self, text: str, depth: int) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop
+        kw_hits, full_hits, anchor_hits = self.prefilter.scan(text)
+        out: list[_Candidate] = []
+        rules = self.rules
+        anchored = self._anchored
+        seen_anchor: set[tuple[int, int]] = set()
+        for k, start in anchor_hits:
+            if (k, start) in seen_anchor:
+                continue
+            seen_anchor.add((k, start))
+            rule = rules[anchored[k]]
+            m = rule.pattern.match(text, start)
+            if m is not None:
+                self._accept(rule, m, text, out, depth)
+        windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        tried: set[tuple[int, int]] = set()
+        kw_rules = self._kw_rules
+        lit_base = self._literal_base
+        accept = self._accept
+        for kwi, start in kw_hits:
+            if kwi >= lit_base:
+                self._literal_hit(text, start, kwi - lit_base, out)
+                continue
+            for ri in kw_rules[kwi]:
+                rule = rules[ri]
+                mode = rule.mode
+                if mode == "anchor":
+                    key = (ri, start)
+                    if key in tried:
+                        continue
+                    tried.add(key)
+                    m = rule.pattern.match(text, start)
+                    if m is not None:
+                        accept(rule, m, text, out, depth)
+                elif mode == "blob":
+                    a, b = _blob_around(text, start)
+                    if (ri, a) in tried:
+                        continue
+                    tried.add((ri, a))
+                    m = rule.pattern.match(text, a, b)
+                    if m is not None:
+                        self._accept(rule, m, text, out, depth)
+                else:
+                    windows[ri].append((start - rule.before, start + len(self._keywords[kwi]) + rule.after))
+        native = self.prefilter.native_full
+        for j, end in full_hits:
+            ri = self._full[j]
+            rule = rules[ri]
+            windows[ri].append((end - max(rule.before, 256), end + rule.after))
+        for j, ri in enumerate(self._full):
+            if j not in native:
+                rule = rules[ri]
+                for m in rule.pattern.finditer(text):
+                    self._accept(rule, m, text, out, depth)
+        n = len(text)
+        for ri, spans in windows.items():
+            rule = rules[ri]
+            spans.sort()
+            merged: list[list[int]] = []
+            for a, b in spans:
+                if merged and a <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], b)
+                else:
+                    merged.append([a, b])
+            for wa, wb in merged:
+                a = max(0, wa)
+                b = min(n, wb)
+                # Widen to line boundaries (bounded) so a match is never cut by the window.
+                nl = text.rfind("\n", max(0, a - 512), a)
+                a = nl + 1 if nl >= 0 else max(0, a - 512)
+                nl = text.find("\n", b, b + 4096)
+                b = nl if nl >= 0 else min(n, b + 4096)
+                for m in rule.pattern.finditer(text, a, b):
+                    self._accept(rule, m, text, out, depth)
+        return out
+
+    def _literal_hit(self, text: str, start: int, li: int, out: list[_Candidate]) -> None:
+        lit = self._literals[li]
+        end = start + len(lit)
+        if text[start:end].lower() == lit.lower():
+            out.append((0, -len(lit), start, end, "literal"))
+
+    # ------------------------------------------------------------------ checks
+
+    def _accept(  # noqa: PLR0911, PLR0912 - cheapest rejections first
+        self, rule: Rule, m: re.Match[str], text: str, out: list[_Candidate], depth: int
+    ) -> None:
+        group: int | str | None = m.lastgroup
+        if group is None or group not in rule.secret_groups:
+            for g in rule.secret_groups:
+                if m.start(g) >= 0:
+                    group = g
+                    break
+            else:
+                return
+        start, end = m.span(group)
+        if start >= end:
+            return
+        check = rule.check
+        if check == "cookie":
+            self._accept_cookie(rule, text, start, end, out)
+            return
+        value = text[start:end]
+        quoted = group in _QUOTED_GROUPS
+        if check in _STRIPPED_CHECKS and not quoted and value[-1] in _TRAILING:
+            stripped = checks.strip_trailing(value)
+            end -= len(value) - len(stripped)
+            value = stripped
+        if len(value) < rule.min_length or (len(value) == 36 and not rule.allow_uuid and _UUID.match(value)):
+            return
+        if check is not None and check not in _LATE_CHECKS:
+            # name-based checks are cheap and selective: run them first
+            if not _CHECKS[check](self, rule, m, text, value, quoted, depth):
+                return
+            if self.allowlist.allows(value):
+                return
+        else:
+            if self.allowlist.allows(value) or checks.is_placeholder(value):
+                return
+            if check is not None and not _CHECKS[check](self, rule, m, text, value, quoted, depth):
+                return
+        if rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy:
+            return
+        out.append((rule.priority, start - end, start, end, rule.id))
+
+    def _accept_cookie(self, rule: Rule, text: str, start: int, end: int, out: list[_Candidate]) -> None:
+        for pm in _COOKIE_PAIR.finditer(text, start, end):
+            value = pm.group(2)
+            if len(value) >= 8 and not checks.is_placeholder(value) and not self.allowlist.allows(value):
+                s, e = pm.span(2)
+                out.append((rule.priority, s - e, s, e, rule.id))
+
+
+_B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+_B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
+_MAX_BLOB: Final = 1 << 16
+
+
+def _blob_around(text: str, pos: int) -> tuple[int, int]:
+    """The run of base64 characters around *pos* (without a JSON escape letter before it)."""
+    a = pos
+    lo = max(0, pos - _MAX_BLOB)
+    while a > lo and text[a - 1] in _B64_CHARS:
+        a -= 1
+    if a > 0 and text[a - 1] == "\\" and text[a] in "nrt":
+        a += 1
+    m = _B64_RUN.match(text, pos, pos + _MAX_BLOB)
+    return a, m.end() if m else pos
+
+
+def _name_of(m: re.Match[str], text: str) -> str:
+    """The full name of an assignment: the regex's ``name`` group extended backwards over name characters."""
+    if "name" not in m.re.groupindex or m.start("name") < 0:
+        return ""
+    s = m.start("name")
+    i = s
+    lo = max(0, s - 64)
+    while i > lo and text[i - 1] in _NAME_CHARS:
+        i -= 1
+    if i > 0 and text[i - 1] == "\\" and i < s and text[i] in "nrtbf":
+        i += 1  # "\npassword" in JSON-escaped text: the n belongs to the escape
+    return text[i : m.end("name")].strip(".-$")
+
+
+def _check_assignment(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    name = _name_of(m, text)
+    if name and not checks.is_secret_name(name):
+        return False
+    return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
+
+
+def _check_key_assignment(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    name = _name_of(m, text)
+    if not name or not (checks.is_key_name(name) or name.lower() == "key"):
+        return False
+    if checks.is_secret_name(name):  # API_KEY, ENCRYPTION_KEY, STRIPE_KEY: any literal value
+        return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
+    if len(value) < 16 or any(c.isspace() for c in value) or _UUID.match(value) or _FILENAME.search(value):
+        return False
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    if checks.shannon_entropy(value) < (rule.entropy or 3.0):
+        return False
+    return checks.looks_like_secret_value(value, quoted=quoted, min_length=16)
+
+
+def _check_query(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
+    s = m.start("name")
+    i = s
+    lo = max(0, s - 40)
+    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "_.-"):
+        i -= 1
+    if i == 0 or text[i - 1] not in "?&":
+        return False
+    name = text[i : m.end("name")]
+    words = checks.split_name(name)
+    if not (checks.is_secret_name(name) or (words and words[-1] in {"sig", "signature"})):
+        return False
+    return checks.looks_like_secret_value(value, quoted=True, min_length=max(6, rule.min_length))
+
+
+def _check_password(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
+    if "name" in m.re.groupindex and m.start("name") >= 0 and not checks.is_secret_name(_name_of(m, text)):
+        return False
+    return checks.looks_like_password(value, min_length=max(rule.min_length, 4 if quoted else 6))
+
+
+def _check_url_password(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    return not value.startswith(("$", "%(", "{", "<")) and value.lower() not in {"password", "pass", "passwd"}
+
+
+def _check_user_password_b64(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    return checks.decoded_user_password(value)
+
+
+def _check_base64_secret(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    if depth > 0:
+        return False
+    decoded = checks.decode_base64_text(value)
+    if decoded is None:
+        return False
+    if "PRIVATE KEY" in decoded or checks.decoded_user_password(value):
+        return True
+    return sc.has_secret(decoded, depth + 1)
+
+
+def _check_base64_private_key(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    decoded = checks.decode_base64_text(value)
+    return decoded is not None and "PRIVATE KEY" in decoded
+
+
+def _check_random_value(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    return checks.looks_like_secret_value(value, quoted=False, min_length=max(8, rule.min_length))
+
+
+def _check_bearer(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
+    if len(value) < 16 or checks.shannon_entropy(value) < 3.0:
+        return False
+    return any(c.isdigit() for c in value) or (any(c.isupper() for c in value) and any(c.islower() for c in value))
+
+
+def _check_flag(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
+    s = m.start("name")
+    i = s
+    lo = max(0, s - 40)
+    while i > lo and (text[i - 1].isalnum() or text[i - 1] == "-"):
+        i -= 1
+    run = text[i:s]
+    if not run.startswith("-") or (i > 0 and text[i - 1] not in " \t\"'=([{\n"):
+        return False
+    name = run.lstrip("-") + m.group("name")
+    if not checks.is_secret_name(name):
+        return False
+    return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
+
+
+#: Checks that run after the allowlist and placeholder tests (they do not test placeholders themselves).
+_LATE_CHECKS: Final = frozenset({"url-password", "bearer"})
+#: Checks whose unquoted values lose trailing punctuation (``abc123),`` -> ``abc123``).
+_STRIPPED_CHECKS: Final = frozenset({"assignment", "key-assignment", "password", "flag", "query"})
+
+_Check = Callable[[Scanner, Rule, "re.Match[str]", str, str, bool, int], bool]
+
+_CHECKS: Final[dict[str, _Check]] = {
+    "assignment": _check_assignment,
+    "key-assignment": _check_key_assignment,
+    "password": _check_password,
+    "url-password": _check_url_password,
+    "user-password-b64": _check_user_password_b64,
+    "base64-secret": _check_base64_secret,
+    "bearer": _check_bearer,
+    "flag": _check_flag,
+    "query": _check_query,
+    "base64-private-key": _check_base64_private_key,
+    "random-value": _check_random_value,
+}

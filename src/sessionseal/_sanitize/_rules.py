@@ -1,0 +1,273 @@
+"""The rule catalogue: loading ``rules/default.toml`` and user rules into :class:`Rule` objects.
+
+A rule is data: an id, a description, a Python regular expression, literal keywords for
+the prefilter (lowercase; a rule is only tried where one of its keywords occurs), an
+optional Shannon-entropy floor, the group that holds the secret, a named value check
+from :mod:`._checks`, and positive and negative examples that the tests run.  Rules
+without keywords are "full scan" rules: the native engine compiles their regex directly,
+the pure-Python engine searches the whole text with it.  "blob" rules are matched at the
+start of the base64 run that contains the keyword (for base64 fragments of secret words).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Final, Literal
+
+__all__ = ["CHECKS", "Allowlist", "Rule", "RuleError", "default_catalogue", "load_catalogue", "rule_from_mapping"]
+
+Mode = Literal["anchor", "window", "blob", "full"]
+
+#: Named checks a rule may use (implemented in the engine module).
+CHECKS: Final = frozenset(
+    {
+        "assignment",  # name group must be a secret name, value a literal secret
+        "key-assignment",  # <X>_KEY names, with an entropy floor
+        "password",  # a password written in prose or a CLI flag
+        "url-password",  # the password part of a URL (not a placeholder)
+        "user-password-b64",  # base64 of user:password
+        "base64-secret",  # base64 blob that decodes to text containing a secret
+        "base64-private-key",  # base64 blob that decodes to a PEM private key
+        "cookie",  # every value of a Cookie header
+        "random-value",  # a long literal with letters and digits, not a reference
+        "bearer",  # high-entropy token after Bearer
+        "flag",  # --secret-named-flag VALUE on a command line
+        "query",  # ?secret_named_param=VALUE in a URL
+    }
+)
+
+
+class RuleError(ValueError):
+    """A rule in the catalogue or in the user's configuration is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One secret type."""
+
+    id: str
+    description: str
+    regex: str
+    pattern: re.Pattern[str]
+    keywords: tuple[str, ...] = ()
+    secret_groups: tuple[int | str, ...] = (0,)
+    entropy: float | None = None
+    priority: int = 10
+    check: str | None = None
+    mode: Mode = "anchor"
+    before: int = 64
+    after: int = 512
+    min_length: int = 1
+    hs_regex: str | None = None
+    hs_prefilter: str | None = None
+    allow_uuid: bool = False
+    examples: tuple[str, ...] = ()
+    counterexamples: tuple[str, ...] = ()
+    builtin: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """Values that are never redacted: documented examples and obvious placeholders."""
+
+    exact: frozenset[str] = field(default_factory=frozenset)
+    patterns: tuple[re.Pattern[str], ...] = ()
+    _combined: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.patterns:
+            combined = re.compile("|".join(f"(?:{p.pattern})" for p in self.patterns))
+            object.__setattr__(self, "_combined", combined)
+
+    def allows(self, value: str) -> bool:
+        """True when *value* is allowlisted."""
+        return value in self.exact or (self._combined is not None and self._combined.fullmatch(value) is not None)
+
+    def extend(self, entries: Iterable[str]) -> Allowlist:
+        """Return a copy with more entries; ``re:...`` entries are regular expressions."""
+        exact = set(self.exact)
+        patterns = list(self.patterns)
+        for entry in entries:
+            if entry.startswith("re:"):
+                try:
+                    patterns.append(re.compile(entry[3:]))
+                except re.error as exc:
+                    raise RuleError(f"allowlist pattern {entry[3:]!r}: {exc}") from exc
+            else:
+                exact.add(entry)
+        return Allowlist(frozenset(exact), tuple(patterns))
+
+
+_ID: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_KNOWN_KEYS: Final = frozenset(
+    {
+        "id",
+        "description",
+        "regex",
+        "keywords",
+        "secret_group",
+        "entropy",
+        "priority",
+        "check",
+        "mode",
+        "window",
+        "min_length",
+        "hs_regex",
+        "hs_prefilter",
+        "allow_uuid",
+        "examples",
+        "counterexamples",
+    }
+)
+
+
+def _str_tuple(raw: Any, what: str, rule_id: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise RuleError(f"rule {rule_id!r}: {what} must be a list of strings")
+    return tuple(raw)
+
+
+def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:  # noqa: PLR0912, PLR0915
+    """Build and validate one rule from its TOML table (or a user's config mapping)."""
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise RuleError(f"rule id {rule_id!r} must match {_ID.pattern}")
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise RuleError(f"rule {rule_id!r}: unknown keys {sorted(unknown)}")
+    regex = raw.get("regex")
+    if not isinstance(regex, str) or not regex:
+        raise RuleError(f"rule {rule_id!r}: regex is required")
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
+    keywords = tuple(k.lower() for k in _str_tuple(raw.get("keywords"), "keywords", rule_id))
+    if any(not k for k in keywords):
+        raise RuleError(f"rule {rule_id!r}: empty keyword")
+    group_raw = raw.get("secret_group")
+    groups: tuple[int | str, ...]
+    if group_raw is None:
+        groups = ("secret",) if "secret" in pattern.groupindex else (0,)
+    elif isinstance(group_raw, int | str):
+        groups = (group_raw,)
+    elif isinstance(group_raw, list) and all(isinstance(g, int | str) for g in group_raw):
+        groups = tuple(group_raw)
+    else:
+        raise RuleError(f"rule {rule_id!r}: secret_group must be an int, a name or a list of them")
+    for g in groups:
+        if (isinstance(g, str) and g not in pattern.groupindex) or (isinstance(g, int) and g > pattern.groups):
+            raise RuleError(f"rule {rule_id!r}: no group {g!r} in regex")
+    check = raw.get("check")
+    if check is not None and check not in CHECKS:
+        raise RuleError(f"rule {rule_id!r}: unknown check {check!r}")
+    mode = raw.get("mode", "anchor" if keywords else "full")
+    if mode not in ("anchor", "window", "blob", "full"):
+        raise RuleError(f"rule {rule_id!r}: mode must be anchor, window, blob or full")
+    if mode != "full" and not keywords:
+        raise RuleError(f"rule {rule_id!r}: mode {mode!r} needs keywords")
+    window = raw.get("window", [64, 512])
+    if not (isinstance(window, list) and len(window) == 2 and all(isinstance(w, int) and w >= 0 for w in window)):
+        raise RuleError(f"rule {rule_id!r}: window must be [before, after]")
+    entropy = raw.get("entropy")
+    if entropy is not None and not isinstance(entropy, int | float):
+        raise RuleError(f"rule {rule_id!r}: entropy must be a number")
+    priority = raw.get("priority", 10)
+    min_length = raw.get("min_length", 1)
+    if not isinstance(priority, int) or not isinstance(min_length, int):
+        raise RuleError(f"rule {rule_id!r}: priority and min_length must be integers")
+    hs_regex = raw.get("hs_regex")
+    hs_prefilter = raw.get("hs_prefilter")
+    for name, val in (("hs_regex", hs_regex), ("hs_prefilter", hs_prefilter)):
+        if val is not None and not (isinstance(val, str) and val.isascii()):
+            raise RuleError(f"rule {rule_id!r}: {name} must be an ASCII string")
+    if hs_prefilter is not None and mode != "anchor":
+        raise RuleError(f"rule {rule_id!r}: hs_prefilter needs mode anchor")
+    allow_uuid = raw.get("allow_uuid", False)
+    if not isinstance(allow_uuid, bool):
+        raise RuleError(f"rule {rule_id!r}: allow_uuid must be true or false")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise RuleError(f"rule {rule_id!r}: description must be a string")
+    return Rule(
+        id=rule_id,
+        description=description,
+        regex=regex,
+        pattern=pattern,
+        keywords=keywords,
+        secret_groups=groups,
+        entropy=float(entropy) if entropy is not None else None,
+        priority=priority,
+        check=check,
+        mode=mode,
+        before=window[0],
+        after=window[1],
+        min_length=min_length,
+        hs_regex=hs_regex,
+        hs_prefilter=hs_prefilter,
+        allow_uuid=allow_uuid,
+        examples=_str_tuple(raw.get("examples"), "examples", rule_id),
+        counterexamples=_str_tuple(raw.get("counterexamples"), "counterexamples", rule_id),
+        builtin=builtin,
+    )
+
+
+def load_catalogue(text: str, *, builtin: bool = False) -> tuple[tuple[Rule, ...], Allowlist]:
+    """Parse a catalogue TOML document: ``[[rule]]`` tables and an ``[allowlist]`` table."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"rule catalogue: {exc}") from exc
+    rules = tuple(rule_from_mapping(r, builtin=builtin) for r in data.get("rule", []))
+    seen: set[str] = set()
+    for r in rules:
+        if r.id in seen:
+            raise RuleError(f"duplicate rule id {r.id!r}")
+        seen.add(r.id)
+    allow = data.get("allowlist", {})
+    allowlist = Allowlist().extend(_str_tuple(allow.get("exact"), "allowlist.exact", "allowlist"))
+    patterns = _str_tuple(allow.get("patterns"), "allowlist.patterns", "allowlist")
+    allowlist = allowlist.extend("re:" + p for p in patterns)
+    return rules, allowlist
+
+
+_DEFAULT: tuple[tuple[Rule, ...], Allowlist] | None = None
+
+
+def default_catalogue() -> tuple[tuple[Rule, ...], Allowlist]:
+    """The built-in rules and allowlist (``sessionseal/rules/default.toml``), parsed once."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        text = resources.files("sessionseal").joinpath("rules/default.toml").read_text(encoding="utf-8")
+        _DEFAULT = load_catalogue(text, builtin=True)
+    return _DEFAULT
+
+
+def rule_table_markdown(rules: Iterable[Rule]) -> str:
+    """The Markdown table of *rules* that ``docs/sanitizer.md`` embeds (a test keeps it current)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| # | rule id | what it finds | keywords (prefilter) | mode | check / entropy | priority |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, r in enumerate(rules, 1):
+        kws = ", ".join(f"`{k.encode('unicode_escape').decode('ascii')}`" for k in r.keywords[:8])
+        if len(r.keywords) > 8:
+            kws += f" (+{len(r.keywords) - 8})"
+        checks = ", ".join(x for x in (r.check or "", f"entropy >= {r.entropy:g}" if r.entropy else "") if x)
+        lines.append(
+            f"| {n} | `{r.id}` | {cell(r.description)} | {cell(kws) or '(full scan)'} | {r.mode} "
+            f"| {checks or '-'} | {r.priority} |"
+        )
+    return "\n".join(lines) + "\n"

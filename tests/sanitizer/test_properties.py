@@ -1,0 +1,129 @@
+"""Property tests: idempotence, structure preservation, no crash, secrets never survive."""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sessionseal._sanitize import PLACEHOLDER_RE, Sanitizer
+
+from .conftest import engines, sanitizer_for
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Text made of the characters secrets and their contexts are made of.
+ALPHABET = string.ascii_letters + string.digits + " \n\t=:\"'-_./+@\\{}[],;$<>*#?!%&"
+FRAGMENTS = st.sampled_from(
+    [
+        "password",
+        "PASSWORD=",
+        "token: ",
+        "api_key = ",
+        "Bearer ",
+        "Authorization: ",
+        "://",
+        "@",
+        "-----BEGIN ",
+        "PRIVATE KEY-----",
+        "-----END ",
+        "\\n",
+        "ghp_",
+        "sk-",
+        "AKIA",
+        "eyJ",
+        "xoxb-",
+        "[REDACTED:",
+        ":abcdef12]",
+        "secret",
+        "Cookie: a=",
+        "base64 -d",
+        "data:\n  K: ",
+        "mysql -p",
+        "--token ",
+        "is ",
+        '"',
+        "'",
+    ]
+)
+TEXT = st.lists(st.one_of(st.text(ALPHABET, max_size=24), FRAGMENTS), max_size=30).map("".join)
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["password", "token", "id", "note", "api_key", "token_count", "x"]) | TEXT,
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+TOKEN = st.text(string.ascii_letters + string.digits, min_size=36, max_size=36).filter(
+    lambda t: sum(c.isdigit() for c in t) >= 2 and sum(c.isalpha() for c in t) >= 8 and "xxxx" not in t.lower()
+)
+
+
+def _engines() -> st.SearchStrategy[Sanitizer]:
+    return st.sampled_from(engines()).map(sanitizer_for)
+
+
+@SETTINGS
+@given(san=_engines(), text=TEXT)
+def test_sanitize_is_idempotent(san: Sanitizer, text: str) -> None:
+    once = san.sanitize_text(text)
+    twice = san.sanitize_text(once.text)
+    assert twice.text == once.text
+    assert twice.counts == {}
+
+
+@SETTINGS
+@given(text=TEXT)
+def test_engines_agree(text: str) -> None:
+    outs = {e: sanitizer_for(e).sanitize_text(text) for e in engines()}
+    assert len({o.text for o in outs.values()}) == 1
+
+
+@SETTINGS
+@given(san=_engines(), text=TEXT)
+def test_counts_match_placeholders(san: Sanitizer, text: str) -> None:
+    result = san.sanitize_text(text)
+    before = len(PLACEHOLDER_RE.findall(text))
+    assert len(PLACEHOLDER_RE.findall(result.text)) == before + sum(result.counts.values())
+
+
+@SETTINGS
+@given(san=_engines(), doc=JSON)
+def test_tree_keeps_shape_and_stays_json(san: Sanitizer, doc: object) -> None:
+    clean, _ = san.sanitize_tree(doc)  # type: ignore[arg-type]
+
+    def shape(v: object) -> object:
+        if isinstance(v, dict):
+            return {k: shape(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [shape(x) for x in v]
+        return type(v).__name__
+
+    assert shape(clean) == shape(doc)
+    assert json.loads(json.dumps(clean)) == clean
+    again, counts = san.sanitize_tree(clean)
+    assert again == clean and counts == {}
+
+
+@SETTINGS
+@given(san=_engines(), before=TEXT, after=TEXT, token=TOKEN)
+def test_a_token_never_survives_in_any_context(san: Sanitizer, before: str, after: str, token: str) -> None:
+    secret = "ghp_" + token
+    result = san.sanitize_text(f"{before} {secret} {after}")
+    assert token not in result.text
+
+
+@SETTINGS
+@given(san=_engines(), text=TEXT)
+def test_json_escaped_text_stays_valid_json(san: Sanitizer, text: str) -> None:
+    line = json.dumps({"content": text})
+    out = san.sanitize_text(line).text
+    assert isinstance(json.loads(out)["content"], str)
