@@ -39,3 +39,20 @@ def test_prefilter_reports_keyword_starts_case_insensitively(engine: str) -> Non
 def test_fold_keeps_one_byte_per_character() -> None:
     text = "a😀é\ud800b"
     assert len(fold(text)) == len(text)
+
+
+TRICKY = [
+    "xbot token is a1B2c3D4e5F6g7H8i9J0k1L2m3",
+    "api_token is a1B2c3D4e5F6g7H8i9J0k1L2m3 and bot_token: Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2",
+    "client_secret_token=abcDEF123456ghiJKL and secret_key_base: 9f8e7d6c5b4a39281706f5e4",
+    'the api key for the staging env is "Q1w2E3r4T5y6U7i8O9p0A1s2"',
+    "password_" + "x" * 60 + "_token = Hunter2Hunter2!",
+    '{\\"password\\": \\"Tr0ub4dor&3xyz\\"} and \\\\\\"token\\\\\\": \\\\\\"a1B2c3D4e5F6g7H8\\\\\\"',
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_engines_agree_on_overlapping_keywords(text: str) -> None:
+    results = {e: sanitizer_for(e).sanitize_text(text) for e in engines()}
+    assert len({r.text for r in results.values()}) == 1, {e: r.counts for e, r in results.items()}
+    assert next(iter(results.values())).counts
