@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import _container
 from ._container import FrameType, Kind
 from ._fs import Dir
-from .errors import IntegrityError, InvalidInput
-from .models import validation_summary
+from .errors import IntegrityError
+from .models import parse_model
 
 __all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
 
@@ -106,11 +106,4 @@ def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConf
 
     :raises InvalidInput: names the field; never echoes a value (literals are sensitive).
     """
-    if isinstance(value, VaultConfig):
-        return value
-    try:
-        if isinstance(value, str | bytes):
-            return VaultConfig.model_validate_json(value)
-        return VaultConfig.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidInput(f"not a valid vault config: {validation_summary(exc)}") from None
+    return parse_model(VaultConfig, value, "vault config")

@@ -19,7 +19,7 @@ import enum
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -52,6 +52,8 @@ __all__ = [
     "ToolUse",
     "parse_session",
 ]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 #: Version of the session document schema (not of the container).
 SCHEMA_VERSION = 1
@@ -284,20 +286,28 @@ class SessionSummary(_Model):
     generation: int = Field(default=0, description="version counter of the stored container")
 
 
-def parse_session(value: Session | Mapping[str, Any] | str | bytes) -> Session:
-    """Turn a model, a mapping or a JSON document into a validated :class:`Session`.
+def parse_model(model: type[_M], value: _M | Mapping[str, Any] | str | bytes, what: str) -> _M:
+    """Turn an instance, a mapping or a JSON document into a validated *model*.
 
     :raises InvalidInput: malformed JSON or a schema violation; the message names the
         field, never the value (which may be a secret).
     """
-    if isinstance(value, Session):
+    if isinstance(value, model):
         return value
     try:
         if isinstance(value, str | bytes):
-            return Session.model_validate_json(value)
-        return Session.model_validate(value)
+            return model.model_validate_json(value)
+        return model.model_validate(value)
     except ValidationError as exc:
-        raise InvalidInput(f"not a valid session document: {validation_summary(exc)}") from None
+        raise InvalidInput(f"not a valid {what}: {validation_summary(exc)}") from None
+
+
+def parse_session(value: Session | Mapping[str, Any] | str | bytes) -> Session:
+    """Turn a model, a mapping or a JSON document into a validated :class:`Session`.
+
+    :raises InvalidInput: see :func:`parse_model`.
+    """
+    return parse_model(Session, value, "session document")
 
 
 def validation_summary(exc: ValidationError) -> str:
