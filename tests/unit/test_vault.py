@@ -413,3 +413,12 @@ def test_user_rules_and_literals_apply_at_save(vault: Vault, vault_path: Path) -
 
     with pytest.raises(Bad):
         vault.set_config({"sanitizer": {"rules": [{"id": "ticket-id", "regex": "x"}, {"id": "ticket-id", "regex": "y"}]}})
+
+
+def test_bad_allowlist_regex_is_refused_without_echoing_it(vault: Vault) -> None:
+    from sessionseal.errors import InvalidInput as Bad
+
+    with pytest.raises(Bad) as info:
+        vault.set_config({"sanitizer": {"allowlist": ["ok-value", "re:acme-internal-(db"]}})
+    assert "acme-internal" not in str(info.value)
+    assert "entry 2" in str(info.value)

@@ -91,12 +91,14 @@ class Allowlist:
         """Return a copy with more entries; ``re:...`` entries are regular expressions."""
         exact = set(self.exact)
         patterns = list(self.patterns)
-        for entry in entries:
+        for index, entry in enumerate(entries):
             if entry.startswith("re:"):
                 try:
                     patterns.append(re.compile(entry[3:]))
                 except re.error as exc:
-                    raise RuleError(f"allowlist pattern {entry[3:]!r}: {exc}") from exc
+                    # Name the position, not the pattern: allowlist entries live in the encrypted
+                    # config and may name internal hosts or customers.
+                    raise RuleError(f"allowlist entry {index + 1} is not a valid regex ({exc.msg})") from None
             else:
                 exact.add(entry)
         return Allowlist(frozenset(exact), tuple(patterns))
