@@ -2,16 +2,23 @@
 
 The public surface is this module's ``__all__`` plus :mod:`sessionseal.errors` and
 :mod:`sessionseal.models`.  Everything in an underscore module is private.
+
+The names are imported on first use (PEP 562), so ``sessionseal sanitize`` and other
+commands that need no vault do not pay for pydantic, asyncio and the storage layer.
 """
 
 from __future__ import annotations
 
-from ._async import AsyncVault
-from ._keystore import KeychainProvider, KeyProvider
-from ._passphrase import PassphraseProvider
-from ._vault import Vault, VaultInfo
-from .errors import SessionSealError
-from .models import Message, Session, SessionStatus, SessionSummary
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._async import AsyncVault
+    from ._keystore import KeychainProvider, KeyProvider
+    from ._passphrase import PassphraseProvider
+    from ._vault import Vault, VaultInfo
+    from .errors import SessionSealError
+    from .models import Message, Session, SessionStatus, SessionSummary
 
 __version__ = "0.1.0"
 
@@ -30,7 +37,29 @@ __all__ = [
     "__version__",
 ]
 
-# Show the public names as sessionseal.X in tracebacks and docs (as httpx does).
-for _name in ("AsyncVault", "KeychainProvider", "PassphraseProvider", "Vault", "VaultInfo"):
-    globals()[_name].__module__ = "sessionseal"
-del _name
+_HOMES = {
+    "AsyncVault": "._async",
+    "KeyProvider": "._keystore",
+    "KeychainProvider": "._keystore",
+    "PassphraseProvider": "._passphrase",
+    "Vault": "._vault",
+    "VaultInfo": "._vault",
+    "SessionSealError": ".errors",
+    "Message": ".models",
+    "Session": ".models",
+    "SessionStatus": ".models",
+    "SessionSummary": ".models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'sessionseal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -76,3 +76,7 @@ class AsyncVault:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+AsyncVault.__module__ = "sessionseal"

@@ -342,3 +342,7 @@ class KeychainProvider:
         self._call("delete the vault key", run)
         with _cache_lock:
             _cache.pop(vault_id, None)
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+KeychainProvider.__module__ = "sessionseal"

@@ -172,3 +172,7 @@ def check_provider_name(name: str) -> str:
     if name not in ("keychain", "passphrase"):
         raise KeyStoreError(f"unknown key provider {name!r}; use 'keychain' or 'passphrase'")
     return name
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+PassphraseProvider.__module__ = "sessionseal"

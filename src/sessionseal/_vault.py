@@ -604,3 +604,8 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
     doc["cost_usd"] = cost
     doc["size_original"] = size
     return doc
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+Vault.__module__ = "sessionseal"
+VaultInfo.__module__ = "sessionseal"

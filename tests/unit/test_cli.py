@@ -103,10 +103,10 @@ def test_bad_input_exit_8_and_vault_untouched(run, tmp_path: Path, data: bytes) 
 
 
 def test_huge_input_is_refused_without_reading_it_all(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import sessionseal.cli as cli_mod
+    from sessionseal import Vault
 
     run("init")
-    monkeypatch.setattr(cli_mod, "_MAX_INPUT", 1000)
+    monkeypatch.setattr(Vault, "MAX_SESSION_BYTES", 1000)
     r = run("save", input="{" + " " * 5000 + "}")
     assert r.exit_code == errors.InvalidInput.exit_code
     assert "MiB" in r.output

@@ -82,3 +82,24 @@ def test_reprs_never_show_keys() -> None:
     key = bytes(range(32))
     assert key.hex() not in repr(MasterKeys({1: key}))
     assert "0, 1, 2" not in repr(MasterKeys({1: key}))
+
+
+def test_a_filter_command_does_not_load_the_vault() -> None:
+    # 'sessionseal sanitize' runs in pipelines and pre-commit hooks: its start-up must not
+    # pay for pydantic, asyncio or the storage layer (the package facade is lazy).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sessionseal.cli import main; import sessionseal.cli._sanitize_cmds; "
+        "heavy = [m for m in ('pydantic', 'asyncio', 'sessionseal._vault', 'cryptography', 'keyring') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_names_resolve_lazily_and_unknown_names_raise() -> None:
+    assert "Vault" in dir(sessionseal)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = sessionseal.Nope  # type: ignore[attr-defined]

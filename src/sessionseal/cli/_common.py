@@ -13,12 +13,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
-from sessionseal import Vault
 from sessionseal.errors import InvalidInput, KeyStoreError, SessionSealError
+
+if TYPE_CHECKING:
+    from sessionseal import Vault
 
 __all__ = [
     "EXIT_INTERNAL",
@@ -125,6 +127,8 @@ class Context:
     def vault(self) -> Vault:
         """Open the vault (once)."""
         if self._vault is None:
+            from sessionseal import Vault
+
             self._vault = Vault.open(
                 self.vault_path,
                 passphrase=passphrase_source(self.passphrase_file),
