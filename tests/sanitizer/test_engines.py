@@ -56,3 +56,19 @@ def test_engines_agree_on_overlapping_keywords(text: str) -> None:
     results = {e: sanitizer_for(e).sanitize_text(text) for e in engines()}
     assert len({r.text for r in results.values()}) == 1, {e: r.counts for e, r in results.items()}
     assert next(iter(results.values())).counts
+
+
+def test_patterns_hyperscan_rejects_still_run_in_python() -> None:
+    # The database is compiled optimistically in one go; a rejected anchor pattern falls back
+    # to keywords, a rejected full-scan regex (a lookbehind) to Python re over the whole text.
+    if "hyperscan" not in available_engines():
+        pytest.skip("hyperscan is not installed")
+    extra = [
+        {"id": "odd-anchor", "regex": r"(?i)zqx-(?P<secret>[a-z0-9]{12})", "keywords": ["zqx-"], "hs_prefilter": "zqx-(?=a)"},
+        {"id": "odd-full", "regex": r"(?<=x)ZZ[0-9]{20}"},
+    ]
+    san = Sanitizer(extra_rules=extra, engine="hyperscan")
+    ids = {san.rules[i].id for i in san._scanner._anchored}
+    assert "odd-anchor" not in ids and "generic-secret-assignment" in ids
+    result = san.sanitize_text("id zqx-abcdef123456 and xZZ12345678901234567890")
+    assert result.counts == {"odd-anchor": 1, "odd-full": 1}

@@ -14,6 +14,7 @@ two findings overlap each other or a placeholder already in the text.
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import _checks as checks
-from ._native import Prefilter, build_prefilter, hs_compiles, hs_form, resolve_engine
+from ._native import Prefilter, PrefilterCompileError, build_prefilter, hs_accepted, hs_form, resolve_engine
 from ._rules import Allowlist, Rule
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -34,6 +35,7 @@ _QUOTED_GROUPS: Final = frozenset({"dq", "sq", "eq", "bq", "xq"})
 _TRAILING: Final = frozenset(",;.)]}>")
 _COOKIE_PAIR: Final = re.compile(r"([A-Za-z0-9_.\-~!#$%&'*+^`|]{1,128})=([^;,\s\"\\]{1,4096})")
 _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID_SPAN: Final = re.compile(_UUID.pattern[1:-1])
 _FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
 
 
@@ -46,8 +48,21 @@ class Finding:
     rule_id: str
 
 
-# (priority, -length, start, end, rule id)
-_Candidate = tuple[int, int, int, int, str]
+# (rank, rule id, start, end, rule, match, secret group): literals carry no rule, cookie pairs
+# no match.  The rank orders candidates best first: lower priority, then longer span, then
+# earlier start, then the rule's place in the catalogue; one int compares fast.
+_Candidate = tuple[int, str, int, int, "Rule | None", "re.Match[str] | None", "int | str | None"]
+_by_rank: Final = operator.itemgetter(0)
+_LEN_BITS: Final = 24
+_POS_BITS: Final = 40
+_RULE_BITS: Final = 12
+
+
+def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
+    length = min(end - start, (1 << _LEN_BITS) - 1)
+    return (
+        (((priority << _LEN_BITS) + (1 << _LEN_BITS) - length) << _POS_BITS) + start
+    ) << _RULE_BITS | rule_index
 
 
 class Scanner:
@@ -58,25 +73,33 @@ class Scanner:
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.priorities: dict[str, int] = {r.id: r.priority for r in self.rules}
+        if len(self.rules) >= (1 << _RULE_BITS) - 1:
+            raise ValueError(f"at most {(1 << _RULE_BITS) - 2} rules")
+        self._index: dict[str, int] = {r.id: i for i, r in enumerate(self.rules)}
+        self._literal_index = len(self.rules)
         self.allowlist = allowlist
         self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
         self.engine = resolve_engine(engine)
+        self._full: list[int] = [ri for ri, r in enumerate(self.rules) if r.mode == "full"]
         # Rules that Hyperscan anchors itself (start-of-match patterns) need no keyword hits.
-        self._anchored: list[int] = []
-        if self.engine == "hyperscan":
-            self._anchored = [
-                ri for ri, r in enumerate(self.rules) if r.hs_prefilter and hs_compiles(r.hs_prefilter, som=True)
-            ]
-        native_anchor = set(self._anchored)
+        # Hyperscan accepts all of ours, so build optimistically (each compile costs
+        # milliseconds of start-up) and sort out the rejected ones only on failure.
+        anchored = [ri for ri, r in enumerate(self.rules) if r.hs_prefilter] if self.engine == "hyperscan" else []
+        try:
+            self._layout(anchored)
+        except PrefilterCompileError:
+            ok = hs_accepted([str(self.rules[ri].hs_prefilter) for ri in anchored], som=True)
+            self._layout([ri for ri, accepted in zip(anchored, ok, strict=True) if accepted])
+
+    def _layout(self, anchored: list[int]) -> None:
+        """Build the keyword table and the prefilter, with *anchored* rules left to Hyperscan."""
+        self._anchored = anchored
+        native_anchor = set(anchored)
         keywords: list[str] = []
         kw_index: dict[str, int] = {}
         self._kw_rules: list[list[int]] = []
-        self._full: list[int] = []
         for ri, rule in enumerate(self.rules):
-            if rule.mode == "full":
-                self._full.append(ri)
-                continue
-            if ri in native_anchor:
+            if rule.mode == "full" or ri in native_anchor:
                 continue
             for kw in rule.keywords:
                 if kw not in kw_index:
@@ -88,7 +111,7 @@ class Scanner:
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
-        anchors = [str(self.rules[ri].hs_prefilter) for ri in self._anchored]
+        anchors = [str(self.rules[ri].hs_prefilter) for ri in anchored]
         self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors)
 
     # ------------------------------------------------------------------ public
@@ -97,7 +120,7 @@ class Scanner:
         """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
         if not text:
             return []
-        cands = self._candidates(text, depth=0)
+        cands = self._candidates(text)
         if not cands:
             return []
         taken: list[tuple[int, int]] = []
@@ -105,25 +128,32 @@ class Scanner:
             taken = [m.span() for m in PLACEHOLDER.finditer(text)]
         starts: list[int] = [s for s, _ in taken]
         ends: list[int] = [e for _, e in taken]
-        taken.sort()
         kept: list[tuple[int, int, str]] = []
-        for _prio, _neg, start, end, rule_id in sorted(set(cands)):
+        verify = self._verify
+        # Best candidates first.  A candidate that overlaps one already kept can never be
+        # kept, so its (costlier) value checks are skipped: they run only for candidates
+        # that would win.  The result is the same as checking every candidate first.
+        cands.sort(key=_by_rank)
+        for cand in cands:
+            start, end = cand[2], cand[3]
             i = bisect.bisect_left(ends, start + 1)
             if i < len(starts) and starts[i] < end:
                 continue  # overlaps a placeholder or a better finding
+            if not verify(cand, text, depth=0):
+                continue
             starts.insert(i, start)
             ends.insert(i, end)
-            kept.append((start, end, rule_id))
+            kept.append((start, end, cand[1]))
         kept.sort()
         return [Finding(s, e, r) for s, e, r in kept]
 
     def has_secret(self, text: str, depth: int = 1) -> bool:
         """True when *text* holds any secret (used to judge decoded base64)."""
-        return bool(self._candidates(text, depth=depth))
+        return any(self._verify(c, text, depth) for c in self._candidates(text))
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str, depth: int) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop
+    def _candidates(self, text: str) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop
         kw_hits, full_hits, anchor_hits = self.prefilter.scan(text)
         out: list[_Candidate] = []
         rules = self.rules
@@ -136,7 +166,7 @@ class Scanner:
             rule = rules[anchored[k]]
             m = rule.pattern.match(text, start)
             if m is not None:
-                self._accept(rule, m, text, out, depth)
+                self._accept(rule, m, text, out)
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
         tried: set[tuple[int, int]] = set()
         kw_rules = self._kw_rules
@@ -156,7 +186,7 @@ class Scanner:
                     tried.add(key)
                     m = rule.pattern.match(text, start)
                     if m is not None:
-                        accept(rule, m, text, out, depth)
+                        accept(rule, m, text, out)
                 elif mode == "blob":
                     a, b = _blob_around(text, start)
                     if (ri, a) in tried:
@@ -164,7 +194,7 @@ class Scanner:
                     tried.add((ri, a))
                     m = rule.pattern.match(text, a, b)
                     if m is not None:
-                        self._accept(rule, m, text, out, depth)
+                        self._accept(rule, m, text, out)
                 else:
                     windows[ri].append((start - rule.before, start + len(self._keywords[kwi]) + rule.after))
         native = self.prefilter.native_full
@@ -176,7 +206,7 @@ class Scanner:
             if j not in native:
                 rule = rules[ri]
                 for m in rule.pattern.finditer(text):
-                    self._accept(rule, m, text, out, depth)
+                    self._accept(rule, m, text, out)
         n = len(text)
         for ri, spans in windows.items():
             rule = rules[ri]
@@ -196,20 +226,19 @@ class Scanner:
                 nl = text.find("\n", b, b + 4096)
                 b = nl if nl >= 0 else min(n, b + 4096)
                 for m in rule.pattern.finditer(text, a, b):
-                    self._accept(rule, m, text, out, depth)
+                    self._accept(rule, m, text, out)
         return out
 
     def _literal_hit(self, text: str, start: int, li: int, out: list[_Candidate]) -> None:
         lit = self._literals[li]
         end = start + len(lit)
         if text[start:end].lower() == lit.lower():
-            out.append((0, -len(lit), start, end, "literal"))
+            out.append((_rank(0, start, end, self._literal_index), "literal", start, end, None, None, None))
 
     # ------------------------------------------------------------------ checks
 
-    def _accept(  # noqa: PLR0911, PLR0912 - cheapest rejections first
-        self, rule: Rule, m: re.Match[str], text: str, out: list[_Candidate], depth: int
-    ) -> None:
+    def _accept(self, rule: Rule, m: re.Match[str], text: str, out: list[_Candidate]) -> None:
+        """Add a match's secret span as a candidate; only the cheap, span-defining tests run here."""
         group: int | str | None = m.lastgroup
         if group is None or group not in rule.secret_groups:
             for g in rule.secret_groups:
@@ -223,37 +252,43 @@ class Scanner:
             return
         check = rule.check
         if check == "cookie":
-            self._accept_cookie(rule, text, start, end, out)
+            for pm in _COOKIE_PAIR.finditer(text, start, end):
+                s, e = pm.span(2)
+                if e - s >= 8:
+                    out.append((_rank(rule.priority, s, e, self._index[rule.id]), rule.id, s, e, rule, None, None))
             return
-        value = text[start:end]
+        if check in _STRIPPED_CHECKS and text[end - 1] in _TRAILING and group not in _QUOTED_GROUPS:
+            value = text[start:end]
+            end -= len(value) - len(checks.strip_trailing(value))
+        n = end - start
+        if n < rule.min_length or (n == 36 and not rule.allow_uuid and _UUID_SPAN.fullmatch(text, start, end)):
+            return
+        out.append((_rank(rule.priority, start, end, self._index[rule.id]), rule.id, start, end, rule, m, group))
+
+    def _verify(self, cand: _Candidate, text: str, depth: int) -> bool:  # noqa: PLR0911 - cheapest rejections first
+        """The value checks of a candidate: allowlist, placeholders, the rule's check, entropy floor."""
+        rule, m, group = cand[4], cand[5], cand[6]
+        if rule is None:
+            return True  # a literal
+        value = text[cand[2] : cand[3]]
+        if m is None:  # a cookie pair
+            return not checks.is_placeholder(value) and not self.allowlist.allows(value)
+        check = rule.check
         quoted = group in _QUOTED_GROUPS
-        if check in _STRIPPED_CHECKS and not quoted and value[-1] in _TRAILING:
-            stripped = checks.strip_trailing(value)
-            end -= len(value) - len(stripped)
-            value = stripped
-        if len(value) < rule.min_length or (len(value) == 36 and not rule.allow_uuid and _UUID.match(value)):
-            return
         if check is not None and check not in _LATE_CHECKS:
             # name-based checks are cheap and selective: run them first
             if not _CHECKS[check](self, rule, m, text, value, quoted, depth):
-                return
+                return False
             if self.allowlist.allows(value):
-                return
+                return False
         else:
             if self.allowlist.allows(value) or checks.is_placeholder(value):
-                return
+                return False
             if check is not None and not _CHECKS[check](self, rule, m, text, value, quoted, depth):
-                return
-        if rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy:
-            return
-        out.append((rule.priority, start - end, start, end, rule.id))
-
-    def _accept_cookie(self, rule: Rule, text: str, start: int, end: int, out: list[_Candidate]) -> None:
-        for pm in _COOKIE_PAIR.finditer(text, start, end):
-            value = pm.group(2)
-            if len(value) >= 8 and not checks.is_placeholder(value) and not self.allowlist.allows(value):
-                s, e = pm.span(2)
-                out.append((rule.priority, s - e, s, e, rule.id))
+                return False
+        return not (
+            rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy
+        )
 
 
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")

@@ -26,7 +26,17 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
-__all__ = ["ENGINES", "Prefilter", "available_engines", "build_prefilter", "fold", "hs_compiles", "resolve_engine"]
+__all__ = [
+    "ENGINES",
+    "Prefilter",
+    "PrefilterCompileError",
+    "available_engines",
+    "build_prefilter",
+    "fold",
+    "hs_accepted",
+    "hs_compiles",
+    "resolve_engine",
+]
 
 ENGINES: Final = ("hyperscan", "ahocorasick", "python")
 
@@ -121,16 +131,37 @@ def _hs_literal(kw: str) -> bytes:
     return "".join(c if c.isalnum() else f"\\x{ord(c):02x}" for c in kw).encode("ascii")
 
 
+class PrefilterCompileError(Exception):
+    """Hyperscan rejected a pattern of the database."""
+
+
 def hs_compiles(regex: str, *, som: bool = False) -> bool:
     """Whether Hyperscan is installed and accepts *regex* (with start-of-match reporting if *som*)."""
+    return hs_accepted([regex], som=som) == [True]
+
+
+def hs_accepted(regexes: Sequence[str], *, som: bool = False) -> list[bool]:
+    """For each of *regexes*, whether Hyperscan accepts it.  One compile when all are
+    accepted (the usual case: each compile costs milliseconds at start-up), else one each.
+    """
     if _hs is None:
-        return False
+        return [False] * len(regexes)
+    if not regexes:
+        return []
     flags = (_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST) if som else 0
-    try:
-        _hs.Database().compile(expressions=[regex.encode("ascii")], ids=[0], flags=[flags])
-    except Exception:  # hyperscan.error, or a non-ASCII pattern
-        return False
-    return True
+
+    def compiles(batch: Sequence[str]) -> bool:
+        try:
+            _hs.Database().compile(
+                expressions=[r.encode("ascii") for r in batch], ids=list(range(len(batch))), flags=[flags] * len(batch)
+            )
+        except Exception:  # hyperscan.error, or a non-ASCII pattern
+            return False
+        return True
+
+    if compiles(regexes):
+        return [True] * len(regexes)
+    return [compiles([r]) for r in regexes]
 
 
 class HyperscanPrefilter:
@@ -142,15 +173,30 @@ class HyperscanPrefilter:
 
     def __init__(self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[str]) -> None:
         assert _hs is not None
+        self._nkw = len(keywords)
+        self._nfull = self._nkw + len(full)
+        self._lengths = [len(k) for k in keywords]
+        self._lock = threading.Lock()  # one scratch space: scans must not overlap
+        self._db: Any = None
+        try:
+            self._compile(keywords, full, anchors, [rx is not None for rx in full])
+        except PrefilterCompileError:
+            if not all(hs_accepted(anchors, som=True)):
+                raise  # an anchor pattern: the caller retries without the rejected ones
+            # A full-scan regex that Hyperscan rejects runs in Python re over the whole text.
+            ok = iter(hs_accepted([rx for rx in full if rx is not None]))
+            self._compile(keywords, full, anchors, [rx is not None and next(ok) for rx in full])
+
+    def _compile(
+        self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[str], use: Sequence[bool]
+    ) -> None:
         exprs: list[bytes] = [_hs_literal(k) for k in keywords]
         ids = list(range(len(keywords)))
         flags = [_hs.HS_FLAG_CASELESS] * len(keywords)
         native: set[int] = set()
-        self._nkw = len(keywords)
-        self._nfull = self._nkw + len(full)
         for j, rx in enumerate(full):
-            if rx is None or not hs_compiles(rx):
-                continue  # the rule then runs in Python re over the whole text
+            if rx is None or not use[j]:
+                continue
             exprs.append(rx.encode("ascii"))
             ids.append(self._nkw + j)
             flags.append(0)
@@ -160,13 +206,14 @@ class HyperscanPrefilter:
             ids.append(self._nfull + k)
             flags.append(_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST)
         self.native_full = frozenset(native)
-        self._db: Any = None
         if exprs:
-            self._db = _hs.Database()
-            self._db.compile(expressions=exprs, ids=ids, flags=flags)
-            self._scratch: Any = _hs.Scratch(self._db)
-        self._lock = threading.Lock()  # one scratch space: scans must not overlap
-        self._lengths = [len(k) for k in keywords]
+            db = _hs.Database()
+            try:
+                db.compile(expressions=exprs, ids=ids, flags=flags)
+            except Exception as exc:  # hyperscan.error
+                raise PrefilterCompileError(str(exc)) from None
+            self._db = db
+            self._scratch: Any = _hs.Scratch(db)
 
     def scan(self, text: str) -> tuple[Hits, Hits, Hits]:
         if self._db is None:
