@@ -71,6 +71,7 @@ def test_placeholders_match_the_public_pattern(san: Sanitizer) -> None:
         ({"id": "ok", "regex": "x", "mode": "window"}, "needs keywords"),
         ({"id": "ok", "regex": "x", "frobnicate": 1}, "unknown keys"),
         ({"id": "ok", "regex": "x", "window": [1]}, "window"),
+        ({"id": "ok", "regex": "x", "keywords": ["x"], "hs_som": "no"}, "hs_som"),
     ],
 )
 def test_malformed_rules_are_rejected(table: dict[str, object], message: str) -> None:

@@ -14,8 +14,9 @@ import itertools
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "decode_base64_text",
@@ -171,12 +172,43 @@ def is_key_name(name: str) -> bool:
 # --------------------------------------------------------------------------- values
 
 #: Words that make up documentation placeholders ("sk-your-key-here", "xoxb-your-bot-token").
-_PLACEHOLDER_WORDS: Final = re.compile(
-    r"your|my|our|the|example|examples|sample|dummy|fake|placeholder|redacted|changeme|change|replace|insert|here"
-    r"|todo|tbd|fixme|foo|bar|baz|none|null|nil|undefined|secret|password|passwd|pass|token|key|api|value|string"
-    r"|test|testing|demo|real|actual|own|new|goes|put|paste|access|auth|bot|app|user|personal|generated|xxx+|yyy+"
-    r"|zzz+"
+# fmt: off
+_PLACEHOLDER_WORD_LIST: Final = (
+    "your", "my", "our", "the", "example", "examples", "sample", "dummy", "fake", "placeholder", "redacted",
+    "changeme", "change", "replace", "insert", "here", "todo", "tbd", "fixme", "foo", "bar", "baz", "none", "null",
+    "nil", "undefined", "secret", "password", "passwd", "pass", "token", "key", "api", "value", "string", "test",
+    "testing", "demo", "real", "actual", "own", "new", "goes", "put", "paste", "access", "auth", "bot", "app", "user",
+    "personal", "generated",
 )
+# fmt: on
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """One alternation of *words* shaped as a prefix tree (``pass(?:w(?:d|ord))?``), longest
+    first: Python's ``re`` then tries one branch per character instead of every word.
+    """
+    trie: dict[str, Any] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return (body if len(branches) > 1 or len(branches[0]) == 1 else "(?:" + body + ")") + "?"
+        return body
+
+    return emit(trie)
+
+
+#: Words that make up documentation placeholders ("sk-your-key-here", "xoxb-your-bot-token").
+_PLACEHOLDER_WORDS: Final = re.compile(_trie_regex(_PLACEHOLDER_WORD_LIST) + "|xxx+|yyy+|zzz+")
 _TEMPLATE: Final = re.compile(
     r"^(?:\$\{[^}]*\}?|\$\(.*\)?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*\}\}|\{%.*%\}|<%.*%>|%\(?[A-Za-z_][\w.]*\)?s?"
     r"|%[A-Za-z_][A-Za-z0-9_]*%|\{[A-Za-z_][\w.]*\}|<[^<>]{1,80}>|\[[^\[\]]{1,80}\]|`[^`]*`|@[A-Za-z_][\w.]*@?)$"
@@ -193,9 +225,8 @@ _WORDS_ONLY: Final = frozenset(
 # fmt: on
 _MASK_CHARS: Final = frozenset("xX*.•…#·_-0●○")
 _MASK_RUN: Final = re.compile(r"([xX*.\u2022\u2026#\u00b7_0\u25cf\u25cb-])\1{3}")
-_MARKERS: Final = re.compile(r"example|placeholder|redacted|\.\.\.|\u2026", re.I)
-#: A template or a documentation marker anywhere: one search instead of several.
-_OBVIOUS: Final = re.compile(_TEMPLATE.pattern + "|" + _MARKERS.pattern, re.I)
+#: The first characters of the templates above.
+_TEMPLATE_FIRST: Final = frozenset("$%{<[`@")
 
 
 _NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
@@ -213,7 +244,9 @@ def is_placeholder(value: str) -> bool:
     low = v.lower()
     if len(v) > 256:  # a key block or a long blob: only explicit markers make it a placeholder
         return "example" in low[:64] or "redacted" in low[:64]
-    if low in _WORDS_ONLY or _OBVIOUS.search(v):
+    if low in _WORDS_ONLY or (v[0] in _TEMPLATE_FIRST and _TEMPLATE.match(v)):
+        return True
+    if "example" in low or "placeholder" in low or "redacted" in low or "..." in v or "\u2026" in v:
         return True
     # Made of placeholder words: "sk-your-key-here", "xoxb-your-bot-token", "my_secret_password".
     if len(low) < 20 or (len(low) <= 96 and len(_SEPARATORS.findall(low)) >= 2):

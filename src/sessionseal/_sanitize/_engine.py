@@ -13,7 +13,6 @@ two findings overlap each other or a placeholder already in the text.
 # ruff: noqa: PLR0917 - the value checks share one positional signature, dispatched in the hot loop
 from __future__ import annotations
 
-import bisect
 import operator
 import re
 from collections import defaultdict
@@ -53,6 +52,8 @@ class Finding:
 # earlier start, then the rule's place in the catalogue; one int compares fast.
 _Candidate = tuple[int, str, int, int, "Rule | None", "re.Match[str] | None", "int | str | None"]
 _by_rank: Final = operator.itemgetter(0)
+_ONES: Final = b"\x01" * 4096
+_Match = Callable[[str, int], "re.Match[str] | None"]
 _LEN_BITS: Final = 24
 _POS_BITS: Final = 40
 _RULE_BITS: Final = 12
@@ -88,30 +89,37 @@ class Scanner:
         try:
             self._layout(anchored)
         except PrefilterCompileError:
-            ok = hs_accepted([str(self.rules[ri].hs_prefilter) for ri in anchored], som=True)
-            self._layout([ri for ri, accepted in zip(anchored, ok, strict=True) if accepted])
+            self._layout(
+                [ri for ri in anchored if hs_accepted([str(self.rules[ri].hs_prefilter)], som=self.rules[ri].hs_som)[0]]
+            )
 
     def _layout(self, anchored: list[int]) -> None:
         """Build the keyword table and the prefilter, with *anchored* rules left to Hyperscan."""
         self._anchored = anchored
         native_anchor = set(anchored)
-        keywords: list[str] = []
-        kw_index: dict[str, int] = {}
-        self._kw_rules: list[list[int]] = []
+        by_keyword: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
                 continue
-            for kw in rule.keywords:
-                if kw not in kw_index:
-                    kw_index[kw] = len(keywords)
-                    keywords.append(kw)
-                    self._kw_rules.append([])
-                self._kw_rules[kw_index[kw]].append(ri)
+            for kw in dict.fromkeys(rule.keywords):
+                # Two keywords that hit at one place are prefixes of each other, and an anchor
+                # rule is tried at the hit's start: its longer keyword adds nothing.
+                if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in rule.keywords):
+                    continue
+                by_keyword.setdefault(kw, []).append(ri)
+        keywords = list(by_keyword)
+        self._kw_anchor: list[tuple[tuple[Rule, _Match], ...]] = []
+        self._kw_other: list[tuple[int, ...]] = []
+        for kw in keywords:
+            ris = by_keyword[kw]
+            rules = self.rules
+            self._kw_anchor.append(tuple((rules[ri], rules[ri].pattern.match) for ri in ris if rules[ri].mode == "anchor"))
+            self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
-        anchors = [str(self.rules[ri].hs_prefilter) for ri in anchored]
+        anchors = [(str(self.rules[ri].hs_prefilter), self.rules[ri].hs_som) for ri in anchored]
         self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors)
 
     # ------------------------------------------------------------------ public
@@ -123,26 +131,26 @@ class Scanner:
         cands = self._candidates(text)
         if not cands:
             return []
-        taken: list[tuple[int, int]] = []
+        # One byte per character of text: 1 where a kept finding or a placeholder already is.
+        taken = bytearray(len(text))
         if "[REDACTED:" in text:
-            taken = [m.span() for m in PLACEHOLDER.finditer(text)]
-        starts: list[int] = [s for s, _ in taken]
-        ends: list[int] = [e for _, e in taken]
+            for m in PLACEHOLDER.finditer(text):
+                taken[m.start() : m.end()] = _ONES[: m.end() - m.start()]
         kept: list[tuple[int, int, str]] = []
         verify = self._verify
+        overlaps = taken.find
         # Best candidates first.  A candidate that overlaps one already kept can never be
         # kept, so its (costlier) value checks are skipped: they run only for candidates
         # that would win.  The result is the same as checking every candidate first.
         cands.sort(key=_by_rank)
         for cand in cands:
             start, end = cand[2], cand[3]
-            i = bisect.bisect_left(ends, start + 1)
-            if i < len(starts) and starts[i] < end:
+            if overlaps(1, start, end) >= 0:
                 continue  # overlaps a placeholder or a better finding
             if not verify(cand, text, depth=0):
                 continue
-            starts.insert(i, start)
-            ends.insert(i, end)
+            n = end - start
+            taken[start:end] = _ONES[:n] if n <= len(_ONES) else b"\x01" * n
             kept.append((start, end, cand[1]))
         kept.sort()
         return [Finding(s, e, r) for s, e, r in kept]
@@ -159,42 +167,41 @@ class Scanner:
         rules = self.rules
         anchored = self._anchored
         seen_anchor: set[tuple[int, int]] = set()
-        for k, start in anchor_hits:
+        windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for k, start, end in anchor_hits:
+            rule = rules[anchored[k]]
+            if not rule.hs_som:  # only the end is known: search the rule's window around it
+                windows[anchored[k]].append((end - rule.before, end + rule.after))
+                continue
             if (k, start) in seen_anchor:
                 continue
             seen_anchor.add((k, start))
-            rule = rules[anchored[k]]
             m = rule.pattern.match(text, start)
             if m is not None:
                 self._accept(rule, m, text, out)
-        windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
         tried: set[tuple[int, int]] = set()
-        kw_rules = self._kw_rules
+        kw_anchor = self._kw_anchor
+        kw_other = self._kw_other
         lit_base = self._literal_base
         accept = self._accept
         for kwi, start in kw_hits:
             if kwi >= lit_base:
                 self._literal_hit(text, start, kwi - lit_base, out)
                 continue
-            for ri in kw_rules[kwi]:
+            for rule, match in kw_anchor[kwi]:
+                m = match(text, start)
+                if m is not None:
+                    accept(rule, m, text, out)
+            for ri in kw_other[kwi]:
                 rule = rules[ri]
-                mode = rule.mode
-                if mode == "anchor":
-                    key = (ri, start)
-                    if key in tried:
-                        continue
-                    tried.add(key)
-                    m = rule.pattern.match(text, start)
-                    if m is not None:
-                        accept(rule, m, text, out)
-                elif mode == "blob":
+                if rule.mode == "blob":
                     a, b = _blob_around(text, start)
                     if (ri, a) in tried:
                         continue
                     tried.add((ri, a))
                     m = rule.pattern.match(text, a, b)
                     if m is not None:
-                        self._accept(rule, m, text, out)
+                        accept(rule, m, text, out)
                 else:
                     windows[ri].append((start - rule.before, start + len(self._keywords[kwi]) + rule.after))
         native = self.prefilter.native_full

@@ -70,6 +70,10 @@ def fold(text: str) -> bytes:
 
 
 Hits = list[tuple[int, int]]
+#: (index, start, end) of anchor-pattern matches; start is 0 for patterns compiled without it.
+AnchorHits = list[tuple[int, int, int]]
+#: An anchor pattern and whether Hyperscan reports where its matches start.
+Anchor = tuple[str, bool]
 
 
 class Prefilter(Protocol):
@@ -79,8 +83,8 @@ class Prefilter(Protocol):
     #: Indexes (into the ``full`` sequence given at build time) that this engine scans natively.
     native_full: frozenset[int]
 
-    def scan(self, text: str) -> tuple[Hits, Hits, Hits]:
-        """Return ``[(keyword index, start)]``, ``[(full index, end)]`` and ``[(anchor index, start)]``."""
+    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
+        """Return ``[(keyword index, start)]``, ``[(full index, end)]`` and ``[(anchor index, start, end)]``."""
         ...
 
 
@@ -93,7 +97,7 @@ class PythonPrefilter:
     def __init__(self, keywords: Sequence[str]) -> None:
         self._keywords = [k.encode("ascii", "replace") for k in keywords]
 
-    def scan(self, text: str) -> tuple[Hits, Hits, Hits]:
+    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
         folded = fold(text).lower()
         hits: Hits = []
         append = hits.append
@@ -120,7 +124,7 @@ class AhoCorasickPrefilter:
         self._automaton.make_automaton()
         self._empty = not keywords
 
-    def scan(self, text: str) -> tuple[Hits, Hits, Hits]:
+    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
         if self._empty:
             return [], [], []
         folded = fold(text).lower().decode("ascii")
@@ -171,7 +175,7 @@ class HyperscanPrefilter:
 
     name = "hyperscan"
 
-    def __init__(self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[str]) -> None:
+    def __init__(self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[Anchor]) -> None:
         assert _hs is not None
         self._nkw = len(keywords)
         self._nfull = self._nkw + len(full)
@@ -181,14 +185,16 @@ class HyperscanPrefilter:
         try:
             self._compile(keywords, full, anchors, [rx is not None for rx in full])
         except PrefilterCompileError:
-            if not all(hs_accepted(anchors, som=True)):
+            som = [rx for rx, with_start in anchors if with_start]
+            plain = [rx for rx, with_start in anchors if not with_start]
+            if not (all(hs_accepted(som, som=True)) and all(hs_accepted(plain))):
                 raise  # an anchor pattern: the caller retries without the rejected ones
             # A full-scan regex that Hyperscan rejects runs in Python re over the whole text.
             ok = iter(hs_accepted([rx for rx in full if rx is not None]))
             self._compile(keywords, full, anchors, [rx is not None and next(ok) for rx in full])
 
     def _compile(
-        self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[str], use: Sequence[bool]
+        self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[Anchor], use: Sequence[bool]
     ) -> None:
         exprs: list[bytes] = [_hs_literal(k) for k in keywords]
         ids = list(range(len(keywords)))
@@ -201,10 +207,10 @@ class HyperscanPrefilter:
             ids.append(self._nkw + j)
             flags.append(0)
             native.add(j)
-        for k, rx in enumerate(anchors):
+        for k, (rx, with_start) in enumerate(anchors):
             exprs.append(rx.encode("ascii"))
             ids.append(self._nfull + k)
-            flags.append(_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST)
+            flags.append(_hs.HS_FLAG_CASELESS | (_hs.HS_FLAG_SOM_LEFTMOST if with_start else 0))
         self.native_full = frozenset(native)
         if exprs:
             db = _hs.Database()
@@ -215,7 +221,7 @@ class HyperscanPrefilter:
             self._db = db
             self._scratch: Any = _hs.Scratch(db)
 
-    def scan(self, text: str) -> tuple[Hits, Hits, Hits]:
+    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
         if self._db is None:
             return [], [], []
         raw: list[tuple[int, int, int]] = []
@@ -234,7 +240,7 @@ class HyperscanPrefilter:
             return kw_hits, [], []
         nfull = self._nfull
         full_hits = [(i - nkw, to) for i, _s, to in raw if nkw <= i < nfull]
-        anchor_hits = [(i - nfull, s) for i, s, _t in raw if i >= nfull]
+        anchor_hits = [(i - nfull, s, t) for i, s, t in raw if i >= nfull]
         return kw_hits, full_hits, anchor_hits
 
 
@@ -261,13 +267,14 @@ def resolve_engine(engine: str | None = None) -> str:
 
 
 def build_prefilter(
-    keywords: Sequence[str], full: Sequence[str | None], engine: str, anchors: Sequence[str] = ()
+    keywords: Sequence[str], full: Sequence[str | None], engine: str, anchors: Sequence[Anchor] = ()
 ) -> Prefilter:
     """Build the prefilter for a resolved *engine* (see :func:`resolve_engine`).
 
     :param keywords: lowercase literals.
     :param full: per full-scan rule, its Hyperscan-compatible regex (or None: Python only).
-    :param anchors: Hyperscan start-of-match patterns (only with the ``hyperscan`` engine).
+    :param anchors: Hyperscan patterns of rules it anchors itself, each with whether it reports
+        the start of its match (else only ends) (only with the ``hyperscan`` engine).
     """
     if engine == "hyperscan":
         return HyperscanPrefilter(keywords, full, anchors)

@@ -64,6 +64,7 @@ class Rule:
     min_length: int = 1
     hs_regex: str | None = None
     hs_prefilter: str | None = None
+    hs_som: bool = True
     allow_uuid: bool = False
     examples: tuple[str, ...] = ()
     counterexamples: tuple[str, ...] = ()
@@ -120,6 +121,7 @@ _KNOWN_KEYS: Final = frozenset(
         "min_length",
         "hs_regex",
         "hs_prefilter",
+        "hs_som",
         "allow_uuid",
         "examples",
         "counterexamples",
@@ -193,6 +195,9 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
             raise RuleError(f"rule {rule_id!r}: {name} must be an ASCII string")
     if hs_prefilter is not None and mode != "anchor":
         raise RuleError(f"rule {rule_id!r}: hs_prefilter needs mode anchor")
+    hs_som = raw.get("hs_som", True)
+    if not isinstance(hs_som, bool):
+        raise RuleError(f"rule {rule_id!r}: hs_som must be true or false")
     allow_uuid = raw.get("allow_uuid", False)
     if not isinstance(allow_uuid, bool):
         raise RuleError(f"rule {rule_id!r}: allow_uuid must be true or false")
@@ -215,6 +220,7 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
         min_length=min_length,
         hs_regex=hs_regex,
         hs_prefilter=hs_prefilter,
+        hs_som=hs_som,
         allow_uuid=allow_uuid,
         examples=_str_tuple(raw.get("examples"), "examples", rule_id),
         counterexamples=_str_tuple(raw.get("counterexamples"), "counterexamples", rule_id),
