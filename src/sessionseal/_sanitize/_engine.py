@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import _checks as checks
-from ._native import Prefilter, PrefilterCompileError, build_prefilter, hs_accepted, hs_form, resolve_engine
+from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
 from ._rules import Allowlist, Rule
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -57,10 +57,11 @@ _Match = Callable[[str, int], "re.Match[str] | None"]
 _LEN_BITS: Final = 24
 _POS_BITS: Final = 40
 _RULE_BITS: Final = 12
+_MAX_LEN: Final = (1 << _LEN_BITS) - 1
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
-    length = min(end - start, (1 << _LEN_BITS) - 1)
+    length = min(end - start, _MAX_LEN)
     return (
         (((priority << _LEN_BITS) + (1 << _LEN_BITS) - length) << _POS_BITS) + start
     ) << _RULE_BITS | rule_index
@@ -77,6 +78,10 @@ class Scanner:
         if len(self.rules) >= (1 << _RULE_BITS) - 1:
             raise ValueError(f"at most {(1 << _RULE_BITS) - 2} rules")
         self._index: dict[str, int] = {r.id: i for i, r in enumerate(self.rules)}
+        # What _rank computes, split into per-rule constants for the hot path in _accept.
+        self._rank_key: dict[str, tuple[int, int]] = {
+            r.id: ((r.priority << _LEN_BITS) + (1 << _LEN_BITS), i) for i, r in enumerate(self.rules)
+        }
         self._literal_index = len(self.rules)
         self.allowlist = allowlist
         self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
@@ -97,6 +102,9 @@ class Scanner:
         """Build the keyword table and the prefilter, with *anchored* rules left to Hyperscan."""
         self._anchored = anchored
         native_anchor = set(anchored)
+        self._kw_bytes: dict[int, tuple[bytes, ...]] = {
+            ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
+        }
         by_keyword: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
@@ -170,8 +178,20 @@ class Scanner:
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for k, start, end in anchor_hits:
             rule = rules[anchored[k]]
-            if not rule.hs_som:  # only the end is known: search the rule's window around it
-                windows[anchored[k]].append((end - rule.before, end + rule.after))
+            if not rule.hs_som:
+                # Only the end of the shape is known: the rule is tried at its keywords in the
+                # window before it (fold() keeps one byte per character, so offsets hold).
+                a = max(0, end - rule.before)
+                seg = fold(text[a:end]).lower()
+                for kw in self._kw_bytes[anchored[k]]:
+                    p = seg.find(kw)
+                    while p >= 0:
+                        if (k, a + p) not in seen_anchor:
+                            seen_anchor.add((k, a + p))
+                            m = rule.pattern.match(text, a + p)
+                            if m is not None:
+                                self._accept(rule, m, text, out)
+                        p = seg.find(kw, p + 1)
                 continue
             if (k, start) in seen_anchor:
                 continue
@@ -270,7 +290,9 @@ class Scanner:
         n = end - start
         if n < rule.min_length or (n == 36 and not rule.allow_uuid and _UUID_SPAN.fullmatch(text, start, end)):
             return
-        out.append((_rank(rule.priority, start, end, self._index[rule.id]), rule.id, start, end, rule, m, group))
+        base, index = self._rank_key[rule.id]
+        rank = ((base - (n if n < _MAX_LEN else _MAX_LEN)) << _POS_BITS | start) << _RULE_BITS | index
+        out.append((rank, rule.id, start, end, rule, m, group))
 
     def _verify(self, cand: _Candidate, text: str, depth: int) -> bool:  # noqa: PLR0911 - cheapest rejections first
         """The value checks of a candidate: allowlist, placeholders, the rule's check, entropy floor."""
