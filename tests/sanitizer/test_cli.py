@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -102,6 +103,31 @@ def test_parallel_regions_give_the_same_result_as_one_pass(monkeypatch: pytest.M
             pos = end
         out.append(text[pos:])
         assert "".join(out) == expected, workers
+        # The streaming writer (the first region is written while the workers finish) agrees.
+        sink = io.BytesIO()
+        writer = cmds._Writer(sink, text)
+        cmds.redact_parallel(san, text, workers=workers, emit=writer.write)
+        writer.close()
+        assert sink.getvalue().decode() == expected, workers
+        assert sum(writer.counts.values()) == len(redactions)
+
+
+def test_a_secret_across_the_region_cut_is_written_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionseal._sanitize import Sanitizer
+    from sessionseal.cli import _sanitize_cmds as cmds
+
+    body = "\n".join("".join(chr(65 + (i * 7 + j) % 26) for j in range(64)) + str(i % 10) for i in range(40))
+    key = "-----BEGIN RSA PRIVATE KEY-----\n" + body + "\n-----END RSA PRIVATE KEY-----"
+    filler = "".join(f"plain line {i}\n" for i in range(150))
+    text = filler + key + "\n" + filler  # the middle of the text is inside the key
+    monkeypatch.setattr(cmds, "PARALLEL_MIN", 100)
+    san = Sanitizer(b"\x03" * 32)
+    sink = io.BytesIO()
+    writer = cmds._Writer(sink, text)
+    cmds.redact_parallel(san, text, workers=2, emit=writer.write)
+    writer.close()
+    assert sink.getvalue().decode() == san.sanitize_text(text).text
+    assert writer.counts == {"private-key": 1}
 
 
 def test_sanitize_large_input_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:

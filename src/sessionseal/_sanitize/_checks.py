@@ -234,7 +234,7 @@ _SEPARATORS: Final = re.compile(r"[^0-9a-z]+")
 _VENDOR_PREFIX: Final = re.compile(r"^[A-Za-z0-9]{1,12}[_\-.](?:(?:live|test|proj|v1|pat|api\d\d)[_\-])?")
 
 
-def is_placeholder(value: str) -> bool:
+def is_placeholder(value: str) -> bool:  # noqa: PLR0911 - cheapest tests first
     """True for documentation placeholders and masked values: ``<YOUR_API_KEY>``, ``sk-...``,
     ``${TOKEN}``, ``xxxx``, ``****``, ``changeme``, ``ghp_xxxxxxxx``, ``your-token-here``.
     """

@@ -118,10 +118,11 @@ class Scanner:
         keywords = list(by_keyword)
         self._kw_anchor: list[tuple[tuple[Rule, _Match], ...]] = []
         self._kw_other: list[tuple[int, ...]] = []
+        rules = self.rules
         for kw in keywords:
             ris = by_keyword[kw]
-            rules = self.rules
-            self._kw_anchor.append(tuple((rules[ri], rules[ri].pattern.match) for ri in ris if rules[ri].mode == "anchor"))
+            anchor = [rules[ri] for ri in ris if rules[ri].mode == "anchor"]
+            self._kw_anchor.append(tuple((rule, rule.pattern.match) for rule in anchor))
             self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
