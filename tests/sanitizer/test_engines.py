@@ -48,6 +48,11 @@ TRICKY = [
     'the api key for the staging env is "Q1w2E3r4T5y6U7i8O9p0A1s2"',
     "password_" + "x" * 60 + "_token = Hunter2Hunter2!",
     '{\\"password\\": \\"Tr0ub4dor&3xyz\\"} and \\\\\\"token\\\\\\": \\\\\\"a1B2c3D4e5F6g7H8\\\\\\"',
+    # End-only Hyperscan shapes (hs_som = false): non-ASCII folds to "?", long gaps stay in the window.
+    "postgres://us\u00e9r:p\u00e4ssw\u00f6rd123@db.internal/app",
+    "Server=db;User Id=sa;Password" + " " * 300 + "= Sup3r$ecret!;",
+    '<add key="ApiSecret" value="k8Jd9sLq2Zx7Vb4N" />',
+    "session = requests.Session(); session.auth = ( 'admin' , 'S3cr3tPassw0rd!')",
 ]
 
 
