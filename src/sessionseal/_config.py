@@ -58,11 +58,20 @@ class SanitizerConfig(_Strict):
     allowlist: list[str] = Field(default_factory=list, description="exact values never redacted")
 
 
+class AuditConfig(_Strict):
+    """The audit log's rotation, retention and forwarding (never touched by session cleanup)."""
+
+    rotate_bytes: int = Field(default=8 << 20, ge=64 * 1024, description="rotate the current file at this size")
+    keep_files: int = Field(default=0, ge=0, description="rotated files to keep (0: all)")
+    syslog: bool = Field(default=False, description="also send every record to the local syslog (LOG_AUTHPRIV)")
+
+
 class VaultConfig(_Strict):
     """Everything configurable per vault."""
 
     version: int = 1
     sanitizer: SanitizerConfig = Field(default_factory=SanitizerConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
 
 def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int]:

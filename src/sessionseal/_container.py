@@ -67,7 +67,8 @@ class Kind:
     KEY_TABLE: Final = 2
     INDEX: Final = 3  # reserved for the metadata index (issue #6)
     CONFIG: Final = 4  # the vault's encrypted configuration
-    ALL: Final = frozenset({1, 2, 3, 4})
+    AUDIT_ANCHOR: Final = 5  # the audit log's anchor: last sequence number and MAC
+    ALL: Final = frozenset({1, 2, 3, 4, 5})
 
 
 class FrameType:

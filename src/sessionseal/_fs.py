@@ -198,6 +198,18 @@ class Dir:
         finally:
             os.close(fd)
 
+    def read_tail(self, name: str, size: int) -> tuple[bytes, int]:
+        """Read the last *size* bytes of a checked file; return them and the file size."""
+        fd = self._open_checked(name, os.O_RDONLY)
+        try:
+            total = os.fstat(fd).st_size
+            start = max(0, total - size)
+            return os.pread(fd, total - start, start), total
+        except OSError as exc:
+            raise _storage_error(exc, "read", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
     def _open_checked(self, name: str, flags: int) -> int:
         try:
             fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)

@@ -23,20 +23,22 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 from pydantic import ValidationError
 
 from . import _container, _crypto, _paths
+from ._audit import AuditLog, VerifyReport, actor, error_outcome
 from ._config import VaultConfig, parse_config, read_config, write_config
 from ._container import FrameType, Kind
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
@@ -108,6 +110,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _audited(action: str) -> Callable[[_F], _F]:
+    """Record a failed *action* in the audit log (successes are recorded by the method, with
+    their byte and redaction counts), then re-raise."""
+
+    def deco(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(self: Vault, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except SessionSealError as exc:
+                session = args[0] if args and isinstance(args[0], uuid.UUID | str) else None
+                self._audit_failure(action, exc, session=session)
+                raise
+
+        return cast(_F, wrapper)
+
+    return deco
+
+
 class Vault:
     """An open vault.  Use :meth:`init` to create one and :meth:`open` to open one.
 
@@ -128,6 +152,8 @@ class Vault:
         self._sanitizer: Sanitizer | None = None
         self._names_key: bytes | None = None
         self._lock_timeout = _lock_timeout()
+        self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=self._lock_timeout)
+        self._audit_configured = False
 
     #: Largest serialized session accepted.
     MAX_SESSION_BYTES: Final = MAX_SESSION_BYTES
@@ -184,6 +210,7 @@ class Vault:
                     provider.delete(vault_id)
                 raise
             vault._table = table
+            vault._audit("init", detail={"key_provider": provider.name})
             return vault
         except BaseException:
             root.close()
@@ -269,6 +296,7 @@ class Vault:
 
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
+        self._audit_log.close()
         for d in (self._sessions, self._locks, self._root):
             d.close()
 
@@ -284,6 +312,20 @@ class Vault:
         return self._provider.load(self.vault_id)
 
     def _keytable(self, *, fresh: bool = False) -> KeyTable:
+        if self._table is None:
+            try:
+                table = self._load_keytable(fresh=fresh)
+            except SessionSealError as exc:
+                with contextlib.suppress(Exception):
+                    self._audit_log.append_unkeyed(
+                        {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+                    )
+                raise
+            self._audit("open", detail={"key_provider": self._provider.name})
+            return table
+        return self._load_keytable(fresh=fresh)
+
+    def _load_keytable(self, *, fresh: bool = False) -> KeyTable:
         with self._mutex:
             if self._table is None or (fresh and not self._table.is_current(self._root)):
                 master = self._master()
@@ -296,6 +338,79 @@ class Vault:
                         raise
                     self._table = KeyTable.load(self._root, self.vault_id, reload(self.vault_id))
             return self._table
+
+    # -- audit -----------------------------------------------------------------------
+
+    def _audit(
+        self,
+        action: str,
+        outcome: str = "ok",
+        *,
+        session: uuid.UUID | str | None = None,
+        error: str | None = None,
+        nbytes: int | None = None,
+        redactions: Mapping[str, int] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one record: what, the outcome, who; never a value, a title or content."""
+        fields: dict[str, Any] = {"action": action, "outcome": outcome, **actor()}
+        if session is not None:
+            fields["session"] = _audit_session(session)
+        if error is not None:
+            fields["error"] = error
+        if nbytes is not None:
+            fields["bytes"] = nbytes
+        if redactions:
+            fields["redactions"] = dict(sorted(redactions.items()))
+        if detail:
+            fields["detail"] = dict(detail)
+        try:
+            secret = self._keytable().vault_secret
+        except SessionSealError:
+            self._audit_log.append_unkeyed(fields)
+            return
+        self._configure_audit()
+        self._audit_log.append(secret, fields)
+
+    def _audit_failure(self, action: str, exc: SessionSealError, *, session: uuid.UUID | str | None = None) -> None:
+        # Recording a failure must never hide it: a second failure here is swallowed.
+        with contextlib.suppress(Exception):
+            self._audit(action, error_outcome(exc), session=session, error=type(exc).__name__)
+
+    def _configure_audit(self) -> None:
+        if self._audit_configured:
+            return
+        self._audit_configured = True
+        with contextlib.suppress(SessionSealError):
+            cfg = self.config().audit
+            self._audit_log.max_file_bytes = cfg.rotate_bytes
+            self._audit_log.keep_files = cfg.keep_files
+            self._audit_log.syslog = cfg.syslog
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The current audit log file."""
+        return self._audit_log.path
+
+    def audit_records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the audit log, oldest first, as stored (see :meth:`verify_audit`)."""
+        return self._audit_log.records()
+
+    @_audited("audit.verify")
+    def verify_audit(self, *, repair: bool = False) -> VerifyReport:
+        """Check the audit log's MAC chain against its anchor.
+
+        :param repair: seal a torn last line (left by a killed writer) first.
+        """
+        report = self._audit_log.verify(self._keytable().vault_secret, repair=repair)
+        outcome = "ok" if report.ok else "error"
+        self._audit(
+            "audit.verify",
+            outcome,
+            error=None if report.ok else "AuditLogTampered",
+            detail={"records": report.records, "problems": len(report.problems), "repaired": len(report.repaired)},
+        )
+        return report
 
     def _file_name(self, session_id: uuid.UUID) -> str:
         if self._names_key is None:
@@ -336,6 +451,7 @@ class Vault:
         """
         return read_config(self._root, self.vault_id, self._config_key())[0]
 
+    @_audited("config.set")
     def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
         """Validate and store a new configuration atomically; return it.
 
@@ -345,13 +461,26 @@ class Vault:
         sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
         with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
             key = self._config_key()
-            _, generation = read_config(self._root, self.vault_id, key)
+            old, generation = read_config(self._root, self.vault_id, key)
             write_config(self._root, self.vault_id, key, new, generation + 1)
             self._sanitizer = sanitizer
+        self._audit_configured = False
+        # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
+        self._audit(
+            "config.set",
+            detail={
+                "rules_changed": old.sanitizer != new.sanitizer,
+                "rules": len(new.sanitizer.rules),
+                "literals": len(new.sanitizer.literals),
+                "allowlist": len(new.sanitizer.allowlist),
+                "audit_changed": old.audit != new.audit,
+            },
+        )
         return new
 
     # -- sessions --------------------------------------------------------------------
 
+    @_audited("save")
     def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
         """Sanitize, serialize, compress, encrypt and atomically write *session*.
 
@@ -377,6 +506,7 @@ class Vault:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
         meta = orjson.dumps(_summary_doc(clean, len(body)))
         self._write_session(model.id, meta, body)
+        self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
         return model.id
 
     def _write_session(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
@@ -441,6 +571,7 @@ class Vault:
 
         return _container.open_session(raw, self.vault_id, session_id, key_for, meta_only=meta_only)[1]
 
+    @_audited("load")
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
         """Decrypt a session and return its stored JSON document, without building models.
 
@@ -452,8 +583,11 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
         """
-        frames = self._open_session_file(_parse_id(session_id), meta_only=False)
-        return _container.decode_payload(frames[1].data)
+        sid = _parse_id(session_id)
+        frames = self._open_session_file(sid, meta_only=False)
+        body = _container.decode_payload(frames[1].data)
+        self._audit("load", session=sid, nbytes=len(body))
+        return body
 
     def load(self, session_id: uuid.UUID | str) -> Session:
         """Decrypt and return a session as a validated model.
@@ -474,6 +608,7 @@ class Vault:
         """
         return self.list_with_problems()[0]
 
+    @_audited("list")
     def list_with_problems(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Summaries, and one line per container that failed to open."""
         out: builtins.list[SessionSummary] = []
@@ -490,6 +625,7 @@ class Vault:
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
         out.sort(key=lambda s: s.updated_at, reverse=True)
+        self._audit("list", detail={"sessions": len(out), "problems": len(problems)})
         return out, problems
 
     def _read_summary(self, fname: str) -> SessionSummary:
@@ -508,6 +644,7 @@ class Vault:
             raise IntegrityError(_INTEGRITY) from None
         return summary.model_copy(update={"size_stored": size, "generation": header.generation})
 
+    @_audited("delete")
     def delete(self, session_id: uuid.UUID | str) -> None:
         """Remove a session: its key leaves the key table first, then its file goes.
 
@@ -527,6 +664,7 @@ class Vault:
                     master = self._master()
                     table.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
             self._sessions.unlink(name + _SUFFIX)
+            self._audit("delete", session=sid)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
 
@@ -551,7 +689,7 @@ class Vault:
             created_at=str(self._doc.get("created_at", "")),
             session_count=len(names),
             stored_bytes=stored,
-            audit_log_path=None,
+            audit_log_path=str(self._audit_log.path),
         )
 
     def destroy(self) -> None:
@@ -565,6 +703,14 @@ class Vault:
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
 )
+
+
+def _audit_session(value: uuid.UUID | str) -> str:
+    # Only a well-formed id is recorded: a mistyped argument could be anything, a secret included.
+    try:
+        return str(_parse_id(value))
+    except InvalidInput:
+        return "(not a session id)"
 
 
 def _parse_id(value: uuid.UUID | str) -> uuid.UUID:

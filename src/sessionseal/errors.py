@@ -12,6 +12,7 @@ code (``docs/cli.md`` lists them)::
     │   └── LockTimeout              (TimeoutError)        exit 7
     ├── SessionNotFound              (LookupError)         exit 3
     ├── IntegrityError                                     exit 4
+    │   ├── AuditLogTampered  the audit chain does not verify  exit 14
     │   └── UnsupportedVersion                             exit 13
     ├── KeyStoreError                                      exit 5
     │   ├── KeyUnavailable   keychain missing, locked or not answering
@@ -29,6 +30,7 @@ used as an oracle.
 from __future__ import annotations
 
 __all__ = [
+    "AuditLogTampered",
     "IntegrityError",
     "InvalidInput",
     "KeyNotFound",
@@ -108,6 +110,13 @@ class IntegrityError(SessionSealError):
     """
 
     exit_code = 4
+
+
+class AuditLogTampered(IntegrityError):
+    """The audit log's MAC chain does not verify: a record was edited, removed, inserted,
+    reordered, or the log was cut short or replaced with an older copy."""
+
+    exit_code = 14
 
 
 class UnsupportedVersion(IntegrityError):

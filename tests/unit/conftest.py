@@ -44,5 +44,7 @@ def vault(vault_path: Path, provider: KeychainProvider) -> Iterator[Vault]:
 
 
 def vault_bytes(path: Path) -> bytes:
-    """Every byte of every file under *path*."""
-    return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
+    """Every byte of every file under *path*, but the audit log (refusals are recorded there, by design)."""
+    return b"".join(
+        p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and "audit" not in p.relative_to(path).parts
+    )

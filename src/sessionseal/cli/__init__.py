@@ -234,7 +234,10 @@ def demo(keep: bool) -> None:
     run_demo(keep=keep)
 
 
-from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402 - registered after the group exists
+from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
+from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
+
+cli.add_command(audit_group)
 
 cli.add_command(sanitize_command)
 cli.add_command(scan_command)

@@ -19,7 +19,7 @@ from sessionseal.models import (
     ToolResultBlock,
 )
 
-__all__ = ["render_list", "render_session"]
+__all__ = ["render_audit", "render_list", "render_session"]
 
 _console = Console(highlight=False, soft_wrap=False)
 if not _console.is_terminal:
@@ -56,6 +56,43 @@ def render_list(summaries: list[SessionSummary]) -> None:
         )
     _console.print(table)
     _console.print(f"{len(summaries)} session(s)")
+
+
+def render_audit(records: list[dict[str, object]]) -> None:
+    """A table of audit records, oldest first."""
+    if not records:
+        _console.print("No audit records match.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("seq", "time (UTC)", "action", "outcome", "session", "user", "program", "details"):
+        table.add_column(col, no_wrap=col in ("time (UTC)", "session"), justify="right" if col == "seq" else "left")
+    for r in records:
+        details = []
+        if r.get("error"):
+            details.append(str(r["error"]))
+        if r.get("bytes") is not None:
+            details.append(f"{r['bytes']} B")
+        red = r.get("redactions")
+        if isinstance(red, dict) and red:
+            details.append(f"{sum(int(v) for v in red.values())} redacted")
+        if r.get("unkeyed"):
+            details.append("recorded before the key was available")
+        detail = r.get("detail")
+        if isinstance(detail, dict):
+            details.extend(f"{k}={v}" for k, v in detail.items())
+        seq = r.get("seq")
+        table.add_row(
+            "-" if seq is None else str(seq),
+            str(r.get("time", ""))[:19].replace("T", " "),
+            escape(str(r.get("action", ""))),
+            escape(str(r.get("outcome", ""))),
+            escape(str(r.get("session", "") or "")),
+            escape(f"{r.get('user', '')} ({r.get('uid', '')})"),
+            escape(f"{r.get('program', '')} pid {r.get('pid', '')}"),
+            escape(", ".join(details)),
+        )
+    _console.print(table)
+    _console.print(f"{len(records)} record(s)")
 
 
 def render_session(session: Session) -> None:

@@ -1,0 +1,256 @@
+"""The audit log: every operation recorded, every kind of tampering detected (docs/spec/audit-log.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sessionseal import PassphraseProvider, Vault
+from sessionseal._audit import _split_line, canonical, record_line
+from sessionseal.errors import WrongPassphrase
+
+SECRET = "ghp_" + "Zq8" * 12
+
+
+def _log(vault_path: Path) -> Path:
+    return vault_path / "audit" / "audit.log"
+
+
+def _lines(vault_path: Path) -> list[bytes]:
+    return _log(vault_path).read_bytes().splitlines(keepends=True)
+
+
+def _write(vault_path: Path, lines: list[bytes]) -> None:
+    _log(vault_path).write_bytes(b"".join(lines))
+
+
+def _busy(vault: Vault) -> None:
+    sid = vault.save({"title": "t", "messages": [{"role": "user", "content": f"export GITHUB_TOKEN={SECRET}"}]})
+    vault.load(sid)
+    vault.list()
+    vault.delete(sid)
+
+
+def _problem(vault: Vault) -> str:
+    report = vault.verify_audit()
+    assert not report.ok
+    return next(p for p in report.problems if p.severity == "error").what
+
+
+def test_every_operation_appends_one_record(vault: Vault) -> None:
+    _busy(vault)
+    actions = [r["action"] for r in vault.audit_records()]
+    assert actions == ["init", "save", "load", "list", "delete"]
+    save = next(r for r in vault.audit_records() if r["action"] == "save")
+    assert save["redactions"] == {"github-pat": 1} and save["bytes"] > 0
+    assert {"user", "uid", "pid", "host", "program", "version", "time", "seq", "prev"} <= set(save)
+    assert vault.verify_audit().ok
+
+
+def test_no_secret_or_title_ever_reaches_the_audit_files(vault: Vault, vault_path: Path) -> None:
+    vault.save({"title": "deploy with hunter2-Password!", "messages": [{"role": "user", "content": SECRET}]})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - any refusal; what matters is what was logged
+        vault.load(SECRET)
+    blob = b"".join(p.read_bytes() for p in (vault_path / "audit").iterdir())
+    assert SECRET.encode() not in blob and b"hunter2" not in blob
+    assert any(r.get("session") == "(not a session id)" for r in vault.audit_records())
+
+
+def test_failures_are_recorded_with_their_class(vault: Vault) -> None:
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        vault.load("00000000-0000-0000-0000-000000000000")
+    last = list(vault.audit_records())[-1]
+    assert (last["action"], last["outcome"], last["error"]) == ("load", "error", "SessionNotFound")
+
+
+def test_a_record_is_canonical_json_with_its_mac_last() -> None:
+    line, mac = record_line(b"\x01" * 32, {"seq": 1, "action": "init", "prev": "0" * 64})
+    doc = json.loads(line)
+    assert doc["mac"] == mac and line.endswith(f',"mac":"{mac}"}}\n'.encode())
+    body, got = _split_line(line.rstrip(b"\n"))  # type: ignore[misc]
+    assert got == mac and body == canonical({"seq": 1, "action": "init", "prev": "0" * 64})
+
+
+# ---------------------------------------------------------------------------- tampering
+
+
+def test_an_edited_field_is_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    lines = _lines(vault_path)
+    lines[2] = lines[2].replace(b'"outcome":"ok"', b'"outcome":"no"')
+    _write(vault_path, lines)
+    assert "MAC" in _problem(vault)
+
+
+def test_a_deleted_record_is_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    lines = _lines(vault_path)
+    del lines[2]
+    _write(vault_path, lines)
+    assert "missing or out of order" in _problem(vault)
+
+
+def test_an_inserted_forged_record_is_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    lines = _lines(vault_path)
+    forged, _ = record_line(b"\x00" * 32, {**json.loads(lines[1]), "action": "list"})
+    lines.insert(2, forged)
+    _write(vault_path, lines)
+    assert "MAC" in _problem(vault)
+
+
+def test_swapped_records_are_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    lines = _lines(vault_path)
+    lines[2], lines[3] = lines[3], lines[2]
+    _write(vault_path, lines)
+    assert "missing or out of order" in _problem(vault)
+
+
+def test_a_cut_tail_is_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    _write(vault_path, _lines(vault_path)[:-2])
+    assert "cut off" in _problem(vault)
+
+
+def test_an_older_copy_of_the_whole_log_is_detected(vault: Vault, vault_path: Path, tmp_path: Path) -> None:
+    vault.list()
+    shutil.copy(_log(vault_path), tmp_path / "old.log")
+    _busy(vault)
+    shutil.copy(tmp_path / "old.log", _log(vault_path))
+    assert "older copy" in _problem(vault)
+
+
+def test_a_removed_anchor_is_detected(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    (vault_path / "audit" / "anchor.sst").unlink()
+    assert "anchor" in _problem(vault)
+
+
+def test_a_torn_last_line_is_reported_and_sealed(vault: Vault, vault_path: Path) -> None:
+    _busy(vault)
+    with open(_log(vault_path), "ab") as f:
+        f.write(b'{"action":"sa')
+    secret = vault._keytable().vault_secret
+    report = vault._audit_log.verify(secret)
+    assert report.ok and any(p.severity == "warning" for p in report.problems)
+    report = vault._audit_log.verify(secret, repair=True)
+    assert report.repaired and report.ok and not report.problems
+    assert vault.verify_audit().ok
+    assert any(r["action"] == "audit.torn-tail" for r in vault.audit_records())
+
+
+def test_the_next_writer_seals_a_torn_line_itself(vault: Vault, vault_path: Path) -> None:
+    vault.list()
+    with open(_log(vault_path), "ab") as f:
+        f.write(b'{"half a rec')
+    vault.list()
+    assert vault.verify_audit().ok
+
+
+# ---------------------------------------------------------------------------- keys, rotation, processes
+
+
+def test_failures_before_the_key_is_available_are_folded_into_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    Vault.init(path, key_provider=PassphraseProvider("right")).close()
+    bad = Vault.open(path, key_provider=PassphraseProvider("wrong"))
+    with pytest.raises(WrongPassphrase):
+        bad.list()
+    bad.close()
+    assert (path / "audit" / "pending.log").exists()
+    good = Vault.open(path, key_provider=PassphraseProvider("right"))
+    good.list()
+    records = list(good.audit_records())
+    denied = [r for r in records if r.get("outcome") == "denied"]
+    assert denied and denied[0]["unkeyed"] is True and denied[0]["error"] == "WrongPassphrase"
+    assert not (path / "audit" / "pending.log").exists()
+    assert good.verify_audit().ok
+    good.close()
+
+
+def test_rotation_continues_the_chain_and_retention_keeps_it_verifiable(vault: Vault, vault_path: Path) -> None:
+    vault.set_config({"audit": {"rotate_bytes": 65536, "keep_files": 2}})
+    for _ in range(700):
+        vault.list()
+    rotated = sorted(p.name for p in (vault_path / "audit").glob("audit-*.log"))
+    assert len(rotated) == 2  # older files went by the audit log's own retention
+    report = vault.verify_audit()
+    assert report.ok, [p.describe() for p in report.problems]
+    assert report.first_seq is not None and report.first_seq > 1  # the chain starts at the anchor's base
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from sessionseal import PassphraseProvider, Vault
+    v = Vault.open(sys.argv[1], key_provider=PassphraseProvider("pw"))
+    for _ in range(int(sys.argv[2])):
+        v.list()
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    return {**os.environ, "PYTHONPATH": src + os.pathsep + str(Path(__file__).resolve().parents[2])}
+
+
+def test_concurrent_writers_keep_the_chain_valid(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    Vault.init(path, key_provider=PassphraseProvider("pw")).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "15"], env=_env()) for _ in range(4)
+    ]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    v = Vault.open(path, key_provider=PassphraseProvider("pw"))
+    report = v.verify_audit()
+    assert report.ok, [p.describe() for p in report.problems]
+    assert report.records >= 1 + 4 * 16
+    v.close()
+
+
+def test_a_killed_writer_never_breaks_earlier_records(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    Vault.init(path, key_provider=PassphraseProvider("pw")).close()
+    for delay in (0.3, 0.5, 0.7):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "100000"], env=_env())
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        v = Vault.open(path, key_provider=PassphraseProvider("pw"))
+        report = v.verify_audit(repair=True)
+        assert report.ok, [p.describe() for p in report.problems]
+        v.close()
+
+
+def test_cli_verify_exits_14_and_names_the_first_bad_record(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sessionseal.cli import cli
+
+    env = {"SESSIONSEAL_VAULT": str(tmp_path / "v"), "SESSIONSEAL_PASSPHRASE": "pw"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--key-provider", "passphrase"], env=env).exit_code == 0
+    assert runner.invoke(cli, ["list"], env=env).exit_code == 0
+    info = json.loads(runner.invoke(cli, ["info", "--json"], env=env).output)
+    assert info["audit_log_path"] == str(tmp_path / "v" / "audit" / "audit.log")
+    ok = runner.invoke(cli, ["audit", "verify"], env=env)
+    assert ok.exit_code == 0 and "audit log OK" in ok.output
+    shown = runner.invoke(cli, ["audit", "show", "--json", "--action", "list"], env=env)
+    assert [json.loads(line)["action"] for line in shown.output.splitlines()] == ["list"]
+    lines = _lines(tmp_path / "v")
+    lines[1] = lines[1].replace(b'"outcome":"ok"', b'"outcome":"no"')
+    _write(tmp_path / "v", lines)
+    bad = runner.invoke(cli, ["audit", "verify"], env=env)
+    assert bad.exit_code == 14 and "line 2" in bad.output and "record 2" in bad.output
