@@ -40,7 +40,7 @@ from typing import Any, Final
 from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir, lock
-from .errors import IntegrityError, StorageError
+from .errors import IntegrityError, KeyStoreError, StorageError, UnsafePermissions
 
 __all__ = [
     "AUDIT_DIR",
@@ -232,24 +232,27 @@ class AuditLog:
         d = self._audit_dir()
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
             anchor = self._read_anchor(d, anchor_key)
-            seq, prev = self._tail(d, mac_key, anchor)
-            seq, prev = self._seal_torn_tail(d, mac_key, seq, prev)
+            tail = _read_tail(d)
+            seq, prev = self._tail(mac_key, anchor, tail)
+            seq, prev = self._seal_torn_tail(d, mac_key, seq, prev, tail)
             records = [{**p, "unkeyed": True} for p in self._take_pending(d)]
             records.append(dict(fields))
-            rotated = self._rotate_if_needed(d)
+            rotated = self._rotate_if_needed(d, seq)
             out = bytearray()
+            line = b""
             for rec in records:
                 seq += 1
                 body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
                 body.setdefault("time", _now())
                 line, prev = record_line(mac_key, body)
                 out += line
-                self._forward(line)
             self._append(d, CURRENT, bytes(out))
             anchor.seq, anchor.mac = seq, prev
             self._write_anchor(d, anchor_key, anchor)
             if records[:-1]:
                 d.unlink(PENDING)
+        # Forwarded once written; folded pending records were forwarded when they happened.
+        self._forward(line)
         if rotated and self.keep_files > 0:
             self.apply_retention(vault_secret)  # the audit log's own retention, never session cleanup's
         return seq
@@ -326,50 +329,34 @@ class AuditLog:
     def _has_records(self, d: Dir) -> bool:
         return any(n == CURRENT or _rotated_seq(n) is not None for n in d.names())
 
-    def _tail(self, d: Dir, key: bytes, anchor: _Anchor) -> tuple[int, str]:
+    def _tail(self, key: bytes, anchor: _Anchor, tail: tuple[bytes, int]) -> tuple[int, str]:
         """Where the next record continues the chain: the anchor, or a newer record of ours."""
         seq, prev = max(anchor.seq, 0), anchor.mac if anchor.seq > 0 else anchor.base_mac
-        last = self._last_complete_line(d)
-        if last is not None:
-            split = _split_line(last)
-            if split is not None and _crypto.constant_time_equal(
-                _mac(key, split[0]).encode(), split[1].encode()
-            ):
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    rec = json.loads(split[0])
-                    if int(rec["seq"]) > seq:
-                        # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
-                        return int(rec["seq"]), split[1]
-        return seq, prev
-
-    @staticmethod
-    def _last_complete_line(d: Dir) -> bytes | None:
-        try:
-            chunk, _ = d.read_tail(CURRENT, _MAX_LINE)
-        except FileNotFoundError:
-            return None
+        chunk = tail[0]
         end = chunk.rfind(b"\n")
         if end < 0:
-            return None
-        begin = chunk.rfind(b"\n", 0, end) + 1
-        return chunk[begin:end]
-
-    def _seal_torn_tail(self, d: Dir, key: bytes, seq: int, prev: str) -> tuple[int, str]:
-        """If the last line is incomplete, end it and append a record that names it."""
-        try:
-            chunk, size = d.read_tail(CURRENT, _MAX_LINE)
-        except FileNotFoundError:
             return seq, prev
-        start = size - len(chunk)
+        split = _split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
+        if split is not None and _crypto.constant_time_equal(_mac(key, split[0]).encode(), split[1].encode()):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                last = int(json.loads(split[0])["seq"])
+                if last > seq:
+                    # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
+                    return last, split[1]
+        return seq, prev
+
+    def _seal_torn_tail(self, d: Dir, key: bytes, seq: int, prev: str, tail: tuple[bytes, int]) -> tuple[int, str]:
+        """If the last line is incomplete, end it and append a record that names it."""
+        chunk, size = tail
         if size == 0 or chunk.endswith(b"\n"):
             return seq, prev
+        start = size - len(chunk)
         nl = chunk.rfind(b"\n")
         offset = start + nl + 1 if nl >= 0 else start
-        length = size - offset
         fields = {
             "action": "audit.torn-tail",
             "outcome": "ok",
-            "detail": {"file": CURRENT, "offset": offset, "length": length},
+            "detail": {"file": CURRENT, "offset": offset, "length": size - offset},
             **actor(),
         }
         body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": _now()}
@@ -392,18 +379,22 @@ class AuditLog:
             d.unlink(PENDING)
         return out
 
-    def _rotate_if_needed(self, d: Dir) -> bool:
+    def _rotate_if_needed(self, d: Dir, last_seq: int) -> bool:
         try:
-            head, size = d.read_prefix(CURRENT, 512)
+            head, size = d.read_prefix(CURRENT, _MAX_LINE)
         except FileNotFoundError:
             return False
         if size < self.max_file_bytes:
             return False
-        try:
-            first = int(json.loads(head.split(b"\n", 1)[0][: -_MAC_SUFFIX_LEN] + b"}")["seq"])
-        except (ValueError, KeyError, TypeError):
-            first = 0
+        # Named by the first record's seq, so names sort in chain order; a damaged first line
+        # falls back to the last seq, which still sorts after every earlier file.
+        first = last_seq
+        split = _split_line(head.split(b"\n", 1)[0])
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            first = int(json.loads(split[0])["seq"]) if split is not None else last_seq
         name = f"audit-{first:012d}.log"
+        if d.exists(name):
+            return False  # never replace a rotated file: keep appending to the current one
         try:
             os.rename(CURRENT, name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
         except OSError as exc:
@@ -479,8 +470,9 @@ class AuditLog:
         if repair:
             with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
                 anchor = self._read_anchor(d, anchor_key)
-                tail_seq, tail_prev = self._tail(d, mac_key, anchor)
-                seq2, prev2 = self._seal_torn_tail(d, mac_key, tail_seq, tail_prev)
+                tail = _read_tail(d)
+                tail_seq, tail_prev = self._tail(mac_key, anchor, tail)
+                seq2, prev2 = self._seal_torn_tail(d, mac_key, tail_seq, tail_prev, tail)
                 if seq2 != tail_seq:
                     anchor.seq, anchor.mac = seq2, prev2
                     self._write_anchor(d, anchor_key, anchor)
@@ -574,6 +566,14 @@ class AuditLog:
         return report
 
 
+def _read_tail(d: Dir) -> tuple[bytes, int]:
+    """The last line's worth of the current file, and its size (empty when there is none)."""
+    try:
+        return d.read_tail(CURRENT, _MAX_LINE)
+    except FileNotFoundError:
+        return b"", 0
+
+
 def _rotated_seq(name: str) -> int | None:
     if name.startswith("audit-") and name.endswith(".log") and name[6:-4].isdigit():
         return int(name[6:-4])
@@ -598,7 +598,5 @@ def _lines(data: bytes) -> Iterable[tuple[int, bytes]]:
 
 def error_outcome(exc: BaseException) -> str:
     """``denied`` for refusals (permissions, keys), ``error`` for everything else."""
-    from .errors import KeyStoreError, UnsafePermissions
-
     return "denied" if isinstance(exc, UnsafePermissions | KeyStoreError) else "error"
 

@@ -113,9 +113,12 @@ def _now() -> datetime:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _audited(action: str) -> Callable[[_F], _F]:
+def _audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
     """Record a failed *action* in the audit log (successes are recorded by the method, with
-    their byte and redaction counts), then re-raise."""
+    their byte and redaction counts), then re-raise.
+
+    :param by_id: the method's first argument is a session id, recorded with the failure.
+    """
 
     def deco(fn: _F) -> _F:
         @functools.wraps(fn)
@@ -123,7 +126,7 @@ def _audited(action: str) -> Callable[[_F], _F]:
             try:
                 return fn(self, *args, **kwargs)
             except SessionSealError as exc:
-                session = args[0] if args and isinstance(args[0], uuid.UUID | str) else None
+                session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
                 self._audit_failure(action, exc, session=session)
                 raise
 
@@ -571,7 +574,7 @@ class Vault:
 
         return _container.open_session(raw, self.vault_id, session_id, key_for, meta_only=meta_only)[1]
 
-    @_audited("load")
+    @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
         """Decrypt a session and return its stored JSON document, without building models.
 
@@ -644,7 +647,7 @@ class Vault:
             raise IntegrityError(_INTEGRITY) from None
         return summary.model_copy(update={"size_stored": size, "generation": header.generation})
 
-    @_audited("delete")
+    @_audited("delete", by_id=True)
     def delete(self, session_id: uuid.UUID | str) -> None:
         """Remove a session: its key leaves the key table first, then its file goes.
 

@@ -254,3 +254,17 @@ def test_cli_verify_exits_14_and_names_the_first_bad_record(tmp_path: Path) -> N
     _write(tmp_path / "v", lines)
     bad = runner.invoke(cli, ["audit", "verify"], env=env)
     assert bad.exit_code == 14 and "line 2" in bad.output and "record 2" in bad.output
+
+
+def test_rotation_never_replaces_a_rotated_file_even_after_long_records(vault: Vault, vault_path: Path) -> None:
+    log = vault._audit_log
+    secret = vault._keytable().vault_secret
+    log.max_file_bytes = 4096
+    for i in range(60):
+        # Records longer than any fixed header read: the rotated file is still named by its first seq.
+        log.append(secret, {"action": "list", "outcome": "ok", "detail": {f"k{j}": i for j in range(80)}})
+    rotated = sorted((vault_path / "audit").glob("audit-*.log"))
+    assert len(rotated) >= 5
+    report = vault.verify_audit()
+    assert report.ok, [p.describe() for p in report.problems]
+    assert report.records == 1 + 60  # init and the appends, none lost to a rotation
