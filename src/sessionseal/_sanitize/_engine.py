@@ -77,7 +77,6 @@ class Scanner:
         self.priorities: dict[str, int] = {r.id: r.priority for r in self.rules}
         if len(self.rules) >= (1 << _RULE_BITS) - 1:
             raise ValueError(f"at most {(1 << _RULE_BITS) - 2} rules")
-        self._index: dict[str, int] = {r.id: i for i, r in enumerate(self.rules)}
         # What _rank computes, split into per-rule constants for the hot path in _accept.
         self._rank_key: dict[str, tuple[int, int]] = {
             r.id: ((r.priority << _LEN_BITS) + (1 << _LEN_BITS), i) for i, r in enumerate(self.rules)
@@ -283,7 +282,8 @@ class Scanner:
             for pm in _COOKIE_PAIR.finditer(text, start, end):
                 s, e = pm.span(2)
                 if e - s >= 8:
-                    out.append((_rank(rule.priority, s, e, self._index[rule.id]), rule.id, s, e, rule, None, None))
+                    rank = _rank(rule.priority, s, e, self._rank_key[rule.id][1])
+                    out.append((rank, rule.id, s, e, rule, None, None))
             return
         if check in _STRIPPED_CHECKS and text[end - 1] in _TRAILING and group not in _QUOTED_GROUPS:
             value = text[start:end]

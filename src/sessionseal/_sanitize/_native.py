@@ -34,7 +34,6 @@ __all__ = [
     "build_prefilter",
     "fold",
     "hs_accepted",
-    "hs_compiles",
     "resolve_engine",
 ]
 
@@ -137,11 +136,6 @@ def _hs_literal(kw: str) -> bytes:
 
 class PrefilterCompileError(Exception):
     """Hyperscan rejected a pattern of the database."""
-
-
-def hs_compiles(regex: str, *, som: bool = False) -> bool:
-    """Whether Hyperscan is installed and accepts *regex* (with start-of-match reporting if *som*)."""
-    return hs_accepted([regex], som=som) == [True]
 
 
 def hs_accepted(regexes: Sequence[str], *, som: bool = False) -> list[bool]:

@@ -199,22 +199,24 @@ def redact_parallel(
     # copy-on-write page faults); undone below for the parent.
     gc.freeze()
     children: list[tuple[int, int]] = []
-    for a, b in itertools.pairwise(cuts[1:]):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            os.close(r)
-            code = 1
-            try:
-                payload = pickle.dumps(_redact_range(sanitizer, text, a, b), protocol=pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(w, "wb") as fh:
-                    fh.write(payload)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w)
-        children.append((pid, r))
-    gc.unfreeze()
+    try:
+        for a, b in itertools.pairwise(cuts[1:]):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                os.close(r)
+                code = 1
+                try:
+                    payload = pickle.dumps(_redact_range(sanitizer, text, a, b), protocol=pickle.HIGHEST_PROTOCOL)
+                    with os.fdopen(w, "wb") as fh:
+                        fh.write(payload)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+    finally:
+        gc.unfreeze()
     found = _redact_range(sanitizer, text, cuts[0], cuts[1])
     emitted: list[_Redaction] = []
     if emit is not None:
