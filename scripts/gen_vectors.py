@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Generate docs/spec/vectors/container-v1.json: the container's known-answer vectors.
+"""Generate the known-answer vectors in docs/spec/vectors/.
 
-Deterministic: fixed keys and nonces, raw (uncompressed) payloads, so the bytes do
-not depend on the zstd version.  Run it only when the format changes on purpose;
-tests/unit/test_container_spec.py checks the committed file against the code.
+* ``container-v1.json``: the container (tests/unit/test_container_spec.py).  Fixed keys
+  and nonces, raw (uncompressed) payloads, so the bytes do not depend on the zstd version.
+* ``audit-log-v1.json``: the audit log's key derivation, canonical bodies, MACs, lines and
+  a tamper matrix with the problem ``audit verify`` must report first
+  (tests/unit/test_audit_spec.py).
+
+Run it only when a format changes on purpose; the tests check the committed files
+against the code.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sessionseal import _container
+from sessionseal import _audit, _container
 from sessionseal._container import FrameType, Kind
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "container-v1.json"
+AUDIT_OUT = OUT.with_name("audit-log-v1.json")
 
 VAULT = UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
 SESSION = UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22")
@@ -92,6 +98,80 @@ def main() -> None:
     ]
     OUT.write_text(json.dumps({"format": "sessionseal container v1", "vectors": vectors}, indent=1) + "\n")
     print(f"wrote {len(vectors)} vectors to {OUT}")
+    audit()
+
+
+def audit() -> None:
+    secret = bytes(range(100, 132))
+    mac_key, anchor_key = _audit.AuditLog.keys(secret)
+    who = {"user": "ren\u00e9e", "uid": 1001, "pid": 4242, "host": "ws-7", "program": "sessionseal", "version": "0.1.0"}
+    bodies: list[dict[str, object]] = [
+        {"action": "init", "outcome": "ok", "time": "2026-11-21T09:00:00.000000Z"},
+        {"action": "save", "outcome": "ok", "time": "2026-11-21T09:00:01.250000Z", "session": str(SESSION),
+         "bytes": 5120, "redactions": {"github-pat": 2, "aws-access-key-id": 1}},
+        {"action": "load", "outcome": "error", "error": "SessionNotFound", "time": "2026-11-21T09:00:02.000000Z",
+         "session": "(not a session id)"},
+        {"action": "open", "outcome": "denied", "error": "WrongPassphrase", "time": "2026-11-21T09:00:03.000000Z",
+         "unkeyed": True},
+    ]
+    records, lines, prev = [], [], "0" * 64
+    for seq, extra in enumerate(bodies, 1):
+        fields = {"v": 1, "seq": seq, "prev": prev, **who, **extra}
+        line, mac = _audit.record_line(mac_key, fields)
+        records.append({"fields": fields, "body": _audit.canonical(fields).decode(), "mac": mac,
+                        "line": line.decode()})
+        lines.append(line)
+        prev = mac
+    anchor = {"seq": len(lines), "mac": prev}
+
+    def forged(i: int, **change: object) -> bytes:
+        # A record re-MACed under a key the attacker does not have.
+        fields = {**records[i]["fields"], **change}
+        return _audit.record_line(b"\x00" * 32, fields)[0]
+
+    def resealed(i: int, **change: object) -> bytes:
+        # A record whose MAC is right but whose place in the chain is not.
+        return _audit.record_line(mac_key, {**records[i]["fields"], **change})[0]
+
+    def uncanonical(i: int) -> bytes:
+        # What a buggy writer with the key would store: a right MAC over a non-canonical body.
+        body = _audit.canonical(records[i]["fields"]).replace(b'{"action"', b'{ "action"')
+        mac = _audit._mac(mac_key, body).encode()
+        return body[:-1] + b',"mac":"' + mac + b'"}\n'
+
+    edited = lines[1].replace(b'"bytes":5120', b'"bytes":5121')
+    tampered = [
+        ("a field edited", [lines[0], edited, *lines[2:]], anchor, 2, "bad-mac"),
+        ("a record deleted", [lines[0], *lines[2:]], anchor, 3, "out-of-sequence"),
+        ("a forged record inserted", [lines[0], forged(0, seq=2, action="delete"), *lines[1:]], anchor, 2, "bad-mac"),
+        ("two records swapped", [lines[0], lines[2], lines[1], lines[3]], anchor, 3, "out-of-sequence"),
+        ("the tail cut off", lines[:2], anchor, 4, "truncated"),
+        ("replaced by an older copy", lines[:3], anchor, 4, "truncated"),
+        ("a record re-chained to another predecessor", [lines[0], resealed(1, prev=records[0]["fields"]["prev"]),
+                                                       *lines[2:]], anchor, 2, "broken-chain"),
+        ("a record re-encoded (not canonical)", [lines[0], lines[1].replace(b'{"action"', b'{ "action"'), *lines[2:]],
+         anchor, 2, "bad-mac"),
+        ("a validly MACed record that is not canonical", [lines[0], uncanonical(1), *lines[2:]], anchor, 2,
+         "not-canonical"),
+        ("a whole log with a different history", [resealed(0, time="2026-01-01T00:00:00.000000Z")],
+         {"seq": 1, "mac": records[0]["mac"]}, 1, "replaced"),
+        ("a garbage line in the middle", [lines[0], b"not a record\n", *lines[1:]], anchor, None, "bad-line"),
+    ]
+    doc = {
+        "format": "sessionseal audit log v1",
+        "vault_secret": secret.hex(),
+        "mac_key": mac_key.hex(),
+        "anchor_key": anchor_key.hex(),
+        "records": records,
+        "log": b"".join(lines).decode(),
+        "anchor": anchor,
+        "tampered": [
+            {"name": name, "log": b"".join(log).decode(), "anchor": anc, "first_bad_seq": seq, "problem": code}
+            for name, log, anc, seq, code in tampered
+        ],
+    }
+    AUDIT_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
+    print(f"wrote {len(records)} records and {len(tampered)} tamper cases to {AUDIT_OUT}")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ class Problem:
     file: str
     line: int
     seq: int | None
+    code: str  # stable, for scripts: see docs/spec/audit-log.md, "Verifying"
     what: str
     severity: str = "error"  # "error": tampering or damage; "warning": repairable crash artefact
 
@@ -480,10 +481,12 @@ class AuditLog:
         try:
             anchor = self._read_anchor(d, anchor_key)
         except IntegrityError:
-            report.problems.append(Problem(ANCHOR, 0, None, "the anchor failed its integrity check"))
+            report.problems.append(Problem(ANCHOR, 0, None, "anchor-invalid", "the anchor failed its integrity check"))
             anchor = _Anchor(seq=-1)
         if anchor.seq == -1 and not report.problems:
-            report.problems.append(Problem(ANCHOR, 0, None, "the anchor is missing but the log has records"))
+            report.problems.append(
+                Problem(ANCHOR, 0, None, "anchor-missing", "the anchor is missing but the log has records")
+            )
         expected, prev = anchor.base_seq + 1, anchor.base_mac
         macs: dict[int, str] = {}
         names = self.files()
@@ -503,8 +506,12 @@ class AuditLog:
                     last_file = fi == len(names) - 1
                     if not complete and last_file:
                         report.problems.append(
-                            Problem(name, lineno, None, "the last line is incomplete (a writer was killed mid-write); "
-                                    "run 'sessionseal audit verify --repair' to seal it", "warning")
+                            Problem(
+                                name, lineno, None, "torn-tail",
+                                "the last line is incomplete (a writer was killed mid-write); "
+                                "run 'sessionseal audit verify --repair' to seal it",
+                                "warning",
+                            )
                         )
                         continue
                     torn = {"file": name, "offset": offset, "length": len(line), "line": lineno}
@@ -518,14 +525,18 @@ class AuditLog:
                         and detail.get("offset") == torn["offset"]
                         and detail.get("length") == torn["length"]
                     ):
-                        report.problems.append(Problem(name, torn["line"], None, "a line is not a valid record"))
+                        report.problems.append(
+                            Problem(name, torn["line"], None, "bad-line", "a line is not a valid record")
+                        )
                         return report
                     torn = None
                 if not _crypto.constant_time_equal(_mac(mac_key, split[0]).encode(), split[1].encode()):  # type: ignore[index]
-                    report.problems.append(Problem(name, lineno, seq, "its MAC does not match (edited or forged)"))
+                    report.problems.append(
+                        Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
+                    )
                     return report
                 if canonical(rec) != split[0]:  # type: ignore[index]
-                    report.problems.append(Problem(name, lineno, seq, "it is not in canonical form"))
+                    report.problems.append(Problem(name, lineno, seq, "not-canonical", "it is not in canonical form"))
                     return report
                 if seq != expected:
                     what = (
@@ -533,10 +544,12 @@ class AuditLog:
                         if isinstance(seq, int)
                         else "it has no sequence number"
                     )
-                    report.problems.append(Problem(name, lineno, seq, what))
+                    report.problems.append(Problem(name, lineno, seq, "out-of-sequence", what))
                     return report
                 if rec.get("prev") != prev:
-                    report.problems.append(Problem(name, lineno, seq, "it does not follow the record before it"))
+                    report.problems.append(
+                        Problem(name, lineno, seq, "broken-chain", "it does not follow the record before it")
+                    )
                     return report
                 macs[seq] = split[1]  # type: ignore[index]
                 prev = split[1]  # type: ignore[index]
@@ -545,7 +558,9 @@ class AuditLog:
                 report.records += 1
                 expected += 1
         if torn is not None:
-            report.problems.append(Problem(torn["file"], torn["line"], None, "a line is not a valid record"))
+            report.problems.append(
+                Problem(torn["file"], torn["line"], None, "bad-line", "a line is not a valid record")
+            )
             return report
         if anchor.seq > 0:
             last: int = report.last_seq or anchor.base_seq
@@ -555,13 +570,14 @@ class AuditLog:
                         names[-1] if names else CURRENT,
                         0,
                         anchor.seq,
+                        "truncated",
                         f"the log ends at record {last} but the anchor names record {anchor.seq}: "
                         "the tail was cut off or the log was replaced with an older copy",
                     )
                 )
             elif macs.get(anchor.seq, anchor.mac if anchor.seq == anchor.base_seq else "") != anchor.mac:
                 report.problems.append(
-                    Problem(CURRENT, 0, anchor.seq, "it differs from the anchor's (the log was replaced)")
+                    Problem(CURRENT, 0, anchor.seq, "replaced", "it differs from the anchor's (the log was replaced)")
                 )
         return report
 

@@ -1,0 +1,86 @@
+"""The audit log, as docs/spec/audit-log.md specifies it: the committed known-answer vectors.
+
+The vectors fix the key derivation, the canonical body, the MAC and the stored line of
+four records, and a tamper matrix: each case is a log (and anchor) that ``audit verify``
+must reject, naming the first bad record and the problem code the spec lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionseal import _audit
+from sessionseal._audit import AuditLog, _Anchor, _split_line, canonical, record_line
+from sessionseal._fs import Dir
+
+VECTORS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors" / "audit-log-v1.json"
+DOC: dict[str, Any] = json.loads(VECTORS.read_text())
+VAULT_ID = uuid.UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
+
+
+def _verify(tmp_path: Path, log: str, anchor: dict[str, Any]) -> _audit.VerifyReport:
+    """Write *log* and a genuine anchor into a fresh audit directory and verify it."""
+    root_path = tmp_path / "vault"
+    os.mkdir(root_path, 0o700)
+    root = Dir(root_path)
+    locks = root.sub("locks", create=True)
+    audit = root.sub("audit", create=True)
+    secret = bytes.fromhex(DOC["vault_secret"])
+    _, anchor_key = AuditLog.keys(secret)
+    log_obj = AuditLog(root, locks, VAULT_ID)
+    audit.write_atomic(_audit.CURRENT, log.encode("ascii"))
+    log_obj._write_anchor(audit, anchor_key, _Anchor(seq=anchor["seq"], mac=anchor["mac"]))
+    try:
+        return log_obj.verify(secret)
+    finally:
+        log_obj.close()
+        audit.close()
+        locks.close()
+        root.close()
+
+
+def test_keys_derive_from_the_vault_secret_with_hkdf_labels() -> None:
+    mac_key, anchor_key = AuditLog.keys(bytes.fromhex(DOC["vault_secret"]))
+    assert (mac_key.hex(), anchor_key.hex()) == (DOC["mac_key"], DOC["anchor_key"])
+
+
+@pytest.mark.parametrize("record", DOC["records"], ids=lambda r: r["fields"]["action"])
+def test_each_record_has_the_published_body_mac_and_line(record: dict[str, Any]) -> None:
+    key = bytes.fromhex(DOC["mac_key"])
+    assert canonical(record["fields"]).decode() == record["body"]
+    line, mac = record_line(key, record["fields"])
+    assert (line.decode(), mac) == (record["line"], record["mac"])
+    # A reader gets the exact body bytes back from the line, without re-encoding.
+    assert _split_line(line.rstrip(b"\n")) == (record["body"].encode(), record["mac"])
+    assert record["line"].isascii() and json.loads(record["line"])["mac"] == record["mac"]
+
+
+def test_records_chain_through_prev() -> None:
+    records = DOC["records"]
+    assert records[0]["fields"]["prev"] == "0" * 64
+    for before, after in itertools.pairwise(records):
+        assert after["fields"]["prev"] == before["mac"]
+    assert DOC["log"] == "".join(r["line"] for r in records)
+    assert DOC["anchor"] == {"seq": len(records), "mac": records[-1]["mac"]}
+
+
+def test_the_published_log_verifies(tmp_path: Path) -> None:
+    report = _verify(tmp_path, DOC["log"], DOC["anchor"])
+    assert report.ok and report.problems == []
+    assert (report.records, report.first_seq, report.last_seq) == (4, 1, 4)
+
+
+@pytest.mark.parametrize("case", DOC["tampered"], ids=lambda c: c["name"].replace(" ", "-"))
+def test_every_tampering_is_reported_at_its_first_bad_record(tmp_path: Path, case: dict[str, Any]) -> None:
+    report = _verify(tmp_path, case["log"], case["anchor"])
+    assert not report.ok
+    first = next(p for p in report.problems if p.severity == "error")
+    assert (first.code, first.seq) == (case["problem"], case["first_bad_seq"])
+    assert first.describe()  # a one-line message for the CLI
