@@ -57,7 +57,7 @@ def _storage_error(exc: OSError, what: str, path: str) -> StorageError | UnsafeP
     return StorageError(f"cannot {what} {path}: {reason}")
 
 
-def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool) -> None:
+def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False) -> None:
     kind = "directory" if is_dir else "file"
     if stat.S_ISLNK(st.st_mode):
         raise UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
@@ -67,7 +67,7 @@ def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool) -> None:
         raise UnsafePermissions(f"{path} is not a regular file; remove it (sessionseal never reads devices or FIFOs)")
     if st.st_uid != os.geteuid():
         raise UnsafePermissions(f"{kind} {path} is owned by uid {st.st_uid}, not by you; refusing to use it")
-    if st.st_mode & 0o077:
+    if st.st_mode & (0o022 if others_may_read else 0o077):
         mode = stat.S_IMODE(st.st_mode)
         want = DIR_MODE if is_dir else FILE_MODE
         raise UnsafePermissions(
@@ -114,7 +114,15 @@ def check_ancestors(path: Path) -> None:
 class Dir:
     """An open directory of the vault; every operation is relative to its descriptor."""
 
-    def __init__(self, path: Path, *, create: bool = False, parent: Dir | None = None) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = False, parent: Dir | None = None, others_may_read: bool = False
+    ) -> None:
+        """Open *path* (relative to *parent* when given), refusing links and foreign or loose modes.
+
+        :param others_may_read: accept group/other read and search bits (never write bits).
+            Only for recording why a vault with such a mode was refused: nobody else can
+            change what is in a directory they cannot write.
+        """
         self.path = path
         self.fd: int = -1
         name = path.name
@@ -137,7 +145,7 @@ class Dir:
             if created:
                 # mkdir's mode is filtered by the umask; set it exactly before anything is written.
                 os.fchmod(self.fd, DIR_MODE)
-            _check_owner_only(os.fstat(self.fd), str(path), is_dir=True)
+            _check_owner_only(os.fstat(self.fd), str(path), is_dir=True, others_may_read=others_may_read)
         except BaseException:
             os.close(self.fd)
             raise

@@ -52,6 +52,7 @@ from .errors import (
     KeyStoreError,
     SessionNotFound,
     SessionSealError,
+    UnsafePermissions,
     UnsupportedVersion,
     VaultExists,
     VaultNotFound,
@@ -104,6 +105,30 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
     if p.name in ("", ".", ".."):
         p = p.resolve()
     return p.parent.resolve() / p.name
+
+
+def _record_refusal(vpath: Path, root: Dir | None, exc: SessionSealError) -> None:
+    """Note a refused open in the vault's pending audit records, when that is safe.
+
+    Only in a vault directory that is ours and that nobody else can write: a vault that
+    others can merely read is refused, and that refusal is worth a record; a link, a foreign
+    owner or a writable-by-others directory gets nothing written into it.  Best effort.
+    """
+    fields = {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+    with contextlib.suppress(Exception):
+        opened = root is None
+        d = Dir(vpath, others_may_read=True) if root is None else root
+        try:
+            locks = d.sub("locks")
+            log = AuditLog(d, locks, uuid.UUID(int=0))
+            try:
+                log.append_unkeyed(fields)
+            finally:
+                log.close()
+                locks.close()
+        finally:
+            if opened:
+                d.close()
 
 
 def _now() -> datetime:
@@ -260,7 +285,11 @@ class Vault:
         if not os.path.lexists(vpath):
             raise VaultNotFound(f"no vault at {vpath}; create one with 'sessionseal init'")
         check_ancestors(vpath)
-        check_vault_dir(vpath)
+        try:
+            check_vault_dir(vpath)
+        except UnsafePermissions as exc:
+            _record_refusal(vpath, None, exc)
+            raise
         root = Dir(vpath)
         try:
             try:
@@ -278,6 +307,11 @@ class Vault:
             if isinstance(provider, PassphraseProvider):
                 provider.bind(root)
             return cls(vpath, root, doc, provider)
+        except SessionSealError as exc:
+            if not isinstance(exc, VaultNotFound):
+                _record_refusal(vpath, root, exc)
+            root.close()
+            raise
         except BaseException:
             root.close()
             raise
@@ -385,7 +419,7 @@ class Vault:
             return
         self._audit_configured = True
         with contextlib.suppress(SessionSealError):
-            cfg = self.config().audit
+            cfg = self._read_config().audit
             self._audit_log.max_file_bytes = cfg.rotate_bytes
             self._audit_log.keep_files = cfg.keep_files
             self._audit_log.syslog = cfg.syslog
@@ -422,7 +456,7 @@ class Vault:
 
     def _get_sanitizer(self) -> Sanitizer:
         if self._sanitizer is None:
-            self._sanitizer = self._build_sanitizer(self.config())
+            self._sanitizer = self._build_sanitizer(self._read_config())
         return self._sanitizer
 
     def _build_sanitizer(self, config: VaultConfig) -> Sanitizer:
@@ -447,11 +481,18 @@ class Vault:
     def _config_key(self) -> bytes:
         return _crypto.derive_key(self._keytable().vault_secret, _LABEL_CONFIG)
 
+    @_audited("config.show")
     def config(self) -> VaultConfig:
-        """The vault's configuration (defaults when none was set).
+        """The vault's configuration (defaults when none was set).  Audited: it holds the
+        user's literals (hostnames, customer ids), which are sensitive in themselves.
 
         :raises IntegrityError: the stored configuration was modified.
         """
+        cfg = self._read_config()
+        self._audit("config.show")
+        return cfg
+
+    def _read_config(self) -> VaultConfig:
         return read_config(self._root, self.vault_id, self._config_key())[0]
 
     @_audited("config.set")
@@ -698,8 +739,11 @@ class Vault:
     def destroy(self) -> None:
         """Remove the vault's master key from the key store: every session becomes unreadable.
 
-        The files are left for the caller to remove (the demo does).
+        The files are left for the caller to remove (the demo does).  Recorded in the audit
+        log first: afterwards no record can be keyed.
         """
+        with contextlib.suppress(SessionSealError):
+            self._audit("destroy")
         self._provider.delete(self.vault_id)
 
 

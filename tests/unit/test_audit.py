@@ -15,7 +15,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._audit import _split_line, canonical, record_line
-from sessionseal.errors import WrongPassphrase
+from sessionseal.errors import IntegrityError, UnsafePermissions, WrongPassphrase
 
 SECRET = "ghp_" + "Zq8" * 12
 
@@ -175,6 +175,51 @@ def test_failures_before_the_key_is_available_are_folded_into_the_chain(tmp_path
     assert not (path / "audit" / "pending.log").exists()
     assert good.verify_audit().ok
     good.close()
+
+
+def test_reading_the_config_and_destroying_the_key_are_recorded(vault: Vault) -> None:
+    vault.config()
+    assert list(vault.audit_records())[-1]["action"] == "config.show"
+    vault.destroy()
+    # Recorded while the key still existed: the last keyed record says the key went.
+    assert list(vault.audit_records())[-1]["action"] == "destroy"
+
+
+def test_a_refused_open_is_recorded_once_the_vault_is_safe_again(vault: Vault, vault_path: Path) -> None:
+    vault.list()
+    os.chmod(vault_path, 0o750)  # noqa: S103 - group-readable: refused, yet nobody else can write into it
+    with pytest.raises(UnsafePermissions):
+        Vault.open(vault_path, key_provider=vault._provider)
+    os.chmod(vault_path, 0o700)
+    with Vault.open(vault_path, key_provider=vault._provider) as again:
+        again.list()
+        refused = [r for r in again.audit_records() if r.get("error") == "UnsafePermissions"]
+        assert [(r["action"], r["outcome"], r["unkeyed"]) for r in refused] == [("open", "denied", True)]
+        assert again.verify_audit().ok
+
+
+def test_nothing_is_written_into_a_vault_that_others_can_write(vault: Vault, vault_path: Path) -> None:
+    vault.list()
+    before = sorted((p.name, p.stat().st_size) for p in (vault_path / "audit").iterdir())
+    os.chmod(vault_path, 0o777)  # noqa: S103 - the hostile mode under test
+    try:
+        with pytest.raises(UnsafePermissions):
+            Vault.open(vault_path, key_provider=vault._provider)
+    finally:
+        os.chmod(vault_path, 0o700)
+    assert sorted((p.name, p.stat().st_size) for p in (vault_path / "audit").iterdir()) == before
+
+
+def test_a_damaged_vault_file_is_recorded_as_an_integrity_failure(vault: Vault, vault_path: Path) -> None:
+    vault.list()
+    good = (vault_path / "vault.json").read_bytes()
+    (vault_path / "vault.json").write_bytes(b"{not json")
+    with pytest.raises(IntegrityError):
+        Vault.open(vault_path, key_provider=vault._provider)
+    (vault_path / "vault.json").write_bytes(good)
+    with Vault.open(vault_path, key_provider=vault._provider) as again:
+        again.list()
+        assert any(r.get("error") == "IntegrityError" and r["action"] == "open" for r in again.audit_records())
 
 
 def test_rotation_continues_the_chain_and_retention_keeps_it_verifiable(vault: Vault, vault_path: Path) -> None:
