@@ -63,6 +63,10 @@ class AsyncVault:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
 
+    async def rekey(self) -> int:
+        """See :meth:`Vault.rekey`."""
+        return await asyncio.to_thread(self.sync.rekey)
+
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""
         return await asyncio.to_thread(self.sync.info)

@@ -290,6 +290,38 @@ class Dir:
             raise _storage_error(exc, "remove", self._path(name)) from exc
         self.fsync()
 
+    def shred(self, name: str) -> bool:
+        """Overwrite *name* with zeros, fsync, truncate, fsync, then unlink it durably.
+
+        Best effort on the medium only (docs/secure-deletion.md): journaling, copy-on-write
+        file systems and flash translation layers may keep the old blocks.  The guarantee is
+        crypto-erase, done before this.  Returns False when the file was already gone.
+        """
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error(exc, "overwrite", self._path(name)) from exc
+        try:
+            st = os.fstat(fd)
+            # Never write through a planted device node, FIFO or hard link to another file.
+            _check_owner_only(st, self._path(name), is_dir=False)
+            zeros = bytes(1 << 20)
+            left = st.st_size
+            while left > 0:
+                n = os.write(fd, zeros[: min(left, len(zeros))])
+                left -= n
+            os.fsync(fd)
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        except OSError as exc:
+            raise _storage_error(exc, "overwrite", self._path(name)) from exc
+        finally:
+            os.close(fd)
+        self.unlink(name)
+        return True
+
     def fsync(self) -> None:
         """Make renames and unlinks in this directory durable."""
         try:

@@ -359,8 +359,56 @@ class Vault:
                     )
                 raise
             self._audit("open", detail={"key_provider": self._provider.name})
+            self._try_finish_rotation()
             return table
         return self._load_keytable(fresh=fresh)
+
+    def _fresh_master(self) -> MasterKeys:
+        # Under the vault lock: what the key store holds now, not this process's cached copy.
+        reload = getattr(self._provider, "reload", None)
+        return cast(MasterKeys, reload(self.vault_id)) if reload is not None else self._master()
+
+    def _rotate(self, table: KeyTable) -> int:
+        """Re-encrypt the key table under a fresh master key and drop every other one.
+
+        The caller holds the vault lock.  This is what makes deletion a crypto-erase: a key
+        that left the table is then in no file the current master key can open, and the
+        master key that opens old copies of the table is gone from the key store.
+
+        Crash-safe order: (1) the key store holds the old keys and the new one; (2) the
+        table is replaced atomically under the new key; (3) the key store keeps only the
+        new key.  A crash before (2) leaves the old table and its key; after (2), the next
+        rotation or open finishes (3) (:meth:`_finish_rotation`).
+        """
+        master = self._fresh_master()
+        epoch = max(master.keys) + 1
+        key = _crypto.new_key()
+        self._provider.store(self.vault_id, MasterKeys({**master.keys, epoch: key}))
+        table.write(self._root, key, epoch)
+        self._provider.store(self.vault_id, MasterKeys({epoch: key}))
+        return epoch
+
+    def _finish_rotation(self) -> bool:
+        """Drop master keys other than the table's (left by a rotation killed after step 2).
+
+        The caller holds the vault lock.  Returns whether anything was dropped.
+        """
+        master = self._fresh_master()
+        table = self._load_keytable(fresh=True)
+        if set(master.keys) == {table.kek_epoch}:
+            return False
+        self._provider.store(self.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}))
+        return True
+
+    def _try_finish_rotation(self) -> None:
+        # At first use: only if the vault lock is free right now (never wait, never nest).
+        with contextlib.suppress(SessionSealError):
+            master = self._master()
+            if self._table is None or set(master.keys) == {self._table.kek_epoch}:
+                return
+            with lock(self._locks.path / "vault.lock", timeout=0, what="the vault"), self._mutex:
+                if self._finish_rotation():
+                    self._audit("rekey.finish", detail={"epoch": self._table.kek_epoch})
 
     def _load_keytable(self, *, fresh: bool = False) -> KeyTable:
         with self._mutex:
@@ -690,7 +738,12 @@ class Vault:
 
     @_audited("delete", by_id=True)
     def delete(self, session_id: uuid.UUID | str) -> None:
-        """Remove a session: its key leaves the key table first, then its file goes.
+        """Erase a session: its key leaves the key table, the table is re-encrypted under a
+        new master key and the old master key leaves the key store (crypto-erase), then its
+        file is overwritten and unlinked (best effort on the medium).
+
+        After this, nothing the vault and the key store hold can decrypt the session, not
+        even from a copy of the vault's files taken before (docs/secure-deletion.md).
 
         :raises SessionNotFound: no such session.
         """
@@ -702,15 +755,30 @@ class Vault:
                 table = self._keytable(fresh=True)
                 if sid not in table.session_keys and not has_file:
                     raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+                epoch = table.kek_epoch
                 if sid in table.session_keys:
                     del table.session_keys[sid]
-                    # Rewrite rather than append a removal: the key must leave the live file.
-                    master = self._master()
-                    table.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
-            self._sessions.unlink(name + _SUFFIX)
-            self._audit("delete", session=sid)
+                    epoch = self._rotate(table)
+            shredded = self._sessions.shred(name + _SUFFIX)
+            self._audit("delete", session=sid, detail={"epoch": epoch, "overwritten": shredded})
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
+
+    @_audited("rekey")
+    def rekey(self) -> int:
+        """Rotate the master key: the key table is re-encrypted under a new one, which the key
+        store then holds alone.  Returns the new epoch.
+
+        Old copies of the vault's files stop opening with what the key store holds.  Session
+        data is not re-encrypted: its keys are in the table, which only the new master key
+        opens (docs/secure-deletion.md says what this does and does not protect).
+        """
+        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+            table = self._keytable(fresh=True)
+            old = table.kek_epoch
+            epoch = self._rotate(table)
+        self._audit("rekey", detail={"from_epoch": old, "epoch": epoch})
+        return epoch
 
     # -- vault -----------------------------------------------------------------------
 

@@ -10,12 +10,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backends import SecretService as SecretServiceBackend
 
 from sessionseal import KeychainProvider, Vault, errors
 from tests._infra.keychain import SecretService
@@ -53,17 +52,6 @@ def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretServi
         p.read_bytes() for p in (tmp_path / "vault").rglob("*") if p.is_file()
     )
     assert sessionseal("delete", sid, "--yes", env=env).code == 0
-
-
-@pytest.fixture
-def real_backend(secret_service: SecretService) -> Iterator[None]:
-    previous = keyring.get_keyring()
-    with secret_service.use():
-        keyring.set_keyring(SecretServiceBackend.Keyring())
-        try:
-            yield
-        finally:
-            keyring.set_keyring(previous)
 
 
 def test_library_reads_the_key_once_per_process(real_backend: None, tmp_path: Path) -> None:

@@ -49,6 +49,18 @@ def test_init_save_show_list_delete_info(run, tmp_path: Path) -> None:  # type: 
     assert json.loads(run("list", "--json").output) == []
 
 
+def test_rekey_rotates_and_every_session_still_shows(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    sid = run("save", input=MINIMAL).output.strip()
+    r = run("rekey", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["epoch"] == 2
+    assert run("rekey").exit_code == 0
+    assert json.loads(run("show", sid, "--json").output)["title"] == "t"
+    actions = [json.loads(line)["action"] for line in run("audit", "show", "--json").output.splitlines()]
+    assert actions.count("rekey") == 2
+
+
 def test_show_json_round_trips_through_save(run) -> None:  # type: ignore[no-untyped-def]
     run("init")
     sid = run("save", input=MINIMAL).output.strip()

@@ -155,13 +155,27 @@ def list_(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def delete(obj: Context, session_id: str, yes: bool) -> None:
-    """Delete a session (its key leaves the key table first)."""
+    """Erase a session: its key is destroyed (crypto-erase), then its file is overwritten and removed."""
     if not yes:
         if not interactive():
             raise click.UsageError("refusing to delete without confirmation; pass --yes")
         click.confirm(f"Delete session {session_id}?", abort=True, err=True)
     obj.vault().delete(session_id)
-    click.echo(f"Deleted {session_id}", err=True)
+    click.echo(f"Deleted {session_id}; its key is destroyed and its file overwritten", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def rekey(obj: Context, as_json: bool) -> None:
+    """Rotate the master key; the old one leaves the key store once the new one is in use."""
+    vault = obj.vault()
+    epoch = vault.rekey()
+    if as_json:
+        echo_json({"vault_id": str(vault.vault_id), "epoch": epoch, "key_provider": vault.info().key_provider})
+        return
+    click.echo(f"Rotated the master key to epoch {epoch}; old copies of the vault no longer open with it", err=True)
 
 
 @cli.command()

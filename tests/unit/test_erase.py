@@ -1,0 +1,91 @@
+"""Crypto-erase and master-key rotation with the in-memory keyring (docs/secure-deletion.md)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sessionseal import KeychainProvider, PassphraseProvider, Vault, errors
+from sessionseal._keystore import MasterKeys
+from sessionseal._keytable import KEYTABLE
+
+
+def _s(text: str) -> dict[str, object]:
+    return {"title": text, "messages": [{"role": "user", "content": text}]}
+
+
+def _epochs(provider: KeychainProvider | PassphraseProvider, vault: Vault) -> list[int]:
+    reload = getattr(provider, "reload", None)
+    return sorted((reload or provider.load)(vault.vault_id).keys)
+
+
+def test_delete_rotates_the_master_key_and_keeps_only_the_new_one(vault: Vault, provider: KeychainProvider) -> None:
+    a, b = vault.save(_s("a")), vault.save(_s("b"))
+    before = vault._keytable().kek_epoch
+    vault.delete(a)
+    assert _epochs(provider, vault) == [before + 1] == [vault._keytable().kek_epoch]
+    assert vault.load(b).title == "b"
+    record = next(r for r in vault.audit_records() if r["action"] == "delete")
+    assert (record["action"], record["detail"]) == ("delete", {"epoch": before + 1, "overwritten": True})
+
+
+def test_an_old_copy_of_the_vault_no_longer_opens(vault: Vault, vault_path: Path, tmp_path: Path) -> None:
+    sid = vault.save(_s("secret plans"))
+    shutil.copytree(vault_path, tmp_path / "copy")
+    vault.rekey()
+    with Vault.open(tmp_path / "copy", key_provider=vault._provider) as old, pytest.raises(errors.KeyStoreError):
+        old.load(sid)
+    assert vault.load(sid).title == "secret plans"
+
+
+def test_rekey_with_the_passphrase_provider(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    with Vault.init(path, key_provider=PassphraseProvider("pw", log2_n=14)) as v:
+        sid = v.save(_s("x"))
+        assert v.rekey() == 2 and v.rekey() == 3
+    with Vault.open(path, passphrase="pw") as v:
+        assert v.load(sid).title == "x"
+        assert _epochs(v._provider, v) == [3]  # type: ignore[arg-type]
+
+
+def test_a_rotation_killed_after_the_table_was_rewritten_is_finished_on_first_use(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
+    sid = vault.save(_s("x"))
+    table = vault._keytable()
+    old = provider.load(vault.vault_id)
+    new_key = bytes(range(32))
+    # Steps 1 and 2 of a rotation, then the "kill": the key store still holds the old key.
+    provider.store(vault.vault_id, MasterKeys({**old.keys, 2: new_key}))
+    table.write(vault._root, new_key, 2)
+    assert _epochs(provider, vault) == [1, 2]
+    with Vault.open(vault_path, key_provider=provider) as again:
+        assert again.load(sid).title == "x"
+        assert _epochs(provider, again) == [2]
+        assert any(r["action"] == "rekey.finish" for r in again.audit_records())
+
+
+def test_a_rotation_killed_before_the_table_was_rewritten_drops_the_unused_key(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
+    sid = vault.save(_s("x"))
+    old = provider.load(vault.vault_id)
+    provider.store(vault.vault_id, MasterKeys({**old.keys, 2: bytes(32)}))  # step 1 only
+    with Vault.open(vault_path, key_provider=provider) as again:
+        assert again.load(sid).title == "x"
+        assert _epochs(provider, again) == [1]
+
+
+def test_delete_overwrites_the_file_before_unlinking_it(vault: Vault, vault_path: Path) -> None:
+    sid = vault.save(_s("y" * 5000))
+    name = vault._file_name(sid) + ".sst"
+    keep = (vault_path / "sessions" / name).open("rb")  # a reader holding the inode sees the overwrite
+    try:
+        vault.delete(sid)
+        assert not (vault_path / "sessions" / name).exists()
+        assert keep.read() == b""  # truncated after the zeros were written and synced
+    finally:
+        keep.close()
+    assert (vault_path / KEYTABLE).exists()
