@@ -381,9 +381,10 @@ class Vault:
         rotation or open finishes (3) (:meth:`_finish_rotation`).
         """
         master = self._fresh_master()
-        epoch = max(master.keys) + 1
+        epoch = max(master.keys) + 1  # above any epoch a killed rotation may have left behind
         key = _crypto.new_key()
-        self._provider.store(self.vault_id, MasterKeys({**master.keys, epoch: key}))
+        # Only the table's key and the new one: the key store never holds more than two.
+        self._provider.store(self.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch], epoch: key}))
         table.write(self._root, key, epoch)
         self._provider.store(self.vault_id, MasterKeys({epoch: key}))
         return epoch
@@ -758,7 +759,11 @@ class Vault:
                 epoch = table.kek_epoch
                 if sid in table.session_keys:
                     del table.session_keys[sid]
-                    epoch = self._rotate(table)
+                    try:
+                        epoch = self._rotate(table)
+                    except BaseException:
+                        self._table = None  # the key is still on disk: reread rather than trust memory
+                        raise
             shredded = self._sessions.shred(name + _SUFFIX)
             self._audit("delete", session=sid, detail={"epoch": epoch, "overwritten": shredded})
             # The lock file stays: unlinking a held flock file would let a waiter on the old

@@ -89,3 +89,35 @@ def test_delete_overwrites_the_file_before_unlinking_it(vault: Vault, vault_path
     finally:
         keep.close()
     assert (vault_path / KEYTABLE).exists()
+
+
+def test_a_rotation_after_a_killed_one_never_leaves_three_keys(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
+    sid = vault.save(_s("x"))
+    old = provider.load(vault.vault_id)
+    provider.store(vault.vault_id, MasterKeys({**old.keys, 2: bytes(32)}))  # killed after step 1
+    seen: list[list[int]] = []
+    real_store = provider.store
+
+    def spy(vault_id: object, keys: MasterKeys) -> None:
+        seen.append(sorted(keys.keys))
+        real_store(vault_id, keys)  # type: ignore[arg-type]
+
+    provider.store = spy  # type: ignore[method-assign]
+    vault.rekey()
+    assert seen == [[1, 3], [3]]
+    assert vault.load(sid).title == "x"
+
+
+def test_a_failed_rotation_keeps_the_session(vault: Vault, provider: KeychainProvider) -> None:
+    sid = vault.save(_s("x"))
+
+    def broken(vault_id: object, keys: MasterKeys) -> None:
+        raise errors.KeyUnavailable("the keychain is locked")
+
+    provider.store = broken  # type: ignore[method-assign]
+    with pytest.raises(errors.KeyUnavailable):
+        vault.delete(sid)
+    assert vault.load(sid).title == "x"
+    assert [s.id for s in vault.list()] == [sid]
