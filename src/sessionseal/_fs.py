@@ -168,16 +168,9 @@ class Dir:
 
         :raises FileNotFoundError: the file does not exist (callers map it).
         """
-        try:
-            # O_NONBLOCK: a FIFO planted in place of a file must not hang the reader.
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise _storage_error(exc, "read", self._path(name)) from exc
+        fd = self._open_checked(name, os.O_RDONLY)
         try:
             st = os.fstat(fd)
-            _check_owner_only(st, self._path(name), is_dir=False)
             if st.st_size > max_size:
                 raise StorageError(f"{self._path(name)} is {st.st_size} bytes, over the limit of {max_size}")
             chunks = []
@@ -219,6 +212,11 @@ class Dir:
             os.close(fd)
 
     def _open_checked(self, name: str, flags: int) -> int:
+        """Open a vault file that must be regular, owner-only and single-link.
+
+        O_NONBLOCK: a FIFO planted in place of a file must not hang the opener.
+        :raises FileNotFoundError: the file does not exist (callers map it).
+        """
         try:
             fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
         except FileNotFoundError:
@@ -298,17 +296,13 @@ class Dir:
         crypto-erase, done before this.  Returns False when the file was already gone.
         """
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
+            # Checked like every open: never through a link, a FIFO, a device or a hard link.
+            fd = self._open_checked(name, os.O_WRONLY)
         except FileNotFoundError:
             return False
-        except OSError as exc:
-            raise _storage_error(exc, "overwrite", self._path(name)) from exc
         try:
-            st = os.fstat(fd)
-            # Never write through a planted device node, FIFO or hard link to another file.
-            _check_owner_only(st, self._path(name), is_dir=False)
             zeros = bytes(1 << 20)
-            left = st.st_size
+            left = os.fstat(fd).st_size
             while left > 0:
                 n = os.write(fd, zeros[: min(left, len(zeros))])
                 left -= n

@@ -177,6 +177,7 @@ class Vault:
         self._locks = root.sub("locks", create=True)
         self._mutex = threading.RLock()
         self._table: KeyTable | None = None
+        self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
         self._sanitizer: Sanitizer | None = None
         self._names_key: bytes | None = None
         self._lock_timeout = _lock_timeout()
@@ -387,6 +388,7 @@ class Vault:
         self._provider.store(self.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch], epoch: key}))
         table.write(self._root, key, epoch)
         self._provider.store(self.vault_id, MasterKeys({epoch: key}))
+        self._held_epochs = frozenset({epoch})
         return epoch
 
     def _finish_rotation(self) -> bool:
@@ -399,13 +401,14 @@ class Vault:
         if set(master.keys) == {table.kek_epoch}:
             return False
         self._provider.store(self.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}))
+        self._held_epochs = frozenset({table.kek_epoch})
         return True
 
     def _try_finish_rotation(self) -> None:
         # At first use: only if the vault lock is free right now (never wait, never nest).
         with contextlib.suppress(SessionSealError):
-            master = self._master()
-            if self._table is None or set(master.keys) == {self._table.kek_epoch}:
+            # The epochs the table was just opened with: no second read of the key store.
+            if self._table is None or self._held_epochs == {self._table.kek_epoch}:
                 return
             with lock(self._locks.path / "vault.lock", timeout=0, what="the vault"), self._mutex:
                 if self._finish_rotation():
@@ -422,7 +425,9 @@ class Vault:
                     reload = getattr(self._provider, "reload", None)
                     if reload is None:
                         raise
-                    self._table = KeyTable.load(self._root, self.vault_id, reload(self.vault_id))
+                    master = reload(self.vault_id)
+                    self._table = KeyTable.load(self._root, self.vault_id, master)
+                self._held_epochs = frozenset(master.keys)
             return self._table
 
     # -- audit -----------------------------------------------------------------------

@@ -173,7 +173,7 @@ def rekey(obj: Context, as_json: bool) -> None:
     vault = obj.vault()
     epoch = vault.rekey()
     if as_json:
-        echo_json({"vault_id": str(vault.vault_id), "epoch": epoch, "key_provider": vault.info().key_provider})
+        echo_json({"vault_id": str(vault.vault_id), "epoch": epoch})
         return
     click.echo(f"Rotated the master key to epoch {epoch}; old copies of the vault no longer open with it", err=True)
 
