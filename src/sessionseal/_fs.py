@@ -97,6 +97,8 @@ def check_ancestors(path: Path) -> None:
     for parent in path.parents:
         try:
             st = os.stat(parent)
+        except FileNotFoundError:
+            continue  # 'init' creates it (0700, ours) under the ancestors checked here
         except OSError as exc:
             raise _storage_error(exc, "inspect", str(parent)) from exc
         if st.st_uid not in (0, me):

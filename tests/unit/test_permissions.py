@@ -7,6 +7,7 @@ real second user (who is denied by the kernel) are in tests/integration.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -153,3 +154,16 @@ def test_parent_world_writable_without_sticky_bit(tmp_path: Path) -> None:
         Vault.init(shared / "vault", key_provider=KeychainProvider(backend=MemoryKeyring()))
     shared.chmod(0o1777)  # sticky, like /tmp: others cannot rename our entries
     Vault.init(shared / "vault", key_provider=KeychainProvider(backend=MemoryKeyring())).close()
+
+
+def test_init_creates_missing_parents_owner_only_and_still_checks_the_existing_ones(tmp_path: Path) -> None:
+    from tests.memkeyring import MemoryKeyring
+
+    Vault.init(tmp_path / "a" / "b" / "vault", key_provider=KeychainProvider(backend=MemoryKeyring())).close()
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b").st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UnsafePermissions, match="world-writable"):
+        Vault.init(shared / "new" / "vault", key_provider=KeychainProvider(backend=MemoryKeyring()))
+    assert not (shared / "new").exists()
