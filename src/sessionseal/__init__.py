@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ._async import AsyncVault
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
-    from ._vault import Vault, VaultInfo
+    from ._retention import CleanupPlan, Decision, RetentionConfig
+    from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
     from .errors import SessionSealError
     from .models import Message, Session, SessionStatus, SessionSummary
 
@@ -24,21 +25,31 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncVault",
+    "CleanupPlan",
+    "CleanupResult",
+    "Decision",
     "KeyProvider",
     "KeychainProvider",
     "Message",
     "PassphraseProvider",
+    "RetentionConfig",
     "Session",
     "SessionSealError",
     "SessionStatus",
     "SessionSummary",
     "Vault",
     "VaultInfo",
+    "VaultStats",
     "__version__",
 ]
 
 _HOMES = {
     "AsyncVault": "._async",
+    "CleanupPlan": "._retention",
+    "CleanupResult": "._vault",
+    "Decision": "._retention",
+    "RetentionConfig": "._retention",
+    "VaultStats": "._vault",
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",
     "PassphraseProvider": "._passphrase",

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._keystore import KeyProvider
-from ._vault import Vault, VaultInfo
+from ._retention import CleanupPlan, RetentionConfig
+from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
 from .models import Session, SessionSummary
 
 __all__ = ["AsyncVault"]
@@ -38,9 +39,12 @@ class AsyncVault:
         *,
         key_provider: KeyProvider | None = None,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        auto_cleanup: bool = True,
     ) -> AsyncVault:
-        """Open a vault (see :meth:`Vault.open`)."""
-        vault = await asyncio.to_thread(Vault.open, path, key_provider=key_provider, passphrase=passphrase)
+        """Open a vault (see :meth:`Vault.open`; an automatic cleanup runs in the worker thread too)."""
+        vault = await asyncio.to_thread(
+            Vault.open, path, key_provider=key_provider, passphrase=passphrase, auto_cleanup=auto_cleanup
+        )
         return cls(vault)
 
     async def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
@@ -55,13 +59,43 @@ class AsyncVault:
         """See :meth:`Vault.load_json`."""
         return await asyncio.to_thread(self.sync.load_json, session_id)
 
-    async def list(self) -> list[SessionSummary]:
+    async def list(self, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""
-        return await asyncio.to_thread(self.sync.list)
+        return await asyncio.to_thread(self.sync.list, archived=archived)
 
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
+
+    async def pin(self, session_id: uuid.UUID | str) -> bool:
+        """See :meth:`Vault.pin`."""
+        return await asyncio.to_thread(self.sync.pin, session_id)
+
+    async def unpin(self, session_id: uuid.UUID | str) -> bool:
+        """See :meth:`Vault.unpin`."""
+        return await asyncio.to_thread(self.sync.unpin, session_id)
+
+    async def archive(self, session_id: uuid.UUID | str) -> bool:
+        """See :meth:`Vault.archive`."""
+        return await asyncio.to_thread(self.sync.archive, session_id)
+
+    async def unarchive(self, session_id: uuid.UUID | str) -> bool:
+        """See :meth:`Vault.unarchive`."""
+        return await asyncio.to_thread(self.sync.unarchive, session_id)
+
+    async def stats(self) -> VaultStats:
+        """See :meth:`Vault.stats`."""
+        return await asyncio.to_thread(self.sync.stats)
+
+    async def plan_cleanup(self, policy: RetentionConfig | Mapping[str, Any] | None = None) -> CleanupPlan:
+        """See :meth:`Vault.plan_cleanup`."""
+        return await asyncio.to_thread(self.sync.plan_cleanup, policy)
+
+    async def cleanup(
+        self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, plan: CleanupPlan | None = None
+    ) -> CleanupResult:
+        """See :meth:`Vault.cleanup`."""
+        return await asyncio.to_thread(self.sync.cleanup, policy, plan=plan)
 
     async def rekey(self) -> int:
         """See :meth:`Vault.rekey`."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import _container
 from ._container import FrameType, Kind
 from ._fs import Dir
+from ._retention import RetentionConfig
 from .errors import IntegrityError
 from .models import parse_model
 
@@ -72,6 +73,7 @@ class VaultConfig(_Strict):
     version: int = 1
     sanitizer: SanitizerConfig = Field(default_factory=SanitizerConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int]:

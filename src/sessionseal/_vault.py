@@ -6,8 +6,11 @@ Vault tree (docs/design.md)::
       vault.json        plaintext, no secrets: format, vault id, key provider, created
       keytable.sst      vault secret + session keys, under the master key
       keyfile.json      passphrase vaults only: master keys wrapped under scrypt(passphrase)
+      config.sst        the vault's config (sanitizer extensions, audit, retention), encrypted
+      autoclean.json    when the next automatic cleanup is due (only with retention.auto_interval)
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
-      locks/vault.lock, locks/<hex>.lock
+      audit/            the audit log (docs/audit-log.md)
+      locks/vault.lock, locks/cleanup.lock, locks/<hex>.lock
 
 Write ordering (the invariants that make crashes safe):
 
@@ -16,7 +19,8 @@ Write ordering (the invariants that make crashes safe):
   is written: a crash leaves at worst an unused key, never an undecryptable session.
 * A deleted session's key leaves the key table *before* its container is unlinked:
   once the key is gone the session is gone, whatever happens to the file.
-* Lock order is session lock, then vault lock; never the reverse.
+* Lock order is cleanup lock, then session locks, then the vault lock; a lock taken out of
+  this order is taken without waiting (the orphan sweep's session locks).
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
@@ -45,11 +49,13 @@ from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
+from ._retention import CleanupPlan, Decision, RetentionConfig, human_size, plan_retention
 from ._sanitize import Sanitizer
 from .errors import (
     IntegrityError,
     InvalidInput,
     KeyStoreError,
+    LockTimeout,
     SessionNotFound,
     SessionSealError,
     UnsafePermissions,
@@ -57,9 +63,9 @@ from .errors import (
     VaultExists,
     VaultNotFound,
 )
-from .models import Session, SessionSummary, parse_session
+from .models import Session, SessionStatus, SessionSummary, parse_model, parse_session
 
-__all__ = ["MAX_SESSION_BYTES", "Vault", "VaultInfo"]
+__all__ = ["MAX_SESSION_BYTES", "CleanupResult", "Vault", "VaultInfo", "VaultStats"]
 
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
@@ -72,6 +78,11 @@ _DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LABEL_NAMES: Final = b"sessionseal v1 file names"
 _LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
 _LABEL_CONFIG: Final = b"sessionseal v1 config"
+#: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
+_CLEANUP_BATCH: Final = 128
+_AUTO_FILE: Final = "autoclean.json"
+#: The statuses 'unarchive' may restore.
+_UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,39 @@ class VaultInfo:
     session_count: int
     stored_bytes: int
     audit_log_path: str | None
+
+
+@dataclass(frozen=True)
+class VaultStats:
+    """What ``sessionseal stats`` shows: counts, sizes, ages, and warnings."""
+
+    sessions: int
+    by_status: dict[str, int]
+    pinned: int
+    stored_bytes: int
+    original_bytes: int
+    compression_ratio: float | None
+    oldest_created: datetime | None
+    newest_updated: datetime | None
+    messages: int
+    cost_usd: float
+    redactions: int
+    unreadable: int
+    warn_size: int | None
+    warnings: list[str]
+
+
+@dataclass
+class CleanupResult:
+    """What a cleanup did: the plan it carried out and what happened to each removal."""
+
+    plan: CleanupPlan
+    removed: list[uuid.UUID] = field(default_factory=list)
+    skipped: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (session, why it stayed)
+    orphans_removed: int = 0
+    bytes_freed: int = 0
+    epoch: int | None = None  # the master key epoch after the last rotation
+    warnings: list[str] = field(default_factory=list)
 
 
 def _lock_timeout() -> float:
@@ -183,6 +227,8 @@ class Vault:
         self._lock_timeout = _lock_timeout()
         self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=self._lock_timeout)
         self._audit_configured = False
+        #: What the automatic cleanup run by :meth:`open` did, if one ran.
+        self.last_auto_cleanup: CleanupResult | None = None
 
     #: Largest serialized session accepted.
     MAX_SESSION_BYTES: Final = MAX_SESSION_BYTES
@@ -275,8 +321,13 @@ class Vault:
         key_provider: KeyProvider | None = None,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
         interactive: bool = False,
+        auto_cleanup: bool = True,
     ) -> Vault:
         """Open an existing vault.  The master key is read lazily, on first use.
+
+        When the config's ``retention.auto_interval`` is set and has passed since the last
+        cleanup, the config's policy is run first (:attr:`last_auto_cleanup` says what it
+        did); a failure there is audited and never fails the open.
 
         :raises VaultNotFound: no vault at the path.
         :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others.
@@ -307,7 +358,7 @@ class Vault:
                 )
             if isinstance(provider, PassphraseProvider):
                 provider.bind(root)
-            return cls(vpath, root, doc, provider)
+            vault = cls(vpath, root, doc, provider)
         except SessionSealError as exc:
             if not isinstance(exc, VaultNotFound):
                 _record_refusal(vpath, root, exc)
@@ -316,6 +367,13 @@ class Vault:
         except BaseException:
             root.close()
             raise
+        if auto_cleanup:
+            try:
+                vault._maybe_auto_cleanup()
+            except BaseException:
+                vault.close()
+                raise
+        return vault
 
     @staticmethod
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
@@ -410,7 +468,7 @@ class Vault:
             # The epochs the table was just opened with: no second read of the key store.
             if self._table is None or self._held_epochs == {self._table.kek_epoch}:
                 return
-            with lock(self._locks.path / "vault.lock", timeout=0, what="the vault"), self._mutex:
+            with self._vault_lock(timeout=0), self._mutex:
                 if self._finish_rotation():
                     self._audit("rekey.finish", detail={"epoch": self._table.kek_epoch})
 
@@ -557,11 +615,14 @@ class Vault:
         """
         new = parse_config(config)
         sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
-        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+        with self._vault_lock(), self._mutex:
             key = self._config_key()
             old, generation = read_config(self._root, self.vault_id, key)
             write_config(self._root, self.vault_id, key, new, generation + 1)
             self._sanitizer = sanitizer
+            if new.retention.auto_interval != old.retention.auto_interval:
+                # A new interval starts now: the next open runs the policy once.
+                self._schedule_auto(None if new.retention.auto_interval is None else 0)
         self._audit_configured = False
         # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
         self._audit(
@@ -572,6 +633,7 @@ class Vault:
                 "literals": len(new.sanitizer.literals),
                 "allowlist": len(new.sanitizer.allowlist),
                 "audit_changed": old.audit != new.audit,
+                "retention_changed": old.retention != new.retention,
             },
         )
         return new
@@ -607,36 +669,53 @@ class Vault:
         self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
         return model.id
 
+    def _session_lock(
+        self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        t = self._lock_timeout if timeout is None else timeout
+        return lock(self._locks.path / f"{name}.lock", timeout=t, what=f"session {session_id}")
+
+    def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        t = self._lock_timeout if timeout is None else timeout
+        return lock(self._locks.path / "vault.lock", timeout=t, what="the vault")
+
     def _write_session(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
         name = self._file_name(session_id)
+        with self._session_lock(name, session_id):
+            self._write_locked(name, session_id, meta, body)
+
+    def _write_locked(self, name: str, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
+        # The caller holds the session's lock.
         frames = [
             (FrameType.META, _container.encode_payload(meta, compress=True)),
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
         ]
-        with lock(self._locks.path / f"{name}.lock", timeout=self._lock_timeout, what=f"session {session_id}"):
-            generation = self._next_generation(name + _SUFFIX)
-            key = self._session_key(session_id, create=True)
-            assert key is not None  # create=True always returns a key
-            data = _container.seal(
-                kind=Kind.SESSION,
-                vault_id=self.vault_id,
-                object_id=session_id,
-                generation=generation,
-                kek=key,
-                kek_epoch=0,
-                frames=frames,
-            )
-            self._sessions.write_atomic(name + _SUFFIX, data)
+        generation = (self._stored_generation(name + _SUFFIX) or 0) + 1
+        key = self._session_key(session_id, create=True)
+        assert key is not None  # create=True always returns a key
+        data = _container.seal(
+            kind=Kind.SESSION,
+            vault_id=self.vault_id,
+            object_id=session_id,
+            generation=generation,
+            kek=key,
+            kek_epoch=0,
+            frames=frames,
+        )
+        self._sessions.write_atomic(name + _SUFFIX, data)
 
-    def _next_generation(self, fname: str) -> int:
+    def _stored_generation(self, fname: str) -> int | None:
+        """The stored container's version counter; None when there is no file.
+
+        A damaged header reads as 0: it is replaced, and the counter only has to move forward.
+        """
         try:
             prefix, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE)
-            return _container.parse_unverified_header(prefix).generation + 1
+            return _container.parse_unverified_header(prefix).generation
         except FileNotFoundError:
-            return 1
+            return None
         except IntegrityError:
-            # A damaged old version is replaced; the counter only has to move forward.
-            return 1
+            return 0
 
     def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
         key = self._keytable().session_keys.get(session_id)
@@ -644,7 +723,7 @@ class Vault:
             if key is None:
                 key = self._keytable(fresh=True).session_keys.get(session_id)
             return key
-        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+        with self._vault_lock(), self._mutex:
             table = self._keytable(fresh=True)
             key = table.session_keys.get(session_id)
             if key is None:
@@ -699,16 +778,28 @@ class Vault:
         except ValidationError:
             raise IntegrityError(_INTEGRITY) from None
 
-    def list(self) -> list[SessionSummary]:
-        """Summaries of every readable session, newest update first.
+    def list(self, *, archived: bool | None = False) -> list[SessionSummary]:
+        """Summaries of the readable sessions, newest update first.
 
+        :param archived: ``False`` (default) hides archived sessions, ``True`` shows only
+            them, ``None`` shows all.
         Unreadable containers are skipped here; :meth:`list_with_problems` reports them.
         """
-        return self.list_with_problems()[0]
+        return self.list_with_problems(archived=archived)[0]
 
     @_audited("list")
-    def list_with_problems(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
-        """Summaries, and one line per container that failed to open."""
+    def list_with_problems(
+        self, *, archived: bool | None = False
+    ) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
+        """Summaries (see :meth:`list`), and one line per container that failed to open."""
+        out, problems = self._summaries()
+        if archived is not None:
+            out = [s for s in out if (s.status is SessionStatus.ARCHIVED) == archived]
+        self._audit("list", detail={"sessions": len(out), "problems": len(problems)})
+        return out, problems
+
+    def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
+        """Every readable session's summary, newest update first, and the problems (not audited)."""
         out: builtins.list[SessionSummary] = []
         problems: builtins.list[str] = []
         # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
@@ -723,7 +814,6 @@ class Vault:
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
         out.sort(key=lambda s: s.updated_at, reverse=True)
-        self._audit("list", detail={"sessions": len(out), "problems": len(problems)})
         return out, problems
 
     def _read_summary(self, fname: str) -> SessionSummary:
@@ -755,9 +845,9 @@ class Vault:
         """
         sid = _parse_id(session_id)
         name = self._file_name(sid)
-        with lock(self._locks.path / f"{name}.lock", timeout=self._lock_timeout, what=f"session {sid}"):
+        with self._session_lock(name, sid):
             has_file = self._sessions.exists(name + _SUFFIX)
-            with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+            with self._vault_lock(), self._mutex:
                 table = self._keytable(fresh=True)
                 if sid not in table.session_keys and not has_file:
                     raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
@@ -783,12 +873,320 @@ class Vault:
         data is not re-encrypted: its keys are in the table, which only the new master key
         opens (docs/secure-deletion.md says what this does and does not protect).
         """
-        with lock(self._locks.path / "vault.lock", timeout=self._lock_timeout, what="the vault"), self._mutex:
+        with self._vault_lock(), self._mutex:
             table = self._keytable(fresh=True)
             old = table.kek_epoch
             epoch = self._rotate(table)
         self._audit("rekey", detail={"from_epoch": old, "epoch": epoch})
         return epoch
+
+    # -- lifecycle: pin, archive, stats, retention --------------------------------------
+
+    def _edit(self, session_id: uuid.UUID | str, action: str, update: Callable[[dict[str, Any]], bool]) -> bool:
+        """Rewrite a session with *update* applied to its stored (sanitized) document.
+
+        Only status fields change, so nothing is re-sanitized; ``updated_at`` stays (pinning
+        or archiving is not an update of the content, and must not make a session look young
+        to retention).  Returns whether anything changed; an unchanged session is not rewritten.
+        """
+        sid = _parse_id(session_id)
+        name = self._file_name(sid)
+        with self._session_lock(name, sid):
+            frames = self._open_session_file(sid, meta_only=False)
+            doc = orjson.loads(_container.decode_payload(frames[1].data))
+            changed = update(doc)
+            if changed:
+                body = orjson.dumps(doc)
+                self._write_locked(name, sid, orjson.dumps(_summary_doc(doc, len(body))), body)
+        self._audit(action, session=sid, detail={"changed": changed})
+        return changed
+
+    @_audited("pin", by_id=True)
+    def pin(self, session_id: uuid.UUID | str) -> bool:
+        """Protect a session from every retention policy (not from :meth:`delete`).
+        Returns False when it was already pinned."""
+        return self._edit(session_id, "pin", lambda d: _set(d, "pinned", True))
+
+    @_audited("unpin", by_id=True)
+    def unpin(self, session_id: uuid.UUID | str) -> bool:
+        """Undo :meth:`pin`.  Returns False when it was not pinned."""
+        return self._edit(session_id, "unpin", lambda d: _set(d, "pinned", False))
+
+    @_audited("archive", by_id=True)
+    def archive(self, session_id: uuid.UUID | str) -> bool:
+        """Set the status to ``archived``: still encrypted, hidden from :meth:`list` unless
+        asked for.  The previous status is kept for :meth:`unarchive`.  Returns False when it
+        was already archived."""
+
+        def update(doc: dict[str, Any]) -> bool:
+            if doc.get("status") == SessionStatus.ARCHIVED:
+                return False
+            doc["archived_from"] = doc.get("status") or SessionStatus.ACTIVE.value
+            doc["status"] = SessionStatus.ARCHIVED.value
+            return True
+
+        return self._edit(session_id, "archive", update)
+
+    @_audited("unarchive", by_id=True)
+    def unarchive(self, session_id: uuid.UUID | str) -> bool:
+        """Restore the status a session had before :meth:`archive` (``completed`` if unknown).
+        Returns False when it was not archived."""
+
+        def update(doc: dict[str, Any]) -> bool:
+            if doc.get("status") != SessionStatus.ARCHIVED:
+                return False
+            previous = doc.pop("archived_from", None)
+            doc["status"] = previous if previous in _UNARCHIVED else SessionStatus.COMPLETED.value
+            return True
+
+        return self._edit(session_id, "unarchive", update)
+
+    @_audited("stats")
+    def stats(self) -> VaultStats:
+        """Counts by status, sizes stored and original, oldest and newest, and a warning when
+        the vault is over the configured ``retention.warn_size``."""
+        summaries, problems = self._summaries()
+        by_status = {st.value: 0 for st in SessionStatus}
+        for s in summaries:
+            by_status[s.status.value] += 1
+        stored = sum(s.size_stored for s in summaries)
+        original = sum(s.size_original for s in summaries)
+        warn = self._read_config().retention.warn_size
+        warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
+            problems
+        )
+        if warn is not None and stored > warn:
+            warnings.append(
+                f"the vault holds {human_size(stored)}, over its warn-size {human_size(warn)}; "
+                "see 'sessionseal cleanup --dry-run'"
+            )
+        result = VaultStats(
+            sessions=len(summaries),
+            by_status=by_status,
+            pinned=sum(s.pinned for s in summaries),
+            stored_bytes=stored,
+            original_bytes=original,
+            compression_ratio=round(original / stored, 2) if stored else None,
+            oldest_created=min((s.created_at for s in summaries), default=None),
+            newest_updated=max((s.updated_at for s in summaries), default=None),
+            messages=sum(s.message_count for s in summaries),
+            cost_usd=round(sum(s.cost_usd for s in summaries), 6),
+            redactions=sum(sum(s.redactions.values()) for s in summaries),
+            unreadable=len(problems),
+            warn_size=warn,
+            warnings=warnings,
+        )
+        self._audit("stats", detail={"sessions": result.sessions, "bytes": stored})
+        return result
+
+    def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
+        if policy is None:
+            return self._read_config().retention
+        return parse_model(RetentionConfig, policy, "retention policy")
+
+    @_audited("cleanup.plan")
+    def plan_cleanup(
+        self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, now: datetime | None = None
+    ) -> CleanupPlan:
+        """What :meth:`cleanup` would remove under *policy* (default: the config's), and why.
+        Changes nothing.
+
+        :raises InvalidInput: the policy is invalid, or has no rule that can remove anything.
+        """
+        plan = self._plan(self._policy(policy), now)
+        self._audit("cleanup.plan", detail={"remove": len(plan.remove), "keep": len(plan.keep)})
+        return plan
+
+    def _plan(self, policy: RetentionConfig, now: datetime | None) -> CleanupPlan:
+        if not policy.has_rules():
+            raise InvalidInput(
+                "no retention policy: set 'retention' in the vault config, or pass rules such as "
+                "--max-age 90d or --keep-last 20"
+            )
+        summaries, problems = self._summaries()
+        plan = plan_retention(summaries, policy, now or _now())
+        plan.orphans = len(self._orphans(self._keytable(fresh=True)))
+        if problems:
+            plan.warnings.append(f"{len(problems)} unreadable session file(s) were left alone; run 'sessionseal list'")
+        return plan
+
+    @_audited("cleanup")
+    def cleanup(
+        self,
+        policy: RetentionConfig | Mapping[str, Any] | None = None,
+        *,
+        plan: CleanupPlan | None = None,
+        now: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CleanupResult:
+        """Remove what *policy* (default: the config's) says, each session erased as by
+        :meth:`delete` but with one key rotation per batch; then remove files whose key an
+        earlier, killed run already erased.
+
+        :param plan: carry out this plan (from :meth:`plan_cleanup`, shown to a user first)
+            instead of planning anew.  A session saved since it was planned is skipped.
+        :param progress: called with (done, total) after each batch.
+        :raises InvalidInput: the policy is invalid or has no rule.
+        :raises LockTimeout: another cleanup is running.
+        """
+        with lock(self._locks.path / "cleanup.lock", timeout=self._lock_timeout, what="cleanup"):
+            return self._cleanup_locked(plan or self._plan(self._policy(policy), now), progress, auto=False)
+
+    def _cleanup_locked(
+        self, plan: CleanupPlan, progress: Callable[[int, int], None] | None, *, auto: bool
+    ) -> CleanupResult:
+        result = CleanupResult(plan=plan)
+        todo = plan.remove
+        for start in range(0, len(todo), _CLEANUP_BATCH):
+            self._erase_batch(todo[start : start + _CLEANUP_BATCH], result)
+            if progress is not None:
+                progress(min(start + _CLEANUP_BATCH, len(todo)), len(todo))
+        result.orphans_removed = self._sweep_orphans()
+        if plan.policy == self._read_config().retention:
+            self._schedule_auto(plan.policy.auto_interval)
+        self._audit(
+            "cleanup",
+            detail={
+                "auto": auto,
+                "removed": len(result.removed),
+                "skipped": len(result.skipped),
+                "kept": len(plan.keep),
+                "orphans": result.orphans_removed,
+                "bytes": result.bytes_freed,
+                "epoch": result.epoch,
+            },
+        )
+        return result
+
+    def _erase_batch(self, batch: Sequence[Decision], result: CleanupResult) -> None:
+        """Crypto-erase a batch with one rotation, then overwrite its files.
+
+        Each session's lock is taken without waiting (one being written is in use: skipped)
+        and its stored version compared with the planned one (saved since: skipped).  Lock
+        order is kept: session locks, then the vault lock.
+        """
+        with contextlib.ExitStack() as stack:
+            ready: builtins.list[tuple[Decision, str]] = []
+            for d in batch:
+                sid = d.session.id
+                name = self._file_name(sid)
+                try:
+                    stack.enter_context(self._session_lock(name, sid, timeout=0))
+                except LockTimeout:
+                    result.skipped.append((sid, "in use"))
+                    continue
+                generation = self._stored_generation(name + _SUFFIX)
+                if generation != d.session.generation:
+                    result.skipped.append((sid, "gone" if generation is None else "saved since it was planned"))
+                    continue
+                ready.append((d, name))
+            if not ready:
+                return
+            with self._vault_lock(), self._mutex:
+                table = self._keytable(fresh=True)
+                for d, _ in ready:
+                    table.session_keys.pop(d.session.id, None)
+                try:
+                    result.epoch = self._rotate(table)
+                except BaseException:
+                    self._table = None  # the keys are still on disk: reread rather than trust memory
+                    raise
+            for d, name in ready:
+                # The session is gone once the rotation is durable; overwriting is best effort
+                # and a file left behind is swept by the next cleanup (its key is gone).
+                try:
+                    overwritten = self._sessions.shred(name + _SUFFIX)
+                except SessionSealError:
+                    overwritten = False
+                    result.warnings.append(f"session {d.session.id}: its file could not be overwritten")
+                result.removed.append(d.session.id)
+                result.bytes_freed += d.session.size_stored
+                self._audit(
+                    "delete",
+                    session=d.session.id,
+                    detail={"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten},
+                )
+
+    def _orphans(self, table: KeyTable) -> builtins.list[tuple[str, uuid.UUID]]:
+        """Session files whose key is no longer in *table*: left by a delete killed between
+        its rotation and its overwrite.  Only files at their own name count; anything else is
+        damage for 'verify', not ours to remove."""
+        out: builtins.list[tuple[str, uuid.UUID]] = []
+        for fname in sorted(self._sessions.names()):
+            if not fname.endswith(_SUFFIX) or fname.startswith("."):
+                continue
+            sid = self._orphan_id(fname, table)
+            if sid is not None:
+                out.append((fname, sid))
+        return out
+
+    def _orphan_id(self, fname: str, table: KeyTable) -> uuid.UUID | None:
+        try:
+            prefix, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE)
+            header = _container.parse_unverified_header(prefix)
+        except (IntegrityError, OSError, SessionSealError):
+            return None
+        sid = header.object_id
+        if header.kind != Kind.SESSION or sid in table.session_keys or self._file_name(sid) + _SUFFIX != fname:
+            return None
+        return sid
+
+    def _sweep_orphans(self) -> int:
+        # Under the vault lock no key is added, and a session's key is in the table before its
+        # file exists: a file without a key here is a leftover, never a session being created.
+        removed = 0
+        with self._vault_lock(), self._mutex:
+            table = self._keytable(fresh=True)
+            for fname, sid in self._orphans(table):
+                try:
+                    with self._session_lock(fname[: -len(_SUFFIX)], sid, timeout=0):
+                        if self._orphan_id(fname, table) != sid:
+                            continue
+                        overwritten = self._sessions.shred(fname)
+                except SessionSealError:
+                    continue
+                removed += 1
+                detail = {"cleanup": True, "rule": "orphan", "overwritten": overwritten}
+                self._audit("delete", session=sid, detail=detail)
+        return removed
+
+    # Automatic cleanup: 'autoclean.json' holds only the time the next run is due, so that
+    # opening a vault learns whether one is due without its key.  It is not a secret; deleting
+    # it only delays the next automatic run until the config is set again or cleanup runs.
+
+    def _schedule_auto(self, interval: int | None) -> None:
+        if interval is None:
+            self._root.unlink(_AUTO_FILE)
+            return
+        due = _now() + timedelta(seconds=interval)
+        self._root.write_atomic(_AUTO_FILE, orjson.dumps({"next_run": due.isoformat()}) + b"\n")
+
+    def _auto_cleanup_due(self) -> bool:
+        try:
+            raw = self._root.read(_AUTO_FILE, max_size=4096)
+        except (FileNotFoundError, SessionSealError):
+            return False
+        try:
+            return _now() >= datetime.fromisoformat(orjson.loads(raw)["next_run"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            return True  # unreadable: the config decides
+
+    def _maybe_auto_cleanup(self) -> None:
+        """Run the config's policy if its interval has passed.  Never fails the open: another
+        cleanup running or a lock held means "next time"; errors are audited."""
+        if not self._auto_cleanup_due():
+            return
+        try:
+            with lock(self._locks.path / "cleanup.lock", timeout=0, what="cleanup"):
+                if not self._auto_cleanup_due():
+                    return
+                policy = self._read_config().retention
+                if policy.auto_interval is None or not policy.has_rules():
+                    self._schedule_auto(None)
+                    return
+                self.last_auto_cleanup = self._cleanup_locked(self._plan(policy, None), None, auto=True)
+        except SessionSealError as exc:
+            self._audit_failure("cleanup", exc)
 
     # -- vault -----------------------------------------------------------------------
 
@@ -828,6 +1226,13 @@ class Vault:
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
 )
+
+
+def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
+    if doc.get(key) == value:
+        return False
+    doc[key] = value
+    return True
 
 
 def _audit_session(value: uuid.UUID | str) -> str:
@@ -880,3 +1285,5 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
 Vault.__module__ = "sessionseal"
 VaultInfo.__module__ = "sessionseal"
+VaultStats.__module__ = "sessionseal"
+CleanupResult.__module__ = "sessionseal"

@@ -229,7 +229,10 @@ class Session(_Model):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     status: SessionStatus = SessionStatus.ACTIVE
-    pinned: bool = False
+    archived_from: SessionStatus | None = Field(
+        default=None, description="the status before 'archive'; 'unarchive' restores it"
+    )
+    pinned: bool = Field(default=False, description="never removed by a retention policy")
     created_at: UTCDateTime = Field(default_factory=utcnow)
     updated_at: UTCDateTime = Field(default_factory=utcnow)
     last_accessed_at: UTCDateTime | None = None
