@@ -205,3 +205,79 @@ def test_config_show_and_set(run, tmp_path: Path) -> None:  # type: ignore[no-un
     assert json.loads(run("config", "show").output)["sanitizer"]["literals"] == ["acme-customer-4471"]
     r = run("config", "set", input='{"sanitizer": {"rules": [{"id": "BAD ID", "regex": "x"}]}}')
     assert r.exit_code == errors.InvalidInput.exit_code
+
+
+def _three(run) -> list[str]:  # type: ignore[no-untyped-def]
+    run("init")
+    done = '{"status": "completed", "messages": [{"role": "user", "content": "hello"}]}'
+    return [run("save", "-", "--title", f"s{i}", input=done).output.strip() for i in range(3)]
+
+
+def test_cleanup_refuses_without_a_terminal_and_without_yes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids = _three(run)
+    before = vault_bytes(tmp_path / "vault")
+    r = run("cleanup", "--keep-last", "1", "--min-age", "0")
+    assert r.exit_code == 2 and "refusing to remove 2 session(s) without confirmation; pass --yes" in r.output
+    assert vault_bytes(tmp_path / "vault") == before
+    assert len(json.loads(run("list", "--json").output)) == len(ids)
+
+
+def test_cleanup_dry_run_json_then_yes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids = _three(run)
+    before = vault_bytes(tmp_path / "vault")
+    r = run("cleanup", "--keep-last", "1", "--min-age", "0", "--dry-run", "--json", "--show-kept")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["dry_run"] is True and doc["policy_source"] == "flags" and doc["policy"]["keep_last"] == 1
+    assert {d["id"] for d in doc["remove"]} == set(ids[:2])
+    assert {d["rule"] for d in doc["remove"]} == {"keep-last"}
+    assert doc["kept_by_rule"] == {"keep-last": 1} and [d["id"] for d in doc["keep"]] == [ids[2]]
+    assert vault_bytes(tmp_path / "vault") == before
+    r = run("cleanup", "--keep-last", "1", "--min-age", "0", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.output)
+    assert set(done["removed"]) == set(ids[:2]) and done["epoch"] == 2 and done["bytes_freed"] > 0
+    assert [s["id"] for s in json.loads(run("list", "--json").output)] == [ids[2]]
+
+
+def test_cleanup_table_names_the_rule(run) -> None:  # type: ignore[no-untyped-def]
+    _three(run)
+    r = run("cleanup", "--keep-last", "1", "--min-age", "0", "--yes")
+    assert r.exit_code == 0, r.output
+    assert "Policy from flags: keep-last 1" in r.output
+    assert "not kept by keep-last 1" in r.output and "Removed 2 session(s)" in r.output
+    r = run("cleanup", "--keep-last", "1", "--min-age", "0")
+    assert r.exit_code == 0 and "Nothing to remove" in r.output
+
+
+def test_cleanup_uses_the_config_and_refuses_without_a_policy(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _three(run)
+    r = run("cleanup", "--dry-run")
+    assert r.exit_code == 8 and "no retention policy" in r.output
+    r = run("cleanup", "--max-age", "soon")
+    assert r.exit_code == 8 and "max_age" in r.output
+    (tmp_path / "cfg.json").write_text('{"retention": {"keep_last": 0, "min_age": "0"}}')
+    assert run("config", "set", str(tmp_path / "cfg.json")).exit_code == 0
+    doc = json.loads(run("cleanup", "--dry-run", "--json").output)
+    assert doc["policy_source"] == "config" and len(doc["remove"]) == 3
+    # --min-age alone adjusts the config's rules.
+    doc = json.loads(run("cleanup", "--dry-run", "--json", "--min-age", "1d").output)
+    assert doc["policy_source"] == "config" and doc["remove"] == []
+
+
+def test_pin_archive_list_and_stats(run) -> None:  # type: ignore[no-untyped-def]
+    ids = _three(run)
+    assert run("pin", ids[0]).exit_code == 0
+    r = run("archive", ids[1], ids[1], "--json")
+    assert json.loads(r.output) == [{"id": ids[1], "changed": True}, {"id": ids[1], "changed": False}]
+    assert {s["id"] for s in json.loads(run("list", "--json").output)} == {ids[0], ids[2]}
+    assert [s["id"] for s in json.loads(run("list", "--archived", "--json").output)] == [ids[1]]
+    assert len(json.loads(run("list", "--all", "--json").output)) == 3
+    doc = json.loads(run("cleanup", "--keep-last", "0", "--min-age", "0", "--dry-run", "--json").output)
+    assert {d["id"] for d in doc["remove"]} == {ids[1], ids[2]}  # archived ones included; pinned never
+    st = json.loads(run("stats", "--json").output)
+    assert st["sessions"] == 3 and st["pinned"] == 1 and st["by_status"]["archived"] == 1
+    assert st["stored_bytes"] > 0 and st["compression_ratio"] is not None
+    assert "sessions" in run("stats").output
+    assert run("unarchive", ids[1]).exit_code == 0 and run("unpin", ids[0]).exit_code == 0
+    assert run("pin", "3f2c8a4e-0000-0000-0000-000000000000").exit_code == 3

@@ -133,12 +133,15 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
 
 
 @cli.command(name="list")
+@click.option("--archived", "which", flag_value="archived", help="Only archived sessions.")
+@click.option("--all", "which", flag_value="all", help="Archived sessions too.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def list_(obj: Context, as_json: bool) -> None:
-    """List the sessions in the vault, newest first."""
-    summaries, problems = obj.vault().list_with_problems()
+def list_(obj: Context, which: str | None, as_json: bool) -> None:
+    """List the sessions in the vault, newest first (archived ones only when asked)."""
+    archived = {"archived": True, "all": None}.get(which or "", False)
+    summaries, problems = obj.vault().list_with_problems(archived=archived)
     for line in problems:
         click.echo(f"sessionseal: warning: {line}", err=True)
     if as_json:
@@ -249,9 +252,12 @@ def demo(keep: bool) -> None:
 
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
+from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 
 cli.add_command(audit_group)
+for _command in (cleanup, pin, unpin, archive, unarchive, stats):
+    cli.add_command(_command)
 
 cli.add_command(sanitize_command)
 cli.add_command(scan_command)

@@ -124,8 +124,8 @@ class Context:
         self.passphrase_file = passphrase_file
         self._vault: Vault | None = None
 
-    def vault(self) -> Vault:
-        """Open the vault (once)."""
+    def vault(self, *, auto_cleanup: bool = True) -> Vault:
+        """Open the vault (once).  An automatic cleanup it ran is reported on stderr."""
         if self._vault is None:
             from sessionseal import Vault
 
@@ -133,7 +133,15 @@ class Context:
                 self.vault_path,
                 passphrase=passphrase_source(self.passphrase_file),
                 interactive=interactive(),
+                auto_cleanup=auto_cleanup,
             )
+            done = self._vault.last_auto_cleanup
+            if done is not None and (done.removed or done.orphans_removed):
+                click.echo(
+                    f"sessionseal: automatic cleanup removed {len(done.removed) + done.orphans_removed} "
+                    "session(s) by the vault's retention policy (see 'sessionseal audit show --action cleanup')",
+                    err=True,
+                )
         return self._vault
 
     def close(self) -> None:

@@ -6,6 +6,8 @@ escaped: a title cannot inject terminal styling.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -19,7 +21,10 @@ from sessionseal.models import (
     ToolResultBlock,
 )
 
-__all__ = ["render_audit", "render_list", "render_session"]
+if TYPE_CHECKING:
+    from sessionseal import Decision
+
+__all__ = ["render_audit", "render_list", "render_plan", "render_session", "size"]
 
 _console = Console(highlight=False, soft_wrap=False)
 if not _console.is_terminal:
@@ -27,12 +32,13 @@ if not _console.is_terminal:
     _console = Console(highlight=False, soft_wrap=False, width=160)
 
 
-def _size(n: int) -> str:
-    size = float(n)
+def size(n: int) -> str:
+    """``1536`` -> ``"1.5 KiB"``."""
+    value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
     return f"{n} B"  # pragma: no cover
 
 
@@ -52,10 +58,33 @@ def render_list(summaries: list[SessionSummary]) -> None:
             escape(",".join(s.tags)),
             s.updated_at.strftime("%Y-%m-%d %H:%M"),
             str(s.message_count),
-            _size(s.size_stored),
+            size(s.size_stored),
         )
     _console.print(table)
     _console.print(f"{len(summaries)} session(s)")
+
+
+def render_plan(decisions: list[Decision], source: str, rules: str) -> None:
+    """A cleanup plan: each session, what happens to it, and the rule that decided."""
+    _console.print(f"Policy from {source}: {escape(rules)}")
+    if not decisions:
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("id", "title", "status", "updated", "size", "action", "rule", "why"):
+        table.add_column(col, no_wrap=col in ("id", "updated"), justify="right" if col == "size" else "left")
+    for d in decisions:
+        s = d.session
+        table.add_row(
+            str(s.id),
+            escape(s.title[:40]) or "-",
+            s.status.value + (" (pinned)" if s.pinned else ""),
+            s.updated_at.strftime("%Y-%m-%d %H:%M"),
+            size(s.size_stored),
+            "[red]remove[/red]" if d.action == "remove" else "keep",
+            d.rule,
+            escape(d.detail),
+        )
+    _console.print(table)
 
 
 def render_audit(records: list[dict[str, object]]) -> None:
