@@ -1042,8 +1042,11 @@ class Vault:
             if progress is not None:
                 progress(min(start + _CLEANUP_BATCH, len(todo)), len(todo))
         result.orphans_removed = self._sweep_orphans()
-        if plan.policy == self._read_config().retention:
-            self._schedule_auto(plan.policy.auto_interval)
+        # A run of the config's own policy restarts the automatic interval.  The erasures are
+        # done: a config that cannot be read now must not turn them into a failure.
+        with contextlib.suppress(SessionSealError):
+            if plan.policy == self._read_config().retention:
+                self._schedule_auto(plan.policy.auto_interval)
         self._audit(
             "cleanup",
             detail={
