@@ -9,7 +9,7 @@ Vault tree (docs/design.md)::
       config.sst        the vault's config (sanitizer extensions, audit, retention), encrypted
       autoclean.json    when the next automatic cleanup is due (only with retention.auto_interval)
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
-      audit/            the audit log (docs/audit-log.md)
+      audit/            the audit log (docs/spec/audit-log.md)
       locks/vault.lock, locks/cleanup.lock, locks/<hex>.lock
 
 Write ordering (the invariants that make crashes safe):
