@@ -31,7 +31,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,6 +229,11 @@ class AuditLog:
 
     def append(self, vault_secret: bytes, fields: Mapping[str, Any]) -> int:
         """Append one record (``seq``, ``prev``, ``time`` and ``v`` are filled in); return its seq."""
+        return self.append_many(vault_secret, [fields])
+
+    def append_many(self, vault_secret: bytes, many: Sequence[Mapping[str, Any]]) -> int:
+        """Append several records with one lock, one fsync and one anchor update (a cleanup
+        batch's erasures); return the last seq."""
         mac_key, anchor_key = self.keys(vault_secret)
         d = self._audit_dir()
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
@@ -236,24 +241,25 @@ class AuditLog:
             tail = _read_tail(d)
             seq, prev = self._tail(mac_key, anchor, tail)
             seq, prev = self._seal_torn_tail(d, mac_key, seq, prev, tail)
-            records = [{**p, "unkeyed": True} for p in self._take_pending(d)]
-            records.append(dict(fields))
+            pending = [{**p, "unkeyed": True} for p in self._take_pending(d)]
             rotated = self._rotate_if_needed(d, seq)
             out = bytearray()
-            line = b""
-            for rec in records:
+            lines = []
+            for rec in [*pending, *many]:
                 seq += 1
                 body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
                 body.setdefault("time", _now())
                 line, prev = record_line(mac_key, body)
                 out += line
+                lines.append(line)
             self._append(d, CURRENT, bytes(out))
             anchor.seq, anchor.mac = seq, prev
             self._write_anchor(d, anchor_key, anchor)
-            if records[:-1]:
+            if pending:
                 d.unlink(PENDING)
         # Forwarded once written; folded pending records were forwarded when they happened.
-        self._forward(line)
+        for line in lines[len(pending) :]:
+            self._forward(line)
         if rotated and self.keep_files > 0:
             self.apply_retention(vault_secret)  # the audit log's own retention, never session cleanup's
         return seq

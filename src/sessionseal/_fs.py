@@ -87,6 +87,18 @@ def check_vault_dir(path: Path) -> None:
     _check_owner_only(st, str(path), is_dir=True)
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or unknowable: assume alive
+    return True
+
+
 def check_ancestors(path: Path) -> None:
     """Refuse a vault whose parent directories let another user replace it.
 
@@ -291,17 +303,30 @@ class Dir:
         self.fsync()
 
     def shred(self, name: str) -> bool:
-        """Overwrite *name* with zeros, fsync, truncate, fsync, then unlink it durably.
+        """Move *name* aside, overwrite it with zeros, fsync, truncate, fsync, then unlink it.
 
-        Best effort on the medium only (docs/secure-deletion.md): journaling, copy-on-write
-        file systems and flash translation layers may keep the old blocks.  The guarantee is
-        crypto-erase, done before this.  Returns False when the file was already gone.
+        The name goes first (a durable rename to a temp name): a process killed midway leaves
+        a temp file for :meth:`sweep_temp`, never a zeroed file under a live name that would
+        read as damage.  Best effort on the medium only (docs/secure-deletion.md): journaling,
+        copy-on-write file systems and flash translation layers may keep the old blocks.  The
+        guarantee is crypto-erase, done before this.  Returns False when the file was already gone.
         """
         try:
             # Checked like every open: never through a link, a FIFO, a device or a hard link.
             fd = self._open_checked(name, os.O_WRONLY)
         except FileNotFoundError:
             return False
+        if not name.startswith(TMP_PREFIX):
+            aside = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+            try:
+                os.rename(name, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+                self.fsync()
+            except BaseException as exc:
+                os.close(fd)
+                if isinstance(exc, OSError):
+                    raise _storage_error(exc, "remove", self._path(name)) from exc
+                raise
+            name = aside
         try:
             zeros = bytes(1 << 20)
             left = os.fstat(fd).st_size
@@ -317,6 +342,26 @@ class Dir:
             os.close(fd)
         self.unlink(name)
         return True
+
+    def sweep_temp(self) -> list[str]:
+        """Overwrite and remove temp files whose writer is dead; return their names.
+
+        A writer killed between creating its temp file and renaming it leaves the file
+        behind.  It may hold key material (a key file being rewritten by a rotation), so it is
+        shredded, not just unlinked.  A temp file of a live process, or of one we cannot tell
+        about, is left alone.
+        """
+        swept = []
+        for name in self.names():
+            if not name.startswith(TMP_PREFIX):
+                continue
+            pid_text = name[len(TMP_PREFIX) :].split("-", 1)[0]
+            if not pid_text.isdigit() or _alive(int(pid_text)):
+                continue
+            with contextlib.suppress(UnsafePermissions, StorageError, FileNotFoundError):
+                if self.shred(name):
+                    swept.append(name)
+        return swept
 
     def fsync(self) -> None:
         """Make renames and unlinks in this directory durable."""

@@ -71,6 +71,7 @@ def test_cleanup_removes_what_the_policy_says_with_one_rotation(vault: Vault, pr
     summary = records[-1]
     assert summary["action"] == "cleanup" and summary["detail"]["removed"] == 3 and summary["detail"]["auto"] is False
     assert summary["detail"]["bytes"] == result.bytes_freed > 0
+    assert vault.verify_audit().ok  # the batch was appended as one chain segment
 
 
 def test_no_files_are_left_and_nothing_else_moved(vault: Vault, vault_path: Path) -> None:

@@ -121,3 +121,43 @@ def test_a_failed_rotation_keeps_the_session(vault: Vault, provider: KeychainPro
         vault.delete(sid)
     assert vault.load(sid).title == "x"
     assert [s.id for s in vault.list()] == [sid]
+
+
+def test_temp_files_of_dead_writers_are_shredded_and_live_ones_left(vault: Vault, vault_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from sessionseal._fs import TMP_PREFIX
+
+    code = "import os; print(os.getpid())"
+    dead = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    names = {
+        "dead": f"{TMP_PREFIX}{dead.stdout.strip()}-aaaa",  # a key file a killed rotation was writing
+        "mine": f"{TMP_PREFIX}{os.getpid()}-bbbb",
+        "odd": f"{TMP_PREFIX}not-a-pid",
+    }
+    for name in names.values():
+        (vault_path / name).write_bytes(b"wrapped old master key")
+        (vault_path / name).chmod(0o600)
+    vault.rekey()  # a rotation sweeps the vault root first
+    assert not (vault_path / names["dead"]).exists()
+    assert (vault_path / names["mine"]).exists() and (vault_path / names["odd"]).exists()
+
+
+def test_shred_moves_the_name_away_first(vault: Vault, vault_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    sid = vault.save(_s("x"))
+    name = vault._file_name(sid) + ".sst"
+    seen: list[list[str]] = []
+    real = os.ftruncate
+
+    def spy(fd: int, length: int) -> None:
+        seen.append(sorted(os.listdir(vault_path / "sessions")))
+        real(fd, length)
+
+    monkeypatch.setattr(os, "ftruncate", spy)
+    assert vault._sessions.shred(name)
+    assert seen and name not in seen[0] and any(n.startswith(".tmp-") for n in seen[0])
+    assert os.listdir(vault_path / "sessions") == []
