@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import keyring
@@ -153,3 +155,171 @@ def test_sigkill_during_rekey_and_delete_never_loses_a_kept_session(tmp_path: Pa
             assert sorted(v.load(k).title for k in keep) == [f"keep {i}" for i in range(4)]
             assert v.verify_audit().ok
         assert len(_epochs(path)) == 1
+
+
+CLEANER = textwrap.dedent(
+    """
+    import json, sys, time
+    from datetime import datetime
+    from sessionseal import Vault, _vault
+    _vault._CLEANUP_BATCH = 4  # several rotations per run
+    path, passphrase, now, policy = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
+    with Vault.open(path, passphrase=passphrase) as v:
+        plan = v.plan_cleanup(policy, now=now)
+        print("ready", len(plan.remove), flush=True)
+        start = time.perf_counter()
+        result = v.cleanup(plan=plan, progress=lambda done, total: print("erased", done, flush=True))
+        print("done", time.perf_counter() - start, len(result.removed), flush=True)
+        sys.stdin.read()  # wait for the kill: every run ends the same way
+    """
+)
+
+def _aged(title: str, days: float, **extra: object) -> dict[str, object]:
+    t = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+    doc: dict[str, object] = {"title": title, "status": "completed", "created_at": t, "updated_at": t}
+    return {**doc, "messages": [{"role": "user", "content": f"{title}: " + "text " * len(title)}], **extra}
+
+
+def _table_epoch(path: Path) -> int:
+    return parse_unverified_header((path / KEYTABLE).read_bytes()).kek_epoch
+
+
+def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_erased(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    path = tmp_path / "vault"
+    stored: dict[uuid.UUID, bytes] = {}  # every session that may still be there -> its stored document
+    serial = iter(range(10_000))
+
+    def add_victims(v: Vault, n: int) -> None:
+        for _ in range(n):
+            # Whole days plus half a day: no session sits on a max-age boundary.
+            sid = v.save(_aged(f"victim {next(serial)}", rng.randint(3, 300) + 0.5), touch=False)
+            stored[sid] = v.load_json(sid)
+
+    with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
+        protected = [
+            *(v.save(_aged(f"pinned {i}", 900, pinned=True), touch=False) for i in range(3)),
+            *(v.save(_aged(f"active {i}", 900, status="active"), touch=False) for i in range(2)),
+            v.save(_aged("paused", 900, status="paused"), touch=False),
+            *(v.save(_aged(f"young {i}", 0.1), touch=False) for i in range(2)),  # under min-age
+        ]
+        stored.update((sid, v.load_json(sid)) for sid in protected)
+        add_victims(v, 40)
+
+    per_session: float | None = None  # seconds a run takes per removal, from the first run (to its end)
+    mid_run = orphaned = 0
+    for _ in range(15):  # one calibration run, then 14 kills at random moments
+        now = datetime.now(UTC)
+        policy = {"max_age": f"{rng.randint(10, 200)}d", "keep_last": rng.randint(0, 3), "min_age": "1d"}
+        with Vault.open(path, passphrase=PASSPHRASE) as v:
+            plan = v.plan_cleanup(policy, now=now)
+        orphaned += plan.orphans > 0  # files a kill left after their key was erased
+        keep = {d.session.id for d in plan.keep}
+        assert set(protected) <= keep and plan.remove
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLEANER, str(path), PASSPHRASE, now.isoformat(), json.dumps(policy)],
+            env={**os.environ, "PYTHONPATH": SRC},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        ready = proc.stdout.readline().split()
+        assert ready == ["ready", str(len(plan.remove))], proc.communicate(timeout=60)[1]
+        calibrating = per_session is None
+        if per_session is None:
+            while (line := proc.stdout.readline().split()) and line[0] != "done":
+                pass
+            assert line, proc.communicate(timeout=60)[1]
+            per_session = float(line[1]) / len(plan.remove)
+        else:
+            time.sleep(rng.uniform(0, per_session * len(plan.remove)))
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, err
+        mid_run += not calibrating and "done" not in out.split()
+
+        # A rotation in flight leaves at most the old key and the new one.
+        assert 1 <= len(_epochs(path)) <= 2
+        with Vault.open(path, passphrase=PASSPHRASE) as v:
+            listed, problems = v.list_with_problems(archived=None)  # first use finishes a killed rotation
+            listed_ids = {s.id for s in listed}
+            assert keep <= listed_ids <= set(stored)
+            # A kill inside an overwrite leaves a temp file, never a damaged file at a session's name.
+            assert problems == []
+            for sid, doc in list(stored.items()):
+                if sid in keep:
+                    assert v.load_json(sid) == doc  # kept: whole and unchanged
+                    continue
+                try:
+                    assert v.load_json(sid) == doc  # not erased yet: whole
+                    assert sid in listed_ids
+                except errors.SessionNotFound:  # erased: gone, never half there
+                    assert sid not in listed_ids
+                    del stored[sid]
+            assert v.verify_audit().ok
+            add_victims(v, 8)  # there is always work for the next run
+        assert _epochs(path) == [_table_epoch(path)]
+
+    assert mid_run >= 7, f"only {mid_run} of 14 kills fell inside a cleanup run"
+    assert orphaned, "no kill fell between a rotation and the overwrite of its files"
+    # A run to the end sweeps what the kills left (files whose key is gone, temp files of dead
+    # writers, key files among them) and keeps the rest.
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        result = v.cleanup({"max_age": "30d", "min_age": "1d"})
+        assert not result.skipped
+        after = v.plan_cleanup({"max_age": "30d", "min_age": "1d"})
+        assert after.orphans == 0 and after.remove == [] and after.warnings == []
+        listed, problems = v.list_with_problems(archived=None)
+        assert problems == []
+        assert {s.id for s in listed} == set(stored) - set(result.removed)
+        assert sorted(os.listdir(path / "sessions")) == sorted(v._file_name(s.id) + ".sst" for s in listed)
+        assert not [n for n in os.listdir(path) if n.startswith(".tmp-")]
+        for sid in protected:
+            assert v.load_json(sid) == stored[sid]
+        assert v.verify_audit().ok
+    assert _epochs(path) == [_table_epoch(path)]
+
+
+DIE_IN_SHRED = textwrap.dedent(
+    """
+    import os, signal, sys
+    from sessionseal import Vault, _fs
+    def unlink(self, name, **kw):  # shred's last step, on the file it moved aside: the kill falls just before
+        if name.startswith(_fs.TMP_PREFIX):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, name, **kw)
+    real, _fs.Dir.unlink = _fs.Dir.unlink, unlink
+    with Vault.open(sys.argv[1], passphrase=sys.argv[2]) as v:
+        v.cleanup({"max_age": "30d", "min_age": 0})
+    """
+)
+
+
+def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(tmp_path: Path) -> None:
+    """The name goes first: a kill in the middle of shredding never leaves a zeroed file that
+    reads as a damaged session, and the next cleanup removes the temp file it leaves."""
+    path = tmp_path / "vault"
+    with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
+        gone = v.save(_aged("gone", 90), touch=False)
+        kept = v.save(_aged("kept", 5), touch=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", DIE_IN_SHRED, str(path), PASSPHRASE],
+        check=False,
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    leftovers = [n for n in os.listdir(path / "sessions") if n.startswith(".tmp-")]
+    assert len(leftovers) == 1 and not (path / "sessions" / leftovers[0]).read_bytes().strip(b"\0")
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        assert v.load(kept).title == "kept"
+        assert v.list_with_problems()[1] == []
+        with pytest.raises(errors.SessionNotFound):
+            v.load(gone)
+        result = v.cleanup({"max_age": "1y", "min_age": 0})
+        assert result.temp_removed == 1 and not result.removed
+        assert os.listdir(path / "sessions") == [v._file_name(kept) + ".sst"]
