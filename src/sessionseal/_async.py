@@ -97,6 +97,10 @@ class AsyncVault:
         """See :meth:`Vault.cleanup`."""
         return await asyncio.to_thread(self.sync.cleanup, policy, plan=plan)
 
+    async def reindex(self) -> int:
+        """See :meth:`Vault.reindex`."""
+        return await asyncio.to_thread(self.sync.reindex)
+
     async def rekey(self) -> int:
         """See :meth:`Vault.rekey`."""
         return await asyncio.to_thread(self.sync.rekey)

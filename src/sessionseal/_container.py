@@ -65,7 +65,7 @@ class Kind:
 
     SESSION: Final = 1
     KEY_TABLE: Final = 2
-    INDEX: Final = 3  # reserved for the metadata index (issue #6)
+    INDEX: Final = 3  # the metadata index (index.sst)
     CONFIG: Final = 4  # the vault's encrypted configuration
     AUDIT_ANCHOR: Final = 5  # the audit log's anchor: last sequence number and MAC
     ALL: Final = frozenset({1, 2, 3, 4, 5})
@@ -79,7 +79,9 @@ class FrameType:
     EVENTS: Final = 3  # reserved: appended messages/events (issue #7)
     TABLE_SNAPSHOT: Final = 4  # key table: vault secret and every session key
     TABLE_DELTA: Final = 5  # key table: one added or removed session key
-    ALL: Final = frozenset({1, 2, 3, 4, 5})
+    INDEX_SNAPSHOT: Final = 6  # metadata index: every session's summary and file stamp
+    INDEX_DELTA: Final = 7  # metadata index: one summary put or dropped
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7})
 
 
 @dataclass(frozen=True, slots=True)

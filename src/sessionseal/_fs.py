@@ -277,14 +277,16 @@ class Dir:
             raise _storage_error(exc, "write", self._path(name)) from exc
         self.fsync()
 
-    def append(self, name: str, data: bytes) -> None:
-        """Append *data* to an existing checked file with ``O_APPEND`` and fsync it."""
+    def append(self, name: str, data: bytes, *, sync: bool = True) -> None:
+        """Append *data* to an existing checked file with ``O_APPEND`` and fsync it (unless
+        *sync* is false: for caches whose readers verify what they read)."""
         fd = self._open_checked(name, os.O_WRONLY | os.O_APPEND)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except OSError as exc:
             raise _storage_error(exc, "append to", self._path(name)) from exc
         finally:

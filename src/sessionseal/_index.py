@@ -1,0 +1,204 @@
+"""The encrypted metadata index: what listing needs, without opening every session file.
+
+``index.sst`` is a container of kind 3 whose data key is wrapped under the *master key*
+(like the key table, not under a key derived from the vault secret): a rotation re-encrypts
+it, so an old copy of the index, which names erased sessions' titles and tags, becomes
+unreadable with the old master key, exactly like the old key table (docs/secure-deletion.md).
+
+On disk: one ``INDEX_SNAPSHOT`` frame, then ``INDEX_DELTA`` frames appended by saves and
+deletes.  Each entry is keyed by the session's file name and records the file's stamp
+(inode, size, mtime in ns) as of the write it describes.  The index is a *verified cache*:
+a reader compares every stamp with the file system and re-reads the META frame of any
+session whose file changed, so a lost or missing delta (a crash, a concurrent writer)
+costs one META read, never a wrong listing.  Deltas are therefore appended without fsync.
+A missing, damaged or undecryptable index is rebuilt from the session files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Final
+from uuid import UUID
+
+import orjson
+
+from . import _container, _crypto
+from ._container import FrameType, Kind
+from ._fs import Dir
+from ._keystore import MasterKeys
+from .errors import IntegrityError
+
+__all__ = ["INDEX_FILE", "Index", "Stamp", "stamp_of"]
+
+INDEX_FILE: Final = "index.sst"
+_ZERO_ID: Final = UUID(int=0)
+_FORMAT: Final = 1
+_MAX_INDEX: Final = 512 << 20
+#: Rewrite as one snapshot when the deltas outgrow the snapshot (and this floor).
+_COMPACT_FLOOR: Final = 256 << 10
+
+#: (inode, size, mtime_ns) of a session file: an atomic replace always changes the inode.
+Stamp = tuple[int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """The stamp of a stat result."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _corrupt() -> IntegrityError:
+    return IntegrityError("the vault's index failed its integrity check; it is rebuilt from the session files")
+
+
+@dataclass
+class Index:
+    """The decrypted index and what is needed to append to its file.
+
+    ``entries`` maps a session file name to its summary document (the META JSON plus
+    ``size_stored`` and ``generation``) and ``stamps`` to the file's stamp.
+    """
+
+    vault_id: UUID
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stamps: dict[str, Stamp] = field(default_factory=dict)
+    kek_epoch: int = 0
+    generation: int = 0
+    _header_raw: bytes = b""
+    _dek: bytes = b""
+    _frames: int = 0
+    _snapshot_bytes: int = 0
+    _delta_bytes: int = 0
+    _file: tuple[int, int] = (0, 0)  # (inode, size) of index.sst as read or written by us
+    _torn: bool = False  # the file ends in a cut-short delta: never append after it, rewrite
+
+    # -- reading -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, root: Dir, vault_id: UUID, master: MasterKeys) -> Index:
+        """Read and authenticate the index.
+
+        :raises FileNotFoundError: there is none.
+        :raises IntegrityError: damaged, or under a master key the key store no longer holds.
+        """
+        raw = root.read(INDEX_FILE, max_size=_MAX_INDEX)
+        st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
+        header = _container.parse_unverified_header(raw)
+        if header.kind != Kind.INDEX or header.vault_id != vault_id or header.object_id != _ZERO_ID:
+            raise _corrupt()
+        kek = master.keys.get(header.kek_epoch)
+        if kek is None:
+            raise _corrupt()  # sealed under an epoch already dropped: rebuilt, never an error
+        # Deltas are not fsynced: a crash may cut the last one short (its change is re-read).
+        dek, frames = _container.open_frames(raw, header, kek, torn_tail_ok=True)
+        if not frames or frames[0].type != FrameType.INDEX_SNAPSHOT:
+            raise _corrupt()
+        index = cls(vault_id=vault_id)
+        try:
+            snap = orjson.loads(_container.decode_payload(frames[0].data))
+            if snap.get("v") != _FORMAT:
+                raise _corrupt()
+            for name, (doc, stamp) in snap["entries"].items():
+                index.entries[name] = doc
+                index.stamps[name] = (stamp[0], stamp[1], stamp[2])
+            for frame in frames[1:]:
+                if frame.type != FrameType.INDEX_DELTA:
+                    raise _corrupt()
+                index._apply(orjson.loads(_container.decode_payload(frame.data)))
+                index._delta_bytes += len(frame.data)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+            raise _corrupt() from None
+        index.kek_epoch, index.generation = header.kek_epoch, header.generation
+        index._header_raw, index._dek, index._frames = header.raw, dek, len(frames)
+        index._snapshot_bytes = len(frames[0].data)
+        index._file = (st.st_ino, sum(_frame_sizes(raw, len(frames))))
+        index._torn = index._file[1] != len(raw)
+        return index
+
+    def _apply(self, delta: dict[str, Any]) -> None:
+        if "put" in delta:
+            name, doc, stamp = delta["put"], delta["doc"], delta["stamp"]
+            if not isinstance(name, str) or not isinstance(doc, dict):
+                raise _corrupt()
+            self.entries[name] = doc
+            self.stamps[name] = (stamp[0], stamp[1], stamp[2])
+        elif "del" in delta:
+            self.entries.pop(delta["del"], None)
+            self.stamps.pop(delta["del"], None)
+        else:
+            raise _corrupt()
+
+    def is_current(self, root: Dir) -> bool:
+        """Whether index.sst is still the file (and the length) this object was read from or wrote."""
+        try:
+            st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return (st.st_ino, st.st_size) == self._file
+
+    # -- writing (callers hold the vault lock) -------------------------------------
+
+    def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
+        """Rewrite the index as one snapshot under master key *kek* (atomic, durable)."""
+        snap = orjson.dumps(
+            {"v": _FORMAT, "entries": {n: (d, self.stamps[n]) for n, d in self.entries.items()}}
+        )
+        payload = _container.encode_payload(snap, compress=True)
+        generation = self.generation + 1
+        data = _container.seal(
+            kind=Kind.INDEX,
+            vault_id=self.vault_id,
+            object_id=_ZERO_ID,
+            generation=generation,
+            kek=kek,
+            kek_epoch=kek_epoch,
+            frames=[(FrameType.INDEX_SNAPSHOT, payload)],
+        )
+        root.write_atomic(INDEX_FILE, data)
+        header = _container.parse_unverified_header(data)
+        self.generation, self.kek_epoch = generation, kek_epoch
+        self._header_raw = header.raw
+        self._dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
+        self._frames, self._snapshot_bytes, self._delta_bytes, self._torn = 1, len(payload), 0, False
+        st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
+        self._file = (st.st_ino, st.st_size)
+
+    def put(self, root: Dir, name: str, doc: dict[str, Any], stamp: Stamp) -> None:
+        """Record *name*'s summary and stamp (appended, not fsynced: see the module doc)."""
+        self._append(root, {"put": name, "doc": doc, "stamp": stamp})
+        self.entries[name], self.stamps[name] = doc, stamp
+
+    def drop(self, root: Dir, name: str) -> None:
+        """Forget *name*."""
+        if name in self.entries:
+            self._append(root, {"del": name})
+            self.entries.pop(name, None)
+            self.stamps.pop(name, None)
+
+    def _append(self, root: Dir, delta: dict[str, Any]) -> None:
+        if self._torn:
+            return  # a frame after a cut-short one would not parse: the caller rewrites instead
+        payload = _container.encode_payload(orjson.dumps(delta), compress=True)
+        frame = _container.seal_frame(self._dek, self._header_raw, self._frames, FrameType.INDEX_DELTA, payload)
+        root.append(INDEX_FILE, frame, sync=False)
+        self._frames += 1
+        self._delta_bytes += len(payload)
+        self._file = (self._file[0], self._file[1] + len(frame))
+
+    @property
+    def needs_compaction(self) -> bool:
+        """Whether the file must be rewritten as one snapshot: the deltas outgrew the snapshot,
+        or the file ends in a cut-short delta."""
+        return self._torn or self._delta_bytes > max(self._snapshot_bytes, _COMPACT_FLOOR)
+
+
+def _frame_sizes(raw: bytes, count: int) -> list[int]:
+    # The length actually consumed by the header and *count* complete frames: a torn tail
+    # is not part of what we read, so the file reads as "not current" until it is rewritten.
+    sizes = [_container.HEADER_SIZE]
+    pos = _container.HEADER_SIZE
+    for _ in range(count):
+        length = int.from_bytes(raw[pos : pos + 4], "big")
+        sizes.append(4 + length)
+        pos += 4 + length
+    return sizes

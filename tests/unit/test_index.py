@@ -1,0 +1,158 @@
+"""The encrypted metadata index (docs/design.md, "Index"): a verified cache of every summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sessionseal import KeychainProvider, Vault, errors
+from sessionseal._index import INDEX_FILE, Index
+
+PHRASE = "zebra-kumquat-planted-phrase"
+
+
+def _s(title: str, **extra: object) -> dict[str, object]:
+    return {"title": title, "status": "completed", "messages": [{"role": "user", "content": title}], **extra}
+
+
+def _meta_reads(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real = vault._read_summary_doc
+
+    def spy(fname: str) -> dict[str, object]:
+        reads.append(fname)
+        return real(fname)
+
+    monkeypatch.setattr(vault, "_read_summary_doc", spy)
+    return reads
+
+
+def _reindexes(vault: Vault) -> list[dict[str, object]]:
+    return [r["detail"] for r in vault.audit_records() if r["action"] == "reindex"]
+
+
+def test_a_listing_opens_no_session_file(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [vault.save(_s(f"s{i}")) for i in range(5)]
+    with Vault.open(vault_path, key_provider=provider) as other:
+        reads = _meta_reads(other, monkeypatch)
+        assert {s.id for s in other.list()} == set(ids)
+        assert reads == []
+    assert _reindexes(vault) == []
+
+
+def test_a_change_the_index_missed_is_seen_by_its_file_stamp(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = vault.save(_s("before"))
+    vault.list()
+    # Another writer whose index update was lost (a crash after the session write).
+    with Vault.open(vault_path, key_provider=provider) as other:
+        monkeypatch.setattr(other, "_index_put", lambda *a: None)
+        other.save(_s("after", id=str(sid)))
+    monkeypatch.undo()
+    reads = _meta_reads(vault, monkeypatch)
+    assert [s.title for s in vault.list()] == ["after"]
+    assert len(reads) == 1
+    assert [s.title for s in vault.list()] == ["after"] and len(reads) == 1  # and the index was updated
+
+
+def test_a_missing_or_damaged_index_is_rebuilt_and_audited(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
+    ids = {vault.save(_s(f"s{i}")) for i in range(3)}
+    (vault_path / INDEX_FILE).unlink()
+    with Vault.open(vault_path, key_provider=provider) as v:
+        assert {s.id for s in v.list()} == ids
+        assert _reindexes(v) == [{"reason": "missing", "sessions": 3}]
+    raw = bytearray((vault_path / INDEX_FILE).read_bytes())
+    raw[-5] ^= 1
+    (vault_path / INDEX_FILE).write_bytes(bytes(raw))
+    with Vault.open(vault_path, key_provider=provider) as v:
+        assert {s.id for s in v.list()} == ids
+        assert _reindexes(v)[-1] == {"reason": "damaged", "sessions": 3}
+        assert v.reindex() == 3
+        assert _reindexes(v)[-1] == {"reason": "asked", "sessions": 3}
+
+
+def test_a_torn_last_delta_is_ignored(vault: Vault, vault_path: Path, provider: KeychainProvider) -> None:
+    vault.save(_s("a"))
+    b = vault.save(_s("b"))
+    path = vault_path / INDEX_FILE
+    path.write_bytes(path.read_bytes()[:-7])  # the last delta (b's put) cut short by a crash
+    with Vault.open(vault_path, key_provider=provider) as v:
+        assert b in {s.id for s in v.list()}
+        assert _reindexes(v) == []
+    # The next writer rewrote the file rather than append after the cut-short frame.
+    with Vault.open(vault_path, key_provider=provider) as v:
+        index, reason = v._current_index()
+        assert reason is None and index is not None and not index._torn and index._frames == 1
+        assert len(index.entries) == 2
+
+
+def test_deletion_removes_the_entry_and_old_copies_of_the_index_stop_opening(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, tmp_path: Path
+) -> None:
+    gone = vault.save(_s(PHRASE))
+    kept = vault.save(_s("kept"))
+    vault.list()
+    shutil.copy(vault_path / INDEX_FILE, tmp_path / "old-index.sst")
+    vault.delete(gone)
+    index, _ = vault._current_index()
+    assert index is not None and [d["id"] for d in index.entries.values()] == [str(kept)]
+    # The old copy names the erased session; the master key that opened it is gone.
+    (vault_path / INDEX_FILE).rename(tmp_path / "new-index.sst")
+    shutil.copy(tmp_path / "old-index.sst", vault_path / INDEX_FILE)
+    (vault_path / INDEX_FILE).chmod(0o600)
+    with pytest.raises(errors.IntegrityError):
+        Index.load(vault._root, vault.vault_id, provider.reload(vault.vault_id))
+
+
+def test_no_plaintext_of_a_planted_phrase_anywhere(vault: Vault, vault_path: Path) -> None:
+    sid = vault.save(_s(PHRASE, tags=[PHRASE], description=PHRASE))
+    vault.list()
+    vault.pin(sid)
+    vault.reindex()
+    blob = b"".join(p.read_bytes() for p in vault_path.rglob("*") if p.is_file())
+    assert PHRASE.encode() not in blob
+
+
+def test_an_older_version_put_back_is_reported(vault: Vault, vault_path: Path, tmp_path: Path) -> None:
+    sid = vault.save(_s("v1"))
+    f = vault_path / "sessions" / (vault._file_name(sid) + ".sst")
+    shutil.copy(f, tmp_path / "v1.sst")
+    vault.save(_s("v2", id=str(sid)))
+    vault.list()
+    os.replace(tmp_path / "v1.sst", f)
+    f.chmod(0o600)
+    summaries, problems = vault.list_with_problems()
+    assert [s.title for s in summaries] == ["v1"]
+    assert len(problems) == 1 and "older than the version 2 the index recorded" in problems[0]
+
+
+def test_deltas_are_compacted_into_a_snapshot(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionseal import _index
+
+    monkeypatch.setattr(_index, "_COMPACT_FLOOR", 1)
+    sid = vault.save(_s("x"))
+    for i in range(5):
+        vault.save(_s(f"x{i}", id=str(sid)))
+    index, _ = vault._current_index()
+    assert index is not None and index._frames <= 2
+    assert [s.title for s in vault.list()] == ["x4"]
+
+
+def test_cleanup_and_rekey_keep_the_index_whole(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [vault.save(_s(f"s{i}", pinned=i == 0)) for i in range(4)]
+    vault.cleanup({"keep_last": 0, "min_age": 0})
+    vault.rekey()
+    with Vault.open(vault_path, key_provider=provider) as v:
+        reads = _meta_reads(v, monkeypatch)
+        assert [s.id for s in v.list()] == [ids[0]]
+        assert reads == [] and _reindexes(v) == []
