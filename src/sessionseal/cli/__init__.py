@@ -185,6 +185,19 @@ def rekey(obj: Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
+def reindex(obj: Context, as_json: bool) -> None:
+    """Rebuild the encrypted index from the session files (done on its own when it is missing or damaged)."""
+    n = obj.vault().reindex()
+    if as_json:
+        echo_json({"sessions": n})
+        return
+    click.echo(f"Indexed {n} session(s)", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
 def info(obj: Context, as_json: bool) -> None:
     """Describe the vault: path, key provider, sessions, sizes."""
     i = obj.vault().info()
