@@ -71,16 +71,21 @@ class Index:
     _delta_bytes: int = 0
     _file: tuple[int, int] = (0, 0)  # (inode, size) of index.sst as read or written by us
     _torn: bool = False  # the file ends in a cut-short delta: never append after it, rewrite
+    parsed: bool = True  # False: opened for appending only (``entries`` and ``stamps`` are empty)
 
     # -- reading -----------------------------------------------------------------
 
     @classmethod
-    def load(cls, root: Dir, vault_id: UUID, master: MasterKeys) -> Index:
+    def load(cls, root: Dir, vault_id: UUID, master: MasterKeys, *, parse: bool = True) -> Index:
         """Read and authenticate the index.
+
+        :param parse: decode the entries.  A writer that only appends a delta skips that
+            (it is most of the cost of reading a large index).
 
         :raises FileNotFoundError: there is none.
         :raises IntegrityError: damaged, or under a master key the key store no longer holds.
         """
+        before = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False).st_ino
         raw = root.read(INDEX_FILE, max_size=_MAX_INDEX)
         st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
         header = _container.parse_unverified_header(raw)
@@ -93,27 +98,33 @@ class Index:
         dek, frames = _container.open_frames(raw, header, kek, torn_tail_ok=True)
         if not frames or frames[0].type != FrameType.INDEX_SNAPSHOT:
             raise _corrupt()
-        index = cls(vault_id=vault_id)
-        try:
-            snap = orjson.loads(_container.decode_payload(frames[0].data))
-            if snap.get("v") != _FORMAT:
-                raise _corrupt()
-            for name, (doc, stamp) in snap["entries"].items():
-                index.entries[name] = doc
-                index.stamps[name] = (stamp[0], stamp[1], stamp[2])
-            for frame in frames[1:]:
-                if frame.type != FrameType.INDEX_DELTA:
-                    raise _corrupt()
-                index._apply(orjson.loads(_container.decode_payload(frame.data)))
-                index._delta_bytes += len(frame.data)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError):
-            raise _corrupt() from None
+        index = cls(vault_id=vault_id, parsed=parse)
+        if any(f.type != FrameType.INDEX_DELTA for f in frames[1:]):
+            raise _corrupt()
+        index._delta_bytes = sum(len(f.data) for f in frames[1:])
+        if parse:
+            try:
+                index._decode(frames)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+                raise _corrupt() from None
         index.kek_epoch, index.generation = header.kek_epoch, header.generation
         index._header_raw, index._dek, index._frames = header.raw, dek, len(frames)
         index._snapshot_bytes = len(frames[0].data)
         index._file = (st.st_ino, sum(_frame_sizes(raw, len(frames))))
         index._torn = index._file[1] != len(raw)
+        if st.st_ino != before:
+            index._file = (0, 0)  # replaced while we read it: never append to it without rereading
         return index
+
+    def _decode(self, frames: list[_container.Frame]) -> None:
+        snap = orjson.loads(_container.decode_payload(frames[0].data))
+        if snap.get("v") != _FORMAT:
+            raise _corrupt()
+        for name, (doc, stamp) in snap["entries"].items():
+            self.entries[name] = doc
+            self.stamps[name] = (stamp[0], stamp[1], stamp[2])
+        for frame in frames[1:]:
+            self._apply(orjson.loads(_container.decode_payload(frame.data)))
 
     def _apply(self, delta: dict[str, Any]) -> None:
         if "put" in delta:
@@ -140,6 +151,7 @@ class Index:
 
     def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
         """Rewrite the index as one snapshot under master key *kek* (atomic, durable)."""
+        assert self.parsed, "an index opened for appending only cannot be rewritten"
         snap = orjson.dumps(
             {"v": _FORMAT, "entries": {n: (d, self.stamps[n]) for n, d in self.entries.items()}}
         )
@@ -166,7 +178,8 @@ class Index:
     def put(self, root: Dir, name: str, doc: dict[str, Any], stamp: Stamp) -> None:
         """Record *name*'s summary and stamp (appended, not fsynced: see the module doc)."""
         self._append(root, {"put": name, "doc": doc, "stamp": stamp})
-        self.entries[name], self.stamps[name] = doc, stamp
+        if self.parsed:
+            self.entries[name], self.stamps[name] = doc, stamp
 
     def drop(self, root: Dir, name: str) -> None:
         """Forget *name*."""

@@ -899,28 +899,33 @@ class Vault:
 
     # -- the metadata index (docs/design.md, "Index") -----------------------------------
 
-    def _current_index(self) -> tuple[Index | None, str | None]:
-        """The index if it is readable, else why not ("missing" or "damaged")."""
+    def _current_index(self, *, parse: bool = True) -> tuple[Index | None, str | None]:
+        """The index if it is readable, else why not ("missing" or "damaged").
+
+        :param parse: False when only appending: a cached or freshly opened index need not
+            have its entries decoded.
+        """
         with self._mutex:
-            if self._index is not None and self._index.is_current(self._root):
-                return self._index, None
+            cached = self._index
+            if cached is not None and (cached.parsed or not parse) and cached.is_current(self._root):
+                return cached, None
             try:
-                self._index = self._load_index(self._master())
+                self._index = self._load_index(self._master(), parse=parse)
             except FileNotFoundError:
                 return None, "missing"
             except (IntegrityError, SessionSealError):
                 return None, "damaged"
             return self._index, None
 
-    def _load_index(self, master: MasterKeys) -> Index:
+    def _load_index(self, master: MasterKeys, *, parse: bool = True) -> Index:
         try:
-            return Index.load(self._root, self.vault_id, master)
+            return Index.load(self._root, self.vault_id, master, parse=parse)
         except IntegrityError:
             # Sealed under an epoch our cached master keys lack: another process rotated.
             reload = getattr(self._provider, "reload", None)
             if reload is None:
                 raise
-            return Index.load(self._root, self.vault_id, reload(self.vault_id))
+            return Index.load(self._root, self.vault_id, reload(self.vault_id), parse=parse)
 
     def _refresh_index(
         self, puts: Sequence[tuple[str, dict[str, Any], Stamp]], drops: Sequence[str], reason: str | None
@@ -963,11 +968,16 @@ class Vault:
     def _index_put(self, fname: str, doc: dict[str, Any], stamp: Stamp) -> None:
         # After a session write, under its session lock; the vault lock is taken after it (lock order).
         with contextlib.suppress(SessionSealError), self._vault_lock(), self._mutex:
-            index, _ = self._current_index()
+            index, _ = self._current_index(parse=False)
             if index is None:
                 return  # the next listing rebuilds it
-            index.put(self._root, fname, doc, stamp)
+            index.put(self._root, fname, doc, stamp)  # not appended to a torn file: compacted below
             if index.needs_compaction:
+                if not index.parsed:
+                    index, _ = self._current_index()
+                    if index is None:
+                        return
+                    index.entries[fname], index.stamps[fname] = doc, stamp
                 self._write_index(index)
 
     def _reseal_index(self, master: MasterKeys, table: KeyTable) -> None:

@@ -156,3 +156,17 @@ def test_cleanup_and_rekey_keep_the_index_whole(
         reads = _meta_reads(v, monkeypatch)
         assert [s.id for s in v.list()] == [ids[0]]
         assert reads == [] and _reindexes(v) == []
+
+
+def test_a_save_appends_without_decoding_the_index(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        vault.save(_s(f"s{i}"))
+    decodes: list[int] = []
+    real = Index._decode
+    monkeypatch.setattr(Index, "_decode", lambda self, frames: (decodes.append(1), real(self, frames))[1])
+    with Vault.open(vault_path, key_provider=provider) as v:
+        v.save(_s("new"))
+        assert decodes == []
+        assert "new" in {s.title for s in v.list()} and decodes == [1]
