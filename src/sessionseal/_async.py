@@ -8,6 +8,7 @@ block the event loop.  The vault is thread-safe, so concurrent awaits are fine.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -66,6 +67,10 @@ class AsyncVault:
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
+
+    async def list_json(self, *, archived: bool | None = False) -> tuple[bytes, builtins.list[str]]:
+        """See :meth:`Vault.list_json`."""
+        return await asyncio.to_thread(self.sync.list_json, archived=archived)
 
     async def pin(self, session_id: uuid.UUID | str) -> bool:
         """See :meth:`Vault.pin`."""

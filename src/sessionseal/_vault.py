@@ -681,7 +681,7 @@ class Vault:
         model = parse_session(session)
         doc: dict[str, Any] = model.model_dump(mode="json")
         if touch:
-            doc["updated_at"] = _now().isoformat()
+            doc["updated_at"] = _now().isoformat().replace("+00:00", "Z")  # as pydantic writes it
         clean, counts = self._get_sanitizer().sanitize_tree(doc)
         assert isinstance(clean, dict)
         redactions = dict(doc.get("redactions") or {})
@@ -829,8 +829,31 @@ class Vault:
         self._audit("list", detail={"sessions": len(out), "problems": len(problems)})
         return out, problems
 
+    @_audited("list")
+    def list_json(self, *, archived: bool | None = False) -> tuple[bytes, builtins.list[str]]:
+        """What :meth:`list_with_problems` returns, as one JSON array (indented, sorted keys)
+        of the summaries' documents, without building models: ``list --json`` of 10,000
+        sessions in a fraction of the time.  The documents are authenticated, and were
+        validated when read from their session files."""
+        docs, problems = self._summary_docs()
+        if archived is not None:
+            docs = [d for d in docs if (d.get("status") == SessionStatus.ARCHIVED) == archived]
+        docs.sort(key=lambda d: datetime.fromisoformat(d["updated_at"]), reverse=True)
+        out = orjson.dumps(
+            [{**_SUMMARY_DEFAULTS, **d} for d in docs], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        )
+        self._audit("list", detail={"sessions": len(docs), "problems": len(problems)})
+        return out, problems
+
     def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
-        """Every readable session's summary, newest update first, and the problems (not audited).
+        """Every readable session's summary, newest update first, and the problems (not audited)."""
+        docs, problems = self._summary_docs()
+        out = _SUMMARIES.validate_python(docs)
+        out.sort(key=lambda s: s.updated_at, reverse=True)
+        return out, problems
+
+    def _summary_docs(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[str]]:
+        """Every readable session's summary document, and the problems (not audited).
 
         From the index, checked file by file against the file system: a session whose file
         changed since the index recorded it (or that the index lacks) has its META frame
@@ -872,9 +895,7 @@ class Vault:
         drops = [n for n in index.entries if n not in present] if index is not None else []
         if reason is not None or puts or drops:
             self._refresh_index(puts, drops, reason)
-        out = _SUMMARIES.validate_python(docs)
-        out.sort(key=lambda s: s.updated_at, reverse=True)
-        return out, problems
+        return docs, problems
 
     def _read_summary_doc(self, fname: str) -> dict[str, Any]:
         head, size = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4)
@@ -1420,6 +1441,12 @@ class Vault:
 
 #: Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time).
 _SUMMARIES: Final = TypeAdapter(list[SessionSummary])
+#: Every summary field's default, in JSON form: older documents lack newer fields.
+_SUMMARY_DEFAULTS: Final[dict[str, Any]] = {
+    k: v
+    for k, v in SessionSummary.model_construct().model_dump(mode="json").items()
+    if k in SessionSummary.model_fields
+}
 
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
@@ -1474,7 +1501,7 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
     doc["message_count"] = max(len(messages), int(stats.get("message_count") or 0))
     cost = float(stats.get("cost_usd") or 0)
     if not cost:
-        cost = sum(c for m in messages if (c := m.get("cost_usd")))
+        cost = float(sum(c for m in messages if (c := m.get("cost_usd"))))
     doc["cost_usd"] = cost
     doc["size_original"] = size
     return doc

@@ -170,3 +170,16 @@ def test_a_save_appends_without_decoding_the_index(
         v.save(_s("new"))
         assert decodes == []
         assert "new" in {s.title for s in v.list()} and decodes == [1]
+
+
+def test_list_json_is_the_models_dump(vault: Vault) -> None:
+    import json
+
+    a = vault.save(_s("a", tags=["x"], messages=[{"role": "user", "content": "hi", "cost_usd": 0.5}]))
+    b = vault.save(_s("b", pinned=True))
+    vault.archive(b)
+    for archived in (False, True, None):
+        data, problems = vault.list_json(archived=archived)
+        assert problems == []
+        assert json.loads(data) == [s.model_dump(mode="json") for s in vault.list(archived=archived)]
+    assert [d["id"] for d in json.loads(vault.list_json()[0])] == [str(a)]

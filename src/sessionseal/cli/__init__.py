@@ -141,12 +141,16 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
 def list_(obj: Context, which: str | None, as_json: bool) -> None:
     """List the sessions in the vault, newest first (archived ones only when asked)."""
     archived = {"archived": True, "all": None}.get(which or "", False)
+    if as_json:
+        # The documents as stored (authenticated): no models for what only goes to stdout.
+        data, problems = obj.vault().list_json(archived=archived)
+        for line in problems:
+            click.echo(f"sessionseal: warning: {line}", err=True)
+        click.echo(data.decode())
+        return
     summaries, problems = obj.vault().list_with_problems(archived=archived)
     for line in problems:
         click.echo(f"sessionseal: warning: {line}", err=True)
-    if as_json:
-        echo_json([s.model_dump(mode="json") for s in summaries])
-        return
     from ._render import render_list
 
     render_list(summaries)
