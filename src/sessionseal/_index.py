@@ -17,11 +17,12 @@ A missing, damaged or undecryptable index is rebuilt from the session files.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID
 
-import orjson
+import msgspec
 
 from . import _container, _crypto
 from ._container import FrameType, Kind
@@ -29,7 +30,7 @@ from ._fs import Dir
 from ._keystore import MasterKeys
 from .errors import IntegrityError
 
-__all__ = ["INDEX_FILE", "Index", "Stamp", "stamp_of"]
+__all__ = ["INDEX_FILE", "Entry", "Index", "Stamp", "entry_of", "list_json", "stamp_of"]
 
 INDEX_FILE: Final = "index.sst"
 _ZERO_ID: Final = UUID(int=0)
@@ -40,6 +41,68 @@ _COMPACT_FLOOR: Final = 256 << 10
 
 #: (inode, size, mtime_ns) of a session file: an atomic replace always changes the inode.
 Stamp = tuple[int, int, int]
+
+
+class Entry(msgspec.Struct, kw_only=True):
+    """A session's summary as the index keeps it (the META document plus ``size_stored`` and
+    ``generation``).  Fields are in alphabetical order, so that encoding one gives sorted keys;
+    unknown fields of a newer writer are ignored here (the META frame keeps them)."""
+
+    cost_usd: float = 0.0
+    created_at: str
+    description: str = ""
+    generation: int = 0
+    id: str
+    last_accessed_at: str | None = None
+    message_count: int = 0
+    outcome: str | None = None
+    pinned: bool = False
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
+    size_original: int = 0
+    size_stored: int = 0
+    status: str = "active"
+    tags: list[str] = msgspec.field(default_factory=list)
+    title: str = ""
+    updated_at: str
+    workspace: str | None = None
+
+
+class _Snapshot(msgspec.Struct):
+    v: int
+    entries: dict[str, tuple[Entry, tuple[int, int, int]]]
+
+
+class _Delta(msgspec.Struct, omit_defaults=True):
+    put: str | None = None
+    doc: Entry | None = None
+    stamp: tuple[int, int, int] | None = None
+    delete: str | None = msgspec.field(default=None, name="del")
+
+
+_SNAPSHOT: Final = msgspec.json.Decoder(_Snapshot)
+_DELTA: Final = msgspec.json.Decoder(_Delta)
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+def entry_of(doc: dict[str, Any]) -> Entry:
+    """An index entry from a validated summary document.
+
+    :raises IntegrityError: the document does not have the shape of a summary.
+    """
+    try:
+        return msgspec.convert(doc, Entry)
+    except msgspec.ValidationError:
+        raise IntegrityError("a session's summary does not have the expected shape") from None
+
+
+def list_json(entries: Sequence[Entry]) -> bytes:
+    """Entries as one indented JSON array with sorted keys (``list --json``)."""
+    return msgspec.json.format(_ENCODER.encode(entries), indent=2)
+
+
+def to_builtins(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """Entries as plain dicts (to build pydantic models from)."""
+    return msgspec.to_builtins(entries)  # type: ignore[no-any-return]
 
 
 def stamp_of(st: os.stat_result) -> Stamp:
@@ -55,12 +118,11 @@ def _corrupt() -> IntegrityError:
 class Index:
     """The decrypted index and what is needed to append to its file.
 
-    ``entries`` maps a session file name to its summary document (the META JSON plus
-    ``size_stored`` and ``generation``) and ``stamps`` to the file's stamp.
+    ``entries`` maps a session file name to its summary and ``stamps`` to the file's stamp.
     """
 
     vault_id: UUID
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: dict[str, Entry] = field(default_factory=dict)
     stamps: dict[str, Stamp] = field(default_factory=dict)
     kek_epoch: int = 0
     generation: int = 0
@@ -105,7 +167,7 @@ class Index:
         if parse:
             try:
                 index._decode(frames)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+            except (msgspec.DecodeError, ValueError):
                 raise _corrupt() from None
         index.kek_epoch, index.generation = header.kek_epoch, header.generation
         index._header_raw, index._dek, index._frames = header.raw, dek, len(frames)
@@ -117,25 +179,22 @@ class Index:
         return index
 
     def _decode(self, frames: list[_container.Frame]) -> None:
-        snap = orjson.loads(_container.decode_payload(frames[0].data))
-        if snap.get("v") != _FORMAT:
+        snap = _SNAPSHOT.decode(_container.decode_payload(frames[0].data))
+        if snap.v != _FORMAT:
             raise _corrupt()
-        for name, (doc, stamp) in snap["entries"].items():
-            self.entries[name] = doc
-            self.stamps[name] = (stamp[0], stamp[1], stamp[2])
+        for name, (entry, stamp) in snap.entries.items():
+            self.entries[name] = entry
+            self.stamps[name] = stamp
         for frame in frames[1:]:
-            self._apply(orjson.loads(_container.decode_payload(frame.data)))
+            self._apply(_DELTA.decode(_container.decode_payload(frame.data)))
 
-    def _apply(self, delta: dict[str, Any]) -> None:
-        if "put" in delta:
-            name, doc, stamp = delta["put"], delta["doc"], delta["stamp"]
-            if not isinstance(name, str) or not isinstance(doc, dict):
-                raise _corrupt()
-            self.entries[name] = doc
-            self.stamps[name] = (stamp[0], stamp[1], stamp[2])
-        elif "del" in delta:
-            self.entries.pop(delta["del"], None)
-            self.stamps.pop(delta["del"], None)
+    def _apply(self, delta: _Delta) -> None:
+        if delta.put is not None and delta.doc is not None and delta.stamp is not None:
+            self.entries[delta.put] = delta.doc
+            self.stamps[delta.put] = delta.stamp
+        elif delta.delete is not None:
+            self.entries.pop(delta.delete, None)
+            self.stamps.pop(delta.delete, None)
         else:
             raise _corrupt()
 
@@ -152,9 +211,7 @@ class Index:
     def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
         """Rewrite the index as one snapshot under master key *kek* (atomic, durable)."""
         assert self.parsed, "an index opened for appending only cannot be rewritten"
-        snap = orjson.dumps(
-            {"v": _FORMAT, "entries": {n: (d, self.stamps[n]) for n, d in self.entries.items()}}
-        )
+        snap = _ENCODER.encode(_Snapshot(_FORMAT, {n: (e, self.stamps[n]) for n, e in self.entries.items()}))
         payload = _container.encode_payload(snap, compress=True)
         generation = self.generation + 1
         data = _container.seal(
@@ -175,23 +232,23 @@ class Index:
         st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
         self._file = (st.st_ino, st.st_size)
 
-    def put(self, root: Dir, name: str, doc: dict[str, Any], stamp: Stamp) -> None:
+    def put(self, root: Dir, name: str, entry: Entry, stamp: Stamp) -> None:
         """Record *name*'s summary and stamp (appended, not fsynced: see the module doc)."""
-        self._append(root, {"put": name, "doc": doc, "stamp": stamp})
+        self._append(root, _Delta(put=name, doc=entry, stamp=stamp))
         if self.parsed:
-            self.entries[name], self.stamps[name] = doc, stamp
+            self.entries[name], self.stamps[name] = entry, stamp
 
     def drop(self, root: Dir, name: str) -> None:
         """Forget *name*."""
         if name in self.entries:
-            self._append(root, {"del": name})
+            self._append(root, _Delta(delete=name))
             self.entries.pop(name, None)
             self.stamps.pop(name, None)
 
-    def _append(self, root: Dir, delta: dict[str, Any]) -> None:
+    def _append(self, root: Dir, delta: _Delta) -> None:
         if self._torn:
             return  # a frame after a cut-short one would not parse: the caller rewrites instead
-        payload = _container.encode_payload(orjson.dumps(delta), compress=True)
+        payload = _container.encode_payload(_ENCODER.encode(delta), compress=True)
         frame = _container.seal_frame(self._dek, self._header_raw, self._frames, FrameType.INDEX_DELTA, payload)
         root.append(INDEX_FILE, frame, sync=False)
         self._frames += 1

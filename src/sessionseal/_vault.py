@@ -47,7 +47,7 @@ from ._audit import AuditLog, VerifyReport, actor, error_outcome
 from ._config import VaultConfig, parse_config, read_config, write_config
 from ._container import FrameType, Kind
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
-from ._index import INDEX_FILE, Index, Stamp, stamp_of
+from ._index import INDEX_FILE, Entry, Index, Stamp, entry_of, list_json, stamp_of, to_builtins
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
@@ -733,7 +733,7 @@ class Vault:
         st = os.stat(name + _SUFFIX, dir_fd=self._sessions.fd, follow_symlinks=False)
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
-        self._index_put(name + _SUFFIX, doc, stamp_of(st))
+        self._index_put(name + _SUFFIX, entry_of(doc), stamp_of(st))
 
     def _stored_generation(self, fname: str) -> int | None:
         """The stored container's version counter; None when there is no file.
@@ -759,6 +759,9 @@ class Vault:
             key = table.session_keys.get(session_id)
             if key is None:
                 key = table.add(self._root, session_id)
+                if table.needs_compaction:
+                    # Thousands of deltas cost a decrypt each at every open: rewrite as one snapshot.
+                    table.write(self._root, self._kek(table.kek_epoch), table.kek_epoch)
             return key
 
     def _open_session_file(self, session_id: uuid.UUID, *, meta_only: bool) -> list[_container.Frame]:
@@ -835,24 +838,21 @@ class Vault:
         of the summaries' documents, without building models: ``list --json`` of 10,000
         sessions in a fraction of the time.  The documents are authenticated, and were
         validated when read from their session files."""
-        docs, problems = self._summary_docs()
+        entries, problems = self._summary_docs()
         if archived is not None:
-            docs = [d for d in docs if (d.get("status") == SessionStatus.ARCHIVED) == archived]
-        docs.sort(key=lambda d: datetime.fromisoformat(d["updated_at"]), reverse=True)
-        out = orjson.dumps(
-            [{**_SUMMARY_DEFAULTS, **d} for d in docs], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        )
-        self._audit("list", detail={"sessions": len(docs), "problems": len(problems)})
-        return out, problems
+            entries = [e for e in entries if (e.status == SessionStatus.ARCHIVED) == archived]
+        entries.sort(key=lambda e: datetime.fromisoformat(e.updated_at), reverse=True)
+        self._audit("list", detail={"sessions": len(entries), "problems": len(problems)})
+        return list_json(entries), problems
 
     def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Every readable session's summary, newest update first, and the problems (not audited)."""
-        docs, problems = self._summary_docs()
-        out = _SUMMARIES.validate_python(docs)
+        entries, problems = self._summary_docs()
+        out = _SUMMARIES.validate_python(to_builtins(entries))
         out.sort(key=lambda s: s.updated_at, reverse=True)
         return out, problems
 
-    def _summary_docs(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[str]]:
+    def _summary_docs(self) -> tuple[builtins.list[Entry], builtins.list[str]]:
         """Every readable session's summary document, and the problems (not audited).
 
         From the index, checked file by file against the file system: a session whose file
@@ -862,9 +862,9 @@ class Vault:
         # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
         self._keytable()
         index, reason = self._current_index()
-        docs: builtins.list[dict[str, Any]] = []
+        docs: builtins.list[Entry] = []
         problems: builtins.list[str] = []
-        puts: builtins.list[tuple[str, dict[str, Any], Stamp]] = []
+        puts: builtins.list[tuple[str, Entry, Stamp]] = []
         present: set[str] = set()
         for fname in sorted(self._sessions.names()):
             if not fname.endswith(_SUFFIX) or fname.startswith("."):
@@ -878,16 +878,16 @@ class Vault:
                 docs.append(index.entries[fname])
                 continue
             try:
-                doc = self._read_summary_doc(fname)
+                doc = entry_of(self._read_summary_doc(fname))
             except SessionNotFound:
                 continue  # its key was erased: a leftover for cleanup, not a session
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
                 continue
             known = index.entries.get(fname) if index is not None else None
-            if known is not None and known.get("id") == doc.get("id") and known["generation"] > doc["generation"]:
+            if known is not None and known.id == doc.id and known.generation > doc.generation:
                 problems.append(
-                    f"sessions/{fname}: version {doc['generation']} is older than the version {known['generation']} "
+                    f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
                     "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
                 )
             docs.append(doc)
@@ -949,7 +949,7 @@ class Vault:
             return Index.load(self._root, self.vault_id, reload(self.vault_id), parse=parse)
 
     def _refresh_index(
-        self, puts: Sequence[tuple[str, dict[str, Any], Stamp]], drops: Sequence[str], reason: str | None
+        self, puts: Sequence[tuple[str, Entry, Stamp]], drops: Sequence[str], reason: str | None
     ) -> None:
         """Bring the index up to date, if the vault lock is free right now (a reader never waits;
         the next one does the same work).  Best effort: the index is a verified cache.
@@ -979,14 +979,20 @@ class Vault:
         if reason is not None:
             self._audit("reindex", detail={"reason": reason, "sessions": len(puts)})
 
+    def _kek(self, epoch: int) -> bytes:
+        # Under the vault lock: the master key of *epoch*, rereading the key store if our copy lacks it.
+        master = self._master()
+        if epoch not in master.keys:
+            master = self._fresh_master()
+        return master.keys[epoch]
+
     def _write_index(self, index: Index) -> None:
         # Under the vault lock: sealed under the key table's master key epoch.
         table = self._keytable(fresh=True)
-        master = self._fresh_master() if table.kek_epoch not in self._master().keys else self._master()
-        index.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
+        index.write(self._root, self._kek(table.kek_epoch), table.kek_epoch)
         self._index = index
 
-    def _index_put(self, fname: str, doc: dict[str, Any], stamp: Stamp) -> None:
+    def _index_put(self, fname: str, doc: Entry, stamp: Stamp) -> None:
         # After a session write, under its session lock; the vault lock is taken after it (lock order).
         with contextlib.suppress(SessionSealError), self._vault_lock(), self._mutex:
             index, _ = self._current_index(parse=False)
@@ -1018,8 +1024,8 @@ class Vault:
                     self._root.shred(INDEX_FILE)
                 self._index = None
                 return
-            for name, doc in list(index.entries.items()):
-                if _parse_id(str(doc.get("id"))) not in table.session_keys:
+            for name, entry in list(index.entries.items()):
+                if _parse_id(entry.id) not in table.session_keys:
                     index.entries.pop(name)
                     index.stamps.pop(name, None)
             index.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
@@ -1036,7 +1042,7 @@ class Vault:
                     continue
                 try:
                     stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
-                    index.entries[fname] = self._read_summary_doc(fname)
+                    index.entries[fname] = entry_of(self._read_summary_doc(fname))
                     index.stamps[fname] = stamp
                 except (SessionNotFound, IntegrityError, OSError):
                     continue
@@ -1441,12 +1447,6 @@ class Vault:
 
 #: Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time).
 _SUMMARIES: Final = TypeAdapter(list[SessionSummary])
-#: Every summary field's default, in JSON form: older documents lack newer fields.
-_SUMMARY_DEFAULTS: Final[dict[str, Any]] = {
-    k: v
-    for k, v in SessionSummary.model_construct().model_dump(mode="json").items()
-    if k in SessionSummary.model_fields
-}
 
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"

@@ -103,7 +103,7 @@ def test_deletion_removes_the_entry_and_old_copies_of_the_index_stop_opening(
     shutil.copy(vault_path / INDEX_FILE, tmp_path / "old-index.sst")
     vault.delete(gone)
     index, _ = vault._current_index()
-    assert index is not None and [d["id"] for d in index.entries.values()] == [str(kept)]
+    assert index is not None and [e.id for e in index.entries.values()] == [str(kept)]
     # The old copy names the erased session; the master key that opened it is gone.
     (vault_path / INDEX_FILE).rename(tmp_path / "new-index.sst")
     shutil.copy(tmp_path / "old-index.sst", vault_path / INDEX_FILE)

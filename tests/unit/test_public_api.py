@@ -21,7 +21,8 @@ OWNERS = {
     "keyring": {"_keystore.py"},
     "secretstorage": {"_keystore.py"},
     "platformdirs": {"_paths.py"},
-    "orjson": {"_vault.py", "_index.py"},  # the stored documents and the index that lists them
+    "orjson": {"_vault.py"},
+    "msgspec": {"_index.py"},
 }
 
 
