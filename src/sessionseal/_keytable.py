@@ -13,7 +13,8 @@ session cryptographically, even from old copies of the vault's files.
 
 On disk the table is a snapshot frame followed by delta frames (one per added or
 removed session), so creating a session appends ~100 bytes instead of rewriting the
-table; :meth:`KeyTable.compact` rewrites it as a single snapshot.
+table; once the deltas outnumber ``_COMPACT_AFTER`` the vault rewrites it as a single
+snapshot (:meth:`KeyTable.write`).
 """
 
 from __future__ import annotations

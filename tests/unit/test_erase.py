@@ -161,3 +161,13 @@ def test_shred_moves_the_name_away_first(vault: Vault, vault_path: Path, monkeyp
     assert vault._sessions.shred(name)
     assert seen and name not in seen[0] and any(n.startswith(".tmp-") for n in seen[0])
     assert os.listdir(vault_path / "sessions") == []
+
+
+def test_the_key_table_is_compacted_when_its_deltas_pile_up(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionseal import _keytable
+
+    monkeypatch.setattr(_keytable, "_COMPACT_AFTER", 3)
+    ids = [vault.save(_s(f"s{i}")) for i in range(6)]
+    table = vault._keytable(fresh=True)
+    assert table._frames <= 4 and table.kek_epoch == 1
+    assert [vault.load(sid).title for sid in ids] == [f"s{i}" for i in range(6)]
