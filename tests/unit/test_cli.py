@@ -281,3 +281,21 @@ def test_pin_archive_list_and_stats(run) -> None:  # type: ignore[no-untyped-def
     assert "sessions" in run("stats").output
     assert run("unarchive", ids[1]).exit_code == 0 and run("unpin", ids[0]).exit_code == 0
     assert run("pin", "3f2c8a4e-0000-0000-0000-000000000000").exit_code == 3
+
+
+def test_cleanup_sweeps_leftovers_without_asking_when_nothing_else_goes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from sessionseal import Vault
+
+    ids = _three(run)
+    # A delete killed after its rotation: the key is gone, the file stays.
+    with Vault.open(tmp_path / "vault") as v, v._vault_lock(), v._mutex:
+        table = v._keytable(fresh=True)
+        del table.session_keys[uuid.UUID(ids[0])]
+        v._rotate(table)
+    assert len(list((tmp_path / "vault" / "sessions").iterdir())) == 3
+    r = run("cleanup", "--keep-last", "5", "--min-age", "0", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["orphans_removed"] == 1
+    assert len(list((tmp_path / "vault" / "sessions").iterdir())) == 2

@@ -71,7 +71,9 @@ def cleanup(obj: Context, /, dry_run: bool, yes: bool, show_kept: bool, as_json:
     policy, source = _policy_from_flags(vault, flags)
     plan = vault.plan_cleanup(policy)
     if dry_run or not plan.remove:
-        _report(plan, source, None, as_json=as_json, show_kept=show_kept, dry_run=dry_run)
+        # Nothing the policy removes; leftovers of interrupted deletes go without asking.
+        result = vault.cleanup(plan=plan) if not dry_run and plan.orphans else None
+        _report(plan, source, result, as_json=as_json, show_kept=show_kept, dry_run=dry_run)
         return
     if not as_json:
         _report(plan, source, None, as_json=False, show_kept=show_kept, dry_run=False)
