@@ -1012,8 +1012,12 @@ class Vault:
         keys (a rotation's erasures).  Called under the vault lock while the key store still
         holds both epochs.  An index that cannot be read is shredded: the next listing rebuilds it."""
         with self._mutex:
+            cached = self._index
             try:
-                index: Index | None = Index.load(self._root, self.vault_id, master)
+                if cached is not None and cached.parsed and cached.is_current(self._root):
+                    index: Index | None = cached  # its entries are what is on disk: no second read
+                else:
+                    index = Index.load(self._root, self.vault_id, master)
             except FileNotFoundError:
                 self._index = None
                 return
