@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._async import AsyncVault
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
+    from ._query import ListQuery
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
     from .errors import SessionSealError
@@ -30,6 +31,7 @@ __all__ = [
     "Decision",
     "KeyProvider",
     "KeychainProvider",
+    "ListQuery",
     "Message",
     "PassphraseProvider",
     "RetentionConfig",
@@ -52,6 +54,7 @@ _HOMES = {
     "VaultStats": "._vault",
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",
+    "ListQuery": "._query",
     "PassphraseProvider": "._passphrase",
     "Vault": "._vault",
     "VaultInfo": "._vault",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._keystore import KeyProvider
+from ._query import ListQuery
 from ._retention import CleanupPlan, RetentionConfig
 from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
 from .models import Session, SessionSummary
@@ -60,17 +61,19 @@ class AsyncVault:
         """See :meth:`Vault.load_json`."""
         return await asyncio.to_thread(self.sync.load_json, session_id)
 
-    async def list(self, *, archived: bool | None = False) -> list[SessionSummary]:
+    async def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""
-        return await asyncio.to_thread(self.sync.list, archived=archived)
+        return await asyncio.to_thread(self.sync.list, query, archived=archived)
 
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
 
-    async def list_json(self, *, archived: bool | None = False) -> tuple[bytes, builtins.list[str]]:
+    async def list_json(
+        self, query: ListQuery | None = None, *, archived: bool | None = False
+    ) -> tuple[bytes, builtins.list[str]]:
         """See :meth:`Vault.list_json`."""
-        return await asyncio.to_thread(self.sync.list_json, archived=archived)
+        return await asyncio.to_thread(self.sync.list_json, query, archived=archived)
 
     async def pin(self, session_id: uuid.UUID | str) -> bool:
         """See :meth:`Vault.pin`."""

@@ -55,6 +55,7 @@ class Entry(msgspec.Struct, kw_only=True):
     id: str
     last_accessed_at: str | None = None
     message_count: int = 0
+    models: list[str] = msgspec.field(default_factory=list)
     outcome: str | None = None
     pinned: bool = False
     redactions: dict[str, int] = msgspec.field(default_factory=dict)

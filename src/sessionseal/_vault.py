@@ -51,6 +51,7 @@ from ._index import INDEX_FILE, Entry, Index, Stamp, entry_of, list_json, stamp_
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
+from ._query import ListQuery, select
 from ._retention import CleanupPlan, Decision, RetentionConfig, human_size, plan_retention
 from ._sanitize import Sanitizer
 from .errors import (
@@ -812,38 +813,43 @@ class Vault:
         except ValidationError:
             raise IntegrityError(_INTEGRITY) from None
 
-    def list(self, *, archived: bool | None = False) -> list[SessionSummary]:
+    def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """Summaries of the readable sessions, newest update first.
 
+        :param query: filters, order and limit (:class:`ListQuery`); it overrides *archived*.
         :param archived: ``False`` (default) hides archived sessions, ``True`` shows only
             them, ``None`` shows all.
         Unreadable containers are skipped here; :meth:`list_with_problems` reports them.
         """
-        return self.list_with_problems(archived=archived)[0]
+        return self.list_with_problems(query, archived=archived)[0]
 
     @_audited("list")
     def list_with_problems(
-        self, *, archived: bool | None = False
+        self, query: ListQuery | None = None, *, archived: bool | None = False
     ) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Summaries (see :meth:`list`), and one line per container that failed to open."""
-        out, problems = self._summaries()
-        if archived is not None:
-            out = [s for s in out if (s.status is SessionStatus.ARCHIVED) == archived]
-        self._audit("list", detail={"sessions": len(out), "problems": len(problems)})
-        return out, problems
+        entries, problems = self._select(query or ListQuery(archived=archived))
+        return _SUMMARIES.validate_python(to_builtins(entries)), problems
 
     @_audited("list")
-    def list_json(self, *, archived: bool | None = False) -> tuple[bytes, builtins.list[str]]:
+    def list_json(
+        self, query: ListQuery | None = None, *, archived: bool | None = False
+    ) -> tuple[bytes, builtins.list[str]]:
         """What :meth:`list_with_problems` returns, as one JSON array (indented, sorted keys)
         of the summaries' documents, without building models: ``list --json`` of 10,000
         sessions in a fraction of the time.  The documents are authenticated, and were
         validated when read from their session files."""
-        entries, problems = self._summary_docs()
-        if archived is not None:
-            entries = [e for e in entries if (e.status == SessionStatus.ARCHIVED) == archived]
-        entries.sort(key=lambda e: datetime.fromisoformat(e.updated_at), reverse=True)
-        self._audit("list", detail={"sessions": len(entries), "problems": len(problems)})
+        entries, problems = self._select(query or ListQuery(archived=archived))
         return list_json(entries), problems
+
+    def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
+        entries, problems = self._summary_docs()
+        chosen = select(entries, query)
+        detail: dict[str, Any] = {"sessions": len(chosen), "problems": len(problems)}
+        if filters := query.describe():
+            detail["filters"] = sorted(filters)
+        self._audit("list", detail=detail)
+        return chosen, problems
 
     def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Every readable session's summary, newest update first, and the problems (not audited)."""
@@ -1503,6 +1509,7 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
     messages = clean.get("messages") or []
     stats = clean.get("stats") or {}
     doc["message_count"] = max(len(messages), int(stats.get("message_count") or 0))
+    doc["models"] = list(dict.fromkeys(m["model"] for m in messages if isinstance(m.get("model"), str)))
     cost = float(stats.get("cost_usd") or 0)
     if not cost:
         cost = float(sum(c for m in messages if (c := m.get("cost_usd"))))

@@ -281,6 +281,7 @@ class SessionSummary(_Model):
     last_accessed_at: UTCDateTime | None = None
     workspace: str | None = None
     message_count: int = 0
+    models: list[str] = Field(default_factory=list, description="the models that answered, in order of first use")
     cost_usd: float = 0
     outcome: str | None = None
     redactions: dict[str, int] = Field(default_factory=dict)
