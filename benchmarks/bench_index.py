@@ -7,6 +7,7 @@ On a vault of ``--sessions`` small sessions (passphrase provider, scrypt 2^14):
   the index) - the baseline;
 * ``index``: ``Vault.list()`` from the index, every file's stamp checked, models built;
 * the parts of it: reading the index, stat-ing every session file;
+* ``list_json`` as ``list --json`` runs it, unfiltered and filtered (tag and workspace);
 * ``list --json`` in a fresh process (``python -m sessionseal``), wall time, with the
   process's start-up and key retrieval measured apart (``info`` in a fresh process needs
   no key; a ``list`` of an empty vault needs the key).
@@ -31,10 +32,11 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
-from sessionseal import PassphraseProvider, Vault  # noqa: E402
+from sessionseal import ListQuery, PassphraseProvider, Vault  # noqa: E402
 from sessionseal._index import Index  # noqa: E402
 
 PASSPHRASE = "bench"  # noqa: S105  (a throwaway vault in a temp dir)
+FILTER = ListQuery(tags=("t3",), workspace="/home/dev/project3")
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -45,6 +47,12 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1000
+
+
+def cold(v: Vault) -> Vault:
+    """Forget the index this process read: the next listing reads and decodes it again."""
+    v._index = None
+    return v
 
 
 def build(path: Path, n: int) -> None:
@@ -94,14 +102,20 @@ def main() -> None:
             master = v._master()
             rows = [
                 ("naive: decrypt every META frame (baseline)", median_ms(lambda: [v._read_summary_doc(f) for f in names], a.repeat)),
-                ("index: Vault.list(), stamps checked, models", median_ms(lambda: (setattr(v, "_index", None), v.list()), a.repeat)),
+                ("index: Vault.list(), stamps checked, models", median_ms(lambda: cold(v).list(), a.repeat)),
                 ("  of which: read and decode index.sst", median_ms(lambda: Index.load(v._root, v.vault_id, master), a.repeat)),
                 ("  of which: stat every session file", median_ms(lambda: [os.stat(f, dir_fd=v._sessions.fd) for f in names], a.repeat)),
+                ("index: list_json() (list --json), index read cold", median_ms(lambda: cold(v).list_json(), a.repeat)),
+                ("index: list_json, filtered by tag and workspace", median_ms(lambda: cold(v).list_json(FILTER), a.repeat)),
             ]
         rows += [
             ("fresh process: info (start-up, no key)", cli_ms(["info", "--json"], path, a.repeat)),
             ("fresh process: list --json, empty vault (+ key)", cli_ms(["list", "--json"], empty, a.repeat)),
             (f"fresh process: list --json, {n} sessions", cli_ms(["list", "--json"], path, a.repeat)),
+            (
+                "fresh process: the same, --tag t3 --workspace ...",
+                cli_ms(["list", "--json", "--tag", "t3", "--workspace", "/home/dev/project3"], path, a.repeat),
+            ),
         ]
         base = rows[0][1]
         print(f"{n} sessions; medians of {a.repeat}")

@@ -133,22 +133,67 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
 
 
 @cli.command(name="list")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["active", "paused", "completed", "failed", "archived"]),
+    help="Only sessions with this status (repeatable: any of them).",
+)
+@click.option("--since", metavar="WHEN", help="Updated at or after WHEN: a date, an RFC 3339 time, or 7d, 12h ago.")
+@click.option("--until", metavar="WHEN", help="Updated before WHEN.")
+@click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it.")
+@click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it.")
+@click.option("--pinned", is_flag=True, help="Only pinned sessions.")
 @click.option("--archived", "which", flag_value="archived", help="Only archived sessions.")
 @click.option("--all", "which", flag_value="all", help="Archived sessions too.")
+@click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this.")
+@click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this.")
+@click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in.")
+@click.option(
+    "--sort",
+    type=click.Choice(["updated", "created", "accessed", "size", "cost", "title"]),
+    default="updated",
+    show_default=True,
+    help="Order: newest, largest or costliest first; titles A to Z.",
+)
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N sessions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def list_(obj: Context, which: str | None, as_json: bool) -> None:
+def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filters: Any) -> None:
     """List the sessions in the vault, newest first (archived ones only when asked)."""
-    archived = {"archived": True, "all": None}.get(which or "", False)
+    import os
+
+    from sessionseal import ListQuery
+
+    from ._audit_cmds import parse_when
+
+    if here and filters["workspace"]:
+        raise click.UsageError("give --workspace DIR or --here, not both")
+    query = ListQuery(
+        archived={"archived": True, "all": None}.get(which or "", False),
+        tags=filters["tags"],
+        statuses=filters["statuses"],
+        since=parse_when(filters["since"], "--since") if filters["since"] else None,
+        until=parse_when(filters["until"], "--until") if filters["until"] else None,
+        workspace=os.getcwd() if here else filters["workspace"] and os.path.abspath(filters["workspace"]),
+        pinned=True if filters["pinned"] else None,
+        min_cost=filters["min_cost"],
+        max_cost=filters["max_cost"],
+        model=filters["model"],
+        sort=filters["sort"],
+        limit=filters["limit"],
+    )
     if as_json:
         # The documents as stored (authenticated): no models for what only goes to stdout.
-        data, problems = obj.vault().list_json(archived=archived)
+        data, problems = obj.vault().list_json(query)
         for line in problems:
             click.echo(f"sessionseal: warning: {line}", err=True)
         click.echo(data.decode())
         return
-    summaries, problems = obj.vault().list_with_problems(archived=archived)
+    summaries, problems = obj.vault().list_with_problems(query)
     for line in problems:
         click.echo(f"sessionseal: warning: {line}", err=True)
     from ._render import render_list
