@@ -69,6 +69,10 @@ class AsyncVault:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
 
+    async def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
+        """See :meth:`Vault.latest`."""
+        return await asyncio.to_thread(self.sync.latest, query)
+
     async def list_json(
         self, query: ListQuery | None = None, *, archived: bool | None = False
     ) -> tuple[bytes, builtins.list[str]]:

@@ -78,6 +78,8 @@ class _Delta(msgspec.Struct, omit_defaults=True):
     doc: Entry | None = None
     stamp: tuple[int, int, int] | None = None
     delete: str | None = msgspec.field(default=None, name="del")
+    accessed: str | None = msgspec.field(default=None, name="acc")
+    at: str | None = None
 
 
 _SNAPSHOT: Final = msgspec.json.Decoder(_Snapshot)
@@ -196,6 +198,10 @@ class Index:
         elif delta.delete is not None:
             self.entries.pop(delta.delete, None)
             self.stamps.pop(delta.delete, None)
+        elif delta.accessed is not None and delta.at is not None:
+            entry = self.entries.get(delta.accessed)
+            if entry is not None:
+                entry.last_accessed_at = delta.at
         else:
             raise _corrupt()
 
@@ -238,6 +244,14 @@ class Index:
         self._append(root, _Delta(put=name, doc=entry, stamp=stamp))
         if self.parsed:
             self.entries[name], self.stamps[name] = entry, stamp
+
+    def touch(self, root: Dir, name: str, at: str) -> None:
+        """Record that *name* was read at *at*: only in the index, so that a read never
+        rewrites a session (a rebuild from the files forgets it)."""
+        self._append(root, _Delta(accessed=name, at=at))
+        entry = self.entries.get(name)
+        if entry is not None:
+            entry.last_accessed_at = at
 
     def drop(self, root: Dir, name: str) -> None:
         """Forget *name*."""

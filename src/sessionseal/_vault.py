@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -51,7 +52,7 @@ from ._index import INDEX_FILE, Entry, Index, Stamp, entry_of, list_json, stamp_
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
-from ._query import ListQuery, select
+from ._query import ListQuery, SortKey, select
 from ._retention import CleanupPlan, Decision, RetentionConfig, human_size, plan_retention
 from ._sanitize import Sanitizer
 from .errors import (
@@ -798,6 +799,7 @@ class Vault:
         sid = _parse_id(session_id)
         frames = self._open_session_file(sid, meta_only=False)
         body = _container.decode_payload(frames[1].data)
+        self._index_touch(self._file_name(sid) + _SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
 
@@ -841,6 +843,13 @@ class Vault:
         validated when read from their session files."""
         entries, problems = self._select(query or ListQuery(archived=archived))
         return list_json(entries), problems
+
+    def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
+        """The most recently updated session that *query* keeps (archived ones aside), or None:
+        what ``sessionseal latest`` and ``resume --latest`` continue, as ``claude --continue`` does."""
+        q = dataclasses.replace(query or ListQuery(), sort=SortKey.UPDATED, limit=1)
+        found = self.list(q)
+        return found[0] if found else None
 
     def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
         entries, problems = self._summary_docs()
@@ -1012,6 +1021,15 @@ class Vault:
                         return
                     index.entries[fname], index.stamps[fname] = doc, stamp
                 self._write_index(index)
+
+    def _index_touch(self, fname: str) -> None:
+        # A read is recorded in the index only (retention by access, 'list --sort accessed').
+        # Best effort and never waiting: a busy vault lock loses this one access time.
+        at = _now().isoformat().replace("+00:00", "Z")
+        with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0), self._mutex:
+            index, _ = self._current_index(parse=False)
+            if index is not None and not index.needs_compaction:
+                index.touch(self._root, fname, at)
 
     def _reseal_index(self, master: MasterKeys, table: KeyTable) -> None:
         """Re-encrypt the index under the table's epoch, without the sessions the table no longer

@@ -137,3 +137,48 @@ def test_cli_list_filters(memory_keyring: MemoryKeyring, tmp_path: Path, monkeyp
     r = run("list", "--since", "yesterday-ish")
     assert r.exit_code == 8  # type: ignore[attr-defined]
     assert "one" in run("list", "--status", "active").output  # type: ignore[attr-defined]
+
+
+def test_reads_are_recorded_in_the_index_without_rewriting_the_session(vault: Vault, vault_path: Path) -> None:
+    from sessionseal import SessionStatus
+
+    a = vault.save({"title": "a", "status": "completed", "messages": []})
+    b = vault.save({"title": "b", "status": "completed", "messages": []})
+    f = vault_path / "sessions" / (vault._file_name(a) + ".sst")
+    before = f.stat().st_ino
+    assert vault.list()[1].last_accessed_at is None
+    vault.load(a)
+    assert f.stat().st_ino == before  # the session file was not rewritten
+    assert [s.id for s in vault.list(ListQuery(sort="accessed"))] == [a, b]  # type: ignore[arg-type]
+    accessed = {s.id: s.last_accessed_at for s in vault.list()}
+    assert accessed[a] is not None and accessed[b] is None
+    # Retention counts a read as a sign of life.
+    plan = vault.plan_cleanup({"keep_last": 0, "min_age": "1h"})
+    assert {d.session.id for d in plan.keep} == {a, b}
+    assert vault.list(ListQuery(statuses=(SessionStatus.COMPLETED,)))[0].status == "completed"
+
+
+def test_latest_and_resume(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    run("init")
+    assert run("latest").exit_code == 3
+    here = tmp_path / "proj"
+    here.mkdir()
+    first = run("save", "-", input=json.dumps({"title": "here", "workspace": str(here), "messages": []})).output.strip()
+    second = run("save", "-", input=json.dumps({"title": "there", "messages": []})).output.strip()
+    assert run("latest").output.strip() == second
+    monkeypatch.chdir(here)
+    assert run("latest", "--here").output.strip() == first
+    assert json.loads(run("latest", "--json").output)["title"] == "there"
+    r = run("resume", "--latest", "--here", "--json")
+    assert json.loads(r.output)["id"] == first
+    assert "there" in run("resume", second).output
+    assert run("resume").exit_code == 2 and run("resume", first, "--latest").exit_code == 2
+    with Vault.open(tmp_path / "vault") as v:
+        assert v.latest(ListQuery(tags=("none",))) is None
+        assert {s.title for s in v.list() if s.last_accessed_at} == {"here", "there"}
