@@ -201,6 +201,61 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
     render_list(summaries)
 
 
+def _latest_query(here: bool, tags: tuple[str, ...]) -> Any:
+    import os
+
+    from sessionseal import ListQuery
+
+    return ListQuery(workspace=os.getcwd() if here else None, tags=tags)
+
+
+@cli.command()
+@click.option("--here", is_flag=True, help="The latest whose workspace is the current directory (or inside it).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="The latest with this tag (repeatable: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print its summary as JSON instead of its id.")
+@click.pass_obj
+@handle_errors
+def latest(obj: Context, here: bool, tags: tuple[str, ...], as_json: bool) -> None:
+    """Print the id of the most recently updated session (exit 3 when there is none)."""
+    from sessionseal.errors import SessionNotFound
+
+    found = obj.vault().latest(_latest_query(here, tags))
+    if found is None:
+        raise SessionNotFound("no session matches; see 'sessionseal list'")
+    if as_json:
+        echo_json(found.model_dump(mode="json"))
+    else:
+        click.echo(str(found.id))
+
+
+@cli.command()
+@click.argument("session_id", metavar="[ID]", required=False)
+@click.option("--latest", "use_latest", is_flag=True, help="Resume the most recently updated session.")
+@click.option("--here", is_flag=True, help="With --latest: the latest in the current directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole session as JSON, for the next tool.")
+@click.pass_obj
+@handle_errors
+def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, as_json: bool) -> None:
+    """Print a session so that another tool can continue it (its read is recorded)."""
+    from sessionseal.errors import SessionNotFound
+
+    if (session_id is None) == (not use_latest):
+        raise click.UsageError("give a session ID or --latest (not both)")
+    vault = obj.vault()
+    if use_latest:
+        found = vault.latest(_latest_query(here, ()))
+        if found is None:
+            raise SessionNotFound("no session to resume; see 'sessionseal list'")
+        session_id = str(found.id)
+    assert session_id is not None
+    if as_json:
+        click.echo(vault.load_json(session_id).decode())
+        return
+    from ._render import render_session
+
+    render_session(vault.load(session_id))
+
+
 @cli.command()
 @click.argument("session_id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
