@@ -11,14 +11,14 @@ import asyncio
 import builtins
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._keystore import KeyProvider
 from ._query import ListQuery
 from ._retention import CleanupPlan, RetentionConfig
 from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
-from .models import Session, SessionSummary
+from .models import Session, SessionStatus, SessionSummary
 
 __all__ = ["AsyncVault"]
 
@@ -78,6 +78,28 @@ class AsyncVault:
     ) -> tuple[bytes, builtins.list[str]]:
         """See :meth:`Vault.list_json`."""
         return await asyncio.to_thread(self.sync.list_json, query, archived=archived)
+
+    async def rename(self, session_id: uuid.UUID | str, title: str) -> bool:
+        """See :meth:`Vault.rename`."""
+        return await asyncio.to_thread(self.sync.rename, session_id, title)
+
+    async def describe(self, session_id: uuid.UUID | str, text: str) -> bool:
+        """See :meth:`Vault.describe`."""
+        return await asyncio.to_thread(self.sync.describe, session_id, text)
+
+    async def tag(
+        self, session_id: uuid.UUID | str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> builtins.list[str]:
+        """See :meth:`Vault.tag`."""
+        return await asyncio.to_thread(self.sync.tag, session_id, add=add, remove=remove)
+
+    async def set_status(self, session_id: uuid.UUID | str, status: SessionStatus | str) -> bool:
+        """See :meth:`Vault.set_status`."""
+        return await asyncio.to_thread(self.sync.set_status, session_id, status)
+
+    async def link(self, session_id: uuid.UUID | str, *, parent: uuid.UUID | str | None) -> bool:
+        """See :meth:`Vault.link`."""
+        return await asyncio.to_thread(self.sync.link, session_id, parent=parent)
 
     async def pin(self, session_id: uuid.UUID | str) -> bool:
         """See :meth:`Vault.pin`."""

@@ -85,6 +85,8 @@ _LABEL_CONFIG: Final = b"sessionseal v1 config"
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
 _CLEANUP_BATCH: Final = 128
 _AUTO_FILE: Final = "autoclean.json"
+#: Longest title or description an edit accepts.
+_MAX_META_TEXT: Final = 64 * 1024
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
@@ -1131,9 +1133,10 @@ class Vault:
     def _edit(self, session_id: uuid.UUID | str, action: str, update: Callable[[dict[str, Any]], bool]) -> bool:
         """Rewrite a session with *update* applied to its stored (sanitized) document.
 
-        Only status fields change, so nothing is re-sanitized; ``updated_at`` stays (pinning
-        or archiving is not an update of the content, and must not make a session look young
-        to retention).  Returns whether anything changed; an unchanged session is not rewritten.
+        Only metadata changes: the rest stays as it was sanitized (new text is sanitized by
+        the caller).  ``updated_at`` stays: an edit of metadata is not an update of the
+        content, and must not make a session look young to retention.  Returns whether
+        anything changed; an unchanged session is not rewritten.
         """
         sid = _parse_id(session_id)
         name = self._file_name(sid)
@@ -1146,6 +1149,98 @@ class Vault:
                 self._write_locked(name, sid, orjson.dumps(_summary_doc(doc, len(body))), body)
         self._audit(action, session=sid, detail={"changed": changed})
         return changed
+
+    def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
+        # A new title or description is user text like any other: sanitized before it is stored.
+        if not isinstance(text, str) or len(text) > _MAX_META_TEXT:
+            raise InvalidInput(f"a {what} is text of at most {_MAX_META_TEXT} characters")
+        result = self._get_sanitizer().sanitize_text(text)
+        return result.text, dict(result.counts)
+
+    def _edit_text(self, session_id: uuid.UUID | str, action: str, field_name: str, text: str) -> bool:
+        clean, counts = self._clean_text(text, field_name)
+
+        def update(doc: dict[str, Any]) -> bool:
+            if doc.get(field_name) == clean:
+                return False
+            doc[field_name] = clean
+            red = doc.setdefault("redactions", {})
+            for rule, n in counts.items():
+                red[rule] = red.get(rule, 0) + n
+            return True
+
+        return self._edit(session_id, action, update)
+
+    @_audited("rename", by_id=True)
+    def rename(self, session_id: uuid.UUID | str, title: str) -> bool:
+        """Set a session's title (sanitized like everything stored).  Returns whether it changed."""
+        return self._edit_text(session_id, "rename", "title", title)
+
+    @_audited("describe", by_id=True)
+    def describe(self, session_id: uuid.UUID | str, text: str) -> bool:
+        """Set a session's description (sanitized).  Returns whether it changed."""
+        return self._edit_text(session_id, "describe", "description", text)
+
+    @_audited("tag", by_id=True)
+    def tag(
+        self, session_id: uuid.UUID | str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> builtins.list[str]:
+        """Add and remove tags (removals first); return the session's tags afterwards.
+
+        :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace.
+        """
+        adds, removes = [_check_tag(t) for t in add], {_check_tag(t) for t in remove}
+        after: builtins.list[str] = []
+
+        def update(doc: dict[str, Any]) -> bool:
+            before = builtins.list(doc.get("tags") or [])
+            tags = [t for t in before if t not in removes]
+            tags += [t for t in dict.fromkeys(adds) if t not in tags]
+            after[:] = tags
+            doc["tags"] = tags
+            return tags != before
+
+        self._edit(session_id, "tag", update)
+        return after
+
+    @_audited("set-status", by_id=True)
+    def set_status(self, session_id: uuid.UUID | str, status: SessionStatus | str) -> bool:
+        """Set a session's status; ``archived`` is :meth:`archive`.  Returns whether it changed."""
+        try:
+            new = SessionStatus(status)
+        except ValueError:
+            raise InvalidInput(f"a status is one of: {', '.join(SessionStatus)}") from None
+        if new is SessionStatus.ARCHIVED:
+            return self.archive(session_id)
+
+        def update(doc: dict[str, Any]) -> bool:
+            doc.pop("archived_from", None)
+            return _set(doc, "status", new.value)
+
+        return self._edit(session_id, "set-status", update)
+
+    @_audited("link", by_id=True)
+    def link(self, session_id: uuid.UUID | str, *, parent: uuid.UUID | str | None) -> bool:
+        """Set (or with ``None`` clear) a session's parent session.  Returns whether it changed.
+
+        :raises SessionNotFound: either session is not in the vault.
+        """
+        sid = _parse_id(session_id)
+        pid = None if parent is None else _parse_id(parent)
+        if pid == sid:
+            raise InvalidInput("a session cannot be its own parent")
+        if pid is not None and self._file_name(pid) + _SUFFIX not in set(self._sessions.names()):
+            raise SessionNotFound(f"no session {pid} in this vault; see 'sessionseal list'")
+
+        def update(doc: dict[str, Any]) -> bool:
+            links = doc.setdefault("links", {})
+            value = None if pid is None else str(pid)
+            if links.get("parent") == value:
+                return False
+            links["parent"] = value
+            return True
+
+        return self._edit(sid, "link", update)
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
@@ -1479,6 +1574,13 @@ _SUMMARIES: Final = TypeAdapter(list[SessionSummary])
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
 )
+
+
+def _check_tag(tag: str) -> str:
+    t = tag.strip() if isinstance(tag, str) else ""
+    if not t or len(t) > 64 or any(c.isspace() for c in t):
+        raise InvalidInput("tags are 1-64 characters without whitespace")
+    return t
 
 
 def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
