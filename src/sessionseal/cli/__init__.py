@@ -369,11 +369,12 @@ def demo(keep: bool) -> None:
 
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
+from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 
 cli.add_command(audit_group)
-for _command in (cleanup, pin, unpin, archive, unarchive, stats):
+for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):
     cli.add_command(_command)
 
 cli.add_command(sanitize_command)

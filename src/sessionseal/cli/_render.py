@@ -133,6 +133,11 @@ def render_session(session: Session) -> None:
     c.print(f"created {session.created_at:%Y-%m-%d %H:%M:%S}Z   updated {session.updated_at:%Y-%m-%d %H:%M:%S}Z")
     if session.workspace or session.working_directory:
         c.print(f"workspace {escape(session.workspace or '-')}   cwd {escape(session.working_directory or '-')}")
+    links = session.links
+    shown = [("parent", links.parent), ("forked from", links.forked_from), ("continues", links.continued_from)]
+    if any(v for _, v in shown) or links.related:
+        parts = [f"{k} {v}" for k, v in shown if v] + [f"related {r}" for r in links.related]
+        c.print("links: " + ", ".join(parts))
     if session.description:
         c.print(escape(session.description))
     if session.redactions:
