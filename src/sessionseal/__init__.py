@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
     from ._retention import CleanupPlan, Decision, RetentionConfig
-    from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
+    from ._vault import CleanupResult, SearchHit, Vault, VaultInfo, VaultStats
     from .errors import SessionSealError
     from .models import Message, Session, SessionStatus, SessionSummary
 
@@ -35,6 +35,7 @@ __all__ = [
     "Message",
     "PassphraseProvider",
     "RetentionConfig",
+    "SearchHit",
     "Session",
     "SessionSealError",
     "SessionStatus",
@@ -51,6 +52,7 @@ _HOMES = {
     "CleanupResult": "._vault",
     "Decision": "._retention",
     "RetentionConfig": "._retention",
+    "SearchHit": "._vault",
     "VaultStats": "._vault",
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",

@@ -27,9 +27,11 @@ Write ordering (the invariants that make crashes safe):
 from __future__ import annotations
 
 import builtins
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import threading
@@ -69,7 +71,7 @@ from .errors import (
 )
 from .models import Session, SessionStatus, SessionSummary, parse_model, parse_session
 
-__all__ = ["MAX_SESSION_BYTES", "CleanupResult", "Vault", "VaultInfo", "VaultStats"]
+__all__ = ["MAX_SESSION_BYTES", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
 
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
@@ -85,6 +87,8 @@ _LABEL_CONFIG: Final = b"sessionseal v1 config"
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
 _CLEANUP_BATCH: Final = 128
 _AUTO_FILE: Final = "autoclean.json"
+#: Longest search text.
+_MAX_QUERY: Final = 1024
 #: Longest title or description an edit accepts.
 _MAX_META_TEXT: Final = 64 * 1024
 #: The statuses 'unarchive' may restore.
@@ -853,6 +857,60 @@ class Vault:
         found = self.list(q)
         return found[0] if found else None
 
+    @_audited("search")
+    def search(
+        self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
+    ) -> builtins.list[SearchHit]:
+        """Sessions whose titles, descriptions, tags, messages or tool output contain *text*,
+        newest first, at most ``query.limit`` (default 20), each with a snippet around the
+        first match.  Everything searched is sanitized text; nothing is written anywhere.
+
+        Sessions are decrypted one at a time in memory (a bounded stream, two at once on
+        two cores).  The raw stored JSON is searched for *text* as it is escaped there, and
+        only a session that contains it is parsed, to find the field and cut the snippet.
+        """
+        if not text or len(text) > _MAX_QUERY:
+            raise InvalidInput(f"search for 1 to {_MAX_QUERY} characters")
+        q = query or ListQuery()
+        limit = 20 if q.limit is None else q.limit
+        entries, _ = self._summary_docs()
+        candidates = select(entries, dataclasses.replace(q, limit=None))
+        needle = orjson.dumps(text)[1:-1]
+        if not case_sensitive:
+            needle = needle.lower()
+        hits: builtins.list[SearchHit] = []
+        scanned = 0
+
+        def scan(entry: Entry) -> SearchHit | None:
+            try:
+                frames = self._open_session_file(_parse_id(entry.id), meta_only=False)
+            except (SessionNotFound, IntegrityError):
+                return None  # erased meanwhile, or damaged ('list' reports it)
+            body = _container.decode_payload(frames[1].data)
+            if needle not in (body if case_sensitive else body.lower()):
+                return None
+            found = _find_in_doc(orjson.loads(body), text, case_sensitive)
+            return None if found is None else SearchHit(entry.id, entry.title, entry.updated_at, *found)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            pending = iter(candidates)
+            window = [pool.submit(scan, e) for e in itertools.islice(pending, 8)]
+            while window and len(hits) < limit:
+                hit = window.pop(0).result()
+                scanned += 1
+                if hit is not None:
+                    hits.append(hit)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    window.append(pool.submit(scan, nxt))
+            for f in window:
+                f.cancel()
+        detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
+        if filters := q.describe():
+            detail["filters"] = sorted(filters)
+        self._audit("search", detail=detail)  # never the query: it may be a secret someone looks for
+        return hits
+
     def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
         entries, problems = self._summary_docs()
         chosen = select(entries, query)
@@ -1576,6 +1634,40 @@ _INTEGRITY: Final = (
 )
 
 
+@dataclass(frozen=True)
+class SearchHit:
+    """A session that matched a search: where, and the sanitized text around the match."""
+
+    id: str
+    title: str
+    updated_at: str
+    field: str  # e.g. "title", "messages[3].content[0].text"
+    snippet: str
+
+
+def _find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | None:
+    """The first string value of *doc* containing *text* (depth first, in document order):
+    its path and a one-line snippet of up to ~120 characters around the match."""
+    want = text if case_sensitive else text.casefold()
+    stack: builtins.list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            hay = value if case_sensitive else value.casefold()
+            at = hay.find(want)
+            if at >= 0 and len(hay) == len(value):  # casefold kept the offsets
+                start, end = max(0, at - 50), min(len(value), at + len(text) + 50)
+                snippet = ("..." if start else "") + value[start:end] + ("..." if end < len(value) else "")
+                return path or "(document)", " ".join(snippet.split())
+            if at >= 0:
+                return path or "(document)", " ".join(value[:120].split())
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, builtins.list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(builtins.list(enumerate(value))))
+    return None
+
+
 def _check_tag(tag: str) -> str:
     t = tag.strip() if isinstance(tag, str) else ""
     if not t or len(t) > 64 or any(c.isspace() for c in t):
@@ -1642,4 +1734,5 @@ def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
 Vault.__module__ = "sessionseal"
 VaultInfo.__module__ = "sessionseal"
 VaultStats.__module__ = "sessionseal"
+SearchHit.__module__ = "sessionseal"
 CleanupResult.__module__ = "sessionseal"
