@@ -132,38 +132,44 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
     render_session(session)
 
 
-@cli.command(name="list")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all).")
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(["active", "paused", "completed", "failed", "archived"]),
-    help="Only sessions with this status (repeatable: any of them).",
-)
-@click.option("--since", metavar="WHEN", help="Updated at or after WHEN: a date, an RFC 3339 time, or 7d, 12h ago.")
-@click.option("--until", metavar="WHEN", help="Updated before WHEN.")
-@click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it.")
-@click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it.")
-@click.option("--pinned", is_flag=True, help="Only pinned sessions.")
-@click.option("--archived", "which", flag_value="archived", help="Only archived sessions.")
-@click.option("--all", "which", flag_value="all", help="Archived sessions too.")
-@click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this.")
-@click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this.")
-@click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in.")
-@click.option(
-    "--sort",
-    type=click.Choice(["updated", "created", "accessed", "size", "cost", "title"]),
-    default="updated",
-    show_default=True,
-    help="Order: newest, largest or costliest first; titles A to Z.",
-)
-@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N sessions.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-@handle_errors
-def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filters: Any) -> None:
-    """List the sessions in the vault, newest first (archived ones only when asked)."""
+def _list_filters(fn: Any) -> Any:
+    """The filter options that 'list' and 'search' share."""
+    for option in reversed(_FILTER_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+_FILTER_OPTIONS = [
+    click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all)."),
+    click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=click.Choice(["active", "paused", "completed", "failed", "archived"]),
+        help="Only sessions with this status (repeatable: any of them).",
+    ),
+    click.option("--since", metavar="WHEN", help="Updated at or after WHEN: a date, an RFC 3339 time, or 7d, 12h ago."),
+    click.option("--until", metavar="WHEN", help="Updated before WHEN."),
+    click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it."),
+    click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it."),
+    click.option("--pinned", is_flag=True, help="Only pinned sessions."),
+    click.option("--archived", "which", flag_value="archived", help="Only archived sessions."),
+    click.option("--all", "which", flag_value="all", help="Archived sessions too."),
+    click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this."),
+    click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this."),
+    click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in."),
+    click.option(
+        "--sort",
+        type=click.Choice(["updated", "created", "accessed", "size", "cost", "title"]),
+        default="updated",
+        show_default=True,
+        help="Order: newest, largest or costliest first; titles A to Z.",
+    ),
+    click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N sessions."),
+]
+
+
+def _query(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
     import os
 
     from sessionseal import ListQuery
@@ -172,7 +178,7 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
 
     if here and filters["workspace"]:
         raise click.UsageError("give --workspace DIR or --here, not both")
-    query = ListQuery(
+    return ListQuery(
         archived={"archived": True, "all": None}.get(which or "", False),
         tags=filters["tags"],
         statuses=filters["statuses"],
@@ -183,9 +189,19 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
         min_cost=filters["min_cost"],
         max_cost=filters["max_cost"],
         model=filters["model"],
-        sort=filters["sort"],
+        sort=filters.get("sort", "updated"),
         limit=filters["limit"],
     )
+
+
+@cli.command(name="list")
+@_list_filters
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filters: Any) -> None:
+    """List the sessions in the vault, newest first (archived ones only when asked)."""
+    query = _query(here, which, filters)
     if as_json:
         # The documents as stored (authenticated): no models for what only goes to stdout.
         data, problems = obj.vault().list_json(query)
@@ -199,6 +215,31 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
     from ._render import render_list
 
     render_list(summaries)
+
+
+@cli.command()
+@click.argument("text")
+@_list_filters
+@click.option("--case-sensitive", is_flag=True, help="Match case exactly (default: ASCII letters in any case).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def search(
+    obj: Context, /, *, text: str, which: str | None, here: bool, case_sensitive: bool, as_json: bool, **filters: Any
+) -> None:
+    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default)."""
+    hits = obj.vault().search(text, _query(here, which, filters), case_sensitive=case_sensitive)
+    if as_json:
+        echo_json(
+            [
+                {"id": h.id, "title": h.title, "updated_at": h.updated_at, "field": h.field, "snippet": h.snippet}
+                for h in hits
+            ]
+        )
+        return
+    from ._render import render_hits
+
+    render_hits(hits)
 
 
 def _latest_query(here: bool, tags: tuple[str, ...]) -> Any:

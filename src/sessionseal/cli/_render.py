@@ -22,9 +22,9 @@ from sessionseal.models import (
 )
 
 if TYPE_CHECKING:
-    from sessionseal import Decision
+    from sessionseal import Decision, SearchHit
 
-__all__ = ["render_audit", "render_list", "render_plan", "render_session", "size"]
+__all__ = ["render_audit", "render_hits", "render_list", "render_plan", "render_session", "size"]
 
 _console = Console(highlight=False, soft_wrap=False)
 if not _console.is_terminal:
@@ -85,6 +85,17 @@ def render_plan(decisions: list[Decision], source: str, rules: str) -> None:
             escape(d.detail),
         )
     _console.print(table)
+
+
+def render_hits(hits: list[SearchHit]) -> None:
+    """Search results: the session, where the text was found, and the snippet."""
+    if not hits:
+        _console.print("No session matches.")
+        return
+    for h in hits:
+        _console.print(f"[bold]{h.id}[/bold]  {escape(h.title) or '(untitled)'}  [dim]{h.updated_at[:16]}[/dim]")
+        _console.print(f"  [dim]{escape(h.field)}:[/dim] {escape(h.snippet)}")
+    _console.print(f"{len(hits)} session(s)")
 
 
 def render_audit(records: list[dict[str, object]]) -> None:
