@@ -8,8 +8,8 @@ chosen, whatever the policy.
 The rules, per group of sessions (a group is the sessions under one tag rule, or the rest):
 
 * **Protected** sessions are kept and never counted: pinned, ``active`` or ``paused``,
-  under a tag rule with ``protect``, or touched (created, updated or accessed) less than
-  ``min_age`` ago.
+  under a tag rule with ``protect``, or created or updated (or, with ``age_by: accessed``,
+  read) less than ``min_age`` ago.
 * **Keep rules** select sessions to keep, in the manner of restic's ``forget``:
   ``max_age`` keeps what is younger than it; ``keep_last N`` the N newest;
   ``keep_daily/weekly/monthly N`` the newest session of each of the N most recent days,
@@ -269,15 +269,16 @@ def _age_time(s: SessionSummary, basis: AgeBasis) -> datetime:
     return s.updated_at
 
 
-def _touched(s: SessionSummary) -> datetime:
-    # The most recent sign of life: a session anyone touched lately is not "old" by any measure.
-    times = [s.created_at, s.updated_at]
-    if s.last_accessed_at is not None:
-        times.append(s.last_accessed_at)
-    return max(times)
+def _touched(s: SessionSummary, basis: AgeBasis) -> datetime:
+    # Young by the policy's own measure: created or updated lately, or read lately when the
+    # policy measures age by access.  (With age by update, reading an old session, which any
+    # search or backup tool may do, does not keep it.)
+    return max(s.created_at, _age_time(s, basis))
 
 
-def _protection(s: SessionSummary, rule: TagRule | None, now: datetime, min_age: int) -> tuple[str, str] | None:
+def _protection(
+    s: SessionSummary, rule: TagRule | None, now: datetime, min_age: int, basis: AgeBasis
+) -> tuple[str, str] | None:
     if s.pinned:
         return "pinned", "pinned"
     if s.status is SessionStatus.ACTIVE:
@@ -286,8 +287,8 @@ def _protection(s: SessionSummary, rule: TagRule | None, now: datetime, min_age:
         return "paused", "paused sessions are never removed by policy"
     if rule is not None and rule.protect:
         return "protected", f"tag {rule.tag!r} is protected"
-    if now - _touched(s) < timedelta(seconds=min_age):
-        return "min-age", f"touched less than {format_duration(min_age)} ago"
+    if now - _touched(s, basis) < timedelta(seconds=min_age):
+        return "min-age", f"younger than the min-age of {format_duration(min_age)}"
     return None
 
 
@@ -353,7 +354,7 @@ def plan_retention(
         idx = next((i for i, t in enumerate(policy.tags) if t.tag in s.tags), -1)
         rule = policy.tags[idx] if idx >= 0 else None
         tag = rule.tag if rule is not None else None
-        protected = _protection(s, rule, now, policy.min_age)
+        protected = _protection(s, rule, now, policy.min_age, policy.age_by)
         if protected is not None:
             decisions[s.id] = Decision(s, Action.KEEP, *protected, group=tag)
         else:

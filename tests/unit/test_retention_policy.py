@@ -226,11 +226,18 @@ def test_age_by_access() -> None:
     assert removed(plan(sessions, max_age="30d", age_by="accessed")) == {"101d"}
 
 
-def test_min_age_counts_any_sign_of_life() -> None:
-    # Updated long ago, read this morning: young.
-    p = plan([summary(100, accessed_days_ago=0.2)], keep_last=0)
+def test_min_age_is_measured_as_the_policy_measures_age() -> None:
+    # Updated long ago, read this morning: young when age is by access, old when by update
+    # (a search or a backup tool reading old sessions must not keep them all).
+    read = [summary(100, accessed_days_ago=0.2)]
+    p = plan(read, keep_last=0, age_by="accessed")
     assert not p.remove and p.keep[0].rule == "min-age"
-    assert plan([summary(100, accessed_days_ago=0.2)], keep_last=0, min_age=0).remove
+    assert plan(read, keep_last=0).remove
+    assert plan(read, keep_last=0, age_by="accessed", min_age=0).remove
+    # Created this morning with an old update time (an import): young either way.
+    imported = summary(100)
+    imported = imported.model_copy(update={"created_at": NOW - timedelta(hours=2)})
+    assert not plan([imported], keep_last=0).remove
 
 
 def test_decisions_are_oldest_first_and_serializable() -> None:
@@ -296,8 +303,10 @@ def test_pinned_active_paused_and_young_sessions_are_never_chosen(raw, policy) -
         s = d.session
         assert not s.pinned
         assert s.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED)
-        touched = max(t for t in (s.created_at, s.updated_at, s.last_accessed_at) if t is not None)
-        assert NOW - touched >= timedelta(seconds=cfg.min_age)
+        times = [s.created_at, s.updated_at]
+        if cfg.age_by == "accessed" and s.last_accessed_at is not None:
+            times.append(s.last_accessed_at)
+        assert NOW - max(times) >= timedelta(seconds=cfg.min_age)
         rule = next((t for t in cfg.tags if t.tag in s.tags), None)
         assert rule is None or not rule.protect
     # The same input always gives the same plan.

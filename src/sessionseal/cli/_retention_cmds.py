@@ -53,7 +53,7 @@ def _policy_from_flags(vault: Vault, flags: dict[str, Any]) -> tuple[RetentionCo
 @click.option("--keep-weekly", type=click.IntRange(min=0), metavar="N", help="... of each of N weeks.")
 @click.option("--keep-monthly", type=click.IntRange(min=0), metavar="N", help="... of each of N months.")
 @click.option("--max-size", metavar="SIZE", help="Remove the oldest sessions above this stored size (e.g. 5GiB).")
-@click.option("--min-age", metavar="DURATION", help="Spare what was touched more recently [default: 1d; 0 allowed].")
+@click.option("--min-age", metavar="DURATION", help="Spare what changed more recently [default: 1d; 0 allowed].")
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @click.option("--show-kept", is_flag=True, help="List the kept sessions too, with the rule that kept each.")
@@ -63,7 +63,7 @@ def _policy_from_flags(vault: Vault, flags: dict[str, Any]) -> tuple[RetentionCo
 def cleanup(obj: Context, /, dry_run: bool, yes: bool, show_kept: bool, as_json: bool, **flags: Any) -> None:
     """Remove sessions by retention policy: from the vault config, or from these options.
 
-    Pinned, active and paused sessions, and sessions touched within --min-age, are never
+    Pinned, active and paused sessions, and sessions younger than --min-age, are never
     removed.  Removal is a crypto-erase, as for 'delete'.  Without --yes it asks first, and
     without a terminal it refuses.
     """
