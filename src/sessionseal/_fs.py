@@ -400,13 +400,7 @@ def _holder(path: Path) -> str:
         return "another process"
     if pid <= 0:
         return "another process"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return f"pid {pid} (which has exited; retry)"
-    except PermissionError:
-        pass
-    return f"pid {pid}"
+    return f"pid {pid}" if _alive(pid) else f"pid {pid} (which has exited; retry)"
 
 
 @contextlib.contextmanager

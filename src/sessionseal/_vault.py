@@ -69,7 +69,7 @@ from .errors import (
     VaultExists,
     VaultNotFound,
 )
-from .models import Session, SessionStatus, SessionSummary, parse_model, parse_session
+from .models import Session, SessionStatus, SessionSummary, normalize_tag, parse_model, parse_session
 
 __all__ = ["MAX_SESSION_BYTES", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
 
@@ -941,7 +941,7 @@ class Vault:
         problems: builtins.list[str] = []
         puts: builtins.list[tuple[str, Entry, Stamp]] = []
         present: set[str] = set()
-        for fname in sorted(self._sessions.names()):
+        for fname in self._sessions.names():  # every caller orders the result itself
             if not fname.endswith(_SUFFIX) or fname.startswith("."):
                 continue
             present.add(fname)
@@ -1669,10 +1669,10 @@ def _find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] |
 
 
 def _check_tag(tag: str) -> str:
-    t = tag.strip() if isinstance(tag, str) else ""
-    if not t or len(t) > 64 or any(c.isspace() for c in t):
-        raise InvalidInput("tags are 1-64 characters without whitespace")
-    return t
+    try:
+        return normalize_tag(tag)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _set(doc: dict[str, Any], key: str, value: Any) -> bool:

@@ -258,13 +258,7 @@ class Session(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
-        seen: dict[str, None] = {}
-        for raw in value:
-            tag = raw.strip()
-            if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
-                raise ValueError("tags are 1-64 characters without whitespace")
-            seen.setdefault(tag, None)
-        return list(seen)
+        return list(dict.fromkeys(normalize_tag(raw) for raw in value))
 
 
 class SessionSummary(_Model):
@@ -288,6 +282,17 @@ class SessionSummary(_Model):
     size_original: int = Field(default=0, description="bytes of the serialized session before compression")
     size_stored: int = Field(default=0, description="bytes of the container on disk")
     generation: int = Field(default=0, description="version counter of the stored container")
+
+
+def normalize_tag(raw: str) -> str:
+    """A tag without surrounding blanks.
+
+    :raises ValueError: empty, over 64 characters, or with whitespace inside.
+    """
+    tag = raw.strip() if isinstance(raw, str) else ""
+    if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
+        raise ValueError("tags are 1-64 characters without whitespace")
+    return tag
 
 
 def parse_model(model: type[_M], value: _M | Mapping[str, Any] | str | bytes, what: str) -> _M:
