@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import ItemsView, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
@@ -31,7 +32,7 @@ from ._fs import Dir
 from ._keystore import MasterKeys
 from .errors import IntegrityError, KeyStoreError
 
-__all__ = ["KEYTABLE", "KeyTable"]
+__all__ = ["KEYTABLE", "KeyTable", "SessionKeys"]
 
 KEYTABLE: Final = "keytable.sst"
 _ZERO_ID: Final = UUID(int=0)
@@ -47,13 +48,51 @@ def _corrupt() -> IntegrityError:
     return IntegrityError("the vault's key table failed its integrity check; run 'sessionseal verify'")
 
 
+class SessionKeys(MutableMapping[UUID, bytes]):
+    """Session id -> session key, stored by the id's 16 bytes.
+
+    Building 10,000 ``UUID`` objects took most of the time of reading a large table, on
+    every command; a lookup converts the one id it is given instead.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, raw: dict[bytes, bytes] | None = None) -> None:
+        self._keys: dict[bytes, bytes] = {} if raw is None else raw
+
+    def __getitem__(self, session_id: UUID) -> bytes:
+        return self._keys[session_id.bytes]
+
+    def __setitem__(self, session_id: UUID, key: bytes) -> None:
+        self._keys[session_id.bytes] = key
+
+    def __delitem__(self, session_id: UUID) -> None:
+        del self._keys[session_id.bytes]
+
+    def __contains__(self, session_id: object) -> bool:
+        return isinstance(session_id, UUID) and session_id.bytes in self._keys
+
+    def __iter__(self) -> Iterator[UUID]:
+        return (UUID(bytes=b) for b in self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"<SessionKeys: {len(self._keys)} sessions>"  # never the keys
+
+    def raw_items(self) -> ItemsView[bytes, bytes]:
+        """(id bytes, key) pairs, as the snapshot stores them."""
+        return self._keys.items()
+
+
 @dataclass
 class KeyTable:
     """The decrypted table and what is needed to append to its file."""
 
     vault_id: UUID
     vault_secret: bytes
-    session_keys: dict[UUID, bytes] = field(default_factory=dict)
+    session_keys: SessionKeys = field(default_factory=SessionKeys)
     kek_epoch: int = 1
     generation: int = 1
     # Append state: the file's header, its data key, how many frames it holds, and
@@ -115,10 +154,10 @@ class KeyTable:
         secret, (count,) = data[:32], struct.unpack_from(">I", data, 32)
         if len(data) != 36 + count * _ENTRY.size:
             raise _corrupt()
-        keys = {UUID(bytes=sid): key for sid, key in _ENTRY.iter_unpack(data[36:])}
+        keys = dict(_ENTRY.iter_unpack(data[36:]))
         if len(keys) != count:
             raise _corrupt()
-        return cls(vault_id=vault_id, vault_secret=secret, session_keys=keys)
+        return cls(vault_id=vault_id, vault_secret=secret, session_keys=SessionKeys(keys))
 
     def _apply_delta(self, data: bytes) -> None:
         if len(data) == 1 + _ENTRY.size and data[0] == _OP_ADD:
@@ -140,7 +179,7 @@ class KeyTable:
     # -- writing (callers hold the vault lock) -------------------------------------
 
     def _snapshot(self) -> bytes:
-        entries = b"".join(_ENTRY.pack(sid.bytes, key) for sid, key in self.session_keys.items())
+        entries = b"".join(_ENTRY.pack(sid, key) for sid, key in self.session_keys.raw_items())
         return self.vault_secret + struct.pack(">I", len(self.session_keys)) + entries
 
     def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
