@@ -9,13 +9,13 @@ the vault lock; a missing file means every default.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import _container
-from ._container import FrameType, Kind
+from . import _configfile
+from ._configfile import CONFIG_FILE
 from ._fs import Dir
 from ._retention import RetentionConfig
 from .errors import IntegrityError
@@ -23,13 +23,8 @@ from .models import parse_model
 
 __all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
 
-CONFIG_FILE: Final = "config.sst"
-_CONFIG_ID: Final = UUID(int=4)
-_MAX_CONFIG: Final = 4 << 20
-
-
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class UserRule(_Strict):
@@ -81,35 +76,18 @@ def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int
 
     :raises IntegrityError: the file was modified or does not parse.
     """
-    try:
-        raw = root.read(CONFIG_FILE, max_size=_MAX_CONFIG)
-    except FileNotFoundError:
+    body, generation = _configfile.read_config_body(root, vault_id, key)
+    if body is None:
         return VaultConfig(), 0
-    header = _container.parse_unverified_header(raw)
-    if header.kind != Kind.CONFIG or header.vault_id != vault_id or header.object_id != _CONFIG_ID:
-        raise IntegrityError("the vault's config failed its integrity check; run 'sessionseal verify'")
-    _, frames = _container.open_frames(raw, header, key)
-    if [f.type for f in frames] != [FrameType.BODY]:
-        raise IntegrityError("the vault's config failed its integrity check; run 'sessionseal verify'")
     try:
-        return VaultConfig.model_validate_json(_container.decode_payload(frames[0].data)), header.generation
+        return VaultConfig.model_validate_json(body), generation
     except ValidationError:
         raise IntegrityError("the vault's config does not parse; run 'sessionseal verify'") from None
 
 
 def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> None:
     """Write the configuration atomically as generation *generation*."""
-    body = config.model_dump_json().encode()
-    data = _container.seal(
-        kind=Kind.CONFIG,
-        vault_id=vault_id,
-        object_id=_CONFIG_ID,
-        generation=generation,
-        kek=key,
-        kek_epoch=0,
-        frames=[(FrameType.BODY, _container.encode_payload(body, compress=True))],
-    )
-    root.write_atomic(CONFIG_FILE, data)
+    _configfile.write_config_body(root, vault_id, key, config.model_dump_json().encode(), generation)
 
 
 def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:

@@ -8,15 +8,16 @@ unfiltered one.
 from __future__ import annotations
 
 import enum
+import operator
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ._fields import SessionStatus
 from ._index import Entry
 from .errors import InvalidInput
-from .models import SessionStatus
 
 __all__ = ["ListQuery", "SortKey", "select"]
 
@@ -87,19 +88,21 @@ class ListQuery:
         }
 
 
-def _time(value: str | None) -> datetime:
-    return datetime.fromisoformat(value) if value else _EPOCH
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ARCHIVED: Final = SessionStatus.ARCHIVED.value
+_iso: Final = datetime.fromisoformat
+# Times are compared as datetimes, not as strings: a time with no fraction of a second is
+# written without one, so "…:05Z" would sort after "…:05.5Z" as text.
 _ORDERS: Final[dict[SortKey, tuple[Callable[[Entry], Any], bool]]] = {
-    SortKey.UPDATED: (lambda e: _time(e.updated_at), True),
-    SortKey.CREATED: (lambda e: _time(e.created_at), True),
-    SortKey.ACCESSED: (lambda e: _time(e.last_accessed_at or e.updated_at), True),
+    SortKey.UPDATED: (lambda e: _iso(e.updated_at), True),
+    SortKey.CREATED: (lambda e: _iso(e.created_at), True),
+    SortKey.ACCESSED: (lambda e: _iso(e.last_accessed_at or e.updated_at), True),
     SortKey.SIZE: (lambda e: e.size_stored, True),
     SortKey.COST: (lambda e: e.cost_usd, True),
     SortKey.TITLE: (lambda e: e.title.casefold(), False),
 }
+
+
+_BY_ID: Final = operator.attrgetter("id")
 
 
 def _under(workspace: str | None, root: str) -> bool:
@@ -111,35 +114,38 @@ def _under(workspace: str | None, root: str) -> bool:
 
 def select(entries: Iterable[Entry], q: ListQuery) -> list[Entry]:
     """The entries *q* keeps, in its order, at most ``q.limit`` of them."""
+    # One pass per filter that is set, each a comprehension: listing 10,000 sessions with
+    # no filter then costs one pass, not ten tests per session.
     statuses = {s.value for s in q.statuses}
-    root = os.path.normpath(q.workspace) if q.workspace else None
-    archived = None if SessionStatus.ARCHIVED.value in statuses else q.archived
-    tags = set(q.tags)
-    out = []
-    for e in entries:
-        if archived is not None and (e.status == SessionStatus.ARCHIVED.value) != archived:
-            continue
-        if statuses and e.status not in statuses:
-            continue
-        if tags and not tags.issubset(e.tags):
-            continue
-        if q.pinned is not None and e.pinned != q.pinned:
-            continue
-        if q.min_cost is not None and e.cost_usd < q.min_cost:
-            continue
-        if q.max_cost is not None and e.cost_usd > q.max_cost:
-            continue
-        if q.model is not None and q.model not in e.models:
-            continue
-        if root is not None and not _under(e.workspace, root):
-            continue
-        if q.since is not None or q.until is not None:
-            t = _time(e.updated_at)
-            if (q.since is not None and t < q.since) or (q.until is not None and t >= q.until):
-                continue
-        out.append(e)
+    archived = None if _ARCHIVED in statuses else q.archived
+    out = list(entries)
+    if archived is not None:
+        out = [e for e in out if (e.status == _ARCHIVED) == archived]
+    if statuses:
+        out = [e for e in out if e.status in statuses]
+    if q.tags:
+        tags = set(q.tags)
+        out = [e for e in out if tags.issubset(e.tags)]
+    if q.pinned is not None:
+        out = [e for e in out if e.pinned == q.pinned]
+    if q.min_cost is not None:
+        out = [e for e in out if e.cost_usd >= q.min_cost]
+    if q.max_cost is not None:
+        out = [e for e in out if e.cost_usd <= q.max_cost]
+    if q.model is not None:
+        out = [e for e in out if q.model in e.models]
+    if q.workspace:
+        root = os.path.normpath(q.workspace)
+        out = [e for e in out if _under(e.workspace, root)]
+    if q.since is not None:
+        out = [e for e in out if _iso(e.updated_at) >= q.since]
+    if q.until is not None:
+        out = [e for e in out if _iso(e.updated_at) < q.until]
     key, newest_first = _ORDERS[q.sort]
-    out.sort(key=lambda e: (key(e), e.id), reverse=newest_first)
+    # Ties are broken by id.  Two stable sorts instead of one on (key, id) tuples: a third
+    # of the cost of sorting 10,000 sessions was building those tuples.
+    out.sort(key=_BY_ID, reverse=newest_first)
+    out.sort(key=key, reverse=newest_first)
     return out if q.limit is None else out[: q.limit]
 
 

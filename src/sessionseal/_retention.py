@@ -135,7 +135,7 @@ class AgeBasis(enum.StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class RetentionPolicy(_Strict):

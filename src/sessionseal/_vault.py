@@ -40,23 +40,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
-from . import _container, _crypto, _paths
+from . import _configfile, _container, _crypto, _paths
 from ._audit import AuditLog, VerifyReport, actor, error_outcome
-from ._config import VaultConfig, parse_config, read_config, write_config
 from ._container import FrameType, Kind
+from ._fields import SessionStatus, normalize_tag
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
 from ._index import INDEX_FILE, Entry, Index, Stamp, entry_of, list_json, stamp_of, to_builtins
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
 from ._query import ListQuery, SortKey, select
-from ._retention import CleanupPlan, Decision, RetentionConfig, human_size, plan_retention
-from ._sanitize import Sanitizer
 from .errors import (
     IntegrityError,
     InvalidInput,
@@ -69,7 +66,16 @@ from .errors import (
     VaultExists,
     VaultNotFound,
 )
-from .models import Session, SessionStatus, SessionSummary, normalize_tag, parse_model, parse_session
+
+if TYPE_CHECKING:
+    # Imported where used: pydantic, the models and the sanitizer cost a fresh process
+    # about 150 ms, which 'list --json' and the other index-only paths never need.
+    from pydantic import TypeAdapter
+
+    from ._config import VaultConfig
+    from ._retention import CleanupPlan, Decision, RetentionConfig
+    from ._sanitize import Sanitizer
+    from .models import Session, SessionSummary
 
 __all__ = ["MAX_SESSION_BYTES", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
 
@@ -566,10 +572,15 @@ class Vault:
             return
         self._audit_configured = True
         with contextlib.suppress(SessionSealError):
-            cfg = self._read_config().audit
-            self._audit_log.max_file_bytes = cfg.rotate_bytes
-            self._audit_log.keep_files = cfg.keep_files
-            self._audit_log.syslog = cfg.syslog
+            body, _ = _configfile.read_config_body(self._root, self.vault_id, self._config_key())
+            if body is None:
+                return  # every default, as the audit log starts with
+            settings = _configfile.audit_settings(body)
+            if settings is None:  # not the shape this build writes: validate it all
+                cfg = self._read_config().audit
+                settings = (cfg.rotate_bytes, cfg.keep_files, cfg.syslog)
+            log = self._audit_log
+            log.max_file_bytes, log.keep_files, log.syslog = settings
 
     @property
     def audit_log_path(self) -> Path:
@@ -611,6 +622,8 @@ class Vault:
 
         :raises InvalidInput: a user rule clashes with a built-in one or does not compile.
         """
+        from ._sanitize import Sanitizer
+
         extra = config.sanitizer
         try:
             return Sanitizer(
@@ -640,6 +653,8 @@ class Vault:
         return cfg
 
     def _read_config(self) -> VaultConfig:
+        from ._config import read_config
+
         return read_config(self._root, self.vault_id, self._config_key())[0]
 
     @_audited("config.set")
@@ -648,6 +663,8 @@ class Vault:
 
         :raises InvalidInput: the document is not a valid configuration (nothing is changed).
         """
+        from ._config import parse_config, read_config, write_config
+
         new = parse_config(config)
         sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
         with self._vault_lock(), self._mutex:
@@ -686,6 +703,8 @@ class Vault:
         :returns: the session id.
         :raises InvalidInput: the document is not a valid session, or too large.
         """
+        from .models import parse_session
+
         model = parse_session(session)
         doc: dict[str, Any] = model.model_dump(mode="json")
         if touch:
@@ -815,6 +834,10 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
         """
+        from pydantic import ValidationError
+
+        from .models import Session
+
         body = self.load_json(session_id)
         try:
             return Session.model_validate_json(body)
@@ -837,7 +860,7 @@ class Vault:
     ) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Summaries (see :meth:`list`), and one line per container that failed to open."""
         entries, problems = self._select(query or ListQuery(archived=archived))
-        return _SUMMARIES.validate_python(to_builtins(entries)), problems
+        return _summaries_adapter().validate_python(to_builtins(entries)), problems
 
     @_audited("list")
     def list_json(
@@ -923,7 +946,7 @@ class Vault:
     def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Every readable session's summary, newest update first, and the problems (not audited)."""
         entries, problems = self._summary_docs()
-        out = _SUMMARIES.validate_python(to_builtins(entries))
+        out = _summaries_adapter().validate_python(to_builtins(entries))
         out.sort(key=lambda s: s.updated_at, reverse=True)
         return out, problems
 
@@ -940,17 +963,21 @@ class Vault:
         docs: builtins.list[Entry] = []
         problems: builtins.list[str] = []
         puts: builtins.list[tuple[str, Entry, Stamp]] = []
-        present: set[str] = set()
-        for fname in self._sessions.names():  # every caller orders the result itself
-            if not fname.endswith(_SUFFIX) or fname.startswith("."):
-                continue
-            present.add(fname)
+        # The loop runs once per session on every listing: names looked up once, out of it.
+        stat, fd = os.stat, self._sessions.fd
+        known_stamps = index.stamps if index is not None else {}
+        known_entries = index.entries if index is not None else {}
+        names = [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]
+        hits = 0
+        for fname in names:  # every caller orders the result itself
             try:
-                stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
+                st = stat(fname, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if index is not None and index.stamps.get(fname) == stamp:
-                docs.append(index.entries[fname])
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
+            if known_stamps.get(fname) == stamp:
+                docs.append(known_entries[fname])
+                hits += 1
                 continue
             try:
                 doc = entry_of(self._read_summary_doc(fname))
@@ -959,7 +986,7 @@ class Vault:
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
                 continue
-            known = index.entries.get(fname) if index is not None else None
+            known = known_entries.get(fname)
             if known is not None and known.id == doc.id and known.generation > doc.generation:
                 problems.append(
                     f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
@@ -967,7 +994,8 @@ class Vault:
                 )
             docs.append(doc)
             puts.append((fname, doc, stamp))
-        drops = [n for n in index.entries if n not in present] if index is not None else []
+        # Entries whose file is gone; none when every entry matched a file (the usual case).
+        drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
         if reason is not None or puts or drops:
             self._refresh_index(puts, drops, reason)
         return docs, problems
@@ -982,6 +1010,10 @@ class Vault:
         raw, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4 + meta_len)
         frames = self._open_frames(raw, None, meta_only=True)
         header = _container.parse_unverified_header(raw)
+        from pydantic import ValidationError
+
+        from .models import SessionSummary
+
         try:
             doc = orjson.loads(_container.decode_payload(frames[0].data))
             # Validated here, where it is read from a session file; the index stores it as is.
@@ -1075,12 +1107,11 @@ class Vault:
                 return  # the next listing rebuilds it
             index.put(self._root, fname, doc, stamp)  # not appended to a torn file: compacted below
             if index.needs_compaction:
-                if not index.parsed:
-                    index, _ = self._current_index()
-                    if index is None:
-                        return
-                    index.entries[fname], index.stamps[fname] = doc, stamp
-                self._write_index(index)
+
+                def redo(full: Index) -> None:
+                    full.entries[fname], full.stamps[fname] = doc, stamp
+
+                self._compact_index(index, redo)
 
     def _index_touch(self, fname: str) -> None:
         # A read is recorded in the index only (retention by access, 'list --sort accessed').
@@ -1088,8 +1119,29 @@ class Vault:
         at = _now().isoformat().replace("+00:00", "Z")
         with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0), self._mutex:
             index, _ = self._current_index(parse=False)
-            if index is not None and not index.needs_compaction:
-                index.touch(self._root, fname, at)
+            if index is None:
+                return
+            index.touch(self._root, fname, at)  # not appended to a torn file: compacted below
+            if index.needs_compaction:
+
+                def redo(full: Index) -> None:
+                    entry = full.entries.get(fname)
+                    if entry is not None:
+                        entry.last_accessed_at = at
+
+                self._compact_index(index, redo)
+
+    def _compact_index(self, index: Index, redo: Callable[[Index], None]) -> None:
+        """Under the vault lock: rewrite the index as one snapshot.  One opened for appending
+        only is read in full first, and *redo* applies to it the change its last delta made
+        (which a torn file did not take)."""
+        if not index.parsed:
+            full, _ = self._current_index()
+            if full is None:
+                return
+            redo(full)
+            index = full
+        self._write_index(index)
 
     def _reseal_index(self, master: MasterKeys, table: KeyTable) -> None:
         """Re-encrypt the index under the table's epoch, without the sessions the table no longer
@@ -1350,6 +1402,8 @@ class Vault:
             by_status[s.status.value] += 1
         stored = sum(s.size_stored for s in summaries)
         original = sum(s.size_original for s in summaries)
+        from ._retention import human_size
+
         warn = self._read_config().retention.warn_size
         warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
             problems
@@ -1379,6 +1433,9 @@ class Vault:
         return result
 
     def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
+        from ._retention import RetentionConfig
+        from .models import parse_model
+
         if policy is None:
             return self._read_config().retention
         return parse_model(RetentionConfig, policy, "retention policy")
@@ -1397,6 +1454,8 @@ class Vault:
         return plan
 
     def _plan(self, policy: RetentionConfig, now: datetime | None) -> CleanupPlan:
+        from ._retention import plan_retention
+
         if not policy.has_rules():
             raise InvalidInput(
                 "no retention policy: set 'retention' in the vault config, or pass rules such as "
@@ -1626,8 +1685,14 @@ class Vault:
         self._provider.delete(self.vault_id)
 
 
-#: Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time).
-_SUMMARIES: Final = TypeAdapter(list[SessionSummary])
+@functools.cache
+def _summaries_adapter() -> TypeAdapter[builtins.list[SessionSummary]]:
+    """Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time)."""
+    from pydantic import TypeAdapter
+
+    from .models import SessionSummary
+
+    return TypeAdapter(builtins.list[SessionSummary])
 
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"

@@ -15,7 +15,6 @@ may be given as a plain string and is normalized to one text block.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from pydantic import (
     field_validator,
 )
 
+from ._fields import SessionStatus, normalize_tag
 from .errors import InvalidInput
 
 __all__ = [
@@ -77,17 +77,7 @@ UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="strings")
-
-
-class SessionStatus(enum.StrEnum):
-    """Where a session is in its life."""
-
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    ARCHIVED = "archived"
+    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="strings", defer_build=True)
 
 
 class TokenUsage(_Model):
@@ -282,17 +272,6 @@ class SessionSummary(_Model):
     size_original: int = Field(default=0, description="bytes of the serialized session before compression")
     size_stored: int = Field(default=0, description="bytes of the container on disk")
     generation: int = Field(default=0, description="version counter of the stored container")
-
-
-def normalize_tag(raw: str) -> str:
-    """A tag without surrounding blanks.
-
-    :raises ValueError: empty, over 64 characters, or with whitespace inside.
-    """
-    tag = raw.strip() if isinstance(raw, str) else ""
-    if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
-        raise ValueError("tags are 1-64 characters without whitespace")
-    return tag
 
 
 def parse_model(model: type[_M], value: _M | Mapping[str, Any] | str | bytes, what: str) -> _M:

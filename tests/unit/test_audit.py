@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,25 @@ def test_rotation_never_replaces_a_rotated_file_even_after_long_records(vault: V
     report = vault.verify_audit()
     assert report.ok, [p.describe() for p in report.problems]
     assert report.records == 1 + 60  # init and the appends, none lost to a rotation
+
+
+def test_audit_settings_are_read_without_validating_the_whole_config() -> None:
+    """Every command appends an audit record, so the audit section is read from the stored
+    document directly when it has the shape the models write; anything else is validated."""
+    from sessionseal._audit import AuditLog
+    from sessionseal._config import AuditConfig, VaultConfig
+    from sessionseal._configfile import audit_settings
+
+    defaults = AuditConfig()
+    log = AuditLog(None, None, uuid.uuid4())  # type: ignore[arg-type]  # no I/O before the first append
+    assert (log.max_file_bytes, log.keep_files, log.syslog) == (
+        defaults.rotate_bytes,
+        defaults.keep_files,
+        defaults.syslog,
+    )
+    stored = VaultConfig.model_validate({"audit": {"rotate_bytes": 65536, "syslog": True}}).model_dump_json()
+    assert audit_settings(stored.encode()) == (65536, 0, True)
+    odd = [b"[]", b"{}", b'{"audit": {"rotate_bytes": "1"}}', b"not json"]
+    odd.append(b'{"audit": {"rotate_bytes": 1.5, "keep_files": 0, "syslog": false}}')
+    for body in odd:
+        assert audit_settings(body) is None

@@ -183,3 +183,19 @@ def test_list_json_is_the_models_dump(vault: Vault) -> None:
         assert problems == []
         assert json.loads(data) == [s.model_dump(mode="json") for s in vault.list(archived=archived)]
     assert [d["id"] for d in json.loads(vault.list_json()[0])] == [str(a)]
+
+
+def test_reads_compact_the_deltas_too(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A vault that is only read (resume, search, show) must not grow deltas without bound, nor
+    # stop recording reads once it has many: every listing pays for each delta.
+    from sessionseal import _index
+
+    monkeypatch.setattr(_index, "_MAX_DELTAS", 3)
+    sid = vault.save(_s("x"))
+    for _ in range(10):
+        vault._index = None  # as a fresh process: the index is opened for appending only
+        vault.load_json(sid)
+    index, _ = vault._current_index()
+    assert index is not None and index._frames <= 4
+    [entry] = index.entries.values()
+    assert entry.last_accessed_at is not None

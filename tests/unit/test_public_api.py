@@ -85,6 +85,22 @@ def test_reprs_never_show_keys() -> None:
     assert "0, 1, 2" not in repr(MasterKeys({1: key}))
 
 
+def test_session_keys_behave_as_a_mapping_of_ids() -> None:
+    import uuid
+
+    from sessionseal._keytable import SessionKeys
+
+    key = bytes(range(32))
+    sid = uuid.uuid4()
+    keys = SessionKeys({sid.bytes: key})
+    assert keys[sid] == key and keys.get(uuid.uuid4()) is None and list(keys) == [sid]
+    assert sid in keys and str(sid) not in keys and sid.bytes not in keys  # ids are UUIDs, nothing else
+    assert key.hex() not in repr(keys) and "0, 1, 2" not in repr(keys)
+    keys[uuid.UUID(int=1)] = key
+    del keys[sid]
+    assert keys.pop(sid, None) is None and len(keys) == 1
+
+
 def test_a_filter_command_does_not_load_the_vault() -> None:
     # 'sessionseal sanitize' runs in pipelines and pre-commit hooks: its start-up must not
     # pay for pydantic, asyncio or the storage layer (the package facade is lazy).
@@ -104,3 +120,30 @@ def test_names_resolve_lazily_and_unknown_names_raise() -> None:
     assert "Vault" in dir(sessionseal)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = sessionseal.Nope  # type: ignore[attr-defined]
+
+
+def test_listing_as_json_loads_neither_pydantic_nor_the_sanitizer(tmp_path: Path) -> None:
+    # 'list --json' of 10,000 sessions in a fresh process must stay under half a second
+    # (issue 6): pydantic, the models and the rule catalogue would be a third of that.
+    import os
+    import subprocess
+    import sys
+
+    from sessionseal import PassphraseProvider, Vault
+
+    with Vault.init(tmp_path / "v", key_provider=PassphraseProvider("pw", log2_n=14)) as v:
+        v.save({"title": "t", "messages": [{"role": "user", "content": "hi"}]})
+        v.set_config({"audit": {"rotate_bytes": 1 << 20}})  # a stored config is read on this path too
+    code = (
+        "import sys\n"
+        "from sessionseal.cli import main\n"
+        "sys.argv = ['sessionseal', 'list', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = [m for m in ('pydantic', 'sessionseal.models', 'sessionseal._sanitize', 'sessionseal._config') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "SESSIONSEAL_VAULT": str(tmp_path / "v"), "SESSIONSEAL_PASSPHRASE": "pw"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert '"title": "t"' in proc.stdout
+    assert proc.stderr.strip() == ""

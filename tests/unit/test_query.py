@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessionseal import ListQuery, Vault, errors
 from sessionseal._index import Entry
@@ -182,3 +184,39 @@ def test_latest_and_resume(memory_keyring: MemoryKeyring, tmp_path: Path, monkey
     with Vault.open(tmp_path / "vault") as v:
         assert v.latest(ListQuery(tags=("none",))) is None
         assert {s.title for s in v.list() if s.last_accessed_at} == {"here", "there"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.floats(0, 3), st.sampled_from(["a", "B", "c"])),
+        min_size=0,
+        max_size=12,
+    ),
+    st.sampled_from(["updated", "created", "accessed", "size", "cost", "title"]),
+)
+def test_every_order_breaks_ties_by_id(rows: list[tuple[int, float, str]], sort: str) -> None:
+    """The order is (key, id), newest/largest first except titles: what one sort on
+    (key, id) tuples gives, whatever the implementation does to be faster."""
+    entries = [
+        entry(i % 3, id=f"00000000-0000-0000-0000-{i:012d}", size_stored=size, cost_usd=cost, title=title)
+        for i, (size, cost, title) in enumerate(rows)
+    ]
+    keys = {
+        "updated": lambda e: datetime.fromisoformat(e.updated_at),
+        "created": lambda e: datetime.fromisoformat(e.created_at),
+        "accessed": lambda e: datetime.fromisoformat(e.last_accessed_at or e.updated_at),
+        "size": lambda e: e.size_stored,
+        "cost": lambda e: e.cost_usd,
+        "title": lambda e: e.title.casefold(),
+    }
+    expected = sorted(entries, key=lambda e: (keys[sort](e), e.id), reverse=sort != "title")
+    assert select(entries, ListQuery(archived=None, sort=sort)) == expected  # type: ignore[arg-type]
+
+
+def test_times_order_as_times_not_as_text() -> None:
+    # A time without a fraction of a second is written without one: as text "…:05Z" would
+    # sort after "…:05.500000Z", half a second later.
+    whole = entry(1, updated_at="2026-11-21T12:00:05Z", title="whole")
+    later = entry(2, updated_at="2026-11-21T12:00:05.500000Z", title="later")
+    assert [e.title for e in select([whole, later], ListQuery())] == ["later", "whole"]

@@ -207,7 +207,7 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
         data, problems = obj.vault().list_json(query)
         for line in problems:
             click.echo(f"sessionseal: warning: {line}", err=True)
-        click.echo(data.decode())
+        click.echo(data)  # bytes go to the binary stream as they are: no 5 MB decode and re-encode
         return
     summaries, problems = obj.vault().list_with_problems(query)
     for line in problems:

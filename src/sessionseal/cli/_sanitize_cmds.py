@@ -21,11 +21,12 @@ import pickle
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import click
 
-from sessionseal._sanitize import Sanitizer, mask_preview
+if TYPE_CHECKING:  # imported by the two commands: other commands never load the catalogue
+    from sessionseal._sanitize import Sanitizer
 
 __all__ = ["sanitize_command", "scan_command"]
 
@@ -64,6 +65,8 @@ def sanitize_command(report: bool, engine: str | None) -> None:
     Placeholders look like [REDACTED:github-pat:1a2b3c4d]; the fingerprint uses a random
     key for this run only.  Nothing but counts is ever reported.
     """
+    from sessionseal._sanitize import Sanitizer
+
     with _no_cyclic_gc():
         sanitizer = Sanitizer(os.urandom(32), engine=engine)
         data = sys.stdin.buffer.read()
@@ -261,6 +264,8 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
     first 4 characters.  Exit status: 0 nothing found, 1 secrets found, 2 a file could
     not be read.
     """
+    from sessionseal._sanitize import Sanitizer, mask_preview
+
     sanitizer = Sanitizer(os.urandom(32), engine=engine)
     findings: list[dict[str, Any]] = []
     unreadable = False
