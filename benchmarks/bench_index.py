@@ -117,11 +117,14 @@ def main() -> None:
                 cli_ms(["list", "--json", "--tag", "t3", "--workspace", "/home/dev/project3"], path, a.repeat),
             ),
         ]
+        # The bar (issue 6): the listing itself, after imports and key retrieval, is what a
+        # fresh 'list --json' of this vault costs beyond one of an empty vault.
+        rows.append(("fresh process: listing itself (the two above, less empty)", rows[-2][1] - rows[-3][1]))
         base = rows[0][1]
         print(f"{n} sessions; medians of {a.repeat}")
-        print(f"{'measurement':<52}{'median':>12}{'x naive':>10}")
+        print(f"{'measurement':<60}{'median':>12}{'x naive':>10}")
         for name, ms in rows:
-            print(f"{name:<52}{ms:>9.1f} ms{ms / base:>9.2f}x")
+            print(f"{name:<60}{ms:>9.1f} ms{ms / base:>9.2f}x")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -31,11 +31,12 @@ from ._fs import Dir
 from ._keystore import MasterKeys
 from .errors import IntegrityError
 
-__all__ = ["INDEX_FILE", "Entry", "Index", "Stamp", "entry_of", "list_json", "stamp_of"]
+__all__ = ["INDEX_FILE", "Entry", "Index", "OtherFormat", "Stamp", "entry_of", "list_json", "stamp_of"]
 
 INDEX_FILE: Final = "index.sst"
 _ZERO_ID: Final = UUID(int=0)
-_FORMAT: Final = 1
+#: 2: entries and stamps as two maps (1 had one map of pairs); a reader of another format rebuilds.
+_FORMAT: Final = 2
 _MAX_INDEX: Final = 512 << 20
 #: Rewrite as one snapshot when the deltas outgrow the snapshot (and this floor), or when
 #: there are more than _MAX_DELTAS of them: each costs a reader about 20 us to decrypt and
@@ -79,8 +80,10 @@ class Entry(msgspec.Struct, kw_only=True, gc=False):
 
 
 class _Snapshot(msgspec.Struct, gc=False):
+    # Two maps with the same keys, decoded straight into the Index's two dicts.
     v: int
-    entries: dict[str, tuple[Entry, tuple[int, int, int]]]
+    entries: dict[str, Entry]
+    stamps: dict[str, tuple[int, int, int]]
 
 
 class _Delta(msgspec.Struct, omit_defaults=True, gc=False):
@@ -121,6 +124,14 @@ def to_builtins(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 def stamp_of(st: os.stat_result) -> Stamp:
     """The stamp of a stat result."""
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class OtherFormat(IntegrityError):
+    """The index was written in another format version (an upgrade or a downgrade): rebuilt."""
+
+
+class _Version(msgspec.Struct):
+    v: int
 
 
 def _corrupt() -> IntegrityError:
@@ -186,7 +197,7 @@ class Index:
             try:
                 index._decode(frames)
             except (msgspec.DecodeError, ValueError):
-                raise _corrupt() from None
+                raise _other_format(frames[0]) or _corrupt() from None
             finally:
                 if gc_was_enabled:
                     gc.enable()
@@ -202,10 +213,10 @@ class Index:
     def _decode(self, frames: list[_container.Frame]) -> None:
         snap = _SNAPSHOT.decode(_container.decode_payload(frames[0].data))
         if snap.v != _FORMAT:
+            raise OtherFormat(f"the vault's index is in format {snap.v}, not {_FORMAT}; it is rebuilt")
+        if snap.entries.keys() != snap.stamps.keys():
             raise _corrupt()
-        for name, (entry, stamp) in snap.entries.items():
-            self.entries[name] = entry
-            self.stamps[name] = stamp
+        self.entries, self.stamps = snap.entries, snap.stamps
         for frame in frames[1:]:
             self._apply(_DELTA.decode(_container.decode_payload(frame.data)))
 
@@ -236,7 +247,7 @@ class Index:
     def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
         """Rewrite the index as one snapshot under master key *kek* (atomic, durable)."""
         assert self.parsed, "an index opened for appending only cannot be rewritten"
-        snap = _ENCODER.encode(_Snapshot(_FORMAT, {n: (e, self.stamps[n]) for n, e in self.entries.items()}))
+        snap = _ENCODER.encode(_Snapshot(_FORMAT, self.entries, {n: self.stamps[n] for n in self.entries}))
         payload = _container.encode_payload(snap, compress=True)
         generation = self.generation + 1
         data = _container.seal(
@@ -297,6 +308,15 @@ class Index:
             or self._frames > _MAX_DELTAS + 1
             or self._delta_bytes > max(self._snapshot_bytes, _COMPACT_FLOOR)
         )
+
+
+def _other_format(snapshot: _container.Frame) -> OtherFormat | None:
+    # Only after a snapshot failed to decode: is it an authenticated snapshot of another format?
+    try:
+        v = msgspec.json.decode(_container.decode_payload(snapshot.data), type=_Version).v
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return OtherFormat(f"the vault's index is in format {v}, not {_FORMAT}; it is rebuilt") if v != _FORMAT else None
 
 
 def _frame_sizes(raw: bytes, count: int) -> list[int]:

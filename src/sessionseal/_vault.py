@@ -49,7 +49,7 @@ from ._audit import AuditLog, VerifyReport, actor, error_outcome
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
-from ._index import INDEX_FILE, Entry, Index, Stamp, entry_of, list_json, stamp_of, to_builtins
+from ._index import INDEX_FILE, Entry, Index, OtherFormat, Stamp, entry_of, list_json, stamp_of, to_builtins
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
@@ -1041,6 +1041,8 @@ class Vault:
                 self._index = self._load_index(self._master(), parse=parse)
             except FileNotFoundError:
                 return None, "missing"
+            except OtherFormat:
+                return None, "format"  # written by another version of sessionseal
             except (IntegrityError, SessionSealError):
                 return None, "damaged"
             return self._index, None
@@ -1048,6 +1050,8 @@ class Vault:
     def _load_index(self, master: MasterKeys, *, parse: bool = True) -> Index:
         try:
             return Index.load(self._root, self.vault_id, master, parse=parse)
+        except OtherFormat:
+            raise
         except IntegrityError:
             # Sealed under an epoch our cached master keys lack: another process rotated.
             reload = getattr(self._provider, "reload", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,29 @@ def test_reads_compact_the_deltas_too(vault: Vault, monkeypatch: pytest.MonkeyPa
     assert index is not None and index._frames <= 4
     [entry] = index.entries.values()
     assert entry.last_accessed_at is not None
+
+
+@pytest.mark.parametrize("snapshot", [b'{"v": 1, "entries": {}}', b'{"v": 3, "entries": {}, "stamps": {}, "new": 1}'])
+def test_an_index_of_another_format_is_rebuilt_as_such(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, snapshot: bytes
+) -> None:
+    from sessionseal import _container
+    from sessionseal._container import FrameType, Kind
+
+    ids = {vault.save(_s(f"s{i}")) for i in range(2)}
+    table = vault._keytable(fresh=True)
+    data = _container.seal(
+        kind=Kind.INDEX,
+        vault_id=vault.vault_id,
+        object_id=uuid.UUID(int=0),
+        generation=9,
+        kek=vault._kek(table.kek_epoch),
+        kek_epoch=table.kek_epoch,
+        frames=[(FrameType.INDEX_SNAPSHOT, _container.encode_payload(snapshot, compress=True))],
+    )
+    (vault_path / INDEX_FILE).write_bytes(data)
+    with Vault.open(vault_path, key_provider=provider) as v:
+        assert {s.id for s in v.list()} == ids
+        assert _reindexes(v)[-1] == {"reason": "format", "sessions": 2}
+        index, reason = v._current_index()
+        assert reason is None and index is not None and len(index.entries) == 2
