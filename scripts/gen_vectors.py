@@ -34,6 +34,20 @@ DEK = bytes(range(32, 64))
 NONCES = [bytes([n] * 12) for n in (1, 2, 3)]
 META = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector"}'
 BODY = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector","messages":[]}'
+#: The appended vectors: the same wrap and first two frames, then two appended groups.
+APPEND_NONCES = [bytes([n] * 12) for n in (1, 2, 3, 4, 5, 6, 7)]
+EVENTS = b'{"ops":[{"op":"message","value":{"role":"user","content":[{"type":"text","text":"hi"}]}}]}'
+META2 = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector","message_count":1}'
+EVENTS2 = b'{"ops":[{"op":"set","value":{"title":"renamed"}}]}'
+META3 = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"renamed","message_count":1}'
+APPENDED = [
+    (FrameType.META, META),
+    (FrameType.BODY, BODY),
+    (FrameType.EVENTS, EVENTS),
+    (FrameType.META, META2),
+    (FrameType.EVENTS, EVENTS2),
+    (FrameType.META, META3),
+]
 
 
 def raw(data: bytes) -> bytes:
@@ -52,6 +66,29 @@ def base() -> bytes:
         dek=DEK,
         nonces=iter(NONCES),
     )
+
+
+def appended(session: UUID = SESSION, frames: list[tuple[int, bytes]] = APPENDED) -> bytes:
+    return _container.seal(
+        kind=Kind.SESSION,
+        vault_id=VAULT,
+        object_id=session,
+        generation=7,
+        kek=KEK,
+        kek_epoch=0,
+        frames=[(t, raw(p)) for t, p in frames],
+        dek=DEK,
+        nonces=iter(APPEND_NONCES),
+    )
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    out, pos = [], _container.HEADER_SIZE
+    while pos < len(data):
+        end = pos + 4 + struct.unpack_from(">I", data, pos)[0]
+        out.append(data[pos:end])
+        pos = end
+    return out
 
 
 def flip(data: bytes, i: int) -> bytes:
@@ -92,13 +129,55 @@ def main() -> None:
         {"name": "last frame dropped", "expect": "integrity failure (missing body)", **common,
          "container": (good[:h] + meta_frame).hex()},
         {"name": "truncated inside the last frame", "expect": "integrity failure", **common, "container": good[:-5].hex()},
-        {"name": "trailing garbage", "expect": "integrity failure", **common, "container": (good + b"\x00").hex()},
+        {"name": "trailing bytes that cannot start a frame", "expect": "integrity failure", **common,
+         "container": (good + b"\x00\x00\x00\x01\x03").hex()},
         {"name": "wrong key-encryption key", "expect": "integrity failure", **common, "kek": bytes(32).hex(),
          "container": good.hex()},
     ]
+    vectors += appended_vectors(common)
     OUT.write_text(json.dumps({"format": "sessionseal container v1", "vectors": vectors}, indent=1) + "\n")
     print(f"wrote {len(vectors)} vectors to {OUT}")
     audit()
+
+
+def appended_vectors(common: dict[str, str]) -> list[dict[str, object]]:
+    """A session with two appended groups, and what a reader must do with each kind of damage."""
+    full = appended()
+    h = _container.HEADER_SIZE
+    f = split_frames(full)  # META, BODY, EVENTS, META2, EVENTS2, META3
+    head = full[:h]
+    other = split_frames(appended(UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c99")))
+    committed_first = [{"type": t, "payload": raw(p).hex()} for t, p in APPENDED[:4]]
+    return [
+        {
+            "name": "session container with two appended groups",
+            "expect": "success",
+            **common,
+            "dek": DEK.hex(),
+            "nonces": [n.hex() for n in APPEND_NONCES],
+            "kind": Kind.SESSION,
+            "generation": 7,
+            "kek_epoch": 0,
+            "frames": [{"type": t, "payload": raw(p).hex()} for t, p in APPENDED],
+            "container": full.hex(),
+        },
+        {"name": "torn append: cut inside the last META", "expect": "torn append ignored", **common,
+         "frames": committed_first, "container": full[:-3].hex()},
+        {"name": "torn append: EVENTS without its META", "expect": "torn append ignored", **common,
+         "frames": committed_first, "container": (head + b"".join(f[:5])).hex()},
+        {"name": "torn append: cut inside the length of the next frame", "expect": "torn append ignored", **common,
+         "frames": committed_first, "container": (head + b"".join(f[:4]) + f[4][:3]).hex()},
+        {"name": "appended group dropped from the middle", "expect": "integrity failure", **common,
+         "container": (head + b"".join(f[:2] + f[4:])).hex()},
+        {"name": "appended frames swapped", "expect": "integrity failure", **common,
+         "container": (head + b"".join([f[0], f[1], f[3], f[2], f[4], f[5]])).hex()},
+        {"name": "appended group of another session", "expect": "integrity failure", **common,
+         "container": (head + b"".join(f[:2] + other[2:4])).hex()},
+        {"name": "flipped bit in an appended EVENTS frame", "expect": "integrity failure", **common,
+         "container": (head + b"".join(f[:2]) + flip(f[2], 20) + b"".join(f[3:])).hex()},
+        {"name": "two EVENTS frames in a row", "expect": "integrity failure", **common,
+         "container": appended(frames=[*APPENDED[:3], (FrameType.EVENTS, EVENTS2), (FrameType.META, META3)]).hex()},
+    ]
 
 
 def audit() -> None:

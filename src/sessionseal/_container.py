@@ -37,11 +37,16 @@ __all__ = [
     "FrameType",
     "Header",
     "Kind",
+    "SessionLog",
+    "SessionTail",
+    "frame_size",
     "open_frames",
     "open_session",
+    "open_session_tail",
     "parse_unverified_header",
     "seal",
     "seal_frame",
+    "session_group",
 ]
 
 MAGIC: Final = b"\x89SSEAL\r\n"
@@ -76,7 +81,7 @@ class FrameType:
 
     META: Final = 1  # listing summary of a session (JSON)
     BODY: Final = 2  # the full session document (JSON)
-    EVENTS: Final = 3  # reserved: appended messages/events (issue #7)
+    EVENTS: Final = 3  # session: appended events (messages, tool use, state), committed by a META
     TABLE_SNAPSHOT: Final = 4  # key table: vault secret and every session key
     TABLE_DELTA: Final = 5  # key table: one added or removed session key
     INDEX_SNAPSHOT: Final = 6  # metadata index: every session's summary and file stamp
@@ -228,28 +233,144 @@ def open_frames(
     return dek, frames
 
 
-def open_session(
-    data: bytes | memoryview, vault_id: UUID, session_id: UUID | None, key_for: Callable[[UUID], bytes], *,
-    meta_only: bool = False,
-) -> tuple[Header, list[Frame]]:
-    """Open a session container: kind, vault and id checked, then ``[META, BODY]`` exactly.
+@dataclass(frozen=True, slots=True)
+class SessionLog:
+    """A session container as committed: ``META, BODY`` then ``(EVENTS, META)`` groups.
 
-    *key_for* maps the (still unverified) session id of the header to its session key;
-    a wrong id fails authentication because the header is the frames' associated data.
-
-    :raises IntegrityError: anything but a whole, authentic container of that session.
+    ``frames`` holds the committed frames in order; ``end`` is the offset just after the
+    last of them, where the next group is appended (anything after it is a torn append).
     """
-    header = parse_unverified_header(data)
+
+    header: Header
+    dek: bytes
+    frames: list[Frame]
+    end: int
+
+    @property
+    def meta(self) -> bytes:
+        """The payload of the last META frame: the summary as of the last committed group."""
+        return self.frames[-1].data if len(self.frames) > 2 else self.frames[0].data
+
+    @property
+    def body(self) -> bytes:
+        """The payload of the BODY frame."""
+        return self.frames[1].data
+
+    @property
+    def events(self) -> list[bytes]:
+        """The payloads of the EVENTS frames, in order."""
+        return [f.data for f in self.frames[2::2]]
+
+
+def frame_size(payload_len: int) -> int:
+    """Bytes a frame with a payload of *payload_len* bytes takes on disk."""
+    return 4 + 1 + _crypto.NONCE_SIZE + payload_len + _crypto.TAG_SIZE
+
+
+def _committed(types: Sequence[int]) -> int:
+    """How many of the frames (by type, in order) a session log commits.
+
+    ``META, BODY`` is the first version; each append adds ``EVENTS, META`` and is committed
+    by its META.  A final EVENTS frame without its META is an append cut short by a crash:
+    not committed.  Any other sequence is an integrity failure.
+    """
+    if len(types) < 2 or types[0] != FrameType.META or types[1] != FrameType.BODY:
+        raise IntegrityError(_INTEGRITY)
+    for i in range(2, len(types)):
+        if types[i] != (FrameType.EVENTS if i % 2 == 0 else FrameType.META):
+            raise IntegrityError(_INTEGRITY)
+    return len(types) if len(types) % 2 == 0 else len(types) - 1
+
+
+def _check_session_header(header: Header, vault_id: UUID, session_id: UUID | None) -> None:
     if header.kind != Kind.SESSION or header.vault_id != vault_id:
         raise IntegrityError(_INTEGRITY)
     if session_id is not None and header.object_id != session_id:
         raise IntegrityError(_INTEGRITY)
-    stop = (lambda f: f.type == FrameType.META) if meta_only else None
-    _, frames = open_frames(data, header, key_for(header.object_id), stop=stop)
-    expected = [FrameType.META] if meta_only else [FrameType.META, FrameType.BODY]
-    if [f.type for f in frames] != expected:
-        raise IntegrityError(_INTEGRITY)
-    return header, frames
+
+
+def open_session(
+    data: bytes | memoryview, vault_id: UUID, session_id: UUID | None, key_for: Callable[[UUID], bytes]
+) -> SessionLog:
+    """Open a whole session container: kind, vault and id checked, every frame authenticated.
+
+    *key_for* maps the (still unverified) session id of the header to its session key;
+    a wrong id fails authentication because the header is the frames' associated data.
+    An append cut short at the end (a torn frame, or EVENTS without its META) is ignored.
+
+    :raises IntegrityError: anything but an authentic container of that session.
+    """
+    header = parse_unverified_header(data)
+    _check_session_header(header, vault_id, session_id)
+    dek, frames = open_frames(data, header, key_for(header.object_id), torn_tail_ok=True)
+    frames = frames[: _committed([f.type for f in frames])]
+    return SessionLog(header, dek, frames, HEADER_SIZE + sum(frame_size(len(f.data)) for f in frames))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTail:
+    """What appending to a session container needs, read without decrypting its body.
+
+    ``frames`` is the number of committed frames (the next group's first index), ``end``
+    the offset after the last of them, ``body_end`` the offset after the BODY frame.
+    """
+
+    header: Header
+    dek: bytes
+    meta: bytes
+    frames: int
+    end: int
+    body_end: int
+
+
+def open_session_tail(
+    read_at: Callable[[int, int], bytes], size: int, vault_id: UUID, key_for: Callable[[UUID], bytes]
+) -> SessionTail:
+    """The header, data key and last committed META payload of a session container,
+    decrypting nothing else: the frames are walked by their length prefixes (5 bytes read
+    per frame).  The frames skipped are not authenticated here; every full read does that.
+
+    *read_at(offset, n)* reads *n* bytes of the file at *offset*; *size* is its size.
+
+    :raises IntegrityError: the header, the frame sequence or that META frame is not authentic.
+    """
+
+    def read(offset: int, n: int) -> bytes:
+        data = read_at(offset, n)
+        if len(data) != n:
+            raise IntegrityError(_INTEGRITY)  # the file shrank while we read it
+        return data
+
+    header = parse_unverified_header(read(0, HEADER_SIZE))
+    _check_session_header(header, vault_id, None)
+    frames: list[tuple[int, int, int]] = []  # (offset, length, type)
+    pos = HEADER_SIZE
+    while pos + _FRAME_PREFIX.size <= size:
+        length, frame_type = _FRAME_PREFIX.unpack(read(pos, _FRAME_PREFIX.size))
+        if length < _MIN_FRAME or length > _MAX_FRAME or frame_type not in FrameType.ALL:
+            raise IntegrityError(_INTEGRITY)
+        if pos + 4 + length > size:
+            break  # an append in flight or cut short
+        frames.append((pos, length, frame_type))
+        pos += 4 + length
+    count = _committed([t for _, _, t in frames])
+    index = count - 1 if count > 2 else 0
+    offset, length, frame_type = frames[index]
+    raw = read(offset, 4 + length)
+    dek = _crypto.unwrap_key(key_for(header.object_id), header.wrapped_dek, header.wrap_aad)
+    nonce = raw[5 : 5 + _crypto.NONCE_SIZE]
+    plain = _crypto.decrypt(dek, nonce, raw[5 + _crypto.NONCE_SIZE :], _aad(header.raw, index, frame_type))
+    last_offset, last_length, _ = frames[count - 1]
+    body_offset, body_length, _ = frames[1]
+    return SessionTail(header, dek, plain, count, last_offset + 4 + last_length, body_offset + 4 + body_length)
+
+
+def session_group(dek: bytes, header_raw: bytes, first_index: int, events: bytes, meta: bytes) -> bytes:
+    """One append: an EVENTS frame and the META frame that commits it, as frames
+    *first_index* and *first_index + 1* of the container (payloads carry their encoding byte)."""
+    return seal_frame(dek, header_raw, first_index, FrameType.EVENTS, events) + seal_frame(
+        dek, header_raw, first_index + 1, FrameType.META, meta
+    )
 
 
 def encode_payload(data: bytes, *, compress: bool) -> bytes:

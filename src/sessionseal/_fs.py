@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -222,6 +222,44 @@ class Dir:
             return os.pread(fd, total - start, start), total
         except OSError as exc:
             raise _storage_error(exc, "read", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def reader(self, name: str) -> Iterator[tuple[Callable[[int, int], bytes], int]]:
+        """A checked file open for positioned reads: yields ``(read_at, size)``, where
+        ``read_at(offset, n)`` returns the *n* bytes at *offset* (fewer only at the end)."""
+        fd = self._open_checked(name, os.O_RDONLY)
+        try:
+
+            def read_at(offset: int, n: int) -> bytes:
+                try:
+                    return os.pread(fd, n, offset)
+                except OSError as exc:
+                    raise _storage_error(exc, "read", self._path(name)) from exc
+
+            yield read_at, os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def append_at(self, name: str, offset: int, data: bytes) -> int:
+        """Write *data* at *offset* of an existing checked file, cutting off whatever followed
+        *offset* first (a torn append of a killed writer), and fsync it.  Returns the new size.
+
+        The caller holds the file's lock and has read the file up to *offset*.
+        """
+        fd = self._open_checked(name, os.O_WRONLY)
+        try:
+            if os.fstat(fd).st_size != offset:
+                os.ftruncate(fd, offset)
+            view, pos = memoryview(data), offset
+            while view:
+                written = os.pwrite(fd, view, pos)
+                view, pos = view[written:], pos + written
+            os.fsync(fd)
+            return pos
+        except OSError as exc:
+            raise _storage_error(exc, "append to", self._path(name)) from exc
         finally:
             os.close(fd)
 

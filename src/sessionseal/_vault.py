@@ -36,7 +36,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import _configfile, _container, _crypto, _paths
+from . import _configfile, _container, _crypto, _events, _paths
 from ._audit import AuditLog, VerifyReport, actor, error_outcome
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
@@ -718,7 +718,7 @@ class Vault:
         body = orjson.dumps(clean)
         if len(body) > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
-        meta = orjson.dumps(_summary_doc(clean, len(body)))
+        meta = orjson.dumps(_events.summary_of(clean, len(body)))
         self._write_session(model.id, meta, body)
         self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
         return model.id
@@ -791,23 +791,37 @@ class Vault:
                     table.write(self._root, self._kek(table.kek_epoch), table.kek_epoch)
             return key
 
-    def _open_session_file(self, session_id: uuid.UUID, *, meta_only: bool) -> list[_container.Frame]:
+    def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
         name = self._file_name(session_id) + _SUFFIX
         try:
             raw = self._sessions.read(name, max_size=_MAX_CONTAINER)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in this vault; see 'sessionseal list'") from None
-        return self._open_frames(raw, session_id, meta_only=meta_only)
+        return _container.open_session(raw, self.vault_id, session_id, self._key_for)
 
-    def _open_frames(self, raw: bytes, session_id: uuid.UUID | None, *, meta_only: bool) -> list[_container.Frame]:
-        def key_for(sid: uuid.UUID) -> bytes:
-            key = self._session_key(sid, create=False)
-            if key is None:
-                # A container whose key is gone was deleted (a crash between the two steps).
-                raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
-            return key
+    def _key_for(self, sid: uuid.UUID) -> bytes:
+        key = self._session_key(sid, create=False)
+        if key is None:
+            # A container whose key is gone was deleted (a crash between the two steps).
+            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+        return key
 
-        return _container.open_session(raw, self.vault_id, session_id, key_for, meta_only=meta_only)[1]
+    def _document(self, log: _container.SessionLog) -> bytes:
+        """The session document a log holds: its BODY with every appended group applied."""
+        body = _container.decode_payload(log.body)
+        if not log.events:
+            return body  # as saved: the bytes are returned without a parse
+        doc = orjson.loads(body)
+        for payload in log.events:
+            _events.apply(doc, self._ops_of(payload))
+        return orjson.dumps(doc)
+
+    @staticmethod
+    def _ops_of(payload: bytes) -> builtins.list[dict[str, Any]]:
+        try:
+            return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
+        except (orjson.JSONDecodeError, AttributeError, ValueError):
+            raise IntegrityError(_INTEGRITY) from None
 
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
@@ -822,8 +836,7 @@ class Vault:
         :raises IntegrityError: the stored container was modified or damaged.
         """
         sid = _parse_id(session_id)
-        frames = self._open_session_file(sid, meta_only=False)
-        body = _container.decode_payload(frames[1].data)
+        body = self._document(self._open_session_file(sid))
         self._index_touch(self._file_name(sid) + _SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
@@ -906,10 +919,9 @@ class Vault:
 
         def scan(entry: Entry) -> SearchHit | None:
             try:
-                frames = self._open_session_file(_parse_id(entry.id), meta_only=False)
+                body = self._document(self._open_session_file(_parse_id(entry.id)))
             except (SessionNotFound, IntegrityError):
                 return None  # erased meanwhile, or damaged ('list' reports it)
-            body = _container.decode_payload(frames[1].data)
             if needle not in (body if case_sensitive else body.lower()):
                 return None
             found = _find_in_doc(orjson.loads(body), text, case_sensitive)
@@ -992,6 +1004,16 @@ class Vault:
                     f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
                     "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
                 )
+            elif (
+                known is not None
+                and known.id == doc.id
+                and known.generation == doc.generation
+                and known.size_stored > doc.size_stored  # a version only grows, by appends
+            ):
+                problems.append(
+                    f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
+                    "short, or restored from a backup); run 'sessionseal verify'"
+                )
             docs.append(doc)
             puts.append((fname, doc, stamp))
         # Entries whose file is gone; none when every entry matched a file (the usual case).
@@ -1001,21 +1023,16 @@ class Vault:
         return docs, problems
 
     def _read_summary_doc(self, fname: str) -> dict[str, Any]:
-        head, size = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4)
-        if len(head) < _container.HEADER_SIZE + 4:
-            raise IntegrityError(_INTEGRITY)
-        meta_len = int.from_bytes(head[_container.HEADER_SIZE :], "big")
-        if meta_len > 16 << 20:
-            raise IntegrityError(_INTEGRITY)
-        raw, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE + 4 + meta_len)
-        frames = self._open_frames(raw, None, meta_only=True)
-        header = _container.parse_unverified_header(raw)
+        # The last committed META frame only: the frames before it are skipped by their lengths.
+        with self._sessions.reader(fname) as (read_at, size):
+            tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
+        header, meta = tail.header, tail.meta
         from pydantic import ValidationError
 
         from .models import SessionSummary
 
         try:
-            doc = orjson.loads(_container.decode_payload(frames[0].data))
+            doc = orjson.loads(_container.decode_payload(meta))
             # Validated here, where it is read from a session file; the index stores it as is.
             SessionSummary.model_validate(doc)
         except (orjson.JSONDecodeError, ValidationError):
@@ -1245,24 +1262,115 @@ class Vault:
     # -- lifecycle: pin, archive, stats, retention --------------------------------------
 
     def _edit(self, session_id: uuid.UUID | str, action: str, update: Callable[[dict[str, Any]], bool]) -> bool:
-        """Rewrite a session with *update* applied to its stored (sanitized) document.
+        """Apply *update* to a session's stored (sanitized) document, and append the fields it
+        changed: the content is neither rewritten nor re-encrypted.
 
-        Only metadata changes: the rest stays as it was sanitized (new text is sanitized by
-        the caller).  ``updated_at`` stays: an edit of metadata is not an update of the
-        content, and must not make a session look young to retention.  Returns whether
-        anything changed; an unchanged session is not rewritten.
+        Only metadata changes (:data:`_EDITABLE`; new text is sanitized by the caller).
+        ``updated_at`` stays: an edit of metadata is not an update of the content, and must
+        not make a session look young to retention.  Returns whether anything changed; an
+        unchanged session is not written.
         """
         sid = _parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
-            frames = self._open_session_file(sid, meta_only=False)
-            doc = orjson.loads(_container.decode_payload(frames[1].data))
-            changed = update(doc)
-            if changed:
-                body = orjson.dumps(doc)
-                self._write_locked(name, sid, orjson.dumps(_summary_doc(doc, len(body))), body)
-        self._audit(action, session=sid, detail={"changed": changed})
-        return changed
+            doc = orjson.loads(self._document(self._open_session_file(sid)))
+            before = {k: orjson.dumps(doc.get(k)) for k in _EDITABLE}
+            update(doc)
+            fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
+            if fields:
+                self._append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
+        self._audit(action, session=sid, detail={"changed": bool(fields)})
+        return bool(fields)
+
+    # -- appends (docs/spec/container-v1.md, "Appends") ------------------------------
+
+    @_audited("append", by_id=True)
+    def append(self, session_id: uuid.UUID | str, events: Iterable[Mapping[str, Any]]) -> int:
+        """Append *events* to a stored session: messages, tool calls, tool results, state.
+
+        Costs what the new events cost: only they are sanitized, compressed and encrypted,
+        as one group of frames appended to the session's file (its data key is kept).  The
+        file is rewritten as a new version now and then, once the appended groups outgrow
+        what they were appended to.  ``updated_at`` is set to now.
+
+        Events (see :func:`sessionseal._events.parse_events`)::
+
+            {"type": "message", "role": "user", "content": "..."}   (or no type, with a role)
+            {"type": "tool_call", "name": "bash", "arguments": {...}, "id": "c1"}
+            {"type": "tool_result", "tool_call_id": "c1", "content": "...", "is_error": false}
+            {"type": "state", "working_directory": "...", "environment": {...}, ...}
+
+        :returns: how many events were appended.
+        :raises SessionNotFound: no such session.
+        :raises InvalidInput: an event is invalid (nothing is appended), or the session
+            would grow over the size limit.
+        """
+        sid = _parse_id(session_id)
+        items = builtins.list(events)
+        if not items:
+            return 0
+        ops = _events.parse_events(items, str(sid))
+        clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
+        assert isinstance(clean, builtins.list)
+        name = self._file_name(sid)
+        with self._session_lock(name, sid):
+            nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(items)})
+        return len(items)
+
+    def _append_locked(
+        self, name: str, sid: uuid.UUID, ops: builtins.list[Any], *, counts: Mapping[str, int], touch: bool
+    ) -> int:
+        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
+
+        Returns the size of the operations appended (uncompressed).
+        """
+        fname = name + _SUFFIX
+        try:
+            with self._sessions.reader(fname) as (read_at, size):
+                tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'") from None
+        try:
+            meta = orjson.loads(_container.decode_payload(tail.meta))
+        except orjson.JSONDecodeError:
+            raise IntegrityError(_INTEGRITY) from None
+        stamp: dict[str, Any] = {}
+        if counts:
+            red = dict(meta.get("redactions") or {})
+            for rule, n in counts.items():
+                red[rule] = red.get(rule, 0) + n
+            stamp["redactions"] = red
+        if touch:
+            stamp["updated_at"] = _now().isoformat().replace("+00:00", "Z")
+        if stamp:
+            ops = [*ops, {"op": "set", "value": stamp}]
+        payload = orjson.dumps({"ops": ops})
+        new_meta = _events.summary_after(meta, ops, len(payload))
+        if new_meta["size_original"] > MAX_SESSION_BYTES:
+            raise InvalidInput(f"the session would be over {MAX_SESSION_BYTES >> 20} MiB; start a new one")
+        group = _container.session_group(
+            tail.dek,
+            tail.header.raw,
+            tail.frames,
+            _container.encode_payload(payload, compress=True),
+            _container.encode_payload(orjson.dumps(new_meta), compress=True),
+        )
+        # Written at the end of what is committed: a torn group of a killed writer is cut off.
+        end = self._sessions.append_at(fname, tail.end, group)
+        st = os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False)
+        new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
+        self._index_put(fname, entry_of(new_meta), stamp_of(st))
+        appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
+        if appended > max(tail.body_end, _COMPACT_APPENDS) or groups >= _MAX_GROUPS:
+            self._compact_session(name, sid)
+        return len(payload)
+
+    def _compact_session(self, name: str, sid: uuid.UUID) -> None:
+        """Rewrite a session as one version (META, BODY) with its appends applied: a new
+        generation under a fresh data key.  The caller holds the session lock."""
+        body = self._document(self._open_session_file(sid))
+        self._write_locked(name, sid, orjson.dumps(_events.summary_of(orjson.loads(body), len(body))), body)
 
     def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
         # A new title or description is user text like any other: sanitized before it is stored.
@@ -1768,35 +1876,13 @@ def _parse_id(value: uuid.UUID | str) -> uuid.UUID:
         raise InvalidInput("a session id is a UUID such as 3f2c8a4e-...; see 'sessionseal list'") from None
 
 
-_SUMMARY_FIELDS: Final = (
-    "id",
-    "title",
-    "description",
-    "tags",
-    "status",
-    "pinned",
-    "created_at",
-    "updated_at",
-    "last_accessed_at",
-    "workspace",
-    "outcome",
-    "redactions",
-)
-
-
-def _summary_doc(clean: dict[str, Any], size: int) -> dict[str, Any]:
-    # Built from the *sanitized* document: a title may hold a secret too.
-    doc = {k: clean.get(k) for k in _SUMMARY_FIELDS}
-    messages = clean.get("messages") or []
-    stats = clean.get("stats") or {}
-    doc["message_count"] = max(len(messages), int(stats.get("message_count") or 0))
-    doc["models"] = list(dict.fromkeys(m["model"] for m in messages if isinstance(m.get("model"), str)))
-    cost = float(stats.get("cost_usd") or 0)
-    if not cost:
-        cost = float(sum(c for m in messages if (c := m.get("cost_usd"))))
-    doc["cost_usd"] = cost
-    doc["size_original"] = size
-    return doc
+#: The document fields a metadata edit may change.
+_EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "pinned", "links", "redactions")
+#: A session is rewritten as one version once its appended groups outgrow what they were
+#: appended to (and this floor), or number _MAX_GROUPS: a full read costs a decrypt and a
+#: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
+_COMPACT_APPENDS: Final = 4 << 20
+_MAX_GROUPS: Final = 1024
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).

@@ -90,3 +90,49 @@ def test_sigkill_mid_write_leaves_the_old_or_the_new_version(vault_path: Path) -
             tag, i = last.rsplit("-", 1)
             assert session.title in (last, f"{tag}-{int(i) + 1}")
     assert kills == 12 and acknowledged
+
+
+APPENDER = textwrap.dedent(
+    """
+    import sys, uuid
+    from sessionseal import Vault
+    path, sid, tag, size = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    with Vault.open(path, passphrase=sys.argv[5]) as v:
+        for i in range(100000):
+            v.append(sid, [{"role": "user", "content": f"{tag}-{i} " + "y" * size}])
+            print(f"{tag}-{i}", flush=True)
+    """
+)
+
+
+def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path) -> None:
+    """Children append turns and are killed at random moments (issue 7): every append that
+    returned before the kill is there afterwards, in order, and the session opens cleanly."""
+    rng = random.Random(7)
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        sid = v.save({"title": "live", "messages": []})
+    acknowledged: list[str] = []
+    for round_ in range(10):
+        # Large turns in some rounds: a kill then lands inside a write more often.
+        size = rng.choice([50, 20_000, 300_000])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", APPENDER, str(vault_path), str(sid), f"r{round_}", str(size), PASSPHRASE],
+            env={**os.environ, "PYTHONPATH": SRC},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(0.3, 0.9))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        acknowledged.extend(out.split())
+        with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+            stored = [m.content[0].text.split(" ", 1)[0] for m in v.load(sid).messages]  # type: ignore[union-attr]
+            [summary], problems = v.list_with_problems()
+        assert not problems
+        # Every acknowledged turn, in order; at most one more (in flight when killed, then committed).
+        assert stored[: len(acknowledged)] == acknowledged
+        assert len(stored) - len(acknowledged) <= 1
+        acknowledged = stored
+        assert summary.message_count == len(stored)
+    assert len(acknowledged) > 10
