@@ -101,6 +101,39 @@ def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as
         click.echo(str(sid))
 
 
+@cli.command()
+@click.argument("session_id", metavar="ID")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("--json", "as_json", is_flag=True, help="Print the count appended as JSON.")
+@click.pass_obj
+@handle_errors
+def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
+    """Append events to a stored session: JSON lines from FILE or stdin, one event per line.
+
+    For recorders in any language, or a shell hook.  Each line is a message
+    ({"role": "user", "content": "..."}) or an object with a "type": message, tool_call
+    (name, arguments, id), tool_result (tool_call_id, content, is_error) or state (fields
+    such as working_directory, environment, status).  Only the new events are sanitized,
+    compressed and encrypted; a bad line appends nothing.
+    """
+    from sessionseal import Vault
+
+    data = read_input(source, Vault.MAX_SESSION_BYTES)
+    events: list[Any] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidInput(f"line {number} of {source} is not JSON; give one event object per line") from None
+    count = obj.vault().append(session_id, events)
+    if as_json:
+        echo_json({"id": session_id, "appended": count})
+    else:
+        click.echo(f"appended {count} event(s) to {session_id}", err=True)
+
+
 def _parse_session(data: bytes) -> Session:
     from sessionseal.models import parse_session
 
