@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._keystore import KeyProvider
@@ -60,6 +60,10 @@ class AsyncVault:
     async def load_json(self, session_id: uuid.UUID | str) -> bytes:
         """See :meth:`Vault.load_json`."""
         return await asyncio.to_thread(self.sync.load_json, session_id)
+
+    async def append(self, session_id: uuid.UUID | str, events: Iterable[Mapping[str, Any]]) -> int:
+        """See :meth:`Vault.append`."""
+        return await asyncio.to_thread(self.sync.append, session_id, builtins.list(events))
 
     async def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sessionseal import Vault, errors
+from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._index import INDEX_FILE
 from sessionseal.cli import cli
 from tests.memkeyring import MemoryKeyring
@@ -193,3 +193,29 @@ def test_cli_append_reads_json_lines(memory_keyring: MemoryKeyring, tmp_path: Pa
     assert len(json.loads(run("show", sid, "--json").output)["messages"]) == 3  # nothing from the bad inputs
     missing = "00000000-0000-0000-0000-000000000009"
     assert run("append", missing, input='{"role": "user", "content": "x"}\n').exit_code == 3
+
+
+def test_async_append_does_not_block_the_event_loop(vault_path: Path, provider: KeychainProvider) -> None:
+    import asyncio
+
+    from sessionseal import AsyncVault
+
+    async def main() -> None:
+        async with await AsyncVault.init(vault_path, key_provider=provider) as v:
+            sid = await v.save({"title": "a", "messages": []})
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(ticker())
+            for i in range(20):
+                await v.append(sid, [{"role": "user", "content": f"turn {i} " + "z" * 50_000}])
+            task.cancel()
+            assert ticks > 20  # the loop kept running while the appends worked in threads
+            assert len((await v.load(sid)).messages) == 20
+
+    asyncio.run(main())
