@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
+    from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._vault import CleanupResult, SearchHit, Vault, VaultInfo, VaultStats
     from .errors import SessionSealError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRecorder",
     "AsyncVault",
     "CleanupPlan",
     "CleanupResult",
@@ -34,6 +36,7 @@ __all__ = [
     "ListQuery",
     "Message",
     "PassphraseProvider",
+    "Recorder",
     "RetentionConfig",
     "SearchHit",
     "Session",
@@ -47,7 +50,9 @@ __all__ = [
 ]
 
 _HOMES = {
+    "AsyncRecorder": "._recorder",
     "AsyncVault": "._async",
+    "Recorder": "._recorder",
     "CleanupPlan": "._retention",
     "CleanupResult": "._vault",
     "Decision": "._retention",

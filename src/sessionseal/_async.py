@@ -12,13 +12,16 @@ import builtins
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._keystore import KeyProvider
 from ._query import ListQuery
 from ._retention import CleanupPlan, RetentionConfig
 from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
 from .models import Session, SessionStatus, SessionSummary
+
+if TYPE_CHECKING:
+    from ._recorder import AsyncRecorder
 
 __all__ = ["AsyncVault"]
 
@@ -64,6 +67,16 @@ class AsyncVault:
     async def append(self, session_id: uuid.UUID | str, events: Iterable[Mapping[str, Any]]) -> int:
         """See :meth:`Vault.append`."""
         return await asyncio.to_thread(self.sync.append, session_id, builtins.list(events))
+
+    async def record(
+        self, session_id: uuid.UUID | str | None = None, *, title: str = "", autosave: float | None = 5.0, **fields: Any
+    ) -> AsyncRecorder:
+        """See :meth:`Vault.record`: ``async with await vault.record() as rec: rec.append_message(...)``;
+        autosave is an asyncio task, and every flush runs in a worker thread."""
+        from ._recorder import AsyncRecorder
+
+        sid = await asyncio.to_thread(self.sync._session_to_record, session_id, title, fields)
+        return AsyncRecorder(self.sync, sid, autosave=autosave)
 
     async def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""

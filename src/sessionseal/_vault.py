@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
     from ._config import VaultConfig
+    from ._recorder import Recorder
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._sanitize import Sanitizer
     from .models import Session, SessionSummary
@@ -1317,6 +1318,36 @@ class Vault:
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(items)})
         return len(items)
+
+    def record(
+        self,
+        session_id: uuid.UUID | str | None = None,
+        *,
+        title: str = "",
+        autosave: float | None = 5.0,
+        **fields: Any,
+    ) -> Recorder:
+        """Record a live session: a :class:`Recorder` that buffers events and appends them on
+        :meth:`Recorder.flush`, every *autosave* seconds (a background thread; None: only when
+        asked), when its ``with`` block ends, and at normal interpreter exit.
+
+        :param session_id: the session to continue; None starts a new one, saved now with
+            *title* and *fields* (``workspace``, ``tags``...).
+        :raises SessionNotFound: no such session.
+        """
+        from ._recorder import Recorder
+
+        return Recorder(self, self._session_to_record(session_id, title, fields), autosave=autosave)
+
+    def _session_to_record(
+        self, session_id: uuid.UUID | str | None, title: str, fields: Mapping[str, Any]
+    ) -> uuid.UUID:
+        if session_id is None:
+            return self.save({"title": title, "messages": [], **fields})
+        sid = _parse_id(session_id)
+        if not self._sessions.exists(self._file_name(sid) + _SUFFIX):
+            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+        return sid
 
     def _append_locked(
         self, name: str, sid: uuid.UUID, ops: builtins.list[Any], *, counts: Mapping[str, int], touch: bool

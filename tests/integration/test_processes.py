@@ -136,3 +136,51 @@ def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path) -> None
         acknowledged = stored
         assert summary.message_count == len(stored)
     assert len(acknowledged) > 10
+
+
+RECORDER = textwrap.dedent(
+    """
+    import sys, time, uuid
+    from sessionseal import Vault
+    path, sid, tag = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3]
+    with Vault.open(path, passphrase=sys.argv[4]) as v:
+        rec = v.record(sid, autosave=0.05)
+        reported = 0
+        for i in range(100000):
+            rec.append_message("user", f"{tag}-{i} " + "q" * 2000)
+            if rec.flushed != reported:  # the autosave thread appended: these events are on disk
+                reported = rec.flushed
+                print(reported, flush=True)
+            time.sleep(0.002)
+    """
+)
+
+
+def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: Path) -> None:
+    """A recorder autosaving from its thread is killed at random moments (issue 7): every event
+    an autosave wrote before the kill is there afterwards, in order, and the session opens."""
+    rng = random.Random(11)
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        sid = v.save({"title": "recorded", "messages": []})
+    before = 0
+    for round_ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RECORDER, str(vault_path), str(sid), f"r{round_}", PASSPHRASE],
+            env={**os.environ, "PYTHONPATH": SRC},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(0.4, 1.2))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        flushed = max((int(n) for n in out.split()), default=0)
+        with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+            texts = [m.content[0].text.split(" ", 1)[0] for m in v.load(sid).messages]  # type: ignore[union-attr]
+            _, problems = v.list_with_problems()
+        assert not problems
+        mine = texts[before:]
+        assert len(mine) >= flushed  # every event an autosave acknowledged
+        assert mine == [f"r{round_}-{i}" for i in range(len(mine))]  # in order, none lost in between
+        before = len(texts)
+    assert before > 20
