@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._keystore import KeyProvider
 from ._query import ListQuery
 from ._retention import CleanupPlan, RetentionConfig
-from ._vault import CleanupResult, Vault, VaultInfo, VaultStats
+from ._vault import CleanupResult, SearchHit, Vault, VaultInfo, VaultStats
 from .models import Session, SessionStatus, SessionSummary
 
 if TYPE_CHECKING:
@@ -85,6 +85,12 @@ class AsyncVault:
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""
         await asyncio.to_thread(self.sync.delete, session_id)
+
+    async def search(
+        self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
+    ) -> builtins.list[SearchHit]:
+        """See :meth:`Vault.search` (sessions are decrypted in worker threads)."""
+        return await asyncio.to_thread(self.sync.search, text, query, case_sensitive=case_sensitive)
 
     async def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
         """See :meth:`Vault.latest`."""

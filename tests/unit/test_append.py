@@ -217,5 +217,6 @@ def test_async_append_does_not_block_the_event_loop(vault_path: Path, provider: 
             task.cancel()
             assert ticks > 20  # the loop kept running while the appends worked in threads
             assert len((await v.load(sid)).messages) == 20
+            assert [h.id for h in await v.search("turn 19")] == [str(sid)]
 
     asyncio.run(main())
