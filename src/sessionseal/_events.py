@@ -28,7 +28,9 @@ from .errors import InvalidInput
 __all__ = [
     "EVENT_TYPES",
     "SET_FIELDS",
+    "SUMMARY_FIELDS",
     "apply",
+    "check_ops",
     "parse_events",
     "summary_after",
     "summary_of",
@@ -136,7 +138,8 @@ def parse_events(events: Iterable[Mapping[str, Any]], session_id: str) -> list[d
                 model = Session.model_validate({"id": session_id, **fields})
                 ops.append({"op": "set", "value": model.model_dump(mode="json", include=set(fields))})
             else:
-                raise InvalidInput(f"{_where(i, str(kind))}: type is one of {', '.join(EVENT_TYPES)}")
+                # The unknown value is not echoed: it is input, and could be anything.
+                raise InvalidInput(f"{_where(i, 'unknown type')}: type is one of {', '.join(EVENT_TYPES)}")
         except ValidationError as exc:
             raise InvalidInput(f"{_where(i, str(kind))}: {validation_summary(exc)}") from None
     return ops

@@ -8,7 +8,8 @@ A tool records while it runs::
         rec.append_tool_result("c1", "3 failed")
         rec.update_state(working_directory="/src/app")
 
-Every :meth:`Recorder.flush` is one :meth:`Vault.append` (one group of frames, one fsync).
+Every :meth:`Recorder.flush` is one append (one group of frames, one fsync), as
+:meth:`Vault.append` does.
 The recorder flushes when the block ends, every *autosave* seconds from a background thread,
 and at normal interpreter exit, so a crash loses at most the events of the last interval.
 Events are validated when they are added (a bad one raises at once, not at the next flush).
@@ -57,8 +58,10 @@ class Recorder:
             raise ValueError("autosave is a number of seconds over 0, or None")
         self.vault = vault
         self.session_id = session_id
+        # Validated operations (parse_events) and the number of events they came from.
         self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()  # guards _pending
+        self._events = 0
+        self._lock = threading.Lock()  # guards _pending and _events
         self._flushing = threading.Lock()  # one flush at a time, in order
         self._closed = threading.Event()
         self._error: BaseException | None = None
@@ -78,11 +81,12 @@ class Recorder:
 
         :raises InvalidInput: the event is invalid (nothing is buffered).
         """
-        parse_events([event], str(self.session_id))  # fail at the call that is wrong
+        ops = parse_events([event], str(self.session_id))  # fail at the call that is wrong
         if self._closed.is_set():
             raise RuntimeError("this recorder is closed")
         with self._lock:
-            self._pending.append(dict(event))
+            self._pending.extend(ops)
+            self._events += 1
 
     def append_message(self, role: str, content: Any, **fields: Any) -> None:
         """A message: *content* is text or a list of content blocks; *fields* as in ``Message``."""
@@ -112,16 +116,18 @@ class Recorder:
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, []
+                count, self._events = self._events, 0
             if not batch:
                 return 0
             try:
-                self.vault.append(self.session_id, batch)
+                self.vault._append_ops(self.session_id, batch, count)
             except BaseException:
                 with self._lock:
                     self._pending[:0] = batch
+                    self._events += count
                 raise
-            self.flushed += len(batch)
-            return len(batch)
+            self.flushed += count
+            return count
 
     def _autosave(self, interval: float) -> None:
         while not self._closed.wait(interval):

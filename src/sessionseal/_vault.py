@@ -1310,14 +1310,19 @@ class Vault:
         items = builtins.list(events)
         if not items:
             return 0
-        ops = _events.parse_events(items, str(sid))
+        return self._append_ops(sid, _events.parse_events(items, str(sid)), len(items))
+
+    @_audited("append", by_id=True)
+    def _append_ops(self, sid: uuid.UUID, ops: builtins.list[dict[str, Any]], events: int) -> int:
+        """Sanitize and append operations already validated by :func:`_events.parse_events`
+        (a recorder validates each event as it is added, not again at its flush)."""
         clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
         assert isinstance(clean, builtins.list)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
-        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(items)})
-        return len(items)
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": events})
+        return events
 
     def record(
         self,

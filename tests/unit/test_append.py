@@ -188,8 +188,8 @@ def test_cli_append_reads_json_lines(memory_keyring: MemoryKeyring, tmp_path: Pa
     assert SECRET not in shown and len(json.loads(shown)["messages"]) == 3
     r = run("append", sid, input='{"role": "user", "content": "fine"}\nnot json\n')
     assert r.exit_code == 8 and "line 2" in r.output
-    r = run("append", sid, input='{"type": "bogus"}\n')
-    assert r.exit_code == 8 and "event 1" in r.output
+    r = run("append", sid, input='{"type": "bogus-ghp_value"}\n')
+    assert r.exit_code == 8 and "event 1" in r.output and "bogus" not in r.output  # input is not echoed
     assert len(json.loads(run("show", sid, "--json").output)["messages"]) == 3  # nothing from the bad inputs
     missing = "00000000-0000-0000-0000-000000000009"
     assert run("append", missing, input='{"role": "user", "content": "x"}\n').exit_code == 3

@@ -59,16 +59,16 @@ def test_a_bad_event_raises_where_it_is_added(vault: Vault) -> None:
 def test_a_failed_flush_keeps_the_events_for_the_next(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     rec = vault.record(autosave=None)
     rec.append_message("user", "a")
-    real = vault.append
+    real = vault._append_ops
     calls = {"n": 0}
 
-    def flaky(sid: object, events: list[dict[str, object]]) -> int:
+    def flaky(sid: object, ops: list[dict[str, object]], events: int) -> int:
         calls["n"] += 1
         if calls["n"] == 1:
             raise errors.StorageError("disk full")
-        return real(sid, events)  # type: ignore[arg-type]
+        return real(sid, ops, events)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(vault, "append", flaky)
+    monkeypatch.setattr(vault, "_append_ops", flaky)
     with pytest.raises(errors.StorageError):
         rec.flush()
     rec.append_message("user", "b")
