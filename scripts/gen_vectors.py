@@ -31,11 +31,11 @@ VAULT = UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
 SESSION = UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22")
 KEK = bytes(range(32))
 DEK = bytes(range(32, 64))
-NONCES = [bytes([n] * 12) for n in (1, 2, 3)]
 META = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector"}'
 BODY = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector","messages":[]}'
 #: The appended vectors: the same wrap and first two frames, then two appended groups.
 APPEND_NONCES = [bytes([n] * 12) for n in (1, 2, 3, 4, 5, 6, 7)]
+NONCES = APPEND_NONCES[:3]  # the wrap, META and BODY of the first version
 EVENTS = b'{"ops":[{"op":"message","value":{"role":"user","content":[{"type":"text","text":"hi"}]}}]}'
 META2 = b'{"id":"0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22","title":"vector","message_count":1}'
 EVENTS2 = b'{"ops":[{"op":"set","value":{"title":"renamed"}}]}'
@@ -55,17 +55,8 @@ def raw(data: bytes) -> bytes:
 
 
 def base() -> bytes:
-    return _container.seal(
-        kind=Kind.SESSION,
-        vault_id=VAULT,
-        object_id=SESSION,
-        generation=7,
-        kek=KEK,
-        kek_epoch=0,
-        frames=[(FrameType.META, raw(META)), (FrameType.BODY, raw(BODY))],
-        dek=DEK,
-        nonces=iter(NONCES),
-    )
+    # The first version alone: the same key and nonces as the appended vector's first frames.
+    return appended(frames=APPENDED[:2])
 
 
 def appended(session: UUID = SESSION, frames: list[tuple[int, bytes]] = APPENDED) -> bytes:

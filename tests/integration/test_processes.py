@@ -40,14 +40,19 @@ def vault_path(tmp_path: Path) -> Path:
     return path
 
 
-def _writer(path: Path, sid: uuid.UUID, tag: str, n: int, size: int) -> subprocess.Popen[str]:
+def _child(code: str, *args: object) -> subprocess.Popen[str]:
+    """A Python child running *code* with *args* (strings) against this checkout."""
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(sid), tag, str(n), str(size), PASSPHRASE],
+        [sys.executable, "-c", code, *map(str, args)],
         env={**os.environ, "PYTHONPATH": SRC},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _writer(path: Path, sid: uuid.UUID, tag: str, n: int, size: int) -> subprocess.Popen[str]:
+    return _child(WRITER, path, sid, tag, n, size, PASSPHRASE)
 
 
 def test_concurrent_writers_of_one_session(vault_path: Path) -> None:
@@ -115,13 +120,7 @@ def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path) -> None
     for round_ in range(10):
         # Large turns in some rounds: a kill then lands inside a write more often.
         size = rng.choice([50, 20_000, 300_000])
-        proc = subprocess.Popen(
-            [sys.executable, "-c", APPENDER, str(vault_path), str(sid), f"r{round_}", str(size), PASSPHRASE],
-            env={**os.environ, "PYTHONPATH": SRC},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _child(APPENDER, vault_path, sid, f"r{round_}", size, PASSPHRASE)
         time.sleep(rng.uniform(0.3, 0.9))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
@@ -164,13 +163,7 @@ def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: 
         sid = v.save({"title": "recorded", "messages": []})
     before = 0
     for round_ in range(8):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RECORDER, str(vault_path), str(sid), f"r{round_}", PASSPHRASE],
-            env={**os.environ, "PYTHONPATH": SRC},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _child(RECORDER, vault_path, sid, f"r{round_}", PASSPHRASE)
         time.sleep(rng.uniform(0.4, 1.2))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
