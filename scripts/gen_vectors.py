@@ -126,6 +126,7 @@ def main() -> None:
          "container": good.hex()},
     ]
     vectors += appended_vectors(common)
+    vectors += checkpoint_vectors(common, good)
     OUT.write_text(json.dumps({"format": "sessionseal container v1", "vectors": vectors}, indent=1) + "\n")
     print(f"wrote {len(vectors)} vectors to {OUT}")
     audit()
@@ -168,6 +169,53 @@ def appended_vectors(common: dict[str, str]) -> list[dict[str, object]]:
          "container": (head + b"".join(f[:2]) + flip(f[2], 20) + b"".join(f[3:])).hex()},
         {"name": "two EVENTS frames in a row", "expect": "integrity failure", **common,
          "container": appended(frames=[*APPENDED[:3], (FrameType.EVENTS, EVENTS2), (FrameType.META, META3)]).hex()},
+    ]
+
+
+CKPT_DEK = bytes(range(64, 96))
+CKPT_NONCES = [bytes([n] * 12) for n in (8, 9, 10, 11, 12)]
+CKPT_META = b'{"number":3,"name":"before refactor","reason":"manual"}'
+
+
+def checkpoint(frames: list[tuple[int, bytes]], number: int = 3) -> bytes:
+    return _container.seal(
+        kind=Kind.CHECKPOINT,
+        vault_id=VAULT,
+        object_id=SESSION,
+        generation=number,
+        kek=KEK,
+        kek_epoch=0,
+        frames=[(t, raw(p)) for t, p in frames],
+        dek=CKPT_DEK,
+        nonces=iter(CKPT_NONCES),
+    )
+
+
+def checkpoint_vectors(common: dict[str, str], session: bytes) -> list[dict[str, object]]:
+    """A checkpoint (kind 6): opened as checkpoint *number* of the session ("checkpoint": n)."""
+    frames = [(FrameType.META, CKPT_META), (FrameType.BODY, BODY)]
+    cp = checkpoint(frames)
+    return [
+        {
+            "name": "checkpoint container, number 3",
+            "expect": "success",
+            **common,
+            "checkpoint": 3,
+            "dek": CKPT_DEK.hex(),
+            "nonces": [n.hex() for n in CKPT_NONCES[:3]],
+            "kind": Kind.CHECKPOINT,
+            "generation": 3,
+            "kek_epoch": 0,
+            "frames": [{"type": t, "payload": raw(p).hex()} for t, p in frames],
+            "container": cp.hex(),
+        },
+        {"name": "checkpoint opened as another number", "expect": "integrity failure", **common, "checkpoint": 4,
+         "container": cp.hex()},
+        {"name": "checkpoint opened as a session", "expect": "integrity failure", **common, "container": cp.hex()},
+        {"name": "session opened as a checkpoint of its generation", "expect": "integrity failure", **common,
+         "checkpoint": 7, "container": session.hex()},
+        {"name": "checkpoint with an appended group", "expect": "integrity failure", **common, "checkpoint": 3,
+         "container": checkpoint([*frames, (FrameType.EVENTS, EVENTS), (FrameType.META, META2)]).hex()},
     ]
 
 

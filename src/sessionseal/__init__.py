@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._async import AsyncVault
+    from ._checkpoints import Checkpoint
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncRecorder",
     "AsyncVault",
+    "Checkpoint",
     "CleanupPlan",
     "CleanupResult",
     "Decision",
@@ -52,6 +54,7 @@ __all__ = [
 _HOMES = {
     "AsyncRecorder": "._recorder",
     "AsyncVault": "._async",
+    "Checkpoint": "._checkpoints",
     "Recorder": "._recorder",
     "CleanupPlan": "._retention",
     "CleanupResult": "._vault",

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._checkpoints import Checkpoint
 from ._keystore import KeyProvider
 from ._query import ListQuery
 from ._retention import CleanupPlan, RetentionConfig
@@ -77,6 +78,35 @@ class AsyncVault:
 
         sid = await asyncio.to_thread(self.sync._session_to_record, session_id, title, fields)
         return AsyncRecorder(self.sync, sid, autosave=autosave)
+
+    async def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
+        """See :meth:`Vault.checkpoint`."""
+        return await asyncio.to_thread(self.sync.checkpoint, session_id, name)
+
+    async def checkpoints(self, session_id: uuid.UUID | str) -> builtins.list[Checkpoint]:
+        """See :meth:`Vault.checkpoints`."""
+        return await asyncio.to_thread(self.sync.checkpoints, session_id)
+
+    async def restore_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
+        """See :meth:`Vault.restore_checkpoint`."""
+        return await asyncio.to_thread(self.sync.restore_checkpoint, session_id, checkpoint)
+
+    async def delete_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
+        """See :meth:`Vault.delete_checkpoint`."""
+        return await asyncio.to_thread(self.sync.delete_checkpoint, session_id, checkpoint)
+
+    async def fork(
+        self,
+        session_id: uuid.UUID | str,
+        *,
+        checkpoint: str | int | None = None,
+        title: str | None = None,
+        continuation: bool = False,
+    ) -> uuid.UUID:
+        """See :meth:`Vault.fork`."""
+        return await asyncio.to_thread(
+            self.sync.fork, session_id, checkpoint=checkpoint, title=title, continuation=continuation
+        )
 
     async def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""

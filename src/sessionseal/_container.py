@@ -40,6 +40,7 @@ __all__ = [
     "SessionLog",
     "SessionTail",
     "frame_size",
+    "open_checkpoint",
     "open_frames",
     "open_session",
     "open_session_tail",
@@ -73,7 +74,8 @@ class Kind:
     INDEX: Final = 3  # the metadata index (index.sst)
     CONFIG: Final = 4  # the vault's encrypted configuration
     AUDIT_ANCHOR: Final = 5  # the audit log's anchor: last sequence number and MAC
-    ALL: Final = frozenset({1, 2, 3, 4, 5})
+    CHECKPOINT: Final = 6  # a named restore point of a session: META, BODY under the session's key
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6})
 
 
 class FrameType:
@@ -305,6 +307,30 @@ def open_session(
     dek, frames = open_frames(data, header, key_for(header.object_id), torn_tail_ok=True)
     frames = frames[: _committed([f.type for f in frames])]
     return SessionLog(header, dek, frames, HEADER_SIZE + sum(frame_size(len(f.data)) for f in frames))
+
+
+def open_checkpoint(
+    data: bytes | memoryview, vault_id: UUID, session_id: UUID, number: int, kek: bytes, *, meta_only: bool = False
+) -> tuple[bytes, bytes | None]:
+    """Open a checkpoint container: ``META, BODY`` of kind 6 whose object is the session and
+    whose generation is the checkpoint's number.  Returns the META and BODY payloads (BODY
+    is None with *meta_only*, which decrypts the META frame alone).
+
+    The kind keeps a checkpoint from being read as a session (and the other way round);
+    the number in the header keeps one checkpoint from being put in another's place.
+
+    :raises IntegrityError: anything but an authentic checkpoint of that session and number.
+    """
+    header = parse_unverified_header(data)
+    if header.kind != Kind.CHECKPOINT or header.vault_id != vault_id or header.object_id != session_id:
+        raise IntegrityError(_INTEGRITY)
+    if header.generation != number:
+        raise IntegrityError(_INTEGRITY)
+    _, frames = open_frames(data, header, kek, stop=(lambda f: f.index == 0) if meta_only else None)
+    types = [f.type for f in frames]
+    if types != ([FrameType.META] if meta_only else [FrameType.META, FrameType.BODY]):
+        raise IntegrityError(_INTEGRITY)
+    return frames[0].data, None if meta_only else frames[1].data
 
 
 @dataclass(frozen=True, slots=True)

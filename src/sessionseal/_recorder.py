@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ._events import parse_events
 
 if TYPE_CHECKING:
+    from ._checkpoints import Checkpoint
     from ._vault import Vault
 
 __all__ = ["AsyncRecorder", "Recorder"]
@@ -129,6 +130,12 @@ class Recorder:
             self.flushed += count
             return count
 
+    def checkpoint(self, name: str | None = None) -> Checkpoint:
+        """Flush, then save a named restore point of the session as it is now
+        (:meth:`Vault.checkpoint`)."""
+        self.flush()  # everything added before this call is in the checkpoint
+        return self.vault.checkpoint(self.session_id, name)
+
     def _autosave(self, interval: float) -> None:
         while not self._closed.wait(interval):
             try:
@@ -195,6 +202,10 @@ class AsyncRecorder:
     async def flush(self) -> int:
         """See :meth:`Recorder.flush`."""
         return await asyncio.to_thread(self._rec.flush)
+
+    async def checkpoint(self, name: str | None = None) -> Checkpoint:
+        """See :meth:`Recorder.checkpoint`."""
+        return await asyncio.to_thread(self._rec.checkpoint, name)
 
     async def _autosave(self, interval: float) -> None:
         while True:

@@ -10,6 +10,7 @@ Vault tree (docs/design.md)::
       index.sst         every session's summary, under the master key (a verified cache)
       autoclean.json    when the next automatic cleanup is due (only with retention.auto_interval)
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
+      checkpoints/<hex>-<n>.ckp  checkpoint n of that session, under the session's key
       audit/            the audit log (docs/spec/audit-log.md)
       locks/vault.lock, locks/cleanup.lock, locks/<hex>.lock
 
@@ -44,8 +45,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import _configfile, _container, _crypto, _events, _paths
+from . import _checkpoints, _configfile, _container, _crypto, _events, _paths
 from ._audit import AuditLog, VerifyReport, actor, error_outcome
+from ._checkpoints import Checkpoint
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
@@ -78,7 +80,7 @@ if TYPE_CHECKING:
     from ._sanitize import Sanitizer
     from .models import Session, SessionSummary
 
-__all__ = ["MAX_SESSION_BYTES", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
+__all__ = ["MAX_SESSION_BYTES", "Checkpoint", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
 
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
@@ -98,6 +100,8 @@ _AUTO_FILE: Final = "autoclean.json"
 _MAX_QUERY: Final = 1024
 #: Longest title or description an edit accepts.
 _MAX_META_TEXT: Final = 64 * 1024
+#: Largest checkpoint META frame read when listing (a name, a title, a few numbers).
+_MAX_CKPT_META: Final = 1 << 20
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
@@ -236,6 +240,7 @@ class Vault:
         self.vault_id = uuid.UUID(doc["vault_id"])
         self._provider = provider
         self._sessions = root.sub("sessions", create=True)
+        self._ckpts = root.sub("checkpoints", create=True)
         self._locks = root.sub("locks", create=True)
         self._mutex = threading.RLock()
         self._table: KeyTable | None = None
@@ -1240,7 +1245,9 @@ class Vault:
                         self._table = None  # the key is still on disk: reread rather than trust memory
                         raise
             shredded = self._sessions.shred(name + _SUFFIX)
-            self._audit("delete", session=sid, detail={"epoch": epoch, "overwritten": shredded})
+            checkpoints = self._shred_checkpoints(name)
+            detail = {"epoch": epoch, "overwritten": shredded, "checkpoints": checkpoints}
+            self._audit("delete", session=sid, detail=detail)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
 
@@ -1259,6 +1266,256 @@ class Vault:
             epoch = self._rotate(table)
         self._audit("rekey", detail={"from_epoch": old, "epoch": epoch})
         return epoch
+
+    # -- checkpoints and forks (_checkpoints.py) -------------------------------------
+
+    def _checkpoint_files(self, name: str) -> builtins.list[tuple[int, str]]:
+        """A session's checkpoint files by number, oldest first (*name*: its file name stem)."""
+        found = ((_checkpoints.number_of(name, f), f) for f in self._ckpts.names())
+        return sorted((n, f) for n, f in found if n is not None)
+
+    def _read_checkpoint(
+        self, sid: uuid.UUID, number: int, fname: str, *, meta_only: bool
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """Authenticate a checkpoint: its META document, and its session document unless
+        *meta_only* (which reads the header and the META frame alone).
+
+        :raises FileNotFoundError: the file is gone (callers map it).
+        """
+        key = self._key_for(sid)
+        if meta_only:
+            with self._ckpts.reader(fname) as (read_at, _):
+                # The META frame's length is read unauthenticated: bounded before it is used.
+                head = read_at(0, _container.HEADER_SIZE + 4)
+                if len(head) < _container.HEADER_SIZE + 4:
+                    raise IntegrityError(_INTEGRITY)
+                length = int.from_bytes(head[_container.HEADER_SIZE :], "big")
+                if length > _MAX_CKPT_META:
+                    raise IntegrityError(_INTEGRITY)
+                data = read_at(0, _container.HEADER_SIZE + 4 + length)
+        else:
+            data = self._ckpts.read(fname, max_size=_MAX_CONTAINER)
+        meta_p, body_p = _container.open_checkpoint(data, self.vault_id, sid, number, key, meta_only=meta_only)
+        try:
+            meta = orjson.loads(_container.decode_payload(meta_p))
+        except orjson.JSONDecodeError:
+            raise IntegrityError(_INTEGRITY) from None
+        if not isinstance(meta, dict):
+            raise IntegrityError(_INTEGRITY)
+        return meta, None if body_p is None else _container.decode_payload(body_p)
+
+    def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
+        out = []
+        for number, fname in files:
+            try:
+                meta, _ = self._read_checkpoint(sid, number, fname, meta_only=True)
+            except FileNotFoundError:
+                continue  # deleted since the directory was listed
+            out.append(Checkpoint.from_meta(sid, number, meta))
+        return out
+
+    def _find_checkpoint(self, name: str, sid: uuid.UUID, ref: str | int) -> tuple[Checkpoint, str]:
+        """A checkpoint by number (``3``, ``"3"`` or ``"#3"``) or by name."""
+        files = self._checkpoint_files(name)
+        text = str(ref).strip()
+        if text.lstrip("#").isdigit():
+            wanted = int(text.lstrip("#"))
+            files = [(n, f) for n, f in files if n == wanted]
+            found = self._checkpoint_list(sid, files)
+        else:
+            found = [c for c in self._checkpoint_list(sid, files) if c.name == text]
+        if not found:
+            self._key_for(sid)  # a missing session is reported as such
+            raise _no_checkpoint(sid)
+        cp = found[0]
+        return cp, _checkpoints.file_name(name, cp.number)
+
+    def _checkpoint_body(self, name: str, sid: uuid.UUID, ref: str | int) -> tuple[Checkpoint, bytes]:
+        """A checkpoint and the session document it holds; the caller holds the session lock."""
+        cp, fname = self._find_checkpoint(name, sid, ref)
+        try:
+            _, body = self._read_checkpoint(sid, cp.number, fname, meta_only=False)
+        except FileNotFoundError:
+            raise _no_checkpoint(sid) from None
+        assert body is not None
+        return cp, body
+
+    def _checkpoint_locked(
+        self, name: str, sid: uuid.UUID, log: _container.SessionLog, body: bytes, label: str | None, *, reason: str
+    ) -> Checkpoint:
+        """Write a checkpoint of *body* (the document of *log*); the caller holds the session lock."""
+        files = self._checkpoint_files(name)
+        number = files[-1][0] + 1 if files else 1
+        taken = {c.name for c in self._checkpoint_list(sid, files)}
+        if label is None:
+            base = f"{reason if reason != 'manual' else 'checkpoint'}-{number}"
+            label = base
+            for i in itertools.count(2):
+                if label not in taken:
+                    break
+                label = f"{base}.{i}"
+        elif label in taken:
+            raise InvalidInput(f"session {sid} has a checkpoint of that name already; pick another name")
+        try:
+            summary = orjson.loads(_container.decode_payload(log.meta))
+        except orjson.JSONDecodeError:
+            raise IntegrityError(_INTEGRITY) from None
+        meta = {
+            "number": number,
+            "name": label,
+            "created_at": _now().isoformat().replace("+00:00", "Z"),
+            "reason": reason,
+            "title": summary.get("title") or "",
+            "message_count": summary.get("message_count") or 0,
+            "size_original": len(body),
+            "session_generation": log.header.generation,
+        }
+        data = _container.seal(
+            kind=Kind.CHECKPOINT,
+            vault_id=self.vault_id,
+            object_id=sid,
+            generation=number,
+            kek=self._key_for(sid),
+            kek_epoch=0,
+            frames=[
+                (FrameType.META, _container.encode_payload(orjson.dumps(meta), compress=False)),
+                (FrameType.BODY, _container.encode_payload(body, compress=True)),
+            ],
+        )
+        self._ckpts.write_atomic(_checkpoints.file_name(name, number), data)
+        return Checkpoint.from_meta(sid, number, meta)
+
+    @_audited("checkpoint.create", by_id=True)
+    def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
+        """Save a named restore point of a session as it is now (appends included).
+
+        The checkpoint is its own container, under a fresh data key wrapped by the
+        session's key: deleting the session crypto-erases its checkpoints too.  It costs a
+        copy of the session (compressed and encrypted once); the session itself is untouched.
+
+        :param name: unique within the session, not a bare number (default ``checkpoint-N``).
+            Secrets in it are redacted, as everywhere.
+        :raises SessionNotFound: no such session.
+        :raises InvalidInput: the name is taken or not a valid name.
+        """
+        sid = _parse_id(session_id)
+        label: str | None = None
+        counts: dict[str, int] = {}
+        if name is not None:
+            label, counts = self._clean_text(_checkpoints.check_label(name), "checkpoint name")
+        fname = self._file_name(sid)
+        with self._session_lock(fname, sid):
+            log = self._open_session_file(sid)
+            cp = self._checkpoint_locked(fname, sid, log, self._document(log), label, reason="manual")
+        self._audit(
+            "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, detail={"number": cp.number}
+        )
+        return cp
+
+    def checkpoints(self, session_id: uuid.UUID | str) -> builtins.list[Checkpoint]:
+        """A session's checkpoints, oldest first (each authenticated; only its summary is read).
+
+        :raises SessionNotFound: no such session.
+        :raises IntegrityError: a checkpoint file was modified or moved.
+        """
+        sid = _parse_id(session_id)
+        self._key_for(sid)
+        if not self._sessions.exists(self._file_name(sid) + _SUFFIX):
+            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+        return self._checkpoint_list(sid, self._checkpoint_files(self._file_name(sid)))
+
+    @_audited("checkpoint.restore", by_id=True)
+    def restore_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
+        """Put a session's content back as it was at *checkpoint* (a name or number).
+
+        Nothing is lost: the session as it is now is saved first as a ``before-restore``
+        checkpoint (returned, so the restore can itself be undone), and the restored content
+        is written as a new version of the session.  What was set about the session rather
+        than said in it (title, description, tags, status, pin, links) stays as it is now.
+        Use :meth:`fork` with ``checkpoint=`` to get it back as a new session instead.
+
+        :raises SessionNotFound: no such session or checkpoint.
+        """
+        sid = _parse_id(session_id)
+        name = self._file_name(sid)
+        with self._session_lock(name, sid):
+            cp, old = self._checkpoint_body(name, sid, checkpoint)
+            log = self._open_session_file(sid)
+            current = self._document(log)
+            saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
+            now = _now().isoformat().replace("+00:00", "Z")
+            doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
+            body = orjson.dumps(doc)
+            self._write_locked(name, sid, orjson.dumps(_events.summary_of(doc, len(body))), body)
+        self._audit(
+            "checkpoint.restore", session=sid, nbytes=len(body), detail={"number": cp.number, "saved_as": saved.number}
+        )
+        return saved
+
+    @_audited("checkpoint.delete", by_id=True)
+    def delete_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
+        """Remove a checkpoint: its file is overwritten and unlinked (best effort on the medium).
+
+        Its data key is wrapped by the session's key, so the checkpoint is crypto-erased when
+        the session is deleted; until then a backup copy of its file still opens
+        (docs/secure-deletion.md).
+
+        :raises SessionNotFound: no such session or checkpoint.
+        """
+        sid = _parse_id(session_id)
+        name = self._file_name(sid)
+        with self._session_lock(name, sid):
+            cp, cfname = self._find_checkpoint(name, sid, checkpoint)
+            overwritten = self._ckpts.shred(cfname)
+        self._audit("checkpoint.delete", session=sid, detail={"number": cp.number, "overwritten": overwritten})
+        return cp
+
+    @_audited("fork", by_id=True)
+    def fork(
+        self,
+        session_id: uuid.UUID | str,
+        *,
+        checkpoint: str | int | None = None,
+        title: str | None = None,
+        continuation: bool = False,
+    ) -> uuid.UUID:
+        """Start a new session from a stored one, linked to it (``links.forked_from``).
+
+        :param checkpoint: fork the session as it was at this checkpoint (name or number).
+        :param title: the new session's title (default: the source's, marked "(fork)").
+        :param continuation: carry the state on (working directory, environment, config,
+            tags...) but not the conversation; linked by ``links.continued_from``.
+        :returns: the new session's id.
+        :raises SessionNotFound: no such session or checkpoint.
+        """
+        sid = _parse_id(session_id)
+        clean_title: str | None = None
+        counts: dict[str, int] = {}
+        if title is not None:
+            clean_title, counts = self._clean_text(title, "title")
+        name = self._file_name(sid)
+        number = None
+        with self._session_lock(name, sid):
+            if checkpoint is None:
+                source = self._document(self._open_session_file(sid))
+            else:
+                cp, source = self._checkpoint_body(name, sid, checkpoint)
+                number = cp.number
+        new_id = uuid.uuid4()
+        now = _now().isoformat().replace("+00:00", "Z")
+        doc = _checkpoints.fork_document(
+            orjson.loads(source), new_id, now, title=clean_title, continuation=continuation
+        )
+        if counts:
+            red = dict(doc.get("redactions") or {})
+            for rule, n in counts.items():
+                red[rule] = red.get(rule, 0) + n
+            doc["redactions"] = red
+        body = orjson.dumps(doc)
+        self._write_session(new_id, orjson.dumps(_events.summary_of(doc, len(body))), body)
+        detail = {"from": str(sid), "checkpoint": number, "continuation": continuation}
+        self._audit("fork", session=new_id, nbytes=len(body), redactions=counts, detail=detail)
+        return new_id
 
     # -- lifecycle: pin, archive, stats, retention --------------------------------------
 
@@ -1648,7 +1905,7 @@ class Vault:
             if progress is not None:
                 progress(min(start + _CLEANUP_BATCH, len(todo)), len(todo))
         result.orphans_removed = self._sweep_orphans()
-        result.temp_removed = len(self._sessions.sweep_temp()) + len(self._root.sweep_temp())
+        result.temp_removed = sum(len(d.sweep_temp()) for d in (self._sessions, self._ckpts, self._root))
         # A run of the config's own policy restarts the automatic interval.  The erasures are
         # done: a config that cannot be read now must not turn them into a failure.
         with contextlib.suppress(SessionSealError):
@@ -1708,14 +1965,23 @@ class Vault:
                 # and a file left behind is swept by the next cleanup (its key is gone).
                 try:
                     overwritten = self._sessions.shred(name + _SUFFIX)
+                    self._shred_checkpoints(name)
                 except SessionSealError:
                     overwritten = False
-                    result.warnings.append(f"session {d.session.id}: its file could not be overwritten")
+                    result.warnings.append(f"session {d.session.id}: its files could not be overwritten")
                 result.removed.append(d.session.id)
                 result.bytes_freed += d.session.size_stored
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
                 erased.append((d.session.id, detail))
             self._audit_erasures(erased)
+
+    def _shred_checkpoints(self, name: str) -> int:
+        """Overwrite and unlink a session's checkpoint files (after its key is gone, or with
+        it going); returns how many.  The caller holds the session's lock."""
+        files = self._checkpoint_files(name)
+        for _, fname in files:
+            self._ckpts.shred(fname)
+        return len(files)
 
     def _orphans(self, table: KeyTable) -> builtins.list[tuple[str, uuid.UUID]]:
         """Session files whose key is no longer in *table*: left by a delete killed between
@@ -1758,6 +2024,33 @@ class Vault:
                 removed += 1
                 detail = {"cleanup": True, "rule": "orphan", "overwritten": overwritten}
                 self._audit("delete", session=sid, detail=detail)
+            removed += self._sweep_orphan_checkpoints(table)
+        return removed
+
+    def _sweep_orphan_checkpoints(self, table: KeyTable) -> int:
+        """Checkpoint files whose session's key is gone (a delete killed before it reached
+        them): undecryptable already, overwritten and removed here.  The caller holds the
+        vault lock; session locks are taken without waiting, as above."""
+        removed = 0
+        for fname in sorted(self._ckpts.names()):
+            if not fname.endswith(_checkpoints.CKPT_SUFFIX) or fname.startswith("."):
+                continue
+            try:
+                prefix, _ = self._ckpts.read_prefix(fname, _container.HEADER_SIZE)
+                header = _container.parse_unverified_header(prefix)
+            except (IntegrityError, OSError, SessionSealError):
+                continue
+            sid, name = header.object_id, self._file_name(header.object_id)
+            if header.kind != Kind.CHECKPOINT or sid in table.session_keys:
+                continue
+            if _checkpoints.number_of(name, fname) != header.generation:
+                continue  # not at its own name: damage for 'verify', not ours to remove
+            try:
+                with self._session_lock(name, sid, timeout=0):
+                    if self._ckpts.shred(fname):
+                        removed += 1
+            except SessionSealError:
+                continue
         return removed
 
     # Automatic cleanup: 'autoclean.json' holds only the time the next run is due, so that
@@ -1842,6 +2135,7 @@ def _summaries_adapter() -> TypeAdapter[builtins.list[SessionSummary]]:
 
     return TypeAdapter(builtins.list[SessionSummary])
 
+
 _INTEGRITY: Final = (
     "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
 )
@@ -1901,6 +2195,10 @@ def _audit_session(value: uuid.UUID | str) -> str:
         return str(_parse_id(value))
     except InvalidInput:
         return "(not a session id)"
+
+
+def _no_checkpoint(sid: uuid.UUID) -> SessionNotFound:
+    return SessionNotFound(f"session {sid} has no such checkpoint; see 'sessionseal checkpoint list {sid}'")
 
 
 def _parse_id(value: uuid.UUID | str) -> uuid.UUID:

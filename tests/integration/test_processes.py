@@ -177,3 +177,45 @@ def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: 
         assert mine == [f"r{round_}-{i}" for i in range(len(mine))]  # in order, none lost in between
         before = len(texts)
     assert before > 20
+
+
+CHECKPOINTER = textwrap.dedent(
+    """
+    import sys, uuid
+    from sessionseal import Vault
+    path, sid, tag = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3]
+    with Vault.open(path, passphrase=sys.argv[4]) as v:
+        for i in range(100000):
+            v.append(sid, [{"role": "user", "content": f"{tag}-{i} " + "c" * 50_000}])
+            cp = v.checkpoint(sid, f"{tag}-{i}")
+            print(f"c{cp.number}", flush=True)
+            if i % 3 == 2:
+                saved = v.restore_checkpoint(sid, cp.number - 1)
+                print(f"r{saved.number}", flush=True)
+    """
+)
+
+
+def test_sigkill_mid_checkpoint_or_restore_loses_nothing(vault_path: Path) -> None:
+    """Children checkpoint and restore in a loop and are killed at random moments (issue 7):
+    afterwards the session opens, and every checkpoint that was acknowledged is there whole."""
+    rng = random.Random(13)
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        sid = v.save({"title": "checkpointed", "messages": []})
+    acknowledged: set[int] = set()
+    for round_ in range(6):
+        proc = _child(CHECKPOINTER, vault_path, sid, f"r{round_}", PASSPHRASE)
+        time.sleep(rng.uniform(0.4, 1.2))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        acknowledged.update(int(w[1:]) for w in out.split())
+        with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+            v.load(sid)
+            _, problems = v.list_with_problems()
+            numbers = [cp.number for cp in v.checkpoints(sid)]
+            # Each acknowledged checkpoint opens whole (forked, then the fork deleted).
+            for n in sorted(acknowledged)[-2:]:
+                v.delete(v.fork(sid, checkpoint=n))
+        assert not problems
+        assert acknowledged <= set(numbers)
+    assert len(acknowledged) > 6

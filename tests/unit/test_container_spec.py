@@ -33,7 +33,13 @@ def _vectors(expect_success: bool) -> list[Any]:
 
 
 def _open(v: dict[str, Any], data: bytes) -> tuple[_container.Header, list[_container.Frame]]:
-    log = _container.open_session(data, UUID(v["vault_id"]), UUID(v["object_id"]), lambda _sid: bytes.fromhex(v["kek"]))
+    vault, sid, kek = UUID(v["vault_id"]), UUID(v["object_id"]), bytes.fromhex(v["kek"])
+    if "checkpoint" in v:  # opened as checkpoint number v["checkpoint"] of the session
+        meta, body = _container.open_checkpoint(data, vault, sid, v["checkpoint"], kek)
+        assert body is not None
+        header = _container.parse_unverified_header(data)
+        return header, [_container.Frame(0, FrameType.META, meta), _container.Frame(1, FrameType.BODY, body)]
+    log = _container.open_session(data, vault, sid, lambda _sid: kek)
     return log.header, log.frames
 
 

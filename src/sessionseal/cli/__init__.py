@@ -159,10 +159,11 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
         doc = json.loads(obj.vault().load_json(session_id))
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    session = obj.vault().load(session_id)
+    vault = obj.vault()
+    session = vault.load(session_id)
     from ._render import render_session
 
-    render_session(session)
+    render_session(session, checkpoints=vault.checkpoints(session.id))
 
 
 def _list_filters(fn: Any) -> Any:
@@ -443,11 +444,14 @@ def demo(keep: bool) -> None:
 
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
+from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 
 cli.add_command(audit_group)
+cli.add_command(checkpoint_group)
+cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):
     cli.add_command(_command)
 

@@ -22,7 +22,9 @@ from sessionseal.models import (
 )
 
 if TYPE_CHECKING:
-    from sessionseal import Decision, SearchHit
+    from collections.abc import Sequence
+
+    from sessionseal import Checkpoint, Decision, SearchHit
 
 __all__ = ["render_audit", "render_hits", "render_list", "render_plan", "render_session", "size"]
 
@@ -135,29 +137,10 @@ def render_audit(records: list[dict[str, object]]) -> None:
     _console.print(f"{len(records)} record(s)")
 
 
-def render_session(session: Session) -> None:
+def render_session(session: Session, *, checkpoints: Sequence[Checkpoint] = ()) -> None:
     """Metadata, then each message with its blocks."""
+    _render_header(session, checkpoints)
     c = _console
-    c.print(f"[bold]{escape(session.title) or '(untitled)'}[/bold]  {session.id}")
-    pinned = ", pinned" if session.pinned else ""
-    c.print(f"status {session.status.value}{pinned}   tags {escape(', '.join(session.tags)) or '-'}")
-    c.print(f"created {session.created_at:%Y-%m-%d %H:%M:%S}Z   updated {session.updated_at:%Y-%m-%d %H:%M:%S}Z")
-    if session.workspace or session.working_directory:
-        c.print(f"workspace {escape(session.workspace or '-')}   cwd {escape(session.working_directory or '-')}")
-    links = session.links
-    shown = [("parent", links.parent), ("forked from", links.forked_from), ("continues", links.continued_from)]
-    if any(v for _, v in shown) or links.related:
-        parts = [f"{k} {v}" for k, v in shown if v] + [f"related {r}" for r in links.related]
-        c.print("links: " + ", ".join(parts))
-    if session.description:
-        c.print(escape(session.description))
-    if session.redactions:
-        counts = ", ".join(f"{k} x{v}" for k, v in sorted(session.redactions.items()))
-        c.print(f"[yellow]redacted at save:[/yellow] {counts}")
-    for name, value in (("environment", session.environment), ("config", session.config)):
-        if value:
-            c.print(f"{name}: " + escape(", ".join(f"{k}={v}" for k, v in value.items())))
-    c.print()
     for msg in session.messages:
         stamp = f" {msg.timestamp:%H:%M:%S}" if msg.timestamp else ""
         model = f" ({escape(msg.model)})" if msg.model else ""
@@ -174,3 +157,29 @@ def render_session(session: Session) -> None:
             else:
                 c.print(f"[dim]({escape(block.type)} block)[/dim]")
         c.print()
+
+
+def _render_header(session: Session, checkpoints: Sequence[Checkpoint]) -> None:
+    c = _console
+    c.print(f"[bold]{escape(session.title) or '(untitled)'}[/bold]  {session.id}")
+    pinned = ", pinned" if session.pinned else ""
+    c.print(f"status {session.status.value}{pinned}   tags {escape(', '.join(session.tags)) or '-'}")
+    c.print(f"created {session.created_at:%Y-%m-%d %H:%M:%S}Z   updated {session.updated_at:%Y-%m-%d %H:%M:%S}Z")
+    if session.workspace or session.working_directory:
+        c.print(f"workspace {escape(session.workspace or '-')}   cwd {escape(session.working_directory or '-')}")
+    links = session.links
+    shown = [("parent", links.parent), ("forked from", links.forked_from), ("continues", links.continued_from)]
+    if any(v for _, v in shown) or links.related:
+        parts = [f"{k} {v}" for k, v in shown if v] + [f"related {r}" for r in links.related]
+        c.print("links: " + ", ".join(parts))
+    if checkpoints:
+        c.print("checkpoints: " + escape(", ".join(f"#{cp.number} {cp.name}" for cp in checkpoints)))
+    if session.description:
+        c.print(escape(session.description))
+    if session.redactions:
+        counts = ", ".join(f"{k} x{v}" for k, v in sorted(session.redactions.items()))
+        c.print(f"[yellow]redacted at save:[/yellow] {counts}")
+    for name, value in (("environment", session.environment), ("config", session.config)):
+        if value:
+            c.print(f"{name}: " + escape(", ".join(f"{k}={v}" for k, v in value.items())))
+    c.print()
