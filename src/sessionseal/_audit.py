@@ -40,7 +40,7 @@ from typing import Any, Final
 from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir, lock
-from .errors import IntegrityError, KeyStoreError, StorageError, UnsafePermissions
+from .errors import IntegrityError, KeyStoreError, StorageError, UnsafePermissions, UnsupportedVersion
 
 __all__ = [
     "AUDIT_DIR",
@@ -541,6 +541,12 @@ class AuditLog:
                         Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
                     )
                     return report
+                if isinstance(rec.get("v"), int) and rec["v"] > FORMAT:
+                    # Authentic, but written by a newer sessionseal: its fields may mean other things.
+                    raise UnsupportedVersion(
+                        f"the audit log has records of format {rec['v']}, this sessionseal reads {FORMAT}; "
+                        "upgrade sessionseal"
+                    )
                 if canonical(rec) != split[0]:  # type: ignore[index]
                     report.problems.append(Problem(name, lineno, seq, "not-canonical", "it is not in canonical form"))
                     return report

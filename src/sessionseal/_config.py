@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import _configfile
-from ._configfile import CONFIG_FILE
+from ._configfile import CONFIG_FILE, CONFIG_VERSION
 from ._fs import Dir
 from ._retention import RetentionConfig
 from .errors import IntegrityError
@@ -65,7 +65,7 @@ class AuditConfig(_Strict):
 class VaultConfig(_Strict):
     """Everything configurable per vault."""
 
-    version: int = 1
+    version: int = CONFIG_VERSION
     sanitizer: SanitizerConfig = Field(default_factory=SanitizerConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)

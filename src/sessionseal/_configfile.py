@@ -16,9 +16,11 @@ from ._container import FrameType, Kind
 from ._fs import Dir
 from .errors import IntegrityError
 
-__all__ = ["CONFIG_FILE", "AuditSettings", "audit_settings", "read_config_body", "write_config_body"]
+__all__ = ["CONFIG_FILE", "CONFIG_VERSION", "AuditSettings", "audit_settings", "read_config_body", "write_config_body"]
 
 CONFIG_FILE: Final = "config.sst"
+#: The config document's format version (``version``).
+CONFIG_VERSION: Final = 1
 _CONFIG_ID: Final = UUID(int=4)
 _MAX_CONFIG: Final = 4 << 20
 _TAMPERED: Final = "the vault's config failed its integrity check; run 'sessionseal verify'"

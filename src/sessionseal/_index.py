@@ -31,12 +31,14 @@ from ._fs import Dir
 from ._keystore import MasterKeys
 from .errors import IntegrityError
 
-__all__ = ["INDEX_FILE", "Entry", "Index", "OtherFormat", "Stamp", "entry_of", "list_json", "stamp_of"]
+__all__ = ["INDEX_FILE", "INDEX_FORMAT", "Entry", "Index", "OtherFormat", "Stamp", "entry_of", "list_json", "stamp_of"]
 
 INDEX_FILE: Final = "index.sst"
 _ZERO_ID: Final = UUID(int=0)
 #: 2: entries and stamps as two maps (1 had one map of pairs); a reader of another format rebuilds.
 _FORMAT: Final = 2
+#: The index payload's format version (``v``).
+INDEX_FORMAT: Final = _FORMAT
 _MAX_INDEX: Final = 512 << 20
 #: Rewrite as one snapshot when the deltas outgrow the snapshot (and this floor), or when
 #: there are more than _MAX_DELTAS of them: each costs a reader about 20 us to decrypt and
@@ -129,6 +131,10 @@ def stamp_of(st: os.stat_result) -> Stamp:
 class OtherFormat(IntegrityError):
     """The index was written in another format version (an upgrade or a downgrade): rebuilt."""
 
+    def __init__(self, version: int) -> None:
+        super().__init__(f"the vault's index is in format {version}, not {_FORMAT}; it is rebuilt")
+        self.version = version
+
 
 class _Version(msgspec.Struct):
     v: int
@@ -213,7 +219,7 @@ class Index:
     def _decode(self, frames: list[_container.Frame]) -> None:
         snap = _SNAPSHOT.decode(_container.decode_payload(frames[0].data))
         if snap.v != _FORMAT:
-            raise OtherFormat(f"the vault's index is in format {snap.v}, not {_FORMAT}; it is rebuilt")
+            raise OtherFormat(snap.v)
         if snap.entries.keys() != snap.stamps.keys():
             raise _corrupt()
         self.entries, self.stamps = snap.entries, snap.stamps
@@ -316,7 +322,7 @@ def _other_format(snapshot: _container.Frame) -> OtherFormat | None:
         v = msgspec.json.decode(_container.decode_payload(snapshot.data), type=_Version).v
     except (msgspec.DecodeError, ValueError):
         return None
-    return OtherFormat(f"the vault's index is in format {v}, not {_FORMAT}; it is rebuilt") if v != _FORMAT else None
+    return OtherFormat(v) if v != _FORMAT else None
 
 
 def _frame_sizes(raw: bytes, count: int) -> list[int]:

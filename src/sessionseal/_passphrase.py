@@ -31,6 +31,8 @@ __all__ = ["KEYFILE", "PassphraseProvider"]
 KEYFILE: Final = "keyfile.json"
 _FORMAT: Final = "sessionseal-keyfile"
 _VERSION: Final = 1
+#: The key file's format version (``version`` in keyfile.json).
+KEYFILE_VERSION: Final = _VERSION
 #: scrypt cost bounds accepted from a key file: below 2^14 is too weak to stretch a
 #: passphrase; above 2^22 (4 GiB at r=8) would let a crafted file exhaust memory.
 MIN_LOG2_N: Final = 14

@@ -46,15 +46,32 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 import orjson
 
 from . import _checkpoints, _configfile, _container, _crypto, _events, _paths
+from ._audit import ANCHOR as _AUDIT_ANCHOR
+from ._audit import AUDIT_DIR as _AUDIT_DIR
+from ._audit import FORMAT as AUDIT_FORMAT
 from ._audit import AuditLog, VerifyReport, actor, error_outcome
 from ._checkpoints import Checkpoint
+from ._configfile import CONFIG_FILE as _CONFIG_FILE
+from ._configfile import CONFIG_VERSION as _CONFIG_VERSION
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
 from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
-from ._index import INDEX_FILE, Entry, Index, OtherFormat, Stamp, entry_of, list_json, stamp_of, to_builtins
+from ._index import (
+    INDEX_FILE,
+    INDEX_FORMAT,
+    Entry,
+    Index,
+    OtherFormat,
+    Stamp,
+    entry_of,
+    list_json,
+    stamp_of,
+    to_builtins,
+)
 from ._keystore import KeychainProvider, KeyProvider, MasterKeys
 from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
+from ._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
 from ._query import ListQuery, SortKey, select
 from .errors import (
     IntegrityError,
@@ -80,7 +97,16 @@ if TYPE_CHECKING:
     from ._sanitize import Sanitizer
     from .models import Session, SessionSummary
 
-__all__ = ["MAX_SESSION_BYTES", "Checkpoint", "CleanupResult", "SearchHit", "Vault", "VaultInfo", "VaultStats"]
+__all__ = [
+    "MAX_SESSION_BYTES",
+    "Checkpoint",
+    "CleanupResult",
+    "FormatStatus",
+    "SearchHit",
+    "Vault",
+    "VaultInfo",
+    "VaultStats",
+]
 
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
@@ -120,6 +146,34 @@ class VaultInfo:
     session_count: int
     stored_bytes: int
     audit_log_path: str | None
+
+
+@dataclass(frozen=True)
+class FormatStatus:
+    """The version of one of the vault's formats as found on disk (:meth:`Vault.formats`)."""
+
+    #: ``vault``, ``key file``, ``container``, ``index``, ``config`` or ``audit log``.
+    name: str
+    #: The oldest and newest versions found (equal for a single file); None: not present.
+    oldest: int | None
+    newest: int | None
+    #: The version this sessionseal writes.
+    current: int
+    #: How many files (or records, for the audit log) were looked at.
+    items: int
+
+    @property
+    def state(self) -> str:
+        """``current``, ``older`` (a migration applies), ``newer`` (upgrade sessionseal), ``absent``."""
+        if self.oldest is None or self.newest is None:
+            return "absent"
+        if self.newest > self.current:
+            return "newer"
+        return "older" if self.oldest < self.current else "current"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**dataclasses.asdict(self), "state": self.state}
 
 
 @dataclass(frozen=True)
@@ -284,7 +338,7 @@ class Vault:
         try:
             if root.exists(VAULT_FILE):
                 raise VaultExists(f"a vault already exists at {vpath}; open it, or choose another --vault")
-            leftovers = set(root.names()) - {"sessions", "locks", KEYTABLE, KEYFILE, INDEX_FILE}
+            leftovers = set(root.names()) - {"sessions", "checkpoints", "locks", KEYTABLE, KEYFILE, INDEX_FILE}
             if any(not n.startswith(TMP_PREFIX) for n in leftovers):
                 raise VaultExists(f"{vpath} is not empty; choose an empty or new directory for the vault")
             provider = cls._make_provider(key_provider, passphrase, root, interactive=interactive)
@@ -1216,6 +1270,87 @@ class Vault:
             self._write_index(index)
         self._audit("reindex", detail={"reason": "asked", "sessions": len(index.entries)})
         return len(index.entries)
+
+    # -- format versions (issue 8) ------------------------------------------------------
+
+    def formats(self) -> builtins.list[FormatStatus]:
+        """The version of every format in the vault, as found on disk.
+
+        Containers (sessions, checkpoints, key table, index, config, audit anchor) are read by
+        their header's version byte alone; the index, the config and the audit log also carry
+        versions of their own payloads.  Nothing is rewritten here.
+        """
+        out = [FormatStatus("vault", int(self._doc["version"]), int(self._doc["version"]), _VAULT_VERSION, 1)]
+        try:
+            keyfile = orjson.loads(self._root.read(KEYFILE, max_size=1 << 20))
+            v = int(keyfile.get("version", 0))
+            out.append(FormatStatus("key file", v, v, _KEYFILE_VERSION, 1))
+        except FileNotFoundError:
+            out.append(FormatStatus("key file", None, None, _KEYFILE_VERSION, 0))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            raise IntegrityError("the vault's key file is not valid JSON; run 'sessionseal verify'") from None
+        versions: builtins.list[int] = []
+        places = [
+            (self._root, [KEYTABLE, INDEX_FILE, _CONFIG_FILE]),
+            (self._sessions, [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]),
+            (self._ckpts, [n for n in self._ckpts.names() if n.endswith(_checkpoints.CKPT_SUFFIX)]),
+        ]
+        if self._root.exists(_AUDIT_DIR):
+            places.append((self._root.sub(_AUDIT_DIR), [_AUDIT_ANCHOR]))
+        for d, names in places:
+            for name in names:
+                try:
+                    prefix, _ = d.read_prefix(name, 9)
+                except FileNotFoundError:
+                    continue
+                if len(prefix) == 9 and prefix[:8] == _container.MAGIC:
+                    versions.append(prefix[8])
+        out.append(_status("container", versions, _container.FORMAT_VERSION))
+        # The index is a cache: one of another format is rebuilt ('migrate' does; a listing too).
+        try:
+            self._load_index(self._master())
+            index_versions = [INDEX_FORMAT]
+        except OtherFormat as exc:
+            index_versions = [exc.version]
+        except (FileNotFoundError, SessionSealError):
+            index_versions = []  # missing or damaged: rebuilt on use, not a format matter
+        out.append(_status("index", index_versions, INDEX_FORMAT))
+        config_version = self.config().version
+        out.append(_status("config", [config_version], _CONFIG_VERSION))
+        record_versions = [r["v"] for r in self._audit_log.records() if isinstance(r.get("v"), int)]
+        out.append(_status("audit log", record_versions, AUDIT_FORMAT))
+        return out
+
+    @_audited("migrate")
+    def migrate(self, *, dry_run: bool = False) -> tuple[builtins.list[FormatStatus], builtins.list[str]]:
+        """Bring every format of the vault to the version this sessionseal writes.
+
+        Each step is crash-safe on its own (an atomic rewrite), so a migration killed midway
+        is finished by running it again.  Returns the formats as found and the steps done
+        (or, with *dry_run*, that would be done).
+
+        :raises UnsupportedVersion: a format is newer than this sessionseal (upgrade it).
+        """
+        found = self.formats()
+        newer = [f.name for f in found if f.state == "newer"]
+        if newer:
+            raise UnsupportedVersion(
+                f"the vault has {', '.join(newer)} data from a newer sessionseal; upgrade sessionseal"
+            )
+        steps: builtins.list[str] = []
+        for f in found:
+            if f.state != "older":
+                continue
+            if f.name == "index":
+                steps.append("index: rebuilt from the session files in the current format")
+                if not dry_run:
+                    self.reindex()
+            else:  # pragma: no cover - every other format is at its first version
+                raise UnsupportedVersion(f"no migration from {f.name} version {f.oldest}; upgrade sessionseal")
+        if not dry_run:
+            detail = {"steps": len(steps), **{f.name: f.newest for f in found if f.newest is not None}}
+            self._audit("migrate", detail=detail)
+        return found, steps
 
     @_audited("delete", by_id=True)
     def delete(self, session_id: uuid.UUID | str) -> None:
@@ -2195,6 +2330,10 @@ def _audit_session(value: uuid.UUID | str) -> str:
         return str(_parse_id(value))
     except InvalidInput:
         return "(not a session id)"
+
+
+def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:
+    return FormatStatus(name, min(versions, default=None), max(versions, default=None), current, len(versions))
 
 
 def _no_checkpoint(sid: uuid.UUID) -> SessionNotFound:

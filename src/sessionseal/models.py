@@ -245,6 +245,13 @@ class Session(_Model):
         default_factory=dict, description="secrets replaced by the sanitizer at save, per rule (never values)"
     )
 
+    @field_validator("schema_version")
+    @classmethod
+    def _schema_version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(f"schema version {value} is newer than this sessionseal reads ({SCHEMA_VERSION}); upgrade")
+        return value
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:

@@ -401,6 +401,29 @@ def info(obj: Context, as_json: bool) -> None:
         click.echo(f"{k:<{width}}  {v}")
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be migrated; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def migrate(obj: Context, dry_run: bool, as_json: bool) -> None:
+    """Bring the vault's formats up to this sessionseal's (crash-safe; run again if interrupted).
+
+    Exit 13 when the vault holds data from a newer sessionseal: upgrade instead.
+    """
+    found, steps = obj.vault().migrate(dry_run=dry_run)
+    if as_json:
+        echo_json({"formats": [f.to_json() for f in found], "steps": steps, "dry_run": dry_run})
+        return
+    for f in found:
+        have = "-" if f.newest is None else (str(f.newest) if f.oldest == f.newest else f"{f.oldest}..{f.newest}")
+        click.echo(f"{f.name:<10} found {have:<6} current {f.current:<3} {f.state}")
+    if not steps:
+        click.echo("Nothing to migrate: the vault is in the current formats", err=True)
+    for step in steps:
+        click.echo(("would migrate " if dry_run else "migrated ") + step, err=True)
+
+
 @cli.group()
 def config() -> None:
     """Show or replace the vault's (encrypted) configuration."""
