@@ -130,6 +130,48 @@ def main() -> None:
     OUT.write_text(json.dumps({"format": "sessionseal container v1", "vectors": vectors}, indent=1) + "\n")
     print(f"wrote {len(vectors)} vectors to {OUT}")
     audit()
+    bundle()
+
+
+def bundle() -> None:
+    """A bundle (docs/spec/bundle-v1.md): scrypt 2^14, raw payloads, fixed salt, id, key, nonces."""
+    from sessionseal import _export
+
+    docs = [BODY]
+    manifest = {"format": "sessionseal bundle", "sessions": [str(SESSION)]}
+    salt, bundle_id, dek = bytes(range(200, 216)), UUID("5b0d1e00-0000-4000-8000-00000000b0b0"), bytes(range(96, 128))
+    nonces = [bytes([n] * 12) for n in (20, 21, 22)]
+    good = _export.seal_bundle(
+        docs, manifest, b"vector passphrase", log2_n=14, compress=False,
+        _fixed=(salt, bundle_id, dek, iter(nonces)),
+    )
+    doc = {
+        "format": "sessionseal bundle v1",
+        "passphrase": "vector passphrase",
+        "log2_n": 14,
+        "salt": salt.hex(),
+        "bundle_id": str(bundle_id),
+        "dek": dek.hex(),
+        "nonces": [n.hex() for n in nonces],
+        "manifest": manifest,
+        "documents": [d.decode() for d in docs],
+        "bundle": good.hex(),
+        "failures": [
+            {"name": "wrong passphrase", "passphrase": "not it", "expect": "wrong passphrase", "bundle": good.hex()},
+            {"name": "flipped bit in the last frame", "expect": "integrity failure",
+             "bundle": flip(good, len(good) - 1).hex()},
+            {"name": "flipped bit in the salt", "expect": "wrong passphrase", "bundle": flip(good, 20).hex()},
+            {"name": "flipped bit in the session count", "expect": "wrong passphrase", "bundle": flip(good, 28 + 51).hex()},
+            {"name": "last session frame dropped", "expect": "integrity failure",
+             "bundle": good[: 28 + _container.HEADER_SIZE + 4 + struct.unpack_from(">I", good, 28 + 116)[0]].hex()},
+            {"name": "scrypt cost 2^40", "expect": "integrity failure", "bundle": (good[:9] + b"\x28" + good[10:]).hex()},
+            {"name": "newer bundle version", "expect": "unsupported version",
+             "bundle": (good[:8] + b"\x02" + good[9:]).hex()},
+        ],
+    }
+    out = OUT.with_name("bundle-v1.json")
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote a bundle and {len(doc['failures'])} failure cases to {out}")
 
 
 def appended_vectors(common: dict[str, str]) -> list[dict[str, object]]:

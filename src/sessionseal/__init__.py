@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, Decision, RetentionConfig
-    from ._vault import CleanupResult, SearchHit, Vault, VaultInfo, VaultStats
+    from ._vault import CleanupResult, ExportResult, FormatStatus, ImportResult, SearchHit, Vault, VaultInfo, VaultStats
     from .errors import SessionSealError
     from .models import Message, Session, SessionStatus, SessionSummary
 
@@ -33,6 +33,9 @@ __all__ = [
     "CleanupPlan",
     "CleanupResult",
     "Decision",
+    "ExportResult",
+    "FormatStatus",
+    "ImportResult",
     "KeyProvider",
     "KeychainProvider",
     "ListQuery",
@@ -61,6 +64,9 @@ _HOMES = {
     "Decision": "._retention",
     "RetentionConfig": "._retention",
     "SearchHit": "._vault",
+    "ExportResult": "._vault",
+    "FormatStatus": "._vault",
+    "ImportResult": "._vault",
     "VaultStats": "._vault",
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",

@@ -75,7 +75,8 @@ class Kind:
     CONFIG: Final = 4  # the vault's encrypted configuration
     AUDIT_ANCHOR: Final = 5  # the audit log's anchor: last sequence number and MAC
     CHECKPOINT: Final = 6  # a named restore point of a session: META, BODY under the session's key
-    ALL: Final = frozenset({1, 2, 3, 4, 5, 6})
+    BUNDLE: Final = 7  # an export bundle: META (manifest), BODY per session, under a passphrase key
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7})
 
 
 class FrameType:

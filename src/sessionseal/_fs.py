@@ -25,7 +25,7 @@ from typing import Final
 
 import filelock
 
-from .errors import LockTimeout, StorageError, UnsafePermissions
+from .errors import InvalidInput, LockTimeout, StorageError, UnsafePermissions
 
 __all__ = [
     "DIR_MODE",
@@ -34,6 +34,7 @@ __all__ = [
     "check_ancestors",
     "check_vault_dir",
     "lock",
+    "write_private_file",
 ]
 
 DIR_MODE: Final = 0o700
@@ -416,6 +417,50 @@ class Dir:
             return os.listdir(self.fd)
         except OSError as exc:
             raise _storage_error(exc, "list", str(self.path)) from exc
+
+
+def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Write *data* to *path* (outside the vault: an export) owner-only (0600), atomically.
+
+    A temp file in the same directory is written, fsynced, then linked to *path* (which fails
+    if *path* exists, so nothing is clobbered) or, with *overwrite*, renamed over it; the
+    directory is fsynced.  Never through a symlink at the temp name.
+
+    :raises InvalidInput: *path* exists and *overwrite* is false.
+    :raises StorageError: the file cannot be written.
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise _storage_error(exc, "write", str(path)) from exc
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path, follow_symlinks=False)
+            except FileExistsError:
+                raise InvalidInput(f"{path} exists; choose another file or allow overwriting (--force)") from None
+            os.unlink(tmp)
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        raise _storage_error(exc, "write", str(path)) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _write_holder(fd: int) -> None:

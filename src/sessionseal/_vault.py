@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import _checkpoints, _configfile, _container, _crypto, _events, _paths
+from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths
 from ._audit import ANCHOR as _AUDIT_ANCHOR
 from ._audit import AUDIT_DIR as _AUDIT_DIR
 from ._audit import FORMAT as AUDIT_FORMAT
@@ -146,6 +146,30 @@ class VaultInfo:
     session_count: int
     stored_bytes: int
     audit_log_path: str | None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :meth:`Vault.export` wrote (or returns, without *out*)."""
+
+    format: str
+    session_ids: list[uuid.UUID]
+    #: The exported bytes when no *out* path was given; None once written to *path*.
+    data: bytes | None
+    path: str | None
+    nbytes: int
+
+
+@dataclass
+class ImportResult:
+    """What :meth:`Vault.import_sessions` stored and skipped."""
+
+    source: str  # "bundle" or "json"
+    imported: list[uuid.UUID] = field(default_factory=list)
+    #: (id as given, why): an id already in the vault, with ``on_conflict="skip"``.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Secrets the sanitizer replaced on the way in, per rule.
+    redactions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -766,6 +790,11 @@ class Vault:
         from .models import parse_session
 
         model = parse_session(session)
+        self._save_model(model, touch=touch)
+        return model.id
+
+    def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
+        """Save a validated model (see :meth:`save`); returns the redaction counts."""
         doc: dict[str, Any] = model.model_dump(mode="json")
         if touch:
             doc["updated_at"] = _now().isoformat().replace("+00:00", "Z")  # as pydantic writes it
@@ -781,7 +810,7 @@ class Vault:
         meta = orjson.dumps(_events.summary_of(clean, len(body)))
         self._write_session(model.id, meta, body)
         self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
-        return model.id
+        return dict(counts)
 
     def _session_lock(
         self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
@@ -1270,6 +1299,129 @@ class Vault:
             self._write_index(index)
         self._audit("reindex", detail={"reason": "asked", "sessions": len(index.entries)})
         return len(index.entries)
+
+    # -- export and import (issue 8; _export.py, docs/spec/bundle-v1.md) -------------------
+
+    @_audited("export")
+    def export(
+        self,
+        session_ids: Iterable[uuid.UUID | str] | None = None,
+        *,
+        query: ListQuery | None = None,
+        format: str = "bundle",
+        passphrase: str | bytes | None = None,
+        plaintext: bool = False,
+        out: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        log2_n: int | None = None,
+    ) -> ExportResult:
+        """Export sessions: the given ids, or every session *query* selects (all, archived
+        ones too, without either).
+
+        ``bundle`` is encrypted under *passphrase* (scrypt, then AES-GCM; not the vault's
+        key) and holds any number of sessions.  ``json``, ``yaml`` and ``markdown`` are
+        plaintext renderings of the sanitized documents and need ``plaintext=True``.  With
+        *out*, the file is written owner-only and atomically (an existing file is an error
+        unless *overwrite*); otherwise the bytes are returned.  Checkpoints stay behind.
+
+        :raises InvalidInput: an unknown format, a plaintext format without *plaintext*, no
+            passphrase for a bundle, nothing to export, or *out* exists.
+        :raises SessionNotFound: an id is not in the vault.
+        """
+        from . import _export
+
+        if format not in _export.FORMATS:
+            raise InvalidInput(f"unknown export format {format!r}; use one of {', '.join(_export.FORMATS)}")
+        if format != "bundle" and not plaintext:
+            raise InvalidInput(
+                f"{format} is plaintext (sanitized, but readable by anyone who gets the file); "
+                "allow it with --plaintext, or export a passphrase-protected bundle"
+            )
+        if session_ids is not None:
+            ids = builtins.list(dict.fromkeys(_parse_id(s) for s in session_ids))
+        else:
+            q = query if query is not None else ListQuery(archived=None)
+            ids = [uuid.UUID(e.id) for e in self._select(q)[0]]
+        if not ids:
+            raise InvalidInput("no session to export; give ids, or filters that match")
+        docs = [self._document(self._open_session_file(sid)) for sid in ids]
+        if format == "bundle":
+            if not passphrase:
+                raise InvalidInput("a bundle needs a passphrase (not the vault's); give one")
+            secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+            manifest = {
+                "format": "sessionseal bundle",
+                "made_by": f"sessionseal {__version__}",
+                "created_at": _now().isoformat().replace("+00:00", "Z"),
+                "sessions": [str(sid) for sid in ids],
+            }
+            cost = _export.DEFAULT_LOG2_N if log2_n is None else log2_n
+            data = _export.seal_bundle(docs, manifest, secret, log2_n=cost)
+        else:
+            data = _export.render(format, [orjson.loads(d) for d in docs])
+        path = None
+        if out is not None:
+            from ._fs import write_private_file
+
+            path = Path(out).absolute()
+            write_private_file(path, data, overwrite=overwrite)
+        detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle"}
+        self._audit("export", nbytes=len(data), detail=detail)
+        return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
+
+    @_audited("import")
+    def import_sessions(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        on_conflict: str = "skip",
+    ) -> ImportResult:
+        """Import a bundle or session JSON (one document, or a list of them): each session is
+        validated and sanitized with this vault's rules, then saved with its times kept.
+
+        :param source: the bytes, or a file path.
+        :param passphrase: the bundle's passphrase (or a callable asked only for a bundle).
+        :param on_conflict: for an id already in the vault: ``skip`` it, ``replace`` the stored
+            session (its previous version is kept as a checkpoint), or store a ``copy`` under a
+            new id.
+        :raises WrongPassphrase: the bundle's passphrase is wrong.
+        :raises IntegrityError: the bundle is damaged or altered.
+        :raises InvalidInput: not a bundle nor session JSON, or a document is not a session
+            (nothing is imported then).
+        """
+        from .models import parse_session
+
+        if on_conflict not in ("skip", "replace", "copy"):
+            raise InvalidInput("on_conflict is skip, replace or copy")
+        kind, raw_docs = _import_documents(source, passphrase)
+        result = ImportResult(kind)
+        # Validate every document before storing any: a bad one imports nothing.
+        sessions = []
+        for n, doc in enumerate(raw_docs, 1):
+            if not isinstance(doc, dict):
+                raise InvalidInput(f"document {n} is not a session object; nothing was imported")
+            try:
+                sessions.append(parse_session(doc))
+            except InvalidInput as exc:
+                raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
+        for model in sessions:
+            sid = model.id
+            if self._sessions.exists(self._file_name(sid) + _SUFFIX):
+                if on_conflict == "skip":
+                    result.skipped.append((str(sid), "already in the vault"))
+                    continue
+                if on_conflict == "replace":
+                    self.checkpoint(sid, f"before import {_now():%Y-%m-%d %H:%M:%S}")
+                else:
+                    model.id = sid = uuid.uuid4()
+            counts = self._save_model(model, touch=False)
+            for rule, k in counts.items():
+                result.redactions[rule] = result.redactions.get(rule, 0) + k
+            result.imported.append(sid)
+        detail = {"source": result.source, "imported": len(result.imported), "skipped": len(result.skipped)}
+        self._audit("import", redactions=result.redactions, detail=detail)
+        return result
 
     # -- format versions (issue 8) ------------------------------------------------------
 
@@ -2330,6 +2482,31 @@ def _audit_session(value: uuid.UUID | str) -> str:
         return str(_parse_id(value))
     except InvalidInput:
         return "(not a session id)"
+
+
+def _import_documents(
+    source: bytes | str | os.PathLike[str], passphrase: str | bytes | Callable[[], str | bytes] | None
+) -> tuple[str, builtins.list[Any]]:
+    """The documents a bundle or session JSON (an object or a list) holds, as parsed JSON."""
+    from . import _export
+
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(_MAX_CONTAINER + 1)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
+    if _export.is_bundle(data):
+        value = passphrase() if callable(passphrase) else passphrase
+        secret = value.encode() if isinstance(value, str) else (value or b"")
+        return "bundle", [orjson.loads(d) for d in _export.open_bundle(data, secret).documents]
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
+    return "json", parsed if isinstance(parsed, builtins.list) else [parsed]
 
 
 def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:

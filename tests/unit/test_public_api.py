@@ -23,6 +23,7 @@ OWNERS = {
     "platformdirs": {"_paths.py"},
     "orjson": {"_vault.py"},
     "msgspec": {"_index.py"},
+    "yaml": {"_export.py"},
 }
 
 

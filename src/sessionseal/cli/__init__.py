@@ -187,8 +187,6 @@ _FILTER_OPTIONS = [
     click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it."),
     click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it."),
     click.option("--pinned", is_flag=True, help="Only pinned sessions."),
-    click.option("--archived", "which", flag_value="archived", help="Only archived sessions."),
-    click.option("--all", "which", flag_value="all", help="Archived sessions too."),
     click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this."),
     click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this."),
     click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in."),
@@ -201,9 +199,16 @@ _FILTER_OPTIONS = [
     ),
     click.option("--limit", type=click.IntRange(min=0), metavar="N", help="At most N sessions."),
 ]
+#: The filters that select sessions ('export' has them too); 'list' and 'search' add which.
+SELECT_OPTIONS = list(_FILTER_OPTIONS)
+_FILTER_OPTIONS += [
+    click.option("--archived", "which", flag_value="archived", help="Only archived sessions."),
+    click.option("--all", "which", flag_value="all", help="Archived sessions too."),
+]
 
 
-def _query(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
+def query_of(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
+    """A ListQuery from the filter options."""
     import os
 
     from sessionseal import ListQuery
@@ -235,7 +240,7 @@ def _query(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
 @handle_errors
 def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filters: Any) -> None:
     """List the sessions in the vault, newest first (archived ones only when asked)."""
-    query = _query(here, which, filters)
+    query = query_of(here, which, filters)
     if as_json:
         # The documents as stored (authenticated): no models for what only goes to stdout.
         data, problems = obj.vault().list_json(query)
@@ -262,7 +267,7 @@ def search(
     obj: Context, /, *, text: str, which: str | None, here: bool, case_sensitive: bool, as_json: bool, **filters: Any
 ) -> None:
     """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default)."""
-    hits = obj.vault().search(text, _query(here, which, filters), case_sensitive=case_sensitive)
+    hits = obj.vault().search(text, query_of(here, which, filters), case_sensitive=case_sensitive)
     if as_json:
         echo_json(
             [
@@ -471,9 +476,12 @@ from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
+from ._transfer_cmds import export_command, import_command  # noqa: E402
 
 cli.add_command(audit_group)
 cli.add_command(checkpoint_group)
+cli.add_command(export_command)
+cli.add_command(import_command)
 cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):
     cli.add_command(_command)

@@ -92,25 +92,30 @@ def _read_passphrase_file(path: str) -> bytes:
     return data[:-1] if data.endswith(b"\n") else data
 
 
-def passphrase_source(passphrase_file: str | None, *, confirm: bool = False) -> Callable[[], bytes]:
+def passphrase_source(
+    passphrase_file: str | None,
+    *,
+    confirm: bool = False,
+    env: str = "SESSIONSEAL_PASSPHRASE",
+    what: str = "Vault passphrase",
+    option: str = "--passphrase-file",
+) -> Callable[[], bytes]:
     """A callable that finds the passphrase only when the vault needs it:
     ``--passphrase-file``, then ``SESSIONSEAL_PASSPHRASE``, then a prompt at a terminal.
+    (A bundle's passphrase comes the same way, from its own option and variable.)
     """
 
     def get() -> bytes:
         if passphrase_file:
             return _read_passphrase_file(passphrase_file)
-        env = os.environ.get("SESSIONSEAL_PASSPHRASE")
-        if env:
-            return env.encode()
+        value_env = os.environ.get(env)
+        if value_env:
+            return value_env.encode()
         if interactive():
-            value: str = click.prompt(
-                "Vault passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-            )
+            value: str = click.prompt(what, hide_input=True, confirmation_prompt=confirm, err=True)
             return value.encode()
         raise KeyStoreError(
-            "this vault needs its passphrase and there is no terminal to ask on; "
-            "set SESSIONSEAL_PASSPHRASE or pass --passphrase-file"
+            f"the {what.lower()} is needed and there is no terminal to ask on; set {env} or pass {option}"
         )
 
     return get
