@@ -20,7 +20,18 @@ if TYPE_CHECKING:
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, Decision, RetentionConfig
-    from ._vault import CleanupResult, ExportResult, FormatStatus, ImportResult, SearchHit, Vault, VaultInfo, VaultStats
+    from ._transcript_dirs import find_transcripts
+    from ._vault import (
+        CleanupResult,
+        ExportResult,
+        FormatStatus,
+        ImportResult,
+        SearchHit,
+        TranscriptOutcome,
+        Vault,
+        VaultInfo,
+        VaultStats,
+    )
     from .errors import SessionSealError
     from .models import Message, Session, SessionStatus, SessionSummary
 
@@ -48,10 +59,12 @@ __all__ = [
     "SessionSealError",
     "SessionStatus",
     "SessionSummary",
+    "TranscriptOutcome",
     "Vault",
     "VaultInfo",
     "VaultStats",
     "__version__",
+    "find_transcripts",
 ]
 
 _HOMES = {
@@ -64,6 +77,8 @@ _HOMES = {
     "Decision": "._retention",
     "RetentionConfig": "._retention",
     "SearchHit": "._vault",
+    "TranscriptOutcome": "._vault",
+    "find_transcripts": "._transcript_dirs",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",
     "ImportResult": "._vault",

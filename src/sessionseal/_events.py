@@ -50,6 +50,7 @@ SUMMARY_FIELDS: Final = (
     "workspace",
     "outcome",
     "redactions",
+    "source",  # where an imported transcript came from, and how much of it (issue 8)
 )
 
 #: Fields a ``state`` event may set.  Not the id, the creation time, the lists that only

@@ -34,6 +34,7 @@ __all__ = [
     "check_ancestors",
     "check_vault_dir",
     "lock",
+    "shred_file",
     "write_private_file",
 ]
 
@@ -461,6 +462,45 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def shred_file(path: Path) -> None:
+    """Overwrite a file outside the vault (an imported original) with zeros, fsync, truncate,
+    fsync, unlink, fsync its directory: the same best effort as :meth:`Dir.shred`.
+
+    Only a regular file with one link, owned by us, opened without following a link: a
+    symlink, FIFO, device or hard link in its place is refused, never written through.
+
+    :raises UnsafePermissions: not such a file.
+    :raises StorageError: it could not be overwritten or removed.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
+    except OSError as exc:
+        raise _storage_error(exc, "overwrite", str(path)) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+            raise UnsafePermissions(f"{path} is not a regular file of yours with one link; it was left in place")
+        zeros = bytes(1 << 20)
+        left = st.st_size
+        while left > 0:
+            left -= os.write(fd, zeros[: min(left, len(zeros))])
+        os.fsync(fd)
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+        os.unlink(path)
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        if isinstance(exc, UnsafePermissions | StorageError):
+            raise
+        raise _storage_error(exc, "overwrite", str(path)) from exc
+    finally:
+        os.close(fd)
 
 
 def _write_holder(fd: int) -> None:

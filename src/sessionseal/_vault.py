@@ -101,8 +101,11 @@ __all__ = [
     "MAX_SESSION_BYTES",
     "Checkpoint",
     "CleanupResult",
+    "ExportResult",
     "FormatStatus",
+    "ImportResult",
     "SearchHit",
+    "TranscriptOutcome",
     "Vault",
     "VaultInfo",
     "VaultStats",
@@ -128,6 +131,8 @@ _MAX_QUERY: Final = 1024
 _MAX_META_TEXT: Final = 64 * 1024
 #: Largest checkpoint META frame read when listing (a name, a title, a few numbers).
 _MAX_CKPT_META: Final = 1 << 20
+#: Session ids of imported transcripts: uuid5 of "<tool>:<the tool's session id>".
+_TRANSCRIPT_NAMESPACE: Final = uuid.UUID("9f5e3d1c-6b4a-5c2e-8d7f-0a1b2c3d4e5f")
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
@@ -170,6 +175,28 @@ class ImportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: Secrets the sanitizer replaced on the way in, per rule.
     redactions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TranscriptOutcome:
+    """What :meth:`Vault.import_transcripts` did with one transcript file."""
+
+    path: str
+    tool: str = ""
+    #: The tool's own session id.
+    source_id: str = ""
+    session_id: uuid.UUID | None = None
+    #: ``new``, ``appended`` (it grew), ``updated`` (it changed; the old version is kept as a
+    #: checkpoint), ``unchanged``, ``skipped`` (older than *since*) or ``failed``.
+    action: str = ""
+    messages: int = 0
+    #: Record types kept as raw events, with counts.
+    unknown: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+    removed: bool = False
+    #: One line, never content (``failed``), or why the original was kept.
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -1412,7 +1439,7 @@ class Vault:
                     result.skipped.append((str(sid), "already in the vault"))
                     continue
                 if on_conflict == "replace":
-                    self.checkpoint(sid, f"before import {_now():%Y-%m-%d %H:%M:%S}")
+                    self.checkpoint(sid, f"before import {_now():%Y-%m-%d %H:%M:%S.%f}")
                 else:
                     model.id = sid = uuid.uuid4()
             counts = self._save_model(model, touch=False)
@@ -1422,6 +1449,139 @@ class Vault:
         detail = {"source": result.source, "imported": len(result.imported), "skipped": len(result.skipped)}
         self._audit("import", redactions=result.redactions, detail=detail)
         return result
+
+    # -- agent transcripts (issue 8; _transcripts.py, docs/importing.md) -----------------
+
+    def import_transcripts(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        dry_run: bool = False,
+        since: datetime | None = None,
+        remove_originals: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> builtins.list[TranscriptOutcome]:
+        """Import Claude Code and Codex transcript files (see ``find_transcripts``).
+
+        Each transcript becomes one session whose id is derived from the tool's own session
+        id, so importing is idempotent: an unchanged file is skipped, one that grew has its
+        new turns appended, one that changed otherwise is stored as a new version (the old
+        one kept as a checkpoint).  Everything is sanitized on the way in.  A file that fails
+        is reported and the others go on.
+
+        :param since: skip files last modified before this time.
+        :param remove_originals: after a file's import is verified by reading the session
+            back, overwrite and delete the file (best effort, as retention does).
+        """
+        items = [Path(p) for p in paths]
+        out: builtins.list[TranscriptOutcome] = []
+        for n, path in enumerate(items, 1):
+            outcome = TranscriptOutcome(str(path))
+            try:
+                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove_originals)
+            except (SessionSealError, OSError) as exc:
+                outcome.action = "failed"
+                outcome.error = str(exc) if isinstance(exc, SessionSealError) else f"cannot read it ({exc.strerror})"
+            out.append(outcome)
+            if progress is not None:
+                progress(n, len(items))
+        counts: dict[str, int] = {}
+        for o in out:
+            counts[o.action] = counts.get(o.action, 0) + 1
+        if not dry_run:
+            self._audit("import-transcripts", detail={"files": len(out), **counts})
+        return out
+
+    def _import_transcript(
+        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: bool
+    ) -> None:
+        from . import _transcripts
+        from .models import parse_session
+
+        st = os.stat(path)
+        if since is not None and datetime.fromtimestamp(st.st_mtime, UTC) < since:
+            outcome.action = "skipped"
+            return
+        t = _transcripts.read_transcript(path)
+        sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
+        outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
+        outcome.unknown, outcome.warnings = dict(t.unknown), builtins.list(t.warnings)
+        doc = dict(t.document)
+        messages = doc.get("messages") or []
+        outcome.messages = len(messages)
+        last = messages[-1] if messages else {}
+        doc["id"] = str(sid)
+        doc["source"] = {
+            **(doc.get("source") or {}),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "messages": len(messages),
+            "raw_events": len(doc.get("raw_events") or []),
+            "last_message": [last.get("id"), len(last.get("content") or [])],
+        }
+        fname = self._file_name(sid) + _SUFFIX
+        exists = self._sessions.exists(fname)
+        old = self._read_summary_doc(fname).get("source") if exists else None
+        old = old if isinstance(old, dict) else None
+        if old is not None and all(old.get(k) == doc["source"].get(k) for k in ("size", "mtime_ns", "consumed")):
+            outcome.action = "unchanged"
+        else:
+            model = parse_session(doc)  # validated before anything is stored
+            if not exists:
+                outcome.action = "new"
+            else:  # a session without a source record is never appended to: stored anew, kept first
+                outcome.action = "appended" if old is not None and _grown(old, doc) else "updated"
+            if not dry_run:
+                outcome.redactions = self._store_transcript(sid, model, old, outcome.action)
+        if remove and not dry_run:
+            self._remove_original(path, sid, doc, outcome)
+
+    def _store_transcript(
+        self, sid: uuid.UUID, model: Session, old: Mapping[str, Any] | None, action: str
+    ) -> dict[str, int]:
+        if action != "appended":
+            if action == "updated":
+                self.checkpoint(sid, f"before re-import {_now():%Y-%m-%d %H:%M:%S.%f}")
+            return self._save_model(model, touch=False)
+        assert old is not None
+        doc = model.model_dump(mode="json")
+        start = int(old.get("messages") or 0)
+        ops: builtins.list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"][start:]]
+        fields = {k: doc.get(k) for k in ("title", "updated_at", "workspace", "working_directory", "stats", "config")}
+        # The tool history is small: replaced whole (calls of the old part may have finished).
+        fields.update(tool_history=doc.get("tool_history") or [], source=doc.get("source"))
+        if int(old.get("raw_events") or 0) != len(doc.get("raw_events") or []):
+            fields["raw_events"] = doc.get("raw_events") or []
+        ops.append({"op": "set", "value": fields})
+        clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
+        assert isinstance(clean, builtins.list)
+        name = self._file_name(sid)
+        with self._session_lock(name, sid):
+            nbytes = self._append_locked(name, sid, clean, counts=counts, touch=False)
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(ops) - 1})
+        return dict(counts)
+
+    def _remove_original(self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any], outcome: TranscriptOutcome) -> None:
+        """Delete an imported original once the session reads back whole: the right number of
+        messages, the same source stamp."""
+        from ._fs import shred_file
+
+        stored = orjson.loads(self._document(self._open_session_file(sid)))
+        source = stored.get("source") or {}
+        if len(stored.get("messages") or []) != len(doc.get("messages") or []) or any(
+            source.get(k) != doc["source"].get(k) for k in ("size", "mtime_ns", "consumed")
+        ):
+            outcome.error = "kept: the stored session does not match it on reading back"
+            return
+        try:
+            for extra in doc["source"].get("sidechain_paths") or []:
+                with contextlib.suppress(FileNotFoundError):
+                    shred_file(Path(extra))
+            shred_file(path)
+        except SessionSealError as exc:  # imported all the same; only the deletion failed
+            outcome.error = f"original kept: {exc}"
+            return
+        outcome.removed = True
 
     # -- format versions (issue 8) ------------------------------------------------------
 
@@ -2482,6 +2642,21 @@ def _audit_session(value: uuid.UUID | str) -> str:
         return str(_parse_id(value))
     except InvalidInput:
         return "(not a session id)"
+
+
+def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
+    messages, and the last message imported unchanged (a reply split over several records
+    may have gained blocks: then the session is stored anew instead)."""
+    new = doc["source"]
+    start = int(old.get("messages") or 0)
+    messages = doc.get("messages") or []
+    if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
+        return False
+    if start == 0:
+        return True
+    last = messages[start - 1]
+    return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
 
 
 def _import_documents(

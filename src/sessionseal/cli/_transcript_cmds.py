@@ -1,0 +1,182 @@
+"""Taking in agent transcripts: ``import-transcripts`` and ``hook claude-session-end`` (docs/importing.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._common import Context, echo_json, handle_errors, interactive
+
+if TYPE_CHECKING:
+    from sessionseal import TranscriptOutcome
+
+__all__ = ["hook_group", "import_transcripts"]
+
+#: The hook gives up after this long and exits 0: it must never hold the agent up.
+_HOOK_DEADLINE = 25.0
+
+
+def _outcome_json(o: TranscriptOutcome) -> dict[str, Any]:
+    return {
+        "path": o.path,
+        "tool": o.tool,
+        "source_id": o.source_id,
+        "session_id": str(o.session_id) if o.session_id else None,
+        "action": o.action,
+        "messages": o.messages,
+        "unknown_records": o.unknown,
+        "redactions": o.redactions,
+        "removed": o.removed,
+        "error": o.error,
+        "warnings": o.warnings,
+    }
+
+
+def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("tool", "file", "action", "msgs", "redacted", "kept raw", "session"):
+        table.add_column(col, justify="right" if col in ("msgs", "redacted", "kept raw") else "left")
+    for o in outcomes:
+        action = o.action + (" (would)" if dry_run and o.action in ("new", "appended", "updated") else "")
+        if o.removed:
+            action += ", original removed"
+        table.add_row(
+            o.tool or "-",
+            escape(os.path.basename(o.path)),
+            escape(action if not o.error else f"{action}: {o.error}"),
+            str(o.messages),
+            str(sum(o.redactions.values())),
+            str(sum(o.unknown.values())),
+            str(o.session_id or "-"),
+        )
+    console.print(table)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    console.print(", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no transcripts found")
+
+
+@click.command(name="import-transcripts")
+@click.option(
+    "--claude",
+    "claude",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[DIR]",
+    help="Claude Code transcripts (default DIR: $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects).",
+)
+@click.option(
+    "--codex",
+    "codex",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[DIR]",
+    help="Codex rollouts, .jsonl and .jsonl.zst (default DIR: $CODEX_HOME/sessions or ~/.codex/sessions).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be imported; store nothing.")
+@click.option("--since", metavar="WHEN", help="Only files modified at or after WHEN (a date, RFC 3339, or 7d ago).")
+@click.option(
+    "--remove-originals",
+    is_flag=True,
+    help="Overwrite and delete each file once its import is verified by reading it back.",
+)
+@click.option("--yes", "-y", is_flag=True, help="With --remove-originals: do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file, then a summary.")
+@click.pass_obj
+@handle_errors
+def import_transcripts(
+    obj: Context,
+    /,
+    *,
+    claude: str | None,
+    codex: str | None,
+    dry_run: bool,
+    since: str | None,
+    remove_originals: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Import Claude Code and Codex transcripts: sanitized, encrypted, idempotent.
+
+    Unchanged files are skipped, grown ones have their new turns appended; each session is
+    tagged claude-code or codex and keeps the transcript's times, directory and models.
+    Give --claude, --codex or both.
+    """
+    from sessionseal import find_transcripts
+
+    from ._audit_cmds import parse_when
+
+    if claude is None and codex is None:
+        raise click.UsageError("give --claude [DIR], --codex [DIR], or both")
+    when = parse_when(since, "--since") if since else None
+    paths = find_transcripts(
+        claude=False if claude is None else (claude or True), codex=False if codex is None else (codex or True)
+    )
+    if remove_originals and not dry_run and paths and not yes:
+        if not interactive():
+            raise click.UsageError("refusing to delete originals without confirmation; pass --yes")
+        click.confirm(f"Delete {len(paths)} original file(s) once each is imported and verified?", abort=True, err=True)
+    vault = obj.vault()
+    if interactive() and not as_json and len(paths) > 1:
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=None) as bar:
+            task = bar.add_task("importing", total=len(paths))
+            outcomes = vault.import_transcripts(
+                paths,
+                dry_run=dry_run,
+                since=when,
+                remove_originals=remove_originals,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
+    else:
+        outcomes = vault.import_transcripts(paths, dry_run=dry_run, since=when, remove_originals=remove_originals)
+    if as_json:
+        echo_json({"dry_run": dry_run, "files": [_outcome_json(o) for o in outcomes]})
+    else:
+        _render(outcomes, dry_run)
+    if any(o.action == "failed" for o in outcomes):
+        sys.exit(9)
+
+
+@click.group(name="hook")
+def hook_group() -> None:
+    """Entry points for agent hooks (they never fail the agent)."""
+
+
+@hook_group.command(name="claude-session-end")
+@click.pass_obj
+def claude_session_end(obj: Context) -> None:
+    """Import the session Claude Code just ended: its SessionEnd hook payload on stdin.
+
+    Always exits 0 within a bounded time, prints nothing; failures go to the audit log.
+    """
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            payload = json.loads(sys.stdin.buffer.read(1 << 20) or b"null")
+            path = payload.get("transcript_path") if isinstance(payload, dict) else None
+            if isinstance(path, str) and path:
+                obj.vault().import_transcripts([path])  # outcomes and failures are audited
+        except Exception:  # noqa: S110 - a hook never fails the agent; the vault audits what it can
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    done.wait(_HOOK_DEADLINE)
+    sys.stdout.flush()
+    os._exit(0)  # a worker still stuck (a wedged keychain) must not keep the agent waiting
