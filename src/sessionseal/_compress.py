@@ -15,7 +15,7 @@ import zstandard
 
 from .errors import IntegrityError, InvalidInput
 
-__all__ = ["ENCODING_ZSTD", "MAX_PLAINTEXT", "compress", "decompress", "decompress_stream"]
+__all__ = ["ENCODING_ZSTD", "MAX_PLAINTEXT", "compress", "decompress", "decompress_head", "decompress_stream"]
 
 #: Encoding byte: the rest is one zstd frame with its content size recorded.
 ENCODING_ZSTD: Final = 1
@@ -72,6 +72,21 @@ def decompress(payload: bytes) -> bytes:
     if len(out) != size:
         raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
     return out
+
+
+def decompress_head(source: BinaryIO, n: int) -> bytes:
+    """The first *n* bytes (or fewer, at the end) that a foreign ``.zst`` stream decompresses to.
+
+    :raises InvalidInput: the data is not zstd.
+    """
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False)
+    out = bytearray()
+    try:
+        while len(out) < n and (chunk := reader.read(n - len(out))):
+            out += chunk
+    except zstandard.ZstdError:
+        raise InvalidInput("is not a valid zstd stream") from None
+    return bytes(out)
 
 
 def decompress_stream(source: BinaryIO, limit: int) -> bytes:

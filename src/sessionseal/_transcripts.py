@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from ._compress import decompress_stream
+from ._compress import decompress_head, decompress_stream
 from .errors import InvalidInput, StorageError
 
-__all__ = ["Transcript", "find_claude", "find_codex", "parse_claude", "parse_codex", "read_transcript"]
+__all__ = ["Transcript", "find_claude", "find_codex", "identify", "parse_claude", "parse_codex", "read_transcript"]
 
 Json = dict[str, Any]
 
@@ -175,6 +175,35 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
     transcript.warnings += notes
     return transcript
+
+
+def identify(path: Path, *, head: int = 1 << 18) -> tuple[str, str]:
+    """The tool and the tool's session id of a transcript, from its first records only: an
+    import looks here first, and skips a file it already holds unchanged without parsing it.
+
+    The head is parsed by the same parsers, so the id is the one a full read gives (it comes
+    from the first records of both formats).
+
+    :raises InvalidInput: the head holds no complete record.
+    :raises StorageError: the file system refused the read.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if path.name.endswith(".zst"):
+                try:
+                    data = decompress_head(f, head)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{path}: {exc}") from None
+            else:
+                data = f.read(head)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such transcript file") from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    data = data[: data.rfind(b"\n") + 1]  # whole lines only
+    t = parse_codex(path, data) if _looks_like_codex(path, data) else parse_claude(path, data)
+    return t.tool, t.source_id
 
 
 def _read(path: Path, max_bytes: int) -> bytes:

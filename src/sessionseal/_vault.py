@@ -80,6 +80,7 @@ from .errors import (
     LockTimeout,
     SessionNotFound,
     SessionSealError,
+    StorageError,
     UnsafePermissions,
     UnsupportedVersion,
     VaultExists,
@@ -1502,6 +1503,10 @@ class Vault:
         if since is not None and datetime.fromtimestamp(st.st_mtime, UTC) < since:
             outcome.action = "skipped"
             return
+        if self._transcript_unchanged(path, st, outcome):
+            if remove and not dry_run:
+                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome)
+            return
         t = _transcripts.read_transcript(path)
         sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
         outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
@@ -1523,35 +1528,65 @@ class Vault:
         exists = self._sessions.exists(fname)
         old = self._read_summary_doc(fname).get("source") if exists else None
         old = old if isinstance(old, dict) else None
-        if old is not None and all(old.get(k) == doc["source"].get(k) for k in ("size", "mtime_ns", "consumed")):
-            outcome.action = "unchanged"
+        if not exists:
+            outcome.action = "new"
+        else:  # a session without a source record is never appended to: stored anew, kept first
+            outcome.action = "appended" if old is not None and _grown(old, doc) else "updated"
+        if outcome.action == "appended":
+            # Only what is new is validated, sanitized and encrypted: the rest is stored.
+            assert old is not None
+            part = {**doc, "messages": messages[int(old.get("messages") or 0) :], "raw_events": []}
+            model = parse_session(part)
         else:
             model = parse_session(doc)  # validated before anything is stored
-            if not exists:
-                outcome.action = "new"
-            else:  # a session without a source record is never appended to: stored anew, kept first
-                outcome.action = "appended" if old is not None and _grown(old, doc) else "updated"
-            if not dry_run:
-                outcome.redactions = self._store_transcript(sid, model, old, outcome.action)
+        if not dry_run:
+            raw = doc.get("raw_events") or []
+            raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
+            outcome.redactions = self._store_transcript(sid, model, outcome.action, raw if raw_changed else None)
         if remove and not dry_run:
             self._remove_original(path, sid, doc, outcome)
 
+    def _transcript_unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
+        """Whether the vault holds this file as it is (same path, size and time), found by the
+        session id in its first records: then it is not parsed at all."""
+        from . import _transcripts
+
+        try:
+            tool, source_id = _transcripts.identify(path)
+        except (InvalidInput, StorageError):
+            return False  # the full read reports it
+        sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{tool}:{source_id}")
+        fname = self._file_name(sid) + _SUFFIX
+        if not self._sessions.exists(fname):
+            return False
+        summary = self._read_summary_doc(fname)
+        old = summary.get("source")
+        if not isinstance(old, dict) or (old.get("path"), old.get("size"), old.get("mtime_ns")) != (
+            str(path),
+            st.st_size,
+            st.st_mtime_ns,
+        ):
+            return False
+        outcome.tool, outcome.source_id, outcome.session_id = tool, source_id, sid
+        outcome.action, outcome.messages = "unchanged", int(summary.get("message_count") or 0)
+        return True
+
     def _store_transcript(
-        self, sid: uuid.UUID, model: Session, old: Mapping[str, Any] | None, action: str
+        self, sid: uuid.UUID, model: Session, action: str, raw_events: builtins.list[Any] | None
     ) -> dict[str, int]:
+        """Store a transcript's session: whole (new, updated), or its new part (appended: the
+        model holds only the new messages, and the fields that changed)."""
         if action != "appended":
             if action == "updated":
                 self.checkpoint(sid, f"before re-import {_now():%Y-%m-%d %H:%M:%S.%f}")
             return self._save_model(model, touch=False)
-        assert old is not None
         doc = model.model_dump(mode="json")
-        start = int(old.get("messages") or 0)
-        ops: builtins.list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"][start:]]
+        ops: builtins.list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"]]
         fields = {k: doc.get(k) for k in ("title", "updated_at", "workspace", "working_directory", "stats", "config")}
         # The tool history is small: replaced whole (calls of the old part may have finished).
         fields.update(tool_history=doc.get("tool_history") or [], source=doc.get("source"))
-        if int(old.get("raw_events") or 0) != len(doc.get("raw_events") or []):
-            fields["raw_events"] = doc.get("raw_events") or []
+        if raw_events is not None:
+            fields["raw_events"] = raw_events
         ops.append({"op": "set", "value": fields})
         clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
         assert isinstance(clean, builtins.list)
@@ -1561,20 +1596,29 @@ class Vault:
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(ops) - 1})
         return dict(counts)
 
-    def _remove_original(self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any], outcome: TranscriptOutcome) -> None:
+    def _remove_original(
+        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome
+    ) -> None:
         """Delete an imported original once the session reads back whole: the right number of
-        messages, the same source stamp."""
+        messages (when the file was just read: *doc*), the source stamp of the file as it is."""
         from ._fs import shred_file
 
         stored = orjson.loads(self._document(self._open_session_file(sid)))
         source = stored.get("source") or {}
-        if len(stored.get("messages") or []) != len(doc.get("messages") or []) or any(
-            source.get(k) != doc["source"].get(k) for k in ("size", "mtime_ns", "consumed")
-        ):
-            outcome.error = "kept: the stored session does not match it on reading back"
+        st = os.stat(path)
+        mismatch = (source.get("path"), source.get("size"), source.get("mtime_ns")) != (
+            str(path),
+            st.st_size,
+            st.st_mtime_ns,
+        )
+        if doc is not None:
+            mismatch = mismatch or len(stored.get("messages") or []) != len(doc.get("messages") or [])
+            mismatch = mismatch or source.get("consumed") != doc["source"].get("consumed")
+        if mismatch:
+            outcome.error = "original kept: the stored session does not match it on reading back"
             return
         try:
-            for extra in doc["source"].get("sidechain_paths") or []:
+            for extra in source.get("sidechain_paths") or []:
                 with contextlib.suppress(FileNotFoundError):
                     shred_file(Path(extra))
             shred_file(path)
