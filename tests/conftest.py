@@ -17,3 +17,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- end of test infrastructure -----------------------------------------------------------------
+
+
+_CACHE_DIRS: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The sanitizer's start-up cache (sessionseal._sanitize._cache) goes to a folder of this
+    # run, not the user's cache dir; its own tests choose their folders.
+    import os
+    import tempfile
+
+    if "SESSIONSEAL_CACHE_DIR" not in os.environ:
+        _CACHE_DIRS.append(tempfile.mkdtemp(prefix="sessionseal-test-cache-"))
+        os.environ["SESSIONSEAL_CACHE_DIR"] = _CACHE_DIRS[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import os
+    import shutil
+
+    for path in _CACHE_DIRS:
+        os.environ.pop("SESSIONSEAL_CACHE_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,5 +1,5 @@
 """``python -m sessionseal``: the same as the ``sessionseal`` command."""
 
-from sessionseal.cli import main
+from sessionseal._main import main
 
 main()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,64 +86,194 @@ def test_scan_reads_stdin_with_dash() -> None:
     assert result.exit_code == 1 and result.stdout.startswith("-:1:1 github-pat ")
 
 
-def test_parallel_regions_give_the_same_result_as_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal._sanitize import Sanitizer
+def _stream_out(san: object, data: bytes, workers: int) -> tuple[bytes, dict[str, int]]:
+    from sessionseal._sanitize._stream import sanitize_stream
+
+    sink = io.BytesIO()
+    counts = sanitize_stream(san, data, sink, workers=workers)  # type: ignore[arg-type]
+    return sink.getvalue(), counts
+
+
+def _catalogue_text() -> str:
     from sessionseal._sanitize._rules import default_catalogue
-    from sessionseal.cli import _sanitize_cmds as cmds
 
     rules, _ = default_catalogue()
     text = "\n".join(f"line {i}: {ex}" for i, r in enumerate(rules) for ex in (*r.examples, *r.counterexamples))
-    text = (text + "\n") * 3
+    return (text + "\n") * 3
+
+
+@pytest.mark.parametrize(("chunk", "margin"), [(3000, 2500), (700, 2500), (20000, 400)])
+def test_parallel_regions_give_the_same_result_as_one_pass(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, margin: int
+) -> None:
+    # Regions smaller than their margin (700 < 2500) have no body of their own: their
+    # output waits for their neighbours.
+    from sessionseal._sanitize import Sanitizer
+    from sessionseal._sanitize import _stream as stream
+
+    text = _catalogue_text()
     san = Sanitizer(b"\x02" * 32, engine="python")
-    expected = san.sanitize_text(text).text
-    monkeypatch.setattr(cmds, "_CHUNK", 3000)
-    monkeypatch.setattr(cmds, "_MARGIN", 2500)
-    monkeypatch.setattr(cmds, "PARALLEL_MIN", 1000)
+    expected = san.sanitize_text(text)
+    monkeypatch.setattr(stream, "CHUNK", chunk)
+    monkeypatch.setattr(stream, "MIN_CHUNK", chunk // 5)
+    monkeypatch.setattr(stream, "MARGIN", margin)
+    monkeypatch.setattr(stream, "PARALLEL_MIN", 1000)
     for workers in (1, 2, 3):
-        redactions = cmds.redact_parallel(san, text, workers=workers)
-        out, pos = [], 0
-        for start, end, _rule, placeholder in redactions:
-            out.append(text[pos:start])
-            out.append(placeholder)
-            pos = end
-        out.append(text[pos:])
-        assert "".join(out) == expected, workers
-        # The streaming writer (the first region is written while the workers finish) agrees.
-        sink = io.BytesIO()
-        writer = cmds._Writer(sink, text)
-        cmds.redact_parallel(san, text, workers=workers, emit=writer.write)
-        writer.close()
-        assert sink.getvalue().decode() == expected, workers
-        assert sum(writer.counts.values()) == len(redactions)
+        out, counts = _stream_out(san, text.encode(), workers)
+        assert out.decode() == expected.text, workers
+        assert counts == expected.counts, workers
+
+
+def test_regions_cut_through_multibyte_and_invalid_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Region margins are counted in bytes and may fall inside a character: each region is
+    # decoded from a character start, and undecodable bytes pass through unchanged.
+    from sessionseal._sanitize import Sanitizer
+    from sessionseal._sanitize import _stream as stream
+
+    lines = []
+    for i in range(400):
+        lines.append(f"caf\u00e9 \u2014 \U0001f600 {i} GH_TOKEN={GHP} and p\u00e4ss".encode())
+        lines.append(b"\x80\xff\xe2\x82 broken " + str(i).encode() + b" \xf0\x9f\x98")
+    data = b"\n".join(lines) + b"\n"
+    san = Sanitizer(b"\x05" * 32)
+    expected = san.sanitize_text(data.decode("utf-8", "surrogateescape"))
+    monkeypatch.setattr(stream, "PARALLEL_MIN", 1000)
+    for chunk, margin in ((997, 301), (5003, 1499), (211, 800)):
+        monkeypatch.setattr(stream, "CHUNK", chunk)
+        monkeypatch.setattr(stream, "MIN_CHUNK", chunk // 3)
+        monkeypatch.setattr(stream, "MARGIN", margin)
+        for workers in (1, 2):
+            out, counts = _stream_out(san, data, workers)
+            assert out == expected.text.encode("utf-8", "surrogateescape"), (chunk, margin, workers)
+            assert counts == expected.counts == {"github-pat": 400}
+
+
+def test_regions_get_smaller_towards_the_end_and_cut_at_line_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionseal._sanitize import _stream as stream
+
+    data = b"".join(b"line %d " % i + b"x" * (i % 50) + b"\n" for i in range(20000))
+    monkeypatch.setattr(stream, "CHUNK", 100_000)
+    monkeypatch.setattr(stream, "MIN_CHUNK", 10_000)
+    cuts = stream._schedule(data, 2)
+    assert cuts[0] == 0 and cuts[-1] == len(data) and cuts == sorted(set(cuts))
+    assert all(data[c - 1 : c] == b"\n" for c in cuts[1:-1])
+    sizes = [b - a for a, b in itertools.pairwise(cuts)]
+    assert min(sizes[:3]) > 90_000 and max(sizes[-2:]) < 20_000  # big first, small last
+    assert stream._schedule(b"no newline at all" * 100, 2) == [0, 1700]
 
 
 def test_a_secret_across_the_region_cut_is_written_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionseal._sanitize import Sanitizer
-    from sessionseal.cli import _sanitize_cmds as cmds
+    from sessionseal._sanitize import _stream as stream
 
     body = "\n".join("".join(chr(65 + (i * 7 + j) % 26) for j in range(64)) + str(i % 10) for i in range(40))
     key = "-----BEGIN RSA PRIVATE KEY-----\n" + body + "\n-----END RSA PRIVATE KEY-----"
     filler = "".join(f"plain line {i}\n" for i in range(150))
     text = filler + key + "\n" + filler  # the middle of the text is inside the key
-    monkeypatch.setattr(cmds, "PARALLEL_MIN", 100)
+    monkeypatch.setattr(stream, "PARALLEL_MIN", 100)
     san = Sanitizer(b"\x03" * 32)
-    sink = io.BytesIO()
-    writer = cmds._Writer(sink, text)
-    cmds.redact_parallel(san, text, workers=2, emit=writer.write)
-    writer.close()
-    assert sink.getvalue().decode() == san.sanitize_text(text).text
-    assert writer.counts == {"private-key": 1}
+    for chunk in (stream.CHUNK, 500, 97):  # one region per worker, or many cuts inside the key
+        monkeypatch.setattr(stream, "CHUNK", chunk)
+        out, counts = _stream_out(san, text.encode(), 2)
+        assert out.decode() == san.sanitize_text(text).text, chunk
+        assert counts == {"private-key": 1}, chunk
+
+
+def test_a_finding_across_a_cut_that_loses_to_the_next_regions_finding() -> None:
+    # Where two regions meet, a finding of one may overlap a better finding of the other:
+    # resolved as in one pass (lower priority first, then the longer).
+    from sessionseal._sanitize import Sanitizer
+    from sessionseal._sanitize._stream import Run
+
+    san = Sanitizer(b"\x04" * 32)
+    text = "x" * 40 + "AAAA\nBBBBBBBB" + "y" * 40
+    cut = text.index("\n") + 1
+    weak = (38, cut + 3, "generic-secret-assignment", "[W]")  # priority 50, crosses the cut
+    strong = (cut + 1, cut + 8, "github-pat", "[S]")  # priority 10, in the next region
+    first = Run.of_region(san.priority, text, 0, cut, [weak], margin=10)
+    second = Run.of_region(san.priority, text, cut, len(text), [strong], margin=10)
+    first_run = Run(san.priority, first=True)
+    first_run.add(first)
+    first_run.add(second)
+    out = b"".join(first_run.close()).decode()
+    assert out == text[: cut + 1] + "[S]" + text[cut + 8 :]
+    assert first_run.counts == {"github-pat": 1}
 
 
 def test_sanitize_large_input_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal.cli import _sanitize_cmds as cmds
+    from sessionseal._sanitize import _stream as stream
 
-    monkeypatch.setattr(cmds, "PARALLEL_MIN", 1000)
-    monkeypatch.setattr(cmds, "_CHUNK", 2000)
-    monkeypatch.setattr(cmds, "_WRITE", 500)
+    monkeypatch.setattr(stream, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(stream, "CHUNK", 2000)
     big = "".join(f"<<<CASE {i:04d}>>>\nGH_TOKEN={GHP}\nplain text line {i}\n" for i in range(300))
     result = CliRunner().invoke(sanitize_command, ["--report"], input=big)
     assert result.exit_code == 0
     assert GHP not in result.stdout
     assert result.stdout.count("<<<CASE ") == 300
     assert json.loads(result.stderr)["counts"] == {"github-pat": 300}
+
+
+def test_filter_arguments_are_parsed_without_the_cli_only_when_plain() -> None:
+    from sessionseal._main import parse_filter_args
+
+    assert parse_filter_args([]) == (False, None)
+    assert parse_filter_args(["--report", "--engine", "python"]) == (True, "python")
+    assert parse_filter_args(["--engine=hyperscan", "--engine", "ahocorasick"]) == (False, "ahocorasick")
+    for args in (["--help"], ["-h"], ["--engine"], ["--engine", "nope"], ["--engine=nope"], ["--rep"], ["x"], ["--"]):
+        assert parse_filter_args(args) is None, args
+
+
+def _run_module(*args: str, data: bytes, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    full = {**os.environ, "PYTHONPATH": src, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "sessionseal", *args], input=data, capture_output=True, env=full, check=False
+    )
+
+
+def test_python_m_sessionseal_sanitize_is_the_same_filter_with_and_without_click(tmp_path: Path) -> None:
+    data = (TEXT * 3 + "caf\u00e9 \U0001f600\n").encode() + b"\xff\xfe tail\n"
+    env = {"SESSIONSEAL_CACHE_DIR": str(tmp_path / "cache")}
+    fast = _run_module("sanitize", "--report", "--engine", "python", data=data, env=env)
+    # A global option before the command: parsed by click, same filter.
+    slow = _run_module("--vault", str(tmp_path / "none"), "sanitize", "--report", "--engine=python", data=data, env=env)
+    for proc in (fast, slow):
+        assert proc.returncode == 0, proc.stderr
+        assert GHP.encode() not in proc.stdout
+        assert proc.stdout.endswith(b"\xff\xfe tail\n")
+        assert json.loads(proc.stderr) == {"total": 3, "counts": {"github-pat": 3}}
+    mask = re.compile(rb"\[REDACTED:github-pat:[0-9a-f]{8}\]")
+    assert mask.sub(b"P", fast.stdout) == mask.sub(b"P", slow.stdout)
+    bad = _run_module("sanitize", "--engine", "nope", data=data, env=env)
+    assert bad.returncode == 2 and b"nope" in bad.stderr and not bad.stdout
+
+
+def test_the_filter_starts_without_click_or_the_vault() -> None:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "SESSIONSEAL_CACHE_DIR": ""}
+    cmd = [sys.executable, "-X", "importtime", "-m", "sessionseal", "sanitize"]
+    proc = subprocess.run(cmd, input=b"x\n", capture_output=True, env=env, check=True)
+    assert proc.stdout == b"x\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if "|" in line}
+    assert "sessionseal._sanitize._filter" in imported
+    heavy = {"click", "pydantic", "asyncio", "sessionseal.cli", "sessionseal._vault", "cryptography", "keyring"}
+    assert not heavy & imported
+
+
+def test_a_closed_stdout_ends_the_filter_quietly(tmp_path: Path) -> None:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "SESSIONSEAL_CACHE_DIR": str(tmp_path)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "sessionseal", "sanitize"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader went away (| head)
+        proc.stdin.write(b"plain line\n" * 200_000)
+        proc.stdin.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 1
+    assert b"Traceback" not in err and b"Exception ignored" not in err

@@ -60,6 +60,17 @@ def test_placeholders_match_the_public_pattern(san: Sanitizer) -> None:
     assert PLACEHOLDER_RE.fullmatch(out.split("=", 1)[1])
 
 
+@pytest.mark.parametrize("key", [b"", b"k", b"\x01" * 32, b"\xff" * 64, bytes(range(65)), b"long key " * 40])
+def test_placeholder_fingerprints_are_hmac_sha256(key: bytes) -> None:
+    import hashlib
+    import hmac
+
+    san = Sanitizer(key, engine="python")
+    for secret in ("ghp_" + "aB3" * 12, "p\u00e4ss\U0001f600", "x\udcff"):
+        digest = hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        assert san.placeholder("github-pat", secret) == f"[REDACTED:github-pat:{digest[:8]}]"
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [

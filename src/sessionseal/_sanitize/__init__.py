@@ -15,13 +15,11 @@ installed, else pyahocorasick, else pure Python).  Design notes: ``docs/sanitize
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from . import _checks
 from ._engine import PLACEHOLDER, Finding, Scanner
@@ -48,10 +46,12 @@ _RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(
 _SECRET_NAMED_RULE: Final = "secret-named-value"  # noqa: S105 - a rule id
 #: What a placeholder looks like: ``[REDACTED:<rule-id>:<8 hex>]``.
 PLACEHOLDER_RE: Final = PLACEHOLDER
+_BLOCK: Final = 64  # SHA-256's block size
+_IPAD: Final = bytes(b ^ 0x36 for b in range(256))
+_OPAD: Final = bytes(b ^ 0x5C for b in range(256))
 
 
-@dataclass(frozen=True, slots=True)
-class SanitizeResult:
+class SanitizeResult(NamedTuple):
     """A sanitized text and how many matches each rule replaced."""
 
     text: str
@@ -91,6 +91,12 @@ class Sanitizer:
         builtin_rules: bool = True,
     ) -> None:
         self._key = fingerprint_key if fingerprint_key is not None else os.urandom(32)
+        # HMAC-SHA256 (RFC 2104) keyed once: each placeholder copies these two hash states
+        # instead of setting the key up again (a placeholder per finding adds up).
+        key = self._key if len(self._key) <= _BLOCK else hashlib.sha256(self._key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
         base_rules, base_allow = default_catalogue()
         rules: list[Rule] = list(base_rules) if builtin_rules else []
         seen = {r.id for r in rules}
@@ -115,12 +121,24 @@ class Sanitizer:
 
     def placeholder(self, rule_id: str, secret: str) -> str:
         """The placeholder for *secret* found by *rule_id*: ``[REDACTED:<rule-id>:<8 hex>]``."""
-        digest = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-        return f"[REDACTED:{rule_id}:{digest[:8]}]"
+        inner = self._inner.copy()
+        inner.update(secret.encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return f"[REDACTED:{rule_id}:{outer.hexdigest()[:8]}]"
 
     def find(self, text: str) -> list[Finding]:
         """The secrets in *text* as spans; nothing is replaced (``sessionseal scan``)."""
         return self._scanner.find(text)
+
+    def prepare(self, go_on: Callable[[], bool]) -> None:
+        """Compile the rules' regexes ahead of use (they are compiled on first use otherwise),
+        for as long as *go_on* says: time a caller would spend waiting anyway."""
+        self._scanner.prepare(go_on)
+
+    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """:meth:`find` as ``(start, end, rule id)`` tuples, for callers that build no objects per finding."""
+        return self._scanner.find_spans(text)
 
     def sanitize_text(self, text: str) -> SanitizeResult:
         """Return *text* with every secret replaced, and per-rule counts."""

@@ -209,6 +209,12 @@ def _trie_regex(words: Iterable[str]) -> str:
 
 #: Words that make up documentation placeholders ("sk-your-key-here", "xoxb-your-bot-token").
 _PLACEHOLDER_WORDS: Final = re.compile(_trie_regex(_PLACEHOLDER_WORD_LIST) + "|xxx+|yyy+|zzz+")
+#: Eight characters that no placeholder word contains (digits, "j", "q"): after the words are
+#: removed, at least eight letters and digits are left, so the value is not made of them.
+_UNCOVERED: Final = "".join(
+    sorted(set("0123456789abcdefghijklmnopqrstuvwxyz") - set("".join(_PLACEHOLDER_WORD_LIST) + "xyz"))
+)
+_EIGHT_UNCOVERED: Final = re.compile(f"(?:[^{_UNCOVERED}]*+[{_UNCOVERED}]){{8}}" if _UNCOVERED else "(?!)")
 _TEMPLATE: Final = re.compile(
     r"^(?:\$\{[^}]*\}?|\$\(.*\)?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*\}\}|\{%.*%\}|<%.*%>|%\(?[A-Za-z_][\w.]*\)?s?"
     r"|%[A-Za-z_][A-Za-z0-9_]*%|\{[A-Za-z_][\w.]*\}|<[^<>]{1,80}>|\[[^\[\]]{1,80}\]|`[^`]*`|@[A-Za-z_][\w.]*@?)$"
@@ -230,7 +236,8 @@ _TEMPLATE_FIRST: Final = frozenset("$%{<[`@")
 
 
 _NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
-_SEPARATORS: Final = re.compile(r"[^0-9a-z]+")
+#: Two separate runs of separators ("sk-your-key", "my_secret_password"), in one linear pass.
+_TWO_SEPARATOR_RUNS: Final = re.compile(r"[0-9a-z]*+[^0-9a-z]++[0-9a-z]++[^0-9a-z]")
 _VENDOR_PREFIX: Final = re.compile(r"^[A-Za-z0-9]{1,12}[_\-.](?:(?:live|test|proj|v1|pat|api\d\d)[_\-])?")
 
 
@@ -249,7 +256,7 @@ def is_placeholder(value: str) -> bool:  # noqa: PLR0911 - cheapest tests first
     if "example" in low or "placeholder" in low or "redacted" in low or "..." in v or "\u2026" in v:
         return True
     # Made of placeholder words: "sk-your-key-here", "xoxb-your-bot-token", "my_secret_password".
-    if len(low) < 20 or (len(low) <= 96 and len(_SEPARATORS.findall(low)) >= 2):
+    if (len(low) < 20 or (len(low) <= 96 and _TWO_SEPARATOR_RUNS.match(low))) and not _EIGHT_UNCOVERED.match(low):
         rest = _PLACEHOLDER_WORDS.sub("", low)
         if len(rest) < len(low) and len(_NOT_ALNUM.sub("", rest)) < 8:
             return True
@@ -386,18 +393,19 @@ def strip_trailing(value: str) -> str:
 
 # --------------------------------------------------------------------------- base64
 
-_B64_CLEAN: Final = re.compile(r"[^A-Za-z0-9+/=_-]")
 _NON_PRINTABLE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_UNPRINTABLE_ASCII: Final = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 def decode_base64_text(blob: str) -> str | None:
     """Decode standard or URL-safe base64 to text; None when it is not base64 of mostly printable text."""
     b = blob.strip()
-    if len(b) < 8 or _B64_CLEAN.search(b):
+    if len(b) < 8:
         return None
     b = b.rstrip("=")
     b += "=" * (-len(b) % 4)
     try:
+        # validate=True refuses every character outside the alphabet (and non-ASCII text).
         raw = base64.b64decode(b.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         return None
@@ -405,7 +413,13 @@ def decode_base64_text(blob: str) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if not text or len(_NON_PRINTABLE.findall(text)) > len(text) * 0.05:
+    if not text:
+        return None
+    if raw.isascii():  # the same count as the regex below, on bytes
+        unprintable = len(raw) - len(raw.translate(None, _UNPRINTABLE_ASCII))
+    else:
+        unprintable = len(_NON_PRINTABLE.findall(text))
+    if unprintable > len(text) * 0.05:
         return None
     return text
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, NamedTuple
 
 from . import _checks as checks
 from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
@@ -29,7 +28,8 @@ __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 #: Placeholders already in a text are left alone, so sanitizing twice is a no-op.
 PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
 
-_NAME_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$")
+#: The characters of a variable name (a name is extended backwards over them).
+_NAME_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$"
 _QUOTED_GROUPS: Final = frozenset({"dq", "sq", "eq", "bq", "xq"})
 _TRAILING: Final = frozenset(",;.)]}>")
 _COOKIE_PAIR: Final = re.compile(r"([A-Za-z0-9_.\-~!#$%&'*+^`|]{1,128})=([^;,\s\"\\]{1,4096})")
@@ -38,8 +38,7 @@ _UUID_SPAN: Final = re.compile(_UUID.pattern[1:-1])
 _FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Finding:
+class Finding(NamedTuple):
     """A secret at ``text[start:end]`` found by rule ``rule_id``."""
 
     start: int
@@ -58,6 +57,11 @@ _LEN_BITS: Final = 24
 _POS_BITS: Final = 40
 _RULE_BITS: Final = 12
 _MAX_LEN: Final = (1 << _LEN_BITS) - 1
+#: How a candidate's span is adjusted: as matched, without trailing punctuation, or cut into cookie values.
+_PLAIN, _STRIP, _COOKIE = 0, 1, 2
+# What _accept needs of a rule, unpacked once: (rule, rule id, secret groups, span adjustment,
+# minimum length, UUIDs allowed, rank base, rule index).
+_Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -78,14 +82,27 @@ class Scanner:
         if len(self.rules) >= (1 << _RULE_BITS) - 1:
             raise ValueError(f"at most {(1 << _RULE_BITS) - 2} rules")
         # What _rank computes, split into per-rule constants for the hot path in _accept.
-        self._rank_key: dict[str, tuple[int, int]] = {
-            r.id: ((r.priority << _LEN_BITS) + (1 << _LEN_BITS), i) for i, r in enumerate(self.rules)
-        }
+        self._specs: list[_Spec] = [
+            (
+                r,
+                r.id,
+                r.secret_groups,
+                _COOKIE if r.check == "cookie" else _STRIP if r.check in _STRIPPED_CHECKS else _PLAIN,
+                r.min_length,
+                r.allow_uuid,
+                (r.priority << _LEN_BITS) + (1 << _LEN_BITS),
+                i,
+            )
+            for i, r in enumerate(self.rules)
+        ]
         self._literal_index = len(self.rules)
         self.allowlist = allowlist
         self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
         self.engine = resolve_engine(engine)
         self._full: list[int] = [ri for ri, r in enumerate(self.rules) if r.mode == "full"]
+        self._line_anchored = frozenset(
+            ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
+        )
         # Rules that Hyperscan anchors itself (start-of-match patterns) need no keyword hits.
         # Hyperscan accepts all of ours, so build optimistically (each compile costs
         # milliseconds of start-up) and sort out the rejected ones only on failure.
@@ -115,25 +132,71 @@ class Scanner:
                     continue
                 by_keyword.setdefault(kw, []).append(ri)
         keywords = list(by_keyword)
-        self._kw_anchor: list[tuple[tuple[Rule, _Match], ...]] = []
+        # Each rule's match method, or until the rule is first tried, a stand-in that compiles
+        # its regex and then puts the real method in its places (see _first_match).
+        self._kw_anchor: list[tuple[tuple[_Match, _Spec], ...]] = []
         self._kw_other: list[tuple[int, ...]] = []
+        self._kw_of_rule: dict[int, list[int]] = defaultdict(list)
         rules = self.rules
-        for kw in keywords:
+        for kwi, kw in enumerate(keywords):
             ris = by_keyword[kw]
-            anchor = [rules[ri] for ri in ris if rules[ri].mode == "anchor"]
-            self._kw_anchor.append(tuple((rule, rule.pattern.match) for rule in anchor))
+            anchor = [ri for ri in ris if rules[ri].mode == "anchor"]
+            self._kw_anchor.append(tuple((self._first_match(ri), self._specs[ri]) for ri in anchor))
+            for ri in anchor:
+                self._kw_of_rule[ri].append(kwi)
             self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
+        self._kw_len = [len(k) for k in keywords]
+        # Prefilter ids: keywords and literals, then full-scan rules, then anchor patterns.
+        self._nkw = len(keywords)
+        self._nfull = self._nkw + len(self._full)
+        # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
+        self._anchor_som: list[tuple[_Match, _Spec] | None] = [
+            (self._first_match(ri), self._specs[ri]) if self.rules[ri].hs_som else None for ri in anchored
+        ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
         anchors = [(str(self.rules[ri].hs_prefilter), self.rules[ri].hs_som) for ri in anchored]
-        self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors)
+        # Only the built-in catalogue's database is cached on disk: user rules and literals
+        # come from the encrypted configuration and may name internal hosts or customers.
+        cacheable = not self._literals and all(r.builtin for r in self.rules)
+        self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors, cache=cacheable)
+        self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
+
+    def _first_match(self, ri: int) -> _Match:
+        """Rule *ri*'s ``pattern.match`` that compiles the regex when first called, then
+        puts the compiled pattern's own method in its places in the hot tables."""
+
+        def first(text: str, pos: int) -> re.Match[str] | None:
+            match = self.rules[ri].pattern.match
+            spec = self._specs[ri]
+            for kwi in self._kw_of_rule.get(ri, ()):
+                self._kw_anchor[kwi] = tuple((match if s is spec else m, s) for m, s in self._kw_anchor[kwi])
+            if ri in self._anchored:
+                k = self._anchored.index(ri)
+                if self._anchor_som[k] is not None:
+                    self._anchor_som[k] = (match, spec)
+            return match(text, pos)
+
+        return first
+
+    def prepare(self, go_on: Callable[[], bool]) -> None:
+        """Compile rule regexes while *go_on* (): the Hyperscan-anchored rules first (they are
+        tried most), then the others in catalogue order."""
+        for ri in sorted(range(len(self.rules)), key=lambda ri: ri not in self._anchored):
+            if not go_on():
+                return
+            _ = self.rules[ri].pattern
 
     # ------------------------------------------------------------------ public
 
     def find(self, text: str) -> list[Finding]:
         """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
+        return [Finding(s, e, r) for s, e, r in self.find_spans(text)]
+
+    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path)."""
         if not text:
             return []
         cands = self._candidates(text)
@@ -145,6 +208,7 @@ class Scanner:
             for m in PLACEHOLDER.finditer(text):
                 taken[m.start() : m.end()] = _ONES[: m.end() - m.start()]
         kept: list[tuple[int, int, str]] = []
+        keep = kept.append
         verify = self._verify
         overlaps = taken.find
         # Best candidates first.  A candidate that overlaps one already kept can never be
@@ -152,16 +216,17 @@ class Scanner:
         # that would win.  The result is the same as checking every candidate first.
         cands.sort(key=_by_rank)
         for cand in cands:
-            start, end = cand[2], cand[3]
-            if overlaps(1, start, end) >= 0:
+            start = cand[2]
+            end = cand[3]
+            if overlaps(b"\x01", start, end) >= 0:
                 continue  # overlaps a placeholder or a better finding
-            if not verify(cand, text, depth=0):
+            if not verify(cand, text, 0):
                 continue
             n = end - start
-            taken[start:end] = _ONES[:n] if n <= len(_ONES) else b"\x01" * n
-            kept.append((start, end, cand[1]))
+            taken[start:end] = _ONES[:n] if n <= 4096 else b"\x01" * n
+            keep((start, end, cand[1]))
         kept.sort()
-        return [Finding(s, e, r) for s, e, r in kept]
+        return kept
 
     def has_secret(self, text: str, depth: int = 1) -> bool:
         """True when *text* holds any secret (used to judge decoded base64)."""
@@ -169,74 +234,97 @@ class Scanner:
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop
-        kw_hits, full_hits, anchor_hits = self.prefilter.scan(text)
+    def _candidates(self, text: str) -> list[_Candidate]:
         out: list[_Candidate] = []
+        kw_len = self._kw_len
+        kw_anchor = self._kw_anchor
+        kw_other = self._kw_other
+        lit_base = self._literal_base
+        nfull = self._nfull
+        anchor_som = self._anchor_som
+        accept = self._accept
+        rest: list[tuple[int, int, int]] = []  # hits that take one of the slower paths below
+        # The hot loop: a keyword hit tries its anchor rules at the keyword, a start-of-match
+        # shape its rule at the start Hyperscan reports.  (Hyperscan reports one start per
+        # end, and these shapes rarely end twice after one start: a second report of a start
+        # only yields the same candidate again, which loses to its twin.)
+        for i, s, e in self.prefilter.hits(text):
+            if i < lit_base:
+                start = e - kw_len[i]
+                for match, spec in kw_anchor[i]:
+                    m = match(text, start)
+                    if m is not None:
+                        accept(spec, m, text, out)
+                if kw_other[i]:
+                    rest.append((i, start, e))
+            elif i >= nfull and (som := anchor_som[i - nfull]) is not None:
+                m = som[0](text, s)
+                if m is not None:
+                    accept(som[1], m, text, out)
+            else:
+                rest.append((i, s, e))
+        if rest or self._python_full:
+            self._other_candidates(text, rest, out)
+        return out
+
+    def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912, PLR0915 - one branch per kind of hit
+        """Literals, window and blob rules, full-scan rules and end-only shapes."""
         rules = self.rules
+        specs = self._specs
+        accept = self._accept
         anchored = self._anchored
+        lit_base = self._literal_base
+        nkw = self._nkw
+        nfull = self._nfull
         seen_anchor: set[tuple[int, int]] = set()
+        tried: set[tuple[int, int]] = set()
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for k, start, end in anchor_hits:
-            rule = rules[anchored[k]]
-            if not rule.hs_som:
+        for i, start, end in hits:
+            if i < lit_base:
+                for ri in self._kw_other[i]:
+                    rule = rules[ri]
+                    if rule.mode == "blob":
+                        a, b = _blob_around(text, start)
+                        if (ri, a) in tried:
+                            continue
+                        tried.add((ri, a))
+                        m = rule.pattern.match(text, a, b)
+                        if m is not None:
+                            accept(specs[ri], m, text, out)
+                    else:
+                        windows[ri].append((start - rule.before, end + rule.after))
+            elif i < nkw:
+                self._literal_hit(text, end - self._kw_len[i], i - lit_base, out)
+            elif i < nfull:
+                ri = self._full[i - nkw]
+                rule = rules[ri]
+                windows[ri].append((end - max(rule.before, 256), end + rule.after))
+            else:
                 # Only the end of the shape is known: the rule is tried at its keywords in the
                 # window before it (fold() keeps one byte per character, so offsets hold).
+                k = i - nfull
+                ri = anchored[k]
+                rule = rules[ri]
                 a = max(0, end - rule.before)
                 seg = fold(text[a:end]).lower()
-                for kw in self._kw_bytes[anchored[k]]:
+                for kw in self._kw_bytes[ri]:
                     p = seg.find(kw)
                     while p >= 0:
                         if (k, a + p) not in seen_anchor:
                             seen_anchor.add((k, a + p))
                             m = rule.pattern.match(text, a + p)
                             if m is not None:
-                                self._accept(rule, m, text, out)
+                                accept(specs[ri], m, text, out)
                         p = seg.find(kw, p + 1)
-                continue
-            if (k, start) in seen_anchor:
-                continue
-            seen_anchor.add((k, start))
-            m = rule.pattern.match(text, start)
-            if m is not None:
-                self._accept(rule, m, text, out)
-        tried: set[tuple[int, int]] = set()
-        kw_anchor = self._kw_anchor
-        kw_other = self._kw_other
-        lit_base = self._literal_base
-        accept = self._accept
-        for kwi, start in kw_hits:
-            if kwi >= lit_base:
-                self._literal_hit(text, start, kwi - lit_base, out)
-                continue
-            for rule, match in kw_anchor[kwi]:
-                m = match(text, start)
-                if m is not None:
-                    accept(rule, m, text, out)
-            for ri in kw_other[kwi]:
-                rule = rules[ri]
-                if rule.mode == "blob":
-                    a, b = _blob_around(text, start)
-                    if (ri, a) in tried:
-                        continue
-                    tried.add((ri, a))
-                    m = rule.pattern.match(text, a, b)
-                    if m is not None:
-                        accept(rule, m, text, out)
-                else:
-                    windows[ri].append((start - rule.before, start + len(self._keywords[kwi]) + rule.after))
-        native = self.prefilter.native_full
-        for j, end in full_hits:
-            ri = self._full[j]
-            rule = rules[ri]
-            windows[ri].append((end - max(rule.before, 256), end + rule.after))
-        for j, ri in enumerate(self._full):
-            if j not in native:
-                rule = rules[ri]
-                for m in rule.pattern.finditer(text):
-                    self._accept(rule, m, text, out)
+        for ri in self._python_full:
+            for m in rules[ri].pattern.finditer(text):
+                accept(specs[ri], m, text, out)
         n = len(text)
         for ri, spans in windows.items():
             rule = rules[ri]
+            spec = specs[ri]
+            lines = ri in self._line_anchored
+            pattern = rule.pattern
             spans.sort()
             merged: list[list[int]] = []
             for a, b in spans:
@@ -252,9 +340,8 @@ class Scanner:
                 a = nl + 1 if nl >= 0 else max(0, a - 512)
                 nl = text.find("\n", b, b + 4096)
                 b = nl if nl >= 0 else min(n, b + 4096)
-                for m in rule.pattern.finditer(text, a, b):
-                    self._accept(rule, m, text, out)
-        return out
+                for m in _finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
+                    accept(spec, m, text, out)
 
     def _literal_hit(self, text: str, start: int, li: int, out: list[_Candidate]) -> None:
         lit = self._literals[li]
@@ -264,11 +351,12 @@ class Scanner:
 
     # ------------------------------------------------------------------ checks
 
-    def _accept(self, rule: Rule, m: re.Match[str], text: str, out: list[_Candidate]) -> None:
+    def _accept(self, spec: _Spec, m: re.Match[str], text: str, out: list[_Candidate]) -> None:
         """Add a match's secret span as a candidate; only the cheap, span-defining tests run here."""
+        rule, rule_id, groups, adjust, min_length, allow_uuid, base, index = spec
         group: int | str | None = m.lastgroup
-        if group is None or group not in rule.secret_groups:
-            for g in rule.secret_groups:
+        if group is None or group not in groups:
+            for g in groups:
                 if m.start(g) >= 0:
                     group = g
                     break
@@ -277,23 +365,21 @@ class Scanner:
         start, end = m.span(group)
         if start >= end:
             return
-        check = rule.check
-        if check == "cookie":
-            for pm in _COOKIE_PAIR.finditer(text, start, end):
-                s, e = pm.span(2)
-                if e - s >= 8:
-                    rank = _rank(rule.priority, s, e, self._rank_key[rule.id][1])
-                    out.append((rank, rule.id, s, e, rule, None, None))
-            return
-        if check in _STRIPPED_CHECKS and text[end - 1] in _TRAILING and group not in _QUOTED_GROUPS:
-            value = text[start:end]
-            end -= len(value) - len(checks.strip_trailing(value))
+        if adjust:
+            if adjust == _COOKIE:
+                for pm in _COOKIE_PAIR.finditer(text, start, end):
+                    s, e = pm.span(2)
+                    if e - s >= 8:
+                        out.append((_rank(rule.priority, s, e, index), rule_id, s, e, rule, None, None))
+                return
+            if text[end - 1] in _TRAILING and group not in _QUOTED_GROUPS:
+                value = text[start:end]
+                end -= len(value) - len(checks.strip_trailing(value))
         n = end - start
-        if n < rule.min_length or (n == 36 and not rule.allow_uuid and _UUID_SPAN.fullmatch(text, start, end)):
+        if n < min_length or (n == 36 and not allow_uuid and _UUID_SPAN.fullmatch(text, start, end)):
             return
-        base, index = self._rank_key[rule.id]
         rank = ((base - (n if n < _MAX_LEN else _MAX_LEN)) << _POS_BITS | start) << _RULE_BITS | index
-        out.append((rank, rule.id, start, end, rule, m, group))
+        out.append((rank, rule_id, start, end, rule, m, group))
 
     def _verify(self, cand: _Candidate, text: str, depth: int) -> bool:  # noqa: PLR0911 - cheapest rejections first
         """The value checks of a candidate: allowlist, placeholders, the rule's check, entropy floor."""
@@ -326,6 +412,41 @@ _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
 _MAX_BLOB: Final = 1 << 16
 
 
+def _starts_lines(regex: str) -> bool:
+    """True when every match of *regex* starts a line and is not empty: ``(?m)^`` before
+    everything else, then at least one character."""
+    if "^" not in regex:
+        return False
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]  # private, used at start-up only
+
+        parsed = _parser.parse(regex)
+        first = parsed.data[0] if parsed.data else None
+        at_line_start = bool(parsed.state.flags & re.MULTILINE) and first == (_constants.AT, _constants.AT_BEGINNING)
+        return at_line_start and parsed.getwidth()[0] > 0
+    except Exception:  # another Python's internals: the rule is searched the plain way
+        return False
+
+
+def _finditer_lines(pattern: re.Pattern[str], text: str, a: int, b: int) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text, a, b)`` for a pattern whose matches start lines: tried only at line
+    starts instead of at every position."""
+    if a > 0 and text[a - 1] != "\n":
+        nl = text.find("\n", a, b)
+        a = nl + 1 if nl >= 0 else b + 1
+    match = pattern.match
+    find = text.find
+    while a <= b:
+        m = match(text, a, b)
+        if m is not None:
+            yield m
+            a = m.end()  # never empty: the next search starts where the match ends
+            if text[a - 1] == "\n":
+                continue
+        nl = find("\n", a, b)
+        a = nl + 1 if nl >= 0 else b + 1
+
+
 def _blob_around(text: str, pos: int) -> tuple[int, int]:
     """The run of base64 characters around *pos* (without a JSON escape letter before it)."""
     a = pos
@@ -340,13 +461,14 @@ def _blob_around(text: str, pos: int) -> tuple[int, int]:
 
 def _name_of(m: re.Match[str], text: str) -> str:
     """The full name of an assignment: the regex's ``name`` group extended backwards over name characters."""
-    if "name" not in m.re.groupindex or m.start("name") < 0:
+    try:
+        s = m.start("name")
+    except IndexError:  # the rule's regex has no name group
         return ""
-    s = m.start("name")
-    i = s
-    lo = max(0, s - 64)
-    while i > lo and text[i - 1] in _NAME_CHARS:
-        i -= 1
+    if s < 0:
+        return ""
+    lo = s - 64 if s > 64 else 0
+    i = lo + len(text[lo:s].rstrip(_NAME_CHARS))  # back over name characters, 64 at most
     if i > 0 and text[i - 1] == "\\" and i < s and text[i] in "nrtbf":
         i += 1  # "\npassword" in JSON-escaped text: the n belongs to the escape
     return text[i : m.end("name")].strip(".-$")

@@ -19,12 +19,16 @@ byte offsets are character offsets whatever the text contains.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import os
 import re
 import threading
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
+
+from . import _cache
 
 __all__ = [
     "ENGINES",
@@ -71,6 +75,10 @@ def fold(text: str) -> bytes:
 Hits = list[tuple[int, int]]
 #: (index, start, end) of anchor-pattern matches; start is 0 for patterns compiled without it.
 AnchorHits = list[tuple[int, int, int]]
+#: (id, start, end) of every match, in one id space: keywords first, then the full-scan
+#: regexes, then the anchor patterns.  Keyword starts are ``end - len(keyword)`` (Hyperscan
+#: reports 0), full-scan matches carry only their end, anchor patterns their start if asked.
+RawHits = list[tuple[int, int, int]]
 #: An anchor pattern and whether Hyperscan reports where its matches start.
 Anchor = tuple[str, bool]
 
@@ -82,12 +90,36 @@ class Prefilter(Protocol):
     #: Indexes (into the ``full`` sequence given at build time) that this engine scans natively.
     native_full: frozenset[int]
 
+    def hits(self, text: str) -> RawHits:
+        """Every match as ``(id, start, end)`` (see :data:`RawHits`), in no particular order."""
+        ...
+
     def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
         """Return ``[(keyword index, start)]``, ``[(full index, end)]`` and ``[(anchor index, start, end)]``."""
         ...
 
 
-class PythonPrefilter:
+class _Split:
+    """:meth:`Prefilter.scan` on top of :meth:`Prefilter.hits`."""
+
+    _lengths: list[int]
+    _nkw: int
+    _nfull: int
+
+    def hits(self, text: str) -> RawHits:
+        raise NotImplementedError
+
+    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
+        nkw, nfull, lengths = self._nkw, self._nfull, self._lengths
+        raw = self.hits(text)
+        return (
+            [(i, e - lengths[i]) for i, _s, e in raw if i < nkw],
+            [(i - nkw, e) for i, _s, e in raw if nkw <= i < nfull],
+            [(i - nfull, s, e) for i, s, e in raw if i >= nfull],
+        )
+
+
+class PythonPrefilter(_Split):
     """``bytes.find`` per keyword; no native dependency."""
 
     name = "python"
@@ -95,21 +127,24 @@ class PythonPrefilter:
 
     def __init__(self, keywords: Sequence[str]) -> None:
         self._keywords = [k.encode("ascii", "replace") for k in keywords]
+        self._lengths = [len(k) for k in keywords]
+        self._nkw = self._nfull = len(keywords)
 
-    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
+    def hits(self, text: str) -> RawHits:
         folded = fold(text).lower()
-        hits: Hits = []
+        hits: RawHits = []
         append = hits.append
         find = folded.find
         for i, kw in enumerate(self._keywords):
+            n = len(kw)
             pos = find(kw)
             while pos >= 0:
-                append((i, pos))
+                append((i, pos, pos + n))
                 pos = find(kw, pos + 1)
-        return hits, [], []
+        return hits
 
 
-class AhoCorasickPrefilter:
+class AhoCorasickPrefilter(_Split):
     """One Aho-Corasick automaton over all keywords (pyahocorasick)."""
 
     name = "ahocorasick"
@@ -122,12 +157,14 @@ class AhoCorasickPrefilter:
             self._automaton.add_word(kw, (i, len(kw)))
         self._automaton.make_automaton()
         self._empty = not keywords
+        self._lengths = [len(k) for k in keywords]
+        self._nkw = self._nfull = len(keywords)
 
-    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
+    def hits(self, text: str) -> RawHits:
         if self._empty:
-            return [], [], []
+            return []
         folded = fold(text).lower().decode("ascii")
-        return [(i, end - n + 1) for end, (i, n) in self._automaton.iter(folded)], [], []
+        return [(i, end - n + 1, end + 1) for end, (i, n) in self._automaton.iter(folded)]
 
 
 def _hs_literal(kw: str) -> bytes:
@@ -162,15 +199,18 @@ def hs_accepted(regexes: Sequence[str], *, som: bool = False) -> list[bool]:
     return [compiles([r]) for r in regexes]
 
 
-class HyperscanPrefilter:
+class HyperscanPrefilter(_Split):
     """One Hyperscan database: caseless literals for keywords, the full-scan regexes, and
     caseless start-of-match patterns for rules that Hyperscan anchors itself.
     """
 
     name = "hyperscan"
 
-    def __init__(self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[Anchor]) -> None:
+    def __init__(
+        self, keywords: Sequence[str], full: Sequence[str | None], anchors: Sequence[Anchor], *, cache: bool = False
+    ) -> None:
         assert _hs is not None
+        self._cache = cache
         self._nkw = len(keywords)
         self._nfull = self._nkw + len(full)
         self._lengths = [len(k) for k in keywords]
@@ -207,18 +247,12 @@ class HyperscanPrefilter:
             flags.append(_hs.HS_FLAG_CASELESS | (_hs.HS_FLAG_SOM_LEFTMOST if with_start else 0))
         self.native_full = frozenset(native)
         if exprs:
-            db = _hs.Database()
-            try:
-                db.compile(expressions=exprs, ids=ids, flags=flags)
-            except Exception as exc:  # hyperscan.error
-                raise PrefilterCompileError(str(exc)) from None
-            self._db = db
-            self._scratch: Any = _hs.Scratch(db)
+            self._db, self._scratch = _hs_database(exprs, ids, flags, cache=self._cache)
 
-    def scan(self, text: str) -> tuple[Hits, Hits, AnchorHits]:
+    def hits(self, text: str) -> RawHits:
         if self._db is None:
-            return [], [], []
-        raw: list[tuple[int, int, int]] = []
+            return []
+        raw: RawHits = []
         append = raw.append
 
         def on_match(ident: int, start: int, to: int, _flags: int, _ctx: object) -> None:
@@ -227,15 +261,46 @@ class HyperscanPrefilter:
         data = fold(text)
         with self._lock:
             self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
-        nkw = self._nkw
-        lengths = self._lengths
-        kw_hits = [(i, to - lengths[i]) for i, _s, to in raw if i < nkw]
-        if len(kw_hits) == len(raw):
-            return kw_hits, [], []
-        nfull = self._nfull
-        full_hits = [(i - nkw, to) for i, _s, to in raw if nkw <= i < nfull]
-        anchor_hits = [(i - nfull, s, t) for i, s, t in raw if i >= nfull]
-        return kw_hits, full_hits, anchor_hits
+        return raw
+
+
+_HS_CACHE: Final = "hyperscan"
+
+
+def _hs_database(exprs: Sequence[bytes], ids: Sequence[int], flags: Sequence[int], *, cache: bool) -> tuple[Any, Any]:
+    """A block-mode database of the patterns and its scratch space.
+
+    With *cache*, the compiled database (tens of milliseconds to build) is kept in the
+    sanitizer's cache under a hash of every pattern, id and flag and of the Hyperscan
+    version; Hyperscan itself refuses a serialized database of another version or CPU
+    platform, and then it is compiled again.
+    """
+    if not cache:
+        return _hs_compile(exprs, ids, flags)
+    key = hashlib.sha256()
+    key.update(f"{_hs.__version__}\0{len(exprs)}\0".encode())
+    for expr, ident, flag in zip(exprs, ids, flags, strict=True):
+        key.update(b"%d\0%d\0%d\0%b\0" % (ident, flag, len(expr), expr))
+    digest = key.digest()
+    blob = _cache.load(_HS_CACHE, digest)
+    if blob is not None:
+        # hyperscan.error (another version or CPU platform) or a damaged entry: compile again.
+        with contextlib.suppress(Exception):
+            db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+            return db, _hs.Scratch(db)
+    db, scratch = _hs_compile(exprs, ids, flags)
+    with contextlib.suppress(Exception):  # the cache is an optimization only
+        _cache.store(_HS_CACHE, digest, _hs.dumpb(db))
+    return db, scratch
+
+
+def _hs_compile(exprs: Sequence[bytes], ids: Sequence[int], flags: Sequence[int]) -> tuple[Any, Any]:
+    db = _hs.Database()
+    try:
+        db.compile(expressions=list(exprs), ids=list(ids), flags=list(flags))
+    except Exception as exc:  # hyperscan.error
+        raise PrefilterCompileError(str(exc)) from None
+    return db, _hs.Scratch(db)
 
 
 _NAMED_GROUP: Final = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
@@ -261,7 +326,12 @@ def resolve_engine(engine: str | None = None) -> str:
 
 
 def build_prefilter(
-    keywords: Sequence[str], full: Sequence[str | None], engine: str, anchors: Sequence[Anchor] = ()
+    keywords: Sequence[str],
+    full: Sequence[str | None],
+    engine: str,
+    anchors: Sequence[Anchor] = (),
+    *,
+    cache: bool = False,
 ) -> Prefilter:
     """Build the prefilter for a resolved *engine* (see :func:`resolve_engine`).
 
@@ -269,9 +339,11 @@ def build_prefilter(
     :param full: per full-scan rule, its Hyperscan-compatible regex (or None: Python only).
     :param anchors: Hyperscan patterns of rules it anchors itself, each with whether it reports
         the start of its match (else only ends) (only with the ``hyperscan`` engine).
+    :param cache: keep the compiled Hyperscan database in the on-disk cache (:mod:`._cache`);
+        only for patterns that hold nothing private.
     """
     if engine == "hyperscan":
-        return HyperscanPrefilter(keywords, full, anchors)
+        return HyperscanPrefilter(keywords, full, anchors, cache=cache)
     if anchors:
         raise ValueError("anchor patterns need the hyperscan engine")
     if engine == "ahocorasick":

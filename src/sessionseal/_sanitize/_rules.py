@@ -11,12 +11,13 @@ start of the base64 run that contains the keyword (for base64 fragments of secre
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
+
+from . import _cache
 
 __all__ = ["CHECKS", "Allowlist", "Rule", "RuleError", "default_catalogue", "load_catalogue", "rule_from_mapping"]
 
@@ -45,14 +46,21 @@ class RuleError(ValueError):
     """A rule in the catalogue or in the user's configuration is malformed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One secret type."""
+#: Compiled rule regexes, by source: a rule's regex is compiled when first used (see Rule.pattern).
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+class Rule(NamedTuple):
+    """One secret type.
+
+    ``pattern`` is the compiled ``regex``, compiled on first use: a ``sanitize`` run whose
+    text never gives a rule a candidate does not pay for compiling it.  (A named tuple, not
+    a dataclass: the ``dataclasses`` module alone costs a filter's start-up milliseconds.)
+    """
 
     id: str
     description: str
     regex: str
-    pattern: re.Pattern[str]
     keywords: tuple[str, ...] = ()
     secret_groups: tuple[int | str, ...] = (0,)
     entropy: float | None = None
@@ -70,19 +78,35 @@ class Rule:
     counterexamples: tuple[str, ...] = ()
     builtin: bool = True
 
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled ``regex``."""
+        compiled = _COMPILED.get(self.regex)
+        if compiled is None:
+            compiled = _COMPILED[self.regex] = re.compile(self.regex)
+        return compiled
 
-@dataclass(frozen=True, slots=True)
+
 class Allowlist:
     """Values that are never redacted: documented examples and obvious placeholders."""
 
-    exact: frozenset[str] = field(default_factory=frozenset)
-    patterns: tuple[re.Pattern[str], ...] = ()
-    _combined: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    __slots__ = ("_combined", "exact", "patterns")
 
-    def __post_init__(self) -> None:
-        if self.patterns:
-            combined = re.compile("|".join(f"(?:{p.pattern})" for p in self.patterns))
-            object.__setattr__(self, "_combined", combined)
+    def __init__(self, exact: frozenset[str] = frozenset(), patterns: tuple[re.Pattern[str], ...] = ()) -> None:
+        self.exact = exact
+        self.patterns = patterns
+        self._combined = re.compile("|".join(f"(?:{p.pattern})" for p in patterns)) if patterns else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Allowlist):
+            return NotImplemented
+        return (self.exact, self.patterns) == (other.exact, other.patterns)
+
+    def __hash__(self) -> int:
+        return hash((self.exact, self.patterns))
+
+    def __repr__(self) -> str:
+        return f"Allowlist(exact={self.exact!r}, patterns={self.patterns!r})"
 
     def allows(self, value: str) -> bool:
         """True when *value* is allowlisted."""
@@ -139,8 +163,15 @@ def _str_tuple(raw: Any, what: str, rule_id: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:  # noqa: PLR0912, PLR0915
-    """Build and validate one rule from its TOML table (or a user's config mapping)."""
+def rule_from_mapping(  # noqa: PLR0912, PLR0915
+    raw: Mapping[str, Any], *, builtin: bool = False, validated: bool = False
+) -> Rule:
+    """Build and validate one rule from its TOML table (or a user's config mapping).
+
+    *validated* is for a mapping this module built and checked before (the cached
+    catalogue, with its secret groups spelled out): its regex is then compiled only when
+    first used.
+    """
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not _ID.match(rule_id):
         raise RuleError(f"rule id {rule_id!r} must match {_ID.pattern}")
@@ -150,16 +181,20 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
     regex = raw.get("regex")
     if not isinstance(regex, str) or not regex:
         raise RuleError(f"rule {rule_id!r}: regex is required")
-    try:
-        pattern = re.compile(regex)
-    except re.error as exc:
-        raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
+    pattern: re.Pattern[str] | None = None
+    if not validated:
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
     keywords = tuple(k.lower() for k in _str_tuple(raw.get("keywords"), "keywords", rule_id))
     if any(not k for k in keywords):
         raise RuleError(f"rule {rule_id!r}: empty keyword")
     group_raw = raw.get("secret_group")
     groups: tuple[int | str, ...]
     if group_raw is None:
+        if pattern is None:
+            raise RuleError(f"rule {rule_id!r}: secret_group is required")
         groups = ("secret",) if "secret" in pattern.groupindex else (0,)
     elif isinstance(group_raw, int | str):
         groups = (group_raw,)
@@ -167,9 +202,10 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
         groups = tuple(group_raw)
     else:
         raise RuleError(f"rule {rule_id!r}: secret_group must be an int, a name or a list of them")
-    for g in groups:
-        if (isinstance(g, str) and g not in pattern.groupindex) or (isinstance(g, int) and g > pattern.groups):
-            raise RuleError(f"rule {rule_id!r}: no group {g!r} in regex")
+    if pattern is not None:
+        for g in groups:
+            if (isinstance(g, str) and g not in pattern.groupindex) or (isinstance(g, int) and g > pattern.groups):
+                raise RuleError(f"rule {rule_id!r}: no group {g!r} in regex")
     check = raw.get("check")
     if check is not None and check not in CHECKS:
         raise RuleError(f"rule {rule_id!r}: unknown check {check!r}")
@@ -204,11 +240,12 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise RuleError(f"rule {rule_id!r}: description must be a string")
+    if pattern is not None:
+        _COMPILED.setdefault(regex, pattern)
     return Rule(
         id=rule_id,
         description=description,
         regex=regex,
-        pattern=pattern,
         keywords=keywords,
         secret_groups=groups,
         entropy=float(entropy) if entropy is not None else None,
@@ -228,13 +265,24 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
     )
 
 
-def load_catalogue(text: str, *, builtin: bool = False) -> tuple[tuple[Rule, ...], Allowlist]:
-    """Parse a catalogue TOML document: ``[[rule]]`` tables and an ``[allowlist]`` table."""
+def _parse_toml(text: str) -> dict[str, Any]:
+    import tomllib
+
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"rule catalogue: {exc}") from exc
-    rules = tuple(rule_from_mapping(r, builtin=builtin) for r in data.get("rule", []))
+
+
+def load_catalogue(text: str, *, builtin: bool = False) -> tuple[tuple[Rule, ...], Allowlist]:
+    """Parse a catalogue TOML document: ``[[rule]]`` tables and an ``[allowlist]`` table."""
+    return _catalogue_from_data(_parse_toml(text), builtin=builtin)
+
+
+def _catalogue_from_data(
+    data: Mapping[str, Any], *, builtin: bool, validated: bool = False
+) -> tuple[tuple[Rule, ...], Allowlist]:
+    rules = tuple(rule_from_mapping(r, builtin=builtin, validated=validated) for r in data.get("rule", []))
     seen: set[str] = set()
     for r in rules:
         if r.id in seen:
@@ -250,12 +298,47 @@ def load_catalogue(text: str, *, builtin: bool = False) -> tuple[tuple[Rule, ...
 _DEFAULT: tuple[tuple[Rule, ...], Allowlist] | None = None
 
 
+_CATALOGUE_CACHE: Final = "catalogue"
+#: Bumped when what the cache holds for a catalogue changes shape.
+_CATALOGUE_FORMAT: Final = b"sessionseal catalogue cache 2\0"
+
+
+def _default_toml() -> bytes:
+    try:
+        with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "rules", "default.toml"), "rb") as fh:
+            return fh.read()
+    except OSError:  # pragma: no cover - the package is not on a file system (a zip)
+        from importlib import resources
+
+        return resources.files("sessionseal").joinpath("rules/default.toml").read_bytes()
+
+
 def default_catalogue() -> tuple[tuple[Rule, ...], Allowlist]:
-    """The built-in rules and allowlist (``sessionseal/rules/default.toml``), parsed once."""
+    """The built-in rules and allowlist (``sessionseal/rules/default.toml``), parsed once.
+
+    The parsed and validated document is kept in the sanitizer's cache (:mod:`._cache`) as
+    JSON, under a hash of the TOML file, so a new process skips the TOML parser and the
+    validation, and compiles each rule's regex only when it first needs it.
+    """
     global _DEFAULT
     if _DEFAULT is None:
-        text = resources.files("sessionseal").joinpath("rules/default.toml").read_text(encoding="utf-8")
-        _DEFAULT = load_catalogue(text, builtin=True)
+        raw = _default_toml()
+        key = _CATALOGUE_FORMAT + raw
+        cached = _cache.load(_CATALOGUE_CACHE, key)
+        if cached is not None:
+            try:
+                _DEFAULT = _catalogue_from_data(json.loads(cached), builtin=True, validated=True)
+            except (ValueError, TypeError, AttributeError):  # not what this process would have stored
+                _DEFAULT = None
+        if _DEFAULT is None:
+            data = _parse_toml(raw.decode("utf-8"))
+            _DEFAULT = _catalogue_from_data(data, builtin=True)
+            # The secret groups spelled out: what validation derived from the compiled regexes.
+            rules = [
+                {**r, "secret_group": list(rule.secret_groups)}
+                for r, rule in zip(data["rule"], _DEFAULT[0], strict=True)
+            ]
+            _cache.store(_CATALOGUE_CACHE, key, json.dumps({**data, "rule": rules}).encode("utf-8"))
     return _DEFAULT
 
 
