@@ -12,6 +12,7 @@ module only turns documents into bytes and back.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -167,22 +168,9 @@ def render(fmt: str, documents: Sequence[Mapping[str, Any]]) -> bytes:
 
 def _fence(text: str, lang: str = "") -> str:
     # A fence longer than any run of backticks inside, so content cannot end it early.
-    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     ticks = "`" * max(3, longest + 1)
     return f"{ticks}{lang}\n{text}\n{ticks}"
-
-
-def _backtick_runs(line: str) -> list[str]:
-    runs, current = [], ""
-    for ch in line:
-        if ch == "`":
-            current += ch
-        elif current:
-            runs.append(current)
-            current = ""
-    if current:
-        runs.append(current)
-    return runs
 
 
 def _markdown(doc: Mapping[str, Any]) -> str:

@@ -304,9 +304,7 @@ class Dir:
         try:
             try:
                 os.fchmod(fd, FILE_MODE)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -322,9 +320,7 @@ class Dir:
         *sync* is false: for caches whose readers verify what they read)."""
         fd = self._open_checked(name, os.O_WRONLY | os.O_APPEND)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             if sync:
                 os.fsync(fd)
         except OSError as exc:
@@ -370,14 +366,7 @@ class Dir:
                 raise
             name = aside
         try:
-            zeros = bytes(1 << 20)
-            left = os.fstat(fd).st_size
-            while left > 0:
-                n = os.write(fd, zeros[: min(left, len(zeros))])
-                left -= n
-            os.fsync(fd)
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
+            _zero_and_truncate(fd, os.fstat(fd).st_size)
         except OSError as exc:
             raise _storage_error(exc, "overwrite", self._path(name)) from exc
         finally:
@@ -420,6 +409,32 @@ class Dir:
             raise _storage_error(exc, "list", str(self.path)) from exc
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    # os.write may write less than asked (a signal, a pipe, a full quota's edge).
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _zero_and_truncate(fd: int, size: int) -> None:
+    """Overwrite the first *size* bytes with zeros, fsync, truncate to nothing, fsync."""
+    zeros = bytes(1 << 20)
+    left = size
+    while left > 0:
+        left -= os.write(fd, zeros[: min(left, len(zeros))])
+    os.fsync(fd)
+    os.ftruncate(fd, 0)
+    os.fsync(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write *data* to *path* (outside the vault: an export) owner-only (0600), atomically.
 
@@ -438,9 +453,7 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
         raise _storage_error(exc, "write", str(path)) from exc
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -452,11 +465,7 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
             except FileExistsError:
                 raise InvalidInput(f"{path} exists; choose another file or allow overwriting (--force)") from None
             os.unlink(tmp)
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_dir(directory)
     except OSError as exc:
         raise _storage_error(exc, "write", str(path)) from exc
     finally:
@@ -482,19 +491,13 @@ def shred_file(path: Path) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
             raise UnsafePermissions(f"{path} is not a regular file of yours with one link; it was left in place")
-        zeros = bytes(1 << 20)
-        left = st.st_size
-        while left > 0:
-            left -= os.write(fd, zeros[: min(left, len(zeros))])
-        os.fsync(fd)
-        os.ftruncate(fd, 0)
-        os.fsync(fd)
+        _zero_and_truncate(fd, st.st_size)
+        # Unlink only the file we overwrote: not one renamed into its place meanwhile.
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise UnsafePermissions(f"{path} was replaced while it was overwritten; it was left in place")
         os.unlink(path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_dir(path.parent)
     except OSError as exc:
         if isinstance(exc, UnsafePermissions | StorageError):
             raise
