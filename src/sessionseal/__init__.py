@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         VaultInfo,
         VaultStats,
     )
+    from ._verify import VerifyProblem, VerifyResult
     from .errors import SessionSealError
     from .models import Message, Session, SessionStatus, SessionSummary
 
@@ -63,6 +64,8 @@ __all__ = [
     "Vault",
     "VaultInfo",
     "VaultStats",
+    "VerifyProblem",
+    "VerifyResult",
     "__version__",
     "find_transcripts",
 ]
@@ -89,6 +92,8 @@ _HOMES = {
     "PassphraseProvider": "._passphrase",
     "Vault": "._vault",
     "VaultInfo": "._vault",
+    "VerifyProblem": "._verify",
+    "VerifyResult": "._verify",
     "SessionSealError": ".errors",
     "Message": ".models",
     "Session": ".models",

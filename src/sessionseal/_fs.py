@@ -21,7 +21,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import filelock
 
@@ -35,6 +35,8 @@ __all__ = [
     "check_vault_dir",
     "lock",
     "shred_file",
+    "temp_writer",
+    "unsafe_reason",
     "write_private_file",
 ]
 
@@ -59,25 +61,36 @@ def _storage_error(exc: OSError, what: str, path: str) -> StorageError | UnsafeP
     return StorageError(f"cannot {what} {path}: {reason}")
 
 
-def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False) -> None:
+def unsafe_reason(  # noqa: PLR0911 - one return per reason
+    st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False
+) -> str | None:
+    """Why an entry of a vault must not be trusted (a link, a device, another owner, a loose
+    mode, a second link), as one line that says what to do; None when it is safe."""
     kind = "directory" if is_dir else "file"
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
+        return f"{path} is a symlink; sessionseal never follows links inside a vault"
     if is_dir and not stat.S_ISDIR(st.st_mode):
-        raise UnsafePermissions(f"{path} is not a directory; move it away or choose another --vault")
+        return f"{path} is not a directory; move it away or choose another --vault"
     if not is_dir and not stat.S_ISREG(st.st_mode):
-        raise UnsafePermissions(f"{path} is not a regular file; remove it (sessionseal never reads devices or FIFOs)")
+        return f"{path} is not a regular file; remove it (sessionseal never reads devices or FIFOs)"
     if st.st_uid != os.geteuid():
-        raise UnsafePermissions(f"{kind} {path} is owned by uid {st.st_uid}, not by you; refusing to use it")
+        return f"{kind} {path} is owned by uid {st.st_uid}, not by you; refusing to use it"
     if st.st_mode & (0o022 if others_may_read else 0o077):
         mode = stat.S_IMODE(st.st_mode)
         want = DIR_MODE if is_dir else FILE_MODE
-        raise UnsafePermissions(
+        return (
             f"{kind} {path} has mode {mode:04o}, readable or writable by others; run 'chmod {want:o} {path}' "
             "if you trust its contents"
         )
     if not is_dir and st.st_nlink != 1:
-        raise UnsafePermissions(f"{path} has {st.st_nlink} hard links; a vault file must have exactly one")
+        return f"{path} has {st.st_nlink} hard links; a vault file must have exactly one"
+    return None
+
+
+def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False) -> None:
+    reason = unsafe_reason(st, path, is_dir=is_dir, others_may_read=others_may_read)
+    if reason is not None:
+        raise UnsafePermissions(reason)
 
 
 def check_vault_dir(path: Path) -> None:
@@ -99,6 +112,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # another user's process, or unknowable: assume alive
     return True
+
+
+def temp_writer(name: str) -> Literal["running", "exited"] | None:
+    """Whether the writer of a temp file may still be ``"running"`` or has ``"exited"`` (the
+    file is a leftover); None when *name* is not one of our temp files."""
+    if not name.startswith(TMP_PREFIX):
+        return None
+    pid_text = name[len(TMP_PREFIX) :].split("-", 1)[0]
+    return "running" if not pid_text.isdigit() or _alive(int(pid_text)) else "exited"
 
 
 def check_ancestors(path: Path) -> None:
@@ -265,6 +287,18 @@ class Dir:
         finally:
             os.close(fd)
 
+    def truncate(self, name: str, length: int) -> None:
+        """Cut a checked file to *length* bytes and fsync it (a torn append's tail; the caller
+        holds the file's lock and has read it up to *length*)."""
+        fd = self._open_checked(name, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, length)
+            os.fsync(fd)
+        except OSError as exc:
+            raise _storage_error(exc, "truncate", self._path(name)) from exc
+        finally:
+            os.close(fd)
+
     def _open_checked(self, name: str, flags: int) -> int:
         """Open a vault file that must be regular, owner-only and single-link.
 
@@ -384,10 +418,7 @@ class Dir:
         """
         swept = []
         for name in self.names():
-            if not name.startswith(TMP_PREFIX):
-                continue
-            pid_text = name[len(TMP_PREFIX) :].split("-", 1)[0]
-            if not pid_text.isdigit() or _alive(int(pid_text)):
+            if temp_writer(name) != "exited":
                 continue
             with contextlib.suppress(UnsafePermissions, StorageError, FileNotFoundError):
                 if self.shred(name):

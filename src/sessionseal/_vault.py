@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths
+from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths, _verify
 from ._audit import ANCHOR as _AUDIT_ANCHOR
 from ._audit import AUDIT_DIR as _AUDIT_DIR
 from ._audit import FORMAT as AUDIT_FORMAT
@@ -73,6 +73,7 @@ from ._keytable import KEYTABLE, KeyTable
 from ._passphrase import KEYFILE, PassphraseProvider
 from ._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
 from ._query import ListQuery, SortKey, select
+from ._verify import VerifyProblem, VerifyResult
 from .errors import (
     IntegrityError,
     InvalidInput,
@@ -110,6 +111,8 @@ __all__ = [
     "Vault",
     "VaultInfo",
     "VaultStats",
+    "VerifyProblem",
+    "VerifyResult",
 ]
 
 VAULT_FILE: Final = "vault.json"
@@ -498,6 +501,7 @@ class Vault:
         except BaseException:
             root.close()
             raise
+        vault._sweep_temp()
         if auto_cleanup:
             try:
                 vault._maybe_auto_cleanup()
@@ -505,6 +509,21 @@ class Vault:
                 vault.close()
                 raise
         return vault
+
+    def _sweep_temp(self) -> None:
+        """Remove the temp files of writers that were killed, if the vault lock is free now
+        (never waiting: the next open does it).  Only a dead process's files are touched, so
+        a live writer's file is safe whatever locks it holds; each is overwritten first (a
+        key file being rewritten holds master keys)."""
+        with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0):
+            for d in (self._root, self._sessions, self._ckpts):
+                d.sweep_temp()
+            if self._root.exists(_AUDIT_DIR):
+                audit_dir = self._root.sub(_AUDIT_DIR)
+                try:
+                    audit_dir.sweep_temp()
+                finally:
+                    audit_dir.close()
 
     @staticmethod
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
@@ -524,7 +543,7 @@ class Vault:
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
         self._audit_log.close()
-        for d in (self._sessions, self._locks, self._root):
+        for d in (self._sessions, self._ckpts, self._locks, self._root):
             d.close()
 
     def __enter__(self) -> Vault:
@@ -702,6 +721,37 @@ class Vault:
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """Every record of the audit log, oldest first, as stored (see :meth:`verify_audit`)."""
         return self._audit_log.records()
+
+    @_audited("verify")
+    def verify(
+        self, *, read_data: bool = False, repair: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> VerifyResult:
+        """Check the whole vault (docs/reliability.md): every entry's type, owner and mode;
+        the key table; every session and checkpoint container authenticated (its header and
+        last summary, or with *read_data* every frame and the document); the index against
+        the files; the config; the audit chain.  Nothing is changed unless *repair*.
+
+        Problems are errors (damage, tampering, unsafe entries: :attr:`VerifyResult.ok` is
+        false) or warnings (leftovers of killed writers, a stale index: nothing lost).
+
+        :param repair: then remove killed writers' temp files and erased sessions' leftovers,
+            cut torn appends, drop keys of sessions never written, finish an interrupted
+            rotation, rebuild the index (unless it remembers newer versions than the files
+            hold), seal a torn audit line; and check again.  Never deletes data that reads.
+        :param progress: called with (files checked, files) as containers are checked.
+        :raises KeyStoreError: the master key is not available (nothing keyed can be checked).
+        """
+        result = _verify.run(self, read_data=read_data, repair=repair, progress=progress)
+        detail = {
+            "read_data": read_data,
+            "errors": len(result.errors),
+            "warnings": len(result.warnings),
+            "repaired": len(result.repaired),
+            "sessions": result.counts.get("sessions", 0),
+        }
+        failed = None if result.ok else "IntegrityError"
+        self._audit("verify", "ok" if result.ok else "error", error=failed, detail=detail)
+        return result
 
     @_audited("audit.verify")
     def verify_audit(self, *, repair: bool = False) -> VerifyReport:

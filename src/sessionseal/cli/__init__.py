@@ -478,6 +478,7 @@ from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # n
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 from ._transcript_cmds import hook_group, import_transcripts  # noqa: E402
 from ._transfer_cmds import export_command, import_command  # noqa: E402
+from ._verify_cmds import verify  # noqa: E402
 
 cli.add_command(audit_group)
 cli.add_command(checkpoint_group)
@@ -485,6 +486,7 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
+cli.add_command(verify)
 cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):
     cli.add_command(_command)

@@ -1,0 +1,303 @@
+"""``verify``: each kind of damage is found with its code and severity, and ``--repair``
+clears exactly the leftovers that lose nothing (docs/reliability.md, "verify")."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sessionseal import KeychainProvider, Vault, VerifyResult
+from sessionseal._keystore import MasterKeys
+from sessionseal.cli import cli
+from tests.memkeyring import MemoryKeyring
+
+DOC = {"title": "t", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def _codes(result: VerifyResult) -> dict[str, str]:
+    return {p.code: p.severity for p in result.problems}
+
+
+def _session_file(vault: Vault, sid: uuid.UUID) -> Path:
+    return vault.path / "sessions" / (vault._file_name(sid) + ".sst")
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def filled(vault: Vault) -> tuple[Vault, list[uuid.UUID]]:
+    sids = [vault.save({**DOC, "title": f"s{i}"}) for i in range(3)]
+    vault.append(sids[0], [{"role": "assistant", "content": "more"}])
+    vault.checkpoint(sids[1], "before")
+    return vault, sids
+
+
+def test_a_sound_vault_verifies_with_counts(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, _ = filled
+    quick = vault.verify()
+    assert quick.ok and quick.problems == [], quick.problems
+    assert quick.counts["sessions"] == 3 and quick.counts["checkpoints"] == 1 and quick.counts["keys"] == 3
+    assert quick.counts["index_entries"] == 3 and quick.counts["audit_records"] > 0
+    full = vault.verify(read_data=True)
+    assert full.ok and full.problems == []
+    assert full.counts["frames"] == 2 + 4 + 2 + 2  # META BODY [EVENTS META] x3 sessions + the checkpoint's two
+    assert full.counts["bytes_read"] > quick.counts["bytes_read"]
+    assert any(r["action"] == "verify" for r in vault.audit_records())
+
+
+def test_a_damaged_body_is_found_only_by_read_data(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, sids = filled
+    path = _session_file(vault, sids[2])
+    _flip(path, path.stat().st_size - 3)  # in the BODY frame's tag: the summary still reads
+    assert vault.verify().ok
+    full = vault.verify(read_data=True)
+    assert _codes(full) == {"damaged": "error"}
+    [p] = full.errors
+    assert p.path == f"sessions/{path.name}" and str(sids[2]) in p.message
+    assert "verify" not in p.message  # no advice to run what is running
+
+
+def test_a_damaged_summary_is_found_without_read_data(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, sids = filled
+    path = _session_file(vault, sids[2])
+    _flip(path, 120)  # in the first META frame
+    assert _codes(vault.verify())["damaged"] == "error"
+
+
+def test_a_foreign_file_in_place_of_a_session_is_damaged(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    _session_file(vault, sid).write_bytes(b'{"title": "plaintext"}')
+    assert _codes(vault.verify()) == {"damaged": "error"}
+
+
+def test_a_session_copied_over_another_is_misplaced(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, sids = filled
+    a, b = _session_file(vault, sids[0]), _session_file(vault, sids[2])
+    shutil.copyfile(a, b)
+    result = vault.verify()
+    assert result.errors[0].code == "misplaced" and result.errors[0].path == f"sessions/{b.name}"
+
+
+def test_unsafe_entries_are_errors_and_unknown_ones_warnings(vault: Vault, tmp_path: Path) -> None:
+    sid = vault.save(DOC)
+    sessions = vault.path / "sessions"
+    (tmp_path / "victim").write_text("victim")
+    os.symlink(tmp_path / "victim", sessions / ("a" * 32 + ".sst"))
+    os.mkfifo(sessions / ("b" * 32 + ".sst"))
+    os.chmod(_session_file(vault, sid), 0o644)
+    note = vault.path / "notes.txt"
+    note.write_text("maybe plaintext")
+    note.chmod(0o600)
+    result = vault.verify()
+    unsafe = sorted(p.path for p in result.problems if p.code == "unsafe")
+    assert unsafe == sorted(
+        [f"sessions/{'a' * 32}.sst", f"sessions/{'b' * 32}.sst", f"sessions/{_session_file(vault, sid).name}"]
+    )
+    assert any("chmod 600" in p.message for p in result.errors)
+    assert _codes(result)["unknown-entry"] == "warning"
+    assert (tmp_path / "victim").read_text() == "victim"  # never followed, never written
+    # --repair removes none of it: it is not ours to judge.
+    repaired = vault.verify(repair=True)
+    assert len([p for p in repaired.problems if p.code == "unsafe"]) == 3 and note.exists()
+
+
+def test_hard_linked_session_file_is_unsafe(vault: Vault, tmp_path: Path) -> None:
+    sid = vault.save(DOC)
+    os.link(_session_file(vault, sid), tmp_path / "second-name")
+    assert _codes(vault.verify())["unsafe"] == "error"
+
+
+def test_dead_writers_temp_files_are_warnings_removed_by_repair_and_by_open(
+    vault: Vault, provider: KeychainProvider
+) -> None:
+    vault.save(DOC)
+    dead = _dead_pid()
+    for d in ("sessions", "checkpoints", ""):
+        p = vault.path / d / f".tmp-{dead}-00ff"
+        p.write_bytes(b"partial")
+        p.chmod(0o600)
+    live = vault.path / "sessions" / f".tmp-{os.getpid()}-00ff"
+    live.write_bytes(b"being written")
+    live.chmod(0o600)
+    result = vault.verify()
+    assert result.ok and {p.code for p in result.problems} == {"temp-file"} and len(result.warnings) == 4
+    assert sum("running" in p.message for p in result.warnings) == 1
+    after = vault.verify(repair=True)
+    assert any("removed 3 temp file" in line for line in after.repaired)
+    assert [p.path for p in after.problems] == [f"sessions/{live.name}"]  # a live writer's is left alone
+    # Opening sweeps them too, under the vault lock.
+    leftover = vault.path / "sessions" / f".tmp-{dead}-11ff"
+    leftover.write_bytes(b"partial")
+    leftover.chmod(0o600)
+    Vault.open(vault.path, key_provider=provider).close()
+    assert not leftover.exists() and live.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    return int(p.stdout)
+
+
+def test_a_killed_deletes_leftovers_are_orphans_removed_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, sids = filled
+    sfile, ckpts = _session_file(vault, sids[1]), sorted((vault.path / "checkpoints").iterdir())
+    saved = {p: p.read_bytes() for p in [sfile, *ckpts]}
+    vault.delete(sids[1])  # the key goes first; we then put the files back as a killed delete leaves them
+    for p, data in saved.items():
+        p.write_bytes(data)
+        p.chmod(0o600)
+    result = vault.verify()
+    assert result.ok and [p.code for p in result.problems] == ["orphan", "orphan"]
+    after = vault.verify(repair=True)
+    assert after.problems == [] and not sfile.exists() and not any(p.exists() for p in ckpts)
+
+
+def test_a_key_without_its_file_is_unused_and_dropped_by_repair(vault: Vault) -> None:
+    vault.save(DOC)
+    ghost = uuid.uuid4()
+    vault._session_key(ghost, create=True)  # what a first save killed before its file leaves
+    result = vault.verify()
+    assert result.ok and _codes(result) == {"unused-key": "warning"} and str(ghost) in result.warnings[0].message
+    after = vault.verify(repair=True)
+    assert after.problems == [] and ghost not in vault._keytable(fresh=True).session_keys
+
+
+def test_a_torn_append_is_a_warning_cut_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, sids = filled
+    path = _session_file(vault, sids[0])
+    before = vault.load_json(sids[0])
+    with path.open("ab") as f:
+        f.write(b"\x00\x00\x01\x00\x03" + os.urandom(40))  # a frame prefix and part of a frame
+    result = vault.verify(read_data=True)
+    assert result.ok and {"torn-append", "index-stale"} <= set(_codes(result))
+    after = vault.verify(read_data=True, repair=True)
+    assert after.problems == [] and any("cut the torn append" in line for line in after.repaired)
+    assert vault.load_json(sids[0]) == before
+
+
+def test_a_rolled_back_session_is_an_error_and_repair_keeps_the_index(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    path = _session_file(vault, sid)
+    old = path.read_bytes()
+    vault.save({**DOC, "id": str(sid), "title": "newer"})  # a new version (generation 2)
+    path.write_bytes(old)
+    result = vault.verify()
+    assert _codes(result)["rollback"] == "error"
+    after = vault.verify(repair=True)
+    assert _codes(after)["rollback"] == "error" and not any("rebuilt" in line for line in after.repaired)
+    assert vault.reindex() == 1 and vault.verify().ok  # accepting it is an explicit step
+
+
+def test_a_cut_off_append_is_truncated(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    path = _session_file(vault, sid)
+    old = path.read_bytes()
+    vault.append(sid, [{"role": "assistant", "content": "acknowledged turn"}])
+    path.write_bytes(old)  # same version, the appended group gone
+    assert _codes(vault.verify())["truncated"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("damage", "code", "severity"),
+    [("remove", "index-missing", "warning"), ("flip", "index-damaged", "error")],
+)
+def test_index_problems_are_repaired_by_a_rebuild(
+    filled: tuple[Vault, list[uuid.UUID]], damage: str, code: str, severity: str
+) -> None:
+    vault, _ = filled
+    index = vault.path / "index.sst"
+    if damage == "remove":
+        index.unlink()
+    else:
+        _flip(index, index.stat().st_size - 5)
+    vault._index = None
+    assert _codes(vault.verify()) == {code: severity}
+    after = vault.verify(repair=True)
+    assert after.problems == [] and any("rebuilt the index" in line for line in after.repaired)
+
+
+def test_a_damaged_key_table_stops_the_keyed_checks(vault: Vault) -> None:
+    vault.save(DOC)
+    table = vault.path / "keytable.sst"
+    _flip(table, table.stat().st_size - 5)
+    vault._table = None
+    result = vault.verify()
+    assert [p.code for p in result.errors] == ["keytable"] and result.counts["sessions"] == 0
+
+
+def test_a_damaged_config_is_an_error(vault: Vault) -> None:
+    vault.set_config({"retention": {"min_age": 60}})
+    cfg = vault.path / "config.sst"
+    _flip(cfg, cfg.stat().st_size - 5)
+    assert _codes(vault.verify()) == {"config": "error"}
+
+
+def test_audit_tampering_is_an_error_and_a_torn_line_a_repairable_warning(vault: Vault) -> None:
+    vault.save(DOC)
+    log = vault.path / "audit" / "audit.log"
+    with log.open("ab") as f:
+        f.write(b'{"v":1,"seq":')
+    result = vault.verify()
+    assert result.ok and any(p.code.startswith("audit:") and p.severity == "warning" for p in result.problems)
+    assert vault.verify(repair=True).problems == []
+    lines = log.read_bytes().splitlines()
+    lines[1] = lines[1].replace(b'"save"', b'"load"')
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    bad = vault.verify()
+    assert not bad.ok and all(p.code.startswith("audit:") for p in bad.errors)
+
+
+def test_an_interrupted_rotation_is_finished_by_repair(vault: Vault, provider: KeychainProvider) -> None:
+    vault.save(DOC)
+    held = provider.load(vault.vault_id)
+    [epoch] = held.keys
+    provider.store(vault.vault_id, MasterKeys({**held.keys, epoch + 1: os.urandom(32)}))
+    result = vault.verify()
+    assert _codes(result) == {"rotation-unfinished": "warning"}
+    after = vault.verify(repair=True)
+    assert after.problems == [] and set(provider.reload(vault.vault_id).keys) == {epoch}
+
+
+def test_checkpoint_damage_and_misplacement(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, _ = filled
+    [ckpt] = (vault.path / "checkpoints").iterdir()
+    _flip(ckpt, ckpt.stat().st_size - 3)  # BODY tag
+    assert vault.verify().ok
+    assert _codes(vault.verify(read_data=True)) == {"damaged": "error"}
+    _flip(ckpt, ckpt.stat().st_size - 3)
+    moved = ckpt.with_name(ckpt.name.replace("-1.ckp", "-2.ckp"))
+    ckpt.rename(moved)
+    assert _codes(vault.verify()) == {"misplaced": "error"}
+
+
+def test_cli_exit_codes_and_json(
+    memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    sid = runner.invoke(cli, ["save", "-"], input=json.dumps(DOC)).output.strip()
+    r = runner.invoke(cli, ["verify"])
+    assert r.exit_code == 0 and "vault OK: 1 sessions" in r.output
+    report = json.loads(runner.invoke(cli, ["verify", "--read-data", "--json"]).output)
+    assert report["ok"] and report["read_data"] and report["counts"]["sessions"] == 1
+    with Vault.open(tmp_path / "vault") as v:
+        path = _session_file(v, uuid.UUID(sid))
+    _flip(path, path.stat().st_size - 3)
+    r = runner.invoke(cli, ["verify", "--read-data"])
+    assert r.exit_code == 15 and "error: [damaged]" in r.output
+    report = json.loads(runner.invoke(cli, ["verify", "--read-data", "--json"]).output)
+    assert not report["ok"] and report["problems"][0]["code"] == "damaged"
