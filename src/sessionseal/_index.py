@@ -29,7 +29,7 @@ from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir
 from ._keystore import MasterKeys
-from .errors import IntegrityError
+from .errors import IntegrityError, SessionSealError
 
 __all__ = ["INDEX_FILE", "INDEX_FORMAT", "Entry", "Index", "OtherFormat", "Stamp", "entry_of", "list_json", "stamp_of"]
 
@@ -241,12 +241,19 @@ class Index:
             raise _corrupt()
 
     def is_current(self, root: Dir) -> bool:
-        """Whether index.sst is still the file (and the length) this object was read from or wrote."""
-        try:
-            st = os.stat(INDEX_FILE, dir_fd=root.fd, follow_symlinks=False)
-        except FileNotFoundError:
+        """Whether index.sst is still the file (and the length) this object was read from or wrote.
+
+        The header is compared, not only the inode: a freed inode is given to the next new
+        file at once on some file systems (ext4), so an index rewritten twice by others can
+        come back at our inode and length; its header holds a freshly wrapped data key.
+        """
+        if self._file == (0, 0):
             return False
-        return (st.st_ino, st.st_size) == self._file
+        try:
+            prefix, size = root.read_prefix(INDEX_FILE, _container.HEADER_SIZE)
+        except (FileNotFoundError, SessionSealError):
+            return False
+        return size == self._file[1] and prefix == self._header_raw
 
     # -- writing (callers hold the vault lock) -------------------------------------
 

@@ -19,7 +19,6 @@ snapshot (:meth:`KeyTable.write`).
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import ItemsView, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir
 from ._keystore import MasterKeys
-from .errors import IntegrityError, KeyStoreError
+from .errors import IntegrityError, KeyStoreError, SessionSealError
 
 __all__ = ["KEYTABLE", "KeyTable", "SessionKeys"]
 
@@ -95,12 +94,13 @@ class KeyTable:
     session_keys: SessionKeys = field(default_factory=SessionKeys)
     kek_epoch: int = 1
     generation: int = 1
-    # Append state: the file's header, its data key, how many frames it holds, and
-    # (inode, size) to tell whether another process changed the file since we read it.
+    # Append state: the file's header, its data key, how many frames it holds and where the
+    # last of them ends.  Header and size tell whether another process changed the file since
+    # we read it (the header holds a wrapped data key drawn for every rewrite).
     _header_raw: bytes = b""
     _dek: bytes = b""
     _frames: int = 0
-    _stamp: tuple[int, int] = (0, 0)
+    _size: int = 0
 
     def __repr__(self) -> str:
         return f"KeyTable(vault_id={self.vault_id}, sessions={len(self.session_keys)}, epoch={self.kek_epoch})"
@@ -120,7 +120,6 @@ class KeyTable:
             raise IntegrityError(
                 f"the vault's key table {root.path / KEYTABLE} is missing; restore it from a backup"
             ) from None
-        st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
         header = _container.parse_unverified_header(raw)
         if header.kind != Kind.KEY_TABLE or header.vault_id != vault_id or header.object_id != _ZERO_ID:
             raise _corrupt()
@@ -143,8 +142,9 @@ class KeyTable:
         table.kek_epoch = header.kek_epoch
         table.generation = header.generation
         table._header_raw, table._dek, table._frames = header.raw, dek, len(frames)
-        # Size as read (not as stat'd): a torn tail makes the table "not current" until reread.
-        table._stamp = (st.st_ino, len(raw))
+        # Where the last whole frame ends: a torn tail (a write cut short by a full disk) is
+        # not part of the table, and the next append is written over it (:meth:`_append`).
+        table._size = _container.HEADER_SIZE + sum(_container.frame_size(len(f.data)) for f in frames)
         return table
 
     @classmethod
@@ -169,12 +169,18 @@ class KeyTable:
             raise _corrupt()
 
     def is_current(self, root: Dir) -> bool:
-        """Whether the file is still the one (and the size) this table was read from."""
+        """Whether the file is still the one (and the size) this table was read from or wrote.
+
+        Not by inode: a file system may give a freed inode to the next new file at once (ext4
+        does), so a table replaced twice by other processes' rotations can come back at our
+        inode and size, and a delta appended to it under our old data key would make it
+        unreadable.  The header holds a data key wrapped afresh for every rewrite.
+        """
         try:
-            st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
-        except FileNotFoundError:
+            prefix, size = root.read_prefix(KEYTABLE, _container.HEADER_SIZE)
+        except (FileNotFoundError, SessionSealError):
             return False
-        return (st.st_ino, st.st_size) == self._stamp
+        return size == self._size and prefix == self._header_raw
 
     # -- writing (callers hold the vault lock) -------------------------------------
 
@@ -201,8 +207,7 @@ class KeyTable:
         self._header_raw = header.raw
         self._dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
         self._frames = 1
-        st = os.stat(KEYTABLE, dir_fd=root.fd, follow_symlinks=False)
-        self._stamp = (st.st_ino, st.st_size)
+        self._size = len(data)
 
     def _append(self, root: Dir, delta: bytes) -> None:
         frame = _container.seal_frame(
@@ -212,9 +217,10 @@ class KeyTable:
             FrameType.TABLE_DELTA,
             _container.encode_payload(delta, compress=False),
         )
-        root.append(KEYTABLE, frame)
+        # At the end of the last whole frame, over a torn tail if there is one (a frame
+        # appended after a torn one could never be read back).
+        self._size = root.append_at(KEYTABLE, self._size, frame)
         self._frames += 1
-        self._stamp = (self._stamp[0], self._stamp[1] + len(frame))
 
     def add(self, root: Dir, session_id: UUID) -> bytes:
         """Create, record durably, and return a new key for *session_id*."""

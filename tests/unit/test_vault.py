@@ -422,3 +422,36 @@ def test_bad_allowlist_regex_is_refused_without_echoing_it(vault: Vault) -> None
         vault.set_config({"sanitizer": {"allowlist": ["ok-value", "re:acme-internal-(db"]}})
     assert "acme-internal" not in str(info.value)
     assert "entry 2" in str(info.value)
+
+
+def test_a_table_replaced_twice_at_the_same_inode_is_not_taken_for_ours(
+    vault_path: Path, provider: KeychainProvider, tmp_path: Path
+) -> None:
+    """Found by the concurrency harness (issue 9): ext4 hands a freed inode to the next new
+    file at once, so after rotations by another process the key table (and the index) could
+    be back at the inode and size this process cached.  A delta appended under the stale
+    data key then made the table unreadable: every session lost.  The header is compared now.
+
+    The reuse is made certain here: the other process's table is written into our inode."""
+    import shutil
+
+    with Vault.init(vault_path, key_provider=provider) as first:
+        kept = first.save(MINIMAL)
+        first.rekey()  # both files rewritten as one snapshot each
+        first.list()  # the table and the index cached by this process
+        twin = tmp_path / "twin"
+        shutil.copytree(vault_path, twin)
+        with Vault.open(twin, key_provider=provider) as other:
+            other.rekey()
+            other.rekey()  # the key store now holds only the twin's new master key
+        for name in ("keytable.sst", "index.sst"):
+            with open(vault_path / name, "r+b") as f:  # same inode, same size, another header
+                data = (twin / name).read_bytes()
+                assert len(data) == os.fstat(f.fileno()).st_size
+                f.write(data)
+        assert not first._keytable().is_current(first._root)
+        assert first._index is not None and not first._index.is_current(first._root)
+        added = first.save(MINIMAL)  # appends a key-table delta and an index delta
+    with Vault.open(vault_path, key_provider=provider) as fresh:
+        assert {s.id for s in fresh.list()} == {kept, added}
+        assert fresh.verify(read_data=True).problems == []
