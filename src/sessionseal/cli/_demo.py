@@ -134,11 +134,19 @@ def run_demo(*, keep: bool) -> None:  # noqa: PLR0915 - a linear script of steps
             raise KeyStoreError(f"demo found plaintext in the vault: {', '.join(leaked)}")
         click.echo(f"checked {len(files)} files ({len(blob)} bytes) for {len(needles)} strings: none found")
 
-        _step("6. delete")
+        _step("6. verify: every file's mode and owner, every frame authenticated, index, audit chain")
+        report = vault.verify(read_data=True)
+        c = report.counts
+        click.echo(
+            f"{'vault OK' if report.ok else 'VAULT DAMAGED'}: {c['sessions']} session, {c['frames']} frames "
+            f"authenticated, {c['audit_records']} audit records chained, {len(report.problems)} problems"
+        )
+
+        _step("7. delete")
         vault.delete(sid)
         click.echo(f"deleted {sid}; sessions left: {len(vault.list())}")
 
-        _step("7. info")
+        _step("8. info")
         info = vault.info()
         for key in ("vault_path", "vault_id", "key_provider_detail", "session_count", "format_version"):
             click.echo(f"{key:<20} {getattr(info, key)}")
