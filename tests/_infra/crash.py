@@ -334,10 +334,13 @@ class Model:
 
 
 def observe(vault: Any, sid: str) -> State | None:
+    """The session as stored, read the way ``load`` reads it but without its audit record
+    (an fsync each: hundreds per round made a round's cost grow with the vault)."""
+    from sessionseal import Session
     from sessionseal.errors import SessionNotFound
 
     try:
-        s = vault.load(sid)
+        s = Session.model_validate_json(vault._document(vault._open_session_file(uuid.UUID(sid))))
     except SessionNotFound:
         return None
     turns = [m.content[0].text.split(" ", 1)[0] for m in s.messages]
