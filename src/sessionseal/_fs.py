@@ -6,7 +6,9 @@ Invariants this module keeps (docs/design.md, "Files"):
   creation so the umask cannot widen them.
 * Nothing inside a vault is reached through a symlink: every open uses
   ``O_NOFOLLOW`` relative to a directory descriptor, and what it opens is checked with
-  ``fstat`` (regular file, our uid, no group/other bits, one link).
+  ``fstat`` (regular file, our uid, no group/other bits, one link).  A file is checked
+  with ``lstat`` before it is opened too, so a device or a FIFO is never opened at all;
+  lock files (opened by ``filelock``, by path) are checked the same way before and after.
 * A file is replaced only by write-to-temp, ``fsync``, ``rename``, ``fsync(dir)``:
   a reader sees the old or the new file, never a mix, and a crash keeps one of them.
 * OS errors become :class:`StorageError` / :class:`UnsafePermissions` with the path
@@ -302,12 +304,17 @@ class Dir:
     def _open_checked(self, name: str, flags: int) -> int:
         """Open a vault file that must be regular, owner-only and single-link.
 
-        O_NONBLOCK: a FIFO planted in place of a file must not hang the opener.
+        What is there is looked at (``lstat``) before it is opened: a device, a FIFO or a
+        hard-linked file is refused without being opened (opening a device runs its driver;
+        opening someone else's file for writing is not ours to do).  The ``fstat`` after the
+        open checks again what was opened.  O_NONBLOCK and O_NOCTTY: a FIFO or a terminal
+        swapped in between must neither hang the opener nor become its controlling terminal.
         :raises FileNotFoundError: the file does not exist (callers map it).
         """
         try:
-            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
-        except FileNotFoundError:
+            _check_owner_only(os.stat(name, dir_fd=self.fd, follow_symlinks=False), self._path(name), is_dir=False)
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC, dir_fd=self.fd)
+        except (FileNotFoundError, UnsafePermissions):
             raise
         except OSError as exc:
             raise _storage_error(exc, "open", self._path(name)) from exc
@@ -537,13 +544,32 @@ def shred_file(path: Path) -> None:
         os.close(fd)
 
 
-def _write_holder(fd: int) -> None:
-    # Record the holder's pid in the lock file so a waiter that times out can name it.
-    # filelock opens lock files without O_TRUNC (a loser must not wipe the holder's
-    # record), so we overwrite in place.
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+def _check_lock_file(path: Path) -> None:
+    """Refuse a lock file that is a link, a FIFO, a device, hard-linked, not ours or open to others,
+    before filelock opens it (it opens by path, following nothing but the last component's parents)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return  # filelock creates it, 0600, with O_EXCL | O_NOFOLLOW
+    except OSError as exc:
+        raise _storage_error(exc, "lock", str(path)) from exc
+    _check_owner_only(st, str(path), is_dir=False)
+
+
+def _holder_writer(path: Path) -> Callable[[int], None]:
+    def write_holder(fd: int) -> None:
+        # What was opened is checked again (it may have been swapped since _check_lock_file): the
+        # pid is written only into a lock file of ours, never through a hard link or into a device.
+        # A raise here makes filelock release the lock and re-raise.
+        _check_owner_only(os.fstat(fd), str(path), is_dir=False)
+        # Record the holder's pid in the lock file so a waiter that times out can name it.
+        # filelock opens lock files without O_TRUNC (a loser must not wipe the holder's
+        # record), so we overwrite in place.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+    return write_holder
 
 
 def _holder(path: Path) -> str:
@@ -568,11 +594,14 @@ def lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
 
     :raises LockTimeout: not acquired within *timeout* seconds; names the holder's pid.
     """
+    _check_lock_file(path)
     fl = filelock.FileLock(
-        str(path), timeout=timeout, mode=FILE_MODE, fallback_to_soft=False, on_acquired=_write_holder
+        str(path), timeout=timeout, mode=FILE_MODE, fallback_to_soft=False, on_acquired=_holder_writer(path)
     )
     try:
         fl.acquire()
+    except UnsafePermissions:
+        raise
     except filelock.Timeout as exc:
         raise LockTimeout(
             f"{what} is locked by {_holder(path)}; waited {timeout:g} s. Retry, or raise SESSIONSEAL_LOCK_TIMEOUT"

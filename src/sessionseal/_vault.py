@@ -348,9 +348,15 @@ class Vault:
         self._doc = doc
         self.vault_id = uuid.UUID(doc["vault_id"])
         self._provider = provider
-        self._sessions = root.sub("sessions", create=True)
-        self._ckpts = root.sub("checkpoints", create=True)
-        self._locks = root.sub("locks", create=True)
+        subs: builtins.list[Dir] = []
+        try:
+            for name in ("sessions", "checkpoints", "locks"):
+                subs.append(root.sub(name, create=True))
+        except BaseException:
+            for d in subs:  # one refused (a link, not ours, open to others): the others are closed
+                d.close()
+            raise
+        self._sessions, self._ckpts, self._locks = subs
         self._mutex = threading.RLock()
         self._table: KeyTable | None = None
         self._index: Index | None = None  # the metadata index as last read or written (under _mutex)
@@ -1181,8 +1187,12 @@ class Vault:
                     f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
                     "short, or restored from a backup); run 'sessionseal verify'"
                 )
+            else:
+                puts.append((fname, doc, stamp))
+            # A file older or shorter than the index recorded is listed as it is, but not recorded:
+            # the index keeps what it knew, so every listing (and verify) reports it until the owner
+            # saves the session anew or accepts the files as they are ('sessionseal reindex').
             docs.append(doc)
-            puts.append((fname, doc, stamp))
         # Entries whose file is gone; none when every entry matched a file (the usual case).
         drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
         if reason is not None or puts or drops:
