@@ -39,8 +39,8 @@ from typing import Any, Final
 
 from . import _container, _crypto
 from ._container import FrameType, Kind
-from ._fs import Dir, lock
-from .errors import IntegrityError, KeyStoreError, StorageError, UnsafePermissions, UnsupportedVersion
+from ._fs import Dir, _storage_error, lock
+from .errors import IntegrityError, KeyStoreError, UnsafePermissions, UnsupportedVersion
 
 __all__ = [
     "AUDIT_DIR",
@@ -405,7 +405,7 @@ class AuditLog:
         try:
             os.rename(CURRENT, name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
         except OSError as exc:
-            raise StorageError(f"cannot rotate the audit log in {d.path}: {exc.strerror}") from exc
+            raise _storage_error(exc, "rotate the audit log", str(d.path / CURRENT)) from exc
         d.fsync()
         return True
 
@@ -527,7 +527,8 @@ class AuditLog:
                     detail = rec.get("detail") or {}
                     if not (
                         rec.get("action") == "audit.torn-tail"
-                        and detail.get("file") == torn["file"]
+                        # Named as it was when sealed: the current file, rotated since.
+                        and detail.get("file") in (torn["file"], CURRENT)
                         and detail.get("offset") == torn["offset"]
                         and detail.get("length") == torn["length"]
                     ):

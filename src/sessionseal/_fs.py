@@ -49,18 +49,37 @@ TMP_PREFIX: Final = ".tmp-"
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 
 
-def _storage_error(exc: OSError, what: str, path: str) -> StorageError | UnsafePermissions:
+#: What to say about an OS error, by errno (the default: :data:`_OTHER`).
+_ADVICE: Final = {
+    errno.ENOSPC: "no space left to {what} {path}; free disk space and retry",
+    errno.EDQUOT: "disk quota exceeded to {what} {path}; free space or raise the quota, and retry",
+    errno.EROFS: "cannot {what} {path}: the file system is read-only; remount it read-write and retry",
+    # On a descriptor opened and checked already: not the vault's modes or owner.
+    errno.EACCES: "cannot {what} {path}: {reason} (refused by the file system, not by the file's mode: an "
+    "immutable or append-only file, a network or FUSE mount?); check the file system and retry",
+}
+_OTHER: Final = "cannot {what} {path}: {reason}; check the disk and the file system (kernel log), then retry"
+
+
+def _storage_error(
+    exc: OSError, what: str, path: str, *, opened: bool = False
+) -> StorageError | UnsafePermissions:
+    """The error to raise for *exc*: one line that names *path* and says what to do.
+
+    :param opened: the call was on a descriptor already opened and checked (a write, an
+        fsync, a truncate): a refusal there comes from the file system, not from the vault's
+        modes or owner, which the open checked.
+    """
     if exc.errno == errno.ELOOP:
         return UnsafePermissions(f"{path} is a symlink; sessionseal never follows links inside a vault")
     if exc.errno == errno.ENOTDIR:
         # O_DIRECTORY | O_NOFOLLOW on a symlink fails with ENOTDIR on Linux.
         return UnsafePermissions(f"{path} is not a directory (or is a symlink); sessionseal never follows links")
-    if exc.errno in (errno.EACCES, errno.EPERM):
+    code = errno.EACCES if exc.errno == errno.EPERM else (exc.errno or 0)
+    if code == errno.EACCES and not opened:
         return UnsafePermissions(f"permission denied to {what} {path}; check that you own the vault")
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"no space left to {what} {path}; free disk space and retry (nothing was changed)")
     reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-    return StorageError(f"cannot {what} {path}: {reason}")
+    return StorageError(_ADVICE.get(code, _OTHER).format(what=what, path=path, reason=reason))
 
 
 def unsafe_reason(  # noqa: PLR0911 - one return per reason
@@ -225,7 +244,7 @@ class Dir:
         except OSError as exc:
             if isinstance(exc, StorageError | UnsafePermissions):
                 raise
-            raise _storage_error(exc, "read", self._path(name)) from exc
+            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -235,7 +254,7 @@ class Dir:
         try:
             return os.pread(fd, size, 0), os.fstat(fd).st_size
         except OSError as exc:
-            raise _storage_error(exc, "read", self._path(name)) from exc
+            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -247,7 +266,7 @@ class Dir:
             start = max(0, total - size)
             return os.pread(fd, total - start, start), total
         except OSError as exc:
-            raise _storage_error(exc, "read", self._path(name)) from exc
+            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -262,7 +281,7 @@ class Dir:
                 try:
                     return os.pread(fd, n, offset)
                 except OSError as exc:
-                    raise _storage_error(exc, "read", self._path(name)) from exc
+                    raise _storage_error(exc, "read", self._path(name), opened=True) from exc
 
             yield read_at, os.fstat(fd).st_size
         finally:
@@ -279,13 +298,20 @@ class Dir:
             if os.fstat(fd).st_size != offset:
                 os.ftruncate(fd, offset)
             view, pos = memoryview(data), offset
-            while view:
-                written = os.pwrite(fd, view, pos)
-                view, pos = view[written:], pos + written
-            os.fsync(fd)
+            try:
+                while view:
+                    written = os.pwrite(fd, view, pos)
+                    view, pos = view[written:], pos + written
+                os.fsync(fd)
+            except OSError:
+                # Cut off again: readers must not see a group whose writer was told it failed.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, offset)
+                    os.fsync(fd)
+                raise
             return pos
         except OSError as exc:
-            raise _storage_error(exc, "append to", self._path(name)) from exc
+            raise _storage_error(exc, "append to", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -297,7 +323,7 @@ class Dir:
             os.ftruncate(fd, length)
             os.fsync(fd)
         except OSError as exc:
-            raise _storage_error(exc, "truncate", self._path(name)) from exc
+            raise _storage_error(exc, "truncate", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -325,6 +351,17 @@ class Dir:
             raise
         return fd
 
+    def check(self, name: str) -> None:
+        """Refuse *name* unless it is a regular, owner-only, single-link file (or missing),
+        without opening it."""
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _storage_error(exc, "inspect", self._path(name)) from exc
+        _check_owner_only(st, self._path(name), is_dir=False)
+
     def exists(self, name: str) -> bool:
         """Whether *name* exists (as anything, links included, never followed)."""
         try:
@@ -342,6 +379,7 @@ class Dir:
             )
         except OSError as exc:
             raise _storage_error(exc, "create a file in", str(self.path)) from exc
+        opened = True
         try:
             try:
                 os.fchmod(fd, FILE_MODE)
@@ -349,11 +387,12 @@ class Dir:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            opened = False
             os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=self.fd)
-            raise _storage_error(exc, "write", self._path(name)) from exc
+            raise _storage_error(exc, "write", self._path(name), opened=opened) from exc
         self.fsync()
 
     def append(self, name: str, data: bytes, *, sync: bool = True) -> None:
@@ -365,7 +404,7 @@ class Dir:
             if sync:
                 os.fsync(fd)
         except OSError as exc:
-            raise _storage_error(exc, "append to", self._path(name)) from exc
+            raise _storage_error(exc, "append to", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -388,31 +427,40 @@ class Dir:
         a temp file for :meth:`sweep_temp`, never a zeroed file under a live name that would
         read as damage.  Best effort on the medium only (docs/secure-deletion.md): journaling,
         copy-on-write file systems and flash translation layers may keep the old blocks.  The
-        guarantee is crypto-erase, done before this.  Returns False when the file was already gone.
+        guarantee is crypto-erase, done before this.  A file moved aside that could not be
+        overwritten is unlinked all the same before the error is raised (a dead writer's temp
+        file is left for the next sweep).  Returns False when it was already gone.
         """
         try:
             # Checked like every open: never through a link, a FIFO, a device or a hard link.
             fd = self._open_checked(name, os.O_WRONLY)
         except FileNotFoundError:
             return False
+        aside = name
         if not name.startswith(TMP_PREFIX):
             aside = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
             try:
                 os.rename(name, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-                self.fsync()
             except BaseException as exc:
                 os.close(fd)
                 if isinstance(exc, OSError):
                     raise _storage_error(exc, "remove", self._path(name)) from exc
                 raise
-            name = aside
         try:
+            if aside != name:
+                self.fsync()
             _zero_and_truncate(fd, os.fstat(fd).st_size)
-        except OSError as exc:
-            raise _storage_error(exc, "overwrite", self._path(name)) from exc
-        finally:
+        except BaseException as exc:
             os.close(fd)
-        self.unlink(name)
+            if aside != name:
+                # Removed all the same: a temp file of this process is not swept while it lives.
+                with contextlib.suppress(OSError):
+                    os.unlink(aside, dir_fd=self.fd)
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError | UnsafePermissions):
+                raise _storage_error(exc, "overwrite", self._path(name), opened=True) from exc
+            raise
+        os.close(fd)
+        self.unlink(aside)
         return True
 
     def sweep_temp(self) -> list[str]:
@@ -437,7 +485,7 @@ class Dir:
         try:
             os.fsync(self.fd)
         except OSError as exc:
-            raise _storage_error(exc, "sync directory", str(self.path)) from exc
+            raise _storage_error(exc, "sync directory", str(self.path), opened=True) from exc
 
     def names(self) -> list[str]:
         """Entries of the directory (names only; nothing is followed)."""

@@ -323,16 +323,57 @@ def _audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
     def deco(fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(self: Vault, *args: Any, **kwargs: Any) -> Any:
+            running = _running()
+            running.append(action)
             try:
                 return fn(self, *args, **kwargs)
             except SessionSealError as exc:
-                session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
-                self._audit_failure(action, exc, session=session)
+                if not done_but_unrecorded(exc):  # done: not a failure to record
+                    session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
+                    self._audit_failure(action, exc, session=session)
                 raise
+            finally:
+                running.pop()
 
         return cast(_F, wrapper)
 
     return deco
+
+
+_thread = threading.local()
+
+
+def _running() -> builtins.list[str]:
+    """The audited actions running in this thread, outermost first."""
+    running: builtins.list[str] | None = getattr(_thread, "running", None)
+    if running is None:
+        running = _thread.running = []
+    return running
+
+
+_DONE_ATTR: Final = "_sessionseal_done"
+
+
+def done_but_unrecorded(exc: BaseException) -> bool:
+    """Whether *exc* says an operation was done but its audit record could not be written."""
+    return bool(getattr(exc, _DONE_ATTR, False))
+
+
+def _unrecorded(action: str, exc: StorageError | UnsafePermissions, audit_dir: Path) -> SessionSealError:
+    """The error for an operation that was done but whose audit record failed: of the same
+    documented type (a disk failure, or an audit log that is unsafe to write: exit 6), saying
+    that it was done, and marked so that it is not recorded as a failed operation."""
+    if isinstance(exc, UnsafePermissions):
+        err: SessionSealError = UnsafePermissions(f"{action} was done, but the audit log was refused: {exc}")
+    else:
+        cause = exc.__cause__
+        reason = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(exc)
+        err = StorageError(
+            f"{action} was done, but recording it in the audit log failed ({reason} in {audit_dir}); "
+            "free disk space or check the disk before the next operation"
+        )
+    setattr(err, _DONE_ATTR, True)
+    return err
 
 
 class Vault:
@@ -682,7 +723,14 @@ class Vault:
             self._audit_log.append_unkeyed(fields)
             return
         self._configure_audit()
-        self._audit_log.append(secret, fields)
+        try:
+            self._audit_log.append(secret, fields)
+        except (StorageError, UnsafePermissions) as exc:
+            # The record of the operation called, which is done: the error must say so.  Records
+            # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
+            if outcome != "ok" or _running()[:1] != [action]:
+                raise
+            raise _unrecorded(action, exc, self._audit_log.path.parent) from exc
 
     def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
         """One ``delete`` record per erased session, appended together (one fsync for a batch:
@@ -691,13 +739,16 @@ class Vault:
             return
         who = actor()
         self._configure_audit()
-        self._audit_log.append_many(
-            self._keytable().vault_secret,
-            [
-                {"action": "delete", "outcome": "ok", **who, "session": str(sid), "detail": detail}
-                for sid, detail in erased
-            ],
-        )
+        try:
+            self._audit_log.append_many(
+                self._keytable().vault_secret,
+                [
+                    {"action": "delete", "outcome": "ok", **who, "session": str(sid), "detail": detail}
+                    for sid, detail in erased
+                ],
+            )
+        except (StorageError, UnsafePermissions) as exc:
+            raise _unrecorded(f"the erasure of {len(erased)} session(s)", exc, self._audit_log.path.parent) from exc
 
     def _audit_failure(self, action: str, exc: SessionSealError, *, session: uuid.UUID | str | None = None) -> None:
         # Recording a failure must never hide it: a second failure here is swallowed.
@@ -1216,7 +1267,8 @@ class Vault:
             raise IntegrityError(_INTEGRITY) from None
         if not isinstance(doc, dict):
             raise IntegrityError(_INTEGRITY)
-        doc["size_stored"], doc["generation"] = size, header.generation
+        # What is committed: a torn append after it (cut off by the next append) is not stored.
+        doc["size_stored"], doc["generation"] = tail.end, header.generation
         return doc
 
     # -- the metadata index (docs/design.md, "Index") -----------------------------------
@@ -1458,7 +1510,7 @@ class Vault:
         return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
 
     @_audited("import")
-    def import_sessions(
+    def import_sessions(  # noqa: PLR0912
         self,
         source: bytes | str | os.PathLike[str],
         *,
@@ -1495,15 +1547,26 @@ class Vault:
                 raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
         for model in sessions:
             sid = model.id
-            if self._sessions.exists(self._file_name(sid) + _SUFFIX):
+            name = self._file_name(sid)
+            undo: tuple[int, set[int]] | None = None
+            if self._sessions.exists(name + _SUFFIX):
                 if on_conflict == "skip":
                     result.skipped.append((str(sid), "already in the vault"))
                     continue
                 if on_conflict == "replace":
-                    self.checkpoint(sid, f"before import {_now():%Y-%m-%d %H:%M:%S.%f}")
+                    undo = (self._stored_generation(name + _SUFFIX) or 0, {n for n, _ in self._checkpoint_files(name)})
                 else:
                     model.id = sid = uuid.uuid4()
-            counts = self._save_model(model, touch=False)
+            label = f"before import {_now():%Y-%m-%d %H:%M:%S.%f}"
+            try:
+                if undo is not None:
+                    self.checkpoint(sid, label)
+                counts = self._save_model(model, touch=False)
+            except BaseException:
+                if undo is not None:
+                    with contextlib.suppress(SessionSealError), self._session_lock(name, sid):
+                        self._drop_unused_checkpoints(name, sid, *undo, label=label)
+                raise
             for rule, k in counts.items():
                 result.redactions[rule] = result.redactions.get(rule, 0) + k
             result.imported.append(sid)
@@ -1783,6 +1846,11 @@ class Vault:
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             has_file = self._sessions.exists(name + _SUFFIX)
+            # A link, device or foreign file at its names is refused before anything is erased:
+            # once the key is gone, nothing would be left to say why the file stayed.
+            self._sessions.check(name + _SUFFIX)
+            for _, fname in self._checkpoint_files(name):
+                self._ckpts.check(fname)
             with self._vault_lock(), self._mutex:
                 table = self._keytable(fresh=True)
                 if sid not in table.session_keys and not has_file:
@@ -1795,8 +1863,13 @@ class Vault:
                     except BaseException:
                         self._table = None  # the key is still on disk: reread rather than trust memory
                         raise
-            shredded = self._sessions.shred(name + _SUFFIX)
-            checkpoints = self._shred_checkpoints(name)
+            # The session is gone once the rotation is durable; overwriting is best effort, and a
+            # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
+            try:
+                shredded = self._sessions.shred(name + _SUFFIX)
+                checkpoints = self._shred_checkpoints(name)
+            except SessionSealError:
+                shredded, checkpoints = False, 0
             detail = {"epoch": epoch, "overwritten": shredded, "checkpoints": checkpoints}
             self._audit("delete", session=sid, detail=detail)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
@@ -1936,6 +2009,21 @@ class Vault:
         self._ckpts.write_atomic(_checkpoints.file_name(name, number), data)
         return Checkpoint.from_meta(sid, number, meta)
 
+    def _drop_unused_checkpoints(
+        self, name: str, sid: uuid.UUID, generation: int, numbers: set[int], label: str | None = None
+    ) -> None:
+        """After a restore or a replacing import failed: remove the checkpoint it made (one not
+        in *numbers*, named *label* if given) if the session is still at *generation*: it holds
+        what the session still holds, and a failure is to change nothing.  Best effort; the
+        caller holds the session lock."""
+        with contextlib.suppress(SessionSealError):
+            if self._stored_generation(name + _SUFFIX) != generation:
+                return  # replaced after all: the checkpoint holds what it replaced
+            made = [(n, f) for n, f in self._checkpoint_files(name) if n not in numbers]
+            for cp in self._checkpoint_list(sid, made):
+                if label is None or cp.name == label:
+                    self._ckpts.shred(_checkpoints.file_name(name, cp.number))
+
     @_audited("checkpoint.create", by_id=True)
     def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
         """Save a named restore point of a session as it is now (appends included).
@@ -1993,11 +2081,16 @@ class Vault:
             cp, old = self._checkpoint_body(name, sid, checkpoint)
             log = self._open_session_file(sid)
             current = self._document(log)
-            saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
-            now = _now().isoformat().replace("+00:00", "Z")
-            doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
-            body = orjson.dumps(doc)
-            self._write_locked(name, sid, orjson.dumps(_events.summary_of(doc, len(body))), body)
+            numbers = {n for n, _ in self._checkpoint_files(name)}
+            try:
+                saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
+                now = _now().isoformat().replace("+00:00", "Z")
+                doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
+                body = orjson.dumps(doc)
+                self._write_locked(name, sid, orjson.dumps(_events.summary_of(doc, len(body))), body)
+            except BaseException:
+                self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
+                raise
         self._audit(
             "checkpoint.restore", session=sid, nbytes=len(body), detail={"number": cp.number, "saved_as": saved.number}
         )

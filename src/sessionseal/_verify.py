@@ -120,7 +120,7 @@ class _Stored:
 
     sid: uuid.UUID
     generation: int
-    size: int
+    size: int  # committed, as the index records it: a torn append after it is no part of the version
     stamp: tuple[int, int, int]
     torn: bool
 
@@ -311,7 +311,7 @@ class _Check:
             return
         self.counts["sessions"] += 1
         st = os.stat(fname, dir_fd=d.fd, follow_symlinks=False)
-        self.stored[fname] = _Stored(sid, header.generation, size, stamp_of(st), end != size)
+        self.stored[fname] = _Stored(sid, header.generation, end, stamp_of(st), end != size)
         if end != size:
             self.add(
                 "warning",

@@ -299,7 +299,7 @@ DIE_IN_SHRED = textwrap.dedent(
 
 def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(tmp_path: Path) -> None:
     """The name goes first: a kill in the middle of shredding never leaves a zeroed file that
-    reads as a damaged session, and the next cleanup removes the temp file it leaves."""
+    reads as a damaged session, and the next open (or cleanup) removes the temp file it leaves."""
     path = tmp_path / "vault"
     with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
         gone = v.save(_aged("gone", 90), touch=False)
@@ -315,11 +315,12 @@ def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = [n for n in os.listdir(path / "sessions") if n.startswith(".tmp-")]
     assert len(leftovers) == 1 and not (path / "sessions" / leftovers[0]).read_bytes().strip(b"\0")
-    with Vault.open(path, passphrase=PASSPHRASE) as v:
+    with Vault.open(path, passphrase=PASSPHRASE) as v:  # opening sweeps it, under the vault lock
+        assert os.listdir(path / "sessions") == [v._file_name(kept) + ".sst"]
         assert v.load(kept).title == "kept"
         assert v.list_with_problems()[1] == []
         with pytest.raises(errors.SessionNotFound):
             v.load(gone)
+        assert v.verify(read_data=True).problems == []
         result = v.cleanup({"max_age": "1y", "min_age": 0})
-        assert result.temp_removed == 1 and not result.removed
-        assert os.listdir(path / "sessions") == [v._file_name(kept) + ".sst"]
+        assert result.temp_removed == 0 and not result.removed
