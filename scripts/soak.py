@@ -80,14 +80,14 @@ def _concurrent(zyg: crash.Zygote, runs: int, workers: int, duration: float, see
 
 
 def _pytest_with_report(
-    test: str, env_var: str, extra_env: dict[str, str]
+    tests: list[str], env_var: str, extra_env: dict[str, str]
 ) -> tuple[int, list[dict[str, object]], float]:
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         report = f.name
     env = {**os.environ, env_var: report, **extra_env, "PYTHONPATH": str(REPO / "src")}
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO, env=env, check=False
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=REPO, env=env, check=False
     )
     took = time.monotonic() - t0
     lines = [json.loads(x) for x in Path(report).read_text().splitlines() if x.strip()]
@@ -125,7 +125,7 @@ def main() -> int:
     if args.fuzz_examples and not failed:
         print(f"fuzzing: {args.fuzz_examples} examples per test", flush=True)
         rc, lines, took = _pytest_with_report(
-            "tests/unit/test_fuzz.py",
+            sorted(str(p.relative_to(REPO)) for p in (REPO / "tests" / "unit").glob("test_fuzz_*.py")),
             "SESSIONSEAL_FUZZ_REPORT",
             {"SESSIONSEAL_FUZZ_EXAMPLES": str(args.fuzz_examples)},
         )
@@ -141,7 +141,7 @@ def main() -> int:
         failed |= rc != 0
     if args.faults and not failed:
         print("fault injection", flush=True)
-        rc, lines, took = _pytest_with_report("tests/unit/test_faults.py", "SESSIONSEAL_FAULT_REPORT", {})
+        rc, lines, took = _pytest_with_report(["tests/unit/test_faults.py"], "SESSIONSEAL_FAULT_REPORT", {})
         total = sum(int(line["faults"]) for line in lines)  # type: ignore[call-overload]
         figures["faults"] = {"injected": total, "operations": len(lines), "seconds": round(took), "passed": rc == 0}
         failed |= rc != 0

@@ -94,6 +94,29 @@ def record_line(key: bytes, fields: Mapping[str, Any]) -> tuple[bytes, str]:
     return body[:-1] + b',"mac":"' + mac.encode() + b'"}\n', mac
 
 
+def _loads(body: bytes) -> Any:
+    """A JSON value, or None when *body* is not JSON (or nested too deep for the parser)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _seq(body: bytes) -> int | None:
+    """The ``seq`` of a record's body, or None."""
+    rec = _loads(body)
+    seq = rec.get("seq") if isinstance(rec, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def _canonical_or_none(rec: Record) -> bytes | None:
+    # A record parsed from the log may hold what canonical() refuses (NaN, a lone surrogate).
+    try:
+        return canonical(rec)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _split_line(line: bytes) -> tuple[bytes, str] | None:
     """Body bytes and MAC of a stored line (without its newline); None if malformed."""
     if len(line) < _MAC_SUFFIX_LEN + 2 or not line.endswith(b'"}'):
@@ -306,7 +329,7 @@ class AuditLog:
             raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
         _, frames = _container.open_frames(raw, header, key)
         try:
-            doc = json.loads(_container.decode_payload(frames[0].data))
+            doc = _loads(_container.decode_payload(frames[0].data))
             return _Anchor(
                 seq=int(doc["seq"]),
                 mac=str(doc["mac"]),
@@ -314,7 +337,7 @@ class AuditLog:
                 base_mac=str(doc["base_mac"]),
                 generation=header.generation,
             )
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError):
             raise IntegrityError("the audit log's anchor does not parse; run 'sessionseal audit verify'") from None
 
     def _write_anchor(self, d: Dir, key: bytes, anchor: _Anchor) -> None:
@@ -345,11 +368,10 @@ class AuditLog:
             return seq, prev
         split = _split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
         if split is not None and _crypto.constant_time_equal(_mac(key, split[0]).encode(), split[1].encode()):
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                last = int(json.loads(split[0])["seq"])
-                if last > seq:
-                    # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
-                    return last, split[1]
+            last = _seq(split[0])
+            if last is not None and last > seq:
+                # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
+                return last, split[1]
         return seq, prev
 
     def _seal_torn_tail(self, d: Dir, key: bytes, seq: int, prev: str, tail: tuple[bytes, int]) -> tuple[int, str]:
@@ -378,10 +400,9 @@ class AuditLog:
             return []
         out = []
         for line in raw.splitlines():
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-                if isinstance(rec, dict):
-                    out.append({k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed")})
+            rec = _loads(line)
+            if isinstance(rec, dict):
+                out.append({k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed")})
         if not out:
             d.unlink(PENDING)
         return out
@@ -395,11 +416,9 @@ class AuditLog:
             return False
         # Named by the first record's seq, so names sort in chain order; a damaged first line
         # falls back to the last seq, which still sorts after every earlier file.
-        first = last_seq
         split = _split_line(head.split(b"\n", 1)[0])
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            first = int(json.loads(split[0])["seq"]) if split is not None else last_seq
-        name = f"audit-{first:012d}.log"
+        first = _seq(split[0]) if split is not None else None
+        name = f"audit-{last_seq if first is None or first < 0 else first:012d}.log"
         if d.exists(name):
             return False  # never replace a rotated file: keep appending to the current one
         try:
@@ -425,10 +444,10 @@ class AuditLog:
             for name in excess:
                 complete = list(_lines(d.read(name, max_size=1 << 31)))
                 split = _split_line(complete[-1][1]) if complete else None
-                if split is None:
+                last = _seq(split[0]) if split is not None else None
+                if split is None or last is None:
                     break  # a damaged file stays for the reviewer
-                rec = json.loads(split[0])
-                anchor.base_seq, anchor.base_mac = int(rec["seq"]), split[1]
+                anchor.base_seq, anchor.base_mac = last, split[1]
                 self._write_anchor(d, anchor_key, anchor)  # the new base first, then the file goes
                 d.unlink(name)
                 removed.append(name)
@@ -456,16 +475,14 @@ class AuditLog:
                 split = _split_line(line)
                 if split is None:
                     continue
-                with contextlib.suppress(ValueError):
-                    rec = json.loads(split[0])
-                    if isinstance(rec, dict):
-                        yield rec
+                rec = _loads(split[0])
+                if isinstance(rec, dict):
+                    yield rec
         with contextlib.suppress(FileNotFoundError):
             for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
-                with contextlib.suppress(ValueError):
-                    rec = json.loads(line)
-                    if isinstance(rec, dict):
-                        yield {**rec, "unkeyed": True, "seq": None}
+                rec = _loads(line)
+                if isinstance(rec, dict):
+                    yield {**rec, "unkeyed": True, "seq": None}
 
     def verify(self, vault_secret: bytes, *, repair: bool = False) -> VerifyReport:  # noqa: PLR0911, PLR0912, PLR0915
         """Check the whole chain against the anchor; with *repair*, seal a torn tail."""
@@ -505,9 +522,8 @@ class AuditLog:
                 split = _split_line(line) if complete else None
                 rec: Record | None = None
                 if split is not None:
-                    with contextlib.suppress(ValueError):
-                        parsed = json.loads(split[0])
-                        rec = parsed if isinstance(parsed, dict) else None
+                    parsed = _loads(split[0])
+                    rec = parsed if isinstance(parsed, dict) else None
                 if rec is None:
                     last_file = fi == len(names) - 1
                     if not complete and last_file:
@@ -524,7 +540,8 @@ class AuditLog:
                     continue
                 seq = rec.get("seq")
                 if torn is not None:
-                    detail = rec.get("detail") or {}
+                    detail = rec.get("detail")
+                    detail = detail if isinstance(detail, dict) else {}
                     if not (
                         rec.get("action") == "audit.torn-tail"
                         # Named as it was when sealed: the current file, rotated since.
@@ -548,7 +565,7 @@ class AuditLog:
                         f"the audit log has records of format {rec['v']}, this sessionseal reads {FORMAT}; "
                         "upgrade sessionseal"
                     )
-                if canonical(rec) != split[0]:  # type: ignore[index]
+                if _canonical_or_none(rec) != split[0]:  # type: ignore[index]
                     report.problems.append(Problem(name, lineno, seq, "not-canonical", "it is not in canonical form"))
                     return report
                 if seq != expected:
@@ -604,8 +621,9 @@ def _read_tail(d: Dir) -> tuple[bytes, int]:
 
 
 def _rotated_seq(name: str) -> int | None:
-    if name.startswith("audit-") and name.endswith(".log") and name[6:-4].isdigit():
-        return int(name[6:-4])
+    digits = name[6:-4]
+    if name.startswith("audit-") and name.endswith(".log") and digits.isascii() and digits.isdigit():
+        return int(digits)  # ASCII only: "²".isdigit(), but int("²") fails
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import InvalidInput
+from .errors import IntegrityError, InvalidInput
 
 __all__ = ["CKPT_SUFFIX", "Checkpoint", "check_label", "file_name", "fork_document", "number_of", "restored_document"]
 
@@ -64,18 +64,24 @@ class Checkpoint:
 
     @classmethod
     def from_meta(cls, session_id: uuid.UUID, number: int, meta: Mapping[str, Any]) -> Checkpoint:
-        """Build from an authenticated checkpoint META document."""
-        return cls(
-            session_id=session_id,
-            number=number,
-            name=str(meta.get("name", "")),
-            created_at=str(meta.get("created_at", "")),
-            reason=str(meta.get("reason", "manual")),
-            title=str(meta.get("title", "")),
-            message_count=int(meta.get("message_count") or 0),
-            size_original=int(meta.get("size_original") or 0),
-            session_generation=int(meta.get("session_generation") or 0),
-        )
+        """Build from an authenticated checkpoint META document.
+
+        :raises IntegrityError: the document does not have the shape this build writes.
+        """
+        try:
+            return cls(
+                session_id=session_id,
+                number=number,
+                name=str(meta.get("name", "")),
+                created_at=str(meta.get("created_at", "")),
+                reason=str(meta.get("reason", "manual")),
+                title=str(meta.get("title", "")),
+                message_count=int(meta.get("message_count") or 0),
+                size_original=int(meta.get("size_original") or 0),
+                session_generation=int(meta.get("session_generation") or 0),
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise IntegrityError("a checkpoint's summary does not parse; run 'sessionseal verify'") from None
 
 
 def file_name(session_file: str, number: int) -> str:

@@ -27,6 +27,14 @@ _LEVEL: Final = 3
 _THREADED_FROM: Final = 48 << 20
 #: Read size of :func:`decompress_stream`: the limit is checked after every chunk.
 _STREAM_CHUNK: Final = 1 << 20
+#: The most a zstd frame can expand: a block holds at most 128 KiB and takes at least 4 bytes
+#: (an RLE block; RFC 8878, 3.1.1.2), so a frame never decompresses to 32768 times its size.
+_MAX_RATIO: Final = 1 << 15
+#: A frame declaring up to this many times its size (or up to _ONE_SHOT bytes) is decompressed
+#: into one buffer of the declared size; one declaring more (zeros, or a lie) is decompressed in
+#: steps, so that memory follows what it really holds.  Sessions compress 3-10x.
+_PLAUSIBLE_RATIO: Final = 64
+_ONE_SHOT: Final = 1 << 20
 
 _local = threading.local()
 
@@ -57,6 +65,9 @@ def decompress(payload: bytes) -> bytes:
     :raises IntegrityError: unknown encoding, a corrupt frame, or a frame that would
         expand past :data:`MAX_PLAINTEXT`.  Only authenticated payloads reach this
         function, so a failure here means a bug or a key compromise, never noise.
+
+    A frame's declared size is not trusted to allocate memory: a few bytes declaring 1 GiB
+    fail in a few bytes' worth of memory.
     """
     if not payload or payload[0] != ENCODING_ZSTD:
         raise IntegrityError("stored payload has an unknown encoding; run 'sessionseal verify'")
@@ -64,14 +75,29 @@ def decompress(payload: bytes) -> bytes:
     frame = memoryview(payload)[1:]
     try:
         size = zstandard.frame_content_size(frame)
-        if size < 0 or size > MAX_PLAINTEXT:
+        if size < 0 or size > MAX_PLAINTEXT or size > len(frame) * _MAX_RATIO:
             raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
-        out: bytes = d.decompress(frame, max_output_size=max(size, 1))
+        if size <= max(_ONE_SHOT, len(frame) * _PLAUSIBLE_RATIO):
+            out: bytes = d.decompress(frame, max_output_size=max(size, 1))  # one buffer of the declared size
+        else:
+            out = _decompress_in_steps(d, frame, size)
     except zstandard.ZstdError as exc:
         raise IntegrityError("stored payload does not decompress; run 'sessionseal verify'") from exc
     if len(out) != size:
         raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
     return out
+
+
+def _decompress_in_steps(d: zstandard.ZstdDecompressor, frame: memoryview, size: int) -> bytes:
+    """The one frame of *frame*, read in steps of _STREAM_CHUNK and refused once past *size*."""
+    chunks, total = [], 0
+    with d.stream_reader(frame, read_size=_STREAM_CHUNK) as reader:
+        while chunk := reader.read(_STREAM_CHUNK):
+            total += len(chunk)
+            if total > size:
+                raise IntegrityError("stored payload has an invalid size; run 'sessionseal verify'")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def decompress_head(source: BinaryIO, n: int) -> bytes:

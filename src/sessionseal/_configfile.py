@@ -68,7 +68,7 @@ def audit_settings(body: bytes) -> AuditSettings | None:
     None when it does not, and the caller validates the whole document instead."""
     try:
         section = json.loads(body).get("audit")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     if not isinstance(section, dict) or section.keys() != _AUDIT_TYPES.keys():
         return None

@@ -130,7 +130,8 @@ def parse_events(events: Iterable[Mapping[str, Any]], session_id: str) -> list[d
                     done = {"call_id": block["tool_call_id"], "finished_at": now, "status": status}
                     ops.append({"op": "tool_done", "value": done})
             elif kind == "state":
-                unknown = sorted(set(fields) - SET_FIELDS)
+                # Names of the input: escaped to keep the message on one line.
+                unknown = sorted(str(k).encode("unicode_escape").decode("ascii") for k in set(fields) - SET_FIELDS)
                 if unknown or not fields:
                     raise InvalidInput(
                         f"{_where(i, kind)}: a state event sets some of {', '.join(sorted(SET_FIELDS))}"
@@ -143,6 +144,10 @@ def parse_events(events: Iterable[Mapping[str, Any]], session_id: str) -> list[d
                 raise InvalidInput(f"{_where(i, 'unknown type')}: type is one of {', '.join(EVENT_TYPES)}")
         except ValidationError as exc:
             raise InvalidInput(f"{_where(i, str(kind))}: {validation_summary(exc)}") from None
+        except InvalidInput:
+            raise
+        except ValueError:  # model_dump: valid, but nested too deep to serialize
+            raise InvalidInput(f"{_where(i, str(kind))}: values are nested too deep (about 250 levels)") from None
     return ops
 
 
@@ -155,7 +160,7 @@ def check_ops(ops: Any) -> list[dict[str, Any]]:
     if not isinstance(ops, list):
         raise ValueError("ops")
     for op in ops:
-        if not isinstance(op, dict) or op.get("op") not in _OPS:
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str) or op["op"] not in _OPS:
             raise ValueError("op")
         value = op.get("value")
         if not isinstance(value, dict):

@@ -128,11 +128,13 @@ def open_bundle(data: bytes, passphrase: bytes) -> Bundle:
         raise WrongPassphrase("wrong passphrase for this bundle (or its header was altered)") from None
     _, frames = _container.open_frames(body, header, kek)
     types = [f.type for f in frames]
-    if types != [FrameType.META] + [FrameType.BODY] * header.generation:
+    # The count first: [BODY] * generation would build a list of the (authenticated, but
+    # sender-chosen) generation's length, up to 2**64.
+    if header.generation != len(types) - 1 or types != [FrameType.META] + [FrameType.BODY] * header.generation:
         raise IntegrityError(_BAD_BUNDLE)
     try:
         manifest = json.loads(_container.decode_payload(frames[0].data))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IntegrityError(_BAD_BUNDLE) from None
     if not isinstance(manifest, dict):
         raise IntegrityError(_BAD_BUNDLE)

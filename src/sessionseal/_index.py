@@ -202,7 +202,7 @@ class Index:
             gc.disable()
             try:
                 index._decode(frames)
-            except (msgspec.DecodeError, ValueError):
+            except (msgspec.DecodeError, ValueError, RecursionError):  # msgspec: RecursionError when nested too deep
                 raise _other_format(frames[0]) or _corrupt() from None
             finally:
                 if gc_was_enabled:
@@ -327,7 +327,7 @@ def _other_format(snapshot: _container.Frame) -> OtherFormat | None:
     # Only after a snapshot failed to decode: is it an authenticated snapshot of another format?
     try:
         v = msgspec.json.decode(_container.decode_payload(snapshot.data), type=_Version).v
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         return None
     return OtherFormat(v) if v != _FORMAT else None
 

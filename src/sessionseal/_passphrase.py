@@ -107,7 +107,7 @@ class PassphraseProvider:
             doc = json.loads(raw)
             if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IntegrityError("the vault's key file is damaged; restore it from a backup") from None
         if doc.get("version") != _VERSION:
             raise UnsupportedVersion("the vault's key file is from a newer sessionseal; upgrade sessionseal")
@@ -123,7 +123,9 @@ class PassphraseProvider:
             salt = base64.b64decode(doc["salt"], validate=True)
             log2_n, r, p = int(doc["log2_n"]), int(doc["r"]), int(doc["p"])
             wrapped = {int(e): base64.b64decode(w, validate=True) for e, w in doc["keys"].items()}
-        except (KeyError, TypeError, ValueError, binascii.Error):
+            if any(not 1 <= e <= 0xFFFFFFFF for e in wrapped):  # epochs are 32-bit in the wrap's associated data
+                raise ValueError
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, binascii.Error):
             raise IntegrityError("the vault's key file is damaged; restore it from a backup") from None
         if not (MIN_LOG2_N <= log2_n <= MAX_LOG2_N and 1 <= r <= 32 and 1 <= p <= 16 and len(salt) >= 16):
             raise IntegrityError("the vault's key file has unsafe parameters; restore it from a backup")

@@ -24,6 +24,7 @@ The rules, per group of sessions (a group is the sessions under one tag rule, or
 from __future__ import annotations
 
 import enum
+import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -109,7 +110,10 @@ def parse_size(value: Any) -> int:
     if isinstance(value, str) and (m := _SIZE.match(value)):
         number, prefix, binary, b = m.groups()
         base = 1000 if (prefix and b and not binary) else 1024
-        return int(float(number) * base ** _POWERS[prefix.lower()])
+        size = float(number) * base ** _POWERS[prefix.lower()]
+        if math.isinf(size):  # 400 digits read as a float
+            raise ValueError("a size is too large; give at most a few TiB, such as 10GiB")
+        return int(size)
     raise ValueError("a size is a number with a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), such as 10GiB")
 
 

@@ -576,12 +576,12 @@ class Vault:
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
         try:
             doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("format") != _VAULT_FORMAT:
+            if not isinstance(doc, dict) or doc.get("format") != _VAULT_FORMAT or not isinstance(doc["vault_id"], str):
                 raise ValueError
             uuid.UUID(doc["vault_id"])
             if doc["key_provider"] not in ("keychain", "passphrase"):
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise IntegrityError(f"{vpath / VAULT_FILE} is damaged; restore it from a backup") from None
         if doc.get("version") != _VAULT_VERSION:
             raise UnsupportedVersion(f"the vault at {vpath} is from a newer sessionseal; upgrade sessionseal")
@@ -930,7 +930,11 @@ class Vault:
 
     def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
         """Save a validated model (see :meth:`save`); returns the redaction counts."""
-        doc: dict[str, Any] = model.model_dump(mode="json")
+        # The model accepts any JSON in fields it does not know; not all of it can be stored.
+        try:
+            doc: dict[str, Any] = model.model_dump(mode="json")
+        except ValueError:  # pydantic: nested past about 255 levels
+            raise _unstorable("session") from None
         if touch:
             doc["updated_at"] = _now().isoformat().replace("+00:00", "Z")  # as pydantic writes it
         clean, counts = self._get_sanitizer().sanitize_tree(doc)
@@ -939,10 +943,13 @@ class Vault:
         for rule, n in counts.items():
             redactions[rule] = redactions.get(rule, 0) + n
         clean["redactions"] = redactions
-        body = orjson.dumps(clean)
+        try:
+            body = orjson.dumps(clean)
+            meta = orjson.dumps(_events.summary_of(clean, len(body)))
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate, 255 levels
+            raise _unstorable("session") from None
         if len(body) > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
-        meta = orjson.dumps(_events.summary_of(clean, len(body)))
         self._write_session(model.id, meta, body)
         self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
         return dict(counts)
@@ -1035,10 +1042,11 @@ class Vault:
         body = _container.decode_payload(log.body)
         if not log.events:
             return body  # as saved: the bytes are returned without a parse
-        doc = orjson.loads(body)
-        for payload in log.events:
-            _events.apply(doc, self._ops_of(payload))
-        return orjson.dumps(doc)
+        with _stored_shape():
+            doc = orjson.loads(body)
+            for payload in log.events:
+                _events.apply(doc, self._ops_of(payload))
+            return orjson.dumps(doc)
 
     @staticmethod
     def _ops_of(payload: bytes) -> builtins.list[dict[str, Any]]:
@@ -1079,6 +1087,12 @@ class Vault:
         try:
             return Session.model_validate_json(body)
         except ValidationError:
+            pass
+        try:
+            # pydantic's JSON parser stops at 200 levels; a document saved from a mapping (or
+            # imported) may be nested deeper, up to what orjson writes (255).
+            return Session.model_validate(orjson.loads(body))
+        except (ValidationError, orjson.JSONDecodeError):
             raise IntegrityError(_INTEGRITY) from None
 
     def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
@@ -1498,7 +1512,8 @@ class Vault:
             cost = _export.DEFAULT_LOG2_N if log2_n is None else log2_n
             data = _export.seal_bundle(docs, manifest, secret, log2_n=cost)
         else:
-            data = _export.render(format, [orjson.loads(d) for d in docs])
+            with _stored_shape():
+                data = _export.render(format, [orjson.loads(d) for d in docs])
         path = None
         if out is not None:
             from ._fs import write_private_file
@@ -1980,20 +1995,18 @@ class Vault:
                 label = f"{base}.{i}"
         elif label in taken:
             raise InvalidInput(f"session {sid} has a checkpoint of that name already; pick another name")
-        try:
+        with _stored_shape():
             summary = orjson.loads(_container.decode_payload(log.meta))
-        except orjson.JSONDecodeError:
-            raise IntegrityError(_INTEGRITY) from None
-        meta = {
-            "number": number,
-            "name": label,
-            "created_at": _now().isoformat().replace("+00:00", "Z"),
-            "reason": reason,
-            "title": summary.get("title") or "",
-            "message_count": summary.get("message_count") or 0,
-            "size_original": len(body),
-            "session_generation": log.header.generation,
-        }
+            meta = {
+                "number": number,
+                "name": label,
+                "created_at": _now().isoformat().replace("+00:00", "Z"),
+                "reason": reason,
+                "title": str(summary.get("title") or ""),
+                "message_count": int(summary.get("message_count") or 0),
+                "size_original": len(body),
+                "session_generation": log.header.generation,
+            }
         data = _container.seal(
             kind=Kind.CHECKPOINT,
             vault_id=self.vault_id,
@@ -2085,9 +2098,11 @@ class Vault:
             try:
                 saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
                 now = _now().isoformat().replace("+00:00", "Z")
-                doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
-                body = orjson.dumps(doc)
-                self._write_locked(name, sid, orjson.dumps(_events.summary_of(doc, len(body))), body)
+                with _stored_shape():
+                    doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
+                    body = orjson.dumps(doc)
+                    meta = orjson.dumps(_events.summary_of(doc, len(body)))
+                self._write_locked(name, sid, meta, body)
             except BaseException:
                 self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
                 raise
@@ -2147,16 +2162,18 @@ class Vault:
                 number = cp.number
         new_id = uuid.uuid4()
         now = _now().isoformat().replace("+00:00", "Z")
-        doc = _checkpoints.fork_document(
-            orjson.loads(source), new_id, now, title=clean_title, continuation=continuation
-        )
-        if counts:
-            red = dict(doc.get("redactions") or {})
-            for rule, n in counts.items():
-                red[rule] = red.get(rule, 0) + n
-            doc["redactions"] = red
-        body = orjson.dumps(doc)
-        self._write_session(new_id, orjson.dumps(_events.summary_of(doc, len(body))), body)
+        with _stored_shape():
+            doc = _checkpoints.fork_document(
+                orjson.loads(source), new_id, now, title=clean_title, continuation=continuation
+            )
+            if counts:
+                red = dict(doc.get("redactions") or {})
+                for rule, n in counts.items():
+                    red[rule] = red.get(rule, 0) + n
+                doc["redactions"] = red
+            body = orjson.dumps(doc)
+            meta = orjson.dumps(_events.summary_of(doc, len(body)))
+        self._write_session(new_id, meta, body)
         detail = {"from": str(sid), "checkpoint": number, "continuation": continuation}
         self._audit("fork", session=new_id, nbytes=len(body), redactions=counts, detail=detail)
         return new_id
@@ -2175,10 +2192,12 @@ class Vault:
         sid = _parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
-            doc = orjson.loads(self._document(self._open_session_file(sid)))
-            before = {k: orjson.dumps(doc.get(k)) for k in _EDITABLE}
-            update(doc)
-            fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
+            body = self._document(self._open_session_file(sid))
+            with _stored_shape():
+                doc = orjson.loads(body)
+                before = {k: orjson.dumps(doc.get(k)) for k in _EDITABLE}
+                update(doc)
+                fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
             if fields:
                 self._append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
         self._audit(action, session=sid, detail={"changed": bool(fields)})
@@ -2268,22 +2287,25 @@ class Vault:
                 tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'") from None
-        try:
-            meta = orjson.loads(_container.decode_payload(tail.meta))
-        except orjson.JSONDecodeError:
-            raise IntegrityError(_INTEGRITY) from None
         stamp: dict[str, Any] = {}
-        if counts:
-            red = dict(meta.get("redactions") or {})
-            for rule, n in counts.items():
-                red[rule] = red.get(rule, 0) + n
-            stamp["redactions"] = red
+        with _stored_shape():
+            meta = orjson.loads(_container.decode_payload(tail.meta))
+            if counts:
+                red = dict(meta.get("redactions") or {})
+                for rule, n in counts.items():
+                    red[rule] = red.get(rule, 0) + n
+                stamp["redactions"] = red
         if touch:
             stamp["updated_at"] = _now().isoformat().replace("+00:00", "Z")
         if stamp:
             ops = [*ops, {"op": "set", "value": stamp}]
-        payload = orjson.dumps({"ops": ops})
-        new_meta = _events.summary_after(meta, ops, len(payload))
+        try:
+            payload = orjson.dumps({"ops": ops})
+        except orjson.JSONEncodeError:
+            raise _unstorable("events") from None
+        with _stored_shape():
+            new_meta = _events.summary_after(meta, ops, len(payload))
+            meta_json = orjson.dumps(new_meta)
         if new_meta["size_original"] > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session would be over {MAX_SESSION_BYTES >> 20} MiB; start a new one")
         group = _container.session_group(
@@ -2291,7 +2313,7 @@ class Vault:
             tail.header.raw,
             tail.frames,
             _container.encode_payload(payload, compress=True),
-            _container.encode_payload(orjson.dumps(new_meta), compress=True),
+            _container.encode_payload(meta_json, compress=True),
         )
         # Written at the end of what is committed: a torn group of a killed writer is cut off.
         end = self._sessions.append_at(fname, tail.end, group)
@@ -2307,7 +2329,9 @@ class Vault:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new
         generation under a fresh data key.  The caller holds the session lock."""
         body = self._document(self._open_session_file(sid))
-        self._write_locked(name, sid, orjson.dumps(_events.summary_of(orjson.loads(body), len(body))), body)
+        with _stored_shape():
+            meta = orjson.dumps(_events.summary_of(orjson.loads(body), len(body)))
+        self._write_locked(name, sid, meta, body)
 
     def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
         # A new title or description is user text like any other: sanitized before it is stored.
@@ -2873,12 +2897,38 @@ def _import_documents(
     if _export.is_bundle(data):
         value = passphrase() if callable(passphrase) else passphrase
         secret = value.encode() if isinstance(value, str) else (value or b"")
-        return "bundle", [orjson.loads(d) for d in _export.open_bundle(data, secret).documents]
+        docs = []
+        for n, doc in enumerate(_export.open_bundle(data, secret).documents, 1):
+            try:
+                docs.append(orjson.loads(doc))
+            except orjson.JSONDecodeError:
+                raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
+        return "bundle", docs
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
     return "json", parsed if isinstance(parsed, builtins.list) else [parsed]
+
+
+def _unstorable(what: str) -> InvalidInput:
+    return InvalidInput(
+        f"the {what} cannot be stored: it holds an integer past 64 bits, a lone surrogate, or values "
+        "nested too deep (about 250 levels); remove them"
+    )
+
+
+@contextlib.contextmanager
+def _stored_shape() -> Iterator[None]:
+    """Read a stored document: one that authenticates but does not have the shape this build
+    writes (a bug, a newer writer, or someone with the key) is an integrity failure, not a
+    TypeError.  Errors of our own pass through."""
+    try:
+        yield
+    except SessionSealError:
+        raise
+    except (AttributeError, LookupError, TypeError, ValueError, ArithmeticError, RecursionError):
+        raise IntegrityError(_INTEGRITY) from None
 
 
 def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:

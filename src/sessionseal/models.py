@@ -67,7 +67,12 @@ def utcnow() -> datetime:
 def _as_utc(value: datetime) -> datetime:
     # Naive datetimes are taken as UTC and aware ones converted, so that every stored
     # time compares and sorts the same way.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-01:00 is in year 10000 in UTC
+        raise ValueError("the time is out of range in UTC") from None
 
 
 #: A datetime normalized to UTC.  Only datetime fields carry a Python validator: a
@@ -309,5 +314,7 @@ def validation_summary(exc: ValidationError) -> str:
     """One line naming the first invalid field, without echoing the input value."""
     err = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(p) for p in err["loc"]) or "document"
+    if not where.isprintable():  # a key of the input: one line, whatever it holds
+        where = where.encode("unicode_escape").decode("ascii")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {err['msg']}{more}"

@@ -343,7 +343,7 @@ def observe(vault: Any, sid: str) -> State | None:
         s = Session.model_validate_json(vault._document(vault._open_session_file(uuid.UUID(sid))))
     except SessionNotFound:
         return None
-    turns = [m.content[0].text.split(" ", 1)[0] for m in s.messages]
+    turns = [m.content[0].text.split(" ", 1)[0] for m in s.messages]  # type: ignore[union-attr]
     return State(s.title, turns, "expire" in s.tags)
 
 
