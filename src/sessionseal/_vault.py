@@ -1162,7 +1162,11 @@ class Vault:
                 return None  # erased meanwhile, or damaged ('list' reports it)
             if needle not in (body if case_sensitive else body.lower()):
                 return None
-            found = _find_in_doc(orjson.loads(body), text, case_sensitive)
+            try:
+                with _stored_shape():
+                    found = _find_in_doc(orjson.loads(body), text, case_sensitive)
+            except IntegrityError:
+                return None  # authentic, but not a document this build writes: damaged, as above
             return None if found is None else SearchHit(entry.id, entry.title, entry.updated_at, *found)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
