@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import zstandard
 from hypothesis import strategies as st
@@ -435,4 +436,26 @@ def test_found_in_stored_documents() -> None:
     vault._sessions.write_atomic(fname, data)
     with pytest.raises(SessionSealError):
         vault.load_json(sid)
+    # A body that is not JSON (NaN), saved as is: search's parse raised orjson.JSONDecodeError.
+    summary = {
+        "id": str(sid),
+        "title": "fuzz",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    body = _container.encode_payload(b'{"title": "needle-7f3c", "x": NaN}', compress=False)
+    data = _container.seal(
+        kind=Kind.SESSION,
+        vault_id=vault.vault_id,
+        object_id=sid,
+        generation=9,
+        kek=key,
+        kek_epoch=0,
+        frames=[
+            (FrameType.META, _container.encode_payload(orjson.dumps(summary), compress=False)),
+            (FrameType.BODY, body),
+        ],
+    )
+    vault._sessions.write_atomic(fname, data)
+    assert vault.search("needle-7f3c") == []
     vault.save({**SESSION, "id": str(sid)})
