@@ -37,15 +37,8 @@ def _kills(zyg: crash.Zygote, total: int, per_vault: int, seed: int) -> crash.Fi
             vault = Path(tmp) / "vault"
             crash.init_vault(vault)
             f = crash.crash_rounds(zyg, vault, Path(tmp), kills=n, seed=seed + batch)
-        out.kills += f.kills
-        out.rounds += f.rounds
-        out.acked.update(f.acked)
-        out.in_flight.update(f.in_flight)
-        out.warnings.update(f.warnings)
-        out.sessions += f.sessions
-        out.seconds += f.seconds
+        out.add(f, f"seed {seed + batch}")
         if f.failures:
-            out.failures += [f"seed {seed + batch}: {x}" for x in f.failures]
             break
         done += n
         batch += 1
@@ -65,15 +58,8 @@ def _concurrent(zyg: crash.Zygote, runs: int, workers: int, duration: float, see
             f = crash.concurrent_run(
                 zyg, vault, Path(tmp), workers=workers, duration=duration, seed=seed + r, kill_one=True
             )
-        out.kills += f.kills
-        out.rounds += 1
-        out.acked.update(f.acked)
-        out.in_flight.update(f.in_flight)
-        out.warnings.update(f.warnings)
-        out.seconds += f.seconds
-        out.sessions += f.sessions
+        out.add(f, f"seed {seed + r}")
         if f.failures:
-            out.failures += [f"seed {seed + r}: {x}" for x in f.failures]
             break
         print(f"  concurrent run {r + 1}/{runs}: {sum(f.acked.values())} operations acknowledged", flush=True)
     return out

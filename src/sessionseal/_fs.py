@@ -258,6 +258,20 @@ class Dir:
         finally:
             os.close(fd)
 
+    def is_unchanged(self, name: str, head: bytes, size: int) -> bool:
+        """Whether *name* is still *size* bytes long and begins with *head*: the file a
+        reader cached (a container's header holds a data key wrapped afresh for every
+        rewrite).  Never by inode: a file system may give a freed inode to the next new file
+        at once (ext4 does), so a file rewritten twice by others can come back at the inode
+        and size we knew.  False when it is missing or not a file we would read."""
+        if not head:
+            return False  # nothing read or written yet
+        try:
+            prefix, actual = self.read_prefix(name, len(head))
+        except (FileNotFoundError, StorageError, UnsafePermissions):
+            return False
+        return actual == size and prefix == head
+
     def read_tail(self, name: str, size: int) -> tuple[bytes, int]:
         """Read the last *size* bytes of a checked file; return them and the file size."""
         fd = self._open_checked(name, os.O_RDONLY)

@@ -29,7 +29,7 @@ from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir
 from ._keystore import MasterKeys
-from .errors import IntegrityError, SessionSealError
+from .errors import IntegrityError
 
 __all__ = ["INDEX_FILE", "INDEX_FORMAT", "Entry", "Index", "OtherFormat", "Stamp", "entry_of", "list_json", "stamp_of"]
 
@@ -241,19 +241,9 @@ class Index:
             raise _corrupt()
 
     def is_current(self, root: Dir) -> bool:
-        """Whether index.sst is still the file (and the length) this object was read from or wrote.
-
-        The header is compared, not only the inode: a freed inode is given to the next new
-        file at once on some file systems (ext4), so an index rewritten twice by others can
-        come back at our inode and length; its header holds a freshly wrapped data key.
-        """
-        if self._file == (0, 0):
-            return False
-        try:
-            prefix, size = root.read_prefix(INDEX_FILE, _container.HEADER_SIZE)
-        except (FileNotFoundError, SessionSealError):
-            return False
-        return size == self._file[1] and prefix == self._header_raw
+        """Whether index.sst is still the file (and the length) this object was read from or
+        wrote: by its header and length (:meth:`Dir.is_unchanged`), not its inode."""
+        return self._file != (0, 0) and root.is_unchanged(INDEX_FILE, self._header_raw, self._file[1])
 
     # -- writing (callers hold the vault lock) -------------------------------------
 

@@ -29,7 +29,7 @@ from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir
 from ._keystore import MasterKeys
-from .errors import IntegrityError, KeyStoreError, SessionSealError
+from .errors import IntegrityError, KeyStoreError
 
 __all__ = ["KEYTABLE", "KeyTable", "SessionKeys"]
 
@@ -169,18 +169,10 @@ class KeyTable:
             raise _corrupt()
 
     def is_current(self, root: Dir) -> bool:
-        """Whether the file is still the one (and the size) this table was read from or wrote.
-
-        Not by inode: a file system may give a freed inode to the next new file at once (ext4
-        does), so a table replaced twice by other processes' rotations can come back at our
-        inode and size, and a delta appended to it under our old data key would make it
-        unreadable.  The header holds a data key wrapped afresh for every rewrite.
-        """
-        try:
-            prefix, size = root.read_prefix(KEYTABLE, _container.HEADER_SIZE)
-        except (FileNotFoundError, SessionSealError):
-            return False
-        return size == self._size and prefix == self._header_raw
+        """Whether the file is still the one (and the size) this table was read from or wrote,
+        by its header and size (:meth:`Dir.is_unchanged`): a delta appended to another table
+        under our old data key would make it unreadable."""
+        return root.is_unchanged(KEYTABLE, self._header_raw, self._size)
 
     # -- writing (callers hold the vault lock) -------------------------------------
 

@@ -558,19 +558,24 @@ class Vault:
         return vault
 
     def _sweep_temp(self) -> None:
-        """Remove the temp files of writers that were killed, if the vault lock is free now
-        (never waiting: the next open does it).  Only a dead process's files are touched, so
-        a live writer's file is safe whatever locks it holds; each is overwritten first (a
-        key file being rewritten holds master keys)."""
+        """At open: remove the temp files of killed writers if the vault lock is free now
+        (never waiting: the next open does it)."""
         with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0):
-            for d in (self._root, self._sessions, self._ckpts):
-                d.sweep_temp()
-            if self._root.exists(_AUDIT_DIR):
-                audit_dir = self._root.sub(_AUDIT_DIR)
-                try:
-                    audit_dir.sweep_temp()
-                finally:
-                    audit_dir.close()
+            self._sweep_temp_files()
+
+    def _sweep_temp_files(self) -> int:
+        """Overwrite and remove the temp files of writers that have exited, in every directory
+        of the vault; returns how many.  Only a dead process's files are touched, so a live
+        writer's file is safe whatever locks it holds; each is overwritten first (a key file
+        being rewritten holds master keys)."""
+        removed = sum(len(d.sweep_temp()) for d in (self._root, self._sessions, self._ckpts))
+        if self._root.exists(_AUDIT_DIR):
+            audit_dir = self._root.sub(_AUDIT_DIR)
+            try:
+                removed += len(audit_dir.sweep_temp())
+            finally:
+                audit_dir.close()
+        return removed
 
     @staticmethod
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
@@ -2577,7 +2582,7 @@ class Vault:
             if progress is not None:
                 progress(min(start + _CLEANUP_BATCH, len(todo)), len(todo))
         result.orphans_removed = self._sweep_orphans()
-        result.temp_removed = sum(len(d.sweep_temp()) for d in (self._sessions, self._ckpts, self._root))
+        result.temp_removed = self._sweep_temp_files()
         # A run of the config's own policy restarts the automatic interval.  The erasures are
         # done: a config that cannot be read now must not turn them into a failure.
         with contextlib.suppress(SessionSealError):

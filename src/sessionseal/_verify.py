@@ -56,7 +56,6 @@ _LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit)\.lock")
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset({"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json"})
 _SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR)
-_MAX_CONTAINER: Final = (512 << 20) + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,6 @@ class _Stored:
     generation: int
     size: int  # committed, as the index records it: a torn append after it is no part of the version
     stamp: tuple[int, int, int]
-    torn: bool
 
 
 class _Check:
@@ -204,8 +202,8 @@ class _Check:
         except IntegrityError as exc:
             self.add("error", "keytable", KEYTABLE, str(exc))
             return False
-        except StorageError as exc:
-            self.add("error", "unsafe", KEYTABLE, str(exc))
+        except StorageError as exc:  # cannot be read (an I/O error, over the size limit)
+            self.add("error", "keytable", KEYTABLE, str(exc))
             return False
         self.counts["keys"] = len(self.table.session_keys)
         with contextlib.suppress(SessionSealError):
@@ -287,6 +285,8 @@ class _Check:
             return
         try:
             if self.read_data:
+                from ._vault import _MAX_CONTAINER  # a cycle at import time, not here
+
                 raw = d.read(fname, max_size=_MAX_CONTAINER)
                 log = _container.open_session(raw, self.v.vault_id, sid, lambda _sid: key)
                 document = self.v._document(log)
@@ -311,7 +311,7 @@ class _Check:
             return
         self.counts["sessions"] += 1
         st = os.stat(fname, dir_fd=d.fd, follow_symlinks=False)
-        self.stored[fname] = _Stored(sid, header.generation, end, stamp_of(st), end != size)
+        self.stored[fname] = _Stored(sid, header.generation, end, stamp_of(st))
         if end != size:
             self.add(
                 "warning",
@@ -404,9 +404,9 @@ class _Check:
         except IntegrityError as exc:
             self.add("error", "index-damaged", INDEX_FILE, f"{exc}; --repair rebuilds it from the session files")
             return True
-        except StorageError as exc:
-            self.add("error", "unsafe", INDEX_FILE, str(exc))
-            return False
+        except StorageError as exc:  # cannot be read: rebuilt like a damaged one
+            self.add("error", "index-damaged", INDEX_FILE, f"{exc}; --repair rebuilds it from the session files")
+            return True
         self.counts["index_entries"] = len(index.entries)
         safe_to_rebuild, stale = True, 0
         for fname, stored in self.stored.items():
@@ -536,13 +536,7 @@ def _repair(vault: Vault, c: _Check, *, rebuild_safe: bool) -> list[str]:  # noq
     codes = {p.code for p in c.result.problems}
     done: list[str] = []
     if "temp-file" in codes:
-        dirs = [vault._root, vault._sessions, vault._ckpts]
-        n = 0
-        for d in dirs:
-            n += len(d.sweep_temp())
-        with _opened(vault._root, AUDIT_DIR) as audit_dir:
-            if audit_dir is not None:
-                n += len(audit_dir.sweep_temp())
+        n = vault._sweep_temp_files()
         if n:
             done.append(f"removed {n} temp file(s) left by killed writers (overwritten first)")
     for p in c.result.problems:

@@ -399,6 +399,17 @@ class Figures:
     sessions: int = 0
     seconds: float = 0.0
 
+    def add(self, other: Figures, label: str) -> None:
+        """Add the figures of another run; its failures are prefixed with *label* (its seed)."""
+        self.kills += other.kills
+        self.rounds += other.rounds
+        self.acked.update(other.acked)
+        self.in_flight.update(other.in_flight)
+        self.warnings.update(other.warnings)
+        self.failures += [f"{label}: {x}" for x in other.failures]
+        self.sessions += other.sessions
+        self.seconds += other.seconds
+
     def to_json(self) -> dict[str, Any]:
         return {
             "kills": self.kills,

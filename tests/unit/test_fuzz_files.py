@@ -433,6 +433,19 @@ def _hostile_records() -> st.SearchStrategy[tuple[int, Any]]:
     return st.deferred(make)
 
 
+def _sealed_anchor(vault_id: uuid.UUID, anchor_key: bytes, body: bytes) -> bytes:
+    """An audit anchor container holding *body*, authentic under *anchor_key*."""
+    return _container.seal(
+        kind=Kind.AUDIT_ANCHOR,
+        vault_id=vault_id,
+        object_id=uuid.UUID(int=5),
+        generation=1,
+        kek=anchor_key,
+        kek_epoch=0,
+        frames=[(FrameType.BODY, _container.encode_payload(body, compress=False))],
+    )
+
+
 @fuzz(
     "audit.decode",
     _hostile_records(),
@@ -463,15 +476,7 @@ def test_audit_log_hostile_records(record: tuple[int, Any], anchor_doc: bytes, t
         out.append((body[:-1] if body.endswith(b"}") else body) + b',"mac":"' + prev.encode() + b'"}\n')
     if torn_before:
         out.insert(i, b"torn\n")
-    anchor = _container.seal(
-        kind=Kind.AUDIT_ANCHOR,
-        vault_id=w.vid,
-        object_id=uuid.UUID(int=5),
-        generation=1,
-        kek=anchor_key,
-        kek_epoch=0,
-        frames=[(FrameType.BODY, _container.encode_payload(anchor_doc, compress=False))],
-    )
+    anchor = _sealed_anchor(w.vid, anchor_key, anchor_doc)
     _reset_audit({CURRENT: b"".join(out), ANCHOR: anchor})
     _, _, log = _audit_root()
     documented(log.verify, w.secret)
@@ -704,15 +709,7 @@ def test_found_audit_log() -> None:
     # An anchor holding 1e400 (OverflowError) or nested too deep (RecursionError): reported, not raised.
     _, anchor_key = AuditLog.keys(w.secret)
     for body in (b'{"seq": 1e400, "mac": "", "base_seq": 0, "base_mac": ""}', deep_list(1500)):
-        anchor = _container.seal(
-            kind=Kind.AUDIT_ANCHOR,
-            vault_id=w.vid,
-            object_id=uuid.UUID(int=5),
-            generation=1,
-            kek=anchor_key,
-            kek_epoch=0,
-            frames=[(FrameType.BODY, _container.encode_payload(body, compress=False))],
-        )
+        anchor = _sealed_anchor(w.vid, anchor_key, body)
         _reset_audit({CURRENT: log_data, ANCHOR: anchor})
         assert [p.code for p in log.verify(w.secret).problems] == ["anchor-invalid"]
 
