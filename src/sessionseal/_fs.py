@@ -409,7 +409,9 @@ class Dir:
         """
         old = -1
         if overwrite_old:
-            with contextlib.suppress(FileNotFoundError):
+            # Missing, or not a file we may write (a link, a mode of 0400, another owner): the
+            # replace goes ahead as a plain rename over it, with nothing overwritten.
+            with contextlib.suppress(FileNotFoundError, StorageError, UnsafePermissions):
                 old = self._open_checked(name, os.O_WRONLY)
         try:
             self._write_atomic(name, data)

@@ -201,6 +201,31 @@ def test_a_reader_that_opened_the_old_key_file_reads_the_new_one(
     assert raced and not raced[0].strip(b"\0")  # the old file really was overwritten under the reader
 
 
+def test_a_key_file_that_cannot_be_opened_for_writing_is_still_replaced(
+    pvault: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key file of mode 0400 (EACCES for its owner, unless root) was always replaced by a
+    rename; overwriting the old one is best effort and must not turn that into a failure."""
+    import errno
+
+    path, ids = pvault
+    real_open = os.open
+
+    def refuse_writes_to_the_key_file(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if name == KEYFILE and flags & os.O_WRONLY:
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return int(real_open(name, flags, *args, **kwargs))
+
+    monkeypatch.setattr(os, "open", refuse_writes_to_the_key_file)
+    with Vault.open(path, passphrase=OLD) as v:
+        v.rekey()
+        assert v.change_passphrase(NEW) is False  # replaced; the old content could not be overwritten
+    monkeypatch.undo()
+    assert _opens_with(path, NEW) and not _opens_with(path, OLD)
+    with Vault.open(path, passphrase=NEW) as v:
+        assert sorted(str(s.id) for s in v.list()) == sorted(ids)
+
+
 def test_a_damaged_key_file_is_still_reported_as_damaged(pvault: tuple[Path, list[str]]) -> None:
     path, _ = pvault
     (path / KEYFILE).write_bytes(b"\0" * 200)
