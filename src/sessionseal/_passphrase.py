@@ -182,6 +182,12 @@ class PassphraseProvider:
                 ) from None
         return MasterKeys(keys)
 
+    def reload(self, vault_id: UUID) -> MasterKeys:
+        """Read the key file again: another process rotated since it was read (an opener reads
+        the key file and then the key table without the vault lock, and a rotation can come in
+        between).  :meth:`load` never caches keys, so this is the same read."""
+        return self.load(vault_id)
+
     def store(self, vault_id: UUID, keys: MasterKeys) -> None:
         """Write the key file atomically and overwrite the replaced file's content (it holds
         master keys a rotation drops).

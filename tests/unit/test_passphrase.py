@@ -201,6 +201,31 @@ def test_a_reader_that_opened_the_old_key_file_reads_the_new_one(
     assert raced and not raced[0].strip(b"\0")  # the old file really was overwritten under the reader
 
 
+def test_an_opener_racing_a_rotation_reads_the_key_file_again(
+    pvault: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An opener reads the key file, then the key table, without the vault lock: a rotation by
+    another process in between leaves a table under an epoch the keys read lack.  The key file
+    is read again (as a keychain entry is), never 'restore the key file from a backup'."""
+    from sessionseal._keytable import KeyTable
+
+    path, ids = pvault
+    real_load = KeyTable.load.__func__  # type: ignore[attr-defined]
+    rotated: list[int] = []
+
+    def load_after_a_rotation(cls: type[KeyTable], root: _fs.Dir, vault_id: Any, master: MasterKeys) -> KeyTable:
+        if not rotated:
+            rotated.append(0)
+            with Vault.open(path, passphrase=OLD) as other:
+                rotated.append(other.rekey())
+        return real_load(cls, root, vault_id, master)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(KeyTable, "load", classmethod(load_after_a_rotation))
+    with Vault.open(path, passphrase=OLD) as v:
+        assert sorted(str(s.id) for s in v.list()) == sorted(ids)
+    assert rotated[1:] and sorted(int(e) for e in _keyfile(path)["keys"]) == [rotated[1]]
+
+
 def test_a_key_file_that_cannot_be_opened_for_writing_is_still_replaced(
     pvault: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
