@@ -27,6 +27,7 @@ from typing import Final, Literal
 
 import filelock
 
+from ._ancestors import ancestor_fault
 from .errors import InvalidInput, LockTimeout, StorageError, UnsafePermissions
 
 __all__ = [
@@ -150,7 +151,6 @@ def check_ancestors(path: Path) -> None:
     A parent that others can write (without the sticky bit) or that another non-root
     user owns could rename the vault away and put their own in its place.
     """
-    me = os.geteuid()
     for parent in path.parents:
         try:
             st = os.stat(parent)
@@ -158,12 +158,13 @@ def check_ancestors(path: Path) -> None:
             continue  # 'init' creates it (0700, ours) under the ancestors checked here
         except OSError as exc:
             raise _storage_error(exc, "inspect", str(parent)) from exc
-        if st.st_uid not in (0, me):
+        fault = ancestor_fault(st)
+        if fault == "owner":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is owned by uid {st.st_uid}, who could replace the vault; "
                 "choose a --vault under your home directory"
             )
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        if fault == "writable":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is world-writable without the sticky bit; "
                 "choose a --vault under your home directory"
