@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -39,7 +40,9 @@ __all__ = [
     "lock",
     "shred_file",
     "temp_writer",
+    "unreachable_reason",
     "unsafe_reason",
+    "vault_exists",
     "write_private_file",
 ]
 
@@ -156,6 +159,8 @@ def check_ancestors(path: Path) -> None:
             st = os.stat(parent)
         except FileNotFoundError:
             continue  # 'init' creates it (0700, ours) under the ancestors checked here
+        except PermissionError:
+            raise UnsafePermissions(unreachable_reason(parent)) from None
         except OSError as exc:
             raise _storage_error(exc, "inspect", str(parent)) from exc
         fault = ancestor_fault(st)
@@ -169,6 +174,49 @@ def check_ancestors(path: Path) -> None:
                 f"{parent} (a parent of the vault) is world-writable without the sticky bit; "
                 "choose a --vault under your home directory"
             )
+
+
+def vault_exists(path: Path) -> bool:
+    """Whether anything is at *path* (a link included, never followed); False when nothing is.
+
+    :raises UnsafePermissions: a directory above *path* is closed to this user (another user's
+        home, say): there may well be a vault there, so "no vault" would not be true.
+    """
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise UnsafePermissions(unreachable_reason(path)) from None
+    except OSError as exc:
+        raise _storage_error(exc, "inspect", str(path)) from exc
+    return True
+
+
+def unreachable_reason(path: Path) -> str:
+    """Why *path*, which the kernel refused to look up (EACCES), cannot be reached: which
+    directory above it is closed to this user, and whose it is, as one line."""
+    chain = [*reversed(path.parents), path]
+    for above, below in itertools.pairwise(chain):
+        try:
+            os.lstat(below)
+        except PermissionError:
+            try:
+                st = os.stat(above)
+            except OSError:
+                break
+            if st.st_uid != os.geteuid():
+                return (
+                    f"cannot reach {path}: {above} belongs to uid {st.st_uid} and is closed to you (permission "
+                    "denied); sessionseal opens only your own vault: check --vault, SESSIONSEAL_VAULT and HOME"
+                )
+            return (
+                f"cannot reach {path}: {above} has mode {stat.S_IMODE(st.st_mode):04o}, which does not let you in "
+                f"(permission denied); run 'chmod u+rwx {above}'"
+            )
+        except OSError:
+            break
+    return f"permission denied to inspect {path}; check that you own the vault"
 
 
 class Dir:

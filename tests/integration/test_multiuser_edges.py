@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from sessionseal import errors
 from tests._infra.users import OSUser, UserDirs
 
+PASS = {"SESSIONSEAL_PASSPHRASE": "alice passphrase"}
 GHP = "ghp_" + "9mO8TCf60NXSYkwR3tQd7zXIYTPFg83HxbyN"
 
 
@@ -171,3 +173,40 @@ def test_a_cache_in_a_shared_sticky_directory_works(first_user: OSUser, make_use
     st = os.lstat(folder)
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == alice.uid and stat.S_IMODE(st.st_mode) == 0o700
     assert any(p.name.startswith("catalogue-") for p in folder.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# A vault behind a directory closed to the caller (issue 18, item 13)
+
+
+def test_a_vault_behind_another_users_closed_home_is_unreachable_not_missing(
+    first_user: OSUser, second_user: OSUser, make_user_dir: UserDirs
+) -> None:
+    alice, bob = first_user, second_user
+    home = make_user_dir.make(alice, mode=0o700)
+    r = alice.run([alice.bin("sessionseal"), "init", "--key-provider", "passphrase"], env={**PASS, "HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    vault = home / ".local" / "share" / "sessionseal" / "vault"  # the default location, for her HOME
+    assert (vault / "vault.json").is_file()
+    # ssbob with her HOME (as `sudo -u ssbob` may leave it), with --vault, with SESSIONSEAL_VAULT.
+    for args, env in (
+        (["list"], {"HOME": str(home)}),
+        (["--vault", str(vault), "list"], {}),
+        (["info"], {"SESSIONSEAL_VAULT": str(vault)}),
+        (["init", "--key-provider", "passphrase"], {**PASS, "HOME": str(home)}),
+    ):
+        r = bob.run([bob.bin("sessionseal"), *args], env=env)
+        assert r.returncode == errors.UnsafePermissions.exit_code, (args, r.returncode, r.stderr)
+        assert f"{home} belongs to uid {alice.uid} and is closed to you" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "no vault" not in r.stderr
+    # Where there is truly nothing (and he may look), it is still "no vault".
+    r = bob.run([bob.bin("sessionseal"), "--vault", str(make_user_dir.make(bob) / "none"), "list"])
+    assert r.returncode == errors.VaultNotFound.exit_code, r.stderr
+    # Her own directory closed to herself: the mode, and what to run.
+    alice.run(["chmod", "000", str(vault.parent)], check=True)
+    r = alice.run([alice.bin("sessionseal"), "list"], env={**PASS, "HOME": str(home)})
+    assert r.returncode == errors.UnsafePermissions.exit_code, r.stderr
+    assert f"{vault.parent} has mode 0000" in r.stderr and f"chmod u+rwx {vault.parent}" in r.stderr
+    alice.run(["chmod", "700", str(vault.parent)], check=True)
+    r = alice.run([alice.bin("sessionseal"), "list"], env={**PASS, "HOME": str(home)})
+    assert r.returncode == 0, r.stderr
