@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from typing import Final, Literal
 
 import filelock
 
+from ._ancestors import ancestor_fault
 from .errors import InvalidInput, LockTimeout, StorageError, UnsafePermissions
 
 __all__ = [
@@ -38,7 +40,9 @@ __all__ = [
     "lock",
     "shred_file",
     "temp_writer",
+    "unreachable_reason",
     "unsafe_reason",
+    "vault_exists",
     "write_private_file",
 ]
 
@@ -150,24 +154,69 @@ def check_ancestors(path: Path) -> None:
     A parent that others can write (without the sticky bit) or that another non-root
     user owns could rename the vault away and put their own in its place.
     """
-    me = os.geteuid()
     for parent in path.parents:
         try:
             st = os.stat(parent)
         except FileNotFoundError:
             continue  # 'init' creates it (0700, ours) under the ancestors checked here
+        except PermissionError:
+            raise UnsafePermissions(unreachable_reason(parent)) from None
         except OSError as exc:
             raise _storage_error(exc, "inspect", str(parent)) from exc
-        if st.st_uid not in (0, me):
+        fault = ancestor_fault(st)
+        if fault == "owner":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is owned by uid {st.st_uid}, who could replace the vault; "
                 "choose a --vault under your home directory"
             )
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        if fault == "writable":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is world-writable without the sticky bit; "
                 "choose a --vault under your home directory"
             )
+
+
+def vault_exists(path: Path) -> bool:
+    """Whether anything is at *path* (a link included, never followed); False when nothing is.
+
+    :raises UnsafePermissions: a directory above *path* is closed to this user (another user's
+        home, say): there may well be a vault there, so "no vault" would not be true.
+    """
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise UnsafePermissions(unreachable_reason(path)) from None
+    except OSError as exc:
+        raise _storage_error(exc, "inspect", str(path)) from exc
+    return True
+
+
+def unreachable_reason(path: Path) -> str:
+    """Why *path*, which the kernel refused to look up (EACCES), cannot be reached: which
+    directory above it is closed to this user, and whose it is, as one line."""
+    chain = [*reversed(path.parents), path]
+    for above, below in itertools.pairwise(chain):
+        try:
+            os.lstat(below)
+        except PermissionError:
+            try:
+                st = os.stat(above)
+            except OSError:
+                break
+            if st.st_uid != os.geteuid():
+                return (
+                    f"cannot reach {path}: {above} belongs to uid {st.st_uid} and is closed to you (permission "
+                    "denied); sessionseal opens only your own vault: check --vault, SESSIONSEAL_VAULT and HOME"
+                )
+            return (
+                f"cannot reach {path}: {above} has mode {stat.S_IMODE(st.st_mode):04o}, which does not let you in "
+                f"(permission denied); run 'chmod u+rwx {above}'"
+            )
+        except OSError:
+            break
+    return f"permission denied to inspect {path}; check that you own the vault"
 
 
 class Dir:

@@ -55,7 +55,7 @@ from ._configfile import CONFIG_FILE as _CONFIG_FILE
 from ._configfile import CONFIG_VERSION as _CONFIG_VERSION
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
-from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
+from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock, vault_exists
 from ._index import (
     INDEX_FILE,
     INDEX_FORMAT,
@@ -511,11 +511,12 @@ class Vault:
         did); a failure there is audited and never fails the open.
 
         :raises VaultNotFound: no vault at the path.
-        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others.
+        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others;
+            or a directory above it is closed to this user (it cannot be reached).
         :raises UnsupportedVersion: the vault was made by a newer sessionseal.
         """
         vpath = _resolve(path)
-        if not os.path.lexists(vpath):
+        if not vault_exists(vpath):
             raise VaultNotFound(f"no vault at {vpath}; create one with 'sessionseal init'")
         check_ancestors(vpath)
         try:
