@@ -380,3 +380,15 @@ def test_box_encoding_is_unpadded_base64url_of_nonce_and_ciphertext() -> None:
     assert open_box(key, box, ad) == {"id": "x"}
     with pytest.raises(IntegrityError):
         open_box(key, box, box_ad(uuid.UUID(int=1), 8, "save", "session", "ab" * 16))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_migrate_keeps_format_1_records_as_they_are(fixture: Path, tmp_path: Path) -> None:
+    path = _copy(fixture, tmp_path)
+    expected = json.loads((fixture / "expected.json").read_text())
+    before = (path / "audit" / "audit.log").read_bytes()
+    with Vault.open(path, passphrase=expected["passphrase"]) as v:
+        v.migrate()
+        assert v.verify_audit().ok
+    rotated = [p for p in (path / "audit").glob("audit-*.log")]
+    assert [p.read_bytes() for p in rotated] == [before]  # moved whole, not one byte rewritten
