@@ -49,7 +49,10 @@ from . import __version__, _checkpoints, _configfile, _container, _crypto, _even
 from ._audit import ANCHOR as _AUDIT_ANCHOR
 from ._audit import AUDIT_DIR as _AUDIT_DIR
 from ._audit import FORMAT as AUDIT_FORMAT
-from ._audit import AuditLog, VerifyReport, actor, error_outcome
+from ._audit import NOT_AN_ID as _AUDIT_NOT_AN_ID
+from ._audit import NOT_IN_VAULT as _AUDIT_NOT_IN_VAULT
+from ._audit import WITHHELD as _AUDIT_WITHHELD
+from ._audit import AuditLog, Subject, VerifyReport, actor, box_ad, error_outcome, open_box, subject_keys, subject_tag
 from ._checkpoints import Checkpoint
 from ._configfile import CONFIG_FILE as _CONFIG_FILE
 from ._configfile import CONFIG_VERSION as _CONFIG_VERSION
@@ -700,7 +703,7 @@ class Vault:
 
     # -- audit -----------------------------------------------------------------------
 
-    def _audit(
+    def _audit(  # noqa: PLR0912 - one branch per kind of subject
         self,
         action: str,
         outcome: str = "ok",
@@ -710,27 +713,60 @@ class Vault:
         nbytes: int | None = None,
         redactions: Mapping[str, int] | None = None,
         detail: Mapping[str, Any] | None = None,
+        private: Mapping[str, Any] | None = None,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+        session_key: bytes | None = None,
     ) -> None:
-        """Append one record: what, the outcome, who; never a value, a title or content."""
+        """Append one record: what, the outcome and who in the clear; the sessions it is about
+        as subjects (docs/spec/audit-log.md): a tag keyed by the session's own key, and a box
+        sealed under it holding the id and what measures the session (*nbytes*, *redactions*,
+        *private*); never a value, a title or content.
+
+        :param others: further subjects, as (role, id, values for the box or None for a tag
+            only); an id without a key in the table is left out.
+        :param session_key: the key of *session* when it has already left the table (the
+            record of its erasure): only its tag is recorded then.
+        """
         fields: dict[str, Any] = {"action": action, "outcome": outcome, **actor()}
-        if session is not None:
-            fields["session"] = _audit_session(session)
         if error is not None:
             fields["error"] = error
-        if nbytes is not None:
-            fields["bytes"] = nbytes
-        if redactions:
-            fields["redactions"] = dict(sorted(redactions.items()))
         if detail:
             fields["detail"] = dict(detail)
         try:
-            secret = self._keytable().vault_secret
+            table = self._keytable()
         except SessionSealError:
+            # No key, no subject: an id or a size must not be written in the clear instead.
+            if session is not None or others:
+                fields["session"] = _AUDIT_WITHHELD
             self._audit_log.append_unkeyed(fields)
             return
+        subjects: builtins.list[Subject] = []
+        if session is not None:
+            try:
+                sid = _parse_id(session)
+            except InvalidInput:
+                fields["session"] = _AUDIT_NOT_AN_ID  # a mistyped argument could be anything, a secret too
+            else:
+                values: dict[str, Any] = {"id": str(sid)}
+                if nbytes is not None:
+                    values["bytes"] = nbytes
+                if redactions:
+                    values["redactions"] = dict(sorted(redactions.items()))
+                values.update(private or {})
+                key = session_key if session_key is not None else self._audit_key(sid)
+                if key is None:
+                    fields["session"] = _AUDIT_NOT_IN_VAULT
+                else:
+                    subjects.append(Subject("session", key, None if session_key is not None else values))
+        for role, other, vals in others:
+            key = self._audit_key(other)
+            if key is not None:
+                subjects.append(Subject(role, key, None if vals is None else {"id": str(other), **vals}))
+        if subjects:
+            fields["subjects"] = subjects
         self._configure_audit()
         try:
-            self._audit_log.append(secret, fields)
+            self._audit_log.append(table.vault_secret, fields)
         except (StorageError, UnsafePermissions) as exc:
             # The record of the operation called, which is done: the error must say so.  Records
             # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
@@ -738,21 +774,32 @@ class Vault:
                 raise
             raise _unrecorded(action, exc, self._audit_log.path.parent) from exc
 
-    def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
+    def _audit_key(self, sid: uuid.UUID) -> bytes | None:
+        """The key of *sid* for its audit subject, or None when the table holds none."""
+        key = self._keytable().session_keys.get(sid)
+        if key is None:
+            with contextlib.suppress(SessionSealError):
+                key = self._keytable(fresh=True).session_keys.get(sid)  # saved by another process
+        return key
+
+    def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, bytes | None, dict[str, Any]]]) -> None:
         """One ``delete`` record per erased session, appended together (one fsync for a batch:
-        per-record appends were two thirds of a cleanup's cost per session)."""
+        per-record appends were two thirds of a cleanup's cost per session).  Each names its
+        session by tag only: the key its tag came from is gone."""
         if not erased:
             return
         who = actor()
         self._configure_audit()
+        records: builtins.list[dict[str, Any]] = []
+        for _, key, detail in erased:
+            rec: dict[str, Any] = {"action": "delete", "outcome": "ok", **who, "detail": detail}
+            if key is None:
+                rec["session"] = _AUDIT_NOT_IN_VAULT
+            else:
+                rec["subjects"] = [Subject("session", key)]
+            records.append(rec)
         try:
-            self._audit_log.append_many(
-                self._keytable().vault_secret,
-                [
-                    {"action": "delete", "outcome": "ok", **who, "session": str(sid), "detail": detail}
-                    for sid, detail in erased
-                ],
-            )
+            self._audit_log.append_many(self._keytable().vault_secret, records)
         except (StorageError, UnsafePermissions) as exc:
             raise _unrecorded(f"the erasure of {len(erased)} session(s)", exc, self._audit_log.path.parent) from exc
 
@@ -782,8 +829,69 @@ class Vault:
         return self._audit_log.path
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
-        """Every record of the audit log, oldest first, as stored (see :meth:`verify_audit`)."""
+        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed
+        (see :meth:`audit_entries` and :meth:`verify_audit`)."""
         return self._audit_log.records()
+
+    def audit_entries(
+        self, *, session: uuid.UUID | str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
+        """Every audit record, oldest first, checked as it is read, and the chain's report.
+
+        Each record gets ``verified`` (true only when the MAC chain vouches for it and each of
+        its boxes opens) and, when false, ``problem``: ``pending`` (not chained yet), the
+        verify code of the first bad record, ``after-error`` (after it), ``anchor`` (the anchor
+        vouches for no record) or ``box``.  Subjects are opened with the sessions' keys: each
+        gets its ``id`` and its box's values; a tag that no key in the table yields gets
+        ``erased: true`` (docs/spec/audit-log.md, "Showing").
+
+        :param session: only the records about this session (by its tag, or by its id in
+            format 1 records).
+        """
+        want = None if session is None else _parse_id(session)
+        table = self._keytable()
+        records, report = self._audit_log.checked_records(table.vault_secret)
+        tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
+
+        def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:
+            nonlocal tags
+            if tags is None:
+                tags = {}
+                for sid, key in table.session_keys.items():
+                    tag_key, box_key = subject_keys(key)
+                    tags[subject_tag(tag_key)] = (sid, box_key)
+            return tags
+
+        want_tag = None
+        if want is not None and want in table.session_keys:
+            want_tag = subject_tag(subject_keys(table.session_keys[want])[0])
+        out: builtins.list[dict[str, Any]] = []
+        for rec, chain_problem in records:
+            problem = chain_problem
+            subjects = rec.get("subjects")
+            if want is not None:
+                named = isinstance(subjects, builtins.list) and any(
+                    isinstance(e, dict) and e.get("tag") == want_tag for e in subjects
+                )
+                if not (named and want_tag is not None) and rec.get("session") != str(want):
+                    continue
+            shown = {k: v for k, v in rec.items() if k != "subjects"}
+            if subjects is not None:
+                opened, ok = _open_subjects(self.vault_id, rec, subjects, by_tag())
+                shown["subjects"] = opened
+                main = next((e for e in opened if e.get("role") == "session"), None)
+                if main is not None:
+                    shown["session"] = main.get("id") or "(erased)"
+                    for k in ("bytes", "redactions"):
+                        if k in main:
+                            shown[k] = main[k]
+                if not ok and problem is None:
+                    problem = "box"
+            shown["verified"] = problem is None
+            if problem is not None:
+                shown["problem"] = problem
+            out.append(shown)
+        return out, report
 
     @_audited("verify")
     def verify(
@@ -1191,7 +1299,9 @@ class Vault:
         detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
         if filters := q.describe():
             detail["filters"] = sorted(filters)
-        self._audit("search", detail=detail)  # never the query: it may be a secret someone looks for
+        # Never the query (it may be a secret someone looks for); the sessions it found, by tag.
+        matched = [("match", uuid.UUID(h.id), None) for h in hits]
+        self._audit("search", detail=detail, others=matched)
         return hits
 
     def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
@@ -1530,8 +1640,11 @@ class Vault:
 
             path = Path(out).absolute()
             write_private_file(path, data, overwrite=overwrite)
-        detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle"}
-        self._audit("export", nbytes=len(data), detail=detail)
+        detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle", "file": path is not None}
+        # What left the vault: each session, with the output's name and size in its box (user
+        # text and a measure: they go when the last of these sessions is erased).
+        left = {"file": path.name if path else None, "format": format, "bytes": len(data), "sessions": len(ids)}
+        self._audit("export", detail=detail, others=[("exported", sid, left) for sid in ids])
         return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
 
     @_audited("import")
@@ -1561,6 +1674,7 @@ class Vault:
             raise InvalidInput("on_conflict is skip, replace or copy")
         kind, raw_docs = _import_documents(source, passphrase)
         result = ImportResult(kind)
+        per_session: builtins.list[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = []
         # Validate every document before storing any: a bad one imports nothing.
         sessions = []
         for n, doc in enumerate(raw_docs, 1):
@@ -1595,8 +1709,9 @@ class Vault:
             for rule, k in counts.items():
                 result.redactions[rule] = result.redactions.get(rule, 0) + k
             result.imported.append(sid)
+            per_session.append(("imported", sid, {"redactions": dict(sorted(counts.items()))}))
         detail = {"source": result.source, "imported": len(result.imported), "skipped": len(result.skipped)}
-        self._audit("import", redactions=result.redactions, detail=detail)
+        self._audit("import", detail=detail, others=per_session)
         return result
 
     # -- agent transcripts (issue 8; _transcripts.py, docs/importing.md) -----------------
@@ -1638,7 +1753,12 @@ class Vault:
         for o in out:
             counts[o.action] = counts.get(o.action, 0) + 1
         if not dry_run:
-            self._audit("import-transcripts", detail={"files": len(out), **counts})
+            stored = [
+                ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
+                for o in out
+                if o.session_id is not None and o.action in ("new", "appended", "updated")
+            ]
+            self._audit("import-transcripts", detail={"files": len(out), **counts}, others=stored)
         return out
 
     def _import_transcript(
@@ -1741,7 +1861,7 @@ class Vault:
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=False)
-        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(ops) - 1})
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops) - 1})
         return dict(counts)
 
     def _remove_original(
@@ -1849,6 +1969,10 @@ class Vault:
                 steps.append("index: rebuilt from the session files in the current format")
                 if not dry_run:
                     self.reindex()
+            elif f.name == "audit log":
+                # Never rewritten: format 1 records are the chain's evidence.  The next append
+                # moves them into a rotated file of their own (docs/spec/audit-log.md).
+                continue
             else:  # pragma: no cover - every other format is at its first version
                 raise UnsupportedVersion(f"no migration from {f.name} version {f.oldest}; upgrade sessionseal")
         if not dry_run:
@@ -1881,6 +2005,7 @@ class Vault:
                 if sid not in table.session_keys and not has_file:
                     raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
                 epoch = table.kek_epoch
+                erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
                     del table.session_keys[sid]
                     try:
@@ -1892,11 +2017,13 @@ class Vault:
             # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
             try:
                 shredded = self._sessions.shred(name + _SUFFIX)
-                checkpoints = self._shred_checkpoints(name)
+                self._shred_checkpoints(name)
             except SessionSealError:
-                shredded, checkpoints = False, 0
-            detail = {"epoch": epoch, "overwritten": shredded, "checkpoints": checkpoints}
-            self._audit("delete", session=sid, detail=detail)
+                shredded = False
+            # Not the number of checkpoints: it measures the erased session (docs/spec/audit-log.md).
+            detail = {"epoch": epoch, "overwritten": shredded}
+            # By tag only; a file without a key (an earlier delete cut short) is named by nothing.
+            self._audit("delete", session=sid, session_key=erased_key, detail=detail)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
 
@@ -2070,7 +2197,7 @@ class Vault:
             log = self._open_session_file(sid)
             cp = self._checkpoint_locked(fname, sid, log, self._document(log), label, reason="manual")
         self._audit(
-            "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, detail={"number": cp.number}
+            "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, private={"number": cp.number}
         )
         return cp
 
@@ -2117,7 +2244,10 @@ class Vault:
                 self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
                 raise
         self._audit(
-            "checkpoint.restore", session=sid, nbytes=len(body), detail={"number": cp.number, "saved_as": saved.number}
+            "checkpoint.restore",
+            session=sid,
+            nbytes=len(body),
+            private={"number": cp.number, "saved_as": saved.number},
         )
         return saved
 
@@ -2136,7 +2266,9 @@ class Vault:
         with self._session_lock(name, sid):
             cp, cfname = self._find_checkpoint(name, sid, checkpoint)
             overwritten = self._ckpts.shred(cfname)
-        self._audit("checkpoint.delete", session=sid, detail={"number": cp.number, "overwritten": overwritten})
+        self._audit(
+            "checkpoint.delete", session=sid, private={"number": cp.number}, detail={"overwritten": overwritten}
+        )
         return cp
 
     @_audited("fork", by_id=True)
@@ -2184,13 +2316,27 @@ class Vault:
             body = orjson.dumps(doc)
             meta = orjson.dumps(_events.summary_of(doc, len(body)))
         self._write_session(new_id, meta, body)
-        detail = {"from": str(sid), "checkpoint": number, "continuation": continuation}
-        self._audit("fork", session=new_id, nbytes=len(body), redactions=counts, detail=detail)
+        self._audit(
+            "fork",
+            session=new_id,
+            nbytes=len(body),
+            redactions=counts,
+            private={"checkpoint": number},
+            detail={"continuation": continuation},
+            others=[("from", sid, {})],
+        )
         return new_id
 
     # -- lifecycle: pin, archive, stats, retention --------------------------------------
 
-    def _edit(self, session_id: uuid.UUID | str, action: str, update: Callable[[dict[str, Any]], bool]) -> bool:
+    def _edit(
+        self,
+        session_id: uuid.UUID | str,
+        action: str,
+        update: Callable[[dict[str, Any]], bool],
+        *,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+    ) -> bool:
         """Apply *update* to a session's stored (sanitized) document, and append the fields it
         changed: the content is neither rewritten nor re-encrypted.
 
@@ -2210,7 +2356,7 @@ class Vault:
                 fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
             if fields:
                 self._append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
-        self._audit(action, session=sid, detail={"changed": bool(fields)})
+        self._audit(action, session=sid, detail={"changed": bool(fields)}, others=others)
         return bool(fields)
 
     # -- appends (docs/spec/container-v1.md, "Appends") ------------------------------
@@ -2251,7 +2397,7 @@ class Vault:
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
-        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": events})
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": events})
         return events
 
     def record(
@@ -2433,7 +2579,7 @@ class Vault:
             links["parent"] = value
             return True
 
-        return self._edit(sid, "link", update)
+        return self._edit(sid, "link", update, others=[] if pid is None else [("link", pid, {})])
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
@@ -2512,7 +2658,8 @@ class Vault:
             warn_size=warn,
             warnings=warnings,
         )
-        self._audit("stats", detail={"sessions": result.sessions, "bytes": stored})
+        # Not the bytes stored: two totals around an erasure would give the erased session's size.
+        self._audit("stats", detail={"sessions": result.sessions})
         return result
 
     def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
@@ -2598,7 +2745,6 @@ class Vault:
                 "kept": len(plan.keep),
                 "orphans": result.orphans_removed,
                 "temp_files": result.temp_removed,
-                "bytes": result.bytes_freed,
                 "epoch": result.epoch,
             },
         )
@@ -2630,14 +2776,14 @@ class Vault:
                 return
             with self._vault_lock(), self._mutex:
                 table = self._keytable(fresh=True)
-                for d, _ in ready:
-                    table.session_keys.pop(d.session.id, None)
+                # Each erased session's key, for the tag of its 'delete' record only.
+                gone = {d.session.id: table.session_keys.pop(d.session.id, None) for d, _ in ready}
                 try:
                     result.epoch = self._rotate(table)
                 except BaseException:
                     self._table = None  # the keys are still on disk: reread rather than trust memory
                     raise
-            erased: builtins.list[tuple[uuid.UUID, dict[str, Any]]] = []
+            erased: builtins.list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
             for d, name in ready:
                 # The session is gone once the rotation is durable; overwriting is best effort
                 # and a file left behind is swept by the next cleanup (its key is gone).
@@ -2650,7 +2796,7 @@ class Vault:
                 result.removed.append(d.session.id)
                 result.bytes_freed += d.session.size_stored
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
-                erased.append((d.session.id, detail))
+                erased.append((d.session.id, gone.get(d.session.id), detail))
             self._audit_erasures(erased)
 
     def _shred_checkpoints(self, name: str) -> int:
@@ -2867,12 +3013,41 @@ def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
     return True
 
 
-def _audit_session(value: uuid.UUID | str) -> str:
-    # Only a well-formed id is recorded: a mistyped argument could be anything, a secret included.
-    try:
-        return str(_parse_id(value))
-    except InvalidInput:
-        return "(not a session id)"
+def _open_subjects(
+    vault_id: uuid.UUID, rec: Mapping[str, Any], subjects: Any, tags: Mapping[str, tuple[uuid.UUID, bytes]]
+) -> tuple[builtins.list[dict[str, Any]], bool]:
+    """A record's subjects as shown, and whether every box that a living key should open did."""
+    if not isinstance(subjects, builtins.list):
+        return [], False
+    seq, action = rec.get("seq"), rec.get("action")
+    out: builtins.list[dict[str, Any]] = []
+    ok = True
+    for e in subjects:
+        role, tag, box = (e.get("role"), e.get("tag"), e.get("box")) if isinstance(e, dict) else (None, None, None)
+        if not isinstance(role, str) or not isinstance(tag, str) or not (box is None or isinstance(box, str)):
+            ok = False
+            continue
+        entry: dict[str, Any] = {"role": role, "tag": tag}
+        hit = tags.get(tag)
+        if hit is None:
+            entry["erased"] = True  # no key in the table yields this tag
+        else:
+            sid, box_key = hit
+            entry["id"] = str(sid)
+            if box is not None:
+                try:
+                    if not isinstance(seq, int) or not isinstance(action, str):
+                        raise IntegrityError("no place to bind the box to")
+                    values = open_box(box_key, box, box_ad(vault_id, seq, action, role, tag))
+                    if values.get("id") != str(sid):
+                        raise IntegrityError("the box names another session")
+                except IntegrityError:
+                    entry["unreadable"] = True
+                    ok = False
+                else:
+                    entry.update({k: v for k, v in values.items() if k != "id"})
+        out.append(entry)
+    return out, ok
 
 
 def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:

@@ -42,7 +42,7 @@ def audit_group() -> None:
 @click.option("--since", metavar="WHEN", help="Only records at or after WHEN (date, RFC 3339 time, or 7d / 12h ago).")
 @click.option("--until", metavar="WHEN", help="Only records before WHEN.")
 @click.option("--action", "actions", multiple=True, help="Only this action (repeatable): save, load, list, delete...")
-@click.option("--session", metavar="ID", help="Only records about this session.")
+@click.option("--session", metavar="ID", help="Only records about this session (while the vault holds its key).")
 @click.option("--user", metavar="NAME", help="Only records of this OS user (name or uid).")
 @click.option("--outcome", type=click.Choice(["ok", "denied", "error"]), help="Only this outcome.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N matching records.")
@@ -60,14 +60,19 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """Print audit records, oldest first (as stored; 'audit verify' checks them)."""
+    """Print audit records, oldest first, each marked verified or not.
+
+    The chain is checked as it is read: a record the MAC chain does not vouch for (not yet
+    chained, after the first bad record, or with a box that does not open) is marked
+    unverified, with why.  Sessions are shown by id while the vault holds their key; an
+    erased session's records show its tag only.
+    """
     lo = parse_when(since, "--since") if since else None
     hi = parse_when(until, "--until") if until else None
+    records, report = obj.vault().audit_entries(session=session)
     out: list[dict[str, Any]] = []
-    for rec in obj.vault().audit_records():
+    for rec in records:
         if actions and rec.get("action") not in actions:
-            continue
-        if session and rec.get("session") != session.strip():
             continue
         if user and user not in (rec.get("user"), str(rec.get("uid"))):
             continue
@@ -83,6 +88,13 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
         out.append(rec)
     if limit:
         out = out[-limit:]
+    first = next((p for p in report.problems if p.severity == "error"), None)
+    if first is not None:
+        click.echo(
+            f"sessionseal: warning: the audit log does not verify: {first.describe()}; "
+            "records it does not vouch for are marked unverified",
+            err=True,
+        )
     if as_json:
         for rec in out:
             sys.stdout.write(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n")

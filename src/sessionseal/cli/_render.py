@@ -101,13 +101,17 @@ def render_hits(hits: list[SearchHit]) -> None:
 
 
 def render_audit(records: list[dict[str, object]]) -> None:
-    """A table of audit records, oldest first."""
+    """A table of audit records, oldest first, each marked verified or not."""
     if not records:
         _console.print("No audit records match.")
         return
     table = Table(show_edge=False, pad_edge=False)
-    for col in ("seq", "time (UTC)", "action", "outcome", "session", "user", "program", "details"):
-        table.add_column(col, no_wrap=col in ("time (UTC)", "session"), justify="right" if col == "seq" else "left")
+    cols = ("seq", "verified", "time (UTC)", "action", "outcome", "session", "user", "program", "details")
+    for col in cols:
+        table.add_column(
+            col, no_wrap=col in ("time (UTC)", "session", "verified"), justify="right" if col == "seq" else "left"
+        )
+    unverified = 0
     for r in records:
         details = []
         if r.get("error"):
@@ -116,15 +120,23 @@ def render_audit(records: list[dict[str, object]]) -> None:
             details.append(f"{r['bytes']} B")
         red = r.get("redactions")
         if isinstance(red, dict) and red:
-            details.append(f"{sum(int(v) for v in red.values())} redacted")
+            details.append(f"{sum(int(v) for v in red.values() if isinstance(v, int))} redacted")
         if r.get("unkeyed"):
             details.append("recorded before the key was available")
         detail = r.get("detail")
         if isinstance(detail, dict):
             details.extend(f"{k}={v}" for k, v in detail.items())
+        subjects = r.get("subjects")
+        if isinstance(subjects, list):
+            for e in subjects:
+                if isinstance(e, dict) and e.get("role") != "session":
+                    details.append(_subject_text(e))
         seq = r.get("seq")
+        ok = r.get("verified") is True
+        unverified += not ok
         table.add_row(
             "-" if seq is None else str(seq),
+            "yes" if ok else f"[bold red]NO[/] ({escape(str(r.get('problem', 'unchecked')))})",
             str(r.get("time", ""))[:19].replace("T", " "),
             escape(str(r.get("action", ""))),
             escape(str(r.get("outcome", ""))),
@@ -134,7 +146,14 @@ def render_audit(records: list[dict[str, object]]) -> None:
             escape(", ".join(details)),
         )
     _console.print(table)
-    _console.print(f"{len(records)} record(s)")
+    tail = f", {unverified} NOT verified" if unverified else ", all verified"
+    _console.print(f"{len(records)} record(s){tail}")
+
+
+def _subject_text(e: dict[str, object]) -> str:
+    who = str(e["id"]) if e.get("id") else f"erased session {str(e.get('tag', ''))[:12]}"
+    extra = [f"{k}={v}" for k, v in e.items() if k in ("file", "action", "messages")]
+    return f"{e.get('role')}: {who}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def render_session(session: Session, *, checkpoints: Sequence[Checkpoint] = ()) -> None:
