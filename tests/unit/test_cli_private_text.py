@@ -15,9 +15,10 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -127,7 +128,6 @@ class Case:
     file_option: str
     observe: str  # the name of an observation below
     option: str | None = None  # the option that {T} belongs to; None: an argument
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 CASES = [
@@ -151,7 +151,14 @@ CASES = [
     Case("checkpoint-delete", ["checkpoint", "delete", "{A}", "{T}"], ["before falcon"], "--name-file", "checkpoints"),
     Case("search", ["search", "{T}", "--json"], ["falcon secret"], "--text-file", "titles"),
     Case("list-tags", ["list", "--tag", "{T}", "--json"], ["blue", "old"], "--tags-file", "titles", "--tag"),
-    Case("list-workspace", ["list", "--workspace", "{T}", "--json"], ["/srv/falcon"], "--workspace-file", "titles", "--workspace"),
+    Case(
+        "list-workspace",
+        ["list", "--workspace", "{T}", "--json"],
+        ["/srv/falcon"],
+        "--workspace-file",
+        "titles",
+        "--workspace",
+    ),
     Case("list-model", ["list", "--model", "{T}", "--json"], ["ft:acme:falcon"], "--model-file", "titles", "--model"),
     Case("search-tags", ["search", "body", "--tag", "{T}", "--json"], ["green"], "--tags-file", "titles", "--tag"),
     Case("latest-tags", ["latest", "--tag", "{T}", "--json"], ["green"], "--tags-file", "latest-title", "--tag"),
@@ -207,32 +214,32 @@ class Vaults:
         return vault, ids
 
     def observe(self, what: str, vault: Path, ids: dict[str, str], r: Result) -> object:
+        """What the command did, in terms that do not depend on the vault (ids differ)."""
         assert r.exit_code == 0, r.output
 
-        def show(sid: str) -> dict[str, object]:
-            doc: dict[str, object] = json.loads(self.run(vault, "show", sid, "--json").output)
+        def show(sid: str) -> dict[str, Any]:
+            doc: dict[str, Any] = json.loads(self.run(vault, "show", sid, "--json").output)
             return doc
 
-        new = r.output.strip().splitlines()[0] if what.startswith("new-") else ""
-        match what:
-            case "title" | "description" | "tags":
-                return show(ids["A"])[what]
-            case "latest-title":
-                return json.loads(r.output)["title"]
-            case "new-title":
-                return show(new)["title"]
-            case "new-tags":
-                return show(new)["tags"]
-            case "new-messages" | "messages":
-                return len(show(new or ids["A"])["messages"])  # type: ignore[arg-type]
-            case "checkpoints":
-                listed = json.loads(self.run(vault, "checkpoint", "list", ids["A"], "--json").output)
-                return [cp["name"] for cp in listed]
-            case "titles":
-                return sorted(item["title"] for item in json.loads(r.output))
-            case "exported":
-                return len(json.loads(r.stdout)["sessions"])
-        raise AssertionError(what)
+        def new() -> dict[str, Any]:  # the session whose id the command printed first
+            return show(r.stdout.split()[0])
+
+        observations: dict[str, Callable[[], object]] = {
+            "title": lambda: show(ids["A"])["title"],
+            "description": lambda: show(ids["A"])["description"],
+            "tags": lambda: show(ids["A"])["tags"],
+            "new-title": lambda: new()["title"],
+            "new-tags": lambda: new()["tags"],
+            "new-messages": lambda: len(new()["messages"]),
+            "messages": lambda: len(show(ids["A"])["messages"]),
+            "checkpoints": lambda: [
+                cp["name"] for cp in json.loads(self.run(vault, "checkpoint", "list", ids["A"], "--json").output)
+            ],
+            "titles": lambda: sorted(item["title"] for item in json.loads(r.stdout)),
+            "latest-title": lambda: json.loads(r.stdout)["title"],
+            "exported": lambda: len(json.loads(r.stdout)["sessions"]),
+        }
+        return observations[what]()
 
 
 def _args(case: Case, ids: dict[str, str], text: list[str] | None) -> list[str]:
@@ -414,34 +421,39 @@ def _title(vault: Path, sid: str) -> str:
 def test_a_title_on_stdin_is_not_in_the_process_list(passphrase_vault: tuple[Path, str]) -> None:
     vault, sid = passphrase_vault
     title = "Falcon acquisition: board notes"
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "sessionseal", "rename", sid, "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(vault),
-    )
-    try:
-        # The process cannot finish before its stdin is closed: whatever it is doing now, it
-        # is alive, and its command line is what every other local user can read.
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-        assert proc.poll() is None
-        assert b"rename" in cmdline and sid.encode() in cmdline
-        assert title.encode() not in cmdline and b"Falcon" not in cmdline
-        _, err = proc.communicate(title.encode() + b"\n", timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:
+        try:
+            # The process cannot finish before its stdin is closed, so it is alive for as long
+            # as we look.  Its argument pages are set up a moment after exec lets Popen return
+            # (the command line reads as empty until then); once set, they stay for the
+            # process's life and are what every other local user can read.
+            deadline = time.monotonic() + 120  # an upper bound for a loaded machine, not a speed test
+            cmdline = b""
+            while not cmdline and proc.poll() is None and time.monotonic() < deadline:
+                cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+                time.sleep(0.01)
+            assert proc.poll() is None
+            assert b"rename" in cmdline and sid.encode() in cmdline
+            assert title.encode() not in cmdline and b"Falcon" not in cmdline
+            _, err = proc.communicate(title.encode() + b"\n", timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 0, err
     assert _title(vault, sid) == title
 
 
-def test_a_missing_title_is_asked_for_at_a_terminal(passphrase_vault: tuple[Path, str]) -> None:
-    vault, sid = passphrase_vault
+def _at_a_terminal(vault: Path, args: list[str], prompt: bytes, answer: bytes) -> tuple[int, bytes]:
+    """Run sessionseal with stdin and stderr on a real pseudo-terminal, answer *prompt*."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sessionseal", "rename", sid],
+        [sys.executable, "-m", "sessionseal", *args],
         stdin=slave,
         stdout=subprocess.DEVNULL,
         stderr=slave,
@@ -451,16 +463,45 @@ def test_a_missing_title_is_asked_for_at_a_terminal(passphrase_vault: tuple[Path
     seen = b""
     try:
         deadline = time.monotonic() + 120  # an upper bound for a loaded machine, not a speed test
-        while b"Title:" not in seen:
+        while prompt not in seen:
             ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
             assert ready, f"no prompt; the terminal showed {seen!r}"
             seen += os.read(master, 4096)
-        os.write(master, b"Typed at the terminal\n")
-        proc.wait(timeout=120)
+        os.write(master, answer)
+        code = proc.wait(timeout=120)
+        while select.select([master], [], [], 0)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # EIO: the terminal's last reader has gone
+                break
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(master)
-    assert proc.returncode == 0
+    return code, seen
+
+
+def test_a_missing_title_is_asked_for_at_a_terminal(passphrase_vault: tuple[Path, str]) -> None:
+    vault, sid = passphrase_vault
+    code, _ = _at_a_terminal(vault, ["rename", sid], b"Title:", b"Typed at the terminal\n")
+    assert code == 0
     assert _title(vault, sid) == "Typed at the terminal"
+
+
+def test_ctrl_d_at_the_prompt_cancels_with_exit_130(passphrase_vault: tuple[Path, str]) -> None:
+    vault, sid = passphrase_vault
+    code, seen = _at_a_terminal(vault, ["search"], b"Search for:", b"\x04")
+    assert code == 130 and b"cancelled" in seen and b"Traceback" not in seen
+    code, _ = _at_a_terminal(vault, ["checkpoint", "restore", sid], b"Checkpoint (name or number):", b"\x04")
+    assert code == 130
+    assert _title(vault, sid) == "before"
+
+
+def test_the_docs_show_every_file_form_and_what_argv_exposes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    cli_md = (root / "docs" / "cli.md").read_text()
+    for option in set(PRIVATE.values()):
+        assert f"{option} FILE" in cli_md, option
+    for doc in (cli_md, (root / "threat-model.md").read_text()):
+        assert "/proc/PID/cmdline" in doc and "hidepid=invisible" in doc

@@ -85,7 +85,7 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
 @click.argument("source", default="-", metavar="[FILE|-]")
 @text_file_option("--title-file", "the title")
 @click.option("--title", help="Set the session's title (visible in the process list: prefer --title-file).")
-@text_file_option("--tags-file", "tags to add, separated by blanks or lines")
+@text_file_option("--tags-file", "tags to add (blank- or line-separated)")
 @click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the id and redaction counts as JSON.")
 @click.pass_obj
@@ -197,7 +197,7 @@ def _list_filters(fn: Any) -> Any:
 
 _FILTER_OPTIONS = [
     click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all)."),
-    text_file_option("--tags-file", "more --tag filters, separated by blanks or lines"),
+    text_file_option("--tags-file", "more tags to match (blank- or line-separated)"),
     click.option(
         "--status",
         "statuses",
@@ -347,7 +347,7 @@ def _latest_query(here: bool, tags: tuple[str, ...]) -> Any:
 @cli.command()
 @click.option("--here", is_flag=True, help="The latest whose workspace is the current directory (or inside it).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="The latest with this tag (repeatable: all).")
-@text_file_option("--tags-file", "more --tag filters, separated by blanks or lines")
+@text_file_option("--tags-file", "more tags to match (blank- or line-separated)")
 @click.option("--json", "as_json", is_flag=True, help="Print its summary as JSON instead of its id.")
 @click.pass_obj
 @handle_errors

@@ -73,6 +73,11 @@ def handle_errors(fn: _F) -> _F:
         except KeyboardInterrupt:
             click.echo("sessionseal: interrupted; nothing was left half-written", err=True)
             sys.exit(130)
+        except click.exceptions.Abort:
+            # Ctrl-C or Ctrl-D at a prompt, or "no" to a confirmation: every prompt comes
+            # before the command changes anything.
+            click.echo("sessionseal: cancelled; nothing was changed", err=True)
+            sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:
@@ -250,7 +255,7 @@ def text_file_option(option: str, what: str) -> Callable[[_F], _F]:
         option,
         option.lstrip("-").replace("-", "_"),
         metavar="FILE|-",
-        help=f"Read {what} from FILE (- : stdin), out of the process list that other users can read.",
+        help=f"Read {what} from FILE (- : stdin) instead of the command line, which other users can see.",
     )
 
 

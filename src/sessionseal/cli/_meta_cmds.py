@@ -14,14 +14,14 @@ __all__ = ["describe", "link", "rename", "set_status", "tag"]
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("session_id", metavar="ID")
 @click.argument("changes", metavar="[+TAG|-TAG|-]...", nargs=-1)
-@text_file_option("--changes-file", "the changes (+TAG, -TAG or TAG, separated by blanks or lines)")
+@text_file_option("--changes-file", "the changes (+TAG -TAG TAG, blank- or line-separated)")
 @click.option("--json", "as_json", is_flag=True, help="Print the tags afterwards as JSON.")
 @click.pass_obj
 @handle_errors
 def tag(obj: Context, session_id: str, changes: tuple[str, ...], changes_file: str | None, as_json: bool) -> None:
     """Add (+TAG, or TAG) and remove (-TAG) tags.
 
-    A lone - reads the changes from stdin; with none given, they are asked for at a terminal.
+    Given -, the changes are read from stdin; given none, they are asked for at a terminal.
     """
     changes = private_words(
         changes,
@@ -52,7 +52,7 @@ def tag(obj: Context, session_id: str, changes: tuple[str, ...], changes_file: s
 def rename(obj: Context, session_id: str, title: str | None, title_file: str | None) -> None:
     """Set a session's title (secrets in it are redacted, as everywhere).
 
-    - reads the title from stdin; without it, it is asked for at a terminal.
+    TITLE - reads it from stdin; left out, it is asked for at a terminal.
     """
     text = private_text(
         title, title_file, what="the title", name="TITLE", option="--title-file", dash=True, prompt="Title"
@@ -71,7 +71,7 @@ def rename(obj: Context, session_id: str, title: str | None, title_file: str | N
 def describe(obj: Context, session_id: str, text: str | None, text_file: str | None) -> None:
     """Set a session's description (secrets in it are redacted).
 
-    - reads the description from stdin; without it, it is asked for at a terminal.
+    TEXT - reads it from stdin; left out, it is asked for at a terminal.
     """
     description = private_text(
         text, text_file, what="the description", name="TEXT", option="--text-file", dash=True, prompt="Description"
