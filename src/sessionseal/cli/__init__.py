@@ -11,7 +11,17 @@ import click
 from sessionseal import __version__
 from sessionseal.errors import InvalidInput
 
-from ._common import Context, echo_json, handle_errors, interactive, passphrase_source, read_input
+from ._common import (
+    Context,
+    echo_json,
+    handle_errors,
+    interactive,
+    passphrase_source,
+    private_text,
+    private_words,
+    read_input,
+    text_file_option,
+)
 
 if TYPE_CHECKING:
     from sessionseal import Session
@@ -73,12 +83,22 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("source", default="-", metavar="[FILE|-]")
-@click.option("--title", help="Set the session's title.")
+@text_file_option("--title-file", "the title")
+@click.option("--title", help="Set the session's title (visible in the process list: prefer --title-file).")
+@text_file_option("--tags-file", "tags to add (blank- or line-separated)")
 @click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the id and redaction counts as JSON.")
 @click.pass_obj
 @handle_errors
-def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as_json: bool) -> None:
+def save(  # noqa: PLR0917 - one parameter per option
+    obj: Context,
+    source: str,
+    title_file: str | None,
+    title: str | None,
+    tags_file: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Store a session JSON document (from FILE or stdin) and print its id.
 
     The document follows 'sessionseal schema'; every field but the messages' role may
@@ -86,7 +106,9 @@ def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as
     """
     from sessionseal import Vault
 
-    data = read_input(source, Vault.MAX_SESSION_BYTES)
+    title = private_text(title, title_file, what="the title", name="--title", option="--title-file")
+    tags = private_words(tags, tags_file, what="the tags", name="--tag", option="--tags-file")
+    data = read_input(source, Vault.MAX_SESSION_BYTES, what="the session document")
     session = _parse_session(data)
     if title is not None:
         session.title = title
@@ -175,6 +197,7 @@ def _list_filters(fn: Any) -> Any:
 
 _FILTER_OPTIONS = [
     click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all)."),
+    text_file_option("--tags-file", "more tags to match (blank- or line-separated)"),
     click.option(
         "--status",
         "statuses",
@@ -185,11 +208,13 @@ _FILTER_OPTIONS = [
     click.option("--since", metavar="WHEN", help="Updated at or after WHEN: a date, an RFC 3339 time, or 7d, 12h ago."),
     click.option("--until", metavar="WHEN", help="Updated before WHEN."),
     click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it."),
+    text_file_option("--workspace-file", "the --workspace directory"),
     click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it."),
     click.option("--pinned", is_flag=True, help="Only pinned sessions."),
     click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this."),
     click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this."),
     click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in."),
+    text_file_option("--model-file", "the --model name"),
     click.option(
         "--sort",
         type=click.Choice(["updated", "created", "accessed", "size", "cost", "title"]),
@@ -215,19 +240,30 @@ def query_of(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
 
     from ._audit_cmds import parse_when
 
-    if here and filters["workspace"]:
+    tags = private_words(filters["tags"], filters["tags_file"], what="the tags", name="--tag", option="--tags-file")
+    workspace = private_text(
+        filters["workspace"],
+        filters["workspace_file"],
+        what="the workspace",
+        name="--workspace",
+        option="--workspace-file",
+    )
+    model = private_text(
+        filters["model"], filters["model_file"], what="the model", name="--model", option="--model-file"
+    )
+    if here and workspace is not None:
         raise click.UsageError("give --workspace DIR or --here, not both")
     return ListQuery(
         archived={"archived": True, "all": None}.get(which or "", False),
-        tags=filters["tags"],
+        tags=tags,
         statuses=filters["statuses"],
         since=parse_when(filters["since"], "--since") if filters["since"] else None,
         until=parse_when(filters["until"], "--until") if filters["until"] else None,
-        workspace=os.getcwd() if here else filters["workspace"] and os.path.abspath(filters["workspace"]),
+        workspace=os.getcwd() if here else workspace and os.path.abspath(workspace),
         pinned=True if filters["pinned"] else None,
         min_cost=filters["min_cost"],
         max_cost=filters["max_cost"],
-        model=filters["model"],
+        model=model,
         sort=filters.get("sort", "updated"),
         limit=filters["limit"],
     )
@@ -257,17 +293,36 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", metavar="[TEXT|-]", required=False)
+@text_file_option("--text-file", "the text to search for")
 @_list_filters
 @click.option("--case-sensitive", is_flag=True, help="Match case exactly (default: ASCII letters in any case).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
 def search(
-    obj: Context, /, *, text: str, which: str | None, here: bool, case_sensitive: bool, as_json: bool, **filters: Any
+    obj: Context,
+    /,
+    *,
+    text: str | None,
+    text_file: str | None,
+    which: str | None,
+    here: bool,
+    case_sensitive: bool,
+    as_json: bool,
+    **filters: Any,
 ) -> None:
-    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default)."""
-    hits = obj.vault().search(text, query_of(here, which, filters), case_sensitive=case_sensitive)
+    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default).
+
+    TEXT is seen by every local user in the process list: give - to read it from stdin,
+    --text-file, or leave it out to be asked at a terminal.
+    """
+    what = private_text(
+        text, text_file, what="the search text", name="TEXT", option="--text-file", dash=True, prompt="Search for"
+    )
+    assert what is not None
+    query = query_of(here, which, filters)
+    hits = obj.vault().search(what, query, case_sensitive=case_sensitive)
     if as_json:
         echo_json(
             [
@@ -292,13 +347,15 @@ def _latest_query(here: bool, tags: tuple[str, ...]) -> Any:
 @cli.command()
 @click.option("--here", is_flag=True, help="The latest whose workspace is the current directory (or inside it).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="The latest with this tag (repeatable: all).")
+@text_file_option("--tags-file", "more tags to match (blank- or line-separated)")
 @click.option("--json", "as_json", is_flag=True, help="Print its summary as JSON instead of its id.")
 @click.pass_obj
 @handle_errors
-def latest(obj: Context, here: bool, tags: tuple[str, ...], as_json: bool) -> None:
+def latest(obj: Context, here: bool, tags: tuple[str, ...], tags_file: str | None, as_json: bool) -> None:
     """Print the id of the most recently updated session (exit 3 when there is none)."""
     from sessionseal.errors import SessionNotFound
 
+    tags = private_words(tags, tags_file, what="the tags", name="--tag", option="--tags-file")
     found = obj.vault().latest(_latest_query(here, tags))
     if found is None:
         raise SessionNotFound("no session matches; see 'sessionseal list'")
