@@ -1534,42 +1534,56 @@ class Vault:
         return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
 
     @_audited("import")
-    def import_sessions(  # noqa: PLR0912
+    def import_sessions(
         self,
         source: bytes | str | os.PathLike[str],
         *,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
         on_conflict: str = "skip",
+        allow_expensive_kdf: bool = False,
     ) -> ImportResult:
         """Import a bundle or session JSON (one document, or a list of them): each session is
         validated and sanitized with this vault's rules, then saved with its times kept.
+
+        A bundle's documents are read one at a time, twice: once to validate them all (a bad
+        one imports nothing), once to store them; memory follows the largest document, not the
+        bundle (docs/spec/bundle-v1.md, "Limits").
 
         :param source: the bytes, or a file path.
         :param passphrase: the bundle's passphrase (or a callable asked only for a bundle).
         :param on_conflict: for an id already in the vault: ``skip`` it, ``replace`` the stored
             session (its previous version is kept as a checkpoint), or store a ``copy`` under a
             new id.
+        :param allow_expensive_kdf: open a bundle that asks for more scrypt work than
+            sessionseal writes (up to 2^22, 4 GiB of memory); without it such a bundle is
+            refused before any work.
         :raises WrongPassphrase: the bundle's passphrase is wrong.
         :raises IntegrityError: the bundle is damaged or altered.
-        :raises InvalidInput: not a bundle nor session JSON, or a document is not a session
-            (nothing is imported then).
+        :raises InvalidInput: not a bundle nor session JSON, a document is not a session, a
+            bundle asks for too much scrypt work or holds more than the limits (nothing is
+            imported then).
         """
         from .models import parse_session
 
         if on_conflict not in ("skip", "replace", "copy"):
             raise InvalidInput("on_conflict is skip, replace or copy")
-        kind, raw_docs = _import_documents(source, passphrase)
+        kind, documents = _import_documents(source, passphrase, allow_expensive_kdf=allow_expensive_kdf)
         result = ImportResult(kind)
-        # Validate every document before storing any: a bad one imports nothing.
-        sessions = []
-        for n, doc in enumerate(raw_docs, 1):
-            if not isinstance(doc, dict):
-                raise InvalidInput(f"document {n} is not a session object; nothing was imported")
-            try:
-                sessions.append(parse_session(doc))
-            except InvalidInput as exc:
-                raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
-        for model in sessions:
+
+        def models() -> Iterator[Session]:
+            for n, doc in enumerate(documents(), 1):
+                if not isinstance(doc, dict):
+                    raise InvalidInput(f"document {n} is not a session object; nothing was imported")
+                try:
+                    yield parse_session(doc)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
+
+        # Validate every document before storing any (a bad one imports nothing), one at a
+        # time: each is dropped once checked, and decoded again below to be stored.
+        for _ in models():
+            pass
+        for model in models():
             sid = model.id
             name = self._file_name(sid)
             undo: tuple[int, set[int]] | None = None
@@ -2890,10 +2904,15 @@ def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def _import_documents(
-    source: bytes | str | os.PathLike[str], passphrase: str | bytes | Callable[[], str | bytes] | None
-) -> tuple[str, builtins.list[Any]]:
-    """The documents a bundle or session JSON (an object or a list) holds, as parsed JSON."""
+    source: bytes | str | os.PathLike[str],
+    passphrase: str | bytes | Callable[[], str | bytes] | None,
+    *,
+    allow_expensive_kdf: bool = False,
+) -> tuple[str, Callable[[], Iterator[Any]]]:
+    """What a bundle or session JSON (an object or a list) holds: its kind, and a function
+    that yields the documents as parsed JSON, one at a time, each call from the start."""
     from . import _export
+    from ._passphrase import MAX_LOG2_N
 
     if isinstance(source, bytes):
         data = source
@@ -2904,20 +2923,28 @@ def _import_documents(
         except OSError as exc:
             raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
     if _export.is_bundle(data):
+        max_log2_n = MAX_LOG2_N if allow_expensive_kdf else _export.KDF_CAP_LOG2_N
+        _export.check_cost(data, max_log2_n=max_log2_n)  # before the passphrase is asked for
         value = passphrase() if callable(passphrase) else passphrase
         secret = value.encode() if isinstance(value, str) else (value or b"")
-        docs = []
-        for n, doc in enumerate(_export.open_bundle(data, secret).documents, 1):
-            try:
-                docs.append(orjson.loads(doc))
-            except orjson.JSONDecodeError:
-                raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
-        return "bundle", docs
+        bundle = _export.open_bundle(
+            data, secret, max_log2_n=max_log2_n, max_document=MAX_SESSION_BYTES, max_total=_export.MAX_BUNDLE_BYTES
+        )
+
+        def documents() -> Iterator[Any]:
+            for n, doc in enumerate(bundle.iter_documents(), 1):
+                try:
+                    yield orjson.loads(doc)
+                except orjson.JSONDecodeError:
+                    raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
+
+        return "bundle", documents
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
-    return "json", parsed if isinstance(parsed, builtins.list) else [parsed]
+    docs = parsed if isinstance(parsed, builtins.list) else [parsed]
+    return "json", lambda: iter(docs)
 
 
 def _unstorable(what: str) -> InvalidInput:
