@@ -198,6 +198,10 @@ class TranscriptOutcome:
     unknown: dict[str, int] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     removed: bool = False
+    #: Why the original was kept, when its removal was asked for: a stable code
+    #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,
+    #: ``writers-unknown``, ``mismatch``, ``unsafe`` or ``error``.
+    kept: str | None = None
     #: One line, never content (``failed``), or why the original was kept.
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -1621,6 +1625,7 @@ class Vault:
         dry_run: bool = False,
         since: datetime | None = None,
         remove_originals: bool = False,
+        quiet_period: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> builtins.list[TranscriptOutcome]:
         """Import Claude Code and Codex transcript files (see ``find_transcripts``).
@@ -1633,14 +1638,25 @@ class Vault:
 
         :param since: skip files last modified before this time.
         :param remove_originals: after a file's import is verified by reading the session
-            back, overwrite and delete the file (best effort, as retention does).
+            back, overwrite and delete the file (best effort, as retention does); only a file
+            read and stored up to its size, ending with a complete line, unmodified for
+            *quiet_period* and (on Linux) open for writing nowhere.  A file kept says why in
+            :attr:`TranscriptOutcome.kept`.
+        :param quiet_period: seconds an original must have been left unmodified before it is
+            removed (default 600: an agent between two records leaves it alone that long).
         """
+        from ._transcripts import QUIET_PERIOD
+
+        quiet = QUIET_PERIOD if quiet_period is None else quiet_period
+        if not quiet >= 0:
+            raise InvalidInput("the quiet period is a number of seconds, 0 or more")
+        remove: int | None = int(quiet * 10**9) if remove_originals else None
         items = [Path(p) for p in paths]
         out: builtins.list[TranscriptOutcome] = []
         for n, path in enumerate(items, 1):
             outcome = TranscriptOutcome(str(path))
             try:
-                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove_originals)
+                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove)
             except (SessionSealError, OSError) as exc:
                 outcome.action = "failed"
                 outcome.error = str(exc) if isinstance(exc, SessionSealError) else f"cannot read it ({exc.strerror})"
@@ -1655,8 +1671,9 @@ class Vault:
         return out
 
     def _import_transcript(
-        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: bool
+        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: int | None
     ) -> None:
+        """Import one file; *remove*: remove it afterwards if it has been quiet that many ns."""
         from . import _transcripts
         from .models import parse_session
 
@@ -1665,10 +1682,12 @@ class Vault:
             outcome.action = "skipped"
             return
         if self._transcript_unchanged(path, st, outcome):
-            if remove and not dry_run:
-                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome)
+            if remove is not None and not dry_run:
+                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome, remove)
             return
         t = _transcripts.read_transcript(path)
+        # The stamp is the fstat of the descriptor read, taken before reading: what was read.
+        st = t.stat or st
         sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
         outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
         outcome.unknown, outcome.warnings = dict(t.unknown), builtins.list(t.warnings)
@@ -1704,8 +1723,8 @@ class Vault:
             raw = doc.get("raw_events") or []
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
             outcome.redactions = self._store_transcript(sid, model, outcome.action, raw if raw_changed else None)
-        if remove and not dry_run:
-            self._remove_original(path, sid, doc, outcome)
+        if remove is not None and not dry_run:
+            self._remove_original(path, sid, doc, outcome, remove)
 
     def _transcript_unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
         """Whether the vault holds this file as it is (same path, size and time), found by the
@@ -1757,34 +1776,69 @@ class Vault:
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(ops) - 1})
         return dict(counts)
 
-    def _remove_original(
-        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome
+    def _remove_original(  # noqa: PLR0911 - each refusal keeps the file and says why
+        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome, quiet_ns: int
     ) -> None:
-        """Delete an imported original once the session reads back whole: the right number of
-        messages (when the file was just read: *doc*), the source stamp of the file as it is."""
+        """Delete an imported original (and its sub-agent files) once it is proved safe to:
+        the session reads back whole (the right number of messages when the file was just
+        read: *doc*; the source stamp of the file as it is), and every file is removable as
+        :func:`_transcripts.removable` checks it now: read and stored up to its size, ending
+        with a complete line, quiet for *quiet_ns*, open for writing nowhere.  Otherwise
+        every file stays, and *outcome* says why."""
+        from . import _transcripts
         from ._fs import shred_file
+
+        def keep(code: str, why: str) -> None:
+            outcome.kept, outcome.error = code, f"original kept: {why}"
 
         stored = orjson.loads(self._document(self._open_session_file(sid)))
         source = stored.get("source") or {}
-        st = os.stat(path)
-        mismatch = (source.get("path"), source.get("size"), source.get("mtime_ns")) != (
-            str(path),
-            st.st_size,
-            st.st_mtime_ns,
-        )
+        mismatch = source.get("path") != str(path)  # its size and time: removable() below
         if doc is not None:
             mismatch = mismatch or len(stored.get("messages") or []) != len(doc.get("messages") or [])
             mismatch = mismatch or source.get("consumed") != doc["source"].get("consumed")
         if mismatch:
-            outcome.error = "original kept: the stored session does not match it on reading back"
+            keep("mismatch", "the stored session does not match it on reading back")
             return
+        # The main file against its stamp; sub-agent files (no stamp) by what was consumed of them.
+        sides = source.get("sidechains") or {}
+        checks: builtins.list[tuple[Path, Any, Any]] = [
+            (path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")))
+        ]
+        for extra in source.get("sidechain_paths") or []:
+            p = Path(extra)
+            agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
+            checks.append((p, (sides.get(agent) or {}).get("consumed"), None))
+        proofs: builtins.list[tuple[Path, os.stat_result]] = []
+        for p, consumed, stamp in checks:
+            if not isinstance(consumed, int) or (stamp is not None and not all(isinstance(x, int) for x in stamp)):
+                keep("mismatch", "the stored session does not say how much of it was read")
+                return
+            try:
+                proof = _transcripts.removable(p, consumed=consumed, stamp=stamp, quiet_ns=quiet_ns)
+            except FileNotFoundError:
+                if p == path:
+                    keep("changed", "it is gone")
+                    return
+                continue  # a sub-agent file removed meanwhile: nothing of it to keep
+            except OSError as exc:
+                keep("error", f"{p.name} cannot be checked ({exc.strerror})")
+                return
+            if not isinstance(proof, os.stat_result):  # (a stat_result is a tuple too)
+                code, why = proof
+                keep(code, why if p == path else f"its sub-agent file {p.name}: {why}")
+                return
+            proofs.append((p, proof))
         try:
-            for extra in source.get("sidechain_paths") or []:
+            # The main file last: kept, it leads the next run back to what is left.
+            for p, proof in proofs[1:] + proofs[:1]:
                 with contextlib.suppress(FileNotFoundError):
-                    shred_file(Path(extra))
-            shred_file(path)
-        except SessionSealError as exc:  # imported all the same; only the deletion failed
-            outcome.error = f"original kept: {exc}"
+                    shred_file(p, expect=proof)
+        except UnsafePermissions as exc:  # imported all the same; only the deletion was refused
+            keep("unsafe", str(exc))
+            return
+        except SessionSealError as exc:
+            keep("error", str(exc))
             return
         outcome.removed = True
 
