@@ -622,12 +622,14 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
             os.unlink(tmp)
 
 
-def shred_file(path: Path) -> None:
+def shred_file(path: Path, *, expect: os.stat_result | None = None) -> None:
     """Overwrite a file outside the vault (an imported original) with zeros, fsync, truncate,
     fsync, unlink, fsync its directory: the same best effort as :meth:`Dir.shred`.
 
     Only a regular file with one link, owned by us, opened without following a link: a
     symlink, FIFO, device or hard link in its place is refused, never written through.
+    With *expect* (the fstat its caller checked), only that file, of that size and time:
+    one that changed since is left in place.
 
     :raises UnsafePermissions: not such a file.
     :raises StorageError: it could not be overwritten or removed.
@@ -640,6 +642,8 @@ def shred_file(path: Path) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
             raise UnsafePermissions(f"{path} is not a regular file of yours with one link; it was left in place")
+        if expect is not None and _file_stamp(st) != _file_stamp(expect):
+            raise StorageError(f"{path} changed since it was checked; it was left in place")
         _zero_and_truncate(fd, st.st_size)
         # Unlink only the file we overwrote: not one renamed into its place meanwhile.
         now = os.lstat(path)
@@ -653,6 +657,10 @@ def shred_file(path: Path) -> None:
         raise _storage_error(exc, "overwrite", str(path)) from exc
     finally:
         os.close(fd)
+
+
+def _file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _check_lock_file(path: Path) -> None:

@@ -201,6 +201,10 @@ class TranscriptOutcome:
     unknown: dict[str, int] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     removed: bool = False
+    #: Why the original was kept, when its removal was asked for: a stable code
+    #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,
+    #: ``writers-unknown``, ``mismatch``, ``unsafe`` or ``error``.
+    kept: str | None = None
     #: One line, never content (``failed``), or why the original was kept.
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -1648,43 +1652,57 @@ class Vault:
         return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
 
     @_audited("import")
-    def import_sessions(  # noqa: PLR0912
+    def import_sessions(
         self,
         source: bytes | str | os.PathLike[str],
         *,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
         on_conflict: str = "skip",
+        allow_expensive_kdf: bool = False,
     ) -> ImportResult:
         """Import a bundle or session JSON (one document, or a list of them): each session is
         validated and sanitized with this vault's rules, then saved with its times kept.
+
+        A bundle's documents are read one at a time, twice: once to validate them all (a bad
+        one imports nothing), once to store them; memory follows the largest document, not the
+        bundle (docs/spec/bundle-v1.md, "Limits").
 
         :param source: the bytes, or a file path.
         :param passphrase: the bundle's passphrase (or a callable asked only for a bundle).
         :param on_conflict: for an id already in the vault: ``skip`` it, ``replace`` the stored
             session (its previous version is kept as a checkpoint), or store a ``copy`` under a
             new id.
+        :param allow_expensive_kdf: open a bundle that asks for more scrypt work than
+            sessionseal writes (up to 2^22, 4 GiB of memory); without it such a bundle is
+            refused before any work.
         :raises WrongPassphrase: the bundle's passphrase is wrong.
         :raises IntegrityError: the bundle is damaged or altered.
-        :raises InvalidInput: not a bundle nor session JSON, or a document is not a session
-            (nothing is imported then).
+        :raises InvalidInput: not a bundle nor session JSON, a document is not a session, a
+            bundle asks for too much scrypt work or holds more than the limits (nothing is
+            imported then).
         """
         from .models import parse_session
 
         if on_conflict not in ("skip", "replace", "copy"):
             raise InvalidInput("on_conflict is skip, replace or copy")
-        kind, raw_docs = _import_documents(source, passphrase)
+        kind, documents = _import_documents(source, passphrase, allow_expensive_kdf=allow_expensive_kdf)
         result = ImportResult(kind)
         per_session: builtins.list[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = []
-        # Validate every document before storing any: a bad one imports nothing.
-        sessions = []
-        for n, doc in enumerate(raw_docs, 1):
-            if not isinstance(doc, dict):
-                raise InvalidInput(f"document {n} is not a session object; nothing was imported")
-            try:
-                sessions.append(parse_session(doc))
-            except InvalidInput as exc:
-                raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
-        for model in sessions:
+
+        def models() -> Iterator[Session]:
+            for n, doc in enumerate(documents(), 1):
+                if not isinstance(doc, dict):
+                    raise InvalidInput(f"document {n} is not a session object; nothing was imported")
+                try:
+                    yield parse_session(doc)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
+
+        # Validate every document before storing any (a bad one imports nothing), one at a
+        # time: each is dropped once checked, and decoded again below to be stored.
+        for _ in models():
+            pass
+        for model in models():
             sid = model.id
             name = self._file_name(sid)
             undo: tuple[int, set[int]] | None = None
@@ -1723,6 +1741,7 @@ class Vault:
         dry_run: bool = False,
         since: datetime | None = None,
         remove_originals: bool = False,
+        quiet_period: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> builtins.list[TranscriptOutcome]:
         """Import Claude Code and Codex transcript files (see ``find_transcripts``).
@@ -1735,14 +1754,25 @@ class Vault:
 
         :param since: skip files last modified before this time.
         :param remove_originals: after a file's import is verified by reading the session
-            back, overwrite and delete the file (best effort, as retention does).
+            back, overwrite and delete the file (best effort, as retention does); only a file
+            read and stored up to its size, ending with a complete line, unmodified for
+            *quiet_period* and (on Linux) open for writing nowhere.  A file kept says why in
+            :attr:`TranscriptOutcome.kept`.
+        :param quiet_period: seconds an original must have been left unmodified before it is
+            removed (default 600: an agent between two records leaves it alone that long).
         """
+        from ._transcripts import QUIET_PERIOD
+
+        quiet = QUIET_PERIOD if quiet_period is None else quiet_period
+        if not quiet >= 0:
+            raise InvalidInput("the quiet period is a number of seconds, 0 or more")
+        remove: int | None = int(quiet * 10**9) if remove_originals else None
         items = [Path(p) for p in paths]
         out: builtins.list[TranscriptOutcome] = []
         for n, path in enumerate(items, 1):
             outcome = TranscriptOutcome(str(path))
             try:
-                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove_originals)
+                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove)
             except (SessionSealError, OSError) as exc:
                 outcome.action = "failed"
                 outcome.error = str(exc) if isinstance(exc, SessionSealError) else f"cannot read it ({exc.strerror})"
@@ -1762,8 +1792,9 @@ class Vault:
         return out
 
     def _import_transcript(
-        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: bool
+        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: int | None
     ) -> None:
+        """Import one file; *remove*: remove it afterwards if it has been quiet that many ns."""
         from . import _transcripts
         from .models import parse_session
 
@@ -1772,10 +1803,12 @@ class Vault:
             outcome.action = "skipped"
             return
         if self._transcript_unchanged(path, st, outcome):
-            if remove and not dry_run:
-                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome)
+            if remove is not None and not dry_run:
+                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome, remove)
             return
         t = _transcripts.read_transcript(path)
+        # The stamp is the fstat of the descriptor read, taken before reading: what was read.
+        st = t.stat or st
         sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
         outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
         outcome.unknown, outcome.warnings = dict(t.unknown), builtins.list(t.warnings)
@@ -1811,8 +1844,8 @@ class Vault:
             raw = doc.get("raw_events") or []
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
             outcome.redactions = self._store_transcript(sid, model, outcome.action, raw if raw_changed else None)
-        if remove and not dry_run:
-            self._remove_original(path, sid, doc, outcome)
+        if remove is not None and not dry_run:
+            self._remove_original(path, sid, doc, outcome, remove)
 
     def _transcript_unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
         """Whether the vault holds this file as it is (same path, size and time), found by the
@@ -1864,34 +1897,69 @@ class Vault:
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops) - 1})
         return dict(counts)
 
-    def _remove_original(
-        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome
+    def _remove_original(  # noqa: PLR0911 - each refusal keeps the file and says why
+        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome, quiet_ns: int
     ) -> None:
-        """Delete an imported original once the session reads back whole: the right number of
-        messages (when the file was just read: *doc*), the source stamp of the file as it is."""
+        """Delete an imported original (and its sub-agent files) once it is proved safe to:
+        the session reads back whole (the right number of messages when the file was just
+        read: *doc*; the source stamp of the file as it is), and every file is removable as
+        :func:`_transcripts.removable` checks it now: read and stored up to its size, ending
+        with a complete line, quiet for *quiet_ns*, open for writing nowhere.  Otherwise
+        every file stays, and *outcome* says why."""
+        from . import _transcripts
         from ._fs import shred_file
+
+        def keep(code: str, why: str) -> None:
+            outcome.kept, outcome.error = code, f"original kept: {why}"
 
         stored = orjson.loads(self._document(self._open_session_file(sid)))
         source = stored.get("source") or {}
-        st = os.stat(path)
-        mismatch = (source.get("path"), source.get("size"), source.get("mtime_ns")) != (
-            str(path),
-            st.st_size,
-            st.st_mtime_ns,
-        )
+        mismatch = source.get("path") != str(path)  # its size and time: removable() below
         if doc is not None:
             mismatch = mismatch or len(stored.get("messages") or []) != len(doc.get("messages") or [])
             mismatch = mismatch or source.get("consumed") != doc["source"].get("consumed")
         if mismatch:
-            outcome.error = "original kept: the stored session does not match it on reading back"
+            keep("mismatch", "the stored session does not match it on reading back")
             return
+        # The main file against its stamp; sub-agent files (no stamp) by what was consumed of them.
+        sides = source.get("sidechains") or {}
+        checks: builtins.list[tuple[Path, Any, Any]] = [
+            (path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")))
+        ]
+        for extra in source.get("sidechain_paths") or []:
+            p = Path(extra)
+            agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
+            checks.append((p, (sides.get(agent) or {}).get("consumed"), None))
+        proofs: builtins.list[tuple[Path, os.stat_result]] = []
+        for p, consumed, stamp in checks:
+            if not isinstance(consumed, int) or (stamp is not None and not all(isinstance(x, int) for x in stamp)):
+                keep("mismatch", "the stored session does not say how much of it was read")
+                return
+            try:
+                proof = _transcripts.removable(p, consumed=consumed, stamp=stamp, quiet_ns=quiet_ns)
+            except FileNotFoundError:
+                if p == path:
+                    keep("changed", "it is gone")
+                    return
+                continue  # a sub-agent file removed meanwhile: nothing of it to keep
+            except OSError as exc:
+                keep("error", f"{p.name} cannot be checked ({exc.strerror})")
+                return
+            if not isinstance(proof, os.stat_result):  # (a stat_result is a tuple too)
+                code, why = proof
+                keep(code, why if p == path else f"its sub-agent file {p.name}: {why}")
+                return
+            proofs.append((p, proof))
         try:
-            for extra in source.get("sidechain_paths") or []:
+            # The main file last: kept, it leads the next run back to what is left.
+            for p, proof in proofs[1:] + proofs[:1]:
                 with contextlib.suppress(FileNotFoundError):
-                    shred_file(Path(extra))
-            shred_file(path)
-        except SessionSealError as exc:  # imported all the same; only the deletion failed
-            outcome.error = f"original kept: {exc}"
+                    shred_file(p, expect=proof)
+        except UnsafePermissions as exc:  # imported all the same; only the deletion was refused
+            keep("unsafe", str(exc))
+            return
+        except SessionSealError as exc:
+            keep("error", str(exc))
             return
         outcome.removed = True
 
@@ -3066,10 +3134,15 @@ def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def _import_documents(
-    source: bytes | str | os.PathLike[str], passphrase: str | bytes | Callable[[], str | bytes] | None
-) -> tuple[str, builtins.list[Any]]:
-    """The documents a bundle or session JSON (an object or a list) holds, as parsed JSON."""
+    source: bytes | str | os.PathLike[str],
+    passphrase: str | bytes | Callable[[], str | bytes] | None,
+    *,
+    allow_expensive_kdf: bool = False,
+) -> tuple[str, Callable[[], Iterator[Any]]]:
+    """What a bundle or session JSON (an object or a list) holds: its kind, and a function
+    that yields the documents as parsed JSON, one at a time, each call from the start."""
     from . import _export
+    from ._passphrase import MAX_LOG2_N
 
     if isinstance(source, bytes):
         data = source
@@ -3080,20 +3153,28 @@ def _import_documents(
         except OSError as exc:
             raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
     if _export.is_bundle(data):
+        max_log2_n = MAX_LOG2_N if allow_expensive_kdf else _export.KDF_CAP_LOG2_N
+        _export.check_cost(data, max_log2_n=max_log2_n)  # before the passphrase is asked for
         value = passphrase() if callable(passphrase) else passphrase
         secret = value.encode() if isinstance(value, str) else (value or b"")
-        docs = []
-        for n, doc in enumerate(_export.open_bundle(data, secret).documents, 1):
-            try:
-                docs.append(orjson.loads(doc))
-            except orjson.JSONDecodeError:
-                raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
-        return "bundle", docs
+        bundle = _export.open_bundle(
+            data, secret, max_log2_n=max_log2_n, max_document=MAX_SESSION_BYTES, max_total=_export.MAX_BUNDLE_BYTES
+        )
+
+        def documents() -> Iterator[Any]:
+            for n, doc in enumerate(bundle.iter_documents(), 1):
+                try:
+                    yield orjson.loads(doc)
+                except orjson.JSONDecodeError:
+                    raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
+
+        return "bundle", documents
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
-    return "json", parsed if isinstance(parsed, builtins.list) else [parsed]
+    docs = parsed if isinstance(parsed, builtins.list) else [parsed]
+    return "json", lambda: iter(docs)
 
 
 def _unstorable(what: str) -> InvalidInput:

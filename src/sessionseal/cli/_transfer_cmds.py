@@ -127,22 +127,39 @@ def export_command(
     help="A session whose id is already in the vault: skip it, replace it (a checkpoint keeps the old), or copy.",
 )
 @_BUNDLE_OPTION
+@click.option(
+    "--allow-expensive-kdf",
+    is_flag=True,
+    help="Open a bundle that asks for more scrypt work than sessionseal writes (up to 4 GiB of memory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
 @click.pass_obj
 @handle_errors
 def import_command(
-    obj: Context, /, *, source: str, on_conflict: str, bundle_passphrase_file: str | None, as_json: bool
+    obj: Context,
+    /,
+    *,
+    source: str,
+    on_conflict: str,
+    bundle_passphrase_file: str | None,
+    allow_expensive_kdf: bool,
+    as_json: bool,
 ) -> None:
     """Import a bundle (from 'export') or session JSON (one document or a list).
 
     Everything imported is validated and sanitized with this vault's rules; a bad document
-    imports nothing.  Times are kept.
+    imports nothing.  Times are kept.  A bundle that asks for more scrypt work than
+    sessionseal writes, or holds more than the vault stores, is refused before any work
+    (exit 8).
     """
     from sessionseal import Vault
 
     data = read_input(source, Vault.MAX_SESSION_BYTES + (1 << 20))
     result = obj.vault().import_sessions(
-        data, passphrase=_bundle_passphrase(bundle_passphrase_file, confirm=False), on_conflict=on_conflict
+        data,
+        passphrase=_bundle_passphrase(bundle_passphrase_file, confirm=False),
+        on_conflict=on_conflict,
+        allow_expensive_kdf=allow_expensive_kdf,
     )
     if as_json:
         echo_json(
