@@ -125,7 +125,11 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
             continue
         try:
             events.append(json.loads(line))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except RecursionError:
+            raise InvalidInput(f"line {number} of {source} is {_TOO_DEEP}") from None
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+                raise InvalidInput(f"line {number} of {source} {_TOO_LONG}") from None
             raise InvalidInput(f"line {number} of {source} is not JSON; give one event object per line") from None
     count = obj.vault().append(session_id, events)
     if as_json:
@@ -134,12 +138,22 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
         click.echo(f"appended {count} event(s) to {session_id}", err=True)
 
 
+# Python's parser refuses these (RecursionError; ValueError past sys.get_int_max_str_digits());
+# no session could hold them anyway (the vault stores 64-bit integers and about 250 levels).
+_TOO_DEEP = "JSON nested too deep to read (over about 1,000 levels); no session holds that"
+_TOO_LONG = "holds an integer of thousands of digits; a session holds integers of up to 64 bits"
+
+
 def _parse_session(data: bytes) -> Session:
     from sessionseal.models import parse_session
 
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InvalidInput(f"the input is {_TOO_DEEP}") from None
+    except ValueError as exc:
+        if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            raise InvalidInput(f"the input {_TOO_LONG}") from None
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"the input is not valid JSON{where}; give a session document") from None
     if not isinstance(doc, dict):

@@ -25,7 +25,11 @@ def parse_when(value: str, option: str) -> datetime:
     v = value.strip()
     m = _DURATION.match(v)
     if m:
-        return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        # A duration past the calendar (or of thousands of digits) is bad input, not a crash.
+        try:
+            return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except (OverflowError, ValueError):
+            raise InvalidInput(f"{option} goes back further than the calendar; give a shorter duration") from None
     try:
         when = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
