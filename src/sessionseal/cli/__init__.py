@@ -12,6 +12,7 @@ from sessionseal import __version__
 from sessionseal.errors import InvalidInput
 
 from ._common import Context, echo_json, handle_errors, interactive, passphrase_source, read_input
+from ._terminal import at_terminal, json_text, say, shown
 
 if TYPE_CHECKING:
     from sessionseal import Session
@@ -66,9 +67,9 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
     if as_json:
         echo_json({"vault_path": info.vault_path, "vault_id": info.vault_id, "key_provider": info.key_provider})
         return
-    click.echo(f"Created vault {info.vault_path}")
+    click.echo(shown(f"Created vault {info.vault_path}"))
     click.echo(f"  id:           {info.vault_id}")
-    click.echo(f"  key provider: {info.key_provider_detail}")
+    click.echo(shown(f"  key provider: {info.key_provider_detail}"))
 
 
 @cli.command()
@@ -171,7 +172,7 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
     if as_json:
         # The stored document is authenticated: pass it on without building models.
         doc = json.loads(obj.vault().load_json(session_id))
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json_text(json.dumps(doc, indent=2, ensure_ascii=False)))
         return
     vault = obj.vault()
     session = vault.load(session_id)
@@ -259,12 +260,13 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
         # The documents as stored (authenticated): no models for what only goes to stdout.
         data, problems = obj.vault().list_json(query)
         for line in problems:
-            click.echo(f"sessionseal: warning: {line}", err=True)
-        click.echo(data)  # bytes go to the binary stream as they are: no 5 MB decode and re-encode
+            say(f"sessionseal: warning: {line}")
+        # Piped, the bytes go to the binary stream as they are: no 5 MB decode and re-encode.
+        click.echo(json_text(data.decode()) if at_terminal() else data)
         return
     summaries, problems = obj.vault().list_with_problems(query)
     for line in problems:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")
     from ._render import render_list
 
     render_list(summaries)
@@ -343,7 +345,7 @@ def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, a
         session_id = str(found.id)
     assert session_id is not None
     if as_json:
-        click.echo(vault.load_json(session_id).decode())
+        click.echo(json_text(vault.load_json(session_id).decode()))
         return
     from ._render import render_session
 
@@ -417,7 +419,7 @@ def info(obj: Context, as_json: bool) -> None:
         return
     width = max(len(k) for k in doc)
     for k, v in doc.items():
-        click.echo(f"{k:<{width}}  {v}")
+        click.echo(shown(f"{k:<{width}}  {v}"))
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import Context, echo_json, handle_errors
+from ._terminal import shown
 
 __all__ = ["describe", "link", "rename", "set_status", "tag"]
 
@@ -23,7 +24,7 @@ def tag(obj: Context, session_id: str, changes: tuple[str, ...], as_json: bool) 
     if as_json:
         echo_json({"id": session_id, "tags": tags})
     else:
-        click.echo(" ".join(tags) or "(no tags)")
+        click.echo(shown(" ".join(tags)) or "(no tags)")
 
 
 @click.command()
