@@ -18,7 +18,7 @@ from . import _configfile
 from ._configfile import CONFIG_FILE, CONFIG_VERSION
 from ._fs import Dir
 from ._retention import RetentionConfig
-from .errors import IntegrityError
+from .errors import IntegrityError, InvalidInput
 from .models import parse_model
 
 __all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
@@ -95,4 +95,10 @@ def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConf
 
     :raises InvalidInput: names the field; never echoes a value (literals are sensitive).
     """
-    return parse_model(VaultConfig, value, "vault config")
+    config = parse_model(VaultConfig, value, "vault config")
+    # What is written must read back: a Python caller's int of thousands of digits passes the
+    # model but not its JSON parser, and a stored config that does not parse locks the vault.
+    try:
+        return VaultConfig.model_validate_json(config.model_dump_json())
+    except (ValueError, RecursionError):  # ValidationError is a ValueError
+        raise InvalidInput("not a valid vault config: a value cannot be stored (an integer too large?)") from None

@@ -39,6 +39,7 @@ __all__ = [
     "check_vault_dir",
     "lock",
     "shred_file",
+    "sweep_export_temps",
     "temp_writer",
     "unreachable_reason",
     "unsafe_reason",
@@ -584,24 +585,149 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
+#: ``open(2)`` of an unnamed file in a directory (Linux 3.11+).  Not every file system has it.
+_O_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
+_NO_TMPFILE: Final = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # EISDIR: a kernel without it
+
+
+def _export_temp_name(target: str) -> str:
+    return f".{target}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def _export_temp_pid(name: str, target: str) -> int | None:
+    """The writer's pid when *name* is what :func:`_export_temp_name` makes for *target*."""
+    prefix = f".{target}.tmp-"
+    if not name.startswith(prefix):
+        return None
+    pid, _, nonce = name[len(prefix) :].partition("-")
+    if not (pid.isdigit() and len(nonce) == 12 and all(c in "0123456789abcdef" for c in nonce)):
+        return None
+    return int(pid)
+
+
+def sweep_export_temps(path: Path) -> list[str]:
+    """Remove what an export to *path* killed mid-write left beside it; return the names.
+
+    Only a file that is provably such a leftover goes: its name is the temp name an export
+    to this very target makes, its writer's pid is dead, and it is a regular file of ours,
+    mode 0600, with one link (the mode and owner every export temp file gets).  Anything else,
+    even with a matching name, is left alone.
+    """
+    directory, swept = path.parent, list[str]()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return swept
+    for name in names:
+        pid = _export_temp_pid(name, path.name)
+        if pid is None or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(directory / name)
+            if (
+                stat.S_ISREG(st.st_mode)
+                and stat.S_IMODE(st.st_mode) == FILE_MODE
+                and st.st_uid == os.geteuid()
+                and st.st_nlink == 1
+            ):
+                os.unlink(directory / name)
+                swept.append(name)
+    if swept:
+        with contextlib.suppress(OSError):
+            _fsync_dir(directory)
+    return swept
+
+
+def _open_unnamed(dfd: int) -> int | None:
+    """An unnamed file in the directory *dfd* (``O_TMPFILE``), or None where there is no such thing.
+
+    It has no name until it is linked: a process killed while writing it leaves nothing
+    behind.  Linking needs ``/proc/self/fd`` (``linkat(AT_SYMLINK_FOLLOW)``).
+    """
+    if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(".", _O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, FILE_MODE, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return None
+        raise
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write *data* to *path* (outside the vault: an export) owner-only (0600), atomically.
 
-    A temp file in the same directory is written, fsynced, then linked to *path* (which fails
-    if *path* exists, so nothing is clobbered) or, with *overwrite*, renamed over it; the
-    directory is fsynced.  Never through a symlink at the temp name.
+    The data goes to an unnamed file in the same directory (``O_TMPFILE``), is fsynced, then
+    linked to *path* (which fails if *path* exists, so nothing is clobbered).  A process
+    killed before that leaves no file at all.  With *overwrite*, the file is linked to a temp
+    name and renamed over *path*: a kill in the microseconds between leaves a temp file.
+    Where unnamed files are not available (macOS, some network and FUSE file systems) the
+    data is written to a named temp file in the directory from the start.  Either way, each
+    export first removes the temp files earlier exports to the same *path* left when killed
+    (:func:`sweep_export_temps`).  The directory is fsynced; nothing is followed at a temp name.
 
     :raises InvalidInput: *path* exists and *overwrite* is false.
     :raises StorageError: the file cannot be written.
     """
+    sweep_export_temps(path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise _storage_error(exc, "write", str(path)) from exc
+    try:
+        fd = _open_unnamed(dfd)
+        if fd is None:
+            _write_private_named(path, data, overwrite=overwrite)
+            return
+        _link_unnamed(dfd, fd, path, data, overwrite=overwrite)
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise _storage_error(exc, "write", str(path)) from exc
+    finally:
+        os.close(dfd)
+
+
+def _link_unnamed(dfd: int, fd: int, path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Fill the unnamed file *fd*, then give it *path*'s name (in the directory *dfd*)."""
+    tmp: str | None = None
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            _write_all(fd, data)
+            os.fsync(fd)
+            # dst_dir_fd makes this linkat(AT_SYMLINK_FOLLOW): the file behind the descriptor.
+            if overwrite:
+                tmp = _export_temp_name(path.name)
+                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dfd, follow_symlinks=True)
+            else:
+                try:
+                    os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dfd, follow_symlinks=True)
+                except FileExistsError:
+                    raise InvalidInput(f"{path} exists; choose another file or allow overwriting (--force)") from None
+        finally:
+            os.close(fd)
+        if tmp is not None:
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            tmp = None
+        os.fsync(dfd)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+
+
+def _write_private_named(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """:func:`write_private_file` through a named temp file (no ``O_TMPFILE`` here)."""
     directory = path.parent
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    tmp = directory / _export_temp_name(path.name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
     except OSError as exc:
         raise _storage_error(exc, "write", str(path)) from exc
     try:
         try:
+            os.fchmod(fd, FILE_MODE)  # the mode the sweep recognises, whatever the umask
             _write_all(fd, data)
             os.fsync(fd)
         finally:

@@ -22,6 +22,7 @@ from ._common import (
     read_input,
     text_file_option,
 )
+from ._terminal import at_terminal, json_text, say, shown
 
 if TYPE_CHECKING:
     from sessionseal import Session
@@ -76,9 +77,9 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
     if as_json:
         echo_json({"vault_path": info.vault_path, "vault_id": info.vault_id, "key_provider": info.key_provider})
         return
-    click.echo(f"Created vault {info.vault_path}")
+    click.echo(shown(f"Created vault {info.vault_path}"))
     click.echo(f"  id:           {info.vault_id}")
-    click.echo(f"  key provider: {info.key_provider_detail}")
+    click.echo(shown(f"  key provider: {info.key_provider_detail}"))
 
 
 @cli.command()
@@ -147,7 +148,11 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
             continue
         try:
             events.append(json.loads(line))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except RecursionError:
+            raise InvalidInput(f"line {number} of {source} is {_TOO_DEEP}") from None
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+                raise InvalidInput(f"line {number} of {source} {_TOO_LONG}") from None
             raise InvalidInput(f"line {number} of {source} is not JSON; give one event object per line") from None
     count = obj.vault().append(session_id, events)
     if as_json:
@@ -156,12 +161,22 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
         click.echo(f"appended {count} event(s) to {session_id}", err=True)
 
 
+# Python's parser refuses these (RecursionError; ValueError past sys.get_int_max_str_digits());
+# no session could hold them anyway (the vault stores 64-bit integers and about 250 levels).
+_TOO_DEEP = "JSON nested too deep to read (over about 1,000 levels); no session holds that"
+_TOO_LONG = "holds an integer of thousands of digits; a session holds integers of up to 64 bits"
+
+
 def _parse_session(data: bytes) -> Session:
     from sessionseal.models import parse_session
 
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InvalidInput(f"the input is {_TOO_DEEP}") from None
+    except ValueError as exc:
+        if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            raise InvalidInput(f"the input {_TOO_LONG}") from None
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"the input is not valid JSON{where}; give a session document") from None
     if not isinstance(doc, dict):
@@ -179,7 +194,7 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
     if as_json:
         # The stored document is authenticated: pass it on without building models.
         doc = json.loads(obj.vault().load_json(session_id))
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json_text(json.dumps(doc, indent=2, ensure_ascii=False)))
         return
     vault = obj.vault()
     session = vault.load(session_id)
@@ -281,12 +296,13 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
         # The documents as stored (authenticated): no models for what only goes to stdout.
         data, problems = obj.vault().list_json(query)
         for line in problems:
-            click.echo(f"sessionseal: warning: {line}", err=True)
-        click.echo(data)  # bytes go to the binary stream as they are: no 5 MB decode and re-encode
+            say(f"sessionseal: warning: {line}")
+        # Piped, the bytes go to the binary stream as they are: no 5 MB decode and re-encode.
+        click.echo(json_text(data.decode()) if at_terminal() else data)
         return
     summaries, problems = obj.vault().list_with_problems(query)
     for line in problems:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")
     from ._render import render_list
 
     render_list(summaries)
@@ -386,7 +402,7 @@ def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, a
         session_id = str(found.id)
     assert session_id is not None
     if as_json:
-        click.echo(vault.load_json(session_id).decode())
+        click.echo(json_text(vault.load_json(session_id).decode()))
         return
     from ._render import render_session
 
@@ -460,7 +476,7 @@ def info(obj: Context, as_json: bool) -> None:
         return
     width = max(len(k) for k in doc)
     for k, v in doc.items():
-        click.echo(f"{k:<{width}}  {v}")
+        click.echo(shown(f"{k:<{width}}  {v}"))
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import click
 from sessionseal.errors import AuditLogTampered, InvalidInput
 
 from ._common import Context, echo_json, fail, handle_errors
+from ._terminal import json_text, say
 
 __all__ = ["audit_group"]
 
@@ -25,7 +26,11 @@ def parse_when(value: str, option: str) -> datetime:
     v = value.strip()
     m = _DURATION.match(v)
     if m:
-        return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        # A duration past the calendar (or of thousands of digits) is bad input, not a crash.
+        try:
+            return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except (OverflowError, ValueError):
+            raise InvalidInput(f"{option} goes back further than the calendar; give a shorter duration") from None
     try:
         when = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
@@ -97,7 +102,7 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
         )
     if as_json:
         for rec in out:
-            sys.stdout.write(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(json.dumps(rec, sort_keys=True, ensure_ascii=False)) + "\n")
         return
     from ._render import render_audit
 
@@ -120,10 +125,10 @@ def audit_verify(obj: Context, repair: bool, as_json: bool) -> None:
         echo_json(report.as_dict())
     else:
         for line in report.repaired:
-            click.echo(f"repaired: {line}", err=True)
+            say(f"repaired: {line}")
         for p in report.problems:
             if p.severity == "warning":
-                click.echo(f"sessionseal: warning: {p.describe()}", err=True)
+                say(f"sessionseal: warning: {p.describe()}")
         if report.ok:
             span = f"records {report.first_seq}-{report.last_seq}" if report.records else "no records yet"
             click.echo(f"audit log OK: {report.records} records ({span}) in {len(report.files)} file(s)")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ._common import Context, echo_json, handle_errors, private_text, text_file_option
+from ._terminal import say, shown
 
 if TYPE_CHECKING:
     from sessionseal import Checkpoint
@@ -39,7 +40,7 @@ def checkpoint_create(obj: Context, session_id: str, name: str | None, name_file
     if as_json:
         echo_json(cp.to_json())
     else:
-        click.echo(f"Checkpoint #{cp.number} '{cp.name}' of {session_id} saved ({cp.message_count} messages)", err=True)
+        say(f"Checkpoint #{cp.number} '{cp.name}' of {session_id} saved ({cp.message_count} messages)")
 
 
 @checkpoint_group.command(name="list")
@@ -57,7 +58,7 @@ def checkpoint_list(obj: Context, session_id: str, as_json: bool) -> None:
         click.echo(f"Session {session_id} has no checkpoints; see 'sessionseal checkpoint create'", err=True)
         return
     for cp in found:
-        click.echo(_line(cp))
+        click.echo(shown(_line(cp)))
 
 
 def _ref(ref: str | None, ref_file: str | None) -> str:
@@ -120,10 +121,9 @@ def checkpoint_restore(
     if as_json:
         echo_json({"id": session_id, "checkpoint": ref, "saved_before_restore": saved.to_json()})
     else:
-        click.echo(
+        say(
             f"Restored {session_id} to checkpoint {ref}; what it held before is checkpoint #{saved.number} "
-            f"'{saved.name}' (restore that to undo)",
-            err=True,
+            f"'{saved.name}' (restore that to undo)"
         )
 
 
@@ -140,7 +140,7 @@ def checkpoint_delete(obj: Context, session_id: str, ref: str | None, name_file:
     if as_json:
         echo_json(cp.to_json())
     else:
-        click.echo(f"Deleted checkpoint #{cp.number} '{cp.name}' of {session_id}", err=True)
+        say(f"Deleted checkpoint #{cp.number} '{cp.name}' of {session_id}")
 
 
 @click.command()

@@ -54,8 +54,11 @@ def interactive() -> bool:
 
 
 def fail(message: str, code: int) -> None:
-    """Print one error line and exit with *code*."""
-    click.echo(f"sessionseal: error: {message}", err=True)
+    """Print one error line and exit with *code*.  It may name a file or hold stored text: its
+    control characters (newlines too) are shown as escapes, whatever stderr is."""
+    from ._terminal import visible
+
+    click.echo(f"sessionseal: error: {visible(message, one_line=True)}", err=True)
     sys.exit(code)
 
 
@@ -323,5 +326,8 @@ def private_words(
 
 
 def echo_json(value: Any) -> None:
-    """Print JSON for scripts: one document, sorted keys, UTF-8."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+    """Print JSON for scripts: one document, sorted keys, UTF-8 (at a terminal, C1 controls
+    and invisible format characters as ``\\u`` escapes: the same value, see ``_terminal``)."""
+    from ._terminal import json_text
+
+    click.echo(json_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)))

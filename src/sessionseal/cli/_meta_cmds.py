@@ -7,6 +7,7 @@ import click
 from sessionseal.errors import InvalidInput
 
 from ._common import Context, echo_json, handle_errors, private_text, private_words, text_file_option
+from ._terminal import shown
 
 __all__ = ["describe", "link", "rename", "set_status", "tag"]
 
@@ -40,7 +41,7 @@ def tag(obj: Context, session_id: str, changes: tuple[str, ...], changes_file: s
     if as_json:
         echo_json({"id": session_id, "tags": tags})
     else:
-        click.echo(" ".join(tags) or "(no tags)")
+        click.echo(shown(" ".join(tags)) or "(no tags)")
 
 
 @click.command()

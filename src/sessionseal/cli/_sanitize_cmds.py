@@ -71,6 +71,8 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
     """
     from sessionseal._sanitize import Sanitizer, mask_preview
 
+    from ._terminal import say, shown
+
     sanitizer = Sanitizer(os.urandom(32), engine=engine)
     findings: list[dict[str, Any]] = []
     unreadable = False
@@ -82,7 +84,7 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
                 with open(name, "rb") as fh:
                     raw = fh.read()
         except OSError as exc:
-            click.echo(f"sessionseal: error: cannot read {name}: {exc.strerror or exc}", err=True)
+            say(f"sessionseal: error: cannot read {name}: {exc.strerror or exc}")
             unreadable = True
             continue
         text = raw.decode(_ENCODING, _ERRORS)
@@ -98,7 +100,7 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
         click.echo(json.dumps(findings, indent=2))
     else:
         for item in findings:
-            click.echo(f"{item['file']}:{item['line']}:{item['column']} {item['rule']} {item['preview']}")
+            click.echo(shown(f"{item['file']}:{item['line']}:{item['column']} {item['rule']} {item['preview']}"))
     if unreadable:
         sys.exit(EXIT_UNREADABLE)
     sys.exit(EXIT_FOUND if findings else 0)

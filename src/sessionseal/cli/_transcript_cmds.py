@@ -39,11 +39,11 @@ def _outcome_json(o: TranscriptOutcome) -> dict[str, Any]:
 
 
 def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(stderr=False)
+    from ._render import stdout_console
+
+    console, t = stdout_console()  # file names and errors are shown literally, escapes visible
     table = Table(show_edge=False, pad_edge=False)
     for col in ("tool", "file", "action", "msgs", "redacted", "kept raw", "session"):
         table.add_column(col, justify="right" if col in ("msgs", "redacted", "kept raw") else "left")
@@ -55,8 +55,8 @@ def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
             action += f", original kept ({o.kept})"
         table.add_row(
             o.tool or "-",
-            escape(os.path.basename(o.path)),
-            escape(action if not o.error else f"{action}: {o.error}"),
+            t(os.path.basename(o.path)),
+            t(action if not o.error else f"{action}: {o.error}"),
             str(o.messages),
             str(sum(o.redactions.values())),
             str(sum(o.unknown.values())),

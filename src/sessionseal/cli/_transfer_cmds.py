@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ._common import Context, echo_json, handle_errors, passphrase_source, read_input
+from ._terminal import say
 
 __all__ = ["export_command", "import_command"]
 
@@ -114,7 +115,7 @@ def export_command(
     if as_json:
         echo_json(summary)
     elif result.path:
-        click.echo(f"Exported {len(result.session_ids)} session(s) as {fmt} to {result.path}", err=True)
+        say(f"Exported {len(result.session_ids)} session(s) as {fmt} to {result.path}")
 
 
 @click.command(name="import")
@@ -174,7 +175,7 @@ def import_command(
     for sid in result.imported:
         click.echo(str(sid))
     for given, why in result.skipped:
-        click.echo(f"sessionseal: skipped {given}: {why} (see --on-conflict)", err=True)
+        say(f"sessionseal: skipped {given}: {why} (see --on-conflict)")
     redacted = sum(result.redactions.values())
     note = f"; {redacted} secret(s) redacted on the way in" if redacted else ""
     click.echo(f"Imported {len(result.imported)} session(s) from a {result.source}{note}", err=True)
