@@ -509,8 +509,16 @@ cli.add_command(sanitize_command)
 cli.add_command(scan_command)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sessionseal`` console script."""
+def main(argv: list[str] | None = None, *, secret_env: dict[str, str] | None = None) -> None:
+    """Entry point of the ``sessionseal`` console script.
+
+    :param secret_env: passphrase variables the process took out of its environment at start
+        (``sessionseal._main``), so that no child inherits them; read as if still there.
+    """
+    if secret_env:
+        from ._common import taken_env
+
+        taken_env.update(secret_env)
     cli.main(args=argv, prog_name="sessionseal")
 
 
