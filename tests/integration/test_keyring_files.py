@@ -237,6 +237,7 @@ def test_verify_reports_a_copy_of_the_key_left_in_the_file(secret_service: Secre
         from keyrings.alt.file import PlaintextKeyring
         PlaintextKeyring().set_password("sessionseal", {vault_id!r},
                                         SecretService.Keyring().get_password("sessionseal", {vault_id!r}))
+        PlaintextKeyring().set_password("another-app", "me", "not ours to remove")
         """,
         env,
     )
@@ -251,5 +252,12 @@ def test_verify_reports_a_copy_of_the_key_left_in_the_file(secret_service: Secre
     assert sessionseal("rekey", "--from-keyring-file", env=env).code == 0
     assert _files_holding_a_key(tmp_path) == []
     assert sessionseal("verify", env=env).code == 0
+    # The file's other entries stay as they were, and the file stays owner-only.
+    kept = _python(
+        'from keyrings.alt.file import PlaintextKeyring; print(PlaintextKeyring().get_password("another-app", "me"))',
+        env,
+    )
+    assert kept.stdout.strip() == "not ours to remove", kept.stderr
+    assert _keyring_file(tmp_path).stat().st_mode & 0o777 == 0o600
     r = sessionseal("rekey", "--from-keyring-file", env=env)
     assert r.code == errors.InvalidInput.exit_code and "nothing to move" in r.err
