@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths, _verify
+from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _keystore, _paths, _verify
 from ._audit import ANCHOR as _AUDIT_ANCHOR
 from ._audit import AUDIT_DIR as _AUDIT_DIR
 from ._audit import FORMAT as AUDIT_FORMAT
@@ -80,6 +80,7 @@ from ._verify import VerifyProblem, VerifyResult
 from .errors import (
     IntegrityError,
     InvalidInput,
+    KeyNotFound,
     KeyStoreError,
     LockTimeout,
     SessionNotFound,
@@ -158,6 +159,8 @@ class VaultInfo:
     session_count: int
     stored_bytes: int
     audit_log_path: str | None
+    #: The keyring backend class holding the master key (``module.Class``), for a keychain vault.
+    key_backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -2096,20 +2099,51 @@ class Vault:
             # inode and a newcomer on a new one both "hold" the lock.
 
     @_audited("rekey")
-    def rekey(self) -> int:
+    def rekey(self, *, from_keyring_file: bool = False) -> int:
         """Rotate the master key: the key table is re-encrypted under a new one, which the key
         store then holds alone.  Returns the new epoch.
 
         Old copies of the vault's files stop opening with what the key store holds.  Session
         data is not re-encrypted: its keys are in the table, which only the new master key
         opens (docs/secure-deletion.md says what this does and does not protect).
+
+        :param from_keyring_file: for a keychain vault whose key an older sessionseal put in
+            a keyrings.alt file (docs/keychain.md): when the OS keychain has no key for the
+            vault, copy the file's key into it first (the only time a key is ever read from
+            such a file); then rotate, and remove the vault's entries from those files, which
+            after the rotation open no current key table.
+        :raises InvalidInput: *from_keyring_file* and no such file holds a key for the vault.
         """
         with self._vault_lock(), self._mutex:
+            copies = self._adopt_file_key() if from_keyring_file else []
             table = self._keytable(fresh=True)
             old = table.kek_epoch
             epoch = self._rotate(table)
-        self._audit("rekey", detail={"from_epoch": old, "epoch": epoch})
+            # The keychain now holds only the new key (read back by store): the files' copies
+            # are of keys that open no current table.  Removed only now, never before.
+            removed = sum(_keystore.remove_file_copy(c, self.vault_id) for c in copies)
+        detail: dict[str, Any] = {"from_epoch": old, "epoch": epoch}
+        if from_keyring_file:
+            detail["keyring_file_copies_removed"] = removed
+        self._audit("rekey", detail=detail)
         return epoch
+
+    def _adopt_file_key(self) -> builtins.list[_keystore.FileCopy]:
+        """Put the key of a keyrings.alt file into the OS keychain, unless it holds one already."""
+        if not isinstance(self._provider, KeychainProvider):
+            raise InvalidInput("--from-keyring-file is for vaults whose key provider is the keychain")
+        copies = _keystore.file_copies(self.vault_id)
+        if not copies:
+            raise InvalidInput(
+                f"no keyrings.alt file holds a key for vault {self.vault_id}; "
+                "nothing to move ('sessionseal rekey' alone rotates the key)"
+            )
+        try:
+            self._provider.reload(self.vault_id)
+        except KeyNotFound:
+            plain = [c for c in copies if c.plaintext] or copies
+            self._provider.store(self.vault_id, _keystore.read_file_copy(plain[0], self.vault_id))
+        return copies
 
     # -- checkpoints and forks (_checkpoints.py) -------------------------------------
 
@@ -3005,6 +3039,7 @@ class Vault:
             session_count=len(names),
             stored_bytes=stored,
             audit_log_path=str(self._audit_log.path),
+            key_backend=self._provider.backend_class if isinstance(self._provider, KeychainProvider) else None,
         )
 
     def destroy(self) -> None:

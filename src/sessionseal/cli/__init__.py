@@ -425,16 +425,28 @@ def delete(obj: Context, session_id: str, yes: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--from-keyring-file",
+    is_flag=True,
+    help="Move a key an older sessionseal put in a keyrings.alt file into the OS keychain, rotate it, "
+    "and remove the file's copy (docs/keychain.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def rekey(obj: Context, as_json: bool) -> None:
+def rekey(obj: Context, from_keyring_file: bool, as_json: bool) -> None:
     """Rotate the master key; the old one leaves the key store once the new one is in use."""
-    vault = obj.vault()
-    epoch = vault.rekey()
+    vault = obj.vault(auto_cleanup=not from_keyring_file)
+    epoch = vault.rekey(from_keyring_file=from_keyring_file)
     if as_json:
         echo_json({"vault_id": str(vault.vault_id), "epoch": epoch})
         return
+    if from_keyring_file:
+        click.echo(
+            "Moved the master key into the OS keychain and removed the keyrings.alt file's entry; "
+            "backups of that file hold only the old key",
+            err=True,
+        )
     click.echo(f"Rotated the master key to epoch {epoch}; old copies of the vault no longer open with it", err=True)
 
 
@@ -463,6 +475,7 @@ def info(obj: Context, as_json: bool) -> None:
         "vault_id": i.vault_id,
         "key_provider": i.key_provider,
         "key_provider_detail": i.key_provider_detail,
+        "key_backend": i.key_backend,
         "format_version": i.format_version,
         "container_version": i.container_version,
         "created_at": i.created_at,
@@ -476,7 +489,8 @@ def info(obj: Context, as_json: bool) -> None:
         return
     width = max(len(k) for k in doc)
     for k, v in doc.items():
-        click.echo(shown(f"{k:<{width}}  {v}"))
+        if v is not None:
+            click.echo(shown(f"{k:<{width}}  {v}"))
 
 
 @cli.command()
@@ -568,8 +582,16 @@ cli.add_command(sanitize_command)
 cli.add_command(scan_command)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sessionseal`` console script."""
+def main(argv: list[str] | None = None, *, secret_env: dict[str, str] | None = None) -> None:
+    """Entry point of the ``sessionseal`` console script.
+
+    :param secret_env: passphrase variables the process took out of its environment at start
+        (``sessionseal._main``), so that no child inherits them; read as if still there.
+    """
+    if secret_env:
+        from ._common import taken_env
+
+        taken_env.update(secret_env)
     cli.main(args=argv, prog_name="sessionseal")
 
 

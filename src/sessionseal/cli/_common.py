@@ -106,6 +106,11 @@ def _read_passphrase_file(path: str) -> bytes:
     return data[:-1] if data.endswith(b"\n") else data
 
 
+#: SESSIONSEAL_PASSPHRASE and SESSIONSEAL_BUNDLE_PASSPHRASE, when the ``sessionseal`` process
+#: removed them from its environment at start so that no child process inherits them.
+taken_env: dict[str, str] = {}
+
+
 def passphrase_source(
     passphrase_file: str | None,
     *,
@@ -122,7 +127,8 @@ def passphrase_source(
     def get() -> bytes:
         if passphrase_file:
             return _read_passphrase_file(passphrase_file)
-        value_env = os.environ.get(env)
+        # As the process's own command, sessionseal took it out of its environment at start.
+        value_env = os.environ.get(env) or taken_env.get(env)
         if value_env:
             return value_env.encode()
         if interactive():
