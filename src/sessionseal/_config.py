@@ -35,6 +35,10 @@ class UserRule(_Strict):
     regex: str
     keywords: list[str] = Field(default_factory=list, description="lowercase literals; the rule runs only near them")
     secret_group: int = Field(default=0, ge=0, description="regex group holding the secret (0: the whole match)")
+    fingerprint: bool = Field(
+        default=False,
+        description="keyed fingerprints in placeholders: only for machine-generated tokens, never passwords",
+    )
 
     @field_validator("regex")
     @classmethod

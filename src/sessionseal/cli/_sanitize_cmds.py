@@ -1,7 +1,7 @@
 """``sessionseal sanitize`` and ``sessionseal scan``: the sanitizer without a vault.
 
 ``sanitize`` is a filter (stdin to stdout) with a random per-run fingerprint key, so its
-placeholders are consistent within one run and unlinkable across runs.  ``scan`` lists
+token placeholders are consistent within one run and unlinkable across runs.  ``scan`` lists
 findings as ``file:line:col rule masked-preview`` (never the value) and exits 1 when it
 finds anything, for pre-commit hooks and CI.  Both work on bytes that are not UTF-8: the
 undecodable bytes pass through unchanged.
@@ -41,8 +41,9 @@ _ENGINE_OPTION = click.option(
 def sanitize_command(report: bool, engine: str | None) -> None:
     """Read text on stdin, write it with every secret replaced on stdout.
 
-    Placeholders look like [REDACTED:github-pat:1a2b3c4d]; the fingerprint uses a random
-    key for this run only.  Nothing but counts is ever reported.
+    Placeholders look like [REDACTED:github-pat:1a2b3c4d] for tokens (the fingerprint uses
+    a random key for this run only) and [REDACTED:password-in-prose] for passwords and
+    other values a person may have chosen.  Nothing but counts is ever reported.
     """
     from sessionseal._sanitize._filter import run_filter
 
