@@ -6,6 +6,8 @@
 * ``audit-log-v1.json``: the audit log's key derivation, canonical bodies, MACs, lines and
   a tamper matrix with the problem ``audit verify`` must report first
   (tests/unit/test_audit_spec.py).
+* ``audit-log-v2.json``: format 2 records chained on from a format 1 record: the subjects'
+  keys, tags and boxes (fixed nonces), and the box cases a reader must refuse.
 
 Run it only when a format changes on purpose; the tests check the committed files
 against the code.
@@ -26,6 +28,7 @@ from sessionseal._container import FrameType, Kind
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "container-v1.json"
 AUDIT_OUT = OUT.with_name("audit-log-v1.json")
+AUDIT_V2_OUT = OUT.with_name("audit-log-v2.json")
 
 VAULT = UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
 SESSION = UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22")
@@ -130,6 +133,7 @@ def main() -> None:
     OUT.write_text(json.dumps({"format": "sessionseal container v1", "vectors": vectors}, indent=1) + "\n")
     print(f"wrote {len(vectors)} vectors to {OUT}")
     audit()
+    audit_v2()
     bundle()
 
 
@@ -333,6 +337,86 @@ def audit() -> None:
     AUDIT_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
     print(f"wrote {len(records)} records and {len(tampered)} tamper cases to {AUDIT_OUT}")
 
+
+
+def audit_v2() -> None:
+    secret = bytes(range(100, 132))
+    mac_key, anchor_key = _audit.AuditLog.keys(secret)
+    who = {"user": "dev", "uid": 1001, "pid": 4242, "host": "ws-7", "program": "sessionseal", "version": "0.2.0"}
+    ids = [SESSION, UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7")]
+    keys = [bytes(range(200, 232)), bytes(range(1, 33))]
+    sessions = []
+    for sid, key in zip(ids, keys, strict=True):
+        tag_key, box_key = _audit.subject_keys(key)
+        sessions.append({"id": str(sid), "key": key.hex(), "tag_key": tag_key.hex(), "box_key": box_key.hex(),
+                         "tag": _audit.subject_tag(tag_key)})
+    # (time, action, clear fields, subjects: (role, session index, values or None))
+    plan: list[tuple[str, str, dict[str, object], list[tuple[str, int, dict[str, object] | None]]]] = [
+        ("2026-11-21T09:00:01.250000Z", "save", {"outcome": "ok"},
+         [("session", 0, {"id": str(ids[0]), "bytes": 5120, "redactions": {"aws-access-key-id": 1, "github-pat": 2}})]),
+        ("2026-11-21T09:00:02.000000Z", "export", {"outcome": "ok", "detail": {"file": True, "format": "bundle",
+                                                                                "plaintext": False, "sessions": 2}},
+         [("exported", i, {"id": str(ids[i]), "file": "handover.bundle", "format": "bundle", "bytes": 9001,
+                           "sessions": 2}) for i in (0, 1)]),
+        ("2026-11-21T09:00:03.000000Z", "search", {"outcome": "ok", "detail": {"hits": 1, "scanned": 2}},
+         [("match", 1, None)]),
+        ("2026-11-21T09:00:04.000000Z", "load", {"outcome": "error", "error": "SessionNotFound",
+                                                "session": "(not in the vault)"}, []),
+        ("2026-11-21T09:00:05.000000Z", "delete", {"outcome": "ok", "detail": {"epoch": 3, "overwritten": True}},
+         [("session", 0, None)]),
+    ]
+    # Record 1 is a format 1 record, as a log upgraded in place starts: format 2 chains on from it.
+    v1 = {"v": 1, "seq": 1, "prev": "0" * 64, **who, "action": "init", "outcome": "ok",
+          "time": "2026-11-21T09:00:00.000000Z"}
+    line, prev = _audit.record_line(mac_key, v1)
+    records = [{"fields": v1, "body": _audit.canonical(v1).decode(), "mac": prev, "line": line.decode(),
+                "subjects": []}]
+    lines = [line]
+    nonce = 0
+    for seq, (time, action, clear, subjects) in enumerate(plan, 2):
+        entries, inputs = [], []
+        for role, i, values in subjects:
+            tag = sessions[i]["tag"]
+            entry: dict[str, object] = {"role": role, "tag": tag}
+            given: dict[str, object] = {"role": role, "session": i, "values": values}
+            if values is not None:
+                nonce += 1
+                n = bytes([nonce]) * 12
+                ad = _audit.box_ad(VAULT, seq, action, role, tag)
+                entry["box"] = _audit.seal_box(_audit.subject_keys(keys[i])[1], values, ad, nonce=n)
+                given.update(nonce=n.hex(), ad=ad.decode())
+            entries.append(entry)
+            inputs.append(given)
+        fields = {"v": 2, "seq": seq, "prev": prev, **who, "time": time, "action": action, **clear}
+        if entries:
+            fields["subjects"] = entries
+        line, mac = _audit.record_line(mac_key, fields)
+        records.append({"fields": fields, "body": _audit.canonical(fields).decode(), "mac": mac,
+                        "line": line.decode(), "subjects": inputs})
+        lines.append(line)
+        prev = mac
+    anchor = {"seq": len(lines), "mac": prev}
+
+    # A box moved into another record by someone with the MAC key (the vault secret) but
+    # not the session's key: the chain verifies, the box does not open in its new place.
+    moved_fields = {**records[2]["fields"], "subjects": [records[1]["fields"]["subjects"][0]]}
+    moved_line, _ = _audit.record_line(mac_key, moved_fields)
+    doc = {
+        "format": "sessionseal audit log v2",
+        "vault_id": str(VAULT),
+        "vault_secret": secret.hex(),
+        "mac_key": mac_key.hex(),
+        "anchor_key": anchor_key.hex(),
+        "labels": {"tag": _audit._LABEL_TAG.decode(), "box": _audit._LABEL_BOX.decode(),
+                   "tag_input": _audit._TAG_INPUT.decode()},
+        "sessions": sessions,
+        "records": records,
+        "log": b"".join(lines).decode(),
+        "anchor": anchor,
+        "moved_box": {"seq": 3, "line": moved_line.decode(), "expect": "the box does not open"},
+    }
+    AUDIT_V2_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
+    print(f"wrote {len(records)} records to {AUDIT_V2_OUT}")
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._async import AsyncVault
     from ._checkpoints import Checkpoint
+    from ._harden import harden_process
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
@@ -68,6 +69,7 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "find_transcripts",
+    "harden_process",
 ]
 
 _HOMES = {
@@ -82,6 +84,7 @@ _HOMES = {
     "SearchHit": "._vault",
     "TranscriptOutcome": "._vault",
     "find_transcripts": "._transcript_dirs",
+    "harden_process": "._harden",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",
     "ImportResult": "._vault",

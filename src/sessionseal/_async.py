@@ -188,9 +188,9 @@ class AsyncVault:
         """See :meth:`Vault.reindex`."""
         return await asyncio.to_thread(self.sync.reindex)
 
-    async def rekey(self) -> int:
+    async def rekey(self, *, from_keyring_file: bool = False) -> int:
         """See :meth:`Vault.rekey`."""
-        return await asyncio.to_thread(self.sync.rekey)
+        return await asyncio.to_thread(self.sync.rekey, from_keyring_file=from_keyring_file)
 
     async def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
         """See :meth:`Vault.change_passphrase` (scrypt and a callable run in the worker thread)."""

@@ -25,13 +25,14 @@ killed mid-write) is sealed by the next writer (or ``audit verify --repair``) wi
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,25 +46,48 @@ from .errors import IntegrityError, KeyStoreError, UnsafePermissions, Unsupporte
 __all__ = [
     "AUDIT_DIR",
     "CURRENT",
+    "NOT_AN_ID",
+    "NOT_IN_VAULT",
     "OUTCOMES",
+    "WITHHELD",
     "AuditLog",
     "Problem",
     "Record",
+    "Subject",
     "VerifyReport",
     "actor",
+    "box_ad",
     "canonical",
     "error_outcome",
+    "open_box",
     "record_line",
+    "seal_box",
+    "subject_keys",
+    "subject_tag",
 ]
 
 AUDIT_DIR: Final = "audit"
 CURRENT: Final = "audit.log"
 ANCHOR: Final = "anchor.sst"
 PENDING: Final = "pending.log"
-FORMAT: Final = 1
+#: The format this build writes.  Format 1 records (ids, sizes and redaction counts in the
+#: clear) are still read and verified; format 2 keeps them in subjects (below).
+FORMAT: Final = 2
+#: The MAC's domain is that of the chain, not of a record format: format 2 records chain on
+#: from format 1 records under the same key.
 _DOMAIN: Final = b"sessionseal audit v1\n"
 _LABEL_MAC: Final = b"sessionseal v1 audit log"
 _LABEL_ANCHOR: Final = b"sessionseal v1 audit anchor"
+#: A subject's keys are derived from the session's own key (the key table's), so that they
+#: leave with it: erasing a session erases what its audit records say about it.
+_LABEL_TAG: Final = b"sessionseal v2 audit subject tag"
+_LABEL_BOX: Final = b"sessionseal v2 audit subject box"
+_TAG_INPUT: Final = b"sessionseal audit v2 subject\n"
+_TAG_BYTES: Final = 16
+#: What the ``session`` field may hold in format 2: never an id, only why there is none.
+NOT_AN_ID: Final = "(not a session id)"
+NOT_IN_VAULT: Final = "(not in the vault)"
+WITHHELD: Final = "(withheld)"
 _ANCHOR_ID: Final = uuid.UUID(int=5)
 _ZERO: Final = "0" * 64
 _MAC_SUFFIX_LEN: Final = len(',"mac":""}') + 64
@@ -73,6 +97,8 @@ OUTCOMES: Final = ("ok", "denied", "error")
 DEFAULT_MAX_FILE_BYTES: Final = 8 << 20
 _MAX_LINE: Final = 64 * 1024
 _MAX_PENDING: Final = 1 << 20
+#: Format 1's fields that measure a session; format 2 keeps them in subjects' boxes only.
+_MEASURES: Final = ("bytes", "redactions", "subjects")
 
 
 Record = dict[str, Any]
@@ -92,6 +118,72 @@ def record_line(key: bytes, fields: Mapping[str, Any]) -> tuple[bytes, str]:
     body = canonical(fields)
     mac = _mac(key, body)
     return body[:-1] + b',"mac":"' + mac.encode() + b'"}\n', mac
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A session a record is about, as the writer passes it (docs/spec/audit-log.md, "Subjects").
+
+    :param role: what the session is to the action: ``session``, ``from``, ``link``,
+        ``exported``, ``match``, ``imported``.
+    :param key: the session's key from the key table (never stored).
+    :param values: sealed in the subject's box with its id (sizes, counts, file names);
+        None for a tag only (the record of an erasure: no key will ever open a box again).
+    """
+
+    role: str
+    key: bytes = field(repr=False)
+    values: Mapping[str, Any] | None = None
+
+
+def subject_keys(session_key: bytes) -> tuple[bytes, bytes]:
+    """The tag key and the box key of a session's audit subjects (HKDF-SHA256 of its key)."""
+    return _crypto.derive_key(session_key, _LABEL_TAG), _crypto.derive_key(session_key, _LABEL_BOX)
+
+
+def subject_tag(tag_key: bytes) -> str:
+    """A session's pseudonym in the log: 32 hex digits of HMAC-SHA256 under its tag key."""
+    return _crypto.hmac_sha256(tag_key, _TAG_INPUT)[:_TAG_BYTES].hex()
+
+
+def box_ad(vault_id: uuid.UUID, seq: int, action: str, role: str, tag: str) -> bytes:
+    """The associated data of a box: it opens only in its own record, place and role."""
+    return canonical({"action": action, "role": role, "seq": seq, "tag": tag, "vault": str(vault_id)})
+
+
+def seal_box(box_key: bytes, values: Mapping[str, Any], ad: bytes, *, nonce: bytes | None = None) -> str:
+    """``base64url(nonce || AES-256-GCM(box key, canonical(values), ad))``, unpadded.
+
+    *nonce* exists for the spec's vectors only; records always draw a random one.
+    """
+    n, ct = _crypto.encrypt(box_key, canonical(values), ad, nonce=nonce)
+    return base64.urlsafe_b64encode(n + ct).rstrip(b"=").decode("ascii")
+
+
+def open_box(box_key: bytes, box: str, ad: bytes) -> Record:
+    """The values of a box.
+
+    :raises IntegrityError: the box does not open under this key and place (edited, moved
+        to another record, or not this session's).
+    """
+    try:
+        raw = base64.urlsafe_b64decode(box + "=" * (-len(box) % 4))
+    except (ValueError, TypeError):
+        raise IntegrityError("an audit record's box is not valid") from None
+    plain = _crypto.decrypt(box_key, raw[: _crypto.NONCE_SIZE], raw[_crypto.NONCE_SIZE :], ad)
+    values = _loads(plain)
+    if not isinstance(values, dict):
+        raise IntegrityError("an audit record's box is not valid")
+    return values
+
+
+def _subject_entry(vault_id: uuid.UUID, seq: int, action: str, subject: Subject) -> Record:
+    tag_key, box_key = subject_keys(subject.key)
+    tag = subject_tag(tag_key)
+    entry: Record = {"role": subject.role, "tag": tag}
+    if subject.values is not None:
+        entry["box"] = seal_box(box_key, subject.values, box_ad(vault_id, seq, action, subject.role, tag))
+    return entry
 
 
 def _loads(body: bytes) -> Any:
@@ -271,6 +363,12 @@ class AuditLog:
             for rec in [*pending, *many]:
                 seq += 1
                 body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
+                subjects = body.pop("subjects", None)
+                if subjects:
+                    # Sealed here, where the seq is known: each box is bound to its place.
+                    body["subjects"] = [
+                        _subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects
+                    ]
                 body.setdefault("time", _now())
                 line, prev = record_line(mac_key, body)
                 out += line
@@ -402,7 +500,10 @@ class AuditLog:
         for line in raw.splitlines():
             rec = _loads(line)
             if isinstance(rec, dict):
-                out.append({k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed")})
+                rec = {k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed", *_MEASURES)}
+                if "session" in rec and rec["session"] not in (NOT_AN_ID, NOT_IN_VAULT, WITHHELD):
+                    rec["session"] = WITHHELD  # written by an older sessionseal: an id in the clear
+                out.append(rec)
         if not out:
             d.unlink(PENDING)
         return out
@@ -412,11 +513,15 @@ class AuditLog:
             head, size = d.read_prefix(CURRENT, _MAX_LINE)
         except FileNotFoundError:
             return False
-        if size < self.max_file_bytes:
+        split = _split_line(head.split(b"\n", 1)[0])
+        rec = _loads(split[0]) if split is not None else None
+        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT
+        # Records of an older format (ids in the clear) are kept whole, in a file of their
+        # own: the audit log's retention can then remove them with the anchor's base moved on.
+        if size < self.max_file_bytes and not older:
             return False
         # Named by the first record's seq, so names sort in chain order; a damaged first line
         # falls back to the last seq, which still sorts after every earlier file.
-        split = _split_line(head.split(b"\n", 1)[0])
         first = _seq(split[0]) if split is not None else None
         name = f"audit-{last_seq if first is None or first < 0 else first:012d}.log"
         if d.exists(name):
@@ -484,8 +589,41 @@ class AuditLog:
                 if isinstance(rec, dict):
                     yield {**rec, "unkeyed": True, "seq": None}
 
-    def verify(self, vault_secret: bytes, *, repair: bool = False) -> VerifyReport:  # noqa: PLR0911, PLR0912, PLR0915
+    def verify(self, vault_secret: bytes, *, repair: bool = False) -> VerifyReport:
         """Check the whole chain against the anchor; with *repair*, seal a torn tail."""
+        return self._verify(vault_secret, repair=repair)
+
+    def checked_records(self, vault_secret: bytes) -> tuple[list[tuple[Record, str | None]], VerifyReport]:
+        """Every record, oldest first, each with ``None`` when the chain vouches for it or the
+        code of why it does not (docs/spec/audit-log.md, "Showing"), and the verify report.
+
+        Records after the first bad one are read on but marked ``after-error``; pending records
+        (no MAC yet) are marked ``pending``; when the anchor fails or names another history, no
+        record is vouched for (``anchor``).
+        """
+        out: list[tuple[Record, str | None]] = []
+
+        def visit(rec: Record, problem: str | None) -> None:
+            out.append((rec, problem))
+
+        report = self._verify(vault_secret, visit=visit)
+        anchor_bad = any(p.code in ("anchor-invalid", "anchor-missing", "replaced") for p in report.problems)
+        if anchor_bad:
+            out = [(rec, problem or "anchor") for rec, problem in out]
+        d = self._audit_dir() if self._root.exists(AUDIT_DIR) else None
+        if d is not None:
+            with contextlib.suppress(FileNotFoundError):
+                for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
+                    rec = _loads(line)
+                    if isinstance(rec, dict):
+                        out.append(({**rec, "unkeyed": True, "seq": None}, "pending"))
+        return out, report
+
+    def _verify(  # noqa: PLR0912, PLR0915
+        self, vault_secret: bytes, *, repair: bool = False, visit: Callable[[Record, str | None], None] | None = None
+    ) -> VerifyReport:
+        # With *visit*, every parsed record is passed on, with None while the chain holds and a
+        # reason once it does not; without it, verification stops at the first error.
         mac_key, anchor_key = self.keys(vault_secret)
         report = VerifyReport()
         if not self._root.exists(AUDIT_DIR):
@@ -515,6 +653,15 @@ class AuditLog:
         names = self.files()
         report.files = names
         torn: dict[str, Any] | None = None
+        broken = False  # an error was found: what follows is read (for visit) but not vouched for
+
+        def fail(problem: Problem, rec: Record | None) -> None:
+            nonlocal broken
+            report.problems.append(problem)
+            broken = True
+            if visit is not None and rec is not None:
+                visit(rec, problem.code)
+
         for fi, name in enumerate(names):
             data = d.read(name, max_size=1 << 31)
             for lineno, (offset, line) in enumerate(_line_spans(data), 1):
@@ -524,7 +671,13 @@ class AuditLog:
                 if split is not None:
                     parsed = _loads(split[0])
                     rec = parsed if isinstance(parsed, dict) else None
-                if rec is None:
+                if broken:
+                    if visit is None:
+                        return report
+                    if rec is not None:
+                        visit(rec, "after-error")
+                    continue
+                if rec is None or split is None:
                     last_file = fi == len(names) - 1
                     if not complete and last_file:
                         report.problems.append(
@@ -549,44 +702,42 @@ class AuditLog:
                         and detail.get("offset") == torn["offset"]
                         and detail.get("length") == torn["length"]
                     ):
-                        report.problems.append(
-                            Problem(name, torn["line"], None, "bad-line", "a line is not a valid record")
-                        )
-                        return report
+                        fail(Problem(name, torn["line"], None, "bad-line", "a line is not a valid record"), rec)
+                        continue
                     torn = None
-                if not _crypto.constant_time_equal(_mac(mac_key, split[0]).encode(), split[1].encode()):  # type: ignore[index]
-                    report.problems.append(
-                        Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
-                    )
-                    return report
+                if not _crypto.constant_time_equal(_mac(mac_key, split[0]).encode(), split[1].encode()):
+                    fail(Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)"), rec)
+                    continue
                 if isinstance(rec.get("v"), int) and rec["v"] > FORMAT:
                     # Authentic, but written by a newer sessionseal: its fields may mean other things.
                     raise UnsupportedVersion(
                         f"the audit log has records of format {rec['v']}, this sessionseal reads {FORMAT}; "
                         "upgrade sessionseal"
                     )
-                if _canonical_or_none(rec) != split[0]:  # type: ignore[index]
-                    report.problems.append(Problem(name, lineno, seq, "not-canonical", "it is not in canonical form"))
-                    return report
+                if _canonical_or_none(rec) != split[0]:
+                    fail(Problem(name, lineno, seq, "not-canonical", "it is not in canonical form"), rec)
+                    continue
                 if seq != expected:
                     what = (
                         f"expected record {expected} here: records are missing or out of order"
                         if isinstance(seq, int)
                         else "it has no sequence number"
                     )
-                    report.problems.append(Problem(name, lineno, seq, "out-of-sequence", what))
-                    return report
+                    fail(Problem(name, lineno, seq, "out-of-sequence", what), rec)
+                    continue
                 if rec.get("prev") != prev:
-                    report.problems.append(
-                        Problem(name, lineno, seq, "broken-chain", "it does not follow the record before it")
-                    )
-                    return report
-                macs[seq] = split[1]  # type: ignore[index]
-                prev = split[1]  # type: ignore[index]
+                    fail(Problem(name, lineno, seq, "broken-chain", "it does not follow the record before it"), rec)
+                    continue
+                macs[seq] = split[1]
+                prev = split[1]
                 report.first_seq = report.first_seq or seq
                 report.last_seq = seq
                 report.records += 1
                 expected += 1
+                if visit is not None:
+                    visit(rec, None)
+        if broken:
+            return report
         if torn is not None:
             report.problems.append(
                 Problem(torn["file"], torn["line"], None, "bad-line", "a line is not a valid record")
@@ -613,9 +764,19 @@ class AuditLog:
 
 
 def _read_tail(d: Dir) -> tuple[bytes, int]:
-    """The last line's worth of the current file, and its size (empty when there is none)."""
+    """The end of the current file from the start of its last complete line (and a torn
+    fragment after it), and the file's size (empty when there is none).
+
+    Read in growing steps: a record naming many sessions (an export, a search) can be longer
+    than one step, and the writer must find where the last one starts.
+    """
+    step = _MAX_LINE
     try:
-        return d.read_tail(CURRENT, _MAX_LINE)
+        while True:
+            chunk, size = d.read_tail(CURRENT, step)
+            if len(chunk) >= size or chunk.count(b"\n", 0, max(0, chunk.rfind(b"\n"))) >= 1:
+                return chunk, size
+            step *= 4
     except FileNotFoundError:
         return b"", 0
 

@@ -15,7 +15,17 @@ import zstandard
 
 from .errors import IntegrityError, InvalidInput
 
-__all__ = ["ENCODING_ZSTD", "MAX_PLAINTEXT", "compress", "decompress", "decompress_head", "decompress_stream"]
+__all__ = [
+    "ENCODING_ZSTD",
+    "MAX_PLAINTEXT",
+    "compress",
+    "declared_size",
+    "decompress",
+    "decompress_bounded",
+    "decompress_head",
+    "decompress_stream",
+    "scan_stream",
+]
 
 #: Encoding byte: the rest is one zstd frame with its content size recorded.
 ENCODING_ZSTD: Final = 1
@@ -27,6 +37,8 @@ _LEVEL: Final = 3
 _THREADED_FROM: Final = 48 << 20
 #: Read size of :func:`decompress_stream`: the limit is checked after every chunk.
 _STREAM_CHUNK: Final = 1 << 20
+#: Input step of :func:`scan_stream`: at most 32 MiB of output per step.
+_SCAN_STEP: Final = 1 << 10
 #: The most a zstd frame can expand: a block holds at most 128 KiB and takes at least 4 bytes
 #: (an RLE block; RFC 8878, 3.1.1.2), so a frame never decompresses to 32768 times its size.
 _MAX_RATIO: Final = 1 << 15
@@ -100,6 +112,48 @@ def _decompress_in_steps(d: zstandard.ZstdDecompressor, frame: memoryview, size:
     return b"".join(chunks)
 
 
+def declared_size(payload: bytes) -> int | None:
+    """The content size a :func:`compress` payload declares in its zstd frame header, read
+    without decompressing anything; None when the frame does not declare one.
+
+    :raises IntegrityError: unknown encoding, or not a zstd frame header.
+    """
+    if not payload or payload[0] != ENCODING_ZSTD:
+        raise IntegrityError("stored payload has an unknown encoding; run 'sessionseal verify'")
+    try:
+        size = zstandard.frame_content_size(memoryview(payload)[1:])
+    except zstandard.ZstdError:
+        raise IntegrityError("stored payload does not decompress; run 'sessionseal verify'") from None
+    return None if size < 0 else size
+
+
+def decompress_bounded(payload: bytes, limit: int) -> bytes:
+    """:func:`decompress` for a payload from outside the vault (a bundle's): never more than
+    *limit* bytes, whatever its frame declares.  A frame that declares its size is checked
+    before any work; one that does not is decompressed in steps and refused once past *limit*.
+
+    :raises InvalidInput: it holds more than *limit* bytes (the message names the limit only).
+    :raises IntegrityError: it is not a well-formed frame.
+    """
+    size = declared_size(payload)
+    if size is not None:
+        if size > limit:
+            raise InvalidInput(f"decompresses to more than {limit} bytes")
+        return decompress(payload)
+    chunks, total = [], 0
+    try:
+        reader = _contexts()[2].stream_reader(memoryview(payload)[1:], read_size=_STREAM_CHUNK)
+        with reader:
+            while chunk := reader.read(_STREAM_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise InvalidInput(f"decompresses to more than {limit} bytes")
+                chunks.append(chunk)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError("stored payload does not decompress; run 'sessionseal verify'") from exc
+    return b"".join(chunks)
+
+
 def decompress_head(source: BinaryIO, n: int) -> bytes:
     """The first *n* bytes (or fewer, at the end) that a foreign ``.zst`` stream decompresses to.
 
@@ -136,3 +190,33 @@ def decompress_stream(source: BinaryIO, limit: int) -> bytes:
     except zstandard.ZstdError:
         raise InvalidInput("is not a valid zstd stream") from None
     return bytes(out)
+
+
+def scan_stream(source: BinaryIO, limit: int) -> tuple[int, int | None, bool]:
+    """Read a foreign ``.zst`` stream to its end without keeping what it decompresses to:
+    ``(decompressed length, its last byte or None, whether it ends with a complete frame)``.
+
+    What :func:`decompress_stream` forgives (a stream cut short yields what it decoded), this
+    reports: an importer that removes the file checks that nothing was left undecoded.  Input
+    is fed in small steps, so that one step never expands past a few MiB (RLE blocks expand
+    32768 times).
+
+    :raises InvalidInput: not zstd, or more than *limit* bytes.
+    """
+    total, last, frame = 0, None, None
+    try:
+        while data := source.read(_SCAN_STEP):
+            while data:
+                if frame is None:
+                    frame = zstandard.ZstdDecompressor().decompressobj()
+                out = frame.decompress(data)
+                if out:
+                    total, last = total + len(out), out[-1]
+                    if total > limit:
+                        raise InvalidInput(f"decompresses to more than {limit} bytes")
+                if not frame.eof:
+                    break
+                data, frame = frame.unused_data, None
+    except zstandard.ZstdError:
+        raise InvalidInput("is not a valid zstd stream") from None
+    return total, last, frame is None and total > 0

@@ -18,7 +18,7 @@ from . import _configfile
 from ._configfile import CONFIG_FILE, CONFIG_VERSION
 from ._fs import Dir
 from ._retention import RetentionConfig
-from .errors import IntegrityError
+from .errors import IntegrityError, InvalidInput
 from .models import parse_model
 
 __all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
@@ -35,6 +35,10 @@ class UserRule(_Strict):
     regex: str
     keywords: list[str] = Field(default_factory=list, description="lowercase literals; the rule runs only near them")
     secret_group: int = Field(default=0, ge=0, description="regex group holding the secret (0: the whole match)")
+    fingerprint: bool = Field(
+        default=False,
+        description="keyed fingerprints in placeholders: only for machine-generated tokens, never passwords",
+    )
 
     @field_validator("regex")
     @classmethod
@@ -95,4 +99,10 @@ def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConf
 
     :raises InvalidInput: names the field; never echoes a value (literals are sensitive).
     """
-    return parse_model(VaultConfig, value, "vault config")
+    config = parse_model(VaultConfig, value, "vault config")
+    # What is written must read back: a Python caller's int of thousands of digits passes the
+    # model but not its JSON parser, and a stored config that does not parse locks the vault.
+    try:
+        return VaultConfig.model_validate_json(config.model_dump_json())
+    except (ValueError, RecursionError):  # ValidationError is a ValueError
+        raise InvalidInput("not a valid vault config: a value cannot be stored (an integer too large?)") from None

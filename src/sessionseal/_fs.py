@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from typing import Final, Literal
 
 import filelock
 
+from ._ancestors import ancestor_fault
 from .errors import InvalidInput, LockTimeout, StorageError, UnsafePermissions
 
 __all__ = [
@@ -37,8 +39,11 @@ __all__ = [
     "check_vault_dir",
     "lock",
     "shred_file",
+    "sweep_export_temps",
     "temp_writer",
+    "unreachable_reason",
     "unsafe_reason",
+    "vault_exists",
     "write_private_file",
 ]
 
@@ -150,24 +155,69 @@ def check_ancestors(path: Path) -> None:
     A parent that others can write (without the sticky bit) or that another non-root
     user owns could rename the vault away and put their own in its place.
     """
-    me = os.geteuid()
     for parent in path.parents:
         try:
             st = os.stat(parent)
         except FileNotFoundError:
             continue  # 'init' creates it (0700, ours) under the ancestors checked here
+        except PermissionError:
+            raise UnsafePermissions(unreachable_reason(parent)) from None
         except OSError as exc:
             raise _storage_error(exc, "inspect", str(parent)) from exc
-        if st.st_uid not in (0, me):
+        fault = ancestor_fault(st)
+        if fault == "owner":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is owned by uid {st.st_uid}, who could replace the vault; "
                 "choose a --vault under your home directory"
             )
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        if fault == "writable":
             raise UnsafePermissions(
                 f"{parent} (a parent of the vault) is world-writable without the sticky bit; "
                 "choose a --vault under your home directory"
             )
+
+
+def vault_exists(path: Path) -> bool:
+    """Whether anything is at *path* (a link included, never followed); False when nothing is.
+
+    :raises UnsafePermissions: a directory above *path* is closed to this user (another user's
+        home, say): there may well be a vault there, so "no vault" would not be true.
+    """
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise UnsafePermissions(unreachable_reason(path)) from None
+    except OSError as exc:
+        raise _storage_error(exc, "inspect", str(path)) from exc
+    return True
+
+
+def unreachable_reason(path: Path) -> str:
+    """Why *path*, which the kernel refused to look up (EACCES), cannot be reached: which
+    directory above it is closed to this user, and whose it is, as one line."""
+    chain = [*reversed(path.parents), path]
+    for above, below in itertools.pairwise(chain):
+        try:
+            os.lstat(below)
+        except PermissionError:
+            try:
+                st = os.stat(above)
+            except OSError:
+                break
+            if st.st_uid != os.geteuid():
+                return (
+                    f"cannot reach {path}: {above} belongs to uid {st.st_uid} and is closed to you (permission "
+                    "denied); sessionseal opens only your own vault: check --vault, SESSIONSEAL_VAULT and HOME"
+                )
+            return (
+                f"cannot reach {path}: {above} has mode {stat.S_IMODE(st.st_mode):04o}, which does not let you in "
+                f"(permission denied); run 'chmod u+rwx {above}'"
+            )
+        except OSError:
+            break
+    return f"permission denied to inspect {path}; check that you own the vault"
 
 
 class Dir:
@@ -579,24 +629,149 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
+#: ``open(2)`` of an unnamed file in a directory (Linux 3.11+).  Not every file system has it.
+_O_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
+_NO_TMPFILE: Final = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # EISDIR: a kernel without it
+
+
+def _export_temp_name(target: str) -> str:
+    return f".{target}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def _export_temp_pid(name: str, target: str) -> int | None:
+    """The writer's pid when *name* is what :func:`_export_temp_name` makes for *target*."""
+    prefix = f".{target}.tmp-"
+    if not name.startswith(prefix):
+        return None
+    pid, _, nonce = name[len(prefix) :].partition("-")
+    if not (pid.isdigit() and len(nonce) == 12 and all(c in "0123456789abcdef" for c in nonce)):
+        return None
+    return int(pid)
+
+
+def sweep_export_temps(path: Path) -> list[str]:
+    """Remove what an export to *path* killed mid-write left beside it; return the names.
+
+    Only a file that is provably such a leftover goes: its name is the temp name an export
+    to this very target makes, its writer's pid is dead, and it is a regular file of ours,
+    mode 0600, with one link (the mode and owner every export temp file gets).  Anything else,
+    even with a matching name, is left alone.
+    """
+    directory, swept = path.parent, list[str]()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return swept
+    for name in names:
+        pid = _export_temp_pid(name, path.name)
+        if pid is None or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(directory / name)
+            if (
+                stat.S_ISREG(st.st_mode)
+                and stat.S_IMODE(st.st_mode) == FILE_MODE
+                and st.st_uid == os.geteuid()
+                and st.st_nlink == 1
+            ):
+                os.unlink(directory / name)
+                swept.append(name)
+    if swept:
+        with contextlib.suppress(OSError):
+            _fsync_dir(directory)
+    return swept
+
+
+def _open_unnamed(dfd: int) -> int | None:
+    """An unnamed file in the directory *dfd* (``O_TMPFILE``), or None where there is no such thing.
+
+    It has no name until it is linked: a process killed while writing it leaves nothing
+    behind.  Linking needs ``/proc/self/fd`` (``linkat(AT_SYMLINK_FOLLOW)``).
+    """
+    if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(".", _O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, FILE_MODE, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return None
+        raise
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write *data* to *path* (outside the vault: an export) owner-only (0600), atomically.
 
-    A temp file in the same directory is written, fsynced, then linked to *path* (which fails
-    if *path* exists, so nothing is clobbered) or, with *overwrite*, renamed over it; the
-    directory is fsynced.  Never through a symlink at the temp name.
+    The data goes to an unnamed file in the same directory (``O_TMPFILE``), is fsynced, then
+    linked to *path* (which fails if *path* exists, so nothing is clobbered).  A process
+    killed before that leaves no file at all.  With *overwrite*, the file is linked to a temp
+    name and renamed over *path*: a kill in the microseconds between leaves a temp file.
+    Where unnamed files are not available (macOS, some network and FUSE file systems) the
+    data is written to a named temp file in the directory from the start.  Either way, each
+    export first removes the temp files earlier exports to the same *path* left when killed
+    (:func:`sweep_export_temps`).  The directory is fsynced; nothing is followed at a temp name.
 
     :raises InvalidInput: *path* exists and *overwrite* is false.
     :raises StorageError: the file cannot be written.
     """
+    sweep_export_temps(path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise _storage_error(exc, "write", str(path)) from exc
+    try:
+        fd = _open_unnamed(dfd)
+        if fd is None:
+            _write_private_named(path, data, overwrite=overwrite)
+            return
+        _link_unnamed(dfd, fd, path, data, overwrite=overwrite)
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise _storage_error(exc, "write", str(path)) from exc
+    finally:
+        os.close(dfd)
+
+
+def _link_unnamed(dfd: int, fd: int, path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Fill the unnamed file *fd*, then give it *path*'s name (in the directory *dfd*)."""
+    tmp: str | None = None
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            _write_all(fd, data)
+            os.fsync(fd)
+            # dst_dir_fd makes this linkat(AT_SYMLINK_FOLLOW): the file behind the descriptor.
+            if overwrite:
+                tmp = _export_temp_name(path.name)
+                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dfd, follow_symlinks=True)
+            else:
+                try:
+                    os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dfd, follow_symlinks=True)
+                except FileExistsError:
+                    raise InvalidInput(f"{path} exists; choose another file or allow overwriting (--force)") from None
+        finally:
+            os.close(fd)
+        if tmp is not None:
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            tmp = None
+        os.fsync(dfd)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+
+
+def _write_private_named(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """:func:`write_private_file` through a named temp file (no ``O_TMPFILE`` here)."""
     directory = path.parent
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    tmp = directory / _export_temp_name(path.name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
     except OSError as exc:
         raise _storage_error(exc, "write", str(path)) from exc
     try:
         try:
+            os.fchmod(fd, FILE_MODE)  # the mode the sweep recognises, whatever the umask
             _write_all(fd, data)
             os.fsync(fd)
         finally:
@@ -617,12 +792,14 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
             os.unlink(tmp)
 
 
-def shred_file(path: Path) -> None:
+def shred_file(path: Path, *, expect: os.stat_result | None = None) -> None:
     """Overwrite a file outside the vault (an imported original) with zeros, fsync, truncate,
     fsync, unlink, fsync its directory: the same best effort as :meth:`Dir.shred`.
 
     Only a regular file with one link, owned by us, opened without following a link: a
     symlink, FIFO, device or hard link in its place is refused, never written through.
+    With *expect* (the fstat its caller checked), only that file, of that size and time:
+    one that changed since is left in place.
 
     :raises UnsafePermissions: not such a file.
     :raises StorageError: it could not be overwritten or removed.
@@ -635,6 +812,8 @@ def shred_file(path: Path) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
             raise UnsafePermissions(f"{path} is not a regular file of yours with one link; it was left in place")
+        if expect is not None and _file_stamp(st) != _file_stamp(expect):
+            raise StorageError(f"{path} changed since it was checked; it was left in place")
         _zero_and_truncate(fd, st.st_size)
         # Unlink only the file we overwrote: not one renamed into its place meanwhile.
         now = os.lstat(path)
@@ -648,6 +827,10 @@ def shred_file(path: Path) -> None:
         raise _storage_error(exc, "overwrite", str(path)) from exc
     finally:
         os.close(fd)
+
+
+def _file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _check_lock_file(path: Path) -> None:

@@ -16,18 +16,26 @@ This module is the only importer of ``keyring``.  Its invariants:
   crash between "new state durable" and "old key removed" never loses the vault.
 * Fail closed: there is no fallback from the keychain to anything else.  The
   passphrase provider is chosen explicitly at ``init``.
+* Only a real OS keychain is used (issue #18): the backend keyring picks (its
+  autodetection, ``PYTHON_KEYRING_BACKEND`` or ``keyringrc.cfg``) must be one of the exact
+  classes in :data:`_OS_KEYCHAINS`; anything else (keyrings.alt's plaintext or
+  "encrypted" files, the null backend, a third-party class) is refused like no keychain.
+  Keys never go to, and are never read from, a file.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import configparser
 import contextlib
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
@@ -36,11 +44,17 @@ from .errors import KeyNotFound, KeyStoreError, KeyUnavailable
 __all__ = [
     "DEFAULT_TIMEOUT",
     "SERVICE",
+    "FileCopy",
     "KeyProvider",
     "KeychainProvider",
     "MasterKeys",
+    "backend_name",
     "decode_keys",
     "encode_keys",
+    "file_copies",
+    "is_os_keychain",
+    "read_file_copy",
+    "remove_file_copy",
 ]
 
 #: The keyring service name; the account is the vault id.
@@ -195,28 +209,238 @@ def _non_prompting_secret_service() -> type[Any]:
             if item.is_locked():
                 raise KeyringLocked("the keychain item is locked")
 
+    NonPromptingSecretService.__qualname__ = "NonPromptingSecretService"
     return NonPromptingSecretService
 
 
+#: The keyring backends that are OS keychains, as (module, qualified name) of the exact class:
+#: a subclass (which any installed package can define, and register with keyring's
+#: autodetection) is not one of them.  Our non-prompting Secret Service is checked by identity.
+_OS_KEYCHAINS: Final = frozenset(
+    {
+        ("keyring.backends.SecretService", "Keyring"),  # gnome-keyring, KWallet's Secret Service, KeePassXC
+        ("keyring.backends.libsecret", "Keyring"),
+        ("keyring.backends.kwallet", "DBusKeyring"),
+        ("keyring.backends.kwallet", "DBusKeyringKWallet4"),
+        ("keyring.backends.macOS", "Keyring"),
+        ("keyring.backends.Windows", "WinVaultKeyring"),
+    }
+)
+_NO_KEYCHAIN: Final = (
+    "start and unlock one, or create the vault with 'sessionseal init --key-provider passphrase'"
+)
+
+
+def backend_name(backend: Any) -> str:
+    """The backend's class as ``module.QualifiedName`` (what ``info`` shows); our
+    non-prompting subclass is named by the class it keeps the key in."""
+    cls = type(backend)
+    if cls.__module__ == __name__ and cls.__qualname__ == "NonPromptingSecretService":
+        return "keyring.backends.SecretService.Keyring"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def is_os_keychain(backend: Any) -> bool:
+    """Whether *backend* is an instance of exactly one of the OS keychain classes."""
+    cls = type(backend)
+    if cls.__module__ == __name__:
+        try:
+            return cls is _non_prompting_secret_service()
+        except ImportError:  # pragma: no cover - secretstorage missing: not ours then
+            return False
+    if (cls.__module__, cls.__qualname__) not in _OS_KEYCHAINS:
+        return False
+    # The class must be the one its module defines, not another that borrowed its names.
+    module = sys.modules.get(cls.__module__)
+    return module is not None and getattr(module, cls.__qualname__, None) is cls
+
+
+def _configured_by() -> str:
+    """Where keyring's choice came from, for the refusal message (names, never values)."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return " (named by PYTHON_KEYRING_BACKEND)"
+    try:
+        from keyring.util import platform_
+
+        if (platform_.config_root() / "keyringrc.cfg").is_file():
+            return f" (keyring's config file {platform_.config_root() / 'keyringrc.cfg'} may name it)"
+    except Exception:  # noqa: S110 - only a hint
+        pass
+    return ""
+
+
 def _select_backend(interactive: bool) -> Any:
+    """The OS keychain to use, from keyring's choice; refuse anything that is not one.
+
+    keyring's ``ChainerBackend`` (its choice when several backends are viable) reads from
+    every backend in turn and writes to the first that accepts: through it a key could be
+    read from a plaintext file further down the chain.  So the first OS keychain in its
+    order is used directly, and the other backends are never read nor written.
+    """
     import keyring
-    from keyring.backends import chainer, fail
+    from keyring.backends import chainer, fail, null
 
     backend = keyring.get_keyring()
-    candidates = backend.backends if isinstance(backend, chainer.ChainerBackend) else [backend]
-    if not candidates or all(isinstance(b, fail.Keyring) for b in candidates):
-        raise KeyUnavailable(
-            "no OS keychain is available (no Secret Service, macOS Keychain or Windows Credential Locker); "
-            "start and unlock one, or create the vault with 'sessionseal init --key-provider passphrase'"
+    candidates = list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    chosen = next((b for b in candidates if is_os_keychain(b)), None)
+    if chosen is None:
+        others = [b for b in candidates if not isinstance(b, fail.Keyring | null.Keyring)]
+        if not others:
+            raise KeyUnavailable(
+                "no OS keychain is available (no Secret Service, macOS Keychain or Windows Credential Locker); "
+                + _NO_KEYCHAIN
+            )
+        refusal = KeyUnavailable(
+            f"no OS keychain is available: keyring offers {backend_name(others[0])}{_configured_by()}, "
+            "which is not an OS keychain (sessionseal keeps master keys only in the Secret Service, KWallet, "
+            "the macOS Keychain or the Windows Credential Locker, never in a file); " + _NO_KEYCHAIN
         )
+        refusal.refused_backend = backend_name(others[0])  # type: ignore[attr-defined]
+        raise refusal
     if interactive:
-        return backend
+        return chosen
     from keyring.backends import SecretService
 
-    for b in candidates:
-        if type(b) is SecretService.Keyring:
-            return _non_prompting_secret_service()()
-    return backend
+    if type(chosen) is SecretService.Keyring:
+        return _non_prompting_secret_service()()
+    return chosen
+
+
+# -- copies of a key outside the keychain ------------------------------------------------------
+
+#: keyrings.alt's file backends (its "usual advice" for "No recommended backend"): the file
+#: each keeps in keyring's data directory.  PlaintextKeyring holds the value base64-encoded.
+_FILE_BACKENDS: Final = (
+    ("keyrings.alt.file.PlaintextKeyring", "keyring_pass.cfg"),
+    ("keyrings.alt.file.EncryptedKeyring", "crypted_pass.cfg"),
+)
+_MAX_KEYRING_FILE: Final = 16 << 20
+
+
+def _ini_escape(value: str) -> str:
+    # keyrings.alt.escape.escape: every byte but ASCII letters and digits as _XX.
+    legal = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(chr(c) if c in legal else f"_{c:02X}" for c in value.encode())
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    """An entry for a vault in one of keyrings.alt's files (found without decrypting anything)."""
+
+    backend: str  #: the keyrings.alt class that writes this file
+    path: Path
+
+    @property
+    def plaintext(self) -> bool:
+        return self.backend.endswith("PlaintextKeyring")
+
+
+def _keyring_files() -> list[tuple[str, Path]]:
+    """Where keyrings.alt's file backends keep their files: keyring's data directory, and the
+    ``file_path`` of any such backend keyring would offer (a property can move it)."""
+    found: list[tuple[str, Path]] = []
+    try:
+        from keyring.util import platform_
+
+        root = Path(platform_.data_root())
+        found = [(cls, root / name) for cls, name in _FILE_BACKENDS]
+    except Exception:  # noqa: S110 - no data directory: nothing to look at there
+        pass
+    try:
+        from keyring import backend as kb
+        from keyrings.alt.file_base import FileBacked
+
+        for b in kb.get_all_keyring():
+            if isinstance(b, FileBacked):
+                found.append((backend_name(b), Path(b.file_path)))
+    except Exception:  # noqa: S110 - keyrings.alt not installed (its files may still be there)
+        pass
+    unique: dict[Path, str] = {}
+    for cls, path in found:
+        unique.setdefault(path, cls)
+    return [(cls, path) for path, cls in unique.items()]
+
+
+def _read_ini(path: Path) -> configparser.RawConfigParser | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_KEYRING_FILE)
+        config = configparser.RawConfigParser()
+        config.read_string(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+    return config
+
+
+def file_copies(vault_id: UUID) -> list[FileCopy]:
+    """keyrings.alt files holding an entry for *vault_id* (service ``sessionseal``).
+
+    Only looks: nothing is decrypted (EncryptedKeyring would prompt) and nothing is read as
+    a key.  Such an entry is a copy of the master key outside any OS keychain, written by an
+    older sessionseal when keyring offered a file backend (issue #18).
+    """
+    section, option = _ini_escape(SERVICE), _ini_escape(str(vault_id))
+    out = []
+    for cls, path in _keyring_files():
+        config = _read_ini(path)
+        if config is not None and config.has_option(section, option):
+            out.append(FileCopy(cls, path))
+    return out
+
+
+def read_file_copy(copy: FileCopy, vault_id: UUID) -> MasterKeys:
+    """The keys of a plaintext keyrings.alt file entry (only ever asked for explicitly:
+    ``sessionseal rekey --from-keyring-file``).
+
+    :raises KeyStoreError: the entry is gone, not sessionseal's, or in an encrypted file.
+    """
+    if not copy.plaintext:
+        raise KeyStoreError(
+            f"{copy.path} is keyrings.alt's encrypted file; sessionseal reads only its plaintext file. "
+            f"Copy the entry into the OS keychain with keyring's own tool (service '{SERVICE}', "
+            f"account {vault_id}), then run 'sessionseal rekey --from-keyring-file' to rotate the key "
+            "and remove the file's copy"
+        )
+    config = _read_ini(copy.path)
+    try:
+        if config is None:
+            raise KeyError
+        value = base64.b64decode(config.get(_ini_escape(SERVICE), _ini_escape(str(vault_id))))
+        return decode_keys(value.decode("utf-8"))
+    except (KeyError, configparser.Error, binascii.Error, UnicodeDecodeError):
+        raise KeyStoreError(f"{copy.path} no longer holds a readable key for vault {vault_id}") from None
+
+
+def remove_file_copy(copy: FileCopy, vault_id: UUID) -> bool:
+    """Remove the vault's entry from a keyrings.alt file, rewriting it atomically (0600).
+
+    The caller has already rotated the master key: the entry opens no current key table.
+    Other entries of the file are kept as they are.  Returns whether an entry was removed.
+    """
+    config = _read_ini(copy.path)
+    section, option = _ini_escape(SERVICE), _ini_escape(str(vault_id))
+    if config is None or not config.has_section(section) or not config.remove_option(section, option):
+        return False
+    if not config.options(section):
+        config.remove_section(section)
+    tmp = copy.path.with_name(f".{copy.path.name}.sessionseal-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            config.write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, copy.path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dirfd = os.open(copy.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+    return True
 
 
 def _translate(exc: BaseException, action: str) -> KeyStoreError:
@@ -239,6 +463,15 @@ def _translate(exc: BaseException, action: str) -> KeyStoreError:
     return KeyUnavailable(f"the OS keychain failed to {action} ({name}); check that it is running and unlocked")
 
 
+def _in_a_file(copies: list[FileCopy]) -> str:
+    return (
+        f"Its key is in {copies[0].path} ({copies[0].backend}), a file, not an OS keychain, where an older "
+        "sessionseal put it; sessionseal no longer reads keys from files: with an OS keychain running, "
+        "'sessionseal rekey --from-keyring-file' moves the key into it, rotates it and removes the file's copy "
+        "(docs/keychain.md)"
+    )
+
+
 _cache: dict[UUID, MasterKeys] = {}
 _cache_lock = threading.Lock()
 
@@ -246,8 +479,15 @@ _cache_lock = threading.Lock()
 class KeychainProvider:
     """Master keys in the OS keychain: service ``sessionseal``, account = vault id.
 
-    :param backend: a keyring backend instance to use instead of autodetection
-        (tests pass an in-memory one).
+    Only a real OS keychain is used: keyring's choice must be the Secret Service, libsecret,
+    KWallet, the macOS Keychain or the Windows Credential Locker (exact classes); anything
+    else, a keyrings.alt file above all, is refused with :class:`KeyUnavailable`.
+
+    :param backend: a keyring backend instance to use instead of keyring's choice.  It is
+        the program's explicit choice and is not checked against the OS keychains (as any
+        :class:`KeyProvider` a program writes is not): tests pass an in-memory one.  Do not
+        pass ``keyring.get_keyring()``: that is keyring's choice, unchecked; leave the
+        default instead.
     :param interactive: allow the keychain to show an unlock prompt (only when a
         person is at a terminal); default false.
     :param timeout: seconds per keychain call; default 4 s, or 60 s when interactive,
@@ -273,14 +513,25 @@ class KeychainProvider:
             self._backend = _select_backend(self._interactive)
         return self._backend
 
+    @property
+    def backend_class(self) -> str | None:
+        """The keyring backend class in use (``module.Class``), or None when there is none."""
+        try:
+            return backend_name(_bounded(self._get_backend, self._timeout))
+        except KeyStoreError:
+            return None
+
     def describe(self) -> str:
         """Name the keychain backend in use."""
         if self._backend_name is None:
             try:
                 backend = _bounded(self._get_backend, self._timeout)
-                self._backend_name = f"OS keychain ({type(backend).__name__})"
-            except KeyStoreError:
-                self._backend_name = "OS keychain (unavailable)"
+                extra = ", no prompts" if type(backend).__module__ == __name__ else ""
+                self._backend_name = f"OS keychain ({backend_name(backend)}{extra})"
+            except KeyStoreError as exc:
+                refused = getattr(exc, "refused_backend", None)
+                why = f": {refused} is not an OS keychain" if refused else ""
+                self._backend_name = f"OS keychain (unavailable{why})"
         return self._backend_name
 
     def _call(self, action: str, fn: Callable[[Any], _T]) -> _T:
@@ -304,8 +555,17 @@ class KeychainProvider:
             cached = _cache.get(vault_id)
         if cached is not None:
             return cached
-        value = self._call("read the vault key", lambda b: b.get_password(SERVICE, str(vault_id)))
+        try:
+            value = self._call("read the vault key", lambda b: b.get_password(SERVICE, str(vault_id)))
+        except KeyStoreError as exc:
+            copies = file_copies(vault_id)
+            if copies:
+                raise type(exc)(f"{exc}. {_in_a_file(copies)}") from None
+            raise
         if value is None:
+            copies = file_copies(vault_id)
+            if copies:
+                raise KeyNotFound(f"the OS keychain has no key for vault {vault_id}. {_in_a_file(copies)}")
             raise KeyNotFound(
                 f"the OS keychain has no key for vault {vault_id} (service '{SERVICE}'); "
                 "restore the keychain entry, or open the vault as the user who created it"

@@ -10,7 +10,8 @@ written to lose nothing and to fail on nothing:
 * records this module does not map are kept verbatim as ``raw_events`` and counted in
   :attr:`Transcript.unknown`, so what a newer tool writes survives an import;
 * a last line without its newline is still being written: it is neither parsed nor counted
-  in :attr:`Transcript.consumed`, so the next import reads it whole.
+  in :attr:`Transcript.consumed`, so the next import reads it whole (and the file is not
+  removed, :func:`removable`).
 
 It is pure: bytes in, dicts out (the vault validates, sanitizes and stores them).  Secrets
 are passed through verbatim: redacting here would hide them from the sanitizer's count and
@@ -24,16 +25,27 @@ import heapq
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from ._compress import decompress_head, decompress_stream
+from ._compress import decompress_head, decompress_stream, scan_stream
 from .errors import InvalidInput, StorageError
 
-__all__ = ["Transcript", "find_claude", "find_codex", "identify", "parse_claude", "parse_codex", "read_transcript"]
+__all__ = [
+    "QUIET_PERIOD",
+    "Transcript",
+    "find_claude",
+    "find_codex",
+    "identify",
+    "parse_claude",
+    "parse_codex",
+    "read_transcript",
+    "removable",
+]
 
 Json = dict[str, Any]
 
@@ -119,6 +131,9 @@ class Transcript:
     consumed: int = 0
     #: What was skipped, by line number; never a line's content.
     warnings: list[str] = field(default_factory=list)
+    #: The main file's fstat, taken on the descriptor read before reading it: what was read is
+    #: the file as this says (its size, its time), the stamp an import records.
+    stat: os.stat_result | None = None
 
 
 # -- finding and reading files -----------------------------------------------------------
@@ -167,13 +182,15 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     :raises StorageError: the file system refused the read.
     """
     path = Path(path)
-    data = _read(path, max_bytes)
+    data, st = _read(path, max_bytes)
     if _looks_like_codex(path, data):
-        return parse_codex(path, data)
-    sidechains, paths, notes = _claude_sidechains(path, data, max_bytes)
-    transcript = parse_claude(path, data, sidechains)
-    transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
-    transcript.warnings += notes
+        transcript = parse_codex(path, data)
+    else:
+        sidechains, paths, notes = _claude_sidechains(path, data, max_bytes)
+        transcript = parse_claude(path, data, sidechains)
+        transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
+        transcript.warnings += notes
+    transcript.stat = st
     return transcript
 
 
@@ -206,15 +223,22 @@ def identify(path: Path, *, head: int = 1 << 18) -> tuple[str, str]:
     return t.tool, t.source_id
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
+def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file (decompressed, for ``.zst``) and its fstat taken before reading.
+
+    A regular file is read up to the size that fstat gave, not past it: what an agent appends
+    meanwhile is left for the next import, and the stamp describes exactly what was read.
+    """
     try:
         with path.open("rb") as f:
+            st = os.fstat(f.fileno())
             if path.name.endswith(".zst"):
                 try:
-                    return decompress_stream(f, max_bytes)
+                    return decompress_stream(f, max_bytes), st
                 except InvalidInput as exc:
                     raise InvalidInput(f"{path}: {exc}") from None
-            data = f.read(max_bytes + 1)
+            regular = stat.S_ISREG(st.st_mode)
+            data = f.read(min(st.st_size, max_bytes + 1) if regular else max_bytes + 1)
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no such transcript file") from None
     except IsADirectoryError:
@@ -223,7 +247,79 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
     if len(data) > max_bytes:
         raise InvalidInput(f"{path}: larger than {max_bytes} bytes; not read")
-    return data
+    return data, st
+
+
+#: How long an original must have been left unmodified before it is removed, in seconds.  A
+#: Claude Code session does not keep its transcript open between records, so on every platform
+#: this is the sign that the agent is done with it rather than between two records: a tool call
+#: may run for up to 10 minutes (Claude Code's Bash tool allows 600 s) before its result is
+#: written.  Codex keeps its rollout open while it runs (the writer check sees that on Linux).
+QUIET_PERIOD: Final = 600
+
+#: Why an imported original is kept (:func:`removable`; docs/importing.md lists them).
+KEPT_CHANGED: Final = "changed"
+KEPT_INCOMPLETE: Final = "incomplete"
+KEPT_RECENT: Final = "recent"
+KEPT_WRITING: Final = "open-for-writing"
+KEPT_WRITERS_UNKNOWN: Final = "writers-unknown"
+KEPT_UNSAFE: Final = "unsafe"
+
+
+def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the order checked
+    path: Path,
+    *,
+    consumed: int,
+    stamp: tuple[int, int] | None,
+    quiet_ns: int,
+    max_bytes: int = 512 << 20,
+) -> tuple[str, str] | os.stat_result:
+    """Whether an imported transcript file may be removed, checked on the file as it is now.
+
+    Its fstat (on a descriptor opened without following a link) must match *stamp*, the
+    ``(size, mtime_ns)`` recorded when it was read (None: not recorded, as for sub-agent
+    files); every byte of it must have been *consumed*, the last one a newline (for ``.zst``:
+    the decompressed stream, which must end with a complete frame); it must not have been
+    modified for *quiet_ns*; and, on Linux, no process may have it open for writing.
+
+    Returns the fstat to hand to the removal (which refuses a file that differs from it), or
+    ``(code, why)``: a stable code (``KEPT_*``) and one line that names no content.
+
+    :raises OSError: it cannot be opened or read (the caller keeps it).
+    """
+    import time
+
+    from . import _writers
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return KEPT_UNSAFE, "it is not a regular file"
+        if stamp is not None and (st.st_size, st.st_mtime_ns) != tuple(stamp):
+            return KEPT_CHANGED, "it changed since it was imported (the next import takes the rest)"
+        if path.name.endswith(".zst"):
+            with os.fdopen(os.dup(fd), "rb") as f:
+                total, last, whole = scan_stream(f, max_bytes)
+            if not whole or last != ord("\n") or total != consumed:
+                return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
+        else:
+            ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
+            if not ends_a_line:
+                return KEPT_INCOMPLETE, "its last line is incomplete (the agent may still be writing it)"
+            if consumed != st.st_size:  # a sub-agent file (no stamp) that grew or shrank since
+                return KEPT_CHANGED, "it is not the size that was imported (the next import takes the rest)"
+        age_ns = time.time_ns() - st.st_mtime_ns
+        if age_ns < quiet_ns:
+            return KEPT_RECENT, f"modified less than {quiet_ns // 10**9} s ago (see --quiet-period)"
+        writing = _writers.open_for_writing(fd, st)
+        if writing:
+            return KEPT_WRITING, "a process has it open for writing"
+        if writing is None and _writers.SUPPORTED:
+            return KEPT_WRITERS_UNKNOWN, "cannot tell whether a process has it open for writing"
+        return st
+    finally:
+        os.close(fd)
 
 
 def _looks_like_codex(path: Path, data: bytes) -> bool:
@@ -273,7 +369,7 @@ def _claude_sidechains(path: Path, data: bytes, max_bytes: int) -> tuple[dict[st
     notes: list[str] = []
     for agent, p in found.items():
         try:
-            blobs[agent] = _read(p, max_bytes)
+            blobs[agent] = _read(p, max_bytes)[0]
         except (InvalidInput, StorageError) as exc:
             notes.append(f"sidechain {agent} was not read: {exc}")
     return blobs, [found[a] for a in blobs], notes

@@ -45,17 +45,20 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths, _verify
+from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _keystore, _paths, _verify
 from ._audit import ANCHOR as _AUDIT_ANCHOR
 from ._audit import AUDIT_DIR as _AUDIT_DIR
 from ._audit import FORMAT as AUDIT_FORMAT
-from ._audit import AuditLog, VerifyReport, actor, error_outcome
+from ._audit import NOT_AN_ID as _AUDIT_NOT_AN_ID
+from ._audit import NOT_IN_VAULT as _AUDIT_NOT_IN_VAULT
+from ._audit import WITHHELD as _AUDIT_WITHHELD
+from ._audit import AuditLog, Subject, VerifyReport, actor, box_ad, error_outcome, open_box, subject_keys, subject_tag
 from ._checkpoints import Checkpoint
 from ._configfile import CONFIG_FILE as _CONFIG_FILE
 from ._configfile import CONFIG_VERSION as _CONFIG_VERSION
 from ._container import FrameType, Kind
 from ._fields import SessionStatus, normalize_tag
-from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock
+from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock, vault_exists
 from ._index import (
     INDEX_FILE,
     INDEX_FORMAT,
@@ -77,6 +80,7 @@ from ._verify import VerifyProblem, VerifyResult
 from .errors import (
     IntegrityError,
     InvalidInput,
+    KeyNotFound,
     KeyStoreError,
     LockTimeout,
     SessionNotFound,
@@ -155,6 +159,8 @@ class VaultInfo:
     session_count: int
     stored_bytes: int
     audit_log_path: str | None
+    #: The keyring backend class holding the master key (``module.Class``), for a keychain vault.
+    key_backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,10 @@ class TranscriptOutcome:
     unknown: dict[str, int] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     removed: bool = False
+    #: Why the original was kept, when its removal was asked for: a stable code
+    #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,
+    #: ``writers-unknown``, ``mismatch``, ``unsafe`` or ``error``.
+    kept: str | None = None
     #: One line, never content (``failed``), or why the original was kept.
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -511,11 +521,12 @@ class Vault:
         did); a failure there is audited and never fails the open.
 
         :raises VaultNotFound: no vault at the path.
-        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others.
+        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others;
+            or a directory above it is closed to this user (it cannot be reached).
         :raises UnsupportedVersion: the vault was made by a newer sessionseal.
         """
         vpath = _resolve(path)
-        if not os.path.lexists(vpath):
+        if not vault_exists(vpath):
             raise VaultNotFound(f"no vault at {vpath}; create one with 'sessionseal init'")
         check_ancestors(vpath)
         try:
@@ -699,7 +710,7 @@ class Vault:
 
     # -- audit -----------------------------------------------------------------------
 
-    def _audit(
+    def _audit(  # noqa: PLR0912 - one branch per kind of subject
         self,
         action: str,
         outcome: str = "ok",
@@ -709,27 +720,60 @@ class Vault:
         nbytes: int | None = None,
         redactions: Mapping[str, int] | None = None,
         detail: Mapping[str, Any] | None = None,
+        private: Mapping[str, Any] | None = None,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+        session_key: bytes | None = None,
     ) -> None:
-        """Append one record: what, the outcome, who; never a value, a title or content."""
+        """Append one record: what, the outcome and who in the clear; the sessions it is about
+        as subjects (docs/spec/audit-log.md): a tag keyed by the session's own key, and a box
+        sealed under it holding the id and what measures the session (*nbytes*, *redactions*,
+        *private*); never a value, a title or content.
+
+        :param others: further subjects, as (role, id, values for the box or None for a tag
+            only); an id without a key in the table is left out.
+        :param session_key: the key of *session* when it has already left the table (the
+            record of its erasure): only its tag is recorded then.
+        """
         fields: dict[str, Any] = {"action": action, "outcome": outcome, **actor()}
-        if session is not None:
-            fields["session"] = _audit_session(session)
         if error is not None:
             fields["error"] = error
-        if nbytes is not None:
-            fields["bytes"] = nbytes
-        if redactions:
-            fields["redactions"] = dict(sorted(redactions.items()))
         if detail:
             fields["detail"] = dict(detail)
         try:
-            secret = self._keytable().vault_secret
+            table = self._keytable()
         except SessionSealError:
+            # No key, no subject: an id or a size must not be written in the clear instead.
+            if session is not None or others:
+                fields["session"] = _AUDIT_WITHHELD
             self._audit_log.append_unkeyed(fields)
             return
+        subjects: builtins.list[Subject] = []
+        if session is not None:
+            try:
+                sid = _parse_id(session)
+            except InvalidInput:
+                fields["session"] = _AUDIT_NOT_AN_ID  # a mistyped argument could be anything, a secret too
+            else:
+                values: dict[str, Any] = {"id": str(sid)}
+                if nbytes is not None:
+                    values["bytes"] = nbytes
+                if redactions:
+                    values["redactions"] = dict(sorted(redactions.items()))
+                values.update(private or {})
+                key = session_key if session_key is not None else self._audit_key(sid)
+                if key is None:
+                    fields["session"] = _AUDIT_NOT_IN_VAULT
+                else:
+                    subjects.append(Subject("session", key, None if session_key is not None else values))
+        for role, other, vals in others:
+            key = self._audit_key(other)
+            if key is not None:
+                subjects.append(Subject(role, key, None if vals is None else {"id": str(other), **vals}))
+        if subjects:
+            fields["subjects"] = subjects
         self._configure_audit()
         try:
-            self._audit_log.append(secret, fields)
+            self._audit_log.append(table.vault_secret, fields)
         except (StorageError, UnsafePermissions) as exc:
             # The record of the operation called, which is done: the error must say so.  Records
             # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
@@ -737,21 +781,32 @@ class Vault:
                 raise
             raise _unrecorded(action, exc, self._audit_log.path.parent) from exc
 
-    def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, dict[str, Any]]]) -> None:
+    def _audit_key(self, sid: uuid.UUID) -> bytes | None:
+        """The key of *sid* for its audit subject, or None when the table holds none."""
+        key = self._keytable().session_keys.get(sid)
+        if key is None:
+            with contextlib.suppress(SessionSealError):
+                key = self._keytable(fresh=True).session_keys.get(sid)  # saved by another process
+        return key
+
+    def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, bytes | None, dict[str, Any]]]) -> None:
         """One ``delete`` record per erased session, appended together (one fsync for a batch:
-        per-record appends were two thirds of a cleanup's cost per session)."""
+        per-record appends were two thirds of a cleanup's cost per session).  Each names its
+        session by tag only: the key its tag came from is gone."""
         if not erased:
             return
         who = actor()
         self._configure_audit()
+        records: builtins.list[dict[str, Any]] = []
+        for _, key, detail in erased:
+            rec: dict[str, Any] = {"action": "delete", "outcome": "ok", **who, "detail": detail}
+            if key is None:
+                rec["session"] = _AUDIT_NOT_IN_VAULT
+            else:
+                rec["subjects"] = [Subject("session", key)]
+            records.append(rec)
         try:
-            self._audit_log.append_many(
-                self._keytable().vault_secret,
-                [
-                    {"action": "delete", "outcome": "ok", **who, "session": str(sid), "detail": detail}
-                    for sid, detail in erased
-                ],
-            )
+            self._audit_log.append_many(self._keytable().vault_secret, records)
         except (StorageError, UnsafePermissions) as exc:
             raise _unrecorded(f"the erasure of {len(erased)} session(s)", exc, self._audit_log.path.parent) from exc
 
@@ -781,8 +836,69 @@ class Vault:
         return self._audit_log.path
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
-        """Every record of the audit log, oldest first, as stored (see :meth:`verify_audit`)."""
+        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed
+        (see :meth:`audit_entries` and :meth:`verify_audit`)."""
         return self._audit_log.records()
+
+    def audit_entries(
+        self, *, session: uuid.UUID | str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
+        """Every audit record, oldest first, checked as it is read, and the chain's report.
+
+        Each record gets ``verified`` (true only when the MAC chain vouches for it and each of
+        its boxes opens) and, when false, ``problem``: ``pending`` (not chained yet), the
+        verify code of the first bad record, ``after-error`` (after it), ``anchor`` (the anchor
+        vouches for no record) or ``box``.  Subjects are opened with the sessions' keys: each
+        gets its ``id`` and its box's values; a tag that no key in the table yields gets
+        ``erased: true`` (docs/spec/audit-log.md, "Showing").
+
+        :param session: only the records about this session (by its tag, or by its id in
+            format 1 records).
+        """
+        want = None if session is None else _parse_id(session)
+        table = self._keytable()
+        records, report = self._audit_log.checked_records(table.vault_secret)
+        tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
+
+        def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:
+            nonlocal tags
+            if tags is None:
+                tags = {}
+                for sid, key in table.session_keys.items():
+                    tag_key, box_key = subject_keys(key)
+                    tags[subject_tag(tag_key)] = (sid, box_key)
+            return tags
+
+        want_tag = None
+        if want is not None and want in table.session_keys:
+            want_tag = subject_tag(subject_keys(table.session_keys[want])[0])
+        out: builtins.list[dict[str, Any]] = []
+        for rec, chain_problem in records:
+            problem = chain_problem
+            subjects = rec.get("subjects")
+            if want is not None:
+                named = isinstance(subjects, builtins.list) and any(
+                    isinstance(e, dict) and e.get("tag") == want_tag for e in subjects
+                )
+                if not (named and want_tag is not None) and rec.get("session") != str(want):
+                    continue
+            shown = {k: v for k, v in rec.items() if k != "subjects"}
+            if subjects is not None:
+                opened, ok = _open_subjects(self.vault_id, rec, subjects, by_tag())
+                shown["subjects"] = opened
+                main = next((e for e in opened if e.get("role") == "session"), None)
+                if main is not None:
+                    shown["session"] = main.get("id") or "(erased)"
+                    for k in ("bytes", "redactions"):
+                        if k in main:
+                            shown[k] = main[k]
+                if not ok and problem is None:
+                    problem = "box"
+            shown["verified"] = problem is None
+            if problem is not None:
+                shown["problem"] = problem
+            out.append(shown)
+        return out, report
 
     @_audited("verify")
     def verify(
@@ -1190,7 +1306,9 @@ class Vault:
         detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
         if filters := q.describe():
             detail["filters"] = sorted(filters)
-        self._audit("search", detail=detail)  # never the query: it may be a secret someone looks for
+        # Never the query (it may be a secret someone looks for); the sessions it found, by tag.
+        matched = [("match", uuid.UUID(h.id), None) for h in hits]
+        self._audit("search", detail=detail, others=matched)
         return hits
 
     def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
@@ -1529,47 +1647,65 @@ class Vault:
 
             path = Path(out).absolute()
             write_private_file(path, data, overwrite=overwrite)
-        detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle"}
-        self._audit("export", nbytes=len(data), detail=detail)
+        detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle", "file": path is not None}
+        # What left the vault: each session, with the output's name and size in its box (user
+        # text and a measure: they go when the last of these sessions is erased).
+        left = {"file": path.name if path else None, "format": format, "bytes": len(data), "sessions": len(ids)}
+        self._audit("export", detail=detail, others=[("exported", sid, left) for sid in ids])
         return ExportResult(format, ids, None if path else data, str(path) if path else None, len(data))
 
     @_audited("import")
-    def import_sessions(  # noqa: PLR0912
+    def import_sessions(
         self,
         source: bytes | str | os.PathLike[str],
         *,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
         on_conflict: str = "skip",
+        allow_expensive_kdf: bool = False,
     ) -> ImportResult:
         """Import a bundle or session JSON (one document, or a list of them): each session is
         validated and sanitized with this vault's rules, then saved with its times kept.
+
+        A bundle's documents are read one at a time, twice: once to validate them all (a bad
+        one imports nothing), once to store them; memory follows the largest document, not the
+        bundle (docs/spec/bundle-v1.md, "Limits").
 
         :param source: the bytes, or a file path.
         :param passphrase: the bundle's passphrase (or a callable asked only for a bundle).
         :param on_conflict: for an id already in the vault: ``skip`` it, ``replace`` the stored
             session (its previous version is kept as a checkpoint), or store a ``copy`` under a
             new id.
+        :param allow_expensive_kdf: open a bundle that asks for more scrypt work than
+            sessionseal writes (up to 2^22, 4 GiB of memory); without it such a bundle is
+            refused before any work.
         :raises WrongPassphrase: the bundle's passphrase is wrong.
         :raises IntegrityError: the bundle is damaged or altered.
-        :raises InvalidInput: not a bundle nor session JSON, or a document is not a session
-            (nothing is imported then).
+        :raises InvalidInput: not a bundle nor session JSON, a document is not a session, a
+            bundle asks for too much scrypt work or holds more than the limits (nothing is
+            imported then).
         """
         from .models import parse_session
 
         if on_conflict not in ("skip", "replace", "copy"):
             raise InvalidInput("on_conflict is skip, replace or copy")
-        kind, raw_docs = _import_documents(source, passphrase)
+        kind, documents = _import_documents(source, passphrase, allow_expensive_kdf=allow_expensive_kdf)
         result = ImportResult(kind)
-        # Validate every document before storing any: a bad one imports nothing.
-        sessions = []
-        for n, doc in enumerate(raw_docs, 1):
-            if not isinstance(doc, dict):
-                raise InvalidInput(f"document {n} is not a session object; nothing was imported")
-            try:
-                sessions.append(parse_session(doc))
-            except InvalidInput as exc:
-                raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
-        for model in sessions:
+        per_session: builtins.list[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = []
+
+        def models() -> Iterator[Session]:
+            for n, doc in enumerate(documents(), 1):
+                if not isinstance(doc, dict):
+                    raise InvalidInput(f"document {n} is not a session object; nothing was imported")
+                try:
+                    yield parse_session(doc)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"document {n}: {exc}; nothing was imported") from None
+
+        # Validate every document before storing any (a bad one imports nothing), one at a
+        # time: each is dropped once checked, and decoded again below to be stored.
+        for _ in models():
+            pass
+        for model in models():
             sid = model.id
             name = self._file_name(sid)
             undo: tuple[int, set[int]] | None = None
@@ -1594,8 +1730,9 @@ class Vault:
             for rule, k in counts.items():
                 result.redactions[rule] = result.redactions.get(rule, 0) + k
             result.imported.append(sid)
+            per_session.append(("imported", sid, {"redactions": dict(sorted(counts.items()))}))
         detail = {"source": result.source, "imported": len(result.imported), "skipped": len(result.skipped)}
-        self._audit("import", redactions=result.redactions, detail=detail)
+        self._audit("import", detail=detail, others=per_session)
         return result
 
     # -- agent transcripts (issue 8; _transcripts.py, docs/importing.md) -----------------
@@ -1607,6 +1744,7 @@ class Vault:
         dry_run: bool = False,
         since: datetime | None = None,
         remove_originals: bool = False,
+        quiet_period: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> builtins.list[TranscriptOutcome]:
         """Import Claude Code and Codex transcript files (see ``find_transcripts``).
@@ -1619,14 +1757,25 @@ class Vault:
 
         :param since: skip files last modified before this time.
         :param remove_originals: after a file's import is verified by reading the session
-            back, overwrite and delete the file (best effort, as retention does).
+            back, overwrite and delete the file (best effort, as retention does); only a file
+            read and stored up to its size, ending with a complete line, unmodified for
+            *quiet_period* and (on Linux) open for writing nowhere.  A file kept says why in
+            :attr:`TranscriptOutcome.kept`.
+        :param quiet_period: seconds an original must have been left unmodified before it is
+            removed (default 600: an agent between two records leaves it alone that long).
         """
+        from ._transcripts import QUIET_PERIOD
+
+        quiet = QUIET_PERIOD if quiet_period is None else quiet_period
+        if not quiet >= 0:
+            raise InvalidInput("the quiet period is a number of seconds, 0 or more")
+        remove: int | None = int(quiet * 10**9) if remove_originals else None
         items = [Path(p) for p in paths]
         out: builtins.list[TranscriptOutcome] = []
         for n, path in enumerate(items, 1):
             outcome = TranscriptOutcome(str(path))
             try:
-                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove_originals)
+                self._import_transcript(path, outcome, dry_run=dry_run, since=since, remove=remove)
             except (SessionSealError, OSError) as exc:
                 outcome.action = "failed"
                 outcome.error = str(exc) if isinstance(exc, SessionSealError) else f"cannot read it ({exc.strerror})"
@@ -1637,12 +1786,18 @@ class Vault:
         for o in out:
             counts[o.action] = counts.get(o.action, 0) + 1
         if not dry_run:
-            self._audit("import-transcripts", detail={"files": len(out), **counts})
+            stored = [
+                ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
+                for o in out
+                if o.session_id is not None and o.action in ("new", "appended", "updated")
+            ]
+            self._audit("import-transcripts", detail={"files": len(out), **counts}, others=stored)
         return out
 
     def _import_transcript(
-        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: bool
+        self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: int | None
     ) -> None:
+        """Import one file; *remove*: remove it afterwards if it has been quiet that many ns."""
         from . import _transcripts
         from .models import parse_session
 
@@ -1651,10 +1806,12 @@ class Vault:
             outcome.action = "skipped"
             return
         if self._transcript_unchanged(path, st, outcome):
-            if remove and not dry_run:
-                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome)
+            if remove is not None and not dry_run:
+                self._remove_original(path, cast(uuid.UUID, outcome.session_id), None, outcome, remove)
             return
         t = _transcripts.read_transcript(path)
+        # The stamp is the fstat of the descriptor read, taken before reading: what was read.
+        st = t.stat or st
         sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
         outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
         outcome.unknown, outcome.warnings = dict(t.unknown), builtins.list(t.warnings)
@@ -1690,8 +1847,8 @@ class Vault:
             raw = doc.get("raw_events") or []
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
             outcome.redactions = self._store_transcript(sid, model, outcome.action, raw if raw_changed else None)
-        if remove and not dry_run:
-            self._remove_original(path, sid, doc, outcome)
+        if remove is not None and not dry_run:
+            self._remove_original(path, sid, doc, outcome, remove)
 
     def _transcript_unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
         """Whether the vault holds this file as it is (same path, size and time), found by the
@@ -1740,37 +1897,72 @@ class Vault:
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=False)
-        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": len(ops) - 1})
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops) - 1})
         return dict(counts)
 
-    def _remove_original(
-        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome
+    def _remove_original(  # noqa: PLR0911 - each refusal keeps the file and says why
+        self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome, quiet_ns: int
     ) -> None:
-        """Delete an imported original once the session reads back whole: the right number of
-        messages (when the file was just read: *doc*), the source stamp of the file as it is."""
+        """Delete an imported original (and its sub-agent files) once it is proved safe to:
+        the session reads back whole (the right number of messages when the file was just
+        read: *doc*; the source stamp of the file as it is), and every file is removable as
+        :func:`_transcripts.removable` checks it now: read and stored up to its size, ending
+        with a complete line, quiet for *quiet_ns*, open for writing nowhere.  Otherwise
+        every file stays, and *outcome* says why."""
+        from . import _transcripts
         from ._fs import shred_file
+
+        def keep(code: str, why: str) -> None:
+            outcome.kept, outcome.error = code, f"original kept: {why}"
 
         stored = orjson.loads(self._document(self._open_session_file(sid)))
         source = stored.get("source") or {}
-        st = os.stat(path)
-        mismatch = (source.get("path"), source.get("size"), source.get("mtime_ns")) != (
-            str(path),
-            st.st_size,
-            st.st_mtime_ns,
-        )
+        mismatch = source.get("path") != str(path)  # its size and time: removable() below
         if doc is not None:
             mismatch = mismatch or len(stored.get("messages") or []) != len(doc.get("messages") or [])
             mismatch = mismatch or source.get("consumed") != doc["source"].get("consumed")
         if mismatch:
-            outcome.error = "original kept: the stored session does not match it on reading back"
+            keep("mismatch", "the stored session does not match it on reading back")
             return
+        # The main file against its stamp; sub-agent files (no stamp) by what was consumed of them.
+        sides = source.get("sidechains") or {}
+        checks: builtins.list[tuple[Path, Any, Any]] = [
+            (path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")))
+        ]
+        for extra in source.get("sidechain_paths") or []:
+            p = Path(extra)
+            agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
+            checks.append((p, (sides.get(agent) or {}).get("consumed"), None))
+        proofs: builtins.list[tuple[Path, os.stat_result]] = []
+        for p, consumed, stamp in checks:
+            if not isinstance(consumed, int) or (stamp is not None and not all(isinstance(x, int) for x in stamp)):
+                keep("mismatch", "the stored session does not say how much of it was read")
+                return
+            try:
+                proof = _transcripts.removable(p, consumed=consumed, stamp=stamp, quiet_ns=quiet_ns)
+            except FileNotFoundError:
+                if p == path:
+                    keep("changed", "it is gone")
+                    return
+                continue  # a sub-agent file removed meanwhile: nothing of it to keep
+            except OSError as exc:
+                keep("error", f"{p.name} cannot be checked ({exc.strerror})")
+                return
+            if not isinstance(proof, os.stat_result):  # (a stat_result is a tuple too)
+                code, why = proof
+                keep(code, why if p == path else f"its sub-agent file {p.name}: {why}")
+                return
+            proofs.append((p, proof))
         try:
-            for extra in source.get("sidechain_paths") or []:
+            # The main file last: kept, it leads the next run back to what is left.
+            for p, proof in proofs[1:] + proofs[:1]:
                 with contextlib.suppress(FileNotFoundError):
-                    shred_file(Path(extra))
-            shred_file(path)
-        except SessionSealError as exc:  # imported all the same; only the deletion failed
-            outcome.error = f"original kept: {exc}"
+                    shred_file(p, expect=proof)
+        except UnsafePermissions as exc:  # imported all the same; only the deletion was refused
+            keep("unsafe", str(exc))
+            return
+        except SessionSealError as exc:
+            keep("error", str(exc))
             return
         outcome.removed = True
 
@@ -1848,6 +2040,10 @@ class Vault:
                 steps.append("index: rebuilt from the session files in the current format")
                 if not dry_run:
                     self.reindex()
+            elif f.name == "audit log":
+                # Never rewritten: format 1 records are the chain's evidence.  The next append
+                # moves them into a rotated file of their own (docs/spec/audit-log.md).
+                continue
             else:  # pragma: no cover - every other format is at its first version
                 raise UnsupportedVersion(f"no migration from {f.name} version {f.oldest}; upgrade sessionseal")
         if not dry_run:
@@ -1880,6 +2076,7 @@ class Vault:
                 if sid not in table.session_keys and not has_file:
                     raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
                 epoch = table.kek_epoch
+                erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
                     del table.session_keys[sid]
                     try:
@@ -1891,28 +2088,44 @@ class Vault:
             # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
             try:
                 shredded = self._sessions.shred(name + _SUFFIX)
-                checkpoints = self._shred_checkpoints(name)
+                self._shred_checkpoints(name)
             except SessionSealError:
-                shredded, checkpoints = False, 0
-            detail = {"epoch": epoch, "overwritten": shredded, "checkpoints": checkpoints}
-            self._audit("delete", session=sid, detail=detail)
+                shredded = False
+            # Not the number of checkpoints: it measures the erased session (docs/spec/audit-log.md).
+            detail = {"epoch": epoch, "overwritten": shredded}
+            # By tag only; a file without a key (an earlier delete cut short) is named by nothing.
+            self._audit("delete", session=sid, session_key=erased_key, detail=detail)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
 
     @_audited("rekey")
-    def rekey(self) -> int:
+    def rekey(self, *, from_keyring_file: bool = False) -> int:
         """Rotate the master key: the key table is re-encrypted under a new one, which the key
         store then holds alone.  Returns the new epoch.
 
         Old copies of the vault's files stop opening with what the key store holds.  Session
         data is not re-encrypted: its keys are in the table, which only the new master key
         opens (docs/secure-deletion.md says what this does and does not protect).
+
+        :param from_keyring_file: for a keychain vault whose key an older sessionseal put in
+            a keyrings.alt file (docs/keychain.md): when the OS keychain has no key for the
+            vault, copy the file's key into it first (the only time a key is ever read from
+            such a file); then rotate, and remove the vault's entries from those files, which
+            after the rotation open no current key table.
+        :raises InvalidInput: *from_keyring_file* and no such file holds a key for the vault.
         """
         with self._vault_lock(), self._mutex:
+            copies = self._adopt_file_key() if from_keyring_file else []
             table = self._keytable(fresh=True)
             old = table.kek_epoch
             epoch = self._rotate(table)
-        self._audit("rekey", detail={"from_epoch": old, "epoch": epoch})
+            # The keychain now holds only the new key (read back by store): the files' copies
+            # are of keys that open no current table.  Removed only now, never before.
+            removed = sum(_keystore.remove_file_copy(c, self.vault_id) for c in copies)
+        detail: dict[str, Any] = {"from_epoch": old, "epoch": epoch}
+        if from_keyring_file:
+            detail["keyring_file_copies_removed"] = removed
+        self._audit("rekey", detail=detail)
         return epoch
 
     @_audited("passphrase.change")
@@ -1948,6 +2161,23 @@ class Vault:
             overwritten = provider.change(self.vault_id, new)
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
+
+    def _adopt_file_key(self) -> builtins.list[_keystore.FileCopy]:
+        """Put the key of a keyrings.alt file into the OS keychain, unless it holds one already."""
+        if not isinstance(self._provider, KeychainProvider):
+            raise InvalidInput("--from-keyring-file is for vaults whose key provider is the keychain")
+        copies = _keystore.file_copies(self.vault_id)
+        if not copies:
+            raise InvalidInput(
+                f"no keyrings.alt file holds a key for vault {self.vault_id}; "
+                "nothing to move ('sessionseal rekey' alone rotates the key)"
+            )
+        try:
+            self._provider.reload(self.vault_id)
+        except KeyNotFound:
+            plain = [c for c in copies if c.plaintext] or copies
+            self._provider.store(self.vault_id, _keystore.read_file_copy(plain[0], self.vault_id))
+        return copies
 
     # -- checkpoints and forks (_checkpoints.py) -------------------------------------
 
@@ -2103,7 +2333,7 @@ class Vault:
             log = self._open_session_file(sid)
             cp = self._checkpoint_locked(fname, sid, log, self._document(log), label, reason="manual")
         self._audit(
-            "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, detail={"number": cp.number}
+            "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, private={"number": cp.number}
         )
         return cp
 
@@ -2150,7 +2380,10 @@ class Vault:
                 self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
                 raise
         self._audit(
-            "checkpoint.restore", session=sid, nbytes=len(body), detail={"number": cp.number, "saved_as": saved.number}
+            "checkpoint.restore",
+            session=sid,
+            nbytes=len(body),
+            private={"number": cp.number, "saved_as": saved.number},
         )
         return saved
 
@@ -2169,7 +2402,9 @@ class Vault:
         with self._session_lock(name, sid):
             cp, cfname = self._find_checkpoint(name, sid, checkpoint)
             overwritten = self._ckpts.shred(cfname)
-        self._audit("checkpoint.delete", session=sid, detail={"number": cp.number, "overwritten": overwritten})
+        self._audit(
+            "checkpoint.delete", session=sid, private={"number": cp.number}, detail={"overwritten": overwritten}
+        )
         return cp
 
     @_audited("fork", by_id=True)
@@ -2217,13 +2452,27 @@ class Vault:
             body = orjson.dumps(doc)
             meta = orjson.dumps(_events.summary_of(doc, len(body)))
         self._write_session(new_id, meta, body)
-        detail = {"from": str(sid), "checkpoint": number, "continuation": continuation}
-        self._audit("fork", session=new_id, nbytes=len(body), redactions=counts, detail=detail)
+        self._audit(
+            "fork",
+            session=new_id,
+            nbytes=len(body),
+            redactions=counts,
+            private={"checkpoint": number},
+            detail={"continuation": continuation},
+            others=[("from", sid, {})],
+        )
         return new_id
 
     # -- lifecycle: pin, archive, stats, retention --------------------------------------
 
-    def _edit(self, session_id: uuid.UUID | str, action: str, update: Callable[[dict[str, Any]], bool]) -> bool:
+    def _edit(
+        self,
+        session_id: uuid.UUID | str,
+        action: str,
+        update: Callable[[dict[str, Any]], bool],
+        *,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+    ) -> bool:
         """Apply *update* to a session's stored (sanitized) document, and append the fields it
         changed: the content is neither rewritten nor re-encrypted.
 
@@ -2243,7 +2492,7 @@ class Vault:
                 fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
             if fields:
                 self._append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
-        self._audit(action, session=sid, detail={"changed": bool(fields)})
+        self._audit(action, session=sid, detail={"changed": bool(fields)}, others=others)
         return bool(fields)
 
     # -- appends (docs/spec/container-v1.md, "Appends") ------------------------------
@@ -2284,7 +2533,7 @@ class Vault:
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
-        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, detail={"events": events})
+        self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": events})
         return events
 
     def record(
@@ -2466,7 +2715,7 @@ class Vault:
             links["parent"] = value
             return True
 
-        return self._edit(sid, "link", update)
+        return self._edit(sid, "link", update, others=[] if pid is None else [("link", pid, {})])
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
@@ -2545,7 +2794,8 @@ class Vault:
             warn_size=warn,
             warnings=warnings,
         )
-        self._audit("stats", detail={"sessions": result.sessions, "bytes": stored})
+        # Not the bytes stored: two totals around an erasure would give the erased session's size.
+        self._audit("stats", detail={"sessions": result.sessions})
         return result
 
     def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
@@ -2631,7 +2881,6 @@ class Vault:
                 "kept": len(plan.keep),
                 "orphans": result.orphans_removed,
                 "temp_files": result.temp_removed,
-                "bytes": result.bytes_freed,
                 "epoch": result.epoch,
             },
         )
@@ -2663,14 +2912,14 @@ class Vault:
                 return
             with self._vault_lock(), self._mutex:
                 table = self._keytable(fresh=True)
-                for d, _ in ready:
-                    table.session_keys.pop(d.session.id, None)
+                # Each erased session's key, for the tag of its 'delete' record only.
+                gone = {d.session.id: table.session_keys.pop(d.session.id, None) for d, _ in ready}
                 try:
                     result.epoch = self._rotate(table)
                 except BaseException:
                     self._table = None  # the keys are still on disk: reread rather than trust memory
                     raise
-            erased: builtins.list[tuple[uuid.UUID, dict[str, Any]]] = []
+            erased: builtins.list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
             for d, name in ready:
                 # The session is gone once the rotation is durable; overwriting is best effort
                 # and a file left behind is swept by the next cleanup (its key is gone).
@@ -2683,7 +2932,7 @@ class Vault:
                 result.removed.append(d.session.id)
                 result.bytes_freed += d.session.size_stored
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
-                erased.append((d.session.id, detail))
+                erased.append((d.session.id, gone.get(d.session.id), detail))
             self._audit_erasures(erased)
 
     def _shred_checkpoints(self, name: str) -> int:
@@ -2824,6 +3073,7 @@ class Vault:
             session_count=len(names),
             stored_bytes=stored,
             audit_log_path=str(self._audit_log.path),
+            key_backend=self._provider.backend_class if isinstance(self._provider, KeychainProvider) else None,
         )
 
     def destroy(self) -> None:
@@ -2900,12 +3150,41 @@ def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
     return True
 
 
-def _audit_session(value: uuid.UUID | str) -> str:
-    # Only a well-formed id is recorded: a mistyped argument could be anything, a secret included.
-    try:
-        return str(_parse_id(value))
-    except InvalidInput:
-        return "(not a session id)"
+def _open_subjects(
+    vault_id: uuid.UUID, rec: Mapping[str, Any], subjects: Any, tags: Mapping[str, tuple[uuid.UUID, bytes]]
+) -> tuple[builtins.list[dict[str, Any]], bool]:
+    """A record's subjects as shown, and whether every box that a living key should open did."""
+    if not isinstance(subjects, builtins.list):
+        return [], False
+    seq, action = rec.get("seq"), rec.get("action")
+    out: builtins.list[dict[str, Any]] = []
+    ok = True
+    for e in subjects:
+        role, tag, box = (e.get("role"), e.get("tag"), e.get("box")) if isinstance(e, dict) else (None, None, None)
+        if not isinstance(role, str) or not isinstance(tag, str) or not (box is None or isinstance(box, str)):
+            ok = False
+            continue
+        entry: dict[str, Any] = {"role": role, "tag": tag}
+        hit = tags.get(tag)
+        if hit is None:
+            entry["erased"] = True  # no key in the table yields this tag
+        else:
+            sid, box_key = hit
+            entry["id"] = str(sid)
+            if box is not None:
+                try:
+                    if not isinstance(seq, int) or not isinstance(action, str):
+                        raise IntegrityError("no place to bind the box to")
+                    values = open_box(box_key, box, box_ad(vault_id, seq, action, role, tag))
+                    if values.get("id") != str(sid):
+                        raise IntegrityError("the box names another session")
+                except IntegrityError:
+                    entry["unreadable"] = True
+                    ok = False
+                else:
+                    entry.update({k: v for k, v in values.items() if k != "id"})
+        out.append(entry)
+    return out, ok
 
 
 def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
@@ -2924,10 +3203,15 @@ def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def _import_documents(
-    source: bytes | str | os.PathLike[str], passphrase: str | bytes | Callable[[], str | bytes] | None
-) -> tuple[str, builtins.list[Any]]:
-    """The documents a bundle or session JSON (an object or a list) holds, as parsed JSON."""
+    source: bytes | str | os.PathLike[str],
+    passphrase: str | bytes | Callable[[], str | bytes] | None,
+    *,
+    allow_expensive_kdf: bool = False,
+) -> tuple[str, Callable[[], Iterator[Any]]]:
+    """What a bundle or session JSON (an object or a list) holds: its kind, and a function
+    that yields the documents as parsed JSON, one at a time, each call from the start."""
     from . import _export
+    from ._passphrase import MAX_LOG2_N
 
     if isinstance(source, bytes):
         data = source
@@ -2938,20 +3222,28 @@ def _import_documents(
         except OSError as exc:
             raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
     if _export.is_bundle(data):
+        max_log2_n = MAX_LOG2_N if allow_expensive_kdf else _export.KDF_CAP_LOG2_N
+        _export.check_cost(data, max_log2_n=max_log2_n)  # before the passphrase is asked for
         value = passphrase() if callable(passphrase) else passphrase
         secret = value.encode() if isinstance(value, str) else (value or b"")
-        docs = []
-        for n, doc in enumerate(_export.open_bundle(data, secret).documents, 1):
-            try:
-                docs.append(orjson.loads(doc))
-            except orjson.JSONDecodeError:
-                raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
-        return "bundle", docs
+        bundle = _export.open_bundle(
+            data, secret, max_log2_n=max_log2_n, max_document=MAX_SESSION_BYTES, max_total=_export.MAX_BUNDLE_BYTES
+        )
+
+        def documents() -> Iterator[Any]:
+            for n, doc in enumerate(bundle.iter_documents(), 1):
+                try:
+                    yield orjson.loads(doc)
+                except orjson.JSONDecodeError:
+                    raise InvalidInput(f"document {n} of the bundle is not JSON; nothing was imported") from None
+
+        return "bundle", documents
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
-    return "json", parsed if isinstance(parsed, builtins.list) else [parsed]
+    docs = parsed if isinstance(parsed, builtins.list) else [parsed]
+    return "json", lambda: iter(docs)
 
 
 def _unstorable(what: str) -> InvalidInput:

@@ -9,6 +9,8 @@ What is checked, in order, and what each finding means:
 * **The key table** authenticates (else ``keytable``, and nothing keyed can be checked), every
   session file has its key, and every key has its file (``unused-key``: a first save killed
   between the two).  A rotation killed before it dropped the old master key is a warning.
+  A keychain vault's entry in a keyrings.alt file (a copy of the master key outside any OS
+  keychain, written by an older sessionseal) is an error (``key-outside-keychain``).
 * **Sessions and checkpoints.**  Each container is authenticated: its header and last META
   frame, or with *read_data* every frame, every appended group applied, the document
   validated.  A container at another one's name is ``misplaced``; a file whose key was
@@ -216,7 +218,23 @@ class _Check:
                     f"the key store still holds {len(held) - 1} old master key(s) of a rotation that was "
                     "interrupted; 'sessionseal verify --repair' (or any write) drops them",
                 )
+        self.key_copies()
         return True
+
+    def key_copies(self) -> None:
+        from ._keystore import KeychainProvider, file_copies
+
+        if not isinstance(self.v._provider, KeychainProvider):
+            return
+        for copy in file_copies(self.v.vault_id):
+            self.add(
+                "error",
+                "key-outside-keychain",
+                "",
+                f"a copy of the vault's master key is in {copy.path} ({copy.backend}), a file, not an OS "
+                "keychain: with a copy of your home directory it opens the vault; run "
+                "'sessionseal rekey --from-keyring-file' (it rotates the key and removes that entry)",
+            )
 
     def key(self, sid: uuid.UUID) -> bytes | None:
         assert self.table is not None

@@ -1,7 +1,8 @@
 """Run code as the unprivileged OS users ``ssalice`` and ``ssbob`` (created by ``.ci/run``).
 
 Both users get the project from ``/opt/sessionseal-mu/venv`` (built with /usr/bin/python3 and
-a non-editable install, because the test venv may live somewhere they cannot read). Processes
+a non-editable install, because the test venv may live somewhere they cannot read), or from
+the venv ``$SESSIONSEAL_MU_VENV`` names, built the same way. Processes
 are started with ``runuser -p -u NAME --`` and a clean environment, so nothing of root's leaks in.
 """
 
@@ -42,7 +43,9 @@ __all__ = [
 REQUIRE_MULTIUSER_ENV = "SESSIONSEAL_REQUIRE_MULTIUSER"
 ALICE = "ssalice"
 BOB = "ssbob"
-MU_VENV = Path("/opt/sessionseal-mu/venv")
+#: The users' venv; ``SESSIONSEAL_MU_VENV`` names another (a helper's own build, say), and
+#: .ci/run builds and uses the default.
+MU_VENV = Path(os.environ.get("SESSIONSEAL_MU_VENV") or "/opt/sessionseal-mu/venv")
 DEFAULT_TIMEOUT = 60.0
 _RUNUSER = "/usr/sbin/runuser"
 

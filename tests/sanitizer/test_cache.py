@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,113 @@ def test_a_database_with_user_rules_or_literals_is_never_cached(cache: Path) -> 
     Sanitizer(engine="hyperscan", literals=["acme-customer-4471"])
     Sanitizer(engine="hyperscan", extra_rules=[{"id": "acme", "regex": r"ACME-[0-9]{6}", "keywords": ["acme-"]}])
     assert not cache.exists() or not any(p.name.startswith("hyperscan-") for p in cache.iterdir())
+
+
+def _entry_name(name: str, key: bytes) -> str:
+    return f"{name}-{hashlib.sha256(key).hexdigest()[:40]}"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    return int(proc.stdout)
+
+
+def test_only_entries_and_dead_writers_temp_files_are_ever_removed(cache: Path) -> None:
+    _cache.store("x", b"first", b"payload")
+    others = ["notes.txt", "session.sst", "x-1234", "x-" + "0" * 39, "x-" + "0" * 41, "X-" + "0" * 40,
+              "x-" + "0" * 40 + ".sst", "x-" + "0" * 40 + ".12.tmp.keep", ".x-" + "0" * 40]  # fmt: skip
+    for n in others:
+        (cache / n).write_bytes(b"not a cache entry")
+        os.utime(cache / n, ns=(0, 0))  # older than every entry
+    dead = _entry_name("x", b"dead") + f".{_dead_pid()}.tmp"
+    live = _entry_name("x", b"live") + f".{os.getpid()}.tmp"
+    for n in (dead, live):
+        (cache / n).write_bytes(b"half written")
+        os.utime(cache / n, ns=(0, 0))
+    kept = {n: (cache / n).read_bytes() for n in [*others, live]}
+    for i in range(_cache._KEEP + 5):
+        _cache.store("x", str(i).encode(), b"payload")
+    names = {p.name for p in cache.iterdir()}
+    assert {n: (cache / n).read_bytes() for n in kept} == kept
+    assert dead not in names
+    entries = names - set(kept)
+    assert len(entries) == _cache._KEEP and all(_cache._ENTRY.fullmatch(n) for n in entries)
+
+
+def test_a_folder_swapped_for_a_link_after_it_was_opened_is_not_used(cache: Path, tmp_path: Path) -> None:
+    # Everything after the walk is done relative to the folder's descriptor: renaming the
+    # folder away and putting a link to another directory in its place changes nothing.
+    _cache.store("x", b"first", b"payload")
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    for i in range(2 * _cache._KEEP):
+        (victim / _entry_name("x", b"victim %d" % i)).write_bytes(b"the owner's file")
+        os.utime(victim / _entry_name("x", b"victim %d" % i), ns=(0, 0))
+    before = _snapshot(victim)
+    folder = _cache._open_folder(create=False)
+    assert folder is not None
+    try:
+        cache.rename(tmp_path / "aside")
+        cache.symlink_to(victim)
+        for i in range(_cache._KEEP + 5):
+            _cache._store_at(folder, _entry_name("x", str(i).encode()), b"payload")
+        assert _cache._load_at(folder, _entry_name("x", str(_cache._KEEP + 4).encode())) == b"payload"
+    finally:
+        os.close(folder)
+    assert _snapshot(victim) == before
+    assert len(list((tmp_path / "aside").iterdir())) == _cache._KEEP
+    # And a link in the folder's place is never followed, even one of the owner's own.
+    assert _cache.load("x", b"1") is None and _cache._open_folder(create=True) is None
+    _cache.store("x", b"new", b"payload")
+    assert _snapshot(victim) == before
+
+
+@pytest.mark.parametrize("fault", ["writable by others", "owned by another user", "a link of another user"])
+def test_a_cache_root_that_others_could_replace_turns_the_cache_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    root = shared / "sessionseal"
+    if fault == "writable by others":
+        shared.chmod(0o777)  # no sticky bit: anyone may rename the cache root away
+    elif fault == "owned by another user":
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a directory away")
+        os.chown(shared, 54321, 54321)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a link away")
+        shared.chmod(0o1777)  # sticky, as /tmp: fine as such (the next test), but a link in it is another's
+        target = tmp_path / "elsewhere"
+        target.mkdir()
+        root.symlink_to(target)
+        os.chown(root, 54321, 54321, follow_symlinks=False)
+    monkeypatch.setenv("SESSIONSEAL_CACHE_DIR", str(root))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    _cache.store("x", b"key", b"payload")
+    assert _cache.load("x", b"key") is None
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_a_sticky_shared_directory_and_own_links_on_the_way_are_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp or /dev/shm: nobody else can rename what we put there
+    real = tmp_path / "real-cache"
+    real.mkdir()
+    (tmp_path / "link").symlink_to("real-cache")  # ours, relative
+    for base in (shared, tmp_path / "link"):
+        monkeypatch.setenv("SESSIONSEAL_CACHE_DIR", str(base / "a" / ".." / "sessionseal"))
+        (base / "a").mkdir()
+        _cache.store("x", b"key", b"payload")
+        assert _cache.load("x", b"key") == b"payload"
+        folder = base / "sessionseal" / "sanitizer"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and len(list(folder.iterdir())) == 1
+    assert (real / "sessionseal" / "sanitizer").is_dir()

@@ -277,3 +277,53 @@ def test_a_closed_stdout_ends_the_filter_quietly(tmp_path: Path) -> None:
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 1
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+_AUDITED: list[tuple[str, tuple[object, ...]]] | None = None
+_HOOKED = False
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _AUDITED is not None and event in ("open", "os.fork"):
+        _AUDITED.append((event, args))
+
+
+def _audited_stream(san: object, data: bytes, workers: int) -> tuple[bytes, list[tuple[str, tuple[object, ...]]]]:
+    """The output of sanitize_stream and the files it opened and the forks it made (Python's
+    audit events: whatever opens a file or forks raises them, tempfile included)."""
+    global _AUDITED, _HOOKED
+    if not _HOOKED:
+        sys.addaudithook(_audit)  # for the rest of the process (a hook cannot be removed); idle then
+        _HOOKED = True
+    _AUDITED = []
+    try:
+        out, _ = _stream_out(san, data, workers)
+        return out, _AUDITED
+    finally:
+        _AUDITED = None
+
+
+def test_without_memory_files_no_text_goes_to_tmpdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Workers hand sanitized text over in memory files (memfd_create); a platform without them
+    # (macOS) must not spill it into a file of $TMPDIR, not even an unlinked one.
+    import tempfile
+
+    from sessionseal._sanitize import Sanitizer
+    from sessionseal._sanitize import _stream as stream
+
+    text = _catalogue_text()
+    san = Sanitizer(b"\x06" * 32, engine="python")
+    expected = san.sanitize_text(text).text.encode()
+    monkeypatch.setattr(stream, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(stream, "CHUNK", 3000)
+    monkeypatch.setattr(stream, "MIN_CHUNK", 600)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out, events = _audited_stream(san, text.encode(), 2)
+    assert out == expected and ("os.fork", ()) in events  # with memory files: workers (the case at stake)
+
+    monkeypatch.delattr(os, "memfd_create")
+    out, events = _audited_stream(san, text.encode(), 2)
+    assert out == expected
+    opened = [os.fsdecode(args[0]) for event, args in events if event == "open" and isinstance(args[0], str | bytes)]
+    assert [p for p in opened if str(tmp_path) in p] == [] and list(tmp_path.iterdir()) == []

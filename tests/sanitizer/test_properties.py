@@ -37,6 +37,8 @@ FRAGMENTS = st.sampled_from(
         "xoxb-",
         "[REDACTED:",
         ":abcdef12]",
+        "[REDACTED:password-in-prose]",
+        "]",
         "secret",
         "Cookie: a=",
         "base64 -d",

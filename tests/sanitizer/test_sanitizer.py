@@ -82,8 +82,7 @@ def test_truncated_key_is_redacted_without_eating_what_follows(san: Sanitizer) -
 
 def test_url_credentials_keep_everything_but_the_password(san: Sanitizer) -> None:
     result = san.sanitize_text("DATABASE_URL=postgresql://app:s3cr3t-Pa55word@db.internal:5432/app")
-    assert result.text.startswith("DATABASE_URL=postgresql://app:[REDACTED:url-credentials:")
-    assert result.text.endswith("@db.internal:5432/app")
+    assert result.text == "DATABASE_URL=postgresql://app:[REDACTED:url-credentials]@db.internal:5432/app"
 
 
 def test_json_escaped_env_file(san: Sanitizer) -> None:
@@ -168,7 +167,7 @@ def test_tree_redacts_secret_named_values_whole(san: Sanitizer) -> None:
     assert isinstance(clean, dict)
     env = clean["env"]
     assert isinstance(env, dict)
-    assert all(str(v).startswith("[REDACTED:secret-named-value:") for v in env.values())
+    assert env == dict.fromkeys(env, "[REDACTED:secret-named-value]")
     assert clean["usage"] == doc["usage"]
     assert clean["auth_mode"] == "oauth" and clean["password_min_length"] == 12 and clean["api_key"] is True
     assert clean["id"] == doc["id"] and clean["secret"] == doc["secret"]

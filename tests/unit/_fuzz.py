@@ -325,6 +325,23 @@ def deep_text(depth: int) -> bytes:
     return b'{"x":[' * (depth // 2) + b"0" + b"]}" * (depth // 2)
 
 
+def long_int_text(digits: int) -> bytes:
+    """A JSON integer of *digits* digits (Python's parser refuses past 4,300 by default)."""
+    return b"9" * digits
+
+
+#: Issue 18, item 12: JSON text nested 100,000 deep, and integers of thousands of digits.  Both
+#: escaped the CLI as internal errors (RecursionError; ValueError past sys.get_int_max_str_digits()).
+DEEP_TEXT = deep_text(100_000)
+HUGE_TEXTS = st.sampled_from([DEEP_TEXT, long_int_text(5000), b"-" + long_int_text(4301), long_int_text(20)])
+
+
+def huge_value(kind: str) -> Any:
+    """The same as Python values: a 5,000-digit int (built here: hypothesis would print it,
+    and printing it raises), or a list/dict nesting 100,000 deep."""
+    return 10**5000 if kind == "int" else deep(100_000)
+
+
 def loads(data: bytes, default: Any = None) -> Any:
     """JSON, or *default* when *data* is not JSON or nested too deep for Python's parser."""
     try:
@@ -376,5 +393,28 @@ def tweaked_json(base: Any) -> st.SearchStrategy[bytes]:
         JSON.map(dumps),
         DEPTHS.map(lambda d: dumps(deep(d))),
         st.sampled_from([1100, 3000]).map(deep_text),
+        _planted(base),
         st.binary(max_size=200),
     )
+
+
+@st.composite
+def _planted(draw: st.DrawFn, base: Any) -> bytes:
+    """*base* with one value replaced by a :data:`HUGE_TEXTS` text, at any depth."""
+    marker = "\ue000planted\ue000"
+    doc = json.loads(json.dumps(base))
+    node = doc
+    for _ in range(draw(st.integers(0, 4))):
+        children = [
+            k
+            for k, v in (node.items() if isinstance(node, dict) else enumerate(node))
+            if isinstance(v, dict | list) and v
+        ]
+        if not children:
+            break
+        node = node[draw(st.sampled_from(children))]
+    if isinstance(node, dict):
+        node[draw(st.sampled_from(sorted(node)) | KEYS) if node else draw(KEYS)] = marker
+    else:
+        node.append(marker)
+    return dumps(doc).replace(json.dumps(marker).encode(), draw(HUGE_TEXTS), 1)

@@ -8,16 +8,22 @@ from pathlib import Path
 import keyring
 import pytest
 
-from sessionseal import KeychainProvider, Vault
+from sessionseal import KeychainProvider, Vault, _keystore
 from tests.memkeyring import MemoryKeyring
 
 
 @pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """Make the in-memory backend keyring's global choice for the test, then restore."""
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    """Make the in-memory backend the one every KeychainProvider of the test uses, then restore.
+
+    The product refuses any backend keyring offers that is not an OS keychain (issue #18), so
+    making this one keyring's global choice is not enough: the tests replace the selection
+    itself, a seam only code in this process can use (no variable or config file reaches it).
+    """
     previous = keyring.get_keyring()
     kr = MemoryKeyring()
     keyring.set_keyring(kr)
+    monkeypatch.setattr(_keystore, "_select_backend", lambda interactive: kr)
     try:
         yield kr
     finally:

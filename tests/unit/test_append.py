@@ -71,8 +71,8 @@ def test_appended_secrets_are_sanitized_counted_and_never_on_disk(vault: Vault, 
     for p in vault_path.rglob("*"):
         if p.is_file():
             assert SECRET.encode() not in p.read_bytes()
-    [rec] = [r for r in vault.audit_records() if r["action"] == "append"]
-    assert rec["detail"] == {"events": 2} and sum(rec["redactions"].values()) >= 2
+    [rec] = [r for r in vault.audit_entries()[0] if r["action"] == "append"]
+    assert rec["subjects"][0]["events"] == 2 and sum(rec["redactions"].values()) >= 2 and rec["verified"]
 
 
 def test_bad_events_append_nothing(vault: Vault) -> None:

@@ -47,12 +47,17 @@ def _problem(vault: Vault) -> str:
 
 
 def test_every_operation_appends_one_record(vault: Vault) -> None:
-    _busy(vault)
-    actions = [r["action"] for r in vault.audit_records()]
-    assert actions == ["init", "save", "load", "list", "delete"]
-    save = next(r for r in vault.audit_records() if r["action"] == "save")
+    sid = vault.save({"title": "t", "messages": [{"role": "user", "content": f"export GITHUB_TOKEN={SECRET}"}]})
+    save = next(r for r in vault.audit_entries()[0] if r["action"] == "save")
+    # Read back with the session's key: its id, its size, its redaction counts.
+    assert save["session"] == str(sid) and save["verified"] is True
     assert save["redactions"] == {"github-pat": 1} and save["bytes"] > 0
     assert {"user", "uid", "pid", "host", "program", "version", "time", "seq", "prev"} <= set(save)
+    vault.load(sid)
+    vault.list()
+    vault.delete(sid)
+    actions = [r["action"] for r in vault.audit_records()]
+    assert actions == ["init", "save", "load", "list", "delete"]
     assert vault.verify_audit().ok
 
 

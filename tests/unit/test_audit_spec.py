@@ -84,3 +84,71 @@ def test_every_tampering_is_reported_at_its_first_bad_record(tmp_path: Path, cas
     first = next(p for p in report.problems if p.severity == "error")
     assert (first.code, first.seq) == (case["problem"], case["first_bad_seq"])
     assert first.describe()  # a one-line message for the CLI
+
+
+# -- format 2: subjects (docs/spec/audit-log.md, "Subjects") -----------------------------------
+
+V2: dict[str, Any] = json.loads(VECTORS.with_name("audit-log-v2.json").read_text())
+
+
+def test_v2_subject_keys_and_tags_derive_from_each_sessions_key() -> None:
+    from sessionseal._audit import subject_keys, subject_tag
+
+    assert AuditLog.keys(bytes.fromhex(V2["vault_secret"]))[0].hex() == V2["mac_key"]
+    for s in V2["sessions"]:
+        tag_key, box_key = subject_keys(bytes.fromhex(s["key"]))
+        assert (tag_key.hex(), box_key.hex(), subject_tag(tag_key)) == (s["tag_key"], s["box_key"], s["tag"])
+
+
+@pytest.mark.parametrize("record", V2["records"], ids=lambda r: f"{r['fields']['seq']}-{r['fields']['action']}")
+def test_v2_each_record_has_the_published_boxes_body_mac_and_line(record: dict[str, Any]) -> None:
+    from sessionseal._audit import box_ad, open_box, seal_box
+
+    fields = record["fields"]
+    for given, entry in zip(record["subjects"], fields.get("subjects", []), strict=True):
+        s = V2["sessions"][given["session"]]
+        assert (entry["role"], entry["tag"]) == (given["role"], s["tag"])
+        if given["values"] is None:
+            assert "box" not in entry
+            continue
+        ad = box_ad(uuid.UUID(V2["vault_id"]), fields["seq"], fields["action"], given["role"], s["tag"])
+        assert ad.decode() == given["ad"]
+        box_key = bytes.fromhex(s["box_key"])
+        assert seal_box(box_key, given["values"], ad, nonce=bytes.fromhex(given["nonce"])) == entry["box"]
+        assert open_box(box_key, entry["box"], ad) == given["values"]
+    key = bytes.fromhex(V2["mac_key"])
+    line, mac = record_line(key, fields)
+    assert (canonical(fields).decode(), line.decode(), mac) == (record["body"], record["line"], record["mac"])
+    # Nothing that identifies or measures a session is in the clear of a format 2 record.
+    if fields["v"] == 2:
+        assert not {"bytes", "redactions"} & set(fields)
+        for s in V2["sessions"]:
+            assert s["id"] not in record["line"] and uuid.UUID(s["id"]).hex not in record["line"]
+
+
+def test_v2_records_chain_on_from_a_format_1_record_and_verify(tmp_path: Path) -> None:
+    records = V2["records"]
+    assert records[0]["fields"]["v"] == 1 and {r["fields"]["v"] for r in records[1:]} == {2}
+    for before, after in itertools.pairwise(records):
+        assert after["fields"]["prev"] == before["mac"]
+    assert V2["log"] == "".join(r["line"] for r in records)
+    global DOC
+    saved, DOC = DOC, V2  # _verify takes the secret from DOC
+    try:
+        report = _verify(tmp_path, V2["log"], V2["anchor"])
+    finally:
+        DOC = saved
+    assert report.ok and (report.records, report.last_seq) == (len(records), len(records))
+
+
+def test_v2_a_box_moved_to_another_record_does_not_open() -> None:
+    from sessionseal._audit import box_ad, open_box
+    from sessionseal.errors import IntegrityError
+
+    case = V2["moved_box"]
+    moved = json.loads(case["line"])
+    [entry] = moved["subjects"]
+    s = next(s for s in V2["sessions"] if s["tag"] == entry["tag"])
+    ad = box_ad(uuid.UUID(V2["vault_id"]), moved["seq"], moved["action"], entry["role"], entry["tag"])
+    with pytest.raises(IntegrityError):
+        open_box(bytes.fromhex(s["box_key"]), entry["box"], ad)

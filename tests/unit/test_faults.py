@@ -234,9 +234,9 @@ def injector() -> Iterator[Injector]:
         bundles: dict[tuple[bytes, bytes], Any] = {}
         real_open_bundle = _export.open_bundle
 
-        def open_bundle(data: bytes, passphrase: bytes) -> Any:
+        def open_bundle(data: bytes, passphrase: bytes, **limits: Any) -> Any:
             if (data, passphrase) not in bundles:
-                bundles[data, passphrase] = real_open_bundle(data, passphrase)
+                bundles[data, passphrase] = real_open_bundle(data, passphrase, **limits)
             return bundles[data, passphrase]
 
         sanitizers: dict[tuple[bytes, str], Any] = {}

@@ -25,7 +25,7 @@ from sessionseal._transcripts import identify, read_transcript
 from sessionseal.errors import IntegrityError, InvalidInput, SessionSealError, WrongPassphrase
 from sessionseal.models import Session, SessionSummary, parse_model, parse_session
 from tests.memkeyring import MemoryKeyring
-from tests.unit._fuzz import JSON, documented, dumps, fuzz, loads, mutations, tweaked_json
+from tests.unit._fuzz import JSON, documented, dumps, fuzz, huge_value, loads, mutations, tweaked_json
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 CLAUDE_MAIN = FIX / "claude/projects/-home-dev-parser/7f3c2a9e-4b1d-4e8a-9c55-2d6f0b8e1a47.jsonl"
@@ -91,6 +91,9 @@ def _cleanup() -> Iterator[None]:
         vault.close()
         shutil.rmtree(tmp, ignore_errors=True)
     _WORLDS.clear()
+    if _CLI_VAULT:
+        shutil.rmtree(_CLI_VAULT["tmp"], ignore_errors=True)
+        _CLI_VAULT.clear()
     _stored.cache_clear()
     _transcript_dir.cache_clear()
 
@@ -185,6 +188,84 @@ def test_import_json(data: bytes, on_conflict: str) -> None:
     assert err is None or isinstance(err, InvalidInput | IntegrityError | WrongPassphrase)
     for sid in result.imported if result is not None else []:
         _reads_back(vault, sid)
+
+
+# -- issue 18, item 12: nesting 100,000 deep and integers of 5,000 digits, everywhere ----------------
+
+#: Where a huge value goes in a session document.
+_PLACES = ("extra", "message", "arguments", "stats", "tags", "environment")
+
+
+def _plant(place: str, value: Any) -> dict[str, Any]:
+    doc = json.loads(SESSION_JSON)
+    if place == "extra":
+        doc["x"] = value
+    elif place == "message":
+        doc["messages"][0]["extra"] = value
+    elif place == "arguments":
+        doc["messages"][1]["content"][1]["arguments"] = {"cmd": value}
+    elif place == "stats":
+        doc["stats"]["message_count"] = value
+    elif place == "tags":
+        doc["tags"].append(value)
+    else:
+        doc["environment"]["HOME"] = value
+    return doc
+
+
+@fuzz("huge.library", st.sampled_from(_PLACES), st.sampled_from(["int", "deep"]))
+def test_huge_python_values(place: str, kind: str) -> None:
+    _, vault, sid = world("save")
+    doc = _plant(place, huge_value(kind))
+    for call in (
+        lambda: vault.save(doc),
+        lambda: vault.append(sid, [doc["messages"][0]]),
+        lambda: vault.append(sid, [{"type": "state", **{k: doc[k] for k in ("stats", "tags", "environment")}}]),
+        lambda: vault.set_config({"audit": {"rotate_bytes": doc.get("x", 1 << 20)}}),
+        lambda: parse_session(doc),
+    ):
+        _, err = documented(call)
+        assert err is None or isinstance(err, InvalidInput)
+    vault.config()  # still parses
+    _reads_back(vault, sid)
+
+
+_CLI_VAULT: dict[str, Any] = {}
+
+
+def _cli_vault() -> tuple[str, MemoryKeyring, str]:
+    if not _CLI_VAULT:
+        tmp = Path(tempfile.mkdtemp(prefix="sessionseal-fuzz-cli-"))
+        kr = MemoryKeyring()
+        with Vault.init(tmp / "vault", key_provider=KeychainProvider(backend=kr)) as v:
+            sid = v.save(SESSION)
+        _CLI_VAULT.update(tmp=tmp, path=str(tmp / "vault"), kr=kr, sid=str(sid))
+    return _CLI_VAULT["path"], _CLI_VAULT["kr"], _CLI_VAULT["sid"]
+
+
+@fuzz(
+    "huge.cli",
+    st.one_of(tweaked_json(SESSION), tweaked_json(SESSION["messages"][0])),
+    st.sampled_from(["save", "append", "import", "config"]),
+)
+def test_cli_input_paths(data: bytes, command: str) -> None:
+    """Whatever the bytes, the CLI answers 0 or a documented code, never 70 (internal error)."""
+    import keyring
+    from click.testing import CliRunner
+
+    from sessionseal.cli import cli
+
+    path, kr, sid = _cli_vault()
+    args = {"save": ["save"], "append": ["append", sid], "import": ["import", "-"], "config": ["config", "set"]}
+    previous = keyring.get_keyring()
+    keyring.set_keyring(kr)
+    try:
+        r = CliRunner().invoke(cli, ["--vault", path, *args[command]], input=data, catch_exceptions=False)
+    finally:
+        keyring.set_keyring(previous)
+    assert r.exit_code in (0, 4, 8, 12), r.output  # 4 and 12: bytes that start like a bundle
+    if r.exit_code:
+        assert r.output.startswith("sessionseal: error: ") and "internal error" not in r.output
 
 
 # -- hostile payloads in the session's own containers, under its real key ---------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from click.testing import CliRunner
 
-from sessionseal import Vault, find_transcripts
+from sessionseal import Vault, _writers, errors, find_transcripts
 from sessionseal.cli import cli
 from tests.memkeyring import MemoryKeyring
+from tests.unit.test_transcripts import CODEX_ZST, PARSER
 
 SECRET = "ghp_" + "Imp0rt3d" * 4 + "Zz99"
 SID = "3f1c2a9e-7b41-4c55-9d0e-2a6b8c4d1e70"
@@ -117,11 +120,156 @@ def test_dry_run_since_and_failures(vault: Vault, claude_dir: Path, tmp_path: Pa
     assert outcomes[0].error and "not json" not in outcomes[0].error  # content is never echoed
 
 
+def _quiet(*files: Path, seconds: float = 3600) -> None:
+    """Set a file's time *seconds* in the past: no agent has written it since (no sleeping)."""
+    then = time.time() - seconds
+    for f in files:
+        os.utime(f, (then, then))
+
+
 def test_remove_originals_after_a_verified_read_back(vault: Vault, claude_dir: Path) -> None:
     f = _file(claude_dir)
+    _quiet(f)  # complete, quiet, and open nowhere: removed
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert o.removed and not f.exists() and o.kept is None
+    assert len(vault.load(o.session_id).messages) == 4  # type: ignore[arg-type]
+
+
+# -- what --remove-originals keeps (issue 18, item 4) -------------------------------------------
+
+
+def test_a_partial_last_line_is_not_imported_and_its_file_is_kept(vault: Vault, claude_dir: Path) -> None:
+    f = _file(claude_dir)
+    whole = _turn(2, "the agent is still writing this")
+    head, tail = whole[:50], whole[50:]
+    with open(f, "a") as out:
+        out.write(head)  # the agent's last write so far: no newline yet
+    before = f.read_bytes()
+    _quiet(f)
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert (o.action, o.messages, o.removed, o.kept) == ("new", 4, False, "incomplete")
+    assert f.read_bytes() == before  # every byte still there, the torn line included
+    assert o.error and o.error.startswith("original kept")
+    [again] = vault.import_transcripts([f], remove_originals=True)  # unchanged: still kept
+    assert (again.action, again.removed, again.kept) == ("unchanged", False, "incomplete")
+    with open(f, "a") as out:
+        out.write(tail)  # the agent finished the line (and the next one)
+    _quiet(f)
+    [done] = vault.import_transcripts([f], remove_originals=True)
+    assert (done.action, done.removed) == ("appended", True) and not f.exists()
+    texts = [m.content[0].text for m in vault.load(done.session_id).messages]  # type: ignore[arg-type,union-attr]
+    assert texts[-2:] == ["the agent is still writing this", "answer 2"]
+
+
+def test_a_file_that_grows_between_import_and_removal_is_kept(
+    vault: Vault, claude_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = _file(claude_dir)
+    _quiet(f)
+    store = Vault._store_transcript
+
+    def agent_writes_meanwhile(self: Vault, *args: Any, **kwargs: Any) -> Any:
+        counts = store(self, *args, **kwargs)  # stored for real; then the agent goes on
+        with open(f, "a") as out:
+            out.write(_turn(2, "written while it was imported"))
+        os.utime(f, (time.time() - 3600,) * 2)  # even with an old time: it is not what was read
+        return counts
+
+    monkeypatch.setattr(Vault, "_store_transcript", agent_writes_meanwhile)
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert (o.action, o.messages, o.removed, o.kept) == ("new", 4, False, "changed")
+    monkeypatch.undo()
+    _quiet(f)
+    [rest] = vault.import_transcripts([f], remove_originals=True)  # the next run takes the rest
+    assert (rest.action, rest.messages, rest.removed) == ("appended", 6, True) and not f.exists()
+
+
+def test_a_recently_modified_file_is_kept(vault: Vault, claude_dir: Path) -> None:
+    f = _file(claude_dir)
+    _quiet(f, seconds=30)  # written 30 s ago: within the default quiet period (600 s)
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert (o.action, o.removed, o.kept) == ("new", False, "recent") and f.exists()
+    os.utime(f, (time.time() + 3600,) * 2)  # a time in the future is not quiet either
+    [o] = vault.import_transcripts([f], remove_originals=True, quiet_period=10)
+    assert (o.removed, o.kept) == (False, "recent")
+    _quiet(f, seconds=30)
+    [o] = vault.import_transcripts([f], remove_originals=True, quiet_period=10)  # asked for 10 s
+    assert o.removed and not f.exists()
+    with pytest.raises(errors.InvalidInput):
+        vault.import_transcripts([f], remove_originals=True, quiet_period=-1)
+
+
+_HOLDER = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)  # an agent that keeps its transcript open
+print("open", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the writer check is Linux's")
+def test_a_file_open_for_writing_elsewhere_is_kept_until_that_process_exits(vault: Vault, claude_dir: Path) -> None:
+    f = _file(claude_dir)
+    cmd = [sys.executable, "-c", _HOLDER, str(f)]
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        with holder.stdin:  # closing it ends the holder
+            assert holder.stdout.readline() == "open\n"
+            _quiet(f)
+            [o] = vault.import_transcripts([f], remove_originals=True)
+            assert (o.action, o.removed, o.kept) == ("new", False, "open-for-writing") and f.exists()
+            # Where leases are unavailable, /proc says the same.
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                assert _writers.scan_proc(os.fstat(fd)) is True
+            finally:
+                os.close(fd)
+    assert holder.returncode == 0
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert _writers.scan_proc(os.fstat(fd)) is not True
+    finally:
+        os.close(fd)
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert (o.action, o.removed, o.kept) == ("unchanged", True, None) and not f.exists()
+
+
+def test_a_torn_sub_agent_file_keeps_the_main_file_too(vault: Vault, tmp_path: Path) -> None:
+    project = tmp_path / "-home-dev-parser"
+    shutil.copytree(PARSER, project)
+    main = project / "7f3c2a9e-4b1d-4e8a-9c55-2d6f0b8e1a47.jsonl"
+    older, other = project / "agent-5d1e0b7.jsonl", project / "agent-9e07c44.jsonl"
+    newer = project / main.stem / "subagents" / "agent-a3f9c21.jsonl"
+    _complete(main)  # the main file ends with a whole line; agent-5d1e0b7's last line is torn
+    _quiet(main, older, newer)
+    [o] = vault.import_transcripts([main], remove_originals=True)
+    assert (o.removed, o.kept) == (False, "incomplete") and "agent-5d1e0b7.jsonl" in (o.error or "")
+    assert main.exists() and older.exists() and newer.exists()
+    _complete(older)
+    _quiet(older)
+    [o] = vault.import_transcripts([main], remove_originals=True)
+    assert o.removed and not main.exists() and not older.exists() and not newer.exists()
+    assert other.exists()  # another session's sub-agent file
+
+
+def _complete(f: Path) -> None:
+    data = f.read_bytes()
+    f.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def test_a_zst_rollout_is_removed_only_when_its_last_frame_is_whole(vault: Vault, tmp_path: Path) -> None:
+    lines = zstandard.ZstdDecompressor().decompress(CODEX_ZST.read_bytes())
+    cut = lines.rfind(b"\n", 0, len(lines) - 1) + 1
+    first, last = (zstandard.ZstdCompressor().compress(part) for part in (lines[:cut], lines[cut:]))
+    f = tmp_path / CODEX_ZST.name
+    f.write_bytes(first + last[:8])  # the second frame cut after its header: nothing of it decoded
+    _quiet(f)
+    [o] = vault.import_transcripts([f], remove_originals=True)
+    assert (o.action, o.removed, o.kept) == ("new", False, "incomplete")
+    f.write_bytes(first + last)
+    _quiet(f)
     [o] = vault.import_transcripts([f], remove_originals=True)
     assert o.removed and not f.exists()
-    assert len(vault.load(o.session_id).messages) == 4  # type: ignore[arg-type]
 
 
 def test_a_linked_original_is_not_removed(vault: Vault, claude_dir: Path) -> None:
@@ -150,6 +298,18 @@ def test_cli_import_transcripts(
     assert runner.invoke(cli, ["import-transcripts"]).exit_code == 2
     r = runner.invoke(cli, ["import-transcripts", "--claude", "--remove-originals"])
     assert r.exit_code == 2 and _file(claude_dir).exists()  # no terminal, no --yes
+    assert runner.invoke(cli, ["import-transcripts", "--claude", "--quiet-period", "5"]).exit_code == 2
+    # A file kept is no failure: exit 0, and the reason, per file and in all.
+    os.utime(_file(claude_dir), None)  # just written
+    r = runner.invoke(cli, ["import-transcripts", "--claude", "--remove-originals", "--yes", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert [(f["removed"], f["kept"]) for f in out["files"]] == [(False, "recent")]
+    assert out["originals"] == {"removed": 0, "kept": {"recent": 1}}
+    r = runner.invoke(cli, ["import-transcripts", "--claude", "--remove-originals", "--yes"])
+    assert r.exit_code == 0 and "originals: 0 removed, kept: 1 recent" in r.output
+    r = runner.invoke(cli, ["import-transcripts", "--claude", "--remove-originals", "--yes", "--quiet-period", "0"])
+    assert r.exit_code == 0 and "originals: 1 removed" in r.output and not _file(claude_dir).exists()
 
 
 def _hook(vault_path: Path, payload: bytes, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:

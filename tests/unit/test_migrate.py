@@ -75,9 +75,9 @@ def test_audit_records_of_a_newer_format_are_refused(vault: Vault, monkeypatch: 
 
     vault.save({"title": "t", "messages": []})
     with monkeypatch.context() as m:
-        m.setattr(_audit, "FORMAT", 2)
+        m.setattr(_audit, "FORMAT", _audit.FORMAT + 1)
         vault.save({"title": "u", "messages": []})  # a newer writer's record, properly MACed
-    with pytest.raises(errors.UnsupportedVersion, match="audit log has records of format 2"):
+    with pytest.raises(errors.UnsupportedVersion, match=f"audit log has records of format {_audit.FORMAT + 1}"):
         vault.verify_audit()
     assert _states(vault)["audit log"] == "newer"
 

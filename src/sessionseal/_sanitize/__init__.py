@@ -1,10 +1,12 @@
 """Secret redaction: the only gate between a session and the disk.
 
 Every string of a session passes through :meth:`Sanitizer.sanitize_tree` before it is
-serialized.  A match is replaced by a typed placeholder
-``[REDACTED:<rule-id>:<fingerprint>]`` where the fingerprint is the first 8 hex digits
-of HMAC-SHA256(fingerprint key, secret): the same secret always maps to the same
-placeholder within a vault, and the placeholder reveals nothing about the value.
+serialized.  A match is replaced by a typed placeholder, ``[REDACTED:<rule-id>]``, or
+``[REDACTED:<rule-id>:<fingerprint>]`` for a machine-generated token, where the
+fingerprint is the first 8 hex digits of HMAC-SHA256(fingerprint key, secret): the same
+token always maps to the same placeholder within a vault.  Values a person may have
+chosen (passwords, anything found by its name) get no fingerprint, which would let
+whoever holds the key test guesses offline (see :meth:`Sanitizer.placeholder`).
 Only counts per rule leave this module, never values.
 
 The rules are data (``sessionseal/rules/default.toml``, see :mod:`._rules`); matching is
@@ -27,6 +29,7 @@ from ._native import available_engines
 from ._rules import Allowlist, Rule, RuleError, default_catalogue, rule_from_mapping
 
 __all__ = [
+    "FINGERPRINT_MIN_BITS",
     "PLACEHOLDER_RE",
     "Finding",
     "JSONValue",
@@ -44,8 +47,12 @@ JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, J
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)")
 _SECRET_NAMED_RULE: Final = "secret-named-value"  # noqa: S105 - a rule id
-#: What a placeholder looks like: ``[REDACTED:<rule-id>:<8 hex>]``.
+#: What a placeholder looks like: ``[REDACTED:<rule-id>]`` or ``[REDACTED:<rule-id>:<8 hex>]``.
 PLACEHOLDER_RE: Final = PLACEHOLDER
+#: A fingerprint is only given to a value with at least this many bits of estimated entropy
+#: (:func:`._checks.estimated_bits`): the fingerprint has 32 bits, so at least 2**32 such values
+#: share each one, and trying 2**64 candidates is out of reach.
+FINGERPRINT_MIN_BITS: Final = 64
 _BLOCK: Final = 64  # SHA-256's block size
 _IPAD: Final = bytes(b ^ 0x36 for b in range(256))
 _OPAD: Final = bytes(b ^ 0x5C for b in range(256))
@@ -108,6 +115,8 @@ class Sanitizer:
             rules.append(rule)
         self._allow: Allowlist = base_allow.extend(allowlist)
         self._scanner = Scanner(rules, self._allow, literals, engine)
+        # Literals and secret-named values are never in here: people choose them.
+        self._fingerprinted = frozenset(r.id for r in rules if r.fingerprint)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -120,12 +129,25 @@ class Sanitizer:
         return self._scanner.engine
 
     def placeholder(self, rule_id: str, secret: str) -> str:
-        """The placeholder for *secret* found by *rule_id*: ``[REDACTED:<rule-id>:<8 hex>]``."""
+        """The placeholder for *secret* found by *rule_id*.
+
+        ``[REDACTED:<rule-id>:<8 hex>]`` when the rule finds machine-generated tokens (its
+        ``fingerprint`` flag) and *secret* has at least :data:`FINGERPRINT_MIN_BITS` of
+        estimated entropy; ``[REDACTED:<rule-id>]`` otherwise.  A fingerprint of a password
+        would be an offline oracle for anyone holding the fingerprint key: a dictionary's
+        guesses are tested against it at the speed of HMAC.
+        """
+        if rule_id in self._fingerprinted and _checks.estimated_bits(secret) >= FINGERPRINT_MIN_BITS:
+            return f"[REDACTED:{rule_id}:{self.fingerprint(secret)}]"
+        return f"[REDACTED:{rule_id}]"
+
+    def fingerprint(self, secret: str) -> str:
+        """The first 8 hex digits of HMAC-SHA256(fingerprint key, *secret*)."""
         inner = self._inner.copy()
         inner.update(secret.encode("utf-8", "surrogatepass"))
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return f"[REDACTED:{rule_id}:{outer.hexdigest()[:8]}]"
+        return outer.digest()[:4].hex()
 
     def find(self, text: str) -> list[Finding]:
         """The secrets in *text* as spans; nothing is replaced (``sessionseal scan``)."""
@@ -149,11 +171,12 @@ class Sanitizer:
         counts: Counter[str] = Counter()
         out: list[str] = []
         pos = 0
-        for f in findings:
-            out.append(text[pos : f.start])
-            out.append(self.placeholder(f.rule_id, text[f.start : f.end]))
-            counts[f.rule_id] += 1
-            pos = f.end
+        placeholder = self.placeholder
+        for start, end, rule_id in findings:
+            out.append(text[pos:start])
+            out.append(placeholder(rule_id, text[start:end]))
+            counts[rule_id] += 1
+            pos = end
         if not out:
             return SanitizeResult(text, {})
         out.append(text[pos:])
@@ -179,7 +202,7 @@ class Sanitizer:
                 return value
             if secret_name and self._redact_whole(value):
                 counts[_SECRET_NAMED_RULE] += 1
-                return self.placeholder(_SECRET_NAMED_RULE, value)
+                return self._whole_placeholder(value)
             result = self.sanitize_text(value)
             counts.update(result.counts)
             return result.text
@@ -191,6 +214,17 @@ class Sanitizer:
         if isinstance(value, list):
             return [self._walk(v, counts, secret_name=False) for v in value]
         return value
+
+    def _whole_placeholder(self, value: str) -> str:
+        """The placeholder of a value under a secret name.  Whatever its length, it may be a
+        password, so it has no fingerprint unless it is exactly one token that a fingerprinted
+        rule finds on its own (then with that token's fingerprint, as in text)."""
+        spans = self._scanner.find_spans(value)
+        if len(spans) == 1 and spans[0][:2] == (0, len(value)):
+            rule_id = spans[0][2]
+            if rule_id in self._fingerprinted and _checks.estimated_bits(value) >= FINGERPRINT_MIN_BITS:
+                return f"[REDACTED:{_SECRET_NAMED_RULE}:{self.fingerprint(value)}]"
+        return f"[REDACTED:{_SECRET_NAMED_RULE}]"
 
     def _redact_whole(self, value: str) -> bool:
         v = value.strip()

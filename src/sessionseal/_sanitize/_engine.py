@@ -26,7 +26,8 @@ from ._rules import Allowlist, Rule
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 
 #: Placeholders already in a text are left alone, so sanitizing twice is a no-op.
-PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
+#: Both forms: with a fingerprint (tokens) and without (everything a person may have chosen).
+PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+(?::[0-9a-f]{8})?\]")
 
 #: The characters of a variable name (a name is extended backwards over them).
 _NAME_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$"

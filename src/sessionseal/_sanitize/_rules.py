@@ -3,10 +3,11 @@
 A rule is data: an id, a description, a Python regular expression, literal keywords for
 the prefilter (lowercase; a rule is only tried where one of its keywords occurs), an
 optional Shannon-entropy floor, the group that holds the secret, a named value check
-from :mod:`._checks`, and positive and negative examples that the tests run.  Rules
-without keywords are "full scan" rules: the native engine compiles their regex directly,
-the pure-Python engine searches the whole text with it.  "blob" rules are matched at the
-start of the base64 run that contains the keyword (for base64 fragments of secret words).
+from :mod:`._checks`, whether its placeholders may carry a fingerprint, and positive and
+negative examples that the tests run.  Rules without keywords are "full scan" rules: the
+native engine compiles their regex directly, the pure-Python engine searches the whole
+text with it.  "blob" rules are matched at the start of the base64 run that contains the
+keyword (for base64 fragments of secret words).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Rule(NamedTuple):
     hs_prefilter: str | None = None
     hs_som: bool = True
     allow_uuid: bool = False
+    fingerprint: bool = False
     examples: tuple[str, ...] = ()
     counterexamples: tuple[str, ...] = ()
     builtin: bool = True
@@ -147,6 +149,7 @@ _KNOWN_KEYS: Final = frozenset(
         "hs_prefilter",
         "hs_som",
         "allow_uuid",
+        "fingerprint",
         "examples",
         "counterexamples",
     }
@@ -237,6 +240,9 @@ def rule_from_mapping(  # noqa: PLR0912, PLR0915
     allow_uuid = raw.get("allow_uuid", False)
     if not isinstance(allow_uuid, bool):
         raise RuleError(f"rule {rule_id!r}: allow_uuid must be true or false")
+    fingerprint = raw.get("fingerprint", False)
+    if not isinstance(fingerprint, bool):
+        raise RuleError(f"rule {rule_id!r}: fingerprint must be true or false")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise RuleError(f"rule {rule_id!r}: description must be a string")
@@ -259,6 +265,7 @@ def rule_from_mapping(  # noqa: PLR0912, PLR0915
         hs_prefilter=hs_prefilter,
         hs_som=hs_som,
         allow_uuid=allow_uuid,
+        fingerprint=fingerprint,
         examples=_str_tuple(raw.get("examples"), "examples", rule_id),
         counterexamples=_str_tuple(raw.get("counterexamples"), "counterexamples", rule_id),
         builtin=builtin,
@@ -349,8 +356,8 @@ def rule_table_markdown(rules: Iterable[Rule]) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     lines = [
-        "| # | rule id | what it finds | keywords (prefilter) | mode | check / entropy | priority |",
-        "|---|---|---|---|---|---|---|",
+        "| # | rule id | what it finds | keywords (prefilter) | mode | check / entropy | priority | fingerprint |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(rules, 1):
         kws = ", ".join(f"`{k.encode('unicode_escape').decode('ascii')}`" for k in r.keywords[:8])
@@ -359,6 +366,6 @@ def rule_table_markdown(rules: Iterable[Rule]) -> str:
         checks = ", ".join(x for x in (r.check or "", f"entropy >= {r.entropy:g}" if r.entropy else "") if x)
         lines.append(
             f"| {n} | `{r.id}` | {cell(r.description)} | {cell(kws) or '(full scan)'} | {r.mode} "
-            f"| {checks or '-'} | {r.priority} |"
+            f"| {checks or '-'} | {r.priority} | {'yes' if r.fingerprint else '-'} |"
         )
     return "\n".join(lines) + "\n"

@@ -272,7 +272,10 @@ def sanitize_stream(sanitizer: Sanitizer, data: bytes, out: BinaryIO, workers: i
         _write_parts(out, parts)
 
     # fork() only from a single-threaded process: a lock held by another thread would deadlock the child.
-    if n < 2 or len(data) < PARALLEL_MIN or not hasattr(os, "fork") or threading.active_count() > 1:
+    # Workers hand their output over in memory files: where Python has none (os.memfd_create is
+    # Linux's; not macOS), one process does it all rather than spill text to a file in $TMPDIR.
+    parallel_ok = hasattr(os, "fork") and hasattr(os, "memfd_create") and threading.active_count() == 1
+    if n < 2 or len(data) < PARALLEL_MIN or not parallel_ok:
         run = _range_run(sanitizer, data, 0, len(data), emit)
         emit(run.close())
         return run.counts
@@ -418,14 +421,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _scratch_file() -> int:
-    """A file in memory that a worker and the parent share (an unlinked temporary file
-    where there are no memory files)."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("sessionseal-sanitize", os.MFD_CLOEXEC)
-    import tempfile
-
-    with tempfile.TemporaryFile() as fh:
-        return os.dup(fh.fileno())
+    """A file in memory that a worker and the parent share (never a file on disk: it holds
+    sanitized text; :func:`sanitize_stream` forks no workers where there are no memory files)."""
+    return os.memfd_create("sessionseal-sanitize", os.MFD_CLOEXEC)
 
 
 def _copy_out(segment: tuple[int, int, int], out: BinaryIO) -> None:

@@ -11,7 +11,19 @@ import click
 from sessionseal import __version__
 from sessionseal.errors import InvalidInput
 
-from ._common import Context, echo_json, handle_errors, interactive, passphrase_source, read_input, warn_if_short
+from ._common import (
+    Context,
+    echo_json,
+    handle_errors,
+    interactive,
+    passphrase_source,
+    private_text,
+    private_words,
+    read_input,
+    text_file_option,
+    warn_if_short,
+)
+from ._terminal import at_terminal, json_text, say, shown
 
 if TYPE_CHECKING:
     from sessionseal import Session
@@ -69,19 +81,29 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
     if as_json:
         echo_json({"vault_path": info.vault_path, "vault_id": info.vault_id, "key_provider": info.key_provider})
         return
-    click.echo(f"Created vault {info.vault_path}")
+    click.echo(shown(f"Created vault {info.vault_path}"))
     click.echo(f"  id:           {info.vault_id}")
-    click.echo(f"  key provider: {info.key_provider_detail}")
+    click.echo(shown(f"  key provider: {info.key_provider_detail}"))
 
 
 @cli.command()
 @click.argument("source", default="-", metavar="[FILE|-]")
-@click.option("--title", help="Set the session's title.")
+@text_file_option("--title-file", "the title")
+@click.option("--title", help="Set the session's title (visible in the process list: prefer --title-file).")
+@text_file_option("--tags-file", "tags to add (blank- or line-separated)")
 @click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the id and redaction counts as JSON.")
 @click.pass_obj
 @handle_errors
-def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as_json: bool) -> None:
+def save(  # noqa: PLR0917 - one parameter per option
+    obj: Context,
+    source: str,
+    title_file: str | None,
+    title: str | None,
+    tags_file: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Store a session JSON document (from FILE or stdin) and print its id.
 
     The document follows 'sessionseal schema'; every field but the messages' role may
@@ -89,7 +111,9 @@ def save(obj: Context, source: str, title: str | None, tags: tuple[str, ...], as
     """
     from sessionseal import Vault
 
-    data = read_input(source, Vault.MAX_SESSION_BYTES)
+    title = private_text(title, title_file, what="the title", name="--title", option="--title-file")
+    tags = private_words(tags, tags_file, what="the tags", name="--tag", option="--tags-file")
+    data = read_input(source, Vault.MAX_SESSION_BYTES, what="the session document")
     session = _parse_session(data)
     if title is not None:
         session.title = title
@@ -128,7 +152,11 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
             continue
         try:
             events.append(json.loads(line))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except RecursionError:
+            raise InvalidInput(f"line {number} of {source} is {_TOO_DEEP}") from None
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+                raise InvalidInput(f"line {number} of {source} {_TOO_LONG}") from None
             raise InvalidInput(f"line {number} of {source} is not JSON; give one event object per line") from None
     count = obj.vault().append(session_id, events)
     if as_json:
@@ -137,12 +165,22 @@ def append(obj: Context, session_id: str, source: str, as_json: bool) -> None:
         click.echo(f"appended {count} event(s) to {session_id}", err=True)
 
 
+# Python's parser refuses these (RecursionError; ValueError past sys.get_int_max_str_digits());
+# no session could hold them anyway (the vault stores 64-bit integers and about 250 levels).
+_TOO_DEEP = "JSON nested too deep to read (over about 1,000 levels); no session holds that"
+_TOO_LONG = "holds an integer of thousands of digits; a session holds integers of up to 64 bits"
+
+
 def _parse_session(data: bytes) -> Session:
     from sessionseal.models import parse_session
 
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InvalidInput(f"the input is {_TOO_DEEP}") from None
+    except ValueError as exc:
+        if not isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            raise InvalidInput(f"the input {_TOO_LONG}") from None
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"the input is not valid JSON{where}; give a session document") from None
     if not isinstance(doc, dict):
@@ -160,7 +198,7 @@ def show(obj: Context, session_id: str, as_json: bool) -> None:
     if as_json:
         # The stored document is authenticated: pass it on without building models.
         doc = json.loads(obj.vault().load_json(session_id))
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json_text(json.dumps(doc, indent=2, ensure_ascii=False)))
         return
     vault = obj.vault()
     session = vault.load(session_id)
@@ -178,6 +216,7 @@ def _list_filters(fn: Any) -> Any:
 
 _FILTER_OPTIONS = [
     click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only sessions with this tag (repeatable: all)."),
+    text_file_option("--tags-file", "more tags to match (blank- or line-separated)"),
     click.option(
         "--status",
         "statuses",
@@ -188,11 +227,13 @@ _FILTER_OPTIONS = [
     click.option("--since", metavar="WHEN", help="Updated at or after WHEN: a date, an RFC 3339 time, or 7d, 12h ago."),
     click.option("--until", metavar="WHEN", help="Updated before WHEN."),
     click.option("--workspace", metavar="DIR", help="Only sessions whose workspace is DIR or inside it."),
+    text_file_option("--workspace-file", "the --workspace directory"),
     click.option("--here", is_flag=True, help="Only sessions whose workspace is the current directory or inside it."),
     click.option("--pinned", is_flag=True, help="Only pinned sessions."),
     click.option("--min-cost", type=float, metavar="USD", help="Only sessions that cost at least this."),
     click.option("--max-cost", type=float, metavar="USD", help="Only sessions that cost at most this."),
     click.option("--model", metavar="NAME", help="Only sessions a model of this name answered in."),
+    text_file_option("--model-file", "the --model name"),
     click.option(
         "--sort",
         type=click.Choice(["updated", "created", "accessed", "size", "cost", "title"]),
@@ -218,19 +259,30 @@ def query_of(here: bool, which: str | None, filters: dict[str, Any]) -> Any:
 
     from ._audit_cmds import parse_when
 
-    if here and filters["workspace"]:
+    tags = private_words(filters["tags"], filters["tags_file"], what="the tags", name="--tag", option="--tags-file")
+    workspace = private_text(
+        filters["workspace"],
+        filters["workspace_file"],
+        what="the workspace",
+        name="--workspace",
+        option="--workspace-file",
+    )
+    model = private_text(
+        filters["model"], filters["model_file"], what="the model", name="--model", option="--model-file"
+    )
+    if here and workspace is not None:
         raise click.UsageError("give --workspace DIR or --here, not both")
     return ListQuery(
         archived={"archived": True, "all": None}.get(which or "", False),
-        tags=filters["tags"],
+        tags=tags,
         statuses=filters["statuses"],
         since=parse_when(filters["since"], "--since") if filters["since"] else None,
         until=parse_when(filters["until"], "--until") if filters["until"] else None,
-        workspace=os.getcwd() if here else filters["workspace"] and os.path.abspath(filters["workspace"]),
+        workspace=os.getcwd() if here else workspace and os.path.abspath(workspace),
         pinned=True if filters["pinned"] else None,
         min_cost=filters["min_cost"],
         max_cost=filters["max_cost"],
-        model=filters["model"],
+        model=model,
         sort=filters.get("sort", "updated"),
         limit=filters["limit"],
     )
@@ -248,29 +300,49 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
         # The documents as stored (authenticated): no models for what only goes to stdout.
         data, problems = obj.vault().list_json(query)
         for line in problems:
-            click.echo(f"sessionseal: warning: {line}", err=True)
-        click.echo(data)  # bytes go to the binary stream as they are: no 5 MB decode and re-encode
+            say(f"sessionseal: warning: {line}")
+        # Piped, the bytes go to the binary stream as they are: no 5 MB decode and re-encode.
+        click.echo(json_text(data.decode()) if at_terminal() else data)
         return
     summaries, problems = obj.vault().list_with_problems(query)
     for line in problems:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")
     from ._render import render_list
 
     render_list(summaries)
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", metavar="[TEXT|-]", required=False)
+@text_file_option("--text-file", "the text to search for")
 @_list_filters
 @click.option("--case-sensitive", is_flag=True, help="Match case exactly (default: ASCII letters in any case).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
 def search(
-    obj: Context, /, *, text: str, which: str | None, here: bool, case_sensitive: bool, as_json: bool, **filters: Any
+    obj: Context,
+    /,
+    *,
+    text: str | None,
+    text_file: str | None,
+    which: str | None,
+    here: bool,
+    case_sensitive: bool,
+    as_json: bool,
+    **filters: Any,
 ) -> None:
-    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default)."""
-    hits = obj.vault().search(text, query_of(here, which, filters), case_sensitive=case_sensitive)
+    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default).
+
+    TEXT is seen by every local user in the process list: give - to read it from stdin,
+    --text-file, or leave it out to be asked at a terminal.
+    """
+    what = private_text(
+        text, text_file, what="the search text", name="TEXT", option="--text-file", dash=True, prompt="Search for"
+    )
+    assert what is not None
+    query = query_of(here, which, filters)
+    hits = obj.vault().search(what, query, case_sensitive=case_sensitive)
     if as_json:
         echo_json(
             [
@@ -295,13 +367,15 @@ def _latest_query(here: bool, tags: tuple[str, ...]) -> Any:
 @cli.command()
 @click.option("--here", is_flag=True, help="The latest whose workspace is the current directory (or inside it).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="The latest with this tag (repeatable: all).")
+@text_file_option("--tags-file", "more tags to match (blank- or line-separated)")
 @click.option("--json", "as_json", is_flag=True, help="Print its summary as JSON instead of its id.")
 @click.pass_obj
 @handle_errors
-def latest(obj: Context, here: bool, tags: tuple[str, ...], as_json: bool) -> None:
+def latest(obj: Context, here: bool, tags: tuple[str, ...], tags_file: str | None, as_json: bool) -> None:
     """Print the id of the most recently updated session (exit 3 when there is none)."""
     from sessionseal.errors import SessionNotFound
 
+    tags = private_words(tags, tags_file, what="the tags", name="--tag", option="--tags-file")
     found = obj.vault().latest(_latest_query(here, tags))
     if found is None:
         raise SessionNotFound("no session matches; see 'sessionseal list'")
@@ -332,7 +406,7 @@ def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, a
         session_id = str(found.id)
     assert session_id is not None
     if as_json:
-        click.echo(vault.load_json(session_id).decode())
+        click.echo(json_text(vault.load_json(session_id).decode()))
         return
     from ._render import render_session
 
@@ -355,16 +429,28 @@ def delete(obj: Context, session_id: str, yes: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--from-keyring-file",
+    is_flag=True,
+    help="Move a key an older sessionseal put in a keyrings.alt file into the OS keychain, rotate it, "
+    "and remove the file's copy (docs/keychain.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def rekey(obj: Context, as_json: bool) -> None:
+def rekey(obj: Context, from_keyring_file: bool, as_json: bool) -> None:
     """Rotate the master key; the old one leaves the key store once the new one is in use."""
-    vault = obj.vault()
-    epoch = vault.rekey()
+    vault = obj.vault(auto_cleanup=not from_keyring_file)
+    epoch = vault.rekey(from_keyring_file=from_keyring_file)
     if as_json:
         echo_json({"vault_id": str(vault.vault_id), "epoch": epoch})
         return
+    if from_keyring_file:
+        click.echo(
+            "Moved the master key into the OS keychain and removed the keyrings.alt file's entry; "
+            "backups of that file hold only the old key",
+            err=True,
+        )
     click.echo(f"Rotated the master key to epoch {epoch}; old copies of the vault no longer open with it", err=True)
 
 
@@ -393,6 +479,7 @@ def info(obj: Context, as_json: bool) -> None:
         "vault_id": i.vault_id,
         "key_provider": i.key_provider,
         "key_provider_detail": i.key_provider_detail,
+        "key_backend": i.key_backend,
         "format_version": i.format_version,
         "container_version": i.container_version,
         "created_at": i.created_at,
@@ -406,7 +493,8 @@ def info(obj: Context, as_json: bool) -> None:
         return
     width = max(len(k) for k in doc)
     for k, v in doc.items():
-        click.echo(f"{k:<{width}}  {v}")
+        if v is not None:
+            click.echo(shown(f"{k:<{width}}  {v}"))
 
 
 @cli.command()
@@ -500,8 +588,16 @@ cli.add_command(sanitize_command)
 cli.add_command(scan_command)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sessionseal`` console script."""
+def main(argv: list[str] | None = None, *, secret_env: dict[str, str] | None = None) -> None:
+    """Entry point of the ``sessionseal`` console script.
+
+    :param secret_env: passphrase variables the process took out of its environment at start
+        (``sessionseal._main``), so that no child inherits them; read as if still there.
+    """
+    if secret_env:
+        from ._common import taken_env
+
+        taken_env.update(secret_env)
     cli.main(args=argv, prog_name="sessionseal")
 
 

@@ -13,6 +13,7 @@ import click
 from sessionseal.errors import AuditLogTampered, InvalidInput
 
 from ._common import Context, echo_json, fail, handle_errors
+from ._terminal import json_text, say
 
 __all__ = ["audit_group"]
 
@@ -25,7 +26,11 @@ def parse_when(value: str, option: str) -> datetime:
     v = value.strip()
     m = _DURATION.match(v)
     if m:
-        return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        # A duration past the calendar (or of thousands of digits) is bad input, not a crash.
+        try:
+            return datetime.now(UTC) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except (OverflowError, ValueError):
+            raise InvalidInput(f"{option} goes back further than the calendar; give a shorter duration") from None
     try:
         when = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
@@ -42,7 +47,7 @@ def audit_group() -> None:
 @click.option("--since", metavar="WHEN", help="Only records at or after WHEN (date, RFC 3339 time, or 7d / 12h ago).")
 @click.option("--until", metavar="WHEN", help="Only records before WHEN.")
 @click.option("--action", "actions", multiple=True, help="Only this action (repeatable): save, load, list, delete...")
-@click.option("--session", metavar="ID", help="Only records about this session.")
+@click.option("--session", metavar="ID", help="Only records about this session (while the vault holds its key).")
 @click.option("--user", metavar="NAME", help="Only records of this OS user (name or uid).")
 @click.option("--outcome", type=click.Choice(["ok", "denied", "error"]), help="Only this outcome.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N matching records.")
@@ -60,14 +65,19 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """Print audit records, oldest first (as stored; 'audit verify' checks them)."""
+    """Print audit records, oldest first, each marked verified or not.
+
+    The chain is checked as it is read: a record the MAC chain does not vouch for (not yet
+    chained, after the first bad record, or with a box that does not open) is marked
+    unverified, with why.  Sessions are shown by id while the vault holds their key; an
+    erased session's records show its tag only.
+    """
     lo = parse_when(since, "--since") if since else None
     hi = parse_when(until, "--until") if until else None
+    records, report = obj.vault().audit_entries(session=session)
     out: list[dict[str, Any]] = []
-    for rec in obj.vault().audit_records():
+    for rec in records:
         if actions and rec.get("action") not in actions:
-            continue
-        if session and rec.get("session") != session.strip():
             continue
         if user and user not in (rec.get("user"), str(rec.get("uid"))):
             continue
@@ -83,9 +93,16 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
         out.append(rec)
     if limit:
         out = out[-limit:]
+    first = next((p for p in report.problems if p.severity == "error"), None)
+    if first is not None:
+        click.echo(
+            f"sessionseal: warning: the audit log does not verify: {first.describe()}; "
+            "records it does not vouch for are marked unverified",
+            err=True,
+        )
     if as_json:
         for rec in out:
-            sys.stdout.write(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(json.dumps(rec, sort_keys=True, ensure_ascii=False)) + "\n")
         return
     from ._render import render_audit
 
@@ -108,10 +125,10 @@ def audit_verify(obj: Context, repair: bool, as_json: bool) -> None:
         echo_json(report.as_dict())
     else:
         for line in report.repaired:
-            click.echo(f"repaired: {line}", err=True)
+            say(f"repaired: {line}")
         for p in report.problems:
             if p.severity == "warning":
-                click.echo(f"sessionseal: warning: {p.describe()}", err=True)
+                say(f"sessionseal: warning: {p.describe()}")
         if report.ok:
             span = f"records {report.first_seq}-{report.last_seq}" if report.records else "no records yet"
             click.echo(f"audit log OK: {report.records} records ({span}) in {len(report.files)} file(s)")

@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
@@ -25,12 +25,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_INTERNAL",
+    "TEXT_LIMIT",
     "Context",
+    "OneLineUsageError",
+    "claim_stdin",
     "echo_json",
     "handle_errors",
     "interactive",
     "passphrase_source",
+    "private_text",
+    "private_words",
     "read_input",
+    "text_file_option",
     "warn_if_short",
 ]
 
@@ -50,8 +56,11 @@ def interactive() -> bool:
 
 
 def fail(message: str, code: int) -> None:
-    """Print one error line and exit with *code*."""
-    click.echo(f"sessionseal: error: {message}", err=True)
+    """Print one error line and exit with *code*.  It may name a file or hold stored text: its
+    control characters (newlines too) are shown as escapes, whatever stderr is."""
+    from ._terminal import visible
+
+    click.echo(f"sessionseal: error: {visible(message, one_line=True)}", err=True)
     sys.exit(code)
 
 
@@ -68,6 +77,11 @@ def handle_errors(fn: _F) -> _F:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             click.echo("sessionseal: interrupted; nothing was left half-written", err=True)
+            sys.exit(130)
+        except click.exceptions.Abort:
+            # Ctrl-C or Ctrl-D at a prompt, or "no" to a confirmation: every prompt comes
+            # before the command changes anything.
+            click.echo("sessionseal: cancelled; nothing was changed", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -120,6 +134,11 @@ def _read_passphrase_file(path: str, option: str) -> bytes:
     return data[:-1] if data.endswith(b"\n") else data
 
 
+#: SESSIONSEAL_PASSPHRASE and SESSIONSEAL_BUNDLE_PASSPHRASE, when the ``sessionseal`` process
+#: removed them from its environment at start so that no child process inherits them.
+taken_env: dict[str, str] = {}
+
+
 def passphrase_source(
     passphrase_file: str | None,
     *,
@@ -138,7 +157,8 @@ def passphrase_source(
     def get() -> bytes:
         if passphrase_file:
             return _read_passphrase_file(passphrase_file, option)
-        value_env = os.environ.get(env) if env else None
+        # As the process's own command, sessionseal took it out of its environment at start.
+        value_env = (os.environ.get(env) or taken_env.get(env)) if env else None
         if value_env:
             return value_env.encode()
         if interactive():
@@ -204,10 +224,11 @@ class Context:
             self._vault.close()
 
 
-def read_input(source: str, limit: int) -> bytes:
+def read_input(source: str, limit: int, *, what: str = "the input") -> bytes:
     """Read a document from a file or ``-`` (stdin), refusing more than *limit* bytes."""
     try:
         if source == "-":
+            claim_stdin(what)
             data = sys.stdin.buffer.read(limit + 1)
         else:
             with open(Path(source), "rb") as f:
@@ -221,6 +242,147 @@ def read_input(source: str, limit: int) -> bytes:
     return data
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error printed as one line, like every other error (exit 2, no usage block)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"sessionseal: error: {self.format_message()}", err=True)
+
+
+_STDIN_OWNER: Final = "sessionseal.stdin"
+
+
+def claim_stdin(what: str) -> None:
+    """Record that *what* reads stdin in this invocation; refuse a second reader.
+
+    stdin is one stream: two inputs read from it (``save``'s document and ``--title-file -``,
+    say) would split it at a place nobody chose.  The claim lives in the click context's
+    ``meta``, which one invocation's nested contexts share.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    first = ctx.meta.get(_STDIN_OWNER)
+    if first is not None:
+        raise OneLineUsageError(f"{first} and {what} both read stdin; give one of them in a file")
+    ctx.meta[_STDIN_OWNER] = what
+
+
+#: The most a private text read from a file or stdin may hold (a title, a description, a
+#: tag list, a search text...): far more than any needs, and a bound on what a wrong file
+#: given by mistake (a disk image, /dev/zero) costs.
+TEXT_LIMIT: Final = 1 << 20
+
+
+def _read_text(source: str, what: str, label: str) -> str:
+    """The UTF-8 text of FILE or ``-`` (stdin), less one trailing newline.
+
+    Messages name the file, never what it holds.
+    """
+    where = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            claim_stdin(label)
+            data = sys.stdin.buffer.read(TEXT_LIMIT + 1)
+        else:
+            with open(source, "rb") as f:
+                data = f.read(TEXT_LIMIT + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} from {where}: {exc.strerror}") from None
+    if len(data) > TEXT_LIMIT:
+        raise InvalidInput(f"{what} in {where} is over {TEXT_LIMIT >> 20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what} in {where} is not UTF-8 text") from None
+    # The newline that editors, echo and here-documents add is not part of the text; only
+    # one goes, so a text that really ends in a newline keeps the rest.
+    for end in ("\r\n", "\n"):
+        if text.endswith(end):
+            return text[: -len(end)]
+    return text
+
+
+def text_file_option(option: str, what: str) -> Callable[[_F], _F]:
+    """The ``--...-file FILE|-`` sibling of an option or argument that carries private text.
+
+    Every private text has one (tests/unit/test_cli_private_text.py walks the command tree
+    to check): what is on a command line is readable by every local user (docs/cli.md).
+    """
+    return click.option(
+        option,
+        option.lstrip("-").replace("-", "_"),
+        metavar="FILE|-",
+        help=f"Read {what} from FILE (- : stdin) instead of the command line, which other users can see.",
+    )
+
+
+def private_text(
+    value: str | None,
+    file: str | None,
+    *,
+    what: str,
+    name: str,
+    option: str,
+    dash: bool = False,
+    prompt: str | None = None,
+) -> str | None:
+    """A private text: from *file* (its ``--...-file`` option; ``-`` is stdin), from ``-`` in
+    place of an argument (*dash*), from the command line, or else, when the command needs it
+    (*prompt* given), from a prompt at a terminal.  ``None`` when it is optional and absent.
+
+    *name* is how the command line calls it (TITLE, --title), *option* its file option.
+    """
+    if value is not None and file is not None:
+        raise OneLineUsageError(f"give {name} or {option}, not both")
+    if file is not None:
+        return _read_text(file, what, f"{option} -")
+    if dash and value == "-":
+        return _read_text("-", what, f"{name} -")
+    if value is not None or prompt is None:
+        return value
+    if interactive():
+        claim_stdin("the prompt")
+        answer: str = click.prompt(prompt, err=True)
+        return answer
+    raise OneLineUsageError(
+        f"{name} is missing and there is no terminal to ask on; give it"
+        + (", or - to read it from stdin," if dash else "")
+        + f" or {option} FILE"
+    )
+
+
+def private_words(
+    values: tuple[str, ...],
+    file: str | None,
+    *,
+    what: str,
+    name: str,
+    option: str,
+    dash: bool = False,
+    prompt: str | None = None,
+) -> tuple[str, ...]:
+    """Private words such as tags: those given, then those of *file* (``-``: stdin), or of
+    stdin where a value is ``-`` (*dash*), separated by blanks or lines.  When nothing is
+    given and the command needs words (*prompt*), they are asked for at a terminal.
+    """
+    words: list[str] = []
+    for value in values:
+        if dash and value == "-":
+            words += _read_text("-", what, f"{name} -").split()
+        else:
+            words.append(value)
+    if file is not None:
+        words += _read_text(file, what, f"{option} -").split()
+    if values or file is not None or prompt is None:
+        return tuple(words)
+    answer = private_text(None, None, what=what, name=name, option=option, dash=dash, prompt=prompt)
+    return tuple((answer or "").split())
+
+
 def echo_json(value: Any) -> None:
-    """Print JSON for scripts: one document, sorted keys, UTF-8."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+    """Print JSON for scripts: one document, sorted keys, UTF-8 (at a terminal, C1 controls
+    and invisible format characters as ``\\u`` escapes: the same value, see ``_terminal``)."""
+    from ._terminal import json_text
+
+    click.echo(json_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)))

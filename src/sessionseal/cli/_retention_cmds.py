@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import Context, echo_json, handle_errors, interactive
+from ._terminal import say
 
 if TYPE_CHECKING:
     from sessionseal import CleanupPlan, CleanupResult, RetentionConfig, Vault
@@ -94,11 +95,11 @@ def cleanup(obj: Context, /, dry_run: bool, yes: bool, show_kept: bool, as_json:
         err=True,
     )
     for sid, why in result.skipped:
-        click.echo(f"sessionseal: note: kept {sid}: {why}", err=True)
+        say(f"sessionseal: note: kept {sid}: {why}")
     if result.orphans_removed:
         click.echo(f"Also removed {result.orphans_removed} file(s) left by an interrupted delete", err=True)
     for line in result.warnings:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")
 
 
 def _run_with_progress(vault: Vault, plan: CleanupPlan, *, show: bool) -> CleanupResult:
@@ -149,14 +150,14 @@ def _report(
     render_plan(shown, source, plan.policy.describe())
     kept = ", ".join(f"{rule} {n}" for rule, n in plan.kept_by_rule().items()) or "none"
     if not plan.remove:
-        click.echo(f"Nothing to remove; keeping {len(plan.keep)}: {kept}", err=True)
+        say(f"Nothing to remove; keeping {len(plan.keep)}: {kept}")
     else:
         verb = "would be removed" if dry_run else "to remove"
-        click.echo(f"{len(plan.remove)} {verb} ({_size(plan.bytes_freed)}); keeping {len(plan.keep)}: {kept}", err=True)
+        say(f"{len(plan.remove)} {verb} ({_size(plan.bytes_freed)}); keeping {len(plan.keep)}: {kept}")
     if plan.orphans:
         click.echo(f"{plan.orphans} file(s) left by an interrupted delete will be removed too", err=True)
     for line in plan.warnings:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")
 
 
 def _size(n: int) -> str:
@@ -244,4 +245,4 @@ def stats(obj: Context, as_json: bool) -> None:
         for k, v in rows:
             click.echo(f"{k:<10}  {v}")
     for line in st.warnings:
-        click.echo(f"sessionseal: warning: {line}", err=True)
+        say(f"sessionseal: warning: {line}")

@@ -1,7 +1,7 @@
 """``sessionseal sanitize`` and ``sessionseal scan``: the sanitizer without a vault.
 
 ``sanitize`` is a filter (stdin to stdout) with a random per-run fingerprint key, so its
-placeholders are consistent within one run and unlinkable across runs.  ``scan`` lists
+token placeholders are consistent within one run and unlinkable across runs.  ``scan`` lists
 findings as ``file:line:col rule masked-preview`` (never the value) and exits 1 when it
 finds anything, for pre-commit hooks and CI.  Both work on bytes that are not UTF-8: the
 undecodable bytes pass through unchanged.
@@ -41,8 +41,9 @@ _ENGINE_OPTION = click.option(
 def sanitize_command(report: bool, engine: str | None) -> None:
     """Read text on stdin, write it with every secret replaced on stdout.
 
-    Placeholders look like [REDACTED:github-pat:1a2b3c4d]; the fingerprint uses a random
-    key for this run only.  Nothing but counts is ever reported.
+    Placeholders look like [REDACTED:github-pat:1a2b3c4d] for tokens (the fingerprint uses
+    a random key for this run only) and [REDACTED:password-in-prose] for passwords and
+    other values a person may have chosen.  Nothing but counts is ever reported.
     """
     from sessionseal._sanitize._filter import run_filter
 
@@ -71,6 +72,8 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
     """
     from sessionseal._sanitize import Sanitizer, mask_preview
 
+    from ._terminal import say, shown
+
     sanitizer = Sanitizer(os.urandom(32), engine=engine)
     findings: list[dict[str, Any]] = []
     unreadable = False
@@ -82,7 +85,7 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
                 with open(name, "rb") as fh:
                     raw = fh.read()
         except OSError as exc:
-            click.echo(f"sessionseal: error: cannot read {name}: {exc.strerror or exc}", err=True)
+            say(f"sessionseal: error: cannot read {name}: {exc.strerror or exc}")
             unreadable = True
             continue
         text = raw.decode(_ENCODING, _ERRORS)
@@ -98,7 +101,7 @@ def scan_command(files: tuple[str, ...], as_json: bool, engine: str | None) -> N
         click.echo(json.dumps(findings, indent=2))
     else:
         for item in findings:
-            click.echo(f"{item['file']}:{item['line']}:{item['column']} {item['rule']} {item['preview']}")
+            click.echo(shown(f"{item['file']}:{item['line']}:{item['column']} {item['rule']} {item['preview']}"))
     if unreadable:
         sys.exit(EXIT_UNREADABLE)
     sys.exit(EXIT_FOUND if findings else 0)

@@ -32,17 +32,18 @@ def _outcome_json(o: TranscriptOutcome) -> dict[str, Any]:
         "unknown_records": o.unknown,
         "redactions": o.redactions,
         "removed": o.removed,
+        "kept": o.kept,
         "error": o.error,
         "warnings": o.warnings,
     }
 
 
 def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(stderr=False)
+    from ._render import stdout_console
+
+    console, t = stdout_console()  # file names and errors are shown literally, escapes visible
     table = Table(show_edge=False, pad_edge=False)
     for col in ("tool", "file", "action", "msgs", "redacted", "kept raw", "session"):
         table.add_column(col, justify="right" if col in ("msgs", "redacted", "kept raw") else "left")
@@ -50,10 +51,12 @@ def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
         action = o.action + (" (would)" if dry_run and o.action in ("new", "appended", "updated") else "")
         if o.removed:
             action += ", original removed"
+        elif o.kept:
+            action += f", original kept ({o.kept})"
         table.add_row(
             o.tool or "-",
-            escape(os.path.basename(o.path)),
-            escape(action if not o.error else f"{action}: {o.error}"),
+            t(os.path.basename(o.path)),
+            t(action if not o.error else f"{action}: {o.error}"),
             str(o.messages),
             str(sum(o.redactions.values())),
             str(sum(o.unknown.values())),
@@ -64,6 +67,19 @@ def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
     for o in outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
     console.print(", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no transcripts found")
+    originals = _originals(outcomes)
+    if originals["removed"] or originals["kept"]:
+        kept = ", ".join(f"{n} {why}" for why, n in sorted(originals["kept"].items()))
+        console.print(f"originals: {originals['removed']} removed" + (f", kept: {kept}" if kept else ""))
+
+
+def _originals(outcomes: list[TranscriptOutcome]) -> dict[str, Any]:
+    """How many originals were removed, and how many kept for each reason."""
+    kept: dict[str, int] = {}
+    for o in outcomes:
+        if o.kept:
+            kept[o.kept] = kept.get(o.kept, 0) + 1
+    return {"removed": sum(o.removed for o in outcomes), "kept": kept}
 
 
 @click.command(name="import-transcripts")
@@ -90,7 +106,15 @@ def _render(outcomes: list[TranscriptOutcome], dry_run: bool) -> None:
 @click.option(
     "--remove-originals",
     is_flag=True,
-    help="Overwrite and delete each file once its import is verified by reading it back.",
+    help="Overwrite and delete each file once its import is verified by reading it back, if it ends with a "
+    "complete line, is quiet and (Linux) open for writing nowhere; a file kept says why.",
+)
+@click.option(
+    "--quiet-period",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="With --remove-originals: remove only files unmodified for this long (default 600).",
 )
 @click.option("--yes", "-y", is_flag=True, help="With --remove-originals: do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file, then a summary.")
@@ -105,6 +129,7 @@ def import_transcripts(
     dry_run: bool,
     since: str | None,
     remove_originals: bool,
+    quiet_period: int | None,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -120,6 +145,8 @@ def import_transcripts(
 
     if claude is None and codex is None:
         raise click.UsageError("give --claude [DIR], --codex [DIR], or both")
+    if quiet_period is not None and not remove_originals:
+        raise click.UsageError("--quiet-period goes with --remove-originals")
     when = parse_when(since, "--since") if since else None
     paths = find_transcripts(
         claude=False if claude is None else (claude or True), codex=False if codex is None else (codex or True)
@@ -139,12 +166,18 @@ def import_transcripts(
                 dry_run=dry_run,
                 since=when,
                 remove_originals=remove_originals,
+                quiet_period=quiet_period,
                 progress=lambda done, _total: bar.update(task, completed=done),
             )
     else:
-        outcomes = vault.import_transcripts(paths, dry_run=dry_run, since=when, remove_originals=remove_originals)
+        outcomes = vault.import_transcripts(
+            paths, dry_run=dry_run, since=when, remove_originals=remove_originals, quiet_period=quiet_period
+        )
     if as_json:
-        echo_json({"dry_run": dry_run, "files": [_outcome_json(o) for o in outcomes]})
+        summary: dict[str, Any] = {"dry_run": dry_run, "files": [_outcome_json(o) for o in outcomes]}
+        if remove_originals and not dry_run:
+            summary["originals"] = _originals(outcomes)
+        echo_json(summary)
     else:
         _render(outcomes, dry_run)
     if any(o.action == "failed" for o in outcomes):

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ._common import Context, echo_json, handle_errors, passphrase_source, read_input
+from ._terminal import say
 
 __all__ = ["export_command", "import_command"]
 
@@ -114,7 +115,7 @@ def export_command(
     if as_json:
         echo_json(summary)
     elif result.path:
-        click.echo(f"Exported {len(result.session_ids)} session(s) as {fmt} to {result.path}", err=True)
+        say(f"Exported {len(result.session_ids)} session(s) as {fmt} to {result.path}")
 
 
 @click.command(name="import")
@@ -127,22 +128,39 @@ def export_command(
     help="A session whose id is already in the vault: skip it, replace it (a checkpoint keeps the old), or copy.",
 )
 @_BUNDLE_OPTION
+@click.option(
+    "--allow-expensive-kdf",
+    is_flag=True,
+    help="Open a bundle that asks for more scrypt work than sessionseal writes (up to 4 GiB of memory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
 @click.pass_obj
 @handle_errors
 def import_command(
-    obj: Context, /, *, source: str, on_conflict: str, bundle_passphrase_file: str | None, as_json: bool
+    obj: Context,
+    /,
+    *,
+    source: str,
+    on_conflict: str,
+    bundle_passphrase_file: str | None,
+    allow_expensive_kdf: bool,
+    as_json: bool,
 ) -> None:
     """Import a bundle (from 'export') or session JSON (one document or a list).
 
     Everything imported is validated and sanitized with this vault's rules; a bad document
-    imports nothing.  Times are kept.
+    imports nothing.  Times are kept.  A bundle that asks for more scrypt work than
+    sessionseal writes, or holds more than the vault stores, is refused before any work
+    (exit 8).
     """
     from sessionseal import Vault
 
     data = read_input(source, Vault.MAX_SESSION_BYTES + (1 << 20))
     result = obj.vault().import_sessions(
-        data, passphrase=_bundle_passphrase(bundle_passphrase_file, confirm=False), on_conflict=on_conflict
+        data,
+        passphrase=_bundle_passphrase(bundle_passphrase_file, confirm=False),
+        on_conflict=on_conflict,
+        allow_expensive_kdf=allow_expensive_kdf,
     )
     if as_json:
         echo_json(
@@ -157,7 +175,7 @@ def import_command(
     for sid in result.imported:
         click.echo(str(sid))
     for given, why in result.skipped:
-        click.echo(f"sessionseal: skipped {given}: {why} (see --on-conflict)", err=True)
+        say(f"sessionseal: skipped {given}: {why} (see --on-conflict)")
     redacted = sum(result.redactions.values())
     note = f"; {redacted} secret(s) redacted on the way in" if redacted else ""
     click.echo(f"Imported {len(result.imported)} session(s) from a {result.source}{note}", err=True)

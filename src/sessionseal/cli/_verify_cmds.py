@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from ._common import Context, echo_json, handle_errors, interactive
+from ._terminal import say
 
 if TYPE_CHECKING:
     from sessionseal import VerifyResult
@@ -63,9 +64,9 @@ def _with_progress(vault: Any, *, read_data: bool, repair: bool) -> VerifyResult
 
 def _render(result: VerifyResult) -> None:
     for line in result.repaired:
-        click.echo(f"repaired: {line}", err=True)
+        say(f"repaired: {line}")
     for p in result.problems:
-        click.echo(f"{p.severity}: [{p.code}] {p.describe()}", err=True)
+        say(f"{p.severity}: [{p.code}] {p.describe()}")
     c = result.counts
     what = "every frame" if result.read_data else "headers and summaries"
     summary = (
