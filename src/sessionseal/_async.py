@@ -192,6 +192,10 @@ class AsyncVault:
         """See :meth:`Vault.rekey`."""
         return await asyncio.to_thread(self.sync.rekey, from_keyring_file=from_keyring_file)
 
+    async def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
+        """See :meth:`Vault.change_passphrase` (scrypt and a callable run in the worker thread)."""
+        return await asyncio.to_thread(self.sync.change_passphrase, new_passphrase)
+
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""
         return await asyncio.to_thread(self.sync.info)

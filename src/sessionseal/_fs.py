@@ -426,6 +426,18 @@ class Dir:
             raise _storage_error(exc, "inspect", self._path(name)) from exc
         _check_owner_only(st, self._path(name), is_dir=False)
 
+    def identity(self, name: str) -> tuple[int, int, int, int] | None:
+        """What *name* is now (device, inode, change time, size; never followed), or None when
+        it is missing: a reader compares it before and after a read to tell a file replaced
+        under it from a damaged one."""
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _storage_error(exc, "inspect", self._path(name)) from exc
+        return st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size
+
     def exists(self, name: str) -> bool:
         """Whether *name* exists (as anything, links included, never followed)."""
         try:
@@ -434,8 +446,40 @@ class Dir:
             return False
         return True
 
-    def write_atomic(self, name: str, data: bytes) -> None:
-        """Replace *name* with *data*: temp file, fsync, rename, fsync(dir)."""
+    def write_atomic(self, name: str, data: bytes, *, overwrite_old: bool = False) -> bool:
+        """Replace *name* with *data*: temp file, fsync, rename, fsync(dir).
+
+        :param overwrite_old: also overwrite the content of the file replaced (a key file):
+            it is opened (checked) before the rename and, once the rename is durable and no
+            name links it any more, zeroed and truncated through that descriptor.  A rename
+            leaves the old inode's blocks as they were; this is the only way to reach them
+            without a window in which *name* is missing or half-written.  Best effort on the
+            medium (docs/secure-deletion.md), and never a reason to fail a replace that is done.
+        :returns: whether an old file's content was overwritten.
+        """
+        old = -1
+        if overwrite_old:
+            # Missing, or not a file we may write (a link, a mode of 0400, another owner): the
+            # replace goes ahead as a plain rename over it, with nothing overwritten.
+            with contextlib.suppress(FileNotFoundError, StorageError, UnsafePermissions):
+                old = self._open_checked(name, os.O_WRONLY)
+        try:
+            self._write_atomic(name, data)
+            if old < 0:
+                return False
+            try:
+                st = os.fstat(old)
+                if st.st_nlink != 0:  # still reachable by a name: not ours to overwrite
+                    return False
+                _zero_and_truncate(old, st.st_size)
+            except OSError:
+                return False
+            return True
+        finally:
+            if old >= 0:
+                os.close(old)
+
+    def _write_atomic(self, name: str, data: bytes) -> None:
         tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             fd = os.open(

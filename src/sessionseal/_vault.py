@@ -2128,6 +2128,40 @@ class Vault:
         self._audit("rekey", detail=detail)
         return epoch
 
+    @_audited("passphrase.change")
+    def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
+        """Re-wrap a passphrase vault's master keys under *new_passphrase* (a new random salt,
+        the key file's scrypt cost); the current passphrase is the one the vault was opened with.
+
+        The current passphrase is checked first, then *new_passphrase* is read (a callable is
+        called then, outside the vault lock: a prompt never holds other processes up).  Under
+        the vault lock the key file is read as it is now (a rotation in flight stays in flight),
+        re-wrapped, replaced atomically, and the replaced file's content is overwritten (best
+        effort: docs/secure-deletion.md).  A crash leaves exactly one of the two passphrases
+        working.  The master keys do not change: after a passphrase may have leaked together
+        with a copy of the vault, follow with :meth:`rekey`.
+
+        :returns: whether the old key file's content was overwritten.
+        :raises InvalidInput: a keychain vault (it has no passphrase), or the new passphrase
+            is empty or the current one.
+        :raises WrongPassphrase: the current passphrase is wrong (audited as denied).
+        """
+        provider = self._provider
+        if not isinstance(provider, PassphraseProvider):
+            raise InvalidInput(
+                "this vault keeps its master key in the OS keychain, not under a passphrase: there is no "
+                "passphrase to change (the keychain's own password protects the key)"
+            )
+        self._keytable()  # the current passphrase, before the new one is asked for
+        value = new_passphrase() if callable(new_passphrase) else new_passphrase
+        new = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        with self._vault_lock(), self._mutex:
+            # A key file a killed change or rotation was writing: shredded, not left beside the new one.
+            self._root.sweep_temp()
+            overwritten = provider.change(self.vault_id, new)
+        self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
+        return overwritten
+
     def _adopt_file_key(self) -> builtins.list[_keystore.FileCopy]:
         """Put the key of a keyrings.alt file into the OS keychain, unless it holds one already."""
         if not isinstance(self._provider, KeychainProvider):

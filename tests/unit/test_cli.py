@@ -185,6 +185,7 @@ def test_integrity_failure_exit_code(run, tmp_path: Path) -> None:  # type: igno
 def test_passphrase_vault_via_env_and_file(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     pf = tmp_path / "pass"
     pf.write_text("s3cret phrase\n")
+    pf.chmod(0o600)  # a passphrase file others can read is refused (tests/unit/test_passphrase.py)
     assert run("--passphrase-file", str(pf), "init", "--key-provider", "passphrase").exit_code == 0
     sid = run("--passphrase-file", str(pf), "save", input=MINIMAL).output.strip()
     monkeypatch.setenv("SESSIONSEAL_PASSPHRASE", "s3cret phrase")

@@ -21,6 +21,7 @@ from ._common import (
     private_words,
     read_input,
     text_file_option,
+    warn_if_short,
 )
 from ._terminal import at_terminal, json_text, say, shown
 
@@ -70,7 +71,10 @@ def init(obj: Context, key_provider: str, as_json: bool) -> None:
     """Create a vault with a new random master key."""
     from sessionseal import Vault
 
-    passphrase = passphrase_source(obj.passphrase_file, confirm=True) if key_provider == "passphrase" else None
+    # Asked (and its file checked) before anything is created: a refusal leaves no empty vault behind.
+    passphrase = (
+        warn_if_short(passphrase_source(obj.passphrase_file, confirm=True))() if key_provider == "passphrase" else None
+    )
     vault = Vault.init(obj.vault_path, key_provider=key_provider, passphrase=passphrase, interactive=interactive())
     info = vault.info()
     vault.close()
@@ -561,6 +565,7 @@ def demo(keep: bool) -> None:
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
 from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
+from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 from ._transcript_cmds import hook_group, import_transcripts  # noqa: E402
@@ -573,6 +578,7 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
+cli.add_command(passphrase_group)
 cli.add_command(verify)
 cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):

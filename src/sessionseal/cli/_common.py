@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
-from sessionseal.errors import InvalidInput, KeyStoreError, SessionSealError
+from sessionseal.errors import InvalidInput, KeyStoreError, SessionSealError, UnsafePermissions
 
 if TYPE_CHECKING:
     from sessionseal import Vault
@@ -36,6 +37,7 @@ __all__ = [
     "private_words",
     "read_input",
     "text_file_option",
+    "warn_if_short",
 ]
 
 #: An unexpected exception: a bug (EX_SOFTWARE from sysexits.h).
@@ -96,11 +98,37 @@ def handle_errors(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _read_passphrase_file(path: str) -> bytes:
+def _check_passphrase_file(st: os.stat_result, path: str, option: str) -> None:
+    """Refuse a regular passphrase file that is not the user's own and private, as ssh refuses
+    a private key file: owned by you (or root), no permission bits for group or others.  Only
+    regular files: a pipe or a descriptor (``/dev/stdin``, ``/dev/fd/3``, ``<(pass show x)``)
+    is private to the processes that hold it.  Checked on the opened file, so a link to a
+    file of yours is fine and a swap between check and read is not possible."""
+    if st.st_uid not in (os.geteuid(), 0):
+        raise UnsafePermissions(
+            f"{option} {path} is owned by uid {st.st_uid}, not by you; use a passphrase file of your own (mode 600)"
+        )
+    if st.st_mode & 0o077:
+        raise UnsafePermissions(
+            f"{option} {path} has mode {stat.S_IMODE(st.st_mode):04o}: group or others can read or change it; "
+            f"run 'chmod 600 {path}' (and choose a new passphrase if others may have read it)"
+        )
+
+
+def _read_passphrase_file(path: str, option: str) -> bytes:
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                _check_passphrase_file(st, path, option)
             data = f.read(4096)
     except OSError as exc:
+        if isinstance(exc, UnsafePermissions):
+            raise
         raise KeyStoreError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
     # One trailing newline is what editors and `echo` add; it is not part of the passphrase.
     return data[:-1] if data.endswith(b"\n") else data
@@ -115,28 +143,49 @@ def passphrase_source(
     passphrase_file: str | None,
     *,
     confirm: bool = False,
-    env: str = "SESSIONSEAL_PASSPHRASE",
+    env: str | None = "SESSIONSEAL_PASSPHRASE",
     what: str = "Vault passphrase",
     option: str = "--passphrase-file",
 ) -> Callable[[], bytes]:
-    """A callable that finds the passphrase only when the vault needs it:
+    """A callable that finds the passphrase only when the vault needs it, once:
     ``--passphrase-file``, then ``SESSIONSEAL_PASSPHRASE``, then a prompt at a terminal.
-    (A bundle's passphrase comes the same way, from its own option and variable.)
+    (A bundle's passphrase comes the same way, from its own option and variable; a new
+    passphrase, with *env* None, only from its file or a prompt.)
     """
 
+    @functools.cache
     def get() -> bytes:
         if passphrase_file:
-            return _read_passphrase_file(passphrase_file)
+            return _read_passphrase_file(passphrase_file, option)
         # As the process's own command, sessionseal took it out of its environment at start.
-        value_env = os.environ.get(env) or taken_env.get(env)
+        value_env = (os.environ.get(env) or taken_env.get(env)) if env else None
         if value_env:
             return value_env.encode()
         if interactive():
             value: str = click.prompt(what, hide_input=True, confirmation_prompt=confirm, err=True)
             return value.encode()
-        raise KeyStoreError(
-            f"the {what.lower()} is needed and there is no terminal to ask on; set {env} or pass {option}"
-        )
+        where = f"set {env} or pass {option}" if env else f"pass {option}"
+        raise KeyStoreError(f"the {what.lower()} is needed and there is no terminal to ask on; {where}")
+
+    return get
+
+
+def warn_if_short(source: Callable[[], bytes], what: str = "passphrase") -> Callable[[], bytes]:
+    """*source*, warning on stderr when the passphrase it gives is short (a warning, not a
+    refusal: the choice is the user's, and scripts that chose must keep working)."""
+    from sessionseal import PassphraseProvider
+
+    def get() -> bytes:
+        value = source()
+        # Characters, not UTF-8 bytes: an "ö" counts once, as the person who typed it counts it.
+        if len(value.decode("utf-8", "replace")) < PassphraseProvider.RECOMMENDED_MIN_CHARS:
+            click.echo(
+                f"sessionseal: warning: the {what} is shorter than {PassphraseProvider.RECOMMENDED_MIN_CHARS} "
+                "characters; whoever gets a copy of the vault can try guesses offline. Choose a longer one "
+                "('sessionseal passphrase change')",
+                err=True,
+            )
+        return value
 
     return get
 
