@@ -56,7 +56,9 @@ def main() -> None:
             os.fsync(plain)
 
         vault = Vault.init(Path(tmp) / "v", key_provider=PassphraseProvider("bench"))
-        ids = [vault.save({"title": f"s{i}", "messages": [{"role": "user", "content": "hello " * 50}]}) for i in range(20)]
+        ids = [
+            vault.save({"title": f"s{i}", "messages": [{"role": "user", "content": "hello " * 50}]}) for i in range(20)
+        ]
         secret = vault._keytable().vault_secret
         log: AuditLog = vault._audit_log
         fields = {"action": "load", "outcome": "ok", "session": str(ids[0]), "bytes": 512}
@@ -93,10 +95,14 @@ def main() -> None:
     }
     print(f"fsynced plain append (floor)   {rows['floor_fsync_append_ms']:8.2f} ms")
     print(f"audit append                   {rows['audit_append_ms']:8.2f} ms   {out['append_vs_floor']:.1f}x the floor")
-    print(f"load, audited / not            {rows['load_audited_ms']:8.2f} / {rows['load_unaudited_ms']:.2f} ms"
-          f"   {out['load_audited_vs_unaudited']:.1f}x")
-    print(f"list of 20, audited / not      {rows['list_audited_ms']:8.2f} / {rows['list_unaudited_ms']:.2f} ms"
-          f"   {out['list_audited_vs_unaudited']:.1f}x")
+    print(
+        f"load, audited / not            {rows['load_audited_ms']:8.2f} / {rows['load_unaudited_ms']:.2f} ms"
+        f"   {out['load_audited_vs_unaudited']:.1f}x"
+    )
+    print(
+        f"list of 20, audited / not      {rows['list_audited_ms']:8.2f} / {rows['list_unaudited_ms']:.2f} ms"
+        f"   {out['list_audited_vs_unaudited']:.1f}x"
+    )
     print(f"verify                         {rows['verify_records_per_s']:8.0f} records/s over {rows['verify_records']}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")

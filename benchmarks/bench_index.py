@@ -101,12 +101,24 @@ def main() -> None:
             names = [f for f in v._sessions.names() if f.endswith(".sst")]
             master = v._master()
             rows = [
-                ("naive: decrypt every META frame (baseline)", median_ms(lambda: [v._read_summary_doc(f) for f in names], a.repeat)),
+                (
+                    "naive: decrypt every META frame (baseline)",
+                    median_ms(lambda: [v._read_summary_doc(f) for f in names], a.repeat),
+                ),
                 ("index: Vault.list(), stamps checked, models", median_ms(lambda: cold(v).list(), a.repeat)),
-                ("  of which: read and decode index.sst", median_ms(lambda: Index.load(v._root, v.vault_id, master), a.repeat)),
-                ("  of which: stat every session file", median_ms(lambda: [os.stat(f, dir_fd=v._sessions.fd) for f in names], a.repeat)),
+                (
+                    "  of which: read and decode index.sst",
+                    median_ms(lambda: Index.load(v._root, v.vault_id, master), a.repeat),
+                ),
+                (
+                    "  of which: stat every session file",
+                    median_ms(lambda: [os.stat(f, dir_fd=v._sessions.fd) for f in names], a.repeat),
+                ),
                 ("index: list_json() (list --json), index read cold", median_ms(lambda: cold(v).list_json(), a.repeat)),
-                ("index: list_json, filtered by tag and workspace", median_ms(lambda: cold(v).list_json(FILTER), a.repeat)),
+                (
+                    "index: list_json, filtered by tag and workspace",
+                    median_ms(lambda: cold(v).list_json(FILTER), a.repeat),
+                ),
             ]
         rows += [
             ("fresh process: info (start-up, no key)", cli_ms(["info", "--json"], path, a.repeat)),

@@ -34,7 +34,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sessionseal import PassphraseProvider, Session, Vault
 
-_WORDS = ["the", "session", "tool", "file", "test", "error", "run", "build", "import", "value", "return", "self", "def", "class", "async", "await", "config", "path", "data", "result", "output", "input", "model", "token", "message", "user", "assistant", "function", "module", "request", "response", "cache", "index", "query", "update", "delete", "create", "list", "table", "column", "row", "vault", "key"]
+_WORDS = [
+    "the",
+    "session",
+    "tool",
+    "file",
+    "test",
+    "error",
+    "run",
+    "build",
+    "import",
+    "value",
+    "return",
+    "self",
+    "def",
+    "class",
+    "async",
+    "await",
+    "config",
+    "path",
+    "data",
+    "result",
+    "output",
+    "input",
+    "model",
+    "token",
+    "message",
+    "user",
+    "assistant",
+    "function",
+    "module",
+    "request",
+    "response",
+    "cache",
+    "index",
+    "query",
+    "update",
+    "delete",
+    "create",
+    "list",
+    "table",
+    "column",
+    "row",
+    "vault",
+    "key",
+]
 
 
 def make_session(target: int, seed: int = 7) -> dict[str, Any]:
@@ -45,16 +89,31 @@ def make_session(target: int, seed: int = 7) -> dict[str, Any]:
     i = 0
     while size < target:
         words = " ".join(rng.choices(_WORDS, k=rng.randint(20, 400)))
-        code = "\n".join(f"    {rng.choice(_WORDS)}_{rng.randint(0, 99)} = {rng.randint(0, 10**6)}" for _ in range(rng.randint(0, 40)))
+        code = "\n".join(
+            f"    {rng.choice(_WORDS)}_{rng.randint(0, 99)} = {rng.randint(0, 10**6)}"
+            for _ in range(rng.randint(0, 40))
+        )
         if i % 3 == 0:
             msg = {"role": "user", "content": words}
         elif i % 3 == 1:
-            msg = {"role": "assistant", "model": "m", "content": [
-                {"type": "text", "text": words},
-                {"type": "tool_call", "id": f"call_{i}", "name": "bash", "arguments": {"command": f"pytest -k {rng.choice(_WORDS)}"}},
-            ]}
+            msg = {
+                "role": "assistant",
+                "model": "m",
+                "content": [
+                    {"type": "text", "text": words},
+                    {
+                        "type": "tool_call",
+                        "id": f"call_{i}",
+                        "name": "bash",
+                        "arguments": {"command": f"pytest -k {rng.choice(_WORDS)}"},
+                    },
+                ],
+            }
         else:
-            msg = {"role": "tool", "content": [{"type": "tool_result", "tool_call_id": f"call_{i - 1}", "content": code + "\n" + words}]}
+            msg = {
+                "role": "tool",
+                "content": [{"type": "tool_result", "tool_call_id": f"call_{i - 1}", "content": code + "\n" + words}],
+            }
         messages.append(msg)
         size += len(orjson.dumps(msg))
         i += 1
@@ -141,8 +200,15 @@ def main() -> None:
             f_save = median_ms(floor_save(doc, root / "floor", key), repeat)
             aead, dctx = AESGCM(key), zstandard.ZstdDecompressor()
             nonce = os.urandom(12)
-            (root / "floor" / "floor.bin").write_bytes(aead.encrypt(nonce, zstandard.ZstdCompressor(level=3).compress(orjson.dumps(doc)), b"aad"))
-            f_load = median_ms(lambda: orjson.loads(dctx.decompress(aead.decrypt(nonce, (root / "floor" / "floor.bin").read_bytes(), b"aad"))), repeat)
+            (root / "floor" / "floor.bin").write_bytes(
+                aead.encrypt(nonce, zstandard.ZstdCompressor(level=3).compress(orjson.dumps(doc)), b"aad")
+            )
+            f_load = median_ms(
+                lambda: orjson.loads(
+                    dctx.decompress(aead.decrypt(nonce, (root / "floor" / "floor.bin").read_bytes(), b"aad"))
+                ),
+                repeat,
+            )
             vault._sanitizer = _PassThrough()  # type: ignore[assignment]
             sid = vault.save(session)
             p_save = median_ms(lambda: vault.save(session), repeat)
@@ -173,7 +239,9 @@ def main() -> None:
         vault.close()
     ten = max(sizes)
     ratio = peak_memory_ratio(ten)
-    print(f"peak memory of one save of {ten >> 20 or ten >> 10} {'MiB' if ten >= 1 << 20 else 'KiB'}: {ratio:.2f}x the session's JSON size")
+    print(
+        f"peak memory of one save of {ten >> 20 or ten >> 10} {'MiB' if ten >= 1 << 20 else 'KiB'}: {ratio:.2f}x the session's JSON size"
+    )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"rows": results, "peak_memory_ratio": ratio}, indent=1))
 

@@ -111,22 +111,63 @@ def main() -> None:
             ],
             "container": good.hex(),
         },
-        {"name": "flipped bit in the body tag", "expect": "integrity failure", **common, "container": flip(good, len(good) - 1).hex()},
-        {"name": "flipped bit in the generation", "expect": "integrity failure", **common, "container": flip(good, 50).hex()},
-        {"name": "flipped bit in the wrapped data key", "expect": "integrity failure", **common, "container": flip(good, 80).hex()},
+        {
+            "name": "flipped bit in the body tag",
+            "expect": "integrity failure",
+            **common,
+            "container": flip(good, len(good) - 1).hex(),
+        },
+        {
+            "name": "flipped bit in the generation",
+            "expect": "integrity failure",
+            **common,
+            "container": flip(good, 50).hex(),
+        },
+        {
+            "name": "flipped bit in the wrapped data key",
+            "expect": "integrity failure",
+            **common,
+            "container": flip(good, 80).hex(),
+        },
         {"name": "bad magic", "expect": "integrity failure", **common, "container": flip(good, 0).hex()},
-        {"name": "newer format version", "expect": "unsupported version", **common,
-         "container": (good[:8] + b"\x02" + good[9:]).hex()},
+        {
+            "name": "newer format version",
+            "expect": "unsupported version",
+            **common,
+            "container": (good[:8] + b"\x02" + good[9:]).hex(),
+        },
         {"name": "unknown flag set", "expect": "integrity failure", **common, "container": flip(good, 11).hex()},
-        {"name": "frames reordered", "expect": "integrity failure", **common,
-         "container": (good[:h] + body_frame + meta_frame).hex()},
-        {"name": "last frame dropped", "expect": "integrity failure (missing body)", **common,
-         "container": (good[:h] + meta_frame).hex()},
-        {"name": "truncated inside the last frame", "expect": "integrity failure", **common, "container": good[:-5].hex()},
-        {"name": "trailing bytes that cannot start a frame", "expect": "integrity failure", **common,
-         "container": (good + b"\x00\x00\x00\x01\x03").hex()},
-        {"name": "wrong key-encryption key", "expect": "integrity failure", **common, "kek": bytes(32).hex(),
-         "container": good.hex()},
+        {
+            "name": "frames reordered",
+            "expect": "integrity failure",
+            **common,
+            "container": (good[:h] + body_frame + meta_frame).hex(),
+        },
+        {
+            "name": "last frame dropped",
+            "expect": "integrity failure (missing body)",
+            **common,
+            "container": (good[:h] + meta_frame).hex(),
+        },
+        {
+            "name": "truncated inside the last frame",
+            "expect": "integrity failure",
+            **common,
+            "container": good[:-5].hex(),
+        },
+        {
+            "name": "trailing bytes that cannot start a frame",
+            "expect": "integrity failure",
+            **common,
+            "container": (good + b"\x00\x00\x00\x01\x03").hex(),
+        },
+        {
+            "name": "wrong key-encryption key",
+            "expect": "integrity failure",
+            **common,
+            "kek": bytes(32).hex(),
+            "container": good.hex(),
+        },
     ]
     vectors += appended_vectors(common)
     vectors += checkpoint_vectors(common, good)
@@ -146,7 +187,11 @@ def bundle() -> None:
     salt, bundle_id, dek = bytes(range(200, 216)), UUID("5b0d1e00-0000-4000-8000-00000000b0b0"), bytes(range(96, 128))
     nonces = [bytes([n] * 12) for n in (20, 21, 22)]
     good = _export.seal_bundle(
-        docs, manifest, b"vector passphrase", log2_n=14, compress=False,
+        docs,
+        manifest,
+        b"vector passphrase",
+        log2_n=14,
+        compress=False,
         _fixed=(salt, bundle_id, dek, iter(nonces)),
     )
     doc = {
@@ -162,15 +207,32 @@ def bundle() -> None:
         "bundle": good.hex(),
         "failures": [
             {"name": "wrong passphrase", "passphrase": "not it", "expect": "wrong passphrase", "bundle": good.hex()},
-            {"name": "flipped bit in the last frame", "expect": "integrity failure",
-             "bundle": flip(good, len(good) - 1).hex()},
+            {
+                "name": "flipped bit in the last frame",
+                "expect": "integrity failure",
+                "bundle": flip(good, len(good) - 1).hex(),
+            },
             {"name": "flipped bit in the salt", "expect": "wrong passphrase", "bundle": flip(good, 20).hex()},
-            {"name": "flipped bit in the session count", "expect": "wrong passphrase", "bundle": flip(good, 28 + 51).hex()},
-            {"name": "last session frame dropped", "expect": "integrity failure",
-             "bundle": good[: 28 + _container.HEADER_SIZE + 4 + struct.unpack_from(">I", good, 28 + 116)[0]].hex()},
-            {"name": "scrypt cost 2^40", "expect": "integrity failure", "bundle": (good[:9] + b"\x28" + good[10:]).hex()},
-            {"name": "newer bundle version", "expect": "unsupported version",
-             "bundle": (good[:8] + b"\x02" + good[9:]).hex()},
+            {
+                "name": "flipped bit in the session count",
+                "expect": "wrong passphrase",
+                "bundle": flip(good, 28 + 51).hex(),
+            },
+            {
+                "name": "last session frame dropped",
+                "expect": "integrity failure",
+                "bundle": good[: 28 + _container.HEADER_SIZE + 4 + struct.unpack_from(">I", good, 28 + 116)[0]].hex(),
+            },
+            {
+                "name": "scrypt cost 2^40",
+                "expect": "integrity failure",
+                "bundle": (good[:9] + b"\x28" + good[10:]).hex(),
+            },
+            {
+                "name": "newer bundle version",
+                "expect": "unsupported version",
+                "bundle": (good[:8] + b"\x02" + good[9:]).hex(),
+            },
         ],
     }
     out = OUT.with_name("bundle-v1.json")
@@ -199,22 +261,57 @@ def appended_vectors(common: dict[str, str]) -> list[dict[str, object]]:
             "frames": [{"type": t, "payload": raw(p).hex()} for t, p in APPENDED],
             "container": full.hex(),
         },
-        {"name": "torn append: cut inside the last META", "expect": "torn append ignored", **common,
-         "frames": committed_first, "container": full[:-3].hex()},
-        {"name": "torn append: EVENTS without its META", "expect": "torn append ignored", **common,
-         "frames": committed_first, "container": (head + b"".join(f[:5])).hex()},
-        {"name": "torn append: cut inside the length of the next frame", "expect": "torn append ignored", **common,
-         "frames": committed_first, "container": (head + b"".join(f[:4]) + f[4][:3]).hex()},
-        {"name": "appended group dropped from the middle", "expect": "integrity failure", **common,
-         "container": (head + b"".join(f[:2] + f[4:])).hex()},
-        {"name": "appended frames swapped", "expect": "integrity failure", **common,
-         "container": (head + b"".join([f[0], f[1], f[3], f[2], f[4], f[5]])).hex()},
-        {"name": "appended group of another session", "expect": "integrity failure", **common,
-         "container": (head + b"".join(f[:2] + other[2:4])).hex()},
-        {"name": "flipped bit in an appended EVENTS frame", "expect": "integrity failure", **common,
-         "container": (head + b"".join(f[:2]) + flip(f[2], 20) + b"".join(f[3:])).hex()},
-        {"name": "two EVENTS frames in a row", "expect": "integrity failure", **common,
-         "container": appended(frames=[*APPENDED[:3], (FrameType.EVENTS, EVENTS2), (FrameType.META, META3)]).hex()},
+        {
+            "name": "torn append: cut inside the last META",
+            "expect": "torn append ignored",
+            **common,
+            "frames": committed_first,
+            "container": full[:-3].hex(),
+        },
+        {
+            "name": "torn append: EVENTS without its META",
+            "expect": "torn append ignored",
+            **common,
+            "frames": committed_first,
+            "container": (head + b"".join(f[:5])).hex(),
+        },
+        {
+            "name": "torn append: cut inside the length of the next frame",
+            "expect": "torn append ignored",
+            **common,
+            "frames": committed_first,
+            "container": (head + b"".join(f[:4]) + f[4][:3]).hex(),
+        },
+        {
+            "name": "appended group dropped from the middle",
+            "expect": "integrity failure",
+            **common,
+            "container": (head + b"".join(f[:2] + f[4:])).hex(),
+        },
+        {
+            "name": "appended frames swapped",
+            "expect": "integrity failure",
+            **common,
+            "container": (head + b"".join([f[0], f[1], f[3], f[2], f[4], f[5]])).hex(),
+        },
+        {
+            "name": "appended group of another session",
+            "expect": "integrity failure",
+            **common,
+            "container": (head + b"".join(f[:2] + other[2:4])).hex(),
+        },
+        {
+            "name": "flipped bit in an appended EVENTS frame",
+            "expect": "integrity failure",
+            **common,
+            "container": (head + b"".join(f[:2]) + flip(f[2], 20) + b"".join(f[3:])).hex(),
+        },
+        {
+            "name": "two EVENTS frames in a row",
+            "expect": "integrity failure",
+            **common,
+            "container": appended(frames=[*APPENDED[:3], (FrameType.EVENTS, EVENTS2), (FrameType.META, META3)]).hex(),
+        },
     ]
 
 
@@ -255,13 +352,28 @@ def checkpoint_vectors(common: dict[str, str], session: bytes) -> list[dict[str,
             "frames": [{"type": t, "payload": raw(p).hex()} for t, p in frames],
             "container": cp.hex(),
         },
-        {"name": "checkpoint opened as another number", "expect": "integrity failure", **common, "checkpoint": 4,
-         "container": cp.hex()},
+        {
+            "name": "checkpoint opened as another number",
+            "expect": "integrity failure",
+            **common,
+            "checkpoint": 4,
+            "container": cp.hex(),
+        },
         {"name": "checkpoint opened as a session", "expect": "integrity failure", **common, "container": cp.hex()},
-        {"name": "session opened as a checkpoint of its generation", "expect": "integrity failure", **common,
-         "checkpoint": 7, "container": session.hex()},
-        {"name": "checkpoint with an appended group", "expect": "integrity failure", **common, "checkpoint": 3,
-         "container": checkpoint([*frames, (FrameType.EVENTS, EVENTS), (FrameType.META, META2)]).hex()},
+        {
+            "name": "session opened as a checkpoint of its generation",
+            "expect": "integrity failure",
+            **common,
+            "checkpoint": 7,
+            "container": session.hex(),
+        },
+        {
+            "name": "checkpoint with an appended group",
+            "expect": "integrity failure",
+            **common,
+            "checkpoint": 3,
+            "container": checkpoint([*frames, (FrameType.EVENTS, EVENTS), (FrameType.META, META2)]).hex(),
+        },
     ]
 
 
@@ -271,19 +383,34 @@ def audit() -> None:
     who = {"user": "ren\u00e9e", "uid": 1001, "pid": 4242, "host": "ws-7", "program": "sessionseal", "version": "0.1.0"}
     bodies: list[dict[str, object]] = [
         {"action": "init", "outcome": "ok", "time": "2026-11-21T09:00:00.000000Z"},
-        {"action": "save", "outcome": "ok", "time": "2026-11-21T09:00:01.250000Z", "session": str(SESSION),
-         "bytes": 5120, "redactions": {"github-pat": 2, "aws-access-key-id": 1}},
-        {"action": "load", "outcome": "error", "error": "SessionNotFound", "time": "2026-11-21T09:00:02.000000Z",
-         "session": "(not a session id)"},
-        {"action": "open", "outcome": "denied", "error": "WrongPassphrase", "time": "2026-11-21T09:00:03.000000Z",
-         "unkeyed": True},
+        {
+            "action": "save",
+            "outcome": "ok",
+            "time": "2026-11-21T09:00:01.250000Z",
+            "session": str(SESSION),
+            "bytes": 5120,
+            "redactions": {"github-pat": 2, "aws-access-key-id": 1},
+        },
+        {
+            "action": "load",
+            "outcome": "error",
+            "error": "SessionNotFound",
+            "time": "2026-11-21T09:00:02.000000Z",
+            "session": "(not a session id)",
+        },
+        {
+            "action": "open",
+            "outcome": "denied",
+            "error": "WrongPassphrase",
+            "time": "2026-11-21T09:00:03.000000Z",
+            "unkeyed": True,
+        },
     ]
     records, lines, prev = [], [], "0" * 64
     for seq, extra in enumerate(bodies, 1):
         fields = {"v": 1, "seq": seq, "prev": prev, **who, **extra}
         line, mac = _audit.record_line(mac_key, fields)
-        records.append({"fields": fields, "body": _audit.canonical(fields).decode(), "mac": mac,
-                        "line": line.decode()})
+        records.append({"fields": fields, "body": _audit.canonical(fields).decode(), "mac": mac, "line": line.decode()})
         lines.append(line)
         prev = mac
     anchor = {"seq": len(lines), "mac": prev}
@@ -311,14 +438,34 @@ def audit() -> None:
         ("two records swapped", [lines[0], lines[2], lines[1], lines[3]], anchor, 3, "out-of-sequence"),
         ("the tail cut off", lines[:2], anchor, 4, "truncated"),
         ("replaced by an older copy", lines[:3], anchor, 4, "truncated"),
-        ("a record re-chained to another predecessor", [lines[0], resealed(1, prev=records[0]["fields"]["prev"]),
-                                                       *lines[2:]], anchor, 2, "broken-chain"),
-        ("a record re-encoded (not canonical)", [lines[0], lines[1].replace(b'{"action"', b'{ "action"'), *lines[2:]],
-         anchor, 2, "bad-mac"),
-        ("a validly MACed record that is not canonical", [lines[0], uncanonical(1), *lines[2:]], anchor, 2,
-         "not-canonical"),
-        ("a whole log with a different history", [resealed(0, time="2026-01-01T00:00:00.000000Z")],
-         {"seq": 1, "mac": records[0]["mac"]}, 1, "replaced"),
+        (
+            "a record re-chained to another predecessor",
+            [lines[0], resealed(1, prev=records[0]["fields"]["prev"]), *lines[2:]],
+            anchor,
+            2,
+            "broken-chain",
+        ),
+        (
+            "a record re-encoded (not canonical)",
+            [lines[0], lines[1].replace(b'{"action"', b'{ "action"'), *lines[2:]],
+            anchor,
+            2,
+            "bad-mac",
+        ),
+        (
+            "a validly MACed record that is not canonical",
+            [lines[0], uncanonical(1), *lines[2:]],
+            anchor,
+            2,
+            "not-canonical",
+        ),
+        (
+            "a whole log with a different history",
+            [resealed(0, time="2026-01-01T00:00:00.000000Z")],
+            {"seq": 1, "mac": records[0]["mac"]},
+            1,
+            "replaced",
+        ),
         ("a garbage line in the middle", [lines[0], b"not a record\n", *lines[1:]], anchor, None, "bad-line"),
     ]
     doc = {
@@ -338,7 +485,6 @@ def audit() -> None:
     print(f"wrote {len(records)} records and {len(tampered)} tamper cases to {AUDIT_OUT}")
 
 
-
 def audit_v2() -> None:
     secret = bytes(range(100, 132))
     mac_key, anchor_key = _audit.AuditLog.keys(secret)
@@ -348,29 +494,75 @@ def audit_v2() -> None:
     sessions = []
     for sid, key in zip(ids, keys, strict=True):
         tag_key, box_key = _audit.subject_keys(key)
-        sessions.append({"id": str(sid), "key": key.hex(), "tag_key": tag_key.hex(), "box_key": box_key.hex(),
-                         "tag": _audit.subject_tag(tag_key)})
+        sessions.append(
+            {
+                "id": str(sid),
+                "key": key.hex(),
+                "tag_key": tag_key.hex(),
+                "box_key": box_key.hex(),
+                "tag": _audit.subject_tag(tag_key),
+            }
+        )
     # (time, action, clear fields, subjects: (role, session index, values or None))
     plan: list[tuple[str, str, dict[str, object], list[tuple[str, int, dict[str, object] | None]]]] = [
-        ("2026-11-21T09:00:01.250000Z", "save", {"outcome": "ok"},
-         [("session", 0, {"id": str(ids[0]), "bytes": 5120, "redactions": {"aws-access-key-id": 1, "github-pat": 2}})]),
-        ("2026-11-21T09:00:02.000000Z", "export", {"outcome": "ok", "detail": {"file": True, "format": "bundle",
-                                                                                "plaintext": False, "sessions": 2}},
-         [("exported", i, {"id": str(ids[i]), "file": "handover.bundle", "format": "bundle", "bytes": 9001,
-                           "sessions": 2}) for i in (0, 1)]),
-        ("2026-11-21T09:00:03.000000Z", "search", {"outcome": "ok", "detail": {"hits": 1, "scanned": 2}},
-         [("match", 1, None)]),
-        ("2026-11-21T09:00:04.000000Z", "load", {"outcome": "error", "error": "SessionNotFound",
-                                                "session": "(not in the vault)"}, []),
-        ("2026-11-21T09:00:05.000000Z", "delete", {"outcome": "ok", "detail": {"epoch": 3, "overwritten": True}},
-         [("session", 0, None)]),
+        (
+            "2026-11-21T09:00:01.250000Z",
+            "save",
+            {"outcome": "ok"},
+            [
+                (
+                    "session",
+                    0,
+                    {"id": str(ids[0]), "bytes": 5120, "redactions": {"aws-access-key-id": 1, "github-pat": 2}},
+                )
+            ],
+        ),
+        (
+            "2026-11-21T09:00:02.000000Z",
+            "export",
+            {"outcome": "ok", "detail": {"file": True, "format": "bundle", "plaintext": False, "sessions": 2}},
+            [
+                (
+                    "exported",
+                    i,
+                    {"id": str(ids[i]), "file": "handover.bundle", "format": "bundle", "bytes": 9001, "sessions": 2},
+                )
+                for i in (0, 1)
+            ],
+        ),
+        (
+            "2026-11-21T09:00:03.000000Z",
+            "search",
+            {"outcome": "ok", "detail": {"hits": 1, "scanned": 2}},
+            [("match", 1, None)],
+        ),
+        (
+            "2026-11-21T09:00:04.000000Z",
+            "load",
+            {"outcome": "error", "error": "SessionNotFound", "session": "(not in the vault)"},
+            [],
+        ),
+        (
+            "2026-11-21T09:00:05.000000Z",
+            "delete",
+            {"outcome": "ok", "detail": {"epoch": 3, "overwritten": True}},
+            [("session", 0, None)],
+        ),
     ]
     # Record 1 is a format 1 record, as a log upgraded in place starts: format 2 chains on from it.
-    v1 = {"v": 1, "seq": 1, "prev": "0" * 64, **who, "action": "init", "outcome": "ok",
-          "time": "2026-11-21T09:00:00.000000Z"}
+    v1 = {
+        "v": 1,
+        "seq": 1,
+        "prev": "0" * 64,
+        **who,
+        "action": "init",
+        "outcome": "ok",
+        "time": "2026-11-21T09:00:00.000000Z",
+    }
     line, prev = _audit.record_line(mac_key, v1)
-    records = [{"fields": v1, "body": _audit.canonical(v1).decode(), "mac": prev, "line": line.decode(),
-                "subjects": []}]
+    records = [
+        {"fields": v1, "body": _audit.canonical(v1).decode(), "mac": prev, "line": line.decode(), "subjects": []}
+    ]
     lines = [line]
     nonce = 0
     for seq, (time, action, clear, subjects) in enumerate(plan, 2):
@@ -391,8 +583,15 @@ def audit_v2() -> None:
         if entries:
             fields["subjects"] = entries
         line, mac = _audit.record_line(mac_key, fields)
-        records.append({"fields": fields, "body": _audit.canonical(fields).decode(), "mac": mac,
-                        "line": line.decode(), "subjects": inputs})
+        records.append(
+            {
+                "fields": fields,
+                "body": _audit.canonical(fields).decode(),
+                "mac": mac,
+                "line": line.decode(),
+                "subjects": inputs,
+            }
+        )
         lines.append(line)
         prev = mac
     anchor = {"seq": len(lines), "mac": prev}
@@ -407,8 +606,11 @@ def audit_v2() -> None:
         "vault_secret": secret.hex(),
         "mac_key": mac_key.hex(),
         "anchor_key": anchor_key.hex(),
-        "labels": {"tag": _audit._LABEL_TAG.decode(), "box": _audit._LABEL_BOX.decode(),
-                   "tag_input": _audit._TAG_INPUT.decode()},
+        "labels": {
+            "tag": _audit._LABEL_TAG.decode(),
+            "box": _audit._LABEL_BOX.decode(),
+            "tag_input": _audit._TAG_INPUT.decode(),
+        },
         "sessions": sessions,
         "records": records,
         "log": b"".join(lines).decode(),
@@ -417,6 +619,7 @@ def audit_v2() -> None:
     }
     AUDIT_V2_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
     print(f"wrote {len(records)} records to {AUDIT_V2_OUT}")
+
 
 if __name__ == "__main__":
     main()

@@ -27,9 +27,7 @@ from tests._infra.users import MU_VENV, OSUser, OSUsers, UserDirs
 STOCK_BACKEND = "keyring.backends.SecretService.Keyring"
 
 
-def run_py(
-    code: str, env: dict[str, str], timeout: float = 30
-) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_py(code: str, env: dict[str, str], timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -100,9 +98,7 @@ def test_secret_service_autodetected_without_backend_override(secret_service: Se
     assert proc.stdout.strip() == "keyring.backends.SecretService"
 
 
-def test_secret_service_in_process_with_use_bus(
-    secret_service: SecretService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_secret_service_in_process_with_use_bus(secret_service: SecretService, monkeypatch: pytest.MonkeyPatch) -> None:
     keyring_ss = pytest.importorskip("keyring.backends.SecretService")
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     backend = keyring_ss.Keyring()
@@ -114,9 +110,7 @@ def test_secret_service_in_process_with_use_bus(
     assert "DBUS_SESSION_BUS_ADDRESS" not in os.environ
 
     # A separate process sees what this one stored: it is a real keychain, not a mock.
-    proc, _ = run_py(
-        f"import keyring; print(keyring.get_password({service!r}, 'u'))", stock_env(secret_service)
-    )
+    proc, _ = run_py(f"import keyring; print(keyring.get_password({service!r}, 'u'))", stock_env(secret_service))
     assert proc.stdout.strip() == "in-process", proc.stderr
     with secret_service.use():
         backend.delete_password(service, "u")

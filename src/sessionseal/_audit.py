@@ -366,9 +366,7 @@ class AuditLog:
                 subjects = body.pop("subjects", None)
                 if subjects:
                     # Sealed here, where the seq is known: each box is bound to its place.
-                    body["subjects"] = [
-                        _subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects
-                    ]
+                    body["subjects"] = [_subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects]
                 body.setdefault("time", _now())
                 line, prev = record_line(mac_key, body)
                 out += line
@@ -682,7 +680,10 @@ class AuditLog:
                     if not complete and last_file:
                         report.problems.append(
                             Problem(
-                                name, lineno, None, "torn-tail",
+                                name,
+                                lineno,
+                                None,
+                                "torn-tail",
                                 "the last line is incomplete (a writer was killed mid-write); "
                                 "run 'sessionseal audit verify --repair' to seal it",
                                 "warning",
@@ -807,4 +808,3 @@ def _lines(data: bytes) -> Iterable[tuple[int, bytes]]:
 def error_outcome(exc: BaseException) -> str:
     """``denied`` for refusals (permissions, keys), ``error`` for everything else."""
     return "denied" if isinstance(exc, UnsafePermissions | KeyStoreError) else "error"
-

@@ -23,6 +23,7 @@ from .models import parse_model
 
 __all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 

@@ -66,9 +66,7 @@ _ADVICE: Final = {
 _OTHER: Final = "cannot {what} {path}: {reason}; check the disk and the file system (kernel log), then retry"
 
 
-def _storage_error(
-    exc: OSError, what: str, path: str, *, opened: bool = False
-) -> StorageError | UnsafePermissions:
+def _storage_error(exc: OSError, what: str, path: str, *, opened: bool = False) -> StorageError | UnsafePermissions:
     """The error to raise for *exc*: one line that names *path* and says what to do.
 
     :param opened: the call was on a descriptor already opened and checked (a write, an

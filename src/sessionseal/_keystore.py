@@ -226,9 +226,7 @@ _OS_KEYCHAINS: Final = frozenset(
         ("keyring.backends.Windows", "WinVaultKeyring"),
     }
 )
-_NO_KEYCHAIN: Final = (
-    "start and unlock one, or create the vault with 'sessionseal init --key-provider passphrase'"
-)
+_NO_KEYCHAIN: Final = "start and unlock one, or create the vault with 'sessionseal init --key-provider passphrase'"
 
 
 def backend_name(backend: Any) -> str:

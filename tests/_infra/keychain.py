@@ -524,9 +524,7 @@ def start_secret_service(
         with contextlib.closing(_connect(address, deadline)) as conn:
             while not _name_has_owner(conn, SECRETS_NAME):
                 if daemon.poll() is not None:
-                    raise InfraError(
-                        f"gnome-keyring-daemon exited (rc={daemon.returncode})\n{_tail(gkd_log)}"
-                    )
+                    raise InfraError(f"gnome-keyring-daemon exited (rc={daemon.returncode})\n{_tail(gkd_log)}")
                 if time.monotonic() > deadline:
                     raise InfraError(f"timed out waiting for {SECRETS_NAME} on {address}\n{_tail(gkd_log)}")
                 time.sleep(0.01)

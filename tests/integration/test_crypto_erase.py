@@ -174,6 +174,7 @@ CLEANER = textwrap.dedent(
     """
 )
 
+
 def _aged(title: str, days: float, **extra: object) -> dict[str, object]:
     t = (datetime.now(UTC) - timedelta(days=days)).isoformat()
     doc: dict[str, object] = {"title": title, "status": "completed", "created_at": t, "updated_at": t}

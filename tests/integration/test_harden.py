@@ -92,8 +92,14 @@ def test_harden_process_for_embedding_programs() -> None:
         ok = sessionseal.harden_process()
         print(before, libc.prctl(3, 0, 0, 0, 0), *resource.getrlimit(resource.RLIMIT_CORE), ok)
     """
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=_env(), capture_output=True, text=True,
-                       timeout=60, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert r.stdout.split() == ["1", "0", "0", "0", "True"]
 
 
@@ -115,10 +121,20 @@ def test_a_child_of_the_command_does_not_inherit_the_passphrase(tmp_path: Path) 
         from sessionseal._main import main
         main()
     """
-    env = _env(HOME=str(tmp_path), SESSIONSEAL_VAULT=str(vault), SESSIONSEAL_PASSPHRASE=PASSPHRASE,
-               SESSIONSEAL_BUNDLE_PASSPHRASE="bundle " + PASSPHRASE)
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(program)], env=env, capture_output=True, text=True,
-                       timeout=60, check=False)
+    env = _env(
+        HOME=str(tmp_path),
+        SESSIONSEAL_VAULT=str(vault),
+        SESSIONSEAL_PASSPHRASE=PASSPHRASE,
+        SESSIONSEAL_BUNDLE_PASSPHRASE="bundle " + PASSPHRASE,
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr  # the passphrase was read: the vault opened
     assert '"title": "t"' in r.stdout
     names = r.stderr.rpartition("CHILD:")[2].strip().split(",")
@@ -137,12 +153,27 @@ def test_another_process_of_the_user_cannot_read_the_commands_environment(first_
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv is not installed (util-linux)")
-    prefix = [setpriv, f"--reuid={first_user.uid}", f"--regid={first_user.gid}", "--clear-groups", "--",
-              str(first_user.python)]
-    env = _env(HOME=str(home), SESSIONSEAL_VAULT=str(home / "v"), SESSIONSEAL_PASSPHRASE=PASSPHRASE,
-               PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen([*prefix, "-m", "sessionseal", "save", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    prefix = [
+        setpriv,
+        f"--reuid={first_user.uid}",
+        f"--regid={first_user.gid}",
+        "--clear-groups",
+        "--",
+        str(first_user.python),
+    ]
+    env = _env(
+        HOME=str(home),
+        SESSIONSEAL_VAULT=str(home / "v"),
+        SESSIONSEAL_PASSPHRASE=PASSPHRASE,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    proc = subprocess.Popen(
+        [*prefix, "-m", "sessionseal", "save", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         _wait_reading_stdin(proc.pid)
         assert _core_limit(proc.pid) == ["0", "0"]

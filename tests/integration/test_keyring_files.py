@@ -115,7 +115,9 @@ def test_a_subclass_or_a_lookalike_of_the_secret_service_is_refused(tmp_path: Pa
         print(_keystore.is_os_keychain(planted.Subclass()), _keystore.is_os_keychain(planted.Lookalike()),
               _keystore.is_os_keychain(SecretService.Keyring()))
     """
-    full = _python(f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" + textwrap.dedent(code), {"HOME": str(tmp_path)})
+    full = _python(
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" + textwrap.dedent(code), {"HOME": str(tmp_path)}
+    )
     assert full.returncode == 0, full.stderr
     assert full.stdout.split() == ["False", "False", "True"]
     env = {"HOME": str(tmp_path), "SESSIONSEAL_VAULT": str(tmp_path / "vault"), "PYTHONPATH": f"{SRC}:{tmp_path}"}
@@ -199,7 +201,10 @@ def test_a_vault_whose_key_is_in_the_file_fails_closed_and_is_moved_on_request(
     assert _files_holding_a_key(tmp_path) == []  # the file's entry is gone (the file stays: not ours)
     assert json.loads(sessionseal("show", sid, "--json", env=env).out)["title"] == "t"
     assert sessionseal("verify", env=env).code == 0
-    records = [json.loads(line) for line in sessionseal("audit", "show", "--action", "rekey", "--json", env=env).out.splitlines()]
+    records = [
+        json.loads(line)
+        for line in sessionseal("audit", "show", "--action", "rekey", "--json", env=env).out.splitlines()
+    ]
     assert records[-1]["outcome"] == "ok"
     assert records[-1]["detail"]["keyring_file_copies_removed"] == 1
     # A backup of the file holds only the old key: it no longer opens the vault.

@@ -51,8 +51,8 @@ def test_second_user_cannot_list_show_or_read(first_user: OSUser, second_user: O
         import os, json
         out = {{}}
         for what, fn in (("listdir", lambda: os.listdir({str(vault)!r})),
-                         ("read vault.json", lambda: open({str(vault / 'vault.json')!r}, 'rb').read()),
-                         ("create file", lambda: open({str(vault / 'planted')!r}, 'wb'))):
+                         ("read vault.json", lambda: open({str(vault / "vault.json")!r}, 'rb').read()),
+                         ("create file", lambda: open({str(vault / "planted")!r}, 'wb'))):
             try:
                 fn(); out[what] = "allowed"
             except PermissionError:

@@ -42,10 +42,18 @@ def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretServi
 
     # Another process reads the entry with stock keyring: service 'sessionseal', account = vault id.
     probe = subprocess.run(
-        [sys.executable, "-c", "import keyring,sys; v=keyring.get_password('sessionseal', sys.argv[1]); "
-         "print(v.split(';')[0], len(v.split(';')))", vault_id],
+        [
+            sys.executable,
+            "-c",
+            "import keyring,sys; v=keyring.get_password('sessionseal', sys.argv[1]); "
+            "print(v.split(';')[0], len(v.split(';')))",
+            vault_id,
+        ],
         env={**env, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"},
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     assert probe.stdout.split() == ["sseal-mk1", "2"]
     assert b"hello from the keychain test" not in b"".join(
@@ -130,8 +138,14 @@ def test_interactive_mode_is_bounded_too(prompting_secret_service: SecretService
         """
     )
     env = _env(prompting_secret_service, tmp_path)
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
-                         capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
     assert out[0] == "unavailable" and float(out[1]) < 4
 
 

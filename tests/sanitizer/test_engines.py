@@ -69,7 +69,12 @@ def test_patterns_hyperscan_rejects_still_run_in_python() -> None:
     if "hyperscan" not in available_engines():
         pytest.skip("hyperscan is not installed")
     extra = [
-        {"id": "odd-anchor", "regex": r"(?i)zqx-(?P<secret>[a-z0-9]{12})", "keywords": ["zqx-"], "hs_prefilter": "zqx-(?=a)"},
+        {
+            "id": "odd-anchor",
+            "regex": r"(?i)zqx-(?P<secret>[a-z0-9]{12})",
+            "keywords": ["zqx-"],
+            "hs_prefilter": "zqx-(?=a)",
+        },
         {"id": "odd-full", "regex": r"(?<=x)ZZ[0-9]{20}"},
     ]
     san = Sanitizer(extra_rules=extra, engine="hyperscan")

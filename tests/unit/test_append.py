@@ -63,7 +63,9 @@ def test_tool_calls_results_and_state(vault: Vault) -> None:
 
 def test_appended_secrets_are_sanitized_counted_and_never_on_disk(vault: Vault, vault_path: Path) -> None:
     sid = _new(vault)
-    vault.append(sid, [{"role": "user", "content": f"token {SECRET}"}, {"type": "state", "environment": {"GH": SECRET}}])
+    vault.append(
+        sid, [{"role": "user", "content": f"token {SECRET}"}, {"type": "state", "environment": {"GH": SECRET}}]
+    )
     s = vault.load(sid)
     assert SECRET not in s.model_dump_json()
     assert "[REDACTED:" in s.messages[-1].content[0].text  # type: ignore[union-attr]
@@ -165,7 +167,9 @@ def test_search_finds_appended_text_and_a_lost_index_is_rebuilt(vault: Vault, va
     assert summary.message_count == 2 and summary.id == sid
 
 
-def test_cli_append_reads_json_lines(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_append_reads_json_lines(
+    memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 

@@ -258,9 +258,7 @@ def _env() -> dict[str, str]:
 def test_concurrent_writers_keep_the_chain_valid(tmp_path: Path) -> None:
     path = tmp_path / "v"
     Vault.init(path, key_provider=PassphraseProvider("pw")).close()
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "15"], env=_env()) for _ in range(4)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "15"], env=_env()) for _ in range(4)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     v = Vault.open(path, key_provider=PassphraseProvider("pw"))
     report = v.verify_audit()

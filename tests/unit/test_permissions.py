@@ -78,7 +78,9 @@ def test_symlinked_parent_is_resolved_once_and_fine(made: tuple[Path, KeychainPr
     _open_and_load(home / "vault", provider, sid)
 
 
-def test_session_file_replaced_by_symlink_is_not_followed(made: tuple[Path, KeychainProvider, str], tmp_path: Path) -> None:
+def test_session_file_replaced_by_symlink_is_not_followed(
+    made: tuple[Path, KeychainProvider, str], tmp_path: Path
+) -> None:
     path, provider, sid = made
     f = _session_file(path)
     target = tmp_path / "elsewhere"

@@ -151,8 +151,11 @@ def test_an_open_recorder_is_flushed_at_interpreter_exit(tmp_path: Path) -> None
     )
     src = str(Path(__file__).resolve().parents[2] / "src")
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], env={**os.environ, "PYTHONPATH": src}, capture_output=True,
-        text=True, check=True,
+        [sys.executable, "-c", code, str(path)],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     with Vault.open(path, passphrase="pw") as v:
         assert _texts(v, out) == ["written at exit"]

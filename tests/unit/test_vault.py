@@ -62,9 +62,7 @@ def test_full_model_round_trips_exactly(vault: Vault) -> None:
                 },
                 {
                     "role": "tool",
-                    "content": [
-                        {"type": "tool_result", "tool_call_id": "c1", "content": "x", "is_error": True}
-                    ],
+                    "content": [{"type": "tool_result", "tool_call_id": "c1", "content": "x", "is_error": True}],
                 },
             ],
             "tool_history": [{"tool": "bash", "call_id": "c1", "status": "error", "duration_ms": 3}],
@@ -86,9 +84,7 @@ def test_unknown_fields_survive(vault: Vault) -> None:
     doc = {
         **MINIMAL,
         "future_field": {"x": [1, 2]},
-        "messages": [
-            {"role": "user", "content": [{"type": "image", "media": "png", "url": "u"}], "extra": 1}
-        ],
+        "messages": [{"role": "user", "content": [{"type": "image", "media": "png", "url": "u"}], "extra": 1}],
     }
     loaded = vault.load(vault.save(doc)).model_dump(mode="json")
     assert loaded["future_field"] == {"x": [1, 2]}
@@ -306,8 +302,14 @@ _messages = st.lists(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(title=_text, messages=_messages, env=st.dictionaries(st.from_regex(r"[A-Z_]{1,12}", fullmatch=True), _text, max_size=4))
-def test_round_trip_is_stable_and_never_plaintext(vault: Vault, vault_path: Path, title: str, messages: list[dict[str, str]], env: dict[str, str]) -> None:
+@given(
+    title=_text,
+    messages=_messages,
+    env=st.dictionaries(st.from_regex(r"[A-Z_]{1,12}", fullmatch=True), _text, max_size=4),
+)
+def test_round_trip_is_stable_and_never_plaintext(
+    vault: Vault, vault_path: Path, title: str, messages: list[dict[str, str]], env: dict[str, str]
+) -> None:
     sid = vault.save({"title": title, "messages": messages, "environment": env})
     first = vault.load(sid)
     # Sanitizing is idempotent: saving what was loaded stores the same document.
@@ -324,7 +326,9 @@ def test_round_trip_is_stable_and_never_plaintext(vault: Vault, vault_path: Path
 
 def test_planted_phrase_is_in_no_vault_file(vault: Vault, vault_path: Path) -> None:
     phrase = "the quick brown fox recorded in a private transcript 4f1c"
-    vault.save({"title": phrase, "description": phrase, "tags": ["fox"], "messages": [{"role": "user", "content": phrase}]})
+    vault.save(
+        {"title": phrase, "description": phrase, "tags": ["fox"], "messages": [{"role": "user", "content": phrase}]}
+    )
     on_disk = vault_bytes(vault_path)
     for n in (12, 16, len(phrase)):
         assert phrase[:n].encode() not in on_disk
@@ -363,7 +367,9 @@ def test_async_vault_does_not_block_the_loop(vault_path: Path) -> None:
     assert ticks > 20  # the loop kept running while scrypt, zstd and fsync ran in threads
 
 
-def test_key_table_append_in_flight_is_not_an_integrity_error(vault: Vault, vault_path: Path, provider: KeychainProvider) -> None:
+def test_key_table_append_in_flight_is_not_an_integrity_error(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
     sid = vault.save(MINIMAL)
     table = vault_path / "keytable.sst"
     whole = table.read_bytes()
@@ -381,7 +387,9 @@ def test_config_is_encrypted_validated_and_versioned(vault: Vault, vault_path: P
     from sessionseal.errors import InvalidInput as Bad
 
     assert vault.config().sanitizer.literals == []
-    vault.set_config({"sanitizer": {"literals": ["db7.internal.example"], "rules": [{"id": "ticket", "regex": "TCK-[0-9]{6}"}]}})
+    vault.set_config(
+        {"sanitizer": {"literals": ["db7.internal.example"], "rules": [{"id": "ticket", "regex": "TCK-[0-9]{6}"}]}}
+    )
     assert vault.config().sanitizer.literals == ["db7.internal.example"]
     assert b"db7.internal" not in vault_bytes(vault_path)
     before = vault_bytes(vault_path)
@@ -434,7 +442,9 @@ def test_user_rules_and_literals_apply_at_save(vault: Vault, vault_path: Path) -
     from sessionseal.errors import InvalidInput as Bad
 
     with pytest.raises(Bad):
-        vault.set_config({"sanitizer": {"rules": [{"id": "ticket-id", "regex": "x"}, {"id": "ticket-id", "regex": "y"}]}})
+        vault.set_config(
+            {"sanitizer": {"rules": [{"id": "ticket-id", "regex": "x"}, {"id": "ticket-id", "regex": "y"}]}}
+        )
 
 
 def test_bad_allowlist_regex_is_refused_without_echoing_it(vault: Vault) -> None:

@@ -67,9 +67,7 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
     length = min(end - start, _MAX_LEN)
-    return (
-        (((priority << _LEN_BITS) + (1 << _LEN_BITS) - length) << _POS_BITS) + start
-    ) << _RULE_BITS | rule_index
+    return ((((priority << _LEN_BITS) + (1 << _LEN_BITS) - length) << _POS_BITS) + start) << _RULE_BITS | rule_index
 
 
 class Scanner:
