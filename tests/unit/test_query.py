@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionseal import ListQuery, Vault, errors
+from sessionseal import ListQuery, SessionStatus, Vault, errors
 from sessionseal._index import Entry
 from sessionseal._query import select
 from sessionseal.cli import cli
@@ -54,8 +55,8 @@ def test_default_hides_archived_newest_first() -> None:
     [
         (ListQuery(tags=("a",)), ["s1", "Zeta"]),
         (ListQuery(tags=("a", "b")), ["s1"]),
-        (ListQuery(statuses=("failed", "active")), ["Zeta", "alpha"]),
-        (ListQuery(statuses=("archived",)), ["s3"]),  # asking for the status shows archived ones
+        (ListQuery(statuses=(SessionStatus.FAILED, SessionStatus.ACTIVE)), ["Zeta", "alpha"]),
+        (ListQuery(statuses=(SessionStatus.ARCHIVED,)), ["s3"]),  # asking for the status shows archived ones
         (ListQuery(pinned=True), ["Zeta"]),
         (ListQuery(min_cost=1), ["s1"]),
         (ListQuery(max_cost=1, archived=None), ["Zeta", "s3", "alpha"]),
@@ -202,7 +203,7 @@ def test_every_order_breaks_ties_by_id(rows: list[tuple[int, float, str]], sort:
         entry(i % 3, id=f"00000000-0000-0000-0000-{i:012d}", size_stored=size, cost_usd=cost, title=title)
         for i, (size, cost, title) in enumerate(rows)
     ]
-    keys = {
+    keys: dict[str, Callable[[Entry], datetime | float | str]] = {
         "updated": lambda e: datetime.fromisoformat(e.updated_at),
         "created": lambda e: datetime.fromisoformat(e.created_at),
         "accessed": lambda e: datetime.fromisoformat(e.last_accessed_at or e.updated_at),

@@ -74,12 +74,12 @@ def test_export_all_and_filters(vault: Vault) -> None:
     vault.archive(c)
     everything = vault.export(passphrase="p", log2_n=FAST)
     assert len(everything.session_ids) == 3  # archived ones too
-    tagged = vault.export(query=ListQuery(tags=["keep"], archived=None), passphrase="p", log2_n=FAST)
+    tagged = vault.export(query=ListQuery(tags=("keep",), archived=None), passphrase="p", log2_n=FAST)
     assert set(tagged.session_ids) == {a, c}
     bundle = open_bundle(tagged.data or b"", b"p")
     assert bundle.manifest["sessions"] == [str(s) for s in tagged.session_ids]
     with pytest.raises(errors.InvalidInput, match="no session to export"):
-        vault.export(query=ListQuery(tags=["nope"]), passphrase="p")
+        vault.export(query=ListQuery(tags=("nope",)), passphrase="p")
     with pytest.raises(errors.SessionNotFound):
         vault.export([uuid.uuid4()], passphrase="p")
 
