@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,7 +121,7 @@ def test_cli_list_filters(memory_keyring: MemoryKeyring, tmp_path: Path, monkeyp
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None) -> object:
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")
@@ -132,14 +132,14 @@ def test_cli_list_filters(memory_keyring: MemoryKeyring, tmp_path: Path, monkeyp
         run("save", "-", input=json.dumps(doc))
     monkeypatch.chdir(here)
     r = run("list", "--here", "--json")
-    assert [d["title"] for d in json.loads(r.output)] == ["one"]  # type: ignore[attr-defined]
+    assert [d["title"] for d in json.loads(r.output)] == ["one"]
     r = run("list", "--tag", "y", "--since", "1d", "--sort", "title", "--limit", "5", "--json")
-    assert [d["title"] for d in json.loads(r.output)] == ["two"]  # type: ignore[attr-defined]
+    assert [d["title"] for d in json.loads(r.output)] == ["two"]
     r = run("list", "--workspace", str(here), "--here")
-    assert r.exit_code == 2  # type: ignore[attr-defined]
+    assert r.exit_code == 2
     r = run("list", "--since", "yesterday-ish")
-    assert r.exit_code == 8  # type: ignore[attr-defined]
-    assert "one" in run("list", "--status", "active").output  # type: ignore[attr-defined]
+    assert r.exit_code == 8
+    assert "one" in run("list", "--status", "active").output
 
 
 def test_reads_are_recorded_in_the_index_without_rewriting_the_session(vault: Vault, vault_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_latest_and_resume(memory_keyring: MemoryKeyring, tmp_path: Path, monkey
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")

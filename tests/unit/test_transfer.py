@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._export import BUNDLE_MAGIC, open_bundle, render, seal_bundle
@@ -180,7 +180,7 @@ def test_cli_export_import_round_trip(
     monkeypatch.setenv("SESSIONSEAL_BUNDLE_PASSPHRASE", "bundle secret")
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
