@@ -43,7 +43,7 @@ WORDS = _TEXT.split(" ")
 
 
 def session(i: int, rng: random.Random, size: int) -> dict[str, Any]:
-    messages = []
+    messages: list[dict[str, str]] = []
     total = 0
     while total < size:
         text = " ".join(rng.choice(WORDS) for _ in range(400))

@@ -138,7 +138,7 @@ def main() -> None:
         project = tmp / "projects" / "-home-dev-app"
         project.mkdir(parents=True)
         path = project / f"{SID}.jsonl"
-        turns = []
+        turns: list[str] = []
         size = 0
         while size < a.size * (1 << 20):
             turns.append(turn(rng, len(turns)))

@@ -93,6 +93,7 @@ def make_session(target: int, seed: int = 7) -> dict[str, Any]:
             f"    {rng.choice(_WORDS)}_{rng.randint(0, 99)} = {rng.randint(0, 10**6)}"
             for _ in range(rng.randint(0, 40))
         )
+        msg: dict[str, Any]
         if i % 3 == 0:
             msg = {"role": "user", "content": words}
         elif i % 3 == 1:

@@ -19,6 +19,7 @@ import json
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -194,7 +195,7 @@ def bundle() -> None:
         compress=False,
         _fixed=(salt, bundle_id, dek, iter(nonces)),
     )
-    doc = {
+    doc: dict[str, Any] = {
         "format": "sessionseal bundle v1",
         "passphrase": "vector passphrase",
         "log2_n": 14,
@@ -406,7 +407,8 @@ def audit() -> None:
             "unkeyed": True,
         },
     ]
-    records, lines, prev = [], [], "0" * 64
+    records: list[dict[str, Any]] = []
+    lines, prev = [], "0" * 64
     for seq, extra in enumerate(bodies, 1):
         fields = {"v": 1, "seq": seq, "prev": prev, **who, **extra}
         line, mac = _audit.record_line(mac_key, fields)
@@ -560,7 +562,7 @@ def audit_v2() -> None:
         "time": "2026-11-21T09:00:00.000000Z",
     }
     line, prev = _audit.record_line(mac_key, v1)
-    records = [
+    records: list[dict[str, Any]] = [
         {"fields": v1, "body": _audit.canonical(v1).decode(), "mac": prev, "line": line.decode(), "subjects": []}
     ]
     lines = [line]

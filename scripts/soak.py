@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
@@ -67,7 +68,7 @@ def _concurrent(zyg: crash.Zygote, runs: int, workers: int, duration: float, see
 
 def _pytest_with_report(
     tests: list[str], env_var: str, extra_env: dict[str, str]
-) -> tuple[int, list[dict[str, object]], float]:
+) -> tuple[int, list[dict[str, Any]], float]:
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         report = f.name
     env = {**os.environ, env_var: report, **extra_env, "PYTHONPATH": str(REPO / "src")}
@@ -117,7 +118,7 @@ def main() -> int:
         )
         per: Counter[str] = Counter()
         for line in lines:
-            per[str(line["parser"])] += int(line["examples"])  # type: ignore[call-overload]
+            per[str(line["parser"])] += int(line["examples"])
         figures["fuzz"] = {
             "inputs": sum(per.values()),
             "by_parser": dict(per),
@@ -128,7 +129,7 @@ def main() -> int:
     if args.faults and not failed:
         print("fault injection", flush=True)
         rc, lines, took = _pytest_with_report(["tests/unit/test_faults.py"], "SESSIONSEAL_FAULT_REPORT", {})
-        total = sum(int(line["faults"]) for line in lines)  # type: ignore[call-overload]
+        total = sum(int(line["faults"]) for line in lines)
         figures["faults"] = {"injected": total, "operations": len(lines), "seconds": round(took), "passed": rc == 0}
         failed |= rc != 0
     if args.json:

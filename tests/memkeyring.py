@@ -11,11 +11,11 @@ from keyring.errors import PasswordDeleteError
 
 
 class MemoryKeyring(KeyringBackend):
-    priority = -10  # type: ignore[assignment]
+    priority = -10
 
     def __init__(self) -> None:
         self.store: dict[tuple[str, str], str] = {}
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's KeyringBackend.__init__ is unannotated
 
     def get_password(self, service: str, username: str) -> str | None:
         return self.store.get((service, username))

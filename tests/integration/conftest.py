@@ -16,7 +16,7 @@ def real_backend(secret_service: SecretService) -> Iterator[None]:
     """Make stock keyring's SecretService backend (on the private, unlocked D-Bus) the global choice."""
     previous = keyring.get_keyring()
     with secret_service.use():
-        keyring.set_keyring(SecretServiceBackend.Keyring())
+        keyring.set_keyring(SecretServiceBackend.Keyring())  # type: ignore[no-untyped-call]  # unannotated in keyring
         try:
             yield
         finally:

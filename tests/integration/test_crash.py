@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,9 @@ KILLS = int(os.environ.get("SESSIONSEAL_CRASH_KILLS", "60"))
 
 
 @pytest.fixture(scope="module")
-def zygote() -> crash.Zygote:
+def zygote() -> Iterator[crash.Zygote]:
     with crash.zygote_process() as z:
-        yield z  # type: ignore[misc]
+        yield z
 
 
 def _report(name: str, figures: crash.Figures) -> None:

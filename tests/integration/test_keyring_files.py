@@ -20,7 +20,7 @@ import pytest
 
 from sessionseal import errors
 from tests._infra.keychain import SecretService
-from tests.integration._cli import SRC, sessionseal
+from tests.integration._cli import SRC, Ran, sessionseal
 
 pytest.importorskip("keyrings.alt")
 
@@ -51,9 +51,9 @@ def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _assert_refused(r: object, home: Path) -> None:
-    assert r.code == errors.KeyUnavailable.exit_code, r.err  # type: ignore[attr-defined]
-    err: str = r.err  # type: ignore[attr-defined]
+def _assert_refused(r: Ran, home: Path) -> None:
+    assert r.code == errors.KeyUnavailable.exit_code, r.err
+    err = r.err
     assert err.count("\n") == 1, err
     assert PLAINTEXT in err and "not an OS keychain" in err
     assert "--key-provider passphrase" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_a_cache_root_swapped_by_another_user_never_reaches_the_owners_files(
     for p in (evil, evil / "sanitizer", shared / "link"):
         _chown(p, bob)
 
-    result: dict[str, object] = {}
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
     swapper = threading.Thread(
         target=lambda: result.setdefault(
             "bob",
@@ -130,7 +131,7 @@ def test_a_cache_root_swapped_by_another_user_never_reaches_the_owners_files(
         (bobs / "stop").touch()
         swapper.join()
     b = result["bob"]
-    assert b.returncode == 0, b.stderr  # type: ignore[attr-defined]
+    assert b.returncode == 0, b.stderr
     assert _snapshot(victim) == before  # nothing of hers deleted, replaced, written or added
     # The cache root is in a directory he owns: the cache is off, nothing was written at all.
     real = cache if cache.is_dir() and not cache.is_symlink() else shared / "link"

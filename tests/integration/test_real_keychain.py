@@ -75,7 +75,7 @@ def test_library_reads_the_key_once_per_process(real_backend: None, tmp_path: Pa
     def counting(self: KeychainProvider, action: str, fn: Callable[..., object]) -> object:
         nonlocal calls
         calls += 1
-        return original(self, action, fn)  # type: ignore[arg-type]
+        return original(self, action, fn)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(KeychainProvider, "_call", counting)

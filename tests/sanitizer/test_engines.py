@@ -68,7 +68,7 @@ def test_patterns_hyperscan_rejects_still_run_in_python() -> None:
     # to keywords, a rejected full-scan regex (a lookbehind) to Python re over the whole text.
     if "hyperscan" not in available_engines():
         pytest.skip("hyperscan is not installed")
-    extra = [
+    extra: list[dict[str, object]] = [
         {
             "id": "odd-anchor",
             "regex": r"(?i)zqx-(?P<secret>[a-z0-9]{12})",

@@ -65,7 +65,9 @@ def _alarm(signum: int, frame: Any) -> None:
     raise Hang(f"an example ran for more than {HANG_SECONDS} s")
 
 
-def fuzz(parser: str, *given_args: Any, memory: bool = False, **given_kwargs: Any) -> Callable[..., Any]:
+def fuzz(
+    parser: str, *given_args: st.SearchStrategy[Any], memory: bool = False, **given_kwargs: st.SearchStrategy[Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """``@given(...)`` with :data:`SETTINGS`, a hang watchdog per example, an optional memory
     bound per example, an example counter for *parser*, and the report line at the end."""
 
@@ -153,7 +155,7 @@ def frame_offsets(data: bytes, start: int = _container.HEADER_SIZE) -> list[int]
 
 
 def _position(draw: st.DrawFn, size: int, hot: Sequence[int]) -> int:
-    if hot and draw(st.booleans()):
+    if len(hot) > 0 and draw(st.booleans()):
         return min(draw(st.sampled_from(hot)) + draw(st.integers(0, 6)), size)
     return draw(st.integers(0, size))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,11 @@ from tests.memkeyring import MemoryKeyring
 SECRET = "ghp_" + "Zq8" * 12
 
 
-def _file(vault: Vault, sid: object) -> Path:
-    return vault._sessions.path / (vault._file_name(sid) + ".sst")  # type: ignore[arg-type]
+def _file(vault: Vault, sid: uuid.UUID) -> Path:
+    return vault._sessions.path / (vault._file_name(sid) + ".sst")
 
 
-def _new(vault: Vault) -> object:
+def _new(vault: Vault) -> uuid.UUID:
     return vault.save({"title": "live", "messages": [{"role": "user", "content": "start"}]})
 
 

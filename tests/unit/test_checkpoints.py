@@ -246,8 +246,8 @@ def test_cli_checkpoint_and_fork(
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")
-    sid = run("save", "-", input=json.dumps({"title": "t", "messages": [{"role": "user", "content": "a"}]}))
-    sid = sid.output.strip()
+    saved = run("save", "-", input=json.dumps({"title": "t", "messages": [{"role": "user", "content": "a"}]}))
+    sid = saved.output.strip()
     r = run("checkpoint", "create", sid, "first", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["number"] == 1
     run("append", sid, input='{"role": "user", "content": "b"}\n')

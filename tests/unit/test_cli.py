@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello"}]}'
 
 
 @pytest.fixture
-def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     monkeypatch.delenv("SESSIONSEAL_PASSPHRASE", raising=False)
     runner = CliRunner()
@@ -28,7 +29,7 @@ def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.Monke
     return invoke
 
 
-def test_init_save_show_list_delete_info(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_save_show_list_delete_info(run: Callable[..., Result], tmp_path: Path) -> None:
     r = run("init", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["key_provider"] == "keychain"
@@ -49,7 +50,7 @@ def test_init_save_show_list_delete_info(run, tmp_path: Path) -> None:  # type: 
     assert json.loads(run("list", "--json").output) == []
 
 
-def test_rekey_rotates_and_every_session_still_shows(run) -> None:  # type: ignore[no-untyped-def]
+def test_rekey_rotates_and_every_session_still_shows(run: Callable[..., Result]) -> None:
     run("init")
     sid = run("save", input=MINIMAL).output.strip()
     r = run("rekey", "--json")
@@ -61,7 +62,7 @@ def test_rekey_rotates_and_every_session_still_shows(run) -> None:  # type: igno
     assert actions.count("rekey") == 2
 
 
-def test_show_json_round_trips_through_save(run) -> None:  # type: ignore[no-untyped-def]
+def test_show_json_round_trips_through_save(run: Callable[..., Result]) -> None:
     run("init")
     sid = run("save", input=MINIMAL).output.strip()
     first = run("show", sid, "--json").output
@@ -74,7 +75,7 @@ def test_show_json_round_trips_through_save(run) -> None:  # type: ignore[no-unt
     assert first_doc == second
 
 
-def test_save_from_file_with_title(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_save_from_file_with_title(run: Callable[..., Result], tmp_path: Path) -> None:
     run("init")
     f = tmp_path / "s.json"
     f.write_text(MINIMAL)
@@ -82,7 +83,7 @@ def test_save_from_file_with_title(run, tmp_path: Path) -> None:  # type: ignore
     assert json.loads(run("show", out["id"], "--json").output)["title"] == "renamed"
 
 
-def test_secrets_are_redacted_and_counted(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_are_redacted_and_counted(run: Callable[..., Result], tmp_path: Path) -> None:
     run("init")
     token = "ghp_Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT"  # random enough for a fingerprint
     doc = json.dumps({"messages": [{"role": "user", "content": f"my token is {token}"}]})
@@ -104,7 +105,7 @@ def test_secrets_are_redacted_and_counted(run, tmp_path: Path) -> None:  # type:
         pytest.param(b"   ", id="empty"),
     ],
 )
-def test_bad_input_exit_8_and_vault_untouched(run, tmp_path: Path, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_exit_8_and_vault_untouched(run: Callable[..., Result], tmp_path: Path, data: bytes) -> None:
     run("init")
     run("save", input=MINIMAL)
     before = vault_bytes(tmp_path / "vault")
@@ -114,7 +115,9 @@ def test_bad_input_exit_8_and_vault_untouched(run, tmp_path: Path, data: bytes) 
     assert vault_bytes(tmp_path / "vault") == before
 
 
-def test_huge_input_is_refused_without_reading_it_all(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_huge_input_is_refused_without_reading_it_all(
+    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sessionseal import Vault
 
     run("init")
@@ -124,7 +127,7 @@ def test_huge_input_is_refused_without_reading_it_all(run, monkeypatch: pytest.M
     assert "MiB" in r.output
 
 
-def test_exit_codes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_exit_codes(run: Callable[..., Result], tmp_path: Path) -> None:
     assert run("list").exit_code == errors.VaultNotFound.exit_code
     run("init")
     assert run("init").exit_code == errors.VaultExists.exit_code
@@ -154,7 +157,7 @@ def test_exit_codes_are_distinct() -> None:
     assert not {0, 1, 2} & set(codes)
 
 
-def test_schema_lists_the_session_fields(run) -> None:  # type: ignore[no-untyped-def]
+def test_schema_lists_the_session_fields(run: Callable[..., Result]) -> None:
     schema = json.loads(run("schema").output)
     for field in (
         "id",
@@ -170,7 +173,7 @@ def test_schema_lists_the_session_fields(run) -> None:  # type: ignore[no-untype
         assert field in schema["properties"]
 
 
-def test_integrity_failure_exit_code(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_integrity_failure_exit_code(run: Callable[..., Result], tmp_path: Path) -> None:
     run("init")
     sid = run("save", input=MINIMAL).output.strip()
     [f] = (tmp_path / "vault" / "sessions").iterdir()
@@ -182,7 +185,9 @@ def test_integrity_failure_exit_code(run, tmp_path: Path) -> None:  # type: igno
     assert "Traceback" not in r.output
 
 
-def test_passphrase_vault_via_env_and_file(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_passphrase_vault_via_env_and_file(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pf = tmp_path / "pass"
     pf.write_text("s3cret phrase\n")
     pf.chmod(0o600)  # a passphrase file others can read is refused (tests/unit/test_passphrase.py)
@@ -198,7 +203,7 @@ def test_passphrase_vault_via_env_and_file(run, tmp_path: Path, monkeypatch: pyt
     assert "SESSIONSEAL_PASSPHRASE" in r.output
 
 
-def test_config_show_and_set(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_config_show_and_set(run: Callable[..., Result], tmp_path: Path) -> None:
     run("init")
     assert json.loads(run("config", "show").output)["sanitizer"]["literals"] == []
     doc = {"sanitizer": {"literals": ["acme-customer-4471"], "rules": [], "allowlist": []}}
@@ -208,13 +213,13 @@ def test_config_show_and_set(run, tmp_path: Path) -> None:  # type: ignore[no-un
     assert r.exit_code == errors.InvalidInput.exit_code
 
 
-def _three(run) -> list[str]:  # type: ignore[no-untyped-def]
+def _three(run: Callable[..., Result]) -> list[str]:
     run("init")
     done = '{"status": "completed", "messages": [{"role": "user", "content": "hello"}]}'
     return [run("save", "-", "--title", f"s{i}", input=done).output.strip() for i in range(3)]
 
 
-def test_cleanup_refuses_without_a_terminal_and_without_yes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cleanup_refuses_without_a_terminal_and_without_yes(run: Callable[..., Result], tmp_path: Path) -> None:
     ids = _three(run)
     before = vault_bytes(tmp_path / "vault")
     r = run("cleanup", "--keep-last", "1", "--min-age", "0")
@@ -223,7 +228,7 @@ def test_cleanup_refuses_without_a_terminal_and_without_yes(run, tmp_path: Path)
     assert len(json.loads(run("list", "--json").output)) == len(ids)
 
 
-def test_cleanup_dry_run_json_then_yes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cleanup_dry_run_json_then_yes(run: Callable[..., Result], tmp_path: Path) -> None:
     ids = _three(run)
     before = vault_bytes(tmp_path / "vault")
     r = run("cleanup", "--keep-last", "1", "--min-age", "0", "--dry-run", "--json", "--show-kept")
@@ -241,7 +246,7 @@ def test_cleanup_dry_run_json_then_yes(run, tmp_path: Path) -> None:  # type: ig
     assert [s["id"] for s in json.loads(run("list", "--json").output)] == [ids[2]]
 
 
-def test_cleanup_table_names_the_rule(run) -> None:  # type: ignore[no-untyped-def]
+def test_cleanup_table_names_the_rule(run: Callable[..., Result]) -> None:
     _three(run)
     r = run("cleanup", "--keep-last", "1", "--min-age", "0", "--yes")
     assert r.exit_code == 0, r.output
@@ -251,7 +256,7 @@ def test_cleanup_table_names_the_rule(run) -> None:  # type: ignore[no-untyped-d
     assert r.exit_code == 0 and "Nothing to remove" in r.output
 
 
-def test_cleanup_uses_the_config_and_refuses_without_a_policy(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cleanup_uses_the_config_and_refuses_without_a_policy(run: Callable[..., Result], tmp_path: Path) -> None:
     _three(run)
     r = run("cleanup", "--dry-run")
     assert r.exit_code == 8 and "no retention policy" in r.output
@@ -266,7 +271,7 @@ def test_cleanup_uses_the_config_and_refuses_without_a_policy(run, tmp_path: Pat
     assert doc["policy_source"] == "config" and doc["remove"] == []
 
 
-def test_pin_archive_list_and_stats(run) -> None:  # type: ignore[no-untyped-def]
+def test_pin_archive_list_and_stats(run: Callable[..., Result]) -> None:
     ids = _three(run)
     assert run("pin", ids[0]).exit_code == 0
     r = run("archive", ids[1], ids[1], "--json")
@@ -284,7 +289,9 @@ def test_pin_archive_list_and_stats(run) -> None:  # type: ignore[no-untyped-def
     assert run("pin", "3f2c8a4e-0000-0000-0000-000000000000").exit_code == 3
 
 
-def test_cleanup_sweeps_leftovers_without_asking_when_nothing_else_goes(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cleanup_sweeps_leftovers_without_asking_when_nothing_else_goes(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
     import uuid
 
     from sessionseal import Vault

@@ -207,9 +207,9 @@ class Vaults:
             ids[key] = r.output.strip()
         assert self.run(vault, "checkpoint", "create", ids["A"], "before falcon").exit_code == 0
         assert self.run(vault, "append", ids["A"], input='{"role": "user", "content": "later"}\n').exit_code == 0
-        doc = self.root / f"doc{self.n}.json"
-        doc.write_text(json.dumps({"title": "t", "tags": ["x"], "messages": [{"role": "user", "content": "c"}]}))
-        ids["doc"] = str(doc)
+        doc_file = self.root / f"doc{self.n}.json"
+        doc_file.write_text(json.dumps({"title": "t", "tags": ["x"], "messages": [{"role": "user", "content": "c"}]}))
+        ids["doc"] = str(doc_file)
         ids["out"] = str(self.root / f"out{self.n}.json")
         return vault, ids
 

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sessionseal import Vault, errors
 from sessionseal.cli import cli
@@ -83,7 +83,7 @@ def test_cli_edits(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")

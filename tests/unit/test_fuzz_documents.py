@@ -31,7 +31,7 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 CLAUDE_MAIN = FIX / "claude/projects/-home-dev-parser/7f3c2a9e-4b1d-4e8a-9c55-2d6f0b8e1a47.jsonl"
 CODEX_MAIN = FIX / "codex/sessions/2026/03/14/rollout-2026-03-14T10-22-31-019ceb5a-3f21-7c4e-9b8a-5d2f1e0c7a93.jsonl"
 
-SESSION = {
+SESSION: dict[str, Any] = {  # a session document, as Vault.save takes it
     "title": "fuzz",
     "tags": ["a", "b"],
     "status": "completed",
@@ -197,7 +197,7 @@ _PLACES = ("extra", "message", "arguments", "stats", "tags", "environment")
 
 
 def _plant(place: str, value: Any) -> dict[str, Any]:
-    doc = json.loads(SESSION_JSON)
+    doc: dict[str, Any] = json.loads(SESSION_JSON)
     if place == "extra":
         doc["x"] = value
     elif place == "message":

@@ -242,7 +242,7 @@ def test_keytable_mutated(data: bytes) -> None:
 def _table_payloads(draw: st.DrawFn) -> list[tuple[int, bytes]]:
     count = draw(st.sampled_from([0, 1, 2, 0xFFFFFFFF, 1 << 28]) | st.integers(0, 0xFFFFFFFF))
     entries = draw(st.lists(st.binary(min_size=48, max_size=48).map(lambda b: b[:16] + b[16:48]), max_size=3))
-    if entries and draw(st.booleans()):
+    if len(entries) > 0 and draw(st.booleans()):
         entries.append(entries[0])  # a duplicate id
     snapshot = draw(st.binary(min_size=32, max_size=32)) + struct.pack(">I", count) + b"".join(e[:52] for e in entries)
     snapshot = snapshot[: draw(st.integers(0, len(snapshot)))] if draw(st.booleans()) else snapshot
@@ -536,7 +536,9 @@ def _keyfiles() -> st.SearchStrategy[bytes]:
     def make() -> st.SearchStrategy[bytes]:
         data = _keyfile()[0]
         doc = json.loads(data)
-        awkward = st.sampled_from([1e400, -1, 2**32, 2**70, "17", " 17", "1_7", True, [], {}, None, "x" * 50])
+        awkward: st.SearchStrategy[object] = st.sampled_from(
+            [1e400, -1, 2**32, 2**70, "17", " 17", "1_7", True, [], {}, None, "x" * 50]
+        )
         fields = st.sampled_from(["log2_n", "r", "p", "salt", "keys", "version", "format"])
         epochs = st.sampled_from(["-1", "4294967296", "0", "1" * 5000, "x", "\u0661", " 2"])
         return st.one_of(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -41,7 +41,7 @@ HUGE = {"deep": DEEP_TEXT, "long int": long_int_text(DIGITS)}
 
 
 @pytest.fixture
-def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     monkeypatch.delenv("SESSIONSEAL_PASSPHRASE", raising=False)
     monkeypatch.setenv("SESSIONSEAL_BUNDLE_PASSPHRASE", "bundle pass")
@@ -62,7 +62,9 @@ def _refused(r: Result) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(HUGE))
-def test_the_cli_refuses_huge_json_with_exit_8_on_every_input_path(run: Any, kind: str, tmp_path: Path) -> None:
+def test_the_cli_refuses_huge_json_with_exit_8_on_every_input_path(
+    run: Callable[..., Result], kind: str, tmp_path: Path
+) -> None:
     sid = run("save", input=_session(b"1")).output.strip()
     vault = tmp_path / "vault"
     before = vault_bytes(vault)
@@ -81,7 +83,9 @@ def test_the_cli_refuses_huge_json_with_exit_8_on_every_input_path(run: Any, kin
     assert json.loads(run("show", sid, "--json").output)["messages"][0]["extra"] == 1
 
 
-def test_a_transcript_line_holding_them_is_reported_not_raised(run: Any, tmp_path: Path, monkeypatch: Any) -> None:
+def test_a_transcript_line_holding_them_is_reported_not_raised(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "claude" / "projects" / "-p"
     project.mkdir(parents=True)
     line = b'{"type":"user","uuid":"u1","sessionId":"s","timestamp":"2026-03-14T10:00:00Z","message":%s}\n'
@@ -93,7 +97,7 @@ def test_a_transcript_line_holding_them_is_reported_not_raised(run: Any, tmp_pat
     assert len(json.loads(r.output)["files"]) == 2
 
 
-def test_huge_durations_are_bad_input(run: Any) -> None:
+def test_huge_durations_are_bad_input(run: Callable[..., Result]) -> None:
     for when in ("99999999999999d", "9" * DIGITS + "d"):
         _refused(run("list", "--since", when))
         _refused(run("audit", "show", "--until", when))

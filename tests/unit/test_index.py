@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import KeychainProvider, Vault, errors
+from sessionseal._container import Frame
 from sessionseal._index import INDEX_FILE, Index
 
 PHRASE = "zebra-kumquat-planted-phrase"
@@ -166,7 +167,12 @@ def test_a_save_appends_without_decoding_the_index(
         vault.save(_s(f"s{i}"))
     decodes: list[int] = []
     real = Index._decode
-    monkeypatch.setattr(Index, "_decode", lambda self, frames: (decodes.append(1), real(self, frames))[1])
+
+    def counted(self: Index, frames: list[Frame]) -> None:
+        decodes.append(1)
+        real(self, frames)
+
+    monkeypatch.setattr(Index, "_decode", counted)
     with Vault.open(vault_path, key_provider=provider) as v:
         v.save(_s("new"))
         assert decodes == []

@@ -120,7 +120,7 @@ def test_a_filter_command_does_not_load_the_vault() -> None:
 def test_names_resolve_lazily_and_unknown_names_raise() -> None:
     assert "Vault" in dir(sessionseal)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        _ = sessionseal.Nope  # type: ignore[attr-defined]
+        _ = sessionseal.Nope
 
 
 def test_listing_as_json_loads_neither_pydantic_nor_the_sanitizer(tmp_path: Path) -> None:

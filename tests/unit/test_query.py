@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionseal import ListQuery, Vault, errors
+from sessionseal import ListQuery, SessionStatus, Vault, errors
 from sessionseal._index import Entry
 from sessionseal._query import select
 from sessionseal.cli import cli
@@ -54,8 +55,8 @@ def test_default_hides_archived_newest_first() -> None:
     [
         (ListQuery(tags=("a",)), ["s1", "Zeta"]),
         (ListQuery(tags=("a", "b")), ["s1"]),
-        (ListQuery(statuses=("failed", "active")), ["Zeta", "alpha"]),
-        (ListQuery(statuses=("archived",)), ["s3"]),  # asking for the status shows archived ones
+        (ListQuery(statuses=(SessionStatus.FAILED, SessionStatus.ACTIVE)), ["Zeta", "alpha"]),
+        (ListQuery(statuses=(SessionStatus.ARCHIVED,)), ["s3"]),  # asking for the status shows archived ones
         (ListQuery(pinned=True), ["Zeta"]),
         (ListQuery(min_cost=1), ["s1"]),
         (ListQuery(max_cost=1, archived=None), ["Zeta", "s3", "alpha"]),
@@ -120,7 +121,7 @@ def test_cli_list_filters(memory_keyring: MemoryKeyring, tmp_path: Path, monkeyp
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None) -> object:
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")
@@ -131,14 +132,14 @@ def test_cli_list_filters(memory_keyring: MemoryKeyring, tmp_path: Path, monkeyp
         run("save", "-", input=json.dumps(doc))
     monkeypatch.chdir(here)
     r = run("list", "--here", "--json")
-    assert [d["title"] for d in json.loads(r.output)] == ["one"]  # type: ignore[attr-defined]
+    assert [d["title"] for d in json.loads(r.output)] == ["one"]
     r = run("list", "--tag", "y", "--since", "1d", "--sort", "title", "--limit", "5", "--json")
-    assert [d["title"] for d in json.loads(r.output)] == ["two"]  # type: ignore[attr-defined]
+    assert [d["title"] for d in json.loads(r.output)] == ["two"]
     r = run("list", "--workspace", str(here), "--here")
-    assert r.exit_code == 2  # type: ignore[attr-defined]
+    assert r.exit_code == 2
     r = run("list", "--since", "yesterday-ish")
-    assert r.exit_code == 8  # type: ignore[attr-defined]
-    assert "one" in run("list", "--status", "active").output  # type: ignore[attr-defined]
+    assert r.exit_code == 8
+    assert "one" in run("list", "--status", "active").output
 
 
 def test_reads_are_recorded_in_the_index_without_rewriting_the_session(vault: Vault, vault_path: Path) -> None:
@@ -164,7 +165,7 @@ def test_latest_and_resume(memory_keyring: MemoryKeyring, tmp_path: Path, monkey
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")
@@ -202,7 +203,7 @@ def test_every_order_breaks_ties_by_id(rows: list[tuple[int, float, str]], sort:
         entry(i % 3, id=f"00000000-0000-0000-0000-{i:012d}", size_stored=size, cost_usd=cost, title=title)
         for i, (size, cost, title) in enumerate(rows)
     ]
-    keys = {
+    keys: dict[str, Callable[[Entry], datetime | float | str]] = {
         "updated": lambda e: datetime.fromisoformat(e.updated_at),
         "created": lambda e: datetime.fromisoformat(e.created_at),
         "accessed": lambda e: datetime.fromisoformat(e.last_accessed_at or e.updated_at),

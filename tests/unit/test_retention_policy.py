@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sessionseal import RetentionConfig
 from sessionseal._retention import (
     Action,
+    CleanupPlan,
     format_duration,
     format_size,
     parse_duration,
@@ -52,11 +53,11 @@ def summary(
     )
 
 
-def plan(sessions: list[SessionSummary], **policy: object):  # type: ignore[no-untyped-def]
+def plan(sessions: list[SessionSummary], **policy: object) -> CleanupPlan:
     return plan_retention(sessions, RetentionConfig.model_validate(policy), NOW, tz=UTC)
 
 
-def removed(p) -> set[str]:  # type: ignore[no-untyped-def]
+def removed(p: CleanupPlan) -> set[str]:
     return {d.session.title for d in p.remove}
 
 
@@ -285,7 +286,11 @@ _policies = st.fixed_dictionaries(
 )
 
 
-def _build(raw: list[tuple[float, SessionStatus, bool, list[str], int, float | None]]) -> list[SessionSummary]:
+#: What _summaries draws: (age in days, status, pinned, tags, size, days since last access).
+_Raw = list[tuple[float, SessionStatus, bool, list[str], int, float | None]]
+
+
+def _build(raw: _Raw) -> list[SessionSummary]:
     return [
         summary(days, status=status, pinned=pinned, tags=tuple(tags), size=size, accessed_days_ago=acc, n=i + 1)
         for i, (days, status, pinned, tags, size, acc) in enumerate(raw)
@@ -294,7 +299,7 @@ def _build(raw: list[tuple[float, SessionStatus, bool, list[str], int, float | N
 
 @settings(max_examples=300, deadline=None)
 @given(_summaries, _policies)
-def test_pinned_active_paused_and_young_sessions_are_never_chosen(raw, policy) -> None:  # type: ignore[no-untyped-def]
+def test_pinned_active_paused_and_young_sessions_are_never_chosen(raw: _Raw, policy: dict[str, object]) -> None:
     sessions = _build(raw)
     cfg = RetentionConfig.model_validate(policy)
     p = plan_retention(sessions, cfg, NOW, tz=UTC)
@@ -318,7 +323,7 @@ def test_pinned_active_paused_and_young_sessions_are_never_chosen(raw, policy) -
 
 @settings(max_examples=200, deadline=None)
 @given(_summaries, st.integers(min_value=0, max_value=10), st.none() | st.integers(0, 50_000))
-def test_keep_last_keeps_the_newest_removable_sessions(raw, n: int, max_size: int | None) -> None:  # type: ignore[no-untyped-def]
+def test_keep_last_keeps_the_newest_removable_sessions(raw: _Raw, n: int, max_size: int | None) -> None:
     sessions = _build(raw)
     p = plan_retention(sessions, RetentionConfig(keep_last=n, max_size=max_size), NOW, tz=UTC)
     candidates = [d for d in p.decisions if d.rule not in ("pinned", "active", "paused", "min-age")]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sessionseal import ListQuery, Vault, errors
 from sessionseal.cli import cli
@@ -76,7 +76,7 @@ def test_cli_search(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     run("init")

@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _raw_left(output: str) -> list[str]:
 
 
 @pytest.fixture
-def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
     monkeypatch.delenv("SESSIONSEAL_PASSPHRASE", raising=False)
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
@@ -95,7 +96,7 @@ def _document(evil: str = EVIL) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sid(run: Any) -> str:
+def sid(run: Callable[..., Result]) -> str:
     r = run("save", input=json.dumps(_document()))
     assert r.exit_code == 0, r.output
     sid = r.output.strip()
@@ -104,7 +105,7 @@ def sid(run: Any) -> str:
     return sid
 
 
-def test_the_payloads_are_stored_as_given(sid: str, run: Any) -> None:
+def test_the_payloads_are_stored_as_given(sid: str, run: Callable[..., Result]) -> None:
     # The premise: the sanitizer keeps them (they are not secrets), so only rendering can help.
     doc = json.loads(run("show", sid, "--json").output)
     assert doc["title"] == f"review me {EVIL} {MARKUP}"
@@ -130,13 +131,13 @@ def test_the_payloads_are_stored_as_given(sid: str, run: Any) -> None:
     ],
     ids=lambda a: " ".join(a)[:40],
 )
-def test_at_a_terminal_no_raw_control_reaches_it(sid: str, run: Any, args: list[str]) -> None:
+def test_at_a_terminal_no_raw_control_reaches_it(sid: str, run: Callable[..., Result], args: list[str]) -> None:
     r = run(*(a.format(sid=sid) for a in args), env=TERMINAL)
     assert r.exit_code == 0, r.output
     assert _raw_left(r.output) == []
 
 
-def test_what_the_reviewer_sees(sid: str, run: Any) -> None:
+def test_what_the_reviewer_sees(sid: str, run: Callable[..., Result]) -> None:
     out = _SGR.sub("", run("show", sid, env=TERMINAL).output)
     for shown in ("\\x1b]52;c;cm0gLXJmIH4=\\x07", "\\x1b[2J", "\\x1b[1A\\x1b[2K", "shown\\rhidden", "\\x9b2J"):
         assert shown in out
@@ -146,7 +147,7 @@ def test_what_the_reviewer_sees(sid: str, run: Any) -> None:
     assert "needle before" in out and "out " in out and "cp\\x9b2J" in out  # the checkpoint's name
 
 
-def test_rich_markup_in_stored_text_is_text_piped_too(run: Any) -> None:
+def test_rich_markup_in_stored_text_is_text_piped_too(run: Callable[..., Result]) -> None:
     doc = {"title": MARKUP[:40], "tags": ["[red]t[/red]"], "messages": [{"role": "user", "content": MARKUP}]}
     sid = run("save", input=json.dumps(doc)).output.strip()
     for env in (PIPED, TERMINAL):
@@ -157,13 +158,15 @@ def test_rich_markup_in_stored_text_is_text_piped_too(run: Any) -> None:
             assert "\x1b]8;" not in out, args  # no link of rich's making
 
 
-def test_piped_human_output_is_the_text_as_stored(sid: str, run: Any) -> None:
+def test_piped_human_output_is_the_text_as_stored(sid: str, run: Callable[..., Result]) -> None:
     # (rich drops BEL, BS, VT, FF and CR from what it prints, as it always has; --json is exact.)
     out = run("show", sid).output
     assert PAYLOADS["clear"] in out and PAYLOADS["bidi"] in out and PAYLOADS["c1"] in out
 
 
-def test_json_is_exact_piped_and_the_same_value_at_a_terminal(sid: str, run: Any, tmp_path: Path) -> None:
+def test_json_is_exact_piped_and_the_same_value_at_a_terminal(
+    sid: str, run: Callable[..., Result], tmp_path: Path
+) -> None:
     cli_listed = run("list", "--json").output.encode()
     with Vault.open(tmp_path / "vault") as v:
         listed, _ = v.list_json()
@@ -188,7 +191,7 @@ def test_json_is_exact_piped_and_the_same_value_at_a_terminal(sid: str, run: Any
         assert _raw_left(at_tty) == [], args
 
 
-def test_error_lines_are_one_line_and_escaped_always(run: Any, tmp_path: Path) -> None:
+def test_error_lines_are_one_line_and_escaped_always(run: Callable[..., Result], tmp_path: Path) -> None:
     name = str(tmp_path / f"x{PAYLOADS['clear']}\n{PAYLOADS['osc52']}.json")
     for env in (PIPED, TERMINAL):
         r = run("save", name, env=env)
@@ -197,7 +200,9 @@ def test_error_lines_are_one_line_and_escaped_always(run: Any, tmp_path: Path) -
         assert "\\x1b[2J\\x1b[H\\n\\x1b]52" in line and _raw_left(line) == []
 
 
-def test_transcript_file_names_are_shown_escaped(run: Any, tmp_path: Path, monkeypatch: Any) -> None:
+def test_transcript_file_names_are_shown_escaped(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "claude" / "projects" / "-p"
     project.mkdir(parents=True)
     line = {"type": "user", "uuid": "u", "sessionId": "s", "timestamp": "2026-03-14T10:00:00Z"}

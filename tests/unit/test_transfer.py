@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._export import BUNDLE_MAGIC, open_bundle, render, seal_bundle
@@ -74,12 +74,12 @@ def test_export_all_and_filters(vault: Vault) -> None:
     vault.archive(c)
     everything = vault.export(passphrase="p", log2_n=FAST)
     assert len(everything.session_ids) == 3  # archived ones too
-    tagged = vault.export(query=ListQuery(tags=["keep"], archived=None), passphrase="p", log2_n=FAST)
+    tagged = vault.export(query=ListQuery(tags=("keep",), archived=None), passphrase="p", log2_n=FAST)
     assert set(tagged.session_ids) == {a, c}
     bundle = open_bundle(tagged.data or b"", b"p")
     assert bundle.manifest["sessions"] == [str(s) for s in tagged.session_ids]
     with pytest.raises(errors.InvalidInput, match="no session to export"):
-        vault.export(query=ListQuery(tags=["nope"]), passphrase="p")
+        vault.export(query=ListQuery(tags=("nope",)), passphrase="p")
     with pytest.raises(errors.SessionNotFound):
         vault.export([uuid.uuid4()], passphrase="p")
 
@@ -180,7 +180,7 @@ def test_cli_export_import_round_trip(
     monkeypatch.setenv("SESSIONSEAL_BUNDLE_PASSPHRASE", "bundle secret")
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     a, b = str(tmp_path / "a"), str(tmp_path / "b")

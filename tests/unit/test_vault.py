@@ -295,7 +295,7 @@ def test_session_moved_under_another_id_is_detected(vault: Vault, vault_path: Pa
             vault.load(sid)
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 _messages = st.lists(
     st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]), "content": _text}), max_size=6
 )
@@ -395,7 +395,7 @@ def test_config_is_encrypted_validated_and_versioned(vault: Vault, vault_path: P
     before = vault_bytes(vault_path)
     for bad in ({"sanitizer": {"rules": [{"id": "x", "regex": "("}]}}, {"unknown": 1}, "{nope"):
         with pytest.raises(Bad):
-            vault.set_config(bad)  # type: ignore[arg-type]
+            vault.set_config(bad)
     assert vault_bytes(vault_path) == before
     cfg = vault_path / "config.sst"
     data = bytearray(cfg.read_bytes())
