@@ -3,6 +3,21 @@
 Every method runs the blocking vault operation in a worker thread
 (``asyncio.to_thread``), so disk I/O, fsync, locks, scrypt and keychain calls never
 block the event loop.  The vault is thread-safe, so concurrent awaits are fine.
+
+The surface mirrors :class:`Vault` name for name, with the same parameters (a test compares
+the two by introspection).  Three kinds of member are not plain coroutines, by design:
+
+* :meth:`AsyncVault.audit_records` is an async iterator (``async for``): the sync one is
+  lazy, and this one reads the log in batches in a worker thread rather than all at once;
+* :meth:`AsyncVault.record` is a coroutine that returns an :class:`AsyncRecorder`, an async
+  context manager (``async with await vault.record() as rec``);
+* attributes and properties (``path``, ``vault_id``, ``audit_log_path``, ...) read no disk
+  and are plain properties.
+
+Callbacks (``progress``, a passphrase callable) are called in the worker thread, as the
+sync vault calls them in its caller's thread: one that touches the event loop must use
+``loop.call_soon_threadsafe``.  Iterables the caller passes (events, ids, paths) are read
+into a list in the event loop's thread first, so a generator is never run in another thread.
 """
 
 from __future__ import annotations
@@ -11,20 +26,38 @@ import asyncio
 import builtins
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
-from ._checkpoints import Checkpoint
-from ._keystore import KeyProvider
-from ._query import ListQuery
-from ._retention import CleanupPlan, RetentionConfig
-from ._vault import CleanupResult, SearchHit, Vault, VaultInfo, VaultStats
-from .models import Session, SessionStatus, SessionSummary
+from ._vault import Vault
 
 if TYPE_CHECKING:
+    from ._audit import VerifyReport
+    from ._checkpoints import Checkpoint
+    from ._config import VaultConfig
+    from ._keystore import KeyProvider
+    from ._query import ListQuery
     from ._recorder import AsyncRecorder
+    from ._retention import CleanupPlan, RetentionConfig
+    from ._vault import (
+        CleanupResult,
+        ExportResult,
+        FormatStatus,
+        ImportResult,
+        SearchHit,
+        TranscriptOutcome,
+        VaultInfo,
+        VaultStats,
+    )
+    from ._verify import VerifyResult
+    from .models import Session, SessionStatus, SessionSummary
 
 __all__ = ["AsyncVault"]
+
+#: Audit records read per worker-thread call by :meth:`AsyncVault.audit_records`.
+_AUDIT_BATCH: Final = 512
 
 
 class AsyncVault:
@@ -33,10 +66,25 @@ class AsyncVault:
     def __init__(self, vault: Vault) -> None:
         self.sync = vault
 
+    #: Largest serialized session accepted (as :attr:`Vault.MAX_SESSION_BYTES`).
+    MAX_SESSION_BYTES: Final = Vault.MAX_SESSION_BYTES
+
+    # -- construction ---------------------------------------------------------------
+
     @classmethod
-    async def init(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncVault:
+    async def init(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        key_provider: str | KeyProvider = "keychain",
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        interactive: bool = False,
+    ) -> AsyncVault:
         """Create a vault (see :meth:`Vault.init`)."""
-        return cls(await asyncio.to_thread(Vault.init, path, **kwargs))
+        vault = await asyncio.to_thread(
+            Vault.init, path, key_provider=key_provider, passphrase=passphrase, interactive=interactive
+        )
+        return cls(vault)
 
     @classmethod
     async def open(
@@ -45,13 +93,53 @@ class AsyncVault:
         *,
         key_provider: KeyProvider | None = None,
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        interactive: bool = False,
         auto_cleanup: bool = True,
     ) -> AsyncVault:
         """Open a vault (see :meth:`Vault.open`; an automatic cleanup runs in the worker thread too)."""
         vault = await asyncio.to_thread(
-            Vault.open, path, key_provider=key_provider, passphrase=passphrase, auto_cleanup=auto_cleanup
+            Vault.open,
+            path,
+            key_provider=key_provider,
+            passphrase=passphrase,
+            interactive=interactive,
+            auto_cleanup=auto_cleanup,
         )
         return cls(vault)
+
+    async def close(self) -> None:
+        """Release the vault's descriptors (see :meth:`Vault.close`)."""
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> AsyncVault:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- attributes (no disk read: plain properties) ------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The vault's directory (see :attr:`Vault.path`)."""
+        return self.sync.path
+
+    @property
+    def vault_id(self) -> uuid.UUID:
+        """The vault's id (see :attr:`Vault.vault_id`)."""
+        return self.sync.vault_id
+
+    @property
+    def last_auto_cleanup(self) -> CleanupResult | None:
+        """What the automatic cleanup run by :meth:`open` did, if one ran."""
+        return self.sync.last_auto_cleanup
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The current audit log file (see :attr:`Vault.audit_log_path`)."""
+        return self.sync.audit_log_path
+
+    # -- sessions -------------------------------------------------------------------
 
     async def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
         """See :meth:`Vault.save`."""
@@ -76,8 +164,19 @@ class AsyncVault:
         autosave is an asyncio task, and every flush runs in a worker thread."""
         from ._recorder import AsyncRecorder
 
-        sid = await asyncio.to_thread(self.sync._session_to_record, session_id, title, fields)
-        return AsyncRecorder(self.sync, sid, autosave=autosave)
+        def start() -> uuid.UUID:
+            # The sync recorder (no autosave thread) only resolves or creates the session;
+            # closing it flushes nothing, as nothing was added.
+            with self.sync.record(session_id, title=title, autosave=None, **fields) as rec:
+                return rec.session_id
+
+        return AsyncRecorder(self.sync, await asyncio.to_thread(start), autosave=autosave)
+
+    async def delete(self, session_id: uuid.UUID | str) -> None:
+        """See :meth:`Vault.delete`."""
+        await asyncio.to_thread(self.sync.delete, session_id)
+
+    # -- checkpoints and forks -------------------------------------------------------
 
     async def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
         """See :meth:`Vault.checkpoint`."""
@@ -108,13 +207,27 @@ class AsyncVault:
             self.sync.fork, session_id, checkpoint=checkpoint, title=title, continuation=continuation
         )
 
+    # -- listing and search ----------------------------------------------------------
+
     async def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """See :meth:`Vault.list`."""
         return await asyncio.to_thread(self.sync.list, query, archived=archived)
 
-    async def delete(self, session_id: uuid.UUID | str) -> None:
-        """See :meth:`Vault.delete`."""
-        await asyncio.to_thread(self.sync.delete, session_id)
+    async def list_with_problems(
+        self, query: ListQuery | None = None, *, archived: bool | None = False
+    ) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
+        """See :meth:`Vault.list_with_problems`."""
+        return await asyncio.to_thread(self.sync.list_with_problems, query, archived=archived)
+
+    async def list_json(
+        self, query: ListQuery | None = None, *, archived: bool | None = False
+    ) -> tuple[bytes, builtins.list[str]]:
+        """See :meth:`Vault.list_json`."""
+        return await asyncio.to_thread(self.sync.list_json, query, archived=archived)
+
+    async def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
+        """See :meth:`Vault.latest`."""
+        return await asyncio.to_thread(self.sync.latest, query)
 
     async def search(
         self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
@@ -122,15 +235,15 @@ class AsyncVault:
         """See :meth:`Vault.search` (sessions are decrypted in worker threads)."""
         return await asyncio.to_thread(self.sync.search, text, query, case_sensitive=case_sensitive)
 
-    async def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
-        """See :meth:`Vault.latest`."""
-        return await asyncio.to_thread(self.sync.latest, query)
+    async def reindex(self) -> int:
+        """See :meth:`Vault.reindex`."""
+        return await asyncio.to_thread(self.sync.reindex)
 
-    async def list_json(
-        self, query: ListQuery | None = None, *, archived: bool | None = False
-    ) -> tuple[bytes, builtins.list[str]]:
-        """See :meth:`Vault.list_json`."""
-        return await asyncio.to_thread(self.sync.list_json, query, archived=archived)
+    async def stats(self) -> VaultStats:
+        """See :meth:`Vault.stats`."""
+        return await asyncio.to_thread(self.sync.stats)
+
+    # -- metadata edits --------------------------------------------------------------
 
     async def rename(self, session_id: uuid.UUID | str, title: str) -> bool:
         """See :meth:`Vault.rename`."""
@@ -170,23 +283,24 @@ class AsyncVault:
         """See :meth:`Vault.unarchive`."""
         return await asyncio.to_thread(self.sync.unarchive, session_id)
 
-    async def stats(self) -> VaultStats:
-        """See :meth:`Vault.stats`."""
-        return await asyncio.to_thread(self.sync.stats)
+    # -- retention and erasure -------------------------------------------------------
 
-    async def plan_cleanup(self, policy: RetentionConfig | Mapping[str, Any] | None = None) -> CleanupPlan:
+    async def plan_cleanup(
+        self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, now: datetime | None = None
+    ) -> CleanupPlan:
         """See :meth:`Vault.plan_cleanup`."""
-        return await asyncio.to_thread(self.sync.plan_cleanup, policy)
+        return await asyncio.to_thread(self.sync.plan_cleanup, policy, now=now)
 
     async def cleanup(
-        self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, plan: CleanupPlan | None = None
+        self,
+        policy: RetentionConfig | Mapping[str, Any] | None = None,
+        *,
+        plan: CleanupPlan | None = None,
+        now: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CleanupResult:
-        """See :meth:`Vault.cleanup`."""
-        return await asyncio.to_thread(self.sync.cleanup, policy, plan=plan)
-
-    async def reindex(self) -> int:
-        """See :meth:`Vault.reindex`."""
-        return await asyncio.to_thread(self.sync.reindex)
+        """See :meth:`Vault.cleanup` (*progress* is called in the worker thread)."""
+        return await asyncio.to_thread(self.sync.cleanup, policy, plan=plan, now=now, progress=progress)
 
     async def rekey(self, *, from_keyring_file: bool = False) -> int:
         """See :meth:`Vault.rekey`."""
@@ -196,19 +310,133 @@ class AsyncVault:
         """See :meth:`Vault.change_passphrase` (scrypt and a callable run in the worker thread)."""
         return await asyncio.to_thread(self.sync.change_passphrase, new_passphrase)
 
+    async def destroy(self) -> None:
+        """See :meth:`Vault.destroy`."""
+        await asyncio.to_thread(self.sync.destroy)
+
+    # -- export, import, formats -----------------------------------------------------
+
+    async def export(
+        self,
+        session_ids: Iterable[uuid.UUID | str] | None = None,
+        *,
+        query: ListQuery | None = None,
+        format: str = "bundle",
+        passphrase: str | bytes | None = None,
+        plaintext: bool = False,
+        out: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        log2_n: int | None = None,
+    ) -> ExportResult:
+        """See :meth:`Vault.export` (scrypt for a bundle runs in the worker thread)."""
+        ids = None if session_ids is None else builtins.list(session_ids)
+        return await asyncio.to_thread(
+            self.sync.export,
+            ids,
+            query=query,
+            format=format,
+            passphrase=passphrase,
+            plaintext=plaintext,
+            out=out,
+            overwrite=overwrite,
+            log2_n=log2_n,
+        )
+
+    async def import_sessions(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        passphrase: str | bytes | Callable[[], str | bytes] | None = None,
+        on_conflict: str = "skip",
+        allow_expensive_kdf: bool = False,
+    ) -> ImportResult:
+        """See :meth:`Vault.import_sessions`."""
+        return await asyncio.to_thread(
+            self.sync.import_sessions,
+            source,
+            passphrase=passphrase,
+            on_conflict=on_conflict,
+            allow_expensive_kdf=allow_expensive_kdf,
+        )
+
+    async def import_transcripts(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        dry_run: bool = False,
+        since: datetime | None = None,
+        remove_originals: bool = False,
+        quiet_period: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> builtins.list[TranscriptOutcome]:
+        """See :meth:`Vault.import_transcripts` (*progress* is called in the worker thread)."""
+        return await asyncio.to_thread(
+            self.sync.import_transcripts,
+            builtins.list(paths),
+            dry_run=dry_run,
+            since=since,
+            remove_originals=remove_originals,
+            quiet_period=quiet_period,
+            progress=progress,
+        )
+
+    async def formats(self) -> builtins.list[FormatStatus]:
+        """See :meth:`Vault.formats`."""
+        return await asyncio.to_thread(self.sync.formats)
+
+    async def migrate(self, *, dry_run: bool = False) -> tuple[builtins.list[FormatStatus], builtins.list[str]]:
+        """See :meth:`Vault.migrate`."""
+        return await asyncio.to_thread(self.sync.migrate, dry_run=dry_run)
+
+    # -- configuration, information, checks -------------------------------------------
+
+    async def config(self) -> VaultConfig:
+        """See :meth:`Vault.config`."""
+        return await asyncio.to_thread(self.sync.config)
+
+    async def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
+        """See :meth:`Vault.set_config`."""
+        return await asyncio.to_thread(self.sync.set_config, config)
+
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""
         return await asyncio.to_thread(self.sync.info)
 
-    async def close(self) -> None:
-        """Release the vault's descriptors."""
-        self.sync.close()
+    async def verify(
+        self, *, read_data: bool = False, repair: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> VerifyResult:
+        """See :meth:`Vault.verify` (*progress* is called in the worker thread)."""
+        return await asyncio.to_thread(self.sync.verify, read_data=read_data, repair=repair, progress=progress)
 
-    async def __aenter__(self) -> AsyncVault:
-        return self
+    async def verify_audit(self, *, repair: bool = False) -> VerifyReport:
+        """See :meth:`Vault.verify_audit`."""
+        return await asyncio.to_thread(self.sync.verify_audit, repair=repair)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def audit_entries(
+        self, *, session: uuid.UUID | str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
+        """See :meth:`Vault.audit_entries`."""
+        return await asyncio.to_thread(self.sync.audit_entries, session=session)
+
+    async def audit_records(self) -> AsyncIterator[dict[str, Any]]:
+        """See :meth:`Vault.audit_records`: ``async for record in vault.audit_records()``.
+
+        The log is read in batches, each in a worker thread, so a long log neither blocks the
+        event loop nor is held in memory at once.
+        """
+        records: Iterator[dict[str, Any]] = self.sync.audit_records()
+
+        def batch() -> builtins.list[dict[str, Any]]:
+            out: builtins.list[dict[str, Any]] = []
+            for rec in records:
+                out.append(rec)
+                if len(out) == _AUDIT_BATCH:
+                    break
+            return out
+
+        while chunk := await asyncio.to_thread(batch):
+            for rec in chunk:
+                yield rec
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).

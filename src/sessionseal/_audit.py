@@ -424,6 +424,8 @@ class AuditLog:
         if header.kind != Kind.AUDIT_ANCHOR or header.vault_id != self._vault_id or header.object_id != _ANCHOR_ID:
             raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
         _, frames = _container.open_frames(raw, header, key)
+        if [f.type for f in frames] != [FrameType.BODY]:  # the kind's frame sequence (container-v1.md, step 8)
+            raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
         try:
             doc = _loads(_container.decode_payload(frames[0].data))
             return _Anchor(

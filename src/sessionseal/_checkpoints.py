@@ -165,3 +165,7 @@ def fork_document(
     elif not continuation and doc.get("title"):
         doc["title"] = f"{doc['title']} (fork)"
     return doc
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+Checkpoint.__module__ = "sessionseal"

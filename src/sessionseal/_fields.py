@@ -31,3 +31,7 @@ def normalize_tag(raw: str) -> str:
     if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
         raise ValueError("tags are 1-64 characters without whitespace")
     return tag
+
+
+# Shown as sessionseal.models.SessionStatus, the public module that re-exports it (as the models are).
+SessionStatus.__module__ = "sessionseal.models"

@@ -1,6 +1,6 @@
 """Owner-only, no-follow, atomic file operations, and the only importer of ``filelock``.
 
-Invariants this module keeps (docs/design.md, "Files"):
+Invariants this module keeps (docs/design.md, "Vault tree" and "Write ordering", rule 3):
 
 * Every directory of a vault is 0700 and every file 0600, set with ``fchmod`` after
   creation so the umask cannot widen them.

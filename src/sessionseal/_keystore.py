@@ -603,4 +603,5 @@ class KeychainProvider:
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
-KeychainProvider.__module__ = "sessionseal"
+for _cls in (KeyProvider, KeychainProvider):
+    _cls.__module__ = "sessionseal"

@@ -41,3 +41,7 @@ def find_transcripts(
         if root.is_dir():
             found += _transcripts.find_codex(root)
     return found
+
+
+# Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
+find_transcripts.__module__ = "sessionseal"
