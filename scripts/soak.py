@@ -91,6 +91,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per concurrent run (default 15)")
     ap.add_argument("--fuzz-examples", type=int, default=0, help="also run the fuzz suite with N examples per test")
     ap.add_argument("--faults", action="store_true", help="also run the fault-injection suite")
+    ap.add_argument(
+        "--rollback-matrix", action="store_true", help="also run the whole rollback matrix (issue 20), every case"
+    )
     ap.add_argument("--seed", type=int, default=int(time.time()), help="seed (printed; reproduces a failure)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
@@ -131,6 +134,25 @@ def main() -> int:
         rc, lines, took = _pytest_with_report(["tests/unit/test_faults.py"], "SESSIONSEAL_FAULT_REPORT", {})
         total = sum(int(line["faults"]) for line in lines)
         figures["faults"] = {"injected": total, "operations": len(lines), "seconds": round(took), "passed": rc == 0}
+        failed |= rc != 0
+    if args.rollback_matrix and not failed:
+        print("rollback matrix: every case", flush=True)
+        t0 = time.monotonic()
+        rc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/integration/test_rollback_matrix.py",
+            ],
+            cwd=REPO,
+            env={**os.environ, "SESSIONSEAL_ROLLBACK_MATRIX": "full", "PYTHONPATH": str(REPO / "src")},
+            check=False,
+        ).returncode
+        figures["rollback_matrix"] = {"seconds": round(time.monotonic() - t0), "passed": rc == 0}
         failed |= rc != 0
     if args.json:
         print(json.dumps(figures, indent=1))
