@@ -45,21 +45,21 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import orjson
 
-from . import __version__, _checkpoints, _configfile, _container, _crypto, _events, _keystore, _paths, _verify
-from ._audit import ANCHOR as _AUDIT_ANCHOR
-from ._audit import AUDIT_DIR as _AUDIT_DIR
-from ._audit import FORMAT as AUDIT_FORMAT
-from ._audit import NOT_AN_ID as _AUDIT_NOT_AN_ID
-from ._audit import NOT_IN_VAULT as _AUDIT_NOT_IN_VAULT
-from ._audit import WITHHELD as _AUDIT_WITHHELD
-from ._audit import AuditLog, Subject, VerifyReport, actor, box_ad, error_outcome, open_box, subject_keys, subject_tag
-from ._checkpoints import Checkpoint
-from ._configfile import CONFIG_FILE as _CONFIG_FILE
-from ._configfile import CONFIG_VERSION as _CONFIG_VERSION
-from ._container import FrameType, Kind
-from ._fields import SessionStatus, normalize_tag
-from ._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock, vault_exists
-from ._index import (
+from .. import __version__, _checkpoints, _configfile, _container, _crypto, _events, _keystore, _paths, _verify
+from .._audit import ANCHOR as _AUDIT_ANCHOR
+from .._audit import AUDIT_DIR as _AUDIT_DIR
+from .._audit import FORMAT as AUDIT_FORMAT
+from .._audit import NOT_AN_ID as _AUDIT_NOT_AN_ID
+from .._audit import NOT_IN_VAULT as _AUDIT_NOT_IN_VAULT
+from .._audit import WITHHELD as _AUDIT_WITHHELD
+from .._audit import AuditLog, Subject, VerifyReport, actor, box_ad, error_outcome, open_box, subject_keys, subject_tag
+from .._checkpoints import Checkpoint
+from .._configfile import CONFIG_FILE as _CONFIG_FILE
+from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
+from .._container import FrameType, Kind
+from .._fields import SessionStatus, normalize_tag
+from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock, vault_exists
+from .._index import (
     INDEX_FILE,
     INDEX_FORMAT,
     Entry,
@@ -71,13 +71,13 @@ from ._index import (
     stamp_of,
     to_builtins,
 )
-from ._keystore import KeychainProvider, KeyProvider, MasterKeys
-from ._keytable import KEYTABLE, KeyTable
-from ._passphrase import KEYFILE, PassphraseProvider
-from ._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
-from ._query import ListQuery, SortKey, select
-from ._verify import VerifyProblem, VerifyResult
-from .errors import (
+from .._keystore import KeychainProvider, KeyProvider, MasterKeys
+from .._keytable import KEYTABLE, KeyTable
+from .._passphrase import KEYFILE, PassphraseProvider
+from .._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
+from .._query import ListQuery, SortKey, select
+from .._verify import VerifyProblem, VerifyResult
+from ..errors import (
     IntegrityError,
     InvalidInput,
     KeyNotFound,
@@ -97,11 +97,11 @@ if TYPE_CHECKING:
     # about 150 ms, which 'list --json' and the other index-only paths never need.
     from pydantic import TypeAdapter
 
-    from ._config import VaultConfig
-    from ._recorder import Recorder
-    from ._retention import CleanupPlan, Decision, RetentionConfig
-    from ._sanitize import Sanitizer
-    from .models import Session, SessionSummary
+    from .._config import VaultConfig
+    from .._recorder import Recorder
+    from .._retention import CleanupPlan, Decision, RetentionConfig
+    from .._sanitize import Sanitizer
+    from ..models import Session, SessionSummary
 
 __all__ = [
     "MAX_SESSION_BYTES",
@@ -962,7 +962,7 @@ class Vault:
 
         :raises InvalidInput: a user rule clashes with a built-in one or does not compile.
         """
-        from ._sanitize import Sanitizer
+        from .._sanitize import Sanitizer
 
         extra = config.sanitizer
         try:
@@ -993,7 +993,7 @@ class Vault:
         return cfg
 
     def _read_config(self) -> VaultConfig:
-        from ._config import read_config
+        from .._config import read_config
 
         return read_config(self._root, self.vault_id, self._config_key())[0]
 
@@ -1003,7 +1003,7 @@ class Vault:
 
         :raises InvalidInput: the document is not a valid configuration (nothing is changed).
         """
-        from ._config import parse_config, read_config, write_config
+        from .._config import parse_config, read_config, write_config
 
         new = parse_config(config)
         sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
@@ -1043,7 +1043,7 @@ class Vault:
         :returns: the session id.
         :raises InvalidInput: the document is not a valid session, or too large.
         """
-        from .models import parse_session
+        from ..models import parse_session
 
         model = parse_session(session)
         self._save_model(model, touch=touch)
@@ -1202,7 +1202,7 @@ class Vault:
         """
         from pydantic import ValidationError
 
-        from .models import Session
+        from ..models import Session
 
         body = self.load_json(session_id)
         try:
@@ -1398,7 +1398,7 @@ class Vault:
         header, meta = tail.header, tail.meta
         from pydantic import ValidationError
 
-        from .models import SessionSummary
+        from ..models import SessionSummary
 
         try:
             doc = orjson.loads(_container.decode_payload(meta))
@@ -1609,7 +1609,7 @@ class Vault:
             passphrase for a bundle, nothing to export, or *out* exists.
         :raises SessionNotFound: an id is not in the vault.
         """
-        from . import _export
+        from .. import _export
 
         if format not in _export.FORMATS:
             raise InvalidInput(f"unknown export format {format!r}; use one of {', '.join(_export.FORMATS)}")
@@ -1643,7 +1643,7 @@ class Vault:
                 data = _export.render(format, [orjson.loads(d) for d in docs])
         path = None
         if out is not None:
-            from ._fs import write_private_file
+            from .._fs import write_private_file
 
             path = Path(out).absolute()
             write_private_file(path, data, overwrite=overwrite)
@@ -1684,7 +1684,7 @@ class Vault:
             bundle asks for too much scrypt work or holds more than the limits (nothing is
             imported then).
         """
-        from .models import parse_session
+        from ..models import parse_session
 
         if on_conflict not in ("skip", "replace", "copy"):
             raise InvalidInput("on_conflict is skip, replace or copy")
@@ -1764,7 +1764,7 @@ class Vault:
         :param quiet_period: seconds an original must have been left unmodified before it is
             removed (default 600: an agent between two records leaves it alone that long).
         """
-        from ._transcripts import QUIET_PERIOD
+        from .._transcripts import QUIET_PERIOD
 
         quiet = QUIET_PERIOD if quiet_period is None else quiet_period
         if not quiet >= 0:
@@ -1798,8 +1798,8 @@ class Vault:
         self, path: Path, outcome: TranscriptOutcome, *, dry_run: bool, since: datetime | None, remove: int | None
     ) -> None:
         """Import one file; *remove*: remove it afterwards if it has been quiet that many ns."""
-        from . import _transcripts
-        from .models import parse_session
+        from .. import _transcripts
+        from ..models import parse_session
 
         st = os.stat(path)
         if since is not None and datetime.fromtimestamp(st.st_mtime, UTC) < since:
@@ -1853,7 +1853,7 @@ class Vault:
     def _transcript_unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
         """Whether the vault holds this file as it is (same path, size and time), found by the
         session id in its first records: then it is not parsed at all."""
-        from . import _transcripts
+        from .. import _transcripts
 
         try:
             tool, source_id = _transcripts.identify(path)
@@ -1909,8 +1909,8 @@ class Vault:
         :func:`_transcripts.removable` checks it now: read and stored up to its size, ending
         with a complete line, quiet for *quiet_ns*, open for writing nowhere.  Otherwise
         every file stays, and *outcome* says why."""
-        from . import _transcripts
-        from ._fs import shred_file
+        from .. import _transcripts
+        from .._fs import shred_file
 
         def keep(code: str, why: str) -> None:
             outcome.kept, outcome.error = code, f"original kept: {why}"
@@ -2552,7 +2552,7 @@ class Vault:
             *title* and *fields* (``workspace``, ``tags``...).
         :raises SessionNotFound: no such session.
         """
-        from ._recorder import Recorder
+        from .._recorder import Recorder
 
         return Recorder(self, self._session_to_record(session_id, title, fields), autosave=autosave)
 
@@ -2767,7 +2767,7 @@ class Vault:
             by_status[s.status.value] += 1
         stored = sum(s.size_stored for s in summaries)
         original = sum(s.size_original for s in summaries)
-        from ._retention import human_size
+        from .._retention import human_size
 
         warn = self._read_config().retention.warn_size
         warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
@@ -2799,8 +2799,8 @@ class Vault:
         return result
 
     def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
-        from ._retention import RetentionConfig
-        from .models import parse_model
+        from .._retention import RetentionConfig
+        from ..models import parse_model
 
         if policy is None:
             return self._read_config().retention
@@ -2820,7 +2820,7 @@ class Vault:
         return plan
 
     def _plan(self, policy: RetentionConfig, now: datetime | None) -> CleanupPlan:
-        from ._retention import plan_retention
+        from .._retention import plan_retention
 
         if not policy.has_rules():
             raise InvalidInput(
@@ -3092,7 +3092,7 @@ def _summaries_adapter() -> TypeAdapter[builtins.list[SessionSummary]]:
     """Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time)."""
     from pydantic import TypeAdapter
 
-    from .models import SessionSummary
+    from ..models import SessionSummary
 
     return TypeAdapter(builtins.list[SessionSummary])
 
@@ -3210,8 +3210,8 @@ def _import_documents(
 ) -> tuple[str, Callable[[], Iterator[Any]]]:
     """What a bundle or session JSON (an object or a list) holds: its kind, and a function
     that yields the documents as parsed JSON, one at a time, each call from the start."""
-    from . import _export
-    from ._passphrase import MAX_LOG2_N
+    from .. import _export
+    from .._passphrase import MAX_LOG2_N
 
     if isinstance(source, bytes):
         data = source
