@@ -325,7 +325,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def _audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
     """Record a failed *action* in the audit log (successes are recorded by the method, with
-    their byte and redaction counts), then re-raise.
+    their byte and redaction counts), then re-raise.  Only the outermost audited call of a
+    thread records a failure: one record per operation (docs/design.md, "The house").
 
     :param by_id: the method's first argument is a session id, recorded with the failure.
     """
@@ -338,7 +339,10 @@ def _audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
             try:
                 return fn(self, *args, **kwargs)
             except SessionSealError as exc:
-                if not done_but_unrecorded(exc):  # done: not a failure to record
+                # One record per operation: a failure is recorded by the outermost audited call
+                # only (append over its sanitize-and-write step, set_status over archive).
+                outermost = len(running) == 1
+                if outermost and not done_but_unrecorded(exc):  # done: not a failure to record
                     session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
                     self._audit_failure(action, exc, session=session)
                 raise
