@@ -303,9 +303,9 @@ class _Check:
             return
         try:
             if self.read_data:
-                from ._vault import _MAX_CONTAINER  # a cycle at import time, not here
+                from ._vault._common import MAX_CONTAINER  # a cycle at import time, not here
 
-                raw = d.read(fname, max_size=_MAX_CONTAINER)
+                raw = d.read(fname, max_size=MAX_CONTAINER)
                 log = _container.open_session(raw, self.v.vault_id, sid, lambda _sid: key)
                 document = self.v._document(log)
                 from .models import Session

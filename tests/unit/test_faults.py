@@ -227,7 +227,7 @@ def injector() -> Iterator[Injector]:
         mp.setattr(sessionseal._fs, "os", proxy)
         mp.setattr(sessionseal._audit, "os", proxy)
         stamp = NOW.isoformat().replace("+00:00", "Z")
-        mp.setattr(_vault, "_now", lambda: NOW)
+        mp.setattr(_vault._common, "now", lambda: NOW)
         mp.setattr(_events, "_now", lambda: stamp)
         # Work done once rather than in every run (the faults are elsewhere): a bundle's
         # scrypt (2^14 at least), and the sanitizer built from the config.

@@ -38,7 +38,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -91,6 +90,29 @@ from ..errors import (
     VaultExists,
     VaultNotFound,
 )
+from . import _common
+from ._common import (
+    INTEGRITY,
+    MAX_CONTAINER,
+    MAX_SESSION_BYTES,
+    SUFFIX,
+    merge_counts,
+    no_session,
+    parse_id,
+    stored_shape,
+    timestamp,
+    unstorable,
+)
+from ._results import (
+    CleanupResult,
+    ExportResult,
+    FormatStatus,
+    ImportResult,
+    SearchHit,
+    TranscriptOutcome,
+    VaultInfo,
+    VaultStats,
+)
 
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
@@ -122,10 +144,6 @@ __all__ = [
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
 _VAULT_VERSION: Final = 1
-#: Largest serialized session accepted (a single AES-GCM message is limited to 2 GiB).
-MAX_SESSION_BYTES: Final = 512 << 20
-_MAX_CONTAINER: Final = MAX_SESSION_BYTES + (1 << 20)
-_SUFFIX: Final = ".sst"
 _DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LABEL_NAMES: Final = b"sessionseal v1 file names"
 _LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
@@ -143,136 +161,6 @@ _MAX_CKPT_META: Final = 1 << 20
 _TRANSCRIPT_NAMESPACE: Final = uuid.UUID("9f5e3d1c-6b4a-5c2e-8d7f-0a1b2c3d4e5f")
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
-
-
-@dataclass(frozen=True)
-class VaultInfo:
-    """What ``sessionseal info`` shows."""
-
-    vault_path: str
-    vault_id: str
-    key_provider: str
-    key_provider_detail: str
-    format_version: int
-    container_version: int
-    created_at: str
-    session_count: int
-    stored_bytes: int
-    audit_log_path: str | None
-    #: The keyring backend class holding the master key (``module.Class``), for a keychain vault.
-    key_backend: str | None = None
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What :meth:`Vault.export` wrote (or returns, without *out*)."""
-
-    format: str
-    session_ids: list[uuid.UUID]
-    #: The exported bytes when no *out* path was given; None once written to *path*.
-    data: bytes | None
-    path: str | None
-    nbytes: int
-
-
-@dataclass
-class ImportResult:
-    """What :meth:`Vault.import_sessions` stored and skipped."""
-
-    source: str  # "bundle" or "json"
-    imported: list[uuid.UUID] = field(default_factory=list)
-    #: (id as given, why): an id already in the vault, with ``on_conflict="skip"``.
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    #: Secrets the sanitizer replaced on the way in, per rule.
-    redactions: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class TranscriptOutcome:
-    """What :meth:`Vault.import_transcripts` did with one transcript file."""
-
-    path: str
-    tool: str = ""
-    #: The tool's own session id.
-    source_id: str = ""
-    session_id: uuid.UUID | None = None
-    #: ``new``, ``appended`` (it grew), ``updated`` (it changed; the old version is kept as a
-    #: checkpoint), ``unchanged``, ``skipped`` (older than *since*) or ``failed``.
-    action: str = ""
-    messages: int = 0
-    #: Record types kept as raw events, with counts.
-    unknown: dict[str, int] = field(default_factory=dict)
-    redactions: dict[str, int] = field(default_factory=dict)
-    removed: bool = False
-    #: Why the original was kept, when its removal was asked for: a stable code
-    #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,
-    #: ``writers-unknown``, ``mismatch``, ``unsafe`` or ``error``.
-    kept: str | None = None
-    #: One line, never content (``failed``), or why the original was kept.
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FormatStatus:
-    """The version of one of the vault's formats as found on disk (:meth:`Vault.formats`)."""
-
-    #: ``vault``, ``key file``, ``container``, ``index``, ``config`` or ``audit log``.
-    name: str
-    #: The oldest and newest versions found (equal for a single file); None: not present.
-    oldest: int | None
-    newest: int | None
-    #: The version this sessionseal writes.
-    current: int
-    #: How many files (or records, for the audit log) were looked at.
-    items: int
-
-    @property
-    def state(self) -> str:
-        """``current``, ``older`` (a migration applies), ``newer`` (upgrade sessionseal), ``absent``."""
-        if self.oldest is None or self.newest is None:
-            return "absent"
-        if self.newest > self.current:
-            return "newer"
-        return "older" if self.oldest < self.current else "current"
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {**dataclasses.asdict(self), "state": self.state}
-
-
-@dataclass(frozen=True)
-class VaultStats:
-    """What ``sessionseal stats`` shows: counts, sizes, ages, and warnings."""
-
-    sessions: int
-    by_status: dict[str, int]
-    pinned: int
-    stored_bytes: int
-    original_bytes: int
-    compression_ratio: float | None
-    oldest_created: datetime | None
-    newest_updated: datetime | None
-    messages: int
-    cost_usd: float
-    redactions: int
-    unreadable: int
-    warn_size: int | None
-    warnings: list[str]
-
-
-@dataclass
-class CleanupResult:
-    """What a cleanup did: the plan it carried out and what happened to each removal."""
-
-    plan: CleanupPlan
-    removed: list[uuid.UUID] = field(default_factory=list)
-    skipped: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (session, why it stayed)
-    orphans_removed: int = 0
-    temp_removed: int = 0  # temp files of killed writers, shredded
-    bytes_freed: int = 0
-    epoch: int | None = None  # the master key epoch after the last rotation
-    warnings: list[str] = field(default_factory=list)
 
 
 def _lock_timeout() -> float:
@@ -314,10 +202,6 @@ def _record_refusal(vpath: Path, root: Dir | None, exc: SessionSealError) -> Non
         finally:
             if opened:
                 d.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -470,7 +354,7 @@ class Vault:
                     "version": _VAULT_VERSION,
                     "vault_id": str(vault_id),
                     "key_provider": provider.name,
-                    "created_at": _now().isoformat(),
+                    "created_at": _common.now().isoformat(),
                 }
                 vault = cls(vpath, root, doc, provider)
                 root.write_atomic(VAULT_FILE, json.dumps(doc, indent=1).encode() + b"\n")
@@ -754,7 +638,7 @@ class Vault:
         subjects: builtins.list[Subject] = []
         if session is not None:
             try:
-                sid = _parse_id(session)
+                sid = parse_id(session)
             except InvalidInput:
                 fields["session"] = _AUDIT_NOT_AN_ID  # a mistyped argument could be anything, a secret too
             else:
@@ -859,7 +743,7 @@ class Vault:
         :param session: only the records about this session (by its tag, or by its id in
             format 1 records).
         """
-        want = None if session is None else _parse_id(session)
+        want = None if session is None else parse_id(session)
         table = self._keytable()
         records, report = self._audit_log.checked_records(table.vault_secret)
         tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
@@ -1059,20 +943,18 @@ class Vault:
         try:
             doc: dict[str, Any] = model.model_dump(mode="json")
         except ValueError:  # pydantic: nested past about 255 levels
-            raise _unstorable("session") from None
+            raise unstorable("session") from None
         if touch:
-            doc["updated_at"] = _now().isoformat().replace("+00:00", "Z")  # as pydantic writes it
+            doc["updated_at"] = timestamp()  # as pydantic writes it
         clean, counts = self._get_sanitizer().sanitize_tree(doc)
         assert isinstance(clean, dict)
-        redactions = dict(doc.get("redactions") or {})
-        for rule, n in counts.items():
-            redactions[rule] = redactions.get(rule, 0) + n
+        redactions: Any = merge_counts(doc.get("redactions"), counts)
         clean["redactions"] = redactions
         try:
             body = orjson.dumps(clean)
             meta = orjson.dumps(_events.summary_of(clean, len(body)))
         except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate, 255 levels
-            raise _unstorable("session") from None
+            raise unstorable("session") from None
         if len(body) > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
         self._write_session(model.id, meta, body)
@@ -1100,7 +982,7 @@ class Vault:
             (FrameType.META, _container.encode_payload(meta, compress=True)),
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
         ]
-        generation = (self._stored_generation(name + _SUFFIX) or 0) + 1
+        generation = (self._stored_generation(name + SUFFIX) or 0) + 1
         key = self._session_key(session_id, create=True)
         assert key is not None  # create=True always returns a key
         data = _container.seal(
@@ -1112,11 +994,11 @@ class Vault:
             kek_epoch=0,
             frames=frames,
         )
-        self._sessions.write_atomic(name + _SUFFIX, data)
-        st = os.stat(name + _SUFFIX, dir_fd=self._sessions.fd, follow_symlinks=False)
+        self._sessions.write_atomic(name + SUFFIX, data)
+        st = os.stat(name + SUFFIX, dir_fd=self._sessions.fd, follow_symlinks=False)
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
-        self._index_put(name + _SUFFIX, entry_of(doc), stamp_of(st))
+        self._index_put(name + SUFFIX, entry_of(doc), stamp_of(st))
 
     def _stored_generation(self, fname: str) -> int | None:
         """The stored container's version counter; None when there is no file.
@@ -1148,18 +1030,18 @@ class Vault:
             return key
 
     def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
-        name = self._file_name(session_id) + _SUFFIX
+        name = self._file_name(session_id) + SUFFIX
         try:
-            raw = self._sessions.read(name, max_size=_MAX_CONTAINER)
+            raw = self._sessions.read(name, max_size=MAX_CONTAINER)
         except FileNotFoundError:
-            raise SessionNotFound(f"no session {session_id} in this vault; see 'sessionseal list'") from None
+            raise no_session(session_id) from None
         return _container.open_session(raw, self.vault_id, session_id, self._key_for)
 
     def _key_for(self, sid: uuid.UUID) -> bytes:
         key = self._session_key(sid, create=False)
         if key is None:
             # A container whose key is gone was deleted (a crash between the two steps).
-            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+            raise no_session(sid)
         return key
 
     def _document(self, log: _container.SessionLog) -> bytes:
@@ -1167,7 +1049,7 @@ class Vault:
         body = _container.decode_payload(log.body)
         if not log.events:
             return body  # as saved: the bytes are returned without a parse
-        with _stored_shape():
+        with stored_shape():
             doc = orjson.loads(body)
             for payload in log.events:
                 _events.apply(doc, self._ops_of(payload))
@@ -1178,7 +1060,7 @@ class Vault:
         try:
             return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
         except (orjson.JSONDecodeError, AttributeError, ValueError):
-            raise IntegrityError(_INTEGRITY) from None
+            raise IntegrityError(INTEGRITY) from None
 
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
@@ -1192,9 +1074,9 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         body = self._document(self._open_session_file(sid))
-        self._index_touch(self._file_name(sid) + _SUFFIX)
+        self._index_touch(self._file_name(sid) + SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
 
@@ -1218,7 +1100,7 @@ class Vault:
             # imported) may be nested deeper, up to what orjson writes (255).
             return Session.model_validate(orjson.loads(body))
         except (ValidationError, orjson.JSONDecodeError):
-            raise IntegrityError(_INTEGRITY) from None
+            raise IntegrityError(INTEGRITY) from None
 
     def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
         """Summaries of the readable sessions, newest update first.
@@ -1282,13 +1164,13 @@ class Vault:
 
         def scan(entry: Entry) -> SearchHit | None:
             try:
-                body = self._document(self._open_session_file(_parse_id(entry.id)))
+                body = self._document(self._open_session_file(parse_id(entry.id)))
             except (SessionNotFound, IntegrityError):
                 return None  # erased meanwhile, or damaged ('list' reports it)
             if needle not in (body if case_sensitive else body.lower()):
                 return None
             try:
-                with _stored_shape():
+                with stored_shape():
                     found = _find_in_doc(orjson.loads(body), text, case_sensitive)
             except IntegrityError:
                 return None  # authentic, but not a document this build writes: damaged, as above
@@ -1348,7 +1230,7 @@ class Vault:
         stat, fd = os.stat, self._sessions.fd
         known_stamps = index.stamps if index is not None else {}
         known_entries = index.entries if index is not None else {}
-        names = [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]
+        names = [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
         hits = 0
         for fname in names:  # every caller orders the result itself
             try:
@@ -1409,9 +1291,9 @@ class Vault:
             # Validated here, where it is read from a session file; the index stores it as is.
             SessionSummary.model_validate(doc)
         except (orjson.JSONDecodeError, ValidationError):
-            raise IntegrityError(_INTEGRITY) from None
+            raise IntegrityError(INTEGRITY) from None
         if not isinstance(doc, dict):
-            raise IntegrityError(_INTEGRITY)
+            raise IntegrityError(INTEGRITY)
         # What is committed: a torn append after it (cut off by the next append) is not stored.
         doc["size_stored"], doc["generation"] = tail.end, header.generation
         return doc
@@ -1511,7 +1393,7 @@ class Vault:
     def _index_touch(self, fname: str) -> None:
         # A read is recorded in the index only (retention by access, 'list --sort accessed').
         # Best effort and never waiting: a busy vault lock loses this one access time.
-        at = _now().isoformat().replace("+00:00", "Z")
+        at = timestamp()
         with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0), self._mutex:
             index, _ = self._current_index(parse=False)
             if index is None:
@@ -1560,7 +1442,7 @@ class Vault:
                 self._index = None
                 return
             for name, entry in list(index.entries.items()):
-                if _parse_id(entry.id) not in table.session_keys:
+                if parse_id(entry.id) not in table.session_keys:
                     index.entries.pop(name)
                     index.stamps.pop(name, None)
             index.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
@@ -1573,7 +1455,7 @@ class Vault:
         with self._vault_lock(), self._mutex:
             index = Index(vault_id=self.vault_id, generation=self._index.generation if self._index else 0)
             for fname in sorted(self._sessions.names()):
-                if not fname.endswith(_SUFFIX) or fname.startswith("."):
+                if not fname.endswith(SUFFIX) or fname.startswith("."):
                     continue
                 try:
                     stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
@@ -1623,7 +1505,7 @@ class Vault:
                 "allow it with --plaintext, or export a passphrase-protected bundle"
             )
         if session_ids is not None:
-            ids = builtins.list(dict.fromkeys(_parse_id(s) for s in session_ids))
+            ids = builtins.list(dict.fromkeys(parse_id(s) for s in session_ids))
         else:
             q = query if query is not None else ListQuery(archived=None)
             ids = [uuid.UUID(e.id) for e in self._select(q)[0]]
@@ -1637,13 +1519,13 @@ class Vault:
             manifest = {
                 "format": "sessionseal bundle",
                 "made_by": f"sessionseal {__version__}",
-                "created_at": _now().isoformat().replace("+00:00", "Z"),
+                "created_at": timestamp(),
                 "sessions": [str(sid) for sid in ids],
             }
             cost = _export.DEFAULT_LOG2_N if log2_n is None else log2_n
             data = _export.seal_bundle(docs, manifest, secret, log2_n=cost)
         else:
-            with _stored_shape():
+            with stored_shape():
                 data = _export.render(format, [orjson.loads(d) for d in docs])
         path = None
         if out is not None:
@@ -1713,15 +1595,15 @@ class Vault:
             sid = model.id
             name = self._file_name(sid)
             undo: tuple[int, set[int]] | None = None
-            if self._sessions.exists(name + _SUFFIX):
+            if self._sessions.exists(name + SUFFIX):
                 if on_conflict == "skip":
                     result.skipped.append((str(sid), "already in the vault"))
                     continue
                 if on_conflict == "replace":
-                    undo = (self._stored_generation(name + _SUFFIX) or 0, {n for n, _ in self._checkpoint_files(name)})
+                    undo = (self._stored_generation(name + SUFFIX) or 0, {n for n, _ in self._checkpoint_files(name)})
                 else:
                     model.id = sid = uuid.uuid4()
-            label = f"before import {_now():%Y-%m-%d %H:%M:%S.%f}"
+            label = f"before import {_common.now():%Y-%m-%d %H:%M:%S.%f}"
             try:
                 if undo is not None:
                     self.checkpoint(sid, label)
@@ -1731,8 +1613,7 @@ class Vault:
                     with contextlib.suppress(SessionSealError), self._session_lock(name, sid):
                         self._drop_unused_checkpoints(name, sid, *undo, label=label)
                 raise
-            for rule, k in counts.items():
-                result.redactions[rule] = result.redactions.get(rule, 0) + k
+            result.redactions = merge_counts(result.redactions, counts)
             result.imported.append(sid)
             per_session.append(("imported", sid, {"redactions": dict(sorted(counts.items()))}))
         detail = {"source": result.source, "imported": len(result.imported), "skipped": len(result.skipped)}
@@ -1832,7 +1713,7 @@ class Vault:
             "raw_events": len(doc.get("raw_events") or []),
             "last_message": [last.get("id"), len(last.get("content") or [])],
         }
-        fname = self._file_name(sid) + _SUFFIX
+        fname = self._file_name(sid) + SUFFIX
         exists = self._sessions.exists(fname)
         old = self._read_summary_doc(fname).get("source") if exists else None
         old = old if isinstance(old, dict) else None
@@ -1864,7 +1745,7 @@ class Vault:
         except (InvalidInput, StorageError):
             return False  # the full read reports it
         sid = uuid.uuid5(_TRANSCRIPT_NAMESPACE, f"{tool}:{source_id}")
-        fname = self._file_name(sid) + _SUFFIX
+        fname = self._file_name(sid) + SUFFIX
         if not self._sessions.exists(fname):
             return False
         summary = self._read_summary_doc(fname)
@@ -1886,7 +1767,7 @@ class Vault:
         model holds only the new messages, and the fields that changed)."""
         if action != "appended":
             if action == "updated":
-                self.checkpoint(sid, f"before re-import {_now():%Y-%m-%d %H:%M:%S.%f}")
+                self.checkpoint(sid, f"before re-import {_common.now():%Y-%m-%d %H:%M:%S.%f}")
             return self._save_model(model, touch=False)
         doc = model.model_dump(mode="json")
         ops: builtins.list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"]]
@@ -1991,7 +1872,7 @@ class Vault:
         versions: builtins.list[int] = []
         places = [
             (self._root, [KEYTABLE, INDEX_FILE, _CONFIG_FILE]),
-            (self._sessions, [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]),
+            (self._sessions, [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]),
             (self._ckpts, [n for n in self._ckpts.names() if n.endswith(_checkpoints.CKPT_SUFFIX)]),
         ]
         if self._root.exists(_AUDIT_DIR):
@@ -2066,19 +1947,19 @@ class Vault:
 
         :raises SessionNotFound: no such session.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
-            has_file = self._sessions.exists(name + _SUFFIX)
+            has_file = self._sessions.exists(name + SUFFIX)
             # A link, device or foreign file at its names is refused before anything is erased:
             # once the key is gone, nothing would be left to say why the file stayed.
-            self._sessions.check(name + _SUFFIX)
+            self._sessions.check(name + SUFFIX)
             for _, fname in self._checkpoint_files(name):
                 self._ckpts.check(fname)
             with self._vault_lock(), self._mutex:
                 table = self._keytable(fresh=True)
                 if sid not in table.session_keys and not has_file:
-                    raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+                    raise no_session(sid)
                 epoch = table.kek_epoch
                 erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
@@ -2091,7 +1972,7 @@ class Vault:
             # The session is gone once the rotation is durable; overwriting is best effort, and a
             # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
             try:
-                shredded = self._sessions.shred(name + _SUFFIX)
+                shredded = self._sessions.shred(name + SUFFIX)
                 self._shred_checkpoints(name)
             except SessionSealError:
                 shredded = False
@@ -2204,20 +2085,20 @@ class Vault:
                 # The META frame's length is read unauthenticated: bounded before it is used.
                 head = read_at(0, _container.HEADER_SIZE + 4)
                 if len(head) < _container.HEADER_SIZE + 4:
-                    raise IntegrityError(_INTEGRITY)
+                    raise IntegrityError(INTEGRITY)
                 length = int.from_bytes(head[_container.HEADER_SIZE :], "big")
                 if length > _MAX_CKPT_META:
-                    raise IntegrityError(_INTEGRITY)
+                    raise IntegrityError(INTEGRITY)
                 data = read_at(0, _container.HEADER_SIZE + 4 + length)
         else:
-            data = self._ckpts.read(fname, max_size=_MAX_CONTAINER)
+            data = self._ckpts.read(fname, max_size=MAX_CONTAINER)
         meta_p, body_p = _container.open_checkpoint(data, self.vault_id, sid, number, key, meta_only=meta_only)
         try:
             meta = orjson.loads(_container.decode_payload(meta_p))
         except orjson.JSONDecodeError:
-            raise IntegrityError(_INTEGRITY) from None
+            raise IntegrityError(INTEGRITY) from None
         if not isinstance(meta, dict):
-            raise IntegrityError(_INTEGRITY)
+            raise IntegrityError(INTEGRITY)
         return meta, None if body_p is None else _container.decode_payload(body_p)
 
     def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
@@ -2272,12 +2153,12 @@ class Vault:
                 label = f"{base}.{i}"
         elif label in taken:
             raise InvalidInput(f"session {sid} has a checkpoint of that name already; pick another name")
-        with _stored_shape():
+        with stored_shape():
             summary = orjson.loads(_container.decode_payload(log.meta))
             meta = {
                 "number": number,
                 "name": label,
-                "created_at": _now().isoformat().replace("+00:00", "Z"),
+                "created_at": timestamp(),
                 "reason": reason,
                 "title": str(summary.get("title") or ""),
                 "message_count": int(summary.get("message_count") or 0),
@@ -2307,7 +2188,7 @@ class Vault:
         what the session still holds, and a failure is to change nothing.  Best effort; the
         caller holds the session lock."""
         with contextlib.suppress(SessionSealError):
-            if self._stored_generation(name + _SUFFIX) != generation:
+            if self._stored_generation(name + SUFFIX) != generation:
                 return  # replaced after all: the checkpoint holds what it replaced
             made = [(n, f) for n, f in self._checkpoint_files(name) if n not in numbers]
             for cp in self._checkpoint_list(sid, made):
@@ -2327,7 +2208,7 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises InvalidInput: the name is taken or not a valid name.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         label: str | None = None
         counts: dict[str, int] = {}
         if name is not None:
@@ -2347,10 +2228,10 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises IntegrityError: a checkpoint file was modified or moved.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         self._key_for(sid)
-        if not self._sessions.exists(self._file_name(sid) + _SUFFIX):
-            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+        if not self._sessions.exists(self._file_name(sid) + SUFFIX):
+            raise no_session(sid)
         return self._checkpoint_list(sid, self._checkpoint_files(self._file_name(sid)))
 
     @_audited("checkpoint.restore", by_id=True)
@@ -2365,7 +2246,7 @@ class Vault:
 
         :raises SessionNotFound: no such session or checkpoint.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             cp, old = self._checkpoint_body(name, sid, checkpoint)
@@ -2374,8 +2255,8 @@ class Vault:
             numbers = {n for n, _ in self._checkpoint_files(name)}
             try:
                 saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
-                now = _now().isoformat().replace("+00:00", "Z")
-                with _stored_shape():
+                now = timestamp()
+                with stored_shape():
                     doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
                     body = orjson.dumps(doc)
                     meta = orjson.dumps(_events.summary_of(doc, len(body)))
@@ -2401,7 +2282,7 @@ class Vault:
 
         :raises SessionNotFound: no such session or checkpoint.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             cp, cfname = self._find_checkpoint(name, sid, checkpoint)
@@ -2429,7 +2310,7 @@ class Vault:
         :returns: the new session's id.
         :raises SessionNotFound: no such session or checkpoint.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         clean_title: str | None = None
         counts: dict[str, int] = {}
         if title is not None:
@@ -2443,16 +2324,13 @@ class Vault:
                 cp, source = self._checkpoint_body(name, sid, checkpoint)
                 number = cp.number
         new_id = uuid.uuid4()
-        now = _now().isoformat().replace("+00:00", "Z")
-        with _stored_shape():
+        now = timestamp()
+        with stored_shape():
             doc = _checkpoints.fork_document(
                 orjson.loads(source), new_id, now, title=clean_title, continuation=continuation
             )
             if counts:
-                red = dict(doc.get("redactions") or {})
-                for rule, n in counts.items():
-                    red[rule] = red.get(rule, 0) + n
-                doc["redactions"] = red
+                doc["redactions"] = merge_counts(doc.get("redactions"), counts)
             body = orjson.dumps(doc)
             meta = orjson.dumps(_events.summary_of(doc, len(body)))
         self._write_session(new_id, meta, body)
@@ -2485,11 +2363,11 @@ class Vault:
         not make a session look young to retention.  Returns whether anything changed; an
         unchanged session is not written.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         name = self._file_name(sid)
         with self._session_lock(name, sid):
             body = self._document(self._open_session_file(sid))
-            with _stored_shape():
+            with stored_shape():
                 doc = orjson.loads(body)
                 before = {k: orjson.dumps(doc.get(k)) for k in _EDITABLE}
                 update(doc)
@@ -2522,7 +2400,7 @@ class Vault:
         :raises InvalidInput: an event is invalid (nothing is appended), or the session
             would grow over the size limit.
         """
-        sid = _parse_id(session_id)
+        sid = parse_id(session_id)
         items = builtins.list(events)
         if not items:
             return 0
@@ -2565,9 +2443,9 @@ class Vault:
     ) -> uuid.UUID:
         if session_id is None:
             return self.save({"title": title, "messages": [], **fields})
-        sid = _parse_id(session_id)
-        if not self._sessions.exists(self._file_name(sid) + _SUFFIX):
-            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'")
+        sid = parse_id(session_id)
+        if not self._sessions.exists(self._file_name(sid) + SUFFIX):
+            raise no_session(sid)
         return sid
 
     def _append_locked(
@@ -2577,29 +2455,26 @@ class Vault:
 
         Returns the size of the operations appended (uncompressed).
         """
-        fname = name + _SUFFIX
+        fname = name + SUFFIX
         try:
             with self._sessions.reader(fname) as (read_at, size):
                 tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
         except FileNotFoundError:
-            raise SessionNotFound(f"no session {sid} in this vault; see 'sessionseal list'") from None
+            raise no_session(sid) from None
         stamp: dict[str, Any] = {}
-        with _stored_shape():
+        with stored_shape():
             meta = orjson.loads(_container.decode_payload(tail.meta))
             if counts:
-                red = dict(meta.get("redactions") or {})
-                for rule, n in counts.items():
-                    red[rule] = red.get(rule, 0) + n
-                stamp["redactions"] = red
+                stamp["redactions"] = merge_counts(meta.get("redactions"), counts)
         if touch:
-            stamp["updated_at"] = _now().isoformat().replace("+00:00", "Z")
+            stamp["updated_at"] = timestamp()
         if stamp:
             ops = [*ops, {"op": "set", "value": stamp}]
         try:
             payload = orjson.dumps({"ops": ops})
         except orjson.JSONEncodeError:
-            raise _unstorable("events") from None
-        with _stored_shape():
+            raise unstorable("events") from None
+        with stored_shape():
             new_meta = _events.summary_after(meta, ops, len(payload))
             meta_json = orjson.dumps(new_meta)
         if new_meta["size_original"] > MAX_SESSION_BYTES:
@@ -2625,7 +2500,7 @@ class Vault:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new
         generation under a fresh data key.  The caller holds the session lock."""
         body = self._document(self._open_session_file(sid))
-        with _stored_shape():
+        with stored_shape():
             meta = orjson.dumps(_events.summary_of(orjson.loads(body), len(body)))
         self._write_locked(name, sid, meta, body)
 
@@ -2643,9 +2518,7 @@ class Vault:
             if doc.get(field_name) == clean:
                 return False
             doc[field_name] = clean
-            red = doc.setdefault("redactions", {})
-            for rule, n in counts.items():
-                red[rule] = red.get(rule, 0) + n
+            doc["redactions"] = merge_counts(doc.get("redactions"), counts)
             return True
 
         return self._edit(session_id, action, update)
@@ -2704,12 +2577,12 @@ class Vault:
 
         :raises SessionNotFound: either session is not in the vault.
         """
-        sid = _parse_id(session_id)
-        pid = None if parent is None else _parse_id(parent)
+        sid = parse_id(session_id)
+        pid = None if parent is None else parse_id(parent)
         if pid == sid:
             raise InvalidInput("a session cannot be its own parent")
-        if pid is not None and self._file_name(pid) + _SUFFIX not in set(self._sessions.names()):
-            raise SessionNotFound(f"no session {pid} in this vault; see 'sessionseal list'")
+        if pid is not None and self._file_name(pid) + SUFFIX not in set(self._sessions.names()):
+            raise no_session(pid)
 
         def update(doc: dict[str, Any]) -> bool:
             links = doc.setdefault("links", {})
@@ -2832,7 +2705,7 @@ class Vault:
                 "--max-age 90d or --keep-last 20"
             )
         summaries, problems = self._summaries()
-        plan = plan_retention(summaries, policy, now or _now())
+        plan = plan_retention(summaries, policy, now or _common.now())
         plan.orphans = len(self._orphans(self._keytable(fresh=True)))
         if problems:
             plan.warnings.append(f"{len(problems)} unreadable session file(s) were left alone; run 'sessionseal list'")
@@ -2907,7 +2780,7 @@ class Vault:
                 except LockTimeout:
                     result.skipped.append((sid, "in use"))
                     continue
-                generation = self._stored_generation(name + _SUFFIX)
+                generation = self._stored_generation(name + SUFFIX)
                 if generation != d.session.generation:
                     result.skipped.append((sid, "gone" if generation is None else "saved since it was planned"))
                     continue
@@ -2928,7 +2801,7 @@ class Vault:
                 # The session is gone once the rotation is durable; overwriting is best effort
                 # and a file left behind is swept by the next cleanup (its key is gone).
                 try:
-                    overwritten = self._sessions.shred(name + _SUFFIX)
+                    overwritten = self._sessions.shred(name + SUFFIX)
                     self._shred_checkpoints(name)
                 except SessionSealError:
                     overwritten = False
@@ -2953,7 +2826,7 @@ class Vault:
         damage for 'verify', not ours to remove."""
         out: builtins.list[tuple[str, uuid.UUID]] = []
         for fname in sorted(self._sessions.names()):
-            if not fname.endswith(_SUFFIX) or fname.startswith("."):
+            if not fname.endswith(SUFFIX) or fname.startswith("."):
                 continue
             sid = self._orphan_id(fname, table)
             if sid is not None:
@@ -2967,7 +2840,7 @@ class Vault:
         except (IntegrityError, OSError, SessionSealError):
             return None
         sid = header.object_id
-        if header.kind != Kind.SESSION or sid in table.session_keys or self._file_name(sid) + _SUFFIX != fname:
+        if header.kind != Kind.SESSION or sid in table.session_keys or self._file_name(sid) + SUFFIX != fname:
             return None
         return sid
 
@@ -2979,7 +2852,7 @@ class Vault:
             table = self._keytable(fresh=True)
             for fname, sid in self._orphans(table):
                 try:
-                    with self._session_lock(fname[: -len(_SUFFIX)], sid, timeout=0):
+                    with self._session_lock(fname[: -len(SUFFIX)], sid, timeout=0):
                         if self._orphan_id(fname, table) != sid:
                             continue
                         overwritten = self._sessions.shred(fname)
@@ -3025,7 +2898,7 @@ class Vault:
         if interval is None:
             self._root.unlink(_AUTO_FILE)
             return
-        due = _now() + timedelta(seconds=interval)
+        due = _common.now() + timedelta(seconds=interval)
         self._root.write_atomic(_AUTO_FILE, orjson.dumps({"next_run": due.isoformat()}) + b"\n")
 
     def _auto_cleanup_due(self) -> bool:
@@ -3034,7 +2907,7 @@ class Vault:
         except (FileNotFoundError, SessionSealError):
             return False
         try:
-            return _now() >= datetime.fromisoformat(orjson.loads(raw)["next_run"])
+            return _common.now() >= datetime.fromisoformat(orjson.loads(raw)["next_run"])
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             return True  # unreadable: the config decides
 
@@ -3059,7 +2932,7 @@ class Vault:
 
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
-        names = [n for n in self._sessions.names() if n.endswith(_SUFFIX) and not n.startswith(".")]
+        names = [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
         stored = 0
         for n in names:
             try:
@@ -3099,22 +2972,6 @@ def _summaries_adapter() -> TypeAdapter[builtins.list[SessionSummary]]:
     from ..models import SessionSummary
 
     return TypeAdapter(builtins.list[SessionSummary])
-
-
-_INTEGRITY: Final = (
-    "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
-)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A session that matched a search: where, and the sanitized text around the match."""
-
-    id: str
-    title: str
-    updated_at: str
-    field: str  # e.g. "title", "messages[3].content[0].text"
-    snippet: str
 
 
 def _find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | None:
@@ -3222,7 +3079,7 @@ def _import_documents(
     else:
         try:
             with open(source, "rb") as f:
-                data = f.read(_MAX_CONTAINER + 1)
+                data = f.read(MAX_CONTAINER + 1)
         except OSError as exc:
             raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
     if _export.is_bundle(data):
@@ -3250,41 +3107,12 @@ def _import_documents(
     return "json", lambda: iter(docs)
 
 
-def _unstorable(what: str) -> InvalidInput:
-    return InvalidInput(
-        f"the {what} cannot be stored: it holds an integer past 64 bits, a lone surrogate, or values "
-        "nested too deep (about 250 levels); remove them"
-    )
-
-
-@contextlib.contextmanager
-def _stored_shape() -> Iterator[None]:
-    """Read a stored document: one that authenticates but does not have the shape this build
-    writes (a bug, a newer writer, or someone with the key) is an integrity failure, not a
-    TypeError.  Errors of our own pass through."""
-    try:
-        yield
-    except SessionSealError:
-        raise
-    except (AttributeError, LookupError, TypeError, ValueError, ArithmeticError, RecursionError):
-        raise IntegrityError(_INTEGRITY) from None
-
-
 def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:
     return FormatStatus(name, min(versions, default=None), max(versions, default=None), current, len(versions))
 
 
 def _no_checkpoint(sid: uuid.UUID) -> SessionNotFound:
     return SessionNotFound(f"session {sid} has no such checkpoint; see 'sessionseal checkpoint list {sid}'")
-
-
-def _parse_id(value: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(value.strip())
-    except (ValueError, AttributeError):
-        raise InvalidInput("a session id is a UUID such as 3f2c8a4e-...; see 'sessionseal list'") from None
 
 
 #: The document fields a metadata edit may change.
