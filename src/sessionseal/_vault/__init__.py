@@ -57,7 +57,7 @@ from .._configfile import CONFIG_FILE as _CONFIG_FILE
 from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
 from .._container import FrameType, Kind
 from .._fields import SessionStatus, normalize_tag
-from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, lock, vault_exists
+from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
 from .._index import (
     INDEX_FILE,
     INDEX_FORMAT,
@@ -103,6 +103,7 @@ from ._common import (
     timestamp,
     unstorable,
 )
+from ._context import VaultContext
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -144,7 +145,6 @@ __all__ = [
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
 _VAULT_VERSION: Final = 1
-_DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LABEL_NAMES: Final = b"sessionseal v1 file names"
 _LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
 _LABEL_CONFIG: Final = b"sessionseal v1 config"
@@ -161,13 +161,6 @@ _MAX_CKPT_META: Final = 1 << 20
 _TRANSCRIPT_NAMESPACE: Final = uuid.UUID("9f5e3d1c-6b4a-5c2e-8d7f-0a1b2c3d4e5f")
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
-
-
-def _lock_timeout() -> float:
-    try:
-        return float(os.environ.get("SESSIONSEAL_LOCK_TIMEOUT", _DEFAULT_LOCK_TIMEOUT))
-    except ValueError:
-        return _DEFAULT_LOCK_TIMEOUT
 
 
 def _resolve(path: str | os.PathLike[str] | None) -> Path:
@@ -283,27 +276,19 @@ class Vault:
 
     def __init__(self, path: Path, root: Dir, doc: dict[str, Any], provider: KeyProvider) -> None:
         self.path = path
-        self._root = root
         self._doc = doc
         self.vault_id = uuid.UUID(doc["vault_id"])
         self._provider = provider
-        subs: builtins.list[Dir] = []
-        try:
-            for name in ("sessions", "checkpoints", "locks"):
-                subs.append(root.sub(name, create=True))
-        except BaseException:
-            for d in subs:  # one refused (a link, not ours, open to others): the others are closed
-                d.close()
-            raise
-        self._sessions, self._ckpts, self._locks = subs
-        self._mutex = threading.RLock()
+        ctx = self._ctx = VaultContext(path, root, self.vault_id)
+        # The context's directories and mutex, by the names the methods below still use.
+        self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
+        self._mutex = ctx.mutex
         self._table: KeyTable | None = None
         self._index: Index | None = None  # the metadata index as last read or written (under _mutex)
         self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
         self._sanitizer: Sanitizer | None = None
         self._names_key: bytes | None = None
-        self._lock_timeout = _lock_timeout()
-        self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=self._lock_timeout)
+        self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=ctx.lock_timeout)
         self._audit_configured = False
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
@@ -494,8 +479,7 @@ class Vault:
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
         self._audit_log.close()
-        for d in (self._sessions, self._ckpts, self._locks, self._root):
-            d.close()
+        self._ctx.close()
 
     def __enter__(self) -> Vault:
         return self
@@ -964,12 +948,10 @@ class Vault:
     def _session_lock(
         self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
     ) -> contextlib.AbstractContextManager[None]:
-        t = self._lock_timeout if timeout is None else timeout
-        return lock(self._locks.path / f"{name}.lock", timeout=t, what=f"session {session_id}")
+        return self._ctx.session_lock(name, session_id, timeout=timeout)
 
     def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
-        t = self._lock_timeout if timeout is None else timeout
-        return lock(self._locks.path / "vault.lock", timeout=t, what="the vault")
+        return self._ctx.vault_lock(timeout=timeout)
 
     def _write_session(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
         name = self._file_name(session_id)
@@ -1230,7 +1212,7 @@ class Vault:
         stat, fd = os.stat, self._sessions.fd
         known_stamps = index.stamps if index is not None else {}
         known_entries = index.entries if index is not None else {}
-        names = [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
+        names = self._ctx.session_files()
         hits = 0
         for fname in names:  # every caller orders the result itself
             try:
@@ -1872,7 +1854,7 @@ class Vault:
         versions: builtins.list[int] = []
         places = [
             (self._root, [KEYTABLE, INDEX_FILE, _CONFIG_FILE]),
-            (self._sessions, [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]),
+            (self._sessions, self._ctx.session_files()),
             (self._ckpts, [n for n in self._ckpts.names() if n.endswith(_checkpoints.CKPT_SUFFIX)]),
         ]
         if self._root.exists(_AUDIT_DIR):
@@ -2730,7 +2712,7 @@ class Vault:
         :raises InvalidInput: the policy is invalid or has no rule.
         :raises LockTimeout: another cleanup is running.
         """
-        with lock(self._locks.path / "cleanup.lock", timeout=self._lock_timeout, what="cleanup"):
+        with self._ctx.cleanup_lock():
             return self._cleanup_locked(plan or self._plan(self._policy(policy), now), progress, auto=False)
 
     def _cleanup_locked(
@@ -2917,7 +2899,7 @@ class Vault:
         if not self._auto_cleanup_due():
             return
         try:
-            with lock(self._locks.path / "cleanup.lock", timeout=0, what="cleanup"):
+            with self._ctx.cleanup_lock(timeout=0):
                 if not self._auto_cleanup_due():
                     return
                 policy = self._read_config().retention
@@ -2932,7 +2914,7 @@ class Vault:
 
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
-        names = [n for n in self._sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
+        names = self._ctx.session_files()
         stored = 0
         for n in names:
             try:
