@@ -79,7 +79,6 @@ from .._verify import VerifyProblem, VerifyResult
 from ..errors import (
     IntegrityError,
     InvalidInput,
-    KeyNotFound,
     KeyStoreError,
     LockTimeout,
     SessionNotFound,
@@ -104,6 +103,7 @@ from ._common import (
     unstorable,
 )
 from ._context import VaultContext
+from ._keys import LABEL_CONFIG, LABEL_FINGERPRINT, Keys
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -145,9 +145,6 @@ __all__ = [
 VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
 _VAULT_VERSION: Final = 1
-_LABEL_NAMES: Final = b"sessionseal v1 file names"
-_LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
-_LABEL_CONFIG: Final = b"sessionseal v1 config"
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
 _CLEANUP_BATCH: Final = 128
 _AUTO_FILE: Final = "autoclean.json"
@@ -283,12 +280,12 @@ class Vault:
         # The context's directories and mutex, by the names the methods below still use.
         self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
         self._mutex = ctx.mutex
-        self._table: KeyTable | None = None
         self._index: Index | None = None  # the metadata index as last read or written (under _mutex)
-        self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
         self._sanitizer: Sanitizer | None = None
-        self._names_key: bytes | None = None
         self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=ctx.lock_timeout)
+        self._keys = Keys(
+            ctx, provider, audit=self._audit, audit_unkeyed=self._audit_unkeyed_open, reseal_index=self._reseal_index
+        )
         self._audit_configured = False
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
@@ -348,7 +345,7 @@ class Vault:
                 with contextlib.suppress(SessionSealError):
                     provider.delete(vault_id)
                 raise
-            vault._table = table
+            vault._keys.table = table
             vault._audit("init", detail={"key_provider": provider.name})
             return vault
         except BaseException:
@@ -487,98 +484,37 @@ class Vault:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- keys ------------------------------------------------------------------------
+    # -- keys (_keys.py); forwarders kept for verify and the tests ------------------------
 
     def _master(self) -> MasterKeys:
-        return self._provider.load(self.vault_id)
+        return self._keys.master()
 
     def _keytable(self, *, fresh: bool = False) -> KeyTable:
-        if self._table is None:
-            try:
-                table = self._load_keytable(fresh=fresh)
-            except SessionSealError as exc:
-                with contextlib.suppress(Exception):
-                    self._audit_log.append_unkeyed(
-                        {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
-                    )
-                raise
-            self._audit("open", detail={"key_provider": self._provider.name})
-            self._try_finish_rotation()
-            return table
-        return self._load_keytable(fresh=fresh)
+        return self._keys.keytable(fresh=fresh)
 
     def _fresh_master(self) -> MasterKeys:
-        # Under the vault lock: what the key store holds now, not this process's cached copy.
-        reload = getattr(self._provider, "reload", None)
-        return cast(MasterKeys, reload(self.vault_id)) if reload is not None else self._master()
+        return self._keys.fresh_master()
 
     def _rotate(self, table: KeyTable) -> int:
-        """Re-encrypt the key table under a fresh master key and drop every other one.
-
-        The caller holds the vault lock.  This is what makes deletion a crypto-erase: a key
-        that left the table is then in no file the current master key can open, and the
-        master key that opens old copies of the table is gone from the key store.
-
-        Crash-safe order: (1) the key store holds the old keys and the new one; (2) the
-        table is replaced atomically under the new key; (3) the key store keeps only the
-        new key.  A crash before (2) leaves the old table and its key; after (2), the next
-        rotation or open finishes (3) (:meth:`_finish_rotation`).
-        """
-        # A key file a killed rotation was writing may still hold old master keys: shred it.
-        self._root.sweep_temp()
-        master = self._fresh_master()
-        epoch = max(master.keys) + 1  # above any epoch a killed rotation may have left behind
-        key = _crypto.new_key()
-        # Only the table's key and the new one: the key store never holds more than two.
-        table_epoch, old_key = table.kek_epoch, master.keys[table.kek_epoch]
-        self._provider.store(self.vault_id, MasterKeys({table_epoch: old_key, epoch: key}))
-        table.write(self._root, key, epoch)
-        # The index names sessions (titles, tags): it follows the table to the new key, without
-        # the erased ones, before the old key goes.
-        self._reseal_index(MasterKeys({table_epoch: old_key, epoch: key}), table)
-        self._provider.store(self.vault_id, MasterKeys({epoch: key}))
-        self._held_epochs = frozenset({epoch})
-        return epoch
+        return self._keys.rotate(table)
 
     def _finish_rotation(self) -> bool:
-        """Drop master keys other than the table's (left by a rotation killed after step 2).
+        return self._keys.finish_rotation()
 
-        The caller holds the vault lock.  Returns whether anything was dropped.
-        """
-        master = self._fresh_master()
-        table = self._load_keytable(fresh=True)
-        if set(master.keys) == {table.kek_epoch}:
-            return False
-        self._reseal_index(master, table)  # a rotation killed between the table and the index
-        self._provider.store(self.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}))
-        self._held_epochs = frozenset({table.kek_epoch})
-        return True
+    def _kek(self, epoch: int) -> bytes:
+        return self._keys.kek(epoch)
 
-    def _try_finish_rotation(self) -> None:
-        # At first use: only if the vault lock is free right now (never wait, never nest).
-        with contextlib.suppress(SessionSealError):
-            # The epochs the table was just opened with: no second read of the key store.
-            if self._table is None or self._held_epochs == {self._table.kek_epoch}:
-                return
-            with self._vault_lock(timeout=0), self._mutex:
-                if self._finish_rotation():
-                    self._audit("rekey.finish", detail={"epoch": self._table.kek_epoch})
+    def _file_name(self, session_id: uuid.UUID) -> str:
+        return self._keys.file_name(session_id)
 
-    def _load_keytable(self, *, fresh: bool = False) -> KeyTable:
-        with self._mutex:
-            if self._table is None or (fresh and not self._table.is_current(self._root)):
-                master = self._master()
-                try:
-                    self._table = KeyTable.load(self._root, self.vault_id, master)
-                except KeyStoreError:
-                    # Another process may have rotated the master key since we cached it.
-                    reload = getattr(self._provider, "reload", None)
-                    if reload is None:
-                        raise
-                    master = reload(self.vault_id)
-                    self._table = KeyTable.load(self._root, self.vault_id, master)
-                self._held_epochs = frozenset(master.keys)
-            return self._table
+    def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
+        return self._keys.session_key(session_id, create=create)
+
+    def _key_for(self, sid: uuid.UUID) -> bytes:
+        return self._keys.key_for(sid)
+
+    def _config_key(self) -> bytes:
+        return self._keys.derive(LABEL_CONFIG)
 
     # -- audit -----------------------------------------------------------------------
 
@@ -652,6 +588,11 @@ class Vault:
             if outcome != "ok" or _running()[:1] != [action]:
                 raise
             raise _unrecorded(action, exc, self._audit_log.path.parent) from exc
+
+    def _audit_unkeyed_open(self, exc: SessionSealError) -> None:
+        self._audit_log.append_unkeyed(
+            {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+        )
 
     def _audit_key(self, sid: uuid.UUID) -> bytes | None:
         """The key of *sid* for its audit subject, or None when the table holds none."""
@@ -819,11 +760,6 @@ class Vault:
         )
         return report
 
-    def _file_name(self, session_id: uuid.UUID) -> str:
-        if self._names_key is None:
-            self._names_key = _crypto.derive_key(self._keytable().vault_secret, _LABEL_NAMES)
-        return _crypto.hmac_sha256(self._names_key, session_id.bytes)[:16].hex()
-
     def _get_sanitizer(self) -> Sanitizer:
         if self._sanitizer is None:
             self._sanitizer = self._build_sanitizer(self._read_config())
@@ -839,7 +775,7 @@ class Vault:
         extra = config.sanitizer
         try:
             return Sanitizer(
-                _crypto.derive_key(self._keytable().vault_secret, _LABEL_FINGERPRINT),
+                self._keys.derive(LABEL_FINGERPRINT),
                 extra_rules=[rule.model_dump() for rule in extra.rules],
                 literals=extra.literals,
                 allowlist=extra.allowlist,
@@ -849,9 +785,6 @@ class Vault:
             raise InvalidInput(f"the sanitizer rules in the vault config are invalid: {exc}") from None
 
     # -- configuration ---------------------------------------------------------------
-
-    def _config_key(self) -> bytes:
-        return _crypto.derive_key(self._keytable().vault_secret, _LABEL_CONFIG)
 
     @_audited("config.show")
     def config(self) -> VaultConfig:
@@ -995,22 +928,6 @@ class Vault:
         except IntegrityError:
             return 0
 
-    def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
-        key = self._keytable().session_keys.get(session_id)
-        if key is not None or not create:
-            if key is None:
-                key = self._keytable(fresh=True).session_keys.get(session_id)
-            return key
-        with self._vault_lock(), self._mutex:
-            table = self._keytable(fresh=True)
-            key = table.session_keys.get(session_id)
-            if key is None:
-                key = table.add(self._root, session_id)
-                if table.needs_compaction:
-                    # Thousands of deltas cost a decrypt each at every open: rewrite as one snapshot.
-                    table.write(self._root, self._kek(table.kek_epoch), table.kek_epoch)
-            return key
-
     def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
         name = self._file_name(session_id) + SUFFIX
         try:
@@ -1018,13 +935,6 @@ class Vault:
         except FileNotFoundError:
             raise no_session(session_id) from None
         return _container.open_session(raw, self.vault_id, session_id, self._key_for)
-
-    def _key_for(self, sid: uuid.UUID) -> bytes:
-        key = self._session_key(sid, create=False)
-        if key is None:
-            # A container whose key is gone was deleted (a crash between the two steps).
-            raise no_session(sid)
-        return key
 
     def _document(self, log: _container.SessionLog) -> bytes:
         """The session document a log holds: its BODY with every appended group applied."""
@@ -1344,13 +1254,6 @@ class Vault:
             return
         if reason is not None:
             self._audit("reindex", detail={"reason": reason, "sessions": len(puts)})
-
-    def _kek(self, epoch: int) -> bytes:
-        # Under the vault lock: the master key of *epoch*, rereading the key store if our copy lacks it.
-        master = self._master()
-        if epoch not in master.keys:
-            master = self._fresh_master()
-        return master.keys[epoch]
 
     def _write_index(self, index: Index) -> None:
         # Under the vault lock: sealed under the key table's master key epoch.
@@ -1946,11 +1849,7 @@ class Vault:
                 erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
                     del table.session_keys[sid]
-                    try:
-                        epoch = self._rotate(table)
-                    except BaseException:
-                        self._table = None  # the key is still on disk: reread rather than trust memory
-                        raise
+                    epoch = self._keys.rotate_or_forget(table)
             # The session is gone once the rotation is durable; overwriting is best effort, and a
             # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
             try:
@@ -1982,7 +1881,7 @@ class Vault:
         :raises InvalidInput: *from_keyring_file* and no such file holds a key for the vault.
         """
         with self._vault_lock(), self._mutex:
-            copies = self._adopt_file_key() if from_keyring_file else []
+            copies = self._keys.adopt_file_key() if from_keyring_file else []
             table = self._keytable(fresh=True)
             old = table.kek_epoch
             epoch = self._rotate(table)
@@ -2028,23 +1927,6 @@ class Vault:
             overwritten = provider.change(self.vault_id, new)
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
-
-    def _adopt_file_key(self) -> builtins.list[_keystore.FileCopy]:
-        """Put the key of a keyrings.alt file into the OS keychain, unless it holds one already."""
-        if not isinstance(self._provider, KeychainProvider):
-            raise InvalidInput("--from-keyring-file is for vaults whose key provider is the keychain")
-        copies = _keystore.file_copies(self.vault_id)
-        if not copies:
-            raise InvalidInput(
-                f"no keyrings.alt file holds a key for vault {self.vault_id}; "
-                "nothing to move ('sessionseal rekey' alone rotates the key)"
-            )
-        try:
-            self._provider.reload(self.vault_id)
-        except KeyNotFound:
-            plain = [c for c in copies if c.plaintext] or copies
-            self._provider.store(self.vault_id, _keystore.read_file_copy(plain[0], self.vault_id))
-        return copies
 
     # -- checkpoints and forks (_checkpoints.py) -------------------------------------
 
@@ -2773,11 +2655,7 @@ class Vault:
                 table = self._keytable(fresh=True)
                 # Each erased session's key, for the tag of its 'delete' record only.
                 gone = {d.session.id: table.session_keys.pop(d.session.id, None) for d, _ in ready}
-                try:
-                    result.epoch = self._rotate(table)
-                except BaseException:
-                    self._table = None  # the keys are still on disk: reread rather than trust memory
-                    raise
+                result.epoch = self._keys.rotate_or_forget(table)
             erased: builtins.list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
             for d, name in ready:
                 # The session is gone once the rotation is durable; overwriting is best effort
