@@ -711,7 +711,7 @@ def test_faults(op: Op, injector: Injector, template: Template, work: Path) -> N
         # Commits done before this call (a fault at a commit's own call leaves it undone).
         committed = sum(1 for j in ref.commit_at if j < i)
         # The operation's own audit record, or a cleanup's record of its erasures: done already.
-        unrecorded = i >= ref.record_at or call.within("Vault._audit_erasures")
+        unrecorded = i >= ref.record_at or call.within("Auditor.erasures")
         codes = ERRNOS + (MORE_ERRNOS if op.name in MORE_ERRNOS_OPS and best_effort(call) is None else ())
         faults = [(call.cls, call.k, code, False) for code in codes]
         if call.cls == "write":

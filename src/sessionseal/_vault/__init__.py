@@ -35,12 +35,11 @@ import functools
 import itertools
 import json
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
@@ -48,10 +47,7 @@ from .. import __version__, _checkpoints, _configfile, _container, _crypto, _eve
 from .._audit import ANCHOR as _AUDIT_ANCHOR
 from .._audit import AUDIT_DIR as _AUDIT_DIR
 from .._audit import FORMAT as AUDIT_FORMAT
-from .._audit import NOT_AN_ID as _AUDIT_NOT_AN_ID
-from .._audit import NOT_IN_VAULT as _AUDIT_NOT_IN_VAULT
-from .._audit import WITHHELD as _AUDIT_WITHHELD
-from .._audit import AuditLog, Subject, VerifyReport, actor, box_ad, error_outcome, open_box, subject_keys, subject_tag
+from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._configfile import CONFIG_FILE as _CONFIG_FILE
 from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
@@ -90,6 +86,7 @@ from ..errors import (
     VaultNotFound,
 )
 from . import _common
+from ._auditing import Auditor, audited_by, done_but_unrecorded, record_refusal
 from ._common import (
     INTEGRITY,
     MAX_CONTAINER,
@@ -140,6 +137,7 @@ __all__ = [
     "VaultStats",
     "VerifyProblem",
     "VerifyResult",
+    "done_but_unrecorded",
 ]
 
 VAULT_FILE: Final = "vault.json"
@@ -170,98 +168,7 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
     return p.parent.resolve() / p.name
 
 
-def _record_refusal(vpath: Path, root: Dir | None, exc: SessionSealError) -> None:
-    """Note a refused open in the vault's pending audit records, when that is safe.
-
-    Only in a vault directory that is ours and that nobody else can write: a vault that
-    others can merely read is refused, and that refusal is worth a record; a link, a foreign
-    owner or a writable-by-others directory gets nothing written into it.  Best effort.
-    """
-    fields = {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
-    with contextlib.suppress(Exception):
-        opened = root is None
-        d = Dir(vpath, others_may_read=True) if root is None else root
-        try:
-            locks = d.sub("locks")
-            log = AuditLog(d, locks, uuid.UUID(int=0))
-            try:
-                log.append_unkeyed(fields)
-            finally:
-                log.close()
-                locks.close()
-        finally:
-            if opened:
-                d.close()
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
-    """Record a failed *action* in the audit log (successes are recorded by the method, with
-    their byte and redaction counts), then re-raise.  Only the outermost audited call of a
-    thread records a failure: one record per operation (docs/design.md, "The house").
-
-    :param by_id: the method's first argument is a session id, recorded with the failure.
-    """
-
-    def deco(fn: _F) -> _F:
-        @functools.wraps(fn)
-        def wrapper(self: Vault, *args: Any, **kwargs: Any) -> Any:
-            running = _running()
-            running.append(action)
-            try:
-                return fn(self, *args, **kwargs)
-            except SessionSealError as exc:
-                # One record per operation: a failure is recorded by the outermost audited call
-                # only (append over its sanitize-and-write step, set_status over archive).
-                outermost = len(running) == 1
-                if outermost and not done_but_unrecorded(exc):  # done: not a failure to record
-                    session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
-                    self._audit_failure(action, exc, session=session)
-                raise
-            finally:
-                running.pop()
-
-        return cast(_F, wrapper)
-
-    return deco
-
-
-_thread = threading.local()
-
-
-def _running() -> builtins.list[str]:
-    """The audited actions running in this thread, outermost first."""
-    running: builtins.list[str] | None = getattr(_thread, "running", None)
-    if running is None:
-        running = _thread.running = []
-    return running
-
-
-_DONE_ATTR: Final = "_sessionseal_done"
-
-
-def done_but_unrecorded(exc: BaseException) -> bool:
-    """Whether *exc* says an operation was done but its audit record could not be written."""
-    return bool(getattr(exc, _DONE_ATTR, False))
-
-
-def _unrecorded(action: str, exc: StorageError | UnsafePermissions, audit_dir: Path) -> SessionSealError:
-    """The error for an operation that was done but whose audit record failed: of the same
-    documented type (a disk failure, or an audit log that is unsafe to write: exit 6), saying
-    that it was done, and marked so that it is not recorded as a failed operation."""
-    if isinstance(exc, UnsafePermissions):
-        err: SessionSealError = UnsafePermissions(f"{action} was done, but the audit log was refused: {exc}")
-    else:
-        cause = exc.__cause__
-        reason = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(exc)
-        err = StorageError(
-            f"{action} was done, but recording it in the audit log failed ({reason} in {audit_dir}); "
-            "free disk space or check the disk before the next operation"
-        )
-    setattr(err, _DONE_ATTR, True)
-    return err
+_audited = audited_by(lambda vault: vault._auditor)
 
 
 class Vault:
@@ -282,11 +189,17 @@ class Vault:
         self._mutex = ctx.mutex
         self._index: Index | None = None  # the metadata index as last read or written (under _mutex)
         self._sanitizer: Sanitizer | None = None
-        self._audit_log = AuditLog(root, self._locks, self.vault_id, lock_timeout=ctx.lock_timeout)
+        # Wired here, never imported by each other: the keys write their records ('open',
+        # 'rekey.finish') through the auditor, which reads the key table through the keys.
         self._keys = Keys(
-            ctx, provider, audit=self._audit, audit_unkeyed=self._audit_unkeyed_open, reseal_index=self._reseal_index
+            ctx,
+            provider,
+            audit=self._audit,
+            audit_unkeyed=lambda exc: self._auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
+            reseal_index=self._reseal_index,
         )
-        self._audit_configured = False
+        self._auditor = Auditor(ctx, self._keys, settings=self._audit_settings)
+        self._audit_log = self._auditor.log
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -402,7 +315,7 @@ class Vault:
         try:
             check_vault_dir(vpath)
         except UnsafePermissions as exc:
-            _record_refusal(vpath, None, exc)
+            record_refusal(vpath, None, exc)
             raise
         root = Dir(vpath)
         try:
@@ -423,7 +336,7 @@ class Vault:
             vault = cls(vpath, root, doc, provider)
         except SessionSealError as exc:
             if not isinstance(exc, VaultNotFound):
-                _record_refusal(vpath, root, exc)
+                record_refusal(vpath, root, exc)
             root.close()
             raise
         except BaseException:
@@ -516,9 +429,9 @@ class Vault:
     def _config_key(self) -> bytes:
         return self._keys.derive(LABEL_CONFIG)
 
-    # -- audit -----------------------------------------------------------------------
+    # -- audit (_auditing.py) ----------------------------------------------------------
 
-    def _audit(  # noqa: PLR0912 - one branch per kind of subject
+    def _audit(
         self,
         action: str,
         outcome: str = "ok",
@@ -532,126 +445,33 @@ class Vault:
         others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
         session_key: bytes | None = None,
     ) -> None:
-        """Append one record: what, the outcome and who in the clear; the sessions it is about
-        as subjects (docs/spec/audit-log.md): a tag keyed by the session's own key, and a box
-        sealed under it holding the id and what measures the session (*nbytes*, *redactions*,
-        *private*); never a value, a title or content.
-
-        :param others: further subjects, as (role, id, values for the box or None for a tag
-            only); an id without a key in the table is left out.
-        :param session_key: the key of *session* when it has already left the table (the
-            record of its erasure): only its tag is recorded then.
-        """
-        fields: dict[str, Any] = {"action": action, "outcome": outcome, **actor()}
-        if error is not None:
-            fields["error"] = error
-        if detail:
-            fields["detail"] = dict(detail)
-        try:
-            table = self._keytable()
-        except SessionSealError:
-            # No key, no subject: an id or a size must not be written in the clear instead.
-            if session is not None or others:
-                fields["session"] = _AUDIT_WITHHELD
-            self._audit_log.append_unkeyed(fields)
-            return
-        subjects: builtins.list[Subject] = []
-        if session is not None:
-            try:
-                sid = parse_id(session)
-            except InvalidInput:
-                fields["session"] = _AUDIT_NOT_AN_ID  # a mistyped argument could be anything, a secret too
-            else:
-                values: dict[str, Any] = {"id": str(sid)}
-                if nbytes is not None:
-                    values["bytes"] = nbytes
-                if redactions:
-                    values["redactions"] = dict(sorted(redactions.items()))
-                values.update(private or {})
-                key = session_key if session_key is not None else self._audit_key(sid)
-                if key is None:
-                    fields["session"] = _AUDIT_NOT_IN_VAULT
-                else:
-                    subjects.append(Subject("session", key, None if session_key is not None else values))
-        for role, other, vals in others:
-            key = self._audit_key(other)
-            if key is not None:
-                subjects.append(Subject(role, key, None if vals is None else {"id": str(other), **vals}))
-        if subjects:
-            fields["subjects"] = subjects
-        self._configure_audit()
-        try:
-            self._audit_log.append(table.vault_secret, fields)
-        except (StorageError, UnsafePermissions) as exc:
-            # The record of the operation called, which is done: the error must say so.  Records
-            # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
-            if outcome != "ok" or _running()[:1] != [action]:
-                raise
-            raise _unrecorded(action, exc, self._audit_log.path.parent) from exc
-
-    def _audit_unkeyed_open(self, exc: SessionSealError) -> None:
-        self._audit_log.append_unkeyed(
-            {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+        """Write the audit record of an operation (:meth:`Auditor.record`)."""
+        self._auditor.record(
+            action,
+            outcome,
+            session=session,
+            error=error,
+            nbytes=nbytes,
+            redactions=redactions,
+            detail=detail,
+            private=private,
+            others=others,
+            session_key=session_key,
         )
 
-    def _audit_key(self, sid: uuid.UUID) -> bytes | None:
-        """The key of *sid* for its audit subject, or None when the table holds none."""
-        key = self._keytable().session_keys.get(sid)
-        if key is None:
-            with contextlib.suppress(SessionSealError):
-                key = self._keytable(fresh=True).session_keys.get(sid)  # saved by another process
-        return key
-
-    def _audit_erasures(self, erased: Sequence[tuple[uuid.UUID, bytes | None, dict[str, Any]]]) -> None:
-        """One ``delete`` record per erased session, appended together (one fsync for a batch:
-        per-record appends were two thirds of a cleanup's cost per session).  Each names its
-        session by tag only: the key its tag came from is gone."""
-        if not erased:
-            return
-        who = actor()
-        self._configure_audit()
-        records: builtins.list[dict[str, Any]] = []
-        for _, key, detail in erased:
-            rec: dict[str, Any] = {"action": "delete", "outcome": "ok", **who, "detail": detail}
-            if key is None:
-                rec["session"] = _AUDIT_NOT_IN_VAULT
-            else:
-                rec["subjects"] = [Subject("session", key)]
-            records.append(rec)
-        try:
-            self._audit_log.append_many(self._keytable().vault_secret, records)
-        except (StorageError, UnsafePermissions) as exc:
-            raise _unrecorded(f"the erasure of {len(erased)} session(s)", exc, self._audit_log.path.parent) from exc
-
-    def _audit_failure(self, action: str, exc: SessionSealError, *, session: uuid.UUID | str | None = None) -> None:
-        # Recording a failure must never hide it: a second failure here is swallowed.
-        with contextlib.suppress(Exception):
-            self._audit(action, error_outcome(exc), session=session, error=type(exc).__name__)
-
     def _configure_audit(self) -> None:
-        if self._audit_configured:
-            return
-        self._audit_configured = True
-        with contextlib.suppress(SessionSealError):
-            body, _ = _configfile.read_config_body(self._root, self.vault_id, self._config_key())
-            if body is None:
-                return  # every default, as the audit log starts with
-            settings = _configfile.audit_settings(body)
-            if settings is None:  # not the shape this build writes: validate it all
-                cfg = self._read_config().audit
-                settings = (cfg.rotate_bytes, cfg.keep_files, cfg.syslog)
-            log = self._audit_log
-            log.max_file_bytes, log.keep_files, log.syslog = settings
+        self._auditor.configure()
 
-    @property
-    def audit_log_path(self) -> Path:
-        """The current audit log file."""
-        return self._audit_log.path
-
-    def audit_records(self) -> Iterator[dict[str, Any]]:
-        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed
-        (see :meth:`audit_entries` and :meth:`verify_audit`)."""
-        return self._audit_log.records()
+    def _audit_settings(self) -> tuple[int, int, bool] | None:
+        """The audit log's settings from the config (None: every default)."""
+        body, _ = _configfile.read_config_body(self._root, self.vault_id, self._config_key())
+        if body is None:
+            return None  # every default, as the audit log starts with
+        settings = _configfile.audit_settings(body)
+        if settings is None:  # not the shape this build writes: validate it all
+            cfg = self._read_config().audit
+            settings = (cfg.rotate_bytes, cfg.keep_files, cfg.syslog)
+        return settings
 
     def audit_entries(
         self, *, session: uuid.UUID | str | None = None
@@ -668,50 +488,17 @@ class Vault:
         :param session: only the records about this session (by its tag, or by its id in
             format 1 records).
         """
-        want = None if session is None else parse_id(session)
-        table = self._keytable()
-        records, report = self._audit_log.checked_records(table.vault_secret)
-        tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
+        return self._auditor.entries(None if session is None else parse_id(session))
 
-        def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:
-            nonlocal tags
-            if tags is None:
-                tags = {}
-                for sid, key in table.session_keys.items():
-                    tag_key, box_key = subject_keys(key)
-                    tags[subject_tag(tag_key)] = (sid, box_key)
-            return tags
+    @property
+    def audit_log_path(self) -> Path:
+        """The current audit log file."""
+        return self._audit_log.path
 
-        want_tag = None
-        if want is not None and want in table.session_keys:
-            want_tag = subject_tag(subject_keys(table.session_keys[want])[0])
-        out: builtins.list[dict[str, Any]] = []
-        for rec, chain_problem in records:
-            problem = chain_problem
-            subjects = rec.get("subjects")
-            if want is not None:
-                named = isinstance(subjects, builtins.list) and any(
-                    isinstance(e, dict) and e.get("tag") == want_tag for e in subjects
-                )
-                if not (named and want_tag is not None) and rec.get("session") != str(want):
-                    continue
-            shown = {k: v for k, v in rec.items() if k != "subjects"}
-            if subjects is not None:
-                opened, ok = _open_subjects(self.vault_id, rec, subjects, by_tag())
-                shown["subjects"] = opened
-                main = next((e for e in opened if e.get("role") == "session"), None)
-                if main is not None:
-                    shown["session"] = main.get("id") or "(erased)"
-                    for k in ("bytes", "redactions"):
-                        if k in main:
-                            shown[k] = main[k]
-                if not ok and problem is None:
-                    problem = "box"
-            shown["verified"] = problem is None
-            if problem is not None:
-                shown["problem"] = problem
-            out.append(shown)
-        return out, report
+    def audit_records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed
+        (see :meth:`audit_entries` and :meth:`verify_audit`)."""
+        return self._audit_log.records()
 
     @_audited("verify")
     def verify(
@@ -820,7 +607,7 @@ class Vault:
             if new.retention.auto_interval != old.retention.auto_interval:
                 # A new interval starts now: the next open runs the policy once.
                 self._schedule_auto(None if new.retention.auto_interval is None else 0)
-        self._audit_configured = False
+        self._auditor.reconfigure()  # the audit settings may have changed
         # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
         self._audit(
             "config.set",
@@ -2670,7 +2457,7 @@ class Vault:
                 result.bytes_freed += d.session.size_stored
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
                 erased.append((d.session.id, gone.get(d.session.id), detail))
-            self._audit_erasures(erased)
+            self._auditor.erasures(erased)
 
     def _shred_checkpoints(self, name: str) -> int:
         """Overwrite and unlink a session's checkpoint files (after its key is gone, or with
@@ -2786,7 +2573,7 @@ class Vault:
                     return
                 self.last_auto_cleanup = self._cleanup_locked(self._plan(policy, None), None, auto=True)
         except SessionSealError as exc:
-            self._audit_failure("cleanup", exc)
+            self._auditor.failure("cleanup", exc)
 
     # -- vault -----------------------------------------------------------------------
 
@@ -2869,43 +2656,6 @@ def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
         return False
     doc[key] = value
     return True
-
-
-def _open_subjects(
-    vault_id: uuid.UUID, rec: Mapping[str, Any], subjects: Any, tags: Mapping[str, tuple[uuid.UUID, bytes]]
-) -> tuple[builtins.list[dict[str, Any]], bool]:
-    """A record's subjects as shown, and whether every box that a living key should open did."""
-    if not isinstance(subjects, builtins.list):
-        return [], False
-    seq, action = rec.get("seq"), rec.get("action")
-    out: builtins.list[dict[str, Any]] = []
-    ok = True
-    for e in subjects:
-        role, tag, box = (e.get("role"), e.get("tag"), e.get("box")) if isinstance(e, dict) else (None, None, None)
-        if not isinstance(role, str) or not isinstance(tag, str) or not (box is None or isinstance(box, str)):
-            ok = False
-            continue
-        entry: dict[str, Any] = {"role": role, "tag": tag}
-        hit = tags.get(tag)
-        if hit is None:
-            entry["erased"] = True  # no key in the table yields this tag
-        else:
-            sid, box_key = hit
-            entry["id"] = str(sid)
-            if box is not None:
-                try:
-                    if not isinstance(seq, int) or not isinstance(action, str):
-                        raise IntegrityError("no place to bind the box to")
-                    values = open_box(box_key, box, box_ad(vault_id, seq, action, role, tag))
-                    if values.get("id") != str(sid):
-                        raise IntegrityError("the box names another session")
-                except IntegrityError:
-                    entry["unreadable"] = True
-                    ok = False
-                else:
-                    entry.update({k: v for k, v in values.items() if k != "id"})
-        out.append(entry)
-    return out, ok
 
 
 def _grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
