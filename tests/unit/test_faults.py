@@ -500,8 +500,8 @@ def best_effort(call: Call) -> str | None:
 
     * ``lock-holder``: the pid a lock's holder writes into the lock file (only to name it to
       a waiter that times out);
-    * ``index-cache``: the index delta a session write appends (``_index_put``, and
-      ``_index_touch``/``_refresh_index`` of reads): a verified cache, re-read on a mismatch;
+    * ``index-cache``: the index delta a session write appends (``IndexCache.put``, and
+      ``IndexCache.touch``/``IndexCache.refresh`` of reads): a verified cache, re-read on a mismatch;
     * ``shred-after-erase``: overwriting and unlinking an erased session's files, after the key
       rotation that crypto-erased them (delete, cleanup), or left behind by an earlier one (the
       orphan sweep of cleanup and ``verify --repair``): a file left is an undecryptable
@@ -511,7 +511,7 @@ def best_effort(call: Call) -> str | None:
     """
     if call.within("_holder_writer.<locals>.write_holder"):
         return "lock-holder"
-    if call.within("Vault._index_put", "Vault._index_touch", "Vault._refresh_index"):
+    if call.within("IndexCache.put", "IndexCache.touch", "IndexCache.refresh"):
         return "index-cache"
     erasing = ("Vault._erase_batch", "Vault.delete", "Vault._sweep_orphans", "Vault._sweep_orphan_checkpoints")
     if call.within(*erasing) and call.within("Dir.shred"):

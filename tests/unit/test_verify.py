@@ -223,7 +223,7 @@ def test_index_problems_are_repaired_by_a_rebuild(
         index.unlink()
     else:
         _flip(index, index.stat().st_size - 5)
-    vault._index = None
+    vault._index_cache.cached = None
     assert _codes(vault.verify()) == {code: severity}
     after = vault.verify(repair=True)
     assert after.problems == [] and any("rebuilt the index" in line for line in after.repaired)

@@ -100,6 +100,7 @@ from ._common import (
     unstorable,
 )
 from ._context import VaultContext
+from ._indexcache import IndexCache
 from ._keys import LABEL_CONFIG, LABEL_FINGERPRINT, Keys
 from ._results import (
     CleanupResult,
@@ -187,7 +188,6 @@ class Vault:
         # The context's directories and mutex, by the names the methods below still use.
         self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
         self._mutex = ctx.mutex
-        self._index: Index | None = None  # the metadata index as last read or written (under _mutex)
         self._sanitizer: Sanitizer | None = None
         # Wired here, never imported by each other: the keys write their records ('open',
         # 'rekey.finish') through the auditor, which reads the key table through the keys.
@@ -196,10 +196,11 @@ class Vault:
             provider,
             audit=self._audit,
             audit_unkeyed=lambda exc: self._auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
-            reseal_index=self._reseal_index,
+            reseal_index=lambda master, table: self._index_cache.reseal(master, table),  # noqa: PLW0108
         )
         self._auditor = Auditor(ctx, self._keys, settings=self._audit_settings)
         self._audit_log = self._auditor.log
+        self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -700,7 +701,7 @@ class Vault:
         st = os.stat(name + SUFFIX, dir_fd=self._sessions.fd, follow_symlinks=False)
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
-        self._index_put(name + SUFFIX, entry_of(doc), stamp_of(st))
+        self._index_cache.put(name + SUFFIX, entry_of(doc), stamp_of(st))
 
     def _stored_generation(self, fname: str) -> int | None:
         """The stored container's version counter; None when there is no file.
@@ -755,7 +756,7 @@ class Vault:
         """
         sid = parse_id(session_id)
         body = self._document(self._open_session_file(sid))
-        self._index_touch(self._file_name(sid) + SUFFIX)
+        self._index_cache.touch(self._file_name(sid) + SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
 
@@ -953,7 +954,7 @@ class Vault:
         # Entries whose file is gone; none when every entry matched a file (the usual case).
         drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
         if reason is not None or puts or drops:
-            self._refresh_index(puts, drops, reason)
+            self._index_cache.refresh(puts, drops, reason)
         return docs, problems
 
     def _read_summary_doc(self, fname: str) -> dict[str, Any]:
@@ -977,165 +978,27 @@ class Vault:
         doc["size_stored"], doc["generation"] = tail.end, header.generation
         return doc
 
-    # -- the metadata index (docs/design.md, "Index") -----------------------------------
+    # -- the metadata index (_indexcache.py); forwarders kept for verify and the tests ----
 
     def _current_index(self, *, parse: bool = True) -> tuple[Index | None, str | None]:
-        """The index if it is readable, else why not ("missing" or "damaged").
-
-        :param parse: False when only appending: a cached or freshly opened index need not
-            have its entries decoded.
-        """
-        with self._mutex:
-            cached = self._index
-            if cached is not None and (cached.parsed or not parse) and cached.is_current(self._root):
-                return cached, None
-            try:
-                self._index = self._load_index(self._master(), parse=parse)
-            except FileNotFoundError:
-                return None, "missing"
-            except OtherFormat:
-                return None, "format"  # written by another version of sessionseal
-            except (IntegrityError, SessionSealError):
-                return None, "damaged"
-            return self._index, None
+        return self._index_cache.current(parse=parse)
 
     def _load_index(self, master: MasterKeys, *, parse: bool = True) -> Index:
-        try:
-            return Index.load(self._root, self.vault_id, master, parse=parse)
-        except OtherFormat:
-            raise
-        except IntegrityError:
-            # Sealed under an epoch our cached master keys lack: another process rotated.
-            reload = getattr(self._provider, "reload", None)
-            if reload is None:
-                raise
-            return Index.load(self._root, self.vault_id, reload(self.vault_id), parse=parse)
-
-    def _refresh_index(
-        self, puts: Sequence[tuple[str, Entry, Stamp]], drops: Sequence[str], reason: str | None
-    ) -> None:
-        """Bring the index up to date, if the vault lock is free right now (a reader never waits;
-        the next one does the same work).  Best effort: the index is a verified cache.
-
-        With a *reason* ("missing", "damaged") the index is rebuilt from *puts*, which then
-        hold every readable session, and the rebuild is audited.
-        """
-        try:
-            with self._vault_lock(timeout=0), self._mutex:
-                if reason is not None:
-                    index = Index(vault_id=self.vault_id, generation=self._index.generation if self._index else 0)
-                    for n, doc, s in puts:
-                        index.entries[n], index.stamps[n] = doc, s
-                    self._write_index(index)
-                else:
-                    current, _ = self._current_index()
-                    if current is None:
-                        return
-                    for n, doc, s in puts:
-                        current.put(self._root, n, doc, s)
-                    for n in drops:
-                        current.drop(self._root, n)
-                    if current.needs_compaction:
-                        self._write_index(current)
-        except SessionSealError:
-            return
-        if reason is not None:
-            self._audit("reindex", detail={"reason": reason, "sessions": len(puts)})
-
-    def _write_index(self, index: Index) -> None:
-        # Under the vault lock: sealed under the key table's master key epoch.
-        table = self._keytable(fresh=True)
-        index.write(self._root, self._kek(table.kek_epoch), table.kek_epoch)
-        self._index = index
-
-    def _index_put(self, fname: str, doc: Entry, stamp: Stamp) -> None:
-        # After a session write, under its session lock; the vault lock is taken after it (lock order).
-        with contextlib.suppress(SessionSealError), self._vault_lock(), self._mutex:
-            index, _ = self._current_index(parse=False)
-            if index is None:
-                return  # the next listing rebuilds it
-            index.put(self._root, fname, doc, stamp)  # not appended to a torn file: compacted below
-            if index.needs_compaction:
-
-                def redo(full: Index) -> None:
-                    full.entries[fname], full.stamps[fname] = doc, stamp
-
-                self._compact_index(index, redo)
-
-    def _index_touch(self, fname: str) -> None:
-        # A read is recorded in the index only (retention by access, 'list --sort accessed').
-        # Best effort and never waiting: a busy vault lock loses this one access time.
-        at = timestamp()
-        with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0), self._mutex:
-            index, _ = self._current_index(parse=False)
-            if index is None:
-                return
-            index.touch(self._root, fname, at)  # not appended to a torn file: compacted below
-            if index.needs_compaction:
-
-                def redo(full: Index) -> None:
-                    entry = full.entries.get(fname)
-                    if entry is not None:
-                        entry.last_accessed_at = at
-
-                self._compact_index(index, redo)
-
-    def _compact_index(self, index: Index, redo: Callable[[Index], None]) -> None:
-        """Under the vault lock: rewrite the index as one snapshot.  One opened for appending
-        only is read in full first, and *redo* applies to it the change its last delta made
-        (which a torn file did not take)."""
-        if not index.parsed:
-            full, _ = self._current_index()
-            if full is None:
-                return
-            redo(full)
-            index = full
-        self._write_index(index)
-
-    def _reseal_index(self, master: MasterKeys, table: KeyTable) -> None:
-        """Re-encrypt the index under the table's epoch, without the sessions the table no longer
-        keys (a rotation's erasures).  Called under the vault lock while the key store still
-        holds both epochs.  An index that cannot be read is shredded: the next listing rebuilds it."""
-        with self._mutex:
-            cached = self._index
-            try:
-                if cached is not None and cached.parsed and cached.is_current(self._root):
-                    index: Index | None = cached  # its entries are what is on disk: no second read
-                else:
-                    index = Index.load(self._root, self.vault_id, master)
-            except FileNotFoundError:
-                self._index = None
-                return
-            except (IntegrityError, SessionSealError):
-                index = None
-            if index is None:
-                with contextlib.suppress(SessionSealError):
-                    self._root.shred(INDEX_FILE)
-                self._index = None
-                return
-            for name, entry in list(index.entries.items()):
-                if parse_id(entry.id) not in table.session_keys:
-                    index.entries.pop(name)
-                    index.stamps.pop(name, None)
-            index.write(self._root, master.keys[table.kek_epoch], table.kek_epoch)
-            self._index = index
+        return self._index_cache.load(master, parse=parse)
 
     @_audited("reindex")
     def reindex(self) -> int:
         """Rebuild the index from the session files (it is also rebuilt on its own when missing,
         stale or damaged).  Returns the number of sessions indexed."""
         with self._vault_lock(), self._mutex:
-            index = Index(vault_id=self.vault_id, generation=self._index.generation if self._index else 0)
-            for fname in sorted(self._sessions.names()):
-                if not fname.endswith(SUFFIX) or fname.startswith("."):
-                    continue
+            entries = []
+            for fname in sorted(self._ctx.session_files()):
                 try:
                     stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
-                    index.entries[fname] = entry_of(self._read_summary_doc(fname))
-                    index.stamps[fname] = stamp
+                    entries.append((fname, entry_of(self._read_summary_doc(fname)), stamp))
                 except (SessionNotFound, IntegrityError, OSError):
                     continue
-            self._write_index(index)
+            index = self._index_cache.rebuild(entries)
         self._audit("reindex", detail={"reason": "asked", "sessions": len(index.entries)})
         return len(index.entries)
 
@@ -2141,7 +2004,7 @@ class Vault:
         end = self._sessions.append_at(fname, tail.end, group)
         st = os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False)
         new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
-        self._index_put(fname, entry_of(new_meta), stamp_of(st))
+        self._index_cache.put(fname, entry_of(new_meta), stamp_of(st))
         appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
         if appended > max(tail.body_end, _COMPACT_APPENDS) or groups >= _MAX_GROUPS:
             self._compact_session(name, sid)
