@@ -128,9 +128,9 @@ def test_a_cut_off_committed_append_is_reported(vault: Vault) -> None:
 
 
 def test_appends_are_compacted_into_a_new_version(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal import _vault
+    from sessionseal._vault import _store
 
-    monkeypatch.setattr(_vault, "_MAX_GROUPS", 3)
+    monkeypatch.setattr(_store, "MAX_GROUPS", 3)
     sid = _new(vault)
     f = _file(vault, sid)
     generation = vault._stored_generation(f.name)

@@ -97,7 +97,6 @@ from ._common import (
     parse_id,
     stored_shape,
     timestamp,
-    unstorable,
 )
 from ._context import VaultContext
 from ._indexcache import IndexCache
@@ -112,6 +111,7 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
+from ._store import SessionStore
 
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
@@ -201,6 +201,7 @@ class Vault:
         self._auditor = Auditor(ctx, self._keys, settings=self._audit_settings)
         self._audit_log = self._auditor.log
         self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
+        self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._get_sanitizer)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -642,29 +643,39 @@ class Vault:
         self._save_model(model, touch=touch)
         return model.id
 
+    # -- the session store (_store.py); forwarders kept for verify and the tests ----------
+
     def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
         """Save a validated model (see :meth:`save`); returns the redaction counts."""
-        # The model accepts any JSON in fields it does not know; not all of it can be stored.
-        try:
-            doc: dict[str, Any] = model.model_dump(mode="json")
-        except ValueError:  # pydantic: nested past about 255 levels
-            raise unstorable("session") from None
-        if touch:
-            doc["updated_at"] = timestamp()  # as pydantic writes it
-        clean, counts = self._get_sanitizer().sanitize_tree(doc)
-        assert isinstance(clean, dict)
-        redactions: Any = merge_counts(doc.get("redactions"), counts)
-        clean["redactions"] = redactions
-        try:
-            body = orjson.dumps(clean)
-            meta = orjson.dumps(_events.summary_of(clean, len(body)))
-        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate, 255 levels
-            raise unstorable("session") from None
-        if len(body) > MAX_SESSION_BYTES:
-            raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
-        self._write_session(model.id, meta, body)
-        self._audit("save", session=model.id, nbytes=len(body), redactions=counts)
-        return dict(counts)
+        nbytes, counts = self._store.save(model, touch=touch)
+        self._audit("save", session=model.id, nbytes=nbytes, redactions=counts)
+        return counts
+
+    def _stored_generation(self, fname: str) -> int | None:
+        return self._store.stored_generation(fname)
+
+    def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
+        return self._store.open(session_id)
+
+    def _document(self, log: _container.SessionLog) -> bytes:
+        return self._store.document(log)
+
+    def _read_summary_doc(self, fname: str) -> dict[str, Any]:
+        return self._store.read_summary(fname)
+
+    def _edit(
+        self,
+        session_id: uuid.UUID | str,
+        action: str,
+        update: Callable[[dict[str, Any]], bool],
+        *,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+    ) -> bool:
+        """Apply *update* to a session's metadata (:meth:`SessionStore.edit`), and record it."""
+        sid = parse_id(session_id)
+        changed = self._store.edit(sid, update)
+        self._audit(action, session=sid, detail={"changed": changed}, others=others)
+        return changed
 
     def _session_lock(
         self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
@@ -673,74 +684,6 @@ class Vault:
 
     def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         return self._ctx.vault_lock(timeout=timeout)
-
-    def _write_session(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
-        name = self._file_name(session_id)
-        with self._session_lock(name, session_id):
-            self._write_locked(name, session_id, meta, body)
-
-    def _write_locked(self, name: str, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
-        # The caller holds the session's lock.
-        frames = [
-            (FrameType.META, _container.encode_payload(meta, compress=True)),
-            (FrameType.BODY, _container.encode_payload(body, compress=True)),
-        ]
-        generation = (self._stored_generation(name + SUFFIX) or 0) + 1
-        key = self._session_key(session_id, create=True)
-        assert key is not None  # create=True always returns a key
-        data = _container.seal(
-            kind=Kind.SESSION,
-            vault_id=self.vault_id,
-            object_id=session_id,
-            generation=generation,
-            kek=key,
-            kek_epoch=0,
-            frames=frames,
-        )
-        self._sessions.write_atomic(name + SUFFIX, data)
-        st = os.stat(name + SUFFIX, dir_fd=self._sessions.fd, follow_symlinks=False)
-        doc = orjson.loads(meta)
-        doc["size_stored"], doc["generation"] = st.st_size, generation
-        self._index_cache.put(name + SUFFIX, entry_of(doc), stamp_of(st))
-
-    def _stored_generation(self, fname: str) -> int | None:
-        """The stored container's version counter; None when there is no file.
-
-        A damaged header reads as 0: it is replaced, and the counter only has to move forward.
-        """
-        try:
-            prefix, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE)
-            return _container.parse_unverified_header(prefix).generation
-        except FileNotFoundError:
-            return None
-        except IntegrityError:
-            return 0
-
-    def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
-        name = self._file_name(session_id) + SUFFIX
-        try:
-            raw = self._sessions.read(name, max_size=MAX_CONTAINER)
-        except FileNotFoundError:
-            raise no_session(session_id) from None
-        return _container.open_session(raw, self.vault_id, session_id, self._key_for)
-
-    def _document(self, log: _container.SessionLog) -> bytes:
-        """The session document a log holds: its BODY with every appended group applied."""
-        body = _container.decode_payload(log.body)
-        if not log.events:
-            return body  # as saved: the bytes are returned without a parse
-        with stored_shape():
-            doc = orjson.loads(body)
-            for payload in log.events:
-                _events.apply(doc, self._ops_of(payload))
-            return orjson.dumps(doc)
-
-    @staticmethod
-    def _ops_of(payload: bytes) -> builtins.list[dict[str, Any]]:
-        try:
-            return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
-        except (orjson.JSONDecodeError, AttributeError, ValueError):
-            raise IntegrityError(INTEGRITY) from None
 
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
@@ -956,27 +899,6 @@ class Vault:
         if reason is not None or puts or drops:
             self._index_cache.refresh(puts, drops, reason)
         return docs, problems
-
-    def _read_summary_doc(self, fname: str) -> dict[str, Any]:
-        # The last committed META frame only: the frames before it are skipped by their lengths.
-        with self._sessions.reader(fname) as (read_at, size):
-            tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
-        header, meta = tail.header, tail.meta
-        from pydantic import ValidationError
-
-        from ..models import SessionSummary
-
-        try:
-            doc = orjson.loads(_container.decode_payload(meta))
-            # Validated here, where it is read from a session file; the index stores it as is.
-            SessionSummary.model_validate(doc)
-        except (orjson.JSONDecodeError, ValidationError):
-            raise IntegrityError(INTEGRITY) from None
-        if not isinstance(doc, dict):
-            raise IntegrityError(INTEGRITY)
-        # What is committed: a torn append after it (cut off by the next append) is not stored.
-        doc["size_stored"], doc["generation"] = tail.end, header.generation
-        return doc
 
     # -- the metadata index (_indexcache.py); forwarders kept for verify and the tests ----
 
@@ -1312,13 +1234,9 @@ class Vault:
         if raw_events is not None:
             fields["raw_events"] = raw_events
         ops.append({"op": "set", "value": fields})
-        clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
-        assert isinstance(clean, builtins.list)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            nbytes = self._append_locked(name, sid, clean, counts=counts, touch=False)
+        nbytes, counts = self._store.append(sid, ops, touch=False)
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops) - 1})
-        return dict(counts)
+        return counts
 
     def _remove_original(  # noqa: PLR0911 - each refusal keeps the file and says why
         self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome, quiet_ns: int
@@ -1774,7 +1692,7 @@ class Vault:
                     doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
                     body = orjson.dumps(doc)
                     meta = orjson.dumps(_events.summary_of(doc, len(body)))
-                self._write_locked(name, sid, meta, body)
+                self._store.write_locked(name, sid, meta, body)
             except BaseException:
                 self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
                 raise
@@ -1847,7 +1765,7 @@ class Vault:
                 doc["redactions"] = merge_counts(doc.get("redactions"), counts)
             body = orjson.dumps(doc)
             meta = orjson.dumps(_events.summary_of(doc, len(body)))
-        self._write_session(new_id, meta, body)
+        self._store.write(new_id, meta, body)
         self._audit(
             "fork",
             session=new_id,
@@ -1860,36 +1778,6 @@ class Vault:
         return new_id
 
     # -- lifecycle: pin, archive, stats, retention --------------------------------------
-
-    def _edit(
-        self,
-        session_id: uuid.UUID | str,
-        action: str,
-        update: Callable[[dict[str, Any]], bool],
-        *,
-        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
-    ) -> bool:
-        """Apply *update* to a session's stored (sanitized) document, and append the fields it
-        changed: the content is neither rewritten nor re-encrypted.
-
-        Only metadata changes (:data:`_EDITABLE`; new text is sanitized by the caller).
-        ``updated_at`` stays: an edit of metadata is not an update of the content, and must
-        not make a session look young to retention.  Returns whether anything changed; an
-        unchanged session is not written.
-        """
-        sid = parse_id(session_id)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            body = self._document(self._open_session_file(sid))
-            with stored_shape():
-                doc = orjson.loads(body)
-                before = {k: orjson.dumps(doc.get(k)) for k in _EDITABLE}
-                update(doc)
-                fields = {k: doc.get(k) for k in _EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
-            if fields:
-                self._append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
-        self._audit(action, session=sid, detail={"changed": bool(fields)}, others=others)
-        return bool(fields)
 
     # -- appends (docs/spec/container-v1.md, "Appends") ------------------------------
 
@@ -1924,11 +1812,7 @@ class Vault:
     def _append_ops(self, sid: uuid.UUID, ops: builtins.list[dict[str, Any]], events: int) -> int:
         """Sanitize and append operations already validated by :func:`_events.parse_events`
         (a recorder validates each event as it is added, not again at its flush)."""
-        clean, counts = self._get_sanitizer().sanitize_tree(cast(Any, ops))
-        assert isinstance(clean, builtins.list)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            nbytes = self._append_locked(name, sid, clean, counts=counts, touch=True)
+        nbytes, counts = self._store.append(sid, ops, touch=True)
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": events})
         return events
 
@@ -1961,62 +1845,6 @@ class Vault:
         if not self._sessions.exists(self._file_name(sid) + SUFFIX):
             raise no_session(sid)
         return sid
-
-    def _append_locked(
-        self, name: str, sid: uuid.UUID, ops: builtins.list[Any], *, counts: Mapping[str, int], touch: bool
-    ) -> int:
-        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
-
-        Returns the size of the operations appended (uncompressed).
-        """
-        fname = name + SUFFIX
-        try:
-            with self._sessions.reader(fname) as (read_at, size):
-                tail = _container.open_session_tail(read_at, size, self.vault_id, self._key_for)
-        except FileNotFoundError:
-            raise no_session(sid) from None
-        stamp: dict[str, Any] = {}
-        with stored_shape():
-            meta = orjson.loads(_container.decode_payload(tail.meta))
-            if counts:
-                stamp["redactions"] = merge_counts(meta.get("redactions"), counts)
-        if touch:
-            stamp["updated_at"] = timestamp()
-        if stamp:
-            ops = [*ops, {"op": "set", "value": stamp}]
-        try:
-            payload = orjson.dumps({"ops": ops})
-        except orjson.JSONEncodeError:
-            raise unstorable("events") from None
-        with stored_shape():
-            new_meta = _events.summary_after(meta, ops, len(payload))
-            meta_json = orjson.dumps(new_meta)
-        if new_meta["size_original"] > MAX_SESSION_BYTES:
-            raise InvalidInput(f"the session would be over {MAX_SESSION_BYTES >> 20} MiB; start a new one")
-        group = _container.session_group(
-            tail.dek,
-            tail.header.raw,
-            tail.frames,
-            _container.encode_payload(payload, compress=True),
-            _container.encode_payload(meta_json, compress=True),
-        )
-        # Written at the end of what is committed: a torn group of a killed writer is cut off.
-        end = self._sessions.append_at(fname, tail.end, group)
-        st = os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False)
-        new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
-        self._index_cache.put(fname, entry_of(new_meta), stamp_of(st))
-        appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
-        if appended > max(tail.body_end, _COMPACT_APPENDS) or groups >= _MAX_GROUPS:
-            self._compact_session(name, sid)
-        return len(payload)
-
-    def _compact_session(self, name: str, sid: uuid.UUID) -> None:
-        """Rewrite a session as one version (META, BODY) with its appends applied: a new
-        generation under a fresh data key.  The caller holds the session lock."""
-        body = self._document(self._open_session_file(sid))
-        with stored_shape():
-            meta = orjson.dumps(_events.summary_of(orjson.loads(body), len(body)))
-        self._write_locked(name, sid, meta, body)
 
     def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
         # A new title or description is user text like any other: sanitized before it is stored.
@@ -2586,15 +2414,6 @@ def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:
 
 def _no_checkpoint(sid: uuid.UUID) -> SessionNotFound:
     return SessionNotFound(f"session {sid} has no such checkpoint; see 'sessionseal checkpoint list {sid}'")
-
-
-#: The document fields a metadata edit may change.
-_EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "pinned", "links", "redactions")
-#: A session is rewritten as one version once its appended groups outgrow what they were
-#: appended to (and this floor), or number _MAX_GROUPS: a full read costs a decrypt and a
-#: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
-_COMPACT_APPENDS: Final = 4 << 20
-_MAX_GROUPS: Final = 1024
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
