@@ -51,7 +51,7 @@ from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._configfile import CONFIG_FILE as _CONFIG_FILE
 from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
-from .._container import FrameType, Kind
+from .._container import Kind
 from .._fields import SessionStatus, normalize_tag
 from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
 from .._index import (
@@ -87,6 +87,7 @@ from ..errors import (
 )
 from . import _common
 from ._auditing import Auditor, audited_by, done_but_unrecorded, record_refusal
+from ._ckpts import Checkpoints
 from ._common import (
     INTEGRITY,
     MAX_CONTAINER,
@@ -151,8 +152,6 @@ _AUTO_FILE: Final = "autoclean.json"
 _MAX_QUERY: Final = 1024
 #: Longest title or description an edit accepts.
 _MAX_META_TEXT: Final = 64 * 1024
-#: Largest checkpoint META frame read when listing (a name, a title, a few numbers).
-_MAX_CKPT_META: Final = 1 << 20
 #: Session ids of imported transcripts: uuid5 of "<tool>:<the tool's session id>".
 _TRANSCRIPT_NAMESPACE: Final = uuid.UUID("9f5e3d1c-6b4a-5c2e-8d7f-0a1b2c3d4e5f")
 #: The statuses 'unarchive' may restore.
@@ -202,6 +201,7 @@ class Vault:
         self._audit_log = self._auditor.log
         self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
         self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._get_sanitizer)
+        self._checkpoints = Checkpoints(ctx, self._keys, self._store)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -1068,7 +1068,7 @@ class Vault:
             except BaseException:
                 if undo is not None:
                     with contextlib.suppress(SessionSealError), self._session_lock(name, sid):
-                        self._drop_unused_checkpoints(name, sid, *undo, label=label)
+                        self._checkpoints.drop_unused(name, sid, *undo, label=label)
                 raise
             result.redactions = merge_counts(result.redactions, counts)
             result.imported.append(sid)
@@ -1422,7 +1422,7 @@ class Vault:
             # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
             try:
                 shredded = self._sessions.shred(name + SUFFIX)
-                self._shred_checkpoints(name)
+                self._checkpoints.shred_all(name)
             except SessionSealError:
                 shredded = False
             # Not the number of checkpoints: it measures the erased session (docs/spec/audit-log.md).
@@ -1496,136 +1496,18 @@ class Vault:
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
 
-    # -- checkpoints and forks (_checkpoints.py) -------------------------------------
+    # -- checkpoints and forks (_ckpts.py); forwarders kept for verify and the tests ------
 
     def _checkpoint_files(self, name: str) -> builtins.list[tuple[int, str]]:
-        """A session's checkpoint files by number, oldest first (*name*: its file name stem)."""
-        found = ((_checkpoints.number_of(name, f), f) for f in self._ckpts.names())
-        return sorted((n, f) for n, f in found if n is not None)
+        return self._checkpoints.files(name)
 
     def _read_checkpoint(
         self, sid: uuid.UUID, number: int, fname: str, *, meta_only: bool
     ) -> tuple[dict[str, Any], bytes | None]:
-        """Authenticate a checkpoint: its META document, and its session document unless
-        *meta_only* (which reads the header and the META frame alone).
-
-        :raises FileNotFoundError: the file is gone (callers map it).
-        """
-        key = self._key_for(sid)
-        if meta_only:
-            with self._ckpts.reader(fname) as (read_at, _):
-                # The META frame's length is read unauthenticated: bounded before it is used.
-                head = read_at(0, _container.HEADER_SIZE + 4)
-                if len(head) < _container.HEADER_SIZE + 4:
-                    raise IntegrityError(INTEGRITY)
-                length = int.from_bytes(head[_container.HEADER_SIZE :], "big")
-                if length > _MAX_CKPT_META:
-                    raise IntegrityError(INTEGRITY)
-                data = read_at(0, _container.HEADER_SIZE + 4 + length)
-        else:
-            data = self._ckpts.read(fname, max_size=MAX_CONTAINER)
-        meta_p, body_p = _container.open_checkpoint(data, self.vault_id, sid, number, key, meta_only=meta_only)
-        try:
-            meta = orjson.loads(_container.decode_payload(meta_p))
-        except orjson.JSONDecodeError:
-            raise IntegrityError(INTEGRITY) from None
-        if not isinstance(meta, dict):
-            raise IntegrityError(INTEGRITY)
-        return meta, None if body_p is None else _container.decode_payload(body_p)
+        return self._checkpoints.read(sid, number, fname, meta_only=meta_only)
 
     def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
-        out = []
-        for number, fname in files:
-            try:
-                meta, _ = self._read_checkpoint(sid, number, fname, meta_only=True)
-            except FileNotFoundError:
-                continue  # deleted since the directory was listed
-            out.append(Checkpoint.from_meta(sid, number, meta))
-        return out
-
-    def _find_checkpoint(self, name: str, sid: uuid.UUID, ref: str | int) -> tuple[Checkpoint, str]:
-        """A checkpoint by number (``3``, ``"3"`` or ``"#3"``) or by name."""
-        files = self._checkpoint_files(name)
-        text = str(ref).strip()
-        if text.lstrip("#").isdigit():
-            wanted = int(text.lstrip("#"))
-            files = [(n, f) for n, f in files if n == wanted]
-            found = self._checkpoint_list(sid, files)
-        else:
-            found = [c for c in self._checkpoint_list(sid, files) if c.name == text]
-        if not found:
-            self._key_for(sid)  # a missing session is reported as such
-            raise _no_checkpoint(sid)
-        cp = found[0]
-        return cp, _checkpoints.file_name(name, cp.number)
-
-    def _checkpoint_body(self, name: str, sid: uuid.UUID, ref: str | int) -> tuple[Checkpoint, bytes]:
-        """A checkpoint and the session document it holds; the caller holds the session lock."""
-        cp, fname = self._find_checkpoint(name, sid, ref)
-        try:
-            _, body = self._read_checkpoint(sid, cp.number, fname, meta_only=False)
-        except FileNotFoundError:
-            raise _no_checkpoint(sid) from None
-        assert body is not None
-        return cp, body
-
-    def _checkpoint_locked(
-        self, name: str, sid: uuid.UUID, log: _container.SessionLog, body: bytes, label: str | None, *, reason: str
-    ) -> Checkpoint:
-        """Write a checkpoint of *body* (the document of *log*); the caller holds the session lock."""
-        files = self._checkpoint_files(name)
-        number = files[-1][0] + 1 if files else 1
-        taken = {c.name for c in self._checkpoint_list(sid, files)}
-        if label is None:
-            base = f"{reason if reason != 'manual' else 'checkpoint'}-{number}"
-            label = base
-            for i in itertools.count(2):
-                if label not in taken:
-                    break
-                label = f"{base}.{i}"
-        elif label in taken:
-            raise InvalidInput(f"session {sid} has a checkpoint of that name already; pick another name")
-        with stored_shape():
-            summary = orjson.loads(_container.decode_payload(log.meta))
-            meta = {
-                "number": number,
-                "name": label,
-                "created_at": timestamp(),
-                "reason": reason,
-                "title": str(summary.get("title") or ""),
-                "message_count": int(summary.get("message_count") or 0),
-                "size_original": len(body),
-                "session_generation": log.header.generation,
-            }
-        data = _container.seal(
-            kind=Kind.CHECKPOINT,
-            vault_id=self.vault_id,
-            object_id=sid,
-            generation=number,
-            kek=self._key_for(sid),
-            kek_epoch=0,
-            frames=[
-                (FrameType.META, _container.encode_payload(orjson.dumps(meta), compress=False)),
-                (FrameType.BODY, _container.encode_payload(body, compress=True)),
-            ],
-        )
-        self._ckpts.write_atomic(_checkpoints.file_name(name, number), data)
-        return Checkpoint.from_meta(sid, number, meta)
-
-    def _drop_unused_checkpoints(
-        self, name: str, sid: uuid.UUID, generation: int, numbers: set[int], label: str | None = None
-    ) -> None:
-        """After a restore or a replacing import failed: remove the checkpoint it made (one not
-        in *numbers*, named *label* if given) if the session is still at *generation*: it holds
-        what the session still holds, and a failure is to change nothing.  Best effort; the
-        caller holds the session lock."""
-        with contextlib.suppress(SessionSealError):
-            if self._stored_generation(name + SUFFIX) != generation:
-                return  # replaced after all: the checkpoint holds what it replaced
-            made = [(n, f) for n, f in self._checkpoint_files(name) if n not in numbers]
-            for cp in self._checkpoint_list(sid, made):
-                if label is None or cp.name == label:
-                    self._ckpts.shred(_checkpoints.file_name(name, cp.number))
+        return self._checkpoints.list(sid, files)
 
     @_audited("checkpoint.create", by_id=True)
     def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
@@ -1645,10 +1527,7 @@ class Vault:
         counts: dict[str, int] = {}
         if name is not None:
             label, counts = self._clean_text(_checkpoints.check_label(name), "checkpoint name")
-        fname = self._file_name(sid)
-        with self._session_lock(fname, sid):
-            log = self._open_session_file(sid)
-            cp = self._checkpoint_locked(fname, sid, log, self._document(log), label, reason="manual")
+        cp = self._checkpoints.create(sid, label)
         self._audit(
             "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, private={"number": cp.number}
         )
@@ -1660,11 +1539,7 @@ class Vault:
         :raises SessionNotFound: no such session.
         :raises IntegrityError: a checkpoint file was modified or moved.
         """
-        sid = parse_id(session_id)
-        self._key_for(sid)
-        if not self._sessions.exists(self._file_name(sid) + SUFFIX):
-            raise no_session(sid)
-        return self._checkpoint_list(sid, self._checkpoint_files(self._file_name(sid)))
+        return self._checkpoints.of_session(parse_id(session_id))
 
     @_audited("checkpoint.restore", by_id=True)
     def restore_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
@@ -1679,28 +1554,9 @@ class Vault:
         :raises SessionNotFound: no such session or checkpoint.
         """
         sid = parse_id(session_id)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            cp, old = self._checkpoint_body(name, sid, checkpoint)
-            log = self._open_session_file(sid)
-            current = self._document(log)
-            numbers = {n for n, _ in self._checkpoint_files(name)}
-            try:
-                saved = self._checkpoint_locked(name, sid, log, current, None, reason="before-restore")
-                now = timestamp()
-                with stored_shape():
-                    doc = _checkpoints.restored_document(orjson.loads(old), orjson.loads(current), now)
-                    body = orjson.dumps(doc)
-                    meta = orjson.dumps(_events.summary_of(doc, len(body)))
-                self._store.write_locked(name, sid, meta, body)
-            except BaseException:
-                self._drop_unused_checkpoints(name, sid, log.header.generation, numbers)
-                raise
+        cp, saved, nbytes = self._checkpoints.restore(sid, checkpoint)
         self._audit(
-            "checkpoint.restore",
-            session=sid,
-            nbytes=len(body),
-            private={"number": cp.number, "saved_as": saved.number},
+            "checkpoint.restore", session=sid, nbytes=nbytes, private={"number": cp.number, "saved_as": saved.number}
         )
         return saved
 
@@ -1715,10 +1571,7 @@ class Vault:
         :raises SessionNotFound: no such session or checkpoint.
         """
         sid = parse_id(session_id)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            cp, cfname = self._find_checkpoint(name, sid, checkpoint)
-            overwritten = self._ckpts.shred(cfname)
+        cp, overwritten = self._checkpoints.delete(sid, checkpoint)
         self._audit(
             "checkpoint.delete", session=sid, private={"number": cp.number}, detail={"overwritten": overwritten}
         )
@@ -1747,29 +1600,14 @@ class Vault:
         counts: dict[str, int] = {}
         if title is not None:
             clean_title, counts = self._clean_text(title, "title")
-        name = self._file_name(sid)
-        number = None
-        with self._session_lock(name, sid):
-            if checkpoint is None:
-                source = self._document(self._open_session_file(sid))
-            else:
-                cp, source = self._checkpoint_body(name, sid, checkpoint)
-                number = cp.number
         new_id = uuid.uuid4()
-        now = timestamp()
-        with stored_shape():
-            doc = _checkpoints.fork_document(
-                orjson.loads(source), new_id, now, title=clean_title, continuation=continuation
-            )
-            if counts:
-                doc["redactions"] = merge_counts(doc.get("redactions"), counts)
-            body = orjson.dumps(doc)
-            meta = orjson.dumps(_events.summary_of(doc, len(body)))
-        self._store.write(new_id, meta, body)
+        number, nbytes = self._checkpoints.fork(
+            sid, new_id, checkpoint, title=clean_title, counts=counts, continuation=continuation
+        )
         self._audit(
             "fork",
             session=new_id,
-            nbytes=len(body),
+            nbytes=nbytes,
             redactions=counts,
             private={"checkpoint": number},
             detail={"continuation": continuation},
@@ -2140,7 +1978,7 @@ class Vault:
                 # and a file left behind is swept by the next cleanup (its key is gone).
                 try:
                     overwritten = self._sessions.shred(name + SUFFIX)
-                    self._shred_checkpoints(name)
+                    self._checkpoints.shred_all(name)
                 except SessionSealError:
                     overwritten = False
                     result.warnings.append(f"session {d.session.id}: its files could not be overwritten")
@@ -2149,14 +1987,6 @@ class Vault:
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
                 erased.append((d.session.id, gone.get(d.session.id), detail))
             self._auditor.erasures(erased)
-
-    def _shred_checkpoints(self, name: str) -> int:
-        """Overwrite and unlink a session's checkpoint files (after its key is gone, or with
-        it going); returns how many.  The caller holds the session's lock."""
-        files = self._checkpoint_files(name)
-        for _, fname in files:
-            self._ckpts.shred(fname)
-        return len(files)
 
     def _orphans(self, table: KeyTable) -> builtins.list[tuple[str, uuid.UUID]]:
         """Session files whose key is no longer in *table*: left by a delete killed between
@@ -2410,10 +2240,6 @@ def _import_documents(
 
 def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:
     return FormatStatus(name, min(versions, default=None), max(versions, default=None), current, len(versions))
-
-
-def _no_checkpoint(sid: uuid.UUID) -> SessionNotFound:
-    return SessionNotFound(f"session {sid} has no such checkpoint; see 'sessionseal checkpoint list {sid}'")
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
