@@ -513,7 +513,7 @@ def best_effort(call: Call) -> str | None:
         return "lock-holder"
     if call.within("IndexCache.put", "IndexCache.touch", "IndexCache.refresh"):
         return "index-cache"
-    erasing = ("Vault._erase_batch", "Vault.delete", "Vault._sweep_orphans", "Vault._sweep_orphan_checkpoints")
+    erasing = ("Erasure.erase_batch", "Erasure.delete", "Erasure.sweep_orphans", "Erasure.sweep_orphan_checkpoints")
     if call.within(*erasing) and call.within("Dir.shred"):
         return "shred-after-erase"
     if call.within("_drop_unused_keys"):

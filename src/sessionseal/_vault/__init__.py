@@ -37,13 +37,13 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
-from .. import __version__, _checkpoints, _configfile, _container, _crypto, _events, _keystore, _paths, _verify
+from .. import __version__, _checkpoints, _configfile, _container, _crypto, _events, _paths, _verify
 from .._audit import ANCHOR as _AUDIT_ANCHOR
 from .._audit import AUDIT_DIR as _AUDIT_DIR
 from .._audit import FORMAT as AUDIT_FORMAT
@@ -51,7 +51,6 @@ from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._configfile import CONFIG_FILE as _CONFIG_FILE
 from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
-from .._container import Kind
 from .._fields import SessionStatus, normalize_tag
 from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
 from .._index import (
@@ -76,7 +75,6 @@ from ..errors import (
     IntegrityError,
     InvalidInput,
     KeyStoreError,
-    LockTimeout,
     SessionNotFound,
     SessionSealError,
     StorageError,
@@ -100,6 +98,7 @@ from ._common import (
     timestamp,
 )
 from ._context import VaultContext
+from ._erasure import Erasure
 from ._indexcache import IndexCache
 from ._keys import LABEL_CONFIG, LABEL_FINGERPRINT, Keys
 from ._results import (
@@ -121,7 +120,7 @@ if TYPE_CHECKING:
 
     from .._config import VaultConfig
     from .._recorder import Recorder
-    from .._retention import CleanupPlan, Decision, RetentionConfig
+    from .._retention import CleanupPlan, RetentionConfig
     from .._sanitize import Sanitizer
     from ..models import Session, SessionSummary
 
@@ -146,8 +145,6 @@ VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
 _VAULT_VERSION: Final = 1
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
-_CLEANUP_BATCH: Final = 128
-_AUTO_FILE: Final = "autoclean.json"
 #: Longest search text.
 _MAX_QUERY: Final = 1024
 #: Longest title or description an edit accepts.
@@ -202,6 +199,17 @@ class Vault:
         self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
         self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._get_sanitizer)
         self._checkpoints = Checkpoints(ctx, self._keys, self._store)
+        self._erasure = Erasure(
+            ctx,
+            self._keys,
+            self._store,
+            self._checkpoints,
+            audit=self._audit,
+            audit_erasures=self._auditor.erasures,
+            audit_failure=self._auditor.failure,
+            read_config=self._read_config,
+            summaries=self._summaries,
+        )
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -344,34 +352,14 @@ class Vault:
         except BaseException:
             root.close()
             raise
-        vault._sweep_temp()
+        vault._erasure.sweep_temp()
         if auto_cleanup:
             try:
-                vault._maybe_auto_cleanup()
+                vault.last_auto_cleanup = vault._erasure.maybe_auto_cleanup()
             except BaseException:
                 vault.close()
                 raise
         return vault
-
-    def _sweep_temp(self) -> None:
-        """At open: remove the temp files of killed writers if the vault lock is free now
-        (never waiting: the next open does it)."""
-        with contextlib.suppress(SessionSealError), self._vault_lock(timeout=0):
-            self._sweep_temp_files()
-
-    def _sweep_temp_files(self) -> int:
-        """Overwrite and remove the temp files of writers that have exited, in every directory
-        of the vault; returns how many.  Only a dead process's files are touched, so a live
-        writer's file is safe whatever locks it holds; each is overwritten first (a key file
-        being rewritten holds master keys)."""
-        removed = sum(len(d.sweep_temp()) for d in (self._root, self._sessions, self._ckpts))
-        if self._root.exists(_AUDIT_DIR):
-            audit_dir = self._root.sub(_AUDIT_DIR)
-            try:
-                removed += len(audit_dir.sweep_temp())
-            finally:
-                audit_dir.close()
-        return removed
 
     @staticmethod
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
@@ -608,7 +596,7 @@ class Vault:
             self._sanitizer = sanitizer
             if new.retention.auto_interval != old.retention.auto_interval:
                 # A new interval starts now: the next open runs the policy once.
-                self._schedule_auto(None if new.retention.auto_interval is None else 0)
+                self._erasure.schedule_auto(None if new.retention.auto_interval is None else 0)
         self._auditor.reconfigure()  # the audit settings may have changed
         # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
         self._audit(
@@ -1400,37 +1388,7 @@ class Vault:
 
         :raises SessionNotFound: no such session.
         """
-        sid = parse_id(session_id)
-        name = self._file_name(sid)
-        with self._session_lock(name, sid):
-            has_file = self._sessions.exists(name + SUFFIX)
-            # A link, device or foreign file at its names is refused before anything is erased:
-            # once the key is gone, nothing would be left to say why the file stayed.
-            self._sessions.check(name + SUFFIX)
-            for _, fname in self._checkpoint_files(name):
-                self._ckpts.check(fname)
-            with self._vault_lock(), self._mutex:
-                table = self._keytable(fresh=True)
-                if sid not in table.session_keys and not has_file:
-                    raise no_session(sid)
-                epoch = table.kek_epoch
-                erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
-                if sid in table.session_keys:
-                    del table.session_keys[sid]
-                    epoch = self._keys.rotate_or_forget(table)
-            # The session is gone once the rotation is durable; overwriting is best effort, and a
-            # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
-            try:
-                shredded = self._sessions.shred(name + SUFFIX)
-                self._checkpoints.shred_all(name)
-            except SessionSealError:
-                shredded = False
-            # Not the number of checkpoints: it measures the erased session (docs/spec/audit-log.md).
-            detail = {"epoch": epoch, "overwritten": shredded}
-            # By tag only; a file without a key (an earlier delete cut short) is named by nothing.
-            self._audit("delete", session=sid, session_key=erased_key, detail=detail)
-            # The lock file stays: unlinking a held flock file would let a waiter on the old
-            # inode and a newcomer on a new one both "hold" the lock.
+        self._erasure.delete(parse_id(session_id))
 
     @_audited("rekey")
     def rekey(self, *, from_keyring_file: bool = False) -> int:
@@ -1448,14 +1406,7 @@ class Vault:
             after the rotation open no current key table.
         :raises InvalidInput: *from_keyring_file* and no such file holds a key for the vault.
         """
-        with self._vault_lock(), self._mutex:
-            copies = self._keys.adopt_file_key() if from_keyring_file else []
-            table = self._keytable(fresh=True)
-            old = table.kek_epoch
-            epoch = self._rotate(table)
-            # The keychain now holds only the new key (read back by store): the files' copies
-            # are of keys that open no current table.  Removed only now, never before.
-            removed = sum(_keystore.remove_file_copy(c, self.vault_id) for c in copies)
+        old, epoch, removed = self._erasure.rekey(from_keyring_file=from_keyring_file)
         detail: dict[str, Any] = {"from_epoch": old, "epoch": epoch}
         if from_keyring_file:
             detail["keyring_file_copies_removed"] = removed
@@ -1855,14 +1806,6 @@ class Vault:
         self._audit("stats", detail={"sessions": result.sessions})
         return result
 
-    def _policy(self, policy: RetentionConfig | Mapping[str, Any] | None) -> RetentionConfig:
-        from .._retention import RetentionConfig
-        from ..models import parse_model
-
-        if policy is None:
-            return self._read_config().retention
-        return parse_model(RetentionConfig, policy, "retention policy")
-
     @_audited("cleanup.plan")
     def plan_cleanup(
         self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, now: datetime | None = None
@@ -1872,23 +1815,8 @@ class Vault:
 
         :raises InvalidInput: the policy is invalid, or has no rule that can remove anything.
         """
-        plan = self._plan(self._policy(policy), now)
+        plan = self._erasure.plan(self._erasure.policy(policy), now)
         self._audit("cleanup.plan", detail={"remove": len(plan.remove), "keep": len(plan.keep)})
-        return plan
-
-    def _plan(self, policy: RetentionConfig, now: datetime | None) -> CleanupPlan:
-        from .._retention import plan_retention
-
-        if not policy.has_rules():
-            raise InvalidInput(
-                "no retention policy: set 'retention' in the vault config, or pass rules such as "
-                "--max-age 90d or --keep-last 20"
-            )
-        summaries, problems = self._summaries()
-        plan = plan_retention(summaries, policy, now or _common.now())
-        plan.orphans = len(self._orphans(self._keytable(fresh=True)))
-        if problems:
-            plan.warnings.append(f"{len(problems)} unreadable session file(s) were left alone; run 'sessionseal list'")
         return plan
 
     @_audited("cleanup")
@@ -1910,191 +1838,15 @@ class Vault:
         :raises InvalidInput: the policy is invalid or has no rule.
         :raises LockTimeout: another cleanup is running.
         """
-        with self._ctx.cleanup_lock():
-            return self._cleanup_locked(plan or self._plan(self._policy(policy), now), progress, auto=False)
+        return self._erasure.cleanup(policy, plan=plan, now=now, progress=progress)
 
-    def _cleanup_locked(
-        self, plan: CleanupPlan, progress: Callable[[int, int], None] | None, *, auto: bool
-    ) -> CleanupResult:
-        result = CleanupResult(plan=plan)
-        todo = plan.remove
-        for start in range(0, len(todo), _CLEANUP_BATCH):
-            self._erase_batch(todo[start : start + _CLEANUP_BATCH], result)
-            if progress is not None:
-                progress(min(start + _CLEANUP_BATCH, len(todo)), len(todo))
-        result.orphans_removed = self._sweep_orphans()
-        result.temp_removed = self._sweep_temp_files()
-        # A run of the config's own policy restarts the automatic interval.  The erasures are
-        # done: a config that cannot be read now must not turn them into a failure.
-        with contextlib.suppress(SessionSealError):
-            if plan.policy == self._read_config().retention:
-                self._schedule_auto(plan.policy.auto_interval)
-        self._audit(
-            "cleanup",
-            detail={
-                "auto": auto,
-                "removed": len(result.removed),
-                "skipped": len(result.skipped),
-                "kept": len(plan.keep),
-                "orphans": result.orphans_removed,
-                "temp_files": result.temp_removed,
-                "epoch": result.epoch,
-            },
-        )
-        return result
+    # -- erasure (_erasure.py); forwarders kept for verify --------------------------------
 
-    def _erase_batch(self, batch: Sequence[Decision], result: CleanupResult) -> None:
-        """Crypto-erase a batch with one rotation, then overwrite its files.
-
-        Each session's lock is taken without waiting (one being written is in use: skipped)
-        and its stored version compared with the planned one (saved since: skipped).  Lock
-        order is kept: session locks, then the vault lock.
-        """
-        with contextlib.ExitStack() as stack:
-            ready: builtins.list[tuple[Decision, str]] = []
-            for d in batch:
-                sid = d.session.id
-                name = self._file_name(sid)
-                try:
-                    stack.enter_context(self._session_lock(name, sid, timeout=0))
-                except LockTimeout:
-                    result.skipped.append((sid, "in use"))
-                    continue
-                generation = self._stored_generation(name + SUFFIX)
-                if generation != d.session.generation:
-                    result.skipped.append((sid, "gone" if generation is None else "saved since it was planned"))
-                    continue
-                ready.append((d, name))
-            if not ready:
-                return
-            with self._vault_lock(), self._mutex:
-                table = self._keytable(fresh=True)
-                # Each erased session's key, for the tag of its 'delete' record only.
-                gone = {d.session.id: table.session_keys.pop(d.session.id, None) for d, _ in ready}
-                result.epoch = self._keys.rotate_or_forget(table)
-            erased: builtins.list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
-            for d, name in ready:
-                # The session is gone once the rotation is durable; overwriting is best effort
-                # and a file left behind is swept by the next cleanup (its key is gone).
-                try:
-                    overwritten = self._sessions.shred(name + SUFFIX)
-                    self._checkpoints.shred_all(name)
-                except SessionSealError:
-                    overwritten = False
-                    result.warnings.append(f"session {d.session.id}: its files could not be overwritten")
-                result.removed.append(d.session.id)
-                result.bytes_freed += d.session.size_stored
-                detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
-                erased.append((d.session.id, gone.get(d.session.id), detail))
-            self._auditor.erasures(erased)
-
-    def _orphans(self, table: KeyTable) -> builtins.list[tuple[str, uuid.UUID]]:
-        """Session files whose key is no longer in *table*: left by a delete killed between
-        its rotation and its overwrite.  Only files at their own name count; anything else is
-        damage for 'verify', not ours to remove."""
-        out: builtins.list[tuple[str, uuid.UUID]] = []
-        for fname in sorted(self._sessions.names()):
-            if not fname.endswith(SUFFIX) or fname.startswith("."):
-                continue
-            sid = self._orphan_id(fname, table)
-            if sid is not None:
-                out.append((fname, sid))
-        return out
-
-    def _orphan_id(self, fname: str, table: KeyTable) -> uuid.UUID | None:
-        try:
-            prefix, _ = self._sessions.read_prefix(fname, _container.HEADER_SIZE)
-            header = _container.parse_unverified_header(prefix)
-        except (IntegrityError, OSError, SessionSealError):
-            return None
-        sid = header.object_id
-        if header.kind != Kind.SESSION or sid in table.session_keys or self._file_name(sid) + SUFFIX != fname:
-            return None
-        return sid
+    def _sweep_temp_files(self) -> int:
+        return self._erasure.sweep_temp_files()
 
     def _sweep_orphans(self) -> int:
-        # Under the vault lock no key is added, and a session's key is in the table before its
-        # file exists: a file without a key here is a leftover, never a session being created.
-        removed = 0
-        with self._vault_lock(), self._mutex:
-            table = self._keytable(fresh=True)
-            for fname, sid in self._orphans(table):
-                try:
-                    with self._session_lock(fname[: -len(SUFFIX)], sid, timeout=0):
-                        if self._orphan_id(fname, table) != sid:
-                            continue
-                        overwritten = self._sessions.shred(fname)
-                except SessionSealError:
-                    continue
-                removed += 1
-                detail = {"cleanup": True, "rule": "orphan", "overwritten": overwritten}
-                self._audit("delete", session=sid, detail=detail)
-            removed += self._sweep_orphan_checkpoints(table)
-        return removed
-
-    def _sweep_orphan_checkpoints(self, table: KeyTable) -> int:
-        """Checkpoint files whose session's key is gone (a delete killed before it reached
-        them): undecryptable already, overwritten and removed here.  The caller holds the
-        vault lock; session locks are taken without waiting, as above."""
-        removed = 0
-        for fname in sorted(self._ckpts.names()):
-            if not fname.endswith(_checkpoints.CKPT_SUFFIX) or fname.startswith("."):
-                continue
-            try:
-                prefix, _ = self._ckpts.read_prefix(fname, _container.HEADER_SIZE)
-                header = _container.parse_unverified_header(prefix)
-            except (IntegrityError, OSError, SessionSealError):
-                continue
-            sid, name = header.object_id, self._file_name(header.object_id)
-            if header.kind != Kind.CHECKPOINT or sid in table.session_keys:
-                continue
-            if _checkpoints.number_of(name, fname) != header.generation:
-                continue  # not at its own name: damage for 'verify', not ours to remove
-            try:
-                with self._session_lock(name, sid, timeout=0):
-                    if self._ckpts.shred(fname):
-                        removed += 1
-            except SessionSealError:
-                continue
-        return removed
-
-    # Automatic cleanup: 'autoclean.json' holds only the time the next run is due, so that
-    # opening a vault learns whether one is due without its key.  It is not a secret; deleting
-    # it only delays the next automatic run until the config is set again or cleanup runs.
-
-    def _schedule_auto(self, interval: int | None) -> None:
-        if interval is None:
-            self._root.unlink(_AUTO_FILE)
-            return
-        due = _common.now() + timedelta(seconds=interval)
-        self._root.write_atomic(_AUTO_FILE, orjson.dumps({"next_run": due.isoformat()}) + b"\n")
-
-    def _auto_cleanup_due(self) -> bool:
-        try:
-            raw = self._root.read(_AUTO_FILE, max_size=4096)
-        except (FileNotFoundError, SessionSealError):
-            return False
-        try:
-            return _common.now() >= datetime.fromisoformat(orjson.loads(raw)["next_run"])
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            return True  # unreadable: the config decides
-
-    def _maybe_auto_cleanup(self) -> None:
-        """Run the config's policy if its interval has passed.  Never fails the open: another
-        cleanup running or a lock held means "next time"; errors are audited."""
-        if not self._auto_cleanup_due():
-            return
-        try:
-            with self._ctx.cleanup_lock(timeout=0):
-                if not self._auto_cleanup_due():
-                    return
-                policy = self._read_config().retention
-                if policy.auto_interval is None or not policy.has_rules():
-                    self._schedule_auto(None)
-                    return
-                self.last_auto_cleanup = self._cleanup_locked(self._plan(policy, None), None, auto=True)
-        except SessionSealError as exc:
-            self._auditor.failure("cleanup", exc)
+        return self._erasure.sweep_orphans()
 
     # -- vault -----------------------------------------------------------------------
 
