@@ -21,13 +21,13 @@ def _s(title: str, **extra: object) -> dict[str, object]:
 
 def _meta_reads(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
-    real = vault._read_summary_doc
+    real = vault._store.read_summary
 
     def spy(fname: str) -> dict[str, object]:
         reads.append(fname)
         return real(fname)
 
-    monkeypatch.setattr(vault, "_read_summary_doc", spy)
+    monkeypatch.setattr(vault._store, "read_summary", spy)
     return reads
 
 

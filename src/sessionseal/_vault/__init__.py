@@ -28,11 +28,8 @@ Write ordering (the invariants that make crashes safe):
 from __future__ import annotations
 
 import builtins
-import concurrent.futures
 import contextlib
 import dataclasses
-import functools
-import itertools
 import json
 import os
 import uuid
@@ -59,7 +56,6 @@ from .._index import (
     Entry,
     Index,
     OtherFormat,
-    Stamp,
     entry_of,
     list_json,
     stamp_of,
@@ -69,7 +65,7 @@ from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE, PassphraseProvider
 from .._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
-from .._query import ListQuery, SortKey, select
+from .._query import ListQuery, SortKey
 from .._verify import VerifyProblem, VerifyResult
 from ..errors import (
     IntegrityError,
@@ -101,6 +97,7 @@ from ._erasure import Erasure
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
 from ._keys import LABEL_CONFIG, LABEL_FINGERPRINT, Keys
+from ._listing import Listing, summaries_adapter
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -116,7 +113,6 @@ from ._store import SessionStore
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
     # about 150 ms, which 'list --json' and the other index-only paths never need.
-    from pydantic import TypeAdapter
 
     from .._config import VaultConfig
     from .._recorder import Recorder
@@ -145,8 +141,6 @@ VAULT_FILE: Final = "vault.json"
 _VAULT_FORMAT: Final = "sessionseal-vault"
 _VAULT_VERSION: Final = 1
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
-#: Longest search text.
-_MAX_QUERY: Final = 1024
 #: Longest title or description an edit accepts.
 _MAX_META_TEXT: Final = 64 * 1024
 #: The statuses 'unarchive' may restore.
@@ -197,6 +191,7 @@ class Vault:
         self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
         self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._get_sanitizer)
         self._checkpoints = Checkpoints(ctx, self._keys, self._store)
+        self._listing = Listing(ctx, self._keys, self._store, self._index_cache, audit=self._audit)
         self._importer = TranscriptImporter(
             ctx,
             self._keys,
@@ -214,7 +209,7 @@ class Vault:
             audit_erasures=self._auditor.erasures,
             audit_failure=self._auditor.failure,
             read_config=self._read_config,
-            summaries=self._summaries,
+            summaries=self._listing.summaries,
         )
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
@@ -734,8 +729,8 @@ class Vault:
         self, query: ListQuery | None = None, *, archived: bool | None = False
     ) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
         """Summaries (see :meth:`list`), and one line per container that failed to open."""
-        entries, problems = self._select(query or ListQuery(archived=archived))
-        return _summaries_adapter().validate_python(to_builtins(entries)), problems
+        entries, problems = self._listing.select(query or ListQuery(archived=archived))
+        return summaries_adapter().validate_python(to_builtins(entries)), problems
 
     @_audited("list")
     def list_json(
@@ -745,7 +740,7 @@ class Vault:
         of the summaries' documents, without building models: ``list --json`` of 10,000
         sessions in a fraction of the time.  The documents are authenticated, and were
         validated when read from their session files."""
-        entries, problems = self._select(query or ListQuery(archived=archived))
+        entries, problems = self._listing.select(query or ListQuery(archived=archived))
         return list_json(entries), problems
 
     def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
@@ -767,132 +762,10 @@ class Vault:
         two cores).  The raw stored JSON is searched for *text* as it is escaped there, and
         only a session that contains it is parsed, to find the field and cut the snippet.
         """
-        if not text or len(text) > _MAX_QUERY:
-            raise InvalidInput(f"search for 1 to {_MAX_QUERY} characters")
-        q = query or ListQuery()
-        limit = 20 if q.limit is None else q.limit
-        entries, _ = self._summary_docs()
-        candidates = select(entries, dataclasses.replace(q, limit=None))
-        needle = orjson.dumps(text)[1:-1]
-        if not case_sensitive:
-            needle = needle.lower()
-        hits: builtins.list[SearchHit] = []
-        scanned = 0
-
-        def scan(entry: Entry) -> SearchHit | None:
-            try:
-                body = self._document(self._open_session_file(parse_id(entry.id)))
-            except (SessionNotFound, IntegrityError):
-                return None  # erased meanwhile, or damaged ('list' reports it)
-            if needle not in (body if case_sensitive else body.lower()):
-                return None
-            try:
-                with stored_shape():
-                    found = _find_in_doc(orjson.loads(body), text, case_sensitive)
-            except IntegrityError:
-                return None  # authentic, but not a document this build writes: damaged, as above
-            return None if found is None else SearchHit(entry.id, entry.title, entry.updated_at, *found)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            pending = iter(candidates)
-            window = [pool.submit(scan, e) for e in itertools.islice(pending, 8)]
-            while window and len(hits) < limit:
-                hit = window.pop(0).result()
-                scanned += 1
-                if hit is not None:
-                    hits.append(hit)
-                nxt = next(pending, None)
-                if nxt is not None:
-                    window.append(pool.submit(scan, nxt))
-            for f in window:
-                f.cancel()
-        detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
-        if filters := q.describe():
-            detail["filters"] = sorted(filters)
-        # Never the query (it may be a secret someone looks for); the sessions it found, by tag.
-        matched = [("match", uuid.UUID(h.id), None) for h in hits]
-        self._audit("search", detail=detail, others=matched)
-        return hits
-
-    def _select(self, query: ListQuery) -> tuple[builtins.list[Entry], builtins.list[str]]:
-        entries, problems = self._summary_docs()
-        chosen = select(entries, query)
-        detail: dict[str, Any] = {"sessions": len(chosen), "problems": len(problems)}
-        if filters := query.describe():
-            detail["filters"] = sorted(filters)
-        self._audit("list", detail=detail)
-        return chosen, problems
-
-    def _summaries(self) -> tuple[builtins.list[SessionSummary], builtins.list[str]]:
-        """Every readable session's summary, newest update first, and the problems (not audited)."""
-        entries, problems = self._summary_docs()
-        out = _summaries_adapter().validate_python(to_builtins(entries))
-        out.sort(key=lambda s: s.updated_at, reverse=True)
-        return out, problems
+        return self._listing.search(text, query, case_sensitive=case_sensitive)
 
     def _summary_docs(self) -> tuple[builtins.list[Entry], builtins.list[str]]:
-        """Every readable session's summary document, and the problems (not audited).
-
-        From the index, checked file by file against the file system: a session whose file
-        changed since the index recorded it (or that the index lacks) has its META frame
-        re-read, and the index is brought up to date when the vault lock is free.
-        """
-        # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
-        self._keytable()
-        index, reason = self._current_index()
-        docs: builtins.list[Entry] = []
-        problems: builtins.list[str] = []
-        puts: builtins.list[tuple[str, Entry, Stamp]] = []
-        # The loop runs once per session on every listing: names looked up once, out of it.
-        stat, fd = os.stat, self._sessions.fd
-        known_stamps = index.stamps if index is not None else {}
-        known_entries = index.entries if index is not None else {}
-        names = self._ctx.session_files()
-        hits = 0
-        for fname in names:  # every caller orders the result itself
-            try:
-                st = stat(fname, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
-            if known_stamps.get(fname) == stamp:
-                docs.append(known_entries[fname])
-                hits += 1
-                continue
-            try:
-                doc = entry_of(self._read_summary_doc(fname))
-            except SessionNotFound:
-                continue  # its key was erased: a leftover for cleanup, not a session
-            except (IntegrityError, OSError) as exc:
-                problems.append(f"sessions/{fname}: {exc}")
-                continue
-            known = known_entries.get(fname)
-            if known is not None and known.id == doc.id and known.generation > doc.generation:
-                problems.append(
-                    f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
-                    "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
-                )
-            elif (
-                known is not None
-                and known.id == doc.id
-                and known.generation == doc.generation
-                and known.size_stored > doc.size_stored  # a version only grows, by appends
-            ):
-                problems.append(
-                    f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
-                    "short, or restored from a backup); run 'sessionseal verify'"
-                )
-            else:
-                puts.append((fname, doc, stamp))
-            # A file older or shorter than the index recorded is listed as it is, but not recorded:
-            # the index keeps what it knew, so every listing (and verify) reports it until the owner
-            # saves the session anew or accepts the files as they are ('sessionseal reindex').
-            docs.append(doc)
-        # Entries whose file is gone; none when every entry matched a file (the usual case).
-        drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
-        if reason is not None or puts or drops:
-            self._index_cache.refresh(puts, drops, reason)
-        return docs, problems
+        return self._listing.summary_docs()
 
     # -- the metadata index (_indexcache.py); forwarders kept for verify and the tests ----
 
@@ -959,7 +832,7 @@ class Vault:
             ids = builtins.list(dict.fromkeys(parse_id(s) for s in session_ids))
         else:
             q = query if query is not None else ListQuery(archived=None)
-            ids = [uuid.UUID(e.id) for e in self._select(q)[0]]
+            ids = [uuid.UUID(e.id) for e in self._listing.select(q)[0]]
         if not ids:
             raise InvalidInput("no session to export; give ids, or filters that match")
         docs = [self._document(self._open_session_file(sid)) for sid in ids]
@@ -1598,7 +1471,7 @@ class Vault:
     def stats(self) -> VaultStats:
         """Counts by status, sizes stored and original, oldest and newest, and a warning when
         the vault is over the configured ``retention.warn_size``."""
-        summaries, problems = self._summaries()
+        summaries, problems = self._listing.summaries()
         by_status = {st.value: 0 for st in SessionStatus}
         for s in summaries:
             by_status[s.status.value] += 1
@@ -1711,39 +1584,6 @@ class Vault:
         with contextlib.suppress(SessionSealError):
             self._audit("destroy")
         self._provider.delete(self.vault_id)
-
-
-@functools.cache
-def _summaries_adapter() -> TypeAdapter[builtins.list[SessionSummary]]:
-    """Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time)."""
-    from pydantic import TypeAdapter
-
-    from ..models import SessionSummary
-
-    return TypeAdapter(builtins.list[SessionSummary])
-
-
-def _find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | None:
-    """The first string value of *doc* containing *text* (depth first, in document order):
-    its path and a one-line snippet of up to ~120 characters around the match."""
-    want = text if case_sensitive else text.casefold()
-    stack: builtins.list[tuple[str, Any]] = [("", doc)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            hay = value if case_sensitive else value.casefold()
-            at = hay.find(want)
-            if at >= 0 and len(hay) == len(value):  # casefold kept the offsets
-                start, end = max(0, at - 50), min(len(value), at + len(text) + 50)
-                snippet = ("..." if start else "") + value[start:end] + ("..." if end < len(value) else "")
-                return path or "(document)", " ".join(snippet.split())
-            if at >= 0:
-                return path or "(document)", " ".join(value[:120].split())
-        elif isinstance(value, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
-        elif isinstance(value, builtins.list):
-            stack.extend((f"{path}[{i}]", v) for i, v in reversed(builtins.list(enumerate(value))))
-    return None
 
 
 def _check_tag(tag: str) -> str:
