@@ -56,6 +56,7 @@ import pytest
 import sessionseal._audit
 import sessionseal._fs
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
+from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
 from tests.memkeyring import MemoryKeyring
 
@@ -240,10 +241,10 @@ def injector() -> Iterator[Injector]:
             return bundles[data, passphrase]
 
         sanitizers: dict[tuple[bytes, str], Any] = {}
-        real_build = Vault._build_sanitizer
+        real_build = Settings.build_sanitizer
 
-        def build_sanitizer(self: Vault, config: Any) -> Any:
-            key = (self._keytable().vault_secret, config.model_dump_json())
+        def build_sanitizer(self: Settings, config: Any) -> Any:
+            key = (self._keys.keytable().vault_secret, config.model_dump_json())
             if key not in sanitizers:
                 sanitizers[key] = real_build(self, config)
             return sanitizers[key]
@@ -251,7 +252,7 @@ def injector() -> Iterator[Injector]:
         # Key store calls run in a thread with a timeout (a keychain may hang): not this one.
         mp.setattr(_keystore, "_bounded", lambda fn, timeout: fn())
         mp.setattr(_export, "open_bundle", open_bundle)
-        mp.setattr(Vault, "_build_sanitizer", build_sanitizer)
+        mp.setattr(Settings, "build_sanitizer", build_sanitizer)
         yield inj
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _configfile, _container, _crypto, _events, _paths, _verify
+from .. import _checkpoints, _container, _crypto, _events, _paths, _verify
 from .._audit import ANCHOR as _AUDIT_ANCHOR
 from .._audit import AUDIT_DIR as _AUDIT_DIR
 from .._audit import FORMAT as AUDIT_FORMAT
@@ -93,7 +93,7 @@ from ._context import VaultContext
 from ._erasure import Erasure
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
-from ._keys import LABEL_CONFIG, LABEL_FINGERPRINT, Keys
+from ._keys import Keys
 from ._listing import Listing, summaries_adapter
 from ._results import (
     CleanupResult,
@@ -105,6 +105,7 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
+from ._settings import Settings
 from ._store import SessionStore
 from ._transfer import Transfer
 
@@ -115,7 +116,6 @@ if TYPE_CHECKING:
     from .._config import VaultConfig
     from .._recorder import Recorder
     from .._retention import CleanupPlan, RetentionConfig
-    from .._sanitize import Sanitizer
     from ..models import Session, SessionSummary
 
 __all__ = [
@@ -174,7 +174,6 @@ class Vault:
         # The context's directories and mutex, by the names the methods below still use.
         self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
         self._mutex = ctx.mutex
-        self._sanitizer: Sanitizer | None = None
         # Wired here, never imported by each other: the keys write their records ('open',
         # 'rekey.finish') through the auditor, which reads the key table through the keys.
         self._keys = Keys(
@@ -184,10 +183,11 @@ class Vault:
             audit_unkeyed=lambda exc: self._auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
             reseal_index=lambda master, table: self._index_cache.reseal(master, table),  # noqa: PLW0108
         )
-        self._auditor = Auditor(ctx, self._keys, settings=self._audit_settings)
+        self._settings = Settings(ctx, self._keys)
+        self._auditor = Auditor(ctx, self._keys, settings=self._settings.audit_settings)
         self._audit_log = self._auditor.log
         self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
-        self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._get_sanitizer)
+        self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._settings.sanitizer)
         self._checkpoints = Checkpoints(ctx, self._keys, self._store)
         self._listing = Listing(ctx, self._keys, self._store, self._index_cache, audit=self._audit)
         self._transfer = Transfer(
@@ -216,7 +216,7 @@ class Vault:
             audit=self._audit,
             audit_erasures=self._auditor.erasures,
             audit_failure=self._auditor.failure,
-            read_config=self._read_config,
+            read_config=self._settings.read,
             summaries=self._listing.summaries,
         )
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
@@ -425,9 +425,6 @@ class Vault:
     def _key_for(self, sid: uuid.UUID) -> bytes:
         return self._keys.key_for(sid)
 
-    def _config_key(self) -> bytes:
-        return self._keys.derive(LABEL_CONFIG)
-
     # -- audit (_auditing.py) ----------------------------------------------------------
 
     def _audit(
@@ -458,19 +455,14 @@ class Vault:
             session_key=session_key,
         )
 
+    def _config_key(self) -> bytes:
+        return self._settings.config_key()
+
+    def _read_config(self) -> VaultConfig:
+        return self._settings.read()
+
     def _configure_audit(self) -> None:
         self._auditor.configure()
-
-    def _audit_settings(self) -> tuple[int, int, bool] | None:
-        """The audit log's settings from the config (None: every default)."""
-        body, _ = _configfile.read_config_body(self._root, self.vault_id, self._config_key())
-        if body is None:
-            return None  # every default, as the audit log starts with
-        settings = _configfile.audit_settings(body)
-        if settings is None:  # not the shape this build writes: validate it all
-            cfg = self._read_config().audit
-            settings = (cfg.rotate_bytes, cfg.keep_files, cfg.syslog)
-        return settings
 
     def audit_entries(
         self, *, session: uuid.UUID | str | None = None
@@ -546,30 +538,6 @@ class Vault:
         )
         return report
 
-    def _get_sanitizer(self) -> Sanitizer:
-        if self._sanitizer is None:
-            self._sanitizer = self._build_sanitizer(self._read_config())
-        return self._sanitizer
-
-    def _build_sanitizer(self, config: VaultConfig) -> Sanitizer:
-        """The built-in catalogue plus the user's rules, literals and allowlist.
-
-        :raises InvalidInput: a user rule clashes with a built-in one or does not compile.
-        """
-        from .._sanitize import Sanitizer
-
-        extra = config.sanitizer
-        try:
-            return Sanitizer(
-                self._keys.derive(LABEL_FINGERPRINT),
-                extra_rules=[rule.model_dump() for rule in extra.rules],
-                literals=extra.literals,
-                allowlist=extra.allowlist,
-            )
-        except ValueError as exc:
-            # RuleError names the rule and what is wrong with it, never a literal.
-            raise InvalidInput(f"the sanitizer rules in the vault config are invalid: {exc}") from None
-
     # -- configuration ---------------------------------------------------------------
 
     @_audited("config.show")
@@ -579,14 +547,9 @@ class Vault:
 
         :raises IntegrityError: the stored configuration was modified.
         """
-        cfg = self._read_config()
+        cfg = self._settings.read()
         self._audit("config.show")
         return cfg
-
-    def _read_config(self) -> VaultConfig:
-        from .._config import read_config
-
-        return read_config(self._root, self.vault_id, self._config_key())[0]
 
     @_audited("config.set")
     def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
@@ -594,18 +557,7 @@ class Vault:
 
         :raises InvalidInput: the document is not a valid configuration (nothing is changed).
         """
-        from .._config import parse_config, read_config, write_config
-
-        new = parse_config(config)
-        sanitizer = self._build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
-        with self._vault_lock(), self._mutex:
-            key = self._config_key()
-            old, generation = read_config(self._root, self.vault_id, key)
-            write_config(self._root, self.vault_id, key, new, generation + 1)
-            self._sanitizer = sanitizer
-            if new.retention.auto_interval != old.retention.auto_interval:
-                # A new interval starts now: the next open runs the policy once.
-                self._erasure.schedule_auto(None if new.retention.auto_interval is None else 0)
+        old, new = self._settings.store(config, schedule_auto=self._erasure.schedule_auto)
         self._auditor.reconfigure()  # the audit settings may have changed
         # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
         self._audit(
@@ -1269,7 +1221,7 @@ class Vault:
         # A new title or description is user text like any other: sanitized before it is stored.
         if not isinstance(text, str) or len(text) > _MAX_META_TEXT:
             raise InvalidInput(f"a {what} is text of at most {_MAX_META_TEXT} characters")
-        result = self._get_sanitizer().sanitize_text(text)
+        result = self._settings.sanitizer().sanitize_text(text)
         return result.text, dict(result.counts)
 
     def _edit_text(self, session_id: uuid.UUID | str, action: str, field_name: str, text: str) -> bool:
@@ -1407,7 +1359,7 @@ class Vault:
         original = sum(s.size_original for s in summaries)
         from .._retention import human_size
 
-        warn = self._read_config().retention.warn_size
+        warn = self._settings.read().retention.warn_size
         warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
             problems
         )
