@@ -41,21 +41,14 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from .. import _checkpoints, _container, _crypto, _events, _paths, _verify
-from .._audit import ANCHOR as _AUDIT_ANCHOR
-from .._audit import AUDIT_DIR as _AUDIT_DIR
-from .._audit import FORMAT as AUDIT_FORMAT
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
-from .._configfile import CONFIG_FILE as _CONFIG_FILE
-from .._configfile import CONFIG_VERSION as _CONFIG_VERSION
 from .._fields import SessionStatus, normalize_tag
 from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
 from .._index import (
     INDEX_FILE,
-    INDEX_FORMAT,
     Entry,
     Index,
-    OtherFormat,
     entry_of,
     list_json,
     stamp_of,
@@ -64,7 +57,6 @@ from .._index import (
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE, PassphraseProvider
-from .._passphrase import KEYFILE_VERSION as _KEYFILE_VERSION
 from .._query import ListQuery, SortKey
 from .._verify import VerifyProblem, VerifyResult
 from ..errors import (
@@ -85,12 +77,16 @@ from ._common import (
     INTEGRITY,
     MAX_SESSION_BYTES,
     SUFFIX,
+    VAULT_FILE,
+    VAULT_FORMAT,
+    VAULT_VERSION,
     merge_counts,
     no_session,
     parse_id,
 )
 from ._context import VaultContext
 from ._erasure import Erasure
+from ._formats import Formats
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
 from ._keys import Keys
@@ -135,9 +131,6 @@ __all__ = [
     "done_but_unrecorded",
 ]
 
-VAULT_FILE: Final = "vault.json"
-_VAULT_FORMAT: Final = "sessionseal-vault"
-_VAULT_VERSION: Final = 1
 #: Sessions erased per key rotation by cleanup: bounds the session locks held at once.
 #: Longest title or description an edit accepts.
 _MAX_META_TEXT: Final = 64 * 1024
@@ -208,6 +201,16 @@ class Vault:
             checkpoint=self.checkpoint,
             save_model=self._save_model,
         )
+        self._formats = Formats(
+            ctx,
+            doc,
+            self._keys,
+            self._index_cache,
+            audit=self._audit,
+            audit_records=self._auditor.log.records,
+            config=self.config,
+            reindex=self.reindex,
+        )
         self._erasure = Erasure(
             ctx,
             self._keys,
@@ -264,8 +267,8 @@ class Vault:
                 table.write(root, master.current, 1)
                 Index(vault_id=vault_id).write(root, master.current, 1)
                 doc = {
-                    "format": _VAULT_FORMAT,
-                    "version": _VAULT_VERSION,
+                    "format": VAULT_FORMAT,
+                    "version": VAULT_VERSION,
                     "vault_id": str(vault_id),
                     "key_provider": provider.name,
                     "created_at": _common.now().isoformat(),
@@ -374,14 +377,14 @@ class Vault:
     def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
         try:
             doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("format") != _VAULT_FORMAT or not isinstance(doc["vault_id"], str):
+            if not isinstance(doc, dict) or doc.get("format") != VAULT_FORMAT or not isinstance(doc["vault_id"], str):
                 raise ValueError
             uuid.UUID(doc["vault_id"])
             if doc["key_provider"] not in ("keychain", "passphrase"):
                 raise ValueError
         except (ValueError, KeyError, TypeError, RecursionError):
             raise IntegrityError(f"{vpath / VAULT_FILE} is damaged; restore it from a backup") from None
-        if doc.get("version") != _VAULT_VERSION:
+        if doc.get("version") != VAULT_VERSION:
             raise UnsupportedVersion(f"the vault at {vpath} is from a newer sessionseal; upgrade sessionseal")
         return doc
 
@@ -883,46 +886,7 @@ class Vault:
         their header's version byte alone; the index, the config and the audit log also carry
         versions of their own payloads.  Nothing is rewritten here.
         """
-        out = [FormatStatus("vault", int(self._doc["version"]), int(self._doc["version"]), _VAULT_VERSION, 1)]
-        try:
-            keyfile = orjson.loads(self._root.read(KEYFILE, max_size=1 << 20))
-            v = int(keyfile.get("version", 0))
-            out.append(FormatStatus("key file", v, v, _KEYFILE_VERSION, 1))
-        except FileNotFoundError:
-            out.append(FormatStatus("key file", None, None, _KEYFILE_VERSION, 0))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            raise IntegrityError("the vault's key file is not valid JSON; run 'sessionseal verify'") from None
-        versions: builtins.list[int] = []
-        places = [
-            (self._root, [KEYTABLE, INDEX_FILE, _CONFIG_FILE]),
-            (self._sessions, self._ctx.session_files()),
-            (self._ckpts, [n for n in self._ckpts.names() if n.endswith(_checkpoints.CKPT_SUFFIX)]),
-        ]
-        if self._root.exists(_AUDIT_DIR):
-            places.append((self._root.sub(_AUDIT_DIR), [_AUDIT_ANCHOR]))
-        for d, names in places:
-            for name in names:
-                try:
-                    prefix, _ = d.read_prefix(name, 9)
-                except FileNotFoundError:
-                    continue
-                if len(prefix) == 9 and prefix[:8] == _container.MAGIC:
-                    versions.append(prefix[8])
-        out.append(_status("container", versions, _container.FORMAT_VERSION))
-        # The index is a cache: one of another format is rebuilt ('migrate' does; a listing too).
-        try:
-            self._load_index(self._master())
-            index_versions = [INDEX_FORMAT]
-        except OtherFormat as exc:
-            index_versions = [exc.version]
-        except (FileNotFoundError, SessionSealError):
-            index_versions = []  # missing or damaged: rebuilt on use, not a format matter
-        out.append(_status("index", index_versions, INDEX_FORMAT))
-        config_version = self.config().version
-        out.append(_status("config", [config_version], _CONFIG_VERSION))
-        record_versions = [r["v"] for r in self._audit_log.records() if isinstance(r.get("v"), int)]
-        out.append(_status("audit log", record_versions, AUDIT_FORMAT))
-        return out
+        return self._formats.formats()
 
     @_audited("migrate")
     def migrate(self, *, dry_run: bool = False) -> tuple[builtins.list[FormatStatus], builtins.list[str]]:
@@ -934,30 +898,7 @@ class Vault:
 
         :raises UnsupportedVersion: a format is newer than this sessionseal (upgrade it).
         """
-        found = self.formats()
-        newer = [f.name for f in found if f.state == "newer"]
-        if newer:
-            raise UnsupportedVersion(
-                f"the vault has {', '.join(newer)} data from a newer sessionseal; upgrade sessionseal"
-            )
-        steps: builtins.list[str] = []
-        for f in found:
-            if f.state != "older":
-                continue
-            if f.name == "index":
-                steps.append("index: rebuilt from the session files in the current format")
-                if not dry_run:
-                    self.reindex()
-            elif f.name == "audit log":
-                # Never rewritten: format 1 records are the chain's evidence.  The next append
-                # moves them into a rotated file of their own (docs/spec/audit-log.md).
-                continue
-            else:  # pragma: no cover - every other format is at its first version
-                raise UnsupportedVersion(f"no migration from {f.name} version {f.oldest}; upgrade sessionseal")
-        if not dry_run:
-            detail = {"steps": len(steps), **{f.name: f.newest for f in found if f.newest is not None}}
-            self._audit("migrate", detail=detail)
-        return found, steps
+        return self._formats.migrate(dry_run=dry_run)
 
     @_audited("delete", by_id=True)
     def delete(self, session_id: uuid.UUID | str) -> None:
@@ -1478,10 +1419,6 @@ def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
         return False
     doc[key] = value
     return True
-
-
-def _status(name: str, versions: Sequence[int], current: int) -> FormatStatus:
-    return FormatStatus(name, min(versions, default=None), max(versions, default=None), current, len(versions))
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).

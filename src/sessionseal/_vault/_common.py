@@ -19,6 +19,10 @@ from ..errors import IntegrityError, InvalidInput, SessionNotFound, SessionSealE
 MAX_SESSION_BYTES: Final = 512 << 20
 #: Largest container read whole: a session at the limit and its frames.
 MAX_CONTAINER: Final = MAX_SESSION_BYTES + (1 << 20)
+#: The vault's plaintext description (no secrets): its presence means the vault is complete.
+VAULT_FILE: Final = "vault.json"
+VAULT_FORMAT: Final = "sessionseal-vault"
+VAULT_VERSION: Final = 1
 #: The suffix of a session file (``sessions/<hex>.sst``).
 SUFFIX: Final = ".sst"
 
