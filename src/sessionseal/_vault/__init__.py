@@ -30,7 +30,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,13 +39,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _container, _crypto, _events, _paths, _verify
+from .. import _checkpoints, _container, _events, _verify
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus, normalize_tag
-from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
+from .._fs import Dir
 from .._index import (
-    INDEX_FILE,
     Entry,
     Index,
     entry_of,
@@ -55,31 +53,23 @@ from .._index import (
     to_builtins,
 )
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
-from .._keytable import KEYTABLE, KeyTable
-from .._passphrase import KEYFILE, PassphraseProvider
+from .._keytable import KeyTable
+from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
 from .._verify import VerifyProblem, VerifyResult
 from ..errors import (
     IntegrityError,
     InvalidInput,
-    KeyStoreError,
     SessionNotFound,
     SessionSealError,
-    UnsafePermissions,
-    UnsupportedVersion,
-    VaultExists,
-    VaultNotFound,
 )
-from . import _common
-from ._auditing import Auditor, audited_by, done_but_unrecorded, record_refusal
+from . import _opening
+from ._auditing import Auditor, audited_by, done_but_unrecorded
 from ._ckpts import Checkpoints
 from ._common import (
     INTEGRITY,
     MAX_SESSION_BYTES,
     SUFFIX,
-    VAULT_FILE,
-    VAULT_FORMAT,
-    VAULT_VERSION,
     merge_counts,
     no_session,
     parse_id,
@@ -136,16 +126,6 @@ __all__ = [
 _MAX_META_TEXT: Final = 64 * 1024
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
-
-
-def _resolve(path: str | os.PathLike[str] | None) -> Path:
-    # Parent directories (a symlinked home, say) are resolved once here; the vault
-    # directory itself must not be a link (checked by lstat when it is opened).
-    p = Path(path) if path is not None else _paths.default_vault_path()
-    p = p.expanduser()
-    if p.name in ("", ".", ".."):
-        p = p.resolve()
-    return p.parent.resolve() / p.name
 
 
 _audited = audited_by(lambda vault: vault._auditor)
@@ -248,66 +228,14 @@ class Vault:
         :raises UnsafePermissions: the path or a parent is unsafe.
         :raises KeyStoreError: the key could not be stored (nothing is left behind).
         """
-        vpath = _resolve(path)
-        check_ancestors(vpath)
-        os.makedirs(vpath.parent, mode=0o700, exist_ok=True)
-        root = Dir(vpath, create=True)
-        try:
-            if root.exists(VAULT_FILE):
-                raise VaultExists(f"a vault already exists at {vpath}; open it, or choose another --vault")
-            leftovers = set(root.names()) - {"sessions", "checkpoints", "locks", KEYTABLE, KEYFILE, INDEX_FILE}
-            if any(not n.startswith(TMP_PREFIX) for n in leftovers):
-                raise VaultExists(f"{vpath} is not empty; choose an empty or new directory for the vault")
-            provider = cls._make_provider(key_provider, passphrase, root, interactive=interactive)
-            vault_id = uuid.uuid4()
-            master = MasterKeys({1: _crypto.new_key()})
-            provider.store(vault_id, master)
-            try:
-                table = KeyTable(vault_id=vault_id, vault_secret=_crypto.new_key())
-                table.write(root, master.current, 1)
-                Index(vault_id=vault_id).write(root, master.current, 1)
-                doc = {
-                    "format": VAULT_FORMAT,
-                    "version": VAULT_VERSION,
-                    "vault_id": str(vault_id),
-                    "key_provider": provider.name,
-                    "created_at": _common.now().isoformat(),
-                }
-                vault = cls(vpath, root, doc, provider)
-                root.write_atomic(VAULT_FILE, json.dumps(doc, indent=1).encode() + b"\n")
-            except BaseException:
-                # Fail closed and leave nothing half-made: no orphan key in the keychain.
-                with contextlib.suppress(SessionSealError):
-                    provider.delete(vault_id)
-                raise
-            vault._keys.table = table
-            vault._audit("init", detail={"key_provider": provider.name})
-            return vault
-        except BaseException:
-            root.close()
-            raise
-
-    @staticmethod
-    def _make_provider(
-        choice: str | KeyProvider,
-        passphrase: str | bytes | Callable[[], str | bytes] | None,
-        root: Dir,
-        *,
-        interactive: bool,
-    ) -> KeyProvider:
-        if not isinstance(choice, str):
-            if isinstance(choice, PassphraseProvider):
-                choice.bind(root)
-            return choice
-        if choice == "keychain":
-            return KeychainProvider(interactive=interactive)
-        if choice == "passphrase":
-            if passphrase is None:
-                raise KeyStoreError(
-                    "this vault uses a passphrase: set SESSIONSEAL_PASSPHRASE or pass --passphrase-file"
-                )
-            return PassphraseProvider(passphrase, root=root)
-        raise KeyStoreError(f"unknown key provider {choice!r}; use 'keychain' or 'passphrase'")
+        return _opening.create(
+            path,
+            key_provider=key_provider,
+            passphrase=passphrase,
+            interactive=interactive,
+            build=cls,
+            finish=lambda vault, table: vault._created(table),
+        )
 
     @classmethod
     def open(
@@ -330,40 +258,9 @@ class Vault:
             or a directory above it is closed to this user (it cannot be reached).
         :raises UnsupportedVersion: the vault was made by a newer sessionseal.
         """
-        vpath = _resolve(path)
-        if not vault_exists(vpath):
-            raise VaultNotFound(f"no vault at {vpath}; create one with 'sessionseal init'")
-        check_ancestors(vpath)
-        try:
-            check_vault_dir(vpath)
-        except UnsafePermissions as exc:
-            record_refusal(vpath, None, exc)
-            raise
-        root = Dir(vpath)
-        try:
-            try:
-                raw = root.read(VAULT_FILE, max_size=64 * 1024)
-            except FileNotFoundError:
-                raise VaultNotFound(f"{vpath} is not a sessionseal vault; create one with 'sessionseal init'") from None
-            doc = cls._parse_doc(raw, vpath)
-            provider = key_provider or cls._make_provider(
-                doc["key_provider"], passphrase, root, interactive=interactive
-            )
-            if provider.name != doc["key_provider"]:
-                raise KeyStoreError(
-                    f"this vault keeps its key with the {doc['key_provider']} provider, not {provider.name}"
-                )
-            if isinstance(provider, PassphraseProvider):
-                provider.bind(root)
-            vault = cls(vpath, root, doc, provider)
-        except SessionSealError as exc:
-            if not isinstance(exc, VaultNotFound):
-                record_refusal(vpath, root, exc)
-            root.close()
-            raise
-        except BaseException:
-            root.close()
-            raise
+        vault = _opening.open_existing(
+            path, key_provider=key_provider, passphrase=passphrase, interactive=interactive, build=cls
+        )
         vault._erasure.sweep_temp()
         if auto_cleanup:
             try:
@@ -373,20 +270,10 @@ class Vault:
                 raise
         return vault
 
-    @staticmethod
-    def _parse_doc(raw: bytes, vpath: Path) -> dict[str, Any]:
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("format") != VAULT_FORMAT or not isinstance(doc["vault_id"], str):
-                raise ValueError
-            uuid.UUID(doc["vault_id"])
-            if doc["key_provider"] not in ("keychain", "passphrase"):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise IntegrityError(f"{vpath / VAULT_FILE} is damaged; restore it from a backup") from None
-        if doc.get("version") != VAULT_VERSION:
-            raise UnsupportedVersion(f"the vault at {vpath} is from a newer sessionseal; upgrade sessionseal")
-        return doc
+    def _created(self, table: KeyTable) -> None:
+        """The end of :meth:`init`: the new table is the one to use, and the vault's first record."""
+        self._keys.table = table
+        self._audit("init", detail={"key_provider": self._provider.name})
 
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
