@@ -60,7 +60,7 @@ from ._formats import Formats
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
 from ._keys import Keys
-from ._listing import Listing, summaries_adapter
+from ._listing import Listing, stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -1143,38 +1143,7 @@ class Vault:
         """Counts by status, sizes stored and original, oldest and newest, and a warning when
         the vault is over the configured ``retention.warn_size``."""
         summaries, problems = self._listing.summaries()
-        by_status = {st.value: 0 for st in SessionStatus}
-        for s in summaries:
-            by_status[s.status.value] += 1
-        stored = sum(s.size_stored for s in summaries)
-        original = sum(s.size_original for s in summaries)
-        from .._retention import human_size
-
-        warn = self._settings.read().retention.warn_size
-        warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
-            problems
-        )
-        if warn is not None and stored > warn:
-            warnings.append(
-                f"the vault holds {human_size(stored)}, over its warn-size {human_size(warn)}; "
-                "see 'sessionseal cleanup --dry-run'"
-            )
-        result = VaultStats(
-            sessions=len(summaries),
-            by_status=by_status,
-            pinned=sum(s.pinned for s in summaries),
-            stored_bytes=stored,
-            original_bytes=original,
-            compression_ratio=round(original / stored, 2) if stored else None,
-            oldest_created=min((s.created_at for s in summaries), default=None),
-            newest_updated=max((s.updated_at for s in summaries), default=None),
-            messages=sum(s.message_count for s in summaries),
-            cost_usd=round(sum(s.cost_usd for s in summaries), 6),
-            redactions=sum(sum(s.redactions.values()) for s in summaries),
-            unreadable=len(problems),
-            warn_size=warn,
-            warnings=warnings,
-        )
+        result = stats_of(summaries, problems, self._settings.read().retention.warn_size)
         # Not the bytes stored: two totals around an erasure would give the erased session's size.
         self._audit("stats", detail={"sessions": result.sessions})
         return result

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
@@ -23,7 +24,7 @@ from ._common import parse_id, stored_shape
 from ._context import VaultContext
 from ._indexcache import IndexCache
 from ._keys import Keys
-from ._results import SearchHit
+from ._results import SearchHit, VaultStats
 from ._store import SessionStore
 
 if TYPE_CHECKING:
@@ -208,3 +209,38 @@ def find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | 
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
     return None
+
+
+def stats_of(summaries: list[SessionSummary], problems: list[str], warn: int | None) -> VaultStats:
+    """What :meth:`Vault.stats` reports of *summaries* (*warn*: the config's warn size)."""
+    by_status = {st.value: 0 for st in SessionStatus}
+    for s in summaries:
+        by_status[s.status.value] += 1
+    stored = sum(s.size_stored for s in summaries)
+    original = sum(s.size_original for s in summaries)
+    from .._retention import human_size
+
+    warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
+        problems
+    )
+    if warn is not None and stored > warn:
+        warnings.append(
+            f"the vault holds {human_size(stored)}, over its warn-size {human_size(warn)}; "
+            "see 'sessionseal cleanup --dry-run'"
+        )
+    return VaultStats(
+        sessions=len(summaries),
+        by_status=by_status,
+        pinned=sum(s.pinned for s in summaries),
+        stored_bytes=stored,
+        original_bytes=original,
+        compression_ratio=round(original / stored, 2) if stored else None,
+        oldest_created=min((s.created_at for s in summaries), default=None),
+        newest_updated=max((s.updated_at for s in summaries), default=None),
+        messages=sum(s.message_count for s in summaries),
+        cost_usd=round(sum(s.cost_usd for s in summaries), 6),
+        redactions=sum(sum(s.redactions.values()) for s in summaries),
+        unreadable=len(problems),
+        warn_size=warn,
+        warnings=warnings,
+    )
