@@ -27,6 +27,7 @@ ORDER = [
     "_importer",
     "_formats",
     "_opening",
+    "_verify",
     "_facade",
 ]
 

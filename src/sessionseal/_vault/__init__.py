@@ -26,7 +26,6 @@ Write ordering (the invariants that make crashes safe):
 """
 
 from .._checkpoints import Checkpoint
-from .._verify import VerifyProblem, VerifyResult
 from ._auditing import done_but_unrecorded
 from ._common import MAX_SESSION_BYTES
 from ._facade import Vault
@@ -40,6 +39,7 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
+from ._verify import VerifyProblem, VerifyResult
 
 __all__ = [
     "MAX_SESSION_BYTES",

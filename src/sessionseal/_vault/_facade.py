@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _container, _events, _verify
+from .. import _checkpoints, _container, _events
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus, normalize_tag
@@ -36,7 +36,6 @@ from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
-from .._verify import VerifyResult
 from ..errors import (
     IntegrityError,
     InvalidInput,
@@ -74,6 +73,7 @@ from ._results import (
 from ._settings import Settings
 from ._store import SessionStore
 from ._transfer import Transfer
+from ._verify import Parts, VerifyResult, run
 
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
@@ -249,7 +249,7 @@ class Vault:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- keys (_keys.py); forwarders kept for verify and the tests ------------------------
+    # -- keys (_keys.py); forwarders the tests still use ------------------------
 
     def _master(self) -> MasterKeys:
         return self._keys.master()
@@ -257,14 +257,8 @@ class Vault:
     def _keytable(self, *, fresh: bool = False) -> KeyTable:
         return self._keys.keytable(fresh=fresh)
 
-    def _fresh_master(self) -> MasterKeys:
-        return self._keys.fresh_master()
-
     def _rotate(self, table: KeyTable) -> int:
         return self._keys.rotate(table)
-
-    def _finish_rotation(self) -> bool:
-        return self._keys.finish_rotation()
 
     def _kek(self, epoch: int) -> bytes:
         return self._keys.kek(epoch)
@@ -274,9 +268,6 @@ class Vault:
 
     def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
         return self._keys.session_key(session_id, create=create)
-
-    def _key_for(self, sid: uuid.UUID) -> bytes:
-        return self._keys.key_for(sid)
 
     # -- audit (_auditing.py) ----------------------------------------------------------
 
@@ -363,7 +354,19 @@ class Vault:
         :param progress: called with (files checked, files) as containers are checked.
         :raises KeyStoreError: the master key is not available (nothing keyed can be checked).
         """
-        result = _verify.run(self, read_data=read_data, repair=repair, progress=progress)
+        parts = Parts(
+            self.path,
+            self._ctx,
+            self._keys,
+            self._store,
+            self._checkpoints,
+            self._index_cache,
+            self._settings,
+            self._erasure,
+            self._auditor.log,
+            self.reindex,
+        )
+        result = run(parts, read_data=read_data, repair=repair, progress=progress)
         detail = {
             "read_data": read_data,
             "errors": len(result.errors),
@@ -445,7 +448,7 @@ class Vault:
         self._save_model(model, touch=touch)
         return model.id
 
-    # -- the session store (_store.py); forwarders kept for verify and the tests ----------
+    # -- the session store (_store.py); forwarders the tests still use ----------
 
     def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
         """Save a validated model (see :meth:`save`); returns the redaction counts."""
@@ -478,11 +481,6 @@ class Vault:
         changed = self._store.edit(sid, update)
         self._audit(action, session=sid, detail={"changed": changed}, others=others)
         return changed
-
-    def _session_lock(
-        self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        return self._ctx.session_lock(name, session_id, timeout=timeout)
 
     def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         return self._ctx.vault_lock(timeout=timeout)
@@ -580,13 +578,10 @@ class Vault:
     def _summary_docs(self) -> tuple[builtins.list[Entry], builtins.list[str]]:
         return self._listing.summary_docs()
 
-    # -- the metadata index (_indexcache.py); forwarders kept for verify and the tests ----
+    # -- the metadata index (_indexcache.py); forwarders the tests still use ----
 
     def _current_index(self, *, parse: bool = True) -> tuple[Index | None, str | None]:
         return self._index_cache.current(parse=parse)
-
-    def _load_index(self, master: MasterKeys, *, parse: bool = True) -> Index:
-        return self._index_cache.load(master, parse=parse)
 
     @_audited("reindex")
     def reindex(self) -> int:
@@ -820,15 +815,10 @@ class Vault:
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
 
-    # -- checkpoints and forks (_ckpts.py); forwarders kept for verify and the tests ------
+    # -- checkpoints and forks (_ckpts.py); forwarders the tests still use ------
 
     def _checkpoint_files(self, name: str) -> builtins.list[tuple[int, str]]:
         return self._checkpoints.files(name)
-
-    def _read_checkpoint(
-        self, sid: uuid.UUID, number: int, fname: str, *, meta_only: bool
-    ) -> tuple[dict[str, Any], bytes | None]:
-        return self._checkpoints.read(sid, number, fname, meta_only=meta_only)
 
     def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
         return self._checkpoints.list(sid, files)
@@ -1181,14 +1171,6 @@ class Vault:
         :raises LockTimeout: another cleanup is running.
         """
         return self._erasure.cleanup(policy, plan=plan, now=now, progress=progress)
-
-    # -- erasure (_erasure.py); forwarders kept for verify --------------------------------
-
-    def _sweep_temp_files(self) -> int:
-        return self._erasure.sweep_temp_files()
-
-    def _sweep_orphans(self) -> int:
-        return self._erasure.sweep_orphans()
 
     # -- vault -----------------------------------------------------------------------
 
