@@ -1,4 +1,5 @@
-"""The vault: the one recipe that wires key store, key table, sanitizer, container and files.
+"""The vault: :class:`Vault` (``_facade.py``) over one component per concern (docs/design.md,
+"The house"); this module only re-exports the names the package and the tests import.
 
 Vault tree (docs/design.md)::
 
