@@ -51,7 +51,7 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 def cold(v: Vault) -> Vault:
     """Forget the index this process read: the next listing reads and decodes it again."""
-    v._index = None
+    v._index_cache.cached = None
     return v
 
 

@@ -3,7 +3,7 @@
 
 * ``plan_cleanup``: the dry run (read every session's summary, decide, count orphans).
 * ``cleanup`` removing half the sessions, one key rotation per batch of
-  ``_vault._CLEANUP_BATCH`` (128), against the baseline of deleting the same sessions one
+  ``_vault._erasure.CLEANUP_BATCH`` (128), against the baseline of deleting the same sessions one
   by one with ``Vault.delete`` (one rotation each), each on a fresh copy of the same vault:
   total, per session, and the ratio.
 * Reference points on the full vault: a small save (the unit every row is also given in),
@@ -178,7 +178,7 @@ def main() -> None:
     ap.add_argument("--provider", choices=("passphrase", "memory"), default="passphrase")
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args()
-    n, batch = a.sessions, _vault._CLEANUP_BATCH
+    n, batch = a.sessions, _vault._erasure.CLEANUP_BATCH
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         t = time.perf_counter()
         vaults = Vaults(Path(tmp), n, a.provider)

@@ -35,7 +35,6 @@ from .errors import (
     IntegrityError,
     InvalidInput,
     KeyNotFound,
-    KeyStoreError,
     UnsafePermissions,
     UnsupportedVersion,
     WrongPassphrase,
@@ -267,13 +266,6 @@ class PassphraseProvider:
     def delete(self, vault_id: UUID) -> None:
         """Remove the key file."""
         self._dir().unlink(KEYFILE)
-
-
-def check_provider_name(name: str) -> str:
-    """Validate a ``--key-provider`` value."""
-    if name not in ("keychain", "passphrase"):
-        raise KeyStoreError(f"unknown key provider {name!r}; use 'keychain' or 'passphrase'")
-    return name
 
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).

@@ -161,8 +161,9 @@ CLEANER = textwrap.dedent(
     """
     import json, sys, time
     from datetime import datetime
-    from sessionseal import Vault, _vault
-    _vault._CLEANUP_BATCH = 4  # several rotations per run
+    from sessionseal import Vault
+    from sessionseal._vault import _erasure
+    _erasure.CLEANUP_BATCH = 4  # several rotations per run
     path, passphrase, now, policy = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
     with Vault.open(path, passphrase=passphrase) as v:
         plan = v.plan_cleanup(policy, now=now)

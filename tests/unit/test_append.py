@@ -108,7 +108,7 @@ def test_a_torn_append_is_ignored_and_cut_off_by_the_next(vault: Vault) -> None:
     whole = f.read_bytes()
     for cut in (len(good) + 3, len(good) + 40, len(whole) - 1):
         f.write_bytes(whole[:cut])  # a writer killed mid-append
-        vault._index = None
+        vault._index_cache.cached = None
         assert [m.content[0].text for m in vault.load(sid).messages][-1] == "kept"  # type: ignore[union-attr]
         assert vault.list()[0].message_count == 2
     vault.append(sid, [{"role": "user", "content": "after"}])
@@ -129,9 +129,9 @@ def test_a_cut_off_committed_append_is_reported(vault: Vault) -> None:
 
 
 def test_appends_are_compacted_into_a_new_version(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal import _vault
+    from sessionseal._vault import _store
 
-    monkeypatch.setattr(_vault, "_MAX_GROUPS", 3)
+    monkeypatch.setattr(_store, "MAX_GROUPS", 3)
     sid = _new(vault)
     f = _file(vault, sid)
     generation = vault._stored_generation(f.name)
@@ -163,7 +163,7 @@ def test_search_finds_appended_text_and_a_lost_index_is_rebuilt(vault: Vault, va
     vault.append(sid, [{"role": "assistant", "content": "the quokka answer"}])
     assert [h.id for h in vault.search("quokka")] == [str(sid)]
     os.unlink(vault_path / INDEX_FILE)
-    vault._index = None
+    vault._index_cache.cached = None
     [summary] = vault.list()
     assert summary.message_count == 2 and summary.id == sid
 

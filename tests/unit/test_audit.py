@@ -16,7 +16,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._audit import _split_line, canonical, record_line
-from sessionseal.errors import IntegrityError, UnsafePermissions, WrongPassphrase
+from sessionseal.errors import IntegrityError, SessionNotFound, UnsafePermissions, WrongPassphrase
 
 SECRET = "ghp_" + "Zq8" * 12
 
@@ -75,6 +75,24 @@ def test_failures_are_recorded_with_their_class(vault: Vault) -> None:
         vault.load("00000000-0000-0000-0000-000000000000")
     last = list(vault.audit_records())[-1]
     assert (last["action"], last["outcome"], last["error"]) == ("load", "error", "SessionNotFound")
+
+
+def test_a_failed_operation_is_recorded_once_by_the_outermost_call(vault: Vault) -> None:
+    """One record per operation (docs/design.md, "The house"): a public call that fails inside
+    another audited step (append's sanitize-and-write, set_status's archive) is recorded once."""
+    sid = vault.save({"title": "t", "messages": []})
+    missing = "00000000-0000-0000-0000-000000000000"
+    before = len(list(vault.audit_records()))
+    with pytest.raises(SessionNotFound):
+        vault.append(missing, [{"role": "user", "content": "hello"}])
+    with pytest.raises(SessionNotFound):
+        vault.set_status(missing, "archived")
+    new = [(r["action"], r["outcome"], r.get("error")) for r in list(vault.audit_records())[before:]]
+    assert new == [("append", "error", "SessionNotFound"), ("set-status", "error", "SessionNotFound")]
+    # A status change that archives is recorded as the archive it is, once.
+    before = len(list(vault.audit_records()))
+    assert vault.set_status(sid, "archived") is True
+    assert [r["action"] for r in list(vault.audit_records())[before:]] == ["archive"]
 
 
 def test_a_record_is_canonical_json_with_its_mac_last() -> None:

@@ -239,7 +239,7 @@ def test_a_failure_before_the_key_names_no_session(
         def locked(*_: object, **__: object) -> None:
             raise KeyStoreError("the keychain is locked")
 
-        m.setattr(vault, "_keytable", locked)
+        m.setattr(vault._keys, "keytable", locked)
         vault._audit("load", "denied", session=sid, error="KeyStoreError", nbytes=1234)
     pending = (vault_path / "audit" / "pending.log").read_bytes()
     assert not _names_an_id(pending, sid) and b'"session":"(withheld)"' in pending and b"1234" not in pending

@@ -144,9 +144,9 @@ def test_a_session_in_use_is_skipped(vault: Vault) -> None:
 
 
 def test_batches_rotate_once_each(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal import _vault
+    from sessionseal._vault import _erasure
 
-    monkeypatch.setattr(_vault, "_CLEANUP_BATCH", 2)
+    monkeypatch.setattr(_erasure, "CLEANUP_BATCH", 2)
     fill(vault)
     epoch = vault._keytable().kek_epoch
     steps: list[tuple[int, int]] = []

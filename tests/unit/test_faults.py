@@ -56,6 +56,7 @@ import pytest
 import sessionseal._audit
 import sessionseal._fs
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
+from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
 from tests.memkeyring import MemoryKeyring
 
@@ -227,7 +228,7 @@ def injector() -> Iterator[Injector]:
         mp.setattr(sessionseal._fs, "os", proxy)
         mp.setattr(sessionseal._audit, "os", proxy)
         stamp = NOW.isoformat().replace("+00:00", "Z")
-        mp.setattr(_vault, "_now", lambda: NOW)
+        mp.setattr(_vault._common, "now", lambda: NOW)
         mp.setattr(_events, "_now", lambda: stamp)
         # Work done once rather than in every run (the faults are elsewhere): a bundle's
         # scrypt (2^14 at least), and the sanitizer built from the config.
@@ -240,10 +241,10 @@ def injector() -> Iterator[Injector]:
             return bundles[data, passphrase]
 
         sanitizers: dict[tuple[bytes, str], Any] = {}
-        real_build = Vault._build_sanitizer
+        real_build = Settings.build_sanitizer
 
-        def build_sanitizer(self: Vault, config: Any) -> Any:
-            key = (self._keytable().vault_secret, config.model_dump_json())
+        def build_sanitizer(self: Settings, config: Any) -> Any:
+            key = (self._keys.keytable().vault_secret, config.model_dump_json())
             if key not in sanitizers:
                 sanitizers[key] = real_build(self, config)
             return sanitizers[key]
@@ -251,7 +252,7 @@ def injector() -> Iterator[Injector]:
         # Key store calls run in a thread with a timeout (a keychain may hang): not this one.
         mp.setattr(_keystore, "_bounded", lambda fn, timeout: fn())
         mp.setattr(_export, "open_bundle", open_bundle)
-        mp.setattr(Vault, "_build_sanitizer", build_sanitizer)
+        mp.setattr(Settings, "build_sanitizer", build_sanitizer)
         yield inj
 
 
@@ -500,8 +501,8 @@ def best_effort(call: Call) -> str | None:
 
     * ``lock-holder``: the pid a lock's holder writes into the lock file (only to name it to
       a waiter that times out);
-    * ``index-cache``: the index delta a session write appends (``_index_put``, and
-      ``_index_touch``/``_refresh_index`` of reads): a verified cache, re-read on a mismatch;
+    * ``index-cache``: the index delta a session write appends (``IndexCache.put``, and
+      ``IndexCache.touch``/``IndexCache.refresh`` of reads): a verified cache, re-read on a mismatch;
     * ``shred-after-erase``: overwriting and unlinking an erased session's files, after the key
       rotation that crypto-erased them (delete, cleanup), or left behind by an earlier one (the
       orphan sweep of cleanup and ``verify --repair``): a file left is an undecryptable
@@ -511,9 +512,9 @@ def best_effort(call: Call) -> str | None:
     """
     if call.within("_holder_writer.<locals>.write_holder"):
         return "lock-holder"
-    if call.within("Vault._index_put", "Vault._index_touch", "Vault._refresh_index"):
+    if call.within("IndexCache.put", "IndexCache.touch", "IndexCache.refresh"):
         return "index-cache"
-    erasing = ("Vault._erase_batch", "Vault.delete", "Vault._sweep_orphans", "Vault._sweep_orphan_checkpoints")
+    erasing = ("Erasure.erase_batch", "Erasure.delete", "Erasure.sweep_orphans", "Erasure.sweep_orphan_checkpoints")
     if call.within(*erasing) and call.within("Dir.shred"):
         return "shred-after-erase"
     if call.within("_drop_unused_keys"):
@@ -711,7 +712,7 @@ def test_faults(op: Op, injector: Injector, template: Template, work: Path) -> N
         # Commits done before this call (a fault at a commit's own call leaves it undone).
         committed = sum(1 for j in ref.commit_at if j < i)
         # The operation's own audit record, or a cleanup's record of its erasures: done already.
-        unrecorded = i >= ref.record_at or call.within("Vault._audit_erasures")
+        unrecorded = i >= ref.record_at or call.within("Auditor.erasures")
         codes = ERRNOS + (MORE_ERRNOS if op.name in MORE_ERRNOS_OPS and best_effort(call) is None else ())
         faults = [(call.cls, call.k, code, False) for code in codes]
         if call.cls == "write":

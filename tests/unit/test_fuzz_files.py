@@ -37,6 +37,7 @@ from sessionseal._index import INDEX_FILE, Index
 from sessionseal._keystore import MasterKeys, decode_keys, encode_keys
 from sessionseal._keytable import KEYTABLE, KeyTable
 from sessionseal._passphrase import KEYFILE, MAX_LOG2_N, MIN_LOG2_N
+from sessionseal._vault import _opening
 from sessionseal.errors import IntegrityError, InvalidInput, KeyStoreError
 from tests.memkeyring import MemoryKeyring
 from tests.unit._fuzz import JSON, LENGTHS, documented, dumps, frame_offsets, fuzz, mutations, tweaked_json
@@ -499,7 +500,7 @@ def _vault_docs() -> st.SearchStrategy[bytes]:
 def test_vault_json(doc: bytes, autoclean: bytes | None) -> None:
     w = world()
     path = w.tmp / "vault"
-    documented(Vault._parse_doc, doc, path)
+    documented(_opening.parse_doc, doc, path)
     root = Dir(path)
     try:
         put(root, "vault.json", doc)
@@ -668,9 +669,9 @@ def test_found_vault_json_and_keyfile() -> None:
     w = world()
     doc = json.loads(w.files["vault.json"])
     with pytest.raises(IntegrityError):  # AttributeError: uuid.UUID(5)
-        Vault._parse_doc(dumps({**doc, "vault_id": 5}), w.tmp)
+        _opening.parse_doc(dumps({**doc, "vault_id": 5}), w.tmp)
     with pytest.raises(IntegrityError):  # RecursionError
-        Vault._parse_doc(deep_list(3000), w.tmp)
+        _opening.parse_doc(deep_list(3000), w.tmp)
     keyfile = json.loads(_keyfile()[0])
     for bad_doc in (
         {**keyfile, "keys": []},  # AttributeError

@@ -18,6 +18,7 @@ import zstandard
 from click.testing import CliRunner
 
 from sessionseal import Vault, _writers, errors, find_transcripts
+from sessionseal._vault._importer import TranscriptImporter
 from sessionseal.cli import cli
 from tests.memkeyring import MemoryKeyring
 from tests.unit.test_transcripts import CODEX_ZST, PARSER
@@ -166,16 +167,16 @@ def test_a_file_that_grows_between_import_and_removal_is_kept(
 ) -> None:
     f = _file(claude_dir)
     _quiet(f)
-    store = Vault._store_transcript
+    store = TranscriptImporter.store
 
-    def agent_writes_meanwhile(self: Vault, *args: Any, **kwargs: Any) -> Any:
+    def agent_writes_meanwhile(self: TranscriptImporter, *args: Any, **kwargs: Any) -> Any:
         counts = store(self, *args, **kwargs)  # stored for real; then the agent goes on
         with open(f, "a") as out:
             out.write(_turn(2, "written while it was imported"))
         os.utime(f, (time.time() - 3600,) * 2)  # even with an old time: it is not what was read
         return counts
 
-    monkeypatch.setattr(Vault, "_store_transcript", agent_writes_meanwhile)
+    monkeypatch.setattr(TranscriptImporter, "store", agent_writes_meanwhile)
     [o] = vault.import_transcripts([f], remove_originals=True)
     assert (o.action, o.messages, o.removed, o.kept) == ("new", 4, False, "changed")
     monkeypatch.undo()

@@ -22,13 +22,13 @@ def _s(title: str, **extra: object) -> dict[str, object]:
 
 def _meta_reads(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
-    real = vault._read_summary_doc
+    real = vault._store.read_summary
 
     def spy(fname: str) -> dict[str, object]:
         reads.append(fname)
         return real(fname)
 
-    monkeypatch.setattr(vault, "_read_summary_doc", spy)
+    monkeypatch.setattr(vault._store, "read_summary", spy)
     return reads
 
 
@@ -54,7 +54,7 @@ def test_a_change_the_index_missed_is_seen_by_its_file_stamp(
     vault.list()
     # Another writer whose index update was lost (a crash after the session write).
     with Vault.open(vault_path, key_provider=provider) as other:
-        monkeypatch.setattr(other, "_index_put", lambda *a: None)
+        monkeypatch.setattr(other._index_cache, "put", lambda *a: None)
         other.save(_s("after", id=str(sid)))
     monkeypatch.undo()
     reads = _meta_reads(vault, monkeypatch)
@@ -200,7 +200,7 @@ def test_reads_compact_the_deltas_too(vault: Vault, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_index, "_MAX_DELTAS", 3)
     sid = vault.save(_s("x"))
     for _ in range(10):
-        vault._index = None  # as a fresh process: the index is opened for appending only
+        vault._index_cache.cached = None  # as a fresh process: the index is opened for appending only
         vault.load_json(sid)
     index, _ = vault._current_index()
     assert index is not None and index._frames <= 4

@@ -41,14 +41,14 @@ def test_an_index_of_an_older_format_is_migrated(vault: Vault, monkeypatch: pyte
     with monkeypatch.context() as m:
         m.setattr(_index, "_FORMAT", 1)
         vault.reindex()  # written as format 1
-    vault._index = None
+    vault._index_cache.cached = None
     index = next(f for f in vault.formats() if f.name == "index")
     assert (index.oldest, index.state) == (1, "older")
     _, steps = vault.migrate(dry_run=True)
     assert steps and _states(vault)["index"] == "older"  # a dry run changes nothing
     _, steps = vault.migrate()
     assert steps == ["index: rebuilt from the session files in the current format"]
-    vault._index = None
+    vault._index_cache.cached = None
     assert _states(vault)["index"] == "current" and len(vault.list()) == 1
 
 

@@ -475,7 +475,7 @@ def test_a_table_replaced_twice_at_the_same_inode_is_not_taken_for_ours(
                 assert len(data) == os.fstat(f.fileno()).st_size
                 f.write(data)
         assert not first._keytable().is_current(first._root)
-        assert first._index is not None and not first._index.is_current(first._root)
+        assert first._index_cache.cached is not None and not first._index_cache.cached.is_current(first._root)
         added = first.save(MINIMAL)  # appends a key-table delta and an index delta
     with Vault.open(vault_path, key_provider=provider) as fresh:
         assert {s.id for s in fresh.list()} == {kept, added}

@@ -223,7 +223,7 @@ def test_index_problems_are_repaired_by_a_rebuild(
         index.unlink()
     else:
         _flip(index, index.stat().st_size - 5)
-    vault._index = None
+    vault._index_cache.cached = None
     assert _codes(vault.verify()) == {code: severity}
     after = vault.verify(repair=True)
     assert after.problems == [] and any("rebuilt the index" in line for line in after.repaired)
@@ -233,7 +233,7 @@ def test_a_damaged_key_table_stops_the_keyed_checks(vault: Vault) -> None:
     vault.save(DOC)
     table = vault.path / "keytable.sst"
     _flip(table, table.stat().st_size - 5)
-    vault._table = None
+    vault._keys.table = None  # as a fresh process: the table is read from disk
     result = vault.verify()
     assert [p.code for p in result.errors] == ["keytable"] and result.counts["sessions"] == 0
 

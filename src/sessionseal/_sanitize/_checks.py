@@ -319,7 +319,6 @@ _REF_OBJECTS: Final = frozenset(
 _PATH: Final = re.compile(r"^(?:~|\.{1,2}|[A-Za-z]:)?[/\\](?:[\w.@+\-]+[/\\])*[\w.@+\-]*$")
 _URL: Final = re.compile(r"^[a-z][a-z0-9+.\-]*://", re.I)
 _IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEX_ONLY: Final = re.compile(r"^[0-9a-f]+$", re.I)
 _NUMERIC: Final = re.compile(r"^[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?$", re.I)
 
 
@@ -451,8 +450,3 @@ def decoded_user_password(blob: str) -> bool:
         return False
     m = _USER_PASS.match(text.strip())
     return m is not None and not is_placeholder(m.group(1))
-
-
-def hex_only(value: str) -> bool:
-    """True for a string of hex digits (a git SHA, a digest)."""
-    return bool(_HEX_ONLY.match(value))

@@ -1,0 +1,371 @@
+"""Auditing: the records of the vault's operations, and the wrapper that records failures
+(docs/spec/audit-log.md; docs/design.md, "The house": one record per operation).
+
+The :class:`Auditor` owns the vault's :class:`~sessionseal._audit.AuditLog`: every record an
+operation writes goes through :meth:`Auditor.record`, which names sessions by keyed tags and
+seals what measures them in boxes under their keys (read through the :class:`Keys` it is given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+from .._audit import (
+    NOT_AN_ID,
+    NOT_IN_VAULT,
+    WITHHELD,
+    AuditLog,
+    Subject,
+    VerifyReport,
+    actor,
+    box_ad,
+    error_outcome,
+    open_box,
+    subject_keys,
+    subject_tag,
+)
+from .._fs import Dir
+from ..errors import IntegrityError, InvalidInput, SessionSealError, StorageError, UnsafePermissions
+from ._common import parse_id
+from ._context import VaultContext
+from ._keys import Keys
+
+
+class Auditor:
+    """Writes and reads the audit log of one open vault."""
+
+    def __init__(self, ctx: VaultContext, keys: Keys, *, settings: Callable[[], tuple[int, int, bool] | None]) -> None:
+        self._vault_id = ctx.vault_id
+        self._keys = keys
+        self._settings = settings
+        self._configured = False
+        self.log = AuditLog(ctx.root, ctx.locks, ctx.vault_id, lock_timeout=ctx.lock_timeout)
+
+    def record(  # noqa: PLR0912 - one branch per kind of subject
+        self,
+        action: str,
+        outcome: str = "ok",
+        *,
+        session: uuid.UUID | str | None = None,
+        error: str | None = None,
+        nbytes: int | None = None,
+        redactions: Mapping[str, int] | None = None,
+        detail: Mapping[str, Any] | None = None,
+        private: Mapping[str, Any] | None = None,
+        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
+        session_key: bytes | None = None,
+    ) -> None:
+        """Append one record: what, the outcome and who in the clear; the sessions it is about
+        as subjects (docs/spec/audit-log.md): a tag keyed by the session's own key, and a box
+        sealed under it holding the id and what measures the session (*nbytes*, *redactions*,
+        *private*); never a value, a title or content.
+
+        :param others: further subjects, as (role, id, values for the box or None for a tag
+            only); an id without a key in the table is left out.
+        :param session_key: the key of *session* when it has already left the table (the
+            record of its erasure): only its tag is recorded then.
+        """
+        fields: dict[str, Any] = {"action": action, "outcome": outcome, **actor()}
+        if error is not None:
+            fields["error"] = error
+        if detail:
+            fields["detail"] = dict(detail)
+        try:
+            table = self._keys.keytable()
+        except SessionSealError:
+            # No key, no subject: an id or a size must not be written in the clear instead.
+            if session is not None or others:
+                fields["session"] = WITHHELD
+            self.log.append_unkeyed(fields)
+            return
+        subjects: list[Subject] = []
+        if session is not None:
+            try:
+                sid = parse_id(session)
+            except InvalidInput:
+                fields["session"] = NOT_AN_ID  # a mistyped argument could be anything, a secret too
+            else:
+                values: dict[str, Any] = {"id": str(sid)}
+                if nbytes is not None:
+                    values["bytes"] = nbytes
+                if redactions:
+                    values["redactions"] = dict(sorted(redactions.items()))
+                values.update(private or {})
+                key = session_key if session_key is not None else self.key_of(sid)
+                if key is None:
+                    fields["session"] = NOT_IN_VAULT
+                else:
+                    subjects.append(Subject("session", key, None if session_key is not None else values))
+        for role, other, vals in others:
+            key = self.key_of(other)
+            if key is not None:
+                subjects.append(Subject(role, key, None if vals is None else {"id": str(other), **vals}))
+        if subjects:
+            fields["subjects"] = subjects
+        self.configure()
+        try:
+            self.log.append(table.vault_secret, fields)
+        except (StorageError, UnsafePermissions) as exc:
+            # The record of the operation called, which is done: the error must say so.  Records
+            # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
+            if outcome != "ok" or _running()[:1] != [action]:
+                raise
+            raise unrecorded(action, exc, self.log.path.parent) from exc
+
+    def unkeyed_open(self, exc: SessionSealError) -> None:
+        self.log.append_unkeyed(
+            {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+        )
+
+    def key_of(self, sid: uuid.UUID) -> bytes | None:
+        """The key of *sid* for its audit subject, or None when the table holds none."""
+        key = self._keys.keytable().session_keys.get(sid)
+        if key is None:
+            with contextlib.suppress(SessionSealError):
+                key = self._keys.keytable(fresh=True).session_keys.get(sid)  # saved by another process
+        return key
+
+    def erasures(self, erased: Sequence[tuple[uuid.UUID, bytes | None, dict[str, Any]]]) -> None:
+        """One ``delete`` record per erased session, appended together (one fsync for a batch:
+        per-record appends were two thirds of a cleanup's cost per session).  Each names its
+        session by tag only: the key its tag came from is gone."""
+        if not erased:
+            return
+        who = actor()
+        self.configure()
+        records: list[dict[str, Any]] = []
+        for _, key, detail in erased:
+            rec: dict[str, Any] = {"action": "delete", "outcome": "ok", **who, "detail": detail}
+            if key is None:
+                rec["session"] = NOT_IN_VAULT
+            else:
+                rec["subjects"] = [Subject("session", key)]
+            records.append(rec)
+        try:
+            self.log.append_many(self._keys.keytable().vault_secret, records)
+        except (StorageError, UnsafePermissions) as exc:
+            raise unrecorded(f"the erasure of {len(erased)} session(s)", exc, self.log.path.parent) from exc
+
+    def failure(self, action: str, exc: SessionSealError, *, session: uuid.UUID | str | None = None) -> None:
+        # Recording a failure must never hide it: a second failure here is swallowed.
+        with contextlib.suppress(Exception):
+            self.record(action, error_outcome(exc), session=session, error=type(exc).__name__)
+
+    def configure(self) -> None:
+        """Apply the config's audit settings (rotation, syslog), once until :meth:`reconfigure`."""
+        if self._configured:
+            return
+        self._configured = True
+        with contextlib.suppress(SessionSealError):
+            settings = self._settings()
+            if settings is not None:
+                log = self.log
+                log.max_file_bytes, log.keep_files, log.syslog = settings
+
+    def reconfigure(self) -> None:
+        """The config changed: read the audit settings again before the next record."""
+        self._configured = False
+
+    def entries(self, want: uuid.UUID | None) -> tuple[list[dict[str, Any]], VerifyReport]:
+        """Every audit record, oldest first, checked as it is read, and the chain's report.
+
+        Each record gets ``verified`` (true only when the MAC chain vouches for it and each of
+        its boxes opens) and, when false, ``problem``: ``pending`` (not chained yet), the
+        verify code of the first bad record, ``after-error`` (after it), ``anchor`` (the anchor
+        vouches for no record) or ``box``.  Subjects are opened with the sessions' keys: each
+        gets its ``id`` and its box's values; a tag that no key in the table yields gets
+        ``erased: true`` (docs/spec/audit-log.md, "Showing").
+
+        :param want: only the records about this session (by its tag, or by its id in
+            format 1 records).
+        """
+        table = self._keys.keytable()
+        records, report = self.log.checked_records(table.vault_secret)
+        tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
+
+        def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:
+            nonlocal tags
+            if tags is None:
+                tags = {}
+                for sid, key in table.session_keys.items():
+                    tag_key, box_key = subject_keys(key)
+                    tags[subject_tag(tag_key)] = (sid, box_key)
+            return tags
+
+        want_tag = None
+        if want is not None and want in table.session_keys:
+            want_tag = subject_tag(subject_keys(table.session_keys[want])[0])
+        out: list[dict[str, Any]] = []
+        for rec, chain_problem in records:
+            problem = chain_problem
+            subjects = rec.get("subjects")
+            if want is not None:
+                named = isinstance(subjects, list) and any(
+                    isinstance(e, dict) and e.get("tag") == want_tag for e in subjects
+                )
+                if not (named and want_tag is not None) and rec.get("session") != str(want):
+                    continue
+            shown = {k: v for k, v in rec.items() if k != "subjects"}
+            if subjects is not None:
+                opened, ok = open_subjects(self._vault_id, rec, subjects, by_tag())
+                shown["subjects"] = opened
+                main = next((e for e in opened if e.get("role") == "session"), None)
+                if main is not None:
+                    shown["session"] = main.get("id") or "(erased)"
+                    for k in ("bytes", "redactions"):
+                        if k in main:
+                            shown[k] = main[k]
+                if not ok and problem is None:
+                    problem = "box"
+            shown["verified"] = problem is None
+            if problem is not None:
+                shown["problem"] = problem
+            out.append(shown)
+        return out, report
+
+
+def record_refusal(vpath: Path, root: Dir | None, exc: SessionSealError) -> None:
+    """Note a refused open in the vault's pending audit records, when that is safe.
+
+    Only in a vault directory that is ours and that nobody else can write: a vault that
+    others can merely read is refused, and that refusal is worth a record; a link, a foreign
+    owner or a writable-by-others directory gets nothing written into it.  Best effort.
+    """
+    fields = {"action": "open", "outcome": error_outcome(exc), "error": type(exc).__name__, **actor()}
+    with contextlib.suppress(Exception):
+        opened = root is None
+        d = Dir(vpath, others_may_read=True) if root is None else root
+        try:
+            locks = d.sub("locks")
+            log = AuditLog(d, locks, uuid.UUID(int=0))
+            try:
+                log.append_unkeyed(fields)
+            finally:
+                log.close()
+                locks.close()
+        finally:
+            if opened:
+                d.close()
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def audited_by(auditor_of: Callable[[Any], Auditor]) -> Callable[..., Callable[[_F], _F]]:
+    """The ``audited`` decorator of a facade whose auditor is ``auditor_of(self)``."""
+
+    def audited(action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
+        return _audited(auditor_of, action, by_id=by_id)
+
+    return audited
+
+
+def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool = False) -> Callable[[_F], _F]:
+    """Record a failed *action* in the audit log (successes are recorded by the method, with
+    their byte and redaction counts), then re-raise.  Only the outermost audited call of a
+    thread records a failure: one record per operation (docs/design.md, "The house").
+
+    :param by_id: the method's first argument is a session id, recorded with the failure.
+    """
+
+    def deco(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            running = _running()
+            running.append(action)
+            try:
+                return fn(self, *args, **kwargs)
+            except SessionSealError as exc:
+                # One record per operation: a failure is recorded by the outermost audited call
+                # only (append over its sanitize-and-write step, set_status over archive).
+                outermost = len(running) == 1
+                if outermost and not done_but_unrecorded(exc):  # done: not a failure to record
+                    session = args[0] if by_id and args and isinstance(args[0], uuid.UUID | str) else None
+                    auditor_of(self).failure(action, exc, session=session)
+                raise
+            finally:
+                running.pop()
+
+        return cast(_F, wrapper)
+
+    return deco
+
+
+_thread = threading.local()
+
+
+def _running() -> list[str]:
+    """The audited actions running in this thread, outermost first."""
+    running: list[str] | None = getattr(_thread, "running", None)
+    if running is None:
+        running = _thread.running = []
+    return running
+
+
+_DONE_ATTR: Final = "_sessionseal_done"
+
+
+def done_but_unrecorded(exc: BaseException) -> bool:
+    """Whether *exc* says an operation was done but its audit record could not be written."""
+    return bool(getattr(exc, _DONE_ATTR, False))
+
+
+def unrecorded(action: str, exc: StorageError | UnsafePermissions, audit_dir: Path) -> SessionSealError:
+    """The error for an operation that was done but whose audit record failed: of the same
+    documented type (a disk failure, or an audit log that is unsafe to write: exit 6), saying
+    that it was done, and marked so that it is not recorded as a failed operation."""
+    if isinstance(exc, UnsafePermissions):
+        err: SessionSealError = UnsafePermissions(f"{action} was done, but the audit log was refused: {exc}")
+    else:
+        cause = exc.__cause__
+        reason = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(exc)
+        err = StorageError(
+            f"{action} was done, but recording it in the audit log failed ({reason} in {audit_dir}); "
+            "free disk space or check the disk before the next operation"
+        )
+    setattr(err, _DONE_ATTR, True)
+    return err
+
+
+def open_subjects(
+    vault_id: uuid.UUID, rec: Mapping[str, Any], subjects: Any, tags: Mapping[str, tuple[uuid.UUID, bytes]]
+) -> tuple[list[dict[str, Any]], bool]:
+    """A record's subjects as shown, and whether every box that a living key should open did."""
+    if not isinstance(subjects, list):
+        return [], False
+    seq, action = rec.get("seq"), rec.get("action")
+    out: list[dict[str, Any]] = []
+    ok = True
+    for e in subjects:
+        role, tag, box = (e.get("role"), e.get("tag"), e.get("box")) if isinstance(e, dict) else (None, None, None)
+        if not isinstance(role, str) or not isinstance(tag, str) or not (box is None or isinstance(box, str)):
+            ok = False
+            continue
+        entry: dict[str, Any] = {"role": role, "tag": tag}
+        hit = tags.get(tag)
+        if hit is None:
+            entry["erased"] = True  # no key in the table yields this tag
+        else:
+            sid, box_key = hit
+            entry["id"] = str(sid)
+            if box is not None:
+                try:
+                    if not isinstance(seq, int) or not isinstance(action, str):
+                        raise IntegrityError("no place to bind the box to")
+                    values = open_box(box_key, box, box_ad(vault_id, seq, action, role, tag))
+                    if values.get("id") != str(sid):
+                        raise IntegrityError("the box names another session")
+                except IntegrityError:
+                    entry["unreadable"] = True
+                    ok = False
+                else:
+                    entry.update({k: v for k, v in values.items() if k != "id"})
+        out.append(entry)
+    return out, ok

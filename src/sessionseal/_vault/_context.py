@@ -1,0 +1,74 @@
+"""The vault context: its directories, its id, and its locks (docs/design.md, "Locks").
+
+Every component gets the same :class:`VaultContext` from the facade.  The one lock order of the
+vault is kept by taking locks only through it: the cleanup lock, then session locks, then the
+vault lock, then the in-process mutex (the audit log's lock, innermost, is the audit log's own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Final
+
+from .._fs import Dir, lock
+from ._common import SUFFIX
+
+_DEFAULT_LOCK_TIMEOUT: Final = 10.0
+
+
+def lock_timeout() -> float:
+    """Seconds a lock is waited for: ``SESSIONSEAL_LOCK_TIMEOUT``, or 10."""
+    try:
+        return float(os.environ.get("SESSIONSEAL_LOCK_TIMEOUT", _DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return _DEFAULT_LOCK_TIMEOUT
+
+
+class VaultContext:
+    """An open vault directory: ``sessions/``, ``checkpoints/`` and ``locks/`` under *root*."""
+
+    def __init__(self, path: Path, root: Dir, vault_id: uuid.UUID) -> None:
+        self.path = path
+        self.root = root
+        self.vault_id = vault_id
+        subs: list[Dir] = []
+        try:
+            for name in ("sessions", "checkpoints", "locks"):
+                subs.append(root.sub(name, create=True))
+        except BaseException:
+            for d in subs:  # one refused (a link, not ours, open to others): the others are closed
+                d.close()
+            raise
+        self.sessions, self.ckpts, self.locks = subs
+        #: Guards what this process caches (the key table, the index), after the vault lock.
+        self.mutex = threading.RLock()
+        self.lock_timeout = lock_timeout()
+
+    def cleanup_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """One cleanup at a time; taken before any session lock."""
+        t = self.lock_timeout if timeout is None else timeout
+        return lock(self.locks.path / "cleanup.lock", timeout=t, what="cleanup")
+
+    def session_lock(
+        self, name: str, session_id: uuid.UUID, *, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """The lock of one session (*name*: its file name stem); taken before the vault lock."""
+        t = self.lock_timeout if timeout is None else timeout
+        return lock(self.locks.path / f"{name}.lock", timeout=t, what=f"session {session_id}")
+
+    def vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """The lock of the vault-wide files (key table, index, config); taken after session locks."""
+        t = self.lock_timeout if timeout is None else timeout
+        return lock(self.locks.path / "vault.lock", timeout=t, what="the vault")
+
+    def session_files(self) -> list[str]:
+        """The names in ``sessions/`` that are session files (not temp files), unordered."""
+        return [n for n in self.sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
+
+    def close(self) -> None:
+        for d in (self.sessions, self.ckpts, self.locks, self.root):
+            d.close()

@@ -1,0 +1,246 @@
+"""Listing and search: the sessions' summaries, from the index cache checked against the files,
+and a full-text search of the sanitized documents (docs/design.md, "Index").  Reads only: the
+index is brought up to date on the way, best effort, when the vault lock is free.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import itertools
+import os
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from .._fields import SessionStatus
+from .._index import Entry, Stamp, entry_of, to_builtins
+from .._query import ListQuery, select
+from ..errors import IntegrityError, InvalidInput, SessionNotFound
+from ._common import parse_id, stored_shape
+from ._context import VaultContext
+from ._indexcache import IndexCache
+from ._keys import Keys
+from ._results import SearchHit, VaultStats
+from ._store import SessionStore
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+    from ..models import SessionSummary
+
+#: Longest search text.
+MAX_QUERY: Final = 1024
+
+
+class Listing:
+    """Lists and searches the sessions of one open vault."""
+
+    def __init__(
+        self, ctx: VaultContext, keys: Keys, store: SessionStore, index: IndexCache, *, audit: Callable[..., None]
+    ) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._store = store
+        self._index = index
+        self._audit = audit
+
+    def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
+        entries, problems = self.summary_docs()
+        chosen = select(entries, query)
+        detail: dict[str, Any] = {"sessions": len(chosen), "problems": len(problems)}
+        if filters := query.describe():
+            detail["filters"] = sorted(filters)
+        self._audit("list", detail=detail)
+        return chosen, problems
+
+    def summaries(self) -> tuple[list[SessionSummary], list[str]]:
+        """Every readable session's summary, newest update first, and the problems (not audited)."""
+        entries, problems = self.summary_docs()
+        out = summaries_adapter().validate_python(to_builtins(entries))
+        out.sort(key=lambda s: s.updated_at, reverse=True)
+        return out, problems
+
+    def summary_docs(self) -> tuple[list[Entry], list[str]]:
+        """Every readable session's summary document, and the problems (not audited).
+
+        From the index, checked file by file against the file system: a session whose file
+        changed since the index recorded it (or that the index lacks) has its META frame
+        re-read, and the index is brought up to date when the vault lock is free.
+        """
+        # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
+        self._keys.keytable()
+        index, reason = self._index.current()
+        docs: list[Entry] = []
+        problems: list[str] = []
+        puts: list[tuple[str, Entry, Stamp]] = []
+        # The loop runs once per session on every listing: names looked up once, out of it.
+        stat, fd = os.stat, self._ctx.sessions.fd
+        known_stamps = index.stamps if index is not None else {}
+        known_entries = index.entries if index is not None else {}
+        names = self._ctx.session_files()
+        hits = 0
+        for fname in names:  # every caller orders the result itself
+            try:
+                st = stat(fname, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
+            if known_stamps.get(fname) == stamp:
+                docs.append(known_entries[fname])
+                hits += 1
+                continue
+            try:
+                doc = entry_of(self._store.read_summary(fname))
+            except SessionNotFound:
+                continue  # its key was erased: a leftover for cleanup, not a session
+            except (IntegrityError, OSError) as exc:
+                problems.append(f"sessions/{fname}: {exc}")
+                continue
+            known = known_entries.get(fname)
+            if known is not None and known.id == doc.id and known.generation > doc.generation:
+                problems.append(
+                    f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
+                    "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
+                )
+            elif (
+                known is not None
+                and known.id == doc.id
+                and known.generation == doc.generation
+                and known.size_stored > doc.size_stored  # a version only grows, by appends
+            ):
+                problems.append(
+                    f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
+                    "short, or restored from a backup); run 'sessionseal verify'"
+                )
+            else:
+                puts.append((fname, doc, stamp))
+            # A file older or shorter than the index recorded is listed as it is, but not recorded:
+            # the index keeps what it knew, so every listing (and verify) reports it until the owner
+            # saves the session anew or accepts the files as they are ('sessionseal reindex').
+            docs.append(doc)
+        # Entries whose file is gone; none when every entry matched a file (the usual case).
+        drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
+        if reason is not None or puts or drops:
+            self._index.refresh(puts, drops, reason)
+        return docs, problems
+
+    def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
+        """See :meth:`Vault.search`."""
+        if not text or len(text) > MAX_QUERY:
+            raise InvalidInput(f"search for 1 to {MAX_QUERY} characters")
+        q = query or ListQuery()
+        limit = 20 if q.limit is None else q.limit
+        entries, _ = self.summary_docs()
+        candidates = select(entries, dataclasses.replace(q, limit=None))
+        needle = orjson.dumps(text)[1:-1]
+        if not case_sensitive:
+            needle = needle.lower()
+        hits: list[SearchHit] = []
+        scanned = 0
+
+        def scan(entry: Entry) -> SearchHit | None:
+            try:
+                body = self._store.document(self._store.open(parse_id(entry.id)))
+            except (SessionNotFound, IntegrityError):
+                return None  # erased meanwhile, or damaged ('list' reports it)
+            if needle not in (body if case_sensitive else body.lower()):
+                return None
+            try:
+                with stored_shape():
+                    found = find_in_doc(orjson.loads(body), text, case_sensitive)
+            except IntegrityError:
+                return None  # authentic, but not a document this build writes: damaged, as above
+            return None if found is None else SearchHit(entry.id, entry.title, entry.updated_at, *found)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            pending = iter(candidates)
+            window = [pool.submit(scan, e) for e in itertools.islice(pending, 8)]
+            while window and len(hits) < limit:
+                hit = window.pop(0).result()
+                scanned += 1
+                if hit is not None:
+                    hits.append(hit)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    window.append(pool.submit(scan, nxt))
+            for f in window:
+                f.cancel()
+        detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
+        if filters := q.describe():
+            detail["filters"] = sorted(filters)
+        # Never the query (it may be a secret someone looks for); the sessions it found, by tag.
+        matched = [("match", uuid.UUID(h.id), None) for h in hits]
+        self._audit("search", detail=detail, others=matched)
+        return hits
+
+
+@functools.cache
+def summaries_adapter() -> TypeAdapter[list[SessionSummary]]:
+    """Validates a listing's summaries in one pydantic-core call (10x faster than one model at a time)."""
+    from pydantic import TypeAdapter
+
+    from ..models import SessionSummary
+
+    return TypeAdapter(list[SessionSummary])
+
+
+def find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | None:
+    """The first string value of *doc* containing *text* (depth first, in document order):
+    its path and a one-line snippet of up to ~120 characters around the match."""
+    want = text if case_sensitive else text.casefold()
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            hay = value if case_sensitive else value.casefold()
+            at = hay.find(want)
+            if at >= 0 and len(hay) == len(value):  # casefold kept the offsets
+                start, end = max(0, at - 50), min(len(value), at + len(text) + 50)
+                snippet = ("..." if start else "") + value[start:end] + ("..." if end < len(value) else "")
+                return path or "(document)", " ".join(snippet.split())
+            if at >= 0:
+                return path or "(document)", " ".join(value[:120].split())
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def stats_of(summaries: list[SessionSummary], problems: list[str], warn: int | None) -> VaultStats:
+    """What :meth:`Vault.stats` reports of *summaries* (*warn*: the config's warn size)."""
+    by_status = {st.value: 0 for st in SessionStatus}
+    for s in summaries:
+        by_status[s.status.value] += 1
+    stored = sum(s.size_stored for s in summaries)
+    original = sum(s.size_original for s in summaries)
+    from .._retention import human_size
+
+    warnings = [f"{len(problems)} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
+        problems
+    )
+    if warn is not None and stored > warn:
+        warnings.append(
+            f"the vault holds {human_size(stored)}, over its warn-size {human_size(warn)}; "
+            "see 'sessionseal cleanup --dry-run'"
+        )
+    return VaultStats(
+        sessions=len(summaries),
+        by_status=by_status,
+        pinned=sum(s.pinned for s in summaries),
+        stored_bytes=stored,
+        original_bytes=original,
+        compression_ratio=round(original / stored, 2) if stored else None,
+        oldest_created=min((s.created_at for s in summaries), default=None),
+        newest_updated=max((s.updated_at for s in summaries), default=None),
+        messages=sum(s.message_count for s in summaries),
+        cost_usd=round(sum(s.cost_usd for s in summaries), 6),
+        redactions=sum(sum(s.redactions.values()) for s in summaries),
+        unreadable=len(problems),
+        warn_size=warn,
+        warnings=warnings,
+    )

@@ -1,0 +1,164 @@
+"""The public result types of :class:`~sessionseal.Vault`'s methods (plain data, no behaviour)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._retention import CleanupPlan
+
+__all__ = [
+    "CleanupResult",
+    "ExportResult",
+    "FormatStatus",
+    "ImportResult",
+    "SearchHit",
+    "TranscriptOutcome",
+    "VaultInfo",
+    "VaultStats",
+]
+
+
+@dataclass(frozen=True)
+class VaultInfo:
+    """What ``sessionseal info`` shows."""
+
+    vault_path: str
+    vault_id: str
+    key_provider: str
+    key_provider_detail: str
+    format_version: int
+    container_version: int
+    created_at: str
+    session_count: int
+    stored_bytes: int
+    audit_log_path: str | None
+    #: The keyring backend class holding the master key (``module.Class``), for a keychain vault.
+    key_backend: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :meth:`Vault.export` wrote (or returns, without *out*)."""
+
+    format: str
+    session_ids: list[uuid.UUID]
+    #: The exported bytes when no *out* path was given; None once written to *path*.
+    data: bytes | None
+    path: str | None
+    nbytes: int
+
+
+@dataclass
+class ImportResult:
+    """What :meth:`Vault.import_sessions` stored and skipped."""
+
+    source: str  # "bundle" or "json"
+    imported: list[uuid.UUID] = field(default_factory=list)
+    #: (id as given, why): an id already in the vault, with ``on_conflict="skip"``.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Secrets the sanitizer replaced on the way in, per rule.
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TranscriptOutcome:
+    """What :meth:`Vault.import_transcripts` did with one transcript file."""
+
+    path: str
+    tool: str = ""
+    #: The tool's own session id.
+    source_id: str = ""
+    session_id: uuid.UUID | None = None
+    #: ``new``, ``appended`` (it grew), ``updated`` (it changed; the old version is kept as a
+    #: checkpoint), ``unchanged``, ``skipped`` (older than *since*) or ``failed``.
+    action: str = ""
+    messages: int = 0
+    #: Record types kept as raw events, with counts.
+    unknown: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+    removed: bool = False
+    #: Why the original was kept, when its removal was asked for: a stable code
+    #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,
+    #: ``writers-unknown``, ``mismatch``, ``unsafe`` or ``error``.
+    kept: str | None = None
+    #: One line, never content (``failed``), or why the original was kept.
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FormatStatus:
+    """The version of one of the vault's formats as found on disk (:meth:`Vault.formats`)."""
+
+    #: ``vault``, ``key file``, ``container``, ``index``, ``config`` or ``audit log``.
+    name: str
+    #: The oldest and newest versions found (equal for a single file); None: not present.
+    oldest: int | None
+    newest: int | None
+    #: The version this sessionseal writes.
+    current: int
+    #: How many files (or records, for the audit log) were looked at.
+    items: int
+
+    @property
+    def state(self) -> str:
+        """``current``, ``older`` (a migration applies), ``newer`` (upgrade sessionseal), ``absent``."""
+        if self.oldest is None or self.newest is None:
+            return "absent"
+        if self.newest > self.current:
+            return "newer"
+        return "older" if self.oldest < self.current else "current"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**dataclasses.asdict(self), "state": self.state}
+
+
+@dataclass(frozen=True)
+class VaultStats:
+    """What ``sessionseal stats`` shows: counts, sizes, ages, and warnings."""
+
+    sessions: int
+    by_status: dict[str, int]
+    pinned: int
+    stored_bytes: int
+    original_bytes: int
+    compression_ratio: float | None
+    oldest_created: datetime | None
+    newest_updated: datetime | None
+    messages: int
+    cost_usd: float
+    redactions: int
+    unreadable: int
+    warn_size: int | None
+    warnings: list[str]
+
+
+@dataclass
+class CleanupResult:
+    """What a cleanup did: the plan it carried out and what happened to each removal."""
+
+    plan: CleanupPlan
+    removed: list[uuid.UUID] = field(default_factory=list)
+    skipped: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (session, why it stayed)
+    orphans_removed: int = 0
+    temp_removed: int = 0  # temp files of killed writers, shredded
+    bytes_freed: int = 0
+    epoch: int | None = None  # the master key epoch after the last rotation
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A session that matched a search: where, and the sanitized text around the match."""
+
+    id: str
+    title: str
+    updated_at: str
+    field: str  # e.g. "title", "messages[3].content[0].text"
+    snippet: str

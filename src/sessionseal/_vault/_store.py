@@ -1,0 +1,274 @@
+"""The session store: the only reader and writer of session files (``sessions/<hex>.sst``).
+
+Saves (a new version under a fresh data key), appends (one EVENTS + META group at the end of
+what is committed), compaction, metadata edits and reads (docs/spec/container-v1.md; write
+ordering: docs/design.md).  Every write takes the session's lock (or is called under it, the
+``*_locked`` methods), and records the new version in the index cache after it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import orjson
+
+from .. import _container, _events
+from .._container import FrameType, Kind
+from .._index import entry_of, stamp_of
+from ..errors import IntegrityError, InvalidInput
+from ._common import (
+    INTEGRITY,
+    MAX_CONTAINER,
+    MAX_SESSION_BYTES,
+    SUFFIX,
+    merge_counts,
+    no_session,
+    stored_shape,
+    timestamp,
+    unstorable,
+)
+from ._context import VaultContext
+from ._indexcache import IndexCache
+from ._keys import Keys
+
+if TYPE_CHECKING:
+    from .._sanitize import Sanitizer
+    from ..models import Session
+
+#: The document fields a metadata edit may change.
+EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "pinned", "links", "redactions")
+#: A session is rewritten as one version once its appended groups outgrow what they were
+#: appended to (and this floor), or number MAX_GROUPS: a full read costs a decrypt and a
+#: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
+COMPACT_APPENDS: Final = 4 << 20
+MAX_GROUPS: Final = 1024
+
+
+class SessionStore:
+    """The session files of one open vault."""
+
+    def __init__(self, ctx: VaultContext, keys: Keys, index: IndexCache, *, sanitizer: Callable[[], Sanitizer]) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._index = index
+        self._sanitizer = sanitizer
+
+    # -- reads -------------------------------------------------------------------------
+
+    def exists(self, sid: uuid.UUID) -> bool:
+        """Whether the vault has a file for *sid* (its key may be gone: see :meth:`open`)."""
+        return self._ctx.sessions.exists(self._keys.file_name(sid) + SUFFIX)
+
+    def stored_generation(self, fname: str) -> int | None:
+        """The stored container's version counter; None when there is no file.
+
+        A damaged header reads as 0: it is replaced, and the counter only has to move forward.
+        """
+        try:
+            prefix, _ = self._ctx.sessions.read_prefix(fname, _container.HEADER_SIZE)
+            return _container.parse_unverified_header(prefix).generation
+        except FileNotFoundError:
+            return None
+        except IntegrityError:
+            return 0
+
+    def open(self, session_id: uuid.UUID) -> _container.SessionLog:
+        """A session's container, authenticated.
+
+        :raises SessionNotFound: no file, or its key is gone.
+        """
+        name = self._keys.file_name(session_id) + SUFFIX
+        try:
+            raw = self._ctx.sessions.read(name, max_size=MAX_CONTAINER)
+        except FileNotFoundError:
+            raise no_session(session_id) from None
+        return _container.open_session(raw, self._ctx.vault_id, session_id, self._keys.key_for)
+
+    def document(self, log: _container.SessionLog) -> bytes:
+        """The session document a log holds: its BODY with every appended group applied."""
+        body = _container.decode_payload(log.body)
+        if not log.events:
+            return body  # as saved: the bytes are returned without a parse
+        with stored_shape():
+            doc = orjson.loads(body)
+            for payload in log.events:
+                _events.apply(doc, _ops_of(payload))
+            return orjson.dumps(doc)
+
+    def read_summary(self, fname: str) -> dict[str, Any]:
+        """A session file's summary: its last committed META frame, validated."""
+        # The last committed META frame only: the frames before it are skipped by their lengths.
+        with self._ctx.sessions.reader(fname) as (read_at, size):
+            tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
+        header, meta = tail.header, tail.meta
+        from pydantic import ValidationError
+
+        from ..models import SessionSummary
+
+        try:
+            doc = orjson.loads(_container.decode_payload(meta))
+            # Validated here, where it is read from a session file; the index stores it as is.
+            SessionSummary.model_validate(doc)
+        except (orjson.JSONDecodeError, ValidationError):
+            raise IntegrityError(INTEGRITY) from None
+        if not isinstance(doc, dict):
+            raise IntegrityError(INTEGRITY)
+        # What is committed: a torn append after it (cut off by the next append) is not stored.
+        doc["size_stored"], doc["generation"] = tail.end, header.generation
+        return doc
+
+    # -- writes ------------------------------------------------------------------------
+
+    def save(self, model: Session, *, touch: bool) -> tuple[int, dict[str, int]]:
+        """Sanitize, serialize and write a validated session as a new version.
+
+        :returns: the bytes written (serialized) and the redaction counts.
+        """
+        # The model accepts any JSON in fields it does not know; not all of it can be stored.
+        try:
+            doc: dict[str, Any] = model.model_dump(mode="json")
+        except ValueError:  # pydantic: nested past about 255 levels
+            raise unstorable("session") from None
+        if touch:
+            doc["updated_at"] = timestamp()  # as pydantic writes it
+        clean, counts = self._sanitizer().sanitize_tree(doc)
+        assert isinstance(clean, dict)
+        redactions: Any = merge_counts(doc.get("redactions"), counts)
+        clean["redactions"] = redactions
+        try:
+            body = orjson.dumps(clean)
+            meta = orjson.dumps(_events.summary_of(clean, len(body)))
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate, 255 levels
+            raise unstorable("session") from None
+        if len(body) > MAX_SESSION_BYTES:
+            raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
+        self.write(model.id, meta, body)
+        return len(body), dict(counts)
+
+    def write(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
+        """Write a new version of a session, under its lock."""
+        name = self._keys.file_name(session_id)
+        with self._ctx.session_lock(name, session_id):
+            self.write_locked(name, session_id, meta, body)
+
+    def write_locked(self, name: str, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
+        """Write a new version (META, BODY) under a fresh data key; the caller holds the session's lock."""
+        frames = [
+            (FrameType.META, _container.encode_payload(meta, compress=True)),
+            (FrameType.BODY, _container.encode_payload(body, compress=True)),
+        ]
+        generation = (self.stored_generation(name + SUFFIX) or 0) + 1
+        key = self._keys.session_key(session_id, create=True)
+        assert key is not None  # create=True always returns a key
+        data = _container.seal(
+            kind=Kind.SESSION,
+            vault_id=self._ctx.vault_id,
+            object_id=session_id,
+            generation=generation,
+            kek=key,
+            kek_epoch=0,
+            frames=frames,
+        )
+        sessions = self._ctx.sessions
+        sessions.write_atomic(name + SUFFIX, data)
+        st = os.stat(name + SUFFIX, dir_fd=sessions.fd, follow_symlinks=False)
+        doc = orjson.loads(meta)
+        doc["size_stored"], doc["generation"] = st.st_size, generation
+        self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
+
+    def append(self, sid: uuid.UUID, ops: list[dict[str, Any]], *, touch: bool) -> tuple[int, dict[str, int]]:
+        """Sanitize and append operations (already validated), under the session's lock.
+
+        :returns: the size of what was appended (serialized) and the redaction counts.
+        """
+        clean, counts = self._sanitizer().sanitize_tree(cast(Any, ops))
+        assert isinstance(clean, list)
+        name = self._keys.file_name(sid)
+        with self._ctx.session_lock(name, sid):
+            nbytes = self.append_locked(name, sid, clean, counts=counts, touch=touch)
+        return nbytes, dict(counts)
+
+    def append_locked(self, name: str, sid: uuid.UUID, ops: list[Any], *, counts: dict[str, int], touch: bool) -> int:
+        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
+
+        Returns the size of the operations appended (uncompressed).
+        """
+        fname, sessions = name + SUFFIX, self._ctx.sessions
+        try:
+            with sessions.reader(fname) as (read_at, size):
+                tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
+        except FileNotFoundError:
+            raise no_session(sid) from None
+        stamp: dict[str, Any] = {}
+        with stored_shape():
+            meta = orjson.loads(_container.decode_payload(tail.meta))
+            if counts:
+                stamp["redactions"] = merge_counts(meta.get("redactions"), counts)
+        if touch:
+            stamp["updated_at"] = timestamp()
+        if stamp:
+            ops = [*ops, {"op": "set", "value": stamp}]
+        try:
+            payload = orjson.dumps({"ops": ops})
+        except orjson.JSONEncodeError:
+            raise unstorable("events") from None
+        with stored_shape():
+            new_meta = _events.summary_after(meta, ops, len(payload))
+            meta_json = orjson.dumps(new_meta)
+        if new_meta["size_original"] > MAX_SESSION_BYTES:
+            raise InvalidInput(f"the session would be over {MAX_SESSION_BYTES >> 20} MiB; start a new one")
+        group = _container.session_group(
+            tail.dek,
+            tail.header.raw,
+            tail.frames,
+            _container.encode_payload(payload, compress=True),
+            _container.encode_payload(meta_json, compress=True),
+        )
+        # Written at the end of what is committed: a torn group of a killed writer is cut off.
+        end = sessions.append_at(fname, tail.end, group)
+        st = os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False)
+        new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
+        self._index.put(fname, entry_of(new_meta), stamp_of(st))
+        appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
+        if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
+            self.compact(name, sid)
+        return len(payload)
+
+    def compact(self, name: str, sid: uuid.UUID) -> None:
+        """Rewrite a session as one version (META, BODY) with its appends applied: a new
+        generation under a fresh data key.  The caller holds the session lock."""
+        body = self.document(self.open(sid))
+        with stored_shape():
+            meta = orjson.dumps(_events.summary_of(orjson.loads(body), len(body)))
+        self.write_locked(name, sid, meta, body)
+
+    def edit(self, sid: uuid.UUID, update: Callable[[dict[str, Any]], bool]) -> bool:
+        """Apply *update* to a session's stored (sanitized) document, and append the fields it
+        changed: the content is neither rewritten nor re-encrypted.
+
+        Only metadata changes (:data:`EDITABLE`; new text is sanitized by the caller).
+        ``updated_at`` stays: an edit of metadata is not an update of the content, and must
+        not make a session look young to retention.  Returns whether anything changed; an
+        unchanged session is not written.
+        """
+        name = self._keys.file_name(sid)
+        with self._ctx.session_lock(name, sid):
+            body = self.document(self.open(sid))
+            with stored_shape():
+                doc = orjson.loads(body)
+                before = {k: orjson.dumps(doc.get(k)) for k in EDITABLE}
+                update(doc)
+                fields = {k: doc.get(k) for k in EDITABLE if orjson.dumps(doc.get(k)) != before[k]}
+            if fields:
+                self.append_locked(name, sid, [{"op": "set", "value": fields}], counts={}, touch=False)
+        return bool(fields)
+
+
+def _ops_of(payload: bytes) -> list[dict[str, Any]]:
+    try:
+        return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
+    except (orjson.JSONDecodeError, AttributeError, ValueError):
+        raise IntegrityError(INTEGRITY) from None

@@ -1,0 +1,67 @@
+"""The house (docs/design.md): the vault's components import only downwards, never the facade,
+never another module's private names; each stays small enough to read."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+VAULT = Path(__file__).resolve().parents[2] / "src" / "sessionseal" / "_vault"
+
+#: The components, lowest first: each may import only those before it (docs/design.md).
+ORDER = [
+    "_common",
+    "_results",
+    "_context",
+    "_keys",
+    "_auditing",
+    "_settings",
+    "_indexcache",
+    "_store",
+    "_listing",
+    "_ckpts",
+    "_erasure",
+    "_transfer",
+    "_importer",
+    "_formats",
+    "_opening",
+    "_verify",
+    "_facade",
+]
+
+
+def _tree(name: str) -> ast.Module:
+    return ast.parse((VAULT / f"{name}.py").read_text())
+
+
+def test_every_module_of_the_package_has_its_place() -> None:
+    assert sorted(p.stem for p in VAULT.glob("_*.py") if p.stem != "__init__") == sorted(ORDER)
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_a_component_imports_only_components_below_it(name: str) -> None:
+    below = set(ORDER[: ORDER.index(name)])
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            modules = [node.module] if node.module else [a.name for a in node.names]
+            assert all(m in below for m in modules), (name, modules)
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_no_private_name_is_imported_from_another_module(name: str) -> None:
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1 and node.module:
+            private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+            assert not private, (name, node.module, private)
+
+
+@pytest.mark.parametrize("name", [n for n in ORDER if n != "_facade"])
+def test_a_component_is_small_enough_to_read(name: str) -> None:
+    tree = _tree(name)
+    assert len((VAULT / f"{name}.py").read_text().splitlines()) <= 700
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            assert node.end_lineno - node.lineno + 1 <= 80, (name, node.name)
