@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import socket
 import sys
@@ -186,10 +187,23 @@ def _subject_entry(vault_id: uuid.UUID, seq: int, action: str, subject: Subject)
     return entry
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: what canonical() could never encode
+        raise ValueError(text)
+    return value
+
+
 def _loads(body: bytes) -> Any:
-    """A JSON value, or None when *body* is not JSON (or nested too deep for the parser)."""
+    """A JSON value, or None when *body* is not JSON that a record can hold: not JSON, nested
+    too deep for the parser, or holding NaN or an infinity (which :func:`canonical` refuses,
+    so no record was ever written with one)."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError):
         return None
 

@@ -201,6 +201,22 @@ def test_failures_before_the_key_is_available_are_folded_into_the_chain(tmp_path
     good.close()
 
 
+@pytest.mark.parametrize("value", [b"Infinity", b"NaN", b"-Infinity", b"1e999"])
+def test_a_pending_record_holding_a_number_no_record_can_hold_is_dropped_not_a_crash(
+    vault: Vault, vault_path: Path, value: bytes
+) -> None:
+    # Found by the fuzz suite: Python's json reads these, canonical() refuses to write them, and
+    # the ValueError escaped from the next append.
+    good = b'{"action":"open","outcome":"denied","time":"2026-01-01T00:00:00.000000Z"}'
+    pending = vault_path / "audit" / "pending.log"
+    pending.write_bytes(b'{"action":"open","pid":' + value + b"}\n" + good + b"\n")
+    pending.chmod(0o600)
+    vault.list()
+    records = list(vault.audit_records())
+    assert [r["action"] for r in records if r.get("unkeyed")] == ["open"]
+    assert vault.verify_audit().ok
+
+
 def test_reading_the_config_and_destroying_the_key_are_recorded(vault: Vault) -> None:
     vault.config()
     assert list(vault.audit_records())[-1]["action"] == "config.show"
