@@ -1,4 +1,4 @@
-"""The transcript parser (_transcripts.py): Claude Code and Codex files into session documents.
+"""The transcript parser (_transcripts/): Claude Code and Codex files into session documents.
 
 The fixtures under tests/fixtures/transcripts are hand-written from the public descriptions of
 both formats, with fake secrets planted where real ones leak (pasted env, tool output, a remote

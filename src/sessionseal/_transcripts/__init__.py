@@ -1,0 +1,57 @@
+"""Claude Code and Codex CLI transcripts, parsed into sessionseal session documents.
+
+Both tools keep each session as a JSON-lines file that they append to while the agent runs
+(docs/importing.md says where).  Neither format is documented as stable, so this package is
+written to lose nothing and to fail on nothing:
+
+* every line is one record; a line that is not a JSON object is skipped with a warning that
+  names its number, never its content (a transcript is full of secrets until the vault has
+  sanitized it);
+* records this package does not map are kept verbatim as ``raw_events`` and counted in
+  :attr:`Transcript.unknown`, so what a newer tool writes survives an import;
+* a last line without its newline is still being written: it is neither parsed nor counted
+  in :attr:`Transcript.consumed`, so the next import reads it whole (and the file is not
+  removed, :func:`removable`).
+
+It is pure: bytes in, dicts out (the vault validates, sanitizes and stores them).  Secrets
+are passed through verbatim: redacting here would hide them from the sanitizer's count and
+rules, which are the one place that decides what a secret is.
+
+The package, by concern (each imports only the ones above it; none imports another's private
+names):
+
+* ``_values``: the JSON lines of a file and the value helpers both readers share;
+* ``_document``: the record model, :class:`Transcript` and the document both formats map to;
+* ``_claude``: Claude Code session files and their sub-agents;
+* ``_codex``: Codex rollouts (``.jsonl`` and ``.jsonl.zst``), envelope and legacy formats;
+* ``_files``: finding and reading files (discovery, the read that gives the stamp, format sniffing);
+* ``_removal``: whether an imported original may be removed (:func:`removable`).
+"""
+
+from __future__ import annotations
+
+from ._claude import parse_claude
+from ._codex import parse_codex
+from ._document import CLAUDE as CLAUDE
+from ._document import CODEX as CODEX
+from ._document import Transcript
+from ._files import find_claude, find_codex, identify, read_transcript
+from ._removal import KEPT_CHANGED as KEPT_CHANGED
+from ._removal import KEPT_INCOMPLETE as KEPT_INCOMPLETE
+from ._removal import KEPT_RECENT as KEPT_RECENT
+from ._removal import KEPT_UNSAFE as KEPT_UNSAFE
+from ._removal import KEPT_WRITERS_UNKNOWN as KEPT_WRITERS_UNKNOWN
+from ._removal import KEPT_WRITING as KEPT_WRITING
+from ._removal import QUIET_PERIOD, removable
+
+__all__ = [
+    "QUIET_PERIOD",
+    "Transcript",
+    "find_claude",
+    "find_codex",
+    "identify",
+    "parse_claude",
+    "parse_codex",
+    "read_transcript",
+    "removable",
+]

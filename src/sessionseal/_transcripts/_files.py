@@ -1,0 +1,204 @@
+"""Finding and reading transcript files: the discovery under a tool's directory, reading one
+file (decompressed, up to the size its fstat gave: the stamp an import records), telling the
+two formats apart, and gathering a Claude Code session's sub-agent files.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+from pathlib import Path
+from typing import Final
+
+from .._compress import decompress_head, decompress_stream
+from ..errors import InvalidInput, StorageError
+from ._claude import CLAUDE_KINDS, parse_claude
+from ._codex import CODEX_ENVELOPES, CODEX_LEGACY_ITEMS, parse_codex
+from ._document import Transcript
+from ._values import first_objects
+
+#: How much of an older-layout ``agent-*.jsonl`` is read to learn which session it serves.
+_PEEK: Final = 1 << 20
+
+
+def find_claude(root: Path) -> list[Path]:
+    """Every Claude Code main-session ``*.jsonl`` under *root* (a ``projects`` directory, or
+    ``~/.claude`` itself), sorted.
+
+    Sub-agent files (``agent-*.jsonl``, anything under ``subagents/``) are not listed: they
+    are read with their main session by :func:`read_transcript`.
+    """
+    base = root / "projects" if (root / "projects").is_dir() else root
+    return [
+        p
+        for p in _walk(base)
+        if p.name.endswith(".jsonl")
+        and not p.name.startswith("agent-")
+        and "subagents" not in p.relative_to(base).parts
+    ]
+
+
+def find_codex(root: Path) -> list[Path]:
+    """Every Codex rollout (``*.jsonl`` and ``*.jsonl.zst``) under *root* (a ``sessions``
+    directory, or ``~/.codex`` itself), sorted."""
+    base = root / "sessions" if (root / "sessions").is_dir() else root
+    return [p for p in _walk(base) if p.name.endswith((".jsonl", ".jsonl.zst"))]
+
+
+def _walk(base: Path) -> list[Path]:
+    # os.walk does not follow symlinked directories: a link loop cannot hang a scan.
+    found: list[Path] = []
+    for top, _dirs, files in os.walk(base):
+        found += [p for name in files if (p := Path(top, name)).is_file()]
+    return sorted(found)
+
+
+def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
+    """Read and parse one transcript file, Claude Code or Codex (told apart by name and content).
+
+    A ``.zst`` file is decompressed first.  A Claude Code main session brings its sub-agent
+    files along (``<session>/subagents/agent-*.jsonl``, and older ``agent-*.jsonl`` beside it
+    whose records name this session); their paths are in ``document["source"]["sidechain_paths"]``.
+
+    :raises InvalidInput: missing, larger than *max_bytes* (decompressed), or not a transcript.
+    :raises StorageError: the file system refused the read.
+    """
+    path = Path(path)
+    data, st = _read(path, max_bytes)
+    if _looks_like_codex(path, data):
+        transcript = parse_codex(path, data)
+    else:
+        sidechains, paths, notes = _claude_sidechains(path, data, max_bytes)
+        transcript = parse_claude(path, data, sidechains)
+        transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
+        transcript.warnings += notes
+    transcript.stat = st
+    return transcript
+
+
+def identify(path: Path, *, head: int = 1 << 18) -> tuple[str, str]:
+    """The tool and the tool's session id of a transcript, from its first records only: an
+    import looks here first, and skips a file it already holds unchanged without parsing it.
+
+    The head is parsed by the same parsers, so the id is the one a full read gives (it comes
+    from the first records of both formats).
+
+    :raises InvalidInput: the head holds no complete record.
+    :raises StorageError: the file system refused the read.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if path.name.endswith(".zst"):
+                try:
+                    data = decompress_head(f, head)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{path}: {exc}") from None
+            else:
+                data = f.read(head)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such transcript file") from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    data = data[: data.rfind(b"\n") + 1]  # whole lines only
+    t = parse_codex(path, data) if _looks_like_codex(path, data) else parse_claude(path, data)
+    return t.tool, t.source_id
+
+
+def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file (decompressed, for ``.zst``) and its fstat taken before reading.
+
+    A regular file is read up to the size that fstat gave, not past it: what an agent appends
+    meanwhile is left for the next import, and the stamp describes exactly what was read.
+    """
+    try:
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if path.name.endswith(".zst"):
+                try:
+                    return decompress_stream(f, max_bytes), st
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{path}: {exc}") from None
+            regular = stat.S_ISREG(st.st_mode)
+            data = f.read(min(st.st_size, max_bytes + 1) if regular else max_bytes + 1)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such transcript file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path}: is a directory, not a transcript file") from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise InvalidInput(f"{path}: larger than {max_bytes} bytes; not read")
+    return data, st
+
+
+def _looks_like_codex(path: Path, data: bytes) -> bool:
+    """Codex by its file name, else by the first records that only one of the tools writes."""
+    if path.name.startswith("rollout-") or path.name.endswith(".zst"):
+        return True
+    for obj in first_objects(data, 50):
+        kind = obj.get("type")
+        if kind in CODEX_ENVELOPES or "record_type" in obj or kind in CODEX_LEGACY_ITEMS:
+            return True
+        if kind in CLAUDE_KINDS or "sessionId" in obj:
+            return False
+        if kind is None and "id" in obj and "instructions" in obj:
+            return True  # the bare session meta that opens a legacy rollout
+    return ".codex" in path.parts
+
+
+def _claude_sidechains(path: Path, data: bytes, max_bytes: int) -> tuple[dict[str, bytes], list[Path], list[str]]:
+    """The sub-agent files of a main session, both layouts, keyed by agent id."""
+    found: dict[str, Path] = {}
+    if path.name.startswith("agent-"):
+        return {}, [], []  # a sub-agent file read on its own has no sub-agents
+    newer = path.parent / path.name.removesuffix(".jsonl") / "subagents"
+    if newer.is_dir():
+        found.update((_agent_id(p), p) for p in sorted(newer.glob("agent-*.jsonl")) if p.is_file())
+    # Older layout: agent files sit beside every main session of the project; each record
+    # names its parent session, so only those naming this one are taken.
+    ours = {path.name.removesuffix(".jsonl")}
+    ours.update(s for obj in first_objects(data, 20) if isinstance(s := obj.get("sessionId"), str))
+    for p in sorted(path.parent.glob("agent-*.jsonl")):
+        if _agent_id(p) not in found and p.is_file() and _peek_session(p) in ours:
+            found[_agent_id(p)] = p
+    blobs: dict[str, bytes] = {}
+    notes: list[str] = []
+    for agent, p in found.items():
+        try:
+            blobs[agent] = _read(p, max_bytes)[0]
+        except (InvalidInput, StorageError) as exc:
+            notes.append(f"sidechain {agent} was not read: {exc}")
+    return blobs, [found[a] for a in blobs], notes
+
+
+def _agent_id(path: Path) -> str:
+    return path.name.removeprefix("agent-").removesuffix(".jsonl")
+
+
+def _peek_session(path: Path) -> str | None:
+    """The session an older-layout agent file serves, from its first records."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    # Every main session of a project asks about every agent file beside it: an import of
+    # the project would read each file once per session without the cache.
+    return _session_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _session_of(path: str, _mtime_ns: int, _size: int) -> str | None:
+    head = b""
+    try:
+        with open(path, "rb") as f:
+            # The first line is the sub-agent's prompt: usually small, read until it ends.
+            while b"\n" not in head and len(head) < _PEEK and (chunk := f.read(1 << 16)):
+                head += chunk
+    except OSError:
+        return None
+    for obj in first_objects(head, 20):
+        if isinstance(sid := obj.get("sessionId"), str):
+            return sid
+    return None

@@ -1,0 +1,83 @@
+"""Whether an imported original may be removed: checked on the file as it is now, against the
+stamp recorded when it was read (docs/importing.md lists the reasons a file is kept).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Final
+
+from .._compress import scan_stream
+
+#: How long an original must have been left unmodified before it is removed, in seconds.  A
+#: Claude Code session does not keep its transcript open between records, so on every platform
+#: this is the sign that the agent is done with it rather than between two records: a tool call
+#: may run for up to 10 minutes (Claude Code's Bash tool allows 600 s) before its result is
+#: written.  Codex keeps its rollout open while it runs (the writer check sees that on Linux).
+QUIET_PERIOD: Final = 600
+
+#: Why an imported original is kept (:func:`removable`; docs/importing.md lists them).
+KEPT_CHANGED: Final = "changed"
+KEPT_INCOMPLETE: Final = "incomplete"
+KEPT_RECENT: Final = "recent"
+KEPT_WRITING: Final = "open-for-writing"
+KEPT_WRITERS_UNKNOWN: Final = "writers-unknown"
+KEPT_UNSAFE: Final = "unsafe"
+
+
+def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the order checked
+    path: Path,
+    *,
+    consumed: int,
+    stamp: tuple[int, int] | None,
+    quiet_ns: int,
+    max_bytes: int = 512 << 20,
+) -> tuple[str, str] | os.stat_result:
+    """Whether an imported transcript file may be removed, checked on the file as it is now.
+
+    Its fstat (on a descriptor opened without following a link) must match *stamp*, the
+    ``(size, mtime_ns)`` recorded when it was read (None: not recorded, as for sub-agent
+    files); every byte of it must have been *consumed*, the last one a newline (for ``.zst``:
+    the decompressed stream, which must end with a complete frame); it must not have been
+    modified for *quiet_ns*; and, on Linux, no process may have it open for writing.
+
+    Returns the fstat to hand to the removal (which refuses a file that differs from it), or
+    ``(code, why)``: a stable code (``KEPT_*``) and one line that names no content.
+
+    :raises OSError: it cannot be opened or read (the caller keeps it).
+    """
+    import time
+
+    from .. import _writers
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return KEPT_UNSAFE, "it is not a regular file"
+        if stamp is not None and (st.st_size, st.st_mtime_ns) != tuple(stamp):
+            return KEPT_CHANGED, "it changed since it was imported (the next import takes the rest)"
+        if path.name.endswith(".zst"):
+            with os.fdopen(os.dup(fd), "rb") as f:
+                total, last, whole = scan_stream(f, max_bytes)
+            if not whole or last != ord("\n") or total != consumed:
+                return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
+        else:
+            ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
+            if not ends_a_line:
+                return KEPT_INCOMPLETE, "its last line is incomplete (the agent may still be writing it)"
+            if consumed != st.st_size:  # a sub-agent file (no stamp) that grew or shrank since
+                return KEPT_CHANGED, "it is not the size that was imported (the next import takes the rest)"
+        age_ns = time.time_ns() - st.st_mtime_ns
+        if age_ns < quiet_ns:
+            return KEPT_RECENT, f"modified less than {quiet_ns // 10**9} s ago (see --quiet-period)"
+        writing = _writers.open_for_writing(fd, st)
+        if writing:
+            return KEPT_WRITING, "a process has it open for writing"
+        if writing is None and _writers.SUPPORTED:
+            return KEPT_WRITERS_UNKNOWN, "cannot tell whether a process has it open for writing"
+        return st
+    finally:
+        os.close(fd)
