@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib
 import json
 import os
+import pkgutil
 import re
 import shutil
 import stat
@@ -151,12 +153,13 @@ class Injector:
         # The Dir method on the stack knows the final name (a temp file's target); else the fd's.
         frame = sys._getframe(3)
         while frame is not None:
-            if frame.f_globals.get("__name__") == "sessionseal._fs":
+            module = frame.f_globals.get("__name__", "")
+            if _in_package(module, "sessionseal._fs"):
                 d = frame.f_locals.get("self")
                 name = frame.f_locals.get("name")
                 if isinstance(d, sessionseal._fs.Dir) and isinstance(name, str) and frame.f_code.co_name != "fsync":
                     return self._rel(str(d.path / name))
-            elif frame.f_globals.get("__name__") == "sessionseal._audit" and "name" in frame.f_locals:
+            elif _in_package(module, "sessionseal._audit") and "name" in frame.f_locals:
                 return "audit/" + str(frame.f_locals["name"])
             frame = frame.f_back  # type: ignore[assignment]
         if fd is not None:
@@ -167,6 +170,26 @@ class Injector:
     def _rel(self, path: str) -> str:
         path = path.removeprefix(self.root) if path.startswith(self.root) else path
         return _TMP.sub("<tmp>", _HEX.sub("<s>", path))
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def storage_modules() -> list[types.ModuleType]:
+    """The modules of ``sessionseal._fs`` and ``sessionseal._audit`` (each a module or a
+    package split by concern) that look :mod:`os` up: all see the proxy, so that a split of
+    either moves no OS call out of the injector's reach."""
+    out = []
+    for package in (sessionseal._fs, sessionseal._audit):
+        names = [package.__name__]
+        if hasattr(package, "__path__"):
+            names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+        # "os" by name: the real module, or the proxy while the injector fixture is up.
+        out += [
+            m for m in map(importlib.import_module, names) if getattr(getattr(m, "os", None), "__name__", "") == "os"
+        ]
+    return out
 
 
 def _chain() -> tuple[str, ...]:
@@ -180,7 +203,7 @@ def _chain() -> tuple[str, ...]:
 
 
 class OsProxy(types.ModuleType):
-    """:mod:`os` as ``sessionseal._fs`` and ``sessionseal._audit`` see it."""
+    """:mod:`os` as ``sessionseal._fs`` and ``sessionseal._audit`` (:func:`storage_modules`) see it."""
 
     def __init__(self, injector: Injector) -> None:
         super().__init__("os")
@@ -225,8 +248,8 @@ def injector() -> Iterator[Injector]:
     inj = Injector()
     proxy = OsProxy(inj)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sessionseal._fs, "os", proxy)
-        mp.setattr(sessionseal._audit, "os", proxy)
+        for module in storage_modules():
+            mp.setattr(module, "os", proxy)
         stamp = NOW.isoformat().replace("+00:00", "Z")
         mp.setattr(_vault._common, "now", lambda: NOW)
         mp.setattr(_events, "_now", lambda: stamp)
@@ -797,3 +820,9 @@ def _report(name: str, counts: dict[str, int], tally: Counter[str], elapsed: flo
     if target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
+
+
+def test_the_injector_reaches_the_storage_layer() -> None:
+    # The audit log's rotation renames through the log files' module: its os must be the proxy's.
+    modules = {m.__name__ for m in storage_modules()}
+    assert {"sessionseal._fs", sessionseal._audit.AuditLog.__module__} <= modules, modules
