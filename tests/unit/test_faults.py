@@ -57,6 +57,7 @@ import pytest
 
 import sessionseal._audit
 import sessionseal._fs
+import sessionseal._fscheck
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
 from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
@@ -177,19 +178,18 @@ def _in_package(module: str, package: str) -> bool:
 
 
 def storage_modules() -> list[types.ModuleType]:
-    """The modules of ``sessionseal._fs`` and ``sessionseal._audit`` (each a module or a
-    package split by concern) that look :mod:`os` up: all see the proxy, so that a split of
-    either moves no OS call out of the injector's reach."""
-    out = []
-    for package in (sessionseal._fs, sessionseal._audit):
-        names = [package.__name__]
-        if hasattr(package, "__path__"):
-            names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
-        # "os" by name: the real module, or the proxy while the injector fixture is up.
-        out += [
-            m for m in map(importlib.import_module, names) if getattr(getattr(m, "os", None), "__name__", "") == "os"
-        ]
-    return out
+    """The storage layer's modules that look :mod:`os` up: ``sessionseal._fs`` and the modules
+    it is split into (``_fs*``), and those of the audit log's package (``_audit``).  All see the
+    proxy, so that a split of either moves no OS call out of the injector's reach."""
+    names = []
+    for info in pkgutil.iter_modules(sessionseal.__path__):
+        if info.name.startswith(("_fs", "_audit")):
+            names.append(f"sessionseal.{info.name}")
+            if info.ispkg:
+                package = importlib.import_module(names[-1])
+                names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    # "os" by name: the real module, or the proxy while the injector fixture is up.
+    return [m for m in map(importlib.import_module, names) if getattr(getattr(m, "os", None), "__name__", "") == "os"]
 
 
 def _chain() -> tuple[str, ...]:
@@ -675,7 +675,7 @@ def check_message(exc: SessionSealError, code: int, vault: Path, call: Call, *, 
 def test_error_messages(code: int, opened: bool) -> None:
     """Every errno: one line naming the file, saying what to do; UnsafePermissions only for a
     permission refused on a path (not on a descriptor the vault opened and checked)."""
-    exc = sessionseal._fs._storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
+    exc = sessionseal._fscheck._storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
     msg = str(exc)
     assert "\n" not in msg and "/v/x.sst" in msg and re.search(r"\b(retry|check)\b", msg), msg
     refused = code in (errno.EACCES, errno.EPERM) and not opened
@@ -823,6 +823,8 @@ def _report(name: str, counts: dict[str, int], tally: Counter[str], elapsed: flo
 
 
 def test_the_injector_reaches_the_storage_layer() -> None:
-    # The audit log's rotation renames through the log files' module: its os must be the proxy's.
+    # Dir's calls, the lock holder's pid, files written by path, and the audit log's rotation
+    # (through the log files' module): each module's os must be the proxy's.
     modules = {m.__name__ for m in storage_modules()}
-    assert {"sessionseal._fs", sessionseal._audit.AuditLog.__module__} <= modules, modules
+    wanted = {"sessionseal._fs", "sessionseal._fslock", "sessionseal._fswrite", sessionseal._audit.AuditLog.__module__}
+    assert wanted <= modules, modules

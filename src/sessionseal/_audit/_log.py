@@ -13,7 +13,8 @@ from typing import Any
 
 from .. import _container, _crypto
 from .._container import FrameType, Kind
-from .._fs import Dir, _storage_error, lock
+from .._fs import Dir, lock
+from .._fscheck import _storage_error
 from ..errors import IntegrityError
 from ._records import (
     _ANCHOR_ID,
