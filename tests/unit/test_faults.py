@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib
 import json
 import os
+import pkgutil
 import re
 import shutil
 import stat
@@ -55,6 +57,7 @@ import pytest
 
 import sessionseal._audit
 import sessionseal._fs
+import sessionseal._fscheck
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
 from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
@@ -151,12 +154,13 @@ class Injector:
         # The Dir method on the stack knows the final name (a temp file's target); else the fd's.
         frame = sys._getframe(3)
         while frame is not None:
-            if frame.f_globals.get("__name__") == "sessionseal._fs":
+            module = frame.f_globals.get("__name__", "")
+            if _in_package(module, "sessionseal._fs"):
                 d = frame.f_locals.get("self")
                 name = frame.f_locals.get("name")
                 if isinstance(d, sessionseal._fs.Dir) and isinstance(name, str) and frame.f_code.co_name != "fsync":
                     return self._rel(str(d.path / name))
-            elif frame.f_globals.get("__name__") == "sessionseal._audit" and "name" in frame.f_locals:
+            elif _in_package(module, "sessionseal._audit") and "name" in frame.f_locals:
                 return "audit/" + str(frame.f_locals["name"])
             frame = frame.f_back  # type: ignore[assignment]
         if fd is not None:
@@ -167,6 +171,25 @@ class Injector:
     def _rel(self, path: str) -> str:
         path = path.removeprefix(self.root) if path.startswith(self.root) else path
         return _TMP.sub("<tmp>", _HEX.sub("<s>", path))
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def storage_modules() -> list[types.ModuleType]:
+    """The storage layer's modules that look :mod:`os` up: ``sessionseal._fs`` and the modules
+    it is split into (``_fs*``), and those of the audit log's package (``_audit``).  All see the
+    proxy, so that a split of either moves no OS call out of the injector's reach."""
+    names = []
+    for info in pkgutil.iter_modules(sessionseal.__path__):
+        if info.name.startswith(("_fs", "_audit")):
+            names.append(f"sessionseal.{info.name}")
+            if info.ispkg:
+                package = importlib.import_module(names[-1])
+                names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    # "os" by name: the real module, or the proxy while the injector fixture is up.
+    return [m for m in map(importlib.import_module, names) if getattr(getattr(m, "os", None), "__name__", "") == "os"]
 
 
 def _chain() -> tuple[str, ...]:
@@ -180,7 +203,7 @@ def _chain() -> tuple[str, ...]:
 
 
 class OsProxy(types.ModuleType):
-    """:mod:`os` as ``sessionseal._fs`` and ``sessionseal._audit`` see it."""
+    """:mod:`os` as ``sessionseal._fs`` and ``sessionseal._audit`` (:func:`storage_modules`) see it."""
 
     def __init__(self, injector: Injector) -> None:
         super().__init__("os")
@@ -225,8 +248,8 @@ def injector() -> Iterator[Injector]:
     inj = Injector()
     proxy = OsProxy(inj)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sessionseal._fs, "os", proxy)
-        mp.setattr(sessionseal._audit, "os", proxy)
+        for module in storage_modules():
+            mp.setattr(module, "os", proxy)
         stamp = NOW.isoformat().replace("+00:00", "Z")
         mp.setattr(_vault._common, "now", lambda: NOW)
         mp.setattr(_events, "_now", lambda: stamp)
@@ -652,7 +675,7 @@ def check_message(exc: SessionSealError, code: int, vault: Path, call: Call, *, 
 def test_error_messages(code: int, opened: bool) -> None:
     """Every errno: one line naming the file, saying what to do; UnsafePermissions only for a
     permission refused on a path (not on a descriptor the vault opened and checked)."""
-    exc = sessionseal._fs._storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
+    exc = sessionseal._fscheck._storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
     msg = str(exc)
     assert "\n" not in msg and "/v/x.sst" in msg and re.search(r"\b(retry|check)\b", msg), msg
     refused = code in (errno.EACCES, errno.EPERM) and not opened
@@ -797,3 +820,11 @@ def _report(name: str, counts: dict[str, int], tally: Counter[str], elapsed: flo
     if target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
+
+
+def test_the_injector_reaches_the_storage_layer() -> None:
+    # Dir's calls, the lock holder's pid, files written by path, and the audit log's rotation
+    # (through the log files' module): each module's os must be the proxy's.
+    modules = {m.__name__ for m in storage_modules()}
+    wanted = {"sessionseal._fs", "sessionseal._fslock", "sessionseal._fswrite", sessionseal._audit.AuditLog.__module__}
+    assert wanted <= modules, modules

@@ -65,3 +65,27 @@ def test_a_component_is_small_enough_to_read(name: str) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             assert node.end_lineno is not None
             assert node.end_lineno - node.lineno + 1 <= 80, (name, node.name)
+
+
+def test_every_module_and_function_of_the_package_is_small_enough_to_read() -> None:
+    # Issue 19: no module of src/sessionseal over about 700 lines, no function over about 80.
+    # What is left over is listed here by name, so that nothing else can grow past the limits
+    # unnoticed; take an entry out once its module is split.
+    too_long_allowed = {
+        "_transcripts.py",  # the transcript importers: being split by concern (issue 19)
+        "_vault/_facade.py",  # the facade: its methods move into components (issue 19)
+    }
+    src = VAULT.parent
+    long_modules, long_functions = [], []
+    for path in sorted(src.rglob("*.py")):
+        name = path.relative_to(src).as_posix()
+        text = path.read_text()
+        if len(text.splitlines()) > 700 and name not in too_long_allowed:
+            long_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                if node.end_lineno - node.lineno + 1 > 80:
+                    long_functions.append(f"{name}:{node.lineno} {node.name}")
+    assert long_modules == [], long_modules
+    assert long_functions == [], long_functions

@@ -72,10 +72,11 @@ def test_newer_formats_are_refused_with_a_clear_message(vault: Vault, vault_path
 
 def test_audit_records_of_a_newer_format_are_refused(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionseal import _audit
+    from sessionseal._audit import _log
 
     vault.save({"title": "t", "messages": []})
     with monkeypatch.context() as m:
-        m.setattr(_audit, "FORMAT", _audit.FORMAT + 1)
+        m.setattr(_log, "FORMAT", _audit.FORMAT + 1)  # where the writer looks it up
         vault.save({"title": "u", "messages": []})  # a newer writer's record, properly MACed
     with pytest.raises(errors.UnsupportedVersion, match=f"audit log has records of format {_audit.FORMAT + 1}"):
         vault.verify_audit()

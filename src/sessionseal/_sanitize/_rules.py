@@ -166,60 +166,24 @@ def _str_tuple(raw: Any, what: str, rule_id: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def rule_from_mapping(  # noqa: PLR0912, PLR0915
-    raw: Mapping[str, Any], *, builtin: bool = False, validated: bool = False
-) -> Rule:
+def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False, validated: bool = False) -> Rule:
     """Build and validate one rule from its TOML table (or a user's config mapping).
 
     *validated* is for a mapping this module built and checked before (the cached
     catalogue, with its secret groups spelled out): its regex is then compiled only when
     first used.
     """
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        raise RuleError(f"rule id {rule_id!r} must match {_ID.pattern}")
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise RuleError(f"rule {rule_id!r}: unknown keys {sorted(unknown)}")
-    regex = raw.get("regex")
-    if not isinstance(regex, str) or not regex:
-        raise RuleError(f"rule {rule_id!r}: regex is required")
-    pattern: re.Pattern[str] | None = None
-    if not validated:
-        try:
-            pattern = re.compile(regex)
-        except re.error as exc:
-            raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
+    # The checks run in this order (the first problem found is the one reported).
+    rule_id = _rule_id(raw)
+    regex, pattern = _regex(raw, rule_id, validated=validated)
     keywords = tuple(k.lower() for k in _str_tuple(raw.get("keywords"), "keywords", rule_id))
     if any(not k for k in keywords):
         raise RuleError(f"rule {rule_id!r}: empty keyword")
-    group_raw = raw.get("secret_group")
-    groups: tuple[int | str, ...]
-    if group_raw is None:
-        if pattern is None:
-            raise RuleError(f"rule {rule_id!r}: secret_group is required")
-        groups = ("secret",) if "secret" in pattern.groupindex else (0,)
-    elif isinstance(group_raw, int | str):
-        groups = (group_raw,)
-    elif isinstance(group_raw, list) and all(isinstance(g, int | str) for g in group_raw):
-        groups = tuple(group_raw)
-    else:
-        raise RuleError(f"rule {rule_id!r}: secret_group must be an int, a name or a list of them")
-    if pattern is not None:
-        for g in groups:
-            if (isinstance(g, str) and g not in pattern.groupindex) or (isinstance(g, int) and g > pattern.groups):
-                raise RuleError(f"rule {rule_id!r}: no group {g!r} in regex")
+    groups = _secret_groups(raw, rule_id, pattern)
     check = raw.get("check")
     if check is not None and check not in CHECKS:
         raise RuleError(f"rule {rule_id!r}: unknown check {check!r}")
-    mode = raw.get("mode", "anchor" if keywords else "full")
-    if mode not in ("anchor", "window", "blob", "full"):
-        raise RuleError(f"rule {rule_id!r}: mode must be anchor, window, blob or full")
-    if mode != "full" and not keywords:
-        raise RuleError(f"rule {rule_id!r}: mode {mode!r} needs keywords")
-    window = raw.get("window", [64, 512])
-    if not (isinstance(window, list) and len(window) == 2 and all(isinstance(w, int) and w >= 0 for w in window)):
-        raise RuleError(f"rule {rule_id!r}: window must be [before, after]")
+    mode, window = _mode_and_window(raw, rule_id, keywords)
     entropy = raw.get("entropy")
     if entropy is not None and not isinstance(entropy, int | float):
         raise RuleError(f"rule {rule_id!r}: entropy must be a number")
@@ -227,22 +191,9 @@ def rule_from_mapping(  # noqa: PLR0912, PLR0915
     min_length = raw.get("min_length", 1)
     if not isinstance(priority, int) or not isinstance(min_length, int):
         raise RuleError(f"rule {rule_id!r}: priority and min_length must be integers")
-    hs_regex = raw.get("hs_regex")
-    hs_prefilter = raw.get("hs_prefilter")
-    for name, val in (("hs_regex", hs_regex), ("hs_prefilter", hs_prefilter)):
-        if val is not None and not (isinstance(val, str) and val.isascii()):
-            raise RuleError(f"rule {rule_id!r}: {name} must be an ASCII string")
-    if hs_prefilter is not None and mode != "anchor":
-        raise RuleError(f"rule {rule_id!r}: hs_prefilter needs mode anchor")
-    hs_som = raw.get("hs_som", True)
-    if not isinstance(hs_som, bool):
-        raise RuleError(f"rule {rule_id!r}: hs_som must be true or false")
-    allow_uuid = raw.get("allow_uuid", False)
-    if not isinstance(allow_uuid, bool):
-        raise RuleError(f"rule {rule_id!r}: allow_uuid must be true or false")
-    fingerprint = raw.get("fingerprint", False)
-    if not isinstance(fingerprint, bool):
-        raise RuleError(f"rule {rule_id!r}: fingerprint must be true or false")
+    hs_regex, hs_prefilter, hs_som = _hyperscan_fields(raw, rule_id, mode)
+    allow_uuid = _flag(raw, "allow_uuid", rule_id)
+    fingerprint = _flag(raw, "fingerprint", rule_id)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise RuleError(f"rule {rule_id!r}: description must be a string")
@@ -270,6 +221,81 @@ def rule_from_mapping(  # noqa: PLR0912, PLR0915
         counterexamples=_str_tuple(raw.get("counterexamples"), "counterexamples", rule_id),
         builtin=builtin,
     )
+
+
+def _rule_id(raw: Mapping[str, Any]) -> str:
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise RuleError(f"rule id {rule_id!r} must match {_ID.pattern}")
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise RuleError(f"rule {rule_id!r}: unknown keys {sorted(unknown)}")
+    return rule_id
+
+
+def _regex(raw: Mapping[str, Any], rule_id: str, *, validated: bool) -> tuple[str, re.Pattern[str] | None]:
+    """The rule's regex, and its compiled pattern (None when *validated*: compiled on first use)."""
+    regex = raw.get("regex")
+    if not isinstance(regex, str) or not regex:
+        raise RuleError(f"rule {rule_id!r}: regex is required")
+    pattern: re.Pattern[str] | None = None
+    if not validated:
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
+    return regex, pattern
+
+
+def _secret_groups(raw: Mapping[str, Any], rule_id: str, pattern: re.Pattern[str] | None) -> tuple[int | str, ...]:
+    group_raw = raw.get("secret_group")
+    groups: tuple[int | str, ...]
+    if group_raw is None:
+        if pattern is None:
+            raise RuleError(f"rule {rule_id!r}: secret_group is required")
+        groups = ("secret",) if "secret" in pattern.groupindex else (0,)
+    elif isinstance(group_raw, int | str):
+        groups = (group_raw,)
+    elif isinstance(group_raw, list) and all(isinstance(g, int | str) for g in group_raw):
+        groups = tuple(group_raw)
+    else:
+        raise RuleError(f"rule {rule_id!r}: secret_group must be an int, a name or a list of them")
+    if pattern is not None:
+        for g in groups:
+            if (isinstance(g, str) and g not in pattern.groupindex) or (isinstance(g, int) and g > pattern.groups):
+                raise RuleError(f"rule {rule_id!r}: no group {g!r} in regex")
+    return groups
+
+
+def _mode_and_window(raw: Mapping[str, Any], rule_id: str, keywords: tuple[str, ...]) -> tuple[Any, Any]:
+    mode = raw.get("mode", "anchor" if keywords else "full")
+    if mode not in ("anchor", "window", "blob", "full"):
+        raise RuleError(f"rule {rule_id!r}: mode must be anchor, window, blob or full")
+    if mode != "full" and not keywords:
+        raise RuleError(f"rule {rule_id!r}: mode {mode!r} needs keywords")
+    window = raw.get("window", [64, 512])
+    if not (isinstance(window, list) and len(window) == 2 and all(isinstance(w, int) and w >= 0 for w in window)):
+        raise RuleError(f"rule {rule_id!r}: window must be [before, after]")
+    return mode, window
+
+
+def _hyperscan_fields(raw: Mapping[str, Any], rule_id: str, mode: str) -> tuple[Any, Any, bool]:
+    """``hs_regex``, ``hs_prefilter`` and ``hs_som``: how the rule is given to Hyperscan."""
+    hs_regex = raw.get("hs_regex")
+    hs_prefilter = raw.get("hs_prefilter")
+    for name, val in (("hs_regex", hs_regex), ("hs_prefilter", hs_prefilter)):
+        if val is not None and not (isinstance(val, str) and val.isascii()):
+            raise RuleError(f"rule {rule_id!r}: {name} must be an ASCII string")
+    if hs_prefilter is not None and mode != "anchor":
+        raise RuleError(f"rule {rule_id!r}: hs_prefilter needs mode anchor")
+    return hs_regex, hs_prefilter, _flag(raw, "hs_som", rule_id, default=True)
+
+
+def _flag(raw: Mapping[str, Any], name: str, rule_id: str, *, default: bool = False) -> bool:
+    value = raw.get(name, default)
+    if not isinstance(value, bool):
+        raise RuleError(f"rule {rule_id!r}: {name} must be true or false")
+    return value
 
 
 def _parse_toml(text: str) -> dict[str, Any]:

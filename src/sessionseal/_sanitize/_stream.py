@@ -291,7 +291,7 @@ def _write_parts(out: BinaryIO, parts: list[_Part]) -> None:
             _copy_out(part, out)
 
 
-def _parallel(sanitizer: Sanitizer, data: bytes, n: int, out: BinaryIO) -> dict[str, int]:  # noqa: PLR0915
+def _parallel(sanitizer: Sanitizer, data: bytes, n: int, out: BinaryIO) -> dict[str, int]:
     """The regions of :func:`_schedule` shared among the parent and ``n - 1`` forked workers.
 
     The region numbers wait in a pipe that all of them read, four bytes each, so each
@@ -299,9 +299,6 @@ def _parallel(sanitizer: Sanitizer, data: bytes, n: int, out: BinaryIO) -> dict[
     into a scratch file of its own (never blocking on the parent) and tells the parent
     where; the parent writes the output region by region, in order, as soon as it can.
     """
-    import pickle
-    import select
-
     cuts = _schedule(data, n)
     queue_r, queue_w = os.pipe()
     try:
@@ -309,17 +306,65 @@ def _parallel(sanitizer: Sanitizer, data: bytes, n: int, out: BinaryIO) -> dict[
     finally:
         os.close(queue_w)
     out.flush()  # a child must not inherit (and never writes) buffered output
-    children: dict[int, tuple[int, int]] = {}  # result pipe -> (pid, scratch file)
-    scratch: list[int] = []
-    pending: dict[int, Run] = {}
-    run = Run(sanitizer.priority, first=True)
-    written = 0
+    parent = _Parent(sanitizer, data, cuts, out)
+    try:
+        parent.fork_workers(n - 1, queue_r)
+        parent.work(queue_r)
+    finally:
+        os.close(queue_r)
+        parent.stop()
+    return parent.run.counts
 
-    def emit(parts: list[_Part]) -> None:
-        _write_parts(out, parts)
 
-    def collect(block: bool) -> None:
-        ready = list(children)
+class _Parent:
+    """The parent's side of :func:`_parallel`: its workers, and the runs not yet written."""
+
+    def __init__(self, sanitizer: Sanitizer, data: bytes, cuts: list[int], out: BinaryIO) -> None:
+        self.sanitizer, self.data, self.cuts, self.out = sanitizer, data, cuts, out
+        self.children: dict[int, tuple[int, int]] = {}  # result pipe -> (pid, scratch file)
+        self.scratch: list[int] = []
+        self.pending: dict[int, Run] = {}
+        self.run = Run(sanitizer.priority, first=True)
+        self.written = 0
+
+    def fork_workers(self, count: int, queue_r: int) -> None:
+        for _ in range(count):
+            file = _scratch_file()
+            self.scratch.append(file)
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 1
+                try:
+                    os.close(r)
+                    _worker(self.sanitizer, self.data, self.cuts, queue=queue_r, results=w, file=file)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w)
+            os.set_blocking(r, False)
+            self.children[r] = (pid, file)
+
+    def work(self, queue_r: int) -> None:
+        """Take regions from the queue until none is left, then wait for the workers' last ones."""
+        cuts, sanitizer, data = self.cuts, self.sanitizer, self.data
+        while (index := _take(queue_r)) is not None:
+            self.pending[index] = _region_run(sanitizer, data, cuts[index], cuts[index + 1], MARGIN)
+            self.collect(block=False)
+            self.flush()
+        while self.written < len(cuts) - 1:
+            if not self.children:
+                raise RuntimeError("a sanitizer worker failed")
+            self.collect(block=True)
+            self.flush()
+        _write_parts(self.out, self.run.close())
+
+    def collect(self, block: bool) -> None:
+        """Read the workers' notes of regions done (waiting for one if *block*)."""
+        import pickle
+        import select
+
+        ready = list(self.children)
         if block:
             ready, _, _ = select.select(ready, [], [])
         for fd in ready:
@@ -328,64 +373,35 @@ def _parallel(sanitizer: Sanitizer, data: bytes, n: int, out: BinaryIO) -> dict[
             except BlockingIOError:
                 continue
             if not raw:
-                pid, _ = children.pop(fd)
+                pid, _ = self.children.pop(fd)
                 os.close(fd)
                 _, status = os.waitpid(pid, 0)
                 if status != 0:
                     raise RuntimeError("a sanitizer worker failed")
                 continue
             for index, file, offset, n_header, n_body in _RECORD.iter_unpack(raw):
-                part = Run(sanitizer.priority)
+                part = Run(self.sanitizer.priority)
                 header = os.pread(file, n_header, offset)
                 part.lead, part.trail, part.counts, part.length = pickle.loads(header)  # noqa: S301 - our own
                 part.body = [(file, offset + n_header, n_body)]
-                pending[index] = part
+                self.pending[index] = part
 
-    def flush() -> None:
-        nonlocal written
-        while written in pending:
-            run.add(pending.pop(written))
-            emit(run.take_body())
-            written += 1
+    def flush(self) -> None:
+        """Write the regions done, in order, up to the first one not done yet."""
+        while self.written in self.pending:
+            self.run.add(self.pending.pop(self.written))
+            _write_parts(self.out, self.run.take_body())
+            self.written += 1
 
-    try:
-        for _ in range(n - 1):
-            file = _scratch_file()
-            scratch.append(file)
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child
-                code = 1
-                try:
-                    os.close(r)
-                    _worker(sanitizer, data, cuts, queue=queue_r, results=w, file=file)
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(w)
-            os.set_blocking(r, False)
-            children[r] = (pid, file)
-        while (index := _take(queue_r)) is not None:
-            pending[index] = _region_run(sanitizer, data, cuts[index], cuts[index + 1], MARGIN)
-            collect(block=False)
-            flush()
-        while written < len(cuts) - 1:
-            if not children:
-                raise RuntimeError("a sanitizer worker failed")
-            collect(block=True)
-            flush()
-        emit(run.close())
-    finally:
-        os.close(queue_r)
-        for fd, (pid, _) in children.items():  # only after a failure: stop the workers still running
+    def stop(self) -> None:
+        for fd, (pid, _) in self.children.items():  # only after a failure: stop the workers still running
             os.close(fd)
             try:
                 os.kill(pid, signal.SIGKILL)
             finally:
                 os.waitpid(pid, 0)
-        for file in scratch:
+        for file in self.scratch:
             os.close(file)
-    return run.counts
 
 
 _INDEX: Final = struct.Struct("<I")

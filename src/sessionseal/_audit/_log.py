@@ -1,0 +1,428 @@
+"""The audit log's files: appending under the lock, rotation and retention, pending records,
+the anchor, and reading them back (docs/spec/audit-log.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import _container, _crypto
+from .._container import FrameType, Kind
+from .._fs import Dir, lock
+from .._fscheck import _storage_error
+from ..errors import IntegrityError
+from ._records import (
+    _ANCHOR_ID,
+    _LABEL_ANCHOR,
+    _LABEL_MAC,
+    _MAX_LINE,
+    _MAX_PENDING,
+    _MEASURES,
+    ANCHOR,
+    AUDIT_DIR,
+    CURRENT,
+    DEFAULT_MAX_FILE_BYTES,
+    FORMAT,
+    NOT_AN_ID,
+    NOT_IN_VAULT,
+    PENDING,
+    WITHHELD,
+    Problem,
+    Record,
+    VerifyReport,
+    _Anchor,
+    _lines,
+    _loads,
+    _mac,
+    _now,
+    _rotated_seq,
+    _seq,
+    _split_line,
+    _subject_entry,
+    actor,
+    canonical,
+    record_line,
+)
+from ._verify import ChainCheck
+
+
+class AuditLog:
+    """The audit log of one vault.
+
+    :param root: the vault directory; ``audit/`` is created on first write.
+    :param locks: the vault's lock directory.
+    :param vault_id: binds the anchor to this vault.
+    """
+
+    def __init__(self, root: Dir, locks: Dir, vault_id: uuid.UUID, *, lock_timeout: float = 10.0) -> None:
+        self._root = root
+        self._locks = locks
+        self._vault_id = vault_id
+        self._lock_timeout = lock_timeout
+        self._dir: Dir | None = None
+        self.max_file_bytes = DEFAULT_MAX_FILE_BYTES
+        self.keep_files = 0  # 0: keep every rotated file
+        self.syslog = False
+
+    @property
+    def path(self) -> Path:
+        """The current log file."""
+        return self._root.path / AUDIT_DIR / CURRENT
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.close()
+            self._dir = None
+
+    def _audit_dir(self) -> Dir:
+        if self._dir is None:
+            self._dir = self._root.sub(AUDIT_DIR, create=True)
+        return self._dir
+
+    @staticmethod
+    def keys(vault_secret: bytes) -> tuple[bytes, bytes]:
+        """The MAC key and the anchor key, derived from the vault secret."""
+        return _crypto.derive_key(vault_secret, _LABEL_MAC), _crypto.derive_key(vault_secret, _LABEL_ANCHOR)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, vault_secret: bytes, fields: Mapping[str, Any]) -> int:
+        """Append one record (``seq``, ``prev``, ``time`` and ``v`` are filled in); return its seq."""
+        return self.append_many(vault_secret, [fields])
+
+    def append_many(self, vault_secret: bytes, many: Sequence[Mapping[str, Any]]) -> int:
+        """Append several records with one lock, one fsync and one anchor update (a cleanup
+        batch's erasures); return the last seq."""
+        mac_key, anchor_key = self.keys(vault_secret)
+        d = self._audit_dir()
+        with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
+            anchor = self._read_anchor(d, anchor_key)
+            tail = _read_tail(d)
+            seq, prev = self._tail(mac_key, anchor, tail)
+            seq, prev = self._seal_torn_tail(d, mac_key, seq, prev, tail)
+            pending = [{**p, "unkeyed": True} for p in self._take_pending(d)]
+            rotated = self._rotate_if_needed(d, seq)
+            out = bytearray()
+            lines = []
+            for rec in [*pending, *many]:
+                seq += 1
+                body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
+                subjects = body.pop("subjects", None)
+                if subjects:
+                    # Sealed here, where the seq is known: each box is bound to its place.
+                    body["subjects"] = [_subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects]
+                body.setdefault("time", _now())
+                line, prev = record_line(mac_key, body)
+                out += line
+                lines.append(line)
+            self._append(d, CURRENT, bytes(out))
+            anchor.seq, anchor.mac = seq, prev
+            self._write_anchor(d, anchor_key, anchor)
+            if pending:
+                d.unlink(PENDING)
+        # Forwarded once written; folded pending records were forwarded when they happened.
+        for line in lines[len(pending) :]:
+            self._forward(line)
+        if rotated and self.keep_files > 0:
+            self.apply_retention(vault_secret)  # the audit log's own retention, never session cleanup's
+        return seq
+
+    def append_unkeyed(self, fields: Mapping[str, Any]) -> None:
+        """Record a failure that happened before the vault key was available (no MAC yet)."""
+        d = self._audit_dir()
+        line = canonical({**fields, "time": _now()}) + b"\n"
+        with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
+            try:
+                size = os.stat(PENDING, dir_fd=d.fd, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                size = 0
+            if size > _MAX_PENDING:
+                return  # bounded: a flood of failed attempts must not fill the disk
+            self._append(d, PENDING, line)
+        self._forward(line)
+
+    @staticmethod
+    def _append(d: Dir, name: str, data: bytes) -> None:
+        if not d.exists(name):
+            d.write_atomic(name, b"")
+        d.append(name, data)
+
+    def _forward(self, line: bytes) -> None:
+        if not self.syslog:
+            return
+        with contextlib.suppress(Exception):
+            import syslog
+
+            syslog.openlog("sessionseal", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+            syslog.syslog(syslog.LOG_INFO, line.decode("ascii", "replace").rstrip("\n"))
+
+    def _read_anchor(self, d: Dir, key: bytes) -> _Anchor:
+        try:
+            raw = d.read(ANCHOR, max_size=4096)
+        except FileNotFoundError:
+            if d.exists(CURRENT) and self._has_records(d):
+                # A log without its anchor was tampered with: keep writing, verify will say so.
+                return _Anchor(seq=-1)
+            return _Anchor()
+        header = _container.parse_unverified_header(raw)
+        if header.kind != Kind.AUDIT_ANCHOR or header.vault_id != self._vault_id or header.object_id != _ANCHOR_ID:
+            raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
+        _, frames = _container.open_frames(raw, header, key)
+        if [f.type for f in frames] != [FrameType.BODY]:  # the kind's frame sequence (container-v1.md, step 8)
+            raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
+        try:
+            doc = _loads(_container.decode_payload(frames[0].data))
+            return _Anchor(
+                seq=int(doc["seq"]),
+                mac=str(doc["mac"]),
+                base_seq=int(doc["base_seq"]),
+                base_mac=str(doc["base_mac"]),
+                generation=header.generation,
+            )
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError):
+            raise IntegrityError("the audit log's anchor does not parse; run 'sessionseal audit verify'") from None
+
+    def _write_anchor(self, d: Dir, key: bytes, anchor: _Anchor) -> None:
+        body = json.dumps(
+            {"seq": anchor.seq, "mac": anchor.mac, "base_seq": anchor.base_seq, "base_mac": anchor.base_mac}
+        ).encode()
+        anchor.generation += 1
+        data = _container.seal(
+            kind=Kind.AUDIT_ANCHOR,
+            vault_id=self._vault_id,
+            object_id=_ANCHOR_ID,
+            generation=anchor.generation,
+            kek=key,
+            kek_epoch=0,
+            frames=[(FrameType.BODY, _container.encode_payload(body, compress=False))],
+        )
+        d.write_atomic(ANCHOR, data)
+
+    def _has_records(self, d: Dir) -> bool:
+        return any(n == CURRENT or _rotated_seq(n) is not None for n in d.names())
+
+    def _tail(self, key: bytes, anchor: _Anchor, tail: tuple[bytes, int]) -> tuple[int, str]:
+        """Where the next record continues the chain: the anchor, or a newer record of ours."""
+        seq, prev = max(anchor.seq, 0), anchor.mac if anchor.seq > 0 else anchor.base_mac
+        chunk = tail[0]
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return seq, prev
+        split = _split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
+        if split is not None and _crypto.constant_time_equal(_mac(key, split[0]).encode(), split[1].encode()):
+            last = _seq(split[0])
+            if last is not None and last > seq:
+                # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
+                return last, split[1]
+        return seq, prev
+
+    def _seal_torn_tail(self, d: Dir, key: bytes, seq: int, prev: str, tail: tuple[bytes, int]) -> tuple[int, str]:
+        """If the last line is incomplete, end it and append a record that names it."""
+        chunk, size = tail
+        if size == 0 or chunk.endswith(b"\n"):
+            return seq, prev
+        start = size - len(chunk)
+        nl = chunk.rfind(b"\n")
+        offset = start + nl + 1 if nl >= 0 else start
+        fields = {
+            "action": "audit.torn-tail",
+            "outcome": "ok",
+            "detail": {"file": CURRENT, "offset": offset, "length": size - offset},
+            **actor(),
+        }
+        body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": _now()}
+        line, mac = record_line(key, body)
+        d.append(CURRENT, b"\n" + line)
+        return seq + 1, mac
+
+    def _take_pending(self, d: Dir) -> list[Record]:
+        try:
+            raw = d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE)
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in raw.splitlines():
+            rec = _loads(line)
+            if isinstance(rec, dict):
+                rec = {k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed", *_MEASURES)}
+                if "session" in rec and rec["session"] not in (NOT_AN_ID, NOT_IN_VAULT, WITHHELD):
+                    rec["session"] = WITHHELD  # written by an older sessionseal: an id in the clear
+                out.append(rec)
+        if not out:
+            d.unlink(PENDING)
+        return out
+
+    def _rotate_if_needed(self, d: Dir, last_seq: int) -> bool:
+        try:
+            head, size = d.read_prefix(CURRENT, _MAX_LINE)
+        except FileNotFoundError:
+            return False
+        split = _split_line(head.split(b"\n", 1)[0])
+        rec = _loads(split[0]) if split is not None else None
+        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT
+        # Records of an older format (ids in the clear) are kept whole, in a file of their
+        # own: the audit log's retention can then remove them with the anchor's base moved on.
+        if size < self.max_file_bytes and not older:
+            return False
+        # Named by the first record's seq, so names sort in chain order; a damaged first line
+        # falls back to the last seq, which still sorts after every earlier file.
+        first = _seq(split[0]) if split is not None else None
+        name = f"audit-{last_seq if first is None or first < 0 else first:012d}.log"
+        if d.exists(name):
+            return False  # never replace a rotated file: keep appending to the current one
+        try:
+            os.rename(CURRENT, name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
+        except OSError as exc:
+            raise _storage_error(exc, "rotate the audit log", str(d.path / CURRENT)) from exc
+        d.fsync()
+        return True
+
+    def apply_retention(self, vault_secret: bytes) -> list[str]:
+        """Remove the oldest rotated files beyond ``keep_files``; the anchor keeps the chain's new base."""
+        if self.keep_files <= 0:
+            return []
+        _, anchor_key = self.keys(vault_secret)
+        d = self._audit_dir()
+        removed: list[str] = []
+        with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
+            rotated = sorted(n for n in d.names() if _rotated_seq(n) is not None)
+            excess = rotated[: max(0, len(rotated) - self.keep_files)]
+            if not excess:
+                return []
+            anchor = self._read_anchor(d, anchor_key)
+            for name in excess:
+                complete = list(_lines(d.read(name, max_size=1 << 31)))
+                split = _split_line(complete[-1][1]) if complete else None
+                last = _seq(split[0]) if split is not None else None
+                if split is None or last is None:
+                    break  # a damaged file stays for the reviewer
+                anchor.base_seq, anchor.base_mac = last, split[1]
+                self._write_anchor(d, anchor_key, anchor)  # the new base first, then the file goes
+                d.unlink(name)
+                removed.append(name)
+        return removed
+
+    # ------------------------------------------------------------------ reading
+
+    def files(self) -> list[str]:
+        """The log files, oldest first."""
+        if self._dir is None and not self._root.exists(AUDIT_DIR):
+            return []
+        d = self._audit_dir()
+        names = sorted((n for n in d.names() if _rotated_seq(n) is not None), key=lambda n: _rotated_seq(n) or 0)
+        if d.exists(CURRENT):
+            names.append(CURRENT)
+        return names
+
+    def records(self) -> Iterator[Record]:
+        """Every complete, parsable record, oldest first (no verification: see :meth:`verify`)."""
+        d = self._audit_dir() if self._root.exists(AUDIT_DIR) else None
+        if d is None:
+            return
+        for name in self.files():
+            for _, line in _lines(d.read(name, max_size=1 << 31)):
+                split = _split_line(line)
+                if split is None:
+                    continue
+                rec = _loads(split[0])
+                if isinstance(rec, dict):
+                    yield rec
+        with contextlib.suppress(FileNotFoundError):
+            for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
+                rec = _loads(line)
+                if isinstance(rec, dict):
+                    yield {**rec, "unkeyed": True, "seq": None}
+
+    def verify(self, vault_secret: bytes, *, repair: bool = False) -> VerifyReport:
+        """Check the whole chain against the anchor; with *repair*, seal a torn tail."""
+        return self._verify(vault_secret, repair=repair)
+
+    def checked_records(self, vault_secret: bytes) -> tuple[list[tuple[Record, str | None]], VerifyReport]:
+        """Every record, oldest first, each with ``None`` when the chain vouches for it or the
+        code of why it does not (docs/spec/audit-log.md, "Showing"), and the verify report.
+
+        Records after the first bad one are read on but marked ``after-error``; pending records
+        (no MAC yet) are marked ``pending``; when the anchor fails or names another history, no
+        record is vouched for (``anchor``).
+        """
+        out: list[tuple[Record, str | None]] = []
+
+        def visit(rec: Record, problem: str | None) -> None:
+            out.append((rec, problem))
+
+        report = self._verify(vault_secret, visit=visit)
+        anchor_bad = any(p.code in ("anchor-invalid", "anchor-missing", "replaced") for p in report.problems)
+        if anchor_bad:
+            out = [(rec, problem or "anchor") for rec, problem in out]
+        d = self._audit_dir() if self._root.exists(AUDIT_DIR) else None
+        if d is not None:
+            with contextlib.suppress(FileNotFoundError):
+                for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
+                    rec = _loads(line)
+                    if isinstance(rec, dict):
+                        out.append(({**rec, "unkeyed": True, "seq": None}, "pending"))
+        return out, report
+
+    def _verify(
+        self, vault_secret: bytes, *, repair: bool = False, visit: Callable[[Record, str | None], None] | None = None
+    ) -> VerifyReport:
+        # With *visit*, every parsed record is passed on, with None while the chain holds and a
+        # reason once it does not; without it, verification stops at the first error.
+        mac_key, anchor_key = self.keys(vault_secret)
+        report = VerifyReport()
+        if not self._root.exists(AUDIT_DIR):
+            return report
+        d = self._audit_dir()
+        if repair:
+            self._repair_torn_tail(d, mac_key, anchor_key, report)
+        anchor = self._anchor_to_verify(d, anchor_key, report)
+        names = self.files()
+        report.files = names
+        return ChainCheck(mac_key, anchor, report, visit).run(d, names)
+
+    def _repair_torn_tail(self, d: Dir, mac_key: bytes, anchor_key: bytes, report: VerifyReport) -> None:
+        with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
+            anchor = self._read_anchor(d, anchor_key)
+            tail = _read_tail(d)
+            tail_seq, tail_prev = self._tail(mac_key, anchor, tail)
+            seq2, prev2 = self._seal_torn_tail(d, mac_key, tail_seq, tail_prev, tail)
+            if seq2 != tail_seq:
+                anchor.seq, anchor.mac = seq2, prev2
+                self._write_anchor(d, anchor_key, anchor)
+                report.repaired.append(f"sealed a torn last line of {AUDIT_DIR}/{CURRENT} with record {seq2}")
+
+    def _anchor_to_verify(self, d: Dir, anchor_key: bytes, report: VerifyReport) -> _Anchor:
+        """The anchor, or one that vouches for nothing (seq -1) with the problem reported."""
+        try:
+            anchor = self._read_anchor(d, anchor_key)
+        except IntegrityError:
+            report.problems.append(Problem(ANCHOR, 0, None, "anchor-invalid", "the anchor failed its integrity check"))
+            anchor = _Anchor(seq=-1)
+        if anchor.seq == -1 and not report.problems:
+            report.problems.append(
+                Problem(ANCHOR, 0, None, "anchor-missing", "the anchor is missing but the log has records")
+            )
+        return anchor
+
+
+def _read_tail(d: Dir) -> tuple[bytes, int]:
+    """The end of the current file from the start of its last complete line (and a torn
+    fragment after it), and the file's size (empty when there is none).
+
+    Read in growing steps: a record naming many sessions (an export, a search) can be longer
+    than one step, and the writer must find where the last one starts.
+    """
+    step = _MAX_LINE
+    try:
+        while True:
+            chunk, size = d.read_tail(CURRENT, step)
+            if len(chunk) >= size or chunk.count(b"\n", 0, max(0, chunk.rfind(b"\n"))) >= 1:
+                return chunk, size
+            step *= 4
+    except FileNotFoundError:
+        return b"", 0

@@ -1,0 +1,85 @@
+"""Vault locks: ``flock`` through ``filelock`` (its only importer), on lock files checked
+like every vault file, holding the holder's pid for a waiter to name.  Re-exported by
+:mod:`sessionseal._fs`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import filelock
+
+from ._fscheck import _O_CLOEXEC, FILE_MODE, _alive, _check_owner_only, _storage_error
+from .errors import LockTimeout, UnsafePermissions
+
+
+def _check_lock_file(path: Path) -> None:
+    """Refuse a lock file that is a link, a FIFO, a device, hard-linked, not ours or open to others,
+    before filelock opens it (it opens by path, following nothing but the last component's parents)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return  # filelock creates it, 0600, with O_EXCL | O_NOFOLLOW
+    except OSError as exc:
+        raise _storage_error(exc, "lock", str(path)) from exc
+    _check_owner_only(st, str(path), is_dir=False)
+
+
+def _holder_writer(path: Path) -> Callable[[int], None]:
+    def write_holder(fd: int) -> None:
+        # What was opened is checked again (it may have been swapped since _check_lock_file): the
+        # pid is written only into a lock file of ours, never through a hard link or into a device.
+        # A raise here makes filelock release the lock and re-raise.
+        _check_owner_only(os.fstat(fd), str(path), is_dir=False)
+        # Record the holder's pid in the lock file so a waiter that times out can name it.
+        # filelock opens lock files without O_TRUNC (a loser must not wipe the holder's
+        # record), so we overwrite in place.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+    return write_holder
+
+
+def _holder(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
+        try:
+            pid = int(os.read(fd, 32).decode().strip() or "0")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return "another process"
+    if pid <= 0:
+        return "another process"
+    return f"pid {pid}" if _alive(pid) else f"pid {pid} (which has exited; retry)"
+
+
+@contextlib.contextmanager
+def lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on *path* for the block.
+
+    ``flock`` locks die with their process, so a killed holder never blocks anyone.
+
+    :raises LockTimeout: not acquired within *timeout* seconds; names the holder's pid.
+    """
+    _check_lock_file(path)
+    fl = filelock.FileLock(
+        str(path), timeout=timeout, mode=FILE_MODE, fallback_to_soft=False, on_acquired=_holder_writer(path)
+    )
+    try:
+        fl.acquire()
+    except UnsafePermissions:
+        raise
+    except filelock.Timeout as exc:
+        raise LockTimeout(
+            f"{what} is locked by {_holder(path)}; waited {timeout:g} s. Retry, or raise SESSIONSEAL_LOCK_TIMEOUT"
+        ) from exc
+    except OSError as exc:
+        raise _storage_error(exc, "lock", str(path)) from exc
+    try:
+        yield
+    finally:
+        fl.release()
