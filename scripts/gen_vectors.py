@@ -429,7 +429,7 @@ def audit() -> None:
     def uncanonical(i: int) -> bytes:
         # What a buggy writer with the key would store: a right MAC over a non-canonical body.
         body = _audit.canonical(records[i]["fields"]).replace(b'{"action"', b'{ "action"')
-        mac = _audit._mac(mac_key, body).encode()
+        mac = _audit.record_mac(mac_key, body).encode()
         return body[:-1] + b',"mac":"' + mac + b'"}\n'
 
     edited = lines[1].replace(b'"bytes":5120', b'"bytes":5121')
@@ -609,9 +609,9 @@ def audit_v2() -> None:
         "mac_key": mac_key.hex(),
         "anchor_key": anchor_key.hex(),
         "labels": {
-            "tag": _audit._LABEL_TAG.decode(),
-            "box": _audit._LABEL_BOX.decode(),
-            "tag_input": _audit._TAG_INPUT.decode(),
+            "tag": _audit.LABEL_TAG.decode(),
+            "box": _audit.LABEL_BOX.decode(),
+            "tag_input": _audit.TAG_INPUT.decode(),
         },
         "sessions": sessions,
         "records": records,

@@ -23,24 +23,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Split by concern (_fscheck: checks and errors; _fswrite: files by path; _fslock: locks); the
-# public names are re-exported here.  Dir looks its write steps (_write_all, _zero_and_truncate)
+# public names are re-exported here.  Dir looks its write steps (write_all, zero_and_truncate)
 # up in this module's globals, where a test may replace them.
 from ._fscheck import (
-    _O_CLOEXEC,
     DIR_MODE,
     FILE_MODE,
+    O_CLOEXEC,
     TMP_PREFIX,
-    _check_owner_only,
-    _storage_error,
     check_ancestors,
+    check_owner_only,
     check_vault_dir,
+    storage_error,
     temp_writer,
     unreachable_reason,
     unsafe_reason,
     vault_exists,
 )
 from ._fslock import lock
-from ._fswrite import _write_all, _zero_and_truncate, shred_file, sweep_export_temps, write_private_file
+from ._fswrite import shred_file, sweep_export_temps, write_all, write_private_file, zero_and_truncate
 from .errors import StorageError, UnsafePermissions
 
 __all__ = [
@@ -87,15 +87,15 @@ class Dir:
                     created = True
                 except FileExistsError:
                     pass
-            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
             self.fd = os.open(name, flags, dir_fd=parent.fd) if parent is not None else os.open(path, flags)
         except OSError as exc:
-            raise _storage_error(exc, "open directory", str(path)) from exc
+            raise storage_error(exc, "open directory", str(path)) from exc
         try:
             if created:
                 # mkdir's mode is filtered by the umask; set it exactly before anything is written.
                 os.fchmod(self.fd, DIR_MODE)
-            _check_owner_only(os.fstat(self.fd), str(path), is_dir=True, others_may_read=others_may_read)
+            check_owner_only(os.fstat(self.fd), str(path), is_dir=True, others_may_read=others_may_read)
         except BaseException:
             os.close(self.fd)
             raise
@@ -135,7 +135,7 @@ class Dir:
         except OSError as exc:
             if isinstance(exc, StorageError | UnsafePermissions):
                 raise
-            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
+            raise storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -145,7 +145,7 @@ class Dir:
         try:
             return os.pread(fd, size, 0), os.fstat(fd).st_size
         except OSError as exc:
-            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
+            raise storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -171,7 +171,7 @@ class Dir:
             start = max(0, total - size)
             return os.pread(fd, total - start, start), total
         except OSError as exc:
-            raise _storage_error(exc, "read", self._path(name), opened=True) from exc
+            raise storage_error(exc, "read", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -186,7 +186,7 @@ class Dir:
                 try:
                     return os.pread(fd, n, offset)
                 except OSError as exc:
-                    raise _storage_error(exc, "read", self._path(name), opened=True) from exc
+                    raise storage_error(exc, "read", self._path(name), opened=True) from exc
 
             yield read_at, os.fstat(fd).st_size
         finally:
@@ -216,7 +216,7 @@ class Dir:
                 raise
             return pos
         except OSError as exc:
-            raise _storage_error(exc, "append to", self._path(name), opened=True) from exc
+            raise storage_error(exc, "append to", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -228,7 +228,7 @@ class Dir:
             os.ftruncate(fd, length)
             os.fsync(fd)
         except OSError as exc:
-            raise _storage_error(exc, "truncate", self._path(name), opened=True) from exc
+            raise storage_error(exc, "truncate", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -243,14 +243,14 @@ class Dir:
         :raises FileNotFoundError: the file does not exist (callers map it).
         """
         try:
-            _check_owner_only(os.stat(name, dir_fd=self.fd, follow_symlinks=False), self._path(name), is_dir=False)
-            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC, dir_fd=self.fd)
+            check_owner_only(os.stat(name, dir_fd=self.fd, follow_symlinks=False), self._path(name), is_dir=False)
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC, dir_fd=self.fd)
         except (FileNotFoundError, UnsafePermissions):
             raise
         except OSError as exc:
-            raise _storage_error(exc, "open", self._path(name)) from exc
+            raise storage_error(exc, "open", self._path(name)) from exc
         try:
-            _check_owner_only(os.fstat(fd), self._path(name), is_dir=False)
+            check_owner_only(os.fstat(fd), self._path(name), is_dir=False)
         except BaseException:
             os.close(fd)
             raise
@@ -264,8 +264,8 @@ class Dir:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise _storage_error(exc, "inspect", self._path(name)) from exc
-        _check_owner_only(st, self._path(name), is_dir=False)
+            raise storage_error(exc, "inspect", self._path(name)) from exc
+        check_owner_only(st, self._path(name), is_dir=False)
 
     def identity(self, name: str) -> tuple[int, int, int, int] | None:
         """What *name* is now (device, inode, change time, size; never followed), or None when
@@ -276,7 +276,7 @@ class Dir:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _storage_error(exc, "inspect", self._path(name)) from exc
+            raise storage_error(exc, "inspect", self._path(name)) from exc
         return st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size
 
     def exists(self, name: str) -> bool:
@@ -312,7 +312,7 @@ class Dir:
                 st = os.fstat(old)
                 if st.st_nlink != 0:  # still reachable by a name: not ours to overwrite
                     return False
-                _zero_and_truncate(old, st.st_size)
+                zero_and_truncate(old, st.st_size)
             except OSError:
                 return False
             return True
@@ -324,15 +324,15 @@ class Dir:
         tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE, dir_fd=self.fd
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC, FILE_MODE, dir_fd=self.fd
             )
         except OSError as exc:
-            raise _storage_error(exc, "create a file in", str(self.path)) from exc
+            raise storage_error(exc, "create a file in", str(self.path)) from exc
         opened = True
         try:
             try:
                 os.fchmod(fd, FILE_MODE)
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -341,7 +341,7 @@ class Dir:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=self.fd)
-            raise _storage_error(exc, "write", self._path(name), opened=opened) from exc
+            raise storage_error(exc, "write", self._path(name), opened=opened) from exc
         self.fsync()
 
     def append(self, name: str, data: bytes, *, sync: bool = True) -> None:
@@ -349,11 +349,11 @@ class Dir:
         *sync* is false: for caches whose readers verify what they read)."""
         fd = self._open_checked(name, os.O_WRONLY | os.O_APPEND)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if sync:
                 os.fsync(fd)
         except OSError as exc:
-            raise _storage_error(exc, "append to", self._path(name), opened=True) from exc
+            raise storage_error(exc, "append to", self._path(name), opened=True) from exc
         finally:
             os.close(fd)
 
@@ -366,7 +366,7 @@ class Dir:
                 raise
             return
         except OSError as exc:
-            raise _storage_error(exc, "remove", self._path(name)) from exc
+            raise storage_error(exc, "remove", self._path(name)) from exc
         self.fsync()
 
     def shred(self, name: str) -> bool:
@@ -393,12 +393,12 @@ class Dir:
             except BaseException as exc:
                 os.close(fd)
                 if isinstance(exc, OSError):
-                    raise _storage_error(exc, "remove", self._path(name)) from exc
+                    raise storage_error(exc, "remove", self._path(name)) from exc
                 raise
         try:
             if aside != name:
                 self.fsync()
-            _zero_and_truncate(fd, os.fstat(fd).st_size)
+            zero_and_truncate(fd, os.fstat(fd).st_size)
         except BaseException as exc:
             os.close(fd)
             if aside != name:
@@ -406,7 +406,7 @@ class Dir:
                 with contextlib.suppress(OSError):
                     os.unlink(aside, dir_fd=self.fd)
             if isinstance(exc, OSError) and not isinstance(exc, StorageError | UnsafePermissions):
-                raise _storage_error(exc, "overwrite", self._path(name), opened=True) from exc
+                raise storage_error(exc, "overwrite", self._path(name), opened=True) from exc
             raise
         os.close(fd)
         self.unlink(aside)
@@ -434,11 +434,11 @@ class Dir:
         try:
             os.fsync(self.fd)
         except OSError as exc:
-            raise _storage_error(exc, "sync directory", str(self.path), opened=True) from exc
+            raise storage_error(exc, "sync directory", str(self.path), opened=True) from exc
 
     def names(self) -> list[str]:
         """Entries of the directory (names only; nothing is followed)."""
         try:
             return os.listdir(self.fd)
         except OSError as exc:
-            raise _storage_error(exc, "list", str(self.path)) from exc
+            raise storage_error(exc, "list", str(self.path)) from exc

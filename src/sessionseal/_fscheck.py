@@ -18,7 +18,7 @@ DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 #: Temp files carry the writer's pid so a later open can tell a dead writer's leftovers.
 TMP_PREFIX: Final = ".tmp-"
-_O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 
 
 #: What to say about an OS error, by errno (the default: :data:`_OTHER`).
@@ -33,7 +33,7 @@ _ADVICE: Final = {
 _OTHER: Final = "cannot {what} {path}: {reason}; check the disk and the file system (kernel log), then retry"
 
 
-def _storage_error(exc: OSError, what: str, path: str, *, opened: bool = False) -> StorageError | UnsafePermissions:
+def storage_error(exc: OSError, what: str, path: str, *, opened: bool = False) -> StorageError | UnsafePermissions:
     """The error to raise for *exc*: one line that names *path* and says what to do.
 
     :param opened: the call was on a descriptor already opened and checked (a write, an
@@ -78,7 +78,7 @@ def unsafe_reason(  # noqa: PLR0911 - one return per reason
     return None
 
 
-def _check_owner_only(st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False) -> None:
+def check_owner_only(st: os.stat_result, path: str, *, is_dir: bool, others_may_read: bool = False) -> None:
     reason = unsafe_reason(st, path, is_dir=is_dir, others_may_read=others_may_read)
     if reason is not None:
         raise UnsafePermissions(reason)
@@ -89,11 +89,11 @@ def check_vault_dir(path: Path) -> None:
     try:
         st = os.lstat(path)
     except OSError as exc:
-        raise _storage_error(exc, "inspect", str(path)) from exc
-    _check_owner_only(st, str(path), is_dir=True)
+        raise storage_error(exc, "inspect", str(path)) from exc
+    check_owner_only(st, str(path), is_dir=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -111,7 +111,7 @@ def temp_writer(name: str) -> Literal["running", "exited"] | None:
     if not name.startswith(TMP_PREFIX):
         return None
     pid_text = name[len(TMP_PREFIX) :].split("-", 1)[0]
-    return "running" if not pid_text.isdigit() or _alive(int(pid_text)) else "exited"
+    return "running" if not pid_text.isdigit() or pid_alive(int(pid_text)) else "exited"
 
 
 def check_ancestors(path: Path) -> None:
@@ -128,7 +128,7 @@ def check_ancestors(path: Path) -> None:
         except PermissionError:
             raise UnsafePermissions(unreachable_reason(parent)) from None
         except OSError as exc:
-            raise _storage_error(exc, "inspect", str(parent)) from exc
+            raise storage_error(exc, "inspect", str(parent)) from exc
         fault = ancestor_fault(st)
         if fault == "owner":
             raise UnsafePermissions(
@@ -155,7 +155,7 @@ def vault_exists(path: Path) -> bool:
     except PermissionError:
         raise UnsafePermissions(unreachable_reason(path)) from None
     except OSError as exc:
-        raise _storage_error(exc, "inspect", str(path)) from exc
+        raise storage_error(exc, "inspect", str(path)) from exc
     return True
 
 

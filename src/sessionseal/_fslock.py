@@ -11,7 +11,7 @@ from pathlib import Path
 
 import filelock
 
-from ._fscheck import _O_CLOEXEC, FILE_MODE, _alive, _check_owner_only, _storage_error
+from ._fscheck import FILE_MODE, O_CLOEXEC, check_owner_only, pid_alive, storage_error
 from .errors import LockTimeout, UnsafePermissions
 
 
@@ -23,8 +23,8 @@ def _check_lock_file(path: Path) -> None:
     except FileNotFoundError:
         return  # filelock creates it, 0600, with O_EXCL | O_NOFOLLOW
     except OSError as exc:
-        raise _storage_error(exc, "lock", str(path)) from exc
-    _check_owner_only(st, str(path), is_dir=False)
+        raise storage_error(exc, "lock", str(path)) from exc
+    check_owner_only(st, str(path), is_dir=False)
 
 
 def _holder_writer(path: Path) -> Callable[[int], None]:
@@ -32,7 +32,7 @@ def _holder_writer(path: Path) -> Callable[[int], None]:
         # What was opened is checked again (it may have been swapped since _check_lock_file): the
         # pid is written only into a lock file of ours, never through a hard link or into a device.
         # A raise here makes filelock release the lock and re-raise.
-        _check_owner_only(os.fstat(fd), str(path), is_dir=False)
+        check_owner_only(os.fstat(fd), str(path), is_dir=False)
         # Record the holder's pid in the lock file so a waiter that times out can name it.
         # filelock opens lock files without O_TRUNC (a loser must not wipe the holder's
         # record), so we overwrite in place.
@@ -45,7 +45,7 @@ def _holder_writer(path: Path) -> Callable[[int], None]:
 
 def _holder(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC)
         try:
             pid = int(os.read(fd, 32).decode().strip() or "0")
         finally:
@@ -54,7 +54,7 @@ def _holder(path: Path) -> str:
         return "another process"
     if pid <= 0:
         return "another process"
-    return f"pid {pid}" if _alive(pid) else f"pid {pid} (which has exited; retry)"
+    return f"pid {pid}" if pid_alive(pid) else f"pid {pid} (which has exited; retry)"
 
 
 @contextlib.contextmanager
@@ -78,7 +78,7 @@ def lock(path: Path, *, timeout: float, what: str) -> Iterator[None]:
             f"{what} is locked by {_holder(path)}; waited {timeout:g} s. Retry, or raise SESSIONSEAL_LOCK_TIMEOUT"
         ) from exc
     except OSError as exc:
-        raise _storage_error(exc, "lock", str(path)) from exc
+        raise storage_error(exc, "lock", str(path)) from exc
     try:
         yield
     finally:

@@ -11,18 +11,18 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from ._fscheck import _O_CLOEXEC, FILE_MODE, _alive, _storage_error
+from ._fscheck import FILE_MODE, O_CLOEXEC, pid_alive, storage_error
 from .errors import InvalidInput, StorageError, UnsafePermissions
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     # os.write may write less than asked (a signal, a pipe, a full quota's edge).
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _zero_and_truncate(fd: int, size: int) -> None:
+def zero_and_truncate(fd: int, size: int) -> None:
     """Overwrite the first *size* bytes with zeros, fsync, truncate to nothing, fsync."""
     zeros = bytes(1 << 20)
     left = size
@@ -34,7 +34,7 @@ def _zero_and_truncate(fd: int, size: int) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
     try:
         os.fsync(dfd)
     finally:
@@ -76,7 +76,7 @@ def sweep_export_temps(path: Path) -> list[str]:
         return swept
     for name in names:
         pid = _export_temp_pid(name, path.name)
-        if pid is None or _alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
             st = os.lstat(directory / name)
@@ -103,7 +103,7 @@ def _open_unnamed(dfd: int) -> int | None:
     if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
         return None
     try:
-        return os.open(".", _O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, FILE_MODE, dir_fd=dfd)
+        return os.open(".", _O_TMPFILE | os.O_WRONLY | O_CLOEXEC, FILE_MODE, dir_fd=dfd)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return None
@@ -127,9 +127,9 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
     """
     sweep_export_temps(path)
     try:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
     except OSError as exc:
-        raise _storage_error(exc, "write", str(path)) from exc
+        raise storage_error(exc, "write", str(path)) from exc
     try:
         fd = _open_unnamed(dfd)
         if fd is None:
@@ -139,7 +139,7 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
-        raise _storage_error(exc, "write", str(path)) from exc
+        raise storage_error(exc, "write", str(path)) from exc
     finally:
         os.close(dfd)
 
@@ -150,7 +150,7 @@ def _link_unnamed(dfd: int, fd: int, path: Path, data: bytes, *, overwrite: bool
     try:
         try:
             os.fchmod(fd, FILE_MODE)
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
             # dst_dir_fd makes this linkat(AT_SYMLINK_FOLLOW): the file behind the descriptor.
             if overwrite:
@@ -178,13 +178,13 @@ def _write_private_named(path: Path, data: bytes, *, overwrite: bool) -> None:
     directory = path.parent
     tmp = directory / _export_temp_name(path.name)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC, FILE_MODE)
     except OSError as exc:
-        raise _storage_error(exc, "write", str(path)) from exc
+        raise storage_error(exc, "write", str(path)) from exc
     try:
         try:
             os.fchmod(fd, FILE_MODE)  # the mode the sweep recognises, whatever the umask
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -198,7 +198,7 @@ def _write_private_named(path: Path, data: bytes, *, overwrite: bool) -> None:
             os.unlink(tmp)
         _fsync_dir(directory)
     except OSError as exc:
-        raise _storage_error(exc, "write", str(path)) from exc
+        raise storage_error(exc, "write", str(path)) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -217,16 +217,16 @@ def shred_file(path: Path, *, expect: os.stat_result | None = None) -> None:
     :raises StorageError: it could not be overwritten or removed.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC)
     except OSError as exc:
-        raise _storage_error(exc, "overwrite", str(path)) from exc
+        raise storage_error(exc, "overwrite", str(path)) from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
             raise UnsafePermissions(f"{path} is not a regular file of yours with one link; it was left in place")
         if expect is not None and _file_stamp(st) != _file_stamp(expect):
             raise StorageError(f"{path} changed since it was checked; it was left in place")
-        _zero_and_truncate(fd, st.st_size)
+        zero_and_truncate(fd, st.st_size)
         # Unlink only the file we overwrote: not one renamed into its place meanwhile.
         now = os.lstat(path)
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
@@ -236,7 +236,7 @@ def shred_file(path: Path, *, expect: os.stat_result | None = None) -> None:
     except OSError as exc:
         if isinstance(exc, UnsafePermissions | StorageError):
             raise
-        raise _storage_error(exc, "overwrite", str(path)) from exc
+        raise storage_error(exc, "overwrite", str(path)) from exc
     finally:
         os.close(fd)
 

@@ -211,7 +211,7 @@ DIE_AT = textwrap.dedent(
             return real_rename(src, dst, **kw)
         os.rename = rename
     elif point == "before-overwrite":  # renamed: the old file is unlinked but not yet overwritten
-        _fs._zero_and_truncate = lambda fd, size: die()
+        _fs.zero_and_truncate = lambda fd, size: die()
     elif point == "before-audit":  # done, not yet recorded
         real_audit = _vault.Vault._audit
         def audit(self, action, *args, **kw):

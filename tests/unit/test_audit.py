@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
-from sessionseal._audit import _split_line, canonical, record_line
+from sessionseal._audit import canonical, record_line, split_line
 from sessionseal.errors import IntegrityError, SessionNotFound, UnsafePermissions, WrongPassphrase
 
 SECRET = "ghp_" + "Zq8" * 12
@@ -99,7 +99,7 @@ def test_a_record_is_canonical_json_with_its_mac_last() -> None:
     line, mac = record_line(b"\x01" * 32, {"seq": 1, "action": "init", "prev": "0" * 64})
     doc = json.loads(line)
     assert doc["mac"] == mac and line.endswith(f',"mac":"{mac}"}}\n'.encode())
-    body, got = _split_line(line.rstrip(b"\n"))  # type: ignore[misc]
+    body, got = split_line(line.rstrip(b"\n"))  # type: ignore[misc]
     assert got == mac and body == canonical({"seq": 1, "action": "init", "prev": "0" * 64})
 
 

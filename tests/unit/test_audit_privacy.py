@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from sessionseal import Vault, _crypto
 from sessionseal._audit import (
     AuditLog,
-    _split_line,
     box_ad,
     open_box,
     record_line,
+    split_line,
     subject_keys,
     subject_tag,
 )
@@ -307,14 +307,14 @@ def test_show_marks_a_forged_record_and_a_moved_box(
     # was taken from another record: the chain holds, the box does not open in its place.
     with Vault.open(path) as v:
         mac_key, _ = AuditLog.keys(v._keytable().vault_secret)
-    save = json.loads(_split_line(lines[1].rstrip(b"\n"))[0])  # type: ignore[index]
-    load = json.loads(_split_line(lines[2].rstrip(b"\n"))[0])  # type: ignore[index]
+    save = json.loads(split_line(lines[1].rstrip(b"\n"))[0])  # type: ignore[index]
+    load = json.loads(split_line(lines[2].rstrip(b"\n"))[0])  # type: ignore[index]
     assert (save["action"], load["action"]) == ("save", "load")
     load["subjects"] = save["subjects"]
     lines[2], _ = record_line(mac_key, load)
     prev = load
     for i in range(3, len(lines)):  # re-chain the rest so that only the box is wrong
-        rec = json.loads(_split_line(lines[i].rstrip(b"\n"))[0])  # type: ignore[index]
+        rec = json.loads(split_line(lines[i].rstrip(b"\n"))[0])  # type: ignore[index]
         rec["prev"] = json.loads(lines[i - 1])["mac"]
         lines[i], _ = record_line(mac_key, rec)
         prev = rec

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sessionseal import _audit
-from sessionseal._audit import AuditLog, _Anchor, _split_line, canonical, record_line
+from sessionseal._audit import Anchor, AuditLog, canonical, record_line, split_line
 from sessionseal._fs import Dir
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors" / "audit-log-v1.json"
@@ -36,7 +36,7 @@ def _verify(tmp_path: Path, log: str, anchor: dict[str, Any]) -> _audit.VerifyRe
     _, anchor_key = AuditLog.keys(secret)
     log_obj = AuditLog(root, locks, VAULT_ID)
     audit.write_atomic(_audit.CURRENT, log.encode("ascii"))
-    log_obj._write_anchor(audit, anchor_key, _Anchor(seq=anchor["seq"], mac=anchor["mac"]))
+    log_obj._write_anchor(audit, anchor_key, Anchor(seq=anchor["seq"], mac=anchor["mac"]))
     try:
         return log_obj.verify(secret)
     finally:
@@ -58,7 +58,7 @@ def test_each_record_has_the_published_body_mac_and_line(record: dict[str, Any])
     line, mac = record_line(key, record["fields"])
     assert (line.decode(), mac) == (record["line"], record["mac"])
     # A reader gets the exact body bytes back from the line, without re-encoding.
-    assert _split_line(line.rstrip(b"\n")) == (record["body"].encode(), record["mac"])
+    assert split_line(line.rstrip(b"\n")) == (record["body"].encode(), record["mac"])
     assert record["line"].isascii() and json.loads(record["line"])["mac"] == record["mac"]
 
 

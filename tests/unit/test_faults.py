@@ -675,7 +675,7 @@ def check_message(exc: SessionSealError, code: int, vault: Path, call: Call, *, 
 def test_error_messages(code: int, opened: bool) -> None:
     """Every errno: one line naming the file, saying what to do; UnsafePermissions only for a
     permission refused on a path (not on a descriptor the vault opened and checked)."""
-    exc = sessionseal._fscheck._storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
+    exc = sessionseal._fscheck.storage_error(OSError(code, os.strerror(code)), "write", "/v/x.sst", opened=opened)
     msg = str(exc)
     assert "\n" not in msg and "/v/x.sst" in msg and re.search(r"\b(retry|check)\b", msg), msg
     refused = code in (errno.EACCES, errno.EPERM) and not opened

@@ -473,7 +473,7 @@ def test_audit_log_hostile_records(record: tuple[int, Any], anchor_doc: bytes, t
             ).encode()
         except (ValueError, TypeError, RecursionError):
             assume(False)
-        prev = _audit._mac(mac_key, body)
+        prev = _audit.record_mac(mac_key, body)
         out.append((body[:-1] if body.endswith(b"}") else body) + b',"mac":"' + prev.encode() + b'"}\n')
     if torn_before:
         out.insert(i, b"torn\n")

@@ -32,9 +32,6 @@ from __future__ import annotations
 # Names outside __all__ that tests and scripts/gen_vectors.py use are re-exported as
 # "name as name" (explicitly, for ruff and mypy).
 from ._log import AuditLog
-from ._records import _LABEL_BOX as _LABEL_BOX
-from ._records import _LABEL_TAG as _LABEL_TAG
-from ._records import _TAG_INPUT as _TAG_INPUT
 from ._records import ANCHOR as ANCHOR
 from ._records import (
     AUDIT_DIR,
@@ -59,10 +56,13 @@ from ._records import (
 )
 from ._records import DEFAULT_MAX_FILE_BYTES as DEFAULT_MAX_FILE_BYTES
 from ._records import FORMAT as FORMAT
+from ._records import LABEL_BOX as LABEL_BOX
+from ._records import LABEL_TAG as LABEL_TAG
 from ._records import PENDING as PENDING
-from ._records import _Anchor as _Anchor
-from ._records import _mac as _mac
-from ._records import _split_line as _split_line
+from ._records import TAG_INPUT as TAG_INPUT
+from ._records import Anchor as Anchor
+from ._records import record_mac as record_mac
+from ._records import split_line as split_line
 
 __all__ = [
     "AUDIT_DIR",

@@ -14,39 +14,39 @@ from typing import Any
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir, lock
-from .._fscheck import _storage_error
+from .._fscheck import storage_error
 from ..errors import IntegrityError
 from ._records import (
-    _ANCHOR_ID,
-    _LABEL_ANCHOR,
-    _LABEL_MAC,
-    _MAX_LINE,
-    _MAX_PENDING,
-    _MEASURES,
     ANCHOR,
+    ANCHOR_ID,
     AUDIT_DIR,
     CURRENT,
     DEFAULT_MAX_FILE_BYTES,
     FORMAT,
+    LABEL_ANCHOR,
+    LABEL_MAC,
+    MAX_LINE,
+    MAX_PENDING,
+    MEASURES,
     NOT_AN_ID,
     NOT_IN_VAULT,
     PENDING,
     WITHHELD,
+    Anchor,
     Problem,
     Record,
     VerifyReport,
-    _Anchor,
-    _lines,
-    _loads,
-    _mac,
-    _now,
-    _rotated_seq,
-    _seq,
-    _split_line,
-    _subject_entry,
     actor,
     canonical,
+    complete_lines,
+    parse_json,
     record_line,
+    record_mac,
+    rotated_seq,
+    seq_of,
+    split_line,
+    subject_entry,
+    utc_now,
 )
 from ._verify import ChainCheck
 
@@ -87,7 +87,7 @@ class AuditLog:
     @staticmethod
     def keys(vault_secret: bytes) -> tuple[bytes, bytes]:
         """The MAC key and the anchor key, derived from the vault secret."""
-        return _crypto.derive_key(vault_secret, _LABEL_MAC), _crypto.derive_key(vault_secret, _LABEL_ANCHOR)
+        return _crypto.derive_key(vault_secret, LABEL_MAC), _crypto.derive_key(vault_secret, LABEL_ANCHOR)
 
     # ------------------------------------------------------------------ writing
 
@@ -115,8 +115,8 @@ class AuditLog:
                 subjects = body.pop("subjects", None)
                 if subjects:
                     # Sealed here, where the seq is known: each box is bound to its place.
-                    body["subjects"] = [_subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects]
-                body.setdefault("time", _now())
+                    body["subjects"] = [subject_entry(self._vault_id, seq, str(rec["action"]), s) for s in subjects]
+                body.setdefault("time", utc_now())
                 line, prev = record_line(mac_key, body)
                 out += line
                 lines.append(line)
@@ -135,13 +135,13 @@ class AuditLog:
     def append_unkeyed(self, fields: Mapping[str, Any]) -> None:
         """Record a failure that happened before the vault key was available (no MAC yet)."""
         d = self._audit_dir()
-        line = canonical({**fields, "time": _now()}) + b"\n"
+        line = canonical({**fields, "time": utc_now()}) + b"\n"
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
             try:
                 size = os.stat(PENDING, dir_fd=d.fd, follow_symlinks=False).st_size
             except FileNotFoundError:
                 size = 0
-            if size > _MAX_PENDING:
+            if size > MAX_PENDING:
                 return  # bounded: a flood of failed attempts must not fill the disk
             self._append(d, PENDING, line)
         self._forward(line)
@@ -161,23 +161,23 @@ class AuditLog:
             syslog.openlog("sessionseal", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
             syslog.syslog(syslog.LOG_INFO, line.decode("ascii", "replace").rstrip("\n"))
 
-    def _read_anchor(self, d: Dir, key: bytes) -> _Anchor:
+    def _read_anchor(self, d: Dir, key: bytes) -> Anchor:
         try:
             raw = d.read(ANCHOR, max_size=4096)
         except FileNotFoundError:
             if d.exists(CURRENT) and self._has_records(d):
                 # A log without its anchor was tampered with: keep writing, verify will say so.
-                return _Anchor(seq=-1)
-            return _Anchor()
+                return Anchor(seq=-1)
+            return Anchor()
         header = _container.parse_unverified_header(raw)
-        if header.kind != Kind.AUDIT_ANCHOR or header.vault_id != self._vault_id or header.object_id != _ANCHOR_ID:
+        if header.kind != Kind.AUDIT_ANCHOR or header.vault_id != self._vault_id or header.object_id != ANCHOR_ID:
             raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
         _, frames = _container.open_frames(raw, header, key)
         if [f.type for f in frames] != [FrameType.BODY]:  # the kind's frame sequence (container-v1.md, step 8)
             raise IntegrityError("the audit log's anchor failed its integrity check; run 'sessionseal audit verify'")
         try:
-            doc = _loads(_container.decode_payload(frames[0].data))
-            return _Anchor(
+            doc = parse_json(_container.decode_payload(frames[0].data))
+            return Anchor(
                 seq=int(doc["seq"]),
                 mac=str(doc["mac"]),
                 base_seq=int(doc["base_seq"]),
@@ -187,7 +187,7 @@ class AuditLog:
         except (ValueError, KeyError, TypeError, IndexError, OverflowError):
             raise IntegrityError("the audit log's anchor does not parse; run 'sessionseal audit verify'") from None
 
-    def _write_anchor(self, d: Dir, key: bytes, anchor: _Anchor) -> None:
+    def _write_anchor(self, d: Dir, key: bytes, anchor: Anchor) -> None:
         body = json.dumps(
             {"seq": anchor.seq, "mac": anchor.mac, "base_seq": anchor.base_seq, "base_mac": anchor.base_mac}
         ).encode()
@@ -195,7 +195,7 @@ class AuditLog:
         data = _container.seal(
             kind=Kind.AUDIT_ANCHOR,
             vault_id=self._vault_id,
-            object_id=_ANCHOR_ID,
+            object_id=ANCHOR_ID,
             generation=anchor.generation,
             kek=key,
             kek_epoch=0,
@@ -204,18 +204,18 @@ class AuditLog:
         d.write_atomic(ANCHOR, data)
 
     def _has_records(self, d: Dir) -> bool:
-        return any(n == CURRENT or _rotated_seq(n) is not None for n in d.names())
+        return any(n == CURRENT or rotated_seq(n) is not None for n in d.names())
 
-    def _tail(self, key: bytes, anchor: _Anchor, tail: tuple[bytes, int]) -> tuple[int, str]:
+    def _tail(self, key: bytes, anchor: Anchor, tail: tuple[bytes, int]) -> tuple[int, str]:
         """Where the next record continues the chain: the anchor, or a newer record of ours."""
         seq, prev = max(anchor.seq, 0), anchor.mac if anchor.seq > 0 else anchor.base_mac
         chunk = tail[0]
         end = chunk.rfind(b"\n")
         if end < 0:
             return seq, prev
-        split = _split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
-        if split is not None and _crypto.constant_time_equal(_mac(key, split[0]).encode(), split[1].encode()):
-            last = _seq(split[0])
+        split = split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
+        if split is not None and _crypto.constant_time_equal(record_mac(key, split[0]).encode(), split[1].encode()):
+            last = seq_of(split[0])
             if last is not None and last > seq:
                 # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
                 return last, split[1]
@@ -235,21 +235,21 @@ class AuditLog:
             "detail": {"file": CURRENT, "offset": offset, "length": size - offset},
             **actor(),
         }
-        body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": _now()}
+        body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": utc_now()}
         line, mac = record_line(key, body)
         d.append(CURRENT, b"\n" + line)
         return seq + 1, mac
 
     def _take_pending(self, d: Dir) -> list[Record]:
         try:
-            raw = d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE)
+            raw = d.read(PENDING, max_size=MAX_PENDING + MAX_LINE)
         except FileNotFoundError:
             return []
         out = []
         for line in raw.splitlines():
-            rec = _loads(line)
+            rec = parse_json(line)
             if isinstance(rec, dict):
-                rec = {k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed", *_MEASURES)}
+                rec = {k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed", *MEASURES)}
                 if "session" in rec and rec["session"] not in (NOT_AN_ID, NOT_IN_VAULT, WITHHELD):
                     rec["session"] = WITHHELD  # written by an older sessionseal: an id in the clear
                 out.append(rec)
@@ -259,11 +259,11 @@ class AuditLog:
 
     def _rotate_if_needed(self, d: Dir, last_seq: int) -> bool:
         try:
-            head, size = d.read_prefix(CURRENT, _MAX_LINE)
+            head, size = d.read_prefix(CURRENT, MAX_LINE)
         except FileNotFoundError:
             return False
-        split = _split_line(head.split(b"\n", 1)[0])
-        rec = _loads(split[0]) if split is not None else None
+        split = split_line(head.split(b"\n", 1)[0])
+        rec = parse_json(split[0]) if split is not None else None
         older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT
         # Records of an older format (ids in the clear) are kept whole, in a file of their
         # own: the audit log's retention can then remove them with the anchor's base moved on.
@@ -271,14 +271,14 @@ class AuditLog:
             return False
         # Named by the first record's seq, so names sort in chain order; a damaged first line
         # falls back to the last seq, which still sorts after every earlier file.
-        first = _seq(split[0]) if split is not None else None
+        first = seq_of(split[0]) if split is not None else None
         name = f"audit-{last_seq if first is None or first < 0 else first:012d}.log"
         if d.exists(name):
             return False  # never replace a rotated file: keep appending to the current one
         try:
             os.rename(CURRENT, name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
         except OSError as exc:
-            raise _storage_error(exc, "rotate the audit log", str(d.path / CURRENT)) from exc
+            raise storage_error(exc, "rotate the audit log", str(d.path / CURRENT)) from exc
         d.fsync()
         return True
 
@@ -290,15 +290,15 @@ class AuditLog:
         d = self._audit_dir()
         removed: list[str] = []
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
-            rotated = sorted(n for n in d.names() if _rotated_seq(n) is not None)
+            rotated = sorted(n for n in d.names() if rotated_seq(n) is not None)
             excess = rotated[: max(0, len(rotated) - self.keep_files)]
             if not excess:
                 return []
             anchor = self._read_anchor(d, anchor_key)
             for name in excess:
-                complete = list(_lines(d.read(name, max_size=1 << 31)))
-                split = _split_line(complete[-1][1]) if complete else None
-                last = _seq(split[0]) if split is not None else None
+                complete = list(complete_lines(d.read(name, max_size=1 << 31)))
+                split = split_line(complete[-1][1]) if complete else None
+                last = seq_of(split[0]) if split is not None else None
                 if split is None or last is None:
                     break  # a damaged file stays for the reviewer
                 anchor.base_seq, anchor.base_mac = last, split[1]
@@ -314,7 +314,7 @@ class AuditLog:
         if self._dir is None and not self._root.exists(AUDIT_DIR):
             return []
         d = self._audit_dir()
-        names = sorted((n for n in d.names() if _rotated_seq(n) is not None), key=lambda n: _rotated_seq(n) or 0)
+        names = sorted((n for n in d.names() if rotated_seq(n) is not None), key=lambda n: rotated_seq(n) or 0)
         if d.exists(CURRENT):
             names.append(CURRENT)
         return names
@@ -325,16 +325,16 @@ class AuditLog:
         if d is None:
             return
         for name in self.files():
-            for _, line in _lines(d.read(name, max_size=1 << 31)):
-                split = _split_line(line)
+            for _, line in complete_lines(d.read(name, max_size=1 << 31)):
+                split = split_line(line)
                 if split is None:
                     continue
-                rec = _loads(split[0])
+                rec = parse_json(split[0])
                 if isinstance(rec, dict):
                     yield rec
         with contextlib.suppress(FileNotFoundError):
-            for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
-                rec = _loads(line)
+            for line in d.read(PENDING, max_size=MAX_PENDING + MAX_LINE).splitlines():
+                rec = parse_json(line)
                 if isinstance(rec, dict):
                     yield {**rec, "unkeyed": True, "seq": None}
 
@@ -362,8 +362,8 @@ class AuditLog:
         d = self._audit_dir() if self._root.exists(AUDIT_DIR) else None
         if d is not None:
             with contextlib.suppress(FileNotFoundError):
-                for line in d.read(PENDING, max_size=_MAX_PENDING + _MAX_LINE).splitlines():
-                    rec = _loads(line)
+                for line in d.read(PENDING, max_size=MAX_PENDING + MAX_LINE).splitlines():
+                    rec = parse_json(line)
                     if isinstance(rec, dict):
                         out.append(({**rec, "unkeyed": True, "seq": None}, "pending"))
         return out, report
@@ -396,13 +396,13 @@ class AuditLog:
                 self._write_anchor(d, anchor_key, anchor)
                 report.repaired.append(f"sealed a torn last line of {AUDIT_DIR}/{CURRENT} with record {seq2}")
 
-    def _anchor_to_verify(self, d: Dir, anchor_key: bytes, report: VerifyReport) -> _Anchor:
+    def _anchor_to_verify(self, d: Dir, anchor_key: bytes, report: VerifyReport) -> Anchor:
         """The anchor, or one that vouches for nothing (seq -1) with the problem reported."""
         try:
             anchor = self._read_anchor(d, anchor_key)
         except IntegrityError:
             report.problems.append(Problem(ANCHOR, 0, None, "anchor-invalid", "the anchor failed its integrity check"))
-            anchor = _Anchor(seq=-1)
+            anchor = Anchor(seq=-1)
         if anchor.seq == -1 and not report.problems:
             report.problems.append(
                 Problem(ANCHOR, 0, None, "anchor-missing", "the anchor is missing but the log has records")
@@ -417,7 +417,7 @@ def _read_tail(d: Dir) -> tuple[bytes, int]:
     Read in growing steps: a record naming many sessions (an export, a search) can be longer
     than one step, and the writer must find where the last one starts.
     """
-    step = _MAX_LINE
+    step = MAX_LINE
     try:
         while True:
             chunk, size = d.read_tail(CURRENT, step)

@@ -28,29 +28,29 @@ FORMAT: Final = 2
 #: The MAC's domain is that of the chain, not of a record format: format 2 records chain on
 #: from format 1 records under the same key.
 _DOMAIN: Final = b"sessionseal audit v1\n"
-_LABEL_MAC: Final = b"sessionseal v1 audit log"
-_LABEL_ANCHOR: Final = b"sessionseal v1 audit anchor"
+LABEL_MAC: Final = b"sessionseal v1 audit log"
+LABEL_ANCHOR: Final = b"sessionseal v1 audit anchor"
 #: A subject's keys are derived from the session's own key (the key table's), so that they
 #: leave with it: erasing a session erases what its audit records say about it.
-_LABEL_TAG: Final = b"sessionseal v2 audit subject tag"
-_LABEL_BOX: Final = b"sessionseal v2 audit subject box"
-_TAG_INPUT: Final = b"sessionseal audit v2 subject\n"
+LABEL_TAG: Final = b"sessionseal v2 audit subject tag"
+LABEL_BOX: Final = b"sessionseal v2 audit subject box"
+TAG_INPUT: Final = b"sessionseal audit v2 subject\n"
 _TAG_BYTES: Final = 16
 #: What the ``session`` field may hold in format 2: never an id, only why there is none.
 NOT_AN_ID: Final = "(not a session id)"
 NOT_IN_VAULT: Final = "(not in the vault)"
 WITHHELD: Final = "(withheld)"
-_ANCHOR_ID: Final = uuid.UUID(int=5)
+ANCHOR_ID: Final = uuid.UUID(int=5)
 _ZERO: Final = "0" * 64
 _MAC_SUFFIX_LEN: Final = len(',"mac":""}') + 64
 #: Outcomes a record may have.
 OUTCOMES: Final = ("ok", "denied", "error")
 #: Rotate the current file when it reaches this size (config may lower or raise it).
 DEFAULT_MAX_FILE_BYTES: Final = 8 << 20
-_MAX_LINE: Final = 64 * 1024
-_MAX_PENDING: Final = 1 << 20
+MAX_LINE: Final = 64 * 1024
+MAX_PENDING: Final = 1 << 20
 #: Format 1's fields that measure a session; format 2 keeps them in subjects' boxes only.
-_MEASURES: Final = ("bytes", "redactions", "subjects")
+MEASURES: Final = ("bytes", "redactions", "subjects")
 
 
 Record = dict[str, Any]
@@ -61,14 +61,14 @@ def canonical(fields: Mapping[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
 
 
-def _mac(key: bytes, body: bytes) -> str:
+def record_mac(key: bytes, body: bytes) -> str:
     return _crypto.hmac_sha256(key, _DOMAIN + body).hex()
 
 
 def record_line(key: bytes, fields: Mapping[str, Any]) -> tuple[bytes, str]:
     """The stored line of a record (with its trailing newline) and its MAC."""
     body = canonical(fields)
-    mac = _mac(key, body)
+    mac = record_mac(key, body)
     return body[:-1] + b',"mac":"' + mac.encode() + b'"}\n', mac
 
 
@@ -90,12 +90,12 @@ class Subject:
 
 def subject_keys(session_key: bytes) -> tuple[bytes, bytes]:
     """The tag key and the box key of a session's audit subjects (HKDF-SHA256 of its key)."""
-    return _crypto.derive_key(session_key, _LABEL_TAG), _crypto.derive_key(session_key, _LABEL_BOX)
+    return _crypto.derive_key(session_key, LABEL_TAG), _crypto.derive_key(session_key, LABEL_BOX)
 
 
 def subject_tag(tag_key: bytes) -> str:
     """A session's pseudonym in the log: 32 hex digits of HMAC-SHA256 under its tag key."""
-    return _crypto.hmac_sha256(tag_key, _TAG_INPUT)[:_TAG_BYTES].hex()
+    return _crypto.hmac_sha256(tag_key, TAG_INPUT)[:_TAG_BYTES].hex()
 
 
 def box_ad(vault_id: uuid.UUID, seq: int, action: str, role: str, tag: str) -> bytes:
@@ -123,13 +123,13 @@ def open_box(box_key: bytes, box: str, ad: bytes) -> Record:
     except (ValueError, TypeError):
         raise IntegrityError("an audit record's box is not valid") from None
     plain = _crypto.decrypt(box_key, raw[: _crypto.NONCE_SIZE], raw[_crypto.NONCE_SIZE :], ad)
-    values = _loads(plain)
+    values = parse_json(plain)
     if not isinstance(values, dict):
         raise IntegrityError("an audit record's box is not valid")
     return values
 
 
-def _subject_entry(vault_id: uuid.UUID, seq: int, action: str, subject: Subject) -> Record:
+def subject_entry(vault_id: uuid.UUID, seq: int, action: str, subject: Subject) -> Record:
     tag_key, box_key = subject_keys(subject.key)
     tag = subject_tag(tag_key)
     entry: Record = {"role": subject.role, "tag": tag}
@@ -149,7 +149,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _loads(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """A JSON value, or None when *body* is not JSON that a record can hold: not JSON, nested
     too deep for the parser, or holding NaN or an infinity (which :func:`canonical` refuses,
     so no record was ever written with one)."""
@@ -159,14 +159,14 @@ def _loads(body: bytes) -> Any:
         return None
 
 
-def _seq(body: bytes) -> int | None:
+def seq_of(body: bytes) -> int | None:
     """The ``seq`` of a record's body, or None."""
-    rec = _loads(body)
+    rec = parse_json(body)
     seq = rec.get("seq") if isinstance(rec, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
-def _canonical_or_none(rec: Record) -> bytes | None:
+def canonical_or_none(rec: Record) -> bytes | None:
     # A record parsed from the log may hold what canonical() refuses (NaN, a lone surrogate).
     try:
         return canonical(rec)
@@ -174,7 +174,7 @@ def _canonical_or_none(rec: Record) -> bytes | None:
         return None
 
 
-def _split_line(line: bytes) -> tuple[bytes, str] | None:
+def split_line(line: bytes) -> tuple[bytes, str] | None:
     """Body bytes and MAC of a stored line (without its newline); None if malformed."""
     if len(line) < _MAC_SUFFIX_LEN + 2 or not line.endswith(b'"}'):
         return None
@@ -211,7 +211,7 @@ def actor() -> dict[str, Any]:
     }
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -259,7 +259,7 @@ class VerifyReport:
 
 
 @dataclass
-class _Anchor:
+class Anchor:
     seq: int = 0
     mac: str = _ZERO
     base_seq: int = 0  # records up to base_seq were removed by audit retention
@@ -267,14 +267,14 @@ class _Anchor:
     generation: int = 0
 
 
-def _rotated_seq(name: str) -> int | None:
+def rotated_seq(name: str) -> int | None:
     digits = name[6:-4]
     if name.startswith("audit-") and name.endswith(".log") and digits.isascii() and digits.isdigit():
         return int(digits)  # ASCII only: "²".isdigit(), but int("²") fails
     return None
 
 
-def _line_spans(data: bytes) -> Iterable[tuple[int, bytes]]:
+def line_spans(data: bytes) -> Iterable[tuple[int, bytes]]:
     pos = 0
     n = len(data)
     while pos < n:
@@ -284,8 +284,8 @@ def _line_spans(data: bytes) -> Iterable[tuple[int, bytes]]:
         pos = end + 1
 
 
-def _lines(data: bytes) -> Iterable[tuple[int, bytes]]:
-    for offset, line in _line_spans(data):
+def complete_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
+    for offset, line in line_spans(data):
         if offset + len(line) < len(data):
             yield offset, line
 

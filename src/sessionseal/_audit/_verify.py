@@ -12,15 +12,15 @@ from ..errors import UnsupportedVersion
 from ._records import (
     CURRENT,
     FORMAT,
+    Anchor,
     Problem,
     Record,
     VerifyReport,
-    _Anchor,
-    _canonical_or_none,
-    _line_spans,
-    _loads,
-    _mac,
-    _split_line,
+    canonical_or_none,
+    line_spans,
+    parse_json,
+    record_mac,
+    split_line,
 )
 
 Visit = Callable[[Record, str | None], None]
@@ -33,7 +33,7 @@ class ChainCheck:
     reason once it does not; without it, verification stops at the first error.
     """
 
-    def __init__(self, mac_key: bytes, anchor: _Anchor, report: VerifyReport, visit: Visit | None) -> None:
+    def __init__(self, mac_key: bytes, anchor: Anchor, report: VerifyReport, visit: Visit | None) -> None:
         self.mac_key = mac_key
         self.anchor = anchor
         self.report = report
@@ -47,7 +47,7 @@ class ChainCheck:
         for fi, name in enumerate(names):
             data = d.read(name, max_size=1 << 31)
             last_file = fi == len(names) - 1
-            for lineno, (offset, line) in enumerate(_line_spans(data), 1):
+            for lineno, (offset, line) in enumerate(line_spans(data), 1):
                 complete = offset + len(line) < len(data)
                 if not self._line(name, lineno, offset, line, complete=complete, last_file=last_file):
                     return self.report
@@ -63,10 +63,10 @@ class ChainCheck:
 
     def _line(self, name: str, lineno: int, offset: int, line: bytes, *, complete: bool, last_file: bool) -> bool:
         """Check one line; False: stop reading (an error, and nobody to visit the rest)."""
-        split = _split_line(line) if complete else None
+        split = split_line(line) if complete else None
         rec: Record | None = None
         if split is not None:
-            parsed = _loads(split[0])
+            parsed = parse_json(split[0])
             rec = parsed if isinstance(parsed, dict) else None
         if self.broken:
             if self.visit is None:
@@ -107,14 +107,14 @@ class ChainCheck:
             if not _seals(rec, self.torn):
                 return Problem(name, self.torn["line"], None, "bad-line", "a line is not a valid record")
             self.torn = None
-        if not _crypto.constant_time_equal(_mac(self.mac_key, split[0]).encode(), split[1].encode()):
+        if not _crypto.constant_time_equal(record_mac(self.mac_key, split[0]).encode(), split[1].encode()):
             return Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
         if isinstance(rec.get("v"), int) and rec["v"] > FORMAT:
             # Authentic, but written by a newer sessionseal: its fields may mean other things.
             raise UnsupportedVersion(
                 f"the audit log has records of format {rec['v']}, this sessionseal reads {FORMAT}; upgrade sessionseal"
             )
-        if _canonical_or_none(rec) != split[0]:
+        if canonical_or_none(rec) != split[0]:
             return Problem(name, lineno, seq, "not-canonical", "it is not in canonical form")
         if seq != self.expected:
             what = (
