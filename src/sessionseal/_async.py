@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._config import VaultConfig
     from ._keystore import KeyProvider
     from ._query import ListQuery
-    from ._recorder import AsyncRecorder
+    from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, RetentionConfig
     from ._vault import (
         CleanupResult,
@@ -164,13 +164,11 @@ class AsyncVault:
         autosave is an asyncio task, and every flush runs in a worker thread."""
         from ._recorder import AsyncRecorder
 
-        def start() -> uuid.UUID:
-            # The sync recorder (no autosave thread) only resolves or creates the session;
-            # closing it flushes nothing, as nothing was added.
-            with self.sync.record(session_id, title=title, autosave=None, **fields) as rec:
-                return rec.session_id
+        def start() -> Recorder:
+            # A sync recorder without an autosave thread: the async one autosaves from a task.
+            return self.sync.record(session_id, title=title, autosave=None, **fields)
 
-        return AsyncRecorder(self.sync, await asyncio.to_thread(start), autosave=autosave)
+        return AsyncRecorder(await asyncio.to_thread(start), autosave=autosave)
 
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionseal import KeychainProvider, PassphraseProvider, Recorder, Vault, errors
+from sessionseal import KeychainProvider, PassphraseProvider, Vault, errors
 
 
 def _texts(vault: Vault, sid: object) -> list[str]:
@@ -57,8 +57,6 @@ def test_a_bad_event_raises_where_it_is_added(vault: Vault) -> None:
 
 
 def test_a_failed_flush_keeps_the_events_for_the_next(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = vault.record(autosave=None)
-    rec.append_message("user", "a")
     real = vault._append_ops
     calls = {"n": 0}
 
@@ -68,7 +66,9 @@ def test_a_failed_flush_keeps_the_events_for_the_next(vault: Vault, monkeypatch:
             raise errors.StorageError("disk full")
         return real(sid, ops, events)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(vault, "_append_ops", flaky)
+    monkeypatch.setattr(vault, "_append_ops", flaky)  # before record(): it hands the recorder its appender
+    rec = vault.record(autosave=None)
+    rec.append_message("user", "a")
     with pytest.raises(errors.StorageError):
         rec.flush()
     rec.append_message("user", "b")
@@ -102,7 +102,7 @@ def test_autosave_writes_without_being_asked(vault: Vault) -> None:
     with pytest.raises(errors.SessionNotFound):
         vault.record("00000000-0000-0000-0000-000000000042")
     with pytest.raises(ValueError, match="autosave"):
-        Recorder(vault, sid, autosave=0)
+        vault.record(sid, autosave=0)
 
 
 def test_async_recorder_autosaves_without_blocking_the_loop(vault_path: Path, provider: KeychainProvider) -> None:

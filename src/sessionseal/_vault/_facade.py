@@ -986,7 +986,8 @@ class Vault:
         """
         from .._recorder import Recorder
 
-        return Recorder(self, self._session_to_record(session_id, title, fields), autosave=autosave)
+        sid = self._session_to_record(session_id, title, fields)
+        return Recorder(self, sid, append=self._append_ops, autosave=autosave)
 
     def _session_to_record(
         self, session_id: uuid.UUID | str | None, title: str, fields: Mapping[str, Any]
