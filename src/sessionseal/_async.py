@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         ExportResult,
         FormatStatus,
         ImportResult,
+        Parts,
         SearchHit,
         TranscriptOutcome,
         VaultInfo,
@@ -138,6 +139,11 @@ class AsyncVault:
     def audit_log_path(self) -> Path:
         """The current audit log file (see :attr:`Vault.audit_log_path`)."""
         return self.sync.audit_log_path
+
+    @property
+    def parts(self) -> Parts:
+        """The sync vault's components (see :attr:`Vault.parts`: internal, for tests and tools)."""
+        return self.sync.parts
 
     # -- sessions -------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -57,22 +58,23 @@ def test_a_bad_event_raises_where_it_is_added(vault: Vault) -> None:
 
 
 def test_a_failed_flush_keeps_the_events_for_the_next(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = vault._append_ops
+    rec = vault.record(autosave=None)
+    rec.append_message("user", "a")
+    real = vault.parts.store.append
     calls = {"n": 0}
 
-    def flaky(sid: object, ops: list[dict[str, object]], events: int) -> int:
+    def flaky(sid: uuid.UUID, ops: list[dict[str, object]], *, touch: bool) -> tuple[int, dict[str, int]]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise errors.StorageError("disk full")
-        return real(sid, ops, events)  # type: ignore[arg-type]
+        return real(sid, ops, touch=touch)
 
-    monkeypatch.setattr(vault, "_append_ops", flaky)  # before record(): it hands the recorder its appender
-    rec = vault.record(autosave=None)
-    rec.append_message("user", "a")
+    monkeypatch.setattr(vault.parts.store, "append", flaky)
     with pytest.raises(errors.StorageError):
         rec.flush()
     rec.append_message("user", "b")
     assert rec.flush() == 2
+    assert calls["n"] == 2
     rec.close()
     assert _texts(vault, rec.session_id) == ["a", "b"]
 

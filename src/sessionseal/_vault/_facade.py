@@ -25,14 +25,12 @@ from .._checkpoints import Checkpoint
 from .._fields import SessionStatus, normalize_tag
 from .._fs import Dir
 from .._index import (
-    Entry,
-    Index,
     entry_of,
     list_json,
     stamp_of,
     to_builtins,
 )
-from .._keystore import KeychainProvider, KeyProvider, MasterKeys
+from .._keystore import KeychainProvider, KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
@@ -165,6 +163,21 @@ class Vault:
             read_config=self._settings.read,
             summaries=self._listing.summaries,
         )
+        #: The wired components: internal and unstable, for tests and tools (docs/api.md).
+        self.parts = Parts(
+            self.path,
+            ctx,
+            self._keys,
+            self._store,
+            self._checkpoints,
+            self._index_cache,
+            self._settings,
+            self._erasure,
+            self._auditor.log,
+            self.reindex,
+            self._auditor,
+            self._listing,
+        )
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -249,26 +262,6 @@ class Vault:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- keys (_keys.py); forwarders the tests still use ------------------------
-
-    def _master(self) -> MasterKeys:
-        return self._keys.master()
-
-    def _keytable(self, *, fresh: bool = False) -> KeyTable:
-        return self._keys.keytable(fresh=fresh)
-
-    def _rotate(self, table: KeyTable) -> int:
-        return self._keys.rotate(table)
-
-    def _kek(self, epoch: int) -> bytes:
-        return self._keys.kek(epoch)
-
-    def _file_name(self, session_id: uuid.UUID) -> str:
-        return self._keys.file_name(session_id)
-
-    def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
-        return self._keys.session_key(session_id, create=create)
-
     # -- audit (_auditing.py) ----------------------------------------------------------
 
     def _audit(
@@ -298,15 +291,6 @@ class Vault:
             others=others,
             session_key=session_key,
         )
-
-    def _config_key(self) -> bytes:
-        return self._settings.config_key()
-
-    def _read_config(self) -> VaultConfig:
-        return self._settings.read()
-
-    def _configure_audit(self) -> None:
-        self._auditor.configure()
 
     def audit_entries(
         self, *, session: uuid.UUID | str | None = None
@@ -354,19 +338,7 @@ class Vault:
         :param progress: called with (files checked, files) as containers are checked.
         :raises KeyStoreError: the master key is not available (nothing keyed can be checked).
         """
-        parts = Parts(
-            self.path,
-            self._ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            self._index_cache,
-            self._settings,
-            self._erasure,
-            self._auditor.log,
-            self.reindex,
-        )
-        result = run(parts, read_data=read_data, repair=repair, progress=progress)
+        result = run(self.parts, read_data=read_data, repair=repair, progress=progress)
         detail = {
             "read_data": read_data,
             "errors": len(result.errors),
@@ -384,7 +356,7 @@ class Vault:
 
         :param repair: seal a torn last line (left by a killed writer) first.
         """
-        report = self._audit_log.verify(self._keytable().vault_secret, repair=repair)
+        report = self._audit_log.verify(self._keys.keytable().vault_secret, repair=repair)
         outcome = "ok" if report.ok else "error"
         self._audit(
             "audit.verify",
@@ -448,25 +420,13 @@ class Vault:
         self._save_model(model, touch=touch)
         return model.id
 
-    # -- the session store (_store.py); forwarders the tests still use ----------
+    # -- the session store (_store.py) -----------------------------------------------
 
     def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
         """Save a validated model (see :meth:`save`); returns the redaction counts."""
         nbytes, counts = self._store.save(model, touch=touch)
         self._audit("save", session=model.id, nbytes=nbytes, redactions=counts)
         return counts
-
-    def _stored_generation(self, fname: str) -> int | None:
-        return self._store.stored_generation(fname)
-
-    def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
-        return self._store.open(session_id)
-
-    def _document(self, log: _container.SessionLog) -> bytes:
-        return self._store.document(log)
-
-    def _read_summary_doc(self, fname: str) -> dict[str, Any]:
-        return self._store.read_summary(fname)
 
     def _edit(
         self,
@@ -482,9 +442,6 @@ class Vault:
         self._audit(action, session=sid, detail={"changed": changed}, others=others)
         return changed
 
-    def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
-        return self._ctx.vault_lock(timeout=timeout)
-
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
         """Decrypt a session and return its stored JSON document, without building models.
@@ -498,8 +455,8 @@ class Vault:
         :raises IntegrityError: the stored container was modified or damaged.
         """
         sid = parse_id(session_id)
-        body = self._document(self._open_session_file(sid))
-        self._index_cache.touch(self._file_name(sid) + SUFFIX)
+        body = self._store.document(self._store.open(sid))
+        self._index_cache.touch(self._keys.file_name(sid) + SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
 
@@ -575,24 +532,16 @@ class Vault:
         """
         return self._listing.search(text, query, case_sensitive=case_sensitive)
 
-    def _summary_docs(self) -> tuple[builtins.list[Entry], builtins.list[str]]:
-        return self._listing.summary_docs()
-
-    # -- the metadata index (_indexcache.py); forwarders the tests still use ----
-
-    def _current_index(self, *, parse: bool = True) -> tuple[Index | None, str | None]:
-        return self._index_cache.current(parse=parse)
-
     @_audited("reindex")
     def reindex(self) -> int:
         """Rebuild the index from the session files (it is also rebuilt on its own when missing,
         stale or damaged).  Returns the number of sessions indexed."""
-        with self._vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._mutex:
             entries = []
             for fname in sorted(self._ctx.session_files()):
                 try:
                     stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
-                    entries.append((fname, entry_of(self._read_summary_doc(fname)), stamp))
+                    entries.append((fname, entry_of(self._store.read_summary(fname)), stamp))
                 except (SessionNotFound, IntegrityError, OSError):
                     continue
             index = self._index_cache.rebuild(entries)
@@ -805,23 +754,17 @@ class Vault:
                 "this vault keeps its master key in the OS keychain, not under a passphrase: there is no "
                 "passphrase to change (the keychain's own password protects the key)"
             )
-        self._keytable()  # the current passphrase, before the new one is asked for
+        self._keys.keytable()  # the current passphrase, before the new one is asked for
         value = new_passphrase() if callable(new_passphrase) else new_passphrase
         new = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        with self._vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._mutex:
             # A key file a killed change or rotation was writing: shredded, not left beside the new one.
             self._root.sweep_temp()
             overwritten = provider.change(self.vault_id, new)
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
 
-    # -- checkpoints and forks (_ckpts.py); forwarders the tests still use ------
-
-    def _checkpoint_files(self, name: str) -> builtins.list[tuple[int, str]]:
-        return self._checkpoints.files(name)
-
-    def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
-        return self._checkpoints.list(sid, files)
+    # -- checkpoints and forks (_ckpts.py) -------------------------------------------
 
     @_audited("checkpoint.create", by_id=True)
     def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
@@ -995,7 +938,7 @@ class Vault:
         if session_id is None:
             return self.save({"title": title, "messages": [], **fields})
         sid = parse_id(session_id)
-        if not self._sessions.exists(self._file_name(sid) + SUFFIX):
+        if not self._sessions.exists(self._keys.file_name(sid) + SUFFIX):
             raise no_session(sid)
         return sid
 
@@ -1076,7 +1019,7 @@ class Vault:
         pid = None if parent is None else parse_id(parent)
         if pid == sid:
             raise InvalidInput("a session cannot be its own parent")
-        if pid is not None and self._file_name(pid) + SUFFIX not in set(self._sessions.names()):
+        if pid is not None and self._keys.file_name(pid) + SUFFIX not in set(self._sessions.names()):
             raise no_session(pid)
 
         def update(doc: dict[str, Any]) -> bool:
