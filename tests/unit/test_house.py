@@ -14,6 +14,7 @@ VAULT = Path(__file__).resolve().parents[2] / "src" / "sessionseal" / "_vault"
 ORDER = [
     "_common",
     "_results",
+    "_edits",
     "_context",
     "_keys",
     "_auditing",

@@ -22,7 +22,7 @@ import orjson
 from .. import _checkpoints, _container, _events
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
-from .._fields import SessionStatus, normalize_tag
+from .._fields import SessionStatus
 from .._fs import Dir
 from .._index import (
     entry_of,
@@ -40,14 +40,13 @@ from ..errors import (
     SessionNotFound,
     SessionSealError,
 )
-from . import _opening
+from . import _edits, _opening
 from ._auditing import Auditor, audited_by
 from ._ckpts import Checkpoints
 from ._common import (
     INTEGRITY,
     MAX_SESSION_BYTES,
     SUFFIX,
-    merge_counts,
     no_session,
     parse_id,
 )
@@ -81,12 +80,6 @@ if TYPE_CHECKING:
     from .._recorder import Recorder
     from .._retention import CleanupPlan, RetentionConfig
     from ..models import Session, SessionSummary
-
-
-#: Longest title or description an edit accepts.
-_MAX_META_TEXT: Final = 64 * 1024
-#: The statuses 'unarchive' may restore.
-_UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
 
 _audited = audited_by(lambda vault: vault._auditor)
@@ -783,7 +776,9 @@ class Vault:
         label: str | None = None
         counts: dict[str, int] = {}
         if name is not None:
-            label, counts = self._clean_text(_checkpoints.check_label(name), "checkpoint name")
+            label, counts = _edits.clean_text(
+                self._settings.sanitizer(), _checkpoints.check_label(name), "checkpoint name"
+            )
         cp = self._checkpoints.create(sid, label)
         self._audit(
             "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, private={"number": cp.number}
@@ -856,7 +851,7 @@ class Vault:
         clean_title: str | None = None
         counts: dict[str, int] = {}
         if title is not None:
-            clean_title, counts = self._clean_text(title, "title")
+            clean_title, counts = _edits.clean_text(self._settings.sanitizer(), title, "title")
         new_id = uuid.uuid4()
         number, nbytes = self._checkpoints.fork(
             sid, new_id, checkpoint, title=clean_title, counts=counts, continuation=continuation
@@ -942,24 +937,9 @@ class Vault:
             raise no_session(sid)
         return sid
 
-    def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
-        # A new title or description is user text like any other: sanitized before it is stored.
-        if not isinstance(text, str) or len(text) > _MAX_META_TEXT:
-            raise InvalidInput(f"a {what} is text of at most {_MAX_META_TEXT} characters")
-        result = self._settings.sanitizer().sanitize_text(text)
-        return result.text, dict(result.counts)
-
     def _edit_text(self, session_id: uuid.UUID | str, action: str, field_name: str, text: str) -> bool:
-        clean, counts = self._clean_text(text, field_name)
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get(field_name) == clean:
-                return False
-            doc[field_name] = clean
-            doc["redactions"] = merge_counts(doc.get("redactions"), counts)
-            return True
-
-        return self._edit(session_id, action, update)
+        clean, counts = _edits.clean_text(self._settings.sanitizer(), text, field_name)
+        return self._edit(session_id, action, _edits.set_text(field_name, clean, counts))
 
     @_audited("rename", by_id=True)
     def rename(self, session_id: uuid.UUID | str, title: str) -> bool:
@@ -979,35 +959,17 @@ class Vault:
 
         :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace.
         """
-        adds, removes = [_check_tag(t) for t in add], {_check_tag(t) for t in remove}
         after: builtins.list[str] = []
-
-        def update(doc: dict[str, Any]) -> bool:
-            before = builtins.list(doc.get("tags") or [])
-            tags = [t for t in before if t not in removes]
-            tags += [t for t in dict.fromkeys(adds) if t not in tags]
-            after[:] = tags
-            doc["tags"] = tags
-            return tags != before
-
-        self._edit(session_id, "tag", update)
+        self._edit(session_id, "tag", _edits.set_tags(add, remove, after))
         return after
 
     @_audited("set-status", by_id=True)
     def set_status(self, session_id: uuid.UUID | str, status: SessionStatus | str) -> bool:
         """Set a session's status; ``archived`` is :meth:`archive`.  Returns whether it changed."""
-        try:
-            new = SessionStatus(status)
-        except ValueError:
-            raise InvalidInput(f"a status is one of: {', '.join(SessionStatus)}") from None
+        new = _edits.status_of(status)
         if new is SessionStatus.ARCHIVED:
             return self.archive(session_id)
-
-        def update(doc: dict[str, Any]) -> bool:
-            doc.pop("archived_from", None)
-            return _set(doc, "status", new.value)
-
-        return self._edit(session_id, "set-status", update)
+        return self._edit(session_id, "set-status", _edits.set_status(new))
 
     @_audited("link", by_id=True)
     def link(self, session_id: uuid.UUID | str, *, parent: uuid.UUID | str | None) -> bool:
@@ -1021,56 +983,31 @@ class Vault:
             raise InvalidInput("a session cannot be its own parent")
         if pid is not None and self._keys.file_name(pid) + SUFFIX not in set(self._sessions.names()):
             raise no_session(pid)
-
-        def update(doc: dict[str, Any]) -> bool:
-            links = doc.setdefault("links", {})
-            value = None if pid is None else str(pid)
-            if links.get("parent") == value:
-                return False
-            links["parent"] = value
-            return True
-
-        return self._edit(sid, "link", update, others=[] if pid is None else [("link", pid, {})])
+        return self._edit(sid, "link", _edits.set_parent(pid), others=[] if pid is None else [("link", pid, {})])
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
         """Protect a session from every retention policy (not from :meth:`delete`).
         Returns False when it was already pinned."""
-        return self._edit(session_id, "pin", lambda d: _set(d, "pinned", True))
+        return self._edit(session_id, "pin", _edits.set_flag("pinned", True))
 
     @_audited("unpin", by_id=True)
     def unpin(self, session_id: uuid.UUID | str) -> bool:
         """Undo :meth:`pin`.  Returns False when it was not pinned."""
-        return self._edit(session_id, "unpin", lambda d: _set(d, "pinned", False))
+        return self._edit(session_id, "unpin", _edits.set_flag("pinned", False))
 
     @_audited("archive", by_id=True)
     def archive(self, session_id: uuid.UUID | str) -> bool:
         """Set the status to ``archived``: still encrypted, hidden from :meth:`list` unless
         asked for.  The previous status is kept for :meth:`unarchive`.  Returns False when it
         was already archived."""
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get("status") == SessionStatus.ARCHIVED:
-                return False
-            doc["archived_from"] = doc.get("status") or SessionStatus.ACTIVE.value
-            doc["status"] = SessionStatus.ARCHIVED.value
-            return True
-
-        return self._edit(session_id, "archive", update)
+        return self._edit(session_id, "archive", _edits.archive)
 
     @_audited("unarchive", by_id=True)
     def unarchive(self, session_id: uuid.UUID | str) -> bool:
         """Restore the status a session had before :meth:`archive` (``completed`` if unknown).
         Returns False when it was not archived."""
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get("status") != SessionStatus.ARCHIVED:
-                return False
-            previous = doc.pop("archived_from", None)
-            doc["status"] = previous if previous in _UNARCHIVED else SessionStatus.COMPLETED.value
-            return True
-
-        return self._edit(session_id, "unarchive", update)
+        return self._edit(session_id, "unarchive", _edits.unarchive)
 
     @_audited("stats")
     def stats(self) -> VaultStats:
@@ -1150,17 +1087,3 @@ class Vault:
         with contextlib.suppress(SessionSealError):
             self._audit("destroy")
         self._provider.delete(self.vault_id)
-
-
-def _check_tag(tag: str) -> str:
-    try:
-        return normalize_tag(tag)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
-    if doc.get(key) == value:
-        return False
-    doc[key] = value
-    return True
