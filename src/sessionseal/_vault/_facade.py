@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _container, _events
+from .. import _checkpoints, _events
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus
@@ -30,7 +30,7 @@ from .._index import (
     stamp_of,
     to_builtins,
 )
-from .._keystore import KeychainProvider, KeyProvider
+from .._keystore import KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
@@ -41,8 +41,7 @@ from ..errors import (
     SessionSealError,
 )
 from . import _edits, _opening
-from ._auditing import Auditor, audited_by
-from ._ckpts import Checkpoints
+from ._auditing import audited_by
 from ._common import (
     INTEGRITY,
     MAX_SESSION_BYTES,
@@ -51,12 +50,7 @@ from ._common import (
     parse_id,
 )
 from ._context import VaultContext
-from ._erasure import Erasure
-from ._formats import Formats
-from ._importer import TranscriptImporter
-from ._indexcache import IndexCache
-from ._keys import Keys
-from ._listing import Listing, stats_of, summaries_adapter
+from ._listing import stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -67,10 +61,8 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
-from ._settings import Settings
-from ._store import SessionStore
-from ._transfer import Transfer
-from ._verify import Parts, VerifyResult, run
+from ._verify import VerifyResult, run
+from ._wiring import wire
 
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
@@ -101,76 +93,22 @@ class Vault:
         # The context's directories and mutex, by the names the methods below still use.
         self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
         self._mutex = ctx.mutex
-        # Wired here, never imported by each other: the keys write their records ('open',
-        # 'rekey.finish') through the auditor, which reads the key table through the keys.
-        self._keys = Keys(
-            ctx,
-            provider,
-            audit=self._audit,
-            audit_unkeyed=lambda exc: self._auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
-            reseal_index=lambda master, table: self._index_cache.reseal(master, table),  # noqa: PLW0108
-        )
-        self._settings = Settings(ctx, self._keys)
-        self._auditor = Auditor(ctx, self._keys, settings=self._settings.audit_settings)
-        self._audit_log = self._auditor.log
-        self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
-        self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._settings.sanitizer)
-        self._checkpoints = Checkpoints(ctx, self._keys, self._store)
-        self._listing = Listing(ctx, self._keys, self._store, self._index_cache, audit=self._audit)
-        self._transfer = Transfer(
-            ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            self._listing,
-            audit=self._audit,
-            checkpoint=self.checkpoint,
-            save_model=self._save_model,
-        )
-        self._importer = TranscriptImporter(
-            ctx,
-            self._keys,
-            self._store,
-            audit=self._audit,
-            checkpoint=self.checkpoint,
-            save_model=self._save_model,
-        )
-        self._formats = Formats(
+        #: The wired components: internal and unstable, for tests and tools (docs/api.md).
+        self.parts = parts = wire(
             ctx,
             doc,
-            self._keys,
-            self._index_cache,
-            audit=self._audit,
-            audit_records=self._auditor.log.records,
+            provider,
+            checkpoint=self.checkpoint,
+            save_model=self._save_model,
             config=self.config,
             reindex=self.reindex,
         )
-        self._erasure = Erasure(
-            ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            audit=self._audit,
-            audit_erasures=self._auditor.erasures,
-            audit_failure=self._auditor.failure,
-            read_config=self._settings.read,
-            summaries=self._listing.summaries,
-        )
-        #: The wired components: internal and unstable, for tests and tools (docs/api.md).
-        self.parts = Parts(
-            self.path,
-            ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            self._index_cache,
-            self._settings,
-            self._erasure,
-            self._auditor.log,
-            self.reindex,
-            self._auditor,
-            self._listing,
-        )
+        self._keys, self._settings, self._auditor = parts.keys, parts.settings, parts.auditor
+        self._audit_log, self._index_cache, self._store = parts.audit_log, parts.index, parts.store
+        self._checkpoints, self._listing, self._erasure = parts.checkpoints, parts.listing, parts.erasure
+        self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
+        #: Writes the audit record of an operation.
+        self._audit = self._auditor.record
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -256,34 +194,6 @@ class Vault:
         self.close()
 
     # -- audit (_auditing.py) ----------------------------------------------------------
-
-    def _audit(
-        self,
-        action: str,
-        outcome: str = "ok",
-        *,
-        session: uuid.UUID | str | None = None,
-        error: str | None = None,
-        nbytes: int | None = None,
-        redactions: Mapping[str, int] | None = None,
-        detail: Mapping[str, Any] | None = None,
-        private: Mapping[str, Any] | None = None,
-        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
-        session_key: bytes | None = None,
-    ) -> None:
-        """Write the audit record of an operation (:meth:`Auditor.record`)."""
-        self._auditor.record(
-            action,
-            outcome,
-            session=session,
-            error=error,
-            nbytes=nbytes,
-            redactions=redactions,
-            detail=detail,
-            private=private,
-            others=others,
-            session_key=session_key,
-        )
 
     def audit_entries(
         self, *, session: uuid.UUID | str | None = None
@@ -1057,26 +967,7 @@ class Vault:
 
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
-        names = self._ctx.session_files()
-        stored = 0
-        for n in names:
-            try:
-                stored += os.stat(n, dir_fd=self._sessions.fd, follow_symlinks=False).st_size
-            except FileNotFoundError:
-                continue
-        return VaultInfo(
-            vault_path=str(self.path),
-            vault_id=str(self.vault_id),
-            key_provider=self._provider.name,
-            key_provider_detail=self._provider.describe(),
-            format_version=int(self._doc["version"]),
-            container_version=_container.FORMAT_VERSION,
-            created_at=str(self._doc.get("created_at", "")),
-            session_count=len(names),
-            stored_bytes=stored,
-            audit_log_path=str(self._audit_log.path),
-            key_backend=self._provider.backend_class if isinstance(self._provider, KeychainProvider) else None,
-        )
+        return _opening.describe(self._ctx, self._doc, self._provider, self._audit_log.path)
 
     def destroy(self) -> None:
         """Remove the vault's master key from the key store: every session becomes unreadable.

@@ -53,11 +53,14 @@ if TYPE_CHECKING:
     from ._ckpts import Checkpoints
     from ._context import VaultContext
     from ._erasure import Erasure
+    from ._formats import Formats
+    from ._importer import TranscriptImporter
     from ._indexcache import IndexCache
     from ._keys import Keys
     from ._listing import Listing
     from ._settings import Settings
     from ._store import SessionStore
+    from ._transfer import Transfer
 
 __all__ = ["Parts", "VerifyProblem", "VerifyResult", "run"]
 
@@ -80,6 +83,9 @@ class Parts:
     reindex: Callable[[], int]
     auditor: Auditor
     listing: Listing
+    transfer: Transfer
+    importer: TranscriptImporter
+    formats: Formats
 
 
 Severity = Literal["error", "warning"]
