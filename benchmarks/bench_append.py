@@ -138,7 +138,7 @@ def p95(xs: list[float]) -> float:
 
 
 def generation(v: Vault, sid: uuid.UUID) -> int | None:
-    return v._stored_generation(v._file_name(sid) + _vault._common.SUFFIX)
+    return v.parts.store.stored_generation(v.parts.keys.file_name(sid) + _vault._common.SUFFIX)
 
 
 def measure(v: Vault, size: int, repeat: int, rewrite_repeat: int) -> dict[str, Any]:

@@ -59,8 +59,8 @@ def main() -> None:
         ids = [
             vault.save({"title": f"s{i}", "messages": [{"role": "user", "content": "hello " * 50}]}) for i in range(20)
         ]
-        secret = vault._keytable().vault_secret
-        log: AuditLog = vault._audit_log
+        secret = vault.parts.keys.keytable().vault_secret
+        log: AuditLog = vault.parts.audit_log
         fields = {"action": "load", "outcome": "ok", "session": str(ids[0]), "bytes": 512}
         real_append = AuditLog.append
 

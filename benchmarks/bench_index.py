@@ -51,7 +51,7 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 def cold(v: Vault) -> Vault:
     """Forget the index this process read: the next listing reads and decodes it again."""
-    v._index_cache.cached = None
+    v.parts.index.cached = None
     return v
 
 
@@ -98,21 +98,21 @@ def main() -> None:
         build(empty, 0)
         with Vault.open(path, passphrase=PASSPHRASE, auto_cleanup=False) as v:
             n = len(v.list())
-            names = [f for f in v._sessions.names() if f.endswith(".sst")]
-            master = v._master()
+            names = [f for f in v.parts.ctx.sessions.names() if f.endswith(".sst")]
+            master = v.parts.keys.master()
             rows = [
                 (
                     "naive: decrypt every META frame (baseline)",
-                    median_ms(lambda: [v._read_summary_doc(f) for f in names], a.repeat),
+                    median_ms(lambda: [v.parts.store.read_summary(f) for f in names], a.repeat),
                 ),
                 ("index: Vault.list(), stamps checked, models", median_ms(lambda: cold(v).list(), a.repeat)),
                 (
                     "  of which: read and decode index.sst",
-                    median_ms(lambda: Index.load(v._root, v.vault_id, master), a.repeat),
+                    median_ms(lambda: Index.load(v.parts.ctx.root, v.vault_id, master), a.repeat),
                 ),
                 (
                     "  of which: stat every session file",
-                    median_ms(lambda: [os.stat(f, dir_fd=v._sessions.fd) for f in names], a.repeat),
+                    median_ms(lambda: [os.stat(f, dir_fd=v.parts.ctx.sessions.fd) for f in names], a.repeat),
                 ),
                 ("index: list_json() (list --json), index read cold", median_ms(lambda: cold(v).list_json(), a.repeat)),
                 (

@@ -118,7 +118,7 @@ class Vaults:
             v = Vault.open(path, passphrase=PASSPHRASE, auto_cleanup=False)
         else:
             v = Vault.open(path, key_provider=MemoryProvider(self.keys), auto_cleanup=False)
-        v._keytable()  # unlock outside the timings (scrypt, the table's first read)
+        v.parts.keys.keytable()  # unlock outside the timings (scrypt, the table's first read)
         return v
 
     def fresh(self) -> Vault:

@@ -163,7 +163,7 @@ from sessionseal import PassphraseProvider, Session, Vault
 doc = make_session({size}); session = Session.model_validate(doc); n = len(orjson.dumps(doc))
 tmp = tempfile.TemporaryDirectory()
 v = Vault.init(tmp.name + "/v", key_provider=PassphraseProvider("b", log2_n=14))
-v._settings.sanitizer_cache = _PassThrough(); v.save(session)  # warm up: keys, contexts
+v.parts.settings.sanitizer_cache = _PassThrough(); v.save(session)  # warm up: keys, contexts
 gc.collect()
 def rss(field):
     for line in open("/proc/self/status"):
@@ -188,7 +188,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         vault = Vault.init(root / "v", key_provider=PassphraseProvider("bench", log2_n=14))
-        sanitizer = vault._settings.sanitizer()
+        sanitizer = vault.parts.settings.sanitizer()
         key = os.urandom(32)
         (root / "floor").mkdir()
         for size in sizes:
@@ -210,12 +210,12 @@ def main() -> None:
                 ),
                 repeat,
             )
-            vault._settings.sanitizer_cache = _PassThrough()  # type: ignore[assignment]
+            vault.parts.settings.sanitizer_cache = _PassThrough()  # type: ignore[assignment]
             sid = vault.save(session)
             p_save = median_ms(lambda: vault.save(session), repeat)
             p_load = median_ms(lambda: vault.load(sid), repeat)
             p_load_json = median_ms(lambda: orjson.loads(vault.load_json(sid)), repeat)
-            vault._settings.sanitizer_cache = sanitizer
+            vault.parts.settings.sanitizer_cache = sanitizer
             p_save_full = median_ms(lambda: vault.save(session), max(3, repeat // 2))
             row = {
                 "size_bytes": json_size,

@@ -39,13 +39,14 @@ if TYPE_CHECKING:
     from ._config import VaultConfig
     from ._keystore import KeyProvider
     from ._query import ListQuery
-    from ._recorder import AsyncRecorder
+    from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, RetentionConfig
     from ._vault import (
         CleanupResult,
         ExportResult,
         FormatStatus,
         ImportResult,
+        Parts,
         SearchHit,
         TranscriptOutcome,
         VaultInfo,
@@ -139,6 +140,11 @@ class AsyncVault:
         """The current audit log file (see :attr:`Vault.audit_log_path`)."""
         return self.sync.audit_log_path
 
+    @property
+    def parts(self) -> Parts:
+        """The sync vault's components (see :attr:`Vault.parts`: internal, for tests and tools)."""
+        return self.sync.parts
+
     # -- sessions -------------------------------------------------------------------
 
     async def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
@@ -164,13 +170,11 @@ class AsyncVault:
         autosave is an asyncio task, and every flush runs in a worker thread."""
         from ._recorder import AsyncRecorder
 
-        def start() -> uuid.UUID:
-            # The sync recorder (no autosave thread) only resolves or creates the session;
-            # closing it flushes nothing, as nothing was added.
-            with self.sync.record(session_id, title=title, autosave=None, **fields) as rec:
-                return rec.session_id
+        def start() -> Recorder:
+            # A sync recorder without an autosave thread: the async one autosaves from a task.
+            return self.sync.record(session_id, title=title, autosave=None, **fields)
 
-        return AsyncRecorder(self.sync, await asyncio.to_thread(start), autosave=autosave)
+        return AsyncRecorder(await asyncio.to_thread(start), autosave=autosave)
 
     async def delete(self, session_id: uuid.UUID | str) -> None:
         """See :meth:`Vault.delete`."""

@@ -23,17 +23,29 @@ import contextlib
 import threading
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._events import parse_events
 
 if TYPE_CHECKING:
     from ._checkpoints import Checkpoint
-    from ._vault import Vault
 
 __all__ = ["AsyncRecorder", "Recorder"]
+
+#: Appends operations already validated by :func:`parse_events` to a session, as one group,
+#: audited as one ``append``; takes the session, the operations and how many events they came
+#: from, returns that number.  The vault hands one to each recorder it makes: the recorder
+#: imports nothing of the vault (docs/design.md, "The house").
+AppendOps = Callable[[uuid.UUID, list[dict[str, Any]], int], int]
+
+
+class RecordingVault(Protocol):
+    """What a recorder uses of its vault besides the appender: a checkpoint."""
+
+    def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint: ...
+
 
 #: Recorders still open at interpreter exit are flushed (normal exit only: a SIGKILL loses
 #: what the last autosave did not write).
@@ -54,11 +66,15 @@ class Recorder:
     Thread-safe: events may be added from any thread while the autosave thread flushes.
     """
 
-    def __init__(self, vault: Vault, session_id: uuid.UUID, *, autosave: float | None = 5.0) -> None:
+    def __init__(
+        self, vault: RecordingVault, session_id: uuid.UUID, *, append: AppendOps, autosave: float | None = 5.0
+    ) -> None:
         if autosave is not None and autosave <= 0:
             raise ValueError("autosave is a number of seconds over 0, or None")
         self.vault = vault
         self.session_id = session_id
+        # Not parse_events again: it stamps times, and the events were validated when added.
+        self._append = append
         # Validated operations (parse_events) and the number of events they came from.
         self._pending: list[dict[str, Any]] = []
         self._events = 0
@@ -121,7 +137,7 @@ class Recorder:
             if not batch:
                 return 0
             try:
-                self.vault._append_ops(self.session_id, batch, count)
+                self._append(self.session_id, batch, count)
             except BaseException:
                 with self._lock:
                     self._pending[:0] = batch
@@ -168,11 +184,12 @@ class AsyncRecorder:
     """The asyncio form of :class:`Recorder`: flushes run in a worker thread, and autosave is
     an asyncio task, so the event loop is never blocked by encryption or fsync."""
 
-    def __init__(self, vault: Vault, session_id: uuid.UUID, *, autosave: float | None = 5.0) -> None:
-        self._rec = Recorder(vault, session_id, autosave=None)
+    def __init__(self, recorder: Recorder, *, autosave: float | None = 5.0) -> None:
+        # *recorder* has no autosave thread of its own: autosave is this object's asyncio task.
+        self._rec = recorder
         self._interval = autosave
         self._task: asyncio.Task[None] | None = None
-        self.session_id = session_id
+        self.session_id = recorder.session_id
 
     @property
     def flushed(self) -> int:

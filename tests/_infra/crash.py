@@ -340,7 +340,7 @@ def observe(vault: Any, sid: str) -> State | None:
     from sessionseal.errors import SessionNotFound
 
     try:
-        s = Session.model_validate_json(vault._document(vault._open_session_file(uuid.UUID(sid))))
+        s = Session.model_validate_json(vault.parts.store.document(vault.parts.store.open(uuid.UUID(sid))))
     except SessionNotFound:
         return None
     turns = [m.content[0].text.split(" ", 1)[0] for m in s.messages]  # type: ignore[union-attr]

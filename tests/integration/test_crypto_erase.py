@@ -43,7 +43,7 @@ def test_a_deleted_session_cannot_be_recovered_from_an_old_copy(real_backend: No
     with Vault.init(live) as v:
         gone, kept = v.save(_session(GONE)), v.save(_session(KEPT))
         vault_id = v.vault_id
-        gone_file = copy / "sessions" / (v._file_name(gone) + ".sst")
+        gone_file = copy / "sessions" / (v.parts.keys.file_name(gone) + ".sst")
     shutil.copytree(live, copy)  # a backup, a snapshot, the remnants on an SSD
     with Vault.open(live) as v:
         v.delete(gone)
@@ -62,7 +62,7 @@ def test_a_deleted_session_cannot_be_recovered_from_an_old_copy(real_backend: No
         _load_table(copy, vault_id, held)
     # ... and the live table no longer has the session's key, so its old file is noise.
     with Vault.open(live) as v:
-        assert gone not in v._keytable().session_keys
+        assert gone not in v.parts.keys.keytable().session_keys
         shutil.copy2(gone_file, live / "sessions" / gone_file.name)
         with pytest.raises(errors.SessionSealError):
             v.load(gone)
@@ -88,7 +88,7 @@ def _load_table(path: Path, vault_id: object, master: MasterKeys) -> KeyTable:
 def test_rekey_through_the_real_keychain_keeps_every_session(real_backend: None, tmp_path: Path) -> None:
     with Vault.init(tmp_path / "v") as v:
         ids = [v.save(_session(f"session {i}")) for i in range(3)]
-        first = v._keytable().kek_epoch
+        first = v.parts.keys.keytable().kek_epoch
         assert v.rekey() == first + 1
         vault_id = v.vault_id
     held = decode_keys(keyring.get_password(SERVICE, str(vault_id)) or "")
@@ -276,7 +276,7 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
         listed, problems = v.list_with_problems(archived=None)
         assert problems == []
         assert {s.id for s in listed} == set(stored) - set(result.removed)
-        assert sorted(os.listdir(path / "sessions")) == sorted(v._file_name(s.id) + ".sst" for s in listed)
+        assert sorted(os.listdir(path / "sessions")) == sorted(v.parts.keys.file_name(s.id) + ".sst" for s in listed)
         assert not [n for n in os.listdir(path) if n.startswith(".tmp-")]
         for sid in protected:
             assert v.load_json(sid) == stored[sid]
@@ -318,7 +318,7 @@ def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(
     leftovers = [n for n in os.listdir(path / "sessions") if n.startswith(".tmp-")]
     assert len(leftovers) == 1 and not (path / "sessions" / leftovers[0]).read_bytes().strip(b"\0")
     with Vault.open(path, passphrase=PASSPHRASE) as v:  # opening sweeps it, under the vault lock
-        assert os.listdir(path / "sessions") == [v._file_name(kept) + ".sst"]
+        assert os.listdir(path / "sessions") == [v.parts.keys.file_name(kept) + ".sst"]
         assert v.load(kept).title == "kept"
         assert v.list_with_problems()[1] == []
         with pytest.raises(errors.SessionNotFound):

@@ -125,7 +125,7 @@ def keep(src, dst):
     os.close(fd)
 with Vault.init(vault, key_provider=PassphraseProvider(os.environ["SESSIONSEAL_PASSPHRASE"], log2_n=14)) as v:
     s1 = v.save(doc1)
-    f1 = v._file_name(s1) + ".sst"
+    f1 = v.parts.keys.file_name(s1) + ".sst"
     v.list()
     keep(os.path.join(vault, "sessions", f1), os.path.join(home, "old-session.sst"))
     keep(os.path.join(vault, "index.sst"), os.path.join(home, "old-index.sst"))

@@ -213,12 +213,12 @@ DIE_AT = textwrap.dedent(
     elif point == "before-overwrite":  # renamed: the old file is unlinked but not yet overwritten
         _fs.zero_and_truncate = lambda fd, size: die()
     elif point == "before-audit":  # done, not yet recorded
-        real_audit = _vault.Vault._audit
-        def audit(self, action, *args, **kw):
+        real_record = _vault._auditing.Auditor.record
+        def record(self, action, *args, **kw):
             if action == "passphrase.change":
                 die()
-            return real_audit(self, action, *args, **kw)
-        _vault.Vault._audit = audit
+            return real_record(self, action, *args, **kw)
+        _vault._auditing.Auditor.record = record
     with Vault.open(path, passphrase=old, auto_cleanup=False) as v:
         v.change_passphrase(new)
     """

@@ -20,7 +20,7 @@ SECRET = "ghp_" + "Zq8" * 12
 
 
 def _file(vault: Vault, sid: uuid.UUID) -> Path:
-    return vault._sessions.path / (vault._file_name(sid) + ".sst")
+    return vault.parts.ctx.sessions.path / (vault.parts.keys.file_name(sid) + ".sst")
 
 
 def _new(vault: Vault) -> uuid.UUID:
@@ -30,14 +30,14 @@ def _new(vault: Vault) -> uuid.UUID:
 def test_appended_messages_read_back_as_if_saved_whole(vault: Vault) -> None:
     sid = _new(vault)
     f = _file(vault, sid)
-    inode, generation = f.stat().st_ino, vault._stored_generation(f.name)
+    inode, generation = f.stat().st_ino, vault.parts.store.stored_generation(f.name)
     before = vault.list()[0].updated_at
     assert vault.append(sid, [{"role": "assistant", "content": "one", "model": "m1", "cost_usd": 0.5}]) == 1
     assert vault.append(sid, [{"type": "message", "role": "user", "content": "two"}]) == 1
     s = vault.load(sid)
     assert [m.content[0].text for m in s.messages] == ["start", "one", "two"]  # type: ignore[union-attr]
     # Appended in place: same file, same version, one data key.
-    assert f.stat().st_ino == inode and vault._stored_generation(f.name) == generation
+    assert f.stat().st_ino == inode and vault.parts.store.stored_generation(f.name) == generation
     [summary] = vault.list()
     assert summary.message_count == 3 and summary.models == ["m1"] and summary.cost_usd == 0.5
     assert summary.updated_at > before and summary.updated_at == s.updated_at
@@ -108,7 +108,7 @@ def test_a_torn_append_is_ignored_and_cut_off_by_the_next(vault: Vault) -> None:
     whole = f.read_bytes()
     for cut in (len(good) + 3, len(good) + 40, len(whole) - 1):
         f.write_bytes(whole[:cut])  # a writer killed mid-append
-        vault._index_cache.cached = None
+        vault.parts.index.cached = None
         assert [m.content[0].text for m in vault.load(sid).messages][-1] == "kept"  # type: ignore[union-attr]
         assert vault.list()[0].message_count == 2
     vault.append(sid, [{"role": "user", "content": "after"}])
@@ -134,10 +134,10 @@ def test_appends_are_compacted_into_a_new_version(vault: Vault, monkeypatch: pyt
     monkeypatch.setattr(_store, "MAX_GROUPS", 3)
     sid = _new(vault)
     f = _file(vault, sid)
-    generation = vault._stored_generation(f.name)
+    generation = vault.parts.store.stored_generation(f.name)
     for i in range(3):
         vault.append(sid, [{"role": "user", "content": f"m{i}"}])
-    assert vault._stored_generation(f.name) == (generation or 0) + 1  # rewritten once, under a fresh key
+    assert vault.parts.store.stored_generation(f.name) == (generation or 0) + 1  # rewritten once, under a fresh key
     texts = [m.content[0].text for m in vault.load(sid).messages]  # type: ignore[union-attr]
     assert texts == ["start", "m0", "m1", "m2"]
     [summary] = vault.list()
@@ -163,7 +163,7 @@ def test_search_finds_appended_text_and_a_lost_index_is_rebuilt(vault: Vault, va
     vault.append(sid, [{"role": "assistant", "content": "the quokka answer"}])
     assert [h.id for h in vault.search("quokka")] == [str(sid)]
     os.unlink(vault_path / INDEX_FILE)
-    vault._index_cache.cached = None
+    vault.parts.index.cached = None
     [summary] = vault.list()
     assert summary.message_count == 2 and summary.id == sid
 

@@ -49,7 +49,7 @@ def _params(fn: Any) -> list[tuple[str, Any, Any, str]]:
 SYNC = _public(Vault)
 ASYNC = _public(AsyncVault)
 #: Set by `Vault.__init__` on the instance (properties on `AsyncVault`): compared on real instances below.
-INSTANCE_ATTRIBUTES = {"path", "vault_id", "last_auto_cleanup"}
+INSTANCE_ATTRIBUTES = {"path", "vault_id", "last_auto_cleanup", "parts"}
 
 
 def test_the_two_classes_have_the_same_public_names() -> None:

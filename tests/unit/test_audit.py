@@ -163,10 +163,10 @@ def test_a_torn_last_line_is_reported_and_sealed(vault: Vault, vault_path: Path)
     _busy(vault)
     with open(_log(vault_path), "ab") as f:
         f.write(b'{"action":"sa')
-    secret = vault._keytable().vault_secret
-    report = vault._audit_log.verify(secret)
+    secret = vault.parts.keys.keytable().vault_secret
+    report = vault.parts.audit_log.verify(secret)
     assert report.ok and any(p.severity == "warning" for p in report.problems)
-    report = vault._audit_log.verify(secret, repair=True)
+    report = vault.parts.audit_log.verify(secret, repair=True)
     assert report.repaired and report.ok and not report.problems
     assert vault.verify_audit().ok
     assert any(r["action"] == "audit.torn-tail" for r in vault.audit_records())
@@ -229,9 +229,9 @@ def test_a_refused_open_is_recorded_once_the_vault_is_safe_again(vault: Vault, v
     vault.list()
     os.chmod(vault_path, 0o750)  # noqa: S103 - group-readable: refused, yet nobody else can write into it
     with pytest.raises(UnsafePermissions):
-        Vault.open(vault_path, key_provider=vault._provider)
+        Vault.open(vault_path, key_provider=vault.parts.keys.provider)
     os.chmod(vault_path, 0o700)
-    with Vault.open(vault_path, key_provider=vault._provider) as again:
+    with Vault.open(vault_path, key_provider=vault.parts.keys.provider) as again:
         again.list()
         refused = [r for r in again.audit_records() if r.get("error") == "UnsafePermissions"]
         assert [(r["action"], r["outcome"], r["unkeyed"]) for r in refused] == [("open", "denied", True)]
@@ -244,7 +244,7 @@ def test_nothing_is_written_into_a_vault_that_others_can_write(vault: Vault, vau
     os.chmod(vault_path, 0o777)  # noqa: S103 - the hostile mode under test
     try:
         with pytest.raises(UnsafePermissions):
-            Vault.open(vault_path, key_provider=vault._provider)
+            Vault.open(vault_path, key_provider=vault.parts.keys.provider)
     finally:
         os.chmod(vault_path, 0o700)
     assert sorted((p.name, p.stat().st_size) for p in (vault_path / "audit").iterdir()) == before
@@ -255,9 +255,9 @@ def test_a_damaged_vault_file_is_recorded_as_an_integrity_failure(vault: Vault, 
     good = (vault_path / "vault.json").read_bytes()
     (vault_path / "vault.json").write_bytes(b"{not json")
     with pytest.raises(IntegrityError):
-        Vault.open(vault_path, key_provider=vault._provider)
+        Vault.open(vault_path, key_provider=vault.parts.keys.provider)
     (vault_path / "vault.json").write_bytes(good)
-    with Vault.open(vault_path, key_provider=vault._provider) as again:
+    with Vault.open(vault_path, key_provider=vault.parts.keys.provider) as again:
         again.list()
         assert any(r.get("error") == "IntegrityError" and r["action"] == "open" for r in again.audit_records())
 
@@ -340,8 +340,8 @@ def test_cli_verify_exits_14_and_names_the_first_bad_record(tmp_path: Path) -> N
 
 
 def test_rotation_never_replaces_a_rotated_file_even_after_long_records(vault: Vault, vault_path: Path) -> None:
-    log = vault._audit_log
-    secret = vault._keytable().vault_secret
+    log = vault.parts.audit_log
+    secret = vault.parts.keys.keytable().vault_secret
     log.max_file_bytes = 4096
     for i in range(60):
         # Records longer than any fixed header read: the rotated file is still named by its first seq.

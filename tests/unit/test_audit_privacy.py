@@ -174,7 +174,7 @@ def test_audit_show_session_finds_a_sessions_records(
 
 def _every_current_key(vault: Vault) -> list[bytes]:
     """What someone holding a copy of the vault and its current master key can derive."""
-    table = vault._keytable(fresh=True)
+    table = vault.parts.keys.keytable(fresh=True)
     keys = [table.vault_secret, *AuditLog.keys(table.vault_secret)]
     for key in table.session_keys.values():
         keys += [key, *subject_keys(key)]
@@ -186,17 +186,17 @@ def test_after_delete_no_record_recovers_the_erased_id_or_its_sizes(
 ) -> None:
     ids = _busy(vault, tmp_path)
     a = ids["a"]
-    vault._configure_audit()
-    vault._audit_log.max_file_bytes = 4096  # records about it sit in rotated files too
+    vault.parts.auditor.configure()
+    vault.parts.audit_log.max_file_bytes = 4096  # records about it sit in rotated files too
     for _ in range(6):
         vault.load(a)
-    a_key = vault._keytable().session_keys[a]
+    a_key = vault.parts.keys.keytable().session_keys[a]
     a_tag = subject_tag(subject_keys(a_key)[0])
     before = {e["seq"]: e for e in vault.audit_entries()[0]}
     sizes = {
         s["bytes"] for e in before.values() for s in e.get("subjects", []) if s.get("id") == str(a) and "bytes" in s
     }
-    assert sizes and len(vault._audit_log.files()) > 1
+    assert sizes and len(vault.parts.audit_log.files()) > 1
 
     vault.delete(a)
 
@@ -239,8 +239,8 @@ def test_a_failure_before_the_key_names_no_session(
         def locked(*_: object, **__: object) -> None:
             raise KeyStoreError("the keychain is locked")
 
-        m.setattr(vault._keys, "keytable", locked)
-        vault._audit("load", "denied", session=sid, error="KeyStoreError", nbytes=1234)
+        m.setattr(vault.parts.keys, "keytable", locked)
+        vault.parts.auditor.record("load", "denied", session=sid, error="KeyStoreError", nbytes=1234)
     pending = (vault_path / "audit" / "pending.log").read_bytes()
     assert not _names_an_id(pending, sid) and b'"session":"(withheld)"' in pending and b"1234" not in pending
 
@@ -306,7 +306,7 @@ def test_show_marks_a_forged_record_and_a_moved_box(
     # Someone with the MAC key (not a key of the session's) re-chains a record whose box
     # was taken from another record: the chain holds, the box does not open in its place.
     with Vault.open(path) as v:
-        mac_key, _ = AuditLog.keys(v._keytable().vault_secret)
+        mac_key, _ = AuditLog.keys(v.parts.keys.keytable().vault_secret)
     save = json.loads(split_line(lines[1].rstrip(b"\n"))[0])  # type: ignore[index]
     load = json.loads(split_line(lines[2].rstrip(b"\n"))[0])  # type: ignore[index]
     assert (save["action"], load["action"]) == ("save", "load")
@@ -358,7 +358,7 @@ def test_a_format_1_log_still_verifies_and_its_records_move_to_a_file_of_their_o
         assert old
         first = next(str(r["session"]) for r in old if isinstance(r.get("session"), str) and len(r["session"]) == 36)
         v.list()  # the first format 2 record: the format 1 records are rotated away first
-        assert len(v._audit_log.files()) == 2
+        assert len(v.parts.audit_log.files()) == 2
         entries, report = v.audit_entries()
         assert report.ok and all(e["verified"] for e in entries)
         assert {e["v"] for e in entries} == {1, 2}

@@ -29,7 +29,7 @@ def _new(vault: Vault) -> uuid.UUID:
 
 
 def _ckpt_files(vault: Vault) -> list[Path]:
-    return sorted(vault._ckpts.path.iterdir())
+    return sorted(vault.parts.ctx.ckpts.path.iterdir())
 
 
 def test_checkpoint_captures_the_session_with_its_appends(vault: Vault) -> None:
@@ -121,8 +121,8 @@ def test_a_checkpoint_is_bound_to_its_session_and_number(vault: Vault) -> None:
     vault.append(a, [{"role": "user", "content": "more"}])
     vault.checkpoint(a, "a2")
     vault.checkpoint(b, "b1")
-    ca1, ca2 = (vault._ckpts.path / f"{vault._file_name(a)}-{n}.ckp" for n in (1, 2))
-    cb1 = vault._ckpts.path / f"{vault._file_name(b)}-1.ckp"
+    ca1, ca2 = (vault.parts.ctx.ckpts.path / f"{vault.parts.keys.file_name(a)}-{n}.ckp" for n in (1, 2))
+    cb1 = vault.parts.ctx.ckpts.path / f"{vault.parts.keys.file_name(b)}-1.ckp"
     saved = ca1.read_bytes()
     # Swapped numbers: checkpoint 2's file put in place of checkpoint 1.
     shutil.copy(ca2, ca1)
@@ -134,7 +134,7 @@ def test_a_checkpoint_is_bound_to_its_session_and_number(vault: Vault) -> None:
         vault.restore_checkpoint(a, 1)
     # A checkpoint put in place of the session file, and a flipped bit.
     ca1.write_bytes(saved)
-    session_file = vault._sessions.path / (vault._file_name(a) + ".sst")
+    session_file = vault.parts.ctx.sessions.path / (vault.parts.keys.file_name(a) + ".sst")
     shutil.copy(ca1, session_file)
     with pytest.raises(errors.IntegrityError):
         vault.load(a)
@@ -156,12 +156,12 @@ def test_deleting_the_session_erases_its_checkpoints(vault: Vault) -> None:
     vault.checkpoint(sid, "1st")
     vault.checkpoint(sid, "2nd")
     vault.checkpoint(keep, "k")
-    stolen = [p.read_bytes() for p in _ckpt_files(vault) if p.name.startswith(vault._file_name(sid))]
+    stolen = [p.read_bytes() for p in _ckpt_files(vault) if p.name.startswith(vault.parts.keys.file_name(sid))]
     vault.delete(sid)
-    assert [p.name for p in _ckpt_files(vault)] == [f"{vault._file_name(keep)}-1.ckp"]
+    assert [p.name for p in _ckpt_files(vault)] == [f"{vault.parts.keys.file_name(keep)}-1.ckp"]
     # Copies taken before the delete no longer open: the session's key is gone.
     for n, data in enumerate(stolen, 1):
-        put_back = vault._ckpts.path / f"{vault._file_name(sid)}-{n}.ckp"
+        put_back = vault.parts.ctx.ckpts.path / f"{vault.parts.keys.file_name(sid)}-{n}.ckp"
         put_back.write_bytes(data)
         put_back.chmod(0o600)
     with pytest.raises(errors.SessionNotFound):
@@ -169,7 +169,7 @@ def test_deleting_the_session_erases_its_checkpoints(vault: Vault) -> None:
     # ... and cleanup removes such leftovers as orphans (only those).
     result = vault.cleanup({"keep_last": 10})
     assert result.orphans_removed == 2
-    assert [p.name for p in _ckpt_files(vault)] == [f"{vault._file_name(keep)}-1.ckp"]
+    assert [p.name for p in _ckpt_files(vault)] == [f"{vault.parts.keys.file_name(keep)}-1.ckp"]
     assert [c.name for c in vault.checkpoints(keep)] == ["k"]
 
 

@@ -53,7 +53,7 @@ def actions(vault: Vault) -> list[dict[str, Any]]:
 
 def test_cleanup_removes_what_the_policy_says_with_one_rotation(vault: Vault, provider: KeychainProvider) -> None:
     ids = fill(vault)
-    epoch = vault._keytable().kek_epoch
+    epoch = vault.parts.keys.keytable().kek_epoch
     result = vault.cleanup({"max_age": "30d"})
     assert set(result.removed) == {ids["d100"], ids["d60"], ids["d40"]}
     assert titles(vault) == {"d10", "young", "pinned", "active", "paused"}
@@ -62,7 +62,7 @@ def test_cleanup_removes_what_the_policy_says_with_one_rotation(vault: Vault, pr
             vault.load(ids[name])
     assert vault.load(ids["pinned"]).title == "pinned"
     # One rotation for the whole run; the key store holds only the new master key.
-    assert result.epoch == epoch + 1 == vault._keytable().kek_epoch
+    assert result.epoch == epoch + 1 == vault.parts.keys.keytable().kek_epoch
     assert sorted(provider.reload(vault.vault_id).keys) == [epoch + 1]
     # Every removal is audited with the rule that decided it, then one summary.
     records = actions(vault)
@@ -123,11 +123,11 @@ def test_a_session_saved_since_the_plan_is_skipped(vault: Vault) -> None:
 
 def test_a_session_in_use_is_skipped(vault: Vault) -> None:
     ids = fill(vault)
-    name = vault._file_name(ids["d60"])
+    name = vault.parts.keys.file_name(ids["d60"])
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with lock(vault._locks.path / f"{name}.lock", timeout=5, what="test"):
+        with lock(vault.parts.ctx.locks.path / f"{name}.lock", timeout=5, what="test"):
             held.set()
             release.wait(10)
 
@@ -148,28 +148,28 @@ def test_batches_rotate_once_each(vault: Vault, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(_erasure, "CLEANUP_BATCH", 2)
     fill(vault)
-    epoch = vault._keytable().kek_epoch
+    epoch = vault.parts.keys.keytable().kek_epoch
     steps: list[tuple[int, int]] = []
     result = vault.cleanup({"keep_last": 0}, progress=lambda done, total: steps.append((done, total)))
     assert len(result.removed) == 4
     assert steps == [(2, 4), (4, 4)]
-    assert vault._keytable().kek_epoch == epoch + 2
+    assert vault.parts.keys.keytable().kek_epoch == epoch + 2
 
 
 def test_files_left_by_a_killed_delete_are_swept(vault: Vault, vault_path: Path) -> None:
     ids = fill(vault)
     # A delete killed after its rotation, before its overwrite: the key is gone, the file stays.
-    with vault._vault_lock(), vault._mutex:
-        table = vault._keytable(fresh=True)
+    with vault.parts.ctx.vault_lock(), vault.parts.ctx.mutex:
+        table = vault.parts.keys.keytable(fresh=True)
         del table.session_keys[ids["d10"]]
-        vault._rotate(table)
-    assert (vault_path / "sessions" / (vault._file_name(ids["d10"]) + ".sst")).exists()
+        vault.parts.keys.rotate(table)
+    assert (vault_path / "sessions" / (vault.parts.keys.file_name(ids["d10"]) + ".sst")).exists()
     assert "d10" not in titles(vault)
     plan = vault.plan_cleanup({"max_age": "1y"})
     assert plan.orphans == 1 and not plan.remove
     result = vault.cleanup({"max_age": "1y"})
     assert result.orphans_removed == 1
-    assert not (vault_path / "sessions" / (vault._file_name(ids["d10"]) + ".sst")).exists()
+    assert not (vault_path / "sessions" / (vault.parts.keys.file_name(ids["d10"]) + ".sst")).exists()
     orphan = [r for r in actions(vault) if r["action"] == "delete"][-1]
     assert orphan["session"] == "(not in the vault)" and orphan["detail"]["rule"] == "orphan"
     assert len(titles(vault)) == 7
@@ -178,7 +178,7 @@ def test_files_left_by_a_killed_delete_are_swept(vault: Vault, vault_path: Path)
 def test_a_file_at_another_name_is_not_an_orphan(vault: Vault, vault_path: Path) -> None:
     ids = fill(vault)
     sessions = vault_path / "sessions"
-    src = sessions / (vault._file_name(ids["d10"]) + ".sst")
+    src = sessions / (vault.parts.keys.file_name(ids["d10"]) + ".sst")
     (sessions / ("0" * 32 + ".sst")).write_bytes(src.read_bytes())
     (sessions / ("0" * 32 + ".sst")).chmod(0o600)
     vault.delete(ids["d10"])
@@ -190,11 +190,11 @@ def test_a_file_at_another_name_is_not_an_orphan(vault: Vault, vault_path: Path)
 
 def test_pin_and_unpin(vault: Vault) -> None:
     ids = fill(vault)
-    gen = vault._stored_generation(vault._file_name(ids["d100"]) + ".sst")
+    gen = vault.parts.store.stored_generation(vault.parts.keys.file_name(ids["d100"]) + ".sst")
     assert vault.pin(ids["d100"]) is True and vault.pin(ids["d100"]) is False
     assert vault.load(ids["d100"]).pinned
     # An edit is appended to the version it edits: not a new version, not a rewrite.
-    assert vault._stored_generation(vault._file_name(ids["d100"]) + ".sst") == gen
+    assert vault.parts.store.stored_generation(vault.parts.keys.file_name(ids["d100"]) + ".sst") == gen
     vault.cleanup({"keep_last": 0})
     assert "d100" in titles(vault)
     assert vault.unpin(ids["d100"]) is True

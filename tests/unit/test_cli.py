@@ -298,10 +298,10 @@ def test_cleanup_sweeps_leftovers_without_asking_when_nothing_else_goes(
 
     ids = _three(run)
     # A delete killed after its rotation: the key is gone, the file stays.
-    with Vault.open(tmp_path / "vault") as v, v._vault_lock(), v._mutex:
-        table = v._keytable(fresh=True)
+    with Vault.open(tmp_path / "vault") as v, v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
+        table = v.parts.keys.keytable(fresh=True)
         del table.session_keys[uuid.UUID(ids[0])]
-        v._rotate(table)
+        v.parts.keys.rotate(table)
     assert len(list((tmp_path / "vault" / "sessions").iterdir())) == 3
     r = run("cleanup", "--keep-last", "5", "--min-age", "0", "--json")
     assert r.exit_code == 0, r.output

@@ -29,7 +29,7 @@ def test_an_audit_anchor_with_an_extra_frame_is_refused_as_damage(vault: Vault, 
     assert _outcome(vault) == "ok"
     path = vault_path / "audit" / "anchor.sst"
     raw = path.read_bytes()
-    _, anchor_key = AuditLog.keys(vault._keytable().vault_secret)
+    _, anchor_key = AuditLog.keys(vault.parts.keys.keytable().vault_secret)
     header = _container.parse_unverified_header(raw)
     _, frames = _container.open_frames(raw, header, anchor_key)
     assert [f.type for f in frames] == [FrameType.BODY]

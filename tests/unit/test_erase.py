@@ -23,9 +23,9 @@ def _epochs(provider: KeychainProvider | PassphraseProvider, vault: Vault) -> li
 
 def test_delete_rotates_the_master_key_and_keeps_only_the_new_one(vault: Vault, provider: KeychainProvider) -> None:
     a, b = vault.save(_s("a")), vault.save(_s("b"))
-    before = vault._keytable().kek_epoch
+    before = vault.parts.keys.keytable().kek_epoch
     vault.delete(a)
-    assert _epochs(provider, vault) == [before + 1] == [vault._keytable().kek_epoch]
+    assert _epochs(provider, vault) == [before + 1] == [vault.parts.keys.keytable().kek_epoch]
     assert vault.load(b).title == "b"
     record = next(r for r in vault.audit_records() if r["action"] == "delete")
     assert (record["action"], record["detail"]) == ("delete", {"epoch": before + 1, "overwritten": True})
@@ -35,7 +35,10 @@ def test_an_old_copy_of_the_vault_no_longer_opens(vault: Vault, vault_path: Path
     sid = vault.save(_s("secret plans"))
     shutil.copytree(vault_path, tmp_path / "copy")
     vault.rekey()
-    with Vault.open(tmp_path / "copy", key_provider=vault._provider) as old, pytest.raises(errors.KeyStoreError):
+    with (
+        Vault.open(tmp_path / "copy", key_provider=vault.parts.keys.provider) as old,
+        pytest.raises(errors.KeyStoreError),
+    ):
         old.load(sid)
     assert vault.load(sid).title == "secret plans"
 
@@ -47,19 +50,19 @@ def test_rekey_with_the_passphrase_provider(tmp_path: Path) -> None:
         assert v.rekey() == 2 and v.rekey() == 3
     with Vault.open(path, passphrase="pw") as v:
         assert v.load(sid).title == "x"
-        assert _epochs(v._provider, v) == [3]  # type: ignore[arg-type]
+        assert _epochs(v.parts.keys.provider, v) == [3]  # type: ignore[arg-type]
 
 
 def test_a_rotation_killed_after_the_table_was_rewritten_is_finished_on_first_use(
     vault: Vault, vault_path: Path, provider: KeychainProvider
 ) -> None:
     sid = vault.save(_s("x"))
-    table = vault._keytable()
+    table = vault.parts.keys.keytable()
     old = provider.load(vault.vault_id)
     new_key = bytes(range(32))
     # Steps 1 and 2 of a rotation, then the "kill": the key store still holds the old key.
     provider.store(vault.vault_id, MasterKeys({**old.keys, 2: new_key}))
-    table.write(vault._root, new_key, 2)
+    table.write(vault.parts.ctx.root, new_key, 2)
     assert _epochs(provider, vault) == [1, 2]
     with Vault.open(vault_path, key_provider=provider) as again:
         assert again.load(sid).title == "x"
@@ -80,7 +83,7 @@ def test_a_rotation_killed_before_the_table_was_rewritten_drops_the_unused_key(
 
 def test_delete_overwrites_the_file_before_unlinking_it(vault: Vault, vault_path: Path) -> None:
     sid = vault.save(_s("y" * 5000))
-    name = vault._file_name(sid) + ".sst"
+    name = vault.parts.keys.file_name(sid) + ".sst"
     keep = (vault_path / "sessions" / name).open("rb")  # a reader holding the inode sees the overwrite
     try:
         vault.delete(sid)
@@ -149,7 +152,7 @@ def test_shred_moves_the_name_away_first(vault: Vault, vault_path: Path, monkeyp
     import os
 
     sid = vault.save(_s("x"))
-    name = vault._file_name(sid) + ".sst"
+    name = vault.parts.keys.file_name(sid) + ".sst"
     seen: list[list[str]] = []
     real = os.ftruncate
 
@@ -158,7 +161,7 @@ def test_shred_moves_the_name_away_first(vault: Vault, vault_path: Path, monkeyp
         real(fd, length)
 
     monkeypatch.setattr(os, "ftruncate", spy)
-    assert vault._sessions.shred(name)
+    assert vault.parts.ctx.sessions.shred(name)
     assert seen and name not in seen[0] and any(n.startswith(".tmp-") for n in seen[0])
     assert os.listdir(vault_path / "sessions") == []
 
@@ -168,6 +171,6 @@ def test_the_key_table_is_compacted_when_its_deltas_pile_up(vault: Vault, monkey
 
     monkeypatch.setattr(_keytable, "_COMPACT_AFTER", 3)
     ids = [vault.save(_s(f"s{i}")) for i in range(6)]
-    table = vault._keytable(fresh=True)
+    table = vault.parts.keys.keytable(fresh=True)
     assert table._frames <= 4 and table.kek_epoch == 1
     assert [vault.load(sid).title for sid in ids] == [f"s{i}" for i in range(6)]

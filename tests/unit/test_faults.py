@@ -326,20 +326,20 @@ def snapshot(v: Vault, known: set[str]) -> dict[str, Any]:
     records), the config and the key table's epoch.  A known session that is not listed
     must not load (an erased session's file left behind reads as not found, never garbage)."""
     out: dict[str, Any] = {}
-    entries, problems = v._summary_docs()
+    entries, problems = v.parts.listing.summary_docs()
     assert problems == []
     for e in entries:
         sid = uuid.UUID(e.id)
-        files = v._checkpoint_files(v._file_name(sid))
+        files = v.parts.checkpoints.files(v.parts.keys.file_name(sid))
         out[e.id] = (
-            orjson.loads(v._document(v._open_session_file(sid))),
-            [vars(c) for c in v._checkpoint_list(sid, files)],
+            orjson.loads(v.parts.store.document(v.parts.store.open(sid))),
+            [vars(c) for c in v.parts.checkpoints.list(sid, files)],
         )
     for sid_text in known - out.keys():
         with pytest.raises(SessionNotFound):
-            v._open_session_file(uuid.UUID(sid_text))
-    out["config"] = v._read_config().model_dump()
-    out["epoch"] = v._keytable(fresh=True).kek_epoch
+            v.parts.store.open(uuid.UUID(sid_text))
+    out["config"] = v.parts.settings.read().model_dump()
+    out["epoch"] = v.parts.keys.keytable(fresh=True).kek_epoch
     return out
 
 
@@ -388,7 +388,7 @@ class Op:
 def _tag_rotating(v: Vault, ctx: Ctx) -> Any:
     # The audit log is over its rotation size (set below the config's floor of 64 KiB so that
     # the test need not write that much): the operation's record renames it first.
-    v._audit_log.max_file_bytes = 1
+    v.parts.audit_log.max_file_bytes = 1
     return v.tag(ctx.ids["a"], add=["x"])
 
 
@@ -403,10 +403,10 @@ def _leftovers(v: Vault, ctx: Ctx) -> None:
     # file of a session whose key a killed delete had removed.
     _torn_append(v, ctx)
     orphan = v.save(doc("orphan"))
-    with v._vault_lock(), v._mutex:
-        table = v._keytable(fresh=True)
-        table.add(v._root, uuid.uuid4())
-        table.remove(v._root, orphan)
+    with v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
+        table = v.parts.keys.keytable(fresh=True)
+        table.add(v.parts.ctx.root, uuid.uuid4())
+        table.remove(v.parts.ctx.root, orphan)
 
 
 def _old_session(v: Vault, ctx: Ctx) -> None:
@@ -576,7 +576,7 @@ class Template:
         """A fresh copy, opened, its index brought up to date (a copy's files have new inodes,
         which the index's stamps name: a listing re-reads and records them)."""
         v = self.open(self.copy(dest))
-        v._summary_docs()  # what 'list' reads, without building its models
+        v.parts.listing.summary_docs()  # what 'list' reads, without building its models
         return v
 
     def prepared(self, dest: Path, op: Op) -> Template:
@@ -603,7 +603,7 @@ def build_template(path: Path) -> Template:
         v.append(ctx.ids["b"], [{"role": "user", "content": "after the checkpoint"}])
         ctx.ids["old"] = str(uuid.uuid4())  # saved by cleanup's preparation
         for key in ("a", "b"):
-            ctx.data[f"{key}_file"] = v._file_name(uuid.UUID(ctx.ids[key])) + ".sst"
+            ctx.data[f"{key}_file"] = v.parts.keys.file_name(uuid.UUID(ctx.ids[key])) + ".sst"
         ctx.ids["new"] = str(uuid.uuid4())
         docs = [orjson.loads(v.load_json(s)) for s in (ctx.ids["a"], ctx.ids["b"])]
         for d, t in zip(docs, ("imported-1", "imported-2"), strict=True):

@@ -275,7 +275,7 @@ def test_cli_input_paths(data: bytes, command: str) -> None:
 def _stored() -> tuple[bytes, bytes, bytes]:
     """The META, BODY and EVENTS payloads (decoded) of the world's session."""
     _, vault, sid = world()
-    log = vault._open_session_file(sid)
+    log = vault.parts.store.open(sid)
     return (
         _container.decode_payload(log.frames[0].data),
         _container.decode_payload(log.body),
@@ -315,13 +315,13 @@ def test_hostile_session_payloads(frames: list[tuple[int, bytes]], action: str) 
     """What every reader of a session makes of a container that authenticates (sealed with the
     session's real key) but holds any META, BODY and EVENTS payloads."""
     _, vault, sid = world()
-    key = vault._session_key(sid, create=False)
+    key = vault.parts.keys.session_key(sid, create=False)
     assert key is not None
     data = _container.seal(
         kind=Kind.SESSION, vault_id=vault.vault_id, object_id=sid, generation=50, kek=key, kek_epoch=0, frames=frames
     )
-    fname = vault._file_name(sid) + ".sst"
-    vault._sessions.write_atomic(fname, data)
+    fname = vault.parts.keys.file_name(sid) + ".sst"
+    vault.parts.ctx.sessions.write_atomic(fname, data)
     try:
         documented(vault.load_json, sid)
         documented(vault.load, sid)
@@ -366,7 +366,7 @@ def _hostile_checkpoints() -> st.SearchStrategy[list[tuple[int, bytes]]]:
 @fuzz("checkpoint.decode", _hostile_checkpoints(), st.booleans())
 def test_hostile_checkpoint_payloads(frames: list[tuple[int, bytes]], restore: bool) -> None:
     _, vault, sid = world()
-    key = vault._session_key(sid, create=False)
+    key = vault.parts.keys.session_key(sid, create=False)
     assert key is not None
     number = 900
     data = _container.seal(
@@ -378,8 +378,8 @@ def test_hostile_checkpoint_payloads(frames: list[tuple[int, bytes]], restore: b
         kek_epoch=0,
         frames=frames,
     )
-    fname = _checkpoints.file_name(vault._file_name(sid), number)
-    vault._ckpts.write_atomic(fname, data)
+    fname = _checkpoints.file_name(vault.parts.keys.file_name(sid), number)
+    vault.parts.ctx.ckpts.write_atomic(fname, data)
     try:
         documented(vault.checkpoints, sid)
         if restore:
@@ -389,7 +389,7 @@ def test_hostile_checkpoint_payloads(frames: list[tuple[int, bytes]], restore: b
             documented(vault.fork, sid, checkpoint=number)
             documented(vault.load, sid)
     finally:
-        vault._ckpts.unlink(fname)
+        vault.parts.ctx.ckpts.unlink(fname)
         if restore:
             vault.save({**SESSION, "id": str(sid)})
 
@@ -485,9 +485,9 @@ def test_found_in_stored_documents() -> None:
     """Documents that authenticate (sealed with the session's key) but have another shape:
     TypeError and AttributeError leaked from every reader."""
     _, vault, sid = world("save")
-    key = vault._session_key(sid, create=False)
+    key = vault.parts.keys.session_key(sid, create=False)
     assert key is not None
-    fname = vault._file_name(sid) + ".sst"
+    fname = vault.parts.keys.file_name(sid) + ".sst"
     meta = _container.encode_payload(b'{"title": [], "_n": 5}', compress=False)
     events = _container.encode_payload(b'{"ops": [{"op": {}}]}', compress=False)
     message = b'{"ops":[{"op":"message","value":{}}]}'
@@ -501,7 +501,7 @@ def test_found_in_stored_documents() -> None:
         data = _container.seal(
             kind=Kind.SESSION, vault_id=vault.vault_id, object_id=sid, generation=9, kek=key, kek_epoch=0, frames=frames
         )
-        vault._sessions.write_atomic(fname, data)
+        vault.parts.ctx.sessions.write_atomic(fname, data)
         for action in (
             lambda: vault.load_json(sid),
             lambda: vault.append(sid, [{"role": "user", "content": "x"}]),
@@ -514,7 +514,7 @@ def test_found_in_stored_documents() -> None:
     data = _container.seal(
         kind=Kind.SESSION, vault_id=vault.vault_id, object_id=sid, generation=9, kek=key, kek_epoch=0, frames=frames
     )
-    vault._sessions.write_atomic(fname, data)
+    vault.parts.ctx.sessions.write_atomic(fname, data)
     with pytest.raises(SessionSealError):
         vault.load_json(sid)
     # A body that is not JSON (NaN), saved as is: search's parse raised orjson.JSONDecodeError.
@@ -537,6 +537,6 @@ def test_found_in_stored_documents() -> None:
             (FrameType.BODY, body),
         ],
     )
-    vault._sessions.write_atomic(fname, data)
+    vault.parts.ctx.sessions.write_atomic(fname, data)
     assert vault.search("needle-7f3c") == []
     vault.save({**SESSION, "id": str(sid)})

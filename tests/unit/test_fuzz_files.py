@@ -99,7 +99,9 @@ def world() -> World:
         for name in (INDEX_FILE, KEYTABLE, CONFIG_FILE, "vault.json", f"{AUDIT_DIR}/{CURRENT}", f"{AUDIT_DIR}/{ANCHOR}")
     }
     scratch = Dir(tmp / "scratch", create=True)
-    return World(tmp, vault, provider, vault._master(), vault._keytable().vault_secret, files, scratch)
+    return World(
+        tmp, vault, provider, vault.parts.keys.master(), vault.parts.keys.keytable().vault_secret, files, scratch
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -271,7 +273,7 @@ def test_keytable_hostile_payloads(frames: list[tuple[int, bytes]]) -> None:
 @fuzz("config.read_body", _file(CONFIG_FILE, donors=[]), memory=True)
 def test_config_mutated(data: bytes) -> None:
     w = world()
-    key = w.vault._config_key()
+    key = w.vault.parts.settings.config_key()
     put(w.scratch, CONFIG_FILE, w.files[CONFIG_FILE])
     want = read_config_body(w.scratch, w.vid, key)
     put(w.scratch, CONFIG_FILE, data)
@@ -303,7 +305,7 @@ def test_config_hostile_documents(body: bytes, stored: bool) -> None:
 
     if stored:
         # Behind authentication: what read_config and the audit settings make of a sealed document.
-        key = w.vault._config_key()
+        key = w.vault.parts.settings.config_key()
         write_config_body(w.scratch, w.vid, key, body, 5)
         cfg, _ = documented(read_config, w.scratch, w.vid, key)
         settings = audit_settings(body)  # None when not the shape this build writes; never raises
@@ -515,7 +517,7 @@ def test_vault_json(doc: bytes, autoclean: bytes | None) -> None:
                 vault.close()
     finally:
         put(root, "vault.json", w.files["vault.json"])
-        w.vault._root.unlink("autoclean.json")
+        w.vault.parts.ctx.root.unlink("autoclean.json")
         root.close()
 
 

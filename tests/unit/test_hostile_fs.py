@@ -81,10 +81,10 @@ def _build(path: Path, *, passphrase: bool) -> Template:
         a, b = v.save(DOC_A), v.save(DOC_B)
         v.checkpoint(a)
         v.set_config(CONFIG)  # config.sst, and autoclean.json (retention.auto_interval)
-        v._configure_audit()
-        v._audit_log.max_file_bytes = 1  # the next record rotates: audit/audit-<seq>.log
+        v.parts.auditor.configure()
+        v.parts.audit_log.max_file_bytes = 1  # the next record rotates: audit/audit-<seq>.log
         v.list()
-        names = v._file_name(a), v._file_name(b)
+        names = v.parts.keys.file_name(a), v.parts.keys.file_name(b)
     assert any(p.name.startswith("audit-") for p in (path / "audit").iterdir())
     with Vault.open(path, key_provider=provider) as v:  # a new auto_interval runs once at the next open
         assert v.last_auto_cleanup is not None
@@ -773,7 +773,7 @@ def test_a_rolled_back_session_file_stays_reported(tmp_path: Path, how: str) -> 
     provider = _provider()
     with Vault.init(tmp_path / "vault", key_provider=provider) as v:
         sid = v.save(DOC_A)
-        f = tmp_path / "vault" / "sessions" / (v._file_name(sid) + ".sst")
+        f = tmp_path / "vault" / "sessions" / (v.parts.keys.file_name(sid) + ".sst")
         old = f.read_bytes()
         if how == "older-version":
             v.save({**DOC_A, "id": str(sid), "title": "alpha 2"})

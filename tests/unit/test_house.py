@@ -14,6 +14,7 @@ VAULT = Path(__file__).resolve().parents[2] / "src" / "sessionseal" / "_vault"
 ORDER = [
     "_common",
     "_results",
+    "_edits",
     "_context",
     "_keys",
     "_auditing",
@@ -28,6 +29,7 @@ ORDER = [
     "_formats",
     "_opening",
     "_verify",
+    "_wiring",
     "_facade",
 ]
 
@@ -91,3 +93,94 @@ def test_every_module_and_function_of_the_package_is_small_enough_to_read() -> N
     # An entry whose module is split (or gone) must leave the list.
     stale = [n for n in too_long_allowed if not (src / n).is_file() or len((src / n).read_text().splitlines()) <= 700]
     assert stale == [], stale
+
+
+SRC = VAULT.parents[1]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The modules of src/ that *path* imports anywhere: at the top, inside functions (a lazy
+    import still closes a circle, it only moves the failure to the first call), and under
+    ``if TYPE_CHECKING`` (a type-only import is a dependency of its module all the same: mypy
+    and the reader need the other module to understand this one)."""
+    name = _module_name(path)
+    package = name if path.stem == "__init__" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            for alias in node.names:  # `from . import errors` imports the module sessionseal.errors
+                if f"{target}.{alias.name}" in modules:
+                    found.add(f"{target}.{alias.name}")
+                elif target in modules:
+                    found.add(target)
+    found.discard(name)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in SRC.rglob("*.py")}
+    return {name: _imports(path, set(paths)) for name, path in paths.items()}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle through each module that is on one (depth-first search)."""
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    return circles
+
+
+def test_no_module_of_src_is_on_an_import_circle() -> None:
+    # The package itself is left out: its __init__ names everything for the type checker and
+    # imports each on first use (PEP 562), and the modules under it import only submodules.
+    graph = _import_graph()
+    top = "sessionseal"
+    graph = {name: deps - {top} for name, deps in graph.items() if name != top}
+    assert _circles(graph) == []
+
+
+def test_the_facade_does_not_grow() -> None:
+    # Issue 19 asks for a facade class under 700 lines; it is at 901 (from 1,112): what is
+    # left is mostly public docstrings and signatures. This ceiling only goes down.
+    tree = _tree("_facade")
+    (vault,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Vault"]
+    assert vault.end_lineno is not None
+    assert vault.end_lineno - vault.lineno + 1 <= 901
+    assert len((VAULT / "_facade.py").read_text().splitlines()) <= 980
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            assert node.end_lineno - node.lineno + 1 <= 80, node.name

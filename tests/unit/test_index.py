@@ -22,13 +22,13 @@ def _s(title: str, **extra: object) -> dict[str, object]:
 
 def _meta_reads(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
-    real = vault._store.read_summary
+    real = vault.parts.store.read_summary
 
     def spy(fname: str) -> dict[str, object]:
         reads.append(fname)
         return real(fname)
 
-    monkeypatch.setattr(vault._store, "read_summary", spy)
+    monkeypatch.setattr(vault.parts.store, "read_summary", spy)
     return reads
 
 
@@ -54,7 +54,7 @@ def test_a_change_the_index_missed_is_seen_by_its_file_stamp(
     vault.list()
     # Another writer whose index update was lost (a crash after the session write).
     with Vault.open(vault_path, key_provider=provider) as other:
-        monkeypatch.setattr(other._index_cache, "put", lambda *a: None)
+        monkeypatch.setattr(other.parts.index, "put", lambda *a: None)
         other.save(_s("after", id=str(sid)))
     monkeypatch.undo()
     reads = _meta_reads(vault, monkeypatch)
@@ -91,7 +91,7 @@ def test_a_torn_last_delta_is_ignored(vault: Vault, vault_path: Path, provider: 
         assert _reindexes(v) == []
     # The next writer rewrote the file rather than append after the cut-short frame.
     with Vault.open(vault_path, key_provider=provider) as v:
-        index, reason = v._current_index()
+        index, reason = v.parts.index.current()
         assert reason is None and index is not None and not index._torn and index._frames == 1
         assert len(index.entries) == 2
 
@@ -104,14 +104,14 @@ def test_deletion_removes_the_entry_and_old_copies_of_the_index_stop_opening(
     vault.list()
     shutil.copy(vault_path / INDEX_FILE, tmp_path / "old-index.sst")
     vault.delete(gone)
-    index, _ = vault._current_index()
+    index, _ = vault.parts.index.current()
     assert index is not None and [e.id for e in index.entries.values()] == [str(kept)]
     # The old copy names the erased session; the master key that opened it is gone.
     (vault_path / INDEX_FILE).rename(tmp_path / "new-index.sst")
     shutil.copy(tmp_path / "old-index.sst", vault_path / INDEX_FILE)
     (vault_path / INDEX_FILE).chmod(0o600)
     with pytest.raises(errors.IntegrityError):
-        Index.load(vault._root, vault.vault_id, provider.reload(vault.vault_id))
+        Index.load(vault.parts.ctx.root, vault.vault_id, provider.reload(vault.vault_id))
 
 
 def test_no_plaintext_of_a_planted_phrase_anywhere(vault: Vault, vault_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_no_plaintext_of_a_planted_phrase_anywhere(vault: Vault, vault_path: Pat
 
 def test_an_older_version_put_back_is_reported(vault: Vault, vault_path: Path, tmp_path: Path) -> None:
     sid = vault.save(_s("v1"))
-    f = vault_path / "sessions" / (vault._file_name(sid) + ".sst")
+    f = vault_path / "sessions" / (vault.parts.keys.file_name(sid) + ".sst")
     shutil.copy(f, tmp_path / "v1.sst")
     vault.save(_s("v2", id=str(sid)))
     vault.list()
@@ -143,7 +143,7 @@ def test_deltas_are_compacted_into_a_snapshot(vault: Vault, monkeypatch: pytest.
     sid = vault.save(_s("x"))
     for i in range(5):
         vault.save(_s(f"x{i}", id=str(sid)))
-    index, _ = vault._current_index()
+    index, _ = vault.parts.index.current()
     assert index is not None and index._frames <= 2
     assert [s.title for s in vault.list()] == ["x4"]
 
@@ -200,9 +200,9 @@ def test_reads_compact_the_deltas_too(vault: Vault, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_index, "_MAX_DELTAS", 3)
     sid = vault.save(_s("x"))
     for _ in range(10):
-        vault._index_cache.cached = None  # as a fresh process: the index is opened for appending only
+        vault.parts.index.cached = None  # as a fresh process: the index is opened for appending only
         vault.load_json(sid)
-    index, _ = vault._current_index()
+    index, _ = vault.parts.index.current()
     assert index is not None and index._frames <= 4
     [entry] = index.entries.values()
     assert entry.last_accessed_at is not None
@@ -216,13 +216,13 @@ def test_an_index_of_another_format_is_rebuilt_as_such(
     from sessionseal._container import FrameType, Kind
 
     ids = {vault.save(_s(f"s{i}")) for i in range(2)}
-    table = vault._keytable(fresh=True)
+    table = vault.parts.keys.keytable(fresh=True)
     data = _container.seal(
         kind=Kind.INDEX,
         vault_id=vault.vault_id,
         object_id=uuid.UUID(int=0),
         generation=9,
-        kek=vault._kek(table.kek_epoch),
+        kek=vault.parts.keys.kek(table.kek_epoch),
         kek_epoch=table.kek_epoch,
         frames=[(FrameType.INDEX_SNAPSHOT, _container.encode_payload(snapshot, compress=True))],
     )
@@ -230,5 +230,5 @@ def test_an_index_of_another_format_is_rebuilt_as_such(
     with Vault.open(vault_path, key_provider=provider) as v:
         assert {s.id for s in v.list()} == ids
         assert _reindexes(v)[-1] == {"reason": "format", "sessions": 2}
-        index, reason = v._current_index()
+        index, reason = v.parts.index.current()
         assert reason is None and index is not None and len(index.entries) == 2

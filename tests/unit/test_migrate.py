@@ -41,20 +41,20 @@ def test_an_index_of_an_older_format_is_migrated(vault: Vault, monkeypatch: pyte
     with monkeypatch.context() as m:
         m.setattr(_index, "_FORMAT", 1)
         vault.reindex()  # written as format 1
-    vault._index_cache.cached = None
+    vault.parts.index.cached = None
     index = next(f for f in vault.formats() if f.name == "index")
     assert (index.oldest, index.state) == (1, "older")
     _, steps = vault.migrate(dry_run=True)
     assert steps and _states(vault)["index"] == "older"  # a dry run changes nothing
     _, steps = vault.migrate()
     assert steps == ["index: rebuilt from the session files in the current format"]
-    vault._index_cache.cached = None
+    vault.parts.index.cached = None
     assert _states(vault)["index"] == "current" and len(vault.list()) == 1
 
 
 def test_newer_formats_are_refused_with_a_clear_message(vault: Vault, vault_path: Path) -> None:
     sid = vault.save({"title": "t", "messages": []})
-    session_file = vault._sessions.path / (vault._file_name(sid) + ".sst")
+    session_file = vault.parts.ctx.sessions.path / (vault.parts.keys.file_name(sid) + ".sst")
     data = bytearray(session_file.read_bytes())
     data[8] = 2  # the container's version byte
     session_file.write_bytes(bytes(data))
@@ -67,7 +67,7 @@ def test_newer_formats_are_refused_with_a_clear_message(vault: Vault, vault_path
     doc = json.loads((vault_path / "vault.json").read_text())
     (vault_path / "vault.json").write_text(json.dumps({**doc, "version": 2}))
     with pytest.raises(errors.UnsupportedVersion, match="newer sessionseal"):
-        Vault.open(vault_path, key_provider=vault._provider)
+        Vault.open(vault_path, key_provider=vault.parts.keys.provider)
 
 
 def test_audit_records_of_a_newer_format_are_refused(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,12 +137,12 @@ def test_a_rotation_in_flight_is_re_wrapped_whole_and_finished_by_the_next_open(
     path, ids = pvault
     with Vault.open(path, passphrase=OLD) as v:
         stored = {sid: v.load_json(sid) for sid in ids}
-        table = v._keytable(fresh=True)  # first use: nothing to finish yet
-        master = v._master()
+        table = v.parts.keys.keytable(fresh=True)  # first use: nothing to finish yet
+        master = v.parts.keys.master()
         epoch, key = max(master.keys) + 1, _crypto.new_key()
         # The state of a rotation killed after steps 2.1 and 2.2 (docs/secure-deletion.md).
-        v._provider.store(v.vault_id, MasterKeys({table.kek_epoch: master.current, epoch: key}))
-        table.write(v._root, key, epoch)
+        v.parts.keys.provider.store(v.vault_id, MasterKeys({table.kek_epoch: master.current, epoch: key}))
+        table.write(v.parts.ctx.root, key, epoch)
         v.change_passphrase(NEW)
     assert sorted(int(e) for e in _keyfile(path)["keys"]) == [epoch - 1, epoch]
     assert not _opens_with(path, OLD)
@@ -165,7 +165,7 @@ def test_a_process_unlocked_before_the_change_cannot_write_the_old_passphrase_ba
             stale.delete(ids[2])
         # The provider itself never writes under a stale passphrase, nor under a salt of its own.
         with pytest.raises(errors.WrongPassphrase):
-            stale._provider.store(stale.vault_id, MasterKeys({1: _crypto.new_key()}))
+            stale.parts.keys.provider.store(stale.vault_id, MasterKeys({1: _crypto.new_key()}))
     assert not _opens_with(path, OLD)
     with Vault.open(path, passphrase=NEW) as v:
         assert sorted(str(s.id) for s in v.list()) == sorted(ids)

@@ -147,7 +147,7 @@ def test_reads_are_recorded_in_the_index_without_rewriting_the_session(vault: Va
 
     a = vault.save({"title": "a", "status": "completed", "messages": []})
     b = vault.save({"title": "b", "status": "completed", "messages": []})
-    f = vault_path / "sessions" / (vault._file_name(a) + ".sst")
+    f = vault_path / "sessions" / (vault.parts.keys.file_name(a) + ".sst")
     before = f.stat().st_ino
     assert vault.list()[1].last_accessed_at is None
     vault.load(a)

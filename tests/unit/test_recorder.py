@@ -7,11 +7,12 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from sessionseal import KeychainProvider, PassphraseProvider, Recorder, Vault, errors
+from sessionseal import KeychainProvider, PassphraseProvider, Vault, errors
 
 
 def _texts(vault: Vault, sid: object) -> list[str]:
@@ -59,20 +60,21 @@ def test_a_bad_event_raises_where_it_is_added(vault: Vault) -> None:
 def test_a_failed_flush_keeps_the_events_for_the_next(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     rec = vault.record(autosave=None)
     rec.append_message("user", "a")
-    real = vault._append_ops
+    real = vault.parts.store.append
     calls = {"n": 0}
 
-    def flaky(sid: object, ops: list[dict[str, object]], events: int) -> int:
+    def flaky(sid: uuid.UUID, ops: list[dict[str, object]], *, touch: bool) -> tuple[int, dict[str, int]]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise errors.StorageError("disk full")
-        return real(sid, ops, events)  # type: ignore[arg-type]
+        return real(sid, ops, touch=touch)
 
-    monkeypatch.setattr(vault, "_append_ops", flaky)
+    monkeypatch.setattr(vault.parts.store, "append", flaky)
     with pytest.raises(errors.StorageError):
         rec.flush()
     rec.append_message("user", "b")
     assert rec.flush() == 2
+    assert calls["n"] == 2
     rec.close()
     assert _texts(vault, rec.session_id) == ["a", "b"]
 
@@ -102,7 +104,7 @@ def test_autosave_writes_without_being_asked(vault: Vault) -> None:
     with pytest.raises(errors.SessionNotFound):
         vault.record("00000000-0000-0000-0000-000000000042")
     with pytest.raises(ValueError, match="autosave"):
-        Recorder(vault, sid, autosave=0)
+        vault.record(sid, autosave=0)
 
 
 def test_async_recorder_autosaves_without_blocking_the_loop(vault_path: Path, provider: KeychainProvider) -> None:

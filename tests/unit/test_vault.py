@@ -474,8 +474,8 @@ def test_a_table_replaced_twice_at_the_same_inode_is_not_taken_for_ours(
                 data = (twin / name).read_bytes()
                 assert len(data) == os.fstat(f.fileno()).st_size
                 f.write(data)
-        assert not first._keytable().is_current(first._root)
-        assert first._index_cache.cached is not None and not first._index_cache.cached.is_current(first._root)
+        assert not first.parts.keys.keytable().is_current(first.parts.ctx.root)
+        assert first.parts.index.cached is not None and not first.parts.index.cached.is_current(first.parts.ctx.root)
         added = first.save(MINIMAL)  # appends a key-table delta and an index delta
     with Vault.open(vault_path, key_provider=provider) as fresh:
         assert {s.id for s in fresh.list()} == {kept, added}

@@ -25,7 +25,7 @@ def _codes(result: VerifyResult) -> dict[str, str]:
 
 
 def _session_file(vault: Vault, sid: uuid.UUID) -> Path:
-    return vault.path / "sessions" / (vault._file_name(sid) + ".sst")
+    return vault.path / "sessions" / (vault.parts.keys.file_name(sid) + ".sst")
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -168,11 +168,11 @@ def test_a_killed_deletes_leftovers_are_orphans_removed_by_repair(filled: tuple[
 def test_a_key_without_its_file_is_unused_and_dropped_by_repair(vault: Vault) -> None:
     vault.save(DOC)
     ghost = uuid.uuid4()
-    vault._session_key(ghost, create=True)  # what a first save killed before its file leaves
+    vault.parts.keys.session_key(ghost, create=True)  # what a first save killed before its file leaves
     result = vault.verify()
     assert result.ok and _codes(result) == {"unused-key": "warning"} and str(ghost) in result.warnings[0].message
     after = vault.verify(repair=True)
-    assert after.problems == [] and ghost not in vault._keytable(fresh=True).session_keys
+    assert after.problems == [] and ghost not in vault.parts.keys.keytable(fresh=True).session_keys
 
 
 def test_a_torn_append_is_a_warning_cut_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
@@ -223,7 +223,7 @@ def test_index_problems_are_repaired_by_a_rebuild(
         index.unlink()
     else:
         _flip(index, index.stat().st_size - 5)
-    vault._index_cache.cached = None
+    vault.parts.index.cached = None
     assert _codes(vault.verify()) == {code: severity}
     after = vault.verify(repair=True)
     assert after.problems == [] and any("rebuilt the index" in line for line in after.repaired)
@@ -233,7 +233,7 @@ def test_a_damaged_key_table_stops_the_keyed_checks(vault: Vault) -> None:
     vault.save(DOC)
     table = vault.path / "keytable.sst"
     _flip(table, table.stat().st_size - 5)
-    vault._keys.table = None  # as a fresh process: the table is read from disk
+    vault.parts.keys.table = None  # as a fresh process: the table is read from disk
     result = vault.verify()
     assert [p.code for p in result.errors] == ["keytable"] and result.counts["sessions"] == 0
 

@@ -40,7 +40,7 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
-from ._verify import VerifyProblem, VerifyResult
+from ._verify import Parts, VerifyProblem, VerifyResult
 
 __all__ = [
     "MAX_SESSION_BYTES",
@@ -49,6 +49,7 @@ __all__ = [
     "ExportResult",
     "FormatStatus",
     "ImportResult",
+    "Parts",
     "SearchHit",
     "TranscriptOutcome",
     "Vault",

@@ -19,20 +19,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _container, _events
+from .. import _checkpoints, _events
 from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
-from .._fields import SessionStatus, normalize_tag
+from .._fields import SessionStatus
 from .._fs import Dir
 from .._index import (
-    Entry,
-    Index,
     entry_of,
     list_json,
     stamp_of,
     to_builtins,
 )
-from .._keystore import KeychainProvider, KeyProvider, MasterKeys
+from .._keystore import KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
@@ -42,24 +40,17 @@ from ..errors import (
     SessionNotFound,
     SessionSealError,
 )
-from . import _opening
-from ._auditing import Auditor, audited_by
-from ._ckpts import Checkpoints
+from . import _edits, _opening
+from ._auditing import audited_by
 from ._common import (
     INTEGRITY,
     MAX_SESSION_BYTES,
     SUFFIX,
-    merge_counts,
     no_session,
     parse_id,
 )
 from ._context import VaultContext
-from ._erasure import Erasure
-from ._formats import Formats
-from ._importer import TranscriptImporter
-from ._indexcache import IndexCache
-from ._keys import Keys
-from ._listing import Listing, stats_of, summaries_adapter
+from ._listing import stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
     ExportResult,
@@ -70,10 +61,8 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
-from ._settings import Settings
-from ._store import SessionStore
-from ._transfer import Transfer
-from ._verify import Parts, VerifyResult, run
+from ._verify import VerifyResult, run
+from ._wiring import wire
 
 if TYPE_CHECKING:
     # Imported where used: pydantic, the models and the sanitizer cost a fresh process
@@ -83,12 +72,6 @@ if TYPE_CHECKING:
     from .._recorder import Recorder
     from .._retention import CleanupPlan, RetentionConfig
     from ..models import Session, SessionSummary
-
-
-#: Longest title or description an edit accepts.
-_MAX_META_TEXT: Final = 64 * 1024
-#: The statuses 'unarchive' may restore.
-_UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
 
 
 _audited = audited_by(lambda vault: vault._auditor)
@@ -110,61 +93,22 @@ class Vault:
         # The context's directories and mutex, by the names the methods below still use.
         self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
         self._mutex = ctx.mutex
-        # Wired here, never imported by each other: the keys write their records ('open',
-        # 'rekey.finish') through the auditor, which reads the key table through the keys.
-        self._keys = Keys(
-            ctx,
-            provider,
-            audit=self._audit,
-            audit_unkeyed=lambda exc: self._auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
-            reseal_index=lambda master, table: self._index_cache.reseal(master, table),  # noqa: PLW0108
-        )
-        self._settings = Settings(ctx, self._keys)
-        self._auditor = Auditor(ctx, self._keys, settings=self._settings.audit_settings)
-        self._audit_log = self._auditor.log
-        self._index_cache = IndexCache(ctx, self._keys, audit=self._audit)
-        self._store = SessionStore(ctx, self._keys, self._index_cache, sanitizer=self._settings.sanitizer)
-        self._checkpoints = Checkpoints(ctx, self._keys, self._store)
-        self._listing = Listing(ctx, self._keys, self._store, self._index_cache, audit=self._audit)
-        self._transfer = Transfer(
-            ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            self._listing,
-            audit=self._audit,
-            checkpoint=self.checkpoint,
-            save_model=self._save_model,
-        )
-        self._importer = TranscriptImporter(
-            ctx,
-            self._keys,
-            self._store,
-            audit=self._audit,
-            checkpoint=self.checkpoint,
-            save_model=self._save_model,
-        )
-        self._formats = Formats(
+        #: The wired components: internal and unstable, for tests and tools (docs/api.md).
+        self.parts = parts = wire(
             ctx,
             doc,
-            self._keys,
-            self._index_cache,
-            audit=self._audit,
-            audit_records=self._auditor.log.records,
+            provider,
+            checkpoint=self.checkpoint,
+            save_model=self._save_model,
             config=self.config,
             reindex=self.reindex,
         )
-        self._erasure = Erasure(
-            ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            audit=self._audit,
-            audit_erasures=self._auditor.erasures,
-            audit_failure=self._auditor.failure,
-            read_config=self._settings.read,
-            summaries=self._listing.summaries,
-        )
+        self._keys, self._settings, self._auditor = parts.keys, parts.settings, parts.auditor
+        self._audit_log, self._index_cache, self._store = parts.audit_log, parts.index, parts.store
+        self._checkpoints, self._listing, self._erasure = parts.checkpoints, parts.listing, parts.erasure
+        self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
+        #: Writes the audit record of an operation.
+        self._audit = self._auditor.record
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 
@@ -249,64 +193,7 @@ class Vault:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- keys (_keys.py); forwarders the tests still use ------------------------
-
-    def _master(self) -> MasterKeys:
-        return self._keys.master()
-
-    def _keytable(self, *, fresh: bool = False) -> KeyTable:
-        return self._keys.keytable(fresh=fresh)
-
-    def _rotate(self, table: KeyTable) -> int:
-        return self._keys.rotate(table)
-
-    def _kek(self, epoch: int) -> bytes:
-        return self._keys.kek(epoch)
-
-    def _file_name(self, session_id: uuid.UUID) -> str:
-        return self._keys.file_name(session_id)
-
-    def _session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
-        return self._keys.session_key(session_id, create=create)
-
     # -- audit (_auditing.py) ----------------------------------------------------------
-
-    def _audit(
-        self,
-        action: str,
-        outcome: str = "ok",
-        *,
-        session: uuid.UUID | str | None = None,
-        error: str | None = None,
-        nbytes: int | None = None,
-        redactions: Mapping[str, int] | None = None,
-        detail: Mapping[str, Any] | None = None,
-        private: Mapping[str, Any] | None = None,
-        others: Sequence[tuple[str, uuid.UUID, Mapping[str, Any] | None]] = (),
-        session_key: bytes | None = None,
-    ) -> None:
-        """Write the audit record of an operation (:meth:`Auditor.record`)."""
-        self._auditor.record(
-            action,
-            outcome,
-            session=session,
-            error=error,
-            nbytes=nbytes,
-            redactions=redactions,
-            detail=detail,
-            private=private,
-            others=others,
-            session_key=session_key,
-        )
-
-    def _config_key(self) -> bytes:
-        return self._settings.config_key()
-
-    def _read_config(self) -> VaultConfig:
-        return self._settings.read()
-
-    def _configure_audit(self) -> None:
-        self._auditor.configure()
 
     def audit_entries(
         self, *, session: uuid.UUID | str | None = None
@@ -354,19 +241,7 @@ class Vault:
         :param progress: called with (files checked, files) as containers are checked.
         :raises KeyStoreError: the master key is not available (nothing keyed can be checked).
         """
-        parts = Parts(
-            self.path,
-            self._ctx,
-            self._keys,
-            self._store,
-            self._checkpoints,
-            self._index_cache,
-            self._settings,
-            self._erasure,
-            self._auditor.log,
-            self.reindex,
-        )
-        result = run(parts, read_data=read_data, repair=repair, progress=progress)
+        result = run(self.parts, read_data=read_data, repair=repair, progress=progress)
         detail = {
             "read_data": read_data,
             "errors": len(result.errors),
@@ -384,7 +259,7 @@ class Vault:
 
         :param repair: seal a torn last line (left by a killed writer) first.
         """
-        report = self._audit_log.verify(self._keytable().vault_secret, repair=repair)
+        report = self._audit_log.verify(self._keys.keytable().vault_secret, repair=repair)
         outcome = "ok" if report.ok else "error"
         self._audit(
             "audit.verify",
@@ -448,25 +323,13 @@ class Vault:
         self._save_model(model, touch=touch)
         return model.id
 
-    # -- the session store (_store.py); forwarders the tests still use ----------
+    # -- the session store (_store.py) -----------------------------------------------
 
     def _save_model(self, model: Session, *, touch: bool) -> dict[str, int]:
         """Save a validated model (see :meth:`save`); returns the redaction counts."""
         nbytes, counts = self._store.save(model, touch=touch)
         self._audit("save", session=model.id, nbytes=nbytes, redactions=counts)
         return counts
-
-    def _stored_generation(self, fname: str) -> int | None:
-        return self._store.stored_generation(fname)
-
-    def _open_session_file(self, session_id: uuid.UUID) -> _container.SessionLog:
-        return self._store.open(session_id)
-
-    def _document(self, log: _container.SessionLog) -> bytes:
-        return self._store.document(log)
-
-    def _read_summary_doc(self, fname: str) -> dict[str, Any]:
-        return self._store.read_summary(fname)
 
     def _edit(
         self,
@@ -482,9 +345,6 @@ class Vault:
         self._audit(action, session=sid, detail={"changed": changed}, others=others)
         return changed
 
-    def _vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
-        return self._ctx.vault_lock(timeout=timeout)
-
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
         """Decrypt a session and return its stored JSON document, without building models.
@@ -498,8 +358,8 @@ class Vault:
         :raises IntegrityError: the stored container was modified or damaged.
         """
         sid = parse_id(session_id)
-        body = self._document(self._open_session_file(sid))
-        self._index_cache.touch(self._file_name(sid) + SUFFIX)
+        body = self._store.document(self._store.open(sid))
+        self._index_cache.touch(self._keys.file_name(sid) + SUFFIX)
         self._audit("load", session=sid, nbytes=len(body))
         return body
 
@@ -575,24 +435,16 @@ class Vault:
         """
         return self._listing.search(text, query, case_sensitive=case_sensitive)
 
-    def _summary_docs(self) -> tuple[builtins.list[Entry], builtins.list[str]]:
-        return self._listing.summary_docs()
-
-    # -- the metadata index (_indexcache.py); forwarders the tests still use ----
-
-    def _current_index(self, *, parse: bool = True) -> tuple[Index | None, str | None]:
-        return self._index_cache.current(parse=parse)
-
     @_audited("reindex")
     def reindex(self) -> int:
         """Rebuild the index from the session files (it is also rebuilt on its own when missing,
         stale or damaged).  Returns the number of sessions indexed."""
-        with self._vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._mutex:
             entries = []
             for fname in sorted(self._ctx.session_files()):
                 try:
                     stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
-                    entries.append((fname, entry_of(self._read_summary_doc(fname)), stamp))
+                    entries.append((fname, entry_of(self._store.read_summary(fname)), stamp))
                 except (SessionNotFound, IntegrityError, OSError):
                     continue
             index = self._index_cache.rebuild(entries)
@@ -805,23 +657,17 @@ class Vault:
                 "this vault keeps its master key in the OS keychain, not under a passphrase: there is no "
                 "passphrase to change (the keychain's own password protects the key)"
             )
-        self._keytable()  # the current passphrase, before the new one is asked for
+        self._keys.keytable()  # the current passphrase, before the new one is asked for
         value = new_passphrase() if callable(new_passphrase) else new_passphrase
         new = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        with self._vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._mutex:
             # A key file a killed change or rotation was writing: shredded, not left beside the new one.
             self._root.sweep_temp()
             overwritten = provider.change(self.vault_id, new)
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
 
-    # -- checkpoints and forks (_ckpts.py); forwarders the tests still use ------
-
-    def _checkpoint_files(self, name: str) -> builtins.list[tuple[int, str]]:
-        return self._checkpoints.files(name)
-
-    def _checkpoint_list(self, sid: uuid.UUID, files: Iterable[tuple[int, str]]) -> builtins.list[Checkpoint]:
-        return self._checkpoints.list(sid, files)
+    # -- checkpoints and forks (_ckpts.py) -------------------------------------------
 
     @_audited("checkpoint.create", by_id=True)
     def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
@@ -840,7 +686,9 @@ class Vault:
         label: str | None = None
         counts: dict[str, int] = {}
         if name is not None:
-            label, counts = self._clean_text(_checkpoints.check_label(name), "checkpoint name")
+            label, counts = _edits.clean_text(
+                self._settings.sanitizer(), _checkpoints.check_label(name), "checkpoint name"
+            )
         cp = self._checkpoints.create(sid, label)
         self._audit(
             "checkpoint.create", session=sid, nbytes=cp.size_original, redactions=counts, private={"number": cp.number}
@@ -913,7 +761,7 @@ class Vault:
         clean_title: str | None = None
         counts: dict[str, int] = {}
         if title is not None:
-            clean_title, counts = self._clean_text(title, "title")
+            clean_title, counts = _edits.clean_text(self._settings.sanitizer(), title, "title")
         new_id = uuid.uuid4()
         number, nbytes = self._checkpoints.fork(
             sid, new_id, checkpoint, title=clean_title, counts=counts, continuation=continuation
@@ -986,7 +834,8 @@ class Vault:
         """
         from .._recorder import Recorder
 
-        return Recorder(self, self._session_to_record(session_id, title, fields), autosave=autosave)
+        sid = self._session_to_record(session_id, title, fields)
+        return Recorder(self, sid, append=self._append_ops, autosave=autosave)
 
     def _session_to_record(
         self, session_id: uuid.UUID | str | None, title: str, fields: Mapping[str, Any]
@@ -994,28 +843,13 @@ class Vault:
         if session_id is None:
             return self.save({"title": title, "messages": [], **fields})
         sid = parse_id(session_id)
-        if not self._sessions.exists(self._file_name(sid) + SUFFIX):
+        if not self._sessions.exists(self._keys.file_name(sid) + SUFFIX):
             raise no_session(sid)
         return sid
 
-    def _clean_text(self, text: str, what: str) -> tuple[str, dict[str, int]]:
-        # A new title or description is user text like any other: sanitized before it is stored.
-        if not isinstance(text, str) or len(text) > _MAX_META_TEXT:
-            raise InvalidInput(f"a {what} is text of at most {_MAX_META_TEXT} characters")
-        result = self._settings.sanitizer().sanitize_text(text)
-        return result.text, dict(result.counts)
-
     def _edit_text(self, session_id: uuid.UUID | str, action: str, field_name: str, text: str) -> bool:
-        clean, counts = self._clean_text(text, field_name)
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get(field_name) == clean:
-                return False
-            doc[field_name] = clean
-            doc["redactions"] = merge_counts(doc.get("redactions"), counts)
-            return True
-
-        return self._edit(session_id, action, update)
+        clean, counts = _edits.clean_text(self._settings.sanitizer(), text, field_name)
+        return self._edit(session_id, action, _edits.set_text(field_name, clean, counts))
 
     @_audited("rename", by_id=True)
     def rename(self, session_id: uuid.UUID | str, title: str) -> bool:
@@ -1035,35 +869,17 @@ class Vault:
 
         :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace.
         """
-        adds, removes = [_check_tag(t) for t in add], {_check_tag(t) for t in remove}
         after: builtins.list[str] = []
-
-        def update(doc: dict[str, Any]) -> bool:
-            before = builtins.list(doc.get("tags") or [])
-            tags = [t for t in before if t not in removes]
-            tags += [t for t in dict.fromkeys(adds) if t not in tags]
-            after[:] = tags
-            doc["tags"] = tags
-            return tags != before
-
-        self._edit(session_id, "tag", update)
+        self._edit(session_id, "tag", _edits.set_tags(add, remove, after))
         return after
 
     @_audited("set-status", by_id=True)
     def set_status(self, session_id: uuid.UUID | str, status: SessionStatus | str) -> bool:
         """Set a session's status; ``archived`` is :meth:`archive`.  Returns whether it changed."""
-        try:
-            new = SessionStatus(status)
-        except ValueError:
-            raise InvalidInput(f"a status is one of: {', '.join(SessionStatus)}") from None
+        new = _edits.status_of(status)
         if new is SessionStatus.ARCHIVED:
             return self.archive(session_id)
-
-        def update(doc: dict[str, Any]) -> bool:
-            doc.pop("archived_from", None)
-            return _set(doc, "status", new.value)
-
-        return self._edit(session_id, "set-status", update)
+        return self._edit(session_id, "set-status", _edits.set_status(new))
 
     @_audited("link", by_id=True)
     def link(self, session_id: uuid.UUID | str, *, parent: uuid.UUID | str | None) -> bool:
@@ -1075,58 +891,33 @@ class Vault:
         pid = None if parent is None else parse_id(parent)
         if pid == sid:
             raise InvalidInput("a session cannot be its own parent")
-        if pid is not None and self._file_name(pid) + SUFFIX not in set(self._sessions.names()):
+        if pid is not None and self._keys.file_name(pid) + SUFFIX not in set(self._sessions.names()):
             raise no_session(pid)
-
-        def update(doc: dict[str, Any]) -> bool:
-            links = doc.setdefault("links", {})
-            value = None if pid is None else str(pid)
-            if links.get("parent") == value:
-                return False
-            links["parent"] = value
-            return True
-
-        return self._edit(sid, "link", update, others=[] if pid is None else [("link", pid, {})])
+        return self._edit(sid, "link", _edits.set_parent(pid), others=[] if pid is None else [("link", pid, {})])
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
         """Protect a session from every retention policy (not from :meth:`delete`).
         Returns False when it was already pinned."""
-        return self._edit(session_id, "pin", lambda d: _set(d, "pinned", True))
+        return self._edit(session_id, "pin", _edits.set_flag("pinned", True))
 
     @_audited("unpin", by_id=True)
     def unpin(self, session_id: uuid.UUID | str) -> bool:
         """Undo :meth:`pin`.  Returns False when it was not pinned."""
-        return self._edit(session_id, "unpin", lambda d: _set(d, "pinned", False))
+        return self._edit(session_id, "unpin", _edits.set_flag("pinned", False))
 
     @_audited("archive", by_id=True)
     def archive(self, session_id: uuid.UUID | str) -> bool:
         """Set the status to ``archived``: still encrypted, hidden from :meth:`list` unless
         asked for.  The previous status is kept for :meth:`unarchive`.  Returns False when it
         was already archived."""
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get("status") == SessionStatus.ARCHIVED:
-                return False
-            doc["archived_from"] = doc.get("status") or SessionStatus.ACTIVE.value
-            doc["status"] = SessionStatus.ARCHIVED.value
-            return True
-
-        return self._edit(session_id, "archive", update)
+        return self._edit(session_id, "archive", _edits.archive)
 
     @_audited("unarchive", by_id=True)
     def unarchive(self, session_id: uuid.UUID | str) -> bool:
         """Restore the status a session had before :meth:`archive` (``completed`` if unknown).
         Returns False when it was not archived."""
-
-        def update(doc: dict[str, Any]) -> bool:
-            if doc.get("status") != SessionStatus.ARCHIVED:
-                return False
-            previous = doc.pop("archived_from", None)
-            doc["status"] = previous if previous in _UNARCHIVED else SessionStatus.COMPLETED.value
-            return True
-
-        return self._edit(session_id, "unarchive", update)
+        return self._edit(session_id, "unarchive", _edits.unarchive)
 
     @_audited("stats")
     def stats(self) -> VaultStats:
@@ -1176,26 +967,7 @@ class Vault:
 
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
-        names = self._ctx.session_files()
-        stored = 0
-        for n in names:
-            try:
-                stored += os.stat(n, dir_fd=self._sessions.fd, follow_symlinks=False).st_size
-            except FileNotFoundError:
-                continue
-        return VaultInfo(
-            vault_path=str(self.path),
-            vault_id=str(self.vault_id),
-            key_provider=self._provider.name,
-            key_provider_detail=self._provider.describe(),
-            format_version=int(self._doc["version"]),
-            container_version=_container.FORMAT_VERSION,
-            created_at=str(self._doc.get("created_at", "")),
-            session_count=len(names),
-            stored_bytes=stored,
-            audit_log_path=str(self._audit_log.path),
-            key_backend=self._provider.backend_class if isinstance(self._provider, KeychainProvider) else None,
-        )
+        return _opening.describe(self._ctx, self._doc, self._provider, self._audit_log.path)
 
     def destroy(self) -> None:
         """Remove the vault's master key from the key store: every session becomes unreadable.
@@ -1206,17 +978,3 @@ class Vault:
         with contextlib.suppress(SessionSealError):
             self._audit("destroy")
         self._provider.delete(self.vault_id)
-
-
-def _check_tag(tag: str) -> str:
-    try:
-        return normalize_tag(tag)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
-def _set(doc: dict[str, Any], key: str, value: Any) -> bool:
-    if doc.get(key) == value:
-        return False
-    doc[key] = value
-    return True

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import _crypto, _paths
+from .. import _container, _crypto, _paths
 from .._fs import TMP_PREFIX, Dir, check_ancestors, check_vault_dir, vault_exists
 from .._index import INDEX_FILE, Index
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
@@ -32,6 +32,8 @@ from ..errors import (
 from . import _common
 from ._auditing import record_refusal
 from ._common import VAULT_FILE, VAULT_FORMAT, VAULT_VERSION
+from ._context import VaultContext
+from ._results import VaultInfo
 
 V = TypeVar("V")
 
@@ -172,3 +174,28 @@ def resolve(path: str | os.PathLike[str] | None) -> Path:
     if p.name in ("", ".", ".."):
         p = p.resolve()
     return p.parent.resolve() / p.name
+
+
+def describe(ctx: VaultContext, doc: dict[str, Any], provider: KeyProvider, audit_log: Path) -> VaultInfo:
+    """What ``Vault.info`` shows: ``vault.json``, the key provider, the session files' count
+    and size; nothing that needs the key."""
+    names = ctx.session_files()
+    stored = 0
+    for n in names:
+        try:
+            stored += os.stat(n, dir_fd=ctx.sessions.fd, follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
+    return VaultInfo(
+        vault_path=str(ctx.path),
+        vault_id=str(ctx.vault_id),
+        key_provider=provider.name,
+        key_provider_detail=provider.describe(),
+        format_version=int(doc["version"]),
+        container_version=_container.FORMAT_VERSION,
+        created_at=str(doc.get("created_at", "")),
+        session_count=len(names),
+        stored_bytes=stored,
+        audit_log_path=str(audit_log),
+        key_backend=provider.backend_class if isinstance(provider, KeychainProvider) else None,
+    )

@@ -49,20 +49,26 @@ from ._common import MAX_CONTAINER
 
 if TYPE_CHECKING:
     from .._audit import AuditLog
+    from ._auditing import Auditor
     from ._ckpts import Checkpoints
     from ._context import VaultContext
     from ._erasure import Erasure
+    from ._formats import Formats
+    from ._importer import TranscriptImporter
     from ._indexcache import IndexCache
     from ._keys import Keys
+    from ._listing import Listing
     from ._settings import Settings
     from ._store import SessionStore
+    from ._transfer import Transfer
 
 __all__ = ["Parts", "VerifyProblem", "VerifyResult", "run"]
 
 
 @dataclass(frozen=True)
 class Parts:
-    """What verify reads and repairs: the components of an open vault, handed down by the facade."""
+    """The components of an open vault, wired by the facade: what verify reads and repairs,
+    and ``Vault.parts``, the seam tests and tools reach them by (internal: docs/api.md)."""
 
     path: Path
     ctx: VaultContext
@@ -75,6 +81,11 @@ class Parts:
     audit_log: AuditLog
     #: The facade's audited reindex (a repair that rebuilds the index is recorded as one).
     reindex: Callable[[], int]
+    auditor: Auditor
+    listing: Listing
+    transfer: Transfer
+    importer: TranscriptImporter
+    formats: Formats
 
 
 Severity = Literal["error", "warning"]

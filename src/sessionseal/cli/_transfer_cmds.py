@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ._common import Context, echo_json, handle_errors, passphrase_source, read_input
+from ._filters import query_of, select_filters
 from ._terminal import say
 
 __all__ = ["export_command", "import_command"]
@@ -29,20 +30,12 @@ def _bundle_passphrase(path: str | None, *, confirm: bool) -> Any:
     )
 
 
-def _select_filters(fn: Any) -> Any:
-    from . import SELECT_OPTIONS
-
-    for option in reversed(SELECT_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
 @click.command(name="export")
 @click.argument("session_ids", metavar="[ID]...", nargs=-1)
 @click.option(
     "--all", "export_all", is_flag=True, help="Every session (archived too) that the filters select (all without)."
 )
-@_select_filters
+@select_filters
 @click.option(
     "--format",
     "fmt",
@@ -92,8 +85,6 @@ def export_command(
         )
     vault = obj.vault()
     passphrase = _bundle_passphrase(bundle_passphrase_file, confirm=True)() if fmt == "bundle" else None
-    from . import query_of
-
     result = vault.export(
         list(session_ids) if session_ids else None,
         query=None if session_ids else query_of(here, "all", filters),

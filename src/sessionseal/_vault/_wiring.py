@@ -1,0 +1,96 @@
+"""Wiring: builds an open vault's components and hands each the others it needs.
+
+The components never import each other upwards (docs/design.md, "The house"): what one needs
+of another above it, or of the facade, it gets here as an object or a callback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._auditing import Auditor
+from ._ckpts import Checkpoints
+from ._context import VaultContext
+from ._erasure import Erasure
+from ._formats import Formats
+from ._importer import TranscriptImporter
+from ._indexcache import IndexCache
+from ._keys import Keys
+from ._listing import Listing
+from ._settings import Settings
+from ._store import SessionStore
+from ._transfer import Transfer
+from ._verify import Parts
+
+if TYPE_CHECKING:
+    from .._checkpoints import Checkpoint
+    from .._config import VaultConfig
+    from .._keystore import KeyProvider
+
+__all__ = ["wire"]
+
+
+def wire(
+    ctx: VaultContext,
+    doc: dict[str, Any],
+    provider: KeyProvider,
+    *,
+    checkpoint: Callable[[uuid.UUID, str], Checkpoint],
+    save_model: Callable[..., dict[str, int]],
+    config: Callable[[], VaultConfig],
+    reindex: Callable[[], int],
+) -> Parts:
+    """The components of the vault at *ctx*; *checkpoint*, *save_model*, *config* and *reindex*
+    are the facade's audited operations that some components run as steps."""
+
+    # The keys write their records ('open', 'rekey.finish') through the auditor, which reads
+    # the key table through the keys: the auditor is named here before it is made.
+    def audit(action: str, outcome: str = "ok", **fields: Any) -> None:
+        auditor.record(action, outcome, **fields)
+
+    keys = Keys(
+        ctx,
+        provider,
+        audit=audit,
+        audit_unkeyed=lambda exc: auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
+        reseal_index=lambda master, table: index.reseal(master, table),  # noqa: PLW0108
+    )
+    settings = Settings(ctx, keys)
+    auditor = Auditor(ctx, keys, settings=settings.audit_settings)
+    index = IndexCache(ctx, keys, audit=audit)
+    store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer)
+    checkpoints = Checkpoints(ctx, keys, store)
+    listing = Listing(ctx, keys, store, index, audit=audit)
+    steps: dict[str, Any] = {"audit": audit, "checkpoint": checkpoint, "save_model": save_model}
+    erasure = Erasure(
+        ctx,
+        keys,
+        store,
+        checkpoints,
+        audit=audit,
+        audit_erasures=auditor.erasures,
+        audit_failure=auditor.failure,
+        read_config=settings.read,
+        summaries=listing.summaries,
+    )
+    return Parts(
+        path=ctx.path,
+        ctx=ctx,
+        keys=keys,
+        store=store,
+        checkpoints=checkpoints,
+        index=index,
+        settings=settings,
+        erasure=erasure,
+        audit_log=auditor.log,
+        reindex=reindex,
+        auditor=auditor,
+        listing=listing,
+        transfer=Transfer(ctx, keys, store, checkpoints, listing, **steps),
+        importer=TranscriptImporter(ctx, keys, store, **steps),
+        formats=Formats(
+            ctx, doc, keys, index, audit=audit, audit_records=auditor.log.records, config=config, reindex=reindex
+        ),
+    )
