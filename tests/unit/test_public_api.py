@@ -17,7 +17,7 @@ SRC = Path(sessionseal.__file__).parent
 OWNERS = {
     "cryptography": {"_crypto.py"},
     "zstandard": {"_compress.py"},
-    "filelock": {"_fs.py"},
+    "filelock": {"_fslock.py"},
     "keyring": {"_keystore.py"},
     "secretstorage": {"_keystore.py"},
     "platformdirs": {"_paths.py"},
