@@ -50,6 +50,7 @@ from ._common import (
     parse_id,
 )
 from ._context import VaultContext
+from ._importer import audit_of
 from ._listing import stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
@@ -61,7 +62,8 @@ from ._results import (
     VaultInfo,
     VaultStats,
 )
-from ._verify import VerifyResult, run
+from ._settings import change_detail
+from ._verify import VerifyResult, audit_detail, run
 from ._wiring import wire
 
 if TYPE_CHECKING:
@@ -78,11 +80,7 @@ _audited = audited_by(lambda vault: vault._auditor)
 
 
 class Vault:
-    """An open vault.  Use :meth:`init` to create one and :meth:`open` to open one.
-
-    Thread-safe: operations on one session are serialized by a file lock, which also
-    excludes other processes.
-    """
+    """An open vault (:meth:`init` creates one, :meth:`open` opens one); thread-safe, process-safe."""
 
     def __init__(self, path: Path, root: Dir, doc: dict[str, Any], provider: KeyProvider) -> None:
         self.path = path
@@ -126,11 +124,9 @@ class Vault:
         passphrase: str | bytes | Callable[[], str | bytes] | None = None,
         interactive: bool = False,
     ) -> Vault:
-        """Create a new vault: a vault id, a random 256-bit master key in the key store,
-        an empty key table.
+        """Create a new vault (a random 256-bit master key in the key store).
 
-        :param key_provider: ``"keychain"`` (default), ``"passphrase"`` (needs
-            *passphrase*), or a provider instance.
+        :param key_provider: ``"keychain"``, ``"passphrase"`` (needs *passphrase*), or a provider.
         :raises VaultExists: a vault is already there.
         :raises UnsafePermissions: the path or a parent is unsafe.
         :raises KeyStoreError: the key could not be stored (nothing is left behind).
@@ -154,15 +150,10 @@ class Vault:
         interactive: bool = False,
         auto_cleanup: bool = True,
     ) -> Vault:
-        """Open an existing vault.  The master key is read lazily, on first use.
-
-        When the config's ``retention.auto_interval`` is set and has passed since the last
-        cleanup, the config's policy is run first (:attr:`last_auto_cleanup` says what it
-        did); a failure there is audited and never fails the open.
+        """Open an existing vault, first running the config's automatic cleanup when due.
 
         :raises VaultNotFound: no vault at the path.
-        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, or open to others;
-            or a directory above it is closed to this user (it cannot be reached).
+        :raises UnsafePermissions: the vault (or a parent) is a link, not ours, open to others, or unreachable.
         :raises UnsupportedVersion: the vault was made by a newer sessionseal.
         """
         vault = _opening.open_existing(
@@ -200,15 +191,7 @@ class Vault:
     ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
         """Every audit record, oldest first, checked as it is read, and the chain's report.
 
-        Each record gets ``verified`` (true only when the MAC chain vouches for it and each of
-        its boxes opens) and, when false, ``problem``: ``pending`` (not chained yet), the
-        verify code of the first bad record, ``after-error`` (after it), ``anchor`` (the anchor
-        vouches for no record) or ``box``.  Subjects are opened with the sessions' keys: each
-        gets its ``id`` and its box's values; a tag that no key in the table yields gets
-        ``erased: true`` (docs/spec/audit-log.md, "Showing").
-
-        :param session: only the records about this session (by its tag, or by its id in
-            format 1 records).
+        :param session: only the records about this session.
         """
         return self._auditor.entries(None if session is None else parse_id(session))
 
@@ -218,47 +201,27 @@ class Vault:
         return self._audit_log.path
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
-        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed
-        (see :meth:`audit_entries` and :meth:`verify_audit`)."""
+        """Every record of the audit log, oldest first, as stored: unverified, subjects sealed."""
         return self._audit_log.records()
 
     @_audited("verify")
     def verify(
         self, *, read_data: bool = False, repair: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> VerifyResult:
-        """Check the whole vault (docs/reliability.md): every entry's type, owner and mode;
-        the key table; every session and checkpoint container authenticated (its header and
-        last summary, or with *read_data* every frame and the document); the index against
-        the files; the config; the audit chain.  Nothing is changed unless *repair*.
+        """Check the whole vault (docs/reliability.md); nothing is changed unless *repair*.
 
-        Problems are errors (damage, tampering, unsafe entries: :attr:`VerifyResult.ok` is
-        false) or warnings (leftovers of killed writers, a stale index: nothing lost).
-
-        :param repair: then remove killed writers' temp files and erased sessions' leftovers,
-            cut torn appends, drop keys of sessions never written, finish an interrupted
-            rotation, rebuild the index (unless it remembers newer versions than the files
-            hold), seal a torn audit line; and check again.  Never deletes data that reads.
-        :param progress: called with (files checked, files) as containers are checked.
-        :raises KeyStoreError: the master key is not available (nothing keyed can be checked).
+        :param progress: called with (files checked, files).
+        :raises KeyStoreError: the master key is not available.
         """
         result = run(self.parts, read_data=read_data, repair=repair, progress=progress)
-        detail = {
-            "read_data": read_data,
-            "errors": len(result.errors),
-            "warnings": len(result.warnings),
-            "repaired": len(result.repaired),
-            "sessions": result.counts.get("sessions", 0),
-        }
+        detail = audit_detail(result, read_data=read_data)
         failed = None if result.ok else "IntegrityError"
         self._audit("verify", "ok" if result.ok else "error", error=failed, detail=detail)
         return result
 
     @_audited("audit.verify")
     def verify_audit(self, *, repair: bool = False) -> VerifyReport:
-        """Check the audit log's MAC chain against its anchor.
-
-        :param repair: seal a torn last line (left by a killed writer) first.
-        """
+        """Check the audit log's MAC chain against its anchor (*repair*: seal a torn last line first)."""
         report = self._audit_log.verify(self._keys.keytable().vault_secret, repair=repair)
         outcome = "ok" if report.ok else "error"
         self._audit(
@@ -273,8 +236,7 @@ class Vault:
 
     @_audited("config.show")
     def config(self) -> VaultConfig:
-        """The vault's configuration (defaults when none was set).  Audited: it holds the
-        user's literals (hostnames, customer ids), which are sensitive in themselves.
+        """The vault's configuration (defaults when none was set); audited.
 
         :raises IntegrityError: the stored configuration was modified.
         """
@@ -290,31 +252,16 @@ class Vault:
         """
         old, new = self._settings.store(config, schedule_auto=self._erasure.schedule_auto)
         self._auditor.reconfigure()  # the audit settings may have changed
-        # Counts only: rules, literals and allowlist entries may name internal hosts or customers.
-        self._audit(
-            "config.set",
-            detail={
-                "rules_changed": old.sanitizer != new.sanitizer,
-                "rules": len(new.sanitizer.rules),
-                "literals": len(new.sanitizer.literals),
-                "allowlist": len(new.sanitizer.allowlist),
-                "audit_changed": old.audit != new.audit,
-                "retention_changed": old.retention != new.retention,
-            },
-        )
+        self._audit("config.set", detail=change_detail(old, new))
         return new
 
     # -- sessions --------------------------------------------------------------------
 
     @_audited("save")
     def save(self, session: Session | Mapping[str, Any] | str | bytes, *, touch: bool = True) -> uuid.UUID:
-        """Sanitize, serialize, compress, encrypt and atomically write *session*.
-
-        This is the only path to disk.  A fresh data key is drawn for every saved
-        version.  Per-rule redaction counts are added to the stored ``redactions``.
+        """Sanitize, serialize, compress, encrypt and atomically write *session*; return its id.
 
         :param touch: set ``updated_at`` to now (importers keep the original time).
-        :returns: the session id.
         :raises InvalidInput: the document is not a valid session, or too large.
         """
         from ..models import parse_session
@@ -347,12 +294,7 @@ class Vault:
 
     @_audited("load", by_id=True)
     def load_json(self, session_id: uuid.UUID | str) -> bytes:
-        """Decrypt a session and return its stored JSON document, without building models.
-
-        The bytes are authenticated (they are exactly what :meth:`save` wrote after
-        validating and sanitizing), so tools that only pass the session on — ``show
-        --json``, a resume hook — skip pydantic validation, which costs about twice
-        the JSON parse itself.
+        """Decrypt a session and return its stored, authenticated JSON document, without models.
 
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
@@ -386,13 +328,7 @@ class Vault:
             raise IntegrityError(INTEGRITY) from None
 
     def list(self, query: ListQuery | None = None, *, archived: bool | None = False) -> list[SessionSummary]:
-        """Summaries of the readable sessions, newest update first.
-
-        :param query: filters, order and limit (:class:`ListQuery`); it overrides *archived*.
-        :param archived: ``False`` (default) hides archived sessions, ``True`` shows only
-            them, ``None`` shows all.
-        Unreadable containers are skipped here; :meth:`list_with_problems` reports them.
-        """
+        """Summaries of the readable sessions, newest update first (*query* overrides *archived*)."""
         return self.list_with_problems(query, archived=archived)[0]
 
     @_audited("list")
@@ -407,16 +343,12 @@ class Vault:
     def list_json(
         self, query: ListQuery | None = None, *, archived: bool | None = False
     ) -> tuple[bytes, builtins.list[str]]:
-        """What :meth:`list_with_problems` returns, as one JSON array (indented, sorted keys)
-        of the summaries' documents, without building models: ``list --json`` of 10,000
-        sessions in a fraction of the time.  The documents are authenticated, and were
-        validated when read from their session files."""
+        """What :meth:`list_with_problems` returns, as one JSON array, without building models."""
         entries, problems = self._listing.select(query or ListQuery(archived=archived))
         return list_json(entries), problems
 
     def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
-        """The most recently updated session that *query* keeps (archived ones aside), or None:
-        what ``sessionseal latest`` and ``resume --latest`` continue, as ``claude --continue`` does."""
+        """The most recently updated session that *query* keeps (archived ones aside), or None."""
         q = dataclasses.replace(query or ListQuery(), sort=SortKey.UPDATED, limit=1)
         found = self.list(q)
         return found[0] if found else None
@@ -425,20 +357,12 @@ class Vault:
     def search(
         self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
     ) -> builtins.list[SearchHit]:
-        """Sessions whose titles, descriptions, tags, messages or tool output contain *text*,
-        newest first, at most ``query.limit`` (default 20), each with a snippet around the
-        first match.  Everything searched is sanitized text; nothing is written anywhere.
-
-        Sessions are decrypted one at a time in memory (a bounded stream, two at once on
-        two cores).  The raw stored JSON is searched for *text* as it is escaped there, and
-        only a session that contains it is parsed, to find the field and cut the snippet.
-        """
+        """Sessions containing *text*, newest first, at most ``query.limit`` (default 20), with snippets."""
         return self._listing.search(text, query, case_sensitive=case_sensitive)
 
     @_audited("reindex")
     def reindex(self) -> int:
-        """Rebuild the index from the session files (it is also rebuilt on its own when missing,
-        stale or damaged).  Returns the number of sessions indexed."""
+        """Rebuild the index from the session files; return the number of sessions indexed."""
         with self._ctx.vault_lock(), self._mutex:
             entries = []
             for fname in sorted(self._ctx.session_files()):
@@ -466,14 +390,7 @@ class Vault:
         overwrite: bool = False,
         log2_n: int | None = None,
     ) -> ExportResult:
-        """Export sessions: the given ids, or every session *query* selects (all, archived
-        ones too, without either).
-
-        ``bundle`` is encrypted under *passphrase* (scrypt, then AES-GCM; not the vault's
-        key) and holds any number of sessions.  ``json``, ``yaml`` and ``markdown`` are
-        plaintext renderings of the sanitized documents and need ``plaintext=True``.  With
-        *out*, the file is written owner-only and atomically (an existing file is an error
-        unless *overwrite*); otherwise the bytes are returned.  Checkpoints stay behind.
+        """Export the given sessions, or every session *query* selects.
 
         :raises InvalidInput: an unknown format, a plaintext format without *plaintext*, no
             passphrase for a bundle, nothing to export, or *out* exists.
@@ -499,26 +416,13 @@ class Vault:
         on_conflict: str = "skip",
         allow_expensive_kdf: bool = False,
     ) -> ImportResult:
-        """Import a bundle or session JSON (one document, or a list of them): each session is
-        validated and sanitized with this vault's rules, then saved with its times kept.
+        """Import a bundle or session JSON, validated and sanitized, times kept.
 
-        A bundle's documents are read one at a time, twice: once to validate them all (a bad
-        one imports nothing), once to store them; memory follows the largest document, not the
-        bundle (docs/spec/bundle-v1.md, "Limits").
-
-        :param source: the bytes, or a file path.
-        :param passphrase: the bundle's passphrase (or a callable asked only for a bundle).
-        :param on_conflict: for an id already in the vault: ``skip`` it, ``replace`` the stored
-            session (its previous version is kept as a checkpoint), or store a ``copy`` under a
-            new id.
-        :param allow_expensive_kdf: open a bundle that asks for more scrypt work than
-            sessionseal writes (up to 2^22, 4 GiB of memory); without it such a bundle is
-            refused before any work.
+        :param on_conflict: ``skip``, ``replace`` (old version kept as a checkpoint) or ``copy``.
         :raises WrongPassphrase: the bundle's passphrase is wrong.
         :raises IntegrityError: the bundle is damaged or altered.
-        :raises InvalidInput: not a bundle nor session JSON, a document is not a session, a
-            bundle asks for too much scrypt work or holds more than the limits (nothing is
-            imported then).
+        :raises InvalidInput: not a bundle nor session JSON, a document is not a session, or a
+            bundle is over the limits (nothing is imported then).
         """
         return self._transfer.import_sessions(
             source, passphrase=passphrase, on_conflict=on_conflict, allow_expensive_kdf=allow_expensive_kdf
@@ -536,22 +440,10 @@ class Vault:
         quiet_period: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> builtins.list[TranscriptOutcome]:
-        """Import Claude Code and Codex transcript files (see ``find_transcripts``).
+        """Import Claude Code and Codex transcript files (docs/importing.md).
 
-        Each transcript becomes one session whose id is derived from the tool's own session
-        id, so importing is idempotent: an unchanged file is skipped, one that grew has its
-        new turns appended, one that changed otherwise is stored as a new version (the old
-        one kept as a checkpoint).  Everything is sanitized on the way in.  A file that fails
-        is reported and the others go on.
-
-        :param since: skip files last modified before this time.
-        :param remove_originals: after a file's import is verified by reading the session
-            back, overwrite and delete the file (best effort, as retention does); only a file
-            read and stored up to its size, ending with a complete line, unmodified for
-            *quiet_period* and (on Linux) open for writing nowhere.  A file kept says why in
-            :attr:`TranscriptOutcome.kept`.
-        :param quiet_period: seconds an original must have been left unmodified before it is
-            removed (default 600: an agent between two records leaves it alone that long).
+        :param quiet_period: seconds an original must be unmodified before it is removed (600).
+        :raises InvalidInput: *quiet_period* is negative.
         """
         from .._transcripts import QUIET_PERIOD
 
@@ -562,36 +454,20 @@ class Vault:
         out = self._importer.run(
             [Path(p) for p in paths], dry_run=dry_run, since=since, remove=remove, progress=progress
         )
-        counts: dict[str, int] = {}
-        for o in out:
-            counts[o.action] = counts.get(o.action, 0) + 1
         if not dry_run:
-            stored = [
-                ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
-                for o in out
-                if o.session_id is not None and o.action in ("new", "appended", "updated")
-            ]
-            self._audit("import-transcripts", detail={"files": len(out), **counts}, others=stored)
+            detail, stored = audit_of(out)
+            self._audit("import-transcripts", detail=detail, others=stored)
         return out
 
     # -- format versions (issue 8) ------------------------------------------------------
 
     def formats(self) -> builtins.list[FormatStatus]:
-        """The version of every format in the vault, as found on disk.
-
-        Containers (sessions, checkpoints, key table, index, config, audit anchor) are read by
-        their header's version byte alone; the index, the config and the audit log also carry
-        versions of their own payloads.  Nothing is rewritten here.
-        """
+        """The version of every format in the vault, as found on disk."""
         return self._formats.formats()
 
     @_audited("migrate")
     def migrate(self, *, dry_run: bool = False) -> tuple[builtins.list[FormatStatus], builtins.list[str]]:
-        """Bring every format of the vault to the version this sessionseal writes.
-
-        Each step is crash-safe on its own (an atomic rewrite), so a migration killed midway
-        is finished by running it again.  Returns the formats as found and the steps done
-        (or, with *dry_run*, that would be done).
+        """Bring every format to the version this sessionseal writes; return (formats, steps).
 
         :raises UnsupportedVersion: a format is newer than this sessionseal (upgrade it).
         """
@@ -599,12 +475,7 @@ class Vault:
 
     @_audited("delete", by_id=True)
     def delete(self, session_id: uuid.UUID | str) -> None:
-        """Erase a session: its key leaves the key table, the table is re-encrypted under a
-        new master key and the old master key leaves the key store (crypto-erase), then its
-        file is overwritten and unlinked (best effort on the medium).
-
-        After this, nothing the vault and the key store hold can decrypt the session, not
-        even from a copy of the vault's files taken before (docs/secure-deletion.md).
+        """Crypto-erase a session, then overwrite and unlink its file (docs/secure-deletion.md).
 
         :raises SessionNotFound: no such session.
         """
@@ -612,18 +483,8 @@ class Vault:
 
     @_audited("rekey")
     def rekey(self, *, from_keyring_file: bool = False) -> int:
-        """Rotate the master key: the key table is re-encrypted under a new one, which the key
-        store then holds alone.  Returns the new epoch.
+        """Rotate the master key; return the new epoch.
 
-        Old copies of the vault's files stop opening with what the key store holds.  Session
-        data is not re-encrypted: its keys are in the table, which only the new master key
-        opens (docs/secure-deletion.md says what this does and does not protect).
-
-        :param from_keyring_file: for a keychain vault whose key an older sessionseal put in
-            a keyrings.alt file (docs/keychain.md): when the OS keychain has no key for the
-            vault, copy the file's key into it first (the only time a key is ever read from
-            such a file); then rotate, and remove the vault's entries from those files, which
-            after the rotation open no current key table.
         :raises InvalidInput: *from_keyring_file* and no such file holds a key for the vault.
         """
         old, epoch, removed = self._erasure.rekey(from_keyring_file=from_keyring_file)
@@ -635,20 +496,10 @@ class Vault:
 
     @_audited("passphrase.change")
     def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
-        """Re-wrap a passphrase vault's master keys under *new_passphrase* (a new random salt,
-        the key file's scrypt cost); the current passphrase is the one the vault was opened with.
+        """Re-wrap a passphrase vault's master keys under *new_passphrase*; return whether
+        the old key file's content was overwritten.
 
-        The current passphrase is checked first, then *new_passphrase* is read (a callable is
-        called then, outside the vault lock: a prompt never holds other processes up).  Under
-        the vault lock the key file is read as it is now (a rotation in flight stays in flight),
-        re-wrapped, replaced atomically, and the replaced file's content is overwritten (best
-        effort: docs/secure-deletion.md).  A crash leaves exactly one of the two passphrases
-        working.  The master keys do not change: after a passphrase may have leaked together
-        with a copy of the vault, follow with :meth:`rekey`.
-
-        :returns: whether the old key file's content was overwritten.
-        :raises InvalidInput: a keychain vault (it has no passphrase), or the new passphrase
-            is empty or the current one.
+        :raises InvalidInput: a keychain vault, or the new passphrase is empty or the current one.
         :raises WrongPassphrase: the current passphrase is wrong (audited as denied).
         """
         provider = self._provider
@@ -673,12 +524,7 @@ class Vault:
     def checkpoint(self, session_id: uuid.UUID | str, name: str | None = None) -> Checkpoint:
         """Save a named restore point of a session as it is now (appends included).
 
-        The checkpoint is its own container, under a fresh data key wrapped by the
-        session's key: deleting the session crypto-erases its checkpoints too.  It costs a
-        copy of the session (compressed and encrypted once); the session itself is untouched.
-
         :param name: unique within the session, not a bare number (default ``checkpoint-N``).
-            Secrets in it are redacted, as everywhere.
         :raises SessionNotFound: no such session.
         :raises InvalidInput: the name is taken or not a valid name.
         """
@@ -705,13 +551,7 @@ class Vault:
 
     @_audited("checkpoint.restore", by_id=True)
     def restore_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
-        """Put a session's content back as it was at *checkpoint* (a name or number).
-
-        Nothing is lost: the session as it is now is saved first as a ``before-restore``
-        checkpoint (returned, so the restore can itself be undone), and the restored content
-        is written as a new version of the session.  What was set about the session rather
-        than said in it (title, description, tags, status, pin, links) stays as it is now.
-        Use :meth:`fork` with ``checkpoint=`` to get it back as a new session instead.
+        """Put a session's content back as at *checkpoint*; return the ``before-restore`` one.
 
         :raises SessionNotFound: no such session or checkpoint.
         """
@@ -724,11 +564,7 @@ class Vault:
 
     @_audited("checkpoint.delete", by_id=True)
     def delete_checkpoint(self, session_id: uuid.UUID | str, checkpoint: str | int) -> Checkpoint:
-        """Remove a checkpoint: its file is overwritten and unlinked (best effort on the medium).
-
-        Its data key is wrapped by the session's key, so the checkpoint is crypto-erased when
-        the session is deleted; until then a backup copy of its file still opens
-        (docs/secure-deletion.md).
+        """Remove a checkpoint: its file is overwritten and unlinked.
 
         :raises SessionNotFound: no such session or checkpoint.
         """
@@ -748,13 +584,8 @@ class Vault:
         title: str | None = None,
         continuation: bool = False,
     ) -> uuid.UUID:
-        """Start a new session from a stored one, linked to it (``links.forked_from``).
+        """Start a new session from a stored one (or a checkpoint of it); return its id.
 
-        :param checkpoint: fork the session as it was at this checkpoint (name or number).
-        :param title: the new session's title (default: the source's, marked "(fork)").
-        :param continuation: carry the state on (working directory, environment, config,
-            tags...) but not the conversation; linked by ``links.continued_from``.
-        :returns: the new session's id.
         :raises SessionNotFound: no such session or checkpoint.
         """
         sid = parse_id(session_id)
@@ -777,27 +608,12 @@ class Vault:
         )
         return new_id
 
-    # -- lifecycle: pin, archive, stats, retention --------------------------------------
-
     # -- appends (docs/spec/container-v1.md, "Appends") ------------------------------
 
     @_audited("append", by_id=True)
     def append(self, session_id: uuid.UUID | str, events: Iterable[Mapping[str, Any]]) -> int:
-        """Append *events* to a stored session: messages, tool calls, tool results, state.
+        """Append *events* to a stored session; return how many were appended.
 
-        Costs what the new events cost: only they are sanitized, compressed and encrypted,
-        as one group of frames appended to the session's file (its data key is kept).  The
-        file is rewritten as a new version now and then, once the appended groups outgrow
-        what they were appended to.  ``updated_at`` is set to now.
-
-        Events (see :func:`sessionseal._events.parse_events`)::
-
-            {"type": "message", "role": "user", "content": "..."}   (or no type, with a role)
-            {"type": "tool_call", "name": "bash", "arguments": {...}, "id": "c1"}
-            {"type": "tool_result", "tool_call_id": "c1", "content": "...", "is_error": false}
-            {"type": "state", "working_directory": "...", "environment": {...}, ...}
-
-        :returns: how many events were appended.
         :raises SessionNotFound: no such session.
         :raises InvalidInput: an event is invalid (nothing is appended), or the session
             would grow over the size limit.
@@ -824,12 +640,8 @@ class Vault:
         autosave: float | None = 5.0,
         **fields: Any,
     ) -> Recorder:
-        """Record a live session: a :class:`Recorder` that buffers events and appends them on
-        :meth:`Recorder.flush`, every *autosave* seconds (a background thread; None: only when
-        asked), when its ``with`` block ends, and at normal interpreter exit.
+        """Record a live session (a new one when *session_id* is None): a :class:`Recorder`.
 
-        :param session_id: the session to continue; None starts a new one, saved now with
-            *title* and *fields* (``workspace``, ``tags``...).
         :raises SessionNotFound: no such session.
         """
         from .._recorder import Recorder
@@ -897,8 +709,7 @@ class Vault:
 
     @_audited("pin", by_id=True)
     def pin(self, session_id: uuid.UUID | str) -> bool:
-        """Protect a session from every retention policy (not from :meth:`delete`).
-        Returns False when it was already pinned."""
+        """Protect a session from every retention policy; False when already pinned."""
         return self._edit(session_id, "pin", _edits.set_flag("pinned", True))
 
     @_audited("unpin", by_id=True)
@@ -908,21 +719,17 @@ class Vault:
 
     @_audited("archive", by_id=True)
     def archive(self, session_id: uuid.UUID | str) -> bool:
-        """Set the status to ``archived``: still encrypted, hidden from :meth:`list` unless
-        asked for.  The previous status is kept for :meth:`unarchive`.  Returns False when it
-        was already archived."""
+        """Set the status to ``archived``; False when already archived."""
         return self._edit(session_id, "archive", _edits.archive)
 
     @_audited("unarchive", by_id=True)
     def unarchive(self, session_id: uuid.UUID | str) -> bool:
-        """Restore the status a session had before :meth:`archive` (``completed`` if unknown).
-        Returns False when it was not archived."""
+        """Restore the status a session had before :meth:`archive`; False when not archived."""
         return self._edit(session_id, "unarchive", _edits.unarchive)
 
     @_audited("stats")
     def stats(self) -> VaultStats:
-        """Counts by status, sizes stored and original, oldest and newest, and a warning when
-        the vault is over the configured ``retention.warn_size``."""
+        """Counts by status, sizes, oldest and newest, and warnings."""
         summaries, problems = self._listing.summaries()
         result = stats_of(summaries, problems, self._settings.read().retention.warn_size)
         # Not the bytes stored: two totals around an erasure would give the erased session's size.
@@ -933,8 +740,7 @@ class Vault:
     def plan_cleanup(
         self, policy: RetentionConfig | Mapping[str, Any] | None = None, *, now: datetime | None = None
     ) -> CleanupPlan:
-        """What :meth:`cleanup` would remove under *policy* (default: the config's), and why.
-        Changes nothing.
+        """What :meth:`cleanup` would remove under *policy*, and why; changes nothing.
 
         :raises InvalidInput: the policy is invalid, or has no rule that can remove anything.
         """
@@ -951,12 +757,9 @@ class Vault:
         now: datetime | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> CleanupResult:
-        """Remove what *policy* (default: the config's) says, each session erased as by
-        :meth:`delete` but with one key rotation per batch; then remove files whose key an
-        earlier, killed run already erased.
+        """Remove what *policy* (default: the config's) says (docs/retention.md).
 
-        :param plan: carry out this plan (from :meth:`plan_cleanup`, shown to a user first)
-            instead of planning anew.  A session saved since it was planned is skipped.
+        :param plan: carry out this plan (from :meth:`plan_cleanup`) instead of planning anew.
         :param progress: called with (done, total) after each batch.
         :raises InvalidInput: the policy is invalid or has no rule.
         :raises LockTimeout: another cleanup is running.
@@ -970,11 +773,7 @@ class Vault:
         return _opening.describe(self._ctx, self._doc, self._provider, self._audit_log.path)
 
     def destroy(self) -> None:
-        """Remove the vault's master key from the key store: every session becomes unreadable.
-
-        The files are left for the caller to remove (the demo does).  Recorded in the audit
-        log first: afterwards no record can be keyed.
-        """
+        """Remove the vault's master key from the key store (audited first)."""
         with contextlib.suppress(SessionSealError):
             self._audit("destroy")
         self._provider.delete(self.vault_id)

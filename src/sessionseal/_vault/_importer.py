@@ -257,3 +257,16 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
         return True
     last = messages[start - 1]
     return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
+
+
+def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:
+    """The audit record of an import: files counted by action, and the sessions stored."""
+    counts: dict[str, int] = {}
+    for o in out:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    stored = [
+        ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
+        for o in out
+        if o.session_id is not None and o.action in ("new", "appended", "updated")
+    ]
+    return {"files": len(out), **counts}, stored

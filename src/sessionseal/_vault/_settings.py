@@ -96,3 +96,16 @@ class Settings:
             cfg = self.read().audit
             settings = (cfg.rotate_bytes, cfg.keep_files, cfg.syslog)
         return settings
+
+
+def change_detail(old: VaultConfig, new: VaultConfig) -> dict[str, Any]:
+    """The audit detail of a config change: counts only, since rules, literals and allowlist
+    entries may name internal hosts or customers."""
+    return {
+        "rules_changed": old.sanitizer != new.sanitizer,
+        "rules": len(new.sanitizer.rules),
+        "literals": len(new.sanitizer.literals),
+        "allowlist": len(new.sanitizer.allowlist),
+        "audit_changed": old.audit != new.audit,
+        "retention_changed": old.retention != new.retention,
+    }

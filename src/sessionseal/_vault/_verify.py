@@ -663,3 +663,14 @@ def _drop_unused_keys(vault: Parts) -> int:
             except SessionSealError:
                 continue
     return dropped
+
+
+def audit_detail(result: VerifyResult, *, read_data: bool) -> dict[str, Any]:
+    """The audit detail of a verify run: counts only."""
+    return {
+        "read_data": read_data,
+        "errors": len(result.errors),
+        "warnings": len(result.warnings),
+        "repaired": len(result.repaired),
+        "sessions": result.counts.get("sessions", 0),
+    }
