@@ -535,7 +535,6 @@ _HOLDER = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20, item 4: a re-save under the erased key reports success")
 def test_item4_a_long_lived_process_never_writes_under_a_stale_table(vault_path: Path) -> None:
     with _open(vault_path) as v:
         sid = v.save(_doc("shared", "first written"))

@@ -174,8 +174,16 @@ class Keys:
         return _crypto.hmac_sha256(self._names_key, session_id.bytes)[:16].hex()
 
     def session_key(self, session_id: uuid.UUID, *, create: bool) -> bytes | None:
-        """A session's key; with *create*, one is added to the table (durably) if it has none."""
-        key = self.keytable().session_keys.get(session_id)
+        """A session's key; with *create*, one is added to the table (durably) if it has none.
+
+        With *create* (a write, under the session's lock, which ``delete`` takes too) the table
+        on disk is consulted, not the copy cached at open: another process may have erased the
+        session since, and a version written under its erased key would report success and be
+        unreadable by anyone (issue 20, item 4).  The session then gets a fresh key: it is
+        stored anew, as a new session with that id.  The check costs one read of the table's
+        header; the table is read again only when it changed.
+        """
+        key = self.keytable(fresh=create).session_keys.get(session_id)
         if key is not None or not create:
             if key is None:
                 key = self.keytable(fresh=True).session_keys.get(session_id)
