@@ -88,9 +88,6 @@ class Vault:
         self.vault_id = uuid.UUID(doc["vault_id"])
         self._provider = provider
         ctx = self._ctx = VaultContext(path, root, self.vault_id)
-        # The context's directories and mutex, by the names the methods below still use.
-        self._root, self._sessions, self._ckpts, self._locks = ctx.root, ctx.sessions, ctx.ckpts, ctx.locks
-        self._mutex = ctx.mutex
         #: The wired components: internal and unstable, for tests and tools (docs/api.md).
         self.parts = parts = wire(
             ctx,
@@ -363,11 +360,11 @@ class Vault:
     @_audited("reindex")
     def reindex(self) -> int:
         """Rebuild the index from the session files; return the number of sessions indexed."""
-        with self._ctx.vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._ctx.mutex:
             entries = []
             for fname in sorted(self._ctx.session_files()):
                 try:
-                    stamp = stamp_of(os.stat(fname, dir_fd=self._sessions.fd, follow_symlinks=False))
+                    stamp = stamp_of(os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False))
                     entries.append((fname, entry_of(self._store.read_summary(fname)), stamp))
                 except (SessionNotFound, IntegrityError, OSError):
                     continue
@@ -511,9 +508,9 @@ class Vault:
         self._keys.keytable()  # the current passphrase, before the new one is asked for
         value = new_passphrase() if callable(new_passphrase) else new_passphrase
         new = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        with self._ctx.vault_lock(), self._mutex:
+        with self._ctx.vault_lock(), self._ctx.mutex:
             # A key file a killed change or rotation was writing: shredded, not left beside the new one.
-            self._root.sweep_temp()
+            self._ctx.root.sweep_temp()
             overwritten = provider.change(self.vault_id, new)
         self._audit("passphrase.change", detail={"old_key_file_overwritten": overwritten})
         return overwritten
@@ -655,7 +652,7 @@ class Vault:
         if session_id is None:
             return self.save({"title": title, "messages": [], **fields})
         sid = parse_id(session_id)
-        if not self._sessions.exists(self._keys.file_name(sid) + SUFFIX):
+        if not self._ctx.sessions.exists(self._keys.file_name(sid) + SUFFIX):
             raise no_session(sid)
         return sid
 
@@ -703,7 +700,7 @@ class Vault:
         pid = None if parent is None else parse_id(parent)
         if pid == sid:
             raise InvalidInput("a session cannot be its own parent")
-        if pid is not None and self._keys.file_name(pid) + SUFFIX not in set(self._sessions.names()):
+        if pid is not None and self._keys.file_name(pid) + SUFFIX not in set(self._ctx.sessions.names()):
             raise no_session(pid)
         return self._edit(sid, "link", _edits.set_parent(pid), others=[] if pid is None else [("link", pid, {})])
 
