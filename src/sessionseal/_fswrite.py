@@ -69,28 +69,33 @@ def sweep_export_temps(path: Path) -> list[str]:
     mode 0600, with one link (the mode and owner every export temp file gets).  Anything else,
     even with a matching name, is left alone.
     """
-    directory, swept = path.parent, list[str]()
+    swept = list[str]()
     try:
-        names = os.listdir(directory)
+        # One descriptor for the listing, the checks and the unlinks: a directory renamed or
+        # swapped for another meanwhile cannot turn the sweep on files elsewhere.
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
     except OSError:
         return swept
-    for name in names:
-        pid = _export_temp_pid(name, path.name)
-        if pid is None or pid_alive(pid):
-            continue
-        with contextlib.suppress(OSError):
-            st = os.lstat(directory / name)
-            if (
-                stat.S_ISREG(st.st_mode)
-                and stat.S_IMODE(st.st_mode) == FILE_MODE
-                and st.st_uid == os.geteuid()
-                and st.st_nlink == 1
-            ):
-                os.unlink(directory / name)
-                swept.append(name)
-    if swept:
-        with contextlib.suppress(OSError):
-            _fsync_dir(directory)
+    try:
+        for name in os.listdir(dfd):
+            pid = _export_temp_pid(name, path.name)
+            if pid is None or pid_alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if (
+                    stat.S_ISREG(st.st_mode)
+                    and stat.S_IMODE(st.st_mode) == FILE_MODE
+                    and st.st_uid == os.geteuid()
+                    and st.st_nlink == 1
+                ):
+                    os.unlink(name, dir_fd=dfd)
+                    swept.append(name)
+        if swept:
+            with contextlib.suppress(OSError):
+                os.fsync(dfd)
+    finally:
+        os.close(dfd)
     return swept
 
 
