@@ -215,9 +215,11 @@ REFUSED_BY: dict[str, frozenset[str]] = {
     # Listing reports it as a problem and lists the rest (checked below).
     "session.sst": frozenset({"load", "save-existing", "append", "checkpoint", "delete"}),
     "session.lock": frozenset({"save-existing", "append", "checkpoint", "delete"}),
-    # Loads, appends and rewrites of an existing session do not take it (the index update they
-    # would make under it is best effort); everything that changes vault-wide files does.
-    "vault.lock": frozenset({"save-new", "delete", "rekey", "cleanup", "set-config", "reindex"}),
+    # Loads do not take it; everything that changes vault-wide files does, and every write of
+    # a session, whose mark is anchored in the key table under it (issue 20).
+    "vault.lock": frozenset(
+        {"save-new", "save-existing", "append", "delete", "rekey", "cleanup", "set-config", "reindex"}
+    ),
     # Extra entries are never a reason to refuse: listed as a problem (a stray .sst), or ignored.
     "stray.sst": frozenset(),
     "temp-leftover": frozenset(),

@@ -112,6 +112,9 @@ class Auditor:
         self.configure()
         try:
             self.log.append(table.vault_secret, fields)
+            # What the operation wrote (its sessions' marks) is anchored with its record; a
+            # failure keeps the marks for the next commit (they are lower bounds).
+            self._keys.commit()
         except (StorageError, UnsafePermissions) as exc:
             # The record of the operation called, which is done: the error must say so.  Records
             # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
@@ -150,6 +153,7 @@ class Auditor:
             records.append(rec)
         try:
             self.log.append_many(self._keys.keytable().vault_secret, records)
+            self._keys.commit()
         except (StorageError, UnsafePermissions) as exc:
             raise unrecorded(f"the erasure of {len(erased)} session(s)", exc, self.log.path.parent) from exc
 

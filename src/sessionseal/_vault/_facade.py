@@ -172,6 +172,8 @@ class Vault:
 
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
+        with contextlib.suppress(SessionSealError):
+            self.parts.keys.commit()  # marks of an operation that wrote no record (it failed first)
         self._audit_log.close()
         self._ctx.close()
 

@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol, cast
 from .. import _crypto, _keystore
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KeyTable
+from .._state import StateChange, VaultState
 from ..errors import InvalidInput, KeyNotFound, KeyStoreError, SessionSealError
 from ._common import no_session
 from ._context import VaultContext
@@ -51,6 +52,8 @@ class Keys:
         self.table: KeyTable | None = None
         self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
         self._names_key: bytes | None = None
+        #: State changes of the operation in progress, committed with its audit record.
+        self._pending = StateChange()
 
     def master(self) -> MasterKeys:
         return self.provider.load(self._ctx.vault_id)
@@ -139,10 +142,45 @@ class Keys:
                 if self.finish_rotation():
                     self._audit("rekey.finish", detail={"epoch": self.table.kek_epoch})
 
+    # -- the anchored state (issue 20; :mod:`.._state`) ---------------------------------------
+
+    def state(self, *, fresh: bool = False) -> VaultState:
+        """The vault's anchored state, as the key table holds it."""
+        return self.keytable(fresh=fresh).state
+
+    def note(self, change: StateChange) -> None:
+        """Hold *change* until the operation commits (:meth:`commit`): a mark written with the
+        operation's audit record costs no append of its own."""
+        with self._ctx.mutex:
+            self._pending.update(change)
+
+    def commit(self, change: StateChange | None = None) -> None:
+        """Append what was noted, and *change*, to the state in the key table: durable on
+        return.  Takes the vault lock (re-entrant); the table is brought up to date first by
+        reading only what other processes appended since."""
+        ctx = self._ctx
+        with ctx.mutex:
+            pending, self._pending = self._pending, StateChange()
+        if change is not None:
+            pending.update(change)
+        if not pending:
+            return
+        try:
+            with ctx.vault_lock(), ctx.mutex:
+                table = self.keytable(fresh=True)
+                table.commit(ctx.root, pending)
+                if table.needs_compaction:
+                    table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)
+        except BaseException:
+            with ctx.mutex:
+                pending.update(self._pending)
+                self._pending = pending  # kept for the next commit: marks are lower bounds
+            raise
+
     def load_keytable(self, *, fresh: bool = False) -> KeyTable:
         ctx = self._ctx
         with ctx.mutex:
-            if self.table is None or (fresh and not self.table.is_current(ctx.root)):
+            if self.table is None or (fresh and not self.table.refresh(ctx.root)):
                 master = self.master()
                 try:
                     self.table = KeyTable.load(ctx.root, ctx.vault_id, master)

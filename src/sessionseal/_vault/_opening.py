@@ -20,6 +20,7 @@ from .._index import INDEX_FILE, Index
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE, PassphraseProvider
+from .._state import NO_CONFIG, VaultState
 from ..errors import (
     IntegrityError,
     KeyStoreError,
@@ -64,6 +65,8 @@ def create(
         provider.store(vault_id, master)
         try:
             table = KeyTable(vault_id=vault_id, vault_secret=_crypto.new_key())
+            # A new vault anchors its state from the start (issue 20): no config file yet.
+            table.state = VaultState(tracked=True, config=NO_CONFIG)
             table.write(root, master.current, 1)
             Index(vault_id=vault_id).write(root, master.current, 1)
             doc = {

@@ -18,6 +18,7 @@ import orjson
 from .. import _container, _events
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
+from .._state import StateChange
 from ..errors import IntegrityError, InvalidInput
 from ._common import (
     INTEGRITY,
@@ -178,6 +179,7 @@ class SessionStore:
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
         self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
+        self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
 
     def append(self, sid: uuid.UUID, ops: list[dict[str, Any]], *, touch: bool) -> tuple[int, dict[str, int]]:
         """Sanitize and append operations (already validated), under the session's lock.
@@ -232,6 +234,7 @@ class SessionStore:
         st = os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False)
         new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
         self._index.put(fname, entry_of(new_meta), stamp_of(st))
+        self._keys.note(StateChange(marks={sid.bytes: (tail.header.generation, end)}))
         appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
         if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
             self.compact(name, sid)
