@@ -157,7 +157,7 @@ def test_an_untracked_vault_works_and_migrate_tracks_it_as_it_is(vault: Vault, v
         assert not _state(v).tracked  # a dry run changes nothing
         before = list(v.audit_records())
         _, steps = v.migrate()
-        assert len(steps) == 1 and steps[0].startswith("key table state: the key table tracks the vault's state")
+        assert len(steps) == 1 and steps[0].startswith("key table state: tracked from the vault as it is")
         state = _state(v)
         assert state.tracked and state.tombs == set()
         assert state.marks == file_marks(vault_path) and set(state.marks) == {s.bytes for s in sids}
@@ -245,6 +245,6 @@ def test_cli_migrate_reports_the_tracking(
     assert (row["oldest"], row["current"], row["state"]) == (0, 1, "older")
     assert out["steps"] and out["steps"][0].startswith("key table state:")
     r = runner.invoke(cli, ["migrate"])
-    assert r.exit_code == 0 and "migrated key table state: the key table tracks" in r.output
+    assert r.exit_code == 0 and "migrated key table state: tracked from the vault as it is" in r.output
     r = runner.invoke(cli, ["migrate", "--json"])
     assert json.loads(r.output)["steps"] == []

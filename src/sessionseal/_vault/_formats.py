@@ -228,7 +228,7 @@ class Formats:
 
 def describe(counts: dict[str, int]) -> str:
     """A migrate step's words for what :meth:`Formats.track` recorded."""
-    text = f"the key table tracks the vault's state: {counts['marks']} session mark(s)"
+    text = f"tracked from the vault as it is: {counts['marks']} session mark(s)"
     skipped = [f"{counts[k]} {k}" for k in ("keyless", "unreadable") if counts[k]]
     if skipped:
         text += f" ({', '.join(skipped)} session file(s) not marked: see 'sessionseal verify')"
