@@ -173,6 +173,9 @@ def test_an_untracked_vault_works_and_migrate_tracks_it_as_it_is(vault: Vault, v
         assert v.verify().ok and v.verify_audit().ok
         assert [s.title for s in v.list()] and v.load(sids[0]).title == "again"
         assert _states(v)["key table state"] == "current"
+        provider = v.parts.keys.provider
+    with Vault.open(vault_path, key_provider=provider) as again:  # read back from the file
+        assert _state(again).tracked and _state(again).marks == file_marks(vault_path)
 
 
 def test_migrate_twice_is_a_no_op(vault: Vault, vault_path: Path) -> None:
