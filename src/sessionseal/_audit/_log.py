@@ -309,6 +309,20 @@ class AuditLog:
 
     # ------------------------------------------------------------------ reading
 
+    def anchored(self, vault_secret: bytes) -> Anchor | None:
+        """The head ``anchor.sst`` vouches for, authenticated; None when the log has no record
+        and no anchor yet.  ``migrate`` records it in the key table (issue 20).
+
+        :raises IntegrityError: the anchor failed its check, or it is missing while the log has
+            records (``audit verify`` says which).
+        """
+        if self._dir is None and not self._root.exists(AUDIT_DIR):
+            return None
+        anchor = self._read_anchor(self._audit_dir(), self.keys(vault_secret)[1])
+        if anchor.seq < 0:
+            raise IntegrityError("the audit log's anchor is missing; run 'sessionseal audit verify'")
+        return anchor if anchor.generation else None
+
     def files(self) -> list[str]:
         """The log files, oldest first."""
         if self._dir is None and not self._root.exists(AUDIT_DIR):

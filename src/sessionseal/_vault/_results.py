@@ -95,7 +95,8 @@ class TranscriptOutcome:
 class FormatStatus:
     """The version of one of the vault's formats as found on disk (:meth:`Vault.formats`)."""
 
-    #: ``vault``, ``key file``, ``container``, ``index``, ``config`` or ``audit log``.
+    #: ``vault``, ``key file``, ``container``, ``index``, ``config``, ``audit log`` or
+    #: ``key table state`` (0: untracked, a key table written before issue 20; 1: tracked).
     name: str
     #: The oldest and newest versions found (equal for a single file); None: not present.
     oldest: int | None

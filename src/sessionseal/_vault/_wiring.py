@@ -91,6 +91,15 @@ def wire(
         transfer=Transfer(ctx, keys, store, checkpoints, listing, **steps),
         importer=TranscriptImporter(ctx, keys, store, **steps),
         formats=Formats(
-            ctx, doc, keys, index, audit=audit, audit_records=auditor.log.records, config=config, reindex=reindex
+            ctx,
+            doc,
+            keys,
+            index,
+            store=store,
+            audit_log=auditor.log,
+            audit=audit,
+            audit_records=auditor.log.records,
+            config=config,
+            reindex=reindex,
         ),
     )

@@ -431,9 +431,10 @@ def migrate(obj: Context, dry_run: bool, as_json: bool) -> None:
     if as_json:
         echo_json({"formats": [f.to_json() for f in found], "steps": steps, "dry_run": dry_run})
         return
+    width = max((len(f.name) for f in found), default=0)
     for f in found:
         have = "-" if f.newest is None else (str(f.newest) if f.oldest == f.newest else f"{f.oldest}..{f.newest}")
-        click.echo(f"{f.name:<10} found {have:<6} current {f.current:<3} {f.state}")
+        click.echo(f"{f.name:<{width}} found {have:<6} current {f.current:<3} {f.state}")
     if not steps:
         click.echo("Nothing to migrate: the vault is in the current formats", err=True)
     for step in steps:
