@@ -44,7 +44,14 @@ from .._fs import Dir, temp_writer, unsafe_reason
 from .._index import INDEX_FILE, OtherFormat, stamp_of
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE
-from ..errors import IntegrityError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
+from ..errors import (
+    IntegrityError,
+    KeyStoreError,
+    SessionNotFound,
+    SessionSealError,
+    StorageError,
+    UnsupportedVersion,
+)
 from ._common import MAX_CONTAINER
 
 if TYPE_CHECKING:
@@ -257,7 +264,24 @@ class _Check:
                     "interrupted; 'sessionseal verify --repair' (or any write) drops them",
                 )
         self.key_copies()
+        self.head()
         return True
+
+    def head(self) -> None:
+        """The key table against the head the key store keeps: an older table is a rollback of the
+        vault, or of its key table.  (A head the user kept is checked by ``verify --expect-head``:
+        :meth:`HeadStatus.older_than`.)"""
+        with contextlib.suppress(KeyStoreError):
+            status = self.v.keys.head_status()
+            if status.rolled_back:
+                self.add(
+                    "error",
+                    "rollback",
+                    KEYTABLE,
+                    f"the key table records head {status.recorded[0]}, older than the head {status.key_store} "
+                    "the OS keychain keeps: the vault (or its key table) was rolled back or restored from a "
+                    "backup; writes are refused. If the restore was deliberate: 'sessionseal head accept'",
+                )
 
     def key_copies(self) -> None:
         from .._keystore import KeychainProvider, file_copies
