@@ -136,7 +136,8 @@ def test_a_whole_vault_rollback_is_seen_writes_are_refused_reads_work(
             with pytest.raises(errors.VaultRolledBack) as caught:
                 write()
             assert caught.value.exit_code == 16
-        assert not v.verify(repair=True).ok  # --repair does not make it go away
+        repaired = v.verify(repair=True)
+        assert not repaired.ok and repaired.repaired == []  # --repair changes nothing in it
     # The keychain's head was never written while they disagreed.
     assert _entry(memory_keyring, path) == entry
     with _open(path) as v:
@@ -188,6 +189,29 @@ def test_accept_makes_the_restored_vault_the_vault_and_the_abandoned_one_older(
         assert v.head().rolled_back
         with pytest.raises(errors.VaultRolledBack):
             v.save(_doc("onto the abandoned line"))
+
+
+def test_a_rolled_back_vault_never_finishes_a_rotation_it_did_not_start(
+    memory_keyring: MemoryKeyring, keychain_vault: Path, tmp_path: Path
+) -> None:
+    """The newest key of the keychain may be the newer vault's: dropping it would lose that vault."""
+    path = keychain_vault
+    with _open(path) as v:
+        v.save(_doc("one"))
+    shutil.copytree(path, tmp_path / "backup")
+    with _open(path) as v:
+        v.save(_doc("two"))
+        master = v.parts.keys.fresh_master()
+    # The key table of epoch 1 put back while the keychain holds epoch 1 and a newer one (the
+    # newer vault's rotation was in flight), and the newer head.
+    newer = MasterKeys({**master.keys, 2: bytes(range(32))}, master.head)
+    v.parts.keys.provider.store(v.vault_id, newer)
+    _restore(tmp_path / "backup", path)
+    with _open(path) as v:
+        assert v.head().rolled_back
+        v.verify(repair=True)
+    _fresh_process()
+    assert decode_keys(_entry(memory_keyring, path)) == newer
 
 
 def test_a_keychain_behind_the_table_is_a_head_write_cut_short_not_a_rollback(

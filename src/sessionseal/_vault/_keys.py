@@ -327,9 +327,15 @@ class Keys:
         with ctx.vault_lock(), ctx.mutex:
             master = self.fresh_master()
             table = self.load_keytable(fresh=True)
-            if self._judge_head(master, table) or not table.state.tracked:
+            if self._judge_head(master, table):
                 return master.head, table.state.head[0]
-            state, before = table.state, master.head
+            before = master.head
+            if not table.state.tracked:
+                # A table from before the vault's state was recorded: it records no head.
+                self.provider.store(ctx.vault_id, MasterKeys(master.keys, 0))
+                self._behind = 0
+                return before, 0
+            state = table.state
             # Above the key store's head: a table of the abandoned line (counters up to it) now
             # reads as older than the key store's head, as it is.
             state.counter = max(state.counter, before)

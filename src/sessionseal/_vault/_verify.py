@@ -601,7 +601,8 @@ def run(
     :raises KeyStoreError: the master key cannot be had (nothing keyed can be checked).
     """
     c, rebuild_safe = _check(vault, read_data=read_data, progress=progress)
-    if not repair or not c.result.problems:
+    # A rolled-back vault is read-only (issue 20): nothing is repaired until 'head accept'.
+    if not repair or not c.result.problems or vault.keys.rollback_problem() is not None:
         return c.result
     repaired = _repair(vault, c, rebuild_safe=rebuild_safe)
     again, _ = _check(vault, read_data=read_data, progress=progress)
