@@ -44,14 +44,7 @@ from .._fs import Dir, temp_writer, unsafe_reason
 from .._index import INDEX_FILE, OtherFormat, stamp_of
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE
-from ..errors import (
-    IntegrityError,
-    KeyStoreError,
-    SessionNotFound,
-    SessionSealError,
-    StorageError,
-    UnsupportedVersion,
-)
+from ..errors import IntegrityError, KeyStoreError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
 from ._common import MAX_CONTAINER
 
 if TYPE_CHECKING:
@@ -268,9 +261,7 @@ class _Check:
         return True
 
     def head(self) -> None:
-        """The key table against the head the key store keeps: an older table is a rollback of the
-        vault, or of its key table.  (A head the user kept is checked by ``verify --expect-head``:
-        :meth:`HeadStatus.older_than`.)"""
+        """The key table against the key store's head: older is a rollback (docs/keychain.md)."""
         with contextlib.suppress(KeyStoreError):
             status = self.v.keys.head_status()
             if status.rolled_back:
