@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         CleanupResult,
         ExportResult,
         FormatStatus,
+        HeadStatus,
         ImportResult,
         Parts,
         SearchHit,
@@ -405,6 +406,10 @@ class AsyncVault:
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""
         return await asyncio.to_thread(self.sync.info)
+
+    async def head(self, *, accept: bool = False) -> HeadStatus:
+        """See :meth:`Vault.head`."""
+        return await asyncio.to_thread(self.sync.head, accept=accept)
 
     async def verify(
         self, *, read_data: bool = False, repair: bool = False, progress: Callable[[int, int], None] | None = None

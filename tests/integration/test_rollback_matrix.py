@@ -129,7 +129,10 @@ TABLE: list[tuple[str, Expect]] = [
     ("*:keyfile/*", Expect(error=True, list_complete=False)),
     # -- the whole directory -----------------------------------------------------------------
     ("keychain:whole-vault/whole-vault/s1", Expect(error=True)),  # an erased epoch: nothing opens
-    ("keychain:whole-vault/*", Expect(error=True, today="7: undetectable before the next rotation")),
+    # The keychain keeps the vault's head: an older copy is a verify error and refuses writes. list
+    # shows what came back and says the vault is rolled back (one problem): the sessions written
+    # since the copy leave no trace in it to name one by one.
+    ("keychain:whole-vault/*", Expect(error=True, list_complete=False)),
     # The key file lives in the vault: a whole-vault rollback is consistent and undetectable
     # from inside (the fix offers an external anchor for it); nothing may be lost either way.
     ("passphrase:whole-vault/*", Expect(list_complete=False)),

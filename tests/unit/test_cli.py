@@ -147,6 +147,7 @@ def test_exit_codes_are_distinct() -> None:
         errors.SessionNotFound,
         errors.IntegrityError,
         errors.UnsupportedVersion,
+        errors.VaultRolledBack,
         errors.KeyStoreError,
         errors.WrongPassphrase,
         errors.InvalidInput,

@@ -34,6 +34,7 @@ from ._results import (
     CleanupResult,
     ExportResult,
     FormatStatus,
+    HeadStatus,
     ImportResult,
     SearchHit,
     TranscriptOutcome,
@@ -48,6 +49,7 @@ __all__ = [
     "CleanupResult",
     "ExportResult",
     "FormatStatus",
+    "HeadStatus",
     "ImportResult",
     "Parts",
     "SearchHit",
@@ -66,3 +68,4 @@ VaultInfo.__module__ = "sessionseal"
 VaultStats.__module__ = "sessionseal"
 SearchHit.__module__ = "sessionseal"
 CleanupResult.__module__ = "sessionseal"
+HeadStatus.__module__ = "sessionseal"

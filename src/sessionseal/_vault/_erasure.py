@@ -70,6 +70,7 @@ class Erasure:
     def delete(self, sid: uuid.UUID) -> None:
         """Crypto-erase a session (:meth:`Vault.delete`), and record it (under its lock)."""
         name = self._keys.file_name(sid)
+        self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
         with self._ctx.session_lock(name, sid):
             has_file = self._ctx.sessions.exists(name + SUFFIX)
             # A link, device or foreign file at its names is refused before anything is erased:
@@ -151,6 +152,7 @@ class Erasure:
     def cleanup_locked(
         self, plan: CleanupPlan, progress: Callable[[int, int], None] | None, *, auto: bool
     ) -> CleanupResult:
+        self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
         result = CleanupResult(plan=plan)
         todo = plan.remove
         for start in range(0, len(todo), CLEANUP_BATCH):

@@ -24,31 +24,15 @@ from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus
 from .._fs import Dir
-from .._index import (
-    entry_of,
-    list_json,
-    stamp_of,
-    to_builtins,
-)
+from .._index import entry_of, list_json, stamp_of, to_builtins
 from .._keystore import KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
-from ..errors import (
-    IntegrityError,
-    InvalidInput,
-    SessionNotFound,
-    SessionSealError,
-)
+from ..errors import IntegrityError, InvalidInput, SessionNotFound, SessionSealError
 from . import _edits, _opening
 from ._auditing import audited_by
-from ._common import (
-    INTEGRITY,
-    MAX_SESSION_BYTES,
-    SUFFIX,
-    no_session,
-    parse_id,
-)
+from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
 from ._importer import audit_of
 from ._listing import stats_of, summaries_adapter
@@ -56,6 +40,7 @@ from ._results import (
     CleanupResult,
     ExportResult,
     FormatStatus,
+    HeadStatus,
     ImportResult,
     SearchHit,
     TranscriptOutcome,
@@ -495,8 +480,7 @@ class Vault:
 
     @_audited("passphrase.change")
     def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
-        """Re-wrap a passphrase vault's master keys under *new_passphrase*; return whether
-        the old key file's content was overwritten.
+        """Re-wrap a passphrase vault's master keys under *new_passphrase*; whether the old key file was overwritten.
 
         :raises InvalidInput: a keychain vault, or the new passphrase is empty or the current one.
         :raises WrongPassphrase: the current passphrase is wrong (audited as denied).
@@ -614,8 +598,7 @@ class Vault:
         """Append *events* to a stored session; return how many were appended.
 
         :raises SessionNotFound: no such session.
-        :raises InvalidInput: an event is invalid (nothing is appended), or the session
-            would grow over the size limit.
+        :raises InvalidInput: an event is invalid (nothing is appended), or the session would grow over the size limit.
         """
         sid = parse_id(session_id)
         items = builtins.list(events)
@@ -625,8 +608,7 @@ class Vault:
 
     @_audited("append", by_id=True)
     def _append_ops(self, sid: uuid.UUID, ops: builtins.list[dict[str, Any]], events: int) -> int:
-        """Sanitize and append operations already validated by :func:`_events.parse_events`
-        (a recorder validates each event as it is added, not again at its flush)."""
+        """Sanitize and append operations validated by :func:`_events.parse_events` (a recorder's: as each came)."""
         nbytes, counts = self._store.append(sid, ops, touch=True)
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": events})
         return events
@@ -770,6 +752,10 @@ class Vault:
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
         return _opening.describe(self._ctx, self._doc, self._provider, self._audit_log.path)
+
+    def head(self, *, accept: bool = False) -> HeadStatus:
+        """The vault's head against the keychain's; *accept* a deliberate restore (audited; docs/keychain.md)."""
+        return self._keys.head_status(accept=accept)
 
     def destroy(self) -> None:
         """Remove the vault's master key from the key store (audited first)."""

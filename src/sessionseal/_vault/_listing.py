@@ -50,6 +50,8 @@ class Listing:
 
     def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
         entries, problems = self.summary_docs()
+        if (rolled_back := self._keys.rollback_problem()) is not None:
+            problems.insert(0, rolled_back)  # what came back is listed; what did not cannot be named
         chosen = select(entries, query)
         detail: dict[str, Any] = {"sessions": len(chosen), "problems": len(problems)}
         if filters := query.describe():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ __all__ = [
     "CleanupResult",
     "ExportResult",
     "FormatStatus",
+    "HeadStatus",
     "ImportResult",
     "SearchHit",
     "TranscriptOutcome",
@@ -163,3 +165,38 @@ class SearchHit:
     updated_at: str
     field: str  # e.g. "title", "messages[3].content[0].text"
     snippet: str
+
+
+@dataclass(frozen=True)
+class HeadStatus:
+    """The vault's head (``sessionseal head show``): the key table's state against the key store's."""
+
+    #: Whether the key store keeps the head (the keychain); a passphrase vault's key file is in the vault.
+    kept_outside: bool
+    #: Whether the key table records its state (vaults made before issue 20 are not, until ``migrate``).
+    tracked: bool
+    #: The state's counter now (one more with every state change).
+    counter: int
+    #: The counter and unix time of the last head write, as the key table records them.
+    recorded: tuple[int, int]
+    #: The counter the key store holds (None for a passphrase vault).
+    key_store: int | None
+    #: The head to keep outside the vault and give to ``verify --expect-head`` later.
+    kept_head: str
+    #: Whether ``accept`` moved the key store's head to this table (a deliberate restore accepted).
+    accepted: bool = False
+    _parse: Callable[[str], int] = field(default=lambda _: 0, repr=False, compare=False)
+
+    @property
+    def rolled_back(self) -> bool:
+        """The key table is older than the key store's head: the vault was rolled back."""
+        return self.key_store is not None and self.key_store > self.recorded[0]
+
+    def older_than(self, kept: str) -> bool:
+        """Whether the vault's state is older than a head kept earlier (a :attr:`kept_head`): it was
+        rolled back since, or restored from an older backup.  Every command that writes moves the
+        state on, so check before using a vault that may have been restored.
+
+        :raises InvalidInput: *kept* is not a head of this vault (never echoed).
+        """
+        return self.counter < self._parse(kept)

@@ -77,6 +77,7 @@ class Settings:
         ctx = self._ctx
         new = parse_config(config)
         sanitizer = self.build_sanitizer(new)  # refuse rules the sanitizer cannot use, before writing
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         with ctx.vault_lock(), ctx.mutex:
             key = self.config_key()
             old, generation = read_config(ctx.root, ctx.vault_id, key)

@@ -161,6 +161,7 @@ class SessionStore:
             (FrameType.META, _container.encode_payload(meta, compress=True)),
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
         ]
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         generation = (self.stored_generation(name + SUFFIX) or 0) + 1
         key = self._keys.session_key(session_id, create=True)
         assert key is not None  # create=True always returns a key
@@ -199,6 +200,7 @@ class SessionStore:
         Returns the size of the operations appended (uncompressed).
         """
         fname, sessions = name + SUFFIX, self._ctx.sessions
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         try:
             with sessions.reader(fname) as (read_at, size):
                 tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)

@@ -44,7 +44,7 @@ from .._fs import Dir, temp_writer, unsafe_reason
 from .._index import INDEX_FILE, OtherFormat, stamp_of
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE
-from ..errors import IntegrityError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
+from ..errors import IntegrityError, KeyStoreError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
 from ._common import MAX_CONTAINER
 
 if TYPE_CHECKING:
@@ -257,7 +257,22 @@ class _Check:
                     "interrupted; 'sessionseal verify --repair' (or any write) drops them",
                 )
         self.key_copies()
+        self.head()
         return True
+
+    def head(self) -> None:
+        """The key table against the key store's head: older is a rollback (docs/keychain.md)."""
+        with contextlib.suppress(KeyStoreError):
+            status = self.v.keys.head_status()
+            if status.rolled_back:
+                self.add(
+                    "error",
+                    "rollback",
+                    KEYTABLE,
+                    f"the key table records head {status.recorded[0]}, older than the head {status.key_store} "
+                    "the OS keychain keeps: the vault (or its key table) was rolled back or restored from a "
+                    "backup; writes are refused. If the restore was deliberate: 'sessionseal head accept'",
+                )
 
     def key_copies(self) -> None:
         from .._keystore import KeychainProvider, file_copies
@@ -577,7 +592,8 @@ def run(
     :raises KeyStoreError: the master key cannot be had (nothing keyed can be checked).
     """
     c, rebuild_safe = _check(vault, read_data=read_data, progress=progress)
-    if not repair or not c.result.problems:
+    # A rolled-back vault is read-only (issue 20): nothing is repaired until 'head accept'.
+    if not repair or not c.result.problems or vault.keys.rollback_problem() is not None:
         return c.result
     repaired = _repair(vault, c, rebuild_safe=rebuild_safe)
     again, _ = _check(vault, read_data=read_data, progress=progress)

@@ -485,6 +485,7 @@ def demo(keep: bool) -> None:
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
 from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
+from ._head_cmds import head_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
@@ -500,6 +501,7 @@ cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
 cli.add_command(passphrase_group)
+cli.add_command(head_group)
 cli.add_command(verify)
 cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,10 +27,15 @@ EXIT_VERIFY_FAILED: Final = 15
     is_flag=True,
     help="Remove killed writers' leftovers, cut torn appends, rebuild the index; then check again.",
 )
+@click.option(
+    "--expect-head",
+    metavar="HEAD",
+    help="A head 'sessionseal head show' printed earlier: the vault must not be older (a rollback).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 @handle_errors
-def verify(obj: Context, read_data: bool, repair: bool, as_json: bool) -> None:
+def verify(obj: Context, read_data: bool, repair: bool, expect_head: str | None, as_json: bool) -> None:
     """Check the whole vault: modes and owners, the key table, every container, the index,
     the config and the audit chain.
 
@@ -38,10 +44,32 @@ def verify(obj: Context, read_data: bool, repair: bool, as_json: bool) -> None:
     unsafe. --repair never deletes anything that still decrypts.
     """
     vault = obj.vault()
+    status, older = None, False
+    if expect_head is not None:
+        from sessionseal.errors import IntegrityError, StorageError
+
+        # A head that is not this vault's is bad input (exit 8), before anything is checked; a key
+        # table that cannot be read is what the check reports.
+        with contextlib.suppress(IntegrityError, StorageError):
+            status = vault.head()
+            older = status.older_than(expect_head)
     if interactive() and not as_json:
         result = _with_progress(vault, read_data=read_data, repair=repair)
     else:
         result = vault.verify(read_data=read_data, repair=repair)
+    if older:
+        from sessionseal import VerifyProblem
+
+        assert status is not None
+        result.problems.append(
+            VerifyProblem(
+                "error",
+                "rollback",
+                "keytable.sst",
+                f"the vault's state is at {status.counter}, older than the head you kept: it was rolled back "
+                "or restored from an older backup",
+            )
+        )
     if as_json:
         echo_json(result.to_json())
     else:
