@@ -101,7 +101,18 @@ class Keys:
         # Only the table's key and the new one: the key store never holds more than two.
         table_epoch, old_key = table.kek_epoch, master.keys[table.kek_epoch]
         self.provider.store(vault_id, MasterKeys({table_epoch: old_key, epoch: key}))
-        table.write(root, key, epoch)
+        tracked = table.state.tracked
+        if tracked:
+            # The audit log's MAC key follows the master key (docs/spec/audit-log.md, "Keys"): a
+            # fresh one per epoch, so an older master key (a key-store backup, an erased epoch)
+            # cannot MAC records of this epoch or later.
+            table.state.audit_keys[epoch] = _crypto.new_key()
+        try:
+            table.write(root, key, epoch)
+        except BaseException:
+            if tracked and table.kek_epoch != epoch:
+                table.state.audit_keys.pop(epoch, None)  # not on disk: no record may use it
+            raise
         # The index names sessions (titles, tags): it follows the table to the new key, without
         # the erased ones, before the old key goes.
         self._reseal_index(MasterKeys({table_epoch: old_key, epoch: key}), table)
