@@ -386,3 +386,54 @@ def test_audit_settings_are_read_without_validating_the_whole_config() -> None:
     odd.append(b'{"audit": {"rotate_bytes": 1.5, "keep_files": 0, "syslog": false}}')
     for body in odd:
         assert audit_settings(body) is None
+
+
+# ---------------------------------------------------------------------------- the anchored head (issue 20)
+
+
+def test_mac_keys_follow_the_master_key_and_an_older_table_cannot_forge_later_records(
+    vault: Vault, vault_path: Path
+) -> None:
+    from sessionseal._audit import AuditLog
+
+    vault.list()
+    secret = vault.parts.keys.keytable().vault_secret  # what any older copy of the key table yields
+    vault.rekey()
+    vault.list()
+    state = vault.parts.keys.keytable().state
+    epochs = [r["k"] for r in vault.audit_records()]
+    assert epochs[0] == 1 and epochs == sorted(epochs) and epochs[-1] == max(state.audit_keys) >= 2
+    assert len(state.audit_keys) == 2  # one key per epoch, the older one kept to verify its records
+    assert vault.verify_audit().ok
+    lines = _lines(vault_path)
+    last = json.loads(lines[-1])
+    forged = {k: v for k, v in last.items() if k not in ("mac", "k")}
+    forged.update(seq=last["seq"] + 1, prev=last["mac"], action="delete", v=2)
+    line, _ = record_line(AuditLog.keys(secret)[0], forged)
+    _write(vault_path, [*lines, line])
+    vault.list()  # the next writer does not adopt it: it is not under a key of the state's
+    report = vault.verify_audit()
+    assert [p.code for p in report.problems if p.severity == "error"][:1] == ["key-epoch"]
+
+
+def test_a_log_put_back_from_before_a_rekey_fails_and_the_next_writer_does_not_hide_it(
+    vault: Vault, vault_path: Path, tmp_path: Path
+) -> None:
+    vault.list()
+    shutil.copytree(vault_path / "audit", tmp_path / "old-audit")
+    vault.rekey()
+    vault.list()
+    for p in (vault_path / "audit").iterdir():
+        p.unlink()
+    for p in (tmp_path / "old-audit").iterdir():
+        shutil.copy(p, vault_path / "audit" / p.name)
+    vault.list()  # writes on from the anchored head: a gap, not a new history
+    report = vault.verify_audit()
+    assert not report.ok and {p.code for p in report.problems} & {"out-of-sequence", "truncated"}
+
+
+def test_a_wiped_log_of_a_vault_with_sessions_fails_even_before_the_next_record(vault: Vault, vault_path: Path) -> None:
+    vault.save({"title": "t", "messages": []})
+    shutil.rmtree(vault_path / "audit")
+    report = vault.parts.auditor.verify()  # no record written since
+    assert [p.code for p in report.problems] == ["truncated"]

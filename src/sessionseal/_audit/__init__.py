@@ -62,7 +62,9 @@ from ._records import LABEL_TAG as LABEL_TAG
 from ._records import PENDING as PENDING
 from ._records import TAG_INPUT as TAG_INPUT
 from ._records import Anchor as Anchor
+from ._records import parse_time as parse_time
 from ._records import record_mac as record_mac
+from ._records import refusal as refusal
 from ._records import split_line as split_line
 from ._records import utc_now as utc_now
 

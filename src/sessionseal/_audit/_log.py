@@ -25,12 +25,12 @@ from ._records import (
     CURRENT,
     DEFAULT_MAX_FILE_BYTES,
     FORMAT,
+    FORMAT_UNTRACKED,
     LABEL_ANCHOR,
     LABEL_MAC,
     MAX_LINE,
     MAX_PENDING,
     PENDING,
-    PENDING_DROPPED,
     Anchor,
     Chain,
     Problem,
@@ -39,6 +39,7 @@ from ._records import (
     actor,
     canonical,
     complete_lines,
+    key_epoch,
     mac_key_of,
     parse_json,
     parse_time,
@@ -131,9 +132,9 @@ class AuditLog:
             lines = []
             for rec in [*pending, *many]:
                 seq += 1
-                body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
+                body = {**rec, "v": FORMAT_UNTRACKED, "seq": seq, "prev": prev}
                 if k is not None:
-                    body["k"] = k
+                    body["v"], body["k"] = FORMAT, k
                 subjects = body.pop("subjects", None)
                 if subjects:
                     # Sealed here, where the seq is known: each box is bound to its place.
@@ -246,6 +247,10 @@ class AuditLog:
         key = mac_key_of(legacy_key, chain, rec) if isinstance(rec, dict) else None
         if split is None or key is None or not isinstance(rec, dict):
             return seq, prev, None
+        if chain is not None and chain.keys and key_epoch(rec) is None:
+            # Only a record under a key of the state's is ours: the vault secret's key is also
+            # in every older copy of the key table.
+            return seq, prev, None
         if not _crypto.constant_time_equal(record_mac(key, split[0]).encode(), split[1].encode()):
             return seq, prev, None
         last = seq_of(split[0])
@@ -270,10 +275,10 @@ class AuditLog:
             "detail": {"file": CURRENT, "offset": offset, "length": size - offset},
             **actor(),
         }
-        body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": utc_now()}
+        body = {**fields, "v": FORMAT_UNTRACKED, "seq": seq + 1, "prev": prev, "time": utc_now()}
         mac_key, k = key
         if k is not None:
-            body["k"] = k
+            body["v"], body["k"] = FORMAT, k
         line, mac = record_line(mac_key, body)
         d.append(CURRENT, b"\n" + line)
         return seq + 1, mac
@@ -301,7 +306,7 @@ class AuditLog:
                 out.append({**rec, "unkeyed": True})
         if dropped:
             # Counted in the chain, never copied: a line of pending.log is anyone's writing.
-            out.append({"action": PENDING_DROPPED, "outcome": "ok", "detail": {"dropped": dropped}, **who})
+            out.append({"action": "audit.pending-dropped", "outcome": "ok", "detail": {"dropped": dropped}, **who})
         return out
 
     def _rotate_if_needed(self, d: Dir, last_seq: int) -> bool:
@@ -311,7 +316,7 @@ class AuditLog:
             return False
         split = split_line(head.split(b"\n", 1)[0])
         rec = parse_json(split[0]) if split is not None else None
-        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT
+        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT_UNTRACKED
         # Records of an older format (ids in the clear) are kept whole, in a file of their
         # own: the audit log's retention can then remove them with the anchor's base moved on.
         if size < self.max_file_bytes and not older:

@@ -22,9 +22,14 @@ AUDIT_DIR: Final = "audit"
 CURRENT: Final = "audit.log"
 ANCHOR: Final = "anchor.sst"
 PENDING: Final = "pending.log"
-#: The format this build writes.  Format 1 records (ids, sizes and redaction counts in the
-#: clear) are still read and verified; format 2 keeps them in subjects (below).
-FORMAT: Final = 2
+#: The newest format this build writes: format 3 records name the epoch of their MAC key
+#: (``k``, an audit key of the vault's anchored state, issue 20).  Format 2 records (MACed
+#: under the vault secret's key) are still written by a vault whose state is not tracked yet;
+#: format 1 records (ids, sizes and redaction counts in the clear) are still read and verified;
+#: formats 2 and 3 keep them in subjects (below).
+FORMAT: Final = 3
+#: The format of records without ``k`` (a vault whose state is not tracked).
+FORMAT_UNTRACKED: Final = 2
 #: The MAC's domain is that of the chain, not of a record format: format 2 records chain on
 #: from format 1 records under the same key.
 _DOMAIN: Final = b"sessionseal audit v1\n"
@@ -353,8 +358,6 @@ def error_outcome(exc: BaseException) -> str:
 PENDING_FIELDS: Final = frozenset(
     {"action", "outcome", "error", "time", "user", "uid", "pid", "host", "program", "version"}
 )
-#: The record that counts the pending lines dropped at chaining.
-PENDING_DROPPED: Final = "audit.pending-dropped"
 
 
 def _error_classes() -> frozenset[str]:

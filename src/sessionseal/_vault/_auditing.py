@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from .. import _crypto
 from .._audit import (
     NOT_AN_ID,
     NOT_IN_VAULT,
@@ -87,6 +88,12 @@ class Auditor:
         with self._ctx.vault_lock():
             table = self._keys.keytable(fresh=True)
             chain = self.chain(table)
+            if chain is not None and chain.epoch is None:
+                # Tracked by 'migrate' (a new vault has its key from 'init'): the chain goes on
+                # under a key of the state's, committed before any record uses it.
+                self._keys.commit(StateChange(audit_keys={table.kek_epoch: _crypto.new_key()}))
+                table = self._keys.keytable(fresh=True)
+                chain = self.chain(table)
             head = self.log.append_many(table.vault_secret, many, chain=chain, anchor_to=self._anchor)
             if chain is not None:
                 self._anchor(head)
