@@ -54,6 +54,7 @@ class Keys:
         self._names_key: bytes | None = None
         #: State changes of the operation in progress, committed with its audit record.
         self._pending = StateChange()
+        self._refusal_recorded = False
 
     def master(self) -> MasterKeys:
         return self.provider.load(self._ctx.vault_id)
@@ -67,9 +68,14 @@ class Keys:
             try:
                 table = self.load_keytable(fresh=fresh)
             except SessionSealError as exc:
-                with contextlib.suppress(Exception):
-                    self._audit_unkeyed(exc)
+                # One refusal per failure to get the key, not one per read that retries it (the
+                # failed operation's own record reads again): recorded until a read succeeds.
+                if not self._refusal_recorded:
+                    self._refusal_recorded = True
+                    with contextlib.suppress(Exception):
+                        self._audit_unkeyed(exc)
                 raise
+            self._refusal_recorded = False
             self._audit("open", detail={"key_provider": self.provider.name})
             self.try_finish_rotation()
             return table
