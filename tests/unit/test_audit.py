@@ -285,6 +285,10 @@ def test_rotation_continues_the_chain_and_retention_keeps_it_verifiable(vault: V
     report = vault.verify_audit()
     assert report.ok, [p.describe() for p in report.problems]
     assert report.first_seq is not None and report.first_seq > 1  # the chain starts at the anchor's base
+    head = vault.parts.keys.keytable(fresh=True).state.audit  # anchored in the key table (issue 20)
+    assert head is not None and head.base_seq == report.first_seq - 1
+    assert report.last_seq is not None and head.seq == report.last_seq + 1  # and the audit.verify record
+    assert not (vault_path / "audit" / "anchor.sst").exists()
 
 
 _WRITER = textwrap.dedent(
