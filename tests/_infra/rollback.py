@@ -461,10 +461,13 @@ def _roles(built: Built) -> dict[str, str]:
         "index": "index.sst",
         "config": "config.sst",
         "audit-log": "audit/audit.log",
-        "audit-anchor": "audit/anchor.sst",
         "pending-log": "audit/pending.log",
         "vault-json": "vault.json",
     }
+    if (built.pristine / "audit/anchor.sst").is_file():
+        # A vault of before issue 20 anchors its audit log in audit/anchor.sst; a vault whose
+        # state is tracked has none (the head is in the key table's state).
+        roles["audit-anchor"] = "audit/anchor.sst"
     if built.provider == "passphrase":
         roles["keyfile"] = "keyfile.json"
     for rel in roles.values():
@@ -524,12 +527,16 @@ def damages(built: Built) -> list[Damage]:
                 )
             )
             break  # the newest earlier version is enough
-    audit = (roles["audit-log"], roles["audit-anchor"], roles["pending-log"])
+    # Every file of audit/: the log, its pending records (and the anchor, in a vault of before).
+    audit = tuple(roles[r] for r in ("audit-log", "audit-anchor", "pending-log") if r in roles)
     out.append(Damage("audit-dir", "deleted", paths=audit, actions=tuple((r, None) for r in audit)))
+    # The audit directory put back as it was at an earlier step, as a whole (a backup restore of
+    # audit/): the log as it was, pending.log as it was or gone.
     for step, snap in reversed(built.snapshots.items()):
-        pair = tuple((r, (snap / r).read_bytes()) for r in audit[:2] if (snap / r).is_file())
-        if len(pair) == 2:
-            out.append(Damage("audit-pair", "rolled-back", step, paths=audit[:2], actions=pair, snapshot=step))
+        if not (snap / roles["audit-log"]).is_file():
+            continue
+        back = tuple((r, (snap / r).read_bytes() if (snap / r).is_file() else None) for r in audit)
+        out.append(Damage("audit-pair", "rolled-back", step, paths=audit, actions=back, snapshot=step))
     for step in reversed(built.snapshots):
         out.append(Damage("whole-vault", "whole-vault", step, paths=("*",), snapshot=step))
     return out

@@ -294,7 +294,9 @@ def test_a_failing_automatic_cleanup_does_not_fail_the_open(
         assert v.last_auto_cleanup is not None  # still due: this open ran it
         assert len(titles(v)) == 5
         runs = [(r["outcome"], r.get("error")) for r in v.audit_records() if r["action"] == "cleanup"]
-        assert runs == [("error", "LockTimeout"), ("ok", None)]
+        # The failed run's record waits for the vault lock too (the audit head is anchored under
+        # it, issue 20): held past the timeout, that record is not written.
+        assert runs == [("ok", None)]
 
 
 def test_a_damaged_schedule_means_due(vault: Vault, vault_path: Path, provider: KeychainProvider) -> None:

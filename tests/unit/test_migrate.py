@@ -34,7 +34,7 @@ def test_a_new_vault_is_in_the_current_formats(vault: Vault) -> None:
         "key table state": "current",  # tracked from init (issue 20)
     }
     containers = next(f for f in vault.formats() if f.name == "container")
-    assert containers.items == 5  # key table, index, session, checkpoint, audit anchor (no config yet)
+    assert containers.items == 4  # key table, index, session, checkpoint (no config yet; no audit anchor: issue 20)
     found, steps = vault.migrate()
     assert steps == [] and len(found) == 7
     assert any(r["action"] == "migrate" for r in vault.audit_records())

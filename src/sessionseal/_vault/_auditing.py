@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from .. import _crypto
 from .._audit import (
     NOT_AN_ID,
     NOT_IN_VAULT,
-    WITHHELD,
+    Anchor,
     AuditLog,
+    Chain,
     Subject,
     VerifyReport,
     actor,
@@ -32,6 +34,8 @@ from .._audit import (
     subject_tag,
 )
 from .._fs import Dir
+from .._keytable import KeyTable
+from .._state import AuditHead, StateChange
 from ..errors import IntegrityError, InvalidInput, SessionSealError, StorageError, UnsafePermissions
 from ._common import parse_id
 from ._context import VaultContext
@@ -41,12 +45,62 @@ from ._keys import Keys
 class Auditor:
     """Writes and reads the audit log of one open vault."""
 
-    def __init__(self, ctx: VaultContext, keys: Keys, *, settings: Callable[[], tuple[int, int, bool] | None]) -> None:
+    def __init__(
+        self,
+        ctx: VaultContext,
+        keys: Keys,
+        *,
+        settings: Callable[[], tuple[int, int, bool] | None],
+        created: str | None = None,
+    ) -> None:
+        self._ctx = ctx
         self._vault_id = ctx.vault_id
         self._keys = keys
         self._settings = settings
+        self._created = created  # vault.json's created_at: record 1 may not be older
         self._configured = False
         self.log = AuditLog(ctx.root, ctx.locks, ctx.vault_id, lock_timeout=ctx.lock_timeout)
+
+    # -- the chain and its head in the vault's state (issue 20) ---------------------------------
+
+    def chain(self, table: KeyTable) -> Chain | None:
+        """How *table*'s vault keys and anchors its chain, or None for a vault whose state is not
+        tracked (its head stays in ``anchor.sst``)."""
+        state = table.state
+        if not state.tracked:
+            return None
+        head = state.audit
+        return Chain(
+            keys=state.audit_keys,
+            head=None if head is None else Anchor(head.seq, head.mac, head.base_seq, head.base_mac),
+            created=self._created,
+            sessions=bool(table.session_keys),
+        )
+
+    def _anchor(self, head: Anchor) -> None:
+        """Make *head* the anchored head, durably (the caller holds the vault lock)."""
+        self._keys.commit(StateChange(audit=AuditHead(head.seq, head.mac, head.base_seq, head.base_mac)))
+
+    def _append(self, many: Sequence[Mapping[str, Any]]) -> None:
+        """Append *many* and anchor the new head with everything the operation noted, at one
+        commit.  Under the vault lock (re-entrant), before the audit lock: the head read from
+        the state and the one written back cannot interleave with another writer's."""
+        with self._ctx.vault_lock():
+            table = self._keys.keytable(fresh=True)
+            chain = self.chain(table)
+            if chain is not None and chain.epoch is None:
+                # Tracked by 'migrate' (a new vault has its key from 'init'): the chain goes on
+                # under a key of the state's, committed before any record uses it.
+                self._keys.commit(StateChange(audit_keys={table.kek_epoch: _crypto.new_key()}))
+                table = self._keys.keytable(fresh=True)
+                chain = self.chain(table)
+            head = self.log.append_many(table.vault_secret, many, chain=chain, anchor_to=self._anchor)
+            if chain is not None:
+                self._anchor(head)
+            else:
+                # What the operation wrote (its sessions' marks) is committed with its record; a
+                # failure keeps the marks for the next commit (they are lower bounds).
+                self._keys.commit()
 
     def record(  # noqa: PLR0912 - one branch per kind of subject
         self,
@@ -78,12 +132,10 @@ class Auditor:
         if detail:
             fields["detail"] = dict(detail)
         try:
-            table = self._keys.keytable()
+            self._keys.keytable()
         except SessionSealError:
-            # No key, no subject: an id or a size must not be written in the clear instead.
-            if session is not None or others:
-                fields["session"] = WITHHELD
-            self.log.append_unkeyed(fields)
+            # The key read that failed recorded the refused open (:meth:`unkeyed_open`): pending
+            # records are refusals of that fixed shape only, never an operation's own record.
             return
         subjects: list[Subject] = []
         if session is not None:
@@ -111,16 +163,27 @@ class Auditor:
             fields["subjects"] = subjects
         self.configure()
         try:
-            self.log.append(table.vault_secret, fields)
-            # What the operation wrote (its sessions' marks) is anchored with its record; a
-            # failure keeps the marks for the next commit (they are lower bounds).
-            self._keys.commit()
+            self._append([fields])
         except (StorageError, UnsafePermissions) as exc:
             # The record of the operation called, which is done: the error must say so.  Records
             # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
             if outcome != "ok" or _running()[:1] != [action]:
                 raise
             raise unrecorded(action, exc, self.log.path.parent) from exc
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Check the chain against its anchored head (:meth:`AuditLog.verify`); *repair* seals a
+        torn last line, under the vault lock when the head is in the vault's state."""
+        lock = self._ctx.vault_lock() if repair else contextlib.nullcontext()
+        with lock:
+            table = self._keys.keytable(fresh=True)
+            return self.log.verify(
+                table.vault_secret,
+                repair=repair,
+                chain=self.chain(table),
+                anchor_to=self._anchor,
+                sessions=bool(table.session_keys),
+            )
 
     def unkeyed_open(self, exc: SessionSealError) -> None:
         self.log.append_unkeyed(
@@ -152,8 +215,7 @@ class Auditor:
                 rec["subjects"] = [Subject("session", key)]
             records.append(rec)
         try:
-            self.log.append_many(self._keys.keytable().vault_secret, records)
-            self._keys.commit()
+            self._append(records)
         except (StorageError, UnsafePermissions) as exc:
             raise unrecorded(f"the erasure of {len(erased)} session(s)", exc, self.log.path.parent) from exc
 
@@ -191,7 +253,9 @@ class Auditor:
             format 1 records).
         """
         table = self._keys.keytable()
-        records, report = self.log.checked_records(table.vault_secret)
+        records, report = self.log.checked_records(
+            table.vault_secret, chain=self.chain(table), sessions=bool(table.session_keys)
+        )
         tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
 
         def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:

@@ -206,7 +206,7 @@ class Vault:
     @_audited("audit.verify")
     def verify_audit(self, *, repair: bool = False) -> VerifyReport:
         """Check the audit log's MAC chain against its anchor (*repair*: seal a torn last line first)."""
-        report = self._audit_log.verify(self._keys.keytable().vault_secret, repair=repair)
+        report = self._auditor.verify(repair=repair)
         outcome = "ok" if report.ok else "error"
         self._audit(
             "audit.verify",

@@ -82,6 +82,7 @@ class Keys:
         self._pending = StateChange()
         #: The key store's head when the table was found older than it (0: not found so).
         self._behind = 0
+        self._refusal_recorded = False
 
     def master(self) -> MasterKeys:
         return self.provider.load(self._ctx.vault_id)
@@ -95,9 +96,14 @@ class Keys:
             try:
                 table = self.load_keytable(fresh=fresh)
             except SessionSealError as exc:
-                with contextlib.suppress(Exception):
-                    self._audit_unkeyed(exc)
+                # One refusal per failure to get the key, not one per read that retries it (the
+                # failed operation's own record reads again): recorded until a read succeeds.
+                if not self._refusal_recorded:
+                    self._refusal_recorded = True
+                    with contextlib.suppress(Exception):
+                        self._audit_unkeyed(exc)
                 raise
+            self._refusal_recorded = False
             self._audit("open", detail={"key_provider": self.provider.name})
             self.try_finish_rotation()
             return table
@@ -136,10 +142,17 @@ class Keys:
             # Every rotation writes the head: the new table records it, then the key store keeps it.
             head = state.counter + 1  # the counter of the full state frame the rewrite appends
             state.head = (head, int(time.time()))
+        if state.tracked:
+            # The audit log's MAC key follows the master key (docs/spec/audit-log.md, "Keys"): a
+            # fresh one per epoch, so an older master key (a key-store backup, an erased epoch)
+            # cannot MAC records of this epoch or later.
+            state.audit_keys[epoch] = _crypto.new_key()
         try:
             table.write(root, key, epoch)
         except BaseException:
             state.head = recorded
+            if state.tracked and table.kek_epoch != epoch:
+                state.audit_keys.pop(epoch, None)  # not on disk: no record may use it
             raise
         # The index names sessions (titles, tags): it follows the table to the new key, without
         # the erased ones, before the old key goes.

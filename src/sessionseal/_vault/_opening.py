@@ -66,7 +66,8 @@ def create(
         try:
             table = KeyTable(vault_id=vault_id, vault_secret=_crypto.new_key())
             # A new vault anchors its state from the start (issue 20): no config file yet.
-            table.state = VaultState(tracked=True, config=NO_CONFIG)
+            # Its audit log is MACed under a key of the state's from the first record on.
+            table.state = VaultState(tracked=True, config=NO_CONFIG, audit_keys={1: _crypto.new_key()})
             table.write(root, master.current, 1)
             Index(vault_id=vault_id).write(root, master.current, 1)
             doc = {

@@ -534,7 +534,7 @@ class _Check:
             return None
         assert self.table is not None
         try:
-            report = self.v.audit_log.verify(self.table.vault_secret, repair=repair)
+            report = self.v.auditor.verify(repair=repair)
         except (IntegrityError, StorageError) as exc:
             self.add("error", "audit", AUDIT_DIR, str(exc))
             return None
@@ -639,8 +639,7 @@ def _repair(vault: Parts, c: _Check, *, rebuild_safe: bool) -> list[str]:  # noq
                 "restore those files from a backup, or run 'sessionseal reindex' to accept them as they are"
             )
     if any(p.code.startswith("audit:") and p.severity == "warning" for p in c.result.problems):
-        assert c.table is not None
-        report = vault.audit_log.verify(c.table.vault_secret, repair=True)
+        report = vault.auditor.verify(repair=True)
         done.extend(report.repaired)
     return done
 
