@@ -170,7 +170,9 @@ class SessionStore:
             and session_id not in self._keys.keytable(fresh=True).session_keys
         ):
             self.replace_keyless(name + SUFFIX, session_id, header)
-        generation = (self.stored_generation(name + SUFFIX) or 0) + 1
+            header = None
+        # The header is read once; without one (no file, a damaged header) stored_generation decides.
+        generation = (header.generation if header is not None else (self.stored_generation(name + SUFFIX) or 0)) + 1
         key = self._keys.session_key(session_id, create=True)
         assert key is not None  # create=True always returns a key
         data = _container.seal(
