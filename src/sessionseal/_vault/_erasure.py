@@ -289,27 +289,23 @@ class Erasure:
             found = self.keyless(fname, table)
             if found is None:
                 continue
-            sid, tombed = found
-            if tombed:
+            sid, tomb = found
+            if tomb is not None:
                 out.append((fname, sid))
             else:
                 others += 1
         return out, others
 
-    def keyless(self, fname: str, table: KeyTable) -> tuple[uuid.UUID, bool] | None:
-        """A session file at its own name whose key is not in *table*: its id and whether its
-        tomb is in the state; None for anything else."""
+    def keyless(self, fname: str, table: KeyTable) -> tuple[uuid.UUID, bytes | None] | None:
+        """A session file at its own name whose key is not in *table*: its id, and its tomb if
+        the state holds it (else None); None for anything else."""
         header = _common.read_header(self._ctx.sessions, fname)
         if header is None:
             return None
         sid = header.object_id
         if header.kind != Kind.SESSION or sid in table.session_keys or self._keys.file_name(sid) + SUFFIX != fname:
             return None
-        return sid, self._keys.tombed(header.raw)
-
-    def orphan_id(self, fname: str, table: KeyTable) -> uuid.UUID | None:
-        found = self.keyless(fname, table)
-        return found[0] if found is not None and found[1] else None
+        return sid, tomb_of(header.raw) if self._keys.tombed(header.raw) else None
 
     def sweep_orphans(self) -> int:
         # Under the vault lock no key is added, and a session's key is in the table before its
@@ -321,14 +317,14 @@ class Erasure:
             for fname, sid in orphans:
                 try:
                     with self._ctx.session_lock(fname[: -len(SUFFIX)], sid, timeout=0):
-                        header = _common.read_header(self._ctx.sessions, fname)
-                        if header is None or self.orphan_id(fname, table) != sid:
+                        found = self.keyless(fname, table)  # again, under its lock
+                        if found is None or found[0] != sid or found[1] is None:
                             continue
                         overwritten = self._ctx.sessions.shred(fname)
                 except SessionSealError:
                     continue
                 removed += 1
-                self._keys.note(StateChange(untombs={tomb_of(header.raw)}))
+                self._keys.note(StateChange(untombs={found[1]}))
                 detail = {"cleanup": True, "rule": "orphan", "overwritten": overwritten}
                 self._audit("delete", session=sid, detail=detail)
             removed += self.sweep_orphan_checkpoints(table)
