@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Final
 from .. import _container
 from ..errors import IntegrityError, InvalidInput, SessionNotFound, SessionSealError
 
+if TYPE_CHECKING:
+    from .._fs import Dir
+
 #: Largest serialized session accepted (a single AES-GCM message is limited to 2 GiB).
 MAX_SESSION_BYTES: Final = 512 << 20
 #: Largest container read whole: a session at the limit and its frames.
@@ -26,9 +29,6 @@ VAULT_FORMAT: Final = "sessionseal-vault"
 VAULT_VERSION: Final = 1
 #: The suffix of a session file (``sessions/<hex>.sst``).
 SUFFIX: Final = ".sst"
-
-if TYPE_CHECKING:
-    from .._fs import Dir
 
 INTEGRITY: Final = "a session file failed its integrity check (modified, truncated, or moved); run 'sessionseal verify'"
 
