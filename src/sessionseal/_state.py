@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,6 +46,7 @@ __all__ = [
     "decode_frame",
     "encode_change",
     "encode_full",
+    "tomb_of",
 ]
 
 ZERO_MAC: Final = "0" * 64
@@ -52,6 +54,16 @@ ZERO_MAC: Final = "0" * 64
 NO_CONFIG: Final = (0, "")
 _FULL: Final = "full"
 _DELTA: Final = "delta"
+
+
+def tomb_of(header_raw: bytes) -> bytes:
+    """The tomb of a container file: the first 16 bytes of SHA-256 of its header's bytes.
+
+    A header holds a data key wrapped afresh for every version written, so a tomb names one
+    file version and nothing else; it is unguessable without the file and names no session id
+    (docs/spec/audit-log.md promises an erased id cannot even be tested against the vault).
+    """
+    return hashlib.sha256(header_raw).digest()[:16]
 
 
 def _corrupt() -> IntegrityError:

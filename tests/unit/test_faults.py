@@ -61,6 +61,7 @@ import sessionseal._fscheck
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
 from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
+from tests._infra.erasure import delete_cut_short
 from tests.memkeyring import MemoryKeyring
 
 REAL_OS = os
@@ -400,13 +401,13 @@ def _torn_append(v: Vault, ctx: Ctx) -> None:
 
 def _leftovers(v: Vault, ctx: Ctx) -> None:
     # What killed writers leave: a torn append, a first save's key without its file, and the
-    # file of a session whose key a killed delete had removed.
+    # file of a session whose key a delete cut short had erased (its tomb recorded).
     _torn_append(v, ctx)
     orphan = v.save(doc("orphan"))
     with v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
         table = v.parts.keys.keytable(fresh=True)
         table.add(v.parts.ctx.root, uuid.uuid4())
-        table.remove(v.parts.ctx.root, orphan)
+    delete_cut_short(v, orphan)
 
 
 def _old_session(v: Vault, ctx: Ctx) -> None:
@@ -585,7 +586,8 @@ class Template:
             return self
         with self.open(self.copy(dest)) as v:
             op.prepare(v, self.ctx)
-        return dataclasses.replace(self, path=dest)
+        # A preparation that erases rotates the master key: its copies need the keys it left.
+        return dataclasses.replace(self, path=dest, store=dict(self.keyring.store))
 
 
 def build_template(path: Path) -> Template:

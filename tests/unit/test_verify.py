@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sessionseal import KeychainProvider, Vault, VerifyResult
 from sessionseal._keystore import MasterKeys
 from sessionseal.cli import cli
+from tests._infra.erasure import delete_cut_short
 from tests.memkeyring import MemoryKeyring
 
 DOC = {"title": "t", "messages": [{"role": "user", "content": "hello"}]}
@@ -154,15 +155,46 @@ def _dead_pid() -> int:
 def test_a_killed_deletes_leftovers_are_orphans_removed_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
     vault, sids = filled
     sfile, ckpts = _session_file(vault, sids[1]), sorted((vault.path / "checkpoints").iterdir())
-    saved = {p: p.read_bytes() for p in [sfile, *ckpts]}
-    vault.delete(sids[1])  # the key goes first; we then put the files back as a killed delete leaves them
-    for p, data in saved.items():
-        p.write_bytes(data)
-        p.chmod(0o600)
+    delete_cut_short(vault, sids[1])  # the key goes first; the overwrites fail: the files stay, tombed
+    assert sfile.exists() and all(p.exists() for p in ckpts)
     result = vault.verify()
     assert result.ok and [p.code for p in result.problems] == ["orphan", "orphan"]
     after = vault.verify(repair=True)
     assert after.problems == [] and not sfile.exists() and not any(p.exists() for p in ckpts)
+    assert vault.parts.keys.state(fresh=True).tombs == set()
+
+
+def test_files_put_back_after_their_erasure_are_missing_key_and_kept(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    # Only the files an erasure recorded as left to overwrite are ever removed: copies put back
+    # after a delete completed (a backup restore) are keyless files nothing proves erased.
+    vault, sids = filled
+    sfile, ckpts = _session_file(vault, sids[1]), sorted((vault.path / "checkpoints").iterdir())
+    saved = {p: p.read_bytes() for p in [sfile, *ckpts]}
+    vault.delete(sids[1])
+    for p, data in saved.items():
+        p.write_bytes(data)
+        p.chmod(0o600)
+    result = vault.verify()
+    assert not result.ok and [(p.severity, p.code) for p in result.problems] == [("error", "missing-key")] * 2
+    after = vault.verify(repair=True)
+    assert [p.code for p in after.problems] == ["missing-key"] * 2
+    assert all(p.read_bytes() == data for p, data in saved.items())
+
+
+def test_a_rolled_back_key_table_makes_missing_keys_not_orphans(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, _ = filled
+    table = vault.path / "keytable.sst"
+    old = table.read_bytes()
+    new = vault.save(DOC)
+    current = table.read_bytes()
+    table.write_bytes(old)  # a key table from before the last save (same epoch)
+    result = vault.verify()
+    missing = [p for p in result.problems if p.code == "missing-key"]
+    assert not result.ok and len(missing) == 1 and str(new) in missing[0].message
+    after = vault.verify(repair=True)
+    assert "missing-key" in [p.code for p in after.problems] and _session_file(vault, new).exists()
+    table.write_bytes(current)
+    assert vault.load(new).title == DOC["title"]
 
 
 def test_a_key_without_its_file_is_unused_and_dropped_by_repair(vault: Vault) -> None:

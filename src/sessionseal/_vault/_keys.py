@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol, cast
 from .. import _crypto, _keystore
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KeyTable
-from .._state import StateChange, VaultState
+from .._state import StateChange, VaultState, tomb_of
 from ..errors import InvalidInput, KeyNotFound, KeyStoreError, SessionSealError, VaultRolledBack
 from ._common import no_session
 from ._context import VaultContext
@@ -204,6 +204,13 @@ class Keys:
     def state(self, *, fresh: bool = False) -> VaultState:
         """The vault's anchored state, as the key table holds it."""
         return self.keytable(fresh=fresh).state
+
+    def tombed(self, header_raw: bytes) -> bool:
+        """Whether the container file whose header is *header_raw* was left to overwrite by an
+        erasure (its tomb is in the state): the only keyless files ever removed.  An untracked
+        vault recorded no erasure: none of its files is."""
+        state = self.keytable().state
+        return state.tracked and tomb_of(header_raw) in state.tombs
 
     def note(self, change: StateChange) -> None:
         """Hold *change* until the operation commits (:meth:`commit`): a mark written with the

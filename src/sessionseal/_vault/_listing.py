@@ -20,7 +20,7 @@ from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
-from ._common import parse_id, stored_shape
+from ._common import parse_id, read_header, stored_shape
 from ._context import VaultContext
 from ._indexcache import IndexCache
 from ._keys import Keys
@@ -98,7 +98,8 @@ class Listing:
             try:
                 doc = entry_of(self._store.read_summary(fname))
             except SessionNotFound:
-                continue  # its key was erased: a leftover for cleanup, not a session
+                self.keyless(fname, problems)
+                continue
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
                 continue
@@ -129,6 +130,18 @@ class Listing:
         if reason is not None or puts or drops:
             self._index.refresh(puts, drops, reason)
         return docs, problems
+
+    def keyless(self, fname: str, problems: list[str]) -> None:
+        """A session file whose key is not in the table: a leftover an erasure recorded (its tomb
+        is in the state) is no session, and is skipped; any other is reported, never dropped
+        silently: a key table put back from an older backup lacks the keys of newer sessions."""
+        header = read_header(self._ctx.sessions, fname)
+        if header is None or self._keys.tombed(header.raw):
+            return  # gone meanwhile (an erasure overwrote it), or an erased session's leftover
+        problems.append(
+            f"sessions/{fname}: its key is not in the key table and no erasure of it is recorded "
+            "(missing-key); run 'sessionseal verify'"
+        )
 
     def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
         """See :meth:`Vault.search`."""

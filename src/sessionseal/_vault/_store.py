@@ -18,7 +18,7 @@ import orjson
 from .. import _container, _events
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
-from .._state import StateChange
+from .._state import StateChange, tomb_of
 from ..errors import IntegrityError, InvalidInput
 from ._common import (
     INTEGRITY,
@@ -27,6 +27,7 @@ from ._common import (
     SUFFIX,
     merge_counts,
     no_session,
+    read_header,
     stored_shape,
     timestamp,
     unstorable,
@@ -162,7 +163,17 @@ class SessionStore:
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
         ]
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
-        generation = (self.stored_generation(name + SUFFIX) or 0) + 1
+        header = read_header(self._ctx.sessions, name + SUFFIX)
+        if (
+            header is not None
+            and header.kind == Kind.SESSION
+            and header.object_id == session_id
+            and session_id not in self._keys.keytable(fresh=True).session_keys
+        ):
+            self.replace_keyless(name + SUFFIX, session_id, header)
+            header = None
+        # The header is read once; without one (no file, a damaged header) stored_generation decides.
+        generation = (header.generation if header is not None else (self.stored_generation(name + SUFFIX) or 0)) + 1
         key = self._keys.session_key(session_id, create=True)
         assert key is not None  # create=True always returns a key
         data = _container.seal(
@@ -181,6 +192,22 @@ class SessionStore:
         doc["size_stored"], doc["generation"] = st.st_size, generation
         self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
         self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
+
+    def replace_keyless(self, fname: str, sid: uuid.UUID, header: _container.Header) -> None:
+        """Before a save writes a session whose file is there but whose key is not in the table:
+        a file an erasure left to overwrite (its tomb is in the state: a delete killed before
+        its overwrite, or another process's delete since this one read the session) is
+        overwritten now, and the session is stored anew under a fresh key.  Any other keyless
+        file may be this session's newer version under a key that a key table put back from a
+        backup lacks: it is never written over (``missing-key``).  The caller holds the lock."""
+        if not self._keys.tombed(header.raw):
+            raise IntegrityError(
+                f"session {sid} has a file but its key is not in the key table, and no erasure of it is "
+                "recorded (missing-key: was the key table put back from an older backup?); nothing was "
+                "written; run 'sessionseal verify'"
+            )
+        self._ctx.sessions.shred(fname)
+        self._keys.note(StateChange(untombs={tomb_of(header.raw)}))
 
     def append(self, sid: uuid.UUID, ops: list[dict[str, Any]], *, touch: bool) -> tuple[int, dict[str, int]]:
         """Sanitize and append operations (already validated), under the session's lock.

@@ -13,8 +13,10 @@ What is checked, in order, and what each finding means:
   keychain, written by an older sessionseal) is an error (``key-outside-keychain``).
 * **Sessions and checkpoints.**  Each container is authenticated: its header and last META
   frame, or with *read_data* every frame, every appended group applied, the document
-  validated.  A container at another one's name is ``misplaced``; a file whose key was
-  erased is a leftover of a killed delete (``orphan``); a cut-short append is ``torn-append``.
+  validated.  A container at another one's name is ``misplaced``; a file whose key an
+  erasure took, recording its tomb, is that erasure's leftover (``orphan``); any other file
+  without its key is ``missing-key`` (an error: perhaps a key table put back from an older
+  backup); a cut-short append is ``torn-append``.
 * **The index** authenticates and matches the files: a stale entry is a warning (it is a
   cache, rebuilt on use), a recorded version newer than its file is an error (``rollback``,
   ``truncated``: a file restored from an older backup, or cut).
@@ -336,13 +338,7 @@ class _Check:
         key = self.key(sid)
         if key is None:
             if own:
-                self.add(
-                    "warning",
-                    "orphan",
-                    path,
-                    f"session {sid} was erased (its key is gone) but a delete was killed before removing "
-                    "the file; it cannot be decrypted. 'sessionseal verify --repair' or 'cleanup' removes it",
-                )
+                self.keyless(path, f"session {sid}", header)
             else:
                 self.add("error", "misplaced", path, "a session whose key is not in the key table, at a foreign name")
             return
@@ -390,6 +386,29 @@ class _Check:
                 "the next append or 'sessionseal verify --repair' cuts it off",
             )
 
+    def keyless(self, path: str, what: str, header: _container.Header) -> None:
+        """A file at its own name whose key is not in the key table: an erasure's leftover when
+        the erasure recorded its tomb (``orphan``, removed by --repair); anything else is
+        ``missing-key``, an error never repaired by removal: the key table may have been put back
+        from an older backup, which lacks the keys of newer sessions (issue 20, item 3)."""
+        if self.v.keys.tombed(header.raw):
+            self.add(
+                "warning",
+                "orphan",
+                path,
+                f"{what} was erased (its key is gone) but the erasure was killed before overwriting the file; "
+                "it cannot be decrypted. 'sessionseal verify --repair' or 'cleanup' removes it",
+            )
+            return
+        self.add(
+            "error",
+            "missing-key",
+            path,
+            f"{what}: its key is not in the key table, and no erasure of it is recorded. If the key table "
+            "was put back from an older backup, restore the newer one: the file is intact. sessionseal never "
+            "removes it; if you know the session was deleted, remove the file yourself",
+        )
+
     def unused_keys(self) -> None:
         assert self.table is not None
         present = set(self.names.get("sessions", []))
@@ -423,13 +442,7 @@ class _Check:
         key = self.key(sid)
         if key is None or not own:
             if key is None and own:
-                self.add(
-                    "warning",
-                    "orphan",
-                    path,
-                    f"a checkpoint of session {sid}, which was erased (its key is gone); it cannot be decrypted. "
-                    "'sessionseal verify --repair' or 'cleanup' removes it",
-                )
+                self.keyless(path, f"a checkpoint of session {sid}", header)
             else:
                 self.add("error", "misplaced", path, f"a checkpoint of session {sid} at a name not its own")
             return
