@@ -146,15 +146,14 @@ class Listing:
         """Check the listed sessions against their marks, and report the marked sessions that
         have no file (issue 20): a rebuilt or restored index, or none, hides neither.  Returns
         the files below their marks (listed as they are, never recorded in the index)."""
-        marks = state.marks
-        seen: set[bytes] = set()
-        behind: set[str] = set()
-        for doc, fname in zip(docs, where, strict=True):
-            sid = bytes.fromhex(doc.id.replace("-", ""))
-            seen.add(sid)
-            mark = marks.get(sid)
+        # Compared as hex: one cheap conversion per mark and per entry (10,000 of each: a few ms).
+        marks = {sid.hex(): mark for sid, mark in state.marks.items()}
+        ids = [doc.id.replace("-", "") for doc in docs]
+        get, behind = marks.get, set()
+        for doc, fname, sid in zip(docs, where, ids, strict=True):
+            mark = get(sid)
             if mark is None or (doc.generation, doc.size_stored) >= mark or fname in reported:
-                continue
+                continue  # at or above its mark (above: written since the marks were read)
             behind.add(fname)
             if doc.generation < mark[0]:
                 problems.append(
@@ -166,9 +165,9 @@ class Listing:
                     f"sessions/{fname}: appended turns the vault recorded are missing (the file was cut "
                     "short, or restored from a backup); run 'sessionseal verify'"
                 )
-        unlisted = marks.keys() - seen
+        unlisted = marks.keys() - set(ids)
         if unlisted:
-            problems.extend(self._missing(unlisted, set(where)))
+            problems.extend(self._missing({bytes.fromhex(x) for x in unlisted}, set(where)))
         return behind
 
     def _missing(self, unlisted: set[bytes], listed: set[str]) -> list[str]:
