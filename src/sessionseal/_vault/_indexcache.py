@@ -110,7 +110,9 @@ class IndexCache:
         table = self._keys.keytable(fresh=True)
         index.write(self._ctx.root, self._keys.kek(table.kek_epoch), table.kek_epoch)
         self.cached = index
-        self._note(index)
+        # Anchored under the same hold of the vault lock (issue 20): an older index put back is
+        # then seen ('index-rollback'), and the next rewrite, by any process, numbers above it.
+        self._keys.commit(StateChange(index=index.generation))
 
     def anchored(self) -> int:
         """The generation of the last index rewrite the vault anchored (0: untracked, or the key
@@ -118,11 +120,6 @@ class IndexCache:
         would take the vault lock after)."""
         table = self._keys.table
         return table.state.index if table is not None and table.state.tracked else 0
-
-    def _note(self, index: Index) -> None:
-        # Every rewrite's generation is anchored with the operation (issue 20): an older index
-        # put back is then seen ('index-rollback'), and a rebuild numbers above it.
-        self._keys.note(StateChange(index=index.generation))
 
     def put(self, fname: str, doc: Entry, stamp: Stamp) -> None:
         """Record a session write; best effort (a lost update is found and mended by the next listing)."""
@@ -199,4 +196,4 @@ class IndexCache:
                     index.stamps.pop(name, None)
             index.write(ctx.root, master.keys[table.kek_epoch], table.kek_epoch)
             self.cached = index
-            self._note(index)
+            self._keys.note(StateChange(index=index.generation))  # anchored with the rotation's record
