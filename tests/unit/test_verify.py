@@ -209,6 +209,18 @@ def test_a_vanished_session_file_is_missing_and_repair_keeps_its_key(vault: Vaul
     assert vault.load(sid).title == DOC["title"] and vault.verify().ok  # the index is only stale
 
 
+def test_a_listing_with_an_old_copy_of_the_table_does_not_call_an_erased_session_missing(
+    vault: Vault, provider: KeychainProvider
+) -> None:
+    sid = vault.save(DOC)
+    other = vault.save({**DOC, "title": "stays"})
+    assert len(vault.list()) == 2  # this Vault's copy of the table holds both keys and marks
+    with Vault.open(vault.path, key_provider=provider) as second:  # another process, as it were
+        second.delete(sid)
+    summaries, problems = vault.list_with_problems()
+    assert [s.id for s in summaries] == [other] and problems == []
+
+
 def test_a_session_known_only_to_the_index_is_missing_and_the_index_is_kept(vault: Vault) -> None:
     sid = vault.save(DOC)
     # A tracked vault whose mark was lost (a save killed before it anchored its mark): the index
