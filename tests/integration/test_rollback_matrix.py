@@ -136,7 +136,7 @@ VERSIONS: dict[str, tuple[str, ...]] = {
     "session-A": ("s3",),
     "session-B": ("s4", "s3"),
     "session-C": ("s4",),
-    "keytable": ("s4", "s2", "s1"),
+    "keytable": ("s4", "s3", "s2", "s1"),
     "index": ("s4", "s3", "s2", "s1"),
     "config": ("s4",),
     "audit-log": ("s4", "s3", "s2", "s1"),
