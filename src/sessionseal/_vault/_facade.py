@@ -24,13 +24,20 @@ from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus
 from .._fs import Dir
-from .._index import entry_of, list_json, stamp_of, to_builtins
+from .._index import (
+    list_json,
+    to_builtins,
+)
 from .._keystore import KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
-from ..errors import IntegrityError, InvalidInput, SessionNotFound, SessionSealError
-from . import _edits, _opening
+from ..errors import (
+    IntegrityError,
+    InvalidInput,
+    SessionSealError,
+)
+from . import _edits, _marks, _opening
 from ._auditing import audited_by
 from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
@@ -81,7 +88,7 @@ class Vault:
             checkpoint=self.checkpoint,
             save_model=self._save_model,
             config=self.config,
-            reindex=self.reindex,
+            reindex=lambda: self._reindex(accept=False),
         )
         self._keys, self._settings, self._auditor = parts.keys, parts.settings, parts.auditor
         self._audit_log, self._index_cache, self._store = parts.audit_log, parts.index, parts.store
@@ -346,18 +353,15 @@ class Vault:
 
     @_audited("reindex")
     def reindex(self) -> int:
-        """Rebuild the index from the session files; return the number of sessions indexed."""
-        with self._ctx.vault_lock(), self._ctx.mutex:
-            entries = []
-            for fname in sorted(self._ctx.session_files()):
-                try:
-                    stamp = stamp_of(os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False))
-                    entries.append((fname, entry_of(self._store.read_summary(fname)), stamp))
-                except (SessionNotFound, IntegrityError, OSError):
-                    continue
-            index = self._index_cache.rebuild(entries)
-        self._audit("reindex", detail={"reason": "asked", "sessions": len(index.entries)})
-        return len(index.entries)
+        """Rebuild the index from the session files, accepting them as they are (a file below its
+        mark, rolled back or cut, lowers the mark to it); returns the number of sessions indexed."""
+        return self._reindex(accept=True)
+
+    @_audited("reindex")
+    def _reindex(self, *, accept: bool) -> int:  # without *accept*: verify --repair, migrate
+        n, detail = _marks.reindex(self._ctx, self._keys, self._store, self._index_cache, accept=accept)
+        self._audit("reindex", detail=detail)
+        return n
 
     # -- export and import (issue 8; _export.py, docs/spec/bundle-v1.md) -------------------
 

@@ -424,6 +424,11 @@ class Keys:
             key = table.session_keys.get(session_id)
             if key is None:
                 key = table.add(ctx.root, session_id)
+                if session_id.bytes in table.state.marks or session_id.bytes in self._pending.marks:
+                    # A new key is a new session: a mark left by an erased one with this id
+                    # would call its first version a rollback.
+                    self._pending.marks.pop(session_id.bytes, None)
+                    table.commit(ctx.root, StateChange(unmarks={session_id.bytes}))
                 if table.needs_compaction:
                     # Thousands of deltas cost a decrypt each at every open: rewrite as one snapshot.
                     table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)

@@ -173,9 +173,13 @@ class SessionStore:
             self.replace_keyless(name + SUFFIX, session_id, header)
             header = None
         # The header is read once; without one (no file, a damaged header) stored_generation decides.
-        generation = (header.generation if header is not None else (self.stored_generation(name + SUFFIX) or 0)) + 1
-        key = self._keys.session_key(session_id, create=True)
+        stored = header.generation if header is not None else (self.stored_generation(name + SUFFIX) or 0)
+        key = self._keys.session_key(session_id, create=True)  # the table (and its marks) read afresh
         assert key is not None  # create=True always returns a key
+        # Above the file's version and the session's mark: a new version of a session whose file
+        # is missing or rolled back is not itself taken for a rollback (issue 20).
+        mark = self._keys.state().mark(session_id.bytes)
+        generation = max(stored, mark[0] if mark else 0) + 1
         data = _container.seal(
             kind=Kind.SESSION,
             vault_id=self._ctx.vault_id,
@@ -233,6 +237,7 @@ class SessionStore:
                 tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
         except FileNotFoundError:
             raise no_session(sid) from None
+        self._not_behind(sid, tail.header.generation, tail.end)
         stamp: dict[str, Any] = {}
         with stored_shape():
             meta = orjson.loads(_container.decode_payload(tail.meta))
@@ -268,6 +273,19 @@ class SessionStore:
         if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
             self.compact(name, sid)
         return len(payload)
+
+    def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:
+        """Refuse to append to a file below its session's mark (rolled back or cut short): the
+        append would raise the mark over what was lost and hide it (issue 20).  A save, which
+        writes the whole document as a new version, is still allowed."""
+        mark = self._keys.state().mark(sid.bytes)
+        if mark is not None and (generation, end) < mark:
+            mark = self._keys.state(fresh=True).mark(sid.bytes)  # our copy may be behind another process's
+        if mark is not None and (generation, end) < mark:
+            raise IntegrityError(
+                f"session {sid} is older or shorter than the vault recorded (restored from a backup, or cut): "
+                "nothing was appended; run 'sessionseal verify'"
+            )
 
     def compact(self, name: str, sid: uuid.UUID) -> None:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new
