@@ -509,10 +509,15 @@ class _Check:
     def config(self) -> None:
         if _configfile.CONFIG_FILE in self.unsafe:
             return
+        settings = self.v.settings
         try:
-            self.v.settings.read()
+            stored = settings.stored()
+            settings.read(checked=False)
         except (IntegrityError, StorageError) as exc:
             self.add("error", "config", _configfile.CONFIG_FILE, str(exc))
+            return
+        if stored.problem is not None:  # missing, older or other than recorded (issue 20, item 6)
+            self.add("error", "config", _configfile.CONFIG_FILE, str(settings.mismatch(stored)))
 
     def audit(self, *, repair: bool) -> VerifyReport | None:
         if AUDIT_DIR in self.unsafe:
