@@ -137,9 +137,10 @@ class Settings:
         from .._config import config_of
 
         stored = self.stored()
+        body = self.body(stored)  # first: a file that fails authentication is damage, not a rollback
         if checked and stored.problem is not None:
             raise self.mismatch(stored)
-        return config_of(self.body(stored))
+        return config_of(body)
 
     def accept(self, auditor: Auditor) -> ConfigAccepted:
         """Record ``config.sst`` as it is (or that there is none) as the vault's config
