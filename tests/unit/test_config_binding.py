@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -262,6 +263,9 @@ def test_a_damaged_config_is_not_accepted(
     config = vault_path / "config.sst"
     _put(config, configured["v2"][:-1])
     with opened() as v:
+        with pytest.raises(IntegrityError) as refused:
+            v.save(_doc("new"))
+        assert type(refused.value) is IntegrityError  # damage (exit 4), before any comparison
         with pytest.raises(IntegrityError) as caught:
             v.accept_config()
         assert type(caught.value) is IntegrityError
@@ -285,6 +289,63 @@ def test_a_set_config_killed_before_its_record_is_taken_and_recorded(
     _put(vault_path / "config.sst", configured["v2"])  # and the previous one is older from then on
     with opened() as v, pytest.raises(ConfigNotRecorded, match="older"):
         v.save(_doc("new"))
+
+
+def test_a_config_being_set_is_never_taken_for_a_rollback(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
+    """The record is read before the file, and a file is written before it is recorded: a
+    reader that runs while another opener sets the config sees the recorded file, or a newer
+    one, never an "older" one (a property: each interleaving the run happens to hit is checked)."""
+    done = threading.Event()
+    refused: list[BaseException] = []
+    reads = 0
+
+    def read_while_set() -> None:
+        nonlocal reads
+        with Vault.open(vault_path, key_provider=provider, auto_cleanup=False) as other:
+            while not done.is_set() or reads == 0:
+                try:
+                    other.parts.settings.read()  # what each save's sanitizer is built from
+                except BaseException as exc:  # reported below, with the others
+                    refused.append(exc)
+                reads += 1
+
+    reader = threading.Thread(target=read_while_set)
+    reader.start()
+    try:
+        for i in range(20):
+            vault.set_config({"sanitizer": {"literals": [f"{LITERAL}-{i}"]}})
+    finally:
+        done.set()
+        reader.join()
+    assert refused == [], f"{len(refused)} of {reads} reads refused: {refused[0]}"
+    assert vault.verify().ok
+
+
+def test_a_config_replaced_as_it_is_opened_is_read_anew(
+    configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader racing set_config: the file it opened is renamed over (0 links) before its
+    fstat.  That is the file's next version, not a hard link to refuse (exit 6)."""
+    real_open = os.open
+    replaced: list[str] = []
+
+    def open_then_replace(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(path, flags, *args, **kwargs)
+        if path == "config.sst" and not replaced:
+            replaced.append(path)
+            _put(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
+        return fd
+
+    with opened() as v:
+        v.parts.settings.read()  # the open's own record reads the audit settings first
+        monkeypatch.setattr(os, "open", open_then_replace)
+        try:
+            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
+        finally:
+            monkeypatch.undo()
+    assert replaced == ["config.sst"]
 
 
 def test_the_audit_logs_own_retention_removes_nothing_on_a_config_not_recorded(
