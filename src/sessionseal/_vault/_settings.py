@@ -142,6 +142,17 @@ class Settings:
             raise self.mismatch(stored)
         return config_of(body)
 
+    def check(self) -> str | None:
+        """Why the config is not the one the vault recorded (``verify``'s ``config``), or None.
+
+        :raises IntegrityError: the stored configuration was modified or does not parse.
+        """
+        from .._config import config_of
+
+        stored = self.stored()
+        config_of(self.body(stored))
+        return None if stored.problem is None else str(self.mismatch(stored))
+
     def accept(self, auditor: Auditor) -> ConfigAccepted:
         """Record ``config.sst`` as it is (or that there is none) as the vault's config
         (:meth:`Vault.accept_config`), and audit it (``config.accept``).

@@ -509,15 +509,12 @@ class _Check:
     def config(self) -> None:
         if _configfile.CONFIG_FILE in self.unsafe:
             return
-        settings = self.v.settings
         try:
-            stored = settings.stored()
-            settings.read(checked=False)
+            problem = self.v.settings.check()  # damaged, or not the config recorded (issue 20)
         except (IntegrityError, StorageError) as exc:
-            self.add("error", "config", _configfile.CONFIG_FILE, str(exc))
-            return
-        if stored.problem is not None:  # missing, older or other than recorded (issue 20, item 6)
-            self.add("error", "config", _configfile.CONFIG_FILE, str(settings.mismatch(stored)))
+            problem = str(exc)
+        if problem is not None:
+            self.add("error", "config", _configfile.CONFIG_FILE, problem)
 
     def audit(self, *, repair: bool) -> VerifyReport | None:
         if AUDIT_DIR in self.unsafe:
