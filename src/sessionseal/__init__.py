@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._transcript_dirs import find_transcripts
     from ._vault import (
         CleanupResult,
+        ConfigAccepted,
         ExportResult,
         FormatStatus,
         HeadStatus,
@@ -46,6 +47,7 @@ __all__ = [
     "Checkpoint",
     "CleanupPlan",
     "CleanupResult",
+    "ConfigAccepted",
     "Decision",
     "ExportResult",
     "FormatStatus",
@@ -81,6 +83,7 @@ _HOMES = {
     "Recorder": "._recorder",
     "CleanupPlan": "._retention",
     "CleanupResult": "._vault",
+    "ConfigAccepted": "._vault",
     "Decision": "._retention",
     "RetentionConfig": "._retention",
     "SearchHit": "._vault",

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._retention import CleanupPlan, RetentionConfig
     from ._vault import (
         CleanupResult,
+        ConfigAccepted,
         ExportResult,
         FormatStatus,
         HeadStatus,
@@ -402,6 +403,10 @@ class AsyncVault:
     async def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
         """See :meth:`Vault.set_config`."""
         return await asyncio.to_thread(self.sync.set_config, config)
+
+    async def accept_config(self) -> ConfigAccepted:
+        """See :meth:`Vault.accept_config`."""
+        return await asyncio.to_thread(self.sync.accept_config)
 
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""

@@ -90,7 +90,8 @@ class StateChange:
     unmarks: set[bytes] = field(default_factory=set)
     tombs: set[bytes] = field(default_factory=set)
     untombs: set[bytes] = field(default_factory=set)
-    #: (generation, sha256 hex) of config.sst, or ``(0, "")`` for "no config file"
+    #: (generation, sha256 hex) of config.sst, or ``(generation, "")`` for "no config file"; the
+    #: generation is the highest written or accepted, and never falls (a lower one is ignored)
     config: tuple[int, str] | None = None
     audit: AuditHead | None = None
     audit_keys: dict[int, bytes] = field(default_factory=dict)
@@ -108,7 +109,7 @@ class StateChange:
         self.unmarks |= other.unmarks
         self.tombs = (self.tombs - other.untombs) | other.tombs
         self.untombs = (self.untombs - other.tombs) | other.untombs
-        if other.config is not None:
+        if other.config is not None and (self.config is None or other.config[0] >= self.config[0]):
             self.config = other.config
         if other.audit is not None and (self.audit is None or other.audit.seq >= self.audit.seq):
             self.audit = other.audit
@@ -162,8 +163,8 @@ class VaultState:
             self.marks.pop(sid, None)
         self.tombs |= change.tombs
         self.tombs -= change.untombs
-        if change.config is not None:
-            self.config = change.config
+        if change.config is not None and (self.config is None or change.config[0] >= self.config[0]):
+            self.config = change.config  # its generation only rises, as a mark's does
         if change.audit is not None and (self.audit is None or change.audit.seq >= self.audit.seq):
             self.audit = change.audit
         self.audit_keys.update(change.audit_keys)

@@ -14,6 +14,7 @@ code (``docs/cli.md`` lists them)::
     ├── IntegrityError                                     exit 4
     │   ├── AuditLogTampered  the audit chain does not verify  exit 14
     │   ├── VaultRolledBack   older than the head the keychain keeps  exit 16
+    │   ├── ConfigNotRecorded config.sst is not the one the vault recorded  exit 17
     │   └── UnsupportedVersion                             exit 13
     ├── KeyStoreError                                      exit 5
     │   ├── KeyUnavailable   keychain missing, locked or not answering
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditLogTampered",
+    "ConfigNotRecorded",
     "IntegrityError",
     "InvalidInput",
     "KeyNotFound",
@@ -127,6 +129,14 @@ class VaultRolledBack(IntegrityError):
     (reads work) until ``sessionseal head accept`` accepts the vault as it is."""
 
     exit_code = 16
+
+
+class ConfigNotRecorded(IntegrityError):
+    """``config.sst`` is missing, older than, or other than the config the vault recorded (a
+    backup restored, a sync tool, an ``rm``): saves, appends, imports and the automatic cleanup
+    are refused until ``sessionseal config accept`` records it as it is; reads go on."""
+
+    exit_code = 17
 
 
 class UnsupportedVersion(IntegrityError):

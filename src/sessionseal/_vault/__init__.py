@@ -32,6 +32,7 @@ from ._common import MAX_SESSION_BYTES
 from ._facade import Vault
 from ._results import (
     CleanupResult,
+    ConfigAccepted,
     ExportResult,
     FormatStatus,
     HeadStatus,
@@ -47,6 +48,7 @@ __all__ = [
     "MAX_SESSION_BYTES",
     "Checkpoint",
     "CleanupResult",
+    "ConfigAccepted",
     "ExportResult",
     "FormatStatus",
     "HeadStatus",

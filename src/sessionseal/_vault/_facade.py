@@ -45,6 +45,7 @@ from ._importer import audit_of
 from ._listing import stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
+    ConfigAccepted,
     ExportResult,
     FormatStatus,
     HeadStatus,
@@ -227,24 +228,23 @@ class Vault:
 
     @_audited("config.show")
     def config(self) -> VaultConfig:
-        """The vault's configuration (defaults when none was set); audited.
-
-        :raises IntegrityError: the stored configuration was modified.
-        """
-        cfg = self._settings.read()
+        """The configuration as stored, recorded or not (defaults when none); audited; IntegrityError: modified."""
+        cfg = self._settings.read(checked=False)
         self._audit("config.show")
         return cfg
 
     @_audited("config.set")
     def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
-        """Validate and store a new configuration atomically; return it.
-
-        :raises InvalidInput: the document is not a valid configuration (nothing is changed).
-        """
+        """Validate and store a new configuration atomically; return it (InvalidInput: nothing is changed)."""
         old, new = self._settings.store(config, schedule_auto=self._erasure.schedule_auto)
         self._auditor.reconfigure()  # the audit settings may have changed
         self._audit("config.set", detail=change_detail(old, new))
         return new
+
+    @_audited("config.accept")
+    def accept_config(self) -> ConfigAccepted:
+        """Record ``config.sst`` as it is (or its absence) as the vault's config (docs/api.md); audited."""
+        return self._settings.accept(self._auditor)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -716,7 +716,7 @@ class Vault:
     def stats(self) -> VaultStats:
         """Counts by status, sizes, oldest and newest, and warnings."""
         summaries, problems = self._listing.summaries()
-        result = stats_of(summaries, problems, self._settings.read().retention.warn_size)
+        result = stats_of(summaries, problems, self._settings.read(checked=False).retention.warn_size)
         # Not the bytes stored: two totals around an erasure would give the erased session's size.
         self._audit("stats", detail={"sessions": result.sessions})
         return result

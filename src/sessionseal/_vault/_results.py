@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CleanupResult",
+    "ConfigAccepted",
     "ExportResult",
     "FormatStatus",
     "HeadStatus",
@@ -154,6 +155,19 @@ class CleanupResult:
     bytes_freed: int = 0
     epoch: int | None = None  # the master key epoch after the last rotation
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConfigAccepted:
+    """What :meth:`Vault.accept_config` recorded."""
+
+    #: what was wrong with the file before ("missing", "older", "different", "unrecorded"),
+    #: or None when it was the recorded config already
+    was: str | None
+    #: whether the vault has a config file (False: every default, recorded as "no config")
+    config: bool
+    #: the generation recorded (the highest ever written or accepted)
+    generation: int
 
 
 @dataclass(frozen=True)

@@ -544,9 +544,11 @@ class _Check:
         if _configfile.CONFIG_FILE in self.unsafe:
             return
         try:
-            self.v.settings.read()
+            problem = self.v.settings.check()  # damaged, or not the config recorded (issue 20)
         except (IntegrityError, StorageError) as exc:
-            self.add("error", "config", _configfile.CONFIG_FILE, str(exc))
+            problem = str(exc)
+        if problem is not None:
+            self.add("error", "config", _configfile.CONFIG_FILE, problem)
 
     def audit(self, *, repair: bool) -> VerifyReport | None:
         if AUDIT_DIR in self.unsafe:

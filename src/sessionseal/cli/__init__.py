@@ -443,7 +443,7 @@ def migrate(obj: Context, dry_run: bool, as_json: bool) -> None:
 
 @cli.group()
 def config() -> None:
-    """Show or replace the vault's (encrypted) configuration."""
+    """Show, replace or accept the vault's (encrypted) configuration."""
 
 
 @config.command(name="show")
@@ -462,6 +462,25 @@ def config_set(obj: Context, source: str) -> None:
     """Replace the configuration with a JSON document (see 'config show' for its shape)."""
     obj.vault().set_config(read_input(source, 4 << 20))
     click.echo("configuration updated", err=True)
+
+
+@config.command(name="accept")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def config_accept(obj: Context, as_json: bool) -> None:
+    """Record config.sst as it is (or that there is none) as the vault's config.
+
+    For a config that is missing, older or other than the one the vault recorded (exit 17 from
+    the commands it blocks): check it with 'config show' first, or restore the recorded one.
+    """
+    got = obj.vault().accept_config()
+    if as_json:
+        echo_json({"accepted": True, "was": got.was, "config": got.config, "generation": got.generation})
+        return
+    what = f"config.sst (generation {got.generation})" if got.config else "no config file (every default)"
+    before = "it was the recorded config already" if got.was is None else f"it was {got.was}"
+    click.echo(f"recorded {what} as the vault's config; {before}", err=True)
 
 
 @cli.command()
