@@ -318,17 +318,44 @@ def test_cli_passphrase_vault_kept_head(
     head = shown.stdout.strip()
     assert head.startswith("sseal-head1:") and "undetectable from inside" in shown.stderr
     doc = json.loads(run("head", "show", "--json").output)
-    assert doc["head"] == head and doc["keychain_head"] is None and "undetectable" in doc["note"]
+    assert doc["keychain_head"] is None and "undetectable" in doc["note"]
+    # Every command moves the state on (its audit record's head is anchored there, issue 20):
+    # the second show prints a newer head of the same vault, which the first is not newer than.
+    assert doc["head"].startswith(f"sseal-head1:{doc['counter']}:") and doc["counter"] > int(head.split(":")[1])
+    assert run("verify", "--expect-head", doc["head"]).exit_code == 0
     assert run("verify", "--expect-head", head).exit_code == 0
     # A whole-vault rollback: consistent, undetectable from inside; the kept head shows it.
     _restore(tmp_path / "backup", vault_path)
-    assert run("verify").exit_code == 0
     rolled = run("verify", "--expect-head", head, "--json")
     assert rolled.exit_code == 15
     assert ("rollback", "keytable.sst") in [(p["code"], p["path"]) for p in json.loads(rolled.output)["problems"]]
+    assert run("verify").exit_code == 0
     # Not a head of this vault: bad input, never echoed.
     counter = head.split(":")[1]
     for bad in ("sseal-head1:1:" + "0" * 32, f"sseal-head1:{counter}:{'ab' * 16}", "garbage"):
         r = run("verify", "--expect-head", bad)
         assert r.exit_code == 8 and bad not in r.output
     assert "Nothing to accept" in run("head", "accept").output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="every command's audit record moves the state counter on (issue 20, audit head anchored in "
+    "the key table), so reads of a restored copy raise its counter past a kept head: a counter alone "
+    "cannot see the fork; the kept head needs a check of descent (e.g. the audit record it names)",
+)
+def test_cli_reads_of_a_restored_copy_do_not_hide_it_from_a_kept_head(
+    run: Callable[..., Result], vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Vault.init(vault_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)).close()
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        v.save(_doc("one"))
+    shutil.copytree(vault_path, tmp_path / "backup")
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        v.save(_doc("two"))
+    monkeypatch.setenv("SESSIONSEAL_PASSPHRASE", PASSPHRASE)
+    head = run("head", "show").stdout.strip()
+    _restore(tmp_path / "backup", vault_path)
+    for _ in range(5):  # reads of the restored copy (each records its 'open')
+        assert run("list").exit_code == 0
+    assert run("verify", "--expect-head", head).exit_code == 15

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import Vault, _container, _index, errors
+from sessionseal import Vault, _audit, _container, _index, errors
 from sessionseal._state import NO_CONFIG, VaultState
 from sessionseal.cli import cli
+from tests._infra.legacy import untrack
 from tests.memkeyring import MemoryKeyring
 
 
@@ -75,7 +76,6 @@ def test_newer_formats_are_refused_with_a_clear_message(vault: Vault, vault_path
 
 
 def test_audit_records_of_a_newer_format_are_refused(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessionseal import _audit
     from sessionseal._audit import _log
 
     vault.save({"title": "t", "messages": []})
@@ -106,18 +106,6 @@ def test_a_session_document_of_a_newer_schema_is_refused(vault: Vault) -> None:
 
 
 # -- tracking the anchored state of a vault written before issue 20 ------------------------------
-
-
-def untrack(vault: Vault, *, drop_key: uuid.UUID | None = None) -> None:
-    """Rewrite the key table as a build before issue 20 wrote it: no ``TABLE_STATE`` frame.
-    With *drop_key*, that session's key goes too but its file stays (a killed erasure)."""
-    keys, ctx = vault.parts.keys, vault.parts.ctx
-    with ctx.vault_lock(), ctx.mutex:
-        table = keys.keytable(fresh=True)
-        table.state = VaultState()
-        if drop_key is not None:
-            del table.session_keys[drop_key]
-        table.write(ctx.root, keys.kek(table.kek_epoch), table.kek_epoch)
 
 
 def file_marks(vault_path: Path) -> dict[bytes, tuple[int, int]]:
@@ -170,6 +158,11 @@ def test_an_untracked_vault_works_and_migrate_tracks_it_as_it_is(vault: Vault, v
         assert state.audit is not None and state.audit.seq >= max(r["seq"] for r in before if r.get("seq"))
         record = [r for r in v.audit_records() if r["action"] == "migrate"][-1]
         assert record["detail"]["marks"] == 3 and record["detail"]["key table state"] == 0
+        # From its own record on, the chain goes on under an audit key of the state's (format 3),
+        # and the keychain keeps the head the key table records.
+        assert record["v"] == _audit.FORMAT and record["k"] in _state(v).audit_keys
+        head = v.head()
+        assert not head.rolled_back and head.key_store == head.recorded[0] > 0
         assert v.verify().ok and v.verify_audit().ok
         assert [s.title for s in v.list()] and v.load(sids[0]).title == "again"
         assert _states(v)["key table state"] == "current"

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 
 from sessionseal import KeychainProvider, Vault, VerifyResult
 from sessionseal._keystore import MasterKeys
-from sessionseal._state import StateChange, VaultState
+from sessionseal._state import StateChange
 from sessionseal.cli import cli
 from sessionseal.errors import IntegrityError
 from tests._infra.erasure import delete_cut_short
+from tests._infra.legacy import untrack
 from tests.memkeyring import MemoryKeyring
 
 DOC = {"title": "t", "messages": [{"role": "user", "content": "hello"}]}
@@ -212,15 +213,6 @@ def test_a_key_without_its_file_and_without_a_mark_is_unused_and_kept_by_repair(
     assert vault.verify().problems == []
 
 
-def _untrack(vault: Vault) -> None:
-    """Make *vault* look like one made before issue 20: a key table without state frames."""
-    keys = vault.parts.keys
-    with vault.parts.ctx.vault_lock(), vault.parts.ctx.mutex:
-        table = keys.keytable(fresh=True)
-        table.state = VaultState()
-        table.write(vault.parts.ctx.root, keys.kek(table.kek_epoch), table.kek_epoch)
-
-
 def test_a_vanished_session_file_is_missing_and_repair_keeps_its_key(vault: Vault) -> None:
     sid = vault.save(DOC)
     path = _session_file(vault, sid)
@@ -265,7 +257,7 @@ def test_a_session_known_only_to_the_index_is_missing_and_the_index_is_kept(vaul
 
 def test_an_untracked_vault_keeps_the_unused_key_warning_and_the_key(vault: Vault) -> None:
     sid = vault.save(DOC)
-    _untrack(vault)
+    untrack(vault)  # a vault made before issue 20 (no marks: a key without a file is no evidence)
     _session_file(vault, sid).unlink()
     assert _codes(vault.verify()) == {"unused-key": "warning", "index-stale": "warning"}
     after = vault.verify(repair=True)

@@ -307,6 +307,10 @@ class Keys:
             before, after = self.accept_head()
             accepted = before != after
             self._audit("head.accept", detail={"from": before, "to": after, "changed": accepted})
+        # The first read of the table records the 'open', whose commit anchors the audit head
+        # and may write the key store's head: done before the key store is read, or it would
+        # show the head as it was before this very command.
+        self.keytable()
         master = self.fresh_master()  # before the table: see load_keytable
         table = self.keytable(fresh=True)
         self._judge_head(master, table)

@@ -208,8 +208,8 @@ class HeadStatus:
 
     def older_than(self, kept: str) -> bool:
         """Whether the vault's state is older than a head kept earlier (a :attr:`kept_head`): it was
-        rolled back since, or restored from an older backup.  Every command that writes moves the
-        state on, so check before using a vault that may have been restored.
+        rolled back since, or restored from an older backup.  Every command moves the state on,
+        reads too (each anchors its audit record's head), so check before anything else runs.
 
         :raises InvalidInput: *kept* is not a head of this vault (never echoed).
         """
