@@ -362,6 +362,36 @@ def test_a_config_replaced_as_it_is_opened_is_read_anew(
     assert replaced == ["config.sst"]
 
 
+def test_a_config_replaced_as_it_is_looked_at_is_read_anew(
+    configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race one step earlier: the look (``lstat``) before the open resolves the name
+    to the old file, which set_config's rename unlinks before its attributes are read (0 links;
+    seen in test_a_config_being_set_is_never_taken_for_a_rollback).  Not a hard link either."""
+    real_stat = os.stat
+    replaced: list[str] = []
+
+    def stat_as_replaced(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if path != "config.sst" or replaced:
+            return real_stat(path, *args, **kwargs)
+        replaced.append(path)
+        old = os.open(vault_path / "config.sst", os.O_RDONLY)
+        try:
+            _put(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
+            return os.fstat(old)  # the old file's attributes: renamed over, 0 links
+        finally:
+            os.close(old)
+
+    with opened() as v:
+        v.parts.settings.read()  # the open's own record reads the audit settings first
+        monkeypatch.setattr(os, "stat", stat_as_replaced)
+        try:
+            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
+        finally:
+            monkeypatch.undo()
+    assert replaced == ["config.sst"]
+
+
 def test_the_audit_logs_own_retention_removes_nothing_on_a_config_not_recorded(
     vault: Vault, vault_path: Path, opened: Callable[..., Vault]
 ) -> None:
