@@ -249,7 +249,12 @@ class Dir:
         """
         for attempt in range(_REPLACED_RETRIES + 1):
             try:
-                check_owner_only(os.stat(name, dir_fd=self.fd, follow_symlinks=False), self._path(name), is_dir=False)
+                seen = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+                if seen.st_nlink == 0 and attempt < _REPLACED_RETRIES:
+                    # The same race one step earlier: the name resolved to a file an atomic
+                    # write renamed over before its attributes were read.  Look again.
+                    continue
+                check_owner_only(seen, self._path(name), is_dir=False)
                 fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC, dir_fd=self.fd)
             except (FileNotFoundError, UnsafePermissions):
                 raise

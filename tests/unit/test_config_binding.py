@@ -33,6 +33,7 @@ from sessionseal._state import NO_CONFIG, StateChange, VaultState
 from sessionseal.cli import cli
 from sessionseal.errors import ConfigNotRecorded, IntegrityError, InvalidInput
 from tests.memkeyring import MemoryKeyring
+from tests.unit.conftest import _without_state as without_state_frames
 from tests.unit.test_fixtures import ALL as FIXTURE_VAULTS
 from tests.unit.test_fixtures import _copy as copy_fixture
 
@@ -61,13 +62,23 @@ def _recorded(path: Path, provider: KeychainProvider) -> tuple[int, str] | None:
 
 
 def _stored(path: Path) -> dict[str, bytes]:
-    """Every file but the audit log and the lock files (a lock's holder writes its pid there)."""
+    """Every file but the audit log and the lock files (a lock's holder writes its pid there),
+    and the key table without its state frames: a refusal is audited, and the audit log's head
+    is anchored in the key table with every record (issue 20).  What the state records besides
+    that head is compared by ``_anchored`` instead."""
     skip = ("audit", "locks")
     return {
-        str(p.relative_to(path)): p.read_bytes()
+        str(p.relative_to(path)): without_state_frames(p.read_bytes()) if p.name == "keytable.sst" else p.read_bytes()
         for p in sorted(path.rglob("*"))
         if p.is_file() and p.relative_to(path).parts[0] not in skip
     }
+
+
+def _anchored(v: Vault) -> tuple[Any, ...]:
+    """What the key table on disk records of the vault's contents: all of its state but the
+    audit log's head (and the keychain head's bookkeeping), which a refusal's record moves."""
+    state = v.parts.keys.state(fresh=True)
+    return (state.tracked, dict(state.marks), set(state.tombs), state.config, dict(state.audit_keys), state.index)
 
 
 def _sha(path: Path) -> str:
@@ -150,8 +161,11 @@ def test_a_config_not_recorded_refuses_writes_and_changes_nothing(
             v.accept_config()
         _put(config, configured["v2"])
     before = _stored(vault_path)
-    with opened() as v, pytest.raises(ConfigNotRecorded) as caught:
-        WRITES[write](v, configured["sid"])
+    with opened() as v:
+        anchored = _anchored(v)
+        with pytest.raises(ConfigNotRecorded) as caught:
+            WRITES[write](v, configured["sid"])
+        assert _anchored(v) == anchored
     message = str(caught.value)
     assert "\n" not in message and str(config) in message and "config accept" in message
     assert LITERAL not in message
@@ -341,6 +355,36 @@ def test_a_config_replaced_as_it_is_opened_is_read_anew(
     with opened() as v:
         v.parts.settings.read()  # the open's own record reads the audit settings first
         monkeypatch.setattr(os, "open", open_then_replace)
+        try:
+            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
+        finally:
+            monkeypatch.undo()
+    assert replaced == ["config.sst"]
+
+
+def test_a_config_replaced_as_it_is_looked_at_is_read_anew(
+    configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race one step earlier: the look (``lstat``) before the open resolves the name
+    to the old file, which set_config's rename unlinks before its attributes are read (0 links;
+    seen in test_a_config_being_set_is_never_taken_for_a_rollback).  Not a hard link either."""
+    real_stat = os.stat
+    replaced: list[str] = []
+
+    def stat_as_replaced(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if path != "config.sst" or replaced:
+            return real_stat(path, *args, **kwargs)
+        replaced.append(path)
+        old = os.open(vault_path / "config.sst", os.O_RDONLY)
+        try:
+            _put(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
+            return os.fstat(old)  # the old file's attributes: renamed over, 0 links
+        finally:
+            os.close(old)
+
+    with opened() as v:
+        v.parts.settings.read()  # the open's own record reads the audit settings first
+        monkeypatch.setattr(os, "stat", stat_as_replaced)
         try:
             assert v.parts.settings.read().sanitizer.literals == [LITERAL]
         finally:
