@@ -316,12 +316,12 @@ def test_cli_passphrase_vault_kept_head(
     shown = run("head", "show")
     assert shown.exit_code == 0
     head = shown.stdout.strip()
-    assert head.startswith("sseal-head1:") and "undetectable from inside" in shown.stderr
+    assert head.startswith("sseal-head2:") and "undetectable from inside" in shown.stderr
     doc = json.loads(run("head", "show", "--json").output)
     assert doc["keychain_head"] is None and "undetectable" in doc["note"]
-    # Every command moves the state on (its audit record's head is anchored there, issue 20):
-    # the second show prints a newer head of the same vault, which the first is not newer than.
-    assert doc["head"].startswith(f"sseal-head1:{doc['counter']}:") and doc["counter"] > int(head.split(":")[1])
+    # Every command moves the history on (its audit record): the second show prints a newer head
+    # of the same vault (a later record of its audit chain), which holds the first.
+    assert doc["head"].startswith("sseal-head2:") and int(doc["head"].split(":")[1]) > int(head.split(":")[1])
     assert run("verify", "--expect-head", doc["head"]).exit_code == 0
     assert run("verify", "--expect-head", head).exit_code == 0
     # A whole-vault rollback: consistent, undetectable from inside; the kept head shows it.
@@ -331,19 +331,13 @@ def test_cli_passphrase_vault_kept_head(
     assert ("rollback", "keytable.sst") in [(p["code"], p["path"]) for p in json.loads(rolled.output)["problems"]]
     assert run("verify").exit_code == 0
     # Not a head of this vault: bad input, never echoed.
-    counter = head.split(":")[1]
-    for bad in ("sseal-head1:1:" + "0" * 32, f"sseal-head1:{counter}:{'ab' * 16}", "garbage"):
+    _, seq, _, check = head.split(":")
+    for bad in ("sseal-head2:1:" + "0" * 32 + ":" + "0" * 16, f"sseal-head2:{seq}:{'ab' * 16}:{check}", "garbage"):
         r = run("verify", "--expect-head", bad)
         assert r.exit_code == 8 and bad not in r.output
     assert "Nothing to accept" in run("head", "accept").output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every command's audit record moves the state counter on (issue 20, audit head anchored in "
-    "the key table), so reads of a restored copy raise its counter past a kept head: a counter alone "
-    "cannot see the fork; the kept head needs a check of descent (e.g. the audit record it names)",
-)
 def test_cli_reads_of_a_restored_copy_do_not_hide_it_from_a_kept_head(
     run: Callable[..., Result], vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,3 +353,129 @@ def test_cli_reads_of_a_restored_copy_do_not_hide_it_from_a_kept_head(
     for _ in range(5):  # reads of the restored copy (each records its 'open')
         assert run("list").exit_code == 0
     assert run("verify", "--expect-head", head).exit_code == 15
+
+
+# -- the kept head names a record of the audit history, not a counter ----------------------------
+
+
+def _pp_open(path: Path) -> Vault:
+    return Vault.open(path, passphrase=PASSPHRASE, auto_cleanup=False)
+
+
+def _pp_vault(path: Path, backup: Path) -> str:
+    """A passphrase vault with a backup of it taken before a second save; the head kept after."""
+    Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)).close()
+    with _pp_open(path) as v:
+        v.save(_doc("one"))
+    shutil.copytree(path, backup)
+    with _pp_open(path) as v:
+        v.save(_doc("two"))
+        return v.head().kept_head
+
+
+def test_a_kept_head_is_a_record_of_the_audit_chain_and_later_heads_hold_it(vault_path: Path, tmp_path: Path) -> None:
+    _pp_vault(vault_path, tmp_path / "backup")
+    with _pp_open(vault_path) as v:
+        head = v.head().kept_head
+        prefix, seq, mac, check = head.split(":")
+        assert (prefix, len(mac), len(check)) == ("sseal-head2", 32, 16) and head.isascii()
+        anchored = v.parts.keys.keytable(fresh=True).state.audit  # the 'open' of head() itself
+        assert anchored is not None and (anchored.seq, anchored.mac[:32]) == (int(seq), mac)
+        for _ in range(3):
+            v.list()
+        status = v.head()
+        assert status.descent(head) is None and not status.older_than(head)
+        assert status.descent(status.kept_head) is None
+
+
+def test_a_restored_copy_is_older_than_a_kept_head_whatever_it_did_since(vault_path: Path, tmp_path: Path) -> None:
+    head = _pp_vault(vault_path, tmp_path / "backup")
+    _restore(tmp_path / "backup", vault_path)
+    with _pp_open(vault_path) as v:  # as restored: fewer records than the kept head names
+        why = v.head().descent(head)
+        assert why is not None and "ends at audit record" in why
+    with _pp_open(vault_path) as v:
+        for _ in range(10):  # reads and a write: the copy's history passes the kept head's place
+            v.list()
+        v.save(_doc("three"))
+        status = v.head()
+        assert int(status.kept_head.split(":")[1]) > int(head.split(":")[1])
+        why = status.descent(head)
+        assert why is not None and "another record" in why and head not in why
+
+
+def test_a_restored_copy_with_the_newer_audit_log_grafted_on_is_older_than_a_kept_head(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    head = _pp_vault(vault_path, tmp_path / "backup")
+    newer = tmp_path / "newer"
+    shutil.copytree(vault_path, newer)
+    _restore(tmp_path / "backup", vault_path)
+    shutil.rmtree(vault_path / "audit")
+    shutil.copytree(newer / "audit", vault_path / "audit")
+    with _pp_open(vault_path) as v:
+        # Its records are the vault's (MACed under its key), so the copy's next writer continues
+        # from them, but says it adopted them: its key table never anchored the kept head's record.
+        why = v.head().descent(head)
+        assert why is not None and "adopted" in why
+        adopted = [r for r in v.audit_records() if r["action"] == "audit.adopted"]
+        assert len(adopted) == 1 and adopted[0]["detail"]["to"] >= int(head.split(":")[1])
+
+
+def test_a_head_of_another_vault_or_an_old_format_is_bad_input(vault_path: Path, tmp_path: Path) -> None:
+    head = _pp_vault(vault_path, tmp_path / "backup")
+    other = tmp_path / "other"
+    Vault.init(other, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)).close()
+    with _pp_open(other) as v:
+        v.save(_doc("one"))
+        v.save(_doc("two"))
+        theirs = v.head().kept_head
+    with _pp_open(vault_path) as v:
+        status = v.head()
+        for bad in (theirs, "sseal-head1:5:" + "ab" * 16, head.upper(), head + ":0", head.replace(":", ": ", 1)):
+            with pytest.raises(errors.InvalidInput) as caught:
+                status.descent(bad)
+            assert bad not in str(caught.value)
+        with pytest.raises(errors.InvalidInput, match="older format"):
+            status.descent("sseal-head1:5:00")
+
+
+def test_a_vault_not_yet_migrated_keeps_the_head_anchor_sst_vouches_for(vault: Vault) -> None:
+    from tests._infra.legacy import untrack
+
+    vault.save(_doc("one"))
+    untrack(vault)
+    status = vault.head()
+    assert not status.tracked and int(status.kept_head.split(":")[1]) > 0
+    vault.list()
+    assert vault.head().descent(status.kept_head) is None
+
+
+def test_a_head_whose_record_the_audit_retention_removed_cannot_be_vouched_for(vault: Vault) -> None:
+    head = vault.head().kept_head
+    vault.set_config({"audit": {"rotate_bytes": 65536, "keep_files": 1}})
+    for _ in range(700):
+        vault.list()
+    status = vault.head()
+    assert status.descent(status.kept_head) is None
+    why = status.descent(head)
+    assert why is not None and "retention removed" in why
+
+
+def test_records_of_a_killed_writer_are_adopted_by_the_next_one_and_said_so(vault: Vault, vault_path: Path) -> None:
+    auditor, keys = vault.parts.auditor, vault.parts.keys
+    table = keys.keytable(fresh=True)
+    before = table.state.audit
+    assert before is not None
+    # A writer killed after its append, before its commit moved the anchored head; then another
+    # killed mid-line: the repair seals the torn line and says which records it adopted.
+    auditor.log.append_many(table.vault_secret, [{"action": "list", "outcome": "ok"}], chain=auditor.chain(table))
+    with (vault_path / "audit" / "audit.log").open("ab") as f:
+        f.write(b'{"action":"li')
+    report = vault.verify_audit(repair=True)
+    assert report.ok and report.repaired
+    actions = [(r["action"], r.get("detail")) for r in vault.audit_records()]
+    assert ("audit.adopted", {"from": before.seq + 1, "to": before.seq + 1}) in actions
+    assert [a for a, _ in actions][-3:-1] == ["audit.torn-tail", "audit.adopted"]
+    vault.list()  # the next writer continues from the anchored head: nothing more to adopt
+    assert [r["action"] for r in vault.audit_records()].count("audit.adopted") == 1

@@ -125,12 +125,13 @@ class AuditLog:
             anchor = self._read_anchor(d, anchor_key) if chain is None else _head(chain)
             tail = _read_tail(d)
             seq, prev, last_time = self._tail(legacy_key, chain, anchor, tail)
+            adopted = _adoption(chain, anchor, seq)
             seq, prev = self._seal_torn_tail(d, (mac_key, k), seq, prev, tail)
             pending = self._take_pending(d, chain, last_time)
             rotated = self._rotate_if_needed(d, seq)
             out = bytearray()
             lines = []
-            for rec in [*pending, *many]:
+            for rec in [*adopted, *pending, *many]:
                 seq += 1
                 body = {**rec, "v": FORMAT_UNTRACKED, "seq": seq, "prev": prev}
                 if k is not None:
@@ -150,7 +151,7 @@ class AuditLog:
             if d.exists(PENDING):
                 d.unlink(PENDING)
         # Forwarded once written; folded pending records were forwarded when they happened.
-        for line in lines[len(pending) :]:
+        for line in lines[len(adopted) + len(pending) :]:
             self._forward(line)
         if rotated and self.keep_files > 0:
             # The audit log's own retention, never session cleanup's.
@@ -460,6 +461,31 @@ class AuditLog:
                         out.append(({**rec, "unkeyed": True, "seq": None}, "pending"))
         return out, report
 
+    def record_at(
+        self, vault_secret: bytes, seq: int, *, chain: Chain | None = None, sessions: bool = False
+    ) -> tuple[VerifyReport, Anchor, str | None, bool]:
+        """For a kept head's check (docs/keychain.md, "The vault's head"): the chain checked as
+        :meth:`verify` checks it, the head it was checked against, the MAC of record *seq* when
+        the chain vouches for it (the base's, for the record the log's retention removed last;
+        None when no verified record *seq* is there), and whether a verified ``audit.adopted``
+        record says a writer adopted record *seq* rather than anchored it."""
+        adopted = False
+
+        def visit(rec: Record, problem: str | None) -> None:
+            nonlocal adopted
+            detail = rec.get("detail")
+            if problem is None and rec.get("action") == "audit.adopted" and isinstance(detail, dict):
+                start, end = detail.get("from"), detail.get("to")
+                if isinstance(start, int) and isinstance(end, int) and start <= seq <= end:
+                    adopted = True
+
+        check = self._check(vault_secret, visit=visit, chain=chain, sessions=sessions)
+        anchor = check.anchor
+        mac = check.macs.get(seq)
+        if mac is None and seq == anchor.base_seq:
+            mac = anchor.base_mac
+        return check.report, anchor, mac, adopted
+
     def _verify(
         self,
         vault_secret: bytes,
@@ -470,13 +496,29 @@ class AuditLog:
         anchor_to: Callable[[Anchor], None] | None = None,
         sessions: bool = False,
     ) -> VerifyReport:
+        check = self._check(
+            vault_secret, repair=repair, visit=visit, chain=chain, anchor_to=anchor_to, sessions=sessions
+        )
+        return check.report
+
+    def _check(
+        self,
+        vault_secret: bytes,
+        *,
+        repair: bool = False,
+        visit: Callable[[Record, str | None], None] | None = None,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+        sessions: bool = False,
+    ) -> ChainCheck:
         # With *visit*, every parsed record is passed on, with None while the chain holds and a
         # reason once it does not; without it, verification stops at the first error.
         legacy_key, anchor_key = self.keys(vault_secret)
         report = VerifyReport()
         check = ChainCheck(legacy_key, chain, report, visit, sessions=sessions)
         if not self._root.exists(AUDIT_DIR):
-            return check.run(None, [], Anchor() if chain is None else _head(chain))
+            check.run(None, [], Anchor() if chain is None else _head(chain))
+            return check
         d = self._audit_dir()
         if repair:
             chain = self._repair_torn_tail(
@@ -486,7 +528,8 @@ class AuditLog:
         anchor = self._anchor_to_verify(d, anchor_key, report) if chain is None else _head(chain)
         names = self.files()
         report.files = names
-        return check.run(d, names, anchor)
+        check.run(d, names, anchor)
+        return check
 
     def _repair_torn_tail(
         self,
@@ -510,6 +553,14 @@ class AuditLog:
             seq2, prev2 = self._seal_torn_tail(d, (mac_key, k), tail_seq, tail_prev, tail)
             if seq2 == tail_seq:
                 return chain
+            for rec in _adoption(chain, anchor, tail_seq):
+                # The sealing record anchors the records before it: say which it adopted.
+                body = {**rec, "v": FORMAT_UNTRACKED, "seq": seq2 + 1, "prev": prev2, "time": utc_now()}
+                if k is not None:
+                    body["v"], body["k"] = FORMAT, k
+                line, prev2 = record_line(mac_key, body)
+                d.append(CURRENT, line)
+                seq2 += 1
             anchor.seq, anchor.mac = seq2, prev2
             if chain is None or anchor_to is None:
                 self._write_anchor(d, anchor_key, anchor)
@@ -531,6 +582,20 @@ class AuditLog:
                 Problem(ANCHOR, 0, None, "anchor-missing", "the anchor is missing but the log has records")
             )
         return anchor
+
+
+def _adoption(chain: Chain | None, anchor: Anchor, seq: int) -> list[Record]:
+    """The ``audit.adopted`` record that says a writer of a tracked vault continues from records
+    its anchored head did not vouch for (a killed writer's, under the vault's key), or none.
+
+    The kept head's check needs it (docs/keychain.md, "The vault's head"): a kept head names a
+    record its own writer anchored, and the newer log put back over a restored copy is adopted,
+    not anchored, by the copy's next writer: this record says which records that was.
+    """
+    start = max(anchor.seq, 0)
+    if chain is None or seq <= start:
+        return []
+    return [{"action": "audit.adopted", "outcome": "ok", "detail": {"from": start + 1, "to": seq}, **actor()}]
 
 
 def _head(chain: Chain) -> Anchor:

@@ -35,11 +35,23 @@ from .._audit import (
 )
 from .._fs import Dir
 from .._keytable import KeyTable
-from .._state import AuditHead, StateChange
+from .._state import ZERO_MAC, AuditHead, StateChange
 from ..errors import IntegrityError, InvalidInput, SessionSealError, StorageError, UnsafePermissions
 from ._common import parse_id
 from ._context import VaultContext
 from ._keys import Keys
+
+#: The kept head (docs/keychain.md, "The vault's head"): ``sseal-head2:<seq>:<MAC>:<check>``.
+KEPT_PREFIX: Final = "sseal-head2"
+LABEL_KEPT_HEAD: Final = b"sessionseal v1 kept audit head"
+_KEPT_MAC_HEX: Final = 32  # 128 bits of the record's MAC: no forger finds another record for it
+_KEPT_CHECK_HEX: Final = 16  # tells a head of another vault (or a typo) from a rollback, no more
+_MAX_SEQ_DIGITS: Final = 19  # a seq fits in 8 bytes
+_HEX: Final = frozenset("0123456789abcdef")
+_FORKED: Final = (
+    "the vault's audit history holds another record where the head you kept names one: the vault was "
+    "restored from an older copy (or rolled back) and used since"
+)
 
 
 class Auditor:
@@ -76,6 +88,105 @@ class Auditor:
             created=self._created,
             sessions=bool(table.session_keys),
         )
+
+    # -- the kept head: a point of the vault's history, kept outside it (docs/keychain.md) -------
+
+    def _anchored(self, table: KeyTable) -> tuple[int, str]:
+        """The anchored head's (seq, MAC): the key table's state's, or ``anchor.sst``'s in a vault
+        whose state is not tracked; (0, zeros) before any record."""
+        if table.state.tracked:
+            head = table.state.audit
+            return (0, ZERO_MAC) if head is None else (head.seq, head.mac)
+        anchor = self.log.anchored(table.vault_secret)
+        return (0, ZERO_MAC) if anchor is None else (anchor.seq, anchor.mac)
+
+    def _check_of(self, table: KeyTable, seq: int, mac: str) -> str:
+        # Under a key of the vault secret (no rotation changes it): a head of another vault, or a
+        # mistyped one, is told from a head of this vault that its history does not hold.
+        key = _crypto.derive_key(table.vault_secret, LABEL_KEPT_HEAD)
+        return _crypto.hmac_sha256(key, self._vault_id.bytes + seq.to_bytes(8, "big") + mac.encode())[:8].hex()
+
+    def kept_head(self, table: KeyTable) -> str:
+        """``sseal-head2:<seq>:<MAC>:<check>``: the anchored head's record (its seq and the first
+        128 bits of its MAC, which the vault's audit key made), and a check of this vault's.
+
+        Not a counter: every command, reads too, moves the state on, and a restored copy's
+        counter climbs past any number kept. A record of the append-only history is what a copy
+        cannot reach again: restored from before it, the copy has fewer records, or, once used,
+        another record (another MAC, under a key nobody without the vault holds) at that place.
+        """
+        seq, mac = self._anchored(table)
+        mac = mac[:_KEPT_MAC_HEX]
+        return f"{KEPT_PREFIX}:{seq}:{mac}:{self._check_of(table, seq, mac)}"
+
+    def _parse_kept(self, table: KeyTable, kept: str) -> tuple[int, str]:
+        """The (seq, MAC prefix) of a head :meth:`kept_head` printed for this vault.
+
+        :raises InvalidInput: malformed, or not a head of this vault (never echoed).
+        """
+        parts = kept.strip().split(":")
+        if len(parts) != 4 or parts[0] != KEPT_PREFIX:
+            old = parts[0] == "sseal-head1"
+            raise InvalidInput(
+                "that head is of an older format (a state counter, which reads of a restored copy move "
+                "past); run 'sessionseal head show' on the vault you trust and keep the head it prints"
+                if old
+                else "--expect-head takes a head as 'sessionseal head show' prints it (sseal-head2:SEQ:MAC:CHECK)"
+            )
+        _, seq_text, mac, check = parts
+        if not (
+            seq_text.isascii()
+            and seq_text.isdigit()
+            and len(seq_text) <= _MAX_SEQ_DIGITS
+            and len(mac) == _KEPT_MAC_HEX
+            and len(check) == _KEPT_CHECK_HEX
+            and all(c in _HEX for c in mac + check)
+        ):
+            raise InvalidInput(
+                "--expect-head takes a head as 'sessionseal head show' prints it (sseal-head2:SEQ:MAC:CHECK)"
+            )
+        seq = int(seq_text)
+        if not _crypto.constant_time_equal(self._check_of(table, seq, mac).encode(), check.encode()):
+            raise InvalidInput("that head is not one of this vault (its check does not match); check what you kept")
+        return seq, mac
+
+    def descent(self, table: KeyTable, kept: str) -> str | None:
+        """None when the vault's history holds the head *kept* names: its audit chain verifies
+        and holds, at or before the anchored head, that record with that MAC; otherwise why not
+        (one line that does not repeat the head).
+
+        :raises InvalidInput: *kept* is malformed, or not a head of this vault (never echoed).
+        """
+        seq, mac = self._parse_kept(table, kept)
+        # Head 0 (no record yet) is the chain's start: its base, zeros, before any retention.
+        report, anchor, at, adopted = self.log.record_at(
+            table.vault_secret, seq, chain=self.chain(table), sessions=bool(table.session_keys)
+        )
+        if not report.ok:
+            return (
+                "the vault's audit log does not verify ('sessionseal audit verify' says why): nothing in it "
+                "vouches for the head you kept"
+            )
+        if anchor.seq < seq:
+            return (
+                f"the vault's history ends at audit record {max(anchor.seq, 0)}, before the record the head "
+                "you kept names: the vault is older than that head (rolled back, or restored from an older backup)"
+            )
+        if at is None:
+            return (
+                "the audit log's retention removed the record the head you kept names, so the vault can no "
+                "longer show it descends from it: keep a newer head ('sessionseal head show')"
+            )
+        if not _crypto.constant_time_equal(at[:_KEPT_MAC_HEX].encode(), mac.encode()):
+            return _FORKED
+        if adopted:
+            # A kept head names a record its own writer anchored; this one a writer of this copy
+            # found beyond its anchored head and adopted: another copy's log was put back here.
+            return (
+                "the vault's key table never anchored the record the head you kept names (a later writer "
+                "adopted it): a newer audit log was put back over an older copy of the vault"
+            )
+        return None
 
     def _anchor(self, head: Anchor) -> None:
         """Make *head* the anchored head, durably (the caller holds the vault lock)."""

@@ -759,7 +759,7 @@ class Vault:
 
     def head(self, *, accept: bool = False) -> HeadStatus:
         """The vault's head against the keychain's; *accept* a deliberate restore (audited; docs/keychain.md)."""
-        return self._keys.head_status(accept=accept)
+        return self._keys.head_status(accept=accept, kept=self._auditor)
 
     def destroy(self) -> None:
         """Remove the vault's master key from the key store (audited first)."""

@@ -16,6 +16,7 @@ catches up), never ahead of it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -35,11 +36,9 @@ from ._results import HeadStatus
 LABEL_NAMES: Final = b"sessionseal v1 file names"
 LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
 LABEL_CONFIG: Final = b"sessionseal v1 config"
-LABEL_KEPT_HEAD: Final = b"sessionseal v1 kept head"
 #: Seconds between two head writes to the key store (0: at every commit); every rotation writes one.
 HEAD_INTERVAL_ENV: Final = "SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL"
 DEFAULT_HEAD_INTERVAL: Final = 60.0
-_KEPT_PREFIX: Final = "sseal-head1"
 
 
 def head_interval() -> float:
@@ -55,6 +54,14 @@ class AuditFn(Protocol):
     """Writes one audit record (:meth:`Auditor.record`)."""
 
     def __call__(self, action: str, *, detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+class KeptHeads(Protocol):
+    """The kept head of a vault (:class:`~._auditing.Auditor`): a record of its audit history."""
+
+    def kept_head(self, table: KeyTable) -> str: ...
+
+    def descent(self, table: KeyTable, kept: str) -> str | None: ...
 
 
 class Keys:
@@ -299,9 +306,13 @@ class Keys:
         with contextlib.suppress(KeyStoreError):
             self.provider.store(self._ctx.vault_id, MasterKeys(master.keys, counter))
 
-    def head_status(self, *, accept: bool = False) -> HeadStatus:
+    def head_status(self, *, accept: bool = False, kept: KeptHeads | None = None) -> HeadStatus:
         """Compare the key table with the key store's head, reading both afresh; with *accept*,
-        first accept the table as it is (:meth:`accept_head`, audited as ``head.accept``)."""
+        first accept the table as it is (:meth:`accept_head`, audited as ``head.accept``).
+
+        :param kept: makes the head to keep outside the vault and checks one kept earlier (the
+            auditor: the kept head names a record of the audit log); None: no kept head.
+        """
         accepted = False
         if accept:
             before, after = self.accept_head()
@@ -317,31 +328,18 @@ class Keys:
         outside = bool(getattr(self.provider, "keeps_head", False))
         state = table.state
         key_store = master.head if outside else None
-        kept = self.kept_head()
+        if kept is None:
+            return HeadStatus(outside, state.tracked, state.counter, state.head, key_store, "", accepted)
         return HeadStatus(
-            outside, state.tracked, state.counter, state.head, key_store, kept, accepted, self.parse_kept_head
+            outside,
+            state.tracked,
+            state.counter,
+            state.head,
+            key_store,
+            kept.kept_head(table),
+            accepted,
+            functools.partial(kept.descent, table),
         )
-
-    def kept_head(self, counter: int | None = None) -> str:
-        """``sseal-head1:<counter>:<MAC>``: the state's counter, MAC'd under a key derived from the
-        vault secret (which no rotation changes), to keep outside the vault."""
-        if counter is None:
-            counter = self.keytable().state.counter
-        mac = _crypto.hmac_sha256(self.derive(LABEL_KEPT_HEAD), self._ctx.vault_id.bytes + counter.to_bytes(8, "big"))
-        return f"{_KEPT_PREFIX}:{counter}:{mac[:16].hex()}"
-
-    def parse_kept_head(self, text: str) -> int:
-        """The counter of a head :meth:`kept_head` printed for this vault.
-
-        :raises InvalidInput: not such a head, or not this vault's (never echoed).
-        """
-        prefix, _, rest = text.strip().partition(":")
-        counter, _, _ = rest.partition(":")
-        if prefix != _KEPT_PREFIX or not (counter.isascii() and counter.isdigit()) or len(counter) > 19:
-            raise InvalidInput("--expect-head takes a head as 'sessionseal head show' prints it (sseal-head1:N:MAC)")
-        if not _crypto.constant_time_equal(self.kept_head(int(counter)).encode(), text.strip().encode()):
-            raise InvalidInput("that head is not one of this vault (its MAC does not match); check what you kept")
-        return int(counter)
 
     def accept_head(self) -> tuple[int, int]:
         """Make the key table as it is the vault's state (a deliberate restore): under the vault

@@ -195,22 +195,34 @@ class HeadStatus:
     recorded: tuple[int, int]
     #: The counter the key store holds (None for a passphrase vault).
     key_store: int | None
-    #: The head to keep outside the vault and give to ``verify --expect-head`` later.
+    #: The head to keep outside the vault and give to ``verify --expect-head`` later:
+    #: ``sseal-head2:<seq>:<MAC>:<check>``, a record of the vault's audit history (its anchored head).
     kept_head: str
     #: Whether ``accept`` moved the key store's head to this table (a deliberate restore accepted).
     accepted: bool = False
-    _parse: Callable[[str], int] = field(default=lambda _: 0, repr=False, compare=False)
+    _descent: Callable[[str], str | None] = field(default=lambda _: None, repr=False, compare=False)
 
     @property
     def rolled_back(self) -> bool:
         """The key table is older than the key store's head: the vault was rolled back."""
         return self.key_store is not None and self.key_store > self.recorded[0]
 
-    def older_than(self, kept: str) -> bool:
-        """Whether the vault's state is older than a head kept earlier (a :attr:`kept_head`): it was
-        rolled back since, or restored from an older backup.  Every command moves the state on,
-        reads too (each anchors its audit record's head), so check before anything else runs.
+    def descent(self, kept: str) -> str | None:
+        """None when the vault descends from a head kept earlier (a :attr:`kept_head`): its audit
+        chain verifies and holds, at or before its anchored head, the record the kept head names.
+        Otherwise why not, in one line that never repeats the head: the vault was rolled back or
+        restored from an older copy (whatever it did since: a restored copy has fewer records, or
+        another record at that place), its audit log does not verify, or the log's own retention
+        removed that record (keep a newer head).
 
         :raises InvalidInput: *kept* is not a head of this vault (never echoed).
         """
-        return self.counter < self._parse(kept)
+        return self._descent(kept)
+
+    def older_than(self, kept: str) -> bool:
+        """Whether the vault does not descend from a head kept earlier (:meth:`descent`): it was
+        rolled back since, or restored from an older backup.
+
+        :raises InvalidInput: *kept* is not a head of this vault (never echoed).
+        """
+        return self.descent(kept) is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,7 +29,7 @@ EXIT_VERIFY_FAILED: Final = 15
 @click.option(
     "--expect-head",
     metavar="HEAD",
-    help="A head 'sessionseal head show' printed earlier: the vault must not be older (a rollback).",
+    help="A head 'sessionseal head show' printed earlier: the vault's history must hold it (else a rollback).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
@@ -44,32 +43,26 @@ def verify(obj: Context, read_data: bool, repair: bool, expect_head: str | None,
     unsafe. --repair never deletes anything that still decrypts.
     """
     vault = obj.vault()
-    status, older = None, False
+    behind: str | None = None
     if expect_head is not None:
         from sessionseal.errors import IntegrityError, StorageError
 
-        # A head that is not this vault's is bad input (exit 8), before anything is checked; a key
-        # table that cannot be read is what the check reports.
-        with contextlib.suppress(IntegrityError, StorageError):
-            status = vault.head()
-            older = status.older_than(expect_head)
+        # A head that is not this vault's is bad input (exit 8), before anything is checked. The
+        # check reads the audit chain, not a counter: reads of a restored copy move its state on
+        # but never bring back the record the kept head names (docs/keychain.md, "The vault's head").
+        try:
+            behind = vault.head().descent(expect_head)
+        except (IntegrityError, StorageError):
+            # Fail closed: what could not be read is reported by the check below as well.
+            behind = "the head you kept could not be checked: the key table or the audit log cannot be read"
     if interactive() and not as_json:
         result = _with_progress(vault, read_data=read_data, repair=repair)
     else:
         result = vault.verify(read_data=read_data, repair=repair)
-    if older:
+    if behind is not None:
         from sessionseal import VerifyProblem
 
-        assert status is not None
-        result.problems.append(
-            VerifyProblem(
-                "error",
-                "rollback",
-                "keytable.sst",
-                f"the vault's state is at {status.counter}, older than the head you kept: it was rolled back "
-                "or restored from an older backup",
-            )
-        )
+        result.problems.append(VerifyProblem("error", "rollback", "keytable.sst", behind))
     if as_json:
         echo_json(result.to_json())
     else:
