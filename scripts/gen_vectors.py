@@ -8,6 +8,9 @@
   (tests/unit/test_audit_spec.py).
 * ``audit-log-v2.json``: format 2 records chained on from a format 1 record: the subjects'
   keys, tags and boxes (fixed nonces), and the box cases a reader must refuse.
+* ``audit-log-v3.json``: format 3 records (a vault whose state is anchored in its key table):
+  MACs under the audit key of each epoch across a rotation, the anchored head, the cases
+  ``audit verify`` must reject, and which ``pending.log`` lines may be chained.
 
 Run it only when a format changes on purpose; the tests check the committed files
 against the code.
@@ -30,6 +33,7 @@ from sessionseal._container import FrameType, Kind
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "container-v1.json"
 AUDIT_OUT = OUT.with_name("audit-log-v1.json")
 AUDIT_V2_OUT = OUT.with_name("audit-log-v2.json")
+AUDIT_V3_OUT = OUT.with_name("audit-log-v3.json")
 
 VAULT = UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
 SESSION = UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22")
@@ -176,6 +180,7 @@ def main() -> None:
     print(f"wrote {len(vectors)} vectors to {OUT}")
     audit()
     audit_v2()
+    audit_v3()
     bundle()
 
 
@@ -621,6 +626,127 @@ def audit_v2() -> None:
     }
     AUDIT_V2_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
     print(f"wrote {len(records)} records to {AUDIT_V2_OUT}")
+
+
+def audit_v3() -> None:
+    """Format 3: the MAC key of each record is the audit key of its epoch ``k`` (issue 20)."""
+    secret = bytes(range(140, 172))
+    keys = {1: bytes(range(10, 42)), 2: bytes(range(60, 92))}
+    created = "2026-11-22T08:00:00.000000Z"
+    who = {"user": "dev", "uid": 1001, "pid": 4242, "host": "ws-7", "program": "sessionseal", "version": "0.3.0"}
+    refused = {**who, "pid": 4300, "action": "open", "outcome": "denied", "error": "WrongPassphrase"}
+    plan: list[tuple[int, dict[str, object]]] = [
+        (1, {"action": "init", "outcome": "ok", "detail": {"key_provider": "keychain"}, **who}),
+        (1, {"action": "list", "outcome": "ok", "detail": {"problems": 0, "sessions": 0}, **who}),
+        (2, {"action": "rekey", "outcome": "ok", "detail": {"epoch": 2, "from_epoch": 1}, **who}),
+        (2, {**refused, "unkeyed": True, "time": "2026-11-22T08:00:03.500000Z"}),
+        (2, {"action": "audit.pending-dropped", "outcome": "ok", "detail": {"dropped": 1}, **who}),
+        (2, {"action": "list", "outcome": "ok", "detail": {"problems": 0, "sessions": 0}, **who}),
+    ]
+    records: list[dict[str, Any]] = []
+    lines: list[bytes] = []
+    prev = "0" * 64
+    for seq, (k, rec) in enumerate(plan, 1):
+        fields = {"time": f"2026-11-22T08:00:0{seq}.000000Z", **rec, "v": 3, "k": k, "seq": seq, "prev": prev}
+        line, mac = _audit.record_line(keys[k], fields)
+        body = _audit.canonical(fields).decode()
+        records.append({"fields": fields, "key_epoch": k, "body": body, "mac": mac, "line": line.decode()})
+        lines.append(line)
+        prev = mac
+    head = {"seq": len(lines), "mac": prev, "base_seq": 0, "base_mac": "0" * 64}
+
+    def made(seq: int, k: int, key: bytes, **change: object) -> bytes:
+        """Record *seq* re-made with *change*, MACed under *key* (chained on from record seq-1)."""
+        fields = {**records[seq - 1]["fields"], **change}
+        if k == 0:
+            fields.pop("k")
+        else:
+            fields["k"] = k
+        return _audit.record_line(key, fields)[0]
+
+    legacy_key, _ = _audit.AuditLog.keys(secret)
+    restarted = dict(records[1]["fields"], seq=1, prev="0" * 64, k=2)
+    tampered: list[tuple[str, list[bytes], dict[str, Any] | None, bool, int | None, str]] = [
+        ("the log rolled back to an older copy", lines[:3], head, False, 6, "truncated"),
+        ("the log removed", [], head, False, 6, "truncated"),
+        ("the log removed before any record was anchored", [], None, True, None, "log-missing"),
+        (
+            "a record MACed under the vault secret's key after keyed ones",
+            [*lines[:5], made(6, 0, legacy_key)],
+            head,
+            False,
+            6,
+            "key-epoch",
+        ),
+        (
+            "a record naming an epoch the vault does not hold",
+            [*lines[:5], made(6, 9, bytes(32))],
+            head,
+            False,
+            6,
+            "key-epoch",
+        ),
+        ("a record under an older epoch", [*lines[:5], made(6, 1, keys[1])], head, False, 6, "key-epoch"),
+        (
+            "a chain started again without its init",
+            [_audit.record_line(keys[2], restarted)[0]],
+            None,
+            True,
+            1,
+            "no-init",
+        ),
+        (
+            "record 1 older than the vault",
+            [made(1, 1, keys[1], time="2026-01-01T00:00:00.000000Z")],
+            None,
+            True,
+            1,
+            "before-creation",
+        ),
+    ]
+    after, now = "2026-11-22T08:00:06.000000Z", "2026-11-22T09:00:00.000000Z"
+    fine = {**refused, "time": "2026-11-22T08:30:00.000000Z"}
+    pending = [
+        ("a refused open of the fixed shape", fine, True),
+        ("another action", {**fine, "action": "delete"}, False),
+        ("outcome ok", {**fine, "outcome": "ok"}, False),
+        ("an error class sessionseal does not have", {**fine, "error": "Forged"}, False),
+        ("another user", {**fine, "user": "mallory"}, False),
+        ("another uid", {**fine, "uid": 4242}, False),
+        ("a field more", {**fine, "session": "(withheld)"}, False),
+        ("a field less", {k: v for k, v in fine.items() if k != "host"}, False),
+        ("before the last chained record", {**fine, "time": "2026-11-22T08:00:05.000000Z"}, False),
+        ("in the future", {**fine, "time": "2026-11-22T10:00:00.000000Z"}, False),
+    ]
+    doc = {
+        "format": "sessionseal audit log v3",
+        "vault_id": str(VAULT),
+        "vault_secret": secret.hex(),
+        "audit_keys": {str(k): v.hex() for k, v in keys.items()},
+        "created": created,
+        "records": records,
+        "log": b"".join(lines).decode(),
+        "head": head,
+        "tampered": [
+            {
+                "name": name,
+                "log": b"".join(log).decode(),
+                "head": h,
+                "sessions": sessions,
+                "first_bad_seq": seq,
+                "problem": code,
+            }
+            for name, log, h, sessions, seq, code in tampered
+        ],
+        "pending": {
+            "owner": {"uid": who["uid"], "user": who["user"]},
+            "after": after,
+            "now": now,
+            "cases": [{"name": n, "record": r, "chained": c} for n, r, c in pending],
+        },
+    }
+    AUDIT_V3_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
+    print(f"wrote {len(records)} records and {len(tampered)} tamper cases to {AUDIT_V3_OUT}")
 
 
 if __name__ == "__main__":

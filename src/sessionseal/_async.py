@@ -43,8 +43,10 @@ if TYPE_CHECKING:
     from ._retention import CleanupPlan, RetentionConfig
     from ._vault import (
         CleanupResult,
+        ConfigAccepted,
         ExportResult,
         FormatStatus,
+        HeadStatus,
         ImportResult,
         Parts,
         SearchHit,
@@ -402,9 +404,17 @@ class AsyncVault:
         """See :meth:`Vault.set_config`."""
         return await asyncio.to_thread(self.sync.set_config, config)
 
+    async def accept_config(self) -> ConfigAccepted:
+        """See :meth:`Vault.accept_config`."""
+        return await asyncio.to_thread(self.sync.accept_config)
+
     async def info(self) -> VaultInfo:
         """See :meth:`Vault.info`."""
         return await asyncio.to_thread(self.sync.info)
+
+    async def head(self, *, accept: bool = False) -> HeadStatus:
+        """See :meth:`Vault.head`."""
+        return await asyncio.to_thread(self.sync.head, accept=accept)
 
     async def verify(
         self, *, read_data: bool = False, repair: bool = False, progress: Callable[[int, int], None] | None = None

@@ -21,7 +21,7 @@ from ._retention import RetentionConfig
 from .errors import IntegrityError, InvalidInput
 from .models import parse_model
 
-__all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "read_config", "write_config"]
+__all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "config_of", "read_config", "write_config"]
 
 
 class _Strict(BaseModel):
@@ -82,17 +82,25 @@ def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int
     :raises IntegrityError: the file was modified or does not parse.
     """
     body, generation = _configfile.read_config_body(root, vault_id, key)
+    return config_of(body), generation
+
+
+def config_of(body: bytes | None) -> VaultConfig:
+    """The configuration a stored document holds (every default for None).
+
+    :raises IntegrityError: the document does not parse.
+    """
     if body is None:
-        return VaultConfig(), 0
+        return VaultConfig()
     try:
-        return VaultConfig.model_validate_json(body), generation
+        return VaultConfig.model_validate_json(body)
     except ValidationError:
         raise IntegrityError("the vault's config does not parse; run 'sessionseal verify'") from None
 
 
-def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> None:
-    """Write the configuration atomically as generation *generation*."""
-    _configfile.write_config_body(root, vault_id, key, config.model_dump_json().encode(), generation)
+def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> bytes:
+    """Write the configuration atomically as generation *generation*; returns the bytes written."""
+    return _configfile.write_config_body(root, vault_id, key, config.model_dump_json().encode(), generation)
 
 
 def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:

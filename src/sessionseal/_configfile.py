@@ -16,7 +16,17 @@ from ._container import FrameType, Kind
 from ._fs import Dir
 from .errors import IntegrityError
 
-__all__ = ["CONFIG_FILE", "CONFIG_VERSION", "AuditSettings", "audit_settings", "read_config_body", "write_config_body"]
+__all__ = [
+    "CONFIG_FILE",
+    "CONFIG_VERSION",
+    "AuditSettings",
+    "audit_settings",
+    "config_generation",
+    "open_config",
+    "read_config_body",
+    "read_config_raw",
+    "write_config_body",
+]
 
 CONFIG_FILE: Final = "config.sst"
 #: The config document's format version (``version``).
@@ -35,10 +45,36 @@ def read_config_body(root: Dir, vault_id: UUID, key: bytes) -> tuple[bytes | Non
 
     :raises IntegrityError: the file was modified.
     """
-    try:
-        raw = root.read(CONFIG_FILE, max_size=_MAX_CONFIG)
-    except FileNotFoundError:
+    raw = read_config_raw(root)
+    if raw is None:
         return None, 0
+    return open_config(raw, vault_id, key)
+
+
+def read_config_raw(root: Dir) -> bytes | None:
+    """``config.sst`` as stored (None: there is none), unauthenticated: :func:`open_config` checks it."""
+    try:
+        return root.read(CONFIG_FILE, max_size=_MAX_CONFIG)
+    except FileNotFoundError:
+        return None
+
+
+def config_generation(raw: bytes) -> int:
+    """The generation a stored config's header claims (unauthenticated).
+
+    :raises IntegrityError: not a config container's header.
+    """
+    header = _container.parse_unverified_header(raw)
+    if header.kind != Kind.CONFIG or header.object_id != _CONFIG_ID:
+        raise IntegrityError(_TAMPERED)
+    return header.generation
+
+
+def open_config(raw: bytes, vault_id: UUID, key: bytes) -> tuple[bytes, int]:
+    """The document (JSON) of a stored config, and its generation.
+
+    :raises IntegrityError: the file was modified.
+    """
     header = _container.parse_unverified_header(raw)
     if header.kind != Kind.CONFIG or header.vault_id != vault_id or header.object_id != _CONFIG_ID:
         raise IntegrityError(_TAMPERED)
@@ -48,8 +84,9 @@ def read_config_body(root: Dir, vault_id: UUID, key: bytes) -> tuple[bytes | Non
     return _container.decode_payload(frames[0].data), header.generation
 
 
-def write_config_body(root: Dir, vault_id: UUID, key: bytes, body: bytes, generation: int) -> None:
-    """Write a validated configuration document atomically as generation *generation*."""
+def write_config_body(root: Dir, vault_id: UUID, key: bytes, body: bytes, generation: int) -> bytes:
+    """Write a validated configuration document atomically as generation *generation*; returns
+    the bytes written (the vault records their hash)."""
     data = _container.seal(
         kind=Kind.CONFIG,
         vault_id=vault_id,
@@ -60,6 +97,7 @@ def write_config_body(root: Dir, vault_id: UUID, key: bytes, body: bytes, genera
         frames=[(FrameType.BODY, _container.encode_payload(body, compress=True))],
     )
     root.write_atomic(CONFIG_FILE, data)
+    return data
 
 
 def audit_settings(body: bytes) -> AuditSettings | None:

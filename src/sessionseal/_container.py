@@ -42,6 +42,7 @@ __all__ = [
     "frame_size",
     "open_checkpoint",
     "open_frames",
+    "open_frames_at",
     "open_session",
     "open_session_tail",
     "parse_unverified_header",
@@ -89,7 +90,8 @@ class FrameType:
     TABLE_DELTA: Final = 5  # key table: one added or removed session key
     INDEX_SNAPSHOT: Final = 6  # metadata index: every session's summary and file stamp
     INDEX_DELTA: Final = 7  # metadata index: one summary put or dropped
-    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7})
+    TABLE_STATE: Final = 8  # key table: the vault's anchored state (high-water marks), whole or changed
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8})
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +208,32 @@ def open_frames(
     :raises IntegrityError: wrong key, any modified, missing, or trailing byte.
     """
     dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
+    frames, _ = open_frames_at(data, header, dek, HEADER_SIZE, 0, stop=stop, torn_tail_ok=torn_tail_ok)
+    return dek, frames
+
+
+def open_frames_at(
+    data: bytes | memoryview,
+    header: Header,
+    dek: bytes,
+    pos: int,
+    first_index: int,
+    *,
+    stop: Callable[[Frame], bool] | None = None,
+    torn_tail_ok: bool = False,
+) -> tuple[list[Frame], int]:
+    """Authenticate and decrypt the frames from offset *pos*, the first being frame number
+    *first_index* of the container (a reader that has the frames before it: the key table
+    refreshed after another process appended).  Returns the frames and where the last whole
+    one ends.  A torn final frame is forgiven only with *torn_tail_ok* and after a whole one.
+
+    :raises IntegrityError: wrong key, any modified, missing, or trailing byte.
+    """
     view = memoryview(data)
-    pos = HEADER_SIZE
     frames: list[Frame] = []
     while pos < len(view):
         if len(view) - pos < _FRAME_PREFIX.size:
-            if torn_tail_ok and frames:
+            if torn_tail_ok and (frames or first_index):
                 break
             raise IntegrityError(_INTEGRITY)
         length, frame_type = _FRAME_PREFIX.unpack_from(view, pos)
@@ -222,18 +244,19 @@ def open_frames(
         if end > len(view):
             # An append still in flight (read without the writer's lock) ends short; only an
             # incomplete *final* frame is forgiven, and only where the caller allows it.
-            if torn_tail_ok and frames:
+            if torn_tail_ok and (frames or first_index):
                 break
             raise IntegrityError(_INTEGRITY)
         nonce = bytes(view[pos + 5 : pos + 5 + _crypto.NONCE_SIZE])
         ct = view[pos + 5 + _crypto.NONCE_SIZE : end]
-        plain = _crypto.decrypt(dek, nonce, bytes(ct), _aad(header.raw, len(frames), frame_type))
-        frame = Frame(len(frames), frame_type, plain)
+        index = first_index + len(frames)
+        plain = _crypto.decrypt(dek, nonce, bytes(ct), _aad(header.raw, index, frame_type))
+        frame = Frame(index, frame_type, plain)
         frames.append(frame)
         pos = end
         if stop is not None and stop(frame):
             break
-    return dek, frames
+    return frames, pos
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 # Split by concern (_fscheck: checks and errors; _fswrite: files by path; _fslock: locks); the
 # public names are re-exported here.  Dir looks its write steps (write_all, zero_and_truncate)
@@ -42,6 +43,10 @@ from ._fscheck import (
 from ._fslock import lock
 from ._fswrite import shred_file, sweep_export_temps, write_all, write_private_file, zero_and_truncate
 from .errors import StorageError, UnsafePermissions
+
+#: Times a file replaced as it was opened is opened again (each time, a writer renamed a new
+#: version over it; a file replaced that often in that instant is reported).
+_REPLACED_RETRIES: Final = 8
 
 __all__ = [
     "DIR_MODE",
@@ -242,19 +247,32 @@ class Dir:
         swapped in between must neither hang the opener nor become its controlling terminal.
         :raises FileNotFoundError: the file does not exist (callers map it).
         """
-        try:
-            check_owner_only(os.stat(name, dir_fd=self.fd, follow_symlinks=False), self._path(name), is_dir=False)
-            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC, dir_fd=self.fd)
-        except (FileNotFoundError, UnsafePermissions):
-            raise
-        except OSError as exc:
-            raise storage_error(exc, "open", self._path(name)) from exc
-        try:
-            check_owner_only(os.fstat(fd), self._path(name), is_dir=False)
-        except BaseException:
+        for attempt in range(_REPLACED_RETRIES + 1):
+            try:
+                seen = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+                if seen.st_nlink == 0 and attempt < _REPLACED_RETRIES:
+                    # The same race one step earlier: the name resolved to a file an atomic
+                    # write renamed over before its attributes were read.  Look again.
+                    continue
+                check_owner_only(seen, self._path(name), is_dir=False)
+                fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC, dir_fd=self.fd)
+            except (FileNotFoundError, UnsafePermissions):
+                raise
+            except OSError as exc:
+                raise storage_error(exc, "open", self._path(name)) from exc
+            try:
+                st = os.fstat(fd)
+                # Renamed over by an atomic write once opened (a reader racing a writer): not a
+                # hard link but a file no longer there; the one there now is opened instead.
+                replaced = st.st_nlink == 0 and attempt < _REPLACED_RETRIES
+                if not replaced:
+                    check_owner_only(st, self._path(name), is_dir=False)
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
-        return fd
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def check(self, name: str) -> None:
         """Refuse *name* unless it is a regular, owner-only, single-link file (or missing),

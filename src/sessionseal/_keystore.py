@@ -11,9 +11,12 @@ This module is the only importer of ``keyring``.  Its invariants:
   :class:`KeyUnavailable` and a message saying how to unlock it.
 * The keychain is read once per process per vault (a hit costs ~16 ms: a new D-Bus
   connection and DH session every call).
-* Values stored in the keychain are ``sseal-mk1;<epoch>:<base64 key>[;...]``: more
-  than one epoch is present only while a key rotation is in flight (issue #5), so a
-  crash between "new state durable" and "old key removed" never loses the vault.
+* Values stored in the keychain are ``sseal-mk1;<epoch>:<base64 key>[;...][;head=<n>:<mac>]``:
+  more than one epoch is present only while a key rotation is in flight (issue #5), so a
+  crash between "new state durable" and "old key removed" never loses the vault.  The
+  optional ``head`` is the vault's head outside the vault (issue 20): the key table's state
+  counter last written here, MAC'd under the current master key (docs/keychain.md, "The
+  vault's head").
 * Fail closed: there is no fallback from the keychain to anything else.  The
   passphrase provider is chosen explicitly at ``init``.
 * Only a real OS keychain is used (issue #18): the backend keyring picks (its
@@ -30,6 +33,7 @@ import binascii
 import configparser
 import contextlib
 import functools
+import hmac
 import os
 import sys
 import threading
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
+from . import _crypto
 from .errors import KeyNotFound, KeyStoreError, KeyUnavailable
 
 __all__ = [
@@ -64,6 +69,8 @@ DEFAULT_TIMEOUT: Final = 4.0
 #: Seconds allowed when a person at a terminal may be answering an unlock prompt.
 INTERACTIVE_TIMEOUT: Final = 60.0
 _PREFIX: Final = "sseal-mk1"
+_HEAD: Final = "head="
+_HEAD_LABEL: Final = b"sessionseal v1 keychain head"
 
 _T = TypeVar("_T")
 
@@ -73,6 +80,9 @@ class MasterKeys:
     """Master keys by epoch; the highest epoch is current."""
 
     keys: dict[int, bytes] = field(default_factory=dict)
+    #: The vault's head in the key store (issue 20): the key table's state counter as of the last
+    #: head write, 0 when none was written (a passphrase vault, or an entry an older version wrote).
+    head: int = 0
 
     @property
     def current_epoch(self) -> int:
@@ -86,12 +96,21 @@ class MasterKeys:
 
     def __repr__(self) -> str:
         # Never let a key reach a log or a traceback through repr().
-        return f"MasterKeys(epochs={sorted(self.keys)})"
+        return f"MasterKeys(epochs={sorted(self.keys)}, head={self.head})"
+
+
+def _head_mac(keys: MasterKeys) -> bytes:
+    """The head's MAC, under a key derived from the current master key: an entry whose head was
+    edited, or copied from another entry, fails to decode (it names the epoch it is bound to)."""
+    mac_key = _crypto.derive_key(keys.current, _HEAD_LABEL)
+    return _crypto.hmac_sha256(mac_key, keys.current_epoch.to_bytes(4, "big") + keys.head.to_bytes(8, "big"))
 
 
 def encode_keys(keys: MasterKeys) -> str:
     """Serialize for the keychain."""
     parts = [f"{epoch}:{base64.b64encode(key).decode()}" for epoch, key in sorted(keys.keys.items())]
+    if keys.head:
+        parts.append(f"{_HEAD}{keys.head}:{_head_mac(keys).hex()}")
     return ";".join([_PREFIX, *parts])
 
 
@@ -104,18 +123,30 @@ def decode_keys(value: str) -> MasterKeys:
     if parts[0] != _PREFIX or len(parts) < 2:
         raise KeyStoreError("the keychain entry for this vault is not a sessionseal key; it may have been overwritten")
     keys: dict[int, bytes] = {}
+    head, mac = 0, b""
     try:
         for part in parts[1:]:
+            if part.startswith(_HEAD) and not mac:
+                counter, _, hex_mac = part[len(_HEAD) :].partition(":")
+                if not (counter.isascii() and counter.isdigit() and len(hex_mac) == 64):
+                    raise ValueError
+                head, mac = int(counter), bytes.fromhex(hex_mac)
+                if head < 1:
+                    raise ValueError
+                continue
             epoch, _, b64 = part.partition(":")
             key = base64.b64decode(b64, validate=True)
             if len(key) != 32 or int(epoch) < 1:
                 raise ValueError
             keys[int(epoch)] = key
+        out = MasterKeys(keys, head)
+        if not keys or (mac and not hmac.compare_digest(mac, _head_mac(out))):
+            raise ValueError
     except (ValueError, binascii.Error):
         raise KeyStoreError(
             "the keychain entry for this vault is damaged; restore it from a backup of your keychain"
         ) from None
-    return MasterKeys(keys)
+    return out
 
 
 class KeyProvider(Protocol):
@@ -493,6 +524,8 @@ class KeychainProvider:
     """
 
     name = "keychain"
+    #: The key store is outside the vault: it keeps the vault's head (issue 20).
+    keeps_head = True
 
     def __init__(self, *, backend: Any = None, interactive: bool = False, timeout: float | None = None) -> None:
         self._backend = backend

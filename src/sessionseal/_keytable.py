@@ -15,10 +15,15 @@ On disk the table is a snapshot frame followed by delta frames (one per added or
 removed session), so creating a session appends ~100 bytes instead of rewriting the
 table; once the deltas outnumber ``_COMPACT_AFTER`` the vault rewrites it as a single
 snapshot (:meth:`KeyTable.write`).
+
+The table also carries the vault's anchored state (:mod:`._state`, issue 20): a full
+``TABLE_STATE`` frame after every snapshot, and a delta ``TABLE_STATE`` frame for each change
+(:meth:`KeyTable.commit`), so that the marks are sealed under the master key and follow it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import ItemsView, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ from . import _container, _crypto
 from ._container import FrameType, Kind
 from ._fs import Dir
 from ._keystore import MasterKeys
+from ._state import StateChange, VaultState, decode_frame, encode_change, encode_full
 from .errors import IntegrityError, KeyStoreError
 
 __all__ = ["KEYTABLE", "KeyTable", "SessionKeys"]
@@ -39,8 +45,9 @@ _OP_ADD: Final = 1
 _OP_REMOVE: Final = 2
 _ENTRY: Final = struct.Struct(">16s32s")
 _MAX_TABLE: Final = 256 << 20
-#: Compact when the deltas outnumber this (they cost ~80 bytes and a decrypt each at open).
-_COMPACT_AFTER: Final = 4096
+#: Compact when the frames outnumber this: each costs a decrypt at every open (about 10 us), and
+#: a state delta is appended by every audited operation (issue 20).
+_COMPACT_AFTER: Final = 512
 
 
 def _corrupt() -> IntegrityError:
@@ -94,6 +101,8 @@ class KeyTable:
     session_keys: SessionKeys = field(default_factory=SessionKeys)
     kek_epoch: int = 1
     generation: int = 1
+    #: The anchored state (:mod:`._state`); untracked in a table written before issue 20.
+    state: VaultState = field(default_factory=VaultState)
     # Append state: the file's header, its data key, how many frames it holds and where the
     # last of them ends.  Header and size tell whether another process changed the file since
     # we read it (the header holds a wrapped data key drawn for every rewrite).
@@ -101,6 +110,8 @@ class KeyTable:
     _dek: bytes = b""
     _frames: int = 0
     _size: int = 0
+    #: Whether the file ended in an incomplete frame when last read (a killed append, or a cut).
+    torn: bool = False
 
     def __repr__(self) -> str:
         return f"KeyTable(vault_id={self.vault_id}, sessions={len(self.session_keys)}, epoch={self.kek_epoch})"
@@ -131,21 +142,57 @@ class KeyTable:
             )
         # A delta is fsynced before the session it keys is written, so an incomplete last
         # delta is an append in flight by another process; its session does not exist yet.
-        dek, frames = _container.open_frames(raw, header, kek, torn_tail_ok=True)
+        dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
+        frames, end = _container.open_frames_at(raw, header, dek, _container.HEADER_SIZE, 0, torn_tail_ok=True)
         if not frames or frames[0].type != FrameType.TABLE_SNAPSHOT:
             raise _corrupt()
         table = cls._from_snapshot(vault_id, _container.decode_payload(frames[0].data))
-        for frame in frames[1:]:
-            if frame.type != FrameType.TABLE_DELTA:
-                raise _corrupt()
-            table._apply_delta(_container.decode_payload(frame.data))
+        table._apply_frames(frames[1:])
         table.kek_epoch = header.kek_epoch
         table.generation = header.generation
         table._header_raw, table._dek, table._frames = header.raw, dek, len(frames)
         # Where the last whole frame ends: a torn tail (a write cut short by a full disk) is
         # not part of the table, and the next append is written over it (:meth:`_append`).
-        table._size = _container.HEADER_SIZE + sum(_container.frame_size(len(f.data)) for f in frames)
+        table._size = end
+        table.torn = end != len(raw)
         return table
+
+    def _apply_frames(self, frames: list[_container.Frame]) -> None:
+        for frame in frames:
+            if frame.type == FrameType.TABLE_DELTA:
+                self._apply_delta(_container.decode_payload(frame.data))
+            elif frame.type == FrameType.TABLE_STATE:
+                decode_frame(self.state, _container.decode_payload(frame.data))
+            else:
+                raise _corrupt()
+
+    def refresh(self, root: Dir) -> bool:
+        """Bring the table up to date with its file, reading only the frames another process
+        appended since (the caller holds the vault lock).  Returns false when the file was
+        rewritten (or cut) since: then it must be loaded again (:meth:`load`).
+
+        Every audited operation appends a state frame: rereading and decrypting the whole
+        table for each would make a write O(sessions) whenever two processes take turns.
+        """
+        if not self._header_raw:
+            return False
+        if root.is_unchanged(KEYTABLE, self._header_raw, self._size):
+            return True  # the common case, for the price of a header read
+        try:
+            raw = root.read(KEYTABLE, max_size=_MAX_TABLE)
+        except FileNotFoundError:
+            return False
+        if len(raw) < self._size or raw[: len(self._header_raw)] != self._header_raw:
+            return False
+        if len(raw) == self._size:
+            return True
+        header = _container.parse_unverified_header(raw)
+        frames, end = _container.open_frames_at(raw, header, self._dek, self._size, self._frames, torn_tail_ok=True)
+        self._apply_frames(frames)
+        self._frames += len(frames)
+        self._size = end
+        self.torn = end != len(raw)
+        return True
 
     @classmethod
     def _from_snapshot(cls, vault_id: UUID, data: bytes) -> KeyTable:
@@ -183,6 +230,12 @@ class KeyTable:
     def write(self, root: Dir, kek: bytes, kek_epoch: int) -> None:
         """Rewrite the table as one snapshot under *kek* (atomic)."""
         generation = self.generation + 1 if self._header_raw else self.generation
+        frames = [(FrameType.TABLE_SNAPSHOT, _container.encode_payload(self._snapshot(), compress=False))]
+        state = self.state
+        if state.tracked:
+            # The whole state follows the snapshot, one counter on: a rewrite is a state change.
+            full = dataclasses.replace(state, counter=state.counter + 1)
+            frames.append((FrameType.TABLE_STATE, _container.encode_payload(encode_full(full), compress=True)))
         data = _container.seal(
             kind=Kind.KEY_TABLE,
             vault_id=self.vault_id,
@@ -190,24 +243,27 @@ class KeyTable:
             generation=generation,
             kek=kek,
             kek_epoch=kek_epoch,
-            frames=[(FrameType.TABLE_SNAPSHOT, _container.encode_payload(self._snapshot(), compress=False))],
+            frames=frames,
         )
         root.write_atomic(KEYTABLE, data)
         header = _container.parse_unverified_header(data)
         self.generation, self.kek_epoch = generation, kek_epoch
+        if state.tracked:
+            state.counter += 1
         # Re-derive the append state from what was written.
         self._header_raw = header.raw
         self._dek = _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
-        self._frames = 1
+        self._frames = len(frames)
         self._size = len(data)
+        self.torn = False
 
-    def _append(self, root: Dir, delta: bytes) -> None:
+    def _append(self, root: Dir, delta: bytes, frame_type: int = FrameType.TABLE_DELTA) -> None:
         frame = _container.seal_frame(
             self._dek,
             self._header_raw,
             self._frames,
-            FrameType.TABLE_DELTA,
-            _container.encode_payload(delta, compress=False),
+            frame_type,
+            _container.encode_payload(delta, compress=frame_type == FrameType.TABLE_STATE),
         )
         # At the end of the last whole frame, over a torn tail if there is one (a frame
         # appended after a torn one could never be read back).
@@ -225,6 +281,24 @@ class KeyTable:
         """Forget *session_id*'s key durably (its old copies stay in the file until compaction)."""
         self._append(root, bytes([_OP_REMOVE]) + session_id.bytes)
         self.session_keys.pop(session_id, None)
+
+    def track(self, root: Dir, kek: bytes, state: VaultState) -> None:
+        """Start tracking the vault's state (a new vault, or ``migrate``): rewrite the table as a
+        snapshot followed by *state* in full."""
+        state.tracked = True
+        self.state = state
+        self.write(root, kek, self.kek_epoch)
+
+    def commit(self, root: Dir, change: StateChange) -> None:
+        """Append *change* to the state durably (the caller holds the vault lock and has
+        brought the table up to date, :meth:`refresh`).  Nothing is written for an untracked
+        table or an empty change."""
+        state = self.state
+        if not state.tracked or not change:
+            return
+        self._append(root, encode_change(state.counter + 1, change), FrameType.TABLE_STATE)
+        state.apply(change)
+        state.counter += 1
 
     @property
     def needs_compaction(self) -> bool:

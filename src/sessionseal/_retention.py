@@ -241,7 +241,8 @@ class CleanupPlan:
     policy: RetentionConfig
     decisions: list[Decision]
     total_bytes: int
-    orphans: int = 0  # container files whose key was already erased (a killed delete's leftovers)
+    orphans: int = 0  # container files an erasure left to overwrite (a killed delete's leftovers)
+    keyless: int = 0  # other container files without a key: reported ('missing-key'), never removed
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -13,6 +13,8 @@ code (``docs/cli.md`` lists them)::
     ├── SessionNotFound              (LookupError)         exit 3
     ├── IntegrityError                                     exit 4
     │   ├── AuditLogTampered  the audit chain does not verify  exit 14
+    │   ├── VaultRolledBack   older than the head the keychain keeps  exit 16
+    │   ├── ConfigNotRecorded config.sst is not the one the vault recorded  exit 17
     │   └── UnsupportedVersion                             exit 13
     ├── KeyStoreError                                      exit 5
     │   ├── KeyUnavailable   keychain missing, locked or not answering
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditLogTampered",
+    "ConfigNotRecorded",
     "IntegrityError",
     "InvalidInput",
     "KeyNotFound",
@@ -45,6 +48,7 @@ __all__ = [
     "VaultError",
     "VaultExists",
     "VaultNotFound",
+    "VaultRolledBack",
     "WrongPassphrase",
 ]
 
@@ -117,6 +121,22 @@ class AuditLogTampered(IntegrityError):
     reordered, or the log was cut short or replaced with an older copy."""
 
     exit_code = 14
+
+
+class VaultRolledBack(IntegrityError):
+    """The vault's key table is older than the head the OS keychain keeps for it (issue 20): the
+    vault, or its key table, was rolled back or restored from a backup.  Writes are refused
+    (reads work) until ``sessionseal head accept`` accepts the vault as it is."""
+
+    exit_code = 16
+
+
+class ConfigNotRecorded(IntegrityError):
+    """``config.sst`` is missing, older than, or other than the config the vault recorded (a
+    backup restored, a sync tool, an ``rm``): saves, appends, imports and the automatic cleanup
+    are refused until ``sessionseal config accept`` records it as it is; reads go on."""
+
+    exit_code = 17
 
 
 class UnsupportedVersion(IntegrityError):

@@ -365,16 +365,20 @@ def build(z: Zygote, provider: str, work: Path) -> Built:
     reply = z.run("build", path=path, snapshots=snaps, provider=provider)
     assert reply["ok_call"], reply
     ids: dict[str, str] = reply["ids"]
+    vault_id = json.loads((path / "vault.json").read_text())["vault_id"]
+    value = None
+    if provider == "keychain":
+        # The entry as the last snapshot left it: it holds the vault's head, which the check
+        # below moves on (every operation is recorded), so it is put back after the check.
+        got = z.run("keychain", vault_id=vault_id)
+        assert got["ok_call"] and got["value"], got
+        value = got["value"]
     check = z.run("check", path=path, provider=provider, ids=list(ids.values()))
     assert check["ok_call"], check
     digests = check["sessions"]
     assert all("digest" in d for d in digests.values()), digests
-    vault_id = json.loads((path / "vault.json").read_text())["vault_id"]
-    value = None
-    if provider == "keychain":
-        got = z.run("keychain", vault_id=vault_id)
-        assert got["ok_call"] and got["value"], got
-        value = got["value"]
+    if value is not None:
+        assert z.run("keychain", vault_id=vault_id, value=value)["ok_call"]
     ckpts = sorted(p.name for p in (path / "checkpoints").iterdir())
     assert len(ckpts) == 1, ckpts
     return Built(
@@ -461,10 +465,13 @@ def _roles(built: Built) -> dict[str, str]:
         "index": "index.sst",
         "config": "config.sst",
         "audit-log": "audit/audit.log",
-        "audit-anchor": "audit/anchor.sst",
         "pending-log": "audit/pending.log",
         "vault-json": "vault.json",
     }
+    if (built.pristine / "audit/anchor.sst").is_file():
+        # A vault of before issue 20 anchors its audit log in audit/anchor.sst; a vault whose
+        # state is tracked has none (the head is in the key table's state).
+        roles["audit-anchor"] = "audit/anchor.sst"
     if built.provider == "passphrase":
         roles["keyfile"] = "keyfile.json"
     for rel in roles.values():
@@ -524,12 +531,16 @@ def damages(built: Built) -> list[Damage]:
                 )
             )
             break  # the newest earlier version is enough
-    audit = (roles["audit-log"], roles["audit-anchor"], roles["pending-log"])
+    # Every file of audit/: the log, its pending records (and the anchor, in a vault of before).
+    audit = tuple(roles[r] for r in ("audit-log", "audit-anchor", "pending-log") if r in roles)
     out.append(Damage("audit-dir", "deleted", paths=audit, actions=tuple((r, None) for r in audit)))
+    # The audit directory put back as it was at an earlier step, as a whole (a backup restore of
+    # audit/): the log as it was, pending.log as it was or gone.
     for step, snap in reversed(built.snapshots.items()):
-        pair = tuple((r, (snap / r).read_bytes()) for r in audit[:2] if (snap / r).is_file())
-        if len(pair) == 2:
-            out.append(Damage("audit-pair", "rolled-back", step, paths=audit[:2], actions=pair, snapshot=step))
+        if not (snap / roles["audit-log"]).is_file():
+            continue
+        back = tuple((r, (snap / r).read_bytes() if (snap / r).is_file() else None) for r in audit)
+        out.append(Damage("audit-pair", "rolled-back", step, paths=audit, actions=back, snapshot=step))
     for step in reversed(built.snapshots):
         out.append(Damage("whole-vault", "whole-vault", step, paths=("*",), snapshot=step))
     return out

@@ -7,6 +7,7 @@ that says how to unlock, never hang (docs/keychain.md).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -55,11 +56,63 @@ def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretServi
         check=True,
         timeout=30,
     )
-    assert probe.stdout.split() == ["sseal-mk1", "2"]
+    assert probe.stdout.split() == ["sseal-mk1", "3"]  # the key, and the vault's head (issue 20)
     assert b"hello from the keychain test" not in b"".join(
         p.read_bytes() for p in (tmp_path / "vault").rglob("*") if p.is_file()
     )
     assert sessionseal("delete", sid, "--yes", env=env).code == 0
+
+
+def test_a_whole_vault_rollback_is_seen_through_the_real_secret_service(
+    secret_service: SecretService, tmp_path: Path
+) -> None:
+    """Issue 20, item 7: the keychain keeps the vault's head; a vault directory put back from an
+    older copy (everything in it authentic and consistent) is seen, refuses writes, still reads,
+    and becomes the vault again only when the owner accepts it."""
+    env = _env(secret_service, tmp_path) | {"SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL": "0"}
+    vault = tmp_path / "vault"
+    assert sessionseal("init", env=env).code == 0
+    old = sessionseal("save", env=env, input=MINIMAL).out.strip()
+    shutil.copytree(vault, tmp_path / "backup")
+    assert sessionseal("save", env=env, input=MINIMAL).code == 0
+    before = json.loads(sessionseal("head", "show", "--json", env=env).out)
+    assert before["rolled_back"] is False and before["keychain_head"] == before["recorded_head"] > 0
+
+    shutil.rmtree(vault)
+    shutil.copytree(tmp_path / "backup", vault)
+    entry = _keychain_entry(env, before)
+    shown = json.loads(sessionseal("head", "show", "--json", env=env).out)
+    assert shown["rolled_back"] is True and shown["keychain_head"] == before["keychain_head"]
+    verified = sessionseal("verify", "--json", env=env)
+    assert verified.code == 15
+    assert [p["code"] for p in json.loads(verified.out)["problems"] if p["severity"] == "error"] == ["rollback"]
+    refused = sessionseal("save", env=env, input=MINIMAL)
+    assert refused.code == errors.VaultRolledBack.exit_code == 16 and "head accept" in refused.err
+    assert sessionseal("delete", old, "--yes", env=env).code == 16
+    assert "hello from the keychain test" in sessionseal("show", old, env=env).out  # reads work
+    listed = sessionseal("list", env=env)
+    assert listed.code == 0 and old in listed.out and "older than its head" in listed.err
+    assert _keychain_entry(env, before) == entry  # never written while they disagree
+
+    accepted = json.loads(sessionseal("head", "accept", "--json", env=env).out)
+    assert accepted["accepted"] is True and accepted["keychain_head"] > before["keychain_head"]
+    assert sessionseal("save", env=env, input=MINIMAL).code == 0
+    assert sessionseal("verify", env=env).code == 0
+
+
+def _keychain_entry(env: dict[str, str], shown: dict[str, object]) -> str:
+    vault_id = json.loads((Path(env["SESSIONSEAL_VAULT"]) / "vault.json").read_text())["vault_id"]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import keyring,sys; print(keyring.get_password('sessionseal', sys.argv[1]))", vault_id],
+        env={**env, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    value = probe.stdout.strip()
+    assert value.startswith("sseal-mk1;") and f";head={shown['keychain_head']}:" in value
+    return value
 
 
 def test_library_reads_the_key_once_per_process(real_backend: None, tmp_path: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
 import pytest
 
-from sessionseal import KeychainProvider, Vault, _keystore
+from sessionseal import KeychainProvider, Vault, _container, _keystore
 from tests.memkeyring import MemoryKeyring
 
 
@@ -50,7 +51,24 @@ def vault(vault_path: Path, provider: KeychainProvider) -> Iterator[Vault]:
 
 
 def vault_bytes(path: Path) -> bytes:
-    """Every byte of every file under *path*, but the audit log (refusals are recorded there, by design)."""
+    """Every byte of every file under *path*, but the audit log (refusals are recorded there, by
+    design) and the key table's state frames (the audit log's head is anchored there with every
+    record, issue 20): the key table's snapshot and key deltas are kept."""
     return b"".join(
-        p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and "audit" not in p.relative_to(path).parts
+        _without_state(p.read_bytes()) if p.name == "keytable.sst" else p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and "audit" not in p.relative_to(path).parts
     )
+
+
+def _without_state(table: bytes) -> bytes:
+    # Frames are (u32 length, u8 type, nonce and ciphertext) after the header: the type is clear.
+    frame = struct.Struct(">IB")
+    out, pos = bytearray(table[: _container.HEADER_SIZE]), _container.HEADER_SIZE
+    while pos + frame.size <= len(table):
+        length, kind = frame.unpack_from(table, pos)
+        end = pos + 4 + length
+        if kind != _container.FrameType.TABLE_STATE:
+            out += table[pos:end]
+        pos = end
+    return bytes(out + table[pos:])

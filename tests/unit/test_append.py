@@ -106,6 +106,10 @@ def test_a_torn_append_is_ignored_and_cut_off_by_the_next(vault: Vault) -> None:
     good = f.read_bytes()
     vault.append(sid, [{"role": "user", "content": "torn"}])
     whole = f.read_bytes()
+    # A writer killed mid-append never anchored its mark: the vault's record is of *good*
+    # (an acknowledged append cut off is 'truncated', test_a_cut_off_committed_append_is_reported).
+    f.write_bytes(good)
+    vault.reindex()
     for cut in (len(good) + 3, len(good) + 40, len(whole) - 1):
         f.write_bytes(whole[:cut])  # a writer killed mid-append
         vault.parts.index.cached = None

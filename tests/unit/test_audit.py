@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
-from sessionseal._audit import canonical, record_line, split_line
+from sessionseal._audit import actor, canonical, record_line, split_line, utc_now
 from sessionseal.errors import IntegrityError, SessionNotFound, UnsafePermissions, WrongPassphrase
 
 SECRET = "ghp_" + "Zq8" * 12
@@ -153,20 +153,33 @@ def test_an_older_copy_of_the_whole_log_is_detected(vault: Vault, vault_path: Pa
     assert "older copy" in _problem(vault)
 
 
-def test_a_removed_anchor_is_detected(vault: Vault, vault_path: Path) -> None:
+def test_a_removed_log_is_detected_by_the_head_in_the_key_table(vault: Vault, vault_path: Path) -> None:
     _busy(vault)
-    (vault_path / "audit" / "anchor.sst").unlink()
-    assert "anchor" in _problem(vault)
+    assert not (vault_path / "audit" / "anchor.sst").exists()  # the head is in the key table's state
+    _log(vault_path).unlink()
+    assert "cut off" in _problem(vault)
+
+
+def test_a_removed_anchor_of_a_vault_of_before_is_detected(tmp_path: Path) -> None:
+    # A vault whose state is not tracked yet keeps its head in audit/anchor.sst, as before.
+    from tests.unit.test_fixtures import ALL, _copy
+
+    path = _copy(ALL[0], tmp_path)
+    passphrase = json.loads((ALL[0] / "expected.json").read_text())["passphrase"]
+    with Vault.open(path, passphrase=passphrase) as v:
+        v.list()
+        assert v.verify_audit().ok
+        (path / "audit" / "anchor.sst").unlink()
+        assert "anchor" in _problem(v)
 
 
 def test_a_torn_last_line_is_reported_and_sealed(vault: Vault, vault_path: Path) -> None:
     _busy(vault)
     with open(_log(vault_path), "ab") as f:
         f.write(b'{"action":"sa')
-    secret = vault.parts.keys.keytable().vault_secret
-    report = vault.parts.audit_log.verify(secret)
+    report = vault.parts.auditor.verify()
     assert report.ok and any(p.severity == "warning" for p in report.problems)
-    report = vault.parts.audit_log.verify(secret, repair=True)
+    report = vault.parts.auditor.verify(repair=True)
     assert report.repaired and report.ok and not report.problems
     assert vault.verify_audit().ok
     assert any(r["action"] == "audit.torn-tail" for r in vault.audit_records())
@@ -207,7 +220,8 @@ def test_a_pending_record_holding_a_number_no_record_can_hold_is_dropped_not_a_c
 ) -> None:
     # Found by the fuzz suite: Python's json reads these, canonical() refuses to write them, and
     # the ValueError escaped from the next append.
-    good = b'{"action":"open","outcome":"denied","time":"2026-01-01T00:00:00.000000Z"}'
+    refused = {"action": "open", "outcome": "denied", "error": "WrongPassphrase", "time": utc_now(), **actor()}
+    good = canonical(refused)
     pending = vault_path / "audit" / "pending.log"
     pending.write_bytes(b'{"action":"open","pid":' + value + b"}\n" + good + b"\n")
     pending.chmod(0o600)
@@ -271,6 +285,10 @@ def test_rotation_continues_the_chain_and_retention_keeps_it_verifiable(vault: V
     report = vault.verify_audit()
     assert report.ok, [p.describe() for p in report.problems]
     assert report.first_seq is not None and report.first_seq > 1  # the chain starts at the anchor's base
+    head = vault.parts.keys.keytable(fresh=True).state.audit  # anchored in the key table (issue 20)
+    assert head is not None and head.base_seq == report.first_seq - 1
+    assert report.last_seq is not None and head.seq == report.last_seq + 1  # and the audit.verify record
+    assert not (vault_path / "audit" / "anchor.sst").exists()
 
 
 _WRITER = textwrap.dedent(
@@ -340,12 +358,11 @@ def test_cli_verify_exits_14_and_names_the_first_bad_record(tmp_path: Path) -> N
 
 
 def test_rotation_never_replaces_a_rotated_file_even_after_long_records(vault: Vault, vault_path: Path) -> None:
-    log = vault.parts.audit_log
-    secret = vault.parts.keys.keytable().vault_secret
-    log.max_file_bytes = 4096
+    vault.parts.auditor.configure()
+    vault.parts.audit_log.max_file_bytes = 4096
     for i in range(60):
         # Records longer than any fixed header read: the rotated file is still named by its first seq.
-        log.append(secret, {"action": "list", "outcome": "ok", "detail": {f"k{j}": i for j in range(80)}})
+        vault.parts.auditor.record("list", detail={f"k{j}": i for j in range(80)})
     rotated = sorted((vault_path / "audit").glob("audit-*.log"))
     assert len(rotated) >= 5
     report = vault.verify_audit()
@@ -373,3 +390,54 @@ def test_audit_settings_are_read_without_validating_the_whole_config() -> None:
     odd.append(b'{"audit": {"rotate_bytes": 1.5, "keep_files": 0, "syslog": false}}')
     for body in odd:
         assert audit_settings(body) is None
+
+
+# ---------------------------------------------------------------------------- the anchored head (issue 20)
+
+
+def test_mac_keys_follow_the_master_key_and_an_older_table_cannot_forge_later_records(
+    vault: Vault, vault_path: Path
+) -> None:
+    from sessionseal._audit import AuditLog
+
+    vault.list()
+    secret = vault.parts.keys.keytable().vault_secret  # what any older copy of the key table yields
+    vault.rekey()
+    vault.list()
+    state = vault.parts.keys.keytable().state
+    epochs = [r["k"] for r in vault.audit_records()]
+    assert epochs[0] == 1 and epochs == sorted(epochs) and epochs[-1] == max(state.audit_keys) >= 2
+    assert len(state.audit_keys) == 2  # one key per epoch, the older one kept to verify its records
+    assert vault.verify_audit().ok
+    lines = _lines(vault_path)
+    last = json.loads(lines[-1])
+    forged = {k: v for k, v in last.items() if k not in ("mac", "k")}
+    forged.update(seq=last["seq"] + 1, prev=last["mac"], action="delete", v=2)
+    line, _ = record_line(AuditLog.keys(secret)[0], forged)
+    _write(vault_path, [*lines, line])
+    vault.list()  # the next writer does not adopt it: it is not under a key of the state's
+    report = vault.verify_audit()
+    assert [p.code for p in report.problems if p.severity == "error"][:1] == ["key-epoch"]
+
+
+def test_a_log_put_back_from_before_a_rekey_fails_and_the_next_writer_does_not_hide_it(
+    vault: Vault, vault_path: Path, tmp_path: Path
+) -> None:
+    vault.list()
+    shutil.copytree(vault_path / "audit", tmp_path / "old-audit")
+    vault.rekey()
+    vault.list()
+    for p in (vault_path / "audit").iterdir():
+        p.unlink()
+    for p in (tmp_path / "old-audit").iterdir():
+        shutil.copy(p, vault_path / "audit" / p.name)
+    vault.list()  # writes on from the anchored head: a gap, not a new history
+    report = vault.verify_audit()
+    assert not report.ok and {p.code for p in report.problems} & {"out-of-sequence", "truncated"}
+
+
+def test_a_wiped_log_of_a_vault_with_sessions_fails_even_before_the_next_record(vault: Vault, vault_path: Path) -> None:
+    vault.save({"title": "t", "messages": []})
+    shutil.rmtree(vault_path / "audit")
+    report = vault.parts.auditor.verify()  # no record written since
+    assert [p.code for p in report.problems] == ["truncated"]

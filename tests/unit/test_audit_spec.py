@@ -152,3 +152,75 @@ def test_v2_a_box_moved_to_another_record_does_not_open() -> None:
     ad = box_ad(uuid.UUID(V2["vault_id"]), moved["seq"], moved["action"], entry["role"], entry["tag"])
     with pytest.raises(IntegrityError):
         open_box(bytes.fromhex(s["box_key"]), entry["box"], ad)
+
+
+# -- format 3: the audit keys of the vault's anchored state (issue 20) --------------------
+
+V3: dict[str, Any] = json.loads(VECTORS.with_name("audit-log-v3.json").read_text())
+
+
+def _chain(head: dict[str, Any] | None, *, sessions: bool = False) -> _audit.Chain:
+    keys = {int(k): bytes.fromhex(v) for k, v in V3["audit_keys"].items()}
+    return _audit.Chain(
+        keys=keys,
+        head=None if head is None else Anchor(head["seq"], head["mac"], head["base_seq"], head["base_mac"]),
+        created=V3["created"],
+        sessions=sessions,
+    )
+
+
+def _verify_v3(tmp_path: Path, log: str, chain: _audit.Chain) -> _audit.VerifyReport:
+    """Write *log* into a fresh audit directory (no anchor.sst: the head is *chain*'s) and verify it."""
+    root_path = tmp_path / "vault"
+    os.mkdir(root_path, 0o700)
+    root = Dir(root_path)
+    locks = root.sub("locks", create=True)
+    audit = root.sub("audit", create=True)
+    log_obj = AuditLog(root, locks, uuid.UUID(V3["vault_id"]))
+    if log:
+        audit.write_atomic(_audit.CURRENT, log.encode("ascii"))
+    try:
+        return log_obj.verify(bytes.fromhex(V3["vault_secret"]), chain=chain, sessions=chain.sessions)
+    finally:
+        log_obj.close()
+        audit.close()
+        locks.close()
+        root.close()
+
+
+@pytest.mark.parametrize("record", V3["records"], ids=lambda r: f"{r['fields']['seq']}-{r['fields']['action']}")
+def test_v3_each_record_is_maced_under_the_audit_key_of_its_epoch(record: dict[str, Any]) -> None:
+    fields = record["fields"]
+    assert fields["v"] == 3 and fields["k"] == record["key_epoch"]
+    line, mac = record_line(bytes.fromhex(V3["audit_keys"][str(fields["k"])]), fields)
+    assert (canonical(fields).decode(), line.decode(), mac) == (record["body"], record["line"], record["mac"])
+
+
+def test_v3_the_chain_crosses_a_rotation_and_verifies_against_the_anchored_head(tmp_path: Path) -> None:
+    records = V3["records"]
+    assert [r["key_epoch"] for r in records] == sorted(r["key_epoch"] for r in records)  # never down
+    assert records[0]["fields"]["action"] == "init" and V3["head"]["mac"] == records[-1]["mac"]
+    report = _verify_v3(tmp_path, V3["log"], _chain(V3["head"]))
+    assert report.ok and (report.records, report.last_seq) == (len(records), len(records))
+
+
+@pytest.mark.parametrize("case", V3["tampered"], ids=lambda c: c["name"])
+def test_v3_every_tampered_log_is_rejected_at_the_published_record(tmp_path: Path, case: dict[str, Any]) -> None:
+    report = _verify_v3(tmp_path, case["log"], _chain(case["head"], sessions=case["sessions"]))
+    assert not report.ok
+    first = next(p for p in report.problems if p.severity == "error")
+    assert (first.code, first.seq) == (case["problem"], case["first_bad_seq"])
+
+
+@pytest.mark.parametrize("case", V3["pending"]["cases"], ids=lambda c: c["name"])
+def test_v3_only_refused_opens_of_the_fixed_shape_are_chained_from_pending(case: dict[str, Any]) -> None:
+    from sessionseal._audit import parse_time, refusal
+
+    p = V3["pending"]
+    got = refusal(
+        case["record"],
+        owner=(p["owner"]["uid"], p["owner"]["user"]),
+        after=parse_time(p["after"]),
+        now=parse_time(p["now"]),  # type: ignore[arg-type]
+    )
+    assert (got is not None) == case["chained"]

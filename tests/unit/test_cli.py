@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from sessionseal import errors
 from sessionseal.cli import cli
+from tests._infra.erasure import delete_cut_short
 from tests.memkeyring import MemoryKeyring
 from tests.unit.conftest import vault_bytes
 
@@ -147,6 +148,7 @@ def test_exit_codes_are_distinct() -> None:
         errors.SessionNotFound,
         errors.IntegrityError,
         errors.UnsupportedVersion,
+        errors.VaultRolledBack,
         errors.KeyStoreError,
         errors.WrongPassphrase,
         errors.InvalidInput,
@@ -297,13 +299,29 @@ def test_cleanup_sweeps_leftovers_without_asking_when_nothing_else_goes(
     from sessionseal import Vault
 
     ids = _three(run)
-    # A delete killed after its rotation: the key is gone, the file stays.
-    with Vault.open(tmp_path / "vault") as v, v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
-        table = v.parts.keys.keytable(fresh=True)
-        del table.session_keys[uuid.UUID(ids[0])]
-        v.parts.keys.rotate(table)
+    # A delete cut short after its rotation: the key is gone, the file stays, its tomb recorded.
+    with Vault.open(tmp_path / "vault") as v:
+        delete_cut_short(v, uuid.UUID(ids[0]))
     assert len(list((tmp_path / "vault" / "sessions").iterdir())) == 3
     r = run("cleanup", "--keep-last", "5", "--min-age", "0", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["orphans_removed"] == 1
     assert len(list((tmp_path / "vault" / "sessions").iterdir())) == 2
+
+
+def test_cleanup_and_verify_report_a_keyless_file_and_keep_it(run: Callable[..., Result], tmp_path: Path) -> None:
+    table = tmp_path / "vault" / "keytable.sst"
+    _three(run)
+    old = table.read_bytes()  # a backup of the key table from before the next save
+    before = set((tmp_path / "vault" / "sessions").iterdir())
+    done = '{"status": "completed", "messages": [{"role": "user", "content": "newer"}]}'
+    assert run("save", "-", "--title", "newer", input=done).exit_code == 0
+    (newer,) = set((tmp_path / "vault" / "sessions").iterdir()) - before
+    table.write_bytes(old)
+    r = run("cleanup", "--keep-last", "5", "--min-age", "0", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["keyless"] == 1 and out["orphans"] == 0 and any("missing-key" in w for w in out["warnings"])
+    r = run("verify", "--repair", "--json")
+    assert r.exit_code == 15 and [p["code"] for p in json.loads(r.output)["problems"]] == ["missing-key"]
+    assert newer.exists()

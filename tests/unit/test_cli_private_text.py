@@ -67,6 +67,7 @@ PUBLIC: dict[str, str] = {
     "max_age": "a duration",
     "min_age": "a duration",
     "max_size": "a size",
+    "expect_head": "verify --expect-head: an audit record's seq and MAC; it says nothing of a session",
     "vault_path": "a path the user chooses (docs/cli.md: paths are visible)",
     "passphrase_file": "a path; the passphrase itself never goes on the command line",
     "bundle_passphrase_file": "a path",

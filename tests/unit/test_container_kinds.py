@@ -7,6 +7,7 @@ rather than reading the first frame and ignoring the rest.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from sessionseal import Vault, _container
 from sessionseal._audit import AuditLog
 from sessionseal._container import FrameType, Kind
 from sessionseal.errors import IntegrityError
+from tests.unit.test_fixtures import ALL as FIXTURE_VAULTS
+from tests.unit.test_fixtures import _copy as copy_fixture
 
 
 def _outcome(vault: Vault) -> str:
@@ -24,10 +27,24 @@ def _outcome(vault: Vault) -> str:
     return "ok" if report.ok else ",".join(sorted(p.code for p in report.problems))
 
 
-def test_an_audit_anchor_with_an_extra_frame_is_refused_as_damage(vault: Vault, vault_path: Path) -> None:
+def test_an_audit_anchor_with_an_extra_frame_is_refused_as_damage(
+    vault: Vault, vault_path: Path, tmp_path: Path
+) -> None:
+    # A tracked vault anchors the audit log's head in its key table and has no anchor file
+    # (issue 20); a vault made before (the fixture vault, untracked) still reads and writes one.
+    vault.save({"title": "t", "messages": []})
+    assert _outcome(vault) == "ok" and not (vault_path / "audit" / "anchor.sst").exists()
+    fixture = FIXTURE_VAULTS[0]
+    passphrase = json.loads((fixture / "expected.json").read_text())["passphrase"]
+    with Vault.open(copy_fixture(fixture, tmp_path), passphrase=passphrase, auto_cleanup=False) as legacy:
+        assert not legacy.parts.keys.state().tracked
+        _check_anchor_frames(legacy)
+
+
+def _check_anchor_frames(vault: Vault) -> None:
     vault.save({"title": "t", "messages": []})
     assert _outcome(vault) == "ok"
-    path = vault_path / "audit" / "anchor.sst"
+    path = vault.path / "audit" / "anchor.sst"
     raw = path.read_bytes()
     _, anchor_key = AuditLog.keys(vault.parts.keys.keytable().vault_secret)
     header = _container.parse_unverified_header(raw)

@@ -61,6 +61,7 @@ import sessionseal._fscheck
 from sessionseal import KeychainProvider, Vault, _events, _export, _keystore, _vault
 from sessionseal._vault._settings import Settings
 from sessionseal.errors import SessionNotFound, SessionSealError, StorageError, UnsafePermissions
+from tests._infra.erasure import delete_cut_short
 from tests.memkeyring import MemoryKeyring
 
 REAL_OS = os
@@ -78,6 +79,8 @@ SECRET_TEXT = "zebra-quartz-content"  # in every document: never in an error mes
 #: ``unused-key``, a first save's key in the key table, written before a session file that was not;
 #: ``orphan``, an erased session's file whose overwrite and unlink failed (undecryptable already).
 LEFTOVERS = frozenset({"index-stale", "unused-key", "orphan"})
+#: What 'verify --repair' leaves of them: a key is never dropped on inference (issue 20, item 2).
+REPAIR_KEEPS = frozenset({"unused-key"})
 #: The warnings seen (for the report).
 WARNINGS: set[str] = set()
 _HEX = re.compile(r"[0-9a-f]{32}")
@@ -400,13 +403,13 @@ def _torn_append(v: Vault, ctx: Ctx) -> None:
 
 def _leftovers(v: Vault, ctx: Ctx) -> None:
     # What killed writers leave: a torn append, a first save's key without its file, and the
-    # file of a session whose key a killed delete had removed.
+    # file of a session whose key a delete cut short had erased (its tomb recorded).
     _torn_append(v, ctx)
     orphan = v.save(doc("orphan"))
     with v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
         table = v.parts.keys.keytable(fresh=True)
         table.add(v.parts.ctx.root, uuid.uuid4())
-        table.remove(v.parts.ctx.root, orphan)
+    delete_cut_short(v, orphan)
 
 
 def _old_session(v: Vault, ctx: Ctx) -> None:
@@ -501,7 +504,7 @@ OPS = [
         lambda v, c: v.import_sessions(c.data["json"], on_conflict="replace"),
         [_SESSION_RENAME],
     ),
-    # verify --repair: cuts the torn append off, removes the orphan, drops the unused key and
+    # verify --repair: cuts the torn append off, removes the orphan, keeps the unused key and
     # rebuilds the index.  The sessions are the same before and after (commit: the cut, which
     # is the only step that can fail it before the others).
     Op(
@@ -530,8 +533,6 @@ def best_effort(call: Call) -> str | None:
       rotation that crypto-erased them (delete, cleanup), or left behind by an earlier one (the
       orphan sweep of cleanup and ``verify --repair``): a file left is an undecryptable
       ``orphan`` that ``verify --repair`` or the next cleanup removes;
-    * ``unused-key-drop``: ``verify --repair`` dropping the key of a session never written
-      (a harmless leftover: the warning stays, for the next repair).
     """
     if call.within("_holder_writer.<locals>.write_holder"):
         return "lock-holder"
@@ -540,8 +541,6 @@ def best_effort(call: Call) -> str | None:
     erasing = ("Erasure.erase_batch", "Erasure.delete", "Erasure.sweep_orphans", "Erasure.sweep_orphan_checkpoints")
     if call.within(*erasing) and call.within("Dir.shred"):
         return "shred-after-erase"
-    if call.within("_drop_unused_keys"):
-        return "unused-key-drop"
     return None
 
 
@@ -585,7 +584,8 @@ class Template:
             return self
         with self.open(self.copy(dest)) as v:
             op.prepare(v, self.ctx)
-        return dataclasses.replace(self, path=dest)
+        # A preparation that erases rotates the master key: its copies need the keys it left.
+        return dataclasses.replace(self, path=dest, store=dict(self.keyring.store))
 
 
 def build_template(path: Path) -> Template:
@@ -711,13 +711,13 @@ def reference(op: Op, t: Template, work: Path, injector: Injector, known: set[st
         finally:
             injector.stop()
         calls, counts = list(injector.calls), dict(injector.counts)
-    states.append(_verified(t, work, known, frozenset() if op.repairs else op.leftovers))
+    states.append(_verified(t, work, known, REPAIR_KEEPS if op.repairs else op.leftovers))
     with t.open(work) as v:
         again = _run(op, v, t.ctx)
     commit_at: list[int] = []
     for pred in op.commits:
         commit_at.append(next(i for i in range(commit_at[-1] + 1 if commit_at else 0, len(calls)) if pred(calls[i])))
-    twice = _verified(t, work, known, frozenset() if op.repairs else op.leftovers)
+    twice = _verified(t, work, known, REPAIR_KEEPS if op.repairs else op.leftovers)
     record_at = max(i for i, c in enumerate(calls) if c.path == "locks/audit.lock" and c.cls == "truncate")
     return Reference(states, calls, counts, commit_at, record_at, twice, None if again is None else type(again))
 
@@ -792,7 +792,7 @@ def trial(subject: Subject, fault: Fault, call: Call, committed: int, unrecorded
             wanted = ref.twice
         again = _run(op, v, ctx)
         assert (again and type(again)) is wanted_error, f"{where}: the retry: {again!r}"
-    allowed = frozenset() if op.repairs else LEFTOVERS | op.leftovers
+    allowed = REPAIR_KEEPS if op.repairs else LEFTOVERS | op.leftovers
     got = _verified(t, work, known, allowed, f"{where}, after the retry")
     assert got == wanted, f"{where}: after the retry: {_diff(wanted, got, ref)}"
     kind = "unrecorded" if _vault.done_but_unrecorded(exc) else type(exc).__name__

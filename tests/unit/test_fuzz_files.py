@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from sessionseal import KeychainProvider, PassphraseProvider, Vault, _audit, _container, _crypto, _export
 from sessionseal._audit import ANCHOR, AUDIT_DIR, CURRENT, PENDING, AuditLog
+from sessionseal._audit._records import FORMAT_UNTRACKED
 from sessionseal._config import read_config
 from sessionseal._configfile import CONFIG_FILE, audit_settings, read_config_body, write_config_body
 from sessionseal._container import FrameType, Kind
@@ -94,14 +95,35 @@ def world() -> World:
     vault.load(ids[0])
     vault.list()
     root = tmp / "vault"
-    files = {
-        name: (root / name).read_bytes()
-        for name in (INDEX_FILE, KEYTABLE, CONFIG_FILE, "vault.json", f"{AUDIT_DIR}/{CURRENT}", f"{AUDIT_DIR}/{ANCHOR}")
-    }
-    scratch = Dir(tmp / "scratch", create=True)
-    return World(
-        tmp, vault, provider, vault.parts.keys.master(), vault.parts.keys.keytable().vault_secret, files, scratch
+    files = {name: (root / name).read_bytes() for name in (INDEX_FILE, KEYTABLE, CONFIG_FILE, "vault.json")}
+    secret = vault.parts.keys.keytable().vault_secret
+    files[f"{AUDIT_DIR}/{CURRENT}"], files[f"{AUDIT_DIR}/{ANCHOR}"] = _untracked_audit(
+        vault.vault_id, secret, (root / AUDIT_DIR / CURRENT).read_bytes()
     )
+    scratch = Dir(tmp / "scratch", create=True)
+    return World(tmp, vault, provider, vault.parts.keys.master(), secret, files, scratch)
+
+
+def _untracked_audit(vault_id: uuid.UUID, secret: bytes, log: bytes) -> tuple[bytes, bytes]:
+    """The audit log and ``anchor.sst`` a vault made before issue 20 keeps for the same records.
+
+    A new vault anchors its log's head in the key table (no anchor file) and MACs its records
+    under the state's audit keys (format 3, ``k``); the fuzz below is of the untracked format
+    and its anchor, which vaults of before still read and write.  So the same records are
+    chained again as such a vault chains them: format 2, no ``k``, the vault secret's MAC key
+    (the seq is kept: the subjects' boxes are bound to it), and the anchor sealed over the head.
+    """
+    mac_key, anchor_key = AuditLog.keys(secret)
+    out, prev, seq = bytearray(), "0" * 64, 0
+    for line in log.splitlines():
+        rec = json.loads(line[: line.rfind(b',"mac"')] + b"}")
+        rec.pop("k", None)
+        rec |= {"v": FORMAT_UNTRACKED, "prev": prev}
+        data, prev = _audit.record_line(mac_key, rec)
+        out += data
+        seq = rec["seq"]
+    anchor = {"seq": seq, "mac": prev, "base_seq": 0, "base_mac": "0" * 64}
+    return bytes(out), _sealed_anchor(vault_id, anchor_key, json.dumps(anchor).encode())
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -163,7 +163,9 @@ ENTRIES: dict[str, Entry] = {
     "keyfile.json": Entry("keyfile.json", template="passphrase"),
     "autoclean.json": Entry("autoclean.json"),
     "audit.log": Entry("audit/audit.log"),
-    "anchor.sst": Entry("audit/anchor.sst"),
+    # The anchor of a vault of before issue 20; a vault whose state is anchored in its key
+    # table has none, and never opens one: planted, it is an extra file.
+    "anchor.sst": Entry("audit/anchor.sst", extra_from=""),
     "pending.log": Entry("audit/pending.log"),
     "audit-rotated.log": Entry("audit/audit-000000000001.log"),
     "session.sst": Entry("sessions/{a}.sst"),
@@ -196,7 +198,6 @@ REFUSED_BY: dict[str, frozenset[str]] = {
     # Every operation appends to the audit log (pending records are folded in then): it fails
     # closed rather than act unrecorded.
     "audit.log": ALL_OPS,
-    "anchor.sst": ALL_OPS,
     "pending.log": ALL_OPS,
     # Directories are opened (and checked) by every open, the audit directory by the first record.
     "sessions/": ALL_OPS,
@@ -215,11 +216,12 @@ REFUSED_BY: dict[str, frozenset[str]] = {
     # Listing reports it as a problem and lists the rest (checked below).
     "session.sst": frozenset({"load", "save-existing", "append", "checkpoint", "delete"}),
     "session.lock": frozenset({"save-existing", "append", "checkpoint", "delete"}),
-    # Loads, appends and rewrites of an existing session do not take it (the index update they
-    # would make under it is best effort); everything that changes vault-wide files does.
-    "vault.lock": frozenset({"save-new", "delete", "rekey", "cleanup", "set-config", "reindex"}),
+    # Every operation appends its audit record under it: the chain's head is anchored in the
+    # key table with the record (issue 20).
+    "vault.lock": ALL_OPS,
     # Extra entries are never a reason to refuse: listed as a problem (a stray .sst), or ignored.
     "stray.sst": frozenset(),
+    "anchor.sst": frozenset(),
     "temp-leftover": frozenset(),
     "unknown-file": frozenset(),
 }

@@ -24,6 +24,7 @@ VAULT_ORDER = [
     "_indexcache",
     "_store",
     "_listing",
+    "_marks",
     "_ckpts",
     "_erasure",
     "_transfer",

@@ -14,7 +14,11 @@ from click.testing import CliRunner
 
 from sessionseal import KeychainProvider, Vault, VerifyResult
 from sessionseal._keystore import MasterKeys
+from sessionseal._state import StateChange
 from sessionseal.cli import cli
+from sessionseal.errors import IntegrityError
+from tests._infra.erasure import delete_cut_short
+from tests._infra.legacy import untrack
 from tests.memkeyring import MemoryKeyring
 
 DOC = {"title": "t", "messages": [{"role": "user", "content": "hello"}]}
@@ -154,25 +158,110 @@ def _dead_pid() -> int:
 def test_a_killed_deletes_leftovers_are_orphans_removed_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
     vault, sids = filled
     sfile, ckpts = _session_file(vault, sids[1]), sorted((vault.path / "checkpoints").iterdir())
-    saved = {p: p.read_bytes() for p in [sfile, *ckpts]}
-    vault.delete(sids[1])  # the key goes first; we then put the files back as a killed delete leaves them
-    for p, data in saved.items():
-        p.write_bytes(data)
-        p.chmod(0o600)
+    delete_cut_short(vault, sids[1])  # the key goes first; the overwrites fail: the files stay, tombed
+    assert sfile.exists() and all(p.exists() for p in ckpts)
     result = vault.verify()
     assert result.ok and [p.code for p in result.problems] == ["orphan", "orphan"]
     after = vault.verify(repair=True)
     assert after.problems == [] and not sfile.exists() and not any(p.exists() for p in ckpts)
+    assert vault.parts.keys.state(fresh=True).tombs == set()
 
 
-def test_a_key_without_its_file_is_unused_and_dropped_by_repair(vault: Vault) -> None:
+def test_files_put_back_after_their_erasure_are_missing_key_and_kept(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    # Only the files an erasure recorded as left to overwrite are ever removed: copies put back
+    # after a delete completed (a backup restore) are keyless files nothing proves erased.
+    vault, sids = filled
+    sfile, ckpts = _session_file(vault, sids[1]), sorted((vault.path / "checkpoints").iterdir())
+    saved = {p: p.read_bytes() for p in [sfile, *ckpts]}
+    vault.delete(sids[1])
+    for p, data in saved.items():
+        p.write_bytes(data)
+        p.chmod(0o600)
+    result = vault.verify()
+    assert not result.ok and [(p.severity, p.code) for p in result.problems] == [("error", "missing-key")] * 2
+    after = vault.verify(repair=True)
+    assert [p.code for p in after.problems] == ["missing-key"] * 2
+    assert all(p.read_bytes() == data for p, data in saved.items())
+
+
+def test_a_rolled_back_key_table_makes_missing_keys_not_orphans(filled: tuple[Vault, list[uuid.UUID]]) -> None:
+    vault, _ = filled
+    table = vault.path / "keytable.sst"
+    old = table.read_bytes()
+    new = vault.save(DOC)
+    current = table.read_bytes()
+    table.write_bytes(old)  # a key table from before the last save (same epoch)
+    result = vault.verify()
+    missing = [p for p in result.problems if p.code == "missing-key"]
+    assert not result.ok and len(missing) == 1 and str(new) in missing[0].message
+    after = vault.verify(repair=True)
+    assert "missing-key" in [p.code for p in after.problems] and _session_file(vault, new).exists()
+    table.write_bytes(current)
+    assert vault.load(new).title == DOC["title"]
+
+
+def test_a_key_without_its_file_and_without_a_mark_is_unused_and_kept_by_repair(vault: Vault) -> None:
     vault.save(DOC)
     ghost = uuid.uuid4()
     vault.parts.keys.session_key(ghost, create=True)  # what a first save killed before its file leaves
     result = vault.verify()
     assert result.ok and _codes(result) == {"unused-key": "warning"} and str(ghost) in result.warnings[0].message
     after = vault.verify(repair=True)
-    assert after.problems == [] and ghost not in vault.parts.keys.keytable(fresh=True).session_keys
+    # Never dropped on inference (issue 20, item 2): the file may come back from a backup.
+    assert _codes(after) == {"unused-key": "warning"} and ghost in vault.parts.keys.keytable(fresh=True).session_keys
+    vault.delete(ghost)  # erasing it is explicit
+    assert vault.verify().problems == []
+
+
+def test_a_vanished_session_file_is_missing_and_repair_keeps_its_key(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    path = _session_file(vault, sid)
+    kept = path.read_bytes()
+    path.unlink()  # a sync tool, an rm, a restore in progress
+    (vault.path / "index.sst").unlink()  # the index's evidence gone too: the mark remains
+    vault.parts.index.cached = None
+    result = vault.verify()
+    assert _codes(result)["missing"] == "error" and not result.ok
+    [p] = [p for p in result.problems if p.code == "missing"]
+    assert p.path == f"sessions/{path.name}" and str(sid) in p.message
+    after = vault.verify(repair=True)
+    assert _codes(after)["missing"] == "error" and sid in vault.parts.keys.keytable(fresh=True).session_keys
+    summaries, problems = vault.list_with_problems()
+    assert summaries == [] and len(problems) == 1 and "missing" in problems[0] and str(sid) in problems[0]
+    path.write_bytes(kept)
+    path.chmod(0o600)
+    assert vault.load(sid).title == DOC["title"] and vault.verify().ok  # the index is only stale
+
+
+def test_a_listing_with_an_old_copy_of_the_table_does_not_call_an_erased_session_missing(
+    vault: Vault, provider: KeychainProvider
+) -> None:
+    sid = vault.save(DOC)
+    other = vault.save({**DOC, "title": "stays"})
+    assert len(vault.list()) == 2  # this Vault's copy of the table holds both keys and marks
+    with Vault.open(vault.path, key_provider=provider) as second:  # another process, as it were
+        second.delete(sid)
+    summaries, problems = vault.list_with_problems()
+    assert [s.id for s in summaries] == [other] and problems == []
+
+
+def test_a_session_known_only_to_the_index_is_missing_and_the_index_is_kept(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    # A tracked vault whose mark was lost (a save killed before it anchored its mark): the index
+    # entry is the evidence, and --repair keeps the index that holds it.
+    vault.parts.keys.commit(StateChange(unmarks={sid.bytes}))
+    _session_file(vault, sid).unlink()
+    after = vault.verify(repair=True)
+    assert _codes(after)["missing"] == "error" and any("kept the index" in line for line in after.repaired)
+
+
+def test_an_untracked_vault_keeps_the_unused_key_warning_and_the_key(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    untrack(vault)  # a vault made before issue 20 (no marks: a key without a file is no evidence)
+    _session_file(vault, sid).unlink()
+    assert _codes(vault.verify()) == {"unused-key": "warning", "index-stale": "warning"}
+    after = vault.verify(repair=True)
+    assert _codes(after) == {"unused-key": "warning"} and sid in vault.parts.keys.keytable(fresh=True).session_keys
 
 
 def test_a_torn_append_is_a_warning_cut_by_repair(filled: tuple[Vault, list[uuid.UUID]]) -> None:
@@ -199,6 +288,81 @@ def test_a_rolled_back_session_is_an_error_and_repair_keeps_the_index(vault: Vau
     after = vault.verify(repair=True)
     assert _codes(after)["rollback"] == "error" and not any("rebuilt" in line for line in after.repaired)
     assert vault.reindex() == 1 and vault.verify().ok  # accepting it is an explicit step
+
+
+@pytest.mark.parametrize("index", ["deleted", "rebuilt by a listing", "older"])
+def test_the_marks_see_a_rollback_whatever_became_of_the_index(vault: Vault, index: str) -> None:
+    sid = vault.save(DOC)
+    path, index_path = _session_file(vault, sid), vault.path / "index.sst"
+    old, old_index = path.read_bytes(), index_path.read_bytes()
+    vault.save({**DOC, "id": str(sid), "title": "newer"})
+    path.write_bytes(old)
+    if index == "older":
+        index_path.write_bytes(old_index)
+    else:
+        index_path.unlink()
+    vault.parts.index.cached = None
+    if index == "rebuilt by a listing":
+        _, problems = vault.list_with_problems()
+        assert len(problems) == 1 and "older than the version 2" in problems[0]
+        assert index_path.exists()
+    result = vault.verify()
+    assert _codes(result)["rollback"] == "error", result.problems
+    again = vault.verify(repair=True)
+    assert _codes(again)["rollback"] == "error"
+    _, problems = vault.list_with_problems()
+    assert len(problems) == 1 and "older than the version 2" in problems[0]
+    assert vault.reindex() == 1 and vault.verify().problems == []  # accepting it lowers the mark
+
+
+def test_the_marks_see_a_cut_append_without_the_index(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    path = _session_file(vault, sid)
+    old = path.read_bytes()
+    vault.append(sid, [{"role": "assistant", "content": "acknowledged turn"}])
+    path.write_bytes(old)
+    (vault.path / "index.sst").unlink()
+    vault.parts.index.cached = None
+    assert _codes(vault.verify())["truncated"] == "error"
+    # An append would raise the mark over the lost turns: refused, nothing written.
+    with pytest.raises(IntegrityError):
+        vault.append(sid, [{"role": "assistant", "content": "x" * 4000}])
+    assert path.read_bytes() == old and _codes(vault.verify())["truncated"] == "error"
+    vault.save({**DOC, "id": str(sid), "title": "saved anew"})  # a whole new version is the owner's
+    assert vault.verify().ok
+
+
+def test_a_new_version_of_a_missing_session_is_numbered_above_its_mark(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    vault.save({**DOC, "id": str(sid), "title": "v2"})
+    _session_file(vault, sid).unlink()
+    vault.save({**DOC, "id": str(sid), "title": "v3"})
+    assert vault.verify().problems == [] and vault.load(sid).title == "v3"
+
+
+def test_a_session_saved_again_after_its_delete_is_no_rollback(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    vault.save({**DOC, "id": str(sid), "title": "v2"})
+    vault.delete(sid)
+    vault.save({**DOC, "id": str(sid), "title": "a new session with that id"})
+    assert vault.verify().problems == []
+
+
+def test_an_older_index_is_index_rollback_and_a_listing_rebuilds_it(vault: Vault) -> None:
+    sid = vault.save(DOC)
+    index_path = vault.path / "index.sst"
+    old_index = index_path.read_bytes()
+    vault.reindex()  # a rewrite: its generation is anchored
+    assert vault.parts.keys.state(fresh=True).index == vault.parts.index.cached.generation  # type: ignore[union-attr]
+    index_path.write_bytes(old_index)
+    vault.parts.index.cached = None
+    assert _codes(vault.verify()) == {"index-rollback": "warning"}
+    assert [s.id for s in vault.list()] == [sid]
+    assert vault.verify().problems == []
+    index_path.unlink()
+    vault.parts.index.cached = None
+    vault.list()  # rebuilt above the anchored generation: no rollback of its own
+    assert vault.verify().problems == []
 
 
 def test_a_cut_off_append_is_truncated(vault: Vault) -> None:

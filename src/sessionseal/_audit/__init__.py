@@ -40,6 +40,7 @@ from ._records import (
     NOT_IN_VAULT,
     OUTCOMES,
     WITHHELD,
+    Chain,
     Problem,
     Record,
     Subject,
@@ -61,8 +62,11 @@ from ._records import LABEL_TAG as LABEL_TAG
 from ._records import PENDING as PENDING
 from ._records import TAG_INPUT as TAG_INPUT
 from ._records import Anchor as Anchor
+from ._records import parse_time as parse_time
 from ._records import record_mac as record_mac
+from ._records import refusal as refusal
 from ._records import split_line as split_line
+from ._records import utc_now as utc_now
 
 __all__ = [
     "AUDIT_DIR",
@@ -72,6 +76,7 @@ __all__ = [
     "OUTCOMES",
     "WITHHELD",
     "AuditLog",
+    "Chain",
     "Problem",
     "Record",
     "Subject",

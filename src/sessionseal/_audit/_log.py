@@ -4,10 +4,12 @@ the anchor, and reading them back (docs/spec/audit-log.md)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +25,27 @@ from ._records import (
     CURRENT,
     DEFAULT_MAX_FILE_BYTES,
     FORMAT,
+    FORMAT_UNTRACKED,
     LABEL_ANCHOR,
     LABEL_MAC,
     MAX_LINE,
     MAX_PENDING,
-    MEASURES,
-    NOT_AN_ID,
-    NOT_IN_VAULT,
     PENDING,
-    WITHHELD,
     Anchor,
+    Chain,
     Problem,
     Record,
     VerifyReport,
     actor,
     canonical,
     complete_lines,
+    key_epoch,
+    mac_key_of,
     parse_json,
+    parse_time,
     record_line,
     record_mac,
+    refusal,
     rotated_seq,
     seq_of,
     split_line,
@@ -91,27 +95,47 @@ class AuditLog:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, vault_secret: bytes, fields: Mapping[str, Any]) -> int:
-        """Append one record (``seq``, ``prev``, ``time`` and ``v`` are filled in); return its seq."""
-        return self.append_many(vault_secret, [fields])
+    def append(self, vault_secret: bytes, fields: Mapping[str, Any], *, chain: Chain | None = None) -> Anchor:
+        """Append one record (``seq``, ``prev``, ``time``, ``v`` and ``k`` are filled in); return
+        the new head."""
+        return self.append_many(vault_secret, [fields], chain=chain)
 
-    def append_many(self, vault_secret: bytes, many: Sequence[Mapping[str, Any]]) -> int:
-        """Append several records with one lock, one fsync and one anchor update (a cleanup
-        batch's erasures); return the last seq."""
-        mac_key, anchor_key = self.keys(vault_secret)
+    def append_many(
+        self,
+        vault_secret: bytes,
+        many: Sequence[Mapping[str, Any]],
+        *,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+    ) -> Anchor:
+        """Append several records with one lock and one fsync (a cleanup batch's erasures);
+        return the new head.
+
+        :param chain: the vault's anchored state (issue 20): the records are MACed under its
+            newest audit key and continue from its head; the caller anchors the head returned
+            (no ``anchor.sst`` is written).  None: a vault of before, anchored by ``anchor.sst``.
+        :param anchor_to: with *chain*, makes a new base durable before the audit log's own
+            retention removes files (called only when a rotation makes that due).
+        """
+        legacy_key, anchor_key = self.keys(vault_secret)
+        k = chain.epoch if chain is not None else None
+        mac_key = legacy_key if k is None or chain is None else chain.keys[k]
         d = self._audit_dir()
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
-            anchor = self._read_anchor(d, anchor_key)
+            anchor = self._read_anchor(d, anchor_key) if chain is None else _head(chain)
             tail = _read_tail(d)
-            seq, prev = self._tail(mac_key, anchor, tail)
-            seq, prev = self._seal_torn_tail(d, mac_key, seq, prev, tail)
-            pending = [{**p, "unkeyed": True} for p in self._take_pending(d)]
+            seq, prev, last_time = self._tail(legacy_key, chain, anchor, tail)
+            adopted = _adoption(chain, anchor, seq)
+            seq, prev = self._seal_torn_tail(d, (mac_key, k), seq, prev, tail)
+            pending = self._take_pending(d, chain, last_time)
             rotated = self._rotate_if_needed(d, seq)
             out = bytearray()
             lines = []
-            for rec in [*pending, *many]:
+            for rec in [*adopted, *pending, *many]:
                 seq += 1
-                body = {**rec, "v": FORMAT, "seq": seq, "prev": prev}
+                body = {**rec, "v": FORMAT_UNTRACKED, "seq": seq, "prev": prev}
+                if k is not None:
+                    body["v"], body["k"] = FORMAT, k
                 subjects = body.pop("subjects", None)
                 if subjects:
                     # Sealed here, where the seq is known: each box is bound to its place.
@@ -122,15 +146,17 @@ class AuditLog:
                 lines.append(line)
             self._append(d, CURRENT, bytes(out))
             anchor.seq, anchor.mac = seq, prev
-            self._write_anchor(d, anchor_key, anchor)
-            if pending:
+            if chain is None:
+                self._write_anchor(d, anchor_key, anchor)
+            if d.exists(PENDING):
                 d.unlink(PENDING)
         # Forwarded once written; folded pending records were forwarded when they happened.
-        for line in lines[len(pending) :]:
+        for line in lines[len(adopted) + len(pending) :]:
             self._forward(line)
         if rotated and self.keep_files > 0:
-            self.apply_retention(vault_secret)  # the audit log's own retention, never session cleanup's
-        return seq
+            # The audit log's own retention, never session cleanup's.
+            self.apply_retention(vault_secret, chain=chain, anchor_to=anchor_to, head=anchor)
+        return anchor
 
     def append_unkeyed(self, fields: Mapping[str, Any]) -> None:
         """Record a failure that happened before the vault key was available (no MAC yet)."""
@@ -206,22 +232,37 @@ class AuditLog:
     def _has_records(self, d: Dir) -> bool:
         return any(n == CURRENT or rotated_seq(n) is not None for n in d.names())
 
-    def _tail(self, key: bytes, anchor: Anchor, tail: tuple[bytes, int]) -> tuple[int, str]:
-        """Where the next record continues the chain: the anchor, or a newer record of ours."""
+    def _tail(
+        self, legacy_key: bytes, chain: Chain | None, anchor: Anchor, tail: tuple[bytes, int]
+    ) -> tuple[int, str, datetime | None]:
+        """Where the next record continues the chain: the anchor, or a newer record of ours;
+        and the time of the last record of the log, if it is ours (pending records may not be
+        older)."""
         seq, prev = max(anchor.seq, 0), anchor.mac if anchor.seq > 0 else anchor.base_mac
         chunk = tail[0]
         end = chunk.rfind(b"\n")
         if end < 0:
-            return seq, prev
+            return seq, prev, None
         split = split_line(chunk[chunk.rfind(b"\n", 0, end) + 1 : end])
-        if split is not None and _crypto.constant_time_equal(record_mac(key, split[0]).encode(), split[1].encode()):
-            last = seq_of(split[0])
-            if last is not None and last > seq:
-                # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
-                return last, split[1]
-        return seq, prev
+        rec = parse_json(split[0]) if split is not None else None
+        key = mac_key_of(legacy_key, chain, rec) if isinstance(rec, dict) else None
+        if split is None or key is None or not isinstance(rec, dict):
+            return seq, prev, None
+        if chain is not None and chain.keys and key_epoch(rec) is None:
+            # Only a record under a key of the state's is ours: the vault secret's key is also
+            # in every older copy of the key table.
+            return seq, prev, None
+        if not _crypto.constant_time_equal(record_mac(key, split[0]).encode(), split[1].encode()):
+            return seq, prev, None
+        last = seq_of(split[0])
+        if last is not None and last > seq:
+            # Appended by a writer killed before it moved the anchor: its MAC proves it is ours.
+            return last, split[1], parse_time(rec.get("time"))
+        return seq, prev, parse_time(rec.get("time"))
 
-    def _seal_torn_tail(self, d: Dir, key: bytes, seq: int, prev: str, tail: tuple[bytes, int]) -> tuple[int, str]:
+    def _seal_torn_tail(
+        self, d: Dir, key: tuple[bytes, int | None], seq: int, prev: str, tail: tuple[bytes, int]
+    ) -> tuple[int, str]:
         """If the last line is incomplete, end it and append a record that names it."""
         chunk, size = tail
         if size == 0 or chunk.endswith(b"\n"):
@@ -235,26 +276,38 @@ class AuditLog:
             "detail": {"file": CURRENT, "offset": offset, "length": size - offset},
             **actor(),
         }
-        body = {**fields, "v": FORMAT, "seq": seq + 1, "prev": prev, "time": utc_now()}
-        line, mac = record_line(key, body)
+        body = {**fields, "v": FORMAT_UNTRACKED, "seq": seq + 1, "prev": prev, "time": utc_now()}
+        mac_key, k = key
+        if k is not None:
+            body["v"], body["k"] = FORMAT, k
+        line, mac = record_line(mac_key, body)
         d.append(CURRENT, b"\n" + line)
         return seq + 1, mac
 
-    def _take_pending(self, d: Dir) -> list[Record]:
+    def _take_pending(self, d: Dir, chain: Chain | None, after: datetime | None) -> list[Record]:
+        """The pending records to chain, marked ``unkeyed``: refused opens of the fixed shape
+        only (:func:`refusal`); the others are dropped, and a record that counts them follows."""
         try:
             raw = d.read(PENDING, max_size=MAX_PENDING + MAX_LINE)
         except FileNotFoundError:
             return []
-        out = []
+        who = actor()
+        if after is None and chain is not None:
+            after = parse_time(chain.created)
+        now = datetime.now(UTC)
+        out: list[Record] = []
+        dropped = 0
         for line in raw.splitlines():
-            rec = parse_json(line)
-            if isinstance(rec, dict):
-                rec = {k: v for k, v in rec.items() if k not in ("v", "seq", "prev", "mac", "unkeyed", *MEASURES)}
-                if "session" in rec and rec["session"] not in (NOT_AN_ID, NOT_IN_VAULT, WITHHELD):
-                    rec["session"] = WITHHELD  # written by an older sessionseal: an id in the clear
-                out.append(rec)
-        if not out:
-            d.unlink(PENDING)
+            if not line.strip():
+                continue
+            rec = refusal(parse_json(line), owner=(who["uid"], who["user"]), after=after, now=now)
+            if rec is None:
+                dropped += 1
+            else:
+                out.append({**rec, "unkeyed": True})
+        if dropped:
+            # Counted in the chain, never copied: a line of pending.log is anyone's writing.
+            out.append({"action": "audit.pending-dropped", "outcome": "ok", "detail": {"dropped": dropped}, **who})
         return out
 
     def _rotate_if_needed(self, d: Dir, last_seq: int) -> bool:
@@ -264,7 +317,7 @@ class AuditLog:
             return False
         split = split_line(head.split(b"\n", 1)[0])
         rec = parse_json(split[0]) if split is not None else None
-        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT
+        older = isinstance(rec, dict) and isinstance(rec.get("v"), int) and rec["v"] < FORMAT_UNTRACKED
         # Records of an older format (ids in the clear) are kept whole, in a file of their
         # own: the audit log's retention can then remove them with the anchor's base moved on.
         if size < self.max_file_bytes and not older:
@@ -282,9 +335,17 @@ class AuditLog:
         d.fsync()
         return True
 
-    def apply_retention(self, vault_secret: bytes) -> list[str]:
-        """Remove the oldest rotated files beyond ``keep_files``; the anchor keeps the chain's new base."""
-        if self.keep_files <= 0:
+    def apply_retention(
+        self,
+        vault_secret: bytes,
+        *,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+        head: Anchor | None = None,
+    ) -> list[str]:
+        """Remove the oldest rotated files beyond ``keep_files``; the anchor keeps the chain's new
+        base (with *chain*: *anchor_to* makes it durable in the vault's state, from *head*)."""
+        if self.keep_files <= 0 or (chain is not None and (anchor_to is None or head is None)):
             return []
         _, anchor_key = self.keys(vault_secret)
         d = self._audit_dir()
@@ -294,7 +355,7 @@ class AuditLog:
             excess = rotated[: max(0, len(rotated) - self.keep_files)]
             if not excess:
                 return []
-            anchor = self._read_anchor(d, anchor_key)
+            anchor = self._read_anchor(d, anchor_key) if head is None else head
             for name in excess:
                 complete = list(complete_lines(d.read(name, max_size=1 << 31)))
                 split = split_line(complete[-1][1]) if complete else None
@@ -302,12 +363,30 @@ class AuditLog:
                 if split is None or last is None:
                     break  # a damaged file stays for the reviewer
                 anchor.base_seq, anchor.base_mac = last, split[1]
-                self._write_anchor(d, anchor_key, anchor)  # the new base first, then the file goes
+                # The new base first, then the file goes.
+                if anchor_to is not None and chain is not None:
+                    anchor_to(anchor)
+                else:
+                    self._write_anchor(d, anchor_key, anchor)
                 d.unlink(name)
                 removed.append(name)
         return removed
 
     # ------------------------------------------------------------------ reading
+
+    def anchored(self, vault_secret: bytes) -> Anchor | None:
+        """The head ``anchor.sst`` vouches for, authenticated; None when the log has no record
+        and no anchor yet.  ``migrate`` records it in the key table (issue 20).
+
+        :raises IntegrityError: the anchor failed its check, or it is missing while the log has
+            records (``audit verify`` says which).
+        """
+        if self._dir is None and not self._root.exists(AUDIT_DIR):
+            return None
+        anchor = self._read_anchor(self._audit_dir(), self.keys(vault_secret)[1])
+        if anchor.seq < 0:
+            raise IntegrityError("the audit log's anchor is missing; run 'sessionseal audit verify'")
+        return anchor if anchor.generation else None
 
     def files(self) -> list[str]:
         """The log files, oldest first."""
@@ -338,11 +417,25 @@ class AuditLog:
                 if isinstance(rec, dict):
                     yield {**rec, "unkeyed": True, "seq": None}
 
-    def verify(self, vault_secret: bytes, *, repair: bool = False) -> VerifyReport:
-        """Check the whole chain against the anchor; with *repair*, seal a torn tail."""
-        return self._verify(vault_secret, repair=repair)
+    def verify(
+        self,
+        vault_secret: bytes,
+        *,
+        repair: bool = False,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+        sessions: bool = False,
+    ) -> VerifyReport:
+        """Check the whole chain against the anchor (with *chain*: against the vault's anchored
+        state); with *repair*, seal a torn tail (and anchor it through *anchor_to*).
 
-    def checked_records(self, vault_secret: bytes) -> tuple[list[tuple[Record, str | None]], VerifyReport]:
+        :param sessions: the vault holds sessions: a log without records is then a wiped one.
+        """
+        return self._verify(vault_secret, repair=repair, chain=chain, anchor_to=anchor_to, sessions=sessions)
+
+    def checked_records(
+        self, vault_secret: bytes, *, chain: Chain | None = None, sessions: bool = False
+    ) -> tuple[list[tuple[Record, str | None]], VerifyReport]:
         """Every record, oldest first, each with ``None`` when the chain vouches for it or the
         code of why it does not (docs/spec/audit-log.md, "Showing"), and the verify report.
 
@@ -355,7 +448,7 @@ class AuditLog:
         def visit(rec: Record, problem: str | None) -> None:
             out.append((rec, problem))
 
-        report = self._verify(vault_secret, visit=visit)
+        report = self._verify(vault_secret, visit=visit, chain=chain, sessions=sessions)
         anchor_bad = any(p.code in ("anchor-invalid", "anchor-missing", "replaced") for p in report.problems)
         if anchor_bad:
             out = [(rec, problem or "anchor") for rec, problem in out]
@@ -368,33 +461,114 @@ class AuditLog:
                         out.append(({**rec, "unkeyed": True, "seq": None}, "pending"))
         return out, report
 
+    def record_at(
+        self, vault_secret: bytes, seq: int, *, chain: Chain | None = None, sessions: bool = False
+    ) -> tuple[VerifyReport, Anchor, str | None, bool]:
+        """For a kept head's check (docs/keychain.md, "The vault's head"): the chain checked as
+        :meth:`verify` checks it, the head it was checked against, the MAC of record *seq* when
+        the chain vouches for it (the base's, for the record the log's retention removed last;
+        None when no verified record *seq* is there), and whether a verified ``audit.adopted``
+        record says a writer adopted record *seq* rather than anchored it."""
+        adopted = False
+
+        def visit(rec: Record, problem: str | None) -> None:
+            nonlocal adopted
+            detail = rec.get("detail")
+            if problem is None and rec.get("action") == "audit.adopted" and isinstance(detail, dict):
+                start, end = detail.get("from"), detail.get("to")
+                if isinstance(start, int) and isinstance(end, int) and start <= seq <= end:
+                    adopted = True
+
+        check = self._check(vault_secret, visit=visit, chain=chain, sessions=sessions)
+        anchor = check.anchor
+        mac = check.macs.get(seq)
+        if mac is None and seq == anchor.base_seq:
+            mac = anchor.base_mac
+        return check.report, anchor, mac, adopted
+
     def _verify(
-        self, vault_secret: bytes, *, repair: bool = False, visit: Callable[[Record, str | None], None] | None = None
+        self,
+        vault_secret: bytes,
+        *,
+        repair: bool = False,
+        visit: Callable[[Record, str | None], None] | None = None,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+        sessions: bool = False,
     ) -> VerifyReport:
+        check = self._check(
+            vault_secret, repair=repair, visit=visit, chain=chain, anchor_to=anchor_to, sessions=sessions
+        )
+        return check.report
+
+    def _check(
+        self,
+        vault_secret: bytes,
+        *,
+        repair: bool = False,
+        visit: Callable[[Record, str | None], None] | None = None,
+        chain: Chain | None = None,
+        anchor_to: Callable[[Anchor], None] | None = None,
+        sessions: bool = False,
+    ) -> ChainCheck:
         # With *visit*, every parsed record is passed on, with None while the chain holds and a
         # reason once it does not; without it, verification stops at the first error.
-        mac_key, anchor_key = self.keys(vault_secret)
+        legacy_key, anchor_key = self.keys(vault_secret)
         report = VerifyReport()
+        check = ChainCheck(legacy_key, chain, report, visit, sessions=sessions)
         if not self._root.exists(AUDIT_DIR):
-            return report
+            check.run(None, [], Anchor() if chain is None else _head(chain))
+            return check
         d = self._audit_dir()
         if repair:
-            self._repair_torn_tail(d, mac_key, anchor_key, report)
-        anchor = self._anchor_to_verify(d, anchor_key, report)
+            chain = self._repair_torn_tail(
+                d, legacy_key=legacy_key, anchor_key=anchor_key, report=report, chain=chain, anchor_to=anchor_to
+            )
+            check.chain = chain
+        anchor = self._anchor_to_verify(d, anchor_key, report) if chain is None else _head(chain)
         names = self.files()
         report.files = names
-        return ChainCheck(mac_key, anchor, report, visit).run(d, names)
+        check.run(d, names, anchor)
+        return check
 
-    def _repair_torn_tail(self, d: Dir, mac_key: bytes, anchor_key: bytes, report: VerifyReport) -> None:
+    def _repair_torn_tail(
+        self,
+        d: Dir,
+        *,
+        legacy_key: bytes,
+        anchor_key: bytes,
+        report: VerifyReport,
+        chain: Chain | None,
+        anchor_to: Callable[[Anchor], None] | None,
+    ) -> Chain | None:
+        """Seal a torn last line; returns the chain as it is then (its new head anchored)."""
+        if chain is not None and anchor_to is None:
+            return chain  # nobody to anchor the sealing record: verify only
+        k = chain.epoch if chain is not None else None
+        mac_key = legacy_key if k is None or chain is None else chain.keys[k]
         with lock(self._locks.path / "audit.lock", timeout=self._lock_timeout, what="the audit log"):
-            anchor = self._read_anchor(d, anchor_key)
+            anchor = self._read_anchor(d, anchor_key) if chain is None else _head(chain)
             tail = _read_tail(d)
-            tail_seq, tail_prev = self._tail(mac_key, anchor, tail)
-            seq2, prev2 = self._seal_torn_tail(d, mac_key, tail_seq, tail_prev, tail)
-            if seq2 != tail_seq:
-                anchor.seq, anchor.mac = seq2, prev2
+            tail_seq, tail_prev, _ = self._tail(legacy_key, chain, anchor, tail)
+            seq2, prev2 = self._seal_torn_tail(d, (mac_key, k), tail_seq, tail_prev, tail)
+            if seq2 == tail_seq:
+                return chain
+            for rec in _adoption(chain, anchor, tail_seq):
+                # The sealing record anchors the records before it: say which it adopted.
+                body = {**rec, "v": FORMAT_UNTRACKED, "seq": seq2 + 1, "prev": prev2, "time": utc_now()}
+                if k is not None:
+                    body["v"], body["k"] = FORMAT, k
+                line, prev2 = record_line(mac_key, body)
+                d.append(CURRENT, line)
+                seq2 += 1
+            anchor.seq, anchor.mac = seq2, prev2
+            if chain is None or anchor_to is None:
                 self._write_anchor(d, anchor_key, anchor)
-                report.repaired.append(f"sealed a torn last line of {AUDIT_DIR}/{CURRENT} with record {seq2}")
+            else:
+                anchor_to(anchor)
+                chain = dataclasses.replace(chain, head=anchor)
+            report.repaired.append(f"sealed a torn last line of {AUDIT_DIR}/{CURRENT} with record {seq2}")
+        return chain
 
     def _anchor_to_verify(self, d: Dir, anchor_key: bytes, report: VerifyReport) -> Anchor:
         """The anchor, or one that vouches for nothing (seq -1) with the problem reported."""
@@ -408,6 +582,25 @@ class AuditLog:
                 Problem(ANCHOR, 0, None, "anchor-missing", "the anchor is missing but the log has records")
             )
         return anchor
+
+
+def _adoption(chain: Chain | None, anchor: Anchor, seq: int) -> list[Record]:
+    """The ``audit.adopted`` record that says a writer of a tracked vault continues from records
+    its anchored head did not vouch for (a killed writer's, under the vault's key), or none.
+
+    The kept head's check needs it (docs/keychain.md, "The vault's head"): a kept head names a
+    record its own writer anchored, and the newer log put back over a restored copy is adopted,
+    not anchored, by the copy's next writer: this record says which records that was.
+    """
+    start = max(anchor.seq, 0)
+    if chain is None or seq <= start:
+        return []
+    return [{"action": "audit.adopted", "outcome": "ok", "detail": {"from": start + 1, "to": seq}, **actor()}]
+
+
+def _head(chain: Chain) -> Anchor:
+    """The anchored head of *chain*, as an anchor (a copy: the writer moves it on)."""
+    return dataclasses.replace(chain.head) if chain.head is not None else Anchor()
 
 
 def _read_tail(d: Dir) -> tuple[bytes, int]:

@@ -22,9 +22,14 @@ AUDIT_DIR: Final = "audit"
 CURRENT: Final = "audit.log"
 ANCHOR: Final = "anchor.sst"
 PENDING: Final = "pending.log"
-#: The format this build writes.  Format 1 records (ids, sizes and redaction counts in the
-#: clear) are still read and verified; format 2 keeps them in subjects (below).
-FORMAT: Final = 2
+#: The newest format this build writes: format 3 records name the epoch of their MAC key
+#: (``k``, an audit key of the vault's anchored state, issue 20).  Format 2 records (MACed
+#: under the vault secret's key) are still written by a vault whose state is not tracked yet;
+#: format 1 records (ids, sizes and redaction counts in the clear) are still read and verified;
+#: formats 2 and 3 keep them in subjects (below).
+FORMAT: Final = 3
+#: The format of records without ``k`` (a vault whose state is not tracked).
+FORMAT_UNTRACKED: Final = 2
 #: The MAC's domain is that of the chain, not of a record format: format 2 records chain on
 #: from format 1 records under the same key.
 _DOMAIN: Final = b"sessionseal audit v1\n"
@@ -42,6 +47,7 @@ NOT_IN_VAULT: Final = "(not in the vault)"
 WITHHELD: Final = "(withheld)"
 ANCHOR_ID: Final = uuid.UUID(int=5)
 _ZERO: Final = "0" * 64
+ZERO_MAC: Final = _ZERO
 _MAC_SUFFIX_LEN: Final = len(',"mac":""}') + 64
 #: Outcomes a record may have.
 OUTCOMES: Final = ("ok", "denied", "error")
@@ -267,6 +273,58 @@ class Anchor:
     generation: int = 0
 
 
+@dataclass(frozen=True)
+class Chain:
+    """How the chain of a vault whose state is anchored (issue 20) is keyed and anchored: in the
+    key table's state, not in ``anchor.sst``.
+
+    :param keys: the audit keys by master-key epoch (``state.audit_keys``); a record names the
+        epoch of its key in ``k``.  Records without ``k`` are MACed under the vault secret's key.
+    :param head: the anchored head, or None while no record was anchored.
+    :param created: when the vault was made (``vault.json``), RFC 3339, if known.
+    :param sessions: whether the vault holds sessions (a vault with sessions has a history).
+    """
+
+    keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    head: Anchor | None = None
+    created: str | None = None
+    sessions: bool = False
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch new records are MACed under (the newest), or None: the vault secret's key."""
+        return max(self.keys) if self.keys else None
+
+
+def key_epoch(rec: Mapping[str, Any]) -> int | bool | None:
+    """The ``k`` of a record: an epoch, None when it has none, False when it is not an epoch."""
+    k = rec.get("k")
+    if k is None and "k" not in rec:
+        return None
+    return k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else False
+
+
+def mac_key_of(legacy: bytes, chain: Chain | None, rec: Mapping[str, Any]) -> bytes | None:
+    """The MAC key a record names (its ``k``), or None when the vault holds no such key."""
+    k = key_epoch(rec)
+    if k is None:
+        return legacy
+    if k is False or chain is None:
+        return None
+    return chain.keys.get(k)
+
+
+def parse_time(text: Any) -> datetime | None:
+    """A record's ``time`` (or ``vault.json``'s ``created_at``), or None when it is not one."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def rotated_seq(name: str) -> int | None:
     digits = name[6:-4]
     if name.startswith("audit-") and name.endswith(".log") and digits.isascii() and digits.isdigit():
@@ -293,3 +351,53 @@ def complete_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
 def error_outcome(exc: BaseException) -> str:
     """``denied`` for refusals (permissions, keys), ``error`` for everything else."""
     return "denied" if isinstance(exc, UnsafePermissions | KeyStoreError) else "error"
+
+
+#: The fields of a pending record, all required: a refused ``open`` (docs/spec/audit-log.md,
+#: "Pending records").  Anything else in ``pending.log`` is dropped, and counted, when chained.
+PENDING_FIELDS: Final = frozenset(
+    {"action", "outcome", "error", "time", "user", "uid", "pid", "host", "program", "version"}
+)
+
+
+def _error_classes() -> frozenset[str]:
+    from .. import errors
+
+    out: set[str] = set()
+    todo: list[type] = [errors.SessionSealError]
+    while todo:
+        cls = todo.pop()
+        out.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return frozenset(out)
+
+
+def _short_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
+
+
+def refusal(rec: Any, *, owner: tuple[int, str], after: datetime | None, now: datetime) -> Record | None:
+    """*rec* as a pending record may be chained, or None when it is not a refused ``open`` of
+    the fixed shape: exactly :data:`PENDING_FIELDS`, outcome ``denied`` or ``error``, an error
+    class of sessionseal's, the vault owner's uid and user name, a time not before *after* (the
+    last chained record) and not after *now*.  ``pending.log`` carries no MAC: whoever can
+    write the vault directory can write it, so it may say nothing more than that."""
+    if not isinstance(rec, dict) or set(rec) != PENDING_FIELDS:
+        return None
+    when = parse_time(rec["time"])
+    ok = (
+        rec["action"] == "open"
+        and rec["outcome"] in ("denied", "error")
+        and rec["error"] in _error_classes()
+        and type(rec["uid"]) is int
+        and (rec["uid"], rec["user"]) == owner
+        and type(rec["pid"]) is int
+        and rec["pid"] > 0
+        and _short_text(rec["host"], 255)
+        and _short_text(rec["program"], 64)
+        and _short_text(rec["version"], 64)
+        and when is not None
+        and (after is None or when >= after)
+        and when <= now
+    )
+    return dict(rec) if ok else None

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
 from .. import _crypto
 from .._fs import Dir
@@ -12,18 +13,25 @@ from ..errors import UnsupportedVersion
 from ._records import (
     CURRENT,
     FORMAT,
+    ZERO_MAC,
     Anchor,
+    Chain,
     Problem,
     Record,
     VerifyReport,
     canonical_or_none,
     line_spans,
+    mac_key_of,
     parse_json,
+    parse_time,
     record_mac,
     split_line,
 )
 
 Visit = Callable[[Record, str | None], None]
+#: Record 1 may be this much older than ``vault.json``'s ``created_at`` (written just before it,
+#: by the same process): a clock stepped back by NTP in between is not tampering.
+CLOCK_SLACK: Final = timedelta(minutes=5)
 
 
 class ChainCheck:
@@ -33,18 +41,27 @@ class ChainCheck:
     reason once it does not; without it, verification stops at the first error.
     """
 
-    def __init__(self, mac_key: bytes, anchor: Anchor, report: VerifyReport, visit: Visit | None) -> None:
-        self.mac_key = mac_key
-        self.anchor = anchor
+    def __init__(
+        self, legacy_key: bytes, chain: Chain | None, report: VerifyReport, visit: Visit | None, *, sessions: bool
+    ) -> None:
+        self.legacy_key = legacy_key
+        #: The vault's anchored state (issue 20), or None: a vault of before, with ``anchor.sst``.
+        self.chain = chain
+        self.sessions = sessions
+        self.anchor = Anchor()
         self.report = report
         self.visit = visit
-        self.expected, self.prev = anchor.base_seq + 1, anchor.base_mac
+        self.expected, self.prev = 1, ZERO_MAC
+        self.epoch = 0  # the key epoch of the last record: it never goes down along the chain
         self.macs: dict[int, str] = {}
         self.torn: dict[str, Any] | None = None  # an unreadable line, unless a torn-tail record seals it
         self.broken = False  # an error was found: what follows is read (for visit) but not vouched for
 
-    def run(self, d: Dir, names: list[str]) -> VerifyReport:
+    def run(self, d: Dir | None, names: list[str], anchor: Anchor) -> VerifyReport:
+        self.anchor = anchor
+        self.expected, self.prev = anchor.base_seq + 1, anchor.base_mac
         for fi, name in enumerate(names):
+            assert d is not None
             data = d.read(name, max_size=1 << 31)
             last_file = fi == len(names) - 1
             for lineno, (offset, line) in enumerate(line_spans(data), 1):
@@ -59,6 +76,7 @@ class ChainCheck:
             )
             return self.report
         self._check_anchor(names)
+        self._check_history(names)
         return self.report
 
     def _line(self, name: str, lineno: int, offset: int, line: bytes, *, complete: bool, last_file: bool) -> bool:
@@ -107,8 +125,9 @@ class ChainCheck:
             if not _seals(rec, self.torn):
                 return Problem(name, self.torn["line"], None, "bad-line", "a line is not a valid record")
             self.torn = None
-        if not _crypto.constant_time_equal(record_mac(self.mac_key, split[0]).encode(), split[1].encode()):
-            return Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
+        problem = self._mac(name, lineno, rec, split)
+        if problem is not None:
+            return problem
         if isinstance(rec.get("v"), int) and rec["v"] > FORMAT:
             # Authentic, but written by a newer sessionseal: its fields may mean other things.
             raise UnsupportedVersion(
@@ -125,6 +144,30 @@ class ChainCheck:
             return Problem(name, lineno, seq, "out-of-sequence", what)
         if rec.get("prev") != self.prev:
             return Problem(name, lineno, seq, "broken-chain", "it does not follow the record before it")
+        return self._first(name, lineno, rec) if seq == 1 and self.chain is not None else None
+
+    def _mac(self, name: str, lineno: int, rec: Record, split: tuple[bytes, str]) -> Problem | None:
+        """The record's MAC under the key it names (``k``), never older than the last record's."""
+        seq = rec.get("seq")
+        key = mac_key_of(self.legacy_key, self.chain, rec)
+        if key is None:
+            return Problem(name, lineno, seq, "key-epoch", "it names an audit key this vault does not hold")
+        if not _crypto.constant_time_equal(record_mac(key, split[0]).encode(), split[1].encode()):
+            return Problem(name, lineno, seq, "bad-mac", "its MAC does not match (edited or forged)")
+        if (rec.get("k") or 0) < self.epoch:
+            what = "it is MACed under an older audit key than the record before it"
+            return Problem(name, lineno, seq, "key-epoch", what)
+        return None
+
+    def _first(self, name: str, lineno: int, rec: Record) -> Problem | None:
+        """Record 1 of an anchored vault: its ``init``, not older than the vault (a chain that
+        started again is not the vault's history)."""
+        assert self.chain is not None
+        if rec.get("action") != "init":
+            return Problem(name, lineno, 1, "no-init", "record 1 is not the vault's 'init': the chain started again")
+        created, when = parse_time(self.chain.created), parse_time(rec.get("time"))
+        if created is not None and (when is None or when < created - CLOCK_SLACK):
+            return Problem(name, lineno, 1, "before-creation", "record 1 is older than the vault")
         return None
 
     def _fail(self, problem: Problem, rec: Record) -> None:
@@ -138,6 +181,7 @@ class ChainCheck:
         report = self.report
         self.macs[seq] = mac
         self.prev = mac
+        self.epoch = rec.get("k") or 0
         report.first_seq = report.first_seq or seq
         report.last_seq = seq
         report.records += 1
@@ -165,6 +209,22 @@ class ChainCheck:
         elif self.macs.get(anchor.seq, anchor.mac if anchor.seq == anchor.base_seq else "") != anchor.mac:
             report.problems.append(
                 Problem(CURRENT, 0, anchor.seq, "replaced", "it differs from the anchor's (the log was replaced)")
+            )
+
+    def _check_history(self, names: list[str]) -> None:
+        """A log with no record at all, where the vault's history says there were some."""
+        report = self.report
+        if report.records or report.problems or self.anchor.seq > 0:
+            return  # a head with no records is reported as 'truncated'
+        if self.sessions or (self.chain is not None and self.chain.head is not None):
+            report.problems.append(
+                Problem(
+                    names[-1] if names else CURRENT,
+                    0,
+                    None,
+                    "log-missing",
+                    "the vault has a history but its audit log has no record: the log was removed",
+                )
             )
 
 

@@ -32,8 +32,10 @@ from ._common import MAX_SESSION_BYTES
 from ._facade import Vault
 from ._results import (
     CleanupResult,
+    ConfigAccepted,
     ExportResult,
     FormatStatus,
+    HeadStatus,
     ImportResult,
     SearchHit,
     TranscriptOutcome,
@@ -46,8 +48,10 @@ __all__ = [
     "MAX_SESSION_BYTES",
     "Checkpoint",
     "CleanupResult",
+    "ConfigAccepted",
     "ExportResult",
     "FormatStatus",
+    "HeadStatus",
     "ImportResult",
     "Parts",
     "SearchHit",
@@ -66,3 +70,4 @@ VaultInfo.__module__ = "sessionseal"
 VaultStats.__module__ = "sessionseal"
 SearchHit.__module__ = "sessionseal"
 CleanupResult.__module__ = "sessionseal"
+HeadStatus.__module__ = "sessionseal"

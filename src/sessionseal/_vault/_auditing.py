@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from .. import _crypto
 from .._audit import (
     NOT_AN_ID,
     NOT_IN_VAULT,
-    WITHHELD,
+    Anchor,
     AuditLog,
+    Chain,
     Subject,
     VerifyReport,
     actor,
@@ -32,21 +34,184 @@ from .._audit import (
     subject_tag,
 )
 from .._fs import Dir
+from .._keytable import KeyTable
+from .._state import ZERO_MAC, AuditHead, StateChange
 from ..errors import IntegrityError, InvalidInput, SessionSealError, StorageError, UnsafePermissions
 from ._common import parse_id
 from ._context import VaultContext
 from ._keys import Keys
 
+#: The kept head (docs/keychain.md, "The vault's head"): ``sseal-head2:<seq>:<MAC>:<check>``.
+KEPT_PREFIX: Final = "sseal-head2"
+LABEL_KEPT_HEAD: Final = b"sessionseal v1 kept audit head"
+_KEPT_MAC_HEX: Final = 32  # 128 bits of the record's MAC: no forger finds another record for it
+_KEPT_CHECK_HEX: Final = 16  # tells a head of another vault (or a typo) from a rollback, no more
+_MAX_SEQ_DIGITS: Final = 19  # a seq fits in 8 bytes
+_HEX: Final = frozenset("0123456789abcdef")
+_FORKED: Final = (
+    "the vault's audit history holds another record where the head you kept names one: the vault was "
+    "restored from an older copy (or rolled back) and used since"
+)
+
 
 class Auditor:
     """Writes and reads the audit log of one open vault."""
 
-    def __init__(self, ctx: VaultContext, keys: Keys, *, settings: Callable[[], tuple[int, int, bool] | None]) -> None:
+    def __init__(
+        self,
+        ctx: VaultContext,
+        keys: Keys,
+        *,
+        settings: Callable[[], tuple[int, int, bool] | None],
+        created: str | None = None,
+    ) -> None:
+        self._ctx = ctx
         self._vault_id = ctx.vault_id
         self._keys = keys
         self._settings = settings
+        self._created = created  # vault.json's created_at: record 1 may not be older
         self._configured = False
         self.log = AuditLog(ctx.root, ctx.locks, ctx.vault_id, lock_timeout=ctx.lock_timeout)
+
+    # -- the chain and its head in the vault's state (issue 20) ---------------------------------
+
+    def chain(self, table: KeyTable) -> Chain | None:
+        """How *table*'s vault keys and anchors its chain, or None for a vault whose state is not
+        tracked (its head stays in ``anchor.sst``)."""
+        state = table.state
+        if not state.tracked:
+            return None
+        head = state.audit
+        return Chain(
+            keys=state.audit_keys,
+            head=None if head is None else Anchor(head.seq, head.mac, head.base_seq, head.base_mac),
+            created=self._created,
+            sessions=bool(table.session_keys),
+        )
+
+    # -- the kept head: a point of the vault's history, kept outside it (docs/keychain.md) -------
+
+    def _anchored(self, table: KeyTable) -> tuple[int, str]:
+        """The anchored head's (seq, MAC): the key table's state's, or ``anchor.sst``'s in a vault
+        whose state is not tracked; (0, zeros) before any record."""
+        if table.state.tracked:
+            head = table.state.audit
+            return (0, ZERO_MAC) if head is None else (head.seq, head.mac)
+        anchor = self.log.anchored(table.vault_secret)
+        return (0, ZERO_MAC) if anchor is None else (anchor.seq, anchor.mac)
+
+    def _check_of(self, table: KeyTable, seq: int, mac: str) -> str:
+        # Under a key of the vault secret (no rotation changes it): a head of another vault, or a
+        # mistyped one, is told from a head of this vault that its history does not hold.
+        key = _crypto.derive_key(table.vault_secret, LABEL_KEPT_HEAD)
+        return _crypto.hmac_sha256(key, self._vault_id.bytes + seq.to_bytes(8, "big") + mac.encode())[:8].hex()
+
+    def kept_head(self, table: KeyTable) -> str:
+        """``sseal-head2:<seq>:<MAC>:<check>``: the anchored head's record (its seq and the first
+        128 bits of its MAC, which the vault's audit key made), and a check of this vault's.
+
+        Not a counter: every command, reads too, moves the state on, and a restored copy's
+        counter climbs past any number kept. A record of the append-only history is what a copy
+        cannot reach again: restored from before it, the copy has fewer records, or, once used,
+        another record (another MAC, under a key nobody without the vault holds) at that place.
+        """
+        seq, mac = self._anchored(table)
+        mac = mac[:_KEPT_MAC_HEX]
+        return f"{KEPT_PREFIX}:{seq}:{mac}:{self._check_of(table, seq, mac)}"
+
+    def _parse_kept(self, table: KeyTable, kept: str) -> tuple[int, str]:
+        """The (seq, MAC prefix) of a head :meth:`kept_head` printed for this vault.
+
+        :raises InvalidInput: malformed, or not a head of this vault (never echoed).
+        """
+        parts = kept.strip().split(":")
+        if len(parts) != 4 or parts[0] != KEPT_PREFIX:
+            old = parts[0] == "sseal-head1"
+            raise InvalidInput(
+                "that head is of an older format (a state counter, which reads of a restored copy move "
+                "past); run 'sessionseal head show' on the vault you trust and keep the head it prints"
+                if old
+                else "--expect-head takes a head as 'sessionseal head show' prints it (sseal-head2:SEQ:MAC:CHECK)"
+            )
+        _, seq_text, mac, check = parts
+        if not (
+            seq_text.isascii()
+            and seq_text.isdigit()
+            and len(seq_text) <= _MAX_SEQ_DIGITS
+            and len(mac) == _KEPT_MAC_HEX
+            and len(check) == _KEPT_CHECK_HEX
+            and all(c in _HEX for c in mac + check)
+        ):
+            raise InvalidInput(
+                "--expect-head takes a head as 'sessionseal head show' prints it (sseal-head2:SEQ:MAC:CHECK)"
+            )
+        seq = int(seq_text)
+        if not _crypto.constant_time_equal(self._check_of(table, seq, mac).encode(), check.encode()):
+            raise InvalidInput("that head is not one of this vault (its check does not match); check what you kept")
+        return seq, mac
+
+    def descent(self, table: KeyTable, kept: str) -> str | None:
+        """None when the vault's history holds the head *kept* names: its audit chain verifies
+        and holds, at or before the anchored head, that record with that MAC; otherwise why not
+        (one line that does not repeat the head).
+
+        :raises InvalidInput: *kept* is malformed, or not a head of this vault (never echoed).
+        """
+        seq, mac = self._parse_kept(table, kept)
+        # Head 0 (no record yet) is the chain's start: its base, zeros, before any retention.
+        report, anchor, at, adopted = self.log.record_at(
+            table.vault_secret, seq, chain=self.chain(table), sessions=bool(table.session_keys)
+        )
+        if not report.ok:
+            return (
+                "the vault's audit log does not verify ('sessionseal audit verify' says why): nothing in it "
+                "vouches for the head you kept"
+            )
+        if anchor.seq < seq:
+            return (
+                f"the vault's history ends at audit record {max(anchor.seq, 0)}, before the record the head "
+                "you kept names: the vault is older than that head (rolled back, or restored from an older backup)"
+            )
+        if at is None:
+            return (
+                "the audit log's retention removed the record the head you kept names, so the vault can no "
+                "longer show it descends from it: keep a newer head ('sessionseal head show')"
+            )
+        if not _crypto.constant_time_equal(at[:_KEPT_MAC_HEX].encode(), mac.encode()):
+            return _FORKED
+        if adopted:
+            # A kept head names a record its own writer anchored; this one a writer of this copy
+            # found beyond its anchored head and adopted: another copy's log was put back here.
+            return (
+                "the vault's key table never anchored the record the head you kept names (a later writer "
+                "adopted it): a newer audit log was put back over an older copy of the vault"
+            )
+        return None
+
+    def _anchor(self, head: Anchor) -> None:
+        """Make *head* the anchored head, durably (the caller holds the vault lock)."""
+        self._keys.commit(StateChange(audit=AuditHead(head.seq, head.mac, head.base_seq, head.base_mac)))
+
+    def _append(self, many: Sequence[Mapping[str, Any]]) -> None:
+        """Append *many* and anchor the new head with everything the operation noted, at one
+        commit.  Under the vault lock (re-entrant), before the audit lock: the head read from
+        the state and the one written back cannot interleave with another writer's."""
+        with self._ctx.vault_lock():
+            table = self._keys.keytable(fresh=True)
+            chain = self.chain(table)
+            if chain is not None and chain.epoch is None:
+                # Tracked by 'migrate' (a new vault has its key from 'init'): the chain goes on
+                # under a key of the state's, committed before any record uses it.
+                self._keys.commit(StateChange(audit_keys={table.kek_epoch: _crypto.new_key()}))
+                table = self._keys.keytable(fresh=True)
+                chain = self.chain(table)
+            head = self.log.append_many(table.vault_secret, many, chain=chain, anchor_to=self._anchor)
+            if chain is not None:
+                self._anchor(head)
+            else:
+                # What the operation wrote (its sessions' marks) is committed with its record; a
+                # failure keeps the marks for the next commit (they are lower bounds).
+                self._keys.commit()
 
     def record(  # noqa: PLR0912 - one branch per kind of subject
         self,
@@ -78,12 +243,10 @@ class Auditor:
         if detail:
             fields["detail"] = dict(detail)
         try:
-            table = self._keys.keytable()
+            self._keys.keytable()
         except SessionSealError:
-            # No key, no subject: an id or a size must not be written in the clear instead.
-            if session is not None or others:
-                fields["session"] = WITHHELD
-            self.log.append_unkeyed(fields)
+            # The key read that failed recorded the refused open (:meth:`unkeyed_open`): pending
+            # records are refusals of that fixed shape only, never an operation's own record.
             return
         subjects: list[Subject] = []
         if session is not None:
@@ -111,13 +274,27 @@ class Auditor:
             fields["subjects"] = subjects
         self.configure()
         try:
-            self.log.append(table.vault_secret, fields)
+            self._append([fields])
         except (StorageError, UnsafePermissions) as exc:
             # The record of the operation called, which is done: the error must say so.  Records
             # of steps within it ('open', a replacing import's checkpoint) fail it as they are.
             if outcome != "ok" or _running()[:1] != [action]:
                 raise
             raise unrecorded(action, exc, self.log.path.parent) from exc
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Check the chain against its anchored head (:meth:`AuditLog.verify`); *repair* seals a
+        torn last line, under the vault lock when the head is in the vault's state."""
+        lock = self._ctx.vault_lock() if repair else contextlib.nullcontext()
+        with lock:
+            table = self._keys.keytable(fresh=True)
+            return self.log.verify(
+                table.vault_secret,
+                repair=repair,
+                chain=self.chain(table),
+                anchor_to=self._anchor,
+                sessions=bool(table.session_keys),
+            )
 
     def unkeyed_open(self, exc: SessionSealError) -> None:
         self.log.append_unkeyed(
@@ -149,7 +326,7 @@ class Auditor:
                 rec["subjects"] = [Subject("session", key)]
             records.append(rec)
         try:
-            self.log.append_many(self._keys.keytable().vault_secret, records)
+            self._append(records)
         except (StorageError, UnsafePermissions) as exc:
             raise unrecorded(f"the erasure of {len(erased)} session(s)", exc, self.log.path.parent) from exc
 
@@ -187,7 +364,9 @@ class Auditor:
             format 1 records).
         """
         table = self._keys.keytable()
-        records, report = self.log.checked_records(table.vault_secret)
+        records, report = self.log.checked_records(
+            table.vault_secret, chain=self.chain(table), sessions=bool(table.session_keys)
+        )
         tags: dict[str, tuple[uuid.UUID, bytes]] | None = None
 
         def by_tag() -> dict[str, tuple[uuid.UUID, bytes]]:

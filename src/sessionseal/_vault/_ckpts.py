@@ -194,6 +194,7 @@ class Checkpoints:
         self, name: str, sid: uuid.UUID, log: _container.SessionLog, body: bytes, label: str | None, *, reason: str
     ) -> Checkpoint:
         """Write a checkpoint of *body* (the document of *log*); the caller holds the session lock."""
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         files = self.files(name)
         number = files[-1][0] + 1 if files else 1
         taken = {c.name for c in self.list(sid, files)}

@@ -11,9 +11,13 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from .. import _container
 from ..errors import IntegrityError, InvalidInput, SessionNotFound, SessionSealError
+
+if TYPE_CHECKING:
+    from .._fs import Dir
 
 #: Largest serialized session accepted (a single AES-GCM message is limited to 2 GiB).
 MAX_SESSION_BYTES: Final = 512 << 20
@@ -84,3 +88,13 @@ def stored_shape() -> Iterator[None]:
         raise
     except (AttributeError, LookupError, TypeError, ValueError, ArithmeticError, RecursionError):
         raise IntegrityError(INTEGRITY) from None
+
+
+def read_header(d: Dir, fname: str) -> _container.Header | None:
+    """The unverified header of the container file *fname* in *d*; None when the file is gone,
+    unreadable or not a container (damage is for 'verify')."""
+    try:
+        prefix, _ = d.read_prefix(fname, _container.HEADER_SIZE)
+        return _container.parse_unverified_header(prefix)
+    except (FileNotFoundError, IntegrityError, OSError, SessionSealError):
+        return None

@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -47,6 +48,8 @@ class VaultContext:
         #: Guards what this process caches (the key table, the index), after the vault lock.
         self.mutex = threading.RLock()
         self.lock_timeout = lock_timeout()
+        #: The thread of this process that holds the vault lock, if one does.
+        self._vault_holder: int | None = None
 
     def cleanup_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """One cleanup at a time; taken before any session lock."""
@@ -60,10 +63,31 @@ class VaultContext:
         t = self.lock_timeout if timeout is None else timeout
         return lock(self.locks.path / f"{name}.lock", timeout=t, what=f"session {session_id}")
 
-    def vault_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
-        """The lock of the vault-wide files (key table, index, config); taken after session locks."""
+    @contextlib.contextmanager
+    def vault_lock(self, *, timeout: float | None = None) -> Iterator[None]:
+        """The lock of the vault-wide files (key table, index, config); taken after session locks.
+
+        Re-entrant within a thread: every audited operation ends by anchoring the audit log's
+        head in the key table under this lock (issue 20), some while they hold it already.
+        Another thread of the process waits for it as another process does (``flock`` locks
+        belong to the open file, and each acquisition opens the lock file anew).
+        """
+        me = threading.get_ident()
+        if self._vault_holder == me:
+            yield
+            return
         t = self.lock_timeout if timeout is None else timeout
-        return lock(self.locks.path / "vault.lock", timeout=t, what="the vault")
+        with lock(self.locks.path / "vault.lock", timeout=t, what="the vault"):
+            self._vault_holder = me
+            try:
+                yield
+            finally:
+                self._vault_holder = None
+
+    @property
+    def holds_vault_lock(self) -> bool:
+        """Whether this thread holds the vault lock."""
+        return self._vault_holder == threading.get_ident()
 
     def session_files(self) -> list[str]:
         """The names in ``sessions/`` that are session files (not temp files), unordered."""

@@ -2,9 +2,11 @@
 and the sweeps of what killed writers and cut-short erasures leave behind (docs/secure-deletion.md,
 docs/retention.md).
 
-Never removes data on inference: a session file goes only once its key has left the key table
-(or when the table holds none and it is at its own name), a temp file only once its writer is
-dead.  Lock order: the cleanup lock, then session locks, then the vault lock.
+Never removes data on inference: a session or checkpoint file goes when the erasure that takes
+its key out of the key table overwrites it, or later only if that erasure recorded its tomb
+(:func:`entomb`; docs/reliability.md, "Erasure is explicit"), a temp file only once its writer
+is dead.  A keyless file without a tomb is reported, never removed.  Lock order: the cleanup
+lock, then session locks, then the vault lock.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _container, _keystore
+from .. import _checkpoints, _keystore
 from .._audit import AUDIT_DIR
 from .._container import Kind
+from .._fs import Dir
 from .._keytable import KeyTable
-from ..errors import IntegrityError, InvalidInput, LockTimeout, SessionSealError
+from .._state import StateChange, tomb_of
+from ..errors import InvalidInput, LockTimeout, SessionSealError
 from . import _common
 from ._ckpts import Checkpoints
 from ._common import SUFFIX, no_session
@@ -70,6 +74,7 @@ class Erasure:
     def delete(self, sid: uuid.UUID) -> None:
         """Crypto-erase a session (:meth:`Vault.delete`), and record it (under its lock)."""
         name = self._keys.file_name(sid)
+        self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
         with self._ctx.session_lock(name, sid):
             has_file = self._ctx.sessions.exists(name + SUFFIX)
             # A link, device or foreign file at its names is refused before anything is erased:
@@ -77,6 +82,7 @@ class Erasure:
             self._ctx.sessions.check(name + SUFFIX)
             for _, fname in self._checkpoints.files(name):
                 self._ctx.ckpts.check(fname)
+            files = self.files_of(name)
             with self._ctx.vault_lock(), self._ctx.mutex:
                 table = self._keys.keytable(fresh=True)
                 if sid not in table.session_keys and not has_file:
@@ -85,20 +91,51 @@ class Erasure:
                 erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
                     del table.session_keys[sid]
+                    entomb(table, {sid: files})
                     epoch = self._keys.rotate_or_forget(table)
             # The session is gone once the rotation is durable; overwriting is best effort, and a
-            # file left behind is removed by 'verify --repair' or the next cleanup (its key is gone).
-            try:
-                shredded = self._ctx.sessions.shred(name + SUFFIX)
-                self._checkpoints.shred_all(name)
-            except SessionSealError:
-                shredded = False
+            # file left behind is removed by 'verify --repair' or the next cleanup (its tomb is
+            # in the rotated table).  The files of a session whose key was gone already (an
+            # earlier delete cut short, or a key table put back) go too: their owner named them.
+            shredded = self.shred_files(files)
             # Not the number of checkpoints: it measures the erased session (docs/spec/audit-log.md).
             detail = {"epoch": epoch, "overwritten": shredded}
             # By tag only; a file without a key (an earlier delete cut short) is named by nothing.
             self._audit("delete", session=sid, session_key=erased_key, detail=detail)
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
+
+    def files_of(self, name: str) -> list[tuple[Dir, str, bytes | None]]:
+        """A session's files (its session file, then its checkpoints) with the tomb of each (None:
+        not a container: nothing later could tell it from damage).  The caller holds the session's
+        lock, so they stay as they are until they are overwritten."""
+        out: list[tuple[Dir, str, bytes | None]] = []
+        places = [(self._ctx.sessions, name + SUFFIX)] + [
+            (self._ctx.ckpts, f) for _, f in self._checkpoints.files(name)
+        ]
+        for d, fname in places:
+            if not d.exists(fname):
+                continue
+            header = _common.read_header(d, fname)
+            out.append((d, fname, None if header is None else tomb_of(header.raw)))
+        return out
+
+    def shred_files(self, files: Sequence[tuple[Dir, str, bytes | None]]) -> bool:
+        """Overwrite and unlink an erased session's *files* (best effort), and note the tombs of
+        those that went (committed with the operation's audit record).  Returns whether the
+        session file was overwritten."""
+        overwritten, untombs = False, set()
+        for d, fname, tomb in files:
+            try:
+                done = d.shred(fname)
+            except SessionSealError:
+                continue
+            overwritten |= done and d is self._ctx.sessions
+            if tomb is not None:
+                untombs.add(tomb)
+        if untombs:
+            self._keys.note(StateChange(untombs=untombs))
+        return overwritten
 
     def rekey(self, *, from_keyring_file: bool) -> tuple[int, int, int]:
         """Rotate the master key (:meth:`Vault.rekey`); returns the old and new epochs and how
@@ -143,7 +180,16 @@ class Erasure:
             )
         summaries, problems = self._summaries()
         plan = plan_retention(summaries, policy, now or _common.now())
-        plan.orphans = len(self.orphans(self._keys.keytable(fresh=True)))
+        table = self._keys.keytable(fresh=True)
+        orphans, others = self.orphans(table)
+        orphan_ckpts, other_ckpts = self.orphan_checkpoints(table)
+        plan.orphans = len(orphans) + len(orphan_ckpts)
+        plan.keyless = others + other_ckpts
+        if plan.keyless:
+            plan.warnings.append(
+                f"{plan.keyless} file(s) have no key in the key table and no record of an erasure (missing-key); "
+                "they were left alone: run 'sessionseal verify'"
+            )
         if problems:
             plan.warnings.append(f"{len(problems)} unreadable session file(s) were left alone; run 'sessionseal list'")
         return plan
@@ -151,6 +197,7 @@ class Erasure:
     def cleanup_locked(
         self, plan: CleanupPlan, progress: Callable[[int, int], None] | None, *, auto: bool
     ) -> CleanupResult:
+        self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
         result = CleanupResult(plan=plan)
         todo = plan.remove
         for start in range(0, len(todo), CLEANUP_BATCH):
@@ -202,50 +249,65 @@ class Erasure:
                 ready.append((d, name))
             if not ready:
                 return
+            # Each file's tomb, read under the session locks: what the rotation records as left
+            # to overwrite (the only keyless files a later sweep may remove).
+            files = {d.session.id: self.files_of(name) for d, name in ready}
             with self._ctx.vault_lock(), self._ctx.mutex:
                 table = self._keys.keytable(fresh=True)
                 # Each erased session's key, for the tag of its 'delete' record only.
                 gone = {d.session.id: table.session_keys.pop(d.session.id, None) for d, _ in ready}
+                # A session whose key went meanwhile (another process erased it) is not ours to
+                # overwrite: its eraser recorded what it left, or nothing proves it erased.
+                entomb(table, {sid: files[sid] for sid, key in gone.items() if key is not None})
                 result.epoch = self._keys.rotate_or_forget(table)
             erased: list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
-            for d, name in ready:
+            for d, _ in ready:
+                sid = d.session.id
+                if gone[sid] is None:
+                    result.skipped.append((sid, "gone"))
+                    continue
                 # The session is gone once the rotation is durable; overwriting is best effort
-                # and a file left behind is swept by the next cleanup (its key is gone).
-                try:
-                    overwritten = self._ctx.sessions.shred(name + SUFFIX)
-                    self._checkpoints.shred_all(name)
-                except SessionSealError:
-                    overwritten = False
-                    result.warnings.append(f"session {d.session.id}: its files could not be overwritten")
-                result.removed.append(d.session.id)
+                # and a file left behind is swept by the next cleanup (its tomb is recorded).
+                overwritten = self.shred_files(files[sid])
+                if any(d_.exists(f) for d_, f, _ in files[sid]):
+                    result.warnings.append(f"session {sid}: its files could not be overwritten")
+                result.removed.append(sid)
                 result.bytes_freed += d.session.size_stored
                 detail = {"cleanup": True, "rule": d.rule, "epoch": result.epoch, "overwritten": overwritten}
-                erased.append((d.session.id, gone.get(d.session.id), detail))
+                erased.append((sid, gone[sid], detail))
             self._audit_erasures(erased)
 
-    def orphans(self, table: KeyTable) -> list[tuple[str, uuid.UUID]]:
-        """Session files whose key is no longer in *table*: left by a delete killed between
-        its rotation and its overwrite.  Only files at their own name count; anything else is
-        damage for 'verify', not ours to remove."""
+    def orphans(self, table: KeyTable) -> tuple[list[tuple[str, uuid.UUID]], int]:
+        """Session files whose key is not in *table*, at their own name: those whose tomb is in
+        the state (left by a delete killed between its rotation and its overwrite), and how many
+        others there are.  Only the former are ever removed: a keyless file without a tomb may
+        be a session whose key a key table put back from an older backup lacks (``missing-key``
+        for 'verify'), and a file at another name is damage; neither is ours to remove."""
         out: list[tuple[str, uuid.UUID]] = []
+        others = 0
         for fname in sorted(self._ctx.sessions.names()):
             if not fname.endswith(SUFFIX) or fname.startswith("."):
                 continue
-            sid = self.orphan_id(fname, table)
-            if sid is not None:
+            found = self.keyless(fname, table)
+            if found is None:
+                continue
+            sid, tomb = found
+            if tomb is not None:
                 out.append((fname, sid))
-        return out
+            else:
+                others += 1
+        return out, others
 
-    def orphan_id(self, fname: str, table: KeyTable) -> uuid.UUID | None:
-        try:
-            prefix, _ = self._ctx.sessions.read_prefix(fname, _container.HEADER_SIZE)
-            header = _container.parse_unverified_header(prefix)
-        except (IntegrityError, OSError, SessionSealError):
+    def keyless(self, fname: str, table: KeyTable) -> tuple[uuid.UUID, bytes | None] | None:
+        """A session file at its own name whose key is not in *table*: its id, and its tomb if
+        the state holds it (else None); None for anything else."""
+        header = _common.read_header(self._ctx.sessions, fname)
+        if header is None:
             return None
         sid = header.object_id
         if header.kind != Kind.SESSION or sid in table.session_keys or self._keys.file_name(sid) + SUFFIX != fname:
             return None
-        return sid
+        return sid, tomb_of(header.raw) if self._keys.tombed(header.raw) else None
 
     def sweep_orphans(self) -> int:
         # Under the vault lock no key is added, and a session's key is in the table before its
@@ -253,42 +315,61 @@ class Erasure:
         removed = 0
         with self._ctx.vault_lock(), self._ctx.mutex:
             table = self._keys.keytable(fresh=True)
-            for fname, sid in self.orphans(table):
+            orphans, _ = self.orphans(table)
+            for fname, sid in orphans:
                 try:
                     with self._ctx.session_lock(fname[: -len(SUFFIX)], sid, timeout=0):
-                        if self.orphan_id(fname, table) != sid:
+                        found = self.keyless(fname, table)  # again, under its lock
+                        if found is None or found[0] != sid or found[1] is None:
                             continue
                         overwritten = self._ctx.sessions.shred(fname)
                 except SessionSealError:
                     continue
                 removed += 1
+                self._keys.note(StateChange(untombs={found[1]}))
                 detail = {"cleanup": True, "rule": "orphan", "overwritten": overwritten}
                 self._audit("delete", session=sid, detail=detail)
             removed += self.sweep_orphan_checkpoints(table)
+        self._keys.commit()  # the tombs of what went (the records above committed most already)
         return removed
 
-    def sweep_orphan_checkpoints(self, table: KeyTable) -> int:
-        """Checkpoint files whose session's key is gone (a delete killed before it reached
-        them): undecryptable already, overwritten and removed here.  The caller holds the
-        vault lock; session locks are taken without waiting, as above."""
-        removed = 0
+    def orphan_checkpoints(self, table: KeyTable) -> tuple[list[tuple[str, uuid.UUID, str, bytes]], int]:
+        """Checkpoint files whose session's key is not in *table*, at their own name: those whose
+        tomb is in the state (file, session id, session file stem, tomb), and how many others."""
+        out: list[tuple[str, uuid.UUID, str, bytes]] = []
+        others = 0
         for fname in sorted(self._ctx.ckpts.names()):
             if not fname.endswith(_checkpoints.CKPT_SUFFIX) or fname.startswith("."):
                 continue
-            try:
-                prefix, _ = self._ctx.ckpts.read_prefix(fname, _container.HEADER_SIZE)
-                header = _container.parse_unverified_header(prefix)
-            except (IntegrityError, OSError, SessionSealError):
+            header = _common.read_header(self._ctx.ckpts, fname)
+            if header is None:
                 continue
             sid, name = header.object_id, self._keys.file_name(header.object_id)
             if header.kind != Kind.CHECKPOINT or sid in table.session_keys:
                 continue
             if _checkpoints.number_of(name, fname) != header.generation:
                 continue  # not at its own name: damage for 'verify', not ours to remove
+            if self._keys.tombed(header.raw):
+                out.append((fname, sid, name, tomb_of(header.raw)))
+            else:
+                others += 1
+        return out, others
+
+    def sweep_orphan_checkpoints(self, table: KeyTable) -> int:
+        """Checkpoint files an erasure left to overwrite (a delete killed before it reached
+        them): undecryptable already, overwritten and removed here.  The caller holds the
+        vault lock; session locks are taken without waiting, as above."""
+        removed = 0
+        orphans, _ = self.orphan_checkpoints(table)
+        for fname, sid, name, tomb in orphans:
             try:
                 with self._ctx.session_lock(name, sid, timeout=0):
+                    header = _common.read_header(self._ctx.ckpts, fname)
+                    if header is None or tomb_of(header.raw) != tomb:
+                        continue  # replaced since it was listed
                     if self._ctx.ckpts.shred(fname):
                         removed += 1
+                        self._keys.note(StateChange(untombs={tomb}))
             except SessionSealError:
                 continue
         return removed
@@ -351,3 +432,11 @@ class Erasure:
             finally:
                 audit_dir.close()
         return removed
+
+
+def entomb(table: KeyTable, erased: Mapping[uuid.UUID, Sequence[tuple[Dir, str, bytes | None]]]) -> None:
+    """Record in *table*'s state, before the rotation that erases the sessions writes it, a tomb
+    for each file they leave to overwrite, and drop their marks: the rotation and the record of
+    what it left are one atomic write.  An untracked table records nothing (docs/secure-deletion.md)."""
+    tombs = {t for files in erased.values() for _, _, t in files if t is not None}
+    table.state.apply(StateChange(tombs=tombs, unmarks={sid.bytes for sid in erased}))

@@ -25,9 +25,7 @@ from .._checkpoints import Checkpoint
 from .._fields import SessionStatus
 from .._fs import Dir
 from .._index import (
-    entry_of,
     list_json,
-    stamp_of,
     to_builtins,
 )
 from .._keystore import KeyProvider
@@ -37,25 +35,20 @@ from .._query import ListQuery, SortKey
 from ..errors import (
     IntegrityError,
     InvalidInput,
-    SessionNotFound,
     SessionSealError,
 )
-from . import _edits, _opening
+from . import _edits, _marks, _opening
 from ._auditing import audited_by
-from ._common import (
-    INTEGRITY,
-    MAX_SESSION_BYTES,
-    SUFFIX,
-    no_session,
-    parse_id,
-)
+from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
 from ._importer import audit_of
 from ._listing import stats_of, summaries_adapter
 from ._results import (
     CleanupResult,
+    ConfigAccepted,
     ExportResult,
     FormatStatus,
+    HeadStatus,
     ImportResult,
     SearchHit,
     TranscriptOutcome,
@@ -96,7 +89,7 @@ class Vault:
             checkpoint=self.checkpoint,
             save_model=self._save_model,
             config=self.config,
-            reindex=self.reindex,
+            reindex=lambda: self._reindex(accept=False),
         )
         self._keys, self._settings, self._auditor = parts.keys, parts.settings, parts.auditor
         self._audit_log, self._index_cache, self._store = parts.audit_log, parts.index, parts.store
@@ -172,6 +165,8 @@ class Vault:
 
     def close(self) -> None:
         """Release the vault's directory descriptors (the cached keys stay for the process)."""
+        with contextlib.suppress(SessionSealError):
+            self.parts.keys.commit()  # marks of an operation that wrote no record (it failed first)
         self._audit_log.close()
         self._ctx.close()
 
@@ -219,7 +214,7 @@ class Vault:
     @_audited("audit.verify")
     def verify_audit(self, *, repair: bool = False) -> VerifyReport:
         """Check the audit log's MAC chain against its anchor (*repair*: seal a torn last line first)."""
-        report = self._audit_log.verify(self._keys.keytable().vault_secret, repair=repair)
+        report = self._auditor.verify(repair=repair)
         outcome = "ok" if report.ok else "error"
         self._audit(
             "audit.verify",
@@ -233,24 +228,23 @@ class Vault:
 
     @_audited("config.show")
     def config(self) -> VaultConfig:
-        """The vault's configuration (defaults when none was set); audited.
-
-        :raises IntegrityError: the stored configuration was modified.
-        """
-        cfg = self._settings.read()
+        """The configuration as stored, recorded or not (defaults when none); audited; IntegrityError: modified."""
+        cfg = self._settings.read(checked=False)
         self._audit("config.show")
         return cfg
 
     @_audited("config.set")
     def set_config(self, config: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:
-        """Validate and store a new configuration atomically; return it.
-
-        :raises InvalidInput: the document is not a valid configuration (nothing is changed).
-        """
+        """Validate and store a new configuration atomically; return it (InvalidInput: nothing is changed)."""
         old, new = self._settings.store(config, schedule_auto=self._erasure.schedule_auto)
         self._auditor.reconfigure()  # the audit settings may have changed
         self._audit("config.set", detail=change_detail(old, new))
         return new
+
+    @_audited("config.accept")
+    def accept_config(self) -> ConfigAccepted:
+        """Record ``config.sst`` as it is (or its absence) as the vault's config (docs/api.md); audited."""
+        return self._settings.accept(self._auditor)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -359,18 +353,15 @@ class Vault:
 
     @_audited("reindex")
     def reindex(self) -> int:
-        """Rebuild the index from the session files; return the number of sessions indexed."""
-        with self._ctx.vault_lock(), self._ctx.mutex:
-            entries = []
-            for fname in sorted(self._ctx.session_files()):
-                try:
-                    stamp = stamp_of(os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False))
-                    entries.append((fname, entry_of(self._store.read_summary(fname)), stamp))
-                except (SessionNotFound, IntegrityError, OSError):
-                    continue
-            index = self._index_cache.rebuild(entries)
-        self._audit("reindex", detail={"reason": "asked", "sessions": len(index.entries)})
-        return len(index.entries)
+        """Rebuild the index from the session files, accepting them as they are (a file below its
+        mark, rolled back or cut, lowers the mark to it); returns the number of sessions indexed."""
+        return self._reindex(accept=True)
+
+    @_audited("reindex")
+    def _reindex(self, *, accept: bool) -> int:  # without *accept*: verify --repair, migrate
+        n, detail = _marks.reindex(self._ctx, self._keys, self._store, self._index_cache, accept=accept)
+        self._audit("reindex", detail=detail)
+        return n
 
     # -- export and import (issue 8; _export.py, docs/spec/bundle-v1.md) -------------------
 
@@ -493,8 +484,7 @@ class Vault:
 
     @_audited("passphrase.change")
     def change_passphrase(self, new_passphrase: str | bytes | Callable[[], str | bytes]) -> bool:
-        """Re-wrap a passphrase vault's master keys under *new_passphrase*; return whether
-        the old key file's content was overwritten.
+        """Re-wrap a passphrase vault's master keys under *new_passphrase*; whether the old key file was overwritten.
 
         :raises InvalidInput: a keychain vault, or the new passphrase is empty or the current one.
         :raises WrongPassphrase: the current passphrase is wrong (audited as denied).
@@ -612,8 +602,7 @@ class Vault:
         """Append *events* to a stored session; return how many were appended.
 
         :raises SessionNotFound: no such session.
-        :raises InvalidInput: an event is invalid (nothing is appended), or the session
-            would grow over the size limit.
+        :raises InvalidInput: an event is invalid (nothing is appended), or the session would grow over the size limit.
         """
         sid = parse_id(session_id)
         items = builtins.list(events)
@@ -623,8 +612,7 @@ class Vault:
 
     @_audited("append", by_id=True)
     def _append_ops(self, sid: uuid.UUID, ops: builtins.list[dict[str, Any]], events: int) -> int:
-        """Sanitize and append operations already validated by :func:`_events.parse_events`
-        (a recorder validates each event as it is added, not again at its flush)."""
+        """Sanitize and append operations validated by :func:`_events.parse_events` (a recorder's: as each came)."""
         nbytes, counts = self._store.append(sid, ops, touch=True)
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": events})
         return events
@@ -728,7 +716,7 @@ class Vault:
     def stats(self) -> VaultStats:
         """Counts by status, sizes, oldest and newest, and warnings."""
         summaries, problems = self._listing.summaries()
-        result = stats_of(summaries, problems, self._settings.read().retention.warn_size)
+        result = stats_of(summaries, problems, self._settings.read(checked=False).retention.warn_size)
         # Not the bytes stored: two totals around an erasure would give the erased session's size.
         self._audit("stats", detail={"sessions": result.sessions})
         return result
@@ -768,6 +756,10 @@ class Vault:
     def info(self) -> VaultInfo:
         """Describe the vault without needing its key."""
         return _opening.describe(self._ctx, self._doc, self._provider, self._audit_log.path)
+
+    def head(self, *, accept: bool = False) -> HeadStatus:
+        """The vault's head against the keychain's; *accept* a deliberate restore (audited; docs/keychain.md)."""
+        return self._keys.head_status(accept=accept, kept=self._auditor)
 
     def destroy(self) -> None:
         """Remove the vault's master key from the key store (audited first)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .._index import INDEX_FILE, Entry, Index, OtherFormat, Stamp
 from .._keystore import MasterKeys
 from .._keytable import KeyTable
+from .._state import StateChange
 from ..errors import IntegrityError, SessionSealError
 from ._common import parse_id, timestamp
 from ._context import VaultContext
@@ -46,6 +47,11 @@ class IndexCache:
                 return None, "format"  # written by another version of sessionseal
             except (IntegrityError, SessionSealError):
                 return None, "damaged"
+            if self.cached.generation < self.anchored():
+                # Older than the last index this vault wrote: a backup put back.  Only a cache
+                # (the marks hold the sessions' versions), rebuilt like a missing one.
+                self.cached = None
+                return None, "rolled-back"
             return self.cached, None
 
     def load(self, master: MasterKeys, *, parse: bool = True) -> Index:
@@ -90,7 +96,10 @@ class IndexCache:
 
     def rebuild(self, entries: Iterable[tuple[str, Entry, Stamp]]) -> Index:
         """Write a new index of *entries*; the caller holds the vault lock and the mutex."""
-        index = Index(vault_id=self._ctx.vault_id, generation=self.cached.generation if self.cached else 0)
+        self._keys.keytable(fresh=True)  # the generation other processes anchored, too
+        # Numbered above every index this vault wrote: a rebuilt index is no rollback.
+        generation = max(self.cached.generation if self.cached else 0, self.anchored())
+        index = Index(vault_id=self._ctx.vault_id, generation=generation)
         for n, doc, s in entries:
             index.entries[n], index.stamps[n] = doc, s
         self.write(index)
@@ -101,6 +110,16 @@ class IndexCache:
         table = self._keys.keytable(fresh=True)
         index.write(self._ctx.root, self._keys.kek(table.kek_epoch), table.kek_epoch)
         self.cached = index
+        # Anchored under the same hold of the vault lock (issue 20): an older index put back is
+        # then seen ('index-rollback'), and the next rewrite, by any process, numbers above it.
+        self._keys.commit(StateChange(index=index.generation))
+
+    def anchored(self) -> int:
+        """The generation of the last index rewrite the vault anchored (0: untracked, or the key
+        table not read yet: it is never read from here, under the mutex, which its first read
+        would take the vault lock after)."""
+        table = self._keys.table
+        return table.state.index if table is not None and table.state.tracked else 0
 
     def put(self, fname: str, doc: Entry, stamp: Stamp) -> None:
         """Record a session write; best effort (a lost update is found and mended by the next listing)."""
@@ -177,3 +196,4 @@ class IndexCache:
                     index.stamps.pop(name, None)
             index.write(ctx.root, master.keys[table.kek_epoch], table.kek_epoch)
             self.cached = index
+            self._keys.note(StateChange(index=index.generation))  # anchored with the rotation's record

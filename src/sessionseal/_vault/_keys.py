@@ -3,11 +3,23 @@ from the vault secret (docs/design.md, "Keys").
 
 The only component that reads or writes ``keytable.sst`` or calls the key provider.  Rotation
 takes the index with it (the index names sessions): the facade hands down the index's reseal.
+
+It also keeps **the vault's head outside the vault** (issue 20; docs/keychain.md): a key store
+outside the vault (the keychain: ``keeps_head``) holds, beside the master key, the state counter
+of the last head write; the state records each write as ``head = (counter, time)``.  A table
+whose recorded head is below the key store's is older than one the vault has had: the vault (or
+its key table) was rolled back.  The head is written after the state delta that records it, so
+a crash between the two leaves the key store *behind* the table (not a rollback: the next write
+catches up), never ahead of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, cast
@@ -15,19 +27,41 @@ from typing import Any, Final, Protocol, cast
 from .. import _crypto, _keystore
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KeyTable
-from ..errors import InvalidInput, KeyNotFound, KeyStoreError, SessionSealError
+from .._state import StateChange, VaultState, tomb_of
+from ..errors import InvalidInput, KeyNotFound, KeyStoreError, SessionSealError, VaultRolledBack
 from ._common import no_session
 from ._context import VaultContext
+from ._results import HeadStatus
 
 LABEL_NAMES: Final = b"sessionseal v1 file names"
 LABEL_FINGERPRINT: Final = b"sessionseal v1 redaction fingerprints"
 LABEL_CONFIG: Final = b"sessionseal v1 config"
+#: Seconds between two head writes to the key store (0: at every commit); every rotation writes one.
+HEAD_INTERVAL_ENV: Final = "SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL"
+DEFAULT_HEAD_INTERVAL: Final = 60.0
+
+
+def head_interval() -> float:
+    """``SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL`` seconds, or 60 (unset, unparsable or negative)."""
+    try:
+        value = float(os.environ.get(HEAD_INTERVAL_ENV, ""))
+    except ValueError:
+        return DEFAULT_HEAD_INTERVAL
+    return value if math.isfinite(value) and value >= 0 else DEFAULT_HEAD_INTERVAL
 
 
 class AuditFn(Protocol):
     """Writes one audit record (:meth:`Auditor.record`)."""
 
     def __call__(self, action: str, *, detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+class KeptHeads(Protocol):
+    """The kept head of a vault (:class:`~._auditing.Auditor`): a record of its audit history."""
+
+    def kept_head(self, table: KeyTable) -> str: ...
+
+    def descent(self, table: KeyTable, kept: str) -> str | None: ...
 
 
 class Keys:
@@ -51,6 +85,11 @@ class Keys:
         self.table: KeyTable | None = None
         self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
         self._names_key: bytes | None = None
+        #: State changes of the operation in progress, committed with its audit record.
+        self._pending = StateChange()
+        #: The key store's head when the table was found older than it (0: not found so).
+        self._behind = 0
+        self._refusal_recorded = False
 
     def master(self) -> MasterKeys:
         return self.provider.load(self._ctx.vault_id)
@@ -64,9 +103,14 @@ class Keys:
             try:
                 table = self.load_keytable(fresh=fresh)
             except SessionSealError as exc:
-                with contextlib.suppress(Exception):
-                    self._audit_unkeyed(exc)
+                # One refusal per failure to get the key, not one per read that retries it (the
+                # failed operation's own record reads again): recorded until a read succeeds.
+                if not self._refusal_recorded:
+                    self._refusal_recorded = True
+                    with contextlib.suppress(Exception):
+                        self._audit_unkeyed(exc)
                 raise
+            self._refusal_recorded = False
             self._audit("open", detail={"key_provider": self.provider.name})
             self.try_finish_rotation()
             return table
@@ -93,16 +137,34 @@ class Keys:
         # A key file a killed rotation was writing may still hold old master keys: shred it.
         root.sweep_temp()
         master = self.fresh_master()
+        self._judge_head(master, table, raise_behind=True)
         epoch = max(master.keys) + 1  # above any epoch a killed rotation may have left behind
         key = _crypto.new_key()
         # Only the table's key and the new one: the key store never holds more than two.
         table_epoch, old_key = table.kek_epoch, master.keys[table.kek_epoch]
-        self.provider.store(vault_id, MasterKeys({table_epoch: old_key, epoch: key}))
-        table.write(root, key, epoch)
+        self.provider.store(vault_id, MasterKeys({table_epoch: old_key, epoch: key}, master.head))
+        state, head = table.state, master.head
+        recorded = state.head
+        if self._keeps_head(table):
+            # Every rotation writes the head: the new table records it, then the key store keeps it.
+            head = state.counter + 1  # the counter of the full state frame the rewrite appends
+            state.head = (head, int(time.time()))
+        if state.tracked:
+            # The audit log's MAC key follows the master key (docs/spec/audit-log.md, "Keys"): a
+            # fresh one per epoch, so an older master key (a key-store backup, an erased epoch)
+            # cannot MAC records of this epoch or later.
+            state.audit_keys[epoch] = _crypto.new_key()
+        try:
+            table.write(root, key, epoch)
+        except BaseException:
+            state.head = recorded
+            if state.tracked and table.kek_epoch != epoch:
+                state.audit_keys.pop(epoch, None)  # not on disk: no record may use it
+            raise
         # The index names sessions (titles, tags): it follows the table to the new key, without
         # the erased ones, before the old key goes.
         self._reseal_index(MasterKeys({table_epoch: old_key, epoch: key}), table)
-        self.provider.store(vault_id, MasterKeys({epoch: key}))
+        self.provider.store(vault_id, MasterKeys({epoch: key}, head))
         self._held_epochs = frozenset({epoch})
         return epoch
 
@@ -124,8 +186,13 @@ class Keys:
         table = self.load_keytable(fresh=True)
         if set(master.keys) == {table.kek_epoch}:
             return False
+        # A rolled-back table may be of an older epoch than the key store's newest: dropping
+        # the others would lose the key of the vault as it was.  Left for 'head accept'.
+        if not self._judge_head(master, table):
+            return False
+        head = max(master.head, table.state.head[0]) if self._keeps_head(table) else master.head
         self._reseal_index(master, table)  # a rotation killed between the table and the index
-        self.provider.store(self._ctx.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}))
+        self.provider.store(self._ctx.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}, head))
         self._held_epochs = frozenset({table.kek_epoch})
         return True
 
@@ -139,10 +206,171 @@ class Keys:
                 if self.finish_rotation():
                     self._audit("rekey.finish", detail={"epoch": self.table.kek_epoch})
 
+    # -- the anchored state (issue 20; :mod:`.._state`) ---------------------------------------
+
+    def state(self, *, fresh: bool = False) -> VaultState:
+        """The vault's anchored state, as the key table holds it."""
+        return self.keytable(fresh=fresh).state
+
+    def tombed(self, header_raw: bytes) -> bool:
+        """Whether the container file whose header is *header_raw* was left to overwrite by an
+        erasure (its tomb is in the state): the only keyless files ever removed.  An untracked
+        vault recorded no erasure: none of its files is."""
+        state = self.keytable().state
+        return state.tracked and tomb_of(header_raw) in state.tombs
+
+    def note(self, change: StateChange) -> None:
+        """Hold *change* until the operation commits (:meth:`commit`): a mark written with the
+        operation's audit record costs no append of its own."""
+        with self._ctx.mutex:
+            self._pending.update(change)
+
+    def commit(self, change: StateChange | None = None) -> None:
+        """Append what was noted, and *change*, to the state in the key table: durable on
+        return.  Takes the vault lock (re-entrant); the table is brought up to date first by
+        reading only what other processes appended since."""
+        ctx = self._ctx
+        with ctx.mutex:
+            pending, self._pending = self._pending, StateChange()
+        if change is not None:
+            pending.update(change)
+        if not pending:
+            return
+        try:
+            with ctx.vault_lock(), ctx.mutex:
+                table = self.keytable(fresh=True)
+                master = self._head_due(table)
+                if master is not None:
+                    pending.head = (table.state.counter + 1, int(time.time()))
+                table.commit(ctx.root, pending)
+                if master is not None:
+                    self._store_head(master, table.state.head[0])
+                if table.needs_compaction:
+                    table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)
+        except BaseException:
+            with ctx.mutex:
+                pending.update(self._pending)
+                self._pending = pending  # kept for the next commit: marks are lower bounds
+            raise
+
+    # -- the vault's head outside the vault (issue 20; docs/keychain.md) -------------------------
+
+    def _keeps_head(self, table: KeyTable) -> bool:
+        return bool(getattr(self.provider, "keeps_head", False)) and table.state.tracked
+
+    def _judge_head(self, master: MasterKeys, table: KeyTable, *, raise_behind: bool = False) -> bool:
+        """Record whether *table* is older than the key store's head (*master* read before the
+        table, or both under the vault lock); returns whether they agree."""
+        self._behind = master.head if master.head > table.state.head[0] else 0
+        if self._behind and raise_behind:
+            raise self._rolled_back(table)
+        return not self._behind
+
+    def _rolled_back(self, table: KeyTable) -> VaultRolledBack:
+        return VaultRolledBack(
+            f"the vault is older than its head in the key store (the key table records head "
+            f"{table.state.head[0]}, the keychain {self._behind}): it, or its key table, was rolled back or "
+            "restored from a backup. Reads work; writes are refused. Check it with 'sessionseal verify'; "
+            "if the restore was deliberate, 'sessionseal head accept' makes this the vault's state"
+        )
+
+    def rollback_problem(self) -> str | None:
+        """What a listing of a rolled-back vault must say (None when the table is not older)."""
+        if not self._behind:
+            return None
+        return (
+            "the vault is older than its head in the OS keychain (rolled back, or restored from a backup): "
+            "sessions saved or changed since that copy are missing or older here; writes are refused"
+        )
+
+    def check_writable(self) -> None:
+        """:raises VaultRolledBack: the key table is older than the key store's head."""
+        table = self.keytable()
+        if self._behind:
+            raise self._rolled_back(table)
+
+    def _head_due(self, table: KeyTable) -> MasterKeys | None:
+        """Under the vault lock: the key store's keys, when a head write is due with this commit
+        (the interval has passed since the last) and the table is not older than the key store."""
+        if not self._keeps_head(table):
+            return None
+        at, now = table.state.head[1], time.time()
+        if at <= now < at + head_interval():
+            return None
+        master = self.fresh_master()
+        return master if self._judge_head(master, table) else None
+
+    def _store_head(self, master: MasterKeys, counter: int) -> None:
+        """Write the head beside the master keys.  A failure is not the operation's: the state
+        already records the write, so the key store is merely behind until the next one."""
+        with contextlib.suppress(KeyStoreError):
+            self.provider.store(self._ctx.vault_id, MasterKeys(master.keys, counter))
+
+    def head_status(self, *, accept: bool = False, kept: KeptHeads | None = None) -> HeadStatus:
+        """Compare the key table with the key store's head, reading both afresh; with *accept*,
+        first accept the table as it is (:meth:`accept_head`, audited as ``head.accept``).
+
+        :param kept: makes the head to keep outside the vault and checks one kept earlier (the
+            auditor: the kept head names a record of the audit log); None: no kept head.
+        """
+        accepted = False
+        if accept:
+            before, after = self.accept_head()
+            accepted = before != after
+            self._audit("head.accept", detail={"from": before, "to": after, "changed": accepted})
+        # The first read of the table records the 'open', whose commit anchors the audit head
+        # and may write the key store's head: done before the key store is read, or it would
+        # show the head as it was before this very command.
+        self.keytable()
+        master = self.fresh_master()  # before the table: see load_keytable
+        table = self.keytable(fresh=True)
+        self._judge_head(master, table)
+        outside = bool(getattr(self.provider, "keeps_head", False))
+        state = table.state
+        key_store = master.head if outside else None
+        if kept is None:
+            return HeadStatus(outside, state.tracked, state.counter, state.head, key_store, "", accepted)
+        return HeadStatus(
+            outside,
+            state.tracked,
+            state.counter,
+            state.head,
+            key_store,
+            kept.kept_head(table),
+            accepted,
+            functools.partial(kept.descent, table),
+        )
+
+    def accept_head(self) -> tuple[int, int]:
+        """Make the key table as it is the vault's state (a deliberate restore): under the vault
+        lock, rewrite it with a counter above every head the key store has held, and write that
+        head.  Returns (the key store's head before, the new head)."""
+        ctx = self._ctx
+        with ctx.vault_lock(), ctx.mutex:
+            master = self.fresh_master()
+            table = self.load_keytable(fresh=True)
+            if self._judge_head(master, table):
+                return master.head, table.state.head[0]
+            before = master.head
+            if not table.state.tracked:
+                # A table from before the vault's state was recorded: it records no head.
+                self.provider.store(ctx.vault_id, MasterKeys(master.keys, 0))
+                self._behind = 0
+                return before, 0
+            state = table.state
+            # Above the key store's head: a table of the abandoned line (counters up to it) now
+            # reads as older than the key store's head, as it is.
+            state.counter = max(state.counter, before)
+            state.head = (state.counter + 1, int(time.time()))
+            table.write(ctx.root, master.keys[table.kek_epoch], table.kek_epoch)
+            self.provider.store(ctx.vault_id, MasterKeys(master.keys, state.head[0]))
+            self._behind = 0
+            return before, state.head[0]
+
     def load_keytable(self, *, fresh: bool = False) -> KeyTable:
         ctx = self._ctx
         with ctx.mutex:
-            if self.table is None or (fresh and not self.table.is_current(ctx.root)):
+            if self.table is None or (fresh and not self.table.refresh(ctx.root)):
                 master = self.master()
                 try:
                     self.table = KeyTable.load(ctx.root, ctx.vault_id, master)
@@ -154,6 +382,10 @@ class Keys:
                     master = reload(ctx.vault_id)
                     self.table = KeyTable.load(ctx.root, ctx.vault_id, master)
                 self._held_epochs = frozenset(master.keys)
+                # The key store was read before the table: its head can only be behind the
+                # table's (a head is written after the state that records it), unless the
+                # table is older than one the vault has had.
+                self._judge_head(master, self.table)
             return self.table
 
     def kek(self, epoch: int) -> bytes:
@@ -194,6 +426,11 @@ class Keys:
             key = table.session_keys.get(session_id)
             if key is None:
                 key = table.add(ctx.root, session_id)
+                if session_id.bytes in table.state.marks or session_id.bytes in self._pending.marks:
+                    # A new key is a new session: a mark left by an erased one with this id
+                    # would call its first version a rollback.
+                    self._pending.marks.pop(session_id.bytes, None)
+                    table.commit(ctx.root, StateChange(unmarks={session_id.bytes}))
                 if table.needs_compaction:
                     # Thousands of deltas cost a decrypt each at every open: rewrite as one snapshot.
                     table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)

@@ -19,8 +19,9 @@ import orjson
 from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
+from .._state import VaultState
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
-from ._common import parse_id, stored_shape
+from ._common import SUFFIX, parse_id, read_header, stored_shape
 from ._context import VaultContext
 from ._indexcache import IndexCache
 from ._keys import Keys
@@ -50,6 +51,8 @@ class Listing:
 
     def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
         entries, problems = self.summary_docs()
+        if (rolled_back := self._keys.rollback_problem()) is not None:
+            problems.insert(0, rolled_back)  # what came back is listed; what did not cannot be named
         chosen = select(entries, query)
         detail: dict[str, Any] = {"sessions": len(chosen), "problems": len(problems)}
         if filters := query.describe():
@@ -72,7 +75,8 @@ class Listing:
         re-read, and the index is brought up to date when the vault lock is free.
         """
         # Vault-wide failures (no key, a damaged key table) must surface, not become per-file problems.
-        self._keys.keytable()
+        # The marks are read before any file: a writer raises a mark only after writing its file.
+        state = self._keys.keytable().state
         index, reason = self._index.current()
         docs: list[Entry] = []
         problems: list[str] = []
@@ -83,6 +87,8 @@ class Listing:
         known_entries = index.entries if index is not None else {}
         names = self._ctx.session_files()
         hits = 0
+        where: list[str] = []  # the file of each of docs (for the marks)
+        reported: set[str] = set()
         for fname in names:  # every caller orders the result itself
             try:
                 st = stat(fname, dir_fd=fd, follow_symlinks=False)
@@ -91,17 +97,20 @@ class Listing:
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
             if known_stamps.get(fname) == stamp:
                 docs.append(known_entries[fname])
+                where.append(fname)
                 hits += 1
                 continue
             try:
                 doc = entry_of(self._store.read_summary(fname))
             except SessionNotFound:
-                continue  # its key was erased: a leftover for cleanup, not a session
+                self.keyless(fname, problems)
+                continue
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
                 continue
             known = known_entries.get(fname)
             if known is not None and known.id == doc.id and known.generation > doc.generation:
+                reported.add(fname)
                 problems.append(
                     f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
                     "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
@@ -112,6 +121,7 @@ class Listing:
                 and known.generation == doc.generation
                 and known.size_stored > doc.size_stored  # a version only grows, by appends
             ):
+                reported.add(fname)
                 problems.append(
                     f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
                     "short, or restored from a backup); run 'sessionseal verify'"
@@ -122,11 +132,81 @@ class Listing:
             # the index keeps what it knew, so every listing (and verify) reports it until the owner
             # saves the session anew or accepts the files as they are ('sessionseal reindex').
             docs.append(doc)
+            where.append(fname)
+        if state.tracked:
+            behind = self.against_marks(state, docs, where, reported, problems)
+            if behind:
+                puts = [p for p in puts if p[0] not in behind]
         # Entries whose file is gone; none when every entry matched a file (the usual case).
         drops = [] if hits == len(known_entries) else sorted(known_entries.keys() - set(names))
         if reason is not None or puts or drops:
             self._index.refresh(puts, drops, reason)
         return docs, problems
+
+    def keyless(self, fname: str, problems: list[str]) -> None:
+        """A session file whose key is not in the table: a leftover an erasure recorded (its tomb
+        is in the state) is no session, and is skipped; any other is reported, never dropped
+        silently: a key table put back from an older backup lacks the keys of newer sessions."""
+        header = read_header(self._ctx.sessions, fname)
+        if header is None or self._keys.tombed(header.raw):
+            return  # gone meanwhile (an erasure overwrote it), or an erased session's leftover
+        problems.append(
+            f"sessions/{fname}: its key is not in the key table and no erasure of it is recorded "
+            "(missing-key); run 'sessionseal verify'"
+        )
+
+    def against_marks(
+        self, state: VaultState, docs: list[Entry], where: list[str], reported: set[str], problems: list[str]
+    ) -> set[str]:
+        """Check the listed sessions against their marks, and report the marked sessions that
+        have no file (issue 20): a rebuilt or restored index, or none, hides neither.  Returns
+        the files below their marks (listed as they are, never recorded in the index)."""
+        # Compared as hex: one cheap conversion per mark and per entry (10,000 of each: a few ms).
+        marks = {sid.hex(): mark for sid, mark in state.marks.items()}
+        ids = [doc.id.replace("-", "") for doc in docs]
+        get, behind = marks.get, set()
+        for doc, fname, sid in zip(docs, where, ids, strict=True):
+            mark = get(sid)
+            if mark is None or (doc.generation, doc.size_stored) >= mark or fname in reported:
+                continue  # at or above its mark (above: written since the marks were read)
+            behind.add(fname)
+            if doc.generation < mark[0]:
+                problems.append(
+                    f"sessions/{fname}: version {doc.generation} is older than the version {mark[0]} the vault "
+                    "recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
+                )
+            else:
+                problems.append(
+                    f"sessions/{fname}: appended turns the vault recorded are missing (the file was cut "
+                    "short, or restored from a backup); run 'sessionseal verify'"
+                )
+        unlisted = marks.keys() - set(ids)
+        if unlisted:
+            problems.extend(self._missing({bytes.fromhex(x) for x in unlisted}, set(where)))
+        return behind
+
+    def _missing(self, unlisted: set[bytes], listed: set[str]) -> list[str]:
+        """The marked sessions among *unlisted* that still have their key but no file."""
+        keyed = self._keys.keytable().session_keys
+        # An erased session's mark may outlive its key: only keyed sessions can be missing.
+        candidates = [uuid.UUID(bytes=raw) for raw in sorted(unlisted)]
+        candidates = [sid for sid in candidates if sid in keyed]
+        if not candidates:
+            return []
+        present = set(self._ctx.session_files())
+        # An erasure by another process since our copy was read leaves a mark and no key.
+        table = self._keys.keytable(fresh=True)
+        out = []
+        for sid in candidates:
+            fname = self._keys.file_name(sid) + SUFFIX
+            if fname in listed or fname in present:
+                continue  # a file that failed to open: reported already
+            if sid in table.session_keys and not self._ctx.sessions.exists(fname):
+                out.append(
+                    f"sessions/{fname}: session {sid} is missing: the vault recorded it, but its file is gone "
+                    "(restore it from a backup; its key is kept); run 'sessionseal verify'"
+                )
+        return out
 
     def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
         """See :meth:`Vault.search`."""

@@ -20,6 +20,7 @@ from .._index import INDEX_FILE, Index
 from .._keystore import KeychainProvider, KeyProvider, MasterKeys
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE, PassphraseProvider
+from .._state import NO_CONFIG, VaultState
 from ..errors import (
     IntegrityError,
     KeyStoreError,
@@ -64,6 +65,9 @@ def create(
         provider.store(vault_id, master)
         try:
             table = KeyTable(vault_id=vault_id, vault_secret=_crypto.new_key())
+            # A new vault anchors its state from the start (issue 20): no config file yet.
+            # Its audit log is MACed under a key of the state's from the first record on.
+            table.state = VaultState(tracked=True, config=NO_CONFIG, audit_keys={1: _crypto.new_key()})
             table.write(root, master.current, 1)
             Index(vault_id=vault_id).write(root, master.current, 1)
             doc = {

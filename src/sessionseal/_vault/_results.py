@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CleanupResult",
+    "ConfigAccepted",
     "ExportResult",
     "FormatStatus",
+    "HeadStatus",
     "ImportResult",
     "SearchHit",
     "TranscriptOutcome",
@@ -95,7 +98,8 @@ class TranscriptOutcome:
 class FormatStatus:
     """The version of one of the vault's formats as found on disk (:meth:`Vault.formats`)."""
 
-    #: ``vault``, ``key file``, ``container``, ``index``, ``config`` or ``audit log``.
+    #: ``vault``, ``key file``, ``container``, ``index``, ``config``, ``audit log`` or
+    #: ``key table state`` (0: untracked, a key table written before issue 20; 1: tracked).
     name: str
     #: The oldest and newest versions found (equal for a single file); None: not present.
     oldest: int | None
@@ -154,6 +158,19 @@ class CleanupResult:
 
 
 @dataclass(frozen=True)
+class ConfigAccepted:
+    """What :meth:`Vault.accept_config` recorded."""
+
+    #: what was wrong with the file before ("missing", "older", "different", "unrecorded"),
+    #: or None when it was the recorded config already
+    was: str | None
+    #: whether the vault has a config file (False: every default, recorded as "no config")
+    config: bool
+    #: the generation recorded (the highest ever written or accepted)
+    generation: int
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """A session that matched a search: where, and the sanitized text around the match."""
 
@@ -162,3 +179,50 @@ class SearchHit:
     updated_at: str
     field: str  # e.g. "title", "messages[3].content[0].text"
     snippet: str
+
+
+@dataclass(frozen=True)
+class HeadStatus:
+    """The vault's head (``sessionseal head show``): the key table's state against the key store's."""
+
+    #: Whether the key store keeps the head (the keychain); a passphrase vault's key file is in the vault.
+    kept_outside: bool
+    #: Whether the key table records its state (vaults made before issue 20 are not, until ``migrate``).
+    tracked: bool
+    #: The state's counter now (one more with every state change).
+    counter: int
+    #: The counter and unix time of the last head write, as the key table records them.
+    recorded: tuple[int, int]
+    #: The counter the key store holds (None for a passphrase vault).
+    key_store: int | None
+    #: The head to keep outside the vault and give to ``verify --expect-head`` later:
+    #: ``sseal-head2:<seq>:<MAC>:<check>``, a record of the vault's audit history (its anchored head).
+    kept_head: str
+    #: Whether ``accept`` moved the key store's head to this table (a deliberate restore accepted).
+    accepted: bool = False
+    _descent: Callable[[str], str | None] = field(default=lambda _: None, repr=False, compare=False)
+
+    @property
+    def rolled_back(self) -> bool:
+        """The key table is older than the key store's head: the vault was rolled back."""
+        return self.key_store is not None and self.key_store > self.recorded[0]
+
+    def descent(self, kept: str) -> str | None:
+        """None when the vault descends from a head kept earlier (a :attr:`kept_head`): its audit
+        chain verifies and holds, at or before its anchored head, the record the kept head names.
+        Otherwise why not, in one line that never repeats the head: the vault was rolled back or
+        restored from an older copy (whatever it did since: a restored copy has fewer records, or
+        another record at that place), its audit log does not verify, or the log's own retention
+        removed that record (keep a newer head).
+
+        :raises InvalidInput: *kept* is not a head of this vault (never echoed).
+        """
+        return self._descent(kept)
+
+    def older_than(self, kept: str) -> bool:
+        """Whether the vault does not descend from a head kept earlier (:meth:`descent`): it was
+        rolled back since, or restored from an older backup.
+
+        :raises InvalidInput: *kept* is not a head of this vault (never echoed).
+        """
+        return self.descent(kept) is not None

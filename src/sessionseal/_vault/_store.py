@@ -18,6 +18,7 @@ import orjson
 from .. import _container, _events
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
+from .._state import StateChange, tomb_of
 from ..errors import IntegrityError, InvalidInput
 from ._common import (
     INTEGRITY,
@@ -26,6 +27,7 @@ from ._common import (
     SUFFIX,
     merge_counts,
     no_session,
+    read_header,
     stored_shape,
     timestamp,
     unstorable,
@@ -160,9 +162,24 @@ class SessionStore:
             (FrameType.META, _container.encode_payload(meta, compress=True)),
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
         ]
-        generation = (self.stored_generation(name + SUFFIX) or 0) + 1
-        key = self._keys.session_key(session_id, create=True)
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
+        header = read_header(self._ctx.sessions, name + SUFFIX)
+        if (
+            header is not None
+            and header.kind == Kind.SESSION
+            and header.object_id == session_id
+            and session_id not in self._keys.keytable(fresh=True).session_keys
+        ):
+            self.replace_keyless(name + SUFFIX, session_id, header)
+            header = None
+        # The header is read once; without one (no file, a damaged header) stored_generation decides.
+        stored = header.generation if header is not None else (self.stored_generation(name + SUFFIX) or 0)
+        key = self._keys.session_key(session_id, create=True)  # the table (and its marks) read afresh
         assert key is not None  # create=True always returns a key
+        # Above the file's version and the session's mark: a new version of a session whose file
+        # is missing or rolled back is not itself taken for a rollback (issue 20).
+        mark = self._keys.state().mark(session_id.bytes)
+        generation = max(stored, mark[0] if mark else 0) + 1
         data = _container.seal(
             kind=Kind.SESSION,
             vault_id=self._ctx.vault_id,
@@ -178,6 +195,23 @@ class SessionStore:
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
         self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
+        self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
+
+    def replace_keyless(self, fname: str, sid: uuid.UUID, header: _container.Header) -> None:
+        """Before a save writes a session whose file is there but whose key is not in the table:
+        a file an erasure left to overwrite (its tomb is in the state: a delete killed before
+        its overwrite, or another process's delete since this one read the session) is
+        overwritten now, and the session is stored anew under a fresh key.  Any other keyless
+        file may be this session's newer version under a key that a key table put back from a
+        backup lacks: it is never written over (``missing-key``).  The caller holds the lock."""
+        if not self._keys.tombed(header.raw):
+            raise IntegrityError(
+                f"session {sid} has a file but its key is not in the key table, and no erasure of it is "
+                "recorded (missing-key: was the key table put back from an older backup?); nothing was "
+                "written; run 'sessionseal verify'"
+            )
+        self._ctx.sessions.shred(fname)
+        self._keys.note(StateChange(untombs={tomb_of(header.raw)}))
 
     def append(self, sid: uuid.UUID, ops: list[dict[str, Any]], *, touch: bool) -> tuple[int, dict[str, int]]:
         """Sanitize and append operations (already validated), under the session's lock.
@@ -197,11 +231,13 @@ class SessionStore:
         Returns the size of the operations appended (uncompressed).
         """
         fname, sessions = name + SUFFIX, self._ctx.sessions
+        self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         try:
             with sessions.reader(fname) as (read_at, size):
                 tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
         except FileNotFoundError:
             raise no_session(sid) from None
+        self._not_behind(sid, tail.header.generation, tail.end)
         stamp: dict[str, Any] = {}
         with stored_shape():
             meta = orjson.loads(_container.decode_payload(tail.meta))
@@ -232,10 +268,24 @@ class SessionStore:
         st = os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False)
         new_meta["size_stored"], new_meta["generation"] = st.st_size, tail.header.generation
         self._index.put(fname, entry_of(new_meta), stamp_of(st))
+        self._keys.note(StateChange(marks={sid.bytes: (tail.header.generation, end)}))
         appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
         if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
             self.compact(name, sid)
         return len(payload)
+
+    def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:
+        """Refuse to append to a file below its session's mark (rolled back or cut short): the
+        append would raise the mark over what was lost and hide it (issue 20).  A save, which
+        writes the whole document as a new version, is still allowed."""
+        mark = self._keys.state().mark(sid.bytes)
+        if mark is not None and (generation, end) < mark:
+            mark = self._keys.state(fresh=True).mark(sid.bytes)  # our copy may be behind another process's
+        if mark is not None and (generation, end) < mark:
+            raise IntegrityError(
+                f"session {sid} is older or shorter than the vault recorded (restored from a backup, or cut): "
+                "nothing was appended; run 'sessionseal verify'"
+            )
 
     def compact(self, name: str, sid: uuid.UUID) -> None:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new

@@ -7,17 +7,21 @@ What is checked, in order, and what each finding means:
   is an error (``unsafe``).  A name sessionseal never writes is a warning (``unknown-entry``:
   it may hold plaintext someone put there); a temp file is a warning (``temp-file``).
 * **The key table** authenticates (else ``keytable``, and nothing keyed can be checked), every
-  session file has its key, and every key has its file (``unused-key``: a first save killed
-  between the two).  A rotation killed before it dropped the old master key is a warning.
+  session file has its key, and every key has its file (``missing`` when the marks or the index
+  know the session was written, else ``unused-key``: a first save killed between the two; no key
+  is dropped, :mod:`._marks`).  A rotation killed before it dropped the old master key is a warning.
   A keychain vault's entry in a keyrings.alt file (a copy of the master key outside any OS
   keychain, written by an older sessionseal) is an error (``key-outside-keychain``).
 * **Sessions and checkpoints.**  Each container is authenticated: its header and last META
   frame, or with *read_data* every frame, every appended group applied, the document
-  validated.  A container at another one's name is ``misplaced``; a file whose key was
-  erased is a leftover of a killed delete (``orphan``); a cut-short append is ``torn-append``.
+  validated.  A container at another one's name is ``misplaced``; a file whose key an
+  erasure took, recording its tomb, is that erasure's leftover (``orphan``); any other file
+  without its key is ``missing-key`` (an error: perhaps a key table put back from an older
+  backup); a cut-short append is ``torn-append``.
 * **The index** authenticates and matches the files: a stale entry is a warning (it is a
-  cache, rebuilt on use), a recorded version newer than its file is an error (``rollback``,
-  ``truncated``: a file restored from an older backup, or cut).
+  cache, rebuilt on use), a recorded version newer than its file, or than its mark in a tracked
+  vault's key table, is an error (``rollback``, ``truncated``: a file restored from an older
+  backup, or cut), index or no index; an older index is ``index-rollback`` (:mod:`._marks`).
 * **The config** and **the audit log** (its MAC chain, against the anchor) verify.
 
 Warnings are crash leftovers and caches out of date: nothing was lost and ``--repair``
@@ -44,8 +48,9 @@ from .._fs import Dir, temp_writer, unsafe_reason
 from .._index import INDEX_FILE, OtherFormat, stamp_of
 from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE
-from ..errors import IntegrityError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
+from ..errors import IntegrityError, KeyStoreError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
 from ._common import MAX_CONTAINER
+from ._marks import Anchored
 
 if TYPE_CHECKING:
     from .._audit import AuditLog
@@ -177,6 +182,7 @@ class _Check:
         self.names: dict[str, list[str]] = {}
         self.stored: dict[str, _Stored] = {}
         self.table: KeyTable | None = None
+        self.anchored = Anchored()
 
     def add(self, severity: Severity, code: str, path: str, message: str) -> None:
         # Errors raised elsewhere end in "run 'sessionseal verify'": not advice for this report.
@@ -246,6 +252,7 @@ class _Check:
             self.add("error", "keytable", KEYTABLE, str(exc))
             return False
         self.counts["keys"] = len(self.table.session_keys)
+        self.anchored.read(self.table.state)  # before any session file is read
         with contextlib.suppress(SessionSealError):
             held = set(self.v.keys.fresh_master().keys)
             if held != {self.table.kek_epoch}:
@@ -257,7 +264,22 @@ class _Check:
                     "interrupted; 'sessionseal verify --repair' (or any write) drops them",
                 )
         self.key_copies()
+        self.head()
         return True
+
+    def head(self) -> None:
+        """The key table against the key store's head: older is a rollback (docs/keychain.md)."""
+        with contextlib.suppress(KeyStoreError):
+            status = self.v.keys.head_status()
+            if status.rolled_back:
+                self.add(
+                    "error",
+                    "rollback",
+                    KEYTABLE,
+                    f"the key table records head {status.recorded[0]}, older than the head {status.key_store} "
+                    "the OS keychain keeps: the vault (or its key table) was rolled back or restored from a "
+                    "backup; writes are refused. If the restore was deliberate: 'sessionseal head accept'",
+                )
 
     def key_copies(self) -> None:
         from .._keystore import KeychainProvider, file_copies
@@ -321,13 +343,7 @@ class _Check:
         key = self.key(sid)
         if key is None:
             if own:
-                self.add(
-                    "warning",
-                    "orphan",
-                    path,
-                    f"session {sid} was erased (its key is gone) but a delete was killed before removing "
-                    "the file; it cannot be decrypted. 'sessionseal verify --repair' or 'cleanup' removes it",
-                )
+                self.keyless(path, f"session {sid}", header)
             else:
                 self.add("error", "misplaced", path, "a session whose key is not in the key table, at a foreign name")
             return
@@ -375,18 +391,40 @@ class _Check:
                 "the next append or 'sessionseal verify --repair' cuts it off",
             )
 
+    def keyless(self, path: str, what: str, header: _container.Header) -> None:
+        """A file at its own name whose key is not in the key table: an erasure's leftover when
+        the erasure recorded its tomb (``orphan``, removed by --repair); anything else is
+        ``missing-key``, an error never repaired by removal: the key table may have been put back
+        from an older backup, which lacks the keys of newer sessions (issue 20, item 3)."""
+        if self.v.keys.tombed(header.raw):
+            self.add(
+                "warning",
+                "orphan",
+                path,
+                f"{what} was erased (its key is gone) but the erasure was killed before overwriting the file; "
+                "it cannot be decrypted. 'sessionseal verify --repair' or 'cleanup' removes it",
+            )
+            return
+        self.add(
+            "error",
+            "missing-key",
+            path,
+            f"{what}: its key is not in the key table, and no erasure of it is recorded. If the key table "
+            "was put back from an older backup, restore the newer one: the file is intact. sessionseal never "
+            "removes it; if you know the session was deleted, remove the file yourself",
+        )
+
     def unused_keys(self) -> None:
         assert self.table is not None
-        present = set(self.names.get("sessions", []))
-        for sid in self.table.session_keys:
-            if self.v.keys.file_name(sid) + ".sst" not in present:
-                self.add(
-                    "warning",
-                    "unused-key",
-                    KEYTABLE,
-                    f"a key for session {sid}, which has no file (a first save was killed before writing it); "
-                    "'sessionseal verify --repair' drops it",
-                )
+        present, exists = set(self.names.get("sessions", [])), self.v.ctx.sessions.exists
+        for finding in self.anchored.keys_without_files(self.v.keys, self.table, present, exists):
+            self.add(*finding)
+
+    def against_marks(self) -> None:
+        files = [(fname, s.sid, s.generation, s.size) for fname, s in self.stored.items()]
+        for f in self.anchored.behind(files):  # once per file: the index may have seen it too
+            if not any(p.code == f[1] and p.path == f[2] for p in self.result.problems):
+                self.add(*f)
 
     # -- checkpoints -----------------------------------------------------------------
 
@@ -408,13 +446,7 @@ class _Check:
         key = self.key(sid)
         if key is None or not own:
             if key is None and own:
-                self.add(
-                    "warning",
-                    "orphan",
-                    path,
-                    f"a checkpoint of session {sid}, which was erased (its key is gone); it cannot be decrypted. "
-                    "'sessionseal verify --repair' or 'cleanup' removes it",
-                )
+                self.keyless(path, f"a checkpoint of session {sid}", header)
             else:
                 self.add("error", "misplaced", path, f"a checkpoint of session {sid} at a name not its own")
             return
@@ -462,6 +494,8 @@ class _Check:
             self.add("error", "index-damaged", INDEX_FILE, f"{exc}; --repair rebuilds it from the session files")
             return True
         self.counts["index_entries"] = len(index.entries)
+        for finding in self.anchored.index_read(index):
+            self.add(*finding)
         safe_to_rebuild, stale = True, 0
         for fname, stored in self.stored.items():
             entry = index.entries.get(fname)
@@ -510,16 +544,18 @@ class _Check:
         if _configfile.CONFIG_FILE in self.unsafe:
             return
         try:
-            self.v.settings.read()
+            problem = self.v.settings.check()  # damaged, or not the config recorded (issue 20)
         except (IntegrityError, StorageError) as exc:
-            self.add("error", "config", _configfile.CONFIG_FILE, str(exc))
+            problem = str(exc)
+        if problem is not None:
+            self.add("error", "config", _configfile.CONFIG_FILE, problem)
 
     def audit(self, *, repair: bool) -> VerifyReport | None:
         if AUDIT_DIR in self.unsafe:
             return None
         assert self.table is not None
         try:
-            report = self.v.audit_log.verify(self.table.vault_secret, repair=repair)
+            report = self.v.auditor.verify(repair=repair)
         except (IntegrityError, StorageError) as exc:
             self.add("error", "audit", AUDIT_DIR, str(exc))
             return None
@@ -561,8 +597,9 @@ def _check(vault: Parts, *, read_data: bool, progress: Callable[[int, int], None
         done = [0]
         c.sessions(done, total)
         c.checkpoints(done, total)
-        c.unused_keys()
         rebuild_safe = c.index()
+        c.against_marks()
+        c.unused_keys()
         c.config()
         c.audit(repair=False)
     return c, rebuild_safe
@@ -577,7 +614,8 @@ def run(
     :raises KeyStoreError: the master key cannot be had (nothing keyed can be checked).
     """
     c, rebuild_safe = _check(vault, read_data=read_data, progress=progress)
-    if not repair or not c.result.problems:
+    # A rolled-back vault is read-only (issue 20): nothing is repaired until 'head accept'.
+    if not repair or not c.result.problems or vault.keys.rollback_problem() is not None:
         return c.result
     repaired = _repair(vault, c, rebuild_safe=rebuild_safe)
     again, _ = _check(vault, read_data=read_data, progress=progress)
@@ -603,28 +641,26 @@ def _repair(vault: Parts, c: _Check, *, rebuild_safe: bool) -> list[str]:  # noq
         n = vault.erasure.sweep_orphans()
         if n:
             done.append(f"removed {n} file(s) of erased sessions (undecryptable; overwritten first)")
-    if "unused-key" in codes:
-        n = _drop_unused_keys(vault)
-        if n:
-            done.append(f"dropped {n} key(s) of sessions that were never written")
+    # No key is dropped, not even an 'unused-key' (issue 20, item 2): "never written" is inferred
+    # from missing evidence (a mark, an index entry), and evidence goes missing exactly when files
+    # are rolled back; a dropped key makes the file that comes back undecryptable for good.
     if "rotation-unfinished" in codes:
         with vault.ctx.vault_lock(), vault.ctx.mutex:
             if vault.keys.finish_rotation():
                 done.append("finished an interrupted key rotation (the old master key left the key store)")
-    if codes & {"index-missing", "index-format", "index-stale", "index-damaged"} or (
+    if codes & {"index-missing", "index-format", "index-stale", "index-damaged", "index-rollback"} or (
         "torn-append" in codes or "orphan" in codes
     ):
-        if rebuild_safe:
+        if rebuild_safe and not c.anchored.index_evidence:
             n = vault.reindex()
             done.append(f"rebuilt the index from the session files ({n} sessions)")
         else:
             done.append(
-                "kept the index: it records newer versions than some files hold (see the errors); "
+                "kept the index: it records versions or sessions some files lack (see the errors); "
                 "restore those files from a backup, or run 'sessionseal reindex' to accept them as they are"
             )
     if any(p.code.startswith("audit:") and p.severity == "warning" for p in c.result.problems):
-        assert c.table is not None
-        report = vault.audit_log.verify(c.table.vault_secret, repair=True)
+        report = vault.auditor.verify(repair=True)
         done.extend(report.repaired)
     return done
 
@@ -641,28 +677,6 @@ def _cut_torn_append(vault: Parts, fname: str, sid: uuid.UUID) -> bool:
             return False  # appended to (which cut it) meanwhile
         d.truncate(fname, tail.end)
     return True
-
-
-def _drop_unused_keys(vault: Parts) -> int:
-    """Drop keys whose session file does not exist.  A save holds its session's lock from
-    adding the key to writing the file: a key whose lock is free and whose file is missing
-    belongs to a save that died.  Locks are taken without waiting (out of the lock order)."""
-    dropped = 0
-    with vault.ctx.vault_lock(), vault.ctx.mutex:
-        table = vault.keys.keytable(fresh=True)
-        for sid in list(table.session_keys):
-            stem = vault.keys.file_name(sid)
-            if vault.ctx.sessions.exists(stem + ".sst"):
-                continue
-            try:
-                with vault.ctx.session_lock(stem, sid, timeout=0):
-                    if vault.ctx.sessions.exists(stem + ".sst") or vault.checkpoints.files(stem):
-                        continue
-                    table.remove(vault.ctx.root, sid)
-                    dropped += 1
-            except SessionSealError:
-                continue
-    return dropped
 
 
 def audit_detail(result: VerifyResult, *, read_data: bool) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def wire(
         reseal_index=lambda master, table: index.reseal(master, table),  # noqa: PLW0108
     )
     settings = Settings(ctx, keys)
-    auditor = Auditor(ctx, keys, settings=settings.audit_settings)
+    auditor = Auditor(ctx, keys, settings=settings.audit_settings, created=doc.get("created_at"))
     index = IndexCache(ctx, keys, audit=audit)
     store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer)
     checkpoints = Checkpoints(ctx, keys, store)
@@ -91,6 +91,15 @@ def wire(
         transfer=Transfer(ctx, keys, store, checkpoints, listing, **steps),
         importer=TranscriptImporter(ctx, keys, store, **steps),
         formats=Formats(
-            ctx, doc, keys, index, audit=audit, audit_records=auditor.log.records, config=config, reindex=reindex
+            ctx,
+            doc,
+            keys,
+            index,
+            store=store,
+            audit_log=auditor.log,
+            audit=audit,
+            audit_records=auditor.log.records,
+            config=config,
+            reindex=reindex,
         ),
     )

@@ -431,9 +431,10 @@ def migrate(obj: Context, dry_run: bool, as_json: bool) -> None:
     if as_json:
         echo_json({"formats": [f.to_json() for f in found], "steps": steps, "dry_run": dry_run})
         return
+    width = max((len(f.name) for f in found), default=0)
     for f in found:
         have = "-" if f.newest is None else (str(f.newest) if f.oldest == f.newest else f"{f.oldest}..{f.newest}")
-        click.echo(f"{f.name:<10} found {have:<6} current {f.current:<3} {f.state}")
+        click.echo(f"{f.name:<{width}} found {have:<6} current {f.current:<3} {f.state}")
     if not steps:
         click.echo("Nothing to migrate: the vault is in the current formats", err=True)
     for step in steps:
@@ -442,7 +443,7 @@ def migrate(obj: Context, dry_run: bool, as_json: bool) -> None:
 
 @cli.group()
 def config() -> None:
-    """Show or replace the vault's (encrypted) configuration."""
+    """Show, replace or accept the vault's (encrypted) configuration."""
 
 
 @config.command(name="show")
@@ -461,6 +462,25 @@ def config_set(obj: Context, source: str) -> None:
     """Replace the configuration with a JSON document (see 'config show' for its shape)."""
     obj.vault().set_config(read_input(source, 4 << 20))
     click.echo("configuration updated", err=True)
+
+
+@config.command(name="accept")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def config_accept(obj: Context, as_json: bool) -> None:
+    """Record config.sst as it is (or that there is none) as the vault's config.
+
+    For a config that is missing, older or other than the one the vault recorded (exit 17 from
+    the commands it blocks): check it with 'config show' first, or restore the recorded one.
+    """
+    got = obj.vault().accept_config()
+    if as_json:
+        echo_json({"accepted": True, "was": got.was, "config": got.config, "generation": got.generation})
+        return
+    what = f"config.sst (generation {got.generation})" if got.config else "no config file (every default)"
+    before = "it was the recorded config already" if got.was is None else f"it was {got.was}"
+    click.echo(f"recorded {what} as the vault's config; {before}", err=True)
 
 
 @cli.command()
@@ -484,6 +504,7 @@ def demo(keep: bool) -> None:
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
 from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
+from ._head_cmds import head_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
@@ -499,6 +520,7 @@ cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
 cli.add_command(passphrase_group)
+cli.add_command(head_group)
 cli.add_command(verify)
 cli.add_command(fork)
 for _command in (cleanup, pin, unpin, archive, unarchive, stats, tag, rename, describe, set_status, link):

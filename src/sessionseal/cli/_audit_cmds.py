@@ -115,7 +115,7 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
 @click.pass_obj
 @handle_errors
 def audit_verify(obj: Context, repair: bool, as_json: bool) -> None:
-    """Check the MAC chain of the audit log against its anchor.
+    """Check the MAC chain of the audit log against its anchored head.
 
     Exit status 0 when the chain is whole; 14 when a record was edited, removed, inserted
     or reordered, or the log was cut short or replaced; the first bad record is named.

@@ -129,6 +129,7 @@ def _report(
             "kept_by_rule": plan.kept_by_rule(),
             "bytes_to_free": plan.bytes_freed,
             "orphans": plan.orphans,
+            "keyless": plan.keyless,
             "warnings": plan.warnings,
         }
         if show_kept:

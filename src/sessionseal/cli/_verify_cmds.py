@@ -26,10 +26,15 @@ EXIT_VERIFY_FAILED: Final = 15
     is_flag=True,
     help="Remove killed writers' leftovers, cut torn appends, rebuild the index; then check again.",
 )
+@click.option(
+    "--expect-head",
+    metavar="HEAD",
+    help="A head 'sessionseal head show' printed earlier: the vault's history must hold it (else a rollback).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 @handle_errors
-def verify(obj: Context, read_data: bool, repair: bool, as_json: bool) -> None:
+def verify(obj: Context, read_data: bool, repair: bool, expect_head: str | None, as_json: bool) -> None:
     """Check the whole vault: modes and owners, the key table, every container, the index,
     the config and the audit chain.
 
@@ -38,10 +43,26 @@ def verify(obj: Context, read_data: bool, repair: bool, as_json: bool) -> None:
     unsafe. --repair never deletes anything that still decrypts.
     """
     vault = obj.vault()
+    behind: str | None = None
+    if expect_head is not None:
+        from sessionseal.errors import IntegrityError, StorageError
+
+        # A head that is not this vault's is bad input (exit 8), before anything is checked. The
+        # check reads the audit chain, not a counter: reads of a restored copy move its state on
+        # but never bring back the record the kept head names (docs/keychain.md, "The vault's head").
+        try:
+            behind = vault.head().descent(expect_head)
+        except (IntegrityError, StorageError):
+            # Fail closed: what could not be read is reported by the check below as well.
+            behind = "the head you kept could not be checked: the key table or the audit log cannot be read"
     if interactive() and not as_json:
         result = _with_progress(vault, read_data=read_data, repair=repair)
     else:
         result = vault.verify(read_data=read_data, repair=repair)
+    if behind is not None:
+        from sessionseal import VerifyProblem
+
+        result.problems.append(VerifyProblem("error", "rollback", "keytable.sst", behind))
     if as_json:
         echo_json(result.to_json())
     else:
