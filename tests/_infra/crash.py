@@ -82,6 +82,7 @@ def work(args: dict[str, Any]) -> None:  # noqa: PLR0912 - one loop over the ope
     weights = args.get("weights") or WEIGHTS
     deadline = time.monotonic() + args["duration"] if args.get("duration") else None
     tag = args["tag"]
+    done: set[str] = set()
     with Vault.open(args["vault"], passphrase=PASSPHRASE, auto_cleanup=False) as v:
         note("R", {"pid": os.getpid()})
         i = 0
@@ -132,6 +133,7 @@ def work(args: dict[str, Any]) -> None:  # noqa: PLR0912 - one loop over the ope
                 owned.pop(rec.get("id", ""), None)  # ambiguous from now on: left alone
                 continue
             note("A", rec)
+            done.add(op)
             if op == "save":
                 owned[rec["id"]] = rec["expire"]
             elif op == "delete":
@@ -139,6 +141,8 @@ def work(args: dict[str, Any]) -> None:  # noqa: PLR0912 - one loop over the ope
             elif op == "cleanup":
                 for sid in rec["removed"]:
                     owned.pop(sid, None)
+            if args.get("until_all") and done >= set(weights):
+                break  # every operation acknowledged once: the coverage round ends here
     os.close(fd)
 
 
@@ -466,6 +470,21 @@ def crash_rounds(
         if failures:
             break
         ack.unlink()
+    if not figures.failures:
+        # A last round that is not killed: the worker runs until it has acknowledged every kind
+        # of operation once, so that the run exercises each whatever the machine's speed (where
+        # the random kills land depends on it).
+        ack = work_dir / "ack-coverage"
+        args = {"vault": str(vault_path), "ack": str(ack), "seed": rng.getrandbits(32), "tag": "cov"}
+        pid = zyg.fork({**args, "owned": model.owned(), "until_all": True})
+        status = zyg.wait(pid, timeout=600)
+        model.apply_log(ack)
+        if status != 0:
+            figures.failures.append(f"the coverage round exited {status}")
+        with open_vault(vault_path) as v:
+            failures, warnings = check(v, model)
+        figures.warnings.update(warnings)
+        figures.failures += [f"coverage round: {f}" for f in failures]
     figures.acked, figures.in_flight = model.acked, model.in_flight
     figures.sessions, figures.seconds = len(model.sessions), time.monotonic() - t0
     return figures

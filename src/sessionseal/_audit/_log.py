@@ -431,7 +431,7 @@ class AuditLog:
 
         :param sessions: the vault holds sessions: a log without records is then a wiped one.
         """
-        return self._verify(vault_secret, repair=repair, chain=chain, anchor_to=anchor_to, sessions=sessions)
+        return self._check(vault_secret, repair=repair, chain=chain, anchor_to=anchor_to, sessions=sessions).report
 
     def checked_records(
         self, vault_secret: bytes, *, chain: Chain | None = None, sessions: bool = False
@@ -448,7 +448,7 @@ class AuditLog:
         def visit(rec: Record, problem: str | None) -> None:
             out.append((rec, problem))
 
-        report = self._verify(vault_secret, visit=visit, chain=chain, sessions=sessions)
+        report = self._check(vault_secret, visit=visit, chain=chain, sessions=sessions).report
         anchor_bad = any(p.code in ("anchor-invalid", "anchor-missing", "replaced") for p in report.problems)
         if anchor_bad:
             out = [(rec, problem or "anchor") for rec, problem in out]
@@ -485,21 +485,6 @@ class AuditLog:
         if mac is None and seq == anchor.base_seq:
             mac = anchor.base_mac
         return check.report, anchor, mac, adopted
-
-    def _verify(
-        self,
-        vault_secret: bytes,
-        *,
-        repair: bool = False,
-        visit: Callable[[Record, str | None], None] | None = None,
-        chain: Chain | None = None,
-        anchor_to: Callable[[Anchor], None] | None = None,
-        sessions: bool = False,
-    ) -> VerifyReport:
-        check = self._check(
-            vault_secret, repair=repair, visit=visit, chain=chain, anchor_to=anchor_to, sessions=sessions
-        )
-        return check.report
 
     def _check(
         self,
