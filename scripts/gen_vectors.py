@@ -11,6 +11,9 @@
 * ``audit-log-v3.json``: format 3 records (a vault whose state is anchored in its key table):
   MACs under the audit key of each epoch across a rotation, the anchored head, the cases
   ``audit verify`` must reject, and which ``pending.log`` lines may be chained.
+* ``keytable-state-v1.json``: the key table's ``TABLE_STATE`` payloads (the canonical JSON
+  before zstd; docs/spec/container-v1.md, "Key table state"): a ``full`` frame, two ``delta``
+  frames, the state after each, and payloads a reader must refuse (tests/unit/test_state.py).
 
 Run it only when a format changes on purpose; the tests check the committed files
 against the code.
@@ -27,13 +30,14 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sessionseal import _audit, _container
+from sessionseal import _audit, _container, _state
 from sessionseal._container import FrameType, Kind
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "container-v1.json"
 AUDIT_OUT = OUT.with_name("audit-log-v1.json")
 AUDIT_V2_OUT = OUT.with_name("audit-log-v2.json")
 AUDIT_V3_OUT = OUT.with_name("audit-log-v3.json")
+STATE_OUT = OUT.with_name("keytable-state-v1.json")
 
 VAULT = UUID("6f1b6f8e-3c0e-4b7a-9a51-2f8d0e4c1a11")
 SESSION = UUID("0a4d55a8-d1e0-4d2b-8c6e-5b1e9a7f3c22")
@@ -182,6 +186,7 @@ def main() -> None:
     audit_v2()
     audit_v3()
     bundle()
+    key_table_state()
 
 
 def bundle() -> None:
@@ -747,6 +752,57 @@ def audit_v3() -> None:
     }
     AUDIT_V3_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
     print(f"wrote {len(records)} records and {len(tampered)} tamper cases to {AUDIT_V3_OUT}")
+
+
+def _state_json(state: _state.VaultState) -> dict[str, Any]:
+    """The state as the vectors show it (what a reader must hold after the frames)."""
+    return json.loads(_state.encode_full(state)) | {"t": None}
+
+
+def key_table_state() -> None:
+    """The key table's anchored state (issue 20): payloads, and the state after each."""
+    a, b, c = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3))
+    full = _state.VaultState(
+        tracked=True,
+        counter=41,
+        marks={a: (3, 1290), b: (1, 377)},
+        tombs={bytes(range(16))},
+        config=(2, "5e" * 32),
+        audit=_state.AuditHead(118, "7d" * 32),
+        audit_keys={1: bytes(range(32)), 2: bytes(range(32, 64))},
+        index=9,
+        head=(40, 1796550000),
+    )
+    steps: list[tuple[str, bytes]] = [("full", _state.encode_full(full))]
+    deltas = [
+        _state.StateChange(marks={c: (1, 512), a: (3, 1500)}, audit=_state.AuditHead(119, "8e" * 32)),
+        _state.StateChange(
+            unmarks={b}, tombs={bytes(range(16, 32))}, untombs={bytes(range(16))}, config=(3, "6f" * 32), index=10
+        ),
+    ]
+    state = _state.VaultState()
+    out = []
+    for name, payload in steps + [(f"delta {i + 1}", _state.encode_change(42 + i, d)) for i, d in enumerate(deltas)]:
+        _state.decode_frame(state, payload)
+        out.append({"name": name, "payload": payload.decode(), "state_after": _state_json(state)})
+    refused = [
+        ("a delta that skips a counter", _state.encode_change(45, deltas[0])),
+        ("a delta replayed", _state.encode_change(43, deltas[0])),
+        (
+            "a mark that is not [generation, size]",
+            b'{"counter":44,"marks":{"' + a.hex().encode() + b'":[1]},"t":"delta"}',
+        ),
+        ("an id of 15 bytes", b'{"counter":44,"t":"delta","unmarks":["' + a.hex()[:30].encode() + b'"]}'),
+        ("an unknown frame kind", b'{"counter":44,"t":"snapshot"}'),
+        ("not JSON", b"\x00"),
+    ]
+    doc = {
+        "format": "sessionseal key table state v1 (TABLE_STATE payloads before zstd)",
+        "frames": out,
+        "refused_after_frames": [{"name": n, "payload": p.decode("latin-1")} for n, p in refused],
+    }
+    STATE_OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
+    print(f"wrote {len(out)} state frames and {len(refused)} refused payloads to {STATE_OUT}")
 
 
 if __name__ == "__main__":

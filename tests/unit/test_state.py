@@ -3,6 +3,7 @@ frames round-trip, apply in counter order only, and marks only rise."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,31 @@ def test_a_new_vault_tracks_its_state_and_saves_mark_their_sessions(tmp_path: Pa
         size = (tmp_path / "v" / "sessions" / f"{v.parts.keys.file_name(sid)}.sst").stat().st_size
     assert state.tracked and state.config == NO_CONFIG
     assert state.marks[sid.bytes] == (1, size)
+
+
+VECTORS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "vectors" / "keytable-state-v1.json"
+
+
+def _as_vector(state: VaultState) -> dict[str, object]:
+    return {**json.loads(encode_full(state)), "t": None}
+
+
+def test_the_vectors_decode_to_the_states_they_give_and_re_encode_byte_for_byte() -> None:
+    doc = json.loads(VECTORS.read_text())
+    state = VaultState()
+    for frame in doc["frames"]:
+        decode_frame(state, frame["payload"].encode())
+        assert _as_vector(state) == frame["state_after"], frame["name"]
+    full = doc["frames"][0]
+    again = VaultState()
+    decode_frame(again, full["payload"].encode())
+    assert encode_full(again).decode() == full["payload"]  # canonical: one encoding per state
+
+
+@pytest.mark.parametrize("case", json.loads(VECTORS.read_text())["refused_after_frames"], ids=lambda c: c["name"])
+def test_the_vectors_refused_payloads_are_integrity_errors(case: dict[str, str]) -> None:
+    state = VaultState()
+    for frame in json.loads(VECTORS.read_text())["frames"]:
+        decode_frame(state, frame["payload"].encode())
+    with pytest.raises(IntegrityError):
+        decode_frame(state, case["payload"].encode("latin-1"))
