@@ -718,7 +718,7 @@ def reference(op: Op, t: Template, work: Path, injector: Injector, known: set[st
     for pred in op.commits:
         commit_at.append(next(i for i in range(commit_at[-1] + 1 if commit_at else 0, len(calls)) if pred(calls[i])))
     twice = _verified(t, work, known, REPAIR_KEEPS if op.repairs else op.leftovers)
-    record_at = max(i for i, c in enumerate(calls) if c.path == "locks/audit.lock" and c.cls == "truncate")
+    record_at = max(i for i, c in enumerate(calls) if c.path == "locks/audit.lock" and c.cls == "write")
     return Reference(states, calls, counts, commit_at, record_at, twice, None if again is None else type(again))
 
 
