@@ -756,7 +756,8 @@ def audit_v3() -> None:
 
 def _state_json(state: _state.VaultState) -> dict[str, Any]:
     """The state as the vectors show it (what a reader must hold after the frames)."""
-    return json.loads(_state.encode_full(state)) | {"t": None}
+    doc: dict[str, Any] = json.loads(_state.encode_full(state))
+    return {**doc, "t": None}
 
 
 def key_table_state() -> None:
