@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["SessionStatus", "normalize_tag"]
+__all__ = ["MAX_TAG", "SessionStatus", "normalize_tag"]
+
+#: Longest tag, in characters.
+MAX_TAG = 64
 
 
 class SessionStatus(enum.StrEnum):
@@ -28,7 +31,7 @@ def normalize_tag(raw: str) -> str:
     :raises ValueError: empty, over 64 characters, or with whitespace inside.
     """
     tag = raw.strip() if isinstance(raw, str) else ""
-    if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
+    if not tag or len(tag) > MAX_TAG or any(c.isspace() for c in tag):
         raise ValueError("tags are 1-64 characters without whitespace")
     return tag
 

@@ -8,11 +8,12 @@ writes the operation's audit record.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from .._fields import SessionStatus, normalize_tag
+from .._fields import MAX_TAG, SessionStatus, normalize_tag
 from ..errors import InvalidInput
 from ._common import merge_counts
 
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Update",
     "archive",
+    "clean_tags",
     "clean_text",
+    "fit_tag",
     "set_flag",
     "set_parent",
     "set_status",
@@ -39,6 +42,9 @@ Update = Callable[[dict[str, Any]], bool]
 _MAX_META_TEXT: Final = 64 * 1024
 #: The statuses 'unarchive' may restore.
 _UNARCHIVED: Final = frozenset(st.value for st in SessionStatus if st is not SessionStatus.ARCHIVED)
+#: A placeholder in sanitized text (:data:`sessionseal._sanitize.PLACEHOLDER_RE`, not imported
+#: here: that module loads the rules, which an edit without tags never needs).
+_PLACEHOLDER: Final = re.compile(r"\[REDACTED:[^\]\s]+\]")
 
 
 def clean_text(sanitizer: Sanitizer, text: str, what: str) -> tuple[str, dict[str, int]]:
@@ -69,21 +75,56 @@ def _check_tag(tag: str) -> str:
         raise InvalidInput(str(exc)) from None
 
 
-def set_tags(add: Sequence[str], remove: Sequence[str], after: list[str]) -> Update:
-    """Remove, then add tags; *after* gets the tags the edit leaves.
+def clean_tags(sanitizer: Sanitizer, tags: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """*tags*, checked and sanitized (a tag is user text like any other), and the counts.
 
-    :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace (raised here,
-        before anything is read).
+    A tag with no secret in it is kept byte for byte.  A tag with one is stored as the
+    sanitizer's text (``deploy-[REDACTED:github-pat:1a2b3c4d]``), or, when the placeholders
+    make that longer than a tag may be, as its first placeholder alone: a stored tag stays a
+    valid tag.  Two tags that become the same text are one tag.
+
+    :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace (checked on
+        the text given, before anything is read).
     """
-    adds, removes = [_check_tag(t) for t in add], {_check_tag(t) for t in remove}
+    out: list[str] = []
+    counts: dict[str, int] = {}
+    for raw in tags:
+        tag = _check_tag(raw)
+        result = sanitizer.sanitize_text(tag)
+        if result.counts:
+            tag = fit_tag(result.text)
+            counts = merge_counts(counts, dict(result.counts))
+        out.append(tag)
+    return list(dict.fromkeys(out)), counts
+
+
+def fit_tag(clean: str) -> str:
+    """A sanitized tag, made a valid tag again: placeholders are longer than many secrets, and a
+    stored tag over :data:`MAX_TAG` characters would make the session fail validation on load.
+    Such a tag becomes its first placeholder alone (``[REDACTED]`` if even that is too long)."""
+    if len(clean) <= MAX_TAG:
+        return clean
+    first = _PLACEHOLDER.search(clean)
+    return first.group(0) if first is not None and len(first.group(0)) <= MAX_TAG else "[REDACTED]"
+
+
+def set_tags(add: Sequence[str], remove: Sequence[str], after: list[str], counts: dict[str, int]) -> Update:
+    """Remove, then add tags (both already through :func:`clean_tags`), adding the redaction
+    counts of the tags added; *after* gets the tags the edit leaves."""
+    removes = set(remove)
 
     def update(doc: dict[str, Any]) -> bool:
         before = list(doc.get("tags") or [])
         tags = [t for t in before if t not in removes]
-        tags += [t for t in dict.fromkeys(adds) if t not in tags]
+        new = [t for t in dict.fromkeys(add) if t not in tags]
+        tags += new
         after[:] = tags
         doc["tags"] = tags
-        return tags != before
+        if tags == before:
+            return False
+        if new and counts:
+            doc["redactions"] = merge_counts(doc.get("redactions"), counts)
+        return True
 
     return update
 

@@ -20,6 +20,7 @@ from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
 from ..errors import IntegrityError, InvalidInput
+from . import _edits
 from ._common import (
     INTEGRITY,
     MAX_CONTAINER,
@@ -47,6 +48,17 @@ EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "p
 #: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
 COMPACT_APPENDS: Final = 4 << 20
 MAX_GROUPS: Final = 1024
+
+
+def _fit_tags(doc: dict[str, Any]) -> None:
+    """Make the sanitized tags in *doc* valid tags again (:func:`._edits.fit_tag`).
+
+    A tag is validated before it is sanitized; what the sanitizer made of it must still be a tag
+    (or the session would not load), and two tags may now be the same one.
+    """
+    tags = doc.get("tags")
+    if isinstance(tags, list):
+        doc["tags"] = list(dict.fromkeys(_edits.fit_tag(t) if isinstance(t, str) else t for t in tags))
 
 
 class SessionStore:
@@ -138,6 +150,8 @@ class SessionStore:
             doc["updated_at"] = timestamp()  # as pydantic writes it
         clean, counts = self._sanitizer().sanitize_tree(doc)
         assert isinstance(clean, dict)
+        if counts:
+            _fit_tags(clean)
         redactions: Any = merge_counts(doc.get("redactions"), counts)
         clean["redactions"] = redactions
         try:
@@ -220,6 +234,10 @@ class SessionStore:
         """
         clean, counts = self._sanitizer().sanitize_tree(cast(Any, ops))
         assert isinstance(clean, list)
+        if counts:
+            for op in clean:  # a state event may set the tags
+                if isinstance(op, dict) and op.get("op") == "set" and isinstance(op.get("value"), dict):
+                    _fit_tags(cast(dict[str, Any], op["value"]))
         name = self._keys.file_name(sid)
         with self._ctx.session_lock(name, sid):
             nbytes = self.append_locked(name, sid, clean, counts=counts, touch=touch)
