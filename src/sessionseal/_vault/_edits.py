@@ -32,6 +32,7 @@ __all__ = [
     "set_tags",
     "set_text",
     "status_of",
+    "tag_edit",
     "unarchive",
 ]
 
@@ -106,6 +107,14 @@ def fit_tag(clean: str) -> str:
         return clean
     first = _PLACEHOLDER.search(clean)
     return first.group(0) if first is not None and len(first.group(0)) <= MAX_TAG else "[REDACTED]"
+
+
+def tag_edit(sanitizer: Sanitizer, add: Sequence[str], remove: Sequence[str], after: list[str]) -> Update:
+    """:meth:`Vault.tag`'s edit: both lists through :func:`clean_tags` (removals too, so that the
+    tag a secret was stored as is removed by giving the secret), then :func:`set_tags`."""
+    adds, counts = clean_tags(sanitizer, add)
+    removes, _ = clean_tags(sanitizer, remove)
+    return set_tags(adds, removes, after, counts)
 
 
 def set_tags(add: Sequence[str], remove: Sequence[str], after: list[str], counts: dict[str, int]) -> Update:

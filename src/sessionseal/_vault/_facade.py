@@ -662,20 +662,13 @@ class Vault:
     def tag(
         self, session_id: uuid.UUID | str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> builtins.list[str]:
-        """Add and remove tags (removals first); return the session's tags afterwards.
-
-        Tags are sanitized like every text stored: a tag with a secret in it is stored with the
-        secret replaced by its placeholder (see :func:`._edits.clean_tags`).
+        """Add and remove tags (removals first); return the session's tags afterwards.  Tags are
+        sanitized like every text stored (:func:`._edits.tag_edit`).
 
         :raises InvalidInput: a tag is empty, over 64 characters, or has whitespace.
         """
-        sanitizer = self._settings.sanitizer()
-        adds, counts = _edits.clean_tags(sanitizer, add)
-        # Removals go through the sanitizer too, so that the tag a secret was stored as can be
-        # removed by giving the secret.
-        removes, _ = _edits.clean_tags(sanitizer, remove)
         after: builtins.list[str] = []
-        self._edit(session_id, "tag", _edits.set_tags(adds, removes, after, counts))
+        self._edit(session_id, "tag", _edits.tag_edit(self._settings.sanitizer(), add, remove, after))
         return after
 
     @_audited("set-status", by_id=True)
