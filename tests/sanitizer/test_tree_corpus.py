@@ -183,3 +183,11 @@ def test_dict_keys_are_scanned_and_stay_unique(san: Sanitizer) -> None:
     assert sum(counts.values()) == 3
     # Stable: a second pass changes nothing.
     assert san.sanitize_tree(clean) == (clean, {})
+
+
+def test_a_redacted_key_is_named_without_its_placeholder(san: Sanitizer) -> None:
+    # "mysql -p<pw>" is no secret name, and neither is "mysql -p[REDACTED:mysql-password-flag]":
+    # the value under it stays, in the first walk and the second.
+    clean, _ = san.sanitize_tree({f"mysql -p{PW}": 1000})
+    assert clean == {san.sanitize_text(f"mysql -p{PW}").text: 1000}
+    assert san.sanitize_tree(clean) == (clean, {})

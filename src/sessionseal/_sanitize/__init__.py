@@ -271,11 +271,39 @@ class Sanitizer:
             counts.update(result.counts)
             return result.text
         if isinstance(value, dict):
+            if (
+                not secret_name
+                and self._clean_keys.issuperset(value)
+                and (_PAIR_NAME_KEYS.isdisjoint(value) or self._secret_pair_value(value) is None)
+            ):
+                # The common case, as one comprehension (the walk's hot loop); the same
+                # decisions as :meth:`_walk_dict`, which takes the rest.  The name is checked
+                # only where its answer changes the walk of the value.
+                walk = self._walk
+                is_secret_name = _checks.is_secret_name
+                return {
+                    k: walk(
+                        v,
+                        counts,
+                        secret_name=(
+                            v.__class__ is str
+                            or (v.__class__ is dict and not _VALUE_KEYS.isdisjoint(v))
+                            or (v.__class__ is list and bool(v))
+                            or (v.__class__ is int and abs(v) >= _SECRET_NUMBER_MIN)
+                        )
+                        and is_secret_name(k),
+                    )
+                    for k, v in value.items()
+                }
             return self._walk_dict(value, counts, secret_name=secret_name)
         if isinstance(value, list):
             if secret_name:
                 return [self._walk(v, counts, secret_name=True) for v in value]
-            if len(value) >= 2 and all(isinstance(v, str) and "\n" not in v for v in value):
+            if (
+                len(value) >= 2
+                and value[0].__class__ is str
+                and all(isinstance(v, str) and "\n" not in v for v in value)
+            ):
                 return cast("JSONValue", self._walk_argv(cast("list[str]", value), counts))
             return [self._walk(v, counts, secret_name=False) for v in value]
         if secret_name and type(value) is int and abs(value) >= _SECRET_NUMBER_MIN:
@@ -293,17 +321,36 @@ class Sanitizer:
         if not _PAIR_NAME_KEYS.isdisjoint(value):
             pair_value = self._secret_pair_value(value)
         is_secret_name = _checks.is_secret_name
+        if not self._clean_keys.issuperset(value):
+            self._scan_keys(value)
         out: dict[str, JSONValue] = {}
         for k, v in value.items():
-            if v is None or isinstance(v, bool):
+            # Ask whether the name is a secret's only where the answer changes the walk: a
+            # name check costs more than the walk of a small value, and a dict of thousands
+            # of distinct keys (files, ids) holding dicts would pay it for each.
+            cls = v.__class__
+            if cls is str:
+                matters = True
+            elif cls is dict:
+                matters = not _VALUE_KEYS.isdisjoint(cast("dict[str, JSONValue]", v))
+            elif cls is list:
+                matters = bool(v)
+            elif cls is int:
+                matters = abs(cast("int", v)) >= _SECRET_NUMBER_MIN
+            else:  # None, bool, float; subclasses of str/dict/list/int are rare, walked as plain
+                matters = isinstance(v, (str, dict, list)) or (isinstance(v, int) and not isinstance(v, bool))
+            out_key = k if k in self._clean_keys else self._sanitize_key(k, value, out, counts)
+            # A key that holds a placeholder is named without it, in this pass and the next
+            # (such keys are never cached as clean), so a second walk changes nothing.
+            name = PLACEHOLDER.sub("", out_key) if "[REDACTED:" in out_key else k
+            if not matters:
                 secret = False
             elif secret_name:
                 # Under a secret name, only the dict's value fields are the secret
                 # (``{"password": {"value": …}}``); its ``type``, ``description``… are not.
-                secret = k in _VALUE_KEYS or k == pair_value or is_secret_name(k)
+                secret = k in _VALUE_KEYS or k == pair_value or is_secret_name(name)
             else:
-                secret = k == pair_value or is_secret_name(k)
-            out_key = k if k in self._clean_keys else self._sanitize_key(k, value, out, counts)
+                secret = k == pair_value or is_secret_name(name)
             out[out_key] = self._walk(v, counts, secret_name=secret)
         return out
 
@@ -321,6 +368,19 @@ class Sanitizer:
                         return value_key
         return None
 
+    def _scan_keys(self, value: dict[str, JSONValue]) -> None:
+        """Scan a dict's unseen keys in one pass, one per line: a scanner call costs about as
+        much as 10 kB of text, and a dict of files or ids can hold thousands of distinct keys.
+        When the joined keys hold no finding, each is clean; otherwise each is scanned alone
+        (:meth:`_sanitize_key`)."""
+        clean = self._clean_keys
+        new = [k for k in value if isinstance(k, str) and k not in clean]
+        if len(new) < 2 or self._scanner.find_spans("\n".join(new)):
+            return
+        if len(clean) + len(new) > _CLEAN_KEYS_MAX:
+            clean.clear()
+        clean.update(k for k in new if "[REDACTED:" not in k)
+
     def _sanitize_key(
         self, key: str, original: dict[str, JSONValue], out: dict[str, JSONValue], counts: Counter[str]
     ) -> str:
@@ -330,7 +390,8 @@ class Sanitizer:
         if not result.counts:
             if len(self._clean_keys) >= _CLEAN_KEYS_MAX:
                 self._clean_keys.clear()
-            self._clean_keys.add(key)
+            if "[REDACTED:" not in key:
+                self._clean_keys.add(key)
             return key
         counts.update(result.counts)
         new, n = result.text, 1
