@@ -16,12 +16,13 @@ installed, else pyahocorasick, else pure Python).  Design notes: ``docs/sanitize
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 from . import _checks
 from ._engine import PLACEHOLDER, Finding, Scanner
@@ -47,6 +48,61 @@ JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, J
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _RFC3339: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)")
 _SECRET_NAMED_RULE: Final = "secret-named-value"  # noqa: S105 - a rule id
+#: An integer under a secret name with at least 4 digits is redacted (a PIN, a numeric password).
+_SECRET_NUMBER_MIN: Final = 1000
+#: The keys that hold the name, and the value, of a name/value pair: Kubernetes ``env``
+#: (``name``/``value``), CloudFormation (``ParameterKey``/``ParameterValue``), SSM
+#: (``Name``/``Value``), and the common spellings around them.
+_PAIR_NAME_KEYS: Final = frozenset(
+    {
+        "name",
+        "Name",
+        "NAME",
+        "key",
+        "Key",
+        "KEY",
+        "ParameterKey",
+        "parameterKey",
+        "parameter_key",
+        "OptionName",
+        "variable",
+        "Variable",
+        "env",
+        "var",
+    }
+)
+_PAIR_VALUE_KEYS: Final = (
+    "value",
+    "Value",
+    "VALUE",
+    "ParameterValue",
+    "parameterValue",
+    "parameter_value",
+    "SecretString",
+    "val",
+)
+#: Inside a dict under a secret name, the keys whose value is the secret itself.
+_VALUE_KEYS: Final = frozenset(
+    {
+        "value",
+        "Value",
+        "VALUE",
+        "val",
+        "data",
+        "current",
+        "plaintext",
+        "SecretString",
+        "secret_string",
+        "default",
+        "raw",
+        "string",
+        "stringValue",
+        "string_value",
+        "text",
+    }
+)
+#: Dict keys known to hold no secret, so a walk scans each distinct key once (bounded).
+_CLEAN_KEYS_MAX: Final = 65536
 #: What a placeholder looks like: ``[REDACTED:<rule-id>]`` or ``[REDACTED:<rule-id>:<8 hex>]``.
 PLACEHOLDER_RE: Final = PLACEHOLDER
 #: A fingerprint is only given to a value with at least this many bits of estimated entropy
@@ -117,6 +173,7 @@ class Sanitizer:
         self._scanner = Scanner(rules, self._allow, literals, engine)
         # Literals and secret-named values are never in here: people choose them.
         self._fingerprinted = frozenset(r.id for r in rules if r.fingerprint)
+        self._clean_keys: set[str] = set()
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -189,31 +246,194 @@ class Sanitizer:
     def sanitize_tree(self, value: JSONValue) -> tuple[JSONValue, dict[str, int]]:
         """Sanitize every string in a JSON-shaped tree; the shape is preserved.
 
-        Values under keys whose name says secret (``GITHUB_TOKEN``, ``password``) are
-        replaced whole, whatever they look like; dict keys are left alone, and strings
-        that are exactly a UUID or an RFC 3339 timestamp are never altered.
+        Beyond the text of each string (docs/sanitizer.md, "Structural rules"): values under
+        keys whose name says secret (``GITHUB_TOKEN``, ``password``) are replaced whole,
+        whatever they look like -- strings, UUIDs, the items of a list, a nested dict's
+        ``value`` and integers of 4+ digits (which become the placeholder string); so is the
+        value of a name/value pair whose name says secret (``{"name": "DB_PASSWORD", "value":
+        …}``).  A list of strings is also scanned as the command line it is (joined with
+        spaces, findings mapped back into the elements).  Dict keys are scanned as text.
+        Other strings that are exactly a UUID or an RFC 3339 timestamp are never altered.
         """
         counts: Counter[str] = Counter()
         return self._walk(value, counts, secret_name=False), dict(counts)
 
-    def _walk(self, value: JSONValue, counts: Counter[str], *, secret_name: bool) -> JSONValue:
+    def _walk(self, value: JSONValue, counts: Counter[str], *, secret_name: bool) -> JSONValue:  # noqa: PLR0911
         if isinstance(value, str):
-            if not value or _UUID.fullmatch(value) or _RFC3339.fullmatch(value):
+            if not value or _RFC3339.fullmatch(value):
                 return value
             if secret_name and self._redact_whole(value):
                 counts[_SECRET_NAMED_RULE] += 1
                 return self._whole_placeholder(value)
+            if _UUID.fullmatch(value):
+                return value
             result = self.sanitize_text(value)
             counts.update(result.counts)
             return result.text
         if isinstance(value, dict):
-            return {
-                k: self._walk(v, counts, secret_name=isinstance(v, str) and _checks.is_secret_name(str(k)))
-                for k, v in value.items()
-            }
+            if (
+                not secret_name
+                and self._clean_keys.issuperset(value)
+                and (_PAIR_NAME_KEYS.isdisjoint(value) or self._secret_pair_value(value) is None)
+            ):
+                # The common case, as one comprehension (the walk's hot loop); the same
+                # decisions as :meth:`_walk_dict`, which takes the rest.  The name is checked
+                # only where its answer changes the walk of the value.
+                walk = self._walk
+                is_secret_name = _checks.is_secret_name
+                return {
+                    k: walk(
+                        v,
+                        counts,
+                        secret_name=(
+                            v.__class__ is str
+                            or (v.__class__ is dict and not _VALUE_KEYS.isdisjoint(v))
+                            or (v.__class__ is list and bool(v))
+                            or (v.__class__ is int and abs(v) >= _SECRET_NUMBER_MIN)
+                        )
+                        and is_secret_name(k),
+                    )
+                    for k, v in value.items()
+                }
+            return self._walk_dict(value, counts, secret_name=secret_name)
         if isinstance(value, list):
+            if secret_name:
+                return [self._walk(v, counts, secret_name=True) for v in value]
+            if (
+                len(value) >= 2
+                and value[0].__class__ is str
+                and all(isinstance(v, str) and "\n" not in v for v in value)
+            ):
+                return cast("JSONValue", self._walk_argv(cast("list[str]", value), counts))
             return [self._walk(v, counts, secret_name=False) for v in value]
+        if secret_name and type(value) is int and abs(value) >= _SECRET_NUMBER_MIN:
+            # A number under a secret name is a PIN or a numeric password; small ones are
+            # flags and counts (``{"secret": 1}``).  The shape changes here only: a number
+            # becomes the placeholder string.
+            counts[_SECRET_NAMED_RULE] += 1
+            return f"[REDACTED:{_SECRET_NAMED_RULE}]"
         return value
+
+    def _walk_dict(self, value: dict[str, JSONValue], counts: Counter[str], *, secret_name: bool) -> JSONValue:
+        # A name/value pair (Kubernetes env, CloudFormation parameters, SSM parameters):
+        # the value is secret when the name is a secret's.
+        pair_value: str | None = None
+        if not _PAIR_NAME_KEYS.isdisjoint(value):
+            pair_value = self._secret_pair_value(value)
+        is_secret_name = _checks.is_secret_name
+        if not self._clean_keys.issuperset(value):
+            self._scan_keys(value)
+        out: dict[str, JSONValue] = {}
+        for k, v in value.items():
+            # Ask whether the name is a secret's only where the answer changes the walk: a
+            # name check costs more than the walk of a small value, and a dict of thousands
+            # of distinct keys (files, ids) holding dicts would pay it for each.
+            cls = v.__class__
+            if cls is str:
+                matters = True
+            elif cls is dict:
+                matters = not _VALUE_KEYS.isdisjoint(cast("dict[str, JSONValue]", v))
+            elif cls is list:
+                matters = bool(v)
+            elif cls is int:
+                matters = abs(cast("int", v)) >= _SECRET_NUMBER_MIN
+            else:  # None, bool, float; subclasses of str/dict/list/int are rare, walked as plain
+                matters = isinstance(v, (str, dict, list)) or (isinstance(v, int) and not isinstance(v, bool))
+            out_key = k if k in self._clean_keys else self._sanitize_key(k, value, out, counts)
+            # A key that holds a placeholder is named without it, in this pass and the next
+            # (such keys are never cached as clean), so a second walk changes nothing.
+            name = PLACEHOLDER.sub("", out_key) if "[REDACTED:" in out_key else k
+            if not matters:
+                secret = False
+            elif secret_name:
+                # Under a secret name, only the dict's value fields are the secret
+                # (``{"password": {"value": …}}``); its ``type``, ``description``… are not.
+                secret = k in _VALUE_KEYS or k == pair_value or is_secret_name(name)
+            else:
+                secret = k == pair_value or is_secret_name(name)
+            out[out_key] = self._walk(v, counts, secret_name=secret)
+        return out
+
+    def _secret_pair_value(self, value: dict[str, JSONValue]) -> str | None:
+        """The key holding the value of a name/value pair whose name says secret, if any."""
+        for name_key in _PAIR_NAME_KEYS.intersection(value):
+            name = value[name_key]
+            if not isinstance(name, str) or not name:
+                continue
+            # An SSM path (``/prod/db/password``) or dotted name: its last part names it.
+            last = re.split(r"[/:]", name.rstrip("/:"))[-1]
+            if _checks.is_secret_name(name) or (last and _checks.is_secret_name(last)):
+                for value_key in _PAIR_VALUE_KEYS:
+                    if value_key in value:
+                        return value_key
+        return None
+
+    def _scan_keys(self, value: dict[str, JSONValue]) -> None:
+        """Scan a dict's unseen keys in one pass, one per line: a scanner call costs about as
+        much as 10 kB of text, and a dict of files or ids can hold thousands of distinct keys.
+        When the joined keys hold no finding, each is clean; otherwise each is scanned alone
+        (:meth:`_sanitize_key`)."""
+        clean = self._clean_keys
+        new = [k for k in value if isinstance(k, str) and k not in clean]
+        if len(new) < 2 or self._scanner.find_spans("\n".join(new)):
+            return
+        if len(clean) + len(new) > _CLEAN_KEYS_MAX:
+            clean.clear()
+        clean.update(k for k in new if "[REDACTED:" not in k)
+
+    def _sanitize_key(
+        self, key: str, original: dict[str, JSONValue], out: dict[str, JSONValue], counts: Counter[str]
+    ) -> str:
+        """A dict key scanned as text.  A redacted key that collides with another key of the
+        same dict gets `` #2``, `` #3``… appended, so that no entry is lost."""
+        result = self.sanitize_text(key) if isinstance(key, str) else SanitizeResult(key, {})
+        if not result.counts:
+            if len(self._clean_keys) >= _CLEAN_KEYS_MAX:
+                self._clean_keys.clear()
+            if "[REDACTED:" not in key:
+                self._clean_keys.add(key)
+            return key
+        counts.update(result.counts)
+        new, n = result.text, 1
+        while new in out or (new != key and new in original):
+            n += 1
+            new = f"{result.text} #{n}"
+        return new
+
+    def _walk_argv(self, value: list[str], counts: Counter[str]) -> list[str]:
+        """A list of strings, scanned as the command line it is (``["mysql", "-p<pw>"]``) and
+        then item by item.  A finding of the joined line is redacted inside each item it
+        covers (the same placeholder in each, counted once); the list keeps its length."""
+        line = " ".join(value)
+        items = list(value)
+        spans = self._scanner.find_spans(line)
+        if spans:
+            starts: list[int] = []
+            pos = 0
+            for v in value:
+                starts.append(pos)
+                pos += len(v) + 1
+            edits: list[list[tuple[int, int, str]]] = [[] for _ in value]
+            for s, e, rule_id in spans:
+                ph = self.placeholder(rule_id, line[s:e])
+                counts[rule_id] += 1
+                i = bisect.bisect_right(starts, s) - 1
+                while i < len(value) and starts[i] < e:
+                    a, b = max(s, starts[i]) - starts[i], min(e, starts[i] + len(value[i])) - starts[i]
+                    if a < b:
+                        edits[i].append((a, b, ph))
+                    i += 1
+            for i, ed in enumerate(edits):
+                if ed:
+                    v, parts, p = value[i], [], 0
+                    for a, b, ph in ed:
+                        parts.append(v[p:a])
+                        parts.append(ph)
+                        p = b
+                    parts.append(v[p:])
+                    items[i] = "".join(parts)
+        # Then each item alone, as any string of the tree (a UUID item stays as it is).
+        return [cast("str", self._walk(v, counts, secret_name=False)) for v in items]
 
     def _whole_placeholder(self, value: str) -> str:
         """The placeholder of a value under a secret name.  Whatever its length, it may be a
