@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import string
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sessionseal._sanitize import PLACEHOLDER_RE, Sanitizer
@@ -75,6 +75,8 @@ def _engines() -> st.SearchStrategy[Sanitizer]:
 
 @SETTINGS
 @given(san=_engines(), text=TEXT)
+# Found by hypothesis: the placeholder's own rule id read as a secret *name* on the second pass.
+@example(san=sanitizer_for(engines()[0]), text='MYSQL -p1"=011:')
 def test_sanitize_is_idempotent(san: Sanitizer, text: str) -> None:
     once = san.sanitize_text(text)
     twice = san.sanitize_text(once.text)
@@ -99,6 +101,7 @@ def test_counts_match_placeholders(san: Sanitizer, text: str) -> None:
 
 @SETTINGS
 @given(san=_engines(), doc=JSON)
+@example(san=sanitizer_for(engines()[0]), doc={'MYSQL -p1"=011:': None})
 def test_tree_keeps_shape_and_stays_json(san: Sanitizer, doc: object) -> None:
     clean, _ = san.sanitize_tree(doc)  # type: ignore[arg-type]
 

@@ -39,6 +39,11 @@ _UUID_SPAN: Final = re.compile(_UUID.pattern[1:-1])
 _FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
 
 
+def _starts_in(spans: list[tuple[int, int]], pos: int) -> bool:
+    """Whether *pos* falls strictly inside one of the (sorted, disjoint) *spans*."""
+    return any(a < pos < b for a, b in spans)
+
+
 class Finding(NamedTuple):
     """A secret at ``text[start:end]`` found by rule ``rule_id``."""
 
@@ -203,9 +208,11 @@ class Scanner:
             return []
         # One byte per character of text: 1 where a kept finding or a placeholder already is.
         taken = bytearray(len(text))
+        placeholders: list[tuple[int, int]] = []
         if "[REDACTED:" in text:
             for m in PLACEHOLDER.finditer(text):
                 taken[m.start() : m.end()] = _ONES[: m.end() - m.start()]
+                placeholders.append(m.span())
         kept: list[tuple[int, int, str]] = []
         keep = kept.append
         verify = self._verify
@@ -219,6 +226,11 @@ class Scanner:
             end = cand[3]
             if overlaps(b"\x01", start, end) >= 0:
                 continue  # overlaps a placeholder or a better finding
+            if placeholders and cand[5] is not None and _starts_in(placeholders, cand[5].start()):
+                # The match begins inside a placeholder: its context (a secret *name*, as
+                # ``[REDACTED:mysql-password-flag]"=…`` would give) is our own redaction, so
+                # sanitizing a sanitized text again would find something new.
+                continue
             if not verify(cand, text, 0):
                 continue
             n = end - start
