@@ -11,7 +11,7 @@ from pathlib import Path
 from sessionseal._sanitize._rules import default_catalogue, rule_table_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sanitizer.md"
-BEGIN = "<!-- rule table: generated from src/sessionseal/rules/default.toml -->\n"
+BEGIN = "<!-- rule table: generated from src/sessionseal/rules/*.toml -->\n"
 END = "<!-- end of rule table -->\n"
 
 

@@ -24,9 +24,13 @@ def test_catalogue_has_at_least_100_rules_with_unique_ids() -> None:
 
 
 def test_catalogue_is_plain_toml_with_required_fields() -> None:
-    raw = resources.files("sessionseal").joinpath("rules/default.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(raw)
-    for table in data["rule"]:
+    tables = []
+    for entry in resources.files("sessionseal").joinpath("rules").iterdir():
+        if entry.name.endswith(".toml"):
+            data = tomllib.loads(entry.read_text(encoding="utf-8"))
+            assert set(data) <= ({"rule", "allowlist"} if entry.name == "default.toml" else {"rule"}), entry.name
+            tables += data["rule"]
+    for table in tables:
         assert {"id", "description", "regex", "examples", "counterexamples"} <= set(table), table.get("id")
         assert table["description"].strip()
         assert table["examples"], f"{table['id']} has no positive example"

@@ -9,7 +9,7 @@ chosen (passwords, anything found by its name) get no fingerprint, which would l
 whoever holds the key test guesses offline (see :meth:`Sanitizer.placeholder`).
 Only counts per rule leave this module, never values.
 
-The rules are data (``sessionseal/rules/default.toml``, see :mod:`._rules`); matching is
+The rules are data (``sessionseal/rules/*.toml``, see :mod:`._rules`); matching is
 in :mod:`._engine` on top of a keyword prefilter from :mod:`._native` (Hyperscan when
 installed, else pyahocorasick, else pure Python).  Design notes: ``docs/sanitizer.md``.
 """

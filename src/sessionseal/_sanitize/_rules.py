@@ -1,4 +1,4 @@
-"""The rule catalogue: loading ``rules/default.toml`` and user rules into :class:`Rule` objects.
+"""The rule catalogue: loading ``rules/*.toml`` and user rules into :class:`Rule` objects.
 
 A rule is data: an id, a description, a Python regular expression, literal keywords for
 the prefilter (lowercase; a rule is only tried where one of its keywords occurs), an
@@ -336,18 +336,36 @@ _CATALOGUE_CACHE: Final = "catalogue"
 _CATALOGUE_FORMAT: Final = b"sessionseal catalogue cache 2\0"
 
 
-def _default_toml() -> bytes:
+#: The catalogue's files: ``default.toml`` (with the allowlist) first, then every other
+#: ``rules/*.toml`` in name order (providers grouped by kind: a rule's home is easy to find,
+#: and the file stays one ``[[rule]]`` list a reviewer can read top to bottom).
+_MAIN_FILE: Final = "default.toml"
+
+
+def _rule_files() -> list[tuple[str, bytes]]:
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "rules")
     try:
-        with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "rules", "default.toml"), "rb") as fh:
-            return fh.read()
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".toml") and n != _MAIN_FILE)
+        out = []
+        for name in [_MAIN_FILE, *names]:
+            with open(os.path.join(folder, name), "rb") as fh:
+                out.append((name, fh.read()))
+        return out
     except OSError:  # pragma: no cover - the package is not on a file system (a zip)
         from importlib import resources
 
-        return resources.files("sessionseal").joinpath("rules/default.toml").read_bytes()
+        base = resources.files("sessionseal").joinpath("rules")
+        names = sorted(e.name for e in base.iterdir() if e.name.endswith(".toml") and e.name != _MAIN_FILE)
+        return [(name, base.joinpath(name).read_bytes()) for name in [_MAIN_FILE, *names]]
+
+
+def _default_toml() -> bytes:
+    """Every catalogue file as one TOML document (their ``[[rule]]`` lists concatenated)."""
+    return b"".join(b"\n# ---- rules/" + name.encode("utf-8") + b"\n" + raw for name, raw in _rule_files())
 
 
 def default_catalogue() -> tuple[tuple[Rule, ...], Allowlist]:
-    """The built-in rules and allowlist (``sessionseal/rules/default.toml``), parsed once.
+    """The built-in rules and allowlist (``sessionseal/rules/*.toml``), parsed once.
 
     The parsed and validated document is kept in the sanitizer's cache (:mod:`._cache`) as
     JSON, under a hash of the TOML file, so a new process skips the TOML parser and the
