@@ -113,7 +113,9 @@ BENIGN: dict[str, str] = {
         'api_key = os.environ["API_KEY"]\n'
         "SECRET_KEY=<secret-key>\n"
         'token: "********"\n'
-        "AUTH_TOKEN=your-auth-token-here"
+        "AUTH_TOKEN=your-auth-token-here\n"
+        "E2B_API_KEY=e2b_1111111111111111111111111111111111111111\n"
+        "HEYGEN_API_KEY=sk_V2_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     ),
 }
 
