@@ -102,6 +102,9 @@ _VALUE_KEYS: Final = frozenset(
     }
 )
 #: Dict keys known to hold no secret, so a walk scans each distinct key once (bounded).
+#: The private members of a JSON Web Key (RFC 7518, section 6): secret whatever their names
+#: say; the public ones (``n``, ``e``, ``x``, ``y``) are not.
+_JWK_PRIVATE_KEYS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
 _CLEAN_KEYS_MAX: Final = 65536
 #: What a placeholder looks like: ``[REDACTED:<rule-id>]`` or ``[REDACTED:<rule-id>:<8 hex>]``.
 PLACEHOLDER_RE: Final = PLACEHOLDER
@@ -321,6 +324,7 @@ class Sanitizer:
         if not _PAIR_NAME_KEYS.isdisjoint(value):
             pair_value = self._secret_pair_value(value)
         is_secret_name = _checks.is_secret_name
+        jwk = "kty" in value
         if not self._clean_keys.issuperset(value):
             self._scan_keys(value)
         out: dict[str, JSONValue] = {}
@@ -350,7 +354,7 @@ class Sanitizer:
                 # (``{"password": {"value": …}}``); its ``type``, ``description``… are not.
                 secret = k in _VALUE_KEYS or k == pair_value or is_secret_name(name)
             else:
-                secret = k == pair_value or is_secret_name(name)
+                secret = k == pair_value or is_secret_name(name) or (jwk and k in _JWK_PRIVATE_KEYS)
             out[out_key] = self._walk(v, counts, secret_name=secret)
         return out
 

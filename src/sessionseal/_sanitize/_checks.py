@@ -260,6 +260,12 @@ def is_placeholder(value: str) -> bool:  # noqa: PLR0911 - cheapest tests first
         rest = _PLACEHOLDER_WORDS.sub("", low)
         if len(rest) < len(low) and len(_NOT_ALNUM.sub("", rest)) < 8:
             return True
+    # One character over and over, after any vendor prefix: "aaaaaaaaaaaaaaaa",
+    # "e2b_1111111111111111", "sk_V2_aaaaaaaa..." (a fill, not a value).
+    if len(v) >= 8 and v.count(v[-1]) * 2 > len(v):
+        tail = v[max(v.rfind("_"), v.rfind("-"), v.rfind(".")) + 1 :]
+        if len(tail) >= 8 and tail.count(tail[-1]) == len(tail):
+            return True
     # Mostly mask characters after any short vendor prefix: "ghp_xxxxxxxx", "sk-****".
     if len(v) < 8 or _MASK_RUN.search(v):
         body = _VENDOR_PREFIX.sub("", v)
