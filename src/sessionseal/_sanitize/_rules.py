@@ -39,6 +39,8 @@ CHECKS: Final = frozenset(
         "bearer",  # high-entropy token after Bearer
         "flag",  # --secret-named-flag VALUE on a command line
         "query",  # ?secret_named_param=VALUE in a URL
+        "encoded-query",  # %3Fsecret_named_param%3DVALUE in a percent-encoded URL
+        "define",  # define('SECRET_NAME', '...'): assignment, or key-assignment for *_KEY names
     }
 )
 
