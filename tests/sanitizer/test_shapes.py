@@ -14,6 +14,7 @@ import pytest
 
 from sessionseal._sanitize import Sanitizer
 from sessionseal._sanitize._checks import is_placeholder, is_secret_name
+from sessionseal._sanitize._rules import RuleError
 
 PW = "Tq7!vR2mXz9#Lp"
 PW2 = "Hq3vZ8m2Kd0pL"
@@ -244,6 +245,7 @@ def test_benign_documents_are_kept(san: Sanitizer) -> None:
     for doc in (
         {"PWD": "/home/me/project", "OLDPWD": "/home/me"},
         {"pwd": "/home/me/project"},
+        {"db_password": "/run/secrets/db_password", "api_token": "~/.config/acme/token"},
         ["env", "PWD=/srv/app", "make"],
         {"env": [{"name": "PGHOST", "value": "db.internal"}, {"name": "PGPASSWORD", "valueFrom": {"x": 1}}]},
     ):
@@ -279,3 +281,11 @@ def test_non_ascii_keywords_cost_nothing_on_ascii_text(san: Sanitizer) -> None:
     # regex: an ASCII text that spells them some other way is never matched by them.
     assert san.sanitize_text(f"haslo: {PW2}").text == f"haslo: {PW2}"
     assert san.sanitize_text(f"hasło: {PW2}").text != f"hasło: {PW2}"
+
+
+def test_non_ascii_keywords_work_in_user_rules_and_need_anchor_mode(make: object) -> None:
+    rule = {"id": "acme-kennung", "regex": r"Kennung\u00a7(?P<v>\d{6})", "keywords": ["kennung\u00a7"]}
+    san = make(extra_rules=[rule])  # type: ignore[operator]
+    assert san.sanitize_text("Kennung\u00a7482913").counts == {"acme-kennung": 1}
+    with pytest.raises(RuleError, match="non-ASCII keywords need mode 'anchor'"):
+        make(extra_rules=[{**rule, "mode": "window"}])  # type: ignore[operator]

@@ -153,7 +153,7 @@ class Scanner:
             for ri in anchor:
                 self._kw_of_rule[ri].append(kwi)
             self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
-        self._intl = _intl_table(intl, self._specs)
+        self._intl: _Intl | None = _intl_table(intl, self._specs)
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
@@ -286,19 +286,38 @@ class Scanner:
         return out
 
     def _intl_candidates(self, text: str, out: list[_Candidate]) -> None:
-        """Anchor rules at their non-ASCII keywords (``пароль``, ``密码``): the prefilter sees
-        every non-ASCII character as ``?``, so these keywords are found by one Python regex,
-        and only in texts that have a non-ASCII character at all.  The same on every engine."""
+        """Anchor rules at their non-ASCII keywords (``пароль``, ``密码``).  The prefilter sees
+        every non-ASCII character as ``?``, so these keywords are found in Python, the same
+        on every engine: ``str.find`` of a non-ASCII character of each keyword (a C loop, and
+        no scan at all for a character wider than any of the text's), then the keywords
+        only around those characters."""
         assert self._intl is not None
-        pattern, by_group = self._intl
+        triggers, pattern, by_group, reach = self._intl
+        found: list[int] = []
+        find = text.find
+        for c in triggers:
+            p = find(c)
+            while p >= 0:
+                found.append(p)
+                p = find(c, p + 1)
+        if not found:
+            return
+        found.sort()
+        windows: list[list[int]] = []
+        for p in found:
+            if windows and p - reach <= windows[-1][1]:
+                windows[-1][1] = p + reach
+            else:
+                windows.append([max(0, p - reach), p + reach])
         accept = self._accept
         rules = self.rules
-        for km in pattern.finditer(text):
-            start = km.start()
-            for ri, spec in by_group[km.lastgroup or ""]:
-                m = rules[ri].pattern.match(text, start)
-                if m is not None:
-                    accept(spec, m, text, out)
+        for a, b in windows:
+            for km in pattern.finditer(text, a, b):
+                start = km.start()
+                for ri, spec in by_group[km.lastgroup or ""]:
+                    m = rules[ri].pattern.match(text, start)
+                    if m is not None:
+                        accept(spec, m, text, out)
 
     def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912, PLR0915 - one branch per kind of hit
         """Literals, window and blob rules, full-scan rules and end-only shapes."""
@@ -440,17 +459,24 @@ class Scanner:
         )
 
 
-def _intl_table(
-    intl: dict[str, list[int]], specs: list[_Spec]
-) -> tuple[re.Pattern[str], dict[str, tuple[tuple[int, _Spec], ...]]] | None:
-    """One case-insensitive regex of the non-ASCII keywords (longest first, a group per keyword)
-    and, per group, the anchor rules to try at a hit."""
+class _Intl(NamedTuple):
+    """How the non-ASCII keywords are found (see :meth:`Scanner._intl_candidates`)."""
+
+    triggers: tuple[str, ...]  # a non-ASCII character of each keyword, in both cases
+    pattern: re.Pattern[str]  # the keywords, case-insensitive, one group each
+    rules: dict[str, tuple[tuple[int, _Spec], ...]]  # per group, the anchor rules to try
+    reach: int  # how far a keyword reaches from its trigger character
+
+
+def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
     if not intl:
         return None
     order = sorted(intl, key=len, reverse=True)
     pattern = re.compile("|".join(f"(?P<k{i}>{re.escape(kw)})" for i, kw in enumerate(order)), re.IGNORECASE)
-    by_group = {f"k{i}": tuple((ri, specs[ri]) for ri in intl[kw]) for i, kw in enumerate(order)}
-    return pattern, by_group
+    firsts = {next(c for c in kw if not c.isascii()) for kw in order}
+    chars = tuple(sorted({v for c in firsts for v in (c, c.lower(), c.upper(), c.casefold()) if len(v) == 1}))
+    rules = {f"k{i}": tuple((ri, specs[ri]) for ri in intl[kw]) for i, kw in enumerate(order)}
+    return _Intl(chars, pattern, rules, 2 * max(map(len, order)))
 
 
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
