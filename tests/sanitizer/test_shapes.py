@@ -46,6 +46,7 @@ SHAPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pgpassword-prefix-quoted": (f"PGPASSWORD='{PW}' pg_dump -h db app", (PW,)),
     # a lowercase pwd key
     "pwd-json": (f'{{"uid": "sa", "pwd": "{PW}"}}', (PW,)),
+    "Pwd-json": (f'{{"Uid": "sa", "Pwd": "{PW}"}}', (PW,)),
     "pwd-connection-string": (f"Driver={{ODBC Driver 18}};Server=db;uid=sa;pwd={PW};", (PW,)),
     "pwd-config": (f"[db]\nuser = app\npwd = {PW2}\n", (PW2,)),
     # htpasswd -b
@@ -157,6 +158,10 @@ BENIGN: dict[str, str] = {
     "pwd-command": "$ pwd\n/home/me/project",
     "pwd-path-json": '{"pwd": "/home/me/project"}',
     "PWD-json": '{"PWD": "/home/me/project", "HOME": "/home/me"}',
+    "pwd-expression": "pwd = (self.password.encode('utf-8') if self.password else b'')",
+    "Pwd-path": '{"Pwd": "/srv/app"}',
+    "passwort-field-list": "pw_name:pw_Passwort:pw_uid:pw_gid:pw_gecos:pw_Verz:pw_shell",
+    "mot-de-passe-url": "Choisir un mot de passe robuste sur https://fr.wikipedia.org/wiki/Mot_de_passe",
     "pgpassword-ref": 'PGPASSWORD="$DB_PASSWORD" psql -h db',
     "aws-documented-pair": "AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "your-api-key-example": "API_KEY=your-api-key-example",

@@ -145,9 +145,8 @@ def is_secret_name(name: str, *, allow_key: bool = True) -> bool:  # noqa: PLR09
     if last.endswith(_PASSWORD_SUFFIXES):
         # One word that ends in "password": PGPASSWORD, ROOTPASSWORD, dbpasswd.
         return True
-    if name.strip("\"'") == "pwd":
-        # Lowercase only: a config's or a connection string's ``pwd``; ``PWD`` is the
-        # shell's working directory.
+    if name.strip("\"'") in {"pwd", "Pwd"}:
+        # A config's or a connection string's ``pwd``; ``PWD`` is the shell's working directory.
         return True
     if len(words) >= 2 and last in _SECRET_LAST_WORDS:
         return True
@@ -378,6 +377,8 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
     if "://" in v and _URL.match(v):
         return False
     if not quoted:
+        if first == "(" and _REFERENCE.match(v[1:]):
+            return False  # an expression in code: ``pwd = (self.password.encode() if …``
         if _REFERENCE.match(v) and (
             not _DOTTED_START.match(v)
             or "(" in v
