@@ -75,6 +75,10 @@ SHAPES: dict[str, tuple[str, tuple[str, ...]]] = {
         f"https://idp.example.org/authorize?redirect_uri=https%3A%2F%2Fx.example.org%2Fcb%3Faccess_token%3D{TOK}&state=1",
         (TOK,),
     ),
+    "redirect-uri-encoded-twice": (
+        f"/login?next=https%253A%252F%252Fx.example.org%252Fcb%253Faccess_token%253D{TOK}",
+        (TOK,),
+    ),
     "fragment-encoded": (f"next=https%3A%2F%2Fapp.example.org%2Fcb%23access_token%3D{TOK}", (TOK,)),
     "fragment": (f"https://app.example.org/cb#access_token={TOK}&token_type=bearer", (TOK,)),
     # Kubernetes env entries in YAML, the value on the next line
@@ -94,6 +98,7 @@ SHAPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pem-double-quoted": (_pem(">> ", "OPENSSH PRIVATE KEY", OPENSSH_BODY), OPENSSH_BODY),
     "pem-hash-commented": (_pem("# ", "PRIVATE KEY"), PEM_BODY),
     "pem-indented": (_pem("    ", "EC PRIVATE KEY"), PEM_BODY),
+    "pem-c-comment": ("/*\n" + _pem(" * ") + " */\n", PEM_BODY),
     # passwords in prose, in other languages
     "de-ist": (f"Das Passwort für die Datenbank ist {PW2}", (PW2,)),
     "de-kennwort": (f"Kennwort: {PW2}", (PW2,)),
@@ -119,6 +124,13 @@ SHAPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ko-neun": (f"비밀번호는 {PW2} 입니다", (PW2,)),
     "tr-colon": (f"Şifre: {PW2}", (PW2,)),
     "tr-equals": (f"şifre={PW2}", (PW2,)),
+    "zh-after-latin": (f"WiFi密码是{PW2}", (PW2,)),
+    "cs-je": (f"Heslo je {PW2}", (PW2,)),
+    "sv-ar": (f"Lösenordet är {PW2}", (PW2,)),
+    "fi-on": (f"Salasana on {PW2}", (PW2,)),
+    "id-adalah": (f"Kata sandi adalah {PW2}", (PW2,)),
+    "vi-la": (f"Mật khẩu là {PW2}", (PW2,)),
+    "ar-colon": (f"كلمة المرور: {PW2}", (PW2,)),
     # real values with "example" or "..." in them
     "example-in-password": ("DB_PASSWORD=Prod-Example-9xQ!", ("Prod-Example-9xQ!",)),
     "dots-in-password": ('password: "Summer...2024!x"', ("Summer...2024!x",)),

@@ -287,37 +287,28 @@ class Scanner:
 
     def _intl_candidates(self, text: str, out: list[_Candidate]) -> None:
         """Anchor rules at their non-ASCII keywords (``пароль``, ``密码``).  The prefilter sees
-        every non-ASCII character as ``?``, so these keywords are found in Python, the same
-        on every engine: ``str.find`` of a non-ASCII character of each keyword (a C loop, and
-        no scan at all for a character wider than any of the text's), then the keywords
-        only around those characters."""
+        every non-ASCII character as ``?``, so these keywords are found here, the same on
+        every engine: ``str.find`` of a non-ASCII character of each keyword (a C loop, and no
+        scan at all for a character wider than any of the text's), and at each one a
+        comparison with the keywords that hold it."""
         assert self._intl is not None
-        triggers, pattern, by_group, reach = self._intl
-        found: list[int] = []
-        find = text.find
-        for c in triggers:
-            p = find(c)
-            while p >= 0:
-                found.append(p)
-                p = find(c, p + 1)
-        if not found:
-            return
-        found.sort()
-        windows: list[list[int]] = []
-        for p in found:
-            if windows and p - reach <= windows[-1][1]:
-                windows[-1][1] = p + reach
-            else:
-                windows.append([max(0, p - reach), p + reach])
         accept = self._accept
         rules = self.rules
-        for a, b in windows:
-            for km in pattern.finditer(text, a, b):
-                start = km.start()
-                for ri, spec in by_group[km.lastgroup or ""]:
-                    m = rules[ri].pattern.match(text, start)
-                    if m is not None:
-                        accept(spec, m, text, out)
+        find = text.find
+        tried: set[tuple[int, int]] = set()
+        for c, entries in self._intl.items():
+            p = find(c)
+            while p >= 0:
+                for j, kw, n, anchored in entries:
+                    start = p - j
+                    if start >= 0 and text[start : start + n].lower() == kw:
+                        for ri, spec in anchored:
+                            if (start, ri) not in tried:
+                                tried.add((start, ri))
+                                m = rules[ri].pattern.match(text, start)
+                                if m is not None:
+                                    accept(spec, m, text, out)
+                p = find(c, p + 1)
 
     def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912, PLR0915 - one branch per kind of hit
         """Literals, window and blob rules, full-scan rules and end-only shapes."""
@@ -459,24 +450,23 @@ class Scanner:
         )
 
 
-class _Intl(NamedTuple):
-    """How the non-ASCII keywords are found (see :meth:`Scanner._intl_candidates`)."""
-
-    triggers: tuple[str, ...]  # a non-ASCII character of each keyword, in both cases
-    pattern: re.Pattern[str]  # the keywords, case-insensitive, one group each
-    rules: dict[str, tuple[tuple[int, _Spec], ...]]  # per group, the anchor rules to try
-    reach: int  # how far a keyword reaches from its trigger character
+#: Per non-ASCII character: the keywords holding it, as (offset of the character in the
+#: keyword, the keyword, its length, the anchor rules to try at the keyword).
+_Intl = dict[str, tuple[tuple[int, str, int, tuple[tuple[int, _Spec], ...]], ...]]
 
 
 def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
-    if not intl:
-        return None
-    order = sorted(intl, key=len, reverse=True)
-    pattern = re.compile("|".join(f"(?P<k{i}>{re.escape(kw)})" for i, kw in enumerate(order)), re.IGNORECASE)
-    firsts = {next(c for c in kw if not c.isascii()) for kw in order}
-    chars = tuple(sorted({v for c in firsts for v in (c, c.lower(), c.upper(), c.casefold()) if len(v) == 1}))
-    rules = {f"k{i}": tuple((ri, specs[ri]) for ri in intl[kw]) for i, kw in enumerate(order)}
-    return _Intl(chars, pattern, rules, 2 * max(map(len, order)))
+    """Each non-ASCII keyword under its first non-ASCII character, in both cases (a
+    keyword's case-insensitive matches hold that character in one of its cases at the same
+    offset: the keywords are lowercase and have no character whose case changes its length)."""
+    table: dict[str, list[tuple[int, str, int, tuple[tuple[int, _Spec], ...]]]] = {}
+    for kw, ris in intl.items():
+        j, c = next((j, c) for j, c in enumerate(kw) if not c.isascii())
+        entry = (j, kw, len(kw), tuple((ri, specs[ri]) for ri in ris))
+        for v in {c, c.upper(), c.lower()}:
+            if len(v) == 1:
+                table.setdefault(v, []).append(entry)
+    return {c: tuple(entries) for c, entries in table.items()} or None
 
 
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
@@ -662,14 +652,19 @@ _PASS_SOURCES: Final = ("file:", "env:", "fd:")
 def _check_encoded_query(
     sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
 ) -> bool:
-    """A secret-named parameter of a percent-encoded query (``%3Fapi_key%3D…``): the name runs
-    back to the escape of ``?``, ``&`` or ``#`` before it."""
+    """A secret-named parameter of a percent-encoded query (``%3Fapi_key%3D…``, or encoded
+    twice, ``%253F…%253D``): the name runs back to the escape of ``?``, ``&`` or ``#`` before it."""
     s = m.start("name")
     i = s
     lo = max(0, s - 40)
     while i > lo and (text[i - 1].isalnum() or text[i - 1] in "_.-"):
         i -= 1
-    if i < 1 or text[i - 1] != "%" or text[i : i + 2].upper() not in {"3F", "26", "23"}:
+    if i < 1 or text[i - 1] != "%":
+        return False
+    escape = text[i : i + 4].upper()
+    if escape[:2] == "25" and escape[2:] in {"3F", "26", "23"}:  # encoded twice: %253F
+        i += 2
+    elif escape[:2] not in {"3F", "26", "23"}:
         return False
     name = text[i + 2 : m.end("name")]
     if not checks.is_secret_name(name):
