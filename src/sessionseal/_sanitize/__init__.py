@@ -456,6 +456,10 @@ class Sanitizer:
             return False
         if v.lower() in {"true", "false", "null", "none"} or _checks.shannon_entropy(v) == 0.0:
             return False
+        if v[0] in "/~" and _checks.looks_like_path(v):
+            # A path names where a secret is kept (``/run/secrets/db``) or, under a lowercase
+            # ``pwd``, the working directory: its text is still scanned.
+            return False
         # A whole value under a secret name is secret, but a long text is prose about it:
         # sanitize that as text instead.
         return len(v) <= 4096 and "\n" not in v.strip()

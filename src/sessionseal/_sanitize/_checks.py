@@ -23,6 +23,7 @@ __all__ = [
     "is_placeholder",
     "is_secret_name",
     "looks_like_password",
+    "looks_like_path",
     "looks_like_secret_value",
     "shannon_entropy",
     "split_name",
@@ -43,6 +44,8 @@ _SECRET_WORDS: Final = frozenset(
 # fmt: on
 #: Words that make a name secret only after another word (``DB_PASS``, ``MYSQL_PWD``).
 _SECRET_LAST_WORDS: Final = frozenset({"pass", "pwd", "pw", "auth", "sig", "signature", "salt", "dsn"})
+#: Endings that make one word a password's name (``PGPASSWORD``).
+_PASSWORD_SUFFIXES: Final = ("password", "passwd", "passphrase")
 #: Qualifiers that make ``<qualifier>_key`` a secret name (``API_KEY``, ``signing_key``).
 # fmt: off
 _KEY_QUALIFIERS: Final = frozenset(
@@ -138,6 +141,12 @@ def is_secret_name(name: str, *, allow_key: bool = True) -> bool:  # noqa: PLR09
     all_words = _compound(words)
     if any(w in _SECRET_WORDS for w in all_words):
         # "token" must be the noun, not "tokens" (token counts) or "tokenizer".
+        return True
+    if last.endswith(_PASSWORD_SUFFIXES):
+        # One word that ends in "password": PGPASSWORD, ROOTPASSWORD, dbpasswd.
+        return True
+    if name.strip("\"'") in {"pwd", "Pwd"}:
+        # A config's or a connection string's ``pwd``; ``PWD`` is the shell's working directory.
         return True
     if len(words) >= 2 and last in _SECRET_LAST_WORDS:
         return True
@@ -253,8 +262,12 @@ def is_placeholder(value: str) -> bool:  # noqa: PLR0911 - cheapest tests first
         return "example" in low[:64] or "redacted" in low[:64]
     if low in _WORDS_ONLY or (v[0] in _TEMPLATE_FIRST and _TEMPLATE.match(v)):
         return True
-    if "example" in low or "placeholder" in low or "redacted" in low or "..." in v or "\u2026" in v:
+    if "placeholder" in low or "redacted" in low or "\u2026" in v:
         return True
+    if "example" in low or "..." in v:
+        # Documented fakes (AKIAIOSFODNN7EXAMPLE, your-api-key-example, sk-...) unless what
+        # is around the word has a real password's structure (Prod-Example-9xQ!).
+        return not _real_around(v)
     # Made of placeholder words: "sk-your-key-here", "xoxb-your-bot-token", "my_secret_password".
     if (len(low) < 20 or (len(low) <= 96 and _TWO_SEPARATOR_RUNS.match(low))) and not _EIGHT_UNCOVERED.match(low):
         rest = _PLACEHOLDER_WORDS.sub("", low)
@@ -274,6 +287,24 @@ def is_placeholder(value: str) -> bool:  # noqa: PLR0911 - cheapest tests first
             if masked * 2 >= len(body):
                 return True
     return False
+
+
+_EXAMPLE_MARKS: Final = re.compile(r"example|\.\.\.", re.I)
+#: Symbols that a chosen password has and a documented fake or a truncated token has not
+#: (separators, ``@``, ``?`` and ``=`` are in e-mail addresses, URLs and names too).
+_PASSWORD_SYMBOL: Final = re.compile(r"[!#$%^&*~]")
+
+
+def _real_around(value: str) -> bool:
+    """Whether a value has a real password's structure once ``example`` and ``...`` are taken
+    out: 8+ characters with a digit, a letter and a symbol such as ``!``, and mixed case or 12+
+    characters (``Prod-Example-9xQ!``, ``Summer...2024!x``)."""
+    rest = _EXAMPLE_MARKS.sub("", value)
+    if len(rest) < 8 or not _PASSWORD_SYMBOL.search(rest) or not _HAS_DIGIT.search(rest):
+        return False
+    upper = _HAS_UPPER.search(rest) is not None
+    lower = any(c.islower() for c in rest)
+    return (upper or lower) and ((upper and lower) or len(rest) >= 12)
 
 
 _XLOGX: Final = [0.0] + [c * math.log2(c) for c in range(1, 4097)]
@@ -328,7 +359,8 @@ _IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NUMERIC: Final = re.compile(r"^[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?$", re.I)
 
 
-def _looks_like_path(v: str) -> bool:
+def looks_like_path(v: str) -> bool:
+    """A file path (``/home/me``, ``~/x``, ``C:\\x``), not a base64 secret that starts with ``/``."""
     if not _PATH.match(v):
         return False
     segments = [s for s in re.split(r"[/\\]", v) if s]
@@ -346,11 +378,13 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
     first = v[0]
     if first.isdigit() and len(v) < 8 and _NUMERIC.match(v):
         return False
-    if (first in "/~.\\" or (len(v) > 2 and v[1] == ":")) and _looks_like_path(v):
+    if (first in "/~.\\" or (len(v) > 2 and v[1] == ":")) and looks_like_path(v):
         return False
     if "://" in v and _URL.match(v):
         return False
     if not quoted:
+        if first == "(" and _REFERENCE.match(v[1:]):
+            return False  # an expression in code: ``pwd = (self.password.encode() if …``
         if _REFERENCE.match(v) and (
             not _DOTTED_START.match(v)
             or "(" in v
@@ -374,6 +408,8 @@ _REF_SPLIT: Final = re.compile(r"\.|::|->|\?\.")
 _HAS_DIGIT: Final = re.compile(r"\d")
 _HAS_UPPER: Final = re.compile(r"[A-Z]")
 _SYMBOL: Final = re.compile(r"[^A-Za-z0-9\s]")
+#: Where a password is read from, not a password (openssl's ``-pass file:PATH``, ``env:VAR``).
+_PASSWORD_SOURCES: Final = ("file:", "env:", "fd:")
 
 
 def looks_like_password(value: str, *, min_length: int = 6) -> bool:
@@ -385,7 +421,7 @@ def looks_like_password(value: str, *, min_length: int = 6) -> bool:
     v = value
     if len(v) < min_length or len(v) > 128 or is_placeholder(v):
         return False
-    if _URL.match(v) or _looks_like_path(v) or _REFERENCE.match(v):
+    if _URL.match(v) or looks_like_path(v) or _REFERENCE.match(v) or v.startswith(_PASSWORD_SOURCES):
         return False
     has_digit = any(c.isdigit() for c in v)
     has_symbol = bool(_SYMBOL.search(v))

@@ -126,10 +126,14 @@ class Scanner:
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
         by_keyword: dict[str, list[int]] = {}
+        intl: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
                 continue
             for kw in dict.fromkeys(rule.keywords):
+                if not kw.isascii():
+                    intl.setdefault(kw, []).append(ri)
+                    continue
                 # Two keywords that hit at one place are prefixes of each other, and an anchor
                 # rule is tried at the hit's start: its longer keyword adds nothing.
                 if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in rule.keywords):
@@ -149,6 +153,7 @@ class Scanner:
             for ri in anchor:
                 self._kw_of_rule[ri].append(kwi)
             self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
+        self._intl: _Intl | None = _intl_table(intl, self._specs)
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
@@ -276,7 +281,34 @@ class Scanner:
                 rest.append((i, s, e))
         if rest or self._python_full:
             self._other_candidates(text, rest, out)
+        if self._intl is not None and not text.isascii():
+            self._intl_candidates(text, out)
         return out
+
+    def _intl_candidates(self, text: str, out: list[_Candidate]) -> None:
+        """Anchor rules at their non-ASCII keywords (``пароль``, ``密码``).  The prefilter sees
+        every non-ASCII character as ``?``, so these keywords are found here, the same on
+        every engine: ``str.find`` of a non-ASCII character of each keyword (a C loop, and no
+        scan at all for a character wider than any of the text's), and at each one a
+        comparison with the keywords that hold it."""
+        assert self._intl is not None
+        accept = self._accept
+        rules = self.rules
+        find = text.find
+        tried: set[tuple[int, int]] = set()
+        for c, entries in self._intl.items():
+            p = find(c)
+            while p >= 0:
+                for j, kw, n, anchored in entries:
+                    start = p - j
+                    if start >= 0 and text[start : start + n].lower() == kw:
+                        for ri, spec in anchored:
+                            if (start, ri) not in tried:
+                                tried.add((start, ri))
+                                m = rules[ri].pattern.match(text, start)
+                                if m is not None:
+                                    accept(spec, m, text, out)
+                p = find(c, p + 1)
 
     def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912, PLR0915 - one branch per kind of hit
         """Literals, window and blob rules, full-scan rules and end-only shapes."""
@@ -416,6 +448,25 @@ class Scanner:
         return not (
             rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy
         )
+
+
+#: Per non-ASCII character: the keywords holding it, as (offset of the character in the
+#: keyword, the keyword, its length, the anchor rules to try at the keyword).
+_Intl = dict[str, tuple[tuple[int, str, int, tuple[tuple[int, _Spec], ...]], ...]]
+
+
+def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
+    """Each non-ASCII keyword under its first non-ASCII character, in both cases (a
+    keyword's case-insensitive matches hold that character in one of its cases at the same
+    offset: the keywords are lowercase and have no character whose case changes its length)."""
+    table: dict[str, list[tuple[int, str, int, tuple[tuple[int, _Spec], ...]]]] = {}
+    for kw, ris in intl.items():
+        j, c = next((j, c) for j, c in enumerate(kw) if not c.isascii())
+        entry = (j, kw, len(kw), tuple((ri, specs[ri]) for ri in ris))
+        for v in {c, c.upper(), c.lower()}:
+            if len(v) == 1:
+                table.setdefault(v, []).append(entry)
+    return {c: tuple(entries) for c, entries in table.items()} or None
 
 
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
@@ -590,13 +641,49 @@ def _check_flag(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str
     name = run.lstrip("-") + m.group("name")
     if not checks.is_secret_name(name):
         return False
+    if value.startswith(_PASS_SOURCES):
+        return False  # openssl's -pass file:PATH / env:VAR / fd:N name where the password is
     return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
+
+
+_PASS_SOURCES: Final = ("file:", "env:", "fd:")
+
+
+def _check_encoded_query(
+    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
+) -> bool:
+    """A secret-named parameter of a percent-encoded query (``%3Fapi_key%3D…``, or encoded
+    twice, ``%253F…%253D``): the name runs back to the escape of ``?``, ``&`` or ``#`` before it."""
+    s = m.start("name")
+    i = s
+    lo = max(0, s - 40)
+    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "_.-"):
+        i -= 1
+    if i < 1 or text[i - 1] != "%":
+        return False
+    escape = text[i : i + 4].upper()
+    if escape[:2] == "25" and escape[2:] in {"3F", "26", "23"}:  # encoded twice: %253F
+        i += 2
+    elif escape[:2] not in {"3F", "26", "23"}:
+        return False
+    name = text[i + 2 : m.end("name")]
+    if not checks.is_secret_name(name):
+        return False
+    return checks.looks_like_secret_value(value, quoted=True, min_length=max(6, rule.min_length))
+
+
+def _check_define(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
+    """A constant defined with a secret name (``DB_PASSWORD``, ``AUTH_SALT``), or any ``*_KEY``
+    constant with a long random value (WordPress's ``LOGGED_IN_KEY``, ``NONCE_KEY``)."""
+    if checks.is_secret_name(_name_of(m, text)):
+        return _check_assignment(sc, rule, m, text, value, quoted, depth)
+    return _check_key_assignment(sc, rule, m, text, value, quoted, depth)
 
 
 #: Checks that run after the allowlist and placeholder tests (they do not test placeholders themselves).
 _LATE_CHECKS: Final = frozenset({"url-password", "bearer"})
 #: Checks whose unquoted values lose trailing punctuation (``abc123),`` -> ``abc123``).
-_STRIPPED_CHECKS: Final = frozenset({"assignment", "key-assignment", "password", "flag", "query"})
+_STRIPPED_CHECKS: Final = frozenset({"assignment", "key-assignment", "password", "flag", "query", "define"})
 
 _Check = Callable[[Scanner, Rule, "re.Match[str]", str, str, bool, int], bool]
 
@@ -612,4 +699,6 @@ _CHECKS: Final[dict[str, _Check]] = {
     "query": _check_query,
     "base64-private-key": _check_base64_private_key,
     "random-value": _check_random_value,
+    "define": _check_define,
+    "encoded-query": _check_encoded_query,
 }

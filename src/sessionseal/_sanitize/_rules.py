@@ -39,6 +39,8 @@ CHECKS: Final = frozenset(
         "bearer",  # high-entropy token after Bearer
         "flag",  # --secret-named-flag VALUE on a command line
         "query",  # ?secret_named_param=VALUE in a URL
+        "encoded-query",  # %3Fsecret_named_param%3DVALUE in a percent-encoded URL
+        "define",  # define('SECRET_NAME', '...'): assignment, or key-assignment for *_KEY names
     }
 )
 
@@ -184,6 +186,9 @@ def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False, validate
     if check is not None and check not in CHECKS:
         raise RuleError(f"rule {rule_id!r}: unknown check {check!r}")
     mode, window = _mode_and_window(raw, rule_id, keywords)
+    if mode != "anchor" and not all(k.isascii() for k in keywords):
+        # Non-ASCII keywords are found outside the prefilter, for anchor rules only (_engine).
+        raise RuleError(f"rule {rule_id!r}: non-ASCII keywords need mode 'anchor'")
     entropy = raw.get("entropy")
     if entropy is not None and not isinstance(entropy, int | float):
         raise RuleError(f"rule {rule_id!r}: entropy must be a number")
