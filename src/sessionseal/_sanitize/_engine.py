@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
 from typing import Final, NamedTuple
 
 from . import _checks as checks
-from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
+from ._native import (
+    Prefilter,
+    PrefilterCompileError,
+    RawHits,
+    build_prefilter,
+    fold,
+    hs_accepted,
+    hs_form,
+    resolve_engine,
+)
 from ._rules import Allowlist, Rule
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -103,6 +114,9 @@ class Scanner:
         self.allowlist = allowlist
         self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
         self.engine = resolve_engine(engine)
+        self._joinable_db: Prefilter | None = None
+        self._joinable_ok = False
+        self._anchor_has_start: list[bool] = []
         self._full: list[int] = [ri for ri, r in enumerate(self.rules) if r.mode == "full"]
         self._line_anchored = frozenset(
             ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
@@ -199,11 +213,14 @@ class Scanner:
         """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
         return [Finding(s, e, r) for s, e, r in self.find_spans(text)]
 
-    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
-        """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path)."""
+    def find_spans(self, text: str, hits: RawHits | None = None) -> list[tuple[int, int, str]]:
+        """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path).
+
+        *hits*: the prefilter's hits of *text*, when they are known (:meth:`find_spans_of_parts`).
+        """
         if not text:
             return []
-        cands = self._candidates(text)
+        cands = self._candidates(text, hits)
         if not cands:
             return []
         # One byte per character of text: 1 where a kept finding or a placeholder already is.
@@ -239,13 +256,86 @@ class Scanner:
         kept.sort()
         return kept
 
+    def find_spans_of_parts(self, parts: Sequence[str]) -> dict[int, list[tuple[int, int, str]]]:  # noqa: PLR0912 - one branch per kind of hit
+        """:meth:`find_spans` of each of *parts*, for the parts that hold any: ``{index: spans}``.
+
+        The same as calling :meth:`find_spans` on each part, with one prefilter pass over the
+        parts joined by newlines instead of one per part (a call costs about as much as 10 kB of
+        text, and a session holds tens of thousands of short strings).  A part with no hit of
+        its own has no finding and is not looked at again; the others get their own hits back
+        from the joined pass, translated, and only a part whose hits cannot be told apart from
+        a neighbour's (a shape Hyperscan reports without its start, or whose leftmost start
+        lies in the part before) is scanned again alone.  Sound because every hit a part alone
+        gives also ends inside it in the joined text: keywords are literals, and a pattern
+        with no ``^``, ``$``, ``\\A`` or ``\\Z`` sees the newline before a part as it sees
+        the start of a text (a non-word character); without that (or with full-scan rules
+        that Python runs over every text), each part is scanned alone.
+        """
+        out: dict[int, list[tuple[int, int, str]]] = {}
+        if not self._joinable():
+            for j, part in enumerate(parts):
+                if spans := self.find_spans(part):
+                    out[j] = spans
+            return out
+        raw = self.prefilter.hits("\n".join(parts))
+        if not raw:
+            return out
+        # offs[j]: where part j starts in the joined text; offs[j + 1] - 1: the newline after it.
+        offs = list(accumulate([n + 1 for n in map(len, parts)], initial=0))
+        groups: dict[int, RawHits | None] = {}
+        nkw, nfull, kw_len, som = self._nkw, self._nfull, self._kw_len, self._anchor_has_start
+        # Hits come about in order of their ends, many in one part: the part of the last hit is
+        # tried first.  hits: that part's list so far, or None when it is to be scanned again.
+        lo = hi = -1
+        hits: RawHits | None = None
+        for i, s, e in raw:
+            if e <= lo or e > hi:
+                j = bisect_right(offs, e - 1) - 1
+                lo, hi = offs[j], offs[j + 1]
+                if j in groups:
+                    hits = groups[j]
+                else:
+                    hits = groups[j] = []
+            if hits is None or e == hi:
+                continue  # to be scanned again anyway, or ends on the newline: no part's own hit
+            if i < nkw:
+                if e - kw_len[i] < lo:
+                    continue  # begins in the part before
+                hits.append((i, e - kw_len[i] - lo, e - lo))
+            elif i >= nfull and som[i - nfull] and s >= lo:
+                hits.append((i, s - lo, e - lo))
+            else:
+                hits = groups[j] = None
+        for j, part_hits in groups.items():
+            if part_hits == []:
+                continue  # only hits of its neighbours
+            if spans := self.find_spans(parts[j], part_hits):
+                out[j] = spans
+        return out
+
+    def _joinable(self) -> bool:
+        """Whether a text's prefilter hits include those of its newline-separated parts (see
+        :meth:`find_spans_of_parts`); decided once per database."""
+        if self._joinable_db is not self.prefilter:
+            rules = self.rules
+            shapes = [str(rules[ri].hs_prefilter) for ri in self._anchored]
+            shapes += [
+                hs_form(rules[ri].hs_regex or rules[ri].regex)
+                for j, ri in enumerate(self._full)
+                if j in self.prefilter.native_full
+            ]
+            self._joinable_ok = not self._python_full and all(_no_text_anchor(rx) for rx in shapes)
+            self._anchor_has_start = [rules[ri].hs_som for ri in self._anchored]
+            self._joinable_db = self.prefilter
+        return self._joinable_ok
+
     def has_secret(self, text: str, depth: int = 1) -> bool:
         """True when *text* holds any secret (used to judge decoded base64)."""
         return any(self._verify(c, text, depth) for c in self._candidates(text))
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str) -> list[_Candidate]:
+    def _candidates(self, text: str, hits: RawHits | None = None) -> list[_Candidate]:
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
@@ -259,7 +349,7 @@ class Scanner:
         # shape its rule at the start Hyperscan reports.  (Hyperscan reports one start per
         # end, and these shapes rarely end twice after one start: a second report of a start
         # only yields the same candidate again, which loses to its twin.)
-        for i, s, e in self.prefilter.hits(text):
+        for i, s, e in self.prefilter.hits(text) if hits is None else hits:
             if i < lit_base:
                 start = e - kw_len[i]
                 for match, spec in kw_anchor[i]:
@@ -421,6 +511,34 @@ class Scanner:
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
 _MAX_BLOB: Final = 1 << 16
+
+
+def _no_text_anchor(regex: str) -> bool:
+    """True when *regex* (Hyperscan syntax) has no ``^``, ``$``, ``\\A``, ``\\Z``, ``\\z`` or
+    ``\\G`` outside a character class: it matches a part of a text as it matches the part alone."""
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            if not in_class and regex[i + 1 : i + 2] in ("A", "Z", "z", "G"):
+                return False
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            i += 1
+            if regex[i : i + 1] == "^":
+                i += 1
+            if regex[i : i + 1] == "]":
+                i += 1  # a ] first in a class is a literal
+            continue
+        elif c in "^$":
+            return False
+        i += 1
+    return True
 
 
 def _starts_lines(regex: str) -> bool:
