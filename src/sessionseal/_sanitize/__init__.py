@@ -23,6 +23,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 from . import _checks
@@ -374,11 +375,7 @@ class Sanitizer:
         """The key holding the value of a name/value pair whose name says secret, if any."""
         for name_key in _PAIR_NAME_KEYS.intersection(value):
             name = value[name_key]
-            if not isinstance(name, str) or not name:
-                continue
-            # An SSM path (``/prod/db/password``) or dotted name: its last part names it.
-            last = re.split(r"[/:]", name.rstrip("/:"))[-1]
-            if _checks.is_secret_name(name) or (last and _checks.is_secret_name(last)):
+            if isinstance(name, str) and name and _secret_pair_name(name):
                 for value_key in _PAIR_VALUE_KEYS:
                     if value_key in value:
                         return value_key
@@ -473,6 +470,14 @@ class Sanitizer:
         return len(v) <= 4096 and "\n" not in v.strip()
 
 
+@lru_cache(maxsize=8192)
+def _secret_pair_name(name: str) -> bool:
+    """Whether the name of a name/value pair says secret: itself, or the last part of an SSM
+    path (``/prod/db/password``) or of a ``:``-list."""
+    last = re.split(r"[/:]", name.rstrip("/:"))[-1]
+    return _checks.is_secret_name(name) or bool(last and _checks.is_secret_name(last))
+
+
 class _SharedNode(Exception):
     """A dict or list occurs twice in a tree (:meth:`Sanitizer.sanitize_tree` then walks it per string)."""
 
@@ -549,19 +554,19 @@ class _TreeWalk:
     # -- gathering (the decisions of Sanitizer._walk, in its order) ---------------------------
 
     def enter(self, node: Any, container: Any, key: Any) -> None:
-        if id(node) in self.parents:
+        place = (container, key)
+        if self.parents.setdefault(id(node), place) is not place:
             raise _SharedNode
-        self.parents[id(node)] = (container, key)
 
     def visit(self, value: Any, container: Any, key: Any, *, secret: bool) -> None:
         if isinstance(value, str):
             self.visit_str(value, container, key, secret=secret)
         elif isinstance(value, dict):
             self.enter(value, container, key)
-            self.visit_dict(value, secret=secret)
+            self.visit_dict(value, secret)
         elif isinstance(value, list):
             self.enter(value, container, key)
-            self.visit_list(value, secret=secret)
+            self.visit_list(value, secret)
         elif secret and type(value) is int and abs(value) >= _SECRET_NUMBER_MIN:
             self.counts[_SECRET_NAMED_RULE] += 1
             self.edits.append((container, key, f"[REDACTED:{_SECRET_NAMED_RULE}]"))
@@ -581,7 +586,7 @@ class _TreeWalk:
         self.nodes.append(container)
         self.keys.append(key)
 
-    def visit_dict(self, value: Any, *, secret: bool) -> None:  # noqa: PLR0912 - one branch per type
+    def visit_dict(self, value: Any, secret: bool) -> None:  # noqa: PLR0912 - one branch per type
         san = self.san
         if (
             not secret
@@ -604,17 +609,15 @@ class _TreeWalk:
                         nodes.append(value)
                         keys.append(k)
                 elif cls is dict:
-                    if id(v) in parents:
+                    place = (value, k)
+                    if parents.setdefault(id(v), place) is not place:
                         raise _SharedNode
-                    parents[id(v)] = (value, k)
-                    d = v
-                    self.visit_dict(d, secret=not _VALUE_KEYS.isdisjoint(d) and is_secret_name(k))
+                    self.visit_dict(v, not _VALUE_KEYS.isdisjoint(v) and is_secret_name(k))
                 elif cls is list:
-                    if id(v) in parents:
+                    place = (value, k)
+                    if parents.setdefault(id(v), place) is not place:
                         raise _SharedNode
-                    parents[id(v)] = (value, k)
-                    lst = v
-                    self.visit_list(lst, secret=bool(lst) and is_secret_name(k))
+                    self.visit_list(v, bool(v) and is_secret_name(k))
                 elif cls is int:
                     if abs(v) >= _SECRET_NUMBER_MIN and is_secret_name(k):
                         self.counts[_SECRET_NAMED_RULE] += 1
@@ -662,7 +665,7 @@ class _TreeWalk:
         if renamed:
             self.renames.append((value, list(out)))
 
-    def visit_list(self, value: Any, *, secret: bool) -> None:
+    def visit_list(self, value: Any, secret: bool) -> None:
         if secret:
             for i, v in enumerate(value):
                 self.visit(v, value, i, secret=True)
@@ -685,15 +688,15 @@ class _TreeWalk:
                     nodes.append(value)
                     keys.append(i)
             elif cls is dict:
-                if id(v) in parents:
+                place = (value, i)
+                if parents.setdefault(id(v), place) is not place:
                     raise _SharedNode
-                parents[id(v)] = (value, i)
-                self.visit_dict(v, secret=False)
+                self.visit_dict(v, False)
             elif cls is list:
-                if id(v) in parents:
+                place = (value, i)
+                if parents.setdefault(id(v), place) is not place:
                     raise _SharedNode
-                parents[id(v)] = (value, i)
-                self.visit_list(v, secret=False)
+                self.visit_list(v, False)
             elif v is not None and cls is not int and cls is not float and cls is not bool:
                 self.visit(v, value, i, secret=False)
 
