@@ -503,8 +503,12 @@ class _TreeWalk:
         #: The place of each text: its container and its key there (two lists: no tuple per string).
         self.nodes: list[Any] = []
         self.keys: list[Any] = []
-        #: id of each dict and list -> (its container, its key there).
-        self.parents: dict[int, tuple[Any, Any]] = {}
+        #: Each dict and list, with its container and its key there (three lists: no tuple each).
+        self.inner: list[Any] = []
+        self.outer: list[Any] = []
+        self.where: list[Any] = []
+        #: Dict keys that need no look: clean (:attr:`Sanitizer._clean_keys`) and no pair name.
+        self.plain_keys = san._clean_keys - _PAIR_NAME_KEYS
         self.edits: list[tuple[Any, Any, JSONValue]] = []
         self.renames: list[tuple[dict[str, JSONValue], list[str]]] = []
 
@@ -523,11 +527,14 @@ class _TreeWalk:
     def _run(self, value: JSONValue) -> JSONValue:
         holder: list[JSONValue] = [value]
         self.visit(value, holder, 0, secret=False)
+        if len(set(map(id, self.inner))) != len(self.inner):
+            raise _SharedNode
         self.scan()
-        if not self.edits and not self.renames and not isinstance(value, (dict, list)):
-            return value
+        if not self.edits and not self.renames:
+            # Nothing changed: the root is still a new container, as the caller may change it.
+            return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
         copies: dict[int, Any] = {}
-        parents = self.parents
+        parents = dict(zip(map(id, self.inner), zip(self.outer, self.where, strict=True), strict=True))
 
         def copy_of(node: Any) -> Any:
             cp = copies.get(id(node))
@@ -554,9 +561,9 @@ class _TreeWalk:
     # -- gathering (the decisions of Sanitizer._walk, in its order) ---------------------------
 
     def enter(self, node: Any, container: Any, key: Any) -> None:
-        place = (container, key)
-        if self.parents.setdefault(id(node), place) is not place:
-            raise _SharedNode
+        self.inner.append(node)
+        self.outer.append(container)
+        self.where.append(key)
 
     def visit(self, value: Any, container: Any, key: Any, *, secret: bool) -> None:
         if isinstance(value, str):
@@ -586,17 +593,20 @@ class _TreeWalk:
         self.nodes.append(container)
         self.keys.append(key)
 
-    def visit_dict(self, value: Any, secret: bool) -> None:  # noqa: PLR0912 - one branch per type
+    def visit_dict(self, value: Any, secret: bool) -> None:
         san = self.san
-        if (
-            not secret
-            and san._clean_keys.issuperset(value)
-            and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
+        if not secret and (
+            self.plain_keys.issuperset(value)
+            or (
+                san._clean_keys.issuperset(value)
+                and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
+            )
         ):
             # The common case (Sanitizer._walk's comprehension): the name is checked only where
             # its answer changes the walk of the value.
             is_secret_name = _checks.is_secret_name
-            texts, nodes, keys, parents = self.texts, self.nodes, self.keys, self.parents
+            texts, nodes, keys = self.texts, self.nodes, self.keys
+            inner, outer, where = self.inner, self.outer, self.where
             for k, v in value.items():
                 cls = v.__class__
                 if cls is str:
@@ -609,14 +619,14 @@ class _TreeWalk:
                         nodes.append(value)
                         keys.append(k)
                 elif cls is dict:
-                    place = (value, k)
-                    if parents.setdefault(id(v), place) is not place:
-                        raise _SharedNode
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(k)
                     self.visit_dict(v, not _VALUE_KEYS.isdisjoint(v) and is_secret_name(k))
                 elif cls is list:
-                    place = (value, k)
-                    if parents.setdefault(id(v), place) is not place:
-                        raise _SharedNode
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(k)
                     self.visit_list(v, bool(v) and is_secret_name(k))
                 elif cls is int:
                     if abs(v) >= _SECRET_NUMBER_MIN and is_secret_name(k):
@@ -679,7 +689,8 @@ class _TreeWalk:
             self.keys.append(_ARGV)
             self.keys.extend(range(len(value)))
             return
-        texts, nodes, keys, parents = self.texts, self.nodes, self.keys, self.parents
+        texts, nodes, keys = self.texts, self.nodes, self.keys
+        inner, outer, where = self.inner, self.outer, self.where
         for i, v in enumerate(value):
             cls = v.__class__
             if cls is str:
@@ -688,14 +699,14 @@ class _TreeWalk:
                     nodes.append(value)
                     keys.append(i)
             elif cls is dict:
-                place = (value, i)
-                if parents.setdefault(id(v), place) is not place:
-                    raise _SharedNode
+                inner.append(v)
+                outer.append(value)
+                where.append(i)
                 self.visit_dict(v, False)
             elif cls is list:
-                place = (value, i)
-                if parents.setdefault(id(v), place) is not place:
-                    raise _SharedNode
+                inner.append(v)
+                outer.append(value)
+                where.append(i)
                 self.visit_list(v, False)
             elif v is not None and cls is not int and cls is not float and cls is not bool:
                 self.visit(v, value, i, secret=False)
