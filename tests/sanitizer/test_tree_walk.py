@@ -16,10 +16,11 @@ from collections import Counter
 from functools import cache
 from typing import Any, cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionseal._sanitize import JSONValue, Sanitizer
+from sessionseal._sanitize import JSONValue, Sanitizer, _engine
 from sessionseal._sanitize._engine import _no_text_anchor
 from sessionseal._sanitize._rules import default_catalogue
 
@@ -133,8 +134,11 @@ def test_every_engine_and_catalogue_agree_on_a_session_like_tree() -> None:
         assert sum(counts.values()) >= len(EXAMPLES)
 
 
-def test_parts_are_found_as_each_alone() -> None:
-    """The engine's joined pass: the spans of each part, as find_spans gives them one by one."""
+@pytest.mark.parametrize("chunk", [1 << 20, 64, 1])
+def test_parts_are_found_as_each_alone(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The engine's joined pass: the spans of each part, as find_spans gives them one by one,
+    however the parts are cut into passes (one, a few, or one part per pass)."""
+    monkeypatch.setattr(_engine, "_JOIN_CHUNK", chunk)
     parts = [*EXAMPLES, *COUNTEREXAMPLES, "", "pass", "word\n", "\nline", *PLAIN]
     # Neighbours that make hits across the newline between them.
     parts += ["api_key", "= Zx8@kP3$wN5qRt", "data:", "  K: dG9rZW4=", "token", "is abcDEF123ghiJKL456"]

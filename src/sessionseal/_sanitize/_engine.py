@@ -256,20 +256,20 @@ class Scanner:
         kept.sort()
         return kept
 
-    def find_spans_of_parts(self, parts: Sequence[str]) -> dict[int, list[tuple[int, int, str]]]:  # noqa: PLR0912 - one branch per kind of hit
+    def find_spans_of_parts(self, parts: Sequence[str]) -> dict[int, list[tuple[int, int, str]]]:
         """:meth:`find_spans` of each of *parts*, for the parts that hold any: ``{index: spans}``.
 
         The same as calling :meth:`find_spans` on each part, with one prefilter pass over the
-        parts joined by newlines instead of one per part (a call costs about as much as 10 kB of
-        text, and a session holds tens of thousands of short strings).  A part with no hit of
-        its own has no finding and is not looked at again; the others get their own hits back
-        from the joined pass, translated, and only a part whose hits cannot be told apart from
-        a neighbour's (a shape Hyperscan reports without its start, or whose leftmost start
-        lies in the part before) is scanned again alone.  Sound because every hit a part alone
-        gives also ends inside it in the joined text: keywords are literals, and a pattern
-        with no ``^``, ``$``, ``\\A`` or ``\\Z`` sees the newline before a part as it sees
-        the start of a text (a non-word character); without that (or with full-scan rules
-        that Python runs over every text), each part is scanned alone.
+        parts joined by newlines (about 1 MiB at a time) instead of one per part: a call costs
+        about as much as 10 kB of text, and a session holds tens of thousands of short strings.
+        A part with no hit of its own has no finding and is not looked at again; the others get
+        their own hits back from the joined pass, translated, and only a part whose hits cannot
+        be told apart from a neighbour's (a shape Hyperscan reports without its start, or whose
+        leftmost start lies in the part before) is scanned again alone.  Sound because every
+        hit a part alone gives also ends inside it in the joined text: keywords are literals,
+        and a pattern with no ``^``, ``$``, ``\\A`` or ``\\Z`` sees the newline before a
+        part as it sees the start of a text (a non-word character); without that (or with
+        full-scan rules that Python runs over every text), each part is scanned alone.
         """
         out: dict[int, list[tuple[int, int, str]]] = {}
         if not self._joinable():
@@ -277,15 +277,33 @@ class Scanner:
                 if spans := self.find_spans(part):
                     out[j] = spans
             return out
-        raw = self.prefilter.hits("\n".join(parts))
+        # Chunks of about _JOIN_CHUNK characters: the joined text and its folded copy stay small
+        # next to the session, and a pass still covers thousands of parts.
+        start, size = 0, 0
+        for j, n in enumerate(map(len, parts)):
+            size += n + 1
+            if size >= _JOIN_CHUNK:
+                self._find_in_joined(parts, start, j + 1, out)
+                start, size = j + 1, 0
+        if start < len(parts):
+            self._find_in_joined(parts, start, len(parts), out)
+        return out
+
+    def _find_in_joined(  # noqa: PLR0912 - one branch per kind of hit
+        self, parts: Sequence[str], first: int, stop: int, out: dict[int, list[tuple[int, int, str]]]
+    ) -> None:
+        """:meth:`find_spans_of_parts` for ``parts[first:stop]``, in one prefilter pass."""
+        chunk = parts[first:stop]
+        raw = self.prefilter.hits("\n".join(chunk))
         if not raw:
-            return out
-        # offs[j]: where part j starts in the joined text; offs[j + 1] - 1: the newline after it.
-        offs = list(accumulate([n + 1 for n in map(len, parts)], initial=0))
+            return
+        # offs[j]: where part first + j starts in the joined text; offs[j + 1] - 1: the newline after it.
+        offs = list(accumulate([n + 1 for n in map(len, chunk)], initial=0))
         groups: dict[int, RawHits | None] = {}
         nkw, nfull, kw_len, som = self._nkw, self._nfull, self._kw_len, self._anchor_has_start
         # Hits come about in order of their ends, many in one part: the part of the last hit is
         # tried first.  hits: that part's list so far, or None when it is to be scanned again.
+        j = 0
         lo = hi = -1
         hits: RawHits | None = None
         for i, s, e in raw:
@@ -309,9 +327,8 @@ class Scanner:
         for j, part_hits in groups.items():
             if part_hits == []:
                 continue  # only hits of its neighbours
-            if spans := self.find_spans(parts[j], part_hits):
-                out[j] = spans
-        return out
+            if spans := self.find_spans(chunk[j], part_hits):
+                out[first + j] = spans
 
     def _joinable(self) -> bool:
         """Whether a text's prefilter hits include those of its newline-separated parts (see
@@ -511,6 +528,10 @@ class Scanner:
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
 _MAX_BLOB: Final = 1 << 16
+
+
+#: About how many characters of parts :meth:`Scanner.find_spans_of_parts` joins for one pass.
+_JOIN_CHUNK: Final = 1 << 20
 
 
 def _no_text_anchor(regex: str) -> bool:
