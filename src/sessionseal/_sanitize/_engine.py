@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import operator
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Final, NamedTuple
 
 from . import _checks as checks
@@ -277,39 +277,37 @@ class Scanner:
                 if spans := self.find_spans(part):
                     out[j] = spans
             return out
-        # Chunks of about _JOIN_CHUNK characters: the joined text and its folded copy stay small
-        # next to the session, and a pass still covers thousands of parts.
-        start, size = 0, 0
-        for j, n in enumerate(map(len, parts)):
-            size += n + 1
-            if size >= _JOIN_CHUNK:
-                self._find_in_joined(parts, start, j + 1, out)
-                start, size = j + 1, 0
-        if start < len(parts):
-            self._find_in_joined(parts, start, len(parts), out)
+        # offs[j]: where part j starts if all were joined; offs[j + 1] - 1: the newline after it.
+        offs = list(accumulate(map(operator.add, map(len, parts), repeat(1)), initial=0))
+        # Passes over about _JOIN_CHUNK characters each: the joined text and its folded copy
+        # stay small next to the session, and a pass still covers thousands of parts.
+        first, n = 0, len(parts)
+        while first < n:
+            stop = min(n, bisect_left(offs, offs[first] + _JOIN_CHUNK, first + 1))
+            self._find_in_joined(parts, first, stop, offs, out)
+            first = stop
         return out
 
     def _find_in_joined(  # noqa: PLR0912 - one branch per kind of hit
-        self, parts: Sequence[str], first: int, stop: int, out: dict[int, list[tuple[int, int, str]]]
+        self, parts: Sequence[str], first: int, stop: int, offs: list[int], out: dict[int, list[tuple[int, int, str]]]
     ) -> None:
         """:meth:`find_spans_of_parts` for ``parts[first:stop]``, in one prefilter pass."""
-        chunk = parts[first:stop]
-        raw = self.prefilter.hits("\n".join(chunk))
+        raw = self.prefilter.hits("\n".join(parts[first:stop]))
         if not raw:
             return
-        # offs[j]: where part first + j starts in the joined text; offs[j + 1] - 1: the newline after it.
-        offs = list(accumulate([n + 1 for n in map(len, chunk)], initial=0))
+        base = offs[first]
         groups: dict[int, RawHits | None] = {}
         nkw, nfull, kw_len, som = self._nkw, self._nfull, self._kw_len, self._anchor_has_start
         # Hits come about in order of their ends, many in one part: the part of the last hit is
-        # tried first.  hits: that part's list so far, or None when it is to be scanned again.
+        # tried first.  lo, hi: where that part starts and where the newline after it ends, in
+        # the joined text; hits: its list so far, or None when it is to be scanned again.
         j = 0
         lo = hi = -1
         hits: RawHits | None = None
         for i, s, e in raw:
             if e <= lo or e > hi:
-                j = bisect_right(offs, e - 1) - 1
-                lo, hi = offs[j], offs[j + 1]
+                j = bisect_right(offs, base + e - 1, first, stop) - 1
+                lo, hi = offs[j] - base, offs[j + 1] - base
                 if j in groups:
                     hits = groups[j]
                 else:
@@ -327,8 +325,8 @@ class Scanner:
         for j, part_hits in groups.items():
             if part_hits == []:
                 continue  # only hits of its neighbours
-            if spans := self.find_spans(chunk[j], part_hits):
-                out[first + j] = spans
+            if spans := self.find_spans(parts[j], part_hits):
+                out[j] = spans
 
     def _joinable(self) -> bool:
         """Whether a text's prefilter hits include those of its newline-separated parts (see
