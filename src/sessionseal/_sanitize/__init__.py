@@ -511,6 +511,7 @@ class _TreeWalk:
         self.plain_keys = san._clean_keys - _PAIR_NAME_KEYS
         self.edits: list[tuple[Any, Any, JSONValue]] = []
         self.renames: list[tuple[dict[str, JSONValue], list[str]]] = []
+        self.visit_dict, self.visit_list = self._hot_visitors()
 
     def run(self, value: JSONValue) -> JSONValue:
         # The walk allocates tens of thousands of small objects and creates no cycle: without a
@@ -593,50 +594,6 @@ class _TreeWalk:
         self.nodes.append(container)
         self.keys.append(key)
 
-    def visit_dict(self, value: Any, secret: bool) -> None:
-        san = self.san
-        if not secret and (
-            self.plain_keys.issuperset(value)
-            or (
-                san._clean_keys.issuperset(value)
-                and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
-            )
-        ):
-            # The common case (Sanitizer._walk's comprehension): the name is checked only where
-            # its answer changes the walk of the value.
-            is_secret_name = _checks.is_secret_name
-            texts, nodes, keys = self.texts, self.nodes, self.keys
-            inner, outer, where = self.inner, self.outer, self.where
-            for k, v in value.items():
-                cls = v.__class__
-                if cls is str:
-                    if not v:
-                        continue
-                    if is_secret_name(k):
-                        self.visit_str(v, value, k, secret=True)
-                    else:
-                        texts.append(v)
-                        nodes.append(value)
-                        keys.append(k)
-                elif cls is dict:
-                    inner.append(v)
-                    outer.append(value)
-                    where.append(k)
-                    self.visit_dict(v, not _VALUE_KEYS.isdisjoint(v) and is_secret_name(k))
-                elif cls is list:
-                    inner.append(v)
-                    outer.append(value)
-                    where.append(k)
-                    self.visit_list(v, bool(v) and is_secret_name(k))
-                elif cls is int:
-                    if abs(v) >= _SECRET_NUMBER_MIN and is_secret_name(k):
-                        self.counts[_SECRET_NAMED_RULE] += 1
-                        self.edits.append((value, k, f"[REDACTED:{_SECRET_NAMED_RULE}]"))
-                elif v is not None and cls is not float and cls is not bool:
-                    self.visit(v, value, k, secret=False)
-            return
-        self.visit_dict_slow(value, secret=secret)
-
     def visit_dict_slow(self, value: Any, *, secret: bool) -> None:
         """:meth:`Sanitizer._walk_dict`'s decisions: name/value pairs, keys scanned as text."""
         san, counts = self.san, self.counts
@@ -675,41 +632,96 @@ class _TreeWalk:
         if renamed:
             self.renames.append((value, list(out)))
 
-    def visit_list(self, value: Any, secret: bool) -> None:
-        if secret:
-            for i, v in enumerate(value):
-                self.visit(v, value, i, secret=True)
-            return
-        if len(value) >= 2 and value[0].__class__ is str and all(isinstance(v, str) and "\n" not in v for v in value):
-            # An argv list: its command line, then each item (every one, empty or not, so that
-            # item i's slot is the line's + 1 + i).
-            self.texts.append(" ".join(value))
-            self.texts.extend(value)
-            self.nodes.extend([value] * (len(value) + 1))
-            self.keys.append(_ARGV)
-            self.keys.extend(range(len(value)))
-            return
+    def _hot_visitors(self) -> tuple[Callable[[Any, bool], None], Callable[[Any, bool], None]]:  # noqa: PLR0915
+        """The walk of dicts and lists, as closures over the walk's lists (the hot loop: no
+        attribute look-ups per container).  The decisions are :meth:`Sanitizer._walk`'s."""
+        san, counts, edits = self.san, self.counts, self.edits
         texts, nodes, keys = self.texts, self.nodes, self.keys
         inner, outer, where = self.inner, self.outer, self.where
-        for i, v in enumerate(value):
-            cls = v.__class__
-            if cls is str:
-                if v:
-                    texts.append(v)
-                    nodes.append(value)
-                    keys.append(i)
-            elif cls is dict:
-                inner.append(v)
-                outer.append(value)
-                where.append(i)
-                self.visit_dict(v, False)
-            elif cls is list:
-                inner.append(v)
-                outer.append(value)
-                where.append(i)
-                self.visit_list(v, False)
-            elif v is not None and cls is not int and cls is not float and cls is not bool:
-                self.visit(v, value, i, secret=False)
+        plain_keys, clean_keys = self.plain_keys, san._clean_keys
+        is_secret_name = _checks.is_secret_name
+        visit, visit_str, visit_dict_slow = self.visit, self.visit_str, self.visit_dict_slow
+        placeholder = f"[REDACTED:{_SECRET_NAMED_RULE}]"
+
+        def visit_dict(value: Any, secret: bool) -> None:
+            if secret or not (
+                plain_keys.issuperset(value)
+                or (
+                    clean_keys.issuperset(value)
+                    and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
+                )
+            ):
+                visit_dict_slow(value, secret=secret)
+                return
+            # The common case (Sanitizer._walk's comprehension): the name is checked only where
+            # its answer changes the walk of the value.
+            for k, v in value.items():
+                cls = v.__class__
+                if cls is str:
+                    if not v:
+                        continue
+                    if is_secret_name(k):
+                        visit_str(v, value, k, secret=True)
+                    else:
+                        texts.append(v)
+                        nodes.append(value)
+                        keys.append(k)
+                elif cls is dict:
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(k)
+                    visit_dict(v, not _VALUE_KEYS.isdisjoint(v) and is_secret_name(k))
+                elif cls is list:
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(k)
+                    visit_list(v, bool(v) and is_secret_name(k))
+                elif cls is int:
+                    if abs(v) >= _SECRET_NUMBER_MIN and is_secret_name(k):
+                        counts[_SECRET_NAMED_RULE] += 1
+                        edits.append((value, k, placeholder))
+                elif v is not None and cls is not float and cls is not bool:
+                    visit(v, value, k, secret=False)
+
+        def visit_list(value: Any, secret: bool) -> None:
+            if secret:
+                for i, v in enumerate(value):
+                    visit(v, value, i, secret=True)
+                return
+            if (
+                len(value) >= 2
+                and value[0].__class__ is str
+                and all(isinstance(v, str) and "\n" not in v for v in value)
+            ):
+                # An argv list: its command line, then each item (every one, empty or not, so
+                # that item i's slot is the line's + 1 + i).
+                texts.append(" ".join(value))
+                texts.extend(value)
+                nodes.extend([value] * (len(value) + 1))
+                keys.append(_ARGV)
+                keys.extend(range(len(value)))
+                return
+            for i, v in enumerate(value):
+                cls = v.__class__
+                if cls is str:
+                    if v:
+                        texts.append(v)
+                        nodes.append(value)
+                        keys.append(i)
+                elif cls is dict:
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(i)
+                    visit_dict(v, False)
+                elif cls is list:
+                    inner.append(v)
+                    outer.append(value)
+                    where.append(i)
+                    visit_list(v, False)
+                elif v is not None and cls is not int and cls is not float and cls is not bool:
+                    visit(v, value, i, secret=False)
+
+        return visit_dict, visit_list
 
     # -- scanning ------------------------------------------------------------------------
 
