@@ -149,6 +149,17 @@ def test_parts_are_found_as_each_alone(monkeypatch: pytest.MonkeyPatch, chunk: i
         assert found == alone, san.engine
 
 
+def test_every_part_with_the_same_secret_is_found() -> None:
+    """The joined pass needs every match of every pattern (not the first of each): the same
+    token, keyword and shape in hundreds of strings, each found in each."""
+    line = "export GITHUB_TOKEN=ghp_Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT; password: Qm7!vR2#xL9pTz"
+    parts = [line if j % 3 else f"step {j}" for j in range(600)]
+    for san in _sanitizers():
+        found = san._scanner.find_spans_of_parts(parts)
+        assert sorted(found) == [j for j in range(600) if j % 3], san.engine
+        assert len({tuple(spans) for spans in found.values()}) == 1
+
+
 def test_the_same_dict_in_two_places_is_sanitized_in_each() -> None:
     inner: dict[str, JSONValue] = {"note": "ghp_Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT"}
     secret_list: list[JSONValue] = ["Qm7!vR2#xL9pTz"]

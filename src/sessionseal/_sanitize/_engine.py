@@ -269,7 +269,9 @@ class Scanner:
         hit a part alone gives also ends inside it in the joined text: keywords are literals,
         and a pattern with no ``^``, ``$``, ``\\A`` or ``\\Z`` sees the newline before a
         part as it sees the start of a text (a non-word character); without that (or with
-        full-scan rules that Python runs over every text), each part is scanned alone.
+        full-scan rules that Python runs over every text), each part is scanned alone.  It needs
+        :meth:`Prefilter.hits` to report *every* match, as its contract says (no Hyperscan
+        single-match flag, no early stop): a pattern's first match would be one part's only.
         """
         out: dict[int, list[tuple[int, int, str]]] = {}
         if not self._joinable():
