@@ -6,18 +6,23 @@ UUID tokens, tokens used as dict keys.  Each secret document is scored for recal
 secret survives anywhere in the stored JSON), each benign one for preservation (it comes out
 unchanged), and every one for structure (same keys in the same order, same list lengths,
 same types -- an integer under a secret name becoming the placeholder string is the one
-change of type).  All values here are made up for these tests.
+change of type).  Imported transcript records are scored as the importers store them: Claude
+Code and Codex JSONL lines with a secret in each place a record carries text (prompts, tool
+inputs and argv, tool output, records kept verbatim), read by the real importers.  All values
+here are made up for these tests.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from sessionseal._sanitize import PLACEHOLDER_RE, JSONValue, Sanitizer
+from sessionseal._transcripts import parse_claude, parse_codex
 
 PW = "Qm7!vR2#xL9pTz"
 PW2 = "Zx8@kP3$wN5qRt"
@@ -81,6 +86,228 @@ BENIGN_DOCS: dict[str, object] = {
     "nulls": {"password": None, "api_key": True, "token": 0},
     "times": {"created_at": "2026-03-14T10:22:31Z", "access_token_expires": 1767225600},
 }
+
+
+# -- Imported transcript records -------------------------------------------------------------
+
+_CLAUDE_SESSION = "c41d8e2b-6f0a-4d7c-b3e5-a2f19e8d0c64"
+
+
+def claude_document(*records: dict[str, Any]) -> object:
+    """The session document the Claude Code importer makes of these records (one per line)."""
+    lines = []
+    for n, record in enumerate(records):
+        envelope = {
+            "parentUuid": None,
+            "isSidechain": False,
+            "userType": "external",
+            "cwd": "/home/dev/webapp",
+            "sessionId": _CLAUDE_SESSION,
+            "version": "2.0.76",
+            "gitBranch": "main",
+            "uuid": f"5976d5d1-17a8-407a-b4bc-763fa3e78d{n:02d}",
+            "timestamp": f"2026-03-12T18:02:{n:02d}.540Z",
+        }
+        lines.append(json.dumps(envelope | record))
+    data = ("\n".join(lines) + "\n").encode()
+    return parse_claude(Path(f"/home/dev/.claude/projects/-home-dev-webapp/{_CLAUDE_SESSION}.jsonl"), data).document
+
+
+def codex_document(*records: dict[str, Any]) -> object:
+    """The session document the Codex importer makes of these rollout records."""
+    lines = [json.dumps({"timestamp": f"2026-03-14T10:22:{n:02d}.204Z"} | r) for n, r in enumerate(records)]
+    data = ("\n".join(lines) + "\n").encode()
+    path = Path(
+        "/home/dev/.codex/sessions/2026/03/14/rollout-2026-03-14T10-22-31-019ceb5a-3f21-7c4e-9b8a-5d2f1e0c7a93.jsonl"
+    )
+    return parse_codex(path, data).document
+
+
+def _user(content: object) -> dict[str, Any]:
+    return {"type": "user", "message": {"role": "user", "content": content}}
+
+
+def _tool_use(name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "assistant",
+        "requestId": "req_011C4krh9qt5ZYK5TnBNyxUD",
+        "message": {
+            "model": "claude-sonnet-4-5-20250929",
+            "id": "msg_01ibZFICo1YFag2P0b6AI3RU",
+            "type": "message",
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_012XAj7UgaTilWXRBMs12hlG", "name": name, "input": tool_input}
+            ],
+            "usage": {"input_tokens": 3, "cache_read_input_tokens": 5210, "output_tokens": 71},
+        },
+    }
+
+
+def _tool_result(content: object, **more: Any) -> dict[str, Any]:
+    block = {"tool_use_id": "toolu_012XAj7UgaTilWXRBMs12hlG", "type": "tool_result", "content": content}
+    return _user([block]) | more
+
+
+def _codex_item(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "response_item", "payload": payload}
+
+
+def _codex_call(arguments: dict[str, Any], call_id: str = "call_Qx81") -> dict[str, Any]:
+    payload = {"type": "function_call", "name": "shell", "arguments": json.dumps(arguments), "call_id": call_id}
+    return _codex_item(payload)
+
+
+_CODEX_META = {
+    "type": "session_meta",
+    "payload": {
+        "id": "019ceb5a-3f21-7c4e-9b8a-5d2f1e0c7a93",
+        "timestamp": "2026-03-14T10:22:31.198Z",
+        "cwd": "/home/dev/ledger",
+        "originator": "codex_cli_rs",
+        "cli_version": "0.114.0",
+        "git": {"branch": "fix/rounding", "repository_url": "git@github.com:example-dev/ledger.git"},
+    },
+}
+
+#: Transcripts with one secret each, in each kind of record that carries text.
+TRANSCRIPT_SECRETS: dict[str, tuple[object, list[str]]] = {
+    "claude-prompt": (claude_document(_user(f"Use {GHP} for the API and open the PR")), [GHP]),
+    "claude-bash-input": (
+        claude_document(_tool_use("Bash", {"command": f"mysql -uroot -p{PW} -e 'select 1'", "description": "ping"})),
+        [PW],
+    ),
+    "claude-edit-input": (
+        claude_document(
+            _tool_use(
+                "Edit",
+                {"file_path": "/home/dev/webapp/settings.py", "old_string": "", "new_string": f'API_KEY = "{TOK}"'},
+            )
+        ),
+        [TOK],
+    ),
+    "claude-mcp-env-pairs": (
+        claude_document(_tool_use("mcp__deploy__set_env", {"env": [{"name": "DB_PASSWORD", "value": PW2}]})),
+        [PW2],
+    ),
+    "claude-tool-result-file": (
+        claude_document(_tool_result(f"     1\u2192DB_HOST=db\n     2\u2192AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n")),
+        [AWS_SECRET],
+    ),
+    "claude-tool-result-blocks": (
+        claude_document(_tool_result([{"type": "text", "text": f"$ gh auth token\n{GHP}\n"}])),
+        [GHP],
+    ),
+    "claude-kept-record": (
+        claude_document(
+            _user("hi"),
+            {
+                "type": "system",
+                "subtype": "local_command",
+                "content": f"<local-command-stdout>password: {PW}</local-command-stdout>",
+            },
+        ),
+        [PW],
+    ),
+    "claude-snapshot-record": (
+        claude_document(
+            _user("hi"),
+            {"type": "file-history-snapshot", "messageId": "m1", "snapshot": {"env": {"STRIPE_SECRET_KEY": TOK}}},
+        ),
+        [TOK],
+    ),
+    "codex-prompt": (
+        codex_document(
+            _CODEX_META,
+            _codex_item(
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "input_text",
+                            "text": f"Repro DB: postgres://ledger:{PW}@staging-db.internal:5432/ledger",
+                        }
+                    ],
+                }
+            ),
+        ),
+        [PW],
+    ),
+    "codex-shell-argv": (
+        codex_document(_codex_call({"command": ARGV["sshpass"], "workdir": "/home/dev/ledger"})),
+        [PW],
+    ),
+    "codex-shell-token-argv": (codex_document(_codex_call({"command": ARGV["gh-with-token"]})), [TOK]),
+    "codex-shell-bash-lc": (
+        codex_document(_codex_call({"command": ["bash", "-lc", f"GITHUB_TOKEN={GHP} gh pr list"]})),
+        [GHP],
+    ),
+    "codex-output": (
+        codex_document(
+            _codex_call({"command": ["cat", ".env"]}),
+            _codex_item(
+                {
+                    "type": "function_call_output",
+                    "call_id": "call_Qx81",
+                    "output": json.dumps(
+                        {"output": f"aws_secret_access_key = {AWS_SECRET}\n", "metadata": {"exit_code": 0}}
+                    ),
+                }
+            ),
+        ),
+        [AWS_SECRET],
+    ),
+    "codex-kept-event": (
+        codex_document(
+            _CODEX_META,
+            {
+                "type": "event_msg",
+                "payload": {"type": "exec_command_end", "call_id": "call_Qx81", "stdout": f"token: {TOK}"},
+            },
+        ),
+        [TOK],
+    ),
+}
+SECRET_DOCS |= {f"transcript-{k}": v for k, v in TRANSCRIPT_SECRETS.items()}
+
+#: Transcripts without a secret, in the same shapes: they must come out as the importer made them.
+TRANSCRIPT_BENIGN: dict[str, object] = {
+    "claude-session": claude_document(
+        _user("please rotate the api key and update the password docs"),
+        _tool_use("Bash", {"command": "grep -rn password src/ | head", "description": "find the password checks"}),
+        _tool_result(
+            "src/auth.py:12: def check_password(user, password):\n", toolUseResult={"stdout": "", "stderr": ""}
+        ),
+        _tool_use(
+            "Edit",
+            {"file_path": "/home/dev/webapp/auth.py", "old_string": "token_count = 0", "new_string": "token_count = 1"},
+        ),
+        {
+            "type": "file-history-snapshot",
+            "messageId": "m1",
+            "snapshot": {"trackedFileBackups": {}, "timestamp": "2026-03-12T18:02:11.540Z"},
+        },
+    ),
+    "codex-session": codex_document(
+        _CODEX_META,
+        {"type": "turn_context", "payload": {"cwd": "/home/dev/ledger", "model": "gpt-5.1-codex", "effort": "medium"}},
+        _codex_call({"command": ["git", "commit", "-m", "fix the api key docs"], "workdir": "/home/dev/ledger"}),
+        _codex_item(
+            {
+                "type": "function_call_output",
+                "call_id": "call_Qx81",
+                "output": "[fix/rounding 4be1c0d] fix the api key docs",
+            }
+        ),
+        _codex_call({"command": ["kubectl", "get", "secrets", "-n", "prod"]}, call_id="call_Qx82"),
+        {
+            "type": "event_msg",
+            "payload": {"type": "token_count", "info": {"total_token_usage": {"input_tokens": 5210}}},
+        },
+    ),
+}
+BENIGN_DOCS |= {f"transcript-{k}": v for k, v in TRANSCRIPT_BENIGN.items()}
 
 
 def _same_shape(before: object, after: object) -> bool:
@@ -191,3 +418,14 @@ def test_a_redacted_key_is_named_without_its_placeholder(san: Sanitizer) -> None
     clean, _ = san.sanitize_tree({f"mysql -p{PW}": 1000})
     assert clean == {san.sanitize_text(f"mysql -p{PW}").text: 1000}
     assert san.sanitize_tree(clean) == (clean, {})
+
+
+@pytest.mark.parametrize("name", sorted(TRANSCRIPT_SECRETS))
+def test_imported_records_hold_their_secret_until_sanitized(san: Sanitizer, name: str) -> None:
+    # The importer stores the secret (so the corpus tests the sanitizer, not the importer),
+    # and the stored document loses it, keeping its shape.
+    doc, secrets = TRANSCRIPT_SECRETS[name]
+    assert all(s in json.dumps(doc) for s in secrets)
+    clean = _clean(san, doc)
+    assert not any(s in json.dumps(clean) for s in secrets)
+    assert _same_shape(doc, clean)

@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, repeat
 from typing import Final, NamedTuple
 
 from . import _checks as checks
-from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
+from ._native import (
+    Prefilter,
+    PrefilterCompileError,
+    RawHits,
+    build_prefilter,
+    fold,
+    hs_accepted,
+    hs_form,
+    resolve_engine,
+)
 from ._rules import Allowlist, Rule
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -103,6 +114,9 @@ class Scanner:
         self.allowlist = allowlist
         self._literals = tuple(sorted({lit for lit in literals if lit}, key=len, reverse=True))
         self.engine = resolve_engine(engine)
+        self._joinable_db: Prefilter | None = None
+        self._joinable_ok = False
+        self._anchor_has_start: list[bool] = []
         self._full: list[int] = [ri for ri, r in enumerate(self.rules) if r.mode == "full"]
         self._line_anchored = frozenset(
             ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
@@ -204,11 +218,14 @@ class Scanner:
         """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
         return [Finding(s, e, r) for s, e, r in self.find_spans(text)]
 
-    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
-        """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path)."""
+    def find_spans(self, text: str, hits: RawHits | None = None) -> list[tuple[int, int, str]]:
+        """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path).
+
+        *hits*: the prefilter's hits of *text*, when they are known (:meth:`find_spans_of_parts`).
+        """
         if not text:
             return []
-        cands = self._candidates(text)
+        cands = self._candidates(text, hits)
         if not cands:
             return []
         # One byte per character of text: 1 where a kept finding or a placeholder already is.
@@ -244,13 +261,103 @@ class Scanner:
         kept.sort()
         return kept
 
+    def find_spans_of_parts(self, parts: Sequence[str]) -> dict[int, list[tuple[int, int, str]]]:
+        """:meth:`find_spans` of each of *parts*, for the parts that hold any: ``{index: spans}``.
+
+        The same as calling :meth:`find_spans` on each part, with one prefilter pass over the
+        parts joined by newlines (about 1 MiB at a time) instead of one per part: a call costs
+        about as much as 10 kB of text, and a session holds tens of thousands of short strings.
+        A part with no hit of its own has no finding and is not looked at again; the others get
+        their own hits back from the joined pass, translated, and only a part whose hits cannot
+        be told apart from a neighbour's (a shape Hyperscan reports without its start, or whose
+        leftmost start lies in the part before) is scanned again alone.  Sound because every
+        hit a part alone gives also ends inside it in the joined text: keywords are literals,
+        and a pattern with no ``^``, ``$``, ``\\A`` or ``\\Z`` sees the newline before a
+        part as it sees the start of a text (a non-word character); without that (or with
+        full-scan rules that Python runs over every text), each part is scanned alone.  It needs
+        :meth:`Prefilter.hits` to report *every* match, as its contract says (no Hyperscan
+        single-match flag, no early stop): a pattern's first match would be one part's only.
+        """
+        out: dict[int, list[tuple[int, int, str]]] = {}
+        if not self._joinable():
+            for j, part in enumerate(parts):
+                if spans := self.find_spans(part):
+                    out[j] = spans
+            return out
+        # offs[j]: where part j starts if all were joined; offs[j + 1] - 1: the newline after it.
+        offs = list(accumulate(map(operator.add, map(len, parts), repeat(1)), initial=0))
+        # Passes over about _JOIN_CHUNK characters each: the joined text and its folded copy
+        # stay small next to the session, and a pass still covers thousands of parts.
+        first, n = 0, len(parts)
+        while first < n:
+            stop = min(n, bisect_left(offs, offs[first] + _JOIN_CHUNK, first + 1))
+            self._find_in_joined(parts, first, stop, offs, out)
+            first = stop
+        return out
+
+    def _find_in_joined(  # noqa: PLR0912 - one branch per kind of hit
+        self, parts: Sequence[str], first: int, stop: int, offs: list[int], out: dict[int, list[tuple[int, int, str]]]
+    ) -> None:
+        """:meth:`find_spans_of_parts` for ``parts[first:stop]``, in one prefilter pass."""
+        raw = self.prefilter.hits("\n".join(parts[first:stop]))
+        if not raw:
+            return
+        base = offs[first]
+        groups: dict[int, RawHits | None] = {}
+        nkw, nfull, kw_len, som = self._nkw, self._nfull, self._kw_len, self._anchor_has_start
+        # Hits come about in order of their ends, many in one part: the part of the last hit is
+        # tried first.  lo, hi: where that part starts and where the newline after it ends, in
+        # the joined text; hits: its list so far, or None when it is to be scanned again.
+        j = 0
+        lo = hi = -1
+        hits: RawHits | None = None
+        for i, s, e in raw:
+            if e <= lo or e > hi:
+                j = bisect_right(offs, base + e - 1, first, stop) - 1
+                lo, hi = offs[j] - base, offs[j + 1] - base
+                if j in groups:
+                    hits = groups[j]
+                else:
+                    hits = groups[j] = []
+            if hits is None or e == hi:
+                continue  # to be scanned again anyway, or ends on the newline: no part's own hit
+            if i < nkw:
+                if e - kw_len[i] < lo:
+                    continue  # begins in the part before
+                hits.append((i, e - kw_len[i] - lo, e - lo))
+            elif i >= nfull and som[i - nfull] and s >= lo:
+                hits.append((i, s - lo, e - lo))
+            else:
+                hits = groups[j] = None
+        for j, part_hits in groups.items():
+            if part_hits == []:
+                continue  # only hits of its neighbours
+            if spans := self.find_spans(parts[j], part_hits):
+                out[j] = spans
+
+    def _joinable(self) -> bool:
+        """Whether a text's prefilter hits include those of its newline-separated parts (see
+        :meth:`find_spans_of_parts`); decided once per database."""
+        if self._joinable_db is not self.prefilter:
+            rules = self.rules
+            shapes = [str(rules[ri].hs_prefilter) for ri in self._anchored]
+            shapes += [
+                hs_form(rules[ri].hs_regex or rules[ri].regex)
+                for j, ri in enumerate(self._full)
+                if j in self.prefilter.native_full
+            ]
+            self._joinable_ok = not self._python_full and all(_no_text_anchor(rx) for rx in shapes)
+            self._anchor_has_start = [rules[ri].hs_som for ri in self._anchored]
+            self._joinable_db = self.prefilter
+        return self._joinable_ok
+
     def has_secret(self, text: str, depth: int = 1) -> bool:
         """True when *text* holds any secret (used to judge decoded base64)."""
         return any(self._verify(c, text, depth) for c in self._candidates(text))
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str) -> list[_Candidate]:
+    def _candidates(self, text: str, hits: RawHits | None = None) -> list[_Candidate]:
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
@@ -264,7 +371,7 @@ class Scanner:
         # shape its rule at the start Hyperscan reports.  (Hyperscan reports one start per
         # end, and these shapes rarely end twice after one start: a second report of a start
         # only yields the same candidate again, which loses to its twin.)
-        for i, s, e in self.prefilter.hits(text):
+        for i, s, e in self.prefilter.hits(text) if hits is None else hits:
             if i < lit_base:
                 start = e - kw_len[i]
                 for match, spec in kw_anchor[i]:
@@ -472,6 +579,38 @@ def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
 _MAX_BLOB: Final = 1 << 16
+
+
+#: About how many characters of parts :meth:`Scanner.find_spans_of_parts` joins for one pass.
+_JOIN_CHUNK: Final = 1 << 20
+
+
+def _no_text_anchor(regex: str) -> bool:
+    """True when *regex* (Hyperscan syntax) has no ``^``, ``$``, ``\\A``, ``\\Z``, ``\\z`` or
+    ``\\G`` outside a character class: it matches a part of a text as it matches the part alone."""
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            if not in_class and regex[i + 1 : i + 2] in ("A", "Z", "z", "G"):
+                return False
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            i += 1
+            if regex[i : i + 1] == "^":
+                i += 1
+            if regex[i : i + 1] == "]":
+                i += 1  # a ] first in a class is a literal
+            continue
+        elif c in "^$":
+            return False
+        i += 1
+    return True
 
 
 def _starts_lines(regex: str) -> bool:
