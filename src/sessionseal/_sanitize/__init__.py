@@ -609,6 +609,7 @@ class _TreeWalk:
         if not _PAIR_NAME_KEYS.isdisjoint(value):
             pair_value = san._secret_pair_value(value)
         is_secret_name = _checks.is_secret_name
+        jwk = "kty" in value
         clean = san._clean_keys
         if not clean.issuperset(value):
             san._scan_keys(value)
@@ -633,7 +634,7 @@ class _TreeWalk:
             elif secret:
                 secret_v = k in _VALUE_KEYS or k == pair_value or is_secret_name(name)
             else:
-                secret_v = k == pair_value or is_secret_name(name)
+                secret_v = k == pair_value or is_secret_name(name) or (jwk and k in _JWK_PRIVATE_KEYS)
             self.visit(v, value, k, secret=secret_v)
             out[out_key] = None
             renamed = renamed or out_key is not k
@@ -652,11 +653,15 @@ class _TreeWalk:
         placeholder = f"[REDACTED:{_SECRET_NAMED_RULE}]"
 
         def visit_dict(value: Any, secret: bool) -> None:
-            if secret or not (
-                plain_keys.issuperset(value)
-                or (
-                    clean_keys.issuperset(value)
-                    and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
+            if (
+                secret
+                or "kty" in value
+                or not (
+                    plain_keys.issuperset(value)
+                    or (
+                        clean_keys.issuperset(value)
+                        and (_PAIR_NAME_KEYS.isdisjoint(value) or san._secret_pair_value(value) is None)
+                    )
                 )
             ):
                 visit_dict_slow(value, secret=secret)

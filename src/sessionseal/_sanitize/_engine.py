@@ -300,10 +300,16 @@ class Scanner:
     ) -> None:
         """:meth:`find_spans_of_parts` for ``parts[first:stop]``, in one prefilter pass."""
         raw = self.prefilter.hits("\n".join(parts[first:stop]))
-        if not raw:
+        groups: dict[int, RawHits | None] = {}
+        if self._intl is not None:
+            # Non-ASCII keywords are no prefilter's (see _intl_candidates): a part that may hold
+            # one is looked at whatever its hits.
+            for j in range(first, stop):
+                if not parts[j].isascii():
+                    groups[j] = []
+        if not raw and not groups:
             return
         base = offs[first]
-        groups: dict[int, RawHits | None] = {}
         nkw, nfull, kw_len, som = self._nkw, self._nfull, self._kw_len, self._anchor_has_start
         # Hits come about in order of their ends, many in one part: the part of the last hit is
         # tried first.  lo, hi: where that part starts and where the newline after it ends, in
@@ -330,7 +336,7 @@ class Scanner:
             else:
                 hits = groups[j] = None
         for j, part_hits in groups.items():
-            if part_hits == []:
+            if part_hits == [] and (self._intl is None or parts[j].isascii()):
                 continue  # only hits of its neighbours
             if spans := self.find_spans(parts[j], part_hits):
                 out[j] = spans
