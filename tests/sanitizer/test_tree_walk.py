@@ -1,7 +1,7 @@
 """The tree walk scans a document's strings together: same result as one string at a time.
 
 :meth:`Sanitizer.sanitize_tree` gathers every string of a tree and finds their secrets with one
-prefilter pass (:meth:`Scanner.find_spans_of_parts`); :meth:`Sanitizer._walk` is the reference,
+prefilter pass (:meth:`Scanner.find_spans_of_parts`); :meth:`TreeWalker.walk` is the reference,
 the per-string walk it replaces.  Random trees made of the catalogue's own examples and
 counterexamples, secret names, name/value pairs, argv lists, UUIDs and timestamps must come out
 the same from both (keys in the same order, same counts), on every engine, and on each engine
@@ -95,7 +95,7 @@ def _sanitizers() -> list[Sanitizer]:
 
 def per_string(san: Sanitizer, tree: JSONValue) -> tuple[JSONValue, dict[str, int]]:
     counts: Counter[str] = Counter()
-    return san._walk(tree, counts, secret_name=False), dict(counts)
+    return san._tree.walk(tree, counts, secret_name=False), dict(counts)
 
 
 def _same(a: object, b: object) -> bool:
