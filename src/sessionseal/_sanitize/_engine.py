@@ -22,6 +22,7 @@ from typing import Final, NamedTuple
 from . import _checks as checks
 from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
 from ._rules import Allowlist, Rule
+from ._shape import shapes
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 
@@ -68,6 +69,9 @@ _PLAIN, _STRIP, _COOKIE = 0, 1, 2
 # What _accept needs of a rule, unpacked once: (rule, rule id, secret groups, span adjustment,
 # minimum length, UUIDs allowed, rank base, rule index).
 _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
+#: A rule Hyperscan anchors itself: (rule index, pattern, reports starts, how far before an
+#: end its keyword may start when only ends are reported).
+_AnchorSpec = tuple[int, str, bool, int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -107,24 +111,38 @@ class Scanner:
         self._line_anchored = frozenset(
             ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
         )
-        # Rules that Hyperscan anchors itself (start-of-match patterns) need no keyword hits.
+        # Rules that Hyperscan anchors itself need no keyword hits: those with a hand-written
+        # pattern (hs_prefilter, often with start of match), and every other anchor rule whose
+        # regex gives a bounded shape (see _shape: a superset of where the regex can match).
         # Hyperscan accepts all of ours, so build optimistically (each compile costs
         # milliseconds of start-up) and sort out the rejected ones only on failure.
-        anchored = [ri for ri, r in enumerate(self.rules) if r.hs_prefilter] if self.engine == "hyperscan" else []
+        anchors: list[_AnchorSpec] = []
+        if self.engine == "hyperscan":
+            rules = self.rules
+            for ri, r in enumerate(rules):
+                if r.hs_prefilter:
+                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before))
+            plain = [ri for ri, r in enumerate(rules) if r.mode == "anchor" and not r.hs_prefilter]
+            # A shape no longer than the rule's shortest keyword would report what the keyword does.
+            wanted = [(rules[ri].regex, 1 + min(map(len, rules[ri].keywords))) for ri in plain]
+            derived = shapes(wanted, cache=all(rules[ri].builtin for ri in plain))
+            anchors.extend((ri, d[0], False, d[1]) for ri, d in zip(plain, derived, strict=True) if d is not None)
         try:
-            self._layout(anchored)
+            self._layout(anchors)
         except PrefilterCompileError:
-            self._layout(
-                [ri for ri in anchored if hs_accepted([str(self.rules[ri].hs_prefilter)], som=self.rules[ri].hs_som)[0]]
-            )
+            self._layout([a for a in anchors if hs_accepted([a[1]], som=a[2])[0]])
 
-    def _layout(self, anchored: list[int]) -> None:
-        """Build the keyword table and the prefilter, with *anchored* rules left to Hyperscan."""
+    def _layout(self, anchors: list[_AnchorSpec]) -> None:
+        """Build the keyword table and the prefilter, with *anchors* left to Hyperscan."""
+        anchored = [a[0] for a in anchors]
         self._anchored = anchored
         native_anchor = set(anchored)
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
+        # How far before a reported end an end-only pattern's keyword can start.
+        self._anchor_before = [a[3] for a in anchors]
+        self._kw_max = {ri: max(map(len, self._kw_bytes[ri]), default=0) for ri in anchored}
         by_keyword: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
@@ -158,14 +176,15 @@ class Scanner:
         self._nfull = self._nkw + len(self._full)
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
         self._anchor_som: list[tuple[_Match, _Spec] | None] = [
-            (self._first_match(ri), self._specs[ri]) if self.rules[ri].hs_som else None for ri in anchored
+            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _w in anchors
         ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
-        anchors = [(str(self.rules[ri].hs_prefilter), self.rules[ri].hs_som) for ri in anchored]
         # Only the built-in catalogue's database is cached on disk: user rules and literals
         # come from the encrypted configuration and may name internal hosts or customers.
         cacheable = not self._literals and all(r.builtin for r in self.rules)
-        self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors, cache=cacheable)
+        self.prefilter: Prefilter = build_prefilter(
+            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _w in anchors], cache=cacheable
+        )
         self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
 
     def _first_match(self, ri: int) -> _Match:
@@ -287,6 +306,8 @@ class Scanner:
         lit_base = self._literal_base
         nkw = self._nkw
         nfull = self._nfull
+        anchor_before = self._anchor_before
+        kw_max = self._kw_max
         seen_anchor: set[tuple[int, int]] = set()
         tried: set[tuple[int, int]] = set()
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -311,16 +332,18 @@ class Scanner:
                 rule = rules[ri]
                 windows[ri].append((end - max(rule.before, 256), end + rule.after))
             else:
-                # Only the end of the shape is known: the rule is tried at its keywords in the
-                # window before it (fold() keeps one byte per character, so offsets hold).
+                # Only the end of the shape is known: the rule is tried at its keywords that
+                # start in the window before it (fold() keeps one byte per character, so
+                # offsets hold).  A keyword may run past the end of a shape cut short.
                 k = i - nfull
                 ri = anchored[k]
                 rule = rules[ri]
-                a = max(0, end - rule.before)
-                seg = fold(text[a:end]).lower()
+                a = max(0, end - anchor_before[k])
+                seg = fold(text[a : end + kw_max[ri]]).lower()
+                limit = end - a
                 for kw in self._kw_bytes[ri]:
                     p = seg.find(kw)
-                    while p >= 0:
+                    while 0 <= p < limit:
                         if (k, a + p) not in seen_anchor:
                             seen_anchor.add((k, a + p))
                             m = rule.pattern.match(text, a + p)
