@@ -69,9 +69,11 @@ _PLAIN, _STRIP, _COOKIE = 0, 1, 2
 # What _accept needs of a rule, unpacked once: (rule, rule id, secret groups, span adjustment,
 # minimum length, UUIDs allowed, rank base, rule index).
 _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
-#: A rule Hyperscan anchors itself: (rule index, pattern, reports starts, how far before an
-#: end its keyword may start when only ends are reported).
-_AnchorSpec = tuple[int, str, bool, int]
+#: A rule Hyperscan anchors itself: (rule index, pattern, reports starts, and when only ends
+#: are reported, how far before an end its keyword starts: at most, at least).
+_AnchorSpec = tuple[int, str, bool, int, int]
+#: An end-only pattern of fixed width: (match, spec, width, the rule's keywords, longest keyword).
+_Fixed = tuple[_Match, _Spec, int, tuple[bytes, ...], int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -121,12 +123,14 @@ class Scanner:
             rules = self.rules
             for ri, r in enumerate(rules):
                 if r.hs_prefilter:
-                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before))
+                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before, 0))
             plain = [ri for ri, r in enumerate(rules) if r.mode == "anchor" and not r.hs_prefilter]
             # A shape no longer than the rule's shortest keyword would report what the keyword does.
             wanted = [(rules[ri].regex, 1 + min(map(len, rules[ri].keywords))) for ri in plain]
             derived = shapes(wanted, cache=all(rules[ri].builtin for ri in plain))
-            anchors.extend((ri, d[0], False, d[1]) for ri, d in zip(plain, derived, strict=True) if d is not None)
+            anchors.extend(
+                (ri, d[0], False, d[2], d[1]) for ri, d in zip(plain, derived, strict=True) if d is not None
+            )
         try:
             self._layout(anchors)
         except PrefilterCompileError:
@@ -140,8 +144,8 @@ class Scanner:
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
-        # How far before a reported end an end-only pattern's keyword can start.
-        self._anchor_before = [a[3] for a in anchors]
+        # How far before a reported end an end-only pattern's keyword can start: at most, at least.
+        self._anchor_before = [(a[3], a[4]) for a in anchors]
         self._kw_max = {ri: max(map(len, self._kw_bytes[ri]), default=0) for ri in anchored}
         by_keyword: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
@@ -176,14 +180,22 @@ class Scanner:
         self._nfull = self._nkw + len(self._full)
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
         self._anchor_som: list[tuple[_Match, _Spec] | None] = [
-            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _w in anchors
+            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _w, _f in anchors
+        ]
+        # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
+        # and the rule tried once, in the hot loop.
+        self._anchor_fixed: list[_Fixed | None] = [
+            (self._first_match(ri), self._specs[ri], hi, self._kw_bytes[ri], self._kw_max[ri])
+            if not som and 0 < lo == hi
+            else None
+            for ri, _rx, som, hi, lo in anchors
         ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
         # Only the built-in catalogue's database is cached on disk: user rules and literals
         # come from the encrypted configuration and may name internal hosts or customers.
         cacheable = not self._literals and all(r.builtin for r in self.rules)
         self.prefilter: Prefilter = build_prefilter(
-            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _w in anchors], cache=cacheable
+            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _w, _f in anchors], cache=cacheable
         )
         self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
 
@@ -200,6 +212,9 @@ class Scanner:
                 k = self._anchored.index(ri)
                 if self._anchor_som[k] is not None:
                     self._anchor_som[k] = (match, spec)
+                fixed = self._anchor_fixed[k]
+                if fixed is not None:
+                    self._anchor_fixed[k] = (match, *fixed[1:])
             return match(text, pos)
 
         return first
@@ -272,6 +287,7 @@ class Scanner:
         lit_base = self._literal_base
         nfull = self._nfull
         anchor_som = self._anchor_som
+        anchor_fixed = self._anchor_fixed
         accept = self._accept
         rest: list[tuple[int, int, int]] = []  # hits that take one of the slower paths below
         # The hot loop: a keyword hit tries its anchor rules at the keyword, a start-of-match
@@ -291,6 +307,13 @@ class Scanner:
                 m = som[0](text, s)
                 if m is not None:
                     accept(som[1], m, text, out)
+            elif i >= nfull and (fixed := anchor_fixed[i - nfull]) is not None:
+                match, spec, width, kws, longest = fixed
+                start = e - width
+                if start >= 0 and fold(text[start : start + longest]).lower().startswith(kws):
+                    m = match(text, start)
+                    if m is not None:
+                        accept(spec, m, text, out)
             else:
                 rest.append((i, s, e))
         if rest or self._python_full:
@@ -338,9 +361,12 @@ class Scanner:
                 k = i - nfull
                 ri = anchored[k]
                 rule = rules[ri]
-                a = max(0, end - anchor_before[k])
-                seg = fold(text[a : end + kw_max[ri]]).lower()
-                limit = end - a
+                most, least = anchor_before[k]
+                a = max(0, end - most)
+                limit = end - least - a + 1  # keyword starts in [a, end - least]
+                if limit <= 0:
+                    continue
+                seg = fold(text[a : a + limit - 1 + kw_max[ri]]).lower()
                 for kw in self._kw_bytes[ri]:
                     p = seg.find(kw)
                     while 0 <= p < limit:

@@ -43,7 +43,7 @@ from typing import Any, Final
 __all__ = ["SHAPE_VERSION", "shape"]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
-SHAPE_VERSION: Final = 1
+SHAPE_VERSION: Final = 2
 #: A shape must match at least this many characters to be worth a Hyperscan pattern.
 _MIN_WIDTH: Final = 4
 #: Repeat counts are capped here (``{40}`` -> ``{16}``, ``{8,200}`` -> ``{8,}``).
@@ -259,18 +259,24 @@ def shape(regex: str, min_width: int = _MIN_WIDTH) -> str | None:
 
 def shape_width(pattern: str) -> int | None:
     """The longest match of a shape, or None when it is unbounded."""
+    widths = shape_widths(pattern)
+    return None if widths is None else widths[1]
+
+
+def shape_widths(pattern: str) -> tuple[int, int] | None:
+    """The shortest and the longest match of a shape, or None when it is unbounded."""
     from re import _parser  # type: ignore[attr-defined]
 
-    hi = _parser.parse(pattern).getwidth()[1]
-    return None if hi >= _MAXREPEAT else int(hi)
+    lo, hi = _parser.parse(pattern).getwidth()
+    return None if hi >= _MAXREPEAT else (int(lo), int(hi))
 
 
 _SHAPE_CACHE: Final = "shapes"
 
 
-def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, int] | None]:
-    """Per (regex, shortest useful match), its shape in Hyperscan syntax (case-sensitive, ``(?-i)`` first) and the
-    shape's longest match, or None.  With *cache* (the built-in catalogue only: user rules
+def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, int, int] | None]:
+    """Per (regex, shortest useful match), its shape in Hyperscan syntax (case-sensitive,
+    ``(?-i)`` first) with the shape's shortest and longest match, or None.  With *cache* (the built-in catalogue only: user rules
     may name internal hosts), the result is kept in the start-up cache: deriving costs
     about half a millisecond per rule, which a filter's start-up should not pay."""
     import hashlib
@@ -291,14 +297,14 @@ def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, in
             try:
                 got = json.loads(blob)
                 if isinstance(got, list) and len(got) == len(regexes):
-                    return [(str(x[0]), int(x[1])) if x else None for x in got]
+                    return [(str(x[0]), int(x[1]), int(x[2])) if x else None for x in got]
             except (ValueError, TypeError, IndexError):
                 pass  # not what this process would have stored: derive again
-    out: list[tuple[str, int] | None] = []
+    out: list[tuple[str, int, int] | None] = []
     for rx, least in regexes:
         found = shape(rx, least)
-        width = shape_width(found) if found is not None else None
-        out.append(("(?-i)" + found, width) if found is not None and width is not None else None)
+        widths = shape_widths(found) if found is not None else None
+        out.append(("(?-i)" + found, *widths) if found is not None and widths is not None else None)
     if cache:
         import contextlib
 
