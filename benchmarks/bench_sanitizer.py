@@ -255,7 +255,9 @@ def end_to_end(data: bytes, rounds: int, peer: str | None) -> None:
     size = len(data) / 1e6
     for name, samples in times.items():
         rates = ", ".join(f"{size / x:.1f}" for x in samples)
-        print(f"{name:<22} {size / statistics.median(samples):8.1f} MB/s  median of {rounds} ({rates}) on {size:.1f} MB")
+        print(
+            f"{name:<22} {size / statistics.median(samples):8.1f} MB/s  median of {rounds} ({rates}) on {size:.1f} MB"
+        )
     if peer:
         ratio = statistics.median(times["peer"]) / statistics.median(times["sessionseal sanitize"])
         print(f"{'ratio to peer':<22} {ratio:8.2f}x")
@@ -268,8 +270,12 @@ def main() -> None:
     ap.add_argument("--secret-every", type=int, default=16384, help="plant a secret every N characters")
     ap.add_argument("--repeat", type=int, default=3, help="median of N runs (default 3)")
     ap.add_argument("--baseline-mb", type=float, default=1.0, help="size used for the slow baseline (default 1)")
-    ap.add_argument("--transcript-mb", type=float, default=8.0, help="realistic transcript text, in-process (default 8)")
-    ap.add_argument("--e2e-mb", type=float, default=20.0, help="transcript text for the end-to-end run (default 20; 0: skip)")
+    ap.add_argument(
+        "--transcript-mb", type=float, default=8.0, help="realistic transcript text, in-process (default 8)"
+    )
+    ap.add_argument(
+        "--e2e-mb", type=float, default=20.0, help="transcript text for the end-to-end run (default 20; 0: skip)"
+    )
     ap.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end rounds, interleaved (default 3)")
     ap.add_argument("--peer", default=None, help="another filter command (stdin -> stdout) timed beside sanitize")
     args = ap.parse_args()

@@ -182,3 +182,25 @@ def test_shapes_are_supersets_on_generated_text(pieces: list[str], rule: object)
     for example in rule.examples[:1]:
         _assert_superset(rule.regex, rule.keywords, text + example + text)
     _assert_superset(rule.regex, rule.keywords, text)
+
+
+@pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")
+def test_a_window_rules_shape_gates_its_windows_without_changing_findings() -> None:
+    rule = {
+        "id": "zz-window-token",
+        "description": "test vendor, keyword far from the value",
+        "regex": r"(?i)zzcloud[_-]?token[ \t]*=[ \t]*(?P<secret>[A-Za-z0-9]{24})",
+        "keywords": ["zzcloud-v2"],
+        "mode": "window",
+        "window": [200, 200],
+        "examples": ["zzcloud-v2\nZZCLOUD_TOKEN=" + "a1B2c3" * 4],
+        "counterexamples": ["zzcloud-v2 token"],
+    }
+    text = "zzcloud-v2 docs\n" + "x " * 50 + "ZZCLOUD_TOKEN=" + "a1B2c3" * 4 + "\nzzcloud-v2 alone\n"
+    hs = Sanitizer(extra_rules=[rule], engine="hyperscan")
+    ri = next(i for i, r in enumerate(hs.rules) if r.id == "zz-window-token")
+    assert ri in hs._scanner._gated
+    found = {e: Sanitizer(extra_rules=[rule], engine=e).find(text) for e in engines()}
+    reference = found[engines()[0]]
+    assert all(f == reference for f in found.values())
+    assert [f.rule_id for f in reference] == ["zz-window-token"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, NamedTuple
@@ -70,8 +71,9 @@ _PLAIN, _STRIP, _COOKIE = 0, 1, 2
 # minimum length, UUIDs allowed, rank base, rule index).
 _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 #: A rule Hyperscan anchors itself: (rule index, pattern, reports starts, and when only ends
-#: are reported, how far before an end its keyword starts: at most, at least).
-_AnchorSpec = tuple[int, str, bool, int, int]
+#: are reported, how far before an end its keyword starts: at most, at least; and whether the
+#: pattern only gates the rule's keyword windows instead, see _other_candidates).
+_AnchorSpec = tuple[int, str, bool, int, int, bool]
 #: An end-only pattern of fixed width: (match, spec, width, the rule's keywords, longest keyword).
 _Fixed = tuple[_Match, _Spec, int, tuple[bytes, ...], int]
 
@@ -123,13 +125,20 @@ class Scanner:
             rules = self.rules
             for ri, r in enumerate(rules):
                 if r.hs_prefilter:
-                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before, 0))
-            plain = [ri for ri, r in enumerate(rules) if r.mode == "anchor" and not r.hs_prefilter]
-            # A shape no longer than the rule's shortest keyword would report what the keyword does.
-            wanted = [(rules[ri].regex, 1 + min(map(len, rules[ri].keywords))) for ri in plain]
+                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before, 0, False))
+            plain = [ri for ri, r in enumerate(rules) if r.mode in ("anchor", "window") and not r.hs_prefilter]
+            # A shape no longer than an anchor rule's shortest keyword would report what the
+            # keyword does.  A window rule's shape gates its windows: one without a match of
+            # the shape cannot hold a match of the regex.
+            wanted = [
+                (rules[ri].regex, 1 + min(map(len, rules[ri].keywords)) if rules[ri].mode == "anchor" else 0)
+                for ri in plain
+            ]
             derived = shapes(wanted, cache=all(rules[ri].builtin for ri in plain))
             anchors.extend(
-                (ri, d[0], False, d[2], d[1]) for ri, d in zip(plain, derived, strict=True) if d is not None
+                (ri, d[0], False, d[2], d[1], rules[ri].mode == "window")
+                for ri, d in zip(plain, derived, strict=True)
+                if d is not None
             )
         try:
             self._layout(anchors)
@@ -140,7 +149,10 @@ class Scanner:
         """Build the keyword table and the prefilter, with *anchors* left to Hyperscan."""
         anchored = [a[0] for a in anchors]
         self._anchored = anchored
-        native_anchor = set(anchored)
+        native_anchor = {a[0] for a in anchors if not a[5]}
+        # Window rules gated by a shape: the shape's shortest match, by rule.
+        self._gated = {a[0]: a[4] for a in anchors if a[5]}
+        self._gate = [a[5] for a in anchors]
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
@@ -180,22 +192,22 @@ class Scanner:
         self._nfull = self._nkw + len(self._full)
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
         self._anchor_som: list[tuple[_Match, _Spec] | None] = [
-            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _w, _f in anchors
+            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _hi, _lo, _g in anchors
         ]
         # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
         # and the rule tried once, in the hot loop.
         self._anchor_fixed: list[_Fixed | None] = [
             (self._first_match(ri), self._specs[ri], hi, self._kw_bytes[ri], self._kw_max[ri])
-            if not som and 0 < lo == hi
+            if not som and not gate and 0 < lo == hi
             else None
-            for ri, _rx, som, hi, lo in anchors
+            for ri, _rx, som, hi, lo, gate in anchors
         ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
         # Only the built-in catalogue's database is cached on disk: user rules and literals
         # come from the encrypted configuration and may name internal hosts or customers.
         cacheable = not self._literals and all(r.builtin for r in self.rules)
         self.prefilter: Prefilter = build_prefilter(
-            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _w, _f in anchors], cache=cacheable
+            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _hi, _lo, _g in anchors], cache=cacheable
         )
         self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
 
@@ -331,6 +343,8 @@ class Scanner:
         nfull = self._nfull
         anchor_before = self._anchor_before
         kw_max = self._kw_max
+        gate = self._gate
+        gate_ends: dict[int, list[int]] = defaultdict(list)
         seen_anchor: set[tuple[int, int]] = set()
         tried: set[tuple[int, int]] = set()
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -360,6 +374,9 @@ class Scanner:
                 # offsets hold).  A keyword may run past the end of a shape cut short.
                 k = i - nfull
                 ri = anchored[k]
+                if gate[k]:
+                    gate_ends[ri].append(end)
+                    continue
                 rule = rules[ri]
                 most, least = anchor_before[k]
                 a = max(0, end - most)
@@ -385,6 +402,8 @@ class Scanner:
             spec = specs[ri]
             lines = ri in self._line_anchored
             pattern = rule.pattern
+            gated = self._gated.get(ri)
+            ends = sorted(gate_ends.get(ri, ())) if gated is not None else None
             spans.sort()
             merged: list[list[int]] = []
             for a, b in spans:
@@ -400,6 +419,11 @@ class Scanner:
                 a = nl + 1 if nl >= 0 else max(0, a - 512)
                 nl = text.find("\n", b, b + 4096)
                 b = nl if nl >= 0 else min(n, b + 4096)
+                if ends is not None:
+                    # A match in [a, b] begins with a match of the shape that ends in [a + least, b].
+                    j = bisect_left(ends, a + (gated or 0))
+                    if j == len(ends) or ends[j] > b:
+                        continue
                 for m in _finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
                     accept(spec, m, text, out)
 

@@ -43,7 +43,7 @@ from typing import Any, Final
 __all__ = ["SHAPE_VERSION", "shape"]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
-SHAPE_VERSION: Final = 2
+SHAPE_VERSION: Final = 3
 #: A shape must match at least this many characters to be worth a Hyperscan pattern.
 _MIN_WIDTH: Final = 4
 #: Repeat counts are capped here (``{40}`` -> ``{16}``, ``{8,200}`` -> ``{8,}``).
@@ -252,9 +252,62 @@ def shape(regex: str, min_width: int = _MIN_WIDTH) -> str | None:
         text, _, width = _Builder(parsed.state).seq(parsed.data, flags, tail=True, may_stop=True)
     except (_Unsupported, re.error, RecursionError, AttributeError, TypeError, ValueError, IndexError):
         return None
-    if width < max(min_width, _MIN_WIDTH):
+    if width < max(min_width, _MIN_WIDTH) or not _selective(_parser.parse(text).data):
         return None
     return text
+
+
+def _selective(items: Any) -> bool:
+    """Whether a shape holds a run of three narrow characters (a letter in either case counts
+    as one) wherever it matches: a shape of only broad classes (``[A-Za-z0-9]{8}``) would
+    report nearly everywhere, and the keywords serve better."""
+    run = 0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL" or (name == "IN" and _narrow(av)):
+            run += 1
+            if run >= 3:
+                return True
+            continue
+        if run and run + _lead([(op, av)]) >= 3:
+            return True  # the run goes on into a group or into every branch
+        run = 0
+        if name == "SUBPATTERN" and _selective(av[3].data):
+            return True
+        if name == "BRANCH" and all(_selective(b.data) for b in av[1]):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT") and av[0] >= 1 and _selective(av[2].data):
+            return True
+    return False
+
+
+def _lead(items: Any) -> int:
+    """How many narrow characters a sequence surely starts with."""
+    n = 0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL" or (name == "IN" and _narrow(av)):
+            n += 1
+            continue
+        if name == "SUBPATTERN":
+            return n + _lead(av[3].data)
+        if name == "BRANCH":
+            return n + min(_lead(b.data) for b in av[1])
+        return n
+    return n
+
+
+def _narrow(items: Any) -> bool:
+    size = 0
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            size += 1
+        elif name == "RANGE":
+            size += av[1] - av[0] + 1
+        else:
+            return False
+    return size <= 3
 
 
 def shape_width(pattern: str) -> int | None:
@@ -276,9 +329,10 @@ _SHAPE_CACHE: Final = "shapes"
 
 def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, int, int] | None]:
     """Per (regex, shortest useful match), its shape in Hyperscan syntax (case-sensitive,
-    ``(?-i)`` first) with the shape's shortest and longest match, or None.  With *cache* (the built-in catalogue only: user rules
-    may name internal hosts), the result is kept in the start-up cache: deriving costs
-    about half a millisecond per rule, which a filter's start-up should not pay."""
+    ``(?-i)`` first) with the shape's shortest and longest match, or None.  With *cache*
+    (the built-in catalogue only: user rules may name internal hosts), the result is kept in
+    the start-up cache: deriving costs about half a millisecond per rule, which a filter's
+    start-up should not pay."""
     import hashlib
     import json
     import sys
