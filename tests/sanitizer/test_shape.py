@@ -204,3 +204,19 @@ def test_a_window_rules_shape_gates_its_windows_without_changing_findings() -> N
     reference = found[engines()[0]]
     assert all(f == reference for f in found.values())
     assert [f.rule_id for f in reference] == ["zz-window-token"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Two keywords whose matches end at the same place: Hyperscan reports only the leftmost start.
+        "ATOKEN:PASSWORD=011:",
+        "xsecret_token = Zq8mW3xP1nB6",
+        '"input_tokens": 3, "cache_read_input_tokens": 53997, "password": "Tr0ub4dor&3x"',
+        "key: abc\nkey=\"a b c d\"\nAPI_KEY=>Zq8mW3xP1nB6 token => 'Zq8mW3xP1nB6'",
+    ],
+)
+def test_engines_agree_where_prefilter_shapes_meet(text: str) -> None:
+    found = {e: Sanitizer(b"\x01" * 32, engine=e).find(text) for e in engines()}
+    reference = found[engines()[0]]
+    assert all(f == reference for f in found.values()), found

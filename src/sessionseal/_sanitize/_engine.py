@@ -194,6 +194,7 @@ class Scanner:
         self._anchor_som: list[tuple[_Match, _Spec] | None] = [
             (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _hi, _lo, _g in anchors
         ]
+        self._som_kws = [self._kw_bytes[a[0]] for a in anchors]
         # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
         # and the rule tried once, in the hot loop.
         self._anchor_fixed: list[_Fixed | None] = [
@@ -300,6 +301,8 @@ class Scanner:
         nfull = self._nfull
         anchor_som = self._anchor_som
         anchor_fixed = self._anchor_fixed
+        som_kws = self._som_kws
+        seen: set[tuple[int, int]] = set()
         accept = self._accept
         rest: list[tuple[int, int, int]] = []  # hits that take one of the slower paths below
         # The hot loop: a keyword hit tries its anchor rules at the keyword, a start-of-match
@@ -316,9 +319,24 @@ class Scanner:
                 if kw_other[i]:
                     rest.append((i, start, e))
             elif i >= nfull and (som := anchor_som[i - nfull]) is not None:
-                m = som[0](text, s)
+                match, spec = som
+                m = match(text, s)
                 if m is not None:
-                    accept(som[1], m, text, out)
+                    accept(spec, m, text, out)
+                # Hyperscan reports the leftmost start of each end: a keyword further in that
+                # begins a match with the same end (``TOKEN:PASSWORD=...``) is tried here.
+                k = i - nfull
+                seg = fold(text[s + 1 : e]).lower()
+                for kw in som_kws[k]:
+                    p = seg.find(kw)
+                    while p >= 0:
+                        at = s + 1 + p
+                        if (k, at) not in seen:
+                            seen.add((k, at))
+                            m = match(text, at)
+                            if m is not None:
+                                accept(spec, m, text, out)
+                        p = seg.find(kw, p + 1)
             elif i >= nfull and (fixed := anchor_fixed[i - nfull]) is not None:
                 match, spec, width, kws, longest = fixed
                 start = e - width
