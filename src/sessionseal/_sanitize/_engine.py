@@ -292,7 +292,7 @@ class Scanner:
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str) -> list[_Candidate]:
+    def _candidates(self, text: str) -> list[_Candidate]:  # noqa: PLR0912 - the hot loop, one branch per kind of hit
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
