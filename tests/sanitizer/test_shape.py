@@ -220,3 +220,19 @@ def test_engines_agree_where_prefilter_shapes_meet(text: str) -> None:
     found = {e: Sanitizer(b"\x01" * 32, engine=e).find(text) for e in engines()}
     reference = found[engines()[0]]
     assert all(f == reference for f in found.values()), found
+
+
+_KW_TEXT = st.text(alphabet=st.sampled_from(list("tokenKEYsk-?_\u212a\u017f\u0130\u0131\u00e9 \udc80")), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_KW_TEXT, st.lists(st.sampled_from(["token", "key", "sk-", "pa?s", "k\u00e9y"]), min_size=1, max_size=3))
+def test_keyword_pattern_finds_what_fold_finds(text: str, keywords: list[str]) -> None:
+    from sessionseal._sanitize._engine import _keyword_pattern
+
+    folded = [k.encode("ascii", "replace") for k in keywords]
+    low = fold(text).lower()
+    expected = {p for k in folded for p in range(len(low)) if low.startswith(k, p)}
+    rx = _keyword_pattern(folded)
+    found = {p for p in range(len(text)) if rx.match(text, p)}
+    assert found == expected

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, NamedTuple
 
 from . import _checks as checks
-from ._native import Prefilter, PrefilterCompileError, build_prefilter, fold, hs_accepted, hs_form, resolve_engine
+from ._native import Prefilter, PrefilterCompileError, build_prefilter, hs_accepted, hs_form, resolve_engine
 from ._rules import Allowlist, Rule
 from ._shape import shapes
 
@@ -75,7 +75,7 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 #: pattern only gates the rule's keyword windows instead, see _other_candidates).
 _AnchorSpec = tuple[int, str, bool, int, int, bool]
 #: An end-only pattern of fixed width: (match, spec, width, the rule's keywords, longest keyword).
-_Fixed = tuple[_Match, _Spec, int, tuple[bytes, ...], int]
+_Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -194,11 +194,14 @@ class Scanner:
         self._anchor_som: list[tuple[_Match, _Spec] | None] = [
             (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _hi, _lo, _g in anchors
         ]
-        self._som_kws = [self._kw_bytes[a[0]] for a in anchors]
+        # Each anchored rule's keywords as one pattern over the text itself: what fold() and
+        # bytes.lower() would find (ASCII letters in either case; "?" for any non-ASCII).
+        self._kw_re = {ri: _keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
+        self._som_kws = [self._kw_re[a[0]] for a in anchors]
         # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
         # and the rule tried once, in the hot loop.
         self._anchor_fixed: list[_Fixed | None] = [
-            (self._first_match(ri), self._specs[ri], hi, self._kw_bytes[ri], self._kw_max[ri])
+            (self._first_match(ri), self._specs[ri], hi, self._kw_re[ri])
             if not som and not gate and 0 < lo == hi
             else None
             for ri, _rx, som, hi, lo, gate in anchors
@@ -326,21 +329,20 @@ class Scanner:
                 # Hyperscan reports the leftmost start of each end: a keyword further in that
                 # begins a match with the same end (``TOKEN:PASSWORD=...``) is tried here.
                 k = i - nfull
-                seg = fold(text[s + 1 : e]).lower()
-                for kw in som_kws[k]:
-                    p = seg.find(kw)
-                    while p >= 0:
-                        at = s + 1 + p
-                        if (k, at) not in seen:
-                            seen.add((k, at))
-                            m = match(text, at)
-                            if m is not None:
-                                accept(spec, m, text, out)
-                        p = seg.find(kw, p + 1)
+                search = som_kws[k].search
+                kwm = search(text, s + 1, e)
+                while kwm is not None:
+                    at = kwm.start()
+                    if (k, at) not in seen:
+                        seen.add((k, at))
+                        m = match(text, at)
+                        if m is not None:
+                            accept(spec, m, text, out)
+                    kwm = search(text, at + 1, e)
             elif i >= nfull and (fixed := anchor_fixed[i - nfull]) is not None:
-                match, spec, width, kws, longest = fixed
+                match, spec, width, kw_re = fixed
                 start = e - width
-                if start >= 0 and fold(text[start : start + longest]).lower().startswith(kws):
+                if start >= 0 and kw_re.match(text, start) is not None:
                     m = match(text, start)
                     if m is not None:
                         accept(spec, m, text, out)
@@ -361,6 +363,7 @@ class Scanner:
         nfull = self._nfull
         anchor_before = self._anchor_before
         kw_max = self._kw_max
+        kw_re = self._kw_re
         gate = self._gate
         gate_ends: dict[int, list[int]] = defaultdict(list)
         seen_anchor: set[tuple[int, int]] = set()
@@ -401,16 +404,16 @@ class Scanner:
                 limit = end - least - a + 1  # keyword starts in [a, end - least]
                 if limit <= 0:
                     continue
-                seg = fold(text[a : a + limit - 1 + kw_max[ri]]).lower()
-                for kw in self._kw_bytes[ri]:
-                    p = seg.find(kw)
-                    while 0 <= p < limit:
-                        if (k, a + p) not in seen_anchor:
-                            seen_anchor.add((k, a + p))
-                            m = rule.pattern.match(text, a + p)
-                            if m is not None:
-                                accept(specs[ri], m, text, out)
-                        p = seg.find(kw, p + 1)
+                search = kw_re[ri].search
+                stop = a + limit - 1 + kw_max[ri]
+                kwm = search(text, a, stop)
+                while kwm is not None and (at := kwm.start()) < a + limit:
+                    if (k, at) not in seen_anchor:
+                        seen_anchor.add((k, at))
+                        m = rule.pattern.match(text, at)
+                        if m is not None:
+                            accept(specs[ri], m, text, out)
+                    kwm = search(text, at + 1, stop)
         for ri in self._python_full:
             for m in rules[ri].pattern.finditer(text):
                 accept(specs[ri], m, text, out)
@@ -512,6 +515,16 @@ class Scanner:
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
 _MAX_BLOB: Final = 1 << 16
+
+
+def _keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
+    """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
+    ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
+    for any non-ASCII character or "?" (fold() turns the former into the latter)."""
+    alternatives = []
+    for kw in sorted(set(keywords), key=len, reverse=True):
+        alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
+    return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
 
 
 def _starts_lines(regex: str) -> bool:
