@@ -43,7 +43,7 @@ from typing import Any, Final
 __all__ = ["SHAPE_VERSION", "shape"]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
-SHAPE_VERSION: Final = 3
+SHAPE_VERSION: Final = 4
 #: A shape must match at least this many characters to be worth a Hyperscan pattern.
 _MIN_WIDTH: Final = 4
 #: Repeat counts are capped here (``{40}`` -> ``{16}``, ``{8,200}`` -> ``{8,}``).
@@ -147,8 +147,17 @@ def _span(run: list[int]) -> str:
 
 
 class _Builder:
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, *, fixed: bool = False) -> None:
         self.state = state  # the parse's state: group widths, for backreferences
+        # Fixed width: the shape also ends before the first part whose width varies, so every
+        # match of it has one length and the engine knows exactly where the keyword starts.
+        self.fixed = fixed
+
+    def _width(self, items: list[tuple[Any, Any]]) -> tuple[int, int]:
+        from re import _parser  # type: ignore[attr-defined]
+
+        lo, hi = _parser.SubPattern(self.state, items).getwidth()
+        return int(lo), int(hi)
 
     def seq(self, items: list[tuple[Any, Any]], flags: int, *, tail: bool, may_stop: bool) -> tuple[str, bool, int]:
         """(pattern, stopped, minimum width) of a sequence of parse items."""
@@ -174,6 +183,18 @@ class _Builder:
         op, av = item
         name = str(op)
         icase = bool(flags & re.IGNORECASE)
+        if self.fixed and name not in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT", "AT"):
+            lo, hi = self._width([item])
+            if lo != hi:
+                if not may_stop:
+                    raise _Unsupported("variable width")
+                if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+                    body_lo, body_hi = self._width(list(av[2].data))
+                    if body_lo == body_hi:
+                        text, _, w = self.seq(av[2].data, flags, tail=False, may_stop=False)
+                        count = min(av[0], _MAX_COUNT)
+                        return f"(?:{text}){{{count}}}", True, w * count
+                return "", True, 0  # the prefix so far
         if name == "LITERAL":
             return _emit(_cased({av} if av < 128 else {_QMARK}, icase)), False, 1
         if name == "NOT_LITERAL":
@@ -188,6 +209,8 @@ class _Builder:
         if name in ("ASSERT", "ASSERT_NOT"):
             direction, sub = av
             if name == "ASSERT" and direction == 1 and may_stop:
+                if self.fixed and len(set(self._width(list(sub.data)))) > 1:
+                    return "", True, 0
                 text, _, w = self.seq(sub.data, flags, tail=True, may_stop=True)
                 if w > 0:
                     return text, True, w  # consumed, and the shape ends here
@@ -241,15 +264,16 @@ def _constants() -> tuple[Any, Any, Any]:
 _NEGATE, _LITERAL, _MAXREPEAT = _constants()
 
 
-def shape(regex: str, min_width: int = _MIN_WIDTH) -> str | None:
+def shape(regex: str, min_width: int = _MIN_WIDTH, *, fixed: bool = False) -> str | None:
     """The Hyperscan shape of *regex* (see the module doc), or None where none is derived or
-    where its shortest match is shorter than *min_width*."""
+    where its shortest match is shorter than *min_width*; with *fixed*, a shape whose matches
+    all have one length (it ends before the first part of varying width)."""
     from re import _parser  # type: ignore[attr-defined]  # private, used when the cache is cold
 
     try:
         parsed = _parser.parse(regex)
         flags = parsed.state.flags
-        text, _, width = _Builder(parsed.state).seq(parsed.data, flags, tail=True, may_stop=True)
+        text, _, width = _Builder(parsed.state, fixed=fixed).seq(parsed.data, flags, tail=True, may_stop=True)
     except (_Unsupported, re.error, RecursionError, AttributeError, TypeError, ValueError, IndexError):
         return None
     if width < max(min_width, _MIN_WIDTH) or not _selective(_parser.parse(text).data):
@@ -356,7 +380,8 @@ def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, in
                 pass  # not what this process would have stored: derive again
     out: list[tuple[str, int, int] | None] = []
     for rx, least in regexes:
-        found = shape(rx, least)
+        # Fixed width where that is still selective (the cheapest for the engine), else bounded.
+        found = shape(rx, least, fixed=True) or shape(rx, least)
         widths = shape_widths(found) if found is not None else None
         out.append(("(?-i)" + found, *widths) if found is not None and widths is not None else None)
     if cache:
