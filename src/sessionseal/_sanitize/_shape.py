@@ -179,22 +179,30 @@ class _Builder:
                 return "".join(out), True, width
         return "".join(out), False, width
 
+    def _fixed_cut(self, item: tuple[Any, Any], flags: int, *, may_stop: bool) -> tuple[str, bool, int] | None:
+        """Where a fixed-width shape ends at *item* (its width varies), what it keeps of it."""
+        lo, hi = self._width([item])
+        if lo == hi:
+            return None
+        if not may_stop:
+            raise _Unsupported("variable width")
+        op, av = item
+        if str(op) in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+            body_lo, body_hi = self._width(list(av[2].data))
+            if body_lo == body_hi:
+                text, _, w = self.seq(av[2].data, flags, tail=False, may_stop=False)
+                count = min(av[0], _MAX_COUNT)
+                return f"(?:{text}){{{count}}}", True, w * count
+        return "", True, 0  # the prefix so far
+
     def item(self, item: tuple[Any, Any], flags: int, *, tail: bool, may_stop: bool) -> tuple[str, bool, int]:  # noqa: PLR0911, PLR0912 - one branch per opcode
         op, av = item
         name = str(op)
         icase = bool(flags & re.IGNORECASE)
         if self.fixed and name not in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT", "AT"):
-            lo, hi = self._width([item])
-            if lo != hi:
-                if not may_stop:
-                    raise _Unsupported("variable width")
-                if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
-                    body_lo, body_hi = self._width(list(av[2].data))
-                    if body_lo == body_hi:
-                        text, _, w = self.seq(av[2].data, flags, tail=False, may_stop=False)
-                        count = min(av[0], _MAX_COUNT)
-                        return f"(?:{text}){{{count}}}", True, w * count
-                return "", True, 0  # the prefix so far
+            cut = self._fixed_cut(item, flags, may_stop=may_stop)
+            if cut is not None:
+                return cut
         if name == "LITERAL":
             return _emit(_cased({av} if av < 128 else {_QMARK}, icase)), False, 1
         if name == "NOT_LITERAL":
