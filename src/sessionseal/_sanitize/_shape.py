@@ -154,19 +154,15 @@ class _Builder:
         self.fixed = fixed
 
     def _width(self, items: list[tuple[Any, Any]]) -> tuple[int, int]:
-        from re import _parser  # type: ignore[attr-defined]
-
-        lo, hi = _parser.SubPattern(self.state, items).getwidth()
+        lo, hi = _sre_parser.SubPattern(self.state, items).getwidth()
         return int(lo), int(hi)
 
     def seq(self, items: list[tuple[Any, Any]], flags: int, *, tail: bool, may_stop: bool) -> tuple[str, bool, int]:
         """(pattern, stopped, minimum width) of a sequence of parse items."""
-        from re import _parser  # type: ignore[attr-defined]
-
         items = list(items)
         if tail:
             # Trailing parts that may be empty add nothing to a prefix superset.
-            while items and _parser.SubPattern(self.state, [items[-1]]).getwidth()[0] == 0:
+            while items and _sre_parser.SubPattern(self.state, [items[-1]]).getwidth()[0] == 0:
                 items.pop()
         out: list[str] = []
         width = 0
@@ -239,7 +235,7 @@ class _Builder:
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             lo, hi, sub = av
             lo = min(lo, _MAX_COUNT)
-            if tail or hi is _MAXREPEAT or hi > _MAX_BOUND:
+            if tail or hi >= _MAXREPEAT or hi > _MAX_BOUND:
                 # The shape ends here (bounded, and one report per match): the least it must match.
                 if not (tail or may_stop):
                     raise _Unsupported("unbounded repeat")
@@ -263,28 +259,29 @@ class _Builder:
         raise _Unsupported(name)
 
 
-def _constants() -> tuple[Any, Any, Any]:
-    from re import _constants  # type: ignore[attr-defined]
+try:  # CPython's own regex parser (private; part of ``re`` since 3.11, so already loaded)
+    from re import _constants as _sre  # type: ignore[attr-defined]
+    from re import _parser as _sre_parser  # type: ignore[attr-defined]
 
-    return _constants.NEGATE, _constants.LITERAL, _constants.MAXREPEAT
-
-
-_NEGATE, _LITERAL, _MAXREPEAT = _constants()
+    _NEGATE, _LITERAL, _MAXREPEAT = _sre.NEGATE, _sre.LITERAL, _sre.MAXREPEAT
+except (ImportError, AttributeError):  # pragma: no cover - another Python: no shapes, keywords as before
+    _sre_parser = None
+    _NEGATE = _LITERAL = _MAXREPEAT = None
 
 
 def shape(regex: str, min_width: int = _MIN_WIDTH, *, fixed: bool = False) -> str | None:
     """The Hyperscan shape of *regex* (see the module doc), or None where none is derived or
     where its shortest match is shorter than *min_width*; with *fixed*, a shape whose matches
     all have one length (it ends before the first part of varying width)."""
-    from re import _parser  # type: ignore[attr-defined]  # private, used when the cache is cold
-
+    if _sre_parser is None:
+        return None
     try:
-        parsed = _parser.parse(regex)
+        parsed = _sre_parser.parse(regex)
         flags = parsed.state.flags
         text, _, width = _Builder(parsed.state, fixed=fixed).seq(parsed.data, flags, tail=True, may_stop=True)
-    except (_Unsupported, re.error, RecursionError, AttributeError, TypeError, ValueError, IndexError):
-        return None
-    if width < max(min_width, _MIN_WIDTH) or not _selective(_parser.parse(text).data):
+        if width < max(min_width, _MIN_WIDTH) or not _selective(_sre_parser.parse(text).data):
+            return None
+    except Exception:  # anything this derivation does not know: the rule keeps its keywords
         return None
     return text
 
@@ -350,9 +347,9 @@ def shape_width(pattern: str) -> int | None:
 
 def shape_widths(pattern: str) -> tuple[int, int] | None:
     """The shortest and the longest match of a shape, or None when it is unbounded."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    lo, hi = _parser.parse(pattern).getwidth()
+    if _sre_parser is None:
+        return None
+    lo, hi = _sre_parser.parse(pattern).getwidth()
     return None if hi >= _MAXREPEAT else (int(lo), int(hi))
 
 
