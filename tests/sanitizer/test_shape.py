@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sessionseal._sanitize import Sanitizer, available_engines
 from sessionseal._sanitize._native import fold
-from sessionseal._sanitize._rules import default_catalogue
+from sessionseal._sanitize._rules import default_catalogue, rule_from_mapping
 from sessionseal._sanitize._shape import shape, shape_width, shapes
 
 from .conftest import engines
@@ -134,10 +134,15 @@ def test_a_new_vendor_rule_is_shaped_and_found_by_every_engine() -> None:
         "counterexamples": ["zzv_short"],
     }
     text = "export ZZ=zzv_" + "a1B2" * 9 + "\nzzv_short zzv_ in prose\n"
-    hs = Sanitizer(extra_rules=[rule], engine="hyperscan")
+    catalogue_rule = rule_from_mapping(rule, builtin=True)  # as if it were in rules/*.toml
+    hs = Sanitizer(extra_rules=[catalogue_rule], engine="hyperscan")
     ri = next(i for i, r in enumerate(hs.rules) if r.id == "zz-vendor-token")
     assert ri in hs._scanner._anchored  # derived automatically: its keyword alone is no hit
-    found = {e: Sanitizer(extra_rules=[rule], engine=e).find(text) for e in engines()}
+    # A user's rule (from the configuration: the database is not cached) keeps its keyword.
+    user = Sanitizer(extra_rules=[rule], engine="hyperscan")
+    assert ri not in user._scanner._anchored
+    found = {e: Sanitizer(extra_rules=[catalogue_rule], engine=e).find(text) for e in engines()}
+    assert user.find(text) == found[engines()[0]]
     reference = found[engines()[0]]
     assert all(f == reference for f in found.values())
     assert [f.rule_id for f in reference] == ["zz-vendor-token"]
@@ -197,10 +202,11 @@ def test_a_window_rules_shape_gates_its_windows_without_changing_findings() -> N
         "counterexamples": ["zzcloud-v2 token"],
     }
     text = "zzcloud-v2 docs\n" + "x " * 50 + "ZZCLOUD_TOKEN=" + "a1B2c3" * 4 + "\nzzcloud-v2 alone\n"
-    hs = Sanitizer(extra_rules=[rule], engine="hyperscan")
+    catalogue_rule = rule_from_mapping(rule, builtin=True)
+    hs = Sanitizer(extra_rules=[catalogue_rule], engine="hyperscan")
     ri = next(i for i, r in enumerate(hs.rules) if r.id == "zz-window-token")
     assert ri in hs._scanner._gated
-    found = {e: Sanitizer(extra_rules=[rule], engine=e).find(text) for e in engines()}
+    found = {e: Sanitizer(extra_rules=[catalogue_rule], engine=e).find(text) for e in engines()}
     reference = found[engines()[0]]
     assert all(f == reference for f in found.values())
     assert [f.rule_id for f in reference] == ["zz-window-token"]

@@ -74,7 +74,7 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 #: are reported, how far before an end its keyword starts: at most, at least; and whether the
 #: pattern only gates the rule's keyword windows instead, see _other_candidates).
 _AnchorSpec = tuple[int, str, bool, int, int, bool]
-#: An end-only pattern of fixed width: (match, spec, width, the rule's keywords, longest keyword).
+#: An end-only pattern of fixed width: (match, spec, width, the rule's keywords as one pattern).
 _Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
 
 
@@ -134,7 +134,12 @@ class Scanner:
                 (rules[ri].regex, 1 + min(map(len, rules[ri].keywords)) if rules[ri].mode == "anchor" else 0)
                 for ri in plain
             ]
-            derived = shapes(wanted, cache=all(rules[ri].builtin for ri in plain))
+            # Shapes make the Hyperscan database slower to build (about 0.2 s instead of 40 ms),
+            # so only a database that the start-up cache keeps gets them: the built-in catalogue
+            # alone.  With user rules or literals (from the encrypted configuration, never
+            # cached) the rules keep their keywords, with the same findings.
+            cached = not self._literals and all(r.builtin for r in rules)
+            derived = shapes(wanted, cache=True) if cached else [None] * len(wanted)
             anchors.extend(
                 (ri, d[0], False, d[2], d[1], rules[ri].mode == "window")
                 for ri, d in zip(plain, derived, strict=True)
