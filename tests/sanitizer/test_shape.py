@@ -4,6 +4,7 @@ can start, so only keyword occurrences that may begin a secret reach Python."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from .conftest import engines
 
 RULES, _ = default_catalogue()
 ANCHOR_RULES = [r for r in RULES if r.mode == "anchor" and not r.hs_prefilter]
+CORPUS = "\n".join(ex for r in RULES for ex in (*r.examples, *r.counterexamples))
 
 
 def _shape_matcher(regex: str) -> re.Pattern[bytes] | None:
@@ -124,7 +126,8 @@ def test_a_usage_field_or_the_word_token_never_reaches_python() -> None:
 
 
 @pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")
-def test_a_new_vendor_rule_is_shaped_and_found_by_every_engine() -> None:
+def test_a_new_vendor_rule_is_shaped_and_found_by_every_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SESSIONSEAL_CACHE_DIR", str(tmp_path))  # shapes need the start-up cache
     rule = {
         "id": "zz-vendor-token",
         "description": "test vendor",
@@ -190,7 +193,10 @@ def test_shapes_are_supersets_on_generated_text(pieces: list[str], rule: object)
 
 
 @pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")
-def test_a_window_rules_shape_gates_its_windows_without_changing_findings() -> None:
+def test_a_window_rules_shape_gates_its_windows_without_changing_findings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SESSIONSEAL_CACHE_DIR", str(tmp_path))
     rule = {
         "id": "zz-window-token",
         "description": "test vendor, keyword far from the value",
@@ -242,3 +248,12 @@ def test_keyword_pattern_finds_what_fold_finds(text: str, keywords: list[str]) -
     rx = _keyword_pattern(folded)
     found = {p for p in range(len(text)) if rx.match(text, p)}
     assert found == expected
+
+
+@pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")
+def test_without_the_start_up_cache_rules_keep_their_keywords(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Shapes make the database slower to build: without a cache to keep it, none are derived.
+    monkeypatch.setenv("SESSIONSEAL_CACHE_DIR", "")
+    sc = Sanitizer(engine="hyperscan")._scanner
+    assert all(RULES[ri].hs_prefilter for ri in sc._anchored)
+    assert sc.find(CORPUS) == Sanitizer(engine="python").find(CORPUS)

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, NamedTuple
 
+from . import _cache
 from . import _checks as checks
 from ._native import Prefilter, PrefilterCompileError, build_prefilter, hs_accepted, hs_form, resolve_engine
 from ._rules import Allowlist, Rule
@@ -136,9 +137,9 @@ class Scanner:
             ]
             # Shapes make the Hyperscan database slower to build (about 0.2 s instead of 40 ms),
             # so only a database that the start-up cache keeps gets them: the built-in catalogue
-            # alone.  With user rules or literals (from the encrypted configuration, never
-            # cached) the rules keep their keywords, with the same findings.
-            cached = not self._literals and all(r.builtin for r in rules)
+            # alone, with the cache on.  With user rules or literals (from the encrypted
+            # configuration, never cached) the rules keep their keywords, with the same findings.
+            cached = not self._literals and all(r.builtin for r in rules) and _cache.cache_dir() is not None
             derived = shapes(wanted, cache=True) if cached else [None] * len(wanted)
             anchors.extend(
                 (ri, d[0], False, d[2], d[1], rules[ri].mode == "window")
