@@ -77,6 +77,9 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 _AnchorSpec = tuple[int, str, bool, int, int, bool]
 #: An end-only pattern of fixed width: (match, spec, width, the rule's keywords as one pattern).
 _Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
+#: Any other end-only pattern: (match, spec, how far before the end its keyword starts at most,
+#: at least, the keywords' search, the longest keyword).
+_Varying = tuple[_Match, _Spec, int, int, Callable[..., "re.Match[str] | None"], int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -158,12 +161,9 @@ class Scanner:
         native_anchor = {a[0] for a in anchors if not a[5]}
         # Window rules gated by a shape: the shape's shortest match, by rule.
         self._gated = {a[0]: a[4] for a in anchors if a[5]}
-        self._gate = [a[5] for a in anchors]
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
-        # How far before a reported end an end-only pattern's keyword can start: at most, at least.
-        self._anchor_before = [(a[3], a[4]) for a in anchors]
         self._kw_max = {ri: max(map(len, self._kw_bytes[ri]), default=0) for ri in anchored}
         by_keyword: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
@@ -212,6 +212,14 @@ class Scanner:
             else None
             for ri, _rx, som, hi, lo, gate in anchors
         ]
+        # Any other end-only pattern: its keywords are searched between the longest and the
+        # shortest width before the end, in the hot loop too.
+        self._anchor_varying: list[_Varying | None] = [
+            (self._first_match(ri), self._specs[ri], hi, lo, self._kw_re[ri].search, self._kw_max[ri])
+            if not som and not gate and not 0 < lo == hi
+            else None
+            for ri, _rx, som, hi, lo, gate in anchors
+        ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
         # Only the built-in catalogue's database is cached on disk: user rules and literals
         # come from the encrypted configuration and may name internal hosts or customers.
@@ -237,6 +245,9 @@ class Scanner:
                 fixed = self._anchor_fixed[k]
                 if fixed is not None:
                     self._anchor_fixed[k] = (match, *fixed[1:])
+                varying = self._anchor_varying[k]
+                if varying is not None:
+                    self._anchor_varying[k] = (match, *varying[1:])
             return match(text, pos)
 
         return first
@@ -301,7 +312,7 @@ class Scanner:
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str) -> list[_Candidate]:  # noqa: PLR0912 - the hot loop, one branch per kind of hit
+    def _candidates(self, text: str) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop, one branch per kind of hit
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
@@ -310,6 +321,7 @@ class Scanner:
         nfull = self._nfull
         anchor_som = self._anchor_som
         anchor_fixed = self._anchor_fixed
+        anchor_varying = self._anchor_varying
         som_kws = self._som_kws
         seen: set[tuple[int, int]] = set()
         accept = self._accept
@@ -352,6 +364,22 @@ class Scanner:
                     m = match(text, start)
                     if m is not None:
                         accept(spec, m, text, out)
+            elif i >= nfull and (varying := anchor_varying[i - nfull]) is not None:
+                # Only the end is known: the rule is tried at its keywords that start between
+                # the longest and the shortest width before it (a keyword may run past the end
+                # of a shape cut short).
+                match, spec, most, least, search, longest = varying
+                a = e - most if e > most else 0
+                last = e - least
+                kwm = search(text, a, last + longest)
+                k = i - nfull
+                while kwm is not None and (at := kwm.start()) <= last:
+                    if (k, at) not in seen:
+                        seen.add((k, at))
+                        m = match(text, at)
+                        if m is not None:
+                            accept(spec, m, text, out)
+                    kwm = search(text, at + 1, last + longest)
             else:
                 rest.append((i, s, e))
         if rest or self._python_full:
@@ -367,12 +395,7 @@ class Scanner:
         lit_base = self._literal_base
         nkw = self._nkw
         nfull = self._nfull
-        anchor_before = self._anchor_before
-        kw_max = self._kw_max
-        kw_re = self._kw_re
-        gate = self._gate
         gate_ends: dict[int, list[int]] = defaultdict(list)
-        seen_anchor: set[tuple[int, int]] = set()
         tried: set[tuple[int, int]] = set()
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for i, start, end in hits:
@@ -396,30 +419,9 @@ class Scanner:
                 rule = rules[ri]
                 windows[ri].append((end - max(rule.before, 256), end + rule.after))
             else:
-                # Only the end of the shape is known: the rule is tried at its keywords that
-                # start in the window before it (fold() keeps one byte per character, so
-                # offsets hold).  A keyword may run past the end of a shape cut short.
+                # A window rule's shape: where it ends gates the rule's windows (below).
                 k = i - nfull
-                ri = anchored[k]
-                if gate[k]:
-                    gate_ends[ri].append(end)
-                    continue
-                rule = rules[ri]
-                most, least = anchor_before[k]
-                a = max(0, end - most)
-                limit = end - least - a + 1  # keyword starts in [a, end - least]
-                if limit <= 0:
-                    continue
-                search = kw_re[ri].search
-                stop = a + limit - 1 + kw_max[ri]
-                kwm = search(text, a, stop)
-                while kwm is not None and (at := kwm.start()) < a + limit:
-                    if (k, at) not in seen_anchor:
-                        seen_anchor.add((k, at))
-                        m = rule.pattern.match(text, at)
-                        if m is not None:
-                            accept(specs[ri], m, text, out)
-                    kwm = search(text, at + 1, stop)
+                gate_ends[anchored[k]].append(end)
         for ri in self._python_full:
             for m in rules[ri].pattern.finditer(text):
                 accept(specs[ri], m, text, out)
