@@ -75,6 +75,8 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 #: are reported, how far before an end its keyword starts: at most, at least; and whether the
 #: pattern only gates the rule's keyword windows instead, see _other_candidates).
 _AnchorSpec = tuple[int, str, bool, int, int, bool]
+#: A start-of-match pattern: (match, spec, the rule's keyword search).
+_Som = tuple[_Match, _Spec, Callable[..., "re.Match[str] | None"]]
 #: An end-only pattern of fixed width: (match, spec, width, the rule's keywords as one pattern).
 _Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
 #: Any other end-only pattern: (match, spec, how far before the end its keyword starts at most,
@@ -197,13 +199,14 @@ class Scanner:
         self._nkw = len(keywords)
         self._nfull = self._nkw + len(self._full)
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
-        self._anchor_som: list[tuple[_Match, _Spec] | None] = [
-            (self._first_match(ri), self._specs[ri]) if som else None for ri, _rx, som, _hi, _lo, _g in anchors
-        ]
         # Each anchored rule's keywords as one pattern over the text itself: what fold() and
         # bytes.lower() would find (ASCII letters in either case; "?" for any non-ASCII).
         self._kw_re = {ri: _keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
-        self._som_kws = [self._kw_re[a[0]] for a in anchors]
+        # Per anchor pattern that reports starts: its rule's match, spec and keyword search.
+        self._anchor_som: list[_Som | None] = [
+            (self._first_match(ri), self._specs[ri], self._kw_re[ri].search) if som else None
+            for ri, _rx, som, _hi, _lo, _g in anchors
+        ]
         # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
         # and the rule tried once, in the hot loop.
         self._anchor_fixed: list[_Fixed | None] = [
@@ -240,8 +243,9 @@ class Scanner:
                 self._kw_anchor[kwi] = tuple((match if s is spec else m, s) for m, s in self._kw_anchor[kwi])
             if ri in self._anchored:
                 k = self._anchored.index(ri)
-                if self._anchor_som[k] is not None:
-                    self._anchor_som[k] = (match, spec)
+                som = self._anchor_som[k]
+                if som is not None:
+                    self._anchor_som[k] = (match, *som[1:])
                 fixed = self._anchor_fixed[k]
                 if fixed is not None:
                     self._anchor_fixed[k] = (match, *fixed[1:])
@@ -322,7 +326,6 @@ class Scanner:
         anchor_som = self._anchor_som
         anchor_fixed = self._anchor_fixed
         anchor_varying = self._anchor_varying
-        som_kws = self._som_kws
         seen: set[tuple[int, int]] = set()
         accept = self._accept
         rest: list[tuple[int, int, int]] = []  # hits that take one of the slower paths below
@@ -340,15 +343,14 @@ class Scanner:
                 if kw_other[i]:
                     rest.append((i, start, e))
             elif i >= nfull and (som := anchor_som[i - nfull]) is not None:
-                match, spec = som
+                match, spec, search = som
                 m = match(text, s)
                 if m is not None:
                     accept(spec, m, text, out)
                 # Hyperscan reports the leftmost start of each end: a keyword further in that
                 # begins a match with the same end (``TOKEN:PASSWORD=...``) is tried here.
-                k = i - nfull
-                search = som_kws[k].search
                 kwm = search(text, s + 1, e)
+                k = i - nfull
                 while kwm is not None:
                     at = kwm.start()
                     if (k, at) not in seen:
