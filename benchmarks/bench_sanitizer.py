@@ -10,9 +10,16 @@ prefilter engine, rule regexes near keyword hits, and its value checks.
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_sanitizer.py [--mb 4] [--engine hyperscan|ahocorasick|python]
-        [--secret-every 16384] [--repeat 3]
+        [--secret-every 16384] [--repeat 3] [--transcript-mb 8] [--e2e-mb 20] [--e2e-rounds 3]
+        [--peer "CMD"]
 
-It prints MB/s for both and the ratio, measured in the same run on the same text.
+It prints MB/s for both and the ratio, measured in the same run on the same text.  Then, on
+realistic Claude Code / Codex transcript text (``_transcripts_text.py``: usage fields on every
+record, stdlib sources as tool results, logs, a secret every 256 KiB) and on the dense text
+above: in-process MB/s of ``sanitize_text`` beside the raw Hyperscan scan of the same
+database in the same run; and end to end, ``python -m sessionseal sanitize`` as a fresh
+process (stdin from a file, stdout to /dev/null, start-up included) on ``--e2e-mb`` MB of
+transcript text, rounds interleaved with ``--peer`` if given, medians.
 ``--save`` instead measures ``Vault.save`` of a 10 MiB session, sanitizer included, against
 its floor in the same run (see :func:`save_benchmark`).
 """
@@ -194,6 +201,71 @@ def _time(fn: object, text: str, repeat: int) -> float:
     return statistics.median(samples)
 
 
+def _raw_scan_seconds(sanitizer: Sanitizer, text: str, repeat: int) -> float | None:
+    """The prefilter's Hyperscan database alone over *text* (folded, no-op callback): the
+    floor any sanitizer built on it pays.  None without the hyperscan engine."""
+    from sessionseal._sanitize._native import fold
+
+    prefilter = sanitizer._scanner.prefilter
+    db = getattr(prefilter, "_db", None)
+    scratch = getattr(prefilter, "_scratch", None)
+    if db is None:
+        return None
+    data = fold(text)
+
+    def scan(_: str) -> None:
+        db.scan(data, match_event_handler=lambda *_a: None, scratch=scratch)
+
+    return _time(scan, text, repeat)
+
+
+def in_process(sanitizer: Sanitizer, label: str, text: str, repeat: int) -> None:
+    """``sanitize_text`` on *text* against the raw Hyperscan scan, same run, one core."""
+    size = len(text.encode())
+    sanitizer.sanitize_text(text)  # rule regexes compiled, caches warm
+    t_san = _time(sanitizer.sanitize_text, text, repeat)
+    t_raw = _raw_scan_seconds(sanitizer, text, repeat)
+    found = sum(sanitizer.sanitize_text(text).counts.values())
+    line = f"{label:<22} {size / 1e6 / t_san:8.1f} MB/s  ({found} redacted in {size / 1e6:.1f} MB)"
+    if t_raw is not None:
+        line += f"   raw Hyperscan scan {size / 1e6 / t_raw:7.1f} MB/s  (sanitizer = {t_raw / t_san:.0%} of it)"
+    print(line)
+
+
+def end_to_end(data: bytes, rounds: int, peer: str | None) -> None:
+    """``python -m sessionseal sanitize`` as a fresh process, stdin -> stdout (a file in, /dev/null
+    out), wall time including start-up; with *peer*, that command too; rounds interleaved, medians."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import tempfile
+
+    commands = {"sessionseal sanitize": [sys.executable, "-m", "sessionseal", "sanitize"]}
+    if peer:
+        commands["peer"] = shlex.split(peer)
+    with tempfile.NamedTemporaryFile(prefix="bench-sanitize-", suffix=".jsonl") as fh:
+        fh.write(data)
+        fh.flush()
+        subprocess.run(commands["sessionseal sanitize"], stdin=subprocess.DEVNULL, check=True)  # warm the cache
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, cmd in commands.items():
+                with open(fh.name, "rb") as stdin, open(os.devnull, "wb") as stdout:
+                    t = time.perf_counter()
+                    subprocess.run(cmd, stdin=stdin, stdout=stdout, check=True)
+                    times[name].append(time.perf_counter() - t)
+    size = len(data) / 1e6
+    for name, samples in times.items():
+        rates = ", ".join(f"{size / x:.1f}" for x in samples)
+        print(
+            f"{name:<22} {size / statistics.median(samples):8.1f} MB/s  median of {rounds} ({rates}) on {size:.1f} MB"
+        )
+    if peer:
+        ratio = statistics.median(times["peer"]) / statistics.median(times["sessionseal sanitize"])
+        print(f"{'ratio to peer':<22} {ratio:8.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=4.0, help="size of the synthetic text in MB (default 4)")
@@ -201,6 +273,14 @@ def main() -> None:
     ap.add_argument("--secret-every", type=int, default=16384, help="plant a secret every N characters")
     ap.add_argument("--repeat", type=int, default=3, help="median of N runs (default 3)")
     ap.add_argument("--baseline-mb", type=float, default=1.0, help="size used for the slow baseline (default 1)")
+    ap.add_argument(
+        "--transcript-mb", type=float, default=8.0, help="realistic transcript text, in-process (default 8)"
+    )
+    ap.add_argument(
+        "--e2e-mb", type=float, default=20.0, help="transcript text for the end-to-end run (default 20; 0: skip)"
+    )
+    ap.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end rounds, interleaved (default 3)")
+    ap.add_argument("--peer", default=None, help="another filter command (stdin -> stdout) timed beside sanitize")
     args = ap.parse_args()
 
     rules, _ = default_catalogue()
@@ -220,6 +300,20 @@ def main() -> None:
     print(f"sanitizer          {mbps:8.1f} MB/s  ({t_san * 1000:.0f} ms for {size / 1e6:.1f} MB)")
     print(f"naive one-by-one   {base_mbps:8.2f} MB/s  ({t_base * 1000:.0f} ms for {base_size / 1e6:.1f} MB)")
     print(f"ratio              {mbps / base_mbps:8.1f}x")
+
+    # Realistic transcripts (benchmarks/_transcripts_text.py) and the dense synthetic text,
+    # each against the raw Hyperscan scan of the same database in the same run.
+    from _transcripts_text import transcript_text
+
+    examples = [ex for r in rules for ex in r.examples]
+    transcript = transcript_text(int(args.transcript_mb * 1e6), examples)
+    print()
+    in_process(sanitizer, "transcripts", transcript, args.repeat)
+    in_process(sanitizer, "dense synthetic", text, args.repeat)
+    if args.e2e_mb > 0:
+        print()
+        data = transcript_text(int(args.e2e_mb * 1e6), examples).encode()
+        end_to_end(data, args.e2e_rounds, args.peer)
 
 
 def save_benchmark(argv: list[str]) -> None:

@@ -21,18 +21,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, repeat
 from typing import Final, NamedTuple
 
+from . import _cache
 from . import _checks as checks
 from ._native import (
     Prefilter,
     PrefilterCompileError,
     RawHits,
     build_prefilter,
-    fold,
     hs_accepted,
     hs_form,
     resolve_engine,
 )
 from ._rules import Allowlist, Rule
+from ._shape import shapes
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 
@@ -79,6 +80,17 @@ _PLAIN, _STRIP, _COOKIE = 0, 1, 2
 # What _accept needs of a rule, unpacked once: (rule, rule id, secret groups, span adjustment,
 # minimum length, UUIDs allowed, rank base, rule index).
 _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
+#: A rule Hyperscan anchors itself: (rule index, pattern, reports starts, and when only ends
+#: are reported, how far before an end its keyword starts: at most, at least; and whether the
+#: pattern only gates the rule's keyword windows instead, see _other_candidates).
+_AnchorSpec = tuple[int, str, bool, int, int, bool]
+#: A start-of-match pattern: (match, spec, the rule's keyword search).
+_Som = tuple[_Match, _Spec, Callable[..., "re.Match[str] | None"]]
+#: An end-only pattern of fixed width: (match, spec, width, the rule's keywords as one pattern).
+_Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
+#: Any other end-only pattern: (match, spec, how far before the end its keyword starts at most,
+#: at least, the keywords' search, the longest keyword).
+_Varying = tuple[_Match, _Spec, int, int, Callable[..., "re.Match[str] | None"], int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -121,24 +133,55 @@ class Scanner:
         self._line_anchored = frozenset(
             ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
         )
-        # Rules that Hyperscan anchors itself (start-of-match patterns) need no keyword hits.
+        # Rules that Hyperscan anchors itself need no keyword hits: those with a hand-written
+        # pattern (hs_prefilter, often with start of match), and every other anchor rule whose
+        # regex gives a bounded shape (see _shape: a superset of where the regex can match).
         # Hyperscan accepts all of ours, so build optimistically (each compile costs
         # milliseconds of start-up) and sort out the rejected ones only on failure.
-        anchored = [ri for ri, r in enumerate(self.rules) if r.hs_prefilter] if self.engine == "hyperscan" else []
-        try:
-            self._layout(anchored)
-        except PrefilterCompileError:
-            self._layout(
-                [ri for ri in anchored if hs_accepted([str(self.rules[ri].hs_prefilter)], som=self.rules[ri].hs_som)[0]]
+        anchors: list[_AnchorSpec] = []
+        if self.engine == "hyperscan":
+            rules = self.rules
+            for ri, r in enumerate(rules):
+                if r.hs_prefilter:
+                    anchors.append((ri, str(r.hs_prefilter), r.hs_som, r.before, 0, False))
+            plain = [ri for ri, r in enumerate(rules) if r.mode in ("anchor", "window") and not r.hs_prefilter]
+            # A shape no longer than an anchor rule's shortest keyword would report what the
+            # keyword does.  A window rule's shape gates its windows: one without a match of
+            # the shape cannot hold a match of the regex.
+            wanted = [
+                (rules[ri].regex, 1 + min(map(len, rules[ri].keywords)) if rules[ri].mode == "anchor" else 0)
+                for ri in plain
+            ]
+            # Shapes make the Hyperscan database slower to build (about 0.2 s instead of 40 ms),
+            # so only a database that the start-up cache keeps gets them: the built-in catalogue
+            # alone, with the cache on.  With user rules or literals (from the encrypted
+            # configuration, never cached) the rules keep their keywords, with the same findings.
+            cached = not self._literals and all(r.builtin for r in rules) and _cache.cache_dir() is not None
+            derived = shapes(wanted, cache=True) if cached else [None] * len(wanted)
+            anchors.extend(
+                (ri, d[0], False, d[2], d[1], rules[ri].mode == "window")
+                for ri, d in zip(plain, derived, strict=True)
+                if d is not None
             )
+        try:
+            self._layout(anchors)
+        except PrefilterCompileError:
+            self._layout([a for a in anchors if hs_accepted([a[1]], som=a[2])[0]])
 
-    def _layout(self, anchored: list[int]) -> None:
-        """Build the keyword table and the prefilter, with *anchored* rules left to Hyperscan."""
+    def _layout(self, anchors: list[_AnchorSpec]) -> None:
+        """Build the keyword table and the prefilter, with *anchors* left to Hyperscan."""
+        anchored = [a[0] for a in anchors]
         self._anchored = anchored
-        native_anchor = set(anchored)
+        # Each anchor pattern as Hyperscan has it, and whether it reports starts (the tree
+        # walk's joined scan, _joinable and _find_in_joined, reads them).
+        self._anchor_patterns = [(a[1], a[2]) for a in anchors]
+        native_anchor = {a[0] for a in anchors if not a[5]}
+        # Window rules gated by a shape: the shape's shortest match, by rule.
+        self._gated = {a[0]: a[4] for a in anchors if a[5]}
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
+        self._kw_max = {ri: max(map(len, self._kw_bytes[ri]), default=0) for ri in anchored}
         by_keyword: dict[str, list[int]] = {}
         intl: dict[str, list[int]] = {}
         for ri, rule in enumerate(self.rules):
@@ -176,15 +219,37 @@ class Scanner:
         self._nkw = len(keywords)
         self._nfull = self._nkw + len(self._full)
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
-        self._anchor_som: list[tuple[_Match, _Spec] | None] = [
-            (self._first_match(ri), self._specs[ri]) if self.rules[ri].hs_som else None for ri in anchored
+        # Each anchored rule's keywords as one pattern over the text itself: what fold() and
+        # bytes.lower() would find (ASCII letters in either case; "?" for any non-ASCII).
+        self._kw_re = {ri: _keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
+        # Per anchor pattern that reports starts: its rule's match, spec and keyword search.
+        self._anchor_som: list[_Som | None] = [
+            (self._first_match(ri), self._specs[ri], self._kw_re[ri].search) if som else None
+            for ri, _rx, som, _hi, _lo, _g in anchors
+        ]
+        # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
+        # and the rule tried once, in the hot loop.
+        self._anchor_fixed: list[_Fixed | None] = [
+            (self._first_match(ri), self._specs[ri], hi, self._kw_re[ri])
+            if not som and not gate and 0 < lo == hi
+            else None
+            for ri, _rx, som, hi, lo, gate in anchors
+        ]
+        # Any other end-only pattern: its keywords are searched between the longest and the
+        # shortest width before the end, in the hot loop too.
+        self._anchor_varying: list[_Varying | None] = [
+            (self._first_match(ri), self._specs[ri], hi, lo, self._kw_re[ri].search, self._kw_max[ri])
+            if not som and not gate and not 0 < lo == hi
+            else None
+            for ri, _rx, som, hi, lo, gate in anchors
         ]
         full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
-        anchors = [(str(self.rules[ri].hs_prefilter), self.rules[ri].hs_som) for ri in anchored]
         # Only the built-in catalogue's database is cached on disk: user rules and literals
         # come from the encrypted configuration and may name internal hosts or customers.
         cacheable = not self._literals and all(r.builtin for r in self.rules)
-        self.prefilter: Prefilter = build_prefilter(keywords, full_hs, self.engine, anchors, cache=cacheable)
+        self.prefilter: Prefilter = build_prefilter(
+            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _hi, _lo, _g in anchors], cache=cacheable
+        )
         self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
 
     def _first_match(self, ri: int) -> _Match:
@@ -198,8 +263,15 @@ class Scanner:
                 self._kw_anchor[kwi] = tuple((match if s is spec else m, s) for m, s in self._kw_anchor[kwi])
             if ri in self._anchored:
                 k = self._anchored.index(ri)
-                if self._anchor_som[k] is not None:
-                    self._anchor_som[k] = (match, spec)
+                som = self._anchor_som[k]
+                if som is not None:
+                    self._anchor_som[k] = (match, *som[1:])
+                fixed = self._anchor_fixed[k]
+                if fixed is not None:
+                    self._anchor_fixed[k] = (match, *fixed[1:])
+                varying = self._anchor_varying[k]
+                if varying is not None:
+                    self._anchor_varying[k] = (match, *varying[1:])
             return match(text, pos)
 
         return first
@@ -346,14 +418,14 @@ class Scanner:
         :meth:`find_spans_of_parts`); decided once per database."""
         if self._joinable_db is not self.prefilter:
             rules = self.rules
-            shapes = [str(rules[ri].hs_prefilter) for ri in self._anchored]
+            shapes = [rx for rx, _som in self._anchor_patterns]
             shapes += [
                 hs_form(rules[ri].hs_regex or rules[ri].regex)
                 for j, ri in enumerate(self._full)
                 if j in self.prefilter.native_full
             ]
             self._joinable_ok = not self._python_full and all(_no_text_anchor(rx) for rx in shapes)
-            self._anchor_has_start = [rules[ri].hs_som for ri in self._anchored]
+            self._anchor_has_start = [som for _rx, som in self._anchor_patterns]
             self._joinable_db = self.prefilter
         return self._joinable_ok
 
@@ -363,7 +435,7 @@ class Scanner:
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str, hits: RawHits | None = None) -> list[_Candidate]:
+    def _candidates(self, text: str, hits: RawHits | None = None) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop, one branch per kind of hit
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
@@ -371,6 +443,9 @@ class Scanner:
         lit_base = self._literal_base
         nfull = self._nfull
         anchor_som = self._anchor_som
+        anchor_fixed = self._anchor_fixed
+        anchor_varying = self._anchor_varying
+        seen: set[tuple[int, int]] = set()
         accept = self._accept
         rest: list[tuple[int, int, int]] = []  # hits that take one of the slower paths below
         # The hot loop: a keyword hit tries its anchor rules at the keyword, a start-of-match
@@ -387,9 +462,45 @@ class Scanner:
                 if kw_other[i]:
                     rest.append((i, start, e))
             elif i >= nfull and (som := anchor_som[i - nfull]) is not None:
-                m = som[0](text, s)
+                match, spec, search = som
+                m = match(text, s)
                 if m is not None:
-                    accept(som[1], m, text, out)
+                    accept(spec, m, text, out)
+                # Hyperscan reports the leftmost start of each end: a keyword further in that
+                # begins a match with the same end (``TOKEN:PASSWORD=...``) is tried here.
+                kwm = search(text, s + 1, e)
+                k = i - nfull
+                while kwm is not None:
+                    at = kwm.start()
+                    if (k, at) not in seen:
+                        seen.add((k, at))
+                        m = match(text, at)
+                        if m is not None:
+                            accept(spec, m, text, out)
+                    kwm = search(text, at + 1, e)
+            elif i >= nfull and (fixed := anchor_fixed[i - nfull]) is not None:
+                match, spec, width, kw_re = fixed
+                start = e - width
+                if start >= 0 and kw_re.match(text, start) is not None:
+                    m = match(text, start)
+                    if m is not None:
+                        accept(spec, m, text, out)
+            elif i >= nfull and (varying := anchor_varying[i - nfull]) is not None:
+                # Only the end is known: the rule is tried at its keywords that start between
+                # the longest and the shortest width before it (a keyword may run past the end
+                # of a shape cut short).
+                match, spec, most, least, search, longest = varying
+                a = e - most if e > most else 0
+                last = e - least
+                kwm = search(text, a, last + longest)
+                k = i - nfull
+                while kwm is not None and (at := kwm.start()) <= last:
+                    if (k, at) not in seen:
+                        seen.add((k, at))
+                        m = match(text, at)
+                        if m is not None:
+                            accept(spec, m, text, out)
+                    kwm = search(text, at + 1, last + longest)
             else:
                 rest.append((i, s, e))
         if rest or self._python_full:
@@ -432,7 +543,7 @@ class Scanner:
         lit_base = self._literal_base
         nkw = self._nkw
         nfull = self._nfull
-        seen_anchor: set[tuple[int, int]] = set()
+        gate_ends: dict[int, list[int]] = defaultdict(list)
         tried: set[tuple[int, int]] = set()
         windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for i, start, end in hits:
@@ -456,22 +567,9 @@ class Scanner:
                 rule = rules[ri]
                 windows[ri].append((end - max(rule.before, 256), end + rule.after))
             else:
-                # Only the end of the shape is known: the rule is tried at its keywords in the
-                # window before it (fold() keeps one byte per character, so offsets hold).
+                # A window rule's shape: where it ends gates the rule's windows (below).
                 k = i - nfull
-                ri = anchored[k]
-                rule = rules[ri]
-                a = max(0, end - rule.before)
-                seg = fold(text[a:end]).lower()
-                for kw in self._kw_bytes[ri]:
-                    p = seg.find(kw)
-                    while p >= 0:
-                        if (k, a + p) not in seen_anchor:
-                            seen_anchor.add((k, a + p))
-                            m = rule.pattern.match(text, a + p)
-                            if m is not None:
-                                accept(specs[ri], m, text, out)
-                        p = seg.find(kw, p + 1)
+                gate_ends[anchored[k]].append(end)
         for ri in self._python_full:
             for m in rules[ri].pattern.finditer(text):
                 accept(specs[ri], m, text, out)
@@ -481,6 +579,8 @@ class Scanner:
             spec = specs[ri]
             lines = ri in self._line_anchored
             pattern = rule.pattern
+            gated = self._gated.get(ri)
+            ends = sorted(gate_ends.get(ri, ())) if gated is not None else None
             spans.sort()
             merged: list[list[int]] = []
             for a, b in spans:
@@ -496,6 +596,11 @@ class Scanner:
                 a = nl + 1 if nl >= 0 else max(0, a - 512)
                 nl = text.find("\n", b, b + 4096)
                 b = nl if nl >= 0 else min(n, b + 4096)
+                if ends is not None:
+                    # A match in [a, b] begins with a match of the shape that ends in [a + least, b].
+                    j = bisect_left(ends, a + (gated or 0))
+                    if j == len(ends) or ends[j] > b:
+                        continue
                 for m in _finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
                     accept(spec, m, text, out)
 
@@ -617,6 +722,16 @@ def _no_text_anchor(regex: str) -> bool:
             return False
         i += 1
     return True
+
+
+def _keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
+    """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
+    ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
+    for any non-ASCII character or "?" (fold() turns the former into the latter)."""
+    alternatives = []
+    for kw in sorted(set(keywords), key=len, reverse=True):
+        alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
+    return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
 
 
 def _starts_lines(regex: str) -> bool:
