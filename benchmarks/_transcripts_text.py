@@ -28,7 +28,7 @@ import json
 import random
 import sysconfig
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["transcript_text"]
@@ -290,7 +290,7 @@ class _Gen:
         return " ".join(self.rng.choice(_ASSISTANT) for _ in range(self.rng.randint(1, 4)))
 
     # ------------------------------------------------------------ records
-    def _claude(self, kind: str, message: dict[str, object], **extra: object) -> str:
+    def _claude(self, kind: str, message: Mapping[str, object], **extra: object) -> str:
         me = self._uuid()
         rec: dict[str, object] = {
             "parentUuid": self.parent,
@@ -310,7 +310,7 @@ class _Gen:
         return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
 
     def _assistant(self, content: list[dict[str, object]]) -> str:
-        msg = {
+        msg: dict[str, object] = {
             "model": "claude-sonnet-4-5-20250929",
             "id": self._id("msg_01"),
             "type": "message",
