@@ -155,11 +155,11 @@ LINE_TEXT = st.lists(st.sampled_from(LINE_PIECES), max_size=40).map("".join)
 @given(LINE_TEXT, st.integers(0, 200), st.integers(0, 200))
 @SETTINGS
 def test_line_anchored_rules_are_tried_at_line_starts_only_with_the_same_matches(text: str, a: int, b: int) -> None:
-    from sessionseal._sanitize._engine import _finditer_lines, _starts_lines
+    from sessionseal._sanitize._shape import finditer_lines, starts_lines
 
     rules = [r for r in sanitizer_for(engines()[0]).rules if r.id in ("k8s-secret-data", "pgpass-password")]
-    assert rules and all(_starts_lines(r.regex) for r in rules)
+    assert rules and all(starts_lines(r.regex) for r in rules)
     a, b = min(a, b, len(text)), min(max(a, b), len(text))
     for rule in rules:
-        fast = [m.span() for m in _finditer_lines(rule.pattern, text, a, b)]
+        fast = [m.span() for m in finditer_lines(rule.pattern, text, a, b)]
         assert fast == [m.span() for m in rule.pattern.finditer(text, a, b)]

@@ -240,12 +240,12 @@ _KW_TEXT = st.text(alphabet=st.sampled_from(list("tokenKEYsk-?_\u212a\u017f\u013
 @settings(max_examples=300, deadline=None)
 @given(_KW_TEXT, st.lists(st.sampled_from(["token", "key", "sk-", "pa?s", "k\u00e9y"]), min_size=1, max_size=3))
 def test_keyword_pattern_finds_what_fold_finds(text: str, keywords: list[str]) -> None:
-    from sessionseal._sanitize._engine import _keyword_pattern
+    from sessionseal._sanitize._shape import keyword_pattern
 
     folded = [k.encode("ascii", "replace") for k in keywords]
     low = fold(text).lower()
     expected = {p for k in folded for p in range(len(low)) if low.startswith(k, p)}
-    rx = _keyword_pattern(folded)
+    rx = keyword_pattern(folded)
     found = {p for p in range(len(text)) if rx.match(text, p)}
     assert found == expected
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 __all__ = [
+    "blob_around",
     "decode_base64_text",
     "is_placeholder",
     "is_secret_name",
@@ -492,3 +493,20 @@ def decoded_user_password(blob: str) -> bool:
         return False
     m = _USER_PASS.match(text.strip())
     return m is not None and not is_placeholder(m.group(1))
+
+
+_B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+_B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
+_MAX_BLOB: Final = 1 << 16
+
+
+def blob_around(text: str, pos: int) -> tuple[int, int]:
+    """The run of base64 characters around *pos* (without a JSON escape letter before it)."""
+    a = pos
+    lo = max(0, pos - _MAX_BLOB)
+    while a > lo and text[a - 1] in _B64_CHARS:
+        a -= 1
+    if a > 0 and text[a - 1] == "\\" and text[a] in "nrt":
+        a += 1
+    m = _B64_RUN.match(text, pos, pos + _MAX_BLOB)
+    return a, m.end() if m else pos

@@ -5,19 +5,19 @@ One pass of the prefilter (:mod:`._native`) finds where each rule's keywords occ
 at the hit), a "window" rule's regex is searched in a small window around its hits, and
 a "full" rule is scanned natively by Hyperscan (then confirmed by Python ``re`` near the
 reported end offset) or, without Hyperscan, searched over the whole text.  Each match is
-checked (allowlist, placeholders, entropy floor, the rule's named check) and the
+checked (allowlist, placeholders, entropy floor, the rule's named check, in
+:mod:`._valuechecks`) and the
 surviving candidates are resolved: lower ``priority`` first, then longer spans, and no
 two findings overlap each other or a placeholder already in the text.
 """
 
-# ruff: noqa: PLR0917 - the value checks share one positional signature, dispatched in the hot loop
 from __future__ import annotations
 
 import operator
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, repeat
 from typing import Final, NamedTuple
 
@@ -33,7 +33,8 @@ from ._native import (
     resolve_engine,
 )
 from ._rules import Allowlist, Rule
-from ._shape import shapes
+from ._shape import finditer_lines, keyword_pattern, no_text_anchor, shapes, starts_lines
+from ._valuechecks import CHECKS, LATE_CHECKS, STRIPPED_CHECKS
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 
@@ -41,14 +42,11 @@ __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 #: Both forms: with a fingerprint (tokens) and without (everything a person may have chosen).
 PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+(?::[0-9a-f]{8})?\]")
 
-#: The characters of a variable name (a name is extended backwards over them).
-_NAME_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$"
 _QUOTED_GROUPS: Final = frozenset({"dq", "sq", "eq", "bq", "xq"})
 _TRAILING: Final = frozenset(",;.)]}>")
 _COOKIE_PAIR: Final = re.compile(r"([A-Za-z0-9_.\-~!#$%&'*+^`|]{1,128})=([^;,\s\"\\]{1,4096})")
 _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UUID_SPAN: Final = re.compile(_UUID.pattern[1:-1])
-_FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
 
 
 def _starts_in(spans: list[tuple[int, int]], pos: int) -> bool:
@@ -114,7 +112,7 @@ class Scanner:
                 r,
                 r.id,
                 r.secret_groups,
-                _COOKIE if r.check == "cookie" else _STRIP if r.check in _STRIPPED_CHECKS else _PLAIN,
+                _COOKIE if r.check == "cookie" else _STRIP if r.check in STRIPPED_CHECKS else _PLAIN,
                 r.min_length,
                 r.allow_uuid,
                 (r.priority << _LEN_BITS) + (1 << _LEN_BITS),
@@ -131,7 +129,7 @@ class Scanner:
         self._anchor_has_start: list[bool] = []
         self._full: list[int] = [ri for ri, r in enumerate(self.rules) if r.mode == "full"]
         self._line_anchored = frozenset(
-            ri for ri, r in enumerate(self.rules) if r.mode == "window" and _starts_lines(r.regex)
+            ri for ri, r in enumerate(self.rules) if r.mode == "window" and starts_lines(r.regex)
         )
         # Rules that Hyperscan anchors itself need no keyword hits: those with a hand-written
         # pattern (hs_prefilter, often with start of match), and every other anchor rule whose
@@ -218,10 +216,23 @@ class Scanner:
         # Prefilter ids: keywords and literals, then full-scan rules, then anchor patterns.
         self._nkw = len(keywords)
         self._nfull = self._nkw + len(self._full)
+        self._anchor_tables(anchors)
+        full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
+        # Only the built-in catalogue's database is cached on disk: user rules and literals
+        # come from the encrypted configuration and may name internal hosts or customers.
+        cacheable = not self._literals and all(r.builtin for r in self.rules)
+        self.prefilter: Prefilter = build_prefilter(
+            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _hi, _lo, _g in anchors], cache=cacheable
+        )
+        self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
+
+    def _anchor_tables(self, anchors: list[_AnchorSpec]) -> None:
+        """What the hot loop does with each anchor pattern's reports (see _candidates)."""
+        anchored = self._anchored
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
         # Each anchored rule's keywords as one pattern over the text itself: what fold() and
         # bytes.lower() would find (ASCII letters in either case; "?" for any non-ASCII).
-        self._kw_re = {ri: _keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
+        self._kw_re = {ri: keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
         # Per anchor pattern that reports starts: its rule's match, spec and keyword search.
         self._anchor_som: list[_Som | None] = [
             (self._first_match(ri), self._specs[ri], self._kw_re[ri].search) if som else None
@@ -243,14 +254,6 @@ class Scanner:
             else None
             for ri, _rx, som, hi, lo, gate in anchors
         ]
-        full_hs: list[str | None] = [hs_form(self.rules[ri].hs_regex or self.rules[ri].regex) for ri in self._full]
-        # Only the built-in catalogue's database is cached on disk: user rules and literals
-        # come from the encrypted configuration and may name internal hosts or customers.
-        cacheable = not self._literals and all(r.builtin for r in self.rules)
-        self.prefilter: Prefilter = build_prefilter(
-            keywords, full_hs, self.engine, [(rx, som) for _ri, rx, som, _hi, _lo, _g in anchors], cache=cacheable
-        )
-        self._python_full = [ri for j, ri in enumerate(self._full) if j not in self.prefilter.native_full]
 
     def _first_match(self, ri: int) -> _Match:
         """Rule *ri*'s ``pattern.match`` that compiles the regex when first called, then
@@ -424,7 +427,7 @@ class Scanner:
                 for j, ri in enumerate(self._full)
                 if j in self.prefilter.native_full
             ]
-            self._joinable_ok = not self._python_full and all(_no_text_anchor(rx) for rx in shapes)
+            self._joinable_ok = not self._python_full and all(no_text_anchor(rx) for rx in shapes)
             self._anchor_has_start = [som for _rx, som in self._anchor_patterns]
             self._joinable_db = self.prefilter
         return self._joinable_ok
@@ -551,7 +554,7 @@ class Scanner:
                 for ri in self._kw_other[i]:
                     rule = rules[ri]
                     if rule.mode == "blob":
-                        a, b = _blob_around(text, start)
+                        a, b = checks.blob_around(text, start)
                         if (ri, a) in tried:
                             continue
                         tried.add((ri, a))
@@ -601,7 +604,7 @@ class Scanner:
                     j = bisect_left(ends, a + (gated or 0))
                     if j == len(ends) or ends[j] > b:
                         continue
-                for m in _finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
+                for m in finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
                     accept(spec, m, text, out)
 
     def _literal_hit(self, text: str, start: int, li: int, out: list[_Candidate]) -> None:
@@ -652,16 +655,16 @@ class Scanner:
             return not checks.is_placeholder(value) and not self.allowlist.allows(value)
         check = rule.check
         quoted = group in _QUOTED_GROUPS
-        if check is not None and check not in _LATE_CHECKS:
+        if check is not None and check not in LATE_CHECKS:
             # name-based checks are cheap and selective: run them first
-            if not _CHECKS[check](self, rule, m, text, value, quoted, depth):
+            if not CHECKS[check](self, rule, m, text, value, quoted, depth):
                 return False
             if self.allowlist.allows(value):
                 return False
         else:
             if self.allowlist.allows(value) or checks.is_placeholder(value):
                 return False
-            if check is not None and not _CHECKS[check](self, rule, m, text, value, quoted, depth):
+            if check is not None and not CHECKS[check](self, rule, m, text, value, quoted, depth):
                 return False
         return not (
             rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy
@@ -687,278 +690,5 @@ def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
     return {c: tuple(entries) for c, entries in table.items()} or None
 
 
-_B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
-_B64_RUN: Final = re.compile(r"[A-Za-z0-9+/=_-]*")
-_MAX_BLOB: Final = 1 << 16
-
-
 #: About how many characters of parts :meth:`Scanner.find_spans_of_parts` joins for one pass.
 _JOIN_CHUNK: Final = 1 << 20
-
-
-def _no_text_anchor(regex: str) -> bool:
-    """True when *regex* (Hyperscan syntax) has no ``^``, ``$``, ``\\A``, ``\\Z``, ``\\z`` or
-    ``\\G`` outside a character class: it matches a part of a text as it matches the part alone."""
-    i, n, in_class = 0, len(regex), False
-    while i < n:
-        c = regex[i]
-        if c == "\\":
-            if not in_class and regex[i + 1 : i + 2] in ("A", "Z", "z", "G"):
-                return False
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            i += 1
-            if regex[i : i + 1] == "^":
-                i += 1
-            if regex[i : i + 1] == "]":
-                i += 1  # a ] first in a class is a literal
-            continue
-        elif c in "^$":
-            return False
-        i += 1
-    return True
-
-
-def _keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
-    """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
-    ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
-    for any non-ASCII character or "?" (fold() turns the former into the latter)."""
-    alternatives = []
-    for kw in sorted(set(keywords), key=len, reverse=True):
-        alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
-    return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
-
-
-def _starts_lines(regex: str) -> bool:
-    """True when every match of *regex* starts a line and is not empty: ``(?m)^`` before
-    everything else, then at least one character."""
-    if "^" not in regex:
-        return False
-    try:
-        from re import _constants, _parser  # type: ignore[attr-defined]  # private, used at start-up only
-
-        parsed = _parser.parse(regex)
-        first = parsed.data[0] if parsed.data else None
-        at_line_start = bool(parsed.state.flags & re.MULTILINE) and first == (_constants.AT, _constants.AT_BEGINNING)
-        return at_line_start and parsed.getwidth()[0] > 0
-    except Exception:  # another Python's internals: the rule is searched the plain way
-        return False
-
-
-def _finditer_lines(pattern: re.Pattern[str], text: str, a: int, b: int) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text, a, b)`` for a pattern whose matches start lines: tried only at line
-    starts instead of at every position."""
-    if a > 0 and text[a - 1] != "\n":
-        nl = text.find("\n", a, b)
-        a = nl + 1 if nl >= 0 else b + 1
-    match = pattern.match
-    find = text.find
-    while a <= b:
-        m = match(text, a, b)
-        if m is not None:
-            yield m
-            a = m.end()  # never empty: the next search starts where the match ends
-            if text[a - 1] == "\n":
-                continue
-        nl = find("\n", a, b)
-        a = nl + 1 if nl >= 0 else b + 1
-
-
-def _blob_around(text: str, pos: int) -> tuple[int, int]:
-    """The run of base64 characters around *pos* (without a JSON escape letter before it)."""
-    a = pos
-    lo = max(0, pos - _MAX_BLOB)
-    while a > lo and text[a - 1] in _B64_CHARS:
-        a -= 1
-    if a > 0 and text[a - 1] == "\\" and text[a] in "nrt":
-        a += 1
-    m = _B64_RUN.match(text, pos, pos + _MAX_BLOB)
-    return a, m.end() if m else pos
-
-
-def _name_of(m: re.Match[str], text: str) -> str:
-    """The full name of an assignment: the regex's ``name`` group extended backwards over name characters."""
-    try:
-        s = m.start("name")
-    except IndexError:  # the rule's regex has no name group
-        return ""
-    if s < 0:
-        return ""
-    lo = s - 64 if s > 64 else 0
-    i = lo + len(text[lo:s].rstrip(_NAME_CHARS))  # back over name characters, 64 at most
-    if i > 0 and text[i - 1] == "\\" and i < s and text[i] in "nrtbf":
-        i += 1  # "\npassword" in JSON-escaped text: the n belongs to the escape
-    return text[i : m.end("name")].strip(".-$")
-
-
-def _check_assignment(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    name = _name_of(m, text)
-    if name and not checks.is_secret_name(name):
-        return False
-    return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
-
-
-def _check_key_assignment(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    name = _name_of(m, text)
-    if not name or not (checks.is_key_name(name) or name.lower() == "key"):
-        return False
-    if checks.is_secret_name(name):  # API_KEY, ENCRYPTION_KEY, STRIPE_KEY: any literal value
-        return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
-    if len(value) < 16 or any(c.isspace() for c in value) or _UUID.match(value) or _FILENAME.search(value):
-        return False
-    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
-        return False
-    if checks.shannon_entropy(value) < (rule.entropy or 3.0):
-        return False
-    return checks.looks_like_secret_value(value, quoted=quoted, min_length=16)
-
-
-def _check_query(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
-    s = m.start("name")
-    i = s
-    lo = max(0, s - 40)
-    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "_.-"):
-        i -= 1
-    if i == 0 or text[i - 1] not in "?&":
-        return False
-    name = text[i : m.end("name")]
-    words = checks.split_name(name)
-    if not (checks.is_secret_name(name) or (words and words[-1] in {"sig", "signature"})):
-        return False
-    return checks.looks_like_secret_value(value, quoted=True, min_length=max(6, rule.min_length))
-
-
-def _check_password(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
-    if "name" in m.re.groupindex and m.start("name") >= 0 and not checks.is_secret_name(_name_of(m, text)):
-        return False
-    return checks.looks_like_password(value, min_length=max(rule.min_length, 4 if quoted else 6))
-
-
-def _check_url_password(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    return not value.startswith(("$", "%(", "{", "<")) and value.lower() not in {"password", "pass", "passwd"}
-
-
-def _check_user_password_b64(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    return checks.decoded_user_password(value)
-
-
-def _check_base64_secret(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    if depth > 0:
-        return False
-    decoded = checks.decode_base64_text(value)
-    if decoded is None:
-        return False
-    if "PRIVATE KEY" in decoded or checks.decoded_user_password(value):
-        return True
-    return sc.has_secret(decoded, depth + 1)
-
-
-def _check_base64_private_key(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    decoded = checks.decode_base64_text(value)
-    return decoded is not None and "PRIVATE KEY" in decoded
-
-
-def _check_random_value(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
-        return False
-    return checks.looks_like_secret_value(value, quoted=False, min_length=max(8, rule.min_length))
-
-
-def _check_bearer(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
-    if len(value) < 16 or checks.shannon_entropy(value) < 3.0:
-        return False
-    return any(c.isdigit() for c in value) or (any(c.isupper() for c in value) and any(c.islower() for c in value))
-
-
-def _check_flag(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
-    s = m.start("name")
-    i = s
-    lo = max(0, s - 40)
-    while i > lo and (text[i - 1].isalnum() or text[i - 1] == "-"):
-        i -= 1
-    run = text[i:s]
-    if not run.startswith("-") or (i > 0 and text[i - 1] not in " \t\"'=([{\n"):
-        return False
-    name = run.lstrip("-") + m.group("name")
-    if not checks.is_secret_name(name):
-        return False
-    if value.startswith(_PASS_SOURCES):
-        return False  # openssl's -pass file:PATH / env:VAR / fd:N name where the password is
-    return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
-
-
-_PASS_SOURCES: Final = ("file:", "env:", "fd:")
-
-
-def _check_encoded_query(
-    sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int
-) -> bool:
-    """A secret-named parameter of a percent-encoded query (``%3Fapi_key%3D…``, or encoded
-    twice, ``%253F…%253D``): the name runs back to the escape of ``?``, ``&`` or ``#`` before it."""
-    s = m.start("name")
-    i = s
-    lo = max(0, s - 40)
-    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "_.-"):
-        i -= 1
-    if i < 1 or text[i - 1] != "%":
-        return False
-    escape = text[i : i + 4].upper()
-    if escape[:2] == "25" and escape[2:] in {"3F", "26", "23"}:  # encoded twice: %253F
-        i += 2
-    elif escape[:2] not in {"3F", "26", "23"}:
-        return False
-    name = text[i + 2 : m.end("name")]
-    if not checks.is_secret_name(name):
-        return False
-    return checks.looks_like_secret_value(value, quoted=True, min_length=max(6, rule.min_length))
-
-
-def _check_define(sc: Scanner, rule: Rule, m: re.Match[str], text: str, value: str, quoted: bool, depth: int) -> bool:
-    """A constant defined with a secret name (``DB_PASSWORD``, ``AUTH_SALT``), or any ``*_KEY``
-    constant with a long random value (WordPress's ``LOGGED_IN_KEY``, ``NONCE_KEY``)."""
-    if checks.is_secret_name(_name_of(m, text)):
-        return _check_assignment(sc, rule, m, text, value, quoted, depth)
-    return _check_key_assignment(sc, rule, m, text, value, quoted, depth)
-
-
-#: Checks that run after the allowlist and placeholder tests (they do not test placeholders themselves).
-_LATE_CHECKS: Final = frozenset({"url-password", "bearer"})
-#: Checks whose unquoted values lose trailing punctuation (``abc123),`` -> ``abc123``).
-_STRIPPED_CHECKS: Final = frozenset({"assignment", "key-assignment", "password", "flag", "query", "define"})
-
-_Check = Callable[[Scanner, Rule, "re.Match[str]", str, str, bool, int], bool]
-
-_CHECKS: Final[dict[str, _Check]] = {
-    "assignment": _check_assignment,
-    "key-assignment": _check_key_assignment,
-    "password": _check_password,
-    "url-password": _check_url_password,
-    "user-password-b64": _check_user_password_b64,
-    "base64-secret": _check_base64_secret,
-    "bearer": _check_bearer,
-    "flag": _check_flag,
-    "query": _check_query,
-    "base64-private-key": _check_base64_private_key,
-    "random-value": _check_random_value,
-    "define": _check_define,
-    "encoded-query": _check_encoded_query,
-}

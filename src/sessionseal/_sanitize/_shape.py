@@ -38,9 +38,10 @@ rule keeps its keyword hits.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-__all__ = ["SHAPE_VERSION", "shape"]
+__all__ = ["SHAPE_VERSION", "finditer_lines", "keyword_pattern", "no_text_anchor", "shape", "shapes", "starts_lines"]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
 SHAPE_VERSION: Final = 4
@@ -395,3 +396,79 @@ def shapes(regexes: list[tuple[str, int]], *, cache: bool) -> list[tuple[str, in
         with contextlib.suppress(Exception):  # the cache is an optimization only
             _cache.store(_SHAPE_CACHE, key, json.dumps(out).encode("utf-8"))
     return out
+
+
+# -- regex facts the scanner needs besides shapes -------------------------------------------
+
+
+def no_text_anchor(regex: str) -> bool:
+    """True when *regex* (Hyperscan syntax) has no ``^``, ``$``, ``\\A``, ``\\Z``, ``\\z`` or
+    ``\\G`` outside a character class: it matches a part of a text as it matches the part alone."""
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            if not in_class and regex[i + 1 : i + 2] in ("A", "Z", "z", "G"):
+                return False
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            i += 1
+            if regex[i : i + 1] == "^":
+                i += 1
+            if regex[i : i + 1] == "]":
+                i += 1  # a ] first in a class is a literal
+            continue
+        elif c in "^$":
+            return False
+        i += 1
+    return True
+
+
+def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
+    """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
+    ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
+    for any non-ASCII character or "?" (fold() turns the former into the latter)."""
+    alternatives = []
+    for kw in sorted(set(keywords), key=len, reverse=True):
+        alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
+    return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
+
+
+def starts_lines(regex: str) -> bool:
+    """True when every match of *regex* starts a line and is not empty: ``(?m)^`` before
+    everything else, then at least one character."""
+    if "^" not in regex:
+        return False
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]  # private, used at start-up only
+
+        parsed = _parser.parse(regex)
+        first = parsed.data[0] if parsed.data else None
+        at_line_start = bool(parsed.state.flags & re.MULTILINE) and first == (_constants.AT, _constants.AT_BEGINNING)
+        return at_line_start and parsed.getwidth()[0] > 0
+    except Exception:  # another Python's internals: the rule is searched the plain way
+        return False
+
+
+def finditer_lines(pattern: re.Pattern[str], text: str, a: int, b: int) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text, a, b)`` for a pattern whose matches start lines: tried only at line
+    starts instead of at every position."""
+    if a > 0 and text[a - 1] != "\n":
+        nl = text.find("\n", a, b)
+        a = nl + 1 if nl >= 0 else b + 1
+    match = pattern.match
+    find = text.find
+    while a <= b:
+        m = match(text, a, b)
+        if m is not None:
+            yield m
+            a = m.end()  # never empty: the next search starts where the match ends
+            if text[a - 1] == "\n":
+                continue
+        nl = find("\n", a, b)
+        a = nl + 1 if nl >= 0 else b + 1

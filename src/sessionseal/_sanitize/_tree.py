@@ -505,15 +505,31 @@ class _TreeWalk:
         if renamed:
             self.renames.append((value, list(out)))
 
+    def visit_list_rare(self, value: list[Any], secret: bool) -> None:
+        """A list under a secret name (every item is secret), or an argv list: its command
+        line, then each item (every one, empty or not, so that item i's slot is the line's
+        + 1 + i)."""
+        if secret:
+            for i, v in enumerate(value):
+                self.visit(v, value, i, secret=True)
+            return
+        self.texts.append(" ".join(value))
+        self.texts.extend(value)
+        self.nodes.extend([value] * (len(value) + 1))
+        self.keys.append(_ARGV)
+        self.keys.extend(range(len(value)))
+
     def _hot_visitors(self) -> tuple[Callable[[Any, bool], None], Callable[[Any, bool], None]]:  # noqa: PLR0915
         """The walk of dicts and lists, as closures over the walk's lists (the hot loop: no
-        attribute look-ups per container).  The decisions are :meth:`TreeWalker.walk`'s."""
+        attribute look-ups per container).  The decisions are :meth:`TreeWalker.walk`'s (its
+        comprehension for the common dict: a name is checked only where the answer matters)."""
         tree, counts, edits = self.tree, self.counts, self.edits
         texts, nodes, keys = self.texts, self.nodes, self.keys
         inner, outer, where = self.inner, self.outer, self.where
         plain_keys, clean_keys = self.plain_keys, tree.clean_keys
         is_secret_name = _checks.is_secret_name
         visit, visit_str, visit_dict_slow = self.visit, self.visit_str, self.visit_dict_slow
+        visit_list_rare, enter = self.visit_list_rare, self.enter
         placeholder = f"[REDACTED:{SECRET_NAMED_RULE}]"
 
         def visit_dict(value: Any, secret: bool) -> None:
@@ -530,8 +546,6 @@ class _TreeWalk:
             ):
                 visit_dict_slow(value, secret=secret)
                 return
-            # The common case (TreeWalker.walk's comprehension): the name is checked only where
-            # its answer changes the walk of the value.
             for k, v in value.items():
                 cls = v.__class__
                 if cls is str:
@@ -561,22 +575,12 @@ class _TreeWalk:
                     visit(v, value, k, secret=False)
 
         def visit_list(value: Any, secret: bool) -> None:
-            if secret:
-                for i, v in enumerate(value):
-                    visit(v, value, i, secret=True)
-                return
-            if (
+            if secret or (
                 len(value) >= 2
                 and value[0].__class__ is str
                 and all(isinstance(v, str) and "\n" not in v for v in value)
             ):
-                # An argv list: its command line, then each item (every one, empty or not, so
-                # that item i's slot is the line's + 1 + i).
-                texts.append(" ".join(value))
-                texts.extend(value)
-                nodes.extend([value] * (len(value) + 1))
-                keys.append(_ARGV)
-                keys.extend(range(len(value)))
+                visit_list_rare(value, secret)
                 return
             for i, v in enumerate(value):
                 cls = v.__class__
@@ -586,14 +590,10 @@ class _TreeWalk:
                         nodes.append(value)
                         keys.append(i)
                 elif cls is dict:
-                    inner.append(v)
-                    outer.append(value)
-                    where.append(i)
+                    enter(v, value, i)
                     visit_dict(v, False)
                 elif cls is list:
-                    inner.append(v)
-                    outer.append(value)
-                    where.append(i)
+                    enter(v, value, i)
                     visit_list(v, False)
                 elif v is not None and cls is not int and cls is not float and cls is not bool:
                     visit(v, value, i, secret=False)
