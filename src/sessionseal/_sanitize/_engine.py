@@ -145,10 +145,12 @@ class Scanner:
             plain = [ri for ri, r in enumerate(rules) if r.mode in ("anchor", "window") and not r.hs_prefilter]
             # A shape no longer than an anchor rule's shortest keyword would report what the
             # keyword does.  A window rule's shape gates its windows: one without a match of
-            # the shape cannot hold a match of the regex.
+            # the shape cannot hold a match of the regex.  A gate shorter than the rule's
+            # shortest keyword is dropped: it is a common word next to the rare keywords
+            # (``message`` for ``messagebird``, ``user`` for Redis's ``acl setuser``, ``echo``
+            # for ``chpasswd``), reported thousands of times per MB to gate a few windows.
             wanted = [
-                (rules[ri].regex, 1 + min(map(len, rules[ri].keywords)) if rules[ri].mode == "anchor" else 0)
-                for ri in plain
+                (rules[ri].regex, min(map(len, rules[ri].keywords)) + (rules[ri].mode == "anchor")) for ri in plain
             ]
             # Shapes make the Hyperscan database slower to build (about 0.2 s instead of 40 ms),
             # so only a database that the start-up cache keeps gets them: the built-in catalogue
