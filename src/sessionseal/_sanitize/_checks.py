@@ -397,6 +397,9 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
         if len(v) < 24 and _IDENT.match(v) and not _HAS_DIGIT.search(v):
             # a variable, type or word: ``password = password``, ``token: str``, ``auth: basic``
             return False
+        if "<" in v and _GENERIC.match(v) and (">" in v or not _HAS_DIGIT.search(v)):
+            # a generic call or type: ``useState<string | null>``, ``Vec<u8>``, ``Map<String,``
+            return False
     elif len(v) <= 8 and v.isalpha() and v.islower():
         return False
     if len(v) <= 2 and first in "-|>":
@@ -404,6 +407,8 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
     return not is_placeholder(v)
 
 
+#: A generic type or call: ``useState<string``, ``Option<Vec<u8>>``, ``List<String>()``.
+_GENERIC: Final = re.compile(r"^[A-Za-z_$][\w$.:]*<[A-Za-z_$][\w$.:<,|\[\]]*(?:>[>\[\]()?;,]*)?$")
 _DOTTED_START: Final = re.compile(r"[\w$]+(?:\.|::|->|\?\.)")
 _REF_SPLIT: Final = re.compile(r"\.|::|->|\?\.")
 _HAS_DIGIT: Final = re.compile(r"\d")
