@@ -33,7 +33,7 @@ from ._native import (
     resolve_engine,
 )
 from ._rules import Allowlist, Rule
-from ._shape import finditer_lines, keyword_pattern, no_text_anchor, shapes, starts_lines
+from ._shape import finditer_lines, folded_keyword, keyword_pattern, no_text_anchor, shapes, starts_lines
 from ._valuechecks import CHECKS, LATE_CHECKS, STRIPPED_CHECKS
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -187,13 +187,14 @@ class Scanner:
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
                 continue
-            for kw in dict.fromkeys(rule.keywords):
+            folded = [folded_keyword(k) if rule.mode == "anchor" else k for k in rule.keywords]
+            for kw in dict.fromkeys(folded):
                 if not kw.isascii():
                     intl.setdefault(kw, []).append(ri)
                     continue
                 # Two keywords that hit at one place are prefixes of each other, and an anchor
                 # rule is tried at the hit's start: its longer keyword adds nothing.
-                if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in rule.keywords):
+                if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in folded):
                     continue
                 by_keyword.setdefault(kw, []).append(ri)
         keywords = list(by_keyword)

@@ -41,7 +41,16 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-__all__ = ["SHAPE_VERSION", "finditer_lines", "keyword_pattern", "no_text_anchor", "shape", "shapes", "starts_lines"]
+__all__ = [
+    "SHAPE_VERSION",
+    "finditer_lines",
+    "folded_keyword",
+    "keyword_pattern",
+    "no_text_anchor",
+    "shape",
+    "shapes",
+    "starts_lines",
+]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
 SHAPE_VERSION: Final = 4
@@ -427,6 +436,19 @@ def no_text_anchor(regex: str) -> bool:
             return False
         i += 1
     return True
+
+
+def folded_keyword(kw: str) -> str:
+    """A non-ASCII keyword as the prefilter sees it (``hasło`` -> ``has?o``) when three or more
+    ASCII letters make that distinctive, so the prefilter finds it on every engine; otherwise
+    the keyword itself, for :meth:`._engine.Scanner._intl_candidates` (``пароль`` folds to ``??????``).
+    Each ``str.find`` of a non-ASCII character there scans the whole text when the text has
+    any character as wide (``→`` in every ``Read`` result), and some (``ş``, ``ł``, ``ö``) are
+    slow: their low byte is a common ASCII one."""
+    if kw.isascii():
+        return kw
+    folded = kw.encode("ascii", "replace").decode("ascii")
+    return folded if sum(c.isalpha() for c in folded) >= 3 else kw
 
 
 def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
