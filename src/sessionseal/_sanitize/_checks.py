@@ -425,7 +425,8 @@ def looks_like_password(value: str, *, min_length: int = 6) -> bool:
     ``stored`` and ``manager`` are words.
     """
     v = value
-    if len(v) < min_length or len(v) > 128 or is_placeholder(v):
+    # A word (``hashing``, ``database``), the commonest candidate, is rejected first.
+    if (v.isalpha() and v.isascii() and v.islower()) or len(v) < min_length or len(v) > 128 or is_placeholder(v):
         return False
     if _URL.match(v) or looks_like_path(v) or _REFERENCE.match(v) or v.startswith(_PASSWORD_SOURCES):
         return False
