@@ -82,3 +82,15 @@ def test_patterns_hyperscan_rejects_still_run_in_python() -> None:
     assert "odd-anchor" not in ids and "generic-secret-assignment" in ids
     result = san.sanitize_text("id zqx-abcdef123456 and xZZ12345678901234567890")
     assert result.counts == {"odd-anchor": 1, "odd-full": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["HASŁO: Wt8qZm3Lp5Rv", "ŞIFRE: Lv3zQm8TpR2w", "→ Lösenordet är Mx4vQz9LpT2r", "MẬT KHẨU là Lt6vQz2Mp9Wx"],
+)
+def test_non_ascii_keywords_with_ascii_letters_are_the_prefilters(text: str) -> None:
+    # hasło is found as has?o by every engine's prefilter, not by str.find of ł over the text.
+    for engine in engines():
+        sc = sanitizer_for(engine)._scanner
+        assert sc._intl is None or not {"ł", "ş", "ö", "ậ"} & set(sc._intl)
+        assert [f.rule_id for f in sc.find(text)] == ["password-in-prose-intl"], engine

@@ -397,6 +397,9 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
         if len(v) < 24 and _IDENT.match(v) and not _HAS_DIGIT.search(v):
             # a variable, type or word: ``password = password``, ``token: str``, ``auth: basic``
             return False
+        if "<" in v and _GENERIC.match(v) and (">" in v or not _HAS_DIGIT.search(v)):
+            # a generic call or type: ``useState<string | null>``, ``Vec<u8>``, ``Map<String,``
+            return False
     elif len(v) <= 8 and v.isalpha() and v.islower():
         return False
     if len(v) <= 2 and first in "-|>":
@@ -404,6 +407,8 @@ def looks_like_secret_value(value: str, *, quoted: bool, min_length: int = 4) ->
     return not is_placeholder(v)
 
 
+#: A generic type or call: ``useState<string``, ``Option<Vec<u8>>``, ``List<String>()``.
+_GENERIC: Final = re.compile(r"^[A-Za-z_$][\w$.:]*<[A-Za-z_$][\w$.:<,|\[\]]*(?:>[>\[\]()?;,]*)?$")
 _DOTTED_START: Final = re.compile(r"[\w$]+(?:\.|::|->|\?\.)")
 _REF_SPLIT: Final = re.compile(r"\.|::|->|\?\.")
 _HAS_DIGIT: Final = re.compile(r"\d")
@@ -420,7 +425,8 @@ def looks_like_password(value: str, *, min_length: int = 6) -> bool:
     ``stored`` and ``manager`` are words.
     """
     v = value
-    if len(v) < min_length or len(v) > 128 or is_placeholder(v):
+    # A word (``hashing``, ``database``), the commonest candidate, is rejected first.
+    if (v.isalpha() and v.isascii() and v.islower()) or len(v) < min_length or len(v) > 128 or is_placeholder(v):
         return False
     if _URL.match(v) or looks_like_path(v) or _REFERENCE.match(v) or v.startswith(_PASSWORD_SOURCES):
         return False

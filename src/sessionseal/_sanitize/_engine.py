@@ -33,7 +33,7 @@ from ._native import (
     resolve_engine,
 )
 from ._rules import Allowlist, Rule
-from ._shape import finditer_lines, keyword_pattern, no_text_anchor, shapes, starts_lines
+from ._shape import KeywordPattern, finditer_lines, folded_keyword, no_text_anchor, shapes, starts_lines
 from ._valuechecks import CHECKS, LATE_CHECKS, STRIPPED_CHECKS
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
@@ -83,12 +83,12 @@ _Spec = tuple[Rule, str, tuple["int | str", ...], int, int, bool, int, int]
 #: pattern only gates the rule's keyword windows instead, see _other_candidates).
 _AnchorSpec = tuple[int, str, bool, int, int, bool]
 #: A start-of-match pattern: (match, spec, the rule's keyword search).
-_Som = tuple[_Match, _Spec, Callable[..., "re.Match[str] | None"]]
+_Som = tuple[_Match, _Spec, KeywordPattern]
 #: An end-only pattern of fixed width: (match, spec, width, the rule's keywords as one pattern).
-_Fixed = tuple[_Match, _Spec, int, "re.Pattern[str]"]
+_Fixed = tuple[_Match, _Spec, int, KeywordPattern]
 #: Any other end-only pattern: (match, spec, how far before the end its keyword starts at most,
 #: at least, the keywords' search, the longest keyword).
-_Varying = tuple[_Match, _Spec, int, int, Callable[..., "re.Match[str] | None"], int]
+_Varying = tuple[_Match, _Spec, int, int, KeywordPattern, int]
 
 
 def _rank(priority: int, start: int, end: int, rule_index: int) -> int:
@@ -145,10 +145,12 @@ class Scanner:
             plain = [ri for ri, r in enumerate(rules) if r.mode in ("anchor", "window") and not r.hs_prefilter]
             # A shape no longer than an anchor rule's shortest keyword would report what the
             # keyword does.  A window rule's shape gates its windows: one without a match of
-            # the shape cannot hold a match of the regex.
+            # the shape cannot hold a match of the regex.  A gate shorter than the rule's
+            # shortest keyword is dropped: it is a common word next to the rare keywords
+            # (``message`` for ``messagebird``, ``user`` for Redis's ``acl setuser``, ``echo``
+            # for ``chpasswd``), reported thousands of times per MB to gate a few windows.
             wanted = [
-                (rules[ri].regex, 1 + min(map(len, rules[ri].keywords)) if rules[ri].mode == "anchor" else 0)
-                for ri in plain
+                (rules[ri].regex, min(map(len, rules[ri].keywords)) + (rules[ri].mode == "anchor")) for ri in plain
             ]
             # Shapes make the Hyperscan database slower to build (about 0.2 s instead of 40 ms),
             # so only a database that the start-up cache keeps gets them: the built-in catalogue
@@ -185,13 +187,14 @@ class Scanner:
         for ri, rule in enumerate(self.rules):
             if rule.mode == "full" or ri in native_anchor:
                 continue
-            for kw in dict.fromkeys(rule.keywords):
+            folded = [folded_keyword(k) if rule.mode == "anchor" else k for k in rule.keywords]
+            for kw in dict.fromkeys(folded):
                 if not kw.isascii():
                     intl.setdefault(kw, []).append(ri)
                     continue
                 # Two keywords that hit at one place are prefixes of each other, and an anchor
                 # rule is tried at the hit's start: its longer keyword adds nothing.
-                if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in rule.keywords):
+                if rule.mode == "anchor" and any(k != kw and kw.startswith(k) for k in folded):
                     continue
                 by_keyword.setdefault(kw, []).append(ri)
         keywords = list(by_keyword)
@@ -232,10 +235,11 @@ class Scanner:
         # Per anchor pattern: the (match, spec) of its rule when Hyperscan reports where matches start.
         # Each anchored rule's keywords as one pattern over the text itself: what fold() and
         # bytes.lower() would find (ASCII letters in either case; "?" for any non-ASCII).
-        self._kw_re = {ri: keyword_pattern(self._kw_bytes[ri]) for ri in set(anchored)}
+        # (Compiled when first used: 356 patterns would cost 10 ms of every start.)
+        self._kw_re = {ri: KeywordPattern(self._kw_bytes[ri]) for ri in set(anchored)}
         # Per anchor pattern that reports starts: its rule's match, spec and keyword search.
         self._anchor_som: list[_Som | None] = [
-            (self._first_match(ri), self._specs[ri], self._kw_re[ri].search) if som else None
+            (self._first_match(ri), self._specs[ri], self._kw_re[ri]) if som else None
             for ri, _rx, som, _hi, _lo, _g in anchors
         ]
         # A fixed-width shape that ends at e starts at e - width: its keyword is checked there,
@@ -249,7 +253,7 @@ class Scanner:
         # Any other end-only pattern: its keywords are searched between the longest and the
         # shortest width before the end, in the hot loop too.
         self._anchor_varying: list[_Varying | None] = [
-            (self._first_match(ri), self._specs[ri], hi, lo, self._kw_re[ri].search, self._kw_max[ri])
+            (self._first_match(ri), self._specs[ri], hi, lo, self._kw_re[ri], self._kw_max[ri])
             if not som and not gate and not 0 < lo == hi
             else None
             for ri, _rx, som, hi, lo, gate in anchors
@@ -465,13 +469,13 @@ class Scanner:
                 if kw_other[i]:
                     rest.append((i, start, e))
             elif i >= nfull and (som := anchor_som[i - nfull]) is not None:
-                match, spec, search = som
+                match, spec, kws = som
                 m = match(text, s)
                 if m is not None:
                     accept(spec, m, text, out)
                 # Hyperscan reports the leftmost start of each end: a keyword further in that
                 # begins a match with the same end (``TOKEN:PASSWORD=...``) is tried here.
-                kwm = search(text, s + 1, e)
+                kwm = kws.search(text, s + 1, e)
                 k = i - nfull
                 while kwm is not None:
                     at = kwm.start()
@@ -480,7 +484,7 @@ class Scanner:
                         m = match(text, at)
                         if m is not None:
                             accept(spec, m, text, out)
-                    kwm = search(text, at + 1, e)
+                    kwm = kws.search(text, at + 1, e)
             elif i >= nfull and (fixed := anchor_fixed[i - nfull]) is not None:
                 match, spec, width, kw_re = fixed
                 start = e - width
@@ -492,10 +496,10 @@ class Scanner:
                 # Only the end is known: the rule is tried at its keywords that start between
                 # the longest and the shortest width before it (a keyword may run past the end
                 # of a shape cut short).
-                match, spec, most, least, search, longest = varying
+                match, spec, most, least, kws, longest = varying
                 a = e - most if e > most else 0
                 last = e - least
-                kwm = search(text, a, last + longest)
+                kwm = kws.search(text, a, last + longest)
                 k = i - nfull
                 while kwm is not None and (at := kwm.start()) <= last:
                     if (k, at) not in seen:
@@ -503,7 +507,7 @@ class Scanner:
                         m = match(text, at)
                         if m is not None:
                             accept(spec, m, text, out)
-                    kwm = search(text, at + 1, last + longest)
+                    kwm = kws.search(text, at + 1, last + longest)
             else:
                 rest.append((i, s, e))
         if rest or self._python_full:

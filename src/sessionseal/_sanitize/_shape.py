@@ -38,10 +38,21 @@ rule keeps its keyword hits.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-__all__ = ["SHAPE_VERSION", "finditer_lines", "keyword_pattern", "no_text_anchor", "shape", "shapes", "starts_lines"]
+__all__ = [
+    "SHAPE_VERSION",
+    "KeywordPattern",
+    "finditer_lines",
+    "folded_keyword",
+    "keyword_pattern",
+    "no_text_anchor",
+    "shape",
+    "shapes",
+    "starts_lines",
+]
 
 #: Bumped whenever the derivation changes (it is part of the start-up cache's key).
 SHAPE_VERSION: Final = 4
@@ -429,6 +440,19 @@ def no_text_anchor(regex: str) -> bool:
     return True
 
 
+def folded_keyword(kw: str) -> str:
+    """A non-ASCII keyword as the prefilter sees it (``hasło`` -> ``has?o``) when three or more
+    ASCII letters make that distinctive, so the prefilter finds it on every engine; otherwise
+    the keyword itself, for :meth:`._engine.Scanner._intl_candidates` (``пароль`` folds to ``??????``).
+    Each ``str.find`` of a non-ASCII character there scans the whole text when the text has
+    any character as wide (``→`` in every ``Read`` result), and some (``ş``, ``ł``, ``ö``) are
+    slow: their low byte is a common ASCII one."""
+    if kw.isascii():
+        return kw
+    folded = kw.encode("ascii", "replace").decode("ascii")
+    return folded if sum(c.isalpha() for c in folded) >= 3 else kw
+
+
 def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
     """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
     ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
@@ -439,11 +463,36 @@ def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
 
 
+class KeywordPattern:
+    """:func:`keyword_pattern` of *keywords*, compiled when first used: a run tries few of
+    the rules, and a filter's start-up should not compile a pattern for each."""
+
+    def __init__(self, keywords: Iterable[bytes]) -> None:
+        self._keywords = tuple(keywords)
+
+    def _compile(self) -> re.Pattern[str]:
+        pattern = keyword_pattern(self._keywords)
+        # From now on the compiled pattern's own methods (instance attributes win).
+        self.match = pattern.match  # type: ignore[method-assign,assignment]
+        self.search = pattern.search  # type: ignore[method-assign,assignment]
+        return pattern
+
+    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._compile().match(text, pos, endpos)
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._compile().search(text, pos, endpos)
+
+
+_GLOBAL_FLAGS: Final = re.compile(r"(?:\(\?[aiLmsux]+\))+")
+
+
 def starts_lines(regex: str) -> bool:
     """True when every match of *regex* starts a line and is not empty: ``(?m)^`` before
     everything else, then at least one character."""
-    if "^" not in regex:
-        return False
+    flags = _GLOBAL_FLAGS.match(regex)
+    if "^" not in regex or flags is None or "m" not in flags.group():
+        return False  # MULTILINE can only come from global flags, which Python wants first
     try:
         from re import _constants, _parser  # type: ignore[attr-defined]  # private, used at start-up only
 

@@ -24,6 +24,8 @@ NAME_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FILENAME: Final = re.compile(r"(?:^|[/\\])[\w.\-]+\.[A-Za-z]{1,5}$")
+#: A key of a cache or a store made of words and numbers (``user:4821:profile``, ``report/2024/q3``).
+_KEY_PATH: Final = re.compile(r"(?:[A-Za-z_]+|[0-9]+)(?:[:/.#|-](?:[A-Za-z_]+|[0-9]+))+")
 
 
 class Judge(Protocol):
@@ -62,9 +64,10 @@ def _check_key_assignment(
         return False
     if checks.is_secret_name(name):  # API_KEY, ENCRYPTION_KEY, STRIPE_KEY: any literal value
         return checks.looks_like_secret_value(value, quoted=quoted, min_length=max(4, rule.min_length))
+    # A cache or lookup key made of words and numbers (``user:4821:profile``) is no secret either.
     if len(value) < 16 or any(c.isspace() for c in value) or _UUID.match(value) or _FILENAME.search(value):
         return False
-    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+    if _KEY_PATH.fullmatch(value) or not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
         return False
     if checks.shannon_entropy(value) < (rule.entropy or 3.0):
         return False
