@@ -417,7 +417,7 @@ class Damage:
         return "/".join(x for x in (self.target, self.kind, self.variant) if x)
 
 
-def _write_like_a_restore(path: Path, data: bytes) -> None:
+def write_like_a_restore(path: Path, data: bytes) -> None:
     """What a backup restore or a sync tool does: a new file, renamed into place, owner-only."""
     tmp = path.with_name(f".restore-{uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -438,7 +438,7 @@ def apply_damage(vault: Path, built: Built, damage: Damage) -> None:
         elif isinstance(what, int):
             os.truncate(target, what)
         else:
-            _write_like_a_restore(target, what)
+            write_like_a_restore(target, what)
 
 
 def undo_damage(vault: Path, built: Built, damage: Damage) -> None:
@@ -451,7 +451,7 @@ def undo_damage(vault: Path, built: Built, damage: Damage) -> None:
         original = built.pristine / rel
         target = vault / rel
         if original.exists():
-            _write_like_a_restore(target, original.read_bytes())
+            write_like_a_restore(target, original.read_bytes())
         else:
             target.unlink(missing_ok=True)
 
@@ -563,7 +563,7 @@ def make_due(vault: Path) -> None:
     """Make the automatic cleanup due now (autoclean.json holds only its next run, in the clear)."""
     due = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     path = vault / "autoclean.json"
-    _write_like_a_restore(path, json.dumps({"next_run": due}).encode() + b"\n")
+    write_like_a_restore(path, json.dumps({"next_run": due}).encode() + b"\n")
 
 
 def run_case(z: Zygote, built: Built, damage: Damage, work: Path) -> Outcome:

@@ -435,17 +435,13 @@ def _files(path: Path) -> set[str]:
     return {n for n in os.listdir(path / "sessions") if n.endswith(".sst")}
 
 
-def _put(path: Path, data: bytes) -> None:
-    rb._write_like_a_restore(path, data)
-
-
 def test_item1_deleting_the_index_does_not_hide_a_rollback(vault_path: Path) -> None:
     with _open(vault_path) as v:
         sid = v.save(_doc("t", "version 1"))
         name = _new_file(vault_path, set())
         old = (vault_path / "sessions" / name).read_bytes()
         v.save({**_doc("t", "version 2"), "id": str(sid)})
-    _put(vault_path / "sessions" / name, old)  # an older backup of the session
+    rb.write_like_a_restore(vault_path / "sessions" / name, old)  # an older backup of the session
     (vault_path / "index.sst").unlink()
     first = _cli(vault_path, "verify", "--json")
     assert first.code == 15 and "rollback" in _codes(first), first.out
@@ -461,8 +457,8 @@ def test_item1_an_index_from_before_a_rotation_does_not_hide_a_rollback(vault_pa
         old, old_index = (vault_path / "sessions" / name).read_bytes(), (vault_path / "index.sst").read_bytes()
         v.save({**_doc("t", "version 2"), "id": str(sid)})
         v.rekey()
-    _put(vault_path / "sessions" / name, old)
-    _put(vault_path / "index.sst", old_index)  # sealed under the erased epoch: "damaged"
+    rb.write_like_a_restore(vault_path / "sessions" / name, old)
+    rb.write_like_a_restore(vault_path / "index.sst", old_index)  # sealed under the erased epoch: "damaged"
     assert _cli(vault_path, "list", "--json").code == 0
     after = _cli(vault_path, "verify", "--json")
     assert after.code == 15 and "rollback" in _codes(after), after.out
@@ -477,7 +473,7 @@ def test_item2_a_vanished_session_is_missing_and_repair_keeps_its_key(vault_path
     listed = _cli(vault_path, "list", "--json")
     checked = _cli(vault_path, "verify", "--json")
     repaired = _cli(vault_path, "verify", "--repair", "--json")
-    _put(vault_path / "sessions" / name, backup.read_bytes())  # the file comes back from the backup
+    rb.write_like_a_restore(vault_path / "sessions" / name, backup.read_bytes())  # the file comes back from the backup
     shown = _cli(vault_path, "show", str(sid), "--json")
     assert shown.code == 0, f"the restored file can no longer be decrypted: {shown.err}"
     assert checked.code == 15 and "missing" in _codes(checked), checked.out
@@ -495,7 +491,7 @@ def test_item3_a_rolled_back_key_table_makes_no_orphans(vault_path: Path) -> Non
         newer = v.save(_doc("newer", "newer, completed"))
     table = (vault_path / "keytable.sst").read_bytes()
     newer_files = _files(vault_path) - before
-    _put(vault_path / "keytable.sst", old_table)
+    rb.write_like_a_restore(vault_path / "keytable.sst", old_table)
     checked = _cli(vault_path, "verify", "--json")
     cleanup = _cli(vault_path, "cleanup", "--keep-last", "1000", "--min-age", "0", "--yes", "--json")
     with _open(vault_path) as v:
@@ -504,7 +500,7 @@ def test_item3_a_rolled_back_key_table_makes_no_orphans(vault_path: Path) -> Non
     _open(vault_path, auto_cleanup=True).close()
     left = _files(vault_path)
     assert newer_files <= left, f"cleanup shredded {len(newer_files - left)} sessions, one of them pinned"
-    _put(vault_path / "keytable.sst", table)
+    rb.write_like_a_restore(vault_path / "keytable.sst", table)
     with _open(vault_path) as v:
         for sid in (pinned, newer):
             v.load(sid)
@@ -584,7 +580,7 @@ def test_item5_an_older_audit_pair_fails_audit_verify(vault_path: Path) -> None:
         v.save(_doc("t", "second"))
         v.rekey()
     for name, data in old.items():
-        _put(vault_path / "audit" / name, data)
+        rb.write_like_a_restore(vault_path / "audit" / name, data)
     ran = _cli(vault_path, "audit", "verify", "--json")
     assert ran.code == 14, ran.out
 
@@ -636,7 +632,7 @@ def test_item6_an_older_config_does_not_run_a_withdrawn_policy(vault_path: Path)
         old_config = (vault_path / "config.sst").read_bytes()
         v.set_config({"retention": {"keep_last": 1000, "min_age": 0, "auto_interval": "1h"}})
         ids = [v.save(_doc(f"s{i}", f"session {i}")) for i in range(3)]
-    _put(vault_path / "config.sst", old_config)
+    rb.write_like_a_restore(vault_path / "config.sst", old_config)
     rb.make_due(vault_path)
     with _open(vault_path, auto_cleanup=True) as v:
         ran = v.last_auto_cleanup

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sessionseal._sanitize import PLACEHOLDER_RE, Sanitizer
 
+from ._shape_of import same_shape
 from .conftest import engines, sanitizer_for
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,27 +105,6 @@ def test_counts_match_placeholders(san: Sanitizer, text: str) -> None:
 @example(san=sanitizer_for(engines()[0]), doc={'MYSQL -p1"=011:': None})
 def test_tree_keeps_shape_and_stays_json(san: Sanitizer, doc: object) -> None:
     clean, _ = san.sanitize_tree(doc)  # type: ignore[arg-type]
-
-    def same_shape(before: object, after: object) -> bool:
-        if isinstance(before, dict):
-            # Same entries in the same order; a key changes only where a secret was redacted in it.
-            return (
-                isinstance(after, dict)
-                and len(after) == len(before)
-                and all(
-                    (ka == kb or PLACEHOLDER_RE.search(ka) is not None) and same_shape(vb, va)
-                    for (kb, vb), (ka, va) in zip(before.items(), after.items(), strict=True)
-                )
-            )
-        if isinstance(before, list):
-            return (
-                isinstance(after, list)
-                and len(after) == len(before)
-                and all(same_shape(b, a) for b, a in zip(before, after, strict=True))
-            )
-        # The one change of type: an integer under a secret name becomes the placeholder.
-        return type(after) is type(before) or (type(before) is int and after == "[REDACTED:secret-named-value]")
-
     assert same_shape(doc, clean)
     assert json.loads(json.dumps(clean)) == clean
     again, counts = san.sanitize_tree(clean)

@@ -21,8 +21,10 @@ from typing import Any, cast
 
 import pytest
 
-from sessionseal._sanitize import PLACEHOLDER_RE, JSONValue, Sanitizer
+from sessionseal._sanitize import JSONValue, Sanitizer
 from sessionseal._transcripts import parse_claude, parse_codex
+
+from ._shape_of import same_shape
 
 PW = "Qm7!vR2#xL9pTz"
 PW2 = "Zx8@kP3$wN5qRt"
@@ -310,25 +312,6 @@ TRANSCRIPT_BENIGN: dict[str, object] = {
 BENIGN_DOCS |= {f"transcript-{k}": v for k, v in TRANSCRIPT_BENIGN.items()}
 
 
-def _same_shape(before: object, after: object) -> bool:
-    if isinstance(before, dict):
-        return (
-            isinstance(after, dict)
-            and len(after) == len(before)
-            and all(
-                (ka == kb or PLACEHOLDER_RE.search(ka) is not None) and _same_shape(vb, va)
-                for (kb, vb), (ka, va) in zip(before.items(), after.items(), strict=True)
-            )
-        )
-    if isinstance(before, list):
-        return (
-            isinstance(after, list)
-            and len(after) == len(before)
-            and all(_same_shape(b, a) for b, a in zip(before, after, strict=True))
-        )
-    return type(after) is type(before) or (type(before) is int and after == "[REDACTED:secret-named-value]")
-
-
 def _clean(san: Sanitizer, doc: object) -> object:
     clean, _ = san.sanitize_tree(cast("JSONValue", doc))
     return clean
@@ -341,7 +324,7 @@ def test_tree_corpus_score(san: Sanitizer) -> None:
     ]
     altered = [name for name, doc in BENIGN_DOCS.items() if _clean(san, doc) != doc]
     docs = [d for d, _ in SECRET_DOCS.values()] + list(BENIGN_DOCS.values())
-    misshapen = [i for i, doc in enumerate(docs) if not _same_shape(doc, _clean(san, doc))]
+    misshapen = [i for i, doc in enumerate(docs) if not same_shape(doc, _clean(san, doc))]
     recall = 1 - len(missed) / len(SECRET_DOCS)
     benign = 1 - len(altered) / len(BENIGN_DOCS)
     assert (recall, benign, misshapen) == (1.0, 1.0, []), (missed, altered)
@@ -379,7 +362,7 @@ def test_secret_name_above_the_value(san: Sanitizer, name: str) -> None:
     text = json.dumps(clean)
     assert not any(s in text for s in secrets)
     assert counts.get("secret-named-value", 0) >= len(secrets)
-    assert _same_shape(doc, clean)
+    assert same_shape(doc, clean)
 
 
 def test_number_under_a_secret_name_becomes_the_placeholder(san: Sanitizer) -> None:
@@ -428,4 +411,4 @@ def test_imported_records_hold_their_secret_until_sanitized(san: Sanitizer, name
     assert all(s in json.dumps(doc) for s in secrets)
     clean = _clean(san, doc)
     assert not any(s in json.dumps(clean) for s in secrets)
-    assert _same_shape(doc, clean)
+    assert same_shape(doc, clean)

@@ -32,6 +32,7 @@ from sessionseal._config import parse_config, write_config
 from sessionseal._state import NO_CONFIG, StateChange, VaultState
 from sessionseal.cli import cli
 from sessionseal.errors import ConfigNotRecorded, IntegrityError, InvalidInput
+from tests._infra.rollback import write_like_a_restore
 from tests.memkeyring import MemoryKeyring
 from tests.unit.conftest import _without_state as without_state_frames
 from tests.unit.test_fixtures import ALL as FIXTURE_VAULTS
@@ -44,15 +45,6 @@ CURRENT = {"keep_last": 1000, "min_age": 0, "auto_interval": "1h"}  # removes no
 
 def _doc(title: str, text: str = "a session", **extra: Any) -> dict[str, Any]:
     return {"title": title, "status": "completed", "messages": [{"role": "user", "content": text}], **extra}
-
-
-def _put(path: Path, data: bytes) -> None:
-    """What a backup restore or a sync tool does: a new owner-only file renamed into place."""
-    tmp = path.with_name(f".restore-{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.rename(tmp, path)
 
 
 def _recorded(path: Path, provider: KeychainProvider) -> tuple[int, str] | None:
@@ -154,12 +146,12 @@ def test_a_config_not_recorded_refuses_writes_and_changes_nothing(
     if damage == "deleted":
         config.unlink()
     elif damage == "older":
-        _put(config, configured["v1"])
+        write_like_a_restore(config, configured["v1"])
     else:  # the vault recorded "no config" (accepted), and a copy is put back
         config.unlink()
         with opened() as v:
             v.accept_config()
-        _put(config, configured["v2"])
+        write_like_a_restore(config, configured["v2"])
     before = _stored(vault_path)
     with opened() as v:
         anchored = _anchored(v)
@@ -194,9 +186,9 @@ def test_reads_go_on_and_verify_reports_config(
 def test_an_older_config_does_not_run_its_withdrawn_policy_at_open(
     configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path
 ) -> None:
-    _put(vault_path / "config.sst", configured["v1"])
+    write_like_a_restore(vault_path / "config.sst", configured["v1"])
     due = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    _put(vault_path / "autoclean.json", json.dumps({"next_run": due}).encode())
+    write_like_a_restore(vault_path / "autoclean.json", json.dumps({"next_run": due}).encode())
     with opened(auto_cleanup=True) as v:
         assert v.last_auto_cleanup is None  # refused, and the open went on
         assert v.load(configured["sid"]).title == "kept"
@@ -226,7 +218,7 @@ def test_accepting_a_missing_config_records_that_there_is_none(
 def test_accepting_an_older_config_makes_it_the_config(
     configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path, provider: KeychainProvider
 ) -> None:
-    _put(vault_path / "config.sst", configured["v1"])
+    write_like_a_restore(vault_path / "config.sst", configured["v1"])
     with opened() as v:
         assert v.config().retention.keep_last == 0  # checked before it is accepted
         got = v.accept_config()
@@ -243,16 +235,16 @@ def test_a_withdrawn_config_stays_refused_after_an_accept(
     configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path
 ) -> None:
     config = vault_path / "config.sst"
-    _put(config, configured["v1"])  # generation 1, put back over 2
+    write_like_a_restore(config, configured["v1"])  # generation 1, put back over 2
     with opened() as v:
         v.accept_config()
         v.set_config({"sanitizer": {"literals": [LITERAL, "another"]}})  # above 2: generation 3
         v3 = config.read_bytes()
     for withdrawn, why in ((configured["v2"], "older"), (configured["v1"], "older")):
-        _put(config, withdrawn)
+        write_like_a_restore(config, withdrawn)
         with opened() as v, pytest.raises(ConfigNotRecorded, match=why):
             v.save(_doc("new"))
-    _put(config, v3)
+    write_like_a_restore(config, v3)
     with opened() as v:
         v.save(_doc("new"))
 
@@ -266,7 +258,7 @@ def test_set_config_replaces_a_config_not_recorded(
         sid = v.save(_doc("new", f"holds {LITERAL}"))
         assert LITERAL.encode() not in v.load_json(sid)
         assert v.verify().ok
-    _put(vault_path / "config.sst", configured["v2"])  # generation 2, below the new one (3)
+    write_like_a_restore(vault_path / "config.sst", configured["v2"])  # generation 2, below the new one (3)
     with opened() as v, pytest.raises(ConfigNotRecorded, match="older"):
         v.save(_doc("new"))
 
@@ -275,7 +267,7 @@ def test_a_damaged_config_is_not_accepted(
     configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path
 ) -> None:
     config = vault_path / "config.sst"
-    _put(config, configured["v2"][:-1])
+    write_like_a_restore(config, configured["v2"][:-1])
     with opened() as v:
         with pytest.raises(IntegrityError) as refused:
             v.save(_doc("new"))
@@ -300,7 +292,7 @@ def test_a_set_config_killed_before_its_record_is_taken_and_recorded(
     assert _recorded(vault_path, provider) == (3, _sha(vault_path / "config.sst"))
     with opened() as v:
         v.save(_doc("new"))
-    _put(vault_path / "config.sst", configured["v2"])  # and the previous one is older from then on
+    write_like_a_restore(vault_path / "config.sst", configured["v2"])  # and the previous one is older from then on
     with opened() as v, pytest.raises(ConfigNotRecorded, match="older"):
         v.save(_doc("new"))
 
@@ -337,6 +329,20 @@ def test_a_config_being_set_is_never_taken_for_a_rollback(
     assert vault.verify().ok
 
 
+def _read_as_replaced(
+    opened: Callable[..., Vault], monkeypatch: pytest.MonkeyPatch, name: str, replacing: Callable[..., Any]
+) -> None:
+    """Read the config while ``os.<name>`` is *replacing* (which puts v2 in place as it is
+    looked at): the read must give v2, the config the key table records."""
+    with opened() as v:
+        v.parts.settings.read()  # the open's own record reads the audit settings first
+        monkeypatch.setattr(os, name, replacing)
+        try:
+            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
+        finally:
+            monkeypatch.undo()
+
+
 def test_a_config_replaced_as_it_is_opened_is_read_anew(
     configured: dict[str, Any], opened: Callable[..., Vault], vault_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,16 +355,10 @@ def test_a_config_replaced_as_it_is_opened_is_read_anew(
         fd = real_open(path, flags, *args, **kwargs)
         if path == "config.sst" and not replaced:
             replaced.append(path)
-            _put(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
+            write_like_a_restore(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
         return fd
 
-    with opened() as v:
-        v.parts.settings.read()  # the open's own record reads the audit settings first
-        monkeypatch.setattr(os, "open", open_then_replace)
-        try:
-            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
-        finally:
-            monkeypatch.undo()
+    _read_as_replaced(opened, monkeypatch, "open", open_then_replace)
     assert replaced == ["config.sst"]
 
 
@@ -377,18 +377,12 @@ def test_a_config_replaced_as_it_is_looked_at_is_read_anew(
         replaced.append(path)
         old = os.open(vault_path / "config.sst", os.O_RDONLY)
         try:
-            _put(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
+            write_like_a_restore(vault_path / "config.sst", configured["v2"])  # what set_config's rename does
             return os.fstat(old)  # the old file's attributes: renamed over, 0 links
         finally:
             os.close(old)
 
-    with opened() as v:
-        v.parts.settings.read()  # the open's own record reads the audit settings first
-        monkeypatch.setattr(os, "stat", stat_as_replaced)
-        try:
-            assert v.parts.settings.read().sanitizer.literals == [LITERAL]
-        finally:
-            monkeypatch.undo()
+    _read_as_replaced(opened, monkeypatch, "stat", stat_as_replaced)
     assert replaced == ["config.sst"]
 
 
@@ -401,7 +395,7 @@ def test_the_audit_logs_own_retention_removes_nothing_on_a_config_not_recorded(
     vault.close()
     with opened() as v:
         assert v.parts.settings.audit_settings() == (65536, 5, False)
-    _put(vault_path / "config.sst", v1)
+    write_like_a_restore(vault_path / "config.sst", v1)
     with opened() as v:
         assert v.parts.settings.audit_settings() == (65536, 0, False)  # 0: keep every file
 

@@ -302,15 +302,20 @@ def test_cli_keychain_head_show_refusal_and_accept(
     _fresh_process()
 
 
-def test_cli_passphrase_vault_kept_head(
-    run: Callable[..., Result], vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _passphrase_vault_and_backup(vault_path: Path, backup: Path) -> None:
+    """A passphrase vault with one session copied to *backup*, then a second session saved."""
     Vault.init(vault_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)).close()
     with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
         v.save(_doc("one"))
-    shutil.copytree(vault_path, tmp_path / "backup")
+    shutil.copytree(vault_path, backup)
     with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
         v.save(_doc("two"))
+
+
+def test_cli_passphrase_vault_kept_head(
+    run: Callable[..., Result], vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _passphrase_vault_and_backup(vault_path, tmp_path / "backup")
 
     monkeypatch.setenv("SESSIONSEAL_PASSPHRASE", PASSPHRASE)
     shown = run("head", "show")
@@ -341,12 +346,7 @@ def test_cli_passphrase_vault_kept_head(
 def test_cli_reads_of_a_restored_copy_do_not_hide_it_from_a_kept_head(
     run: Callable[..., Result], vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    Vault.init(vault_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)).close()
-    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
-        v.save(_doc("one"))
-    shutil.copytree(vault_path, tmp_path / "backup")
-    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
-        v.save(_doc("two"))
+    _passphrase_vault_and_backup(vault_path, tmp_path / "backup")
     monkeypatch.setenv("SESSIONSEAL_PASSPHRASE", PASSPHRASE)
     head = run("head", "show").stdout.strip()
     _restore(tmp_path / "backup", vault_path)
