@@ -83,6 +83,25 @@ def test_a_summary_of_this_conversation_titles_it() -> None:
             ],
             "fix the flaky test",
         ),
+        # A title the user gave wins, then Claude Code's; the last of each kind.
+        (
+            [
+                _line(type="custom-title", customTitle="checkout rounding", sessionId="s"),
+                _user("u1", "the request"),
+                _line(type="ai-title", aiTitle="Fix rounding", sessionId="s"),
+                _line(type="custom-title", customTitle="checkout rounding, take 2", sessionId="s"),
+                _line(type="summary", summary="Rounding fixed", leafUuid="u1"),
+            ],
+            "checkout rounding, take 2",
+        ),
+        (
+            [
+                _line(type="ai-title", aiTitle="Fix rounding", sessionId="s"),
+                _user("u1", "the request"),
+                _line(type="summary", summary="Rounding fixed", leafUuid="u1"),
+            ],
+            "Fix rounding",
+        ),
         # A command without arguments; the tags in either order; a sub-agent's never counts.
         (
             [

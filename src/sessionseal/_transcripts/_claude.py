@@ -71,6 +71,8 @@ class _ClaudeMeta:
         self.uuids: set[str] = set()
         #: The first slash command (``/init args``): the title when no request was typed.
         self.command: str | None = None
+        #: The last ``custom-title`` (``/rename``, ``--name``) and ``ai-title`` records' titles.
+        self.named: dict[str, str] = {}
 
     def note(self, record: Json) -> None:
         if self.session_id is None:
@@ -83,14 +85,21 @@ class _ClaudeMeta:
         self.version = as_str(record.get("version")) or self.version
         if uid := as_str(record.get("uuid")):
             self.uuids.add(uid)
+        for kind, key in (("custom-title", "customTitle"), ("ai-title", "aiTitle")):
+            if record.get("type") == kind and (name := as_str(record.get(key))) and name.strip():
+                self.named[kind] = name.strip()
 
     def title(self, first_text: str | None) -> str | None:
-        """The session's own summary, else None (the first real request) or the first command.
+        """The title the user gave, else the one Claude Code gave (the Claude Agent SDK's session
+        listing ranks them so: ``_internal/sessions.py``), else the session's own summary, else
+        None (the first real request) or the first command.
 
         Claude Code writes ``summary`` records for the conversation that ends at ``leafUuid``;
         a resumed session's file starts with those of *earlier* conversations, whose leaves
         are in other files (anthropics/claude-code#2597): they do not describe this one.
         """
+        if named := self.named.get("custom-title") or self.named.get("ai-title"):
+            return named
         own = [text.strip() for leaf, text in self.summaries if leaf in self.uuids and text.strip()]
         if own:
             return own[-1]
