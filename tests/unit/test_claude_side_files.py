@@ -137,10 +137,18 @@ def test_a_file_that_is_not_utf8_or_not_regular_is_left_alone(project: Path, tmp
 
 
 def test_tool_results_are_imported_sanitized_and_counted(vault: Vault, project: Path) -> None:
+    orphan = _results_dir(project) / f"{ORPHAN}.txt"
+    other = "ghp_" + "0rphanF1le" * 3 + "Tok000042"  # a token in the file no record names
+    orphan.write_text(orphan.read_text() + f"export GH_TOKEN={other}\n")
+    main = _main(project)
+    main.write_text(main.read_text().replace("# printenv for the deploy job", f"# printenv {other}"))
+    _quiet(orphan, main)
     [o] = vault.import_transcripts(find_transcripts(claude=project.parent))
     assert (o.action, o.tool_results, o.messages) == ("new", 3, 6)
     stored = vault.load_json(o.session_id)  # type: ignore[arg-type]
     assert SECRET.encode() not in stored  # the fake token of the .txt file is redacted
+    assert other.encode() not in stored  # in the raw event and in the preview kept as "inline"
+    assert b'"persisted_output"' in stored and b"tool-results-file" in stored
     assert sum(o.redactions.values()) >= 1
     assert b"LINE_1199=value 1199 of the service configuration" in stored  # past the 2 KB preview
     assert b"migration step 2499: ok" in stored  # the file no record names
@@ -165,6 +173,27 @@ def test_a_tool_results_file_written_later_comes_in_on_the_next_import(vault: Va
     os.unlink(late)  # a side file gone is no change: what came in of it stays
     [o] = vault.import_transcripts([main])
     assert o.action == "unchanged"
+
+
+def test_a_sub_agent_file_written_later_comes_in_on_the_next_import(vault: Vault, project: Path) -> None:
+    [first] = vault.import_transcripts([_main(project)])
+    agents = project / SID / "subagents"
+    agents.mkdir()
+    record = {
+        "parentUuid": None,
+        "isSidechain": True,
+        "agentId": "b7c1d2e",
+        "sessionId": SID,
+        "type": "user",
+        "uuid": "b7000000-0000-4000-8000-000000000001",
+        "timestamp": "2026-04-25T07:00:15.000Z",
+        "message": {"role": "user", "content": "List the migration files"},
+    }
+    (agents / "agent-b7c1d2e.jsonl").write_text(json.dumps(record) + "\n")
+    [o] = vault.import_transcripts([_main(project)])
+    assert (o.action, o.messages) == ("updated", first.messages + 1)  # before: "unchanged"
+    doc = json.loads(vault.load_json(o.session_id))  # type: ignore[arg-type]
+    assert [m["sidechain"] for m in doc["messages"] if "sidechain" in m] == ["b7c1d2e"]
 
 
 def test_cli_json_counts_tool_results(
