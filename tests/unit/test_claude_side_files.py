@@ -295,3 +295,24 @@ def test_a_side_file_not_imported_yet_keeps_everything(
     # Removing the transcript now would leave that file behind, never imported.
     assert (o.removed, o.kept) == (False, "changed") and "not imported yet" in (o.error or "")
     assert new.exists() and _main(project).exists() and len(_all_files(project)) == 5
+
+
+def test_a_tool_results_file_without_its_stamp_is_not_removed(
+    vault: Vault, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stored session that names a tool-results file but not what it was when read (an
+    # older or damaged record): nothing proves the file is what the vault holds.
+    from sessionseal._transcripts import _files
+
+    read = _files._claude_tool_results
+
+    def without_one_stamp(path: Path, max_bytes: int) -> Any:
+        texts, stamps, notes = read(path, max_bytes)
+        stamps.pop(str(_results_dir(project) / f"{GREP}.txt"))
+        return texts, stamps, notes
+
+    monkeypatch.setattr(_files, "_claude_tool_results", without_one_stamp)
+    before = _all_files(project)
+    [o] = vault.import_transcripts([_main(project)], remove_originals=True)
+    assert (o.removed, o.kept) == (False, "changed") and f"{GREP}.txt" in (o.error or "")
+    assert _all_files(project) == before

@@ -231,15 +231,46 @@ class TranscriptImporter:
             _remove_empty_dirs(path)
 
 
-def _prove(
-    path: Path, checks: list[tuple[Path, Any, Any]], quiet_ns: int
-) -> list[tuple[Path, os.stat_result]] | tuple[str, str]:
+def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
+    messages, and the last message imported unchanged (a reply split over several records
+    may have gained blocks: then the session is stored anew instead)."""
+    new = doc["source"]
+    start = int(old.get("messages") or 0)
+    messages = doc.get("messages") or []
+    if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
+        return False
+    if start == 0:
+        return True
+    last = messages[start - 1]
+    return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
+
+
+def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:
+    """The audit record of an import: files counted by action, and the sessions stored."""
+    counts: dict[str, int] = {}
+    for o in out:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    stored = [
+        ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
+        for o in out
+        if o.session_id is not None and o.action in ("new", "appended", "updated")
+    ]
+    return {"files": len(out), **counts}, stored
+
+
+#: A file to prove removable: its path, how much of it was consumed, its stamp (size, mtime_ns)
+#: when it was read, and whether it is JSON lines (consumed and a final newline are checked; a
+#: tool-results file is not: its stamp, required, proves it is what was read).
+_Check = tuple[Path, Any, Any, bool]
+
+
+def _prove(path: Path, checks: list[_Check], quiet_ns: int) -> list[tuple[Path, os.stat_result]] | tuple[str, str]:
     """Each file of *checks* with the fstat that proves it removable now, or why all are kept."""
     from .. import _transcripts
 
     proofs: list[tuple[Path, os.stat_result]] = []
-    for p, consumed, stamp in checks:
-        lines = consumed is not None
+    for p, consumed, stamp, lines in checks:
         if (lines and not isinstance(consumed, int)) or (stamp is not None and not _ints(stamp)):
             return "mismatch", "the stored session does not say how much of it was read"
         try:
@@ -257,27 +288,26 @@ def _prove(
     return proofs
 
 
-def _removal_checks(path: Path, source: Mapping[str, Any]) -> list[tuple[Path, Any, Any]] | str:
-    """What :meth:`TranscriptImporter.remove_original` checks, main file first: ``(path,
-    consumed, stamp)``; consumed None for a file that is not JSON lines (a tool-results file,
-    proved by its stamp alone).  Or why nothing may be removed: a side file appeared in the
-    session's directory since the import (removing the transcript would orphan it)."""
+def _removal_checks(path: Path, source: Mapping[str, Any]) -> list[_Check] | str:
+    """What :meth:`TranscriptImporter.remove_original` checks, main file first (:data:`_Check`),
+    or why nothing may be removed: a side file appeared in the session's directory since the
+    import (removing the transcript would leave it behind, never imported)."""
     from .. import _transcripts
 
     # The main file against its stamp; sub-agent files by what was consumed of them.
     sides = source.get("sidechains") or {}
-    checks: list[tuple[Path, Any, Any]] = [(path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")))]
+    checks: list[_Check] = [(path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")), True)]
     for extra in source.get("sidechain_paths") or []:
         p = Path(extra)
         agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
-        checks.append((p, (sides.get(agent) or {}).get("consumed"), None))
+        checks.append((p, (sides.get(agent) or {}).get("consumed"), None, True))
     stamps = source.get("side_stamps")
     stamps = stamps if isinstance(stamps, dict) else {}
     for extra in source.get("tool_result_paths") or []:
-        checks.append((Path(extra), None, stamps.get(extra)))
+        checks.append((Path(extra), None, stamps.get(extra), False))
     # A file seen at the import but not taken (not UTF-8 text: its warning said so) stays,
     # and does not hold the rest back.
-    seen = {str(p) for p, _, _ in checks} | set(stamps)
+    seen = {str(c[0]) for c in checks} | set(stamps)
     if source.get("tool") == _transcripts.CLAUDE and any(
         str(p) not in seen for p in _transcripts.claude_side_files(path)
     ):
@@ -305,31 +335,3 @@ def _remove_empty_dirs(path: Path) -> None:
     for d in (base / "tool-results", base / "subagents", base):
         with contextlib.suppress(OSError):
             os.rmdir(d)
-
-
-def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
-    """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
-    messages, and the last message imported unchanged (a reply split over several records
-    may have gained blocks: then the session is stored anew instead)."""
-    new = doc["source"]
-    start = int(old.get("messages") or 0)
-    messages = doc.get("messages") or []
-    if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
-        return False
-    if start == 0:
-        return True
-    last = messages[start - 1]
-    return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
-
-
-def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:
-    """The audit record of an import: files counted by action, and the sessions stored."""
-    counts: dict[str, int] = {}
-    for o in out:
-        counts[o.action] = counts.get(o.action, 0) + 1
-    stored = [
-        ("imported", o.session_id, {"action": o.action, "messages": o.messages, "redactions": o.redactions})
-        for o in out
-        if o.session_id is not None and o.action in ("new", "appended", "updated")
-    ]
-    return {"files": len(out), **counts}, stored
