@@ -24,7 +24,8 @@ names):
 * ``_document``: the record model, :class:`Transcript` and the document both formats map to;
 * ``_claude``: Claude Code session files and their sub-agents;
 * ``_codex``: Codex rollouts (``.jsonl`` and ``.jsonl.zst``), envelope and legacy formats;
-* ``_files``: finding and reading files (discovery, the read that gives the stamp, format sniffing);
+* ``_files``: finding and reading files (discovery, the read that gives the stamp, format sniffing,
+  a Claude Code session's side files: sub-agents and tool-results);
 * ``_removal``: whether an imported original may be removed (:func:`removable`).
 """
 
@@ -35,7 +36,7 @@ from ._codex import parse_codex
 from ._document import CLAUDE as CLAUDE
 from ._document import CODEX as CODEX
 from ._document import Transcript
-from ._files import find_claude, find_codex, identify, read_transcript
+from ._files import claude_side_files, find_claude, find_codex, identify, read_transcript, side_files_changed
 from ._removal import KEPT_CHANGED as KEPT_CHANGED
 from ._removal import KEPT_INCOMPLETE as KEPT_INCOMPLETE
 from ._removal import KEPT_RECENT as KEPT_RECENT
@@ -47,6 +48,7 @@ from ._removal import QUIET_PERIOD, removable
 __all__ = [
     "QUIET_PERIOD",
     "Transcript",
+    "claude_side_files",
     "find_claude",
     "find_codex",
     "identify",
@@ -54,4 +56,5 @@ __all__ = [
     "parse_codex",
     "read_transcript",
     "removable",
+    "side_files_changed",
 ]

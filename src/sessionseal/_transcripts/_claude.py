@@ -7,11 +7,22 @@ with the same message id, merged here into one message.  What is not mapped is k
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Final
 
 from ._document import CLAUDE, Doc, Transcript, interleave, no_records
-from ._values import Json, as_str, as_text, new_message, new_usage, other_block, read_lines, tool_arguments
+from ._values import (
+    Json,
+    as_str,
+    as_text,
+    new_message,
+    new_usage,
+    other_block,
+    read_lines,
+    title_line,
+    tool_arguments,
+)
 
 #: User text that Claude Code writes itself (slash commands, hook and shell echoes, notices).
 _CLAUDE_BOILERPLATE: Final = (
@@ -20,6 +31,7 @@ _CLAUDE_BOILERPLATE: Final = (
     "<command-args>",
     "<local-command-stdout>",
     "<local-command-stderr>",
+    "<local-command-caveat>",
     "<system-reminder>",
     "<bash-input>",
     "<bash-stdout>",
@@ -30,6 +42,16 @@ _CLAUDE_BOILERPLATE: Final = (
     "Caveat: ",
     "[Request interrupted",
 )
+#: A slash command as Claude Code records it: ``<command-name>/init</command-name>``, with
+#: ``<command-message>`` and ``<command-args>`` tags around or after it, in either order.
+_COMMAND_NAME: Final = re.compile(r"<command-name>\s*(/?[^<]*?)\s*</command-name>")
+_COMMAND_ARGS: Final = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
+#: The line a tool result keeps when Claude Code saved the whole output beside the transcript
+#: (``<persisted-output>`` ... ``Full output saved to: <dir>/tool-results/<tool_use_id>.txt``;
+#: anthropics/claude-code#23948).  Windows paths use backslashes.
+_SAVED_TO: Final = re.compile(r"Full output saved to: *([^\r\n]+)")
+#: The raw event kind of a tool-results file that no tool result of the transcript names.
+TOOL_RESULTS_FILE: Final = "tool-results-file"
 #: The record types of a Claude Code file (how it is told from a Codex rollout).
 CLAUDE_KINDS: Final = frozenset({"user", "assistant", "summary", "system", "file-history-snapshot", "queue-operation"})
 
@@ -43,7 +65,14 @@ class _ClaudeMeta:
         self.cwd: str | None = None
         self.branch: str | None = None
         self.version: str | None = None
-        self.summary: str | None = None
+        #: ``(leafUuid, summary)`` of each summary record, in file order.
+        self.summaries: list[tuple[str | None, str]] = []
+        #: The uuid of every record of the file: a summary titles it only if its leaf is one.
+        self.uuids: set[str] = set()
+        #: The first slash command (``/init args``): the title when no request was typed.
+        self.command: str | None = None
+        #: The last ``custom-title`` (``/rename``, ``--name``) and ``ai-title`` records' titles.
+        self.named: dict[str, str] = {}
 
     def note(self, record: Json) -> None:
         if self.session_id is None:
@@ -54,10 +83,41 @@ class _ClaudeMeta:
         # An empty branch means "not a git checkout" at that moment: keep the last real one.
         self.branch = as_str(record.get("gitBranch")) or self.branch
         self.version = as_str(record.get("version")) or self.version
+        if uid := as_str(record.get("uuid")):
+            self.uuids.add(uid)
+        for kind, key in (("custom-title", "customTitle"), ("ai-title", "aiTitle")):
+            if record.get("type") == kind and (name := as_str(record.get(key))) and name.strip():
+                self.named[kind] = name.strip()
+
+    def title(self, first_text: str | None) -> str | None:
+        """The title the user gave, else the one Claude Code gave (the Claude Agent SDK's session
+        listing ranks them so: ``_internal/sessions.py``), else the session's own summary, else
+        None (the first real request) or the first command.
+
+        Claude Code writes ``summary`` records for the conversation that ends at ``leafUuid``;
+        a resumed session's file starts with those of *earlier* conversations, whose leaves
+        are in other files (anthropics/claude-code#2597): they do not describe this one.
+        """
+        if named := self.named.get("custom-title") or self.named.get("ai-title"):
+            return named
+        own = [text.strip() for leaf, text in self.summaries if leaf in self.uuids and text.strip()]
+        if own:
+            return own[-1]
+        return None if first_text else self.command
+
+    def note_command(self, text: str) -> None:
+        if self.command is not None or not (name := _COMMAND_NAME.search(text)):
+            return
+        args = _COMMAND_ARGS.search(text)
+        line = " ".join(filter(None, [name.group(1).strip(), args.group(1).strip() if args else ""]))
+        self.command = title_line(line) or None
 
 
-def parse_claude(path: Path, data: bytes, sidechains: dict[str, bytes] | None = None) -> Transcript:
-    """Parse a Claude Code session file, with its sub-agent files (*sidechains*, by agent id).
+def parse_claude(
+    path: Path, data: bytes, sidechains: dict[str, bytes] | None = None, tool_results: dict[str, str] | None = None
+) -> Transcript:
+    """Parse a Claude Code session file, with its sub-agent files (*sidechains*, by agent id)
+    and the text of its tool-results files (*tool_results*, by file name: :func:`attach_tool_results`).
 
     :raises InvalidInput: no complete line of *data* is a JSON object.
     """
@@ -75,6 +135,7 @@ def parse_claude(path: Path, data: bytes, sidechains: dict[str, bytes] | None = 
         streams.append(_claude_stream(doc, _ClaudeMeta(), sl.objects, agent))
         side[agent] = {"records": sl.records, "consumed": sl.consumed}
     messages = interleave(streams)
+    attach_tool_results(doc, messages, tool_results or {})
     stem = path.name.removesuffix(".jsonl")
     # A sub-agent file names its parent session: read alone, it is known by its own name.
     source_id = stem if stem.startswith("agent-") else (meta.session_id or stem)
@@ -84,7 +145,7 @@ def parse_claude(path: Path, data: bytes, sidechains: dict[str, bytes] | None = 
         source["sidechains"] = side
     document = doc.document(
         messages,
-        title=meta.summary.strip() if meta.summary and meta.summary.strip() else None,
+        title=meta.title(doc.first_text),
         config={"git_branch": meta.branch, "tool_version": meta.version},
         source=source,
         workspace=meta.first_cwd,
@@ -111,11 +172,11 @@ def _claude_stream(doc: Doc, meta: _ClaudeMeta, objects: list[tuple[int, Json]],
                 seen.add(uid)
             m: Json | None
             if kind == "user":
-                m = _claude_user(doc, record, message, ts, sidechain)
+                m = _claude_user(doc, meta, record, message, ts, sidechain=sidechain)
             else:
                 m = _claude_assistant(doc, record, message, ts, by_api_id)
         elif kind == "summary" and isinstance(record.get("summary"), str):
-            meta.summary = record["summary"]
+            meta.summaries.append((as_str(record.get("leafUuid")), record["summary"]))
             continue
         elif kind == "system" and record.get("subtype") == "compact_boundary":
             m = _claude_compaction(record, ts)
@@ -128,6 +189,47 @@ def _claude_stream(doc: Doc, meta: _ClaudeMeta, objects: list[tuple[int, Json]],
             m["sidechain"] = sidechain
         out.append(m)
     return out
+
+
+def attach_tool_results(doc: Doc, messages: list[Json], files: dict[str, str]) -> None:
+    """Put the text of each tool-results file into the tool result it belongs to.
+
+    Claude Code saves a large tool output to ``<session>/tool-results/<tool_use_id>.txt`` and
+    keeps only a preview in the transcript (anthropics/claude-code#23948).  A result is paired
+    with the file its text names (``Full output saved to: ...``), else with the file named
+    after its ``tool_use_id``; its content becomes the whole output and the block keeps
+    ``persisted_output``: the file name and what the transcript held (the preview).  A file
+    that no result names (the agent stopped before writing the record) is kept as a raw event
+    of kind ``tool-results-file`` with its name and text.
+    """
+    left = dict(files)
+    for m in messages:
+        for b in m["content"]:
+            if b.get("type") != "tool_result":
+                continue
+            name = _saved_file(b["content"], files)
+            if name is None and (cid := b.get("tool_call_id")) and f"{cid}.txt" in files:
+                name = f"{cid}.txt"
+            if name is None:
+                continue
+            b["persisted_output"] = {"file": name, "inline": b["content"]}
+            b["content"] = files[name]
+            left.pop(name, None)
+    for name, text in sorted(left.items()):
+        doc.raw.append(
+            {"file": f"tool-results/{name}", "record": {"type": TOOL_RESULTS_FILE, "name": name, "text": text}}
+        )
+
+
+def _saved_file(content: Any, files: dict[str, str]) -> str | None:
+    """The tool-results file a result's text names, if it is one of *files*."""
+    texts = [content] if isinstance(content, str) else [b.get("text") for b in content if isinstance(b, dict)]
+    for text in texts:
+        if isinstance(text, str) and "Full output saved to:" in text and (found := _SAVED_TO.search(text)):
+            name = re.split(r"[\\/]", found.group(1).strip())[-1]
+            if name in files:
+                return name
+    return None
 
 
 def _claude_sidechain(record: Json) -> str | None:
@@ -144,7 +246,9 @@ def _claude_kind(record: Json) -> str:
     return f"{kind}:{subtype}" if kind == "system" and isinstance(subtype, str) else kind
 
 
-def _claude_user(doc: Doc, record: Json, message: Json, ts: str | None, sidechain: str | None) -> Json:
+def _claude_user(
+    doc: Doc, meta: _ClaudeMeta, record: Json, message: Json, ts: str | None, *, sidechain: str | None
+) -> Json:
     """A user record: the user's words, or (tool_result blocks) what tools returned."""
     blocks = _claude_content(message.get("content"))
     results = [b for b in blocks if b["type"] == "tool_result"]
@@ -160,8 +264,10 @@ def _claude_user(doc: Doc, record: Json, message: Json, ts: str | None, sidechai
     elif not results and "meta" not in m and sidechain is None:
         # Only the main conversation names the session: a sub-agent's prompt is the model's.
         for b in blocks:
-            if b["type"] == "text" and doc.offer_title(b["text"], _CLAUDE_BOILERPLATE):
-                break
+            if b["type"] == "text":
+                meta.note_command(b["text"])
+                if doc.offer_title(b["text"], _CLAUDE_BOILERPLATE):
+                    break
     return m
 
 

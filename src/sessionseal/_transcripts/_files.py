@@ -1,6 +1,7 @@
 """Finding and reading transcript files: the discovery under a tool's directory, reading one
 file (decompressed, up to the size its fstat gave: the stamp an import records), telling the
-two formats apart, and gathering a Claude Code session's sub-agent files.
+two formats apart, and gathering a Claude Code session's side files: its sub-agent files and
+its tool-results files (docs/capture/claude.md).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .._compress import decompress_head, decompress_stream
 from ..errors import InvalidInput, StorageError
@@ -60,6 +62,9 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     A ``.zst`` file is decompressed first.  A Claude Code main session brings its sub-agent
     files along (``<session>/subagents/agent-*.jsonl``, and older ``agent-*.jsonl`` beside it
     whose records name this session); their paths are in ``document["source"]["sidechain_paths"]``.
+    It also brings its tool-results files (``<session>/tool-results/*``), their text put in the
+    tool results that name them; their paths are in ``document["source"]["tool_result_paths"]``
+    and the stamp of every side file read in ``document["source"]["side_stamps"]``.
 
     :raises InvalidInput: missing, larger than *max_bytes* (decompressed), or not a transcript.
     :raises StorageError: the file system refused the read.
@@ -69,10 +74,17 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     if _looks_like_codex(path, data):
         transcript = parse_codex(path, data)
     else:
-        sidechains, paths, notes = _claude_sidechains(path, data, max_bytes)
-        transcript = parse_claude(path, data, sidechains)
-        transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
-        transcript.warnings += notes
+        sidechains, stamps, notes = _claude_sidechains(path, data, max_bytes)
+        results, result_stamps, more = _claude_tool_results(path, max_bytes)
+        transcript = parse_claude(path, data, sidechains, {p.name: text for p, text in results.items()})
+        source = transcript.document["source"]
+        source["sidechain_paths"] = list(stamps)
+        if not path.name.startswith("agent-"):
+            # What was read beside the file, with the fstat of each read: the unchanged check
+            # (side_files_changed) and the removal (which takes these paths only) use them.
+            source["tool_result_paths"] = [str(p) for p in results]
+            source["side_stamps"] = {**stamps, **result_stamps}
+        transcript.warnings += notes + more
     transcript.stat = st
     return transcript
 
@@ -148,11 +160,14 @@ def _looks_like_codex(path: Path, data: bytes) -> bool:
     return ".codex" in path.parts
 
 
-def _claude_sidechains(path: Path, data: bytes, max_bytes: int) -> tuple[dict[str, bytes], list[Path], list[str]]:
-    """The sub-agent files of a main session, both layouts, keyed by agent id."""
+def _claude_sidechains(
+    path: Path, data: bytes, max_bytes: int
+) -> tuple[dict[str, bytes], dict[str, list[int]], list[str]]:
+    """The sub-agent files of a main session, both layouts, keyed by agent id; the stamp
+    (size, mtime_ns) of each file read, by path; notes on those that could not be read."""
     found: dict[str, Path] = {}
     if path.name.startswith("agent-"):
-        return {}, [], []  # a sub-agent file read on its own has no sub-agents
+        return {}, {}, []  # a sub-agent file read on its own has no sub-agents
     newer = path.parent / path.name.removesuffix(".jsonl") / "subagents"
     if newer.is_dir():
         found.update((_agent_id(p), p) for p in sorted(newer.glob("agent-*.jsonl")) if p.is_file())
@@ -164,13 +179,117 @@ def _claude_sidechains(path: Path, data: bytes, max_bytes: int) -> tuple[dict[st
         if _agent_id(p) not in found and p.is_file() and _peek_session(p) in ours:
             found[_agent_id(p)] = p
     blobs: dict[str, bytes] = {}
+    stamps: dict[str, list[int]] = {}
     notes: list[str] = []
     for agent, p in found.items():
         try:
-            blobs[agent] = _read(p, max_bytes)[0]
+            blobs[agent], st = _read(p, max_bytes)
         except (InvalidInput, StorageError) as exc:
             notes.append(f"sidechain {agent} was not read: {exc}")
-    return blobs, [found[a] for a in blobs], notes
+            continue
+        stamps[str(p)] = [st.st_size, st.st_mtime_ns]
+    return blobs, stamps, notes
+
+
+def _session_dir(path: Path, name: str) -> Path | None:
+    """``<session>/<name>`` beside a main session file, if both are real directories (a link
+    is not followed: what is read here may later be removed)."""
+    d = path.parent / path.name.removesuffix(".jsonl")
+    for p in (d, d / name):
+        try:
+            if not stat.S_ISDIR(os.lstat(p).st_mode):
+                return None
+        except OSError:
+            return None
+    return d / name
+
+
+def claude_side_files(path: Path) -> list[Path]:
+    """The side files a Claude Code main session has now in its own directory: sub-agent files
+    (``<session>/subagents/agent-*.jsonl``) and tool-results files (``<session>/tool-results/*``),
+    regular files only (links are neither read nor removed), sorted."""
+    if path.name.startswith("agent-"):
+        return []
+    found: list[Path] = []
+    for name, pattern in (("subagents", "agent-*.jsonl"), ("tool-results", "*")):
+        d = _session_dir(path, name)
+        if d is not None:
+            found += [p for p in d.glob(pattern) if _regular(p)]
+    return sorted(found)
+
+
+def _regular(p: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(p).st_mode)
+    except OSError:
+        return False
+
+
+def side_files_changed(path: Path, stamps: Mapping[str, Any] | None) -> bool:
+    """Whether a Claude Code session's side files differ from *stamps* (``side_stamps`` of its
+    import): a file that was not there, or one whose size or time changed.  The transcript
+    itself may be unchanged meanwhile (a tool-results file written after the last read):
+    the import then reads the session again.  A side file that is gone is no change: there
+    is nothing new to take, and what was imported of it stays in the vault."""
+    stamps = stamps if isinstance(stamps, Mapping) else {}
+    if any(str(p) not in stamps for p in claude_side_files(path)):
+        return True
+    for name, stamp in stamps.items():
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if [st.st_size, st.st_mtime_ns] != stamp:
+            return True
+    return False
+
+
+def _claude_tool_results(path: Path, max_bytes: int) -> tuple[dict[Path, str], dict[str, list[int]], list[str]]:
+    """The text of a main session's tool-results files (anthropics/claude-code#23948: large
+    tool outputs saved as ``<session>/tool-results/<tool_use_id>.txt``), by path; the stamp of
+    every regular file there, by path; notes (names, never content) on those not imported."""
+    d = _session_dir(path, "tool-results")
+    if d is None or path.name.startswith("agent-"):
+        return {}, {}, []
+    texts: dict[Path, str] = {}
+    stamps: dict[str, list[int]] = {}
+    notes: list[str] = []
+    for p in sorted(d.iterdir()):
+        try:
+            blob, st = _read_regular(p, max_bytes)
+        except (InvalidInput, StorageError) as exc:
+            notes.append(f"tool-results file {p.name} was not read: {exc}")
+            continue
+        stamps[str(p)] = [st.st_size, st.st_mtime_ns]
+        try:
+            texts[p] = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            # Not text: stored with replacement characters it would not be what the file
+            # holds, and the file would be removed for a lossy copy.  It stays where it is.
+            notes.append(f"tool-results file {p.name} is not UTF-8 text: not imported, left in place")
+    return texts, stamps, notes
+
+
+def _read_regular(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """A regular file's bytes up to the size its fstat gave (opened without following a link)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{path}: not a regular file; not read")
+        if st.st_size > max_bytes:
+            raise InvalidInput(f"{path}: larger than {max_bytes} bytes; not read")
+        try:
+            data = f.read(st.st_size)
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    return data, st
 
 
 def _agent_id(path: Path) -> str:

@@ -34,6 +34,7 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
     stamp: tuple[int, int] | None,
     quiet_ns: int,
     max_bytes: int = 512 << 20,
+    lines: bool = True,
 ) -> tuple[str, str] | os.stat_result:
     """Whether an imported transcript file may be removed, checked on the file as it is now.
 
@@ -42,6 +43,9 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
     files); every byte of it must have been *consumed*, the last one a newline (for ``.zst``:
     the decompressed stream, which must end with a complete frame); it must not have been
     modified for *quiet_ns*; and, on Linux, no process may have it open for writing.
+
+    *lines* False: a file that is not JSON lines (a Claude Code tool-results file, read whole
+    as text): it need not end with a newline, and *stamp* (required) proves it is what was read.
 
     Returns the fstat to hand to the removal (which refuses a file that differs from it), or
     ``(code, why)``: a stable code (``KEPT_*``) and one line that names no content.
@@ -59,17 +63,10 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
             return KEPT_UNSAFE, "it is not a regular file"
         if stamp is not None and (st.st_size, st.st_mtime_ns) != tuple(stamp):
             return KEPT_CHANGED, "it changed since it was imported (the next import takes the rest)"
-        if path.name.endswith(".zst"):
-            with os.fdopen(os.dup(fd), "rb") as f:
-                total, last, whole = scan_stream(f, max_bytes)
-            if not whole or last != ord("\n") or total != consumed:
-                return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
-        else:
-            ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
-            if not ends_a_line:
-                return KEPT_INCOMPLETE, "its last line is incomplete (the agent may still be writing it)"
-            if consumed != st.st_size:  # a sub-agent file (no stamp) that grew or shrank since
-                return KEPT_CHANGED, "it is not the size that was imported (the next import takes the rest)"
+        if not lines and stamp is None:
+            return KEPT_CHANGED, "it is not known how much of it was imported"
+        if lines and (kept := _lines_kept(path, fd, st, consumed, max_bytes)) is not None:
+            return kept
         age_ns = time.time_ns() - st.st_mtime_ns
         if age_ns < quiet_ns:
             return KEPT_RECENT, f"modified less than {quiet_ns // 10**9} s ago (see --quiet-period)"
@@ -81,3 +78,20 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
         return st
     finally:
         os.close(fd)
+
+
+def _lines_kept(path: Path, fd: int, st: os.stat_result, consumed: int, max_bytes: int) -> tuple[str, str] | None:
+    """Why a JSON-lines file is not wholly imported, or None: it must end with a complete line
+    (for ``.zst``: a complete frame too) and be exactly as long as what was *consumed*."""
+    if path.name.endswith(".zst"):
+        with os.fdopen(os.dup(fd), "rb") as f:
+            total, last, whole = scan_stream(f, max_bytes)
+        if not whole or last != ord("\n") or total != consumed:
+            return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
+        return None
+    ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
+    if not ends_a_line:
+        return KEPT_INCOMPLETE, "its last line is incomplete (the agent may still be writing it)"
+    if consumed != st.st_size:  # a sub-agent file (no stamp) that grew or shrank since
+        return KEPT_CHANGED, "it is not the size that was imported (the next import takes the rest)"
+    return None

@@ -98,6 +98,7 @@ class TranscriptImporter:
         sid = uuid.uuid5(TRANSCRIPT_NAMESPACE, f"{t.tool}:{t.source_id}")
         outcome.tool, outcome.source_id, outcome.session_id = t.tool, t.source_id, sid
         outcome.unknown, outcome.warnings = dict(t.unknown), list(t.warnings)
+        outcome.tool_results = len(t.document["source"].get("tool_result_paths") or [])
         doc = dict(t.document)
         messages = doc.get("messages") or []
         outcome.messages = len(messages)
@@ -134,8 +135,10 @@ class TranscriptImporter:
             self.remove_original(path, sid, doc, outcome, remove)
 
     def unchanged(self, path: Path, st: os.stat_result, outcome: TranscriptOutcome) -> bool:
-        """Whether the vault holds this file as it is (same path, size and time), found by the
-        session id in its first records: then it is not parsed at all."""
+        """Whether the vault holds this file as it is (same path, size and time, and for Claude
+        Code the same side files: sub-agent and tool-results files, which may change while the
+        transcript does not), found by the session id in its first records: then it is not
+        parsed at all."""
         from .. import _transcripts
 
         try:
@@ -153,6 +156,8 @@ class TranscriptImporter:
             st.st_size,
             st.st_mtime_ns,
         ):
+            return False
+        if tool == _transcripts.CLAUDE and _transcripts.side_files_changed(path, old.get("side_stamps")):
             return False
         outcome.tool, outcome.source_id, outcome.session_id = tool, source_id, sid
         outcome.action, outcome.messages = "unchanged", int(summary.get("message_count") or 0)
@@ -177,15 +182,16 @@ class TranscriptImporter:
         self._audit("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops) - 1})
         return counts
 
-    def remove_original(  # noqa: PLR0911 - each refusal keeps the file and says why
+    def remove_original(
         self, path: Path, sid: uuid.UUID, doc: Mapping[str, Any] | None, outcome: TranscriptOutcome, quiet_ns: int
     ) -> None:
-        """Delete an imported original (and its sub-agent files) once it is proved safe to:
-        the session reads back whole (the right number of messages when the file was just
-        read: *doc*; the source stamp of the file as it is), and every file is removable as
-        :func:`_transcripts.removable` checks it now: read and stored up to its size, ending
-        with a complete line, quiet for *quiet_ns*, open for writing nowhere.  Otherwise
-        every file stays, and *outcome* says why."""
+        """Delete an imported original (and its sub-agent and tool-results files) once it is
+        proved safe to: the session reads back whole (the right number of messages when the
+        file was just read: *doc*; the source stamp of the file as it is), no side file
+        appeared since the read, and every file is removable as :func:`_transcripts.removable`
+        checks it now: read and stored up to its size (a JSON-lines file: ending with a complete
+        line), quiet for *quiet_ns*, open for writing nowhere.  Otherwise every file stays, and
+        *outcome* says why.  The session's own directories go too, once empty (never a tree)."""
         from .. import _transcripts
         from .._fs import shred_file
 
@@ -201,35 +207,14 @@ class TranscriptImporter:
         if mismatch:
             keep("mismatch", "the stored session does not match it on reading back")
             return
-        # The main file against its stamp; sub-agent files (no stamp) by what was consumed of them.
-        sides = source.get("sidechains") or {}
-        checks: list[tuple[Path, Any, Any]] = [
-            (path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")))
-        ]
-        for extra in source.get("sidechain_paths") or []:
-            p = Path(extra)
-            agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
-            checks.append((p, (sides.get(agent) or {}).get("consumed"), None))
-        proofs: list[tuple[Path, os.stat_result]] = []
-        for p, consumed, stamp in checks:
-            if not isinstance(consumed, int) or (stamp is not None and not all(isinstance(x, int) for x in stamp)):
-                keep("mismatch", "the stored session does not say how much of it was read")
-                return
-            try:
-                proof = _transcripts.removable(p, consumed=consumed, stamp=stamp, quiet_ns=quiet_ns)
-            except FileNotFoundError:
-                if p == path:
-                    keep("changed", "it is gone")
-                    return
-                continue  # a sub-agent file removed meanwhile: nothing of it to keep
-            except OSError as exc:
-                keep("error", f"{p.name} cannot be checked ({exc.strerror})")
-                return
-            if not isinstance(proof, os.stat_result):  # (a stat_result is a tuple too)
-                code, why = proof
-                keep(code, why if p == path else f"its sub-agent file {p.name}: {why}")
-                return
-            proofs.append((p, proof))
+        checks = _removal_checks(path, source)
+        if isinstance(checks, str):
+            keep("changed", checks)
+            return
+        proofs = _prove(path, checks, quiet_ns)
+        if isinstance(proofs, tuple):
+            keep(*proofs)
+            return
         try:
             # The main file last: kept, it leads the next run back to what is left.
             for p, proof in proofs[1:] + proofs[:1]:
@@ -242,6 +227,8 @@ class TranscriptImporter:
             keep("error", str(exc))
             return
         outcome.removed = True
+        if source.get("tool") == _transcripts.CLAUDE:
+            _remove_empty_dirs(path)
 
 
 def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
@@ -270,3 +257,81 @@ def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[s
         if o.session_id is not None and o.action in ("new", "appended", "updated")
     ]
     return {"files": len(out), **counts}, stored
+
+
+#: A file to prove removable: its path, how much of it was consumed, its stamp (size, mtime_ns)
+#: when it was read, and whether it is JSON lines (consumed and a final newline are checked; a
+#: tool-results file is not: its stamp, required, proves it is what was read).
+_Check = tuple[Path, Any, Any, bool]
+
+
+def _prove(path: Path, checks: list[_Check], quiet_ns: int) -> list[tuple[Path, os.stat_result]] | tuple[str, str]:
+    """Each file of *checks* with the fstat that proves it removable now, or why all are kept."""
+    from .. import _transcripts
+
+    proofs: list[tuple[Path, os.stat_result]] = []
+    for p, consumed, stamp, lines in checks:
+        if (lines and not isinstance(consumed, int)) or (stamp is not None and not _ints(stamp)):
+            return "mismatch", "the stored session does not say how much of it was read"
+        try:
+            proof = _transcripts.removable(p, consumed=consumed or 0, stamp=stamp, quiet_ns=quiet_ns, lines=lines)
+        except FileNotFoundError:
+            if p == path:
+                return "changed", "it is gone"
+            continue  # a side file removed meanwhile: nothing of it to keep
+        except OSError as exc:
+            return "error", f"{p.name} cannot be checked ({exc.strerror})"
+        if not isinstance(proof, os.stat_result):  # (a stat_result is a tuple too)
+            code, why = proof
+            return code, why if p == path else f"{_side_name(p)}: {why}"
+        proofs.append((p, proof))
+    return proofs
+
+
+def _removal_checks(path: Path, source: Mapping[str, Any]) -> list[_Check] | str:
+    """What :meth:`TranscriptImporter.remove_original` checks, main file first (:data:`_Check`),
+    or why nothing may be removed: a side file appeared in the session's directory since the
+    import (removing the transcript would leave it behind, never imported)."""
+    from .. import _transcripts
+
+    # The main file against its stamp; sub-agent files by what was consumed of them.
+    sides = source.get("sidechains") or {}
+    checks: list[_Check] = [(path, source.get("consumed"), (source.get("size"), source.get("mtime_ns")), True)]
+    for extra in source.get("sidechain_paths") or []:
+        p = Path(extra)
+        agent = p.name.removeprefix("agent-").removesuffix(".jsonl")
+        checks.append((p, (sides.get(agent) or {}).get("consumed"), None, True))
+    stamps = source.get("side_stamps")
+    stamps = stamps if isinstance(stamps, dict) else {}
+    for extra in source.get("tool_result_paths") or []:
+        checks.append((Path(extra), None, stamps.get(extra), False))
+    # A file seen at the import but not taken (not UTF-8 text: its warning said so) stays,
+    # and does not hold the rest back.
+    seen = {str(c[0]) for c in checks} | set(stamps)
+    if source.get("tool") == _transcripts.CLAUDE and any(
+        str(p) not in seen for p in _transcripts.claude_side_files(path)
+    ):
+        return "a file beside it (sub-agent or tool-results) is not imported yet (the next import takes it)"
+    return checks
+
+
+def _ints(stamp: Any) -> bool:
+    return isinstance(stamp, list | tuple) and len(stamp) == 2 and all(isinstance(x, int) for x in stamp)
+
+
+def _side_name(p: Path) -> str:
+    kind = "tool-results file" if p.parent.name == "tool-results" else "sub-agent file"
+    return f"its {kind} {p.name}"
+
+
+def _remove_empty_dirs(path: Path) -> None:
+    """The removed session's own directories (``<session>/tool-results``, ``<session>/subagents``,
+    ``<session>``), each only if it is now empty: rmdir refuses one that is not (anything left
+    there, the agent's or another tool's, stays with its directory), and a link is not a
+    directory to it."""
+    if path.name.startswith("agent-"):
+        return
+    base = path.parent / path.name.removesuffix(".jsonl")
+    for d in (base / "tool-results", base / "subagents", base):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)

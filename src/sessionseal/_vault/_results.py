@@ -84,6 +84,8 @@ class TranscriptOutcome:
     #: Record types kept as raw events, with counts.
     unknown: dict[str, int] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
+    #: Claude Code tool-results files read with the transcript (docs/capture/claude.md).
+    tool_results: int = 0
     removed: bool = False
     #: Why the original was kept, when its removal was asked for: a stable code
     #: (docs/importing.md): ``incomplete``, ``changed``, ``recent``, ``open-for-writing``,

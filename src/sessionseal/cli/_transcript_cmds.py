@@ -30,6 +30,7 @@ def _outcome_json(o: TranscriptOutcome) -> dict[str, Any]:
         "action": o.action,
         "messages": o.messages,
         "unknown_records": o.unknown,
+        "tool_results": o.tool_results,
         "redactions": o.redactions,
         "removed": o.removed,
         "kept": o.kept,
