@@ -179,3 +179,23 @@ def test_a_repeated_uuid_is_counted_and_the_first_record_wins(tmp_path: Path) ->
     ]
     [kept] = [e for e in t.document["raw_events"] if e["record"] == changed]
     assert kept["line"] == 9 and t.unknown["duplicate uuid"] == 1
+
+
+# -- the extend operation (docs/spec/container-v1.md, "Appends") -------------------------------
+
+
+def test_extend_adds_blocks_to_the_last_message_and_counts_no_message() -> None:
+    from sessionseal import _events
+
+    doc: dict[str, Any] = {"messages": [{"role": "user", "content": []}, {"role": "assistant", "content": [{"a": 1}]}]}
+    ops = _events.check_ops([{"op": "extend", "value": {"content": [{"b": 2}], "usage": {"output_tokens": 9}}}])
+    _events.apply(doc, ops)
+    assert doc["messages"][-1] == {"role": "assistant", "content": [{"a": 1}, {"b": 2}], "usage": {"output_tokens": 9}}
+    empty: dict[str, Any] = {"messages": []}
+    _events.apply(empty, ops)
+    assert empty == {"messages": []}  # nothing to extend: nothing changes
+    meta = _events.summary_of(doc, 100)
+    assert _events.summary_after(meta, ops, 10)["message_count"] == 2
+    for bad in ({}, {"content": "text"}):
+        with pytest.raises(ValueError, match="content"):  # read as an integrity failure
+            _events.check_ops([{"op": "extend", "value": bad}])
