@@ -199,3 +199,24 @@ def test_extend_adds_blocks_to_the_last_message_and_counts_no_message() -> None:
     for bad in ({}, {"content": "text"}):
         with pytest.raises(ValueError, match="content"):  # read as an integrity failure
             _events.check_ops([{"op": "extend", "value": bad}])
+
+
+def test_a_session_stamped_before_issue_22_is_stored_anew_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionseal._vault import _importer
+
+    data = DESKTOP.read_bytes()
+    f, whole = _one_shot(tmp_path, DESKTOP)
+    ends = _boundaries(data)
+    f.write_bytes(data[: ends[10]])
+    with _vault(tmp_path / "v") as vault, monkeypatch.context() as old_writer:
+        # What an import of before issue 22 recorded: [id, blocks] (its parser dropped the
+        # prompts of this rollout and kept Codex's token counts).
+        old_writer.setattr(_importer, "_last_stamp", lambda ms: [ms[-1].get("id"), len(ms[-1]["content"])])
+        [o] = vault.import_transcripts([f])
+        old_writer.undo()
+        f.write_bytes(data[: ends[-2]])
+        [anew] = vault.import_transcripts([f])
+        assert anew.action == "updated" and len(vault.checkpoints(o.session_id)) == 1  # type: ignore[arg-type]
+        f.write_bytes(data)
+        [rest] = vault.import_transcripts([f])
+        assert rest.action == "appended" and _stored(vault, o.session_id) == whole

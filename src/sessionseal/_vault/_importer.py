@@ -271,12 +271,14 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     if start == 0:
         return True
     stamp, last = old.get("last_message"), messages[start - 1]
-    # [id, blocks] before issue 22; since, [id, blocks, digest of the messages before it, usage].
-    if not isinstance(stamp, list) or len(stamp) < 2 or stamp[0] != last.get("id"):
+    # [id, blocks, digest of the messages before it, usage].  A stamp of before issue 22 is
+    # [id, blocks]: its session was read by the parser of then (no Codex prompt events, Codex's
+    # own token counts), so it is stored anew once rather than appended to.
+    if not isinstance(stamp, list) or len(stamp) != 4 or stamp[0] != last.get("id"):
         return False
     if not isinstance(stamp[1], int) or isinstance(stamp[1], bool) or len(last.get("content") or []) < stamp[1]:
         return False
-    return len(stamp) < 3 or stamp[2] == _digest(messages[: start - 1])
+    return bool(stamp[2] == _digest(messages[: start - 1]))
 
 
 def went_on(old: Mapping[str, Any], messages: list[Any]) -> int | None:
@@ -286,8 +288,7 @@ def went_on(old: Mapping[str, Any], messages: list[Any]) -> int | None:
     if start == 0 or not isinstance(stamp, list):
         return None
     last = messages[start - 1]
-    more = len(last.get("content") or []) > stamp[1]
-    return stamp[1] if more or (len(stamp) >= 4 and stamp[3] != last.get("usage")) else None
+    return stamp[1] if len(last.get("content") or []) > stamp[1] or stamp[3] != last.get("usage") else None
 
 
 def _last_stamp(messages: list[Any]) -> list[Any]:
