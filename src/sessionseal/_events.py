@@ -10,7 +10,9 @@ EVENTS frame as ``{"ops": [{"op": NAME, "value": ...}, ...]}``:
 * ``tool_done``: update the last ``tool_history`` entry whose ``call_id`` is
   ``value["call_id"]`` with the other keys of ``value`` (a result came back);
 * ``set``: replace top-level fields of the document with those of ``value`` (state, status,
-  title, ``updated_at``, ``redactions``...).
+  title, ``updated_at``, ``redactions``...);
+* ``extend``: add the blocks of ``value["content"]`` to the last message's content, and set
+  its other keys of ``value`` on that message (a transcript's last reply went on: issue 22).
 
 Callers give *events* (:func:`parse_events`), a small public vocabulary that maps onto these
 operations; the operations are what is stored, so that loading never has to know the
@@ -77,7 +79,7 @@ SET_FIELDS: Final = frozenset(
 )
 
 EVENT_TYPES: Final = ("message", "tool_call", "tool_result", "state")
-_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set"})
+_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set", "extend"})
 
 
 def _now() -> str:
@@ -165,6 +167,8 @@ def check_ops(ops: Any) -> list[dict[str, Any]]:
         value = op.get("value")
         if not isinstance(value, dict):
             raise ValueError("value")
+        if op["op"] == "extend" and not isinstance(value.get("content"), list):
+            raise ValueError("content")
     return ops
 
 
@@ -183,6 +187,10 @@ def apply(doc: dict[str, Any], ops: Sequence[Mapping[str, Any]]) -> None:
                     break
         elif name == "set":
             doc.update(value)
+        elif name == "extend" and doc.get("messages"):  # none to extend: nothing changes
+            last = doc["messages"][-1]
+            last.update({k: v for k, v in value.items() if k != "content"})
+            last["content"] = [*(last.get("content") or []), *value["content"]]
 
 
 def _finish(meta: dict[str, Any], n: dict[str, Any]) -> dict[str, Any]:
@@ -221,9 +229,9 @@ def summary_after(meta: Mapping[str, Any], ops: Sequence[Mapping[str, Any]], siz
     models = list(new.get("models") or [])
     for op in ops:
         value = op["value"]
-        if op["op"] == "message":
-            n["messages"] += 1
-            if isinstance(cost := value.get("cost_usd"), int | float):
+        if op["op"] in ("message", "extend"):
+            n["messages"] += op["op"] == "message"  # an extension is of a message counted
+            if op["op"] == "message" and isinstance(cost := value.get("cost_usd"), int | float):
                 n["message_cost"] += cost
             if isinstance(model := value.get("model"), str) and model not in models:
                 models.append(model)

@@ -9,9 +9,11 @@ written to lose nothing and to fail on nothing:
   sanitized it);
 * records this package does not map are kept verbatim as ``raw_events`` and counted in
   :attr:`Transcript.unknown`, so what a newer tool writes survives an import;
-* a last line without its newline is still being written: it is neither parsed nor counted
-  in :attr:`Transcript.consumed`, so the next import reads it whole (and the file is not
-  removed, :func:`removable`).
+* a last line without its newline is still being written, unless it decodes as a JSON object
+  (no proper prefix of an object is one): such a line is read and counted in
+  :attr:`Transcript.consumed`; any other is neither parsed nor counted, so the next import
+  reads it whole.  Either way the file is not removed until it ends with a newline
+  (:func:`removable`).
 
 It is pure: bytes in, dicts out (the vault validates, sanitizes and stores them).  Secrets
 are passed through verbatim: redacting here would hide them from the sanitizer's count and

@@ -136,6 +136,7 @@ def parse_claude(
         side[agent] = {"records": sl.records, "consumed": sl.consumed}
     messages = interleave(streams)
     attach_tool_results(doc, messages, tool_results or {})
+    warnings += doc.repeat_warnings()
     stem = path.name.removesuffix(".jsonl")
     # A sub-agent file names its parent session: read alone, it is known by its own name.
     source_id = stem if stem.startswith("agent-") else (meta.session_id or stem)
@@ -158,7 +159,6 @@ def _claude_stream(doc: Doc, meta: _ClaudeMeta, objects: list[tuple[int, Json]],
     """The messages of one file (main or sub-agent), in file order; the rest goes to *doc*."""
     out: list[Json] = []
     by_api_id: dict[str, Json] = {}
-    seen: set[str] = set()
     for n, record in objects:
         ts = doc.when(record.get("timestamp"))
         meta.note(record)
@@ -166,10 +166,9 @@ def _claude_stream(doc: Doc, meta: _ClaudeMeta, objects: list[tuple[int, Json]],
         sidechain = agent or _claude_sidechain(record)
         if kind in ("user", "assistant") and isinstance(message, dict):
             uid = as_str(record.get("uuid"))
-            if uid is not None and uid in seen:
-                continue  # the same record written twice (a resumed session replays its tail)
-            if uid is not None:
-                seen.add(uid)
+            # The same record written twice (a resumed session replays its tail): the first wins.
+            if uid is not None and doc.repeated("uuid", f"{agent}:{uid}", n, record, sidechain):
+                continue
             m: Json | None
             if kind == "user":
                 m = _claude_user(doc, meta, record, message, ts, sidechain=sidechain)

@@ -53,7 +53,8 @@ def parse_codex(path: Path, data: bytes) -> Transcript:
         # The running total is what the session cost; per-message usage may miss turns.
         document["stats"].update(rollout.totals)
     unknown = dict(doc.unknown)
-    return Transcript(CODEX, source_id, path, document, unknown, lines.records, lines.consumed, list(lines.warnings))
+    warnings = lines.warnings + doc.repeat_warnings()
+    return Transcript(CODEX, source_id, path, document, unknown, lines.records, lines.consumed, warnings)
 
 
 class _Codex:
@@ -71,6 +72,10 @@ class _Codex:
         self.cwd: str | None = None
         self.config: Json = {}
         self.totals: Json | None = None
+        #: The user's prompts since the model last answered, by where they came from
+        #: (``item``: a response item, ``event``: a ``user_message`` event) and their text:
+        #: Codex writes each prompt both ways, some releases only as the event (:meth:`_prompt`).
+        self.prompts: list[tuple[str, frozenset[str]]] = []
         self.handlers: dict[str, Callable[[int, Json, Json, str | None], None]] = {
             "session_meta": self.session_meta,
             "turn_context": self.turn_context,
@@ -138,10 +143,13 @@ class _Codex:
                 self.config[key] = value
 
     def response_item(self, n: int, record: Json, item: Json, ts: str | None) -> None:
-        """A conversation item: a message, reasoning, a tool call or a tool's output."""
-        kind = item.get("type")
+        """A conversation item: a message, reasoning, a tool call or a tool's output.  An item
+        whose id an earlier item of its type had is that item again: the first wins."""
+        kind, iid = item.get("type"), as_str(item.get("id"))
+        if iid and self.doc.repeated("item id", f"{kind}:{iid}", n, record):
+            return
         if kind == "message":
-            self._message(item, ts)
+            self._message(n, record, item, ts)
         elif kind == "reasoning":
             texts = _codex_reasoning(item)
             if texts:
@@ -156,9 +164,12 @@ class _Codex:
             self.doc.keep(f"response_item:{kind}" if isinstance(kind, str) else "response_item", n, record)
 
     def event_msg(self, n: int, record: Json, event: Json, ts: str | None) -> None:
-        """UI events.  They repeat the response items, but for token counts (the only usage)."""
+        """UI events.  They repeat the response items, but for token counts (the only usage)
+        and for prompts that only an event records (:meth:`_user_event`)."""
         kind, info = event.get("type"), event.get("info")
-        if kind != "token_count":
+        if kind == "user_message":
+            self._user_event(n, record, event, ts)
+        elif kind != "token_count":
             self.doc.keep(f"event_msg:{kind}" if isinstance(kind, str) else "event_msg", n, record)
         elif isinstance(info, dict):
             # A count ends the model call it reports on: later items start a new message.
@@ -175,9 +186,9 @@ class _Codex:
         """The history was replaced by a summary (the replacement items repeat earlier ones)."""
         self.open = None
         text = {"type": "text", "text": as_text(payload.get("message"))}
-        self.messages.append(new_message(None, "system", [text], ts, compaction={}))
+        self._add(new_message(None, "system", [text], ts, compaction={}))
 
-    def _message(self, item: Json, ts: str | None) -> None:
+    def _message(self, n: int, record: Json, item: Json, ts: str | None) -> None:
         role = item.get("role")
         role = role if isinstance(role, str) and 0 < len(role) <= 64 else "unknown"
         blocks = _codex_content(item.get("content"))
@@ -185,20 +196,64 @@ class _Codex:
             self._reply(item, ts)["content"] += blocks
             return
         self.open = None
-        m = new_message(item.get("id"), role, blocks, ts)
         if role == "user":
             texts = [b["text"] for b in blocks if b["type"] == "text"]
-            if texts and all(t.lstrip().startswith(_CODEX_BOILERPLATE) for t in texts):
-                m["meta"] = True
+            keys = {t.strip() for t in texts} | {"\n".join(texts).strip()}
+            if not self._prompt("item", keys):
+                self.doc.keep("response_item:message", n, record)  # its event came first
+                return
+            self._user(item.get("id"), blocks, ts, texts)
+            return
+        self._add(new_message(item.get("id"), role, blocks, ts))
+
+    def _user_event(self, n: int, record: Json, event: Json, ts: str | None) -> None:
+        """A prompt as the UI event records it: ``message``, the images sent with it
+        (``images``: URLs, inline data included; ``local_images``: paths) and, in older
+        releases, ``kind`` (``plain``, ``user_instructions``, ``environment_context``).
+        Codex writes it right after the prompt's response item (``openai/codex``
+        codex-rs/core ``record_user_prompt_and_emit_turn_item``; both are persisted, per
+        codex-rs/rollout ``policy.rs``), and some releases (Codex Desktop 0.128) only this."""
+        text = as_text(event.get("message"))
+        if not self._prompt("event", {text.strip()}):
+            self.doc.keep("event_msg:user_message", n, record)  # the response item said it
+            return
+        blocks: list[Json] = [{"type": "text", "text": text}] if text else []
+        images, paths = event.get("images"), event.get("local_images")
+        blocks += [other_block({"type": "input_image", "image_url": u}) for u in _listed(images)]
+        blocks += [other_block({"type": "local_image", "path": p}) for p in _listed(paths)]
+        kind = event.get("kind")
+        self._user(None, blocks, ts, [text] if text else [], meta=kind in ("user_instructions", "environment_context"))
+
+    def _prompt(self, origin: str, keys: set[str]) -> bool:
+        """Whether a prompt is new: not the other record of one already taken (same text,
+        since the model last answered, from the other origin), which it then pairs with."""
+        for i, (other, seen) in enumerate(self.prompts):
+            if other != origin and not keys.isdisjoint(seen):
+                del self.prompts[i]
+                return False
+        self.prompts.append((origin, frozenset(keys)))
+        return True
+
+    def _user(self, mid: Any, blocks: list[Json], ts: str | None, texts: list[str], *, meta: bool = False) -> None:
+        self.open = None  # a prompt ends the reply before it
+        m = new_message(mid, "user", blocks, ts)
+        if meta or (texts and all(t.lstrip().startswith(_CODEX_BOILERPLATE) for t in texts)):
+            m["meta"] = True
+        else:
             for t in texts:
                 if self.doc.offer_title(t, _CODEX_BOILERPLATE):
                     break
         self.messages.append(m)
 
+    def _add(self, m: Json) -> None:
+        """Add a message that is not the user's: the prompts before it are answered."""
+        self.prompts.clear()
+        self.messages.append(m)
+
     def _reply(self, item: Json, ts: str | None) -> Json:
         if self.open is None:
             self.open = new_message(item.get("id"), "assistant", [], ts, model=self.doc.model)
-            self.messages.append(self.open)
+            self._add(self.open)
             self.last_reply = self.open
         return self.open
 
@@ -225,7 +280,7 @@ class _Codex:
         if metadata is not None:
             block["metadata"] = metadata
         self.doc.finished(cid, ts, is_error)
-        self.messages.append(new_message(item.get("id"), "tool", [block], ts))
+        self._add(new_message(item.get("id"), "tool", [block], ts))
 
 
 def _codex_reasoning(item: Json) -> list[str]:
@@ -243,8 +298,23 @@ def _codex_reasoning(item: Json) -> list[str]:
 
 
 def _codex_usage(value: Json) -> Json:
-    # OpenAI counts cached input inside input_tokens; it is reported as cache reads too.
-    return new_usage(value.get("input_tokens"), value.get("output_tokens"), value.get("cached_input_tokens"), 0)
+    """Codex's counts in sessionseal's convention, Claude's (docs/capture/codex.md): OpenAI
+    counts cached input inside ``input_tokens`` (``cached_input_tokens`` is the part of it
+    served from cache: ``openai/codex`` codex-rs/protocol ``TokenUsage::non_cached_input`` is
+    their difference), Anthropic does not; so ``input_tokens`` here is the input that was not
+    cached, and ``cache_read_tokens`` the cached part.  ``output_tokens`` includes reasoning
+    tokens in both (``reasoning_output_tokens`` is the part of it spent reasoning)."""
+    total, cached = _count(value.get("input_tokens")), _count(value.get("cached_input_tokens"))
+    return new_usage(max(total - cached, 0), value.get("output_tokens"), min(cached, total), 0)
+
+
+def _count(value: Any) -> int:
+    count: int = new_usage(value, 0, 0, 0)["input_tokens"]  # the same bounds as every count
+    return count
+
+
+def _listed(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _codex_content(content: Any) -> list[Json]:

@@ -60,6 +60,9 @@ class Doc:
         self.starts: dict[str, str | None] = {}
         self.results: dict[str, tuple[str | None, bool]] = {}
         self.first_text: str | None = None
+        #: The first record of each id (:meth:`repeated`), and how many repeated one, by id kind.
+        self.ids: dict[tuple[str, str], Json] = {}
+        self.repeats: dict[str, int] = {}
 
     def when(self, value: Any) -> str | None:
         """*value* if it is a usable timestamp (the session's first and last are tracked)."""
@@ -80,6 +83,28 @@ class Doc:
         if sidechain is not None:
             event["sidechain"] = sidechain
         self.raw.append(event)
+
+    def repeated(self, what: str, key: str, n: int, record: Json, sidechain: str | None = None) -> bool:
+        """Whether *record* repeats the id (*what*: which one; *key*: its value) of an earlier
+        record, which then wins: it was mapped first, and what came after it may refer to it.
+        A copy that differs from it is kept verbatim as a raw event (``duplicate <what>``), an
+        identical one (a resumed session replaying its tail) is dropped; both are counted
+        (:meth:`repeat_warnings`)."""
+        first = self.ids.setdefault((what, key), record)
+        if first is record:
+            return False
+        self.repeats[what] = self.repeats.get(what, 0) + 1
+        if record != first:
+            self.keep(f"duplicate {what}", n, record, sidechain)
+        return True
+
+    def repeat_warnings(self) -> list[str]:
+        """One warning per id kind that records repeated: a count, never an id or content."""
+        return [
+            f"{count} record(s) repeat the {what} of an earlier record: the first was kept"
+            " (a copy that differs is kept as a raw event)"
+            for what, count in sorted(self.repeats.items())
+        ]
 
     def use_model(self, value: Any) -> str | None:
         model = as_str(value) or None

@@ -64,7 +64,17 @@ def read_lines(data: bytes, where: str = "") -> Lines:
             out.warnings.append(f"{where}line {n} {why}")
     out.records, out.consumed = n, pos
     if data[pos:].strip():
-        out.warnings.append(f"{where}line {n + 1} is incomplete (no newline yet); left for the next read")
+        # A last line without its newline that decodes as a JSON object is whole: no proper
+        # prefix of a JSON object is itself one (its closing brace would end it early), so the
+        # agent cannot still be adding to it, only its newline.  It is read and consumed; once
+        # the newline comes the same record ends the same line, and the file grew by one byte.
+        # Anything else is still being written: left for the next read.
+        obj = decode_json(data[pos:])
+        if isinstance(obj, dict):
+            out.objects.append((n + 1, obj))
+            out.records, out.consumed = n + 1, len(data)
+        else:
+            out.warnings.append(f"{where}line {n + 1} is incomplete (no newline yet); left for the next read")
     return out
 
 

@@ -9,6 +9,7 @@ idempotent: unchanged files are skipped, grown ones appended to, changed ones st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -102,7 +103,6 @@ class TranscriptImporter:
         doc = dict(t.document)
         messages = doc.get("messages") or []
         outcome.messages = len(messages)
-        last = messages[-1] if messages else {}
         doc["id"] = str(sid)
         doc["source"] = {
             **(doc.get("source") or {}),
@@ -110,7 +110,7 @@ class TranscriptImporter:
             "mtime_ns": st.st_mtime_ns,
             "messages": len(messages),
             "raw_events": len(doc.get("raw_events") or []),
-            "last_message": [last.get("id"), len(last.get("content") or [])],
+            "last_message": _last_stamp(messages),
         }
         fname = self._keys.file_name(sid) + SUFFIX
         exists = self._ctx.sessions.exists(fname)
@@ -120,17 +120,21 @@ class TranscriptImporter:
             outcome.action = "new"
         else:  # a session without a source record is never appended to: stored anew, kept first
             outcome.action = "appended" if old is not None and grown(old, doc) else "updated"
+        extend = None
         if outcome.action == "appended":
-            # Only what is new is validated, sanitized and encrypted: the rest is stored.
+            # Only what is new is validated, sanitized and encrypted: the rest is stored.  The
+            # last stored message leads the part when it went on (:func:`went_on`).
             assert old is not None
-            part = {**doc, "messages": messages[int(old.get("messages") or 0) :], "raw_events": []}
+            start = int(old.get("messages") or 0)
+            extend = went_on(old, messages)
+            part = {**doc, "messages": messages[start - (extend is not None) :], "raw_events": []}
             model = parse_session(part)
         else:
             model = parse_session(doc)  # validated before anything is stored
         if not dry_run:
             raw = doc.get("raw_events") or []
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
-            outcome.redactions = self.store(sid, model, outcome.action, raw if raw_changed else None)
+            outcome.redactions = self.store(sid, model, outcome.action, raw if raw_changed else None, extend=extend)
         if remove is not None and not dry_run:
             self.remove_original(path, sid, doc, outcome, remove)
 
@@ -163,15 +167,24 @@ class TranscriptImporter:
         outcome.action, outcome.messages = "unchanged", int(summary.get("message_count") or 0)
         return True
 
-    def store(self, sid: uuid.UUID, model: Session, action: str, raw_events: list[Any] | None) -> dict[str, int]:
+    def store(
+        self, sid: uuid.UUID, model: Session, action: str, raw_events: list[Any] | None, *, extend: int | None = None
+    ) -> dict[str, int]:
         """Store a transcript's session: whole (new, updated), or its new part (appended: the
-        model holds only the new messages, and the fields that changed)."""
+        model holds only the new messages, and the fields that changed; with *extend*, the
+        stored last message first, whole, of which the first *extend* blocks are stored)."""
         if action != "appended":
             if action == "updated":
                 self._checkpoint(sid, f"before re-import {_common.now():%Y-%m-%d %H:%M:%S.%f}")
             return self._save_model(model, touch=False)
         doc = model.model_dump(mode="json")
-        ops: list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"]]
+        messages = doc["messages"]
+        ops: list[dict[str, Any]] = []
+        if extend is not None:
+            # The stored last message went on: its new blocks, and its usage as it now stands.
+            first, messages = messages[0], messages[1:]
+            ops.append({"op": "extend", "value": {"content": first["content"][extend:], "usage": first.get("usage")}})
+        ops += [{"op": "message", "value": m} for m in messages]
         fields = {k: doc.get(k) for k in ("title", "updated_at", "workspace", "working_directory", "stats", "config")}
         # The tool history is small: replaced whole (calls of the old part may have finished).
         fields.update(tool_history=doc.get("tool_history") or [], source=doc.get("source"))
@@ -233,8 +246,10 @@ class TranscriptImporter:
 
 def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
-    messages, and the last message imported unchanged (a reply split over several records
-    may have gained blocks: then the session is stored anew instead)."""
+    messages, the messages before the last one imported unchanged (their ids, roles, block
+    counts and usage, by digest), and the last one the same message with at least its blocks.
+    A reply written as one record per block may have gained blocks, and a count its usage:
+    :func:`went_on` says so, and the append extends it.  Otherwise it is stored anew."""
     new = doc["source"]
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
@@ -242,8 +257,37 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
         return False
     if start == 0:
         return True
+    stamp, last = old.get("last_message"), messages[start - 1]
+    # [id, blocks, digest of the messages before it, usage].  A stamp of before issue 22 is
+    # [id, blocks]: its session was read by the parser of then (no Codex prompt events, Codex's
+    # own token counts), so it is stored anew once rather than appended to.
+    if not isinstance(stamp, list) or len(stamp) != 4 or stamp[0] != last.get("id"):
+        return False
+    if not isinstance(stamp[1], int) or isinstance(stamp[1], bool) or len(last.get("content") or []) < stamp[1]:
+        return False
+    return bool(stamp[2] == _digest(messages[: start - 1]))
+
+
+def went_on(old: Mapping[str, Any], messages: list[Any]) -> int | None:
+    """For a transcript that :func:`grown`: how many blocks of its last stored message are
+    stored when that message went on (more blocks, or another usage), else None."""
+    start, stamp = int(old.get("messages") or 0), old.get("last_message")
+    if start == 0 or not isinstance(stamp, list):
+        return None
     last = messages[start - 1]
-    return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
+    return stamp[1] if len(last.get("content") or []) > stamp[1] or stamp[3] != last.get("usage") else None
+
+
+def _last_stamp(messages: list[Any]) -> list[Any]:
+    """What an append needs to know of the messages stored (:func:`grown`)."""
+    last = messages[-1] if messages else {}
+    return [last.get("id"), len(last.get("content") or []), _digest(messages[:-1]), last.get("usage")]
+
+
+def _digest(messages: list[Any]) -> str:
+    """The shape of *messages* (ids, roles, block counts, usage): never their content."""
+    shape = [[m.get("id"), m.get("role"), len(m.get("content") or []), m.get("usage")] for m in messages]
+    return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:
