@@ -17,6 +17,7 @@ from ._values import Json, as_str, parse_instant, title_line
 
 CLAUDE: Final = "claude-code"
 CODEX: Final = "codex"
+GEMINI: Final = "gemini-cli"
 #: Claude Code's model name for messages it makes up itself (errors, "no response requested").
 _SYNTHETIC_MODEL: Final = "<synthetic>"
 _NO_TIME: Final = datetime.min.replace(tzinfo=UTC)

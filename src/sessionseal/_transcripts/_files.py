@@ -1,6 +1,6 @@
 """Finding and reading transcript files: the discovery under a tool's directory, reading one
 file (decompressed, up to the size its fstat gave: the stamp an import records), telling the
-two formats apart, and gathering a Claude Code session's sub-agent files.
+formats apart, and gathering a Claude Code session's sub-agent files.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from .._compress import decompress_head, decompress_stream
 from ..errors import InvalidInput, StorageError
 from ._claude import CLAUDE_KINDS, parse_claude
 from ._codex import CODEX_ENVELOPES, CODEX_LEGACY_ITEMS, parse_codex
-from ._document import Transcript
+from ._document import GEMINI, Transcript
+from ._gemini import gemini_source_id, parse_gemini
 from ._values import first_objects
 
 #: How much of an older-layout ``agent-*.jsonl`` is read to learn which session it serves.
@@ -46,6 +47,24 @@ def find_codex(root: Path) -> list[Path]:
     return [p for p in _walk(base) if p.name.endswith((".jsonl", ".jsonl.zst"))]
 
 
+def find_gemini(root: Path) -> list[Path]:
+    """Every Gemini CLI main session (``chats/session-*.json`` and ``.jsonl``) under *root* (a
+    ``tmp`` directory, or ``~/.gemini`` itself), sorted.
+
+    A ``.json`` session with a ``.jsonl`` of the same name beside it is not listed: Gemini CLI
+    resumed it into that file, which holds all of it (docs/capture/gemini.md).  Sub-agent
+    files (``chats/<parent id>/<id>.jsonl``) are not listed.
+    """
+    base = root / "tmp" if (root / "tmp").is_dir() else root
+    found = [
+        p
+        for p in _walk(base)
+        if p.parent.name == "chats" and p.name.startswith("session-") and p.name.endswith((".json", ".jsonl"))
+    ]
+    names = {str(p) for p in found}
+    return [p for p in found if not (p.name.endswith(".json") and f"{p}l" in names)]
+
+
 def _walk(base: Path) -> list[Path]:
     # os.walk does not follow symlinked directories: a link loop cannot hang a scan.
     found: list[Path] = []
@@ -55,7 +74,8 @@ def _walk(base: Path) -> list[Path]:
 
 
 def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
-    """Read and parse one transcript file, Claude Code or Codex (told apart by name and content).
+    """Read and parse one transcript file, Claude Code, Codex or Gemini CLI (told apart by name
+    and content).
 
     A ``.zst`` file is decompressed first.  A Claude Code main session brings its sub-agent
     files along (``<session>/subagents/agent-*.jsonl``, and older ``agent-*.jsonl`` beside it
@@ -66,7 +86,9 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     """
     path = Path(path)
     data, st = _read(path, max_bytes)
-    if _looks_like_codex(path, data):
+    if _looks_like_gemini(path, data):
+        transcript = parse_gemini(path, data, _project_root(path))
+    elif _looks_like_codex(path, data):
         transcript = parse_codex(path, data)
     else:
         sidechains, paths, notes = _claude_sidechains(path, data, max_bytes)
@@ -101,6 +123,12 @@ def identify(path: Path, *, head: int = 1 << 18) -> tuple[str, str]:
         raise InvalidInput(f"{path}: no such transcript file") from None
     except OSError as exc:
         raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    if _looks_like_gemini(path, data):
+        # A whole-file JSON document has no complete head to parse: its id opens it.
+        sid = gemini_source_id(path, data)
+        if sid is None:
+            raise InvalidInput(f"{path}: its head does not name its session")
+        return GEMINI, sid
     data = data[: data.rfind(b"\n") + 1]  # whole lines only
     t = parse_codex(path, data) if _looks_like_codex(path, data) else parse_claude(path, data)
     return t.tool, t.source_id
@@ -131,6 +159,30 @@ def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
     if len(data) > max_bytes:
         raise InvalidInput(f"{path}: larger than {max_bytes} bytes; not read")
     return data, st
+
+
+def _looks_like_gemini(path: Path, data: bytes) -> bool:
+    """Gemini CLI by its file name (neither other tool writes ``.json`` or ``session-*``), else
+    by a record only it writes (a ``projectHash``, a ``$set`` or a ``$rewindTo``)."""
+    name = path.name
+    if name.endswith(".json") or (name.startswith("session-") and name.endswith(".jsonl")):
+        return True
+    if name.startswith("rollout-") or name.endswith(".zst"):
+        return False
+    return any("projectHash" in obj or "$set" in obj or "$rewindTo" in obj for obj in first_objects(data, 5))
+
+
+def _project_root(path: Path) -> str | None:
+    """The project a Gemini session belongs to: ``.project_root`` in its project directory
+    (``tmp/<slug>/``, releases with ``projects.json``); None for older hashed directories."""
+    if path.parent.name != "chats":
+        return None
+    try:
+        with open(path.parent.parent / ".project_root", "rb") as f:
+            text = f.read(4097).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if 0 < len(text) <= 4096 and "\n" not in text and "\x00" not in text else None
 
 
 def _looks_like_codex(path: Path, data: bytes) -> bool:

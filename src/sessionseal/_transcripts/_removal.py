@@ -27,7 +27,7 @@ KEPT_WRITERS_UNKNOWN: Final = "writers-unknown"
 KEPT_UNSAFE: Final = "unsafe"
 
 
-def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the order checked
+def removable(  # noqa: PLR0911, PLR0912 - one return per reason to keep a file, in the order checked
     path: Path,
     *,
     consumed: int,
@@ -40,7 +40,8 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
     Its fstat (on a descriptor opened without following a link) must match *stamp*, the
     ``(size, mtime_ns)`` recorded when it was read (None: not recorded, as for sub-agent
     files); every byte of it must have been *consumed*, the last one a newline (for ``.zst``:
-    the decompressed stream, which must end with a complete frame); it must not have been
+    the decompressed stream, which must end with a complete frame; for a Gemini ``.json``
+    document: all of it one JSON document); it must not have been
     modified for *quiet_ns*; and, on Linux, no process may have it open for writing.
 
     Returns the fstat to hand to the removal (which refuses a file that differs from it), or
@@ -64,6 +65,11 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
                 total, last, whole = scan_stream(f, max_bytes)
             if not whole or last != ord("\n") or total != consumed:
                 return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
+        elif path.name.endswith(".json"):
+            # A Gemini CLI session document is rewritten whole and ends without a newline: it
+            # is complete when every byte of it parses as one JSON document.
+            if consumed != st.st_size or not _one_json_document(fd, st.st_size, max_bytes):
+                return KEPT_INCOMPLETE, "it is not one complete JSON document (the agent may be rewriting it)"
         else:
             ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
             if not ends_a_line:
@@ -81,3 +87,19 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
         return st
     finally:
         os.close(fd)
+
+
+def _one_json_document(fd: int, size: int, max_bytes: int) -> bool:
+    """Whether the *size* bytes of *fd* are one complete JSON object (read, not trusted from the import)."""
+    import json
+
+    if not 0 < size <= max_bytes:
+        return False
+    chunks, pos = [], 0
+    while pos < size and (chunk := os.pread(fd, min(1 << 20, size - pos), pos)):
+        chunks.append(chunk)
+        pos += len(chunk)
+    try:
+        return pos == size and isinstance(json.loads(b"".join(chunks)), dict)
+    except (ValueError, RecursionError):
+        return False

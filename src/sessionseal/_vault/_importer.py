@@ -249,6 +249,10 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     messages, and the last message imported unchanged (a reply split over several records
     may have gained blocks: then the session is stored anew instead)."""
     new = doc["source"]
+    if "digest" in new:  # a file rewritten in place (Gemini CLI): its messages must be unchanged
+        from .. import _transcripts
+
+        return _transcripts.grew_in_place(old, doc)
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
     if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
