@@ -209,3 +209,34 @@ def test_cli_import_transcripts_gemini(
     assert r.exit_code == 0 and "1 unchanged" in r.output
     r = runner.invoke(cli, ["import-transcripts"])
     assert r.exit_code == 2 and "--gemini" in r.output
+
+
+def _migrate(json_file: Path, *extra: dict[str, Any]) -> Path:
+    """What a newer Gemini CLI does when it resumes an older session: the same name in .jsonl,
+    a metadata line, every message of the .json, then the new ones; the .json is left."""
+    record = json.loads(json_file.read_text())
+    meta = {k: record[k] for k in ("sessionId", "projectHash", "startTime", "lastUpdated")}
+    lines = [meta, *record["messages"], *extra]
+    jsonl = json_file.with_name(json_file.name + "l")
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return jsonl
+
+
+def test_a_json_resumed_into_jsonl_is_removed_with_it(vault: Vault, gemini_home: Path) -> None:
+    old = _webshop(gemini_home)
+    new = _migrate(old, {"id": "u-new", "timestamp": "2026-03-18T08:00:00Z", "type": "user", "content": "again"})
+    assert find_transcripts(gemini=gemini_home / "tmp" / "webshop") == [new]  # the .jsonl holds all of it
+    _quiet(old, new)
+    [o] = vault.import_transcripts([new], remove_originals=True)
+    assert (o.action, o.source_id, o.messages, o.removed) == ("new", WEBSHOP_ID, 10, True)
+    assert not new.exists() and not old.exists()  # the older copy went with it, proved the same way
+
+
+def test_a_json_not_contained_in_its_jsonl_is_kept(vault: Vault, gemini_home: Path) -> None:
+    old = _webshop(gemini_home)
+    new = _migrate(old)
+    _rewrite(old, lambda r: r["messages"].append({"id": "only-here", "type": "user", "content": "not migrated"}))
+    _quiet(old, new)
+    [o] = vault.import_transcripts([new], remove_originals=True)
+    assert o.removed and not new.exists() and old.exists()
+    assert o.warnings == [f"{old.name} beside it is not all in this session; it is kept"]

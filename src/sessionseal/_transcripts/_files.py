@@ -6,6 +6,7 @@ formats apart, and gathering a Claude Code session's sub-agent files.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..errors import InvalidInput, StorageError
 from ._claude import CLAUDE_KINDS, parse_claude
 from ._codex import CODEX_ENVELOPES, CODEX_LEGACY_ITEMS, parse_codex
 from ._document import GEMINI, Transcript
-from ._gemini import gemini_source_id, parse_gemini
+from ._gemini import gemini_source_id, grew_in_place, parse_gemini
 from ._values import first_objects
 
 #: How much of an older-layout ``agent-*.jsonl`` is read to learn which session it serves.
@@ -88,6 +89,7 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     data, st = _read(path, max_bytes)
     if _looks_like_gemini(path, data):
         transcript = parse_gemini(path, data, _project_root(path))
+        transcript.warnings += _gemini_migrated(path, transcript, max_bytes)
     elif _looks_like_codex(path, data):
         transcript = parse_codex(path, data)
     else:
@@ -170,6 +172,33 @@ def _looks_like_gemini(path: Path, data: bytes) -> bool:
     if name.startswith("rollout-") or name.endswith(".zst"):
         return False
     return any("projectHash" in obj or "$set" in obj or "$rewindTo" in obj for obj in first_objects(data, 5))
+
+
+def _gemini_migrated(path: Path, t: Transcript, max_bytes: int) -> list[str]:
+    """The older ``.json`` a ``.jsonl`` session was migrated from, when all of it is in this
+    read (the same session; its messages, unchanged, the first ones; its raw records among
+    these): listed in ``source["sidechain_paths"]``, so that ``--remove-originals`` proves and
+    removes it with the ``.jsonl``.  Otherwise it is left alone, and a warning says so."""
+    old = path.with_name(path.name[:-1]) if path.name.endswith(".jsonl") else None
+    if old is None or not old.is_file():
+        return []
+    try:
+        before = parse_gemini(old, _read(old, max_bytes)[0])
+    except (InvalidInput, StorageError):
+        return [f"{old.name} beside it was not read; it is kept"]
+    done = before.document
+    raw_now = {json.dumps(e["record"], sort_keys=True) for e in t.document["raw_events"]}
+    if (
+        before.source_id != t.source_id
+        or not grew_in_place({"messages": len(done["messages"]), "digest": done["source"]["digest"]}, t.document)
+        or any(json.dumps(e["record"], sort_keys=True) not in raw_now for e in done["raw_events"])
+    ):
+        return [f"{old.name} beside it is not all in this session; it is kept"]
+    source = t.document["source"]
+    source["sidechain_paths"] = [str(old)]
+    # Keyed by its file name: the removal looks its consumed size up by that name.
+    source["sidechains"] = {old.name: {"records": before.records, "consumed": before.consumed}}
+    return []
 
 
 def _project_root(path: Path) -> str | None:
