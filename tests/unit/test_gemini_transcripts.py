@@ -451,3 +451,51 @@ def test_random_and_damaged_bytes_give_a_document_or_invalid_input(data: bytes, 
         if damaged:
             damaged[flip * 7919 % len(damaged)] ^= flip
         _fuzz_check(Path(path.name), bytes(damaged))
+
+
+# -- sub-agents -------------------------------------------------------------------------------
+
+SUB_ID = "e5d4c3b2-a190-4f8e-9d7c-6b5a49382716"
+SUB_SECRET = "ghp_SubAg3ntF4keT0kenF0rSessi0nSeal0004"
+
+
+def sub_agent(chats: Path, *, torn: bool = False) -> Path:
+    """A sub-agent's file where Gemini CLI writes it: ``chats/<parent session id>/<id>.jsonl``."""
+    folder = chats / WEBSHOP_ID
+    folder.mkdir(exist_ok=True)
+    lines = [
+        {"sessionId": SUB_ID, "projectHash": "h", "startTime": "2026-03-16T09:12:47.000Z", "kind": "subagent"},
+        {"id": "s1", "timestamp": "2026-03-16T09:12:47.100Z", "type": "user", "content": "Investigate the tax code"},
+        {
+            "id": "s2",
+            "timestamp": "2026-03-16T09:12:55.000Z",
+            "type": "gemini",
+            "content": f"Found GITHUB_TOKEN={SUB_SECRET} in .env",
+            "model": "gemini-2.5-flash-lite",
+        },
+    ]
+    f = folder / f"{SUB_ID}.jsonl"
+    text = "".join(json.dumps(x) + "\n" for x in lines)
+    f.write_text(text[:-10] if torn else text)
+    return f
+
+
+def test_a_sub_agent_is_read_with_its_main_session(tmp_path: Path) -> None:
+    chats = tmp_path / "chats"
+    chats.mkdir()
+    main = Path(shutil.copy(WEBSHOP, chats))
+    sub_agent(chats)
+    assert find_gemini(tmp_path) == [main]  # read with its session, not listed on its own
+    t = read_transcript(main)
+    doc = _valid(t)
+    side = [m for m in doc["messages"] if "sidechain" in m]
+    assert [(m["id"], m["sidechain"]) for m in side] == [("s1", SUB_ID), ("s2", SUB_ID)]
+    ids = [m["id"] for m in doc["messages"]]
+    assert ids.index("s1") == ids.index("7a2e4f10-2222-4d3c-8b1a-000000000004") + 1  # interleaved by time
+    assert doc["title"].startswith("Why does the checkout test fail?")  # not the sub-agent's prompt
+    assert doc["config"]["model"] == "gemini-2.5-flash" and "gemini-2.5-flash-lite" in doc["config"]["models"]
+    assert doc["source"]["sidechains"] == {
+        SUB_ID: {"records": 3, "consumed": (chats / WEBSHOP_ID / f"{SUB_ID}.jsonl").stat().st_size}
+    }
+    assert doc["source"]["sidechain_paths"] == [str(chats / WEBSHOP_ID / f"{SUB_ID}.jsonl")]
+    assert SUB_SECRET in _texts(doc)

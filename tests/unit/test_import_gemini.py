@@ -240,3 +240,23 @@ def test_a_json_not_contained_in_its_jsonl_is_kept(vault: Vault, gemini_home: Pa
     [o] = vault.import_transcripts([new], remove_originals=True)
     assert o.removed and not new.exists() and old.exists()
     assert o.warnings == [f"{old.name} beside it is not all in this session; it is kept"]
+
+
+def test_a_sub_agent_is_removed_with_its_session_and_a_torn_one_keeps_both(vault: Vault, gemini_home: Path) -> None:
+    from tests.unit.test_gemini_transcripts import SUB_SECRET, sub_agent
+
+    main = _webshop(gemini_home)
+    sub = sub_agent(main.parent, torn=True)  # the sub-agent is still writing its last line
+    _quiet(main, sub)
+    [o] = vault.import_transcripts([main], remove_originals=True)
+    assert (o.action, o.removed, o.kept) == ("new", False, "incomplete") and main.exists() and sub.exists()
+    sub_agent(main.parent)  # it finished
+    _quiet(sub)
+    [o] = vault.import_transcripts([main], remove_originals=True)
+    # The main file is unchanged: found unchanged, and its sub-agent checked by what was read of it.
+    assert (o.action, o.removed) == ("unchanged", False) and o.kept == "changed"
+    os.utime(main, None)
+    _quiet(main)
+    [o] = vault.import_transcripts([main], remove_originals=True)
+    assert (o.action, o.removed) == ("updated", True) and not main.exists() and not sub.exists()
+    assert SUB_SECRET not in _stored(vault, o.session_id) and o.messages == 11

@@ -88,8 +88,11 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     path = Path(path)
     data, st = _read(path, max_bytes)
     if _looks_like_gemini(path, data):
-        transcript = parse_gemini(path, data, _project_root(path))
-        transcript.warnings += _gemini_migrated(path, transcript, max_bytes)
+        sidechains, paths, notes = _gemini_sub_agents(path, data, max_bytes)
+        transcript = parse_gemini(path, data, _project_root(path), sidechains)
+        if paths:
+            transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
+        transcript.warnings += notes + _gemini_migrated(path, transcript, max_bytes)
     elif _looks_like_codex(path, data):
         transcript = parse_codex(path, data)
     else:
@@ -195,10 +198,37 @@ def _gemini_migrated(path: Path, t: Transcript, max_bytes: int) -> list[str]:
     ):
         return [f"{old.name} beside it is not all in this session; it is kept"]
     source = t.document["source"]
-    source["sidechain_paths"] = [str(old)]
+    source["sidechain_paths"] = [*source.get("sidechain_paths", []), str(old)]
     # Keyed by its file name: the removal looks its consumed size up by that name.
-    source["sidechains"] = {old.name: {"records": before.records, "consumed": before.consumed}}
+    source["sidechains"] = {
+        **source.get("sidechains", {}),
+        old.name: {"records": before.records, "consumed": before.consumed},
+    }
     return []
+
+
+def _gemini_sub_agents(path: Path, data: bytes, max_bytes: int) -> tuple[dict[str, bytes], list[Path], list[str]]:
+    """The sub-agent files of a Gemini main session: ``chats/<its session id>/<id>.jsonl``."""
+    sid = gemini_source_id(path, data[: 1 << 18]) if path.name.startswith("session-") else None
+    if sid is None or "/" in sid or "\\" in sid or sid in (".", ".."):
+        return {}, [], []
+    folder = path.parent / sid
+    if not folder.is_dir():
+        return {}, [], []
+    blobs: dict[str, bytes] = {}
+    paths: list[Path] = []
+    notes: list[str] = []
+    for p in sorted(folder.glob("*.jsonl")):
+        agent = p.name.removesuffix(".jsonl")
+        if not p.is_file() or agent.startswith("agent-"):  # (the removal keys sub-agents without it)
+            continue
+        try:
+            blobs[agent] = _read(p, max_bytes)[0]
+        except (InvalidInput, StorageError) as exc:
+            notes.append(f"sub-agent {agent} was not read: {exc}")
+            continue
+        paths.append(p)
+    return blobs, paths, notes
 
 
 def _project_root(path: Path) -> str | None:

@@ -23,7 +23,8 @@ Where and how Gemini CLI writes them (``google-gemini/gemini-cli``, read for thi
   was seen before replaces that message in place, ``{"$set": {...}}`` updates the metadata
   (``messages`` in it replaces the whole list), and ``{"$rewindTo": id}`` drops that message
   and every later one.  Resuming an older ``.json`` session migrates it to ``<name>.jsonl``
-  beside it (the ``.json`` is left).  Sub-agents write ``chats/<parent id>/<id>.jsonl``.
+  beside it (the ``.json`` is left).  Sub-agents write ``chats/<parent id>/<id>.jsonl``
+  (``kind: "subagent"``): read here with their main session, as Claude Code's sidechains are.
 * ``packages/core/src/config/storage.ts``, ``projectRegistry.ts`` and ``utils/paths.ts``:
   ``~/.gemini/tmp/<project>/chats/``, where ``<project>`` is a short slug listed in
   ``~/.gemini/projects.json`` (older releases: the SHA-256 of the project root), the slug
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import InvalidInput
-from ._document import GEMINI, Doc, Transcript
+from ._document import GEMINI, Doc, Transcript, interleave
 from ._values import Json, as_str, as_text, decode_json, new_message, new_usage, other_block, read_lines, tool_arguments
 
 #: A slash command (``/init``, ``/memory add``): never the title.  A path (``/home/x``) is text.
@@ -65,8 +66,11 @@ _HEAD_ID: Final = re.compile(rb'\A\s*\{\s*"sessionId"\s*:\s*"([^"\\]{1,200})"')
 _MAX_TOKENS: Final = 1 << 40
 
 
-def parse_gemini(path: Path, data: bytes, project_root: str | None = None) -> Transcript:
-    """Parse a Gemini CLI session file, either form (one JSON document, or JSON lines).
+def parse_gemini(
+    path: Path, data: bytes, project_root: str | None = None, sidechains: dict[str, bytes] | None = None
+) -> Transcript:
+    """Parse a Gemini CLI session file, either form (one JSON document, or JSON lines), with
+    its sub-agent files (*sidechains*, by sub-agent session id), interleaved by time.
 
     *project_root* is the project's directory when known (the ``.project_root`` beside the
     ``chats`` directory): Gemini's records name only its hash.
@@ -76,15 +80,29 @@ def parse_gemini(path: Path, data: bytes, project_root: str | None = None) -> Tr
     """
     session = _Session.read(path, data)
     doc = Doc(GEMINI)
-    messages: list[Json] = []
-    for n, record in session.messages:
-        messages += _message(doc, n, record)
+    streams = [_stream(doc, session, None)]
+    warnings = list(session.warnings)
+    side: Json = {}
+    for agent, blob in sorted((sidechains or {}).items()):
+        try:
+            sub = _Session.read(Path(f"{agent}.jsonl"), blob)
+        except InvalidInput:
+            # Recorded as nothing read: its file is then kept, and the main file with it.
+            warnings.append(f"sub-agent {agent}: no complete record yet")
+            side[agent] = {"records": 0, "consumed": 0}
+            continue
+        warnings += [f"sub-agent {agent}: {w}" for w in sub.warnings]
+        streams.append(_stream(doc, sub, agent))
+        side[agent] = {"records": sub.records, "consumed": sub.consumed}
+    messages = interleave(streams)
     meta = session.meta
     doc.when(meta.get("startTime"))
     doc.when(meta.get("lastUpdated"))
     source_id = session.session_id or path.name.removesuffix(".jsonl").removesuffix(".json")
     source: Json = {"tool": GEMINI, "source_id": source_id, "path": str(path), "form": session.form}
     source.update(records=session.records, consumed=session.consumed, digest=messages_digest(messages))
+    if side:
+        source["sidechains"] = side
     config: Json = {"project_hash": as_str(meta.get("projectHash")) or None, "gemini_kind": as_str(meta.get("kind"))}
     directories = meta.get("directories")
     if isinstance(directories, list) and directories and all(isinstance(d, str) for d in directories):
@@ -99,7 +117,18 @@ def parse_gemini(path: Path, data: bytes, project_root: str | None = None) -> Tr
         working_directory=project_root,
     )
     unknown = dict(doc.unknown)
-    return Transcript(GEMINI, source_id, path, document, unknown, session.records, session.consumed, session.warnings)
+    return Transcript(GEMINI, source_id, path, document, unknown, session.records, session.consumed, warnings)
+
+
+def _stream(doc: Doc, session: _Session, agent: str | None) -> list[Json]:
+    """The messages of one file (the main session or a sub-agent's), in conversation order."""
+    out: list[Json] = []
+    for n, record in session.messages:
+        for m in _message(doc, n, record, agent):
+            if agent is not None:
+                m["sidechain"] = agent
+            out.append(m)
+    return out
 
 
 def gemini_source_id(path: Path, head: bytes) -> str | None:
@@ -230,7 +259,7 @@ class _Session:
         self.by_id = {k: v for k, v in self.by_id.items() if v[0] < cut}
 
 
-def _message(doc: Doc, n: float, record: Json) -> list[Json]:
+def _message(doc: Doc, n: float, record: Json, agent: str | None) -> list[Json]:
     """One message record as sessionseal messages (a reply with tool results gives two)."""
     kind = as_str(record.get("type"))
     ts = doc.when(record.get("timestamp"))
@@ -239,7 +268,8 @@ def _message(doc: Doc, n: float, record: Json) -> list[Json]:
         m = new_message(record.get("id"), "user", blocks, ts)
         if "displayContent" in record and record["displayContent"] is not None:
             m["display"] = _content(record["displayContent"])
-        shown = m.get("display") or blocks
+        # Only the main conversation names the session: a sub-agent's prompt is the model's.
+        shown = (m.get("display") or blocks) if agent is None else []
         for b in shown:
             if b["type"] == "text" and not _SLASH_COMMAND.match(b["text"].lstrip()) and doc.offer_title(b["text"], ()):
                 break
@@ -248,7 +278,7 @@ def _message(doc: Doc, n: float, record: Json) -> list[Json]:
         return _reply(doc, record, ts)
     if kind in _NOTICES:
         return [new_message(record.get("id"), "system", _content(record.get("content")), ts, notice=kind)]
-    doc.keep(f"message:{kind}" if kind is not None else "(no type)", int(n), record)
+    doc.keep(f"message:{kind}" if kind is not None else "(no type)", int(n), record, agent)
     return []
 
 
