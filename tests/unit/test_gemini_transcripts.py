@@ -415,9 +415,9 @@ _value: st.SearchStrategy[Any] = st.deferred(
 _record = st.dictionaries(_key, _value, max_size=6)
 
 
-def _fuzz_check(path: Path, data: bytes) -> None:
+def _fuzz_check(path: Path, data: bytes, sidechains: dict[str, bytes] | None = None) -> None:
     try:
-        t = parse_gemini(path, data)
+        t = parse_gemini(path, data, None, sidechains)
     except errors.InvalidInput as exc:
         message = str(exc)
     else:
@@ -437,6 +437,7 @@ def test_fuzzed_sessions_give_a_valid_document_or_invalid_input(
     if jsonl:
         data = b"".join(json.dumps(r).encode() + b"\n" for r in [meta, *messages]) + tail
         _fuzz_check(Path("session-f.jsonl"), data)
+        _fuzz_check(Path("session-f.jsonl"), data, {"a": data, "b": tail})
     else:
         _fuzz_check(Path("session-f.json"), json.dumps({**meta, "messages": messages}).encode() + tail)
 

@@ -27,9 +27,9 @@ _NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
 class Transcript:
     """One transcript file, parsed: the session document and what reading it found."""
 
-    #: ``claude-code`` or ``codex``.
+    #: ``claude-code``, ``codex`` or ``gemini-cli``.
     tool: str
-    #: The tool's own session id (Claude ``sessionId``, Codex ``session_meta`` id; else the file stem).
+    #: The tool's own session id (Claude and Gemini ``sessionId``, Codex ``session_meta`` id; else the file stem).
     source_id: str
     path: Path
     #: A session document (validates as :class:`sessionseal.models.Session`).
