@@ -76,6 +76,7 @@ PUBLIC: dict[str, str] = {
     "files": "scan: the paths to scan",
     "claude": "import-transcripts: the agent's transcript directory",
     "codex": "import-transcripts: the agent's transcript directory",
+    "gemini": "import-transcripts: the agent's transcript directory",
 }
 
 

@@ -40,7 +40,7 @@ VAULT_ORDER = [
 #: Sizes are checked for the whole of src/ below, private names by test_private_access.py.
 PACKAGES = {
     "_vault": VAULT_ORDER,
-    "_transcripts": ["_values", "_document", "_claude", "_codex", "_files", "_removal"],
+    "_transcripts": ["_values", "_document", "_claude", "_codex", "_gemini", "_files", "_removal"],
 }
 LAYERS = [(package, name) for package, order in PACKAGES.items() for name in order]
 
@@ -70,7 +70,7 @@ def test_the_transcript_names_other_modules_import_are_where_they_were() -> None
 
     # The vault's importer, find_transcripts, the tests and the benchmark import these from
     # the package itself; which module of it defines them is its own business.
-    for name in [*_transcripts.__all__, "CLAUDE", "CODEX", "KEPT_CHANGED", "KEPT_INCOMPLETE", "KEPT_RECENT"]:
+    for name in [*_transcripts.__all__, "CLAUDE", "CODEX", "GEMINI", "KEPT_CHANGED", "KEPT_INCOMPLETE", "KEPT_RECENT"]:
         assert getattr(_transcripts, name) is not None, name
     assert {"KEPT_WRITING", "KEPT_WRITERS_UNKNOWN", "KEPT_UNSAFE"} <= set(vars(_transcripts))
 

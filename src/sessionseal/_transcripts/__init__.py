@@ -1,7 +1,8 @@
-"""Claude Code and Codex CLI transcripts, parsed into sessionseal session documents.
+"""Claude Code, Codex CLI and Gemini CLI transcripts, parsed into sessionseal session documents.
 
-Both tools keep each session as a JSON-lines file that they append to while the agent runs
-(docs/importing.md says where).  Neither format is documented as stable, so this package is
+Claude Code and Codex keep each session as a JSON-lines file that they append to while the
+agent runs (docs/importing.md says where); Gemini CLI rewrites one JSON document, or (newer
+releases) appends JSON lines (``_gemini`` says how).  Neither format is documented as stable, so this package is
 written to lose nothing and to fail on nothing:
 
 * every line is one record; a line that is not a JSON object is skipped with a warning that
@@ -26,6 +27,7 @@ names):
 * ``_document``: the record model, :class:`Transcript` and the document both formats map to;
 * ``_claude``: Claude Code session files and their sub-agents;
 * ``_codex``: Codex rollouts (``.jsonl`` and ``.jsonl.zst``), envelope and legacy formats;
+* ``_gemini``: Gemini CLI sessions (``.json`` documents and ``.jsonl``), and their growth test;
 * ``_files``: finding and reading files (discovery, the read that gives the stamp, format sniffing,
   a Claude Code session's side files: sub-agents and tool-results);
 * ``_removal``: whether an imported original may be removed (:func:`removable`).
@@ -37,8 +39,18 @@ from ._claude import parse_claude
 from ._codex import parse_codex
 from ._document import CLAUDE as CLAUDE
 from ._document import CODEX as CODEX
+from ._document import GEMINI as GEMINI
 from ._document import Transcript
-from ._files import claude_side_files, find_claude, find_codex, identify, read_transcript, side_files_changed
+from ._files import (
+    claude_side_files,
+    find_claude,
+    find_codex,
+    find_gemini,
+    identify,
+    read_transcript,
+    side_files_changed,
+)
+from ._gemini import grew_in_place, parse_gemini
 from ._removal import KEPT_CHANGED as KEPT_CHANGED
 from ._removal import KEPT_INCOMPLETE as KEPT_INCOMPLETE
 from ._removal import KEPT_RECENT as KEPT_RECENT
@@ -53,9 +65,12 @@ __all__ = [
     "claude_side_files",
     "find_claude",
     "find_codex",
+    "find_gemini",
+    "grew_in_place",
     "identify",
     "parse_claude",
     "parse_codex",
+    "parse_gemini",
     "read_transcript",
     "removable",
     "side_files_changed",

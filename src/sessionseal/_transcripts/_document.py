@@ -17,6 +17,7 @@ from ._values import Json, as_str, parse_instant, title_line
 
 CLAUDE: Final = "claude-code"
 CODEX: Final = "codex"
+GEMINI: Final = "gemini-cli"
 #: Claude Code's model name for messages it makes up itself (errors, "no response requested").
 _SYNTHETIC_MODEL: Final = "<synthetic>"
 _NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
@@ -26,9 +27,9 @@ _NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
 class Transcript:
     """One transcript file, parsed: the session document and what reading it found."""
 
-    #: ``claude-code`` or ``codex``.
+    #: ``claude-code``, ``codex`` or ``gemini-cli``.
     tool: str
-    #: The tool's own session id (Claude ``sessionId``, Codex ``session_meta`` id; else the file stem).
+    #: The tool's own session id (Claude and Gemini ``sessionId``, Codex ``session_meta`` id; else the file stem).
     source_id: str
     path: Path
     #: A session document (validates as :class:`sessionseal.models.Session`).

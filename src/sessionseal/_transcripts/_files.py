@@ -1,12 +1,13 @@
 """Finding and reading transcript files: the discovery under a tool's directory, reading one
 file (decompressed, up to the size its fstat gave: the stamp an import records), telling the
-two formats apart, and gathering a Claude Code session's side files: its sub-agent files and
-its tool-results files (docs/capture/claude.md).
+formats apart, and gathering a Claude Code session's side files: its sub-agent files and its
+tool-results files (docs/capture/claude.md).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ from .._compress import decompress_head, decompress_stream
 from ..errors import InvalidInput, StorageError
 from ._claude import CLAUDE_KINDS, parse_claude
 from ._codex import CODEX_ENVELOPES, CODEX_LEGACY_ITEMS, parse_codex
-from ._document import Transcript
+from ._document import GEMINI, Transcript
+from ._gemini import gemini_source_id, grew_in_place, parse_gemini
 from ._values import first_objects
 
 #: How much of an older-layout ``agent-*.jsonl`` is read to learn which session it serves.
@@ -48,6 +50,24 @@ def find_codex(root: Path) -> list[Path]:
     return [p for p in _walk(base) if p.name.endswith((".jsonl", ".jsonl.zst"))]
 
 
+def find_gemini(root: Path) -> list[Path]:
+    """Every Gemini CLI main session (``chats/session-*.json`` and ``.jsonl``) under *root* (a
+    ``tmp`` directory, or ``~/.gemini`` itself), sorted.
+
+    A ``.json`` session with a ``.jsonl`` of the same name beside it is not listed: Gemini CLI
+    resumed it into that file, which holds all of it (docs/capture/gemini.md).  Sub-agent
+    files (``chats/<parent id>/<id>.jsonl``) are not listed.
+    """
+    base = root / "tmp" if (root / "tmp").is_dir() else root
+    found = [
+        p
+        for p in _walk(base)
+        if p.parent.name == "chats" and p.name.startswith("session-") and p.name.endswith((".json", ".jsonl"))
+    ]
+    names = {str(p) for p in found}
+    return [p for p in found if not (p.name.endswith(".json") and f"{p}l" in names)]
+
+
 def _walk(base: Path) -> list[Path]:
     # os.walk does not follow symlinked directories: a link loop cannot hang a scan.
     found: list[Path] = []
@@ -57,7 +77,8 @@ def _walk(base: Path) -> list[Path]:
 
 
 def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
-    """Read and parse one transcript file, Claude Code or Codex (told apart by name and content).
+    """Read and parse one transcript file, Claude Code, Codex or Gemini CLI (told apart by name
+    and content).
 
     A ``.zst`` file is decompressed first.  A Claude Code main session brings its sub-agent
     files along (``<session>/subagents/agent-*.jsonl``, and older ``agent-*.jsonl`` beside it
@@ -71,7 +92,13 @@ def read_transcript(path: Path, *, max_bytes: int = 512 << 20) -> Transcript:
     """
     path = Path(path)
     data, st = _read(path, max_bytes)
-    if _looks_like_codex(path, data):
+    if _looks_like_gemini(path, data):
+        sidechains, paths, notes = _gemini_sub_agents(path, data, max_bytes)
+        transcript = parse_gemini(path, data, _project_root(path), sidechains)
+        if paths:
+            transcript.document["source"]["sidechain_paths"] = [str(p) for p in paths]
+        transcript.warnings += notes + _gemini_migrated(path, transcript, max_bytes)
+    elif _looks_like_codex(path, data):
         transcript = parse_codex(path, data)
     else:
         sidechains, stamps, notes = _claude_sidechains(path, data, max_bytes)
@@ -113,6 +140,12 @@ def identify(path: Path, *, head: int = 1 << 18) -> tuple[str, str]:
         raise InvalidInput(f"{path}: no such transcript file") from None
     except OSError as exc:
         raise StorageError(f"{path}: cannot read it ({exc.strerror})") from None
+    if _looks_like_gemini(path, data):
+        # A whole-file JSON document has no complete head to parse: its id opens it.
+        sid = gemini_source_id(path, data)
+        if sid is None:
+            raise InvalidInput(f"{path}: its head does not name its session")
+        return GEMINI, sid
     data = data[: data.rfind(b"\n") + 1]  # whole lines only
     t = parse_codex(path, data) if _looks_like_codex(path, data) else parse_claude(path, data)
     return t.tool, t.source_id
@@ -143,6 +176,84 @@ def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
     if len(data) > max_bytes:
         raise InvalidInput(f"{path}: larger than {max_bytes} bytes; not read")
     return data, st
+
+
+def _looks_like_gemini(path: Path, data: bytes) -> bool:
+    """Gemini CLI by its file name (neither other tool writes ``.json`` or ``session-*``), else
+    by a record only it writes (a ``projectHash``, a ``$set`` or a ``$rewindTo``)."""
+    name = path.name
+    if name.endswith(".json") or (name.startswith("session-") and name.endswith(".jsonl")):
+        return True
+    if name.startswith("rollout-") or name.endswith(".zst"):
+        return False
+    return any("projectHash" in obj or "$set" in obj or "$rewindTo" in obj for obj in first_objects(data, 5))
+
+
+def _gemini_migrated(path: Path, t: Transcript, max_bytes: int) -> list[str]:
+    """The older ``.json`` a ``.jsonl`` session was migrated from, when all of it is in this
+    read (the same session; its messages, unchanged, the first ones; its raw records among
+    these): listed in ``source["sidechain_paths"]``, so that ``--remove-originals`` proves and
+    removes it with the ``.jsonl``.  Otherwise it is left alone, and a warning says so."""
+    old = path.with_name(path.name[:-1]) if path.name.endswith(".jsonl") else None
+    if old is None or not old.is_file():
+        return []
+    try:
+        before = parse_gemini(old, _read(old, max_bytes)[0])
+    except (InvalidInput, StorageError):
+        return [f"{old.name} beside it was not read; it is kept"]
+    done = before.document
+    raw_now = {json.dumps(e["record"], sort_keys=True) for e in t.document["raw_events"]}
+    if (
+        before.source_id != t.source_id
+        or not grew_in_place({"messages": len(done["messages"]), "digest": done["source"]["digest"]}, t.document)
+        or any(json.dumps(e["record"], sort_keys=True) not in raw_now for e in done["raw_events"])
+    ):
+        return [f"{old.name} beside it is not all in this session; it is kept"]
+    source = t.document["source"]
+    source["sidechain_paths"] = [*source.get("sidechain_paths", []), str(old)]
+    # Keyed by its file name: the removal looks its consumed size up by that name.
+    source["sidechains"] = {
+        **source.get("sidechains", {}),
+        old.name: {"records": before.records, "consumed": before.consumed},
+    }
+    return []
+
+
+def _gemini_sub_agents(path: Path, data: bytes, max_bytes: int) -> tuple[dict[str, bytes], list[Path], list[str]]:
+    """The sub-agent files of a Gemini main session: ``chats/<its session id>/<id>.jsonl``."""
+    sid = gemini_source_id(path, data[: 1 << 18]) if path.name.startswith("session-") else None
+    if sid is None or "/" in sid or "\\" in sid or sid in (".", ".."):
+        return {}, [], []
+    folder = path.parent / sid
+    if not folder.is_dir():
+        return {}, [], []
+    blobs: dict[str, bytes] = {}
+    paths: list[Path] = []
+    notes: list[str] = []
+    for p in sorted(folder.glob("*.jsonl")):
+        agent = p.name.removesuffix(".jsonl")
+        if not p.is_file() or agent.startswith("agent-"):  # (the removal keys sub-agents without it)
+            continue
+        try:
+            blobs[agent] = _read(p, max_bytes)[0]
+        except (InvalidInput, StorageError) as exc:
+            notes.append(f"sub-agent {agent} was not read: {exc}")
+            continue
+        paths.append(p)
+    return blobs, paths, notes
+
+
+def _project_root(path: Path) -> str | None:
+    """The project a Gemini session belongs to: ``.project_root`` in its project directory
+    (``tmp/<slug>/``, releases with ``projects.json``); None for older hashed directories."""
+    if path.parent.name != "chats":
+        return None
+    try:
+        with open(path.parent.parent / ".project_root", "rb") as f:
+            text = f.read(4097).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if 0 < len(text) <= 4096 and "\n" not in text and "\x00" not in text else None
 
 
 def _looks_like_codex(path: Path, data: bytes) -> bool:

@@ -41,7 +41,8 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
     Its fstat (on a descriptor opened without following a link) must match *stamp*, the
     ``(size, mtime_ns)`` recorded when it was read (None: not recorded, as for sub-agent
     files); every byte of it must have been *consumed*, the last one a newline (for ``.zst``:
-    the decompressed stream, which must end with a complete frame); it must not have been
+    the decompressed stream, which must end with a complete frame; for a Gemini ``.json``
+    document: all of it one JSON document); it must not have been
     modified for *quiet_ns*; and, on Linux, no process may have it open for writing.
 
     *lines* False: a file that is not JSON lines (a Claude Code tool-results file, read whole
@@ -80,14 +81,21 @@ def removable(  # noqa: PLR0911 - one return per reason to keep a file, in the o
         os.close(fd)
 
 
-def _lines_kept(path: Path, fd: int, st: os.stat_result, consumed: int, max_bytes: int) -> tuple[str, str] | None:
+def _lines_kept(path: Path, fd: int, st: os.stat_result, consumed: int, max_bytes: int) -> tuple[str, str] | None:  # noqa: PLR0911 - one return per reason
     """Why a JSON-lines file is not wholly imported, or None: it must end with a complete line
-    (for ``.zst``: a complete frame too) and be exactly as long as what was *consumed*."""
+    (for ``.zst``: a complete frame too; a Gemini ``.json`` document must parse whole) and be
+    exactly as long as what was *consumed*."""
     if path.name.endswith(".zst"):
         with os.fdopen(os.dup(fd), "rb") as f:
             total, last, whole = scan_stream(f, max_bytes)
         if not whole or last != ord("\n") or total != consumed:
             return KEPT_INCOMPLETE, "it does not end with a complete line and a complete zstd frame"
+        return None
+    if path.name.endswith(".json"):
+        # A Gemini CLI session document is rewritten whole and ends without a newline: it
+        # is complete when every byte of it parses as one JSON document.
+        if consumed != st.st_size or not _one_json_document(fd, st.st_size, max_bytes):
+            return KEPT_INCOMPLETE, "it is not one complete JSON document (the agent may be rewriting it)"
         return None
     ends_a_line = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) == b"\n"
     if not ends_a_line:
@@ -95,3 +103,19 @@ def _lines_kept(path: Path, fd: int, st: os.stat_result, consumed: int, max_byte
     if consumed != st.st_size:  # a sub-agent file (no stamp) that grew or shrank since
         return KEPT_CHANGED, "it is not the size that was imported (the next import takes the rest)"
     return None
+
+
+def _one_json_document(fd: int, size: int, max_bytes: int) -> bool:
+    """Whether the *size* bytes of *fd* are one complete JSON object (read, not trusted from the import)."""
+    import json
+
+    if not 0 < size <= max_bytes:
+        return False
+    chunks, pos = [], 0
+    while pos < size and (chunk := os.pread(fd, min(1 << 20, size - pos), pos)):
+        chunks.append(chunk)
+        pos += len(chunk)
+    try:
+        return pos == size and isinstance(json.loads(b"".join(chunks)), dict)
+    except (ValueError, RecursionError):
+        return False

@@ -251,6 +251,10 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     A reply written as one record per block may have gained blocks, and a count its usage:
     :func:`went_on` says so, and the append extends it.  Otherwise it is stored anew."""
     new = doc["source"]
+    if "digest" in new:  # a file rewritten in place (Gemini CLI): its messages must be unchanged
+        from .. import _transcripts
+
+        return _transcripts.grew_in_place(old, doc)
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
     if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:

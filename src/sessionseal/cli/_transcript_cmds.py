@@ -102,6 +102,15 @@ def _originals(outcomes: list[TranscriptOutcome]) -> dict[str, Any]:
     metavar="[DIR]",
     help="Codex rollouts, .jsonl and .jsonl.zst (default DIR: $CODEX_HOME/sessions or ~/.codex/sessions).",
 )
+@click.option(
+    "--gemini",
+    "gemini",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[DIR]",
+    help="Gemini CLI sessions, .json and .jsonl (default DIR: $GEMINI_CLI_HOME/.gemini/tmp or ~/.gemini/tmp).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be imported; store nothing.")
 @click.option("--since", metavar="WHEN", help="Only files modified at or after WHEN (a date, RFC 3339, or 7d ago).")
 @click.option(
@@ -127,6 +136,7 @@ def import_transcripts(
     *,
     claude: str | None,
     codex: str | None,
+    gemini: str | None,
     dry_run: bool,
     since: str | None,
     remove_originals: bool,
@@ -134,23 +144,25 @@ def import_transcripts(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Import Claude Code and Codex transcripts: sanitized, encrypted, idempotent.
+    """Import Claude Code, Codex and Gemini CLI transcripts: sanitized, encrypted, idempotent.
 
     Unchanged files are skipped, grown ones have their new turns appended; each session is
-    tagged claude-code or codex and keeps the transcript's times, directory and models.
-    Give --claude, --codex or both.
+    tagged claude-code, codex or gemini-cli and keeps the transcript's times, directory and
+    models.  Give --claude, --codex, --gemini, or several.
     """
     from sessionseal import find_transcripts
 
     from ._audit_cmds import parse_when
 
-    if claude is None and codex is None:
-        raise click.UsageError("give --claude [DIR], --codex [DIR], or both")
+    if claude is None and codex is None and gemini is None:
+        raise click.UsageError("give --claude [DIR], --codex [DIR], --gemini [DIR], or several")
     if quiet_period is not None and not remove_originals:
         raise click.UsageError("--quiet-period goes with --remove-originals")
     when = parse_when(since, "--since") if since else None
     paths = find_transcripts(
-        claude=False if claude is None else (claude or True), codex=False if codex is None else (codex or True)
+        claude=False if claude is None else (claude or True),
+        codex=False if codex is None else (codex or True),
+        gemini=False if gemini is None else (gemini or True),
     )
     if remove_originals and not dry_run and paths and not yes:
         if not interactive():
