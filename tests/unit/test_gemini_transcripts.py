@@ -365,7 +365,7 @@ def test_a_json_document_is_complete_when_it_parses_whole(tmp_path: Path) -> Non
     torn = path.read_bytes()[:-1]  # its closing brace not written yet
     path.write_bytes(torn + b" ")  # same size, no longer one document
     os.utime(path, (1, 1))
-    assert removable(path, consumed=st.st_size, stamp=stamp, quiet_ns=0)[0] == "incomplete"  # type: ignore[index]
+    assert removable(path, consumed=st.st_size, stamp=stamp, quiet_ns=0)[0] == "incomplete"
 
 
 # -- property: never raises on fuzzed input -------------------------------------------------

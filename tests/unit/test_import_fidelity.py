@@ -34,7 +34,7 @@ def _stored(vault: Vault, sid: Any) -> dict[str, Any]:
     """The stored session document, without what depends on when the file was written and
     the tally of redactions made (an append sanitizes the fields it sets again, the title
     among them: the tally counts that work, not the secrets in the document)."""
-    doc = json.loads(vault.load_json(sid))
+    doc: dict[str, Any] = json.loads(vault.load_json(sid))
     doc["source"].pop("mtime_ns")
     doc.pop("redactions", None)
     return doc

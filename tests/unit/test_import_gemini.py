@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ def _rewrite(path: Path, change: Any) -> None:
     path.write_text(json.dumps(record, indent=2))
 
 
+def _sid(outcome: Any) -> uuid.UUID:
+    assert outcome.session_id is not None
+    return uuid.UUID(str(outcome.session_id))
+
+
 def _stored(vault: Vault, sid: Any) -> str:
     return json.dumps(vault.load(sid).model_dump(mode="json"))
 
@@ -65,7 +71,7 @@ def test_gemini_sessions_are_imported_sanitized_and_idempotent(vault: Vault, gem
     stored = _stored(vault, web.session_id)
     assert GHP not in stored and AWS not in stored  # redacted in the stored session
     assert PG not in _stored(vault, notes.session_id)
-    session = vault.load(web.session_id)
+    session = vault.load(_sid(web))
     assert session.tags == ["gemini-cli"] and session.workspace == "/home/dev/webshop"
     again = vault.import_transcripts(paths)
     assert [o.action for o in again] == ["unchanged", "unchanged"]
@@ -88,7 +94,7 @@ def test_a_rewritten_session_that_only_grew_is_appended(vault: Vault, gemini_hom
     [grown] = vault.import_transcripts([f])
     assert (grown.action, grown.messages) == ("appended", 11)
     assert vault.list()[0].generation == generation  # appended in place, not stored anew
-    session = vault.load(first.session_id)
+    session = vault.load(_sid(first))
     assert [m.id for m in session.messages][-2:] == ["u-more", "g-more"] and len(session.messages) == 11
     assert vault.checkpoints(first.session_id) == []  # type: ignore[arg-type]
     [same] = vault.import_transcripts([f])
@@ -107,7 +113,7 @@ def test_a_rewritten_session_whose_stored_messages_changed_is_updated(vault: Vau
     _rewrite(f, counted_and_grown)
     [changed] = vault.import_transcripts([f])
     assert (changed.action, changed.messages) == ("updated", 10)
-    session = vault.load(first.session_id)
+    session = vault.load(_sid(first))
     assert session.messages[8].usage is not None and session.messages[8].usage.output_tokens == 1
     assert [c.reason for c in vault.checkpoints(first.session_id)] == ["manual"]  # type: ignore[arg-type]
 
@@ -124,7 +130,7 @@ def test_an_appended_jsonl_session_is_appended(vault: Vault, gemini_home: Path) 
         out.write(json.dumps({"$rewindTo": "u4"}) + "\n")  # the user rewinds: no longer a prefix
     [rewound] = vault.import_transcripts([f])
     assert (rewound.action, rewound.messages) == ("updated", 4)
-    assert [m.id for m in vault.load(first.session_id).messages] == ["u1", "g1", "u3", "g3"]
+    assert [m.id for m in vault.load(_sid(first)).messages] == ["u1", "g1", "u3", "g3"]
 
 
 def test_a_session_file_given_by_path_is_recognised(vault: Vault, gemini_home: Path, tmp_path: Path) -> None:
@@ -170,7 +176,7 @@ def test_a_recent_or_rewritten_session_is_kept(vault: Vault, gemini_home: Path, 
     monkeypatch.undo()
     [rest] = vault.import_transcripts([f], remove_originals=True)
     assert (rest.action, rest.messages, rest.removed) == ("appended", 10, True) and not f.exists()
-    assert vault.load(rest.session_id).title == "Fix the checkout total"  # type: ignore[arg-type]
+    assert vault.load(_sid(rest)).title == "Fix the checkout total"
 
 
 def test_a_half_written_json_session_fails_and_stays(vault: Vault, gemini_home: Path) -> None:
