@@ -66,7 +66,8 @@ def _open(obj: Context) -> tuple[Vault | None, list[Check], bool]:
                 interactive=False,
                 auto_cleanup=False,
             )
-            result["info"] = v.info()  # reads the index: the master key is needed
+            result["info"] = v.info()
+            v.list()  # reads the index: the master key is needed (info alone does not need it)
             result["vault"] = v
         except BaseException as exc:
             result["error"] = exc
