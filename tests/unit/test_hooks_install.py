@@ -428,3 +428,68 @@ def test_status_says_per_tool(homes: Homes) -> None:
     assert states["codex"]["state"] == "installed" and "hooks = false" in states["codex"]["off"]
     r = homes.run("hooks", "status")
     assert r.code == 0 and "partly" in r.out and "PreCompact" in r.out
+
+
+# -- The pure part: which entries are ours, and the layout kept ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "ours"),
+    [
+        ("/usr/bin/python3 -m sessionseal hook claude-stop", True),
+        ("'/opt/my venv/bin/python' -m sessionseal --vault /v --passphrase-file /p hook codex-stop", True),
+        ("sessionseal hook claude-session-end", True),
+        ("/home/u/.local/bin/sessionseal --vault /v hook gemini-session-end", True),
+        ("sessionseal hook unknown-event", False),  # not one of ours
+        ("python3 -m sessionsealx hook claude-stop", False),
+        ("echo sessionseal hook claude-stop", False),
+        ("notify-send 'sessionseal hook claude-stop'", False),
+        ("sessionseal hook claude-stop 'unterminated", False),
+        ("", False),
+    ],
+)
+def test_an_entry_is_ours_when_its_command_runs_sessionseals_hook(command: str, ours: bool) -> None:
+    from sessionseal.cli import _hooks
+
+    assert _hooks.is_ours({"type": "command", "command": command}) is ours
+    assert not _hooks.is_ours({"type": "command", "command": 7}) and not _hooks.is_ours("sessionseal hook claude-stop")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{\n  "a": 1\n}\n',
+        b'{\n    "a": [\n        1\n    ]\n}',
+        b'{\n\t"a": {\n\t\t"b": "\xc3\xa9"\n\t}\n}\n',
+        b'{"a": 1, "b": [1, 2]}',
+        b"{}",
+    ],
+)
+def test_a_file_is_written_back_in_its_own_layout(text: bytes) -> None:
+    from sessionseal.cli import _hooks
+
+    assert _hooks.dump(_hooks.load(text, "f"), text) == text
+
+
+@pytest.mark.parametrize("tool", ["claude", "codex", "gemini"])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {},
+        {"hooks": {}},
+        {"x": 1, "hooks": {"Stop": []}},
+        {"hooks": {"Stop": [{"matcher": "", "hooks": [{"type": "command", "command": "a"}]}], "Other": [{}]}},
+        {"hooks": {"SessionEnd": [{"hooks": [{"type": "command", "command": "sessionseal hook claude-stop"}]}]}},
+    ],
+)
+def test_install_then_uninstall_leaves_only_what_was_not_ours(tool: str, doc: dict[str, Any]) -> None:
+    from sessionseal.cli import _hooks
+
+    def command(sub: str) -> str:
+        return f"/py -m sessionseal hook {sub}"
+
+    installed = _hooks.install(doc, tool, command, "f")
+    assert _hooks.state(installed, tool, command) == ("installed", [])
+    assert _hooks.same(_hooks.install(installed, tool, command, "f"), installed)
+    assert _hooks.bare(_hooks.uninstall(installed, "f")) == _hooks.bare(doc)
+    assert _hooks.state(_hooks.uninstall(installed, "f"), tool)[0] == "not installed"
