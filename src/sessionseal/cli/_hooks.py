@@ -66,12 +66,14 @@ class Entry:
 #: What each agent gets, and why (docs/capture/hooks.md, "What each hook does").
 ENTRIES: Final[dict[str, tuple[Entry, ...]]] = {
     "claude": (
-        # SessionEnd does not fire for a double Ctrl+C or a killed process: Stop (each turn,
-        # in the background) and PreCompact catch what it misses; the importer appends only
-        # what the transcript grew by.  The hook gives up after 25 s, before the 30 s timeout.
+        # SessionEnd does not fire for a double Ctrl+C or a killed process: Stop (each turn)
+        # and PreCompact catch what it misses, in the background (nothing waits for them; the
+        # importer appends only what the transcript grew by).  SessionEnd runs as Claude Code
+        # exits: in the foreground, so that it is not cut short; the hook gives up after 25 s,
+        # before its 30 s timeout.
         Entry("SessionEnd", "claude-session-end", (("timeout", 30),)),
         Entry("Stop", "claude-stop", (("async", True),)),
-        Entry("PreCompact", "claude-precompact", (("timeout", 30),)),
+        Entry("PreCompact", "claude-precompact", (("async", True),)),
     ),
     # Codex has no SessionEnd; its Stop payload carries the transcript path.
     "codex": (Entry("Stop", "codex-stop", (("timeout", 30),)),),
