@@ -13,7 +13,7 @@ Vault tree (docs/design.md)::
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
       checkpoints/<hex>-<n>.ckp  checkpoint n of that session, under the session's key
       audit/            the audit log (docs/spec/audit-log.md)
-      locks/vault.lock, locks/cleanup.lock, locks/<hex>.lock
+      locks/vault.lock, locks/cleanup.lock, locks/import.lock, locks/<hex>.lock
 
 Write ordering (the invariants that make crashes safe):
 
@@ -22,7 +22,7 @@ Write ordering (the invariants that make crashes safe):
   is written: a crash leaves at worst an unused key, never an undecryptable session.
 * A deleted session's key leaves the key table *before* its container is unlinked:
   once the key is gone the session is gone, whatever happens to the file.
-* Lock order is cleanup lock, then session locks, then the vault lock; a lock taken out of
+* Lock order is import lock, cleanup lock, then session locks, then the vault lock; a lock taken out of
   this order is taken without waiting (the orphan sweep's session locks).
 """
 

@@ -1,8 +1,8 @@
 """The vault context: its directories, its id, and its locks (docs/design.md, "Locks").
 
 Every component gets the same :class:`VaultContext` from the facade.  The one lock order of the
-vault is kept by taking locks only through it: the cleanup lock, then session locks, then the
-vault lock, then the in-process mutex (the audit log's lock, innermost, is the audit log's own).
+vault is kept by taking locks only through it: the import lock, the cleanup lock, then session
+locks, then the vault lock, then the in-process mutex (the audit log's lock, innermost, is the audit log's own).
 """
 
 from __future__ import annotations
@@ -55,6 +55,12 @@ class VaultContext:
         """One cleanup at a time; taken before any session lock."""
         t = self.lock_timeout if timeout is None else timeout
         return lock(self.locks.path / "cleanup.lock", timeout=t, what="cleanup")
+
+    def import_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """One transcript import at a time, from reading what the vault holds of it to storing
+        what it grew by (agents' hooks for one session overlap); taken before any other lock."""
+        t = self.lock_timeout if timeout is None else timeout
+        return lock(self.locks.path / "import.lock", timeout=t, what="transcript import")
 
     def session_lock(
         self, name: str, session_id: uuid.UUID, *, timeout: float | None = None

@@ -69,7 +69,10 @@ class TranscriptImporter:
         for n, path in enumerate(items, 1):
             outcome = TranscriptOutcome(str(path))
             try:
-                self.import_one(path, outcome, dry_run=dry_run, since=since, remove=remove)
+                # One file at a time, decision and store together: a second run for the same
+                # session (hooks overlap) then finds the first one's append, not the old state.
+                with self._ctx.import_lock():
+                    self.import_one(path, outcome, dry_run=dry_run, since=since, remove=remove)
             except (SessionSealError, OSError) as exc:
                 outcome.action = "failed"
                 outcome.error = str(exc) if isinstance(exc, SessionSealError) else f"cannot read it ({exc.strerror})"

@@ -97,7 +97,7 @@ Severity = Literal["error", "warning"]
 
 _SESSION_NAME: Final = re.compile(r"[0-9a-f]{32}\.sst")
 _CHECKPOINT_NAME: Final = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)\.ckp")
-_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit)\.lock")
+_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import)\.lock")
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset({"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json"})
 _SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR)

@@ -504,12 +504,15 @@ def demo(keep: bool) -> None:
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
 from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
+from ._doctor_cmds import doctor  # noqa: E402
 from ._head_cmds import head_group  # noqa: E402
+from ._hook_cmds import hook_group  # noqa: E402
+from ._hooks_cmds import hooks_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
-from ._transcript_cmds import hook_group, import_transcripts  # noqa: E402
+from ._transcript_cmds import import_transcripts  # noqa: E402
 from ._transfer_cmds import export_command, import_command  # noqa: E402
 from ._verify_cmds import verify  # noqa: E402
 
@@ -519,6 +522,8 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
+cli.add_command(hooks_group)
+cli.add_command(doctor)
 cli.add_command(passphrase_group)
 cli.add_command(head_group)
 cli.add_command(verify)

@@ -1,11 +1,9 @@
-"""Taking in agent transcripts: ``import-transcripts`` and ``hook claude-session-end`` (docs/importing.md)."""
+"""Taking in agent transcripts: ``import-transcripts`` (docs/importing.md; the hooks are in _hook_cmds.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,10 +13,7 @@ from ._common import Context, echo_json, handle_errors, interactive
 if TYPE_CHECKING:
     from sessionseal import TranscriptOutcome
 
-__all__ = ["hook_group", "import_transcripts"]
-
-#: The hook gives up after this long and exits 0: it must never hold the agent up.
-_HOOK_DEADLINE = 25.0
+__all__ = ["import_transcripts"]
 
 
 def _outcome_json(o: TranscriptOutcome) -> dict[str, Any]:
@@ -195,34 +190,3 @@ def import_transcripts(
         _render(outcomes, dry_run)
     if any(o.action == "failed" for o in outcomes):
         sys.exit(9)
-
-
-@click.group(name="hook")
-def hook_group() -> None:
-    """Entry points for agent hooks (they never fail the agent)."""
-
-
-@hook_group.command(name="claude-session-end")
-@click.pass_obj
-def claude_session_end(obj: Context) -> None:
-    """Import the session Claude Code just ended: its SessionEnd hook payload on stdin.
-
-    Always exits 0 within a bounded time, prints nothing; failures go to the audit log.
-    """
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            payload = json.loads(sys.stdin.buffer.read(1 << 20) or b"null")
-            path = payload.get("transcript_path") if isinstance(payload, dict) else None
-            if isinstance(path, str) and path:
-                obj.vault().import_transcripts([path])  # outcomes and failures are audited
-        except Exception:  # noqa: S110 - a hook never fails the agent; the vault audits what it can
-            pass
-        finally:
-            done.set()
-
-    threading.Thread(target=work, daemon=True).start()
-    done.wait(_HOOK_DEADLINE)
-    sys.stdout.flush()
-    os._exit(0)  # a worker still stuck (a wedged keychain) must not keep the agent waiting
