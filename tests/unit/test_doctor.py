@@ -124,3 +124,18 @@ def test_no_vault_and_a_broken_settings_file_are_errors(homes: Homes) -> None:
     # Agents that are not on this machine are not checked.
     homes.gemini.rmdir()
     assert "hooks:gemini" not in by_name(json.loads(homes.run("doctor", "--json").out))
+
+
+def test_gemini_sessions_already_in_the_vault_and_still_on_disk_are_counted(homes: Homes) -> None:
+    assert homes.run("hooks", "install").code == 0
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "gemini" / "tmp" / "webshop" / "chats"
+    chats = homes.gemini / "tmp" / "webshop" / "chats"
+    chats.mkdir(parents=True)
+    [fixture] = fixtures.glob("session-*.json")
+    (chats / fixture.name).write_bytes(fixture.read_bytes())
+    assert by_name(doctor(homes)[1])["plaintext:gemini"]["status"] == "ok"  # nothing imported yet
+    with Vault.open(homes.vault, passphrase=PASSPHRASE) as v:
+        assert [o.action for o in v.import_transcripts([chats / fixture.name])] == ["new"]
+    check = by_name(doctor(homes)[1])["plaintext:gemini"]
+    assert check["status"] == "warn" and check["message"].startswith("1 Gemini CLI transcript(s)")
+    assert check["hint"] == "sessionseal import-transcripts --gemini --remove-originals"

@@ -143,9 +143,20 @@ def test_each_installed_hook_captures_the_session(homes: Homes, tool: str, event
         transcript = FIXTURES / "codex" / "sessions" / "2026" / "03" / "14"
         [path] = transcript.glob(f"*{CODEX_SID}.jsonl")
         payload = {"session_id": CODEX_SID, "transcript_path": str(path), "hook_event_name": "Stop"}
+    elif tool == "gemini":
+        chats = homes.gemini / "tmp" / "webshop" / "chats"
+        chats.mkdir(parents=True)
+        [fixture] = (FIXTURES / "gemini" / "tmp" / "webshop" / "chats").glob("session-*.json")
+        path = chats / fixture.name
+        path.write_bytes(fixture.read_bytes())
+        sid = json.loads(fixture.read_bytes())["sessionId"]
+        payload = {
+            "session_id": sid,
+            "transcript_path": str(path),
+            "cwd": "/home/dev/webshop",
+            "hook_event_name": event,
+        }
     else:
-        # Gemini's transcript format is read by its own importer (issue 22, another part): the
-        # hook's part, the payload's transcript_path imported, is the same for any transcript.
         path = homes.root / "projects" / f"{SID}.jsonl"
         path.parent.mkdir()
         path.write_text(turns(0, 2))
@@ -153,7 +164,7 @@ def test_each_installed_hook_captures_the_session(homes: Homes, tool: str, event
     done = run_hook_command(command, payload, homes.env)
     assert (done.returncode, done.stdout) == (0, b"")
     [session] = homes.sessions()
-    assert session.tags == ["codex" if tool == "codex" else "claude-code"]
+    assert session.tags == [{"codex": "codex", "gemini": "gemini-cli"}.get(tool, "claude-code")]
     assert len(session.messages) > 0
 
 

@@ -28,7 +28,7 @@ __all__ = ["doctor"]
 _KEYCHAIN_DEADLINE: Final = 10.0
 #: The exit status when a check is an error (docs/cli.md, "Exit codes").
 EXIT_PROBLEMS: Final = 1
-_TOOL_OF: Final = {"claude-code": "claude", "codex": "codex", "gemini": "gemini"}
+_TOOL_OF: Final = {"claude-code": "claude", "codex": "codex", "gemini-cli": "gemini"}
 _NAMES: Final = {"claude": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI"}
 
 
@@ -183,8 +183,8 @@ def _plaintext_checks(vault: Vault, states: dict[str, str]) -> list[Check]:
     """Transcripts on disk that the vault holds as they are (the importer's unchanged check)."""
     from sessionseal import find_transcripts
 
-    present = {t: states.get(t) != "tool not present" for t in ("claude", "codex")}
-    paths = find_transcripts(claude=present["claude"], codex=present["codex"])
+    present = {t: states.get(t) != "tool not present" for t in ("claude", "codex", "gemini")}
+    paths = find_transcripts(claude=present["claude"], codex=present["codex"], gemini=present["gemini"])
     counts = dict.fromkeys((t for t, on in present.items() if on), 0)
     for o in vault.import_transcripts(paths, dry_run=True):  # reads only; not audited
         if o.action == "unchanged" and _TOOL_OF.get(o.tool or "") in counts:
