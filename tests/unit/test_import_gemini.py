@@ -266,3 +266,137 @@ def test_a_sub_agent_is_removed_with_its_session_and_a_torn_one_keeps_both(vault
     [o] = vault.import_transcripts([main], remove_originals=True)
     assert (o.action, o.removed) == ("updated", True) and not main.exists() and not sub.exists()
     assert SUB_SECRET not in _stored(vault, o.session_id) and o.messages == 11
+
+
+# -- a .json left behind by a resume: never stored over its .jsonl ------------------------------
+
+#: The webshop session's last user turn, which the user rewinds to after resuming it.
+_LAST_TURN = "0c1d9a7e-1111-4c2b-9e7a-000000000006"
+
+
+def _resumed_and_rewound(old: Path, *, went_on: bool = True) -> Path:
+    """A newer Gemini CLI resumes *old*, the user rewinds its last turn (and asks again): the
+    .jsonl no longer holds all of the .json, which Gemini leaves as it was."""
+    after: list[dict[str, Any]] = [{"$set": {"sessionId": WEBSHOP_ID}}, {"$rewindTo": _LAST_TURN}]
+    if went_on:
+        after += [
+            {"id": "u-again", "timestamp": "2026-03-18T08:00:00.000Z", "type": "user", "content": "totals, not tax"},
+            {"$set": {"lastUpdated": "2026-03-18T08:00:00.100Z"}},
+            {"id": "g-again", "timestamp": "2026-03-18T08:00:07.000Z", "type": "gemini", "content": "Done."},
+            {"$set": {"lastUpdated": "2026-03-18T08:00:07.100Z"}},
+        ]
+    return _migrate(old, *after)
+
+
+def _ids(vault: Vault, sid: Any) -> list[str]:
+    return [m.id for m in vault.load(sid).messages if m.id is not None]
+
+
+@pytest.mark.parametrize("went_on", [True, False], ids=["asked-again", "rewound-only"])
+def test_a_stale_json_never_replaces_the_session_of_its_jsonl(vault: Vault, gemini_home: Path, went_on: bool) -> None:
+    old = _webshop(gemini_home)
+    new = _resumed_and_rewound(old, went_on=went_on)
+    _quiet(old, new)
+    [o] = vault.import_transcripts([new], remove_originals=True)
+    assert o.removed and not new.exists() and old.exists()  # the .json is not all in the .jsonl
+    sid, stored = _sid(o), _ids(vault, o.session_id)
+    assert _LAST_TURN not in stored and ("g-again" in stored) is went_on
+    # The next run lists the .json again (its .jsonl is gone): it is older than what is stored.
+    assert find_transcripts(gemini=gemini_home / "tmp" / "webshop") == [old]
+    for _ in range(2):
+        [again] = vault.import_transcripts([old], remove_originals=True)
+        assert (again.action, again.session_id, again.source_id) == ("superseded", sid, WEBSHOP_ID)
+        assert (again.removed, again.kept, again.error) == (False, None, None) and old.exists()
+        assert again.warnings == [f"the vault holds this session from {new.name}, written after it; it is kept"]
+    assert _ids(vault, sid) == stored and vault.checkpoints(sid) == []  # nothing stored, nothing regressed
+
+
+def test_a_json_written_after_its_jsonl_is_imported(vault: Vault, gemini_home: Path) -> None:
+    # An older Gemini CLI (a second install) went on with the .json after the newer one's
+    # .jsonl was imported and removed: the .json is now the newer file.
+    old = _webshop(gemini_home)
+    new = _resumed_and_rewound(old)
+    _quiet(old, new)
+    [o] = vault.import_transcripts([new], remove_originals=True)
+    assert o.removed and old.exists()
+
+    def went_on(record: dict[str, Any]) -> None:
+        record["messages"].append(
+            {"id": "u-later", "timestamp": "2026-03-19T10:00:00Z", "type": "user", "content": "!"}
+        )
+        record["lastUpdated"] = "2026-03-19T10:00:00.100Z"
+
+    _rewrite(old, went_on)
+    [later] = vault.import_transcripts([old])
+    assert (later.action, later.messages) == ("updated", 10)
+    assert _ids(vault, o.session_id)[-1] == "u-later" and len(vault.checkpoints(o.session_id)) == 1  # type: ignore[arg-type]
+    [same] = vault.import_transcripts([old])
+    assert same.action == "unchanged"
+
+
+@pytest.mark.parametrize("json_first", [True, False], ids=["json-first", "jsonl-first"])
+def test_a_json_given_with_its_jsonl_is_superseded_in_either_order(
+    vault: Vault, gemini_home: Path, json_first: bool
+) -> None:
+    old = _webshop(gemini_home)
+    new = _resumed_and_rewound(old)
+    _quiet(old, new)
+    paths = [old, new] if json_first else [new, old]
+    outcomes = {Path(o.path): o for o in vault.import_transcripts(paths, remove_originals=True)}
+    assert outcomes[new].action == "new" and outcomes[new].removed
+    assert (outcomes[old].action, outcomes[old].removed) == ("superseded", False) and old.exists()
+    assert outcomes[old].session_id == outcomes[new].session_id and len(vault.list()) == 1
+    sid = _sid(outcomes[new])
+    assert _ids(vault, sid)[-1] == "g-again" and _LAST_TURN not in _ids(vault, sid)
+    assert vault.checkpoints(sid) == []  # the .json was never stored, not even for a moment
+
+
+def test_cli_reports_a_superseded_json(
+    memory_keyring: MemoryKeyring, gemini_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
+    monkeypatch.delenv("SESSIONSEAL_PASSPHRASE", raising=False)
+    old = _webshop(gemini_home)
+    new = _resumed_and_rewound(old)
+    _quiet(old, new)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    project = str(gemini_home / "tmp" / "webshop")
+    r = runner.invoke(cli, ["import-transcripts", "--gemini", project, "--remove-originals", "--yes"])
+    assert r.exit_code == 0 and not new.exists() and old.exists(), r.output
+    r = runner.invoke(cli, ["import-transcripts", "--gemini", project, "--remove-originals", "--yes", "--json"])
+    assert r.exit_code == 0, r.output
+    [row] = json.loads(r.output)["files"]
+    assert (row["path"], row["action"], row["removed"], row["source_id"]) == (str(old), "superseded", False, WEBSHOP_ID)
+    r = runner.invoke(cli, ["import-transcripts", "--gemini", project])
+    assert r.exit_code == 0 and "1 superseded" in r.output and old.exists()
+
+
+def test_which_json_is_superseded(gemini_home: Path) -> None:
+    from sessionseal._transcripts import gemini_superseded, read_transcript
+
+    old = _webshop(gemini_home)
+    t = read_transcript(old)
+    assert t.document["source"]["last_updated"] == "2026-03-16T09:19:47.902Z"  # its lastUpdated
+    jsonl = old.name + "l"
+
+    def stored(name: str, updated_at: str | None = "2026-03-18T08:00:07.100000Z", **source: Any) -> dict[str, Any]:
+        # Another spelling of the directory: the file's name decides.
+        return {"updated_at": updated_at, "source": {"path": f"/elsewhere/chats/{name}", **source}}
+
+    assert gemini_superseded(old, t, None) is None  # alone, nothing stored
+    assert gemini_superseded(old, t, stored(old.name)) is None  # stored from itself: appended or updated
+    assert gemini_superseded(old, t, stored(jsonl, last_updated="2026-03-16T09:19:47.902Z"))  # not later: stale
+    assert gemini_superseded(old, t, stored(jsonl, last_updated="2026-03-16T09:00:00Z")) is None  # later: newer
+    assert gemini_superseded(old, t, stored(jsonl))  # no last_updated recorded: the session's time
+    assert gemini_superseded(old, t, stored(jsonl, "2026-03-16T09:00:00.000000Z")) is None
+    assert gemini_superseded(old, t, stored(jsonl, None))  # no time to compare: the vault keeps its own
+    beside = old.with_name(jsonl)
+    beside.write_text(json.dumps({"sessionId": "another-session", "projectHash": "x"}) + "\n")
+    assert gemini_superseded(old, t, None) is None  # another session's file of that name
+    _migrate(old)
+    assert (
+        gemini_superseded(old, t, None)
+        == f"{jsonl} beside it holds this session (Gemini CLI resumed it there); it is kept"
+    )
+    assert gemini_superseded(beside, read_transcript(beside), None) is None  # a .jsonl is never superseded

@@ -1,7 +1,8 @@
 """Finding and reading transcript files: the discovery under a tool's directory, reading one
 file (decompressed, up to the size its fstat gave: the stamp an import records), telling the
-formats apart, and gathering a Claude Code session's side files: its sub-agent files and its
-tool-results files (docs/capture/claude.md).
+formats apart, gathering a Claude Code session's side files: its sub-agent files and its
+tool-results files (docs/capture/claude.md), and telling an older Gemini CLI ``.json`` that its
+``.jsonl`` took over (docs/capture/gemini.md).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ._claude import CLAUDE_KINDS, parse_claude
 from ._codex import CODEX_ENVELOPES, CODEX_LEGACY_ITEMS, parse_codex
 from ._document import GEMINI, Transcript
 from ._gemini import gemini_source_id, grew_in_place, parse_gemini
-from ._values import first_objects
+from ._values import first_objects, parse_instant
 
 #: How much of an older-layout ``agent-*.jsonl`` is read to learn which session it serves.
 _PEEK: Final = 1 << 20
@@ -217,6 +218,40 @@ def _gemini_migrated(path: Path, t: Transcript, max_bytes: int) -> list[str]:
         old.name: {"records": before.records, "consumed": before.consumed},
     }
     return []
+
+
+def gemini_superseded(path: Path, t: Transcript, stored: Mapping[str, Any] | None) -> str | None:
+    """Why the older ``.json`` session *t* read from *path* must not be stored, or None.
+
+    Gemini CLI resumes a ``.json`` session into ``<name>.jsonl``, copying its ``lastUpdated``,
+    and writes only there from then on: the ``.json`` it leaves is the session as it was
+    (google-gemini/gemini-cli ``chatRecordingService.ts``, ``initialize``).  Stored, it would
+    replace what the ``.jsonl`` holds now (a rewind after the resume makes the ``.json``
+    more than a prefix of it).  So it is superseded while that ``.jsonl`` (the same session)
+    is beside it, and once the vault's session (*stored*: its summary) was last stored from
+    that ``.jsonl``, unless the ``.json`` was updated after it (an older Gemini CLI went on
+    with it): then it is the newer file.  No time to compare means superseded: the vault
+    keeps what it has, the file stays, and nothing is lost either way.
+    """
+    if not path.name.endswith(".json") or t.tool != GEMINI:
+        return None
+    successor = path.with_name(path.name + "l")
+    if successor.is_file():
+        try:
+            beside = identify(successor)
+        except (InvalidInput, StorageError):
+            beside = None
+        if beside == (GEMINI, t.source_id):
+            return f"{successor.name} beside it holds this session (Gemini CLI resumed it there); it is kept"
+    source = stored.get("source") if stored is not None else None
+    # Its name, not its whole path: the same file reached from another spelling of the path.
+    if stored is None or not isinstance(source, Mapping) or Path(str(source.get("path"))).name != successor.name:
+        return None
+    mine = parse_instant(t.document["source"].get("last_updated"))
+    theirs = parse_instant(source.get("last_updated")) or parse_instant(stored.get("updated_at"))
+    if mine is not None and theirs is not None and mine > theirs:
+        return None
+    return f"the vault holds this session from {successor.name}, written after it; it is kept"
 
 
 def _gemini_sub_agents(path: Path, data: bytes, max_bytes: int) -> tuple[dict[str, bytes], list[Path], list[str]]:

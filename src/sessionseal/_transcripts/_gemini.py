@@ -97,10 +97,14 @@ def parse_gemini(
     messages = interleave(streams)
     meta = session.meta
     doc.when(meta.get("startTime"))
-    doc.when(meta.get("lastUpdated"))
+    updated = doc.when(meta.get("lastUpdated"))
     source_id = session.session_id or path.name.removesuffix(".jsonl").removesuffix(".json")
     source: Json = {"tool": GEMINI, "source_id": source_id, "path": str(path), "form": session.form}
     source.update(records=session.records, consumed=session.consumed, digest=messages_digest(messages))
+    if updated is not None:
+        # Gemini's own "last written" time (a tool call's time may be later: it is set after
+        # its message is written): an older .json and its .jsonl are compared by it.
+        source["last_updated"] = updated
     if side:
         source["sidechains"] = side
     config: Json = {"project_hash": as_str(meta.get("projectHash")) or None, "gemini_kind": as_str(meta.get("kind"))}

@@ -117,7 +117,13 @@ class TranscriptImporter:
         }
         fname = self._keys.file_name(sid) + SUFFIX
         exists = self._ctx.sessions.exists(fname)
-        old = self._store.read_summary(fname).get("source") if exists else None
+        summary = self._store.read_summary(fname) if exists else None
+        if (why := _transcripts.gemini_superseded(path, t, summary)) is not None:
+            # Stored, it would replace newer messages (the file stays: it is not in the vault).
+            outcome.action = "superseded"
+            outcome.warnings.append(why)
+            return
+        old = summary.get("source") if summary is not None else None
         old = old if isinstance(old, dict) else None
         if not exists:
             outcome.action = "new"

@@ -78,7 +78,8 @@ class TranscriptOutcome:
     source_id: str = ""
     session_id: uuid.UUID | None = None
     #: ``new``, ``appended`` (it grew), ``updated`` (it changed; the old version is kept as a
-    #: checkpoint), ``unchanged``, ``skipped`` (older than *since*) or ``failed``.
+    #: checkpoint), ``unchanged``, ``skipped`` (older than *since*), ``superseded`` (an older
+    #: Gemini CLI ``.json`` that its ``.jsonl`` took over: not stored, never removed) or ``failed``.
     action: str = ""
     messages: int = 0
     #: Record types kept as raw events, with counts.
