@@ -77,7 +77,8 @@ SET_FIELDS: Final = frozenset(
 )
 
 EVENT_TYPES: Final = ("message", "tool_call", "tool_result", "state")
-_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set"})
+#: ``records`` (schema 2): source records of an imported transcript, appended to ``source_records``.
+_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set", "records"})
 
 
 def _now() -> str:
@@ -183,6 +184,8 @@ def apply(doc: dict[str, Any], ops: Sequence[Mapping[str, Any]]) -> None:
                     break
         elif name == "set":
             doc.update(value)
+        elif name == "records":
+            doc.setdefault("source_records", []).extend(value.get("records") or [])
 
 
 def _finish(meta: dict[str, Any], n: dict[str, Any]) -> dict[str, Any]:

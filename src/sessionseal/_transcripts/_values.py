@@ -45,6 +45,8 @@ class Lines:
     records: int = 0
     consumed: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: Lines that may hold inline data (base64 images): :func:`slim_inline` before keeping them.
+    inline: set[int] = field(default_factory=set)
 
 
 def read_lines(data: bytes, where: str = "") -> Lines:
@@ -59,6 +61,8 @@ def read_lines(data: bytes, where: str = "") -> Lines:
         obj = decode_json(line)
         if isinstance(obj, dict):
             out.objects.append((n, obj))
+            if b'"base64"' in line or b'"data:' in line:
+                out.inline.add(n)
         else:
             why = obj.reason if isinstance(obj, _Refused) else "is not a JSON object"
             out.warnings.append(f"{where}line {n} {why}")
@@ -202,6 +206,22 @@ def _slim(key: str, value: Any) -> Any:
     if isinstance(value, list):
         return [_slim("", v) for v in value]
     return value
+
+
+def slim_inline(value: Any) -> Any:
+    """A copy of a record with its inline data replaced by its length, as :func:`other_block`
+    does: a base64 ``source`` (Anthropic images, documents) and ``data:`` image URLs (OpenAI)."""
+    if isinstance(value, list):
+        return [slim_inline(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: slim_inline(v) for k, v in value.items()}
+    if out.get("type") == "base64" and isinstance(out.get("data"), str):
+        out["data"] = len(out["data"])
+    url = out.get("image_url")
+    if isinstance(url, str) and url.startswith("data:"):
+        out["image_url"] = len(url)
+    return out
 
 
 def tool_arguments(value: Any) -> Any:

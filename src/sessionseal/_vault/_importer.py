@@ -103,13 +103,16 @@ class TranscriptImporter:
         outcome.messages = len(messages)
         last = messages[-1] if messages else {}
         doc["id"] = str(sid)
+        records = doc.get("source_records") or []
+        doc["raw_events"] = raw_refs(doc.get("raw_events") or [], records)
         doc["source"] = {
             **(doc.get("source") or {}),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "messages": len(messages),
-            "raw_events": len(doc.get("raw_events") or []),
+            "raw_events": len(doc["raw_events"]),
             "last_message": [last.get("id"), len(last.get("content") or [])],
+            "source_records": record_counts(records),
         }
         fname = self._keys.file_name(sid) + SUFFIX
         exists = self._ctx.sessions.exists(fname)
@@ -119,17 +122,20 @@ class TranscriptImporter:
             outcome.action = "new"
         else:  # a session without a source record is never appended to: stored anew, kept first
             outcome.action = "appended" if old is not None and grown(old, doc) else "updated"
+        new_records: list[Any] = []
         if outcome.action == "appended":
             # Only what is new is validated, sanitized and encrypted: the rest is stored.
             assert old is not None
             part = {**doc, "messages": messages[int(old.get("messages") or 0) :], "raw_events": []}
+            new_records = records_after(records, old.get("source_records") or {})
+            part["source_records"] = []
             model = parse_session(part)
         else:
             model = parse_session(doc)  # validated before anything is stored
         if not dry_run:
-            raw = doc.get("raw_events") or []
+            raw = doc["raw_events"]
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
-            outcome.redactions = self.store(sid, model, outcome.action, raw if raw_changed else None)
+            outcome.redactions = self.store(sid, model, outcome.action, raw if raw_changed else None, new_records)
         if remove is not None and not dry_run:
             self.remove_original(path, sid, doc, outcome, remove)
 
@@ -158,15 +164,19 @@ class TranscriptImporter:
         outcome.action, outcome.messages = "unchanged", int(summary.get("message_count") or 0)
         return True
 
-    def store(self, sid: uuid.UUID, model: Session, action: str, raw_events: list[Any] | None) -> dict[str, int]:
+    def store(
+        self, sid: uuid.UUID, model: Session, action: str, raw_events: list[Any] | None, records: list[Any]
+    ) -> dict[str, int]:
         """Store a transcript's session: whole (new, updated), or its new part (appended: the
-        model holds only the new messages, and the fields that changed)."""
+        model holds only the new messages, the new source *records*, and the fields that changed)."""
         if action != "appended":
             if action == "updated":
                 self._checkpoint(sid, f"before re-import {_common.now():%Y-%m-%d %H:%M:%S.%f}")
             return self._save_model(model, touch=False)
         doc = model.model_dump(mode="json")
         ops: list[dict[str, Any]] = [{"op": "message", "value": m} for m in doc["messages"]]
+        if records:  # one op for all: each record is a line of the file, and there are many
+            ops.append({"op": "records", "value": {"records": records}})
         fields = {k: doc.get(k) for k in ("title", "updated_at", "workspace", "working_directory", "stats", "config")}
         # The tool history is small: replaced whole (calls of the old part may have finished).
         fields.update(tool_history=doc.get("tool_history") or [], source=doc.get("source"))
@@ -247,16 +257,66 @@ class TranscriptImporter:
 def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
     messages, and the last message imported unchanged (a reply split over several records
-    may have gained blocks: then the session is stored anew instead)."""
+    may have gained blocks: then the session is stored anew instead).  A session stored
+    before source records were kept (schema 1) is stored anew once, so that it holds them all."""
     new = doc["source"]
+    counts, before = new.get("source_records"), old.get("source_records")
+    if counts and not isinstance(before, dict):
+        return False
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
-    if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
+    more = int(new.get("consumed") or 0) > int(old.get("consumed") or 0)
+    if isinstance(counts, dict) and isinstance(before, dict):
+        # Counted in records, not bytes: a file resume --into wrote back holds the stored
+        # records re-serialized (redacted), so its byte offsets are not the original's.
+        if any(int(counts.get(f) or 0) < int(n or 0) for f, n in before.items()):
+            return False
+        more = counts != before or more
+    if not more or len(messages) < start:
         return False
     if start == 0:
         return True
     last = messages[start - 1]
     return old.get("last_message") == [last.get("id"), len(last.get("content") or [])]
+
+
+def record_counts(records: list[Any]) -> dict[str, int]:
+    """How many source records each file gave ("": the main file; else a sub-agent's id)."""
+    counts: dict[str, int] = {}
+    for entry in records:
+        agent = entry.get("agent") or ""
+        counts[agent] = counts.get(agent, 0) + 1
+    return counts
+
+
+def records_after(records: list[Any], stored: Mapping[str, Any]) -> list[Any]:
+    """The source records past the *stored* count of their file: what an append adds (each
+    file only grows, so its first records are the ones stored)."""
+    seen: dict[str, int] = {}
+    out = []
+    for entry in records:
+        agent = entry.get("agent") or ""
+        seen[agent] = seen.get(agent, 0) + 1
+        if seen[agent] > int(stored.get(agent) or 0):
+            out.append(entry)
+    return out
+
+
+def raw_refs(raw: list[Any], records: list[Any]) -> list[Any]:
+    """Raw events whose record is among the source records name it (its file and line)
+    instead of holding a second copy of it."""
+    if not records:
+        return raw
+    where = {id(e["record"]): e for e in records}
+    out = []
+    for event in raw:
+        entry = where.get(id(event.get("record")))
+        if entry is None:
+            out.append(event)
+            continue
+        ref = {"line": entry["line"], **({"agent": entry["agent"]} if "agent" in entry else {})}
+        out.append({**{k: v for k, v in event.items() if k != "record"}, "source_record": ref})
+    return out
 
 
 def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:

@@ -507,6 +507,7 @@ from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
 from ._head_cmds import head_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
+from ._resume_cmds import resume_command  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 from ._transcript_cmds import hook_group, import_transcripts  # noqa: E402
@@ -519,6 +520,7 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
+cli.add_command(resume_command)
 cli.add_command(passphrase_group)
 cli.add_command(head_group)
 cli.add_command(verify)
