@@ -502,3 +502,14 @@ def test_cleanup_keeps_a_home_that_is_not_its_own(tmp_path: Path) -> None:
 def test_cleanup_of_a_vault_without_resumes(vault: Vault) -> None:
     assert cleanup_resumes(vault) == (0, [])
     assert not (vault.path / "run").exists()
+
+
+def test_what_cannot_be_sealed_back_is_kept_not_shredded(vault: Vault, home: Path, tmp_path: Path) -> None:
+    sid = _import_and_drop(vault, _write_claude(tmp_path / "in"))
+    # An agent that leaves its transcript unreadable: the import of it fails.
+    spoil = "import glob, os; [open(p, 'w').write('not json\\n') for p in glob.glob(os.environ['CLAUDE_CONFIG_DIR'] + '/projects/*/*.jsonl')]"
+    with pytest.raises(errors.StorageError, match="could not be sealed back; its files are kept in"):
+        resume_session(vault, sid, into="claude", cwd=str(tmp_path), agent_command=[sys.executable, "-c", spoil])
+    [kept] = (vault.path / "run").iterdir()
+    assert cleanup_resumes(vault) == (0, [str(kept)])  # still not sealable: still kept
+    assert kept.is_dir() and len(json.loads(vault.load_json(sid))["messages"]) == 2

@@ -159,16 +159,22 @@ def resume_session(
     result.swept = sweep(run, seal)[0]
     home = _runtime.new_home(run, into)
     result.home, result.env = str(home), {writer.env: str(home)}
+    ran = False
     try:
         writer.seed(home)
         files = writer.write(home, doc, where)
         del doc  # the plaintext document is not kept while the agent runs
         result.path, result.files = str(files.main), [str(p) for p in files.paths]
         _runtime.note(home, main=str(files.main.relative_to(home)), stamps=_stamps(files))
+        ran = True
         result.agent_status = _run_agent(command, {**os.environ, writer.env: str(home)}, where)
         result.sealed = _seal_home(home, writer, seal)
     except BaseException:
-        _keep_or_shred(home, writer)
+        if ran:
+            _keep_or_shred(home, writer)
+        else:  # the agent never ran: nothing in the home is new
+            _runtime.shred_tree(home)
+            _runtime.remove_run_dir(run)
         raise
     _runtime.check_removed(home, _runtime.shred_tree(home))
     _runtime.remove_run_dir(run)
@@ -177,8 +183,12 @@ def resume_session(
 
 
 def _stamps(files: Files) -> dict[str, list[int]]:
+    """Size and time of each transcript written (not the state database, which the agent
+    updates whether or not it adds to the session)."""
     out = {}
     for p in files.paths:
+        if not p.name.endswith(".jsonl"):
+            continue
         st = os.stat(p)
         out[str(p)] = [st.st_size, st.st_mtime_ns]
     return out

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._fs import write_private_file
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StorageError
 
 Json = dict[str, Any]
 
@@ -280,7 +280,10 @@ class CodexWriter(Writer):
         files.paths.append(files.main)
         db = self.state_db(home)
         if db is not None:
-            _thread_row(db, _thread_values(sid, files.main, doc, main, cwd))
+            try:
+                _thread_row(db, _thread_values(sid, files.main, doc, main, cwd))
+            except sqlite3.Error as exc:
+                raise StorageError(f"{db}: the thread could not be registered ({exc.__class__.__name__})") from None
             files.paths.append(db)
         return files
 
@@ -295,7 +298,13 @@ class CodexWriter(Writer):
         if real is None:
             return None
         copy = home / real.name
-        _clone_schema(real, copy)
+        try:
+            _clone_schema(real, copy)
+        except sqlite3.Error:
+            # Unreadable (locked, damaged): Codex then builds its own from the rollouts.
+            with contextlib.suppress(FileNotFoundError):
+                copy.unlink()
+            return None
         return copy
 
     def seed(self, home: Path) -> None:
