@@ -473,6 +473,14 @@ def test_the_command_line_without_exec(tmp_path: Path) -> None:
     r = sessionseal("resume", str(sid), "--into", "claude", "--no-exec", "--cwd", str(tmp_path), env=env)
     assert r.code == 8 and "--plaintext" in r.err and r.err.count("\n") == 1
     assert not (tmp_path / "home" / ".claude").exists()
+    for mode in ("--exec", "--no-exec"):
+        r = sessionseal(
+            "resume", str(sid), "--into", "claude", mode, "--dry-run", "--cwd", str(tmp_path), "--json", env=env
+        )
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        assert out["dry_run"] is True and out["executed"] is False and out["path"].endswith(f"/{SID}.jsonl")
+    assert not (tmp_path / "home" / ".claude").exists() and not (vpath / "run").exists()
     r = sessionseal(
         "resume", str(sid), "--into", "claude", "--no-exec", "--plaintext", "--cwd", str(tmp_path), "--json", env=env
     )

@@ -121,9 +121,11 @@ def resume_session(
     execute: bool = True,
     plaintext: bool = False,
     agent_command: Sequence[str] | None = None,
+    dry_run: bool = False,
 ) -> ResumeResult:
     """Write a stored session back for the agent *into*; with *execute*, run the agent on it
-    in a private home, seal back what it added (an append), and shred the home.
+    in a private home, seal back what it added (an append), and shred the home.  With
+    *dry_run*, only say where it would go and the command (nothing is written or run).
 
     The read is audited as ``resume`` (who, which session, into which agent; never content).
 
@@ -140,6 +142,11 @@ def resume_session(
     source_id = doc["source"]["source_id"]
     command = _command(writer, source_id, agent_command)
     result = ResumeResult(into, uuid.UUID(str(doc["id"])), source_id, where, "", [], command, execute)
+    if dry_run:  # checked and said, nothing written or run
+        base = writer.real_home() if not execute else vault.path / _runtime.RUN_DIR / "resume-(private)"
+        result.path = str(writer.target(base, doc, where))
+        result.files, result.executed = [result.path], False
+        return result
     if not execute:
         if not plaintext:
             raise InvalidInput(

@@ -191,6 +191,10 @@ class Writer:
         base = os.environ.get(self.env)
         return Path(base) if base else Path.home() / self.default_dir
 
+    def target(self, home: Path, doc: Json, cwd: str) -> Path:
+        """Where the main transcript goes under *home* (:meth:`write` puts it there)."""
+        raise NotImplementedError
+
     def write(self, home: Path, doc: Json, cwd: str) -> Files:
         raise NotImplementedError
 
@@ -212,16 +216,17 @@ class ClaudeWriter(Writer):
 
     tool, into, env, default_dir = "claude-code", "claude", "CLAUDE_CONFIG_DIR", ".claude"
 
+    def target(self, home: Path, doc: Json, cwd: str) -> Path:
+        return home / "projects" / project_key(cwd) / f"{_session_uuid(doc['source']['source_id'])}.jsonl"
+
     def write(self, home: Path, doc: Json, cwd: str) -> Files:
-        sid = _session_uuid(doc["source"]["source_id"])
         main, agents = _split(doc["source_records"])
-        project = home / "projects" / project_key(cwd)
         data = record_lines(main, _mend_claude)
-        files = Files(project / f"{sid}.jsonl", len(data))
+        files = Files(self.target(home, doc, cwd), len(data))
         _write_new(files.main, data)
         files.paths.append(files.main)
         for agent, records in sorted(agents.items()):
-            path = project / sid / "subagents" / f"agent-{agent}.jsonl"
+            path = files.main.parent / files.main.stem / "subagents" / f"agent-{agent}.jsonl"
             _write_new(path, record_lines(records, _mend_claude))
             files.paths.append(path)
         return files
@@ -267,15 +272,19 @@ class CodexWriter(Writer):
 
     tool, into, env, default_dir = "codex", "codex", "CODEX_HOME", ".codex"
 
+    def target(self, home: Path, doc: Json, cwd: str) -> Path:
+        sid = _session_uuid(doc["source"]["source_id"])
+        when = _started(doc, _split(doc["source_records"])[0])
+        name = f"rollout-{when:%Y-%m-%dT%H-%M-%S}-{sid}.jsonl"
+        return home / "sessions" / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}" / name
+
     def write(self, home: Path, doc: Json, cwd: str) -> Files:
         sid = _session_uuid(doc["source"]["source_id"])
         main, agents = _split(doc["source_records"])
         if agents:
             raise InvalidInput("a Codex session has no sub-agent files; the stored records are not Codex's")
-        when = _started(doc, main)
-        name = f"rollout-{when:%Y-%m-%dT%H-%M-%S}-{sid}.jsonl"
         data = record_lines(main, _mend_codex)
-        files = Files(home / "sessions" / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}" / name, len(data))
+        files = Files(self.target(home, doc, cwd), len(data))
         _write_new(files.main, data)
         files.paths.append(files.main)
         db = self.state_db(home)

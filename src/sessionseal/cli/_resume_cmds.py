@@ -76,6 +76,9 @@ def _report(r: ResumeResult) -> None:
     is_flag=True,
     help="Instead: seal back and shred what killed resumes left in the vault's run/ directory.",
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Say where the session would be written and the command; write and run nothing."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @click.pass_obj
 @handle_errors
@@ -90,6 +93,7 @@ def resume_command(
     plaintext: bool,
     agent_command: str | None,
     cleanup: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Resume session ID in the agent it came from: Claude Code or Codex.
@@ -120,8 +124,12 @@ def resume_command(
         execute=execute,
         plaintext=plaintext,
         agent_command=shlex.split(agent_command) if agent_command else None,
+        dry_run=dry_run,
     )
     if as_json:
-        echo_json(_result_json(result))
+        echo_json({**_result_json(result), "dry_run": dry_run})
+    elif dry_run:
+        say(f"Would write session {result.session_id} for {result.into}: {result.path}")
+        click.echo(f"cd {shlex.quote(result.cwd)} && {shlex.join(result.command)}")
     else:
         _report(result)
