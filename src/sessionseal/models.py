@@ -253,7 +253,7 @@ class Session(_Model):
     source_records: list[dict[str, Any]] = Field(
         default_factory=list,
         description="an imported transcript's records as the tool wrote them (sanitized), in file order: "
-        "{line, record, agent (a sub-agent's file)}; what resume --into writes back",
+        "{line, record, agent (a sub-agent's file), json (fields stored parsed)}; what resume --into writes back",
     )
 
     @field_validator("schema_version")

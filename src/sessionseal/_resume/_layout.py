@@ -79,7 +79,7 @@ def record_lines(records: list[Json], mend: Callable[[Json], Json | None] | None
     redaction goes through *mend* (the agent's own repair of what the API verifies; None: left out)."""
     out = []
     for entry in records:
-        record: Json | None = entry["record"]
+        record: Json | None = _json_back(entry)
         line = _dumps(record)
         if _SLIMMED.search(line):
             record = _unslim(record)
@@ -91,6 +91,31 @@ def record_lines(records: list[Json], mend: Callable[[Json], Json | None] | None
             line = _dumps(record)
         out.append(line.encode("utf-8", "surrogatepass") + b"\n")
     return b"".join(out)
+
+
+#: How a JSON string was written (``_transcripts.JSON_STYLES``, by the same numbers): compact or
+#: spaced, raw or ASCII-escaped; an unknown style is written compact.
+_STYLES: Final = ((",", ":", False), (", ", ": ", False), (", ", ": ", True), (",", ":", True))
+
+
+def _json_back(entry: Json) -> Json:
+    """The record with the fields the import parsed (JSON held in a string: Codex tool
+    arguments) written back as strings, in the style they had."""
+    record: Json = entry["record"]
+    fields = entry.get("json")
+    if not isinstance(fields, dict) or not fields:
+        return record
+    record = dict(record)
+    for path, style in fields.items():
+        keys = str(path).split(".")
+        holder = record
+        if len(keys) == 2 and isinstance(record.get(keys[0]), dict):
+            holder = record[keys[0]] = dict(record[keys[0]])
+        key = keys[-1]
+        if key in holder and not isinstance(holder[key], str):
+            item, sep, ascii_ = _STYLES[style] if isinstance(style, int) and 0 <= style < len(_STYLES) else _STYLES[0]
+            holder[key] = json.dumps(holder[key], separators=(item, sep), ensure_ascii=ascii_)
+    return record
 
 
 def _redacted(value: Any) -> bool:

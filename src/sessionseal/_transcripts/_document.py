@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import InvalidInput
-from ._values import Json, Lines, as_str, parse_instant, slim_inline, title_line
+from ._values import Json, Lines, as_str, json_strings, parse_instant, slim_inline, title_line
 
 CLAUDE: Final = "claude-code"
 CODEX: Final = "codex"
@@ -72,6 +72,9 @@ class Doc:
             entry: Json = {"line": n, "record": slim_inline(record) if n in lines.inline else record}
             if agent is not None:
                 entry["agent"] = agent
+            parsed = json_strings(entry["record"])
+            if parsed is not None:
+                entry["record"], entry["json"] = parsed
             self.records.append(entry)
 
     def when(self, value: Any) -> str | None:
