@@ -491,6 +491,12 @@ def test_the_command_line_without_exec(tmp_path: Path) -> None:
     assert PLANTED in Path(out["path"]).read_text()  # written in place: the user asked for plaintext
     r = sessionseal("resume", str(sid), "--into", "gemini", env=env)
     assert r.code == 2
+    r = sessionseal("resume", str(sid), "--cwd", str(tmp_path), env=env)  # --cwd goes with --into
+    assert r.code == 2 and "--into" in r.err
+    r = sessionseal("resume", str(sid), "--json", env=env)  # without --into: it prints the session, as before
+    assert r.code == 0 and json.loads(r.out)["id"] == str(sid)
+    r = sessionseal("resume", "--latest", "--into", "claude", "--dry-run", "--json", env=env)
+    assert r.code == 0 and json.loads(r.out)["session_id"] == str(sid)
     r = sessionseal("resume", str(sid), "--into", "claude", "--agent-command", "no-such-agent-here", env=env)
     assert r.code == 8 and "not found on PATH" in r.err
 
