@@ -13,6 +13,9 @@ tool calls, tool results, usage) is written in the tool's JSONL format, then tim
 * ``changed``: the file rewritten with the same turns (stored anew, the old version kept as a
   checkpoint): what ``grown`` would cost without appends.
 
+It also prints the size of the stored session (compressed, encrypted) after ``new``: since
+schema 2 it holds each source record as well as the mapped messages (docs/capture/resume.md).
+
 Medians of ``--repeat`` runs; ratios against ``parse`` measured in the same run.
 
     python benchmarks/bench_transcripts.py [--size 20] [--repeat 3]
@@ -146,12 +149,14 @@ def main() -> None:
         path.write_text("".join(turns))
         mb = path.stat().st_size / (1 << 20)
         rows: dict[str, list[float]] = {k: [] for k in ("parse", "new", "unchanged", "grown", "changed")}
+        stored: list[int] = []  # bytes of the session file after "new" (encrypted, compressed)
         for r in range(a.repeat):
             path.write_text("".join(turns))
             rows["parse"].append(timed(lambda: _transcripts.read_transcript(path)))
             with Vault.init(tmp / f"v{r}", key_provider=PassphraseProvider("bench", log2_n=14)) as v:
                 for kind in ("new", "unchanged"):
                     rows[kind].append(timed(lambda: v.import_transcripts([path])))
+                stored.append(sum(p.stat().st_size for p in (tmp / f"v{r}" / "sessions").iterdir()))
                 with open(path, "a") as f:
                     f.write(turn(rng, len(turns) + r))
                 rows["grown"].append(timed(lambda: v.import_transcripts([path])))
@@ -163,6 +168,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(rows["parse"])
     print(f"Claude Code transcript, {mb:.1f} MB, {len(turns)} turns; median of {a.repeat}")
+    print(f"stored after 'new': {statistics.median(stored) / (1 << 20):.2f} MB on disk")
     print(f"{'step':<10}{'time':>10}{'vs parse':>10}{'MB/s':>9}")
     for k, xs in rows.items():
         t = statistics.median(xs)

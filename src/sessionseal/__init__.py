@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
+    from ._resume import ResumeResult, cleanup_resumes, resume_session
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._transcript_dirs import find_transcripts
     from ._vault import (
@@ -59,6 +60,7 @@ __all__ = [
     "Message",
     "PassphraseProvider",
     "Recorder",
+    "ResumeResult",
     "RetentionConfig",
     "SearchHit",
     "Session",
@@ -72,8 +74,10 @@ __all__ = [
     "VerifyProblem",
     "VerifyResult",
     "__version__",
+    "cleanup_resumes",
     "find_transcripts",
     "harden_process",
+    "resume_session",
 ]
 
 _HOMES = {
@@ -89,6 +93,9 @@ _HOMES = {
     "SearchHit": "._vault",
     "TranscriptOutcome": "._vault",
     "find_transcripts": "._transcript_dirs",
+    "ResumeResult": "._resume",
+    "cleanup_resumes": "._resume",
+    "resume_session": "._resume",
     "harden_process": "._harden",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",

@@ -157,9 +157,9 @@ class AsyncVault:
         """See :meth:`Vault.load`."""
         return await asyncio.to_thread(self.sync.load, session_id)
 
-    async def load_json(self, session_id: uuid.UUID | str) -> bytes:
+    async def load_json(self, session_id: uuid.UUID | str, *, into: str | None = None) -> bytes:
         """See :meth:`Vault.load_json`."""
-        return await asyncio.to_thread(self.sync.load_json, session_id)
+        return await asyncio.to_thread(self.sync.load_json, session_id, into=into)
 
     async def append(self, session_id: uuid.UUID | str, events: Iterable[Mapping[str, Any]]) -> int:
         """See :meth:`Vault.append`."""

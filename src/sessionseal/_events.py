@@ -12,7 +12,9 @@ EVENTS frame as ``{"ops": [{"op": NAME, "value": ...}, ...]}``:
 * ``set``: replace top-level fields of the document with those of ``value`` (state, status,
   title, ``updated_at``, ``redactions``...);
 * ``extend``: add the blocks of ``value["content"]`` to the last message's content, and set
-  its other keys of ``value`` on that message (a transcript's last reply went on: issue 22).
+  its other keys of ``value`` on that message (a transcript's last reply went on: issue 22);
+* ``records``: append the list ``value["records"]`` to ``source_records`` (session schema 2:
+  the source records of an imported transcript, for ``resume --into``).
 
 Callers give *events* (:func:`parse_events`), a small public vocabulary that maps onto these
 operations; the operations are what is stored, so that loading never has to know the
@@ -79,7 +81,8 @@ SET_FIELDS: Final = frozenset(
 )
 
 EVENT_TYPES: Final = ("message", "tool_call", "tool_result", "state")
-_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set", "extend"})
+#: ``records`` (schema 2): source records of an imported transcript, appended to ``source_records``.
+_OPS: Final = frozenset({"message", "tool_use", "tool_done", "set", "extend", "records"})
 
 
 def _now() -> str:
@@ -169,6 +172,8 @@ def check_ops(ops: Any) -> list[dict[str, Any]]:
             raise ValueError("value")
         if op["op"] == "extend" and not isinstance(value.get("content"), list):
             raise ValueError("content")
+        if op["op"] == "records" and not isinstance(value.get("records"), list):
+            raise ValueError("records")
     return ops
 
 
@@ -191,6 +196,8 @@ def apply(doc: dict[str, Any], ops: Sequence[Mapping[str, Any]]) -> None:
             last = doc["messages"][-1]
             last.update({k: v for k, v in value.items() if k != "content"})
             last["content"] = [*(last.get("content") or []), *value["content"]]
+        elif name == "records":
+            doc.setdefault("source_records", []).extend(value["records"])
 
 
 def _finish(meta: dict[str, Any], n: dict[str, Any]) -> dict[str, Any]:

@@ -55,8 +55,9 @@ __all__ = [
 
 _M = TypeVar("_M", bound=BaseModel)
 
-#: Version of the session document schema (not of the container).
-SCHEMA_VERSION = 1
+#: Version of the session document schema (not of the container).  2: ``source_records``,
+#: and the ``records`` append operation (docs/spec/container-v1.md, "Appends").
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -248,6 +249,11 @@ class Session(_Model):
     links: SessionLinks = Field(default_factory=SessionLinks)
     redactions: dict[str, int] = Field(
         default_factory=dict, description="secrets replaced by the sanitizer at save, per rule (never values)"
+    )
+    source_records: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="an imported transcript's records as the tool wrote them (sanitized), in file order: "
+        "{line, record, agent (a sub-agent's file), json (fields stored parsed)}; what resume --into writes back",
     )
 
     @field_validator("schema_version")

@@ -77,6 +77,8 @@ PUBLIC: dict[str, str] = {
     "claude": "import-transcripts: the agent's transcript directory",
     "codex": "import-transcripts: the agent's transcript directory",
     "gemini": "import-transcripts: the agent's transcript directory",
+    "cwd": "resume --cwd: a path the user chooses",
+    "agent_command": "resume --agent-command: a command line (a program and its options), not session content",
 }
 
 

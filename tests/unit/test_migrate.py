@@ -102,7 +102,7 @@ def test_cli_migrate(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch:
 
 def test_a_session_document_of_a_newer_schema_is_refused(vault: Vault) -> None:
     with pytest.raises(errors.InvalidInput, match="newer than this sessionseal reads"):
-        vault.save({"schema_version": 2, "messages": []})
+        vault.save({"schema_version": 3, "messages": []})
 
 
 # -- tracking the anchored state of a vault written before issue 20 ------------------------------

@@ -125,12 +125,14 @@ def parse_claude(
     if not lines.objects:
         raise no_records(path, "Claude Code")
     doc, meta = Doc(CLAUDE), _ClaudeMeta()
+    doc.capture(lines, None)
     streams = [_claude_stream(doc, meta, lines.objects, None)]
     warnings = list(lines.warnings)
     side: Json = {}
     for agent, blob in sorted((sidechains or {}).items()):
         sl = read_lines(blob, f"sidechain {agent}: ")
         warnings += sl.warnings
+        doc.capture(sl, agent)
         # Sub-agents run in the same checkout: their directories and branch add nothing.
         streams.append(_claude_stream(doc, _ClaudeMeta(), sl.objects, agent))
         side[agent] = {"records": sl.records, "consumed": sl.consumed}

@@ -42,6 +42,7 @@ def parse_codex(path: Path, data: bytes) -> Transcript:
     if not lines.objects:
         raise no_records(path, "Codex")
     rollout = _Codex(Doc(CODEX))
+    rollout.doc.capture(lines, None)
     for n, record in lines.objects:
         rollout.record(n, record)
     doc = rollout.doc

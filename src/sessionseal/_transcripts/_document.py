@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import InvalidInput
-from ._values import Json, as_str, parse_instant, title_line
+from ._values import Json, Lines, as_str, json_strings, parse_instant, slim_inline, title_line
 
 CLAUDE: Final = "claude-code"
 CODEX: Final = "codex"
@@ -64,6 +64,22 @@ class Doc:
         #: The first record of each id (:meth:`repeated`), and how many repeated one, by id kind.
         self.ids: dict[tuple[str, str], Json] = {}
         self.repeats: dict[str, int] = {}
+        #: Every JSON object of every file read, in file order (:meth:`capture`).
+        self.records: list[Json] = []
+
+    def capture(self, lines: Lines, agent: str | None) -> None:
+        """Keep each record of one file as it was written, tagged with its file (*agent*: a
+        sub-agent file; none: the main file) and line: the vault stores them (sanitized) as
+        ``source_records``, and ``resume --into`` writes them back (docs/capture/resume.md).
+        Inline data (images) is kept as its length, as in the messages."""
+        for n, record in lines.objects:
+            entry: Json = {"line": n, "record": slim_inline(record) if n in lines.inline else record}
+            if agent is not None:
+                entry["agent"] = agent
+            parsed = json_strings(entry["record"])
+            if parsed is not None:
+                entry["record"], entry["json"] = parsed
+            self.records.append(entry)
 
     def when(self, value: Any) -> str | None:
         """*value* if it is a usable timestamp (the session's first and last are tracked)."""
@@ -153,6 +169,8 @@ class Doc:
             raw_events=self.raw,
             source=source,
         )
+        if self.records:
+            doc["source_records"] = self.records
         return doc
 
     def _models(self, messages: list[Json]) -> tuple[str | None, list[str]]:

@@ -45,6 +45,8 @@ class Lines:
     records: int = 0
     consumed: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: Lines that may hold inline data (base64 images): :func:`slim_inline` before keeping them.
+    inline: set[int] = field(default_factory=set)
 
 
 def read_lines(data: bytes, where: str = "") -> Lines:
@@ -59,6 +61,8 @@ def read_lines(data: bytes, where: str = "") -> Lines:
         obj = decode_json(line)
         if isinstance(obj, dict):
             out.objects.append((n, obj))
+            if b'"base64"' in line or b'"data:' in line:
+                out.inline.add(n)
         else:
             why = obj.reason if isinstance(obj, _Refused) else "is not a JSON object"
             out.warnings.append(f"{where}line {n} {why}")
@@ -212,6 +216,60 @@ def _slim(key: str, value: Any) -> Any:
     if isinstance(value, list):
         return [_slim("", v) for v in value]
     return value
+
+
+def slim_inline(value: Any) -> Any:
+    """A copy of a record with its inline data replaced by its length, as :func:`other_block`
+    does: a base64 ``source`` (Anthropic images, documents) and ``data:`` image URLs (OpenAI)."""
+    if isinstance(value, list):
+        return [slim_inline(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: slim_inline(v) for k, v in value.items()}
+    if out.get("type") == "base64" and isinstance(out.get("data"), str):
+        out["data"] = len(out["data"])
+    url = out.get("image_url")
+    if isinstance(url, str) and url.startswith("data:"):
+        out["image_url"] = len(url)
+    return out
+
+
+#: Fields that hold JSON as a string (Codex ``function_call.arguments``, ``custom_tool_call.input``,
+#: ``function_call_output.output``), at the top of a record or of its ``payload``.
+_JSON_FIELDS: Final = ("arguments", "input", "output")
+#: How a JSON string may have been written, by number: compact or spaced, raw or ASCII-escaped.
+JSON_STYLES: Final = ((",", ":", False), (", ", ": ", False), (", ", ": ", True), (",", ":", True))
+
+
+def json_strings(record: Json) -> tuple[Json, Json] | None:
+    """A copy of *record* whose JSON-in-a-string fields are parsed into the tree, so that the
+    sanitizer sees them as it sees the mapped tool arguments (an argv list, a ``-p`` flag and
+    its value), and for each such field the style that writes it back byte for byte (an index
+    of :data:`JSON_STYLES`, or -1: none does).  None when the record has no such field."""
+    found: Json = {}
+    out = record
+    for prefix, holder in (("", record), ("payload.", record.get("payload"))):
+        if not isinstance(holder, dict):
+            continue
+        for key in _JSON_FIELDS:
+            text = holder.get(key)
+            if not isinstance(text, str) or text.lstrip()[:1] not in ("{", "["):
+                continue
+            value = decode_json(text)
+            if not isinstance(value, dict | list):
+                continue
+            style = next((i for i, (a, b, ascii_) in enumerate(JSON_STYLES) if _dumps(value, a, b, ascii_) == text), -1)
+            found[prefix + key] = style
+            if out is record:  # copies: the parsers read the record itself
+                out = dict(record)
+            if prefix and out["payload"] is record["payload"]:
+                out["payload"] = dict(record["payload"])
+            (out["payload"] if prefix else out)[key] = value
+    return (out, found) if found else None
+
+
+def _dumps(value: Any, item: str, key: str, ascii_: bool) -> str:
+    return json.dumps(value, separators=(item, key), ensure_ascii=ascii_)
 
 
 def tool_arguments(value: Any) -> Any:

@@ -284,8 +284,9 @@ class Vault:
         return changed
 
     @_audited("load", by_id=True)
-    def load_json(self, session_id: uuid.UUID | str) -> bytes:
+    def load_json(self, session_id: uuid.UUID | str, *, into: str | None = None) -> bytes:
         """Decrypt a session and return its stored, authenticated JSON document, without models.
+        *into*: the agent ``resume --into`` writes it for (audited as ``resume``, with that name).
 
         :raises SessionNotFound: no such session.
         :raises IntegrityError: the stored container was modified or damaged.
@@ -293,7 +294,9 @@ class Vault:
         sid = parse_id(session_id)
         body = self._store.document(self._store.open(sid))
         self._index_cache.touch(self._keys.file_name(sid) + SUFFIX)
-        self._audit("load", session=sid, nbytes=len(body))
+        self._audit(
+            "resume" if into else "load", session=sid, nbytes=len(body), detail={"into": into} if into else None
+        )
         return body
 
     def load(self, session_id: uuid.UUID | str) -> Session:

@@ -107,13 +107,16 @@ class TranscriptImporter:
         messages = doc.get("messages") or []
         outcome.messages = len(messages)
         doc["id"] = str(sid)
+        records = doc.get("source_records") or []
+        doc["raw_events"] = raw_refs(doc.get("raw_events") or [], records)
         doc["source"] = {
             **(doc.get("source") or {}),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "messages": len(messages),
-            "raw_events": len(doc.get("raw_events") or []),
+            "raw_events": len(doc["raw_events"]),
             "last_message": _last_stamp(messages),
+            "source_records": record_counts(records),
         }
         fname = self._keys.file_name(sid) + SUFFIX
         exists = self._ctx.sessions.exists(fname)
@@ -129,21 +132,21 @@ class TranscriptImporter:
             outcome.action = "new"
         else:  # a session without a source record is never appended to: stored anew, kept first
             outcome.action = "appended" if old is not None and grown(old, doc) else "updated"
-        extend = None
+        extend: int | None = None
+        new_records: list[Any] = []
         if outcome.action == "appended":
-            # Only what is new is validated, sanitized and encrypted: the rest is stored.  The
-            # last stored message leads the part when it went on (:func:`went_on`).
+            # Only what is new is validated, sanitized and encrypted: the rest is stored.
             assert old is not None
-            start = int(old.get("messages") or 0)
-            extend = went_on(old, messages)
-            part = {**doc, "messages": messages[start - (extend is not None) :], "raw_events": []}
+            part, extend, new_records = appended_part(old, doc, records)
             model = parse_session(part)
         else:
             model = parse_session(doc)  # validated before anything is stored
         if not dry_run:
-            raw = doc.get("raw_events") or []
+            raw = doc["raw_events"]
             raw_changed = old is not None and int(old.get("raw_events") or 0) != len(raw)
-            outcome.redactions = self.store(sid, model, outcome.action, raw if raw_changed else None, extend=extend)
+            outcome.redactions = self.store(
+                sid, model, outcome.action, raw if raw_changed else None, new_records, extend=extend
+            )
         if remove is not None and not dry_run:
             self.remove_original(path, sid, doc, outcome, remove)
 
@@ -177,11 +180,19 @@ class TranscriptImporter:
         return True
 
     def store(
-        self, sid: uuid.UUID, model: Session, action: str, raw_events: list[Any] | None, *, extend: int | None = None
+        self,
+        sid: uuid.UUID,
+        model: Session,
+        action: str,
+        raw_events: list[Any] | None,
+        records: list[Any],
+        *,
+        extend: int | None = None,
     ) -> dict[str, int]:
         """Store a transcript's session: whole (new, updated), or its new part (appended: the
-        model holds only the new messages, and the fields that changed; with *extend*, the
-        stored last message first, whole, of which the first *extend* blocks are stored)."""
+        model holds only the new messages, the new source *records*, and the fields that
+        changed; with *extend*, the stored last message first, whole, of which the first
+        *extend* blocks are stored)."""
         if action != "appended":
             if action == "updated":
                 self._checkpoint(sid, f"before re-import {_common.now():%Y-%m-%d %H:%M:%S.%f}")
@@ -194,6 +205,8 @@ class TranscriptImporter:
             first, messages = messages[0], messages[1:]
             ops.append({"op": "extend", "value": {"content": first["content"][extend:], "usage": first.get("usage")}})
         ops += [{"op": "message", "value": m} for m in messages]
+        if records:  # one op for all: each record is a line of the file, and there are many
+            ops.append({"op": "records", "value": {"records": records}})
         fields = {k: doc.get(k) for k in ("title", "updated_at", "workspace", "working_directory", "stats", "config")}
         # The tool history is small: replaced whole (calls of the old part may have finished).
         fields.update(tool_history=doc.get("tool_history") or [], source=doc.get("source"))
@@ -258,7 +271,9 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     messages, the messages before the last one imported unchanged (their ids, roles, block
     counts and usage, by digest), and the last one the same message with at least its blocks.
     A reply written as one record per block may have gained blocks, and a count its usage:
-    :func:`went_on` says so, and the append extends it.  Otherwise it is stored anew."""
+    :func:`went_on` says so, and the append extends it.  Otherwise it is stored anew.  A
+    session stored before source records were kept (schema 1) is stored anew once, so that it
+    holds them all."""
     new = doc["source"]
     if "digest" in new:  # a file rewritten in place (Gemini CLI): its messages must be unchanged
         from .. import _transcripts
@@ -266,11 +281,32 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
         return _transcripts.grew_in_place(old, doc)
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
-    if int(new.get("consumed") or 0) <= int(old.get("consumed") or 0) or len(messages) < start:
+    if not _gave_more(old, new) or len(messages) < start:
         return False
-    if start == 0:
-        return True
-    stamp, last = old.get("last_message"), messages[start - 1]
+    return start == 0 or _stamp_holds(old.get("last_message"), messages, start)
+
+
+def _gave_more(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether the file gave more than was stored: more records of its files, else (stored
+    before records were counted) more bytes consumed.  A session stored before source records
+    were kept (schema 1) gave nothing to append to: it is stored anew once, to hold them all."""
+    counts, before = new.get("source_records"), old.get("source_records")
+    more = int(new.get("consumed") or 0) > int(old.get("consumed") or 0)
+    if counts and not isinstance(before, dict):
+        return False
+    if isinstance(counts, dict) and isinstance(before, dict):
+        # Counted in records, not bytes: a file resume --into wrote back holds the stored
+        # records re-serialized (redacted), so its byte offsets are not the original's.
+        if any(int(counts.get(f) or 0) < int(n or 0) for f, n in before.items()):
+            return False
+        return counts != before or more
+    return more
+
+
+def _stamp_holds(stamp: Any, messages: list[Any], start: int) -> bool:
+    """Whether the last stored message (*stamp*, :func:`_last_stamp`) is still message
+    *start* of *messages*, with at least its blocks, after the same messages."""
+    last = messages[start - 1]
     # [id, blocks, digest of the messages before it, usage].  A stamp of before issue 22 is
     # [id, blocks]: its session was read by the parser of then (no Codex prompt events, Codex's
     # own token counts), so it is stored anew once rather than appended to.
@@ -279,6 +315,19 @@ def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     if not isinstance(stamp[1], int) or isinstance(stamp[1], bool) or len(last.get("content") or []) < stamp[1]:
         return False
     return bool(stamp[2] == _digest(messages[: start - 1]))
+
+
+def appended_part(
+    old: Mapping[str, Any], doc: Mapping[str, Any], records: list[Any]
+) -> tuple[dict[str, Any], int | None, list[Any]]:
+    """What an append of a grown transcript stores: the document with only the new messages
+    (led by the last stored one when it went on: :func:`went_on`, whose block count is the
+    second item), and the new source records (stored by their own operation)."""
+    messages = doc.get("messages") or []
+    start = int(old.get("messages") or 0)
+    extend = went_on(old, messages)
+    part = {**doc, "messages": messages[start - (extend is not None) :], "raw_events": [], "source_records": []}
+    return part, extend, records_after(records, old.get("source_records") or {})
 
 
 def went_on(old: Mapping[str, Any], messages: list[Any]) -> int | None:
@@ -301,6 +350,45 @@ def _digest(messages: list[Any]) -> str:
     """The shape of *messages* (ids, roles, block counts, usage): never their content."""
     shape = [[m.get("id"), m.get("role"), len(m.get("content") or []), m.get("usage")] for m in messages]
     return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def record_counts(records: list[Any]) -> dict[str, int]:
+    """How many source records each file gave ("": the main file; else a sub-agent's id)."""
+    counts: dict[str, int] = {}
+    for entry in records:
+        agent = entry.get("agent") or ""
+        counts[agent] = counts.get(agent, 0) + 1
+    return counts
+
+
+def records_after(records: list[Any], stored: Mapping[str, Any]) -> list[Any]:
+    """The source records past the *stored* count of their file: what an append adds (each
+    file only grows, so its first records are the ones stored)."""
+    seen: dict[str, int] = {}
+    out = []
+    for entry in records:
+        agent = entry.get("agent") or ""
+        seen[agent] = seen.get(agent, 0) + 1
+        if seen[agent] > int(stored.get(agent) or 0):
+            out.append(entry)
+    return out
+
+
+def raw_refs(raw: list[Any], records: list[Any]) -> list[Any]:
+    """Raw events whose record is among the source records name it (its file and line)
+    instead of holding a second copy of it."""
+    if not records:
+        return raw
+    where = {id(e["record"]): e for e in records}
+    out = []
+    for event in raw:
+        entry = where.get(id(event.get("record")))
+        if entry is None:
+            out.append(event)
+            continue
+        ref = {"line": entry["line"], **({"agent": entry["agent"]} if "agent" in entry else {})}
+        out.append({**{k: v for k, v in event.items() if k != "record"}, "source_record": ref})
+    return out
 
 
 def audit_of(out: list[TranscriptOutcome]) -> tuple[dict[str, int], list[tuple[str, uuid.UUID, dict[str, Any]]]]:

@@ -24,6 +24,7 @@ from ._common import (
     warn_if_short,
 )
 from ._filters import list_filters, query_of
+from ._resume_cmds import resume_into_options, run_agent_resume, wants_agent
 from ._terminal import at_terminal, json_text, say, shown
 
 if TYPE_CHECKING:
@@ -310,12 +311,17 @@ def latest(obj: Context, here: bool, tags: tuple[str, ...], tags_file: str | Non
 @click.option("--latest", "use_latest", is_flag=True, help="Resume the most recently updated session.")
 @click.option("--here", is_flag=True, help="With --latest: the latest in the current directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole session as JSON, for the next tool.")
+@resume_into_options
 @click.pass_obj
 @handle_errors
-def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, as_json: bool) -> None:
-    """Print a session so that another tool can continue it (its read is recorded)."""
+def resume(obj: Context, /, session_id: str | None, use_latest: bool, here: bool, as_json: bool, **into: Any) -> None:
+    """Print a session so that another tool can continue it (its read is recorded); with
+    --into, resume it in its agent: Claude Code or Codex (docs/capture/resume.md)."""
     from sessionseal.errors import SessionNotFound
 
+    if wants_agent(into) and into["cleanup"]:
+        run_agent_resume(obj, session_id, as_json, into)
+        return
     if (session_id is None) == (not use_latest):
         raise click.UsageError("give a session ID or --latest (not both)")
     vault = obj.vault()
@@ -325,6 +331,9 @@ def resume(obj: Context, session_id: str | None, use_latest: bool, here: bool, a
             raise SessionNotFound("no session to resume; see 'sessionseal list'")
         session_id = str(found.id)
     assert session_id is not None
+    if into["into"]:
+        run_agent_resume(obj, session_id, as_json, into)
+        return
     if as_json:
         click.echo(json_text(vault.load_json(session_id).decode()))
         return
