@@ -44,7 +44,7 @@ def _reuse_freed_memory() -> None:
     the output), which glibc maps afresh and unmaps when freed, so every region touches new
     pages: some 10,000 page faults each, tens of milliseconds of a 20 MB run.  Serving them
     from the heap and not trimming it (this process exits when its output is written)
-    lets the next region reuse the same pages.
+    lets the next region reuse the same pages.  Only for a process that is the command.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -58,13 +58,26 @@ def _reuse_freed_memory() -> None:
         return
 
 
-def run_filter(*, report: bool = False, engine: str | None = None, read: Callable[[], bytes] | None = None) -> None:
+def run_filter(
+    *,
+    report: bool = False,
+    engine: str | None = None,
+    read: Callable[[], bytes] | None = None,
+    own_process: bool = False,
+) -> None:
     """Read stdin (with *read*, if given), write it sanitized to stdout; with *report*, per-rule
-    counts as JSON to stderr."""
+    counts as JSON to stderr.
+
+    *own_process*: the process is the ``sessionseal sanitize`` command and exits after it, so
+    the memory regions free is kept for the next region rather than given back
+    (:func:`_reuse_freed_memory`); a program that runs the command in-process keeps its
+    allocator settings.
+    """
     from . import Sanitizer
     from ._stream import sanitize_stream
 
-    _reuse_freed_memory()
+    if own_process:
+        _reuse_freed_memory()
     with _no_cyclic_gc():
         sanitizer = Sanitizer(os.urandom(32), engine=engine)
         pending = getattr(read, "pending", None)
