@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["sanitize"]:
         options = parse_filter_args(args[1:])
         if options is not None:
-            _run_sanitize(*options)
+            _run_sanitize(*options, own_process=argv is None)
             if argv is None:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -71,13 +71,16 @@ def parse_filter_args(args: Sequence[str]) -> tuple[bool, str | None] | None:
     return report, engine
 
 
-def _run_sanitize(report: bool, engine: str | None) -> None:
-    """As the ``click`` command would run it: a broken pipe or Ctrl-C ends it quietly with status 1."""
+def _run_sanitize(report: bool, engine: str | None, *, own_process: bool = False) -> None:
+    """As the ``click`` command would run it: a broken pipe or Ctrl-C ends it quietly with status 1.
+
+    *own_process*: the process is this command and ends with it (its memory may be tuned for
+    the run, see :func:`sessionseal._sanitize._filter.run_filter`)."""
     try:
         read = _read_stdin_behind()  # before the sanitizer's modules load: they take longer
         from sessionseal._sanitize._filter import run_filter
 
-        run_filter(report=report, engine=engine, read=read)
+        run_filter(report=report, engine=engine, read=read, own_process=own_process)
     except KeyboardInterrupt:
         sys.stderr.write("\nAborted!\n")
         sys.exit(1)

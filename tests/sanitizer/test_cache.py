@@ -105,6 +105,42 @@ def test_the_catalogue_from_the_cache_is_the_catalogue(cache: Path, monkeypatch:
     assert default_catalogue() == fresh
 
 
+# Each rule's pattern as a fresh process builds it; prints how many rule regexes went through re's parser.
+_PATTERNS_OF_A_FRESH_PROCESS = """
+import re, re._parser as parser
+from sessionseal._sanitize._rules import default_catalogue
+rules, _ = default_catalogue()
+parsed, parse = [], parser.parse
+parser.parse = lambda p, *a: (parsed.append(p), parse(p, *a))[1]
+patterns = [r.pattern for r in rules]
+parser.parse = parse
+assert all(p == re.compile(r.regex) for p, r in zip(patterns, rules, strict=True))
+print(len({r.regex for r in rules} & set(parsed)))
+"""
+
+
+def _parsed_rule_regexes(cache: Path) -> int:
+    env = {**os.environ, "SESSIONSEAL_CACHE_DIR": str(cache.parent)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PATTERNS_OF_A_FRESH_PROCESS], env=env, capture_output=True, text=True, check=True
+    )
+    return int(proc.stdout)
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="the regex cache is CPython's re")
+def test_rule_regexes_are_built_from_their_cached_code(cache: Path) -> None:
+    n_regexes = len({r.regex for r in RULES})
+    _parsed_rule_regexes(cache)  # the first process validates the catalogue and fills the cache
+    # Later processes skip re's parser for every rule regex, and get the same patterns.
+    assert _parsed_rule_regexes(cache) == 0
+    # An entry that does not fit the catalogue (a valid checksum, too few patterns) is not
+    # used: every regex is compiled as without a cache.
+    (entry,) = (p for p in cache.iterdir() if p.name.startswith("regex-"))
+    payload = b"\x02\x00\x00\x00\x00\x00\x00\x00[]"
+    entry.write_bytes(_cache._MAGIC + hashlib.sha256(payload).digest() + payload)
+    assert _parsed_rule_regexes(cache) == n_regexes
+
+
 @pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")
 def test_a_cached_hyperscan_database_finds_the_same(cache: Path) -> None:
     compiled = Sanitizer(b"\x01" * 32, engine="hyperscan")

@@ -378,9 +378,10 @@ class Scanner:
         self, parts: Sequence[str], first: int, stop: int, offs: list[int], out: dict[int, list[tuple[int, int, str]]]
     ) -> None:
         """:meth:`find_spans_of_parts` for ``parts[first:stop]``, in one prefilter pass."""
-        raw = self.prefilter.hits("\n".join(parts[first:stop]))
+        joined = "\n".join(parts[first:stop])
+        raw = self.prefilter.hits(joined)
         groups: dict[int, RawHits | None] = {}
-        if self._intl is not None:
+        if self._intl is not None and not joined.isascii():  # (a flag of the string: no scan)
             # Non-ASCII keywords are no prefilter's (see _intl_candidates): a part that may hold
             # one is looked at whatever its hits.
             for j in range(first, stop):

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, NamedTuple
 
-from . import _cache
+from . import _cache, _recode
 
 __all__ = ["CHECKS", "Allowlist", "Rule", "RuleError", "default_catalogue", "load_catalogue", "rule_from_mapping"]
 
@@ -87,7 +87,7 @@ class Rule(NamedTuple):
         """The compiled ``regex``."""
         compiled = _COMPILED.get(self.regex)
         if compiled is None:
-            compiled = _COMPILED[self.regex] = re.compile(self.regex)
+            compiled = _COMPILED[self.regex] = _recode.compiled(self.regex)
         return compiled
 
 
@@ -168,16 +168,11 @@ def _str_tuple(raw: Any, what: str, rule_id: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False, validated: bool = False) -> Rule:
-    """Build and validate one rule from its TOML table (or a user's config mapping).
-
-    *validated* is for a mapping this module built and checked before (the cached
-    catalogue, with its secret groups spelled out): its regex is then compiled only when
-    first used.
-    """
+def rule_from_mapping(raw: Mapping[str, Any], *, builtin: bool = False) -> Rule:
+    """Build and validate one rule from its TOML table (or a user's config mapping)."""
     # The checks run in this order (the first problem found is the one reported).
     rule_id = _rule_id(raw)
-    regex, pattern = _regex(raw, rule_id, validated=validated)
+    regex, pattern = _regex(raw, rule_id)
     keywords = tuple(k.lower() for k in _str_tuple(raw.get("keywords"), "keywords", rule_id))
     if any(not k for k in keywords):
         raise RuleError(f"rule {rule_id!r}: empty keyword")
@@ -238,17 +233,15 @@ def _rule_id(raw: Mapping[str, Any]) -> str:
     return rule_id
 
 
-def _regex(raw: Mapping[str, Any], rule_id: str, *, validated: bool) -> tuple[str, re.Pattern[str] | None]:
-    """The rule's regex, and its compiled pattern (None when *validated*: compiled on first use)."""
+def _regex(raw: Mapping[str, Any], rule_id: str) -> tuple[str, re.Pattern[str]]:
+    """The rule's regex and its compiled pattern."""
     regex = raw.get("regex")
     if not isinstance(regex, str) or not regex:
         raise RuleError(f"rule {rule_id!r}: regex is required")
-    pattern: re.Pattern[str] | None = None
-    if not validated:
-        try:
-            pattern = re.compile(regex)
-        except re.error as exc:
-            raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise RuleError(f"rule {rule_id!r}: bad regex: {exc}") from exc
     return regex, pattern
 
 
@@ -317,10 +310,8 @@ def load_catalogue(text: str, *, builtin: bool = False) -> tuple[tuple[Rule, ...
     return _catalogue_from_data(_parse_toml(text), builtin=builtin)
 
 
-def _catalogue_from_data(
-    data: Mapping[str, Any], *, builtin: bool, validated: bool = False
-) -> tuple[tuple[Rule, ...], Allowlist]:
-    rules = tuple(rule_from_mapping(r, builtin=builtin, validated=validated) for r in data.get("rule", []))
+def _catalogue_from_data(data: Mapping[str, Any], *, builtin: bool) -> tuple[tuple[Rule, ...], Allowlist]:
+    rules = tuple(rule_from_mapping(r, builtin=builtin) for r in data.get("rule", []))
     seen: set[str] = set()
     for r in rules:
         if r.id in seen:
@@ -338,7 +329,7 @@ _DEFAULT: tuple[tuple[Rule, ...], Allowlist] | None = None
 
 _CATALOGUE_CACHE: Final = "catalogue"
 #: Bumped when what the cache holds for a catalogue changes shape.
-_CATALOGUE_FORMAT: Final = b"sessionseal catalogue cache 2\0"
+_CATALOGUE_FORMAT: Final = b"sessionseal catalogue cache 3\0"
 
 
 #: The catalogue's files: ``default.toml`` (with the allowlist) first, then every other
@@ -372,9 +363,10 @@ def _default_toml() -> bytes:
 def default_catalogue() -> tuple[tuple[Rule, ...], Allowlist]:
     """The built-in rules and allowlist (``sessionseal/rules/*.toml``), parsed once.
 
-    The parsed and validated document is kept in the sanitizer's cache (:mod:`._cache`) as
-    JSON, under a hash of the TOML file, so a new process skips the TOML parser and the
-    validation, and compiles each rule's regex only when it first needs it.
+    The validated rules are kept in the sanitizer's cache (:mod:`._cache`) as JSON, under a
+    hash of the TOML files, so a new process skips the TOML parser and the validation, and
+    compiles each rule's regex only when it first needs it, from its cached code
+    (:mod:`._recode`).
     """
     global _DEFAULT
     if _DEFAULT is None:
@@ -383,19 +375,43 @@ def default_catalogue() -> tuple[tuple[Rule, ...], Allowlist]:
         cached = _cache.load(_CATALOGUE_CACHE, key)
         if cached is not None:
             try:
-                _DEFAULT = _catalogue_from_data(json.loads(cached), builtin=True, validated=True)
-            except (ValueError, TypeError, AttributeError):  # not what this process would have stored
+                _DEFAULT = _catalogue_from_cache(json.loads(cached))
+            except (ValueError, TypeError, AttributeError, KeyError):  # not what this process would have stored
                 _DEFAULT = None
+            else:
+                _recode.use(key, _regexes(_DEFAULT[0]))
         if _DEFAULT is None:
             data = _parse_toml(raw.decode("utf-8"))
             _DEFAULT = _catalogue_from_data(data, builtin=True)
-            # The secret groups spelled out: what validation derived from the compiled regexes.
-            rules = [
-                {**r, "secret_group": list(rule.secret_groups)}
-                for r, rule in zip(data["rule"], _DEFAULT[0], strict=True)
-            ]
-            _cache.store(_CATALOGUE_CACHE, key, json.dumps({**data, "rule": rules}).encode("utf-8"))
+            # Each rule as validation left it (its fields in order), and the allowlist's table.
+            cache = {"rule": [list(rule) for rule in _DEFAULT[0]], "allowlist": data.get("allowlist", {})}
+            _cache.store(_CATALOGUE_CACHE, key, json.dumps(cache).encode("utf-8"))
+            if _cache.load(_CATALOGUE_CACHE, key) is not None:  # the cache works: worth its regex entry
+                _recode.build(key, _regexes(_DEFAULT[0]))
     return _DEFAULT
+
+
+#: The fields of :class:`Rule` that are tuples (JSON gives lists back).
+_TUPLE_FIELDS: Final = frozenset({"keywords", "secret_groups", "examples", "counterexamples"})
+
+
+def _catalogue_from_cache(data: Mapping[str, Any]) -> tuple[tuple[Rule, ...], Allowlist]:
+    """The catalogue as :func:`default_catalogue` cached it: rules validated when they were
+    stored (the entry is this user's, private, and checked against its SHA-256), rebuilt
+    field by field without validating them again; regexes are compiled when first used."""
+    tuples = [name in _TUPLE_FIELDS for name in Rule._fields]
+    rules = tuple(Rule._make([tuple(v) if t else v for v, t in zip(row, tuples, strict=True)]) for row in data["rule"])
+    if not all(type(r.id) is str and type(r.regex) is str and r.builtin is True for r in rules):
+        raise TypeError("not a cached catalogue")
+    allow = data["allowlist"]
+    allowlist = Allowlist().extend(_str_tuple(allow.get("exact"), "allowlist.exact", "allowlist"))
+    patterns = _str_tuple(allow.get("patterns"), "allowlist.patterns", "allowlist")
+    return rules, allowlist.extend("re:" + p for p in patterns)
+
+
+def _regexes(rules: Iterable[Rule]) -> list[str]:
+    """The distinct regexes of *rules*, in order (the regex cache's entries, :mod:`._recode`)."""
+    return list(dict.fromkeys(r.regex for r in rules))
 
 
 def rule_table_markdown(rules: Iterable[Rule]) -> str:

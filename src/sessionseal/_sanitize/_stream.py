@@ -425,7 +425,8 @@ def _worker(  # pragma: no cover - runs in the child
         part = _region_run(sanitizer, data, cuts[index], cuts[index + 1], MARGIN)
         body = b"".join(p for p in part.take_body() if isinstance(p, bytes))
         header = pickle.dumps((part.lead, part.trail, part.counts, part.length), protocol=pickle.HIGHEST_PROTOCOL)
-        _write_all(file, header + body)
+        _write_all(file, header)  # not header + body: a copy of the region's output
+        _write_all(file, body)
         _write_all(results, _RECORD.pack(index, file, offset, len(header), len(body)))
         offset += len(header) + len(body)
 
