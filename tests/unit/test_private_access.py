@@ -12,7 +12,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "sessionseal"
 #: The standard library's regex parser, read at start-up to see whether a rule is line-anchored;
 #: another Python's internals make the sanitizer search that rule the plain way (_sanitize/_engine.py).
 #: os._exit is the documented way to end a process without the interpreter's teardown.
-ALLOWED = {("re", "_parser"), ("re", "_constants"), ("os", "_exit")}
+#: A named tuple's _fields and _make are its documented API (the underscore only keeps them
+#: apart from field names): the sanitizer's catalogue cache rebuilds rules with them.
+ALLOWED = {("re", "_parser"), ("re", "_constants"), ("os", "_exit"), ("Rule", "_fields"), ("Rule", "_make")}
 
 
 def _private(name: str) -> bool:
