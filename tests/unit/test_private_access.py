@@ -88,7 +88,7 @@ def test_no_module_uses_another_modules_private_names() -> None:
             if base in modules:
                 if (base, node.attr) not in ALLOWED:
                     found.append(f"{path.relative_to(SRC)}:{node.lineno}: {base}.{node.attr}")
-            elif base not in ("self", "cls") and node.attr not in own:
+            elif base not in ("self", "cls") and node.attr not in own and (base, node.attr) not in ALLOWED:
                 # An object's private attribute that this module never defines: another
                 # module's object reached into (``vault._append_ops``).
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
