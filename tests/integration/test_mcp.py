@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -233,6 +234,33 @@ def test_a_locked_keychain_answers_with_a_tool_error_within_seconds(
     assert result.is_error, result
     assert "keychain" in result.content[0].text.lower() or "key store" in result.content[0].text.lower()
     assert seconds < 20  # the server's bound is 5 s; a prompt would wait until the client gives up
+
+
+def test_a_keychain_that_does_not_answer_is_a_tool_error_within_the_bound(
+    secret_service_factory: Callable[..., SecretService], tmp_path: Path
+) -> None:
+    """The Secret Service stopped (SIGSTOP): a D-Bus call to it would wait; the server gives up
+    after its 5 s bound and says so, and the next call does not start a second wait."""
+    ss = secret_service_factory()
+    env = ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+    assert sessionseal("init", env=env).code == 0
+
+    async def fn(s: ClientSession) -> list[tuple[types.CallToolResult, float]]:
+        out = []
+        for _ in range(2):
+            start = time.monotonic()
+            out.append((await _call(s, "list_sessions"), time.monotonic() - start))
+        return out
+
+    os.kill(ss.daemon_pid, signal.SIGSTOP)
+    try:
+        answers = _talk({**env, "PYTHONPATH": str(SRC)}, [], fn, [str(tmp_path)])
+    finally:
+        os.kill(ss.daemon_pid, signal.SIGCONT)
+    for result, seconds in answers:
+        assert result.is_error, result
+        assert "did not answer within" in result.content[0].text
+        assert seconds < 8  # the server's 5 s bound (the key store's own is 4 s a call, and an open makes several)
 
 
 def test_without_the_extra_serve_says_what_to_install(tmp_path: Path) -> None:

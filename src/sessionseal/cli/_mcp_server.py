@@ -64,7 +64,14 @@ class _Opener:
 
                 def work() -> None:
                     try:
-                        result["vault"] = self._open_vault()
+                        vault = self._open_vault()
+                        try:
+                            # The master key is read when first needed: read it here, within the bound.
+                            vault.parts.keys.keytable()
+                        except BaseException:
+                            vault.close()
+                            raise
+                        result["vault"] = vault
                     except BaseException as exc:
                         result["error"] = exc
 
