@@ -116,6 +116,15 @@ def test_broken_or_foreign_files_are_refused_and_left_alone(homes: Homes) -> Non
     assert not list(homes.codex.glob("*backup*")) and not list(homes.gemini.glob("*backup*"))
 
 
+def test_without_a_flag_only_the_agents_present_are_set_up(homes: Homes) -> None:
+    homes.gemini.rmdir()
+    assert homes.run("mcp", "install").code == 0
+    assert files(homes)["claude"].exists() and files(homes)["codex"].exists()
+    assert not homes.gemini.exists()
+    assert homes.run("mcp", "install", "--gemini").code == 0  # named: set up anyway
+    assert files(homes)["gemini"].exists()
+
+
 def test_dry_run_shows_the_diff_and_writes_nothing(homes: Homes) -> None:
     files(homes)["gemini"].write_text(GEMINI_JSON)
     r = homes.run("mcp", "install", "--gemini", "--dry-run")

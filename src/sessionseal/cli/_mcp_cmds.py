@@ -71,8 +71,14 @@ def _tool_flags(fn: Any) -> Any:
     return fn
 
 
-def _chosen(flags: dict[str, bool]) -> list[str]:
-    return [t for t in _TOOLS if flags.get(t)] or list(_TOOLS)
+def _chosen(flags: dict[str, bool], *, present_only: bool = False) -> list[str]:
+    """The agents named; none named: all three (for install, those present on this machine)."""
+    from . import _hooks
+
+    named = [t for t in _TOOLS if flags.get(t)]
+    if named:
+        return named
+    return [t for t in _TOOLS if not present_only or _hooks.home(t).is_dir()]
 
 
 def _report(changes: list[Any], dry_run: bool, as_json: bool, verb: str) -> None:
@@ -115,13 +121,13 @@ def install(obj: Context, /, *, serve_all: bool, dry_run: bool, as_json: bool, *
 
     Claude Code: mcpServers in ~/.claude.json; Codex: [mcp_servers.sessionseal] in config.toml;
     Gemini CLI: mcpServers in settings.json.  The server runs this Python's sessionseal with this
-    --vault and --passphrase-file.
+    --vault and --passphrase-file.  Without a tool flag, the agents present on this machine.
     """
     from . import _mcp_files
 
     argv = _mcp_files.server_argv(obj.vault_path, obj.passphrase_file, serve_all=serve_all)
     # Every file is read and checked before any is changed.
-    changes = [_mcp_files.plan_install(t, argv) for t in _chosen(flags)]
+    changes = [_mcp_files.plan_install(t, argv) for t in _chosen(flags, present_only=True)]
     _report(changes, dry_run, as_json, "registered")
 
 

@@ -204,6 +204,9 @@ class History:
         n = _bounded(limit, CAPS["results_default"], CAPS["results_max"], "limit")
         self._within(filters.get("workspace"))
         query = self._query(filters)
+        if query.workspace is None and self.scope.roots is not None and len(self.scope.roots) == 1:
+            # One root (the usual case): the search decrypts only the sessions under it.
+            query = dataclasses.replace(query, workspace=self.scope.roots[0])
         # The scope is applied to the hits; the search is asked for enough of them that sessions
         # out of scope (other roots, the private tag) cannot crowd the allowed ones out.
         everything = self.backend.summaries(dataclasses.replace(query, limit=None))
