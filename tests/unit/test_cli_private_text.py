@@ -77,6 +77,7 @@ PUBLIC: dict[str, str] = {
     "claude": "import-transcripts: the agent's transcript directory",
     "codex": "import-transcripts: the agent's transcript directory",
     "gemini": "import-transcripts: the agent's transcript directory",
+    "private_tag": "mcp serve --private-tag: the marker tag's name, a setting (in the agent's MCP config)",
 }
 
 
