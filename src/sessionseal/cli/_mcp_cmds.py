@@ -4,6 +4,7 @@ the agents' files: _mcp_files.py)."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Final
 
 import click
@@ -59,9 +60,16 @@ def serve(obj: Context, serve_all: bool, private_tag: str) -> None:
             obj.vault_path, passphrase=passphrase_source(obj.passphrase_file), interactive=False, auto_cleanup=False
         )
 
-    server = build_server(open_vault, serve_all=serve_all, private_tag=private_tag.strip(), deadline=KEYCHAIN_DEADLINE)
-    server.run("stdio")
+    server, close = build_server(
+        open_vault, serve_all=serve_all, private_tag=private_tag.strip(), deadline=KEYCHAIN_DEADLINE
+    )
+    try:
+        server.run("stdio")  # until the agent closes stdin
+    finally:
+        close()
     # A worker may still wait on a wedged key store: do not wait for it at exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)
 
 

@@ -163,6 +163,9 @@ class _Server:
                     outcome = "denied" if type(exc).__name__ == "SessionNotFound" else "error"
                     audit(f"mcp.{tool}", outcome, (), error=type(exc).__name__, detail=detail)
                     raise ToolError(str(exc)) from None
+                except Exception as exc:  # a bug: recorded too, and said without its text
+                    audit(f"mcp.{tool}", "error", (), error=type(exc).__name__, detail=detail)
+                    raise ToolError(f"internal error ({type(exc).__name__}); please report it") from None
                 detail.update(results=len(answer.ids), bytes=answer.nbytes)
                 audit(f"mcp.{tool}", "ok", answer.ids, detail=detail)
                 return answer.body
@@ -178,8 +181,11 @@ def _filters(tag: list[str] | None, status: list[_Status] | None, **rest: Any) -
     return {"tags": tag or [], "statuses": status or [], **rest}
 
 
-def build_server(open_vault: Callable[[], Vault], *, serve_all: bool, private_tag: str, deadline: float) -> MCPServer:
-    """The MCP server, its tools registered (the vault is opened at the first call)."""
+def build_server(
+    open_vault: Callable[[], Vault], *, serve_all: bool, private_tag: str, deadline: float
+) -> tuple[MCPServer, Callable[[], None]]:
+    """The MCP server, its tools registered (the vault is opened at the first call), and what
+    closes the vault when the server is done."""
     server: MCPServer = MCPServer(
         "sessionseal",
         version=__version__,
@@ -194,7 +200,7 @@ def build_server(open_vault: Callable[[], Vault], *, serve_all: bool, private_ta
         + UNTRUSTED
     )
     _register(server, state, scope_note)
-    return server
+    return server, state.opener.close
 
 
 def _register(server: MCPServer, state: _Server, note: str) -> None:
