@@ -62,6 +62,7 @@ PUBLIC: dict[str, str] = {
     "session": "audit show --session: a random id",
     "user": "audit show --user: an OS user name, public in /etc/passwd",
     "actions": "audit show --action: the fixed vocabulary of audit actions",
+    "private_tag": "mcp serve --private-tag: the marker tag's name, a setting (in the agent's MCP config)",
     "since": "a time or a duration",
     "until": "a time or a duration",
     "max_age": "a duration",

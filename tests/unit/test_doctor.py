@@ -40,7 +40,8 @@ def test_all_good_exits_0(homes: Homes) -> None:
     assert checks["vault"]["status"] == "ok"
     assert {checks[f"hooks:{t}"]["status"] for t in ("claude", "codex", "gemini")} == {"ok"}
     assert checks["claude-cleanup"]["status"] == "ok"
-    assert checks["mcp"]["status"] == "ok" and "no MCP server" in checks["mcp"]["message"]
+    assert {checks[f"mcp:{t}"]["status"] for t in ("claude", "codex", "gemini")} == {"ok"}
+    assert "not registered (optional)" in checks["mcp:codex"]["message"]
     # The human form: one line per check.
     r = homes.run("doctor")
     assert r.code == 0 and len(r.out.splitlines()) == len(out["checks"])

@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
@@ -212,6 +212,14 @@ class Auditor:
                 # What the operation wrote (its sessions' marks) is committed with its record; a
                 # failure keeps the marks for the next commit (they are lower bounds).
                 self._keys.commit()
+
+    def served(self, action: str, outcome: str, sessions: Iterable[str], **fields: Any) -> None:
+        """One record of what a server gave a client (``mcp.<tool>``): the *sessions* as subjects
+        (role ``served``), *fields*' ``detail`` (counts, bytes, the client) and ``error``."""
+        if not action.startswith("mcp.") or not action[4:].replace("_", "").isalpha():
+            raise InvalidInput("a served read's action is mcp.<tool>")
+        others = [("served", parse_id(s), None) for s in sessions]
+        self.record(action, outcome, detail=fields.get("detail"), error=fields.get("error"), others=others)
 
     def record(  # noqa: PLR0912 - one branch per kind of subject
         self,

@@ -517,6 +517,7 @@ from ._doctor_cmds import doctor  # noqa: E402
 from ._head_cmds import head_group  # noqa: E402
 from ._hook_cmds import hook_group  # noqa: E402
 from ._hooks_cmds import hooks_group  # noqa: E402
+from ._mcp_cmds import mcp_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
@@ -533,6 +534,7 @@ cli.add_command(import_transcripts)
 cli.add_command(hook_group)
 cli.add_command(hooks_group)
 cli.add_command(doctor)
+cli.add_command(mcp_group)
 cli.add_command(passphrase_group)
 cli.add_command(head_group)
 cli.add_command(verify)

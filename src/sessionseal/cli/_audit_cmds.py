@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
@@ -46,7 +47,12 @@ def audit_group() -> None:
 @audit_group.command("show")
 @click.option("--since", metavar="WHEN", help="Only records at or after WHEN (date, RFC 3339 time, or 7d / 12h ago).")
 @click.option("--until", metavar="WHEN", help="Only records before WHEN.")
-@click.option("--action", "actions", multiple=True, help="Only this action (repeatable): save, load, list, delete...")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    help="Only this action (repeatable): save, load, list, delete...; a glob takes a family: 'mcp.*'.",
+)
 @click.option("--session", metavar="ID", help="Only records about this session (while the vault holds its key).")
 @click.option("--user", metavar="NAME", help="Only records of this OS user (name or uid).")
 @click.option("--outcome", type=click.Choice(["ok", "denied", "error"]), help="Only this outcome.")
@@ -77,7 +83,7 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
     records, report = obj.vault().audit_entries(session=session)
     out: list[dict[str, Any]] = []
     for rec in records:
-        if actions and rec.get("action") not in actions:
+        if actions and not any(fnmatch.fnmatchcase(str(rec.get("action")), a) for a in actions):
             continue
         if user and user not in (rec.get("user"), str(rec.get("uid"))):
             continue

@@ -202,13 +202,60 @@ def _plaintext_checks(vault: Vault, states: dict[str, str]) -> list[Check]:
     ]
 
 
+def _mcp_checks(states: dict[str, str]) -> list[Check]:
+    """Per agent present: is ``mcp serve`` registered, and can it run (docs/mcp.md)."""
+    import importlib.util
+
+    from . import _mcp_files
+
+    have_sdk = importlib.util.find_spec("mcp") is not None
+    checks = []
+    for tool in ("claude", "codex", "gemini"):
+        if states.get(tool) == "tool not present":
+            continue
+        s = _mcp_files.state(tool)
+        name, where = f"mcp:{tool}", s["file"]
+        if s["state"] == "unreadable":
+            checks.append(Check(name, "warn", s["error"], "fix the file, then 'sessionseal mcp install'"))
+        elif s["state"] == "stale":
+            checks.append(
+                Check(
+                    name,
+                    "warn",
+                    f"{_NAMES[tool]}: the registered server's program is gone ({where})",
+                    f"sessionseal mcp install --{tool}",
+                )
+            )
+        elif s["state"] == "registered" and not have_sdk:
+            checks.append(
+                Check(
+                    name,
+                    "error",
+                    f"{_NAMES[tool]} starts 'mcp serve' but the mcp package is not installed",
+                    "pip install 'sessionseal[mcp]'",
+                )
+            )
+        elif s["state"] == "registered":
+            checks.append(Check(name, "ok", f"{_NAMES[tool]}: the MCP server is registered ({where})"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "ok",
+                    f"{_NAMES[tool]}: the MCP server is not registered (optional)",
+                    f"sessionseal mcp install --{tool}",
+                )
+            )
+    return checks
+
+
 @click.command(name="doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object: each check, and whether all passed.")
 @click.pass_obj
 @handle_errors
 def doctor(obj: Context, as_json: bool) -> None:
     """Check that sessions are captured and the vault is usable: the keychain, the vault, each
-    agent's hooks, Claude Code's transcript sweep, transcripts left in plaintext.
+    agent's hooks, Claude Code's transcript sweep, transcripts left in plaintext, the MCP server.
 
     Read only and never prompts.  Exit 1 when a check is an error; warnings alone exit 0.
     """
@@ -223,7 +270,7 @@ def doctor(obj: Context, as_json: bool) -> None:
             checks += _plaintext_checks(vault, states)
         finally:
             vault.close()
-    checks.append(Check("mcp", "ok", "no MCP server in this version of sessionseal: nothing to register"))
+    checks += _mcp_checks(states)
     errors = sum(c.status == "error" for c in checks)
     if as_json:
         echo_json(
