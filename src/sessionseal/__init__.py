@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._transcript_dirs import find_transcripts
+    from ._usage import UsageBy, UsageQuery, UsageReport, UsageRow
     from ._vault import (
         CleanupResult,
         ConfigAccepted,
@@ -66,6 +67,10 @@ __all__ = [
     "SessionStatus",
     "SessionSummary",
     "TranscriptOutcome",
+    "UsageBy",
+    "UsageQuery",
+    "UsageReport",
+    "UsageRow",
     "Vault",
     "VaultInfo",
     "VaultStats",
@@ -98,6 +103,10 @@ _HOMES = {
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",
     "ListQuery": "._query",
+    "UsageBy": "._usage",
+    "UsageQuery": "._usage",
+    "UsageReport": "._usage",
+    "UsageRow": "._usage",
     "PassphraseProvider": "._passphrase",
     "Vault": "._vault",
     "VaultInfo": "._vault",
