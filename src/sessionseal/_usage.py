@@ -89,7 +89,7 @@ class UsageQuery:
     :param archived: count archived sessions too (they were used all the same).
     """
 
-    by: UsageBy = UsageBy.DAY
+    by: UsageBy | str = UsageBy.DAY  # a UsageBy once made
     since: datetime | None = None
     until: datetime | None = None
     tz: tzinfo | None = None

@@ -115,7 +115,7 @@ def test_weeks_are_iso_weeks_from_monday_and_months_calendar_months(filled: Vaul
 def test_days_follow_the_time_zone_a_half_hour_one_too() -> None:
     # 2026-11-30T23:50Z is 18:50 in New York and 05:20 on Dec 1 in Kolkata (UTC+5:30);
     # 2026-11-30T18:20Z is 23:50 on Nov 30 in Kolkata, a quarter hour that stays on its day.
-    docs = [{**s, "updated_at": "2026-12-02T00:00:00Z"} for s in SESSIONS]
+    docs: list[dict[str, Any]] = [{**s, "updated_at": "2026-12-02T00:00:00Z"} for s in SESSIONS]
     counted = [Counted(str(i), d["updated_at"], d["workspace"], d["tags"], rollup_of(d)) for i, d in enumerate(docs)]
     ny, _ = report(counted, UsageQuery(by="day", tz=ZoneInfo("America/New_York")))
     assert keyed(ny, "input_tokens") == {"2026-11-22": (5,), "2026-11-30": (307,)}
@@ -165,7 +165,7 @@ def test_filters_tag_workspace_model_and_time(filled: Vault) -> None:
     with pytest.raises(InvalidInput):
         UsageQuery(since=datetime(2026, 12, 1, tzinfo=UTC), until=datetime(2026, 11, 1, tzinfo=UTC))
     with pytest.raises(InvalidInput):
-        UsageQuery(by="year")  # type: ignore[arg-type]
+        UsageQuery(by="year")
 
 
 def test_archived_sessions_count_and_erased_ones_do_not(filled: Vault) -> None:

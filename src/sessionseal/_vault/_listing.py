@@ -20,7 +20,7 @@ from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
 from .._state import VaultState
-from .._usage import Counted, UsageQuery, UsageReport, report, rollup_of, usage_current, zone_name
+from .._usage import Counted, UsageBy, UsageQuery, UsageReport, report, rollup_of, usage_current, zone_name
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
 from ._common import SUFFIX, parse_id, read_header, stored_shape
 from ._context import VaultContext
@@ -246,11 +246,12 @@ class Listing:
         warnings = [f"{unreadable} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
             unreadable
         )
-        detail: dict[str, Any] = {"sessions": total.sessions, "usage": q.by.value, "computed": computed}
+        by = UsageBy(q.by)
+        detail: dict[str, Any] = {"sessions": total.sessions, "usage": by.value, "computed": computed}
         if filters := [n for n in ("since", "until", "tags", "workspace", "model") if getattr(q, n) not in (None, ())]:
             detail["filters"] = filters
         self._audit("stats", detail=detail)
-        return UsageReport(q.by, zone_name(q.tz), q.since, q.until, rows, total, computed, unreadable, warnings)
+        return UsageReport(by, zone_name(q.tz), q.since, q.until, rows, total, computed, unreadable, warnings)
 
     def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
         """See :meth:`Vault.search`."""
