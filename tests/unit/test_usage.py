@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionseal import UsageBy, UsageQuery, Vault, _events
-from sessionseal._usage import STEP, Counted, report, rollup_after, rollup_of, tool_of, usage_current
+from sessionseal._usage import STEP, Counted, report, rollup_after, rollup_of, stored_rollup, tool_of, usage_current
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput
 from tests.memkeyring import MemoryKeyring
@@ -38,6 +38,12 @@ def reply(at: str | None, model: str | None, inp: int, out: int, **more: Any) ->
     if "cost" in more:
         m["cost_usd"] = more["cost"]
     return m
+
+
+def counted_of(sid: str, updated_at: str, workspace: str | None, tags: list[str], doc: dict[str, Any]) -> Counted:
+    """A session as a report counts it, its rollup from its messages."""
+    rollup = rollup_of(doc)
+    return Counted(sid, updated_at, workspace, tags, rollup["rows"], rollup["stats"])
 
 
 def user(at: str) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def test_days_follow_the_time_zone_a_half_hour_one_too() -> None:
     # 2026-11-30T23:50Z is 18:50 in New York and 05:20 on Dec 1 in Kolkata (UTC+5:30);
     # 2026-11-30T18:20Z is 23:50 on Nov 30 in Kolkata, a quarter hour that stays on its day.
     docs: list[dict[str, Any]] = [{**s, "updated_at": "2026-12-02T00:00:00Z"} for s in SESSIONS]
-    counted = [Counted(str(i), d["updated_at"], d["workspace"], d["tags"], rollup_of(d)) for i, d in enumerate(docs)]
+    counted = [counted_of(str(i), d["updated_at"], d["workspace"], d["tags"], d) for i, d in enumerate(docs)]
     ny, _ = report(counted, UsageQuery(by="day", tz=ZoneInfo("America/New_York")))
     assert keyed(ny, "input_tokens") == {"2026-11-22": (5,), "2026-11-30": (307,)}
     kolkata, _ = report(counted, UsageQuery(by="day", tz=ZoneInfo("Asia/Kolkata")))
@@ -349,7 +355,7 @@ def test_appends_keep_the_rollup_a_save_computes(start: list[dict[str, Any]], gr
 )
 def test_the_rows_of_any_grouping_add_up_to_the_total(sessions: list[Any], zone: Any) -> None:
     counted = [
-        Counted(str(i), at or "2026-11-01T00:00:00+00:00", f"/w{i % 2}", tags, rollup_of({"messages": ms}))
+        counted_of(str(i), at or "2026-11-01T00:00:00+00:00", f"/w{i % 2}", tags, {"messages": ms})
         for i, (ms, tags, at) in enumerate(sessions)
     ]
     totals = set()
@@ -369,3 +375,15 @@ def test_a_quarter_hour_never_straddles_a_local_day_in_any_zone_in_use() -> None
     for name in ("Asia/Kathmandu", "Australia/Eucla", "America/St_Johns", "Asia/Kolkata", "Pacific/Chatham"):
         offset = datetime(2026, 11, 1, tzinfo=ZoneInfo(name)).utcoffset()
         assert offset is not None and offset.total_seconds() % STEP == 0, name
+
+
+def test_a_rollup_of_another_shape_version_or_size_is_not_trusted() -> None:
+    doc = {"messages": [reply("2026-11-10T12:00:00Z", "m", 5, 1)], "stats": {}}
+    meta = _events.summary_of(doc, 100)
+    good = stored_rollup(json.dumps(meta).encode())
+    assert good is not None and good[0] == [(1_993_680, "m", 5, 1, 0, 0, 0, 0.0, 1)]
+    bad_rows = {**meta, "usage": {**meta["usage"], "rows": [[1, "m", "5", 1, 0, 0, 0, 0.0, 1]]}}
+    newer = {**meta, "usage": {**meta["usage"], "v": 2}}
+    stale = {**meta, "size_original": 150}
+    for m in (bad_rows, newer, stale, {**meta, "usage": "x"}, {k: v for k, v in meta.items() if k != "usage"}):
+        assert stored_rollup(json.dumps(m).encode()) is None

@@ -20,7 +20,7 @@ from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
 from .._state import VaultState
-from .._usage import Counted, UsageBy, UsageQuery, UsageReport, report, rollup_of, usage_current, zone_name
+from .._usage import Counted, UsageBy, UsageQuery, UsageReport, report, rollup_of, stored_rollup, zone_name
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
 from ._common import SUFFIX, parse_id, read_header, stored_shape
 from ._context import VaultContext
@@ -228,19 +228,18 @@ class Listing:
             sid = parse_id(e.id)
             try:
                 _, meta = self._store.read_meta(self._keys.file_name(sid) + SUFFIX)
-                with stored_shape():
-                    summary = orjson.loads(meta)
-                    rollup = summary.get("usage")
-                if not usage_current(rollup, summary.get("size_original")):
+                found = stored_rollup(meta)
+                if found is None:
                     with stored_shape():
                         rollup = rollup_of(orjson.loads(self._store.document(self._store.open(sid))))
+                    found = rollup["rows"], rollup["stats"]
                     computed += 1
             except (SessionNotFound, FileNotFoundError):
                 continue  # erased meanwhile
             except (IntegrityError, OSError, AttributeError):
                 unreadable += 1  # damaged ('list' and 'verify' name it)
                 continue
-            counted.append(Counted(e.id, e.updated_at, e.workspace, e.tags, rollup))
+            counted.append(Counted(e.id, e.updated_at, e.workspace, e.tags, *found))
         rows, total = report(counted, q)
         unreadable += len(problems)
         warnings = [f"{unreadable} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
