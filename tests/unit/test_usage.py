@@ -9,6 +9,8 @@ rows of any grouping add up to the total.
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionseal import UsageBy, UsageQuery, Vault, _events
+from sessionseal import UsageBy, UsageQuery, Vault, _events, find_transcripts
 from sessionseal._usage import STEP, Counted, report, rollup_after, rollup_of, stored_rollup, tool_of, usage_current
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput
@@ -387,3 +389,35 @@ def test_a_rollup_of_another_shape_version_or_size_is_not_trusted() -> None:
     stale = {**meta, "size_original": 150}
     for m in (bad_rows, newer, stale, {**meta, "usage": "x"}, {k: v for k, v in meta.items() if k != "usage"}):
         assert stored_rollup(json.dumps(m).encode()) is None
+
+
+def test_imported_transcripts_of_the_three_agents_add_up_to_their_messages(vault: Vault, tmp_path: Path) -> None:
+    # Claude Code, Codex and Gemini CLI fixtures imported as a user would; the report, from
+    # the rollups alone, equals the sum over every stored message.
+    for name in ("claude", "codex", "gemini"):
+        shutil.copytree(FIXTURES / "transcripts" / name, tmp_path / name)
+    paths = find_transcripts(
+        claude=tmp_path / "claude" / "projects", codex=tmp_path / "codex" / "sessions", gemini=tmp_path / "gemini"
+    )
+    assert {o.action for o in vault.import_transcripts(paths)} == {"new"}
+    r = vault.usage(UsageQuery(by="tool"))
+    assert r.computed == 0 and {row.key for row in r.rows} == {"claude-code", "codex", "gemini-cli"}
+    want = dict.fromkeys(("input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"), 0)
+    for s in vault.list(archived=None):
+        for m in vault.load(s.id).messages:
+            for k in want:
+                want[k] += getattr(m.usage, k, 0) or 0
+    assert {k: getattr(r.total, k) for k in want} == want
+    assert want["reasoning_tokens"] > 0 and want["cache_read_tokens"] > 0  # Gemini's thoughts, the caches
+
+
+def test_days_are_local_by_default(filled: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        r = filled.usage(UsageQuery(by="day"))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert keyed(r.rows, "input_tokens") == {"2026-11-23": (5,), "2026-11-30": (7,), "2026-12-01": (300,)}
+    assert r.time_zone == "local (IST)"
