@@ -335,7 +335,7 @@ class Counted:
 class _Grouper:
     def __init__(self, q: UsageQuery) -> None:
         self.q = q
-        self._labels: dict[int, str] = {}
+        self.labels: dict[int, str] = {}
         self.lo = None if q.since is None else math.floor(q.since.timestamp() / STEP)
         self.hi = None if q.until is None else math.floor(q.until.timestamp() / STEP)
 
@@ -343,7 +343,7 @@ class _Grouper:
         return (self.lo is None or quarter >= self.lo) and (self.hi is None or quarter < self.hi)
 
     def label(self, quarter: int) -> str:
-        out = self._labels.get(quarter)
+        out = self.labels.get(quarter)
         if out is None:
             at = datetime.fromtimestamp(quarter * STEP, UTC)
             local = at.astimezone(self.q.tz) if self.q.tz is not None else at.astimezone()
@@ -354,7 +354,7 @@ class _Grouper:
             else:
                 year, week, _ = local.isocalendar()
                 out = f"{year}-W{week:02d}"
-            self._labels[quarter] = out
+            self.labels[quarter] = out
         return out
 
 
@@ -363,7 +363,7 @@ def report(sessions: Iterable[Counted], q: UsageQuery) -> tuple[list[UsageRow], 
     # The loop runs once per rollup row (20,000 for a year of sessions): names looked up once,
     # the additions written out, and the total made from the groups.
     g = _Grouper(q)
-    lo, hi, model, by = g.lo, g.hi, q.model, UsageBy(q.by)
+    lo, hi, model, by, labels = g.lo, g.hi, q.model, UsageBy(q.by), g.labels
     timed = by in _TIME_GROUPS
     groups: dict[str, list[float]] = {}
     members: dict[str, set[str]] = {}
@@ -383,7 +383,7 @@ def report(sessions: Iterable[Counted], q: UsageQuery) -> tuple[list[UsageRow], 
                 continue
             if model is not None and r[1] != model:
                 continue
-            key = g.label(quarter) if timed else fixed or r[1] or "(none)"
+            key = (labels.get(quarter) or g.label(quarter)) if timed else fixed or r[1] or "(none)"
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = [0, 0, 0, 0, 0, 0.0, 0]
