@@ -339,8 +339,7 @@ class Vault:
     def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
         """The most recently updated session that *query* keeps (archived ones aside), or None."""
         q = dataclasses.replace(query or ListQuery(), sort=SortKey.UPDATED, limit=1)
-        found = self.list(q)
-        return found[0] if found else None
+        return next(iter(self.list(q)), None)
 
     @_audited("search")
     def search(
