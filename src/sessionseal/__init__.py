@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._resume import ResumeResult, cleanup_resumes, resume_session
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._transcript_dirs import find_transcripts
+    from ._usage import UsageBy, UsageQuery, UsageReport, UsageRow
     from ._vault import (
         CleanupResult,
         ConfigAccepted,
@@ -68,6 +69,10 @@ __all__ = [
     "SessionStatus",
     "SessionSummary",
     "TranscriptOutcome",
+    "UsageBy",
+    "UsageQuery",
+    "UsageReport",
+    "UsageRow",
     "Vault",
     "VaultInfo",
     "VaultStats",
@@ -105,6 +110,10 @@ _HOMES = {
     "KeyProvider": "._keystore",
     "KeychainProvider": "._keystore",
     "ListQuery": "._query",
+    "UsageBy": "._usage",
+    "UsageQuery": "._usage",
+    "UsageReport": "._usage",
+    "UsageRow": "._usage",
     "PassphraseProvider": "._passphrase",
     "Vault": "._vault",
     "VaultInfo": "._vault",

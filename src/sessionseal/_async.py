@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
     from ._retention import CleanupPlan, RetentionConfig
+    from ._usage import UsageQuery, UsageReport
     from ._vault import (
         CleanupResult,
         ConfigAccepted,
@@ -248,6 +249,10 @@ class AsyncVault:
     async def stats(self) -> VaultStats:
         """See :meth:`Vault.stats`."""
         return await asyncio.to_thread(self.sync.stats)
+
+    async def usage(self, query: UsageQuery | None = None) -> UsageReport:
+        """See :meth:`Vault.usage`."""
+        return await asyncio.to_thread(self.sync.usage, query)
 
     # -- metadata edits --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ._usage import rollup_after, rollup_of, usage_current
 from .errors import InvalidInput
 
 __all__ = [
@@ -216,6 +217,9 @@ def summary_of(doc: Mapping[str, Any], size: int) -> dict[str, Any]:
     stats = doc.get("stats") or {}
     meta["models"] = list(dict.fromkeys(m["model"] for m in messages if isinstance(m.get("model"), str)))
     meta["size_original"] = size
+    # Tokens and cost per quarter hour and model (stats --usage), stamped with the size it
+    # describes: an older sessionseal that appends copies it unchanged, and the sizes then differ.
+    meta["usage"] = {**rollup_of(doc), "size": size}
     n = {
         "messages": len(messages),
         "message_cost": float(sum(c for m in messages if (c := m.get("cost_usd")))),
@@ -248,5 +252,10 @@ def summary_after(meta: Mapping[str, Any], ops: Sequence[Mapping[str, Any]], siz
                 n["stats_messages"] = int(stats.get("message_count") or 0)
                 n["stats_cost"] = float(stats.get("cost_usd") or 0)
     new["models"] = models
-    new["size_original"] = int(new.get("size_original") or 0) + size
+    before = int(new.get("size_original") or 0)
+    new["size_original"] = before + size
+    rollup = new.pop("usage", None)
+    usage = rollup_after(rollup, ops) if usage_current(rollup, before) else None
+    if usage is not None:  # a session saved before rollups has none until it is saved anew
+        new["usage"] = {**usage, "size": new["size_original"]}
     return _finish(new, n)

@@ -24,7 +24,8 @@ OWNERS = {
     # The vault's components (a package) share it, and the key table's state encoding (canonical
     # JSON of 10,000 marks, decoded at every open); nothing else imports it.
     "orjson": {"_vault/", "_state.py"},
-    "msgspec": {"_index.py"},
+    # The index, and the usage rollups (decoded with their shape checked in one pass: issue 23).
+    "msgspec": {"_index.py", "_usage.py"},
     "yaml": {"_export.py"},
 }
 

@@ -24,14 +24,12 @@ from .._audit import VerifyReport
 from .._checkpoints import Checkpoint
 from .._fields import SessionStatus
 from .._fs import Dir
-from .._index import (
-    list_json,
-    to_builtins,
-)
+from .._index import list_json, to_builtins
 from .._keystore import KeyProvider
 from .._keytable import KeyTable
 from .._passphrase import PassphraseProvider
 from .._query import ListQuery, SortKey
+from .._usage import UsageQuery, UsageReport
 from ..errors import (
     IntegrityError,
     InvalidInput,
@@ -42,7 +40,7 @@ from ._auditing import audited_by
 from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
 from ._importer import audit_of
-from ._listing import stats_of, summaries_adapter
+from ._listing import summaries_adapter
 from ._results import (
     CleanupResult,
     ConfigAccepted,
@@ -344,8 +342,7 @@ class Vault:
     def latest(self, query: ListQuery | None = None) -> SessionSummary | None:
         """The most recently updated session that *query* keeps (archived ones aside), or None."""
         q = dataclasses.replace(query or ListQuery(), sort=SortKey.UPDATED, limit=1)
-        found = self.list(q)
-        return found[0] if found else None
+        return next(iter(self.list(q)), None)
 
     @_audited("search")
     def search(
@@ -719,11 +716,12 @@ class Vault:
     @_audited("stats")
     def stats(self) -> VaultStats:
         """Counts by status, sizes, oldest and newest, and warnings."""
-        summaries, problems = self._listing.summaries()
-        result = stats_of(summaries, problems, self._settings.read(checked=False).retention.warn_size)
-        # Not the bytes stored: two totals around an erasure would give the erased session's size.
-        self._audit("stats", detail={"sessions": result.sessions})
-        return result
+        return self._listing.stats(self._settings.read(checked=False).retention.warn_size)
+
+    @_audited("stats")
+    def usage(self, query: UsageQuery | None = None) -> UsageReport:
+        """Tokens and cost by day, week, month, model, workspace or tool (docs/api.md, "Usage")."""
+        return self._listing.usage(query or UsageQuery())
 
     @_audited("cleanup.plan")
     def plan_cleanup(

@@ -20,6 +20,7 @@ from .._fields import SessionStatus
 from .._index import Entry, Stamp, entry_of, to_builtins
 from .._query import ListQuery, select
 from .._state import VaultState
+from .._usage import Counted, UsageBy, UsageQuery, UsageReport, report, rollup_of, stored_rollup, zone_name
 from ..errors import IntegrityError, InvalidInput, SessionNotFound
 from ._common import SUFFIX, parse_id, read_header, stored_shape
 from ._context import VaultContext
@@ -207,6 +208,49 @@ class Listing:
                     "(restore it from a backup; its key is kept); run 'sessionseal verify'"
                 )
         return out
+
+    def stats(self, warn: int | None) -> VaultStats:
+        """See :meth:`Vault.stats` (*warn*: the config's warn size)."""
+        summaries, problems = self.summaries()
+        result = stats_of(summaries, problems, warn)
+        # Not the bytes stored: two totals around an erasure would give the erased session's size.
+        self._audit("stats", detail={"sessions": result.sessions})
+        return result
+
+    def usage(self, q: UsageQuery) -> UsageReport:
+        """See :meth:`Vault.usage`: from each session's rollup (its META frame), decrypting only
+        the sessions an older sessionseal wrote, which have none."""
+        entries, problems = self.summary_docs()
+        lq = ListQuery(archived=None if q.archived else False, tags=q.tags, workspace=q.workspace, model=q.model)
+        counted: list[Counted] = []
+        computed = unreadable = 0
+        for e in select(entries, lq):
+            sid = parse_id(e.id)
+            try:
+                _, meta = self._store.read_meta(self._keys.file_name(sid) + SUFFIX)
+                found = stored_rollup(meta)
+                if found is None:
+                    with stored_shape():
+                        rollup = rollup_of(orjson.loads(self._store.document(self._store.open(sid))))
+                    found = rollup["rows"], rollup["stats"]
+                    computed += 1
+            except (SessionNotFound, FileNotFoundError):
+                continue  # erased meanwhile
+            except (IntegrityError, OSError, AttributeError):
+                unreadable += 1  # damaged ('list' and 'verify' name it)
+                continue
+            counted.append(Counted(e.id, e.updated_at, e.workspace, e.tags, *found))
+        rows, total = report(counted, q)
+        unreadable += len(problems)
+        warnings = [f"{unreadable} session file(s) could not be read; run 'sessionseal list' to see which"] * bool(
+            unreadable
+        )
+        by = UsageBy(q.by)
+        detail: dict[str, Any] = {"sessions": total.sessions, "usage": by.value, "computed": computed}
+        if filters := [n for n in ("since", "until", "tags", "workspace", "model") if getattr(q, n) not in (None, ())]:
+            detail["filters"] = filters
+        self._audit("stats", detail=detail)
+        return UsageReport(by, zone_name(q.tz), q.since, q.until, rows, total, computed, unreadable, warnings)
 
     def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
         """See :meth:`Vault.search`."""

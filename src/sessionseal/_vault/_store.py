@@ -128,18 +128,23 @@ class SessionStore:
                 _events.apply(doc, _ops_of(payload))
             return orjson.dumps(doc)
 
-    def read_summary(self, fname: str) -> dict[str, Any]:
-        """A session file's summary: its last committed META frame, validated."""
+    def read_meta(self, fname: str) -> tuple[_container.SessionTail, bytes]:
+        """A session file's tail and its last committed META document (JSON, not validated)."""
         # The last committed META frame only: the frames before it are skipped by their lengths.
         with self._ctx.sessions.reader(fname) as (read_at, size):
             tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-        header, meta = tail.header, tail.meta
+        return tail, _container.decode_payload(tail.meta)
+
+    def read_summary(self, fname: str) -> dict[str, Any]:
+        """A session file's summary: its last committed META frame, validated."""
+        tail, meta = self.read_meta(fname)
+        header = tail.header
         from pydantic import ValidationError
 
         from ..models import SessionSummary
 
         try:
-            doc = orjson.loads(_container.decode_payload(meta))
+            doc = orjson.loads(meta)
             # Validated here, where it is read from a session file; the index stores it as is.
             SessionSummary.model_validate(doc)
         except (orjson.JSONDecodeError, ValidationError):

@@ -10,6 +10,7 @@ import click
 
 from ._common import Context, echo_json, handle_errors, interactive
 from ._terminal import say
+from ._usage_cmds import USAGE_DESTS, USAGE_OPTIONS, usage_command
 
 if TYPE_CHECKING:
     from sessionseal import CleanupPlan, CleanupResult, RetentionConfig, Vault
@@ -203,12 +204,26 @@ unarchive = _edit_command(
 )
 
 
+def _usage_options(fn: Any) -> Any:
+    for option in reversed(USAGE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_usage_options
 @click.pass_obj
 @handle_errors
-def stats(obj: Context, as_json: bool) -> None:
-    """Counts by status, sizes stored and original, compression, oldest and newest."""
+def stats(obj: Context, /, as_json: bool, usage: bool, **opts: Any) -> None:
+    """Counts by status, sizes stored and original, compression, oldest and newest; with --usage,
+    tokens and cost by day, week, month, model, workspace or tool."""
+    if usage:
+        usage_command(obj.vault(), as_json, opts)
+        return
+    given = [name for name in USAGE_DESTS if opts.get(name)]
+    if given:
+        raise click.UsageError(f"--{given[0].replace('_', '-')} goes with --usage")
     st = obj.vault().stats()
     doc: dict[str, Any] = {
         "sessions": st.sessions,
