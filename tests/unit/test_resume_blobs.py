@@ -106,8 +106,8 @@ def test_only_a_redacted_signature_is_replaced(vault: Vault, tmp_path: Path, mon
     # back as it was, and becomes a text block saying so; the intact one beside it stays.
     content = [
         {"type": "thinking", "thinking": "first", "signature": SIGNATURE},
-        {"type": "thinking", "thinking": "second", "signature": f"{GHP}"},
-        {"type": "redacted_thinking", "data": f"{GHP}"},
+        {"type": "thinking", "thinking": "second", "signature": f"EqQBCkYI/{GHP}"},  # a placeholder inside
+        {"type": "redacted_thinking", "data": GHP},  # a placeholder, whole
         {"type": "text", "text": "because"},
     ]
     [o] = vault.import_transcripts([_claude_session(tmp_path / "in", content)])
@@ -123,3 +123,33 @@ def test_only_a_redacted_signature_is_replaced(vault: Vault, tmp_path: Path, mon
         placeholder,
         content[3],
     ]
+
+
+def test_only_a_redacted_reasoning_item_is_left_out(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codex_id = "019d2a11-5c3e-7f40-9a1b-2c3d4e5f6a7c"
+    path = tmp_path / "in" / "sessions" / "2026" / "11" / "30" / f"rollout-2026-11-30T10-00-00-{codex_id}.jsonl"
+    path.parent.mkdir(parents=True)
+    meta = {"id": codex_id, "timestamp": "2026-11-30T10:00:00.000Z", "cwd": "/home/dev/shop"}
+    meta |= {"originator": "codex_cli_rs", "cli_version": "0.128.0", "model_provider": "openai", "source": "cli"}
+    intact = "gAAAAAB" + "q8Zr3Lm9Xv4Rt7Yp1Wn6Bc3Hd5Fg0JsK2Pa7Ue4Ti9Oy6Nw1Mb5Vc8Xd3Ze0Ag2Sh7Jk4Lf9Qp1Rm6"
+    items = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "why?"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "content": None, "encrypted_content": intact},
+        {"type": "reasoning", "id": "rs_2", "summary": [], "content": None, "encrypted_content": f"gAAAAAB-{GHP}"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "because"}]},
+    ]
+    lines = [{"timestamp": "2026-11-30T10:00:00.000Z", "type": "session_meta", "payload": meta}]
+    lines += [
+        {"timestamp": f"2026-11-30T10:00:0{n + 1}.000Z", "type": "response_item", "payload": p}
+        for n, p in enumerate(items)
+    ]
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
+    [o] = vault.import_transcripts([path])
+    assert o.session_id is not None
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    r = resume_session(vault, o.session_id, into="codex", cwd=str(tmp_path), execute=False, plaintext=True)
+    written = Path(r.path).read_bytes()
+    assert GHP.encode() not in written
+    assert _reasoning(written) == [intact]  # the spoilt item left out, the intact one as it was
