@@ -134,13 +134,13 @@ def test_only_a_redacted_reasoning_item_is_left_out(
     meta = {"id": codex_id, "timestamp": "2026-11-30T10:00:00.000Z", "cwd": "/home/dev/shop"}
     meta |= {"originator": "codex_cli_rs", "cli_version": "0.128.0", "model_provider": "openai", "source": "cli"}
     intact = "gAAAAAB" + "q8Zr3Lm9Xv4Rt7Yp1Wn6Bc3Hd5Fg0JsK2Pa7Ue4Ti9Oy6Nw1Mb5Vc8Xd3Ze0Ag2Sh7Jk4Lf9Qp1Rm6"
-    items = [
+    items: list[dict[str, Any]] = [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "why?"}]},
         {"type": "reasoning", "id": "rs_1", "summary": [], "content": None, "encrypted_content": intact},
         {"type": "reasoning", "id": "rs_2", "summary": [], "content": None, "encrypted_content": f"gAAAAAB-{GHP}"},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "because"}]},
     ]
-    lines = [{"timestamp": "2026-11-30T10:00:00.000Z", "type": "session_meta", "payload": meta}]
+    lines: list[dict[str, Any]] = [{"timestamp": "2026-11-30T10:00:00.000Z", "type": "session_meta", "payload": meta}]
     lines += [
         {"timestamp": f"2026-11-30T10:00:0{n + 1}.000Z", "type": "response_item", "payload": p}
         for n, p in enumerate(items)
