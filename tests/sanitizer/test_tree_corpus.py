@@ -33,6 +33,22 @@ GHP = "ghp_" + "Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT"  # a valid checksum, as te
 AWS_SECRET = "h3Kq9/Zr7TmW2xVb8NpL4sYc6DfG1jQe5RaU0oIi"
 UUID_TOKEN = "4f9c2a7e-8b1d-4c3e-9a5f-6d2e0b7c1a84"
 NUMBER = 83749201554
+#: Model providers' opaque blobs, made up in their shapes: an Anthropic thinking signature, a
+#: redacted_thinking block's data, an OpenAI encrypted reasoning item (a Fernet-style token).
+SIGNATURE = (
+    "Eq4W7rGDMsuWcBBwl2mIodtKhjvKVAyfy6oRvcrEFWGnPKxGINrqztmxTlVs3uh+ow4c+YvmlrbOSPaHIfjzFeJUZRZd3wK8VLcu"
+    "SRie6BgbCoHr3GteHt14rWAiSgmCAqBmoJoh3xIS87kaDbc0lEbe9ZgRsCnLkfWxNyCBc4aJRU9hTN72m9wA2yRcnSjri3sumOSs"
+    "67kzFuCeeTvaDKTum43qrTkMfY/d5uRA4OtW7/MDNC"
+)
+THINKING_DATA = (
+    "EmAw1TVjPPbx3FOGHTruTTUrlli1UnG9d2OV+9NQvAB5ClCfV8iFIBPtS9MlUWjaK2qd3foLBg/5fpa7brWpgnYwliD4+AgTxIDZ"
+    "hn14294XV6bMcE/2KKGaRKrtWCrVEK/p6WtortZ6lL3H8pGfqTKTe480DnhV+b"
+)
+ENCRYPTED_REASONING = (
+    "gAAAAABjmBweWzRo9yoYESwzrO9nKOFHCk8_jysWDNhJ6z5KtcaaZNjrHtf533SGm8YzuQ2-osMKRSQSyyCCijSiKQK5LtbbxEq8"
+    "mwJBP22E7Pg24P1sWkXnSr_vFIBcoNfeGL68tIMLuce03qSlsDM8Jhv5KoJxiPu-fxXpJ7GCZnYTnShFztSKawLqKcZuFcoZblmj"
+    "XruC2v6ljCJiFyRKiTNAPmQf-znkUO5zIOcA7_YPno7h3SK9KjONuFY6q4raSA_htv--lnOq0NjNpKG3L0uGbPI"
+)
 
 #: Command lines as argv arrays: each must come out as the same line as one string does.
 ARGV: dict[str, list[str]] = {
@@ -69,6 +85,15 @@ SECRET_DOCS: dict[str, tuple[object, list[str]]] = {
     "key-token": ({"tool_state": {GHP: {"ok": True}}}, [GHP]),
     "key-top-level": ({GHP: "seen", "role": "user"}, [GHP]),
     "key-collision": ({f"password={PW}": 1, f"password={PW2}": 2}, [PW, PW2]),
+    # "signature" is a secret name everywhere but in a thinking block (BENIGN_DOCS)...
+    "signature-top-level": ({"signature": SIGNATURE}, [SIGNATURE]),
+    "signature-of-a-text-block": ({"type": "text", "text": "done", "signature": PW}, [PW]),
+    "signature-header": ({"headers": {"X-Amz-Signature": TOK}}, [TOK]),
+    "thinking-under-a-secret-name": ({"api_key": {"type": "redacted_thinking", "data": TOK}}, [TOK]),
+    # ... and a provider blob is still scanned as text: a token pasted into one is found.
+    "thinking-signature-token": ({"type": "thinking", "thinking": "hm", "signature": GHP}, [GHP]),
+    "redacted-thinking-token": ({"type": "redacted_thinking", "data": GHP}, [GHP]),
+    "reasoning-token": ({"type": "reasoning", "summary": [], "encrypted_content": GHP}, [GHP]),
 }
 
 #: Documents with no secret: they must come out exactly as they went in.
@@ -87,6 +112,10 @@ BENIGN_DOCS: dict[str, object] = {
     "schema": {"password": {"type": "string", "description": "the user's password", "minLength": 12}},
     "nulls": {"password": None, "api_key": True, "token": 0},
     "times": {"created_at": "2026-03-14T10:22:31Z", "access_token_expires": 1767225600},
+    # Integrity and encrypted payloads of the model provider, kept for resume (not credentials).
+    "thinking-signature": {"type": "thinking", "thinking": "check the parser", "signature": SIGNATURE},
+    "redacted-thinking": {"type": "redacted_thinking", "data": THINKING_DATA},
+    "reasoning": {"type": "reasoning", "id": "rs_7Qm2", "summary": [], "encrypted_content": ENCRYPTED_REASONING},
 }
 
 
@@ -309,6 +338,37 @@ TRANSCRIPT_BENIGN: dict[str, object] = {
         },
     ),
 }
+TRANSCRIPT_BENIGN |= {
+    "claude-thinking": claude_document(
+        _user("why does the parser drop the last line?"),
+        {
+            "type": "assistant",
+            "message": {
+                "id": "msg_01Thk",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [
+                    {"type": "thinking", "thinking": "The loop stops one early.", "signature": SIGNATURE},
+                    {"type": "redacted_thinking", "data": THINKING_DATA},
+                    {"type": "text", "text": "The loop stops one line early."},
+                ],
+            },
+        },
+    ),
+    "codex-reasoning": codex_document(
+        _CODEX_META,
+        _codex_item(
+            {
+                "type": "reasoning",
+                "id": "rs_7Qm2",
+                "summary": [{"type": "summary_text", "text": "**Reading the rounding code**"}],
+                "content": None,
+                "encrypted_content": ENCRYPTED_REASONING,
+            }
+        ),
+    ),
+}
 BENIGN_DOCS |= {f"transcript-{k}": v for k, v in TRANSCRIPT_BENIGN.items()}
 
 
@@ -411,4 +471,23 @@ def test_imported_records_hold_their_secret_until_sanitized(san: Sanitizer, name
     assert all(s in json.dumps(doc) for s in secrets)
     clean = _clean(san, doc)
     assert not any(s in json.dumps(clean) for s in secrets)
+    assert same_shape(doc, clean)
+
+
+@pytest.mark.parametrize("name", ["claude-thinking", "codex-reasoning"])
+def test_provider_blobs_of_imported_records_are_kept(san: Sanitizer, name: str) -> None:
+    # The signature and encrypted reasoning a resumed session sends back to the API come out
+    # of the sanitizer byte for byte (the importer keeps them in the source records).
+    doc = TRANSCRIPT_BENIGN[name]
+    blobs = [SIGNATURE, THINKING_DATA] if name == "claude-thinking" else [ENCRYPTED_REASONING]
+    assert all(json.dumps(b) in json.dumps(doc) for b in blobs)
+    clean, counts = san.sanitize_tree(cast("JSONValue", doc))
+    assert clean == doc and counts == {}
+
+
+@pytest.mark.parametrize("name", ["thinking-signature-token", "redacted-thinking-token", "reasoning-token"])
+def test_a_token_in_a_provider_blob_is_found_by_its_own_rule(san: Sanitizer, name: str) -> None:
+    doc, _ = SECRET_DOCS[name]
+    clean, counts = san.sanitize_tree(cast("JSONValue", doc))
+    assert counts and "secret-named-value" not in counts  # the token's rule, not the name's
     assert same_shape(doc, clean)

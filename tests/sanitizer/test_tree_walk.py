@@ -3,7 +3,8 @@
 :meth:`Sanitizer.sanitize_tree` gathers every string of a tree and finds their secrets with one
 prefilter pass (:meth:`Scanner.find_spans_of_parts`); :meth:`TreeWalker.walk` is the reference,
 the per-string walk it replaces.  Random trees made of the catalogue's own examples and
-counterexamples, secret names, name/value pairs, argv lists, UUIDs and timestamps must come out
+counterexamples, secret names, name/value pairs, argv lists, providers' thinking and reasoning
+blocks, UUIDs and timestamps must come out
 the same from both (keys in the same order, same counts), on every engine, and on each engine
 also with a catalogue of keyword rules only (where the python and ahocorasick engines take the
 joined pass too).
@@ -63,16 +64,47 @@ KEYS = [
     "args",
     "password=Zx8@kP3$wN5qRt",
     "ghp_Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT",
+    "signature",
+    "data",
+    "encrypted_content",
 ]
 STRINGS = st.one_of(st.sampled_from(EXAMPLES), st.sampled_from(COUNTEREXAMPLES), st.sampled_from(PLAIN))
 # A command line cut into argv items (no newline in any: the walk reads such a list as argv).
 ARGV = st.sampled_from([ex for ex in EXAMPLES + COUNTEREXAMPLES if " " in ex and "\n" not in ex]).map(
     lambda line: cast("JSONValue", line.split(" "))
 )
+
+
+# Model providers' blocks (a thinking signature, redacted thinking, encrypted reasoning), each
+# blob key in objects of its own type and of the others', beside other keys, any value in it.
+def _block(parts: tuple[dict[str, str], str, str, JSONValue]) -> JSONValue:
+    extra, kind, key, value = parts
+    return {**extra, "type": kind, key: value}
+
+
+#: What a block's blob may be: a provider's blob, a password, a token, a placeholder, or no string.
+BLOB_VALUES: list[JSONValue] = [
+    "Eq4W7rGDMsuWcBBwl2mIodtKhjvKVAyfy6oRvcrEFWGnPKxGINrqztmxTlVs3uh+ow4c+YvmlrbOSPaHIfjzFeJUZRZd3wK8",
+    "Qm7!vR2#xL9pTz",
+    "ghp_Zb0zDXrzRQpTA3VynMF143hT3wSZhx38g0mT",
+    "4f9c2a7e-8b1d-4c3e-9a5f-6d2e0b7c1a84",
+    "[REDACTED:secret-named-value]",
+    "",
+    4821,
+    ["Qm7!vR2#xL9pTz"],
+    {"value": "Qm7!vR2#xL9pTz"},
+]
+BLOCKS = st.tuples(
+    st.dictionaries(st.sampled_from(KEYS), st.sampled_from([*PLAIN, "Zx8@kP3$wN5qRt"]), max_size=2),
+    st.sampled_from(["thinking", "redacted_thinking", "reasoning", "text"]),
+    st.sampled_from(["signature", "data", "encrypted_content"]),
+    st.sampled_from(BLOB_VALUES),
+).map(_block)
 LEAVES = st.one_of(
     STRINGS,
     STRINGS,
     ARGV,
+    BLOCKS,
     st.sampled_from([None, True, False, 0, 7, 4821, 83749201554, -12345, 2.5]),
 )
 TREES = st.recursive(
@@ -190,3 +222,17 @@ def test_patterns_anchored_to_the_text_are_told_apart() -> None:
     assert no_text_anchor(r"[]^$]x")
     for rx in (r"^token", r"token$", r"\Atoken", r"token\Z", r"token\z", r"a|^b"):
         assert not no_text_anchor(rx), rx
+
+
+def test_providers_blocks_are_walked_alike_in_every_combination() -> None:
+    """Every kind of block with every blob key and value, in a list and alone, each walked twice
+    (the second time, its keys are known clean and the gathering pass takes its hot loop)."""
+    blocks = [
+        _block(({"id": "b1"}, kind, key, value))
+        for kind in ("thinking", "redacted_thinking", "reasoning", "text")
+        for key in ("signature", "data", "encrypted_content")
+        for value in BLOB_VALUES
+    ]
+    for san in _sanitizers():
+        for tree in [cast("JSONValue", blocks), *blocks, *blocks]:
+            assert _same(san.sanitize_tree(tree), per_string(san, tree)), (san.engine, tree)

@@ -119,24 +119,33 @@ def _json_back(entry: Json) -> Json:
 
 
 def _redacted(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(_REDACTED)
+    """Whether the sanitizer changed a provider's blob: a placeholder anywhere in it (the
+    sanitizer keeps these blobs but for a token its own rule finds inside, docs/sanitizer.md)."""
+    return isinstance(value, str) and _REDACTED in value
+
+
+#: Claude's content blocks whose blob the API checks when it is sent back, by the blob's key.
+_CLAUDE_BLOBS: Final = {"thinking": "signature", "redacted_thinking": "data"}
+
+
+def _spoilt(block: Any) -> bool:
+    kind = block.get("type") if isinstance(block, dict) else None
+    key = _CLAUDE_BLOBS.get(kind) if isinstance(kind, str) else None
+    return key is not None and _redacted(block.get(key))
 
 
 def _mend_claude(record: Json) -> Json:
-    """A thinking block whose signature the sanitizer redacted becomes a text block saying
-    so: the API checks each signature it is sent back, and refuses a request with a bad one."""
+    """A thinking block whose signature the sanitizer redacted (or a redacted_thinking block
+    whose data it did) becomes a text block saying so: the API checks each signature it is
+    sent back, and refuses a request with a bad one.  An intact one stays as it is."""
     message = record.get("message")
     if not isinstance(message, dict):
         return record
     content = message.get("content")
-    if not isinstance(content, list) or not any(
-        isinstance(b, dict) and b.get("type") == "thinking" and _redacted(b.get("signature")) for b in content
-    ):
+    if not isinstance(content, list) or not any(_spoilt(b) for b in content):
         return record
     blocks = [
-        {"type": "text", "text": "[thinking not kept: its signature was redacted]"}
-        if isinstance(b, dict) and b.get("type") == "thinking" and _redacted(b.get("signature"))
-        else b
+        {"type": "text", "text": "[thinking not kept: its signature was redacted]"} if _spoilt(b) else b
         for b in content
     ]
     return {**record, "message": {**message, "content": blocks}}

@@ -17,10 +17,10 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .._fs import shred_file
-from .._fscheck import pid_alive
+from .._fscheck import pid_alive, unsafe_reason
 from ..errors import SessionSealError, StorageError, UnsafePermissions
 
 #: The vault's directory of resume homes.
@@ -92,6 +92,54 @@ def leftovers(run: Path) -> list[Path]:
         if read_marker(home).get("abandoned") is True or (pid is not None and not pid_alive(pid)):
             out.append(home)
     return out
+
+
+def home_status(home: Path) -> Literal["running", "leftover", "unproven"]:
+    """What ``verify`` makes of a private directory under ``run/``: the home of a resume whose
+    process is ``"running"``; a ``"leftover"`` that :func:`leftovers` (``resume --cleanup``)
+    takes; or ``"unproven"``: no resume's name or marker, nothing proves it is one of ours."""
+    try:
+        marked = home.name.startswith(_PREFIX) and stat.S_ISREG(os.lstat(home / MARKER).st_mode)
+    except OSError:
+        marked = False
+    pid = _owner_pid(home) if marked else None
+    if marked and read_marker(home).get("abandoned") is True:
+        return "leftover"
+    if pid is None:
+        return "unproven"
+    return "running" if pid_alive(pid) else "leftover"
+
+
+def survey(run: Path) -> tuple[int, list[tuple[Literal["error", "warning"], str, str, str]]]:
+    """``verify``'s look at *run* (the vault's ``run/``, itself checked as a private directory):
+    how many entries it holds, and a (severity, code, name, message) for each that is not the
+    home of a running resume.  Nothing is followed, opened for writing or removed: a leftover
+    is for ``resume --cleanup`` (it seals back what the agent added before it shreds), and
+    anything unproven is the user's to judge."""
+    problems: list[tuple[Literal["error", "warning"], str, str, str]] = []
+    try:
+        names = sorted(os.listdir(run))
+    except OSError:
+        return 0, problems
+    for name in names:
+        path = run / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # shredded while we looked: a resume that ended
+        is_dir = stat.S_ISDIR(st.st_mode)
+        reason = unsafe_reason(st, str(path), is_dir=is_dir)
+        if reason is not None:
+            problems.append(("error", "unsafe", name, reason))
+            continue
+        status = home_status(path) if is_dir else "unproven"
+        if status == "leftover":
+            what = "the home of a resume that was killed: it holds the resumed session in plaintext"
+            problems.append(("warning", "resume-leftover", name, f"{what}; run 'sessionseal resume --cleanup'"))
+        elif status == "unproven":
+            what = "not a resume's home (no resume marker), so sessionseal never removes it"
+            problems.append(("warning", "unknown-entry", name, f"{what}; it may hold plaintext: inspect and remove it"))
+    return len(names), problems
 
 
 def shred_tree(home: Path) -> list[str]:

@@ -5,7 +5,9 @@ What is checked, in order, and what each finding means:
 * **The tree.**  Every entry of every vault directory is ``lstat``-ed (nothing is followed):
   a symlink, a FIFO or device, another owner, a group/other mode bit or a second hard link
   is an error (``unsafe``).  A name sessionseal never writes is a warning (``unknown-entry``:
-  it may hold plaintext someone put there); a temp file is a warning (``temp-file``).
+  it may hold plaintext someone put there); a temp file is a warning (``temp-file``).  In
+  ``run/``, a running resume's home is fine, a killed one's is ``resume-leftover`` (for
+  ``resume --cleanup``: never removed here), anything else ``unknown-entry`` or ``unsafe``.
 * **The key table** authenticates (else ``keytable``, and nothing keyed can be checked), every
   session file has its key, and every key has its file (``missing`` when the marks or the index
   know the session was written, else ``unused-key``: a first save killed between the two; no key
@@ -101,6 +103,7 @@ _LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import)\.lo
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset({"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json"})
 _SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR)
+RUN_DIR: Final = "run"  # resume's private homes (_resume._runtime.RUN_DIR)
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,13 @@ class _Check:
             with _opened(root, sub) as d:
                 if d is not None:
                     self.names[sub] = self._walk_dir(d, sub + "/", matchers[sub])
+        if RUN_DIR in self.names[""] and RUN_DIR not in self.unsafe:  # resume homes (docs/capture/resume.md)
+            from .._resume._runtime import survey  # here: only a vault holding run/ pays its import
+
+            entries, problems = survey(self.v.path / RUN_DIR)
+            self.counts["entries"] += entries
+            for severity, code, name, message in problems:
+                self.add(severity, code, f"{RUN_DIR}/{name}", message)
 
     def _walk_dir(self, d: Dir, prefix: str, known: Callable[[str], bool]) -> list[str]:
         names = sorted(d.names())
@@ -216,7 +226,7 @@ class _Check:
                 st = os.stat(name, dir_fd=d.fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed while we looked: a writer's temp file, a swept leftover
-            is_dir = not prefix and name in _SUBDIRS
+            is_dir = not prefix and (name in _SUBDIRS or name == RUN_DIR)
             reason = unsafe_reason(st, str(self.v.path / path), is_dir=is_dir)
             if reason is not None:
                 self.unsafe.add(path)
