@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import uuid
@@ -21,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from sessionseal import Vault, errors, find_transcripts, resume_session
+from sessionseal import PassphraseProvider, Vault, errors, find_transcripts, resume_session
+from sessionseal._transcripts import grew_in_place, parse_gemini
+from tests.integration._cli import sessionseal
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "gemini"
 AGENT = [sys.executable, str(Path(__file__).with_name("fake_agent.py"))]
@@ -77,7 +80,10 @@ def test_gemini_sessions_come_back_as_the_same_records(
         resume_session(vault, outcomes[0].session_id or "", into="gemini", cwd=str(work), execute=False, plaintext=True)
 
 
-def _write_session(root: Path, form: str) -> Path:
+SUB = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
+
+
+def _write_session(root: Path, form: str, sub_agent: bool = False) -> Path:
     chats = root / "tmp" / "shop" / "chats"
     chats.mkdir(parents=True)
     (chats.parent / ".project_root").write_text("/home/dev/shop")
@@ -101,6 +107,10 @@ def _write_session(root: Path, form: str) -> Path:
         path.write_text(json.dumps({**meta, "messages": messages}, indent=2))
     else:
         path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in [meta, *messages]))
+    if sub_agent:  # chats/<parent id>/<id>.jsonl (newer releases)
+        (chats / GID).mkdir()
+        sub = [{**meta, "sessionId": SUB, "kind": "subagent"}, {**messages[1], "id": "s1", "content": "sub"}]
+        (chats / GID / f"{SUB}.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in sub))
     return path
 
 
@@ -161,7 +171,8 @@ def test_resume_in_gemini_seals_back_and_leaves_no_plaintext(
 
 
 def test_written_in_place_the_registry_keeps_its_projects(vault: Vault, home: Path, tmp_path: Path) -> None:
-    [o] = vault.import_transcripts([_write_session(tmp_path / "in", "jsonl")])
+    path = _write_session(tmp_path / "in", "jsonl", sub_agent=True)
+    [o] = vault.import_transcripts([path])
     assert o.session_id is not None
     gem = home / ".gemini"
     # The user's Gemini CLI has a project of another directory with the same basename.
@@ -178,6 +189,61 @@ def test_written_in_place_the_registry_keeps_its_projects(vault: Vault, home: Pa
         "projects": {"/elsewhere/shop": "shop", str(work): "shop-1"}
     }
     assert str(gem / "projects.json") in r.files
+    # The sub-agent's file comes back where Gemini CLI keeps it, its lines as they were.
+    sub = gem / "tmp" / "shop-1" / "chats" / GID / f"{SUB}.jsonl"
+    assert str(sub) in r.files and sub.read_bytes() == (path.parent / GID / f"{SUB}.jsonl").read_bytes()
     (gem / "projects.json").write_text("[1]")  # not Gemini's registry: refused, nothing written
     with pytest.raises(errors.InvalidInput):
         resume_session(vault, o.session_id, into="gemini", cwd=str(tmp_path), execute=False, plaintext=True)
+
+
+def test_the_digest_sees_what_gemini_changes_but_not_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "session-x.json"
+    call = {"id": "c1", "name": "read_file", "args": {"path": "a"}, "status": "executing"}
+    reply = {"id": "g1", "timestamp": "2026-01-01T00:00:02Z", "type": "gemini", "content": "hi", "toolCalls": [call]}
+    user = {"id": "u1", "timestamp": "2026-01-01T00:00:01Z", "type": "user", "content": "key sk-live-0001"}
+
+    def read(*messages: dict[str, Any]) -> dict[str, Any]:
+        doc = parse_gemini(path, json.dumps({"sessionId": "s", "messages": list(messages)}).encode()).document
+        return dict(doc)
+
+    first = read(user, reply)
+    old = {**first["source"], "messages": len(first["messages"])}
+    more = {"id": "u2", "timestamp": "2026-01-01T00:00:03Z", "type": "user", "content": "more"}
+    assert grew_in_place(old, read(user, reply, more))
+    # The vault's sanitized copy, written back: the same messages.
+    assert grew_in_place(old, read({**user, "content": "key [REDACTED:stripe]"}, reply, more))
+    # A tool call that went on (its status), a renamed call, a rewind: not the same messages.
+    assert not grew_in_place(old, read(user, {**reply, "toolCalls": [{**call, "status": "success"}]}, more))
+    assert not grew_in_place(old, read(user, {**reply, "toolCalls": [{**call, "name": "shell"}]}, more))
+    assert not grew_in_place(old, read(user, more))
+
+
+def test_the_command_line_resumes_in_gemini(tmp_path: Path) -> None:
+    vpath = tmp_path / "vault"
+    Vault.init(vpath, key_provider=PassphraseProvider("gemini resume", log2_n=14)).close()
+    (tmp_path / "home").mkdir()
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "SESSIONSEAL_VAULT": str(vpath),
+        "SESSIONSEAL_PASSPHRASE": "gemini resume",
+        "FAKE_REPORT": str(tmp_path / "report.json"),
+        "FAKE_PHRASE": ADDED,
+    }
+    path = _write_session(tmp_path / "in", "jsonl")
+    with Vault.open(vpath, passphrase="gemini resume") as v:
+        [o] = v.import_transcripts([path])
+    path.unlink()
+    work = tmp_path / "shop"
+    work.mkdir()
+    args = ["resume", str(o.session_id), "--into", "gemini", "--cwd", str(work), "--json"]
+    r = sessionseal(*args, "--dry-run", env=env)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["command"] == ["gemini", "--resume", GID] and out["path"].endswith(f"/tmp/shop/chats/{path.name}")
+    r = sessionseal(*args, "--agent-command", shlex.join(AGENT), env=env)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert list(out["env"]) == ["GEMINI_CLI_HOME"] and out["agent_status"] == 0
+    assert [s["action"] for s in out["sealed"]] == ["appended"] and out["shredded"] is True
+    assert _plaintext_of(tmp_path, PLANTED, ADDED) == []
