@@ -247,3 +247,13 @@ def test_the_command_line_resumes_in_gemini(tmp_path: Path) -> None:
     assert list(out["env"]) == ["GEMINI_CLI_HOME"] and out["agent_status"] == 0
     assert [s["action"] for s in out["sealed"]] == ["appended"] and out["shredded"] is True
     assert _plaintext_of(tmp_path, PLANTED, ADDED) == []
+    # Killed while the agent ran: the next --cleanup seals back what it added, then shreds.
+    r = sessionseal(*args, "--agent-command", shlex.join(AGENT), env={**env, "FAKE_KILL_PARENT": "1"})
+    assert r.code == -9 and _plaintext_of(vpath / "run", ADDED) != []
+    r = sessionseal("resume", "--cleanup", "--json", env=env)
+    assert r.code == 0 and json.loads(r.out) == {"removed": 1, "kept": []}, r.err
+    assert _plaintext_of(tmp_path, PLANTED, ADDED) == [] and not (vpath / "run").exists()
+    with Vault.open(vpath, passphrase="gemini resume") as v:
+        records = json.loads(v.load_json(str(o.session_id)))["source_records"]
+    # Each run's lines were kept (the fake agent's ids repeat: its second turn replaces the first).
+    assert len(records) == 9 and sum(ADDED in json.dumps(e) for e in records) == 4
