@@ -137,6 +137,7 @@ def test_tools_serve_the_roots_page_and_cap_and_never_the_private_tag(vault: dic
             "private": await _call(s, "get_session", session_id=ids["private"]),
             "other": await _call(s, "get_session", session_id=ids["other"]),
             "hint": await _call(s, "resume_hint", session_id=ids["proj"], tool="codex"),
+            "hint_gemini": await _call(s, "resume_hint", session_id=ids["proj"], tool="gemini"),
             "hint_private": await _call(s, "resume_hint", session_id=ids["private"]),
             "too_many": await _call(s, "list_sessions", limit=51),
         }
@@ -158,6 +159,8 @@ def test_tools_serve_the_roots_page_and_cap_and_never_the_private_tag(vault: dic
         assert r[refused].is_error, refused
         assert "no session with that id in this server's scope" in r[refused].content[0].text
     assert r["hint"].structured_content["commands"] == {"codex": f"sessionseal resume {ids['proj']} --into codex"}
+    hint = r["hint_gemini"].structured_content["commands"]
+    assert hint == {"gemini": f"sessionseal resume {ids['proj']} --into gemini"}
     assert r["too_many"].is_error and "limit takes 1 to 50" in r["too_many"].content[0].text
 
 

@@ -1,7 +1,7 @@
-"""A stand-in for ``claude`` and ``codex`` (tests of ``resume --into``; never imported).
+"""A stand-in for ``claude``, ``codex`` and ``gemini`` (tests of ``resume --into``; never imported).
 
-Run as ``fake_agent.py --resume <uuid>`` (Claude Code) or ``fake_agent.py resume <uuid>``
-(Codex), it finds the session where the agent itself would look (its own reading of the
+Run as ``fake_agent.py --resume <uuid>`` (Claude Code; Gemini CLI when ``$GEMINI_CLI_HOME`` is
+set) or ``fake_agent.py resume <uuid>`` (Codex), it finds the session where the agent itself would look (its own reading of the
 layout, not sessionseal's), checks it, appends one turn the way the agent would, writes
 scratch files the way the agents do (a history, a todo), reports what it saw (no content) to
 ``$FAKE_REPORT``, and exits with ``$FAKE_STATUS``.  ``$FAKE_PHRASE`` goes into what it writes;
@@ -136,10 +136,76 @@ def _codex(sid: str, phrase: str) -> dict[str, object]:
     }
 
 
+def _gemini_session(chats: str, sid: str) -> tuple[str, list[dict[str, object]], dict[str, object] | None]:
+    """The file of *sid* in *chats*, as ``gemini --resume`` finds it: the session-* file whose
+    sessionId it is; its JSON lines, or its document."""
+    for path in sorted(glob.glob(os.path.join(chats, "session-*.json*"))):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if path.endswith(".jsonl"):
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if lines and lines[0].get("sessionId") == sid:
+                return path, lines, None
+        else:
+            whole = json.loads(text)
+            if whole.get("sessionId") == sid:
+                return path, [], whole
+    raise SystemExit(f"no session {sid} in {chats}")
+
+
+def _gemini(sid: str, phrase: str) -> dict[str, object]:
+    gem = os.path.join(os.environ["GEMINI_CLI_HOME"], ".gemini")
+    cwd = os.path.realpath(os.getcwd())
+    with open(os.path.join(gem, "projects.json"), encoding="utf-8") as f:
+        name = json.load(f)["projects"][cwd]
+    with open(os.path.join(gem, "tmp", name, ".project_root"), encoding="utf-8") as f:
+        owner = f.read().strip()
+    path, lines, whole = _gemini_session(os.path.join(gem, "tmp", name, "chats"), sid)
+    new = [
+        {"id": "fake-u", "timestamp": "2026-12-01T09:00:00.000Z", "type": "user", "content": [{"text": phrase}]},
+        {
+            "id": "fake-g",
+            "timestamp": "2026-12-01T09:00:01.000Z",
+            "type": "gemini",
+            "content": f"done: {phrase}",
+            "model": "gemini-2.5-pro",
+        },
+    ]
+    if whole is not None:  # an older release: the document rewritten whole
+        messages = list(whole["messages"])  # type: ignore[call-overload]
+        records = len(messages)
+        whole["messages"], whole["lastUpdated"] = messages + new, "2026-12-01T09:00:01.000Z"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(whole, indent=2, ensure_ascii=False))
+        first_key = next(iter(whole))
+    else:  # a newer one: lines appended
+        records, first_key = len(lines), next(iter(lines[0]))
+        update = {"$set": {"lastUpdated": "2026-12-01T09:00:01.000Z"}}
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in [*new, update])
+    subagents = sorted(os.path.basename(p) for p in glob.glob(os.path.join(os.path.dirname(path), sid, "*.jsonl")))
+    with open(os.path.join(gem, "tmp", name, "shell_history"), "a", encoding="utf-8") as f:
+        f.write(phrase + "\n")
+    return {
+        "path": path,
+        "project": name,
+        "owner": owner,
+        "records": records,
+        "first_key": first_key,
+        "subagents": subagents,
+        "file_mode": _mode(path),
+        "home_mode": _mode(os.environ["GEMINI_CLI_HOME"]),
+        "saw": {n: os.path.exists(os.path.join(gem, n)) for n in ("oauth_creds.json", "settings.json")},
+    }
+
+
 def main() -> int:
     args = sys.argv[1:]
     phrase = os.environ.get("FAKE_PHRASE", "")
-    report = _claude(args[1], phrase) if args[0] == "--resume" else _codex(args[1], phrase)
+    if os.environ.get("GEMINI_CLI_HOME"):
+        report = _gemini(args[1], phrase)
+    else:
+        report = _claude(args[1], phrase) if args[0] == "--resume" else _codex(args[1], phrase)
     report["argv"] = args
     report["cwd"] = os.getcwd()
     if os.environ.get("FAKE_KILL_PARENT"):

@@ -493,8 +493,10 @@ def test_the_command_line_without_exec(tmp_path: Path) -> None:
     assert out["executed"] is False and out["command"] == ["claude", "--resume", SID]
     assert Path(out["path"]).is_relative_to(tmp_path / "home" / ".claude" / "projects")
     assert PLANTED in Path(out["path"]).read_text()  # written in place: the user asked for plaintext
-    r = sessionseal("resume", str(sid), "--into", "gemini", env=env)
+    r = sessionseal("resume", str(sid), "--into", "aider", env=env)  # an agent resume does not know
     assert r.code == 2
+    r = sessionseal("resume", str(sid), "--into", "gemini", env=env)  # one it knows, but not this session's
+    assert r.code == 8 and "came from claude-code" in r.err
     r = sessionseal("resume", str(sid), "--cwd", str(tmp_path), env=env)  # --cwd goes with --into
     assert r.code == 2 and "--into" in r.err
     r = sessionseal("resume", str(sid), "--json", env=env)  # without --into: it prints the session, as before

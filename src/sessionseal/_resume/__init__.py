@@ -9,7 +9,7 @@ it added is sealed back into the vault as an append and the home is shredded: th
 exists only while the agent runs.  A home a killed resume left is sealed back and shredded by
 the next resume, or ``resume --cleanup`` (:func:`sweep`).
 
-Layouts are in :mod:`._layout` (one :class:`~._layout.Writer` per agent); the private homes
+Layouts are in :mod:`._layout` and :mod:`._gemini` (one :class:`~._layout.Writer` per agent); the private homes
 in :mod:`._runtime`.
 """
 
@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import InvalidInput, SessionSealError, StorageError
 from . import _runtime
-from ._layout import WRITERS, Files, Writer, project_key
+from ._gemini import GeminiWriter
+from ._layout import ClaudeWriter, CodexWriter, Files, Writer, project_key
 
 if TYPE_CHECKING:
     from .._vault import TranscriptOutcome, Vault
 
 __all__ = ["INTO", "ResumeResult", "Sealer", "cleanup_resumes", "project_key", "resume_session", "sweep"]
 
+#: The agents ``resume --into`` writes for, by their ``--into`` name.
+WRITERS: Final[dict[str, Writer]] = {w.into: w for w in (ClaudeWriter(), CodexWriter(), GeminiWriter())}
 #: The names ``--into`` accepts.
 INTO: Final = tuple(WRITERS)
 
@@ -150,8 +153,9 @@ def resume_session(
     if not execute:
         if not plaintext:
             raise InvalidInput(
-                f"without --exec the session is left in {writer.real_home()} in plaintext (sanitized, readable "
-                "by anything that reads your files) until you remove it; pass --plaintext to accept that"
+                f"without --exec the session is left in {writer.config_dir(writer.real_home())} in plaintext "
+                "(sanitized, readable by anything that reads your files) until you remove it; "
+                "pass --plaintext to accept that"
             )
         files = writer.write(writer.real_home(), doc, where)
         result.path, result.files = str(files.main), [str(p) for p in files.paths]
@@ -190,11 +194,11 @@ def resume_session(
 
 
 def _stamps(files: Files) -> dict[str, list[int]]:
-    """Size and time of each transcript written (not the state database, which the agent
-    updates whether or not it adds to the session)."""
+    """Size and time of each transcript written (not the state database or project registry,
+    which the agent updates whether or not it adds to the session)."""
     out = {}
     for p in files.paths:
-        if not p.name.endswith(".jsonl"):
+        if p != files.main and not p.name.endswith(".jsonl"):
             continue
         st = os.stat(p)
         out[str(p)] = [st.st_size, st.st_mtime_ns]

@@ -3,7 +3,8 @@
 variable that moves it, the files of the session it writes, the credentials and settings a
 private home needs, the command that resumes, and where its transcripts are afterwards.
 
-A third agent plugs in as one more :class:`Writer` in :data:`WRITERS`.
+Each agent is one :class:`Writer` in ``WRITERS`` (the package's ``__init__``; Gemini CLI's is
+in :mod:`._gemini`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def record_lines(records: list[Json], mend: Callable[[Json], Json | None] | None
     redaction goes through *mend* (the agent's own repair of what the API verifies; None: left out)."""
     out = []
     for entry in records:
-        record: Json | None = _json_back(entry)
+        record: Json | None = json_back(entry)
         line = _dumps(record)
         if _SLIMMED.search(line):
             record = _unslim(record)
@@ -98,7 +99,7 @@ def record_lines(records: list[Json], mend: Callable[[Json], Json | None] | None
 _STYLES: Final = ((",", ":", False), (", ", ": ", False), (", ", ": ", True), (",", ":", True))
 
 
-def _json_back(entry: Json) -> Json:
+def json_back(entry: Json) -> Json:
     """The record with the fields the import parsed (JSON held in a string: Codex tool
     arguments) written back as strings, in the style they had."""
     record: Json = entry["record"]
@@ -173,7 +174,7 @@ def _unslim(value: Any) -> Any:
     return {k: _unslim(v) for k, v in value.items()}
 
 
-def _split(records: list[Json]) -> tuple[list[Json], dict[str, list[Json]]]:
+def split_records(records: list[Json]) -> tuple[list[Json], dict[str, list[Json]]]:
     main: list[Json] = []
     agents: dict[str, list[Json]] = {}
     for entry in records:
@@ -189,19 +190,19 @@ def _split(records: list[Json]) -> tuple[list[Json], dict[str, list[Json]]]:
     return main, agents
 
 
-def _session_uuid(source_id: str) -> str:
+def session_uuid(source_id: str) -> str:
     try:
         return str(uuid.UUID(source_id))
     except ValueError:
         raise InvalidInput("the session's source id is not a UUID; the agent cannot resume it") from None
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def write_new(path: Path, data: bytes) -> None:
     os.makedirs(path.parent, mode=0o700, exist_ok=True)
     write_private_file(path, data)  # refuses (InvalidInput) a path that exists: nothing is clobbered
 
 
-def _copy_private(src: Path, dst: Path, data: bytes | None = None) -> None:
+def copy_private(src: Path, dst: Path, data: bytes | None = None) -> None:
     """Copy a settings or credentials file into a private home (0600), if it exists."""
     if data is None:
         try:
@@ -222,8 +223,13 @@ class Writer:
     default_dir: str = ""
 
     def real_home(self) -> Path:
+        """The user's own home of the agent: what :attr:`env` names, else its default."""
         base = os.environ.get(self.env)
         return Path(base) if base else Path.home() / self.default_dir
+
+    def config_dir(self, home: Path) -> Path:
+        """The agent's own directory in *home* (as :attr:`env` set to *home* makes it)."""
+        return home
 
     def target(self, home: Path, doc: Json, cwd: str) -> Path:
         """Where the main transcript goes under *home* (:meth:`write` puts it there)."""
@@ -251,17 +257,17 @@ class ClaudeWriter(Writer):
     tool, into, env, default_dir = "claude-code", "claude", "CLAUDE_CONFIG_DIR", ".claude"
 
     def target(self, home: Path, doc: Json, cwd: str) -> Path:
-        return home / "projects" / project_key(cwd) / f"{_session_uuid(doc['source']['source_id'])}.jsonl"
+        return home / "projects" / project_key(cwd) / f"{session_uuid(doc['source']['source_id'])}.jsonl"
 
     def write(self, home: Path, doc: Json, cwd: str) -> Files:
-        main, agents = _split(doc["source_records"])
+        main, agents = split_records(doc["source_records"])
         data = record_lines(main, _mend_claude)
         files = Files(self.target(home, doc, cwd), len(data))
-        _write_new(files.main, data)
+        write_new(files.main, data)
         files.paths.append(files.main)
         for agent, records in sorted(agents.items()):
             path = files.main.parent / files.main.stem / "subagents" / f"agent-{agent}.jsonl"
-            _write_new(path, record_lines(records, _mend_claude))
+            write_new(path, record_lines(records, _mend_claude))
             files.paths.append(path)
         return files
 
@@ -273,9 +279,9 @@ class ClaudeWriter(Writer):
         moved = bool(os.environ.get(self.env))
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             raw = (real / ".credentials.json").read_bytes()
-            _copy_private(real, home / ".credentials.json", _without_refresh(raw))
-        _copy_private(real / ".claude.json" if moved else Path.home() / ".claude.json", home / ".claude.json")
-        _copy_private(real / "settings.json", home / "settings.json")
+            copy_private(real, home / ".credentials.json", _without_refresh(raw))
+        copy_private(real / ".claude.json" if moved else Path.home() / ".claude.json", home / ".claude.json")
+        copy_private(real / "settings.json", home / "settings.json")
 
     def argv(self, source_id: str) -> list[str]:
         return ["claude", "--resume", source_id]
@@ -307,19 +313,19 @@ class CodexWriter(Writer):
     tool, into, env, default_dir = "codex", "codex", "CODEX_HOME", ".codex"
 
     def target(self, home: Path, doc: Json, cwd: str) -> Path:
-        sid = _session_uuid(doc["source"]["source_id"])
-        when = _started(doc, _split(doc["source_records"])[0])
+        sid = session_uuid(doc["source"]["source_id"])
+        when = _started(doc, split_records(doc["source_records"])[0])
         name = f"rollout-{when:%Y-%m-%dT%H-%M-%S}-{sid}.jsonl"
         return home / "sessions" / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}" / name
 
     def write(self, home: Path, doc: Json, cwd: str) -> Files:
-        sid = _session_uuid(doc["source"]["source_id"])
-        main, agents = _split(doc["source_records"])
+        sid = session_uuid(doc["source"]["source_id"])
+        main, agents = split_records(doc["source_records"])
         if agents:
             raise InvalidInput("a Codex session has no sub-agent files; the stored records are not Codex's")
         data = record_lines(main, _mend_codex)
         files = Files(self.target(home, doc, cwd), len(data))
-        _write_new(files.main, data)
+        write_new(files.main, data)
         files.paths.append(files.main)
         db = self.state_db(home)
         if db is not None:
@@ -353,7 +359,7 @@ class CodexWriter(Writer):
     def seed(self, home: Path) -> None:
         real = self.real_home()
         for name in ("auth.json", "config.toml"):
-            _copy_private(real / name, home / name)
+            copy_private(real / name, home / name)
 
     def argv(self, source_id: str) -> list[str]:
         return ["codex", "resume", source_id]
@@ -473,10 +479,6 @@ def _thread_values(sid: str, rollout: Path, doc: Json, records: list[Json], cwd:
         "first_user_message": first_text or "",
         "model": str(turn.get("model") or config.get("model") or ""),
     }
-
-
-#: The agents ``resume --into`` writes for, by their ``--into`` name.
-WRITERS: Final[dict[str, Writer]] = {w.into: w for w in (ClaudeWriter(), CodexWriter())}
 
 
 def agent_on_path(name: str) -> str | None:

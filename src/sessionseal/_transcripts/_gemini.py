@@ -37,8 +37,17 @@ part, ``output_tokens`` what was written including thoughts (``output + thoughts
 thought and total counts are kept beside them (``reasoning_tokens``, ``total_tokens``).
 
 A whole-file rewrite has no byte offset to resume from, so ``source["digest"]`` is a digest
-of the mapped messages: the next import appends only when the messages stored are, unchanged,
-the first ones of the new read (:func:`grew_in_place`).
+of the mapped messages' structure: the next import appends only when the messages stored are,
+unchanged, the first ones of the new read (:func:`grew_in_place`).  Their text is left out of
+it (only ids, types, statuses, names, numbers and the shape count) so that a file ``resume
+--into gemini`` wrote back, whose text is the vault's sanitized copy, is recognised as the same
+messages and what the agent added is appended.
+
+Source records (``resume --into gemini`` writes them back, docs/capture/resume.md): of a
+``.jsonl`` file, each JSON line, as for the other tools; of a ``.json`` document, its top-level
+fields first (line 0, with ``messages`` as ``[]`` where the list was, keeping the key order),
+then each message (lines 1..n).  Both only grow at the end while the session only grows, so an
+append stores only the new ones.
 """
 
 from __future__ import annotations
@@ -52,7 +61,18 @@ from typing import Any, Final
 
 from ..errors import InvalidInput
 from ._document import GEMINI, Doc, Transcript, interleave
-from ._values import Json, as_str, as_text, decode_json, new_message, new_usage, other_block, read_lines, tool_arguments
+from ._values import (
+    Json,
+    Lines,
+    as_str,
+    as_text,
+    decode_json,
+    new_message,
+    new_usage,
+    other_block,
+    read_lines,
+    tool_arguments,
+)
 
 #: A slash command (``/init``, ``/memory add``): never the title.  A path (``/home/x``) is text.
 _SLASH_COMMAND: Final = re.compile(r"/[A-Za-z][\w:-]*(?:\s|$)")
@@ -80,6 +100,7 @@ def parse_gemini(
     """
     session = _Session.read(path, data)
     doc = Doc(GEMINI)
+    doc.capture(session.lines, None)
     streams = [_stream(doc, session, None)]
     warnings = list(session.warnings)
     side: Json = {}
@@ -92,6 +113,7 @@ def parse_gemini(
             side[agent] = {"records": 0, "consumed": 0}
             continue
         warnings += [f"sub-agent {agent}: {w}" for w in sub.warnings]
+        doc.capture(sub.lines, agent)
         streams.append(_stream(doc, sub, agent))
         side[agent] = {"records": sub.records, "consumed": sub.consumed}
     messages = interleave(streams)
@@ -152,11 +174,32 @@ def gemini_source_id(path: Path, head: bytes) -> str | None:
     return None
 
 
+#: The strings a message's digest keeps (:func:`messages_digest`): what names and places it,
+#: never what the sanitizer may rewrite (text, arguments, results).
+_DIGEST_KEYS: Final = frozenset(
+    {"id", "type", "role", "status", "name", "tool_call_id", "model", "timestamp", "notice"}
+)
+
+
+def _structure(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _structure(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_structure(v) for v in value]
+    if isinstance(value, str):
+        return value if key in _DIGEST_KEYS else None
+    return value
+
+
 def messages_digest(messages: list[Json]) -> str:
-    """A digest of mapped messages: equal digests, equal messages (the test of :func:`grew_in_place`)."""
+    """A digest of mapped messages' structure (the test of :func:`grew_in_place`): their ids,
+    types, roles, tool statuses and names, times, token counts, and the shape of every field,
+    but not their text.  What Gemini CLI changes in a message it wrote (a reply's tool calls,
+    their status, its token counts; a rewind or a compression: other ids) changes it; the
+    sanitizer's placeholders do not, so the vault's own copy written back matches."""
     h = hashlib.sha256()
     for m in messages:
-        h.update(json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
+        h.update(json.dumps(_structure(m), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
 
@@ -186,6 +229,9 @@ class _Session:
         self.records = 0
         self.consumed = 0
         self.warnings: list[str] = []
+        #: The source records (see the module docstring): a .jsonl file's lines, a .json
+        #: document's fields then its messages.
+        self.lines = Lines()
 
     @property
     def messages(self) -> list[tuple[float, Json]]:
@@ -202,7 +248,7 @@ class _Session:
         if not lines.objects:
             raise InvalidInput(f"{path}: not a Gemini CLI session (no complete line is a JSON object)")
         s = cls("jsonl")
-        s.records, s.consumed, s.warnings = lines.records, lines.consumed, list(lines.warnings)
+        s.records, s.consumed, s.warnings, s.lines = lines.records, lines.consumed, list(lines.warnings), lines
         for n, record in lines.objects:
             s._line(n, record)
         return s
@@ -213,10 +259,14 @@ class _Session:
         s.consumed = size
         s._meta({k: v for k, v in record.items() if k != "messages"})
         messages = record.get("messages")
+        # The fields with the list left empty where it was (the writer puts the messages back there).
+        s.lines.objects.append((0, {k: [] if k == "messages" else v for k, v in record.items()}))
         if isinstance(messages, list):
             s.records = len(messages)
             for i, m in enumerate(messages, 1):
                 s._message(i, m)
+                if isinstance(m, dict):
+                    s.lines.objects.append((i, m))
         else:
             s.warnings.append("its messages are not a list")
         return s

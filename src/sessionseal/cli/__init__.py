@@ -316,7 +316,7 @@ def latest(obj: Context, here: bool, tags: tuple[str, ...], tags_file: str | Non
 @handle_errors
 def resume(obj: Context, /, session_id: str | None, use_latest: bool, here: bool, as_json: bool, **into: Any) -> None:
     """Print a session so that another tool can continue it (its read is recorded); with
-    --into, resume it in its agent: Claude Code or Codex (docs/capture/resume.md)."""
+    --into, resume it in its agent: Claude Code, Codex or Gemini CLI (docs/capture/resume.md)."""
     from sessionseal.errors import SessionNotFound
 
     if wants_agent(into) and into["cleanup"]:

@@ -268,11 +268,14 @@ def _register(server: MCPServer, state: _Server, note: str) -> None:
 
     @server.tool(
         annotations=READ_ONLY,
-        description="The command that resumes a session in Claude Code or Codex (text only; nothing is run)." + note,
+        description="The command that resumes a session in Claude Code, Codex or Gemini CLI "
+        "(text only; nothing is run)." + note,
     )
     async def resume_hint(
         ctx: Context,
         session_id: Annotated[str, Field(description="The session's id.")],
-        tool: Annotated[Literal["claude", "codex"] | None, Field(description="The agent (both: none).")] = None,
+        tool: Annotated[
+            Literal["claude", "codex", "gemini"] | None, Field(description="The agent (all of them: none).")
+        ] = None,
     ) -> dict[str, Any]:
         return await state.call(ctx, "resume_hint", lambda h: h.resume_hint(session_id, tool))

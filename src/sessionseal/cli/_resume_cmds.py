@@ -47,7 +47,10 @@ def _report(r: ResumeResult) -> None:
 
 _OPTIONS = [
     click.option(
-        "--into", "into", type=click.Choice(["claude", "codex"]), help="Resume it in this agent (the one it came from)."
+        "--into",
+        "into",
+        type=click.Choice(["claude", "codex", "gemini"]),
+        help="Resume it in this agent (the one it came from).",
     ),
     click.option(
         "--cwd",
