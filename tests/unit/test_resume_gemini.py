@@ -72,9 +72,11 @@ def test_gemini_sessions_come_back_as_the_same_records(
         assert 1 <= _differing(original, written) <= 3  # the lines that held a secret
         if r.path.endswith(".json"):  # as Gemini CLI writes it: JSON.stringify(record, null, 2)
             assert not written.endswith(b"\n") and list(json.loads(written)) == list(json.loads(original))
-        # Read again, it is the same session, and nothing in it is new.
+        # Read again, it is the same session.  Written outside the vault's run/ (--no-exec),
+        # its text is not taken for the original's where a secret was: it is stored anew (a
+        # checkpoint keeps the version before), never appended over text that differs.
         [again] = vault.import_transcripts([Path(r.path)])
-        assert (again.session_id, again.action, again.messages) == (o.session_id, "appended", o.messages)
+        assert (again.session_id, again.action, again.messages) == (o.session_id, "updated", o.messages)
     # An existing file is never overwritten.
     with pytest.raises(errors.InvalidInput):
         resume_session(vault, outcomes[0].session_id or "", into="gemini", cwd=str(work), execute=False, plaintext=True)
@@ -197,7 +199,7 @@ def test_written_in_place_the_registry_keeps_its_projects(vault: Vault, home: Pa
         resume_session(vault, o.session_id, into="gemini", cwd=str(tmp_path), execute=False, plaintext=True)
 
 
-def test_the_digest_sees_what_gemini_changes_but_not_the_text(tmp_path: Path) -> None:
+def test_the_digest_sees_what_gemini_changes_and_the_text_only_of_its_own_files(tmp_path: Path) -> None:
     path = tmp_path / "session-x.json"
     call = {"id": "c1", "name": "read_file", "args": {"path": "a"}, "status": "executing"}
     reply = {"id": "g1", "timestamp": "2026-01-01T00:00:02Z", "type": "gemini", "content": "hi", "toolCalls": [call]}
@@ -211,8 +213,12 @@ def test_the_digest_sees_what_gemini_changes_but_not_the_text(tmp_path: Path) ->
     old = {**first["source"], "messages": len(first["messages"])}
     more = {"id": "u2", "timestamp": "2026-01-01T00:00:03Z", "type": "user", "content": "more"}
     assert grew_in_place(old, read(user, reply, more))
-    # The vault's sanitized copy, written back: the same messages.
-    assert grew_in_place(old, read({**user, "content": "key [REDACTED:stripe]"}, reply, more))
+    # The vault's sanitized copy, written back by resume: the same messages.  Gemini's own
+    # file whose text changed in place is not: appended to, the vault would keep the old text.
+    redacted = read({**user, "content": "key [REDACTED:stripe]"}, reply, more)
+    assert grew_in_place(old, redacted, written_back=True)
+    assert not grew_in_place(old, redacted)
+    assert not grew_in_place(old, read(user, {**reply, "content": "hi there"}, more))
     # A tool call that went on (its status), a renamed call, a rewind: not the same messages.
     assert not grew_in_place(old, read(user, {**reply, "toolCalls": [{**call, "status": "success"}]}, more))
     assert not grew_in_place(old, read(user, {**reply, "toolCalls": [{**call, "name": "shell"}]}, more))

@@ -206,7 +206,7 @@ def _gemini_migrated(path: Path, t: Transcript, max_bytes: int) -> list[str]:
     raw_now = {json.dumps(e["record"], sort_keys=True) for e in t.document["raw_events"]}
     if (
         before.source_id != t.source_id
-        or not grew_in_place({"messages": len(done["messages"]), "digest": done["source"]["digest"]}, t.document)
+        or not grew_in_place({**done["source"], "messages": len(done["messages"])}, t.document)
         or any(json.dumps(e["record"], sort_keys=True) not in raw_now for e in done["raw_events"])
     ):
         return [f"{old.name} beside it is not all in this session; it is kept"]

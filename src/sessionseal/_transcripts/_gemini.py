@@ -36,12 +36,14 @@ what was read without the cache (``input - cached + tool``), ``cache_read_tokens
 part, ``output_tokens`` what was written including thoughts (``output + thoughts``); the
 thought and total counts are kept beside them (``reasoning_tokens``, ``total_tokens``).
 
-A whole-file rewrite has no byte offset to resume from, so ``source["digest"]`` is a digest
-of the mapped messages' structure: the next import appends only when the messages stored are,
-unchanged, the first ones of the new read (:func:`grew_in_place`).  Their text is left out of
-it (only ids, types, statuses, names, numbers and the shape count) so that a file ``resume
---into gemini`` wrote back, whose text is the vault's sanitized copy, is recognised as the same
-messages and what the agent added is appended.
+A whole-file rewrite has no byte offset to resume from, so the source record holds two
+digests of the mapped messages: ``digest``, of their structure (ids, types, statuses, names,
+numbers, the shape), and ``text_digest``, of all of them.  The next import appends only when
+the messages stored are, unchanged, the first ones of the new read (:func:`grew_in_place`):
+both digests must match, except for a file ``resume --into gemini`` wrote back, whose text is
+the vault's sanitized copy: there the structure must match, and what the agent added is
+appended.  A text changed in place in Gemini's own file is never taken for growth (it would
+keep the old text in the vault while ``--remove-originals`` removed the new).
 
 Source records (``resume --into gemini`` writes them back, docs/capture/resume.md): of a
 ``.jsonl`` file, each JSON line, as for the other tools; of a ``.json`` document, its top-level
@@ -122,7 +124,12 @@ def parse_gemini(
     updated = doc.when(meta.get("lastUpdated"))
     source_id = session.session_id or path.name.removesuffix(".jsonl").removesuffix(".json")
     source: Json = {"tool": GEMINI, "source_id": source_id, "path": str(path), "form": session.form}
-    source.update(records=session.records, consumed=session.consumed, digest=messages_digest(messages))
+    source.update(
+        records=session.records,
+        consumed=session.consumed,
+        digest=messages_digest(messages),
+        text_digest=messages_digest(messages, text=True),
+    )
     if updated is not None:
         # Gemini's own "last written" time (a tool call's time may be later: it is set after
         # its message is written): an older .json and its .jsonl are compared by it.
@@ -191,29 +198,37 @@ def _structure(value: Any, key: str = "") -> Any:
     return value
 
 
-def messages_digest(messages: list[Json]) -> str:
+def messages_digest(messages: list[Json], *, text: bool = False) -> str:
     """A digest of mapped messages' structure (the test of :func:`grew_in_place`): their ids,
     types, roles, tool statuses and names, times, token counts, and the shape of every field,
-    but not their text.  What Gemini CLI changes in a message it wrote (a reply's tool calls,
-    their status, its token counts; a rewind or a compression: other ids) changes it; the
-    sanitizer's placeholders do not, so the vault's own copy written back matches."""
+    and with *text* their text too.  What Gemini CLI changes in a message it wrote (a reply's
+    tool calls, their status, its token counts; a rewind or a compression: other ids) changes
+    the structure; the sanitizer's placeholders change only the text."""
     h = hashlib.sha256()
     for m in messages:
-        h.update(json.dumps(_structure(m), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
+        h.update(
+            json.dumps(m if text else _structure(m), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        )
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
 
 
-def grew_in_place(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+def grew_in_place(old: Mapping[str, Any], doc: Mapping[str, Any], *, written_back: bool = False) -> bool:
     """Whether a session file rewritten in place only gained messages since the import that
     recorded *old* (its ``source``): the messages stored then are, unchanged, the first ones
     of *doc*.  A message changed since (a tool result or a token count added to the last
-    reply, a rewind, a compression) makes it False: the session is then stored anew."""
+    reply, a rewind, a compression, a text) makes it False: the session is then stored anew.
+    *written_back*: the file is one ``resume --into gemini`` wrote from the vault's sanitized
+    copy, whose text differs from the original's where a secret was: its structure must match."""
     count, digest = old.get("messages"), old.get("digest")
     messages = doc.get("messages") or []
     if not isinstance(count, int) or isinstance(count, bool) or not isinstance(digest, str):
         return False
-    return 0 <= count <= len(messages) and messages_digest(messages[:count]) == digest
+    if not 0 <= count <= len(messages) or messages_digest(messages[:count]) != digest:
+        return False
+    text = old.get("text_digest")
+    # A source stored before text digests were kept has none: the structure alone decides.
+    return written_back or not isinstance(text, str) or messages_digest(messages[:count], text=True) == text
 
 
 class _Session:

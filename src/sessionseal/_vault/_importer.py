@@ -131,7 +131,9 @@ class TranscriptImporter:
         if not exists:
             outcome.action = "new"
         else:  # a session without a source record is never appended to: stored anew, kept first
-            outcome.action = "appended" if old is not None and grown(old, doc) else "updated"
+            # A file resume --into wrote lives in the vault's run/ (_resume._runtime.RUN_DIR).
+            back = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(self._ctx.path / "run"))
+            outcome.action = "appended" if old is not None and grown(old, doc, written_back=back) else "updated"
         extend: int | None = None
         new_records: list[Any] = []
         if outcome.action == "appended":
@@ -266,19 +268,20 @@ class TranscriptImporter:
             _remove_empty_dirs(path)
 
 
-def grown(old: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+def grown(old: Mapping[str, Any], doc: Mapping[str, Any], *, written_back: bool = False) -> bool:
     """Whether a transcript only grew since it was imported: more bytes consumed, no fewer
     messages, the messages before the last one imported unchanged (their ids, roles, block
     counts and usage, by digest), and the last one the same message with at least its blocks.
     A reply written as one record per block may have gained blocks, and a count its usage:
     :func:`went_on` says so, and the append extends it.  Otherwise it is stored anew.  A
     session stored before source records were kept (schema 1) is stored anew once, so that it
-    holds them all."""
+    holds them all.  *written_back*: the file is one ``resume --into`` wrote from the vault
+    (under its ``run/``), whose text is the sanitized copy."""
     new = doc["source"]
     if "digest" in new:  # a file rewritten in place (Gemini CLI): its messages must be unchanged
         from .. import _transcripts
 
-        return _transcripts.grew_in_place(old, doc)
+        return _transcripts.grew_in_place(old, doc, written_back=written_back)
     start = int(old.get("messages") or 0)
     messages = doc.get("messages") or []
     if not _gave_more(old, new) or len(messages) < start:
