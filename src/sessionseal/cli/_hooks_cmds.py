@@ -14,7 +14,7 @@ from sessionseal.errors import InvalidInput
 from ._common import Context, echo_json, handle_errors
 from ._terminal import shown
 
-__all__ = ["hooks_group", "off_switch", "tool_state"]
+__all__ = ["hooks_group", "off_switch", "report_changes", "tool_state"]
 
 _NAMES = {"claude": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI"}
 
@@ -90,10 +90,10 @@ def hooks_group() -> None:
     """Set up, check or remove the agents' hooks that capture every session into the vault."""
 
 
-def _change_json(change: Any, backup: Any, dry_run: bool) -> dict[str, Any]:
+def _change_json(change: Any, backup: Any, dry_run: bool, file_key: str) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "tool": change.tool,
-        "settings": str(change.path),
+        file_key: str(change.path),
         "changed": change.changed,
         "backup": None if backup is None else str(backup),
         "removed_file": change.changed and change.after is None,
@@ -103,14 +103,17 @@ def _change_json(change: Any, backup: Any, dry_run: bool) -> dict[str, Any]:
     return doc
 
 
-def _run(changes: list[Any], skipped: list[str], dry_run: bool, as_json: bool, verb: str) -> None:
-    """Apply (unless *dry_run*) and report the planned changes."""
+def report_changes(
+    changes: list[Any], skipped: list[str], *, dry_run: bool, as_json: bool, verb: str, file_key: str = "settings"
+) -> None:
+    """Apply (unless *dry_run*) and report the planned changes to the agents' files (those of
+    ``hooks`` and of ``mcp install|uninstall``); *file_key* names the file in the JSON."""
     from . import _hook_files
 
     done = []
     for change in changes:
         backup = None if dry_run else _hook_files.apply(change)
-        done.append(_change_json(change, backup, dry_run))
+        done.append(_change_json(change, backup, dry_run, file_key))
     if as_json:
         echo_json(
             {"dry_run": dry_run, "tools": done, "skipped": [{"tool": t, "state": "tool not present"} for t in skipped]}
@@ -153,7 +156,7 @@ def install(obj: Context, /, *, claude: bool, codex: bool, gemini: bool, dry_run
     skipped = [t for t in tools if not named and not _hooks.home(t).is_dir()]
     # Every file is read and checked before any is changed: one that is not JSON changes nothing.
     changes = [_hook_files.plan_install(t, command) for t in tools if t not in skipped]
-    _run(changes, skipped, dry_run, as_json, "installed")
+    report_changes(changes, skipped, dry_run=dry_run, as_json=as_json, verb="installed")
     if not dry_run and not as_json and any(c.tool == "codex" and c.changed for c in changes):
         click.echo("Codex runs a new hook once you have reviewed and trusted it: open /hooks in Codex", err=True)
 
@@ -174,7 +177,7 @@ def uninstall(obj: Context, /, *, claude: bool, codex: bool, gemini: bool, dry_r
     tools, _named = _chosen(claude, codex, gemini)
     present = [t for t in tools if _hooks.settings_path(t).exists() or _hooks.settings_path(t).is_symlink()]
     changes = [_hook_files.plan_uninstall(t) for t in present]
-    _run(changes, [], dry_run, as_json, "uninstalled")
+    report_changes(changes, [], dry_run=dry_run, as_json=as_json, verb="uninstalled")
 
 
 @hooks_group.command(name="status")

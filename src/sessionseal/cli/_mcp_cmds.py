@@ -10,6 +10,7 @@ from typing import Any, Final
 import click
 
 from ._common import Context, echo_json, fail, handle_errors, passphrase_source
+from ._hooks_cmds import report_changes
 from ._terminal import shown
 
 __all__ = ["EXIT_NO_EXTRA", "mcp_group"]
@@ -89,34 +90,6 @@ def _chosen(flags: dict[str, bool], *, present_only: bool = False) -> list[str]:
     return [t for t in _TOOLS if not present_only or _hooks.home(t).is_dir()]
 
 
-def _report(changes: list[Any], dry_run: bool, as_json: bool, verb: str) -> None:
-    from . import _hook_files
-
-    done = []
-    for change in changes:
-        backup = None if dry_run else _hook_files.apply(change)
-        doc = {
-            "tool": change.tool,
-            "file": str(change.path),
-            "changed": change.changed,
-            "backup": None if backup is None else str(backup),
-        }
-        if dry_run:
-            doc["diff"] = change.diff()
-        done.append(doc)
-    if as_json:
-        echo_json({"dry_run": dry_run, "tools": done})
-        return
-    for change, doc in zip(changes, done, strict=True):
-        name = _NAMES[change.tool]
-        if dry_run:
-            click.echo(shown(doc["diff"]), nl=False)
-        if not change.changed:
-            click.echo(shown(f"{name}: already {verb} in {change.path}"), err=True)
-        elif not dry_run:
-            click.echo(shown(f"{name}: {verb} in {change.path}; backup: {doc['backup']}"), err=True)
-
-
 @mcp_group.command(name="install")
 @_tool_flags
 @click.option("--all", "serve_all", is_flag=True, help="Register 'mcp serve --all' (every workspace).")
@@ -136,7 +109,7 @@ def install(obj: Context, /, *, serve_all: bool, dry_run: bool, as_json: bool, *
     argv = _mcp_files.server_argv(obj.vault_path, obj.passphrase_file, serve_all=serve_all)
     # Every file is read and checked before any is changed.
     changes = [_mcp_files.plan_install(t, argv) for t in _chosen(flags, present_only=True)]
-    _report(changes, dry_run, as_json, "registered")
+    report_changes(changes, [], dry_run=dry_run, as_json=as_json, verb="registered", file_key="file")
 
 
 @mcp_group.command(name="uninstall")
@@ -153,7 +126,8 @@ def uninstall(obj: Context, /, *, dry_run: bool, as_json: bool, **flags: bool) -
     from . import _mcp_files
 
     changes = [_mcp_files.plan_uninstall(t) for t in _chosen(flags)]
-    _report([c for c in changes if c.before is not None], dry_run, as_json, "unregistered")
+    changes = [c for c in changes if c.before is not None]
+    report_changes(changes, [], dry_run=dry_run, as_json=as_json, verb="unregistered", file_key="file")
 
 
 @mcp_group.command(name="status")

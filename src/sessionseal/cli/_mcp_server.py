@@ -175,6 +175,13 @@ class _Server:
 
 _Limit = Annotated[int | None, Field(description=f"At most this many results (default {CAPS['results_default']}).")]
 _Status = Literal["active", "paused", "completed", "failed", "archived"]
+# The list filters, as search_sessions and list_sessions take them.
+_Tags = Annotated[list[str] | None, Field(description="Only sessions with all these tags.")]
+_Statuses = Annotated[list[_Status] | None, Field(description="Only sessions with one of these statuses.")]
+_Workspace = Annotated[str | None, Field(description="Only sessions in this directory (within the roots).")]
+_Since = Annotated[str | None, Field(description="Updated at or after: a date, RFC 3339 time, or 7d.")]
+_Until = Annotated[str | None, Field(description="Updated before this time.")]
+_Model = Annotated[str | None, Field(description="Only sessions a model of this name answered in.")]
 
 
 def _filters(tag: list[str] | None, status: list[_Status] | None, **rest: Any) -> dict[str, Any]:
@@ -208,14 +215,12 @@ def _register(server: MCPServer, state: _Server, note: str) -> None:
     async def search_sessions(  # noqa: PLR0917 - the list filters
         ctx: Context,
         query: Annotated[str, Field(description="The text to find (case-insensitive).", min_length=1, max_length=1000)],
-        tag: Annotated[list[str] | None, Field(description="Only sessions with all these tags.")] = None,
-        status: Annotated[list[_Status] | None, Field(description="Only sessions with one of these statuses.")] = None,
-        workspace: Annotated[
-            str | None, Field(description="Only sessions in this directory (within the roots).")
-        ] = None,
-        since: Annotated[str | None, Field(description="Updated at or after: a date, RFC 3339 time, or 7d.")] = None,
-        until: Annotated[str | None, Field(description="Updated before this time.")] = None,
-        model: Annotated[str | None, Field(description="Only sessions a model of this name answered in.")] = None,
+        tag: _Tags = None,
+        status: _Statuses = None,
+        workspace: _Workspace = None,
+        since: _Since = None,
+        until: _Until = None,
+        model: _Model = None,
         limit: _Limit = None,
     ) -> dict[str, Any]:
         f = _filters(tag, status, workspace=workspace, since=since, until=until, model=model)
@@ -224,14 +229,12 @@ def _register(server: MCPServer, state: _Server, note: str) -> None:
     @server.tool(annotations=READ_ONLY, description="List past sessions, newest first." + note)
     async def list_sessions(  # noqa: PLR0917 - the list filters
         ctx: Context,
-        tag: Annotated[list[str] | None, Field(description="Only sessions with all these tags.")] = None,
-        status: Annotated[list[_Status] | None, Field(description="Only sessions with one of these statuses.")] = None,
-        workspace: Annotated[
-            str | None, Field(description="Only sessions in this directory (within the roots).")
-        ] = None,
-        since: Annotated[str | None, Field(description="Updated at or after: a date, RFC 3339 time, or 7d.")] = None,
-        until: Annotated[str | None, Field(description="Updated before this time.")] = None,
-        model: Annotated[str | None, Field(description="Only sessions a model of this name answered in.")] = None,
+        tag: _Tags = None,
+        status: _Statuses = None,
+        workspace: _Workspace = None,
+        since: _Since = None,
+        until: _Until = None,
+        model: _Model = None,
         limit: _Limit = None,
     ) -> dict[str, Any]:
         f = _filters(tag, status, workspace=workspace, since=since, until=until, model=model)
