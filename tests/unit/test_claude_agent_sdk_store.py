@@ -186,3 +186,27 @@ def test_the_module_imports_nothing_of_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == TAG
+
+
+def test_entries_are_mapped_to_messages_that_list_show_and_search_read(vault: Vault, store: SealedSessionStore) -> None:
+    reply = {
+        "type": "assistant",
+        "uuid": "a1",
+        "parentUuid": "u1",
+        "timestamp": "2026-12-01T10:00:01.000Z",
+        "message": {
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "the flux capacitor is fine"}],
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        },
+    }
+    run(store.append(KEY, [entry("u1", "check the flux capacitor", timestamp="2026-12-01T10:00:00.000Z")]))
+    run(store.append(KEY, [reply, {"type": "summary", "summary": "not a message"}]))
+    run(store.append(SUB, [entry("s1", "a sub-agent's prompt")]))
+    [summary] = vault.list()
+    assert summary.message_count == 2 and summary.models == ["claude-sonnet-4-5"]
+    doc = vault.load(summary.id)
+    assert [(m.role, m.id) for m in doc.messages] == [("user", "u1"), ("assistant", "a1")]
+    [hit] = vault.search("flux capacitor")
+    assert hit.id == str(summary.id) and hit.field.startswith("messages[")

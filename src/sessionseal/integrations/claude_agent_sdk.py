@@ -125,6 +125,7 @@ class SealedSessionStore:
         fold = _fold() if subpath is None else None
         seen = self._take_seen(sid)
         added: list[str] = []
+        appended = 0
         store, auditor = self.vault.parts.store, self.vault.parts.auditor
 
         def new() -> Session:
@@ -135,21 +136,24 @@ class SealedSessionStore:
             source = _source_after({"tool": TOOL, "project_key": project, "session_id": session}, part, batch, fold)
             records = [_record(e, subpath) for e in batch]
             doc = {"id": str(sid), "tags": [TAG], "source": source, "source_records": records}
+            doc["messages"] = _messages(batch, subpath)
             return parse_session(doc)
 
         def more(summary: dict[str, Any], read: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
-            nonlocal seen, added
+            nonlocal seen, added, appended
             stamp = (int(summary.get("generation") or 0), int(summary.get("size_stored") or 0))
             if seen is None or seen[0] != stamp:
                 seen = (stamp, _uuids(read().get("source_records") or []))
             fresh = _unique(batch, seen[1].get(part, set()))
             if not fresh:
                 return []
+            appended = len(fresh)
             added = [e["uuid"] for e in fresh if isinstance(e.get("uuid"), str)]
             old = summary.get("source")
             source = _source_after(old if isinstance(old, dict) else {}, part, fresh, fold)
             return [
                 {"op": "records", "value": {"records": [_record(e, subpath) for e in fresh]}},
+                *({"op": "message", "value": m} for m in _messages(fresh, subpath)),
                 {"op": "set", "value": {"source": source}},
             ]
 
@@ -165,10 +169,10 @@ class SealedSessionStore:
                 self._seen[sid] = (after, known)
         if action == "none":
             return
-        events = {"events": len(added) or len(batch)}
-        auditor.record(
-            "save" if action == "new" else "append", session=sid, nbytes=nbytes, redactions=counts, private=events
-        )
+        if action == "new":
+            auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
+        else:
+            auditor.record("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": appended})
 
     def _take_seen(self, sid: uuid.UUID) -> tuple[tuple[int, int], dict[str, set[str]]] | None:
         # Taken out while this append runs: another thread's append of the same session reads
@@ -239,7 +243,8 @@ class SealedSessionStore:
         except SessionNotFound:
             return
         if changed:
-            self.vault.parts.auditor.record("save", session=sid, private={"removed": removed})
+            # A new version of the session (docs/spec/audit-log.md: a save, its content changed).
+            self.vault.parts.auditor.record("save", session=sid, detail={"changed": True})
 
     def _subkeys(self, key: Mapping[str, Any]) -> list[str]:
         doc = self._document(key)
@@ -288,6 +293,30 @@ def _uuids(records: list[Any]) -> dict[str, set[str]]:
 
 def _record(entry: Mapping[str, Any], subpath: str | None) -> dict[str, Any]:
     return {"record": dict(entry)} if subpath is None else {"record": dict(entry), "subpath": subpath}
+
+
+def _messages(entries: list[Any], subpath: str | None) -> list[dict[str, Any]]:
+    """The messages of a main transcript's *entries* (``list``, ``show`` and ``search`` read
+    these; the entries stay the source records): one per user or assistant entry, as the
+    transcript importer maps a record, but the records of one streamed reply are not merged.
+    An entry the model refuses is kept as a record only.  A sub-agent's entries map to none."""
+    if subpath is not None:
+        return []
+    from pydantic import ValidationError
+
+    from .. import _transcripts
+    from ..models import Message
+
+    out = []
+    for e in entries:
+        m = _transcripts.claude_message(dict(e))
+        if m is None:
+            continue
+        try:
+            out.append(Message.model_validate(m).model_dump(mode="json"))
+        except (ValidationError, ValueError):
+            continue
+    return out
 
 
 def _source_after(source: dict[str, Any], part: str, entries: list[Any], fold: _Fold | None) -> dict[str, Any]:
