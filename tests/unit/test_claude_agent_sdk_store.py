@@ -210,3 +210,43 @@ def test_entries_are_mapped_to_messages_that_list_show_and_search_read(vault: Va
     assert [(m.role, m.id) for m in doc.messages] == [("user", "u1"), ("assistant", "a1")]
     [hit] = vault.search("flux capacitor")
     assert hit.id == str(summary.id) and hit.field.startswith("messages[")
+
+
+_WRITER = """
+import asyncio, sys
+from sessionseal import PassphraseProvider, Vault
+from sessionseal.integrations.claude_agent_sdk import SealedSessionStore
+
+name, path = sys.argv[1], sys.argv[2]
+key = {"project_key": "p", "session_id": "s"}
+with Vault.open(path, key_provider=PassphraseProvider("pw", log2_n=14)) as vault:
+    store = SealedSessionStore(vault)
+    for i in range(5):
+        # Each batch also repeats the other writer's first entry: stored once, whoever is first.
+        batch = [{"type": "user", "uuid": f"{name}-{i}"}, {"type": "user", "uuid": "shared"}]
+        asyncio.run(store.append(key, batch))
+"""
+
+
+def test_two_processes_appending_to_one_session_keep_every_entry_once(tmp_path: Path) -> None:
+    from sessionseal import PassphraseProvider
+
+    path = tmp_path / "v"
+    Vault.init(path, key_provider=PassphraseProvider("pw", log2_n=14)).close()
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, n, str(path)]) for n in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with Vault.open(path, key_provider=PassphraseProvider("pw", log2_n=14)) as vault:
+        got = [e["uuid"] for e in run(SealedSessionStore(vault).load({"project_key": "p", "session_id": "s"}))]
+        assert sorted(got) == sorted([*(f"{n}-{i}" for n in "ab" for i in range(5)), "shared"])
+        assert vault.verify(read_data=True).ok
+
+
+def test_an_async_vault_serves_too_and_the_vault_verifies(vault: Vault) -> None:
+    from sessionseal import AsyncVault
+
+    store = SealedSessionStore(AsyncVault(vault))
+    run(store.append(KEY, [entry("u1")]))
+    run(store.append(SUB, [entry("s1")]))
+    run(store.delete(SUB))
+    assert run(store.load(KEY)) == [entry("u1")]
+    assert vault.verify(read_data=True).ok
