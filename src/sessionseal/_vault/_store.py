@@ -319,8 +319,10 @@ class SessionStore:
                     clean, counts = self._clean(ops)
                     nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True)
                     action = "appended"
-            tail, _ = self.read_meta(fname)
-            return action, nbytes, counts, (tail.header.generation, tail.end)
+            # The version now stored, cheaply (a cache key for the caller, not trusted for more:
+            # under the lock, the file ends where its last group does).
+            size = os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False).st_size
+            return action, nbytes, counts, (self.stored_generation(fname) or 0, size)
 
     def rewrite(self, sid: uuid.UUID, update: Callable[[dict[str, Any]], bool]) -> bool:
         """Apply *update* to a session's stored (sanitized) document and, when it says it changed

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -25,6 +26,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from .._async import AsyncVault
 from .._query import ListQuery
@@ -182,7 +185,7 @@ class SealedSessionStore:
 
     def _document(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
-            doc = json.loads(self.vault.load_json(self.session_id_for(key)))
+            doc = orjson.loads(self.vault.load_json(self.session_id_for(key)))
         except SessionNotFound:
             return None
         return doc if isinstance(doc, dict) else None
@@ -337,6 +340,7 @@ def _source_after(source: dict[str, Any], part: str, entries: list[Any], fold: _
     return new
 
 
+@functools.cache
 def _fold() -> _Fold | None:
     """The SDK's summary fold, when the SDK is installed (it is the SDK that calls append):
     imported on the first append, never with this module."""
