@@ -253,7 +253,8 @@ class Session(_Model):
     source_records: list[dict[str, Any]] = Field(
         default_factory=list,
         description="an imported transcript's records as the tool wrote them (sanitized), in file order: "
-        "{line, record, agent (a sub-agent's file), json (fields stored parsed)}; what resume --into writes back",
+        "{line, record, agent (a sub-agent's file), json (fields stored parsed)}; what resume --into writes back; "
+        "or the entries an agent SDK's session store was given: {record, subpath}",
     )
 
     @field_validator("schema_version")

@@ -35,7 +35,7 @@ names):
 
 from __future__ import annotations
 
-from ._claude import parse_claude
+from ._claude import claude_message, parse_claude
 from ._codex import parse_codex
 from ._document import CLAUDE as CLAUDE
 from ._document import CODEX as CODEX
@@ -63,6 +63,7 @@ from ._removal import QUIET_PERIOD, removable
 __all__ = [
     "QUIET_PERIOD",
     "Transcript",
+    "claude_message",
     "claude_side_files",
     "find_claude",
     "find_codex",

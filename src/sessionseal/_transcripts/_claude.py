@@ -19,6 +19,7 @@ from ._values import (
     new_message,
     new_usage,
     other_block,
+    parse_instant,
     read_lines,
     title_line,
     tool_arguments,
@@ -155,6 +156,30 @@ def parse_claude(
         working_directory=meta.cwd,
     )
     return Transcript(CLAUDE, source_id, path, document, dict(doc.unknown), lines.records, lines.consumed, warnings)
+
+
+def claude_message(record: Json) -> Json | None:
+    """One record of a Claude Code transcript as a message by itself, or None when it is not a
+    message: for records that come a batch at a time (the Claude Agent SDK's session store,
+    sessionseal.integrations.claude_agent_sdk).  Unlike :func:`parse_claude`, the records of one
+    streamed reply are not merged (each is a message of its blocks), and no tool history is kept."""
+    kind, message = record.get("type"), record.get("message")
+    if kind not in ("user", "assistant") or not isinstance(message, dict):
+        return None
+    stamp = record.get("timestamp")
+    ts = stamp if isinstance(stamp, str) and parse_instant(stamp) is not None else None
+    blocks = _claude_content(message.get("content"))
+    if kind == "assistant":
+        model = as_str(message.get("model")) or None
+        m = new_message(
+            record.get("uuid"), "assistant", blocks, ts, model=model, usage=_claude_usage(message.get("usage"))
+        )
+    else:
+        role = "tool" if any(b["type"] == "tool_result" for b in blocks) else "user"
+        m = new_message(record.get("uuid"), role, blocks, ts)
+    if parent := as_str(record.get("parentUuid")):
+        m["parent_id"] = parent
+    return m
 
 
 def _claude_stream(doc: Doc, meta: _ClaudeMeta, objects: list[tuple[int, Json]], agent: str | None) -> list[Json]:

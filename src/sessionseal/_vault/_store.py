@@ -135,6 +135,13 @@ class SessionStore:
             tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
         return tail, _container.decode_payload(tail.meta)
 
+    def summary(self, sid: uuid.UUID) -> dict[str, Any]:
+        """A session's summary (:meth:`read_summary`) by its id.
+
+        :raises FileNotFoundError: no file.
+        """
+        return self.read_summary(self._keys.file_name(sid) + SUFFIX)
+
     def read_summary(self, fname: str) -> dict[str, Any]:
         """A session file's summary: its last committed META frame, validated."""
         tail, meta = self.read_meta(fname)
@@ -162,6 +169,12 @@ class SessionStore:
 
         :returns: the bytes written (serialized) and the redaction counts.
         """
+        meta, body, counts = self.build(model, touch=touch)
+        self.write(model.id, meta, body)
+        return len(body), counts
+
+    def build(self, model: Session, *, touch: bool) -> tuple[bytes, bytes, dict[str, int]]:
+        """A validated session sanitized and serialized: its META and BODY, and the redaction counts."""
         with _collector_paused():
             # The model accepts any JSON in fields it does not know; not all of it can be stored.
             try:
@@ -183,8 +196,7 @@ class SessionStore:
                 raise unstorable("session") from None
         if len(body) > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
-        self.write(model.id, meta, body)
-        return len(body), dict(counts)
+        return meta, body, dict(counts)
 
     def write(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
         """Write a new version of a session, under its lock."""
@@ -254,6 +266,14 @@ class SessionStore:
 
         :returns: the size of what was appended (serialized) and the redaction counts.
         """
+        clean, counts = self._clean(ops)
+        name = self._keys.file_name(sid)
+        with self._ctx.session_lock(name, sid):
+            nbytes = self.append_locked(name, sid, clean, counts=counts, touch=touch)
+        return nbytes, counts
+
+    def _clean(self, ops: list[dict[str, Any]]) -> tuple[list[Any], dict[str, int]]:
+        """Operations sanitized, and the redaction counts."""
         clean, counts = self._sanitizer().sanitize_tree(cast(Any, ops))
         assert isinstance(clean, list)
         if counts:
@@ -263,10 +283,63 @@ class SessionStore:
                     value = dict(cast(dict[str, Any], op["value"]))
                     clean[i] = {**op, "value": value}
                     _fit_tags(value)
+        return clean, dict(counts)
+
+    def upsert(
+        self,
+        sid: uuid.UUID,
+        new: Callable[[], Session | None],
+        more: Callable[[dict[str, Any], Callable[[], dict[str, Any]]], list[dict[str, Any]]],
+    ) -> tuple[str, int, dict[str, int], tuple[int, int] | None]:
+        """Create a session or append to it, deciding which under its lock: two processes'
+        first writes never both create it, and what *more* decides from is what it appends to
+        (a store adapter's append: sessionseal.integrations).
+
+        *new* gives the session to store when there is no file (None: nothing); *more*, given
+        the stored summary (with ``size_stored`` and ``generation``) and a reader of the stored
+        (sanitized) document, the operations to append (none: nothing).  Returns what was done
+        (``new``, ``appended`` or ``none``), the bytes written, the redaction counts, and the
+        stored version after, as (generation, committed size), or None when there is none.
+        """
+        name = self._keys.file_name(sid)
+        fname = name + SUFFIX
+        action, nbytes, counts = "none", 0, dict[str, int]()
+        with self._ctx.session_lock(name, sid):
+            if not self._ctx.sessions.exists(fname):
+                model = new()
+                if model is None:
+                    return action, 0, {}, None
+                meta, body, counts = self.build(model, touch=True)
+                self.write_locked(name, sid, meta, body)
+                action, nbytes = "new", len(body)
+            else:
+                summary = self.read_summary(fname)
+                ops = more(summary, lambda: cast(dict[str, Any], orjson.loads(self.document(self.open(sid)))))
+                if ops:
+                    clean, counts = self._clean(ops)
+                    nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True)
+                    action = "appended"
+            # The version now stored, cheaply (a cache key for the caller, not trusted for more:
+            # under the lock, the file ends where its last group does).
+            size = os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False).st_size
+            return action, nbytes, counts, (self.stored_generation(fname) or 0, size)
+
+    def rewrite(self, sid: uuid.UUID, update: Callable[[dict[str, Any]], bool]) -> bool:
+        """Apply *update* to a session's stored (sanitized) document and, when it says it changed
+        it, write the result as a new version under a fresh data key (not sanitized again: it
+        is the stored text).  What it took out leaves the current version; the session's key
+        stays (a crypto-erase is :meth:`Erasure.delete` of the whole session)."""
         name = self._keys.file_name(sid)
         with self._ctx.session_lock(name, sid):
-            nbytes = self.append_locked(name, sid, clean, counts=counts, touch=touch)
-        return nbytes, dict(counts)
+            with stored_shape():
+                doc = orjson.loads(self.document(self.open(sid)))
+            if not update(doc):
+                return False
+            with stored_shape():
+                body = orjson.dumps(doc)
+                meta = orjson.dumps(_events.summary_of(doc, len(body)))
+            self.write_locked(name, sid, meta, body)
+        return True
 
     def append_locked(self, name: str, sid: uuid.UUID, ops: list[Any], *, counts: dict[str, int], touch: bool) -> int:
         """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
