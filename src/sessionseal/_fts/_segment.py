@@ -251,6 +251,18 @@ class SegmentReader:
         rows = F.decode_prefix(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX))
         return [(t, df) for t, df in rows if t.startswith(prefix)]
 
+    def verify(self) -> None:
+        """Authenticate and parse every frame (``verify --read-data``).
+
+        :raises IntegrityError: any modified, missing, or trailing byte.
+        """
+        nb = len(self.head.buckets)
+        self.read_all()
+        for j, (off, size) in enumerate(self.head.prefixes):
+            for term, _df in F.decode_prefix(self._read(off, size, 1 + nb + j, FrameType.FTS_PREFIX)):
+                if F.slot(self._keys.terms, 1, term[: F.PREFIX_CHARS], len(self.head.prefixes)) != j:
+                    raise _integrity()
+
     def read_all(self) -> list[Analyzed]:
         """Every session's postings (for a merge or a rewrite without some sessions)."""
         out = [Analyzed(d, {}) for d in self.docs]
