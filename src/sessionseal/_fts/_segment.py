@@ -12,7 +12,6 @@ manifest, and erases the segment by forgetting that key (docs/secure-deletion.md
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,19 +51,21 @@ class Analyzed:
 
 
 def analyze(doc: Doc) -> Analyzed:
-    """Tokenize every piece of *doc* and sum the counts per term, OR-ing the fields' bits."""
-    tf: dict[str, int] = defaultdict(int)
-    mask: dict[str, int] = defaultdict(int)
-    lengths = [0, 0, 0, 0]
+    """Tokenize *doc*, one field at a time, and sum the counts per term, OR-ing the fields' bits."""
+    by_field: dict[int, list[str]] = {}
     for field, text in doc.fields:
         if field not in _FIELD_INDEX:
             raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
-        counts, n = count_terms(text)
-        lengths[_FIELD_INDEX[field]] += n
+        by_field.setdefault(field, []).append(text)
+    lengths = [0, 0, 0, 0]
+    terms: dict[str, Posting] = {}
+    for field, texts in by_field.items():
+        # One pass per field: a newline never joins two pieces' words (rule 1).
+        counts, n = count_terms("\n".join(texts))
+        lengths[_FIELD_INDEX[field]] = n
         for term, c in counts.items():
-            tf[term] += c
-            mask[term] |= field
-    terms = {t: Posting(c, mask[t]) for t, c in tf.items()}
+            p = terms.get(term)
+            terms[term] = Posting(c, field) if p is None else Posting(p.tf + c, p.mask | field)
     entry = DocEntry(doc.session_id, doc.generation, (lengths[0], lengths[1], lengths[2], lengths[3]))
     return Analyzed(entry, terms)
 

@@ -6,29 +6,35 @@ input, so nothing the sanitizer removed can become a term. It never logs or rais
 
 The rules (docs/spec/fts-v1.md, "Terms"), in order:
 
-1. Text that is not pure ASCII is normalized to NFKC (ASCII text is already NFKC).
-2. A *word* is a maximal run of word characters: Unicode letters, digits and ``_`` (``\\w`` of
-   Python's ``re`` for ``str``). Everything else separates words: spaces, punctuation, ``/``,
-   ``.``, ``-``, ``:``. So a path ``src/json/decoder.py`` gives ``src``, ``json``, ``decoder``,
-   ``py`` and a URL its host's labels.
-3. A word's term is its case fold (``str.casefold``; ``str.lower`` for ASCII, the same thing).
+1. The text is cut into *runs* at every ASCII character that is not a letter, digit or ``_``
+   (spaces, punctuation, ``/``, ``.``, ``-``, ``:``). So a path ``src/json/decoder.py`` gives
+   ``src``, ``json``, ``decoder``, ``py``, and a URL its host's labels.
+2. A run holding non-ASCII characters is normalized to NFKC and cut again at every character
+   that is not a word character (``\\w`` of Python's ``re``: Unicode letters, digits, ``_``),
+   so ``déjà—vu`` gives ``déjà`` and ``vu``. A *word* is a run (or a piece of one) after this.
+3. A word's term is its case fold (``str.casefold``; for ASCII the same as ``str.lower``).
    A term of more than 64 UTF-8 bytes is dropped: base64 blobs, hashes, minified code.
 4. Identifiers also give their parts, beside the whole: a word with ``_`` gives each non-empty
    part between underscores (``refresh_token`` -> ``refresh_token``, ``refresh``, ``token``;
-   ``__init__`` -> ``__init__``, ``init``), and an ASCII word in mixed case gives its camel-case
-   parts (``ValueError`` -> ``valueerror``, ``value``, ``error``; ``HTTPServer`` ->
-   ``httpserver``, ``http``, ``server``; ``utf8Decode`` -> ``utf8decode``, ``utf8``,
-   ``decode``). A part counts as often as its word, and a part equal to the whole is not
-   counted twice.
+   ``__init__`` -> ``__init__``, ``init``), and each of those pieces is also cut at its
+   camel-case boundaries: between an ASCII lower-case letter and an upper-case one, between a
+   digit and an upper-case letter followed by a lower-case one, and between two upper-case
+   letters the second of which is followed by a lower-case one (``ValueError`` ->
+   ``valueerror``, ``value``, ``error``; ``HTTPServer`` -> ``httpserver``, ``http``,
+   ``server``; ``utf8Decode`` -> ``utf8decode``, ``utf8``, ``decode``; ``A1B`` and ``Value9x``
+   are not cut). A part counts as often as its word, and a part equal to the whole is not
+   counted twice. A part longer than 64 bytes is dropped too.
 5. A text's *length* (BM25's document length) is its number of words (rule 2), parts not counted.
 
-Speed: ASCII text (nearly all of an agent's transcript) is split by ``bytes.translate`` and
-``bytes.split`` at C speed and counted by ``collections.Counter`` (C); the Python work of rule 4
-runs once per *distinct* word, not per word. Other text takes ``re.findall`` (about 4x slower).
+Speed: rule 1 is ``bytes.translate`` and ``bytes.split`` over the UTF-8 bytes, at C speed
+(non-ASCII bytes are kept in the runs), and ``collections.Counter`` counts the runs (C). Rules
+2 to 4 run once per *distinct* run, not per occurrence, so their Python cost follows the
+vocabulary, not the text.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -39,12 +45,11 @@ __all__ = ["MAX_TERM_BYTES", "count_terms", "is_wordlike", "words"]
 #: Longer terms are dropped (rule 3).
 MAX_TERM_BYTES: Final = 64
 
-#: ASCII word bytes (letters, digits, ``_``) stay; every other byte becomes a space.
-_ASCII_TABLE: Final = bytes(c if (c < 128 and (chr(c).isalnum() or c == 95)) else 32 for c in range(256))
+#: ASCII letters, digits and ``_`` and every non-ASCII byte stay; other ASCII bytes become spaces.
+_TABLE: Final = bytes(c if (c >= 128 or chr(c).isalnum() or c == 95) else 32 for c in range(256))
 _WORD: Final = re.compile(r"\w+")
-#: Camel-case parts of an ASCII word: an upper-case run before a capitalized part
-#: (``HTTP``Server), a capitalized or lower-case run, or a run of digits glued to letters before it.
-_CAMEL: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
+#: Camel-case boundaries of rule 4.
+_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])")
 #: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
 _WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
 
@@ -54,12 +59,16 @@ def is_wordlike(term: str) -> bool:
     return _WORDLIKE.fullmatch(term) is not None
 
 
-def _raw_words(text: str) -> list[str]:
-    """Rule 1 and 2: the words of *text*, in their original case."""
-    if text.isascii():
-        # bytes.translate + split: ~10x re.findall on one core (benchmarks/proto_index).
-        return text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
-    return _WORD.findall(unicodedata.normalize("NFKC", text))
+def _runs(text: str) -> list[bytes]:
+    """Rule 1: the runs of *text* (UTF-8 bytes, in their original case)."""
+    return text.encode("utf-8", "replace").translate(_TABLE).split()
+
+
+def _words_of_run(run: bytes) -> list[str]:
+    """Rule 2: the words of one run."""
+    if run.isascii():
+        return [run.decode("ascii")]
+    return _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
 
 
 def _fold(word: str) -> str:
@@ -75,32 +84,54 @@ def words(text: str) -> list[str]:
 
     A query word goes through this: ``foo.bar`` is two words, searched as both.
     """
-    return [t for t in map(_fold, _raw_words(text)) if _fits(t)]
+    return [t for run in _runs(text) for t in map(_fold, _words_of_run(run)) if _fits(t)]
 
 
 def _parts(word: str, whole: str) -> set[str]:
     """Rule 4: the parts of one word (its original case), without the whole."""
-    parts: set[str] = set()
-    if "_" in word:
-        parts.update(_fold(p) for p in word.split("_") if p)
-    if word.isascii() and not word.islower() and not word.isupper():
-        for chunk in word.split("_"):
-            found = _CAMEL.findall(chunk)
-            if len(found) > 1:
-                parts.update(p.lower() for p in found)
+    pieces = [p for p in word.split("_") if p] if "_" in word else [word]
+    parts = {_fold(p) for p in pieces}
+    for piece in pieces:
+        parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
     parts.discard(whole)
     return {p for p in parts if _fits(p)}
 
 
-def count_terms(text: str) -> tuple[dict[str, int], int]:
-    """Every term of *text* (rules 1 to 4) with its count, and *text*'s length (rule 5)."""
-    raw = _raw_words(text)
-    counts: dict[str, int] = {}
-    for word, n in Counter(raw).items():
+@functools.lru_cache(maxsize=1 << 16)
+def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
+    """The terms one run adds beyond its lowered self, and its number of words (rules 2 to 4).
+
+    Cached: identifiers and JSON keys recur across messages and sessions.
+    """
+    if run.isascii():
+        word = run.decode("ascii")
+        return tuple(_parts(word, word.lower())), 1
+    found = _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
+    terms: list[str] = []
+    for word in found:
         whole = _fold(word)
         if _fits(whole):
-            counts[whole] = counts.get(whole, 0) + n
-        if "_" in word or not (word.islower() or word.isupper() or word.isdigit()):
-            for part in _parts(word, whole):
-                counts[part] = counts.get(part, 0) + n
-    return counts, len(raw)
+            terms.append(whole)
+        terms.extend(_parts(word, whole))
+    return tuple(terms), len(found)
+
+
+def count_terms(text: str) -> tuple[dict[str, int], int]:
+    """Every term of *text* (rules 1 to 4) with its count, and *text*'s length (rule 5)."""
+    raw = text.encode("utf-8", "replace").translate(_TABLE)
+    runs = raw.split()
+    length = len(runs)
+    # Whole ASCII terms straight from the lowered runs: Counter and the dict comprehension are
+    # the only per-term work for most of an agent's text.
+    lowered = Counter(raw.lower().split())
+    counts = {k.decode("ascii"): n for k, n in lowered.items() if len(k) <= MAX_TERM_BYTES and k.isascii()}
+    for run, n in Counter(runs).items():
+        # Most runs cannot be cut (rule 4): no "_", and lower case, upper case, an initial
+        # capital, or digits; those are done. The test is a superset: _parts decides.
+        if run.isascii() and b"_" not in run and (run.islower() or run.isupper() or run[1:].islower() or run.isdigit()):
+            continue
+        terms, words_in_run = _split_run(run)
+        length += (words_in_run - 1) * n
+        for term in terms:
+            counts[term] = counts.get(term, 0) + n
+    return counts, length
