@@ -248,7 +248,7 @@ def decode_head(data: bytes) -> Head:
 
 @dataclass(frozen=True, slots=True)
 class DeltaRecord:
-    """One write's postings for one session (docs/spec/fts-v1.md, "Delta records").
+    """One write's postings for one session (docs/spec/fts-v1.md, "Delta log").
 
     *stamp* is the session file's ``(inode, size, mtime_ns)`` after the write, for the caller
     to compare with the file (the index is never trusted over the session files).

@@ -55,7 +55,7 @@ _WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
 
 
 def is_wordlike(term: str) -> bool:
-    """True for the terms a prefix query can expand to (docs/spec/fts-v1.md, "Prefix buckets")."""
+    """True for the terms a prefix query can expand to (docs/spec/fts-v1.md, "Segment")."""
     return _WORDLIKE.fullmatch(term) is not None
 
 
