@@ -88,28 +88,33 @@ def test_the_segment_decodes_by_the_spec_alone() -> None:
     where = [struct.unpack_from(">QI", head, 13 + 40 * n + 12 * i) for i in range(nb + npf)]
     first = SEG["frames"][1]["offset"]
     assert [(first + o, s) for o, s in where] == [(f["offset"], f["size"]) for f in SEG["frames"][1:]]
-    # FTS_BUCKET: the directory, then each term's ordinal deltas, tfs and masks.
+    # FTS_BUCKET, in columns: the terms, their dfs, the widths, then ordinal deltas, tfs, masks.
     terms_key = bytes.fromhex(SEG["terms_key"])
+    kinds = {1: "B", 2: "H", 4: "I"}
     for b in range(nb):
         bucket = frames[1 + b][1]
         (count,) = struct.unpack_from(">I", bucket, 0)
-        at, entries = 4, []
+        at, terms = 4, []
         for _ in range(count):
-            ln = bucket[at]
-            term = bucket[at + 1 : at + 1 + ln].decode()
-            df, off = struct.unpack_from(">II", bucket, at + 1 + ln)
-            entries.append((term, df, off))
-            at += 1 + ln + 8
-        for term, df, off in entries:
+            terms.append(bucket[at + 1 : at + 1 + bucket[at]].decode())
+            at += 1 + bucket[at]
+        assert terms == sorted(terms, key=str.encode)
+        dfs = struct.unpack_from(f">{count}I", bucket, at)
+        wd, wt = bucket[at + 4 * count], bucket[at + 4 * count + 1]
+        total, at = sum(dfs), at + 4 * count + 2
+        deltas = struct.unpack_from(f">{total}{kinds[wd]}", bucket, at)
+        tfs = struct.unpack_from(f">{total}{kinds[wt]}", bucket, at + wd * total)
+        masks = bucket[at + (wd + wt) * total :]
+        assert len(masks) == total
+        first = 0
+        for term, df in zip(terms, dfs, strict=True):
             mac = hmac.new(terms_key, b"\x00" + term.encode(), hashlib.sha256).digest()
             assert int.from_bytes(mac[:8], "big") % nb == b == SEG["terms"][term]["bucket"]
-            p = at + off
-            deltas = struct.unpack_from(f">{df}I", bucket, p)
-            tfs = struct.unpack_from(f">{df}I", bucket, p + 4 * df)
-            masks = bucket[p + 8 * df : p + 9 * df]
-            ords = [sum(deltas[: i + 1]) for i in range(df)]
-            assert [list(x) for x in zip(ords, tfs, masks, strict=True)] == SEG["terms"][term]["postings"]
-        assert sorted(t for t, _, _ in entries) == sorted(t for t, v in SEG["terms"].items() if v["bucket"] == b)
+            ords = [sum(deltas[first : first + i + 1]) for i in range(df)]
+            got = zip(ords, tfs[first : first + df], masks[first : first + df], strict=True)
+            assert [list(x) for x in got] == SEG["terms"][term]["postings"]
+            first += df
+        assert sorted(terms) == sorted(t for t, v in SEG["terms"].items() if v["bucket"] == b)
 
 
 def test_the_delta_log_decodes_by_the_spec_alone() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from typing import Final
@@ -42,7 +42,6 @@ _DOC: Final = struct.Struct(">16sQIIII")
 _WHERE: Final = struct.Struct(">QI")
 _DELTA_HEAD: Final = struct.Struct(">B16sQIIIIQQQI")
 _TERM_TF_MASK: Final = struct.Struct(">IB")
-_DIR_TAIL: Final = struct.Struct(">II")
 _SWAP: Final = sys.byteorder == "little"
 
 
@@ -74,19 +73,30 @@ def bucket_count(n_terms: int, per_bucket: int = TERMS_PER_BUCKET) -> int:
     return n
 
 
-def u32_array(values: Iterable[int]) -> bytes:
-    a = array("I", values)
-    if a.itemsize != 4:  # pragma: no cover - every CPython platform we support has a 4-byte "I"
-        raise RuntimeError("array 'I' is not 4 bytes here")
-    if _SWAP:
+_TYPECODE: Final = {1: "B", 2: "H", 4: "I"}
+
+
+def width(values: Sequence[int]) -> int:
+    """The narrowest of 1, 2 or 4 bytes that holds every value."""
+    top = max(values, default=0)
+    return 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4
+
+
+def pack_ints(values: Sequence[int], size: int) -> bytes:
+    """*values* as big-endian unsigned integers of *size* bytes (1, 2 or 4), at C speed."""
+    a = array(_TYPECODE[size], values)
+    if a.itemsize != size:  # pragma: no cover - CPython's "B", "H", "I" are 1, 2, 4 bytes everywhere we run
+        raise RuntimeError("unexpected array item size")
+    if _SWAP and size > 1:
         a.byteswap()
     return a.tobytes()
 
 
-def read_u32_array(data: bytes | memoryview, n: int) -> list[int]:
-    a = array("I")
-    a.frombytes(data[: 4 * n])
-    if _SWAP:
+def unpack_ints(data: bytes | memoryview, n: int, size: int) -> list[int]:
+    _check(len(data) >= n * size)
+    a = array(_TYPECODE[size])
+    a.frombytes(data[: n * size])
+    if _SWAP and size > 1:
         a.byteswap()
     return a.tolist()
 
@@ -121,49 +131,73 @@ def _term_bytes(term: str) -> bytes:
 
 
 def encode_bucket(rows: Sequence[tuple[str, Sequence[int], Sequence[int], Sequence[int]]]) -> bytes:
-    """A bucket: ``u32 count``, the directory, then each term's postings (docs/spec/fts-v1.md).
+    """A bucket, in columns (docs/spec/fts-v1.md, "Segment"): the terms, their dfs, then every
+    posting's ordinal delta, term frequency and field mask, term after term.
 
     *rows* are ``(term, ordinals ascending, tfs, masks)``, sorted by the term's UTF-8 bytes.
     """
-    directory = [_U32.pack(len(rows))]
-    blocks: list[bytes] = []
-    offset = 0
-    for term, ords, tfs, masks in rows:
-        deltas = [ords[0]] + [b - a for a, b in pairwise(ords)]
-        block = u32_array(deltas) + u32_array(tfs) + bytes(masks)
-        directory.append(_term_bytes(term) + _DIR_TAIL.pack(len(ords), offset))
-        blocks.append(block)
-        offset += len(block)
-    return b"".join(directory + blocks)
+    deltas: list[int] = []
+    tfs: list[int] = []
+    masks: list[int] = []
+    for _term, ords, tf, mask in rows:
+        deltas.append(ords[0])
+        deltas.extend(b - a for a, b in pairwise(ords))
+        tfs.extend(tf)
+        masks.extend(mask)
+    wd, wt = width(deltas), width(tfs)
+    parts = [_U32.pack(len(rows))] + [_term_bytes(r[0]) for r in rows]
+    parts += [pack_ints([len(r[1]) for r in rows], 4), bytes((wd, wt))]
+    parts += [pack_ints(deltas, wd), pack_ints(tfs, wt), bytes(masks)]
+    return b"".join(parts)
 
 
-def bucket_directory(data: bytes) -> tuple[dict[str, tuple[int, int]], int]:
-    """Parse a bucket's directory: ``{term: (df, offset)}`` and where the postings start."""
+@dataclass(frozen=True, slots=True)
+class BucketView:
+    """A bucket's parsed directory: where each term's postings are in the three columns."""
+
+    index: dict[str, int]  # term -> its rank in the bucket
+    dfs: list[int]
+    starts: list[int]  # the rank's first posting, counted over the bucket's postings
+    wd: int
+    wt: int
+    deltas_at: int
+    tfs_at: int
+    masks_at: int
+
+
+def bucket_view(data: bytes) -> BucketView:
+    """Parse a bucket's directory; check that its columns fill the payload exactly."""
     try:
         view = memoryview(data)
         (count,) = _U32.unpack_from(view, 0)
         at = 4
-        out: dict[str, tuple[int, int]] = {}
-        for _ in range(count):
+        index: dict[str, int] = {}
+        for rank in range(count):
             term, at = _read_term(view, at)
-            df, off = _DIR_TAIL.unpack_from(view, at)
-            at += 8
-            _check(df > 0 and term not in out)
-            out[term] = (df, off)
-        return out, at
+            _check(term not in index)
+            index[term] = rank
+        dfs = unpack_ints(view[at:], count, 4)
+        at += 4 * count
+        wd, wt = view[at], view[at + 1]
+        _check(wd in _TYPECODE and wt in _TYPECODE and min(dfs, default=1) > 0)
+        starts = [0, *accumulate(dfs)]
+        total = starts[-1]
+        deltas_at = at + 2
+        tfs_at = deltas_at + wd * total
+        masks_at = tfs_at + wt * total
+        _check(masks_at + total == len(view))
+        return BucketView(index, dfs, starts, wd, wt, deltas_at, tfs_at, masks_at)
     except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise IntegrityError(INTEGRITY) from exc
 
 
-def bucket_postings(data: bytes, base: int, df: int, offset: int, n_docs: int) -> list[tuple[int, Posting]]:
-    """One term's postings in a bucket: ``(ordinal, Posting)``, ordinals checked against *n_docs*."""
-    start = base + offset
-    end = start + 9 * df
-    _check(df > 0 and end <= len(data))
+def bucket_postings(data: bytes, bv: BucketView, rank: int, n_docs: int) -> list[tuple[int, Posting]]:
+    """The postings of the term of *rank*: ``(ordinal, Posting)``, ordinals checked against *n_docs*."""
+    df, s = bv.dfs[rank], bv.starts[rank]
     view = memoryview(data)
-    deltas = read_u32_array(view[start:], df)
-    tfs = read_u32_array(view[start + 4 * df :], df)
-    masks = bytes(view[start + 8 * df : end])
+    deltas = unpack_ints(view[bv.deltas_at + s * bv.wd :], df, bv.wd)
+    tfs = unpack_ints(view[bv.tfs_at + s * bv.wt :], df, bv.wt)
+    masks = bytes(view[bv.masks_at + s : bv.masks_at + s + df])
     # Ordinals strictly rise and stay in the doc table; tfs and masks are never zero.
     _check(min(deltas[1:], default=1) > 0 and min(tfs) > 0 and min(masks) > 0 and max(masks) <= ALL_FIELDS)
     ords = list(accumulate(deltas))
@@ -175,22 +209,21 @@ def bucket_postings(data: bytes, base: int, df: int, offset: int, n_docs: int) -
 
 
 def encode_prefix(terms: Sequence[tuple[str, int]]) -> bytes:
-    """A prefix bucket: ``u32 count`` then ``(term, u32 df)`` sorted by the term's UTF-8 bytes."""
-    return b"".join([_U32.pack(len(terms))] + [_term_bytes(t) + _U32.pack(df) for t, df in terms])
+    """A prefix bucket: ``u32 count``, the terms sorted by their UTF-8 bytes, then their dfs."""
+    parts = [_U32.pack(len(terms))] + [_term_bytes(t) for t, _df in terms]
+    return b"".join([*parts, pack_ints([df for _t, df in terms], 4)])
 
 
 def decode_prefix(data: bytes) -> list[tuple[str, int]]:
     try:
         view = memoryview(data)
         (count,) = _U32.unpack_from(view, 0)
-        at, out = 4, []
+        at, terms = 4, []
         for _ in range(count):
             term, at = _read_term(view, at)
-            (df,) = _U32.unpack_from(view, at)
-            at += 4
-            out.append((term, df))
-        _check(at == len(view))
-        return out
+            terms.append(term)
+        _check(len(view) == at + 4 * count)
+        return list(zip(terms, unpack_ints(view[at:], count, 4), strict=True))
     except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise IntegrityError(INTEGRITY) from exc
 

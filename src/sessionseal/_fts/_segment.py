@@ -180,7 +180,7 @@ class SegmentReader:
             os.close(self._fd)
             raise
         self.docs = self.head.docs
-        self._dirs: dict[int, tuple[bytes, dict[str, tuple[int, int]], int]] = {}
+        self._dirs: dict[int, tuple[bytes, F.BucketView]] = {}
 
     def close(self) -> None:
         os.close(self._fd)
@@ -227,22 +227,21 @@ class SegmentReader:
             raise _integrity()
         return self._open_one(raw, index, frame_type)
 
-    def _bucket(self, i: int) -> tuple[bytes, dict[str, tuple[int, int]], int]:
+    def _bucket(self, i: int) -> tuple[bytes, F.BucketView]:
         got = self._dirs.get(i)
         if got is None:
             off, size = self.head.buckets[i]
             data = self._read(off, size, 1 + i, FrameType.FTS_BUCKET)
-            directory, base = F.bucket_directory(data)
-            got = self._dirs[i] = (data, directory, base)
+            got = self._dirs[i] = (data, F.bucket_view(data))
         return got
 
     def postings(self, term: str) -> list[tuple[int, Posting]]:
         """``(ordinal, Posting)`` of *term* in this segment (ordinals index :attr:`docs`)."""
-        data, directory, base = self._bucket(F.slot(self._keys.terms, 0, term, len(self.head.buckets)))
-        found = directory.get(term)
-        if found is None:
+        data, bv = self._bucket(F.slot(self._keys.terms, 0, term, len(self.head.buckets)))
+        rank = bv.index.get(term)
+        if rank is None:
             return []
-        return F.bucket_postings(data, base, found[0], found[1], len(self.docs))
+        return F.bucket_postings(data, bv, rank, len(self.docs))
 
     def expand(self, prefix: str) -> list[tuple[str, int]]:
         """The word-like terms starting with *prefix* (3 characters or more), with their df."""
@@ -268,11 +267,11 @@ class SegmentReader:
         """Every session's postings (for a merge or a rewrite without some sessions)."""
         out = [Analyzed(d, {}) for d in self.docs]
         for i in range(len(self.head.buckets)):
-            data, directory, base = self._bucket(i)
-            for term, (df, off) in directory.items():
+            data, bv = self._bucket(i)
+            for term, rank in bv.index.items():
                 if F.slot(self._keys.terms, 0, term, len(self.head.buckets)) != i:
                     raise _integrity()
-                for ordinal, p in F.bucket_postings(data, base, df, off, len(self.docs)):
+                for ordinal, p in F.bucket_postings(data, bv, rank, len(self.docs)):
                     out[ordinal].terms[term] = p
         self._dirs.clear()
         return out

@@ -15,15 +15,15 @@ The rules (docs/spec/fts-v1.md, "Terms"), in order:
 3. A word's term is its case fold (``str.casefold``; for ASCII the same as ``str.lower``).
    A term of more than 64 UTF-8 bytes is dropped: base64 blobs, hashes, minified code.
 4. Identifiers also give their parts, beside the whole: a word with ``_`` gives each non-empty
-   part between underscores (``refresh_token`` -> ``refresh_token``, ``refresh``, ``token``;
-   ``__init__`` -> ``__init__``, ``init``), and each of those pieces is also cut at its
-   camel-case boundaries: between an ASCII lower-case letter and an upper-case one, between a
-   digit and an upper-case letter followed by a lower-case one, and between two upper-case
-   letters the second of which is followed by a lower-case one (``ValueError`` ->
+   piece between underscores, except a piece of more than 12 characters holding a digit (the
+   random half of ``toolu_01LmSLb2...``); and a piece holding no digit is also cut at its
+   camel-case boundaries: between an ASCII lower-case letter and an upper-case one, and
+   between two upper-case letters the second of which is followed by a lower-case one
+   (``refresh_token`` -> ``refresh_token``, ``refresh``, ``token``; ``ValueError`` ->
    ``valueerror``, ``value``, ``error``; ``HTTPServer`` -> ``httpserver``, ``http``,
-   ``server``; ``utf8Decode`` -> ``utf8decode``, ``utf8``, ``decode``; ``A1B`` and ``Value9x``
-   are not cut). A part counts as often as its word, and a part equal to the whole is not
-   counted twice. A part longer than 64 bytes is dropped too.
+   ``server``; ``utf8Decode`` and random ids such as ``01CjV73pci`` are not cut, so their
+   pieces do not flood the index). A part counts as often as its word; a part equal to the
+   whole is not counted twice. A part longer than 64 bytes is dropped too.
 5. A text's *length* (BM25's document length) is its number of words (rule 2), parts not counted.
 
 Speed: rule 1 is ``bytes.translate`` and ``bytes.split`` over the UTF-8 bytes, at C speed
@@ -49,7 +49,10 @@ MAX_TERM_BYTES: Final = 64
 _TABLE: Final = bytes(c if (c >= 128 or chr(c).isalnum() or c == 95) else 32 for c in range(256))
 _WORD: Final = re.compile(r"\w+")
 #: Camel-case boundaries of rule 4.
-_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_DIGIT: Final = re.compile(r"\d")
+#: A piece longer than this that holds a digit is an id's random half, not a part.
+_MAX_ID_PART: Final = 12
 #: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
 _WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
 
@@ -90,9 +93,13 @@ def words(text: str) -> list[str]:
 def _parts(word: str, whole: str) -> set[str]:
     """Rule 4: the parts of one word (its original case), without the whole."""
     pieces = [p for p in word.split("_") if p] if "_" in word else [word]
-    parts = {_fold(p) for p in pieces}
+    parts: set[str] = set()
     for piece in pieces:
-        parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
+        if _DIGIT.search(piece) is None:
+            parts.add(_fold(piece))
+            parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
+        elif len(piece) <= _MAX_ID_PART:
+            parts.add(_fold(piece))
     parts.discard(whole)
     return {p for p in parts if _fits(p)}
 
