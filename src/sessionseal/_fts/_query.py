@@ -202,7 +202,6 @@ class FtsIndex:
     def __init__(self, segments: Sequence[SegmentReader], records: Iterable[DeltaRecord] = ()) -> None:
         self.segments = list(segments)
         self.docs: dict[UUID, DocEntry] = {}
-        # (segment number, ordinal) pairs that hold a session's current generation.
         for seg in self.segments:
             for d in seg.docs:
                 self._see(d)
@@ -220,8 +219,8 @@ class FtsIndex:
         if have is None or d.generation > have.generation:
             self.docs[d.session_id] = d
         elif add and d.generation == have.generation:
-            lengths = tuple(a + b for a, b in zip(have.lengths, d.lengths, strict=True))
-            self.docs[d.session_id] = DocEntry(d.session_id, d.generation, (*lengths,))  # type: ignore[arg-type]
+            (a, b, c, e), (w, x, y, z) = have.lengths, d.lengths
+            self.docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
 
     def _term(self, term: str) -> Postings:
         out: Postings = {}
