@@ -63,6 +63,9 @@ def analyze(doc: Doc) -> Analyzed:
         # One pass per field: a newline never joins two pieces' words (rule 1).
         counts, n = count_terms("\n".join(texts))
         lengths[_FIELD_INDEX[field]] = n
+        if not terms:
+            terms = {t: Posting(c, field) for t, c in counts.items()}
+            continue
         for term, c in counts.items():
             p = terms.get(term)
             terms[term] = Posting(c, field) if p is None else Posting(p.tf + c, p.mask | field)
@@ -91,10 +94,14 @@ def _bucket_payloads(
     npf = max(1, nb // 8)
     buckets: list[list[str]] = [[] for _ in range(nb)]
     prefixes: list[list[str]] = [[] for _ in range(npf)]
-    for term in inv:
-        buckets[F.slot(keys.terms, 0, term, nb)].append(term)
-        if is_wordlike(term):
-            prefixes[F.slot(keys.terms, 1, term[: F.PREFIX_CHARS], npf)].append(term)
+    terms = list(inv)
+    for term, i in zip(terms, F.slots(keys.terms, 0, terms, nb), strict=True):
+        buckets[i].append(term)
+    wordlike = [t for t in terms if is_wordlike(t)]
+    heads = sorted({t[: F.PREFIX_CHARS] for t in wordlike})
+    where = dict(zip(heads, F.slots(keys.terms, 1, heads, npf), strict=True))
+    for term in wordlike:
+        prefixes[where[term[: F.PREFIX_CHARS]]].append(term)
     out_b = []
     for terms in buckets:
         terms.sort(key=str.encode)
