@@ -88,16 +88,26 @@ def test_the_segment_decodes_by_the_spec_alone() -> None:
     where = [struct.unpack_from(">QI", head, 13 + 40 * n + 12 * i) for i in range(nb + npf)]
     first = SEG["frames"][1]["offset"]
     assert [(first + o, s) for o, s in where] == [(f["offset"], f["size"]) for f in SEG["frames"][1:]]
+    # FTS_PREFIX: the word-like terms of the bucket their first 3 characters choose, and their dfs.
+    for j in range(npf):
+        prefix = frames[1 + nb + j][1]
+        count, size = struct.unpack_from(">II", prefix, 0)
+        terms = prefix[8 : 8 + size].decode().split("\n") if count else []
+        assert len(prefix) == 8 + size + 4 * count
+        for t in terms:
+            mac = hmac.new(bytes.fromhex(SEG["terms_key"]), b"\x01" + t[:3].encode(), hashlib.sha256).digest()
+            assert int.from_bytes(mac[:8], "big") % npf == j
+        want = [len(SEG["terms"][t]["postings"]) for t in terms]
+        assert list(struct.unpack_from(f">{count}I", prefix, 8 + size)) == want
     # FTS_BUCKET, in columns: the terms, their dfs, the widths, then ordinal deltas, tfs, masks.
     terms_key = bytes.fromhex(SEG["terms_key"])
     kinds = {1: "B", 2: "H", 4: "I"}
     for b in range(nb):
         bucket = frames[1 + b][1]
-        (count,) = struct.unpack_from(">I", bucket, 0)
-        at, terms = 4, []
-        for _ in range(count):
-            terms.append(bucket[at + 1 : at + 1 + bucket[at]].decode())
-            at += 1 + bucket[at]
+        count, size = struct.unpack_from(">II", bucket, 0)
+        terms = bucket[8 : 8 + size].decode().split("\n")
+        at = 8 + size
+        assert len(terms) == count
         assert terms == sorted(terms, key=str.encode)
         dfs = struct.unpack_from(f">{count}I", bucket, at)
         wd, wt = bucket[at + 4 * count], bucket[at + 4 * count + 1]
