@@ -196,6 +196,15 @@ def test_a_session_deleted_leaves_no_posting_and_the_old_key_opens_nothing(tmp_p
         _fts.SegmentReader(tmp_path / "new.seg", VAULT, seg_id, os.urandom(32))
 
 
+def test_a_delta_log_rewritten_without_a_session_holds_none_of_its_records(tmp_path: Path) -> None:
+    path, key, recs = delta_log(tmp_path)
+    new_key = os.urandom(32)
+    new = _fts.rewrite_delta(path.read_bytes(), VAULT, key, new_key=new_key, generation=2, drop=frozenset({sid(1)}))
+    assert _fts.read_delta(new, VAULT, new_key) == [recs[0], recs[2]]
+    with pytest.raises(IntegrityError):
+        _fts.read_delta(new, VAULT, key)
+
+
 def test_a_newer_generation_replaces_and_an_append_adds(tmp_path: Path) -> None:
     v1 = _fts.analyze(_fts.Doc(sid(0), 1, [(_fts.USER, "old words")]))
     seg = write_segment(tmp_path, [v1])

@@ -7,7 +7,8 @@ erasure of a segment by forgetting its key:
 
 - :func:`analyze` a session's text into postings; :func:`build_segment` seals them into a new
   segment's bytes; :class:`SegmentReader` opens one;
-- :func:`new_delta`, :func:`append_delta`, :func:`read_delta`: the delta log of incremental writes;
+- :func:`new_delta`, :func:`append_delta`, :func:`read_delta`: the delta log of incremental writes,
+  and :func:`rewrite_delta`, the log without erased sessions under a new key;
 - :func:`merge` folds segments and delta records (less erased sessions) into postings for a
   new segment: compaction, and the rewrite that erases a session's words;
 - :class:`FtsIndex` answers queries (:func:`parse`) with BM25-ranked :class:`Hit` s.
@@ -15,7 +16,7 @@ erasure of a segment by forgetting its key:
 
 from __future__ import annotations
 
-from ._delta import append_delta, delta_frame, new_delta, read_delta
+from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
@@ -46,5 +47,6 @@ __all__ = [
     "new_delta",
     "parse",
     "read_delta",
+    "rewrite_delta",
     "words",
 ]

@@ -21,7 +21,7 @@ from ..errors import IntegrityError
 from . import _format as F
 from ._format import DeltaRecord
 
-__all__ = ["append_delta", "delta_frame", "new_delta", "read_delta"]
+__all__ = ["append_delta", "delta_frame", "new_delta", "read_delta", "rewrite_delta"]
 
 _ZERO: Final = UUID(int=0)
 #: A record must be whole before its frame is read: a frame longer than this is damage.
@@ -121,6 +121,30 @@ def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *,
         return end + len(frame)
     finally:
         os.close(fd)
+
+
+def rewrite_delta(
+    data: bytes,
+    vault_id: UUID,
+    key: bytes,
+    *,
+    new_key: bytes,
+    generation: int,
+    drop: frozenset[UUID],
+    compress: bool = True,
+) -> bytes:
+    """A new delta log, under *new_key*, holding the records of *data* but *drop*'s sessions.
+
+    The erasing rotation's step for the delta log (docs/spec/fts-v1.md, "Generations"): the
+    caller writes the bytes atomically, records *new_key* in the new manifest, and only then
+    lets the old key go. A torn last record is left behind: its session is behind its stamp.
+    """
+    dek = _crypto.new_key()
+    out = [new_delta(vault_id, new_key, generation, dek=dek)]
+    header = out[0][: _container.HEADER_SIZE]
+    kept = [r for r in read_delta(data, vault_id, key, torn_tail_ok=True) if r.doc.session_id not in drop]
+    out += [delta_frame(header, dek, i, r, compress=compress) for i, r in enumerate(kept)]
+    return b"".join(out)
 
 
 def _read_fd(fd: int) -> bytes:
