@@ -8,6 +8,9 @@ the result sets are equal.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from uuid import UUID
@@ -66,6 +69,36 @@ def test_a_part_counts_as_often_as_its_word_and_length_counts_words() -> None:
     counts, length = _fts.count_terms("ValueError valueerror value")
     assert counts == {"valueerror": 2, "value": 2, "error": 1}
     assert length == 3
+
+
+def reference_terms(text: str) -> tuple[Counter[str], int]:
+    """docs/spec/fts-v1.md's rules 1 to 5, written plainly (the tokenizer takes shortcuts)."""
+    words: list[str] = []
+    for run in re.split(r"[\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+", text):
+        if run:
+            words += [run] if run.isascii() else re.findall(r"\w+", unicodedata.normalize("NFKC", run))
+    counts: Counter[str] = Counter()
+    for word in words:
+        whole = word.casefold()
+        parts: set[str] = set()
+        for piece in [p for p in word.split("_") if p]:
+            if not any(c.isdigit() for c in piece):
+                parts |= {piece.casefold()}
+                parts |= {p.casefold() for p in re.split(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", piece)}
+            elif len(piece) <= 12:
+                parts.add(piece.casefold())
+        parts.discard(whole)
+        for term in {whole} | parts:
+            if len(term.encode()) <= 64:
+                counts[term] += 1
+    return counts, len(words)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aBcXyZ09_ .-/:é ßﬁＡ—中\u0301\n"), max_size=80))
+def test_the_tokenizer_follows_the_rules_as_written(text: str) -> None:
+    counts, length = _fts.count_terms(text)
+    assert (Counter(counts), length) == reference_terms(text)
 
 
 # -- queries -------------------------------------------------------------------------------------
