@@ -77,7 +77,10 @@ class Kind:
     AUDIT_ANCHOR: Final = 5  # the audit log's anchor: last sequence number and MAC
     CHECKPOINT: Final = 6  # a named restore point of a session: META, BODY under the session's key
     BUNDLE: Final = 7  # an export bundle: META (manifest), BODY per session, under a passphrase key
-    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7})
+    FTS_MANIFEST: Final = 8  # the full-text index's manifest (docs/spec/fts-v1.md)
+    FTS_SEGMENT: Final = 9  # one immutable segment of the full-text index
+    FTS_DELTA: Final = 10  # the full-text index's delta log
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
 
 
 class FrameType:
@@ -91,7 +94,11 @@ class FrameType:
     INDEX_SNAPSHOT: Final = 6  # metadata index: every session's summary and file stamp
     INDEX_DELTA: Final = 7  # metadata index: one summary put or dropped
     TABLE_STATE: Final = 8  # key table: the vault's anchored state (high-water marks), whole or changed
-    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8})
+    FTS_HEAD: Final = 9  # fts segment: its sessions and where its buckets are
+    FTS_BUCKET: Final = 10  # fts segment: the postings of a keyed-random set of terms
+    FTS_PREFIX: Final = 11  # fts segment: the word-like terms of a keyed-random set of 3-character prefixes
+    FTS_DELTA: Final = 12  # fts delta log: one write's postings for one session
+    ALL: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,52 @@
+"""The encrypted full-text index's core (issue 23; docs/spec/fts-v1.md): not yet wired into the vault.
+
+A self-contained private package. It takes keys as bytes and never touches the key store; it
+takes stored, sanitized text and never sees a session's input. The caller (the vault, in the
+wiring step) owns the manifest, the locks, the atomic writes of the bytes it returns, and the
+erasure of a segment by forgetting its key:
+
+- :func:`analyze` a session's text into postings; :func:`build_segment` seals them into a new
+  segment's bytes; :class:`SegmentReader` opens one;
+- :func:`new_delta`, :func:`append_delta`, :func:`read_delta`: the delta log of incremental writes,
+  and :func:`rewrite_delta`, the log without erased sessions under a new key;
+- :func:`merge` folds segments and delta records (less erased sessions) into postings for a
+  new segment: compaction, and the rewrite that erases a session's words;
+- :class:`FtsIndex` answers queries (:func:`parse`) with BM25-ranked :class:`Hit` s.
+"""
+
+from __future__ import annotations
+
+from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
+from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
+from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
+from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
+from ._tokens import count_terms, words
+
+__all__ = [
+    "ALL_FIELDS",
+    "ASSISTANT",
+    "MAX_EXPANSION",
+    "TITLE",
+    "TOOL",
+    "USER",
+    "Analyzed",
+    "DeltaRecord",
+    "Doc",
+    "DocEntry",
+    "FtsIndex",
+    "Hit",
+    "Posting",
+    "Query",
+    "SegmentReader",
+    "analyze",
+    "append_delta",
+    "build_segment",
+    "count_terms",
+    "delta_frame",
+    "merge",
+    "new_delta",
+    "parse",
+    "read_delta",
+    "rewrite_delta",
+    "words",
+]

@@ -1,0 +1,155 @@
+"""The delta log: sealed records appended by each write (docs/spec/fts-v1.md, "Delta log").
+
+A container-v1 container of kind FTS_DELTA (object id zero) whose frames are FTS_DELTA records,
+appended under the container's own DEK. An append costs one sealed frame and one ``fsync``,
+whatever the size of the index: O(turn). The caller holds the vault lock around an append and
+compacts the log into a segment (:func:`~sessionseal._fts._segment.merge`) when it grows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+from .. import _container, _crypto
+from .._container import FrameType, Kind
+from .._fswrite import write_all
+from ..errors import IntegrityError
+from . import _format as F
+from ._format import DeltaRecord
+
+__all__ = ["append_delta", "delta_frame", "new_delta", "read_delta", "rewrite_delta"]
+
+_ZERO: Final = UUID(int=0)
+#: A record must be whole before its frame is read: a frame longer than this is damage.
+_MAX_RECORD: Final = 1 << 30
+
+
+def new_delta(
+    vault_id: UUID, key: bytes, generation: int, *, dek: bytes | None = None, nonce: bytes | None = None
+) -> bytes:
+    """The bytes of an empty delta log under *key* (the caller writes them atomically)."""
+    return _container.seal(
+        kind=Kind.FTS_DELTA,
+        vault_id=vault_id,
+        object_id=_ZERO,
+        generation=generation,
+        kek=F.SubKeys.of(key).seal,
+        kek_epoch=0,
+        frames=[],
+        dek=dek,
+        nonces=iter([nonce]) if nonce is not None else None,
+    )
+
+
+def _open_header(data: bytes, vault_id: UUID, key: bytes) -> tuple[_container.Header, bytes]:
+    header = _container.parse_unverified_header(data)
+    if header.kind != Kind.FTS_DELTA or header.vault_id != vault_id or header.object_id != _ZERO:
+        raise IntegrityError(F.INTEGRITY)
+    if header.kek_epoch != 0:
+        raise IntegrityError(F.INTEGRITY)
+    return header, _crypto.unwrap_key(F.SubKeys.of(key).seal, header.wrapped_dek, header.wrap_aad)
+
+
+def _frames(data: bytes, *, torn_tail_ok: bool) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each whole frame; a torn last frame ends the walk if allowed."""
+    pos = _container.HEADER_SIZE
+    while pos < len(data):
+        if len(data) - pos < 5:
+            if torn_tail_ok:
+                return
+            raise IntegrityError(F.INTEGRITY)
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if length > _MAX_RECORD:
+            raise IntegrityError(F.INTEGRITY)
+        end = pos + 4 + length
+        if end > len(data):
+            if torn_tail_ok:
+                return
+            raise IntegrityError(F.INTEGRITY)
+        yield pos, end
+        pos = end
+
+
+def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = False) -> list[DeltaRecord]:
+    """Every record of a delta log's bytes, in order.
+
+    With *torn_tail_ok* (queries), an incomplete last frame is ignored: a write killed before
+    its ``fsync`` ended; the session it describes is then behind the file's stamp. ``verify``
+    reads strictly. A complete frame that fails authentication always raises.
+
+    :raises IntegrityError: wrong key, wrong vault, any modified byte.
+    """
+    header, dek = _open_header(data, vault_id, key)
+    out = []
+    for index, (start, end) in enumerate(_frames(data, torn_tail_ok=torn_tail_ok)):
+        frames, at = _container.open_frames_at(data[start:end], header, dek, 0, index)
+        if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
+            raise IntegrityError(F.INTEGRITY)
+        out.append(F.decode_delta(_container.decode_payload(frames[0].data)))
+    return out
+
+
+def delta_frame(
+    header_raw: bytes, dek: bytes, index: int, record: DeltaRecord, *, compress: bool, nonce: bytes | None = None
+) -> bytes:
+    """One sealed FTS_DELTA frame: record *index* of the log whose header is *header_raw*."""
+    payload = _container.encode_payload(F.encode_delta(record), compress=compress)
+    return _container.seal_frame(dek, header_raw, index, FrameType.FTS_DELTA, payload, nonce=nonce)
+
+
+def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
+    """Append *record* to the delta log at *path* and ``fsync`` it; return the log's new size.
+
+    The caller holds the vault lock. A torn frame a killed writer left is cut off first, so the
+    new record follows the last whole one and a reader never sees it after garbage.
+    """
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data = _read_fd(fd)
+        header, dek = _open_header(data, vault_id, key)
+        whole = list(_frames(data, torn_tail_ok=True))
+        count, end = len(whole), (whole[-1][1] if whole else _container.HEADER_SIZE)
+        frame = delta_frame(header.raw, dek, count, record, compress=compress)
+        os.ftruncate(fd, end)
+        os.lseek(fd, end, os.SEEK_SET)
+        write_all(fd, frame)
+        os.fsync(fd)
+        return end + len(frame)
+    finally:
+        os.close(fd)
+
+
+def rewrite_delta(
+    data: bytes,
+    vault_id: UUID,
+    key: bytes,
+    *,
+    new_key: bytes,
+    generation: int,
+    drop: frozenset[UUID],
+    compress: bool = True,
+) -> bytes:
+    """A new delta log, under *new_key*, holding the records of *data* but *drop*'s sessions.
+
+    The erasing rotation's step for the delta log (docs/spec/fts-v1.md, "Generations"): the
+    caller writes the bytes atomically, records *new_key* in the new manifest, and only then
+    lets the old key go. A torn last record is left behind: its session is behind its stamp.
+    """
+    dek = _crypto.new_key()
+    out = [new_delta(vault_id, new_key, generation, dek=dek)]
+    header = out[0][: _container.HEADER_SIZE]
+    kept = [r for r in read_delta(data, vault_id, key, torn_tail_ok=True) if r.doc.session_id not in drop]
+    out += [delta_frame(header, dek, i, r, compress=compress) for i, r in enumerate(kept)]
+    return b"".join(out)
+
+
+def _read_fd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    if len(data) != size:
+        raise IntegrityError(F.INTEGRITY)
+    return data

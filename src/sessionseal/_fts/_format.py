@@ -1,0 +1,340 @@
+"""Byte layouts of the full-text index's payloads (docs/spec/fts-v1.md), keys, and bucket choice.
+
+Every integer is unsigned big-endian, as in container-v1. Payloads are parsed only after their
+frame authenticated; a payload that still does not parse is reported as the same opaque
+:class:`~sessionseal.errors.IntegrityError` (a bug or a forgery: never a wrong answer).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate, pairwise
+from typing import Final, NamedTuple
+from uuid import UUID
+
+from .. import _crypto
+from ..errors import IntegrityError
+
+#: The payload format of FTS_HEAD and FTS_DELTA (their first byte).
+FTS_VERSION: Final = 1
+LABEL_SEAL: Final = b"sessionseal v1 fts seal"
+LABEL_TERMS: Final = b"sessionseal v1 fts terms"
+#: Buckets hold about this many terms: a lookup parses one small directory (docs/design.md).
+TERMS_PER_BUCKET: Final = 250
+#: The first characters of a term that choose its prefix bucket; shorter prefixes are refused.
+PREFIX_CHARS: Final = 3
+#: The fields of a session, as bits of a field mask.
+TITLE: Final = 1
+USER: Final = 2
+ASSISTANT: Final = 4
+TOOL: Final = 8
+FIELDS: Final = (TITLE, USER, ASSISTANT, TOOL)
+ALL_FIELDS: Final = 15
+
+INTEGRITY: Final = "the full-text index failed its integrity check (modified, truncated, or moved); rebuild it"
+
+_U32: Final = struct.Struct(">I")
+_DOC: Final = struct.Struct(">16sQIIII")
+_WHERE: Final = struct.Struct(">QI")
+_DELTA_HEAD: Final = struct.Struct(">B16sQIIIIQQQI")
+_TERM_TF_MASK: Final = struct.Struct(">IB")
+_SWAP: Final = sys.byteorder == "little"
+
+
+@dataclass(frozen=True, slots=True)
+class SubKeys:
+    """The keys HKDF derives from one segment or delta-log key (docs/spec/fts-v1.md, "Keys")."""
+
+    seal: bytes  # the container's kek: wraps the file's DEK
+    terms: bytes  # the HMAC key that places terms and prefixes in buckets
+
+    @classmethod
+    def of(cls, key: bytes) -> SubKeys:
+        if len(key) != _crypto.KEY_SIZE:
+            raise ValueError("index keys are 32 bytes")
+        return cls(_crypto.derive_key(key, LABEL_SEAL), _crypto.derive_key(key, LABEL_TERMS))
+
+
+def slot(terms_key: bytes, domain: int, text: str, n: int) -> int:
+    """``HMAC-SHA256(terms key, domain || UTF-8(text))[0:8] mod n`` (domain 0: term, 1: prefix)."""
+    mac = _crypto.hmac_sha256(terms_key, bytes((domain,)) + text.encode())
+    return int.from_bytes(mac[:8], "big") % n
+
+
+def slots(terms_key: bytes, domain: int, texts: Sequence[str], n: int) -> list[int]:
+    """:func:`slot` of each of *texts* (an index build: one HMAC per distinct term)."""
+    prefix = bytes((domain,))
+    macs = _crypto.hmac_sha256_many(terms_key, [prefix + t.encode() for t in texts])
+    return [int.from_bytes(m[:8], "big") % n for m in macs]
+
+
+def bucket_count(n_terms: int, per_bucket: int = TERMS_PER_BUCKET) -> int:
+    """The smallest power of two with at most about *per_bucket* terms per bucket."""
+    n = 1
+    while n * per_bucket < n_terms:
+        n *= 2
+    return n
+
+
+_TYPECODE: Final = {1: "B", 2: "H", 4: "I"}
+
+
+def width(values: Sequence[int]) -> int:
+    """The narrowest of 1, 2 or 4 bytes that holds every value."""
+    top = max(values, default=0)
+    return 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4
+
+
+def pack_ints(values: Sequence[int], size: int) -> bytes:
+    """*values* as big-endian unsigned integers of *size* bytes (1, 2 or 4), at C speed."""
+    a = array(_TYPECODE[size], values)
+    if a.itemsize != size:  # pragma: no cover - CPython's "B", "H", "I" are 1, 2, 4 bytes everywhere we run
+        raise RuntimeError("unexpected array item size")
+    if _SWAP and size > 1:
+        a.byteswap()
+    return a.tobytes()
+
+
+def unpack_ints(data: bytes | memoryview, n: int, size: int) -> list[int]:
+    _check(len(data) >= n * size)
+    a = array(_TYPECODE[size])
+    a.frombytes(data[: n * size])
+    if _SWAP and size > 1:
+        a.byteswap()
+    return a.tolist()
+
+
+class Posting(NamedTuple):
+    """One term in one session: how often, and in which fields (a mask of TITLE..TOOL).
+
+    A named tuple: an index build makes one per (term, session), and a tuple is built fastest.
+    """
+
+    tf: int
+    mask: int
+
+
+def _check(ok: bool) -> None:
+    if not ok:
+        raise IntegrityError(INTEGRITY)
+
+
+def _read_term(view: memoryview, at: int) -> tuple[str, int]:
+    n = view[at]
+    _check(0 < n <= 64 and at + 1 + n <= len(view))
+    return bytes(view[at + 1 : at + 1 + n]).decode(), at + 1 + n
+
+
+def _term_list(terms: Sequence[str]) -> bytes:
+    """``u32 length || the terms joined by 0x0A``: a term never holds 0x0A (only word
+    characters: rule 2), and a reader splits the list at C speed."""
+    raw = "\n".join(terms).encode()
+    if any(not 0 < len(t.encode()) <= 64 or "\n" in t for t in terms):
+        raise ValueError("terms are 1 to 64 UTF-8 bytes without a newline")
+    return _U32.pack(len(raw)) + raw
+
+
+def _read_term_list(view: memoryview, at: int, count: int) -> tuple[list[str], int]:
+    (size,) = _U32.unpack_from(view, at)
+    end = at + 4 + size
+    _check(end <= len(view))
+    terms = bytes(view[at + 4 : end]).decode().split("\n") if count else []
+    _check(len(terms) == count and (size == 0) == (count == 0))
+    return terms, end
+
+
+def _term_bytes(term: str) -> bytes:
+    raw = term.encode()
+    if not 0 < len(raw) <= 64:
+        raise ValueError("terms are 1 to 64 UTF-8 bytes")
+    return bytes((len(raw),)) + raw
+
+
+# -- FTS_BUCKET ---------------------------------------------------------------------------------
+
+
+def encode_bucket(rows: Sequence[tuple[str, Sequence[int], Sequence[int], Sequence[int]]]) -> bytes:
+    """A bucket, in columns (docs/spec/fts-v1.md, "Segment"): the terms, their dfs, then every
+    posting's ordinal delta, term frequency and field mask, term after term.
+
+    *rows* are ``(term, ordinals ascending, tfs, masks)``, sorted by the term's UTF-8 bytes.
+    """
+    deltas: list[int] = []
+    tfs: list[int] = []
+    masks: list[int] = []
+    for _term, ords, tf, mask in rows:
+        deltas.append(ords[0])
+        deltas.extend(b - a for a, b in pairwise(ords))
+        tfs.extend(tf)
+        masks.extend(mask)
+    wd, wt = width(deltas), width(tfs)
+    parts = [_U32.pack(len(rows)), _term_list([r[0] for r in rows])]
+    parts += [pack_ints([len(r[1]) for r in rows], 4), bytes((wd, wt))]
+    parts += [pack_ints(deltas, wd), pack_ints(tfs, wt), bytes(masks)]
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketView:
+    """A bucket's parsed directory: where each term's postings are in the three columns."""
+
+    index: dict[str, int]  # term -> its rank in the bucket
+    dfs: list[int]
+    starts: list[int]  # the rank's first posting, counted over the bucket's postings
+    wd: int
+    wt: int
+    deltas_at: int
+    tfs_at: int
+    masks_at: int
+
+
+def bucket_view(data: bytes) -> BucketView:
+    """Parse a bucket's directory; check that its columns fill the payload exactly."""
+    try:
+        view = memoryview(data)
+        (count,) = _U32.unpack_from(view, 0)
+        terms, at = _read_term_list(view, 4, count)
+        index = dict(zip(terms, range(count), strict=True))
+        _check(len(index) == count)
+        dfs = unpack_ints(view[at:], count, 4)
+        at += 4 * count
+        wd, wt = view[at], view[at + 1]
+        _check(wd in _TYPECODE and wt in _TYPECODE and min(dfs, default=1) > 0)
+        starts = [0, *accumulate(dfs)]
+        total = starts[-1]
+        deltas_at = at + 2
+        tfs_at = deltas_at + wd * total
+        masks_at = tfs_at + wt * total
+        _check(masks_at + total == len(view))
+        return BucketView(index, dfs, starts, wd, wt, deltas_at, tfs_at, masks_at)
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        raise IntegrityError(INTEGRITY) from exc
+
+
+def bucket_postings(data: bytes, bv: BucketView, rank: int, n_docs: int) -> list[tuple[int, Posting]]:
+    """The postings of the term of *rank*: ``(ordinal, Posting)``, ordinals checked against *n_docs*."""
+    df, s = bv.dfs[rank], bv.starts[rank]
+    view = memoryview(data)
+    deltas = unpack_ints(view[bv.deltas_at + s * bv.wd :], df, bv.wd)
+    tfs = unpack_ints(view[bv.tfs_at + s * bv.wt :], df, bv.wt)
+    masks = bytes(view[bv.masks_at + s : bv.masks_at + s + df])
+    # Ordinals strictly rise and stay in the doc table; tfs and masks are never zero.
+    _check(min(deltas[1:], default=1) > 0 and min(tfs) > 0 and min(masks) > 0 and max(masks) <= ALL_FIELDS)
+    ords = list(accumulate(deltas))
+    _check(ords[-1] < n_docs)
+    return [(d, Posting(tf, m)) for d, tf, m in zip(ords, tfs, masks, strict=True)]
+
+
+# -- FTS_PREFIX ---------------------------------------------------------------------------------
+
+
+def encode_prefix(terms: Sequence[tuple[str, int]]) -> bytes:
+    """A prefix bucket: ``u32 count``, the term list (sorted), then their dfs."""
+    return _U32.pack(len(terms)) + _term_list([t for t, _df in terms]) + pack_ints([df for _t, df in terms], 4)
+
+
+def decode_prefix(data: bytes) -> list[tuple[str, int]]:
+    try:
+        view = memoryview(data)
+        (count,) = _U32.unpack_from(view, 0)
+        terms, at = _read_term_list(view, 4, count)
+        _check(len(view) == at + 4 * count)
+        return list(zip(terms, unpack_ints(view[at:], count, 4), strict=True))
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        raise IntegrityError(INTEGRITY) from exc
+
+
+# -- FTS_HEAD -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocEntry:
+    """A session as one segment or delta record holds it."""
+
+    session_id: UUID
+    generation: int
+    lengths: tuple[int, int, int, int]  # words per field: title, user, assistant, tool output
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    docs: list[DocEntry]
+    buckets: list[tuple[int, int]]  # (offset of the frame in the file, its size), bucket order
+    prefixes: list[tuple[int, int]]
+
+
+def encode_head(head: Head) -> bytes:
+    parts = [bytes((FTS_VERSION,)), _U32.pack(len(head.docs))]
+    parts += [_DOC.pack(d.session_id.bytes, d.generation, *d.lengths) for d in head.docs]
+    parts += [_U32.pack(len(head.buckets)), _U32.pack(len(head.prefixes))]
+    parts += [_WHERE.pack(*w) for w in head.buckets + head.prefixes]
+    return b"".join(parts)
+
+
+def decode_head(data: bytes) -> Head:
+    try:
+        view = memoryview(data)
+        _check(view[0] == FTS_VERSION)
+        (n,) = _U32.unpack_from(view, 1)
+        at = 5 + _DOC.size * n
+        _check(len(view) >= at + 8)
+        # iter_unpack: a cold query decodes every segment's doc table, so it runs at C speed.
+        docs = [DocEntry(UUID(bytes=sid), gen, (a, b, c, d)) for sid, gen, a, b, c, d in _DOC.iter_unpack(view[5:at])]
+        nb, npf = struct.unpack_from(">II", view, at)
+        at += 8
+        _check(nb >= 1 and npf >= 1 and len(view) == at + _WHERE.size * (nb + npf))
+        where: list[tuple[int, int]] = list(_WHERE.iter_unpack(view[at:]))
+        _check(len({d.session_id for d in docs}) == len(docs))
+        return Head(docs, where[:nb], where[nb:])
+    except (struct.error, IndexError) as exc:
+        raise IntegrityError(INTEGRITY) from exc
+
+
+# -- FTS_DELTA ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRecord:
+    """One write's postings for one session (docs/spec/fts-v1.md, "Delta log").
+
+    *stamp* is the session file's ``(inode, size, mtime_ns)`` after the write, for the caller
+    to compare with the file (the index is never trusted over the session files).
+    """
+
+    doc: DocEntry
+    stamp: tuple[int, int, int]
+    terms: dict[str, Posting]
+
+
+def encode_delta(rec: DeltaRecord) -> bytes:
+    d = rec.doc
+    head = _DELTA_HEAD.pack(FTS_VERSION, d.session_id.bytes, d.generation, *d.lengths, *rec.stamp, len(rec.terms))
+    body = [_term_bytes(t) + _TERM_TF_MASK.pack(p.tf, p.mask) for t, p in sorted(rec.terms.items(), key=_utf8)]
+    return head + b"".join(body)
+
+
+def _utf8(item: tuple[str, Posting]) -> bytes:
+    return item[0].encode()
+
+
+def decode_delta(data: bytes) -> DeltaRecord:
+    try:
+        view = memoryview(data)
+        version, sid, gen, l0, l1, l2, l3, ino, size, mtime, n = _DELTA_HEAD.unpack_from(view, 0)
+        _check(version == FTS_VERSION)
+        at = _DELTA_HEAD.size
+        terms: dict[str, Posting] = {}
+        for _ in range(n):
+            term, at = _read_term(view, at)
+            tf, mask = _TERM_TF_MASK.unpack_from(view, at)
+            at += _TERM_TF_MASK.size
+            _check(tf > 0 and 0 < mask <= ALL_FIELDS and term not in terms)
+            terms[term] = Posting(tf, mask)
+        _check(at == len(view))
+        return DeltaRecord(DocEntry(UUID(bytes=sid), gen, (l0, l1, l2, l3)), (ino, size, mtime), terms)
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        raise IntegrityError(INTEGRITY) from exc

@@ -1,0 +1,306 @@
+"""Queries over segments and a delta log: parsing, boolean evaluation, BM25 ranking.
+
+The grammar (docs/spec/fts-v1.md, "Queries")::
+
+    query  := or
+    or     := and ("OR" and)*
+    and    := unary (["AND"] unary)*          adjacent terms are ANDed
+    unary  := "NOT" unary | "-" unary | atom
+    atom   := "(" or ")" | [field ":"] (word | word "*" | '"' words '"')
+    field  := title | user | assistant | tool
+
+A word is tokenized like stored text (``_tokens.words``); one that gives several words
+(``foo.bar``) means all of them. A phrase is the AND of its words: the caller confirms it in the
+decrypted text (``Query.phrases``), since the index keeps no positions. ``foo*`` matches the
+word-like terms that start with ``foo`` (3 characters or more), at most :data:`MAX_EXPANSION`
+per segment, the most frequent first. A query's text never appears in an error message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from uuid import UUID
+
+from ..errors import InvalidInput
+from . import _format as F
+from ._format import DeltaRecord, DocEntry, Posting
+from ._segment import SegmentReader
+from ._tokens import is_wordlike, words
+
+__all__ = ["MAX_EXPANSION", "FtsIndex", "Hit", "Query", "parse"]
+
+MAX_EXPANSION: Final = 64
+K1: Final = 1.2
+B: Final = 0.75
+_FIELDS: Final = {"title": F.TITLE, "user": F.USER, "assistant": F.ASSISTANT, "tool": F.TOOL}
+_TOKEN: Final = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"?|(-)(?=\S)|([^\s()"]+))')
+_MAX_QUERY: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    text: str
+    prefix: bool
+    fields: int
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    op: str  # "term", "and", "or", "not"
+    term: Term | None = None
+    children: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    root: Node
+    phrases: tuple[tuple[str, ...], ...] = field(default=())
+
+    def leaves(self) -> list[Term]:
+        out: list[Term] = []
+        stack = [self.root]
+        while stack:
+            n = stack.pop()
+            if n.term is not None:
+                out.append(n.term)
+            stack.extend(n.children)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    session_id: UUID
+    score: float
+    fields: int  # the fields where the query's (non-negated) terms matched
+
+
+def _bad(why: str) -> InvalidInput:
+    # The message names the rule, never the query's text (queries are never logged).
+    return InvalidInput(f"search query: {why}")
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    if len(text) > _MAX_QUERY:
+        raise _bad("longer than 4096 characters")
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+        if m.group(1):
+            out.append(("(", ""))
+        elif m.group(2):
+            out.append((")", ""))
+        elif m.group(3) is not None:
+            out.append(("phrase", m.group(3)))
+        elif m.group(4):
+            out.append(("NOT", ""))
+        elif m.group(5) in ("AND", "OR", "NOT"):
+            out.append((m.group(5), ""))
+        elif m.group(5):
+            out.append(("word", m.group(5)))
+    return out
+
+
+class _Parser:
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.phrases: list[tuple[str, ...]] = []
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def or_(self) -> Node:
+        kids = [self.and_()]
+        while self.peek() == "OR":
+            self.take()
+            kids.append(self.and_())
+        return kids[0] if len(kids) == 1 else Node("or", children=tuple(kids))
+
+    def and_(self) -> Node:
+        kids = [self.unary()]
+        while self.peek() in ("AND", "NOT", "(", "word", "phrase"):
+            if self.peek() == "AND":
+                self.take()
+            kids.append(self.unary())
+        return kids[0] if len(kids) == 1 else Node("and", children=tuple(kids))
+
+    def unary(self) -> Node:
+        if self.peek() == "NOT":
+            self.take()
+            return Node("not", children=(self.unary(),))
+        return self.atom()
+
+    def atom(self) -> Node:
+        kind = self.peek()
+        if kind == "(":
+            self.take()
+            node = self.or_()
+            if self.peek() != ")":
+                raise _bad("unbalanced parentheses")
+            self.take()
+            return node
+        if kind not in ("word", "phrase"):
+            raise _bad("an operator without a term")
+        _kind, text = self.take()
+        fields = F.ALL_FIELDS
+        if kind == "word" and ":" in text:
+            name, _, rest = text.partition(":")
+            if name.lower() in _FIELDS:
+                fields, text = _FIELDS[name.lower()], rest
+                if not text and self.peek() == "phrase":
+                    _kind, text = self.take()
+                    kind = "phrase"
+        return self.leaf(kind, text, fields)
+
+    def leaf(self, kind: str, text: str, fields: int) -> Node:
+        if kind == "word" and text.endswith("*"):
+            stem = words(text[:-1])
+            if len(stem) != 1 or text[:-1].endswith("*") or not is_wordlike(stem[0].ljust(3, "x")):
+                raise _bad("a prefix is one word followed by '*'")
+            if len(stem[0]) < F.PREFIX_CHARS:
+                raise _bad("a prefix needs at least 3 characters")
+            return Node("term", Term(stem[0], True, fields))
+        found = words(text)
+        if not found:
+            raise _bad("a term with nothing searchable in it")
+        if kind == "phrase" and len(found) > 1:
+            self.phrases.append(tuple(found))
+        kids = tuple(Node("term", Term(w, False, fields)) for w in found)
+        return kids[0] if len(kids) == 1 else Node("and", children=kids)
+
+
+def parse(text: str) -> Query:
+    """Parse a query (grammar above). :raises InvalidInput: a malformed query."""
+    parser = _Parser(_lex(text))
+    if not parser.tokens:
+        raise _bad("empty")
+    root = parser.or_()
+    if parser.pos != len(parser.tokens):
+        raise _bad("unbalanced parentheses")
+    return Query(root, tuple(parser.phrases))
+
+
+Postings = dict[UUID, Posting]
+
+
+class FtsIndex:
+    """Segments and delta records seen as one index of the sessions' current generations."""
+
+    def __init__(self, segments: Sequence[SegmentReader], records: Iterable[DeltaRecord] = ()) -> None:
+        self.segments = list(segments)
+        self.docs: dict[UUID, DocEntry] = {}
+        for seg in self.segments:
+            for d in seg.docs:
+                self._see(d)
+        self._delta: dict[str, Postings] = {}
+        recs = list(records)
+        for rec in recs:
+            self._see(rec.doc, add=True)
+        for rec in recs:
+            if rec.doc.generation == self.docs[rec.doc.session_id].generation:
+                for term, p in rec.terms.items():
+                    _add(self._delta.setdefault(term, {}), rec.doc.session_id, p)
+
+    def _see(self, d: DocEntry, *, add: bool = False) -> None:
+        have = self.docs.get(d.session_id)
+        if have is None or d.generation > have.generation:
+            self.docs[d.session_id] = d
+        elif add and d.generation == have.generation:
+            (a, b, c, e), (w, x, y, z) = have.lengths, d.lengths
+            self.docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
+
+    def _term(self, term: str) -> Postings:
+        out: Postings = {}
+        for seg in self.segments:
+            docs = seg.docs
+            for ordinal, p in seg.postings(term):
+                d = docs[ordinal]
+                if self.docs[d.session_id].generation == d.generation:
+                    _add(out, d.session_id, p)
+        for sid, p in self._delta.get(term, {}).items():
+            _add(out, sid, p)
+        return out
+
+    def _expand(self, prefix: str) -> list[str]:
+        found: set[str] = set()
+        for seg in self.segments:
+            rows = sorted(seg.expand(prefix), key=lambda r: (-r[1], r[0]))
+            found.update(t for t, _df in rows[:MAX_EXPANSION])
+        found.update(t for t in self._delta if t.startswith(prefix) and is_wordlike(t))
+        return sorted(found)
+
+    def leaf_postings(self, leaf: Term) -> dict[str, Postings]:
+        """The postings of each term a leaf stands for, restricted to its fields."""
+        terms = self._expand(leaf.text) if leaf.prefix else [leaf.text]
+        out: dict[str, Postings] = {}
+        for t in terms:
+            ps = {sid: p for sid, p in self._term(t).items() if p.mask & leaf.fields}
+            if ps:
+                out[t] = ps
+        return out
+
+    def search(self, query: Query | str, limit: int | None = None) -> list[Hit]:
+        """Sessions matching *query*, best first (BM25; ties by session id)."""
+        q = parse(query) if isinstance(query, str) else query
+        leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
+        matched = _evaluate(q.root, leaves, set(self.docs))
+        return self._rank(q.root, leaves, matched, limit)
+
+    def _rank(
+        self, root: Node, leaves: dict[Term, dict[str, Postings]], matched: set[UUID], limit: int | None
+    ) -> list[Hit]:
+        n = max(1, len(self.docs))
+        avg = sum(sum(d.lengths) for d in self.docs.values()) / n or 1.0
+        score = dict.fromkeys(matched, 0.0)
+        fields = dict.fromkeys(matched, 0)
+        for leaf in _positive(root):
+            for postings in leaves[leaf].values():
+                idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
+                for sid, p in postings.items():
+                    if sid in score:
+                        dl = sum(self.docs[sid].lengths)
+                        score[sid] += idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * dl / avg))
+                        fields[sid] |= p.mask & leaf.fields
+        ranked = sorted(matched, key=lambda s: (-score[s], s.bytes))
+        return [Hit(s, score[s], fields[s]) for s in ranked[:limit]]
+
+
+def _add(out: Postings, sid: UUID, p: Posting) -> None:
+    q = out.get(sid)
+    out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
+
+
+def _evaluate(node: Node, leaves: dict[Term, dict[str, Postings]], universe: set[UUID]) -> set[UUID]:
+    if node.term is not None:
+        out: set[UUID] = set()
+        for ps in leaves[node.term].values():
+            out.update(ps)
+        return out
+    sets = [_evaluate(c, leaves, universe) for c in node.children]
+    if node.op == "not":
+        return universe - sets[0]
+    if node.op == "and":
+        return set.intersection(*sets)
+    return set.union(*sets)
+
+
+def _positive(node: Node, negated: bool = False) -> Iterable[Term]:
+    if node.term is not None:
+        if not negated:
+            yield node.term
+        return
+    for c in node.children:
+        yield from _positive(c, negated ^ (node.op == "not"))

@@ -1,0 +1,319 @@
+"""Segments: immutable sealed files of postings (docs/spec/fts-v1.md, "Segment").
+
+A segment is a container-v1 container of kind FTS_SEGMENT whose object id is the segment's id:
+frame 0 is FTS_HEAD (its sessions and where the other frames are), then one FTS_BUCKET frame per
+term bucket, then one FTS_PREFIX frame per prefix bucket. A reader decrypts the header frame
+once, then one bucket per term it looks up, each read with one ``pread``.
+
+The caller owns the keys: it draws a random 32-byte key per segment, keeps it in the index's
+manifest, and erases the segment by forgetting that key (docs/secure-deletion.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+from .. import _container, _crypto
+from .._container import FrameType, Kind
+from ..errors import IntegrityError
+from . import _format as F
+from ._format import DocEntry, Posting
+from ._tokens import count_terms, is_wordlike
+
+__all__ = ["Analyzed", "Doc", "SegmentReader", "analyze", "build_segment"]
+
+_FIELD_INDEX: Final = {F.TITLE: 0, F.USER: 1, F.ASSISTANT: 2, F.TOOL: 3}
+#: The first read of a segment: its header and, usually, its whole FTS_HEAD frame.
+_FIRST_READ: Final = 1 << 16
+_GENERATION: Final = 1  # segments are never rewritten in place: a rewrite is a new segment
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A session's stored, sanitized text, as ``(field bit, text)`` pieces (one per message)."""
+
+    session_id: UUID
+    generation: int
+    fields: Sequence[tuple[int, str]]
+
+
+@dataclass(slots=True)
+class Analyzed:
+    """A session's postings: what a segment or a delta record holds for it."""
+
+    entry: DocEntry
+    terms: dict[str, Posting]
+
+
+def analyze(doc: Doc) -> Analyzed:
+    """Tokenize *doc*, one field at a time, and sum the counts per term, OR-ing the fields' bits."""
+    by_field: dict[int, list[str]] = {}
+    for field, text in doc.fields:
+        if field not in _FIELD_INDEX:
+            raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
+        by_field.setdefault(field, []).append(text)
+    lengths = [0, 0, 0, 0]
+    terms: dict[str, Posting] = {}
+    for field, texts in by_field.items():
+        # One pass per field: a newline never joins two pieces' words (rule 1).
+        counts, n = count_terms("\n".join(texts))
+        lengths[_FIELD_INDEX[field]] = n
+        if not terms:
+            terms = {t: Posting(c, field) for t, c in counts.items()}
+            continue
+        for term, c in counts.items():
+            p = terms.get(term)
+            terms[term] = Posting(c, field) if p is None else Posting(p.tf + c, p.mask | field)
+    entry = DocEntry(doc.session_id, doc.generation, (lengths[0], lengths[1], lengths[2], lengths[3]))
+    return Analyzed(entry, terms)
+
+
+def _invert(docs: Sequence[Analyzed]) -> dict[str, tuple[list[int], list[int], list[int]]]:
+    """term -> (ordinals, tfs, masks), ordinals ascending (docs are visited in order)."""
+    inv: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    for ordinal, doc in enumerate(docs):
+        for term, p in doc.terms.items():
+            row = inv.get(term)
+            if row is None:
+                row = inv[term] = ([], [], [])
+            row[0].append(ordinal)
+            row[1].append(p.tf)
+            row[2].append(p.mask)
+    return inv
+
+
+def _bucket_payloads(
+    inv: dict[str, tuple[list[int], list[int], list[int]]], keys: F.SubKeys
+) -> tuple[list[bytes], list[bytes]]:
+    nb = F.bucket_count(len(inv))
+    npf = max(1, nb // 8)
+    buckets: list[list[str]] = [[] for _ in range(nb)]
+    prefixes: list[list[str]] = [[] for _ in range(npf)]
+    terms = list(inv)
+    for term, i in zip(terms, F.slots(keys.terms, 0, terms, nb), strict=True):
+        buckets[i].append(term)
+    wordlike = [t for t in terms if is_wordlike(t)]
+    heads = sorted({t[: F.PREFIX_CHARS] for t in wordlike})
+    where = dict(zip(heads, F.slots(keys.terms, 1, heads, npf), strict=True))
+    for term in wordlike:
+        prefixes[where[term[: F.PREFIX_CHARS]]].append(term)
+    out_b = []
+    for terms in buckets:
+        terms.sort(key=str.encode)
+        out_b.append(F.encode_bucket([(t, *inv[t]) for t in terms]))
+    out_p = []
+    for terms in prefixes:
+        terms.sort(key=str.encode)
+        out_p.append(F.encode_prefix([(t, len(inv[t][0])) for t in terms]))
+    return out_b, out_p
+
+
+def build_segment(
+    vault_id: UUID,
+    segment_id: UUID,
+    key: bytes,
+    docs: Sequence[Analyzed],
+    *,
+    compress: bool = True,
+    dek: bytes | None = None,
+    nonces: Iterator[bytes] | None = None,
+) -> bytes:
+    """The bytes of a new segment holding *docs* (each session at most once), sealed under *key*.
+
+    *dek* and *nonces* exist for the spec's test vectors only. The caller writes the bytes
+    atomically (``_fswrite.write_private_file``) and records ``(segment_id, key)``.
+    """
+    if len({d.entry.session_id for d in docs}) != len(docs):
+        raise ValueError("a segment holds each session once")
+    keys = F.SubKeys.of(key)
+    out_b, out_p = _bucket_payloads(_invert(docs), keys)
+    payloads = [_container.encode_payload(p, compress=compress) for p in out_b + out_p]
+    where, at = [], 0
+    for p in payloads:
+        size = _container.frame_size(len(p))
+        where.append((at, size))
+        at += size
+    head = F.Head([d.entry for d in docs], where[: len(out_b)], where[len(out_b) :])
+    frames = [(FrameType.FTS_HEAD, _container.encode_payload(F.encode_head(head), compress=compress))]
+    frames += [(FrameType.FTS_BUCKET, p) for p in payloads[: len(out_b)]]
+    frames += [(FrameType.FTS_PREFIX, p) for p in payloads[len(out_b) :]]
+    return _container.seal(
+        kind=Kind.FTS_SEGMENT,
+        vault_id=vault_id,
+        object_id=segment_id,
+        generation=_GENERATION,
+        kek=keys.seal,
+        kek_epoch=0,
+        frames=frames,
+        dek=dek,
+        nonces=nonces,
+    )
+
+
+def _integrity() -> IntegrityError:
+    return IntegrityError(F.INTEGRITY)
+
+
+class SegmentReader:
+    """An open segment: its sessions, and its postings one bucket at a time.
+
+    Every byte used is authenticated first; anything else raises :class:`IntegrityError`.
+    """
+
+    def __init__(self, path: Path, vault_id: UUID, segment_id: UUID, key: bytes) -> None:
+        self.segment_id = segment_id
+        self._keys = F.SubKeys.of(key)
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self._size = os.fstat(self._fd).st_size
+            first = os.pread(self._fd, _FIRST_READ, 0)
+            header = _container.parse_unverified_header(first)
+            if header.kind != Kind.FTS_SEGMENT or header.vault_id != vault_id or header.object_id != segment_id:
+                raise _integrity()
+            if header.generation != _GENERATION or header.kek_epoch != 0:
+                raise _integrity()
+            self._header = header
+            self._dek = _crypto_unwrap(self._keys.seal, header)
+            head_raw, end = self._frame_at(first, _container.HEADER_SIZE, 0, FrameType.FTS_HEAD)
+            self.head = F.decode_head(head_raw)
+            self._base = end
+            self._check_layout()
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.docs = self.head.docs
+        self._dirs: dict[int, tuple[bytes, F.BucketView]] = {}
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> SegmentReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _check_layout(self) -> None:
+        # The frames must tile the file exactly: no gap, overlap, or trailing byte.
+        at = 0
+        for off, size in self.head.buckets + self.head.prefixes:
+            if off != at or size < 33:
+                raise _integrity()
+            at += size
+        if self._base + at != self._size:
+            raise _integrity()
+
+    def _frame_at(self, data: bytes, pos: int, index: int, frame_type: int) -> tuple[bytes, int]:
+        """Authenticate the frame at *pos* of *data* (read from offset 0 or re-read)."""
+        if len(data) < pos + 4:
+            raise _integrity()
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 4 + length
+        if end > self._size:
+            raise _integrity()
+        if end > len(data):
+            data = data[:pos] + os.pread(self._fd, end - pos, pos)
+            if len(data) != end:
+                raise _integrity()
+        return self._open_one(data[pos:end], index, frame_type), end
+
+    def _open_one(self, frame: bytes, index: int, frame_type: int) -> bytes:
+        frames, end = _container.open_frames_at(frame, self._header, self._dek, 0, index)
+        if len(frames) != 1 or end != len(frame) or frames[0].type != frame_type:
+            raise _integrity()
+        return _container.decode_payload(frames[0].data)
+
+    def _read(self, offset: int, size: int, index: int, frame_type: int) -> bytes:
+        raw = os.pread(self._fd, size, self._base + offset)
+        if len(raw) != size:
+            raise _integrity()
+        return self._open_one(raw, index, frame_type)
+
+    def _bucket(self, i: int) -> tuple[bytes, F.BucketView]:
+        got = self._dirs.get(i)
+        if got is None:
+            off, size = self.head.buckets[i]
+            data = self._read(off, size, 1 + i, FrameType.FTS_BUCKET)
+            got = self._dirs[i] = (data, F.bucket_view(data))
+        return got
+
+    def postings(self, term: str) -> list[tuple[int, Posting]]:
+        """``(ordinal, Posting)`` of *term* in this segment (ordinals index :attr:`docs`)."""
+        data, bv = self._bucket(F.slot(self._keys.terms, 0, term, len(self.head.buckets)))
+        rank = bv.index.get(term)
+        if rank is None:
+            return []
+        return F.bucket_postings(data, bv, rank, len(self.docs))
+
+    def expand(self, prefix: str) -> list[tuple[str, int]]:
+        """The word-like terms starting with *prefix* (3 characters or more), with their df."""
+        npf = len(self.head.prefixes)
+        i = F.slot(self._keys.terms, 1, prefix[: F.PREFIX_CHARS], npf)
+        off, size = self.head.prefixes[i]
+        rows = F.decode_prefix(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX))
+        return [(t, df) for t, df in rows if t.startswith(prefix)]
+
+    def verify(self) -> None:
+        """Authenticate and parse every frame (``verify --read-data``).
+
+        :raises IntegrityError: any modified, missing, or trailing byte.
+        """
+        nb = len(self.head.buckets)
+        self.read_all()
+        for j, (off, size) in enumerate(self.head.prefixes):
+            for term, _df in F.decode_prefix(self._read(off, size, 1 + nb + j, FrameType.FTS_PREFIX)):
+                if F.slot(self._keys.terms, 1, term[: F.PREFIX_CHARS], len(self.head.prefixes)) != j:
+                    raise _integrity()
+
+    def read_all(self) -> list[Analyzed]:
+        """Every session's postings (for a merge or a rewrite without some sessions)."""
+        out = [Analyzed(d, {}) for d in self.docs]
+        for i in range(len(self.head.buckets)):
+            data, bv = self._bucket(i)
+            for term, rank in bv.index.items():
+                if F.slot(self._keys.terms, 0, term, len(self.head.buckets)) != i:
+                    raise _integrity()
+                for ordinal, p in F.bucket_postings(data, bv, rank, len(self.docs)):
+                    out[ordinal].terms[term] = p
+        self._dirs.clear()
+        return out
+
+
+def _crypto_unwrap(kek: bytes, header: _container.Header) -> bytes:
+    return _crypto.unwrap_key(kek, header.wrapped_dek, header.wrap_aad)
+
+
+def merge(
+    segments: Iterable[SegmentReader], records: Iterable[F.DeltaRecord], drop: frozenset[UUID] = frozenset()
+) -> list[Analyzed]:
+    """The current postings of every session in *segments* and *records*, less *drop*.
+
+    Newer generations replace older ones; records of a session's current generation add to it
+    (docs/spec/fts-v1.md, "Generations"). The result feeds :func:`build_segment`.
+    """
+    current: dict[UUID, Analyzed] = {}
+    for seg in segments:
+        for doc in seg.read_all():
+            _fold(current, doc.entry, doc.terms)
+    for rec in records:
+        _fold(current, rec.doc, rec.terms)
+    return [a for sid, a in current.items() if sid not in drop]
+
+
+def _fold(current: dict[UUID, Analyzed], entry: DocEntry, terms: dict[str, Posting]) -> None:
+    have = current.get(entry.session_id)
+    if have is None or entry.generation > have.entry.generation:
+        current[entry.session_id] = Analyzed(entry, dict(terms))
+        return
+    if entry.generation < have.entry.generation:
+        return
+    lengths = tuple(a + b for a, b in zip(have.entry.lengths, entry.lengths, strict=True))
+    have.entry = DocEntry(entry.session_id, entry.generation, (lengths[0], lengths[1], lengths[2], lengths[3]))
+    for term, p in terms.items():
+        q = have.terms.get(term)
+        have.terms[term] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)

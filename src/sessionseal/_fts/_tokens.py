@@ -1,0 +1,157 @@
+"""The full-text index's tokenizer: the terms of one piece of *stored, sanitized* text.
+
+The caller passes text exactly as the vault stores it, after the sanitizer (docs/design.md,
+"Sanitize, serialize, compress, encrypt, write", step 3). This module never sees a session's
+input, so nothing the sanitizer removed can become a term. It never logs or raises with text.
+
+The rules (docs/spec/fts-v1.md, "Terms"), in order:
+
+1. The text is cut into *runs* at every ASCII character that is not a letter, digit or ``_``
+   (spaces, punctuation, ``/``, ``.``, ``-``, ``:``). So a path ``src/json/decoder.py`` gives
+   ``src``, ``json``, ``decoder``, ``py``, and a URL its host's labels.
+2. A run holding non-ASCII characters is normalized to NFKC and cut again at every character
+   that is not a word character (``\\w`` of Python's ``re``: Unicode letters, digits, ``_``),
+   so ``déjà—vu`` gives ``déjà`` and ``vu``. A *word* is a run (or a piece of one) after this.
+3. A word's term is its case fold (``str.casefold``; for ASCII the same as ``str.lower``).
+   A term of more than 64 UTF-8 bytes is dropped: base64 blobs, hashes, minified code.
+4. Identifiers also give their parts, beside the whole: a word with ``_`` gives each non-empty
+   piece between underscores, except a piece of more than 12 characters holding a digit (the
+   random half of ``toolu_01LmSLb2...``); and a piece holding no digit is also cut at its
+   camel-case boundaries: between an ASCII lower-case letter and an upper-case one, and
+   between two upper-case letters the second of which is followed by a lower-case one
+   (``refresh_token`` -> ``refresh_token``, ``refresh``, ``token``; ``ValueError`` ->
+   ``valueerror``, ``value``, ``error``; ``HTTPServer`` -> ``httpserver``, ``http``,
+   ``server``; ``utf8Decode`` and random ids such as ``01CjV73pci`` are not cut, so their
+   pieces do not flood the index). A part counts as often as its word; a part equal to the
+   whole is not counted twice. A part longer than 64 bytes is dropped too.
+5. A text's *length* (BM25's document length) is its number of words (rule 2), parts not counted.
+
+Speed: rule 1 is ``bytes.translate`` and ``bytes.split`` over the UTF-8 bytes, at C speed
+(non-ASCII bytes are kept in the runs), and ``collections.Counter`` counts the runs (C). Rules
+2 to 4 run once per *distinct* run that needs them (found by one regex over the distinct runs),
+not per occurrence, so their Python cost follows the vocabulary, not the text. About 20 MB/s
+on one core of a busy machine (``benchmarks/_transcripts_text.py`` text in 50 KB pieces;
+``translate`` + ``split`` alone: about 150 MB/s; counting the runs is most of the rest).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+from typing import Final
+
+__all__ = ["MAX_TERM_BYTES", "count_terms", "is_wordlike", "words"]
+
+#: Longer terms are dropped (rule 3).
+MAX_TERM_BYTES: Final = 64
+
+#: ASCII letters, digits and ``_`` and every non-ASCII byte stay; other ASCII bytes become spaces.
+_TABLE: Final = bytes(c if (c >= 128 or chr(c).isalnum() or c == 95) else 32 for c in range(256))
+_WORD: Final = re.compile(r"\w+")
+#: Camel-case boundaries of rule 4.
+_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_DIGIT: Final = re.compile(r"\d")
+#: The distinct runs (joined by newlines) that hold an upper-case letter, "_" or a non-ASCII byte.
+_OTHERS: Final = re.compile(rb"^.*[_A-Z\x80-\xff].*$", re.MULTILINE)
+#: A piece longer than this that holds a digit is an id's random half, not a part.
+_MAX_ID_PART: Final = 12
+#: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
+_WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
+
+
+def is_wordlike(term: str) -> bool:
+    """True for the terms a prefix query can expand to (docs/spec/fts-v1.md, "Segment")."""
+    return _WORDLIKE.fullmatch(term) is not None
+
+
+def _runs(text: str) -> list[bytes]:
+    """Rule 1: the runs of *text* (UTF-8 bytes, in their original case)."""
+    return text.encode("utf-8", "replace").translate(_TABLE).split()
+
+
+def _words_of_run(run: bytes) -> list[str]:
+    """Rule 2: the words of one run."""
+    if run.isascii():
+        return [run.decode("ascii")]
+    return _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
+
+
+def _fold(word: str) -> str:
+    return word.lower() if word.isascii() else word.casefold()
+
+
+def _fits(term: str) -> bool:
+    return len(term) <= MAX_TERM_BYTES and (term.isascii() or len(term.encode()) <= MAX_TERM_BYTES)
+
+
+def words(text: str) -> list[str]:
+    """The terms of *text*'s words in order (rules 1 to 3, without the parts of rule 4).
+
+    A query word goes through this: ``foo.bar`` is two words, searched as both.
+    """
+    return [t for run in _runs(text) for t in map(_fold, _words_of_run(run)) if _fits(t)]
+
+
+def _parts(word: str, whole: str) -> set[str]:
+    """Rule 4: the parts of one word (its original case), without the whole."""
+    pieces = [p for p in word.split("_") if p] if "_" in word else [word]
+    parts: set[str] = set()
+    for piece in pieces:
+        if _DIGIT.search(piece) is None:
+            parts.add(_fold(piece))
+            parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
+        elif len(piece) <= _MAX_ID_PART:
+            parts.add(_fold(piece))
+    parts.discard(whole)
+    return {p for p in parts if _fits(p)}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
+    """The terms one run adds beyond its lowered self, and its number of words (rules 2 to 4).
+
+    Cached: identifiers and JSON keys recur across messages and sessions.
+    """
+    if run.isascii():
+        word = run.decode("ascii")
+        return tuple(_parts(word, word.lower())), 1
+    found = _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
+    terms: list[str] = []
+    for word in found:
+        whole = _fold(word)
+        if _fits(whole):
+            terms.append(whole)
+        terms.extend(_parts(word, whole))
+    return tuple(terms), len(found)
+
+
+def count_terms(text: str) -> tuple[dict[str, int], int]:
+    """Every term of *text* (rules 1 to 4) with its count, and *text*'s length (rule 5)."""
+    raw = text.encode("utf-8", "replace").translate(_TABLE)
+    runs = raw.split()
+    length = len(runs)
+    by_run = Counter(runs)
+    # Most runs are lower-case ASCII without "_": each is its own term, and that is all (rules
+    # 3, 4). The Counter and this comprehension are the only per-run work for them.
+    counts = {
+        k.decode("ascii"): n
+        for k, n in by_run.items()
+        if len(k) <= MAX_TERM_BYTES and k.isascii() and (k.islower() or k.isdigit())
+    }
+    # The others (an upper-case letter, "_" or a non-ASCII byte), found by one regex over the
+    # distinct runs, take rules 2 to 4 in Python.
+    for run in _OTHERS.findall(b"\n".join(by_run)):
+        n = by_run[run]
+        if run.isascii():
+            if not (run.islower() or run.isdigit()) and len(run) <= MAX_TERM_BYTES:
+                whole = run.decode("ascii").lower()
+                counts[whole] = counts.get(whole, 0) + n
+            if b"_" not in run and (run.isupper() or run[1:].islower()):
+                continue  # no part: ALLCAPS, Capitalized
+        terms, words_in_run = _split_run(run)
+        length += (words_in_run - 1) * n
+        for term in terms:
+            counts[term] = counts.get(term, 0) + n
+    return counts, length
