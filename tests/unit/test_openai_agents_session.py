@@ -63,6 +63,7 @@ def test_limit_returns_the_latest_items_oldest_first(vault: Vault, session: Seal
     run(session.add_items(items))
     assert run(session.get_items(limit=2)) == items[3:]
     assert run(session.get_items(limit=10)) == items
+    assert run(session.get_items(limit=7)) == items  # more than stored: all of them
     assert run(session.get_items(limit=0)) == []
 
     class Settings:

@@ -130,7 +130,7 @@ class SealedSession:
         doc = self._document()
         items = [r["record"] for r in (doc or {}).get("source_records") or [] if isinstance(r, dict) and "record" in r]
         if limit is not None:
-            items = items[len(items) - limit :] if limit else []
+            items = items[max(0, len(items) - limit) :] if limit else []
         return items
 
     def _add(self, items: list[dict[str, Any]]) -> None:
