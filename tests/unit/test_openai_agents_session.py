@@ -218,3 +218,37 @@ def test_the_module_imports_nothing_of_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == TAG
+
+
+_BATCHES = """
+import asyncio, sys
+from sessionseal import PassphraseProvider, Vault
+from sessionseal.integrations.openai_agents import SealedSession
+name, path = sys.argv[1], sys.argv[2]
+with Vault.open(path, key_provider=PassphraseProvider("pw", log2_n=14)) as vault:
+    s = SealedSession("shared", vault)
+    for b in range(8):
+        asyncio.run(s.add_items([{"role": "user", "content": f"{name}{b}.{i}"} for i in range(3)]))
+"""
+
+
+def test_two_processes_adding_to_one_session_keep_every_batch_whole(tmp_path: Path) -> None:
+    # Two processes' first adds race to create the session, then their batches interleave:
+    # every item lands once, each batch's items together and in order.
+    path = tmp_path / "v"
+    subprocess.run([sys.executable, "-c", _INIT, str(path)], check=True, timeout=120)
+    procs = [subprocess.Popen([sys.executable, "-c", _BATCHES, n, str(path)]) for n in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    out = subprocess.run(
+        [sys.executable, "-c", _READER.replace('"k"', '"shared"'), str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    got = out.stdout.split()
+    assert sorted(got) == sorted(f"{n}{b}.{i}" for n in "ab" for b in range(8) for i in range(3))
+    for start in range(0, len(got), 3):
+        batch = got[start : start + 3]
+        assert [x.split(".")[1] for x in batch] == ["0", "1", "2"]
+        assert len({x.split(".")[0] for x in batch}) == 1
