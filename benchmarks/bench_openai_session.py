@@ -22,45 +22,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sessionseal import PassphraseProvider, Vault
+from _adapter_bench import median, median_async, report, text, throwaway_vault
+
 from sessionseal.integrations.openai_agents import SealedSession
-
-PASSPHRASE = "bench"  # noqa: S105  (a throwaway vault in a temp dir)
-WORDS = ["the", "session", "tool", "file", "test", "error", "run", "build", "import", "value", "return", "path"]
-
-
-def _text(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n // 6))
 
 
 def _item(rng: random.Random, i: int) -> dict[str, Any]:
     if i % 2 == 0:
-        return {"role": "user", "content": _text(rng, 1000)}
+        return {"role": "user", "content": text(rng, 1000)}
     return {
         "id": f"msg_{i}",
         "type": "message",
         "role": "assistant",
         "status": "completed",
-        "content": [{"type": "output_text", "text": _text(rng, 1000), "annotations": []}],
+        "content": [{"type": "output_text", "text": text(rng, 1000), "annotations": []}],
     }
-
-
-def _median(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -69,50 +53,35 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args()
     rng = random.Random(24)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        Vault.init(Path(tmp) / "v", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as vault,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, throwaway_vault(tmp) as vault:
         session = SealedSession("bench", vault)
         items = [_item(rng, i) for i in range(args.items)]
         for start in range(0, len(items), 100):
             asyncio.run(session.add_items(items[start : start + 100]))
         sid = session.vault_id
         base = vault.save(
-            {"title": "baseline", "messages": [{"role": "user", "content": _text(rng, 1000)}] * args.items}
+            {"title": "baseline", "messages": [{"role": "user", "content": text(rng, 1000)}] * args.items}
         )
         n = [args.items]
 
-        async def timed(what: str) -> float:
-            # In one event loop, as the SDK calls the session (a loop per call would time asyncio).
-            times = []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                if what == "add":
-                    await session.add_items([_item(rng, n[0])])
-                    n[0] += 1
-                elif what == "get":
-                    await session.get_items()
-                else:
-                    await session.pop_item()
-                times.append(time.perf_counter() - t)
-            return statistics.median(times)
+        async def add() -> None:
+            await session.add_items([_item(rng, n[0])])
+            n[0] += 1
 
         def vault_append() -> None:
-            vault.append(base, [{"role": "user", "content": _text(rng, 1000)}])
+            vault.append(base, [{"role": "user", "content": text(rng, 1000)}])
 
         rows = [
-            ("add", asyncio.run(timed("add")), _median(vault_append, args.repeat), 2.0),
-            ("get", asyncio.run(timed("get")), _median(lambda: vault.load_json(sid), args.repeat), 2.0),
+            ("add", asyncio.run(median_async(add, args.repeat)), median(vault_append, args.repeat), 2.0),
+            (
+                "get",
+                asyncio.run(median_async(session.get_items, args.repeat)),
+                median(lambda: vault.load_json(sid), args.repeat),
+                2.0,
+            ),
         ]
-        pop = asyncio.run(timed("pop"))
-    ok = True
-    print(f"{args.items} items, {args.repeat} runs each (medians)")
-    print(f"{'':8}{'session':>12}{'vault':>12}{'ratio':>8}{'bar':>6}")
-    for name, mine, theirs, bar in rows:
-        ratio = mine / theirs
-        ok = ok and ratio <= bar
-        print(f"{name:8}{mine * 1e3:10.2f}ms{theirs * 1e3:10.2f}ms{ratio:8.2f}{bar:6.1f}")
+        pop = asyncio.run(median_async(session.pop_item, args.repeat))
+    ok = report(f"{args.items} items, {args.repeat} runs each (medians)", "session", rows)
     print(f"{'pop':8}{pop * 1e3:10.2f}ms{'(a new version; no bar)':>30}")
     return 0 if ok else 1
 

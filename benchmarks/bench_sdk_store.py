@@ -22,38 +22,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sessionseal import PassphraseProvider, Vault
+from _adapter_bench import median, median_async, report, text, throwaway_vault
+
 from sessionseal.integrations.claude_agent_sdk import SealedSessionStore
-
-PASSPHRASE = "bench"  # noqa: S105  (a throwaway vault in a temp dir)
-WORDS = ["the", "session", "tool", "file", "test", "error", "run", "build", "import", "value", "return", "path"]
-
-
-def _text(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n // 6))
 
 
 def _entry(rng: random.Random, i: int) -> dict[str, Any]:
     role = "user" if i % 2 == 0 else "assistant"
-    return {"type": role, "uuid": f"e-{i}", "message": {"role": role, "content": _text(rng, 1000)}}
-
-
-def _median(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return {"type": role, "uuid": f"e-{i}", "message": {"role": role, "content": text(rng, 1000)}}
 
 
 def main() -> int:
@@ -63,10 +47,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(24)
     key = {"project_key": "bench", "session_id": "s"}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        Vault.init(Path(tmp) / "v", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as vault,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, throwaway_vault(tmp) as vault:
         store = SealedSessionStore(vault)
         entries = [_entry(rng, i) for i in range(args.entries)]
         for start in range(0, len(entries), 100):
@@ -76,33 +57,23 @@ def main() -> int:
         base = vault.save({"title": "baseline", "messages": msgs})
         n = [args.entries]
 
-        async def timed(what: str) -> float:
-            # In one event loop, as the SDK calls the store (a loop per call would time asyncio).
-            times = []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                if what == "append":
-                    await store.append(key, [_entry(rng, n[0])])
-                    n[0] += 1
-                else:
-                    await store.load(key)
-                times.append(time.perf_counter() - t)
-            return statistics.median(times)
+        async def append() -> None:
+            await store.append(key, [_entry(rng, n[0])])
+            n[0] += 1
 
         def vault_append() -> None:
-            vault.append(base, [{"role": "user", "content": _text(rng, 1000)}])
+            vault.append(base, [{"role": "user", "content": text(rng, 1000)}])
 
         rows = [
-            ("append", asyncio.run(timed("append")), _median(vault_append, args.repeat), 2.0),
-            ("load", asyncio.run(timed("load")), _median(lambda: vault.load_json(sid), args.repeat), 2.0),
+            ("append", asyncio.run(median_async(append, args.repeat)), median(vault_append, args.repeat), 2.0),
+            (
+                "load",
+                asyncio.run(median_async(lambda: store.load(key), args.repeat)),
+                median(lambda: vault.load_json(sid), args.repeat),
+                2.0,
+            ),
         ]
-    ok = True
-    print(f"{args.entries} entries, {args.repeat} runs each (medians)")
-    print(f"{'':8}{'store':>12}{'vault':>12}{'ratio':>8}{'bar':>6}")
-    for name, mine, theirs, bar in rows:
-        ratio = mine / theirs
-        ok = ok and ratio <= bar
-        print(f"{name:8}{mine * 1e3:10.2f}ms{theirs * 1e3:10.2f}ms{ratio:8.2f}{bar:6.1f}")
+    ok = report(f"{args.entries} entries, {args.repeat} runs each (medians)", "store", rows)
     return 0 if ok else 1
 
 
