@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,27 +61,11 @@ QUERIES: dict[str, str] = {
 VAULT_ID = uuid.UUID(int=0)  # the segments' vault binding: any fixed id serves a benchmark
 
 
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    out: list[str] = []
-    stack = [content]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, str):
-            out.append(x)
-        elif isinstance(x, dict):
-            stack.extend(v for k, v in x.items() if k not in ("type", "id", "tool_call_id"))
-        elif isinstance(x, list):
-            stack.extend(reversed(x))
-    return "\n".join(out)
-
-
 def doc_of(sid: str, body: bytes) -> tuple[_fts.Doc, int]:
     """The stored (sanitized) session as the index's fields, and its text's size in bytes."""
     d = orjson.loads(body)
     fields = [(_fts.TITLE, d.get("title") or "")]
-    fields += [(FIELD.get(m.get("role"), _fts.ASSISTANT), text_of(m.get("content"))) for m in d.get("messages", [])]
+    fields += [(FIELD.get(m.get("role"), _fts.ASSISTANT), bs.text_of(m.get("content"))) for m in d.get("messages", [])]
     return _fts.Doc(uuid.UUID(sid), 1, fields), sum(len(t) for _f, t in fields)
 
 

@@ -246,6 +246,23 @@ def open_vault(path: Path) -> Vault:
     return Vault.open(path, passphrase=PASSPHRASE, auto_cleanup=False)
 
 
+def text_of(content: Any) -> str:
+    """The text of a message's content (a string, or its blocks' strings but their types and ids)."""
+    if isinstance(content, str):
+        return content
+    out: list[str] = []
+    stack = [content]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            out.append(x)
+        elif isinstance(x, dict):
+            stack.extend(v for k, v in x.items() if k not in ("type", "id", "tool_call_id"))
+        elif isinstance(x, list):
+            stack.extend(reversed(x))
+    return "\n".join(out)
+
+
 def documents(v: Vault, query: ListQuery | None = None) -> Iterator[tuple[str, bytes]]:
     """(id, stored JSON) of every session, decrypted on 4 threads as ``Vault.search`` does: what an
     index build reads.  Through the store, not ``Vault.load_json``, which audits every load (an

@@ -18,20 +18,19 @@ spread over a year, tagged as one of three agents.  Then it measures, median of 
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
+from bench_vault import median_ms
 
 from sessionseal import PassphraseProvider, UsageQuery, Vault
 from sessionseal._usage import Counted, report, rollup_of
@@ -74,16 +73,6 @@ def build(path: Path, n: int) -> None:
             v.save(session(i), touch=False)
             if n >= 1000 and i % (n // 10) == 0:
                 print(f"  built {i}/{n}", file=sys.stderr)
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
 
 
 def naive(v: Vault) -> Any:

@@ -7,13 +7,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
-from bench_search import documents
+from bench_search import documents, text_of
 
 from sessionseal import Vault
 
@@ -28,22 +27,6 @@ class Doc:
     title: str
     tag: str
     fields: list[tuple[str, str]]  # (role, text) of each message, the title as ("title", ...)
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    out: list[str] = []
-    stack = [content]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, str):
-            out.append(x)
-        elif isinstance(x, dict):
-            stack.extend(v for k, v in x.items() if k not in ("type", "id", "tool_call_id"))
-        elif isinstance(x, list):
-            stack.extend(reversed(x))
-    return "\n".join(out)
 
 
 def doc_of(sid: str, body: bytes) -> Doc:
