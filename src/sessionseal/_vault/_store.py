@@ -144,7 +144,9 @@ class SessionStore:
 
     def read_summary(self, fname: str) -> dict[str, Any]:
         """A session file's summary: its last committed META frame, validated."""
-        tail, meta = self.read_meta(fname)
+        return self._summary_of(*self.read_meta(fname))
+
+    def _summary_of(self, tail: _container.SessionTail, meta: bytes) -> dict[str, Any]:
         header = tail.header
         from pydantic import ValidationError
 
@@ -313,11 +315,16 @@ class SessionStore:
                 self.write_locked(name, sid, meta, body)
                 action, nbytes = "new", len(body)
             else:
-                summary = self.read_summary(fname)
-                ops = more(summary, lambda: cast(dict[str, Any], orjson.loads(self.document(self.open(sid)))))
+                tail, meta = self.read_meta(fname)
+                ops = more(
+                    self._summary_of(tail, meta),
+                    lambda: cast(dict[str, Any], orjson.loads(self.document(self.open(sid)))),
+                )
                 if ops:
                     clean, counts = self._clean(ops)
-                    nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True)
+                    # The tail just read: under the lock the file has not moved since (an
+                    # append walks the frames of a session grown by many appends once, not twice).
+                    nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True, tail=tail)
                     action = "appended"
             # The version now stored, cheaply (a cache key for the caller, not trusted for more:
             # under the lock, the file ends where its last group does).
@@ -341,18 +348,29 @@ class SessionStore:
             self.write_locked(name, sid, meta, body)
         return True
 
-    def append_locked(self, name: str, sid: uuid.UUID, ops: list[Any], *, counts: dict[str, int], touch: bool) -> int:
-        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
+    def append_locked(
+        self,
+        name: str,
+        sid: uuid.UUID,
+        ops: list[Any],
+        *,
+        counts: dict[str, int],
+        touch: bool,
+        tail: _container.SessionTail | None = None,
+    ) -> int:
+        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock
+        (and may pass the *tail* it read under it).
 
         Returns the size of the operations appended (uncompressed).
         """
         fname, sessions = name + SUFFIX, self._ctx.sessions
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
-        try:
-            with sessions.reader(fname) as (read_at, size):
-                tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-        except FileNotFoundError:
-            raise no_session(sid) from None
+        if tail is None:
+            try:
+                with sessions.reader(fname) as (read_at, size):
+                    tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
+            except FileNotFoundError:
+                raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
         stamp: dict[str, Any] = {}
         with stored_shape():
