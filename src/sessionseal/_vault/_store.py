@@ -128,6 +128,31 @@ class SessionStore:
                 _events.apply(doc, _ops_of(payload))
             return orjson.dumps(doc)
 
+    def recent_ops(self, sid: uuid.UUID, enough: Callable[[list[dict[str, Any]]], bool]) -> tuple[bool, int]:
+        """Give the operations of a session's appended groups to *enough*, the last group
+        first, until it says they suffice; never decrypting the session's first version
+        (:func:`._container.open_session_recent`).  Returns whether *enough* was satisfied
+        (False: the caller reads the whole session) and the bytes decrypted (decompressed).
+
+        :raises SessionNotFound: no file, or its key is gone.
+        """
+        nbytes = 0
+
+        def given(payload: bytes) -> bool:
+            nonlocal nbytes
+            data = _container.decode_payload(payload)
+            nbytes += len(data)
+            return enough(_ops_of_json(data))
+
+        try:
+            with self._ctx.sessions.reader(self._keys.file_name(sid) + SUFFIX) as (read_at, size):
+                done = _container.open_session_recent(
+                    read_at, size, self._ctx.vault_id, sid, key_for=self._keys.key_for, enough=given
+                )
+        except FileNotFoundError:
+            raise no_session(sid) from None
+        return done, nbytes
+
     def read_meta(self, fname: str) -> tuple[_container.SessionTail, bytes]:
         """A session file's tail and its last committed META document (JSON, not validated)."""
         # The last committed META frame only: the frames before it are skipped by their lengths.
@@ -452,7 +477,11 @@ class SessionStore:
 
 
 def _ops_of(payload: bytes) -> list[dict[str, Any]]:
+    return _ops_of_json(_container.decode_payload(payload))
+
+
+def _ops_of_json(data: bytes) -> list[dict[str, Any]]:
     try:
-        return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
+        return _events.check_ops(orjson.loads(data).get("ops"))
     except (orjson.JSONDecodeError, AttributeError, ValueError):
         raise IntegrityError(INTEGRITY) from None

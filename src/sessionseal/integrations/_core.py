@@ -22,6 +22,7 @@ import orjson
 from .._async import AsyncVault
 from .._query import ListQuery
 from .._vault import Vault
+from .._vault._common import SUFFIX
 from ..errors import SessionNotFound, SessionSealError
 
 if TYPE_CHECKING:
@@ -64,6 +65,34 @@ def document(vault: Vault, sid: uuid.UUID) -> dict[str, Any] | None:
 def records(doc: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The source records of a stored document that hold an entry (``{"record": ...}``)."""
     return [r for r in (doc or {}).get("source_records") or [] if isinstance(r, dict) and "record" in r]
+
+
+def recent_records(vault: Vault, sid: uuid.UUID, n: int) -> list[dict[str, Any]] | None:
+    """The last *n* entries (``{"record": ...}``) of a session, read from its latest append
+    groups only (``SessionStore.recent_ops``: its first version is not decrypted); None when
+    those groups hold fewer than *n* (the caller reads the whole document), [] when there is
+    no session.  Audited as a ``load`` of the bytes decrypted.
+
+    Exact for a session whose entries only grow by ``records`` operations (a ``rewrite``
+    makes a new first version, which holds them all).
+    """
+    found: list[dict[str, Any]] = []
+
+    def enough(ops: list[dict[str, Any]]) -> bool:
+        group = [r for op in ops if op["op"] == "records" for r in op["value"]["records"]]
+        found[:0] = [r for r in group if isinstance(r, dict) and "record" in r]
+        return len(found) >= n
+
+    try:
+        done, nbytes = vault.parts.store.recent_ops(sid, enough)
+    except SessionNotFound:
+        return []
+    if not done:
+        return None
+    # A read as Vault.load_json records it: its access time (retention by access), its audit.
+    vault.parts.index.touch(vault.parts.keys.file_name(sid) + SUFFIX)
+    vault.parts.auditor.record("load", session=sid, nbytes=nbytes)
+    return found[len(found) - n :]
 
 
 def source_of(vault: Vault, sid: uuid.UUID) -> dict[str, Any] | None:

@@ -121,6 +121,12 @@ class SealedSession:
     # -- in the worker thread -----------------------------------------------------------
 
     def _get(self, limit: int | None) -> list[Any]:
+        if limit:
+            # The latest items are in the latest append groups: read those alone when they hold
+            # enough (a long session read with a small limit costs O(limit), not O(session)).
+            recent = _core.recent_records(self.vault, self.vault_id, limit)
+            if recent is not None:
+                return [r["record"] for r in recent]
         items = [r["record"] for r in _core.records(_core.document(self.vault, self.vault_id))]
         if limit is not None:
             items = items[max(0, len(items) - limit) :] if limit else []
