@@ -141,6 +141,29 @@ def test_a_secret_is_redacted_in_the_vault_and_on_resume(adk: ModuleType, vault:
     assert run(service.get_session(app_name="a", user_id="u", session_id="s")).events[-1] == clean
 
 
+def test_a_field_the_sanitizer_made_invalid_is_left_out_not_the_event(adk: ModuleType) -> None:
+    # A bytes field's base64 text that a secret rule rewrote no longer decodes: the event
+    # still loads, without that field (the vault keeps the record as stored).
+    record: dict[str, Any] = {
+        "author": "user",
+        "invocation_id": "i",
+        "id": "e1",
+        "timestamp": 1.0,
+        "content": {
+            "role": "user",
+            "parts": [{"inline_data": {"data": "[REDACTED:x:ab12]", "mime_type": "image/png"}}, {"text": "hi"}],
+        },
+    }
+    event = adk._event(record)
+    assert (
+        event.content.parts[0].inline_data.data is None and event.content.parts[0].inline_data.mime_type == "image/png"
+    )
+    assert event.content.parts[1].text == "hi" and event.id == "e1"
+    assert record["content"]["parts"][0]["inline_data"]["data"] == "[REDACTED:x:ab12]"  # not the caller's copy
+    with pytest.raises(InvalidInput):
+        adk._event(["not", "an", "event"])  # nothing to leave out makes it one
+
+
 def test_an_append_is_a_vault_append_not_a_rewrite(adk: ModuleType, vault: Vault) -> None:
     service = adk.SealedSessionService(vault)
     s = run(service.create_session(app_name="a", user_id="u", session_id="s"))
@@ -215,7 +238,9 @@ def test_services_yaml_registers_the_scheme_for_adk(
     s = run(service.create_session(app_name="a", user_id="u", session_id="s"))
     assert run(service.get_session(app_name="a", user_id="u", session_id="s")) == s
     assert service.vault.path == vault_file.resolve()
-    service.vault.close()
+    run(service.close())  # the vault it opened; the next use opens it again
+    assert run(service.get_session(app_name="a", user_id="u", session_id="s")) == s
+    run(service.close())
 
 
 def test_register_adds_the_scheme_from_python(
@@ -228,7 +253,7 @@ def test_register_adds_the_scheme_from_python(
     service = registry.get_service_registry().create_session_service(f"sealed://{vault_file}", agents_dir="x")
     assert isinstance(service, adk.SealedSessionService)
     assert run(service.list_sessions(app_name="a")).sessions == []
-    service.vault.close()
+    run(service.close())
 
 
 _SERVICES_YAML = """\

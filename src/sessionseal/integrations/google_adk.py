@@ -110,6 +110,8 @@ class SealedSessionService(BaseSessionService):
 
     def __init__(self, vault: Vault | AsyncVault | None = None, *, uri: str | None = None, **_ignored: Any) -> None:
         self._vault: Vault | None = _core.sync_vault(vault) if vault is not None else None
+        #: Whether the vault is this service's own (opened from the URI), to close.
+        self._owned = vault is None
         self._path = _path_of(uri) if vault is None else None
         self._opening = threading.Lock()
         # The event keys stored per session, with the stored version they describe.
@@ -124,6 +126,16 @@ class SealedSessionService(BaseSessionService):
                     passphrase = os.environ.get("SESSIONSEAL_PASSPHRASE")
                     self._vault = _core.open_vault(self._path, passphrase=passphrase)
         return self._vault
+
+    async def close(self) -> None:
+        """Close the vault if this service opened it (from a URI); one it was given is the
+        caller's to close.  The service opens it again on its next use."""
+        if not self._owned:
+            return
+        with self._opening:
+            vault, self._vault = self._vault, None
+        if vault is not None:
+            await asyncio.to_thread(vault.close)
 
     @staticmethod
     def session_id_for(app_name: str, user_id: str, session_id: str) -> uuid.UUID:
@@ -460,7 +472,37 @@ def _key(record: Mapping[str, Any]) -> str:
 
 
 def _event(record: Mapping[str, Any]) -> Event:
-    return Event.model_validate_json(orjson.dumps(record))
+    """The ADK event of a stored record.  A field the sanitizer rewrote into something ADK's
+    model refuses (a base64 ``bytes`` field whose text matched a secret rule, say) is left
+    out of the event returned, not the whole event: it stays in the vault as stored."""
+    from pydantic import ValidationError
+
+    data: Any = record
+    for _ in range(16):
+        try:
+            return Event.model_validate_json(orjson.dumps(data))
+        except ValidationError as exc:
+            if data is record:
+                data = orjson.loads(orjson.dumps(record))  # a copy to cut
+            if not all(_cut(data, err["loc"]) for err in exc.errors()):
+                break
+    raise InvalidInput("a stored event is no longer a valid ADK event (run 'sessionseal verify')")
+
+
+def _cut(data: Any, loc: tuple[int | str, ...]) -> bool:
+    """Remove the value at *loc* from *data*; whether there was one."""
+    for step in loc[:-1]:
+        inside = (isinstance(data, dict) and step in data) or (
+            isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)
+        )
+        if not inside:
+            return False
+        data = data[step]
+    last = loc[-1] if loc else None
+    if isinstance(data, dict) and last in data:
+        del data[last]
+        return True
+    return False
 
 
 def _message(record: Mapping[str, Any]) -> dict[str, Any] | None:
