@@ -163,7 +163,7 @@ class SealedSessionService(BaseSessionService):
         if session_id is not None and not isinstance(session_id, str):
             raise InvalidInput("a session_id is a string")
         deltas = _deltas(state or {})
-        out = await asyncio.to_thread(self._create, app_name, user_id, sid or uuid.uuid4().hex, deltas)
+        out = await asyncio.to_thread(self._create, app_name, user_id, sid or str(uuid.uuid4()), deltas)
         return out
 
     async def get_session(
