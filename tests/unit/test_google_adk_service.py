@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from sessionseal import PassphraseProvider, Vault
+from sessionseal import PassphraseProvider, Vault, _container
 from sessionseal._query import ListQuery
-from sessionseal.errors import InvalidInput, SessionNotFound
+from sessionseal.errors import IntegrityError, InvalidInput, SessionNotFound
 
 pytestmark = pytest.mark.sdk
 
@@ -162,6 +162,42 @@ def test_a_field_the_sanitizer_made_invalid_is_left_out_not_the_event(adk: Modul
     assert record["content"]["parts"][0]["inline_data"]["data"] == "[REDACTED:x:ab12]"  # not the caller's copy
     with pytest.raises(InvalidInput):
         adk._event(["not", "an", "event"])  # nothing to leave out makes it one
+
+
+def test_a_window_of_recent_events_reads_the_latest_groups_alone(adk: ModuleType, vault: Vault) -> None:
+    config = _sdk("google.adk.sessions.base_session_service").GetSessionConfig
+    service = adk.SealedSessionService(vault)
+    s = run(service.create_session(app_name="a", user_id="u", session_id="s", state={"k": 1}))
+    for i in range(6):
+        run(service.append_event(s, text_event("user", f"e{i}", timestamp=1000.0 + i)))
+    sid = adk.SealedSessionService.session_id_for("a", "u", "s")
+    full = run(service.get_session(app_name="a", user_id="u", session_id="s"))
+    for n in (1, 2, 6, 7):
+        got = run(service.get_session(app_name="a", user_id="u", session_id="s", config=config(num_recent_events=n)))
+        assert got.events == full.events[-n:] and got.state == full.state
+        assert got.last_update_time == full.last_update_time
+    # The marker of a window is the version read: appending through it is not stale.
+    window = run(service.get_session(app_name="a", user_id="u", session_id="s", config=config(num_recent_events=2)))
+    run(service.append_event(window, text_event("assistant", "e6", timestamp=1006.0)))
+    # Damage the first event's group: a full read fails closed; a window of the latest does
+    # not decrypt it.
+    path = vault.path / "sessions" / (vault.parts.keys.file_name(sid) + ".sst")
+    raw = bytearray(path.read_bytes())
+    with vault.parts.ctx.sessions.reader(path.name) as (read_at, size):
+        _, frames, _ = _container._walk(read_at, size, vault.vault_id, sid)
+    offset, length, _ = frames[2]  # the first append group's EVENTS frame
+    raw[offset + length - 8] ^= 1
+    path.write_bytes(bytes(raw))
+    got = run(service.get_session(app_name="a", user_id="u", session_id="s", config=config(num_recent_events=3)))
+    assert [e.content.parts[0].text for e in got.events] == ["e4", "e5", "e6"]
+    got = run(
+        service.get_session(
+            app_name="a", user_id="u", session_id="s", config=config(num_recent_events=3, after_timestamp=1005.0)
+        )
+    )
+    assert [e.content.parts[0].text for e in got.events] == ["e5", "e6"]
+    with pytest.raises(IntegrityError):
+        run(service.get_session(app_name="a", user_id="u", session_id="s"))
 
 
 def test_an_append_is_a_vault_append_not_a_rewrite(adk: ModuleType, vault: Vault) -> None:

@@ -317,24 +317,37 @@ class SealedSessionService(BaseSessionService):
             before = _core.stamp_of(store.summary(sid))
         except (FileNotFoundError, SessionNotFound):
             return None
-        doc = _core.document(self.vault, sid)
-        if doc is None:
-            return None
-        try:
-            after: _core.Stamp | None = _core.stamp_of(store.summary(sid))
-        except (FileNotFoundError, SessionNotFound):
-            after = None
-        entries = [r["record"] for r in _core.records(doc)]
-        if after == before:
-            self._seen.put(sid, before, {_key(e) for e in entries})
-        if config is not None:
-            if config.after_timestamp is not None:
-                entries = [e for e in entries if float(e.get("timestamp") or 0) >= config.after_timestamp]
-            if config.num_recent_events is not None:
-                n = config.num_recent_events
+        n = config.num_recent_events if config is not None else None
+        after_time = config.after_timestamp if config is not None else None
+        # The latest events alone, from the latest append groups when they hold them (each
+        # event is its own group): a long session resumed with a window costs O(window).
+        recent = [] if n == 0 else _core.recent_records(self.vault, sid, n) if n else None
+        if recent is not None:
+            entries = [r["record"] for r in recent]
+            try:
+                summary = store.summary(sid)
+            except (FileNotFoundError, SessionNotFound):
+                return None
+            after: _core.Stamp | None = _core.stamp_of(summary)
+            source = summary.get("source")
+        else:
+            doc = _core.document(self.vault, sid)
+            if doc is None:
+                return None
+            try:
+                after = _core.stamp_of(store.summary(sid))
+            except (FileNotFoundError, SessionNotFound):
+                after = None
+            entries = [r["record"] for r in _core.records(doc)]
+            if after == before:
+                self._seen.put(sid, before, {_key(e) for e in entries})
+            source = doc.get("source")
+            if n is not None:
                 entries = entries[max(0, len(entries) - n) :] if n else []
-        source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
-        assert isinstance(source, dict)
+        if after_time is not None:
+            entries = [e for e in entries if float(e.get("timestamp") or 0) >= after_time]
+        if not isinstance(source, dict):
+            source = {}
         session = Session(
             id=session_id,
             app_name=app_name,
