@@ -11,6 +11,8 @@ then:
   which every append's tail read walks); medians;
 * ``state`` (no bar, for the docs): an ``append_event`` whose event also sets a ``user:`` key
   (a second append, to the user's state session);
+* ``window`` (no bar, for the docs): ``get_session`` with ``num_recent_events=20``, read from
+  the latest append groups alone;
 * ``get``: ``service.get_session(...)`` of the whole session against what any ADK service
   pays for the same events: ``Vault.load_json(sid)`` (the bytes it parses) plus ADK's
   ``Event.model_validate_json`` of each stored event (ADK's SQL services do the same per row);
@@ -63,6 +65,7 @@ def main() -> int:
     args = ap.parse_args()
     from google.adk.events.event import Event
     from google.adk.events.event_actions import EventActions
+    from google.adk.sessions.base_session_service import GetSessionConfig
     from google.genai import types
 
     from sessionseal.integrations.google_adk import SealedSessionService
@@ -100,6 +103,10 @@ def main() -> int:
         async def get() -> None:
             await service.get_session(app_name="bench", user_id="u", session_id="s")
 
+        async def window() -> None:
+            config = GetSessionConfig(num_recent_events=20)
+            await service.get_session(app_name="bench", user_id="u", session_id="s", config=config)
+
         def vault_append() -> None:
             vault.append(base, [{"role": "user", "content": text(rng, 1000)}])
 
@@ -107,20 +114,22 @@ def main() -> int:
             doc = orjson.loads(vault.load_json(sid))
             [Event.model_validate_json(orjson.dumps(r["record"])) for r in doc["source_records"]]
 
-        async def timed() -> tuple[tuple[float, float], tuple[float, float], float]:
+        async def timed() -> tuple[tuple[float, float], tuple[float, float], float, float]:
             # Each of the service's runs beside one of its baseline's, in turn: a machine that
             # slows down mid-run slows both alike.
             return (
                 await paired(append, vault_append, args.repeat),
                 await paired(get, load_and_models, args.repeat),
                 await median_async(append_state, args.repeat),
+                await median_async(window, args.repeat),
             )
 
-        (mine_append, vault_appended), (mine_get, loaded), with_state = asyncio.run(timed())
+        (mine_append, vault_appended), (mine_get, loaded), with_state, windowed = asyncio.run(timed())
         rows = [("append", mine_append, vault_appended, 2.0), ("get", mine_get, loaded, 1.5)]
         load_only = median(lambda: vault.load_json(sid), args.repeat)
     ok = report(f"{args.events} events, {args.repeat} runs each (medians)", "service", rows)
     print(f"{'state':8}{with_state * 1e3:10.2f}ms   (an append with a user: delta; no bar)")
+    print(f"{'window':8}{windowed * 1e3:10.2f}ms   (get_session, num_recent_events=20: the latest groups; no bar)")
     print(f"{'load':8}{load_only * 1e3:10.2f}ms   (Vault.load_json alone, without ADK's models)")
     return 0 if ok else 1
 
