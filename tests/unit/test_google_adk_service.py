@@ -10,9 +10,12 @@ import asyncio
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -415,6 +418,83 @@ def test_adk_run_resumes_a_session_from_the_vault_across_processes(
         texts = [e.content.parts[0].text for e in stored.events]
         assert len(texts) == 4 and texts[3].startswith("3 contents:") and "[REDACTED:" in texts[3]
         assert SECRET not in " ".join(texts)
+    finally:
+        v.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _http(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    # Only ever http://127.0.0.1:<port> of the server this test started.
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def test_adk_web_keeps_its_sessions_in_the_vault(adk: ModuleType, tmp_path: Path, vault_file: Path) -> None:
+    # `adk web --session_service_uri=sessionseal://...` with services.yaml in the agents dir:
+    # no code. A session made and run through its HTTP API lands in the vault.
+    agents = tmp_path / "agents"
+    agent = agents / "echo_agent"
+    agent.mkdir(parents=True)
+    (agent / "__init__.py").write_text("from . import agent\n")
+    (agent / "agent.py").write_text(textwrap.dedent(_AGENT_PY))
+    (agents / "services.yaml").write_text(_SERVICES_YAML)
+    _open(vault_file).close()
+    port = _free_port()
+    env = {**os.environ, "SESSIONSEAL_PASSPHRASE": PASSPHRASE, "ADK_DISABLE_LOAD_DOTENV": "1", "HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "google.adk.cli", "web", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(
+        [*argv, f"--session_service_uri=sessionseal://{vault_file}", str(agents)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # up to 60 s for the server to listen; it never needs a given speed
+            if server.poll() is not None:
+                pytest.fail(f"adk web exited: {server.stderr.read()[-2000:] if server.stderr else ''}")
+            try:
+                _http("GET", f"{base}/list-apps")
+                break
+            except OSError:
+                time.sleep(0.1)
+        created = _http("POST", f"{base}/apps/echo_agent/users/ada/sessions", {"state": {"user:lang": "nb"}})
+        sid = created["id"]
+        message = {"role": "user", "parts": [{"text": f"hello {SECRET}"}]}
+        events = _http(
+            "POST",
+            f"{base}/run",
+            {"app_name": "echo_agent", "user_id": "ada", "session_id": sid, "new_message": message},
+        )
+        assert events[-1]["content"]["parts"][0]["text"].startswith("1 contents:")
+        listed = _http("GET", f"{base}/apps/echo_agent/users/ada/sessions")
+        assert [s["id"] for s in listed] == [sid]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=60)
+        if server.stderr is not None:
+            server.stderr.close()
+    v = _open(vault_file)
+    try:
+        service = adk.SealedSessionService(v)
+        stored = run(service.get_session(app_name="echo_agent", user_id="ada", session_id=sid))
+        assert [e.author for e in stored.events] == ["user", "echo_agent"]
+        assert "[REDACTED:" in stored.events[0].content.parts[0].text and stored.state == {"user:lang": "nb"}
     finally:
         v.close()
 
