@@ -9,6 +9,8 @@ A session of ``--items`` items (default 1,000; about 1 KB of text each) is store
   the same size; medians;
 * ``get``: ``session.get_items()`` of the whole session against ``Vault.load_json(sid)`` of the
   same session (the bytes the session parses); medians;
+* ``get20`` (no bar, for the docs): ``session.get_items(limit=20)``, served by the latest
+  append groups (the session is stored in batches of 100);
 * ``pop`` (no bar, for the docs): ``session.pop_item()``, a new version of the session.
 
 The bars (issue 24): an add within 2x of the vault's append, a get within 2x of ``load_json``.
@@ -80,8 +82,10 @@ def main() -> int:
                 2.0,
             ),
         ]
+        recent = asyncio.run(median_async(lambda: session.get_items(limit=20), args.repeat))
         pop = asyncio.run(median_async(session.pop_item, args.repeat))
     ok = report(f"{args.items} items, {args.repeat} runs each (medians)", "session", rows)
+    print(f"{'get20':8}{recent * 1e3:10.2f}ms{'(get_items(limit=20): the latest groups; no bar)':>55}")
     print(f"{'pop':8}{pop * 1e3:10.2f}ms{'(a new version; no bar)':>30}")
     return 0 if ok else 1
 

@@ -392,14 +392,58 @@ def open_session_tail(
     :raises IntegrityError: the header, the frame sequence or that META frame is not authentic.
     """
 
+    read = _reader(read_at)
+    header, frames, count = _walk(read, size, vault_id, None)
+    index = count - 1 if count > 2 else 0
+    dek = _crypto.unwrap_key(key_for(header.object_id), header.wrapped_dek, header.wrap_aad)
+    plain = _open_at(read, header, dek, frames, index)
+    last_offset, last_length, _ = frames[count - 1]
+    body_offset, body_length, _ = frames[1]
+    return SessionTail(header, dek, plain, count, last_offset + 4 + last_length, body_offset + 4 + body_length)
+
+
+def open_session_recent(
+    read_at: Callable[[int, int], bytes],
+    size: int,
+    vault_id: UUID,
+    session_id: UUID,
+    *,
+    key_for: Callable[[UUID], bytes],
+    enough: Callable[[bytes], bool],
+) -> bool:
+    """Decrypt a session container's EVENTS frames from the last committed one backwards,
+    giving each payload to *enough* until it says the ones given suffice (True); False when
+    it never does before the first version (the BODY) is reached, where the caller reads the
+    whole session.  The BODY is never decrypted.  Each frame decrypted is authenticated (bound
+    to the header and to its index, so none can be moved or dropped unseen among those read);
+    the frames skipped are not, as in :func:`open_session_tail`.
+
+    :raises IntegrityError: the header, the frame sequence or a frame read is not authentic.
+    """
+    read = _reader(read_at)
+    header, frames, count = _walk(read, size, vault_id, session_id)
+    dek = _crypto.unwrap_key(key_for(header.object_id), header.wrapped_dek, header.wrap_aad)
+    # The EVENTS frame of each group, the last first; any() stops at the first that suffices.
+    return any(enough(_open_at(read, header, dek, frames, index)) for index in range(count - 2, 1, -2))
+
+
+def _reader(read_at: Callable[[int, int], bytes]) -> Callable[[int, int], bytes]:
     def read(offset: int, n: int) -> bytes:
         data = read_at(offset, n)
         if len(data) != n:
             raise IntegrityError(_INTEGRITY)  # the file shrank while we read it
         return data
 
+    return read
+
+
+def _walk(
+    read: Callable[[int, int], bytes], size: int, vault_id: UUID, session_id: UUID | None
+) -> tuple[Header, list[tuple[int, int, int]], int]:
+    """A session container's header, its frames as (offset, length, type) by their length
+    prefixes (5 bytes read per frame, nothing decrypted), and how many are committed."""
     header = parse_unverified_header(read(0, HEADER_SIZE))
-    _check_session_header(header, vault_id, None)
+    _check_session_header(header, vault_id, session_id)
     frames: list[tuple[int, int, int]] = []  # (offset, length, type)
     pos = HEADER_SIZE
     while pos + _FRAME_PREFIX.size <= size:
@@ -410,16 +454,17 @@ def open_session_tail(
             break  # an append in flight or cut short
         frames.append((pos, length, frame_type))
         pos += 4 + length
-    count = _committed([t for _, _, t in frames])
-    index = count - 1 if count > 2 else 0
+    return header, frames, _committed([t for _, _, t in frames])
+
+
+def _open_at(
+    read: Callable[[int, int], bytes], header: Header, dek: bytes, frames: list[tuple[int, int, int]], index: int
+) -> bytes:
+    """The payload of frame *index*, authenticated."""
     offset, length, frame_type = frames[index]
     raw = read(offset, 4 + length)
-    dek = _crypto.unwrap_key(key_for(header.object_id), header.wrapped_dek, header.wrap_aad)
     nonce = raw[5 : 5 + _crypto.NONCE_SIZE]
-    plain = _crypto.decrypt(dek, nonce, raw[5 + _crypto.NONCE_SIZE :], _aad(header.raw, index, frame_type))
-    last_offset, last_length, _ = frames[count - 1]
-    body_offset, body_length, _ = frames[1]
-    return SessionTail(header, dek, plain, count, last_offset + 4 + last_length, body_offset + 4 + body_length)
+    return _crypto.decrypt(dek, nonce, raw[5 + _crypto.NONCE_SIZE :], _aad(header.raw, index, frame_type))
 
 
 def session_group(dek: bytes, header_raw: bytes, first_index: int, events: bytes, meta: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """The OpenAI Agents SDK driving sessionseal's Session: its protocol check, the behaviours its
 own session tests (tests/memory/test_session.py in its repository) check of its SQLiteSession,
-and Runner.run turns on a model of our own that resume a conversation from the vault.
+and Runner.run and Runner.run_streamed turns on a model of our own that resume a conversation
+from the vault.
 
 The SDK's session tests are written against its SQLiteSession and its repository's test
 helpers (tests/fake_model.py, not shipped in the wheel), so they cannot be pointed at another
@@ -57,21 +58,35 @@ def _scripted_model(replies: list[str]) -> Any:
         def __init__(self) -> None:
             self.inputs: list[Any] = []
 
-        async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+        def _reply(self, input: Any) -> Any:
             self.inputs.append(input)
             text = replies[len(self.inputs) - 1]
-            message = responses.ResponseOutputMessage(
+            return responses.ResponseOutputMessage(
                 id=f"msg_{len(self.inputs)}",
                 type="message",
                 role="assistant",
                 status="completed",
                 content=[responses.ResponseOutputText(type="output_text", text=text, annotations=[])],
             )
-            return agents.ModelResponse(output=[message], usage=agents.Usage(), response_id=None)
 
-        async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            raise NotImplementedError("not streamed in these tests")
-            yield  # an async generator, as the interface says
+        async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+            return agents.ModelResponse(output=[self._reply(input)], usage=agents.Usage(), response_id=None)
+
+        async def stream_response(
+            self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+        ) -> AsyncIterator[Any]:
+            # The whole reply in the stream's last event, as a model that streams no deltas.
+            response = responses.Response(
+                id=f"resp_{len(self.inputs) + 1}",
+                created_at=0,
+                model="scripted",
+                object="response",
+                output=[self._reply(input)],
+                tool_choice="none",
+                tools=[],
+                parallel_tool_calls=False,
+            )
+            yield responses.ResponseCompletedEvent(type="response.completed", response=response, sequence_number=0)
 
     return Scripted()
 
@@ -191,5 +206,39 @@ def test_a_conversation_resumes_from_the_vault(vault_file: Path, method: str) ->
         # The vault lists and searches it like any session.
         assert {s.id for s in v.list()} == {session.vault_id, SealedSession.vault_id_for("other")}
         assert {h.id for h in v.search("California")} == {str(session.vault_id)}
+    finally:
+        v.close()
+
+
+def test_a_streamed_conversation_resumes_from_the_vault(vault_file: Path) -> None:
+    # Runner.run_streamed: the SDK stores the turn's items when the stream is consumed.
+    agents = _sdk()
+    model = _scripted_model(["San Francisco", "California"])
+    agent = agents.Agent(name="test", model=model)
+
+    def turn(session: Any, text: str) -> Any:
+        async def go() -> Any:
+            result = agents.Runner.run_streamed(agent, text, session=session)
+            kinds = {event.type async for event in result.stream_events()}
+            assert "run_item_stream_event" in kinds
+            return result
+
+        return asyncio.run(go())
+
+    v = _open(vault_file)
+    try:
+        assert (
+            turn(SealedSession("streamed", v), f"Where is the bridge? token {SECRET}").final_output == "San Francisco"
+        )
+    finally:
+        v.close()
+    v = _open(vault_file)
+    try:
+        session = SealedSession("streamed", v)
+        assert turn(session, "Which state?").final_output == "California"
+        seen = model.inputs[1]
+        assert [i.get("role") for i in seen] == ["user", "assistant", "user"]
+        assert "[REDACTED:" in seen[0]["content"] and SECRET not in str(seen)
+        assert [i.get("role") for i in asyncio.run(session.get_items())] == ["user", "assistant"] * 2
     finally:
         v.close()

@@ -5,6 +5,7 @@ The SDK's own session tests and a Runner.run resume run in test_openai_agents_co
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sessionseal import Vault
-from sessionseal.errors import InvalidInput, SessionNotFound
+from sessionseal import Vault, _container
+from sessionseal.errors import IntegrityError, InvalidInput, SessionNotFound
 from sessionseal.integrations.openai_agents import TAG, SealedSession
 
 SECRET = "ghp_" + "Oa7" * 12
@@ -74,6 +75,46 @@ def test_limit_returns_the_latest_items_oldest_first(vault: Vault, session: Seal
     assert run(limited.get_items(limit=1)) == items[4:]  # an explicit limit wins
     with pytest.raises(InvalidInput):
         run(session.get_items(limit=-1))
+
+
+def test_a_limit_reads_the_latest_append_groups_alone(vault: Vault, session: SealedSession) -> None:
+    # The first add is the session's first version (its BODY frame); later adds are groups.
+    run(session.add_items([user(f"first{i}") for i in range(3)]))
+    for i in range(5):
+        run(session.add_items([user(f"m{i}")]))
+    assert run(session.get_items(limit=2)) == [user("m3"), user("m4")]
+    assert "load" in [e["action"] for e in vault.audit_entries(session=session.vault_id)[0]]
+    # Damage the first version: a read that needs it fails closed, one served by the latest
+    # groups does not decrypt it (and what it returns is authenticated, frame by frame).
+    [path] = (vault.path / "sessions").glob("*.sst")
+    with vault.parts.ctx.sessions.reader(path.name) as (read_at, size):
+        tail = _container.open_session_tail(read_at, size, vault.vault_id, vault.parts.keys.key_for)
+    raw = bytearray(path.read_bytes())
+    raw[tail.body_end - 20] ^= 1
+    path.write_bytes(bytes(raw))
+    assert run(session.get_items(limit=5)) == [user(f"m{i}") for i in range(5)]
+    with pytest.raises(IntegrityError):
+        run(session.get_items(limit=6))
+    with pytest.raises(IntegrityError):
+        run(session.get_items())
+
+
+def test_a_limit_returns_the_latest_items_whatever_the_history(vault: Vault, session: SealedSession) -> None:
+    # Adds of any size, pops (new versions) and a clear between them: every limit gives the
+    # tail of the whole list, however the items lie in versions and groups.
+    rng = random.Random(24)
+    n = 0
+    for step in range(40):
+        if step == 25:
+            run(session.clear_session())
+        elif rng.random() < 0.2:
+            run(session.pop_item())
+        else:
+            run(session.add_items([user(f"i{n + k}") for k in range(rng.randint(1, 4))]))
+            n += 4
+        every = run(session.get_items())
+        for limit in (1, 2, 3, 5, 8, len(every), len(every) + 1):
+            assert run(session.get_items(limit=limit)) == every[max(0, len(every) - limit) :]
 
 
 def test_pop_item_removes_the_latest_as_a_new_version(vault: Vault, session: SealedSession) -> None:

@@ -128,6 +128,31 @@ class SessionStore:
                 _events.apply(doc, _ops_of(payload))
             return orjson.dumps(doc)
 
+    def recent_ops(self, sid: uuid.UUID, enough: Callable[[list[dict[str, Any]]], bool]) -> tuple[bool, int]:
+        """Give the operations of a session's appended groups to *enough*, the last group
+        first, until it says they suffice; never decrypting the session's first version
+        (:func:`._container.open_session_recent`).  Returns whether *enough* was satisfied
+        (False: the caller reads the whole session) and the bytes decrypted (decompressed).
+
+        :raises SessionNotFound: no file, or its key is gone.
+        """
+        nbytes = 0
+
+        def given(payload: bytes) -> bool:
+            nonlocal nbytes
+            data = _container.decode_payload(payload)
+            nbytes += len(data)
+            return enough(_ops_of_json(data))
+
+        try:
+            with self._ctx.sessions.reader(self._keys.file_name(sid) + SUFFIX) as (read_at, size):
+                done = _container.open_session_recent(
+                    read_at, size, self._ctx.vault_id, sid, key_for=self._keys.key_for, enough=given
+                )
+        except FileNotFoundError:
+            raise no_session(sid) from None
+        return done, nbytes
+
     def read_meta(self, fname: str) -> tuple[_container.SessionTail, bytes]:
         """A session file's tail and its last committed META document (JSON, not validated)."""
         # The last committed META frame only: the frames before it are skipped by their lengths.
@@ -144,7 +169,9 @@ class SessionStore:
 
     def read_summary(self, fname: str) -> dict[str, Any]:
         """A session file's summary: its last committed META frame, validated."""
-        tail, meta = self.read_meta(fname)
+        return self._summary_of(*self.read_meta(fname))
+
+    def _summary_of(self, tail: _container.SessionTail, meta: bytes) -> dict[str, Any]:
         header = tail.header
         from pydantic import ValidationError
 
@@ -313,11 +340,16 @@ class SessionStore:
                 self.write_locked(name, sid, meta, body)
                 action, nbytes = "new", len(body)
             else:
-                summary = self.read_summary(fname)
-                ops = more(summary, lambda: cast(dict[str, Any], orjson.loads(self.document(self.open(sid)))))
+                tail, meta = self.read_meta(fname)
+                ops = more(
+                    self._summary_of(tail, meta),
+                    lambda: cast(dict[str, Any], orjson.loads(self.document(self.open(sid)))),
+                )
                 if ops:
                     clean, counts = self._clean(ops)
-                    nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True)
+                    # The tail just read: under the lock the file has not moved since (an
+                    # append walks the frames of a session grown by many appends once, not twice).
+                    nbytes = self.append_locked(name, sid, clean, counts=counts, touch=True, tail=tail)
                     action = "appended"
             # The version now stored, cheaply (a cache key for the caller, not trusted for more:
             # under the lock, the file ends where its last group does).
@@ -341,18 +373,29 @@ class SessionStore:
             self.write_locked(name, sid, meta, body)
         return True
 
-    def append_locked(self, name: str, sid: uuid.UUID, ops: list[Any], *, counts: dict[str, int], touch: bool) -> int:
-        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock.
+    def append_locked(
+        self,
+        name: str,
+        sid: uuid.UUID,
+        ops: list[Any],
+        *,
+        counts: dict[str, int],
+        touch: bool,
+        tail: _container.SessionTail | None = None,
+    ) -> int:
+        """Append one group (EVENTS + META) of sanitized *ops*; the caller holds the session lock
+        (and may pass the *tail* it read under it).
 
         Returns the size of the operations appended (uncompressed).
         """
         fname, sessions = name + SUFFIX, self._ctx.sessions
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
-        try:
-            with sessions.reader(fname) as (read_at, size):
-                tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-        except FileNotFoundError:
-            raise no_session(sid) from None
+        if tail is None:
+            try:
+                with sessions.reader(fname) as (read_at, size):
+                    tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
+            except FileNotFoundError:
+                raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
         stamp: dict[str, Any] = {}
         with stored_shape():
@@ -434,7 +477,11 @@ class SessionStore:
 
 
 def _ops_of(payload: bytes) -> list[dict[str, Any]]:
+    return _ops_of_json(_container.decode_payload(payload))
+
+
+def _ops_of_json(data: bytes) -> list[dict[str, Any]]:
     try:
-        return _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
+        return _events.check_ops(orjson.loads(data).get("ops"))
     except (orjson.JSONDecodeError, AttributeError, ValueError):
         raise IntegrityError(INTEGRITY) from None

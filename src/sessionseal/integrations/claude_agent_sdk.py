@@ -17,22 +17,18 @@ for the same key is skipped.  A resumed session sees ``[REDACTED:...]`` where a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
-
 from .._async import AsyncVault
-from .._query import ListQuery
 from .._vault import Vault
-from ..errors import InvalidInput, SessionNotFound, SessionSealError
+from ..errors import InvalidInput
+from . import _core
 
 if TYPE_CHECKING:
     from ..models import Session
@@ -58,17 +54,15 @@ class SealedSessionStore:
     a lock or the keychain."""
 
     def __init__(self, vault: Vault | AsyncVault) -> None:
-        self.vault: Vault = vault.sync if isinstance(vault, AsyncVault) else vault
-        # uuids stored per session and key, with the stored version they describe: an append
-        # reads the whole session only when another writer (process) changed it since.
-        self._seen: dict[uuid.UUID, tuple[tuple[int, int], dict[str, set[str]]]] = {}
-        self._seen_lock = threading.Lock()
+        self.vault: Vault = _core.sync_vault(vault)
+        # The uuids stored per session and part, with the stored version they describe.
+        self._seen: _core.Known[dict[str, set[str]]] = _core.Known()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] | None = None, **options: Any) -> SealedSessionStore:
         """A store on the vault at *path* (default: the user's vault, its key in the keychain);
         *options* as :meth:`Vault.open`'s."""
-        return cls(await asyncio.to_thread(Vault.open, path, **options))
+        return cls(await asyncio.to_thread(_core.open_vault, path, **options))
 
     @staticmethod
     def session_id_for(key: Mapping[str, Any]) -> uuid.UUID:
@@ -126,25 +120,20 @@ class SealedSessionStore:
         part = subpath or _MAIN
         batch = _unique(entries, set())
         fold = _fold() if subpath is None else None
-        seen = self._take_seen(sid)
+        seen = self._seen.take(sid)
         added: list[str] = []
         appended = 0
-        store, auditor = self.vault.parts.store, self.vault.parts.auditor
 
         def new() -> Session:
-            from ..models import parse_session
-
             nonlocal added
             added = [e["uuid"] for e in batch if isinstance(e.get("uuid"), str)]
             source = _source_after({"tool": TOOL, "project_key": project, "session_id": session}, part, batch, fold)
             records = [_record(e, subpath) for e in batch]
-            doc = {"id": str(sid), "tags": [TAG], "source": source, "source_records": records}
-            doc["messages"] = _messages(batch, subpath)
-            return parse_session(doc)
+            return _core.new_session(sid, [TAG], source, records, _messages(batch, subpath))
 
         def more(summary: dict[str, Any], read: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
             nonlocal seen, added, appended
-            stamp = (int(summary.get("generation") or 0), int(summary.get("size_stored") or 0))
+            stamp = _core.stamp_of(summary)
             if seen is None or seen[0] != stamp:
                 seen = (stamp, _uuids(read().get("source_records") or []))
             fresh = _unique(batch, seen[1].get(part, set()))
@@ -154,41 +143,16 @@ class SealedSessionStore:
             added = [e["uuid"] for e in fresh if isinstance(e.get("uuid"), str)]
             old = summary.get("source")
             source = _source_after(old if isinstance(old, dict) else {}, part, fresh, fold)
-            return [
-                {"op": "records", "value": {"records": [_record(e, subpath) for e in fresh]}},
-                *({"op": "message", "value": m} for m in _messages(fresh, subpath)),
-                {"op": "set", "value": {"source": source}},
-            ]
+            return _core.append_ops([_record(e, subpath) for e in fresh], _messages(fresh, subpath), source)
 
-        try:
-            action, nbytes, counts, after = store.upsert(sid, new, more)
-        except SessionSealError as exc:
-            auditor.failure("append", exc, session=sid)
-            raise
+        action, after = _core.upsert(self.vault, sid, new, more, count=lambda: appended)
         known = seen[1] if seen is not None and action != "new" else {}
         known.setdefault(part, set()).update(added)
         if after is not None and (seen is not None or action == "new"):
-            with self._seen_lock:
-                self._seen[sid] = (after, known)
-        if action == "none":
-            return
-        if action == "new":
-            auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
-        else:
-            auditor.record("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": appended})
-
-    def _take_seen(self, sid: uuid.UUID) -> tuple[tuple[int, int], dict[str, set[str]]] | None:
-        # Taken out while this append runs: another thread's append of the same session reads
-        # the session itself, and the one that finishes last puts back what it knows.
-        with self._seen_lock:
-            return self._seen.pop(sid, None)
+            self._seen.put(sid, after, known)
 
     def _document(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
-        try:
-            doc = orjson.loads(self.vault.load_json(self.session_id_for(key)))
-        except SessionNotFound:
-            return None
-        return doc if isinstance(doc, dict) else None
+        return _core.document(self.vault, self.session_id_for(key))
 
     def _load(self, key: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         _, _, subpath = _parse_key(key)
@@ -201,37 +165,27 @@ class SealedSessionStore:
     def _sources(self, project_key: str) -> list[dict[str, Any]]:
         if not isinstance(project_key, str):
             raise InvalidInput("project_key is a string")
-        store, found = self.vault.parts.store, []
-        for summary in self.vault.list(ListQuery(tags=(TAG,), archived=None)):
-            try:
-                source = store.summary(summary.id).get("source")
-            except (FileNotFoundError, SessionNotFound):
-                continue  # erased since it was listed
-            if (
-                isinstance(source, dict)
-                and source.get("tool") == TOOL
+
+        def mine(source: dict[str, Any]) -> bool:
+            return (
+                source.get("tool") == TOOL
                 and source.get("project_key") == project_key
                 and int((source.get("entries") or {}).get(_MAIN) or 0) > 0
-            ):
-                found.append(source)
-        return found
+            )
+
+        return [source for _, source in _core.sources(self.vault, (TAG,), mine)]
 
     def _delete(self, key: Mapping[str, Any]) -> None:
         _, _, subpath = _parse_key(key)
         sid = self.session_id_for(key)
-        with self._seen_lock:
-            self._seen.pop(sid, None)
+        self._seen.drop(sid)
         if subpath is None:
-            with contextlib.suppress(SessionNotFound):
-                self.vault.delete(sid)
+            _core.erase(self.vault, sid)
             return
-        removed = 0
 
         def without(doc: dict[str, Any]) -> bool:
-            nonlocal removed
             records = doc.get("source_records") or []
             kept = [r for r in records if r.get("subpath") != subpath]
-            removed = len(records) - len(kept)
             old = doc.get("source")
             source: dict[str, Any] = old if isinstance(old, dict) else {}
             doc["source_records"] = kept
@@ -239,15 +193,9 @@ class SealedSessionStore:
                 **source,
                 "entries": {k: v for k, v in (source.get("entries") or {}).items() if k != subpath},
             }
-            return removed > 0
+            return len(kept) < len(records)
 
-        try:
-            changed = self.vault.parts.store.rewrite(sid, without)
-        except SessionNotFound:
-            return
-        if changed:
-            # A new version of the session (docs/spec/audit-log.md: a save, its content changed).
-            self.vault.parts.auditor.record("save", session=sid, detail={"changed": True})
+        _core.rewrite(self.vault, sid, without)
 
     def _subkeys(self, key: Mapping[str, Any]) -> list[str]:
         doc = self._document(key)
@@ -305,21 +253,9 @@ def _messages(entries: list[Any], subpath: str | None) -> list[dict[str, Any]]:
     An entry the model refuses is kept as a record only.  A sub-agent's entries map to none."""
     if subpath is not None:
         return []
-    from pydantic import ValidationError
-
     from .. import _transcripts
-    from ..models import Message
 
-    out = []
-    for e in entries:
-        m = _transcripts.claude_message(dict(e))
-        if m is None:
-            continue
-        try:
-            out.append(Message.model_validate(m).model_dump(mode="json"))
-        except (ValidationError, ValueError):
-            continue
-    return out
+    return _core.messages(entries, lambda e: _transcripts.claude_message(dict(e)))
 
 
 def _source_after(source: dict[str, Any], part: str, entries: list[Any], fold: _Fold | None) -> dict[str, Any]:

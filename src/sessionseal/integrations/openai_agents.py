@@ -27,7 +27,8 @@ import orjson
 
 from .._async import AsyncVault
 from .._vault import Vault
-from ..errors import InvalidInput, SessionNotFound, SessionSealError
+from ..errors import InvalidInput
+from . import _core
 
 if TYPE_CHECKING:
     from ..models import Session
@@ -67,14 +68,14 @@ class SealedSession:
         self.session_id: str = session_id
         self.session_settings: Any = session_settings
         self.erase_on_clear = erase_on_clear
-        self.vault: Vault = vault.sync if isinstance(vault, AsyncVault) else vault
+        self.vault: Vault = _core.sync_vault(vault)
 
     @classmethod
     async def open(cls, session_id: str, path: str | os.PathLike[str] | None = None, **options: Any) -> SealedSession:
         """A session on the vault at *path* (default: the user's vault, its key in the
         keychain); *options* as :meth:`Vault.open`'s.  Sessions of one application should
         share one vault: ``SealedSession(session_id, vault)``."""
-        return cls(session_id, await asyncio.to_thread(Vault.open, path, **options))
+        return cls(session_id, await asyncio.to_thread(_core.open_vault, path, **options))
 
     @staticmethod
     def vault_id_for(session_id: str) -> uuid.UUID:
@@ -119,56 +120,32 @@ class SealedSession:
 
     # -- in the worker thread -----------------------------------------------------------
 
-    def _document(self) -> dict[str, Any] | None:
-        try:
-            doc = orjson.loads(self.vault.load_json(self.vault_id))
-        except SessionNotFound:
-            return None
-        return doc if isinstance(doc, dict) else None
-
     def _get(self, limit: int | None) -> list[Any]:
-        doc = self._document()
-        items = [r["record"] for r in (doc or {}).get("source_records") or [] if isinstance(r, dict) and "record" in r]
+        if limit:
+            # The latest items are in the latest append groups: read those alone when they hold
+            # enough (a long session read with a small limit costs O(limit), not O(session)).
+            recent = _core.recent_records(self.vault, self.vault_id, limit)
+            if recent is not None:
+                return [r["record"] for r in recent]
+        items = [r["record"] for r in _core.records(_core.document(self.vault, self.vault_id))]
         if limit is not None:
             items = items[max(0, len(items) - limit) :] if limit else []
         return items
 
     def _add(self, items: list[dict[str, Any]]) -> None:
         sid = self.vault_id
-        store, auditor = self.vault.parts.store, self.vault.parts.auditor
 
         def new() -> Session:
-            from ..models import parse_session
-
             source = _source_after({"tool": TOOL, "session_id": self.session_id}, len(items))
-            doc = {
-                "id": str(sid),
-                "tags": [TAG],
-                "source": source,
-                "source_records": [{"record": item} for item in items],
-                "messages": _messages(items),
-            }
-            return parse_session(doc)
+            return _core.new_session(sid, [TAG], source, [{"record": item} for item in items], _messages(items))
 
         def more(summary: dict[str, Any], _read: Any) -> list[dict[str, Any]]:
             old = summary.get("source")
             source = _source_after(old if isinstance(old, dict) else {}, len(items))
             # One group: the records, their messages and the new count land together or not at all.
-            return [
-                {"op": "records", "value": {"records": [{"record": item} for item in items]}},
-                *({"op": "message", "value": m} for m in _messages(items)),
-                {"op": "set", "value": {"source": source}},
-            ]
+            return _core.append_ops([{"record": item} for item in items], _messages(items), source)
 
-        try:
-            action, nbytes, counts, _ = store.upsert(sid, new, more)
-        except SessionSealError as exc:
-            auditor.failure("append", exc, session=sid)
-            raise
-        if action == "new":
-            auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
-        elif action == "appended":
-            auditor.record("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(items)})
+        _core.upsert(self.vault, sid, new, more, count=lambda: len(items))
 
     def _rewrite(self, keep: int | None) -> tuple[bool, Any]:
         """A new version of the session with its first *keep* items (None: all but the last);
@@ -195,13 +172,7 @@ class SealedSession:
             doc["messages"] = _messages([r["record"] for r in kept])
             return True
 
-        try:
-            changed = self.vault.parts.store.rewrite(sid, update)
-        except SessionNotFound:
-            return False, None
-        if changed:
-            # A new version of the session (docs/spec/audit-log.md: a save, its content changed).
-            self.vault.parts.auditor.record("save", session=sid, detail={"changed": True})
+        changed = _core.rewrite(self.vault, sid, update)
         return changed, removed[-1] if removed else None
 
     def _pop(self) -> Any:
@@ -209,8 +180,7 @@ class SealedSession:
 
     def _clear(self) -> None:
         if self.erase_on_clear:
-            with contextlib.suppress(SessionNotFound):
-                self.vault.delete(self.vault_id)
+            _core.erase(self.vault, self.vault_id)
         else:
             self._rewrite(0)
 
@@ -261,17 +231,4 @@ def _message(item: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _messages(items: list[Any]) -> list[dict[str, Any]]:
-    from pydantic import ValidationError
-
-    from ..models import Message
-
-    out = []
-    for item in items:
-        m = _message(item)
-        if m is None:
-            continue
-        try:
-            out.append(Message.model_validate(m).model_dump(mode="json"))
-        except (ValidationError, ValueError, TypeError):
-            continue  # kept as a record only
-    return out
+    return _core.messages(items, _message)
