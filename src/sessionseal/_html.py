@@ -81,7 +81,8 @@ pre { white-space: pre-wrap; margin: .25rem 0; padding: .5rem; background: var(-
   border: 1px solid var(--line); border-radius: 4px; max-height: 40rem; overflow: auto; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0; } table.figures { width: auto; min-width: 20rem; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { font-weight: 600; white-space: nowrap; } .nowrap { white-space: nowrap; }
+body.wide { max-width: 110rem; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
 .muted { color: var(--muted); }
@@ -139,7 +140,7 @@ def rich_text(value: Any) -> str:
     return "".join(out)
 
 
-def page(title: str, body: str, *, search: bool = False, generator: str = "sessionseal") -> bytes:
+def page(title: str, body: str, *, search: bool = False, wide: bool = False, generator: str = "sessionseal") -> bytes:
     """A whole page: the CSP, our style, *body* (already HTML), and the search script if asked."""
     parts = [
         "<!DOCTYPE html>",
@@ -153,7 +154,7 @@ def page(title: str, body: str, *, search: bool = False, generator: str = "sessi
         f"<title>{text(title)}</title>",
         f"<style>{_STYLE}</style>",
         "</head>",
-        "<body>",
+        '<body class="wide">' if wide else "<body>",
         body,
     ]
     if search:
