@@ -81,7 +81,7 @@ pre { white-space: pre-wrap; margin: .25rem 0; padding: .5rem; background: var(-
   border: 1px solid var(--line); border-radius: 4px; max-height: 40rem; overflow: auto; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0; } table.figures { width: auto; min-width: 20rem; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-weight: 600; white-space: nowrap; } .nowrap { white-space: nowrap; }
+th { font-weight: 600; white-space: nowrap; } td.num { white-space: nowrap; } .nowrap { white-space: nowrap; }
 body.wide { max-width: 110rem; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
@@ -169,6 +169,13 @@ def search_box(what: str) -> str:
         f'<div id="search" hidden><input type="search" placeholder="Search {text(what)}" '
         f'aria-label="Search {text(what)}"> <span id="search-count" class="muted"></span></div>'
     )
+
+
+def short_time(value: Any) -> str:
+    """A stored time to the second, the whole of it on hover (escaped either way)."""
+    if not isinstance(value, str) or not value:
+        return ""
+    return f'<span class="nowrap" title="{text(value)}">{text(value[:19].replace("T", " "))}</span>'
 
 
 def session_file(sid: Any) -> str | None:
@@ -395,7 +402,7 @@ def render_index(docs: Sequence[Mapping[str, Any]]) -> bytes:
             f'<td><a href="{name}">{rich_text(doc.get("title") or "(untitled)")}</a>'
             f"{f' <span class=muted>({origin})</span>' if origin else ''}"
             f'<br><code class="muted">{text(doc.get("id", ""))}</code></td>'
-            f"<td>{text(doc.get('status', ''))}</td><td>{text(doc.get('updated_at') or '')}</td>"
+            f"<td>{text(doc.get('status', ''))}</td><td>{short_time(doc.get('updated_at'))}</td>"
             f'<td class="num">{fig["messages"]}</td><td class="num">{fig["input_tokens"]}</td>'
             f'<td class="num">{fig["output_tokens"]}</td><td class="num">${fig["cost_usd"]:.4f}</td>'
             f"<td>{tags}</td><td><code>{text(doc.get('workspace') or '')}</code></td></tr>"

@@ -114,6 +114,20 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
                 return False
         return True
 
+    if not follow:
+        _show(obj, session, wanted, limit, as_json)
+        return
+    from ._follow import follow_log, stop_signals
+
+    # From the start: a signal during the first read ends the tail too, with exit 0.
+    with stop_signals() as stop:
+        vault, records = _show(obj, session, wanted, limit, as_json)
+        follow_log(vault, records, stop=stop, session=session, wanted=wanted, interval=interval, emit=_emitter(as_json))
+
+
+def _show(
+    obj: Context, session: str | None, wanted: Any, limit: int | None, as_json: bool
+) -> tuple[Any, list[dict[str, Any]]]:
     vault = obj.vault()
     records, report = vault.audit_entries(session=session)
     out = [rec for rec in records if wanted(rec)]
@@ -127,10 +141,7 @@ def audit_show(  # noqa: PLR0917 - one parameter per filter
             err=True,
         )
     _print_records(out, as_json=as_json)
-    if follow:
-        from ._follow import follow_log
-
-        follow_log(vault, records, session=session, wanted=wanted, interval=interval, emit=_emitter(as_json))
+    return vault, records
 
 
 def _emitter(as_json: bool) -> Any:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from ._terminal import say
 if TYPE_CHECKING:
     from sessionseal import Vault
 
-__all__ = ["follow_log"]
+__all__ = ["Stop", "follow_log", "stop_signals"]
 
 Record = dict[str, Any]
 
@@ -65,54 +65,68 @@ def _after(records: list[Record], last: int, pending: set[tuple[str, str, str]])
     return new, last
 
 
+class Stop:
+    """Set by SIGINT or SIGTERM while :func:`stop_signals` is active."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Stop]:
+    """SIGINT and SIGTERM set a flag instead of interrupting (the tail stops between two looks,
+    after whole records); the handlers before are put back on leaving."""
+    stop = Stop()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.stopped = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig_num, handler in previous.items():
+            signal.signal(sig_num, handler)
+
+
 def follow_log(
     vault: Vault,
     seen: list[Record],
     *,
+    stop: Stop,
     session: str | None,
     wanted: Callable[[Record], bool],
     interval: float,
     emit: Callable[[list[Record]], None],
 ) -> None:
-    """Print the records written after *seen* (the records already read) until a signal."""
-    stop = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        last = max((r["seq"] for r in seen if isinstance(r.get("seq"), int)), default=0)
-        pending = {_key(r) for r in seen if r.get("seq") is None}
-        broken = any(r.get("problem") not in (None, "pending") for r in seen)
-        directory = str(vault.audit_log_path.parent)
-        sig = _signature(directory)
-        while not stop:
-            deadline = time.monotonic() + interval
-            while not stop and time.monotonic() < deadline:
-                time.sleep(min(0.05, interval))
-            if stop:
-                break
-            now = _signature(directory)
-            if now == sig:
-                continue
-            sig = now
-            records, report = vault.audit_entries(session=session, fresh=True)
-            new, last = _after(records, last, pending)
-            if not report.ok and not broken:
-                broken = True
-                first = next(p for p in report.problems if p.severity == "error")
-                say(f"sessionseal: warning: the audit log does not verify: {first.describe()}")
-            shown = [r for r in new if wanted(r)]
-            if shown:
-                try:
-                    emit(shown)
-                except BrokenPipeError:
-                    # The reader went away (| head): stop quietly, as a tail does.
-                    with contextlib.suppress(OSError):
-                        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                    return
-    finally:
-        for sig_num, handler in previous.items():
-            signal.signal(sig_num, handler)
+    """Print the records written after *seen* (the records already read) until *stop*."""
+    last = max((r["seq"] for r in seen if isinstance(r.get("seq"), int)), default=0)
+    pending = {_key(r) for r in seen if r.get("seq") is None}
+    broken = any(r.get("problem") not in (None, "pending") for r in seen)
+    directory = str(vault.audit_log_path.parent)
+    sig = _signature(directory)
+    while not stop.stopped:
+        deadline = time.monotonic() + interval
+        while not stop.stopped and time.monotonic() < deadline:
+            time.sleep(min(0.05, interval))
+        if stop.stopped:
+            break
+        now = _signature(directory)
+        if now == sig:
+            continue
+        sig = now
+        records, report = vault.audit_entries(session=session, fresh=True)
+        new, last = _after(records, last, pending)
+        if not report.ok and not broken:
+            broken = True
+            first = next(p for p in report.problems if p.severity == "error")
+            say(f"sessionseal: warning: the audit log does not verify: {first.describe()}")
+        shown = [r for r in new if wanted(r)]
+        if shown:
+            try:
+                emit(shown)
+            except BrokenPipeError:
+                # The reader went away (| head): stop quietly, as a tail does.
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
