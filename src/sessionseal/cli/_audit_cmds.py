@@ -14,7 +14,7 @@ import click
 from sessionseal.errors import AuditLogTampered, InvalidInput
 
 from ._common import Context, echo_json, fail, handle_errors
-from ._terminal import json_text, say
+from ._terminal import json_text, say, shown
 
 __all__ = ["audit_group"]
 
@@ -157,12 +157,37 @@ def _print_records(out: list[dict[str, Any]], *, as_json: bool, follow: bool = F
             sys.stdout.write(json_text(json.dumps(rec, sort_keys=True, ensure_ascii=False)) + "\n")
         sys.stdout.flush()
         return
-    if follow and not out:
+    if follow:
+        # New records of a tail: one line each, as they come (the first batch was a table).
+        for rec in out:
+            click.echo(shown(_line_of(rec)))
+        sys.stdout.flush()
         return
     from ._render import render_audit
 
     render_audit(out)
     sys.stdout.flush()
+
+
+def _line_of(rec: dict[str, Any]) -> str:
+    seq = rec.get("seq")
+    verified = "yes" if rec.get("verified") is True else f"NO ({rec.get('problem', 'unchecked')})"
+    parts = [
+        f"{'-' if seq is None else seq:>6}",
+        verified,
+        str(rec.get("time", ""))[:19].replace("T", " "),
+        str(rec.get("action", "")),
+        str(rec.get("outcome", "")),
+        str(rec.get("session", "") or "-"),
+        f"{rec.get('user', '')} ({rec.get('uid', '')})",
+        f"{rec.get('program', '')} pid {rec.get('pid', '')}",
+    ]
+    if rec.get("error"):
+        parts.append(str(rec["error"]))
+    detail = rec.get("detail")
+    if isinstance(detail, dict):
+        parts.append(", ".join(f"{k}={v}" for k, v in detail.items()))
+    return "  ".join(parts).replace("\n", "\\n")
 
 
 @audit_group.command("verify")
