@@ -43,6 +43,9 @@ _EGRESS: Final = ("export", "resume")
 _DELETIONS: Final = ("delete", "cleanup", "cleanup.plan", "checkpoint.delete", "destroy")
 #: The most rows the page's full timeline shows (the JSON has every record).
 MAX_TIMELINE_ROWS: Final = 5000
+#: The most rows of one user's or one session's fold, and the most sessions folded.
+MAX_FOLD_ROWS: Final = 500
+MAX_FOLDS: Final = 200
 
 
 def _subjects(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -437,6 +440,39 @@ def _verification(v: Mapping[str, Any]) -> str:
     return banner
 
 
+def _timeline(records: Sequence[Mapping[str, Any]], *, search: bool = False) -> str:
+    return _table(
+        ["seq", "time", "user", "action", "outcome", "verified", "sessions", "detail"],
+        (
+            (
+                "bad" if r.get("outcome") != "ok" or not r.get("verified", True) else "",
+                [
+                    _t(r.get("seq")),
+                    _time(r.get("time")),
+                    _t(r.get("user")),
+                    _t(r.get("action")),
+                    _outcome(r) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
+                    "yes" if r.get("verified") else f"no ({text(r.get('problem', ''))})",
+                    _names(_who(x) for x in _subjects(r)),
+                    text(json.dumps(r["detail"], sort_keys=True)) if isinstance(r.get("detail"), dict) else "",
+                ],
+            )
+            for r in records
+        ),
+        search=search,
+    )
+
+
+def _folds(groups: Iterable[tuple[str, Sequence[Mapping[str, Any]]]]) -> str:
+    """One fold per group (a user, a session) with its records, newest last."""
+    out = []
+    for label, records in groups:
+        shown = records[-MAX_FOLD_ROWS:]
+        more = f" (the last {len(shown)})" if len(shown) < len(records) else ""
+        out.append(f"<details><summary>{text(label)}{more}</summary>{_timeline(shown)}</details>")
+    return "".join(out) or '<p class="muted">None.</p>'
+
+
 def render_html(model: Mapping[str, Any]) -> bytes:
     """The report as one self-contained page."""
     s = model["summary"]
@@ -563,6 +599,12 @@ def render_html(model: Mapping[str, Any]) -> bytes:
     ]
     records = model["records"]
     shown = records[-MAX_TIMELINE_ROWS:]
+    by_user: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
+    by_session: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        by_user.setdefault((str(r.get("user")), r.get("uid")), []).append(r)
+        for name in dict.fromkeys(_who(x) for x in _subjects(r)):
+            by_session.setdefault(name, []).append(r)
     body += [
         '<h2 id="timeline">Timeline</h2>',
         (
@@ -571,25 +613,22 @@ def render_html(model: Mapping[str, Any]) -> bytes:
             else ""
         ),
         search_box("the timeline"),
-        _table(
-            ["seq", "time", "user", "action", "outcome", "verified", "sessions", "detail"],
+        _timeline(shown, search=True),
+        '<h2 id="user-timelines">Timeline per OS user</h2>',
+        _folds(
             (
-                (
-                    "bad" if r.get("outcome") != "ok" or not r.get("verified", True) else "",
-                    [
-                        _t(r.get("seq")),
-                        _time(r.get("time")),
-                        _t(r.get("user")),
-                        _t(r.get("action")),
-                        _outcome(r) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
-                        "yes" if r.get("verified") else f"no ({text(r.get('problem', ''))})",
-                        _names(_who(x) for x in _subjects(r)),
-                        text(json.dumps(r["detail"], sort_keys=True)) if isinstance(r.get("detail"), dict) else "",
-                    ],
-                )
-                for r in shown
-            ),
-            search=True,
+                f"{u['user']} (uid {u['uid']}): {u['records']} records, {u['refused']} refused, {u['failed']} failed",
+                by_user.get((u["user"], u["uid"]), []),
+            )
+            for u in model["users"]
+        ),
+        '<h2 id="session-timelines">Timeline per session</h2>',
+        _folds(
+            (
+                f"{x['session'] or 'erased ' + str(x['tag'])}: {x['records']} records",
+                by_session.get(x["session"] or f"erased:{x['tag']}", []),
+            )
+            for x in model["sessions"][:MAX_FOLDS]
         ),
         "<footer>Made by sessionseal audit report from the vault's audit log. It names sessions by id and "
         "users by name: keep it private.</footer>",

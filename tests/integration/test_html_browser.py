@@ -123,3 +123,5 @@ def test_the_audit_report(chromium: Browser, pages: dict[str, Any]) -> None:
     assert _count(chromium, "svg rect") >= 1  # the activity chart
     assert _count(chromium, "#refusals + table tbody tr") == 1  # the wrong passphrase
     assert _count(chromium, "#egress + table tbody tr") == 2  # the two HTML exports
+    assert _count(chromium, "#user-timelines + details") == 1  # one OS user, folded
+    assert _count(chromium, "#session-timelines + details") >= 1

@@ -49,6 +49,9 @@ def history(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         v.export([ids["kept"]], format="markdown", plaintext=True, out=tmp_path / "k.md")
         v.export([ids["kept"], ids["hostile"]], format="bundle", passphrase="bundle pass", log2_n=14)
         v.load(ids["kept"])
+        # What an agent read over MCP (the server records it so: docs/mcp.md).
+        detail = {"client": "claude-code", "client_version": "2.1", "scope": "roots", "roots": 1, "results": 1}
+        v.parts.auditor.served("mcp.get_session", "ok", [str(ids["kept"])], detail={**detail, "bytes": 321})
         v.delete(ids["gone"])
         result = v.cleanup({"max_age": "365d"})
         assert result.removed == [ids["old"]]
@@ -84,7 +87,9 @@ def test_the_json_report_of_a_real_vault(history: tuple[Path, dict[str, Any]], t
     assert kinds == [
         ("plaintext export", "markdown", "k.md", [str(ids["kept"])]),
         ("encrypted export (bundle)", "bundle", None, [str(ids["kept"]), str(ids["hostile"])]),
+        ("MCP read by claude-code", None, None, [str(ids["kept"])]),
     ]
+    assert model["egress"][-1]["bytes"] == 321 and model["egress"][-1]["action"] == "mcp.get_session"
     # Deletions: the delete, then the cleanup's erasure with the rule that decided it.
     dels = [(d["action"], d["rule"], d["by_cleanup"]) for d in model["deletions"]]
     assert ("delete", None, False) in dels and ("cleanup", None, True) in dels

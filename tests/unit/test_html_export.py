@@ -221,6 +221,14 @@ def test_several_sessions_make_a_private_directory_with_an_index(vault: Vault, t
     with pytest.raises(errors.UnsafePermissions):
         vault.export(None, format="html", plaintext=True, out=loose, overwrite=True)
     assert list(loose.iterdir()) == []
+    # Nor through a link, nor over a file.
+    (tmp_path / "link").symlink_to(out)
+    with pytest.raises(errors.UnsafePermissions, match="symlink"):
+        vault.export(None, format="html", plaintext=True, out=tmp_path / "link", overwrite=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(errors.InvalidInput, match="not a directory"):
+        vault.export(None, format="html", plaintext=True, out=tmp_path / "file", overwrite=True)
+    assert (tmp_path / "file").read_text() == "x"
     # A single page links a parent outside the export as its id, with no link.
     single = (vault.export([fork], format="html", plaintext=True).data or b"").decode()
     assert f'href="{parent}.html"' not in single and str(parent) in single
