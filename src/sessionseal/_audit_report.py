@@ -374,7 +374,7 @@ def _bars(activity: Mapping[str, Any]) -> str:
                 y -= h
                 title = f"{s['start']}: {s[key]} {key}"
                 parts.append(
-                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width - 1, 0.5):.1f}" height="{h:.1f}" '
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{min(max(width - 1, 0.5), 48):.1f}" height="{h:.1f}" '
                     f'fill="{color}"><title>{text(title)}</title></rect>'
                 )
     parts.append(f'<text x="{_PAD}" y="{_H + 16}">{text(series[0]["start"])}</text>')
@@ -409,7 +409,7 @@ def _heat(activity: Mapping[str, Any]) -> str:
             if n:
                 opacity = 0.2 + 0.8 * n / peak
                 parts.append(
-                    f'<rect x="{label_w + i * width:.1f}" y="{y + 2}" width="{max(width - 1, 0.5):.1f}" '
+                    f'<rect x="{label_w + i * width:.1f}" y="{y + 2}" width="{min(max(width - 1, 0.5), 48):.1f}" '
                     f'height="{row_h - 4}" fill="#3d7bd9" fill-opacity="{opacity:.2f}">'
                     f"<title>{text(name)}: {n}</title></rect>"
                 )
