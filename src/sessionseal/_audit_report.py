@@ -342,8 +342,11 @@ def _outcome(rec: Mapping[str, Any]) -> str:
     return f'<span class="outcome-{text(o)}">{text(o)}</span>' if o in ("ok", "denied", "error") else text(o)
 
 
-def _names(names: Iterable[str]) -> str:
-    return " ".join(f"<code>{text(n)}</code>" for n in names)
+def _names(names: Iterable[str], limit: int | None = None) -> str:
+    items = list(names)
+    shown = items if limit is None else items[:limit]
+    more = f' <span class="muted">and {len(items) - len(shown)} more</span>' if len(shown) < len(items) else ""
+    return " ".join(f"<code>{text(n)}</code>" for n in shown) + more
 
 
 def _counts(counts: Mapping[str, Any]) -> str:
@@ -453,7 +456,7 @@ def _timeline(records: Sequence[Mapping[str, Any]], *, search: bool = False) -> 
                     _t(r.get("action")),
                     _outcome(r) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
                     "yes" if r.get("verified") else f"no ({text(r.get('problem', ''))})",
-                    _names(_who(x) for x in _subjects(r)),
+                    _names((_who(x) for x in _subjects(r)), limit=5),
                     text(json.dumps(r["detail"], sort_keys=True)) if isinstance(r.get("detail"), dict) else "",
                 ],
             )
