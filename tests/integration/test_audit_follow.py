@@ -62,16 +62,17 @@ def _lines(stream: IO[bytes]) -> queue.Queue[bytes]:
     return q
 
 
-def _until(q: queue.Queue[bytes], seen: list[dict[str, Any]], done: Any) -> None:
+def _until(proc: subprocess.Popen[bytes], q: queue.Queue[bytes], seen: list[dict[str, Any]], done: Any) -> None:
     deadline = time.monotonic() + TIMEOUT
     while not done(seen):
         left = deadline - time.monotonic()
         if left <= 0:
             pytest.fail(f"the follower did not print what was expected; it printed {len(seen)} records")
         try:
-            seen.append(json.loads(q.get(timeout=left)))
+            seen.append(json.loads(q.get(timeout=min(left, 0.5))))
         except queue.Empty:
-            continue
+            if proc.poll() is not None and q.empty():
+                pytest.fail(f"the follower exited ({proc.returncode}) after {len(seen)} records")
 
 
 @pytest.fixture
@@ -103,6 +104,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
+@pytest.mark.slow  # a few hundred records to reach a rotation
 def test_follow_prints_every_new_record_once_across_rotation_and_stops_on_sigterm(vault_path: Path) -> None:
     proc = _follow(vault_path)
     try:
@@ -110,7 +112,7 @@ def test_follow_prints_every_new_record_once_across_rotation_and_stops_on_sigter
         q = _lines(proc.stdout)
         seen: list[dict[str, Any]] = []
         # Its own open is the last record it found at start: it is following from there.
-        _until(q, seen, lambda s: any(r["action"] == "open" and r["pid"] == proc.pid for r in s))
+        _until(proc, q, seen, lambda s: any(r["action"] == "open" and r["pid"] == proc.pid for r in s))
         writer = subprocess.run(
             [sys.executable, "-c", WRITER, str(vault_path), PASS],
             capture_output=True,
@@ -120,7 +122,7 @@ def test_follow_prints_every_new_record_once_across_rotation_and_stops_on_sigter
         )
         last = int(writer.stdout.decode().split()[-1])
         assert any(p.name.startswith("audit-") for p in (vault_path / "audit").iterdir())  # it rotated
-        _until(q, seen, lambda s: any(r.get("seq") == last for r in s))
+        _until(proc, q, seen, lambda s: any(r.get("seq") == last for r in s))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=TIMEOUT) == 0
         assert proc.stderr is not None
@@ -143,7 +145,7 @@ def test_sigint_ends_the_tail_with_exit_0_and_the_filters_hold(vault_path: Path)
             v.list()
             sid = v.save({"title": "x", "messages": []})
         seen: list[dict[str, Any]] = []
-        _until(q, seen, lambda s: len(s) >= 1)
+        _until(proc, q, seen, lambda s: len(s) >= 1)
         assert [(r["action"], r["session"]) for r in seen] == [("save", str(sid))]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=TIMEOUT) == 0
