@@ -432,33 +432,10 @@ class AsyncVault:
         return await asyncio.to_thread(self.sync.verify_audit, repair=repair)
 
     async def audit_entries(
-        self, *, session: uuid.UUID | str | None = None, fresh: bool = False
+        self, *, session: uuid.UUID | str | None = None
     ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
         """See :meth:`Vault.audit_entries`."""
-        return await asyncio.to_thread(self.sync.audit_entries, session=session, fresh=fresh)
-
-    async def audit_report(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        user: str | None = None,
-        session: uuid.UUID | str | None = None,
-        format: str = "json",
-        out: str | os.PathLike[str] | None = None,
-        overwrite: bool = False,
-    ) -> tuple[dict[str, Any], bytes | None]:
-        """See :meth:`Vault.audit_report`."""
-        return await asyncio.to_thread(
-            self.sync.audit_report,
-            since=since,
-            until=until,
-            user=user,
-            session=session,
-            format=format,
-            out=out,
-            overwrite=overwrite,
-        )
+        return await asyncio.to_thread(self.sync.audit_entries, session=session)
 
     async def audit_records(self) -> AsyncIterator[dict[str, Any]]:
         """See :meth:`Vault.audit_records`: ``async for record in vault.audit_records()``.

@@ -7,22 +7,32 @@ deletions and cleanups with the rule that decided them, and activity over time. 
 hold no session content, so neither does the report: no title, no text, no query.
 
 :func:`build` makes the report as a JSON-ready dict (``--format json``, for SIEM ingestion);
-:func:`render_html` draws it as one self-contained page (``_html.page``: inline style, inline
-SVG charts, no fetch).
+``_audit_page.render_html`` draws it as one self-contained page; :func:`audit_report` reads the
+vault's log, makes either, writes it and records the access.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 from ._audit import VerifyReport, parse_time
-from ._html import page, search_box, text
+from ._audit_page import _subjects, _who, render_html
+from ._fs import write_private_file
+from ._vault._auditing import Auditor, audited_by
+from ._vault._common import parse_id
+from .errors import InvalidInput
 
-__all__ = ["REPORT_VERSION", "build", "render_html", "render_json"]
+if TYPE_CHECKING:
+    from ._vault import Vault
+
+__all__ = ["REPORT_VERSION", "audit_report", "build", "render_json"]
 
 REPORT_VERSION: Final = 1
 #: Error classes and what a reviewer calls them.
@@ -41,26 +51,6 @@ _KINDS: Final = {
 #: Actions by which something of a session left the vault.
 _EGRESS: Final = ("export", "resume")
 _DELETIONS: Final = ("delete", "cleanup", "cleanup.plan", "checkpoint.delete", "destroy")
-#: The most rows the page's full timeline shows (the JSON has every record).
-MAX_TIMELINE_ROWS: Final = 5000
-#: The most rows of one user's or one session's fold, and the most sessions folded.
-MAX_FOLD_ROWS: Final = 500
-MAX_FOLDS: Final = 200
-
-
-def _subjects(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    subjects = rec.get("subjects")
-    out = [s for s in subjects if isinstance(s, dict)] if isinstance(subjects, list) else []
-    if not out and isinstance(rec.get("session"), str) and rec.get("v") == 1:
-        out = [{"role": "session", "id": rec["session"]}]  # format 1: the id in the clear
-    return out
-
-
-def _who(subject: Mapping[str, Any]) -> str:
-    """A session as the report names it: its id while the vault holds its key, else its tag."""
-    if subject.get("id"):
-        return str(subject["id"])
-    return f"erased:{subject.get('tag', '?')}"
 
 
 def kind_of(rec: Mapping[str, Any]) -> str:
@@ -134,7 +124,168 @@ def _brief(rec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build(  # noqa: PLR0912, PLR0915 - one pass, one branch per section of the report
+def _select(
+    records: Sequence[Mapping[str, Any]], since: datetime | None, until: datetime | None, user: str | None
+) -> tuple[list[Mapping[str, Any]], list[tuple[datetime, Mapping[str, Any]]]]:
+    """The records within the filters, and those of them with a time, in time order."""
+    chosen: list[Mapping[str, Any]] = []
+    timed: list[tuple[datetime, Mapping[str, Any]]] = []
+    for rec in records:
+        if user and user not in (rec.get("user"), str(rec.get("uid"))):
+            continue
+        when = parse_time(rec.get("time"))
+        if (since or until) and (when is None or (since and when < since) or (until and when >= until)):
+            continue
+        chosen.append(rec)
+        if when is not None:
+            timed.append((when, rec))
+    timed.sort(key=lambda p: p[0])
+    return chosen, timed
+
+
+def _verification_of(records: Sequence[Mapping[str, Any]], report: VerifyReport) -> dict[str, Any]:
+    """``audit verify --json``'s report, with the first bad problem and that record's clear fields."""
+    problems = [p for p in report.problems if p.severity == "error"]
+    first_bad = problems[0] if problems else None
+    bad_record = None
+    if first_bad is not None and first_bad.seq is not None:
+        bad_record = next((_brief(r) for r in records if r.get("seq") == first_bad.seq), None)
+    return {
+        **report.as_dict(),
+        "first_bad": None if first_bad is None else {**vars(first_bad), "message": first_bad.describe()},
+        "first_bad_record": bad_record,
+    }
+
+
+class _Sections:
+    """The report's sections, filled one record at a time, oldest first."""
+
+    def __init__(self, owner_uid: int) -> None:
+        self.owner_uid = owner_uid
+        self.users: dict[tuple[str, Any], dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.refusals: list[dict[str, Any]] = []
+        self.egress: list[dict[str, Any]] = []
+        self.deletions: list[dict[str, Any]] = []
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        subjects = _subjects(rec)
+        self._user(rec)
+        for s in subjects:
+            self._session(rec, s)
+        names = [_who(s) for s in subjects]
+        detail = rec.get("detail") if isinstance(rec.get("detail"), dict) else {}
+        assert isinstance(detail, dict)
+        action, outcome = str(rec.get("action")), rec.get("outcome")
+        if outcome != "ok" or not rec.get("verified", True):
+            kind = kind_of(rec) if outcome != "ok" else f"unverified ({rec.get('problem')})"
+            self.refusals.append(
+                {**_brief(rec), "kind": kind, "other_user": rec.get("uid") != self.owner_uid, "sessions": names}
+            )
+        if outcome == "ok" and (action in _EGRESS or action.startswith("mcp.")):
+            self._egress(rec, action, detail, subjects, names)
+        if action in _DELETIONS:
+            by_cleanup = bool(detail.get("cleanup")) or action.startswith("cleanup")
+            self.deletions.append(
+                {
+                    **_brief(rec),
+                    "rule": detail.get("rule"),
+                    "by_cleanup": by_cleanup,
+                    "detail": detail,
+                    "sessions": names,
+                }
+            )
+
+    def _user(self, rec: Mapping[str, Any]) -> None:
+        key = (str(rec.get("user")), rec.get("uid"))
+        when = rec.get("time")
+        u = self.users.get(key)
+        if u is None:
+            u = self.users[key] = {
+                "user": key[0],
+                "uid": key[1],
+                "owner": key[1] == self.owner_uid,
+                "records": 0,
+                "first": when,
+                "last": when,
+                "refused": 0,
+                "failed": 0,
+                "actions": Counter(),
+                "hosts": set(),
+                "programs": set(),
+            }
+        u["records"] += 1
+        u["last"] = when
+        u["actions"][str(rec.get("action"))] += 1
+        u["hosts"].add(str(rec.get("host")))
+        u["programs"].add(str(rec.get("program")))
+        outcome = rec.get("outcome")
+        if outcome != "ok":
+            u["refused" if outcome == "denied" else "failed"] += 1
+
+    def _session(self, rec: Mapping[str, Any], s: Mapping[str, Any]) -> None:
+        when, action, role = rec.get("time"), str(rec.get("action")), s.get("role")
+        entry = self.sessions.setdefault(
+            _who(s),
+            {
+                "session": s.get("id"),
+                "tag": s.get("tag"),
+                "erased": bool(s.get("erased")),
+                "records": 0,
+                "first": when,
+                "last": when,
+                "actions": Counter(),
+                "users": set(),
+            },
+        )
+        entry["records"] += 1
+        entry["last"] = when
+        entry["actions"][f"{action} ({role})" if role not in (None, "session") else action] += 1
+        entry["users"].add(str(rec.get("user")))
+
+    def _egress(
+        self,
+        rec: Mapping[str, Any],
+        action: str,
+        detail: Mapping[str, Any],
+        subjects: Sequence[Mapping[str, Any]],
+        names: list[str],
+    ) -> None:
+        if action == "export":
+            what = "plaintext export" if detail.get("plaintext") else "encrypted export (bundle)"
+        elif action == "resume":
+            what = f"resume into {detail.get('into', 'an agent')}"
+        else:
+            what = f"MCP read by {detail.get('client') or 'a client'}"
+        box = next((s for s in subjects if s.get("format") or s.get("file")), {})
+        self.egress.append(
+            {
+                **_brief(rec),
+                "kind": what,
+                "format": detail.get("format"),
+                "plaintext": bool(detail.get("plaintext")),
+                "file": box.get("file"),
+                "bytes": box.get("bytes", detail.get("bytes")),
+                "sessions": names,
+            }
+        )
+
+    def users_out(self) -> list[dict[str, Any]]:
+        out = sorted(self.users.values(), key=lambda u: (-u["records"], u["user"]))
+        for u in out:
+            u["actions"] = dict(u["actions"].most_common())
+            u["hosts"], u["programs"] = sorted(u["hosts"]), sorted(u["programs"])
+        return out
+
+    def sessions_out(self) -> list[dict[str, Any]]:
+        out = sorted(self.sessions.values(), key=lambda s: (str(s["last"]), str(s["session"])), reverse=True)
+        for s in out:
+            s["actions"] = dict(s["actions"].most_common())
+            s["users"] = sorted(s["users"])
+        return out
+
+
+def build(
     records: Sequence[Mapping[str, Any]],
     report: VerifyReport,
     *,
@@ -148,131 +299,11 @@ def build(  # noqa: PLR0912, PLR0915 - one pass, one branch per section of the r
 ) -> dict[str, Any]:
     """The report of *records* (``Vault.audit_entries``'s, oldest first) within the filters."""
     now = now or datetime.now(UTC)
-    chosen: list[Mapping[str, Any]] = []
-    timed: list[tuple[datetime, Mapping[str, Any]]] = []
-    for rec in records:
-        if user and user not in (rec.get("user"), str(rec.get("uid"))):
-            continue
-        when = parse_time(rec.get("time"))
-        if (since or until) and (when is None or (since and when < since) or (until and when >= until)):
-            continue
-        chosen.append(rec)
-        if when is not None:
-            timed.append((when, rec))
-    timed.sort(key=lambda p: p[0])
-    problems = [p for p in report.problems if p.severity == "error"]
-    first_bad = problems[0] if problems else None
-    bad_record = None
-    if first_bad is not None and first_bad.seq is not None:
-        bad_record = next((_brief(r) for r in records if r.get("seq") == first_bad.seq), None)
-    verification = {
-        **report.as_dict(),
-        "first_bad": None if first_bad is None else {**vars(first_bad), "message": first_bad.describe()},
-        "first_bad_record": bad_record,
-    }
-    users: dict[tuple[str, Any], dict[str, Any]] = {}
-    sessions: dict[str, dict[str, Any]] = {}
-    refusals: list[dict[str, Any]] = []
-    egress: list[dict[str, Any]] = []
-    deletions: list[dict[str, Any]] = []
+    chosen, timed = _select(records, since, until, user)
+    sections = _Sections(owner_uid)
     for rec in chosen:
-        action, outcome, when = str(rec.get("action")), rec.get("outcome"), rec.get("time")
-        key = (str(rec.get("user")), rec.get("uid"))
-        u = users.setdefault(
-            key,
-            {
-                "user": key[0],
-                "uid": key[1],
-                "owner": key[1] == owner_uid,
-                "records": 0,
-                "first": when,
-                "last": when,
-                "refused": 0,
-                "failed": 0,
-                "actions": Counter(),
-                "hosts": set(),
-                "programs": set(),
-            },
-        )
-        u["records"] += 1
-        u["last"] = when
-        u["actions"][action] += 1
-        u["hosts"].add(str(rec.get("host")))
-        u["programs"].add(str(rec.get("program")))
-        if outcome == "denied":
-            u["refused"] += 1
-        elif outcome != "ok":
-            u["failed"] += 1
-        subjects = _subjects(rec)
-        for s in subjects:
-            name = _who(s)
-            entry = sessions.setdefault(
-                name,
-                {
-                    "session": s.get("id"),
-                    "tag": s.get("tag"),
-                    "erased": bool(s.get("erased")),
-                    "records": 0,
-                    "first": when,
-                    "last": when,
-                    "actions": Counter(),
-                    "users": set(),
-                },
-            )
-            entry["records"] += 1
-            entry["last"] = when
-            entry["actions"][f"{action} ({s.get('role')})" if s.get("role") not in (None, "session") else action] += 1
-            entry["users"].add(str(rec.get("user")))
-        if outcome != "ok" or not rec.get("verified", True):
-            refusals.append(
-                {
-                    **_brief(rec),
-                    "kind": kind_of(rec) if outcome != "ok" else f"unverified ({rec.get('problem')})",
-                    "other_user": rec.get("uid") != owner_uid,
-                    "sessions": [_who(s) for s in subjects],
-                }
-            )
-        detail = rec.get("detail") if isinstance(rec.get("detail"), dict) else {}
-        assert isinstance(detail, dict)
-        if outcome == "ok" and (action in _EGRESS or action.startswith("mcp.")):
-            if action == "export":
-                what = "plaintext export" if detail.get("plaintext") else "encrypted export (bundle)"
-            elif action == "resume":
-                what = f"resume into {detail.get('into', 'an agent')}"
-            else:
-                what = f"MCP read by {detail.get('client') or 'a client'}"
-            box = next((s for s in subjects if s.get("format") or s.get("file")), {})
-            egress.append(
-                {
-                    **_brief(rec),
-                    "kind": what,
-                    "format": detail.get("format"),
-                    "plaintext": bool(detail.get("plaintext")),
-                    "file": box.get("file"),
-                    "bytes": box.get("bytes", detail.get("bytes")),
-                    "sessions": [_who(s) for s in subjects],
-                }
-            )
-        if action in _DELETIONS:
-            rule = detail.get("rule")
-            deletions.append(
-                {
-                    **_brief(rec),
-                    "rule": rule,
-                    "by_cleanup": bool(detail.get("cleanup")) or action.startswith("cleanup"),
-                    "detail": detail,
-                    "sessions": [_who(s) for s in subjects],
-                }
-            )
-    by_outcome = Counter(str(r.get("outcome")) for r in chosen)
-    out_users = sorted(users.values(), key=lambda u: (-u["records"], u["user"]))
-    for u in out_users:
-        u["actions"] = dict(u["actions"].most_common())
-        u["hosts"], u["programs"] = sorted(u["hosts"]), sorted(u["programs"])
-    out_sessions = sorted(sessions.values(), key=lambda s: (str(s["last"]), str(s["session"])), reverse=True)
-    for s in out_sessions:
-        s["actions"] = dict(s["actions"].most_common())
-        s["users"] = sorted(s["users"])
+        sections.add(rec)
+    users, sessions = sections.users_out(), sections.sessions_out()
     return {
         "report": "sessionseal audit report",
         "version": REPORT_VERSION,
@@ -284,26 +315,26 @@ def build(  # noqa: PLR0912, PLR0915 - one pass, one branch per section of the r
             "user": user,
             "session": session,
         },
-        "verification": verification,
+        "verification": _verification_of(records, report),
         "summary": {
             "records": len(chosen),
             "first": timed[0][1].get("time") if timed else None,
             "last": timed[-1][1].get("time") if timed else None,
-            "by_outcome": dict(by_outcome.most_common()),
+            "by_outcome": dict(Counter(str(r.get("outcome")) for r in chosen).most_common()),
             "by_action": dict(Counter(str(r.get("action")) for r in chosen).most_common()),
             "unverified": sum(1 for r in chosen if not r.get("verified", True)),
-            "users": len(out_users),
-            "sessions": len(out_sessions),
-            "refusals": len(refusals),
-            "egress": len(egress),
-            "deletions": len(deletions),
+            "users": len(users),
+            "sessions": len(sessions),
+            "refusals": len(sections.refusals),
+            "egress": len(sections.egress),
+            "deletions": len(sections.deletions),
         },
         "activity": _activity(timed),
-        "users": out_users,
-        "sessions": out_sessions,
-        "refusals": refusals,
-        "egress": egress,
-        "deletions": deletions,
+        "users": users,
+        "sessions": sessions,
+        "refusals": sections.refusals,
+        "egress": sections.egress,
+        "deletions": sections.deletions,
         "records": [dict(r) for r in chosen],
     }
 
@@ -312,328 +343,59 @@ def render_json(model: Mapping[str, Any]) -> bytes:
     return json.dumps(model, indent=2, ensure_ascii=False, sort_keys=False, default=str).encode() + b"\n"
 
 
-# -- the page -----------------------------------------------------------------------------------
+_audited = audited_by(lambda auditor: auditor)
 
 
-def _table(head: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], *, search: bool = False) -> str:
-    """A table of already-escaped cells; each row with its class (``bad``, ``warn`` or "")."""
-    attr = " data-search" if search else ""
-    body = "".join(
-        f'<tr class="{cls}"{attr}>' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cls, cells in rows
+def audit_report(
+    vault: Vault,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    user: str | None = None,
+    session: uuid.UUID | str | None = None,
+    format: str = "json",
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> tuple[dict[str, Any], bytes | None]:
+    """The report of *vault*'s audit log as a JSON-ready dict, and its bytes (``json`` or
+    ``html``) unless they were written to *out* (0600, atomically; an existing file only with
+    *overwrite*).  Reading the log for a report is an access: recorded as ``audit.report``.
+
+    :raises InvalidInput: an unknown format, a session id that is not one, or *out* exists.
+    """
+    if format not in ("json", "html"):
+        raise InvalidInput("the audit report's format is json or html")
+    sid = None if session is None else parse_id(session)
+    return _report(vault.parts.auditor, vault, since, until, user, sid, format, out, overwrite)
+
+
+@_audited("audit.report")
+def _report(  # noqa: PLR0917 - the arguments of audit_report, checked
+    auditor: Auditor,
+    vault: Vault,
+    since: datetime | None,
+    until: datetime | None,
+    user: str | None,
+    sid: uuid.UUID | None,
+    fmt: str,
+    out: str | os.PathLike[str] | None,
+    overwrite: bool,
+) -> tuple[dict[str, Any], bytes | None]:
+    records, report = auditor.entries(sid)
+    model = build(
+        records,
+        report,
+        vault_id=str(vault.vault_id),
+        owner_uid=os.stat(vault.path).st_uid,
+        since=since,
+        until=until,
+        user=user,
+        session=None if sid is None else str(sid),
     )
-    if not body:
-        return '<p class="muted">None.</p>'
-    return "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _t(value: Any) -> str:
-    return "" if value is None else text(value)
-
-
-def _time(value: Any) -> str:
-    """A record's time, to the second (the whole of it on hover)."""
-    if not isinstance(value, str):
-        return _t(value)
-    return f'<span class="nowrap" title="{text(value)}">{text(value[:19].replace("T", " "))}</span>'
-
-
-def _outcome(rec: Mapping[str, Any]) -> str:
-    o = str(rec.get("outcome"))
-    return f'<span class="outcome-{text(o)}">{text(o)}</span>' if o in ("ok", "denied", "error") else text(o)
-
-
-def _names(names: Iterable[str], limit: int | None = None) -> str:
-    items = list(names)
-    shown = items if limit is None else items[:limit]
-    more = f' <span class="muted">and {len(items) - len(shown)} more</span>' if len(shown) < len(items) else ""
-    return " ".join(f"<code>{text(n)}</code>" for n in shown) + more
-
-
-def _counts(counts: Mapping[str, Any]) -> str:
-    return ", ".join(f"{text(k)} {text(v)}" for k, v in counts.items())
-
-
-_W, _H, _PAD = 900, 180, 30
-
-
-def _bars(activity: Mapping[str, Any]) -> str:
-    """Records per bucket as stacked bars: ok, refused, failed (inline SVG)."""
-    series = activity["series"]
-    if not series:
-        return ""
-    peak = max(s["ok"] + s["refused"] + s["failed"] for s in series) or 1
-    width = (_W - _PAD) / len(series)
-    parts = [
-        f'<svg role="img" aria-label="records per {activity["bucket"]}" viewBox="0 0 {_W} {_H + 20}" '
-        f'width="100%" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="0" y="12">{peak}</text><text x="0" y="{_H}">0</text>',
-    ]
-    for i, s in enumerate(series):
-        x = _PAD + i * width
-        y = float(_H)
-        for key, color in (("ok", "#6b8fbf"), ("refused", "#d9822b"), ("failed", "#c62828")):
-            h = (_H - 10) * s[key] / peak
-            if h:
-                y -= h
-                title = f"{s['start']}: {s[key]} {key}"
-                parts.append(
-                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{min(max(width - 1, 0.5), 48):.1f}" height="{h:.1f}" '
-                    f'fill="{color}"><title>{text(title)}</title></rect>'
-                )
-    parts.append(f'<text x="{_PAD}" y="{_H + 16}">{text(series[0]["start"])}</text>')
-    parts.append(f'<text x="{_W}" y="{_H + 16}" text-anchor="end">{text(series[-1]["start"])}</text>')
-    parts.append("</svg>")
-    legend = (
-        '<p class="muted"><span style="color:#6b8fbf">■</span> ok '
-        '<span style="color:#d9822b">■</span> refused <span style="color:#c62828">■</span> failed '
-        f"(records per {text(activity['bucket'])}, UTC)</p>"
-    )
-    return "".join(parts) + legend
-
-
-def _heat(activity: Mapping[str, Any]) -> str:
-    """Records per OS user per bucket (inline SVG): who was active when."""
-    users: Mapping[str, list[int]] = activity["by_user"]
-    if not users:
-        return ""
-    rows = sorted(users.items(), key=lambda kv: -sum(kv[1]))[:20]
-    slots = len(activity["series"])
-    label_w, row_h = 120, 18
-    width = (_W - label_w) / max(slots, 1)
-    peak = max(max(v) for _, v in rows) or 1
-    parts = [
-        f'<svg role="img" aria-label="records per user" viewBox="0 0 {_W} {row_h * len(rows) + 4}" width="100%" '
-        'xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for r, (name, counts) in enumerate(rows):
-        y = r * row_h
-        parts.append(f'<text x="0" y="{y + 13}">{text(name[:18])}</text>')
-        for i, n in enumerate(counts):
-            if n:
-                opacity = 0.2 + 0.8 * n / peak
-                parts.append(
-                    f'<rect x="{label_w + i * width:.1f}" y="{y + 2}" width="{min(max(width - 1, 0.5), 48):.1f}" '
-                    f'height="{row_h - 4}" fill="#3d7bd9" fill-opacity="{opacity:.2f}">'
-                    f"<title>{text(name)}: {n}</title></rect>"
-                )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _verification(v: Mapping[str, Any]) -> str:
-    if v["ok"]:
-        span = f"records {v['first_seq']} to {v['last_seq']}" if v["records"] else "no records yet"
-        banner = (
-            f'<div class="banner ok" id="verification">The audit chain verifies: {v["records"]} records '
-            f"({text(span)}) in {len(v['files'])} file(s), up to its anchored head.</div>"
-        )
-    else:
-        bad = v["first_bad"] or {}
-        banner = (
-            f'<div class="banner bad" id="verification">The audit chain does NOT verify: '
-            f"{text(bad.get('message', ''))} (code <code>{text(bad.get('code', ''))}</code>). "
-            "Records from there on are not vouched for.</div>"
-        )
-        rec = v.get("first_bad_record")
-        if rec:
-            banner += "<p>First bad record: " + _counts({k: x for k, x in rec.items() if x is not None}) + "</p>"
-    warnings = [p for p in v["problems"] if p.get("severity") == "warning"]
-    for p in warnings:
-        banner += f'<div class="banner warn">{text(p.get("message", ""))}</div>'
-    return banner
-
-
-def _timeline(records: Sequence[Mapping[str, Any]], *, search: bool = False) -> str:
-    return _table(
-        ["seq", "time", "user", "action", "outcome", "verified", "sessions", "detail"],
-        (
-            (
-                "bad" if r.get("outcome") != "ok" or not r.get("verified", True) else "",
-                [
-                    _t(r.get("seq")),
-                    _time(r.get("time")),
-                    _t(r.get("user")),
-                    _t(r.get("action")),
-                    _outcome(r) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
-                    "yes" if r.get("verified") else f"no ({text(r.get('problem', ''))})",
-                    _names((_who(x) for x in _subjects(r)), limit=5),
-                    text(json.dumps(r["detail"], sort_keys=True)) if isinstance(r.get("detail"), dict) else "",
-                ],
-            )
-            for r in records
-        ),
-        search=search,
-    )
-
-
-def _folds(groups: Iterable[tuple[str, Sequence[Mapping[str, Any]]]]) -> str:
-    """One fold per group (a user, a session) with its records, newest last."""
-    out = []
-    for label, records in groups:
-        shown = records[-MAX_FOLD_ROWS:]
-        more = f" (the last {len(shown)})" if len(shown) < len(records) else ""
-        out.append(f"<details><summary>{text(label)}{more}</summary>{_timeline(shown)}</details>")
-    return "".join(out) or '<p class="muted">None.</p>'
-
-
-def render_html(model: Mapping[str, Any]) -> bytes:
-    """The report as one self-contained page."""
-    s = model["summary"]
-    f = model["filters"]
-    filters = ", ".join(f"{k} {v}" for k, v in f.items() if v) or "none"
-    body = [
-        "<h1>Audit report</h1>",
-        f'<p class="muted">Vault <code>{text(model["vault_id"])}</code>, generated {text(model["generated_at"])}; '
-        f"filters: {text(filters)}. Only what the audit records hold: no session content.</p>",
-        _verification(model["verification"]),
-        '<dl class="facts">'
-        f"<dt>records</dt><dd>{s['records']} ({text(s['first'] or '-')} to {text(s['last'] or '-')})</dd>"
-        f"<dt>outcomes</dt><dd>{_counts(s['by_outcome'])}</dd>"
-        f"<dt>OS users</dt><dd>{s['users']}</dd><dt>sessions named</dt><dd>{s['sessions']}</dd>"
-        f"<dt>refusals and failures</dt><dd>{s['refusals']}</dd>"
-        f"<dt>left the vault</dt><dd>{s['egress']}</dd><dt>deletions and cleanups</dt><dd>{s['deletions']}</dd>"
-        f"<dt>unverified records</dt><dd>{s['unverified']}</dd></dl>",
-        '<h2 id="activity">Activity over time</h2>',
-        _bars(model["activity"]) or '<p class="muted">No records.</p>',
-        "<h3>Activity per OS user</h3>",
-        _heat(model["activity"]),
-    ]
-    body += [
-        '<h2 id="refusals">Refusals and failures</h2>',
-        _table(
-            ["seq", "time", "user", "action", "outcome", "what", "sessions"],
-            (
-                (
-                    "bad",
-                    [
-                        _t(r["seq"]),
-                        _time(r["time"]),
-                        _t(r["user"]) + (' <span class="tag">other user</span>' if r["other_user"] else ""),
-                        _t(r["action"]),
-                        _outcome(r),
-                        text(r["kind"]) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
-                        _names(r["sessions"]),
-                    ],
-                )
-                for r in model["refusals"]
-            ),
-        ),
-        '<h2 id="egress">What left the vault</h2>',
-        _table(
-            ["seq", "time", "user", "how", "format", "file", "bytes", "sessions"],
-            (
-                (
-                    "warn" if r["plaintext"] else "",
-                    [
-                        _t(r["seq"]),
-                        _time(r["time"]),
-                        _t(r["user"]),
-                        text(r["kind"]),
-                        _t(r["format"]),
-                        _t(r["file"]),
-                        _t(r["bytes"]),
-                        _names(r["sessions"]),
-                    ],
-                )
-                for r in model["egress"]
-            ),
-        ),
-        '<h2 id="deletions">Deletions and cleanups</h2>',
-        _table(
-            ["seq", "time", "user", "action", "rule", "by cleanup", "detail", "sessions"],
-            (
-                (
-                    "",
-                    [
-                        _t(r["seq"]),
-                        _time(r["time"]),
-                        _t(r["user"]),
-                        _t(r["action"]),
-                        _t(r["rule"]),
-                        "yes" if r["by_cleanup"] else "",
-                        _counts({k: v for k, v in r["detail"].items() if k != "rule"}),
-                        _names(r["sessions"]),
-                    ],
-                )
-                for r in model["deletions"]
-            ),
-        ),
-        '<h2 id="users">Per OS user</h2>',
-        _table(
-            ["user", "uid", "records", "first", "last", "refused", "failed", "actions", "hosts", "programs"],
-            (
-                (
-                    "bad" if u["refused"] or u["failed"] else "" if u["owner"] else "warn",
-                    [
-                        _t(u["user"]) + ("" if u["owner"] else ' <span class="tag">not the owner</span>'),
-                        _t(u["uid"]),
-                        _t(u["records"]),
-                        _time(u["first"]),
-                        _time(u["last"]),
-                        _t(u["refused"]),
-                        _t(u["failed"]),
-                        _counts(u["actions"]),
-                        _names(u["hosts"]),
-                        _names(u["programs"]),
-                    ],
-                )
-                for u in model["users"]
-            ),
-        ),
-        '<h2 id="sessions">Per session</h2>',
-        '<p class="muted">By id while the vault holds the session\'s key; an erased session by its tag.</p>',
-        _table(
-            ["session", "records", "first", "last", "actions", "users"],
-            (
-                (
-                    "",
-                    [
-                        _names([str(x["session"]) if x["session"] else f"erased {x['tag']}"]),
-                        _t(x["records"]),
-                        _time(x["first"]),
-                        _time(x["last"]),
-                        _counts(x["actions"]),
-                        _names(x["users"]),
-                    ],
-                )
-                for x in model["sessions"]
-            ),
-        ),
-    ]
-    records = model["records"]
-    shown = records[-MAX_TIMELINE_ROWS:]
-    by_user: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
-    by_session: dict[str, list[Mapping[str, Any]]] = {}
-    for r in records:
-        by_user.setdefault((str(r.get("user")), r.get("uid")), []).append(r)
-        for name in dict.fromkeys(_who(x) for x in _subjects(r)):
-            by_session.setdefault(name, []).append(r)
-    body += [
-        '<h2 id="timeline">Timeline</h2>',
-        (
-            f'<p class="muted">The last {len(shown)} of {len(records)} records; the JSON report has all.</p>'
-            if len(shown) < len(records)
-            else ""
-        ),
-        search_box("the timeline"),
-        _timeline(shown, search=True),
-        '<h2 id="user-timelines">Timeline per OS user</h2>',
-        _folds(
-            (
-                f"{u['user']} (uid {u['uid']}): {u['records']} records, {u['refused']} refused, {u['failed']} failed",
-                by_user.get((u["user"], u["uid"]), []),
-            )
-            for u in model["users"]
-        ),
-        '<h2 id="session-timelines">Timeline per session</h2>',
-        _folds(
-            (
-                f"{x['session'] or 'erased ' + str(x['tag'])}: {x['records']} records",
-                by_session.get(x["session"] or f"erased:{x['tag']}", []),
-            )
-            for x in model["sessions"][:MAX_FOLDS]
-        ),
-        "<footer>Made by sessionseal audit report from the vault's audit log. It names sessions by id and "
-        "users by name: keep it private.</footer>",
-    ]
-    return page("sessionseal audit report", "\n".join(b for b in body if b), search=True, wide=True)
+    data = render_html(model) if fmt == "html" else render_json(model)
+    if out is not None:
+        write_private_file(Path(out).absolute(), data, overwrite=overwrite)
+    filters = [k for k, v in (("since", since), ("until", until), ("user", user), ("session", sid)) if v]
+    detail = {"format": fmt, "records": model["summary"]["records"], "file": out is not None, "filters": filters}
+    auditor.record("audit.report", detail=detail, session=sid)
+    return model, None if out is not None else data

@@ -301,6 +301,49 @@ def _facts(rows: Iterable[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows if v) + "</dl>"
 
 
+def _facts_of(doc: Mapping[str, Any]) -> str:
+    """What the session is: id, status, times, workspace, models, tags, outcome."""
+    tags = "".join(f'<span class="tag">{text(t)}</span>' for t in doc.get("tags") or [])
+    models = list(
+        dict.fromkeys(str(m["model"]) for m in doc.get("messages") or [] if isinstance(m, Mapping) and m.get("model"))
+    )
+    return _facts(
+        [
+            ("id", f"<code>{text(doc.get('id', ''))}</code>"),
+            ("status", text(doc.get("status", "")) + (" · pinned" if doc.get("pinned") else "")),
+            ("created", text(doc.get("created_at") or "")),
+            ("updated", text(doc.get("updated_at") or "")),
+            ("workspace", f"<code>{text(doc['workspace'])}</code>" if doc.get("workspace") else ""),
+            ("directory", f"<code>{text(doc['working_directory'])}</code>" if doc.get("working_directory") else ""),
+            ("models", text(", ".join(models))),
+            ("tags", tags),
+            ("outcome", text(doc.get("outcome") or "")),
+        ]
+    )
+
+
+def _figures_of(doc: Mapping[str, Any]) -> str:
+    """Its tokens and cost, as a table."""
+    fig = figures(doc)
+    stats = doc.get("stats") if isinstance(doc.get("stats"), Mapping) else {}
+    assert isinstance(stats, Mapping)
+    figure_rows = [
+        ("messages", str(fig["messages"])),
+        ("input tokens", str(fig["input_tokens"])),
+        ("output tokens", str(fig["output_tokens"])),
+        ("cache read tokens", str(fig["cache_read_tokens"])),
+        ("cache write tokens", str(fig["cache_write_tokens"])),
+        ("cost", f"${fig['cost_usd']:.4f}"),
+    ]
+    if _cost(stats.get("duration_seconds")):
+        figure_rows.append(("duration", f"{_cost(stats.get('duration_seconds')):.0f} s"))
+    return (
+        '<table class="figures"><tbody>'
+        + "".join(f'<tr><th>{k}</th><td class="num">{v}</td></tr>' for k, v in figure_rows)
+        + "</tbody></table>"
+    )
+
+
 def render_session(
     doc: Mapping[str, Any],
     *,
@@ -317,41 +360,7 @@ def render_session(
     :param index: link back to ``index.html``.
     """
     title = str(doc.get("title") or "(untitled)")
-    fig = figures(doc)
-    tags = "".join(f'<span class="tag">{text(t)}</span>' for t in doc.get("tags") or [])
-    stats = doc.get("stats") if isinstance(doc.get("stats"), Mapping) else {}
-    assert isinstance(stats, Mapping)
-    models = list(
-        dict.fromkeys(str(m["model"]) for m in doc.get("messages") or [] if isinstance(m, Mapping) and m.get("model"))
-    )
-    facts = _facts(
-        [
-            ("id", f"<code>{text(doc.get('id', ''))}</code>"),
-            ("status", text(doc.get("status", "")) + (" · pinned" if doc.get("pinned") else "")),
-            ("created", text(doc.get("created_at") or "")),
-            ("updated", text(doc.get("updated_at") or "")),
-            ("workspace", f"<code>{text(doc['workspace'])}</code>" if doc.get("workspace") else ""),
-            ("directory", f"<code>{text(doc['working_directory'])}</code>" if doc.get("working_directory") else ""),
-            ("models", text(", ".join(models))),
-            ("tags", tags),
-            ("outcome", text(doc.get("outcome") or "")),
-        ]
-    )
-    figure_rows = [
-        ("messages", str(fig["messages"])),
-        ("input tokens", str(fig["input_tokens"])),
-        ("output tokens", str(fig["output_tokens"])),
-        ("cache read tokens", str(fig["cache_read_tokens"])),
-        ("cache write tokens", str(fig["cache_write_tokens"])),
-        ("cost", f"${fig['cost_usd']:.4f}"),
-    ]
-    if _cost(stats.get("duration_seconds")):
-        figure_rows.append(("duration", f"{_cost(stats.get('duration_seconds')):.0f} s"))
-    figures_html = (
-        '<table class="figures"><tbody>'
-        + "".join(f'<tr><th>{k}</th><td class="num">{v}</td></tr>' for k, v in figure_rows)
-        + "</tbody></table>"
-    )
+    facts, figures_html = _facts_of(doc), _figures_of(doc)
     links = doc.get("links") if isinstance(doc.get("links"), Mapping) else {}
     assert isinstance(links, Mapping)
     link_rows = [

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sessionseal import PassphraseProvider, Vault, errors
+from sessionseal import PassphraseProvider, Vault, audit_report, errors
 from tests._infra.browser import Browser, artefacts_dir, browser
 from tests.unit.test_html_export import HOSTILE, SECRET
 
@@ -70,7 +70,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         v.fork(sid, continuation=True)
         v.export([sid], format="html", plaintext=True, out=tmp / "session.html")
         v.export(None, format="html", plaintext=True, out=tmp / "site")
-        v.audit_report(format="html", out=tmp / "report.html")
+        audit_report(v, format="html", out=tmp / "report.html")
     return {"session": tmp / "session.html", "index": tmp / "site" / "index.html", "report": tmp / "report.html"}
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from sessionseal import PassphraseProvider, Vault, errors
-from sessionseal._audit_report import build, render_html
+from sessionseal import PassphraseProvider, Vault, audit_report, errors
+from sessionseal._audit_page import render_html
+from sessionseal._audit_report import build
 from sessionseal.cli import cli
 from tests.unit.test_html_export import HOSTILE, _parse
 
@@ -61,7 +62,7 @@ def history(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 def test_the_json_report_of_a_real_vault(history: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     path, ids = history
     with _open(path) as v:
-        model, data = v.audit_report(format="json")
+        model, data = audit_report(v, format="json")
     assert data is not None and json.loads(data) == json.loads(json.dumps(model, default=str))
     assert model["report"] == "sessionseal audit report" and model["version"] == 1
     assert set(model) >= {
@@ -114,7 +115,7 @@ def test_the_report_is_an_audited_access(history: tuple[Path, dict[str, Any]], t
     path, ids = history
     out = tmp_path / "report.html"
     with _open(path) as v:
-        model, data = v.audit_report(format="html", out=out, user=str(os.getuid()), session=ids["kept"])
+        model, data = audit_report(v, format="html", out=out, user=str(os.getuid()), session=ids["kept"])
         assert data is None
         records, _ = v.audit_entries()
     assert out.stat().st_mode & 0o777 == 0o600
@@ -128,16 +129,16 @@ def test_the_report_is_an_audited_access(history: tuple[Path, dict[str, Any]], t
     }
     assert last["session"] == str(ids["kept"])
     with _open(path) as v, pytest.raises(errors.InvalidInput, match="exists"):
-        v.audit_report(format="html", out=out)
+        audit_report(v, format="html", out=out)
 
 
 def test_filters(history: tuple[Path, dict[str, Any]]) -> None:
     path, ids = history
     with _open(path) as v:
-        everything, _ = v.audit_report()
-        nobody, _ = v.audit_report(user="nobody-at-all")
-        future, _ = v.audit_report(since=datetime.now(UTC) + timedelta(days=1))
-        one, _ = v.audit_report(session=ids["kept"])
+        everything, _ = audit_report(v)
+        nobody, _ = audit_report(v, user="nobody-at-all")
+        future, _ = audit_report(v, since=datetime.now(UTC) + timedelta(days=1))
+        one, _ = audit_report(v, session=ids["kept"])
     assert everything["summary"]["records"] > one["summary"]["records"] > 0
     assert nobody["summary"]["records"] == 0 and nobody["users"] == []
     assert future["summary"]["records"] == 0 and future["activity"]["series"] == []
@@ -153,7 +154,7 @@ def test_a_tampered_log_is_reported_at_the_top_with_its_first_bad_record(
     lines[3] = lines[3].replace(b'"outcome":"ok"', b'"outcome":"ko"')
     log.write_bytes(b"".join(lines))
     with _open(path) as v:
-        model, data = v.audit_report(format="html")
+        model, data = audit_report(v, format="html")
     ver = model["verification"]
     assert ver["ok"] is False and ver["first_bad"]["code"] == "bad-mac" and ver["first_bad"]["seq"] == 4
     assert ver["first_bad_record"]["seq"] == 4 and ver["first_bad_record"]["outcome"] == "ko"

@@ -63,7 +63,6 @@ NO_USER_TEXT: dict[str, str] = {
     "formats": "reads",
     "plan_cleanup": "reads",
     "audit_entries": "reads",
-    "audit_report": "reads the audit log; its record holds counts and filter names, never the filters' values",
     "audit_records": "reads",
     "verify": "checks, stores nothing given",
     "verify_audit": "checks, stores nothing given",

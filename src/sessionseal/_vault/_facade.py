@@ -177,63 +177,13 @@ class Vault:
     # -- audit (_auditing.py) ----------------------------------------------------------
 
     def audit_entries(
-        self, *, session: uuid.UUID | str | None = None, fresh: bool = False
+        self, *, session: uuid.UUID | str | None = None
     ) -> tuple[builtins.list[dict[str, Any]], VerifyReport]:
         """Every audit record, oldest first, checked as it is read, and the chain's report.
 
         :param session: only the records about this session.
-        :param fresh: read the key table again first (a follower: sessions saved and keys
-            rotated by other processes since this one read it).
         """
-        return self._auditor.entries(None if session is None else parse_id(session), fresh=fresh)
-
-    @_audited("audit.report")
-    def audit_report(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        user: str | None = None,
-        session: uuid.UUID | str | None = None,
-        format: str = "json",
-        out: str | os.PathLike[str] | None = None,
-        overwrite: bool = False,
-    ) -> tuple[dict[str, Any], bytes | None]:
-        """A reviewer's report of the audit log (docs/reports.md): the chain's verification,
-        timelines per OS user and per session, refusals, what left the vault, deletions, and
-        activity over time; only what the records hold, no session content.
-
-        Returns the report as a JSON-ready dict, and its bytes (``json`` or ``html``) unless they
-        were written to *out* (owner-only, atomically; an existing file only with *overwrite*).
-        Reading the log for a report is an access: it is recorded as ``audit.report``.
-
-        :raises InvalidInput: an unknown format, or *out* exists.
-        """
-        from .. import _audit_report
-
-        if format not in ("json", "html"):
-            raise InvalidInput("the audit report's format is json or html")
-        sid = None if session is None else parse_id(session)
-        records, report = self._auditor.entries(sid)
-        model = _audit_report.build(
-            records,
-            report,
-            vault_id=str(self.vault_id),
-            owner_uid=os.stat(self.path).st_uid,
-            since=since,
-            until=until,
-            user=user,
-            session=None if sid is None else str(sid),
-        )
-        data = _audit_report.render_html(model) if format == "html" else _audit_report.render_json(model)
-        if out is not None:
-            from .._fs import write_private_file
-
-            write_private_file(Path(out).absolute(), data, overwrite=overwrite)
-        filters = [k for k, v in (("since", since), ("until", until), ("user", user), ("session", session)) if v]
-        detail = {"format": format, "records": model["summary"]["records"], "file": out is not None}
-        self._audit("audit.report", detail={**detail, "filters": filters}, session=sid)
-        return model, None if out is not None else data
+        return self._auditor.entries(None if session is None else parse_id(session))
 
     @property
     def audit_log_path(self) -> Path:

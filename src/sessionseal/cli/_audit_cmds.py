@@ -255,7 +255,10 @@ def audit_report(  # noqa: PLR0917 - one parameter per filter
     """
     lo = parse_when(since, "--since") if since else None
     hi = parse_when(until, "--until") if until else None
-    model, data = obj.vault().audit_report(
+    from sessionseal import audit_report as make_report
+
+    model, data = make_report(
+        obj.vault(),
         since=lo,
         until=hi,
         user=user,

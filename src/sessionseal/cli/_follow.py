@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,7 @@ def follow_log(
     emit: Callable[[list[Record]], None],
 ) -> None:
     """Print the records written after *seen* (the records already read) until *stop*."""
+    want = None if session is None else uuid.UUID(session)  # checked by the first read
     last = max((r["seq"] for r in seen if isinstance(r.get("seq"), int)), default=0)
     pending = {_key(r) for r in seen if r.get("seq") is None}
     broken = any(r.get("problem") not in (None, "pending") for r in seen)
@@ -115,7 +117,7 @@ def follow_log(
         if now == sig:
             continue
         sig = now
-        records, report = vault.audit_entries(session=session, fresh=True)
+        records, report = vault.parts.auditor.entries(want, fresh=True)
         new, last = _after(records, last, pending)
         if not report.ok and not broken:
             broken = True
