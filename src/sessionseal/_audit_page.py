@@ -11,10 +11,10 @@ from typing import Any, Final
 
 from ._html import page, search_box, text
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "session_name", "subjects_of"]
 
 
-def _subjects(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
+def subjects_of(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     subjects = rec.get("subjects")
     out = [s for s in subjects if isinstance(s, dict)] if isinstance(subjects, list) else []
     if not out and isinstance(rec.get("session"), str) and rec.get("v") == 1:
@@ -22,7 +22,7 @@ def _subjects(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _who(subject: Mapping[str, Any]) -> str:
+def session_name(subject: Mapping[str, Any]) -> str:
     """A session as the report names it: its id while the vault holds its key, else its tag."""
     if subject.get("id"):
         return str(subject["id"])
@@ -177,7 +177,7 @@ def _timeline(records: Sequence[Mapping[str, Any]], *, search: bool = False) -> 
                     _t(r.get("action")),
                     _outcome(r) + (f" <code>{text(r['error'])}</code>" if r.get("error") else ""),
                     "yes" if r.get("verified") else f"no ({text(r.get('problem', ''))})",
-                    _names((_who(x) for x in _subjects(r)), limit=5),
+                    _names((session_name(x) for x in subjects_of(r)), limit=5),
                     text(json.dumps(r["detail"], sort_keys=True)) if isinstance(r.get("detail"), dict) else "",
                 ],
             )
@@ -337,7 +337,7 @@ def _timelines(model: Mapping[str, Any]) -> list[str]:
     by_session: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         by_user.setdefault((str(r.get("user")), r.get("uid")), []).append(r)
-        for name in dict.fromkeys(_who(x) for x in _subjects(r)):
+        for name in dict.fromkeys(session_name(x) for x in subjects_of(r)):
             by_session.setdefault(name, []).append(r)
     return [
         '<h2 id="timeline">Timeline</h2>',

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ._audit import VerifyReport, parse_time
-from ._audit_page import _subjects, _who, render_html
+from ._audit_page import render_html, session_name, subjects_of
 from ._fs import write_private_file
 from ._vault._auditing import Auditor, audited_by
 from ._vault._common import parse_id
@@ -169,11 +169,11 @@ class _Sections:
         self.deletions: list[dict[str, Any]] = []
 
     def add(self, rec: Mapping[str, Any]) -> None:
-        subjects = _subjects(rec)
+        subjects = subjects_of(rec)
         self._user(rec)
         for s in subjects:
             self._session(rec, s)
-        names = [_who(s) for s in subjects]
+        names = [session_name(s) for s in subjects]
         detail = rec.get("detail") if isinstance(rec.get("detail"), dict) else {}
         assert isinstance(detail, dict)
         action, outcome = str(rec.get("action")), rec.get("outcome")
@@ -226,7 +226,7 @@ class _Sections:
     def _session(self, rec: Mapping[str, Any], s: Mapping[str, Any]) -> None:
         when, action, role = rec.get("time"), str(rec.get("action")), s.get("role")
         entry = self.sessions.setdefault(
-            _who(s),
+            session_name(s),
             {
                 "session": s.get("id"),
                 "tag": s.get("tag"),
