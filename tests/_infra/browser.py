@@ -238,7 +238,7 @@ def browser() -> Iterator[Browser]:
         if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
             pytest.fail(f"{reason}, and {REQUIRE_BROWSER_ENV}=1")
         pytest.skip(reason)
-    with tempfile.TemporaryDirectory(prefix="sessionseal-chromium-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sessionseal-chromium-", ignore_cleanup_errors=True) as tmp:
         b = Browser(exe, Path(tmp))
         try:
             b.open_page()
