@@ -217,3 +217,25 @@ def test_cli_audit_report(history: tuple[Path, dict[str, Any]], run: Callable[..
     assert r.exit_code == 0
     assert json.loads(r.stdout)["filters"]["since"] is not None
     assert run("audit", "report", "--out", "-", "--since", "soon").exit_code == 8
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error", "kind"),
+    [
+        ("denied", "WrongPassphrase", "wrong passphrase"),
+        ("denied", "KeyUnavailable", "keychain locked or unavailable"),
+        ("denied", "KeyNotFound", "keychain without this vault's key"),
+        ("denied", "UnsafePermissions", "refused: permissions (another user, a link, a loose mode)"),
+        ("error", "IntegrityError", "integrity error"),
+        ("error", "VaultRolledBack", "integrity error (rolled back)"),
+        ("error", "LockTimeout", "lock timeout"),
+        ("error", "SessionNotFound", "failure (SessionNotFound)"),
+        ("denied", None, "refused"),
+    ],
+)
+def test_refusals_are_named_as_a_reviewer_would(outcome: str, error: str | None, kind: str) -> None:
+    from sessionseal._audit_report import kind_of
+
+    assert kind_of({"outcome": outcome, "error": error}) == kind
+    # Every error class named is one of sessionseal's.
+    assert error is None or hasattr(errors, error)
