@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._async import AsyncVault
+    from ._audit_report import audit_report
     from ._checkpoints import Checkpoint
     from ._harden import harden_process
     from ._keystore import KeychainProvider, KeyProvider
@@ -79,6 +80,7 @@ __all__ = [
     "VerifyProblem",
     "VerifyResult",
     "__version__",
+    "audit_report",
     "cleanup_resumes",
     "find_transcripts",
     "harden_process",
@@ -98,6 +100,7 @@ _HOMES = {
     "SearchHit": "._vault",
     "TranscriptOutcome": "._vault",
     "find_transcripts": "._transcript_dirs",
+    "audit_report": "._audit_report",
     "ResumeResult": "._resume",
     "cleanup_resumes": "._resume",
     "resume_session": "._resume",

@@ -37,6 +37,7 @@ __all__ = [
     "is_bundle",
     "open_bundle",
     "render",
+    "render_html_site",
     "seal_bundle",
 ]
 
@@ -47,7 +48,7 @@ BUNDLE_VERSION: Final = 1
 _PREFIX: Final = struct.Struct(">8sBBBB16s")
 _R: Final = 8
 _P: Final = 1
-PLAINTEXT_FORMATS: Final = ("json", "yaml", "markdown")
+PLAINTEXT_FORMATS: Final = ("json", "yaml", "markdown", "html")
 FORMATS: Final = (*PLAINTEXT_FORMATS, "bundle")
 _BAD_BUNDLE: Final = "the file is not a sessionseal bundle, or it is damaged"
 #: The most scrypt work a bundle may ask of its reader unless the caller allows more
@@ -296,10 +297,10 @@ def _dumps(value: Any) -> bytes:
 
 
 def render(fmt: str, documents: Sequence[Mapping[str, Any]]) -> bytes:
-    """Render sanitized session documents as ``json``, ``yaml`` or ``markdown``.
+    """Render sanitized session documents as ``json``, ``yaml``, ``markdown`` or ``html``.
 
     One document renders as itself; several as a list (JSON, YAML) or one after another
-    (Markdown).
+    (Markdown).  HTML is one page of one session (several: :func:`render_html_site`).
     """
     if fmt == "json":
         value: Any = documents[0] if len(documents) == 1 else list(documents)
@@ -312,7 +313,20 @@ def render(fmt: str, documents: Sequence[Mapping[str, Any]]) -> bytes:
         return text.encode()
     if fmt == "markdown":
         return "\n\n---\n\n".join(_markdown(d) for d in documents).encode() + b"\n"
+    if fmt == "html":
+        from . import _html
+
+        if len(documents) != 1:
+            raise InvalidInput("an HTML export of several sessions is a directory with an index page; give --out DIR")
+        return _html.render_session(documents[0])
     raise InvalidInput(f"unknown export format; use one of {', '.join(FORMATS)}")
+
+
+def render_html_site(documents: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    """An HTML export directory's files: ``index.html`` and one page per session, linked."""
+    from . import _html
+
+    return _html.render_site(documents)
 
 
 def _fence(text: str, lang: str = "") -> str:

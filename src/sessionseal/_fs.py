@@ -41,7 +41,14 @@ from ._fscheck import (
     vault_exists,
 )
 from ._fslock import lock
-from ._fswrite import shred_file, sweep_export_temps, write_all, write_private_file, zero_and_truncate
+from ._fswrite import (
+    shred_file,
+    sweep_export_temps,
+    write_all,
+    write_private_dir,
+    write_private_file,
+    zero_and_truncate,
+)
 from .errors import StorageError, UnsafePermissions
 
 #: Times a file replaced as it was opened is opened again (each time, a writer renamed a new
@@ -62,6 +69,7 @@ __all__ = [
     "unreachable_reason",
     "unsafe_reason",
     "vault_exists",
+    "write_private_dir",
     "write_private_file",
 ]
 

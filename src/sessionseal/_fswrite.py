@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from ._fscheck import FILE_MODE, O_CLOEXEC, pid_alive, storage_error
+from ._fscheck import DIR_MODE, FILE_MODE, O_CLOEXEC, check_owner_only, pid_alive, storage_error
 from .errors import InvalidInput, StorageError, UnsafePermissions
 
 
@@ -147,6 +147,41 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
         raise storage_error(exc, "write", str(path)) from exc
     finally:
         os.close(dfd)
+
+
+def write_private_dir(path: Path, files: dict[str, bytes], *, overwrite: bool = False) -> None:
+    """Write *files* (name -> bytes) into the directory *path* (an export of several pages),
+    each as :func:`write_private_file` writes one: owner-only (0600), atomically.
+
+    The directory is created owner-only (0700).  One that exists is written into only with
+    *overwrite*, and only when it is a directory of ours that nobody else can enter (not a
+    link): files of the same names are replaced, every other file is left as it is.
+
+    :raises InvalidInput: *path* exists and *overwrite* is false, or it is not a directory.
+    :raises UnsafePermissions: it is a link, someone else's, or open to others.
+    :raises StorageError: it cannot be created or written.
+    """
+    try:
+        os.mkdir(path, DIR_MODE)
+        os.chmod(path, DIR_MODE, follow_symlinks=False)  # mkdir's mode went through the umask
+    except FileExistsError:
+        _check_existing_dir(path, overwrite=overwrite)
+    except OSError as exc:
+        raise storage_error(exc, "create directory", str(path)) from exc
+    for name, data in files.items():
+        write_private_file(path / name, data, overwrite=overwrite)
+
+
+def _check_existing_dir(path: Path, *, overwrite: bool) -> None:
+    if not overwrite:
+        raise InvalidInput(f"{path} exists; choose another directory or allow overwriting (--force)")
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise storage_error(exc, "inspect", str(path)) from exc
+    if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        raise InvalidInput(f"{path} exists and is not a directory; an HTML export of several sessions is one")
+    check_owner_only(st, str(path), is_dir=True)
 
 
 def _link_unnamed(dfd: int, fd: int, path: Path, data: bytes, *, overwrite: bool) -> None:

@@ -288,6 +288,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "schema": "prints",
     "demo": "a demo vault of its own, of fixed text",
     "audit show": "reads",
+    "audit report": "reads the audit log; writes a report of its records, no session text",
     "audit verify": "checks",
     "checkpoint list": "reads",
     "checkpoint delete": "an id and a checkpoint",

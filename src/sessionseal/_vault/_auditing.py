@@ -358,7 +358,7 @@ class Auditor:
         """The config changed: read the audit settings again before the next record."""
         self._configured = False
 
-    def entries(self, want: uuid.UUID | None) -> tuple[list[dict[str, Any]], VerifyReport]:
+    def entries(self, want: uuid.UUID | None, *, fresh: bool = False) -> tuple[list[dict[str, Any]], VerifyReport]:
         """Every audit record, oldest first, checked as it is read, and the chain's report.
 
         Each record gets ``verified`` (true only when the MAC chain vouches for it and each of
@@ -371,7 +371,7 @@ class Auditor:
         :param want: only the records about this session (by its tag, or by its id in
             format 1 records).
         """
-        table = self._keys.keytable()
+        table = self._keys.keytable(fresh=fresh)
         records, report = self.log.checked_records(
             table.vault_secret, chain=self.chain(table), sessions=bool(table.session_keys)
         )

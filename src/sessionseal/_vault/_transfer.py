@@ -87,6 +87,7 @@ class Transfer:
         if not ids:
             raise InvalidInput("no session to export; give ids, or filters that match")
         docs = [self._store.document(self._store.open(sid)) for sid in ids]
+        site: dict[str, bytes] | None = None
         if format == "bundle":
             if not passphrase:
                 raise InvalidInput("a bundle needs a passphrase (not the vault's); give one")
@@ -99,15 +100,21 @@ class Transfer:
             }
             cost = _export.DEFAULT_LOG2_N if log2_n is None else log2_n
             data = _export.seal_bundle(docs, manifest, secret, log2_n=cost)
+        elif format == "html" and (session_ids is None or len(ids) > 1):
+            site = _html_site(docs, out)
+            data = b"".join(site.values())
         else:
             with stored_shape():
                 data = _export.render(format, [orjson.loads(d) for d in docs])
         path = None
         if out is not None:
-            from .._fs import write_private_file
+            from .._fs import write_private_dir, write_private_file
 
             path = Path(out).absolute()
-            write_private_file(path, data, overwrite=overwrite)
+            if site is not None:
+                write_private_dir(path, site, overwrite=overwrite)
+            else:
+                write_private_file(path, data, overwrite=overwrite)
         detail = {"format": format, "sessions": len(ids), "plaintext": format != "bundle", "file": path is not None}
         # What left the vault: each session, with the output's name and size in its box (user
         # text and a measure: they go when the last of these sessions is erased).
@@ -220,3 +227,16 @@ def import_documents(
         raise InvalidInput("the input is neither a sessionseal bundle nor session JSON") from None
     docs = parsed if isinstance(parsed, list) else [parsed]
     return "json", lambda: iter(docs)
+
+
+def _html_site(docs: list[bytes], out: object) -> dict[str, bytes]:
+    """The pages of an HTML export of several sessions (or of a query, however many match): a
+    directory with an index page, never stdout."""
+    from .. import _export
+
+    if out is None:
+        raise InvalidInput(
+            "an HTML export of several sessions (or --all) is a directory with an index page; give --out DIR"
+        )
+    with stored_shape():
+        return _export.render_html_site([orjson.loads(d) for d in docs])

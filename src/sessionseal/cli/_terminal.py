@@ -30,25 +30,19 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import click
 
+from .._textsafe import CONTROLS as _CONTROLS
+from .._textsafe import FORMAT as _FORMAT
+from .._textsafe import UNSAFE as _UNSAFE
+from .._textsafe import code as _code
+
 if TYPE_CHECKING:
     from rich.text import Text
 
 __all__ = ["at_terminal", "json_text", "say", "shown", "styled", "visible"]
 
-#: C0 but newline and tab, DEL, C1.
-_CONTROLS: Final = "\x00-\x08\x0b-\x1f\x7f-\x9f"
-#: Category Cf (Unicode 15.1) but ZWNJ and ZWJ (U+200C, U+200D); Zl and Zp; surrogates.  The
-#: test checks this against the running Python's unicodedata.
-_FORMAT: Final = (
-    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u2028-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
-)
-_UNSAFE: Final = re.compile(f"\r\n|[{_CONTROLS}{_FORMAT}]")
 _UNSAFE_LINE: Final = re.compile(f"[\n{_CONTROLS}{_FORMAT}]")
 #: What JSON text may still hold raw: its encoders escape C0 controls, not these.
 _UNSAFE_JSON: Final = re.compile(f"[\x7f-\x9f{_FORMAT}]")
-_NAMED: Final = {"\r": "\\r", "\n": "\\n"}
 
 
 def at_terminal(stream: IO[Any] | None = None) -> bool:
@@ -63,13 +57,6 @@ def at_terminal(stream: IO[Any] | None = None) -> bool:
         return bool((stream or sys.stdout).isatty())
     except (AttributeError, ValueError):
         return False
-
-
-def _code(ch: str) -> str:
-    if ch in _NAMED:
-        return _NAMED[ch]
-    n = ord(ch)
-    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def _sub(match: re.Match[str]) -> str:

@@ -39,12 +39,19 @@ def _bundle_passphrase(path: str | None, *, confirm: bool) -> Any:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["bundle", "json", "yaml", "markdown"]),
+    type=click.Choice(["bundle", "json", "yaml", "markdown", "html"]),
     default="bundle",
     show_default=True,
-    help="bundle: encrypted under a passphrase, for another machine or user; the others are plaintext.",
+    help="bundle: encrypted under a passphrase, for another machine or user; the others are plaintext "
+    "(html: one page, or a directory with an index page for --all or several IDs).",
 )
-@click.option("--out", "out", metavar="FILE|-", required=True, help="Where to write it (- : stdout, plaintext only).")
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE|DIR|-",
+    required=True,
+    help="Where to write it (- : stdout, plaintext only; a directory for html of several sessions).",
+)
 @click.option("--plaintext", is_flag=True, help="Allow a plaintext format (sanitized, but readable by anyone).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @_BUNDLE_OPTION
@@ -69,9 +76,10 @@ def export_command(
     """Export sessions: IDs, or --all (with the filters of 'list' given after it).
 
     A bundle is encrypted (scrypt + AES-GCM) under a passphrase of its own and can hold many
-    sessions; 'sessionseal import' reads it on the other side.  json, yaml and markdown
-    write the sanitized session as plaintext and need --plaintext.  Files are created
-    owner-only (0600); an existing file is kept unless --force.
+    sessions; 'sessionseal import' reads it on the other side.  json, yaml, markdown and
+    html write the sanitized session as plaintext and need --plaintext; html of --all or of
+    several IDs is a directory (0700) with an index page.  Files are created owner-only
+    (0600); an existing file is kept unless --force.
     """
     if bool(session_ids) == export_all:
         raise click.UsageError("give session IDs or --all (not both)")
