@@ -9,6 +9,7 @@ honoured (so no correctness may rest on them: docs/spec/remote-v1.md, "Layout").
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -19,6 +20,7 @@ from sessionseal import _s3
 from sessionseal._remote import parse_url
 from sessionseal.errors import RemoteError
 from tests._infra.s3server import S3Server, start_s3_server
+from tests.integration._cli import sessionseal
 
 
 def _store(server: S3Server, monkeypatch: pytest.MonkeyPatch, bucket: str | None = None) -> _s3.S3Store:
@@ -111,3 +113,24 @@ def test_probe_leaves_nothing_behind(s3_server: S3Server, monkeypatch: pytest.Mo
     _s3.probe(store, "vaults/me/d/" + "ab" * 16 + "/probe/" + "cd" * 16)
     assert store.list("") == []
     assert [p for p in (s3_server.root / s3_server.bucket).rglob("*") if p.is_file()] == []
+
+
+def test_remote_add_as_a_user_runs_it(s3_server: S3Server, tmp_path: Path) -> None:
+    # The real command in its own process, a passphrase vault, credentials only in the
+    # environment: the remote is checked and kept, and the bucket is left empty.
+    env = {
+        "SESSIONSEAL_VAULT": str(tmp_path / "vault"),
+        "SESSIONSEAL_PASSPHRASE": "a passphrase long enough for init",
+        "HOME": str(tmp_path),
+        **s3_server.env(),
+    }
+    assert sessionseal("init", "--key-provider", "passphrase", env=env).code == 0
+    url = f"s3://{s3_server.bucket}/team"
+    added = sessionseal("remote", "add", "team", url, "--endpoint", s3_server.endpoint, "--json", env=env)
+    assert added.code == 0, added.err
+    assert json.loads(added.out)["checked"] is True
+    assert [p for p in s3_server.root.rglob("*") if p.is_file()] == []
+    listed = sessionseal("remote", "list", "--json", env=env)
+    assert [r["url"] for r in json.loads(listed.out)["remotes"]] == [url]
+    refused = sessionseal("remote", "add", "other", "s3://missing-bucket", "--endpoint", s3_server.endpoint, env=env)
+    assert refused.code == 19 and refused.err.count("\n") == 1 and "does not exist" in refused.err

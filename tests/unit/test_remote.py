@@ -9,6 +9,7 @@ reached) and changes nothing; every operation is audited.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -287,3 +288,14 @@ def test_concurrent_adds_both_stay(memory_keyring: object, vault_path: Path) -> 
     assert errors == []
     with Vault.open(vault_path) as v:
         assert sorted(r.name for r in v.remotes.list()) == sorted(f"{n}{i}" for n in "ab" for i in range(5))
+
+
+def test_without_the_s3_extra_add_is_exit_18_and_keeps_nothing(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes "import boto3" raise ImportError, as when it is not installed.
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    line = _one_line(run("remote", "add", "a", "s3://bucket/x", "--endpoint", "http://127.0.0.1:9"), 18)
+    assert "pip install 'sessionseal[s3]'" in line
+    assert _remotes(run) == []
+    # --no-check needs no client: the remote is kept, and list and remove work without boto3.
+    assert run("remote", "add", "a", "s3://bucket/x", "--no-check").exit_code == 0
+    assert run("remote", "remove", "a").exit_code == 0
