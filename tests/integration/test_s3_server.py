@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,8 @@ import pytest
 from sessionseal import _s3
 from sessionseal._remote import parse_url
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, start_s3_server
-from tests.integration._cli import sessionseal
+from tests._infra.s3server import S3Server, _free_port, start_s3_server
+from tests.integration._cli import SRC, sessionseal
 
 
 def _store(server: S3Server, monkeypatch: pytest.MonkeyPatch, bucket: str | None = None) -> _s3.S3Store:
@@ -134,3 +136,36 @@ def test_remote_add_as_a_user_runs_it(s3_server: S3Server, tmp_path: Path) -> No
     assert [r["url"] for r in json.loads(listed.out)["remotes"]] == [url]
     refused = sessionseal("remote", "add", "other", "s3://missing-bucket", "--endpoint", s3_server.endpoint, env=env)
     assert refused.code == 19 and refused.err.count("\n") == 1 and "does not exist" in refused.err
+
+
+def test_only_a_checked_remote_add_loads_the_s3_client(tmp_path: Path) -> None:
+    # boto3 costs a fresh process 130 ms or more to import (docs/design.md, "The S3 client:
+    # boto3"): remote list, remove and add --no-check, like every other command, never load it.
+    env = {
+        "SESSIONSEAL_VAULT": str(tmp_path / "vault"),
+        "SESSIONSEAL_PASSPHRASE": "a passphrase long enough for init",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(SRC),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata is asked for
+    }
+    probe = (
+        "import atexit, sys; from sessionseal._main import main; "
+        "atexit.register(lambda: print('loaded' if 'botocore' in sys.modules else 'not loaded', file=sys.stderr)); "
+        "sys.argv = ['sessionseal', *sys.argv[1:]]; main()"
+    )
+
+    def loaded(*args: str, code: int = 0) -> bool:
+        ran = subprocess.run(
+            [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, check=False, timeout=120
+        )
+        assert ran.returncode == code, ran.stderr
+        return ran.stderr.strip().splitlines()[-1] == "loaded"
+
+    assert not loaded("init", "--key-provider", "passphrase")
+    assert not loaded("remote", "add", "r", "s3://bucket/x", "--no-check")
+    assert not loaded("remote", "list", "--json")
+    assert not loaded("list", "--json")
+    assert not loaded("remote", "remove", "r")
+    # The probe sees it when it is loaded: a checked add (to a port where nothing listens).
+    dead = f"http://127.0.0.1:{_free_port()}"
+    assert loaded("remote", "add", "r", "s3://bucket/x", "--endpoint", dead, code=19)
