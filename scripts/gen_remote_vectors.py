@@ -22,6 +22,7 @@ from uuid import UUID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sessionseal import _remotekeys as rk
+from sessionseal import _remotelog as rl
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "spec" / "vectors" / "remote-v1.json"
 
@@ -69,7 +70,8 @@ def vectors() -> dict[str, Any]:
     obj = rk.keys_object(REMOTE, EPOCH, maker, stanzas)
     derived = {purpose: rk.derive(EPOCH_KEY, REMOTE, maker, purpose).hex() for purpose in rk.PURPOSES}
     return {
-        "description": "docs/spec/remote-v1.md: device keys, epoch key stanzas, the epoch key object, derived keys",
+        "description": "docs/spec/remote-v1.md: device keys, epoch key stanzas, the epoch key object, derived keys, "
+        "change logs, a head, a content object",
         "remote": str(REMOTE),
         "epoch": EPOCH,
         "epoch_key": EPOCH_KEY.hex(),
@@ -96,6 +98,88 @@ def vectors() -> dict[str, Any]:
                 ("tag", 108),
             )
         ],
+        **log_vectors(),
+    }
+
+
+#: Alpha's first three entries and beta's first, as their plaintext documents.
+ALPHA_ENTRIES = [
+    {"kind": "epoch", "hlc": "0000018c0a000000", "epoch": EPOCH, "keys": "00" * 32, "reason": "first"},
+    {
+        "kind": "session.put",
+        "hlc": "0000018c0a000001",
+        "session": "5e551011-0000-4000-8000-000000000001",
+        "object": "",
+        "size": 29,
+        "events": 1,
+    },
+    {
+        "kind": "session.append",
+        "hlc": "0000018c0b000000",
+        "session": "5e551011-0000-4000-8000-000000000001",
+        "base": 1,
+        "object": "",
+        "size": 29,
+        "events": 1,
+    },
+]
+BETA_ENTRIES = [
+    {
+        "kind": "session.meta",
+        "hlc": "0000018c0a800000",
+        "session": "5e551011-0000-4000-8000-000000000001",
+        "field": "pinned",
+        "value": True,
+    }
+]
+#: A zstd frame stands here as fixed bytes: the object seals whatever frame it is given.
+FRAME = b"(\xb5/\xfd fixed frame bytes of the vectors"
+HLC = 0x0000018C0B000001
+
+
+def log_vectors() -> dict[str, Any]:
+    """Alpha's log of three entries, beta's of one, alpha's head witnessing beta, an object."""
+    (alpha_name, alpha, ax, aed), (beta_name, beta, _, _) = DEVICES
+    logs: dict[str, Any] = {}
+    macs: dict[str, list[bytes]] = {}
+    for name, device, entries, first_nonce in (
+        (alpha_name, alpha, ALPHA_ENTRIES, 0x20),
+        (beta_name, beta, BETA_ENTRIES, 0x30),
+    ):
+        prev, out, macs[name] = rl.ZERO_MAC, [], []
+        for i, entry in enumerate(entries, start=1):
+            data, mac = rl.seal_entry(
+                EPOCH_KEY,
+                REMOTE,
+                device,
+                epoch=EPOCH,
+                seq=i,
+                prev=prev,
+                entry=entry,
+                nonce=bytes([first_nonce + i]) * 12,
+            )
+            out.append({"seq": i, "entry": entry, "hex": data.hex(), "mac": mac.hex()})
+            prev = mac
+            macs[name].append(mac)
+        logs[name] = out
+    keys = rk.DeviceKeys(ax, aed)
+    head = rl.sign_head(
+        keys,
+        REMOTE,
+        alpha,
+        epoch=EPOCH,
+        seq=3,
+        mac=macs[alpha_name][2],
+        hlc=HLC,
+        witness={beta: (1, macs[beta_name][0])},
+    )
+    name, obj = rl.seal_object(
+        EPOCH_KEY, REMOTE, alpha, EPOCH, FRAME, object_id=bytes([0x40]) * 16, nonce=bytes([0x41]) * 12
+    )
+    return {
+        "logs": logs,
+        "head": {"device": alpha_name, "seq": 3, "hlc": HLC, "witness": {beta_name: 1}, "hex": head.hex()},
+        "object": {"device": alpha_name, "frame": FRAME.hex(), "name": name, "hex": obj.hex()},
     }
 
 
