@@ -155,7 +155,9 @@ def config_of(body: bytes | None) -> VaultConfig:
 
 def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> bytes:
     """Write the configuration atomically as generation *generation*; returns the bytes written."""
-    return _configfile.write_config_body(root, vault_id, key, config.model_dump_json().encode(), generation)
+    # Without remotes, written as before they existed: an older sessionseal still reads it.
+    body = config.model_dump_json(exclude=None if config.remotes else {"remotes"})
+    return _configfile.write_config_body(root, vault_id, key, body.encode(), generation)
 
 
 def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:

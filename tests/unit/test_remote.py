@@ -299,3 +299,23 @@ def test_without_the_s3_extra_add_is_exit_18_and_keeps_nothing(run: Run, monkeyp
     # --no-check needs no client: the remote is kept, and list and remove work without boto3.
     assert run("remote", "add", "a", "s3://bucket/x", "--no-check").exit_code == 0
     assert run("remote", "remove", "a").exit_code == 0
+
+
+def test_a_config_without_remotes_is_stored_as_before_them(memory_keyring: object, vault_path: Path) -> None:
+    # An older sessionseal refuses a config with a field it does not know: only a vault that
+    # has a remote carries the field, and removing the last one takes it away again.
+    from sessionseal import _configfile
+
+    def body(v: Vault) -> bytes:
+        raw, _ = _configfile.read_config_body(v.parts.ctx.root, v.vault_id, v.parts.settings.config_key())
+        assert raw is not None
+        return raw
+
+    with Vault.init(vault_path) as v:
+        v.set_config({"sanitizer": {"literals": ["acme-internal"]}})
+        assert b'"remotes"' not in body(v)
+        v.remotes.add("r", "s3://bucket/x", check=False)
+        assert b'"remotes"' in body(v)
+        v.remotes.remove("r")
+        assert b'"remotes"' not in body(v)
+        assert v.config().sanitizer.literals == ["acme-internal"] and v.config().remotes == []
