@@ -53,6 +53,23 @@ class S3Store:
 
         return self._call("read", read)
 
+    def exists(self, key: str) -> bool:
+        """Whether *key* holds an object (HEAD): a writer checks before a first PUT, since no
+        correctness may rest on ``If-None-Match`` (docs/spec/remote-v1.md, "Layout").  A HEAD
+        cannot tell a missing bucket from a missing key: the PUT that follows says which."""
+        from botocore import exceptions as bx
+
+        def head() -> bool:
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except bx.ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                    return False
+                raise
+            return True
+
+        return self._call("look up", head)
+
     def delete(self, key: str) -> None:
         self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 

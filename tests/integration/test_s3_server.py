@@ -73,8 +73,10 @@ def test_objects_round_trip_byte_for_byte_and_list_in_order(
         assert (s3_server.root / s3_server.bucket / key).read_bytes() == data
     assert store.list("vaults/me/") == sorted((k, len(v)) for k, v in blobs.items())
     assert store.list("vaults/other/") == []
+    assert all(store.exists(key) for key in blobs) and not store.exists("vaults/me/none")
     first = next(iter(blobs))
     store.delete(first)
+    assert not store.exists(first)
     assert [k for k, _ in store.list("vaults/me/")] == sorted(blobs)[1:]
 
 
