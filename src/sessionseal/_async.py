@@ -36,7 +36,7 @@ from ._vault import Vault
 if TYPE_CHECKING:
     from ._audit import VerifyReport
     from ._checkpoints import Checkpoint
-    from ._config import VaultConfig
+    from ._config import RemoteConfig, VaultConfig
     from ._keystore import KeyProvider
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         VaultInfo,
         VaultStats,
     )
+    from ._vault._remotes import Remotes
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -147,6 +148,11 @@ class AsyncVault:
     def parts(self) -> Parts:
         """The sync vault's components (see :attr:`Vault.parts`: internal, for tests and tools)."""
         return self.sync.parts
+
+    @property
+    def remotes(self) -> AsyncRemotes:
+        """The vault's remotes, each call in a worker thread (see :attr:`Vault.remotes`)."""
+        return AsyncRemotes(self.sync.remotes)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -460,3 +466,34 @@ class AsyncVault:
 
 # Shown as sessionseal.X in tracebacks and docs, where the public facade exports it (as httpx does).
 AsyncVault.__module__ = "sessionseal"
+
+
+class AsyncRemotes:
+    """:attr:`Vault.remotes` for asyncio: ``add`` checks the remote over the network, so every
+    call runs in a worker thread, never on the event loop."""
+
+    def __init__(self, remotes: Remotes) -> None:
+        self.sync = remotes
+
+    async def list(self) -> builtins.list[RemoteConfig]:
+        """See ``Vault.remotes.list``."""
+        return await asyncio.to_thread(self.sync.list)
+
+    async def add(
+        self,
+        name: str,
+        url: str,
+        *,
+        endpoint: str | None = None,
+        profile: str | None = None,
+        region: str | None = None,
+        check: bool = True,
+    ) -> RemoteConfig:
+        """See ``Vault.remotes.add``."""
+        return await asyncio.to_thread(
+            self.sync.add, name, url, endpoint=endpoint, profile=profile, region=region, check=check
+        )
+
+    async def remove(self, name: str) -> RemoteConfig:
+        """See ``Vault.remotes.remove``."""
+        return await asyncio.to_thread(self.sync.remove, name)

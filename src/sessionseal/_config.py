@@ -14,14 +14,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import _configfile
+from . import _configfile, _remote
 from ._configfile import CONFIG_FILE, CONFIG_VERSION
 from ._fs import Dir
 from ._retention import RetentionConfig
 from .errors import IntegrityError, InvalidInput
 from .models import parse_model
 
-__all__ = ["CONFIG_FILE", "SanitizerConfig", "UserRule", "VaultConfig", "config_of", "read_config", "write_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "RemoteConfig",
+    "SanitizerConfig",
+    "UserRule",
+    "VaultConfig",
+    "config_of",
+    "read_config",
+    "write_config",
+]
 
 
 class _Strict(BaseModel):
@@ -67,6 +76,44 @@ class AuditConfig(_Strict):
     syslog: bool = Field(default=False, description="also send every record to the local syslog (LOG_AUTHPRIV)")
 
 
+class RemoteConfig(_Strict):
+    """A remote the vault syncs through (docs/sync.md): where it is, never a credential (they
+    come from the usual AWS sources when it is used; the model has no field that could hold one)."""
+
+    name: str
+    url: str = Field(description="s3://BUCKET[/PREFIX] (docs/spec/remote-v1.md)")
+    endpoint: str | None = Field(default=None, description="an S3-compatible server's URL; none: AWS S3")
+    profile: str | None = Field(default=None, description="the AWS profile whose credentials to use")
+    region: str | None = None
+    device: UUID = Field(description="this device's id on the remote: it writes only under d/<device>/")
+    added_at: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _remote.check_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return str(_remote.parse_url(value))
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _remote.check_endpoint(value)
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str | None) -> str | None:
+        return None if value is None else _remote.check_profile(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _remote.check_region(value)
+
+
 class VaultConfig(_Strict):
     """Everything configurable per vault."""
 
@@ -74,6 +121,14 @@ class VaultConfig(_Strict):
     sanitizer: SanitizerConfig = Field(default_factory=SanitizerConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    remotes: list[RemoteConfig] = Field(default_factory=list)
+
+    @field_validator("remotes")
+    @classmethod
+    def _unique(cls, value: list[RemoteConfig]) -> list[RemoteConfig]:
+        if len({r.name for r in value}) != len(value):
+            raise ValueError("two remotes have the same name")
+        return value
 
 
 def read_config(root: Dir, vault_id: UUID, key: bytes) -> tuple[VaultConfig, int]:
@@ -100,7 +155,9 @@ def config_of(body: bytes | None) -> VaultConfig:
 
 def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> bytes:
     """Write the configuration atomically as generation *generation*; returns the bytes written."""
-    return _configfile.write_config_body(root, vault_id, key, config.model_dump_json().encode(), generation)
+    # Without remotes, written as before they existed: an older sessionseal still reads it.
+    body = config.model_dump_json(exclude=None if config.remotes else {"remotes"})
+    return _configfile.write_config_body(root, vault_id, key, body.encode(), generation)
 
 
 def parse_config(value: VaultConfig | dict[str, Any] | str | bytes) -> VaultConfig:

@@ -20,6 +20,8 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _hmac
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -34,7 +36,11 @@ __all__ = [
     "constant_time_equal",
     "decrypt",
     "derive_key",
+    "ed25519_public",
+    "ed25519_sign",
+    "ed25519_verify",
     "encrypt",
+    "hkdf",
     "hmac_sha256",
     "hmac_sha256_many",
     "new_key",
@@ -42,6 +48,8 @@ __all__ = [
     "scrypt_key",
     "unwrap_key",
     "wrap_key",
+    "x25519_public",
+    "x25519_shared",
 ]
 
 #: AES-256: every key in the hierarchy is 32 random bytes.
@@ -171,3 +179,49 @@ def scrypt_key(passphrase: bytes, salt: bytes, *, log2_n: int, r: int, p: int) -
         return kdf.derive(passphrase)
     except (ValueError, MemoryError) as exc:  # pragma: no cover - bounded parameters make this unreachable
         raise WrongPassphrase("the key file's scrypt parameters are unusable; re-create the key file") from exc
+
+
+# -- the remote's asymmetric keys (docs/spec/remote-v1.md, "Keys") ---------------------------------
+
+
+def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 with a salt, 32 bytes (RFC 5869)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=salt, info=info).derive(ikm)
+
+
+def x25519_public(private: bytes) -> bytes:
+    """The X25519 public key (32 bytes) of a 32-byte private key."""
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def x25519_shared(private: bytes, public: bytes) -> bytes:
+    """X25519(private, public).
+
+    :raises IntegrityError: *public* is not a key (wrong length, or a low-order point whose
+        shared secret would be all zeros: cryptography refuses it).
+    """
+    try:
+        return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError as exc:
+        raise IntegrityError(_INTEGRITY_MESSAGE) from exc
+
+
+def ed25519_public(private: bytes) -> bytes:
+    """The Ed25519 public key (32 bytes) of a 32-byte private key (seed)."""
+    return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def ed25519_sign(private: bytes, data: bytes) -> bytes:
+    """An Ed25519 signature (64 bytes, deterministic) of *data*."""
+    return Ed25519PrivateKey.from_private_bytes(private).sign(data)
+
+
+def ed25519_verify(public: bytes, signature: bytes, data: bytes) -> bool:
+    """Whether *signature* is *public*'s over *data* (a malformed key or signature is False)."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -21,7 +21,9 @@ code (``docs/cli.md`` lists them)::
     │   ├── KeyNotFound      the vault's entry is not in the key store
     │   └── WrongPassphrase                                exit 12
     ├── InvalidInput                 (ValueError)          exit 8
-    └── StorageError                 (OSError)             exit 9
+    ├── StorageError                 (OSError)             exit 9
+    ├── MissingExtra     an optional part is not installed  exit 18
+    └── RemoteError      a remote cannot be reached or refused  exit 19
 
 Messages never contain key material or session content: they name paths, ids,
 pids and what to do next.  ``IntegrityError`` is deliberately opaque (like
@@ -40,6 +42,8 @@ __all__ = [
     "KeyStoreError",
     "KeyUnavailable",
     "LockTimeout",
+    "MissingExtra",
+    "RemoteError",
     "SessionNotFound",
     "SessionSealError",
     "StorageError",
@@ -175,3 +179,17 @@ class StorageError(SessionSealError, OSError):
     """The file system refused a read or write (disk full, I/O error)."""
 
     exit_code = 9
+
+
+class MissingExtra(SessionSealError):
+    """An optional part is not installed (an extra of the package, e.g. ``sessionseal[s3]``)."""
+
+    exit_code = 18
+
+
+class RemoteError(SessionSealError):
+    """A remote (an S3-compatible store) cannot be reached, refused the credentials or the
+    access, or answered with an error; the message names the operation and the server's error
+    code, never a credential (docs/sync.md)."""
+
+    exit_code = 19

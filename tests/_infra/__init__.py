@@ -1,4 +1,5 @@
-"""Test infrastructure: a private Secret Service (``keychain``) and second OS users (``users``).
+"""Test infrastructure: a private Secret Service (``keychain``), second OS users (``users``) and a
+real S3 server (``s3server``).
 
 Fixtures are exposed to tests through ``tests/conftest.py``; helpers are imported directly,
 e.g. ``from tests._infra.keychain import use_bus``.
@@ -17,6 +18,7 @@ FIXTURE_MARKERS = {
     "secret_service_factory": "keychain",
     "xvfb_display": "keychain",
     "os_users": "multiuser",
+    "s3_server": "s3",
 }
 
 

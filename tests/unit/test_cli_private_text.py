@@ -80,6 +80,11 @@ PUBLIC: dict[str, str] = {
     "gemini": "import-transcripts: the agent's transcript directory",
     "cwd": "resume --cwd: a path the user chooses",
     "agent_command": "resume --agent-command: a command line (a program and its options), not session content",
+    "remote_name": "remote add/remove: a remote's name, a setting of a fixed shape (a-z, 0-9, '_', '-')",
+    "remote_url": "remote add: where a bucket is (s3://BUCKET/PREFIX), a location like a path",
+    "endpoint": "remote add --endpoint: a server's URL; user information in it is refused",
+    "profile": "remote add --profile: the name of an AWS profile, not a credential",
+    "region": "remote add --region: an AWS region's name",
 }
 
 

@@ -21,6 +21,7 @@ VAULT_ORDER = [
     "_keys",
     "_auditing",
     "_settings",
+    "_remotes",
     "_indexcache",
     "_store",
     "_listing",

@@ -29,6 +29,9 @@ OWNERS = {
     # The index, and the usage rollups (decoded with their shape checked in one pass: issue 23).
     "msgspec": {"_index.py", "_usage.py"},
     "yaml": {"_export.py"},
+    # The S3 client, behind the s3 extra (docs/design.md, "The S3 client: boto3").
+    "boto3": {"_s3.py"},
+    "botocore": {"_s3.py"},
 }
 
 

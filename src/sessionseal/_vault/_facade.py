@@ -41,6 +41,7 @@ from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
 from ._importer import audit_of
 from ._listing import summaries_adapter
+from ._remotes import Remotes
 from ._results import (
     CleanupResult,
     ConfigAccepted,
@@ -74,10 +75,8 @@ class Vault:
     """An open vault (:meth:`init` creates one, :meth:`open` opens one); thread-safe, process-safe."""
 
     def __init__(self, path: Path, root: Dir, doc: dict[str, Any], provider: KeyProvider) -> None:
-        self.path = path
-        self._doc = doc
+        self.path, self._doc, self._provider = path, doc, provider
         self.vault_id = uuid.UUID(doc["vault_id"])
-        self._provider = provider
         ctx = self._ctx = VaultContext(path, root, self.vault_id)
         #: The wired components: internal and unstable, for tests and tools (docs/api.md).
         self.parts = parts = wire(
@@ -93,8 +92,9 @@ class Vault:
         self._audit_log, self._index_cache, self._store = parts.audit_log, parts.index, parts.store
         self._checkpoints, self._listing, self._erasure = parts.checkpoints, parts.listing, parts.erasure
         self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
-        #: Writes the audit record of an operation.
-        self._audit = self._auditor.record
+        self._audit = self._auditor.record  # writes the audit record of an operation
+        #: The remotes the vault syncs through: list, add, remove (docs/api.md, "Remotes").
+        self.remotes = Remotes(self._settings, self._auditor)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 

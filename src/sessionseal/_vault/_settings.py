@@ -234,6 +234,28 @@ class Settings:
             self._keys.commit(StateChange(config=(generation, hashlib.sha256(data).hexdigest())))
         return old, new
 
+    def update(self, change: Callable[[VaultConfig], VaultConfig]) -> tuple[VaultConfig, VaultConfig]:
+        """Change one part of the stored config (the remotes) under the vault lock: read, change
+        and write cannot interleave with another process's, so neither change is lost.
+
+        :raises ConfigNotRecorded: the file is not the recorded config (nothing is built on it).
+        :raises InvalidInput: *change* made a config that does not validate (nothing is changed).
+        """
+        from .._config import config_of, parse_config, write_config
+
+        ctx = self._ctx
+        self._keys.check_writable()
+        with ctx.vault_lock(), ctx.mutex:
+            stored = self.stored()
+            old = config_of(self.body(stored))
+            if stored.problem is not None:
+                raise self.mismatch(stored)
+            new = parse_config(change(old).model_dump())
+            generation = stored.record()[0] + 1
+            data = write_config(ctx.root, ctx.vault_id, self.config_key(), new, generation)
+            self._keys.commit(StateChange(config=(generation, hashlib.sha256(data).hexdigest())))
+        return old, new
+
     def audit_settings(self) -> tuple[int, int, bool] | None:
         """The audit log's settings from the config (None: every default)."""
         stored = self.stored()
@@ -262,4 +284,5 @@ def change_detail(old: VaultConfig, new: VaultConfig) -> dict[str, Any]:
         "allowlist": len(new.sanitizer.allowlist),
         "audit_changed": old.audit != new.audit,
         "retention_changed": old.retention != new.retention,
+        "remotes_changed": old.remotes != new.remotes,
     }

@@ -520,6 +520,7 @@ from ._hooks_cmds import hooks_group  # noqa: E402
 from ._mcp_cmds import mcp_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
+from ._remote_cmds import remote_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 from ._transcript_cmds import import_transcripts  # noqa: E402
@@ -536,6 +537,7 @@ cli.add_command(hooks_group)
 cli.add_command(doctor)
 cli.add_command(mcp_group)
 cli.add_command(passphrase_group)
+cli.add_command(remote_group)
 cli.add_command(head_group)
 cli.add_command(verify)
 cli.add_command(fork)

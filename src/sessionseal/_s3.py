@@ -1,0 +1,185 @@
+"""The S3 client: boto3, configured for every S3-compatible server (docs/design.md, "The S3
+client: boto3"), behind the ``s3`` extra.
+
+This module is the only one that imports boto3 and botocore, and only when a remote is used:
+no other command pays for its start-up (about 130 ms to import, 40 MB installed).  Every error
+of the client becomes one :class:`RemoteError` line that names the operation and the server's
+error code, never a credential: the messages of botocore are not passed on (a server's message
+is its own text, and a malicious server could write anything there).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from ._remote import RemoteUrl
+from .errors import MissingExtra, RemoteError
+
+__all__ = ["S3Store", "open_store", "probe"]
+
+_T = TypeVar("_T")
+#: A server's error code as it may be shown; anything else is shown as "an error".
+_CODE: Final = re.compile(r"[A-Za-z0-9.]{1,64}")
+_REFUSED: Final = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
+)
+#: Bounded so that a dead endpoint is an error within seconds, never a hang.
+CONNECT_TIMEOUT: Final = 5
+READ_TIMEOUT: Final = 30
+ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """One bucket through one boto3 client; every method raises :class:`RemoteError` only."""
+
+    client: Any
+    bucket: str
+    where: str  # the endpoint's host, or "AWS S3", for messages
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call("write", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    def get(self, key: str) -> bytes:
+        def read() -> bytes:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+        return self._call("read", read)
+
+    def exists(self, key: str) -> bool:
+        """Whether *key* holds an object (HEAD): a writer checks before a first PUT, since no
+        correctness may rest on ``If-None-Match`` (docs/spec/remote-v1.md, "Layout").  A HEAD
+        cannot tell a missing bucket from a missing key: the PUT that follows says which."""
+        from botocore import exceptions as bx
+
+        def head() -> bool:
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except bx.ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                    return False
+                raise
+            return True
+
+        return self._call("look up", head)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        """Every ``(key, size)`` under *prefix*, in key order."""
+
+        def walk() -> list[tuple[str, int]]:
+            found: list[tuple[str, int]] = []
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                found.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", ()))
+            return sorted(found)
+
+        return self._call("list", walk)
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        from botocore import exceptions as bx
+
+        try:
+            return fn()
+        except bx.ClientError as exc:
+            raise RemoteError(self._refusal(what, exc.response)) from None
+        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError):
+            raise RemoteError(f"cannot reach {self.where} to {what} (connection refused or timed out)") from None
+        except bx.NoCredentialsError:
+            raise RemoteError(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile "
+                "(--profile, AWS_PROFILE), or run where instance metadata provides them"
+            ) from None
+        except bx.BotoCoreError as exc:
+            raise RemoteError(f"the S3 client failed to {what} on {self.where} ({type(exc).__name__})") from None
+
+    def _refusal(self, what: str, response: dict[str, Any]) -> str:
+        raw = str(response.get("Error", {}).get("Code", ""))
+        code = raw if _CODE.fullmatch(raw) else "an error"
+        if code in {"NoSuchBucket", "404"} and what != "read":
+            return f"the bucket '{self.bucket}' does not exist on {self.where} ({code})"
+        if code in _REFUSED:
+            return (
+                f"{self.where} refused the credentials or the access to '{self.bucket}' ({code}); "
+                "check the AWS profile or environment variables in use"
+            )
+        return f"{self.where} answered {code} to a {what} in '{self.bucket}'"
+
+
+def open_store(url: RemoteUrl, *, endpoint: str | None, profile: str | None, region: str | None) -> S3Store:
+    """A client for *url*, its credentials from the usual AWS sources (the profile, else the
+    environment, the shared files, SSO, instance or container metadata); none is ever stored.
+
+    :raises MissingExtra: boto3 is not installed.
+    :raises RemoteError: the profile does not exist, or the client cannot be made.
+    """
+    try:
+        import boto3
+        from botocore import exceptions as bx
+        from botocore.config import Config
+    except ImportError:
+        raise MissingExtra("remotes need the S3 client: pip install 'sessionseal[s3]'") from None
+    config = Config(
+        signature_version="s3v4",
+        # Path style wherever an endpoint is given: rclone serves it by default
+        # (--force-path-style), as MinIO and most self-hosted servers do.
+        s3={"addressing_style": "path" if endpoint else "auto"},
+        # botocore >= 1.36 adds CRC32 trailers that several S3-compatible servers reject or
+        # store inside the object (boto/boto3#4392); every object is authenticated by AES-GCM
+        # and named by its SHA-256 anyway.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"mode": "standard", "max_attempts": ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+    )
+    try:
+        session = boto3.session.Session(profile_name=profile)
+        client = session.client(
+            "s3",
+            endpoint_url=endpoint,
+            # A custom endpoint needs a region to sign with; us-east-1 is what they accept.
+            region_name=region or session.region_name or ("us-east-1" if endpoint else None),
+            config=config,
+        )
+    except bx.ProfileNotFound:
+        raise RemoteError(
+            f"the AWS profile '{profile}' is not in your AWS config files (~/.aws/config, ~/.aws/credentials)"
+        ) from None
+    except bx.BotoCoreError as exc:
+        raise RemoteError(f"the S3 client could not be set up ({type(exc).__name__})") from None
+    where = _host(endpoint) if endpoint else "AWS S3"
+    return S3Store(client, url.bucket, where)
+
+
+def _host(endpoint: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(endpoint).netloc
+
+
+def probe(store: S3Store, key: str) -> None:
+    """Write 16 random bytes at *key*, read them back and delete them (``remote add``'s check
+    that the remote is reachable and writable; docs/spec/remote-v1.md, "Probe").
+
+    :raises RemoteError: any step failed, or the server gave back other bytes.
+    """
+    import os
+
+    nonce = os.urandom(16)
+    store.put(key, nonce)
+    try:
+        back = store.get(key)
+    finally:
+        store.delete(key)
+    if back != nonce:
+        raise RemoteError(f"{store.where} gave back other bytes than were written: not a faithful S3 store")
