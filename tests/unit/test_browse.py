@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from sessionseal import ListQuery, Vault
+from sessionseal import ListQuery, PassphraseProvider, Vault, errors
+from tests.integration._cli import sessionseal
 
 pytestmark = pytest.mark.tui
 
@@ -32,7 +33,7 @@ from textual.app import App  # noqa: E402
 
 from sessionseal.cli._browse_app import BrowseApp, parse_filter  # noqa: E402
 from sessionseal.cli._browse_cmds import scrub_textual_env  # noqa: E402
-from sessionseal.cli._browse_view import PIECE, build_entries  # noqa: E402
+from sessionseal.cli._browse_view import PIECE, Entries, build_entries  # noqa: E402
 from sessionseal.cli._browse_widgets import TranscriptView  # noqa: E402
 from sessionseal.errors import InvalidInput  # noqa: E402
 
@@ -288,7 +289,7 @@ def test_a_big_transcript_is_rendered_lazily() -> None:
         "title": "big",
         "messages": [{"role": "user", "content": [{"type": "text", "text": f"line {i}\n" * 50}]} for i in range(2000)],
     }
-    entries = build_entries(doc)
+    entries = Entries(doc)
     huge = {"id": "y", "messages": [{"role": "tool", "content": [{"type": "text", "text": "z" * (PIECE * 40)}]}]}
 
     class One(App[None]):
@@ -301,8 +302,10 @@ def test_a_big_transcript_is_rendered_lazily() -> None:
             view = app.query_one(TranscriptView)
             view.show(entries)
             await pilot.pause()
-            # About a screen (and the one below it) rendered, out of 100,000 lines.
+            # About a screen (and the one below it) rendered, out of 100,000 lines; the
+            # entries of the first few messages made, out of 2,000.
             assert 0 < view.rendered_lines < 200
+            assert len(entries.items) < 20
             view.show(build_entries(huge))
             await pilot.pause()
             assert view.rendered_lines < 200  # one piece of a 320 KB text, not all of it
@@ -498,3 +501,21 @@ def test_textual_variables_that_write_or_act_are_dropped() -> None:
     env |= {"TEXTUAL_THEME": "nord", "TERM": "xterm"}
     assert sorted(scrub_textual_env(env)) == ["TEXTUAL", "TEXTUAL_LOG", "TEXTUAL_PRESS", "TEXTUAL_SCREENSHOT"]
     assert env == {"TEXTUAL_THEME": "nord", "TERM": "xterm"}
+
+
+# -- before the app: the CLI's errors ------------------------------------------------------------------
+
+
+def test_without_a_terminal_browse_fails_as_the_cli_does(tmp_path: Path) -> None:
+    with Vault.init(tmp_path / "v", key_provider=PassphraseProvider("browse pass", log2_n=14)) as v:
+        v.save({"title": "t"})
+    env = {"SESSIONSEAL_VAULT": str(tmp_path / "v"), "HOME": str(tmp_path)}
+    # No passphrase and no terminal to ask on: the one line and exit code of every command.
+    r = sessionseal("browse", env=env)
+    assert r.code == errors.KeyStoreError.exit_code and r.err.count("\n") == 1
+    assert r.err.startswith("sessionseal: error: the vault passphrase is needed and there is no terminal")
+    r = sessionseal("browse", env={**env, "SESSIONSEAL_PASSPHRASE": "wrong one"})
+    assert r.code == errors.WrongPassphrase.exit_code and r.err.count("\n") == 1
+    # The vault opens, but the app has no terminal to take: a usage error, before it starts.
+    r = sessionseal("browse", env={**env, "SESSIONSEAL_PASSPHRASE": "browse pass"})
+    assert r.code == 2 and "browse needs a terminal" in r.err and r.out == ""

@@ -24,11 +24,11 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from sessionseal.errors import InvalidInput, SessionSealError
 
-from ._browse_view import build_entries, one_line
+from ._browse_view import Entries, one_line
 from ._browse_widgets import SessionList, TranscriptView, header_text
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ __all__ = ["AGENT_OF_TAG", "BrowseApp", "Field", "parse_filter"]
 
 #: The agent a session can be resumed in, by the tag its import gave it (docs/capture/resume.md).
 AGENT_OF_TAG = {"claude-code": "claude", "codex": "codex", "gemini-cli": "gemini"}
+#: The keys, on the last line (docs/browse.md has them all).
+KEYS = (
+    "enter open  tab pane  space fold  n/b next fold  x all folds  / search  f filter  t tag  r rename  "
+    "p pin  a archive  c checkpoint  o fork  e export  R resume  d delete  q quit"
+)
 #: How many hits a search shows (``search`` shows 20 by default).
 SEARCH_LIMIT = 200
 
@@ -180,6 +185,7 @@ class BrowseApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     CSS = """
     #status { height: 1; background: $panel; }
+    #keys { height: 1; background: $panel; }
     #columns { height: 1; text-style: bold; }
     SessionList { height: 40%; border-bottom: solid $primary; }
     TranscriptView { height: 1fr; }
@@ -211,6 +217,7 @@ class BrowseApp(App[None]):
         *,
         agent_command: Sequence[str] | None = None,
         resume: Callable[..., Any] | None = None,
+        first: tuple[bytes, list[str]] | None = None,
     ) -> None:
         super().__init__()
         self.vault = vault
@@ -222,6 +229,7 @@ class BrowseApp(App[None]):
         self.opened: str | None = None
         self.problems: list[str] = []
         self._resume = resume
+        self._first = first  # the command's listing: the first paint shows it as it is
 
     def save_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -240,7 +248,9 @@ class BrowseApp(App[None]):
         yield Static("", id="columns", markup=False)
         yield SessionList(id="list")
         yield TranscriptView(id="transcript")
-        yield Footer()
+        # One line of text, not Textual's Footer: a widget per key costs a tenth of a second
+        # of styling at start and at each change of focus.
+        yield Static(KEYS, id="keys", markup=False)
 
     def on_mount(self) -> None:
         self.reload()
@@ -258,7 +268,10 @@ class BrowseApp(App[None]):
 
     def reload(self, *, keep: str | None = None) -> None:
         """Read the list again (from the index; with a search, through ``Vault.search``)."""
-        data, self.problems = self.vault.list_json(self.query_now)
+        if self._first is not None:
+            (data, self.problems), self._first = self._first, None
+        else:
+            data, self.problems = self.vault.list_json(self.query_now)
         rows: list[dict[str, Any]] = orjson.loads(data)
         if self.search_text:
             query = dataclasses.replace(self.query_now, limit=SEARCH_LIMIT)
@@ -295,7 +308,7 @@ class BrowseApp(App[None]):
             self.fail(exc)
             return
         self.opened = sid
-        self.transcript.show(build_entries(doc, checkpoints))
+        self.transcript.show(Entries(doc, checkpoints))
         self.transcript.focus()
 
     def action_switch_pane(self) -> None:

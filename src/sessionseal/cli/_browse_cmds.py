@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import click
 
-from ._common import Context, fail, handle_errors
+from ._common import Context, OneLineUsageError, fail, handle_errors
 from ._filters import list_filters, query_of
 from ._mcp_cmds import EXIT_NO_EXTRA
 
@@ -71,9 +71,12 @@ def browse(obj: Context, /, which: str | None, here: bool, agent_command: str | 
     except ImportError:
         fail("browse needs Textual: pip install 'sessionseal[tui]'", EXIT_NO_EXTRA)
     query = query_of(here, which, filters)
-    vault = obj.vault()
+    # The first listing needs the key: the prompt, a locked keychain or a wrong passphrase are
+    # met here, as in 'list', before the app takes the terminal.
+    first = obj.vault().list_json(query)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise click.UsageError("browse needs a terminal (stdin and stdout); use 'list' and 'show' in scripts")
+        raise OneLineUsageError("browse needs a terminal (stdin and stdout); use 'list' and 'show' in scripts")
     from ._browse_app import BrowseApp
 
-    BrowseApp(vault, query, agent_command=shlex.split(agent_command) if agent_command else None).run()
+    agent = shlex.split(agent_command) if agent_command else None
+    BrowseApp(obj.vault(), query, agent_command=agent, first=first).run()

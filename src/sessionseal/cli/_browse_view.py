@@ -14,7 +14,8 @@ rendering of megabytes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -25,7 +26,7 @@ from sessionseal._sanitize import PLACEHOLDER_RE
 from ._render import size
 from ._terminal import styled, visible
 
-__all__ = ["COLUMNS", "PIECE", "Entry", "build_entries", "entry_text", "row_cells"]
+__all__ = ["COLUMNS", "PIECE", "Entries", "Entry", "build_entries", "entry_text", "row_cells"]
 
 #: The list's columns and their widths (0: takes what is left); the index's fields.
 COLUMNS: Final = (
@@ -84,21 +85,36 @@ def row_cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """One thing of a transcript: a message's heading, a text, a tool call or result, a thought."""
+    """One thing of a transcript: a message's heading, a text, a tool call or result, a thought.
+
+    A block's text is worked out (arguments as JSON, a result's parts joined) only when the
+    entry is first shown: opening a 10 MB session builds its entries without touching its text.
+    """
 
     kind: str
-    head: str
-    body: str = ""
+    head_text: str = ""
+    body_text: str | None = ""
     style: str = ""
     folded: bool = False
     message: int = -1
-    extra: dict[str, Any] = field(default_factory=dict)
+    block: Any = None
 
     @property
     def foldable(self) -> bool:
-        return self.kind in FOLDABLE and bool(self.body)
+        return self.kind in FOLDABLE
+
+    @property
+    def body(self) -> str:
+        if self.body_text is None:
+            self.head_text, self.body_text = _texts(self.kind, self.block)
+        return self.body_text
+
+    @property
+    def head(self) -> str:
+        _ = self.body
+        return self.head_text
 
 
 def _args_text(value: Any) -> str:
@@ -126,29 +142,36 @@ def _first_line(text: str) -> str:
     return line + (" …" if len(line) < len(text) else "")
 
 
-def _block_entry(block: Any, number: int) -> Entry:
-    if not isinstance(block, dict):
-        return Entry("text", "", str(block), message=number)
-    kind = block.get("type")
-    if kind == "text":
-        return Entry("text", "", str(block.get("text", "")), message=number)
+def _texts(kind: str, block: dict[str, Any]) -> tuple[str, str]:
+    """(heading, body) of a block's entry."""
     if kind == "thinking":
         text = str(block.get("text", ""))
-        return Entry("thinking", "(thinking) " + _first_line(text), text, "dim", True, number)
+        return "(thinking) " + _first_line(text), text
     if kind == "tool_call":
         args = _args_text(block.get("arguments"))
-        head = f"-> {block.get('name', '?')} " + _first_line(args.replace("\n", " "))
-        return Entry("tool_call", head, args, "magenta", True, number)
+        return f"-> {block.get('name', '?')} " + _first_line(args.replace("\n", " ")), args
+    text = _result_text(block.get("content"))
+    return ("<- error " if block.get("is_error") else "<- ") + _first_line(text), text
+
+
+def _block_entry(block: Any, number: int) -> Entry:
+    if not isinstance(block, dict):
+        return Entry("text", body_text=str(block), message=number)
+    kind = block.get("type")
+    if kind == "text":
+        return Entry("text", body_text=str(block.get("text", "")), message=number)
+    if kind == "thinking":
+        return Entry("thinking", body_text=None, style="dim", folded=True, message=number, block=block)
+    if kind == "tool_call":
+        return Entry("tool_call", body_text=None, style="magenta", folded=True, message=number, block=block)
     if kind == "tool_result":
-        text = _result_text(block.get("content"))
-        error = bool(block.get("is_error"))
-        head = ("<- error " if error else "<- ") + _first_line(text)
-        return Entry("tool_result", head, text, "red" if error else "green", True, number)
-    return Entry("other", f"({kind} block)", "", "dim", message=number)
+        style = "red" if block.get("is_error") else "green"
+        return Entry("tool_result", body_text=None, style=style, folded=True, message=number, block=block)
+    return Entry("other", f"({kind} block)", style="dim", message=number)
 
 
-def _header(doc: dict[str, Any], checkpoints: list[str]) -> list[Entry]:
-    out = [Entry("title", str(doc.get("title") or "(untitled)"), style="bold", extra={"id": str(doc.get("id"))})]
+def _header(doc: dict[str, Any], checkpoints: Sequence[str]) -> list[Entry]:
+    out = [Entry("title", str(doc.get("title") or "(untitled)"), style="bold")]
     tags = ", ".join(str(t) for t in doc.get("tags") or []) or "-"
     pinned = ", pinned" if doc.get("pinned") else ""
     out.append(Entry("meta", f"status {doc.get('status')}{pinned}   tags {tags}"))
@@ -165,26 +188,66 @@ def _header(doc: dict[str, Any], checkpoints: list[str]) -> list[Entry]:
     if checkpoints:
         out.append(Entry("meta", "checkpoints: " + ", ".join(checkpoints)))
     if doc.get("description"):
-        out.append(Entry("text", "", str(doc["description"])))
+        out.append(Entry("text", body_text=str(doc["description"])))
     if doc.get("redactions"):
         counts = ", ".join(f"{k} x{v}" for k, v in sorted(doc["redactions"].items()))
         out.append(Entry("meta", "redacted at save: " + counts, style="yellow"))
     return out
 
 
-def build_entries(doc: dict[str, Any], checkpoints: list[str] = ()) -> list[Entry]:  # type: ignore[assignment]
-    """The entries of a stored session document (its JSON, parsed): header, then messages."""
-    entries = _header(doc, list(checkpoints))
-    for number, msg in enumerate(doc.get("messages") or []):
-        if not isinstance(msg, dict):
-            continue
-        stamp = f" {msg['timestamp'][11:19]}" if isinstance(msg.get("timestamp"), str) else ""
-        model = f" ({msg['model']})" if msg.get("model") else ""
-        entries.append(Entry("role", f"{msg.get('role', '?')}{model}{stamp}", style="bold cyan", message=number))
-        content = msg.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        entries.extend(_block_entry(block, number) for block in blocks)
-    return entries
+class Entries:
+    """A transcript's entries, made a message at a time as they are asked for: opening a
+    session of 20,000 messages makes those of its first screen."""
+
+    def __init__(self, doc: dict[str, Any] | None = None, checkpoints: Sequence[str] = ()) -> None:
+        doc = doc or {}
+        self.items = _header(doc, checkpoints) if doc else []
+        messages = doc.get("messages")
+        self._messages: list[Any] = messages if isinstance(messages, list) else []
+        self._next = 0
+
+    @classmethod
+    def of(cls, items: list[Entry]) -> Entries:
+        out = cls()
+        out.items = items
+        return out
+
+    def _more(self) -> bool:
+        """Add the next message's entries; False when there are no more."""
+        while self._next < len(self._messages):
+            number, msg = self._next, self._messages[self._next]
+            self._next += 1
+            if not isinstance(msg, dict):
+                continue
+            stamp = f" {msg['timestamp'][11:19]}" if isinstance(msg.get("timestamp"), str) else ""
+            model = f" ({msg['model']})" if msg.get("model") else ""
+            self.items.append(Entry("role", f"{msg.get('role', '?')}{model}{stamp}", style="bold cyan", message=number))
+            content = msg.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+            self.items.extend(_block_entry(block, number) for block in blocks)
+            return True
+        return False
+
+    def has(self, index: int) -> bool:
+        """Whether there is an entry *index* (made if it was not yet)."""
+        while index >= len(self.items):
+            if not self._more():
+                return False
+        return index >= 0
+
+    def __getitem__(self, index: int) -> Entry:
+        self.has(index)
+        return self.items[index]
+
+    def all(self) -> list[Entry]:
+        while self._more():
+            pass
+        return self.items
+
+
+def build_entries(doc: dict[str, Any], checkpoints: Sequence[str] = ()) -> list[Entry]:
+    """Every entry of a stored session document (its JSON, parsed): header, then messages."""
+    return Entries(doc, checkpoints).all()
 
 
 def pieces(text: str) -> list[str]:
@@ -209,7 +272,7 @@ def entry_text(entry: Entry, *, cursor: bool = False) -> list[Text]:
         return [Text.assemble("\n", safe(entry.head, entry.style))]
     if entry.kind in ("title", "meta"):
         return [safe(entry.head, entry.style)]
-    if entry.kind == "text" or not entry.foldable:
+    if not entry.foldable:
         out = [safe(p) for p in pieces(entry.body)] if entry.body else []
         return out or [safe(entry.head, entry.style)]
     mark = "▸ " if entry.folded else "▾ "

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ._browse_view import COLUMNS, Entry, entry_text, one_line, row_cells
+from ._browse_view import COLUMNS, Entries, Entry, entry_text, one_line, row_cells
 
 __all__ = ["SessionList", "TranscriptView", "header_text"]
 
@@ -167,7 +167,7 @@ class TranscriptView(ScrollView, can_focus=True):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.entries: list[Entry] = []
+        self.entries = Entries()
         self.cursor = -1
         self._lines: list[Strip] = []
         self._owner: list[int] = []  # the entry of each line
@@ -178,10 +178,10 @@ class TranscriptView(ScrollView, can_focus=True):
 
     # -- content ------------------------------------------------------------------------------
 
-    def show(self, entries: list[Entry]) -> None:
+    def show(self, entries: Entries | list[Entry]) -> None:
         """Show a new transcript from its top; the old one's lines are dropped."""
-        self.entries = entries
-        self.cursor = next((i for i, e in enumerate(entries) if e.foldable), -1)
+        self.entries = entries if isinstance(entries, Entries) else Entries.of(entries)
+        self.cursor = -1  # space takes the first fold on screen; n the next one
         self._reset(0)
         self.scroll_to(y=0, animate=False)
 
@@ -213,7 +213,7 @@ class TranscriptView(ScrollView, can_focus=True):
         options = console.options.update(width=width, height=None)
         while len(self._lines) < upto:
             if self._pending is None:
-                if self._next >= len(self.entries):
+                if not self.entries.has(self._next):
                     break
                 index = self._next
                 self._start[index] = len(self._lines)
@@ -227,7 +227,7 @@ class TranscriptView(ScrollView, can_focus=True):
             for line in console.render_lines(piece, options, pad=False, new_lines=False):
                 self._lines.append(Strip(line))
                 self._owner.append(self._next - 1)
-        done = self._pending is None and self._next >= len(self.entries)
+        done = self._pending is None and not self.entries.has(self._next)
         self.virtual_size = Size(width, len(self._lines) + (0 if done else self.size.height))
 
     def render_line(self, y: int) -> Strip:
@@ -270,22 +270,27 @@ class TranscriptView(ScrollView, can_focus=True):
         visible = self._visible_entries()
         if self.cursor not in visible:
             self.cursor = next((i for i in visible if self.entries[i].foldable), self.cursor)
-        if 0 <= self.cursor < len(self.entries) and self.entries[self.cursor].foldable:
+        if self.entries.has(self.cursor) and self.entries[self.cursor].foldable:
             self.entries[self.cursor].folded = not self.entries[self.cursor].folded
             self._reset(self.cursor)
 
-    def action_next_fold(self, step: int) -> None:
-        i = self.cursor + step
-        while 0 <= i < len(self.entries) and not self.entries[i].foldable:
+    def _fold_from(self, i: int, step: int) -> int:
+        """The first foldable entry from *i* on (or back), or -1."""
+        while self.entries.has(i) and not self.entries[i].foldable:
             i += step
-        if 0 <= i < len(self.entries):
+        return i if self.entries.has(i) else -1
+
+    def action_next_fold(self, step: int) -> None:
+        i = self._fold_from(self.cursor + step, step)
+        if i >= 0:
             old, self.cursor = self.cursor, i
             self._reset(min(old, i) if old >= 0 else i)
             self._scroll_to_entry(i)
 
     def action_unfold_all(self) -> None:
-        fold = all(not e.folded for e in self.entries if e.foldable)
-        for e in self.entries:
+        everything = self.entries.all()
+        fold = all(not e.folded for e in everything if e.foldable)
+        for e in everything:
             if e.foldable:
                 e.folded = fold
         self._reset(0)
