@@ -116,3 +116,54 @@ def test_browse_lists_opens_a_transcript_and_quits_in_a_real_terminal(tmux: Tmux
     while not done.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert done.read_text().strip() == "0"
+
+
+def test_resume_hands_the_terminal_to_the_agent_and_takes_it_back(tmux: Tmux, tmp_path: Path) -> None:
+    from tests.unit.test_browse import CLAUDE_SID, FAKE, claude_transcript
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".claude").mkdir(parents=True)
+    work.mkdir()
+    (home / ".claude" / ".credentials.json").write_text('{"claudeAiOauth": {"accessToken": "sk-ant-oat01-fake"}}')
+    (home / ".claude" / "settings.json").write_text("{}")
+    vault_path = tmp_path / "vault"
+    with Vault.init(vault_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
+        [outcome] = v.import_transcripts([claude_transcript(tmp_path / "claude-in")])
+        sid = outcome.session_id
+        assert sid is not None
+    done, report = tmp_path / "exit-status", tmp_path / "report.json"
+    command = (
+        f"env -u COLUMNS -u LINES -u CLAUDE_CONFIG_DIR {sys.executable} -m sessionseal --vault {vault_path} browse "
+        f"--agent-command '{sys.executable} {FAKE}'; echo $? > {done}; sleep 30"
+    )
+    env = {
+        "SESSIONSEAL_PASSPHRASE": PASSPHRASE,
+        "PYTHONPATH": str(SRC),
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "FAKE_REPORT": str(report),
+        "FAKE_PHRASE": "Marmalade semaphore 2290",
+    }
+    tmux(
+        "new-session", "-d", "-s", "browse", "-x", "120", "-y", "36", "-c", str(work),
+        *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+        command,
+    )  # fmt: skip
+    tmux.wait_for(lambda s: "1 session(s)" in s, "the list")
+    tmux("send-keys", "-t", "browse", "R")
+    screen = tmux.wait_for(lambda s: "Resume in claude" in s, "the resume question")
+    assert "--resume" in screen and CLAUDE_SID[:8] in screen, screen  # the command, wrapped in the dialog
+    tmux("send-keys", "-t", "browse", "y")
+    # The agent ran with the terminal, exited; the app came back and says so.
+    screen = tmux.wait_for(lambda s: "exited with status 0" in s, "the app back after the agent")
+    assert report.exists()
+    tmux("send-keys", "-t", "browse", "q")
+    deadline = time.monotonic() + PATIENCE
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert done.read_text().strip() == "0"
+    with Vault.open(vault_path, passphrase=PASSPHRASE) as v:
+        texts = [b.text for m in v.load(sid).messages for b in m.content if hasattr(b, "text")]
+    assert any("Marmalade semaphore 2290" in t for t in texts)  # what the agent added, sealed back
+    assert not any((vault_path / "run").iterdir()) if (vault_path / "run").exists() else True

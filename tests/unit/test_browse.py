@@ -71,7 +71,7 @@ async def typed(pilot: Any, text: str) -> None:
     await pilot.press(*[{" ": "space"}.get(c, c) for c in text])
 
 
-def _claude_transcript(root: Path) -> Path:
+def claude_transcript(root: Path) -> Path:
     path = root / "projects" / "-home-dev-shop" / f"{CLAUDE_SID}.jsonl"
     path.parent.mkdir(parents=True)
     common = {"isSidechain": False, "userType": "external", "cwd": "/home/dev/shop", "sessionId": CLAUDE_SID}
@@ -129,7 +129,7 @@ def sessions(vault: Vault) -> dict[str, str]:
         }
     )
     plain = vault.save({"title": "plain notes", "tags": ["blue"], "workspace": "/home/dev/beta", "messages": []})
-    [outcome] = vault.import_transcripts([_claude_transcript(vault.path.parent / "claude-in")])
+    [outcome] = vault.import_transcripts([claude_transcript(vault.path.parent / "claude-in")])
     assert outcome.session_id is not None
     return {"hostile": str(hostile), "plain": str(plain), "claude": str(outcome.session_id)}
 

@@ -137,8 +137,13 @@ class Ask(ModalScreen[dict[str, Any] | None]):
             out[f.name] = getattr(widget, "value", None)
         return out
 
-    def on_input_submitted(self) -> None:
-        self.dismiss(self.values())
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter in a field goes to the next one; in the last text field, it is OK.
+        inputs = list(self.query(Input))
+        if event.input is inputs[-1]:
+            self.dismiss(self.values())
+        else:
+            inputs[inputs.index(event.input) + 1].focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(self.values() if event.button.id == "ok" else None)
@@ -191,7 +196,7 @@ class BrowseApp(App[None]):
     TranscriptView { height: 1fr; }
     Ask, Confirm { align: center middle; }
     #dialog { width: 72; height: auto; padding: 1 2; border: thick $primary; background: $surface; }
-    #dialog-title { margin-bottom: 1; }
+    #dialog-title { margin-bottom: 1; width: 100%; }
     #buttons { height: auto; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -539,6 +544,7 @@ class BrowseApp(App[None]):
         question = Text.assemble(
             f"Resume in {into}? It runs (the terminal is its until it exits):\n",
             (one_line(f"cd {shlex.quote(cwd)} && {shlex.join(command)}", 400), "bold"),
+            overflow="fold",
         )
         self.push_screen(Confirm(question, yes="Resume"), lambda yes: self._resumed(row, into, cwd, yes))
 
