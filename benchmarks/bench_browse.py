@@ -11,7 +11,9 @@ so a busy machine slows them alike), medians:
 * ``load_json``: the read ``show --json`` makes of the big session (decrypt, decompress);
 * ``browse: open``: Enter on the big session until its transcript's first screen is drawn
   (the same read, the JSON parsed, its entries built, a screen of lines rendered);
-* ``list --json`` and ``show ID --json`` in fresh processes (start-up and key included).
+* ``list --json`` and ``show ID --json`` in fresh processes (start-up and key included), and
+  ``browse`` in a fresh process under tmux (when installed) until the list is on the screen
+  (polled with ``capture-pane`` every 20 ms: the figure is up to that much late).
 
 The bar: first paint and open each under 0.5 s.  The load average is printed before and after:
 figures from a shared machine are slower than the machine can do.
@@ -87,6 +89,34 @@ def cli_ms(args: list[str], path: Path) -> float:
     return timed_ms(lambda: subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL))
 
 
+def tmux_ms(path: Path, n: int) -> float | None:
+    """A fresh ``browse`` in a detached tmux pane, until "N session(s)" is on its screen."""
+    if not shutil.which("tmux"):
+        return None
+    socket = f"bench-browse-{os.getpid()}"
+    tmux = ["tmux", "-L", socket, "-f", os.devnull]
+    env = {"SESSIONSEAL_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(SRC), "TERM": "xterm-256color"}
+    command = f"env -u COLUMNS -u LINES {sys.executable} -m sessionseal --vault {path} browse; sleep 60"
+    gc.collect()
+    t = time.perf_counter()
+    try:
+        subprocess.run(
+            [*tmux, "new-session", "-d", "-s", "b", "-x", "160", "-y", "50",
+             *[a for k, v in env.items() for a in ("-e", f"{k}={v}")], command],
+            check=True,
+        )  # fmt: skip
+        while time.perf_counter() - t < 60:
+            screen = subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True, check=False
+            ).stdout
+            if f"{n} session(s)" in screen:
+                return (time.perf_counter() - t) * 1000
+            time.sleep(0.02)
+        raise RuntimeError("browse never showed its list")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=10_000)
@@ -127,6 +157,9 @@ def main() -> None:
                 rows.setdefault(f"fresh process: show ID --json ({a.big})", []).append(
                     cli_ms(["show", big, "--json"], path)
                 )
+                in_tmux = tmux_ms(path, n)
+                if in_tmux is not None:
+                    rows.setdefault("fresh process: browse under tmux, list on screen", []).append(in_tmux)
             load2 = os.getloadavg()
         print(f"{n} sessions; medians of {a.repeat} interleaved rounds; {os.cpu_count()} CPUs")
         print(f"load average before {load1[0]:.2f}, after {load2[0]:.2f} (above the CPU count: a busy machine)")

@@ -23,7 +23,6 @@ from rich.text import Text
 
 from sessionseal._sanitize import PLACEHOLDER_RE
 
-from ._render import size
 from ._terminal import styled, visible
 
 __all__ = ["COLUMNS", "PIECE", "Entries", "Entry", "build_entries", "entry_text", "row_cells"]
@@ -44,6 +43,17 @@ PIECE: Final = 8192
 #: Kinds of entries folded by default: their first line only, until unfolded.
 FOLDABLE: Final = frozenset({"tool_call", "tool_result", "thinking"})
 _HIGHLIGHT: Final = "black on yellow"
+
+
+def size(n: int) -> str:
+    """``1536`` -> ``"1.5 KiB"``, as ``_render.size`` (not imported: it brings in the models,
+    a fifth of a second of start-up that browse, reading JSON, does not need)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def safe(value: str, style: str = "") -> Text:
