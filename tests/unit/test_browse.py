@@ -446,6 +446,9 @@ def test_delete_asks_and_cancel_keeps(vault: Vault, sessions: dict[str, str]) ->
         await pilot.press("d")
         await pilot.pause()
         assert "plain notes" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("d", "p", "a")  # inside the dialog (modal): no other action starts
+        await pilot.pause()
+        assert len(app.screen_stack) == 2 and _row(app, sid)["pinned"] is False
         await pilot.press("n")
         await pilot.pause()
         assert sid in [r["id"] for r in app.sessions.rows] and "Nothing was deleted" in app.said
@@ -463,6 +466,23 @@ def test_delete_asks_and_cancel_keeps(vault: Vault, sessions: dict[str, str]) ->
     drive(app_of(vault), scenario)
     assert sid not in [str(s.id) for s in vault.list(archived=None)]
     assert [r["action"] for r in vault.audit_records()].count("delete") == 1
+
+
+def test_a_bug_ends_the_app_without_a_traceback(vault: Vault, sessions: dict[str, str]) -> None:
+    class Broken(Recording):
+        def open_session(self, sid: str) -> None:
+            raise RuntimeError("session text that a traceback's locals would show")
+
+    app = Broken(vault, ListQuery())
+
+    async def scenario(pilot: Any, app: Recording) -> None:
+        await pilot.press("enter")
+        await pilot.pause()
+
+    # The pilot re-raises what ended the app; the command prints one line and exits 70.
+    with pytest.raises(RuntimeError):
+        drive(app, scenario)
+    assert app.crash == "RuntimeError" and app.return_code == 70
 
 
 # -- nothing decrypted on disk -----------------------------------------------------------------------

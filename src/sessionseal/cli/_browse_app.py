@@ -30,6 +30,7 @@ from sessionseal.errors import InvalidInput, SessionSealError
 
 from ._browse_view import Entries, one_line
 from ._browse_widgets import SessionList, TranscriptView, header_text
+from ._common import EXIT_INTERNAL
 
 if TYPE_CHECKING:
     from sessionseal import ListQuery, Vault
@@ -235,6 +236,7 @@ class BrowseApp(App[None]):
         self.problems: list[str] = []
         self._resume = resume
         self._first = first  # the command's listing: the first paint shows it as it is
+        self.crash: str | None = None  # the type of an unexpected exception that ended the app
 
     def save_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -247,6 +249,18 @@ class BrowseApp(App[None]):
     ) -> str | None:
         self.fail(InvalidInput("browse writes no screenshot: it would be decrypted text on disk"))
         return None
+
+    def _handle_exception(self, error: Exception) -> None:
+        # A bug: Textual would print a traceback with its locals (session text) when the app
+        # exits; the command prints the CLI's one line instead (exit 70), unless SESSIONSEAL_DEBUG.
+        self.crash = type(error).__name__
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        if os.environ.get("SESSIONSEAL_DEBUG"):
+            super()._fatal_error()
+            return
+        self.exit(return_code=EXIT_INTERNAL)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status", markup=False)

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import click
 
-from ._common import Context, OneLineUsageError, fail, handle_errors
+from ._common import EXIT_INTERNAL, Context, OneLineUsageError, fail, handle_errors
 from ._filters import list_filters, query_of
 from ._mcp_cmds import EXIT_NO_EXTRA
 
@@ -79,4 +79,11 @@ def browse(obj: Context, /, which: str | None, here: bool, agent_command: str | 
     from ._browse_app import BrowseApp
 
     agent = shlex.split(agent_command) if agent_command else None
-    BrowseApp(obj.vault(), query, agent_command=agent, first=first).run()
+    app = BrowseApp(obj.vault(), query, agent_command=agent, first=first)
+    app.run()
+    if app.crash is not None:
+        fail(
+            f"internal error ({app.crash}); please report it. "
+            "Run with SESSIONSEAL_DEBUG=1 for a traceback (it may show session content)",
+            EXIT_INTERNAL,
+        )
