@@ -34,7 +34,7 @@ from textual.app import App  # noqa: E402
 from sessionseal.cli._browse_app import BrowseApp, parse_filter  # noqa: E402
 from sessionseal.cli._browse_cmds import scrub_textual_env  # noqa: E402
 from sessionseal.cli._browse_view import PIECE, Entries, build_entries  # noqa: E402
-from sessionseal.cli._browse_widgets import TranscriptView  # noqa: E402
+from sessionseal.cli._browse_widgets import SessionList, TranscriptView  # noqa: E402
 from sessionseal.errors import InvalidInput  # noqa: E402
 
 FAKE = str(Path(__file__).with_name("fake_agent.py"))
@@ -162,6 +162,12 @@ def _row(app: Recording, sid: str) -> dict[str, Any]:
 
 def test_the_list_shows_the_index_columns_newest_first(vault: Vault, sessions: dict[str, str]) -> None:
     async def scenario(pilot: Any, app: Recording) -> None:
+        await pilot.click(SessionList, offset=(5, 1))  # the second row
+        await pilot.pause()
+        assert app.sessions.cursor == 1 and app.opened is None
+        await pilot.click(SessionList, offset=(5, 2), times=2)  # a double click opens
+        await pilot.pause()
+        assert app.opened == app.sessions.rows[2]["id"]
         assert [r["id"] for r in app.sessions.rows] == [r["id"] for r in json.loads(vault.list_json()[0])]
         header = app.query_one("#columns").render()
         for name in ("title", "updated", "status", "tags", "workspace", "model", "cost", "size"):
@@ -245,9 +251,18 @@ def test_opening_a_transcript_is_audited_as_show_and_folds_tools_and_thinking(
         await pilot.press("n", "n", "space")  # the tool result
         await pilot.pause()
         assert "file-two" in app.transcript.text()
+        # A click on a fold's first line toggles it too.
+        view = app.transcript
+        line = next(i for i, strip in enumerate(view._lines) if strip.text.startswith("▸ -> bash"))
+        await pilot.click(TranscriptView, offset=(2, line - view.scroll_offset.y))
+        await pilot.pause()
+        assert '\n  "cmd": "ls -la"\n' in app.transcript.text()  # the arguments, in full
+        await pilot.click(TranscriptView, offset=(2, line - view.scroll_offset.y))
+        await pilot.pause()
+        assert '\n  "cmd": "ls -la"\n' not in app.transcript.text()
         await pilot.press("x")  # one still folded (the tool call): unfold them all
         await pilot.pause()
-        assert '"cmd": "ls -la"' in app.transcript.text().split("▾ -> bash", 1)[1]
+        assert '\n  "cmd": "ls -la"\n' in app.transcript.text()
         await pilot.press("x")  # all unfolded: fold them all
         await pilot.pause()
         assert "file-two" not in app.transcript.text() and "second thought line" not in app.transcript.text()

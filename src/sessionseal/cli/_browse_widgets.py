@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -142,6 +143,12 @@ class SessionList(ScrollView, can_focus=True):
         if self.rows:
             self.post_message(self.Opened(self.rows[self.cursor]))
 
+    def on_click(self, event: events.Click) -> None:
+        """A click selects the row; a double click opens it."""
+        self._go(self.scroll_offset.y + event.y)
+        if event.chain >= 2:
+            self.action_open()
+
     def on_focus(self) -> None:
         self.refresh()
 
@@ -248,6 +255,16 @@ class TranscriptView(ScrollView, can_focus=True):
         self.scroll_end(animate=False, immediate=True)
 
     # -- folding ------------------------------------------------------------------------------
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a fold's first line folds or unfolds it."""
+        line = self.scroll_offset.y + event.y
+        if line < len(self._owner) and self._start.get(self._owner[line]) == line:
+            entry = self._owner[line]
+            if self.entries[entry].foldable:
+                self.cursor = entry
+                self.entries[entry].folded = not self.entries[entry].folded
+                self._reset(entry)
 
     def _visible_entries(self) -> range:
         top = self.scroll_offset.y
