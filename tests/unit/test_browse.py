@@ -33,7 +33,7 @@ from textual.app import App  # noqa: E402
 
 from sessionseal.cli._browse_app import BrowseApp, parse_filter  # noqa: E402
 from sessionseal.cli._browse_cmds import scrub_textual_env  # noqa: E402
-from sessionseal.cli._browse_view import PIECE, Entries, build_entries  # noqa: E402
+from sessionseal.cli._browse_view import PIECE, PLACEHOLDER, Entries, build_entries  # noqa: E402
 from sessionseal.cli._browse_widgets import SessionList, TranscriptView  # noqa: E402
 from sessionseal.errors import InvalidInput  # noqa: E402
 
@@ -296,6 +296,12 @@ def test_hostile_stored_text_is_shown_literally(vault: Vault, sessions: dict[str
         assert marked and all(seg.style and seg.style.bgcolor for seg in marked)
 
     drive(app_of(vault), scenario, size=(240, 40))
+
+
+def test_the_placeholder_browse_highlights_is_the_sanitizers() -> None:
+    from sessionseal._sanitize import PLACEHOLDER_RE
+
+    assert PLACEHOLDER.pattern == PLACEHOLDER_RE.pattern
 
 
 def test_a_big_transcript_is_rendered_lazily() -> None:

@@ -14,14 +14,13 @@ rendering of megabytes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from rich.text import Text
-
-from sessionseal._sanitize import PLACEHOLDER_RE
 
 from ._terminal import styled, visible
 
@@ -43,6 +42,9 @@ PIECE: Final = 8192
 #: Kinds of entries folded by default: their first line only, until unfolded.
 FOLDABLE: Final = frozenset({"tool_call", "tool_result", "thinking"})
 _HIGHLIGHT: Final = "black on yellow"
+#: A redaction placeholder, as the sanitizer writes it (its PLACEHOLDER_RE; the CLI uses the
+#: public API only, so it is restated here and tests/unit/test_browse.py checks they agree).
+PLACEHOLDER: Final = re.compile(r"\[REDACTED:[a-z0-9-]+(?::[0-9a-f]{8})?\]")
 
 
 def size(n: int) -> str:
@@ -60,7 +62,7 @@ def safe(value: str, style: str = "") -> Text:
     """Stored text for a terminal: literal (no markup), escapes visible, placeholders marked."""
     text = styled(value, style, terminal=True)
     if "[REDACTED:" in value:
-        text.highlight_regex(PLACEHOLDER_RE, _HIGHLIGHT)
+        text.highlight_regex(PLACEHOLDER, _HIGHLIGHT)
     return text
 
 
