@@ -526,7 +526,12 @@ def test_browsing_writes_no_plaintext(
             await select(pilot, app, sid)
             await pilot.press("enter", "x", "tab")
             await pilot.pause()
-        await pilot.press("ctrl+s")  # a screenshot would be the screen on disk
+        # A screenshot would be the decrypted screen in a file: refused, whatever asks for it.
+        app.action_screenshot()
+        await pilot.pause()
+        assert "browse writes no screenshot" in app.said[-1]
+        with pytest.raises(InvalidInput):
+            app.save_screenshot(path=str(work))
 
     drive(app_of(vault), scenario)
     new = {p for p in tmp_path.rglob("*") if p.is_file()} - before
