@@ -398,20 +398,22 @@ def test_fork_selects_the_new_session(vault: Vault, sessions: dict[str, str]) ->
     assert len(forks) == 1 and vault.load(forks[0].id).links.forked_from is not None
 
 
-def test_export_bundle_and_plaintext_with_consent(vault: Vault, sessions: dict[str, str], tmp_path: Path) -> None:
-    bundle, markdown = tmp_path / "one.bundle", tmp_path / "one.md"
+def test_export_bundle_and_plaintext_with_consent(
+    vault: Vault, sessions: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bundle, markdown = tmp_path / f"{sessions['plain']}.ssb", tmp_path / "one.md"
 
     async def scenario(pilot: Any, app: Recording) -> None:
         await select(pilot, app, sessions["plain"])
         await pilot.press("e")
         await pilot.pause()
         dialog = app.screen
-        field(dialog, "#f-out").value = str(bundle)
         field(dialog, "#f-passphrase").value = "bundle pass 123"
         field(dialog, "#f-again").value = "bundle pass 123"
         await pilot.click("#ok")
         await pilot.pause()
-        assert bundle.exists() and (bundle.stat().st_mode & 0o777) == 0o600
+        assert bundle.exists() and (bundle.stat().st_mode & 0o777) == 0o600  # ID.ssb, here
         # Markdown without the plaintext box ticked: refused, nothing written.
         await pilot.press("e")
         await pilot.pause()

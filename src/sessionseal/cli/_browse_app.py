@@ -44,6 +44,8 @@ KEYS = (
     "enter open  tab pane  space fold  n/b next fold  x all folds  / search  f filter  t tag  r rename  "
     "p pin  a archive  c checkpoint  o fork  e export  R resume  d delete  q quit"
 )
+#: The file an export writes when none is given, by format.
+_EXPORT_SUFFIX = {"bundle": ".ssb", "json": ".json", "yaml": ".yaml", "markdown": ".md"}
 #: How many hits a search shows (``search`` shows 20 by default).
 SEARCH_LIMIT = 200
 
@@ -495,7 +497,7 @@ class BrowseApp(App[None]):
                 "bundle",
                 ("bundle", "json", "yaml", "markdown"),
             ),
-            Field("out", "Write to (a new file)", value=f"{row['id']}.sst-bundle"),
+            Field("out", "Write to a new file (empty: ID.ssb, .json, .yaml or .md here, by format)"),
             Field("passphrase", "Bundle passphrase", "password"),
             Field("again", "The passphrase again", "password"),
             Field(
@@ -508,9 +510,7 @@ class BrowseApp(App[None]):
         if answer is None:
             return
         fmt, out = str(answer["format"]), os.path.expanduser(str(answer["out"] or "").strip())
-        if not out:
-            self.fail(InvalidInput("give a file to write to"))
-            return
+        out = out or f"{row['id']}{_EXPORT_SUFFIX[fmt]}"
         passphrase = None
         if fmt == "bundle":
             if not answer["passphrase"] or answer["passphrase"] != answer["again"]:
