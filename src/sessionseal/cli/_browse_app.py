@@ -359,7 +359,8 @@ class BrowseApp(App[None]):
         if message:
             self.done(message)
         self.reload(keep=keep)
-        if reopen and self.opened is not None and any(r["id"] == self.opened for r in self.sessions.rows):
+        # The open transcript is read again (its header changed) only when it is the one acted on.
+        if reopen and self.opened is not None and self.opened == keep and keep in {r["id"] for r in self.sessions.rows}:
             self.open_session(self.opened)
             self.sessions.focus()
 
