@@ -193,12 +193,13 @@ class BrowseApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     CSS = """
     #status { height: 1; background: $panel; }
-    #keys { height: 1; background: $panel; }
+    #keys { height: auto; background: $panel; }
     #columns { height: 1; text-style: bold; }
-    SessionList { height: 40%; border-bottom: solid $primary; }
-    TranscriptView { height: 1fr; }
+    SessionList { height: 40%; border-bottom: solid $primary; overflow-x: hidden; }
+    TranscriptView { height: 1fr; overflow-x: hidden; }
     Ask, Confirm { align: center middle; }
-    #dialog { width: 72; height: auto; padding: 1 2; border: thick $primary; background: $surface; }
+    #dialog { width: 72; height: auto; max-height: 100%; overflow-y: auto; padding: 1 2; border: thick $primary;
+              background: $surface; }
     #dialog-title { margin-bottom: 1; width: 100%; }
     #buttons { height: auto; margin-top: 1; }
     """
