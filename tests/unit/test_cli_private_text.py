@@ -49,7 +49,7 @@ PRIVATE: dict[tuple[str, str], str] = {
     ("latest", "tags"): "--tags-file",
     **{
         (command, name): f"--{option}-file"
-        for command in ("list", "search", "export", "stats")
+        for command in ("list", "search", "export", "stats", "browse")
         for name, option in (("tags", "tags"), ("workspace", "workspace"), ("model", "model"))
     },
 }
