@@ -288,6 +288,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "schema": "prints",
     "demo": "a demo vault of its own, of fixed text",
     "audit show": "reads",
+    "browse": "its keys call Vault.tag, rename, checkpoint and fork, classified above (tests/unit/test_browse.py)",
     "audit report": "reads the audit log; writes a report of its records, no session text",
     "audit verify": "checks",
     "checkpoint list": "reads",
