@@ -359,8 +359,8 @@ def test_an_index_a_failed_rotation_left_behind_dies_with_its_epoch_and_restarts
     vault.delete(gone)  # the erasure holds: the rotation never fails for the index
     monkeypatch.undo()
     with vault.parts.fulltext.view() as view:
-        assert view is None  # its manifest is under the dropped epoch
-    assert _codes(vault) == {"fts-outdated": "warning"}
+        assert view is None  # its manifest, under the dropped epoch, was shredded
+    assert _codes(vault) == {"fts-missing": "warning"}
     vault.append(kept[0], [{"role": "user", "content": "fresh"}])  # the next write starts anew
     assert not old_files & {p.name for p in _fts(vault).iterdir()}  # the dead index's files went
     with vault.parts.fulltext.view() as view:
