@@ -475,6 +475,7 @@ class FullText:
                 segments += self._write_segments(fts, batch)
             man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
             with ctx.vault_lock(), ctx.mutex:
+                self._drop_erased(fts, man)  # sessions erased while they were read
                 with contextlib.suppress(SessionSealError, OSError, ValueError):
                     man.generation = self._manifest(fts).generation  # numbered above the old one
                 fts.write_atomic(man.delta_name, new_delta(ctx.vault_id, man.delta_key, man.generation + 1))
@@ -483,6 +484,26 @@ class FullText:
                 self._commit(fts, man)
                 self.sweep(fts, man)
         return len(stamps)
+
+    def _drop_erased(self, fts: Dir, man: Manifest) -> None:
+        """Under the vault lock, before a new manifest is committed: rewrite its segments without
+        the sessions the key table no longer keys (a delete while a reindex read them), and shred
+        the segments replaced (never committed: their keys are only in this process)."""
+        table = self._keys.keytable(fresh=True)
+        erased = frozenset(sid for sid in man.stamps if sid not in table.session_keys)
+        if not erased:
+            return
+        kept: list[SegmentInfo] = []
+        for seg in man.segments:
+            if not erased & set(seg.sessions):
+                kept.append(seg)
+                continue
+            with SegmentReader(fts.path / seg.name, self._ctx.vault_id, seg.id, seg.key) as r:
+                docs = merge([r], [], drop=erased)
+            kept += self._write_segments(fts, docs)
+            fts.shred(seg.name)
+        man.segments = kept
+        man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
 
     def _ours(self, fts: Dir, name: str) -> bool:
         """Whether *name* is a segment or delta log of this vault's index (by its header)."""
