@@ -23,6 +23,7 @@ VAULT_ORDER = [
     "_settings",
     "_indexcache",
     "_store",
+    "_search",
     "_listing",
     "_marks",
     "_ckpts",
