@@ -216,7 +216,7 @@ class History:
         if allowed:
             wanted = n + len(everything) - len(allowed)
             hits = [h for h in self.backend.search(text, dataclasses.replace(query, limit=wanted)) if h.id in allowed]
-        shown = [
+        shown: list[dict[str, Any]] = [
             {
                 "id": h.id,
                 "title": _cut(h.title, CAPS["title_chars"], "title"),

@@ -1,0 +1,377 @@
+"""Search answered from the encrypted full-text index (issue 23; docs/spec/fts-v1.md "Queries",
+docs/api.md "Search"): every query form gives what a brute-force evaluation of the stored,
+sanitized text gives, whether the index is current, behind on some sessions, or absent.
+
+The index here is built the way a rebuild builds it, from the ``_fts`` functions over the
+session files (``analyze``, ``build_segment``, ``SegmentReader``), with each file's stamp, and
+handed to the vault's search through its full-text seam (``FullText.view()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sessionseal import ListQuery, Vault, errors
+from sessionseal._fts import Doc as FtsDoc
+from sessionseal._fts import FtsIndex, SegmentReader, analyze, build_segment
+from sessionseal._index import Stamp
+from sessionseal._vault._search import fields_of
+from sessionseal.cli import cli
+
+TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+VOCAB = ["alpha", "beta", "gamma", "delta", "omega", "apple", "apricot", "banana", "bandana"]
+TITLE, USER, ASSISTANT, TOOL = 1, 2, 4, 8
+FIELD_BITS = {"title": TITLE, "user": USER, "assistant": ASSISTANT, "tool": TOOL}
+
+
+# -- the index, built from the session files as a rebuild does ------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    index: FtsIndex
+    stamps: Mapping[uuid.UUID, Stamp]
+
+
+@dataclass
+class BuiltIndex:
+    """A full-text index of the vault's sessions as they are now (one segment), or none."""
+
+    vault: Vault
+    root: Path
+    segment: tuple[uuid.UUID, bytes] | None = None
+    stamps: dict[uuid.UUID, Stamp] = field(default_factory=dict)
+
+    def file_of(self, sid: uuid.UUID) -> Path:
+        return self.vault.path / "sessions" / (self.vault._keys.file_name(sid) + ".sst")
+
+    def build(self) -> None:
+        analyzed, self.stamps = [], {}
+        for s in self.vault.list(ListQuery(archived=None)):
+            store = self.vault._store
+            doc = json.loads(store.document(store.open(s.id)))
+            analyzed.append(analyze(FtsDoc(s.id, s.generation, fields_of(doc))))
+            st_ = os.stat(self.file_of(s.id))
+            self.stamps[s.id] = (st_.st_ino, st_.st_size, st_.st_mtime_ns)
+        seg_id, key = uuid.uuid4(), os.urandom(32)
+        self.root.mkdir(exist_ok=True)
+        (self.root / f"{seg_id}.seg").write_bytes(build_segment(self.vault.vault_id, seg_id, key, analyzed))
+        self.segment = (seg_id, key)
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[View | None]:
+        if self.segment is None:
+            yield None
+            return
+        seg_id, key = self.segment
+        with SegmentReader(self.root / f"{seg_id}.seg", self.vault.vault_id, seg_id, key) as reader:
+            yield View(FtsIndex([reader]), dict(self.stamps))
+
+
+def wire(vault: Vault, root: Path) -> BuiltIndex:
+    built = BuiltIndex(vault, root)
+    vault._listing._search._fulltext = built  # the seam _wiring.py hands FullText through
+    return built
+
+
+# -- documents and a brute-force evaluation -------------------------------------------------
+
+
+@dataclass
+class Text:
+    """A session's searchable text as the test wrote it: pieces of words per field."""
+
+    pieces: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def has(self, word: str, bits: int, prefix: bool = False) -> bool:
+        return any(
+            bit & bits and any(w.startswith(word) if prefix else w == word for w in ws) for bit, ws in self.pieces
+        )
+
+    def phrase(self, words: list[str], bits: int) -> bool:
+        n = len(words)
+        return any(bit & bits and any(ws[i : i + n] == words for i in range(len(ws))) for bit, ws in self.pieces)
+
+
+def _doc(rng: random.Random) -> tuple[dict[str, Any], Text]:
+    def some() -> list[str]:
+        return [rng.choice(VOCAB) for _ in range(rng.randint(0, 5))]
+
+    title, user, assistant, tool = some(), some(), some(), some()
+    text = Text([(TITLE, title), (USER, user), (ASSISTANT, assistant), (TOOL, tool)])
+    doc = {
+        "title": " ".join(title),
+        "messages": [
+            {"role": "user", "content": " ".join(user)},
+            {"role": "assistant", "content": ". ".join(assistant)},  # punctuation is no word
+            {"role": "tool", "content": "\n".join(tool)},
+        ],
+    }
+    return doc, text
+
+
+Eval = Callable[[Text], bool]
+
+
+def _field(draw: st.DrawFn) -> tuple[str, int]:
+    name = draw(st.sampled_from(["", "title", "user", "assistant", "tool"]))
+    return (f"{name}:" if name else ""), FIELD_BITS.get(name, TITLE | USER | ASSISTANT | TOOL)
+
+
+@st.composite
+def leaf(draw: st.DrawFn) -> tuple[str, Eval]:
+    prefix, bits = _field(draw)
+    kind = draw(st.sampled_from(["word", "prefix", "phrase"]))
+    if kind == "word":
+        w = draw(st.sampled_from(VOCAB))
+        return prefix + draw(st.sampled_from([w, w.upper(), w.title()])), lambda t: t.has(w, bits)
+    if kind == "prefix":
+        p = draw(st.sampled_from(["alp", "apr", "ban", "band", "ap", "ome"]).filter(lambda s: len(s) >= 3))
+        return f"{prefix}{p}*", lambda t: t.has(p, bits, prefix=True)
+    ws = draw(st.lists(st.sampled_from(VOCAB), min_size=2, max_size=3))
+    return f'{prefix}"{" ".join(ws)}"', lambda t: t.phrase(ws, bits)
+
+
+def _combine(children: st.SearchStrategy[tuple[str, Eval]]) -> st.SearchStrategy[tuple[str, Eval]]:
+    def and_(a: tuple[str, Eval], b: tuple[str, Eval]) -> tuple[str, Eval]:
+        return f"({a[0]} {b[0]})", lambda t: a[1](t) and b[1](t)
+
+    def and_kw(a: tuple[str, Eval], b: tuple[str, Eval]) -> tuple[str, Eval]:
+        return f"({a[0]} AND {b[0]})", lambda t: a[1](t) and b[1](t)
+
+    def or_(a: tuple[str, Eval], b: tuple[str, Eval]) -> tuple[str, Eval]:
+        return f"({a[0]} OR {b[0]})", lambda t: a[1](t) or b[1](t)
+
+    def not_(a: tuple[str, Eval], dash: bool) -> tuple[str, Eval]:
+        return (f"-{a[0]}" if dash else f"NOT {a[0]}"), lambda t: not a[1](t)
+
+    return st.one_of(
+        st.builds(and_, children, children),
+        st.builds(and_kw, children, children),
+        st.builds(or_, children, children),
+        st.builds(not_, children, st.booleans()),
+    )
+
+
+QUERIES = st.recursive(leaf(), _combine, max_leaves=5)
+
+
+@pytest.fixture
+def corpus(vault: Vault, tmp_path: Path) -> tuple[Vault, BuiltIndex, dict[str, Text]]:
+    rng = random.Random(23)
+    texts: dict[str, Text] = {}
+    for _ in range(14):
+        doc, text = _doc(rng)
+        texts[str(vault.save(doc))] = text
+    return vault, wire(vault, tmp_path / "fts"), texts
+
+
+def _found(vault: Vault, q: str, snippets: bool) -> set[str]:
+    hits = vault.search(q, ListQuery(limit=1000), snippets=snippets)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    return {h.id for h in hits}
+
+
+@pytest.mark.parametrize("state", ["current", "stale", "none"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_query_form_finds_what_a_brute_force_evaluation_finds(
+    corpus: tuple[Vault, BuiltIndex, dict[str, Text]], state: str, data: st.DataObject
+) -> None:
+    vault, built, texts = corpus
+    if state != "none" and built.segment is None:
+        built.build()
+        if state == "stale":
+            # Written after the index: two sessions it lacks, one it is behind on (an append).
+            rng = random.Random(7)
+            for _ in range(2):
+                doc, text = _doc(rng)
+                texts[str(vault.save(doc))] = text
+            some = sorted(texts)[0]
+            vault.append(some, [{"role": "user", "content": "omega banana"}])
+            texts[some].pieces.append((USER, ["omega", "banana"]))
+    q, evaluate = data.draw(QUERIES)
+    assert _found(vault, q, data.draw(st.booleans())) == {sid for sid, t in texts.items() if evaluate(t)}
+
+
+# -- stale sessions, no index, a damaged index ------------------------------------------------
+
+
+def _audited(vault: Vault) -> dict[str, Any]:
+    detail: dict[str, Any] = [r for r in vault.audit_records() if r["action"] == "search"][-1]["detail"]
+    return detail
+
+
+def test_a_session_the_index_is_behind_on_is_found_from_its_text(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    a = vault.save({"title": "first", "messages": [{"role": "user", "content": "walrus"}]})
+    built.build()
+    hits = vault.search("walrus", snippets=False)
+    assert [h.id for h in hits] == [str(a)] and hits.source == "fts" and hits.stale == 0
+    assert _audited(vault) == {"scanned": 0, "hits": 1, "index": "fts", "stale": 0}  # no decryption
+    # Written while the index's update failed (nothing indexed it): an append and a new session.
+    vault.append(a, [{"role": "assistant", "content": "narwhal"}])
+    b = vault.save({"title": "second", "messages": [{"role": "user", "content": "narwhal walrus"}]})
+    hits = vault.search("narwhal", snippets=False)
+    assert {h.id for h in hits} == {str(a), str(b)} and hits.source == "fts" and hits.stale == 2
+    assert _audited(vault)["stale"] == 2
+    # The index's word for a stale session is not trusted: what the file holds now is.
+    assert [h.id for h in vault.search("walrus -narwhal")] == []
+
+
+def test_with_no_index_every_session_is_searched_and_the_answer_says_so(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    a = vault.save({"title": "t", "messages": [{"role": "user", "content": "kestrel"}]})
+    built.build()
+    for p in (tmp_path / "fts").iterdir():
+        p.unlink()  # the index's files deleted: view() finds no usable index
+    built.segment = None
+    hits = vault.search("kestrel")
+    assert [h.id for h in hits] == [str(a)] and hits.source == "none" and hits.warnings
+    assert _audited(vault)["index"] == "none"
+
+
+def test_a_damaged_index_is_not_trusted(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    a = vault.save({"title": "t", "messages": [{"role": "user", "content": "kestrel"}]})
+    built.build()
+    assert built.segment is not None
+    seg = tmp_path / "fts" / f"{built.segment[0]}.seg"
+    with SegmentReader(seg, vault.vault_id, *built.segment) as reader:
+        at = reader._base + reader.head.buckets[0][0] + 40  # within the first term bucket
+    data = bytearray(seg.read_bytes())
+    data[at] ^= 1  # its frame fails authentication when the query reads it
+    seg.write_bytes(bytes(data))
+    hits = vault.search("kestrel")
+    assert [h.id for h in hits] == [str(a)] and hits.source == "none"
+
+
+# -- filters, phrases, snippets, limits ---------------------------------------------------------
+
+
+def test_the_list_filters_select_the_candidates(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    ids = [
+        vault.save(
+            {"title": f"s{i}", "tags": ["x"] if i % 2 else [], "messages": [{"role": "user", "content": "ibis"}]}
+        )
+        for i in range(6)
+    ]
+    built.build()
+    assert {h.id for h in vault.search("ibis", ListQuery(tags=("x",)))} == {str(ids[i]) for i in (1, 3, 5)}
+    assert {h.id for h in vault.search("NOT heron", ListQuery(tags=("x",)))} == {str(ids[i]) for i in (1, 3, 5)}
+    assert len(vault.search("ibis", ListQuery(limit=2))) == 2
+
+
+def test_a_phrase_is_confirmed_in_the_text(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    ab = vault.save({"title": "t", "messages": [{"role": "user", "content": "the connection refused us"}]})
+    ba = vault.save({"title": "t", "messages": [{"role": "user", "content": "refused: connection"}]})
+    split = vault.save(
+        {"title": "t", "messages": [{"role": "user", "content": "connection"}, {"role": "user", "content": "refused"}]}
+    )
+    built.build()
+    assert [h.id for h in vault.search('"connection refused"')] == [str(ab)]
+    assert {h.id for h in vault.search('-"connection refused"')} == {str(ba), str(split)}
+    assert [h.id for h in vault.search('assistant:"connection refused"')] == []
+
+
+def test_snippets_come_from_the_sanitized_text_and_a_secret_is_not_findable(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    sid = vault.save({"title": "t", "messages": [{"role": "tool", "content": f"export GITHUB_TOKEN={TOKEN} done"}]})
+    built.build()
+    for q in (TOKEN, f'"{TOKEN}"', TOKEN[:10] + "*", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"):
+        with contextlib.suppress(errors.InvalidInput):
+            assert vault.search(q) == []
+    [hit] = vault.search("github_token")
+    assert hit.id == str(sid) and hit.fields == ("tool",) and TOKEN not in hit.snippet
+    assert "REDACTED" in hit.snippet and hit.field == "messages[0].content[0].text"
+    assert hit.snippet[hit.snippet.casefold().find("github_token") :].startswith("GITHUB_TOKEN")
+    # Nor is any piece of it a term of the index.
+    with built.view() as view:
+        assert view is not None
+        assert all(view.index.leaf_postings(leaf) == {} for leaf in _terms_of(TOKEN))
+
+
+def _terms_of(text: str) -> list[Any]:
+    from sessionseal._fts import parse
+
+    return parse(" OR ".join(re.findall(r"\w+", text))).leaves()
+
+
+def test_the_best_come_first_and_the_limit_holds(vault: Vault, tmp_path: Path) -> None:
+    built = wire(vault, tmp_path / "fts")
+    many = vault.save({"title": "puffin", "messages": [{"role": "user", "content": "puffin " * 5}]})
+    for _ in range(4):
+        vault.save({"title": "t", "messages": [{"role": "user", "content": "a puffin among many other words " * 3}]})
+    built.build()
+    hits = vault.search("puffin", ListQuery(limit=3))
+    assert len(hits) == 3 and hits[0].id == str(many) and hits[0].fields == ("title", "user")
+    assert hits[0].score > hits[1].score > 0
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    monkeypatch.setenv("SESSIONSEAL_VAULT", str(tmp_path / "vault"))
+    runner = CliRunner()
+    return lambda *args, input=None: runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.mark.usefixtures("memory_keyring")
+def test_cli_json_shape_and_the_no_index_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _cli(tmp_path, monkeypatch)
+    run("init")
+    doc = {"title": "Deploy", "messages": [{"role": "user", "content": "the deploy failed with a timeout"}]}
+    sid = run("save", "-", input=json.dumps(doc)).stdout.strip()
+    r = run("search", "deploy timeout", "--json")
+    body = json.loads(r.stdout)
+    assert body["index"] == "none" and body["stale"] == 0 and body["warnings"]
+    assert "warning: the full-text index is missing" in r.stderr
+    [hit] = body["hits"]
+    assert set(hit) == {"id", "title", "updated_at", "score", "fields", "field", "offset", "snippet"}
+    assert hit["id"] == sid and hit["fields"] == ["title", "user"] and hit["field"] == "title"
+    assert hit["offset"] == 0 and hit["snippet"] == "Deploy"
+    bare = json.loads(run("search", "timeout", "--no-snippets", "--json").stdout)["hits"][0]
+    assert bare["snippet"] == "" and bare["offset"] is None and bare["score"] > 0
+    regex = json.loads(run("search", r"fail\w+ with", "--regex", "--json").stdout)
+    assert regex["index"] == "scan" and [h["id"] for h in regex["hits"]] == [sid]
+    assert "deploy failed" in regex["hits"][0]["snippet"]
+    assert json.loads(run("search", "DEPLOY", "--literal", "--case-sensitive", "--json").stdout)["hits"] == []
+
+
+@pytest.mark.usefixtures("memory_keyring")
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ("(secretword", "unbalanced parentheses"),
+        ("secretword OR", "an operator without a term"),
+        ("se*", "at least 3 characters"),
+        ('"..."', "nothing searchable"),
+    ],
+)
+def test_a_malformed_query_is_one_line_naming_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str, rule: str
+) -> None:
+    run = _cli(tmp_path, monkeypatch)
+    run("init")
+    r = run("search", query)
+    assert r.exit_code == 8 and rule in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "secretword" not in r.stderr and query not in r.stderr
+    r = run("search", "(unclosed", "--regex")
+    assert r.exit_code == 8 and "regular expression" in r.stderr and "unclosed" not in r.stderr
