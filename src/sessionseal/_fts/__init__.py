@@ -1,10 +1,11 @@
-"""The encrypted full-text index's core (issue 23; docs/spec/fts-v1.md): not yet wired into the vault.
+"""The encrypted full-text index's core (issue 23; docs/spec/fts-v1.md); the vault's ``_vault/_fulltext.py`` wires it.
 
 A self-contained private package. It takes keys as bytes and never touches the key store; it
 takes stored, sanitized text and never sees a session's input. The caller (the vault, in the
 wiring step) owns the manifest, the locks, the atomic writes of the bytes it returns, and the
 erasure of a segment by forgetting its key:
 
+- :func:`doc_fields` and :func:`ops_fields`: what of a stored document or an append is indexed;
 - :func:`analyze` a session's text into postings; :func:`build_segment` seals them into a new
   segment's bytes; :class:`SegmentReader` opens one;
 - :func:`new_delta`, :func:`append_delta`, :func:`read_delta`: the delta log of incremental writes,
@@ -17,6 +18,7 @@ erasure of a segment by forgetting its key:
 from __future__ import annotations
 
 from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
+from ._fields import REPLACED, doc_fields, ops_fields, replaces_text
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
@@ -26,6 +28,7 @@ __all__ = [
     "ALL_FIELDS",
     "ASSISTANT",
     "MAX_EXPANSION",
+    "REPLACED",
     "TITLE",
     "TOOL",
     "USER",
@@ -43,10 +46,13 @@ __all__ = [
     "build_segment",
     "count_terms",
     "delta_frame",
+    "doc_fields",
     "merge",
     "new_delta",
+    "ops_fields",
     "parse",
     "read_delta",
+    "replaces_text",
     "rewrite_delta",
     "words",
 ]

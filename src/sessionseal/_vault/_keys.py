@@ -75,12 +75,15 @@ class Keys:
         audit: AuditFn,
         audit_unkeyed: Callable[[SessionSealError], None],
         reseal_index: Callable[[MasterKeys, KeyTable], None],
+        after_rotation: Callable[[], None] = lambda: None,
     ) -> None:
         self._ctx = ctx
         self.provider = provider
         self._audit = audit
         self._audit_unkeyed = audit_unkeyed
         self._reseal_index = reseal_index
+        #: Once the key store holds the new epoch only: what waited for the old one to go.
+        self._after_rotation = after_rotation
         #: The key table as last read or written (None: not read yet, or not to be trusted).
         self.table: KeyTable | None = None
         self._held_epochs: frozenset[int] = frozenset()  # what the key store held when the table was read
@@ -166,6 +169,7 @@ class Keys:
         self._reseal_index(MasterKeys({table_epoch: old_key, epoch: key}), table)
         self.provider.store(vault_id, MasterKeys({epoch: key}, head))
         self._held_epochs = frozenset({epoch})
+        self._after_rotation()
         return epoch
 
     def rotate_or_forget(self, table: KeyTable) -> int:
@@ -194,6 +198,7 @@ class Keys:
         self._reseal_index(master, table)  # a rotation killed between the table and the index
         self.provider.store(self._ctx.vault_id, MasterKeys({table.kek_epoch: master.keys[table.kek_epoch]}, head))
         self._held_epochs = frozenset({table.kek_epoch})
+        self._after_rotation()
         return True
 
     def try_finish_rotation(self) -> None:

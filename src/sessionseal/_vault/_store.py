@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
-from .. import _container, _events
+from .. import _container, _events, _fts
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
@@ -36,6 +36,7 @@ from ._common import (
     unstorable,
 )
 from ._context import VaultContext
+from ._fulltext import FullText
 from ._indexcache import IndexCache
 from ._keys import Keys
 
@@ -80,10 +81,20 @@ def _fit_tags(doc: dict[str, Any]) -> None:
 class SessionStore:
     """The session files of one open vault."""
 
-    def __init__(self, ctx: VaultContext, keys: Keys, index: IndexCache, *, sanitizer: Callable[[], Sanitizer]) -> None:
+    def __init__(
+        self,
+        ctx: VaultContext,
+        keys: Keys,
+        index: IndexCache,
+        *,
+        sanitizer: Callable[[], Sanitizer],
+        fulltext: FullText | None = None,
+    ) -> None:
         self._ctx = ctx
         self._keys = keys
         self._index = index
+        #: The full-text index: told of every write after the index cache (best effort).
+        self._fulltext = fulltext
         self._sanitizer = sanitizer
 
     # -- reads -------------------------------------------------------------------------
@@ -243,6 +254,8 @@ class SessionStore:
         doc = orjson.loads(meta)
         doc["size_stored"], doc["generation"] = st.st_size, generation
         self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
+        if self._fulltext is not None:
+            self._fulltext.saved(session_id, generation, body, stamp_of(st))
         self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
 
     def replace_keyless(self, fname: str, sid: uuid.UUID, header: _container.Header) -> None:
@@ -386,8 +399,13 @@ class SessionStore:
         self._index.put(fname, entry_of(new_meta), stamp_of(st))
         self._keys.note(StateChange(marks={sid.bytes: (tail.header.generation, end)}))
         appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
-        if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
+        # A new title or description replaces words the full-text index cannot retract: the
+        # session is then rewritten as a new version, which the index takes whole (fts-v1.md).
+        retitled = _fts.replaces_text(meta, ops)
+        if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS or retitled:
             self.compact(name, sid)
+        elif self._fulltext is not None:
+            self._fulltext.appended(sid, tail.header.generation, ops, stamp_of(st))
         return len(payload)
 
     def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:

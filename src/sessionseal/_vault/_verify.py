@@ -40,8 +40,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from .. import _configfile, _container
 from .._audit import AUDIT_DIR, VerifyReport
@@ -52,47 +51,11 @@ from .._keytable import KEYTABLE, KeyTable
 from .._passphrase import KEYFILE
 from ..errors import IntegrityError, KeyStoreError, SessionNotFound, SessionSealError, StorageError, UnsupportedVersion
 from ._common import MAX_CONTAINER
+from ._ftsfiles import FTS_DIR, is_fts_name
 from ._marks import Anchored
-
-if TYPE_CHECKING:
-    from .._audit import AuditLog
-    from ._auditing import Auditor
-    from ._ckpts import Checkpoints
-    from ._context import VaultContext
-    from ._erasure import Erasure
-    from ._formats import Formats
-    from ._importer import TranscriptImporter
-    from ._indexcache import IndexCache
-    from ._keys import Keys
-    from ._listing import Listing
-    from ._settings import Settings
-    from ._store import SessionStore
-    from ._transfer import Transfer
+from ._parts import Parts
 
 __all__ = ["Parts", "VerifyProblem", "VerifyResult", "run"]
-
-
-@dataclass(frozen=True)
-class Parts:
-    """The components of an open vault, wired by the facade: what verify reads and repairs,
-    and ``Vault.parts``, the seam tests and tools reach them by (internal: docs/api.md)."""
-
-    path: Path
-    ctx: VaultContext
-    keys: Keys
-    store: SessionStore
-    checkpoints: Checkpoints
-    index: IndexCache
-    settings: Settings
-    erasure: Erasure
-    audit_log: AuditLog
-    #: The facade's audited reindex (a repair that rebuilds the index is recorded as one).
-    reindex: Callable[[], int]
-    auditor: Auditor
-    listing: Listing
-    transfer: Transfer
-    importer: TranscriptImporter
-    formats: Formats
 
 
 Severity = Literal["error", "warning"]
@@ -102,7 +65,7 @@ _CHECKPOINT_NAME: Final = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)\.ckp")
 _LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import)\.lock")
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset({"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json"})
-_SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR)
+_SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR, FTS_DIR)
 RUN_DIR: Final = "run"  # resume's private homes (_resume._runtime.RUN_DIR)
 
 
@@ -202,6 +165,7 @@ class _Check:
             "checkpoints": lambda n: _CHECKPOINT_NAME.fullmatch(n) is not None,
             "locks": lambda n: _LOCK_NAME.fullmatch(n) is not None,
             AUDIT_DIR: lambda n: _AUDIT_NAME.fullmatch(n) is not None,
+            FTS_DIR: is_fts_name,
         }
         for sub in _SUBDIRS:
             if sub not in self.names[""] or sub in self.unsafe:

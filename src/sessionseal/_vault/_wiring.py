@@ -15,6 +15,7 @@ from ._ckpts import Checkpoints
 from ._context import VaultContext
 from ._erasure import Erasure
 from ._formats import Formats
+from ._fulltext import FullText
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
 from ._keys import Keys
@@ -27,7 +28,8 @@ from ._verify import Parts
 if TYPE_CHECKING:
     from .._checkpoints import Checkpoint
     from .._config import VaultConfig
-    from .._keystore import KeyProvider
+    from .._keystore import KeyProvider, MasterKeys
+    from .._keytable import KeyTable
 
 __all__ = ["wire"]
 
@@ -50,17 +52,25 @@ def wire(
     def audit(action: str, outcome: str = "ok", **fields: Any) -> None:
         auditor.record(action, outcome, **fields)
 
+    def reseal(master: MasterKeys, table: KeyTable) -> None:
+        # Both indexes name sessions: they follow the key table to the new epoch, without the
+        # erased ones, before the old epoch goes (docs/secure-deletion.md).
+        index.reseal(master, table)
+        fulltext.reseal(master, table)
+
     keys = Keys(
         ctx,
         provider,
         audit=audit,
         audit_unkeyed=lambda exc: auditor.unkeyed_open(exc),  # noqa: PLW0108 - made below
-        reseal_index=lambda master, table: index.reseal(master, table),  # noqa: PLW0108
+        reseal_index=reseal,
+        after_rotation=lambda: fulltext.after_rotation(),  # noqa: PLW0108 - made below
     )
     settings = Settings(ctx, keys)
     auditor = Auditor(ctx, keys, settings=settings.audit_settings, created=doc.get("created_at"))
     index = IndexCache(ctx, keys, audit=audit)
-    store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer)
+    fulltext = FullText(ctx, keys)
+    store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer, fulltext=fulltext)
     checkpoints = Checkpoints(ctx, keys, store)
     listing = Listing(ctx, keys, store, index, audit=audit)
     steps: dict[str, Any] = {"audit": audit, "checkpoint": checkpoint, "save_model": save_model}
@@ -82,6 +92,7 @@ def wire(
         store=store,
         checkpoints=checkpoints,
         index=index,
+        fulltext=fulltext,
         settings=settings,
         erasure=erasure,
         audit_log=auditor.log,

@@ -1,0 +1,224 @@
+"""The full-text index's files in the vault: ``fts/`` and its manifest (docs/spec/fts-v1.md,
+"Files and manifest").
+
+``fts/manifest.sst`` is a container of kind 8 whose data key is wrapped under the *master key*
+(like ``index.sst``): it holds the keys of every other file of the index, so a rotation that
+reseals it under a new epoch makes an old copy of it, and with it every file it named,
+unreadable once the old epoch leaves the key store (docs/secure-deletion.md). One BODY frame:
+JSON, zstd. Segments are ``fts/<id hex>.seg`` (kind 9) and the delta log ``fts/<id hex>.delta``
+(kind 10), each under its own random key, named by a random id so that a new file never
+replaces one the manifest still names: the manifest's rewrite is the one commit point.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from .. import _container, _crypto
+from .._container import FrameType, Kind
+from .._fs import Dir
+from .._keystore import MasterKeys
+from ..errors import IntegrityError
+
+__all__ = ["FTS_DIR", "MANIFEST", "Manifest", "SegmentInfo", "is_fts_name"]
+
+FTS_DIR: Final = "fts"
+MANIFEST: Final = "manifest.sst"
+SEG_SUFFIX: Final = ".seg"
+DELTA_SUFFIX: Final = ".delta"
+#: The manifest payload's format (``v``); a manifest of another format means "no index".
+FORMAT: Final = 1
+_ZERO: Final = uuid.UUID(int=0)
+_MAX_MANIFEST: Final = 256 << 20
+INTEGRITY: Final = "the full-text index's manifest failed its integrity check; run 'sessionseal reindex --fulltext'"
+
+Stamp = tuple[int, int, int]
+
+
+class OtherFtsFormat(IntegrityError):
+    """A manifest written by another version of sessionseal: no index until a reindex."""
+
+
+def is_fts_name(name: str) -> bool:
+    """Whether *name* is a name sessionseal writes in ``fts/``."""
+    if name == MANIFEST:
+        return True
+    stem, dot, suffix = name.partition(".")
+    if "." + suffix not in (SEG_SUFFIX, DELTA_SUFFIX) or len(stem) != 32 or not dot:
+        return False
+    return all(c in "0123456789abcdef" for c in stem)
+
+
+@dataclass
+class SegmentInfo:
+    """A segment the manifest names: its id, key, sessions, words (BM25 lengths: about the
+    text's size / 6) and file size."""
+
+    id: uuid.UUID
+    key: bytes
+    sessions: list[uuid.UUID]
+    words: int
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.id.hex + SEG_SUFFIX
+
+
+@dataclass
+class Manifest:
+    """The decrypted manifest (docs/spec/fts-v1.md, "Manifest")."""
+
+    segments: list[SegmentInfo] = field(default_factory=list)
+    delta_id: uuid.UUID = _ZERO
+    delta_key: bytes = b""
+    #: Per session in a segment: (generation, inode, size, mtime_ns) as of the last write the
+    #: segments reflect (the delta log's records carry their own).
+    stamps: dict[uuid.UUID, tuple[int, int, int, int]] = field(default_factory=dict)
+    #: Files this manifest replaced, by name, with their tombs (SHA-256 of the header, 16
+    #: bytes): overwritten and unlinked once the epoch that sealed them left the key store
+    #: (a rotation) or at once (compaction); the only files of ``fts/`` ever removed.
+    retired: dict[str, bytes] = field(default_factory=dict)
+    #: The epoch the retired files wait for: they go once the key store holds no other.
+    retire_after: int = 0
+    generation: int = 0  # the container's: +1 per rewrite
+    kek_epoch: int = 0
+    _head: bytes = b""
+    _size: int = 0
+
+    @property
+    def delta_name(self) -> str:
+        return self.delta_id.hex + DELTA_SUFFIX
+
+    def names(self) -> set[str]:
+        """The files this manifest names (itself aside)."""
+        return {s.name for s in self.segments} | {self.delta_name}
+
+    # -- bytes ---------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = {
+            "v": FORMAT,
+            "segments": [
+                {
+                    "id": s.id.hex,
+                    "key": s.key.hex(),
+                    "sessions": [x.hex for x in s.sessions],
+                    "words": s.words,
+                    "size": s.size,
+                }
+                for s in self.segments
+            ],
+            "delta": {"id": self.delta_id.hex, "key": self.delta_key.hex()},
+            "stamps": {sid.hex: list(st) for sid, st in self.stamps.items()},
+            "retired": {n: t.hex() for n, t in sorted(self.retired.items())},
+            "retire_after": self.retire_after,
+        }
+        return orjson.dumps(doc)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Manifest:
+        try:
+            doc = orjson.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError
+            if doc.get("v") != FORMAT:
+                raise OtherFtsFormat(INTEGRITY)
+            segs = [
+                SegmentInfo(
+                    uuid.UUID(hex=s["id"]),
+                    _key(s["key"]),
+                    [uuid.UUID(hex=x) for x in s["sessions"]],
+                    int(s["words"]),
+                    int(s["size"]),
+                )
+                for s in doc["segments"]
+            ]
+            stamps = {uuid.UUID(hex=k): _stamp4(v) for k, v in doc["stamps"].items()}
+            retired = {str(n): bytes.fromhex(t) for n, t in doc["retired"].items()}
+            if not all(is_fts_name(n) and n != MANIFEST for n in retired):
+                raise ValueError
+            return cls(
+                segs,
+                uuid.UUID(hex=doc["delta"]["id"]),
+                _key(doc["delta"]["key"]),
+                stamps,
+                retired,
+                int(doc["retire_after"]),
+            )
+        except OtherFtsFormat:
+            raise
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError):
+            raise IntegrityError(INTEGRITY) from None
+
+    # -- the file (writes under the vault lock) --------------------------------------
+
+    @classmethod
+    def load(cls, fts: Dir, vault_id: uuid.UUID, master: MasterKeys) -> Manifest:
+        """:raises FileNotFoundError: none. :raises IntegrityError: damaged, or sealed under an
+        epoch the key store no longer holds (:class:`OtherFtsFormat`: another format)."""
+        raw = fts.read(MANIFEST, max_size=_MAX_MANIFEST)
+        header = _container.parse_unverified_header(raw)
+        if header.kind != Kind.FTS_MANIFEST or header.vault_id != vault_id or header.object_id != _ZERO:
+            raise IntegrityError(INTEGRITY)
+        kek = master.keys.get(header.kek_epoch)
+        if kek is None:
+            raise IntegrityError(INTEGRITY)
+        _dek, frames = _container.open_frames(raw, header, kek)
+        if len(frames) != 1 or frames[0].type != FrameType.BODY:
+            raise IntegrityError(INTEGRITY)
+        man = cls.decode(_container.decode_payload(frames[0].data))
+        man.generation, man.kek_epoch, man._head, man._size = header.generation, header.kek_epoch, header.raw, len(raw)
+        return man
+
+    def is_current(self, fts: Dir) -> bool:
+        """Whether ``manifest.sst`` is still the file this object was read from or wrote."""
+        return fts.is_unchanged(MANIFEST, self._head, self._size)
+
+    def write(self, fts: Dir, vault_id: uuid.UUID, kek: bytes, kek_epoch: int) -> None:
+        """Replace the manifest (atomic, durable; the old file's content overwritten)."""
+        data = _container.seal(
+            kind=Kind.FTS_MANIFEST,
+            vault_id=vault_id,
+            object_id=_ZERO,
+            generation=self.generation + 1,
+            kek=kek,
+            kek_epoch=kek_epoch,
+            frames=[(FrameType.BODY, _container.encode_payload(self.encode(), compress=True))],
+        )
+        fts.write_atomic(MANIFEST, data, overwrite_old=True)
+        self.generation, self.kek_epoch = self.generation + 1, kek_epoch
+        self._head, self._size = _container.parse_unverified_header(data).raw, len(data)
+
+
+def _key(text: Any) -> bytes:
+    key = bytes.fromhex(text)
+    if len(key) != _crypto.KEY_SIZE:
+        raise ValueError
+    return key
+
+
+def _stamp4(v: Any) -> tuple[int, int, int, int]:
+    if not isinstance(v, list) or len(v) != 4:
+        raise ValueError
+    return int(v[0]), int(v[1]), int(v[2]), int(v[3])
+
+
+def header_tomb(fts: Dir, name: str) -> bytes | None:
+    """The tomb of a container file in ``fts/`` (None: missing or not a container)."""
+    from .._state import tomb_of
+
+    try:
+        prefix, _size = fts.read_prefix(name, _container.HEADER_SIZE)
+        return tomb_of(_container.parse_unverified_header(prefix).raw)
+    except (FileNotFoundError, IntegrityError, OSError):
+        return None
+
+
+def file_size(fts: Dir, name: str) -> int:
+    return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size

@@ -1,0 +1,393 @@
+"""The full-text index of one open vault (issue 23; docs/spec/fts-v1.md, docs/design.md
+"The format (d)"): its view for search, its writers, compaction, and its part of a rotation.
+
+A verified cache, like ``index.sst``: every session write updates it after the session file,
+under the vault lock (taken after the session lock), and a failure to update it never fails
+nor undoes the write that succeeded. The session is then *behind* in the index: its stamp in
+the index differs from its file's, search evaluates the query on its text, and its next write
+(or ``reindex``) indexes it again (docs/reliability.md). The index is never trusted over the
+session files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from .. import _crypto
+from .._fs import Dir
+from .._fts import (
+    Analyzed,
+    DeltaRecord,
+    Doc,
+    FtsIndex,
+    SegmentReader,
+    analyze,
+    append_delta,
+    build_segment,
+    doc_fields,
+    merge,
+    new_delta,
+    ops_fields,
+    read_delta,
+    rewrite_delta,
+)
+from .._keystore import MasterKeys
+from ..errors import IntegrityError, SessionSealError
+from ._context import VaultContext
+from ._ftsfiles import FTS_DIR, MANIFEST, Manifest, SegmentInfo, Stamp, file_size, header_tomb, is_fts_name
+from ._keys import Keys
+
+if TYPE_CHECKING:
+    from .._keytable import KeyTable
+
+__all__ = ["FtsView", "FullText"]
+
+#: The delta log is folded into a segment when it passes either (docs/design.md).
+COMPACT_BYTES: Final = 4 << 20
+COMPACT_FRAMES: Final = 2000
+#: A segment holds about 64 MB of text at most: about 6 bytes a word (BM25 lengths).
+MAX_SEGMENT_WORDS: Final = (64 << 20) // 6
+#: Tiers by words: 8 segments of a tier merge into one of the next (capped as above).
+TIER_BASE: Final = 1 << 20
+TIER_FANOUT: Final = 8
+_MAX_DELTA: Final = 64 << 20
+#: Benchmarks only: measure a write without the index (``benchmarks/bench_vault.py``).
+NO_WRITES_ENV: Final = "SESSIONSEAL_BENCH_NO_FTS"
+
+
+@dataclass(frozen=True)
+class FtsView:
+    """What search reads: the index, and per indexed session the stamp of its file after the
+    last write the index reflects (``_index.stamp_of``). A session is current in the index iff
+    its file's stamp now equals this one; otherwise search evaluates the query on its text."""
+
+    index: FtsIndex
+    stamps: Mapping[uuid.UUID, Stamp]
+    #: The sessions the index holds (for a caller that lists them: ``check``, ``reindex``).
+    sessions: frozenset[uuid.UUID] = frozenset()
+
+
+def _tier(words: int) -> int:
+    t, bound = 0, TIER_BASE
+    while words >= bound and bound < MAX_SEGMENT_WORDS:
+        t, bound = t + 1, bound * TIER_FANOUT
+    return t
+
+
+class FullText:
+    """The full-text index of one open vault, in ``fts/``."""
+
+    def __init__(self, ctx: VaultContext, keys: Keys) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        #: False: writes leave the index alone (a benchmark's baseline; sessions then go stale).
+        self.enabled = os.environ.get(NO_WRITES_ENV) != "1"
+
+    # -- files -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _fts(self, *, create: bool) -> Iterator[Dir | None]:
+        root = self._ctx.root
+        if not create and not root.exists(FTS_DIR):
+            yield None
+            return
+        d = root.sub(FTS_DIR, create=create)
+        try:
+            yield d
+        finally:
+            d.close()
+
+    def _manifest(self, fts: Dir) -> Manifest:
+        """The manifest, under the master keys this process holds, or the key store's now (another
+        process rotated). :raises FileNotFoundError, IntegrityError: none, or unusable."""
+        try:
+            return Manifest.load(fts, self._ctx.vault_id, self._keys.master())
+        except FileNotFoundError:
+            raise
+        except IntegrityError:
+            reload = getattr(self._keys.provider, "reload", None)
+            if reload is None:
+                raise
+            return Manifest.load(fts, self._ctx.vault_id, reload(self._ctx.vault_id))
+
+    # -- reads -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[FtsView | None]:
+        """The index as it is now, or None: no usable index (none yet, damaged, another format
+        version, or sealed under a master key the key store no longer holds). The caller streams
+        then, and says so. The segment files are closed on exit."""
+        opened = self._open_view()
+        try:
+            yield None if opened is None else opened[0]
+        finally:
+            for r in opened[1] if opened is not None else ():
+                r.close()
+
+    def _open_view(self) -> tuple[FtsView, list[SegmentReader]] | None:
+        for _attempt in range(3):  # a compaction may replace files between two reads: retry
+            try:
+                with self._fts(create=False) as fts:
+                    if fts is None:
+                        return None
+                    return self._read(fts)
+            except FileNotFoundError:
+                continue
+            except (SessionSealError, OSError, ValueError):
+                return None
+        return None
+
+    def _read(self, fts: Dir) -> tuple[FtsView, list[SegmentReader]]:
+        man = self._manifest(fts)
+        vid = self._ctx.vault_id
+        readers: list[SegmentReader] = []
+        try:
+            for s in man.segments:
+                readers.append(SegmentReader(fts.path / s.name, vid, s.id, s.key))
+            records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
+            index = FtsIndex(readers, records)
+        except BaseException:
+            for r in readers:
+                r.close()
+            raise
+        stamps = _fold_stamps(man.stamps, records)
+        return FtsView(index, {s: st[1:] for s, st in stamps.items()}, frozenset(index.docs)), readers
+
+    # -- writes (after the session file, under its lock) ---------------------------------
+
+    def saved(self, sid: uuid.UUID, generation: int, body: bytes, stamp: Stamp) -> None:
+        """Index a new version of a session (its whole stored document *body*) at *generation*;
+        best effort: a failure leaves the session behind in the index, never fails the save."""
+        if not self.enabled:
+            return
+        try:
+            doc = orjson.loads(body)
+            if isinstance(doc, dict):
+                self._record(Doc(sid, generation, doc_fields(doc)), stamp)
+        except Exception:
+            return
+
+    def appended(self, sid: uuid.UUID, generation: int, ops: Sequence[Mapping[str, Any]], stamp: Stamp) -> None:
+        """Index what an append added (its sanitized *ops* only: O(turn)); best effort."""
+        if not self.enabled:
+            return
+        try:
+            self._record(Doc(sid, generation, ops_fields(ops)), stamp)
+        except Exception:
+            return
+
+    def _record(self, doc: Doc, stamp: Stamp) -> None:
+        a = analyze(doc)  # outside the vault lock: the CPU work of a write
+        record = DeltaRecord(a.entry, stamp, a.terms)
+        ctx = self._ctx
+        with ctx.vault_lock(), ctx.mutex, self._fts(create=True) as fts:
+            assert fts is not None
+            man = self._writable(fts)
+            if man is None:
+                return  # damaged or another format: search streams until 'reindex'
+            size = append_delta(fts.path / man.delta_name, ctx.vault_id, man.delta_key, record)
+            if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
+                self.compact(fts, man)
+
+    def _writable(self, fts: Dir) -> Manifest | None:
+        """The manifest to write to, a new empty index if there is none; None if unusable."""
+        try:
+            return self._manifest(fts)
+        except FileNotFoundError:
+            pass
+        except (SessionSealError, OSError, ValueError):
+            return None
+        man = Manifest(delta_id=uuid.uuid4(), delta_key=_crypto.new_key())
+        fts.write_atomic(man.delta_name, new_delta(self._ctx.vault_id, man.delta_key, 1))
+        self._commit(fts, man)
+        return man
+
+    def _commit(self, fts: Dir, man: Manifest) -> None:
+        """Replace the manifest under the key table's epoch: the index's one commit point."""
+        table = self._keys.keytable(fresh=True)
+        man.write(fts, self._ctx.vault_id, self._keys.kek(table.kek_epoch), table.kek_epoch)
+
+    def _frames(self, fts: Dir, man: Manifest) -> int:
+        data = fts.read(man.delta_name, max_size=_MAX_DELTA)
+        return len(read_delta(data, self._ctx.vault_id, man.delta_key, torn_tail_ok=True))
+
+    # -- compaction (under the vault lock) -------------------------------------------------
+
+    def compact(self, fts: Dir, man: Manifest) -> None:
+        """Fold the delta log into segments (docs/spec/fts-v1.md, "Compaction"): the new segment
+        files first, then a new empty delta log under a fresh key, then the manifest (the commit),
+        then the replaced files go. The segments holding a session at the generation of one of
+        the log's records merge with it (a session is in one segment per generation), and a tier
+        of :data:`TIER_FANOUT` segments merges into the next."""
+        vid = self._ctx.vault_id
+        records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
+        at = {(r.doc.session_id, r.doc.generation) for r in records}
+        readers = [SegmentReader(fts.path / s.name, vid, s.id, s.key) for s in man.segments]
+        try:
+            pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
+            pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
+            current = _fold_stamps(man.stamps, records)
+            docs = merge([r for r in readers if r.segment_id in pulled], records)
+        finally:
+            for r in readers:
+                r.close()
+        # Older versions of a session are dropped when their segment merges (they are ignored).
+        docs = [d for d in docs if d.entry.generation >= current.get(d.entry.session_id, (0,))[0]]
+        kept = [s for s in man.segments if s.id not in pulled]
+        new = self._write_segments(fts, docs)
+        old_delta = man.delta_name
+        retired = {s.name for s in man.segments if s.id in pulled} | {old_delta}
+        man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
+        fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
+        man.segments = kept + new
+        in_segments = {sid for s in man.segments for sid in s.sessions}
+        man.stamps = {sid: st for sid, st in current.items() if sid in in_segments}
+        self._retire(fts, man, retired, after=man.kek_epoch)
+        self._commit(fts, man)
+        self.sweep(fts, man)
+
+    def _write_segments(self, fts: Dir, docs: Sequence[Analyzed]) -> list[SegmentInfo]:
+        """*docs* as new segments of at most :data:`MAX_SEGMENT_WORDS` each (none if empty)."""
+        out: list[SegmentInfo] = []
+        chunk: list[Analyzed] = []
+        words = 0
+        for d in [*docs, None]:
+            n = sum(d.entry.lengths) if d is not None else 0
+            if chunk and (d is None or words + n > MAX_SEGMENT_WORDS):
+                info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [c.entry.session_id for c in chunk], words, 0)
+                data = build_segment(self._ctx.vault_id, info.id, info.key, chunk)
+                fts.write_atomic(info.name, data)
+                info.size = len(data)
+                out.append(info)
+                chunk, words = [], 0
+            if d is not None:
+                chunk.append(d)
+                words += n
+        return out
+
+    def _retire(self, fts: Dir, man: Manifest, names: set[str], *, after: int) -> None:
+        """Record *names* (replaced by the manifest about to be written) as retired, with their
+        tombs; forget retired files that are gone already."""
+        man.retired = {n: t for n, t in man.retired.items() if fts.exists(n)}
+        for n in names:
+            tomb = header_tomb(fts, n)
+            if tomb is not None:
+                man.retired[n] = tomb
+        man.retire_after = max(man.retire_after, after)
+
+    def sweep(self, fts: Dir, man: Manifest) -> int:
+        """Overwrite and unlink the files *man* retired, once the key store holds no master key
+        but the manifest's (a rotation's old epoch gone): each only if its header is still the one
+        its tomb names. Returns how many went. Best effort: a file left is swept next time."""
+        if not man.retired:
+            return 0
+        with contextlib.suppress(SessionSealError):
+            if set(self._keys.fresh_master().keys) != {man.kek_epoch}:
+                return 0
+        n = 0
+        for name, tomb in man.retired.items():
+            if name in man.names() or header_tomb(fts, name) != tomb:
+                continue
+            with contextlib.suppress(SessionSealError, OSError):
+                n += fts.shred(name)
+        return n
+
+    # -- rotation (under the vault lock, while the key store holds both epochs) ----------------
+
+    def reseal(self, master: MasterKeys, table: KeyTable) -> None:
+        """Follow a rotation: without the sessions the table no longer keys (erased), rewrite
+        each segment holding one and the delta log under fresh keys; then write the manifest
+        under the table's epoch. The replaced files are retired: overwritten once the old epoch
+        has left the key store (:meth:`after_rotation`). A rekey without erasures only reseals
+        the manifest. An index that cannot be read or rewritten is left to die with its epoch
+        (search streams until 'reindex'): a rotation never fails for the index."""
+        with contextlib.suppress(Exception):
+            self._reseal(master, table)
+
+    def _reseal(self, master: MasterKeys, table: KeyTable) -> None:
+        ctx = self._ctx
+        with ctx.mutex, self._fts(create=False) as fts:
+            if fts is None:
+                return
+            try:
+                man = Manifest.load(fts, ctx.vault_id, master)
+            except (FileNotFoundError, SessionSealError, OSError):
+                return  # nothing to follow, or unreadable: its epoch leaves with the rotation
+            vid, old_epoch = ctx.vault_id, man.kek_epoch
+            data = fts.read(man.delta_name, max_size=_MAX_DELTA)
+            records = read_delta(data, vid, man.delta_key, torn_tail_ok=True)
+            indexed = set(man.stamps) | {r.doc.session_id for r in records}
+            indexed |= {sid for s in man.segments for sid in s.sessions}
+            erased = frozenset(sid for sid in indexed if sid not in table.session_keys)
+            if not erased and old_epoch == table.kek_epoch:
+                return  # done already (a rotation finished by finish_rotation)
+            retired: set[str] = set()
+            if erased:
+                kept: list[SegmentInfo] = []
+                for s in man.segments:
+                    if not erased & set(s.sessions):
+                        kept.append(s)
+                        continue
+                    with SegmentReader(fts.path / s.name, vid, s.id, s.key) as r:
+                        docs = merge([r], [], drop=erased)
+                    kept += self._write_segments(fts, docs)
+                    retired.add(s.name)
+                retired.add(man.delta_name)
+                new_key, new_id = _crypto.new_key(), uuid.uuid4()
+                fresh = rewrite_delta(
+                    data, vid, man.delta_key, new_key=new_key, generation=man.generation + 1, drop=erased
+                )
+                fts.write_atomic(new_id.hex + ".delta", fresh)
+                man.segments, man.delta_id, man.delta_key = kept, new_id, new_key
+                man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
+            # The old manifest and what it named wait for the old epoch to leave the key store.
+            self._retire(fts, man, retired, after=table.kek_epoch)
+            man.write(fts, vid, master.keys[table.kek_epoch], table.kek_epoch)
+
+    def after_rotation(self) -> None:
+        """Once the key store holds the new epoch only: the retired files go (best effort)."""
+        with contextlib.suppress(SessionSealError, OSError), self._ctx.mutex, self._fts(create=False) as fts:
+            if fts is not None:
+                self.sweep(fts, self._manifest(fts))
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    def unlisted(self, fts: Dir, man: Manifest) -> list[str]:
+        """Files of ``fts/`` the manifest neither names nor retired (reported, never removed)."""
+        named = man.names() | set(man.retired) | {MANIFEST}
+        return sorted(n for n in fts.names() if not n.startswith(".") and n not in named and is_fts_name(n))
+
+    def file_sizes(self, fts: Dir, man: Manifest) -> dict[str, int]:
+        return {n: file_size(fts, n) for n in man.names()}
+
+
+def _fold_stamps(
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord]
+) -> dict[uuid.UUID, tuple[int, int, int, int]]:
+    """Per session, ``(generation, inode, size, mtime_ns)`` of the last write the index holds:
+    the segments' (the manifest's), then each delta record in order at or above it."""
+    out = dict(stamps)
+    for r in records:
+        have = out.get(r.doc.session_id)
+        if have is None or r.doc.generation >= have[0]:
+            out[r.doc.session_id] = (r.doc.generation, *r.stamp)
+    return out
+
+
+def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
+    """The segments of the lowest tier that has :data:`TIER_FANOUT` of them (none: empty)."""
+    tiers: dict[int, list[SegmentInfo]] = {}
+    for s in segments:
+        if s.words < MAX_SEGMENT_WORDS // 2:  # a full segment never merges again
+            tiers.setdefault(_tier(s.words), []).append(s)
+    for t in sorted(tiers):
+        if len(tiers[t]) >= TIER_FANOUT:
+            return {s.id for s in tiers[t]}
+    return set()
