@@ -336,7 +336,6 @@ class BenchIndex:
 
     def __init__(self, v: Vault, root: Path) -> None:
         from sessionseal import _fts
-        from sessionseal._vault._search import fields_of
 
         self.vault_id, self.root = v.vault_id, root
         self.segments: list[tuple[uuid.UUID, bytes]] = []
@@ -346,7 +345,7 @@ class BenchIndex:
         text = 0
         for sid, body in documents(v, ListQuery(archived=None)):
             s = sessions[uuid.UUID(sid)]
-            batch.append(_fts.analyze(_fts.Doc(s.id, s.generation, fields_of(json.loads(body)))))
+            batch.append(_fts.analyze(_fts.Doc(s.id, s.generation, _fts.doc_fields(json.loads(body)))))
             st = os.stat(v.path / "sessions" / (v._keys.file_name(s.id) + ".sst"))
             self.stamps[s.id] = (st.st_ino, st.st_size, st.st_mtime_ns)
             text += s.size_original

@@ -2,9 +2,12 @@
 docs/api.md "Search"): every query form gives what a brute-force evaluation of the stored,
 sanitized text gives, whether the index is current, behind on some sessions, or absent.
 
-The index here is built the way a rebuild builds it, from the ``_fts`` functions over the
-session files (``analyze``, ``build_segment``, ``SegmentReader``), with each file's stamp, and
-handed to the vault's search through its full-text seam (``FullText.view()``).
+The index is the vault's own, kept by its writers (``_vault/_fulltext.py``); or, to test the
+segments' path too, one built the way a rebuild builds it, from the ``_fts`` functions over the
+session files (``analyze``, ``build_segment``, ``SegmentReader``) with each file's stamp, and
+handed to the search through the same seam (``FullText.view()``). Sessions the index is behind
+on are written by a second handle whose index writes are turned off, as a failed index write
+leaves them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import random
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,11 +29,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionseal import ListQuery, Vault, errors
+from sessionseal import KeychainProvider, ListQuery, Vault, errors
 from sessionseal._fts import Doc as FtsDoc
-from sessionseal._fts import FtsIndex, SegmentReader, analyze, build_segment
+from sessionseal._fts import FtsIndex, SegmentReader, analyze, build_segment, doc_fields
 from sessionseal._index import Stamp
-from sessionseal._vault._search import fields_of
+from sessionseal._vault._fulltext import NO_WRITES_ENV
 from sessionseal.cli import cli
 
 TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
@@ -64,7 +68,7 @@ class BuiltIndex:
         for s in self.vault.list(ListQuery(archived=None)):
             store = self.vault._store
             doc = json.loads(store.document(store.open(s.id)))
-            analyzed.append(analyze(FtsDoc(s.id, s.generation, fields_of(doc))))
+            analyzed.append(analyze(FtsDoc(s.id, s.generation, doc_fields(doc))))
             st_ = os.stat(self.file_of(s.id))
             self.stamps[s.id] = (st_.st_ino, st_.st_size, st_.st_mtime_ns)
         seg_id, key = uuid.uuid4(), os.urandom(32)
@@ -80,6 +84,24 @@ class BuiltIndex:
         seg_id, key = self.segment
         with SegmentReader(self.root / f"{seg_id}.seg", self.vault.vault_id, seg_id, key) as reader:
             yield View(FtsIndex([reader]), dict(self.stamps))
+
+
+@contextlib.contextmanager
+def unindexed(vault: Vault, provider: KeychainProvider) -> Iterator[Vault]:
+    """A second handle on *vault* whose writes leave the full-text index behind (as a write whose
+    index update failed, or was killed, does: the session file is written, the index is not)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(NO_WRITES_ENV, "1")
+        other = Vault.open(vault.path, key_provider=provider)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def drop_index(vault: Vault) -> None:
+    """The index's files deleted: no usable index."""
+    shutil.rmtree(vault.path / "fts")
 
 
 def wire(vault: Vault, root: Path) -> BuiltIndex:
@@ -170,42 +192,62 @@ def _combine(children: st.SearchStrategy[tuple[str, Eval]]) -> st.SearchStrategy
 QUERIES = st.recursive(leaf(), _combine, max_leaves=5)
 
 
+@dataclass
+class Corpus:
+    vault: Vault
+    provider: KeychainProvider
+    root: Path
+    texts: dict[str, Text]
+    ready: bool = False
+
+
 @pytest.fixture
-def corpus(vault: Vault, tmp_path: Path) -> tuple[Vault, BuiltIndex, dict[str, Text]]:
+def corpus(vault: Vault, provider: KeychainProvider, tmp_path: Path) -> Corpus:
     rng = random.Random(23)
     texts: dict[str, Text] = {}
     for _ in range(14):
         doc, text = _doc(rng)
         texts[str(vault.save(doc))] = text
-    return vault, wire(vault, tmp_path / "fts"), texts
+    return Corpus(vault, provider, tmp_path / "fts", texts)
 
 
-def _found(vault: Vault, q: str, snippets: bool) -> set[str]:
+def _prepare(c: Corpus, state: str) -> None:
+    """The index in *state*: kept by the writers; one segment built from the files; behind on
+    some sessions (two it lacks, one appended to); or none."""
+    if state == "segment":
+        wire(c.vault, c.root).build()
+    elif state == "stale":
+        rng = random.Random(7)
+        with unindexed(c.vault, c.provider) as other:
+            for _ in range(2):
+                doc, text = _doc(rng)
+                c.texts[str(other.save(doc))] = text
+            some = sorted(c.texts)[0]
+            other.append(some, [{"role": "user", "content": "omega banana"}])
+        c.texts[some].pieces.append((USER, ["omega", "banana"]))
+    elif state == "none":
+        drop_index(c.vault)
+
+
+def _found(vault: Vault, q: str, snippets: bool) -> tuple[set[str], str]:
     hits = vault.search(q, ListQuery(limit=1000), snippets=snippets)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    return {h.id for h in hits}
+    return {h.id for h in hits}, hits.source
 
 
-@pytest.mark.parametrize("state", ["current", "stale", "none"])
+@pytest.mark.parametrize("state", ["writers", "segment", "stale", "none"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_query_form_finds_what_a_brute_force_evaluation_finds(
-    corpus: tuple[Vault, BuiltIndex, dict[str, Text]], state: str, data: st.DataObject
+    corpus: Corpus, state: str, data: st.DataObject
 ) -> None:
-    vault, built, texts = corpus
-    if state != "none" and built.segment is None:
-        built.build()
-        if state == "stale":
-            # Written after the index: two sessions it lacks, one it is behind on (an append).
-            rng = random.Random(7)
-            for _ in range(2):
-                doc, text = _doc(rng)
-                texts[str(vault.save(doc))] = text
-            some = sorted(texts)[0]
-            vault.append(some, [{"role": "user", "content": "omega banana"}])
-            texts[some].pieces.append((USER, ["omega", "banana"]))
+    if not corpus.ready:
+        _prepare(corpus, state)
+        corpus.ready = True
     q, evaluate = data.draw(QUERIES)
-    assert _found(vault, q, data.draw(st.booleans())) == {sid for sid, t in texts.items() if evaluate(t)}
+    found, source = _found(corpus.vault, q, data.draw(st.booleans()))
+    assert found == {sid for sid, t in corpus.texts.items() if evaluate(t)}
+    assert source == ("none" if state == "none" else "fts")
 
 
 # -- stale sessions, no index, a damaged index ------------------------------------------------
@@ -216,30 +258,28 @@ def _audited(vault: Vault) -> dict[str, Any]:
     return detail
 
 
-def test_a_session_the_index_is_behind_on_is_found_from_its_text(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+def test_a_session_the_index_is_behind_on_is_found_from_its_text(vault: Vault, provider: KeychainProvider) -> None:
     a = vault.save({"title": "first", "messages": [{"role": "user", "content": "walrus"}]})
-    built.build()
     hits = vault.search("walrus", snippets=False)
     assert [h.id for h in hits] == [str(a)] and hits.source == "fts" and hits.stale == 0
-    assert _audited(vault) == {"scanned": 0, "hits": 1, "index": "fts", "stale": 0}  # no decryption
-    # Written while the index's update failed (nothing indexed it): an append and a new session.
-    vault.append(a, [{"role": "assistant", "content": "narwhal"}])
-    b = vault.save({"title": "second", "messages": [{"role": "user", "content": "narwhal walrus"}]})
+    assert _audited(vault) == {"scanned": 0, "hits": 1, "index": "fts", "stale": 0}  # nothing decrypted
+    # Written while the index's updates failed: an append and a new session.
+    with unindexed(vault, provider) as other:
+        other.append(a, [{"role": "assistant", "content": "narwhal"}])
+        b = other.save({"title": "second", "messages": [{"role": "user", "content": "narwhal walrus"}]})
     hits = vault.search("narwhal", snippets=False)
     assert {h.id for h in hits} == {str(a), str(b)} and hits.source == "fts" and hits.stale == 2
-    assert _audited(vault)["stale"] == 2
-    # The index's word for a stale session is not trusted: what the file holds now is.
+    assert _audited(vault) == {"scanned": 2, "hits": 2, "index": "fts", "stale": 2}
+    # What the index says of a stale session is not used: what its file holds now is.
     assert [h.id for h in vault.search("walrus -narwhal")] == []
+    # The next indexed write of the session brings the index up to date with it.
+    vault.append(b, [{"role": "user", "content": "seal"}])
+    assert vault.search("narwhal seal", snippets=False).stale == 1
 
 
-def test_with_no_index_every_session_is_searched_and_the_answer_says_so(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+def test_with_no_index_every_session_is_searched_and_the_answer_says_so(vault: Vault) -> None:
     a = vault.save({"title": "t", "messages": [{"role": "user", "content": "kestrel"}]})
-    built.build()
-    for p in (tmp_path / "fts").iterdir():
-        p.unlink()  # the index's files deleted: view() finds no usable index
-    built.segment = None
+    drop_index(vault)
     hits = vault.search("kestrel")
     assert [h.id for h in hits] == [str(a)] and hits.source == "none" and hits.warnings
     assert _audited(vault)["index"] == "none"
@@ -263,37 +303,38 @@ def test_a_damaged_index_is_not_trusted(vault: Vault, tmp_path: Path) -> None:
 # -- filters, phrases, snippets, limits ---------------------------------------------------------
 
 
-def test_the_list_filters_select_the_candidates(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+def test_the_list_filters_select_the_candidates(vault: Vault) -> None:
     ids = [
         vault.save(
             {"title": f"s{i}", "tags": ["x"] if i % 2 else [], "messages": [{"role": "user", "content": "ibis"}]}
         )
         for i in range(6)
     ]
-    built.build()
     assert {h.id for h in vault.search("ibis", ListQuery(tags=("x",)))} == {str(ids[i]) for i in (1, 3, 5)}
     assert {h.id for h in vault.search("NOT heron", ListQuery(tags=("x",)))} == {str(ids[i]) for i in (1, 3, 5)}
     assert len(vault.search("ibis", ListQuery(limit=2))) == 2
 
 
-def test_a_phrase_is_confirmed_in_the_text(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+def test_a_phrase_is_confirmed_in_the_text(vault: Vault) -> None:
     ab = vault.save({"title": "t", "messages": [{"role": "user", "content": "the connection refused us"}]})
     ba = vault.save({"title": "t", "messages": [{"role": "user", "content": "refused: connection"}]})
     split = vault.save(
         {"title": "t", "messages": [{"role": "user", "content": "connection"}, {"role": "user", "content": "refused"}]}
     )
-    built.build()
     assert [h.id for h in vault.search('"connection refused"')] == [str(ab)]
     assert {h.id for h in vault.search('-"connection refused"')} == {str(ba), str(split)}
     assert [h.id for h in vault.search('assistant:"connection refused"')] == []
 
 
-def test_snippets_come_from_the_sanitized_text_and_a_secret_is_not_findable(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+@pytest.mark.parametrize("index", ["writers", "segment"])
+def test_snippets_come_from_the_sanitized_text_and_a_secret_is_not_findable(
+    vault: Vault, tmp_path: Path, index: str
+) -> None:
     sid = vault.save({"title": "t", "messages": [{"role": "tool", "content": f"export GITHUB_TOKEN={TOKEN} done"}]})
-    built.build()
+    views: Any = vault.parts.fulltext
+    if index == "segment":
+        views = wire(vault, tmp_path / "fts")
+        views.build()
     for q in (TOKEN, f'"{TOKEN}"', TOKEN[:10] + "*", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"):
         with contextlib.suppress(errors.InvalidInput):
             assert vault.search(q) == []
@@ -302,7 +343,7 @@ def test_snippets_come_from_the_sanitized_text_and_a_secret_is_not_findable(vaul
     assert "REDACTED" in hit.snippet and hit.field == "messages[0].content[0].text"
     assert hit.snippet[hit.snippet.casefold().find("github_token") :].startswith("GITHUB_TOKEN")
     # Nor is any piece of it a term of the index.
-    with built.view() as view:
+    with views.view() as view:
         assert view is not None
         assert all(view.index.leaf_postings(leaf) == {} for leaf in _terms_of(TOKEN))
 
@@ -313,12 +354,10 @@ def _terms_of(text: str) -> list[Any]:
     return parse(" OR ".join(re.findall(r"\w+", text))).leaves()
 
 
-def test_the_best_come_first_and_the_limit_holds(vault: Vault, tmp_path: Path) -> None:
-    built = wire(vault, tmp_path / "fts")
+def test_the_best_come_first_and_the_limit_holds(vault: Vault) -> None:
     many = vault.save({"title": "puffin", "messages": [{"role": "user", "content": "puffin " * 5}]})
     for _ in range(4):
         vault.save({"title": "t", "messages": [{"role": "user", "content": "a puffin among many other words " * 3}]})
-    built.build()
     hits = vault.search("puffin", ListQuery(limit=3))
     assert len(hits) == 3 and hits[0].id == str(many) and hits[0].fields == ("title", "user")
     assert hits[0].score > hits[1].score > 0
@@ -341,8 +380,7 @@ def test_cli_json_shape_and_the_no_index_warning(tmp_path: Path, monkeypatch: py
     sid = run("save", "-", input=json.dumps(doc)).stdout.strip()
     r = run("search", "deploy timeout", "--json")
     body = json.loads(r.stdout)
-    assert body["index"] == "none" and body["stale"] == 0 and body["warnings"]
-    assert "warning: the full-text index is missing" in r.stderr
+    assert body["index"] == "fts" and body["stale"] == 0 and body["warnings"] == [] and r.stderr == ""
     [hit] = body["hits"]
     assert set(hit) == {"id", "title", "updated_at", "score", "fields", "field", "offset", "snippet"}
     assert hit["id"] == sid and hit["fields"] == ["title", "user"] and hit["field"] == "title"
@@ -353,6 +391,11 @@ def test_cli_json_shape_and_the_no_index_warning(tmp_path: Path, monkeypatch: py
     assert regex["index"] == "scan" and [h["id"] for h in regex["hits"]] == [sid]
     assert "deploy failed" in regex["hits"][0]["snippet"]
     assert json.loads(run("search", "DEPLOY", "--literal", "--case-sensitive", "--json").stdout)["hits"] == []
+    shutil.rmtree(tmp_path / "vault" / "fts")
+    r = run("search", "deploy timeout", "--json")
+    body = json.loads(r.stdout)
+    assert body["index"] == "none" and [h["id"] for h in body["hits"]] == [sid]
+    assert body["warnings"] and "warning: the full-text index is missing" in r.stderr
 
 
 @pytest.mark.usefixtures("memory_keyring")

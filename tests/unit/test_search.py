@@ -56,8 +56,8 @@ def test_secrets_are_not_searchable_and_the_query_is_not_audited(vault: Vault) -
     assert [h.title for h in vault.search("REDACTED")] == ["t"]
     records = [r for r in vault.audit_records() if r["action"] == "search"]
     assert records and all(TOKEN not in json.dumps(r) for r in records)
-    # No full-text index in this vault: the one session was decrypted to answer, and it says so.
-    assert records[-1]["detail"] == {"scanned": 2, "hits": 1, "index": "none"}
+    # Answered by the full-text index; the one hit decrypted for its snippet.
+    assert records[-1]["detail"] == {"scanned": 1, "hits": 1, "index": "fts", "stale": 0}
 
 
 def test_filters_and_limit(vault: Vault) -> None:

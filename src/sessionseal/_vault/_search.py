@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol, TypedDict
 import orjson
 
 from .. import _fts
+from .._fts._fields import REPLACED, message_fields
 from .._fts._query import Node, Query, Term
 from .._fts._tokens import is_wordlike
 from .._index import Entry, Stamp
@@ -36,7 +37,7 @@ from ..errors import IntegrityError, InvalidInput, SessionNotFound
 from ._common import parse_id, stored_shape
 from ._results import SearchHit, SearchHits
 
-__all__ = ["NO_INDEX", "FullTextViews", "Search", "SearchHow", "doc_pieces", "fields_of"]
+__all__ = ["NO_INDEX", "FullTextViews", "NoFullText", "Search", "SearchHow", "doc_pieces"]
 
 MODES: Final = ("query", "literal", "regex")
 
@@ -48,7 +49,6 @@ NO_INDEX: Final = (
 #: Characters of context either side of a snippet's match.
 _CONTEXT: Final = 60
 _FIELD_NAMES: Final = ((_fts.TITLE, "title"), (_fts.USER, "user"), (_fts.ASSISTANT, "assistant"), (_fts.TOOL, "tool"))
-_ROLE_FIELD: Final = {"assistant": _fts.ASSISTANT, "tool": _fts.TOOL}
 _NOTHING: Final = Node("term", Term("", False, _fts.ALL_FIELDS))  # "" is never a term
 
 
@@ -90,44 +90,24 @@ class NoFullText:
 
 
 def doc_pieces(doc: Mapping[str, Any]) -> list[tuple[int, str, str]]:
-    """``(field bit, place, text)`` of the searchable text of a stored (sanitized) document, in
-    document order: the title; each message's text by role (user, system and developer count as
-    USER), thinking as its role's; tool calls' arguments and tool results' output as TOOL."""
-    out: list[tuple[int, str, str]] = []
-    if doc.get("title"):
-        out.append((_fts.TITLE, "title", str(doc["title"])))
+    """``(field bit, place, text)``: :func:`~sessionseal._fts.doc_fields`'s pieces of a stored
+    document, in the same order, each with its place in the document (for a hit's snippet)."""
+    out = [(bit, key, text) for key in REPLACED for bit, text in _fts.doc_fields(_only(doc, (key,)))]
     for i, m in enumerate(doc.get("messages") or ()):
-        role_field = _ROLE_FIELD.get(str(m.get("role")), _fts.USER)
-        content = m.get("content")
-        if isinstance(content, str):
-            out.append((role_field, f"messages[{i}].content", content))
+        blocks = m.get("content") if isinstance(m, Mapping) else None
+        if not isinstance(blocks, list):
+            out.extend((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
             continue
-        for j, block in enumerate(content or ()):
-            place = f"messages[{i}].content[{j}]"
-            kind = block.get("type")
-            if kind in ("text", "thinking") and isinstance(block.get("text"), str):
-                out.append((role_field, place + ".text", block["text"]))
-            elif kind == "tool_call" and block.get("arguments") is not None:
-                args = block["arguments"]
-                text = args if isinstance(args, str) else orjson.dumps(args).decode()
-                out.append((_fts.TOOL, place + ".arguments", text))
-            elif kind == "tool_result":
-                out.extend((_fts.TOOL, place + ".content", t) for t in _result_texts(block.get("content")))
+        for j, block in enumerate(blocks):
+            kind = block.get("type") if isinstance(block, Mapping) else None
+            place = f"messages[{i}].content[{j}]" + {"tool_call": "", "tool_result": ".content"}.get(str(kind), ".text")
+            one = {"role": m.get("role"), "content": [block]}
+            out.extend((bit, place, text) for bit, text in message_fields(one))
     return out
 
 
-def _result_texts(content: Any) -> Iterator[str]:
-    if isinstance(content, str):
-        yield content
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield part["text"]
-
-
-def fields_of(doc: Mapping[str, Any]) -> list[tuple[int, str]]:
-    """A stored document's text as the index's ``(field bit, text)`` pieces."""
-    return [(bit, text) for bit, _place, text in doc_pieces(doc)]
+def _only(doc: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: doc[k] for k in keys if k in doc}
 
 
 @dataclass
@@ -326,7 +306,7 @@ class Search:
             doc = self.load(sid)
             if doc is None:
                 return None
-            a = _fts.analyze(_fts.Doc(sid, by_id[sid].generation, fields_of(doc)))
+            a = _fts.analyze(_fts.Doc(sid, by_id[sid].generation, _fts.doc_fields(doc)))
             return _fts.Analyzed(a.entry, _relevant(a.terms, leaves))
 
         out: list[_fts.Analyzed] = []
