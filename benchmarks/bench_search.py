@@ -87,7 +87,7 @@ FTS_QUERIES: dict[str, tuple[str, ListQuery | None]] = {
     "AND": ("timeout AND violet", None),
     "OR": (f"{RARE} OR {RARE2}", None),
     "NOT": ("violet NOT timeout", None),
-    "field": (f"user:{RARE}", None),
+    "field": ("assistant:violet", None),
     "rare word, tag filter": (RARE, ListQuery(tags=("small",))),
 }
 #: Original text per segment when the benchmark builds the index (docs/design.md's policy).
@@ -321,9 +321,9 @@ def streaming_bool(v: Vault, must: tuple[str, ...], any_of: tuple[str, ...], non
 def streaming(v: Vault, name: str) -> Callable[[], object]:
     kind, arg = QUERIES[name]
     if kind == "text":
-        return lambda: v.search(arg)
+        return lambda: v.search(arg, mode="literal")
     if kind == "filtered":
-        return lambda: v.search(arg, ListQuery(tags=("small",)))
+        return lambda: v.search(arg, ListQuery(tags=("small",)), mode="literal")
     return lambda: streaming_bool(v, *arg)
 
 

@@ -418,3 +418,24 @@ def test_a_malformed_query_is_one_line_naming_the_rule(
     assert "secretword" not in r.stderr and query not in r.stderr
     r = run("search", "(unclosed", "--regex")
     assert r.exit_code == 8 and "regular expression" in r.stderr and "unclosed" not in r.stderr
+
+
+# -- the MCP server's search -------------------------------------------------------------------
+
+
+def test_the_mcp_search_answers_the_query_language_within_its_scope(vault: Vault) -> None:
+    from sessionseal.cli._mcp_history import History, Scope, VaultBackend
+
+    run = {"role": "tool", "content": "pytest: connection refused"}
+    mine = vault.save({"title": "mine", "workspace": "/w/app", "messages": [run]})
+    vault.save({"title": "other root", "workspace": "/w/else", "messages": [run]})
+    vault.save({"title": "private", "workspace": "/w/app", "tags": ["private"], "messages": [run]})
+    vault.save({"title": "flaky", "workspace": "/w/app", "messages": [run, {"role": "user", "content": "flaky"}]})
+    history = History(VaultBackend(vault), Scope(("/w/app",)))
+    answer = history.search_sessions('tool:"connection refused" -flaky', {}, 10)
+    assert [h["id"] for h in answer.body["hits"]] == [str(mine)] and answer.ids == [str(mine)]
+    [hit] = answer.body["hits"]
+    assert hit["matched"] == ["tool"] and hit["score"] > 0 and "connection refused" in hit["snippet"]
+    with pytest.raises(errors.InvalidInput, match="unbalanced parentheses") as exc:
+        history.search_sessions("(refused", {}, 10)
+    assert "refused" not in str(exc.value)
