@@ -275,6 +275,8 @@ def test_a_session_the_index_is_behind_on_is_found_from_its_text(vault: Vault, p
     # The next indexed write of the session brings the index up to date with it.
     vault.append(b, [{"role": "user", "content": "seal"}])
     assert vault.search("narwhal seal", snippets=False).stale == 1
+    # No query reached the audit log (nor any file: nothing is written but the audit record).
+    assert not any(w in json.dumps(list(vault.audit_records())) for w in ("walrus", "narwhal"))
 
 
 def test_with_no_index_every_session_is_searched_and_the_answer_says_so(vault: Vault) -> None:

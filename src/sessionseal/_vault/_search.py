@@ -240,7 +240,9 @@ class Search:
             raise InvalidInput("search mode: one of query, literal, regex")
         if mode == "query":
             if how.get("case_sensitive"):
-                raise InvalidInput("search: --case-sensitive is for --literal and --regex (the index is case-folded)")
+                raise InvalidInput(
+                    "search: case-sensitive matching is for the literal and regex scans (a query is case-folded)"
+                )
             return self._query(_fts.parse(text), candidates, stamps, limit, how.get("snippets", True))
         return self._scan(_matcher(text, mode, how.get("case_sensitive", False)), candidates, limit)
 
