@@ -56,11 +56,7 @@ class Listing:
         self._index = index
         self._audit = audit
         # The full-text index (issue 23) is handed in by _wiring.py; without it, search streams.
-        self._search = Search(
-            lambda sid: store.document(store.open(sid)),
-            lambda sid: keys.file_name(sid) + SUFFIX,
-            fulltext or NoFullText(),
-        )
+        self._search = Search(lambda sid: store.document(store.open(sid)), fulltext or NoFullText())
 
     def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
         entries, problems = self.summary_docs()
@@ -82,8 +78,8 @@ class Listing:
 
     def summary_docs(self, stamps: dict[str, Stamp] | None = None) -> tuple[list[Entry], list[str]]:
         """Every readable session's summary document, and the problems (not audited); each
-        file's stamp as stat saw it goes into *stamps* if given (search compares it with the
-        full-text index's).
+        listed session's file stamp as stat saw it goes into *stamps* by session id, if given
+        (search compares it with the full-text index's).
 
         From the index, checked file by file against the file system: a session whose file
         changed since the index recorded it (or that the index lacks) has its META frame
@@ -132,6 +128,8 @@ class Listing:
             # saves the session anew or accepts the files as they are ('sessionseal reindex').
             docs.append(doc)
             where.append(fname)
+        if stamps is not None:  # by session id: the caller need not name the files again
+            stamps.update({doc.id: stamps.pop(f) for doc, f in zip(docs, where, strict=True)})
         if state.tracked:
             behind = self.against_marks(state, docs, where, reported, problems)
             if behind:

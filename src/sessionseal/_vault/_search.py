@@ -89,21 +89,22 @@ class NoFullText:
 # -- the text of a stored document ---------------------------------------------------------
 
 
-def doc_pieces(doc: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+def doc_pieces(doc: Mapping[str, Any]) -> Iterator[tuple[int, str, str]]:
     """``(field bit, place, text)``: :func:`~sessionseal._fts.doc_fields`'s pieces of a stored
-    document, in the same order, each with its place in the document (for a hit's snippet)."""
-    out = [(bit, key, text) for key in REPLACED for bit, text in _fts.doc_fields(_only(doc, (key,)))]
+    document, in the same order, each with its place in the document (for a hit's snippet).
+    Lazily: a snippet is usually in the first few, and a session may have 10,000 messages."""
+    for key in REPLACED:
+        yield from ((bit, key, text) for bit, text in _fts.doc_fields(_only(doc, (key,))))
     for i, m in enumerate(doc.get("messages") or ()):
         blocks = m.get("content") if isinstance(m, Mapping) else None
         if not isinstance(blocks, list):
-            out.extend((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
+            yield from ((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
             continue
         for j, block in enumerate(blocks):
             kind = block.get("type") if isinstance(block, Mapping) else None
             place = f"messages[{i}].content[{j}]" + {"tool_call": "", "tool_result": ".content"}.get(str(kind), ".text")
             one = {"role": m.get("role"), "content": [block]}
-            out.extend((bit, place, text) for bit, text in message_fields(one))
-    return out
+            yield from ((bit, place, text) for bit, text in message_fields(one))
 
 
 def _only(doc: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -114,8 +115,19 @@ def _only(doc: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 class DocText:
     """One decrypted document, for the exact evaluation of a query (phrases) and snippets."""
 
-    pieces: list[tuple[int, str, str]]
+    doc: Mapping[str, Any]
+    _pieces: list[tuple[int, str, str]] | None = None
     _terms: dict[int, set[str]] | None = None
+
+    @property
+    def pieces(self) -> list[tuple[int, str, str]]:
+        if self._pieces is None:
+            self._pieces = list(doc_pieces(self.doc))
+        return self._pieces
+
+    def first_pieces(self) -> Iterator[tuple[int, str, str]]:
+        """The pieces in order, made as they are read (all of them once :attr:`pieces` was)."""
+        return iter(self._pieces) if self._pieces is not None else doc_pieces(self.doc)
 
     def terms(self, bit: int) -> set[str]:
         if self._terms is None:
@@ -212,11 +224,8 @@ class Counts:
 class Search:
     """Runs one search over the candidate sessions a listing selected."""
 
-    def __init__(
-        self, read: Callable[[uuid.UUID], bytes], file_of: Callable[[uuid.UUID], str], fulltext: FullTextViews
-    ) -> None:
+    def __init__(self, read: Callable[[uuid.UUID], bytes], fulltext: FullTextViews) -> None:
         self._read = read  # a session's stored document (its JSON), decrypted
-        self._file_of = file_of
         self._fulltext = fulltext
 
     def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
@@ -250,36 +259,37 @@ class Search:
         self, q: Query, candidates: list[Entry], stamps: Mapping[str, Stamp], limit: int, snippets: bool
     ) -> tuple[SearchHits, Counts]:
         counts = Counts()
-        by_id = {parse_id(e.id): e for e in candidates}
+        by_id = {e.id: e for e in candidates}  # by the id's text: no UUID made per candidate
         ranked = self._rank(q, by_id, stamps, counts)
         need_doc = snippets or bool(q.phrases)
         hits = SearchHits(source=counts.index, stale=counts.stale if counts.index == "fts" else 0)
         if counts.index == "none":
             hits.warnings.append(NO_INDEX)
         if not need_doc:
-            hits.extend(_hit(by_id[h.session_id], h, None) for h in ranked[:limit])
+            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in ranked[:limit])
             return hits, counts
 
         def confirm(h: _fts.Hit) -> SearchHit | None:
             doc = self.load(h.session_id)
             if doc is None:
                 return None
-            text = DocText(doc_pieces(doc))
+            text = DocText(doc)
             if q.phrases and not text.matches(q.root):
                 return None
-            return _hit(by_id[h.session_id], h, _snippet(text, q.root) if snippets else None)
+            return _hit(by_id[str(h.session_id)], h, _snippet(text, q.root) if snippets else None)
 
         counts.scanned += _paged(confirm, ranked, limit, hits)
         return hits, counts
 
     def _rank(
-        self, q: Query, by_id: Mapping[uuid.UUID, Entry], stamps: Mapping[str, Stamp], counts: Counts
+        self, q: Query, by_id: Mapping[str, Entry], stamps: Mapping[str, Stamp], counts: Counts
     ) -> list[_fts.Hit]:
         """The candidates the query's relaxed form matches, best first: from the index for the
         sessions it is current on, from their decrypted text for the others."""
         with self._fulltext.view() as view:
             if view is not None:
-                stale = [sid for sid in by_id if view.stamps.get(sid) != stamps.get(self._file_of(sid))]
+                indexed = {str(sid): stamp for sid, stamp in view.stamps.items()}
+                stale = [sid for sid in by_id if indexed.get(sid) != stamps.get(sid)]
                 try:
                     return self._ranked(q, by_id, view.index, stale, counts)
                 except IntegrityError:
@@ -290,25 +300,26 @@ class Search:
     def _ranked(
         self,
         q: Query,
-        by_id: Mapping[uuid.UUID, Entry],
+        by_id: Mapping[str, Entry],
         base: _fts.FtsIndex,
-        stale: list[uuid.UUID],
+        stale: list[str],
         counts: Counts,
     ) -> list[_fts.Hit]:
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        return [h for h in index.search(Query(relaxed(q.root), q.phrases)) if h.session_id in by_id]
+        return [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
 
     def _analyze(
-        self, stale: list[uuid.UUID], by_id: Mapping[uuid.UUID, Entry], leaves: list[Term], counts: Counts
+        self, stale: list[str], by_id: Mapping[str, Entry], leaves: list[Term], counts: Counts
     ) -> list[_fts.Analyzed]:
         """The stale sessions' postings, from their decrypted text (only the query's terms are kept)."""
 
-        def one(sid: uuid.UUID) -> _fts.Analyzed | None:
+        def one(key: str) -> _fts.Analyzed | None:
+            sid = parse_id(key)
             doc = self.load(sid)
             if doc is None:
                 return None
-            a = _fts.analyze(_fts.Doc(sid, by_id[sid].generation, _fts.doc_fields(doc)))
+            a = _fts.analyze(_fts.Doc(sid, by_id[key].generation, _fts.doc_fields(doc)))
             return _fts.Analyzed(a.entry, _relevant(a.terms, leaves))
 
         out: list[_fts.Analyzed] = []
@@ -378,7 +389,7 @@ def _snippet(text: DocText, root: Node) -> tuple[str, str, int] | None:
     """The first place (document order) that holds a non-negated term or phrase of the query,
     and ~120 characters of its sanitized text around the match."""
     wanted = list(positive(root))
-    for bit, place, piece in text.pieces:
+    for bit, place, piece in text.first_pieces():
         folded = piece.casefold() if len(piece.casefold()) == len(piece) else piece.lower()
         for node in wanted:
             leaves = [node.term] if node.term is not None else [c.term for c in node.children if c.term is not None]
