@@ -1,0 +1,200 @@
+"""The full-text index's life in the vault: compaction and tiering (docs/spec/fts-v1.md,
+"Compaction") and the erasure of a session's words at the rotation that erases it
+("Rotation and erasure"), read back from the raw files with the keys held now."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sessionseal import KeychainProvider, Vault, errors
+from sessionseal._fs import Dir
+from sessionseal._fts import Doc, SegmentReader, analyze, doc_fields, read_delta
+from sessionseal._vault import _fulltext
+from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest
+
+GONE = "kumquatzebra"
+
+
+def _s(title: str, text: str, **extra: object) -> dict[str, object]:
+    return {"title": title, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compaction after 3 records; tiers of 2 segments (the policy, at a scale a test can reach)."""
+    monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 3)
+    monkeypatch.setattr(_fulltext, "COMPACT_BYTES", 1 << 30)
+    monkeypatch.setattr(_fulltext, "TIER_FANOUT", 2)
+
+
+def _fts(vault: Vault) -> Path:
+    return vault.parts.ctx.path / FTS_DIR
+
+
+def _manifest(vault: Vault) -> Manifest:
+    d = vault.parts.ctx.root.sub(FTS_DIR)
+    try:
+        return Manifest.load(d, vault.vault_id, vault.parts.keys.fresh_master())
+    finally:
+        d.close()
+
+
+Postings = dict[uuid.UUID, tuple[tuple[int, ...], dict[str, tuple[int, int]]]]
+
+
+def _rebuilt(vault: Vault, ids: list[uuid.UUID]) -> Postings:
+    out: Postings = {}
+    for sid in ids:
+        a = analyze(Doc(sid, 1, doc_fields(vault.load(sid).model_dump(mode="json"))))
+        out[sid] = (a.entry.lengths, {t: (p.tf, p.mask) for t, p in a.terms.items()})
+    return out
+
+
+def _indexed(vault: Vault) -> dict[uuid.UUID, tuple[tuple[int, ...], dict[str, tuple[int, int]]]]:
+    """Every session's postings as the index answers them (segments and delta folded)."""
+    with vault.parts.fulltext.view() as view:
+        assert view is not None
+        out: dict[uuid.UUID, tuple[tuple[int, ...], dict[str, tuple[int, int]]]] = {
+            sid: (d.lengths, {}) for sid, d in view.index.docs.items()
+        }
+        terms = {t for seg in view.index.segments for a in seg.read_all() for t in a.terms}
+        terms |= set(view.index._delta)
+        for t in terms:
+            for sid, p in view.index._term(t).items():
+                out[sid][1][t] = (p.tf, p.mask)
+    return out
+
+
+def test_compaction_equals_a_rebuild_and_leaves_only_named_files(vault: Vault, small: None) -> None:
+    ids = [vault.save(_s(f"t{i}", f"word{i} shared")) for i in range(5)]
+    for i, sid in enumerate(ids):
+        vault.append(sid, [{"role": "assistant", "content": f"reply{i} shared"}])
+    vault.rename(ids[2], "renamed")
+    vault.append(ids[0], [{"role": "tool", "content": "after compaction"}])
+    man = _manifest(vault)
+    assert man.segments  # compacted at least once
+    assert _indexed(vault) == _rebuilt(vault, ids)
+    on_disk = {p.name for p in _fts(vault).iterdir()}
+    assert on_disk == man.names() | {MANIFEST}  # retired files went
+    with vault.parts.fulltext.view() as view:
+        assert view is not None
+        assert {h.session_id for h in view.index.search("shared")} == set(ids)
+        assert {h.session_id for h in view.index.search("t2")} == set()  # the old title is gone
+
+
+def test_tiers_merge(vault: Vault, small: None) -> None:
+    ids = [vault.save(_s("t", f"w{i}")) for i in range(12)]
+    man = _manifest(vault)
+    # 12 records in compactions of 3, tiers of 2: never more than 2 segments of a tier.
+    assert 1 <= len(man.segments) <= 2
+    assert sorted(sid for s in man.segments for sid in s.sessions) == sorted(sid for sid in ids if sid in man.stamps)
+    assert _indexed(vault) == _rebuilt(vault, ids)
+
+
+def _words_readable_now(vault: Vault) -> tuple[set[uuid.UUID], set[str]]:
+    """The sessions and terms any file of fts/ gives with the keys the vault and key store hold now."""
+    master = vault.parts.keys.fresh_master()
+    sessions: set[uuid.UUID] = set()
+    terms: set[str] = set()
+    d = Dir(_fts(vault))
+    try:
+        man = Manifest.load(d, vault.vault_id, master)
+        keys = [s.key for s in man.segments] + [man.delta_key]
+        for p in sorted(_fts(vault).iterdir()):
+            for key in keys:
+                try:
+                    if p.suffix == ".seg":
+                        with SegmentReader(p, vault.vault_id, uuid.UUID(hex=p.stem), key) as r:
+                            for a in r.read_all():
+                                sessions.add(a.entry.session_id)
+                                terms |= set(a.terms)
+                    elif p.suffix == ".delta":
+                        for rec in read_delta(p.read_bytes(), vault.vault_id, key, torn_tail_ok=True):
+                            sessions.add(rec.doc.session_id)
+                            terms |= set(rec.terms)
+                except errors.IntegrityError:
+                    continue
+    finally:
+        d.close()
+    return sessions, terms
+
+
+def test_delete_erases_the_sessions_words_from_every_file_the_keys_open(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, small: None, tmp_path: Path
+) -> None:
+    gone = vault.save(_s("secret plan", GONE))
+    kept = [vault.save(_s("t", f"kept{i}")) for i in range(3)]  # compacts: gone is in a segment
+    vault.append(gone, [{"role": "user", "content": "more " + GONE}])  # and in the delta log
+    sessions, terms = _words_readable_now(vault)
+    assert gone in sessions and GONE in terms
+    old = tmp_path / "old-fts"
+    shutil.copytree(_fts(vault), old)
+    old_epoch = _manifest(vault).kek_epoch
+
+    vault.delete(gone)
+
+    sessions, terms = _words_readable_now(vault)
+    assert gone not in sessions and GONE not in terms and "secret" not in terms
+    assert set(kept) <= sessions
+    man = _manifest(vault)
+    assert man.kek_epoch > old_epoch and gone not in man.stamps
+    assert {p.name for p in _fts(vault).iterdir()} == man.names() | {MANIFEST}  # replaced files went
+    with vault.parts.fulltext.view() as view:
+        assert view is not None and view.index.search(GONE) == []
+        assert {h.session_id for h in view.index.search("kept0")} == {kept[0]}
+    # An old copy of the index opens with no key the key store holds now.
+    d = Dir(old)
+    try:
+        with pytest.raises(errors.IntegrityError):
+            Manifest.load(d, vault.vault_id, vault.parts.keys.fresh_master())
+    finally:
+        d.close()
+
+
+def test_a_rekey_without_erasures_only_reseals_the_manifest(vault: Vault) -> None:
+    sid = vault.save(_s("t", GONE))
+    before = _manifest(vault)
+    files = {p.name: p.read_bytes() for p in _fts(vault).iterdir() if p.name != MANIFEST}
+    vault.rekey()
+    after = _manifest(vault)
+    assert after.kek_epoch > before.kek_epoch
+    assert {p.name: p.read_bytes() for p in _fts(vault).iterdir() if p.name != MANIFEST} == files
+    with vault.parts.fulltext.view() as view:
+        assert view is not None and {h.session_id for h in view.index.search(GONE)} == {sid}
+
+
+def test_a_rotation_killed_before_the_old_epoch_left_is_finished_on_open(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = vault.save(_s("t", GONE))
+    for i in range(3):
+        vault.save(_s("t", f"kept{i}"))
+    seg_names = {s.name for s in _manifest(vault).segments}
+    # Killed after the index's reseal, before the key store dropped the old epoch.
+    real_store = provider.store
+    calls: list[int] = []
+
+    def store(vault_id: uuid.UUID, master: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise errors.KeyStoreError("killed")
+        real_store(vault_id, master)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(provider, "store", store)
+    monkeypatch.setattr(vault.parts.keys, "try_finish_rotation", lambda: None)  # the process dies here
+    with pytest.raises(errors.SessionSealError):
+        vault.delete(gone)
+    monkeypatch.undo()
+    names = {p.name for p in _fts(vault).iterdir()}
+    assert seg_names & names  # the replaced segment waits for the old epoch to go
+    assert seg_names <= set(_manifest(vault).retired)  # recorded as retired, with its tomb
+    with Vault.open(vault_path, key_provider=provider) as other:
+        other.list()  # the first use finishes the rotation
+        man = _manifest(other)
+        assert {p.name for p in _fts(other).iterdir()} == man.names() | {MANIFEST}
+        sessions, terms = _words_readable_now(other)
+        assert gone not in sessions and GONE not in terms
