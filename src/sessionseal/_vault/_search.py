@@ -117,7 +117,6 @@ class DocText:
 
     doc: Mapping[str, Any]
     _pieces: list[tuple[int, str, str]] | None = None
-    _terms: dict[int, set[str]] | None = None
 
     @property
     def pieces(self) -> list[tuple[int, str, str]]:
@@ -129,48 +128,31 @@ class DocText:
         """The pieces in order, made as they are read (all of them once :attr:`pieces` was)."""
         return iter(self._pieces) if self._pieces is not None else doc_pieces(self.doc)
 
-    def terms(self, bit: int) -> set[str]:
-        if self._terms is None:
-            by: dict[int, list[str]] = {}
-            for b, _place, text in self.pieces:
-                by.setdefault(b, []).append(text)
-            self._terms = {b: set(_fts.count_terms("\n".join(ts))[0]) for b, ts in by.items()}
-        return self._terms.get(bit, set())
-
-    def has(self, term: Term) -> bool:
-        for bit, _name in _FIELD_NAMES:
-            if bit & term.fields:
-                have = self.terms(bit)
-                if term.text in have or (term.prefix and any(_prefixed(t, term.text) for t in have)):
-                    return True
-        return False
-
     def phrase_at(self, words: Sequence[str], fields: int) -> tuple[str, str, int] | None:
         """The first piece (place, text, word index) holding *words* in a row, in *fields*."""
         n = len(words)
         for bit, place, text in self.pieces:
             if bit & fields:
+                if text.isascii() and not all(w in text.lower() for w in words):
+                    continue  # at C speed: most pieces of a large session lack a word
                 seq = _fts.words(text)
                 for i in range(len(seq) - n + 1):
                     if seq[i] == words[0] and seq[i : i + n] == list(words):
                         return place, text, i
         return None
 
-    def matches(self, node: Node) -> bool:
-        """The query's exact answer for this document (phrases in order)."""
+    def matches(self, node: Node, has: Callable[[Term], bool]) -> bool:
+        """The query's exact answer for this document: its terms as *has* says (the index's
+        answer, exact for terms), its phrases confirmed in the text, in order."""
         if node.term is not None:
-            return self.has(node.term)
+            return has(node.term)
         if node.phrase:
             leaves = [c.term for c in node.children if c.term is not None]
             return self.phrase_at([t.text for t in leaves], leaves[0].fields) is not None
         if node.op == "not":
-            return not self.matches(node.children[0])
-        found = (self.matches(c) for c in node.children)
+            return not self.matches(node.children[0], has)
+        found = (self.matches(c, has) for c in node.children)
         return all(found) if node.op == "and" else any(found)
-
-
-def _prefixed(term: str, prefix: str) -> bool:
-    return term.startswith(prefix) and is_wordlike(term)
 
 
 # -- the query's shape ----------------------------------------------------------------------
@@ -260,7 +242,7 @@ class Search:
     ) -> tuple[SearchHits, Counts]:
         counts = Counts()
         by_id = {e.id: e for e in candidates}  # by the id's text: no UUID made per candidate
-        ranked = self._rank(q, by_id, stamps, counts)
+        ranked, having = self._rank(q, by_id, stamps, counts)
         need_doc = snippets or bool(q.phrases)
         hits = SearchHits(source=counts.index, stale=counts.stale if counts.index == "fts" else 0)
         if counts.index == "none":
@@ -274,7 +256,7 @@ class Search:
             if doc is None:
                 return None
             text = DocText(doc)
-            if q.phrases and not text.matches(q.root):
+            if q.phrases and not text.matches(q.root, lambda term: h.session_id in having[term]):
                 return None
             return _hit(by_id[str(h.session_id)], h, _snippet(text, q.root) if snippets else None)
 
@@ -283,7 +265,7 @@ class Search:
 
     def _rank(
         self, q: Query, by_id: Mapping[str, Entry], stamps: Mapping[str, Stamp], counts: Counts
-    ) -> list[_fts.Hit]:
+    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
         """The candidates the query's relaxed form matches, best first: from the index for the
         sessions it is current on, from their decrypted text for the others."""
         with self._fulltext.view() as view:
@@ -304,10 +286,16 @@ class Search:
         base: _fts.FtsIndex,
         stale: list[str],
         counts: Counts,
-    ) -> list[_fts.Hit]:
+    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
+        """The ranked hits, and for a query with a phrase the sessions each term matches (the
+        phrases' confirmation evaluates the query on a session's text with them)."""
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        return [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
+        hits = [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
+        having: dict[Term, set[uuid.UUID]] = {}
+        for leaf in q.leaves() if q.phrases else ():
+            having[leaf] = set().union(*index.leaf_postings(leaf).values())
+        return hits, having
 
     def _analyze(
         self, stale: list[str], by_id: Mapping[str, Entry], leaves: list[Term], counts: Counts
