@@ -35,7 +35,9 @@ sessions (target: under 40 %).
 The index is the vault's own (``fts/``, built by the writers or ``reindex``) when the vault has
 one; otherwise (a vault from before the index, or a build without the writers) the benchmark
 builds it the way a rebuild does, with the ``_fts`` functions over the session files, in segments
-of about 64 MB of original text, and says so.
+of about 64 MB of original text, and says so; ``--built-index`` measures that one even when the
+vault keeps its own (to tell the segments' cost from the delta log's: a query decodes the whole
+delta log, so its size shows in every query).
 
     python benchmarks/bench_search.py [--gb 1] [--cache DIR] [--repeat 5] [--json out.json]
 
@@ -377,11 +379,15 @@ class BenchIndex:
             yield types.SimpleNamespace(index=_fts.FtsIndex(readers), stamps=self.stamps)
 
 
-def with_index(v: Vault, root: Path) -> tuple[str, int]:
-    """Make sure *v*'s search has an index; return how it got one and the index's bytes on disk."""
+def with_index(v: Vault, root: Path, *, own: bool = True) -> tuple[str, int]:
+    """Make sure *v*'s search has an index (its own, if it has one and *own*; else one the
+    benchmark builds); return how it got one and the index's bytes on disk."""
     fts = v.path / "fts"
-    if (fts / "manifest.sst").exists():
-        return "the vault's own (fts/)", sum(p.stat().st_size for p in fts.iterdir() if p.is_file())
+    if own and (fts / "manifest.sst").exists():
+        files = [p for p in fts.iterdir() if p.is_file()]
+        delta = sum(p.stat().st_size for p in files if p.suffix == ".delta")
+        desc = f"the vault's own (fts/: {len(files) - 2} segment(s), a delta log of {delta / 1e3:.0f} kB)"
+        return desc, sum(p.stat().st_size for p in files)
     t = time.perf_counter()
     built = BenchIndex(v, root)
     v._listing._search._fulltext = built  # the seam _wiring.py hands the vault's FullText through
@@ -406,12 +412,18 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, help="keep the vault here and reuse it (default: a temp dir)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path, help="write the figures here too")
+    ap.add_argument(
+        "--built-index",
+        action="store_true",
+        help="measure an index the benchmark builds from the files (one per 64 MB of text, no delta log), "
+        "even if the vault keeps its own",
+    )
     a = ap.parse_args()
     path, manifest, tmp = open_or_build(a.cache, a.gb)
     index_dir = Path(tempfile.mkdtemp(prefix="bench-search-fts-"))
     try:
         with open_vault(path) as v:
-            how, index_bytes = with_index(v, index_dir)
+            how, index_bytes = with_index(v, index_dir, own=not a.built_index)
             hits = {
                 n: len(v.search(q, dataclasses.replace(f or ListQuery(), limit=100_000)))
                 for n, (q, f) in FTS_QUERIES.items()
