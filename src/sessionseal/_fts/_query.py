@@ -19,6 +19,7 @@ per segment, the most frequent first. A query's text never appears in an error m
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -208,16 +209,24 @@ class FtsIndex:
         for seg in self.segments:
             for d in seg.docs:
                 self._see(d)
-        self._delta: dict[str, Postings] = {}
         recs = list(records)
         for rec in recs:
             self._see(rec.doc, add=True)
-        for rec in recs:
-            if rec.doc.generation == self.docs[rec.doc.session_id].generation:
-                for term, p in rec.terms.items():
-                    _add(self._delta.setdefault(term, {}), rec.doc.session_id, p)
+        # The records of each session's current generation, as they are: a term's postings are
+        # gathered from them when it is looked up. A query looks up a few terms; folding every
+        # term of every record first cost more than the query (0.7 s for a 580 kB log).
+        self._records = [rec for rec in recs if rec.doc.generation == self.docs[rec.doc.session_id].generation]
         self._fresh: dict[str, Postings] = {}
         self._replaced: frozenset[UUID] = frozenset()
+
+    @functools.cached_property
+    def _delta(self) -> dict[str, Postings]:
+        """The delta records' postings by term, all folded (for a caller that walks every term)."""
+        out: dict[str, Postings] = {}
+        for rec in self._records:
+            for term, p in rec.terms.items():
+                _add(out.setdefault(term, {}), rec.doc.session_id, p)
+        return out
 
     def overlaid(self, fresh: Iterable[Analyzed]) -> FtsIndex:
         """This index with *fresh* postings in place of what it holds of their sessions.
@@ -255,8 +264,10 @@ class FtsIndex:
                 d = docs[ordinal]
                 if self.docs[d.session_id].generation == d.generation:
                     _add(out, d.session_id, p)
-        for sid, p in self._delta.get(term, {}).items():
-            _add(out, sid, p)
+        for rec in self._records:
+            q = rec.terms.get(term)
+            if q is not None:
+                _add(out, rec.doc.session_id, q)
         if self._replaced:
             out = {sid: p for sid, p in out.items() if sid not in self._replaced}
             out.update(self._fresh.get(term, {}))
@@ -267,7 +278,7 @@ class FtsIndex:
         for seg in self.segments:
             rows = sorted(seg.expand(prefix), key=lambda r: (-r[1], r[0]))
             found.update(t for t, _df in rows[:MAX_EXPANSION])
-        found.update(t for t in self._delta if t.startswith(prefix) and is_wordlike(t))
+        found.update(t for rec in self._records for t in rec.terms if t.startswith(prefix) and is_wordlike(t))
         found.update(t for t in self._fresh if t.startswith(prefix) and is_wordlike(t))
         return sorted(found)
 
