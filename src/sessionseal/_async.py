@@ -241,9 +241,9 @@ class AsyncVault:
         """See :meth:`Vault.search` (the index is read, and sessions decrypted, in worker threads)."""
         return await asyncio.to_thread(self.sync.search, text, query, **how)
 
-    async def reindex(self) -> int:
-        """See :meth:`Vault.reindex`."""
-        return await asyncio.to_thread(self.sync.reindex)
+    async def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """See :meth:`Vault.reindex` (*progress* is called from the worker thread)."""
+        return await asyncio.to_thread(self.sync.reindex, progress=progress)
 
     async def stats(self) -> VaultStats:
         """See :meth:`Vault.stats`."""
