@@ -157,9 +157,9 @@ def main() -> None:
             sids = [s.id for s in v.list(ListQuery(limit=50))]
             append_s = appends(built, [str(s) for s in sids])
             found = {n: len(built.query(q)) for n, q in QUERIES.items()}
-            streaming_rare = len(v.search(bs.RARE, ListQuery(limit=100_000)))
+            streaming_rare = len(v.search(bs.RARE, ListQuery(limit=100_000), mode="literal"))
             fns: dict[str, Callable[[], object]] = {n: functools.partial(built.query, q) for n, q in QUERIES.items()}
-            fns["full streaming scan"] = lambda: v.search("absent-word-xyz", ListQuery(limit=100_000))
+            fns["full streaming scan"] = lambda: v.search("absent-word-xyz", ListQuery(limit=100_000), mode="literal")
             medians = interleaved(fns, a.repeat)
         mb = manifest["original_bytes"] / 1e6
         scan = medians.pop("full streaming scan")

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from ._vault import Vault
 
@@ -50,12 +50,13 @@ if TYPE_CHECKING:
         HeadStatus,
         ImportResult,
         Parts,
-        SearchHit,
+        SearchHits,
         TranscriptOutcome,
         VaultInfo,
         VaultStats,
     )
     from ._vault._remotes import Remotes
+    from ._vault._search import SearchHow
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -242,15 +243,13 @@ class AsyncVault:
         """See :meth:`Vault.latest`."""
         return await asyncio.to_thread(self.sync.latest, query)
 
-    async def search(
-        self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
-    ) -> builtins.list[SearchHit]:
-        """See :meth:`Vault.search` (sessions are decrypted in worker threads)."""
-        return await asyncio.to_thread(self.sync.search, text, query, case_sensitive=case_sensitive)
+    async def search(self, text: str, query: ListQuery | None = None, **how: Unpack[SearchHow]) -> SearchHits:
+        """See :meth:`Vault.search` (the index is read, and sessions decrypted, in worker threads)."""
+        return await asyncio.to_thread(self.sync.search, text, query, **how)
 
-    async def reindex(self) -> int:
-        """See :meth:`Vault.reindex`."""
-        return await asyncio.to_thread(self.sync.reindex)
+    async def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """See :meth:`Vault.reindex` (*progress* is called from the worker thread)."""
+        return await asyncio.to_thread(self.sync.reindex, progress=progress)
 
     async def stats(self) -> VaultStats:
         """See :meth:`Vault.stats`."""

@@ -142,7 +142,7 @@ def test_with_the_key_export_and_search_records_name_what_left_and_what_matched(
     assert export["subjects"][0]["bytes"] == ids["bundle"].stat().st_size and export["detail"]["sessions"] == 2
     [search] = [e for e in entries if e["action"] == "search"]
     assert [(s["role"], s["id"]) for s in search["subjects"]] == [("match", str(ids["b"]))]
-    assert search["detail"] == {"scanned": search["detail"]["scanned"], "hits": 1}
+    assert search["detail"] == {"scanned": search["detail"]["scanned"], "hits": 1, "index": "fts", "stale": 0}
     [fork] = [e for e in entries if e["action"] == "fork"]
     assert fork["session"] == str(ids["c"]) and [s["id"] for s in fork["subjects"] if s["role"] == "from"] == [
         str(ids["a"])

@@ -159,7 +159,7 @@ CASES = [
         "--title",
     ),
     Case("checkpoint-delete", ["checkpoint", "delete", "{A}", "{T}"], ["before falcon"], "--name-file", "checkpoints"),
-    Case("search", ["search", "{T}", "--json"], ["falcon secret"], "--text-file", "titles"),
+    Case("search", ["search", "{T}", "--json"], ["falcon secret"], "--text-file", "hit-titles"),
     Case("list-tags", ["list", "--tag", "{T}", "--json"], ["blue", "old"], "--tags-file", "titles", "--tag"),
     Case(
         "list-workspace",
@@ -170,7 +170,7 @@ CASES = [
         "--workspace",
     ),
     Case("list-model", ["list", "--model", "{T}", "--json"], ["ft:acme:falcon"], "--model-file", "titles", "--model"),
-    Case("search-tags", ["search", "body", "--tag", "{T}", "--json"], ["green"], "--tags-file", "titles", "--tag"),
+    Case("search-tags", ["search", "body", "--tag", "{T}", "--json"], ["green"], "--tags-file", "hit-titles", "--tag"),
     Case("latest-tags", ["latest", "--tag", "{T}", "--json"], ["green"], "--tags-file", "latest-title", "--tag"),
     Case(
         "export-tags",
@@ -246,6 +246,7 @@ class Vaults:
                 cp["name"] for cp in json.loads(self.run(vault, "checkpoint", "list", ids["A"], "--json").output)
             ],
             "titles": lambda: sorted(item["title"] for item in json.loads(r.stdout)),
+            "hit-titles": lambda: sorted(item["title"] for item in json.loads(r.stdout)["hits"]),
             "latest-title": lambda: json.loads(r.stdout)["title"],
             "exported": lambda: len(json.loads(r.stdout)["sessions"]),
         }

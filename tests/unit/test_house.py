@@ -26,6 +26,7 @@ VAULT_ORDER = [
     "_ftsfiles",
     "_fulltext",
     "_store",
+    "_search",
     "_listing",
     "_marks",
     "_ckpts",

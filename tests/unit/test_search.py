@@ -28,16 +28,20 @@ def test_search_finds_text_in_messages_with_a_snippet(vault: Vault) -> None:
     vault.save(_s("beta", "nothing to see"))
     hits = vault.search("TEST_PARSER.PY")
     assert [(h.id, h.title) for h in hits] == [(str(a), "alpha")]
-    assert hits[0].field == "messages[1].content[0].text"
+    assert hits[0].field == "messages[1].content[0].text" and hits[0].fields == ("tool",)
     assert "test_parser.py line 42" in hits[0].snippet
+    # case_sensitive alone is the literal scan it was before the query language (issue 23).
     assert vault.search("TEST_PARSER.PY", case_sensitive=True) == []
+    assert [h.id for h in vault.search("test_parser.py", case_sensitive=True)] == [str(a)]
 
 
 def test_search_covers_titles_and_tags_and_escaped_text(vault: Vault) -> None:
     a = vault.save(_s("Release notes", "x", tags=["deploy-2026"]))
     b = vault.save(_s("q", 'he said "ship it"\nand left'))
     assert [h.id for h in vault.search("release NOTES")] == [str(a)]
-    assert [h.field for h in vault.search("deploy-2026")] == ["tags[0]"]
+    # Tags are list filters, not indexed text; the literal scan still finds them.
+    assert vault.search("deploy-2026") == []
+    assert [h.field for h in vault.search("deploy-2026", mode="literal")] == ["tags[0]"]
     assert [h.id for h in vault.search('"ship it"\nand')] == [str(b)]
 
 
@@ -52,7 +56,8 @@ def test_secrets_are_not_searchable_and_the_query_is_not_audited(vault: Vault) -
     assert [h.title for h in vault.search("REDACTED")] == ["t"]
     records = [r for r in vault.audit_records() if r["action"] == "search"]
     assert records and all(TOKEN not in json.dumps(r) for r in records)
-    assert records[-1]["detail"] == {"scanned": 1, "hits": 1}
+    # Answered by the full-text index; the one hit decrypted for its snippet.
+    assert records[-1]["detail"] == {"scanned": 1, "hits": 1, "index": "fts", "stale": 0}
 
 
 def test_filters_and_limit(vault: Vault) -> None:
@@ -82,7 +87,7 @@ def test_cli_search(memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: 
     run("init")
     sid = run("save", "-", input=json.dumps(_s("found", "the needle is here"))).output.strip()
     r = run("search", "needle", "--json")
-    assert [h["id"] for h in json.loads(r.output)] == [sid]
+    assert [h["id"] for h in json.loads(r.stdout)["hits"]] == [sid]
     assert "needle is here" in run("search", "needle").output
     assert "No session matches" in run("search", "haystack").output
-    assert run("search", "needle", "--tag", "other", "--json").output.strip() == "[]"
+    assert json.loads(run("search", "needle", "--tag", "other", "--json").stdout)["hits"] == []

@@ -173,7 +173,7 @@ def test_json_is_exact_piped_and_the_same_value_at_a_terminal(
         stored = v.load_json(sid)
     assert cli_listed == listed + b"\n"
     assert run("resume", sid, "--json").output == stored.decode() + "\n"
-    hits = json.loads(run("search", "needle", "--json").output)
+    hits = json.loads(run("search", "needle", "--json").output)["hits"]
     assert "needle before " + PAYLOADS["osc52"] in hits[0]["snippet"]  # as stored
     for args in (["show", sid, "--json"], ["resume", sid, "--json"]):
         piped, at_tty = run(*args).output, run(*args, env=TERMINAL).output

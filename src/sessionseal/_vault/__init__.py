@@ -38,6 +38,7 @@ from ._results import (
     HeadStatus,
     ImportResult,
     SearchHit,
+    SearchHits,
     TranscriptOutcome,
     VaultInfo,
     VaultStats,
@@ -55,6 +56,7 @@ __all__ = [
     "ImportResult",
     "Parts",
     "SearchHit",
+    "SearchHits",
     "TranscriptOutcome",
     "Vault",
     "VaultInfo",
@@ -69,5 +71,6 @@ Vault.__module__ = "sessionseal"
 VaultInfo.__module__ = "sessionseal"
 VaultStats.__module__ = "sessionseal"
 SearchHit.__module__ = "sessionseal"
+SearchHits.__module__ = "sessionseal"
 CleanupResult.__module__ = "sessionseal"
 HeadStatus.__module__ = "sessionseal"

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 import orjson
 
@@ -49,11 +49,12 @@ from ._results import (
     FormatStatus,
     HeadStatus,
     ImportResult,
-    SearchHit,
+    SearchHits,
     TranscriptOutcome,
     VaultInfo,
     VaultStats,
 )
+from ._search import SearchHow
 from ._settings import change_detail
 from ._verify import VerifyResult, audit_detail, run
 from ._wiring import wire
@@ -345,11 +346,10 @@ class Vault:
         return next(iter(self.list(q)), None)
 
     @_audited("search")
-    def search(
-        self, text: str, query: ListQuery | None = None, *, case_sensitive: bool = False
-    ) -> builtins.list[SearchHit]:
-        """Sessions containing *text*, newest first, at most ``query.limit`` (default 20), with snippets."""
-        return self._listing.search(text, query, case_sensitive=case_sensitive)
+    def search(self, text: str, query: ListQuery | None = None, **how: Unpack[SearchHow]) -> SearchHits:
+        """Sessions *text* (a query; ``mode``: a literal or regex scan) finds, best first, at most
+        ``query.limit`` (default 20), with snippets unless ``snippets=False`` (docs/api.md)."""
+        return self._listing.search(text, query, how)
 
     @_audited("reindex")
     def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:

@@ -5,10 +5,8 @@ index is brought up to date on the way, best effort, when the vault lock is free
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
-import itertools
 import os
 import uuid
 from collections.abc import Callable
@@ -26,7 +24,8 @@ from ._common import SUFFIX, parse_id, read_header, stored_shape
 from ._context import VaultContext
 from ._indexcache import IndexCache
 from ._keys import Keys
-from ._results import SearchHit, VaultStats
+from ._results import SearchHits, VaultStats
+from ._search import FullTextViews, NoFullText, Search, SearchHow
 from ._store import SessionStore
 
 if TYPE_CHECKING:
@@ -42,13 +41,22 @@ class Listing:
     """Lists and searches the sessions of one open vault."""
 
     def __init__(
-        self, ctx: VaultContext, keys: Keys, store: SessionStore, index: IndexCache, *, audit: Callable[..., None]
+        self,
+        ctx: VaultContext,
+        keys: Keys,
+        store: SessionStore,
+        index: IndexCache,
+        *,
+        audit: Callable[..., None],
+        fulltext: FullTextViews | None = None,
     ) -> None:
         self._ctx = ctx
         self._keys = keys
         self._store = store
         self._index = index
         self._audit = audit
+        # The full-text index (issue 23) is handed in by _wiring.py; without it, search streams.
+        self._search = Search(lambda sid: store.document(store.open(sid)), fulltext or NoFullText())
 
     def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
         entries, problems = self.summary_docs()
@@ -68,8 +76,10 @@ class Listing:
         out.sort(key=lambda s: s.updated_at, reverse=True)
         return out, problems
 
-    def summary_docs(self) -> tuple[list[Entry], list[str]]:
-        """Every readable session's summary document, and the problems (not audited).
+    def summary_docs(self, stamps: dict[str, Stamp] | None = None) -> tuple[list[Entry], list[str]]:
+        """Every readable session's summary document, and the problems (not audited); each
+        listed session's file stamp as stat saw it goes into *stamps* by session id, if given
+        (search compares it with the full-text index's).
 
         From the index, checked file by file against the file system: a session whose file
         changed since the index recorded it (or that the index lacks) has its META frame
@@ -96,6 +106,8 @@ class Listing:
             except FileNotFoundError:
                 continue
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
+            if stamps is not None:
+                stamps[fname] = stamp
             if known_stamps.get(fname) == stamp:
                 docs.append(known_entries[fname])
                 where.append(fname)
@@ -109,31 +121,15 @@ class Listing:
             except (IntegrityError, OSError) as exc:
                 problems.append(f"sessions/{fname}: {exc}")
                 continue
-            known = known_entries.get(fname)
-            if known is not None and known.id == doc.id and known.generation > doc.generation:
-                reported.add(fname)
-                problems.append(
-                    f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
-                    "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
-                )
-            elif (
-                known is not None
-                and known.id == doc.id
-                and known.generation == doc.generation
-                and known.size_stored > doc.size_stored  # a version only grows, by appends
-            ):
-                reported.add(fname)
-                problems.append(
-                    f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
-                    "short, or restored from a backup); run 'sessionseal verify'"
-                )
-            else:
+            if not behind_index(fname, doc, known_entries.get(fname), reported, problems):
                 puts.append((fname, doc, stamp))
             # A file older or shorter than the index recorded is listed as it is, but not recorded:
             # the index keeps what it knew, so every listing (and verify) reports it until the owner
             # saves the session anew or accepts the files as they are ('sessionseal reindex').
             docs.append(doc)
             where.append(fname)
+        if stamps is not None:  # by session id: the caller need not name the files again
+            stamps.update({doc.id: stamps.pop(f) for doc, f in zip(docs, where, strict=True)})
         if state.tracked:
             behind = self.against_marks(state, docs, where, reported, problems)
             if behind:
@@ -252,54 +248,50 @@ class Listing:
         self._audit("stats", detail=detail)
         return UsageReport(by, zone_name(q.tz), q.since, q.until, rows, total, computed, unreadable, warnings)
 
-    def search(self, text: str, query: ListQuery | None, *, case_sensitive: bool) -> list[SearchHit]:
+    def search(self, text: str, query: ListQuery | None, how: SearchHow) -> SearchHits:
         """See :meth:`Vault.search`."""
         if not text or len(text) > MAX_QUERY:
             raise InvalidInput(f"search for 1 to {MAX_QUERY} characters")
         q = query or ListQuery()
         limit = 20 if q.limit is None else q.limit
-        entries, _ = self.summary_docs()
+        stamps: dict[str, Stamp] = {}
+        entries, _ = self.summary_docs(stamps)
         candidates = select(entries, dataclasses.replace(q, limit=None))
-        needle = orjson.dumps(text)[1:-1]
-        if not case_sensitive:
-            needle = needle.lower()
-        hits: list[SearchHit] = []
-        scanned = 0
-
-        def scan(entry: Entry) -> SearchHit | None:
-            try:
-                body = self._store.document(self._store.open(parse_id(entry.id)))
-            except (SessionNotFound, IntegrityError):
-                return None  # erased meanwhile, or damaged ('list' reports it)
-            if needle not in (body if case_sensitive else body.lower()):
-                return None
-            try:
-                with stored_shape():
-                    found = find_in_doc(orjson.loads(body), text, case_sensitive)
-            except IntegrityError:
-                return None  # authentic, but not a document this build writes: damaged, as above
-            return None if found is None else SearchHit(entry.id, entry.title, entry.updated_at, *found)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            pending = iter(candidates)
-            window = [pool.submit(scan, e) for e in itertools.islice(pending, 8)]
-            while window and len(hits) < limit:
-                hit = window.pop(0).result()
-                scanned += 1
-                if hit is not None:
-                    hits.append(hit)
-                nxt = next(pending, None)
-                if nxt is not None:
-                    window.append(pool.submit(scan, nxt))
-            for f in window:
-                f.cancel()
-        detail: dict[str, Any] = {"scanned": scanned, "hits": len(hits)}
+        hits, counts = self._search.run(text, candidates, stamps, limit, how)
+        detail: dict[str, Any] = {"scanned": counts.scanned, "hits": len(hits), "index": counts.index}
+        if counts.index == "fts":
+            detail["stale"] = counts.stale
         if filters := q.describe():
             detail["filters"] = sorted(filters)
         # Never the query (it may be a secret someone looks for); the sessions it found, by tag.
         matched = [("match", uuid.UUID(h.id), None) for h in hits]
         self._audit("search", detail=detail, others=matched)
         return hits
+
+
+def behind_index(fname: str, doc: Entry, known: Entry | None, reported: set[str], problems: list[str]) -> bool:
+    """Whether the file *fname* holds an older version of its session, or fewer appended
+    turns, than the index recorded (*known*); if so, it is reported."""
+    if known is not None and known.id == doc.id and known.generation > doc.generation:
+        reported.add(fname)
+        problems.append(
+            f"sessions/{fname}: version {doc.generation} is older than the version {known.generation} "
+            "the index recorded (restored from a backup, or rolled back); run 'sessionseal verify'"
+        )
+        return True
+    if (
+        known is not None
+        and known.id == doc.id
+        and known.generation == doc.generation
+        and known.size_stored > doc.size_stored  # a version only grows, by appends
+    ):
+        reported.add(fname)
+        problems.append(
+            f"sessions/{fname}: appended turns the index recorded are missing (the file was cut "
+            "short, or restored from a backup); run 'sessionseal verify'"
+        )
+        return True
+    return False
 
 
 @functools.cache
@@ -310,29 +302,6 @@ def summaries_adapter() -> TypeAdapter[list[SessionSummary]]:
     from ..models import SessionSummary
 
     return TypeAdapter(list[SessionSummary])
-
-
-def find_in_doc(doc: Any, text: str, case_sensitive: bool) -> tuple[str, str] | None:
-    """The first string value of *doc* containing *text* (depth first, in document order):
-    its path and a one-line snippet of up to ~120 characters around the match."""
-    want = text if case_sensitive else text.casefold()
-    stack: list[tuple[str, Any]] = [("", doc)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            hay = value if case_sensitive else value.casefold()
-            at = hay.find(want)
-            if at >= 0 and len(hay) == len(value):  # casefold kept the offsets
-                start, end = max(0, at - 50), min(len(value), at + len(text) + 50)
-                snippet = ("..." if start else "") + value[start:end] + ("..." if end < len(value) else "")
-                return path or "(document)", " ".join(snippet.split())
-            if at >= 0:
-                return path or "(document)", " ".join(value[:120].split())
-        elif isinstance(value, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
-    return None
 
 
 def stats_of(summaries: list[SessionSummary], problems: list[str], warn: int | None) -> VaultStats:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ __all__ = [
     "HeadStatus",
     "ImportResult",
     "SearchHit",
+    "SearchHits",
     "TranscriptOutcome",
     "VaultInfo",
     "VaultStats",
@@ -180,8 +181,30 @@ class SearchHit:
     id: str
     title: str
     updated_at: str
-    field: str  # e.g. "title", "messages[3].content[0].text"
+    field: str  # e.g. "title", "messages[3].content[0].text" ("" without a snippet)
     snippet: str
+    #: The query's BM25 score (0 for the literal and regex scans).
+    score: float = 0.0
+    #: The fields the query's (non-negated) terms matched in: title, user, assistant, tool.
+    fields: tuple[str, ...] = ()
+    #: Where the snippet's match starts in the text at *field*, in characters (None: no snippet).
+    offset: int | None = None
+
+
+class SearchHits(list[SearchHit]):
+    """What :meth:`~sessionseal.Vault.search` found, best first, and how it was answered."""
+
+    def __init__(
+        self, hits: Iterable[SearchHit] = (), *, source: str = "fts", stale: int = 0, warnings: list[str] | None = None
+    ) -> None:
+        super().__init__(hits)
+        #: ``fts``: the full-text index answered; ``none``: there was no usable index, every
+        #: candidate was decrypted; ``scan``: a literal or regex scan.
+        self.source = source
+        #: Sessions the index was behind on (or lacked), evaluated from their decrypted text.
+        self.stale = stale
+        #: What the caller should tell its user (the CLI prints them on stderr).
+        self.warnings: list[str] = [] if warnings is None else warnings
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def wire(
     fulltext = FullText(ctx, keys)
     store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer, fulltext=fulltext)
     checkpoints = Checkpoints(ctx, keys, store)
-    listing = Listing(ctx, keys, store, index, audit=audit)
+    listing = Listing(ctx, keys, store, index, audit=audit, fulltext=fulltext)
     steps: dict[str, Any] = {"audit": audit, "checkpoint": checkpoint, "save_model": save_model}
     erasure = Erasure(
         ctx,

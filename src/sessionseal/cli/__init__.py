@@ -234,10 +234,13 @@ def list_(obj: Context, /, which: str | None, as_json: bool, here: bool, **filte
 
 
 @cli.command()
-@click.argument("text", metavar="[TEXT|-]", required=False)
-@text_file_option("--text-file", "the text to search for")
+@click.argument("text", metavar="[QUERY|-]", required=False)
+@text_file_option("--text-file", "the query to search for")
 @list_filters
-@click.option("--case-sensitive", is_flag=True, help="Match case exactly (default: ASCII letters in any case).")
+@click.option("--regex", "mode", flag_value="regex", help="QUERY is a Python regular expression (a streaming scan).")
+@click.option("--literal", "mode", flag_value="literal", help="QUERY is plain text to find as is (a streaming scan).")
+@click.option("--case-sensitive", is_flag=True, help="Match case exactly (--literal, --regex; alone: --literal).")
+@click.option("--no-snippets", is_flag=True, help="No snippets: ids, titles and scores from the index alone (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
@@ -249,27 +252,47 @@ def search(
     text_file: str | None,
     which: str | None,
     here: bool,
+    mode: str | None,
     case_sensitive: bool,
+    no_snippets: bool,
     as_json: bool,
     **filters: Any,
 ) -> None:
-    """Find sessions whose titles, tags, messages or tool output contain TEXT (20 by default).
+    """Find sessions by words, phrases, prefixes, AND/OR/NOT and fields (20 by default, best first).
 
-    TEXT is seen by every local user in the process list: give - to read it from stdin,
-    --text-file, or leave it out to be asked at a terminal.
+    QUERY is answered from the encrypted full-text index: `deploy failed`, `"exact phrase"`,
+    `pars*`, `timeout OR deadline`, `-flaky`, `title:release`, `tool:pytest`; see docs/cli.md.
+    --regex and --literal scan the sessions instead. QUERY is seen by every local user in the
+    process list: give - to read it from stdin, --text-file, or leave it out to be asked at a terminal.
     """
     what = private_text(
-        text, text_file, what="the search text", name="TEXT", option="--text-file", dash=True, prompt="Search for"
+        text, text_file, what="the search query", name="QUERY", option="--text-file", dash=True, prompt="Search for"
     )
     assert what is not None
     query = query_of(here, which, filters)
-    hits = obj.vault().search(what, query, case_sensitive=case_sensitive)
+    hits = obj.vault().search(what, query, mode=mode, case_sensitive=case_sensitive, snippets=not no_snippets)
+    for line in hits.warnings:
+        say(f"sessionseal: warning: {line}")
     if as_json:
         echo_json(
-            [
-                {"id": h.id, "title": h.title, "updated_at": h.updated_at, "field": h.field, "snippet": h.snippet}
-                for h in hits
-            ]
+            {
+                "index": hits.source,
+                "stale": hits.stale,
+                "warnings": hits.warnings,
+                "hits": [
+                    {
+                        "id": h.id,
+                        "title": h.title,
+                        "updated_at": h.updated_at,
+                        "score": h.score,
+                        "fields": list(h.fields),
+                        "field": h.field,
+                        "offset": h.offset,
+                        "snippet": h.snippet,
+                    }
+                    for h in hits
+                ],
+            }
         )
         return
     from ._render import render_hits

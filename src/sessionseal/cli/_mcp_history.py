@@ -3,8 +3,8 @@
 Two parts, so that each can change alone:
 
 - :class:`Backend` is the seam to the vault: summaries, search, load.  :class:`VaultBackend`
-  answers from the vault's public API (``Vault.list``, ``Vault.search``, ``Vault.load``); an
-  index can answer instead by implementing the same three methods, the server unchanged.
+  answers from the vault's public API (``Vault.list``, ``Vault.search``, ``Vault.load``; the
+  search is the query language, answered from the encrypted full-text index).
 - :class:`History` applies the server's rules on top: the scope (the client's workspace roots,
   unless ``--all``), the private tag (never served, not even by id), the caps on every answer,
   and paging of a session's messages.  Each call returns the answer and what to audit.
@@ -61,14 +61,14 @@ AGENTS: Final = ("claude", "codex", "gemini")
 
 
 class Backend(Protocol):
-    """Where the server's answers come from (the vault today; an index later)."""
+    """Where the server's answers come from (the vault: its search answers from the full-text index)."""
 
     def summaries(self, query: ListQuery) -> list[SessionSummary]:
         """The summaries *query* keeps, in its order."""
         ...
 
     def search(self, text: str, query: ListQuery) -> list[SearchHit]:
-        """Sessions *query* keeps whose text contains *text*, at most ``query.limit``."""
+        """Sessions *query* keeps that the search query *text* finds, best first, at most ``query.limit``."""
         ...
 
     def load(self, session_id: str) -> Session:
@@ -216,11 +216,13 @@ class History:
         if allowed:
             wanted = n + len(everything) - len(allowed)
             hits = [h for h in self.backend.search(text, dataclasses.replace(query, limit=wanted)) if h.id in allowed]
-        shown = [
+        shown: list[dict[str, Any]] = [
             {
                 "id": h.id,
                 "title": _cut(h.title, CAPS["title_chars"], "title"),
                 "updated_at": h.updated_at,
+                "score": h.score,
+                "matched": list(h.fields),
                 "field": h.field,
                 "snippet": _cut(h.snippet, CAPS["snippet_chars"], "snippet"),
             }

@@ -184,6 +184,17 @@ _Until = Annotated[str | None, Field(description="Updated before this time.")]
 _Model = Annotated[str | None, Field(description="Only sessions a model of this name answered in.")]
 
 
+SEARCH_DESCRIPTION = (
+    "Search past sessions' sanitized text (an encrypted full-text index), best match first (BM25), "
+    "with a snippet around each hit."
+)
+QUERY_DESCRIPTION = (
+    'Words (all must appear; case-insensitive), "an exact phrase", a prefix such as pars* (3 letters '
+    "or more), OR, NOT or -word, parentheses, and fields: title:, user:, assistant:, tool: (tool calls "
+    "and their output), e.g. 'tool:pytest \"connection refused\" -flaky'."
+)
+
+
 def _filters(tag: list[str] | None, status: list[_Status] | None, **rest: Any) -> dict[str, Any]:
     return {"tags": tag or [], "statuses": status or [], **rest}
 
@@ -211,10 +222,10 @@ def build_server(
 
 
 def _register(server: MCPServer, state: _Server, note: str) -> None:
-    @server.tool(annotations=READ_ONLY, description="Search past sessions' sanitized text for words." + note)
+    @server.tool(annotations=READ_ONLY, description=SEARCH_DESCRIPTION + note)
     async def search_sessions(  # noqa: PLR0917 - the list filters
         ctx: Context,
-        query: Annotated[str, Field(description="The text to find (case-insensitive).", min_length=1, max_length=1000)],
+        query: Annotated[str, Field(description=QUERY_DESCRIPTION, min_length=1, max_length=1000)],
         tag: _Tags = None,
         status: _Statuses = None,
         workspace: _Workspace = None,

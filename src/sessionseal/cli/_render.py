@@ -117,7 +117,8 @@ def render_hits(hits: list[SearchHit]) -> None:
         return
     for h in hits:
         c.print(_line((h.id, "bold"), "  ", t(h.title or "(untitled)"), "  ", t(h.updated_at[:16], "dim")))
-        c.print(_line("  ", t(h.field + ":", "dim"), " ", t(h.snippet)))
+        if h.field:
+            c.print(_line("  ", t(h.field + ":", "dim"), " ", t(h.snippet)))
     c.print(f"{len(hits)} session(s)")
 
 

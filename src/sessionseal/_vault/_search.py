@@ -1,0 +1,450 @@
+"""Search (issue 23): a query answered from the encrypted full-text index, made complete by
+evaluating the sessions the index is behind on from their decrypted text (docs/design.md,
+"The format (d), to implement"; docs/spec/fts-v1.md, "Queries"; docs/api.md, "Search").
+
+- ``query`` (the default): the query language, evaluated on the index's view for the sessions
+  it is current on (its recorded stamp equals the file's), and on the decrypted, sanitized text
+  of the others (stale: written while an index write failed, or absent), both through one
+  :meth:`FtsIndex.overlaid`, so that one BM25 ranking covers them. No index at all: every
+  candidate is evaluated that way, and the answer says so. Phrases are confirmed in the
+  decrypted text of the best candidates until the page is full; snippets are cut for the page
+  only, on a thread pool.
+- ``literal`` (the search before issue 23: a substring of the stored document) and ``regex``:
+  streaming scans, newest first.
+
+Nothing here writes: not the query, not a term. Its text is never in an error or the audit log.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypedDict
+
+import orjson
+
+from .. import _fts
+from .._fts._fields import REPLACED, message_fields
+from .._fts._query import Node, Query, Term
+from .._fts._tokens import is_wordlike
+from .._index import Entry, Stamp
+from ..errors import IntegrityError, InvalidInput, SessionNotFound
+from ._common import parse_id, stored_shape
+from ._results import SearchHit, SearchHits
+
+__all__ = ["NO_INDEX", "FullTextViews", "NoFullText", "Search", "SearchHow", "doc_pieces"]
+
+MODES: Final = ("query", "literal", "regex")
+
+#: Said (a warning, on stderr by the CLI) when no index answered.
+NO_INDEX: Final = (
+    "the full-text index is missing or unusable: every candidate session was decrypted to answer "
+    "(slower; 'sessionseal reindex' rebuilds it)"
+)
+#: Characters of context either side of a snippet's match.
+_CONTEXT: Final = 60
+_FIELD_NAMES: Final = ((_fts.TITLE, "title"), (_fts.USER, "user"), (_fts.ASSISTANT, "assistant"), (_fts.TOOL, "tool"))
+_NOTHING: Final = Node("term", Term("", False, _fts.ALL_FIELDS))  # "" is never a term
+
+
+class SearchHow(TypedDict, total=False):
+    """How :meth:`Vault.search` searches (docs/api.md, "Search")."""
+
+    #: ``query`` (default), ``literal`` (a substring, as before issue 23) or ``regex``.
+    mode: str | None
+    #: For ``literal`` and ``regex``: match case exactly. Given alone, it selects ``literal``
+    #: (what it meant before issue 23); the index is case-folded, so ``query`` refuses it.
+    case_sensitive: bool
+    #: Cut a snippet around each hit (default). Without, a query decrypts nothing it need not.
+    snippets: bool
+
+
+class View(Protocol):
+    """What a search needs of the full-text index's view (``_fulltext.FtsView``)."""
+
+    @property
+    def index(self) -> _fts.FtsIndex: ...
+    @property
+    def stamps(self) -> Mapping[uuid.UUID, Stamp]: ...
+
+
+class FullTextViews(Protocol):
+    """The full-text index component (``_fulltext.FullText``), as search uses it."""
+
+    def view(self) -> contextlib.AbstractContextManager[View | None]: ...
+
+
+class NoFullText:
+    """No full-text index component wired in: every search streams, and says so."""
+
+    def view(self) -> contextlib.AbstractContextManager[View | None]:
+        return contextlib.nullcontext(None)
+
+
+# -- the text of a stored document ---------------------------------------------------------
+
+
+def doc_pieces(doc: Mapping[str, Any]) -> Iterator[tuple[int, str, str]]:
+    """``(field bit, place, text)``: :func:`~sessionseal._fts.doc_fields`'s pieces of a stored
+    document, in the same order, each with its place in the document (for a hit's snippet).
+    Lazily: a snippet is usually in the first few, and a session may have 10,000 messages."""
+    for key in REPLACED:
+        yield from ((bit, key, text) for bit, text in _fts.doc_fields(_only(doc, (key,))))
+    for i, m in enumerate(doc.get("messages") or ()):
+        blocks = m.get("content") if isinstance(m, Mapping) else None
+        if not isinstance(blocks, list):
+            yield from ((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
+            continue
+        for j, block in enumerate(blocks):
+            kind = block.get("type") if isinstance(block, Mapping) else None
+            place = f"messages[{i}].content[{j}]" + {"tool_call": "", "tool_result": ".content"}.get(str(kind), ".text")
+            one = {"role": m.get("role"), "content": [block]}
+            yield from ((bit, place, text) for bit, text in message_fields(one))
+
+
+def _only(doc: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: doc[k] for k in keys if k in doc}
+
+
+@dataclass
+class DocText:
+    """One decrypted document, for the exact evaluation of a query (phrases) and snippets."""
+
+    doc: Mapping[str, Any]
+    _pieces: list[tuple[int, str, str]] | None = None
+
+    @property
+    def pieces(self) -> list[tuple[int, str, str]]:
+        if self._pieces is None:
+            self._pieces = list(doc_pieces(self.doc))
+        return self._pieces
+
+    def first_pieces(self) -> Iterator[tuple[int, str, str]]:
+        """The pieces in order, made as they are read (all of them once :attr:`pieces` was)."""
+        return iter(self._pieces) if self._pieces is not None else doc_pieces(self.doc)
+
+    def phrase_at(self, words: Sequence[str], fields: int) -> tuple[str, str, int] | None:
+        """The first piece (place, text, word index) holding *words* in a row, in *fields*."""
+        n = len(words)
+        for bit, place, text in self.pieces:
+            if bit & fields:
+                if text.isascii() and not all(w in text.lower() for w in words):
+                    continue  # at C speed: most pieces of a large session lack a word
+                seq = _fts.words(text)
+                for i in range(len(seq) - n + 1):
+                    if seq[i] == words[0] and seq[i : i + n] == list(words):
+                        return place, text, i
+        return None
+
+    def matches(self, node: Node, has: Callable[[Term], bool]) -> bool:
+        """The query's exact answer for this document: its terms as *has* says (the index's
+        answer, exact for terms), its phrases confirmed in the text, in order."""
+        if node.term is not None:
+            return has(node.term)
+        if node.phrase:
+            leaves = [c.term for c in node.children if c.term is not None]
+            return self.phrase_at([t.text for t in leaves], leaves[0].fields) is not None
+        if node.op == "not":
+            return not self.matches(node.children[0], has)
+        found = (self.matches(c, has) for c in node.children)
+        return all(found) if node.op == "and" else any(found)
+
+
+# -- the query's shape ----------------------------------------------------------------------
+
+
+def relaxed(node: Node, negated: bool = False) -> Node:
+    """*node* with each negated phrase made "matches nothing": the index has no positions, so a
+    phrase is the AND of its words there, a superset; under a NOT that would drop sessions that
+    have the words apart. The relaxed query's answer holds the exact one (confirmed later)."""
+    if node.phrase and negated:
+        return _NOTHING
+    if node.term is not None or not node.children:
+        return node
+    kids = tuple(relaxed(c, negated ^ (node.op == "not")) for c in node.children)
+    return Node(node.op, node.term, kids, node.phrase)
+
+
+def positive(node: Node, negated: bool = False) -> Iterator[Node]:
+    """The non-negated leaves and phrases of *node* (what a snippet shows)."""
+    if node.term is not None or node.phrase:
+        if not negated:
+            yield node
+        return
+    for c in node.children:
+        yield from positive(c, negated ^ (node.op == "not"))
+
+
+def _relevant(terms: Mapping[str, _fts.Posting], leaves: Sequence[Term]) -> dict[str, _fts.Posting]:
+    """The postings of *terms* a query's *leaves* can reach (a stale session keeps only these)."""
+    exact = {leaf.text for leaf in leaves if not leaf.prefix}
+    prefixes = tuple(leaf.text for leaf in leaves if leaf.prefix)
+    return {t: p for t, p in terms.items() if t in exact or (prefixes and _prefixed_any(t, prefixes))}
+
+
+def _prefixed_any(term: str, prefixes: tuple[str, ...]) -> bool:
+    return term.startswith(prefixes) and is_wordlike(term)
+
+
+# -- the search ----------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """What the audit record says of a search (never the query)."""
+
+    scanned: int = 0  # sessions decrypted
+    stale: int = 0  # of which: evaluated from their text for the index was behind, or absent
+    index: str = "fts"  # "fts": the index answered; "none": no usable index; "scan": literal/regex
+
+
+class Search:
+    """Runs one search over the candidate sessions a listing selected."""
+
+    def __init__(self, read: Callable[[uuid.UUID], bytes], fulltext: FullTextViews) -> None:
+        self._read = read  # a session's stored document (its JSON), decrypted
+        self._fulltext = fulltext
+
+    def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
+        """A session's stored document; None when it was erased meanwhile or is damaged (as
+        the scan before issue 23: 'list' and 'verify' report those)."""
+        try:
+            body = self._read(sid)
+            with stored_shape():
+                doc = orjson.loads(body)
+                if not isinstance(doc, dict):
+                    raise IntegrityError("not a document")
+                return doc
+        except (SessionNotFound, IntegrityError, FileNotFoundError):
+            return None
+
+    def run(
+        self, text: str, candidates: list[Entry], stamps: Mapping[str, Stamp], limit: int, how: SearchHow
+    ) -> tuple[SearchHits, Counts]:
+        mode = how.get("mode") or ("literal" if how.get("case_sensitive") else "query")
+        if mode not in MODES:
+            raise InvalidInput("search mode: one of query, literal, regex")
+        if mode == "query":
+            if how.get("case_sensitive"):
+                raise InvalidInput(
+                    "search: case-sensitive matching is for the literal and regex scans (a query is case-folded)"
+                )
+            return self._query(_fts.parse(text), candidates, stamps, limit, how.get("snippets", True))
+        return self._scan(_matcher(text, mode, how.get("case_sensitive", False)), candidates, limit)
+
+    def _query(
+        self, q: Query, candidates: list[Entry], stamps: Mapping[str, Stamp], limit: int, snippets: bool
+    ) -> tuple[SearchHits, Counts]:
+        counts = Counts()
+        by_id = {e.id: e for e in candidates}  # by the id's text: no UUID made per candidate
+        ranked, having = self._rank(q, by_id, stamps, counts)
+        need_doc = snippets or bool(q.phrases)
+        hits = SearchHits(source=counts.index, stale=counts.stale if counts.index == "fts" else 0)
+        if counts.index == "none":
+            hits.warnings.append(NO_INDEX)
+        if not need_doc:
+            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in ranked[:limit])
+            return hits, counts
+
+        def confirm(h: _fts.Hit) -> SearchHit | None:
+            doc = self.load(h.session_id)
+            if doc is None:
+                return None
+            text = DocText(doc)
+            if q.phrases and not text.matches(q.root, lambda term: h.session_id in having[term]):
+                return None
+            return _hit(by_id[str(h.session_id)], h, _snippet(text, q.root) if snippets else None)
+
+        counts.scanned += _paged(confirm, ranked, limit, hits)
+        return hits, counts
+
+    def _rank(
+        self, q: Query, by_id: Mapping[str, Entry], stamps: Mapping[str, Stamp], counts: Counts
+    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
+        """The candidates the query's relaxed form matches, best first: from the index for the
+        sessions it is current on, from their decrypted text for the others."""
+        with self._fulltext.view() as view:
+            if view is not None:
+                indexed = {str(sid): stamp for sid, stamp in view.stamps.items()}
+                stale = [sid for sid in by_id if indexed.get(sid) != stamps.get(sid)]
+                try:
+                    return self._ranked(q, by_id, view.index, stale, counts)
+                except IntegrityError:
+                    pass  # a damaged segment or delta frame ('verify' names it): never trusted; streamed
+        counts.index, counts.stale, counts.scanned = "none", 0, 0
+        return self._ranked(q, by_id, _fts.FtsIndex([]), list(by_id), counts)
+
+    def _ranked(
+        self,
+        q: Query,
+        by_id: Mapping[str, Entry],
+        base: _fts.FtsIndex,
+        stale: list[str],
+        counts: Counts,
+    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
+        """The ranked hits, and for a query with a phrase the sessions each term matches (the
+        phrases' confirmation evaluates the query on a session's text with them)."""
+        counts.stale = len(stale)
+        index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
+        hits = [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
+        having: dict[Term, set[uuid.UUID]] = {}
+        for leaf in q.leaves() if q.phrases else ():
+            having[leaf] = set().union(*index.leaf_postings(leaf).values())
+        return hits, having
+
+    def _analyze(
+        self, stale: list[str], by_id: Mapping[str, Entry], leaves: list[Term], counts: Counts
+    ) -> list[_fts.Analyzed]:
+        """The stale sessions' postings, from their decrypted text (only the query's terms are kept)."""
+
+        def one(key: str) -> _fts.Analyzed | None:
+            sid = parse_id(key)
+            doc = self.load(sid)
+            if doc is None:
+                return None
+            a = _fts.analyze(_fts.Doc(sid, by_id[key].generation, _fts.doc_fields(doc)))
+            return _fts.Analyzed(a.entry, _relevant(a.terms, leaves))
+
+        out: list[_fts.Analyzed] = []
+        with _pool() as pool:
+            for got in pool.map(one, stale):
+                counts.scanned += 1
+                if got is not None:
+                    out.append(got)
+        return out
+
+    def _scan(
+        self, match: Callable[[Any], tuple[str, str] | None], candidates: list[Entry], limit: int
+    ) -> tuple[SearchHits, Counts]:
+        """``literal`` and ``regex``: every candidate decrypted in turn, newest first (the
+        listing's order), until *limit* hits."""
+        counts = Counts(index="scan")
+        hits = SearchHits(source="scan")
+
+        def scan(e: Entry) -> SearchHit | None:
+            doc = self.load(parse_id(e.id))
+            found = None if doc is None else match(doc)
+            return None if found is None else SearchHit(e.id, e.title, e.updated_at, *found)
+
+        counts.scanned = _paged(scan, candidates, limit, hits)
+        return hits, counts
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    # Decryption and zstd release the GIL: a few threads overlap them with the Python work.
+    return concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+
+
+def _paged(fn: Callable[[Any], SearchHit | None], items: Iterable[Any], limit: int, out: list[SearchHit]) -> int:
+    """*fn* over *items* in order, on the pool, a window ahead, until *out* holds *limit* hits;
+    returns how many were run to the end."""
+    done = 0
+    with _pool() as pool:
+        pending = iter(items)
+        window = [pool.submit(fn, x) for x in _take(pending, 8)] if limit > 0 else []
+        while window and len(out) < limit:
+            hit = window.pop(0).result()
+            done += 1
+            if hit is not None:
+                out.append(hit)
+            window.extend(pool.submit(fn, x) for x in _take(pending, 1))
+        for f in window:
+            f.cancel()
+    return done
+
+
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) == n:
+            break
+    return out
+
+
+def _hit(e: Entry, h: _fts.Hit, found: tuple[str, str, int] | None) -> SearchHit:
+    names = tuple(name for bit, name in _FIELD_NAMES if h.fields & bit)
+    place, snippet, offset = found if found is not None else ("", "", None)
+    return SearchHit(e.id, e.title, e.updated_at, place, snippet, score=round(h.score, 6), fields=names, offset=offset)
+
+
+def _snippet(text: DocText, root: Node) -> tuple[str, str, int] | None:
+    """The first place (document order) that holds a non-negated term or phrase of the query,
+    and ~120 characters of its sanitized text around the match."""
+    wanted = list(positive(root))
+    for bit, place, piece in text.first_pieces():
+        folded = piece.casefold() if len(piece.casefold()) == len(piece) else piece.lower()
+        for node in wanted:
+            leaves = [node.term] if node.term is not None else [c.term for c in node.children if c.term is not None]
+            if not leaves or not bit & leaves[0].fields:
+                continue
+            at = _find(folded, leaves[0].text, prefix=leaves[0].prefix)
+            if at is not None:
+                return place, _cut(piece, at, len(leaves[0].text)), at
+    return None
+
+
+def _find(folded: str, term: str, *, prefix: bool) -> int | None:
+    # A word boundary before the term; after it too unless a prefix (identifiers' parts such as
+    # "token" in "refresh_token" are found inside their word as a last resort).
+    m = re.search(r"(?<![^\W_])" + re.escape(term) + ("" if prefix else r"(?![^\W_])"), folded)
+    if m is None:
+        at = folded.find(term)
+        return None if at < 0 else at
+    return m.start()
+
+
+def _cut(text: str, at: int, n: int) -> str:
+    start, end = max(0, at - _CONTEXT), min(len(text), at + n + _CONTEXT)
+    snippet = ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+    return " ".join(snippet.split())
+
+
+def _matcher(text: str, mode: str, case_sensitive: bool) -> Callable[[Any], tuple[str, str] | None]:
+    """``literal``: the first string value of the document holding *text* (the search before
+    issue 23); ``regex``: the first whose text a Python regular expression matches."""
+    if mode == "literal":
+        return lambda doc: find_in_doc(doc, lambda s: _literal_at(s, text, case_sensitive))
+    try:
+        rx = re.compile(text, 0 if case_sensitive else re.IGNORECASE)
+    except (re.error, RecursionError, OverflowError):
+        raise InvalidInput("search regex: not a valid Python regular expression") from None
+
+    def at(s: str) -> tuple[int, int] | None:
+        m = rx.search(s)
+        return None if m is None else (m.start(), m.end() - m.start())
+
+    return lambda doc: find_in_doc(doc, at)
+
+
+def _literal_at(value: str, text: str, case_sensitive: bool) -> tuple[int, int] | None:
+    hay, want = (value, text) if case_sensitive else (value.casefold(), text.casefold())
+    at = hay.find(want)
+    if at < 0:
+        return None
+    return (at, len(text)) if len(hay) == len(value) else (0, 0)  # casefold moved the offsets
+
+
+def find_in_doc(doc: Any, at: Callable[[str], tuple[int, int] | None]) -> tuple[str, str] | None:
+    """The first string value of *doc* that *at* finds something in (depth first, in document
+    order): its path and a one-line snippet of up to ~120 characters around the match."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = at(value)
+            if found is not None:
+                start, n = found
+                if n == 0 and start == 0:
+                    return path or "(document)", " ".join(value[:120].split())
+                return path or "(document)", _cut(value, start, n)
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return None
