@@ -42,7 +42,7 @@ import unicodedata
 from collections import Counter
 from typing import Final
 
-__all__ = ["MAX_TERM_BYTES", "count_terms", "is_wordlike", "words"]
+__all__ = ["MAX_TERM_BYTES", "count_runs", "count_terms", "is_wordlike", "words"]
 
 #: Longer terms are dropped (rule 3).
 MAX_TERM_BYTES: Final = 64
@@ -53,8 +53,9 @@ _WORD: Final = re.compile(r"\w+")
 #: Camel-case boundaries of rule 4.
 _CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DIGIT: Final = re.compile(r"\d")
-#: The distinct runs (joined by newlines) that hold an upper-case letter, "_" or a non-ASCII byte.
-_OTHERS: Final = re.compile(rb"^.*[_A-Z\x80-\xff].*$", re.MULTILINE)
+#: The distinct runs (joined by newlines) that hold an upper-case letter, "_" or a non-ASCII
+#: byte, or are longer than a term may be.
+_OTHERS: Final = re.compile(rb"^(?:.*[_A-Z\x80-\xff].*|.{%d,})$" % (MAX_TERM_BYTES + 1), re.MULTILINE)
 #: A piece longer than this that holds a digit is an id's random half, not a part.
 _MAX_ID_PART: Final = 12
 #: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
@@ -112,46 +113,66 @@ def _parts(word: str, whole: str) -> set[str]:
 def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
     """The terms one run adds beyond its lowered self, and its number of words (rules 2 to 4).
 
-    Cached: identifiers and JSON keys recur across messages and sessions.
+    Cached: identifiers and JSON keys recur across messages and sessions. Sorted parts: a term
+    order that does not change with the process's string hash seed (a build's workers).
     """
     if run.isascii():
         word = run.decode("ascii")
-        return tuple(_parts(word, word.lower())), 1
+        return tuple(sorted(_parts(word, word.lower()))), 1
     found = _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
     terms: list[str] = []
     for word in found:
         whole = _fold(word)
         if _fits(whole):
             terms.append(whole)
-        terms.extend(_parts(word, whole))
+        terms.extend(sorted(_parts(word, whole)))
     return tuple(terms), len(found)
+
+
+def count_runs(text: str) -> tuple[dict[bytes, int], int]:
+    """Every term of *text* (rules 1 to 4) as UTF-8 bytes with its count, and its length (rule 5).
+
+    The build's form of :func:`count_terms`: a lower-case ASCII run (most of them) is its own
+    term, so it stays the key :class:`~collections.Counter` gave it (no decode, no per-run
+    Python step), and only the runs the regex picks out take rules 2 to 4 in Python.
+    """
+    runs = text.encode("utf-8", "replace").translate(_TABLE).split()
+    length = len(runs)
+    counts: dict[bytes, int] = Counter(runs)
+    if not counts:
+        return {}, 0
+    extra: dict[bytes, int] = {}
+    # The others (an upper-case letter, "_", a non-ASCII byte, or too long), found by one regex
+    # over the distinct runs, leave the counts and give their terms to *extra* (never straight to
+    # *counts*: "foo_bar" may be an "other" still to pop when "Foo_bar" adds to it).
+    for run in _OTHERS.findall(b"\n".join(counts)):
+        n = counts.pop(run)
+        if run.isascii():
+            if len(run) <= MAX_TERM_BYTES:
+                whole = run.lower()
+                extra[whole] = extra.get(whole, 0) + n
+            if b"_" not in run and (run.isupper() or run.isdigit() or run[1:].islower() or run.islower()):
+                continue  # no part: ALLCAPS, Capitalized, lower case (here for its length)
+        terms, words_in_run = _split_run_bytes(run)
+        length += (words_in_run - 1) * n
+        for term in terms:
+            extra[term] = extra.get(term, 0) + n
+    for term, n in extra.items():
+        counts[term] = counts.get(term, 0) + n
+    return counts, length
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _split_run_bytes(run: bytes) -> tuple[tuple[bytes, ...], int]:
+    """:func:`_split_run` with its terms as UTF-8 bytes."""
+    terms, n = _split_run(run)
+    return tuple(t.encode() for t in terms), n
 
 
 def count_terms(text: str) -> tuple[dict[str, int], int]:
     """Every term of *text* (rules 1 to 4) with its count, and *text*'s length (rule 5)."""
-    raw = text.encode("utf-8", "replace").translate(_TABLE)
-    runs = raw.split()
-    length = len(runs)
-    by_run = Counter(runs)
-    # Most runs are lower-case ASCII without "_": each is its own term, and that is all (rules
-    # 3, 4). The Counter and this comprehension are the only per-run work for them.
-    counts = {
-        k.decode("ascii"): n
-        for k, n in by_run.items()
-        if len(k) <= MAX_TERM_BYTES and k.isascii() and (k.islower() or k.isdigit())
-    }
-    # The others (an upper-case letter, "_" or a non-ASCII byte), found by one regex over the
-    # distinct runs, take rules 2 to 4 in Python.
-    for run in _OTHERS.findall(b"\n".join(by_run)):
-        n = by_run[run]
-        if run.isascii():
-            if not (run.islower() or run.isdigit()) and len(run) <= MAX_TERM_BYTES:
-                whole = run.decode("ascii").lower()
-                counts[whole] = counts.get(whole, 0) + n
-            if b"_" not in run and (run.isupper() or run[1:].islower()):
-                continue  # no part: ALLCAPS, Capitalized
-        terms, words_in_run = _split_run(run)
-        length += (words_in_run - 1) * n
-        for term in terms:
-            counts[term] = counts.get(term, 0) + n
-    return counts, length
+    counts, length = count_runs(text)
+    if not counts:
+        return {}, length
+    # One decode of all the terms, split at C speed: a term never holds a newline (rule 2).
+    return dict(zip(b"\n".join(counts).decode().split("\n"), counts.values(), strict=True)), length
