@@ -237,7 +237,7 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
     )
     print(f"verify --read-data: {verify_s:.1f} s ({mb / verify_s:.1f} MB/s)")
     print(
-        f"build ({a.mode}, {a.workers} workers): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
+        f"build ({a.mode if a.mode != 'workers' else f'{a.workers} worker processes'}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
         f"{verify_s / build_s:.2f}x verify's speed; tokenizing alone "
         f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB"
     )

@@ -102,19 +102,21 @@ def _parts(word: str, whole: str) -> set[str]:
     for piece in pieces:
         if _DIGIT.search(piece) is None:
             parts.add(_fold(piece))
-            parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
+            # A camel-case boundary needs an ASCII lower-case and an upper-case letter: an
+            # all-lower or all-upper piece has none (the regex split is the slow step).
+            if not (piece.islower() or piece.isupper()):
+                parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
         elif len(piece) <= _MAX_ID_PART:
             parts.add(_fold(piece))
     parts.discard(whole)
     return {p for p in parts if _fits(p)}
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
     """The terms one run adds beyond its lowered self, and its number of words (rules 2 to 4).
 
-    Cached: identifiers and JSON keys recur across messages and sessions. Sorted parts: a term
-    order that does not change with the process's string hash seed (a build's workers).
+    Sorted parts: a term order that does not change with the process's string hash seed (a
+    build's workers).
     """
     if run.isascii():
         word = run.decode("ascii")
@@ -134,7 +136,8 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
 
     The build's form of :func:`count_terms`: a lower-case ASCII run (most of them) is its own
     term, so it stays the key :class:`~collections.Counter` gave it (no decode, no per-run
-    Python step), and only the runs the regex picks out take rules 2 to 4 in Python.
+    Python step), and only the runs the regex picks out take rules 2 to 4, once per distinct
+    run (cached).
     """
     runs = text.encode("utf-8", "replace").translate(_TABLE).split()
     length = len(runs)
@@ -142,31 +145,38 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
     if not counts:
         return {}, 0
     extra: dict[bytes, int] = {}
+    get, pop = extra.get, counts.pop
     # The others (an upper-case letter, "_", a non-ASCII byte, or too long), found by one regex
     # over the distinct runs, leave the counts and give their terms to *extra* (never straight to
     # *counts*: "foo_bar" may be an "other" still to pop when "Foo_bar" adds to it).
     for run in _OTHERS.findall(b"\n".join(counts)):
-        n = counts.pop(run)
-        if run.isascii():
-            if len(run) <= MAX_TERM_BYTES:
-                whole = run.lower()
-                extra[whole] = extra.get(whole, 0) + n
-            if b"_" not in run and (run.isupper() or run.isdigit() or run[1:].islower() or run.islower()):
-                continue  # no part: ALLCAPS, Capitalized, lower case (here for its length)
-        terms, words_in_run = _split_run_bytes(run)
-        length += (words_in_run - 1) * n
+        n = pop(run)
+        terms, more_words = _terms_of_run(run)
+        if more_words:
+            length += more_words * n
         for term in terms:
-            extra[term] = extra.get(term, 0) + n
+            extra[term] = get(term, 0) + n
     for term, n in extra.items():
         counts[term] = counts.get(term, 0) + n
     return counts, length
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _split_run_bytes(run: bytes) -> tuple[tuple[bytes, ...], int]:
-    """:func:`_split_run` with its terms as UTF-8 bytes."""
-    terms, n = _split_run(run)
-    return tuple(t.encode() for t in terms), n
+@functools.lru_cache(maxsize=1 << 17)
+def _terms_of_run(run: bytes) -> tuple[tuple[bytes, ...], int]:
+    """Every term of one run that is not plain lower-case ASCII (rules 2 to 4), as UTF-8, and
+    its number of words less one.
+
+    Cached: identifiers, JSON keys and capitalized words recur across messages and sessions
+    (117,000 distinct such runs in the 0.1 GB benchmark vault: the cache holds them all).
+    """
+    if not run.isascii():
+        terms, words_in_run = _split_run(run)
+        return tuple(t.encode() for t in terms), words_in_run - 1
+    whole = (run.lower(),) if len(run) <= MAX_TERM_BYTES else ()
+    if b"_" not in run and (run.isupper() or run.isdigit() or run[1:].islower() or run.islower()):
+        return whole, 0  # no part: ALLCAPS, Capitalized, lower case (here for its length)
+    terms, _one = _split_run(run)
+    return whole + tuple(t.encode() for t in terms), 0
 
 
 def count_terms(text: str) -> tuple[dict[str, int], int]:
