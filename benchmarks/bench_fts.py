@@ -80,7 +80,7 @@ class Built:
         self.delta = root / "delta.sst"
         write_private_file(self.delta, _fts.new_delta(VAULT_ID, self.delta_key, 1))
 
-    def write(self, docs: list[_fts.Analyzed] | _fts.SegmentBuilder) -> None:
+    def write(self, docs: list[_fts.Analyzed] | _fts.SegmentBuilder | _fts.Inverted) -> None:
         seg_id, key = uuid.uuid4(), os.urandom(32)
         if isinstance(docs, list):
             data = _fts.build_segment(VAULT_ID, seg_id, key, docs)

@@ -93,7 +93,7 @@ def test_packed_postings_and_segments_equal_the_reference(fields: list[list[tupl
     builder = _fts.SegmentBuilder()
     for doc in sessions:
         builder.add(_fts.pack(doc))
-    assert builder._payloads(keys) == ref._bucket_payloads(ref._invert(analyzed), keys)
+    assert builder.invert()._payloads(keys) == ref._bucket_payloads(ref._invert(analyzed), keys)
     dek = bytes(range(32))
 
     def nonces() -> Iterator[bytes]:
@@ -118,7 +118,9 @@ def corpus(n: int) -> list[_fts.Doc]:
     words = ["ValueError", "refresh_token", "déjà", "vu", "HTTPServer", "src/app.py", "the", "Straße"]
     return [
         _fts.Doc(
-            UUID(int=i + 1), 1, [(FIELDS[(i + j) % 4], " ".join(words[(i * (j + 1)) % 8 :] * (i % 5 + 1))) for j in range(3)]
+            UUID(int=i + 1),
+            1,
+            [(FIELDS[(i + j) % 4], " ".join(words[(i * (j + 1)) % 8 :] * (i % 5 + 1))) for j in range(3)],
         )
         for i in range(n)
     ]
@@ -171,3 +173,18 @@ def test_segments_are_capped_by_text_and_report_progress(tmp_path: Path) -> None
     want = {s for s, t in text.items() if "HTTPServer" in t and "refresh_token" in t}
     assert 0 < len(want) < 30
     assert found == want
+
+
+def test_segments_built_on_workers_are_the_bytes_of_one_process() -> None:
+    sessions = corpus(40)
+
+    def sealed(workers: int) -> list[bytes]:
+        dek = bytes(range(32))
+        out = []
+        for i, inv in enumerate(_fts.segments(sessions, workers=workers, max_text=3_000)):
+            nonces = (n.to_bytes(12, "big") for n in itertools.count())
+            out.append(inv.build(VAULT, UUID(int=100 + i), bytes(32), dek=dek, nonces=nonces))
+        return out
+
+    one = sealed(0)
+    assert len(one) > 2 and sealed(2) == one

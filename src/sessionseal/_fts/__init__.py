@@ -13,14 +13,15 @@ erasure of a segment by forgetting its key:
   new segment: compaction, and the rewrite that erases a session's words;
 - an index build (``reindex``): :func:`analyze_many` tokenizes on worker processes into
   :class:`PackedDoc` s (the same postings, in packed columns), :func:`segments` gathers them
-  into :class:`SegmentBuilder` s of about 64 MB of text, each sealed by its ``build``;
+  into segments of about 64 MB of text, inverted (:class:`Inverted`) on the workers too, each
+  sealed by its ``build``; :class:`SegmentBuilder` does the same in one process;
 - :class:`FtsIndex` answers queries (:func:`parse`) with BM25-ranked :class:`Hit` s.
 """
 
 from __future__ import annotations
 
 from ._analyze import PackedDoc, pack
-from ._build import SegmentBuilder
+from ._build import Inverted, SegmentBuilder
 from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
 from ._parallel import SEGMENT_TEXT, analyze_many, segments
@@ -42,6 +43,7 @@ __all__ = [
     "DocEntry",
     "FtsIndex",
     "Hit",
+    "Inverted",
     "PackedDoc",
     "Posting",
     "Query",

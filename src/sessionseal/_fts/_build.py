@@ -17,7 +17,8 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, repeat
+from dataclasses import dataclass
+from itertools import accumulate, chain, repeat
 from operator import sub
 from typing import Final
 from uuid import UUID
@@ -27,7 +28,7 @@ from .._container import FrameType, Kind
 from . import _format as F
 from ._analyze import Analyzed, PackedDoc
 
-__all__ = ["SegmentBuilder"]
+__all__ = ["Inverted", "SegmentBuilder"]
 
 _MAX_TERM: Final = 64
 _GENERATION: Final = 1  # segments are never rewritten in place: a rewrite is a new segment
@@ -80,6 +81,27 @@ class SegmentBuilder:
         self._masks += masks
         self._ords.extend(repeat(ordinal, len(terms)))
 
+    def invert(self) -> Inverted:
+        """The postings grouped by term: the per-posting work of a build, which needs no key
+        (an index build runs it on a worker process)."""
+        distinct = list(dict.fromkeys(self._terms))
+        _check_terms(distinct)
+        distinct.sort()
+        rank = dict(zip(distinct, range(len(distinct)), strict=True))
+        rows = array("I", map(rank.__getitem__, self._terms))
+        del rank
+        df_of = Counter(rows)
+        dfs = array("I", map(df_of.__getitem__, range(len(distinct))))
+        del df_of
+        order = sorted(range(len(rows)), key=rows.__getitem__)  # stable: ordinals stay ascending
+        del rows
+        ords = array("I", map(self._ords.__getitem__, order))
+        tfs = array("I", map(self._tfs.__getitem__, order))
+        masks = bytes(map(self._masks.__getitem__, order))
+        del order
+        deltas = _deltas(ords, [0, *accumulate(dfs)])
+        return Inverted(list(self.entries), self.size, b"\n".join(distinct), dfs, deltas, tfs, masks)
+
     def build(
         self,
         vault_id: UUID,
@@ -91,6 +113,40 @@ class SegmentBuilder:
         nonces: Iterator[bytes] | None = None,
     ) -> bytes:
         """The sealed segment's bytes (as :func:`~sessionseal._fts._segment.build_segment`)."""
+        return self.invert().build(vault_id, segment_id, key, compress=compress, dek=dek, nonces=nonces)
+
+
+@dataclass(frozen=True, slots=True)
+class Inverted:
+    """A segment's postings grouped by term, before the keyed steps (bucket placement, seal).
+
+    ``terms`` are the distinct terms sorted by UTF-8 and joined by newlines; ``dfs`` their
+    document frequencies; ``deltas``, ``tfs`` and ``masks`` every posting, term after term
+    (ordinal deltas as the bucket format stores them). It pickles as a few flat buffers.
+    """
+
+    entries: list[F.DocEntry]
+    size: int
+    terms: bytes
+    dfs: array[int]
+    deltas: array[int]
+    tfs: array[int]
+    masks: bytes
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def build(
+        self,
+        vault_id: UUID,
+        segment_id: UUID,
+        key: bytes,
+        *,
+        compress: bool = True,
+        dek: bytes | None = None,
+        nonces: Iterator[bytes] | None = None,
+    ) -> bytes:
+        """The sealed segment's bytes under *key* (each frame compressed if *compress*)."""
         keys = F.SubKeys.of(key)
         out_b, out_p = self._payloads(keys)
         payloads = [_container.encode_payload(p, compress=compress) for p in out_b + out_p]
@@ -116,28 +172,21 @@ class SegmentBuilder:
         )
 
     def _payloads(self, keys: F.SubKeys) -> tuple[list[bytes], list[bytes]]:
-        distinct = list(dict.fromkeys(self._terms))
-        _check_terms(distinct)
-        nb = F.bucket_count(len(distinct))
-        slots = _slots(keys.terms, 0, distinct, nb)
-        # The distinct terms in their final order: bucket, then UTF-8 bytes.
-        ordered = [t for _slot, t in sorted(zip(slots, distinct, strict=True))]
-        del distinct
-        rank = dict(zip(ordered, range(len(ordered)), strict=True))
-        rows = array("I", map(rank.__getitem__, self._terms))
-        del rank
-        df_of = Counter(rows)
-        dfs = array("I", map(df_of.__getitem__, range(len(ordered))))
-        del df_of
-        order = sorted(range(len(rows)), key=rows.__getitem__)  # stable: ordinals stay ascending
-        del rows
-        ords = array("I", map(self._ords.__getitem__, order))
-        tfs = array("I", map(self._tfs.__getitem__, order))
-        masks = bytes(map(self._masks.__getitem__, order))
-        del order
+        by_utf8 = self.terms.split(b"\n") if self.terms else []
+        nb = F.bucket_count(len(by_utf8))
+        slots = _slots(keys.terms, 0, by_utf8, nb)
+        # The terms in their final order, bucket then UTF-8 (a stable sort of the UTF-8 order),
+        # and their postings moved with them: one step per term, then per posting at C speed.
+        moved = sorted(range(len(by_utf8)), key=slots.__getitem__)
+        starts = [0, *accumulate(self.dfs)]
+        rows = list(chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved))))
+        ordered = list(map(by_utf8.__getitem__, moved))
+        dfs = array("I", map(self.dfs.__getitem__, moved))
+        deltas = array("I", map(self.deltas.__getitem__, rows))
+        tfs = array("I", map(self.tfs.__getitem__, rows))
+        masks = bytes(map(self.masks.__getitem__, rows))
+        del rows, moved
         starts = [0, *accumulate(dfs)]
-        deltas = _deltas(ords, starts)
-        del ords
         per_bucket = Counter(slots)
         bucket_ends = list(accumulate(map(per_bucket.__getitem__, range(nb))))
         out_b, lo = [], 0
@@ -145,7 +194,7 @@ class SegmentBuilder:
             a, b = starts[lo], starts[hi]
             out_b.append(F.encode_bucket_columns(ordered[lo:hi], dfs[lo:hi], deltas[a:b], tfs[a:b], masks[a:b]))
             lo = hi
-        return out_b, _prefix_payloads(keys, ordered, dfs, nb)
+        return out_b, _prefix_payloads(keys, by_utf8, self.dfs, nb)
 
 
 def _check_terms(distinct: list[bytes]) -> None:
