@@ -5,21 +5,27 @@ Builds the index of a vault (``--cache DIR`` reuses bench_search.py's cached vau
 one of ``--gb`` GB) into a temp directory of sealed segments (about ``--segment-mb`` MB of
 original text each) and an empty delta log, then measures, in the same process:
 
-* the build: every session read through the store (decrypted on 4 threads, as bench_search's
-  ``documents`` and the streaming search do), tokenized, inverted, sealed and written; MB/s of
-  original text; and the tokenizer alone over the same text;
+* the build: every session read through the store (decrypted on 2 threads, at most 8 sessions
+  ahead, as a reindex reads), tokenized, inverted, sealed and written; MB/s of original text;
+  and the tokenizer alone over the same text. ``--mode analyzed`` builds from ``analyze``'s
+  dicts (the form before the packed build), ``packed`` (the default) from ``pack`` into
+  ``SegmentBuilder`` s, ``workers`` with ``segments`` on ``--workers`` processes;
 * cold queries (every segment reopened and the delta log re-read per query, as a CLI process
   would; the vault's unlock not counted), medians of ``--repeat`` rounds interleaved with the
   full streaming scan of the same vault, whose ratio each query reports;
 * the index's size against the stored (compressed, sealed) sessions;
 * one appended turn (about 4 KB of text) as a delta record, ``fsync`` included;
-* the peak RSS of the process.
+* the peak RSS of the process (and of the largest worker process).
+
+``--build-only`` measures the build alone against ``verify --read-data`` (the issue's target),
+``--repeat`` rounds interleaved, medians.
 
 The index is not wired into the vault yet: this drives the package directly. A phrase is
 answered as the AND of its words (the confirming pass over the decrypted text is the caller's,
 with the snippets). The list filters (the tag form) are the caller's too, and not measured.
 
     python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 [--repeat 5] [--json out.json]
+    python benchmarks/bench_fts.py --gb 1 --cache /tmp/fts-1 --build-only --mode workers --workers 2
 """
 
 from __future__ import annotations
@@ -231,6 +237,7 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
             figures["analyze"].append(b["text_bytes"] / 1e6 / b["analyze_s"])
     verify_s, build_s = statistics.median(figures["verify --read-data"]), statistics.median(figures["build"])
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker
     print(
         f"{mb:.0f} MB original in {manifest['sessions']} sessions; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs (a shared, busy machine: other helpers run); medians of {a.repeat}, interleaved"
@@ -239,11 +246,12 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
     print(
         f"build ({a.mode if a.mode != 'workers' else f'{a.workers} worker processes'}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
         f"{verify_s / build_s:.2f}x verify's speed; tokenizing alone "
-        f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB"
+        f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB "
+        f"(largest worker process: {child_rss:.0f} MB)"
     )
     if a.json:
         out = {"manifest": manifest, "mode": a.mode, "workers": a.workers, "verify_s": verify_s, "build_s": build_s}
-        out |= {"rss_mb": rss, "load": os.getloadavg()[0], "rounds": figures}
+        out |= {"rss_mb": rss, "worker_rss_mb": child_rss, "load": os.getloadavg()[0], "rounds": figures}
         a.json.write_text(json.dumps(out, indent=2))
 
 
