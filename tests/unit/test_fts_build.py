@@ -188,3 +188,11 @@ def test_segments_built_on_workers_are_the_bytes_of_one_process() -> None:
 
     one = sealed(0)
     assert len(one) > 2 and sealed(2) == one
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=40).map("".join), st.integers(0, 40))
+def test_a_long_text_counted_in_pieces_gives_the_reference_terms(piece: str, shift: int) -> None:
+    # Past the 1 MiB piece size, with words across the cuts at every offset.
+    text = "x" * shift + (piece + " HTTPServer_x déjà ") * (2_200_000 // (len(piece) + 19) + 1)
+    assert _fts.count_terms(text) == ref.count_terms(text)

@@ -58,6 +58,8 @@ _DIGIT: Final = re.compile(r"\d")
 _OTHERS: Final = re.compile(rb"^(?:.*[_A-Z\x80-\xff].*|.{%d,})$" % (MAX_TERM_BYTES + 1), re.MULTILINE)
 #: A piece longer than this that holds a digit is an id's random half, not a part.
 _MAX_ID_PART: Final = 12
+#: count_runs splits and counts a text in pieces of about this many bytes (bounded memory).
+_CHUNK: Final = 1 << 20
 #: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
 _WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
 
@@ -139,9 +141,20 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
     Python step), and only the runs the regex picks out take rules 2 to 4, once per distinct
     run (cached).
     """
-    runs = text.encode("utf-8", "replace").translate(_TABLE).split()
-    length = len(runs)
-    counts: dict[bytes, int] = Counter(runs)
+    raw = text.encode("utf-8", "replace").translate(_TABLE)
+    counts: Counter[bytes] = Counter()
+    length = at = 0
+    # In pieces of about _CHUNK bytes cut at a space (no run crosses one): the list of runs is
+    # one Python object per run (about 45 bytes each), and a 20 MB session would hold 2.5
+    # million of them at once. Counter.update counts each piece in C.
+    while at < len(raw):
+        end = raw.find(b" ", at + _CHUNK)
+        end = len(raw) if end < 0 else end
+        runs = raw[at:end].split()
+        length += len(runs)
+        counts.update(runs)
+        at = end
+    del raw
     if not counts:
         return {}, 0
     extra: dict[bytes, int] = {}
