@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from sessionseal import _fts
 from sessionseal._fts import _format as F
+from sessionseal._fts import _parallel
 
 from . import _fts_reference as ref
 
@@ -196,3 +198,17 @@ def test_a_long_text_counted_in_pieces_gives_the_reference_terms(piece: str, shi
     # Past the 1 MiB piece size, with words across the cuts at every offset.
     text = "x" * shift + (piece + " HTTPServer_x déjà ") * (2_200_000 // (len(piece) + 19) + 1)
     assert _fts.count_terms(text) == ref.count_terms(text)
+
+
+def _worker_state() -> tuple[int, str | None]:
+    """In a build worker: PR_GET_DUMPABLE (3), and the passphrase variable if it inherited it."""
+    import ctypes
+
+    return int(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)), os.environ.get("SESSIONSEAL_PASSPHRASE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_build_worker_is_spawned_hardened_and_drops_the_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONSEAL_PASSPHRASE", "not-a-real-passphrase")
+    with _parallel._pool(1) as pool:
+        assert pool.apply(_worker_state) == (0, None)
