@@ -5,7 +5,7 @@ Builds the index of a vault (``--cache DIR`` reuses bench_search.py's cached vau
 one of ``--gb`` GB) into a temp directory of sealed segments (about ``--segment-mb`` MB of
 original text each) and an empty delta log, then measures, in the same process:
 
-* the build: every session read through the store (decrypted on 2 threads, at most 8 sessions
+* the build: every session read through the store (decrypted on 2 threads, at most 4 sessions
   ahead, as a reindex reads), tokenized, inverted, sealed and written; MB/s of original text;
   and the tokenizer alone over the same text. ``--mode analyzed`` builds from ``analyze``'s
   dicts (the form before the packed build), ``packed`` (the default) from ``pack`` into
@@ -112,7 +112,7 @@ class Built:
         return sum(p.stat().st_size for p in self.root.iterdir())
 
 
-def read_documents(v: Vault, threads: int = 2, window: int = 8) -> Iterator[tuple[str, bytes]]:
+def read_documents(v: Vault, threads: int = 2, window: int = 4) -> Iterator[tuple[str, bytes]]:
     """(id, stored JSON) of every session, decrypted on *threads* threads with at most *window*
     sessions read ahead: what a reindex reads, in bounded memory (bench_search's ``documents``
     decrypts the whole vault ahead when the consumer is slower)."""

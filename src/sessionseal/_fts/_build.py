@@ -179,7 +179,10 @@ class Inverted:
         # and their postings moved with them: one step per term, then per posting at C speed.
         moved = sorted(range(len(by_utf8)), key=slots.__getitem__)
         starts = [0, *accumulate(self.dfs)]
-        rows = list(chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved))))
+        # An array, not a list: 4 bytes a posting instead of an int object and a pointer (45).
+        rows = array(
+            "I", chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved)))
+        )
         ordered = list(map(by_utf8.__getitem__, moved))
         dfs = array("I", map(self.dfs.__getitem__, moved))
         deltas = array("I", map(self.deltas.__getitem__, rows))
