@@ -5,26 +5,34 @@ Builds the index of a vault (``--cache DIR`` reuses bench_search.py's cached vau
 one of ``--gb`` GB) into a temp directory of sealed segments (about ``--segment-mb`` MB of
 original text each) and an empty delta log, then measures, in the same process:
 
-* the build: every session read through the store (decrypted on 4 threads, as bench_search's
-  ``documents`` and the streaming search do), tokenized, inverted, sealed and written; MB/s of
-  original text; and the tokenizer alone over the same text;
+* the build: every session read through the store (decrypted on 2 threads, at most 4 sessions
+  ahead, as a reindex reads), tokenized, inverted, sealed and written; MB/s of original text;
+  and the tokenizer alone over the same text. ``--mode analyzed`` builds from ``analyze``'s
+  dicts (the form before the packed build), ``packed`` (the default) from ``pack`` into
+  ``SegmentBuilder`` s, ``workers`` with ``segments`` on ``--workers`` processes;
 * cold queries (every segment reopened and the delta log re-read per query, as a CLI process
   would; the vault's unlock not counted), medians of ``--repeat`` rounds interleaved with the
   full streaming scan of the same vault, whose ratio each query reports;
 * the index's size against the stored (compressed, sealed) sessions;
 * one appended turn (about 4 KB of text) as a delta record, ``fsync`` included;
-* the peak RSS of the process.
+* the peak RSS of the process (and of the largest worker process).
+
+``--build-only`` measures the build alone against ``verify --read-data`` (the issue's target),
+``--repeat`` rounds interleaved, medians.
 
 The index is not wired into the vault yet: this drives the package directly. A phrase is
 answered as the AND of its words (the confirming pass over the decrypted text is the caller's,
 with the snippets). The list filters (the tag form) are the caller's too, and not measured.
 
     python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 [--repeat 5] [--json out.json]
+    python benchmarks/bench_fts.py --gb 1 --cache /tmp/fts-1 --build-only --mode workers --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import functools
 import json
 import os
@@ -36,8 +44,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,9 +86,13 @@ class Built:
         self.delta = root / "delta.sst"
         write_private_file(self.delta, _fts.new_delta(VAULT_ID, self.delta_key, 1))
 
-    def write(self, docs: list[_fts.Analyzed]) -> None:
+    def write(self, docs: list[_fts.Analyzed] | _fts.SegmentBuilder | _fts.Inverted) -> None:
         seg_id, key = uuid.uuid4(), os.urandom(32)
-        write_private_file(self.root / f"{seg_id}.seg", _fts.build_segment(VAULT_ID, seg_id, key, docs))
+        if isinstance(docs, list):
+            data = _fts.build_segment(VAULT_ID, seg_id, key, docs)
+        else:
+            data = docs.build(VAULT_ID, seg_id, key)
+        write_private_file(self.root / f"{seg_id}.seg", data)
         self.segments.append((seg_id, key))
 
     def open(self) -> _fts.FtsIndex:
@@ -99,27 +112,90 @@ class Built:
         return sum(p.stat().st_size for p in self.root.iterdir())
 
 
-def build(v: Vault, root: Path, segment_bytes: int) -> tuple[Built, dict[str, float]]:
+def read_documents(v: Vault, threads: int = 2, window: int = 4) -> Iterator[tuple[str, bytes]]:
+    """(id, stored JSON) of every session, decrypted on *threads* threads with at most *window*
+    sessions read ahead: what a reindex reads, in bounded memory (bench_search's ``documents``
+    decrypts the whole vault ahead when the consumer is slower)."""
+    store = v._store  # a benchmark's look inside: the same read path as the streaming search
+    ids = [s.id for s in v.list(ListQuery(limit=None))]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: collections.deque[tuple[str, concurrent.futures.Future[bytes]]] = collections.deque()
+        for sid in ids:
+            pending.append((str(sid), pool.submit(lambda s: store.document(store.open(s)), sid)))
+            if len(pending) >= window:
+                got_id, fut = pending.popleft()
+                yield got_id, fut.result()
+        while pending:
+            got_id, fut = pending.popleft()
+            yield got_id, fut.result()
+
+
+class _Source:
+    """The vault's sessions as index documents, counting their text."""
+
+    def __init__(self, v: Vault, built: Built) -> None:
+        self.v, self.built, self.text = v, built, 0
+
+    def __iter__(self) -> Iterator[_fts.Doc]:
+        for sid, body in read_documents(self.v):
+            doc, n = doc_of(sid, body)
+            self.text += n
+            yield doc
+
+    def report(self) -> None:
+        print(f"  {self.text / 1e6:.0f} MB indexed, {len(self.built.segments)} segments", file=sys.stderr)
+
+
+def build(
+    v: Vault, root: Path, segment_bytes: int, mode: str = "packed", workers: int = 0
+) -> tuple[Built, dict[str, float]]:
+    """Index *v* into *root*. *mode*: ``analyzed`` (``analyze`` then ``build_segment``: the dict
+    form, as before the packed build), ``packed`` (``pack`` into ``SegmentBuilder`` s in this
+    process) or ``workers`` (``segments`` on *workers* processes: tokenizing is not timed apart)."""
     built = Built(root)
+    src = _Source(v, built)
     t0 = time.perf_counter()
-    tok_s = 0.0
-    text = 0
-    pending: list[_fts.Analyzed] = []
-    pending_bytes = 0
-    for sid, body in bs.documents(v):
-        doc, n = doc_of(sid, body)
+    tok_s = float("nan")
+    if mode == "workers":
+        for builder in _fts.segments(src, workers=workers, max_text=segment_bytes):
+            built.write(builder)
+            src.report()
+    elif mode == "analyzed":
+        tok_s = _build_analyzed(src, segment_bytes)
+    else:
+        tok_s = _build_packed(src, segment_bytes)
+    return built, {"build_s": time.perf_counter() - t0, "analyze_s": tok_s, "text_bytes": src.text}
+
+
+def _build_analyzed(src: _Source, segment_bytes: int) -> float:
+    tok_s, pending = 0.0, []
+    for doc in src:
         t = time.perf_counter()
         pending.append(_fts.analyze(doc))
         tok_s += time.perf_counter() - t
-        pending_bytes += n
-        text += n
-        if pending_bytes >= segment_bytes:
-            built.write(pending)
-            pending, pending_bytes = [], 0
-            print(f"  {text / 1e6:.0f} MB indexed, {len(built.segments)} segments", file=sys.stderr)
+        if src.text >= segment_bytes * (len(src.built.segments) + 1):
+            src.built.write(pending)
+            pending = []
+            src.report()
     if pending:
-        built.write(pending)
-    return built, {"build_s": time.perf_counter() - t0, "analyze_s": tok_s, "text_bytes": text}
+        src.built.write(pending)
+    return tok_s
+
+
+def _build_packed(src: _Source, segment_bytes: int) -> float:
+    tok_s, builder = 0.0, _fts.SegmentBuilder()
+    for doc in src:
+        t = time.perf_counter()
+        packed = _fts.pack(doc)
+        tok_s += time.perf_counter() - t
+        if len(builder) and builder.size + packed.size > segment_bytes:
+            src.built.write(builder)
+            builder = _fts.SegmentBuilder()
+            src.report()
+        builder.add(packed)
+    if len(builder):
+        src.built.write(builder)
+    return tok_s
 
 
 def appends(built: Built, sids: list[str], n: int = 20) -> float:
@@ -141,6 +217,44 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
     return bs.interleaved_medians(fns, repeat)
 
 
+def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> None:
+    """The build alone, *a.repeat* times interleaved with ``verify --read-data`` (its target)."""
+    mb = float(manifest["original_bytes"]) / 1e6
+    figures: dict[str, list[float]] = {"verify --read-data": [], "build": [], "analyze": []}
+    segments = 0
+    with bs.open_vault(path) as v:
+        for _ in range(a.repeat):
+            t = time.perf_counter()
+            v.verify(read_data=True)
+            figures["verify --read-data"].append(time.perf_counter() - t)
+            root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
+            try:
+                built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers)
+                segments = len(built.segments)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            figures["build"].append(b["build_s"])
+            figures["analyze"].append(b["text_bytes"] / 1e6 / b["analyze_s"])
+    verify_s, build_s = statistics.median(figures["verify --read-data"]), statistics.median(figures["build"])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker
+    print(
+        f"{mb:.0f} MB original in {manifest['sessions']} sessions; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (a shared, busy machine: other helpers run); medians of {a.repeat}, interleaved"
+    )
+    print(f"verify --read-data: {verify_s:.1f} s ({mb / verify_s:.1f} MB/s)")
+    print(
+        f"build ({a.mode if a.mode != 'workers' else f'{a.workers} worker processes'}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
+        f"{verify_s / build_s:.2f}x verify's speed; tokenizing alone "
+        f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB "
+        f"(largest worker process: {child_rss:.0f} MB)"
+    )
+    if a.json:
+        out = {"manifest": manifest, "mode": a.mode, "workers": a.workers, "verify_s": verify_s, "build_s": build_s}
+        out |= {"rss_mb": rss, "worker_rss_mb": child_rss, "load": os.getloadavg()[0], "rounds": figures}
+        a.json.write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gb", type=float, default=0.1)
@@ -148,12 +262,27 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--segment-mb", type=float, default=64)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--mode", choices=("analyzed", "packed", "workers"), default="packed")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes of --mode workers")
+    ap.add_argument("--build-only", action="store_true", help="the build against verify --read-data only")
     a = ap.parse_args()
     path, manifest, tmp = bs.open_or_build(a.cache, a.gb)
+    if a.build_only:
+        try:
+            build_only(a, path, manifest)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        everything(a, path, manifest, tmp)
+
+
+def everything(a: argparse.Namespace, path: Path, manifest: dict[str, Any], tmp: Path | None) -> None:
+    """The build, then the queries against the streaming scan, the size, an append."""
     root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
     try:
         with bs.open_vault(path) as v:
-            built, b = build(v, root, int(a.segment_mb * 1e6))
+            built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers)
             sids = [s.id for s in v.list(ListQuery(limit=50))]
             append_s = appends(built, [str(s) for s in sids])
             found = {n: len(built.query(q)) for n, q in QUERIES.items()}

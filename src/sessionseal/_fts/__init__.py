@@ -12,23 +12,31 @@ erasure of a segment by forgetting its key:
   and :func:`rewrite_delta`, the log without erased sessions under a new key;
 - :func:`merge` folds segments and delta records (less erased sessions) into postings for a
   new segment: compaction, and the rewrite that erases a session's words;
+- an index build (``reindex``): :func:`analyze_many` tokenizes on worker processes into
+  :class:`PackedDoc` s (the same postings, in packed columns), :func:`segments` gathers them
+  into segments of about 64 MB of text, inverted (:class:`Inverted`) on the workers too, each
+  sealed by its ``build``; :class:`SegmentBuilder` does the same in one process;
 - :class:`FtsIndex` answers queries (:func:`parse`) with BM25-ranked :class:`Hit` s.
 """
 
 from __future__ import annotations
 
+from ._analyze import PackedDoc, pack
+from ._build import Inverted, SegmentBuilder
 from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
 from ._fields import REPLACED, doc_fields, ops_fields, replaces_text
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
+from ._parallel import SEGMENT_TEXT, analyze_many, segments
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
-from ._tokens import count_terms, words
+from ._tokens import count_runs, count_terms, words
 
 __all__ = [
     "ALL_FIELDS",
     "ASSISTANT",
     "MAX_EXPANSION",
     "REPLACED",
+    "SEGMENT_TEXT",
     "TITLE",
     "TOOL",
     "USER",
@@ -38,21 +46,28 @@ __all__ = [
     "DocEntry",
     "FtsIndex",
     "Hit",
+    "Inverted",
+    "PackedDoc",
     "Posting",
     "Query",
+    "SegmentBuilder",
     "SegmentReader",
     "analyze",
+    "analyze_many",
     "append_delta",
     "build_segment",
+    "count_runs",
     "count_terms",
     "delta_frame",
     "doc_fields",
     "merge",
     "new_delta",
     "ops_fields",
+    "pack",
     "parse",
     "read_delta",
     "replaces_text",
     "rewrite_delta",
+    "segments",
     "words",
 ]

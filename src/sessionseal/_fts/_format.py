@@ -178,6 +178,18 @@ def encode_bucket(rows: Sequence[tuple[str, Sequence[int], Sequence[int], Sequen
     return b"".join(parts)
 
 
+def encode_bucket_columns(
+    terms: Sequence[bytes], dfs: Sequence[int], deltas: Sequence[int], tfs: Sequence[int], masks: bytes
+) -> bytes:
+    """:func:`encode_bucket` from its columns: the terms' UTF-8 (sorted, checked by the caller),
+    their dfs, and every posting's ordinal delta, term frequency and field mask, term after term."""
+    raw = b"\n".join(terms)
+    wd, wt = width(deltas), width(tfs)
+    parts = [_U32.pack(len(terms)), _U32.pack(len(raw)), raw, pack_ints(dfs, 4), bytes((wd, wt))]
+    parts += [pack_ints(deltas, wd), pack_ints(tfs, wt), masks]
+    return b"".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class BucketView:
     """A bucket's parsed directory: where each term's postings are in the three columns."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from uuid import UUID
@@ -22,95 +21,15 @@ from .. import _container, _crypto
 from .._container import FrameType, Kind
 from ..errors import IntegrityError
 from . import _format as F
+from ._analyze import Analyzed, Doc, analyze
+from ._build import SegmentBuilder
 from ._format import DocEntry, Posting
-from ._tokens import count_terms, is_wordlike
 
 __all__ = ["Analyzed", "Doc", "SegmentReader", "analyze", "build_segment"]
 
-_FIELD_INDEX: Final = {F.TITLE: 0, F.USER: 1, F.ASSISTANT: 2, F.TOOL: 3}
 #: The first read of a segment: its header and, usually, its whole FTS_HEAD frame.
 _FIRST_READ: Final = 1 << 16
 _GENERATION: Final = 1  # segments are never rewritten in place: a rewrite is a new segment
-
-
-@dataclass(frozen=True, slots=True)
-class Doc:
-    """A session's stored, sanitized text, as ``(field bit, text)`` pieces (one per message)."""
-
-    session_id: UUID
-    generation: int
-    fields: Sequence[tuple[int, str]]
-
-
-@dataclass(slots=True)
-class Analyzed:
-    """A session's postings: what a segment or a delta record holds for it."""
-
-    entry: DocEntry
-    terms: dict[str, Posting]
-
-
-def analyze(doc: Doc) -> Analyzed:
-    """Tokenize *doc*, one field at a time, and sum the counts per term, OR-ing the fields' bits."""
-    by_field: dict[int, list[str]] = {}
-    for field, text in doc.fields:
-        if field not in _FIELD_INDEX:
-            raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
-        by_field.setdefault(field, []).append(text)
-    lengths = [0, 0, 0, 0]
-    terms: dict[str, Posting] = {}
-    for field, texts in by_field.items():
-        # One pass per field: a newline never joins two pieces' words (rule 1).
-        counts, n = count_terms("\n".join(texts))
-        lengths[_FIELD_INDEX[field]] = n
-        if not terms:
-            terms = {t: Posting(c, field) for t, c in counts.items()}
-            continue
-        for term, c in counts.items():
-            p = terms.get(term)
-            terms[term] = Posting(c, field) if p is None else Posting(p.tf + c, p.mask | field)
-    entry = DocEntry(doc.session_id, doc.generation, (lengths[0], lengths[1], lengths[2], lengths[3]))
-    return Analyzed(entry, terms)
-
-
-def _invert(docs: Sequence[Analyzed]) -> dict[str, tuple[list[int], list[int], list[int]]]:
-    """term -> (ordinals, tfs, masks), ordinals ascending (docs are visited in order)."""
-    inv: dict[str, tuple[list[int], list[int], list[int]]] = {}
-    for ordinal, doc in enumerate(docs):
-        for term, p in doc.terms.items():
-            row = inv.get(term)
-            if row is None:
-                row = inv[term] = ([], [], [])
-            row[0].append(ordinal)
-            row[1].append(p.tf)
-            row[2].append(p.mask)
-    return inv
-
-
-def _bucket_payloads(
-    inv: dict[str, tuple[list[int], list[int], list[int]]], keys: F.SubKeys
-) -> tuple[list[bytes], list[bytes]]:
-    nb = F.bucket_count(len(inv))
-    npf = max(1, nb // 8)
-    buckets: list[list[str]] = [[] for _ in range(nb)]
-    prefixes: list[list[str]] = [[] for _ in range(npf)]
-    terms = list(inv)
-    for term, i in zip(terms, F.slots(keys.terms, 0, terms, nb), strict=True):
-        buckets[i].append(term)
-    wordlike = [t for t in terms if is_wordlike(t)]
-    heads = sorted({t[: F.PREFIX_CHARS] for t in wordlike})
-    where = dict(zip(heads, F.slots(keys.terms, 1, heads, npf), strict=True))
-    for term in wordlike:
-        prefixes[where[term[: F.PREFIX_CHARS]]].append(term)
-    out_b = []
-    for terms in buckets:
-        terms.sort(key=str.encode)
-        out_b.append(F.encode_bucket([(t, *inv[t]) for t in terms]))
-    out_p = []
-    for terms in prefixes:
-        terms.sort(key=str.encode)
-        out_p.append(F.encode_prefix([(t, len(inv[t][0])) for t in terms]))
-    return out_b, out_p
 
 
 def build_segment(
@@ -126,33 +45,13 @@ def build_segment(
     """The bytes of a new segment holding *docs* (each session at most once), sealed under *key*.
 
     *dek* and *nonces* exist for the spec's test vectors only. The caller writes the bytes
-    atomically (``_fswrite.write_private_file``) and records ``(segment_id, key)``.
+    atomically (``_fswrite.write_private_file``) and records ``(segment_id, key)``. An index
+    build adds :class:`PackedDoc` s to a :class:`SegmentBuilder` instead (the same bytes).
     """
-    if len({d.entry.session_id for d in docs}) != len(docs):
-        raise ValueError("a segment holds each session once")
-    keys = F.SubKeys.of(key)
-    out_b, out_p = _bucket_payloads(_invert(docs), keys)
-    payloads = [_container.encode_payload(p, compress=compress) for p in out_b + out_p]
-    where, at = [], 0
-    for p in payloads:
-        size = _container.frame_size(len(p))
-        where.append((at, size))
-        at += size
-    head = F.Head([d.entry for d in docs], where[: len(out_b)], where[len(out_b) :])
-    frames = [(FrameType.FTS_HEAD, _container.encode_payload(F.encode_head(head), compress=compress))]
-    frames += [(FrameType.FTS_BUCKET, p) for p in payloads[: len(out_b)]]
-    frames += [(FrameType.FTS_PREFIX, p) for p in payloads[len(out_b) :]]
-    return _container.seal(
-        kind=Kind.FTS_SEGMENT,
-        vault_id=vault_id,
-        object_id=segment_id,
-        generation=_GENERATION,
-        kek=keys.seal,
-        kek_epoch=0,
-        frames=frames,
-        dek=dek,
-        nonces=nonces,
-    )
+    builder = SegmentBuilder()
+    for doc in docs:
+        builder.add(doc)
+    return builder.build(vault_id, segment_id, key, compress=compress, dek=dek, nonces=nonces)
 
 
 def _integrity() -> IntegrityError:

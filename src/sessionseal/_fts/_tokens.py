@@ -26,12 +26,12 @@ The rules (docs/spec/fts-v1.md, "Terms"), in order:
    whole is not counted twice. A part longer than 64 bytes is dropped too.
 5. A text's *length* (BM25's document length) is its number of words (rule 2), parts not counted.
 
-Speed: rule 1 is ``bytes.translate`` and ``bytes.split`` over the UTF-8 bytes, at C speed
-(non-ASCII bytes are kept in the runs), and ``collections.Counter`` counts the runs (C). Rules
-2 to 4 run once per *distinct* run that needs them (found by one regex over the distinct runs),
-not per occurrence, so their Python cost follows the vocabulary, not the text. About 20 MB/s
-on one core of a busy machine (``benchmarks/_transcripts_text.py`` text in 50 KB pieces;
-``translate`` + ``split`` alone: about 150 MB/s; counting the runs is most of the rest).
+Speed (docs/design.md, "Build speed"): rule 1 is ``bytes.translate`` and ``bytes.split`` over
+the UTF-8 bytes, and ``collections.Counter`` counts the runs, all in C; a plain lower-case ASCII
+run stays the ``Counter``'s key (:func:`count_runs`). Rules 2 to 4 run once per *distinct* run
+that needs them (found by one regex over the distinct runs, cached across texts), not per
+occurrence, so their Python cost follows the vocabulary, not the text. On the benchmark's text,
+split + ``Counter`` is about half of the CPU time of :func:`count_runs`, the rules the rest.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import unicodedata
 from collections import Counter
 from typing import Final
 
-__all__ = ["MAX_TERM_BYTES", "count_terms", "is_wordlike", "words"]
+__all__ = ["MAX_TERM_BYTES", "count_runs", "count_terms", "is_wordlike", "words"]
 
 #: Longer terms are dropped (rule 3).
 MAX_TERM_BYTES: Final = 64
@@ -53,10 +53,13 @@ _WORD: Final = re.compile(r"\w+")
 #: Camel-case boundaries of rule 4.
 _CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DIGIT: Final = re.compile(r"\d")
-#: The distinct runs (joined by newlines) that hold an upper-case letter, "_" or a non-ASCII byte.
-_OTHERS: Final = re.compile(rb"^.*[_A-Z\x80-\xff].*$", re.MULTILINE)
+#: The distinct runs (joined by newlines) that hold an upper-case letter, "_" or a non-ASCII
+#: byte, or are longer than a term may be.
+_OTHERS: Final = re.compile(rb"^(?:.*[_A-Z\x80-\xff].*|.{%d,})$" % (MAX_TERM_BYTES + 1), re.MULTILINE)
 #: A piece longer than this that holds a digit is an id's random half, not a part.
 _MAX_ID_PART: Final = 12
+#: count_runs splits and counts a text in pieces of about this many bytes (bounded memory).
+_CHUNK: Final = 1 << 20
 #: Terms a prefix query can reach: a letter, then letters, digits or ``_``; 3 to 32 characters.
 _WORDLIKE: Final = re.compile(r"[^\W\d_]\w{2,31}")
 
@@ -101,57 +104,98 @@ def _parts(word: str, whole: str) -> set[str]:
     for piece in pieces:
         if _DIGIT.search(piece) is None:
             parts.add(_fold(piece))
-            parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
+            # A camel-case boundary needs an ASCII lower-case and an upper-case letter: an
+            # all-lower or all-upper piece has none (the regex split is the slow step).
+            if not (piece.islower() or piece.isupper()):
+                parts.update(_fold(p) for p in _CAMEL.split(piece) if p)
         elif len(piece) <= _MAX_ID_PART:
             parts.add(_fold(piece))
     parts.discard(whole)
     return {p for p in parts if _fits(p)}
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
     """The terms one run adds beyond its lowered self, and its number of words (rules 2 to 4).
 
-    Cached: identifiers and JSON keys recur across messages and sessions.
+    Sorted parts: a term order that does not change with the process's string hash seed (a
+    build's workers).
     """
     if run.isascii():
         word = run.decode("ascii")
-        return tuple(_parts(word, word.lower())), 1
+        return tuple(sorted(_parts(word, word.lower()))), 1
     found = _WORD.findall(unicodedata.normalize("NFKC", run.decode("utf-8", "replace")))
     terms: list[str] = []
     for word in found:
         whole = _fold(word)
         if _fits(whole):
             terms.append(whole)
-        terms.extend(_parts(word, whole))
+        terms.extend(sorted(_parts(word, whole)))
     return tuple(terms), len(found)
+
+
+def count_runs(text: str) -> tuple[dict[bytes, int], int]:
+    """Every term of *text* (rules 1 to 4) as UTF-8 bytes with its count, and its length (rule 5).
+
+    The build's form of :func:`count_terms`: a lower-case ASCII run (most of them) is its own
+    term, so it stays the key :class:`~collections.Counter` gave it (no decode, no per-run
+    Python step), and only the runs the regex picks out take rules 2 to 4, once per distinct
+    run (cached).
+    """
+    raw = text.encode("utf-8", "replace").translate(_TABLE)
+    counts: Counter[bytes] = Counter()
+    length = at = 0
+    # In pieces of about _CHUNK bytes cut at a space (no run crosses one): the list of runs is
+    # one Python object per run (about 45 bytes each), and a 20 MB session would hold 2.5
+    # million of them at once. Counter.update counts each piece in C.
+    while at < len(raw):
+        end = raw.find(b" ", at + _CHUNK)
+        end = len(raw) if end < 0 else end
+        runs = raw[at:end].split()
+        length += len(runs)
+        counts.update(runs)
+        at = end
+    del raw
+    if not counts:
+        return {}, 0
+    extra: dict[bytes, int] = {}
+    get, pop = extra.get, counts.pop
+    # The others (an upper-case letter, "_", a non-ASCII byte, or too long), found by one regex
+    # over the distinct runs, leave the counts and give their terms to *extra* (never straight to
+    # *counts*: "foo_bar" may be an "other" still to pop when "Foo_bar" adds to it).
+    for run in _OTHERS.findall(b"\n".join(counts)):
+        n = pop(run)
+        terms, more_words = _terms_of_run(run)
+        if more_words:
+            length += more_words * n
+        for term in terms:
+            extra[term] = get(term, 0) + n
+    for term, n in extra.items():
+        counts[term] = counts.get(term, 0) + n
+    return counts, length
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _terms_of_run(run: bytes) -> tuple[tuple[bytes, ...], int]:
+    """Every term of one run that is not plain lower-case ASCII (rules 2 to 4), as UTF-8, and
+    its number of words less one.
+
+    Cached: identifiers, JSON keys and capitalized words recur across messages and sessions
+    (117,000 distinct such runs in the 0.1 GB benchmark vault: the cache holds them all).
+    """
+    if not run.isascii():
+        terms, words_in_run = _split_run(run)
+        return tuple(t.encode() for t in terms), words_in_run - 1
+    whole = (run.lower(),) if len(run) <= MAX_TERM_BYTES else ()
+    if b"_" not in run and (run.isupper() or run.isdigit() or run[1:].islower() or run.islower()):
+        return whole, 0  # no part: ALLCAPS, Capitalized, lower case (here for its length)
+    terms, _one = _split_run(run)
+    return whole + tuple(t.encode() for t in terms), 0
 
 
 def count_terms(text: str) -> tuple[dict[str, int], int]:
     """Every term of *text* (rules 1 to 4) with its count, and *text*'s length (rule 5)."""
-    raw = text.encode("utf-8", "replace").translate(_TABLE)
-    runs = raw.split()
-    length = len(runs)
-    by_run = Counter(runs)
-    # Most runs are lower-case ASCII without "_": each is its own term, and that is all (rules
-    # 3, 4). The Counter and this comprehension are the only per-run work for them.
-    counts = {
-        k.decode("ascii"): n
-        for k, n in by_run.items()
-        if len(k) <= MAX_TERM_BYTES and k.isascii() and (k.islower() or k.isdigit())
-    }
-    # The others (an upper-case letter, "_" or a non-ASCII byte), found by one regex over the
-    # distinct runs, take rules 2 to 4 in Python.
-    for run in _OTHERS.findall(b"\n".join(by_run)):
-        n = by_run[run]
-        if run.isascii():
-            if not (run.islower() or run.isdigit()) and len(run) <= MAX_TERM_BYTES:
-                whole = run.decode("ascii").lower()
-                counts[whole] = counts.get(whole, 0) + n
-            if b"_" not in run and (run.isupper() or run[1:].islower()):
-                continue  # no part: ALLCAPS, Capitalized
-        terms, words_in_run = _split_run(run)
-        length += (words_in_run - 1) * n
-        for term in terms:
-            counts[term] = counts.get(term, 0) + n
-    return counts, length
+    counts, length = count_runs(text)
+    if not counts:
+        return {}, length
+    # One decode of all the terms, split at C speed: a term never holds a newline (rule 2).
+    return dict(zip(b"\n".join(counts).decode().split("\n"), counts.values(), strict=True)), length

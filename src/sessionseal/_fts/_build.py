@@ -1,0 +1,240 @@
+"""A segment's bytes from many sessions' packed postings, inverted with C-speed steps.
+
+The postings of all the sessions are kept as flat columns (term, ordinal, tf, mask), one row
+per (term, session): a list of the terms' UTF-8 (shared ``bytes`` objects) and packed arrays.
+The build then ranks the distinct terms in their final order (bucket, then UTF-8), maps every
+row to its term's rank, sorts the row numbers by rank (a stable sort keeps the ordinals
+ascending within a term), and cuts each bucket's columns as slices. Every per-row step is a
+``map``, a ``sort`` or an ``array`` constructor over C types; only the distinct terms get a
+Python step (their HMAC, their prefix). The bytes are exactly those of
+:func:`~sessionseal._fts._format.encode_bucket` and :func:`~sessionseal._fts._format.encode_prefix`
+over the same postings (the spec's vectors check it).
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, chain, repeat
+from operator import sub
+from typing import Final
+from uuid import UUID
+
+from .. import _container, _crypto
+from .._container import FrameType, Kind
+from . import _format as F
+from ._analyze import Analyzed, PackedDoc
+
+__all__ = ["Inverted", "SegmentBuilder"]
+
+_MAX_TERM: Final = 64
+_GENERATION: Final = 1  # segments are never rewritten in place: a rewrite is a new segment
+#: The word-like terms (docs/spec/fts-v1.md, "Segment"), found in the newline-joined term list:
+#: ``_tokens.is_wordlike`` over each line.
+_WORDLIKE_LINE: Final = re.compile(r"^[^\W\d_]\w{2,31}$", re.MULTILINE)
+
+
+class SegmentBuilder:
+    """Collects sessions (packed or analyzed) and seals them as one segment.
+
+    Memory: about 17 bytes per posting plus the distinct terms, against about 150 for the
+    analyzed form (a 64 MB-of-text segment: about 800,000 postings).
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[F.DocEntry] = []
+        self.size = 0  # the sessions' text, in characters
+        self._sids: set[UUID] = set()
+        self._terms: list[bytes] = []
+        self._ords = array("I")
+        self._tfs = array("I")
+        self._masks = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def postings(self) -> int:
+        return len(self._terms)
+
+    def add(self, doc: PackedDoc | Analyzed) -> None:
+        """Add one session (each at most once) with the next ordinal."""
+        if doc.entry.session_id in self._sids:
+            raise ValueError("a segment holds each session once")
+        self._sids.add(doc.entry.session_id)
+        ordinal = len(self.entries)
+        self.entries.append(doc.entry)
+        if isinstance(doc, PackedDoc):
+            terms, tfs, masks = doc.term_list(), doc.tfs, doc.masks
+            self.size += doc.size
+        else:
+            terms = [t.encode() for t in doc.terms]
+            tfs = array("I", (p.tf for p in doc.terms.values()))
+            masks = bytes(p.mask for p in doc.terms.values())
+        if not len(terms) == len(tfs) == len(masks):
+            raise ValueError("a packed session's columns differ in length")
+        self._terms += terms
+        self._tfs += tfs
+        self._masks += masks
+        self._ords.extend(repeat(ordinal, len(terms)))
+
+    def invert(self) -> Inverted:
+        """The postings grouped by term: the per-posting work of a build, which needs no key
+        (an index build runs it on a worker process)."""
+        distinct = list(dict.fromkeys(self._terms))
+        _check_terms(distinct)
+        distinct.sort()
+        rank = dict(zip(distinct, range(len(distinct)), strict=True))
+        rows = array("I", map(rank.__getitem__, self._terms))
+        del rank
+        df_of = Counter(rows)
+        dfs = array("I", map(df_of.__getitem__, range(len(distinct))))
+        del df_of
+        order = sorted(range(len(rows)), key=rows.__getitem__)  # stable: ordinals stay ascending
+        del rows
+        ords = array("I", map(self._ords.__getitem__, order))
+        tfs = array("I", map(self._tfs.__getitem__, order))
+        masks = bytes(map(self._masks.__getitem__, order))
+        del order
+        deltas = _deltas(ords, [0, *accumulate(dfs)])
+        return Inverted(list(self.entries), self.size, b"\n".join(distinct), dfs, deltas, tfs, masks)
+
+    def build(
+        self,
+        vault_id: UUID,
+        segment_id: UUID,
+        key: bytes,
+        *,
+        compress: bool = True,
+        dek: bytes | None = None,
+        nonces: Iterator[bytes] | None = None,
+    ) -> bytes:
+        """The sealed segment's bytes (as :func:`~sessionseal._fts._segment.build_segment`)."""
+        return self.invert().build(vault_id, segment_id, key, compress=compress, dek=dek, nonces=nonces)
+
+
+@dataclass(frozen=True, slots=True)
+class Inverted:
+    """A segment's postings grouped by term, before the keyed steps (bucket placement, seal).
+
+    ``terms`` are the distinct terms sorted by UTF-8 and joined by newlines; ``dfs`` their
+    document frequencies; ``deltas``, ``tfs`` and ``masks`` every posting, term after term
+    (ordinal deltas as the bucket format stores them). It pickles as a few flat buffers.
+    """
+
+    entries: list[F.DocEntry]
+    size: int
+    terms: bytes
+    dfs: array[int]
+    deltas: array[int]
+    tfs: array[int]
+    masks: bytes
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def build(
+        self,
+        vault_id: UUID,
+        segment_id: UUID,
+        key: bytes,
+        *,
+        compress: bool = True,
+        dek: bytes | None = None,
+        nonces: Iterator[bytes] | None = None,
+    ) -> bytes:
+        """The sealed segment's bytes under *key* (each frame compressed if *compress*)."""
+        keys = F.SubKeys.of(key)
+        out_b, out_p = self._payloads(keys)
+        payloads = [_container.encode_payload(p, compress=compress) for p in out_b + out_p]
+        where, at = [], 0
+        for p in payloads:
+            size = _container.frame_size(len(p))
+            where.append((at, size))
+            at += size
+        head = F.Head(list(self.entries), where[: len(out_b)], where[len(out_b) :])
+        frames = [(FrameType.FTS_HEAD, _container.encode_payload(F.encode_head(head), compress=compress))]
+        frames += [(FrameType.FTS_BUCKET, p) for p in payloads[: len(out_b)]]
+        frames += [(FrameType.FTS_PREFIX, p) for p in payloads[len(out_b) :]]
+        return _container.seal(
+            kind=Kind.FTS_SEGMENT,
+            vault_id=vault_id,
+            object_id=segment_id,
+            generation=_GENERATION,
+            kek=keys.seal,
+            kek_epoch=0,
+            frames=frames,
+            dek=dek,
+            nonces=nonces,
+        )
+
+    def _payloads(self, keys: F.SubKeys) -> tuple[list[bytes], list[bytes]]:
+        by_utf8 = self.terms.split(b"\n") if self.terms else []
+        nb = F.bucket_count(len(by_utf8))
+        slots = _slots(keys.terms, 0, by_utf8, nb)
+        # The terms in their final order, bucket then UTF-8 (a stable sort of the UTF-8 order),
+        # and their postings moved with them: one step per term, then per posting at C speed.
+        moved = sorted(range(len(by_utf8)), key=slots.__getitem__)
+        starts = [0, *accumulate(self.dfs)]
+        # An array, not a list: 4 bytes a posting instead of an int object and a pointer (45).
+        rows = array(
+            "I", chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved)))
+        )
+        ordered = list(map(by_utf8.__getitem__, moved))
+        dfs = array("I", map(self.dfs.__getitem__, moved))
+        deltas = array("I", map(self.deltas.__getitem__, rows))
+        tfs = array("I", map(self.tfs.__getitem__, rows))
+        masks = bytes(map(self.masks.__getitem__, rows))
+        del rows, moved
+        starts = [0, *accumulate(dfs)]
+        per_bucket = Counter(slots)
+        bucket_ends = list(accumulate(map(per_bucket.__getitem__, range(nb))))
+        out_b, lo = [], 0
+        for hi in bucket_ends:
+            a, b = starts[lo], starts[hi]
+            out_b.append(F.encode_bucket_columns(ordered[lo:hi], dfs[lo:hi], deltas[a:b], tfs[a:b], masks[a:b]))
+            lo = hi
+        return out_b, _prefix_payloads(keys, by_utf8, self.dfs, nb)
+
+
+def _check_terms(distinct: list[bytes]) -> None:
+    if distinct and (min(map(len, distinct)) < 1 or max(map(len, distinct)) > _MAX_TERM or b"\n" in b"".join(distinct)):
+        raise ValueError("terms are 1 to 64 UTF-8 bytes without a newline")
+
+
+def _slots(terms_key: bytes, domain: int, texts: Sequence[bytes], n: int) -> list[int]:
+    """:func:`~sessionseal._fts._format.slots` of UTF-8 texts."""
+    prefix = bytes((domain,))
+    return [int.from_bytes(m[:8], "big") % n for m in _crypto.hmac_sha256_many(terms_key, [prefix + t for t in texts])]
+
+
+def _deltas(ords: array[int], starts: list[int]) -> array[int]:
+    """Each posting's ordinal less the previous one of the same term (the first: its ordinal)."""
+    if not ords:
+        return array("I")
+    signed = array("q", [ords[0]])
+    signed.extend(map(sub, ords[1:], ords[:-1]))  # negative where a term starts: set below
+    for s in starts[1:-1]:
+        signed[s] = ords[s]
+    return array("I", signed)
+
+
+def _prefix_payloads(keys: F.SubKeys, ordered: list[bytes], dfs: array[int], nb: int) -> list[bytes]:
+    npf = max(1, nb // 8)
+    # One decode for every term; rank order is kept, so each word-like term's df is found by rank.
+    text = b"\n".join(ordered).decode()
+    df = dict(zip(text.split("\n") if ordered else [], dfs, strict=True))
+    wordlike = _WORDLIKE_LINE.findall(text)
+    heads = sorted({t[: F.PREFIX_CHARS] for t in wordlike})
+    where = dict(zip(heads, F.slots(keys.terms, 1, heads, npf), strict=True))
+    prefixes: list[list[str]] = [[] for _ in range(npf)]
+    for term in wordlike:
+        prefixes[where[term[: F.PREFIX_CHARS]]].append(term)
+    out = []
+    for terms in prefixes:
+        terms.sort(key=str.encode)
+        out.append(F.encode_prefix([(t, df[t]) for t in terms]))
+    return out
