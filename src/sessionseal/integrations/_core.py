@@ -1,4 +1,4 @@
-"""What the agent SDK adapters share (docs/integrations/README.md): one vault session per SDK
+"""What the agent SDK adapters share (docs/integrations.md): one vault session per SDK
 key, its entries the session's source records (verbatim, sanitized by the vault), appended
 under the session's lock through the store's ``upsert`` (the first write creates the session,
 decided under the lock, so two processes never both create it), new versions through its
