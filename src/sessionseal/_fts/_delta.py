@@ -101,13 +101,14 @@ def delta_frame(
     return _container.seal_frame(dek, header_raw, index, FrameType.FTS_DELTA, payload, nonce=nonce)
 
 
-def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
-    """Append *record* to the delta log at *path* and ``fsync`` it; return the log's new size.
+def append_delta(path: Path | int, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
+    """Append *record* to the delta log at *path* (or on a descriptor open for reading and
+    writing, which stays the caller's) and ``fsync`` it; return the log's new size.
 
     The caller holds the vault lock. A torn frame a killed writer left is cut off first, so the
     new record follows the last whole one and a reader never sees it after garbage.
     """
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    fd = path if isinstance(path, int) else os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     try:
         data = _read_fd(fd)
         header, dek = _open_header(data, vault_id, key)
@@ -120,7 +121,8 @@ def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *,
         os.fsync(fd)
         return end + len(frame)
     finally:
-        os.close(fd)
+        if not isinstance(path, int):
+            os.close(fd)
 
 
 def rewrite_delta(

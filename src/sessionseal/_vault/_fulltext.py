@@ -150,7 +150,7 @@ class FullText:
         readers: list[SegmentReader] = []
         try:
             for s in man.segments:
-                readers.append(SegmentReader(fts.path / s.name, vid, s.id, s.key))
+                readers.append(_segment(fts, vid, s))
             records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
             index = FtsIndex(readers, records)
         except BaseException:
@@ -192,7 +192,11 @@ class FullText:
             man = self._writable(fts)
             if man is None:
                 return  # damaged or another format: search streams until 'reindex'
-            size = append_delta(fts.path / man.delta_name, ctx.vault_id, man.delta_key, record)
+            fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
+            try:
+                size = append_delta(fd, ctx.vault_id, man.delta_key, record)
+            finally:
+                os.close(fd)
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
 
@@ -234,7 +238,7 @@ class FullText:
         vid = self._ctx.vault_id
         records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
         at = {(r.doc.session_id, r.doc.generation) for r in records}
-        readers = [SegmentReader(fts.path / s.name, vid, s.id, s.key) for s in man.segments]
+        readers = [_segment(fts, vid, s) for s in man.segments]
         try:
             pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
             pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
@@ -340,7 +344,7 @@ class FullText:
                     if not erased & set(s.sessions):
                         kept.append(s)
                         continue
-                    with SegmentReader(fts.path / s.name, vid, s.id, s.key) as r:
+                    with _segment(fts, vid, s) as r:
                         docs = merge([r], [], drop=erased)
                     kept += self._write_segments(fts, docs)
                     retired.add(s.name)
@@ -384,6 +388,12 @@ def _fold_stamps(
         if have is None or r.doc.generation >= have[0]:
             out[r.doc.session_id] = (r.doc.generation, *r.stamp)
     return out
+
+
+def _segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
+    """Open a segment through the vault's checks (regular, owner-only, single-link, no link
+    followed), as every other vault file: a planted link or FIFO is refused, never read."""
+    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)
 
 
 def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
