@@ -17,7 +17,7 @@ erasure of a segment by forgetting its key:
 
 from __future__ import annotations
 
-from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
+from ._delta import append_delta, delta_frame, delta_stamps, new_delta, read_delta, rewrite_delta
 from ._fields import REPLACED, doc_fields, ops_fields, replaces_text
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
@@ -46,6 +46,7 @@ __all__ = [
     "build_segment",
     "count_terms",
     "delta_frame",
+    "delta_stamps",
     "doc_fields",
     "merge",
     "new_delta",

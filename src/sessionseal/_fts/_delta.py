@@ -21,7 +21,7 @@ from ..errors import IntegrityError
 from . import _format as F
 from ._format import DeltaRecord
 
-__all__ = ["append_delta", "delta_frame", "new_delta", "read_delta", "rewrite_delta"]
+__all__ = ["append_delta", "delta_frame", "delta_stamps", "new_delta", "read_delta", "rewrite_delta"]
 
 _ZERO: Final = UUID(int=0)
 #: A record must be whole before its frame is read: a frame longer than this is damage.
@@ -90,6 +90,20 @@ def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = 
         if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
             raise IntegrityError(F.INTEGRITY)
         out.append(F.decode_delta(_container.decode_payload(frames[0].data)))
+    return out
+
+
+def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, int, tuple[int, int, int]]]:
+    """Each record's session id, generation and stamp, in order, a torn last frame left out
+    (every frame authenticated; the terms are not parsed): what a writer checks its session's
+    state in the index against."""
+    header, dek = _open_header(data, vault_id, key)
+    out = []
+    for index, (start, end) in enumerate(_frames(data, torn_tail_ok=True)):
+        frames, at = _container.open_frames_at(data[start:end], header, dek, 0, index)
+        if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
+            raise IntegrityError(F.INTEGRITY)
+        out.append(F.delta_stamp(_container.decode_payload(frames[0].data)))
     return out
 
 

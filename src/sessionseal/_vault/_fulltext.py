@@ -31,6 +31,7 @@ from .._fts import (
     analyze,
     append_delta,
     build_segment,
+    delta_stamps,
     doc_fields,
     merge,
     new_delta,
@@ -174,16 +175,24 @@ class FullText:
         except Exception:
             return
 
-    def appended(self, sid: uuid.UUID, generation: int, ops: Sequence[Mapping[str, Any]], stamp: Stamp) -> None:
-        """Index what an append added (its sanitized *ops* only: O(turn)); best effort."""
-        if not self.enabled:
-            return
-        try:
-            self._record(Doc(sid, generation, ops_fields(ops)), stamp)
-        except Exception:
-            return
+    def appended(
+        self, sid: uuid.UUID, generation: int, ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: Stamp
+    ) -> bool:
+        """Index what an append added (its sanitized *ops* only: O(turn)); best effort.
 
-    def _record(self, doc: Doc, stamp: Stamp) -> None:
+        Only if the index holds the session as it was *before* the append (its file's stamp
+        then, at *generation*): a record of the turn alone on top of an index that missed an
+        earlier write (a writer killed between the session file and the index, a torn frame,
+        a failure) would make the session look current while the missed words are absent.
+        Returns False then, and the caller rewrites the session, which indexes it whole."""
+        if not self.enabled:
+            return True
+        try:
+            return self._record(Doc(sid, generation, ops_fields(ops)), stamp, after=(generation, *before))
+        except Exception:
+            return True
+
+    def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
         a = analyze(doc)  # outside the vault lock: the CPU work of a write
         record = DeltaRecord(a.entry, stamp, a.terms)
         ctx = self._ctx
@@ -191,14 +200,27 @@ class FullText:
             assert fts is not None
             man = self._writable(fts)
             if man is None:
-                return  # damaged or another format: search streams until 'reindex'
+                return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
+                if after is not None and self._indexed_stamp(fd, man, doc.session_id) != after:
+                    return False
                 size = append_delta(fd, ctx.vault_id, man.delta_key, record)
             finally:
                 os.close(fd)
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
+        return True
+
+    def _indexed_stamp(self, fd: int, man: Manifest, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
+        """The session's ``(generation, inode, size, mtime_ns)`` in the index (the view's fold),
+        from the manifest and the delta log's record heads (their terms are not parsed)."""
+        have = man.stamps.get(sid)
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        for rec_sid, generation, stamp in delta_stamps(data, self._ctx.vault_id, man.delta_key):
+            if rec_sid == sid and (have is None or generation >= have[0]):
+                have = (generation, *stamp)
+        return have
 
     def _writable(self, fts: Dir) -> Manifest | None:
         """The manifest to write to, a new empty index if there is none; None if unusable."""

@@ -364,6 +364,7 @@ class SessionStore:
         try:
             with sessions.reader(fname) as (read_at, size):
                 tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
+            before = stamp_of(os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False))  # the index's check
         except FileNotFoundError:
             raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
@@ -404,8 +405,10 @@ class SessionStore:
         retitled = _fts.replaces_text(meta, ops)
         if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS or retitled:
             self.compact(name, sid)
-        elif self._fulltext is not None:
-            self._fulltext.appended(sid, tail.header.generation, ops, stamp_of(st))
+        elif self._fulltext is not None and not self._fulltext.appended(
+            sid, tail.header.generation, ops, stamp_of(st), before
+        ):
+            self.compact(name, sid)  # the index missed an earlier write: it takes the session whole
         return len(payload)
 
     def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:
