@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._fs import Dir
 from sessionseal._fts import Doc, SegmentReader, analyze, doc_fields, read_delta
+from sessionseal._index import stamp_of
 from sessionseal._vault import _fulltext
 from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest
 
@@ -198,3 +200,69 @@ def test_a_rotation_killed_before_the_old_epoch_left_is_finished_on_open(
         assert {p.name for p in _fts(other).iterdir()} == man.names() | {MANIFEST}
         sessions, terms = _words_readable_now(other)
         assert gone not in sessions and GONE not in terms
+
+
+def test_reindex_rebuilds_a_damaged_index_with_progress_and_drops_its_files(vault: Vault, small: None) -> None:
+    ids = [vault.save(_s(f"t{i}", f"word{i} shared")) for i in range(5)]
+    vault.append(ids[0], [{"role": "assistant", "content": "reply shared"}])
+    manifest = _fts(vault) / MANIFEST
+    manifest.write_bytes(manifest.read_bytes()[:-3])  # damaged: no index, and writers leave it
+    with vault.parts.fulltext.view() as view:
+        assert view is None
+    old_files = {p.name for p in _fts(vault).iterdir()} - {MANIFEST}
+    seen: list[tuple[int, int]] = []
+    assert vault.reindex(progress=lambda done, total: seen.append((done, total))) == 5
+    assert seen[-1] == (5, 5) and len(seen) == 5
+    man = _manifest(vault)
+    assert not old_files & {p.name for p in _fts(vault).iterdir()}  # the old index's files went
+    assert {p.name for p in _fts(vault).iterdir()} == man.names() | {MANIFEST}
+    assert _indexed(vault) == _rebuilt(vault, ids)
+    with vault.parts.fulltext.view() as view:
+        assert view is not None
+        for sid in ids:
+            assert view.stamps[sid] == _file_stamp(vault, sid)
+    detail = [r["detail"] for r in vault.audit_records() if r["action"] == "reindex"][-1]
+    assert detail["fulltext"] == 5
+
+
+def test_a_manifest_of_another_format_means_no_index(vault: Vault) -> None:
+    vault.save(_s("t", "word"))
+    d = vault.parts.ctx.root.sub(FTS_DIR)
+    try:
+        master = vault.parts.keys.fresh_master()
+        man = Manifest.load(d, vault.vault_id, master)
+        monkey = man.encode().replace(b'"v":1', b'"v":2')
+        man.encode = lambda: monkey  # type: ignore[method-assign]
+        table = vault.parts.keys.keytable()
+        man.write(d, vault.vault_id, master.keys[table.kek_epoch], table.kek_epoch)
+    finally:
+        d.close()
+    with vault.parts.fulltext.view() as view:
+        assert view is None
+    vault.reindex()
+    with vault.parts.fulltext.view() as view:
+        assert view is not None and len(view.stamps) == 1
+
+
+def _file_stamp(vault: Vault, sid: uuid.UUID) -> tuple[int, int, int]:
+    st = os.stat(vault.parts.keys.file_name(sid) + ".sst", dir_fd=vault.parts.ctx.sessions.fd, follow_symlinks=False)
+    return stamp_of(st)
+
+
+def test_titles_replaced_by_appends_stay_replaced_across_compaction_and_reindex(vault: Vault, small: None) -> None:
+    sid = vault.save(_s("first title", "body"))
+    other = vault.save(_s("t", "x"))
+    vault.rename(sid, "second title")
+    vault.append(sid, [{"role": "user", "content": "after second"}])
+    vault.parts.store.edit(sid, lambda d: d.update(description="described") or True)
+    vault.append(sid, [{"role": "assistant", "content": "after description"}])
+    assert _indexed(vault) == _rebuilt(vault, [sid, other])
+    vault.reindex()
+    vault.append(sid, [{"role": "user", "content": "after reindex"}])
+    vault.rename(sid, "third")
+    assert _indexed(vault) == _rebuilt(vault, [sid, other])
+    with vault.parts.fulltext.view() as view:
+        assert view is not None
+        assert {h.session_id for h in view.index.search("title:first OR title:second")} == set()
+        assert {h.session_id for h in view.index.search("title:third")} == {sid}
+        assert view.stamps[sid] == _file_stamp(vault, sid)

@@ -243,6 +243,8 @@ REFUSED_BY: dict[str, frozenset[str]] = {
     "temp-leftover": frozenset(),
     "unknown-file": frozenset(),
     **{n: frozenset() for n in FTS_ENTRIES},
+    # A reindex builds the full-text index in fts/: never in a directory it cannot trust.
+    "fts/": frozenset({"reindex"}),
 }
 
 FILE_KINDS = ["symlink-out", "symlink-etc", "hardlink-out", "fifo", "device", "foreign-owner", "mode-0644"]

@@ -78,7 +78,7 @@ def test_a_missing_or_damaged_index_is_rebuilt_and_audited(
         assert {s.id for s in v.list()} == ids
         assert _reindexes(v)[-1] == {"reason": "damaged", "sessions": 3}
         assert v.reindex() == 3
-        assert _reindexes(v)[-1] == {"reason": "asked", "sessions": 3}
+        assert _reindexes(v)[-1] == {"reason": "asked", "sessions": 3, "fulltext": 3}
 
 
 def test_a_torn_last_delta_is_ignored(vault: Vault, vault_path: Path, provider: KeychainProvider) -> None:

@@ -352,14 +352,14 @@ class Vault:
         return self._listing.search(text, query, case_sensitive=case_sensitive)
 
     @_audited("reindex")
-    def reindex(self) -> int:
-        """Rebuild the index from the session files, accepting them as they are (a file below its
-        mark, rolled back or cut, lowers the mark to it); returns the number of sessions indexed."""
-        return self._reindex(accept=True)
+    def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the index and the full-text index from the session files, accepting them as they are
+        (rolled-back or cut files lower their marks); returns the sessions indexed. *progress*: (read, total)."""
+        return self._reindex(accept=True, fts=(self.parts.fulltext, progress))
 
     @_audited("reindex")
-    def _reindex(self, *, accept: bool) -> int:  # without *accept*: verify --repair, migrate
-        n, detail = _marks.reindex(self._ctx, self._keys, self._store, self._index_cache, accept=accept)
+    def _reindex(self, *, accept: bool, fts: _marks.FullTextBuild | None = None) -> int:  # also verify --repair
+        n, detail = _marks.reindex(self._ctx, self._keys, self._store, self._index_cache, accept=accept, fts=fts)
         self._audit("reindex", detail=detail)
         return n
 

@@ -181,7 +181,7 @@ class Manifest:
         return fts.is_unchanged(MANIFEST, self._head, self._size)
 
     def write(self, fts: Dir, vault_id: uuid.UUID, kek: bytes, kek_epoch: int) -> None:
-        """Replace the manifest (atomic, durable; the old file's content overwritten)."""
+        """Replace the manifest (atomic, durable)."""
         data = _container.seal(
             kind=Kind.FTS_MANIFEST,
             vault_id=vault_id,
@@ -191,7 +191,7 @@ class Manifest:
             kek_epoch=kek_epoch,
             frames=[(FrameType.BODY, _container.encode_payload(self.encode(), compress=True))],
         )
-        fts.write_atomic(MANIFEST, data, overwrite_old=True)
+        fts.write_atomic(MANIFEST, data)
         self.generation, self.kek_epoch = self.generation + 1, kek_epoch
         self._head, self._size = _container.parse_unverified_header(data).raw, len(data)
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from .. import _container, _crypto
+from .._container import Kind
 from .._fs import Dir
 from .._fts import (
     Analyzed,
@@ -39,6 +40,7 @@ from .._fts import (
     read_delta,
     rewrite_delta,
 )
+from .._index import stamp_of
 from .._keystore import MasterKeys
 from ..errors import IntegrityError, SessionSealError
 from ._context import VaultContext
@@ -59,6 +61,8 @@ MAX_SEGMENT_WORDS: Final = (64 << 20) // 6
 TIER_BASE: Final = 1 << 20
 TIER_FANOUT: Final = 8
 _MAX_DELTA: Final = 64 << 20
+#: Text revisions per container generation (a session is rewritten after 1,024 appends).
+REVISION_BITS: Final = 20
 #: Benchmarks only: measure a write without the index (``benchmarks/bench_vault.py``).
 NO_WRITES_ENV: Final = "SESSIONSEAL_BENCH_NO_FTS"
 
@@ -73,6 +77,13 @@ class FtsView:
     stamps: Mapping[uuid.UUID, Stamp]
     #: The sessions the index holds (for a caller that lists them: ``check``, ``reindex``).
     sessions: frozenset[uuid.UUID] = frozenset()
+
+
+def index_generation(container: int, revision: int) -> int:
+    """A session's generation in the index: its file's container generation, then its text
+    revision within it (a title or description replaced by an append: ``_n.rev`` of its META),
+    so that a new title's record replaces the old text while appends add to the current one."""
+    return container << REVISION_BITS | min(revision, (1 << REVISION_BITS) - 1)
 
 
 def _tier(words: int) -> int:
@@ -163,33 +174,36 @@ class FullText:
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
-    def saved(self, sid: uuid.UUID, generation: int, body: bytes, stamp: Stamp) -> None:
-        """Index a new version of a session (its whole stored document *body*) at *generation*;
-        best effort: a failure leaves the session behind in the index, never fails the save."""
+    def saved(self, sid: uuid.UUID, version: tuple[int, int], body: Callable[[], bytes], stamp: Stamp) -> None:
+        """Index a session's whole stored document (*body* reads it) at *version*: (its file's
+        container generation, its text revision in it: :func:`index_generation`). A new version,
+        or a new title. Best effort: a failure leaves the session behind in the index (streamed
+        by search), never fails the write."""
         if not self.enabled:
             return
         try:
-            doc = orjson.loads(body)
+            doc = orjson.loads(body())
             if isinstance(doc, dict):
-                self._record(Doc(sid, generation, doc_fields(doc)), stamp)
-        except Exception:
+                self._record(Doc(sid, index_generation(*version), doc_fields(doc)), stamp)
+        except Exception:  # a cache: the write it follows succeeded
             return
 
     def appended(
-        self, sid: uuid.UUID, generation: int, ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: Stamp
+        self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: Stamp
     ) -> bool:
-        """Index what an append added (its sanitized *ops* only: O(turn)); best effort.
+        """Index what an append added (its sanitized *ops* only: O(turn)) at *version*; best effort.
 
         Only if the index holds the session as it was *before* the append (its file's stamp
-        then, at *generation*): a record of the turn alone on top of an index that missed an
+        then, at this version): a record of the turn alone on top of an index that missed an
         earlier write (a writer killed between the session file and the index, a torn frame,
         a failure) would make the session look current while the missed words are absent.
         Returns False then, and the caller rewrites the session, which indexes it whole."""
         if not self.enabled:
             return True
+        generation = index_generation(*version)
         try:
             return self._record(Doc(sid, generation, ops_fields(ops)), stamp, after=(generation, *before))
-        except Exception:
+        except Exception:  # a cache: the write it follows succeeded
             return True
 
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
@@ -388,6 +402,66 @@ class FullText:
             if fts is not None:
                 self.sweep(fts, self._manifest(fts))
 
+    # -- reindex -----------------------------------------------------------------------------
+
+    def rebuild(
+        self,
+        names: Sequence[str],
+        read: Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Build a new index from the session files *names* (``reindex``); returns the sessions
+        indexed. The sessions are read and the segments written without the vault lock (writers
+        go on: a session written meanwhile is behind in the new index, and streamed until its next
+        write); under it, a new empty delta log and the manifest are written, and every container
+        of the index's kinds in ``fts/`` that the new manifest does not name is retired: each holds
+        only what the session files just gave (docs/spec/fts-v1.md, "Reindex")."""
+        ctx = self._ctx
+        with self._fts(create=True) as fts:
+            assert fts is not None
+            segments: list[SegmentInfo] = []
+            stamps: dict[uuid.UUID, tuple[int, int, int, int]] = {}
+            batch: list[Analyzed] = []
+            words = 0
+            for i, fname in enumerate(names):
+                got = _read_one(read, fname)
+                if got is not None:
+                    sid, version, body, stamp = got
+                    generation = index_generation(*version)
+                    a = analyze(Doc(sid, generation, doc_fields(body)))
+                    if stamp == _stamp_now(ctx, fname):  # else written meanwhile: left behind
+                        batch.append(a)
+                        words += sum(a.entry.lengths)
+                        stamps[sid] = (generation, *stamp)
+                if batch and (words >= MAX_SEGMENT_WORDS or i == len(names) - 1):
+                    segments += self._write_segments(fts, batch)
+                    batch, words = [], 0
+                if progress is not None:
+                    progress(i + 1, len(names))
+            if batch:
+                segments += self._write_segments(fts, batch)
+            man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
+            with ctx.vault_lock(), ctx.mutex:
+                with contextlib.suppress(SessionSealError, OSError, ValueError):
+                    man.generation = self._manifest(fts).generation  # numbered above the old one
+                fts.write_atomic(man.delta_name, new_delta(ctx.vault_id, man.delta_key, man.generation + 1))
+                named = man.names() | {MANIFEST}
+                self._retire(fts, man, {n for n in fts.names() if n not in named and self._ours(fts, n)}, after=0)
+                self._commit(fts, man)
+                self.sweep(fts, man)
+        return len(stamps)
+
+    def _ours(self, fts: Dir, name: str) -> bool:
+        """Whether *name* is a segment or delta log of this vault's index (by its header)."""
+        if not is_fts_name(name) or name == MANIFEST:
+            return False
+        try:
+            prefix, _size = fts.read_prefix(name, _container.HEADER_SIZE)
+            header = _container.parse_unverified_header(prefix)
+        except (FileNotFoundError, SessionSealError, OSError):
+            return False
+        return header.vault_id == self._ctx.vault_id and header.kind in (Kind.FTS_SEGMENT, Kind.FTS_DELTA)
+
     # -- inventory ------------------------------------------------------------------------------
 
     def unlisted(self, fts: Dir, man: Manifest) -> list[str]:
@@ -397,6 +471,25 @@ class FullText:
 
     def file_sizes(self, fts: Dir, man: Manifest) -> dict[str, int]:
         return {n: file_size(fts, n) for n in man.names()}
+
+
+def _read_one(
+    read: Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]], fname: str
+) -> tuple[uuid.UUID, tuple[int, int], dict[str, Any], Stamp] | None:
+    """A session file's document for the index; None when it is gone or unreadable (verify's)."""
+    try:
+        sid, generation, body, stamp = read(fname)
+        doc = orjson.loads(body)
+    except (FileNotFoundError, SessionSealError, OSError, orjson.JSONDecodeError):
+        return None
+    return (sid, generation, doc, stamp) if isinstance(doc, dict) else None
+
+
+def _stamp_now(ctx: VaultContext, fname: str) -> Stamp | None:
+    try:
+        return stamp_of(os.stat(fname, dir_fd=ctx.sessions.fd, follow_symlinks=False))
+    except OSError:
+        return None
 
 
 def _fold_stamps(

@@ -34,6 +34,7 @@ from .._state import StateChange, VaultState
 from ..errors import IntegrityError, SessionNotFound
 from ._common import SUFFIX, parse_id
 from ._context import VaultContext
+from ._fulltext import FullText
 from ._indexcache import IndexCache
 from ._keys import Keys
 from ._store import SessionStore
@@ -129,12 +130,23 @@ class Anchored:
                 )
 
 
+#: The full-text index to rebuild too, and the progress callback of its build (``reindex``).
+FullTextBuild = tuple[FullText, Callable[[int, int], None] | None]
+
+
 def reindex(
-    ctx: VaultContext, keys: Keys, store: SessionStore, index_cache: IndexCache, *, accept: bool
+    ctx: VaultContext,
+    keys: Keys,
+    store: SessionStore,
+    index_cache: IndexCache,
+    *,
+    accept: bool,
+    fts: FullTextBuild | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Rebuild the index from the session files (under the vault lock); with *accept*, lower
-    the marks of the files below them to the files as they are.  Returns the number of
-    sessions indexed and the audit detail."""
+    the marks of the files below them to the files as they are; with *fts*, then rebuild
+    the full-text index (without the vault lock: :meth:`FullText.rebuild`).  Returns the number
+    of sessions indexed and the audit detail."""
     with ctx.vault_lock(), ctx.mutex:
         entries = []
         for fname in sorted(ctx.session_files()):
@@ -148,6 +160,8 @@ def reindex(
     detail: dict[str, Any] = {"reason": "asked", "sessions": len(index.entries)}
     if accepted:
         detail["accepted"] = accepted
+    if fts is not None:
+        detail["fulltext"] = fts[0].rebuild(sorted(ctx.session_files()), store.read_file, fts[1])
     return len(index.entries), detail
 
 

@@ -21,7 +21,7 @@ from .. import _container, _events, _fts
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
-from ..errors import IntegrityError, InvalidInput
+from ..errors import IntegrityError, InvalidInput, SessionSealError
 from . import _edits
 from ._common import (
     INTEGRITY,
@@ -139,6 +139,20 @@ class SessionStore:
                 _events.apply(doc, _ops_of(payload))
             return orjson.dumps(doc)
 
+    def read_file(self, fname: str) -> tuple[uuid.UUID, tuple[int, int], bytes, tuple[int, int, int]]:
+        """A session file's id, version (container generation, text revision: ``_n.rev`` of its
+        last META), stored document and the stamp it had before it was read (a reindex).
+
+        :raises FileNotFoundError, SessionSealError: gone, or not readable."""
+        st = os.stat(fname, dir_fd=self._ctx.sessions.fd, follow_symlinks=False)
+        header = read_header(self._ctx.sessions, fname)
+        if header is None or header.kind != Kind.SESSION or self._keys.file_name(header.object_id) + SUFFIX != fname:
+            raise IntegrityError(INTEGRITY)
+        log = self.open(header.object_id)
+        with stored_shape():
+            revision = int((orjson.loads(_container.decode_payload(log.meta)).get("_n") or {}).get("rev") or 0)
+        return header.object_id, (log.header.generation, revision), self.document(log), stamp_of(st)
+
     def read_meta(self, fname: str) -> tuple[_container.SessionTail, bytes]:
         """A session file's tail and its last committed META document (JSON, not validated)."""
         # The last committed META frame only: the frames before it are skipped by their lengths.
@@ -255,7 +269,7 @@ class SessionStore:
         doc["size_stored"], doc["generation"] = st.st_size, generation
         self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
         if self._fulltext is not None:
-            self._fulltext.saved(session_id, generation, body, stamp_of(st))
+            self._fulltext.saved(session_id, (generation, 0), lambda: body, stamp_of(st))
         self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
 
     def replace_keyless(self, fname: str, sid: uuid.UUID, header: _container.Header) -> None:
@@ -383,6 +397,12 @@ class SessionStore:
             raise unstorable("events") from None
         with stored_shape():
             new_meta = _events.summary_after(meta, ops, len(payload))
+            # A new title or description replaces words the full-text index cannot retract: the
+            # session's text revision within this version goes up (fts-v1.md, "Writers").
+            retitled = _fts.replaces_text(meta, ops)
+            revision = int(new_meta["_n"].get("rev") or 0) + retitled
+            if retitled:
+                new_meta["_n"]["rev"] = revision
             meta_json = orjson.dumps(new_meta)
         if new_meta["size_original"] > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session would be over {MAX_SESSION_BYTES >> 20} MiB; start a new one")
@@ -400,15 +420,14 @@ class SessionStore:
         self._index.put(fname, entry_of(new_meta), stamp_of(st))
         self._keys.note(StateChange(marks={sid.bytes: (tail.header.generation, end)}))
         appended, groups = end - tail.body_end, (tail.frames - 2) // 2 + 1
-        # A new title or description replaces words the full-text index cannot retract: the
-        # session is then rewritten as a new version, which the index takes whole (fts-v1.md).
-        retitled = _fts.replaces_text(meta, ops)
-        if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS or retitled:
-            self.compact(name, sid)
-        elif self._fulltext is not None and not self._fulltext.appended(
-            sid, tail.header.generation, ops, stamp_of(st), before
-        ):
-            self.compact(name, sid)  # the index missed an earlier write: it takes the session whole
+        if appended > max(tail.body_end, COMPACT_APPENDS) or groups >= MAX_GROUPS:
+            self.compact(name, sid)  # a new version: the index takes it whole
+        elif self._fulltext is not None:
+            generation = (tail.header.generation, revision)
+            if retitled:  # the whole text anew, at the new revision: the old title's words go
+                self._fulltext.saved(sid, generation, lambda: self.document(self.open(sid)), stamp_of(st))
+            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), before):
+                self._catch_up(name, sid)
         return len(payload)
 
     def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:
@@ -423,6 +442,14 @@ class SessionStore:
                 f"session {sid} is older or shorter than the vault recorded (restored from a backup, or cut): "
                 "nothing was appended; run 'sessionseal verify'"
             )
+
+    def _catch_up(self, name: str, sid: uuid.UUID) -> None:
+        """The full-text index missed an earlier write of the session (a writer killed between
+        the file and the index, a failed update, a vault restored from a copy): rewrite it as a
+        new version, which the index takes whole. An atomic rewrite, best effort like the index:
+        the append it follows stands either way (docs/reliability.md)."""
+        with contextlib.suppress(SessionSealError, OSError):
+            self.compact(name, sid)
 
     def compact(self, name: str, sid: uuid.UUID) -> None:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new

@@ -388,8 +388,18 @@ def rekey(obj: Context, from_keyring_file: bool, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def reindex(obj: Context, as_json: bool) -> None:
-    """Rebuild the encrypted index from the session files (done on its own when it is missing or damaged)."""
-    n = obj.vault().reindex()
+    """Rebuild the encrypted index and the full-text index from the session files."""
+    vault = obj.vault()
+    if as_json or not interactive():
+        n = vault.reindex()
+    else:
+        with click.progressbar(length=1, label="Indexing", file=sys.stderr) as bar:
+
+            def step(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+            n = vault.reindex(progress=step)
     if as_json:
         echo_json({"sessions": n})
         return
