@@ -63,6 +63,12 @@ POINTS: dict[str, tuple[str, ...]] = {
     "rotation-sweep": ("delete", "cleanup", "rekey"),
     # ... and inside the removal of the first replaced file.
     "rotation-unlink": ("delete", "cleanup"),
+    # reindex (the sessions read and the segments written without the vault lock): after the
+    # new segment, after the new delta log, after the manifest, inside the first removal.
+    "reindex-segment": ("reindex",),
+    "reindex-delta": ("reindex",),
+    "reindex-manifest": ("reindex",),
+    "reindex-unlink": ("reindex",),
 }
 
 #: Runs one operation and SIGKILLs itself at the named step; argv: vault, point, op, json args.
@@ -111,6 +117,7 @@ CHILD = textwrap.dedent(
     FT.compact = inside("compact", FT.compact)
     FT._reseal = inside("reseal", FT._reseal)
     FT.after_rotation = inside("sweep", FT.after_rotation)
+    FT.rebuild = inside("reindex", FT.rebuild)
     is_delta = lambda self, name, *a, **kw: name.endswith(".delta")
     if point == "before-record":
         FT._record = lambda *a, **kw: die()
@@ -121,12 +128,25 @@ CHILD = textwrap.dedent(
             os.fsync(fd)
             die()
         _delta.write_all = torn
-    elif point in ("compact-segment", "reseal-segment"):
+    elif point == "reindex-pause":  # not a kill: the segments are built, the lock not taken yet
+        real_write_segments = FT._write_segments
+        def pause(*a, **kw):
+            out = real_write_segments(*a, **kw)
+            if where and where[-1] == "reindex":
+                print("built", flush=True)
+                sys.stdin.readline()
+            return out
+        FT._write_segments = pause
+    elif point in ("compact-segment", "reseal-segment", "reindex-segment"):
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
-    elif point in ("compact-delta", "reseal-delta"):
+    elif point in ("compact-delta", "reseal-delta", "reindex-delta"):
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, point.split("-")[0], is_delta)
     elif point == "compact-manifest":
         FT._commit = after(FT._commit, "compact")
+    elif point == "reindex-manifest":
+        FT._commit = after(FT._commit, "reindex")
+    elif point == "reindex-unlink":
+        _fs.Dir.shred = before(_fs.Dir.shred, "reindex")
     elif point == "reseal-manifest":
         Manifest.write = after(Manifest.write, "reseal")
     elif point == "compact-unlink":
@@ -148,7 +168,9 @@ CHILD = textwrap.dedent(
             v.cleanup(CLEANUP_POLICY)
         elif op == "rekey":
             v.rekey()
-    sys.exit(3)  # the point was never reached
+        elif op == "reindex":
+            v.reindex()
+    sys.exit(0 if point == "reindex-pause" else 3)  # 3: the point was never reached
     """
 )
 

@@ -105,5 +105,63 @@ def test_a_kill_at_each_step_of_an_index_update(
         "compact-delta": ["delta", "seg"],
         "reseal-segment": ["seg"],
         "reseal-delta": ["delta", "seg"],
+        "reindex-segment": ["seg"],
+        "reindex-delta": ["delta", "seg"],
     }.get(point, [])
     assert sorted(report["unlisted"]) == expected_unlisted
+
+
+def test_a_session_erased_while_reindex_builds_never_reaches_its_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """reindex reads the sessions and writes the segments without the vault lock; a delete
+    that rotates meanwhile must not see the erased session's words come back with the new
+    manifest (sealed under the new epoch, they would be readable with the keys held after)."""
+    path = tmp_path / "vault"
+    ids = _build(path, monkeypatch)
+    child = subprocess.Popen(
+        [sys.executable, "-c", ftscrash.CHILD, str(path), "reindex-pause", "reindex", "{}"],
+        env=ftscrash.ENV,
+        cwd=ftscrash.REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "built"  # the victim's words are in a new segment
+        with Vault.open(path, passphrase=ftscrash.PASSPHRASE, auto_cleanup=False) as v:
+            v.delete(ids["victim"])
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        _out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    spec = {
+        "words": {str(ids["zero"]): ["alphaword"], str(ids["two"]): ["gammaword"], str(ids["three"]): ["deltaword"]},
+        "maybe": [],
+        "erased": [str(ids["victim"])],
+        "erased_words": ["victimword", "victimappend"],
+    }
+    checker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tests._infra.ftscrash import check_main; check_main()",
+            str(path),
+            json.dumps(spec),
+        ],
+        check=False,
+        env=ftscrash.ENV,
+        cwd=ftscrash.REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checker.returncode == 0, checker.stderr
+    report = json.loads(checker.stdout)
+    assert report["failures"] == [] and report["gone"] == 1

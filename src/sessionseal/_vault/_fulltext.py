@@ -440,8 +440,9 @@ class FullText:
                     progress(i + 1, len(names))
             if batch:
                 segments += self._write_segments(fts, batch)
-            man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
             with ctx.vault_lock(), ctx.mutex:
+                segments = self._without_erased(fts, segments, stamps)
+                man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
                 with contextlib.suppress(SessionSealError, OSError, ValueError):
                     man.generation = self._manifest(fts).generation  # numbered above the old one
                 fts.write_atomic(man.delta_name, new_delta(ctx.vault_id, man.delta_key, man.generation + 1))
@@ -450,6 +451,30 @@ class FullText:
                 self._commit(fts, man)
                 self.sweep(fts, man)
         return len(stamps)
+
+    def _without_erased(
+        self, fts: Dir, segments: list[SegmentInfo], stamps: dict[uuid.UUID, tuple[int, int, int, int]]
+    ) -> list[SegmentInfo]:
+        """*segments* less the sessions the key table no longer keys (erased by a rotation that
+        took the vault lock while they were built): each segment holding one is written again
+        without them, and *stamps* forgets them. The caller holds the vault lock. The segments
+        replaced are named by no manifest (their keys die with this process) and are retired
+        with the other files the new manifest does not name."""
+        keyed = self._keys.keytable(fresh=True).session_keys
+        erased = frozenset(sid for sid in stamps if sid not in keyed)
+        if not erased:
+            return segments
+        out: list[SegmentInfo] = []
+        for s in segments:
+            if not erased & set(s.sessions):
+                out.append(s)
+                continue
+            with _segment(fts, self._ctx.vault_id, s) as r:
+                docs = merge([r], [], drop=erased)
+            out += self._write_segments(fts, docs)
+        for sid in erased:
+            del stamps[sid]
+        return out
 
     def _ours(self, fts: Dir, name: str) -> bool:
         """Whether *name* is a segment or delta log of this vault's index (by its header)."""
