@@ -227,9 +227,13 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
     sessions: set[uuid.UUID] = set()
     terms: set[str] = set()
     fts = _fts_dir(vault)
+    if not fts.is_dir():
+        return sessions, terms
     d = Dir(fts)
     try:
         man = Manifest.load(d, vault.vault_id, master)
+    except (errors.IntegrityError, FileNotFoundError):
+        return sessions, terms  # no manifest the keys held open: no key to any other file
     finally:
         d.close()
     keys = [s.key for s in man.segments] + [man.delta_key]
@@ -251,14 +255,24 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
 
 
 def _answer(
-    vault: Any, words: dict[uuid.UUID, list[str]], maybe: set[str], failures: list[str], label: str
+    vault: Any,
+    words: dict[uuid.UUID, list[str]],
+    maybe: set[str],
+    failures: list[str],
+    label: str,
+    unusable_ok: bool = False,
 ) -> set[uuid.UUID]:
     """Check every listed session against the index; return the stale ones."""
     listed = {s.id for s in vault.list()}
     stale: set[uuid.UUID] = set()
     with vault.parts.fulltext.view() as view:
         if view is None:
-            failures.append(f"{label}: no usable index")
+            if not unusable_ok:
+                failures.append(f"{label}: no usable index")
+            for sid in sorted(listed):  # search streams every session: each holds its words
+                _lengths, truth = _terms_of(vault, sid)
+                lost = [w for w in words.get(sid, []) if w not in truth and w not in maybe]
+                failures += [f"{label}: session {sid} does not hold {w!r}" for w in lost]
             return listed
         for sid in sorted(listed):
             lengths, truth = _terms_of(vault, sid)
@@ -287,12 +301,13 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     failures: list[str] = []
     words = {uuid.UUID(k): v for k, v in spec["words"].items()}
     maybe = set(spec["maybe"])  # the words of the operation in flight: there or not
-    before = set(os.listdir(Path(path) / "fts"))
+    before = set(os.listdir(Path(path) / "fts")) if (Path(path) / "fts").is_dir() else set()
     with Vault.open(path, passphrase=PASSPHRASE, auto_cleanup=False) as v:
         v.list()  # the first use finishes a rotation killed midway
         present = {s.id for s in v.list()}
         gone = {uuid.UUID(s) for s in spec["erased"]} - present
-        stale = _answer(v, {s: w for s, w in words.items() if s in present}, maybe, failures, "after the kill")
+        unusable_ok = bool(spec.get("unusable_ok"))  # a damaged index: streamed until reindex
+        stale = _answer(v, {s: w for s, w in words.items() if s in present}, maybe, failures, "at open", unusable_ok)
         with v.parts.fulltext.view() as view:
             held = set() if view is None else set(view.index.docs) | set(view.stamps)
             hits = set() if view is None else {h.session_id for w in spec["erased_words"] for h in view.index.search(w)}
@@ -306,17 +321,18 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         result = v.verify(read_data=True)
         errs = [f"{p.code}: {p.describe()}" for p in result.errors]
         warns = sorted({p.code for p in result.warnings})
-        failures += [f"verify: {e}" for e in errs]
+        allowed = set(spec.get("verify_errors_ok", ()))
+        failures += [f"verify: {e}" for e, p in zip(errs, result.errors, strict=True) if p.code not in allowed]
         # The next writer catches up: each stale session's next write, and a new session.
         for sid in sorted(stale):
             v.append(sid, [{"role": "user", "content": "catchupword"}])
             words[sid] = [*words[sid], "catchupword"]
         fresh = v.save(doc("afterwards", "newcomerword"))
         words[fresh] = ["newcomerword"]
-        still = _answer(
-            v, {s: w for s, w in words.items() if s in present | {fresh}}, maybe, failures, "after the next writes"
-        )
-        failures += [f"session {sid} is still stale after its next write" for sid in sorted(still)]
+        now = {s: w for s, w in words.items() if s in present | {fresh}}
+        still = _answer(v, now, maybe, failures, "after the next writes", unusable_ok)
+        if not unusable_ok:
+            failures += [f"session {sid} is still stale after its next write" for sid in sorted(still)]
         from sessionseal._fs import Dir
         from sessionseal._vault._ftsfiles import Manifest
 
@@ -324,7 +340,8 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         try:
             man = Manifest.load(d, v.vault_id, v.parts.keys.fresh_master())
         except errors.SessionSealError as exc:
-            failures.append(f"the manifest does not load: {type(exc).__name__}")
+            if not unusable_ok:
+                failures.append(f"the manifest does not load: {type(exc).__name__}")
             man = None
         finally:
             d.close()
@@ -340,10 +357,18 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         )
         removed = [n for n in unlisted if n not in after_names and n not in (man.retired if man else {})]
         failures += [f"unlisted file {n} was removed" for n in removed]
+        if spec.get("reindex"):  # reindex makes every session current again, the erased absent
+            v.reindex()
+            left = _answer(v, now, maybe, failures, "reindexed")
+            failures += [f"session {sid} is stale after reindex" for sid in sorted(left)]
+            sessions, terms = readable_now(v)
+            if gone & sessions or (gone and set(spec["erased_words"]) & terms):
+                failures.append("an erased session's words are in an fts file after reindex")
     return {
         "failures": failures,
         "stale": len(stale),
         "warnings": warns,
+        "errors": sorted({p.code for p in result.errors}),
         "gone": len(gone),
         "unlisted": [n.rsplit(".", 1)[1] for n in unlisted],
     }
