@@ -260,6 +260,7 @@ def _answer(
     maybe: set[str],
     failures: list[str],
     label: str,
+    *,
     unusable_ok: bool = False,
 ) -> set[uuid.UUID]:
     """Check every listed session against the index; return the stale ones."""
@@ -307,7 +308,9 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         present = {s.id for s in v.list()}
         gone = {uuid.UUID(s) for s in spec["erased"]} - present
         unusable_ok = bool(spec.get("unusable_ok"))  # a damaged index: streamed until reindex
-        stale = _answer(v, {s: w for s, w in words.items() if s in present}, maybe, failures, "at open", unusable_ok)
+        stale = _answer(
+            v, {s: w for s, w in words.items() if s in present}, maybe, failures, "at open", unusable_ok=unusable_ok
+        )
         with v.parts.fulltext.view() as view:
             held = set() if view is None else set(view.index.docs) | set(view.stamps)
             hits = set() if view is None else {h.session_id for w in spec["erased_words"] for h in view.index.search(w)}
@@ -330,7 +333,7 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         fresh = v.save(doc("afterwards", "newcomerword"))
         words[fresh] = ["newcomerword"]
         now = {s: w for s, w in words.items() if s in present | {fresh}}
-        still = _answer(v, now, maybe, failures, "after the next writes", unusable_ok)
+        still = _answer(v, now, maybe, failures, "after the next writes", unusable_ok=unusable_ok)
         if not unusable_ok:
             failures += [f"session {sid} is still stale after its next write" for sid in sorted(still)]
         from sessionseal._fs import Dir

@@ -55,23 +55,30 @@ def _cut(p: Path, size: int | None = None) -> None:
     p.write_bytes(data[: len(data) // 2 if size is None else size])
 
 
+def _rolled_back(p: Path, old: Path, ids: dict[str, object]) -> None:
+    _later_writes(p, ids)
+    _restore(p, old)
+
+
+def _rolled_back_with_index(p: Path, old: Path, ids: dict[str, object]) -> None:
+    _later_writes(p, ids)
+    _restore(p, old, "index.sst")
+
+
+def _rolled_back_across_a_delete(p: Path, old: Path, ids: dict[str, object]) -> None:
+    _delete_victim(p, ids)
+    _restore(p, old)
+
+
 #: name -> (what happens after the vault is built and copied, the damage, whether the index may
 #: be unusable until reindex, how many sessions are stale at the next open).
 Damage = Callable[[Path, Path, dict[str, object]], None]
 CASES: dict[str, tuple[Damage, bool, int | None]] = {
     # An older fts/: the sessions written since are behind (streamed), the rest current.
-    "fts-rolled-back": (lambda p, old, ids: (_later_writes(p, ids), _restore(p, old)) and None, False, 2),
-    "fts-and-index-rolled-back": (
-        lambda p, old, ids: (_later_writes(p, ids), _restore(p, old, "index.sst")) and None,
-        False,
-        2,
-    ),
+    "fts-rolled-back": (_rolled_back, False, 2),
+    "fts-and-index-rolled-back": (_rolled_back_with_index, False, 2),
     # An fts/ from before a delete: its manifest is under an epoch gone from the key store.
-    "fts-rolled-back-across-a-delete": (
-        lambda p, old, ids: (_delete_victim(p, ids), _restore(p, old)) and None,
-        True,
-        None,
-    ),
+    "fts-rolled-back-across-a-delete": (_rolled_back_across_a_delete, True, None),
     "manifest-deleted": (lambda p, old, ids: (p / FTS / "manifest.sst").unlink(), True, None),
     "manifest-cut": (lambda p, old, ids: _cut(p / FTS / "manifest.sst"), True, None),
     "segment-deleted": (lambda p, old, ids: _seg(p).unlink(), True, None),
