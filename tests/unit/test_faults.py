@@ -77,10 +77,18 @@ SECRET_TEXT = "zebra-quartz-content"  # in every document: never in an error mes
 #: The verify warnings a fault may leave (leftovers that lose nothing; 'verify --repair' clears them):
 #: ``index-stale``, a session written whose index delta was not (the index is a verified cache);
 #: ``unused-key``, a first save's key in the key table, written before a session file that was not;
-#: ``orphan``, an erased session's file whose overwrite and unlink failed (undecryptable already).
-LEFTOVERS = frozenset({"index-stale", "unused-key", "orphan"})
-#: What 'verify --repair' leaves of them: a key is never dropped on inference (issue 20, item 2).
-REPAIR_KEEPS = frozenset({"unused-key"})
+#: ``orphan``, an erased session's file whose overwrite and unlink failed (undecryptable already);
+#: ``fts-torn``, the full-text index's delta log cut in its last record (the next write cuts it);
+#: ``fts-retired``, the full-text index's replaced files whose overwrite failed (keys gone already);
+#: ``fts-outdated``, its manifest left under the dropped epoch by a failed rewrite in a rotation;
+#: ``fts-unlisted``, a file of a failed compaction or reindex that no manifest names (``fts-missing``
+#: when there is no manifest yet).
+LEFTOVERS = frozenset(
+    {"index-stale", "unused-key", "orphan", "fts-torn", "fts-retired", "fts-outdated", "fts-unlisted", "fts-missing"}
+)
+#: What 'verify --repair' leaves of them: a key is never dropped on inference (issue 20, item 2);
+#: the full-text index's are cleared by its next write (or 'reindex'), never by a repair.
+REPAIR_KEEPS = frozenset({"unused-key", "fts-torn", "fts-outdated", "fts-unlisted", "fts-missing"})
 #: The warnings seen (for the report).
 WARNINGS: set[str] = set()
 _HEX = re.compile(r"[0-9a-f]{32}")
@@ -403,7 +411,8 @@ def _torn_append(v: Vault, ctx: Ctx) -> None:
 
 def _leftovers(v: Vault, ctx: Ctx) -> None:
     # What killed writers leave: a torn append, a first save's key without its file, and the
-    # file of a session whose key a delete cut short had erased (its tomb recorded).
+    # file of a session whose key a delete cut short had erased (its tomb recorded), and the full-text
+    # index's files that delete replaced (retired in its manifest).
     _torn_append(v, ctx)
     orphan = v.save(doc("orphan"))
     with v.parts.ctx.vault_lock(), v.parts.ctx.mutex:
@@ -512,7 +521,7 @@ OPS = [
         lambda v, c: v.verify(read_data=True, repair=True),
         [lambda c: c.cls == "truncate" and c.within("Dir.truncate")],
         prepare=_leftovers,
-        leftovers=frozenset({"torn-append", "orphan", "unused-key"}),
+        leftovers=frozenset({"torn-append", "orphan", "unused-key", "fts-retired"}),
         repairs=True,
     ),
     # Commit: the rename of the rebuilt index (the state, which the index only caches, is the

@@ -266,3 +266,104 @@ def test_titles_replaced_by_appends_stay_replaced_across_compaction_and_reindex(
         assert {h.session_id for h in view.index.search("title:first OR title:second")} == set()
         assert {h.session_id for h in view.index.search("title:third")} == {sid}
         assert view.stamps[sid] == _file_stamp(vault, sid)
+
+
+def _codes(vault: Vault, *, read_data: bool = False) -> dict[str, str]:
+    return {p.code: p.severity for p in vault.verify(read_data=read_data).problems if p.code.startswith("fts-")}
+
+
+def test_verify_finds_a_sound_index_clean(vault: Vault, small: None) -> None:
+    for i in range(5):
+        vault.save(_s("t", f"w{i}"))
+    assert _codes(vault, read_data=True) == {}
+
+
+def test_verify_reports_damage_leftovers_and_staleness_and_removes_nothing(
+    vault: Vault, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = vault.save(_s("t", "w"))
+    for i in range(3):
+        vault.save(_s("t", f"w{i}"))
+    man = _manifest(vault)
+    seg = _fts(vault) / man.segments[0].name
+    leftover = _fts(vault) / (uuid.uuid4().hex + ".seg")
+    shutil.copy(seg, leftover)
+    assert _codes(vault) == {"fts-unlisted": "warning"}
+    raw = bytearray(seg.read_bytes())
+    raw[-40] ^= 1  # a bucket frame: only --read-data authenticates it
+    seg.write_bytes(bytes(raw))
+    assert "fts-damaged" not in _codes(vault)
+    assert _codes(vault, read_data=True)["fts-damaged"] == "error"
+    seg.unlink()
+    assert _codes(vault)["fts-missing-file"] == "error"
+    monkeypatch.setattr(vault.parts.fulltext, "enabled", False)
+    vault.append(sid, [{"role": "user", "content": "unindexed"}])  # behind: not a finding
+    assert set(_codes(vault)) == {"fts-unlisted", "fts-missing-file"}
+    vault.verify(repair=True)
+    assert leftover.exists()  # reported, never removed on inference
+    monkeypatch.undo()
+    vault.reindex()  # removes what its new manifest does not name: derived from the sessions
+    assert not leftover.exists() and _codes(vault, read_data=True) == {}
+
+
+def test_verify_reports_an_erased_session_the_index_still_lists(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = vault.save(_s("t", GONE))
+    man = _manifest(vault)
+    monkeypatch.setattr(vault.parts.fulltext, "reseal", lambda master, table: None)  # a bug: not followed
+    vault.delete(gone)
+    monkeypatch.undo()
+    # The manifest, under the dropped epoch, no longer opens: the erasure held, the index is gone.
+    assert _codes(vault) == {"fts-outdated": "warning"}
+    with vault.parts.fulltext.view() as view:
+        assert view is None
+    # Had it been resealed as it was, verify says so.
+    d = vault.parts.ctx.root.sub(FTS_DIR)
+    try:
+        table = vault.parts.keys.keytable(fresh=True)
+        man.write(d, vault.vault_id, vault.parts.keys.kek(table.kek_epoch), table.kek_epoch)
+    finally:
+        d.close()
+    assert _codes(vault)["fts-erased"] == "error"
+
+
+def test_retired_files_a_failed_sweep_left_are_removed_by_repair(
+    vault: Vault, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: Dir, name: str) -> bool:
+        raise errors.StorageError("no")
+
+    monkeypatch.setattr(Dir, "shred", fail)
+    for i in range(3):
+        vault.save(_s("t", f"w{i}"))  # compacts: the old delta log is retired, not removed
+    monkeypatch.undo()
+    man = _manifest(vault)
+    assert man.retired and all((_fts(vault) / n).exists() for n in man.retired)
+    assert _codes(vault) == {"fts-retired": "warning"}
+    result = vault.verify(repair=True)
+    assert any("full-text" in line for line in result.repaired)
+    assert not any((_fts(vault) / n).exists() for n in man.retired)
+    assert _codes(vault) == {}
+
+
+def test_an_index_a_failed_rotation_left_behind_dies_with_its_epoch_and_restarts(
+    vault: Vault, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = vault.save(_s("t", GONE))
+    kept = [vault.save(_s("t", f"kept{i}")) for i in range(3)]
+    old_files = {p.name for p in _fts(vault).iterdir()} - {MANIFEST}
+
+    def full_disk(*_a: object) -> None:
+        raise errors.StorageError("No space left on device")
+
+    monkeypatch.setattr(vault.parts.fulltext, "_reseal", full_disk)
+    vault.delete(gone)  # the erasure holds: the rotation never fails for the index
+    monkeypatch.undo()
+    with vault.parts.fulltext.view() as view:
+        assert view is None  # its manifest is under the dropped epoch
+    assert _codes(vault) == {"fts-outdated": "warning"}
+    vault.append(kept[0], [{"role": "user", "content": "fresh"}])  # the next write starts anew
+    assert not old_files & {p.name for p in _fts(vault).iterdir()}  # the dead index's files went
+    with vault.parts.fulltext.view() as view:
+        assert view is not None and {h.session_id for h in view.index.search("fresh")} == {kept[0]}
+        assert gone not in view.stamps
+    assert _codes(vault, read_data=True) == {}

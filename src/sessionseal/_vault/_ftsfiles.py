@@ -25,7 +25,7 @@ from .._fs import Dir
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 
-__all__ = ["FTS_DIR", "MANIFEST", "Manifest", "SegmentInfo", "is_fts_name"]
+__all__ = ["FTS_DIR", "MANIFEST", "DeadManifest", "Manifest", "OtherFtsFormat", "SegmentInfo", "is_fts_name"]
 
 FTS_DIR: Final = "fts"
 MANIFEST: Final = "manifest.sst"
@@ -42,6 +42,12 @@ Stamp = tuple[int, int, int]
 
 class OtherFtsFormat(IntegrityError):
     """A manifest written by another version of sessionseal: no index until a reindex."""
+
+
+class DeadManifest(IntegrityError):
+    """A manifest sealed under a master key epoch older than the key store's, which it no longer
+    holds: a rotation whose index rewrite failed left it, and it died with the epoch (with the
+    keys of every file it named). The next writer starts a new index (docs/spec/fts-v1.md)."""
 
 
 def is_fts_name(name: str) -> bool:
@@ -168,7 +174,7 @@ class Manifest:
             raise IntegrityError(INTEGRITY)
         kek = master.keys.get(header.kek_epoch)
         if kek is None:
-            raise IntegrityError(INTEGRITY)
+            raise (DeadManifest if header.kek_epoch < max(master.keys, default=0) else IntegrityError)(INTEGRITY)
         _dek, frames = _container.open_frames(raw, header, kek)
         if len(frames) != 1 or frames[0].type != FrameType.BODY:
             raise IntegrityError(INTEGRITY)

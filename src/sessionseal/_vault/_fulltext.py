@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 
@@ -43,8 +43,20 @@ from .._fts import (
 from .._index import stamp_of
 from .._keystore import MasterKeys
 from ..errors import IntegrityError, SessionSealError
+from ._common import SUFFIX, read_header
 from ._context import VaultContext
-from ._ftsfiles import FTS_DIR, MANIFEST, Manifest, SegmentInfo, Stamp, file_size, header_tomb, is_fts_name
+from ._ftsfiles import (
+    FTS_DIR,
+    MANIFEST,
+    DeadManifest,
+    Manifest,
+    OtherFtsFormat,
+    SegmentInfo,
+    Stamp,
+    file_size,
+    header_tomb,
+    is_fts_name,
+)
 from ._keys import Keys
 
 if TYPE_CHECKING:
@@ -65,6 +77,10 @@ _MAX_DELTA: Final = 64 << 20
 REVISION_BITS: Final = 20
 #: Benchmarks only: measure a write without the index (``benchmarks/bench_vault.py``).
 NO_WRITES_ENV: Final = "SESSIONSEAL_BENCH_NO_FTS"
+
+
+#: A finding of :meth:`FullText.check`: (severity, code, path in the vault, message).
+Finding = tuple[Literal["error", "warning"], str, str, str]
 
 
 @dataclass(frozen=True)
@@ -224,6 +240,8 @@ class FullText:
                 os.close(fd)
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
+            elif any(fts.exists(n) for n in man.retired):
+                self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
         return True
 
     def _indexed_stamp(self, fd: int, man: Manifest, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
@@ -240,13 +258,17 @@ class FullText:
         """The manifest to write to, a new empty index if there is none; None if unusable."""
         try:
             return self._manifest(fts)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, DeadManifest):
+            pass  # none yet, or one that died with its epoch: a new index starts
         except (SessionSealError, OSError, ValueError):
             return None
         man = Manifest(delta_id=uuid.uuid4(), delta_key=_crypto.new_key())
         fts.write_atomic(man.delta_name, new_delta(self._ctx.vault_id, man.delta_key, 1))
+        # An old index's files are noise now (their keys were only in a manifest that is gone
+        # or that no key opens) and derived from the sessions anyway: retired, then removed.
+        self._retire(fts, man, {n for n in fts.names() if n != man.delta_name and self._ours(fts, n)}, after=0)
         self._commit(fts, man)
+        self.sweep(fts, man)
         return man
 
     def _commit(self, fts: Dir, man: Manifest) -> None:
@@ -398,9 +420,21 @@ class FullText:
 
     def after_rotation(self) -> None:
         """Once the key store holds the new epoch only: the retired files go (best effort)."""
-        with contextlib.suppress(SessionSealError, OSError), self._ctx.mutex, self._fts(create=False) as fts:
+        self.sweep_retired()
+
+    def sweep_retired(self) -> int:
+        """Overwrite and unlink the files the manifest retired, if the key store holds only its
+        epoch (under the vault lock); returns how many went (``verify --repair`` too)."""
+        ctx = self._ctx
+        with (
+            contextlib.suppress(SessionSealError, OSError),
+            ctx.vault_lock(),
+            ctx.mutex,
+            self._fts(create=False) as fts,
+        ):
             if fts is not None:
-                self.sweep(fts, self._manifest(fts))
+                return self.sweep(fts, self._manifest(fts))
+        return 0
 
     # -- reindex -----------------------------------------------------------------------------
 
@@ -487,6 +521,109 @@ class FullText:
             return False
         return header.vault_id == self._ctx.vault_id and header.kind in (Kind.FTS_SEGMENT, Kind.FTS_DELTA)
 
+    # -- verify --------------------------------------------------------------------------------
+
+    def check(self, table: KeyTable | None, *, read_data: bool) -> list[Finding]:
+        """``verify``'s findings on the index, as (severity, code, path, message): the manifest
+        against the key table (no erased session listed), every file it names present (and with
+        *read_data*, every frame of each authentic), no file of ``fts/`` it neither names nor
+        retired. Nothing is removed: a leftover is reported; ``reindex`` rebuilds (docs/reliability.md).
+        Sessions the index is behind on are not reported: search streams them, as designed."""
+        out: list[Finding] = []
+        rebuild = "; 'sessionseal reindex' rebuilds it (search streams until then)"
+        with self._fts(create=False) as fts:
+            if fts is None:
+                return out
+            try:
+                man = self._manifest(fts)
+            except FileNotFoundError:
+                if any(self._ours(fts, n) for n in fts.names()):
+                    out.append(("warning", "fts-missing", f"{FTS_DIR}/{MANIFEST}", "no full-text manifest" + rebuild))
+                return out
+            except DeadManifest:
+                what = "left under a dropped master key by a rotation whose index rewrite failed"
+                out.append(
+                    ("warning", "fts-outdated", f"{FTS_DIR}/{MANIFEST}", what + "; the next write starts a new one")
+                )
+                return out
+            except OtherFtsFormat:
+                out.append(("warning", "fts-format", f"{FTS_DIR}/{MANIFEST}", "another format version" + rebuild))
+                return out
+            except (SessionSealError, OSError) as exc:
+                out.append(("error", "fts-damaged", f"{FTS_DIR}/{MANIFEST}", _one_line(exc) + rebuild))
+                return out
+            out += self._check_files(fts, man, table, read_data=read_data)
+        return out
+
+    def _check_files(self, fts: Dir, man: Manifest, table: KeyTable | None, *, read_data: bool) -> list[Finding]:
+        out: list[Finding] = []
+        vid, rebuild = self._ctx.vault_id, "; 'sessionseal reindex' rebuilds the index"
+        records: list[DeltaRecord] = []
+        for name in sorted(man.names()):
+            path = f"{FTS_DIR}/{name}"
+            try:
+                if name == man.delta_name:
+                    data = fts.read(name, max_size=_MAX_DELTA)
+                    records = read_delta(data, vid, man.delta_key, torn_tail_ok=True)
+                    if read_data and len(records) != self._frames(fts, man):
+                        out.append(
+                            (
+                                "warning",
+                                "fts-torn",
+                                path,
+                                "a torn last record (a killed writer); the next write cuts it",
+                            )
+                        )
+                    continue
+                seg = next(s for s in man.segments if s.name == name)
+                with SegmentReader(fts.path / name, vid, seg.id, seg.key) as r:
+                    if read_data:
+                        r.verify()
+            except FileNotFoundError:
+                out.append(
+                    ("error", "fts-missing-file", path, "a file the full-text manifest names is missing" + rebuild)
+                )
+            except (SessionSealError, OSError) as exc:
+                out.append(("error", "fts-damaged", path, _one_line(exc) + rebuild))
+        indexed = _fold_stamps(man.stamps, records)
+        listed = set(indexed) | {sid for s in man.segments for sid in s.sessions}
+        # A keyless session whose file is there and not an erasure's leftover is the key table's
+        # problem ('missing-key': a table put back from a backup), not an erasure the index missed.
+        erased = [sid for sid in listed if table is not None and sid not in table.session_keys and not self._kept(sid)]
+        if erased:
+            out.append(
+                (
+                    "error",
+                    "fts-erased",
+                    f"{FTS_DIR}/{MANIFEST}",
+                    f"the full-text index lists {len(erased)} erased session(s)" + rebuild,
+                )
+            )
+        for name in self.unlisted(fts, man):
+            out.append(
+                (
+                    "warning",
+                    "fts-unlisted",
+                    f"{FTS_DIR}/{name}",
+                    "not named by the full-text manifest (a killed writer's); left alone",
+                )
+            )
+        if any(fts.exists(n) for n in man.retired):
+            out.append(
+                (
+                    "warning",
+                    "fts-retired",
+                    FTS_DIR,
+                    "replaced index files wait for a rotation to finish; --repair finishes it",
+                )
+            )
+        return out
+
+    def _kept(self, sid: uuid.UUID) -> bool:
+        """Whether *sid*'s file is there and was not left to overwrite by an erasure (no tomb)."""
+        header = read_header(self._ctx.sessions, self._keys.file_name(sid) + SUFFIX)
+        return header is not None and not self._keys.tombed(header.raw)
+
     # -- inventory ------------------------------------------------------------------------------
 
     def unlisted(self, fts: Dir, man: Manifest) -> list[str]:
@@ -496,6 +633,10 @@ class FullText:
 
     def file_sizes(self, fts: Dir, man: Manifest) -> dict[str, int]:
         return {n: file_size(fts, n) for n in man.names()}
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _read_one(

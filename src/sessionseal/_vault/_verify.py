@@ -572,6 +572,8 @@ def _check(vault: Parts, *, read_data: bool, progress: Callable[[int, int], None
         c.sessions(done, total)
         c.checkpoints(done, total)
         rebuild_safe = c.index()
+        for finding in vault.fulltext.check(c.table, read_data=read_data):
+            c.add(*finding)
         c.against_marks()
         c.unused_keys()
         c.config()
@@ -622,6 +624,8 @@ def _repair(vault: Parts, c: _Check, *, rebuild_safe: bool) -> list[str]:  # noq
         with vault.ctx.vault_lock(), vault.ctx.mutex:
             if vault.keys.finish_rotation():
                 done.append("finished an interrupted key rotation (the old master key left the key store)")
+    if "fts-retired" in codes and vault.fulltext.sweep_retired():
+        done.append("removed the full-text index's replaced files (overwritten first)")
     if codes & {"index-missing", "index-format", "index-stale", "index-damaged", "index-rollback"} or (
         "torn-append" in codes or "orphan" in codes
     ):
