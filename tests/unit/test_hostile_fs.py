@@ -251,9 +251,9 @@ FILE_KINDS = ["symlink-out", "symlink-etc", "hardlink-out", "fifo", "device", "f
 DIR_KINDS = ["symlink-out", "fifo", "device", "foreign-owner", "mode-0755", "mode-0777"]
 ROOT_ONLY = {"device", "foreign-owner"}
 #: /etc/hostname is a real system file: only operations that must not write anything near it.
-READ_OPS = {"open+list", "load", "audit-verify", "fts-view"}
+READ_OPS = {"open+list", "load", "audit-verify", "fts-view", "fts-verify"}
 #: An extra entry matters to the operations that list or sweep the directories it is in.
-EXTRA_OPS = {"open+list", "save-new", "delete", "rekey", "cleanup", "reindex", "fts-view"}
+EXTRA_OPS = {"open+list", "save-new", "delete", "rekey", "cleanup", "reindex", "fts-view", "fts-verify"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -373,9 +373,10 @@ OPS: dict[str, Op] = {
     "set-config": lambda v, t: v.set_config({**CONFIG, "audit": {"rotate_bytes": 65536, "keep_files": 50}}),
     "reindex": lambda v, t: v.reindex(),
     "fts-view": lambda v, t: _fts_answer(v),
+    "fts-verify": lambda v, t: v.verify(read_data=True),
 }
 #: Operations only the index's own entries are tried with.
-FTS_OPS = frozenset({"fts-view"})
+FTS_OPS = frozenset({"fts-view", "fts-verify"})
 
 
 def _fts_answer(v: Vault) -> list[uuid.UUID] | None:
@@ -616,6 +617,9 @@ def run_case(env: Env, ename: str, kind: str, op_name: str) -> Outcome:
         assert case.entry.name in str(outcome.error)
     else:
         assert outcome.error is None, f"{type(outcome.error).__name__}: {outcome.error}"
+    if op_name == "fts-verify" and e.extra_from is None:
+        # Reported (the directory as 'unsafe', a file as damaged or missing), never followed.
+        assert outcome.value.problems, "verify saw nothing"
     if op_name == "fts-view":
         # Streamed while hostile (never a file of it followed or trusted); a stray file is ignored.
         assert outcome.value == (sorted([tpl.a, tpl.b]) if e.extra_from is not None else None)
