@@ -109,6 +109,11 @@ def test_a_kill_at_each_step_of_an_index_update(
         "reindex-delta": ["delta", "seg"],
     }.get(point, [])
     assert sorted(report["unlisted"]) == expected_unlisted
+    # verify reports each such file (a warning: kept, never removed on inference), and nothing
+    # else but a torn last frame and the retired files a later sweep removes.
+    assert ("fts-unlisted" in report["warnings"]) == bool(expected_unlisted), report
+    # (An erased session's own file left by a rotation killed before its overwrite: 'orphan'.)
+    assert set(report["warnings"]) <= {"fts-unlisted", "fts-torn", "fts-retired", "index-stale", "orphan"}, report
 
 
 def test_a_session_erased_while_reindex_builds_never_reaches_its_manifest(
