@@ -289,7 +289,7 @@ DIE_IN_SHRED = textwrap.dedent(
     import os, signal, sys
     from sessionseal import Vault, _fs
     def unlink(self, name, **kw):  # shred's last step, on the file it moved aside: the kill falls just before
-        if name.startswith(_fs.TMP_PREFIX):
+        if name.startswith(_fs.TMP_PREFIX) and self.path.name == "sessions":  # a session's (not the index's)
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, name, **kw)
     real, _fs.Dir.unlink = _fs.Dir.unlink, unlink

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import KeychainProvider, Vault, errors
-from sessionseal._fs import Dir
+from sessionseal._fs import TMP_PREFIX, Dir
 from sessionseal._fts import Doc, SegmentReader, analyze, doc_fields, read_delta
 from sessionseal._index import stamp_of
 from sessionseal._vault import _fulltext
@@ -359,11 +359,21 @@ def test_an_index_a_failed_rotation_left_behind_dies_with_its_epoch_and_restarts
     vault.delete(gone)  # the erasure holds: the rotation never fails for the index
     monkeypatch.undo()
     with vault.parts.fulltext.view() as view:
-        assert view is None  # its manifest is under the dropped epoch
-    assert _codes(vault) == {"fts-outdated": "warning"}
+        assert view is None  # its manifest, under the dropped epoch, was shredded
+    assert _codes(vault) == {"fts-missing": "warning"}
     vault.append(kept[0], [{"role": "user", "content": "fresh"}])  # the next write starts anew
     assert not old_files & {p.name for p in _fts(vault).iterdir()}  # the dead index's files went
     with vault.parts.fulltext.view() as view:
         assert view is not None and {h.session_id for h in view.index.search("fresh")} == {kept[0]}
         assert gone not in view.stamps
     assert _codes(vault, read_data=True) == {}
+
+
+def test_a_killed_writers_temp_file_in_fts_is_swept(vault: Vault) -> None:
+    vault.save(_s("t", "w"))
+    tmp = _fts(vault) / f"{TMP_PREFIX}999999999-0123456789ab"
+    tmp.write_bytes(b"a segment being written")
+    tmp.chmod(0o600)
+    assert "temp-file" in {p.code for p in vault.verify().problems}
+    vault.verify(repair=True)
+    assert not tmp.exists()

@@ -116,15 +116,18 @@ def test_another_process_sees_the_index(vault: Vault, vault_path: Path, provider
         assert view is not None and _current(vault, view, sid)
 
 
-def test_a_damaged_manifest_means_no_index_and_writes_still_succeed(vault: Vault) -> None:
+def test_a_damaged_manifest_means_no_index_and_writes_still_succeed(
+    vault: Vault, vault_path: Path, provider: KeychainProvider
+) -> None:
     sid = vault.save(_s("t", "kumquat"))
     path = vault.parts.ctx.path / FTS_DIR / MANIFEST
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 1
     path.write_bytes(bytes(raw))
-    with vault.parts.fulltext.view() as view:
-        assert view is None
-    vault.append(sid, [{"role": "user", "content": "zebra"}])
+    with Vault.open(vault_path, key_provider=provider) as other:  # a process that reads it now
+        with other.parts.fulltext.view() as view:
+            assert view is None
+        other.append(sid, [{"role": "user", "content": "zebra"}])
     assert path.read_bytes() == bytes(raw)  # never replaced on inference: 'reindex' rebuilds it
 
 

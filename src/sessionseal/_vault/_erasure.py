@@ -30,6 +30,7 @@ from . import _common
 from ._ckpts import Checkpoints
 from ._common import SUFFIX, no_session
 from ._context import VaultContext
+from ._ftsfiles import FTS_DIR
 from ._keys import Keys
 from ._results import CleanupResult
 from ._store import SessionStore
@@ -425,12 +426,13 @@ class Erasure:
         writer's file is safe whatever locks it holds; each is overwritten first (a key file
         being rewritten holds master keys)."""
         removed = sum(len(d.sweep_temp()) for d in (self._ctx.root, self._ctx.sessions, self._ctx.ckpts))
-        if self._ctx.root.exists(AUDIT_DIR):
-            audit_dir = self._ctx.root.sub(AUDIT_DIR)
-            try:
-                removed += len(audit_dir.sweep_temp())
-            finally:
-                audit_dir.close()
+        for sub in (AUDIT_DIR, FTS_DIR):  # the full-text index's: a segment being written, a file shredded
+            if self._ctx.root.exists(sub):
+                d = self._ctx.root.sub(sub)
+                try:
+                    removed += len(d.sweep_temp())
+                finally:
+                    d.close()
         return removed
 
 

@@ -35,7 +35,7 @@ DELTA_SUFFIX: Final = ".delta"
 FORMAT: Final = 1
 _ZERO: Final = uuid.UUID(int=0)
 _MAX_MANIFEST: Final = 256 << 20
-INTEGRITY: Final = "the full-text index's manifest failed its integrity check; run 'sessionseal reindex --fulltext'"
+INTEGRITY: Final = "the full-text index's manifest failed its integrity check"
 
 Stamp = tuple[int, int, int]
 

@@ -117,6 +117,8 @@ class FullText:
         self._keys = keys
         #: False: writes leave the index alone (a benchmark's baseline; sessions then go stale).
         self.enabled = os.environ.get(NO_WRITES_ENV) != "1"
+        #: The manifest as last read or written by this process (a long-running one reads it once).
+        self._cached: Manifest | None = None
 
     # -- files -------------------------------------------------------------------------
 
@@ -135,6 +137,18 @@ class FullText:
     def _manifest(self, fts: Dir) -> Manifest:
         """The manifest, under the master keys this process holds, or the key store's now (another
         process rotated). :raises FileNotFoundError, IntegrityError: none, or unusable."""
+        with self._ctx.mutex:
+            cached = self._cached
+            # The same file (header and length) as read or written, under an epoch still held: no decrypt.
+            if cached is not None and cached.kek_epoch in self._keys.master().keys and cached.is_current(fts):
+                return cached
+            self._cached = None
+        man = self._load(fts)
+        with self._ctx.mutex:
+            self._cached = man
+        return man
+
+    def _load(self, fts: Dir) -> Manifest:
         try:
             return Manifest.load(fts, self._ctx.vault_id, self._keys.master())
         except FileNotFoundError:
@@ -273,8 +287,10 @@ class FullText:
 
     def _commit(self, fts: Dir, man: Manifest) -> None:
         """Replace the manifest under the key table's epoch: the index's one commit point."""
+        self._cached = None  # until it is written: *man* may differ from the file
         table = self._keys.keytable(fresh=True)
         man.write(fts, self._ctx.vault_id, self._keys.kek(table.kek_epoch), table.kek_epoch)
+        self._cached = man
 
     def _frames(self, fts: Dir, man: Manifest) -> int:
         """The delta log's frames, counted by their length fields (nothing is decrypted)."""
@@ -293,6 +309,7 @@ class FullText:
         then the replaced files go. The segments holding a session at the generation of one of
         the log's records merge with it (a session is in one segment per generation), and a tier
         of :data:`TIER_FANOUT` segments merges into the next."""
+        self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
         records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
         at = {(r.doc.session_id, r.doc.generation) for r in records}
@@ -375,8 +392,15 @@ class FullText:
         has left the key store (:meth:`after_rotation`). A rekey without erasures only reseals
         the manifest. An index that cannot be read or rewritten is left to die with its epoch
         (search streams until 'reindex'): a rotation never fails for the index."""
-        with contextlib.suppress(Exception):
+        self._cached = None
+        try:
             self._reseal(master, table)
+        except Exception:
+            # The manifest stays under the old epoch and dies with it; shredded now, so that no
+            # process's cached copy of it (the file unchanged) is taken for current.
+            with contextlib.suppress(Exception), self._fts(create=False) as fts:
+                if fts is not None:
+                    fts.shred(MANIFEST)
 
     def _reseal(self, master: MasterKeys, table: KeyTable) -> None:
         ctx = self._ctx
