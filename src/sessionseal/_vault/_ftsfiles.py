@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
+from .._fts import Analyzed, SegmentReader, delta_stamps, merge
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 
@@ -228,3 +230,43 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
 
 def file_size(fts: Dir, name: str) -> int:
     return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
+
+
+def indexed_stamp(fd: int, man: Manifest, vault_id: uuid.UUID, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
+    """A session's ``(generation, inode, size, mtime_ns)`` in the index (the view's fold), from
+    *man* and the heads of the records of the delta log open on *fd* (terms not parsed): what an
+    append checks before it adds a record of its turn alone (docs/spec/fts-v1.md, "Writers")."""
+    have = man.stamps.get(sid)
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    for rec_sid, generation, stamp in delta_stamps(data, vault_id, man.delta_key):
+        if rec_sid == sid and (have is None or generation >= have[0]):
+            have = (generation, *stamp)
+    return have
+
+
+def without_erased(
+    segments: list[SegmentInfo],
+    stamps: dict[uuid.UUID, tuple[int, int, int, int]],
+    keyed: Container[uuid.UUID],
+    open_segment: Callable[[SegmentInfo], SegmentReader],
+    write_segments: Callable[[Sequence[Analyzed]], list[SegmentInfo]],
+) -> list[SegmentInfo]:
+    """*segments* less the sessions of *stamps* not *keyed* (erased by a rotation that took the
+    vault lock while ``reindex`` built them): each segment holding one is written again without
+    them, and *stamps* forgets them. The caller holds the vault lock. The segments replaced are
+    named by no manifest (their keys die with the process) and are retired with the other files
+    the new manifest does not name (docs/spec/fts-v1.md, "Reindex")."""
+    erased = frozenset(sid for sid in stamps if sid not in keyed)
+    if not erased:
+        return segments
+    out: list[SegmentInfo] = []
+    for s in segments:
+        if not erased & set(s.sessions):
+            out.append(s)
+            continue
+        with open_segment(s) as r:
+            docs = merge([r], [], drop=erased)
+        out += write_segments(docs)
+    for sid in erased:
+        del stamps[sid]
+    return out

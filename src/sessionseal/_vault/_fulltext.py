@@ -32,7 +32,6 @@ from .._fts import (
     analyze,
     append_delta,
     build_segment,
-    delta_stamps,
     doc_fields,
     merge,
     new_delta,
@@ -55,7 +54,9 @@ from ._ftsfiles import (
     Stamp,
     file_size,
     header_tomb,
+    indexed_stamp,
     is_fts_name,
+    without_erased,
 )
 from ._keys import Keys
 
@@ -247,7 +248,7 @@ class FullText:
                 return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
-                if after is not None and self._indexed_stamp(fd, man, doc.session_id) != after:
+                if after is not None and indexed_stamp(fd, man, ctx.vault_id, doc.session_id) != after:
                     return False
                 size = append_delta(fd, ctx.vault_id, man.delta_key, record)
             finally:
@@ -257,16 +258,6 @@ class FullText:
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
         return True
-
-    def _indexed_stamp(self, fd: int, man: Manifest, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
-        """The session's ``(generation, inode, size, mtime_ns)`` in the index (the view's fold),
-        from the manifest and the delta log's record heads (their terms are not parsed)."""
-        have = man.stamps.get(sid)
-        data = os.pread(fd, os.fstat(fd).st_size, 0)
-        for rec_sid, generation, stamp in delta_stamps(data, self._ctx.vault_id, man.delta_key):
-            if rec_sid == sid and (have is None or generation >= have[0]):
-                have = (generation, *stamp)
-        return have
 
     def _writable(self, fts: Dir) -> Manifest | None:
         """The manifest to write to, a new empty index if there is none; None if unusable."""
@@ -499,7 +490,14 @@ class FullText:
             if batch:
                 segments += self._write_segments(fts, batch)
             with ctx.vault_lock(), ctx.mutex:
-                segments = self._without_erased(fts, segments, stamps)
+                keyed = self._keys.keytable(fresh=True).session_keys  # erased meanwhile: dropped
+                segments = without_erased(
+                    segments,
+                    stamps,
+                    keyed,
+                    lambda s: _segment(fts, ctx.vault_id, s),
+                    lambda d: self._write_segments(fts, d),
+                )
                 man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
                 with contextlib.suppress(SessionSealError, OSError, ValueError):
                     man.generation = self._manifest(fts).generation  # numbered above the old one
@@ -509,30 +507,6 @@ class FullText:
                 self._commit(fts, man)
                 self.sweep(fts, man)
         return len(stamps)
-
-    def _without_erased(
-        self, fts: Dir, segments: list[SegmentInfo], stamps: dict[uuid.UUID, tuple[int, int, int, int]]
-    ) -> list[SegmentInfo]:
-        """*segments* less the sessions the key table no longer keys (erased by a rotation that
-        took the vault lock while they were built): each segment holding one is written again
-        without them, and *stamps* forgets them. The caller holds the vault lock. The segments
-        replaced are named by no manifest (their keys die with this process) and are retired
-        with the other files the new manifest does not name."""
-        keyed = self._keys.keytable(fresh=True).session_keys
-        erased = frozenset(sid for sid in stamps if sid not in keyed)
-        if not erased:
-            return segments
-        out: list[SegmentInfo] = []
-        for s in segments:
-            if not erased & set(s.sessions):
-                out.append(s)
-                continue
-            with _segment(fts, self._ctx.vault_id, s) as r:
-                docs = merge([r], [], drop=erased)
-            out += self._write_segments(fts, docs)
-        for sid in erased:
-            del stamps[sid]
-        return out
 
     def _ours(self, fts: Dir, name: str) -> bool:
         """Whether *name* is a segment or delta log of this vault's index (by its header)."""
