@@ -377,3 +377,19 @@ def test_a_killed_writers_temp_file_in_fts_is_swept(vault: Vault) -> None:
     assert "temp-file" in {p.code for p in vault.verify().problems}
     vault.verify(repair=True)
     assert not tmp.exists()
+
+
+def test_a_session_erased_while_reindex_reads_is_not_in_the_new_index(vault: Vault) -> None:
+    gone = vault.save(_s("t", GONE))
+    kept = vault.save(_s("t", "kept"))
+    deleted: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if done == total and not deleted:  # every session read: then another process deletes one
+            deleted.append(done)
+            vault.delete(gone)
+
+    vault.reindex(progress=progress)
+    sessions, terms = _words_readable_now(vault)
+    assert gone not in sessions and GONE not in terms and kept in sessions
+    assert _codes(vault, read_data=True) == {}

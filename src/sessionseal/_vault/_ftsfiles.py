@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,7 +22,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import Analyzed, SegmentReader, delta_stamps, merge
+from .._fts import SegmentReader, delta_stamps
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 
@@ -244,29 +243,7 @@ def indexed_stamp(fd: int, man: Manifest, vault_id: uuid.UUID, sid: uuid.UUID) -
     return have
 
 
-def without_erased(
-    segments: list[SegmentInfo],
-    stamps: dict[uuid.UUID, tuple[int, int, int, int]],
-    keyed: Container[uuid.UUID],
-    open_segment: Callable[[SegmentInfo], SegmentReader],
-    write_segments: Callable[[Sequence[Analyzed]], list[SegmentInfo]],
-) -> list[SegmentInfo]:
-    """*segments* less the sessions of *stamps* not *keyed* (erased by a rotation that took the
-    vault lock while ``reindex`` built them): each segment holding one is written again without
-    them, and *stamps* forgets them. The caller holds the vault lock. The segments replaced are
-    named by no manifest (their keys die with the process) and are retired with the other files
-    the new manifest does not name (docs/spec/fts-v1.md, "Reindex")."""
-    erased = frozenset(sid for sid in stamps if sid not in keyed)
-    if not erased:
-        return segments
-    out: list[SegmentInfo] = []
-    for s in segments:
-        if not erased & set(s.sessions):
-            out.append(s)
-            continue
-        with open_segment(s) as r:
-            docs = merge([r], [], drop=erased)
-        out += write_segments(docs)
-    for sid in erased:
-        del stamps[sid]
-    return out
+def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
+    """Open a segment through the vault's checks (regular, owner-only, single-link, no link
+    followed), as every other vault file: a planted link or FIFO is refused, never read."""
+    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)

@@ -56,7 +56,7 @@ from ._ftsfiles import (
     header_tomb,
     indexed_stamp,
     is_fts_name,
-    without_erased,
+    open_segment,
 )
 from ._keys import Keys
 
@@ -193,7 +193,7 @@ class FullText:
         readers: list[SegmentReader] = []
         try:
             for s in man.segments:
-                readers.append(_segment(fts, vid, s))
+                readers.append(open_segment(fts, vid, s))
             records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
             index = FtsIndex(readers, records)
         except BaseException:
@@ -304,7 +304,7 @@ class FullText:
         vid = self._ctx.vault_id
         records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
         at = {(r.doc.session_id, r.doc.generation) for r in records}
-        readers = [_segment(fts, vid, s) for s in man.segments]
+        readers = [open_segment(fts, vid, s) for s in man.segments]
         try:
             pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
             pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
@@ -417,7 +417,7 @@ class FullText:
                     if not erased & set(s.sessions):
                         kept.append(s)
                         continue
-                    with _segment(fts, vid, s) as r:
+                    with open_segment(fts, vid, s) as r:
                         docs = merge([r], [], drop=erased)
                     kept += self._write_segments(fts, docs)
                     retired.add(s.name)
@@ -489,16 +489,9 @@ class FullText:
                     progress(i + 1, len(names))
             if batch:
                 segments += self._write_segments(fts, batch)
+            man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
             with ctx.vault_lock(), ctx.mutex:
-                keyed = self._keys.keytable(fresh=True).session_keys  # erased meanwhile: dropped
-                segments = without_erased(
-                    segments,
-                    stamps,
-                    keyed,
-                    lambda s: _segment(fts, ctx.vault_id, s),
-                    lambda d: self._write_segments(fts, d),
-                )
-                man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
+                self._drop_erased(fts, man)  # sessions erased while they were read
                 with contextlib.suppress(SessionSealError, OSError, ValueError):
                     man.generation = self._manifest(fts).generation  # numbered above the old one
                 fts.write_atomic(man.delta_name, new_delta(ctx.vault_id, man.delta_key, man.generation + 1))
@@ -507,6 +500,26 @@ class FullText:
                 self._commit(fts, man)
                 self.sweep(fts, man)
         return len(stamps)
+
+    def _drop_erased(self, fts: Dir, man: Manifest) -> None:
+        """Under the vault lock, before a new manifest is committed: rewrite its segments without
+        the sessions the key table no longer keys (a delete while a reindex read them), and shred
+        the segments replaced (never committed: their keys are only in this process)."""
+        table = self._keys.keytable(fresh=True)
+        erased = frozenset(sid for sid in man.stamps if sid not in table.session_keys)
+        if not erased:
+            return
+        kept: list[SegmentInfo] = []
+        for seg in man.segments:
+            if not erased & set(seg.sessions):
+                kept.append(seg)
+                continue
+            with open_segment(fts, self._ctx.vault_id, seg) as r:
+                docs = merge([r], [], drop=erased)
+            kept += self._write_segments(fts, docs)
+            fts.shred(seg.name)
+        man.segments = kept
+        man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
 
     def _ours(self, fts: Dir, name: str) -> bool:
         """Whether *name* is a segment or delta log of this vault's index (by its header)."""
@@ -579,7 +592,7 @@ class FullText:
                         )
                     continue
                 seg = next(s for s in man.segments if s.name == name)
-                with _segment(fts, vid, seg) as r:  # never through a link, never another's file
+                with open_segment(fts, vid, seg) as r:  # never through a link, never another's file
                     if read_data:
                         r.verify()
             except FileNotFoundError:
@@ -672,12 +685,6 @@ def _fold_stamps(
         if have is None or r.doc.generation >= have[0]:
             out[r.doc.session_id] = (r.doc.generation, *r.stamp)
     return out
-
-
-def _segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
-    """Open a segment through the vault's checks (regular, owner-only, single-link, no link
-    followed), as every other vault file: a planted link or FIFO is refused, never read."""
-    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)
 
 
 def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
