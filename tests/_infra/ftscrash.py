@@ -215,6 +215,15 @@ def _indexed(view: Any, sid: uuid.UUID, terms: set[str]) -> Any:
     return view.index.docs[sid].lengths, out
 
 
+def index_failures(vault: Any) -> list[str]:
+    """The random-kill harness's index check (tests/_infra/crash.py): an index is there, and
+    every session it is current for has exactly its stored text's postings (the others are
+    streamed by search)."""
+    failures: list[str] = []
+    _answer(vault, {}, set(), failures, "index")
+    return failures
+
+
 def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
     """The sessions and terms that any file of fts/ gives with the keys held now: the manifest
     under the key store's master keys, each segment and delta log under every key it names."""
