@@ -245,6 +245,12 @@ class Dir:
         finally:
             os.close(fd)
 
+    def open_checked(self, name: str, *, write: bool = False) -> int:
+        """A descriptor of *name*, checked as :meth:`read` checks it (regular, owner-only,
+        single-link, no link followed), for a reader that reads it its own way (an index
+        segment). The caller closes it. :raises FileNotFoundError: no such file."""
+        return self._open_checked(name, os.O_RDWR if write else os.O_RDONLY)
+
     def _open_checked(self, name: str, flags: int) -> int:
         """Open a vault file that must be regular, owner-only and single-link.
 

@@ -351,8 +351,9 @@ def observe(vault: Any, sid: str) -> State | None:
     return State(s.title, turns, "expire" in s.tags)
 
 
-def check(vault: Any, model: Model) -> tuple[list[str], Counter[str]]:
-    """Compare the vault with the model and resolve the ambiguous sessions to what is there.
+def check(vault: Any, model: Model, *, index: bool = False) -> tuple[list[str], Counter[str]]:
+    """Compare the vault with the model and resolve the ambiguous sessions to what is there;
+    with *index*, the full-text index too (:func:`tests._infra.ftscrash.index_failures`).
 
     Returns the failures (empty: nothing lost, nothing unexpected) and the verify warnings.
     """
@@ -386,6 +387,10 @@ def check(vault: Any, model: Model) -> tuple[list[str], Counter[str]]:
             failures.append(f"session {sid} was deleted (acknowledged) but is still there")
     unknown = listed - set(model.sessions) - model.gone
     failures += [f"session {sid} appeared from nowhere" for sid in sorted(unknown)]
+    if index:
+        from tests._infra.ftscrash import index_failures
+
+        failures += index_failures(vault)
     return failures, warnings
 
 
@@ -482,7 +487,7 @@ def crash_rounds(
         if status != 0:
             figures.failures.append(f"the coverage round exited {status}")
         with open_vault(vault_path) as v:
-            failures, warnings = check(v, model)
+            failures, warnings = check(v, model, index=True)
         figures.warnings.update(warnings)
         figures.failures += [f"coverage round: {f}" for f in failures]
     figures.acked, figures.in_flight = model.acked, model.in_flight
@@ -532,7 +537,7 @@ def concurrent_run(
         model.apply_log(ack)
     model.expire_may_vanish()
     with open_vault(vault_path) as v:
-        failures, warnings = check(v, model)
+        failures, warnings = check(v, model, index=True)
     figures.failures += failures
     figures.warnings.update(warnings)
     figures.acked, figures.in_flight = model.acked, model.in_flight

@@ -541,8 +541,41 @@ def damages(built: Built) -> list[Damage]:
             continue
         back = tuple((r, (snap / r).read_bytes() if (snap / r).is_file() else None) for r in audit)
         out.append(Damage("audit-pair", "rolled-back", step, paths=audit, actions=back, snapshot=step))
+    out += _fts_damages(built, roles)
     for step in reversed(built.snapshots):
         out.append(Damage("whole-vault", "whole-vault", step, paths=("*",), snapshot=step))
+    return out
+
+
+def _fts_files(root: Path) -> tuple[str, ...]:
+    """The files of the full-text index (issue 23) under a vault or a snapshot, relative to it."""
+    fts = root / "fts"
+    return tuple(sorted(f"fts/{n}" for n in os.listdir(fts))) if fts.is_dir() else ()
+
+
+def _fts_damages(built: Built, roles: Mapping[str, str]) -> list[Damage]:
+    """fts/ deleted, or put back as it was at an earlier step as a whole (its files have random
+    names, so a file-by-file rollback names nothing), alone or with the key table and index.sst."""
+    now = _fts_files(built.pristine)
+    out = [Damage("fts-dir", "deleted", paths=now, actions=tuple((r, None) for r in now))]
+    for step, snap in reversed(built.snapshots.items()):
+        then = _fts_files(snap)
+        back: tuple[tuple[str, bytes | int | None], ...] = tuple((r, (snap / r).read_bytes()) for r in then) + tuple(
+            (r, None) for r in now if r not in then
+        )
+        paths = tuple(sorted(set(now) | set(then)))
+        out.append(Damage("fts-dir", "rolled-back", step, paths=paths, actions=back, snapshot=step))
+        both = tuple(roles[r] for r in ("keytable", "index"))
+        out.append(
+            Damage(
+                "fts-dir+keytable+index",
+                "rolled-back",
+                step,
+                paths=paths + both,
+                actions=back + tuple((r, (snap / r).read_bytes()) for r in both),
+                snapshot=step,
+            )
+        )
     return out
 
 

@@ -543,15 +543,21 @@ def best_effort(call: Call) -> str | None:
       orphan sweep of cleanup and ``verify --repair``): a file left is an undecryptable
       ``orphan`` that ``verify --repair`` or the next cleanup removes;
     * ``full-text-index``: the full-text index's update after a session write, its part of a
-      rotation, and the sweep of the files it retired (``FullText``): a verified cache whose failure leaves the
-      session behind (streamed by search), never fails the write (docs/reliability.md);
+      rotation, and the sweep of the files it retired (``FullText``), and the rewrite of a session
+      the index missed a write of (``SessionStore._catch_up``): a verified cache whose failure
+      leaves the session behind (streamed by search), never fails the write (docs/reliability.md);
     """
     if call.within("_holder_writer.<locals>.write_holder"):
         return "lock-holder"
     if call.within("IndexCache.put", "IndexCache.touch", "IndexCache.refresh"):
         return "index-cache"
     if call.within(
-        "FullText.saved", "FullText.appended", "FullText.reseal", "FullText.after_rotation", "FullText.sweep"
+        "FullText.saved",
+        "FullText.appended",
+        "FullText.reseal",
+        "FullText.after_rotation",
+        "FullText.sweep",
+        "SessionStore._catch_up",
     ):
         return "full-text-index"
     erasing = ("Erasure.erase_batch", "Erasure.delete", "Erasure.sweep_orphans", "Erasure.sweep_orphan_checkpoints")

@@ -44,6 +44,8 @@ from typing import Any
 import pytest
 
 from sessionseal import KeychainProvider, PassphraseProvider, Vault, _keystore, errors
+from sessionseal._vault import _fulltext
+from sessionseal._vault._ftsfiles import FTS_DIR
 from tests.memkeyring import MemoryKeyring
 
 IS_ROOT = os.geteuid() == 0
@@ -72,19 +74,26 @@ class Template:
     b: uuid.UUID
     a_name: str  # the file name stems of sessions a and b
     b_name: str
+    seg_name: str  # fts/: the segment holding session a, the delta log holding b's record
+    delta_name: str
 
 
 def _build(path: Path, *, passphrase: bool) -> Template:
     kr = MemoryKeyring()
     provider: Any = PassphraseProvider(PASSPHRASE, log2_n=14) if passphrase else KeychainProvider(backend=kr)
     with Vault.init(path, key_provider=provider) as v:
-        a, b = v.save(DOC_A), v.save(DOC_B)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_fulltext, "COMPACT_FRAMES", 1)  # a's record is folded into a segment at once
+            a = v.save(DOC_A)
+        b = v.save(DOC_B)  # b's record stays in the delta log
         v.checkpoint(a)
         v.set_config(CONFIG)  # config.sst, and autoclean.json (retention.auto_interval)
         v.parts.auditor.configure()
         v.parts.audit_log.max_file_bytes = 1  # the next record rotates: audit/audit-<seq>.log
         v.list()
         names = v.parts.keys.file_name(a), v.parts.keys.file_name(b)
+    fts = {p.suffix: p.name for p in (path / FTS_DIR).iterdir()}
+    assert sorted(fts) == [".delta", ".seg", ".sst"]
     assert any(p.name.startswith("audit-") for p in (path / "audit").iterdir())
     with Vault.open(path, key_provider=provider) as v:  # a new auto_interval runs once at the next open
         assert v.last_auto_cleanup is not None
@@ -95,7 +104,7 @@ def _build(path: Path, *, passphrase: bool) -> Template:
         Vault.open(path, key_provider=provider)
     path.chmod(0o700)
     assert (path / "audit" / "pending.log").exists()
-    return Template(path, None if passphrase else dict(kr.store), a, b, *names)
+    return Template(path, None if passphrase else dict(kr.store), a, b, *names, fts[".seg"], fts[".delta"])
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +190,16 @@ ENTRIES: dict[str, Entry] = {
     "checkpoints/": Entry("checkpoints", is_dir=True),
     "locks/": Entry("locks", is_dir=True),
     "audit/": Entry("audit", is_dir=True),
+    # The full-text index (issue 23): a verified cache of its own, never a reason to refuse.
+    "fts-manifest": Entry("fts/manifest.sst"),
+    "fts-segment": Entry("fts/{seg}"),
+    "fts-delta": Entry("fts/{delta}"),
+    "fts-stray.seg": Entry(f"fts/{'0' * 32}.seg", extra_from="fts/{seg}"),
+    "fts/": Entry("fts", is_dir=True),
 }
+#: The entries of the full-text index: the index is unusable (search streams) while one is
+#: hostile, and no write of a session fails for it (docs/reliability.md).
+FTS_ENTRIES = frozenset(n for n, e in ENTRIES.items() if e.rel.startswith("fts"))
 
 ALL_OPS = frozenset({
     "open+list", "load", "save-new", "save-existing", "append", "checkpoint",
@@ -224,15 +242,18 @@ REFUSED_BY: dict[str, frozenset[str]] = {
     "anchor.sst": frozenset(),
     "temp-leftover": frozenset(),
     "unknown-file": frozenset(),
+    **{n: frozenset() for n in FTS_ENTRIES},
+    # A reindex builds the full-text index in fts/: never in a directory it cannot trust.
+    "fts/": frozenset({"reindex"}),
 }
 
 FILE_KINDS = ["symlink-out", "symlink-etc", "hardlink-out", "fifo", "device", "foreign-owner", "mode-0644"]
 DIR_KINDS = ["symlink-out", "fifo", "device", "foreign-owner", "mode-0755", "mode-0777"]
 ROOT_ONLY = {"device", "foreign-owner"}
 #: /etc/hostname is a real system file: only operations that must not write anything near it.
-READ_OPS = {"open+list", "load", "audit-verify"}
+READ_OPS = {"open+list", "load", "audit-verify", "fts-view", "fts-verify"}
 #: An extra entry matters to the operations that list or sweep the directories it is in.
-EXTRA_OPS = {"open+list", "save-new", "delete", "rekey", "cleanup", "reindex"}
+EXTRA_OPS = {"open+list", "save-new", "delete", "rekey", "cleanup", "reindex", "fts-view", "fts-verify"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -351,7 +372,17 @@ OPS: dict[str, Op] = {
     "audit-verify": lambda v, t: v.verify_audit(),
     "set-config": lambda v, t: v.set_config({**CONFIG, "audit": {"rotate_bytes": 65536, "keep_files": 50}}),
     "reindex": lambda v, t: v.reindex(),
+    "fts-view": lambda v, t: _fts_answer(v),
+    "fts-verify": lambda v, t: v.verify(read_data=True),
 }
+#: Operations only the index's own entries are tried with.
+FTS_OPS = frozenset({"fts-view", "fts-verify"})
+
+
+def _fts_answer(v: Vault) -> list[uuid.UUID] | None:
+    """The sessions the full-text index answers for "words" (None: no usable index)."""
+    with v.parts.fulltext.view() as view:
+        return None if view is None else sorted(h.session_id for h in view.index.search("words"))
 
 
 @dataclass
@@ -403,7 +434,7 @@ class Planted:
         self.other_end: int | None = None  # the FIFO's or the device's: nothing may arrive there
         self.in_place = kind == "foreign-owner" or kind.startswith("mode-")
         if e.extra_from is not None and self.in_place:
-            src = case.path / e.extra_from.format(a=case.tpl.a_name, b=case.tpl.b_name)
+            src = case.path / _rel(e, case.tpl, e.extra_from)
             self.entry.write_bytes(src.read_bytes() if e.extra_from else b"not a vault file\n")
             self.entry.chmod(0o600)
         self.original_stat = os.lstat(self.entry) if self.backup is not None or self.in_place else None
@@ -533,11 +564,18 @@ def _check_data_kept(case: Case, op_name: str, outcome: Outcome) -> None:
                 assert v.checkpoints(t.a), "session a's checkpoint was lost"
 
 
+def _rel(e: Entry, tpl: Template, rel: str | None = None) -> str:
+    names = {"a": tpl.a_name, "b": tpl.b_name, "seg": tpl.seg_name, "delta": tpl.delta_name}
+    return (e.rel if rel is None else rel).format(**names)
+
+
 def _cases() -> Iterator[Any]:
     for ename, e in ENTRIES.items():
         for kind in DIR_KINDS if e.is_dir else FILE_KINDS:
             for op in OPS:
                 if (kind == "symlink-etc" and op not in READ_OPS) or (e.extra_from is not None and op not in EXTRA_OPS):
+                    continue
+                if op in FTS_OPS and ename not in FTS_ENTRIES:
                     continue
                 marks = [pytest.mark.skipif(not IS_ROOT, reason="needs root")] if kind in ROOT_ONLY else []
                 yield pytest.param(ename, kind, op, id=f"{ename}-{kind}-{op}", marks=marks)
@@ -562,7 +600,7 @@ def run_case(env: Env, ename: str, kind: str, op_name: str) -> Outcome:
     path = scratch / "vault"
     _keystore._cache.clear()  # copies share the template's vault id: no keys cached from another case
     shutil.copytree(tpl.path, path, symlinks=True)
-    entry = path / e.rel.format(a=tpl.a_name, b=tpl.b_name)
+    entry = path / _rel(e, tpl)
     case = Case(path, entry, tpl, dict(tpl.keyring) if tpl.keyring is not None else None)
     planted = Planted(case, kind, e, scratch, watch)
     try:
@@ -579,6 +617,12 @@ def run_case(env: Env, ename: str, kind: str, op_name: str) -> Outcome:
         assert case.entry.name in str(outcome.error)
     else:
         assert outcome.error is None, f"{type(outcome.error).__name__}: {outcome.error}"
+    if op_name == "fts-verify" and e.extra_from is None:
+        # Reported (the directory as 'unsafe', a file as damaged or missing), never followed.
+        assert outcome.value.problems, "verify saw nothing"
+    if op_name == "fts-view":
+        # Streamed while hostile (never a file of it followed or trusted); a stray file is ignored.
+        assert outcome.value == (sorted([tpl.a, tpl.b]) if e.extra_from is not None else None)
     if op_name == "open+list" and outcome.error is None:
         summaries, problems = outcome.value
         listed = {s.id for s in summaries}

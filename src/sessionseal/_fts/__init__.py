@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ._analyze import PackedDoc, pack
 from ._build import Inverted, SegmentBuilder
-from ._delta import append_delta, delta_frame, new_delta, read_delta, rewrite_delta
+from ._delta import append_delta, delta_frame, delta_stamps, new_delta, read_delta, rewrite_delta
 from ._fields import REPLACED, doc_fields, ops_fields, replaces_text
 from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
 from ._parallel import SEGMENT_TEXT, analyze_many, segments
@@ -59,6 +59,7 @@ __all__ = [
     "count_runs",
     "count_terms",
     "delta_frame",
+    "delta_stamps",
     "doc_fields",
     "merge",
     "new_delta",

@@ -21,7 +21,7 @@ from ..errors import IntegrityError
 from . import _format as F
 from ._format import DeltaRecord
 
-__all__ = ["append_delta", "delta_frame", "new_delta", "read_delta", "rewrite_delta"]
+__all__ = ["append_delta", "delta_frame", "delta_stamps", "new_delta", "read_delta", "rewrite_delta"]
 
 _ZERO: Final = UUID(int=0)
 #: A record must be whole before its frame is read: a frame longer than this is damage.
@@ -93,6 +93,20 @@ def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = 
     return out
 
 
+def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, int, tuple[int, int, int]]]:
+    """Each record's session id, generation and stamp, in order, a torn last frame left out
+    (every frame authenticated; the terms are not parsed): what a writer checks its session's
+    state in the index against."""
+    header, dek = _open_header(data, vault_id, key)
+    out = []
+    for index, (start, end) in enumerate(_frames(data, torn_tail_ok=True)):
+        frames, at = _container.open_frames_at(data[start:end], header, dek, 0, index)
+        if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
+            raise IntegrityError(F.INTEGRITY)
+        out.append(F.delta_stamp(_container.decode_payload(frames[0].data)))
+    return out
+
+
 def delta_frame(
     header_raw: bytes, dek: bytes, index: int, record: DeltaRecord, *, compress: bool, nonce: bytes | None = None
 ) -> bytes:
@@ -101,13 +115,14 @@ def delta_frame(
     return _container.seal_frame(dek, header_raw, index, FrameType.FTS_DELTA, payload, nonce=nonce)
 
 
-def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
-    """Append *record* to the delta log at *path* and ``fsync`` it; return the log's new size.
+def append_delta(path: Path | int, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
+    """Append *record* to the delta log at *path* (or on a descriptor open for reading and
+    writing, which stays the caller's) and ``fsync`` it; return the log's new size.
 
     The caller holds the vault lock. A torn frame a killed writer left is cut off first, so the
     new record follows the last whole one and a reader never sees it after garbage.
     """
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    fd = path if isinstance(path, int) else os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     try:
         data = _read_fd(fd)
         header, dek = _open_header(data, vault_id, key)
@@ -120,7 +135,8 @@ def append_delta(path: Path, vault_id: UUID, key: bytes, record: DeltaRecord, *,
         os.fsync(fd)
         return end + len(frame)
     finally:
-        os.close(fd)
+        if not isinstance(path, int):
+            os.close(fd)
 
 
 def rewrite_delta(

@@ -333,6 +333,16 @@ def _utf8(item: tuple[str, Posting]) -> bytes:
     return item[0].encode()
 
 
+def delta_stamp(data: bytes) -> tuple[UUID, int, tuple[int, int, int]]:
+    """A record's session id, generation and stamp, without its terms (a writer's check)."""
+    try:
+        version, sid, gen, _l0, _l1, _l2, _l3, ino, size, mtime, _n = _DELTA_HEAD.unpack_from(data, 0)
+        _check(version == FTS_VERSION)
+        return UUID(bytes=sid), gen, (ino, size, mtime)
+    except struct.error as exc:
+        raise IntegrityError(INTEGRITY) from exc
+
+
 def decode_delta(data: bytes) -> DeltaRecord:
     try:
         view = memoryview(data)

@@ -64,10 +64,12 @@ class SegmentReader:
     Every byte used is authenticated first; anything else raises :class:`IntegrityError`.
     """
 
-    def __init__(self, path: Path, vault_id: UUID, segment_id: UUID, key: bytes) -> None:
+    def __init__(self, path: Path | int, vault_id: UUID, segment_id: UUID, key: bytes) -> None:
+        """*path*: the segment file, or a descriptor open for reading, which the reader then owns
+        (the vault opens its files through its own checks: no link followed, owner-only)."""
         self.segment_id = segment_id
         self._keys = F.SubKeys.of(key)
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._fd = path if isinstance(path, int) else os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             self._size = os.fstat(self._fd).st_size
             first = os.pread(self._fd, _FIRST_READ, 0)

@@ -22,6 +22,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
+from .._fts import SegmentReader, delta_stamps
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 
@@ -228,3 +229,21 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
 
 def file_size(fts: Dir, name: str) -> int:
     return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
+
+
+def indexed_stamp(fd: int, man: Manifest, vault_id: uuid.UUID, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
+    """A session's ``(generation, inode, size, mtime_ns)`` in the index (the view's fold), from
+    *man* and the heads of the records of the delta log open on *fd* (terms not parsed): what an
+    append checks before it adds a record of its turn alone (docs/spec/fts-v1.md, "Writers")."""
+    have = man.stamps.get(sid)
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    for rec_sid, generation, stamp in delta_stamps(data, vault_id, man.delta_key):
+        if rec_sid == sid and (have is None or generation >= have[0]):
+            have = (generation, *stamp)
+    return have
+
+
+def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
+    """Open a segment through the vault's checks (regular, owner-only, single-link, no link
+    followed), as every other vault file: a planted link or FIFO is refused, never read."""
+    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)

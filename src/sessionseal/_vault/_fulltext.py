@@ -54,7 +54,9 @@ from ._ftsfiles import (
     Stamp,
     file_size,
     header_tomb,
+    indexed_stamp,
     is_fts_name,
+    open_segment,
 )
 from ._keys import Keys
 
@@ -191,7 +193,7 @@ class FullText:
         readers: list[SegmentReader] = []
         try:
             for s in man.segments:
-                readers.append(SegmentReader(fts.path / s.name, vid, s.id, s.key))
+                readers.append(open_segment(fts, vid, s))
             records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
             index = FtsIndex(readers, records)
         except BaseException:
@@ -218,17 +220,24 @@ class FullText:
             return
 
     def appended(
-        self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp
-    ) -> None:
-        """Index what an append added (its sanitized *ops* only: O(turn)) at *version*; best effort."""
-        if not self.enabled:
-            return
-        try:
-            self._record(Doc(sid, index_generation(*version), ops_fields(ops)), stamp)
-        except Exception:  # a cache: the write it follows succeeded
-            return
+        self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: Stamp
+    ) -> bool:
+        """Index what an append added (its sanitized *ops* only: O(turn)) at *version*; best effort.
 
-    def _record(self, doc: Doc, stamp: Stamp) -> None:
+        Only if the index holds the session as it was *before* the append (its file's stamp
+        then, at this version): a record of the turn alone on top of an index that missed an
+        earlier write (a writer killed between the session file and the index, a torn frame,
+        a failure) would make the session look current while the missed words are absent.
+        Returns False then, and the caller rewrites the session, which indexes it whole."""
+        if not self.enabled:
+            return True
+        generation = index_generation(*version)
+        try:
+            return self._record(Doc(sid, generation, ops_fields(ops)), stamp, after=(generation, *before))
+        except Exception:  # a cache: the write it follows succeeded
+            return True
+
+    def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
         a = analyze(doc)  # outside the vault lock: the CPU work of a write
         record = DeltaRecord(a.entry, stamp, a.terms)
         ctx = self._ctx
@@ -236,12 +245,19 @@ class FullText:
             assert fts is not None
             man = self._writable(fts)
             if man is None:
-                return  # damaged or another format: search streams until 'reindex'
-            size = append_delta(fts.path / man.delta_name, ctx.vault_id, man.delta_key, record)
+                return True  # damaged or another format: search streams until 'reindex'
+            fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
+            try:
+                if after is not None and indexed_stamp(fd, man, ctx.vault_id, doc.session_id) != after:
+                    return False
+                size = append_delta(fd, ctx.vault_id, man.delta_key, record)
+            finally:
+                os.close(fd)
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
+        return True
 
     def _writable(self, fts: Dir) -> Manifest | None:
         """The manifest to write to, a new empty index if there is none; None if unusable."""
@@ -288,7 +304,7 @@ class FullText:
         vid = self._ctx.vault_id
         records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
         at = {(r.doc.session_id, r.doc.generation) for r in records}
-        readers = [SegmentReader(fts.path / s.name, vid, s.id, s.key) for s in man.segments]
+        readers = [open_segment(fts, vid, s) for s in man.segments]
         try:
             pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
             pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
@@ -401,7 +417,7 @@ class FullText:
                     if not erased & set(s.sessions):
                         kept.append(s)
                         continue
-                    with SegmentReader(fts.path / s.name, vid, s.id, s.key) as r:
+                    with open_segment(fts, vid, s) as r:
                         docs = merge([r], [], drop=erased)
                     kept += self._write_segments(fts, docs)
                     retired.add(s.name)
@@ -498,7 +514,7 @@ class FullText:
             if not erased & set(seg.sessions):
                 kept.append(seg)
                 continue
-            with SegmentReader(fts.path / seg.name, self._ctx.vault_id, seg.id, seg.key) as r:
+            with open_segment(fts, self._ctx.vault_id, seg) as r:
                 docs = merge([r], [], drop=erased)
             kept += self._write_segments(fts, docs)
             fts.shred(seg.name)
@@ -526,7 +542,12 @@ class FullText:
         Sessions the index is behind on are not reported: search streams them, as designed."""
         out: list[Finding] = []
         rebuild = "; 'sessionseal reindex' rebuilds it (search streams until then)"
-        with self._fts(create=False) as fts:
+        try:
+            with self._fts(create=False):
+                safe = True
+        except SessionSealError:
+            safe = False  # a link, FIFO, foreign or loose fts/: verify's tree reports it ('unsafe')
+        with self._fts(create=False) if safe else contextlib.nullcontext(None) as fts:
             if fts is None:
                 return out
             try:
@@ -571,7 +592,7 @@ class FullText:
                         )
                     continue
                 seg = next(s for s in man.segments if s.name == name)
-                with SegmentReader(fts.path / name, vid, seg.id, seg.key) as r:
+                with open_segment(fts, vid, seg) as r:  # never through a link, never another's file
                     if read_data:
                         r.verify()
             except FileNotFoundError:

@@ -21,7 +21,7 @@ from .. import _container, _events, _fts
 from .._container import FrameType, Kind
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
-from ..errors import IntegrityError, InvalidInput
+from ..errors import IntegrityError, InvalidInput, SessionSealError
 from . import _edits
 from ._common import (
     INTEGRITY,
@@ -417,12 +417,13 @@ class SessionStore:
         """
         fname, sessions = name + SUFFIX, self._ctx.sessions
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
-        if tail is None:
-            try:
+        try:
+            if tail is None:
                 with sessions.reader(fname) as (read_at, size):
                     tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-            except FileNotFoundError:
-                raise no_session(sid) from None
+            before = stamp_of(os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False))  # the index's check
+        except FileNotFoundError:
+            raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
         stamp: dict[str, Any] = {}
         with stored_shape():
@@ -468,8 +469,8 @@ class SessionStore:
             generation = (tail.header.generation, revision)
             if retitled:  # the whole text anew, at the new revision: the old title's words go
                 self._fulltext.saved(sid, generation, lambda: self.document(self.open(sid)), stamp_of(st))
-            else:
-                self._fulltext.appended(sid, generation, ops, stamp_of(st))
+            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), before):
+                self._catch_up(name, sid)
         return len(payload)
 
     def _not_behind(self, sid: uuid.UUID, generation: int, end: int) -> None:
@@ -484,6 +485,14 @@ class SessionStore:
                 f"session {sid} is older or shorter than the vault recorded (restored from a backup, or cut): "
                 "nothing was appended; run 'sessionseal verify'"
             )
+
+    def _catch_up(self, name: str, sid: uuid.UUID) -> None:
+        """The full-text index missed an earlier write of the session (a writer killed between
+        the file and the index, a failed update, a vault restored from a copy): rewrite it as a
+        new version, which the index takes whole. An atomic rewrite, best effort like the index:
+        the append it follows stands either way (docs/reliability.md)."""
+        with contextlib.suppress(SessionSealError, OSError):
+            self.compact(name, sid)
 
     def compact(self, name: str, sid: uuid.UUID) -> None:
         """Rewrite a session as one version (META, BODY) with its appends applied: a new
