@@ -33,6 +33,7 @@ from ._format import (
     USER,
     DeltaRecord,
     DocEntry,
+    LazyDeltaRecord,
     Posting,
     encode_delta_columns,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "FtsIndex",
     "Hit",
     "Inverted",
+    "LazyDeltaRecord",
     "PackedDoc",
     "Posting",
     "Query",

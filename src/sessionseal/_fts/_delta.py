@@ -8,12 +8,10 @@ compacts the log into a segment (:func:`~sessionseal._fts._segment.merge`) when 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal, overload
 from uuid import UUID
 
 from .. import _container, _crypto
@@ -21,7 +19,7 @@ from .._container import FrameType, Kind
 from .._fswrite import write_all
 from ..errors import IntegrityError
 from . import _format as F
-from ._format import DeltaRecord
+from ._format import DeltaRecord, LazyDeltaRecord
 
 __all__ = ["append_delta", "delta_frame", "new_delta", "read_delta", "read_delta_current", "rewrite_delta"]
 
@@ -85,11 +83,21 @@ def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = 
 
     :raises IntegrityError: wrong key, wrong vault, any modified byte.
     """
-    with _collector_paused():
+    with F.collector_paused():
         return [F.decode_delta(p) for p in _payloads(data, vault_id, key, torn_tail_ok=torn_tail_ok)]
 
 
-def read_delta_current(data: bytes, vault_id: UUID, key: bytes) -> tuple[list[DeltaRecord], set[tuple[UUID, int]]]:
+@overload
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: Literal[False] = False
+) -> tuple[list[DeltaRecord], set[tuple[UUID, int]]]: ...
+@overload
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: Literal[True]
+) -> tuple[list[LazyDeltaRecord], set[tuple[UUID, int]]]: ...
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: bool = False
+) -> tuple[list[DeltaRecord], set[tuple[UUID, int]]] | tuple[list[LazyDeltaRecord], set[tuple[UUID, int]]]:
     """What a query and a compaction need of a delta log (a torn last frame ignored): its
     records, in order, less those a record of the same session at a higher generation in the
     same log replaces, and ``(session, generation)`` of every record.
@@ -97,15 +105,19 @@ def read_delta_current(data: bytes, vault_id: UUID, key: bytes) -> tuple[list[De
     Every frame is authenticated, but a replaced record's terms are not parsed: the generation
     rule ignores them, and the saves of a big session fill a log with such records (a 10 MB
     session's has 200,000 terms). ``verify`` parses every record (:func:`read_delta`).
+    With *lazy* (a query), the records kept are :class:`~._format.LazyDeltaRecord` s: their
+    terms are parsed at the first lookup that may find one.
     """
     payloads = list(_payloads(data, vault_id, key, torn_tail_ok=True))
     heads = [F.delta_head(p) for p in payloads]
     top: dict[UUID, int] = {}
     for sid, gen in heads:
         top[sid] = max(gen, top.get(sid, gen))
-    with _collector_paused():
-        records = [F.decode_delta(p) for p, (sid, gen) in zip(payloads, heads, strict=True) if gen == top[sid]]
-    return records, set(heads)
+    kept = [p for p, (sid, gen) in zip(payloads, heads, strict=True) if gen == top[sid]]
+    if lazy:
+        return [LazyDeltaRecord(p) for p in kept], set(heads)
+    with F.collector_paused():
+        return [F.decode_delta(p) for p in kept], set(heads)
 
 
 def _payloads(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool) -> Iterator[bytes]:
@@ -116,20 +128,6 @@ def _payloads(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool) ->
         if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
             raise IntegrityError(F.INTEGRITY)
         yield _container.decode_payload(frames[0].data)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while records are parsed: a big record makes 200,000
-    postings and no cycle, and the collections they set off cost more than the parse (as in
-    ``_vault/_store.py``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def delta_frame(

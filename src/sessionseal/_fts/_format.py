@@ -7,10 +7,12 @@ frame authenticated; a payload that still does not parse is reported as the same
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
 from typing import Final, NamedTuple
@@ -105,6 +107,20 @@ def unpack_ints(data: bytes | memoryview, n: int, size: int) -> list[int]:
     if _SWAP and size > 1:
         a.byteswap()
     return a.tolist()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while records are parsed or a query gathers postings: a
+    big record makes 200,000 postings and no cycle, and the collections they set off cost more
+    than the parse (20-25% of a cold query over a 1 MB delta log; as in ``_vault/_store.py``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Posting(NamedTuple):
@@ -307,6 +323,13 @@ class DeltaRecord:
     stamp: tuple[int, int, int]
     terms: dict[str, Posting]
 
+    def posting(self, term: str) -> Posting | None:
+        return self.terms.get(term)
+
+    def may_hold(self, text: str) -> bool:
+        """Whether a term may hold *text* (always: every term is parsed; as :class:`LazyDeltaRecord`)."""
+        return True
+
 
 def encode_delta(rec: DeltaRecord) -> bytes:
     return encode_delta_columns(rec.doc, rec.stamp, [t.encode() for t in rec.terms], *_columns(rec.terms))
@@ -365,8 +388,7 @@ def decode_delta(data: bytes) -> DeltaRecord:
         at, end = _DELTA_HEAD.size, len(data)
         _check(n * 7 <= end - at)  # before the allocation: an entry is at least 7 bytes
         lens = bytearray(n)
-        for i in range(n):
-            _check(at < end)
+        for i in range(n):  # past the end: IndexError, an integrity failure below
             lens[i] = k = data[at]
             at += k + 6
         _check(at == end and (n == 0 or (min(lens) > 0 and max(lens) <= 64)))
@@ -380,3 +402,40 @@ def decode_delta(data: bytes) -> DeltaRecord:
         return DeltaRecord(DocEntry(UUID(bytes=sid), gen, (l0, l1, l2, l3)), (ino, size, mtime), terms)
     except (struct.error, UnicodeDecodeError, IndexError, TypeError) as exc:
         raise IntegrityError(INTEGRITY) from exc
+
+
+class LazyDeltaRecord:
+    """A delta record for a query: its head parsed, its terms at the first lookup that may find
+    one. A term is its UTF-8 bytes in the payload, so a lookup whose bytes the payload lacks
+    (most of them: a query looks up a few words in thousands of one-turn records) costs one
+    C-speed substring test, not a parse (docs/design.md, "The cost of the index").
+
+    The terms parse as :func:`decode_delta` parses them: an authentic payload that does not
+    parse raises :class:`IntegrityError` at that lookup (a bug or a forgery: never an answer).
+    """
+
+    __slots__ = ("_payload", "_terms", "doc", "stamp")
+
+    def __init__(self, payload: bytes) -> None:
+        try:
+            version, sid, gen, l0, l1, l2, l3, ino, size, mtime, _n = _DELTA_HEAD.unpack_from(payload, 0)
+        except struct.error as exc:
+            raise IntegrityError(INTEGRITY) from exc
+        _check(version == FTS_VERSION)
+        self.doc = DocEntry(UUID(bytes=sid), gen, (l0, l1, l2, l3))
+        self.stamp: tuple[int, int, int] = (ino, size, mtime)
+        self._payload = payload
+        self._terms: dict[str, Posting] | None = None
+
+    @property
+    def terms(self) -> dict[str, Posting]:
+        if self._terms is None:
+            self._terms = decode_delta(self._payload).terms
+        return self._terms
+
+    def posting(self, term: str) -> Posting | None:
+        return self.terms.get(term) if self.may_hold(term) else None
+
+    def may_hold(self, text: str) -> bool:
+        """False only if no term of the record holds *text* (a term or a prefix of one)."""
+        return self._terms is not None or text.encode() in self._payload

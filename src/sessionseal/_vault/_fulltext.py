@@ -28,6 +28,7 @@ from .._fts import (
     DeltaRecord,
     Doc,
     FtsIndex,
+    LazyDeltaRecord,
     SegmentReader,
     analyze,
     append_delta,
@@ -195,7 +196,8 @@ class FullText:
         try:
             for s in man.segments:
                 readers.append(SegmentReader(fts.path / s.name, vid, s.id, s.key))
-            records, _heads = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
+            data = fts.read(man.delta_name, max_size=_MAX_DELTA)
+            records, _heads = read_delta_current(data, vid, man.delta_key, lazy=True)
             index = FtsIndex(readers, records)
         except BaseException:
             for r in readers:
@@ -660,7 +662,7 @@ def _stamp_now(ctx: VaultContext, fname: str) -> Stamp | None:
 
 
 def _fold_stamps(
-    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord]
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord | LazyDeltaRecord]
 ) -> dict[uuid.UUID, tuple[int, int, int, int]]:
     """Per session, ``(generation, inode, size, mtime_ns)`` of the last write the index holds:
     the segments' (the manifest's), then each delta record in order at or above it."""
