@@ -23,9 +23,28 @@ from __future__ import annotations
 
 from ._analyze import PackedDoc, pack
 from ._build import Inverted, SegmentBuilder
-from ._delta import append_delta, delta_frame, delta_stamps, new_delta, read_delta, rewrite_delta
+from ._delta import (
+    append_delta,
+    delta_frame,
+    delta_stamps,
+    new_delta,
+    read_delta,
+    read_delta_current,
+    rewrite_delta,
+)
 from ._fields import REPLACED, doc_fields, ops_fields, replaces_text
-from ._format import ALL_FIELDS, ASSISTANT, TITLE, TOOL, USER, DeltaRecord, DocEntry, Posting
+from ._format import (
+    ALL_FIELDS,
+    ASSISTANT,
+    TITLE,
+    TOOL,
+    USER,
+    DeltaRecord,
+    DocEntry,
+    LazyDeltaRecord,
+    Posting,
+    encode_delta_columns,
+)
 from ._parallel import SEGMENT_TEXT, analyze_many, segments
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
@@ -47,6 +66,7 @@ __all__ = [
     "FtsIndex",
     "Hit",
     "Inverted",
+    "LazyDeltaRecord",
     "PackedDoc",
     "Posting",
     "Query",
@@ -61,12 +81,14 @@ __all__ = [
     "delta_frame",
     "delta_stamps",
     "doc_fields",
+    "encode_delta_columns",
     "merge",
     "new_delta",
     "ops_fields",
     "pack",
     "parse",
     "read_delta",
+    "read_delta_current",
     "replaces_text",
     "rewrite_delta",
     "segments",

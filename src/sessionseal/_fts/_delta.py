@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal, overload
 from uuid import UUID
 
 from .. import _container, _crypto
@@ -19,9 +19,17 @@ from .._container import FrameType, Kind
 from .._fswrite import write_all
 from ..errors import IntegrityError
 from . import _format as F
-from ._format import DeltaRecord
+from ._format import DeltaRecord, LazyDeltaRecord
 
-__all__ = ["append_delta", "delta_frame", "delta_stamps", "new_delta", "read_delta", "rewrite_delta"]
+__all__ = [
+    "append_delta",
+    "delta_frame",
+    "delta_stamps",
+    "new_delta",
+    "read_delta",
+    "read_delta_current",
+    "rewrite_delta",
+]
 
 _ZERO: Final = UUID(int=0)
 #: A record must be whole before its frame is read: a frame longer than this is damage.
@@ -83,14 +91,51 @@ def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = 
 
     :raises IntegrityError: wrong key, wrong vault, any modified byte.
     """
+    with F.collector_paused():
+        return [F.decode_delta(p) for p in _payloads(data, vault_id, key, torn_tail_ok=torn_tail_ok)]
+
+
+@overload
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: Literal[False] = False
+) -> tuple[list[DeltaRecord], set[tuple[UUID, int]]]: ...
+@overload
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: Literal[True]
+) -> tuple[list[LazyDeltaRecord], set[tuple[UUID, int]]]: ...
+def read_delta_current(
+    data: bytes, vault_id: UUID, key: bytes, *, lazy: bool = False
+) -> tuple[list[DeltaRecord], set[tuple[UUID, int]]] | tuple[list[LazyDeltaRecord], set[tuple[UUID, int]]]:
+    """What a query and a compaction need of a delta log (a torn last frame ignored): its
+    records, in order, less those a record of the same session at a higher generation in the
+    same log replaces, and ``(session, generation)`` of every record.
+
+    Every frame is authenticated, but a replaced record's terms are not parsed: the generation
+    rule ignores them, and the saves of a big session fill a log with such records (a 10 MB
+    session's has 200,000 terms). ``verify`` parses every record (:func:`read_delta`).
+    With *lazy* (a query), the records kept are :class:`~._format.LazyDeltaRecord` s: their
+    terms are parsed at the first lookup that may find one.
+    """
+    payloads = list(_payloads(data, vault_id, key, torn_tail_ok=True))
+    heads = [F.delta_head(p) for p in payloads]
+    top: dict[UUID, int] = {}
+    for sid, gen in heads:
+        top[sid] = max(gen, top.get(sid, gen))
+    kept = [p for p, (sid, gen) in zip(payloads, heads, strict=True) if gen == top[sid]]
+    if lazy:
+        return [LazyDeltaRecord(p) for p in kept], set(heads)
+    with F.collector_paused():
+        return [F.decode_delta(p) for p in kept], set(heads)
+
+
+def _payloads(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool) -> Iterator[bytes]:
+    """Each whole frame's FTS_DELTA payload, authenticated and decompressed, in order."""
     header, dek = _open_header(data, vault_id, key)
-    out = []
     for index, (start, end) in enumerate(_frames(data, torn_tail_ok=torn_tail_ok)):
         frames, at = _container.open_frames_at(data[start:end], header, dek, 0, index)
         if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
             raise IntegrityError(F.INTEGRITY)
-        out.append(F.decode_delta(_container.decode_payload(frames[0].data)))
-    return out
+        yield _container.decode_payload(frames[0].data)
 
 
 def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, int, tuple[int, int, int]]]:
@@ -108,16 +153,27 @@ def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, in
 
 
 def delta_frame(
-    header_raw: bytes, dek: bytes, index: int, record: DeltaRecord, *, compress: bool, nonce: bytes | None = None
+    header_raw: bytes,
+    dek: bytes,
+    index: int,
+    record: DeltaRecord | bytes,
+    *,
+    compress: bool,
+    nonce: bytes | None = None,
 ) -> bytes:
-    """One sealed FTS_DELTA frame: record *index* of the log whose header is *header_raw*."""
-    payload = _container.encode_payload(F.encode_delta(record), compress=compress)
+    """One sealed FTS_DELTA frame: record *index* of the log whose header is *header_raw*
+    (*record* may be given encoded already: :func:`~._format.encode_delta_columns`)."""
+    raw = record if isinstance(record, bytes) else F.encode_delta(record)
+    payload = _container.encode_payload(raw, compress=compress)
     return _container.seal_frame(dek, header_raw, index, FrameType.FTS_DELTA, payload, nonce=nonce)
 
 
-def append_delta(path: Path | int, vault_id: UUID, key: bytes, record: DeltaRecord, *, compress: bool = True) -> int:
-    """Append *record* to the delta log at *path* (or on a descriptor open for reading and
-    writing, which stays the caller's) and ``fsync`` it; return the log's new size.
+def append_delta(
+    path: Path | int, vault_id: UUID, key: bytes, record: DeltaRecord | bytes, *, compress: bool = True
+) -> int:
+    """Append *record* (a record, or one encoded already: :func:`~._format.encode_delta_columns`)
+    to the delta log at *path* (or on a descriptor open for reading and writing, which stays the
+    caller's) and ``fsync`` it; return the log's new size.
 
     The caller holds the vault lock. A torn frame a killed writer left is cut off first, so the
     new record follows the last whole one and a reader never sees it after garbage.

@@ -29,7 +29,7 @@ from uuid import UUID
 
 from ..errors import InvalidInput
 from . import _format as F
-from ._format import DeltaRecord, DocEntry, Posting
+from ._format import DeltaRecord, DocEntry, LazyDeltaRecord, Posting
 from ._segment import Analyzed, SegmentReader
 from ._tokens import is_wordlike, words
 
@@ -203,7 +203,9 @@ Postings = dict[UUID, Posting]
 class FtsIndex:
     """Segments and delta records seen as one index of the sessions' current generations."""
 
-    def __init__(self, segments: Sequence[SegmentReader], records: Iterable[DeltaRecord] = ()) -> None:
+    def __init__(
+        self, segments: Sequence[SegmentReader], records: Iterable[DeltaRecord | LazyDeltaRecord] = ()
+    ) -> None:
         self.segments = list(segments)
         self.docs: dict[UUID, DocEntry] = {}
         for seg in self.segments:
@@ -265,7 +267,7 @@ class FtsIndex:
                 if self.docs[d.session_id].generation == d.generation:
                     _add(out, d.session_id, p)
         for rec in self._records:
-            q = rec.terms.get(term)
+            q = rec.posting(term)
             if q is not None:
                 _add(out, rec.doc.session_id, q)
         if self._replaced:
@@ -278,7 +280,9 @@ class FtsIndex:
         for seg in self.segments:
             rows = sorted(seg.expand(prefix), key=lambda r: (-r[1], r[0]))
             found.update(t for t, _df in rows[:MAX_EXPANSION])
-        found.update(t for rec in self._records for t in rec.terms if t.startswith(prefix) and is_wordlike(t))
+        for rec in self._records:
+            if rec.may_hold(prefix):
+                found.update(t for t in rec.terms if t.startswith(prefix) and is_wordlike(t))
         found.update(t for t in self._fresh if t.startswith(prefix) and is_wordlike(t))
         return sorted(found)
 
@@ -295,7 +299,8 @@ class FtsIndex:
     def search(self, query: Query | str, limit: int | None = None) -> list[Hit]:
         """Sessions matching *query*, best first (BM25; ties by session id)."""
         q = parse(query) if isinstance(query, str) else query
-        leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
+        with F.collector_paused():  # the delta records' terms are parsed here, at first lookup
+            leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
         matched = _evaluate(q.root, leaves, set(self.docs))
         return self._rank(q.root, leaves, matched, limit)
 

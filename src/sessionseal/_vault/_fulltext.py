@@ -28,15 +28,19 @@ from .._fts import (
     DeltaRecord,
     Doc,
     FtsIndex,
+    LazyDeltaRecord,
     SegmentReader,
     analyze,
     append_delta,
     build_segment,
     doc_fields,
+    encode_delta_columns,
     merge,
     new_delta,
     ops_fields,
+    pack,
     read_delta,
+    read_delta_current,
     rewrite_delta,
 )
 from .._index import stamp_of
@@ -194,7 +198,8 @@ class FullText:
         try:
             for s in man.segments:
                 readers.append(open_segment(fts, vid, s))
-            records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
+            data = fts.read(man.delta_name, max_size=_MAX_DELTA)
+            records, _heads = read_delta_current(data, vid, man.delta_key, lazy=True)
             index = FtsIndex(readers, records)
         except BaseException:
             for r in readers:
@@ -238,8 +243,10 @@ class FullText:
             return True
 
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
-        a = analyze(doc)  # outside the vault lock: the CPU work of a write
-        record = DeltaRecord(a.entry, stamp, a.terms)
+        # Outside the vault lock: the CPU work of a write. The packed columns are encoded as they
+        # are (no dict of postings: a 10 MB session has 200,000 terms).
+        p = pack(doc)
+        record = encode_delta_columns(p.entry, stamp, p.term_list(), p.tfs, p.masks)
         ctx = self._ctx
         with ctx.vault_lock(), ctx.mutex, self._fts(create=True) as fts:
             assert fts is not None
@@ -302,8 +309,9 @@ class FullText:
         of :data:`TIER_FANOUT` segments merges into the next."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
-        records = read_delta(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key, torn_tail_ok=True)
-        at = {(r.doc.session_id, r.doc.generation) for r in records}
+        # The records a later save replaced are authenticated, not parsed (their (session,
+        # generation) still pulls the segments holding them, as before).
+        records, at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
         readers = [open_segment(fts, vid, s) for s in man.segments]
         try:
             pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
@@ -675,7 +683,7 @@ def _stamp_now(ctx: VaultContext, fname: str) -> Stamp | None:
 
 
 def _fold_stamps(
-    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord]
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord | LazyDeltaRecord]
 ) -> dict[uuid.UUID, tuple[int, int, int, int]]:
     """Per session, ``(generation, inode, size, mtime_ns)`` of the last write the index holds:
     the segments' (the manifest's), then each delta record in order at or above it."""
