@@ -160,16 +160,23 @@ class SegmentReader:
         return [(t, df) for t, df in rows if t.startswith(prefix)]
 
     def verify(self) -> None:
-        """Authenticate and parse every frame (``verify --read-data``).
+        """Authenticate every frame and parse its layout (``verify --read-data``).
+
+        Each frame is opened under the segment's DEK (AES-GCM: a modified, missing, moved or
+        trailing byte fails) and each bucket's term directory and each prefix bucket parsed.
+        The postings are not decoded term by term, nor each term's bucket recomputed (an HMAC
+        per term): an authentic frame holds what the writer wrote, so that would find only a
+        writer's bug, at ten times the cost of reading the sessions (5.6 million HMACs on a
+        1 GB vault); a merge (:meth:`read_all`) still checks both.
 
         :raises IntegrityError: any modified, missing, or trailing byte.
         """
         nb = len(self.head.buckets)
-        self.read_all()
+        for i in range(nb):
+            self._bucket(i)
+            self._dirs.clear()
         for j, (off, size) in enumerate(self.head.prefixes):
-            for term, _df in F.decode_prefix(self._read(off, size, 1 + nb + j, FrameType.FTS_PREFIX)):
-                if F.slot(self._keys.terms, 1, term[: F.PREFIX_CHARS], len(self.head.prefixes)) != j:
-                    raise _integrity()
+            F.decode_prefix(self._read(off, size, 1 + nb + j, FrameType.FTS_PREFIX))
 
     def read_all(self) -> list[Analyzed]:
         """Every session's postings (for a merge or a rewrite without some sessions)."""
