@@ -224,9 +224,10 @@ def index_failures(vault: Any) -> list[str]:
     return failures
 
 
-def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
-    """The sessions and terms that any file of fts/ gives with the keys held now: the manifest
-    under the key store's master keys, each segment and delta log under every key it names."""
+def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str], set[tuple[int, int, int]]]:
+    """The sessions, terms and file stamps that fts/ gives with the keys held now: the manifest
+    under the key store's master keys (the sessions and stamps it lists), then every file of
+    fts/ under every segment and delta key it names."""
     from sessionseal import errors
     from sessionseal._fs import Dir
     from sessionseal._fts import SegmentReader, read_delta
@@ -235,16 +236,19 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
     master = vault.parts.keys.fresh_master()
     sessions: set[uuid.UUID] = set()
     terms: set[str] = set()
+    stamps: set[tuple[int, int, int]] = set()
     fts = _fts_dir(vault)
     if not fts.is_dir():
-        return sessions, terms
+        return sessions, terms, stamps
     d = Dir(fts)
     try:
         man = Manifest.load(d, vault.vault_id, master)
     except (errors.IntegrityError, FileNotFoundError):
-        return sessions, terms  # no manifest the keys held open: no key to any other file
+        return sessions, terms, stamps  # no manifest the keys held open: no key to any other file
     finally:
         d.close()
+    sessions |= set(man.stamps) | {sid for s in man.segments for sid in s.sessions}
+    stamps |= {(st[1], st[2], st[3]) for st in man.stamps.values()}
     keys = [s.key for s in man.segments] + [man.delta_key]
     for p in sorted(fts.iterdir()):
         for key in keys:
@@ -258,9 +262,10 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str]]:
                     for rec in read_delta(p.read_bytes(), vault.vault_id, key, torn_tail_ok=True):
                         sessions.add(rec.doc.session_id)
                         terms |= set(rec.terms)
+                        stamps.add(tuple(rec.stamp))  # type: ignore[arg-type]
             except (errors.IntegrityError, ValueError):
                 continue
-    return sessions, terms
+    return sessions, terms, stamps
 
 
 def _answer(
@@ -327,7 +332,7 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
             failures.append("an erased session is still in the index")
         if v.parts.keys.fresh_master().keys.keys() != {v.parts.keys.keytable(fresh=True).kek_epoch}:
             failures.append("the rotation was not finished by the next open")
-        sessions, terms = readable_now(v)
+        sessions, terms, _stamps = readable_now(v)
         if gone & sessions or (gone and set(spec["erased_words"]) & terms):
             failures.append("an erased session's words are in an fts file the keys held now open")
         result = v.verify(read_data=True)
@@ -376,7 +381,7 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
             v.reindex()
             left = _answer(v, now, maybe, failures, "reindexed")
             failures += [f"session {sid} is stale after reindex" for sid in sorted(left)]
-            sessions, terms = readable_now(v)
+            sessions, terms, _stamps = readable_now(v)
             if gone & sessions or (gone and set(spec["erased_words"]) & terms):
                 failures.append("an erased session's words are in an fts file after reindex")
     return {

@@ -29,37 +29,6 @@ def _open(path: Path) -> Vault:
     return Vault.open(path, passphrase=ftscrash.PASSPHRASE, auto_cleanup=False)
 
 
-def _everything_readable(fts: Path, vault: Vault) -> tuple[set[uuid.UUID], set[str], set[tuple[int, int, int]]]:
-    """Sessions, terms and stamps that any file in *fts* gives with every key held now."""
-    master = vault.parts.keys.fresh_master()
-    d = Dir(fts)
-    try:
-        man = Manifest.load(d, vault.vault_id, master)
-    finally:
-        d.close()
-    sessions, terms = set(man.stamps), set()
-    stamps = {tuple(st[1:]) for st in man.stamps.values()}
-    for s in man.segments:
-        sessions |= set(s.sessions)
-    keys = [s.key for s in man.segments] + [man.delta_key]
-    for p in sorted(fts.iterdir()):
-        for key in keys:
-            try:
-                if p.suffix == ".seg":
-                    with SegmentReader(p, vault.vault_id, uuid.UUID(hex=p.stem), key) as r:
-                        for a in r.read_all():
-                            sessions.add(a.entry.session_id)
-                            terms |= set(a.terms)
-                elif p.suffix == ".delta":
-                    for rec in read_delta(p.read_bytes(), vault.vault_id, key, torn_tail_ok=True):
-                        sessions.add(rec.doc.session_id)
-                        terms |= set(rec.terms)
-                        stamps.add(rec.stamp)
-            except errors.IntegrityError:
-                continue
-    return sessions, terms, stamps  # type: ignore[return-value]
-
-
 def _opens(p: Path, vault: Vault, key: bytes) -> None:
     if p.suffix == ".seg":
         SegmentReader(p, vault.vault_id, uuid.UUID(hex=p.stem), key).close()
@@ -95,7 +64,7 @@ def test_nothing_the_keys_held_open_gives_the_erased_session(
     with _open(path) as v:
         st = os.stat(path / "sessions" / (v.parts.keys.file_name(victim) + ".sst"))
         victim_stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        sessions, terms, stamps = _everything_readable(path / FTS_DIR, v)
+        sessions, terms, stamps = ftscrash.readable_now(v)
         assert victim in sessions and set(WORDS) <= terms and victim_stamp in stamps  # the probe sees it
     shutil.copytree(path / FTS_DIR, old)  # a backup of fts/ taken before the erase
 
@@ -108,7 +77,7 @@ def test_nothing_the_keys_held_open_gives_the_erased_session(
             v.rekey()
     with _open(path) as v:
         assert len(v.parts.keys.fresh_master().keys) == 1  # the old epoch left the key store
-        sessions, terms, stamps = _everything_readable(path / FTS_DIR, v)
+        sessions, terms, stamps = ftscrash.readable_now(v)
         assert victim not in sessions
         assert not set(WORDS) & terms and "victim" not in terms  # its title's word too
         assert victim_stamp not in stamps

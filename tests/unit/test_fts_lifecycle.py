@@ -13,10 +13,11 @@ import pytest
 
 from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._fs import TMP_PREFIX, Dir
-from sessionseal._fts import Doc, SegmentReader, analyze, doc_fields, read_delta
+from sessionseal._fts import Doc, analyze, doc_fields
 from sessionseal._index import stamp_of
 from sessionseal._vault import _fulltext
 from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest
+from tests._infra import ftscrash
 
 GONE = "kumquatzebra"
 
@@ -97,41 +98,13 @@ def test_tiers_merge(vault: Vault, small: None) -> None:
     assert _indexed(vault) == _rebuilt(vault, ids)
 
 
-def _words_readable_now(vault: Vault) -> tuple[set[uuid.UUID], set[str]]:
-    """The sessions and terms any file of fts/ gives with the keys the vault and key store hold now."""
-    master = vault.parts.keys.fresh_master()
-    sessions: set[uuid.UUID] = set()
-    terms: set[str] = set()
-    d = Dir(_fts(vault))
-    try:
-        man = Manifest.load(d, vault.vault_id, master)
-        keys = [s.key for s in man.segments] + [man.delta_key]
-        for p in sorted(_fts(vault).iterdir()):
-            for key in keys:
-                try:
-                    if p.suffix == ".seg":
-                        with SegmentReader(p, vault.vault_id, uuid.UUID(hex=p.stem), key) as r:
-                            for a in r.read_all():
-                                sessions.add(a.entry.session_id)
-                                terms |= set(a.terms)
-                    elif p.suffix == ".delta":
-                        for rec in read_delta(p.read_bytes(), vault.vault_id, key, torn_tail_ok=True):
-                            sessions.add(rec.doc.session_id)
-                            terms |= set(rec.terms)
-                except errors.IntegrityError:
-                    continue
-    finally:
-        d.close()
-    return sessions, terms
-
-
 def test_delete_erases_the_sessions_words_from_every_file_the_keys_open(
     vault: Vault, vault_path: Path, provider: KeychainProvider, small: None, tmp_path: Path
 ) -> None:
     gone = vault.save(_s("secret plan", GONE))
     kept = [vault.save(_s("t", f"kept{i}")) for i in range(3)]  # compacts: gone is in a segment
     vault.append(gone, [{"role": "user", "content": "more " + GONE}])  # and in the delta log
-    sessions, terms = _words_readable_now(vault)
+    sessions, terms, _stamps = ftscrash.readable_now(vault)
     assert gone in sessions and GONE in terms
     old = tmp_path / "old-fts"
     shutil.copytree(_fts(vault), old)
@@ -139,7 +112,7 @@ def test_delete_erases_the_sessions_words_from_every_file_the_keys_open(
 
     vault.delete(gone)
 
-    sessions, terms = _words_readable_now(vault)
+    sessions, terms, _stamps = ftscrash.readable_now(vault)
     assert gone not in sessions and GONE not in terms and "secret" not in terms
     assert set(kept) <= sessions
     man = _manifest(vault)
@@ -198,7 +171,7 @@ def test_a_rotation_killed_before_the_old_epoch_left_is_finished_on_open(
         other.list()  # the first use finishes the rotation
         man = _manifest(other)
         assert {p.name for p in _fts(other).iterdir()} == man.names() | {MANIFEST}
-        sessions, terms = _words_readable_now(other)
+        sessions, terms, _stamps = ftscrash.readable_now(other)
         assert gone not in sessions and GONE not in terms
 
 
@@ -390,6 +363,6 @@ def test_a_session_erased_while_reindex_reads_is_not_in_the_new_index(vault: Vau
             vault.delete(gone)
 
     vault.reindex(progress=progress)
-    sessions, terms = _words_readable_now(vault)
+    sessions, terms, _stamps = ftscrash.readable_now(vault)
     assert gone not in sessions and GONE not in terms and kept in sessions
     assert _codes(vault, read_data=True) == {}
