@@ -17,6 +17,7 @@ from uuid import UUID
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fswrite import write_all
+from .._gc import collector_paused
 from ..errors import IntegrityError
 from . import _format as F
 from ._format import DeltaRecord, LazyDeltaRecord
@@ -91,7 +92,7 @@ def read_delta(data: bytes, vault_id: UUID, key: bytes, *, torn_tail_ok: bool = 
 
     :raises IntegrityError: wrong key, wrong vault, any modified byte.
     """
-    with F.collector_paused():
+    with collector_paused():
         return [F.decode_delta(p) for p in _payloads(data, vault_id, key, torn_tail_ok=torn_tail_ok)]
 
 
@@ -124,7 +125,7 @@ def read_delta_current(
     kept = [p for p, (sid, gen) in zip(payloads, heads, strict=True) if gen == top[sid]]
     if lazy:
         return [LazyDeltaRecord(p) for p in kept], set(heads)
-    with F.collector_paused():
+    with collector_paused():
         return [F.decode_delta(p) for p in kept], set(heads)
 
 

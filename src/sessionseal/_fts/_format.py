@@ -7,12 +7,10 @@ frame authenticated; a payload that still does not parse is reported as the same
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import struct
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
 from typing import Final, NamedTuple
@@ -107,20 +105,6 @@ def unpack_ints(data: bytes | memoryview, n: int, size: int) -> list[int]:
     if _SWAP and size > 1:
         a.byteswap()
     return a.tolist()
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while records are parsed or a query gathers postings: a
-    big record makes 200,000 postings and no cycle, and the collections they set off cost more
-    than the parse (20-25% of a cold query over a 1 MB delta log; as in ``_vault/_store.py``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Posting(NamedTuple):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
+from .._gc import collector_paused
 from ..errors import InvalidInput
 from . import _format as F
 from ._format import DeltaRecord, DocEntry, LazyDeltaRecord, Posting
@@ -299,7 +300,7 @@ class FtsIndex:
     def search(self, query: Query | str, limit: int | None = None) -> list[Hit]:
         """Sessions matching *query*, best first (BM25; ties by session id)."""
         q = parse(query) if isinstance(query, str) else query
-        with F.collector_paused():  # the delta records' terms are parsed here, at first lookup
+        with collector_paused():  # the delta records' terms are parsed here, at first lookup
             leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
         matched = _evaluate(q.root, leaves, set(self.docs))
         return self._rank(q.root, leaves, matched, limit)

@@ -9,16 +9,16 @@ ordering: docs/design.md).  Every write takes the session's lock (or is called u
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
 from .. import _container, _events, _fts
 from .._container import FrameType, Kind
+from .._gc import collector_paused
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
 from ..errors import IntegrityError, InvalidInput, SessionSealError
@@ -51,20 +51,6 @@ EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "p
 #: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
 COMPACT_APPENDS: Final = 4 << 20
 MAX_GROUPS: Final = 1024
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a save builds its document: ``model_dump`` and the
-    sanitizer allocate hundreds of thousands of objects and no cycle, and each collection they
-    set off would traverse the young session tree again (about 10 ms of a 10 MiB save)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _fit_tags(doc: dict[str, Any]) -> None:
@@ -227,7 +213,7 @@ class SessionStore:
 
     def build(self, model: Session, *, touch: bool) -> tuple[bytes, bytes, dict[str, int]]:
         """A validated session sanitized and serialized: its META and BODY, and the redaction counts."""
-        with _collector_paused():
+        with collector_paused():
             # The model accepts any JSON in fields it does not know; not all of it can be stored.
             try:
                 doc: dict[str, Any] = model.model_dump(mode="json")
