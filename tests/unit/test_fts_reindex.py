@@ -4,6 +4,9 @@ come, progress per session up to the total, and workers only for a vault worth t
 
 from __future__ import annotations
 
+import importlib.machinery
+import sys
+import types
 import uuid
 
 import pytest
@@ -76,10 +79,39 @@ def test_a_session_file_that_does_not_read_is_left_out_and_progress_still_reache
         assert view is not None and ids[2] not in view.stamps and set(ids) - {ids[2]} <= set(view.stamps)
 
 
+def _main(monkeypatch: pytest.MonkeyPatch, *, file: str | None, spec: str | None) -> None:
+    main = types.ModuleType("__main__")
+    main.__spec__ = None if spec is None else importlib.machinery.ModuleSpec(spec, None)
+    if file is not None:
+        main.__file__ = file
+    monkeypatch.setitem(sys.modules, "__main__", main)
+
+
 def test_workers_start_only_for_a_vault_worth_their_start(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     vault.save(_s(1))
     ctx = vault.parts.ctx
     names = sorted(ctx.session_files())
+    _main(monkeypatch, file="/usr/bin/sessionseal", spec=None)  # the command
     assert _ftsbuild.workers_for(ctx, names) == 0
     monkeypatch.setattr(_ftsbuild, "WORKERS_FROM", 1)
     assert 1 <= _ftsbuild.workers_for(ctx, names) <= 2
+
+
+@pytest.mark.parametrize(
+    ("file", "spec", "safe"),
+    [
+        ("/usr/bin/sessionseal", None, True),  # the command
+        ("/x/sessionseal/__main__.py", "sessionseal.__main__", True),  # python -m sessionseal
+        (None, None, True),  # python -c, an interactive session
+        ("/home/u/prog.py", None, False),  # a program: its main code may be unguarded
+        ("/home/u/prog.py", "prog", False),  # python -m prog
+    ],
+)
+def test_an_embedding_program_reindexes_in_its_own_process(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, file: str | None, spec: str | None, safe: bool
+) -> None:
+    vault.save(_s(1))
+    monkeypatch.setattr(_ftsbuild, "WORKERS_FROM", 1)
+    _main(monkeypatch, file=file, spec=spec)
+    assert _ftsbuild.spawn_safe() is safe
+    assert (_ftsbuild.workers_for(vault.parts.ctx, sorted(vault.parts.ctx.session_files())) > 0) is safe

@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
@@ -30,7 +31,7 @@ from ..errors import SessionSealError
 from ._context import VaultContext
 from ._ftsfiles import SegmentInfo, Stamp
 
-__all__ = ["READ_AHEAD", "SEGMENT_TEXT", "WORKERS_FROM", "build_segments", "workers_for"]
+__all__ = ["READ_AHEAD", "SEGMENT_TEXT", "WORKERS_FROM", "build_segments", "spawn_safe", "workers_for"]
 
 #: Threads that read and decrypt session files (AES-GCM and zstd release the GIL).
 READ_THREADS: Final = 2
@@ -44,8 +45,11 @@ ReadFile = Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]]
 
 
 def workers_for(ctx: VaultContext, names: Sequence[str]) -> int:
-    """Worker processes for a build of *names*: 0 (this process) for a small vault, else
-    ``min(2, CPUs)`` (the parent reads and seals meanwhile; more would compete with it)."""
+    """Worker processes for a build of *names*: 0 (this process) for a small vault, or in a
+    program whose main module a spawned worker would run again; else ``min(2, CPUs)`` (the
+    parent reads and seals meanwhile; more would compete with it)."""
+    if not spawn_safe():
+        return 0
     total = 0
     for fname in names:
         with contextlib.suppress(OSError):
@@ -53,6 +57,22 @@ def workers_for(ctx: VaultContext, names: Sequence[str]) -> int:
         if total >= WORKERS_FROM:
             return min(2, os.cpu_count() or 1)
     return 0
+
+
+def spawn_safe() -> bool:
+    """Whether a ``spawn`` worker can start without running this program's main code again.
+
+    A spawned interpreter imports the parent's ``__main__`` (as ``__mp_main__``) before any
+    task: harmless for the ``sessionseal`` command, ``python -m`` a package, ``-c`` or an
+    interactive session, but a program without an ``if __name__ == "__main__"`` guard would run
+    again in each worker (and each would fail to start its own, for ever). That cannot be seen
+    from here, so an embedding program's reindex runs in its own process."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return bool(name == "__main__" or name.endswith(".__main__"))  # multiprocessing skips those
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.basename(path) == "sessionseal"
 
 
 def build_segments(
