@@ -5,6 +5,7 @@ come, progress per session up to the total, and workers only for a vault worth t
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import sys
 import types
 import uuid
@@ -92,9 +93,14 @@ def test_workers_start_only_for_a_vault_worth_their_start(vault: Vault, monkeypa
     ctx = vault.parts.ctx
     names = sorted(ctx.session_files())
     _main(monkeypatch, file="/usr/bin/sessionseal", spec=None)  # the command
-    assert _ftsbuild.workers_for(ctx, names) == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert _ftsbuild.workers_for(ctx, names) == 0  # a small vault
     monkeypatch.setattr(_ftsbuild, "WORKERS_FROM", 1)
-    assert 1 <= _ftsbuild.workers_for(ctx, names) <= 2
+    assert _ftsbuild.workers_for(ctx, names) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert _ftsbuild.workers_for(ctx, names) == 2  # the parent keeps a core
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert _ftsbuild.workers_for(ctx, names) == 0  # two cores shared by three processes: slower
 
 
 @pytest.mark.parametrize(
@@ -112,6 +118,7 @@ def test_an_embedding_program_reindexes_in_its_own_process(
 ) -> None:
     vault.save(_s(1))
     monkeypatch.setattr(_ftsbuild, "WORKERS_FROM", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     _main(monkeypatch, file=file, spec=spec)
     assert _ftsbuild.spawn_safe() is safe
     assert (_ftsbuild.workers_for(vault.parts.ctx, sorted(vault.parts.ctx.session_files())) > 0) is safe

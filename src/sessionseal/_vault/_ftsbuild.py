@@ -4,9 +4,10 @@ The session files are read and decrypted in this process, on :data:`READ_THREADS
 most :data:`READ_AHEAD` sessions ahead of the build (a vault's sessions are never all in memory:
 one can hold 20 MB of text). Their sanitized text goes to :func:`.._fts.segments`, which
 tokenizes and inverts it on spawned worker processes that never receive a key (a vault
-smaller than :data:`WORKERS_FROM` bytes of session files is built in this process: starting
-the workers costs more than they save). Each segment's postings come back and are placed,
-sealed under a fresh key and written here, as they come: the keyed steps stay in this process.
+smaller than :data:`WORKERS_FROM` bytes of session files, or a machine of fewer than 3 CPUs,
+builds in this process: starting the workers, or sharing two cores, costs more than they
+save). Each segment's postings come back and are placed, sealed under a fresh key and written
+here, as they come: the keyed steps stay in this process.
 Nothing is committed here: the caller writes the manifest naming these segments.
 """
 
@@ -45,17 +46,19 @@ ReadFile = Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]]
 
 
 def workers_for(ctx: VaultContext, names: Sequence[str]) -> int:
-    """Worker processes for a build of *names*: 0 (this process) for a small vault, or in a
-    program whose main module a spawned worker would run again; else ``min(2, CPUs)`` (the
-    parent reads and seals meanwhile; more would compete with it)."""
-    if not spawn_safe():
+    """Worker processes for a build of *names*: 0 (this process) for a small vault, on fewer
+    than 3 CPUs (the workers and the parent then share the cores, and lost to one process at
+    every size measured: docs/design.md, "Build speed"), or in a program whose main module a
+    spawned worker would run again; else ``min(2, CPUs - 1)`` (the parent keeps a core)."""
+    cpus = os.cpu_count() or 1
+    if cpus < 3 or not spawn_safe():
         return 0
     total = 0
     for fname in names:
         with contextlib.suppress(OSError):
             total += os.stat(fname, dir_fd=ctx.sessions.fd, follow_symlinks=False).st_size
         if total >= WORKERS_FROM:
-            return min(2, os.cpu_count() or 1)
+            return min(2, cpus - 1)
     return 0
 
 
