@@ -18,7 +18,9 @@ original text each) and an empty delta log, then measures, in the same process:
 * the peak RSS of the process (and of the largest worker process).
 
 ``--build-only`` measures the build alone against ``verify --read-data`` (the issue's target),
-``--repeat`` rounds interleaved, medians.
+``--repeat`` rounds interleaved, medians. ``--mode reindex`` measures the vault's own rebuild,
+``Vault.reindex`` (it writes the vault's ``fts/``: give a ``--cache`` of your own), on the worker
+processes it chooses or on ``--workers N`` (0: in the process).
 
 The index is not wired into the vault yet: this drives the package directly. A phrase is
 answered as the AND of its words (the confirming pass over the decrypted text is the caller's,
@@ -26,6 +28,7 @@ with the snippets). The list filters (the tag form) are the caller's too, and no
 
     python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 [--repeat 5] [--json out.json]
     python benchmarks/bench_fts.py --gb 1 --cache /tmp/fts-1 --build-only --mode workers --workers 2
+    python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 --build-only --mode reindex --repeat 3
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import orjson
 
 from sessionseal import ListQuery, Vault, _fts
 from sessionseal._fswrite import write_private_file
+from sessionseal._vault import _ftsbuild
 
 FIELD = {"user": _fts.USER, "assistant": _fts.ASSISTANT, "tool": _fts.TOOL}
 QUERIES: dict[str, str] = {
@@ -227,9 +231,13 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
             t = time.perf_counter()
             v.verify(read_data=True)
             figures["verify --read-data"].append(time.perf_counter() - t)
+            if a.mode == "reindex":
+                figures["build"].append(reindex(v, a.workers))
+                figures["analyze"].append(float("nan"))
+                continue
             root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
             try:
-                built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers)
+                built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers or 0)
                 segments = len(built.segments)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
@@ -243,8 +251,12 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
         f"{os.cpu_count()} CPUs (a shared, busy machine: other helpers run); medians of {a.repeat}, interleaved"
     )
     print(f"verify --read-data: {verify_s:.1f} s ({mb / verify_s:.1f} MB/s)")
+    how = {
+        "workers": f"{a.workers} worker processes",
+        "reindex": f"Vault.reindex, workers {'auto' if a.workers is None else a.workers}",
+    }
     print(
-        f"build ({a.mode if a.mode != 'workers' else f'{a.workers} worker processes'}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
+        f"build ({how.get(a.mode, a.mode)}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
         f"{verify_s / build_s:.2f}x verify's speed; tokenizing alone "
         f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB "
         f"(largest worker process: {child_rss:.0f} MB)"
@@ -255,6 +267,19 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
         a.json.write_text(json.dumps(out, indent=2))
 
 
+def reindex(v: Vault, workers: int | None) -> float:
+    """Seconds of ``v.reindex()`` on *workers* worker processes (None: the vault's choice)."""
+    choose = _ftsbuild.workers_for
+    if workers is not None:
+        _ftsbuild.workers_for = lambda ctx, names: workers
+    try:
+        t = time.perf_counter()
+        v.reindex()
+        return time.perf_counter() - t
+    finally:
+        _ftsbuild.workers_for = choose
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gb", type=float, default=0.1)
@@ -262,10 +287,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--segment-mb", type=float, default=64)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--mode", choices=("analyzed", "packed", "workers"), default="packed")
-    ap.add_argument("--workers", type=int, default=2, help="worker processes of --mode workers")
+    ap.add_argument("--mode", choices=("analyzed", "packed", "workers", "reindex"), default="packed")
+    ap.add_argument(
+        "--workers", type=int, help="worker processes of --mode workers (default 2) or reindex (default: its choice)"
+    )
     ap.add_argument("--build-only", action="store_true", help="the build against verify --read-data only")
     a = ap.parse_args()
+    if a.workers is None and a.mode == "workers":
+        a.workers = 2
     path, manifest, tmp = bs.open_or_build(a.cache, a.gb)
     if a.build_only:
         try:
@@ -282,7 +311,7 @@ def everything(a: argparse.Namespace, path: Path, manifest: dict[str, Any], tmp:
     root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
     try:
         with bs.open_vault(path) as v:
-            built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers)
+            built, b = build(v, root, int(a.segment_mb * 1e6), a.mode, a.workers or 0)
             sids = [s.id for s in v.list(ListQuery(limit=50))]
             append_s = appends(built, [str(s) for s in sids])
             found = {n: len(built.query(q)) for n, q in QUERIES.items()}

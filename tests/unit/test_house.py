@@ -24,6 +24,7 @@ VAULT_ORDER = [
     "_remotes",
     "_indexcache",
     "_ftsfiles",
+    "_ftsbuild",
     "_fulltext",
     "_store",
     "_search",

@@ -43,11 +43,11 @@ from .._fts import (
     read_delta_current,
     rewrite_delta,
 )
-from .._index import stamp_of
 from .._keystore import MasterKeys
 from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
+from ._ftsbuild import build_segments
 from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
@@ -466,8 +466,11 @@ class FullText:
         names: Sequence[str],
         read: Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]],
         progress: Callable[[int, int], None] | None = None,
+        *,
+        workers: int | None = None,
     ) -> int:
-        """Build a new index from the session files *names* (``reindex``); returns the sessions
+        """Build a new index from the session files *names* (``reindex``; on *workers* processes,
+        None: :func:`._ftsbuild.build_segments` chooses); returns the sessions
         indexed. The sessions are read and the segments written without the vault lock (writers
         go on: a session written meanwhile is behind in the new index, and streamed until its next
         write); under it, a new empty delta log and the manifest are written, and every container
@@ -476,27 +479,9 @@ class FullText:
         ctx = self._ctx
         with self._fts(create=True) as fts:
             assert fts is not None
-            segments: list[SegmentInfo] = []
-            stamps: dict[uuid.UUID, tuple[int, int, int, int]] = {}
-            batch: list[Analyzed] = []
-            words = 0
-            for i, fname in enumerate(names):
-                got = _read_one(read, fname)
-                if got is not None:
-                    sid, version, body, stamp = got
-                    generation = index_generation(*version)
-                    a = analyze(Doc(sid, generation, doc_fields(body)))
-                    if stamp == _stamp_now(ctx, fname):  # else written meanwhile: left behind
-                        batch.append(a)
-                        words += sum(a.entry.lengths)
-                        stamps[sid] = (generation, *stamp)
-                if batch and (words >= MAX_SEGMENT_WORDS or i == len(names) - 1):
-                    segments += self._write_segments(fts, batch)
-                    batch, words = [], 0
-                if progress is not None:
-                    progress(i + 1, len(names))
-            if batch:
-                segments += self._write_segments(fts, batch)
+            segments, stamps = build_segments(
+                ctx, fts, names, read, progress, generation=index_generation, workers=workers
+            )
             man = Manifest(segments, uuid.uuid4(), _crypto.new_key(), stamps)
             with ctx.vault_lock(), ctx.mutex:
                 self._drop_erased(fts, man)  # sessions erased while they were read
@@ -661,25 +646,6 @@ class FullText:
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _read_one(
-    read: Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]], fname: str
-) -> tuple[uuid.UUID, tuple[int, int], dict[str, Any], Stamp] | None:
-    """A session file's document for the index; None when it is gone or unreadable (verify's)."""
-    try:
-        sid, generation, body, stamp = read(fname)
-        doc = orjson.loads(body)
-    except (FileNotFoundError, SessionSealError, OSError, orjson.JSONDecodeError):
-        return None
-    return (sid, generation, doc, stamp) if isinstance(doc, dict) else None
-
-
-def _stamp_now(ctx: VaultContext, fname: str) -> Stamp | None:
-    try:
-        return stamp_of(os.stat(fname, dir_fd=ctx.sessions.fd, follow_symlinks=False))
-    except OSError:
-        return None
 
 
 def _fold_stamps(
