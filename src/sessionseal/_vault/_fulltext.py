@@ -30,7 +30,6 @@ from .._fts import (
     FtsIndex,
     LazyDeltaRecord,
     SegmentReader,
-    analyze,
     append_delta,
     build_segment,
     doc_fields,
