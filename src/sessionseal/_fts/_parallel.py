@@ -40,7 +40,7 @@ from ._build import Inverted, SegmentBuilder
 __all__ = ["SEGMENT_TEXT", "analyze_many", "segments"]
 
 #: A segment holds about this much original text (characters), which bounds an erase's rewrite
-#: (docs/design.md, "The format (d), to implement").
+#: (docs/design.md, "The format (d), as designed").
 SEGMENT_TEXT: Final = 64_000_000
 
 

@@ -1,6 +1,6 @@
 """Search (issue 23): a query answered from the encrypted full-text index, made complete by
 evaluating the sessions the index is behind on from their decrypted text (docs/design.md,
-"The format (d), to implement"; docs/spec/fts-v1.md, "Queries"; docs/api.md, "Search").
+"The format (d), as designed"; docs/spec/fts-v1.md, "Queries"; docs/api.md, "Search").
 
 - ``query`` (the default): the query language, evaluated on the index's view for the sessions
   it is current on (its recorded stamp equals the file's), and on the decrypted, sanitized text
