@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import Final
 from uuid import UUID
@@ -104,8 +105,9 @@ class SegmentReader:
     def _check_layout(self) -> None:
         # The frames must tile the file exactly: no gap, overlap, or trailing byte.
         # At C speed: a cold query opens every segment, and a segment has hundreds of frames.
-        offsets, sizes = zip(*(self.head.buckets + self.head.prefixes), strict=True)
-        if min(sizes) < 33 or list(accumulate(sizes, initial=0))[:-1] != list(offsets):
+        where = self.head.buckets + self.head.prefixes
+        offsets, sizes = list(map(itemgetter(0), where)), list(map(itemgetter(1), where))
+        if min(sizes) < 33 or list(accumulate(sizes, initial=0))[:-1] != offsets:
             raise _integrity()
         if self._base + sum(sizes) != self._size:
             raise _integrity()
