@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 from uuid import UUID
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionseal import _fts
 from sessionseal._fts import _format as F
 from sessionseal._fts._format import DeltaRecord, DocEntry
+from sessionseal.errors import IntegrityError
 
 VAULT = UUID(int=7)
 WORDS = ("alpha", "beta", "gamma", "delta", "violet", "timeout", "serialize", "serializer")
@@ -81,3 +83,17 @@ def test_the_lazy_view_is_the_eager_index(tmp_path: Path, segs: list, recs: list
     finally:
         for r in readers:
             r.close()
+
+
+def test_a_segment_with_a_byte_added_or_cut_does_not_open(tmp_path: Path) -> None:
+    # The layout check (frames tile the file exactly) runs at open, for every query.
+    key, seg_id = os.urandom(32), UUID(bytes=os.urandom(16))
+    good = _fts.build_segment(VAULT, seg_id, key, [doc(n, 1, ["alpha", WORDS[n]], _fts.USER) for n in range(5)])
+    path = tmp_path / "s.seg"
+    path.write_bytes(good)
+    with _fts.SegmentReader(path, VAULT, seg_id, key) as ok:
+        assert len(ok.docs) == 5
+    for bad in (good + b"\0", good[:-1]):
+        path.write_bytes(bad)
+        with pytest.raises(IntegrityError):
+            _fts.SegmentReader(path, VAULT, seg_id, key)
