@@ -303,7 +303,7 @@ class DocTable(Sequence[DocEntry]):
             return [_entry(r) for r in self._rows[i]]
         return _entry(self._rows[i])
 
-    def __iter__(self) -> Iterator[DocEntry]:
+    def __iter__(self) -> map[DocEntry]:  # an Iterator
         return map(_entry, self._rows)
 
     def __eq__(self, other: object) -> bool:
