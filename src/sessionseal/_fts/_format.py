@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, overload
 from uuid import UUID
 
 from .. import _crypto
@@ -258,9 +258,54 @@ class DocEntry:
     lengths: tuple[int, int, int, int]  # words per field: title, user, assistant, tool output
 
 
+class DocTable(Sequence[DocEntry]):
+    """A segment's doc table, decoded lazily: its columns (16-byte ids, generations, total
+    lengths) are unpacked at C speed, and a :class:`DocEntry` (with its ``UUID``) is made only
+    for an entry read. A cold query opens every segment and reads a handful of entries: making
+    a ``UUID`` per session per segment was most of its cost (issue 23)."""
+
+    __slots__ = ("_rows", "gens", "ids", "lengths")
+
+    def __init__(self, rows: Sequence[tuple[bytes, int, int, int, int, int]]) -> None:
+        self._rows = rows
+        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) or [()] * 6
+        #: The raw session ids (16 bytes each) and generations, in ordinal order.
+        self.ids: tuple[bytes, ...] = cols[0]
+        self.gens: tuple[int, ...] = cols[1]
+        #: Each entry's words in all fields (BM25's document length).
+        self.lengths: list[int] = list(map(sum, zip(cols[2], cols[3], cols[4], cols[5], strict=True)))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> DocEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[DocEntry]: ...
+    def __getitem__(self, i: int | slice) -> DocEntry | list[DocEntry]:
+        if isinstance(i, slice):
+            return [_entry(r) for r in self._rows[i]]
+        return _entry(self._rows[i])
+
+    def __iter__(self) -> map[DocEntry]:  # an Iterator
+        return map(_entry, self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DocTable):
+            return self._rows == other._rows
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _entry(row: tuple[bytes, int, int, int, int, int]) -> DocEntry:
+    sid, gen, a, b, c, d = row
+    return DocEntry(UUID(bytes=sid), gen, (a, b, c, d))
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
-    docs: list[DocEntry]
+    docs: Sequence[DocEntry]  # a DocTable when decoded
     buckets: list[tuple[int, int]]  # (offset of the frame in the file, its size), bucket order
     prefixes: list[tuple[int, int]]
 
@@ -281,12 +326,12 @@ def decode_head(data: bytes) -> Head:
         at = 5 + _DOC.size * n
         _check(len(view) >= at + 8)
         # iter_unpack: a cold query decodes every segment's doc table, so it runs at C speed.
-        docs = [DocEntry(UUID(bytes=sid), gen, (a, b, c, d)) for sid, gen, a, b, c, d in _DOC.iter_unpack(view[5:at])]
+        docs = DocTable(list(_DOC.iter_unpack(view[5:at])))
         nb, npf = struct.unpack_from(">II", view, at)
         at += 8
         _check(nb >= 1 and npf >= 1 and len(view) == at + _WHERE.size * (nb + npf))
         where: list[tuple[int, int]] = list(_WHERE.iter_unpack(view[at:]))
-        _check(len({d.session_id for d in docs}) == len(docs))
+        _check(len(set(docs.ids)) == len(docs))
         return Head(docs, where[:nb], where[nb:])
     except (struct.error, IndexError) as exc:
         raise IntegrityError(INTEGRITY) from exc

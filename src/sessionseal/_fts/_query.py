@@ -202,25 +202,59 @@ Postings = dict[UUID, Posting]
 
 
 class FtsIndex:
-    """Segments and delta records seen as one index of the sessions' current generations."""
+    """Segments and delta records seen as one index of the sessions' current generations.
+
+    Opening it makes no Python object per session but C-built dicts: per raw 16-byte session
+    id, its current generation and length (BM25's). A ``UUID`` is made only for a posting a
+    query looks up; :attr:`docs` (every session's :class:`DocEntry`) is built on first use.
+    """
 
     def __init__(
         self, segments: Sequence[SegmentReader], records: Iterable[DeltaRecord | LazyDeltaRecord] = ()
     ) -> None:
         self.segments = list(segments)
-        self.docs: dict[UUID, DocEntry] = {}
+        #: Per session (raw id): its current generation and its words in all fields.
+        cur: dict[bytes, tuple[int, int]] = {}
         for seg in self.segments:
-            for d in seg.docs:
-                self._see(d)
+            table = seg.docs
+            new = dict(zip(table.ids, zip(table.gens, table.lengths, strict=True), strict=True))
+            for sid in cur.keys() & new.keys():  # held by two segments: the newer generation
+                if new[sid][0] <= cur[sid][0]:
+                    del new[sid]
+            cur.update(new)
         recs = list(records)
         for rec in recs:
-            self._see(rec.doc, add=True)
+            sid, gen, dl = rec.doc.session_id.bytes, rec.doc.generation, sum(rec.doc.lengths)
+            have = cur.get(sid)
+            if have is None or gen > have[0]:
+                cur[sid] = (gen, dl)
+            elif gen == have[0]:
+                cur[sid] = (gen, have[1] + dl)
+        self._cur = cur
+        self._recs = recs
         # The records of each session's current generation, as they are: a term's postings are
         # gathered from them when it is looked up. A query looks up a few terms; folding every
         # term of every record first cost more than the query (0.7 s for a 580 kB log).
-        self._records = [rec for rec in recs if rec.doc.generation == self.docs[rec.doc.session_id].generation]
+        self._records = [rec for rec in recs if rec.doc.generation == cur[rec.doc.session_id.bytes][0]]
         self._fresh: dict[str, Postings] = {}
+        self._fresh_docs: dict[UUID, DocEntry] = {}
         self._replaced: frozenset[UUID] = frozenset()
+
+    @functools.cached_property
+    def docs(self) -> dict[UUID, DocEntry]:
+        """Every session's current :class:`DocEntry` (for a caller that lists them)."""
+        out: dict[UUID, DocEntry] = {}
+        for seg in self.segments:
+            for d in seg.docs:
+                _see(out, d)
+        for rec in self._recs:
+            _see(out, rec.doc, add=True)
+        out.update(self._fresh_docs)
+        return out
+
+    def __len__(self) -> int:
+        """The sessions the index holds."""
+        return len(self._cur)
 
     @functools.cached_property
     def _delta(self) -> dict[str, Postings]:
@@ -239,34 +273,30 @@ class FtsIndex:
         are shared, not copied: this is per query, and costs what *fresh* holds.
         """
         out = copy.copy(self)
-        out.docs = dict(self.docs)
+        out.__dict__.pop("docs", None)  # a cached_property: rebuilt with *fresh* if read
+        out._cur = dict(self._cur)
+        out._fresh_docs = dict(self._fresh_docs)
         out._fresh = {t: dict(ps) for t, ps in self._fresh.items()}
         replaced = set(self._replaced)
         for a in fresh:
             sid = a.entry.session_id
-            out.docs[sid] = a.entry
+            out._cur[sid.bytes] = (a.entry.generation, sum(a.entry.lengths))
+            out._fresh_docs[sid] = a.entry
             replaced.add(sid)
             for term, p in a.terms.items():
                 out._fresh.setdefault(term, {})[sid] = p
         out._replaced = frozenset(replaced)
         return out
 
-    def _see(self, d: DocEntry, *, add: bool = False) -> None:
-        have = self.docs.get(d.session_id)
-        if have is None or d.generation > have.generation:
-            self.docs[d.session_id] = d
-        elif add and d.generation == have.generation:
-            (a, b, c, e), (w, x, y, z) = have.lengths, d.lengths
-            self.docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
-
     def _term(self, term: str) -> Postings:
         out: Postings = {}
+        cur = self._cur
         for seg in self.segments:
-            docs = seg.docs
+            ids, gens = seg.docs.ids, seg.docs.gens
             for ordinal, p in seg.postings(term):
-                d = docs[ordinal]
-                if self.docs[d.session_id].generation == d.generation:
-                    _add(out, d.session_id, p)
+                sid = ids[ordinal]
+                if cur[sid][0] == gens[ordinal]:
+                    _add(out, UUID(bytes=sid), p)
         for rec in self._records:
             q = rec.posting(term)
             if q is not None:
@@ -302,14 +332,15 @@ class FtsIndex:
         q = parse(query) if isinstance(query, str) else query
         with collector_paused():  # the delta records' terms are parsed here, at first lookup
             leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
-        matched = _evaluate(q.root, leaves, set(self.docs))
+        matched = _evaluate(q.root, leaves, _Universe(self._cur))
         return self._rank(q.root, leaves, matched, limit)
 
     def _rank(
         self, root: Node, leaves: dict[Term, dict[str, Postings]], matched: set[UUID], limit: int | None
     ) -> list[Hit]:
-        n = max(1, len(self.docs))
-        avg = sum(sum(d.lengths) for d in self.docs.values()) / n or 1.0
+        cur = self._cur
+        n = max(1, len(cur))
+        avg = sum(dl for _gen, dl in cur.values()) / n or 1.0
         score = dict.fromkeys(matched, 0.0)
         fields = dict.fromkeys(matched, 0)
         for leaf in _positive(root):
@@ -317,7 +348,7 @@ class FtsIndex:
                 idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
                 for sid, p in postings.items():
                     if sid in score:
-                        dl = sum(self.docs[sid].lengths)
+                        dl = cur[sid.bytes][1]
                         score[sid] += idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * dl / avg))
                         fields[sid] |= p.mask & leaf.fields
         ranked = sorted(matched, key=lambda s: (-score[s], s.bytes))
@@ -329,7 +360,27 @@ def _add(out: Postings, sid: UUID, p: Posting) -> None:
     out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
 
 
-def _evaluate(node: Node, leaves: dict[Term, dict[str, Postings]], universe: set[UUID]) -> set[UUID]:
+def _see(docs: dict[UUID, DocEntry], d: DocEntry, *, add: bool = False) -> None:
+    have = docs.get(d.session_id)
+    if have is None or d.generation > have.generation:
+        docs[d.session_id] = d
+    elif add and d.generation == have.generation:
+        (a, b, c, e), (w, x, y, z) = have.lengths, d.lengths
+        docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
+
+
+class _Universe:
+    """Every session of the index, as ``UUID`` s made only if a NOT asks (once)."""
+
+    def __init__(self, cur: dict[bytes, tuple[int, int]]) -> None:
+        self._cur = cur
+
+    @functools.cached_property
+    def all(self) -> set[UUID]:
+        return {UUID(bytes=sid) for sid in self._cur}
+
+
+def _evaluate(node: Node, leaves: dict[Term, dict[str, Postings]], universe: _Universe) -> set[UUID]:
     if node.term is not None:
         out: set[UUID] = set()
         for ps in leaves[node.term].values():
@@ -337,7 +388,7 @@ def _evaluate(node: Node, leaves: dict[Term, dict[str, Postings]], universe: set
         return out
     sets = [_evaluate(c, leaves, universe) for c in node.children]
     if node.op == "not":
-        return universe - sets[0]
+        return universe.all - sets[0]
     if node.op == "and":
         return set.intersection(*sets)
     return set.union(*sets)

@@ -95,8 +95,6 @@ class FtsView:
 
     index: FtsIndex
     stamps: Mapping[uuid.UUID, Stamp]
-    #: The sessions the index holds (for a caller that lists them: ``check``, ``reindex``).
-    sessions: frozenset[uuid.UUID] = frozenset()
 
 
 def index_generation(container: int, revision: int) -> int:
@@ -205,7 +203,7 @@ class FullText:
                 r.close()
             raise
         stamps = _fold_stamps(man.stamps, records)
-        return FtsView(index, {s: st[1:] for s, st in stamps.items()}, frozenset(index.docs)), readers
+        return FtsView(index, {s: st[1:] for s, st in stamps.items()}), readers
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
