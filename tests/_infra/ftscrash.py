@@ -129,16 +129,17 @@ CHILD = textwrap.dedent(
             die()
         _delta.write_all = torn
     elif point == "reindex-pause":  # not a kill: the segments are built, the lock not taken yet
-        real_write_segments = FT._write_segments
+        real_build = _fulltext.build_segments  # reindex's builder (_vault/_ftsbuild.py)
         def pause(*a, **kw):
-            out = real_write_segments(*a, **kw)
-            if where and where[-1] == "reindex":
-                print("built", flush=True)
-                sys.stdin.readline()
+            out = real_build(*a, **kw)
+            print("built", flush=True)
+            sys.stdin.readline()
             return out
-        FT._write_segments = pause
-    elif point in ("compact-segment", "reseal-segment", "reindex-segment"):
+        _fulltext.build_segments = pause
+    elif point in ("compact-segment", "reseal-segment"):
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
+    elif point == "reindex-segment":  # reindex seals and writes each segment as its builder yields it
+        _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, "reindex", lambda self, name, *a, **kw: name.endswith(".seg"))
     elif point in ("compact-delta", "reseal-delta", "reindex-delta"):
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, point.split("-")[0], is_delta)
     elif point == "compact-manifest":
