@@ -145,6 +145,9 @@ def test_a_session_erased_while_reindex_builds_never_reaches_its_manifest(
         if child.poll() is None:
             child.kill()
             child.wait()
+        for pipe in (child.stdin, child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()  # a failure above must not leave them to another test's warnings
     assert child.returncode == 0, err
     spec = {
         "words": {str(ids["zero"]): ["alphaword"], str(ids["two"]): ["gammaword"], str(ids["three"]): ["deltaword"]},
