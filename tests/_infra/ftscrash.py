@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -397,3 +398,26 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def check_main() -> None:
     print(json.dumps(check(sys.argv[1], json.loads(sys.argv[2]))))
+
+
+def check_in_fresh_process(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`check_main` on the vault at *path* in a fresh process (as a user would open it
+    after the kill) and return its report; the process must exit 0 (never a traceback)."""
+    checker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tests._infra.ftscrash import check_main; check_main()",
+            str(path),
+            json.dumps(spec),
+        ],
+        check=False,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checker.returncode == 0, checker.stderr
+    report: dict[str, Any] = json.loads(checker.stdout)
+    return report

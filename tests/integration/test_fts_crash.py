@@ -75,23 +75,7 @@ def test_a_kill_at_each_step_of_an_index_update(
         "erased": [str(ids["victim"])],
         "erased_words": ["victimword", "victimappend"],
     }
-    checker = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from tests._infra.ftscrash import check_main; check_main()",
-            str(path),
-            json.dumps(spec),
-        ],
-        check=False,
-        env=ftscrash.ENV,
-        cwd=ftscrash.REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert checker.returncode == 0, checker.stderr
-    report = json.loads(checker.stdout)
+    report = ftscrash.check_in_fresh_process(path, spec)
     assert report["failures"] == []
     # What each step leaves, as docs/reliability.md says.
     if point in ("before-record", "torn-frame"):
@@ -155,21 +139,5 @@ def test_a_session_erased_while_reindex_builds_never_reaches_its_manifest(
         "erased": [str(ids["victim"])],
         "erased_words": ["victimword", "victimappend"],
     }
-    checker = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from tests._infra.ftscrash import check_main; check_main()",
-            str(path),
-            json.dumps(spec),
-        ],
-        check=False,
-        env=ftscrash.ENV,
-        cwd=ftscrash.REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert checker.returncode == 0, checker.stderr
-    report = json.loads(checker.stdout)
+    report = ftscrash.check_in_fresh_process(path, spec)
     assert report["failures"] == [] and report["gone"] == 1

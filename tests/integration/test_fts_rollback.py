@@ -7,11 +7,8 @@ current again (docs/reliability.md, "The full-text index"). The checks run in a 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,23 +122,7 @@ def test_a_damaged_or_rolled_back_index(tmp_path: Path, monkeypatch: pytest.Monk
         "reindex": True,
         "verify_errors_ok": VERIFY_ERRORS.get(case, []),
     }
-    checker = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from tests._infra.ftscrash import check_main; check_main()",
-            str(path),
-            json.dumps(spec),
-        ],
-        check=False,
-        env=ftscrash.ENV,
-        cwd=ftscrash.REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert checker.returncode == 0, checker.stderr  # never a traceback
-    report = json.loads(checker.stdout)
+    report = ftscrash.check_in_fresh_process(path, spec)
     assert report["failures"] == [], report
     assert report["errors"] == VERIFY_ERRORS.get(case, []), report  # exactly what it should, no false error
     if stale is not None:
