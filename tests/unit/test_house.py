@@ -22,6 +22,7 @@ VAULT_ORDER = [
     "_auditing",
     "_settings",
     "_remotes",
+    "_devices",
     "_indexcache",
     "_ftsfiles",
     "_ftsbuild",

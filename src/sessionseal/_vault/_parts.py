@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._auditing import Auditor
     from ._ckpts import Checkpoints
     from ._context import VaultContext
+    from ._devices import Devices
     from ._erasure import Erasure
     from ._formats import Formats
     from ._fulltext import FullText
@@ -49,3 +50,5 @@ class Parts:
     transfer: Transfer
     importer: TranscriptImporter
     formats: Formats
+    #: This device's keys on the vault's remotes (issue 26; docs/sync.md).
+    devices: Devices
