@@ -98,12 +98,16 @@ class Devices:
         self._keys = keys
         self._settings = settings
 
+    def remotes(self) -> list[RemoteConfig]:
+        """The vault's remotes, in the order they were added (not audited: a step of another operation)."""
+        return self._settings.read(checked=False).remotes
+
     def remote(self, name: str) -> RemoteConfig:
         """The remote called *name*.
 
         :raises InvalidInput: there is none.
         """
-        for remote in self._settings.read(checked=False).remotes:
+        for remote in self.remotes():
             if remote.name == name:
                 return remote
         raise InvalidInput("no remote of that name; 'sessionseal remote list' shows them")

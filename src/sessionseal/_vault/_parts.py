@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._listing import Listing
     from ._settings import Settings
     from ._store import SessionStore
+    from ._sync import Sync
     from ._transfer import Transfer
 
 __all__ = ["Parts"]
@@ -50,5 +51,10 @@ class Parts:
     transfer: Transfer
     importer: TranscriptImporter
     formats: Formats
-    #: This device's keys on the vault's remotes (issue 26; docs/sync.md).
-    devices: Devices
+    #: Push to a remote (``Vault.sync``; issue 26, docs/sync.md).
+    sync: Sync
+
+    @property
+    def devices(self) -> Devices:
+        """This device's keys on the vault's remotes (``Vault.sync.devices``)."""
+        return self.sync.devices

@@ -23,6 +23,7 @@ from ._keys import Keys
 from ._listing import Listing
 from ._settings import Settings
 from ._store import SessionStore
+from ._sync import Sync
 from ._transfer import Transfer
 from ._verify import Parts
 
@@ -113,5 +114,5 @@ def wire(
             config=config,
             reindex=reindex,
         ),
-        devices=Devices(ctx, keys, settings),
+        sync=Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor),
     )
