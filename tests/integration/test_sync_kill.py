@@ -56,7 +56,7 @@ CHILD = textwrap.dedent(
                    "keys": (_devices.Devices, "start_remote")}[where]
     after_nth(owner, name)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
-        v.sync.push()
+        v.remotes.push()
     sys.exit(3)  # not killed: the point was never reached
     """
 )
@@ -108,9 +108,9 @@ def test_a_push_killed_at_a_step_resumes_to_one_valid_chain(
     path, server = setup
     _kill_at(path, server, where, n)
     with Vault.open(path, passphrase=PASSPHRASE) as v:
-        result = v.sync.push()
+        result = v.remotes.push()
         assert result.resent == resent
-        ident = v.sync.devices.identity("cloud")
+        ident = v.remotes.devices.identity("cloud")
         ids = {str(s.id) for s in v.list()}
         pushed = read_pushed(server, PREFIX, ident.device_id, ident.keys)
         puts = Counter(e["session"] for e in pushed.entries if e["kind"] == "session.put")
@@ -124,9 +124,9 @@ def test_a_push_killed_at_a_step_resumes_to_one_valid_chain(
         assert len({p.name for p in (pushed.base / "o").iterdir()} - named) == orphans
         # Nothing left over: a push now sends nothing, and an appended turn goes out as one segment.
         files = server_files(server)
-        assert v.sync.push().bytes == 0 and server_files(server) == files
+        assert v.remotes.push().bytes == 0 and server_files(server) == files
         sid = next(iter(ids))
         v.append(sid, [{"role": "assistant", "content": "after the crash"}])
-        assert v.sync.push().appended == 1
+        assert v.remotes.push().appended == 1
         last = read_pushed(server, PREFIX, ident.device_id, ident.keys).entries[-1]
         assert last["kind"] == "session.append" and last["session"] == sid and last["base"] == 0

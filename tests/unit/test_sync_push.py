@@ -48,15 +48,15 @@ def _session(title: str, text: str) -> Session:
 
 
 def _read(v: Vault, server: S3Server) -> Pushed:
-    ident = v.sync.devices.identity("cloud")
+    ident = v.remotes.devices.identity("cloud")
     return read_pushed(server, PREFIX, ident.device_id, ident.keys)
 
 
 def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_check_it(
     vault: Vault, server_env: S3Server
 ) -> None:
-    ids = [vault.save(_session(f"s{i}", f"hello {i} " * 50)) for i in range(3)]
-    result = vault.sync.push()
+    ids = [vault.save(_session(f"private title {i}", f"hello {i} " * 50)) for i in range(3)]
+    result = vault.remotes.push()
     assert result.first and result.put == 3 and result.appended == 0 and result.entries == 4
     assert result.seq == 4 and result.epoch == 1
     files = server_files(server_env)
@@ -69,13 +69,13 @@ def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_ch
         put = by_id[str(sid)]
         assert pushed.object(put["object"]) == vault.load_json(sid)
         assert put["meta"]["title"] == json.loads(vault.load_json(sid))["title"] and put["events"] == 0
-    assert pushed.epoch_key == vault.sync.devices.epoch_key("cloud", 1)
+    assert pushed.epoch_key == vault.remotes.devices.epoch_key("cloud", 1)
     # Nothing the bucket's operator can read: no title, no id, no text.
     raw = b"".join((server_env.root / server_env.bucket / k).read_bytes() for k in files)
-    for clear in (b"hello 1", b"s1", str(ids[0]).encode(), ids[0].hex.encode()):
+    for clear in (b"hello 1", b"private title", str(ids[0]).encode(), ids[0].hex.encode()):
         assert clear not in raw
     # Nothing changed: nothing is sent.
-    again = vault.sync.push()
+    again = vault.remotes.push()
     assert (again.entries, again.objects, again.bytes, again.first) == (0, 0, 0, False)
     assert server_files(server_env) == files
 
@@ -83,12 +83,12 @@ def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_ch
 def test_a_push_after_one_appended_turn_sends_that_turn_only(vault: Vault, server_env: S3Server) -> None:
     big = os.urandom(3 << 20).hex()  # 6 MB of text that does not compress much below 3 MB
     sid = vault.save(_session("big", big))
-    first = vault.sync.push()
+    first = vault.remotes.push()
     before = server_files(server_env)
     assert first.bytes > 3 << 20
     turn = [{"role": "assistant", "content": "one more turn " * 20}]
     vault.append(sid, turn)
-    second = vault.sync.push()
+    second = vault.remotes.push()
     new = {k: n for k, n in server_files(server_env).items() if k not in before}
     # A segment, its entry and a head: a few kB, not the 3 MB session again.
     assert second.appended == 1 and second.put == 0 and second.entries == 1 and second.objects == 1
@@ -103,37 +103,37 @@ def test_a_push_after_one_appended_turn_sends_that_turn_only(vault: Vault, serve
     assert lines[0] == {"op": "message", "value": json.loads(vault.load_json(sid))["messages"][-1]}
     # The next append extends the count the first one ended at.
     vault.append(sid, turn)
-    vault.sync.push()
+    vault.remotes.push()
     third = _read(vault, server_env).entries[-1]
     assert third["kind"] == "session.append" and third["base"] == append["events"]
 
 
 def test_metadata_edits_are_session_meta_entries_and_a_rewrite_is_a_put(vault: Vault, server_env: S3Server) -> None:
     sid = vault.save(_session("before", "text"))
-    vault.sync.push()
+    vault.remotes.push()
     vault.rename(sid, "after")
     vault.tag(sid, add=["blue"])
-    result = vault.sync.push()
+    result = vault.remotes.push()
     assert (result.meta, result.put, result.appended) == (2, 0, 0)
     metas = [e for e in _read(vault, server_env).entries if e["kind"] == "session.meta"]
     assert [(e["field"], e["value"]) for e in metas] == [("title", "after"), ("tags", ["blue"])]
     assert metas[0]["hlc"] < metas[1]["hlc"]  # the writer's clock only rises
     vault.save(Session.model_validate({**json.loads(vault.load_json(sid)), "title": "saved whole"}))
-    assert vault.sync.push().put == 1
+    assert vault.remotes.push().put == 1
 
 
 def test_a_dry_run_writes_nothing_here_or_there(vault: Vault, server_env: S3Server, vault_path: Path) -> None:
     vault.save(_session("one", "text"))
     state = vault.parts.keys.state(fresh=True).remote_keys
-    dry = vault.sync.push(dry_run=True)
+    dry = vault.remotes.push(dry_run=True)
     assert dry.dry_run and dry.first and dry.put == 1 and dry.entries == 2 and dry.bytes > 0
     assert server_files(server_env) == {}
     assert not (vault_path / "sync").exists()
     assert vault.parts.keys.state(fresh=True).remote_keys == state  # no key made either
-    real = vault.sync.push()
+    real = vault.remotes.push()
     assert (real.put, real.entries) == (1, 2)
     vault.save(_session("two", "text"))
-    dry = vault.sync.push(dry_run=True)
+    dry = vault.remotes.push(dry_run=True)
     files = server_files(server_env)
     assert (dry.put, dry.entries, dry.first) == (1, 1, False)
     assert server_files(server_env) == files
@@ -143,14 +143,14 @@ def test_another_device_not_enrolled_is_refused_and_a_cut_log_is_seen(
     vault: Vault, server_env: S3Server, tmp_path: Path, provider: KeychainProvider
 ) -> None:
     vault.save(_session("one", "text"))
-    vault.sync.push()
+    vault.remotes.push()
     with Vault.init(tmp_path / "other", key_provider=provider) as other:
         other.remotes.add("cloud", f"s3://{server_env.bucket}/{PREFIX}", endpoint=server_env.endpoint)
         other.save(_session("two", "text"))
         with pytest.raises(RemoteError, match="enrol it"):
-            other.sync.push()
+            other.remotes.push()
     # The bucket loses this device's last entry: the next push refuses, sends nothing.
-    device = vault.sync.devices.identity("cloud").device_id
+    device = vault.remotes.devices.identity("cloud").device_id
     url = _remote.parse_url(f"s3://{server_env.bucket}/{PREFIX}")
     store = _s3.open_store(url, endpoint=server_env.endpoint, profile=None, region=None)
     last = max(k for k, _ in store.list(_remote.device_prefix(url, device) + "log/"))
@@ -158,24 +158,24 @@ def test_another_device_not_enrolled_is_refused_and_a_cut_log_is_seen(
     vault.save(_session("three", "text"))
     files = server_files(server_env)
     with pytest.raises(RemoteError, match="missing from the remote"):
-        vault.sync.push()
+        vault.remotes.push()
     assert server_files(server_env) == files
 
 
 def test_a_vault_sync_state_put_back_older_is_refused(vault: Vault, server_env: S3Server, vault_path: Path) -> None:
     vault.save(_session("one", "text"))
-    vault.sync.push()
+    vault.remotes.push()
     [cursor] = (vault_path / "sync").iterdir()
     old = cursor.read_bytes()
     vault.save(_session("two", "text"))
-    vault.sync.push()
+    vault.remotes.push()
     cursor.write_bytes(old)  # a backup of the vault put back: the remote is ahead of it
     vault.save(_session("three", "text"))
     with pytest.raises(RemoteError, match="ahead of the vault's record"):
-        vault.sync.push()
+        vault.remotes.push()
     cursor.unlink()  # and no record at all: the same
     with pytest.raises(RemoteError, match="ahead of the vault's record"):
-        vault.sync.push()
+        vault.remotes.push()
 
 
 # -- the command ---------------------------------------------------------------------------

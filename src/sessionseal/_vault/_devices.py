@@ -90,8 +90,9 @@ class DeviceIdentity:
 
 
 class Devices:
-    """``vault.sync.devices``: this device's keys on the vault's remotes.  Every change is one
-    state delta of the key table, appended under the vault lock (:meth:`Keys.commit`)."""
+    """``vault.remotes.devices`` (and ``vault.parts.devices``): this device's keys on the vault's
+    remotes.  Every change is one state delta of the key table, appended under the vault lock
+    (:meth:`Keys.commit`)."""
 
     def __init__(self, ctx: VaultContext, keys: Keys, settings: Settings) -> None:
         self._ctx = ctx

@@ -51,10 +51,10 @@ class Parts:
     transfer: Transfer
     importer: TranscriptImporter
     formats: Formats
-    #: Push to a remote (``Vault.sync``; issue 26, docs/sync.md).
+    #: Push to a remote (``Vault.remotes.push``; issue 26, docs/sync.md).
     sync: Sync
 
     @property
     def devices(self) -> Devices:
-        """This device's keys on the vault's remotes (``Vault.sync.devices``)."""
+        """This device's keys on the vault's remotes (``Vault.remotes.devices``)."""
         return self.sync.devices

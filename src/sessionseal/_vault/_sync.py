@@ -101,7 +101,7 @@ class PushResult:
 
 
 class Sync:
-    """``vault.sync``: push to a remote; ``devices``, this device's keys on each."""
+    """The push behind ``vault.remotes.push``; ``devices``, this device's keys on each remote."""
 
     def __init__(self, ctx: VaultContext, keys: Keys, store: SessionStore, devices: Devices, auditor: Auditor) -> None:
         self._ctx = ctx

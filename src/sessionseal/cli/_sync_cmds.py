@@ -43,7 +43,7 @@ def sync_command(
             last[0] = now
             click.echo(f"pushed {done:,} of {total:,} sessions, {_mb(nbytes)} sent", err=True)
 
-    result = obj.vault(auto_cleanup=False).sync.push(remote_name, dry_run=dry_run, progress=progress)
+    result = obj.vault(auto_cleanup=False).remotes.push(remote_name, dry_run=dry_run, progress=progress)
     if as_json:
         echo_json({"remote": result.remote, "device": str(result.device), **result.counts()})
         return
