@@ -74,6 +74,8 @@ def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_ch
     raw = b"".join((server_env.root / server_env.bucket / k).read_bytes() for k in files)
     for clear in (b"hello 1", b"private title", str(ids[0]).encode(), ids[0].hex.encode()):
         assert clear not in raw
+    # The vault's new files (sync/, locks/sync.lock) are its own: verify finds nothing.
+    assert vault.verify().problems == []
     # Nothing changed: nothing is sent.
     again = vault.remotes.push()
     assert (again.entries, again.objects, again.bytes, again.first) == (0, 0, 0, False)
