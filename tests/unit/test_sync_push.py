@@ -15,7 +15,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from sessionseal import KeychainProvider, Vault, _remote, _s3
+from sessionseal import KeychainProvider, Vault, _container, _remote, _s3
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from sessionseal.models import Session
@@ -108,6 +108,21 @@ def test_a_push_after_one_appended_turn_sends_that_turn_only(vault: Vault, serve
     vault.remotes.push()
     third = _read(vault, server_env).entries[-1]
     assert third["kind"] == "session.append" and third["base"] == append["events"]
+
+
+def test_a_push_after_appends_reads_only_what_the_session_grew_by(vault: Vault, server_env: S3Server) -> None:
+    sid = vault.save(_session("grown", "first words " * 2000))
+    vault.remotes.push()
+    vault.append(sid, [{"role": "assistant", "content": "a new turn"}])
+    # Damage the session's first version (its BODY frame) on disk: a push that decrypted the
+    # whole session would fail; one that reads the appended bytes only does not notice.
+    [path] = (vault.path / "sessions").iterdir()
+    data = bytearray(path.read_bytes())
+    data[_container.HEADER_SIZE + 400] ^= 1
+    path.write_bytes(bytes(data))
+    assert vault.remotes.push().appended == 1
+    last = _read(vault, server_env).entries[-1]
+    assert last["kind"] == "session.append" and last["session"] == str(sid)
 
 
 def test_metadata_edits_are_session_meta_entries_and_a_rewrite_is_a_put(vault: Vault, server_env: S3Server) -> None:

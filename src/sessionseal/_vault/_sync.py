@@ -27,6 +27,7 @@ of it is refused: it must be enrolled first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -37,9 +38,11 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from .. import _compress, _container, _crypto, _events, _remote, _remotekeys, _remotelog
+from .._container import FrameType, Kind
 from .._fs import Dir, lock
 from ..errors import InvalidInput, RemoteError, SessionNotFound
 from ._auditing import Auditor, audited_by
+from ._common import SUFFIX
 from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
@@ -109,6 +112,9 @@ class Sync:
         self._store = store
         self.devices = devices
         self._auditor = auditor
+        #: One S3 client per remote for the life of the vault: making one costs boto3 about as
+        #: much as a small push (its service model is loaded per client).
+        self._stores: dict[tuple[str, str | None, str | None, str | None], S3Store] = {}
 
     def pick(self, name: str | None) -> RemoteConfig:
         """The remote called *name*, or the only one when *name* is None.
@@ -126,6 +132,33 @@ class Sync:
             )
         return remotes[0]
 
+    def appended_since(self, sid: uuid.UUID, before: Pushed) -> tuple[int, list[bytes]] | None:
+        """The EVENTS payloads of the groups appended to *sid*'s file after *before* (its end
+        then) and the new end, reading and decrypting only those bytes: O(turn) however large
+        the session.  None when the file is another version than *before*'s (then the caller
+        reads it whole).  The frames are bound to the header and their index (AES-GCM's
+        associated data), so bytes moved, dropped or of another version fail authentication.
+        """
+        name = self._keys.file_name(sid) + SUFFIX
+        try:
+            with self._ctx.sessions.reader(name) as (read_at, size):
+                header = _container.parse_unverified_header(read_at(0, _container.HEADER_SIZE))
+                if header.generation != before.generation or size < before.end:
+                    return None
+                if header.kind != Kind.SESSION or header.vault_id != self._ctx.vault_id or header.object_id != sid:
+                    return None
+                dek = _crypto.unwrap_key(self._keys.key_for(sid), header.wrapped_dek, header.wrap_aad)
+                tail = read_at(before.end, size - before.end)
+        except FileNotFoundError:
+            return None
+        first = 2 + 2 * before.groups  # META, BODY, then (EVENTS, META) per group
+        frames, _ = _container.open_frames_at(tail, header, dek, 0, first, torn_tail_ok=True)
+        frames = frames[: len(frames) // 2 * 2]  # an EVENTS frame without its META is not committed
+        if any(f.type != (FrameType.EVENTS, FrameType.META)[i % 2] for i, f in enumerate(frames)):
+            return None
+        end = before.end + sum(_container.frame_size(len(f.data)) for f in frames)
+        return end, [f.data for f in frames[::2]]
+
     @_audited("sync.push")
     def push(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PushResult:
         """Send what changed since the last push to *remote* (the only one when None); with
@@ -141,9 +174,12 @@ class Sync:
         from .. import _s3
 
         config = self.pick(remote)
-        s3 = _s3.open_store(
-            _remote.parse_url(config.url), endpoint=config.endpoint, profile=config.profile, region=config.region
-        )
+        where = (config.url, config.endpoint, config.profile, config.region)
+        s3 = self._stores.get(where)
+        if s3 is None:
+            url = _remote.parse_url(config.url)
+            s3 = _s3.open_store(url, endpoint=config.endpoint, profile=config.profile, region=config.region)
+            self._stores[where] = s3
         # Outermost: before any session or vault lock (docs/design.md, "Locks").
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
             sync_dir = self._sync_dir(create=not dry_run)
@@ -289,7 +325,7 @@ class _Push:
         done = 0
         batch = _Batch()
         for sid in todo:
-            self._session(sid, batch)
+            self._session(sid, marks[sid], batch)
             done += 1
             if len(batch.pushed) >= BATCH_SESSIONS or batch.nbytes >= BATCH_BYTES:
                 self._commit(batch.entries, batch.pushed, [])
@@ -301,14 +337,21 @@ class _Push:
         if self.progress is not None and todo:
             self.progress(done, len(todo), self.result.bytes)
 
-    def _session(self, sid: bytes, batch: _Batch) -> None:
+    def _session(self, sid: bytes, mark: tuple[int, int], batch: _Batch) -> None:
         session_id = uuid.UUID(bytes=sid)
+        before = self.cursor.sessions.get(sid)
+        if before is not None and mark[0] == before.generation:
+            recent = self.sync.appended_since(session_id, before)
+            if recent is not None:  # the same version, grown by appends: read only what it grew by
+                end, payloads = recent
+                now = Pushed(before.generation, end, before.groups + len(payloads), 0)
+                self._appended(session_id, before, now, payloads, batch)
+                return
         try:
             log = self.sync._store.open(session_id)
         except SessionNotFound:
             return  # erased since the marks were read: a tombstone's business (docs/sync.md)
         generation, end, groups = log.header.generation, log.end, len(log.events)
-        before = self.cursor.sessions.get(sid)
         if before is None or before.generation != generation or groups < before.groups:
             doc = self.sync._store.document(log)
             name, size = self._object(doc, batch)
@@ -327,8 +370,14 @@ class _Push:
             self.result.put += 1
             self.result.sessions += 1
             return
+        self._appended(session_id, before, Pushed(generation, end, groups, 0), log.events[before.groups :], batch)
+
+    def _appended(
+        self, session_id: uuid.UUID, before: Pushed, now: Pushed, payloads: list[bytes], batch: _Batch
+    ) -> None:
+        """The groups appended since *before* (their EVENTS payloads): segments and metadata."""
         ops_total, segment = before.ops, list[dict[str, Any]]()
-        for payload in log.events[before.groups :]:
+        for payload in payloads:
             ops = _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
             if _meta_only(ops):
                 ops_total = self._segment(session_id, ops_total, segment, batch)
@@ -342,8 +391,8 @@ class _Push:
             else:
                 segment.extend(ops)
         ops_total = self._segment(session_id, ops_total, segment, batch)
-        batch.pushed[sid] = Pushed(generation, end, groups, ops_total)
-        if groups > before.groups:
+        batch.pushed[session_id.bytes] = dataclasses.replace(now, ops=ops_total)
+        if payloads:
             self.result.sessions += 1
 
     def _segment(self, session_id: uuid.UUID, base: int, ops: list[dict[str, Any]], batch: _Batch) -> int:
