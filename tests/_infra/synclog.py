@@ -45,11 +45,13 @@ class Pushed:
         return [e["kind"] for e in self.entries]
 
 
-def read_pushed(server: S3Server, prefix: str, device: uuid.UUID, keys: _remotekeys.DeviceKeys) -> Pushed:
+def read_pushed(
+    server: S3Server, prefix: str, device: uuid.UUID, keys: _remotekeys.DeviceKeys, *, epoch_key: bytes | None = None
+) -> Pushed:
     """Read *device*'s prefix: the record names the keys, the epoch key object opens with the
-    device's own X25519 key and is the one the ``epoch`` entry names, the log reads whole (no
-    pending entry), and the newest head is signed by the record's Ed25519 key and names the
-    log's end."""
+    device's own X25519 key and is the one the ``epoch`` entry names (unless *epoch_key* is
+    given: a device that did not make the epoch), the log reads whole (no pending entry), and
+    the newest head is signed by the record's Ed25519 key and names the log's end."""
     base = server.root / server.bucket / prefix / "d" / device.hex
     record = json.loads((base / "device").read_bytes())
     assert record["device"] == device.hex and record["format"] == "sessionseal-remote-device"
@@ -57,16 +59,21 @@ def read_pushed(server: S3Server, prefix: str, device: uuid.UUID, keys: _remotek
     ed_public = base64.b64decode(record["ed25519"])
     assert ed_public == keys.ed25519_public
     remote = uuid.UUID(hex=record["remote"])
-    key_bytes = (base / "keys" / f"{1:08x}").read_bytes()
-    parsed = _remotekeys.parse_keys_object(key_bytes)
-    stanza = parsed.for_device(device)
-    assert stanza is not None
-    epoch_key = _remotekeys.unwrap_device(stanza, remote, 1, device, keys)
+    made = epoch_key is None
+    if epoch_key is None:
+        key_bytes = (base / "keys" / f"{1:08x}").read_bytes()
+        parsed = _remotekeys.parse_keys_object(key_bytes)
+        stanza = parsed.for_device(device)
+        assert stanza is not None
+        epoch_key = _remotekeys.unwrap_device(stanza, remote, 1, device, keys)
     logs = {int(p.name, 16): p.read_bytes() for p in (base / "log").iterdir()}
     read = _remotelog.read_log(logs, {1: epoch_key}, remote, device)
     assert not read.pending
     entries = [o.entry for o in read.entries]
-    assert entries[0]["kind"] == "epoch" and entries[0]["keys"] == hashlib.sha256(key_bytes).hexdigest()
+    if made:
+        assert entries[0]["kind"] == "epoch" and entries[0]["keys"] == hashlib.sha256(key_bytes).hexdigest()
+    else:
+        assert "epoch" not in [e["kind"] for e in entries] and not (base / "keys").exists()
     newest = max(int(p.name, 16) for p in (base / "head").iterdir())
     head = _remotelog.open_head((base / "head" / f"{newest:016x}").read_bytes(), ed_public, remote, device)
     assert (head.seq, head.mac) == read.end

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -193,6 +194,42 @@ def test_a_vault_sync_state_put_back_older_is_refused(vault: Vault, server_env: 
     cursor.unlink()  # and no record at all: the same
     with pytest.raises(RemoteError, match="ahead of the vault's record"):
         vault.remotes.push()
+
+
+def test_an_enrolled_device_pushes_its_own_log_beside_the_first_concurrently(
+    vault: Vault, server_env: S3Server, tmp_path: Path, provider: KeychainProvider
+) -> None:
+    vault.save(_session("on the first", "text"))
+    vault.remotes.push()
+    rid = vault.remotes.devices.identity("cloud").remote_id
+    key = vault.remotes.devices.epoch_key("cloud", 1)
+    with Vault.init(tmp_path / "second", key_provider=provider) as second:
+        second.remotes.add("cloud", f"s3://{server_env.bucket}/{PREFIX}", endpoint=server_env.endpoint)
+        # What enrolment will do (docs/sync.md, step 4): the second device is given K_1.
+        second.remotes.devices.add_epoch_key("cloud", 1, key, remote_id=rid)
+        for i in range(6):
+            vault.save(_session(f"first {i}", "text"))
+            second.save(_session(f"second {i}", "text"))
+        errors: list[BaseException] = []
+
+        def push(v: Vault) -> None:
+            try:
+                v.remotes.push()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push, args=(v,)) for v in (vault, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        ident = second.remotes.devices.identity("cloud")
+        theirs = read_pushed(server_env, PREFIX, ident.device_id, ident.keys, epoch_key=key)
+        assert theirs.kinds() == ["session.put"] * 6 and theirs.remote == rid
+        assert {theirs.object(e["object"]) for e in theirs.entries} == {second.load_json(s.id) for s in second.list()}
+    mine = _read(vault, server_env)
+    assert mine.kinds() == ["epoch", *["session.put"] * 7]
 
 
 # -- the command ---------------------------------------------------------------------------
