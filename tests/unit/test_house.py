@@ -36,6 +36,7 @@ VAULT_ORDER = [
     "_transfer",
     "_importer",
     "_formats",
+    "_syncpull",
     "_sync",
     "_remotes",
     "_opening",

@@ -16,6 +16,7 @@ from ._auditing import Auditor, audited_by
 from ._devices import Devices
 from ._settings import Settings
 from ._sync import Progress, PushResult, Sync
+from ._syncpull import PullCheck
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig, VaultConfig
@@ -52,6 +53,18 @@ class Remotes:
         :raises LockTimeout: another push of this vault is running.
         """
         return self._sync.push(name, dry_run=dry_run, progress=progress)
+
+    def pull(self, name: str | None = None) -> PullCheck:
+        """Read and check every device's log on the remote *name* (the only one when None):
+        its record, signed head and MAC chain, against the floors the heads name (docs/sync.md,
+        "Pull").  Applies nothing yet.  Audited (``sync.pull``, counts only).
+
+        :raises InvalidInput: no such remote, none, or several and *name* is None.
+        :raises RemoteError: unreachable or refused; this device holds none of the remote's
+            keys; a device's log is cut, edited, reordered or rolled back.
+        :raises MissingExtra: boto3 is not installed.
+        """
+        return self._sync.pull(name)
 
     @_audited("remote.list")
     def list(self) -> builtins.list[RemoteConfig]:

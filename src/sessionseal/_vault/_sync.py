@@ -48,6 +48,7 @@ from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
+from ._syncpull import PullCheck, check_logs
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -171,15 +172,8 @@ class Sync:
         :raises MissingExtra: boto3 is not installed.
         :raises LockTimeout: another push of this vault is running.
         """
-        from .. import _s3
-
         config = self.pick(remote)
-        where = (config.url, config.endpoint, config.profile, config.region)
-        s3 = self._stores.get(where)
-        if s3 is None:
-            url = _remote.parse_url(config.url)
-            s3 = _s3.open_store(url, endpoint=config.endpoint, profile=config.profile, region=config.region)
-            self._stores[where] = s3
+        s3 = self._store_of(config)
         # Outermost: before any session or vault lock (docs/design.md, "Locks").
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
             sync_dir = self._sync_dir(create=not dry_run)
@@ -190,6 +184,33 @@ class Sync:
                     sync_dir.close()
         self._auditor.record("sync.push", detail=result.counts())
         return result
+
+    @_audited("sync.pull")
+    def pull(self, remote: str | None = None) -> PullCheck:
+        """Read every device's log on *remote* (the only one when None) and check it: records,
+        signed heads, chains, floors (:mod:`._syncpull`).  Nothing is applied yet.  Audited
+        (``sync.pull``, counts only).
+
+        :raises InvalidInput: no such remote, none, or several and none named.
+        :raises RemoteError: the remote cannot be reached, this device holds none of its keys,
+            or a log fails its check.
+        :raises MissingExtra: boto3 is not installed.
+        """
+        config = self.pick(remote)
+        check = check_logs(config, self._store_of(config), self.devices)
+        self._auditor.record("sync.pull", detail=check.counts())
+        return check
+
+    def _store_of(self, config: RemoteConfig) -> S3Store:
+        from .. import _s3
+
+        where = (config.url, config.endpoint, config.profile, config.region)
+        s3 = self._stores.get(where)
+        if s3 is None:
+            url = _remote.parse_url(config.url)
+            s3 = _s3.open_store(url, endpoint=config.endpoint, profile=config.profile, region=config.region)
+            self._stores[where] = s3
+        return s3
 
     def _sync_dir(self, *, create: bool) -> Dir | None:
         """``sync/``, where the cursors are (made by the first push; a dry run makes nothing)."""
