@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sessionseal import KeychainProvider, Vault, _container, _remote, _s3
+from sessionseal._fs import lock
+from sessionseal._vault import _sync
 from sessionseal.cli import cli
-from sessionseal.errors import RemoteError
+from sessionseal.errors import LockTimeout, RemoteError
 from sessionseal.models import Session
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import Pushed, read_pushed, server_files
@@ -230,6 +232,25 @@ def test_an_enrolled_device_pushes_its_own_log_beside_the_first_concurrently(
         assert {theirs.object(e["object"]) for e in theirs.entries} == {second.load_json(s.id) for s in second.list()}
     mine = _read(vault, server_env)
     assert mine.kinds() == ["epoch", *["session.put"] * 7]
+
+
+def test_progress_is_reported_per_batch_and_a_second_push_waits_for_the_first(
+    vault: Vault, server_env: S3Server, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sync, "BATCH_SESSIONS", 2)
+    for i in range(5):
+        vault.save(_session(f"s{i}", "text"))
+    seen: list[tuple[int, int, int]] = []
+    result = vault.remotes.push(progress=lambda done, total, nbytes: seen.append((done, total, nbytes)))
+    assert [(d, t) for d, t, _ in seen] == [(2, 5), (4, 5), (5, 5)]
+    assert seen[-1][2] == result.bytes and [n for _, _, n in seen] == sorted(n for _, _, n in seen)
+    # One push at a time: while another process holds locks/sync.lock, a push waits, then gives up.
+    vault.save(_session("later", "text"))
+    monkeypatch.setenv("SESSIONSEAL_LOCK_TIMEOUT", "0.2")
+    with Vault.open(vault_path, key_provider=vault.parts.keys.provider) as again:
+        with lock(vault_path / "locks" / "sync.lock", timeout=5, what="test"), pytest.raises(LockTimeout):
+            again.remotes.push()
+        assert again.remotes.push().put == 1
 
 
 # -- the command ---------------------------------------------------------------------------
