@@ -130,3 +130,21 @@ def test_a_push_killed_at_a_step_resumes_to_one_valid_chain(
         assert v.remotes.push().appended == 1
         last = read_pushed(server, PREFIX, ident.device_id, ident.keys).entries[-1]
         assert last["kind"] == "session.append" and last["session"] == sid and last["base"] == 0
+
+
+def test_a_first_push_whose_record_was_lost_keeps_the_key_object_it_sent(setup: tuple[Path, S3Server]) -> None:
+    # Killed after the device record and the epoch key object went out, then the vault's record
+    # of the push is lost (a restored backup): the next push must not write that name again with
+    # other bytes (the wrap is random); it checks the object holds its key and names it.
+    path, server = setup
+    _kill_at(path, server, "put", 2)
+    [cursor] = (path / "sync").iterdir()
+    cursor.unlink()
+    [key_file] = (server.root / server.bucket).rglob("keys/*")
+    sent = key_file.read_bytes()
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        assert v.remotes.push().first
+        ident = v.remotes.devices.identity("cloud")
+        pushed = read_pushed(server, PREFIX, ident.device_id, ident.keys)
+    assert key_file.read_bytes() == sent  # the same bytes: the epoch entry names that object
+    assert pushed.kinds() == ["epoch", *["session.put"] * SESSIONS]

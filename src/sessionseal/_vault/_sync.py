@@ -40,7 +40,7 @@ import orjson
 from .. import _compress, _container, _crypto, _events, _remote, _remotekeys, _remotelog
 from .._container import FrameType, Kind
 from .._fs import Dir, lock
-from ..errors import InvalidInput, RemoteError, SessionNotFound
+from ..errors import InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._auditing import Auditor, audited_by
 from ._common import SUFFIX
 from ._context import VaultContext
@@ -287,7 +287,7 @@ class _Push:
             for k, _ in self.s3.list(self.url.key("d") + "/")
             if k.endswith("/device") and not k.startswith(self.prefix)
         ]
-        make_epoch = not others and (not held or 1 in held)
+        make_epoch = not others and (not held or set(held) == {1})
         if not held and others:
             raise RemoteError(
                 "the remote holds other devices' logs and this device holds none of its keys: enrol it "
@@ -313,13 +313,34 @@ class _Push:
             outbox.append(("device", ident.record()))
         entries = []
         if make_epoch:
-            stanza = _remotekeys.wrap_for_device(self.key, ident.remote_id, 1, ident.device_id, ident.x25519_public)
-            keys_object = _remotekeys.keys_object(ident.remote_id, 1, ident.device_id, [stanza])
-            outbox.append((f"keys/{1:08x}", keys_object))
+            keys_object = self._epoch_one(ident, outbox)
             entries.append(
                 {"kind": "epoch", "epoch": 1, "keys": hashlib.sha256(keys_object).hexdigest(), "reason": "first"}
             )
         self._commit(entries, {}, outbox)
+
+    def _epoch_one(self, ident: DeviceIdentity, outbox: list[tuple[str, bytes]]) -> bytes:
+        """Epoch 1's key object: K_1 wrapped for this device, added to *outbox*; or, when an
+        earlier first push sent one before its record of it was lost, that one (a name is never
+        written with other bytes), once it is checked to hold this device's K_1."""
+        assert self.epoch == 1
+        name = self.prefix + f"keys/{1:08x}"
+        if not self.dry_run and self.s3.exists(name):
+            sent = self.s3.get(name)
+            try:
+                stanza = _remotekeys.parse_keys_object(sent).for_device(ident.device_id)
+                held = stanza is not None and _crypto.constant_time_equal(
+                    _remotekeys.unwrap_device(stanza, self.rid, 1, ident.device_id, ident.keys), self.key
+                )
+            except SessionSealError:
+                held = False
+            if not held:
+                raise RemoteError("this device's epoch key object on the remote is not one it made; nothing was sent")
+            return sent
+        stanza = _remotekeys.wrap_for_device(self.key, self.rid, 1, ident.device_id, ident.x25519_public)
+        made = _remotekeys.keys_object(self.rid, 1, ident.device_id, [stanza])
+        outbox.append((f"keys/{1:08x}", made))
+        return made
 
     def _check_remote(self, seq: int, pending: set[str]) -> None:
         """The remote's log ends at entry *seq* (the cursor's last, once the outbox went out),
