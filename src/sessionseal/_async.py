@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     )
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
+    from ._vault._sync import PushResult
+    from ._vault._syncpull import PullCheck
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -496,3 +498,11 @@ class AsyncRemotes:
     async def remove(self, name: str) -> RemoteConfig:
         """See ``Vault.remotes.remove``."""
         return await asyncio.to_thread(self.sync.remove, name)
+
+    async def push(self, name: str | None = None, *, dry_run: bool = False) -> PushResult:
+        """See ``Vault.remotes.push`` (network and disk: in a worker thread)."""
+        return await asyncio.to_thread(self.sync.push, name, dry_run=dry_run)
+
+    async def pull(self, name: str | None = None) -> PullCheck:
+        """See ``Vault.remotes.pull`` (network: in a worker thread)."""
+        return await asyncio.to_thread(self.sync.pull, name)

@@ -312,6 +312,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "remote add": "a remote's name and location, of fixed shapes, into the config (Vault.remotes.add)",
     "remote list": "reads",
     "remote remove": "a remote's name",
+    "sync": "reads the sessions it sends (stored, already sanitized); writes only its sealed cursor and keys",
     "head accept": "a MAC",
     "verify": "checks",
     "cleanup": "erases",

@@ -94,8 +94,8 @@ class Vault:
         self._checkpoints, self._listing, self._erasure = parts.checkpoints, parts.listing, parts.erasure
         self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
         self._audit = self._auditor.record  # writes the audit record of an operation
-        #: The remotes the vault syncs through: list, add, remove (docs/api.md, "Remotes").
-        self.remotes = Remotes(self._settings, self._auditor)
+        #: The remotes the vault syncs through: list, add, remove, push (docs/api.md, "Remotes").
+        self.remotes = Remotes(self._settings, self._auditor, parts.sync)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 

@@ -1,0 +1,155 @@
+"""``sessionseal sync --pull``, its checking part (issue 26; docs/sync.md, "Pull"): every device's
+log on a real S3 server (``rclone serve s3`` on 127.0.0.1) is read and checked against its record,
+signed head and MAC chain; a bucket that removes, moves, edits or cuts entries, or forges a
+head, is refused in one line (exit 19); an entry still in flight is left for later; nothing is
+applied and the check is audited."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sessionseal import KeychainProvider, Vault, _remote, _s3
+from sessionseal.cli import cli
+from sessionseal.errors import RemoteError
+from sessionseal.models import Session
+from tests._infra.s3server import S3Server
+
+PREFIX = "team"
+
+
+def _session(title: str) -> Session:
+    return Session.model_validate({"title": title, "messages": [{"role": "user", "content": "text"}]})
+
+
+@pytest.fixture
+def two(
+    s3_server: S3Server, tmp_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Vault, Vault, _s3.S3Store]]:
+    """Two devices on one remote, each having pushed: the first made epoch 1, the second was
+    given its key (what enrolment will do)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{s3_server.bucket}/{PREFIX}"
+    first = Vault.init(tmp_path / "first", key_provider=provider)
+    second = Vault.init(tmp_path / "second", key_provider=provider)
+    try:
+        for v in (first, second):
+            v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
+        for i in range(3):
+            first.save(_session(f"first {i}"))
+        first.remotes.push()
+        devices = first.remotes.devices
+        second.remotes.devices.add_epoch_key(
+            "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
+        )
+        second.save(_session("second"))
+        second.remotes.push()
+        store = _s3.open_store(_remote.parse_url(url), endpoint=s3_server.endpoint, profile=None, region=None)
+        yield first, second, store
+    finally:
+        first.close()
+        second.close()
+
+
+def _log(v: Vault, seq: int | None = None) -> str:
+    device = v.remotes.devices.identity("cloud").device_id
+    base = f"{PREFIX}/d/{device.hex}/log/"
+    return base if seq is None else base + f"{seq:016x}"
+
+
+def test_every_device_log_checks_out_and_nothing_is_applied(two: tuple[Vault, Vault, _s3.S3Store]) -> None:
+    first, second, _ = two
+    check = second.remotes.pull()
+    by_device = {d.device: d for d in check.devices}
+    mine = by_device[second.remotes.devices.identity("cloud").device_id]
+    theirs = by_device[first.remotes.devices.identity("cloud").device_id]
+    assert mine.mine and not theirs.mine
+    assert (theirs.entries, theirs.seq, theirs.head, theirs.pending) == (4, 4, 4, False)
+    assert theirs.kinds == {"epoch": 1, "session.put": 3}
+    assert mine.kinds == {"session.put": 1}
+    assert check.counts() == {"devices": 2, "entries": 5, "pending": 0, "applied": 0}
+    assert len(second.list()) == 1  # nothing applied
+
+
+def test_a_bucket_that_removes_moves_edits_or_cuts_entries_is_refused(two: tuple[Vault, Vault, _s3.S3Store]) -> None:
+    first, second, store = two
+    entry2, entry3 = store.get(_log(first, 2)), store.get(_log(first, 3))
+    damage: list[tuple[str, Callable[[], None], Callable[[], None], str]] = [
+        ("gap", lambda: store.delete(_log(first, 2)), lambda: store.put(_log(first, 2), entry2), "gap"),
+        ("moved", lambda: store.put(_log(first, 2), entry3), lambda: store.put(_log(first, 2), entry2), "entry 2"),
+        (
+            "edited",
+            lambda: store.put(_log(first, 2), entry2[:-1] + bytes([entry2[-1] ^ 1])),
+            lambda: store.put(_log(first, 2), entry2),
+            "entry 2",
+        ),
+    ]
+    for name, do, undo, says in damage:
+        do()
+        with pytest.raises(RemoteError, match=says):
+            second.remotes.pull()
+        undo()
+        assert second.remotes.pull().counts()["entries"] == 5, name
+    # The tail cut below what the device's signed head names: a rollback.
+    last = store.get(_log(first, 4))
+    store.delete(_log(first, 4))
+    with pytest.raises(RemoteError, match="below entry 4"):
+        second.remotes.pull()
+    store.put(_log(first, 4), last)
+    # A head that is not the device's own signature.
+    device = first.remotes.devices.identity("cloud").device_id
+    head_key = f"{PREFIX}/d/{device.hex}/head/{4:016x}"
+    head = store.get(head_key)
+    store.put(head_key, head[:-1] + bytes([head[-1] ^ 1]))
+    with pytest.raises(RemoteError, match="head is not one it signed"):
+        second.remotes.pull()
+    store.put(head_key, head)
+    # An entry after the head that does not open yet: in flight, left for later.
+    store.put(_log(first, 5), b"half an upload")
+    assert {d.pending for d in second.remotes.pull().devices} == {True, False}
+
+
+def test_a_device_without_keys_cannot_check(
+    s3_server: S3Server, vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    with Vault.init(vault_path, key_provider=provider) as v:
+        v.remotes.add("cloud", f"s3://{s3_server.bucket}/x", endpoint=s3_server.endpoint)
+        with pytest.raises(RemoteError, match="holds no key"):
+            v.remotes.pull()
+
+
+def test_the_command_checks_in_one_line_and_is_audited(
+    two: tuple[Vault, Vault, _s3.S3Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, store = two
+    monkeypatch.setenv("SESSIONSEAL_VAULT", str(second.path))
+    keyring_vault = second.path
+    second.close()  # the command opens it itself
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert run("sync", "--push", "--pull").exit_code == 2
+    assert run("sync", "--pull", "--dry-run").exit_code == 2
+    ok = run("sync", "--pull", "--json")
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert (doc["applied"], doc["devices"], doc["entries"]) == (0, 2, 5)
+    assert {d["this_device"] for d in doc["logs"]} == {True, False}
+    text = run("sync", "--pull")
+    assert text.exit_code == 0 and "nothing was applied" in text.stderr
+    store.delete(_log(first, 2))
+    refused = run("sync", "--pull")
+    assert refused.exit_code == 19 and refused.stderr.count("\n") == 1 and "gap" in refused.stderr
+    records = [json.loads(line) for line in (keyring_vault / "audit" / "audit.log").read_text().splitlines()]
+    pulls = [r["outcome"] for r in records if r["action"] == "sync.pull"]
+    assert pulls == ["ok", "ok", "error"]
+    assert all("cloud" not in json.dumps(r) and PREFIX not in json.dumps(r) for r in records)
