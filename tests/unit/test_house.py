@@ -35,6 +35,7 @@ VAULT_ORDER = [
     "_transfer",
     "_importer",
     "_formats",
+    "_backups",
     "_opening",
     "_parts",
     "_verify",

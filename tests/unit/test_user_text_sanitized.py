@@ -312,6 +312,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "remote add": "a remote's name and location, of fixed shapes, into the config (Vault.remotes.add)",
     "remote list": "reads",
     "remote remove": "a remote's name",
+    "snapshot": "copies the vault's files as they are (Vault.backups.snapshot): no text enters it",
     "head accept": "a MAC",
     "verify": "checks",
     "cleanup": "erases",
