@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
+    from ._recovery import import_recovery_kit
     from ._resume import ResumeResult, cleanup_resumes, resume_session
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._transcript_dirs import find_transcripts
@@ -86,6 +87,7 @@ __all__ = [
     "cleanup_resumes",
     "find_transcripts",
     "harden_process",
+    "import_recovery_kit",
     "resume_session",
 ]
 
@@ -108,6 +110,7 @@ _HOMES = {
     "cleanup_resumes": "._resume",
     "resume_session": "._resume",
     "harden_process": "._harden",
+    "import_recovery_kit": "._recovery",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",
     "HeadStatus": "._vault",

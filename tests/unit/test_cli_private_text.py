@@ -86,6 +86,7 @@ PUBLIC: dict[str, str] = {
     "profile": "remote add --profile: the name of an AWS profile, not a credential",
     "region": "remote add --region: an AWS region's name",
     "to": "snapshot --to: the path to write to",
+    "recovery_kit": "key export/import --recovery-kit: the path of the kit file",
 }
 
 

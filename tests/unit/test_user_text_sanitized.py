@@ -313,6 +313,8 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "remote list": "reads",
     "remote remove": "a remote's name",
     "snapshot": "copies the vault's files as they are (Vault.backups.snapshot): no text enters it",
+    "key export": "writes a recovery kit outside the vault: a wrapped key, no text",
+    "key import": "a key into the key store, no text",
     "head accept": "a MAC",
     "verify": "checks",
     "cleanup": "erases",

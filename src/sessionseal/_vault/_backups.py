@@ -1,4 +1,5 @@
-"""Backups of the vault directory: ``snapshot --to DIR`` (docs/sync.md, "Backups").
+"""Backups of the vault: ``snapshot --to DIR`` (docs/sync.md, "Backups"), and the recovery kit
+that restores its master key on a fresh machine (``key export|import --recovery-kit``).
 
 A snapshot is a copy of the vault's own files, made under the vault lock, that opens as the same
 vault with the same key.  What the lock holds still: the key table (and with it every mark, the
@@ -30,19 +31,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .. import _configfile, _container
+from .. import _configfile, _container, _recoverykit
 from .._audit import AUDIT_DIR
-from .._fs import Dir
+from .._fs import Dir, write_private_file
 from .._index import INDEX_FILE
-from .._keytable import KEYTABLE, SessionKeys
-from .._passphrase import KEYFILE
-from ..errors import InvalidInput, SessionSealError, StorageError, UnsafePermissions
+from .._keystore import KeyProvider, MasterKeys
+from .._keytable import KEYTABLE, KeyTable, SessionKeys
+from .._passphrase import KEYFILE, PassphraseProvider
+from ..errors import (
+    InvalidInput,
+    KeyNotFound,
+    SessionSealError,
+    StorageError,
+    UnsafePermissions,
+)
 from ._auditing import Auditor, audited_by
+from ._common import VAULT_FILE
 from ._context import VaultContext
 from ._ftsfiles import FTS_DIR, is_fts_name
 from ._keys import Keys
+from ._opening import make_provider, parse_doc
 
-__all__ = ["Backups", "Snapshot"]
+__all__ = ["Backups", "Snapshot", "import_kit"]
 
 _audited = audited_by(lambda backups: backups._auditor)
 
@@ -122,6 +132,96 @@ class Backups:
             },
         )
         return result
+
+    @_audited("key.export")
+    def export_kit(self, out: str | os.PathLike[str], passphrase: str) -> int:
+        """Write a recovery kit of the master key the key table is under now to the new file
+        *out* (0600, atomic); returns its epoch.  Audited (``key.export``, the epoch only).
+
+        :raises InvalidInput: *out* exists, or the passphrase is empty.
+        """
+        with self._ctx.vault_lock():  # no rotation between reading the table's epoch and its key
+            epoch = self._keys.keytable(fresh=True).kek_epoch
+            key = self._keys.kek(epoch)
+        kit = _recoverykit.make(self._ctx.vault_id, epoch, self._keys.provider.name, key, passphrase)
+        write_private_file(Path(os.path.abspath(out)), kit)
+        self._auditor.record("key.export", detail={"epoch": epoch})
+        return epoch
+
+    @_audited("key.import")
+    def imported(self, epoch: int) -> None:
+        """Record that :func:`import_kit` put this vault's key of *epoch* in the key store."""
+        self._auditor.record("key.import", detail={"epoch": epoch})
+
+
+def import_kit(
+    path: Path,
+    data: bytes,
+    kit_passphrase: Callable[[], str],
+    *,
+    provider: KeyProvider | None = None,
+    vault_passphrase: Callable[[], bytes] | None = None,
+    interactive: bool = False,
+) -> tuple[_recoverykit.Kit, bool]:
+    """Put the master key a recovery kit holds into the key store of the vault at *path* (a copy
+    put there from a backup or a snapshot), after checking that it opens that vault's key table.
+    Returns the kit and whether the key store changed (False: it held that key already).
+
+    A keychain vault's key goes to the OS keychain (or *provider*), only when it holds no key of
+    this vault: a key there may be a newer vault's, and is never replaced.  A passphrase vault
+    without its key file gets a new one under *vault_passphrase*; one with a key file is refused.
+
+    :raises InvalidInput: not a kit, one of another vault, a key store that holds another key
+        of this vault, a passphrase vault that has its key file, or a kit of another epoch than
+        the key table's (a kit opens the copies made before the next rotation only).
+    :raises WrongPassphrase: the kit's passphrase is wrong.
+    :raises IntegrityError: the kit's key does not open the key table (it is damaged).
+    """
+    root = Dir(path)
+    try:
+        doc = parse_doc(root.read(VAULT_FILE, max_size=64 * 1024), path)
+        kit = _recoverykit.parse(data)
+        vault_id = uuid.UUID(doc["vault_id"])
+        if kit.vault_id != vault_id:
+            raise InvalidInput("the recovery kit is of another vault (its id is not this vault's); nothing was changed")
+        table_epoch = _container.parse_unverified_header(root.read(KEYTABLE, max_size=1 << 30)).kek_epoch
+        if kit.epoch != table_epoch:
+            raise InvalidInput(
+                f"the recovery kit holds the master key of epoch {kit.epoch}, and this vault's key table is under "
+                f"epoch {table_epoch}: a kit opens only copies made before the next delete, cleanup or rekey "
+                "(crypto-erase); use the kit made with this copy; nothing was changed"
+            )
+        store = provider or make_provider(doc["key_provider"], vault_passphrase, root, interactive=interactive)
+        held = _held(store, vault_id, root)
+        key = _recoverykit.open_kit(kit, kit_passphrase())
+        master = MasterKeys({kit.epoch: key})
+        KeyTable.load(root, vault_id, master)  # authenticates under the kit's key, or raises
+        if held is not None:
+            if held.keys.get(kit.epoch) == key:
+                return kit, False
+            raise InvalidInput(
+                "the key store already holds another key of this vault; a recovery kit is for a machine "
+                "without one, and a key there is never replaced; nothing was changed"
+            )
+        store.store(vault_id, master)
+        return kit, True
+    finally:
+        root.close()
+
+
+def _held(store: KeyProvider, vault_id: uuid.UUID, root: Dir) -> MasterKeys | None:
+    """What the key store holds of the vault now (None: nothing)."""
+    if isinstance(store, PassphraseProvider):
+        if root.exists(KEYFILE):
+            raise InvalidInput(
+                "this passphrase vault has its key file; a recovery kit restores one that lost it "
+                "(move keyfile.json aside first if you mean to replace it); nothing was changed"
+            )
+        return None
+    try:
+        return store.load(vault_id)
+    except KeyNotFound:
+        return None
 
 
 def _target(path: Path, vault: Path) -> tuple[Dir, bool]:
