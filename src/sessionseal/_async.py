@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
+    from ._vault._sync import PushResult
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -496,3 +497,7 @@ class AsyncRemotes:
     async def remove(self, name: str) -> RemoteConfig:
         """See ``Vault.remotes.remove``."""
         return await asyncio.to_thread(self.sync.remove, name)
+
+    async def push(self, name: str | None = None, *, dry_run: bool = False) -> PushResult:
+        """See ``Vault.remotes.push`` (network and disk: in a worker thread)."""
+        return await asyncio.to_thread(self.sync.push, name, dry_run=dry_run)

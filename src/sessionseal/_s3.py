@@ -73,12 +73,13 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 
-    def list(self, prefix: str) -> list[tuple[str, int]]:
-        """Every ``(key, size)`` under *prefix*, in key order."""
+    def list(self, prefix: str, *, start_after: str | None = None) -> list[tuple[str, int]]:
+        """Every ``(key, size)`` under *prefix* (after *start_after*, when given), in key order."""
 
         def walk() -> list[tuple[str, int]]:
             found: list[tuple[str, int]] = []
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            extra = {} if start_after is None else {"StartAfter": start_after}
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, **extra)
             for page in pages:
                 found.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", ()))
             return sorted(found)

@@ -14,7 +14,10 @@ state").  Every file is then checked against a lower bound it cannot roll back:
 - ``audit_keys``: the audit log's MAC keys, a fresh one from each master-key rotation on;
 - ``index``: the generation of the last index rewrite;
 - ``head``: the state counter last written to the key store (the vault's head outside the
-  vault) and when, so that the next write is due after a bounded interval.
+  vault) and when, so that the next write is due after a bounded interval;
+- ``remote_keys``: per device id on a remote (issue 26), that device's private X25519 and
+  Ed25519 keys, the remote's id and the remote data keys of the epochs it holds
+  (docs/spec/remote-v1.md, "Keys"), sealed here so that they follow the master key.
 
 ``counter`` grows by one with every state frame: the key store's head names it.
 
@@ -41,6 +44,7 @@ __all__ = [
     "NO_CONFIG",
     "ZERO_MAC",
     "AuditHead",
+    "RemoteKeys",
     "StateChange",
     "VaultState",
     "decode_frame",
@@ -81,6 +85,23 @@ class AuditHead:
     base_mac: str = ZERO_MAC
 
 
+@dataclass(frozen=True, repr=False)
+class RemoteKeys:
+    """One device's keys on one remote (docs/spec/remote-v1.md, "Keys"); ``repr`` shows no key.
+
+    A change puts a device's record whole: the record is small, and a put is one rule to fold.
+    """
+
+    x25519: bytes  # private: receives epoch keys
+    ed25519: bytes  # private: signs heads
+    created_at: str  # the device record's, so that a retried PUT of it is the same bytes
+    remote: bytes = b""  # the remote's id (16 bytes) once known: made with epoch 1, or given at enrolment
+    epochs: tuple[tuple[int, bytes], ...] = ()  # (epoch, K_e), ascending
+
+    def __repr__(self) -> str:
+        return f"RemoteKeys(epochs={[e for e, _ in self.epochs]})"
+
+
 @dataclass
 class StateChange:
     """What one write adds to the state (every field optional).  Marks only rise: a mark
@@ -97,6 +118,7 @@ class StateChange:
     audit_keys: dict[int, bytes] = field(default_factory=dict)
     index: int | None = None
     head: tuple[int, int] | None = None  # (counter, unix seconds) of a key-store head write
+    remote_keys: dict[bytes, RemoteKeys] = field(default_factory=dict)  # device id -> its keys, put whole
 
     def update(self, other: StateChange) -> None:
         """Fold *other* (a later change) into this one."""
@@ -118,6 +140,7 @@ class StateChange:
             self.index = max(self.index or 0, other.index)
         if other.head is not None:
             self.head = other.head
+        self.remote_keys.update(other.remote_keys)
 
     def __bool__(self) -> bool:
         return bool(
@@ -130,6 +153,7 @@ class StateChange:
             or self.audit_keys
             or self.index is not None
             or self.head is not None
+            or bool(self.remote_keys)
         )
 
 
@@ -146,6 +170,7 @@ class VaultState:
     audit_keys: dict[int, bytes] = field(default_factory=dict)
     index: int = 0
     head: tuple[int, int] = (0, 0)
+    remote_keys: dict[bytes, RemoteKeys] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"VaultState(counter={self.counter}, marks={len(self.marks)}, tombs={len(self.tombs)})"  # no keys
@@ -172,6 +197,7 @@ class VaultState:
             self.index = max(self.index, change.index)
         if change.head is not None:
             self.head = change.head
+        self.remote_keys.update(change.remote_keys)
 
 
 # -- encoding: canonical JSON (sorted keys, no whitespace), ids and tombs in hex --------------
@@ -183,6 +209,19 @@ def _audit_json(head: AuditHead) -> dict[str, Any]:
 
 def _b64(key: bytes) -> str:
     return base64.b64encode(key).decode()
+
+
+def _remote_json(keys: dict[bytes, RemoteKeys]) -> dict[str, Any]:
+    return {
+        dev.hex(): {
+            "x": _b64(k.x25519),
+            "e": _b64(k.ed25519),
+            "c": k.created_at,
+            "r": k.remote.hex(),
+            "k": {str(e): _b64(key) for e, key in k.epochs},
+        }
+        for dev, k in sorted(keys.items())
+    }
 
 
 def encode_full(state: VaultState) -> bytes:
@@ -198,6 +237,8 @@ def encode_full(state: VaultState) -> bytes:
         "index": state.index,
         "head": list(state.head),
     }
+    if state.remote_keys:  # absent until a remote is used: a table without remotes is as before
+        doc["remote_keys"] = _remote_json(state.remote_keys)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -222,6 +263,8 @@ def encode_change(counter: int, change: StateChange) -> bytes:
         doc["index"] = change.index
     if change.head is not None:
         doc["head"] = list(change.head)
+    if change.remote_keys:
+        doc["remote_keys"] = _remote_json(change.remote_keys)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -279,6 +322,24 @@ def _config(doc: Any) -> tuple[int, str] | None:
     return _int(gen), digest
 
 
+def _remote_keys(doc: Any) -> dict[bytes, RemoteKeys]:
+    if not isinstance(doc, dict):
+        raise ValueError
+    out = {}
+    for dev, k in doc.items():
+        device, remote = bytes.fromhex(dev), bytes.fromhex(k["r"])
+        epochs = tuple(sorted(_keys(k["k"]).items()))
+        keys = RemoteKeys(
+            base64.b64decode(k["x"], validate=True), base64.b64decode(k["e"], validate=True), k["c"], remote, epochs
+        )
+        if len(device) != 16 or len(remote) not in (0, 16) or len(keys.x25519) != 32 or len(keys.ed25519) != 32:
+            raise ValueError
+        if not isinstance(keys.created_at, str):
+            raise ValueError
+        out[device] = keys
+    return out
+
+
 def _pair(doc: Any) -> tuple[int, int]:
     a, b = doc
     return _int(a), _int(b)
@@ -303,6 +364,7 @@ def decode_frame(state: VaultState, payload: bytes) -> None:
             state.audit_keys = _keys(doc["audit_keys"])
             state.index = _int(doc["index"])
             state.head = _pair(doc["head"])
+            state.remote_keys = _remote_keys(doc.get("remote_keys", {}))
         elif kind == _DELTA and state.tracked and counter == state.counter + 1:
             change = StateChange(
                 marks=_marks(doc.get("marks", {})),
@@ -314,6 +376,7 @@ def decode_frame(state: VaultState, payload: bytes) -> None:
                 audit_keys=_keys(doc.get("audit_keys", {})),
                 index=None if "index" not in doc else _int(doc["index"]),
                 head=None if "head" not in doc else _pair(doc["head"]),
+                remote_keys=_remote_keys(doc.get("remote_keys", {})),
             )
             state.apply(change)
         else:

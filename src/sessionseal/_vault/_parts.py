@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._auditing import Auditor
     from ._ckpts import Checkpoints
     from ._context import VaultContext
+    from ._devices import Devices
     from ._erasure import Erasure
     from ._formats import Formats
     from ._fulltext import FullText
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._listing import Listing
     from ._settings import Settings
     from ._store import SessionStore
+    from ._sync import Sync
     from ._transfer import Transfer
 
 __all__ = ["Parts"]
@@ -49,3 +51,10 @@ class Parts:
     transfer: Transfer
     importer: TranscriptImporter
     formats: Formats
+    #: Push to a remote (``Vault.remotes.push``; issue 26, docs/sync.md).
+    sync: Sync
+
+    @property
+    def devices(self) -> Devices:
+        """This device's keys on the vault's remotes (``Vault.remotes.devices``)."""
+        return self.sync.devices

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
 from ._auditing import Auditor, audited_by
+from ._devices import Devices
 from ._settings import Settings
+from ._sync import Progress, PushResult, Sync
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig, VaultConfig
@@ -26,9 +28,30 @@ _audited = audited_by(lambda remotes: remotes._auditor)
 class Remotes:
     """``vault.remotes``: list, add and remove the vault's remotes (docs/api.md, "Remotes")."""
 
-    def __init__(self, settings: Settings, auditor: Auditor) -> None:
+    def __init__(self, settings: Settings, auditor: Auditor, sync: Sync) -> None:
         self._settings = settings
         self._auditor = auditor
+        self._sync = sync
+
+    @property
+    def devices(self) -> Devices:
+        """This device's keys on each remote (internal: for the sync's own commands and tests)."""
+        return self._sync.devices
+
+    def push(self, name: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PushResult:
+        """Send this device's new and changed sessions to the remote *name* (the only one when
+        None): whole documents for new or rewritten sessions, only the new operations for
+        appended ones (docs/sync.md, "Push").  With *dry_run*, count what would be sent and
+        write nothing.  Resumes a push that was killed.  Audited (``sync.push``, counts only).
+
+        :raises InvalidInput: no such remote, none, or several and *name* is None.
+        :raises RemoteError: the remote cannot be reached or refuses; this device's log there is
+            not where the vault left it; the remote holds other devices and this one is not
+            enrolled.
+        :raises MissingExtra: boto3 is not installed.
+        :raises LockTimeout: another push of this vault is running.
+        """
+        return self._sync.push(name, dry_run=dry_run, progress=progress)
 
     @_audited("remote.list")
     def list(self) -> builtins.list[RemoteConfig]:

@@ -54,6 +54,7 @@ from ._common import MAX_CONTAINER
 from ._ftsfiles import FTS_DIR, is_fts_name
 from ._marks import Anchored
 from ._parts import Parts
+from ._synccursor import SYNC_DIR
 
 __all__ = ["Parts", "VerifyProblem", "VerifyResult", "run"]
 
@@ -62,10 +63,10 @@ Severity = Literal["error", "warning"]
 
 _SESSION_NAME: Final = re.compile(r"[0-9a-f]{32}\.sst")
 _CHECKPOINT_NAME: Final = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)\.ckp")
-_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import)\.lock")
+_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import|sync)\.lock")
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset({"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json"})
-_SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR, FTS_DIR)
+_SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR, FTS_DIR, SYNC_DIR)
 RUN_DIR: Final = "run"  # resume's private homes (_resume._runtime.RUN_DIR)
 
 
@@ -166,6 +167,7 @@ class _Check:
             "locks": lambda n: _LOCK_NAME.fullmatch(n) is not None,
             AUDIT_DIR: lambda n: _AUDIT_NAME.fullmatch(n) is not None,
             FTS_DIR: is_fts_name,
+            SYNC_DIR: lambda n: _SESSION_NAME.fullmatch(n) is not None,  # a remote's cursor: <device>.sst
         }
         for sub in _SUBDIRS:
             if sub not in self.names[""] or sub in self.unsafe:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._auditing import Auditor
 from ._ckpts import Checkpoints
 from ._context import VaultContext
+from ._devices import Devices
 from ._erasure import Erasure
 from ._formats import Formats
 from ._fulltext import FullText
@@ -22,6 +23,7 @@ from ._keys import Keys
 from ._listing import Listing
 from ._settings import Settings
 from ._store import SessionStore
+from ._sync import Sync
 from ._transfer import Transfer
 from ._verify import Parts
 
@@ -53,8 +55,7 @@ def wire(
         auditor.record(action, outcome, **fields)
 
     def reseal(master: MasterKeys, table: KeyTable) -> None:
-        # Both indexes name sessions: they follow the key table to the new epoch, without the
-        # erased ones, before the old epoch goes (docs/secure-deletion.md).
+        # Both indexes name sessions: they follow the key table to the new epoch first.
         index.reseal(master, table)
         fulltext.reseal(master, table)
 
@@ -113,4 +114,5 @@ def wire(
             config=config,
             reindex=reindex,
         ),
+        sync=Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor),
     )

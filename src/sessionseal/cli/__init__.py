@@ -558,6 +558,7 @@ from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._remote_cmds import remote_group  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
+from ._sync_cmds import sync_command  # noqa: E402
 from ._transcript_cmds import import_transcripts  # noqa: E402
 from ._transfer_cmds import export_command, import_command  # noqa: E402
 from ._verify_cmds import verify  # noqa: E402
@@ -576,6 +577,7 @@ cli.add_command(doctor)
 cli.add_command(mcp_group)
 cli.add_command(passphrase_group)
 cli.add_command(remote_group)
+cli.add_command(sync_command)
 cli.add_command(head_group)
 cli.add_command(verify)
 cli.add_command(fork)

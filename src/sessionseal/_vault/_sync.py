@@ -1,0 +1,492 @@
+"""``sessionseal sync --push``: this device's sessions into its log on a remote (issue 26;
+docs/sync.md, "Push"; docs/spec/remote-v1.md).
+
+A push sends what changed since the last one, found by comparing each session's mark in the key
+table's state (its container generation and committed size) with what the cursor says was
+pushed (:mod:`._synccursor`):
+
+- a session new to the remote, or rewritten since (a save, a compaction, a rewrite): its whole
+  stored document as a content object and a ``session.put`` entry;
+- a session grown by appends: only the new groups' operations, as a segment object and a
+  ``session.append`` entry naming the operation count it extends, so a push after one turn
+  sends O(turn) bytes whatever the session's size; a group of metadata only (a rename, a tag,
+  a pin) becomes ``session.meta`` entries, one per field, each with the writer's clock.
+
+Order, so that a push killed anywhere loses nothing and writes nothing twice: content objects
+are PUT first (named by their hash: a retry or an abandoned one never collides); then a batch's
+entries are sealed and committed to the cursor's outbox, with the sessions they cover and the
+signed head after them, in one atomic replace of the cursor; then the outbox is sent and
+cleared.  A push starts by sending a killed one's outbox again (the same bytes under the same
+names), then checks that the remote's log ends where the cursor says.
+
+The first device on a remote makes the remote's id and epoch 1 (:meth:`Devices.start_remote`)
+and writes its device record, the epoch's key object (K_1 wrapped for itself) and the ``epoch``
+entry before anything else.  A device that finds other devices on the remote and holds no key
+of it is refused: it must be enrolled first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from .. import _compress, _container, _crypto, _events, _remote, _remotekeys, _remotelog
+from .._container import FrameType, Kind
+from .._fs import Dir, lock
+from ..errors import InvalidInput, RemoteError, SessionNotFound
+from ._auditing import Auditor, audited_by
+from ._common import SUFFIX
+from ._context import VaultContext
+from ._devices import DeviceIdentity, Devices
+from ._keys import Keys
+from ._store import SessionStore
+from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
+
+if TYPE_CHECKING:
+    from .._config import RemoteConfig
+    from .._s3 import S3Store
+
+__all__ = ["PushResult", "Sync"]
+
+_audited = audited_by(lambda sync: sync._auditor)
+
+#: Sessions per committed batch: each batch is one cursor replace, one head and its entries.
+BATCH_SESSIONS: Final = 64
+#: ... or fewer, once the batch's objects reach this many bytes.
+BATCH_BYTES: Final = 32 << 20
+#: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
+META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
+#: Progress: (sessions done, sessions to push, bytes sent so far).
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass
+class PushResult:
+    """What a push sent (or, with ``dry_run``, would send); counts only, never a name."""
+
+    remote: str
+    device: uuid.UUID
+    dry_run: bool
+    first: bool = False  # this push made the remote's epoch 1
+    sessions: int = 0  # sessions with something sent
+    put: int = 0
+    appended: int = 0
+    meta: int = 0  # session.meta entries
+    entries: int = 0
+    objects: int = 0
+    bytes: int = 0  # every byte PUT: objects, entries, heads, records
+    resent: int = 0  # names a killed push left in the outbox, sent again
+    seq: int = 0  # the log's last entry after the push
+    epoch: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "sessions": self.sessions,
+            "put": self.put,
+            "appended": self.appended,
+            "meta": self.meta,
+            "entries": self.entries,
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "resent": self.resent,
+            "seq": self.seq,
+            "epoch": self.epoch,
+            "dry_run": self.dry_run,
+        }
+
+
+class Sync:
+    """The push behind ``vault.remotes.push``; ``devices``, this device's keys on each remote."""
+
+    def __init__(self, ctx: VaultContext, keys: Keys, store: SessionStore, devices: Devices, auditor: Auditor) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._store = store
+        self.devices = devices
+        self._auditor = auditor
+        #: One S3 client per remote for the life of the vault: making one costs boto3 about as
+        #: much as a small push (its service model is loaded per client).
+        self._stores: dict[tuple[str, str | None, str | None, str | None], S3Store] = {}
+
+    def pick(self, name: str | None) -> RemoteConfig:
+        """The remote called *name*, or the only one when *name* is None.
+
+        :raises InvalidInput: no such remote, no remote at all, or several and none named.
+        """
+        if name is not None:
+            return self.devices.remote(name)
+        remotes = self.devices.remotes()
+        if len(remotes) != 1:
+            raise InvalidInput(
+                "name the remote to sync with ('sessionseal remote list' shows them)"
+                if remotes
+                else "no remote to sync with; add one with 'sessionseal remote add NAME s3://BUCKET/PREFIX'"
+            )
+        return remotes[0]
+
+    def appended_since(self, sid: uuid.UUID, before: Pushed) -> tuple[int, list[bytes]] | None:
+        """The EVENTS payloads of the groups appended to *sid*'s file after *before* (its end
+        then) and the new end, reading and decrypting only those bytes: O(turn) however large
+        the session.  None when the file is another version than *before*'s (then the caller
+        reads it whole).  The frames are bound to the header and their index (AES-GCM's
+        associated data), so bytes moved, dropped or of another version fail authentication.
+        """
+        name = self._keys.file_name(sid) + SUFFIX
+        try:
+            with self._ctx.sessions.reader(name) as (read_at, size):
+                header = _container.parse_unverified_header(read_at(0, _container.HEADER_SIZE))
+                if header.generation != before.generation or size < before.end:
+                    return None
+                if header.kind != Kind.SESSION or header.vault_id != self._ctx.vault_id or header.object_id != sid:
+                    return None
+                dek = _crypto.unwrap_key(self._keys.key_for(sid), header.wrapped_dek, header.wrap_aad)
+                tail = read_at(before.end, size - before.end)
+        except FileNotFoundError:
+            return None
+        first = 2 + 2 * before.groups  # META, BODY, then (EVENTS, META) per group
+        frames, _ = _container.open_frames_at(tail, header, dek, 0, first, torn_tail_ok=True)
+        frames = frames[: len(frames) // 2 * 2]  # an EVENTS frame without its META is not committed
+        if any(f.type != (FrameType.EVENTS, FrameType.META)[i % 2] for i, f in enumerate(frames)):
+            return None
+        end = before.end + sum(_container.frame_size(len(f.data)) for f in frames)
+        return end, [f.data for f in frames[::2]]
+
+    @_audited("sync.push")
+    def push(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PushResult:
+        """Send what changed since the last push to *remote* (the only one when None); with
+        *dry_run*, say what would be sent and write nothing, here or there.  Audited
+        (``sync.push``, counts and bytes only).
+
+        :raises InvalidInput: no such remote, or a vault to migrate first.
+        :raises RemoteError: the remote cannot be reached or refuses; this device's log there
+            is not where the vault left it; other devices are there and this one is not enrolled.
+        :raises MissingExtra: boto3 is not installed.
+        :raises LockTimeout: another push of this vault is running.
+        """
+        from .. import _s3
+
+        config = self.pick(remote)
+        where = (config.url, config.endpoint, config.profile, config.region)
+        s3 = self._stores.get(where)
+        if s3 is None:
+            url = _remote.parse_url(config.url)
+            s3 = _s3.open_store(url, endpoint=config.endpoint, profile=config.profile, region=config.region)
+            self._stores[where] = s3
+        # Outermost: before any session or vault lock (docs/design.md, "Locks").
+        with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
+            sync_dir = self._sync_dir(create=not dry_run)
+            try:
+                result = _Push(self, config, s3, sync_dir=sync_dir, dry_run=dry_run, progress=progress).run()
+            finally:
+                if sync_dir is not None:
+                    sync_dir.close()
+        self._auditor.record("sync.push", detail=result.counts())
+        return result
+
+    def _sync_dir(self, *, create: bool) -> Dir | None:
+        """``sync/``, where the cursors are (made by the first push; a dry run makes nothing)."""
+        if not create and not self._ctx.root.exists(SYNC_DIR):
+            return None
+        return self._ctx.root.sub(SYNC_DIR, create=create)
+
+
+@dataclass
+class _Batch:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    pushed: dict[bytes, Pushed] = field(default_factory=dict)
+    nbytes: int = 0
+
+
+class _Push:
+    """One push, under the sync lock."""
+
+    def __init__(
+        self,
+        sync: Sync,
+        config: RemoteConfig,
+        s3: S3Store,
+        *,
+        sync_dir: Dir | None,
+        dry_run: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.sync, self.config, self.s3 = sync, config, s3
+        self.url = url = _remote.parse_url(config.url)
+        self.dir, self.dry_run, self.progress = sync_dir, dry_run, progress
+        self.devices = sync.devices
+        self.prefix = _remote.device_prefix(url, config.device)
+        self.result = PushResult(config.name, config.device, dry_run)
+        self.epoch, self.key = 0, b""
+        #: Set before anything is sealed: the remote's id and this device's keys on it.
+        self.rid = uuid.UUID(int=0)
+        self.dkeys = _remotekeys.DeviceKeys(b"", b"")
+        self.cursor = Cursor(uuid.UUID(int=0), config.device)
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def run(self) -> PushResult:
+        held = self.devices.epoch_keys(self.config)
+        ident = None if self.dry_run and not held else self.devices.identity(self.config)
+        cursor = None
+        if ident is not None and ident.remote_id is not None and held and self.dir is not None:
+            cursor = read_cursor(self.dir, ident.remote_id, self.config.device, held)
+        if cursor is None:
+            self._first(ident, held)
+        else:
+            assert ident is not None  # a cursor is read with this device's keys only
+            self.rid, self.dkeys, self.cursor = cursor.remote, ident.keys, cursor
+            self.epoch, self.key = self.devices.current_epoch(self.config)
+            if self.dry_run:  # what a killed push left is counted, not sent
+                self._check_remote(cursor.confirmed, {k for k, _ in cursor.outbox})
+            self._flush()
+            if not self.dry_run:
+                self._check_remote(cursor.seq, set())
+        self._sessions()
+        self.result.seq, self.result.epoch = self.cursor.seq, self.cursor.epoch or self.epoch
+        return self.result
+
+    def _first(self, ident: DeviceIdentity | None, held: dict[int, bytes]) -> None:
+        """A first push from this device: nothing of its log may be on the remote yet."""
+        if self.s3.list(self.prefix + "log/"):
+            raise RemoteError(
+                "this device's log on the remote is ahead of the vault's record of it: the vault's sync "
+                "state is missing or older (restored from a backup?), or another copy of this vault pushes "
+                "as this device; nothing was sent"
+            )
+        others = [
+            k
+            for k, _ in self.s3.list(self.url.key("d") + "/")
+            if k.endswith("/device") and not k.startswith(self.prefix)
+        ]
+        make_epoch = not others and (not held or 1 in held)
+        if not held and others:
+            raise RemoteError(
+                "the remote holds other devices' logs and this device holds none of its keys: enrol it "
+                "from a device already there before it pushes (docs/sync.md); nothing was sent"
+            )
+        if ident is None:  # a dry run before any key exists: sizes are the same under any key
+            keys = _remotekeys.DeviceKeys.generate()
+            ident = DeviceIdentity(self.config.device, keys.x25519, keys.ed25519, "", uuid.uuid4())
+            self.epoch, self.key = 1, _crypto.new_key()
+        else:
+            rid = ident.remote_id if held else self.devices.start_remote(self.config)
+            ident = self.devices.identity(self.config)
+            if rid is None or ident.remote_id != rid:
+                raise RemoteError("this device's keys name no remote id: enrol it again (docs/sync.md)")
+            self.epoch, self.key = self.devices.current_epoch(self.config)
+        if ident.remote_id is None:
+            raise RemoteError("this device's keys name no remote id: enrol it again (docs/sync.md)")
+        self.rid, self.dkeys = ident.remote_id, ident.keys
+        self.cursor = Cursor(ident.remote_id, self.config.device)
+        self.result.first = make_epoch
+        outbox: list[tuple[str, bytes]] = []
+        if make_epoch or not self.s3.exists(self.prefix + "device"):
+            outbox.append(("device", ident.record()))
+        entries = []
+        if make_epoch:
+            stanza = _remotekeys.wrap_for_device(self.key, ident.remote_id, 1, ident.device_id, ident.x25519_public)
+            keys_object = _remotekeys.keys_object(ident.remote_id, 1, ident.device_id, [stanza])
+            outbox.append((f"keys/{1:08x}", keys_object))
+            entries.append(
+                {"kind": "epoch", "epoch": 1, "keys": hashlib.sha256(keys_object).hexdigest(), "reason": "first"}
+            )
+        self._commit(entries, {}, outbox)
+
+    def _check_remote(self, seq: int, pending: set[str]) -> None:
+        """The remote's log ends at entry *seq* (the cursor's last, once the outbox went out),
+        but for the *pending* names of the outbox."""
+        after = self.s3.list(self.prefix + "log/", start_after=self.prefix + _log(seq) if seq else None)
+        if any(key[len(self.prefix) :] not in pending for key, _ in after):
+            raise RemoteError(
+                "this device's log on the remote is ahead of the vault's record of it: the vault's sync "
+                "state is older (restored from a backup?), or another copy of this vault pushes as this "
+                "device; nothing was sent"
+            )
+        if seq and not self.s3.exists(self.prefix + _log(seq)):
+            raise RemoteError(
+                f"entry {seq} of this device's log, which this device sent, is missing from the remote: "
+                "the bucket was cut or rolled back; nothing was sent"
+            )
+
+    def _sessions(self) -> None:
+        marks = self.sync._keys.state(fresh=True).marks
+        pushed = self.cursor.sessions
+        todo = sorted(
+            sid for sid, mark in marks.items() if (p := pushed.get(sid)) is None or (p.generation, p.end) != mark
+        )
+        done = 0
+        batch = _Batch()
+        for sid in todo:
+            self._session(sid, marks[sid], batch)
+            done += 1
+            if len(batch.pushed) >= BATCH_SESSIONS or batch.nbytes >= BATCH_BYTES:
+                self._commit(batch.entries, batch.pushed, [])
+                batch = _Batch()
+                if self.progress is not None:
+                    self.progress(done, len(todo), self.result.bytes)
+        if batch.pushed:
+            self._commit(batch.entries, batch.pushed, [])
+        if self.progress is not None and todo:
+            self.progress(done, len(todo), self.result.bytes)
+
+    def _session(self, sid: bytes, mark: tuple[int, int], batch: _Batch) -> None:
+        session_id = uuid.UUID(bytes=sid)
+        before = self.cursor.sessions.get(sid)
+        if before is not None and mark[0] == before.generation:
+            recent = self.sync.appended_since(session_id, before)
+            if recent is not None:  # the same version, grown by appends: read only what it grew by
+                end, payloads = recent
+                now = Pushed(before.generation, end, before.groups + len(payloads), 0)
+                self._appended(session_id, before, now, payloads, batch)
+                return
+        try:
+            log = self.sync._store.open(session_id)
+        except SessionNotFound:
+            return  # erased since the marks were read: a tombstone's business (docs/sync.md)
+        generation, end, groups = log.header.generation, log.end, len(log.events)
+        if before is None or before.generation != generation or groups < before.groups:
+            doc = self.sync._store.document(log)
+            name, size = self._object(doc, batch)
+            meta = _meta_of(orjson.loads(doc))
+            batch.entries.append(
+                {
+                    "kind": "session.put",
+                    "session": str(session_id),
+                    "object": name,
+                    "size": size,
+                    "events": 0,
+                    "meta": meta,
+                }
+            )
+            batch.pushed[sid] = Pushed(generation, end, groups, 0)
+            self.result.put += 1
+            self.result.sessions += 1
+            return
+        self._appended(session_id, before, Pushed(generation, end, groups, 0), log.events[before.groups :], batch)
+
+    def _appended(
+        self, session_id: uuid.UUID, before: Pushed, now: Pushed, payloads: list[bytes], batch: _Batch
+    ) -> None:
+        """The groups appended since *before* (their EVENTS payloads): segments and metadata."""
+        ops_total, segment = before.ops, list[dict[str, Any]]()
+        for payload in payloads:
+            ops = _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops"))
+            if _meta_only(ops):
+                ops_total = self._segment(session_id, ops_total, segment, batch)
+                segment = []
+                for op in ops:
+                    for key, value in op["value"].items():
+                        batch.entries.append(
+                            {"kind": "session.meta", "session": str(session_id), "field": key, "value": value}
+                        )
+                        self.result.meta += 1
+            else:
+                segment.extend(ops)
+        ops_total = self._segment(session_id, ops_total, segment, batch)
+        batch.pushed[session_id.bytes] = dataclasses.replace(now, ops=ops_total)
+        if payloads:
+            self.result.sessions += 1
+
+    def _segment(self, session_id: uuid.UUID, base: int, ops: list[dict[str, Any]], batch: _Batch) -> int:
+        """A ``session.append`` of *ops* (none: nothing); returns the line's operation count after it."""
+        if not ops:
+            return base
+        name, size = self._object(b"\n".join(orjson.dumps(op) for op in ops) + b"\n", batch)
+        batch.entries.append(
+            {
+                "kind": "session.append",
+                "session": str(session_id),
+                "base": base,
+                "object": name,
+                "size": size,
+                "events": base + len(ops),
+            }
+        )
+        self.result.appended += 1
+        return base + len(ops)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _object(self, payload: bytes, batch: _Batch) -> tuple[str, int]:
+        """Seal and PUT a content object (before any entry names it); its name and size."""
+        frame = _compress.compress(payload)[1:]  # a bare zstd frame (docs/spec/remote-v1.md)
+        name, data = _remotelog.seal_object(self.key, self.rid, self.config.device, self.epoch, frame)
+        self._put(f"o/{name}", data)
+        self.result.objects += 1
+        batch.nbytes += len(data)
+        return name, len(data)
+
+    def _put(self, key: str, data: bytes) -> None:
+        if not self.dry_run:
+            self.s3.put(self.prefix + key, data)
+        self.result.bytes += len(data)
+
+    def _commit(
+        self, entries: Iterable[dict[str, Any]], pushed: dict[bytes, Pushed], outbox: list[tuple[str, bytes]]
+    ) -> None:
+        """Seal *entries* after the log's end, commit them with their head, *pushed* and
+        *outbox* to the cursor in one atomic replace, then send the outbox."""
+        c, rid, dev = self.cursor, self.rid, self.config.device
+        sealed = 0
+        for entry in entries:
+            c.hlc = _remotelog.hlc_next(c.hlc, time.time_ns() // 1_000_000)
+            data, mac = _remotelog.seal_entry(
+                self.key, rid, dev, epoch=self.epoch, seq=c.seq + 1, prev=c.mac, entry={**entry, "hlc": f"{c.hlc:016x}"}
+            )
+            c.seq, c.mac, c.epoch = c.seq + 1, mac, self.epoch
+            outbox.append((_log(c.seq), data))
+            sealed += 1
+        if sealed:
+            head = _remotelog.sign_head(
+                self.dkeys, rid, dev, epoch=c.epoch, seq=c.seq, mac=c.mac, hlc=c.hlc, witness={}
+            )
+            outbox.append((f"head/{c.seq:016x}", head))
+        self.result.entries += sealed
+        c.sessions.update(pushed)
+        if not outbox:
+            if pushed:
+                self._save()  # only versions moved (nothing to send): remembered all the same
+            return
+        c.outbox.extend(outbox)
+        c.pending += sealed
+        self._save()
+        self._flush(resent=False)
+
+    def _flush(self, *, resent: bool = True) -> None:
+        """Send the outbox, in order, then clear it in the cursor."""
+        c = self.cursor
+        if not c.outbox:
+            return
+        for key, data in c.outbox:
+            self._put(key, data)
+            if resent:
+                self.result.resent += 1
+        c.outbox, c.pending = [], 0
+        self._save()
+
+    def _save(self) -> None:
+        if self.dir is not None and not self.dry_run:
+            write_cursor(self.dir, self.cursor, self.epoch, self.key)
+
+
+def _log(seq: int) -> str:
+    return f"log/{seq:016x}"
+
+
+def _meta_only(ops: list[dict[str, Any]]) -> bool:
+    return bool(ops) and all(
+        op.get("op") == "set" and isinstance(op.get("value"), dict) and op["value"] and set(op["value"]) <= META_FIELDS
+        for op in ops
+    )
+
+
+def _meta_of(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc.get(k) for k in sorted(META_FIELDS) if k in doc}

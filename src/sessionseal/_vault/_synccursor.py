@@ -1,0 +1,152 @@
+"""The push's local record of one remote: what this device's log holds, what it pushed of each
+session, and its outbox (docs/spec/remote-v1.md, "The local cursor"; docs/sync.md).
+
+``sync/<device>.sst`` in the vault, one file per remote, replaced atomically.  It is sealed
+under a key derived from the remote data key of the epoch it names, not under the master key:
+it names sessions, and so it must become unreadable with the epoch whose objects it describes
+(docs/design.md, "Deletes"), which a key derived from the vault secret would not.
+
+The **outbox** holds the exact bytes of every name the push has committed to but not yet seen
+written (log entries, heads, the device record, an epoch key object): a push killed at any
+point resumes by sending them again, the same bytes under the same names, before anything new.
+Content objects are not kept: each is PUT before the entry naming it is committed here, under
+a name that is the hash of its bytes, so a killed push leaves at worst an object nothing names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from .. import _compress, _crypto
+from .._fs import Dir
+from .._remotelog import ZERO_MAC
+from ..errors import IntegrityError
+
+__all__ = ["SYNC_DIR", "Cursor", "Pushed", "cursor_name", "read_cursor", "write_cursor"]
+
+SYNC_DIR: Final = "sync"
+MAGIC: Final = b"SSRC"
+VERSION: Final = 1
+#: magic, version, remote, device, epoch, nonce: 53 bytes.
+HEADER: Final = struct.Struct(">4sB16s16sI12s")
+_LABEL: Final = b"sessionseal remote v1 local cursor"
+_MAX: Final = 512 << 20
+_BAD: Final = "the vault's sync cursor failed its integrity check; run 'sessionseal verify'"
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What this device's log says of one session: the container version it last sent (its
+    generation, committed end and number of appended groups) and the operations its line holds
+    since its last ``session.put`` (the ``base`` of the next ``session.append``)."""
+
+    generation: int
+    end: int
+    groups: int
+    ops: int
+
+
+@dataclass
+class Cursor:
+    """The decoded cursor."""
+
+    remote: uuid.UUID
+    device: uuid.UUID
+    seq: int = 0  # the last entry committed (sent, or in the outbox)
+    mac: bytes = ZERO_MAC  # its MAC: the next entry's prev
+    epoch: int = 0  # the epoch of the last entry
+    hlc: int = 0  # the last clock value written
+    sessions: dict[bytes, Pushed] = field(default_factory=dict)
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)  # (key under the device prefix, bytes)
+    #: How many of the outbox's names are log entries (the rest are heads and key objects).
+    pending: int = 0
+
+    @property
+    def confirmed(self) -> int:
+        """The last entry known to be on the remote."""
+        return self.seq - self.pending
+
+
+def cursor_name(device: uuid.UUID) -> str:
+    return f"{device.hex}.sst"
+
+
+def _key(epoch_key: bytes, remote: uuid.UUID, device: uuid.UUID) -> bytes:
+    return _crypto.hkdf(epoch_key, remote.bytes + device.bytes, _LABEL)
+
+
+def _encode(c: Cursor) -> bytes:
+    doc: dict[str, Any] = {
+        "v": VERSION,
+        "seq": c.seq,
+        "mac": c.mac.hex(),
+        "epoch": c.epoch,
+        "hlc": c.hlc,
+        "pending": c.pending,
+        "sessions": {sid.hex(): [p.generation, p.end, p.groups, p.ops] for sid, p in sorted(c.sessions.items())},
+        "outbox": [[k, base64.b64encode(d).decode()] for k, d in c.outbox],
+    }
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _nat(v: Any) -> int:
+    if type(v) is not int or v < 0:
+        raise ValueError
+    return v
+
+
+def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
+    try:
+        doc = orjson.loads(plain)
+        if doc["v"] != VERSION:
+            raise ValueError
+        sessions = {}
+        for sid, p in doc["sessions"].items():
+            key = bytes.fromhex(sid)
+            if len(key) != 16 or len(p) != 4:
+                raise ValueError
+            sessions[key] = Pushed(*(_nat(x) for x in p))
+        outbox = [(str(k), base64.b64decode(d, validate=True)) for k, d in doc["outbox"]]
+        mac = bytes.fromhex(doc["mac"])
+        c = Cursor(remote, device, _nat(doc["seq"]), mac, _nat(doc["epoch"]), _nat(doc["hlc"]), sessions, outbox)
+        c.pending = _nat(doc["pending"])
+        if len(mac) != 32 or c.pending > c.seq:
+            raise ValueError
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
+        raise IntegrityError(_BAD) from None
+    return c
+
+
+def read_cursor(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]) -> Cursor | None:
+    """The cursor of *device* on *remote*, or None when there is none (a first push).
+
+    :raises IntegrityError: modified, of another remote or device, or sealed under an epoch
+        this device no longer holds.
+    """
+    try:
+        data = d.read(cursor_name(device), max_size=_MAX)
+    except FileNotFoundError:
+        return None
+    if len(data) < HEADER.size + _crypto.TAG_SIZE:
+        raise IntegrityError(_BAD)
+    magic, version, r, dev, epoch, nonce = HEADER.unpack_from(data)
+    if (magic, version, r, dev) != (MAGIC, VERSION, remote.bytes, device.bytes) or epoch not in epoch_keys:
+        raise IntegrityError(_BAD)
+    plain = _crypto.decrypt(_key(epoch_keys[epoch], remote, device), nonce, data[HEADER.size :], data[: HEADER.size])
+    return _decode(remote, device, _compress.decompress(plain))
+
+
+def write_cursor(d: Dir, cursor: Cursor, epoch: int, epoch_key: bytes) -> None:
+    """Replace the cursor atomically, sealed under *epoch*'s key (the newest this device holds)."""
+    nonce = _crypto.random_bytes(_crypto.NONCE_SIZE)
+    header = HEADER.pack(MAGIC, VERSION, cursor.remote.bytes, cursor.device.bytes, epoch, nonce)
+    key = _key(epoch_key, cursor.remote, cursor.device)
+    _, sealed = _crypto.encrypt(key, _compress.compress(_encode(cursor)), header, nonce=nonce)
+    d.write_atomic(cursor_name(cursor.device), header + sealed)

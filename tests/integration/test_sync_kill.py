@@ -1,0 +1,132 @@
+"""A pusher SIGKILLed at chosen steps (issue 26; docs/sync.md, "Push"): the next push resumes
+and the device's log on the real S3 server (``rclone serve s3``) reads as one valid chain, with
+every session in it exactly once, nothing lost and nothing sent twice under one name.
+
+The kill points are chosen by wrapping the step in a child process (the n-th PUT, the n-th
+replace of the cursor, the making of the keys), never by timing: the child kills itself with
+SIGKILL right after the step returned, as a crash or an OOM kill would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sessionseal import Vault
+from sessionseal.models import Session
+from tests._infra.s3server import S3Server
+from tests._infra.synclog import read_pushed, server_files
+
+PASSPHRASE = "sync kill test passphrase"
+PREFIX = "kill"
+SESSIONS = 5
+
+#: The child: a push of batches of two sessions, killed right after the n-th call of one step.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from sessionseal import Vault, _s3
+    from sessionseal._vault import _devices, _sync
+
+    path, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    _sync.BATCH_SESSIONS = 2
+    calls = 0
+
+    def after_nth(owner, name):
+        original = getattr(owner, name)
+
+        def wrapped(*args, **kwargs):
+            global calls
+            result = original(*args, **kwargs)
+            calls += 1
+            if calls == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
+        setattr(owner, name, wrapped)
+
+    owner, name = {"put": (_s3.S3Store, "put"), "cursor": (_sync, "write_cursor"),
+                   "keys": (_devices.Devices, "start_remote")}[where]
+    after_nth(owner, name)
+    with Vault.open(path, passphrase=os.environ["PASS"]) as v:
+        v.remotes.push()
+    sys.exit(3)  # not killed: the point was never reached
+    """
+)
+
+
+def _session(i: int) -> Session:
+    return Session.model_validate({"title": f"s{i}", "messages": [{"role": "user", "content": f"turn {i} " * 40}]})
+
+
+@pytest.fixture
+def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, S3Server]:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "vault"
+    with Vault.init(path, key_provider="passphrase", passphrase=PASSPHRASE) as v:
+        v.remotes.add("cloud", f"s3://{s3_server.bucket}/{PREFIX}", endpoint=s3_server.endpoint)
+        for i in range(SESSIONS):
+            v.save(_session(i))
+    return path, s3_server
+
+
+def _kill_at(path: Path, server: S3Server, where: str, n: int) -> None:
+    env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
+
+
+# The first push of five sessions in batches of two: its first commit's outbox (the device
+# record, the key object, the epoch entry, its head: PUTs 1-4); two objects (5, 6); the batch's
+# outbox (two entries, a head: 7-9); and so on.  Cursor replaces: 1 and 2 for the first commit
+# (written, cleared), 3 and 4 for the first batch.
+POINTS = [
+    # (step, n, names the resumed push sends again from the outbox, objects nothing names)
+    ("keys", 1, 0, 0),  # the keys made, nothing on the remote, no cursor
+    ("put", 1, 4, 0),  # the device record sent, the rest of the outbox not
+    ("put", 4, 4, 0),  # the first outbox sent, the cursor not cleared
+    ("put", 5, 0, 1),  # an object sent, its entry never committed: sent again under a new name
+    ("put", 8, 3, 0),  # mid-outbox of a batch
+    ("cursor", 1, 4, 0),  # the first commit recorded, nothing sent
+    ("cursor", 3, 3, 0),  # a batch recorded, its entries not sent
+    ("cursor", 4, 0, 0),  # a batch sent and cleared
+]
+
+
+@pytest.mark.parametrize(("where", "n", "resent", "orphans"), POINTS, ids=[f"{p[0]}-{p[1]}" for p in POINTS])
+def test_a_push_killed_at_a_step_resumes_to_one_valid_chain(
+    setup: tuple[Path, S3Server], where: str, n: int, resent: int, orphans: int
+) -> None:
+    path, server = setup
+    _kill_at(path, server, where, n)
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        result = v.remotes.push()
+        assert result.resent == resent
+        ident = v.remotes.devices.identity("cloud")
+        ids = {str(s.id) for s in v.list()}
+        pushed = read_pushed(server, PREFIX, ident.device_id, ident.keys)
+        puts = Counter(e["session"] for e in pushed.entries if e["kind"] == "session.put")
+        assert puts == Counter(dict.fromkeys(ids, 1)), "every session exactly once"
+        assert pushed.kinds().count("epoch") == 1
+        for e in pushed.entries:
+            if e["kind"] == "session.put":
+                assert pushed.object(e["object"]) == v.load_json(e["session"])
+        assert result.seq == pushed.head.seq == len(pushed.entries)
+        named = {e["object"] for e in pushed.entries if "object" in e}
+        assert len({p.name for p in (pushed.base / "o").iterdir()} - named) == orphans
+        # Nothing left over: a push now sends nothing, and an appended turn goes out as one segment.
+        files = server_files(server)
+        assert v.remotes.push().bytes == 0 and server_files(server) == files
+        sid = next(iter(ids))
+        v.append(sid, [{"role": "assistant", "content": "after the crash"}])
+        assert v.remotes.push().appended == 1
+        last = read_pushed(server, PREFIX, ident.device_id, ident.keys).entries[-1]
+        assert last["kind"] == "session.append" and last["session"] == sid and last["base"] == 0
