@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._async import AsyncVault
     from ._audit_report import audit_report
     from ._checkpoints import Checkpoint
+    from ._device_list import DeviceListing, list_devices
     from ._harden import harden_process
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
@@ -54,6 +55,7 @@ __all__ = [
     "CleanupResult",
     "ConfigAccepted",
     "Decision",
+    "DeviceListing",
     "ExportResult",
     "FormatStatus",
     "HeadStatus",
@@ -88,6 +90,7 @@ __all__ = [
     "find_transcripts",
     "harden_process",
     "import_recovery_kit",
+    "list_devices",
     "resume_session",
 ]
 
@@ -110,6 +113,8 @@ _HOMES = {
     "cleanup_resumes": "._resume",
     "resume_session": "._resume",
     "harden_process": "._harden",
+    "list_devices": "._device_list",
+    "DeviceListing": "._device_list",
     "import_recovery_kit": "._recovery",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",

@@ -315,6 +315,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "snapshot": "copies the vault's files as they are (Vault.backups.snapshot): no text enters it",
     "key export": "writes a recovery kit outside the vault: a wrapped key, no text",
     "key import": "a key into the key store, no text",
+    "device list": "reads the remote; makes this device's keys on first use",
     "sync": "reads the sessions it sends (stored, already sanitized); writes only its sealed cursor and keys",
     "head accept": "a MAC",
     "verify": "checks",
