@@ -27,6 +27,7 @@ from sessionseal import PassphraseProvider, Vault
 from sessionseal._container import FrameType
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput, UnsafePermissions
+from tests._infra.s3server import S3Server
 
 PW = "snapshot passphrase"
 _DOC = {"title": "t", "messages": [{"role": "user", "content": "hello"}]}
@@ -325,3 +326,23 @@ def test_snapshots_taken_while_a_real_writer_appends_and_saves_are_consistent(po
                 copy.load_json(s.id)  # every session in the copy reads whole
     assert seen == sorted(seen)
     assert seen[-1] <= len(before) + appended
+
+
+def test_a_pushed_vaults_snapshot_carries_its_push_cursor_and_verifies(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # sync/<device>.sst (the push's cursor) is part of the vault: copied like any vault file.
+    path = tmp_path / "vault"
+    with _init(path) as v:
+        v.remotes.add("cloud", f"s3://{s3_server.bucket}/p", endpoint=s3_server.endpoint)
+        v.save(_DOC)
+        v.remotes.push()
+        v.backups.snapshot(tmp_path / "snap")
+    (cursor,) = (path / "sync").iterdir()
+    assert (tmp_path / "snap" / "sync" / cursor.name).read_bytes() == cursor.read_bytes()
+    with _open(tmp_path / "snap") as copy:
+        report = copy.verify(read_data=True)
+        assert report.ok and "unknown-entry" not in [p.code for p in report.problems], report.problems

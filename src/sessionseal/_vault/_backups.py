@@ -51,6 +51,7 @@ from ._context import VaultContext
 from ._ftsfiles import FTS_DIR, is_fts_name
 from ._keys import Keys
 from ._opening import make_provider, parse_doc
+from ._synccursor import SYNC_DIR
 
 __all__ = ["Backups", "Snapshot", "import_kit"]
 
@@ -66,6 +67,9 @@ _SUBDIRS: Final[tuple[tuple[str, Callable[[str], bool]], ...]] = (
     ("checkpoints", lambda n: _CHECKPOINT.fullmatch(n) is not None),
     (AUDIT_DIR, lambda n: _AUDIT.fullmatch(n) is not None),
     (FTS_DIR, is_fts_name),
+    # A remote's push cursor (<device>.sst), replaced atomically by a push under its own lock: a
+    # copy holds the one before or after a replace, the state a push killed then leaves.
+    (SYNC_DIR, lambda n: _SESSION.fullmatch(n) is not None),
 )
 _VAULT_JSON: Final = "vault.json"
 _CHUNK: Final = 1 << 20
