@@ -150,7 +150,10 @@ def test_refusals_change_nothing(machines: tuple[Machine, Machine], tmp_path: Pa
         assert res.stdout == ""
         assert b.keyring.get_password("sessionseal", _vault_id(copy)) is None
 
+    res = b.run(tmp_path / "nowhere", "key", "import", "--recovery-kit", str(kit), "--kit-passphrase-file", pw)
+    assert res.exit_code == 10 and res.stderr.count("\n") == 1, res.stderr  # restore the vault first
     refused(kit, str(_pw_file(tmp_path, "wrong passphrase!", "bad")), 12)
+
     refused(other_kit, pw, 8)  # another vault's
     not_a_kit = tmp_path / "nothing.json"
     not_a_kit.write_text('{"format": "sessionseal-keyfile"}')

@@ -33,7 +33,7 @@ from typing import Final
 
 from .. import _configfile, _container, _recoverykit
 from .._audit import AUDIT_DIR
-from .._fs import Dir, write_private_file
+from .._fs import Dir, vault_exists, write_private_file
 from .._index import INDEX_FILE
 from .._keystore import KeyProvider, MasterKeys
 from .._keytable import KEYTABLE, KeyTable, SessionKeys
@@ -44,6 +44,7 @@ from ..errors import (
     SessionSealError,
     StorageError,
     UnsafePermissions,
+    VaultNotFound,
 )
 from ._auditing import Auditor, audited_by
 from ._common import VAULT_FILE
@@ -181,6 +182,8 @@ def import_kit(
     :raises WrongPassphrase: the kit's passphrase is wrong.
     :raises IntegrityError: the kit's key does not open the key table (it is damaged).
     """
+    if not vault_exists(path):
+        raise VaultNotFound(f"no vault at {path}; restore the vault's directory there first (a snapshot or a backup)")
     root = Dir(path)
     try:
         doc = parse_doc(root.read(VAULT_FILE, max_size=64 * 1024), path)
