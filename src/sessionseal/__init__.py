@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from ._async import AsyncVault
     from ._audit_report import audit_report
     from ._checkpoints import Checkpoint
+    from ._device_list import DeviceListing, list_devices
     from ._harden import harden_process
     from ._keystore import KeychainProvider, KeyProvider
     from ._passphrase import PassphraseProvider
     from ._query import ListQuery
     from ._recorder import AsyncRecorder, Recorder
+    from ._recovery import import_recovery_kit
     from ._resume import ResumeResult, cleanup_resumes, resume_session
     from ._retention import CleanupPlan, Decision, RetentionConfig
     from ._transcript_dirs import find_transcripts
@@ -53,6 +55,7 @@ __all__ = [
     "CleanupResult",
     "ConfigAccepted",
     "Decision",
+    "DeviceListing",
     "ExportResult",
     "FormatStatus",
     "HeadStatus",
@@ -86,6 +89,8 @@ __all__ = [
     "cleanup_resumes",
     "find_transcripts",
     "harden_process",
+    "import_recovery_kit",
+    "list_devices",
     "resume_session",
 ]
 
@@ -108,6 +113,9 @@ _HOMES = {
     "cleanup_resumes": "._resume",
     "resume_session": "._resume",
     "harden_process": "._harden",
+    "list_devices": "._device_list",
+    "DeviceListing": "._device_list",
+    "import_recovery_kit": "._recovery",
     "ExportResult": "._vault",
     "FormatStatus": "._vault",
     "HeadStatus": "._vault",

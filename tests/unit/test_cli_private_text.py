@@ -85,6 +85,8 @@ PUBLIC: dict[str, str] = {
     "endpoint": "remote add --endpoint: a server's URL; user information in it is refused",
     "profile": "remote add --profile: the name of an AWS profile, not a credential",
     "region": "remote add --region: an AWS region's name",
+    "to": "snapshot --to: the path to write to",
+    "recovery_kit": "key export/import --recovery-kit: the path of the kit file",
 }
 
 

@@ -40,6 +40,7 @@ VAULT_ORDER = [
     "_sync",
     "_remotes",
     "_opening",
+    "_backups",
     "_parts",
     "_verify",
     "_wiring",

@@ -37,6 +37,7 @@ from ..errors import (
 )
 from . import _edits, _marks, _opening
 from ._auditing import audited_by
+from ._backups import Backups
 from ._common import INTEGRITY, MAX_SESSION_BYTES, SUFFIX, no_session, parse_id
 from ._context import VaultContext
 from ._importer import audit_of
@@ -94,8 +95,9 @@ class Vault:
         self._checkpoints, self._listing, self._erasure = parts.checkpoints, parts.listing, parts.erasure
         self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
         self._audit = self._auditor.record  # writes the audit record of an operation
-        #: The remotes the vault syncs through: list, add, remove, push (docs/api.md, "Remotes").
+        #: Its remotes (docs/api.md, "Remotes": list, add, remove, push); snapshots and kits ("Backups").
         self.remotes = Remotes(self._settings, self._auditor, parts.sync)
+        self.backups = Backups(ctx, self._keys, self._auditor)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 

@@ -545,8 +545,10 @@ def demo(keep: bool) -> None:
 
 
 from ._audit_cmds import audit_group  # noqa: E402 - registered after the group exists
+from ._backup_cmds import key_group, snapshot  # noqa: E402
 from ._browse_cmds import browse  # noqa: E402
 from ._checkpoint_cmds import checkpoint_group, fork  # noqa: E402
+from ._device_cmds import device_group  # noqa: E402
 from ._doctor_cmds import doctor  # noqa: E402
 from ._head_cmds import head_group  # noqa: E402
 from ._hook_cmds import hook_group  # noqa: E402
@@ -564,6 +566,9 @@ from ._verify_cmds import verify  # noqa: E402
 
 cli.add_command(audit_group)
 cli.add_command(browse)
+cli.add_command(snapshot)
+cli.add_command(key_group)
+cli.add_command(device_group)
 cli.add_command(checkpoint_group)
 cli.add_command(export_command)
 cli.add_command(import_command)
