@@ -1,7 +1,9 @@
 """Rules whose Hyperscan pattern holds what their regex and check require next to the keyword,
 so that the commonest non-secrets never reach Python (issue 21, speed): ``password-in-prose``
 needs a space, ``=``, ``:`` or ``->`` after its name ("5 passed", a Python ``pass`` are no
-report), ``url-query-secret`` a ``?`` or ``&`` before its name (an ``.env`` line is none).
+report), ``url-query-secret`` a ``?`` or ``&`` before its name (an ``.env`` line is none),
+``secret-in-prose`` 20 value characters after "is" ("the token is stored" is none),
+``cookie-header`` a ``:``, ``npmrc-auth`` a separator after its name (``basic_auth(``).
 Every engine still finds the same secrets: the patterns are supersets of what the rules accept.
 """
 
@@ -50,6 +52,22 @@ def test_password_words_without_a_value_never_reach_python(text: str) -> None:
 
 @needs_hyperscan
 @pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("the token is stored in the keychain and refreshed", "secret-in-prose"),
+        ("the api key is in the vault, ask ops", "secret-in-prose"),
+        ("def basic_auth(user): return _auth_header(user)", "npmrc-auth"),
+        ("cookies are set per domain; the cookie jar", "cookie-header"),
+    ],
+)
+def test_other_prose_never_reaches_its_rule(text: str, rule: str) -> None:
+    assert rule not in _tried(text)
+    for engine in engines():
+        assert sanitizer_for(engine).find(text) == []
+
+
+@needs_hyperscan
+@pytest.mark.parametrize(
     "text",
     [
         "NEXTAUTH_SECRET=1f79c5e9b877873ed53d5d00fd7f5704cfe3bf1263ee3fa37eec63e0f70cf19c\n",
@@ -80,12 +98,23 @@ _JOIN = st.sampled_from([" is ", ": ", " = ", "=", " -> ", " for admin is ", "s 
 _VALUE = st.text(alphabet=st.sampled_from(list("aZ9!_-.:'\"@ \u00e9\u2192")), max_size=20)
 _QUERY = st.sampled_from(["?", "&", "?x_", "&client_", "#", " ", "?\u00e9"])
 _NAME = st.sampled_from(["token", "Secret", "password", "pwd", "api_key", "API-KEY", "auth", "signature", "sig"])
+_PROSE_NAME = st.sampled_from(["token", "api key", "Secret", "bot_token", "client-secret", "tokens", "cookie", "_auth"])
+_VERB = st.sampled_from([" is", " was", " \u0131s", " will be", " now is", " for caf\u00e9 is", " IS", ":", "=", ""])
+_GAP = st.sampled_from(["", " ", " : ", "         ", " " * 12, ":" + " " * 10, " \u201c", ' \\"', "\t"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["", "x", "\\n", " ", "\u00e9"]), _WORD, _JOIN, _VALUE)
 def test_engines_agree_on_generated_password_prose(before: str, word: str, join: str, value: str) -> None:
     text = before + word + join + value + " Zq8m!W3xP1nB6"
+    reference = sanitizer_for("python").find(text)
+    assert all(sanitizer_for(e).find(text) == reference for e in engines()), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PROSE_NAME, _VERB, _GAP, st.sampled_from(["JIWprbj2nF3n5-soyNkaLljNTtjWlgrz", "abc", "x\u00e9" * 12]))
+def test_engines_agree_on_generated_secret_prose(name: str, verb: str, gap: str, value: str) -> None:
+    text = "ok so my " + name + verb + gap + value + " thanks"
     reference = sanitizer_for("python").find(text)
     assert all(sanitizer_for(e).find(text) == reference for e in engines()), text
 
