@@ -121,7 +121,10 @@ def test_a_usage_field_or_the_word_token_never_reaches_python() -> None:
         "Count the tokens per request, then pass the key and its token to the cache.\n"
     )
     hits = sc.prefilter.hits(text)
-    assert [h for h in hits if h[0] >= sc._nfull] == []  # no rule's shape matches
+    # No rule's shape matches but that of a password in prose at "pass the" (a space after
+    # "pass": Python tries the rule there, as it did at the keyword before).
+    shaped = [(sc.rules[sc._anchored[h[0] - sc._nfull]].id, text[h[1] : h[2]]) for h in hits if h[0] >= sc._nfull]
+    assert shaped == [("password-in-prose", "pass ")]
     assert sc.find(text) == []
 
 

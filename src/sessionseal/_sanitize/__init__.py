@@ -154,9 +154,13 @@ class Sanitizer:
         for as long as *go_on* says: time a caller would spend waiting anyway."""
         self._scanner.prepare(go_on)
 
-    def find_spans(self, text: str) -> list[tuple[int, int, str]]:
-        """:meth:`find` as ``(start, end, rule id)`` tuples, for callers that build no objects per finding."""
-        return self._scanner.find_spans(text)
+    def find_spans(self, text: str, source: tuple[bytes, int, int] | None = None) -> list[tuple[int, int, str]]:
+        """:meth:`find` as ``(start, end, rule id)`` tuples, for callers that build no objects per finding.
+
+        *source*: ``(data, a, b)`` where ``data[a:b]`` is *text* encoded in UTF-8 with
+        ``surrogateescape`` (a filter has it): some searches are then quicker in the bytes.
+        """
+        return self._scanner.find_spans(text, source=source)
 
     def find_spans_of_parts(self, parts: Sequence[str]) -> dict[int, list[tuple[int, int, str]]]:
         """:meth:`find_spans` of each of *parts* that holds any, ``{index: spans}``, in one

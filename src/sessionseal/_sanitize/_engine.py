@@ -33,8 +33,18 @@ from ._native import (
     resolve_engine,
 )
 from ._rules import Allowlist, Rule
-from ._shape import KeywordPattern, finditer_lines, folded_keyword, no_text_anchor, shapes, starts_lines
+from ._shape import (
+    Intl,
+    KeywordPattern,
+    finditer_lines,
+    folded_keyword,
+    intl_table,
+    no_text_anchor,
+    shapes,
+    starts_lines,
+)
 from ._valuechecks import CHECKS, LATE_CHECKS, STRIPPED_CHECKS
+from ._windows import gated_matches, merged_windows
 
 __all__ = ["PLACEHOLDER", "Finding", "Scanner"]
 
@@ -67,6 +77,8 @@ class Finding(NamedTuple):
 # earlier start, then the rule's place in the catalogue; one int compares fast.
 _Candidate = tuple[int, str, int, int, "Rule | None", "re.Match[str] | None", "int | str | None"]
 _by_rank: Final = operator.itemgetter(0)
+#: A text's UTF-8 form (surrogateescape) as ``(data, start, end)``, where the caller has it.
+Source = tuple[bytes, int, int]
 _ONES: Final = b"\x01" * 4096
 _Match = Callable[[str, int], "re.Match[str] | None"]
 _LEN_BITS: Final = 24
@@ -176,8 +188,8 @@ class Scanner:
         # walk's joined scan, _joinable and _find_in_joined, reads them).
         self._anchor_patterns = [(a[1], a[2]) for a in anchors]
         native_anchor = {a[0] for a in anchors if not a[5]}
-        # Window rules gated by a shape: the shape's shortest match, by rule.
-        self._gated = {a[0]: a[4] for a in anchors if a[5]}
+        # Window rules gated by a shape: the shape's shortest and longest match, by rule.
+        self._gated = {a[0]: (a[4], a[3]) for a in anchors if a[5]}
         self._kw_bytes: dict[int, tuple[bytes, ...]] = {
             ri: tuple(kw.encode("ascii", "replace") for kw in self.rules[ri].keywords) for ri in anchored
         }
@@ -211,7 +223,7 @@ class Scanner:
             for ri in anchor:
                 self._kw_of_rule[ri].append(kwi)
             self._kw_other.append(tuple(ri for ri in ris if rules[ri].mode != "anchor"))
-        self._intl: _Intl | None = _intl_table(intl, self._specs)
+        self._intl: Intl[_Spec] | None = intl_table(intl, self._specs)
         self._literal_base = len(keywords)
         keywords.extend(lit.lower() for lit in self._literals)
         self._keywords = keywords
@@ -297,14 +309,17 @@ class Scanner:
         """Every secret in *text*, sorted, non-overlapping, never inside an existing placeholder."""
         return [Finding(s, e, r) for s, e, r in self.find_spans(text)]
 
-    def find_spans(self, text: str, hits: RawHits | None = None) -> list[tuple[int, int, str]]:
+    def find_spans(
+        self, text: str, hits: RawHits | None = None, source: Source | None = None
+    ) -> list[tuple[int, int, str]]:
         """:meth:`find` as ``(start, end, rule id)`` tuples (no objects to build in the hot path).
 
         *hits*: the prefilter's hits of *text*, when they are known (:meth:`find_spans_of_parts`).
+        *source*: ``(data, a, b)``, where ``data[a:b]`` is *text* in UTF-8 (surrogateescape).
         """
         if not text:
             return []
-        cands = self._candidates(text, hits)
+        cands = self._candidates(text, hits, source)
         if not cands:
             return []
         # One byte per character of text: 1 where a kept finding or a placeholder already is.
@@ -443,7 +458,7 @@ class Scanner:
 
     # ------------------------------------------------------------------ candidates
 
-    def _candidates(self, text: str, hits: RawHits | None = None) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop, one branch per kind of hit
+    def _candidates(self, text: str, hits: RawHits | None = None, source: Source | None = None) -> list[_Candidate]:  # noqa: PLR0912, PLR0915 - the hot loop, one branch per kind of hit
         out: list[_Candidate] = []
         kw_len = self._kw_len
         kw_anchor = self._kw_anchor
@@ -514,21 +529,26 @@ class Scanner:
         if rest or self._python_full:
             self._other_candidates(text, rest, out)
         if self._intl is not None and not text.isascii():
-            self._intl_candidates(text, out)
+            self._intl_candidates(text, out, source)
         return out
 
-    def _intl_candidates(self, text: str, out: list[_Candidate]) -> None:
+    def _intl_candidates(self, text: str, out: list[_Candidate], source: Source | None) -> None:
         """Anchor rules at their non-ASCII keywords (``пароль``, ``密码``).  The prefilter sees
         every non-ASCII character as ``?``, so these keywords are found here, the same on
         every engine: ``str.find`` of a non-ASCII character of each keyword (a C loop, and no
         scan at all for a character wider than any of the text's), and at each one a
-        comparison with the keywords that hold it."""
+        comparison with the keywords that hold it.  With the text's UTF-8 *source*, only a
+        character whose lead byte is there (``memchr``) is looked for: ``str.find`` scans a
+        text of two bytes per character (one ``→`` makes it so) at the pace of the
+        character's low byte, which is common (``D`` for ``비``, ``?`` for ``п``)."""
         assert self._intl is not None
         accept = self._accept
         rules = self.rules
         find = text.find
         tried: set[tuple[int, int]] = set()
         for c, entries in self._intl.items():
+            if source is not None and source[0].find(c.encode()[0], source[1], source[2]) < 0:
+                continue  # not even its UTF-8 lead byte in the text
             p = find(c)
             while p >= 0:
                 for j, kw, n, anchored in entries:
@@ -542,7 +562,7 @@ class Scanner:
                                     accept(spec, m, text, out)
                 p = find(c, p + 1)
 
-    def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912, PLR0915 - one branch per kind of hit
+    def _other_candidates(self, text: str, hits: list[tuple[int, int, int]], out: list[_Candidate]) -> None:  # noqa: PLR0912 - one branch per kind of hit
         """Literals, window and blob rules, full-scan rules and end-only shapes."""
         rules = self.rules
         specs = self._specs
@@ -581,33 +601,21 @@ class Scanner:
         for ri in self._python_full:
             for m in rules[ri].pattern.finditer(text):
                 accept(specs[ri], m, text, out)
-        n = len(text)
         for ri, spans in windows.items():
-            rule = rules[ri]
             spec = specs[ri]
+            pattern = rules[ri].pattern
             lines = ri in self._line_anchored
-            pattern = rule.pattern
             gated = self._gated.get(ri)
             ends = sorted(gate_ends.get(ri, ())) if gated is not None else None
-            spans.sort()
-            merged: list[list[int]] = []
-            for a, b in spans:
-                if merged and a <= merged[-1][1]:
-                    merged[-1][1] = max(merged[-1][1], b)
-                else:
-                    merged.append([a, b])
-            for wa, wb in merged:
-                a = max(0, wa)
-                b = min(n, wb)
-                # Widen to line boundaries (bounded) so a match is never cut by the window.
-                nl = text.rfind("\n", max(0, a - 512), a)
-                a = nl + 1 if nl >= 0 else max(0, a - 512)
-                nl = text.find("\n", b, b + 4096)
-                b = nl if nl >= 0 else min(n, b + 4096)
-                if ends is not None:
+            for a, b in merged_windows(spans, text):
+                if gated is not None and ends is not None:
                     # A match in [a, b] begins with a match of the shape that ends in [a + least, b].
-                    j = bisect_left(ends, a + (gated or 0))
+                    j = bisect_left(ends, a + gated[0])
                     if j == len(ends) or ends[j] > b:
+                        continue
+                    if not lines:
+                        for m in gated_matches(pattern, text, a, b, ends=ends, least=gated[0], most=gated[1]):
+                            accept(spec, m, text, out)
                         continue
                 for m in finditer_lines(pattern, text, a, b) if lines else pattern.finditer(text, a, b):
                     accept(spec, m, text, out)
@@ -674,25 +682,6 @@ class Scanner:
         return not (
             rule.entropy is not None and check != "key-assignment" and checks.shannon_entropy(value) < rule.entropy
         )
-
-
-#: Per non-ASCII character: the keywords holding it, as (offset of the character in the
-#: keyword, the keyword, its length, the anchor rules to try at the keyword).
-_Intl = dict[str, tuple[tuple[int, str, int, tuple[tuple[int, _Spec], ...]], ...]]
-
-
-def _intl_table(intl: dict[str, list[int]], specs: list[_Spec]) -> _Intl | None:
-    """Each non-ASCII keyword under its first non-ASCII character, in both cases (a
-    keyword's case-insensitive matches hold that character in one of its cases at the same
-    offset: the keywords are lowercase and have no character whose case changes its length)."""
-    table: dict[str, list[tuple[int, str, int, tuple[tuple[int, _Spec], ...]]]] = {}
-    for kw, ris in intl.items():
-        j, c = next((j, c) for j, c in enumerate(kw) if not c.isascii())
-        entry = (j, kw, len(kw), tuple((ri, specs[ri]) for ri in ris))
-        for v in {c, c.upper(), c.lower()}:
-            if len(v) == 1:
-                table.setdefault(v, []).append(entry)
-    return {c: tuple(entries) for c, entries in table.items()} or None
 
 
 #: About how many characters of parts :meth:`Scanner.find_spans_of_parts` joins for one pass.

@@ -40,13 +40,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "SHAPE_VERSION",
+    "Intl",
     "KeywordPattern",
     "finditer_lines",
     "folded_keyword",
+    "intl_table",
     "keyword_pattern",
     "no_text_anchor",
     "shape",
@@ -461,6 +463,26 @@ def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
     for kw in sorted(set(keywords), key=len, reverse=True):
         alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
     return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
+
+
+_T = TypeVar("_T")
+#: Per non-ASCII character: the keywords holding it, as (offset of the character in the
+#: keyword, the keyword, its length, the anchor rules to try at the keyword: (index, spec)).
+Intl = dict[str, tuple[tuple[int, str, int, tuple[tuple[int, _T], ...]], ...]]
+
+
+def intl_table(intl: dict[str, list[int]], specs: list[_T]) -> Intl[_T] | None:
+    """Each non-ASCII keyword under its first non-ASCII character, in both cases (a
+    keyword's case-insensitive matches hold that character in one of its cases at the same
+    offset: the keywords are lowercase and have no character whose case changes its length)."""
+    table: dict[str, list[tuple[int, str, int, tuple[tuple[int, _T], ...]]]] = {}
+    for kw, ris in intl.items():
+        j, c = next((j, c) for j, c in enumerate(kw) if not c.isascii())
+        entry = (j, kw, len(kw), tuple((ri, specs[ri]) for ri in ris))
+        for v in {c, c.upper(), c.lower()}:
+            if len(v) == 1:
+                table.setdefault(v, []).append(entry)
+    return {c: tuple(entries) for c, entries in table.items()} or None
 
 
 class KeywordPattern:

@@ -221,7 +221,9 @@ def _region_run(sanitizer: Sanitizer, data: bytes, c0: int, c1: int, margin: int
     a = len(str(view[lo:c0], ENCODING, ERRORS)) if lo < c0 else 0
     b = len(text) - (len(str(view[c1:hi], ENCODING, ERRORS)) if c1 < hi else 0)
     placeholder = sanitizer.placeholder
-    found = [(s, e, r, placeholder(r, text[s:e])) for s, e, r in sanitizer.find_spans(text) if a <= s < b]
+    found = [
+        (s, e, r, placeholder(r, text[s:e])) for s, e, r in sanitizer.find_spans(text, (data, lo, hi)) if a <= s < b
+    ]
     return Run.of_region(sanitizer.priority, text, a, b, found, margin=margin)
 
 
