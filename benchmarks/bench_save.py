@@ -5,8 +5,11 @@ Floor (no sessionseal code): ``orjson.dumps`` of the session document as stored,
 own Hyperscan database scanned alone over that JSON (a callback that does nothing), zstd level 3,
 AES-256-GCM and an fsynced atomic write (temp, fsync, rename, fsync dir).  Product: ``Vault.save``
 with the vault's real sanitizer (the tree walk with its structural rules, every string scanned).
-Rounds are interleaved (floor, save, floor, save...) so a busy neighbour slows both; the figures
-are medians and their ratio.
+The save is measured twice in each round: without the full-text index (``FullText.enabled``
+off: the session file alone, issue 21's target) and with it (the delta-log record of the whole
+session, issue 23; its compactions fall on some rounds, so the mean is given too). Rounds are
+interleaved (floor, save without the index, save with it, floor...) so a busy neighbour slows
+all three; the figures are medians and their ratios to the floor of the same run.
 
 The session is an agent transcript: user prompts, assistant text and thinking, tool calls with
 argv arrays (Codex ``shell``), shell command strings and JSON inputs (file edits), tool results
@@ -290,19 +293,28 @@ def main(argv: list[str] | None = None) -> None:
         (root / "floor").mkdir()
         floor = floor_save(doc, root / "floor", os.urandom(32), _scan_of(prefilter._db, prefilter._scratch))
         _, counts = sanitizer.sanitize_tree(doc)  # warm: regexes compiled, keys seen
+        fulltext = vault.parts.fulltext
         vault.save(session)
-        floors, saves, scans = [], [], []
+        floors, saves, indexed, scans = [], [], [], []
         for _ in range(args.rounds):
             floors.append(_timed(floor))
+            fulltext.enabled = False
             saves.append(_timed(lambda: vault.save(session)))
+            fulltext.enabled = True
+            indexed.append(_timed(lambda: vault.save(session)))
             scans.append(_timed(lambda: sanitizer.sanitize_tree(doc)))
-        f, s, w = (statistics.median(x) * 1000 for x in (floors, saves, scans))
+        f, s, x, w = (statistics.median(v) * 1000 for v in (floors, saves, indexed, scans))
+        xm = statistics.fmean(indexed) * 1000
         print(
             f"session: {size / (1 << 20):.2f} MiB of JSON, {len(doc['messages'])} messages, {sum(counts.values())} redactions; engine {sanitizer.engine}"
         )
         print(f"floor (orjson + hyperscan scan + zstd-3 + AES-GCM + fsynced write) {f:8.1f} ms")
         print(
-            f"Vault.save incl. sanitizer                                        {s:8.1f} ms  = {s / f:.2f}x the floor"
+            f"Vault.save incl. sanitizer, no full-text index                    {s:8.1f} ms  = {s / f:.2f}x the floor"
+        )
+        print(
+            f"Vault.save incl. sanitizer and the full-text index                {x:8.1f} ms  = {x / f:.2f}x the floor"
+            f" (mean {xm:.1f} ms = {xm / f:.2f}x)"
         )
         print(
             f"  of which sanitize_tree alone                                    {w:8.1f} ms  = {w / f:.2f}x the floor"
@@ -310,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"rounds: {args.rounds}; per round save/floor: {', '.join(f'{a / b:.2f}' for a, b in zip(saves, floors, strict=True))}"
         )
+        print(f"  with the index: {', '.join(f'{a / b:.2f}' for a, b in zip(indexed, floors, strict=True))}")
         if args.profile:
             prof = cProfile.Profile()
             prof.runcall(vault.save, session)

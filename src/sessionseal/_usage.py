@@ -224,7 +224,9 @@ def rollup_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     rows: dict[tuple[int | None, str | None], list[float]] = {}
     messages = doc.get("messages") or []
     for m in messages:
-        if isinstance(m, Mapping):
+        # Most messages carry no figures (user turns, tool results): _figures would say so
+        # after more look-ups (a 10 MiB session has thousands).
+        if isinstance(m, Mapping) and (m.get("usage") is not None or m.get("cost_usd") is not None):
             _add(rows, m, 1)
     return _pack(rows, _last(messages[-1]) if messages else None, _stats(doc.get("stats")))
 

@@ -77,6 +77,22 @@ def test_the_terms_are_those_of_the_reference_tokenizer(text: str) -> None:
     assert ({k.decode(): n for k, n in runs.items()}, length) == ref.count_terms(text)
 
 
+#: Texts of repeated lines (a file read twice, a test run's output): lines drawn from a few,
+#: some differing only in punctuation, so that pack() tokenizes them line by line.
+repeating = st.lists(
+    st.lists(st.sampled_from(PIECES), max_size=12).map("".join).map(lambda s: s.replace("\n", " ")),
+    min_size=1,
+    max_size=4,
+).flatmap(lambda pool: st.lists(st.sampled_from([*pool, *(p + "." for p in pool)]), max_size=30).map("\n".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(repeating, texts))
+def test_distinct_lines_counted_once_give_the_reference_terms(text: str) -> None:
+    counts, length = _fts.count_lines(text)
+    assert ({k.decode(): n for k, n in counts.items()}, length) == ref.count_terms(text)
+
+
 docs = st.lists(st.tuples(st.sampled_from(FIELDS), texts), max_size=6)
 
 

@@ -21,7 +21,7 @@ erasure of a segment by forgetting its key:
 
 from __future__ import annotations
 
-from ._analyze import PackedDoc, pack
+from ._analyze import PackedDoc, count_lines, pack
 from ._build import Inverted, SegmentBuilder
 from ._delta import (
     append_delta,
@@ -76,6 +76,7 @@ __all__ = [
     "analyze_many",
     "append_delta",
     "build_segment",
+    "count_lines",
     "count_runs",
     "count_terms",
     "delta_frame",

@@ -11,15 +11,16 @@ builder inverts them with sorts and ``map`` over C types (docs/design.md, "Build
 from __future__ import annotations
 
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
 from ._format import DocEntry, Posting
-from ._tokens import count_runs
+from ._tokens import LINE_TABLE, count_translated
 
-__all__ = ["Analyzed", "Doc", "PackedDoc", "analyze", "pack"]
+__all__ = ["Analyzed", "Doc", "PackedDoc", "analyze", "count_lines", "pack"]
 
 FIELD_INDEX: Final = {1: 0, 2: 1, 4: 2, 8: 3}  # TITLE, USER, ASSISTANT, TOOL -> DocEntry.lengths
 
@@ -64,6 +65,41 @@ class PackedDoc:
         return Analyzed(self.entry, dict(zip(terms, map(Posting, self.tfs, self.masks), strict=True)))
 
 
+#: A field's text is tokenized line by line when its repeated lines hold at least this share of it.
+_REPEATED_SHARE: Final = 8
+
+
+def count_lines(text: str) -> tuple[dict[bytes, int], int]:
+    """:func:`~._tokens.count_runs` of *text*, tokenizing each distinct line once.
+
+    A transcript repeats lines: a file read twice, a test run's output, a listing, the same
+    code in an edit's old and new strings (the benchmark session's tool text is 57 % repeated
+    lines). A newline ends every run (rule 1), so a line's terms and words are the same
+    wherever it stands and the counts of a text are the sum of its lines': the distinct lines
+    (after rule 1's table: lines that differ only in punctuation are the same) are tokenized
+    once, and a line found *n* times counts *n* times (its terms multiplied: a Python step per
+    term of the repeated lines only). When the repeated lines are less than
+    1/:data:`_REPEATED_SHARE` of the text, the text is tokenized whole.
+    """
+    raw = text.encode("utf-8", "replace").translate(LINE_TABLE)
+    lines = Counter(raw.split(b"\n"))
+    repeated = [(line, n) for line, n in lines.items() if n > 1 and line]
+    if sum(len(line) * (n - 1) for line, n in repeated) * _REPEATED_SHARE < len(raw):
+        return count_translated(raw)
+    del raw
+    counts, length = count_translated(b"\n".join(line for line, n in lines.items() if n == 1))
+    by_times: dict[int, list[bytes]] = {}
+    for line, n in repeated:
+        by_times.setdefault(n, []).append(line)
+    get = counts.get
+    for n, group in by_times.items():
+        more, words = count_translated(b"\n".join(group))
+        length += words * n
+        for term, k in more.items():
+            counts[term] = get(term, 0) + k * n
+    return counts, length
+
+
 def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, int, int, int], int]:
     """Each field's term counts (one tokenizer pass per field), the fields' lengths, the text size."""
     by_field: dict[int, list[str]] = {}
@@ -77,7 +113,7 @@ def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, i
     counted = []
     for field, texts in by_field.items():
         # One pass per field: a newline never joins two pieces' words (rule 1).
-        counts, n = count_runs("\n".join(texts))
+        counts, n = count_lines("\n".join(texts))
         lengths[FIELD_INDEX[field]] = n
         if counts:
             counted.append((field, counts))

@@ -30,7 +30,7 @@ for instance); ``source_records`` (an imported transcript's raw lines repeat its
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ._format import ASSISTANT, TITLE, TOOL, USER
@@ -76,11 +76,19 @@ def _result_text(content: Any, out: list[str]) -> None:
                 out.append(block["text"])
 
 
-def _blocks(blocks: Any, field: int) -> Iterable[tuple[int, str]]:
+def _blocks(blocks: Any, field: int) -> list[tuple[int, str]]:
     """The pieces of a message's content blocks; *field* is its role's."""
+    out: list[tuple[int, str]] = []
+    _add_blocks(blocks, field, out)
+    return out
+
+
+def _add_blocks(blocks: Any, field: int, out: list[tuple[int, str]]) -> None:
+    """:func:`_blocks`, appended to *out* (a save walks thousands of messages: no list or
+    generator per block)."""
     if isinstance(blocks, str):  # never stored (the model turns it into a block); tolerated
         if blocks:
-            yield field, blocks
+            out.append((field, blocks))
         return
     if not isinstance(blocks, list):
         return
@@ -88,23 +96,31 @@ def _blocks(blocks: Any, field: int) -> Iterable[tuple[int, str]]:
         if not isinstance(block, Mapping):
             continue
         kind = block.get("type")
-        texts: list[str] = []
         if kind == "tool_call":
+            texts: list[str] = []
             _strings(block.get("name"), texts)
             _strings(block.get("arguments"), texts)
-            yield from ((TOOL, t) for t in texts)
+            out += [(TOOL, t) for t in texts]
         elif kind == "tool_result":
-            _result_text(block.get("content"), texts)
-            yield from ((TOOL, t) for t in texts)
-        elif isinstance(block.get("text"), str) and block["text"]:
-            yield field, block["text"]  # text, thinking, and any other block's text
+            content = block.get("content")
+            if isinstance(content, str):  # the common case, without a list
+                if content:
+                    out.append((TOOL, content))
+            else:
+                texts = []
+                _result_text(content, texts)
+                out += [(TOOL, t) for t in texts]
+        else:
+            text = block.get("text")
+            if isinstance(text, str) and text:
+                out.append((field, text))  # text, thinking, and any other block's text
 
 
 def message_fields(message: Any) -> list[tuple[int, str]]:
     """The pieces of one stored message."""
     if not isinstance(message, Mapping):
         return []
-    return list(_blocks(message.get("content"), _role_field(message.get("role"))))
+    return _blocks(message.get("content"), _role_field(message.get("role")))
 
 
 def doc_fields(doc: Mapping[str, Any]) -> list[tuple[int, str]]:
@@ -117,7 +133,8 @@ def doc_fields(doc: Mapping[str, Any]) -> list[tuple[int, str]]:
     messages = doc.get("messages")
     if isinstance(messages, list):
         for m in messages:
-            out += message_fields(m)
+            if isinstance(m, Mapping):
+                _add_blocks(m.get("content"), _role_field(m.get("role")), out)
     return out
 
 

@@ -42,13 +42,25 @@ import unicodedata
 from collections import Counter
 from typing import Final
 
-__all__ = ["MAX_TERM_BYTES", "count_runs", "count_terms", "is_wordlike", "words"]
+__all__ = [
+    "LINE_TABLE",
+    "MAX_TERM_BYTES",
+    "TABLE",
+    "count_runs",
+    "count_terms",
+    "count_translated",
+    "is_wordlike",
+    "words",
+]
 
 #: Longer terms are dropped (rule 3).
 MAX_TERM_BYTES: Final = 64
 
 #: ASCII letters, digits and ``_`` and every non-ASCII byte stay; other ASCII bytes become spaces.
 _TABLE: Final = bytes(c if (c >= 128 or chr(c).isalnum() or c == 95) else 32 for c in range(256))
+#: Rule 1's table for :func:`count_translated`: the same, keeping newlines (a caller cuts lines).
+TABLE: Final = _TABLE
+LINE_TABLE: Final = _TABLE[:10] + b"\n" + _TABLE[11:]
 _WORD: Final = re.compile(r"\w+")
 #: Camel-case boundaries of rule 4.
 _CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -141,7 +153,12 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
     Python step), and only the runs the regex picks out take rules 2 to 4, once per distinct
     run (cached).
     """
-    raw = text.encode("utf-8", "replace").translate(_TABLE)
+    return count_translated(text.encode("utf-8", "replace").translate(_TABLE))
+
+
+def count_translated(raw: bytes) -> tuple[dict[bytes, int], int]:
+    """:func:`count_runs` of a text already encoded and put through :data:`TABLE` or
+    :data:`LINE_TABLE` (ASCII whitespace cuts runs as a space does)."""
     counts: Counter[bytes] = Counter()
     length = at = 0
     # In pieces of about _CHUNK bytes cut at a space (no run crosses one): the list of runs is
@@ -154,7 +171,6 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
         length += len(runs)
         counts.update(runs)
         at = end
-    del raw
     if not counts:
         return {}, 0
     extra: dict[bytes, int] = {}

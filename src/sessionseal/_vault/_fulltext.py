@@ -207,16 +207,26 @@ class FullText:
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
-    def saved(self, sid: uuid.UUID, version: tuple[int, int], body: Callable[[], bytes], stamp: Stamp) -> None:
-        """Index a session's whole stored document (*body* reads it) at *version*: (its file's
-        container generation, its text revision in it: :func:`index_generation`). A new version,
-        or a new title. Best effort: a failure leaves the session behind in the index (streamed
-        by search), never fails the write."""
+    def saved(
+        self,
+        sid: uuid.UUID,
+        version: tuple[int, int],
+        body: Callable[[], bytes],
+        stamp: Stamp,
+        *,
+        doc: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Index a session's whole stored document at *version*: (its file's container
+        generation, its text revision in it: :func:`index_generation`). A new version, or a new
+        title. *body* reads the document, or a save passes it parsed (*doc*: the sanitized
+        document those bytes serialize, not parsed again). Best effort: a failure leaves the
+        session behind in the index (streamed by search), never fails the write."""
         if not self.enabled:
             return
         try:
-            doc = orjson.loads(body())
-            if isinstance(doc, dict):
+            if doc is None:
+                doc = orjson.loads(body())
+            if isinstance(doc, Mapping):
                 self._record(Doc(sid, index_generation(*version), doc_fields(doc)), stamp)
         except Exception:  # a cache: the write it follows succeeded
             return

@@ -12,7 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -51,6 +51,17 @@ EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "p
 #: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
 COMPACT_APPENDS: Final = 4 << 20
 MAX_GROUPS: Final = 1024
+
+
+class Built(NamedTuple):
+    """A session sanitized and serialized for a save (:meth:`SessionStore.build`)."""
+
+    meta: bytes
+    body: bytes
+    #: The redaction counts.
+    counts: dict[str, int]
+    #: The sanitized document BODY serializes: the full-text index reads it, not BODY parsed again.
+    doc: dict[str, Any]
 
 
 def _fit_tags(doc: dict[str, Any]) -> None:
@@ -207,12 +218,12 @@ class SessionStore:
 
         :returns: the bytes written (serialized) and the redaction counts.
         """
-        meta, body, counts = self.build(model, touch=touch)
-        self.write(model.id, meta, body)
-        return len(body), counts
+        b = self.build(model, touch=touch)
+        self.write(model.id, b.meta, b.body, doc=b.doc)
+        return len(b.body), b.counts
 
-    def build(self, model: Session, *, touch: bool) -> tuple[bytes, bytes, dict[str, int]]:
-        """A validated session sanitized and serialized: its META and BODY, and the redaction counts."""
+    def build(self, model: Session, *, touch: bool) -> Built:
+        """A validated session sanitized and serialized (:class:`Built`)."""
         with collector_paused():
             # The model accepts any JSON in fields it does not know; not all of it can be stored.
             try:
@@ -234,16 +245,28 @@ class SessionStore:
                 raise unstorable("session") from None
         if len(body) > MAX_SESSION_BYTES:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
-        return meta, body, dict(counts)
+        return Built(meta, body, dict(counts), clean)
 
-    def write(self, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
+    def write(self, session_id: uuid.UUID, meta: bytes, body: bytes, *, doc: dict[str, Any] | None = None) -> None:
         """Write a new version of a session, under its lock."""
         name = self._keys.file_name(session_id)
         with self._ctx.session_lock(name, session_id):
-            self.write_locked(name, session_id, meta, body)
+            self.write_locked(name, session_id, meta, body, doc=doc)
 
-    def write_locked(self, name: str, session_id: uuid.UUID, meta: bytes, body: bytes) -> None:
-        """Write a new version (META, BODY) under a fresh data key; the caller holds the session's lock."""
+    def write_locked(
+        self,
+        name: str,
+        session_id: uuid.UUID,
+        meta: bytes,
+        body: bytes,
+        *,
+        doc: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a new version (META, BODY) under a fresh data key; the caller holds the session's lock.
+
+        *doc*: the document BODY serializes, if the caller has it (the index then reads it
+        instead of parsing BODY again).
+        """
         frames = [
             (FrameType.META, _container.encode_payload(meta, compress=True)),
             (FrameType.BODY, _container.encode_payload(body, compress=True)),
@@ -278,11 +301,11 @@ class SessionStore:
         sessions = self._ctx.sessions
         sessions.write_atomic(name + SUFFIX, data)
         st = os.stat(name + SUFFIX, dir_fd=sessions.fd, follow_symlinks=False)
-        doc = orjson.loads(meta)
-        doc["size_stored"], doc["generation"] = st.st_size, generation
-        self._index.put(name + SUFFIX, entry_of(doc), stamp_of(st))
+        summary = orjson.loads(meta)
+        summary["size_stored"], summary["generation"] = st.st_size, generation
+        self._index.put(name + SUFFIX, entry_of(summary), stamp_of(st))
         if self._fulltext is not None:
-            self._fulltext.saved(session_id, (generation, 0), lambda: body, stamp_of(st))
+            self._fulltext.saved(session_id, (generation, 0), lambda: body, stamp_of(st), doc=doc)
         self._keys.note(StateChange(marks={session_id.bytes: (generation, st.st_size)}))
 
     def replace_keyless(self, fname: str, sid: uuid.UUID, header: _container.Header) -> None:
@@ -349,9 +372,9 @@ class SessionStore:
                 model = new()
                 if model is None:
                     return action, 0, {}, None
-                meta, body, counts = self.build(model, touch=True)
-                self.write_locked(name, sid, meta, body)
-                action, nbytes = "new", len(body)
+                b = self.build(model, touch=True)
+                self.write_locked(name, sid, b.meta, b.body, doc=b.doc)
+                action, nbytes, counts = "new", len(b.body), b.counts
             else:
                 tail, meta = self.read_meta(fname)
                 ops = more(
