@@ -30,7 +30,6 @@ from .._fts import (
     FtsIndex,
     LazyDeltaRecord,
     SegmentReader,
-    append_delta,
     build_segment,
     doc_fields,
     encode_delta_columns,
@@ -51,13 +50,13 @@ from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
     DeadManifest,
+    LogHeads,
     Manifest,
     OtherFtsFormat,
     SegmentInfo,
     Stamp,
     file_size,
     header_tomb,
-    indexed_stamp,
     is_fts_name,
     open_segment,
 )
@@ -121,6 +120,8 @@ class FullText:
         self.enabled = os.environ.get(NO_WRITES_ENV) != "1"
         #: The manifest as last read or written by this process (a long-running one reads it once).
         self._cached: Manifest | None = None
+        #: The delta log's record heads as this process last read them (an append's check).
+        self._heads = LogHeads()
 
     # -- files -------------------------------------------------------------------------
 
@@ -252,11 +253,13 @@ class FullText:
                 return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
-                if after is not None and indexed_stamp(fd, man, ctx.vault_id, doc.session_id) != after:
-                    return False
-                size = append_delta(fd, ctx.vault_id, man.delta_key, record)
+                size = self._heads.append(
+                    fd, man, ctx.vault_id, record, (doc.session_id, doc.generation, stamp), after=after
+                )
             finally:
                 os.close(fd)
+            if size is None:
+                return False
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
