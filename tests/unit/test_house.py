@@ -23,6 +23,7 @@ VAULT_ORDER = [
     "_settings",
     "_remotes",
     "_indexcache",
+    "_ftstable",
     "_ftsfiles",
     "_ftsbuild",
     "_fulltext",

@@ -13,7 +13,9 @@ replaces one the manifest still names: the manifest's rewrite is the one commit 
 from __future__ import annotations
 
 import os
+import struct
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,6 +27,7 @@ from .._fs import Dir
 from .._fts import SegmentReader, append_frame, delta_frame, delta_frames, frame_head, open_delta_header
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
+from ._ftstable import FORMAT_BINARY, pack_manifest, unpack_manifest
 
 __all__ = [
     "FTS_DIR",
@@ -41,8 +44,9 @@ FTS_DIR: Final = "fts"
 MANIFEST: Final = "manifest.sst"
 SEG_SUFFIX: Final = ".seg"
 DELTA_SUFFIX: Final = ".delta"
-#: The manifest payload's format (``v``); a manifest of another format means "no index".
-FORMAT: Final = 1
+#: The manifest payload's formats: 1 JSON (``v``, read only), 2 binary columns (``_ftstable``);
+#: a manifest of another format means "no index".
+FORMAT_JSON: Final = 1
 _ZERO: Final = uuid.UUID(int=0)
 _MAX_MANIFEST: Final = 256 << 20
 INTEGRITY: Final = "the full-text index's manifest failed its integrity check"
@@ -70,16 +74,36 @@ def is_fts_name(name: str) -> bool:
     return all(c in "0123456789abcdef" for c in stem)
 
 
-@dataclass
 class SegmentInfo:
     """A segment the manifest names: its id, key, sessions, words (BM25 lengths: about the
-    text's size / 6) and file size."""
+    text's size / 6) and file size. The sessions are kept as the manifest's bytes (16 per
+    session) until asked for: opening a segment for a query needs only its id and key."""
 
-    id: uuid.UUID
-    key: bytes
-    sessions: list[uuid.UUID]
-    words: int
-    size: int
+    __slots__ = ("_raw", "_sessions", "id", "key", "size", "words")
+
+    def __init__(self, id: uuid.UUID, key: bytes, sessions: Sequence[uuid.UUID] | bytes, words: int, size: int) -> None:
+        self.id, self.key, self.words, self.size = id, key, words, size
+        self._raw: bytes | None = sessions if isinstance(sessions, bytes) else None
+        self._sessions: list[uuid.UUID] | None = None if isinstance(sessions, bytes) else list(sessions)
+
+    @property
+    def sessions(self) -> list[uuid.UUID]:
+        if self._sessions is None:
+            raw = self._raw or b""
+            self._sessions = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+        return self._sessions
+
+    @property
+    def session_bytes(self) -> bytes:
+        """The sessions' ids, 16 bytes each, in order (the manifest's column)."""
+        if self._raw is None:
+            self._raw = b"".join(u.bytes for u in self.sessions)
+        return self._raw
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentInfo(id={self.id}, sessions={len(self.session_bytes) // 16}, words={self.words}, size={self.size})"
+        )
 
     @property
     def name(self) -> str:
@@ -95,7 +119,7 @@ class Manifest:
     delta_key: bytes = b""
     #: Per session in a segment: (generation, inode, size, mtime_ns) as of the last write the
     #: segments reflect (the delta log's records carry their own).
-    stamps: dict[uuid.UUID, tuple[int, int, int, int]] = field(default_factory=dict)
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]] = field(default_factory=dict)
     #: Files this manifest replaced, by name, with their tombs (SHA-256 of the header, 16
     #: bytes): overwritten and unlinked once the epoch that sealed them left the key store
     #: (a rotation) or at once (compaction); the only files of ``fts/`` ever removed.
@@ -118,32 +142,40 @@ class Manifest:
     # -- bytes ---------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        doc: dict[str, Any] = {
-            "v": FORMAT,
-            "segments": [
-                {
-                    "id": s.id.hex,
-                    "key": s.key.hex(),
-                    "sessions": [x.hex for x in s.sessions],
-                    "words": s.words,
-                    "size": s.size,
-                }
-                for s in self.segments
-            ],
-            "delta": {"id": self.delta_id.hex, "key": self.delta_key.hex()},
-            "stamps": {sid.hex: list(st) for sid, st in self.stamps.items()},
-            "retired": {n: t.hex() for n, t in sorted(self.retired.items())},
-            "retire_after": self.retire_after,
-        }
-        return orjson.dumps(doc)
+        """The payload: format 2, binary columns (``_ftstable``)."""
+        return pack_manifest(
+            self.delta_id,
+            self.delta_key,
+            retire_after=self.retire_after,
+            retired=self.retired,
+            segments=[(s.id, s.key, s.words, s.size, s.session_bytes) for s in self.segments],
+            stamps=self.stamps,
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Manifest:
+        """A payload of format 2, or of format 1 (JSON, written before: still read, and written
+        as format 2 at the next commit). :raises OtherFtsFormat: another format."""
+        if raw[:1] == b"{":
+            return cls._decode_json(raw)
+        if raw[:1] != bytes((FORMAT_BINARY,)):
+            raise OtherFtsFormat(INTEGRITY)
+        try:
+            delta_id, delta_key, retire_after, retired, segs, stamps = unpack_manifest(raw)
+            if not all(is_fts_name(n) and n != MANIFEST for n in retired):
+                raise ValueError
+        except (ValueError, struct.error, IndexError):
+            raise IntegrityError(INTEGRITY) from None
+        segments = [SegmentInfo(i, k, sessions, words, size) for i, k, words, size, sessions in segs]
+        return cls(segments, delta_id, delta_key, stamps, retired, retire_after)
+
+    @classmethod
+    def _decode_json(cls, raw: bytes) -> Manifest:
         try:
             doc = orjson.loads(raw)
             if not isinstance(doc, dict):
                 raise ValueError
-            if doc.get("v") != FORMAT:
+            if doc.get("v") != FORMAT_JSON:
                 raise OtherFtsFormat(INTEGRITY)
             segs = [
                 SegmentInfo(

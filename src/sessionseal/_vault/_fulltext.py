@@ -60,6 +60,7 @@ from ._ftsfiles import (
     is_fts_name,
     open_segment,
 )
+from ._ftstable import FoldedStamps
 from ._keys import Keys
 
 if TYPE_CHECKING:
@@ -203,8 +204,11 @@ class FullText:
             for r in readers:
                 r.close()
             raise
-        stamps = _fold_stamps(man.stamps, records)
-        return FtsView(index, {s: st[1:] for s, st in stamps.items()}), readers
+        # The log's sessions folded alone, each kept where it is at or above the manifest's
+        # generation (the fold's rule); the manifest's thousands are looked up on demand.
+        base = man.stamps
+        folded = {s: st for s, st in _fold_stamps({}, records).items() if st[0] >= base.get(s, st)[0]}
+        return FtsView(index, FoldedStamps(base, folded)), readers
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
