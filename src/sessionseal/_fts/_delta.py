@@ -81,13 +81,13 @@ def delta_frames(data: bytes | memoryview, *, pos: int = _container.HEADER_SIZE)
 
 def frame_head(
     frame: bytes | memoryview, header: _container.Header, dek: bytes, index: int
-) -> tuple[UUID, int, tuple[int, int, int]]:
-    """The session id, generation and stamp of record *index*, given its whole frame's bytes
-    (authenticated; its terms are not parsed)."""
+) -> tuple[bytes, int, tuple[int, int, int]]:
+    """The session id (its 16 bytes), generation and stamp of record *index*, given its whole
+    frame's bytes (authenticated; its terms are not parsed)."""
     frames, at = _container.open_frames_at(frame, header, dek, 0, index)
     if len(frames) != 1 or at != len(frame) or frames[0].type != FrameType.FTS_DELTA:
         raise IntegrityError(F.INTEGRITY)
-    return F.delta_stamp(_container.decode_payload(frames[0].data))
+    return F.delta_stamp_raw(_container.decode_payload(frames[0].data))
 
 
 def _frames(
@@ -173,7 +173,8 @@ def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, in
     state in the index against."""
     header, dek = _open_header(data, vault_id, key)
     view = memoryview(data)
-    return [frame_head(view[s:e], header, dek, i) for i, (s, e) in enumerate(_frames(data, torn_tail_ok=True))]
+    heads = [frame_head(view[s:e], header, dek, i) for i, (s, e) in enumerate(_frames(data, torn_tail_ok=True))]
+    return [(UUID(bytes=sid), gen, stamp) for sid, gen, stamp in heads]
 
 
 def delta_frame(

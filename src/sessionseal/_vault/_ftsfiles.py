@@ -286,9 +286,9 @@ class _Remembered:
     count: int
     end: int
     tail: bytes
-    fold: dict[uuid.UUID, Stamp4]
+    fold: dict[bytes, Stamp4]  # by the session id's 16 bytes
 
-    def add(self, sid: uuid.UUID, generation: int, stamp: Stamp) -> None:
+    def add(self, sid: bytes, generation: int, stamp: Stamp) -> None:
         have = self.fold.get(sid)
         if have is None or generation >= have[0]:
             self.fold[sid] = (generation, *stamp)
@@ -332,7 +332,7 @@ class LogHeads:
         self._mem, mem = None, self._mem  # remembered again only once this append is done
         st = os.fstat(fd)
         ident = (man.delta_name, man.delta_key, st.st_dev, st.st_ino)
-        sid = head[0]
+        sid = head[0].bytes
         if mem is not None and _still(mem, fd, ident, st.st_size):
             base = mem.end
             view = memoryview(_pread(fd, st.st_size - base, base))
@@ -349,7 +349,7 @@ class LogHeads:
             last, mem = None, None
             if after is not None:  # a whole record (a save) needs no check
                 last, mem = self._scan(data, header, dek, whole, sid=sid, ident=(*ident, header.raw))
-        base = man.stamps.get(sid)
+        base = man.stamps.get(head[0])
         have = last if last is not None and (base is None or last[0] >= base[0]) else base
         if after is not None and have != after:
             if mem is not None:
@@ -358,7 +358,7 @@ class LogHeads:
         frame = delta_frame(header.raw, dek, count, record, compress=True)
         size = append_frame(fd, end, frame)
         if mem is not None:
-            mem.add(*head)
+            mem.add(sid, head[1], head[2])
             mem.count, mem.end, mem.tail = count + 1, size, frame[-TAG:]
             self._mem = mem
         return size
@@ -370,11 +370,11 @@ class LogHeads:
         dek: bytes,
         whole: list[tuple[int, int]],
         *,
-        sid: uuid.UUID,
+        sid: bytes,
         ident: tuple[str, bytes, int, int, bytes],
     ) -> tuple[Stamp4 | None, _Remembered | None]:
         view = memoryview(data)
-        read: dict[int, tuple[uuid.UUID, int, Stamp]] = {}
+        read: dict[int, tuple[bytes, int, Stamp]] = {}
         for i in range(len(whole) - 1, max(len(whole) - 1 - self.SCAN, -1), -1):
             read[i] = frame_head(view[whole[i][0] : whole[i][1]], header, dek, i)
             if read[i][0] == sid:
