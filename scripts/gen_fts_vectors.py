@@ -59,6 +59,22 @@ DELTA: list[dict[str, Any]] = [
         "fields": [[2, "a new version"]],
     },
 ]
+#: The manifest (docs/spec/fts-v1.md, "Manifest", format 2): under a master key of epoch 1,
+#: naming the segment and the delta log above, the two sessions' stamps, one retired file.
+MASTER_KEY = bytes(range(0xA0, 0xC0))
+MANIFEST_DEK = bytes(range(0xC0, 0xE0))
+MANIFEST: dict[str, Any] = {
+    "kek_epoch": 1,
+    "generation": 7,
+    "delta_id": "de17a000-0000-4000-8000-000000000002",
+    "retire_after": 1,
+    "retired": {"0123456789abcdef0123456789abcdef.seg": "5a" * 16},
+    "segment": {"words": 20, "size": 1234},
+    "stamps": {
+        "00000000-0000-4000-8000-00000000000a": [1 << 20, 1235, 99, 1700000000000000001],
+        "00000000-0000-4000-8000-00000000000b": [3 << 20, 1234, 5678, 1700000000000000000],
+    },
+}
 QUERIES = ["parser", "pars*", "flag AND NOT title:fix", "title:déjà OR value", "user:parser", "version", "fix"]
 
 
@@ -100,6 +116,33 @@ def delta_log() -> bytes:
     for i, rec in enumerate(delta_records()):
         data += _fts.delta_frame(header, DELTA_DEK, i, rec, compress=False, nonce=bytes([0xD1 + i]) * 12)
     return data
+
+
+def manifest_payload() -> bytes:
+    """The manifest's payload of format 2, as the vault's writer encodes it."""
+    from sessionseal._vault._ftsfiles import Manifest, SegmentInfo
+
+    m = MANIFEST
+    seg = SegmentInfo(SEGMENT, SEGMENT_KEY, [UUID(d["session_id"]) for d in DOCS], **m["segment"])
+    stamps = {UUID(k): (v[0], v[1], v[2], v[3]) for k, v in m["stamps"].items()}
+    retired = {n: bytes.fromhex(t) for n, t in m["retired"].items()}
+    man = Manifest([seg], UUID(m["delta_id"]), DELTA_KEY, stamps, retired, m["retire_after"])
+    return man.encode()
+
+
+def manifest() -> bytes:
+    """``fts/manifest.sst``: kind 8, object id zero, the payload raw (the writer compresses)."""
+    return _container.seal(
+        kind=_container.Kind.FTS_MANIFEST,
+        vault_id=VAULT,
+        object_id=UUID(int=0),
+        generation=MANIFEST["generation"],
+        kek=MASTER_KEY,
+        kek_epoch=MANIFEST["kek_epoch"],
+        frames=[(_container.FrameType.BODY, _container.encode_payload(manifest_payload(), compress=False))],
+        dek=MANIFEST_DEK,
+        nonces=nonces(0xE0),
+    )
 
 
 def frames(data: bytes) -> list[dict[str, Any]]:
@@ -149,6 +192,14 @@ def vectors() -> dict[str, Any]:
             "records": DELTA,
             "payloads_hex": [_format.encode_delta(r).hex() for r in delta_records()],
             "file_hex": delta.hex(),
+        },
+        "manifest": {
+            **MANIFEST,
+            "master_key": MASTER_KEY.hex(),
+            "dek": MANIFEST_DEK.hex(),
+            "nonces": "the DEK wrap: 12 bytes 0xe0; the BODY frame: 12 bytes 0xe1",
+            "payload_hex": manifest_payload().hex(),
+            "file_hex": manifest().hex(),
         },
         "queries": {
             q: [

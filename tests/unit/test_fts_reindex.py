@@ -59,7 +59,8 @@ def test_reindex_on_workers_builds_the_index_of_one_process(
     seen: list[tuple[int, int]] = []
     assert vault.reindex(progress=lambda done, total: seen.append((done, total))) == 9
     assert _state(vault) == expected
-    assert seen[-1] == (9, 9) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    total = sum(_sizes(vault, ids).values())
+    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert {p.name for p in (vault.parts.ctx.path / FTS_DIR).iterdir()} >= {MANIFEST}
 
 
@@ -74,10 +75,32 @@ def test_a_session_file_that_does_not_read_is_left_out_and_progress_still_reache
     path.write_bytes(bytes(raw))
     monkeypatch.setattr(_ftsbuild, "workers_for", lambda ctx, names: 2)
     seen: list[tuple[int, int]] = []
+    total = sum(_sizes(vault, ids).values())
     assert vault.reindex(progress=lambda done, total: seen.append((done, total))) in (3, 4)
-    assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     with vault.parts.fulltext.view() as view:
         assert view is not None and ids[2] not in view.stamps and set(ids) - {ids[2]} <= set(view.stamps)
+
+
+def _sizes(vault: Vault, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    sessions = vault.parts.ctx.path / "sessions"
+    return {sid: os.path.getsize(sessions / (vault.parts.keys.file_name(sid) + ".sst")) for sid in ids}
+
+
+def test_reindex_progress_counts_bytes_so_a_huge_session_weighs_its_size(vault: Vault) -> None:
+    """Progress in sessions made a vault of a few huge sessions look nearly done while the
+    build had most of its work ahead: each session now advances it by its file's size."""
+    words = " ".join(f"w{i}" for i in range(60_000))
+    ids = [vault.save({"title": "huge", "messages": [{"role": "user", "content": words}]})]
+    ids += [vault.save(_s(i)) for i in range(4)]
+    sizes = _sizes(vault, ids)
+    seen: list[tuple[int, int]] = []
+    assert vault.reindex(progress=lambda done, total: seen.append((done, total))) == 5
+    total = sum(sizes.values())
+    assert {t for _d, t in seen} == {total} and seen[-1] == (total, total)
+    steps = [b - a for a, b in zip([0, *(d for d, _ in seen)], (d for d, _ in seen), strict=False) if b != a]
+    assert sorted(steps) == sorted(sizes.values())  # one step per session, of its file's size
+    assert max(steps) > total // 2  # the huge one: most of the bar, not a fifth of it
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, *, file: str | None, spec: str | None) -> None:

@@ -91,7 +91,7 @@ def test_a_failed_index_update_leaves_the_session_behind_not_the_write_failed(
     def broken(*_a: object, **_k: object) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("sessionseal._vault._fulltext.append_delta", broken)
+    monkeypatch.setattr("sessionseal._fts._delta.write_all", broken)
     vault.append(sid, [{"role": "user", "content": "zebra"}])  # succeeds all the same
     monkeypatch.undo()
     assert "zebra" in vault.load(sid).messages[-1].content[0].text  # type: ignore[union-attr]

@@ -161,3 +161,73 @@ def test_a_wrong_key_opens_nothing(tmp_path: Path) -> None:
         _fts.SegmentReader(path, VAULT, UUID(SEG["segment_id"]), bytes(32))
     with pytest.raises(IntegrityError):
         _fts.read_delta(bytes.fromhex(DELTA["file_hex"]), VAULT, bytes(32))
+
+
+MAN: dict[str, Any] = VECTORS["manifest"]
+
+
+def test_the_manifest_decodes_by_the_spec_alone() -> None:
+    """fts/manifest.sst, format 2: kind 8, object id zero, the kek the master key of its epoch,
+    one BODY frame whose payload is the binary layout of docs/spec/fts-v1.md, "Manifest"."""
+    data = bytes.fromhex(MAN["file_hex"])
+    header, frames = spec_frames(data, bytes.fromhex(MAN["master_key"]))
+    assert header[9] == 8 and header[28:44] == bytes(16) and header[12:28] == VAULT.bytes
+    assert struct.unpack_from(">QI", header, 44) == (MAN["generation"], MAN["kek_epoch"])
+    ((ftype, payload),) = frames
+    assert ftype == 2 and payload.hex() == MAN["payload_hex"]  # BODY
+    fmt, delta_id, delta_key, retire_after, r = struct.unpack_from(">B16s32sQI", payload, 0)
+    assert (fmt, str(UUID(bytes=delta_id)), delta_key.hex(), retire_after) == (
+        2,
+        MAN["delta_id"],
+        DELTA["key"],
+        MAN["retire_after"],
+    )
+    at, retired = 61, {}
+    for _ in range(r):
+        n = payload[at]
+        retired[payload[at + 1 : at + 1 + n].decode("ascii")] = payload[at + 1 + n : at + 17 + n].hex()
+        at += 17 + n
+    assert retired == MAN["retired"]
+    (s,) = struct.unpack_from(">I", payload, at)
+    segs = [struct.unpack_from(">16s32sQQI", payload, at + 4 + 68 * i) for i in range(s)]
+    at += 4 + 68 * s
+    assert [(str(UUID(bytes=i)), k.hex(), w, z) for i, k, w, z, _c in segs] == [
+        (SEG["segment_id"], SEG["key"], MAN["segment"]["words"], MAN["segment"]["size"])
+    ]
+    (m,) = struct.unpack_from(">I", payload, at)
+    assert m == sum(c for *_x, c in segs)
+    sessions = [str(UUID(bytes=payload[at + 4 + 16 * i : at + 20 + 16 * i])) for i in range(m)]
+    assert sessions == [d["session_id"] for d in SEG["docs"]]
+    at += 4 + 16 * m
+    (n,) = struct.unpack_from(">I", payload, at)
+    ids = [str(UUID(bytes=payload[at + 4 + 16 * i : at + 20 + 16 * i])) for i in range(n)]
+    vals = struct.unpack_from(f">{4 * n}Q", payload, at + 4 + 16 * n)
+    assert at + 4 + 48 * n == len(payload)  # nothing after the stamps
+    assert {sid: list(vals[4 * i : 4 * i + 4]) for i, sid in enumerate(ids)} == MAN["stamps"]
+
+
+def test_the_package_reads_the_manifest_vector(tmp_path: Path) -> None:
+    from sessionseal._fs import Dir
+    from sessionseal._keystore import MasterKeys
+    from sessionseal._vault._ftsfiles import MANIFEST, Manifest
+
+    (tmp_path / "fts").mkdir(mode=0o700)
+    (tmp_path / "fts" / MANIFEST).write_bytes(bytes.fromhex(MAN["file_hex"]))
+    (tmp_path / "fts" / MANIFEST).chmod(0o600)
+    fts = Dir(tmp_path / "fts")
+    try:
+        man = Manifest.load(fts, VAULT, MasterKeys({MAN["kek_epoch"]: bytes.fromhex(MAN["master_key"])}))
+        with pytest.raises(IntegrityError):
+            Manifest.load(fts, VAULT, MasterKeys({MAN["kek_epoch"]: bytes(32)}))
+    finally:
+        fts.close()
+    assert (str(man.delta_id), man.delta_key.hex(), man.generation) == (
+        MAN["delta_id"],
+        DELTA["key"],
+        MAN["generation"],
+    )
+    assert [(str(s.id), s.key.hex(), [str(x) for x in s.sessions]) for s in man.segments] == [
+        (SEG["segment_id"], SEG["key"], [d["session_id"] for d in SEG["docs"]])
+    ]
+    assert {str(k): list(v) for k, v in man.stamps.items()} == MAN["stamps"]
+    assert {n: t.hex() for n, t in man.retired.items()} == MAN["retired"]

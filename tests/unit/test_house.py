@@ -24,6 +24,7 @@ VAULT_ORDER = [
     "_devices",
     "_synccursor",
     "_indexcache",
+    "_ftstable",
     "_ftsfiles",
     "_ftsbuild",
     "_fulltext",

@@ -24,9 +24,13 @@ from ._format import DeltaRecord, LazyDeltaRecord
 
 __all__ = [
     "append_delta",
+    "append_frame",
     "delta_frame",
+    "delta_frames",
     "delta_stamps",
+    "frame_head",
     "new_delta",
+    "open_delta_header",
     "read_delta",
     "read_delta_current",
     "rewrite_delta",
@@ -63,9 +67,33 @@ def _open_header(data: bytes, vault_id: UUID, key: bytes) -> tuple[_container.He
     return header, _crypto.unwrap_key(F.SubKeys.of(key).seal, header.wrapped_dek, header.wrap_aad)
 
 
-def _frames(data: bytes, *, torn_tail_ok: bool) -> Iterator[tuple[int, int]]:
+def open_delta_header(data: bytes, vault_id: UUID, key: bytes) -> tuple[_container.Header, bytes]:
+    """A delta log's header (its first :data:`~sessionseal._container.HEADER_SIZE` bytes at
+    least) and its DEK. :raises IntegrityError: not this vault's log, or not under *key*."""
+    return _open_header(data, vault_id, key)
+
+
+def delta_frames(data: bytes | memoryview, *, pos: int = _container.HEADER_SIZE) -> list[tuple[int, int]]:
+    """``(start, end)`` of each whole frame from *pos* (a frame's start), by the length fields
+    alone: nothing is decrypted; a torn last frame is left out."""
+    return list(_frames(data, torn_tail_ok=True, pos=pos))
+
+
+def frame_head(
+    frame: bytes | memoryview, header: _container.Header, dek: bytes, index: int
+) -> tuple[bytes, int, tuple[int, int, int]]:
+    """The session id (its 16 bytes), generation and stamp of record *index*, given its whole
+    frame's bytes (authenticated; its terms are not parsed)."""
+    frames, at = _container.open_frames_at(frame, header, dek, 0, index)
+    if len(frames) != 1 or at != len(frame) or frames[0].type != FrameType.FTS_DELTA:
+        raise IntegrityError(F.INTEGRITY)
+    return F.delta_stamp_raw(_container.decode_payload(frames[0].data))
+
+
+def _frames(
+    data: bytes | memoryview, *, torn_tail_ok: bool, pos: int = _container.HEADER_SIZE
+) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of each whole frame; a torn last frame ends the walk if allowed."""
-    pos = _container.HEADER_SIZE
     while pos < len(data):
         if len(data) - pos < 5:
             if torn_tail_ok:
@@ -144,13 +172,9 @@ def delta_stamps(data: bytes, vault_id: UUID, key: bytes) -> list[tuple[UUID, in
     (every frame authenticated; the terms are not parsed): what a writer checks its session's
     state in the index against."""
     header, dek = _open_header(data, vault_id, key)
-    out = []
-    for index, (start, end) in enumerate(_frames(data, torn_tail_ok=True)):
-        frames, at = _container.open_frames_at(data[start:end], header, dek, 0, index)
-        if len(frames) != 1 or at != end - start or frames[0].type != FrameType.FTS_DELTA:
-            raise IntegrityError(F.INTEGRITY)
-        out.append(F.delta_stamp(_container.decode_payload(frames[0].data)))
-    return out
+    view = memoryview(data)
+    heads = [frame_head(view[s:e], header, dek, i) for i, (s, e) in enumerate(_frames(data, torn_tail_ok=True))]
+    return [(UUID(bytes=sid), gen, stamp) for sid, gen, stamp in heads]
 
 
 def delta_frame(
@@ -185,15 +209,21 @@ def append_delta(
         header, dek = _open_header(data, vault_id, key)
         whole = list(_frames(data, torn_tail_ok=True))
         count, end = len(whole), (whole[-1][1] if whole else _container.HEADER_SIZE)
-        frame = delta_frame(header.raw, dek, count, record, compress=compress)
-        os.ftruncate(fd, end)
-        os.lseek(fd, end, os.SEEK_SET)
-        write_all(fd, frame)
-        os.fsync(fd)
-        return end + len(frame)
+        return append_frame(fd, end, delta_frame(header.raw, dek, count, record, compress=compress))
     finally:
         if not isinstance(path, int):
             os.close(fd)
+
+
+def append_frame(fd: int, end: int, frame: bytes) -> int:
+    """Write a sealed *frame* (:func:`delta_frame`, numbered after the last whole frame) at
+    *end*, where that frame ends, cutting off whatever a killed writer left after it, and
+    ``fsync``; return the log's new size. The caller holds the vault lock."""
+    os.ftruncate(fd, end)
+    os.lseek(fd, end, os.SEEK_SET)
+    write_all(fd, frame)
+    os.fsync(fd)
+    return end + len(frame)
 
 
 def rewrite_delta(

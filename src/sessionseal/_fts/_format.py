@@ -410,12 +410,18 @@ def delta_head(data: bytes) -> tuple[UUID, int]:
 
 def delta_stamp(data: bytes) -> tuple[UUID, int, tuple[int, int, int]]:
     """A record's session id, generation and stamp, without its terms (a writer's check)."""
+    sid, gen, stamp = delta_stamp_raw(data)
+    return UUID(bytes=sid), gen, stamp
+
+
+def delta_stamp_raw(data: bytes) -> tuple[bytes, int, tuple[int, int, int]]:
+    """:func:`delta_stamp` with the session id as its 16 bytes (no ``UUID`` made per record)."""
     try:
         version, sid, gen, _l0, _l1, _l2, _l3, ino, size, mtime, _n = _DELTA_HEAD.unpack_from(data, 0)
-        _check(version == FTS_VERSION)
-        return UUID(bytes=sid), gen, (ino, size, mtime)
     except struct.error as exc:
         raise IntegrityError(INTEGRITY) from exc
+    _check(version == FTS_VERSION)
+    return sid, gen, (ino, size, mtime)
 
 
 def decode_delta(data: bytes) -> DeltaRecord:

@@ -356,7 +356,7 @@ class Vault:
     @_audited("reindex")
     def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index and the full-text index from the session files, accepting them as they are
-        (rolled-back or cut files lower their marks); returns the sessions indexed. *progress*: (read, total)."""
+        (rolled-back or cut files lower their marks); returns the sessions indexed. *progress*: (bytes done, bytes)."""
         return self._reindex(accept=True, fts=(self.parts.fulltext, progress))
 
     @_audited("reindex")

@@ -92,7 +92,7 @@ def build_segments(
     returns them and, per session indexed, ``(generation, *stamp)``. A session file gone,
     unreadable, or written while it was read is left out (streamed by search until its next
     write). *generation* turns a file's version into its index generation. *progress* is called
-    with (sessions done, sessions) as each is analyzed or left out."""
+    with (bytes done, bytes) of the session files, as each is analyzed or left out."""
     if workers is None:
         workers = workers_for(ctx, names)
     source = _Source(ctx, names, read, progress, generation)
@@ -125,29 +125,37 @@ class _Source:
         self._ctx, self._names, self._read, self._progress = ctx, names, read, progress
         self._generation = generation
         self.stamps: dict[uuid.UUID, tuple[int, int, int, int]] = {}
-        self._skipped = self._analyzed = 0
+        self._analyzed = 0
+        # Progress counts bytes of session files, not sessions: one 20 MB session among a
+        # thousand small ones takes most of the time (each file's size as listed).
+        self._sizes = [_size(ctx, n) for n in names] if progress is not None else [0] * len(names)
+        self._total = sum(self._sizes)
+        self._yielded = [0]  # bytes of the sessions handed to the build, cumulated, in order
+        self._skipped = 0  # bytes of the sessions left out
 
     def analyzed(self, n: int) -> None:
-        """*n* sessions analyzed so far: with those left out, done (in order: never backwards)."""
+        """*n* sessions analyzed so far (of those handed on, in order: never backwards): with
+        those left out, the bytes done."""
         self._analyzed = n
         if self._progress is not None:
-            self._progress(n + self._skipped, len(self._names))
+            self._progress(self._yielded[n] + self._skipped, self._total)
 
     def docs(self) -> Iterator[Doc]:
         with concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="reindex") as pool:
             pending: collections.deque[concurrent.futures.Future[tuple[Any, ...] | None]] = collections.deque()
-            names = iter(self._names)
+            names, sizes = iter(self._names), iter(self._sizes)
             try:
                 while True:
                     while len(pending) < READ_AHEAD and (fname := next(names, None)) is not None:
                         pending.append(pool.submit(self._read_one, fname))
                     if not pending:
                         return
-                    got = pending.popleft().result()
+                    got, size = pending.popleft().result(), next(sizes)
                     if got is None:
-                        self._skipped += 1
+                        self._skipped += size
                         self.analyzed(self._analyzed)
                         continue
+                    self._yielded.append(self._yielded[-1] + size)
                     sid, version, fields, stamp = got
                     generation = self._generation(*version)
                     self.stamps[sid] = (generation, *stamp)
@@ -168,6 +176,13 @@ class _Source:
         if not isinstance(doc, dict) or stamp != _stamp_now(self._ctx, fname):
             return None
         return sid, version, doc_fields(doc), stamp
+
+
+def _size(ctx: VaultContext, fname: str) -> int:
+    try:
+        return os.stat(fname, dir_fd=ctx.sessions.fd, follow_symlinks=False).st_size
+    except OSError:
+        return 0
 
 
 def _stamp_now(ctx: VaultContext, fname: str) -> Stamp | None:

@@ -13,7 +13,9 @@ replaces one the manifest still names: the manifest's rewrite is the one commit 
 from __future__ import annotations
 
 import os
+import struct
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,18 +24,29 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import SegmentReader, delta_stamps
+from .._fts import SegmentReader, append_frame, delta_frame, delta_frames, frame_head, open_delta_header
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
+from ._ftstable import FORMAT_BINARY, pack_manifest, unpack_manifest
 
-__all__ = ["FTS_DIR", "MANIFEST", "DeadManifest", "Manifest", "OtherFtsFormat", "SegmentInfo", "is_fts_name"]
+__all__ = [
+    "FTS_DIR",
+    "MANIFEST",
+    "DeadManifest",
+    "LogHeads",
+    "Manifest",
+    "OtherFtsFormat",
+    "SegmentInfo",
+    "is_fts_name",
+]
 
 FTS_DIR: Final = "fts"
 MANIFEST: Final = "manifest.sst"
 SEG_SUFFIX: Final = ".seg"
 DELTA_SUFFIX: Final = ".delta"
-#: The manifest payload's format (``v``); a manifest of another format means "no index".
-FORMAT: Final = 1
+#: The manifest payload's formats: 1 JSON (``v``, read only), 2 binary columns (``_ftstable``);
+#: a manifest of another format means "no index".
+FORMAT_JSON: Final = 1
 _ZERO: Final = uuid.UUID(int=0)
 _MAX_MANIFEST: Final = 256 << 20
 INTEGRITY: Final = "the full-text index's manifest failed its integrity check"
@@ -61,16 +74,36 @@ def is_fts_name(name: str) -> bool:
     return all(c in "0123456789abcdef" for c in stem)
 
 
-@dataclass
 class SegmentInfo:
     """A segment the manifest names: its id, key, sessions, words (BM25 lengths: about the
-    text's size / 6) and file size."""
+    text's size / 6) and file size. The sessions are kept as the manifest's bytes (16 per
+    session) until asked for: opening a segment for a query needs only its id and key."""
 
-    id: uuid.UUID
-    key: bytes
-    sessions: list[uuid.UUID]
-    words: int
-    size: int
+    __slots__ = ("_raw", "_sessions", "id", "key", "size", "words")
+
+    def __init__(self, id: uuid.UUID, key: bytes, sessions: Sequence[uuid.UUID] | bytes, words: int, size: int) -> None:
+        self.id, self.key, self.words, self.size = id, key, words, size
+        self._raw: bytes | None = sessions if isinstance(sessions, bytes) else None
+        self._sessions: list[uuid.UUID] | None = None if isinstance(sessions, bytes) else list(sessions)
+
+    @property
+    def sessions(self) -> list[uuid.UUID]:
+        if self._sessions is None:
+            raw = self._raw or b""
+            self._sessions = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+        return self._sessions
+
+    @property
+    def session_bytes(self) -> bytes:
+        """The sessions' ids, 16 bytes each, in order (the manifest's column)."""
+        if self._raw is None:
+            self._raw = b"".join(u.bytes for u in self.sessions)
+        return self._raw
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentInfo(id={self.id}, sessions={len(self.session_bytes) // 16}, words={self.words}, size={self.size})"
+        )
 
     @property
     def name(self) -> str:
@@ -86,7 +119,7 @@ class Manifest:
     delta_key: bytes = b""
     #: Per session in a segment: (generation, inode, size, mtime_ns) as of the last write the
     #: segments reflect (the delta log's records carry their own).
-    stamps: dict[uuid.UUID, tuple[int, int, int, int]] = field(default_factory=dict)
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]] = field(default_factory=dict)
     #: Files this manifest replaced, by name, with their tombs (SHA-256 of the header, 16
     #: bytes): overwritten and unlinked once the epoch that sealed them left the key store
     #: (a rotation) or at once (compaction); the only files of ``fts/`` ever removed.
@@ -109,32 +142,40 @@ class Manifest:
     # -- bytes ---------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        doc: dict[str, Any] = {
-            "v": FORMAT,
-            "segments": [
-                {
-                    "id": s.id.hex,
-                    "key": s.key.hex(),
-                    "sessions": [x.hex for x in s.sessions],
-                    "words": s.words,
-                    "size": s.size,
-                }
-                for s in self.segments
-            ],
-            "delta": {"id": self.delta_id.hex, "key": self.delta_key.hex()},
-            "stamps": {sid.hex: list(st) for sid, st in self.stamps.items()},
-            "retired": {n: t.hex() for n, t in sorted(self.retired.items())},
-            "retire_after": self.retire_after,
-        }
-        return orjson.dumps(doc)
+        """The payload: format 2, binary columns (``_ftstable``)."""
+        return pack_manifest(
+            self.delta_id,
+            self.delta_key,
+            retire_after=self.retire_after,
+            retired=self.retired,
+            segments=[(s.id, s.key, s.words, s.size, s.session_bytes) for s in self.segments],
+            stamps=self.stamps,
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Manifest:
+        """A payload of format 2, or of format 1 (JSON, written before: still read, and written
+        as format 2 at the next commit). :raises OtherFtsFormat: another format."""
+        if raw[:1] == b"{":
+            return cls._decode_json(raw)
+        if raw[:1] != bytes((FORMAT_BINARY,)):
+            raise OtherFtsFormat(INTEGRITY)
+        try:
+            delta_id, delta_key, retire_after, retired, segs, stamps = unpack_manifest(raw)
+            if not all(is_fts_name(n) and n != MANIFEST for n in retired):
+                raise ValueError
+        except (ValueError, struct.error, IndexError):
+            raise IntegrityError(INTEGRITY) from None
+        segments = [SegmentInfo(i, k, sessions, words, size) for i, k, words, size, sessions in segs]
+        return cls(segments, delta_id, delta_key, stamps, retired, retire_after)
+
+    @classmethod
+    def _decode_json(cls, raw: bytes) -> Manifest:
         try:
             doc = orjson.loads(raw)
             if not isinstance(doc, dict):
                 raise ValueError
-            if doc.get("v") != FORMAT:
+            if doc.get("v") != FORMAT_JSON:
                 raise OtherFtsFormat(INTEGRITY)
             segs = [
                 SegmentInfo(
@@ -231,16 +272,136 @@ def file_size(fts: Dir, name: str) -> int:
     return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
 
 
-def indexed_stamp(fd: int, man: Manifest, vault_id: uuid.UUID, sid: uuid.UUID) -> tuple[int, int, int, int] | None:
-    """A session's ``(generation, inode, size, mtime_ns)`` in the index (the view's fold), from
-    *man* and the heads of the records of the delta log open on *fd* (terms not parsed): what an
-    append checks before it adds a record of its turn alone (docs/spec/fts-v1.md, "Writers")."""
-    have = man.stamps.get(sid)
-    data = os.pread(fd, os.fstat(fd).st_size, 0)
-    for rec_sid, generation, stamp in delta_stamps(data, vault_id, man.delta_key):
-        if rec_sid == sid and (have is None or generation >= have[0]):
-            have = (generation, *stamp)
-    return have
+Stamp4 = tuple[int, int, int, int]
+
+
+@dataclass
+class _Remembered:
+    """What a process last knew of one delta log: every whole frame up to *end* (*count* of
+    them, the last ending in *tail*, its GCM tag), folded per session (the view's rule)."""
+
+    ident: tuple[str, bytes, int, int, bytes]  # name, key, st_dev, st_ino, header
+    header: _container.Header
+    dek: bytes
+    count: int
+    end: int
+    tail: bytes
+    fold: dict[bytes, Stamp4]  # by the session id's 16 bytes
+
+    def add(self, sid: bytes, generation: int, stamp: Stamp) -> None:
+        have = self.fold.get(sid)
+        if have is None or generation >= have[0]:
+            self.fold[sid] = (generation, *stamp)
+
+
+class LogHeads:
+    """An append's check against the delta log (docs/spec/fts-v1.md, "Writers"), without
+    decrypting every record's head: the index must hold the session as its file was before the
+    append, ``(generation, stamp)`` folded from the manifest and the log's records.
+
+    A process remembers the fold of the log's records as last read, with the log's identity
+    (name, key, device, inode, header) and the tag of the last frame it read: the log is
+    append-only under its name (a compaction or rotation writes a new one), so while that frame
+    is still at that offset, only the frames after it are new. Without that memory (a fresh
+    process, another log), the records are read from the last one back until one of the
+    session's (a session's generations only rise, so its last record is the fold's); past
+    :data:`SCAN` records, the whole log is folded and remembered."""
+
+    #: Records read back from the end before the whole log is folded instead.
+    SCAN: Final = 32
+
+    def __init__(self) -> None:
+        self._mem: _Remembered | None = None
+
+    def forget(self) -> None:
+        self._mem = None
+
+    def append(
+        self,
+        fd: int,
+        man: Manifest,
+        vault_id: uuid.UUID,
+        record: bytes,
+        head: tuple[uuid.UUID, int, Stamp],
+        *,
+        after: Stamp4 | None,
+    ) -> int | None:
+        """Append *record* (whose session, generation and stamp are *head*) to the log open on
+        *fd* if the index holds its session at *after* (None: always); return the log's new
+        size, or None (nothing written: the index missed a write of the session)."""
+        self._mem, mem = None, self._mem  # remembered again only once this append is done
+        st = os.fstat(fd)
+        ident = (man.delta_name, man.delta_key, st.st_dev, st.st_ino)
+        sid = head[0].bytes
+        if mem is not None and _still(mem, fd, ident, st.st_size):
+            base = mem.end
+            view = memoryview(_pread(fd, st.st_size - base, base))
+            for s, e in delta_frames(view, pos=0):
+                mem.add(*frame_head(view[s:e], mem.header, mem.dek, mem.count))
+                mem.count, mem.end, mem.tail = mem.count + 1, base + e, bytes(view[e - TAG : e])
+            last: Stamp4 | None = mem.fold.get(sid)
+            header, dek, count, end = mem.header, mem.dek, mem.count, mem.end
+        else:
+            data = _pread(fd, st.st_size, 0)
+            header, dek = open_delta_header(data, vault_id, man.delta_key)
+            whole = delta_frames(data)
+            count, end = len(whole), (whole[-1][1] if whole else _container.HEADER_SIZE)
+            last, mem = None, None
+            if after is not None:  # a whole record (a save) needs no check
+                last, mem = self._scan(data, header, dek, whole, sid=sid, ident=(*ident, header.raw))
+        base = man.stamps.get(head[0])
+        have = last if last is not None and (base is None or last[0] >= base[0]) else base
+        if after is not None and have != after:
+            if mem is not None:
+                self._mem = mem
+            return None
+        frame = delta_frame(header.raw, dek, count, record, compress=True)
+        size = append_frame(fd, end, frame)
+        if mem is not None:
+            mem.add(sid, head[1], head[2])
+            mem.count, mem.end, mem.tail = count + 1, size, frame[-TAG:]
+            self._mem = mem
+        return size
+
+    def _scan(
+        self,
+        data: bytes,
+        header: _container.Header,
+        dek: bytes,
+        whole: list[tuple[int, int]],
+        *,
+        sid: bytes,
+        ident: tuple[str, bytes, int, int, bytes],
+    ) -> tuple[Stamp4 | None, _Remembered | None]:
+        view = memoryview(data)
+        read: dict[int, tuple[bytes, int, Stamp]] = {}
+        for i in range(len(whole) - 1, max(len(whole) - 1 - self.SCAN, -1), -1):
+            read[i] = frame_head(view[whole[i][0] : whole[i][1]], header, dek, i)
+            if read[i][0] == sid:
+                return (read[i][1], *read[i][2]), None
+        end = whole[-1][1] if whole else _container.HEADER_SIZE
+        mem = _Remembered(ident, header, dek, len(whole), end, bytes(view[end - TAG : end]), {})
+        for i, (s, e) in enumerate(whole):
+            mem.add(*(read.get(i) or frame_head(view[s:e], header, dek, i)))
+        return mem.fold.get(sid), mem
+
+
+#: A frame ends with its GCM tag: 16 random-looking bytes that name it.
+TAG: Final = 16
+
+
+def _still(mem: _Remembered, fd: int, ident: tuple[str, bytes, int, int], size: int) -> bool:
+    """Whether the log on *fd* is still the one *mem* read, with every frame it read."""
+    if mem.ident[:4] != ident or size < mem.end:
+        return False
+    return _pread(fd, _container.HEADER_SIZE, 0) == mem.ident[4] and _pread(fd, TAG, mem.end - TAG) == mem.tail
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    data = os.pread(fd, n, offset)
+    if len(data) != n:
+        raise IntegrityError(INTEGRITY)
+    return data
 
 
 def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:

@@ -30,7 +30,6 @@ from .._fts import (
     FtsIndex,
     LazyDeltaRecord,
     SegmentReader,
-    append_delta,
     build_segment,
     doc_fields,
     encode_delta_columns,
@@ -51,16 +50,17 @@ from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
     DeadManifest,
+    LogHeads,
     Manifest,
     OtherFtsFormat,
     SegmentInfo,
     Stamp,
     file_size,
     header_tomb,
-    indexed_stamp,
     is_fts_name,
     open_segment,
 )
+from ._ftstable import FoldedStamps
 from ._keys import Keys
 
 if TYPE_CHECKING:
@@ -121,6 +121,8 @@ class FullText:
         self.enabled = os.environ.get(NO_WRITES_ENV) != "1"
         #: The manifest as last read or written by this process (a long-running one reads it once).
         self._cached: Manifest | None = None
+        #: The delta log's record heads as this process last read them (an append's check).
+        self._heads = LogHeads()
 
     # -- files -------------------------------------------------------------------------
 
@@ -202,8 +204,11 @@ class FullText:
             for r in readers:
                 r.close()
             raise
-        stamps = _fold_stamps(man.stamps, records)
-        return FtsView(index, {s: st[1:] for s, st in stamps.items()}), readers
+        # The log's sessions folded alone, each kept where it is at or above the manifest's
+        # generation (the fold's rule); the manifest's thousands are looked up on demand.
+        base = man.stamps
+        folded = {s: st for s, st in _fold_stamps({}, records).items() if st[0] >= base.get(s, st)[0]}
+        return FtsView(index, FoldedStamps(base, folded)), readers
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
@@ -262,11 +267,13 @@ class FullText:
                 return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
-                if after is not None and indexed_stamp(fd, man, ctx.vault_id, doc.session_id) != after:
-                    return False
-                size = append_delta(fd, ctx.vault_id, man.delta_key, record)
+                size = self._heads.append(
+                    fd, man, ctx.vault_id, record, (doc.session_id, doc.generation, stamp), after=after
+                )
             finally:
                 os.close(fd)
+            if size is None:
+                return False
             if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
                 self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
