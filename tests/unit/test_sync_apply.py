@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from sessionseal import Vault
 from sessionseal.cli import cli
+from sessionseal.errors import RemoteError
 from sessionseal.models import Session
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
@@ -210,3 +211,19 @@ def test_the_command_dry_run_json_and_audit(two: tuple[Vault, Vault], monkeypatc
     assert sum(r["action"] == "save" for r in records) == 2
     assert all("cloud" not in json.dumps(r) and PREFIX not in json.dumps(r) for r in records)
     assert all("first" not in json.dumps(r) and "second" not in json.dumps(r) for r in records)
+
+
+def test_an_object_modified_in_the_bucket_is_refused_and_nothing_of_it_applied(
+    two: tuple[Vault, Vault], s3_server: S3Server
+) -> None:
+    a, b = two
+    device = a.remotes.devices.identity("cloud").device_id
+    [obj] = (s3_server.root / s3_server.bucket / PREFIX / "d" / device.hex / "o").iterdir()
+    good = obj.read_bytes()
+    obj.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the same size, another hash
+    with pytest.raises(RemoteError, match="content object does not open"):
+        b.remotes.pull()
+    assert b.list() == []
+    obj.write_bytes(good)
+    assert b.remotes.pull().put == 1
+    assert _all(b) == _all(a)
