@@ -85,6 +85,8 @@ def test_a_pull_reads_the_other_devices_sessions_as_stored_there_once(
     again = b.remotes.pull()
     assert (again.entries, again.counts()["applied"], again.bytes) == (0, 0, 0)
     assert sorted(p.name for p in (b.path / "sessions").iterdir()) == files
+    assert b.verify().problems == []  # the pull's cursor is a file verify knows
+    assert len(list((b.path / "sync").iterdir())) == 1  # no push yet: the pull's cursor only
     # What the pull wrote is not B's to push: B's first push sends its record and nothing else.
     pushed = b.remotes.push()
     assert (pushed.put, pushed.appended, pushed.meta) == (0, 0, 0)

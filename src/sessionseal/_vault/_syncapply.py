@@ -3,7 +3,7 @@ check out (:mod:`._syncpull`), written into this vault through its own validated
 audited write paths (docs/sync.md, "Pull"; docs/design.md, "Pull").
 
 Entries are applied in hybrid-clock order (each device's log keeps its own order), from where
-this device's **pull cursor** says it stopped: ``sync/<device>.pull.sst``, sealed like the push
+this device's **pull cursor** says it stopped: ``sync/<UUIDv5(device, "pull cursor")>.sst``, sealed like the push
 cursor (:mod:`._synccursor`) under a key derived from the newest epoch key, replaced atomically.
 
 - ``session.put``: the object (hash checked before it is decrypted, the frame's size against
@@ -121,7 +121,8 @@ class PullState:
 
 
 def _name(device: uuid.UUID) -> str:
-    return f"{device.hex}.pull.sst"
+    # 32 hex digits, as every file of ``sync/`` is named (what verify and snapshot know).
+    return f"{uuid.uuid5(device, 'pull cursor').hex}.sst"
 
 
 def _encode(s: PullState) -> bytes:
