@@ -44,7 +44,7 @@ import orjson
 
 from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
-from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound
+from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
 
 if TYPE_CHECKING:
@@ -312,14 +312,19 @@ class Applier:
             except (KeyError, ValueError):
                 raise RemoteError(f"device {t.device.hex}'s entry {seq} is malformed") from None
             pending = self.state.pending
-            if pending is not None and pending[:2] == (t.device, seq) and self._version(pending[3]) != pending[4]:
-                self._after(t, pending[2], sid, pending[3], written=True)  # written before a kill
-            elif kind == "session.put":
-                self._put(t, sid)
-            elif kind == "session.append":
-                self._append(t, sid)
-            else:
-                self._meta(t, sid)
+            try:
+                if pending is not None and pending[:2] == (t.device, seq) and self._version(pending[3]) != pending[4]:
+                    self._after(t, pending[2], sid, pending[3], written=True)  # written before a kill
+                elif kind == "session.put":
+                    self._put(t, sid)
+                elif kind == "session.append":
+                    self._append(t, sid)
+                else:
+                    self._meta(t, sid)
+            except (KeyError, TypeError, ValueError) as exc:  # an entry that authenticates but is out of shape
+                if isinstance(exc, SessionSealError):
+                    raise  # the vault's own, with its own message and exit code
+                raise RemoteError(f"device {t.device.hex}'s entry {seq} is malformed") from None
         self.state.applied[t.device] = (seq, t.opened.mac)
         self.state.pending = None
         self.state.hlc = max(self.state.hlc, t.hlc)
@@ -337,7 +342,7 @@ class Applier:
 
     def _append(self, t: _Todo, sid: uuid.UUID) -> None:
         e = t.opened.entry
-        ops = _events.check_ops(self._segment(t.device, e))
+        ops = self._ops(t, self._segment(t.device, e))
         line = self.state.lines.get((t.device, sid))
         if line is not None and line[0] != sid and self._version(line[0]) is not None:
             target = line[0]  # that device's line of this session is a fork here
@@ -367,7 +372,7 @@ class Applier:
             # clock past every clock read here.
             self.result.meta_older += 1
             return
-        ops = _events.check_ops([{"op": "set", "value": {name: e.get("value")}}])
+        ops = self._ops(t, [{"op": "set", "value": {name: e.get("value")}}])
         self._write(t, "meta", sid, lambda: self._append_ops(sid, ops))
         self._after(t, "meta", sid, sid)
 
@@ -381,6 +386,13 @@ class Applier:
         if self._version(fork_id) is None:
             self._write(t, "fork", fork_id, lambda: self._save(doc, fork_id))
         self._after(t, "fork", sid, fork_id)
+
+    @staticmethod
+    def _ops(t: _Todo, raw: Any) -> list[dict[str, Any]]:
+        try:
+            return _events.check_ops(raw)
+        except InvalidInput:
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} holds invalid operations") from None
 
     # -- writes and their bookkeeping ---------------------------------------------------------
 
