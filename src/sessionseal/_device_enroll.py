@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["EnrolStep", "accept", "finish", "normalize_code", "request", "revoke"]
 
 _audited = audited_by(lambda auditor: auditor)
+#: An epoch key object's header: "SSRK", version, remote, epoch, maker, stanza count.
+_KEYS_HEADER: Final = struct.calcsize(">4sB16sI16sH")
 _CODE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
@@ -182,9 +185,14 @@ def _accept(auditor: Any, vault: Vault, remote: str | None, new: uuid.UUID, code
     name = f"enroll/{new.hex}"
     if store.exists(_remote.device_prefix(url, config.device) + name):
         raise InvalidInput("this device has enrolled that device already; 'sessionseal device list' shows it")
-    epoch, key = devices.current_epoch(config)
-    stanza = _remotekeys.wrap_for_device(key, rid, epoch, new, x_pub)
-    obj = _remotekeys.keys_object(rid, epoch, config.device, [stanza])
+    # Every epoch this device holds, oldest first: the new device reads the logs written before
+    # it came (the key object of each is self-delimiting; docs/spec/remote-v1.md).
+    held = devices.epoch_keys(config)
+    epoch = max(held)
+    obj = b"".join(
+        _remotekeys.keys_object(rid, e, config.device, [_remotekeys.wrap_for_device(k, rid, e, new, x_pub)])
+        for e, k in sorted(held.items())
+    )
     entry = {
         "kind": "device.enroll",
         "device": new.hex,
@@ -237,12 +245,29 @@ def _finish(auditor: Any, vault: Vault, remote: str | None) -> EnrolStep:
         except RemoteError as exc:
             failure = str(exc)
             continue
-        if found is not None:
-            epoch, epoch_key = found
-            devices.add_epoch_key(config, epoch, epoch_key, remote_id=rid)
-            auditor.record("device.enroll", detail={"finished": 1, "epoch": epoch})
-            return EnrolStep(config.name, config.device, enroller, epoch, enrolled=True)
+        if found:
+            # Newest first: a kill between two leaves this device sealing under the current epoch.
+            for epoch, epoch_key in sorted(found.items(), reverse=True):
+                devices.add_epoch_key(config, epoch, epoch_key, remote_id=rid)
+            auditor.record("device.enroll", detail={"finished": 1, "epoch": max(found), "epochs": len(found)})
+            return EnrolStep(config.name, config.device, enroller, max(found), enrolled=True)
     raise RemoteError(failure)
+
+
+def _split(obj: bytes) -> list[_remotekeys.EpochKeys]:
+    """An enrolment object's epoch key objects, each of type-1 stanzas only.
+
+    :raises IntegrityError: malformed, or a stanza of another type.
+    """
+    out, at = [], 0
+    while at < len(obj):
+        if len(obj) - at < _KEYS_HEADER:
+            raise IntegrityError("a remote's enrolment object is malformed")
+        count = int.from_bytes(obj[at + _KEYS_HEADER - 2 : at + _KEYS_HEADER], "big")
+        end = at + _KEYS_HEADER + count * (1 + _remotekeys.DEVICE_STANZA)
+        out.append(_remotekeys.parse_keys_object(obj[at:end]))
+        at = end
+    return out
 
 
 def _check_offer(
@@ -253,30 +278,30 @@ def _check_offer(
     *,
     keys: _remotekeys.DeviceKeys,
     obj: bytes,
-) -> tuple[int, bytes] | None:
-    """The epoch and key *obj* (``P/d/<enroller>/enroll/<this device>``) holds for this device,
-    once the enroller's log, read under that key, holds the ``device.enroll`` entry naming this
+) -> dict[int, bytes] | None:
+    """The epoch keys *obj* (``P/d/<enroller>/enroll/<this device>``) holds for this device,
+    once the enroller's log, read under them, holds the ``device.enroll`` entry naming this
     device's public keys and *obj*'s hash; None when it does not."""
-    parsed = _remotekeys.parse_keys_object(obj)
-    stanza = parsed.for_device(config.device)
-    if parsed.remote != rid or parsed.maker != enroller or stanza is None:
+    found: dict[int, bytes] = {}
+    for parsed in _split(obj):
+        stanza = parsed.for_device(config.device)
+        if parsed.remote != rid or parsed.maker != enroller or stanza is None or parsed.epoch in found:
+            return None
+        found[parsed.epoch] = _remotekeys.unwrap_device(stanza, rid, parsed.epoch, config.device, keys)
+    if not found:
         return None
-    epoch_key = _remotekeys.unwrap_device(stanza, rid, parsed.epoch, config.device, keys)
     prefix = _remote.device_prefix(_remote.parse_url(config.url), enroller) + "log/"
     objects = {int(k[len(prefix) :], 16): store.get(k) for k, _ in store.list(prefix) if len(k) == len(prefix) + 16}
-    # The log from the first entry of the epoch this device now holds: the entries before it are
-    # under keys it is not given; the chain from there on is checked as any reader checks it.
+    # The log from its first entry under an epoch given (an enroller may itself hold none of the
+    # epochs before it came): the chain from there on is checked as any reader checks it.
     start = (0, _remotelog.ZERO_MAC)
     for seq in sorted(objects):
-        header = (
-            _remotelog.ENTRY_HEADER.unpack_from(objects[seq])
-            if len(objects[seq]) >= _remotelog.ENTRY_HEADER.size
-            else None
-        )
-        if header is not None and header[4] == parsed.epoch:
-            start = (seq - 1, header[6])
+        data = objects[seq]
+        header = _remotelog.ENTRY_HEADER.unpack_from(data) if len(data) >= _remotelog.ENTRY_HEADER.size else None
+        if header is not None and header[4] in found:
+            start = (seq - 1, header[6]) if seq > 1 else start
             break
-    read = _remotelog.read_log(objects, {parsed.epoch: epoch_key}, rid, enroller, start=start)
+    read = _remotelog.read_log(objects, found, rid, enroller, start=start)
     want = {
         "device": config.device.hex,
         "x25519": base64.b64encode(keys.x25519_public).decode(),
@@ -286,7 +311,7 @@ def _check_offer(
     for opened in read.entries:
         entry = opened.entry
         if entry.get("kind") == "device.enroll" and all(entry.get(k) == v for k, v in want.items()):
-            return parsed.epoch, epoch_key
+            return found
     return None
 
 

@@ -147,7 +147,7 @@ def test_an_enrolled_device_pushes_and_its_log_verifies_for_the_first(
     assert {d.device for d in check.devices} == {_device(first), _device(second)}
     assert [r["detail"] for r in second.audit_records() if r.get("action") == "device.enroll"] == [
         {"requested": 1},
-        {"finished": 1, "epoch": 1},
+        {"finished": 1, "epoch": 1, "epochs": 1},
     ]
     assert [r["detail"] for r in first.audit_records() if r.get("action") == "device.enroll"] == [
         {"accepted": 1, "epoch": 1}
@@ -199,6 +199,26 @@ def test_a_revoked_device_cannot_open_what_is_pushed_after(
     ]
     with pytest.raises(InvalidInput, match="not enrolled"):
         _device_enroll.revoke(first, None, gone.hex)
+
+
+def test_a_device_enrolled_after_a_revocation_gets_every_epoch_and_reads_every_log(
+    first: Vault, second: Vault, tmp_path: Path, server_env: S3Server
+) -> None:
+    _enrol(first, second)
+    _device_enroll.revoke(first, None, _device(second).hex)
+    with _vault(tmp_path / "c", server_env) as third:
+        _enrol(first, third)
+        assert third.remotes.devices.epoch_keys("cloud") == first.remotes.devices.epoch_keys("cloud")
+        assert set(third.remotes.devices.epoch_keys("cloud")) == {1, 2}
+        offer = _files(server_env)[f"d/{_device(first).hex}/enroll/{_device(third).hex}"]
+        one = _remotekeys.parse_keys_object(_remotekeys.keys_object(uuid.uuid4(), 1, uuid.uuid4(), []))
+        assert one.stanzas == ()  # an empty key object is its 43-byte header
+        assert len(offer) == 2 * (43 + 1 + _remotekeys.DEVICE_STANZA)  # epochs 1 and 2, one stanza each
+        third.save({"title": "c", "messages": [{"role": "user", "content": "from c"}]})
+        assert third.remotes.push().epoch == 2
+        status = {e.device: e.status for e in list_devices(third).devices}
+        assert status == {_device(first): "enrolled", _device(second): "revoked", _device(third): "enrolled"}
+        assert {e.device: e.status for e in list_devices(first).devices} == status
 
 
 def test_the_commands_print_json_and_refuse_in_one_line(
