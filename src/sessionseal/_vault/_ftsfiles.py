@@ -22,7 +22,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import SegmentReader, delta_stamps
+from .._fts import HeadCache, SegmentReader, delta_stamps
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 
@@ -243,7 +243,8 @@ def indexed_stamp(fd: int, man: Manifest, vault_id: uuid.UUID, sid: uuid.UUID) -
     return have
 
 
-def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
+def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:
     """Open a segment through the vault's checks (regular, owner-only, single-link, no link
-    followed), as every other vault file: a planted link or FIFO is refused, never read."""
-    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)
+    followed), as every other vault file: a planted link or FIFO is refused, never read.
+    *heads*: the heads of segments opened before (a query's view)."""
+    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key, heads=heads)

@@ -28,6 +28,7 @@ from .._fts import (
     DeltaRecord,
     Doc,
     FtsIndex,
+    HeadCache,
     LazyDeltaRecord,
     SegmentReader,
     append_delta,
@@ -121,6 +122,9 @@ class FullText:
         self.enabled = os.environ.get(NO_WRITES_ENV) != "1"
         #: The manifest as last read or written by this process (a long-running one reads it once).
         self._cached: Manifest | None = None
+        #: The heads of the segments the manifest names, as a view opened them (search reopens them).
+        self._heads = HeadCache()
+        self._stamps_memo: tuple[tuple[Manifest, int, int, bytes], Mapping[uuid.UUID, Stamp]] | None = None
 
     # -- files -------------------------------------------------------------------------
 
@@ -192,9 +196,10 @@ class FullText:
         man = self._manifest(fts)
         vid = self._ctx.vault_id
         readers: list[SegmentReader] = []
+        self._heads.retain(s.id for s in man.segments)
         try:
             for s in man.segments:
-                readers.append(open_segment(fts, vid, s))
+                readers.append(open_segment(fts, vid, s, self._heads))
             data = fts.read(man.delta_name, max_size=_MAX_DELTA)
             records, _heads = read_delta_current(data, vid, man.delta_key, lazy=True)
             index = FtsIndex(readers, records)
@@ -202,8 +207,21 @@ class FullText:
             for r in readers:
                 r.close()
             raise
+        return FtsView(index, self._view_stamps(man, data, records)), readers
+
+    def _view_stamps(
+        self, man: Manifest, delta: bytes, records: Sequence[DeltaRecord | LazyDeltaRecord]
+    ) -> Mapping[uuid.UUID, Stamp]:
+        """The view's stamps, the same object while the manifest and the delta log are the
+        same bytes (search keys its own tables by it: a query then costs no step per session)."""
+        key = (man, man.generation, man.kek_epoch, delta)
+        memo = self._stamps_memo
+        if memo is not None and memo[0][0] is man and memo[0][1:] == key[1:]:
+            return memo[1]
         stamps = _fold_stamps(man.stamps, records)
-        return FtsView(index, {s: st[1:] for s, st in stamps.items()}), readers
+        view = {s: st[1:] for s, st in stamps.items()}
+        self._stamps_memo = (key, view)
+        return view
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
