@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import chain, compress, islice
 from typing import Any, Final, Protocol, TypedDict
 
 import orjson
@@ -223,6 +223,7 @@ class Search:
         #: The last view's stamps, and the same by the id's text (what the listing gives): made
         #: once per index state, not per query (a ``str(UUID)`` per session cost 3 ms at 2,800).
         self._by_text: tuple[Mapping[uuid.UUID, Stamp], dict[str, Stamp]] | None = None
+        self._raws: dict[str, bytes] = {}  # a session id's text -> its 16 bytes
 
     def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
         """A session's stored document; None when it was erased meanwhile or is damaged (as
@@ -256,17 +257,18 @@ class Search:
     ) -> tuple[SearchHits, Counts]:
         counts = Counts()
         by_id = {e.id: e for e in candidates}  # by the id's text: no UUID made per candidate
-        ranked, having = self._rank(q, by_id, stamps, counts)
+        ranking, having = self._rank(q, by_id, stamps, counts)
+        page = list(islice(ranking, limit))  # a Hit (and its UUID) is made for what is read only
         need_doc = snippets or bool(q.phrases)
         hits = SearchHits(source=counts.index, stale=counts.stale if counts.index == "fts" else 0)
         if counts.index == "none":
             hits.warnings.append(NO_INDEX)
         if not need_doc:
-            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in ranked[:limit])
+            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in page)
             return hits, counts
         # Without a phrase the index's answer is exact: a session is decrypted only for its
         # snippet, and only within the page's budget, smallest sessions first.
-        cut = None if q.phrases else _budgeted([by_id[str(h.session_id)] for h in ranked[:limit]])
+        cut = None if q.phrases else _budgeted([by_id[str(h.session_id)] for h in page])
         loaded: list[uuid.UUID] = []  # appended on the pool's threads
 
         def confirm(h: _fts.Hit) -> SearchHit | None:
@@ -278,11 +280,11 @@ class Search:
             if doc is None:
                 return None
             text = DocText(doc)
-            if q.phrases and not text.matches(q.root, lambda term: h.session_id in having[term]):
+            if q.phrases and not text.matches(q.root, lambda term: h.session_id.bytes in having[term]):
                 return None
             return _hit(e, h, _snippet(text, q.root) if snippets else None)
 
-        _paged(confirm, ranked, limit, hits)
+        _paged(confirm, chain(page, ranking), limit, hits)
         counts.scanned += len(loaded)
         if cut is not None and (left := sum(not h.snippet for h in hits if h.id not in cut)):
             hits.warnings.append(SNIPPETS_LEFT.format(n=left, mb=SNIPPET_TEXT // 1_000_000))
@@ -290,7 +292,7 @@ class Search:
 
     def _rank(
         self, q: Query, by_id: Mapping[str, Entry], stamps: Mapping[str, Stamp], counts: Counts
-    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
+    ) -> tuple[Iterator[_fts.Hit], dict[Term, set[bytes]]]:
         """The candidates the query's relaxed form matches, best first: from the index for the
         sessions it is current on, from their decrypted text for the others."""
         with self._fulltext.view() as view:
@@ -321,16 +323,25 @@ class Search:
         base: _fts.FtsIndex,
         stale: list[str],
         counts: Counts,
-    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
-        """The ranked hits, and for a query with a phrase the sessions each term matches (the
-        phrases' confirmation evaluates the query on a session's text with them)."""
+    ) -> tuple[Iterator[_fts.Hit], dict[Term, set[bytes]]]:
+        """The ranked hits (made as they are read), and for a query with a phrase the sessions
+        (raw ids) each term matches (the phrases' confirmation evaluates the query on a
+        session's text with them)."""
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        hits = [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
-        having: dict[Term, set[uuid.UUID]] = {}
-        for leaf in q.leaves() if q.phrases else ():
-            having[leaf] = set().union(*index.leaf_postings(leaf).values())
+        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id))
+        having = {leaf: index.leaf_sessions(leaf) for leaf in (q.leaves() if q.phrases else ())}
         return hits, having
+
+    def _raw_ids(self, ids: Iterable[str]) -> set[bytes]:
+        """The raw (16-byte) ids of *ids*, each parsed once per process (a query keeps its
+        candidates by them, at C speed)."""
+        memo, wanted = self._raws, set(ids)
+        if len(memo) > 2 * len(wanted) + 1024:
+            memo.clear()  # sessions gone since: not kept for the life of a long-running process
+        for key in wanted - memo.keys():
+            memo[key] = parse_id(key).bytes
+        return set(map(memo.__getitem__, wanted))
 
     def _analyze(
         self, stale: list[str], by_id: Mapping[str, Entry], leaves: list[Term], counts: Counts
