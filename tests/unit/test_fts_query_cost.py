@@ -14,9 +14,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sessionseal import KeychainProvider, Vault, _fts
 from sessionseal._fts import HeadCache, SegmentReader
+from sessionseal._fts._tokens import is_wordlike
 from sessionseal._vault import _search
 from sessionseal._vault._listing import stamps_of
 from sessionseal._vault._search import SNIPPET_TEXT
@@ -153,3 +156,30 @@ def test_a_page_s_snippets_are_cut_from_the_smallest_sessions_within_the_budget(
     monkeypatch.setattr(_search, "SNIPPET_TEXT", sum(sizes.values()))
     hits = vault.search("puffin")
     assert all(h.snippet for h in hits) and not hits.warnings
+
+
+# -- a prefix's terms: the sorted run of its prefix bucket --------------------------------------
+
+_LETTERS = "abcdeéßøжλ中\U0001d49c"  # the last: outside the BMP
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.text(_LETTERS, min_size=3, max_size=8), min_size=1, max_size=60),
+    st.text(_LETTERS, min_size=3, max_size=4),
+)
+def test_a_prefix_expands_to_every_term_that_starts_with_it(tmp_path: Path, words: list[str], prefix: str) -> None:
+    seg, sid, key = tmp_path / "p.seg", uuid.uuid4(), os.urandom(32)
+    docs = [
+        _fts.analyze(_fts.Doc(uuid.UUID(int=n + 1), 1, [(_fts.USER, " ".join(words[n::3]))]))
+        for n in range(min(3, len(words)))
+    ]
+    seg.write_bytes(_fts.build_segment(VAULT, sid, key, docs))
+    with SegmentReader(seg, VAULT, sid, key) as r:
+        df: dict[str, int] = {}
+        for a in r.read_all():
+            for t in a.terms:
+                df[t] = df.get(t, 0) + 1
+        stem = _fts.words(prefix)[0][:3] if _fts.words(prefix) else prefix
+        want = sorted((t, n) for t, n in df.items() if t.startswith(stem) and is_wordlike(t))
+        assert sorted(r.expand(stem)) == want

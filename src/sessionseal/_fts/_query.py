@@ -22,6 +22,7 @@ import copy
 import functools
 import itertools
 import math
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -366,7 +367,7 @@ class FtsIndex:
     def _rank(self, root: Node, leaves: dict[Term, dict[str, RawPostings]], matched: set[bytes]) -> Iterator[Hit]:
         cur = self._cur
         n = max(1, len(cur))
-        avg = sum(dl for _gen, dl in cur.values()) / n or 1.0
+        avg = sum(map(operator.itemgetter(1), cur.values())) / n or 1.0
         score = dict.fromkeys(matched, 0.0)
         fields = dict.fromkeys(matched, 0)
         for leaf in _positive(root):

@@ -11,7 +11,9 @@ manifest, and erases the segment by forgetting that key (docs/secure-deletion.md
 
 from __future__ import annotations
 
+import bisect
 import hmac
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -176,7 +178,14 @@ class SegmentReader:
         i = F.slot(self._keys.terms, 1, prefix[: F.PREFIX_CHARS], npf)
         off, size = self.head.prefixes[i]
         rows = F.decode_prefix(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX))
-        return [(t, df) for t, df in rows if t.startswith(prefix)]
+        # The rows are sorted by UTF-8, which is code point order: the terms starting with
+        # *prefix* are the run from its place on (a bucket holds thousands; a query wants a few).
+        out = []
+        for t, df in itertools.islice(rows, bisect.bisect_left(rows, (prefix,)), None):
+            if not t.startswith(prefix):
+                break
+            out.append((t, df))
+        return out
 
     def verify(self) -> None:
         """Authenticate every frame and parse its layout (``verify --read-data``).
