@@ -338,7 +338,9 @@ class Search:
         candidates by them, at C speed)."""
         memo, wanted = self._raws, set(ids)
         if len(memo) > 2 * len(wanted) + 1024:
-            memo.clear()  # sessions gone since: not kept for the life of a long-running process
+            # Sessions gone since: not kept for the life of a long-running process. Replaced,
+            # never cleared: a search on another thread goes on with the table it holds.
+            memo = self._raws = {}
         for key in wanted - memo.keys():
             memo[key] = parse_id(key).bytes
         return set(map(memo.__getitem__, wanted))
