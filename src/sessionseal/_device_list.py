@@ -27,7 +27,7 @@ from .errors import IntegrityError, RemoteError
 if TYPE_CHECKING:
     from ._vault import Vault
 
-__all__ = ["DeviceEntry", "DeviceListing", "list_devices"]
+__all__ = ["DeviceEntry", "DeviceListing", "list_devices", "parse_record"]
 
 _audited = audited_by(lambda auditor: auditor)
 _RECORD_FORMAT: Final = "sessionseal-remote-device"
@@ -190,6 +190,13 @@ def _entry(  # noqa: PLR0917 - one device's facts from the listing
             return DeviceEntry(device, code, "invalid", this, created)  # the bucket swapped its keys
         return DeviceEntry(device, code, "enrolled", this, created, enrolled_by=named[0] if named else device)
     return DeviceEntry(device, code, "not-enrolled", this, created)
+
+
+def parse_record(
+    raw: bytes, device: uuid.UUID, remote_id: uuid.UUID | None
+) -> tuple[uuid.UUID, bytes, bytes, str] | None:
+    """:func:`_parse_record`, for the enrolment (``_device_enroll``)."""
+    return _parse_record(raw, device, remote_id)
 
 
 def _parse_record(

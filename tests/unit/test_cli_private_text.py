@@ -87,6 +87,9 @@ PUBLIC: dict[str, str] = {
     "region": "remote add --region: an AWS region's name",
     "to": "snapshot --to: the path to write to",
     "recovery_kit": "key export/import --recovery-kit: the path of the kit file",
+    "accept_device": "device enroll --accept: a device's random id, as device list shows it",
+    "device": "device revoke: a device's random id",
+    "code": "device enroll --code: a pairing code, 10 bytes of a hash of public keys (device list shows it)",
 }
 
 

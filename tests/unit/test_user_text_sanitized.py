@@ -316,6 +316,8 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "key export": "writes a recovery kit outside the vault: a wrapped key, no text",
     "key import": "a key into the key store, no text",
     "device list": "reads the remote; makes this device's keys on first use",
+    "device enroll": "a device id and pairing code; writes keys, a device record and a log entry, no text",
+    "device revoke": "a device id; writes a key object and log entries, no text",
     "sync": "reads the sessions it sends (stored, already sanitized); writes only its sealed cursor and keys",
     "head accept": "a MAC",
     "verify": "checks",

@@ -51,7 +51,7 @@ from ._format import (
 )
 from ._parallel import SEGMENT_TEXT, analyze_many, segments
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
-from ._segment import Analyzed, Doc, SegmentReader, analyze, build_segment, merge
+from ._segment import Analyzed, Doc, HeadCache, SegmentReader, analyze, build_segment, merge
 from ._tokens import count_runs, count_terms, words
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "Doc",
     "DocEntry",
     "FtsIndex",
+    "HeadCache",
     "Hit",
     "Inverted",
     "LazyDeltaRecord",

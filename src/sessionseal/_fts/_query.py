@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
@@ -199,14 +201,18 @@ def parse(text: str) -> Query:
 
 
 Postings = dict[UUID, Posting]
+#: Postings by raw 16-byte session id: what a query works on (a ``bytes`` hashes at C speed;
+#: a ``UUID`` hashes in Python, and a common word's query hashed one 30,000 times).
+RawPostings = dict[bytes, Posting]
 
 
 class FtsIndex:
     """Segments and delta records seen as one index of the sessions' current generations.
 
     Opening it makes no Python object per session but C-built dicts: per raw 16-byte session
-    id, its current generation and length (BM25's). A ``UUID`` is made only for a posting a
-    query looks up; :attr:`docs` (every session's :class:`DocEntry`) is built on first use.
+    id, its current generation and length (BM25's). A query works on raw ids too; a ``UUID``
+    is made only for a hit it returns; :attr:`docs` (every session's :class:`DocEntry`) is
+    built on first use.
     """
 
     def __init__(
@@ -236,9 +242,9 @@ class FtsIndex:
         # gathered from them when it is looked up. A query looks up a few terms; folding every
         # term of every record first cost more than the query (0.7 s for a 580 kB log).
         self._records = [rec for rec in recs if rec.doc.generation == cur[rec.doc.session_id.bytes][0]]
-        self._fresh: dict[str, Postings] = {}
+        self._fresh: dict[str, RawPostings] = {}
         self._fresh_docs: dict[UUID, DocEntry] = {}
-        self._replaced: frozenset[UUID] = frozenset()
+        self._replaced: frozenset[bytes] = frozenset()
 
     @functools.cached_property
     def docs(self) -> dict[UUID, DocEntry]:
@@ -280,27 +286,33 @@ class FtsIndex:
         replaced = set(self._replaced)
         for a in fresh:
             sid = a.entry.session_id
-            out._cur[sid.bytes] = (a.entry.generation, sum(a.entry.lengths))
+            raw = sid.bytes
+            out._cur[raw] = (a.entry.generation, sum(a.entry.lengths))
             out._fresh_docs[sid] = a.entry
-            replaced.add(sid)
+            replaced.add(raw)
             for term, p in a.terms.items():
-                out._fresh.setdefault(term, {})[sid] = p
+                out._fresh.setdefault(term, {})[raw] = p
         out._replaced = frozenset(replaced)
         return out
 
     def _term(self, term: str) -> Postings:
-        out: Postings = {}
+        """*term*'s postings by session (a ``UUID`` each: for a caller that walks them)."""
+        return {UUID(bytes=sid): p for sid, p in self._raw(term).items()}
+
+    def _raw(self, term: str) -> RawPostings:
+        out: RawPostings = {}
         cur = self._cur
         for seg in self.segments:
             ids, gens = seg.docs.ids, seg.docs.gens
             for ordinal, p in seg.postings(term):
                 sid = ids[ordinal]
                 if cur[sid][0] == gens[ordinal]:
-                    _add(out, UUID(bytes=sid), p)
+                    q = out.get(sid)
+                    out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
         for rec in self._records:
             q = rec.posting(term)
             if q is not None:
-                _add(out, rec.doc.session_id, q)
+                _add_raw(out, rec.doc.session_id.bytes, q)
         if self._replaced:
             out = {sid: p for sid, p in out.items() if sid not in self._replaced}
             out.update(self._fresh.get(term, {}))
@@ -319,28 +331,43 @@ class FtsIndex:
 
     def leaf_postings(self, leaf: Term) -> dict[str, Postings]:
         """The postings of each term a leaf stands for, restricted to its fields."""
+        return {t: {UUID(bytes=sid): p for sid, p in ps.items()} for t, ps in self._leaf(leaf).items()}
+
+    def leaf_sessions(self, leaf: Term) -> set[bytes]:
+        """The sessions (raw ids) a leaf matches."""
+        return set().union(*self._leaf(leaf).values())
+
+    def _leaf(self, leaf: Term) -> dict[str, RawPostings]:
         terms = self._expand(leaf.text) if leaf.prefix else [leaf.text]
-        out: dict[str, Postings] = {}
+        out: dict[str, RawPostings] = {}
+        fields = leaf.fields
         for t in terms:
-            ps = {sid: p for sid, p in self._term(t).items() if p.mask & leaf.fields}
+            raw = self._raw(t)
+            ps = raw if fields == F.ALL_FIELDS else {sid: p for sid, p in raw.items() if p.mask & fields}
             if ps:
                 out[t] = ps
         return out
 
-    def search(self, query: Query | str, limit: int | None = None) -> list[Hit]:
-        """Sessions matching *query*, best first (BM25; ties by session id)."""
+    def search(self, query: Query | str, limit: int | None = None, keep: set[bytes] | None = None) -> list[Hit]:
+        """Sessions matching *query*, best first (BM25; ties by session id); only those of
+        *keep* (raw ids) if given."""
+        return list(itertools.islice(self.ranking(query, keep), limit))
+
+    def ranking(self, query: Query | str, keep: set[bytes] | None = None) -> Iterator[Hit]:
+        """:meth:`search`'s hits, made as they are read (a caller that reads a page of a
+        common word's thousands makes a ``UUID`` for the page only)."""
         q = parse(query) if isinstance(query, str) else query
         with collector_paused():  # the delta records' terms are parsed here, at first lookup
-            leaves = {leaf: self.leaf_postings(leaf) for leaf in q.leaves()}
-        matched = _evaluate(q.root, leaves, _Universe(self._cur))
-        return self._rank(q.root, leaves, matched, limit)
+            leaves = {leaf: self._leaf(leaf) for leaf in q.leaves()}
+        matched = _evaluate(q.root, leaves, self._cur)
+        if keep is not None:
+            matched &= keep
+        return self._rank(q.root, leaves, matched)
 
-    def _rank(
-        self, root: Node, leaves: dict[Term, dict[str, Postings]], matched: set[UUID], limit: int | None
-    ) -> list[Hit]:
+    def _rank(self, root: Node, leaves: dict[Term, dict[str, RawPostings]], matched: set[bytes]) -> Iterator[Hit]:
         cur = self._cur
         n = max(1, len(cur))
-        avg = sum(dl for _gen, dl in cur.values()) / n or 1.0
+        avg = sum(map(operator.itemgetter(1), cur.values())) / n or 1.0
         score = dict.fromkeys(matched, 0.0)
         fields = dict.fromkeys(matched, 0)
         for leaf in _positive(root):
@@ -348,14 +375,20 @@ class FtsIndex:
                 idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
                 for sid, p in postings.items():
                     if sid in score:
-                        dl = cur[sid.bytes][1]
+                        dl = cur[sid][1]
                         score[sid] += idf * p.tf * (K1 + 1) / (p.tf + K1 * (1 - B + B * dl / avg))
                         fields[sid] |= p.mask & leaf.fields
-        ranked = sorted(matched, key=lambda s: (-score[s], s.bytes))
-        return [Hit(s, score[s], fields[s]) for s in ranked[:limit]]
+        ranked = sorted(matched)  # ties by session id (its bytes), then best first: stable
+        ranked.sort(key=score.__getitem__, reverse=True)
+        return (Hit(UUID(bytes=s), score[s], fields[s]) for s in ranked)
 
 
 def _add(out: Postings, sid: UUID, p: Posting) -> None:
+    q = out.get(sid)
+    out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
+
+
+def _add_raw(out: RawPostings, sid: bytes, p: Posting) -> None:
     q = out.get(sid)
     out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
 
@@ -369,26 +402,15 @@ def _see(docs: dict[UUID, DocEntry], d: DocEntry, *, add: bool = False) -> None:
         docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
 
 
-class _Universe:
-    """Every session of the index, as ``UUID`` s made only if a NOT asks (once)."""
-
-    def __init__(self, cur: dict[bytes, tuple[int, int]]) -> None:
-        self._cur = cur
-
-    @functools.cached_property
-    def all(self) -> set[UUID]:
-        return {UUID(bytes=sid) for sid in self._cur}
-
-
-def _evaluate(node: Node, leaves: dict[Term, dict[str, Postings]], universe: _Universe) -> set[UUID]:
+def _evaluate(node: Node, leaves: dict[Term, dict[str, RawPostings]], universe: Mapping[bytes, object]) -> set[bytes]:
     if node.term is not None:
-        out: set[UUID] = set()
+        out: set[bytes] = set()
         for ps in leaves[node.term].values():
             out.update(ps)
         return out
     sets = [_evaluate(c, leaves, universe) for c in node.children]
     if node.op == "not":
-        return universe.all - sets[0]
+        return universe.keys() - sets[0]
     if node.op == "and":
         return set.intersection(*sets)
     return set.union(*sets)

@@ -11,7 +11,11 @@ manifest, and erases the segment by forgetting that key (docs/secure-deletion.md
 
 from __future__ import annotations
 
+import bisect
+import hmac
+import itertools
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from operator import itemgetter
@@ -27,7 +31,7 @@ from ._analyze import Analyzed, Doc, analyze
 from ._build import SegmentBuilder
 from ._format import DocEntry, Posting
 
-__all__ = ["Analyzed", "Doc", "SegmentReader", "analyze", "build_segment"]
+__all__ = ["Analyzed", "Doc", "HeadCache", "SegmentReader", "analyze", "build_segment"]
 
 #: The first read of a segment: its header and, usually, its whole FTS_HEAD frame.
 _FIRST_READ: Final = 1 << 16
@@ -66,32 +70,46 @@ class SegmentReader:
     Every byte used is authenticated first; anything else raises :class:`IntegrityError`.
     """
 
-    def __init__(self, path: Path | int, vault_id: UUID, segment_id: UUID, key: bytes) -> None:
+    def __init__(
+        self, path: Path | int, vault_id: UUID, segment_id: UUID, key: bytes, *, heads: HeadCache | None = None
+    ) -> None:
         """*path*: the segment file, or a descriptor open for reading, which the reader then owns
-        (the vault opens its files through its own checks: no link followed, owner-only)."""
+        (the vault opens its files through its own checks: no link followed, owner-only).
+        *heads*: where a reader of the same file, opened before, left its authenticated head."""
         self.segment_id = segment_id
         self._keys = F.SubKeys.of(key)
         self._fd = path if isinstance(path, int) else os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             self._size = os.fstat(self._fd).st_size
-            first = os.pread(self._fd, _FIRST_READ, 0)
-            header = _container.parse_unverified_header(first)
-            if header.kind != Kind.FTS_SEGMENT or header.vault_id != vault_id or header.object_id != segment_id:
-                raise _integrity()
-            if header.generation != _GENERATION or header.kek_epoch != 0:
-                raise _integrity()
-            self._header = header
-            self._dek = _crypto_unwrap(self._keys.seal, header)
-            head_raw, end = self._frame_at(first, _container.HEADER_SIZE, 0, FrameType.FTS_HEAD)
-            self.head = F.decode_head(head_raw)
-            self._base = end
-            self._check_layout()
+            seen = (
+                heads.get(segment_id, key, self._size, os.pread(self._fd, _container.HEADER_SIZE, 0)) if heads else None
+            )
+            if seen is not None:
+                self._header, self._dek, self.head, self._base = seen
+            else:
+                self._open_head(vault_id, segment_id)
+                if heads is not None:
+                    heads.put(segment_id, key, self._size, (self._header, self._dek, self.head, self._base))
         except BaseException:
             os.close(self._fd)
             raise
         assert isinstance(self.head.docs, F.DocTable)  # decode_head's
         self.docs: F.DocTable = self.head.docs
         self._dirs: dict[int, tuple[bytes, F.BucketView]] = {}
+
+    def _open_head(self, vault_id: UUID, segment_id: UUID) -> None:
+        first = os.pread(self._fd, _FIRST_READ, 0)
+        header = _container.parse_unverified_header(first)
+        if header.kind != Kind.FTS_SEGMENT or header.vault_id != vault_id or header.object_id != segment_id:
+            raise _integrity()
+        if header.generation != _GENERATION or header.kek_epoch != 0:
+            raise _integrity()
+        self._header = header
+        self._dek = _crypto_unwrap(self._keys.seal, header)
+        head_raw, end = self._frame_at(first, _container.HEADER_SIZE, 0, FrameType.FTS_HEAD)
+        self.head = F.decode_head(head_raw)
+        self._base = end
+        self._check_layout()
 
     def close(self) -> None:
         os.close(self._fd)
@@ -160,7 +178,14 @@ class SegmentReader:
         i = F.slot(self._keys.terms, 1, prefix[: F.PREFIX_CHARS], npf)
         off, size = self.head.prefixes[i]
         rows = F.decode_prefix(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX))
-        return [(t, df) for t, df in rows if t.startswith(prefix)]
+        # The rows are sorted by UTF-8, which is code point order: the terms starting with
+        # *prefix* are the run from its place on (a bucket holds thousands; a query wants a few).
+        out = []
+        for t, df in itertools.islice(rows, bisect.bisect_left(rows, (prefix,)), None):
+            if not t.startswith(prefix):
+                break
+            out.append((t, df))
+        return out
 
     def verify(self) -> None:
         """Authenticate every frame and parse its layout (``verify --read-data``).
@@ -193,6 +218,50 @@ class SegmentReader:
                     out[ordinal].terms[term] = p
         self._dirs.clear()
         return out
+
+
+class HeadCache:
+    """Authenticated segment heads, kept by a long-lived reader of an index (a vault's
+    ``FullText``): a query opens every segment, and authenticating and decoding each head
+    (its session table, its frame layout) was most of what opening one cost.
+
+    A reader takes a head from here only for the same segment id, under the same key, from a
+    file of the same size whose header is byte for byte the one the head was read under. The
+    header holds the segment's data key wrapped under a random nonce, so an equal header means
+    the same seal: every frame of the file is still authenticated under that key when it is
+    read, and its head frame (frame 0, bound to the header) can only be the one already opened.
+    Only the segments a caller still names are kept (:meth:`retain`); nothing is written.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[UUID, tuple[bytes, int, bytes, tuple[_container.Header, bytes, F.Head, int]]] = {}
+
+    def get(
+        self, segment_id: UUID, key: bytes, size: int, header: bytes
+    ) -> tuple[_container.Header, bytes, F.Head, int] | None:
+        with self._lock:
+            got = self._by_id.get(segment_id)
+        if got is None or got[1] != size or not hmac.compare_digest(got[2], key):
+            return None
+        return got[3] if hmac.compare_digest(got[0], header) else None
+
+    def put(
+        self, segment_id: UUID, key: bytes, size: int, opened: tuple[_container.Header, bytes, F.Head, int]
+    ) -> None:
+        with self._lock:
+            self._by_id[segment_id] = (opened[0].raw, size, key, opened)
+
+    def retain(self, segment_ids: Iterable[UUID]) -> None:
+        """Forget every segment but *segment_ids* (a manifest's): an erased or merged segment's
+        key and session table do not outlive the manifest that named it."""
+        keep = set(segment_ids)
+        with self._lock:
+            for sid in self._by_id.keys() - keep:
+                del self._by_id[sid]
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 def _crypto_unwrap(kek: bytes, header: _container.Header) -> bytes:

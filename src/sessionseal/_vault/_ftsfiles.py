@@ -24,7 +24,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import SegmentReader, append_frame, delta_frame, delta_frames, frame_head, open_delta_header
+from .._fts import HeadCache, SegmentReader, append_frame, delta_frame, delta_frames, frame_head, open_delta_header
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 from ._ftstable import FORMAT_BINARY, pack_manifest, unpack_manifest
@@ -404,7 +404,8 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
     return data
 
 
-def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo) -> SegmentReader:
+def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:
     """Open a segment through the vault's checks (regular, owner-only, single-link, no link
-    followed), as every other vault file: a planted link or FIFO is refused, never read."""
-    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key)
+    followed), as every other vault file: a planted link or FIFO is refused, never read.
+    *heads*: the heads of segments opened before (a query's view)."""
+    return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key, heads=heads)

@@ -15,9 +15,20 @@ import sys
 import uuid
 from array import array
 from collections.abc import ItemsView, Iterator, Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["FORMAT_BINARY", "FoldedStamps", "ManifestParts", "StampTable", "pack_manifest", "unpack_manifest"]
+if TYPE_CHECKING:
+    from .._fts import DeltaRecord, LazyDeltaRecord
+
+__all__ = [
+    "FORMAT_BINARY",
+    "FoldedStamps",
+    "ManifestParts",
+    "StampTable",
+    "fold_stamps",
+    "pack_manifest",
+    "unpack_manifest",
+]
 
 #: The first byte of a format-2 payload (format 1, JSON, starts with ``{``).
 FORMAT_BINARY: Final = 2
@@ -234,3 +245,16 @@ class _FoldedItems(ItemsView[uuid.UUID, tuple[int, int, int]]):
 
     def __iter__(self) -> Iterator[tuple[uuid.UUID, tuple[int, int, int]]]:
         return self._folded.pairs()
+
+
+def fold_stamps(
+    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord | LazyDeltaRecord]
+) -> dict[uuid.UUID, tuple[int, int, int, int]]:
+    """Per session, ``(generation, inode, size, mtime_ns)`` of the last write the index holds:
+    the segments' (the manifest's), then each delta record in order at or above it."""
+    out = dict(stamps)
+    for r in records:
+        have = out.get(r.doc.session_id)
+        if have is None or r.doc.generation >= have[0]:
+            out[r.doc.session_id] = (r.doc.generation, *r.stamp)
+    return out

@@ -28,6 +28,7 @@ from .._fts import (
     DeltaRecord,
     Doc,
     FtsIndex,
+    HeadCache,
     LazyDeltaRecord,
     SegmentReader,
     build_segment,
@@ -60,7 +61,7 @@ from ._ftsfiles import (
     is_fts_name,
     open_segment,
 )
-from ._ftstable import FoldedStamps
+from ._ftstable import FoldedStamps, fold_stamps
 from ._keys import Keys
 
 if TYPE_CHECKING:
@@ -122,7 +123,10 @@ class FullText:
         #: The manifest as last read or written by this process (a long-running one reads it once).
         self._cached: Manifest | None = None
         #: The delta log's record heads as this process last read them (an append's check).
-        self._heads = LogHeads()
+        self._log_heads = LogHeads()
+        #: The heads of the segments the manifest names, as a view opened them (search reopens them).
+        self._heads = HeadCache()
+        self._stamps_memo: tuple[tuple[Manifest, int, int, bytes], Mapping[uuid.UUID, Stamp]] | None = None
 
     # -- files -------------------------------------------------------------------------
 
@@ -194,9 +198,10 @@ class FullText:
         man = self._manifest(fts)
         vid = self._ctx.vault_id
         readers: list[SegmentReader] = []
+        self._heads.retain(s.id for s in man.segments)
         try:
             for s in man.segments:
-                readers.append(open_segment(fts, vid, s))
+                readers.append(open_segment(fts, vid, s, self._heads))
             data = fts.read(man.delta_name, max_size=_MAX_DELTA)
             records, _heads = read_delta_current(data, vid, man.delta_key, lazy=True)
             index = FtsIndex(readers, records)
@@ -204,11 +209,21 @@ class FullText:
             for r in readers:
                 r.close()
             raise
-        # The log's sessions folded alone, each kept where it is at or above the manifest's
-        # generation (the fold's rule); the manifest's thousands are looked up on demand.
-        base = man.stamps
-        folded = {s: st for s, st in _fold_stamps({}, records).items() if st[0] >= base.get(s, st)[0]}
-        return FtsView(index, FoldedStamps(base, folded)), readers
+        return FtsView(index, self._view_stamps(man, data, records)), readers
+
+    def _view_stamps(
+        self, man: Manifest, delta: bytes, records: Sequence[DeltaRecord | LazyDeltaRecord]
+    ) -> Mapping[uuid.UUID, Stamp]:
+        """The view's stamps, the same object while the manifest and the delta log are the
+        same bytes (search keys its own tables by it: a query then costs no step per session).
+        The log's sessions are folded alone, each kept where it is at or above the manifest's
+        generation (the fold's rule); the manifest's thousands are looked up on demand."""
+        key, memo, base = (man, man.generation, man.kek_epoch, delta), self._stamps_memo, man.stamps
+        if memo is not None and memo[0][0] is man and memo[0][1:] == key[1:]:
+            return memo[1]
+        folded = {s: st for s, st in fold_stamps({}, records).items() if st[0] >= base.get(s, st)[0]}
+        self._stamps_memo = (key, FoldedStamps(base, folded))
+        return self._stamps_memo[1]
 
     # -- writes (after the session file, under its lock) ---------------------------------
 
@@ -267,7 +282,7 @@ class FullText:
                 return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
-                size = self._heads.append(
+                size = self._log_heads.append(
                     fd, man, ctx.vault_id, record, (doc.session_id, doc.generation, stamp), after=after
                 )
             finally:
@@ -330,7 +345,7 @@ class FullText:
         try:
             pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
             pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
-            current = _fold_stamps(man.stamps, records)
+            current = fold_stamps(man.stamps, records)
             docs = merge([r for r in readers if r.segment_id in pulled], records)
         finally:
             for r in readers:
@@ -608,7 +623,7 @@ class FullText:
                 )
             except (SessionSealError, OSError) as exc:
                 out.append(("error", "fts-damaged", path, _one_line(exc) + rebuild))
-        indexed = _fold_stamps(man.stamps, records)
+        indexed = fold_stamps(man.stamps, records)
         listed = set(indexed) | {sid for s in man.segments for sid in s.sessions}
         # A keyless session whose file is there and not an erasure's leftover is the key table's
         # problem ('missing-key': a table put back from a backup), not an erasure the index missed.
@@ -660,19 +675,6 @@ class FullText:
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _fold_stamps(
-    stamps: Mapping[uuid.UUID, tuple[int, int, int, int]], records: Sequence[DeltaRecord | LazyDeltaRecord]
-) -> dict[uuid.UUID, tuple[int, int, int, int]]:
-    """Per session, ``(generation, inode, size, mtime_ns)`` of the last write the index holds:
-    the segments' (the manifest's), then each delta record in order at or above it."""
-    out = dict(stamps)
-    for r in records:
-        have = out.get(r.doc.session_id)
-        if have is None or r.doc.generation >= have[0]:
-            out[r.doc.session_id] = (r.doc.generation, *r.stamp)
-    return out
 
 
 def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import os
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterator
+from itertools import compress, repeat
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 #: Longest search text.
 MAX_QUERY: Final = 1024
+_ID: Final = operator.attrgetter("id")
 
 
 class Listing:
@@ -76,10 +79,14 @@ class Listing:
         out.sort(key=lambda s: s.updated_at, reverse=True)
         return out, problems
 
-    def summary_docs(self, stamps: dict[str, Stamp] | None = None) -> tuple[list[Entry], list[str]]:
+    def summary_docs(
+        self, stamps: dict[str, Stamp] | None = None, *, report: bool = True
+    ) -> tuple[list[Entry], list[str]]:
         """Every readable session's summary document, and the problems (not audited); each
         listed session's file stamp as stat saw it goes into *stamps* by session id, if given
-        (search compares it with the full-text index's).
+        (search compares it with the full-text index's). *report* False: the caller drops the
+        problems (search), so the sessions are checked against their marks only when that
+        decides what the index records (a file changed since it was recorded).
 
         From the index, checked file by file against the file system: a session whose file
         changed since the index recorded it (or that the index lacks) has its META frame
@@ -89,30 +96,26 @@ class Listing:
         # The marks are read before any file: a writer raises a mark only after writing its file.
         state = self._keys.keytable().state
         index, reason = self._index.current()
-        docs: list[Entry] = []
         problems: list[str] = []
         puts: list[tuple[str, Entry, Stamp]] = []
-        # The loop runs once per session on every listing: names looked up once, out of it.
-        stat, fd = os.stat, self._ctx.sessions.fd
         known_stamps = index.stamps if index is not None else {}
         known_entries = index.entries if index is not None else {}
         names = self._ctx.session_files()
-        hits = 0
-        where: list[str] = []  # the file of each of docs (for the marks)
+        # Every file is stat'ed (a session changed since the index recorded it must be seen),
+        # at C speed: the per-file steps are maps, not a Python loop (2,800 files: 25 -> 8 ms).
+        now = stamps_of(self._ctx.sessions.fd, names)
+        same = list(map(operator.eq, now, map(known_stamps.get, names, repeat(()))))  # () matches no stamp
+        where = list(compress(names, same))  # the file of each of docs (for the marks)
+        docs = list(map(known_entries.__getitem__, where))
+        hits = len(docs)
+        if stamps is not None:
+            stamps.update(
+                zip(map(_ID, docs), cast("Iterator[Stamp]", compress(now, same)), strict=True)
+            )  # equal: not None
         reported: set[str] = set()
-        for fname in names:  # every caller orders the result itself
-            try:
-                st = stat(fname, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)  # stamp_of(), inlined
-            if stamps is not None:
-                stamps[fname] = stamp
-            if known_stamps.get(fname) == stamp:
-                docs.append(known_entries[fname])
-                where.append(fname)
-                hits += 1
-                continue
+        for fname, stamp in compress(zip(names, now, strict=True), map(operator.not_, same)):
+            if stamp is None:
+                continue  # gone meanwhile
             try:
                 doc = entry_of(self._store.read_summary(fname))
             except SessionNotFound:
@@ -128,9 +131,9 @@ class Listing:
             # saves the session anew or accepts the files as they are ('sessionseal reindex').
             docs.append(doc)
             where.append(fname)
-        if stamps is not None:  # by session id: the caller need not name the files again
-            stamps.update({doc.id: stamps.pop(f) for doc, f in zip(docs, where, strict=True)})
-        if state.tracked:
+            if stamps is not None:  # by session id: the caller need not name the files again
+                stamps[doc.id] = stamp
+        if state.tracked and (report or puts):
             behind = self.against_marks(state, docs, where, reported, problems)
             if behind:
                 puts = [p for p in puts if p[0] not in behind]
@@ -255,8 +258,10 @@ class Listing:
         q = query or ListQuery()
         limit = 20 if q.limit is None else q.limit
         stamps: dict[str, Stamp] = {}
-        entries, _ = self.summary_docs(stamps)
-        candidates = select(entries, dataclasses.replace(q, limit=None))
+        entries, _ = self.summary_docs(stamps, report=False)
+        # A query ranks its hits itself: only the literal and regex scans go in the listing's order.
+        ordered = how.get("mode") not in (None, "query") or bool(how.get("case_sensitive"))
+        candidates = select(entries, dataclasses.replace(q, limit=None), ordered=ordered)
         hits, counts = self._search.run(text, candidates, stamps, limit, how)
         detail: dict[str, Any] = {"scanned": counts.scanned, "hits": len(hits), "index": counts.index}
         if counts.index == "fts":
@@ -267,6 +272,26 @@ class Listing:
         matched = [("match", uuid.UUID(h.id), None) for h in hits]
         self._audit("search", detail=detail, others=matched)
         return hits
+
+
+_STAMP: Final = operator.attrgetter("st_ino", "st_size", "st_mtime_ns")  # stamp_of() at C speed
+
+
+def stamps_of(fd: int, names: list[str]) -> list[Stamp | None]:
+    """The stamp of each of *names* in the directory *fd* (None: gone), in one C-speed pass
+    unless a file went away meanwhile."""
+    stat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
+    try:
+        return list(map(_STAMP, map(stat, names)))
+    except FileNotFoundError:
+        pass
+    out: list[Stamp | None] = []
+    for name in names:
+        try:
+            out.append(_STAMP(stat(name)))
+        except FileNotFoundError:
+            out.append(None)
+    return out
 
 
 def behind_index(fname: str, doc: Entry, known: Entry | None, reported: set[str], problems: list[str]) -> bool:

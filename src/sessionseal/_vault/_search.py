@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import operator
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress, islice
 from typing import Any, Final, Protocol, TypedDict
 
 import orjson
@@ -37,7 +39,7 @@ from ..errors import IntegrityError, InvalidInput, SessionNotFound
 from ._common import parse_id, stored_shape
 from ._results import SearchHit, SearchHits
 
-__all__ = ["NO_INDEX", "FullTextViews", "NoFullText", "Search", "SearchHow", "doc_pieces"]
+__all__ = ["NO_INDEX", "SNIPPET_TEXT", "FullTextViews", "NoFullText", "Search", "SearchHow", "doc_pieces"]
 
 MODES: Final = ("query", "literal", "regex")
 
@@ -45,6 +47,15 @@ MODES: Final = ("query", "literal", "regex")
 NO_INDEX: Final = (
     "the full-text index is missing or unusable: every candidate session was decrypted to answer "
     "(slower; 'sessionseal reindex' rebuilds it)"
+)
+#: Session text (original bytes, as listed) decrypted for a page's snippets at most, smallest
+#: session first (docs/api.md, "Search"): a common word's best hits are the largest sessions,
+#: and decrypting twenty of 1-20 MB to cut their snippets took over a second at 1 GB.
+SNIPPET_TEXT: Final = 2_000_000
+#: Said when hits of the page come without a snippet for that budget.
+SNIPPETS_LEFT: Final = (
+    "{n} hit(s) shown without a snippet: their sessions are larger than a page's snippet budget "
+    "({mb} MB of text, smallest sessions first); 'sessionseal show ID' opens one"
 )
 #: Characters of context either side of a snippet's match.
 _CONTEXT: Final = 60
@@ -209,6 +220,10 @@ class Search:
     def __init__(self, read: Callable[[uuid.UUID], bytes], fulltext: FullTextViews) -> None:
         self._read = read  # a session's stored document (its JSON), decrypted
         self._fulltext = fulltext
+        #: The last view's stamps, and the same by the id's text (what the listing gives): made
+        #: once per index state, not per query (a ``str(UUID)`` per session cost 3 ms at 2,800).
+        self._by_text: tuple[Mapping[uuid.UUID, Stamp], dict[str, Stamp]] | None = None
+        self._raws: dict[str, bytes] = {}  # a session id's text -> its 16 bytes
 
     def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
         """A session's stored document; None when it was erased meanwhile or is damaged (as
@@ -242,42 +257,64 @@ class Search:
     ) -> tuple[SearchHits, Counts]:
         counts = Counts()
         by_id = {e.id: e for e in candidates}  # by the id's text: no UUID made per candidate
-        ranked, having = self._rank(q, by_id, stamps, counts)
+        ranking, having = self._rank(q, by_id, stamps, counts)
+        page = list(islice(ranking, limit))  # a Hit (and its UUID) is made for what is read only
         need_doc = snippets or bool(q.phrases)
         hits = SearchHits(source=counts.index, stale=counts.stale if counts.index == "fts" else 0)
         if counts.index == "none":
             hits.warnings.append(NO_INDEX)
         if not need_doc:
-            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in ranked[:limit])
+            hits.extend(_hit(by_id[str(h.session_id)], h, None) for h in page)
             return hits, counts
+        # Without a phrase the index's answer is exact: a session is decrypted only for its
+        # snippet, and only within the page's budget, smallest sessions first.
+        cut = None if q.phrases else _budgeted([by_id[str(h.session_id)] for h in page])
+        loaded: list[uuid.UUID] = []  # appended on the pool's threads
 
         def confirm(h: _fts.Hit) -> SearchHit | None:
+            e = by_id[str(h.session_id)]
+            if cut is not None and e.id not in cut:
+                return _hit(e, h, None)
             doc = self.load(h.session_id)
+            loaded.append(h.session_id)
             if doc is None:
                 return None
             text = DocText(doc)
-            if q.phrases and not text.matches(q.root, lambda term: h.session_id in having[term]):
+            if q.phrases and not text.matches(q.root, lambda term: h.session_id.bytes in having[term]):
                 return None
-            return _hit(by_id[str(h.session_id)], h, _snippet(text, q.root) if snippets else None)
+            return _hit(e, h, _snippet(text, q.root) if snippets else None)
 
-        counts.scanned += _paged(confirm, ranked, limit, hits)
+        _paged(confirm, chain(page, ranking), limit, hits)
+        counts.scanned += len(loaded)
+        if cut is not None and (left := sum(not h.snippet for h in hits if h.id not in cut)):
+            hits.warnings.append(SNIPPETS_LEFT.format(n=left, mb=SNIPPET_TEXT // 1_000_000))
         return hits, counts
 
     def _rank(
         self, q: Query, by_id: Mapping[str, Entry], stamps: Mapping[str, Stamp], counts: Counts
-    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
+    ) -> tuple[Iterator[_fts.Hit], dict[Term, set[bytes]]]:
         """The candidates the query's relaxed form matches, best first: from the index for the
         sessions it is current on, from their decrypted text for the others."""
         with self._fulltext.view() as view:
             if view is not None:
-                indexed = {str(sid): stamp for sid, stamp in view.stamps.items()}
-                stale = [sid for sid in by_id if indexed.get(sid) != stamps.get(sid)]
+                indexed = self._indexed(view.stamps)
+                # At C speed: a query compares every candidate's stamp (2,800 at 1 GB).
+                stale = list(compress(by_id, map(operator.ne, map(indexed.get, by_id), map(stamps.get, by_id))))
                 try:
                     return self._ranked(q, by_id, view.index, stale, counts)
                 except IntegrityError:
                     pass  # a damaged segment or delta frame ('verify' names it): never trusted; streamed
         counts.index, counts.stale, counts.scanned = "none", 0, 0
         return self._ranked(q, by_id, _fts.FtsIndex([]), list(by_id), counts)
+
+    def _indexed(self, stamps: Mapping[uuid.UUID, Stamp]) -> dict[str, Stamp]:
+        """*stamps* (a view's) by the id's text; the same table while the view's is the same object."""
+        memo = self._by_text
+        if memo is not None and memo[0] is stamps:
+            return memo[1]
+        indexed = dict(zip(map(str, stamps), stamps.values(), strict=True))
+        self._by_text = (stamps, indexed)
+        return indexed
 
     def _ranked(
         self,
@@ -286,16 +323,27 @@ class Search:
         base: _fts.FtsIndex,
         stale: list[str],
         counts: Counts,
-    ) -> tuple[list[_fts.Hit], dict[Term, set[uuid.UUID]]]:
-        """The ranked hits, and for a query with a phrase the sessions each term matches (the
-        phrases' confirmation evaluates the query on a session's text with them)."""
+    ) -> tuple[Iterator[_fts.Hit], dict[Term, set[bytes]]]:
+        """The ranked hits (made as they are read), and for a query with a phrase the sessions
+        (raw ids) each term matches (the phrases' confirmation evaluates the query on a
+        session's text with them)."""
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        hits = [h for h in index.search(Query(relaxed(q.root), q.phrases)) if str(h.session_id) in by_id]
-        having: dict[Term, set[uuid.UUID]] = {}
-        for leaf in q.leaves() if q.phrases else ():
-            having[leaf] = set().union(*index.leaf_postings(leaf).values())
+        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id))
+        having = {leaf: index.leaf_sessions(leaf) for leaf in (q.leaves() if q.phrases else ())}
         return hits, having
+
+    def _raw_ids(self, ids: Iterable[str]) -> set[bytes]:
+        """The raw (16-byte) ids of *ids*, each parsed once per process (a query keeps its
+        candidates by them, at C speed)."""
+        memo, wanted = self._raws, set(ids)
+        if len(memo) > 2 * len(wanted) + 1024:
+            # Sessions gone since: not kept for the life of a long-running process. Replaced,
+            # never cleared: a search on another thread goes on with the table it holds.
+            memo = self._raws = {}
+        for key in wanted - memo.keys():
+            memo[key] = parse_id(key).bytes
+        return set(map(memo.__getitem__, wanted))
 
     def _analyze(
         self, stale: list[str], by_id: Mapping[str, Entry], leaves: list[Term], counts: Counts
@@ -333,6 +381,18 @@ class Search:
 
         counts.scanned = _paged(scan, candidates, limit, hits)
         return hits, counts
+
+
+def _budgeted(page: Sequence[Entry]) -> set[str]:
+    """The ids of *page* whose snippets fit :data:`SNIPPET_TEXT`, taken smallest session first."""
+    out: set[str] = set()
+    spent = 0
+    for e in sorted(page, key=lambda e: (e.size_original, e.id)):
+        if spent + e.size_original > SNIPPET_TEXT:
+            break
+        spent += e.size_original
+        out.add(e.id)
+    return out
 
 
 def _pool() -> concurrent.futures.ThreadPoolExecutor:

@@ -184,6 +184,36 @@ class Sync:
         self._auditor.record("sync.push", detail=result.counts())
         return result
 
+    def commit_entries(
+        self,
+        config: RemoteConfig,
+        entries: list[dict[str, Any]],
+        objects: list[tuple[str, bytes]],
+        *,
+        new_epoch: tuple[int, bytes] | None = None,
+    ) -> PushResult:
+        """Seal *entries* after this device's log on *config* under its current epoch, with
+        *objects* (names under its prefix, e.g. ``enroll/<device>``), through the push's own
+        crash-safe path: a killed push's outbox sent first, the log checked to end where the
+        cursor says, then entries, objects and head committed to the cursor's outbox in one
+        atomic replace and sent.  No session is pushed.  For ``device enroll`` and ``device
+        revoke``; not audited here (the caller is).  With *new_epoch* (a revocation's), its key
+        is kept and the entries sealed under it only once the remote was reached and checked, so
+        a remote that fails leaves no epoch held that no entry announces.
+
+        :raises RemoteError: as :meth:`push`.
+        :raises LockTimeout: a push of this vault is running.
+        """
+        s3 = self._store_of(config)
+        with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
+            sync_dir = self._sync_dir(create=True)
+            assert sync_dir is not None
+            try:
+                push = _Push(self, config, s3, sync_dir=sync_dir, dry_run=False, progress=None)
+                return push.run(extra=(entries, objects, new_epoch))
+            finally:
+                sync_dir.close()
+
     @_audited("sync.pull")
     def pull(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PullResult:
         """Read every device's log on *remote* (the only one when None), check it (records,
@@ -272,7 +302,12 @@ class _Push:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    def run(self) -> PushResult:
+    def run(
+        self,
+        extra: tuple[list[dict[str, Any]], list[tuple[str, bytes]], tuple[int, bytes] | None] | None = None,
+    ) -> PushResult:
+        """The push; with *extra* (entries, objects, a new epoch), those are committed in place
+        of sessions (:meth:`Sync.commit_entries`)."""
         held = self.devices.epoch_keys(self.config)
         ident = None if self.dry_run and not held else self.devices.identity(self.config)
         cursor = None
@@ -289,7 +324,13 @@ class _Push:
             self._flush()
             if not self.dry_run:
                 self._check_remote(cursor.seq, set())
-        self._sessions()
+        if extra is not None:
+            if extra[2] is not None:
+                self.devices.add_epoch_key(self.config, *extra[2])
+                self.epoch, self.key = extra[2]
+            self._commit(extra[0], {}, list(extra[1]))
+        else:
+            self._sessions()
         self.result.seq, self.result.epoch = self.cursor.seq, self.cursor.epoch or self.epoch
         return self.result
 
