@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
     from ._vault._sync import PushResult
-    from ._vault._syncpull import PullCheck
+    from ._vault._syncapply import PullResult
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -503,6 +503,6 @@ class AsyncRemotes:
         """See ``Vault.remotes.push`` (network and disk: in a worker thread)."""
         return await asyncio.to_thread(self.sync.push, name, dry_run=dry_run)
 
-    async def pull(self, name: str | None = None) -> PullCheck:
-        """See ``Vault.remotes.pull`` (network: in a worker thread)."""
-        return await asyncio.to_thread(self.sync.pull, name)
+    async def pull(self, name: str | None = None, *, dry_run: bool = False) -> PullResult:
+        """See ``Vault.remotes.pull`` (network and disk: in a worker thread)."""
+        return await asyncio.to_thread(self.sync.pull, name, dry_run=dry_run)

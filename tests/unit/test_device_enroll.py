@@ -143,8 +143,9 @@ def test_an_enrolled_device_pushes_and_its_log_verifies_for_the_first(
     assert second.remotes.push().put == 1
     status = {e.device: e.status for e in list_devices(first).devices}
     assert status == {_device(first): "enrolled", _device(second): "enrolled"}
-    check = first.remotes.pull()
-    assert {d.device for d in check.devices} == {_device(first), _device(second)}
+    pulled = first.remotes.pull()  # the enrolled device's session is applied on the enroller
+    assert {d.device for d in pulled.check.devices} == {_device(first), _device(second)}
+    assert pulled.put == 1 and "from b" in {s.title for s in first.list()}
     assert [r["detail"] for r in second.audit_records() if r.get("action") == "device.enroll"] == [
         {"requested": 1},
         {"finished": 1, "epoch": 1, "epochs": 1},

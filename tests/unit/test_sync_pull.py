@@ -1,8 +1,8 @@
 """``sessionseal sync --pull``, its checking part (issue 26; docs/sync.md, "Pull"): every device's
 log on a real S3 server (``rclone serve s3`` on 127.0.0.1) is read and checked against its record,
 signed head and MAC chain; a bucket that removes, moves, edits or cuts entries, or forges a
-head, is refused in one line (exit 19); an entry still in flight is left for later; nothing is
-applied and the check is audited."""
+head, is refused in one line (exit 19); an entry still in flight is left for later; the check
+is audited.  Applying what was checked: tests/unit/test_sync_apply.py."""
 
 from __future__ import annotations
 
@@ -62,9 +62,10 @@ def _log(v: Vault, seq: int | None = None) -> str:
     return base if seq is None else base + f"{seq:016x}"
 
 
-def test_every_device_log_checks_out_and_nothing_is_applied(two: tuple[Vault, Vault, _s3.S3Store]) -> None:
+def test_every_device_log_checks_out_then_is_applied(two: tuple[Vault, Vault, _s3.S3Store]) -> None:
     first, second, _ = two
-    check = second.remotes.pull()
+    result = second.remotes.pull()
+    check = result.check
     by_device = {d.device: d for d in check.devices}
     mine = by_device[second.remotes.devices.identity("cloud").device_id]
     theirs = by_device[first.remotes.devices.identity("cloud").device_id]
@@ -72,8 +73,9 @@ def test_every_device_log_checks_out_and_nothing_is_applied(two: tuple[Vault, Va
     assert (theirs.entries, theirs.seq, theirs.head, theirs.pending) == (4, 4, 4, False)
     assert theirs.kinds == {"epoch": 1, "session.put": 3}
     assert mine.kinds == {"session.put": 1}
-    assert check.counts() == {"devices": 2, "entries": 5, "pending": 0, "applied": 0}
-    assert len(second.list()) == 1  # nothing applied
+    assert check.counts() == {"devices": 2, "entries": 5, "pending": 0}
+    assert (result.counts()["applied"], result.put) == (3, 3)
+    assert len(second.list()) == 4
 
 
 def test_a_bucket_that_removes_moves_edits_or_cuts_entries_is_refused(two: tuple[Vault, Vault, _s3.S3Store]) -> None:
@@ -111,7 +113,7 @@ def test_a_bucket_that_removes_moves_edits_or_cuts_entries_is_refused(two: tuple
     store.put(head_key, head)
     # An entry after the head that does not open yet: in flight, left for later.
     store.put(_log(first, 5), b"half an upload")
-    assert {d.pending for d in second.remotes.pull().devices} == {True, False}
+    assert {d.pending for d in second.remotes.pull().check.devices} == {True, False}
 
 
 def test_a_device_without_keys_cannot_check(
@@ -138,14 +140,13 @@ def test_the_command_checks_in_one_line_and_is_audited(
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     assert run("sync", "--push", "--pull").exit_code == 2
-    assert run("sync", "--pull", "--dry-run").exit_code == 2
     ok = run("sync", "--pull", "--json")
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.stdout)
-    assert (doc["applied"], doc["devices"], doc["entries"]) == (0, 2, 5)
+    assert (doc["applied"], doc["devices"], doc["entries"], doc["put"]) == (3, 2, 5, 3)
     assert {d["this_device"] for d in doc["logs"]} == {True, False}
     text = run("sync", "--pull")
-    assert text.exit_code == 0 and "nothing was applied" in text.stderr
+    assert text.exit_code == 0 and "applied 0 sessions, 0 appends" in text.stderr
     store.delete(_log(first, 2))
     refused = run("sync", "--pull")
     assert refused.exit_code == 19 and refused.stderr.count("\n") == 1 and "gap" in refused.stderr

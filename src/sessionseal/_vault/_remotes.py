@@ -16,7 +16,7 @@ from ._auditing import Auditor, audited_by
 from ._devices import Devices
 from ._settings import Settings
 from ._sync import Progress, PushResult, Sync
-from ._syncpull import PullCheck
+from ._syncapply import PullResult
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig, VaultConfig
@@ -54,17 +54,22 @@ class Remotes:
         """
         return self._sync.push(name, dry_run=dry_run, progress=progress)
 
-    def pull(self, name: str | None = None) -> PullCheck:
-        """Read and check every device's log on the remote *name* (the only one when None):
-        its record, signed head and MAC chain, against the floors the heads name (docs/sync.md,
-        "Pull").  Applies nothing yet.  Audited (``sync.pull``, counts only).
+    def pull(self, name: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PullResult:
+        """Check every device's log on the remote *name* (the only one when None): its record,
+        signed head and MAC chain, against the floors the heads name; then apply the other
+        devices' new sessions, appends and metadata through the vault's own write paths
+        (docs/sync.md, "Pull").  Resumes a pull that was killed; a second pull with nothing
+        new is a no-op.  With *dry_run*, count what would be applied.  Audited (``sync.pull``,
+        counts only).
 
         :raises InvalidInput: no such remote, none, or several and *name* is None.
         :raises RemoteError: unreachable or refused; this device holds none of the remote's
-            keys; a device's log is cut, edited, reordered or rolled back.
+            keys; a device's log is cut, edited, reordered or rolled back; an object fails
+            its check.
         :raises MissingExtra: boto3 is not installed.
+        :raises LockTimeout: another sync of this vault is running.
         """
-        return self._sync.pull(name)
+        return self._sync.pull(name, dry_run=dry_run, progress=progress)
 
     @_audited("remote.list")
     def list(self) -> builtins.list[RemoteConfig]:

@@ -47,8 +47,9 @@ from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
+from ._syncapply import META_FIELDS, Applier, PullResult, pull_synced
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
-from ._syncpull import PullCheck, check_logs
+from ._syncpull import check_logs
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -62,8 +63,6 @@ _audited = audited_by(lambda sync: sync._auditor)
 BATCH_SESSIONS: Final = 64
 #: ... or fewer, once the batch's objects reach this many bytes.
 BATCH_BYTES: Final = 32 << 20
-#: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
-META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
 #: Progress: (sessions done, sessions to push, bytes sent so far).
 Progress = Callable[[int, int, int], None]
 
@@ -216,20 +215,40 @@ class Sync:
                 sync_dir.close()
 
     @_audited("sync.pull")
-    def pull(self, remote: str | None = None) -> PullCheck:
-        """Read every device's log on *remote* (the only one when None) and check it: records,
-        signed heads, chains, floors (:mod:`._syncpull`).  Nothing is applied yet.  Audited
-        (``sync.pull``, counts only).
+    def pull(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PullResult:
+        """Read every device's log on *remote* (the only one when None), check it (records,
+        signed heads, chains, floors: :mod:`._syncpull`), then apply the other devices' entries
+        this vault has not applied yet (:mod:`._syncapply`); with *dry_run*, count them and
+        write nothing.  Audited (``sync.pull``, counts and bytes only).
 
         :raises InvalidInput: no such remote, none, or several and none named.
         :raises RemoteError: the remote cannot be reached, this device holds none of its keys,
-            or a log fails its check.
+            or a log or an object fails its check.
         :raises MissingExtra: boto3 is not installed.
+        :raises LockTimeout: another sync of this vault is running.
         """
         config = self.pick(remote)
-        check = check_logs(config, self._store_of(config), self.devices)
-        self._auditor.record("sync.pull", detail=check.counts())
-        return check
+        s3 = self._store_of(config)
+        with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
+            check = check_logs(config, s3, self.devices)
+            sync_dir = self._sync_dir(create=not dry_run)
+            try:
+                result = Applier(
+                    config=config,
+                    s3=s3,
+                    devices=self.devices,
+                    store=self._store,
+                    auditor=self._auditor,
+                    sync_dir=sync_dir,
+                    check=check,
+                    dry_run=dry_run,
+                    progress=progress,
+                ).run()
+            finally:
+                if sync_dir is not None:
+                    sync_dir.close()
+        self._auditor.record("sync.pull", detail=result.counts())
+        return result
 
     def _store_of(self, config: RemoteConfig) -> S3Store:
         from .. import _s3
@@ -348,6 +367,8 @@ class _Push:
             raise RemoteError("this device's keys name no remote id: enrol it again (docs/sync.md)")
         self.rid, self.dkeys = ident.remote_id, ident.keys
         self.cursor = Cursor(ident.remote_id, self.config.device)
+        if held:  # what pulls wrote before this first push is not this device's to send
+            self.cursor.sessions.update(pull_synced(self.dir, ident.remote_id, self.config.device, held))
         self.result.first = make_epoch
         outbox: list[tuple[str, bytes]] = []
         if make_epoch or not self.s3.exists(self.prefix + "device"):

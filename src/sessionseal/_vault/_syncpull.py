@@ -1,6 +1,6 @@
 """``sessionseal sync --pull``, its first part: read every device's log on a remote and check it
 (docs/sync.md, "Pull"; docs/design.md, "Detecting a log cut, edited, reordered or rolled
-back").  Nothing is applied to the vault yet: the applying pull builds on this.
+back").  :mod:`._syncapply` applies what it read.
 
 For each device prefix (``d/<device>/``) with a device record: the record is of this remote
 and names the prefix's device; its newest head is signed by the record's Ed25519 key; its log
@@ -54,13 +54,14 @@ class PullCheck:
 
     remote: str
     devices: list[DeviceLog] = field(default_factory=list)
+    #: Each device's entries as opened (for the applying pull, :mod:`._syncapply`).
+    logs: dict[uuid.UUID, tuple[_remotelog.Opened, ...]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, Any]:
         return {
             "devices": len(self.devices),
             "entries": sum(d.entries for d in self.devices),
             "pending": sum(d.pending for d in self.devices),
-            "applied": 0,
         }
 
 
@@ -145,6 +146,7 @@ def check_logs(config: RemoteConfig, s3: S3Store, devices: Devices) -> PullCheck
         for opened in read.entries:
             kinds[opened.entry["kind"]] = kinds.get(opened.entry["kind"], 0) + 1
         head = heads[dev].seq if dev in heads else 0
+        check.logs[dev] = read.entries
         check.devices.append(
             DeviceLog(dev, dev == config.device, len(read.entries), read.end[0], head, read.pending, kinds)
         )

@@ -1,4 +1,5 @@
-"""``sessionseal sync``: this device's sessions to a remote (docs/sync.md, "Push")."""
+"""``sessionseal sync``: this device's sessions to a remote and the other devices' into this
+vault (docs/sync.md, "Push" and "Pull")."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def _mb(n: int) -> str:
 @click.argument("remote_name", metavar="[NAME]", required=False)
 @click.option("--push", "push", is_flag=True, help="Send this device's new and changed sessions to the remote.")
 @click.option(
-    "--pull", "pull", is_flag=True, help="Read and check every device's log on the remote (nothing is applied yet)."
+    "--pull", "pull", is_flag=True, help="Check every device's log on the remote and apply the other devices' changes."
 )
-@click.option("--dry-run", is_flag=True, help="With --push: say what would be sent; write nothing, here or there.")
+@click.option("--dry-run", is_flag=True, help="Say what would be sent or applied; write nothing, here or there.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
@@ -35,13 +36,13 @@ def sync_command(
     """Sync the vault through a remote (the only one, or NAME): --push sends the sessions that
     are new or changed since the last push (appended turns as just the new events), resumes a
     push that was killed; --pull reads every device's log there and checks it (cut, edited,
-    reordered or rolled back: exit 19), applying nothing yet.  Audited (counts only)."""
+    reordered or rolled back: exit 19), then applies the other devices' new sessions, appends
+    and metadata (a diverged line becomes a linked fork), resuming a pull that was killed.
+    Audited (counts only)."""
     if push == pull:
         raise click.UsageError("give one of --push or --pull")
     if pull:
-        if dry_run:
-            raise click.UsageError("--dry-run goes with --push (--pull applies nothing yet)")
-        _pull(obj, remote_name, as_json=as_json)
+        _pull(obj, remote_name, dry_run=dry_run, as_json=as_json)
         return
     last = [time.monotonic()]
 
@@ -66,8 +67,13 @@ def sync_command(
     sys.stderr.flush()
 
 
-def _pull(obj: Context, remote_name: str | None, *, as_json: bool) -> None:
-    check = obj.vault(auto_cleanup=False).remotes.pull(remote_name)
+def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool) -> None:
+    def progress(done: int, total: int, nbytes: int) -> None:
+        if done < total:
+            click.echo(f"applied {done:,} of {total:,} entries, {_mb(nbytes)} fetched", err=True)
+
+    result = obj.vault(auto_cleanup=False).remotes.pull(remote_name, dry_run=dry_run, progress=progress)
+    check = result.check
     if as_json:
         devices = [
             {
@@ -81,14 +87,19 @@ def _pull(obj: Context, remote_name: str | None, *, as_json: bool) -> None:
             }
             for d in check.devices
         ]
-        echo_json({"remote": check.remote, **check.counts(), "logs": devices})
+        echo_json({"remote": check.remote, **result.counts(), "logs": devices})
         return
     for d in check.devices:
         who = "this device" if d.mine else f"device {d.device.hex}"
         late = "; its last entry is not written yet (an upload in flight)" if d.pending else ""
         click.echo(f"{who}: {d.entries:,} entries check out (head at {d.head}){late}", err=True)
+    would = "would apply" if dry_run else "applied"
+    forks = f", {result.forked} diverged lines kept as forks" if result.forked else ""
     click.echo(
-        f"Checked {len(check.devices)} device logs on {check.remote}: every chain and head verifies; "
-        "nothing was applied (the applying pull is coming: docs/sync.md)",
+        f"Checked {len(check.devices)} device logs on {check.remote}; {would} {result.put} sessions, "
+        f"{result.appended} appends, {result.meta} metadata changes{forks}"
+        + (f" ({result.meta_older} older metadata changes lost to newer ones)" if result.meta_older else "")
+        + (f"; {result.skipped} entries name sessions this vault lacks" if result.skipped else "")
+        + f"; {_mb(result.bytes)} fetched",
         err=True,
     )

@@ -1,0 +1,548 @@
+"""``sessionseal sync --pull``, the applying half: the other devices' entries, once their logs
+check out (:mod:`._syncpull`), written into this vault through its own validated, sanitized,
+audited write paths (docs/sync.md, "Pull"; docs/design.md, "Pull").
+
+Entries are applied in hybrid-clock order (each device's log keeps its own order), from where
+this device's **pull cursor** says it stopped: ``sync/<UUIDv5(device, "pull cursor")>.sst``, sealed like the push
+cursor (:mod:`._synccursor`) under a key derived from the newest epoch key, replaced atomically.
+
+- ``session.put``: the object (hash checked before it is decrypted, the frame's size against
+  the vault's limit before it is decompressed), parsed as a session and saved with its id, as
+  ``save`` does (validated, sanitized, audited ``save``).  A local session with changes this
+  device has not pushed yet is kept: the remote's version becomes a linked fork.
+- ``session.append``: the segment's operations appended as ``append`` does, when the local
+  session holds exactly the line the entry extends (nothing unpushed here, and the operation
+  count this device last pushed or pulled equals the entry's ``base``).  Otherwise the lines
+  diverged: the local line stays and the remote's becomes a linked fork (``forked_from``) with
+  an id every device derives alike (UUIDv5 of the session, the device and the entry's seq);
+  that device's later appends to the session go to the fork.
+- ``session.meta``: last writer wins per field by (hlc, device id); the winner's clock is kept
+  in the pull cursor, this device's own entries included, so a later pull stays consistent.
+
+What a pull writes is marked as pushed in the push cursor (or, before this device's first push,
+in the pull cursor, from which that push starts): it is never sent back as this device's own.
+
+**Killed anywhere, a pull resumes to the same vault.**  Before each write the cursor records
+the intent (the entry, the session written and its version before); after the write the push
+cursor, then the pull cursor (advanced past the entry) are replaced.  A pull that finds an
+intent looks at the session: another version than the one recorded means the write happened,
+and only the bookkeeping is done again; the same version means it did not, and the entry is
+applied.  Each write is atomic (a save replaces the file, an append commits one group).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
+from .._fs import Dir
+from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
+from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
+
+if TYPE_CHECKING:
+    from .._config import RemoteConfig
+    from .._s3 import S3Store
+    from ._auditing import Auditor
+    from ._devices import Devices
+    from ._store import SessionStore
+    from ._syncpull import PullCheck
+
+__all__ = ["META_FIELDS", "Applier", "PullResult", "pull_synced"]
+
+MAGIC: Final = b"SSRP"
+VERSION: Final = 1
+HEADER: Final = struct.Struct(">4sB16s16sI12s")
+_LABEL: Final = b"sessionseal remote v1 pull cursor"
+_MAX: Final = 512 << 20
+#: A content object's payload at most (docs/spec/remote-v1.md, "Content objects").
+MAX_OBJECT: Final = 512 << 20
+_BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'sessionseal verify'"
+#: The namespace of fork ids (docs/spec/remote-v1.md, "The pull cursor").
+FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
+#: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
+META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
+KINDS: Final = frozenset({"session.put", "session.append", "session.meta"})
+#: Progress: (entries done, entries to apply, bytes fetched so far).
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass
+class PullResult:
+    """What a pull applied (or, with ``dry_run``, would apply): counts only, never a name."""
+
+    check: PullCheck
+    dry_run: bool
+    entries: int = 0  # other devices' entries beyond the cursor
+    put: int = 0
+    appended: int = 0
+    forked: int = 0
+    meta: int = 0  # session.meta entries that won
+    meta_older: int = 0  # ... that lost to a newer write of the field
+    skipped: int = 0  # entries naming a session this vault does not have (kept in the log)
+    bytes: int = 0  # content objects fetched
+    resumed: bool = False
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            **self.check.counts(),
+            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta,
+            "to_apply": self.entries,
+            "put": self.put,
+            "appended": self.appended,
+            "forked": self.forked,
+            "meta": self.meta,
+            "meta_older": self.meta_older,
+            "skipped": self.skipped,
+            "bytes": self.bytes,
+            "resumed": self.resumed,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class PullState:
+    """The decoded pull cursor."""
+
+    applied: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)  # device -> (seq, mac)
+    #: (device, seq, kind of write, session written, its (generation, end) before; None: none)
+    pending: tuple[uuid.UUID, int, str, uuid.UUID, tuple[int, int] | None] | None = None
+    lines: dict[tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, int]] = field(default_factory=dict)
+    winners: dict[tuple[uuid.UUID, str], tuple[int, uuid.UUID]] = field(default_factory=dict)
+    synced: dict[bytes, Pushed] = field(default_factory=dict)  # before the first push only
+    hlc: int = 0
+
+
+def _name(device: uuid.UUID) -> str:
+    # 32 hex digits, as every file of ``sync/`` is named (what verify and snapshot know).
+    return f"{uuid.uuid5(device, 'pull cursor').hex}.sst"
+
+
+def _encode(s: PullState) -> bytes:
+    p = s.pending
+    doc = {
+        "v": VERSION,
+        "applied": {d.hex: [seq, mac.hex()] for d, (seq, mac) in sorted(s.applied.items())},
+        "pending": None if p is None else [p[0].hex, p[1], p[2], p[3].hex, None if p[4] is None else list(p[4])],
+        "lines": [[d.hex, sid.hex, t.hex, n] for (d, sid), (t, n) in sorted(s.lines.items())],
+        "winners": [[sid.hex, f, h, d.hex] for (sid, f), (h, d) in sorted(s.winners.items())],
+        "synced": {k.hex(): [p.generation, p.end, p.groups, p.ops] for k, p in sorted(s.synced.items())},
+        "hlc": s.hlc,
+    }
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _decode(plain: bytes) -> PullState:
+    u = uuid.UUID
+    try:
+        doc = orjson.loads(plain)
+        if doc["v"] != VERSION:
+            raise ValueError
+        s = PullState(hlc=int(doc["hlc"]))
+        s.applied = {u(hex=d): (int(seq), bytes.fromhex(mac)) for d, (seq, mac) in doc["applied"].items()}
+        p = doc["pending"]
+        if p is not None:
+            s.pending = (u(hex=p[0]), int(p[1]), str(p[2]), u(hex=p[3]), None if p[4] is None else (p[4][0], p[4][1]))
+        s.lines = {(u(hex=d), u(hex=sid)): (u(hex=t), int(n)) for d, sid, t, n in doc["lines"]}
+        s.winners = {(u(hex=sid), str(f)): (int(h), u(hex=d)) for sid, f, h, d in doc["winners"]}
+        s.synced = {bytes.fromhex(k): Pushed(*(int(x) for x in v)) for k, v in doc["synced"].items()}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+        raise IntegrityError(_BAD) from None
+    return s
+
+
+def _key(epoch_key: bytes, remote: uuid.UUID, device: uuid.UUID) -> bytes:
+    return _crypto.hkdf(epoch_key, remote.bytes + device.bytes, _LABEL)
+
+
+def read_state(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]) -> PullState:
+    """The pull cursor (an empty one when this device never pulled)."""
+    try:
+        data = d.read(_name(device), max_size=_MAX)
+    except FileNotFoundError:
+        return PullState()
+    if len(data) < HEADER.size + _crypto.TAG_SIZE:
+        raise IntegrityError(_BAD)
+    magic, version, r, dev, epoch, nonce = HEADER.unpack_from(data)
+    if (magic, version, r, dev) != (MAGIC, VERSION, remote.bytes, device.bytes) or epoch not in epoch_keys:
+        raise IntegrityError(_BAD)
+    plain = _crypto.decrypt(_key(epoch_keys[epoch], remote, device), nonce, data[HEADER.size :], data[: HEADER.size])
+    return _decode(_compress.decompress(plain))
+
+
+def write_state(d: Dir, s: PullState, remote: uuid.UUID, device: uuid.UUID, *, epoch: int, epoch_key: bytes) -> None:
+    nonce = _crypto.random_bytes(_crypto.NONCE_SIZE)
+    header = HEADER.pack(MAGIC, VERSION, remote.bytes, device.bytes, epoch, nonce)
+    _, sealed = _crypto.encrypt(_key(epoch_key, remote, device), _compress.compress(_encode(s)), header, nonce=nonce)
+    d.write_atomic(_name(device), header + sealed)
+
+
+def pull_synced(
+    d: Dir | None, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]
+) -> dict[bytes, Pushed]:
+    """What pulls wrote before this device's first push (the push starts from it)."""
+    if d is None:
+        return {}
+    return dict(read_state(d, remote, device, epoch_keys).synced)
+
+
+@dataclass(frozen=True)
+class _Todo:
+    device: uuid.UUID
+    opened: _remotelog.Opened
+    hlc: int
+
+
+class Applier:
+    """One applying pull, under the sync lock."""
+
+    def __init__(
+        self,
+        *,
+        config: RemoteConfig,
+        s3: S3Store,
+        devices: Devices,
+        store: SessionStore,
+        auditor: Auditor,
+        sync_dir: Dir | None,
+        check: PullCheck,
+        dry_run: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.config, self.s3, self.store, self.auditor = config, s3, store, auditor
+        self.dir, self.dry_run, self.progress = sync_dir, dry_run, progress
+        self.url = _remote.parse_url(config.url)
+        self.held = devices.epoch_keys(config)
+        rid = devices.identity(config).remote_id
+        assert rid is not None  # check_logs refused a device without the remote's keys
+        self.rid, self.me = rid, config.device
+        self.epoch, self.key = devices.current_epoch(config)
+        self.result = PullResult(check, dry_run)
+        self.state = PullState() if sync_dir is None else read_state(sync_dir, rid, self.me, self.held)
+        self.push: Cursor | None = None
+        if sync_dir is not None:
+            self.push = read_cursor(sync_dir, rid, self.me, self.held)
+        self.logs = check.logs
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def run(self) -> PullResult:
+        todo = self._todo()
+        self.result.entries = sum(1 for t in todo if t.device != self.me)
+        if self.dry_run:
+            for t in todo:
+                if t.device != self.me:
+                    self._count_dry(t.opened.entry)
+            return self.result
+        self.result.resumed = self.state.pending is not None
+        for t in todo:  # this device's own entries first: their clocks are known before any other's
+            if t.device == self.me:
+                self._own(t)
+        done = 0
+        last = time.monotonic()
+        for t in todo:
+            if t.device != self.me:
+                self._one(t)
+                done += 1
+            if self.progress is not None and time.monotonic() - last >= 2.0:
+                self.progress(done, self.result.entries, self.result.bytes)
+                last = time.monotonic()
+        if self.progress is not None and self.result.entries:
+            self.progress(done, self.result.entries, self.result.bytes)
+        if self.push is not None and self.push.hlc < self.state.hlc and self.dir is not None:
+            # The clock moves past every clock it read: this device's next changes are later.
+            self.push.hlc = self.state.hlc
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+        return self.result
+
+    def _todo(self) -> list[_Todo]:
+        found: list[_Todo] = []
+        for dev, entries in self.logs.items():
+            seq, mac = self.state.applied.get(dev, (0, b""))
+            if seq:
+                at = [o for o in entries if o.seq == seq]
+                if not at or not _crypto.constant_time_equal(at[0].mac, mac):
+                    raise RemoteError(f"device {dev.hex}'s log no longer holds the entry this vault applied last")
+            for o in entries:
+                if o.seq > seq:
+                    found.append(_Todo(dev, o, int(str(o.entry.get("hlc", "0")), 16)))
+        return sorted(found, key=lambda t: (t.hlc, t.device.bytes, t.opened.seq))
+
+    def _count_dry(self, entry: dict[str, Any]) -> None:
+        kind = entry.get("kind")
+        if kind == "session.put":
+            self.result.put += 1
+        elif kind == "session.append":
+            self.result.appended += 1
+        elif kind == "session.meta":
+            self.result.meta += 1
+
+    def _own(self, t: _Todo) -> None:
+        """This device's own entry: nothing to write; a metadata clock to remember."""
+        e = t.opened.entry
+        if e.get("kind") == "session.meta":
+            self._won(uuid.UUID(e["session"]), str(e["field"]), t.hlc, t.device)
+        elif e.get("kind") == "session.put":
+            for f in e.get("meta") or {}:
+                self._won(uuid.UUID(e["session"]), str(f), t.hlc, t.device)
+        self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
+        self.state.hlc = max(self.state.hlc, t.hlc)
+        self._save_state()
+
+    def _won(self, sid: uuid.UUID, name: str, hlc: int, dev: uuid.UUID) -> bool:
+        old = self.state.winners.get((sid, name))
+        if old is not None and (old[0], old[1].bytes) >= (hlc, dev.bytes):
+            return False
+        self.state.winners[(sid, name)] = (hlc, dev)
+        return True
+
+    def _one(self, t: _Todo) -> None:
+        e, seq = t.opened.entry, t.opened.seq
+        kind = e.get("kind")
+        if kind in KINDS:
+            try:
+                sid = uuid.UUID(str(e["session"]))
+            except (KeyError, ValueError):
+                raise RemoteError(f"device {t.device.hex}'s entry {seq} is malformed") from None
+            pending = self.state.pending
+            try:
+                if pending is not None and pending[:2] == (t.device, seq) and self._version(pending[3]) != pending[4]:
+                    self._after(t, pending[2], sid, pending[3], written=True)  # written before a kill
+                elif kind == "session.put":
+                    self._put(t, sid)
+                elif kind == "session.append":
+                    self._append(t, sid)
+                else:
+                    self._meta(t, sid)
+            except (KeyError, TypeError, ValueError) as exc:  # an entry that authenticates but is out of shape
+                if isinstance(exc, SessionSealError):
+                    raise  # the vault's own, with its own message and exit code
+                raise RemoteError(f"device {t.device.hex}'s entry {seq} is malformed") from None
+        self.state.applied[t.device] = (seq, t.opened.mac)
+        self.state.pending = None
+        self.state.hlc = max(self.state.hlc, t.hlc)
+        self._save_state()
+
+    # -- the kinds ---------------------------------------------------------------------------
+
+    def _put(self, t: _Todo, sid: uuid.UUID) -> None:
+        doc = self._object(t.device, t.opened.entry)
+        if self._clean(sid) or self._version(sid) is None:
+            self._write(t, "put", sid, lambda: self._save(doc, sid))
+            self._after(t, "put", sid, sid)
+        else:  # this device changed it and has not pushed that yet: both are kept
+            self._fork(t, sid, doc)
+
+    def _append(self, t: _Todo, sid: uuid.UUID) -> None:
+        e = t.opened.entry
+        ops = self._ops(t, self._segment(t.device, e))
+        line = self.state.lines.get((t.device, sid))
+        if line is not None and line[0] != sid and self._version(line[0]) is not None:
+            target = line[0]  # that device's line of this session is a fork here
+            self._write(t, "append", target, lambda: self._append_ops(target, ops))
+            self._after(t, "append", sid, target)
+            return
+        version = self._version(sid)
+        if version is None:
+            self.result.skipped += 1  # a session this vault never had (a later put brings it)
+            return
+        if self._clean(sid) and self._pushed(sid).ops == int(e.get("base", -1)):
+            self._write(t, "append", sid, lambda: self._append_ops(sid, ops))
+            self._after(t, "append", sid, sid)
+            return
+        self._fork(t, sid, self._remote_line(t, sid, ops))
+
+    def _meta(self, t: _Todo, sid: uuid.UUID) -> None:
+        e = t.opened.entry
+        name = str(e.get("field"))
+        if name not in META_FIELDS:
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed")
+        if self._version(sid) is None:
+            self.result.skipped += 1
+            return
+        if name in self._unpushed_fields(sid) or not self._won(sid, name, t.hlc, t.device):
+            # A change of this device not pushed yet is the later one: its push gives it a
+            # clock past every clock read here.
+            self.result.meta_older += 1
+            return
+        ops = self._ops(t, [{"op": "set", "value": {name: e.get("value")}}])
+        self._write(t, "meta", sid, lambda: self._append_ops(sid, ops))
+        self._after(t, "meta", sid, sid)
+
+    def _fork(self, t: _Todo, sid: uuid.UUID, source: dict[str, Any]) -> None:
+        fork_id = uuid.uuid5(FORK_NAMESPACE, f"{sid}/{t.device}/{t.opened.seq}")
+        # Made at the entry's clock, not now: every device, and a pull resumed after a kill,
+        # makes the same fork.
+        made = datetime.fromtimestamp((t.hlc >> 16) / 1000, UTC).isoformat().replace("+00:00", "Z")
+        doc = _checkpoints.fork_document(source, fork_id, made, title=None, continuation=False)
+        doc["links"] = {**doc["links"], "forked_from": str(sid)}
+        if self._version(fork_id) is None:
+            self._write(t, "fork", fork_id, lambda: self._save(doc, fork_id))
+        self._after(t, "fork", sid, fork_id)
+
+    @staticmethod
+    def _ops(t: _Todo, raw: Any) -> list[dict[str, Any]]:
+        try:
+            return _events.check_ops(raw)
+        except InvalidInput:
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} holds invalid operations") from None
+
+    # -- writes and their bookkeeping ---------------------------------------------------------
+
+    def _write(self, t: _Todo, kind: str, target: uuid.UUID, write: Callable[[], None]) -> None:
+        self.state.pending = (t.device, t.opened.seq, kind, target, self._version(target))
+        self._save_state()
+        write()
+
+    def _after(self, t: _Todo, kind: str, sid: uuid.UUID, target: uuid.UUID, *, written: bool = False) -> None:
+        """What follows a write: the counts, the line's place, the push cursor."""
+        e = t.opened.entry
+        if kind == "put":
+            self.result.put += 1
+            self.state.lines[(t.device, sid)] = (sid, 0)
+            for f in e.get("meta") or {}:
+                self._won(sid, str(f), t.hlc, t.device)
+            self._synced(sid, 0)
+        elif kind == "append":
+            self.result.appended += 1
+            self.state.lines[(t.device, sid)] = (target, int(e["events"]))
+            self._synced(target, int(e["events"]) if target == sid else None)
+        elif kind == "fork":
+            self.result.forked += 1
+            self.state.lines[(t.device, sid)] = (target, int(e.get("events", 0)))
+            self._synced(target, None)
+        else:
+            self.result.meta += 1
+            if written:
+                self._won(sid, str(e["field"]), t.hlc, t.device)
+            if self._clean_after_meta(sid):
+                self._synced(sid, None)
+
+    def _synced(self, sid: uuid.UUID, ops: int | None) -> None:
+        """Mark *sid* as it is now as pushed (*ops*: its line's count; None: as it was)."""
+        try:
+            log = self.store.open(sid)
+        except SessionNotFound:
+            return
+        before = self._pushed(sid)
+        now = Pushed(log.header.generation, log.end, len(log.events), before.ops if ops is None else ops)
+        if self.push is not None:
+            self.push.sessions[sid.bytes] = now
+            self.push.hlc = max(self.push.hlc, self.state.hlc)
+            assert self.dir is not None
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+        else:
+            self.state.synced[sid.bytes] = now
+
+    def _pushed(self, sid: uuid.UUID) -> Pushed:
+        got = (self.push.sessions if self.push is not None else self.state.synced).get(sid.bytes)
+        return got if got is not None else Pushed(-1, -1, 0, 0)
+
+    def _clean(self, sid: uuid.UUID) -> bool:
+        """*sid* holds nothing this device has not pushed (or pulled)."""
+        p = self._pushed(sid)
+        return self._version(sid) == (p.generation, p.end)
+
+    def _clean_after_meta(self, sid: uuid.UUID) -> bool:
+        """Before the meta group just appended, *sid* was as pushed: one group more now."""
+        p = self._pushed(sid)
+        try:
+            log = self.store.open(sid)
+        except SessionNotFound:
+            return False
+        return log.header.generation == p.generation and len(log.events) == p.groups + 1
+
+    def _unpushed_fields(self, sid: uuid.UUID) -> set[str]:
+        """The metadata fields this device changed in *sid* and has not pushed yet (every
+        field when the session was rewritten since)."""
+        if self._clean(sid):
+            return set()
+        p = self._pushed(sid)
+        log = self.store.open(sid)
+        if log.header.generation != p.generation or len(log.events) < p.groups:
+            return set(META_FIELDS)
+        fields: set[str] = set()
+        for payload in log.events[p.groups :]:
+            for op in _events.check_ops(orjson.loads(_container.decode_payload(payload)).get("ops")):
+                if op.get("op") == "set" and isinstance(op.get("value"), dict):
+                    fields.update(op["value"])
+        return fields
+
+    def _version(self, sid: uuid.UUID) -> tuple[int, int] | None:
+        try:
+            log = self.store.open(sid)
+        except SessionNotFound:
+            return None
+        return log.header.generation, log.end
+
+    def _save(self, doc: dict[str, Any], sid: uuid.UUID) -> None:
+        from ..models import parse_session
+
+        if str(doc.get("id")) != str(sid):
+            raise RemoteError("a pulled session's object names another session")
+        try:
+            model = parse_session(orjson.dumps(doc))
+        except InvalidInput:
+            raise RemoteError("a pulled session is not a valid session document") from None
+        nbytes, counts = self.store.save(model, touch=False)
+        self.auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
+
+    def _append_ops(self, sid: uuid.UUID, ops: list[dict[str, Any]]) -> None:
+        nbytes, counts = self.store.append(sid, ops, touch=False)
+        self.auditor.record("append", session=sid, nbytes=nbytes, redactions=counts, private={"events": len(ops)})
+
+    # -- reading objects ---------------------------------------------------------------------
+
+    def _payload(self, dev: uuid.UUID, entry: dict[str, Any]) -> bytes:
+        name, size = str(entry.get("object")), entry.get("size")
+        data = self.s3.get(_remote.device_prefix(self.url, dev) + "o/" + name)
+        if type(size) is not int or len(data) != size:
+            raise RemoteError(f"device {dev.hex}'s content object is not the size its entry names")
+        self.result.bytes += len(data)
+        try:
+            frame = _remotelog.open_object(name, data, self.held, self.rid, dev)
+            return _compress.decompress_bounded(bytes([1]) + frame, MAX_OBJECT)
+        except (IntegrityError, InvalidInput):
+            raise RemoteError(f"device {dev.hex}'s content object does not open (modified or misplaced)") from None
+
+    def _object(self, dev: uuid.UUID, entry: dict[str, Any]) -> dict[str, Any]:
+        try:
+            doc = orjson.loads(self._payload(dev, entry))
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise RemoteError(f"device {dev.hex}'s content object is not a session document")
+        return doc
+
+    def _segment(self, dev: uuid.UUID, entry: dict[str, Any]) -> list[Any]:
+        try:
+            return [orjson.loads(line) for line in self._payload(dev, entry).splitlines() if line]
+        except orjson.JSONDecodeError:
+            raise RemoteError(f"device {dev.hex}'s content object is not a segment") from None
+
+    def _remote_line(self, t: _Todo, sid: uuid.UUID, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """The session as the other device holds it after *t*: its last ``session.put`` of
+        it and its appends since; or, when its log holds no put of it (its line started from a
+        pull), this vault's version with the segment applied: nothing of either is dropped."""
+        entries = [o for o in self.logs[t.device] if o.seq < t.opened.seq and o.entry.get("session") == str(sid)]
+        puts = [i for i, o in enumerate(entries) if o.entry.get("kind") == "session.put"]
+        if puts:
+            doc = self._object(t.device, entries[puts[-1]].entry)
+            for o in entries[puts[-1] + 1 :]:
+                if o.entry.get("kind") == "session.append":
+                    _events.apply(doc, _events.check_ops(self._segment(t.device, o.entry)))
+        else:
+            doc = orjson.loads(self.store.document(self.store.open(sid)))
+        _events.apply(doc, ops)
+        return doc
+
+    def _save_state(self) -> None:
+        if self.dir is not None and not self.dry_run:
+            write_state(self.dir, self.state, self.rid, self.me, epoch=self.epoch, epoch_key=self.key)
