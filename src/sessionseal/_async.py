@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         VaultInfo,
         VaultStats,
     )
+    from ._vault._backups import Backups, Snapshot
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
     from ._vault._sync import PushResult
@@ -156,6 +157,11 @@ class AsyncVault:
     def remotes(self) -> AsyncRemotes:
         """The vault's remotes, each call in a worker thread (see :attr:`Vault.remotes`)."""
         return AsyncRemotes(self.sync.remotes)
+
+    @property
+    def backups(self) -> AsyncBackups:
+        """Snapshots and recovery kits, each call in a worker thread (see :attr:`Vault.backups`)."""
+        return AsyncBackups(self.sync.backups)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -506,3 +512,25 @@ class AsyncRemotes:
     async def pull(self, name: str | None = None, *, dry_run: bool = False) -> PullResult:
         """See ``Vault.remotes.pull`` (network and disk: in a worker thread)."""
         return await asyncio.to_thread(self.sync.pull, name, dry_run=dry_run)
+
+
+class AsyncBackups:
+    """:attr:`Vault.backups` for asyncio: a snapshot copies the whole vault and a recovery kit
+    runs scrypt, so every call runs in a worker thread, never on the event loop."""
+
+    def __init__(self, backups: Backups) -> None:
+        self.sync = backups
+
+    async def snapshot(
+        self, to: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
+    ) -> Snapshot:
+        """See ``Vault.backups.snapshot`` (*progress* is called from the worker thread)."""
+        return await asyncio.to_thread(self.sync.snapshot, to, progress=progress)
+
+    async def export_kit(self, out: str | os.PathLike[str], passphrase: str) -> int:
+        """See ``Vault.backups.export_kit``."""
+        return await asyncio.to_thread(self.sync.export_kit, out, passphrase)
+
+    async def imported(self, epoch: int) -> None:
+        """See ``Vault.backups.imported``."""
+        await asyncio.to_thread(self.sync.imported, epoch)
