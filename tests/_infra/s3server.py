@@ -177,3 +177,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def server_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """:func:`s3_server`, its endpoint and SigV4 credentials in the environment (the usual AWS
+    sources boto3 reads), and no ``AWS_PROFILE`` of the machine's to pick other credentials."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server

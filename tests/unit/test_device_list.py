@@ -32,14 +32,6 @@ from tests.memkeyring import MemoryKeyring
 PREFIX = "team/me"
 
 
-@pytest.fixture
-def server_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return s3_server
-
-
 def _vault(path: Path, server: S3Server) -> Vault:
     v = Vault.init(path, key_provider=KeychainProvider(backend=MemoryKeyring()))
     v.remotes.add("cloud", f"s3://{server.bucket}/{PREFIX}", endpoint=server.endpoint)

@@ -45,13 +45,6 @@ def run(memory_keyring: object, vault_path: Path, monkeypatch: pytest.MonkeyPatc
     return invoke
 
 
-@pytest.fixture
-def server_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    return s3_server
-
-
 def _remotes(run: Run) -> list[dict[str, object]]:
     listed: list[dict[str, object]] = json.loads(run("remote", "list", "--json").stdout)["remotes"]
     return listed

@@ -29,14 +29,6 @@ PREFIX = "team/me"
 
 
 @pytest.fixture
-def server_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return s3_server
-
-
-@pytest.fixture
 def vault(vault_path: Path, provider: KeychainProvider, server_env: S3Server) -> Iterator[Vault]:
     v = Vault.init(vault_path, key_provider=provider)
     v.remotes.add("cloud", f"s3://{server_env.bucket}/{PREFIX}", endpoint=server_env.endpoint)

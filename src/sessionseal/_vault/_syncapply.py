@@ -32,7 +32,6 @@ applied.  Each write is atomic (a save replaces the file, an append commits one 
 
 from __future__ import annotations
 
-import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -45,7 +44,7 @@ import orjson
 from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
-from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
+from ._synccursor import Cursor, Pushed, Sealed, open_sealed, read_cursor, seal, write_cursor
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -57,14 +56,12 @@ if TYPE_CHECKING:
 
 __all__ = ["META_FIELDS", "Applier", "PullResult", "pull_synced"]
 
-MAGIC: Final = b"SSRP"
 VERSION: Final = 1
-HEADER: Final = struct.Struct(">4sB16s16sI12s")
-_LABEL: Final = b"sessionseal remote v1 pull cursor"
-_MAX: Final = 512 << 20
 #: A content object's payload at most (docs/spec/remote-v1.md, "Content objects").
 MAX_OBJECT: Final = 512 << 20
 _BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'sessionseal verify'"
+#: The pull cursor's magic and key label (docs/spec/remote-v1.md, "The pull cursor").
+_PULL_CURSOR: Final = Sealed(b"SSRP", b"sessionseal remote v1 pull cursor", _BAD)
 #: The namespace of fork ids (docs/spec/remote-v1.md, "The pull cursor").
 FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
 #: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
@@ -158,30 +155,14 @@ def _decode(plain: bytes) -> PullState:
     return s
 
 
-def _key(epoch_key: bytes, remote: uuid.UUID, device: uuid.UUID) -> bytes:
-    return _crypto.hkdf(epoch_key, remote.bytes + device.bytes, _LABEL)
-
-
 def read_state(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]) -> PullState:
     """The pull cursor (an empty one when this device never pulled)."""
-    try:
-        data = d.read(_name(device), max_size=_MAX)
-    except FileNotFoundError:
-        return PullState()
-    if len(data) < HEADER.size + _crypto.TAG_SIZE:
-        raise IntegrityError(_BAD)
-    magic, version, r, dev, epoch, nonce = HEADER.unpack_from(data)
-    if (magic, version, r, dev) != (MAGIC, VERSION, remote.bytes, device.bytes) or epoch not in epoch_keys:
-        raise IntegrityError(_BAD)
-    plain = _crypto.decrypt(_key(epoch_keys[epoch], remote, device), nonce, data[HEADER.size :], data[: HEADER.size])
-    return _decode(_compress.decompress(plain))
+    plain = open_sealed(_PULL_CURSOR, d, _name(device), remote=remote, device=device, epoch_keys=epoch_keys)
+    return PullState() if plain is None else _decode(plain)
 
 
 def write_state(d: Dir, s: PullState, remote: uuid.UUID, device: uuid.UUID, *, epoch: int, epoch_key: bytes) -> None:
-    nonce = _crypto.random_bytes(_crypto.NONCE_SIZE)
-    header = HEADER.pack(MAGIC, VERSION, remote.bytes, device.bytes, epoch, nonce)
-    _, sealed = _crypto.encrypt(_key(epoch_key, remote, device), _compress.compress(_encode(s)), header, nonce=nonce)
-    d.write_atomic(_name(device), header + sealed)
+    seal(_PULL_CURSOR, d, _name(device), _encode(s), remote=remote, device=device, epoch=epoch, epoch_key=epoch_key)
 
 
 def pull_synced(

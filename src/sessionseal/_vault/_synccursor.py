@@ -29,7 +29,17 @@ from .._fs import Dir
 from .._remotelog import ZERO_MAC
 from ..errors import IntegrityError
 
-__all__ = ["SYNC_DIR", "Cursor", "Pushed", "cursor_name", "read_cursor", "write_cursor"]
+__all__ = [
+    "SYNC_DIR",
+    "Cursor",
+    "Pushed",
+    "Sealed",
+    "cursor_name",
+    "open_sealed",
+    "read_cursor",
+    "seal",
+    "write_cursor",
+]
 
 SYNC_DIR: Final = "sync"
 MAGIC: Final = b"SSRC"
@@ -76,10 +86,6 @@ class Cursor:
 
 def cursor_name(device: uuid.UUID) -> str:
     return f"{device.hex}.sst"
-
-
-def _key(epoch_key: bytes, remote: uuid.UUID, device: uuid.UUID) -> bytes:
-    return _crypto.hkdf(epoch_key, remote.bytes + device.bytes, _LABEL)
 
 
 def _encode(c: Cursor) -> bytes:
@@ -130,23 +136,72 @@ def read_cursor(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[i
     :raises IntegrityError: modified, of another remote or device, or sealed under an epoch
         this device no longer holds.
     """
-    try:
-        data = d.read(cursor_name(device), max_size=_MAX)
-    except FileNotFoundError:
-        return None
-    if len(data) < HEADER.size + _crypto.TAG_SIZE:
-        raise IntegrityError(_BAD)
-    magic, version, r, dev, epoch, nonce = HEADER.unpack_from(data)
-    if (magic, version, r, dev) != (MAGIC, VERSION, remote.bytes, device.bytes) or epoch not in epoch_keys:
-        raise IntegrityError(_BAD)
-    plain = _crypto.decrypt(_key(epoch_keys[epoch], remote, device), nonce, data[HEADER.size :], data[: HEADER.size])
-    return _decode(remote, device, _compress.decompress(plain))
+    plain = open_sealed(PUSH_CURSOR, d, cursor_name(device), remote=remote, device=device, epoch_keys=epoch_keys)
+    return None if plain is None else _decode(remote, device, plain)
 
 
 def write_cursor(d: Dir, cursor: Cursor, epoch: int, epoch_key: bytes) -> None:
     """Replace the cursor atomically, sealed under *epoch*'s key (the newest this device holds)."""
+    seal(
+        PUSH_CURSOR,
+        d,
+        cursor_name(cursor.device),
+        _encode(cursor),
+        remote=cursor.remote,
+        device=cursor.device,
+        epoch=epoch,
+        epoch_key=epoch_key,
+    )
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """One kind of this device's sealed sync file (the push cursor here, the pull cursor in
+    ``_syncapply``): its magic and key label bind the role, so neither opens as the other."""
+
+    magic: bytes
+    label: bytes
+    bad: str  # the integrity error's message
+
+
+PUSH_CURSOR: Final = Sealed(MAGIC, _LABEL, _BAD)
+
+
+def open_sealed(
+    kind: Sealed, d: Dir, name: str, *, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]
+) -> bytes | None:
+    """The payload of the sealed file *name* in *d*, or None when there is none.
+
+    :raises IntegrityError: modified, of another kind, remote or device, or sealed under an
+        epoch this device no longer holds.
+    """
+    try:
+        data = d.read(name, max_size=_MAX)
+    except FileNotFoundError:
+        return None
+    if len(data) < HEADER.size + _crypto.TAG_SIZE:
+        raise IntegrityError(kind.bad)
+    magic, version, r, dev, epoch, nonce = HEADER.unpack_from(data)
+    if (magic, version, r, dev) != (kind.magic, VERSION, remote.bytes, device.bytes) or epoch not in epoch_keys:
+        raise IntegrityError(kind.bad)
+    key = _crypto.hkdf(epoch_keys[epoch], remote.bytes + device.bytes, kind.label)
+    return _compress.decompress(_crypto.decrypt(key, nonce, data[HEADER.size :], data[: HEADER.size]))
+
+
+def seal(
+    kind: Sealed,
+    d: Dir,
+    name: str,
+    payload: bytes,
+    *,
+    remote: uuid.UUID,
+    device: uuid.UUID,
+    epoch: int,
+    epoch_key: bytes,
+) -> None:
+    """Replace *name* in *d* atomically with *payload* sealed under *epoch*'s key."""
     nonce = _crypto.random_bytes(_crypto.NONCE_SIZE)
-    header = HEADER.pack(MAGIC, VERSION, cursor.remote.bytes, cursor.device.bytes, epoch, nonce)
-    key = _key(epoch_key, cursor.remote, cursor.device)
-    _, sealed = _crypto.encrypt(key, _compress.compress(_encode(cursor)), header, nonce=nonce)
-    d.write_atomic(cursor_name(cursor.device), header + sealed)
+    header = HEADER.pack(kind.magic, VERSION, remote.bytes, device.bytes, epoch, nonce)
+    key = _crypto.hkdf(epoch_key, remote.bytes + device.bytes, kind.label)
+    _, sealed = _crypto.encrypt(key, _compress.compress(payload), header, nonce=nonce)
+    d.write_atomic(name, header + sealed)
