@@ -22,12 +22,9 @@ Medians in ms; the machine may be shared with other work: read the figures of on
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -35,16 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_append import make_session, make_turn
 from bench_fts_delta import _delta_stats
+from bench_fts_write import timed_ms
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._vault import _fulltext
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    gc.collect()
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
 
 
 def _forget(fulltext: object) -> None:
@@ -80,12 +71,12 @@ def main() -> None:
             rows: dict[str, list[float]] = {"off": [], "hot": [], "cold": [], "cold, fresh process": []}
             for r in range(args.repeat):
                 fulltext.enabled = False
-                rows["off"].append(_timed(lambda: v.append(cold[3 * r], make_turn(turn + r))))
+                rows["off"].append(timed_ms(lambda: v.append(cold[3 * r], make_turn(turn + r))))
                 fulltext.enabled = True
-                rows["hot"].append(_timed(lambda: v.append(last, make_turn(turn + r))))
-                rows["cold"].append(_timed(lambda: v.append(cold[3 * r + 1], make_turn(turn + r))))
+                rows["hot"].append(timed_ms(lambda: v.append(last, make_turn(turn + r))))
+                rows["cold"].append(timed_ms(lambda: v.append(cold[3 * r + 1], make_turn(turn + r))))
                 _forget(fulltext)
-                rows["cold, fresh process"].append(_timed(lambda: v.append(cold[3 * r + 2], make_turn(turn + r))))
+                rows["cold, fresh process"].append(timed_ms(lambda: v.append(cold[3 * r + 2], make_turn(turn + r))))
                 v.append(last, make_turn(turn + r))  # the hot session writes the log's last record again
             size, frames = _delta_stats(root / "fts")
             print(f"delta log at the end: {frames} frames, {size / 2**20:.1f} MiB")

@@ -14,28 +14,20 @@ shared with other work.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_fts_write import timed_ms
+
 from sessionseal._fs import Dir
 from sessionseal._keystore import MasterKeys
 from sessionseal._vault._ftsfiles import MANIFEST, Manifest, SegmentInfo
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    gc.collect()
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
 
 
 def main() -> None:
@@ -57,9 +49,9 @@ def main() -> None:
         one = sids[len(sids) // 2]
         rows: dict[str, list[float]] = {"load": [], "load + one stamp": [], "load + every stamp": []}
         for _ in range(args.repeat):
-            rows["load"].append(_timed(lambda: Manifest.load(fts, vid, master)))
-            rows["load + one stamp"].append(_timed(lambda: Manifest.load(fts, vid, master).stamps.get(one)))
-            rows["load + every stamp"].append(_timed(lambda: dict(Manifest.load(fts, vid, master).stamps.items())))
+            rows["load"].append(timed_ms(lambda: Manifest.load(fts, vid, master)))
+            rows["load + one stamp"].append(timed_ms(lambda: Manifest.load(fts, vid, master).stamps.get(one)))
+            rows["load + every stamp"].append(timed_ms(lambda: dict(Manifest.load(fts, vid, master).stamps.items())))
         fts.close()
     print(f"manifest of {args.sessions} sessions in {n} segments: {size / 1024:.0f} KiB on disk")
     print("| step | median (ms) |")

@@ -34,7 +34,8 @@ from bench_append import label, make_session, make_turn, parse_size
 from sessionseal import PassphraseProvider, Vault
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def timed_ms(fn: Callable[[], object]) -> float:
+    """*fn*'s wall time in ms, after a garbage collection (so none lands inside)."""
     gc.collect()
     t = time.perf_counter()
     fn()
@@ -63,7 +64,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for enabled, out in ((False, off), (True, on)):
                         fulltext.enabled = enabled
-                        out.append(_timed(lambda: v.save(whole)))
+                        out.append(timed_ms(lambda: v.save(whole)))
                 a, b = statistics.median(off), statistics.median(on)
                 print(f"| save {label(size)} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
             sid = v.save(make_session(parse_size(args.append_size)))
@@ -72,7 +73,7 @@ def main() -> None:
                 for enabled, out in ((False, off), (True, on)):
                     fulltext.enabled = enabled
                     turn = make_turn(i)
-                    out.append(_timed(lambda: v.append(sid, turn)))
+                    out.append(timed_ms(lambda: v.append(sid, turn)))
             a, b = statistics.median(off), statistics.median(on)
             ma, mb = statistics.fmean(off), statistics.fmean(on)
             print(

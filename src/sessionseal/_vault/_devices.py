@@ -52,11 +52,11 @@ class DeviceIdentity:
 
     @property
     def x25519_public(self) -> bytes:
-        return _crypto.x25519_public(self.x25519)
+        return self.keys.x25519_public
 
     @property
     def ed25519_public(self) -> bytes:
-        return _crypto.ed25519_public(self.ed25519)
+        return self.keys.ed25519_public
 
     def fingerprint(self, remote_id: uuid.UUID | None = None) -> bytes:
         """docs/spec/remote-v1.md, "Device record": SHA-256 of the remote, device and public keys."""
