@@ -51,9 +51,11 @@ CHILD = """
 import json, resource, sys, time, uuid
 src, bench, path, ids, first, spare = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 sys.path[:0] = [src, bench]
-from bench_append import make_turn
+import sessionseal  # before bench_append, which puts this tree's src/ first on the path
 from sessionseal import Vault
 from sessionseal._vault import _fulltext
+from bench_append import make_turn
+assert sessionseal.__file__.startswith(src), sessionseal.__file__
 _fulltext.COMPACT_FRAMES = _fulltext.COMPACT_BYTES = 1 << 40  # the log stays full
 
 def cpu():

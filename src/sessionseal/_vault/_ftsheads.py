@@ -191,6 +191,8 @@ class LogHeads:
 
     def __init__(self) -> None:
         self._mem: _Remembered | None = None
+        #: The log's whole records after the last append (a compaction's trigger: no second read).
+        self.frames = 0
 
     def forget(self) -> None:
         self._mem = None
@@ -248,6 +250,7 @@ class LogHeads:
             return None
         frame = delta_frame(header.raw, dek, count, record, compress=True)
         size = append_frame(fd, end, frame)
+        self.frames = count + 1
         if mem is not None:
             mem.add(sid, head[1], head[2])
             mem.count, mem.end, mem.tail = count + 1, size, frame[-TAG:]

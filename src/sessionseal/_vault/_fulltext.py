@@ -288,7 +288,7 @@ class FullText:
                 os.close(fd)
             if size is None:
                 return False
-            if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
+            if size > COMPACT_BYTES or self._log_heads.frames >= COMPACT_FRAMES:  # counted as appended
                 self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
