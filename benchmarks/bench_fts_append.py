@@ -39,9 +39,11 @@ from sessionseal._vault import _fulltext
 
 
 def _forget(fulltext: object) -> None:
-    """What a fresh process does not have: the manifest and the log's heads as last read."""
+    """What a fresh process does not have: the manifest and the log's heads as last read (the
+    log's heads checkpoint on disk it does have: benchmarks/bench_fts_heads.py runs real
+    fresh processes)."""
     fulltext._cached = None  # type: ignore[attr-defined]
-    heads = getattr(fulltext, "_heads", None)  # (before issue 23's append check, none)
+    heads = getattr(fulltext, "_log_heads", None)  # (before issue 23's append check, none)
     if heads is not None:
         heads.forget()
 

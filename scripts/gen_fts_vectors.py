@@ -75,6 +75,9 @@ MANIFEST: dict[str, Any] = {
         "00000000-0000-4000-8000-00000000000b": [3 << 20, 1234, 5678, 1700000000000000000],
     },
 }
+#: The delta log's heads checkpoint (docs/spec/fts-v1.md, "Heads checkpoint"): the log above,
+#: named by the manifest's delta id, covering both of its records.
+HEADS_DEK = bytes(range(0xE0, 0x100))
 QUERIES = ["parser", "pars*", "flag AND NOT title:fix", "title:déjà OR value", "user:parser", "version", "fix"]
 
 
@@ -145,6 +148,24 @@ def manifest() -> bytes:
     )
 
 
+def heads() -> bytes:
+    """``fts/<delta id>.heads``: kind 10, object id the log's id, the payload raw."""
+    from sessionseal._vault._ftsheads import Heads, seal_heads
+
+    log = delta_log()
+    fold = {UUID(r["session_id"]).bytes: (r["generation"], *r["stamp"]) for r in DELTA}
+    h = Heads(log[:HEADER_SIZE], len(DELTA), len(log), log[-16:], fold)
+    return seal_heads(
+        VAULT,
+        UUID(MANIFEST["delta_id"]),
+        DELTA_KEY,
+        h,
+        compress=False,
+        dek=HEADS_DEK,
+        nonces=[bytes([0xF0]) * 12, bytes([0xF1]) * 12],
+    )
+
+
 def frames(data: bytes) -> list[dict[str, Any]]:
     """Offset, type and size of each frame (the file's own framing, not decrypted)."""
     out, pos = [], HEADER_SIZE
@@ -201,6 +222,21 @@ def vectors() -> dict[str, Any]:
             "payload_hex": manifest_payload().hex(),
             "file_hex": manifest().hex(),
         },
+        "heads": {
+            "log_id": MANIFEST["delta_id"],
+            "kek": hkdf_heads().hex(),
+            "dek": HEADS_DEK.hex(),
+            "nonces": "the DEK wrap: 12 bytes 0xf0; the BODY frame: 12 bytes 0xf1",
+            "count": len(DELTA),
+            "end": len(delta),
+            "tail_hex": delta[-16:].hex(),
+            "fold": {
+                r["session_id"]: [r["generation"], *r["stamp"]]
+                for r in sorted(DELTA, key=lambda r: UUID(r["session_id"]).bytes)
+            },
+            "payload_hex": _container.open_frames(heads(), parse(heads()), hkdf_heads())[1][0].data.hex(),
+            "file_hex": heads().hex(),
+        },
         "queries": {
             q: [
                 [str(h.session_id), h.fields]
@@ -209,6 +245,13 @@ def vectors() -> dict[str, Any]:
             for q in QUERIES
         },
     }
+
+
+def hkdf_heads() -> bytes:
+    from sessionseal import _crypto
+    from sessionseal._vault._ftsheads import LABEL_HEADS
+
+    return _crypto.derive_key(DELTA_KEY, LABEL_HEADS)
 
 
 def _reader(seg: bytes) -> _fts.SegmentReader:

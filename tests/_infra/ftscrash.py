@@ -38,6 +38,9 @@ PASSPHRASE = "fts crash harness"
 CLEANUP_POLICY = {"min_age": 0, "tags": [{"tag": "expire", "max_age": 0}]}
 #: The index's policy at a scale a test reaches: compaction at the third record, tiers of 2.
 SMALL = {"COMPACT_FRAMES": 3, "COMPACT_BYTES": 1 << 30, "TIER_FANOUT": 2}
+#: The delta log's heads checkpoint rewritten at every record (``_ftsheads.EVERY``), so that
+#: every write, and every kill, meets one.
+HEADS_EVERY = 1
 
 #: The named steps, and the operations that reach each.
 POINTS: dict[str, tuple[str, ...]] = {
@@ -45,6 +48,13 @@ POINTS: dict[str, tuple[str, ...]] = {
     "before-record": ("save", "append"),
     # Half of the delta log's new frame is on disk: a torn last frame.
     "torn-frame": ("save", "append"),
+    # An append's record is on disk (the checkpoint, rewritten at every record here, covered
+    # the log up to it), the log's heads checkpoint not rewritten yet ...
+    "heads-before": ("append",),
+    # ... the new checkpoint written and fsynced under its temporary name, not renamed ...
+    "heads-temp": ("append",),
+    # ... renamed over the old one (before compaction, the write's next step).
+    "heads-after": ("append",),
     # Compaction (the write's record is the log's third): after the new segment file...
     "compact-segment": ("save", "append"),
     # ... after the new, empty delta log ...
@@ -78,13 +88,14 @@ CHILD = textwrap.dedent(
     import json, os, signal, sys
     from sessionseal import Vault, _fs
     from sessionseal._fts import _delta
-    from sessionseal._vault import _fulltext
+    from sessionseal._vault import _fulltext, _ftsheads
     from sessionseal._vault._ftsfiles import Manifest
-    from tests._infra.ftscrash import CLEANUP_POLICY, SMALL
+    from tests._infra.ftscrash import CLEANUP_POLICY, HEADS_EVERY, SMALL
 
     path, point, op, args = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     for name, value in SMALL.items():
         setattr(_fulltext, name, value)
+    _ftsheads.EVERY = HEADS_EVERY
     FT = _fulltext.FullText
     where = []  # the index's step being taken: compact, reseal, sweep
 
@@ -129,6 +140,23 @@ CHILD = textwrap.dedent(
             os.fsync(fd)
             die()
         _delta.write_all = torn
+    elif point in ("heads-before", "heads-after"):
+        real_atomic = _fs.Dir.write_atomic
+        def heads(self, name, *a, **kw):
+            if name.endswith(".heads") and point == "heads-before":
+                die()
+            out = real_atomic(self, name, *a, **kw)
+            if name.endswith(".heads"):
+                die()
+            return out
+        _fs.Dir.write_atomic = heads
+    elif point == "heads-temp":
+        real_rename = _fs.os.rename
+        def rename(src, dst, *a, **kw):
+            if str(dst).endswith(".heads"):
+                die()
+            return real_rename(src, dst, *a, **kw)
+        _fs.os.rename = rename
     elif point == "reindex-pause":  # not a kill: the segments are built, the lock not taken yet
         real_build = _fulltext.build_segments  # reindex's builder (_vault/_ftsbuild.py)
         def pause(*a, **kw):
@@ -234,6 +262,7 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str], set[tuple[int, i
     from sessionseal._fs import Dir
     from sessionseal._fts import SegmentReader, read_delta
     from sessionseal._vault._ftsfiles import Manifest
+    from sessionseal._vault._ftsheads import open_heads
 
     master = vault.parts.keys.fresh_master()
     sessions: set[uuid.UUID] = set()
@@ -260,6 +289,10 @@ def readable_now(vault: Any) -> tuple[set[uuid.UUID], set[str], set[tuple[int, i
                         for a in r.read_all():
                             sessions.add(a.entry.session_id)
                             terms |= set(a.terms)
+                elif p.suffix == ".heads":
+                    h = open_heads(p.read_bytes(), vault.vault_id, uuid.UUID(hex=p.stem), key)
+                    sessions |= {uuid.UUID(bytes=sid) for sid in h.fold}
+                    stamps |= {(st[1], st[2], st[3]) for st in h.fold.values()}
                 elif p.suffix == ".delta":
                     for rec in read_delta(p.read_bytes(), vault.vault_id, key, torn_tail_ok=True):
                         sessions.add(rec.doc.session_id)
@@ -375,6 +408,7 @@ def check(path: str, spec: dict[str, Any]) -> dict[str, Any]:
             and man is not None
             and n != MANIFEST
             and n not in man.names()
+            and n != man.heads_name
             and n not in man.retired
         )
         removed = [n for n in unlisted if n not in after_names and n not in (man.retired if man else {})]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
-from sessionseal._vault import _fulltext
+from sessionseal._vault import _ftsheads, _fulltext
 from tests._infra import ftscrash
 from tests._infra.ftscrash import POINTS, doc
 
@@ -29,6 +29,7 @@ def _build(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, uuid.UUID]:
     with monkeypatch.context() as mp:
         for name, value in ftscrash.SMALL.items():
             mp.setattr(_fulltext, name, value)
+        mp.setattr(_ftsheads, "EVERY", ftscrash.HEADS_EVERY)
         with Vault.init(path, key_provider=PassphraseProvider(ftscrash.PASSPHRASE, log2_n=14)) as v:
             ids = {
                 "zero": v.save(doc("zero", "alphaword common")),

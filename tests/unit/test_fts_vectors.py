@@ -231,3 +231,57 @@ def test_the_package_reads_the_manifest_vector(tmp_path: Path) -> None:
     ]
     assert {str(k): list(v) for k, v in man.stamps.items()} == MAN["stamps"]
     assert {n: t.hex() for n, t in man.retired.items()} == MAN["retired"]
+
+
+def test_the_heads_checkpoint_decodes_by_the_spec_alone() -> None:
+    """docs/spec/fts-v1.md, "Heads checkpoint": kind 10 under HKDF(delta key, "sessionseal v1 fts
+    heads"), object id the log's id, generation the records covered, one BODY frame."""
+    h = VECTORS["heads"]
+    kek = hkdf(bytes.fromhex(DELTA["key"]), b"sessionseal v1 fts heads")
+    assert kek.hex() == h["kek"]
+    header, frames = spec_frames(bytes.fromhex(h["file_hex"]), kek)
+    kind, flags, vault, obj, generation, epoch = struct.unpack_from(">BH16s16sQI", header, 9)
+    assert (kind, flags, UUID(bytes=vault), UUID(bytes=obj), generation, epoch) == (
+        10,
+        0,
+        VAULT,
+        UUID(h["log_id"]),
+        h["count"],
+        0,
+    )
+    assert [t for t, _ in frames] == [2]  # BODY
+    payload = frames[0][1]
+    assert "00" + payload.hex() == h["payload_hex"]
+    log = bytes.fromhex(DELTA["file_hex"])
+    version, log_header, count, end, tail, n = struct.unpack_from(">B116sIQ16sI", payload, 0)
+    assert (version, log_header, count, end, tail) == (1, log[:116], 2, len(log), log[-16:])
+    assert (end, tail.hex()) == (h["end"], h["tail_hex"])
+    ids = [payload[149 + 16 * i : 165 + 16 * i] for i in range(n)]
+    assert ids == sorted(ids)
+    vals = struct.unpack_from(f">{4 * n}Q", payload, 149 + 16 * n)
+    assert len(payload) == 149 + 48 * n
+    fold = {str(UUID(bytes=sid)): list(vals[4 * i : 4 * i + 4]) for i, sid in enumerate(ids)}
+    assert fold == h["fold"]
+    # The fold of the log's records, by the spec's rule (a later record at or above replaces).
+    want: dict[str, list[int]] = {}
+    for r in DELTA["records"]:
+        if r["session_id"] not in want or r["generation"] >= want[r["session_id"]][0]:
+            want[r["session_id"]] = [r["generation"], *r["stamp"]]
+    assert fold == want
+
+
+def test_the_package_reads_the_heads_vector_and_refuses_another_log_or_key() -> None:
+    from sessionseal._vault._ftsheads import open_heads
+
+    h = VECTORS["heads"]
+    data, key = bytes.fromhex(h["file_hex"]), bytes.fromhex(DELTA["key"])
+    got = open_heads(data, VAULT, UUID(h["log_id"]), key)
+    assert {str(UUID(bytes=k)): list(v) for k, v in got.fold.items()} == h["fold"]
+    for log_id, k in ((UUID(int=1), key), (UUID(h["log_id"]), bytes(32)), (UUID(int=0), key)):
+        with pytest.raises(IntegrityError):
+            open_heads(data, VAULT, log_id, k)
+    for i in range(len(data)):  # every byte is authenticated
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        with pytest.raises(IntegrityError):
+            open_heads(bytes(bad), VAULT, UUID(h["log_id"]), key)

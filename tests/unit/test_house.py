@@ -26,6 +26,7 @@ VAULT_ORDER = [
     "_indexcache",
     "_ftstable",
     "_ftsfiles",
+    "_ftsheads",
     "_ftsbuild",
     "_fulltext",
     "_store",

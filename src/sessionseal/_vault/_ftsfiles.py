@@ -24,7 +24,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import HeadCache, SegmentReader, append_frame, delta_frame, delta_frames, frame_head, open_delta_header
+from .._fts import HeadCache, SegmentReader
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 from ._ftstable import FORMAT_BINARY, pack_manifest, unpack_manifest
@@ -33,7 +33,6 @@ __all__ = [
     "FTS_DIR",
     "MANIFEST",
     "DeadManifest",
-    "LogHeads",
     "Manifest",
     "OtherFtsFormat",
     "SegmentInfo",
@@ -44,6 +43,8 @@ FTS_DIR: Final = "fts"
 MANIFEST: Final = "manifest.sst"
 SEG_SUFFIX: Final = ".seg"
 DELTA_SUFFIX: Final = ".delta"
+#: The delta log's heads checkpoint, named by the log's id (``_ftsheads``).
+HEADS_SUFFIX: Final = ".heads"
 #: The manifest payload's formats: 1 JSON (``v``, read only), 2 binary columns (``_ftstable``);
 #: a manifest of another format means "no index".
 FORMAT_JSON: Final = 1
@@ -69,7 +70,7 @@ def is_fts_name(name: str) -> bool:
     if name == MANIFEST:
         return True
     stem, dot, suffix = name.partition(".")
-    if "." + suffix not in (SEG_SUFFIX, DELTA_SUFFIX) or len(stem) != 32 or not dot:
+    if "." + suffix not in (SEG_SUFFIX, DELTA_SUFFIX, HEADS_SUFFIX) or len(stem) != 32 or not dot:
         return False
     return all(c in "0123456789abcdef" for c in stem)
 
@@ -135,8 +136,13 @@ class Manifest:
     def delta_name(self) -> str:
         return self.delta_id.hex + DELTA_SUFFIX
 
+    @property
+    def heads_name(self) -> str:
+        """The delta log's heads checkpoint (optional: docs/spec/fts-v1.md, "Heads checkpoint")."""
+        return self.delta_id.hex + HEADS_SUFFIX
+
     def names(self) -> set[str]:
-        """The files this manifest names (itself aside)."""
+        """The files this manifest names (itself aside; the log's checkpoint goes with its log)."""
         return {s.name for s in self.segments} | {self.delta_name}
 
     # -- bytes ---------------------------------------------------------------------
@@ -270,138 +276,6 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
 
 def file_size(fts: Dir, name: str) -> int:
     return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
-
-
-Stamp4 = tuple[int, int, int, int]
-
-
-@dataclass
-class _Remembered:
-    """What a process last knew of one delta log: every whole frame up to *end* (*count* of
-    them, the last ending in *tail*, its GCM tag), folded per session (the view's rule)."""
-
-    ident: tuple[str, bytes, int, int, bytes]  # name, key, st_dev, st_ino, header
-    header: _container.Header
-    dek: bytes
-    count: int
-    end: int
-    tail: bytes
-    fold: dict[bytes, Stamp4]  # by the session id's 16 bytes
-
-    def add(self, sid: bytes, generation: int, stamp: Stamp) -> None:
-        have = self.fold.get(sid)
-        if have is None or generation >= have[0]:
-            self.fold[sid] = (generation, *stamp)
-
-
-class LogHeads:
-    """An append's check against the delta log (docs/spec/fts-v1.md, "Writers"), without
-    decrypting every record's head: the index must hold the session as its file was before the
-    append, ``(generation, stamp)`` folded from the manifest and the log's records.
-
-    A process remembers the fold of the log's records as last read, with the log's identity
-    (name, key, device, inode, header) and the tag of the last frame it read: the log is
-    append-only under its name (a compaction or rotation writes a new one), so while that frame
-    is still at that offset, only the frames after it are new. Without that memory (a fresh
-    process, another log), the records are read from the last one back until one of the
-    session's (a session's generations only rise, so its last record is the fold's); past
-    :data:`SCAN` records, the whole log is folded and remembered."""
-
-    #: Records read back from the end before the whole log is folded instead.
-    SCAN: Final = 32
-
-    def __init__(self) -> None:
-        self._mem: _Remembered | None = None
-
-    def forget(self) -> None:
-        self._mem = None
-
-    def append(
-        self,
-        fd: int,
-        man: Manifest,
-        vault_id: uuid.UUID,
-        record: bytes,
-        head: tuple[uuid.UUID, int, Stamp],
-        *,
-        after: Stamp4 | None,
-    ) -> int | None:
-        """Append *record* (whose session, generation and stamp are *head*) to the log open on
-        *fd* if the index holds its session at *after* (None: always); return the log's new
-        size, or None (nothing written: the index missed a write of the session)."""
-        self._mem, mem = None, self._mem  # remembered again only once this append is done
-        st = os.fstat(fd)
-        ident = (man.delta_name, man.delta_key, st.st_dev, st.st_ino)
-        sid = head[0].bytes
-        if mem is not None and _still(mem, fd, ident, st.st_size):
-            base = mem.end
-            view = memoryview(_pread(fd, st.st_size - base, base))
-            for s, e in delta_frames(view, pos=0):
-                mem.add(*frame_head(view[s:e], mem.header, mem.dek, mem.count))
-                mem.count, mem.end, mem.tail = mem.count + 1, base + e, bytes(view[e - TAG : e])
-            last: Stamp4 | None = mem.fold.get(sid)
-            header, dek, count, end = mem.header, mem.dek, mem.count, mem.end
-        else:
-            data = _pread(fd, st.st_size, 0)
-            header, dek = open_delta_header(data, vault_id, man.delta_key)
-            whole = delta_frames(data)
-            count, end = len(whole), (whole[-1][1] if whole else _container.HEADER_SIZE)
-            last, mem = None, None
-            if after is not None:  # a whole record (a save) needs no check
-                last, mem = self._scan(data, header, dek, whole, sid=sid, ident=(*ident, header.raw))
-        base = man.stamps.get(head[0])
-        have = last if last is not None and (base is None or last[0] >= base[0]) else base
-        if after is not None and have != after:
-            if mem is not None:
-                self._mem = mem
-            return None
-        frame = delta_frame(header.raw, dek, count, record, compress=True)
-        size = append_frame(fd, end, frame)
-        if mem is not None:
-            mem.add(sid, head[1], head[2])
-            mem.count, mem.end, mem.tail = count + 1, size, frame[-TAG:]
-            self._mem = mem
-        return size
-
-    def _scan(
-        self,
-        data: bytes,
-        header: _container.Header,
-        dek: bytes,
-        whole: list[tuple[int, int]],
-        *,
-        sid: bytes,
-        ident: tuple[str, bytes, int, int, bytes],
-    ) -> tuple[Stamp4 | None, _Remembered | None]:
-        view = memoryview(data)
-        read: dict[int, tuple[bytes, int, Stamp]] = {}
-        for i in range(len(whole) - 1, max(len(whole) - 1 - self.SCAN, -1), -1):
-            read[i] = frame_head(view[whole[i][0] : whole[i][1]], header, dek, i)
-            if read[i][0] == sid:
-                return (read[i][1], *read[i][2]), None
-        end = whole[-1][1] if whole else _container.HEADER_SIZE
-        mem = _Remembered(ident, header, dek, len(whole), end, bytes(view[end - TAG : end]), {})
-        for i, (s, e) in enumerate(whole):
-            mem.add(*(read.get(i) or frame_head(view[s:e], header, dek, i)))
-        return mem.fold.get(sid), mem
-
-
-#: A frame ends with its GCM tag: 16 random-looking bytes that name it.
-TAG: Final = 16
-
-
-def _still(mem: _Remembered, fd: int, ident: tuple[str, bytes, int, int], size: int) -> bool:
-    """Whether the log on *fd* is still the one *mem* read, with every frame it read."""
-    if mem.ident[:4] != ident or size < mem.end:
-        return False
-    return _pread(fd, _container.HEADER_SIZE, 0) == mem.ident[4] and _pread(fd, TAG, mem.end - TAG) == mem.tail
-
-
-def _pread(fd: int, n: int, offset: int) -> bytes:
-    data = os.pread(fd, n, offset)
-    if len(data) != n:
-        raise IntegrityError(INTEGRITY)
-    return data
 
 
 def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:

@@ -51,16 +51,15 @@ from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
     DeadManifest,
-    LogHeads,
     Manifest,
     OtherFtsFormat,
     SegmentInfo,
     Stamp,
-    file_size,
     header_tomb,
     is_fts_name,
     open_segment,
 )
+from ._ftsheads import LogHeads, check_heads
 from ._ftstable import FoldedStamps, fold_stamps
 from ._keys import Keys
 
@@ -283,13 +282,13 @@ class FullText:
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
                 size = self._log_heads.append(
-                    fd, man, ctx.vault_id, record, (doc.session_id, doc.generation, stamp), after=after
+                    fts, fd, man, ctx.vault_id, record, head=(doc.session_id, doc.generation, stamp), after=after
                 )
             finally:
                 os.close(fd)
             if size is None:
                 return False
-            if size > COMPACT_BYTES or (size > COMPACT_FRAMES * 64 and self._frames(fts, man) >= COMPACT_FRAMES):
+            if size > COMPACT_BYTES or self._log_heads.frames >= COMPACT_FRAMES:  # counted as appended
                 self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
@@ -355,7 +354,7 @@ class FullText:
         kept = [s for s in man.segments if s.id not in pulled]
         new = self._write_segments(fts, docs)
         old_delta = man.delta_name
-        retired = {s.name for s in man.segments if s.id in pulled} | {old_delta}
+        retired = {s.name for s in man.segments if s.id in pulled} | {old_delta, man.heads_name}
         man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
         fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
         man.segments = kept + new
@@ -458,7 +457,7 @@ class FullText:
                         docs = merge([r], [], drop=erased)
                     kept += self._write_segments(fts, docs)
                     retired.add(s.name)
-                retired.add(man.delta_name)
+                retired |= {man.delta_name, man.heads_name}
                 new_key, new_id = _crypto.new_key(), uuid.uuid4()
                 fresh = rewrite_delta(
                     data, vid, man.delta_key, new_key=new_key, generation=man.generation + 1, drop=erased
@@ -603,6 +602,10 @@ class FullText:
                 if name == man.delta_name:
                     data = fts.read(name, max_size=_MAX_DELTA)
                     records = read_delta(data, vid, man.delta_key, torn_tail_ok=True)
+                    heads = check_heads(fts, man, vid, data, records if read_data else None)
+                    if heads is not None:
+                        sev: Literal["error", "warning"] = "error" if heads[0] == "fts-damaged" else "warning"
+                        out.append((sev, heads[0], f"{FTS_DIR}/{man.heads_name}", heads[1]))
                     if read_data and len(records) != self._frames(fts, man):
                         out.append(
                             (
@@ -666,11 +669,8 @@ class FullText:
 
     def unlisted(self, fts: Dir, man: Manifest) -> list[str]:
         """Files of ``fts/`` the manifest neither names nor retired (reported, never removed)."""
-        named = man.names() | set(man.retired) | {MANIFEST}
+        named = man.names() | set(man.retired) | {MANIFEST, man.heads_name}
         return sorted(n for n in fts.names() if not n.startswith(".") and n not in named and is_fts_name(n))
-
-    def file_sizes(self, fts: Dir, man: Manifest) -> dict[str, int]:
-        return {n: file_size(fts, n) for n in man.names()}
 
 
 def _one_line(exc: BaseException) -> str:
