@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessionseal._sanitize import Sanitizer, available_engines
-from sessionseal._sanitize._native import build_prefilter, fold
+from sessionseal._sanitize._native import build_prefilter, fold, fold_source
 from sessionseal._sanitize._rules import default_catalogue
 
 from .conftest import engines, sanitizer_for
@@ -39,6 +41,40 @@ def test_prefilter_reports_keyword_starts_case_insensitively(engine: str) -> Non
 def test_fold_keeps_one_byte_per_character() -> None:
     text = "a😀é\ud800b"
     assert len(fold(text)) == len(text)
+
+
+# Bytes as a filter's input may hold them: ASCII, valid UTF-8 of every width, and bytes that
+# decode to nothing (lone continuation and lead bytes, truncated and overlong sequences).
+_INPUT_BYTES = st.lists(
+    st.sampled_from(
+        [
+            b"a",
+            b"Z",
+            b"\n",
+            b"?",
+            "é".encode(),
+            "→".encode(),
+            "😀".encode(),
+            b"\x80",
+            b"\xbf",
+            b"\xc3",
+            b"\xe2\x82",
+            b"\xc0\x80",
+            b"\xff",
+        ]
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_INPUT_BYTES, st.integers(0, 3), st.integers(0, 3))
+def test_fold_from_the_utf8_source_is_fold_of_the_text(body: bytes, before: int, after: int) -> None:
+    # sanitize folds a region from its input bytes: the same bytes as folding the decoded
+    # text, whatever the input holds (else it falls back to folding the text).
+    data = b"x" * before + body + b"y" * after
+    text = data[before : len(data) - after].decode("utf-8", "surrogateescape")
+    assert fold_source(text, (data, before, len(data) - after)) == fold(text)
 
 
 TRICKY = [

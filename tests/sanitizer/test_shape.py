@@ -251,6 +251,13 @@ def test_keyword_pattern_finds_what_fold_finds(text: str, keywords: list[str]) -
     rx = keyword_pattern(folded)
     found = {p for p in range(len(text)) if rx.match(text, p)}
     assert found == expected
+    # The search form (led by a lookahead of the first characters) finds the same places.
+    srx = keyword_pattern(folded, for_search=True)
+    searched, m = set(), srx.search(text)
+    while m is not None:
+        searched.add(m.start())
+        m = srx.search(text, m.start() + 1)
+    assert searched == expected
 
 
 @pytest.mark.skipif("hyperscan" not in available_engines(), reason="hyperscan is not installed")

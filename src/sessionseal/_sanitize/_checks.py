@@ -323,6 +323,8 @@ def shannon_entropy(value: str) -> float:
 
 
 _ALL_BYTES: Final = bytes(range(256))
+#: log2 of each possible count of distinct byte values (estimated_bits: no call per placeholder).
+_LOG2: Final = [0.0, 0.0, *(math.log2(n) for n in range(2, 257))]
 
 
 def estimated_bits(value: str) -> float:
@@ -336,7 +338,8 @@ def estimated_bits(value: str) -> float:
     distinct = 256 - len(_ALL_BYTES.translate(None, head.encode("ascii", "replace")))
     if distinct < 2:
         return 0.0
-    return min(len(head), 2 * distinct) * math.log2(distinct)
+    n = len(head)
+    return (n if n < 2 * distinct else 2 * distinct) * _LOG2[distinct]
 
 
 _REFERENCE: Final = re.compile(

@@ -28,6 +28,7 @@ from ._native import (
     PrefilterCompileError,
     RawHits,
     build_prefilter,
+    fold_source,
     hs_accepted,
     hs_form,
     resolve_engine,
@@ -475,7 +476,7 @@ class Scanner:
         # shape its rule at the start Hyperscan reports.  (Hyperscan reports one start per
         # end, and these shapes rarely end twice after one start: a second report of a start
         # only yields the same candidate again, which loses to its twin.)
-        for i, s, e in self.prefilter.hits(text) if hits is None else hits:
+        for i, s, e in self.prefilter.hits(text, fold_source(text, source)) if hits is None else hits:
             if i < lit_base:
                 start = e - kw_len[i]
                 for match, spec in kw_anchor[i]:

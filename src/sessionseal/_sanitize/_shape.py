@@ -455,14 +455,27 @@ def folded_keyword(kw: str) -> str:
     return folded if sum(c.isalpha() for c in folded) >= 3 else kw
 
 
-def keyword_pattern(keywords: Iterable[bytes]) -> re.Pattern[str]:
+def keyword_pattern(keywords: Iterable[bytes], *, for_search: bool = False) -> re.Pattern[str]:
     """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
     ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
-    for any non-ASCII character or "?" (fold() turns the former into the latter)."""
-    alternatives = []
-    for kw in sorted(set(keywords), key=len, reverse=True):
-        alternatives.append("".join("[?\x80-\U0010ffff]" if b == 0x3F else re.escape(chr(b)) for b in kw))
-    return re.compile("|".join(alternatives) or "(?!)", re.IGNORECASE | re.ASCII)
+    for any non-ASCII character or "?" (fold() turns the former into the latter).
+
+    *for_search*: the same matches, led by a lookahead of the keywords' first characters, which
+    ``re`` uses to skip to the next place a keyword can start (an alternation of literals
+    under IGNORECASE is otherwise tried at every position: ``search`` over the 10-40 characters
+    of a shape's match costs about 40 % less with it); ``match`` is faster without it."""
+    unique = sorted(set(keywords), key=len, reverse=True)
+    alternatives = ["".join(_NON_ASCII_CLASS if b == 0x3F else re.escape(chr(b)) for b in kw) for kw in unique]
+    body = "|".join(alternatives) or "(?!)"
+    if for_search and alternatives and all(unique):
+        firsts = sorted({kw[0] for kw in unique})
+        lead = "".join(_NON_ASCII_CLASS[1:-1] if b == 0x3F else re.escape(chr(b)) for b in firsts)
+        body = f"(?=[{lead}])(?:{body})"
+    return re.compile(body, re.IGNORECASE | re.ASCII)
+
+
+#: A folded keyword's ``?``: any non-ASCII character, or "?" itself.
+_NON_ASCII_CLASS: Final = "[?\x80-\U0010ffff]"
 
 
 _T = TypeVar("_T")
@@ -492,18 +505,14 @@ class KeywordPattern:
     def __init__(self, keywords: Iterable[bytes]) -> None:
         self._keywords = tuple(keywords)
 
-    def _compile(self) -> re.Pattern[str]:
-        pattern = keyword_pattern(self._keywords)
-        # From now on the compiled pattern's own methods (instance attributes win).
-        self.match = pattern.match  # type: ignore[method-assign,assignment]
-        self.search = pattern.search  # type: ignore[method-assign,assignment]
-        return pattern
-
     def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self._compile().match(text, pos, endpos)
+        # From now on the compiled pattern's own method (instance attributes win).
+        self.match = keyword_pattern(self._keywords).match  # type: ignore[method-assign,assignment]
+        return self.match(text, pos, endpos)
 
     def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self._compile().search(text, pos, endpos)
+        self.search = keyword_pattern(self._keywords, for_search=True).search  # type: ignore[method-assign,assignment]
+        return self.search(text, pos, endpos)
 
 
 _GLOBAL_FLAGS: Final = re.compile(r"(?:\(\?[aiLmsux]+\))+")
