@@ -144,3 +144,63 @@ def test_a_pull_killed_at_a_step_resumes_to_the_same_vault(
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         pushed = v.remotes.push()
     assert (pushed.put, pushed.appended, pushed.meta) == (0, 1, 0)
+
+
+@pytest.fixture
+def fresh(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, S3Server]:
+    """Device B, which pushed a session of its own, and A's push of six sessions B does not
+    have: B's pull applies them as one batch (one recorded intent, docs/spec/remote-v1.md,
+    "The pull cursor")."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{s3_server.bucket}/{PREFIX}-batch"
+    with (
+        Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE) as a,
+        Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE) as b,
+    ):
+        for v in (a, b):
+            v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
+        a.save(_session(0))
+        a.remotes.push()
+        devices = a.remotes.devices
+        b.remotes.devices.add_epoch_key(
+            "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
+        )
+        b.save(Session.model_validate({"title": "b's own", "messages": [{"role": "user", "content": "b"}]}))
+        b.remotes.push()
+        for i in range(6):
+            a.save(Session.model_validate({"title": f"new {i}", "messages": [{"role": "user", "content": f"n{i}"}]}))
+        a.remotes.push()
+    reference = tmp_path / "reference"
+    shutil.copytree(tmp_path / "b", reference)
+    with Vault.open(reference, passphrase=PASSPHRASE) as v:
+        assert v.remotes.pull().put == 7
+    return tmp_path / "b", reference, s3_server
+
+
+BATCH_POINTS = [
+    # B's pull writes its cursor after its own entries (#1), after A's epoch entry (#2), with
+    # the batch's intent (#3: A's seven puts), and after the batch (#4).
+    ("state", 3, True),  # the batch's intent recorded, nothing saved
+    ("save", 4, True),  # four of the batch's sessions saved, nothing recorded after them
+    ("cursor", 1, True),  # every session saved and marked as pushed, the pull cursor not advanced
+    ("state", 4, False),  # the batch recorded as applied
+]
+
+
+@pytest.mark.parametrize(("where", "n", "intent"), BATCH_POINTS, ids=[f"{p[0]}-{p[1]}" for p in BATCH_POINTS])
+def test_a_pull_killed_inside_a_batch_of_new_sessions_resumes_to_the_same_vault(
+    fresh: tuple[Path, Path, S3Server], where: str, n: int, intent: bool
+) -> None:
+    path, reference, server = fresh
+    env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        resumed = v.remotes.pull()
+        assert resumed.resumed == intent
+        assert (resumed.forked, v.remotes.pull().counts()["applied"]) == (0, 0)
+    assert _all(path) == _all(reference)
+    with Vault.open(path, passphrase=PASSPHRASE) as v:  # nothing pulled is sent back as B's own
+        pushed = v.remotes.push()
+    assert (pushed.put, pushed.appended, pushed.meta) == (0, 0, 0)

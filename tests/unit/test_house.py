@@ -38,6 +38,7 @@ VAULT_ORDER = [
     "_transfer",
     "_importer",
     "_formats",
+    "_syncfetch",
     "_syncpull",
     "_syncapply",
     "_sync",

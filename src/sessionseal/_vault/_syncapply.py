@@ -45,6 +45,7 @@ from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _
 from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._synccursor import Cursor, Pushed, Sealed, open_sealed, read_cursor, seal, write_cursor
+from ._syncfetch import Prefetch
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -69,6 +70,9 @@ META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tag
 KINDS: Final = frozenset({"session.put", "session.append", "session.meta"})
 #: Progress: (entries done, entries to apply, bytes fetched so far).
 Progress = Callable[[int, int, int], None]
+#: Puts of sessions this vault does not have, applied under one recorded intent (the pull
+#: cursor's ``batch``): two cursor replaces per batch, not two per session (docs/sync.md, "Pull").
+BATCH: Final = 64
 
 
 @dataclass
@@ -115,6 +119,8 @@ class PullState:
     winners: dict[tuple[uuid.UUID, str], tuple[int, uuid.UUID]] = field(default_factory=dict)
     synced: dict[bytes, Pushed] = field(default_factory=dict)  # before the first push only
     hlc: int = 0
+    #: A batch of puts of sessions this vault did not have, under way: (device, seq, session).
+    batch: list[tuple[uuid.UUID, int, uuid.UUID]] = field(default_factory=list)
 
 
 def _name(device: uuid.UUID) -> str:
@@ -132,6 +138,7 @@ def _encode(s: PullState) -> bytes:
         "winners": [[sid.hex, f, h, d.hex] for (sid, f), (h, d) in sorted(s.winners.items())],
         "synced": {k.hex(): [p.generation, p.end, p.groups, p.ops] for k, p in sorted(s.synced.items())},
         "hlc": s.hlc,
+        "batch": [[d.hex, seq, sid.hex] for d, seq, sid in s.batch],
     }
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
@@ -150,6 +157,7 @@ def _decode(plain: bytes) -> PullState:
         s.lines = {(u(hex=d), u(hex=sid)): (u(hex=t), int(n)) for d, sid, t, n in doc["lines"]}
         s.winners = {(u(hex=sid), str(f)): (int(h), u(hex=d)) for sid, f, h, d in doc["winners"]}
         s.synced = {bytes.fromhex(k): Pushed(*(int(x) for x in v)) for k, v in doc["synced"].items()}
+        s.batch = [(u(hex=d), int(seq), u(hex=sid)) for d, seq, sid in doc.get("batch", ())]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
         raise IntegrityError(_BAD) from None
     return s
@@ -211,6 +219,8 @@ class Applier:
         if sync_dir is not None:
             self.push = read_cursor(sync_dir, rid, self.me, self.held)
         self.logs = check.logs
+        self.fetch: Prefetch | None = None
+        self.deferred = False  # in a batch: the push cursor is written once, at its end
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -222,19 +232,28 @@ class Applier:
                 if t.device != self.me:
                     self._count_dry(t.opened.entry)
             return self.result
-        self.result.resumed = self.state.pending is not None
-        for t in todo:  # this device's own entries first: their clocks are known before any other's
-            if t.device == self.me:
-                self._own(t)
+        self.result.resumed = self.state.pending is not None or bool(self.state.batch)
+        own = [t for t in todo if t.device == self.me]
+        for t in own:  # this device's own entries first: their clocks are known before any other's
+            self._own(t)
+        if own:
+            self._save_state()  # once: what they note is redone from the log if it is lost
         done = 0
         last = time.monotonic()
-        for t in todo:
-            if t.device != self.me:
-                self._one(t)
-                done += 1
-            if self.progress is not None and time.monotonic() - last >= 2.0:
-                self.progress(done, self.result.entries, self.result.bytes)
-                last = time.monotonic()
+        others = [t for t in todo if t.device != self.me]
+        # The objects are fetched ahead, in the order they are applied (:mod:`._syncfetch`).
+        with Prefetch(self.s3, [p for t in others if (p := self._planned(t)) is not None]) as self.fetch:
+            while done < len(others):
+                batch = self._fresh(others, done)
+                if batch:
+                    self._put_batch(batch)
+                else:
+                    self._one(others[done])
+                done += max(len(batch), 1)
+                if self.progress is not None and time.monotonic() - last >= 2.0:
+                    self.progress(done, self.result.entries, self.result.bytes)
+                    last = time.monotonic()
+        self.fetch = None
         if self.progress is not None and self.result.entries:
             self.progress(done, self.result.entries, self.result.bytes)
         if self.push is not None and self.push.hlc < self.state.hlc and self.dir is not None:
@@ -275,7 +294,6 @@ class Applier:
                 self._won(uuid.UUID(e["session"]), str(f), t.hlc, t.device)
         self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
         self.state.hlc = max(self.state.hlc, t.hlc)
-        self._save_state()
 
     def _won(self, sid: uuid.UUID, name: str, hlc: int, dev: uuid.UUID) -> bool:
         old = self.state.winners.get((sid, name))
@@ -309,6 +327,60 @@ class Applier:
         self.state.applied[t.device] = (seq, t.opened.mac)
         self.state.pending = None
         self.state.hlc = max(self.state.hlc, t.hlc)
+        self._save_state()
+
+    def _fresh(self, others: list[_Todo], start: int) -> list[tuple[_Todo, uuid.UUID]]:
+        """The batch from *start*: the ``session.put`` entries that follow in order, of distinct
+        sessions this vault does not have (or that a killed batch recorded), up to :data:`BATCH`.
+        Each is then a save of a new session, whatever the others of the batch do."""
+        found: list[tuple[_Todo, uuid.UUID]] = []
+        recorded, pending = set(self.state.batch), self.state.pending
+        for t in others[start : start + BATCH]:
+            e = t.opened.entry
+            if e.get("kind") != "session.put" or (pending is not None and pending[:2] == (t.device, t.opened.seq)):
+                break
+            try:
+                sid = uuid.UUID(str(e["session"]))
+            except (KeyError, ValueError):
+                break
+            if any(sid == other for _, other in found):
+                break
+            if self._version(sid) is not None and (t.device, t.opened.seq, sid) not in recorded:
+                break
+            found.append((t, sid))
+        return found
+
+    def _put_batch(self, batch: list[tuple[_Todo, uuid.UUID]]) -> None:
+        """Apply *batch* (:meth:`_fresh`) under one intent: the cursor records every entry of it
+        (each session absent before) first; after the saves, the push cursor once, then the pull
+        cursor advanced past them all.  Killed between, the next pull finds each session either
+        saved (only the bookkeeping is redone) or absent (it is saved)."""
+        recorded = set(self.state.batch)
+        mine = [(t.device, t.opened.seq, sid) for t, sid in batch]
+        self.state.batch = list(dict.fromkeys([*self.state.batch, *mine]))
+        self._save_state()
+        self.deferred = True
+        try:
+            for t, sid in batch:
+                try:
+                    if (t.device, t.opened.seq, sid) in recorded and self._version(sid) is not None:
+                        self._after(t, "put", sid, sid, written=True)  # saved before a kill
+                    else:
+                        doc = self._object(t.device, t.opened.entry)
+                        self._save(doc, sid)
+                        self._after(t, "put", sid, sid)
+                except (KeyError, TypeError, ValueError) as exc:  # authenticates, but out of shape
+                    if isinstance(exc, SessionSealError):
+                        raise
+                    raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
+                self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
+                self.state.hlc = max(self.state.hlc, t.hlc)
+        finally:
+            self.deferred = False
+        if self.push is not None and self.dir is not None:
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+        done = set(mine)
+        self.state.batch = [b for b in self.state.batch if b not in done]
         self._save_state()
 
     # -- the kinds ---------------------------------------------------------------------------
@@ -418,7 +490,8 @@ class Applier:
             self.push.sessions[sid.bytes] = now
             self.push.hlc = max(self.push.hlc, self.state.hlc)
             assert self.dir is not None
-            write_cursor(self.dir, self.push, self.epoch, self.key)
+            if not self.deferred:
+                write_cursor(self.dir, self.push, self.epoch, self.key)
         else:
             self.state.synced[sid.bytes] = now
 
@@ -481,9 +554,18 @@ class Applier:
 
     # -- reading objects ---------------------------------------------------------------------
 
+    def _planned(self, t: _Todo) -> tuple[str, int] | None:
+        """The object *t* reads (key, size named), for the prefetch."""
+        e = t.opened.entry
+        if e.get("kind") not in {"session.put", "session.append"} or "object" not in e:
+            return None
+        size = e.get("size")
+        return _remote.device_prefix(self.url, t.device) + "o/" + str(e["object"]), size if type(size) is int else 0
+
     def _payload(self, dev: uuid.UUID, entry: dict[str, Any]) -> bytes:
         name, size = str(entry.get("object")), entry.get("size")
-        data = self.s3.get(_remote.device_prefix(self.url, dev) + "o/" + name)
+        key = _remote.device_prefix(self.url, dev) + "o/" + name
+        data = self.s3.get(key) if self.fetch is None else self.fetch.take(key)
         if type(size) is not int or len(data) != size:
             raise RemoteError(f"device {dev.hex}'s content object is not the size its entry names")
         self.result.bytes += len(data)

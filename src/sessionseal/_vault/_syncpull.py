@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import _remote, _remotelog
 from ..errors import IntegrityError, RemoteError
+from ._syncfetch import get_all
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -137,7 +138,8 @@ def check_logs(config: RemoteConfig, s3: S3Store, devices: Devices) -> PullCheck
     check = PullCheck(config.name)
     for dev in recorded:
         prefix = _remote.device_prefix(url, dev)
-        objects = {int(n, 16): s3.get(prefix + "log/" + n) for n in listed[dev]["log"]}
+        got = get_all(s3, [prefix + "log/" + n for n in listed[dev]["log"]])  # in parallel
+        objects = {int(n, 16): got[prefix + "log/" + n] for n in listed[dev]["log"]}
         try:
             read = _remotelog.read_log(objects, held, rid, dev, floor=floors.get(dev))
         except IntegrityError:
