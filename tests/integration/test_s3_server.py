@@ -11,13 +11,17 @@ on them: docs/spec/remote-v1.md, "Layout") but are by moto, where the client's `
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -223,3 +227,66 @@ def test_only_a_checked_remote_add_loads_the_s3_client(tmp_path: Path) -> None:
     # The probe sees it when it is loaded: a checked add (to a port where nothing listens).
     dead = f"http://127.0.0.1:{_free_port()}"
     assert loaded("remote", "add", "r", "s3://bucket/x", "--endpoint", dead, code=19)
+
+
+class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
+    """A loopback front for moto that answers 501 NotImplemented to a PUT with If-None-Match,
+    as an S3-compatible server without conditional writes may, and passes everything else on
+    (moto checks no signature, so the forwarded request stands as it is)."""
+
+    upstream = ""
+    refused: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        if self.command == "PUT" and "If-None-Match" in self.headers:
+            self.refused.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code></Error>"
+            self.send_response(501)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        conn.request(self.command, self.path, body=data, headers=dict(self.headers))
+        answer = conn.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in {"content-length", "transfer-encoding", "connection", "server", "date"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        conn.close()
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("s3_backend", ["moto"])
+def test_a_server_without_conditional_writes_gets_plain_puts(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # If-None-Match is hardening only: a server that answers NotImplemented to it still takes
+    # every write, without the header from then on (one refused PUT per client, not per write).
+    _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
+    _NoConditionalWrites.refused = []
+    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalWrites)
+    threading.Thread(target=front.serve_forever, daemon=True).start()
+    try:
+        for name, value in s3_server.env().items():
+            monkeypatch.setenv(name, value)
+        url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
+        store = _s3.open_store(url, endpoint=f"http://127.0.0.1:{front.server_address[1]}", profile=None, region=None)
+        store.put("vaults/me/a", b"first")
+        store.put("vaults/me/b", b"second")
+        assert store.unsupported == {"if-none-match"} and len(_NoConditionalWrites.refused) == 1
+        assert s3_server.read("vaults/me/a") == b"first" and s3_server.read("vaults/me/b") == b"second"
+    finally:
+        front.shutdown()
+        front.server_close()
