@@ -50,7 +50,8 @@ class S3Store:
         "Layout": a name, once written, holds the same bytes forever).
 
         ``If-None-Match: *`` is sent: a server that honours it (AWS S3, moto) refuses with 412
-        when the name exists; then the object is read back and compared, so a resend of the same
+        when the name exists (or 409 while another write of it is in progress); then the object
+        is read back (none there: a one-line error) and compared, so a resend of the same
         bytes (an outbox sent again, or a retried PUT whose first attempt landed) succeeds and
         anything else is refused.  A server that ignores the header (rclone) overwrites, as
         before: the callers' LIST and HEAD checks are what correctness rests on.
@@ -69,7 +70,9 @@ class S3Store:
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
             except bx.ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in {"PreconditionFailed", "412"}:
+                # 412: the name exists. 409 (AWS S3): a write of the same name was in progress,
+                # another writer's or an earlier attempt of this one: what landed is compared too.
+                if code in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
                     return False
                 if code not in {"NotImplemented", "501"}:
                     raise

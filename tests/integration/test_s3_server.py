@@ -11,6 +11,7 @@ on them: docs/spec/remote-v1.md, "Layout") but are by moto, where the client's `
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -236,13 +237,15 @@ class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
 
     upstream = ""
     refused: ClassVar[list[str]] = []
+    answer: ClassVar[tuple[int, str]] = (501, "NotImplemented")
 
     def _forward(self) -> None:
         if self.command == "PUT" and "If-None-Match" in self.headers:
             self.refused.append(self.path)
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code></Error>"
-            self.send_response(501)
+            status, code = self.answer
+            body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code></Error>".encode()
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -268,25 +271,54 @@ class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _front(s3_server: S3Server, answer: tuple[int, str]) -> Iterator[str]:
+    """A :class:`_NoConditionalWrites` front for *s3_server* answering *answer*; its endpoint."""
+    _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
+    _NoConditionalWrites.refused = []
+    _NoConditionalWrites.answer = answer
+    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalWrites)
+    threading.Thread(target=front.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{front.server_address[1]}"
+    finally:
+        front.shutdown()
+        front.server_close()
+
+
 @pytest.mark.parametrize("s3_backend", ["moto"])
 def test_a_server_without_conditional_writes_gets_plain_puts(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # If-None-Match is hardening only: a server that answers NotImplemented to it still takes
     # every write, without the header from then on (one refused PUT per client, not per write).
-    _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
-    _NoConditionalWrites.refused = []
-    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalWrites)
-    threading.Thread(target=front.serve_forever, daemon=True).start()
-    try:
-        for name, value in s3_server.env().items():
-            monkeypatch.setenv(name, value)
-        url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
-        store = _s3.open_store(url, endpoint=f"http://127.0.0.1:{front.server_address[1]}", profile=None, region=None)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
+    with _front(s3_server, (501, "NotImplemented")) as endpoint:
+        store = _s3.open_store(url, endpoint=endpoint, profile=None, region=None)
         store.put("vaults/me/a", b"first")
         store.put("vaults/me/b", b"second")
         assert store.unsupported == {"if-none-match"} and len(_NoConditionalWrites.refused) == 1
-        assert s3_server.read("vaults/me/a") == b"first" and s3_server.read("vaults/me/b") == b"second"
-    finally:
-        front.shutdown()
-        front.server_close()
+    assert s3_server.read("vaults/me/a") == b"first" and s3_server.read("vaults/me/b") == b"second"
+
+
+@pytest.mark.parametrize("s3_backend", ["moto"])
+def test_a_conflict_on_a_conditional_put_is_settled_by_what_landed(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS S3 answers 409 ConditionalRequestConflict while another write of the name is in
+    # progress: what is there is read back; the same bytes are a success, other bytes or nothing
+    # a one-line refusal (never a blind overwrite).
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    s3_server.write("vaults/me/k", b"landed")
+    url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
+    with _front(s3_server, (409, "ConditionalRequestConflict")) as endpoint:
+        store = _s3.open_store(url, endpoint=endpoint, profile=None, region=None)
+        store.put("vaults/me/k", b"landed")
+        with pytest.raises(RemoteError, match="other bytes"):
+            store.put("vaults/me/k", b"something else")
+        with pytest.raises(RemoteError, match="NoSuchKey"):
+            store.put("vaults/me/new", b"never landed")
+    assert s3_server.objects() == {"vaults/me/k": 6}
