@@ -9,7 +9,7 @@ from tests._infra.keychain import (  # noqa: F401  (fixtures are registered by i
     secret_service_factory,
     xvfb_display,
 )
-from tests._infra.s3server import s3_server, server_env  # noqa: F401
+from tests._infra.s3server import moto_process, s3_backend, s3_server, server_env  # noqa: F401
 from tests._infra.users import first_user, make_user_dir, os_users, second_user  # noqa: F401
 
 

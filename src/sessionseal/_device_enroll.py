@@ -136,10 +136,11 @@ def _request(auditor: Any, vault: Vault, remote: str | None) -> EnrolStep:
         )
     record = ident.record(rid)
     name = _remote.device_prefix(_remote.parse_url(config.url), config.device) + "device"
+    refused = "this device's record on the remote is not the one it made; nothing was written"
     if not store.exists(name):
-        store.put(name, record)
+        store.put(name, record, taken=refused)  # If-None-Match: a record that appeared since is compared
     elif not hmac.compare_digest(store.get(name), record):
-        raise RemoteError("this device's record on the remote is not the one it made; nothing was written")
+        raise RemoteError(refused)
     auditor.record("device.enroll", detail={"requested": 1})
     return EnrolStep(config.name, config.device, None, 0, ident.pairing_code(rid))
 

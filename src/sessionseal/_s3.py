@@ -10,9 +10,10 @@ is its own text, and a malicious server could write anything there).
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from ._remote import RemoteUrl
@@ -40,8 +41,52 @@ class S3Store:
     bucket: str
     where: str  # the endpoint's host, or "AWS S3", for messages
 
-    def put(self, key: str, data: bytes) -> None:
-        self._call("write", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+    #: Set once the server answered ``NotImplemented`` to ``If-None-Match``: plain PUTs from then
+    #: on (the header is hardening only; docs/design.md, "The layout: no compare-and-swap anywhere").
+    unsupported: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def put(self, key: str, data: bytes, *, taken: str | None = None) -> None:
+        """PUT *data* at *key*, a name that must not hold other bytes (docs/spec/remote-v1.md,
+        "Layout": a name, once written, holds the same bytes forever).
+
+        ``If-None-Match: *`` is sent: a server that honours it (AWS S3, moto) refuses with 412
+        when the name exists (or 409 while another write of it is in progress); then the object
+        is read back (none there: a one-line error) and compared, so a resend of the same
+        bytes (an outbox sent again, or a retried PUT whose first attempt landed) succeeds and
+        anything else is refused.  A server that ignores the header (rclone) overwrites, as
+        before: the callers' LIST and HEAD checks are what correctness rests on.
+
+        :raises RemoteError: *taken* (or a generic line) when the name holds other bytes; any
+            error of the server or the connection.
+        """
+
+        def write() -> bool:
+            from botocore import exceptions as bx
+
+            if "if-none-match" in self.unsupported:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+                return True
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            except bx.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                # 412: the name exists. 409 (AWS S3): a write of the same name was in progress,
+                # another writer's or an earlier attempt of this one: what landed is compared too.
+                if code in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
+                    return False
+                if code not in {"NotImplemented", "501"}:
+                    raise
+                self.unsupported.add("if-none-match")
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            return True
+
+        if self._call("write", write):
+            return
+        # The name exists: only the very same bytes are a success.
+        if not hmac.compare_digest(self.get(key), data):
+            raise RemoteError(
+                taken or f"{self.where} already holds other bytes under a name written once; nothing more was sent"
+            )
 
     def get(self, key: str) -> bytes:
         def read() -> bytes:

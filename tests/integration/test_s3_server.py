@@ -1,27 +1,35 @@
 """The tests' S3 server and the chosen client together (issue 26; docs/design.md, "The S3
 client: boto3"): a real ``rclone serve s3`` on loopback, reached through ``sessionseal._s3``.
 
-What the sync will rest on is checked here against the real server: objects round-trip byte for
-byte (no checksum trailer stored inside them), listing is complete and sorted with sizes, a
-missing object or bucket is a one-line ``RemoteError``, and conditional writes are *not*
-honoured (so no correctness may rest on them: docs/spec/remote-v1.md, "Layout").
+What the sync will rest on is checked here against the real servers (rclone, and moto where
+marked ``both_servers``): objects round-trip byte for byte (no checksum trailer stored inside
+them), listing is complete and sorted with sizes, a missing object or bucket is a one-line
+``RemoteError``, and conditional writes are *not* honoured by rclone (so no correctness may rest
+on them: docs/spec/remote-v1.md, "Layout") but are by moto, where the client's ``If-None-Match:
+*`` turns a second writer of a name into a refusal and a resend of the same bytes into a success.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from sessionseal import _s3
 from sessionseal._remote import parse_url
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, _free_port, start_s3_server
+from tests._infra.s3server import S3Server, _free_port, both_servers, start_moto_server, start_s3_server
 from tests.integration._cli import SRC, sessionseal
 
 
@@ -47,8 +55,11 @@ def _listening(port: int) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp")
-def test_the_server_listens_on_loopback_only_and_is_gone_after_stop(tmp_path: Path) -> None:
-    server = start_s3_server(tmp_path)
+@pytest.mark.parametrize("start", [start_s3_server, start_moto_server], ids=["rclone", "moto"])
+def test_the_server_listens_on_loopback_only_and_is_gone_after_stop(
+    tmp_path: Path, start: Callable[[Path], S3Server]
+) -> None:
+    server = start(tmp_path)
     port = int(server.endpoint.rsplit(":", 1)[1])
     try:
         assert server.endpoint.startswith("http://127.0.0.1:")
@@ -60,6 +71,7 @@ def test_the_server_listens_on_loopback_only_and_is_gone_after_stop(tmp_path: Pa
         pass
 
 
+@both_servers
 def test_objects_round_trip_byte_for_byte_and_list_in_order(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,8 +81,8 @@ def test_objects_round_trip_byte_for_byte_and_list_in_order(
         store.put(key, data)
     for key, data in blobs.items():
         assert store.get(key) == data
-        # On disk exactly the bytes sent: no aws-chunked framing or checksum trailer inside.
-        assert (s3_server.root / s3_server.bucket / key).read_bytes() == data
+        # Stored exactly as sent (rclone: on disk): no aws-chunked framing or checksum trailer inside.
+        assert s3_server.read(key) == data
     assert store.list("vaults/me/") == sorted((k, len(v)) for k, v in blobs.items())
     assert store.list("vaults/other/") == []
     assert all(store.exists(key) for key in blobs) and not store.exists("vaults/me/none")
@@ -80,6 +92,7 @@ def test_objects_round_trip_byte_for_byte_and_list_in_order(
     assert [k for k, _ in store.list("vaults/me/")] == sorted(blobs)[1:]
 
 
+@both_servers
 def test_a_missing_object_or_bucket_is_one_line_remote_error(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,11 +125,55 @@ def test_conditional_writes_are_ignored_by_rclone(s3_server: S3Server, monkeypat
     assert store.get("vaults/me/k") == b"second"
 
 
+@pytest.mark.parametrize("s3_backend", ["moto"])
+def test_conditional_writes_are_honoured_by_moto(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the hardening relies on where a server honours the header (AWS S3; moto here): a PUT
+    # with If-None-Match: * of an existing name is refused with 412 and leaves the object alone.
+    from botocore.exceptions import ClientError
+
+    store = _store(s3_server, monkeypatch)
+    store.client.put_object(Bucket=s3_server.bucket, Key="vaults/me/k", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as refused:
+        store.client.put_object(Bucket=s3_server.bucket, Key="vaults/me/k", Body=b"second", IfNoneMatch="*")
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert store.get("vaults/me/k") == b"first"
+
+
+@both_servers
+def test_a_put_of_a_name_written_once_allows_the_same_bytes_again_only(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, s3_backend: str
+) -> None:
+    # S3Store.put sends If-None-Match: * (docs/spec/remote-v1.md, "Layout"). The same bytes again
+    # (an outbox resent, a retried PUT whose first attempt landed) succeed on both servers.
+    store = _store(s3_server, monkeypatch)
+    key = "vaults/me/d/" + "ab" * 16 + "/log/" + f"{1:016x}"
+    store.put(key, b"entry one")
+    store.put(key, b"entry one")
+    assert store.get(key) == b"entry one" and s3_server.objects() == {key: 9}
+    if s3_backend == "moto":
+        # Other bytes: moto refuses (412), the object is read back, compared, and the caller's
+        # line is raised; the stored object is untouched.
+        with pytest.raises(RemoteError, match=r"^another writer$"):
+            store.put(key, b"entry two", taken="another writer")
+        with pytest.raises(RemoteError) as generic:
+            store.put(key, b"entry two")
+        assert "other bytes" in str(generic.value) and "\n" not in str(generic.value)
+        assert store.get(key) == b"entry one"
+    else:
+        # rclone ignores the header and overwrites: why the writers LIST and HEAD before a first
+        # PUT and the readers check every chain (docs/design.md, "The layout: no compare-and-swap
+        # anywhere"). Should a later rclone honour it, this says so.
+        store.put(key, b"entry two", taken="another writer")
+        assert store.get(key) == b"entry two"
+
+
+@both_servers
 def test_probe_leaves_nothing_behind(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _store(s3_server, monkeypatch)
     _s3.probe(store, "vaults/me/d/" + "ab" * 16 + "/probe/" + "cd" * 16)
     assert store.list("") == []
-    assert [p for p in (s3_server.root / s3_server.bucket).rglob("*") if p.is_file()] == []
+    assert s3_server.objects() == {}
 
 
 def test_remote_add_as_a_user_runs_it(s3_server: S3Server, tmp_path: Path) -> None:
@@ -171,3 +228,97 @@ def test_only_a_checked_remote_add_loads_the_s3_client(tmp_path: Path) -> None:
     # The probe sees it when it is loaded: a checked add (to a port where nothing listens).
     dead = f"http://127.0.0.1:{_free_port()}"
     assert loaded("remote", "add", "r", "s3://bucket/x", "--endpoint", dead, code=19)
+
+
+class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
+    """A loopback front for moto that answers 501 NotImplemented to a PUT with If-None-Match,
+    as an S3-compatible server without conditional writes may, and passes everything else on
+    (moto checks no signature, so the forwarded request stands as it is)."""
+
+    upstream = ""
+    refused: ClassVar[list[str]] = []
+    answer: ClassVar[tuple[int, str]] = (501, "NotImplemented")
+
+    def _forward(self) -> None:
+        if self.command == "PUT" and "If-None-Match" in self.headers:
+            self.refused.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status, code = self.answer
+            body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code></Error>".encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        conn.request(self.command, self.path, body=data, headers=dict(self.headers))
+        answer = conn.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in {"content-length", "transfer-encoding", "connection", "server", "date"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        conn.close()
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _front(s3_server: S3Server, answer: tuple[int, str]) -> Iterator[str]:
+    """A :class:`_NoConditionalWrites` front for *s3_server* answering *answer*; its endpoint."""
+    _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
+    _NoConditionalWrites.refused = []
+    _NoConditionalWrites.answer = answer
+    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalWrites)
+    threading.Thread(target=front.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{front.server_address[1]}"
+    finally:
+        front.shutdown()
+        front.server_close()
+
+
+@pytest.mark.parametrize("s3_backend", ["moto"])
+def test_a_server_without_conditional_writes_gets_plain_puts(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # If-None-Match is hardening only: a server that answers NotImplemented to it still takes
+    # every write, without the header from then on (one refused PUT per client, not per write).
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
+    with _front(s3_server, (501, "NotImplemented")) as endpoint:
+        store = _s3.open_store(url, endpoint=endpoint, profile=None, region=None)
+        store.put("vaults/me/a", b"first")
+        store.put("vaults/me/b", b"second")
+        assert store.unsupported == {"if-none-match"} and len(_NoConditionalWrites.refused) == 1
+    assert s3_server.read("vaults/me/a") == b"first" and s3_server.read("vaults/me/b") == b"second"
+
+
+@pytest.mark.parametrize("s3_backend", ["moto"])
+def test_a_conflict_on_a_conditional_put_is_settled_by_what_landed(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS S3 answers 409 ConditionalRequestConflict while another write of the name is in
+    # progress: what is there is read back; the same bytes are a success, other bytes or nothing
+    # a one-line refusal (never a blind overwrite).
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    s3_server.write("vaults/me/k", b"landed")
+    url = parse_url(f"s3://{s3_server.bucket}/vaults/me")
+    with _front(s3_server, (409, "ConditionalRequestConflict")) as endpoint:
+        store = _s3.open_store(url, endpoint=endpoint, profile=None, region=None)
+        store.put("vaults/me/k", b"landed")
+        with pytest.raises(RemoteError, match="other bytes"):
+            store.put("vaults/me/k", b"something else")
+        with pytest.raises(RemoteError, match="NoSuchKey"):
+            store.put("vaults/me/new", b"never landed")
+    assert s3_server.objects() == {"vaults/me/k": 6}

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from sessionseal import KeychainProvider, Vault, _device_enroll, _remote, _remotekeys, _remotelog, _s3, list_devices
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput, RemoteError
-from tests._infra.s3server import S3Server
+from tests._infra.s3server import S3Server, both_servers
 from tests.memkeyring import MemoryKeyring
 
 PREFIX = "team/me"
@@ -60,8 +60,7 @@ def second(tmp_path: Path, server_env: S3Server, first: Vault) -> Iterator[Vault
 
 
 def _files(server: S3Server) -> dict[str, bytes]:
-    root = server.root / server.bucket / PREFIX
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {k[len(PREFIX) + 1 :]: server.read(k) for k in server.objects(PREFIX + "/")}
 
 
 def _store(server: S3Server) -> _s3.S3Store:
@@ -93,19 +92,21 @@ def test_a_wrong_code_is_refused_and_nothing_is_written(first: Vault, second: Va
     assert second.remotes.devices.epoch_keys("cloud") == {}
 
 
+@both_servers
 def test_a_record_whose_keys_the_bucket_swapped_is_refused(first: Vault, second: Vault, server_env: S3Server) -> None:
     step = _device_enroll.request(second)
     me = _device(second)
     name = f"{PREFIX}/d/{me.hex}/device"
     record = json.loads(_store(server_env).get(name))
     record["x25519"] = base64.b64encode(_remotekeys.DeviceKeys.generate().x25519_public).decode()
-    _store(server_env).put(name, json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+    server_env.write(name, json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
     before = _files(server_env)
     with pytest.raises(InvalidInput, match="does not match"):
         _device_enroll.accept(first, None, me.hex, step.pairing_code or "")
     assert _files(server_env) == before
 
 
+@both_servers
 def test_an_enrolled_device_pushes_and_its_log_verifies_for_the_first(
     first: Vault, second: Vault, server_env: S3Server
 ) -> None:

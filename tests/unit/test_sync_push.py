@@ -1,5 +1,5 @@
-"""``sessionseal sync --push`` against a real S3 server (``rclone serve s3`` on 127.0.0.1; issue
-26, docs/sync.md "Push"): what a first push writes and that another device can check all of
+"""``sessionseal sync --push`` against a real S3 server (``rclone serve s3`` on 127.0.0.1, and moto
+for the tests marked ``both_servers``; issue 26, docs/sync.md "Push"): what a first push writes and that another device can check all of
 it; a push after one appended turn sends a segment of that turn only (bytes counted on the
 server, never timed); metadata edits as ``session.meta``; nothing twice; a dry run writes
 nothing; a second device that is not enrolled is refused; every push audited without names."""
@@ -22,7 +22,7 @@ from sessionseal._vault import _sync
 from sessionseal.cli import cli
 from sessionseal.errors import LockTimeout, RemoteError
 from sessionseal.models import Session
-from tests._infra.s3server import S3Server
+from tests._infra.s3server import S3Server, both_servers
 from tests._infra.synclog import Pushed, read_pushed, server_files
 
 PREFIX = "team/me"
@@ -47,6 +47,7 @@ def _read(v: Vault, server: S3Server) -> Pushed:
     return read_pushed(server, PREFIX, ident.device_id, ident.keys)
 
 
+@both_servers
 def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_check_it(
     vault: Vault, server_env: S3Server
 ) -> None:
@@ -66,7 +67,7 @@ def test_a_first_push_writes_epoch_1_and_every_session_and_another_device_can_ch
         assert put["meta"]["title"] == json.loads(vault.load_json(sid))["title"] and put["events"] == 0
     assert pushed.epoch_key == vault.remotes.devices.epoch_key("cloud", 1)
     # Nothing the bucket's operator can read: no title, no id, no text.
-    raw = b"".join((server_env.root / server_env.bucket / k).read_bytes() for k in files)
+    raw = b"".join(server_env.read(k) for k in files)
     for clear in (b"hello 1", b"private title", str(ids[0]).encode(), ids[0].hex.encode()):
         assert clear not in raw
     # The vault's new files (sync/, locks/sync.lock) are its own: verify finds nothing.
@@ -120,6 +121,7 @@ def test_a_push_after_appends_reads_only_what_the_session_grew_by(vault: Vault, 
     assert last["kind"] == "session.append" and last["session"] == str(sid)
 
 
+@both_servers
 def test_metadata_edits_are_session_meta_entries_and_a_rewrite_is_a_put(vault: Vault, server_env: S3Server) -> None:
     sid = vault.save(_session("before", "text"))
     vault.remotes.push()
@@ -151,6 +153,7 @@ def test_a_dry_run_writes_nothing_here_or_there(vault: Vault, server_env: S3Serv
     assert server_files(server_env) == files
 
 
+@both_servers
 def test_another_device_not_enrolled_is_refused_and_a_cut_log_is_seen(
     vault: Vault, server_env: S3Server, tmp_path: Path, provider: KeychainProvider
 ) -> None:
@@ -174,6 +177,7 @@ def test_another_device_not_enrolled_is_refused_and_a_cut_log_is_seen(
     assert server_files(server_env) == files
 
 
+@both_servers
 def test_a_vault_sync_state_put_back_older_is_refused(vault: Vault, server_env: S3Server, vault_path: Path) -> None:
     vault.save(_session("one", "text"))
     vault.remotes.push()
@@ -190,6 +194,7 @@ def test_a_vault_sync_state_put_back_older_is_refused(vault: Vault, server_env: 
         vault.remotes.push()
 
 
+@both_servers
 def test_an_enrolled_device_pushes_its_own_log_beside_the_first_concurrently(
     vault: Vault, server_env: S3Server, tmp_path: Path, provider: KeychainProvider
 ) -> None:
@@ -266,6 +271,7 @@ def _doc(title: str) -> str:
     return json.dumps({"title": title, "messages": [{"role": "user", "content": "text"}]})
 
 
+@both_servers
 def test_the_command_pushes_says_what_it_sent_and_is_audited_without_names(
     run: Callable[..., Result], server_env: S3Server, vault_path: Path
 ) -> None:
