@@ -505,6 +505,10 @@ class AsyncRemotes:
         """See ``Vault.remotes.remove``."""
         return await asyncio.to_thread(self.sync.remove, name)
 
+    async def auto(self, name: str, *, on: bool, delay: float = 5.0) -> RemoteConfig:
+        """See ``Vault.remotes.auto``."""
+        return await asyncio.to_thread(self.sync.auto, name, on=on, delay=delay)
+
     async def push(self, name: str | None = None, *, dry_run: bool = False) -> PushResult:
         """See ``Vault.remotes.push`` (network and disk: in a worker thread)."""
         return await asyncio.to_thread(self.sync.push, name, dry_run=dry_run)

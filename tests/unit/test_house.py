@@ -21,6 +21,7 @@ VAULT_ORDER = [
     "_keys",
     "_auditing",
     "_settings",
+    "_autopush",
     "_devices",
     "_synccursor",
     "_indexcache",

@@ -160,10 +160,12 @@ class Sync:
         return end, [f.data for f in frames[::2]]
 
     @_audited("sync.push")
-    def push(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PushResult:
+    def push(
+        self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None, auto: bool = False
+    ) -> PushResult:
         """Send what changed since the last push to *remote* (the only one when None); with
         *dry_run*, say what would be sent and write nothing, here or there.  Audited
-        (``sync.push``, counts and bytes only).
+        (``sync.push``, counts and bytes only; ``auto`` when the automatic push ran it).
 
         :raises InvalidInput: no such remote, or a vault to migrate first.
         :raises RemoteError: the remote cannot be reached or refuses; this device's log there
@@ -181,7 +183,7 @@ class Sync:
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
-        self._auditor.record("sync.push", detail=result.counts())
+        self._auditor.record("sync.push", detail=result.counts() | ({"auto": True} if auto else {}))
         return result
 
     def commit_entries(

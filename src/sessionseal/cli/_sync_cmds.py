@@ -28,10 +28,11 @@ def _mb(n: int) -> str:
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be sent or applied; write nothing, here or there.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--auto", "auto", is_flag=True, hidden=True, help="The background push a write starts (remote auto).")
 @click.pass_obj
 @handle_errors
 def sync_command(
-    obj: Context, /, *, remote_name: str | None, push: bool, pull: bool, dry_run: bool, as_json: bool
+    obj: Context, /, *, remote_name: str | None, push: bool, pull: bool, dry_run: bool, as_json: bool, auto: bool
 ) -> None:
     """Sync the vault through a remote (the only one, or NAME): --push sends the sessions that
     are new or changed since the last push (appended turns as just the new events), resumes a
@@ -39,6 +40,9 @@ def sync_command(
     reordered or rolled back: exit 19), then applies the other devices' new sessions, appends
     and metadata (a diverged line becomes a linked fork), resuming a pull that was killed.
     Audited (counts only)."""
+    if auto:
+        _auto(obj)
+        return
     if push == pull:
         raise click.UsageError("give one of --push or --pull")
     if pull:
@@ -65,6 +69,15 @@ def sync_command(
         err=True,
     )
     sys.stderr.flush()
+
+
+def _auto(obj: Context) -> None:
+    """The background push a write started (docs/sync.md, "Automatic push"): its stdio is
+    /dev/null, so the outcome goes to the audit log and autopush.json, and the exit code."""
+    done = obj.vault(auto_cleanup=False).remotes.run_auto()
+    bad = [o for o in (done or {}).values() if o["outcome"] != "ok"]
+    if bad:
+        sys.exit(int(bad[0].get("exit_code", 1)))
 
 
 def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool) -> None:
