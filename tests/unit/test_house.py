@@ -40,6 +40,7 @@ VAULT_ORDER = [
     "_formats",
     "_syncpull",
     "_syncapply",
+    "_syncprune",
     "_sync",
     "_remotes",
     "_opening",

@@ -18,6 +18,7 @@ from ._devices import Devices
 from ._settings import Settings
 from ._sync import Progress, PushResult, Sync
 from ._syncapply import PullResult
+from ._syncprune import DEFAULT_MIN_AGE, PruneResult
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig, VaultConfig
@@ -139,6 +140,20 @@ class Remotes:
             self._autopush.unopened(exc)
             raise
         return self._autopush.run(remotes, lambda name: self._sync.push(name, auto=True).counts(), self._auditor)
+
+    def prune(self, name: str | None = None, *, min_age: float = DEFAULT_MIN_AGE, dry_run: bool = False) -> PruneResult:
+        """Delete this device's content objects on the remote *name* (the only one when None)
+        that no entry of its log names (a push killed between an object's PUT and its entry's
+        commit leaves one) and that are older than *min_age* seconds (a day by default); never
+        under another device's prefix, and nothing at all when it cannot prove it (an entry it
+        cannot open, an outbox not sent: ``unproven`` says why).  With *dry_run*, count them.
+        Audited (``sync.prune``, counts only).
+
+        :raises InvalidInput: no such remote, none, or several and *name* is None.
+        :raises RemoteError: unreachable; this device never pushed there; its log fails its check.
+        :raises LockTimeout: another sync of this vault is running.
+        """
+        return self._sync.prune(name, min_age=min_age, dry_run=dry_run)
 
     @_audited("remote.list")
     def list(self) -> builtins.list[RemoteConfig]:
