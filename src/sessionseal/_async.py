@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._vault._search import SearchHow
     from ._vault._sync import PushResult
     from ._vault._syncapply import PullResult
+    from ._vault._syncprune import PruneResult
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 
@@ -505,6 +506,10 @@ class AsyncRemotes:
         """See ``Vault.remotes.remove``."""
         return await asyncio.to_thread(self.sync.remove, name)
 
+    async def auto(self, name: str, *, on: bool, delay: float = 5.0) -> RemoteConfig:
+        """See ``Vault.remotes.auto``."""
+        return await asyncio.to_thread(self.sync.auto, name, on=on, delay=delay)
+
     async def push(self, name: str | None = None, *, dry_run: bool = False) -> PushResult:
         """See ``Vault.remotes.push`` (network and disk: in a worker thread)."""
         return await asyncio.to_thread(self.sync.push, name, dry_run=dry_run)
@@ -512,6 +517,10 @@ class AsyncRemotes:
     async def pull(self, name: str | None = None, *, dry_run: bool = False) -> PullResult:
         """See ``Vault.remotes.pull`` (network and disk: in a worker thread)."""
         return await asyncio.to_thread(self.sync.pull, name, dry_run=dry_run)
+
+    async def prune(self, name: str | None = None, *, min_age: float = 86400.0, dry_run: bool = False) -> PruneResult:
+        """See ``Vault.remotes.prune`` (network: in a worker thread)."""
+        return await asyncio.to_thread(self.sync.prune, name, min_age=min_age, dry_run=dry_run)
 
 
 class AsyncBackups:

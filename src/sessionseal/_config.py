@@ -9,7 +9,7 @@ the vault lock; a missing file means every default.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -76,6 +76,10 @@ class AuditConfig(_Strict):
     syslog: bool = Field(default=False, description="also send every record to the local syslog (LOG_AUTHPRIV)")
 
 
+#: The longest wait before an automatic push (an hour): a longer one is a mistake, not a choice.
+AUTO_PUSH_MAX_DELAY: Final = 3600.0
+
+
 class RemoteConfig(_Strict):
     """A remote the vault syncs through (docs/sync.md): where it is, never a credential (they
     come from the usual AWS sources when it is used; the model has no field that could hold one)."""
@@ -87,6 +91,12 @@ class RemoteConfig(_Strict):
     region: str | None = None
     device: UUID = Field(description="this device's id on the remote: it writes only under d/<device>/")
     added_at: str
+    auto_push: float | None = Field(
+        default=None,
+        ge=0,
+        le=AUTO_PUSH_MAX_DELAY,
+        description="seconds after a write before a background push to this remote (docs/sync.md); none: off",
+    )
 
     @field_validator("name")
     @classmethod
@@ -155,8 +165,14 @@ def config_of(body: bytes | None) -> VaultConfig:
 
 def write_config(root: Dir, vault_id: UUID, key: bytes, config: VaultConfig, generation: int) -> bytes:
     """Write the configuration atomically as generation *generation*; returns the bytes written."""
-    # Without remotes, written as before they existed: an older sessionseal still reads it.
-    body = config.model_dump_json(exclude=None if config.remotes else {"remotes"})
+    # Without remotes, written as before they existed: an older sessionseal still reads it; and
+    # without auto_push while no remote has it on, as before that field existed.
+    exclude: Any = None
+    if not config.remotes:
+        exclude = {"remotes"}
+    elif all(r.auto_push is None for r in config.remotes):
+        exclude = {"remotes": {"__all__": {"auto_push"}}}
+    body = config.model_dump_json(exclude=exclude)
     return _configfile.write_config_body(root, vault_id, key, body.encode(), generation)
 
 

@@ -10,6 +10,7 @@ is its own text, and a malicious server could write anything there).
 
 from __future__ import annotations
 
+import builtins
 import hmac
 import re
 from collections.abc import Callable
@@ -127,6 +128,20 @@ class S3Store:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, **extra)
             for page in pages:
                 found.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", ()))
+            return sorted(found)
+
+        return self._call("list", walk)
+
+    def list_dated(self, prefix: str) -> builtins.list[tuple[str, int, float]]:
+        """Every ``(key, size, last modified as a POSIX time)`` under *prefix*, in key order (the
+        server's clock: ``sync --prune`` keeps what is younger than its safety age)."""
+
+        def walk() -> builtins.list[tuple[str, int, float]]:
+            found: builtins.list[tuple[str, int, float]] = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found.extend(
+                    (obj["Key"], int(obj["Size"]), obj["LastModified"].timestamp()) for obj in page.get("Contents", ())
+                )
             return sorted(found)
 
         return self._call("list", walk)

@@ -10,6 +10,7 @@ Vault tree (docs/design.md)::
       config.sst        the vault's config (sanitizer extensions, audit, retention), encrypted
       index.sst         every session's summary, under the master key (a verified cache)
       autoclean.json    when the next automatic cleanup is due (only with retention.auto_interval)
+      autopush.json     the automatic push's last outcomes (only once one ran; docs/sync.md)
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
       checkpoints/<hex>-<n>.ckp  checkpoint n of that session, under the session's key
       audit/            the audit log (docs/spec/audit-log.md)

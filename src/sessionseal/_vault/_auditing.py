@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
@@ -72,6 +72,10 @@ class Auditor:
         self._created = created  # vault.json's created_at: record 1 may not be older
         self._configured = False
         self.log = AuditLog(ctx.root, ctx.locks, ctx.vault_id, lock_timeout=ctx.lock_timeout)
+        #: Told the actions of each batch of successful records once they are committed (the
+        #: automatic push, :mod:`._autopush`), except within a pull: what a pull writes came
+        #: from the remote.  Set by the wiring; it must never raise.
+        self.after_write: Callable[[list[str]], None] | None = None
 
     # -- the chain and its head in the vault's state (issue 20) ---------------------------------
 
@@ -212,6 +216,10 @@ class Auditor:
                 # What the operation wrote (its sessions' marks) is committed with its record; a
                 # failure keeps the marks for the next commit (they are lower bounds).
                 self._keys.commit()
+        if self.after_write is not None and "sync.pull" not in _running():
+            done = [str(r["action"]) for r in many if r.get("outcome") == "ok"]
+            if done:
+                self.after_write(done)
 
     def served(self, action: str, outcome: str, sessions: Iterable[str], **fields: Any) -> None:
         """One record of what a server gave a client (``mcp.<tool>``): the *sessions* as subjects
@@ -338,10 +346,17 @@ class Auditor:
         except (StorageError, UnsafePermissions) as exc:
             raise unrecorded(f"the erasure of {len(erased)} session(s)", exc, self.log.path.parent) from exc
 
-    def failure(self, action: str, exc: SessionSealError, *, session: uuid.UUID | str | None = None) -> None:
+    def failure(
+        self,
+        action: str,
+        exc: SessionSealError,
+        *,
+        session: uuid.UUID | str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
         # Recording a failure must never hide it: a second failure here is swallowed.
         with contextlib.suppress(Exception):
-            self.record(action, error_outcome(exc), session=session, error=type(exc).__name__)
+            self.record(action, error_outcome(exc), session=session, error=type(exc).__name__, detail=detail)
 
     def configure(self) -> None:
         """Apply the config's audit settings (rotation, syslog), once until :meth:`reconfigure`."""
@@ -486,6 +501,18 @@ def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool =
 
 
 _thread = threading.local()
+
+
+@contextlib.contextmanager
+def recorded_by_caller(action: str) -> Iterator[None]:
+    """Within the block, an audited call's failure is not recorded by its decorator: the caller
+    records it, with what the decorator cannot know (the automatic push's ``auto`` flag)."""
+    running = _running()
+    running.append(action)
+    try:
+        yield
+    finally:
+        running.pop()
 
 
 def _running() -> list[str]:

@@ -96,7 +96,7 @@ class Vault:
         self._transfer, self._importer, self._formats = parts.transfer, parts.importer, parts.formats
         self._audit = self._auditor.record  # writes the audit record of an operation
         #: Its remotes (docs/api.md, "Remotes": list, add, remove, push); snapshots and kits ("Backups").
-        self.remotes = Remotes(self._settings, self._auditor, parts.sync)
+        self.remotes = Remotes(self._settings, self._auditor, parts.sync, parts.autopush)
         self.backups = Backups(ctx, self._keys, self._auditor)
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None

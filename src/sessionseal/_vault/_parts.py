@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .._audit import AuditLog
     from ._auditing import Auditor
+    from ._autopush import AutoPush
     from ._ckpts import Checkpoints
     from ._context import VaultContext
     from ._devices import Devices
@@ -53,6 +54,8 @@ class Parts:
     formats: Formats
     #: Push to a remote (``Vault.remotes.push``; issue 26, docs/sync.md).
     sync: Sync
+    #: The automatic push after writes (``remote auto``; docs/sync.md, "Automatic push").
+    autopush: AutoPush
 
     @property
     def devices(self) -> Devices:

@@ -49,6 +49,7 @@ from ._keys import Keys
 from ._store import SessionStore
 from ._syncapply import META_FIELDS, Applier, PullResult, pull_synced
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
+from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs
 
 if TYPE_CHECKING:
@@ -160,10 +161,12 @@ class Sync:
         return end, [f.data for f in frames[::2]]
 
     @_audited("sync.push")
-    def push(self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None) -> PushResult:
+    def push(
+        self, remote: str | None = None, *, dry_run: bool = False, progress: Progress | None = None, auto: bool = False
+    ) -> PushResult:
         """Send what changed since the last push to *remote* (the only one when None); with
         *dry_run*, say what would be sent and write nothing, here or there.  Audited
-        (``sync.push``, counts and bytes only).
+        (``sync.push``, counts and bytes only; ``auto`` when the automatic push ran it).
 
         :raises InvalidInput: no such remote, or a vault to migrate first.
         :raises RemoteError: the remote cannot be reached or refuses; this device's log there
@@ -181,7 +184,7 @@ class Sync:
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
-        self._auditor.record("sync.push", detail=result.counts())
+        self._auditor.record("sync.push", detail=result.counts() | ({"auto": True} if auto else {}))
         return result
 
     def commit_entries(
@@ -248,6 +251,29 @@ class Sync:
                 if sync_dir is not None:
                     sync_dir.close()
         self._auditor.record("sync.pull", detail=result.counts())
+        return result
+
+    @_audited("sync.prune")
+    def prune(
+        self, remote: str | None = None, *, min_age: float = DEFAULT_MIN_AGE, dry_run: bool = False
+    ) -> PruneResult:
+        """Delete this device's content objects on *remote* that no entry of its log names and
+        that are older than *min_age* seconds, under the sync lock (:mod:`._syncprune` says why
+        that is safe); with *dry_run*, count them.  Audited (``sync.prune``, counts only).
+
+        :raises RemoteError: unreachable; this device never pushed there; its log fails its check.
+        :raises LockTimeout: another sync of this vault is running.
+        """
+        config = self.pick(remote)
+        s3 = self._store_of(config)
+        with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
+            sync_dir = self._sync_dir(create=False)
+            try:
+                result = prune(config, s3, self.devices, sync_dir, min_age=min_age, dry_run=dry_run)
+            finally:
+                if sync_dir is not None:
+                    sync_dir.close()
+        self._auditor.record("sync.prune", detail=result.counts())
         return result
 
     def _store_of(self, config: RemoteConfig) -> S3Store:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._auditing import Auditor
+from ._autopush import AutoPush
 from ._ckpts import Checkpoints
 from ._context import VaultContext
 from ._devices import Devices
@@ -114,5 +115,14 @@ def wire(
             config=config,
             reindex=reindex,
         ),
-        sync=Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor),
+        **_remote_parts(ctx, keys, store, settings, provider=provider, auditor=auditor),
     )
+
+
+def _remote_parts(
+    ctx: VaultContext, keys: Keys, store: SessionStore, settings: Settings, *, provider: KeyProvider, auditor: Auditor
+) -> dict[str, Any]:
+    """The sync, and the automatic push, told of every write the auditor records (docs/sync.md)."""
+    autopush = AutoPush(ctx, settings, keychain=provider.name == "keychain")
+    auditor.after_write = autopush.after_write
+    return {"sync": Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor), "autopush": autopush}

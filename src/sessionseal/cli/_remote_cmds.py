@@ -18,8 +18,10 @@ _CREDENTIALS: Final = (
 )
 
 
-def _doc(remote: Any) -> dict[str, Any]:
+def _doc(remote: Any, last: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
+        "auto_push": remote.auto_push,
+        "last_auto_push": last,
         "name": remote.name,
         "url": remote.url,
         "endpoint": remote.endpoint,
@@ -76,18 +78,69 @@ def add(
 @handle_errors
 def list_remotes(obj: Context, as_json: bool) -> None:
     """List the remotes, and where each one's credentials come from (never from the vault)."""
-    remotes = obj.vault(auto_cleanup=False).remotes.list()
+    vault = obj.vault(auto_cleanup=False)
+    remotes = vault.remotes.list()
+    status = vault.remotes.auto_status()
     if as_json:
-        echo_json({"remotes": [_doc(r) for r in remotes], "credentials": _CREDENTIALS})
+        echo_json(
+            {
+                "remotes": [_doc(r, status.get(r.name)) for r in remotes],
+                "credentials": _CREDENTIALS,
+                "last_auto_push_unopened": status.get(""),
+            }
+        )
         return
     for r in remotes:
         where = f" at {r.endpoint}" if r.endpoint else ""
         region = f" region {r.region}" if r.region else ""
         creds = f"profile {r.profile}" if r.profile else "default AWS chain"
-        click.echo(f"{r.name}\t{r.url}{where}{region}\tcredentials: {creds}")
+        auto = f"\tauto push: {_auto_text(r.auto_push, status.get(r.name))}" if r.auto_push is not None else ""
+        click.echo(f"{r.name}\t{r.url}{where}{region}\tcredentials: {creds}{auto}")
+    if "" in status:
+        click.echo(f"The last automatic push could not open the vault: {_auto_text(0, status[''])}", err=True)
     if not remotes:
         click.echo("No remotes; add one with 'sessionseal remote add NAME s3://BUCKET/PREFIX'", err=True)
     click.echo(f"Note: {_CREDENTIALS}", err=True)
+
+
+def _auto_text(delay: float | None, last: dict[str, Any] | None) -> str:
+    head = f"on, {delay:g} s after a write"
+    if last is None:
+        return f"{head}; none ran yet"
+    if last.get("outcome") == "ok":
+        return f"{head}; last one at {last.get('at')}: ok"
+    return (
+        f"{head}; last one at {last.get('at')} FAILED ({last.get('error')}, exit {last.get('exit_code')}): "
+        "run 'sessionseal sync NAME --push' to see why"
+    )
+
+
+@remote_group.command(name="auto")
+@click.argument("remote_name", metavar="NAME")
+@click.argument("state", type=click.Choice(["on", "off"]), metavar="on|off")
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, 3600),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long after a write before pushing: the writes within it go out in one push.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def auto(obj: Context, /, *, remote_name: str, state: str, delay: float, as_json: bool) -> None:
+    """Push to the remote automatically after every write (off by default): a background
+    'sessionseal sync NAME --push' starts SECONDS after a write, one at a time, never blocking
+    or failing the write; its outcome shows in 'remote list'. Keychain vaults only."""
+    remote = obj.vault(auto_cleanup=False).remotes.auto(remote_name, on=state == "on", delay=delay)
+    if as_json:
+        echo_json(_doc(remote))
+        return
+    if remote.auto_push is None:
+        click.echo(f"Automatic push to {remote.name} is off", err=True)
+    else:
+        click.echo(f"Automatic push to {remote.name} is on: {remote.auto_push:g} s after a write", err=True)
 
 
 @remote_group.command(name="remove")

@@ -28,10 +28,35 @@ def _mb(n: int) -> str:
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be sent or applied; write nothing, here or there.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--prune",
+    "prune",
+    is_flag=True,
+    help="Delete this device's objects on the remote that no entry of its log names (a killed push's).",
+)
+@click.option(
+    "--min-age",
+    type=click.FloatRange(0),
+    default=24 * 3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --prune: keep objects younger than this (by the server's clock).",
+)
+@click.option("--auto", "auto", is_flag=True, hidden=True, help="The background push a write starts (remote auto).")
 @click.pass_obj
 @handle_errors
 def sync_command(
-    obj: Context, /, *, remote_name: str | None, push: bool, pull: bool, dry_run: bool, as_json: bool
+    obj: Context,
+    /,
+    *,
+    remote_name: str | None,
+    push: bool,
+    pull: bool,
+    prune: bool,
+    min_age: float,
+    dry_run: bool,
+    as_json: bool,
+    auto: bool,
 ) -> None:
     """Sync the vault through a remote (the only one, or NAME): --push sends the sessions that
     are new or changed since the last push (appended turns as just the new events), resumes a
@@ -39,8 +64,14 @@ def sync_command(
     reordered or rolled back: exit 19), then applies the other devices' new sessions, appends
     and metadata (a diverged line becomes a linked fork), resuming a pull that was killed.
     Audited (counts only)."""
-    if push == pull:
-        raise click.UsageError("give one of --push or --pull")
+    if auto:
+        _auto(obj)
+        return
+    if push + pull + prune != 1:
+        raise click.UsageError("give one of --push, --pull or --prune")
+    if prune:
+        _prune(obj, remote_name, min_age=min_age, dry_run=dry_run, as_json=as_json)
+        return
     if pull:
         _pull(obj, remote_name, dry_run=dry_run, as_json=as_json)
         return
@@ -65,6 +96,37 @@ def sync_command(
         err=True,
     )
     sys.stderr.flush()
+
+
+def _prune(obj: Context, remote_name: str | None, *, min_age: float, dry_run: bool, as_json: bool) -> None:
+    result = obj.vault(auto_cleanup=False).remotes.prune(remote_name, min_age=min_age, dry_run=dry_run)
+    if as_json:
+        echo_json({"remote": result.remote, "device": str(result.device), **result.counts(), "why": result.unproven})
+        return
+    if result.unproven is not None:
+        click.echo(
+            f"Deleted nothing on {result.remote}: {result.unproven} ({result.objects} objects of this device, "
+            f"{result.entries} log entries read)",
+            err=True,
+        )
+        return
+    would = "Would delete" if dry_run else "Deleted"
+    click.echo(
+        f"{would} {result.deleted} of {result.objects} objects of this device on {result.remote} that no entry of "
+        f"its log names ({_mb(result.bytes)}); {result.named} named, kept"
+        + (f"; {result.young} unnamed but younger than {min_age:g} s, kept" if result.young else "")
+        + (f"; {result.foreign} not content objects, kept" if result.foreign else ""),
+        err=True,
+    )
+
+
+def _auto(obj: Context) -> None:
+    """The background push a write started (docs/sync.md, "Automatic push"): its stdio is
+    /dev/null, so the outcome goes to the audit log and autopush.json, and the exit code."""
+    done = obj.vault(auto_cleanup=False).remotes.run_auto()
+    bad = [o for o in (done or {}).values() if o["outcome"] != "ok"]
+    if bad:
+        sys.exit(int(bad[0].get("exit_code", 1)))
 
 
 def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool) -> None:
