@@ -259,3 +259,33 @@ def test_the_revoked_device_is_told_in_one_line_with_exit_19(
     assert res.exit_code == 19, res.stderr
     assert res.stdout == "" and res.stderr.count("\n") == 1 and "revoked" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_revoked_devices_entries_after_its_revocation_are_refused(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    """ "After" is what the revoker had applied of C when it revoked it (the ``device.revoke``
+    entry's ``witness``), never C's own clock, which C sets: C's entries beyond it are refused
+    (counted, not applied) on every reader, the revoker's included."""
+    a, b, c = three
+    _save(c, "c before")
+    c_seq = c.remotes.push().seq
+    a.remotes.pull()  # A applies C's entries up to c_seq ...
+    _device_enroll.revoke(a, None, _device(c).hex)  # ... and revokes it, witnessing that
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    store = _store(server_env)
+    base = f"{PREFIX}/d/{_device(a).hex}/log/"
+    logs = {int(k.rsplit("/", 1)[1], 16): store.get(k) for k, _ in store.list(base)}
+    read = _remotelog.read_log(logs, a.remotes.devices.epoch_keys("cloud"), rid, _device(a))
+    revoke = read.entries[-1]
+    assert revoke.entry["kind"] == "device.revoke" and revoke.epoch == revoke.entry["epoch"] == 2
+    assert revoke.entry["witness"][0] == c_seq
+    # C does not know yet: it goes on pushing under the epoch it holds.
+    _save(c, "c after")
+    assert c.remotes.push().epoch == 1
+    for reader in (b, a):
+        result = reader.remotes.pull()
+        assert result.refused >= 1 and result.counts()["refused"] == result.refused
+        assert "c before" in _titles(reader) and "c after" not in _titles(reader)
+    assert {e.device: e.status for e in list_devices(b).devices}[_device(c)] == "revoked"
