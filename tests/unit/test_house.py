@@ -41,6 +41,7 @@ VAULT_ORDER = [
     "_formats",
     "_syncfetch",
     "_syncpull",
+    "_syncepochs",
     "_syncapply",
     "_syncprune",
     "_sync",

@@ -27,6 +27,7 @@ of it is refused: it must be enrolled first.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import time
@@ -47,10 +48,11 @@ from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
-from ._syncapply import META_FIELDS, Applier, PullResult, pull_synced
+from ._syncapply import META_FIELDS, Applier, PullResult, pull_synced, read_state
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
+from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
-from ._syncpull import check_logs
+from ._syncpull import check_logs, list_remote
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -233,7 +235,10 @@ class Sync:
         config = self.pick(remote)
         s3 = self._store_of(config)
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
-            check = check_logs(config, s3, self.devices)
+            listing = list_remote(s3, config)
+            pickup = take_up_epochs(config, s3, self.devices, keep=not dry_run, listing=listing)
+            check = check_logs(config, s3, self.devices, keys=pickup.keys, listing=listing, withheld=pickup.withheld)
+            check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
             sync_dir = self._sync_dir(create=not dry_run)
             try:
                 result = Applier(
@@ -250,6 +255,12 @@ class Sync:
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
+        if check.revoked is not None:  # what it could read is applied; the rest is not for it
+            raise RemoteError(
+                f"this device was revoked on the remote: device {check.revoked[1].hex} made epoch "
+                f"{check.revoked[0]} without a key for it; what was written before is applied, nothing after "
+                "can be read here"
+            )
         self._auditor.record("sync.pull", detail=result.counts())
         return result
 
@@ -275,6 +286,21 @@ class Sync:
                     sync_dir.close()
         self._auditor.record("sync.prune", detail=result.counts())
         return result
+
+    def witness(self, config: RemoteConfig) -> dict[uuid.UUID, tuple[int, bytes]]:
+        """What this device applied of every other device's log on *config* (its pull cursor's
+        ``applied``): the witness vector its heads and enrolments carry (docs/spec/remote-v1.md,
+        "Heads"); empty before its first pull."""
+        held = self.devices.epoch_keys(config)
+        rid = self.devices.identity(config).remote_id if held else None
+        sync_dir = self._sync_dir(create=False)
+        if rid is None or sync_dir is None:
+            return {}
+        try:
+            applied = read_state(sync_dir, rid, config.device, held).applied
+        finally:
+            sync_dir.close()
+        return {dev: at for dev, at in applied.items() if dev != config.device}
 
     def _store_of(self, config: RemoteConfig) -> S3Store:
         from .. import _s3
@@ -325,6 +351,8 @@ class _Push:
         self.rid = uuid.UUID(int=0)
         self.dkeys = _remotekeys.DeviceKeys(b"", b"")
         self.cursor = Cursor(uuid.UUID(int=0), config.device)
+        #: What this device applied of the others' logs: its heads' witness vector.
+        self.witnessed: dict[uuid.UUID, tuple[int, bytes]] | None = None
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -402,8 +430,16 @@ class _Push:
         entries = []
         if make_epoch:
             keys_object = self._epoch_one(ident, outbox)
+            # The first device's keys, under K_1: no bucket can swap its record's (docs/design.md, "Keys").
             entries.append(
-                {"kind": "epoch", "epoch": 1, "keys": hashlib.sha256(keys_object).hexdigest(), "reason": "first"}
+                {
+                    "kind": "epoch",
+                    "epoch": 1,
+                    "keys": hashlib.sha256(keys_object).hexdigest(),
+                    "reason": "first",
+                    "x25519": base64.b64encode(ident.x25519_public).decode(),
+                    "ed25519": base64.b64encode(ident.ed25519_public).decode(),
+                }
             )
         self._commit(entries, {}, outbox)
 
@@ -575,8 +611,10 @@ class _Push:
             outbox.append((_log(c.seq), data))
             sealed += 1
         if sealed:
+            if self.witnessed is None:  # read once: no pull runs under the sync lock meanwhile
+                self.witnessed = {} if self.dry_run else self.sync.witness(self.config)
             head = _remotelog.sign_head(
-                self.dkeys, rid, dev, epoch=c.epoch, seq=c.seq, mac=c.mac, hlc=c.hlc, witness={}
+                self.dkeys, rid, dev, epoch=c.epoch, seq=c.seq, mac=c.mac, hlc=c.hlc, witness=self.witnessed
             )
             outbox.append((f"head/{c.seq:016x}", head))
         self.result.entries += sealed
