@@ -6,6 +6,7 @@ of another above it, or of the facade, it gets here as an object or a callback.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
     from .._keytable import KeyTable
 
 __all__ = ["wire"]
+
+
+def _erase(erasure: Erasure, sid: uuid.UUID, device: uuid.UUID) -> None:
+    """A tombstone's erasure on pull: the vault's own delete, recording no tombstone of this
+    device's own for the remote it came from (docs/sync.md, "Deletes")."""
+    erasure.delete(sid, spare=device)
 
 
 def wire(
@@ -114,5 +121,5 @@ def wire(
             config=config,
             reindex=reindex,
         ),
-        sync=Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor),
+        sync=Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor, erase=functools.partial(_erase, erasure)),
     )
