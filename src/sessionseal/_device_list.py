@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import _remote, _remotekeys, _remotelog
 from ._vault._auditing import audited_by
+from ._vault._syncepochs import take_up_epochs
 from .errors import IntegrityError, RemoteError
 
 if TYPE_CHECKING:
@@ -97,15 +98,19 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
             records[device] = store.get(key)
         elif rest.startswith("log/") and _SEQ.fullmatch(rest[4:]):
             logs.setdefault(device, {})[int(rest[4:], 16)] = store.get(key)  # u64 as 16 hex digits
-    held = devices.epoch_keys(config)
+    # Another device's new epoch is taken up first, once proved (_vault/_syncepochs.py).
+    pickup = take_up_epochs(config, store, devices)
+    held = pickup.keys
     verified = ident.remote_id is not None and bool(held)
     enrolled: dict[uuid.UUID, tuple[uuid.UUID, bytes, bytes] | None] = {}
     revoked: dict[uuid.UUID, uuid.UUID] = {}
     if verified:
         assert ident.remote_id is not None
         for device, objects in sorted(logs.items()):
-            read = _remotelog.read_log(objects, held, ident.remote_id, device)
+            read = _remotelog.read_log(objects, held, ident.remote_id, device, stop_unheld=True)
             _enrolments(device, read, enrolled, revoked)
+            if read.blocked in pickup.withheld:  # an epoch made without a key for this device
+                revoked.setdefault(config.device, pickup.withheld[read.blocked])
     out = [
         _entry(d, records.get(d), ident.remote_id, config.device, verified, enrolled, revoked)
         for d in sorted(set(records) | set(enrolled), key=lambda u: u.hex)
@@ -143,7 +148,9 @@ def _enrolments(
         entry = opened.entry
         kind = entry.get("kind")
         if opened.seq == 1 and kind == "epoch" and entry.get("reason") == "first" and entry.get("epoch") == 1:
-            enrolled.setdefault(device, None)  # the maker of epoch 1: enrolled by itself
+            # The maker of epoch 1, enrolled by itself, with the keys it names (a log written
+            # before the entry named them: as its record lists them).
+            enrolled.setdefault(device, _first_keys(device, opened))
         elif kind == "device.enroll":
             try:
                 who = uuid.UUID(hex=str(entry["device"]))
@@ -160,6 +167,20 @@ def _enrolments(
                 revoked[uuid.UUID(hex=str(entry["device"]))] = device
             except (KeyError, ValueError):
                 raise RemoteError(f"device {device.hex}'s entry {opened.seq} is a malformed revocation") from None
+
+
+def _first_keys(device: uuid.UUID, opened: _remotelog.Opened) -> tuple[uuid.UUID, bytes, bytes] | None:
+    entry = opened.entry
+    if "ed25519" not in entry:
+        return None
+    try:
+        return (
+            device,
+            base64.b64decode(entry["x25519"], validate=True),
+            base64.b64decode(entry["ed25519"], validate=True),
+        )
+    except (KeyError, ValueError, TypeError, binascii.Error):
+        raise RemoteError(f"device {device.hex}'s entry {opened.seq} is a malformed enrolment") from None
 
 
 def _entry(  # noqa: PLR0917 - one device's facts from the listing

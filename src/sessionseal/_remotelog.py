@@ -131,11 +131,15 @@ def open_entry(data: bytes, epoch_keys: Mapping[int, bytes], remote: uuid.UUID, 
 @dataclass(frozen=True)
 class LogRead:
     """What :func:`read_log` vouches for: the entries after the start, in order; the last
-    ``(seq, mac)``; and whether a failing last entry was left for later (not yet written)."""
+    ``(seq, mac)``; whether a failing last entry was left for later (not yet written); and,
+    when the read stopped at an entry sealed under an epoch whose key the reader does not hold
+    (``stop_unheld``), that epoch and the entry's seq (0 and 0 otherwise)."""
 
     entries: tuple[Opened, ...]
     end: tuple[int, bytes]
     pending: bool
+    blocked: int = 0
+    blocked_at: int = 0
 
 
 def read_log(
@@ -146,6 +150,7 @@ def read_log(
     *,
     start: tuple[int, bytes] = (0, ZERO_MAC),
     floor: tuple[int, bytes] | None = None,
+    stop_unheld: bool = False,
 ) -> LogRead:
     """Check *device*'s log as listed (*objects*: seq -> bytes) from after *start* (the last
     entry already applied, with its MAC) and open what follows.
@@ -153,6 +158,10 @@ def read_log(
     :param floor: the highest ``(seq, mac)`` this reader knows the log reached (what it applied,
         or what a verified head or another device's witness names): a log that ends below it,
         or holds another entry at it, is rolled back.
+    :param stop_unheld: an entry sealed under an epoch the reader holds no key of ends the read
+        (``LogRead.blocked``) instead of refusing it: a new epoch not taken up yet, or one this
+        reader was left out of.  The log must still be listed up to *floor* (the entries are
+        there, unread); what was read is checked against it as usual.
     :raises RemoteError: a gap, an entry that fails with entries after it, a broken chain, or a
         rollback; nothing is returned then.
     """
@@ -161,8 +170,12 @@ def read_log(
     if seqs and seqs != list(range(start[0] + 1, start[0] + 1 + len(seqs))):
         raise RemoteError(f"{who} has a gap after entry {start[0]}: entries were removed")
     opened: list[Opened] = []
-    prev, pending = start[1], False
+    prev, pending, blocked, blocked_at = start[1], False, 0, 0
     for i, seq in enumerate(seqs):
+        epoch = _epoch_of(objects[seq])
+        if stop_unheld and epoch is not None and epoch not in epoch_keys:
+            blocked, blocked_at = epoch, seq
+            break
         try:
             got = open_entry(objects[seq], epoch_keys, remote, device, seq)
         except IntegrityError:
@@ -177,9 +190,22 @@ def read_log(
         opened.append(got)
         prev = got.mac
     end = (opened[-1].seq, opened[-1].mac) if opened else start
-    if floor is not None:
+    if floor is not None and blocked and floor[0] >= blocked_at:
+        # The floor lies in what this reader cannot open yet: the entries must be there.
+        if seqs[-1] < floor[0]:
+            raise RemoteError(
+                f"{who} ends at entry {seqs[-1]}, below entry {floor[0]} it reached before: it was cut or rolled back"
+            )
+    elif floor is not None:
         _check_floor(who, floor, start, opened, end)
-    return LogRead(tuple(opened), end, pending)
+    return LogRead(tuple(opened), end, pending, blocked, blocked_at)
+
+
+def _epoch_of(data: bytes) -> int | None:
+    """The epoch an entry's header names (None: too short to be an entry; its opening says so)."""
+    if len(data) < ENTRY_HEADER.size:
+        return None
+    return int(ENTRY_HEADER.unpack_from(data)[4])
 
 
 def _check_floor(

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog
+from sessionseal import Vault, _device_enroll, _remotelog
 from sessionseal.errors import SessionNotFound
 from tests._infra.s3server import S3Server
 
@@ -164,18 +164,6 @@ def test_a_push_killed_while_writing_a_tombstone_is_finished_by_the_next(
         assert (again.tombstoned, again.entries, again.objects_deleted) == (0, 0, 0)
 
 
-def _take_up(b: Vault, a: Vault, server: S3Server) -> None:
-    """What the pull's take-up of a new epoch does (lane ``epochs``), done by hand."""
-    base = server.root / server.bucket / PREFIX / "d" / _device(a).hex / "keys"
-    newest = max(base.iterdir(), key=lambda p: int(p.name, 16))
-    parsed = _remotekeys.parse_keys_object(newest.read_bytes())
-    ident = b.remotes.devices.identity("cloud")
-    stanza = parsed.for_device(ident.device_id)
-    assert stanza is not None
-    key = _remotekeys.unwrap_device(stanza, parsed.remote, parsed.epoch, ident.device_id, ident.keys)
-    b.remotes.devices.add_epoch_key("cloud", parsed.epoch, key)
-
-
 PULL_POINTS = [
     ("state", 1),  # the intent to keep the unpushed work recorded, nothing written
     ("save", 1),  # the unpushed work kept as a new session, the session not erased
@@ -192,7 +180,6 @@ def test_a_pull_killed_while_applying_a_tombstone_is_finished_by_the_next(
     with _open(a_path) as a:
         a.remotes.push()
         with _open(b_path) as b:
-            _take_up(b, a, s3_server)
             b.append(doomed[0], [{"role": "assistant", "content": "not pushed yet"}])
             b_objects = _named(_log(b, s3_server), doomed)
             assert len(b_objects) == 1

@@ -38,6 +38,7 @@ VAULT_ORDER = [
     "_importer",
     "_formats",
     "_syncpull",
+    "_syncepochs",
     "_synctomb",
     "_syncapply",
     "_sync",

@@ -73,7 +73,14 @@ def test_every_device_log_checks_out_then_is_applied(two: tuple[Vault, Vault, _s
     assert (theirs.entries, theirs.seq, theirs.head, theirs.pending) == (4, 4, 4, False)
     assert theirs.kinds == {"epoch": 1, "session.put": 3}
     assert mine.kinds == {"session.put": 1}
-    assert check.counts() == {"devices": 2, "entries": 5, "pending": 0}
+    assert check.counts() == {
+        "devices": 2,
+        "entries": 5,
+        "pending": 0,
+        "blocked": 0,
+        "epochs_taken": 0,
+        "epochs_pending": 0,
+    }
     assert (result.counts()["applied"], result.put) == (3, 3)
     assert len(second.list()) == 4
 

@@ -27,6 +27,7 @@ of it is refused: it must be enrolled first.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import time
@@ -49,7 +50,8 @@ from ._keys import Keys
 from ._store import SessionStore
 from ._syncapply import META_FIELDS, Applier, Erase, PullResult, pull_synced
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
-from ._syncpull import check_logs
+from ._syncepochs import take_up_epochs
+from ._syncpull import check_logs, list_remote
 from ._synctomb import Tombstones, push_tombstones
 
 if TYPE_CHECKING:
@@ -240,7 +242,10 @@ class Sync:
         config = self.pick(remote)
         s3 = self._store_of(config)
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
-            check = check_logs(config, s3, self.devices)
+            listing = list_remote(s3, config)
+            pickup = take_up_epochs(config, s3, self.devices, keep=not dry_run, listing=listing)
+            check = check_logs(config, s3, self.devices, keys=pickup.keys, listing=listing, withheld=pickup.withheld)
+            check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
             sync_dir = self._sync_dir(create=not dry_run)
             try:
                 result = Applier(
@@ -259,6 +264,12 @@ class Sync:
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
+        if check.revoked is not None:  # what it could read is applied; the rest is not for it
+            raise RemoteError(
+                f"this device was revoked on the remote: device {check.revoked[1].hex} made epoch "
+                f"{check.revoked[0]} without a key for it; what was written before is applied, nothing after "
+                "can be read here"
+            )
         self._auditor.record("sync.pull", detail=result.counts())
         return result
 
@@ -386,8 +397,16 @@ class _Push:
         entries = []
         if make_epoch:
             keys_object = self._epoch_one(ident, outbox)
+            # The first device's keys, under K_1: no bucket can swap its record's (docs/design.md, "Keys").
             entries.append(
-                {"kind": "epoch", "epoch": 1, "keys": hashlib.sha256(keys_object).hexdigest(), "reason": "first"}
+                {
+                    "kind": "epoch",
+                    "epoch": 1,
+                    "keys": hashlib.sha256(keys_object).hexdigest(),
+                    "reason": "first",
+                    "x25519": base64.b64encode(ident.x25519_public).decode(),
+                    "ed25519": base64.b64encode(ident.ed25519_public).decode(),
+                }
             )
         self._commit(entries, {}, outbox)
 

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from .._s3 import S3Store
     from ._devices import Devices
 
-__all__ = ["DeviceLog", "PullCheck", "check_logs"]
+__all__ = ["DeviceLog", "Listing", "PullCheck", "check_logs", "list_remote", "record_key"]
 
 _DEVICE: Final = re.compile(r"[0-9a-f]{32}")
 _SEQ: Final = re.compile(r"[0-9a-f]{16}")
+_EPOCH: Final = re.compile(r"[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class DeviceLog:
     head: int  # the newest head's seq (0: none)
     pending: bool  # a failing last entry, left as not yet written
     kinds: dict[str, int]
+    blocked: int = 0  # the epoch (not held) whose first entry ended the read; 0: none
 
 
 @dataclass
@@ -56,12 +58,19 @@ class PullCheck:
     devices: list[DeviceLog] = field(default_factory=list)
     #: Each device's entries as opened (for the applying pull, :mod:`._syncapply`).
     logs: dict[uuid.UUID, tuple[_remotelog.Opened, ...]] = field(default_factory=dict, repr=False)
+    #: A log stopped at an epoch made without a key for this device: (epoch, maker).
+    revoked: tuple[int, uuid.UUID] | None = None
+    taken: int = 0  # epochs taken up by this pull (``_syncepochs``)
+    epochs_pending: int = 0  # key objects for this device whose proof is not there yet
 
     def counts(self) -> dict[str, Any]:
         return {
             "devices": len(self.devices),
             "entries": sum(d.entries for d in self.devices),
             "pending": sum(d.pending for d in self.devices),
+            "blocked": sum(bool(d.blocked) for d in self.devices),
+            "epochs_taken": self.taken,
+            "epochs_pending": self.epochs_pending,
         }
 
 
@@ -69,8 +78,11 @@ def _bad(device: uuid.UUID, what: str) -> RemoteError:
     return RemoteError(f"device {device.hex}'s {what}")
 
 
-def _record(data: bytes, device: uuid.UUID, remote: uuid.UUID) -> bytes:
-    """The Ed25519 public key of a device record of *device* on *remote*."""
+def record_key(data: bytes, device: uuid.UUID, remote: uuid.UUID) -> bytes:
+    """The Ed25519 public key of a device record of *device* on *remote*.
+
+    :raises RemoteError: malformed, or of another remote or device.
+    """
     try:
         doc = json.loads(data)
         ok = (
@@ -87,18 +99,35 @@ def _record(data: bytes, device: uuid.UUID, remote: uuid.UUID) -> bytes:
     return key
 
 
-def _list(s3: S3Store, top: str) -> dict[uuid.UUID, dict[str, list[str]]]:
-    """The device prefixes under *top*: for each, its record (if any), log and head names."""
-    listed: dict[uuid.UUID, dict[str, list[str]]] = {}
-    for key, _ in s3.list(top):
-        name, _, rest = key[len(top) :].partition("/")
-        kind, _, seq = rest.partition("/")
+@dataclass
+class Listing:
+    """What the remote lists under ``P/d/``, by device: its record, its log entries, its heads
+    and its epoch key objects (full keys, by seq or epoch)."""
+
+    records: dict[uuid.UUID, str] = field(default_factory=dict)
+    logs: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
+    heads: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
+    keys: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
+
+
+def list_remote(s3: S3Store, config: RemoteConfig) -> Listing:
+    """One LIST of ``P/d/``, sorted into :class:`Listing` (names sessionseal does not write are
+    left out)."""
+    root = _remote.parse_url(config.url).key("d") + "/"
+    out = Listing()
+    for key, _ in s3.list(root):
+        name, _, rest = key[len(root) :].partition("/")
         if not _DEVICE.fullmatch(name):
             continue
-        if rest == "device" or (kind in {"log", "head"} and _SEQ.fullmatch(seq)):
-            found = listed.setdefault(uuid.UUID(hex=name), {"log": [], "head": [], "device": []})
-            found["device" if rest == "device" else kind].append(seq)
-    return listed
+        dev = uuid.UUID(hex=name)
+        kind, _, tail = rest.partition("/")
+        if rest == "device":
+            out.records[dev] = key
+        elif kind in {"log", "head"} and _SEQ.fullmatch(tail):
+            (out.logs if kind == "log" else out.heads).setdefault(dev, {})[int(tail, 16)] = key
+        elif kind == "keys" and _EPOCH.fullmatch(tail):
+            out.keys.setdefault(dev, {})[int(tail, 16)] = key
+    return out
 
 
 def _floors(heads: dict[uuid.UUID, _remotelog.Head]) -> dict[uuid.UUID, tuple[int, bytes]]:
@@ -111,35 +140,44 @@ def _floors(heads: dict[uuid.UUID, _remotelog.Head]) -> dict[uuid.UUID, tuple[in
     return floors
 
 
-def check_logs(config: RemoteConfig, s3: S3Store, devices: Devices) -> PullCheck:
+def check_logs(
+    config: RemoteConfig,
+    s3: S3Store,
+    devices: Devices,
+    *,
+    keys: dict[int, bytes] | None = None,
+    listing: Listing | None = None,
+    withheld: dict[int, uuid.UUID] | None = None,
+) -> PullCheck:
     """Read and check every device's log on *config*'s remote (see the module's docstring).
 
+    :param keys: the epoch keys to read under (default: those this device holds); a log is read
+        up to its first entry under an epoch not among them (``DeviceLog.blocked``).
+    :param withheld: newer epochs whose key objects hold no stanza for this device, by epoch
+        (``_syncepochs.take_up_epochs``): a log stopped at one of them sets ``PullCheck.revoked``.
     :raises RemoteError: this device holds no key of the remote; a record, head or log that
         fails its check (named by device, never by anything it holds).
     """
-    held = devices.epoch_keys(config)
+    held = devices.epoch_keys(config) if keys is None else keys
     rid = devices.identity(config).remote_id if held else None
     if rid is None:
         raise RemoteError("this device holds no key of the remote yet: push first, or enrol it")
-    url = _remote.parse_url(config.url)
-    listed = _list(s3, url.key("d") + "/")
+    listed = listing if listing is not None else list_remote(s3, config)
     heads: dict[uuid.UUID, _remotelog.Head] = {}
-    recorded = [dev for dev, names in sorted(listed.items()) if names["device"]]  # others: no log yet
+    recorded = sorted(listed.records)  # devices without a record have no log yet
     for dev in recorded:
-        prefix = _remote.device_prefix(url, dev)
-        public = _record(s3.get(prefix + "device"), dev, rid)
-        if listed[dev]["head"]:
-            newest = max(listed[dev]["head"])
-            heads[dev] = _remotelog.open_head(s3.get(prefix + "head/" + newest), public, rid, dev)
-            if heads[dev].seq != int(newest, 16):
+        public = record_key(s3.get(listed.records[dev]), dev, rid)
+        if listed.heads.get(dev):
+            newest = max(listed.heads[dev])
+            heads[dev] = _remotelog.open_head(s3.get(listed.heads[dev][newest]), public, rid, dev)
+            if heads[dev].seq != newest:
                 raise _bad(dev, "head is not at its place")
     floors = _floors(heads)
     check = PullCheck(config.name)
     for dev in recorded:
-        prefix = _remote.device_prefix(url, dev)
-        objects = {int(n, 16): s3.get(prefix + "log/" + n) for n in listed[dev]["log"]}
+        objects = {seq: s3.get(name) for seq, name in listed.logs.get(dev, {}).items()}
         try:
-            read = _remotelog.read_log(objects, held, rid, dev, floor=floors.get(dev))
+            read = _remotelog.read_log(objects, held, rid, dev, floor=floors.get(dev), stop_unheld=True)
         except IntegrityError:
             raise _bad(dev, "change log does not open (modified or misplaced)") from None
         kinds: dict[str, int] = {}
@@ -148,6 +186,10 @@ def check_logs(config: RemoteConfig, s3: S3Store, devices: Devices) -> PullCheck
         head = heads[dev].seq if dev in heads else 0
         check.logs[dev] = read.entries
         check.devices.append(
-            DeviceLog(dev, dev == config.device, len(read.entries), read.end[0], head, read.pending, kinds)
+            DeviceLog(
+                dev, dev == config.device, len(read.entries), read.end[0], head, read.pending, kinds, read.blocked
+            )
         )
+        if read.blocked and withheld and read.blocked in withheld and check.revoked is None:
+            check.revoked = (read.blocked, withheld[read.blocked])
     return check

@@ -41,7 +41,8 @@ from ._context import VaultContext
 from ._devices import Devices
 from ._keys import Keys
 from ._synccursor import Cursor
-from ._syncpull import PullCheck, check_logs
+from ._syncepochs import take_up_epochs
+from ._syncpull import PullCheck, check_logs, list_remote
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -120,7 +121,8 @@ class Tombstones:
 
     def recipients(self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes) -> dict[uuid.UUID, bytes]:
         """Every enrolled device that is not revoked, by the verified logs, and its X25519 public
-        key: as its ``device.enroll`` entry names it, or (the first device) as its record does."""
+        key: as its ``device.enroll`` entry names it, or (the first device) as its ``epoch``
+        entry of reason ``first`` does (a log written before that entry named it: its record)."""
         enrolled: dict[uuid.UUID, bytes | None] = {}
         revoked: set[uuid.UUID] = set()
         for dev, entries in check.logs.items():
@@ -128,7 +130,8 @@ class Tombstones:
                 e, kind = opened.entry, opened.entry.get("kind")
                 try:
                     if opened.seq == 1 and kind == "epoch" and e.get("reason") == "first" and e.get("epoch") == 1:
-                        enrolled.setdefault(dev, None)
+                        named = e.get("x25519")
+                        enrolled.setdefault(dev, None if named is None else base64.b64decode(named, validate=True))
                     elif kind == "device.enroll":
                         enrolled[uuid.UUID(hex=str(e["device"]))] = base64.b64decode(e["x25519"], validate=True)
                     elif kind == "device.revoke":
@@ -192,7 +195,11 @@ def push_tombstones(
         return 0, 0, 0
     named = sorted(uuid.UUID(bytes=s) for s in erased if s in cursor.sessions)
     if named:
-        check = check_logs(tomb.config, tomb.s3, tomb.devices)
+        # Every epoch the others made first (a device enrolled under one is named in a log
+        # written under it), then every log, checked as a pull checks it.
+        listing = list_remote(tomb.s3, tomb.config)
+        pickup = take_up_epochs(tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing)
+        check = check_logs(tomb.config, tomb.s3, tomb.devices, keys=pickup.keys, listing=listing)
         own = check.logs.get(tomb.me, ())
         epoch, key, obj = tomb.new_epoch(check, remote, x25519_public)
         for sid in named:

@@ -1,0 +1,261 @@
+"""Taking up another device's new epoch on pull, against a real S3 server (``rclone serve s3`` on
+127.0.0.1; issue 26; docs/sync.md "Devices"; docs/design.md "Keys"; src/sessionseal/_vault/_syncepochs.py).
+
+The spec: a device revocation on A makes epoch e+1, its key wrapped for every enrolled device but
+the revoked one.  Another enrolled device B takes the key up on its next pull (or ``device
+list``), but only once A's log, read under it, holds the ``epoch`` entry naming the key object's
+hash and a head signed by A's enrolled key covers it; until then the key object is *pending*
+(reported, not an error) and A's log is read up to that epoch.  B then pushes under e+1; both
+its cursors still open.  The revoked device C finds no stanza: it applies what was written
+before the revocation, and its pull says it was revoked (exit 19, one line).
+
+Tamper cases: a key object a bucket planted (no key of its own; a stanza for B wrapping a key it
+chose, and entries forged under that key chaining from A's real log) is never taken up, with or
+without a head it signed itself, and with A's record's keys swapped for its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sessionseal import KeychainProvider, Vault, _device_enroll, _remote, _remotekeys, _remotelog, _s3, list_devices
+from sessionseal.cli import cli
+from sessionseal.errors import RemoteError
+from tests._infra.s3server import S3Server
+from tests.memkeyring import MemoryKeyring
+
+PREFIX = "team/me"
+
+
+def _vault(path: Path, server: S3Server, kr: MemoryKeyring) -> Vault:
+    v = Vault.init(path, key_provider=KeychainProvider(backend=kr))
+    v.remotes.add("cloud", f"s3://{server.bucket}/{PREFIX}", endpoint=server.endpoint)
+    return v
+
+
+def _device(v: Vault) -> uuid.UUID:
+    return v.remotes.devices.identity("cloud").device_id
+
+
+def _enrol(enroller: Vault, new: Vault) -> None:
+    step = _device_enroll.request(new)
+    _device_enroll.accept(enroller, None, _device(new).hex, step.pairing_code or "")
+    _device_enroll.finish(new)
+
+
+def _save(v: Vault, title: str) -> None:
+    v.save({"title": title, "messages": [{"role": "user", "content": title}]})
+
+
+def _titles(v: Vault) -> set[str]:
+    return {s.title or "" for s in v.list()}
+
+
+def _store(server: S3Server) -> _s3.S3Store:
+    return _s3.open_store(
+        _remote.parse_url(f"s3://{server.bucket}"), endpoint=server.endpoint, profile=None, region=None
+    )
+
+
+@pytest.fixture
+def kr() -> MemoryKeyring:
+    return MemoryKeyring()
+
+
+@pytest.fixture
+def three(tmp_path: Path, server_env: S3Server, kr: MemoryKeyring) -> Iterator[tuple[Vault, Vault, Vault]]:
+    """A (the remote's first device), B and C, both enrolled by A; every device has pulled."""
+    a = _vault(tmp_path / "a", server_env, kr)
+    _save(a, "a before")
+    a.remotes.push()
+    b, c = _vault(tmp_path / "b", server_env, kr), _vault(tmp_path / "c", server_env, kr)
+    try:
+        _enrol(a, b)
+        _enrol(a, c)
+        _save(b, "b before")
+        b.remotes.push()
+        for v in (a, b, c):
+            v.remotes.pull()
+        yield a, b, c
+    finally:
+        for v in (a, b, c):
+            v.close()
+
+
+def _head_names(server: S3Server, dev: uuid.UUID) -> list[str]:
+    base = f"{PREFIX}/d/{dev.hex}/head/"
+    return sorted(k for k, _ in _store(server).list(base))
+
+
+def test_a_revocation_is_taken_up_by_the_others_and_shuts_out_the_revoked(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    a, b, c = three
+    assert {"a before", "b before"} <= _titles(c)
+    _device_enroll.revoke(a, None, _device(c).hex)
+    _save(a, "a after")
+    assert a.remotes.push().epoch == 2
+    # B takes epoch 2 up on its pull, then reads what A wrote under it.
+    pulled = b.remotes.pull()
+    assert pulled.check.taken == 1 and pulled.counts()["epochs_taken"] == 1
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 2}
+    assert b.remotes.devices.epoch_keys("cloud")[2] == a.remotes.devices.epoch_keys("cloud")[2]
+    assert "a after" in _titles(b)
+    assert b.remotes.pull().check.taken == 0  # held now: nothing to take up again
+    # B's pushes seal under the newest epoch; its push and pull cursors still open.
+    _save(b, "b after")
+    pushed = b.remotes.push()
+    assert (pushed.epoch, pushed.put) == (2, 1)
+    assert b.remotes.push().put == 0
+    a.remotes.pull()
+    assert "b after" in _titles(a)
+    # C keeps what it read before, is refused beyond, and says why.
+    with pytest.raises(RemoteError, match="this device was revoked"):
+        c.remotes.pull()
+    assert set(c.remotes.devices.epoch_keys("cloud")) == {1}
+    assert not {"a after", "b after"} & _titles(c)
+    status = {e.device: e.status for e in list_devices(b).devices}
+    assert status == {_device(a): "enrolled", _device(b): "enrolled", _device(c): "revoked"}
+    mine = next(e for e in list_devices(c).devices if e.this_device)
+    assert (mine.status, mine.revoked_by) == ("revoked", _device(a))
+
+
+def test_an_epoch_whose_head_is_not_there_yet_is_pending_then_taken(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    """A revocation whose entries are up but whose head is still uploading: B reads A's log up
+    to the new epoch, reports the key object pending, and takes it once the head is there."""
+    a, b, c = three
+    _device_enroll.revoke(a, None, _device(c).hex)
+    store = _store(server_env)
+    newest = _head_names(server_env, _device(a))[-1]
+    head = store.get(newest)
+    store.delete(newest)
+    result = b.remotes.pull()
+    assert (result.check.taken, result.check.epochs_pending) == (0, 1)
+    assert result.counts()["blocked"] == 1
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1}
+    store.put(newest, head)
+    assert b.remotes.pull().check.taken == 1
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 2}
+
+
+def _plant_epoch(
+    server: S3Server, victim: Vault, maker: Vault, *, sign: bytes | None = None, swap_record: bool = False
+) -> bytes:
+    """What a bucket without any key can do: a key object ``keys/00000003`` under *maker*'s
+    prefix with a stanza for *victim* wrapping a key it chose, and entries forged under that key
+    after *maker*'s real log (its last MAC is in the clear in its head), an ``epoch`` entry naming
+    the object and a ``device.enroll`` of a device of its own; with *sign*, a head signed by that
+    Ed25519 key, and with *swap_record*, *maker*'s record carrying that key.  Returns the key."""
+    store = _store(server)
+    rid = victim.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    me, dev = _device(victim), _device(maker)
+    mine = victim.remotes.devices.identity("cloud")
+    chosen = bytes(range(32))
+    obj = _remotekeys.keys_object(rid, 3, dev, [_remotekeys.wrap_for_device(chosen, rid, 3, me, mine.x25519_public)])
+    base = f"{PREFIX}/d/{dev.hex}/"
+    store.put(base + f"keys/{3:08x}", obj)
+    head = store.get(_head_names(server, dev)[-1])
+    fixed = _remotelog.HEAD_FIXED.unpack_from(head)
+    seq, prev, hlc = fixed[5], fixed[6], fixed[7]
+    fake = _remotekeys.DeviceKeys.generate()
+    forged: list[dict[str, object]] = [
+        {"kind": "epoch", "epoch": 3, "keys": hashlib.sha256(obj).hexdigest(), "reason": "revoke"},
+        {
+            "kind": "device.enroll",
+            "device": uuid.uuid4().hex,
+            "x25519": base64.b64encode(fake.x25519_public).decode(),
+            "ed25519": base64.b64encode(fake.ed25519_public).decode(),
+            "keys": "00" * 32,
+            "witness": {},
+        },
+    ]
+    for entry in forged:
+        seq += 1
+        data, prev = _remotelog.seal_entry(
+            chosen, rid, dev, epoch=3, seq=seq, prev=prev, entry={**entry, "hlc": f"{hlc + seq:016x}"}
+        )
+        store.put(base + f"log/{seq:016x}", data)
+    if sign is not None:
+        keys = _remotekeys.DeviceKeys(bytes(32), sign)
+        store.put(
+            base + f"head/{seq:016x}",
+            _remotelog.sign_head(keys, rid, dev, epoch=3, seq=seq, mac=prev, hlc=hlc + seq, witness={}),
+        )
+        if swap_record:
+            record = json.loads(store.get(base + "device"))
+            record["ed25519"] = base64.b64encode(keys.ed25519_public).decode()
+            store.put(base + "device", _remotelog.canonical(record))
+    return chosen
+
+
+@pytest.mark.parametrize("maker_is_first", [True, False])
+def test_a_planted_key_object_without_a_signed_head_stays_pending(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, maker_is_first: bool
+) -> None:
+    a, b, _ = three
+    maker, victim = (a, b) if maker_is_first else (b, a)
+    _plant_epoch(server_env, victim, maker)
+    result = victim.remotes.pull()
+    assert (result.check.taken, result.check.epochs_pending) == (0, 1)
+    assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
+    assert next(d for d in result.check.devices if d.device == _device(maker)).blocked == 3
+    status = {e.device: e.status for e in list_devices(victim).devices}
+    assert len(status) == 3  # the forged enrolment is never read
+    assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
+
+
+def test_a_planted_key_object_with_a_head_of_its_own_is_refused(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    a, b, _ = three
+    _plant_epoch(server_env, b, a, sign=bytes(range(1, 33)))
+    with pytest.raises(RemoteError, match="head is not one it signed"):
+        b.remotes.pull()
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1}
+
+
+@pytest.mark.parametrize("maker_is_first", [True, False])
+def test_a_planted_key_object_with_the_record_swapped_is_never_taken(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, maker_is_first: bool
+) -> None:
+    """The bucket swaps the maker's record for one with its own Ed25519 key and signs a head
+    with it: the key differs from the one the maker's enrolment (or, for the first device, its
+    opening entry) names, so the proof fails and the key is not kept."""
+    a, b, _ = three
+    maker, victim = (a, b) if maker_is_first else (b, a)
+    _plant_epoch(server_env, victim, maker, sign=bytes(range(1, 33)), swap_record=True)
+    result = victim.remotes.pull()  # the swapped record signs the newest head: the log reads
+    assert (result.check.taken, result.check.epochs_pending) == (0, 1)
+    assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
+    status = {e.device: e.status for e in list_devices(victim).devices}
+    assert status[_device(maker)] == "invalid"  # its record's keys are not its enrolment's
+    assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
+
+
+def test_the_revoked_device_is_told_in_one_line_with_exit_19(
+    three: tuple[Vault, Vault, Vault], kr: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionseal import _keystore
+
+    a, _, c = three
+    _device_enroll.revoke(a, None, _device(c).hex)
+    _save(a, "a after")
+    a.remotes.push()
+    path = c.path
+    c.close()
+    monkeypatch.setattr(_keystore, "_select_backend", lambda interactive: kr)
+    res = CliRunner().invoke(cli, ["--vault", str(path), "sync", "--pull", "--json"])
+    assert res.exit_code == 19, res.stderr
+    assert res.stdout == "" and res.stderr.count("\n") == 1 and "revoked" in res.stderr
+    assert "Traceback" not in res.stderr
