@@ -17,7 +17,10 @@ state").  Every file is then checked against a lower bound it cannot roll back:
   vault) and when, so that the next write is due after a bounded interval;
 - ``remote_keys``: per device id on a remote (issue 26), that device's private X25519 and
   Ed25519 keys, the remote's id and the remote data keys of the epochs it holds
-  (docs/spec/remote-v1.md, "Keys"), sealed here so that they follow the master key.
+  (docs/spec/remote-v1.md, "Keys"), sealed here so that they follow the master key;
+- ``erased``: per device id on a remote, the sessions erased here since that device's last
+  push, which its next push turns into a tombstone (docs/sync.md, "Deletes"): recorded by the
+  rotation that erases them, in the same write, so that no delete is inferred from an absence.
 
 ``counter`` grows by one with every state frame: the key store's head names it.
 
@@ -119,6 +122,8 @@ class StateChange:
     index: int | None = None
     head: tuple[int, int] | None = None  # (counter, unix seconds) of a key-store head write
     remote_keys: dict[bytes, RemoteKeys] = field(default_factory=dict)  # device id -> its keys, put whole
+    #: device id -> the sessions erased here that its next push tombstones, put whole (empty: none)
+    erased: dict[bytes, frozenset[bytes]] = field(default_factory=dict)
 
     def update(self, other: StateChange) -> None:
         """Fold *other* (a later change) into this one."""
@@ -141,6 +146,7 @@ class StateChange:
         if other.head is not None:
             self.head = other.head
         self.remote_keys.update(other.remote_keys)
+        self.erased.update(other.erased)
 
     def __bool__(self) -> bool:
         return bool(
@@ -154,6 +160,7 @@ class StateChange:
             or self.index is not None
             or self.head is not None
             or bool(self.remote_keys)
+            or bool(self.erased)
         )
 
 
@@ -171,6 +178,7 @@ class VaultState:
     index: int = 0
     head: tuple[int, int] = (0, 0)
     remote_keys: dict[bytes, RemoteKeys] = field(default_factory=dict)
+    erased: dict[bytes, frozenset[bytes]] = field(default_factory=dict)  # never empty sets
 
     def __repr__(self) -> str:
         return f"VaultState(counter={self.counter}, marks={len(self.marks)}, tombs={len(self.tombs)})"  # no keys
@@ -198,6 +206,11 @@ class VaultState:
         if change.head is not None:
             self.head = change.head
         self.remote_keys.update(change.remote_keys)
+        for dev, sids in change.erased.items():
+            if sids:
+                self.erased[dev] = sids
+            else:
+                self.erased.pop(dev, None)
 
 
 # -- encoding: canonical JSON (sorted keys, no whitespace), ids and tombs in hex --------------
@@ -224,6 +237,10 @@ def _remote_json(keys: dict[bytes, RemoteKeys]) -> dict[str, Any]:
     }
 
 
+def _erased_json(erased: dict[bytes, frozenset[bytes]]) -> dict[str, list[str]]:
+    return {dev.hex(): sorted(s.hex() for s in sids) for dev, sids in sorted(erased.items())}
+
+
 def encode_full(state: VaultState) -> bytes:
     """The ``full`` frame payload: the whole state (written with every snapshot)."""
     doc: dict[str, Any] = {
@@ -239,6 +256,8 @@ def encode_full(state: VaultState) -> bytes:
     }
     if state.remote_keys:  # absent until a remote is used: a table without remotes is as before
         doc["remote_keys"] = _remote_json(state.remote_keys)
+    if state.erased:  # absent while no erasure awaits a push
+        doc["erased"] = _erased_json(state.erased)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -265,6 +284,8 @@ def encode_change(counter: int, change: StateChange) -> bytes:
         doc["head"] = list(change.head)
     if change.remote_keys:
         doc["remote_keys"] = _remote_json(change.remote_keys)
+    if change.erased:
+        doc["erased"] = _erased_json(change.erased)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -340,6 +361,15 @@ def _remote_keys(doc: Any) -> dict[bytes, RemoteKeys]:
     return out
 
 
+def _erased(doc: Any) -> dict[bytes, frozenset[bytes]]:
+    if not isinstance(doc, dict):
+        raise ValueError
+    out = {bytes.fromhex(dev): frozenset(_ids(sids)) for dev, sids in doc.items()}
+    if any(len(dev) != 16 for dev in out):
+        raise ValueError
+    return out
+
+
 def _pair(doc: Any) -> tuple[int, int]:
     a, b = doc
     return _int(a), _int(b)
@@ -365,6 +395,7 @@ def decode_frame(state: VaultState, payload: bytes) -> None:
             state.index = _int(doc["index"])
             state.head = _pair(doc["head"])
             state.remote_keys = _remote_keys(doc.get("remote_keys", {}))
+            state.erased = {d: s for d, s in _erased(doc.get("erased", {})).items() if s}
         elif kind == _DELTA and state.tracked and counter == state.counter + 1:
             change = StateChange(
                 marks=_marks(doc.get("marks", {})),
@@ -377,6 +408,7 @@ def decode_frame(state: VaultState, payload: bytes) -> None:
                 index=None if "index" not in doc else _int(doc["index"]),
                 head=None if "head" not in doc else _pair(doc["head"]),
                 remote_keys=_remote_keys(doc.get("remote_keys", {})),
+                erased=_erased(doc.get("erased", {})),
             )
             state.apply(change)
         else:

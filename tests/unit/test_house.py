@@ -42,6 +42,7 @@ VAULT_ORDER = [
     "_syncfetch",
     "_syncpull",
     "_syncepochs",
+    "_synctomb",
     "_syncapply",
     "_syncprune",
     "_sync",

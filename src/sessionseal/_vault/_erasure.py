@@ -72,8 +72,10 @@ class Erasure:
         self._read_config = read_config
         self._summaries = summaries
 
-    def delete(self, sid: uuid.UUID) -> None:
-        """Crypto-erase a session (:meth:`Vault.delete`), and record it (under its lock)."""
+    def delete(self, sid: uuid.UUID, *, spare: uuid.UUID | None = None) -> None:
+        """Crypto-erase a session (:meth:`Vault.delete`), and record it (under its lock); with
+        *spare* (a pull applying a tombstone from that remote device), no tombstone of this
+        device's own is recorded for that remote (docs/sync.md, "Deletes")."""
         name = self._keys.file_name(sid)
         self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
         with self._ctx.session_lock(name, sid):
@@ -92,7 +94,7 @@ class Erasure:
                 erased_key = table.session_keys.get(sid)  # for the tag of the 'delete' record only
                 if sid in table.session_keys:
                     del table.session_keys[sid]
-                    entomb(table, {sid: files})
+                    entomb(table, {sid: files}, spare=spare)
                     epoch = self._keys.rotate_or_forget(table)
             # The session is gone once the rotation is durable; overwriting is best effort, and a
             # file left behind is removed by 'verify --repair' or the next cleanup (its tomb is
@@ -441,9 +443,25 @@ class Erasure:
         return removed
 
 
-def entomb(table: KeyTable, erased: Mapping[uuid.UUID, Sequence[tuple[Dir, str, bytes | None]]]) -> None:
+def entomb(
+    table: KeyTable,
+    erased: Mapping[uuid.UUID, Sequence[tuple[Dir, str, bytes | None]]],
+    *,
+    spare: uuid.UUID | None = None,
+) -> None:
     """Record in *table*'s state, before the rotation that erases the sessions writes it, a tomb
     for each file they leave to overwrite, and drop their marks: the rotation and the record of
-    what it left are one atomic write.  An untracked table records nothing (docs/secure-deletion.md)."""
+    what it left are one atomic write.  An untracked table records nothing (docs/secure-deletion.md).
+
+    The erased sessions are also recorded for every remote this vault has a device on (but
+    *spare*), in the same write: the next push there tombstones those it ever sent or pulled
+    (docs/sync.md, "Deletes").  A delete is never inferred from a session's absence."""
     tombs = {t for files in erased.values() for _, _, t in files if t is not None}
-    table.state.apply(StateChange(tombs=tombs, unmarks={sid.bytes for sid in erased}))
+    sids = frozenset(sid.bytes for sid in erased)
+    state = table.state
+    remote = {
+        dev: state.erased.get(dev, frozenset()) | sids
+        for dev in state.remote_keys
+        if spare is None or dev != spare.bytes
+    }
+    state.apply(StateChange(tombs=tombs, unmarks=set(sids), erased=remote if sids else {}))

@@ -48,11 +48,12 @@ from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
-from ._syncapply import META_FIELDS, Applier, PullResult, pull_synced, read_state
+from ._syncapply import META_FIELDS, Applier, Erase, PullResult, pull_synced, read_state
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs, list_remote
+from ._synctomb import Tombstones, push_tombstones
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -88,6 +89,9 @@ class PushResult:
     resent: int = 0  # names a killed push left in the outbox, sent again
     seq: int = 0  # the log's last entry after the push
     epoch: int = 0
+    tombstoned: int = 0  # sessions erased here that a tombstone named (docs/sync.md, "Deletes")
+    objects_deleted: int = 0  # this device's content objects of erased sessions deleted
+    objects_kept: int = 0  # ... that the bucket refused to delete
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -102,6 +106,9 @@ class PushResult:
             "resent": self.resent,
             "seq": self.seq,
             "epoch": self.epoch,
+            "tombstoned": self.tombstoned,
+            "objects_deleted": self.objects_deleted,
+            "objects_kept": self.objects_kept,
             "dry_run": self.dry_run,
         }
 
@@ -109,8 +116,11 @@ class PushResult:
 class Sync:
     """The push behind ``vault.remotes.push``; ``devices``, this device's keys on each remote."""
 
-    def __init__(self, ctx: VaultContext, keys: Keys, store: SessionStore, devices: Devices, auditor: Auditor) -> None:
+    def __init__(
+        self, ctx: VaultContext, keys: Keys, store: SessionStore, devices: Devices, auditor: Auditor, *, erase: Erase
+    ) -> None:
         self._ctx = ctx
+        self._erase = erase  # the vault's own delete, for the tombstones a pull applies
         self._keys = keys
         self._store = store
         self.devices = devices
@@ -251,6 +261,8 @@ class Sync:
                     check=check,
                     dry_run=dry_run,
                     progress=progress,
+                    erase=self._erase,
+                    erased_here=self._keys.state(fresh=True).erased.get(config.device.bytes, frozenset()),
                 ).run()
             finally:
                 if sync_dir is not None:
@@ -379,11 +391,9 @@ class _Push:
             if not self.dry_run:
                 self._check_remote(cursor.seq, set())
         if extra is not None:
-            if extra[2] is not None:
-                self.devices.add_epoch_key(self.config, *extra[2])
-                self.epoch, self.key = extra[2]
-            self._commit(extra[0], {}, list(extra[1]))
+            self._commit_epoch(extra[0], list(extra[1]), extra[2])
         else:
+            self._tombstones()
             self._sessions()
         self.result.seq, self.result.epoch = self.cursor.seq, self.cursor.epoch or self.epoch
         return self.result
@@ -465,6 +475,28 @@ class _Push:
         made = _remotekeys.keys_object(self.rid, 1, ident.device_id, [stanza])
         outbox.append((f"keys/{1:08x}", made))
         return made
+
+    def _commit_epoch(
+        self, entries: list[dict[str, Any]], outbox: list[tuple[str, bytes]], new_epoch: tuple[int, bytes] | None
+    ) -> None:
+        """Commit *entries* and *outbox*, sealed under *new_epoch* when given (kept first, once
+        the remote was reached and checked; a dry run keeps nothing)."""
+        if new_epoch is not None:
+            if not self.dry_run:
+                self.devices.add_epoch_key(self.config, *new_epoch)
+            self.epoch, self.key = new_epoch
+        self._commit(entries, {}, outbox)
+
+    def _tombstones(self) -> None:
+        """Sessions erased here since the last push: a tombstone under a new epoch, then this
+        device's own objects of them deleted (docs/sync.md, "Deletes"; :mod:`._synctomb`)."""
+        if self.dry_run and self.dir is None:
+            return  # never pushed: nothing of this vault is on the remote to tombstone
+        tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+        named, deleted, kept = push_tombstones(
+            tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch
+        )
+        self.result.tombstoned, self.result.objects_deleted, self.result.objects_kept = named, deleted, kept
 
     def _check_remote(self, seq: int, pending: set[str]) -> None:
         """The remote's log ends at entry *seq* (the cursor's last, once the outbox went out),

@@ -18,6 +18,12 @@ cursor (:mod:`._synccursor`) under a key derived from the newest epoch key, repl
   that device's later appends to the session go to the fork.
 - ``session.meta``: last writer wins per field by (hlc, device id); the winner's clock is kept
   in the pull cursor, this device's own entries included, so a later pull stays consistent.
+- ``tombstone``: each named session here is erased through the vault's own delete (a
+  crypto-erase, audited as ``delete``); unpushed changes of this device to it are first kept as
+  a new session; this device's own objects of it are deleted (:mod:`._synctomb`).  An erased
+  session is never brought back: entries naming it (of any device, before or after the
+  tombstone) are not applied, nor are those of a session erased here whose tombstone this
+  device has not pushed yet.
 
 What a pull writes is marked as pushed in the push cursor (or, before this device's first push,
 in the pull cursor, from which that push starts): it is never sent back as this device's own.
@@ -32,6 +38,7 @@ applied.  Each write is atomic (a save replaces the file, an append commits one 
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +53,7 @@ from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._synccursor import Cursor, Pushed, Sealed, open_sealed, read_cursor, seal, write_cursor
 from ._syncfetch import Prefetch
+from ._synctomb import dead_tag, delete_objects, objects_of
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -68,6 +76,8 @@ FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
 #: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
 META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
 KINDS: Final = frozenset({"session.put", "session.append", "session.meta"})
+#: Erase: (session, the remote device whose tombstone it applies): the vault's own delete.
+Erase = Callable[[uuid.UUID, uuid.UUID], None]
 #: Progress: (entries done, entries to apply, bytes fetched so far).
 Progress = Callable[[int, int, int], None]
 #: Puts of sessions this vault does not have, applied under one recorded intent (the pull
@@ -89,13 +99,18 @@ class PullResult:
     meta_older: int = 0  # ... that lost to a newer write of the field
     skipped: int = 0  # entries naming a session this vault does not have (kept in the log)
     refused: int = 0  # entries of a revoked device written after its revocation
+    erased: int = 0  # sessions a tombstone erased here
+    kept: int = 0  # ... whose unpushed changes here were kept first, as a new session
+    deleted: int = 0  # entries naming an erased session: not applied
+    objects_deleted: int = 0  # this device's own objects of erased sessions deleted
+    objects_kept: int = 0  # ... that the bucket refused to delete
     bytes: int = 0  # content objects fetched
     resumed: bool = False
 
     def counts(self) -> dict[str, Any]:
         return {
             **self.check.counts(),
-            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta,
+            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta + self.erased,
             "to_apply": self.entries,
             "put": self.put,
             "appended": self.appended,
@@ -104,6 +119,11 @@ class PullResult:
             "meta_older": self.meta_older,
             "skipped": self.skipped,
             "refused": self.refused,
+            "erased": self.erased,
+            "kept": self.kept,
+            "deleted": self.deleted,
+            "objects_deleted": self.objects_deleted,
+            "objects_kept": self.objects_kept,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
@@ -123,6 +143,7 @@ class PullState:
     hlc: int = 0
     #: A batch of puts of sessions this vault did not have, under way: (device, seq, session).
     batch: list[tuple[uuid.UUID, int, uuid.UUID]] = field(default_factory=list)
+    dead: set[bytes] = field(default_factory=set)  # dead_tag of each session a tombstone erased
 
 
 def _name(device: uuid.UUID) -> str:
@@ -141,6 +162,7 @@ def _encode(s: PullState) -> bytes:
         "synced": {k.hex(): [p.generation, p.end, p.groups, p.ops] for k, p in sorted(s.synced.items())},
         "hlc": s.hlc,
         "batch": [[d.hex, seq, sid.hex] for d, seq, sid in s.batch],
+        "dead": sorted(t.hex() for t in s.dead),
     }
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
@@ -160,6 +182,9 @@ def _decode(plain: bytes) -> PullState:
         s.winners = {(u(hex=sid), str(f)): (int(h), u(hex=d)) for sid, f, h, d in doc["winners"]}
         s.synced = {bytes.fromhex(k): Pushed(*(int(x) for x in v)) for k, v in doc["synced"].items()}
         s.batch = [(u(hex=d), int(seq), u(hex=sid)) for d, seq, sid in doc.get("batch", ())]
+        s.dead = {bytes.fromhex(t) for t in doc.get("dead", [])}  # absent: written before tombstones
+        if any(len(t) != 16 for t in s.dead):
+            raise ValueError
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
         raise IntegrityError(_BAD) from None
     return s
@@ -206,8 +231,13 @@ class Applier:
         check: PullCheck,
         dry_run: bool,
         progress: Progress | None,
+        erase: Erase,
+        erased_here: frozenset[bytes] = frozenset(),
     ) -> None:
         self.config, self.s3, self.store, self.auditor = config, s3, store, auditor
+        self.erase, self.erased_here = erase, erased_here
+        #: Sessions a tombstone among the entries to apply names: nothing before it is applied.
+        self.doomed: set[uuid.UUID] = set()
         self.dir, self.dry_run, self.progress = sync_dir, dry_run, progress
         self.url = _remote.parse_url(config.url)
         self.held = devices.epoch_keys(config)
@@ -229,6 +259,9 @@ class Applier:
     def run(self) -> PullResult:
         todo = self._todo()
         self.result.entries = sum(1 for t in todo if t.device != self.me)
+        for t in todo:
+            if t.opened.entry.get("kind") == "tombstone":
+                self.doomed.update(self._tombstoned(t))
         if self.dry_run:
             for t in todo:
                 if t.device != self.me:
@@ -300,11 +333,15 @@ class Applier:
             self.result.appended += 1
         elif kind == "session.meta":
             self.result.meta += 1
+        elif kind == "tombstone":
+            self.result.erased += sum(1 for sid in self._sessions_of(entry) if self._version(sid) is not None)
 
     def _own(self, t: _Todo) -> None:
         """This device's own entry: nothing to write; a metadata clock to remember."""
         e = t.opened.entry
-        if e.get("kind") == "session.meta":
+        if e.get("kind") == "tombstone":
+            self.state.dead.update(dead_tag(self.rid, sid) for sid in self._tombstoned(t))
+        elif e.get("kind") == "session.meta":
             self._won(uuid.UUID(e["session"]), str(e["field"]), t.hlc, t.device)
         elif e.get("kind") == "session.put":
             for f in e.get("meta") or {}:
@@ -322,7 +359,11 @@ class Applier:
     def _one(self, t: _Todo) -> None:
         e, seq = t.opened.entry, t.opened.seq
         kind = e.get("kind")
-        if kind in KINDS:
+        if kind == "tombstone":
+            self._tombstone(t)
+        elif kind in KINDS and self._dead(e.get("session")):
+            self.result.deleted += 1
+        elif kind in KINDS:
             try:
                 sid = uuid.UUID(str(e["session"]))
             except (KeyError, ValueError):
@@ -446,12 +487,77 @@ class Applier:
         self._write(t, "meta", sid, lambda: self._append_ops(sid, ops))
         self._after(t, "meta", sid, sid)
 
+    def _tombstone(self, t: _Todo) -> None:
+        """Erase the sessions *t* names (docs/sync.md, "Deletes").  Each step can be done again:
+        a pull killed midway finds what it did and goes on."""
+        sids = self._tombstoned(t)
+        self.state.dead.update(dead_tag(self.rid, sid) for sid in sids)
+        for sid in sids:
+            if self._version(sid) is not None:
+                if not self._clean(sid):
+                    self._keep(t, sid)
+                self._write(t, "erase", sid, functools.partial(self.erase, sid, self.me))
+                self.result.erased += 1
+            self._forget(sid)
+        names = objects_of(self.logs.get(self.me, ()), {sid.bytes for sid in sids})
+        deleted, kept = delete_objects(self.s3, _remote.device_prefix(self.url, self.me), names)
+        self.result.objects_deleted += deleted
+        self.result.objects_kept += kept
+
+    def _keep(self, t: _Todo, sid: uuid.UUID) -> None:
+        """This device changed *sid* and has not pushed that yet: nothing silently lost, its
+        version is kept as a new session (unlinked: the erased one is gone), which the next
+        push sends.  Its id and content come from the entry and the session: a pull resumed
+        after a kill (the session not erased yet) saves the same copy again, which also records
+        its mark if the kill came before the save's record (the push finds sessions by mark)."""
+        keep_id = uuid.uuid5(FORK_NAMESPACE, f"{sid}/{t.device}/{t.opened.seq}/kept")
+        source = orjson.loads(self.store.document(self.store.open(sid)))
+        doc = _checkpoints.fork_document(source, keep_id, self._made(t), title=None, continuation=False)
+        doc["links"] = {**doc["links"], "forked_from": None}
+        self._write(t, "keep", keep_id, lambda: self._save(doc, keep_id))
+        self.result.kept += 1
+
+    def _forget(self, sid: uuid.UUID) -> None:
+        """Drop what the cursors hold of an erased session: never pushed again, no line or
+        winner left (a fork made from it stays: a session of its own)."""
+        s = self.state
+        s.lines = {k: v for k, v in s.lines.items() if k[1] != sid}
+        s.winners = {k: v for k, v in s.winners.items() if k[0] != sid}
+        s.synced.pop(sid.bytes, None)
+        if self.push is not None and self.push.sessions.pop(sid.bytes, None) is not None:
+            assert self.dir is not None
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+
+    def _tombstoned(self, t: _Todo) -> list[uuid.UUID]:
+        try:
+            return self._sessions_of(t.opened.entry)
+        except (KeyError, TypeError, ValueError):
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
+
+    @staticmethod
+    def _sessions_of(entry: dict[str, Any]) -> list[uuid.UUID]:
+        sessions = entry["sessions"]
+        if not isinstance(sessions, list):
+            raise TypeError
+        return [uuid.UUID(str(sid)) for sid in sessions]
+
+    def _dead(self, value: Any) -> bool:
+        """*value* (an entry's ``session``) names a session erased: by a tombstone applied or
+        about to be, or here, its tombstone not pushed yet."""
+        try:
+            sid = uuid.UUID(str(value))
+        except ValueError:
+            return False  # malformed: refused where the entry is applied
+        return sid in self.doomed or sid.bytes in self.erased_here or dead_tag(self.rid, sid) in self.state.dead
+
+    @staticmethod
+    def _made(t: _Todo) -> str:
+        # The entry's clock, not now: every device, and a pull resumed after a kill, makes the same.
+        return datetime.fromtimestamp((t.hlc >> 16) / 1000, UTC).isoformat().replace("+00:00", "Z")
+
     def _fork(self, t: _Todo, sid: uuid.UUID, source: dict[str, Any]) -> None:
         fork_id = uuid.uuid5(FORK_NAMESPACE, f"{sid}/{t.device}/{t.opened.seq}")
-        # Made at the entry's clock, not now: every device, and a pull resumed after a kill,
-        # makes the same fork.
-        made = datetime.fromtimestamp((t.hlc >> 16) / 1000, UTC).isoformat().replace("+00:00", "Z")
-        doc = _checkpoints.fork_document(source, fork_id, made, title=None, continuation=False)
+        doc = _checkpoints.fork_document(source, fork_id, self._made(t), title=None, continuation=False)
         doc["links"] = {**doc["links"], "forked_from": str(sid)}
         if self._version(fork_id) is None:
             self._write(t, "fork", fork_id, lambda: self._save(doc, fork_id))

@@ -6,6 +6,7 @@ of another above it, or of the facade, it gets here as an object or a callback.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
     from .._keytable import KeyTable
 
 __all__ = ["wire"]
+
+
+def _erase(erasure: Erasure, sid: uuid.UUID, device: uuid.UUID) -> None:
+    """A tombstone's erasure on pull: the vault's own delete, recording no tombstone of this
+    device's own for the remote it came from (docs/sync.md, "Deletes")."""
+    erasure.delete(sid, spare=device)
 
 
 def wire(
@@ -115,14 +122,22 @@ def wire(
             config=config,
             reindex=reindex,
         ),
-        **_remote_parts(ctx, keys, store, settings, provider=provider, auditor=auditor),
+        **_remote_parts(ctx, keys, store, settings, provider=provider, auditor=auditor, erasure=erasure),
     )
 
 
 def _remote_parts(
-    ctx: VaultContext, keys: Keys, store: SessionStore, settings: Settings, *, provider: KeyProvider, auditor: Auditor
+    ctx: VaultContext,
+    keys: Keys,
+    store: SessionStore,
+    settings: Settings,
+    *,
+    provider: KeyProvider,
+    auditor: Auditor,
+    erasure: Erasure,
 ) -> dict[str, Any]:
     """The sync, and the automatic push, told of every write the auditor records (docs/sync.md)."""
     autopush = AutoPush(ctx, settings, keychain=provider.name == "keychain")
     auditor.after_write = autopush.after_write
-    return {"sync": Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor), "autopush": autopush}
+    erase = functools.partial(_erase, erasure)
+    return {"sync": Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor, erase=erase), "autopush": autopush}

@@ -92,7 +92,13 @@ def sync_command(
     click.echo(
         f"{would} {result.sessions:,} sessions to {result.remote} ({what}): {result.entries} log entries, "
         f"{result.objects} objects, {_mb(result.bytes)}"
-        + (f"; {result.resent} left by an interrupted push sent again" if result.resent else ""),
+        + (f"; {result.resent} left by an interrupted push sent again" if result.resent else "")
+        + (
+            f"; {result.tombstoned} deleted sessions tombstoned, {result.objects_deleted} objects deleted"
+            + (f" ({result.objects_kept} the bucket refused to delete)" if result.objects_kept else "")
+            if result.tombstoned or result.objects_deleted or result.objects_kept
+            else ""
+        ),
         err=True,
     )
     sys.stderr.flush()
@@ -162,6 +168,9 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
         f"{result.appended} appends, {result.meta} metadata changes{forks}"
         + (f" ({result.meta_older} older metadata changes lost to newer ones)" if result.meta_older else "")
         + (f"; {result.skipped} entries name sessions this vault lacks" if result.skipped else "")
+        + (f"; {would} {result.erased} deletes" if result.erased else "")
+        + (f" ({result.kept} unpushed local versions kept as new sessions)" if result.kept else "")
+        + (f"; {result.deleted} entries name deleted sessions" if result.deleted else "")
         + f"; {_mb(result.bytes)} fetched",
         err=True,
     )

@@ -1,0 +1,221 @@
+"""Deletes that reach every copy (issue 26; docs/sync.md, "Deletes"; docs/spec/remote-v1.md,
+``tombstone``), against a real S3 server (``rclone serve s3`` on 127.0.0.1) with two enrolled
+devices, each with its own vault and key store.
+
+The spec: a ``delete`` or ``cleanup`` of a session this device pushed or pulled is recorded in
+the key table's state by the erasing write itself, and the next push turns it into a new epoch
+(reason ``delete``, its key wrapped for every enrolled device) and a ``tombstone`` entry sealed
+under it, then deletes this device's own content objects of that session.  A pull on another
+device erases the session through the vault's own delete (audited ``delete``), deletes its own
+objects of it, keeps unpushed local changes as a new session, and never brings the session back
+from any later or earlier entry.  A second pull does nothing; a session never sent makes no
+tombstone; a dry run writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sessionseal import KeychainProvider, Vault, _device_enroll, _remotelog
+from sessionseal.errors import SessionNotFound
+from tests._infra.s3server import S3Server
+from tests._infra.synclog import server_files
+from tests.memkeyring import MemoryKeyring
+
+pytestmark = pytest.mark.s3
+
+PREFIX = "team/tomb"
+SECRET_WORD = "quetzalcoatlus"
+
+
+def _vault(path: Path, server: S3Server) -> Vault:
+    v = Vault.init(path, key_provider=KeychainProvider(backend=MemoryKeyring()))
+    v.remotes.add("cloud", f"s3://{server.bucket}/{PREFIX}", endpoint=server.endpoint)
+    return v
+
+
+def _device(v: Vault) -> uuid.UUID:
+    return v.remotes.devices.identity("cloud").device_id
+
+
+def _session(title: str, text: str) -> dict[str, Any]:
+    return {"title": title, "status": "completed", "messages": [{"role": "user", "content": text}]}
+
+
+@pytest.fixture
+def two(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault]]:
+    """A (the remote's first device) and B (enrolled by A), B having pulled A's sessions."""
+    a = _vault(tmp_path / "a", server_env)
+    b = _vault(tmp_path / "b", server_env)
+    try:
+        a.save(_session("doomed", f"the word is {SECRET_WORD}"))
+        a.save(_session("kept", "nothing to see"))
+        a.remotes.push()
+        step = _device_enroll.request(b)
+        _device_enroll.accept(a, None, _device(b).hex, step.pairing_code or "")
+        _device_enroll.finish(b)
+        assert b.remotes.pull().put == 2
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def _by_title(v: Vault, title: str) -> uuid.UUID:
+    [sid] = [s.id for s in v.list() if s.title == title]
+    return sid
+
+
+def _entries(v: Vault, server: S3Server, device: uuid.UUID) -> list[dict[str, Any]]:
+    """*device*'s log, read with what *v* holds."""
+    base = server.root / server.bucket / PREFIX / "d" / device.hex / "log"
+    objects = {int(p.name, 16): p.read_bytes() for p in base.iterdir()}
+    devices = v.remotes.devices
+    rid = devices.identity("cloud").remote_id
+    assert rid is not None
+    return [o.entry for o in _remotelog.read_log(objects, devices.epoch_keys("cloud"), rid, device).entries]
+
+
+def _objects(server: S3Server, device: uuid.UUID) -> set[str]:
+    base = server.root / server.bucket / PREFIX / "d" / device.hex / "o"
+    return {p.name for p in base.iterdir()} if base.is_dir() else set()
+
+
+def test_a_delete_reaches_the_other_device_and_the_server(two: tuple[Vault, Vault], s3_server: S3Server) -> None:
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    a_objects = _objects(s3_server, _device(a))
+    assert len(a_objects) == 2
+    a.delete(doomed)
+    result = a.remotes.push()
+    assert (result.tombstoned, result.objects_deleted, result.objects_kept) == (1, 1, 0)
+    assert result.epoch == 2
+    log = _entries(a, s3_server, _device(a))
+    assert [e["kind"] for e in log[-2:]] == ["epoch", "tombstone"]
+    assert log[-2]["reason"] == "delete" and log[-2]["epoch"] == 2
+    assert log[-1]["sessions"] == [str(doomed)] and log[-1]["epoch"] == 2
+    # A's own object of the session is gone from the server; the other one stays.
+    assert len(_objects(s3_server, _device(a))) == 1
+    # Nothing readable on the server: not the id, not the word.
+    for path in (s3_server.root / s3_server.bucket).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert str(doomed).encode() not in data and SECRET_WORD.encode() not in data
+    # Audited with counts, never the session's id.
+    [record] = [r for r in a.audit_records() if r.get("action") == "sync.push"][-1:]
+    assert (record["detail"]["tombstoned"], record["detail"]["objects_deleted"]) == (1, 1)
+    audit = (a.path / "audit" / "audit.log").read_text()
+    assert str(doomed) not in audit and doomed.hex not in audit
+    # The record is spent: a second push tombstones nothing.
+    again = a.remotes.push()
+    assert (again.tombstoned, again.entries) == (0, 0)
+
+    assert b.search(SECRET_WORD)
+    pulled = b.remotes.pull()
+    counts = pulled.counts()
+    assert (counts["erased"], counts["kept"], counts["applied"]) == (1, 0, 1)
+    with pytest.raises(SessionNotFound):
+        b.load(doomed)
+    assert not b.search(SECRET_WORD)
+    assert [s.title for s in b.list()] == ["kept"]
+    # Audited as a delete, by tag only.
+    actions = [r.get("action") for r in b.audit_records()]
+    assert "delete" in actions
+    # Idempotent: a second pull applies nothing, and B's own push sends no tombstone back.
+    assert b.remotes.pull().counts()["applied"] == 0
+    pushed = b.remotes.push()
+    assert (pushed.tombstoned, pushed.put) == (0, 0)
+    # The other device's keys: B seals under the delete's epoch from now on.
+    assert b.remotes.devices.current_epoch("cloud")[0] == 2
+
+
+def test_the_puller_deletes_its_own_objects_and_keeps_unpushed_work(
+    two: tuple[Vault, Vault], s3_server: S3Server
+) -> None:
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    # B appends to the session and pushes (a segment object under B's prefix), then appends
+    # again without pushing.
+    b.append(doomed, [{"role": "assistant", "content": "pushed by b"}])
+    b.remotes.push()
+    assert len(_objects(s3_server, _device(b))) == 1
+    b.append(doomed, [{"role": "assistant", "content": "not pushed yet"}])
+    a.delete(doomed)
+    a.remotes.push()
+    result = b.remotes.pull()
+    assert (result.erased, result.kept, result.objects_deleted) == (1, 1, 1)
+    assert _objects(s3_server, _device(b)) == set()
+    with pytest.raises(SessionNotFound):
+        b.load(doomed)
+    # The unpushed work lives on as a new session, not linked to the erased one.
+    [kept] = [s for s in b.list() if s.title != "kept"]
+    doc = orjson.loads(b.load_json(kept.id))
+    assert doc["messages"][-1]["content"][0]["text"] == "not pushed yet"
+    assert doc["links"]["forked_from"] is None
+    # ... and B's next push sends it as a session of its own.
+    assert b.remotes.push().put == 1
+
+
+def test_entries_of_an_erased_session_never_bring_it_back(two: tuple[Vault, Vault], s3_server: S3Server) -> None:
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    a.delete(doomed)
+    # B appends to the session before it hears of the delete, and pushes.
+    b.append(doomed, [{"role": "assistant", "content": "too late"}])
+    b.remotes.push()
+    # A pulls before it pushed its tombstone: the append is not applied, the session stays gone.
+    pulled = a.remotes.pull()
+    assert pulled.counts()["deleted"] == 1
+    with pytest.raises(SessionNotFound):
+        a.load(doomed)
+    a.remotes.push()
+    # B pulls the tombstone: it erases its copy (its append was pushed: nothing to keep).
+    assert (b.remotes.pull().erased, len(b.list())) == (1, 1)
+    # A pulls again: nothing of the session comes back.
+    a.remotes.pull()
+    with pytest.raises(SessionNotFound):
+        a.load(doomed)
+
+
+def test_a_session_never_sent_makes_no_tombstone(two: tuple[Vault, Vault], s3_server: S3Server) -> None:
+    a, _ = two
+    local = a.save(_session("local only", "never pushed"))
+    a.delete(local)
+    files = server_files(s3_server)
+    result = a.remotes.push()
+    assert (result.tombstoned, result.entries, result.epoch) == (0, 0, 1)
+    assert server_files(s3_server) == files
+
+
+def test_cleanup_records_its_erasures_and_a_dry_run_writes_nothing(
+    two: tuple[Vault, Vault], s3_server: S3Server
+) -> None:
+    a, _ = two
+    a.cleanup({"keep_last": 1, "min_age": 0})
+    assert len(a.list()) == 1
+    files = server_files(s3_server)
+    dry = a.remotes.push(dry_run=True)
+    assert (dry.tombstoned, dry.objects_deleted, dry.dry_run) == (1, 1, True)
+    assert server_files(s3_server) == files
+    assert a.remotes.devices.current_epoch("cloud")[0] == 1  # no key made either
+    done = a.remotes.push()
+    assert (done.tombstoned, done.objects_deleted) == (1, 1)
+    assert done.counts()["tombstoned"] == 1
+
+
+def test_a_session_found_missing_is_never_tombstoned(two: tuple[Vault, Vault], s3_server: S3Server) -> None:
+    # A session file gone from the vault (damage, a restore, a hand that removed it) is not a
+    # delete: nothing records it, so nobody's copy is erased.
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    (a.path / "sessions" / (a.parts.keys.file_name(doomed) + ".sst")).unlink()
+    result = a.remotes.push()
+    assert (result.tombstoned, result.entries, result.epoch) == (0, 0, 1)
+    assert b.remotes.pull().counts()["applied"] == 0
+    assert b.load(doomed).title == "doomed"
