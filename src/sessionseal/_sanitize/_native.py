@@ -93,7 +93,7 @@ def fold_source(text: str, source: tuple[bytes, int, int] | None) -> bytes:
     if source is None or text.isascii():
         return fold(text)
     data, a, b = source
-    folded = data[a:b].translate(_UTF8_FOLD, _UTF8_CONTINUATION)
+    folded = bytes(data[a:b]).translate(_UTF8_FOLD, _UTF8_CONTINUATION)  # (bytes of bytes: no copy)
     return folded if len(folded) == len(text) else fold(text)
 
 

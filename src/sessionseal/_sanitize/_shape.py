@@ -455,6 +455,10 @@ def folded_keyword(kw: str) -> str:
     return folded if sum(c.isalpha() for c in folded) >= 3 else kw
 
 
+#: A folded keyword's ``?``: any non-ASCII character, or "?" itself.
+_NON_ASCII_CLASS: Final = "[?\x80-\U0010ffff]"
+
+
 def keyword_pattern(keywords: Iterable[bytes], *, for_search: bool = False) -> re.Pattern[str]:
     """Where ``fold(text).lower()`` holds one of the folded *keywords*, found in the text itself:
     ASCII letters in either case (``re.ASCII``: no Kelvin sign for k), and a ``?`` of a keyword
@@ -472,10 +476,6 @@ def keyword_pattern(keywords: Iterable[bytes], *, for_search: bool = False) -> r
         lead = "".join(_NON_ASCII_CLASS[1:-1] if b == 0x3F else re.escape(chr(b)) for b in firsts)
         body = f"(?=[{lead}])(?:{body})"
     return re.compile(body, re.IGNORECASE | re.ASCII)
-
-
-#: A folded keyword's ``?``: any non-ASCII character, or "?" itself.
-_NON_ASCII_CLASS: Final = "[?\x80-\U0010ffff]"
 
 
 _T = TypeVar("_T")
