@@ -23,7 +23,7 @@ from sessionseal._fs import Dir
 from sessionseal._fts import read_delta
 from sessionseal._vault import _fulltext
 from sessionseal._vault._ftsfiles import Manifest
-from sessionseal._vault._ftsheads import EVERY, open_heads
+from sessionseal._vault._ftsheads import EVERY, Heads, open_heads, seal_heads
 
 PASSPHRASE = "fts heads"
 DEEP = 100  # records after the deep session's last: three checkpoints' worth
@@ -132,10 +132,12 @@ def _fts_findings(v: Vault, *, read_data: bool = True) -> list[tuple[str, str]]:
     return sorted((p.code, p.path) for p in [*r.errors, *r.warnings] if p.code.startswith("fts"))
 
 
+@pytest.mark.parametrize("depth", [EVERY + 1, DEEP, 4 * DEEP])
 def test_a_fresh_process_appending_deep_in_the_log_reads_the_checkpoint_and_what_follows(
-    path: Path, vault: Vault, opened: dict[str, list[int]]
+    path: Path, vault: Vault, opened: dict[str, list[int]], depth: int
 ) -> None:
-    sid = _deep(vault)
+    """Whatever the log's length: one checkpoint and fewer than EVERY records (O(turn))."""
+    sid = _deep(vault, depth)
     frames = _frames(vault)
     with _open(path) as fresh:
         opened["log"].clear()
@@ -306,3 +308,16 @@ def test_a_backup_copy_of_fts_keeps_answering(path: Path, vault: Vault, tmp_path
         fresh.append(sid, _turn("after"))  # the index missed "laterword": rewritten whole
         for word in ("laterword", "after", "deepword"):
             assert _state(fresh, sid, word) == (True, True)
+
+
+def test_verify_read_data_finds_a_checkpoint_whose_fold_is_not_the_logs(path: Path, vault: Vault) -> None:
+    """Authentic but wrong (only a holder of the delta key could write it: a bug): the quick
+    verify cannot tell, the full one folds the records it covers and reports it."""
+    sid = _deep(vault)
+    man = _manifest(vault)
+    h = open_heads(_heads(vault).read_bytes(), vault.vault_id, man.delta_id, man.delta_key)
+    wrong = {**h.fold, sid.bytes: (h.fold[sid.bytes][0], 1, 2, 3)}
+    forged = Heads(h.log_header, h.count, h.end, h.tail, wrong)
+    _heads(vault).write_bytes(seal_heads(vault.vault_id, man.delta_id, man.delta_key, forged))
+    assert _fts_findings(vault, read_data=False) == []
+    assert _fts_findings(vault) == [("fts-damaged", f"fts/{_heads(vault).name}")]

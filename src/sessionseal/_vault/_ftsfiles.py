@@ -12,7 +12,6 @@ replaces one the manifest still names: the manifest's rewrite is the one commit 
 
 from __future__ import annotations
 
-import os
 import struct
 import uuid
 from collections.abc import Mapping, Sequence
@@ -272,10 +271,6 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
         return tomb_of(_container.parse_unverified_header(prefix).raw)
     except (FileNotFoundError, IntegrityError, OSError):
         return None
-
-
-def file_size(fts: Dir, name: str) -> int:
-    return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
 
 
 def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:

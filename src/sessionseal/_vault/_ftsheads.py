@@ -41,7 +41,7 @@ Stamp4 = tuple[int, int, int, int]
 LABEL_HEADS: Final = b"sessionseal v1 fts heads"
 VERSION: Final = 1
 #: A writer that holds the whole fold rewrites the checkpoint once this many records follow
-#: the one it knows on disk: a fresh process then reads fewer than this many records.
+#: the one it knows on disk: a fresh process then reads at most this many records.
 EVERY = 32
 #: version, the log's header, records covered (c), where record c - 1 ends, its tag, sessions.
 _HEAD: Final = struct.Struct(f">B{_container.HEADER_SIZE}sIQ16sI")
