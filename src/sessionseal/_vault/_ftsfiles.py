@@ -363,6 +363,18 @@ class LogHeads:
             self._mem = mem
         return size
 
+    def append_whole(self, fd: int, man: Manifest, vault_id: uuid.UUID, records: Sequence[bytes]) -> int:
+        """:meth:`append` of whole records (saves: no check), all with one write and one fsync;
+        return the log's new size.  What this process remembered of the log is dropped (the
+        next checked append reads it again)."""
+        self._mem = None
+        data = _pread(fd, os.fstat(fd).st_size, 0)
+        header, dek = open_delta_header(data, vault_id, man.delta_key)
+        whole = delta_frames(data)
+        count, end = len(whole), (whole[-1][1] if whole else _container.HEADER_SIZE)
+        frames = b"".join(delta_frame(header.raw, dek, count + i, r, compress=True) for i, r in enumerate(records))
+        return append_frame(fd, end, frames)
+
     def _scan(
         self,
         data: bytes,
