@@ -86,10 +86,11 @@ class _Later(NamedTuple):
     generation: int
     size: int
     doc: Any
+    nbytes: int  # the document's serialized size
 
 
-#: A batch's documents held for the index, at most (bytes of their bodies): then it is flushed.
-BATCH_BYTES: Final = 16 << 20
+#: A batch's documents held for the index, at most (their serialized bytes): then it is flushed.
+BATCH_BYTES: Final = 8 << 20
 
 
 class SessionStore:
@@ -359,8 +360,9 @@ class SessionStore:
         summary["size_stored"], summary["generation"] = st.st_size, generation
         if later is not None:  # in a batch: indexed and marked at its flush
             parsed = doc if doc is not None else orjson.loads(body)
-            later.append(_Later(name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed))
-            if sum(it.summary.get("size_stored", 0) for it in later) > BATCH_BYTES:
+            held = _Later(name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed, len(body))
+            later.append(held)
+            if sum(it.nbytes for it in later) > BATCH_BYTES:
                 self._flush()
             return
         self._index.put(name + SUFFIX, entry_of(summary), stamp_of(st))
