@@ -319,8 +319,11 @@ class Dir:
             return False
         return True
 
-    def write_atomic(self, name: str, data: bytes, *, overwrite_old: bool = False) -> bool:
+    def write_atomic(self, name: str, data: bytes, *, overwrite_old: bool = False, sync_dir: bool = True) -> bool:
         """Replace *name* with *data*: temp file, fsync, rename, fsync(dir).
+
+        :param sync_dir: False leaves the directory's fsync to the caller (one :meth:`fsync`
+            after many replaces), who must make it before anything names the new file.
 
         :param overwrite_old: also overwrite the content of the file replaced (a key file):
             it is opened (checked) before the rename and, once the rename is durable and no
@@ -337,7 +340,7 @@ class Dir:
             with contextlib.suppress(FileNotFoundError, StorageError, UnsafePermissions):
                 old = self._open_checked(name, os.O_WRONLY)
         try:
-            self._write_atomic(name, data)
+            self._write_atomic(name, data, sync_dir=sync_dir)
             if old < 0:
                 return False
             try:
@@ -352,7 +355,7 @@ class Dir:
             if old >= 0:
                 os.close(old)
 
-    def _write_atomic(self, name: str, data: bytes) -> None:
+    def _write_atomic(self, name: str, data: bytes, *, sync_dir: bool = True) -> None:
         tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             fd = os.open(
@@ -374,7 +377,8 @@ class Dir:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=self.fd)
             raise storage_error(exc, "write", self._path(name), opened=opened) from exc
-        self.fsync()
+        if sync_dir:
+            self.fsync()
 
     def append(self, name: str, data: bytes, *, sync: bool = True) -> None:
         """Append *data* to an existing checked file with ``O_APPEND`` and fsync it (unless

@@ -272,10 +272,22 @@ class KeyTable:
 
     def add(self, root: Dir, session_id: UUID) -> bytes:
         """Create, record durably, and return a new key for *session_id*."""
-        key = _crypto.new_key()
-        self._append(root, bytes([_OP_ADD]) + _ENTRY.pack(session_id.bytes, key))
-        self.session_keys[session_id] = key
-        return key
+        return self.add_many(root, [session_id])[0]
+
+    def add_many(self, root: Dir, session_ids: list[UUID]) -> list[bytes]:
+        """Create and record durably a new key for each of *session_ids*, one frame each, with
+        one write and one fsync (a pull's batch of new sessions); return them in order."""
+        keys = [_crypto.new_key() for _ in session_ids]
+        frames = bytearray()
+        for i, (sid, key) in enumerate(zip(session_ids, keys, strict=True)):
+            delta = _container.encode_payload(bytes([_OP_ADD]) + _ENTRY.pack(sid.bytes, key), compress=False)
+            frames += _container.seal_frame(self._dek, self._header_raw, self._frames + i, FrameType.TABLE_DELTA, delta)
+        if frames:
+            # As _append: at the end of the last whole frame, over a torn tail if there is one.
+            self._size = root.append_at(KEYTABLE, self._size, bytes(frames))
+            self._frames += len(keys)
+        self.session_keys.update(zip(session_ids, keys, strict=True))
+        return keys
 
     def remove(self, root: Dir, session_id: UUID) -> None:
         """Forget *session_id*'s key durably (its old copies stay in the file until compaction)."""

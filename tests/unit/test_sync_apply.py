@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from sessionseal import Vault
+from sessionseal._vault import _syncapply
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from sessionseal.models import Session
@@ -229,3 +230,28 @@ def test_an_object_modified_in_the_bucket_is_refused_and_nothing_of_it_applied(
     obj.write_bytes(good)
     assert b.remotes.pull().put == 1
     assert _all(b) == _all(a)
+
+
+def test_a_run_of_new_sessions_is_saved_as_a_batch_each_whole_indexed_and_audited(two: tuple[Vault, Vault]) -> None:
+    """More sessions than one batch holds (docs/spec/remote-v1.md, "The pull cursor"): each
+    is saved as ``save`` saves it (sanitized), listed, found by the full-text index (not
+    streamed), audited by one ``save`` record each; verify finds nothing to say."""
+    a, b = two
+    n = _syncapply.BATCH + 6
+    for i in range(n):
+        a.save(_session(f"batch {i}", f"word{i} zebracorn AKIAQ7XZ4M2PLK9RT3WB"))
+    a.remotes.push()
+    result = b.remotes.pull()
+    assert (result.put, result.forked, result.skipped) == (n + 1, 0, 0)
+    assert _all(b) == _all(a)
+    assert all("AKIAQ7XZ4M2PLK9RT3WB" not in json.dumps(doc) for doc in _all(b).values())
+    hits = b.search("zebracorn")
+    assert (bool(hits), hits.source, hits.stale) == (True, "fts", 0)
+    for i in (0, 37, n - 1):  # the first batch's, the second's
+        found = b.search(f"word{i}")
+        assert (len(found), found.source, found.stale) == (1, "fts", 0)
+    records, report = b.audit_entries()
+    assert report.ok
+    assert sum(r["action"] == "save" for r in records) == n + 1
+    assert b.verify().problems == []
+    assert b.remotes.pull().counts()["applied"] == 0

@@ -298,6 +298,31 @@ class Auditor:
                 raise
             raise unrecorded(action, exc, self.log.path.parent) from exc
 
+    def saves(self, saved: Sequence[tuple[uuid.UUID, int, Mapping[str, int]]]) -> None:
+        """One ``save`` record per (session, bytes, redactions), as :meth:`record` writes it,
+        appended together: one fsync and one anchor for a batch (a pull's run of new sessions)."""
+        if not saved:
+            return
+        try:
+            self._keys.keytable()
+        except SessionSealError:
+            return  # as record: the refused key read is recorded on its own
+        who = actor()
+        records: list[dict[str, Any]] = []
+        for sid, nbytes, redactions in saved:
+            rec: dict[str, Any] = {"action": "save", "outcome": "ok", **who}
+            values: dict[str, Any] = {"id": str(sid), "bytes": nbytes}
+            if redactions:
+                values["redactions"] = dict(sorted(redactions.items()))
+            key = self.key_of(sid)
+            if key is None:
+                rec["session"] = NOT_IN_VAULT
+            else:
+                rec["subjects"] = [Subject("session", key, values)]
+            records.append(rec)
+        self.configure()
+        self._append(records)
+
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Check the chain against its anchored head (:meth:`AuditLog.verify`); *repair* seals a
         torn last line, under the vault lock when the head is in the vault's state."""

@@ -273,6 +273,10 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
         return None
 
 
+def file_size(fts: Dir, name: str) -> int:
+    return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
+
+
 def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:
     """Open a segment through the vault's checks (regular, owner-only, single-link, no link
     followed), as every other vault file: a planted link or FIFO is refused, never read.

@@ -268,22 +268,29 @@ class FullText:
         except Exception:  # a cache: the write it follows succeeded
             return True
 
+    def saved_many(self, saved: Sequence[tuple[uuid.UUID, tuple[int, int], Any, Stamp]]) -> None:
+        """:meth:`saved` of many (id, version, document, stamp): one append, one fsync (a pull's batch)."""
+        if self.enabled and saved:
+            with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
+                records = [_encoded(Doc(sid, index_generation(*v), doc_fields(d)), st) for sid, v, d, st in saved]
+                self._write(lambda _fts, fd, man: self._log_heads.append_whole(fd, man, self._ctx.vault_id, records))
+
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
-        # Outside the vault lock: the CPU work of a write. The packed columns are encoded as they
-        # are (no dict of postings: a 10 MB session has 200,000 terms).
-        p = pack(doc)
-        record = encode_delta_columns(p.entry, stamp, p.term_list(), p.tfs, p.masks)
-        ctx = self._ctx
-        with ctx.vault_lock(), ctx.mutex, self._fts(create=True) as fts:
+        record, head = _encoded(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked
+        return self._write(
+            lambda fts, fd, m: self._log_heads.append(fts, fd, m, self._ctx.vault_id, record, head=head, after=after)
+        )
+
+    def _write(self, append: Callable[[Dir, int, Manifest], int | None]) -> bool:
+        """*append* records to the delta log (open on a descriptor), then compact if it is due."""
+        with self._ctx.vault_lock(), self._ctx.mutex, self._fts(create=True) as fts:
             assert fts is not None
             man = self._writable(fts)
             if man is None:
                 return True  # damaged or another format: search streams until 'reindex'
             fd = fts.open_checked(man.delta_name, write=True)  # never through a link, never another's file
             try:
-                size = self._log_heads.append(
-                    fts, fd, man, ctx.vault_id, record, head=(doc.session_id, doc.generation, stamp), after=after
-                )
+                size = append(fts, fd, man)
             finally:
                 os.close(fd)
             if size is None:
@@ -687,3 +694,9 @@ def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
         if len(tiers[t]) >= TIER_FANOUT:
             return {s.id for s in tiers[t]}
     return set()
+
+
+def _encoded(doc: Doc, stamp: Stamp) -> bytes:
+    """A delta record, its packed columns as they are (no dict of postings: 10 MB hold 200,000 terms)."""
+    p = pack(doc)
+    return encode_delta_columns(p.entry, stamp, p.term_list(), p.tfs, p.masks)

@@ -441,6 +441,27 @@ class Keys:
                     table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)
             return key
 
+    def add_session_keys(self, session_ids: list[uuid.UUID]) -> None:
+        """A key for each of *session_ids* that has none, added with one durable append (the
+        saves of a pull's batch of new sessions then find them): :meth:`session_key`'s
+        *create*, for many.  A key whose save never comes is ``unused-key`` to verify, as one a
+        save killed after its key leaves."""
+        ctx = self._ctx
+        with ctx.vault_lock(), ctx.mutex:
+            table = self.keytable(fresh=True)
+            new = [sid for sid in dict.fromkeys(session_ids) if sid not in table.session_keys]
+            if not new:
+                return
+            table.add_many(ctx.root, new)
+            marked = {sid.bytes for sid in new} & (set(table.state.marks) | set(self._pending.marks))
+            if marked:
+                # As session_key: a new key is a new session, whatever an erased one left.
+                for sid in marked:
+                    self._pending.marks.pop(sid, None)
+                table.commit(ctx.root, StateChange(unmarks=marked))
+            if table.needs_compaction:
+                table.write(ctx.root, self.kek(table.kek_epoch), table.kek_epoch)
+
     def key_for(self, sid: uuid.UUID) -> bytes:
         """The key of a stored session.
 

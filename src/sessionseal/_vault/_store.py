@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
@@ -75,6 +76,23 @@ def _fit_tags(doc: dict[str, Any]) -> None:
         doc["tags"] = list(dict.fromkeys(_edits.fit_tag(t) if isinstance(t, str) else t for t in tags))
 
 
+class _Later(NamedTuple):
+    """A version written in a batch (:meth:`SessionStore.batch`), not yet indexed or marked."""
+
+    fname: str
+    sid: uuid.UUID
+    summary: dict[str, Any]
+    stamp: Any
+    generation: int
+    size: int
+    doc: Any
+    nbytes: int  # the document's serialized size
+
+
+#: A batch's documents held for the index, at most (their serialized bytes): then it is flushed.
+BATCH_BYTES: Final = 8 << 20
+
+
 class SessionStore:
     """The session files of one open vault."""
 
@@ -93,6 +111,8 @@ class SessionStore:
         #: The full-text index: told of every write after the index cache (best effort).
         self._fulltext = fulltext
         self._sanitizer = sanitizer
+        #: The batch of this thread (:meth:`batch`): another thread's saves are never held in it.
+        self._batches = threading.local()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -222,6 +242,40 @@ class SessionStore:
         self.write(model.id, b.meta, b.body, doc=b.doc)
         return len(b.body), b.counts
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Saves of many sessions under one flush (a pull's batch of new sessions): each file
+        is written and fsynced as ever, but the directory is fsynced once, and only then are
+        the versions indexed (the listing index, the full-text index with one append and one
+        fsync for them all) and their marks noted; the marks become durable with the caller's
+        audit record, after the flush, as a save's do.  Killed before the flush, a file may be
+        there unindexed and unmarked (the listing reads it, search streams it), or absent."""
+        self._batches.later = []
+        try:
+            yield
+        finally:
+            try:
+                self._flush()
+            finally:
+                self._batches.later = None
+
+    def _flush(self) -> None:
+        later: list[_Later] | None = getattr(self._batches, "later", None)
+        if not later:
+            return
+        self._batches.later = []
+        self._ctx.sessions.fsync()  # the renames durable before any index or mark names them
+        for it in later:
+            self._index.put(it.fname, entry_of(it.summary), it.stamp)
+        if self._fulltext is not None:
+            self._fulltext.saved_many([(it.sid, (it.generation, 0), it.doc, it.stamp) for it in later])
+        self._keys.note(StateChange(marks={it.sid.bytes: (it.generation, it.size) for it in later}))
+
+    def add_keys(self, session_ids: list[uuid.UUID]) -> None:
+        """Keys for sessions about to be saved, added with one durable append (a pull's batch
+        of new sessions: one key table fsync, not one per save, :meth:`Keys.add_session_keys`)."""
+        self._keys.add_session_keys(session_ids)
+
     def build(self, model: Session, *, touch: bool) -> Built:
         """A validated session sanitized and serialized (:class:`Built`)."""
         with collector_paused():
@@ -299,10 +353,18 @@ class SessionStore:
             frames=frames,
         )
         sessions = self._ctx.sessions
-        sessions.write_atomic(name + SUFFIX, data)
+        later: list[_Later] | None = getattr(self._batches, "later", None)
+        sessions.write_atomic(name + SUFFIX, data, sync_dir=later is None)
         st = os.stat(name + SUFFIX, dir_fd=sessions.fd, follow_symlinks=False)
         summary = orjson.loads(meta)
         summary["size_stored"], summary["generation"] = st.st_size, generation
+        if later is not None:  # in a batch: indexed and marked at its flush
+            parsed = doc if doc is not None else orjson.loads(body)
+            held = _Later(name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed, len(body))
+            later.append(held)
+            if sum(it.nbytes for it in later) > BATCH_BYTES:
+                self._flush()
+            return
         self._index.put(name + SUFFIX, entry_of(summary), stamp_of(st))
         if self._fulltext is not None:
             self._fulltext.saved(session_id, (generation, 0), lambda: body, stamp_of(st), doc=doc)

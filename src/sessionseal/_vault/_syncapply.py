@@ -252,7 +252,8 @@ class Applier:
             self.push = read_cursor(sync_dir, rid, self.me, self.held)
         self.logs = check.logs
         self.fetch: Prefetch | None = None
-        self.deferred = False  # in a batch: the push cursor is written once, at its end
+        self.deferred = False  # in a batch: the push cursor and the audit written once, at its end
+        self.saved: list[tuple[uuid.UUID, int, dict[str, int]]] = []
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -419,6 +420,21 @@ class Applier:
         self._save_state()
         self.deferred = True
         try:
+            self._saves(batch, recorded)
+        finally:
+            self.deferred = False
+            saved, self.saved = self.saved, []
+            self.auditor.saves(saved)  # what was saved is recorded, whatever stopped the batch
+        if self.push is not None and self.dir is not None:
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+        done = set(mine)
+        self.state.batch = [b for b in self.state.batch if b not in done]
+        self._save_state()
+
+    def _saves(self, batch: list[tuple[_Todo, uuid.UUID]], recorded: set[tuple[uuid.UUID, int, uuid.UUID]]) -> None:
+        """The saves of a batch: their keys added at once, their indexing flushed at once."""
+        self.store.add_keys([sid for _, sid in batch if self._version(sid) is None])
+        with self.store.batch():
             for t, sid in batch:
                 try:
                     if (t.device, t.opened.seq, sid) in recorded and self._version(sid) is not None:
@@ -433,13 +449,6 @@ class Applier:
                     raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
                 self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
                 self.state.hlc = max(self.state.hlc, t.hlc)
-        finally:
-            self.deferred = False
-        if self.push is not None and self.dir is not None:
-            write_cursor(self.dir, self.push, self.epoch, self.key)
-        done = set(mine)
-        self.state.batch = [b for b in self.state.batch if b not in done]
-        self._save_state()
 
     # -- the kinds ---------------------------------------------------------------------------
 
@@ -669,7 +678,10 @@ class Applier:
         except InvalidInput:
             raise RemoteError("a pulled session is not a valid session document") from None
         nbytes, counts = self.store.save(model, touch=False)
-        self.auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
+        if self.deferred:
+            self.saved.append((sid, nbytes, counts))
+        else:
+            self.auditor.record("save", session=sid, nbytes=nbytes, redactions=counts)
 
     def _append_ops(self, sid: uuid.UUID, ops: list[dict[str, Any]]) -> None:
         nbytes, counts = self.store.append(sid, ops, touch=False)
