@@ -12,6 +12,7 @@ replaces one the manifest still names: the manifest's rewrite is the one commit 
 
 from __future__ import annotations
 
+import os
 import struct
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ import orjson
 from .. import _container, _crypto
 from .._container import FrameType, Kind
 from .._fs import Dir
-from .._fts import HeadCache, SegmentReader
+from .._fts import Doc, HeadCache, SegmentReader, encode_delta_columns, pack
 from .._keystore import MasterKeys
 from ..errors import IntegrityError
 from ._ftstable import FORMAT_BINARY, pack_manifest, unpack_manifest
@@ -274,7 +275,7 @@ def header_tomb(fts: Dir, name: str) -> bytes | None:
 
 
 def file_size(fts: Dir, name: str) -> int:
-    return os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size
+    return int(os.stat(name, dir_fd=fts.fd, follow_symlinks=False).st_size)
 
 
 def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache | None = None) -> SegmentReader:
@@ -282,3 +283,9 @@ def open_segment(fts: Dir, vault_id: uuid.UUID, s: SegmentInfo, heads: HeadCache
     followed), as every other vault file: a planted link or FIFO is refused, never read.
     *heads*: the heads of segments opened before (a query's view)."""
     return SegmentReader(fts.open_checked(s.name), vault_id, s.id, s.key, heads=heads)
+
+
+def encoded_record(doc: Doc, stamp: Stamp) -> bytes:
+    """A delta record, its packed columns as they are (no dict of postings: 10 MB hold 200,000 terms)."""
+    p = pack(doc)
+    return encode_delta_columns(p.entry, stamp, p.term_list(), p.tfs, p.masks)

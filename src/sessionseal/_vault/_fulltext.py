@@ -33,11 +33,9 @@ from .._fts import (
     SegmentReader,
     build_segment,
     doc_fields,
-    encode_delta_columns,
     merge,
     new_delta,
     ops_fields,
-    pack,
     read_delta,
     read_delta_current,
     rewrite_delta,
@@ -55,6 +53,7 @@ from ._ftsfiles import (
     OtherFtsFormat,
     SegmentInfo,
     Stamp,
+    encoded_record,
     header_tomb,
     is_fts_name,
     open_segment,
@@ -272,14 +271,13 @@ class FullText:
         """:meth:`saved` of many (id, version, document, stamp): one append, one fsync (a pull's batch)."""
         if self.enabled and saved:
             with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
-                records = [_encoded(Doc(sid, index_generation(*v), doc_fields(d)), st) for sid, v, d, st in saved]
+                records = [encoded_record(Doc(sid, index_generation(*v), doc_fields(d)), st) for sid, v, d, st in saved]
                 self._write(lambda _fts, fd, man: self._log_heads.append_whole(fd, man, self._ctx.vault_id, records))
 
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
-        record, head = _encoded(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked
-        return self._write(
-            lambda fts, fd, m: self._log_heads.append(fts, fd, m, self._ctx.vault_id, record, head=head, after=after)
-        )
+        record, head = encoded_record(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked
+        heads, vid = self._log_heads, self._ctx.vault_id
+        return self._write(lambda fts, fd, m: heads.append(fts, fd, m, vid, record, head=head, after=after))
 
     def _write(self, append: Callable[[Dir, int, Manifest], int | None]) -> bool:
         """*append* records to the delta log (open on a descriptor), then compact if it is due."""
@@ -694,9 +692,3 @@ def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
         if len(tiers[t]) >= TIER_FANOUT:
             return {s.id for s in tiers[t]}
     return set()
-
-
-def _encoded(doc: Doc, stamp: Stamp) -> bytes:
-    """A delta record, its packed columns as they are (no dict of postings: 10 MB hold 200,000 terms)."""
-    p = pack(doc)
-    return encode_delta_columns(p.entry, stamp, p.term_list(), p.tfs, p.masks)
