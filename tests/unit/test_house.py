@@ -39,6 +39,7 @@ VAULT_ORDER = [
     "_importer",
     "_formats",
     "_syncpull",
+    "_syncresume",
     "_syncapply",
     "_syncprune",
     "_sync",
