@@ -389,8 +389,8 @@ class Applier:
     def _write(
         self, t: _Todo, kind: str, target: uuid.UUID, write: Callable[[], None], ops: list[Any] | None = None
     ) -> None:
-        foot = None if ops is None else footprint(self.store, target, ops)
-        self.state.pending = (t.device, t.opened.seq, kind, target, self._version(target), foot)
+        version, foot = (self._version(target), None) if ops is None else footprint(self.store, target, ops)
+        self.state.pending = (t.device, t.opened.seq, kind, target, version, foot)
         self._save_state()
         write()
 

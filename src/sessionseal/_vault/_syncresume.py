@@ -46,14 +46,17 @@ def _digest(ops: list[Any]) -> str:
     return hashlib.sha256(orjson.dumps(ops, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def footprint(store: SessionStore, sid: uuid.UUID, ops: list[dict[str, Any]]) -> Footprint | None:
-    """What appending *ops* to *sid* will leave (None: no such session)."""
+def footprint(
+    store: SessionStore, sid: uuid.UUID, ops: list[dict[str, Any]]
+) -> tuple[tuple[int, int] | None, Footprint | None]:
+    """*sid*'s version now, and what appending *ops* to it will leave (None, None: no such
+    session), from one read of it."""
     try:
-        groups = len(store.open(sid).events)
+        log = store.open(sid)
     except SessionNotFound:
-        return None
+        return None, None
     clean = store.sanitized_ops(ops)
-    return groups, len(clean), _digest(clean)
+    return (log.header.generation, log.end), (len(log.events), len(clean), _digest(clean))
 
 
 def was_written(
