@@ -138,3 +138,20 @@ def test_a_push_without_credentials_fails_fast_is_recorded_and_printed_nowhere(
     assert record["outcome"] == "error" and record["error"] == "RemoteError"
     listed = run("remote", "list")
     assert "FAILED (RemoteError, exit 19)" in listed.out
+
+
+def test_a_background_push_on_a_locked_keychain_fails_fast_and_is_recorded(
+    secret_service_factory: Callable[..., SecretService], s3_server: S3Server, tmp_path: Path
+) -> None:
+    # The keychain is locked after the write that started it (a screen lock, a logout): the
+    # background process fails its open within the keychain's bound, never waits on a prompt.
+    ss = secret_service_factory()
+    run = _setup(ss, s3_server, tmp_path, "0")
+    assert run("save", "-", input=DOC % (1, 1)).code == 0
+    _settled(run, tmp_path / "vault")
+    ss.lock()
+    started = time.monotonic()
+    background = run("sync", "--auto", extra={"SESSIONSEAL_NONINTERACTIVE": "1"})
+    assert background.code == 5 and time.monotonic() - started < HANG_GUARD
+    raw = json.loads((tmp_path / "vault" / "autopush.json").read_text())
+    assert (raw["last"]["outcome"], raw["last"]["error"]) == ("error", "KeyUnavailable")

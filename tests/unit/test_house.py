@@ -43,6 +43,7 @@ VAULT_ORDER = [
     "_syncpull",
     "_syncepochs",
     "_synctomb",
+    "_syncresume",
     "_syncapply",
     "_syncprune",
     "_sync",

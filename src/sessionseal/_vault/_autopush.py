@@ -25,7 +25,6 @@ list`` and ``doctor``, and audited as ``sync.push`` with ``auto: true``; nothing
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import sys
@@ -157,6 +156,8 @@ class AutoPush:
         """A descriptor holding ``locks/autopush.lock`` (``flock``, not waiting), or None when
         another holds it.  The writer hands it to the child it spawns, so the lock is held
         from the spawn on, with no gap while the child starts."""
+        import fcntl  # POSIX only: elsewhere this raises, and no background push is started
+
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NOCTTY | O_CLOEXEC
         fd = os.open(LOCK_FILE, flags, FILE_MODE, dir_fd=self._ctx.locks.fd)
         try:

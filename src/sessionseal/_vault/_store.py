@@ -397,6 +397,10 @@ class SessionStore:
             nbytes = self.append_locked(name, sid, clean, counts=counts, touch=touch)
         return nbytes, counts
 
+    def sanitized_ops(self, ops: list[dict[str, Any]]) -> list[Any]:
+        """*ops* as :meth:`append` will store them (sanitized: a resumed pull's footprint)."""
+        return self._clean(ops)[0]
+
     def _clean(self, ops: list[dict[str, Any]]) -> tuple[list[Any], dict[str, int]]:
         """Operations sanitized, and the redaction counts."""
         clean, counts = self._sanitizer().sanitize_tree(cast(Any, ops))

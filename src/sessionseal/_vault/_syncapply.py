@@ -53,6 +53,7 @@ from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._synccursor import Cursor, Pushed, Sealed, open_sealed, read_cursor, seal, write_cursor
 from ._syncfetch import Prefetch
+from ._syncresume import Footprint, footprint, was_written
 from ._synctomb import dead_tag, delete_objects, objects_of
 
 if TYPE_CHECKING:
@@ -135,8 +136,9 @@ class PullState:
     """The decoded pull cursor."""
 
     applied: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)  # device -> (seq, mac)
-    #: (device, seq, kind of write, session written, its (generation, end) before; None: none)
-    pending: tuple[uuid.UUID, int, str, uuid.UUID, tuple[int, int] | None] | None = None
+    #: (device, seq, kind of write, session written, its (generation, end) before, None: none;
+    #: the footprint of a group it appends, :mod:`._syncresume`)
+    pending: tuple[uuid.UUID, int, str, uuid.UUID, tuple[int, int] | None, Footprint | None] | None = None
     lines: dict[tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, int]] = field(default_factory=dict)
     winners: dict[tuple[uuid.UUID, str], tuple[int, uuid.UUID]] = field(default_factory=dict)
     synced: dict[bytes, Pushed] = field(default_factory=dict)  # before the first push only
@@ -156,7 +158,10 @@ def _encode(s: PullState) -> bytes:
     doc = {
         "v": VERSION,
         "applied": {d.hex: [seq, mac.hex()] for d, (seq, mac) in sorted(s.applied.items())},
-        "pending": None if p is None else [p[0].hex, p[1], p[2], p[3].hex, None if p[4] is None else list(p[4])],
+        "pending": None
+        if p is None
+        else [p[0].hex, p[1], p[2], p[3].hex, None if p[4] is None else list(p[4])]
+        + ([] if p[5] is None else [list(p[5])]),
         "lines": [[d.hex, sid.hex, t.hex, n] for (d, sid), (t, n) in sorted(s.lines.items())],
         "winners": [[sid.hex, f, h, d.hex] for (sid, f), (h, d) in sorted(s.winners.items())],
         "synced": {k.hex(): [p.generation, p.end, p.groups, p.ops] for k, p in sorted(s.synced.items())},
@@ -177,7 +182,9 @@ def _decode(plain: bytes) -> PullState:
         s.applied = {u(hex=d): (int(seq), bytes.fromhex(mac)) for d, (seq, mac) in doc["applied"].items()}
         p = doc["pending"]
         if p is not None:
-            s.pending = (u(hex=p[0]), int(p[1]), str(p[2]), u(hex=p[3]), None if p[4] is None else (p[4][0], p[4][1]))
+            foot = None if len(p) < 6 else (int(p[5][0]), int(p[5][1]), str(p[5][2]))
+            before = None if p[4] is None else (p[4][0], p[4][1])
+            s.pending = (u(hex=p[0]), int(p[1]), str(p[2]), u(hex=p[3]), before, foot)
         s.lines = {(u(hex=d), u(hex=sid)): (u(hex=t), int(n)) for d, sid, t, n in doc["lines"]}
         s.winners = {(u(hex=sid), str(f)): (int(h), u(hex=d)) for sid, f, h, d in doc["winners"]}
         s.synced = {bytes.fromhex(k): Pushed(*(int(x) for x in v)) for k, v in doc["synced"].items()}
@@ -352,7 +359,9 @@ class Applier:
 
     def _won(self, sid: uuid.UUID, name: str, hlc: int, dev: uuid.UUID) -> bool:
         old = self.state.winners.get((sid, name))
-        if old is not None and (old[0], old[1].bytes) >= (hlc, dev.bytes):
+        # The same clock and device is the same change: a resumed pull whose killed run recorded
+        # it as the winner before its write still writes it.
+        if old is not None and (old[0], old[1].bytes) > (hlc, dev.bytes):
             return False
         self.state.winners[(sid, name)] = (hlc, dev)
         return True
@@ -371,7 +380,7 @@ class Applier:
                 raise RemoteError(f"device {t.device.hex}'s entry {seq} is malformed") from None
             pending = self.state.pending
             try:
-                if pending is not None and pending[:2] == (t.device, seq) and self._version(pending[3]) != pending[4]:
+                if pending is not None and pending[:2] == (t.device, seq) and was_written(self.store, *pending[2:]):
                     self._after(t, pending[2], sid, pending[3], written=True)  # written before a kill
                 elif kind == "session.put":
                     self._put(t, sid)
@@ -466,7 +475,7 @@ class Applier:
         line = self.state.lines.get((t.device, sid))
         if line is not None and line[0] != sid and self._version(line[0]) is not None:
             target = line[0]  # that device's line of this session is a fork here
-            self._write(t, "append", target, lambda: self._append_ops(target, ops))
+            self._write(t, "append", target, lambda: self._append_ops(target, ops), ops)
             self._after(t, "append", sid, target)
             return
         version = self._version(sid)
@@ -474,7 +483,7 @@ class Applier:
             self.result.skipped += 1  # a session this vault never had (a later put brings it)
             return
         if self._clean(sid) and self._pushed(sid).ops == int(e.get("base", -1)):
-            self._write(t, "append", sid, lambda: self._append_ops(sid, ops))
+            self._write(t, "append", sid, lambda: self._append_ops(sid, ops), ops)
             self._after(t, "append", sid, sid)
             return
         self._fork(t, sid, self._remote_line(t, sid, ops))
@@ -493,7 +502,7 @@ class Applier:
             self.result.meta_older += 1
             return
         ops = self._ops(t, [{"op": "set", "value": {name: e.get("value")}}])
-        self._write(t, "meta", sid, lambda: self._append_ops(sid, ops))
+        self._write(t, "meta", sid, lambda: self._append_ops(sid, ops), ops)
         self._after(t, "meta", sid, sid)
 
     def _tombstone(self, t: _Todo) -> None:
@@ -581,8 +590,11 @@ class Applier:
 
     # -- writes and their bookkeeping ---------------------------------------------------------
 
-    def _write(self, t: _Todo, kind: str, target: uuid.UUID, write: Callable[[], None]) -> None:
-        self.state.pending = (t.device, t.opened.seq, kind, target, self._version(target))
+    def _write(
+        self, t: _Todo, kind: str, target: uuid.UUID, write: Callable[[], None], ops: list[Any] | None = None
+    ) -> None:
+        version, foot = (self._version(target), None) if ops is None else footprint(self.store, target, ops)
+        self.state.pending = (t.device, t.opened.seq, kind, target, version, foot)
         self._save_state()
         write()
 

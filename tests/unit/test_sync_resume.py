@@ -1,0 +1,58 @@
+"""A resumed pull's judgement of a killed one's recorded write (issue 26; docs/spec/remote-v1.md,
+"The pull cursor"): the write is taken as done only when the session holds it (the appended
+group's footprint; the generation a put leaves), never because its version merely moved (an
+append by another process moves it too).  The cursor's ``pending`` keeps the footprint and
+still reads the five-element form written before it.  With real kills:
+tests/integration/test_sync_pull_resume.py."""
+
+from __future__ import annotations
+
+import uuid
+
+from sessionseal import Vault
+from sessionseal._vault import _syncapply
+from sessionseal._vault._syncresume import footprint, was_written
+from sessionseal.models import Session
+
+TURN = [{"op": "message", "value": {"role": "assistant", "content": "the other device's turn"}}]
+LOCAL = [{"op": "message", "value": {"role": "user", "content": "a local turn"}}]
+
+
+def _sid(vault: Vault) -> uuid.UUID:
+    return vault.save(Session.model_validate({"title": "t", "messages": [{"role": "user", "content": "hi"}]}))
+
+
+def test_an_append_is_written_only_when_its_own_group_follows_what_the_session_held(vault: Vault) -> None:
+    store, sid = vault.parts.store, _sid(vault)
+    before, foot = footprint(store, sid, TURN)
+    assert before is not None and foot is not None and foot[:2] == (0, 1)
+    assert not was_written(store, "append", sid, before, foot)  # nothing happened yet
+    store.append(sid, LOCAL, touch=True)  # another process's append, after the kill
+    assert not was_written(store, "append", sid, before, foot)  # moved, but not by the pull
+    # The pull's own group, then a local one after it: written.
+    other = _sid(vault)
+    before2, foot2 = footprint(store, other, TURN)
+    store.append(other, TURN, touch=False)
+    store.append(other, LOCAL, touch=True)
+    assert was_written(store, "append", other, before2, foot2)
+
+
+def test_a_put_is_written_when_the_generation_moved_not_when_it_grew(vault: Vault) -> None:
+    store, sid = vault.parts.store, _sid(vault)
+    log = store.open(sid)
+    before = (log.header.generation, log.end)
+    store.append(sid, LOCAL, touch=True)
+    assert not was_written(store, "put", sid, before, None)
+    vault.save(Session.model_validate({"id": str(sid), "messages": [{"role": "user", "content": "again"}]}))
+    assert was_written(store, "put", sid, before, None)
+    assert not was_written(store, "put", uuid.uuid4(), None, None)  # a session that never came
+
+
+def test_the_pending_write_keeps_its_footprint_and_reads_the_older_form() -> None:
+    dev, sid = uuid.uuid4(), uuid.uuid4()
+    state = _syncapply.PullState(pending=(dev, 7, "append", sid, (2, 900), (3, 1, "ab" * 32)))
+    assert _syncapply._decode(_syncapply._encode(state)).pending == state.pending
+    older = _syncapply.PullState(pending=(dev, 7, "put", sid, None, None))
+    encoded = _syncapply._encode(older)
+    assert b'"pending":["' in encoded and encoded.count(b"null") >= 1
+    assert _syncapply._decode(encoded).pending == older.pending
