@@ -219,3 +219,20 @@ def test_a_session_found_missing_is_never_tombstoned(two: tuple[Vault, Vault], s
     assert (result.tombstoned, result.entries, result.epoch) == (0, 0, 1)
     assert b.remotes.pull().counts()["applied"] == 0
     assert b.load(doomed).title == "doomed"
+
+
+def test_a_tombstone_of_several_sessions_is_one_rotation_on_the_puller(
+    two: tuple[Vault, Vault], s3_server: S3Server
+) -> None:
+    a, b = two
+    for sid in [_by_title(a, "doomed"), _by_title(a, "kept")]:
+        a.delete(sid)
+    pushed = a.remotes.push()
+    assert (pushed.tombstoned, pushed.objects_deleted) == (2, 2)
+    tombs = [e for e in _entries(a, s3_server, _device(a)) if e["kind"] == "tombstone"]
+    assert len(tombs) == 1 and len(tombs[0]["sessions"]) == 2
+    before = sum(1 for r in b.audit_records() if r.get("action") == "delete")
+    assert b.remotes.pull().erased == 2
+    assert b.list() == []
+    deletes = [r for r in b.audit_records() if r.get("action") == "delete"][before:]
+    assert len(deletes) == 2 and len({r["detail"]["epoch"] for r in deletes}) == 1
