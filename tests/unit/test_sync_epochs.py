@@ -289,3 +289,40 @@ def test_a_revoked_devices_entries_after_its_revocation_are_refused(
         assert result.refused >= 1 and result.counts()["refused"] == result.refused
         assert "c before" in _titles(reader) and "c after" not in _titles(reader)
     assert {e.device: e.status for e in list_devices(b).devices}[_device(c)] == "revoked"
+
+
+def test_a_revoked_device_can_neither_cut_the_others_logs_nor_enrol_a_device_of_its_own(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+) -> None:
+    """After its cutoff, a revoked device's heads witness nothing (a witness of entries never
+    written would make another device's log look cut) and its entries enrol no one."""
+    a, b, c = three
+    a.remotes.pull()
+    _device_enroll.revoke(a, None, _device(c).hex)
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    _save(c, "c after")
+    c.remotes.push()
+    store = _store(server_env)
+    me = _device(c)
+    base = f"{PREFIX}/d/{me.hex}/"
+    logs = {int(k.rsplit("/", 1)[1], 16): store.get(k) for k, _ in store.list(base + "log/")}
+    last = _remotelog.read_log(logs, c.remotes.devices.epoch_keys("cloud"), rid, me).entries[-1]
+    head = _remotelog.sign_head(
+        c.remotes.devices.identity("cloud").keys,
+        rid,
+        me,
+        epoch=last.epoch,
+        seq=last.seq,
+        mac=last.mac,
+        hlc=1,
+        witness={_device(b): (10**6, bytes(32))},
+    )
+    store.put(base + f"head/{last.seq:016x}", head)
+    with _vault(tmp_path / "x", server_env, kr) as puppet:
+        step = _device_enroll.request(puppet)
+        _device_enroll.accept(c, None, _device(puppet).hex, step.pairing_code or "")
+        result = b.remotes.pull()  # C's witness of B is not taken as a floor
+        assert result.refused >= 1 and "c after" not in _titles(b)
+        status = {e.device: e.status for e in list_devices(b).devices}
+        assert status[_device(c)] == "revoked" and status[_device(puppet)] == "not-enrolled"
