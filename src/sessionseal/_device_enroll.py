@@ -199,7 +199,8 @@ def _accept(auditor: Any, vault: Vault, remote: str | None, new: uuid.UUID, code
         "x25519": base64.b64encode(x_pub).decode(),
         "ed25519": base64.b64encode(ed_pub).decode(),
         "keys": hashlib.sha256(obj).hexdigest(),
-        "witness": {},
+        # What this device applied of each other device's log: the new device's first floors.
+        "witness": {d.hex: [seq, mac.hex()] for d, (seq, mac) in sorted(vault.parts.sync.witness(config).items())},
     }
     vault.parts.sync.commit_entries(config, [entry], [(name, obj)])
     auditor.record("device.enroll", detail={"accepted": 1, "epoch": epoch})
@@ -301,7 +302,8 @@ def _check_offer(
         if header is not None and header[4] in found:
             start = (seq - 1, header[6]) if seq > 1 else start
             break
-    read = _remotelog.read_log(objects, found, rid, enroller, start=start)
+    # Up to its first entry under an epoch made after the enrolment (a revocation meanwhile).
+    read = _remotelog.read_log(objects, found, rid, enroller, start=start, stop_unheld=True)
     want = {
         "device": config.device.hex,
         "x25519": base64.b64encode(keys.x25519_public).decode(),
@@ -347,6 +349,7 @@ def _revoke(auditor: Any, vault: Vault, remote: str | None, gone: uuid.UUID) -> 
     name = f"keys/{epoch:08x}"
     if store.exists(_remote.device_prefix(url, config.device) + name):
         raise RemoteError(f"this device's key object of epoch {epoch} is on the remote already; nothing was written")
+    seen = vault.parts.sync.witness(config).get(gone, (0, bytes(32)))
     new_key = _crypto.new_key()
     stanzas = []
     for other in sorted((d for d, s in status.items() if s == "enrolled" and d != gone), key=lambda u: u.hex):
@@ -357,7 +360,9 @@ def _revoke(auditor: Any, vault: Vault, remote: str | None, gone: uuid.UUID) -> 
     obj = _remotekeys.keys_object(rid, epoch, config.device, stanzas)
     entries = [
         {"kind": "epoch", "epoch": epoch, "keys": hashlib.sha256(obj).hexdigest(), "reason": "revoke"},
-        {"kind": "device.revoke", "device": gone.hex, "epoch": epoch},
+        # What this device applied of the revoked one: readers refuse its entries after it,
+        # judged by this, never by the revoked device's own clock (docs/spec/remote-v1.md).
+        {"kind": "device.revoke", "device": gone.hex, "epoch": epoch, "witness": [seen[0], seen[1].hex()]},
     ]
     vault.parts.sync.commit_entries(config, entries, [(name, obj)], new_epoch=(epoch, new_key))
     auditor.record("device.revoke", detail={"revoked": 1, "epoch": epoch, "devices": len(stanzas)})

@@ -259,3 +259,70 @@ def test_the_revoked_device_is_told_in_one_line_with_exit_19(
     assert res.exit_code == 19, res.stderr
     assert res.stdout == "" and res.stderr.count("\n") == 1 and "revoked" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_revoked_devices_entries_after_its_revocation_are_refused(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    """ "After" is what the revoker had applied of C when it revoked it (the ``device.revoke``
+    entry's ``witness``), never C's own clock, which C sets: C's entries beyond it are refused
+    (counted, not applied) on every reader, the revoker's included."""
+    a, b, c = three
+    _save(c, "c before")
+    c_seq = c.remotes.push().seq
+    a.remotes.pull()  # A applies C's entries up to c_seq ...
+    _device_enroll.revoke(a, None, _device(c).hex)  # ... and revokes it, witnessing that
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    store = _store(server_env)
+    base = f"{PREFIX}/d/{_device(a).hex}/log/"
+    logs = {int(k.rsplit("/", 1)[1], 16): store.get(k) for k, _ in store.list(base)}
+    read = _remotelog.read_log(logs, a.remotes.devices.epoch_keys("cloud"), rid, _device(a))
+    revoke = read.entries[-1]
+    assert revoke.entry["kind"] == "device.revoke" and revoke.epoch == revoke.entry["epoch"] == 2
+    assert revoke.entry["witness"][0] == c_seq
+    # C does not know yet: it goes on pushing under the epoch it holds.
+    _save(c, "c after")
+    assert c.remotes.push().epoch == 1
+    for reader in (b, a):
+        result = reader.remotes.pull()
+        assert result.refused >= 1 and result.counts()["refused"] == result.refused
+        assert "c before" in _titles(reader) and "c after" not in _titles(reader)
+    assert {e.device: e.status for e in list_devices(b).devices}[_device(c)] == "revoked"
+
+
+def test_a_revoked_device_can_neither_cut_the_others_logs_nor_enrol_a_device_of_its_own(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+) -> None:
+    """After its cutoff, a revoked device's heads witness nothing (a witness of entries never
+    written would make another device's log look cut) and its entries enrol no one."""
+    a, b, c = three
+    a.remotes.pull()
+    _device_enroll.revoke(a, None, _device(c).hex)
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    _save(c, "c after")
+    c.remotes.push()
+    store = _store(server_env)
+    me = _device(c)
+    base = f"{PREFIX}/d/{me.hex}/"
+    logs = {int(k.rsplit("/", 1)[1], 16): store.get(k) for k, _ in store.list(base + "log/")}
+    last = _remotelog.read_log(logs, c.remotes.devices.epoch_keys("cloud"), rid, me).entries[-1]
+    head = _remotelog.sign_head(
+        c.remotes.devices.identity("cloud").keys,
+        rid,
+        me,
+        epoch=last.epoch,
+        seq=last.seq,
+        mac=last.mac,
+        hlc=1,
+        witness={_device(b): (10**6, bytes(32))},
+    )
+    store.put(base + f"head/{last.seq:016x}", head)
+    with _vault(tmp_path / "x", server_env, kr) as puppet:
+        step = _device_enroll.request(puppet)
+        _device_enroll.accept(c, None, _device(puppet).hex, step.pairing_code or "")
+        result = b.remotes.pull()  # C's witness of B is not taken as a floor
+        assert result.refused >= 1 and "c after" not in _titles(b)
+        status = {e.device: e.status for e in list_devices(b).devices}
+        assert status[_device(c)] == "revoked" and status[_device(puppet)] == "not-enrolled"

@@ -49,7 +49,7 @@ from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
-from ._syncapply import META_FIELDS, Applier, Erase, PullResult, pull_synced
+from ._syncapply import META_FIELDS, Applier, Erase, PullResult, pull_synced, read_state
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncpull import check_logs, list_remote
@@ -281,6 +281,21 @@ class Sync:
             if self._keys.state(fresh=True).erased.get(device.bytes):
                 self._keys.commit(StateChange(erased={device.bytes: frozenset()}))
 
+    def witness(self, config: RemoteConfig) -> dict[uuid.UUID, tuple[int, bytes]]:
+        """What this device applied of every other device's log on *config* (its pull cursor's
+        ``applied``): the witness vector its heads and enrolments carry (docs/spec/remote-v1.md,
+        "Heads"); empty before its first pull."""
+        held = self.devices.epoch_keys(config)
+        rid = self.devices.identity(config).remote_id if held else None
+        sync_dir = self._sync_dir(create=False)
+        if rid is None or sync_dir is None:
+            return {}
+        try:
+            applied = read_state(sync_dir, rid, config.device, held).applied
+        finally:
+            sync_dir.close()
+        return {dev: at for dev, at in applied.items() if dev != config.device}
+
     def _store_of(self, config: RemoteConfig) -> S3Store:
         from .. import _s3
 
@@ -330,6 +345,8 @@ class _Push:
         self.rid = uuid.UUID(int=0)
         self.dkeys = _remotekeys.DeviceKeys(b"", b"")
         self.cursor = Cursor(uuid.UUID(int=0), config.device)
+        #: What this device applied of the others' logs: its heads' witness vector.
+        self.witnessed: dict[uuid.UUID, tuple[int, bytes]] | None = None
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -608,8 +625,10 @@ class _Push:
             outbox.append((_log(c.seq), data))
             sealed += 1
         if sealed:
+            if self.witnessed is None:  # read once: no pull runs under the sync lock meanwhile
+                self.witnessed = {} if self.dry_run else self.sync.witness(self.config)
             head = _remotelog.sign_head(
-                self.dkeys, rid, dev, epoch=c.epoch, seq=c.seq, mac=c.mac, hlc=c.hlc, witness={}
+                self.dkeys, rid, dev, epoch=c.epoch, seq=c.seq, mac=c.mac, hlc=c.hlc, witness=self.witnessed
             )
             outbox.append((f"head/{c.seq:016x}", head))
         self.result.entries += sealed

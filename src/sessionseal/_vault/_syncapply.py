@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from ._store import SessionStore
     from ._syncpull import PullCheck
 
-__all__ = ["META_FIELDS", "Applier", "PullResult", "pull_synced"]
+__all__ = ["META_FIELDS", "Applier", "PullResult", "pull_synced", "read_state"]
 
 VERSION: Final = 1
 #: A content object's payload at most (docs/spec/remote-v1.md, "Content objects").
@@ -99,6 +99,7 @@ class PullResult:
     deleted: int = 0  # entries naming an erased session: not applied
     objects_deleted: int = 0  # this device's own objects of erased sessions deleted
     objects_kept: int = 0  # ... that the bucket refused to delete
+    refused: int = 0  # entries of a revoked device written after its revocation
     bytes: int = 0  # content objects fetched
     resumed: bool = False
 
@@ -118,6 +119,7 @@ class PullResult:
             "deleted": self.deleted,
             "objects_deleted": self.objects_deleted,
             "objects_kept": self.objects_kept,
+            "refused": self.refused,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
@@ -277,15 +279,30 @@ class Applier:
         return self.result
 
     def _todo(self) -> list[_Todo]:
+        """The entries to apply, in clock order, once every log is checked against what this
+        vault applied of it (its own floor, before anything is written): a log that no longer
+        holds that entry, with its MAC, was cut, rolled back or rewritten, and is refused."""
         found: list[_Todo] = []
+        for dev, (seq, _) in sorted(self.state.applied.items()):
+            if seq and dev not in self.logs:  # the whole prefix gone: rolled back to nothing
+                raise RemoteError(
+                    f"device {dev.hex}'s log is gone from the remote, below entry {seq} this vault applied: "
+                    "it was cut or rolled back; nothing was applied"
+                )
         for dev, entries in self.logs.items():
             seq, mac = self.state.applied.get(dev, (0, b""))
             if seq:
                 at = [o for o in entries if o.seq == seq]
                 if not at or not _crypto.constant_time_equal(at[0].mac, mac):
-                    raise RemoteError(f"device {dev.hex}'s log no longer holds the entry this vault applied last")
+                    raise RemoteError(
+                        f"device {dev.hex}'s log no longer holds the entry this vault applied last (entry {seq}): "
+                        "it was cut, rolled back or rewritten; nothing was applied"
+                    )
+            cutoff = self.result.check.cutoffs.get(dev)
             for o in entries:
-                if o.seq > seq:
+                if o.seq > seq and cutoff is not None and o.seq > cutoff:
+                    self.result.refused += 1  # written by a revoked device after its revocation
+                elif o.seq > seq:
                     found.append(_Todo(dev, o, int(str(o.entry.get("hlc", "0")), 16)))
         return sorted(found, key=lambda t: (t.hlc, t.device.bytes, t.opened.seq))
 
