@@ -285,3 +285,22 @@ def test_the_commands_count_a_delete_in_one_line_or_json(
     assert run(paths[1], "show", str(doomed)).exit_code != 0
     again = run(paths[1], "sync", "--pull")
     assert again.exit_code == 0 and "deletes" not in again.stderr
+
+
+def test_a_fork_made_from_an_erased_session_stays_a_session_of_its_own(two: tuple[Vault, Vault]) -> None:
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    # Both append from the same point: on B, A's line becomes a fork linked to the session.
+    b.append(doomed, [{"role": "assistant", "content": "b's line"}])
+    b.remotes.push()
+    a.append(doomed, [{"role": "assistant", "content": "a's line"}])
+    a.remotes.push()
+    assert b.remotes.pull().forked == 1
+    [fork] = [s.id for s in b.list() if s.id != doomed and s.title != "kept"]
+    a.delete(doomed)
+    a.remotes.push()
+    result = b.remotes.pull()
+    assert (result.erased, result.kept) == (1, 0)
+    with pytest.raises(SessionNotFound):
+        b.load(doomed)
+    assert orjson.loads(b.load_json(fork))["messages"][-1]["content"][0]["text"] == "a's line"
