@@ -103,6 +103,10 @@ def test_a_revocation_is_taken_up_by_the_others_and_shuts_out_the_revoked(
     _device_enroll.revoke(a, None, _device(c).hex)
     _save(a, "a after")
     assert a.remotes.push().epoch == 2
+    # A dry run counts the epoch it would take up, and keeps nothing.
+    dry = b.remotes.pull(dry_run=True)
+    assert (dry.check.taken, dry.dry_run) == (1, True) and dry.entries >= 1
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1} and "a after" not in _titles(b)
     # B takes epoch 2 up on its pull, then reads what A wrote under it.
     pulled = b.remotes.pull()
     assert pulled.check.taken == 1 and pulled.counts()["epochs_taken"] == 1
