@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _remote, _remotekeys, _remotelog
 from ._vault._auditing import audited_by
 from ._vault._syncepochs import take_up_epochs
+from ._vault._syncpull import revocation_cutoffs
 from .errors import IntegrityError, RemoteError
 
 if TYPE_CHECKING:
@@ -106,9 +107,11 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
     revoked: dict[uuid.UUID, uuid.UUID] = {}
     if verified:
         assert ident.remote_id is not None
-        for device, objects in sorted(logs.items()):
-            read = _remotelog.read_log(objects, held, ident.remote_id, device, stop_unheld=True)
-            _enrolments(device, read, enrolled, revoked)
+        reads = {d: _remotelog.read_log(o, held, ident.remote_id, d, stop_unheld=True) for d, o in sorted(logs.items())}
+        # A revoked device's entries after its revocation enrol and revoke no one.
+        cut = revocation_cutoffs({d: r.entries for d, r in reads.items()})
+        for device, read in reads.items():
+            _enrolments(device, read.entries[: _upto(read.entries, cut.get(device))], enrolled, revoked)
             if read.blocked in pickup.withheld:  # an epoch made without a key for this device
                 revoked.setdefault(config.device, pickup.withheld[read.blocked])
     out = [
@@ -136,15 +139,20 @@ def _claimed(records: dict[uuid.UUID, bytes]) -> uuid.UUID | None:
     return ids.pop() if len(ids) == 1 else None
 
 
+def _upto(entries: tuple[_remotelog.Opened, ...], cutoff: int | None) -> int:
+    """How many of *entries* count: all, or those up to a revoked device's cutoff."""
+    return len(entries) if cutoff is None else sum(1 for o in entries if o.seq <= cutoff)
+
+
 def _enrolments(
     device: uuid.UUID,
-    read: _remotelog.LogRead,
+    entries: tuple[_remotelog.Opened, ...],
     enrolled: dict[uuid.UUID, tuple[uuid.UUID, bytes, bytes] | None],
     revoked: dict[uuid.UUID, uuid.UUID],
 ) -> None:
     """What *device*'s verified log says of enrolments: its own (the first device's log opens
     with the ``epoch`` entry of reason ``first``), and the devices it enrolled or revoked."""
-    for opened in read.entries:
+    for opened in entries:
         entry = opened.entry
         kind = entry.get("kind")
         if opened.seq == 1 and kind == "epoch" and entry.get("reason") == "first" and entry.get("epoch") == 1:

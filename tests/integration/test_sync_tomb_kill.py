@@ -60,7 +60,7 @@ CHILD = textwrap.dedent(
 
     owner, name = {"put": (_s3.S3Store, "put"), "delete": (_s3.S3Store, "delete"),
                    "cursor": (_sync, "write_cursor"), "keys": (_devices.Devices, "add_epoch_key"),
-                   "save": (_store.SessionStore, "save"), "erase": (_erasure.Erasure, "delete"),
+                   "save": (_store.SessionStore, "save"), "erase": (_erasure.Erasure, "shred_files"),
                    "state": (_syncapply, "write_state")}[where]
     after_nth(owner, name)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
@@ -167,7 +167,7 @@ def test_a_push_killed_while_writing_a_tombstone_is_finished_by_the_next(
 PULL_POINTS = [
     ("state", 1),  # the intent to keep the unpushed work recorded, nothing written
     ("save", 1),  # the unpushed work kept as a new session, the session not erased
-    ("erase", 1),  # the first session erased, the second not
+    ("erase", 1),  # both erased in one rotation, the first's files overwritten, the second's not
     ("delete", 1),  # both erased, the puller's own object deleted, the cursor not advanced
 ]
 

@@ -103,6 +103,10 @@ def test_a_revocation_is_taken_up_by_the_others_and_shuts_out_the_revoked(
     _device_enroll.revoke(a, None, _device(c).hex)
     _save(a, "a after")
     assert a.remotes.push().epoch == 2
+    # A dry run counts the epoch it would take up, and keeps nothing.
+    dry = b.remotes.pull(dry_run=True)
+    assert (dry.check.taken, dry.dry_run) == (1, True) and dry.entries >= 1
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1} and "a after" not in _titles(b)
     # B takes epoch 2 up on its pull, then reads what A wrote under it.
     pulled = b.remotes.pull()
     assert pulled.check.taken == 1 and pulled.counts()["epochs_taken"] == 1
@@ -289,3 +293,67 @@ def test_a_revoked_devices_entries_after_its_revocation_are_refused(
         assert result.refused >= 1 and result.counts()["refused"] == result.refused
         assert "c before" in _titles(reader) and "c after" not in _titles(reader)
     assert {e.device: e.status for e in list_devices(b).devices}[_device(c)] == "revoked"
+
+
+def test_a_revoked_device_can_neither_cut_the_others_logs_nor_enrol_a_device_of_its_own(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+) -> None:
+    """After its cutoff, a revoked device's heads witness nothing (a witness of entries never
+    written would make another device's log look cut) and its entries enrol no one."""
+    a, b, c = three
+    a.remotes.pull()
+    _device_enroll.revoke(a, None, _device(c).hex)
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    _save(c, "c after")
+    c.remotes.push()
+    store = _store(server_env)
+    me = _device(c)
+    base = f"{PREFIX}/d/{me.hex}/"
+    logs = {int(k.rsplit("/", 1)[1], 16): store.get(k) for k, _ in store.list(base + "log/")}
+    last = _remotelog.read_log(logs, c.remotes.devices.epoch_keys("cloud"), rid, me).entries[-1]
+    head = _remotelog.sign_head(
+        c.remotes.devices.identity("cloud").keys,
+        rid,
+        me,
+        epoch=last.epoch,
+        seq=last.seq,
+        mac=last.mac,
+        hlc=1,
+        witness={_device(b): (10**6, bytes(32))},
+    )
+    store.put(base + f"head/{last.seq:016x}", head)
+    with _vault(tmp_path / "x", server_env, kr) as puppet:
+        step = _device_enroll.request(puppet)
+        _device_enroll.accept(c, None, _device(puppet).hex, step.pairing_code or "")
+        result = b.remotes.pull()  # C's witness of B is not taken as a floor
+        assert result.refused >= 1 and "c after" not in _titles(b)
+        status = {e.device: e.status for e in list_devices(b).devices}
+        assert status[_device(c)] == "revoked" and status[_device(puppet)] == "not-enrolled"
+
+
+def test_the_command_says_what_is_pending_and_what_was_taken_up(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, kr: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionseal import _keystore
+
+    a, b, c = three
+    _device_enroll.revoke(a, None, _device(c).hex)
+    store = _store(server_env)
+    newest = _head_names(server_env, _device(a))[-1]
+    head = store.get(newest)
+    store.delete(newest)
+    path = b.path
+    b.close()
+    monkeypatch.setattr(_keystore, "_select_backend", lambda interactive: kr)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["--vault", str(path), "sync", "--pull"])
+    assert res.exit_code == 0, res.stderr
+    assert "1 new epoch keys not proved yet (pending)" in res.stderr
+    assert "read up to its entries of epoch 2" in res.stderr
+    store.put(newest, head)
+    res = runner.invoke(cli, ["--vault", str(path), "sync", "--pull", "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert (doc["epochs_taken"], doc["epochs_pending"], doc["blocked"]) == (1, 0, 0)
+    assert {d["blocked"] for d in doc["logs"]} == {0}

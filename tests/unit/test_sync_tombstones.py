@@ -14,6 +14,7 @@ tombstone; a dry run writes nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,10 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner, Result
 
 from sessionseal import KeychainProvider, Vault, _device_enroll, _remotelog
+from sessionseal.cli import cli
 from sessionseal.errors import SessionNotFound
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
@@ -219,3 +222,85 @@ def test_a_session_found_missing_is_never_tombstoned(two: tuple[Vault, Vault], s
     assert (result.tombstoned, result.entries, result.epoch) == (0, 0, 1)
     assert b.remotes.pull().counts()["applied"] == 0
     assert b.load(doomed).title == "doomed"
+
+
+def test_a_tombstone_of_several_sessions_is_one_rotation_on_the_puller(
+    two: tuple[Vault, Vault], s3_server: S3Server
+) -> None:
+    a, b = two
+    for sid in [_by_title(a, "doomed"), _by_title(a, "kept")]:
+        a.delete(sid)
+    pushed = a.remotes.push()
+    assert (pushed.tombstoned, pushed.objects_deleted) == (2, 2)
+    tombs = [e for e in _entries(a, s3_server, _device(a)) if e["kind"] == "tombstone"]
+    assert len(tombs) == 1 and len(tombs[0]["sessions"]) == 2
+    before = sum(1 for r in b.audit_records() if r.get("action") == "delete")
+    assert b.remotes.pull().erased == 2
+    assert b.list() == []
+    deletes = [r for r in b.audit_records() if r.get("action") == "delete"][before:]
+    assert len(deletes) == 2 and len({r["detail"]["epoch"] for r in deletes}) == 1
+
+
+def test_removing_a_remote_forgets_its_recorded_erasures(two: tuple[Vault, Vault]) -> None:
+    # No push will come for a removed remote: the erased ids must not stay in the key table.
+    a, _ = two
+    device, doomed = _device(a), _by_title(a, "doomed")
+    a.delete(doomed)
+    assert a.parts.keys.state(fresh=True).erased == {device.bytes: frozenset({doomed.bytes})}
+    a.remotes.remove("cloud")
+    assert a.parts.keys.state(fresh=True).erased == {}
+
+
+def test_the_commands_count_a_delete_in_one_line_or_json(
+    tmp_path: Path, server_env: S3Server, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"s3://{server_env.bucket}/{PREFIX}"
+    paths = tmp_path / "a", tmp_path / "b"
+    for path in paths:
+        with Vault.init(path, key_provider=KeychainProvider(backend=memory_keyring)) as v:
+            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+    with Vault.open(paths[0]) as a, Vault.open(paths[1]) as b:
+        doomed = a.save(_session("doomed", f"the word is {SECRET_WORD}"))
+        a.remotes.push()
+        step = _device_enroll.request(b)
+        _device_enroll.accept(a, None, _device(b).hex, step.pairing_code or "")
+        _device_enroll.finish(b)
+        b.remotes.pull()
+    runner = CliRunner()
+
+    def run(path: Path, *args: str) -> Result:
+        monkeypatch.setenv("SESSIONSEAL_VAULT", str(path))
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert run(paths[0], "delete", "--yes", str(doomed)).exit_code == 0
+    dry = run(paths[0], "sync", "--push", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert (json.loads(dry.stdout)["tombstoned"], json.loads(dry.stdout)["dry_run"]) == (1, True)
+    pushed = run(paths[0], "sync", "--push")
+    assert pushed.exit_code == 0 and "1 deleted sessions tombstoned, 1 objects deleted" in pushed.stderr
+    pulled = run(paths[1], "sync", "--pull", "--json")
+    assert pulled.exit_code == 0, pulled.output
+    doc = json.loads(pulled.stdout)
+    assert (doc["erased"], doc["kept"], doc["epochs_taken"]) == (1, 0, 1)
+    assert run(paths[1], "show", str(doomed)).exit_code != 0
+    again = run(paths[1], "sync", "--pull")
+    assert again.exit_code == 0 and "deletes" not in again.stderr
+
+
+def test_a_fork_made_from_an_erased_session_stays_a_session_of_its_own(two: tuple[Vault, Vault]) -> None:
+    a, b = two
+    doomed = _by_title(a, "doomed")
+    # Both append from the same point: on B, A's line becomes a fork linked to the session.
+    b.append(doomed, [{"role": "assistant", "content": "b's line"}])
+    b.remotes.push()
+    a.append(doomed, [{"role": "assistant", "content": "a's line"}])
+    a.remotes.push()
+    assert b.remotes.pull().forked == 1
+    [fork] = [s.id for s in b.list() if s.id != doomed and s.title != "kept"]
+    a.delete(doomed)
+    a.remotes.push()
+    result = b.remotes.pull()
+    assert (result.erased, result.kept) == (1, 0)
+    with pytest.raises(SessionNotFound):
+        b.load(doomed)
+    assert orjson.loads(b.load_json(fork))["messages"][-1]["content"][0]["text"] == "a's line"

@@ -108,6 +108,46 @@ class Erasure:
             # The lock file stays: unlinking a held flock file would let a waiter on the old
             # inode and a newcomer on a new one both "hold" the lock.
 
+    def delete_many(self, sids: Sequence[uuid.UUID], *, spare: uuid.UUID | None = None) -> int:
+        """Crypto-erase *sids*, as :meth:`delete` does, with one rotation per batch of up to
+        :data:`CLEANUP_BATCH` (a tombstone applied by a pull names many sessions at once, as a
+        cleanup erases many); a session whose key is gone already is left as it is.  Each is
+        audited as ``delete``; *spare* as in :meth:`delete`.  Returns how many were erased."""
+        self._keys.check_writable()  # a rolled-back vault erases nothing (issue 20)
+        erased = 0
+        for start in range(0, len(sids), CLEANUP_BATCH):
+            erased += self._delete_batch(sids[start : start + CLEANUP_BATCH], spare)
+        return erased
+
+    def _delete_batch(self, sids: Sequence[uuid.UUID], spare: uuid.UUID | None) -> int:
+        with contextlib.ExitStack() as stack:
+            ready: list[tuple[uuid.UUID, str]] = []
+            # Session locks in one order (by file name), then the vault lock, as everywhere.
+            for sid in sorted(sids, key=self._keys.file_name):
+                name = self._keys.file_name(sid)
+                stack.enter_context(self._ctx.session_lock(name, sid))
+                # Refused before anything is erased, as in delete: a link, device or foreign file.
+                self._ctx.sessions.check(name + SUFFIX)
+                for _, fname in self._checkpoints.files(name):
+                    self._ctx.ckpts.check(fname)
+                ready.append((sid, name))
+            files = {sid: self.files_of(name) for sid, name in ready}
+            with self._ctx.vault_lock(), self._ctx.mutex:
+                table = self._keys.keytable(fresh=True)
+                gone = {sid: table.session_keys.pop(sid, None) for sid, _ in ready}
+                erasing = {sid: files[sid] for sid, key in gone.items() if key is not None}
+                if not erasing:
+                    return 0
+                entomb(table, erasing, spare=spare)
+                epoch = self._keys.rotate_or_forget(table)
+            erased: list[tuple[uuid.UUID, bytes | None, dict[str, Any]]] = []
+            for sid, its_files in erasing.items():
+                # Gone once the rotation is durable; overwriting is best effort (tombs recorded).
+                overwritten = self.shred_files(its_files)
+                erased.append((sid, gone[sid], {"epoch": epoch, "overwritten": overwritten}))
+            self._audit_erasures(erased)
+        return len(erased)
+
     def files_of(self, name: str) -> list[tuple[Dir, str, bytes | None]]:
         """A session's files (its session file, then its checkpoints) with the tomb of each (None:
         not a container: nothing later could tell it from damage).  The caller holds the session's

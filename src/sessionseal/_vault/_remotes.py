@@ -219,6 +219,7 @@ class Remotes:
             return cfg.model_copy(update={"remotes": [r for r in cfg.remotes if r.name != name]})
 
         _, new = self._settings.update(change)
+        self._sync.drop_erased(gone[0].device)  # no push will tombstone them there now
         self._auditor.record("remote.remove", detail={"remotes": len(new.remotes)})
         return gone[0]
 

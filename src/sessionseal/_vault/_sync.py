@@ -41,6 +41,7 @@ import orjson
 from .. import _compress, _container, _crypto, _events, _remote, _remotekeys, _remotelog
 from .._container import FrameType, Kind
 from .._fs import Dir, lock
+from .._state import StateChange
 from ..errors import InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._auditing import Auditor, audited_by
 from ._common import SUFFIX
@@ -298,6 +299,13 @@ class Sync:
                     sync_dir.close()
         self._auditor.record("sync.prune", detail=result.counts())
         return result
+
+    def drop_erased(self, device: uuid.UUID) -> None:
+        """Forget the erasures recorded for the next push of *device* (its remote was removed:
+        none will come), so that no erased session's id stays in the key table for it."""
+        with self._ctx.vault_lock():
+            if self._keys.state(fresh=True).erased.get(device.bytes):
+                self._keys.commit(StateChange(erased={device.bytes: frozenset()}))
 
     def witness(self, config: RemoteConfig) -> dict[uuid.UUID, tuple[int, bytes]]:
         """What this device applied of every other device's log on *config* (its pull cursor's

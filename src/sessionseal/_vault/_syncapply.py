@@ -77,8 +77,8 @@ FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
 #: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
 META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
 KINDS: Final = frozenset({"session.put", "session.append", "session.meta"})
-#: Erase: (session, the remote device whose tombstone it applies): the vault's own delete.
-Erase = Callable[[uuid.UUID, uuid.UUID], None]
+#: Erase: (sessions, the remote device whose tombstone it applies): the vault's own delete.
+Erase = Callable[[list[uuid.UUID], uuid.UUID], None]
 #: Progress: (entries done, entries to apply, bytes fetched so far).
 Progress = Callable[[int, int, int], None]
 #: Puts of sessions this vault does not have, applied under one recorded intent (the pull
@@ -510,12 +510,14 @@ class Applier:
         a pull killed midway finds what it did and goes on."""
         sids = self._tombstoned(t)
         self.state.dead.update(dead_tag(self.rid, sid) for sid in sids)
+        present = [sid for sid in sids if self._version(sid) is not None]
+        for sid in present:
+            if not self._clean(sid):
+                self._keep(t, sid)
+        if present:  # one master-key rotation for them all (per batch), as a cleanup does
+            self._write(t, "erase", present[0], functools.partial(self.erase, present, self.me))
+            self.result.erased += len(present)
         for sid in sids:
-            if self._version(sid) is not None:
-                if not self._clean(sid):
-                    self._keep(t, sid)
-                self._write(t, "erase", sid, functools.partial(self.erase, sid, self.me))
-                self.result.erased += 1
             self._forget(sid)
         names = objects_of(self.logs.get(self.me, ()), {sid.bytes for sid in sids})
         deleted, kept = delete_objects(self.s3, _remote.device_prefix(self.url, self.me), names)

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Final
 
 from .. import _crypto, _remotekeys, _remotelog
 from ..errors import IntegrityError, RemoteError
-from ._syncpull import Listing, list_remote, record_key
+from ._syncpull import Listing, list_remote, record_key, revocation_cutoffs
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -201,10 +201,16 @@ class _Reader:
     def _named(self, maker: uuid.UUID, keys: dict[int, bytes]) -> bytes | None:
         """The Ed25519 key the logs enrol *maker* with (b"": enrolled by a first entry that names
         none); None: not enrolled, revoked, or a malformed key."""
+        reads = {dev: r.entries for dev in sorted(self.listing.logs) if (r := self.read(dev, keys)) is not None}
+        try:
+            cut = revocation_cutoffs(reads)
+        except RemoteError:
+            return None
         named: bytes | None = None
-        for dev in sorted(self.listing.logs):
-            read = self.read(dev, keys)
-            for opened in read.entries if read is not None else ():
+        for dev, entries in reads.items():
+            for opened in entries:
+                if dev in cut and opened.seq > cut[dev]:
+                    break  # a revoked device's entries after its revocation enrol no one
                 e = opened.entry
                 kind = e.get("kind")
                 if kind == "device.revoke" and e.get("device") == maker.hex:

@@ -18,6 +18,7 @@ import base64
 import json
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from .._s3 import S3Store
     from ._devices import Devices
 
-__all__ = ["DeviceLog", "Listing", "PullCheck", "check_logs", "list_remote", "record_key"]
+__all__ = ["DeviceLog", "Listing", "PullCheck", "check_logs", "list_remote", "record_key", "revocation_cutoffs"]
 
 _DEVICE: Final = re.compile(r"[0-9a-f]{32}")
 _SEQ: Final = re.compile(r"[0-9a-f]{16}")
@@ -176,19 +177,14 @@ def check_logs(
             heads[dev] = _remotelog.open_head(s3.get(listed.heads[dev][newest]), public, rid, dev)
             if heads[dev].seq != newest:
                 raise _bad(dev, "head is not at its place")
-    floors = _floors(heads)
-    for dev, (seq, _) in sorted(floors.items()):
-        if seq and dev not in listed.records:  # witnessed, then removed whole
-            raise _bad(dev, f"change log is gone from the remote, below entry {seq} a head names: cut or rolled back")
+    own = {dev: (h.seq, h.mac) for dev, h in heads.items()}
     check = PullCheck(config.name)
+    raw: dict[uuid.UUID, dict[int, bytes]] = {}
     for dev in recorded:
         names = listed.logs.get(dev, {})
         got = get_all(s3, list(names.values()))  # in parallel
-        objects = {seq: got[name] for seq, name in names.items()}
-        try:
-            read = _remotelog.read_log(objects, held, rid, dev, floor=floors.get(dev), stop_unheld=True)
-        except IntegrityError:
-            raise _bad(dev, "change log does not open (modified or misplaced)") from None
+        raw[dev] = {seq: got[name] for seq, name in names.items()}
+        read = _read(raw[dev], held, rid, dev, own.get(dev))
         kinds: dict[str, int] = {}
         for opened in read.entries:
             kinds[opened.entry["kind"]] = kinds.get(opened.entry["kind"], 0) + 1
@@ -201,11 +197,31 @@ def check_logs(
         )
         if read.blocked and withheld and read.blocked in withheld and check.revoked is None:
             check.revoked = (read.blocked, withheld[read.blocked])
-    check.cutoffs = _cutoffs(check.logs)
+    check.cutoffs = revocation_cutoffs(check.logs)
+    # The witnesses, from heads signed before any revocation of their signer took effect: a
+    # revoked device cannot make the others' logs look cut by witnessing entries never written.
+    trusted = {dev: h for dev, h in heads.items() if dev not in check.cutoffs or h.seq <= check.cutoffs[dev]}
+    for dev, floor in sorted(_floors(trusted).items()):
+        if floor[0] <= own.get(dev, (0, b""))[0]:
+            continue  # the log was read against its own head, at least as high
+        if dev not in raw:  # witnessed, then removed whole
+            raise _bad(
+                dev, f"change log is gone from the remote, below entry {floor[0]} a head names: cut or rolled back"
+            )
+        _read(raw[dev], held, rid, dev, floor)
     return check
 
 
-def _revocations(logs: dict[uuid.UUID, tuple[_remotelog.Opened, ...]]) -> list[tuple[uuid.UUID, int, uuid.UUID, int]]:
+def _read(
+    objects: dict[int, bytes], held: dict[int, bytes], rid: uuid.UUID, dev: uuid.UUID, floor: tuple[int, bytes] | None
+) -> _remotelog.LogRead:
+    try:
+        return _remotelog.read_log(objects, held, rid, dev, floor=floor, stop_unheld=True)
+    except IntegrityError:
+        raise _bad(dev, "change log does not open (modified or misplaced)") from None
+
+
+def _revocations(logs: Mapping[uuid.UUID, Sequence[_remotelog.Opened]]) -> list[tuple[uuid.UUID, int, uuid.UUID, int]]:
     """Every ``device.revoke`` entry read: (its writer, its seq, the device revoked, the last
     entry of that device's log its writer had applied: the entry's ``witness``, 0 without one).
 
@@ -229,7 +245,7 @@ def _revocations(logs: dict[uuid.UUID, tuple[_remotelog.Opened, ...]]) -> list[t
     return found
 
 
-def _cutoffs(logs: dict[uuid.UUID, tuple[_remotelog.Opened, ...]]) -> dict[uuid.UUID, int]:
+def revocation_cutoffs(logs: Mapping[uuid.UUID, Sequence[_remotelog.Opened]]) -> dict[uuid.UUID, int]:
     """Each revoked device's last entry a pull may apply: what its revoker had applied of it when
     it revoked it (never judged by the revoked device's own clock, which it controls).  A
     revocation written by a device beyond its own cutoff does not count (a revoked device cannot

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["wire"]
 
 
-def _erase(erasure: Erasure, sid: uuid.UUID, device: uuid.UUID) -> None:
-    """A tombstone's erasure on pull: the vault's own delete, recording no tombstone of this
-    device's own for the remote it came from (docs/sync.md, "Deletes")."""
-    erasure.delete(sid, spare=device)
+def _erase(erasure: Erasure, sids: list[uuid.UUID], device: uuid.UUID) -> None:
+    """A tombstone's erasure on pull: the vault's own delete, one rotation per batch, recording
+    no tombstone of this device's own for the remote it came from (docs/sync.md, "Deletes")."""
+    erasure.delete_many(sids, spare=device)
 
 
 def wire(

@@ -151,6 +151,7 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
                 "seq": d.seq,
                 "head": d.head,
                 "pending": d.pending,
+                "blocked": d.blocked,
                 "kinds": d.kinds,
             }
             for d in check.devices
@@ -160,6 +161,8 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
     for d in check.devices:
         who = "this device" if d.mine else f"device {d.device.hex}"
         late = "; its last entry is not written yet (an upload in flight)" if d.pending else ""
+        if d.blocked:
+            late += f"; read up to its entries of epoch {d.blocked}, whose key this device does not hold (yet)"
         click.echo(f"{who}: {d.entries:,} entries check out (head at {d.head}){late}", err=True)
     would = "would apply" if dry_run else "applied"
     forks = f", {result.forked} diverged lines kept as forks" if result.forked else ""
@@ -171,6 +174,9 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
         + (f"; {would} {result.erased} deletes" if result.erased else "")
         + (f" ({result.kept} unpushed local versions kept as new sessions)" if result.kept else "")
         + (f"; {result.deleted} entries name deleted sessions" if result.deleted else "")
+        + (f"; {result.refused} entries of revoked devices refused" if result.refused else "")
+        + (f"; took up {check.taken} new epochs" if check.taken else "")
+        + (f"; {check.epochs_pending} new epoch keys not proved yet (pending)" if check.epochs_pending else "")
         + f"; {_mb(result.bytes)} fetched",
         err=True,
     )
