@@ -58,9 +58,8 @@ if TYPE_CHECKING:
     from ._vault._backups import Backups, Snapshot
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
-    from ._vault._sync import PushResult
-    from ._vault._syncapply import PullResult
     from ._vault._syncprune import PruneResult
+    from ._vault._syncstate import PullResult, PushResult
     from ._verify import VerifyResult
     from .models import Session, SessionStatus, SessionSummary
 

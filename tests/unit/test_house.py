@@ -44,6 +44,7 @@ VAULT_ORDER = [
     "_syncepochs",
     "_synctomb",
     "_syncresume",
+    "_syncstate",
     "_syncapply",
     "_syncprune",
     "_sync",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from sessionseal import Vault
-from sessionseal._vault import _syncapply
+from sessionseal._vault import _syncstate
 from sessionseal._vault._syncresume import footprint, was_written
 from sessionseal.models import Session
 
@@ -50,9 +50,9 @@ def test_a_put_is_written_when_the_generation_moved_not_when_it_grew(vault: Vaul
 
 def test_the_pending_write_keeps_its_footprint_and_reads_the_older_form() -> None:
     dev, sid = uuid.uuid4(), uuid.uuid4()
-    state = _syncapply.PullState(pending=(dev, 7, "append", sid, (2, 900), (3, 1, "ab" * 32)))
-    assert _syncapply._decode(_syncapply._encode(state)).pending == state.pending
-    older = _syncapply.PullState(pending=(dev, 7, "put", sid, None, None))
-    encoded = _syncapply._encode(older)
+    state = _syncstate.PullState(pending=(dev, 7, "append", sid, (2, 900), (3, 1, "ab" * 32)))
+    assert _syncstate._decode(_syncstate._encode(state)).pending == state.pending
+    older = _syncstate.PullState(pending=(dev, 7, "put", sid, None, None))
+    encoded = _syncstate._encode(older)
     assert b'"pending":["' in encoded and encoded.count(b"null") >= 1
-    assert _syncapply._decode(encoded).pending == older.pending
+    assert _syncstate._decode(encoded).pending == older.pending

@@ -16,9 +16,9 @@ from ._auditing import Auditor, audited_by
 from ._autopush import AutoPush
 from ._devices import Devices
 from ._settings import Settings
-from ._sync import Progress, PushResult, Sync
-from ._syncapply import PullResult
+from ._sync import Progress, Sync
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult
+from ._syncstate import PullResult, PushResult
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig, VaultConfig

@@ -49,18 +49,19 @@ from ._context import VaultContext
 from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
-from ._syncapply import META_FIELDS, Applier, Erase, PullResult, pull_synced, read_state
+from ._syncapply import META_FIELDS, Applier, Erase
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs, list_remote
+from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
     from .._s3 import S3Store
 
-__all__ = ["PushResult", "Sync"]
+__all__ = ["Sync"]
 
 _audited = audited_by(lambda sync: sync._auditor)
 
@@ -70,48 +71,6 @@ BATCH_SESSIONS: Final = 64
 BATCH_BYTES: Final = 32 << 20
 #: Progress: (sessions done, sessions to push, bytes sent so far).
 Progress = Callable[[int, int, int], None]
-
-
-@dataclass
-class PushResult:
-    """What a push sent (or, with ``dry_run``, would send); counts only, never a name."""
-
-    remote: str
-    device: uuid.UUID
-    dry_run: bool
-    first: bool = False  # this push made the remote's epoch 1
-    sessions: int = 0  # sessions with something sent
-    put: int = 0
-    appended: int = 0
-    meta: int = 0  # session.meta entries
-    entries: int = 0
-    objects: int = 0
-    bytes: int = 0  # every byte PUT: objects, entries, heads, records
-    resent: int = 0  # names a killed push left in the outbox, sent again
-    seq: int = 0  # the log's last entry after the push
-    epoch: int = 0
-    tombstoned: int = 0  # sessions erased here that a tombstone named (docs/sync.md, "Deletes")
-    objects_deleted: int = 0  # this device's content objects of erased sessions deleted
-    objects_kept: int = 0  # ... that the bucket refused to delete
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "first": self.first,
-            "sessions": self.sessions,
-            "put": self.put,
-            "appended": self.appended,
-            "meta": self.meta,
-            "entries": self.entries,
-            "objects": self.objects,
-            "bytes": self.bytes,
-            "resent": self.resent,
-            "seq": self.seq,
-            "epoch": self.epoch,
-            "tombstoned": self.tombstoned,
-            "objects_deleted": self.objects_deleted,
-            "objects_kept": self.objects_kept,
-            "dry_run": self.dry_run,
-        }
 
 
 class Sync:

@@ -42,7 +42,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,9 +51,10 @@ import orjson
 from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
-from ._synccursor import Cursor, Pushed, Sealed, open_sealed, read_cursor, seal, write_cursor
+from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
 from ._syncfetch import Prefetch
-from ._syncresume import Footprint, footprint, was_written
+from ._syncresume import footprint, was_written
+from ._syncstate import PullResult, PullState, read_state, write_state
 from ._synctomb import dead_tag, delete_objects, objects_of
 
 if TYPE_CHECKING:
@@ -64,14 +65,10 @@ if TYPE_CHECKING:
     from ._store import SessionStore
     from ._syncpull import PullCheck
 
-__all__ = ["META_FIELDS", "Applier", "PullResult", "pull_synced", "read_state"]
+__all__ = ["META_FIELDS", "Applier"]
 
-VERSION: Final = 1
 #: A content object's payload at most (docs/spec/remote-v1.md, "Content objects").
 MAX_OBJECT: Final = 512 << 20
-_BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'sessionseal verify'"
-#: The pull cursor's magic and key label (docs/spec/remote-v1.md, "The pull cursor").
-_PULL_CURSOR: Final = Sealed(b"SSRP", b"sessionseal remote v1 pull cursor", _BAD)
 #: The namespace of fork ids (docs/spec/remote-v1.md, "The pull cursor").
 FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
 #: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
@@ -84,136 +81,6 @@ Progress = Callable[[int, int, int], None]
 #: Puts of sessions this vault does not have, applied under one recorded intent (the pull
 #: cursor's ``batch``): two cursor replaces per batch, not two per session (docs/sync.md, "Pull").
 BATCH: Final = 64
-
-
-@dataclass
-class PullResult:
-    """What a pull applied (or, with ``dry_run``, would apply): counts only, never a name."""
-
-    check: PullCheck
-    dry_run: bool
-    entries: int = 0  # other devices' entries beyond the cursor
-    put: int = 0
-    appended: int = 0
-    forked: int = 0
-    meta: int = 0  # session.meta entries that won
-    meta_older: int = 0  # ... that lost to a newer write of the field
-    skipped: int = 0  # entries naming a session this vault does not have (kept in the log)
-    refused: int = 0  # entries of a revoked device written after its revocation
-    erased: int = 0  # sessions a tombstone erased here
-    kept: int = 0  # ... whose unpushed changes here were kept first, as a new session
-    deleted: int = 0  # entries naming an erased session: not applied
-    objects_deleted: int = 0  # this device's own objects of erased sessions deleted
-    objects_kept: int = 0  # ... that the bucket refused to delete
-    bytes: int = 0  # content objects fetched
-    resumed: bool = False
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            **self.check.counts(),
-            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta + self.erased,
-            "to_apply": self.entries,
-            "put": self.put,
-            "appended": self.appended,
-            "forked": self.forked,
-            "meta": self.meta,
-            "meta_older": self.meta_older,
-            "skipped": self.skipped,
-            "refused": self.refused,
-            "erased": self.erased,
-            "kept": self.kept,
-            "deleted": self.deleted,
-            "objects_deleted": self.objects_deleted,
-            "objects_kept": self.objects_kept,
-            "bytes": self.bytes,
-            "resumed": self.resumed,
-            "dry_run": self.dry_run,
-        }
-
-
-@dataclass
-class PullState:
-    """The decoded pull cursor."""
-
-    applied: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)  # device -> (seq, mac)
-    #: (device, seq, kind of write, session written, its (generation, end) before, None: none;
-    #: the footprint of a group it appends, :mod:`._syncresume`)
-    pending: tuple[uuid.UUID, int, str, uuid.UUID, tuple[int, int] | None, Footprint | None] | None = None
-    lines: dict[tuple[uuid.UUID, uuid.UUID], tuple[uuid.UUID, int]] = field(default_factory=dict)
-    winners: dict[tuple[uuid.UUID, str], tuple[int, uuid.UUID]] = field(default_factory=dict)
-    synced: dict[bytes, Pushed] = field(default_factory=dict)  # before the first push only
-    hlc: int = 0
-    #: A batch of puts of sessions this vault did not have, under way: (device, seq, session).
-    batch: list[tuple[uuid.UUID, int, uuid.UUID]] = field(default_factory=list)
-    dead: set[bytes] = field(default_factory=set)  # dead_tag of each session a tombstone erased
-
-
-def _name(device: uuid.UUID) -> str:
-    # 32 hex digits, as every file of ``sync/`` is named (what verify and snapshot know).
-    return f"{uuid.uuid5(device, 'pull cursor').hex}.sst"
-
-
-def _encode(s: PullState) -> bytes:
-    p = s.pending
-    doc = {
-        "v": VERSION,
-        "applied": {d.hex: [seq, mac.hex()] for d, (seq, mac) in sorted(s.applied.items())},
-        "pending": None
-        if p is None
-        else [p[0].hex, p[1], p[2], p[3].hex, None if p[4] is None else list(p[4])]
-        + ([] if p[5] is None else [list(p[5])]),
-        "lines": [[d.hex, sid.hex, t.hex, n] for (d, sid), (t, n) in sorted(s.lines.items())],
-        "winners": [[sid.hex, f, h, d.hex] for (sid, f), (h, d) in sorted(s.winners.items())],
-        "synced": {k.hex(): [p.generation, p.end, p.groups, p.ops] for k, p in sorted(s.synced.items())},
-        "hlc": s.hlc,
-        "batch": [[d.hex, seq, sid.hex] for d, seq, sid in s.batch],
-        "dead": sorted(t.hex() for t in s.dead),
-    }
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-
-
-def _decode(plain: bytes) -> PullState:
-    u = uuid.UUID
-    try:
-        doc = orjson.loads(plain)
-        if doc["v"] != VERSION:
-            raise ValueError
-        s = PullState(hlc=int(doc["hlc"]))
-        s.applied = {u(hex=d): (int(seq), bytes.fromhex(mac)) for d, (seq, mac) in doc["applied"].items()}
-        p = doc["pending"]
-        if p is not None:
-            foot = None if len(p) < 6 else (int(p[5][0]), int(p[5][1]), str(p[5][2]))
-            before = None if p[4] is None else (p[4][0], p[4][1])
-            s.pending = (u(hex=p[0]), int(p[1]), str(p[2]), u(hex=p[3]), before, foot)
-        s.lines = {(u(hex=d), u(hex=sid)): (u(hex=t), int(n)) for d, sid, t, n in doc["lines"]}
-        s.winners = {(u(hex=sid), str(f)): (int(h), u(hex=d)) for sid, f, h, d in doc["winners"]}
-        s.synced = {bytes.fromhex(k): Pushed(*(int(x) for x in v)) for k, v in doc["synced"].items()}
-        s.batch = [(u(hex=d), int(seq), u(hex=sid)) for d, seq, sid in doc.get("batch", ())]
-        s.dead = {bytes.fromhex(t) for t in doc.get("dead", [])}  # absent: written before tombstones
-        if any(len(t) != 16 for t in s.dead):
-            raise ValueError
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
-        raise IntegrityError(_BAD) from None
-    return s
-
-
-def read_state(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]) -> PullState:
-    """The pull cursor (an empty one when this device never pulled)."""
-    plain = open_sealed(_PULL_CURSOR, d, _name(device), remote=remote, device=device, epoch_keys=epoch_keys)
-    return PullState() if plain is None else _decode(plain)
-
-
-def write_state(d: Dir, s: PullState, remote: uuid.UUID, device: uuid.UUID, *, epoch: int, epoch_key: bytes) -> None:
-    seal(_PULL_CURSOR, d, _name(device), _encode(s), remote=remote, device=device, epoch=epoch, epoch_key=epoch_key)
-
-
-def pull_synced(
-    d: Dir | None, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]
-) -> dict[bytes, Pushed]:
-    """What pulls wrote before this device's first push (the push starts from it)."""
-    if d is None:
-        return {}
-    return dict(read_state(d, remote, device, epoch_keys).synced)
 
 
 @dataclass(frozen=True)
@@ -281,9 +148,17 @@ class Applier:
             self._own(t)
         if own:
             self._save_state()  # once: what they note is redone from the log if it is lost
+        self._others([t for t in todo if t.device != self.me])
+        if self.push is not None and self.push.hlc < self.state.hlc and self.dir is not None:
+            # The clock moves past every clock it read: this device's next changes are later.
+            self.push.hlc = self.state.hlc
+            write_cursor(self.dir, self.push, self.epoch, self.key)
+        return self.result
+
+    def _others(self, others: list[_Todo]) -> None:
+        """Apply the other devices' entries, in order, with progress every 2 seconds."""
         done = 0
         last = time.monotonic()
-        others = [t for t in todo if t.device != self.me]
         # The objects are fetched ahead, in the order they are applied (:mod:`._syncfetch`).
         with Prefetch(self.s3, [p for t in others if (p := self._planned(t)) is not None]) as self.fetch:
             while done < len(others):
@@ -299,11 +174,6 @@ class Applier:
         self.fetch = None
         if self.progress is not None and self.result.entries:
             self.progress(done, self.result.entries, self.result.bytes)
-        if self.push is not None and self.push.hlc < self.state.hlc and self.dir is not None:
-            # The clock moves past every clock it read: this device's next changes are later.
-            self.push.hlc = self.state.hlc
-            write_cursor(self.dir, self.push, self.epoch, self.key)
-        return self.result
 
     def _todo(self) -> list[_Todo]:
         """The entries to apply, in clock order, once every log is checked against what this
