@@ -66,7 +66,8 @@ class EpochPickup:
 
     taken: list[int] = field(default_factory=list)  # epochs kept by this call
     pending: int = 0  # key objects for this device whose proof is not (yet) there
-    #: Epochs newer than any held, made by the device named, with no stanza for this device.
+    #: Epochs not held whose key object, by the device named, has no stanza for this device
+    #: (and no other device's proved one): a log that stops at one says this device was revoked.
     withheld: dict[int, uuid.UUID] = field(default_factory=dict)
     #: Every epoch key held after this call (what the logs are then read under).
     keys: dict[int, bytes] = field(default_factory=dict, repr=False)
@@ -84,6 +85,8 @@ def take_up_epochs(
     ``epoch`` entry's ``reason`` (``revoke``, ``delete``).  Nothing is kept before it is proved.
 
     :param listing: the remote's listing when the caller made one already (saves a LIST).
+        Costs nothing more than that LIST when every key object is of an epoch held already;
+        proving a new one reads every device's log once (a pending one, at every call).
     :raises RemoteError: two devices proved different keys for one epoch (epochs made at once on
         two devices: not resolved yet); a record or log this check reads is refused by the
         bucket (unreachable, access denied).

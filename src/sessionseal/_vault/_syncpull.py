@@ -4,9 +4,13 @@ back").  :mod:`._syncapply` applies what it read.
 
 For each device prefix (``d/<device>/``) with a device record: the record is of this remote
 and names the prefix's device; its newest head is signed by the record's Ed25519 key; its log
-reads as one chain from entry 1 (:func:`.._remotelog.read_log`) with, as the floor, the highest
-of the entries its own head and the other devices' heads name; and the entry at the head's
-``seq`` has the head's MAC.  A failing last entry is "not written yet" (an upload in flight).
+reads as one chain from entry 1 (:func:`.._remotelog.read_log`) up to its first entry under an
+epoch this device does not hold, with its own head's entry as the floor; then, once the
+revocations are known (:func:`revocation_cutoffs`: a revoked device's entries after what its
+revoker had applied of it are not applied), it is checked again against the highest entry the
+other devices' heads witness, heads of revoked devices signed after their cutoff excepted.  A
+failing last entry is "not written yet" (an upload in flight).  What this device applied itself
+is the Applier's floor (:mod:`._syncapply`).
 
 A device record is trusted as listed until enrolment entries exist (docs/sync.md, "What is
 coming", step 4): a bucket that plants a whole device of its own is not detected here.
