@@ -71,6 +71,9 @@ class EpochPickup:
     withheld: dict[int, uuid.UUID] = field(default_factory=dict)
     #: Every epoch key held after this call (what the logs are then read under).
     keys: dict[int, bytes] = field(default_factory=dict, repr=False)
+    #: The log entries a proof fetched, by device and seq, for the check that follows to reuse
+    #: (a name always holds the same bytes; a partial last one is "not written yet" either way).
+    fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {"epochs_taken": len(self.taken), "epochs_pending": self.pending}
@@ -131,6 +134,7 @@ def take_up_epochs(
             out.keys[epoch] = epoch_key
             out.taken.append(epoch)
             out.withheld.pop(epoch, None)
+    out.fetched = reader.fetched()
     return out
 
 
@@ -160,6 +164,9 @@ class _Reader:
     def __init__(self, s3: S3Store, listing: Listing, rid: uuid.UUID) -> None:
         self.s3, self.listing, self.rid = s3, listing, rid
         self._logs: dict[uuid.UUID, dict[int, bytes]] = {}
+
+    def fetched(self) -> dict[uuid.UUID, dict[int, bytes]]:
+        return dict(self._logs)
 
     def log(self, dev: uuid.UUID) -> dict[int, bytes]:
         if dev not in self._logs:

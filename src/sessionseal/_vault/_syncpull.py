@@ -156,6 +156,7 @@ def check_logs(
     keys: dict[int, bytes] | None = None,
     listing: Listing | None = None,
     withheld: dict[int, uuid.UUID] | None = None,
+    fetched: Mapping[uuid.UUID, Mapping[int, bytes]] | None = None,
 ) -> PullCheck:
     """Read and check every device's log on *config*'s remote (see the module's docstring).
 
@@ -163,6 +164,7 @@ def check_logs(
         up to its first entry under an epoch not among them (``DeviceLog.blocked``).
     :param withheld: newer epochs whose key objects hold no stanza for this device, by epoch
         (``_syncepochs.take_up_epochs``): a log stopped at one of them sets ``PullCheck.revoked``.
+    :param fetched: log entries already fetched under *listing*'s names, by device and seq.
     :raises RemoteError: this device holds no key of the remote; a record, head or log that
         fails its check (named by device, never by anything it holds).
     """
@@ -184,7 +186,8 @@ def check_logs(
     check = PullCheck(config.name)
     raw: dict[uuid.UUID, dict[int, bytes]] = {}
     for dev in recorded:
-        raw[dev] = {seq: s3.get(name) for seq, name in listed.logs.get(dev, {}).items()}
+        had = fetched.get(dev, {}) if fetched is not None else {}
+        raw[dev] = {seq: had[seq] if seq in had else s3.get(name) for seq, name in listed.logs.get(dev, {}).items()}
         read = _read(raw[dev], held, rid, dev, own.get(dev))
         kinds: dict[str, int] = {}
         for opened in read.entries:
