@@ -207,7 +207,15 @@ class Sync:
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
             listing = list_remote(s3, config)
             pickup = take_up_epochs(config, s3, self.devices, keep=not dry_run, listing=listing)
-            check = check_logs(config, s3, self.devices, keys=pickup.keys, listing=listing, withheld=pickup.withheld)
+            check = check_logs(
+                config,
+                s3,
+                self.devices,
+                keys=pickup.keys,
+                listing=listing,
+                withheld=pickup.withheld,
+                fetched=pickup.fetched,
+            )
             check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
             sync_dir = self._sync_dir(create=not dry_run)
             try:

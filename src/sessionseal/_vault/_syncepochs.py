@@ -66,10 +66,14 @@ class EpochPickup:
 
     taken: list[int] = field(default_factory=list)  # epochs kept by this call
     pending: int = 0  # key objects for this device whose proof is not (yet) there
-    #: Epochs newer than any held, made by the device named, with no stanza for this device.
+    #: Epochs not held whose key object, by the device named, has no stanza for this device
+    #: (and no other device's proved one): a log that stops at one says this device was revoked.
     withheld: dict[int, uuid.UUID] = field(default_factory=dict)
     #: Every epoch key held after this call (what the logs are then read under).
     keys: dict[int, bytes] = field(default_factory=dict, repr=False)
+    #: The log entries a proof fetched, by device and seq, for the check that follows to reuse
+    #: (a name always holds the same bytes; a partial last one is "not written yet" either way).
+    fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {"epochs_taken": len(self.taken), "epochs_pending": self.pending}
@@ -84,6 +88,8 @@ def take_up_epochs(
     ``epoch`` entry's ``reason`` (``revoke``, ``delete``).  Nothing is kept before it is proved.
 
     :param listing: the remote's listing when the caller made one already (saves a LIST).
+        Costs nothing more than that LIST when every key object is of an epoch held already;
+        proving a new one reads every device's log once (a pending one, at every call).
     :raises RemoteError: two devices proved different keys for one epoch (epochs made at once on
         two devices: not resolved yet); a record or log this check reads is refused by the
         bucket (unreachable, access denied).
@@ -128,6 +134,7 @@ def take_up_epochs(
             out.keys[epoch] = epoch_key
             out.taken.append(epoch)
             out.withheld.pop(epoch, None)
+    out.fetched = reader.fetched()
     return out
 
 
@@ -157,6 +164,9 @@ class _Reader:
     def __init__(self, s3: S3Store, listing: Listing, rid: uuid.UUID) -> None:
         self.s3, self.listing, self.rid = s3, listing, rid
         self._logs: dict[uuid.UUID, dict[int, bytes]] = {}
+
+    def fetched(self) -> dict[uuid.UUID, dict[int, bytes]]:
+        return dict(self._logs)
 
     def log(self, dev: uuid.UUID) -> dict[int, bytes]:
         if dev not in self._logs:

@@ -4,9 +4,13 @@ back").  :mod:`._syncapply` applies what it read.
 
 For each device prefix (``d/<device>/``) with a device record: the record is of this remote
 and names the prefix's device; its newest head is signed by the record's Ed25519 key; its log
-reads as one chain from entry 1 (:func:`.._remotelog.read_log`) with, as the floor, the highest
-of the entries its own head and the other devices' heads name; and the entry at the head's
-``seq`` has the head's MAC.  A failing last entry is "not written yet" (an upload in flight).
+reads as one chain from entry 1 (:func:`.._remotelog.read_log`) up to its first entry under an
+epoch this device does not hold, with its own head's entry as the floor; then, once the
+revocations are known (:func:`revocation_cutoffs`: a revoked device's entries after what its
+revoker had applied of it are not applied), it is checked again against the highest entry the
+other devices' heads witness, heads of revoked devices signed after their cutoff excepted.  A
+failing last entry is "not written yet" (an upload in flight).  What this device applied itself
+is the Applier's floor (:mod:`._syncapply`).
 
 A device record is trusted as listed until enrolment entries exist (docs/sync.md, "What is
 coming", step 4): a bucket that plants a whole device of its own is not detected here.
@@ -153,6 +157,7 @@ def check_logs(
     keys: dict[int, bytes] | None = None,
     listing: Listing | None = None,
     withheld: dict[int, uuid.UUID] | None = None,
+    fetched: Mapping[uuid.UUID, Mapping[int, bytes]] | None = None,
 ) -> PullCheck:
     """Read and check every device's log on *config*'s remote (see the module's docstring).
 
@@ -160,6 +165,7 @@ def check_logs(
         up to its first entry under an epoch not among them (``DeviceLog.blocked``).
     :param withheld: newer epochs whose key objects hold no stanza for this device, by epoch
         (``_syncepochs.take_up_epochs``): a log stopped at one of them sets ``PullCheck.revoked``.
+    :param fetched: log entries already fetched under *listing*'s names, by device and seq.
     :raises RemoteError: this device holds no key of the remote; a record, head or log that
         fails its check (named by device, never by anything it holds).
     """
@@ -181,9 +187,10 @@ def check_logs(
     check = PullCheck(config.name)
     raw: dict[uuid.UUID, dict[int, bytes]] = {}
     for dev in recorded:
+        had = fetched.get(dev, {}) if fetched is not None else {}
         names = listed.logs.get(dev, {})
-        got = get_all(s3, list(names.values()))  # in parallel
-        raw[dev] = {seq: got[name] for seq, name in names.items()}
+        got = get_all(s3, [name for seq, name in names.items() if seq not in had])  # in parallel
+        raw[dev] = {seq: had[seq] if seq in had else got[name] for seq, name in names.items()}
         read = _read(raw[dev], held, rid, dev, own.get(dev))
         kinds: dict[str, int] = {}
         for opened in read.entries:
