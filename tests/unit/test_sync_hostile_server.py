@@ -185,12 +185,6 @@ def test_a_content_object_served_with_other_bytes_is_refused_and_nothing_is_appl
     assert after[str(new)] == d.a.load_json(new)
 
 
-@pytest.mark.xfail(
-    reason="the witness vector of a head is written by lane epochs (docs/design.md, 'Detecting a log cut, "
-    "edited, reordered or rolled back'): until then a prefix rolled back before a reader saw the newer "
-    "entries is not detected by that reader",
-    strict=False,
-)
 def test_a_prefix_rolled_back_before_a_reader_saw_it_is_caught_by_another_devices_witness(
     devices: Devices, tmp_path: Path
 ) -> None:

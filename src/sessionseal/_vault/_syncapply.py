@@ -81,6 +81,8 @@ Progress = Callable[[int, int, int], None]
 #: Puts of sessions this vault does not have, applied under one recorded intent (the pull
 #: cursor's ``batch``): two cursor replaces per batch, not two per session (docs/sync.md, "Pull").
 BATCH: Final = 64
+#: ... whose objects hold at most this many bytes (each is parsed before the batch is saved).
+BATCH_BYTES: Final = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -273,9 +275,13 @@ class Applier:
         Each is then a save of a new session, whatever the others of the batch do."""
         found: list[tuple[_Todo, uuid.UUID]] = []
         recorded, pending = set(self.state.batch), self.state.pending
+        size = 0
         for t in others[start : start + BATCH]:
             e = t.opened.entry
             if e.get("kind") != "session.put" or (pending is not None and pending[:2] == (t.device, t.opened.seq)):
+                break
+            size += e["size"] if isinstance(e.get("size"), int) else BATCH_BYTES
+            if found and size > BATCH_BYTES:  # the batch's documents are held until it is saved
                 break
             try:
                 sid = uuid.UUID(str(e["session"]))
@@ -311,21 +317,26 @@ class Applier:
         self._save_state()
 
     def _saves(self, batch: list[tuple[_Todo, uuid.UUID]], recorded: set[tuple[uuid.UUID, int, uuid.UUID]]) -> None:
-        """The saves of a batch: their keys added at once, their indexing flushed at once."""
-        self.store.add_keys([sid for _, sid in batch if self._version(sid) is None])
-        with self.store.batch():
-            for t, sid in batch:
+        """The saves of a batch: every object fetched and checked first (one that fails leaves
+        the vault as it was: no key added for a session that is not saved), then their keys added
+        at once, their indexing flushed at once."""
+        docs: dict[uuid.UUID, dict[str, Any]] = {}
+        for t, sid in batch:
+            if (t.device, t.opened.seq, sid) not in recorded or self._version(sid) is None:
                 try:
-                    if (t.device, t.opened.seq, sid) in recorded and self._version(sid) is not None:
-                        self._after(t, "put", sid, sid, written=True)  # saved before a kill
-                    else:
-                        doc = self._object(t.device, t.opened.entry)
-                        self._save(doc, sid)
-                        self._after(t, "put", sid, sid)
+                    docs[sid] = self._object(t.device, t.opened.entry)
                 except (KeyError, TypeError, ValueError) as exc:  # authenticates, but out of shape
                     if isinstance(exc, SessionSealError):
                         raise
                     raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
+        self.store.add_keys([sid for sid in docs if self._version(sid) is None])
+        with self.store.batch():
+            for t, sid in batch:
+                if sid not in docs:
+                    self._after(t, "put", sid, sid, written=True)  # saved before a kill
+                else:
+                    self._save(docs.pop(sid), sid)
+                    self._after(t, "put", sid, sid)
                 self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
                 self.state.hlc = max(self.state.hlc, t.hlc)
 
