@@ -24,6 +24,7 @@ import orjson
 import pytest
 
 from sessionseal import Vault, _device_enroll
+from tests._infra import killpoint
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -34,28 +35,15 @@ PREFIX = "pickupkill"
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
+    from tests._infra.killpoint import kill_after
     from sessionseal import Vault
     from sessionseal._vault import _devices, _store, _syncapply
 
     path, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    calls = 0
-
-    def after_nth(owner, name):
-        original = getattr(owner, name)
-
-        def wrapped(*args, **kwargs):
-            global calls
-            result = original(*args, **kwargs)
-            calls += 1
-            if calls == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        setattr(owner, name, wrapped)
 
     owner, name = {"keys": (_devices.Devices, "add_epoch_key"), "save": (_store.SessionStore, "save"),
                    "state": (_syncapply, "write_state")}[where]
-    after_nth(owner, name)
+    kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.pull()
     sys.exit(3)  # not killed: the point was never reached
@@ -120,7 +108,9 @@ def test_a_pull_taking_up_an_epoch_killed_at_a_step_resumes_to_the_same_vault(
 ) -> None:
     path, reference, server = setup
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         v.remotes.pull()

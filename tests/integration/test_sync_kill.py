@@ -23,6 +23,7 @@ import pytest
 
 from sessionseal import Vault
 from sessionseal.models import Session
+from tests._infra import killpoint
 from tests._infra.s3server import S3Server, both_servers
 from tests._infra.synclog import read_pushed, server_files
 from tests.integration._cli import sessionseal
@@ -35,29 +36,16 @@ SESSIONS = 5
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
+    from tests._infra.killpoint import kill_after
     from sessionseal import Vault, _s3
     from sessionseal._vault import _devices, _sync
 
     path, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     _sync.BATCH_SESSIONS = 2
-    calls = 0
-
-    def after_nth(owner, name):
-        original = getattr(owner, name)
-
-        def wrapped(*args, **kwargs):
-            global calls
-            result = original(*args, **kwargs)
-            calls += 1
-            if calls == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        setattr(owner, name, wrapped)
 
     owner, name = {"put": (_s3.S3Store, "put"), "cursor": (_sync, "write_cursor"),
                    "keys": (_devices.Devices, "start_remote")}[where]
-    after_nth(owner, name)
+    kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.push()
     sys.exit(3)  # not killed: the point was never reached
@@ -83,7 +71,9 @@ def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def _kill_at(path: Path, server: S3Server, where: str, n: int) -> None:
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from sessionseal import Vault
 from sessionseal.models import Session
+from tests._infra import killpoint
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -35,28 +36,15 @@ PREFIX = "pullkill"
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
+    from tests._infra.killpoint import kill_after
     from sessionseal import Vault
     from sessionseal._vault import _store, _syncapply
 
     path, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    calls = 0
-
-    def after_nth(owner, name):
-        original = getattr(owner, name)
-
-        def wrapped(*args, **kwargs):
-            global calls
-            result = original(*args, **kwargs)
-            calls += 1
-            if calls == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        setattr(owner, name, wrapped)
 
     owner, name = {"save": (_store.SessionStore, "save"), "append": (_store.SessionStore, "append"),
                    "state": (_syncapply, "write_state"), "cursor": (_syncapply, "write_cursor")}[where]
-    after_nth(owner, name)
+    kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.pull()
     sys.exit(3)  # not killed: the point was never reached
@@ -133,7 +121,9 @@ def test_a_pull_killed_at_a_step_resumes_to_the_same_vault(
 ) -> None:
     path, reference, server = setup
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         resumed = v.remotes.pull()
@@ -194,7 +184,9 @@ def test_a_pull_killed_inside_a_batch_of_new_sessions_resumes_to_the_same_vault(
 ) -> None:
     path, reference, server = fresh
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), where, str(n)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         resumed = v.remotes.pull()

@@ -29,6 +29,7 @@ import pytest
 
 from sessionseal import Vault, _device_enroll, _remotelog
 from sessionseal.errors import SessionNotFound
+from tests._infra import killpoint
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -39,30 +40,17 @@ PREFIX = "tombkill"
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
+    from tests._infra.killpoint import kill_after
     from sessionseal import Vault, _s3
     from sessionseal._vault import _devices, _erasure, _store, _sync, _syncapply
 
     path, what, where, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    calls = 0
-
-    def after_nth(owner, name):
-        original = getattr(owner, name)
-
-        def wrapped(*args, **kwargs):
-            global calls
-            result = original(*args, **kwargs)
-            calls += 1
-            if calls == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        setattr(owner, name, wrapped)
 
     owner, name = {"put": (_s3.S3Store, "put"), "delete": (_s3.S3Store, "delete"),
                    "cursor": (_sync, "write_cursor"), "keys": (_devices.Devices, "add_epoch_key"),
                    "save": (_store.SessionStore, "save"), "erase": (_erasure.Erasure, "shred_files"),
                    "state": (_syncapply, "write_state")}[where]
-    after_nth(owner, name)
+    kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.push() if what == "push" else v.remotes.pull()
     sys.exit(3)  # not killed: the point was never reached
@@ -110,7 +98,7 @@ def setup(tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.U
 def _kill_at(path: Path, server: S3Server, what: str, where: str, n: int) -> None:
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
     args = [sys.executable, "-c", CHILD, str(path), what, where, str(n)]
-    done = subprocess.run(args, env=env, check=False, timeout=300)
+    done = subprocess.run(args, env=env, cwd=killpoint.ROOT, check=False, timeout=300)
     assert done.returncode == -signal.SIGKILL, f"the child was not killed at {where} #{n}"
 
 

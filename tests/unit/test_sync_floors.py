@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import KeychainProvider, Vault, _device_enroll, _remote, _remotelog, _s3
+from sessionseal import Vault, _remotelog, _s3
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
+from tests._infra import syncvaults
 from tests._infra.s3server import S3Server
 from tests.memkeyring import MemoryKeyring
 
@@ -31,33 +32,16 @@ PREFIX = "team/floors"
 
 
 def _vault(path: Path, server: S3Server, kr: MemoryKeyring) -> Vault:
-    v = Vault.init(path, key_provider=KeychainProvider(backend=kr))
-    v.remotes.add("cloud", f"s3://{server.bucket}/{PREFIX}", endpoint=server.endpoint)
-    return v
+    return syncvaults.vault(path, server, kr, PREFIX)
 
 
-def _device(v: Vault) -> uuid.UUID:
-    return v.remotes.devices.identity("cloud").device_id
-
-
-def _enrol(enroller: Vault, new: Vault) -> None:
-    step = _device_enroll.request(new)
-    _device_enroll.accept(enroller, None, _device(new).hex, step.pairing_code or "")
-    _device_enroll.finish(new)
-
-
-def _save(v: Vault, title: str) -> None:
-    v.save({"title": title, "messages": [{"role": "user", "content": title}]})
-
-
-def _titles(v: Vault) -> set[str]:
-    return {s.title or "" for s in v.list()}
-
-
-def _store(server: S3Server) -> _s3.S3Store:
-    return _s3.open_store(
-        _remote.parse_url(f"s3://{server.bucket}"), endpoint=server.endpoint, profile=None, region=None
-    )
+_device, _enrol, _save, _titles, _store = (
+    syncvaults.device,
+    syncvaults.enrol,
+    syncvaults.save,
+    syncvaults.titles,
+    syncvaults.store,
+)
 
 
 def _prefix(v: Vault) -> str:
