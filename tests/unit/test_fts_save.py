@@ -96,7 +96,7 @@ def test_a_failed_tokenizing_leaves_the_session_behind_not_the_save_failed(
 
     vault.save({"title": "first", "messages": [{"role": "user", "content": "kumquat"}]})  # an index
     monkeypatch.setattr("sessionseal._fts.pack", broken)
-    monkeypatch.setattr("sessionseal._vault._fulltext.pack", broken)
+    monkeypatch.setattr("sessionseal._vault._ftsfiles.pack", broken)
     sid = vault.save(_large_session())  # succeeds all the same
     monkeypatch.undo()
     assert vault.load(sid).title == "Parser tests"
