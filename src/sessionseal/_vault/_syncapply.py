@@ -190,7 +190,7 @@ class Applier:
                 )
         for dev, entries in self.logs.items():
             seq, mac = self.state.applied.get(dev, (0, b""))
-            if seq:
+            if seq and seq >= self.result.check.readable_from.get(dev, 0):  # below: under retired keys
                 at = [o for o in entries if o.seq == seq]
                 if not at or not _crypto.constant_time_equal(at[0].mac, mac):
                     raise RemoteError(
