@@ -55,17 +55,19 @@ def _unreadable(v: Vault, maker: uuid.UUID, name: str, data: bytes) -> None:
                 _crypto.decrypt(_remotekeys.derive(key, rid, maker, label), nonce, data[len(header) :], header)
 
 
-def test_delete_rebase_and_retire_the_old_key(tmp_path: Path, server_env: S3Server) -> None:
-    prefix = "rebase/two"
-    a = vault(tmp_path / "a", server_env, MemoryKeyring(), prefix)
-    b = vault(tmp_path / "b", server_env, MemoryKeyring(), prefix)
+def test_delete_rebase_retire_with_an_offline_then_revoked_device_and_a_late_joiner(
+    tmp_path: Path, server_env: S3Server
+) -> None:
+    prefix = "rebase"
+    a, b, c, d = (vault(tmp_path / n, server_env, MemoryKeyring(), prefix) for n in "abcd")
     try:
         a.save({"title": "doomed", "messages": [{"role": "user", "content": f"the word is {SECRET}"}]})
         save(a, "kept")
         a.remotes.push()
         enrol(a, b)
+        enrol(a, c)
         assert b.remotes.pull().put == 2
-        da, db = device(a), device(b)
+        da, db, dc = device(a), device(b), device(c)
         # The bucket keeps a copy of every object of epoch 1 (versioning, a lock, a backup).
         kept_by_bucket = {
             n: (_prefix(server_env, prefix, da) / "o" / n).read_bytes() for n in _names(server_env, prefix, da, "o")
@@ -78,82 +80,45 @@ def test_delete_rebase_and_retire_the_old_key(tmp_path: Path, server_env: S3Serv
         # B erases, then rebases (its log opens with its rebase: it had sent nothing before).
         assert b.remotes.pull().erased == 1
         assert b.remotes.push().rebased == 0
-        # A: every device rebased, A applied B's rebase, B witnessed A's: retired.
+        # C is offline and has not rebased: epoch 1 stays, on every device.
+        waiting = a.remotes.pull().counts()
+        assert (waiting["epochs_retired"], waiting["retire_waiting"]) == (0, {dc.hex: "rebase"})
+        assert waiting["epochs_held"] == [1, 2]
+        # A revokes C (epoch 3): a revoked device holds nothing back.
+        _device_enroll.revoke(a, None, dc.hex)
+        assert a.remotes.push().rebased == 1  # A's rebase at epoch 3
+        b.remotes.pull()
+        b.remotes.push()
         pulled = a.remotes.pull().counts()
-        assert (pulled["retired_below"], pulled["epochs_retired"], pulled["epochs_held"]) == (2, 1, [2])
-        # "kept"'s epoch-1 object, and "doomed"'s (gone already: a delete of a gone name counts)
-        assert pulled["retired_objects_deleted"] == 2
-        assert a.remotes.devices.epoch_keys("cloud").keys() == {2}
-        assert _names(server_env, prefix, da, "keys") == {f"{2:08x}"}
+        assert (pulled["retired_below"], pulled["epochs_retired"], pulled["epochs_held"]) == (3, 2, [3])
+        # "kept"'s epoch-1 and epoch-2 objects, and "doomed"'s (gone already: a delete of a gone name counts)
+        assert pulled["retired_objects_deleted"] == 3
+        assert _names(server_env, prefix, da, "keys") == {f"{3:08x}"}
         assert _names(server_env, prefix, da, "enroll") == set()
         assert not (_names(server_env, prefix, da, "o") & set(kept_by_bucket))
         # B waits until A's head witnesses B's rebase: A's next push writes one.
-        waiting = b.remotes.pull().counts()
-        assert waiting["epochs_retired"] == 0 and waiting["retire_waiting"] == {da.hex: "witness"}
+        assert b.remotes.pull().counts()["retire_waiting"] == {da.hex: "witness"}
         save(a, "after")
         a.remotes.push()
-        done = b.remotes.pull().counts()
-        assert (done["epochs_retired"], done["epochs_held"]) == (1, [2])
-        assert b.remotes.devices.epoch_keys("cloud").keys() == {2}
+        done = b.remotes.pull().counts()  # B retired epoch 1 already, once A rebased at 3
+        assert (done["retired_below"], done["epochs_held"]) == (3, [3])
         # What the bucket kept of epoch 1 opens on neither device.
         for v in (a, b):
             for name, data in kept_by_bucket.items():
                 _unreadable(v, da, name, data)
-        # Audited, counts only.
-        [record] = [r for r in b.audit_records() if r.get("action") == "sync.retire"]
-        assert record["detail"]["epochs_retired"] == 1
-        # Sync goes on, read from the rebases: both ways, and device list.
+        retired = [r["detail"] for r in b.audit_records() if r.get("action") == "sync.retire"]
+        assert sum(r["epochs_retired"] for r in retired) == 2
+        # Sync goes on, every log read from its rebase; device list shows who rebased.
         save(b, "from b")
         b.remotes.push()
         assert a.remotes.pull().put == 1
-        assert titles(a) == titles(b) == {"kept", "after", "from b"}
-        listed = _device_list.list_devices(a, "cloud").devices
-        assert {e.device: e.status for e in listed} == {da: "enrolled", db: "enrolled"}
+        listed = {e.device: (e.status, e.rebased) for e in _device_list.list_devices(a, "cloud").devices}
+        assert listed == {da: ("enrolled", 3), db: ("enrolled", 3), dc: ("revoked", 0)}
+        # A device that joins now holds epoch 3 only and gets every session from the rebases on.
+        enrol(b, d)
+        d.remotes.pull()
+        assert d.remotes.devices.epoch_keys("cloud").keys() == {3}
+        assert titles(d) == titles(a) == titles(b) == {"kept", "after", "from b"}
     finally:
-        a.close()
-        b.close()
-
-
-def test_retirement_waits_for_a_device_that_has_not_rebased_but_not_for_a_revoked_one(
-    tmp_path: Path, server_env: S3Server
-) -> None:
-    prefix = "rebase/three"
-    a = vault(tmp_path / "a", server_env, MemoryKeyring(), prefix)
-    b = vault(tmp_path / "b", server_env, MemoryKeyring(), prefix)
-    c = vault(tmp_path / "c", server_env, MemoryKeyring(), prefix)
-    try:
-        save(a, "doomed")
-        save(a, "kept")
-        a.remotes.push()
-        enrol(a, b)
-        enrol(a, c)
-        b.remotes.pull()
-        c.remotes.pull()
-        c.remotes.push()  # C's log opens at epoch 1
-        [doomed] = [s.id for s in a.list() if s.title == "doomed"]
-        a.delete(doomed)
-        a.remotes.push()
-        b.remotes.pull()
-        b.remotes.push()
-        a.remotes.pull()
-        save(a, "more")
-        a.remotes.push()
-        # C is offline and has not rebased: nobody retires epoch 1.
-        for v in (a, b):
-            got = v.remotes.pull().counts()
-            assert got["epochs_retired"] == 0 and got["retire_waiting"].get(device(c).hex) == "rebase"
-            assert 1 in v.remotes.devices.epoch_keys("cloud")
-        # A revokes C: a revoked device holds nothing back.
-        _device_enroll.revoke(a, None, device(c).hex)
-        a.remotes.push()  # A's rebase at epoch 3
-        b.remotes.pull()
-        b.remotes.push()
-        assert a.remotes.pull().counts()["epochs_held"] == [3]
-        save(a, "last")
-        a.remotes.push()
-        assert b.remotes.pull().counts()["epochs_held"] == [3]
-        assert titles(b) == {"kept", "more", "last"}
-    finally:
-        a.close()
-        b.close()
-        c.close()
+        for v in (a, b, c, d):
+            v.close()
