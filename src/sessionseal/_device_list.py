@@ -17,13 +17,14 @@ import binascii
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _remote, _remotekeys, _remotelog
 from ._vault._auditing import audited_by
 from ._vault._syncepochs import take_up_epochs
 from ._vault._syncpull import revocation_cutoffs
+from ._vault._syncrebase import rebased_at
 from .errors import IntegrityError, RemoteError
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class DeviceEntry:
     created_at: str | None = None
     enrolled_by: uuid.UUID | None = None
     revoked_by: uuid.UUID | None = None
+    #: The epoch of its latest ``rebase`` entry read, or of its log's entry 1 (0: neither read;
+    #: docs/spec/remote-v1.md, "Rebase and retirement").
+    rebased: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class DeviceListing:
     device: uuid.UUID
     pairing_code: str | None  # None: the remote holds no device yet (this one becomes its first by pushing)
     devices: list[DeviceEntry] = field(default_factory=list)
+    epochs_held: list[int] = field(default_factory=list)  # the remote's epochs whose keys this device holds
 
 
 def list_devices(vault: Vault, remote: str | None = None) -> DeviceListing:
@@ -105,17 +110,27 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
     verified = ident.remote_id is not None and bool(held)
     enrolled: dict[uuid.UUID, tuple[uuid.UUID, bytes, bytes] | None] = {}
     revoked: dict[uuid.UUID, uuid.UUID] = {}
+    rebased: dict[uuid.UUID, int] = {}
     if verified:
         assert ident.remote_id is not None
-        reads = {d: _remotelog.read_log(o, held, ident.remote_id, d, stop_unheld=True) for d, o in sorted(logs.items())}
+        reads = {
+            d: _remotelog.read_log(o, held, ident.remote_id, d, start=_remotelog.read_start(o, held), stop_unheld=True)
+            for d, o in sorted(logs.items())
+        }
+        # What rebases carry counts as the entries it stands for (old epochs' may be unreadable).
+        facts = {d: tuple(_remotelog.facts(d, r.entries)) for d, r in reads.items()}
         # A revoked device's entries after its revocation enrol and revoke no one.
-        cut = revocation_cutoffs({d: r.entries for d, r in reads.items()})
+        cut = revocation_cutoffs(facts)
+        rebased = {d: rebased_at(r.entries)[0] for d, r in reads.items()}
         for device, read in reads.items():
-            _enrolments(device, read.entries[: _upto(read.entries, cut.get(device))], enrolled, revoked)
+            _enrolments(device, facts[device][: _upto(facts[device], cut.get(device))], enrolled, revoked)
             if read.blocked in pickup.withheld:  # an epoch made without a key for this device
                 revoked.setdefault(config.device, pickup.withheld[read.blocked])
     out = [
-        _entry(d, records.get(d), ident.remote_id, config.device, verified, enrolled, revoked)
+        replace(
+            _entry(d, records.get(d), ident.remote_id, config.device, verified, enrolled, revoked),
+            rebased=rebased.get(d, 0),
+        )
         for d in sorted(set(records) | set(enrolled), key=lambda u: u.hex)
     ]
     # The code a new device shows: its fingerprint under the remote's id, which it learns from
@@ -130,7 +145,7 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
         key = e.status.replace("-", "_")
         counts[key] = counts.get(key, 0) + 1
     auditor.record("device.list", detail={"devices": len(out), **counts})
-    return DeviceListing(config.name, config.device, code, out)
+    return DeviceListing(config.name, config.device, code, out, sorted(held) if verified else [])
 
 
 def _claimed(records: dict[uuid.UUID, bytes]) -> uuid.UUID | None:

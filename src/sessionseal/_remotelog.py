@@ -17,7 +17,7 @@ import hashlib
 import json
 import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,11 +28,14 @@ from .errors import IntegrityError, RemoteError
 __all__ = [
     "Head",
     "LogRead",
+    "facts",
     "hlc_next",
+    "named_objects",
     "open_entry",
     "open_head",
     "open_object",
     "read_log",
+    "read_start",
     "seal_entry",
     "seal_object",
     "sign_head",
@@ -199,6 +202,71 @@ def read_log(
     elif floor is not None:
         _check_floor(who, floor, start, opened, end)
     return LogRead(tuple(opened), end, pending, blocked, blocked_at)
+
+
+def read_start(objects: Mapping[int, bytes], epoch_keys: Mapping[int, bytes]) -> tuple[int, bytes]:
+    """Where a reader starts *objects* (a device's log as listed): before entry 1 when it holds
+    entry 1's epoch (or cannot tell); else just before the first entry sealed under an epoch it
+    holds, with that entry's header's ``prev`` (docs/spec/remote-v1.md, "Rebase and
+    retirement").  A reader that retired an old epoch cannot open what was sealed under it; the
+    chain from there on is checked as ever and pinned by the signed head at its end, and the
+    applying pull takes nothing of such a log before its first ``rebase`` entry."""
+    if 1 not in objects:
+        return 0, ZERO_MAC
+    first = _epoch_of(objects[1])
+    if first is None or first in epoch_keys:
+        return 0, ZERO_MAC
+    for seq in sorted(objects):
+        epoch = _epoch_of(objects[seq])
+        if seq > 1 and epoch is not None and epoch in epoch_keys:
+            return seq - 1, bytes(ENTRY_HEADER.unpack_from(objects[seq])[6])
+    return 0, ZERO_MAC
+
+
+def named_objects(entry: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """The content objects an entry names, each with the session it names it for: a
+    ``session.put``'s or ``session.append``'s one, a ``rebase``'s one per session."""
+    kind = entry.get("kind")
+    if kind in {"session.put", "session.append"} and isinstance(entry.get("object"), str):
+        return [(entry.get("session"), entry["object"])]
+    if kind == "rebase" and isinstance(entry.get("sessions"), list):
+        return [
+            (r.get("session"), r["object"])
+            for r in entry["sessions"]
+            if isinstance(r, dict) and isinstance(r.get("object"), str)
+        ]
+    return []
+
+
+#: The kinds a ``rebase`` entry carries forward from its log's older entries.
+CARRIED: Final = frozenset({"epoch", "device.enroll", "device.revoke"})
+
+
+def facts(device: uuid.UUID, entries: Sequence[Opened]) -> list[Opened]:
+    """*entries* with, before each ``rebase`` entry, the entries it carries (the log's first
+    ``epoch`` entry, its ``device.enroll`` and ``device.revoke`` entries, sealed under epochs a
+    reader may no longer hold): what a reader of the enrolments and revocations reads.  A
+    carried entry stands at the rebase's seq (so a revocation's cutoff judges it there), but for
+    the first device's opening entry, which stays entry 1; it keeps its own epoch.
+
+    :raises RemoteError: a ``rebase`` entry whose ``carried`` is out of shape.
+    """
+    out: list[Opened] = []
+    for o in entries:
+        if o.entry.get("kind") == "rebase":
+            carried = o.entry.get("carried", [])
+            try:
+                for seq, epoch, entry in carried:
+                    if type(seq) is not int or type(epoch) is not int or not isinstance(entry, dict):
+                        raise ValueError
+                    if entry.get("kind") not in CARRIED:
+                        raise ValueError
+                    first = seq == 1 and entry.get("kind") == "epoch" and entry.get("reason") == "first"
+                    out.append(Opened(1 if first else o.seq, epoch, ZERO_MAC, ZERO_MAC, entry))
+            except (TypeError, ValueError):
+                raise RemoteError(f"device {device.hex}'s entry {o.seq} is a malformed rebase") from None
+        out.append(o)
+    return out
 
 
 def _epoch_of(data: bytes) -> int | None:

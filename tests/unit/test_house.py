@@ -46,6 +46,7 @@ VAULT_ORDER = [
     "_syncresume",
     "_syncstate",
     "_syncapply",
+    "_syncrebase",
     "_syncprune",
     "_sync",
     "_remotes",

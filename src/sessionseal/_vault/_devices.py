@@ -15,6 +15,7 @@ kept stable (a change is announced in a commit starting ``SYNC-KEYS-CHANGED:``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -194,6 +195,22 @@ class Devices:
                 config.device,
                 RemoteKeys(held.x25519, held.ed25519, held.created_at, new_rid, tuple(sorted(known.items()))),
             )
+
+    def drop_epoch_keys(self, remote: str | RemoteConfig, *, below: int) -> int:
+        """Drop the remote data keys of the epochs below *below* from this device's store (their
+        retirement, proved by the caller: ``_syncrebase``); the newest is always kept.  Returns
+        how many were dropped."""
+        config = self._resolve(remote)
+        with self._ctx.vault_lock():
+            held = self._held(config.device, fresh=True)
+            if held is None or not held.epochs:
+                return 0
+            newest = max(e for e, _ in held.epochs)
+            kept = tuple((e, k) for e, k in held.epochs if e >= min(below, newest))
+            if len(kept) == len(held.epochs):
+                return 0
+            self._put(config.device, dataclasses.replace(held, epochs=kept))
+        return len(held.epochs) - len(kept)
 
     def current_epoch(self, remote: str | RemoteConfig) -> tuple[int, bytes]:
         """The newest epoch this device holds on *remote*, and its key (what it seals under).

@@ -54,6 +54,7 @@ from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs, list_remote
+from ._syncrebase import meta_of, rebase_entry, retire
 from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
 
@@ -232,6 +233,9 @@ class Sync:
                     erase=self._erase,
                     erased_here=self._keys.state(fresh=True).erased.get(config.device.bytes, frozenset()),
                 ).run()
+                if sync_dir is not None and not dry_run and check.revoked is None:
+                    tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
+                    result.retire = retire(tomb, check, sync_dir, self._auditor)
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
@@ -370,6 +374,7 @@ class _Push:
         else:
             self._tombstones()
             self._sessions()
+            self._rebase()
         self.result.seq, self.result.epoch = self.cursor.seq, self.cursor.epoch or self.epoch
         return self.result
 
@@ -473,6 +478,15 @@ class _Push:
         )
         self.result.tombstoned, self.result.objects_deleted, self.result.objects_kept = named, deleted, kept
 
+    def _rebase(self) -> None:
+        """Once this device holds a newer epoch than its log's last rebase: a ``rebase`` entry."""
+        if not self.dry_run and max(self.cursor.rebased, 1) < self.epoch:  # epoch 1 is no one's to rebase
+            tomb, batch = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3), _Batch()
+            entry = rebase_entry(tomb, self.cursor, self.epoch, self.sync._store, lambda d: self._object(d, batch))
+            if entry is not None:
+                self.cursor.rebased, self.result.rebased = self.epoch, len(entry["sessions"])
+                self._commit([entry], {}, [])
+
     def _check_remote(self, seq: int, pending: set[str]) -> None:
         """The remote's log ends at entry *seq* (the cursor's last, once the outbox went out),
         but for the *pending* names of the outbox."""
@@ -528,7 +542,7 @@ class _Push:
         if before is None or before.generation != generation or groups < before.groups:
             doc = self.sync._store.document(log)
             name, size = self._object(doc, batch)
-            meta = _meta_of(orjson.loads(doc))
+            meta = meta_of(orjson.loads(doc))
             batch.entries.append(
                 {
                     "kind": "session.put",
@@ -614,7 +628,7 @@ class _Push:
             data, mac = _remotelog.seal_entry(
                 self.key, rid, dev, epoch=self.epoch, seq=c.seq + 1, prev=c.mac, entry={**entry, "hlc": f"{c.hlc:016x}"}
             )
-            c.seq, c.mac, c.epoch = c.seq + 1, mac, self.epoch
+            c.seq, c.mac, c.epoch, c.rebased = c.seq + 1, mac, self.epoch, c.rebased if c.seq else self.epoch
             outbox.append((_log(c.seq), data))
             sealed += 1
         if sealed:
@@ -684,7 +698,3 @@ def _meta_only(ops: list[dict[str, Any]]) -> bool:
         op.get("op") == "set" and isinstance(op.get("value"), dict) and op["value"] and set(op["value"]) <= META_FIELDS
         for op in ops
     )
-
-
-def _meta_of(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc.get(k) for k in sorted(META_FIELDS) if k in doc}

@@ -38,6 +38,7 @@ applied.  Each write is atomic (a save replaces the file, an append commits one 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import uuid
@@ -190,7 +191,7 @@ class Applier:
                 )
         for dev, entries in self.logs.items():
             seq, mac = self.state.applied.get(dev, (0, b""))
-            if seq:
+            if seq and seq >= self.result.check.readable_from.get(dev, 0):  # below: under retired keys
                 at = [o for o in entries if o.seq == seq]
                 if not at or not _crypto.constant_time_equal(at[0].mac, mac):
                     raise RemoteError(
@@ -243,6 +244,8 @@ class Applier:
         kind = e.get("kind")
         if kind == "tombstone":
             self._tombstone(t)
+        elif kind == "rebase" and self.result.check.rebased_from.get(t.device) == seq:
+            self._rebased(t)
         elif kind in KINDS and self._dead(e.get("session")):
             self.result.deleted += 1
         elif kind in KINDS:
@@ -349,6 +352,26 @@ class Applier:
             self._after(t, "put", sid, sid)
         else:  # this device changed it and has not pushed that yet: both are kept
             self._fork(t, sid, doc)
+
+    def _rebased(self, t: _Todo) -> None:
+        """A log read from its rebase (this device holds no key of its entry 1): each session
+        the rebase restates, as that device's ``session.put``, its line at the rebase's
+        ``events`` (docs/spec/remote-v1.md, "Rebase and retirement").  Killed, all are put again."""
+        try:
+            for record in t.opened.entry["sessions"]:
+                if self._dead(record["session"]):
+                    continue
+                sid, events = uuid.UUID(str(record["session"])), int(record["events"])
+                self._put(
+                    _Todo(t.device, dataclasses.replace(t.opened, entry={**record, "kind": "session.put"}), t.hlc), sid
+                )
+                if self.state.lines.get((t.device, sid)) == (sid, 0):
+                    self.state.lines[(t.device, sid)] = (sid, events)
+                    self._synced(sid, events)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, SessionSealError):
+                raise
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is a malformed rebase") from None
 
     def _append(self, t: _Todo, sid: uuid.UUID) -> None:
         e = t.opened.entry

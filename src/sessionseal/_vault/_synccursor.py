@@ -77,6 +77,9 @@ class Cursor:
     outbox: list[tuple[str, bytes]] = field(default_factory=list)  # (key under the device prefix, bytes)
     #: How many of the outbox's names are log entries (the rest are heads and key objects).
     pending: int = 0
+    #: The epoch of this log's latest ``rebase`` entry, or of its entry 1 (nothing older is in
+    #: it); 0: neither yet.  A push under a newer epoch writes a rebase (``_syncrebase``).
+    rebased: int = 0
 
     @property
     def confirmed(self) -> int:
@@ -96,6 +99,7 @@ def _encode(c: Cursor) -> bytes:
         "epoch": c.epoch,
         "hlc": c.hlc,
         "pending": c.pending,
+        "rebased": c.rebased,
         "sessions": {sid.hex(): [p.generation, p.end, p.groups, p.ops] for sid, p in sorted(c.sessions.items())},
         "outbox": [[k, base64.b64encode(d).decode()] for k, d in c.outbox],
     }
@@ -123,6 +127,7 @@ def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
         mac = bytes.fromhex(doc["mac"])
         c = Cursor(remote, device, _nat(doc["seq"]), mac, _nat(doc["epoch"]), _nat(doc["hlc"]), sessions, outbox)
         c.pending = _nat(doc["pending"])
+        c.rebased = _nat(doc.get("rebased", 0))  # absent in a cursor written before rebases
         if len(mac) != 32 or c.pending > c.seq:
             raise ValueError
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):

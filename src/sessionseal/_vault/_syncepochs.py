@@ -213,6 +213,7 @@ class _Reader:
         none); None: not enrolled, revoked, or a malformed key."""
         reads = {dev: r.entries for dev in sorted(self.listing.logs) if (r := self.read(dev, keys)) is not None}
         try:
+            reads = {dev: tuple(_remotelog.facts(dev, entries)) for dev, entries in reads.items()}
             cut = revocation_cutoffs(reads)
         except RemoteError:
             return None

@@ -118,17 +118,19 @@ def prune(
         result.unproven = "a push that was killed left entries not sent yet: run 'sessionseal sync --push' first"
     else:
         logs = {k.rsplit("/", 1)[1]: k for k, _ in s3.list(prefix + "log/")}
+        objects = {int(n, 16): s3.get(k) for n, k in logs.items() if _SEQ.fullmatch(n)}
         read = _remotelog.read_log(
-            {int(n, 16): s3.get(k) for n, k in logs.items() if _SEQ.fullmatch(n)},
+            objects,
             held,
             rid,
             config.device,
+            start=_remotelog.read_start(objects, held),  # from its rebase once old epochs are retired
             floor=(cursor.seq, cursor.mac) if cursor.seq else None,
         )
         result.entries = len(read.entries)
         if read.pending or read.end[0] != cursor.seq:
             result.unproven = "this device's log on the remote does not end where the vault's record of it does"
-        named = {str(o.entry["object"]) for o in read.entries if "object" in o.entry}
+        named = {name for o in read.entries for _, name in _remotelog.named_objects(o.entry)}
     doomed = _sort(result, [(k[len(prefix) + 2 :], k, n, m) for k, n, m in listed], named, now - min_age)
     if result.unproven is not None:
         return result  # the unnamed counted are not named by what was read: not proven unnamed

@@ -19,6 +19,7 @@ coming", step 4): a bucket that plants a whole device of its own is not detected
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import uuid
@@ -55,6 +56,7 @@ class DeviceLog:
     pending: bool  # a failing last entry, left as not yet written
     kinds: dict[str, int]
     blocked: int = 0  # the epoch (not held) whose first entry ended the read; 0: none
+    rebased: int = 0  # the epoch of its latest ``rebase`` entry read (0: none; ``_syncrebase``)
 
 
 @dataclass
@@ -71,6 +73,14 @@ class PullCheck:
     cutoffs: dict[uuid.UUID, int] = field(default_factory=dict)
     taken: int = 0  # epochs taken up by this pull (``_syncepochs``)
     epochs_pending: int = 0  # key objects for this device whose proof is not there yet
+    #: Logs read from a ``rebase`` (this device no longer holds the key of their entry 1): the
+    #: rebase's seq, by device (``_syncrebase``: its sessions are applied as puts).
+    rebased_from: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: The first entry of a log this device can open, when what comes before is sealed under
+    #: epochs it retired (``_syncrebase``): what it applied there can no longer be compared.
+    readable_from: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: Each device's newest verified head's witness vector (``_syncrebase``'s retirement).
+    witnesses: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bytes]]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -192,6 +202,7 @@ def check_logs(
         got = get_all(s3, [name for seq, name in names.items() if seq not in had])  # in parallel
         raw[dev] = {seq: had[seq] if seq in had else got[name] for seq, name in names.items()}
         read = _read(raw[dev], held, rid, dev, own.get(dev))
+        read = _from_rebase(check, dev, raw[dev], held, read)
         kinds: dict[str, int] = {}
         for opened in read.entries:
             kinds[opened.entry["kind"]] = kinds.get(opened.entry["kind"], 0) + 1
@@ -199,12 +210,21 @@ def check_logs(
         check.logs[dev] = read.entries
         check.devices.append(
             DeviceLog(
-                dev, dev == config.device, len(read.entries), read.end[0], head, read.pending, kinds, read.blocked
+                dev,
+                dev == config.device,
+                len(read.entries),
+                read.end[0],
+                head,
+                read.pending,
+                kinds,
+                read.blocked,
+                max((o.epoch for o in read.entries if o.entry.get("kind") == "rebase"), default=0),
             )
         )
         if read.blocked and withheld and read.blocked in withheld and check.revoked is None:
             check.revoked = (read.blocked, withheld[read.blocked])
-    check.cutoffs = revocation_cutoffs(check.logs)
+    check.cutoffs = revocation_cutoffs({dev: _remotelog.facts(dev, e) for dev, e in check.logs.items()})
+    check.witnesses = {dev: h.witness for dev, h in heads.items()}
     # The witnesses, from heads signed before any revocation of their signer took effect: a
     # revoked device cannot make the others' logs look cut by witnessing entries never written.
     trusted = {dev: h for dev, h in heads.items() if dev not in check.cutoffs or h.seq <= check.cutoffs[dev]}
@@ -219,11 +239,30 @@ def check_logs(
     return check
 
 
+def _from_rebase(
+    check: PullCheck, dev: uuid.UUID, objects: dict[int, bytes], held: dict[int, bytes], read: _remotelog.LogRead
+) -> _remotelog.LogRead:
+    """*read* as applied: a log read from the middle (this device retired the epochs of what
+    comes before) from its first ``rebase`` on, nothing before it being this reader's to apply;
+    noted in *check* (``rebased_from``, ``readable_from``)."""
+    start = _remotelog.read_start(objects, held)[0]
+    if start or (read.blocked and held and read.blocked < min(held)):
+        check.readable_from[dev] = start + 1 if start else max(objects) + 1
+    if not start:
+        return read
+    at = next((i for i, o in enumerate(read.entries) if o.entry.get("kind") == "rebase"), len(read.entries))
+    read = dataclasses.replace(read, entries=read.entries[at:])
+    if read.entries:
+        check.rebased_from[dev] = read.entries[0].seq
+    return read
+
+
 def _read(
     objects: dict[int, bytes], held: dict[int, bytes], rid: uuid.UUID, dev: uuid.UUID, floor: tuple[int, bytes] | None
 ) -> _remotelog.LogRead:
     try:
-        return _remotelog.read_log(objects, held, rid, dev, floor=floor, stop_unheld=True)
+        start = _remotelog.read_start(objects, held)
+        return _remotelog.read_log(objects, held, rid, dev, start=start, floor=floor, stop_unheld=True)
     except IntegrityError:
         raise _bad(dev, "change log does not open (modified or misplaced)") from None
 

@@ -54,6 +54,9 @@ class PullResult:
     objects_kept: int = 0  # ... that the bucket refused to delete
     bytes: int = 0  # content objects fetched
     resumed: bool = False
+    #: Old epochs' retirement after the pull (``_syncrebase.Retired.counts``) and the epochs
+    #: this device holds after it.
+    retire: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class PullResult:
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
+            **self.retire,
         }
 
 
@@ -184,10 +188,12 @@ class PushResult:
     tombstoned: int = 0  # sessions erased here that a tombstone named (docs/sync.md, "Deletes")
     objects_deleted: int = 0  # this device's content objects of erased sessions deleted
     objects_kept: int = 0  # ... that the bucket refused to delete
+    rebased: int = 0  # sessions a ``rebase`` entry re-sealed under the newest epoch
 
     def counts(self) -> dict[str, Any]:
         return {
             "first": self.first,
+            "rebased": self.rebased,
             "sessions": self.sessions,
             "put": self.put,
             "appended": self.appended,

@@ -31,7 +31,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _crypto, _remote, _remotekeys, _remotelog
@@ -68,14 +68,12 @@ def objects_of(entries: Iterable[_remotelog.Opened], sessions: Iterable[bytes]) 
     mine: set[str] = set()
     others: set[str] = set()
     for opened in entries:
-        e = opened.entry
-        if e.get("kind") not in {"session.put", "session.append"} or not isinstance(e.get("object"), str):
-            continue
-        try:
-            sid = uuid.UUID(str(e.get("session")))
-        except ValueError:
-            continue
-        (mine if sid in wanted else others).add(e["object"])
+        for session, name in _remotelog.named_objects(opened.entry):  # a rebase names one per session
+            try:
+                sid = uuid.UUID(str(session))
+            except ValueError:
+                continue
+            (mine if sid in wanted else others).add(name)
     return sorted(mine - others)
 
 
@@ -106,6 +104,10 @@ class Tombstones:
         """The sessions erased here that this device's next push on the remote tombstones."""
         return self._keys.state(fresh=True).erased.get(self.me.bytes, frozenset())
 
+    def marks(self) -> Mapping[bytes, tuple[int, int]]:
+        """Each session's version as the key table records it (the push compares its cursor's)."""
+        return self._keys.state(fresh=True).marks
+
     def forget(self, done: frozenset[bytes]) -> None:
         """Drop *done* from the record (an erasure recorded meanwhile stays)."""
         with self._ctx.vault_lock():
@@ -117,7 +119,9 @@ class Tombstones:
         listed = self.s3.list(self.prefix + "log/")
         at = len(self.prefix) + 4
         objects = {int(k[at:], 16): self.s3.get(k) for k, _ in listed if len(k) == at + 16}
-        return _remotelog.read_log(objects, self.devices.epoch_keys(self.config), remote, self.me).entries
+        held = self.devices.epoch_keys(self.config)
+        start = _remotelog.read_start(objects, held)  # from its rebase once old epochs are retired
+        return _remotelog.read_log(objects, held, remote, self.me, start=start).entries
 
     def recipients(self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes) -> dict[uuid.UUID, bytes]:
         """Every enrolled device that is not revoked, by the verified logs, and its X25519 public
@@ -126,7 +130,7 @@ class Tombstones:
         enrolled: dict[uuid.UUID, bytes | None] = {}
         revoked: set[uuid.UUID] = set()
         for dev, entries in check.logs.items():
-            for opened in entries:
+            for opened in _remotelog.facts(dev, entries):  # what rebases carry counts too
                 e, kind = opened.entry, opened.entry.get("kind")
                 try:
                     if opened.seq == 1 and kind == "epoch" and e.get("reason") == "first" and e.get("epoch") == 1:

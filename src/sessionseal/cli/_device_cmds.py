@@ -43,6 +43,7 @@ def list_command(obj: Context, remote_name: str | None, as_json: bool) -> None:
             "created_at": e.created_at,
             "enrolled_by": e.enrolled_by.hex if e.enrolled_by else None,
             "revoked_by": e.revoked_by.hex if e.revoked_by else None,
+            "rebased": e.rebased,
         }
 
     if as_json:
@@ -51,6 +52,7 @@ def list_command(obj: Context, remote_name: str | None, as_json: bool) -> None:
                 "remote": listing.remote,
                 "device": listing.device.hex,
                 "pairing_code": listing.pairing_code,
+                "epochs_held": listing.epochs_held,
                 "devices": [doc(e) for e in listing.devices],
             }
         )

@@ -152,6 +152,7 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
                 "head": d.head,
                 "pending": d.pending,
                 "blocked": d.blocked,
+                "rebased": d.rebased,
                 "kinds": d.kinds,
             }
             for d in check.devices
