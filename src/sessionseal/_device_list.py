@@ -107,7 +107,10 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
     revoked: dict[uuid.UUID, uuid.UUID] = {}
     if verified:
         assert ident.remote_id is not None
-        reads = {d: _remotelog.read_log(o, held, ident.remote_id, d, stop_unheld=True) for d, o in sorted(logs.items())}
+        reads = {
+            d: _remotelog.read_log(o, held, ident.remote_id, d, stop_unheld=True, partial=pickup.partial)
+            for d, o in sorted(logs.items())
+        }
         # A revoked device's entries after its revocation enrol and revoke no one.
         cut = revocation_cutoffs({d: r.entries for d, r in reads.items()})
         for device, read in reads.items():
