@@ -114,7 +114,15 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
     if verified:
         assert ident.remote_id is not None
         reads = {
-            d: _remotelog.read_log(o, held, ident.remote_id, d, start=_remotelog.read_start(o, held), stop_unheld=True)
+            d: _remotelog.read_log(
+                o,
+                held,
+                ident.remote_id,
+                d,
+                start=_remotelog.read_start(o, held),
+                stop_unheld=True,
+                partial=pickup.partial,
+            )
             for d, o in sorted(logs.items())
         }
         # What rebases carry counts as the entries it stands for (old epochs' may be unreadable).

@@ -17,7 +17,7 @@ import hashlib
 import json
 import struct
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ from .errors import IntegrityError, RemoteError
 
 __all__ = [
     "Head",
+    "Keyring",
     "LogRead",
     "facts",
     "hlc_next",
@@ -55,6 +56,15 @@ OBJECT_HEADER: Final = struct.Struct(">4sB16s16sI16s12s")
 SIGNATURE: Final = 64
 ZERO_MAC: Final = bytes(32)
 _COUNTER_BITS: Final = 16
+
+#: The epoch keys a reader holds, by epoch: one key, or several when devices made the same epoch
+#: at once (docs/spec/remote-v1.md, "Two makers of one epoch"); an entry or object of that epoch
+#: opens under whichever of them it was sealed under.
+Keyring = Mapping[int, bytes | tuple[bytes, ...]]
+
+
+def _candidates(keys: bytes | tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return keys if isinstance(keys, tuple) else (keys,)
 
 
 def canonical(doc: Mapping[str, Any]) -> bytes:
@@ -103,7 +113,7 @@ class Opened:
     entry: dict[str, Any]
 
 
-def open_entry(data: bytes, epoch_keys: Mapping[int, bytes], remote: uuid.UUID, device: uuid.UUID, seq: int) -> Opened:
+def open_entry(data: bytes, epoch_keys: Keyring, remote: uuid.UUID, device: uuid.UUID, seq: int) -> Opened:
     """Authenticate and open entry *seq* of *device*'s log (the chain is :func:`read_log`'s).
 
     :raises IntegrityError: not an entry, or of another remote, device or place, or modified.
@@ -118,9 +128,14 @@ def open_entry(data: bytes, epoch_keys: Mapping[int, bytes], remote: uuid.UUID, 
         raise RemoteError(
             f"device {device.hex}'s entry {seq} is sealed under epoch {epoch}, whose key this device lacks"
         )
-    key = epoch_keys[epoch]
-    plain = _crypto.decrypt(
-        derive(key, remote, device, "log"), nonce, data[ENTRY_HEADER.size :], data[: ENTRY_HEADER.size]
+    plain, key = _open_any(
+        epoch_keys[epoch],
+        remote,
+        device,
+        "log",
+        nonce=nonce,
+        sealed=data[ENTRY_HEADER.size :],
+        aad=data[: ENTRY_HEADER.size],
     )
     try:
         entry = json.loads(plain)
@@ -129,6 +144,30 @@ def open_entry(data: bytes, epoch_keys: Mapping[int, bytes], remote: uuid.UUID, 
     if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
         raise IntegrityError("a change-log entry without a kind")
     return Opened(seq, epoch, prev, _crypto.hmac_sha256(derive(key, remote, device, "log mac"), data), entry)
+
+
+def _open_any(
+    keys: bytes | tuple[bytes, ...],
+    remote: uuid.UUID,
+    device: uuid.UUID,
+    purpose: str,
+    *,
+    nonce: bytes,
+    sealed: bytes,
+    aad: bytes,
+) -> tuple[bytes, bytes]:
+    """The plaintext, and the epoch key it opened under: the first of *keys* (in the order the
+    reader holds them) under which AES-GCM authenticates.
+
+    :raises IntegrityError: none does.
+    """
+    *others, last = _candidates(keys)
+    for key in others:
+        try:
+            return _crypto.decrypt(derive(key, remote, device, purpose), nonce, sealed, aad), key
+        except IntegrityError:
+            continue
+    return _crypto.decrypt(derive(last, remote, device, purpose), nonce, sealed, aad), last
 
 
 @dataclass(frozen=True)
@@ -147,13 +186,14 @@ class LogRead:
 
 def read_log(
     objects: Mapping[int, bytes],
-    epoch_keys: Mapping[int, bytes],
+    epoch_keys: Keyring,
     remote: uuid.UUID,
     device: uuid.UUID,
     *,
     start: tuple[int, bytes] = (0, ZERO_MAC),
     floor: tuple[int, bytes] | None = None,
     stop_unheld: bool = False,
+    partial: Collection[int] = (),
 ) -> LogRead:
     """Check *device*'s log as listed (*objects*: seq -> bytes) from after *start* (the last
     entry already applied, with its MAC) and open what follows.
@@ -165,6 +205,10 @@ def read_log(
         (``LogRead.blocked``) instead of refusing it: a new epoch not taken up yet, or one this
         reader was left out of.  The log must still be listed up to *floor* (the entries are
         there, unread); what was read is checked against it as usual.
+    :param partial: with *stop_unheld*, the epochs of which another device made a key this
+        reader does not hold (pending, or without a stanza for it): an entry of one of them that
+        opens under none of the keys held ends the read there too (``blocked``), as an entry of
+        an epoch not held at all does, instead of being taken for damage.
     :raises RemoteError: a gap, an entry that fails with entries after it, a broken chain, or a
         rollback; nothing is returned then.
     """
@@ -182,6 +226,9 @@ def read_log(
         try:
             got = open_entry(objects[seq], epoch_keys, remote, device, seq)
         except IntegrityError:
+            if stop_unheld and epoch in partial:
+                blocked, blocked_at = epoch or 0, seq  # sealed under the other maker's key
+                break
             if i == len(seqs) - 1:
                 pending = True  # a PUT in flight, or a partial one its retry replaces
                 break
@@ -204,7 +251,7 @@ def read_log(
     return LogRead(tuple(opened), end, pending, blocked, blocked_at)
 
 
-def read_start(objects: Mapping[int, bytes], epoch_keys: Mapping[int, bytes]) -> tuple[int, bytes]:
+def read_start(objects: Mapping[int, bytes], epoch_keys: Keyring) -> tuple[int, bytes]:
     """Where a reader starts *objects* (a device's log as listed): before entry 1 when it holds
     entry 1's epoch (or cannot tell); else just before the first entry sealed under an epoch it
     holds, with that entry's header's ``prev`` (docs/spec/remote-v1.md, "Rebase and
@@ -365,7 +412,7 @@ def seal_object(
     return hashlib.sha256(data).hexdigest(), data
 
 
-def open_object(name: str, data: bytes, epoch_keys: Mapping[int, bytes], remote: uuid.UUID, device: uuid.UUID) -> bytes:
+def open_object(name: str, data: bytes, epoch_keys: Keyring, remote: uuid.UUID, device: uuid.UUID) -> bytes:
     """The frame of the object stored at ``o/<name>`` of *device*; its hash is checked before
     anything is decrypted.
 
@@ -381,5 +428,5 @@ def open_object(name: str, data: bytes, epoch_keys: Mapping[int, bytes], remote:
         raise IntegrityError("a content object of another remote or device")
     if epoch not in epoch_keys:
         raise RemoteError(f"device {device.hex}'s object is sealed under epoch {epoch}, whose key this device lacks")
-    key = derive(epoch_keys[epoch], remote, device, "object")
-    return _crypto.decrypt(key, nonce, data[OBJECT_HEADER.size :], data[: OBJECT_HEADER.size])
+    sealed, aad = data[OBJECT_HEADER.size :], data[: OBJECT_HEADER.size]
+    return _open_any(epoch_keys[epoch], remote, device, "object", nonce=nonce, sealed=sealed, aad=aad)[0]

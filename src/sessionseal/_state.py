@@ -100,6 +100,9 @@ class RemoteKeys:
     created_at: str  # the device record's, so that a retried PUT of it is the same bytes
     remote: bytes = b""  # the remote's id (16 bytes) once known: made with epoch 1, or given at enrolment
     epochs: tuple[tuple[int, bytes], ...] = ()  # (epoch, K_e), ascending
+    #: (epoch, maker id, key), ascending: the keys of epochs two devices made at once, by maker
+    #: (docs/spec/remote-v1.md, "Two makers of one epoch"); empty but after such a race.
+    makers: tuple[tuple[int, bytes, bytes], ...] = ()
 
     def __repr__(self) -> str:
         return f"RemoteKeys(epochs={[e for e, _ in self.epochs]})"
@@ -232,6 +235,8 @@ def _remote_json(keys: dict[bytes, RemoteKeys]) -> dict[str, Any]:
             "c": k.created_at,
             "r": k.remote.hex(),
             "k": {str(e): _b64(key) for e, key in k.epochs},
+            # Only after a race, so that a state without one is the bytes it always was.
+            **({"m": [[e, m.hex(), _b64(key)] for e, m, key in k.makers]} if k.makers else {}),
         }
         for dev, k in sorted(keys.items())
     }
@@ -334,6 +339,14 @@ def _keys(doc: Any) -> dict[int, bytes]:
     return out
 
 
+def _maker_key(doc: Any) -> tuple[int, bytes, bytes]:
+    epoch, maker, key = doc
+    out = (_int(epoch), bytes.fromhex(maker), base64.b64decode(key, validate=True))
+    if out[0] < 1 or len(out[1]) != 16 or len(out[2]) != 32:
+        raise ValueError
+    return out
+
+
 def _config(doc: Any) -> tuple[int, str] | None:
     if doc is None:
         return None
@@ -350,8 +363,14 @@ def _remote_keys(doc: Any) -> dict[bytes, RemoteKeys]:
     for dev, k in doc.items():
         device, remote = bytes.fromhex(dev), bytes.fromhex(k["r"])
         epochs = tuple(sorted(_keys(k["k"]).items()))
+        makers = tuple(sorted(_maker_key(m) for m in k.get("m", [])))
         keys = RemoteKeys(
-            base64.b64decode(k["x"], validate=True), base64.b64decode(k["e"], validate=True), k["c"], remote, epochs
+            base64.b64decode(k["x"], validate=True),
+            base64.b64decode(k["e"], validate=True),
+            k["c"],
+            remote,
+            epochs,
+            makers,
         )
         if len(device) != 16 or len(remote) not in (0, 16) or len(keys.x25519) != 32 or len(keys.ed25519) != 32:
             raise ValueError

@@ -43,6 +43,7 @@ VAULT_ORDER = [
     "_syncpull",
     "_syncepochs",
     "_synctomb",
+    "_syncrace",
     "_syncresume",
     "_syncstate",
     "_syncapply",

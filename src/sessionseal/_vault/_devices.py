@@ -15,9 +15,8 @@ kept stable (a change is announced in a commit starting ``SYNC-KEYS-CHANGED:``).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -193,7 +192,7 @@ class Devices:
             new_rid = rid or (remote_id.bytes if remote_id is not None else b"")
             self._put(
                 config.device,
-                RemoteKeys(held.x25519, held.ed25519, held.created_at, new_rid, tuple(sorted(known.items()))),
+                replace(held, remote=new_rid, epochs=tuple(sorted(known.items()))),
             )
 
     def drop_epoch_keys(self, remote: str | RemoteConfig, *, below: int) -> int:
@@ -207,10 +206,49 @@ class Devices:
                 return 0
             newest = max(e for e, _ in held.epochs)
             kept = tuple((e, k) for e, k in held.epochs if e >= min(below, newest))
-            if len(kept) == len(held.epochs):
+            # Another maker's key of a retired epoch goes with it (docs/spec/remote-v1.md,
+            # "Two makers of one epoch"): it opens nothing a rebased log still needs.
+            makers = tuple(m for m in held.makers if m[0] >= min(below, newest))
+            if len(kept) == len(held.epochs) and len(makers) == len(held.makers):
                 return 0
-            self._put(config.device, dataclasses.replace(held, epochs=kept))
+            self._put(config.device, replace(held, epochs=kept, makers=makers))
         return len(held.epochs) - len(kept)
+
+    def maker_keys(self, remote: str | RemoteConfig) -> dict[int, dict[uuid.UUID, bytes]]:
+        """The keys of epochs that several devices made at once, by epoch and maker, as this
+        device took them up (docs/spec/remote-v1.md, "Two makers of one epoch")."""
+        held = self._held(self._resolve(remote).device)
+        out: dict[int, dict[uuid.UUID, bytes]] = {}
+        for epoch, maker, key in held.makers if held is not None else ():
+            out.setdefault(epoch, {})[uuid.UUID(bytes=maker)] = key
+        return out
+
+    def keyring(self, remote: str | RemoteConfig) -> dict[int, bytes | tuple[bytes, ...]]:
+        """Every key this device holds on *remote*, by epoch, to read under: the epoch's key,
+        then the other makers' keys of it when several devices made it (by maker id)."""
+        ring: dict[int, bytes | tuple[bytes, ...]] = dict(self.epoch_keys(remote))
+        for epoch, by_maker in self.maker_keys(remote).items():
+            first = ring.get(epoch)
+            keys = [first] if isinstance(first, bytes) else []
+            keys += [k for _, k in sorted(by_maker.items()) if k not in keys]
+            ring[epoch] = tuple(keys)
+        return ring
+
+    def add_maker_key(self, remote: str | RemoteConfig, epoch: int, maker: uuid.UUID, key: bytes) -> None:
+        """Keep *key* as *maker*'s key of *epoch*, an epoch another device made too; the first
+        key this device holds of an epoch stays its key (:meth:`epoch_keys`, what it seals under).
+
+        :raises InvalidInput: a key that is not 32 bytes, or an epoch below 1.
+        """
+        if len(key) != 32 or epoch < 1:
+            raise InvalidInput("a remote data key is 32 bytes, of an epoch from 1")
+        config = self._resolve(remote)
+        with self._ctx.vault_lock():
+            held = self._held(config.device, fresh=True)
+            if held is None or any(e == epoch and m == maker.bytes for e, m, _ in held.makers):
+                return  # kept already (a maker's key is proved once: it never changes)
+            makers = tuple(sorted((*held.makers, (epoch, maker.bytes, key))))
+            self._put(config.device, replace(held, makers=makers))
 
     def current_epoch(self, remote: str | RemoteConfig) -> tuple[int, bytes]:
         """The newest epoch this device holds on *remote*, and its key (what it seals under).

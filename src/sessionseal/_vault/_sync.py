@@ -54,6 +54,7 @@ from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs, list_remote
+from ._syncrace import settle_epochs
 from ._syncrebase import meta_of, rebase_entry, retire
 from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
@@ -216,6 +217,7 @@ class Sync:
                 listing=listing,
                 withheld=pickup.withheld,
                 fetched=pickup.fetched,
+                partial=pickup.partial,
             )
             check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
             sync_dir = self._sync_dir(create=not dry_run)
@@ -473,6 +475,8 @@ class _Push:
         if self.dry_run and self.dir is None:
             return  # never pushed: nothing of this vault is on the remote to tombstone
         tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+        # Two devices made this device's newest epoch: settled before anything is sealed under it.
+        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch)
         named, deleted, kept = push_tombstones(
             tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch
         )

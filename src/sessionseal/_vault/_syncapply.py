@@ -118,6 +118,7 @@ class Applier:
         self.dir, self.dry_run, self.progress = sync_dir, dry_run, progress
         self.url = _remote.parse_url(config.url)
         self.held = devices.epoch_keys(config)
+        self.ring = devices.keyring(config)  # objects of an epoch two devices made open under either key
         rid = devices.identity(config).remote_id
         assert rid is not None  # check_logs refused a device without the remote's keys
         self.rid, self.me = rid, config.device
@@ -623,7 +624,7 @@ class Applier:
             raise RemoteError(f"device {dev.hex}'s content object is not the size its entry names")
         self.result.bytes += len(data)
         try:
-            frame = _remotelog.open_object(name, data, self.held, self.rid, dev)
+            frame = _remotelog.open_object(name, data, self.ring, self.rid, dev)
             return _compress.decompress_bounded(bytes([1]) + frame, MAX_OBJECT)
         except (IntegrityError, InvalidInput):
             raise RemoteError(f"device {dev.hex}'s content object does not open (modified or misplaced)") from None

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["EpochPickup", "take_up_epochs"]
 
 #: The reasons an epoch is made after the first (docs/spec/remote-v1.md, "Log entries").
-REASONS: Final = frozenset({"revoke", "delete"})
+REASONS: Final = frozenset({"revoke", "delete", "rekey"})
 #: :func:`_candidate`'s answer for a key object without a stanza for this device.
 NO_STANZA: Final = b""
 
@@ -69,8 +69,12 @@ class EpochPickup:
     #: Epochs not held whose key object, by the device named, has no stanza for this device
     #: (and no other device's proved one): a log that stops at one says this device was revoked.
     withheld: dict[int, uuid.UUID] = field(default_factory=dict)
-    #: Every epoch key held after this call (what the logs are then read under).
-    keys: dict[int, bytes] = field(default_factory=dict, repr=False)
+    #: Every epoch key held after this call (what the logs are then read under), several for an
+    #: epoch that devices made at once.
+    keys: dict[int, bytes | tuple[bytes, ...]] = field(default_factory=dict, repr=False)
+    #: Epochs of which a key object of another maker is not taken up (pending, or without a
+    #: stanza for this device): an entry of one that opens under no key held stops a log's read.
+    partial: set[int] = field(default_factory=set)
     #: The log entries a proof fetched, by device and seq, for the check that follows to reuse
     #: (a name always holds the same bytes; a partial last one is "not written yet" either way).
     fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
@@ -90,27 +94,20 @@ def take_up_epochs(
     :param listing: the remote's listing when the caller made one already (saves a LIST).
         Costs nothing more than that LIST when every key object is of an epoch held already;
         proving a new one reads every device's log once (a pending one, at every call).
-    :raises RemoteError: two devices proved different keys for one epoch (epochs made at once on
-        two devices: not resolved yet); a record or log this check reads is refused by the
-        bucket (unreachable, access denied).
+    :raises RemoteError: a record or log this check reads is refused by the bucket
+        (unreachable, access denied).
     """
     held = devices.epoch_keys(config)
     rid = devices.identity(config).remote_id if held else None
-    out = EpochPickup(keys=dict(held))
+    out = EpochPickup(keys=devices.keyring(config))
     if rid is None:
         return out
     found = listing if listing is not None else list_remote(s3, config)
     me = config.device
-    todo = sorted(
-        (epoch, maker, key)
-        for maker, objects in found.keys.items()
-        if maker != me
-        for epoch, key in objects.items()
-        if epoch not in held
-    )
+    todo = _todo(found, held, devices.maker_keys(config), me)
     if not todo:
         return out
-    reader = _Reader(s3, found, rid)
+    reader = _Reader(s3, found, rid, partial={e for e, _, _ in todo})
     for epoch in sorted({e for e, _, _ in todo}):
         proved: dict[uuid.UUID, bytes] = {}
         for _, maker, key in (t for t in todo if t[0] == epoch):
@@ -118,24 +115,64 @@ def take_up_epochs(
             got = _candidate(obj, rid, epoch, maker, me=me, keys=devices.identity(config).keys)
             if got is NO_STANZA:
                 out.withheld.setdefault(epoch, maker)
+                out.partial.add(epoch)
             elif got is None or not reader.proves(maker, epoch, obj, got, out.keys):
                 out.pending += 1
+                out.partial.add(epoch)
             else:
                 proved[maker] = got
-        if len({k for k in proved.values()}) > 1:
-            raise RemoteError(
-                f"two devices made different keys for the remote's epoch {epoch} (epochs changed on two devices "
-                "at once); nothing of it was kept"
-            )
         if proved:
-            epoch_key = next(iter(proved.values()))
-            if keep:
-                devices.add_epoch_key(config, epoch, epoch_key)
-            out.keys[epoch] = epoch_key
-            out.taken.append(epoch)
-            out.withheld.pop(epoch, None)
+            _keep(config, devices, out, epoch, proved, collided=len(_makers(found, epoch)) > 1, keep=keep)
     out.fetched = reader.fetched()
     return out
+
+
+def _todo(
+    found: Listing, held: dict[int, bytes], by_maker: dict[int, dict[uuid.UUID, bytes]], me: uuid.UUID
+) -> list[tuple[int, uuid.UUID, str]]:
+    """The key objects of other devices to look at: of an epoch not held; and, of an epoch two
+    or more devices made at once (its key objects, as listed, are by several makers), each
+    maker's whose key is not held yet (docs/spec/remote-v1.md, "Two makers of one epoch")."""
+    return sorted(
+        (epoch, maker, key)
+        for maker, objects in found.keys.items()
+        if maker != me
+        for epoch, key in objects.items()
+        if epoch not in held or (len(_makers(found, epoch)) > 1 and maker not in by_maker.get(epoch, {}))
+    )
+
+
+def _makers(found: Listing, epoch: int) -> set[uuid.UUID]:
+    """The devices whose prefix lists a key object of *epoch*."""
+    return {maker for maker, objects in found.keys.items() if epoch in objects}
+
+
+def _keep(
+    config: RemoteConfig,
+    devices: Devices,
+    out: EpochPickup,
+    epoch: int,
+    proved: dict[uuid.UUID, bytes],
+    *,
+    collided: bool,
+    keep: bool,
+) -> None:
+    """Keep the keys *proved* of *epoch*: the first (by maker id) as the epoch's key when none
+    is held, and, for an epoch several devices made, each by its maker, so that every log's
+    entries of it open under the key they were sealed under (one refused here, before: the
+    keys of one epoch by two makers are both kept, each proved by its own maker)."""
+    ring = out.keys.get(epoch)
+    keys = [] if ring is None else [ring] if isinstance(ring, bytes) else list(ring)
+    for maker, key in sorted(proved.items()):
+        if ring is None and not keys and keep:
+            devices.add_epoch_key(config, epoch, key)
+        if collided and keep:
+            devices.add_maker_key(config, epoch, maker, key)
+        if not any(_crypto.constant_time_equal(key, k) for k in keys):
+            keys.append(key)
+    out.keys[epoch] = keys[0] if len(keys) == 1 else tuple(keys)
+    if ring is None:
+        out.taken.append(epoch)
 
 
 def _candidate(
@@ -161,8 +198,8 @@ def _candidate(
 class _Reader:
     """The logs, heads and records the proofs read, each fetched once."""
 
-    def __init__(self, s3: S3Store, listing: Listing, rid: uuid.UUID) -> None:
-        self.s3, self.listing, self.rid = s3, listing, rid
+    def __init__(self, s3: S3Store, listing: Listing, rid: uuid.UUID, *, partial: set[int]) -> None:
+        self.s3, self.listing, self.rid, self.partial = s3, listing, rid, partial
         self._logs: dict[uuid.UUID, dict[int, bytes]] = {}
 
     def fetched(self) -> dict[uuid.UUID, dict[int, bytes]]:
@@ -173,7 +210,7 @@ class _Reader:
             self._logs[dev] = {seq: self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items()}
         return self._logs[dev]
 
-    def read(self, dev: uuid.UUID, keys: dict[int, bytes]) -> _remotelog.LogRead | None:
+    def read(self, dev: uuid.UUID, keys: _remotelog.Keyring) -> _remotelog.LogRead | None:
         """*dev*'s log from its first entry under a key held (older epochs' keys may be gone),
         up to the first it cannot open; None when it does not check out."""
         objects = self.log(dev)
@@ -186,11 +223,13 @@ class _Reader:
                     start = (seq - 1, header[6]) if seq > 1 else start
                     break
         try:
-            return _remotelog.read_log(objects, keys, self.rid, dev, start=start, stop_unheld=True)
+            return _remotelog.read_log(
+                objects, keys, self.rid, dev, start=start, stop_unheld=True, partial=self.partial
+            )
         except RemoteError:
             return None
 
-    def enrolled_key(self, maker: uuid.UUID, keys: dict[int, bytes]) -> bytes | None:
+    def enrolled_key(self, maker: uuid.UUID, keys: _remotelog.Keyring) -> bytes | None:
         """*maker*'s Ed25519 key as enrolled, from the logs readable under *keys* (the keys held
         before the epoch being proved, never the candidate's): None when no log enrols it, a log
         revokes it, or its record's key is not the one its enrolment names."""
@@ -208,7 +247,7 @@ class _Reader:
             return None
         return recorded
 
-    def _named(self, maker: uuid.UUID, keys: dict[int, bytes]) -> bytes | None:
+    def _named(self, maker: uuid.UUID, keys: _remotelog.Keyring) -> bytes | None:
         """The Ed25519 key the logs enrol *maker* with (b"": enrolled by a first entry that names
         none); None: not enrolled, revoked, or a malformed key."""
         reads = {dev: r.entries for dev in sorted(self.listing.logs) if (r := self.read(dev, keys)) is not None}
@@ -234,7 +273,7 @@ class _Reader:
                         return None
         return named
 
-    def proves(self, maker: uuid.UUID, epoch: int, obj: bytes, epoch_key: bytes, held: dict[int, bytes]) -> bool:
+    def proves(self, maker: uuid.UUID, epoch: int, obj: bytes, epoch_key: bytes, held: _remotelog.Keyring) -> bool:
         """The maker's log holds, under *epoch_key*, its ``epoch`` entry naming *obj*, and a
         head signed by its enrolled key covers it (the module's docstring says why that is a
         proof)."""

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -164,10 +164,11 @@ def check_logs(
     s3: S3Store,
     devices: Devices,
     *,
-    keys: dict[int, bytes] | None = None,
+    keys: _remotelog.Keyring | None = None,
     listing: Listing | None = None,
     withheld: dict[int, uuid.UUID] | None = None,
     fetched: Mapping[uuid.UUID, Mapping[int, bytes]] | None = None,
+    partial: Collection[int] = (),
 ) -> PullCheck:
     """Read and check every device's log on *config*'s remote (see the module's docstring).
 
@@ -176,13 +177,15 @@ def check_logs(
     :param withheld: newer epochs whose key objects hold no stanza for this device, by epoch
         (``_syncepochs.take_up_epochs``): a log stopped at one of them sets ``PullCheck.revoked``.
     :param fetched: log entries already fetched under *listing*'s names, by device and seq.
+    :param partial: epochs of which a key of another maker is not held (``EpochPickup.partial``).
     :raises RemoteError: this device holds no key of the remote; a record, head or log that
         fails its check (named by device, never by anything it holds).
     """
-    held = devices.epoch_keys(config) if keys is None else keys
+    held = devices.keyring(config) if keys is None else keys
     rid = devices.identity(config).remote_id if held else None
     if rid is None:
         raise RemoteError("this device holds no key of the remote yet: push first, or enrol it")
+    partial = frozenset(partial)
     listed = listing if listing is not None else list_remote(s3, config)
     heads: dict[uuid.UUID, _remotelog.Head] = {}
     recorded = sorted(listed.records)  # devices without a record have no log yet
@@ -201,7 +204,7 @@ def check_logs(
         names = listed.logs.get(dev, {})
         got = get_all(s3, [name for seq, name in names.items() if seq not in had])  # in parallel
         raw[dev] = {seq: had[seq] if seq in had else got[name] for seq, name in names.items()}
-        read = _read(raw[dev], held, rid, dev, own.get(dev))
+        read = _read(raw[dev], held, rid, dev, own.get(dev), partial=partial)
         read = _from_rebase(check, dev, raw[dev], held, read)
         kinds: dict[str, int] = {}
         for opened in read.entries:
@@ -235,12 +238,12 @@ def check_logs(
             raise _bad(
                 dev, f"change log is gone from the remote, below entry {floor[0]} a head names: cut or rolled back"
             )
-        _read(raw[dev], held, rid, dev, floor)
+        _read(raw[dev], held, rid, dev, floor, partial=partial)
     return check
 
 
 def _from_rebase(
-    check: PullCheck, dev: uuid.UUID, objects: dict[int, bytes], held: dict[int, bytes], read: _remotelog.LogRead
+    check: PullCheck, dev: uuid.UUID, objects: dict[int, bytes], held: _remotelog.Keyring, read: _remotelog.LogRead
 ) -> _remotelog.LogRead:
     """*read* as applied: a log read from the middle (this device retired the epochs of what
     comes before) from its first ``rebase`` on, nothing before it being this reader's to apply;
@@ -258,11 +261,17 @@ def _from_rebase(
 
 
 def _read(
-    objects: dict[int, bytes], held: dict[int, bytes], rid: uuid.UUID, dev: uuid.UUID, floor: tuple[int, bytes] | None
+    objects: dict[int, bytes],
+    held: _remotelog.Keyring,
+    rid: uuid.UUID,
+    dev: uuid.UUID,
+    floor: tuple[int, bytes] | None,
+    *,
+    partial: frozenset[int],
 ) -> _remotelog.LogRead:
     try:
         start = _remotelog.read_start(objects, held)
-        return _remotelog.read_log(objects, held, rid, dev, start=start, floor=floor, stop_unheld=True)
+        return _remotelog.read_log(objects, held, rid, dev, start=start, floor=floor, stop_unheld=True, partial=partial)
     except IntegrityError:
         raise _bad(dev, "change log does not open (modified or misplaced)") from None
 

@@ -203,7 +203,9 @@ def push_tombstones(
         # written under it), then every log, checked as a pull checks it.
         listing = list_remote(tomb.s3, tomb.config)
         pickup = take_up_epochs(tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing)
-        check = check_logs(tomb.config, tomb.s3, tomb.devices, keys=pickup.keys, listing=listing)
+        check = check_logs(
+            tomb.config, tomb.s3, tomb.devices, keys=pickup.keys, listing=listing, partial=pickup.partial
+        )
         own = check.logs.get(tomb.me, ())
         epoch, key, obj = tomb.new_epoch(check, remote, x25519_public)
         for sid in named:
