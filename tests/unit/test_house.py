@@ -45,6 +45,7 @@ VAULT_ORDER = [
     "_synctomb",
     "_syncresume",
     "_syncstate",
+    "_syncckpt",
     "_syncapply",
     "_syncprune",
     "_sync",

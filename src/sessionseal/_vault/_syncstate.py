@@ -54,11 +54,21 @@ class PullResult:
     objects_kept: int = 0  # ... that the bucket refused to delete
     bytes: int = 0  # content objects fetched
     resumed: bool = False
+    checkpoints: int = 0  # checkpoints added (docs/spec/remote-v1.md, "Checkpoints")
+    checkpoints_deleted: int = 0  # ... and removed (only ones a pull added)
 
     def counts(self) -> dict[str, Any]:
         return {
             **self.check.counts(),
-            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta + self.erased,
+            "applied": 0
+            if self.dry_run
+            else self.put
+            + self.appended
+            + self.forked
+            + self.meta
+            + self.erased
+            + self.checkpoints
+            + self.checkpoints_deleted,
             "to_apply": self.entries,
             "put": self.put,
             "appended": self.appended,
@@ -72,6 +82,8 @@ class PullResult:
             "deleted": self.deleted,
             "objects_deleted": self.objects_deleted,
             "objects_kept": self.objects_kept,
+            "checkpoints": self.checkpoints,
+            "checkpoints_deleted": self.checkpoints_deleted,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
@@ -184,6 +196,8 @@ class PushResult:
     tombstoned: int = 0  # sessions erased here that a tombstone named (docs/sync.md, "Deletes")
     objects_deleted: int = 0  # this device's content objects of erased sessions deleted
     objects_kept: int = 0  # ... that the bucket refused to delete
+    checkpoints: int = 0  # checkpoint.put entries (docs/spec/remote-v1.md, "Checkpoints")
+    checkpoints_deleted: int = 0  # checkpoint.delete entries
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -201,5 +215,7 @@ class PushResult:
             "tombstoned": self.tombstoned,
             "objects_deleted": self.objects_deleted,
             "objects_kept": self.objects_kept,
+            "checkpoints": self.checkpoints,
+            "checkpoints_deleted": self.checkpoints_deleted,
             "dry_run": self.dry_run,
         }

@@ -62,6 +62,10 @@ def dead_tag(remote: uuid.UUID, session: uuid.UUID) -> bytes:
     return hashlib.sha256(_DEAD + remote.bytes + session.bytes).digest()[:16]
 
 
+#: The kinds of entries that name a content object of their session.
+_NAMING: Final = frozenset({"session.put", "session.append", "checkpoint.put"})
+
+
 def objects_of(entries: Iterable[_remotelog.Opened], sessions: Iterable[bytes]) -> list[str]:
     """The content objects a log's *entries* name for *sessions* and for no other session."""
     wanted = {uuid.UUID(bytes=s) for s in sessions}
@@ -69,7 +73,7 @@ def objects_of(entries: Iterable[_remotelog.Opened], sessions: Iterable[bytes]) 
     others: set[str] = set()
     for opened in entries:
         e = opened.entry
-        if e.get("kind") not in {"session.put", "session.append"} or not isinstance(e.get("object"), str):
+        if e.get("kind") not in _NAMING or not isinstance(e.get("object"), str):
             continue
         try:
             sid = uuid.UUID(str(e.get("session")))
