@@ -151,6 +151,13 @@ def test_a_delete_reaches_the_other_device_and_never_a_local_checkpoint(
     assert b.remotes.push().checkpoints == 1  # B's own goes out; A's is A's
     assert a.remotes.pull().checkpoints == 1
     assert sorted(_names(a, sid)) == ["later", "later.2"]
+    # A delete from A naming B's own checkpoint (an id A never put) removes nothing on B.
+    [(_, own)] = [(q, e) for q, e in _log(b, s3_server) if e["kind"] == "checkpoint.put"][-1:]
+    forged = {"kind": "checkpoint.delete", "session": str(sid), "checkpoint": own["checkpoint"]}
+    a.parts.sync.commit_entries(a.parts.sync.pick("cloud"), [forged], [])
+    refused = b.remotes.pull()
+    assert (refused.checkpoints_deleted, refused.skipped) == (0, 1)
+    assert _names(b, sid) == ["later", "later.2"]
 
 
 def test_a_checkpoint_of_a_deleted_session_is_gone_everywhere(
