@@ -272,16 +272,17 @@ def read_start(objects: Mapping[int, bytes], epoch_keys: Keyring) -> tuple[int, 
 
 def named_objects(entry: Mapping[str, Any]) -> list[tuple[Any, str]]:
     """The content objects an entry names, each with the session it names it for: a
-    ``session.put``'s or ``session.append``'s one, a ``rebase``'s one per session."""
-    kind = entry.get("kind")
-    if kind in {"session.put", "session.append"} and isinstance(entry.get("object"), str):
-        return [(entry.get("session"), entry["object"])]
-    if kind == "rebase" and isinstance(entry.get("sessions"), list):
+    ``rebase``'s one per session, and the ``object`` of any other kind (``session.put``,
+    ``session.append``, ``checkpoint.put``).  Generic on purpose: prune and retirement delete
+    what no entry names, so a kind that names an object must never be missed here."""
+    if entry.get("kind") == "rebase" and isinstance(entry.get("sessions"), list):
         return [
             (r.get("session"), r["object"])
             for r in entry["sessions"]
             if isinstance(r, dict) and isinstance(r.get("object"), str)
         ]
+    if isinstance(entry.get("object"), str):
+        return [(entry.get("session"), entry["object"])]
     return []
 
 

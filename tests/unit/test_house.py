@@ -46,6 +46,7 @@ VAULT_ORDER = [
     "_syncrace",
     "_syncresume",
     "_syncstate",
+    "_syncckpt",
     "_syncapply",
     "_syncrebase",
     "_syncprune",

@@ -191,9 +191,21 @@ class Checkpoints:
         return cp, body
 
     def write_locked(
-        self, name: str, sid: uuid.UUID, log: _container.SessionLog, body: bytes, label: str | None, *, reason: str
+        self,
+        name: str,
+        sid: uuid.UUID,
+        log: _container.SessionLog,
+        body: bytes,
+        label: str | None,
+        *,
+        reason: str,
+        pulled: tuple[uuid.UUID, str, dict[str, Any]] | None = None,
     ) -> Checkpoint:
-        """Write a checkpoint of *body* (the document of *log*); the caller holds the session lock."""
+        """Write a checkpoint of *body* (the document of *log*); the caller holds the session lock.
+
+        *pulled*: one a sync pull adds (its id on the remote, its time there, the summary of
+        *body*), kept in its META as ``remote`` so that the pull finds it again and no push of
+        this device sends it as its own (docs/spec/remote-v1.md, "Checkpoints")."""
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         files = self.files(name)
         number = files[-1][0] + 1 if files else 1
@@ -208,17 +220,19 @@ class Checkpoints:
         elif label in taken:
             raise InvalidInput(f"session {sid} has a checkpoint of that name already; pick another name")
         with stored_shape():
-            summary = orjson.loads(_container.decode_payload(log.meta))
+            summary = orjson.loads(_container.decode_payload(log.meta)) if pulled is None else pulled[2]
             meta = {
                 "number": number,
                 "name": label,
-                "created_at": timestamp(),
+                "created_at": timestamp() if pulled is None else pulled[1],
                 "reason": reason,
                 "title": str(summary.get("title") or ""),
                 "message_count": int(summary.get("message_count") or 0),
                 "size_original": len(body),
                 "session_generation": log.header.generation,
             }
+            if pulled is not None:
+                meta["remote"] = str(pulled[0])
         data = _container.seal(
             kind=Kind.CHECKPOINT,
             vault_id=self._ctx.vault_id,

@@ -50,6 +50,7 @@ from ._devices import DeviceIdentity, Devices
 from ._keys import Keys
 from ._store import SessionStore
 from ._syncapply import META_FIELDS, Applier, Erase
+from ._syncckpt import CheckpointSync, Files
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
@@ -77,6 +78,8 @@ Progress = Callable[[int, int, int], None]
 
 class Sync:
     """The push behind ``vault.remotes.push``; ``devices``, this device's keys on each remote."""
+
+    ckpts: CheckpointSync  # the checkpoints' entries both ways (:mod:`._syncckpt`), set by the wiring
 
     def __init__(
         self, ctx: VaultContext, keys: Keys, store: SessionStore, devices: Devices, auditor: Auditor, *, erase: Erase
@@ -233,6 +236,7 @@ class Sync:
                     dry_run=dry_run,
                     progress=progress,
                     erase=self._erase,
+                    ckpts=self.ckpts,
                     erased_here=self._keys.state(fresh=True).erased.get(config.device.bytes, frozenset()),
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
@@ -508,10 +512,10 @@ class _Push:
             )
 
     def _sessions(self) -> None:
-        marks = self.sync._keys.state(fresh=True).marks
-        pushed = self.cursor.sessions
+        marks, pushed = self.sync._keys.state(fresh=True).marks, self.cursor.sessions
+        ckpts = self.sync.ckpts.changed(self.cursor, marks)
         todo = sorted(
-            sid for sid, mark in marks.items() if (p := pushed.get(sid)) is None or (p.generation, p.end) != mark
+            {s for s, m in marks.items() if (p := pushed.get(s)) is None or (p.generation, p.end) != m} | set(ckpts)
         )
         done = 0
         batch = _Batch()
@@ -519,14 +523,20 @@ class _Push:
             self._session(sid, marks[sid], batch)
             done += 1
             if len(batch.pushed) >= BATCH_SESSIONS or batch.nbytes >= BATCH_BYTES:
-                self._commit(batch.entries, batch.pushed, [])
+                self._commit(self._ckpts(batch, ckpts), batch.pushed, [])
                 batch = _Batch()
                 if self.progress is not None:
                     self.progress(done, len(todo), self.result.bytes)
         if batch.pushed:
-            self._commit(batch.entries, batch.pushed, [])
+            self._commit(self._ckpts(batch, ckpts), batch.pushed, [])
         if self.progress is not None and todo:
             self.progress(done, len(todo), self.result.bytes)
+
+    def _ckpts(self, batch: _Batch, ckpts: dict[bytes, Files]) -> list[dict[str, Any]]:
+        """*batch*'s entries, then its sessions' checkpoint entries after them all (:mod:`._syncckpt`)."""
+        put = lambda body: self._object(body, batch)  # noqa: E731
+        self.sync.ckpts.push(self.cursor, batch.pushed, ckpts, entries=batch.entries, put=put, result=self.result)
+        return batch.entries
 
     def _session(self, sid: bytes, mark: tuple[int, int], batch: _Batch) -> None:
         session_id = uuid.UUID(bytes=sid)

@@ -52,6 +52,8 @@ import orjson
 from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
 from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
+from ._syncckpt import KINDS as CKPT_KINDS
+from ._syncckpt import CheckpointSync
 from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
 from ._syncfetch import Prefetch
 from ._syncresume import footprint, was_written
@@ -109,9 +111,10 @@ class Applier:
         dry_run: bool,
         progress: Progress | None,
         erase: Erase,
+        ckpts: CheckpointSync,
         erased_here: frozenset[bytes] = frozenset(),
     ) -> None:
-        self.config, self.s3, self.store, self.auditor = config, s3, store, auditor
+        self.config, self.s3, self.store, self.auditor, self.ckpts = config, s3, store, auditor, ckpts
         self.erase, self.erased_here = erase, erased_here
         #: Sessions a tombstone among the entries to apply names: nothing before it is applied.
         self.doomed: set[uuid.UUID] = set()
@@ -217,6 +220,9 @@ class Applier:
             self.result.meta += 1
         elif kind == "tombstone":
             self.result.erased += sum(1 for sid in self._sessions_of(entry) if self._version(sid) is not None)
+        elif kind in CKPT_KINDS:
+            self.result.checkpoints += kind == "checkpoint.put"
+            self.result.checkpoints_deleted += kind == "checkpoint.delete"
 
     def _own(self, t: _Todo) -> None:
         """This device's own entry: nothing to write; a metadata clock to remember."""
@@ -247,8 +253,10 @@ class Applier:
             self._tombstone(t)
         elif kind == "rebase" and self.result.check.rebased_from.get(t.device) == seq:
             self._rebased(t)
-        elif kind in KINDS and self._dead(e.get("session")):
+        elif (kind in KINDS or kind in CKPT_KINDS) and self._dead(e.get("session")):
             self.result.deleted += 1
+        elif kind in CKPT_KINDS:
+            self._checkpoint(t)
         elif kind in KINDS:
             try:
                 sid = uuid.UUID(str(e["session"]))
@@ -272,6 +280,17 @@ class Applier:
         self.state.pending = None
         self.state.hlc = max(self.state.hlc, t.hlc)
         self._save_state()
+
+    def _checkpoint(self, t: _Todo) -> None:
+        """Through the vault's checkpoint write, idempotent by the checkpoint's id (:mod:`._syncckpt`)."""
+        e = t.opened.entry
+        try:
+            payload = functools.partial(self._payload, t.device, e)
+            self.ckpts.apply(t.device, e, payload=payload, log=self.logs.get(t.device, ()), result=self.result)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, SessionSealError):
+                raise
+            raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
 
     def _fresh(self, others: list[_Todo], start: int) -> list[tuple[_Todo, uuid.UUID]]:
         """The batch from *start*: the ``session.put`` entries that follow in order, of distinct
@@ -611,7 +630,7 @@ class Applier:
     def _planned(self, t: _Todo) -> tuple[str, int] | None:
         """The object *t* reads (key, size named), for the prefetch."""
         e = t.opened.entry
-        if e.get("kind") not in {"session.put", "session.append"} or "object" not in e:
+        if e.get("kind") not in {"session.put", "session.append", "checkpoint.put"} or "object" not in e:
             return None
         size = e.get("size")
         return _remote.device_prefix(self.url, t.device) + "o/" + str(e["object"]), size if type(size) is int else 0

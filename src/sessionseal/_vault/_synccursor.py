@@ -80,6 +80,9 @@ class Cursor:
     #: The epoch of this log's latest ``rebase`` entry, or of its entry 1 (nothing older is in
     #: it); 0: neither yet.  A push under a newer epoch writes a rebase (``_syncrebase``).
     rebased: int = 0
+    #: Per session, its checkpoints as the last push saw them: local number -> (tag of the
+    #: file's header, the id it went out as; None: one a pull added, never sent) (:mod:`._syncckpt`).
+    ckpts: dict[bytes, dict[int, tuple[bytes, uuid.UUID | None]]] = field(default_factory=dict)
 
     @property
     def confirmed(self) -> int:
@@ -102,6 +105,11 @@ def _encode(c: Cursor) -> bytes:
         "rebased": c.rebased,
         "sessions": {sid.hex(): [p.generation, p.end, p.groups, p.ops] for sid, p in sorted(c.sessions.items())},
         "outbox": [[k, base64.b64encode(d).decode()] for k, d in c.outbox],
+        "ckpts": {
+            sid.hex(): [[n, tag.hex(), None if cid is None else cid.hex] for n, (tag, cid) in sorted(held.items())]
+            for sid, held in sorted(c.ckpts.items())
+            if held
+        },
     }
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
@@ -128,6 +136,11 @@ def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
         c = Cursor(remote, device, _nat(doc["seq"]), mac, _nat(doc["epoch"]), _nat(doc["hlc"]), sessions, outbox)
         c.pending = _nat(doc["pending"])
         c.rebased = _nat(doc.get("rebased", 0))  # absent in a cursor written before rebases
+        for sid, held in doc.get("ckpts", {}).items():  # absent: written before checkpoints were sent
+            key = bytes.fromhex(sid)
+            if len(key) != 16:
+                raise ValueError
+            c.ckpts[key] = {_nat(n): (bytes.fromhex(t), None if i is None else uuid.UUID(hex=i)) for n, t, i in held}
         if len(mac) != 32 or c.pending > c.seq:
             raise ValueError
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):

@@ -57,11 +57,21 @@ class PullResult:
     #: Old epochs' retirement after the pull (``_syncrebase.Retired.counts``) and the epochs
     #: this device holds after it.
     retire: dict[str, Any] = field(default_factory=dict)
+    checkpoints: int = 0  # checkpoints added (docs/spec/remote-v1.md, "Checkpoints")
+    checkpoints_deleted: int = 0  # ... and removed (only ones a pull added)
 
     def counts(self) -> dict[str, Any]:
         return {
             **self.check.counts(),
-            "applied": 0 if self.dry_run else self.put + self.appended + self.forked + self.meta + self.erased,
+            "applied": 0
+            if self.dry_run
+            else self.put
+            + self.appended
+            + self.forked
+            + self.meta
+            + self.erased
+            + self.checkpoints
+            + self.checkpoints_deleted,
             "to_apply": self.entries,
             "put": self.put,
             "appended": self.appended,
@@ -75,6 +85,8 @@ class PullResult:
             "deleted": self.deleted,
             "objects_deleted": self.objects_deleted,
             "objects_kept": self.objects_kept,
+            "checkpoints": self.checkpoints,
+            "checkpoints_deleted": self.checkpoints_deleted,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
@@ -189,6 +201,8 @@ class PushResult:
     objects_deleted: int = 0  # this device's content objects of erased sessions deleted
     objects_kept: int = 0  # ... that the bucket refused to delete
     rebased: int = 0  # sessions a ``rebase`` entry re-sealed under the newest epoch
+    checkpoints: int = 0  # checkpoint.put entries (docs/spec/remote-v1.md, "Checkpoints")
+    checkpoints_deleted: int = 0  # checkpoint.delete entries
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -207,5 +221,7 @@ class PushResult:
             "tombstoned": self.tombstoned,
             "objects_deleted": self.objects_deleted,
             "objects_kept": self.objects_kept,
+            "checkpoints": self.checkpoints,
+            "checkpoints_deleted": self.checkpoints_deleted,
             "dry_run": self.dry_run,
         }

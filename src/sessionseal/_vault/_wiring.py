@@ -26,6 +26,7 @@ from ._listing import Listing
 from ._settings import Settings
 from ._store import SessionStore
 from ._sync import Sync
+from ._syncckpt import CheckpointSync
 from ._transfer import Transfer
 from ._verify import Parts
 
@@ -122,7 +123,7 @@ def wire(
             config=config,
             reindex=reindex,
         ),
-        **_remote_parts(ctx, keys, store, settings, provider=provider, auditor=auditor, erasure=erasure),
+        **_remote_parts(ctx, keys, store, settings, checkpoints, provider=provider, auditor=auditor, erasure=erasure),
     )
 
 
@@ -131,6 +132,7 @@ def _remote_parts(
     keys: Keys,
     store: SessionStore,
     settings: Settings,
+    ckpts: Checkpoints,
     *,
     provider: KeyProvider,
     auditor: Auditor,
@@ -140,4 +142,6 @@ def _remote_parts(
     autopush = AutoPush(ctx, settings, keychain=provider.name == "keychain")
     auditor.after_write = autopush.after_write
     erase = functools.partial(_erase, erasure)
-    return {"sync": Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor, erase=erase), "autopush": autopush}
+    sync = Sync(ctx, keys, store, Devices(ctx, keys, settings), auditor, erase=erase)
+    sync.ckpts = CheckpointSync(ctx, keys, store, ckpts, auditor, sanitizer=settings.sanitizer)
+    return {"sync": sync, "autopush": autopush}

@@ -93,6 +93,7 @@ def sync_command(
         f"{would} {result.sessions:,} sessions to {result.remote} ({what}): {result.entries} log entries, "
         f"{result.objects} objects, {_mb(result.bytes)}"
         + (f"; {result.resent} left by an interrupted push sent again" if result.resent else "")
+        + _ckpts(result.checkpoints, result.checkpoints_deleted, "would be sent" if dry_run else "sent")
         + (
             f"; {result.tombstoned} deleted sessions tombstoned, {result.objects_deleted} objects deleted"
             + (f" ({result.objects_kept} the bucket refused to delete)" if result.objects_kept else "")
@@ -175,9 +176,17 @@ def _pull(obj: Context, remote_name: str | None, *, dry_run: bool, as_json: bool
         + (f"; {would} {result.erased} deletes" if result.erased else "")
         + (f" ({result.kept} unpushed local versions kept as new sessions)" if result.kept else "")
         + (f"; {result.deleted} entries name deleted sessions" if result.deleted else "")
+        + _ckpts(result.checkpoints, result.checkpoints_deleted, "would be added" if dry_run else "added")
         + (f"; {result.refused} entries of revoked devices refused" if result.refused else "")
         + (f"; took up {check.taken} new epochs" if check.taken else "")
         + (f"; {check.epochs_pending} new epoch keys not proved yet (pending)" if check.epochs_pending else "")
         + f"; {_mb(result.bytes)} fetched",
         err=True,
     )
+
+
+def _ckpts(made: int, deleted: int, verb: str) -> str:
+    """The summary's clause on checkpoints (docs/sync.md), or nothing when there were none."""
+    if not made and not deleted:
+        return ""
+    return f"; checkpoints: {made} {verb}, {deleted} deleted"

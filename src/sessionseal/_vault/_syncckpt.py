@@ -1,0 +1,291 @@
+"""Checkpoints through a remote: ``checkpoint.put`` and ``checkpoint.delete`` (issue 26;
+docs/spec/remote-v1.md, "Checkpoints"; docs/sync.md, "Push" and "Pull").
+
+**Push.**  A checkpoint creates no new version of its session, so the session's mark does not
+say one was made: the push compares each live session's checkpoint files with what its cursor
+saw of them (:attr:`Cursor.ckpts`: per local number, a tag of the file's header and the id it
+went out as).  The tag is there because a local number is reused once the highest checkpoint
+is deleted: number 3 deleted and made again is another checkpoint, and its header (a fresh
+wrapped key) says so.  A new one goes out as its document (a content object) and its entry,
+after the session's own entries in the same batch, so the cursor replace that commits the
+entries commits what it saw too; one gone goes out as ``checkpoint.delete``.  One that a pull
+added (its META names its ``remote`` id) is noted and never sent: it is another device's.
+
+**Pull.**  A ``checkpoint.put`` adds a checkpoint through the vault's own checkpoint write
+(the document parsed and sanitized as ``save`` does, the name as ``checkpoint create`` does,
+audited ``checkpoint.create``), with its remote id in its META.  That id makes it idempotent
+without a recorded intent: before writing, the session's checkpoints are read for it, so a
+pull killed after the write and before its cursor moved finds it and writes nothing.  A
+``checkpoint.delete`` removes only a checkpoint whose META names that id (a local one names
+none) and only when the id is one of a ``checkpoint.put`` of the same device's log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from .. import _checkpoints, _container, _events, _remotelog
+from ..errors import InvalidInput, RemoteError, SessionNotFound
+from ._ckpts import Checkpoints
+from ._context import VaultContext
+from ._edits import clean_text
+from ._keys import Keys
+from ._store import SessionStore
+
+if TYPE_CHECKING:
+    from .._sanitize import Sanitizer
+    from ._auditing import Auditor
+    from ._synccursor import Cursor
+    from ._syncstate import PullResult, PushResult
+
+__all__ = ["KINDS", "CheckpointSync", "Files", "checkpoint_id"]
+
+#: The entries of this module.
+KINDS: Final = frozenset({"checkpoint.put", "checkpoint.delete"})
+#: The namespace of remote ids (docs/spec/remote-v1.md: the one of fork ids).
+NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
+_REASONS: Final = frozenset({"manual", "before-restore"})
+#: Held of a session's checkpoints: local number -> (header tag, remote id or None).
+Held = dict[int, tuple[bytes, uuid.UUID | None]]
+#: A session's checkpoint files now: local number -> (file name, header tag).
+Files = dict[int, tuple[str, bytes]]
+#: Seal and PUT a content object: its name and size.
+PutObject = Callable[[bytes], tuple[str, int]]
+
+
+def checkpoint_id(session: uuid.UUID, device: uuid.UUID, seq: int) -> uuid.UUID:
+    """A checkpoint's id on the remote: every device derives the same from its first put."""
+    return uuid.uuid5(NAMESPACE, f"{session}/checkpoint/{device}/{seq}")
+
+
+class CheckpointSync:
+    """The checkpoints' part of a push and of a pull."""
+
+    def __init__(
+        self,
+        ctx: VaultContext,
+        keys: Keys,
+        store: SessionStore,
+        checkpoints: Checkpoints,
+        auditor: Auditor,
+        *,
+        sanitizer: Callable[[], Sanitizer],
+    ) -> None:
+        self._ctx, self._keys, self._store, self._ckpts = ctx, keys, store, checkpoints
+        self._auditor, self._sanitizer = auditor, sanitizer
+
+    # -- push ------------------------------------------------------------------------------
+
+    def changed(self, cursor: Cursor, live: Iterable[bytes]) -> dict[bytes, Files]:
+        """The live sessions whose checkpoint files differ from what *cursor* saw, each with
+        its files now.  What the cursor holds of a session no longer live is dropped: an erased
+        session sends no checkpoint entry (its tombstone covers them)."""
+        live = set(live)
+        for sid in [s for s in cursor.ckpts if s not in live]:
+            del cursor.ckpts[sid]
+        by_stem: dict[str, list[tuple[int, str]]] = {}
+        for name in self._ctx.ckpts.names():  # one listing for every session
+            stem = name.rpartition("-")[0]
+            if (number := _checkpoints.number_of(stem, name)) is not None:
+                by_stem.setdefault(stem, []).append((number, name))
+        if not by_stem and not cursor.ckpts:
+            return {}
+        out: dict[bytes, Files] = {}
+        for sid in live:
+            stem = self._keys.file_name(uuid.UUID(bytes=sid))
+            if stem not in by_stem and sid not in cursor.ckpts:
+                continue
+            now = {n: (f, tag) for n, f in by_stem.get(stem, ()) if (tag := self._tag(f)) is not None}
+            seen = cursor.ckpts.get(sid, {})
+            if {n: t for n, (_, t) in now.items()} != {n: t for n, (t, _) in seen.items()}:
+                out[sid] = now
+        return out
+
+    def push(
+        self,
+        cursor: Cursor,
+        sessions: Iterable[bytes],
+        changed: dict[bytes, Files],
+        *,
+        entries: list[dict[str, Any]],
+        put: PutObject,
+        result: PushResult,
+    ) -> None:
+        """Append the checkpoint entries of those of *sessions* that *changed* names to
+        *entries*, the batch that the next commit seals in order after *cursor*'s last entry
+        (after the sessions' own entries, and after every put of the batch: a pull's run of new
+        sessions stays one; so the seq each id names is known here), and note them in *cursor*,
+        which that commit writes with them."""
+        for sid in sessions:
+            if sid in changed:
+                self._session(cursor, sid, changed[sid], entries, put, result)
+
+    def _session(  # noqa: PLR0917 - the batch's parts, passed through
+        self,
+        cursor: Cursor,
+        sid: bytes,
+        files: Files,
+        entries: list[dict[str, Any]],
+        put: PutObject,
+        result: PushResult,
+    ) -> None:
+        session = uuid.UUID(bytes=sid)
+        held: Held = dict(cursor.ckpts.get(sid, {}))
+        for number, (tag, cid) in sorted(held.items()):
+            if files.get(number, ("", tag))[1] != tag:  # gone, or its number reused
+                del held[number]
+                if cid is not None:
+                    entries.append({"kind": "checkpoint.delete", "session": str(session), "checkpoint": str(cid)})
+                    result.checkpoints_deleted += 1
+        for number, (fname, tag) in sorted(files.items()):
+            if number in held:
+                continue
+            try:
+                meta, body = self._ckpts.read(session, number, fname, meta_only=True)
+                if "remote" in meta:
+                    held[number] = (tag, None)  # a pull added it: another device's
+                    continue
+                meta, body = self._ckpts.read(session, number, fname, meta_only=False)
+            except FileNotFoundError:
+                continue  # deleted meanwhile: the next push sees it gone
+            assert body is not None
+            name, size = put(body)
+            cid = checkpoint_id(session, cursor.device, cursor.seq + len(entries) + 1)
+            entries.append(
+                {
+                    "kind": "checkpoint.put",
+                    "session": str(session),
+                    "checkpoint": str(cid),
+                    "name": str(meta.get("name", "")),
+                    "reason": str(meta.get("reason", "manual")),
+                    "created_at": str(meta.get("created_at", "")),
+                    "object": name,
+                    "size": size,
+                }
+            )
+            held[number] = (tag, cid)
+            result.checkpoints += 1
+        cursor.ckpts[sid] = held
+
+    def _tag(self, fname: str) -> bytes | None:
+        """A tag of a checkpoint file's header (its wrapped key is fresh per file); None: gone."""
+        try:
+            with self._ctx.ckpts.reader(fname) as (read_at, _):
+                return hashlib.sha256(read_at(0, _container.HEADER_SIZE)).digest()[:16]
+        except FileNotFoundError:
+            return None
+
+    # -- pull ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        device: uuid.UUID,
+        entry: dict[str, Any],
+        *,
+        payload: Callable[[], bytes],
+        log: Sequence[_remotelog.Opened],
+        result: PullResult,
+    ) -> None:
+        """Apply one checkpoint entry of *device*'s log (*log*: that log as read).
+
+        :raises KeyError, TypeError, ValueError: the entry is out of shape (the caller says so).
+        """
+        sid = uuid.UUID(str(entry["session"]))
+        cid = uuid.UUID(str(entry["checkpoint"]))
+        try:
+            log_of_session = self._store.open(sid)
+        except SessionNotFound:
+            result.skipped += 1  # a session this vault does not hold
+            return
+        if entry["kind"] == "checkpoint.delete":
+            self._delete(device, sid, cid, log, result)
+            return
+        name, reason, created_at = str(entry["name"]), str(entry["reason"]), str(entry["created_at"])
+        if reason not in _REASONS or len(created_at) > 64:
+            raise ValueError(reason)
+        datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+        fname = self._keys.file_name(sid)
+        if self._find(fname, sid, cid) is None:
+            label, counts = self._label(name)
+            body, summary, more = self._document(sid, payload())
+            with self._ctx.session_lock(fname, sid):
+                if self._find(fname, sid, cid) is None:  # under the lock: the write decides
+                    log_of_session = self._store.open(sid)
+                    taken = {c.name for c in self._ckpts.list(sid, self._ckpts.files(fname))}
+                    free = next(x for i in itertools.count(1) if (x := f"{label}.{i}" if i > 1 else label) not in taken)
+                    cp = self._ckpts.write_locked(
+                        fname, sid, log_of_session, body, free, reason=reason, pulled=(cid, created_at, summary)
+                    )
+                    self._auditor.record(
+                        "checkpoint.create",
+                        session=sid,
+                        nbytes=len(body),
+                        redactions={k: counts.get(k, 0) + more.get(k, 0) for k in {*counts, *more}},
+                        private={"number": cp.number},
+                    )
+        result.checkpoints += 1
+
+    def _delete(
+        self, device: uuid.UUID, sid: uuid.UUID, cid: uuid.UUID, log: Sequence[_remotelog.Opened], result: PullResult
+    ) -> None:
+        ours = any(
+            o.entry.get("kind") == "checkpoint.put"
+            and o.entry.get("checkpoint") == str(cid)
+            and o.entry.get("session") == str(sid)
+            for o in log
+        )
+        if not ours:  # names no checkpoint that device put: nothing of this vault is its to delete
+            result.skipped += 1
+            return
+        fname = self._keys.file_name(sid)
+        with self._ctx.session_lock(fname, sid):
+            number = self._find(fname, sid, cid)
+            if number is None:
+                return  # never added here, deleted here already, or by a pull killed after it
+            overwritten = self._ctx.ckpts.shred(_checkpoints.file_name(fname, number))
+        self._auditor.record(
+            "checkpoint.delete", session=sid, private={"number": number}, detail={"overwritten": overwritten}
+        )
+        result.checkpoints_deleted += 1
+
+    def _find(self, fname: str, sid: uuid.UUID, cid: uuid.UUID) -> int | None:
+        """The local number of the checkpoint a pull added as *cid*, if there is one."""
+        for number, f in self._ckpts.files(fname):
+            try:
+                meta, _ = self._ckpts.read(sid, number, f, meta_only=True)
+            except FileNotFoundError:
+                continue
+            if meta.get("remote") == str(cid):
+                return number
+        return None
+
+    def _label(self, name: str) -> tuple[str, dict[str, int]]:
+        """The checkpoint's name, checked and sanitized as ``checkpoint create`` does."""
+        try:
+            return clean_text(self._sanitizer(), _checkpoints.check_label(name), "checkpoint name")
+        except InvalidInput:
+            raise ValueError(name) from None
+
+    def _document(self, sid: uuid.UUID, payload: bytes) -> tuple[bytes, dict[str, Any], dict[str, int]]:
+        """The checkpoint's document validated and sanitized as ``save`` does: the body, its
+        summary, the redactions made here."""
+        from ..models import parse_session
+
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict) or str(doc.get("id")) != str(sid):
+            raise RemoteError("a pulled checkpoint's object is not a document of its session")
+        try:
+            built = self._store.build(parse_session(payload), touch=False)
+        except InvalidInput:
+            raise RemoteError("a pulled checkpoint is not a valid session document") from None
+        return built.body, _events.summary_of(built.doc, len(built.body)), built.counts

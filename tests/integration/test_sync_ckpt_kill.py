@@ -1,0 +1,81 @@
+"""A pull SIGKILLed right after it wrote a pulled checkpoint, before its cursor moved past the
+entry (issue 26; docs/spec/remote-v1.md, "Checkpoints"), on a real S3 server (``rclone serve
+s3`` on 127.0.0.1).
+
+The next pull meets the entry again and finds the checkpoint by its id: the vault ends with it
+once, as after an uninterrupted pull, and a pull after that applies nothing.  The kill point is
+chosen by wrapping the checkpoint write in a child process, never by timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sessionseal import PassphraseProvider, Vault, _device_enroll
+from tests._infra import killpoint
+from tests._infra.s3server import S3Server
+
+pytestmark = pytest.mark.s3
+
+PASSPHRASE = "sync checkpoint kill test passphrase"
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys
+    from tests._infra.killpoint import kill_after
+    from sessionseal import Vault
+    from sessionseal._vault import _ckpts
+
+    kill_after(_ckpts.Checkpoints, "write_locked", 1)
+    with Vault.open(sys.argv[1], passphrase=os.environ["PASS"]) as v:
+        v.remotes.pull()
+    sys.exit(3)  # not killed: the point was never reached
+    """
+)
+
+
+def _open(path: Path) -> Vault:
+    return Vault.open(path, passphrase=PASSPHRASE)
+
+
+def test_a_pull_killed_after_writing_a_checkpoint_resumes_to_one(tmp_path: Path, server_env: S3Server) -> None:
+    a_path, b_path = tmp_path / "a", tmp_path / "b"
+    url = f"s3://{server_env.bucket}/ckptkill"
+    with (
+        Vault.init(a_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(b_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
+    ):
+        for v in (a, b):
+            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+        sid = a.save({"title": "work", "messages": [{"role": "user", "content": "a turn"}]})
+        a.checkpoint(sid, "restore point")
+        assert a.remotes.push().checkpoints == 1
+        step = _device_enroll.request(b)
+        device = b.remotes.devices.identity("cloud").device_id
+        _device_enroll.accept(a, None, device.hex, step.pairing_code or "")
+        _device_enroll.finish(b)
+
+    env = {**os.environ, **server_env.env(), "PASS": PASSPHRASE}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(b_path)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
+    assert done.returncode == -signal.SIGKILL, "the child was not killed after the checkpoint write"
+
+    with _open(b_path) as b:
+        assert [c.name for c in b.checkpoints(sid)] == ["restore point"]  # written before the kill
+        resumed = b.remotes.pull()
+        # That entry again (and A's enrolment of B after it), found written: nothing added.
+        assert (resumed.entries, resumed.checkpoints, resumed.put) == (2, 1, 0)
+        [cp] = b.checkpoints(sid)
+        assert (cp.number, cp.name, cp.reason) == (1, "restore point", "manual")
+        again = b.remotes.pull()
+        assert (again.entries, again.checkpoints) == (0, 0)
+        assert len(b.checkpoints(uuid.UUID(str(sid)))) == 1
