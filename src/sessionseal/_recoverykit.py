@@ -40,6 +40,10 @@ _NOTE: Final = (
     "Restore with 'sessionseal --vault DIR key import --recovery-kit FILE' next to a copy of the vault. "
     "Whoever has it and the passphrase can read every copy of the vault under this epoch: keep it safe."
 )
+_NOTE_REMOTES: Final = (
+    " It also holds its remotes' keys: 'sessionseal remote restore --recovery-kit FILE' restores from the "
+    "bucket alone on a fresh machine."
+)
 _DAMAGED: Final = "the file is not a sessionseal recovery kit, or it is damaged"
 
 
@@ -132,7 +136,7 @@ def encode(
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION_REMOTES if remotes else VERSION,
-        "note": _NOTE,
+        "note": _NOTE + (_NOTE_REMOTES if remotes else ""),
         "vault_id": str(vault_id),
         "key_provider": key_provider,
         "epoch": epoch,

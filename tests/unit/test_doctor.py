@@ -146,7 +146,6 @@ def test_a_failed_automatic_push_is_a_warning_with_its_exit_class_and_the_comman
     # The background push runs detached and prints nothing: doctor is where a failure shows.
     with Vault.open(homes.vault, passphrase=PASSPHRASE) as v:
         remote = v.remotes.add("cloud", "s3://bucket/auto", check=False)
-    assert "auto-push:cloud" not in by_name(doctor(homes)[1])  # off, and none ran: nothing to say
     failed = {"at": "2026-12-07T03:00:00+00:00", "outcome": "error", "error": "RemoteError", "exit_code": 19}
     outcome = homes.vault / "autopush.json"
     outcome.touch(mode=0o600)  # the vault's own files are owner-only, or not read
