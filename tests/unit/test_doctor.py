@@ -140,3 +140,20 @@ def test_gemini_sessions_already_in_the_vault_and_still_on_disk_are_counted(home
     check = by_name(doctor(homes)[1])["plaintext:gemini"]
     assert check["status"] == "warn" and check["message"].startswith("1 Gemini CLI transcript(s)")
     assert check["hint"] == "sessionseal import-transcripts --gemini --remove-originals"
+
+
+def test_a_failed_automatic_push_is_a_warning_with_its_exit_class_and_the_command(homes: Homes) -> None:
+    # The background push runs detached and prints nothing: doctor is where a failure shows.
+    with Vault.open(homes.vault, passphrase=PASSPHRASE) as v:
+        remote = v.remotes.add("cloud", "s3://bucket/auto", check=False)
+    failed = {"at": "2026-12-07T03:00:00+00:00", "outcome": "error", "error": "RemoteError", "exit_code": 19}
+    outcome = homes.vault / "autopush.json"
+    outcome.touch(mode=0o600)  # the vault's own files are owner-only, or not read
+    outcome.write_text(json.dumps({"v": 1, "last": failed, "remotes": {remote.device.hex: failed}}))
+    check = by_name(doctor(homes)[1])["auto-push:cloud"]
+    assert check["status"] == "warn"  # a warning: sessions are not being lost
+    assert "RemoteError" in check["message"] and "exit 19" in check["message"]
+    assert check["hint"] == "run 'sessionseal sync cloud --push' to see why"
+    ok = {"at": "2026-12-07T03:01:00+00:00", "outcome": "ok", "remotes": 1}
+    outcome.write_text(json.dumps({"v": 1, "last": ok, "remotes": {remote.device.hex: ok}}))
+    assert by_name(doctor(homes)[1])["auto-push:cloud"]["status"] == "ok"

@@ -312,6 +312,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "remote add": "a remote's name and location, of fixed shapes, into the config (Vault.remotes.add)",
     "remote list": "reads",
     "remote remove": "a remote's name",
+    "remote restore": "a remote from a kit into the config; sessions only through the pull's write paths",
     "remote auto": "a remote's name and a delay, into the config (Vault.remotes.auto)",
     "snapshot": "copies the vault's files as they are (Vault.backups.snapshot): no text enters it",
     "key export": "writes a recovery kit outside the vault: a wrapped key, no text",

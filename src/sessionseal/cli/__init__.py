@@ -557,6 +557,7 @@ from ._mcp_cmds import mcp_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
 from ._remote_cmds import remote_group  # noqa: E402
+from ._restore_cmds import restore_remote  # noqa: E402
 from ._retention_cmds import archive, cleanup, pin, stats, unarchive, unpin  # noqa: E402
 from ._sanitize_cmds import sanitize_command, scan_command  # noqa: E402
 from ._sync_cmds import sync_command  # noqa: E402
@@ -578,6 +579,7 @@ cli.add_command(hooks_group)
 cli.add_command(doctor)
 cli.add_command(mcp_group)
 cli.add_command(passphrase_group)
+remote_group.add_command(restore_remote)
 cli.add_command(remote_group)
 cli.add_command(sync_command)
 cli.add_command(head_group)

@@ -14,7 +14,7 @@ from sessionseal.errors import InvalidInput
 
 from ._common import Context, echo_json, handle_errors, interactive, passphrase_source, warn_if_short
 
-__all__ = ["key_group", "snapshot"]
+__all__ = ["key_group", "kit_passphrase", "snapshot"]
 
 
 @click.command(name="snapshot")
@@ -71,7 +71,7 @@ def key_group() -> None:
     """Recovery kits: the vault's master key under a passphrase of its own, for a fresh machine."""
 
 
-def _kit_passphrase(kit_passphrase_file: str | None, *, confirm: bool) -> Callable[[], str]:
+def kit_passphrase(kit_passphrase_file: str | None, *, confirm: bool) -> Callable[[], str]:
     source = passphrase_source(
         kit_passphrase_file,
         confirm=confirm,
@@ -104,16 +104,21 @@ def _kit_passphrase(kit_passphrase_file: str | None, *, confirm: bool) -> Callab
 def export_kit(obj: Context, recovery_kit: str, kit_passphrase_file: str | None, as_json: bool) -> None:
     """Write a recovery kit: the vault's current master key under a passphrase of its own, which
     restores this vault (or a snapshot of it made before the next delete, cleanup or rekey) on a
-    fresh machine with 'sessionseal key import'. The key is never printed."""
+    fresh machine with 'sessionseal key import'; with remotes, also their keys, so that
+    'sessionseal remote restore' restores from the bucket alone. The key is never printed."""
+    from sessionseal import _kitremote
+
     vault = obj.vault(auto_cleanup=False)
-    epoch = vault.backups.export_kit(recovery_kit, _kit_passphrase(kit_passphrase_file, confirm=True)())
+    epoch, remotes = _kitremote.export(vault, recovery_kit, kit_passphrase(kit_passphrase_file, confirm=True)())
     if as_json:
-        echo_json({"path": str(Path(recovery_kit).absolute()), "vault_id": str(vault.vault_id), "epoch": epoch})
+        path = str(Path(recovery_kit).absolute())
+        echo_json({"path": path, "vault_id": str(vault.vault_id), "epoch": epoch, "remotes": remotes})
         return
+    also = f", and the keys of {remotes} remote(s) ('sessionseal remote restore' on a fresh device)" if remotes else ""
     click.echo(
-        f"Wrote a recovery kit of epoch {epoch} to {recovery_kit}: keep it, and its passphrase, apart from the "
-        "vault. It opens this vault until its next delete, cleanup or rekey, and copies made before that "
-        "for good: export a new one after each",
+        f"Wrote a recovery kit of epoch {epoch}{also} to {recovery_kit}: keep it, and its passphrase, apart from "
+        "the vault. It opens this vault until its next delete, cleanup or rekey, and copies made before that "
+        "for good: export a new one after each (and after each device revocation)",
         err=True,
     )
 
@@ -138,7 +143,7 @@ def import_kit(obj: Context, recovery_kit: str, kit_passphrase_file: str | None,
     epoch, changed = import_recovery_kit(
         obj.vault_path,
         data,
-        _kit_passphrase(kit_passphrase_file, confirm=False),
+        kit_passphrase(kit_passphrase_file, confirm=False),
         passphrase=passphrase_source(obj.passphrase_file),
         interactive=interactive(),
     )

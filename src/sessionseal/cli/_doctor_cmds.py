@@ -202,6 +202,45 @@ def _plaintext_checks(vault: Vault, states: dict[str, str]) -> list[Check]:
     ]
 
 
+def _autopush_checks(vault: Vault) -> list[Check]:
+    """The automatic push's last outcome per remote (``autopush.json``, as ``remote list``
+    shows it): it runs detached and prints nothing, so a failure would otherwise go unseen."""
+    remotes = vault.remotes.list()
+    status = vault.remotes.auto_status()
+    checks = []
+    if "" in status:  # the last background run could not open the vault (a locked keychain)
+        unopened = status[""]
+        checks.append(
+            Check(
+                "auto-push",
+                "warn",
+                f"the last automatic push at {unopened.get('at')} could not open the vault "
+                f"({unopened.get('error')}, exit {unopened.get('exit_code')})",
+                "unlock the OS keychain, then run 'sessionseal sync --push'",
+            )
+        )
+    for r in remotes:
+        last = status.get(r.name)
+        name = f"auto-push:{r.name}"
+        if r.auto_push is None and last is None:
+            continue
+        if last is None:
+            checks.append(Check(name, "ok", f"on, {r.auto_push:g} s after a write; none ran yet"))
+        elif last.get("outcome") == "ok":
+            checks.append(Check(name, "ok", f"the last automatic push at {last.get('at')} succeeded"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "warn",
+                    f"the last automatic push at {last.get('at')} failed ({last.get('error')}, "
+                    f"exit {last.get('exit_code')})",
+                    f"run 'sessionseal sync {r.name} --push' to see why",
+                )
+            )
+    return checks
+
+
 def _mcp_checks(states: dict[str, str]) -> list[Check]:
     """Per agent present: is ``mcp serve`` registered, and can it run (docs/mcp.md)."""
     import importlib.util
@@ -255,7 +294,8 @@ def _mcp_checks(states: dict[str, str]) -> list[Check]:
 @handle_errors
 def doctor(obj: Context, as_json: bool) -> None:
     """Check that sessions are captured and the vault is usable: the keychain, the vault, each
-    agent's hooks, Claude Code's transcript sweep, transcripts left in plaintext, the MCP server.
+    agent's hooks, Claude Code's transcript sweep, transcripts left in plaintext, the automatic
+    push's last outcome, the MCP server.
 
     Read only and never prompts.  Exit 1 when a check is an error; warnings alone exit 0.
     """
@@ -268,6 +308,7 @@ def doctor(obj: Context, as_json: bool) -> None:
     if vault is not None:
         try:
             checks += _plaintext_checks(vault, states)
+            checks += _autopush_checks(vault)
         finally:
             vault.close()
     checks += _mcp_checks(states)
