@@ -36,6 +36,7 @@ import orjson
 
 from .. import _remotelog
 from ..errors import RemoteError, SessionNotFound
+from ._auditing import Auditor, audited_by
 from ._syncapply import META_FIELDS
 from ._synccursor import Cursor, read_cursor, write_cursor
 from ._syncstate import read_state, write_state
@@ -44,11 +45,11 @@ from ._synctomb import Tombstones, delete_objects
 if TYPE_CHECKING:
     from .._fs import Dir
     from .._s3 import S3Store
-    from ._auditing import Auditor
     from ._store import SessionStore
     from ._syncpull import PullCheck
 
 _EPOCH: Final = re.compile(r"[0-9a-f]{8}")
+_audited = audited_by(lambda auditor: auditor)
 
 __all__ = ["Retired", "live_sessions", "meta_of", "rebase_entry", "rebased_at", "retire"]
 
@@ -146,7 +147,8 @@ class Retired:
         }
 
 
-def retire(tomb: Tombstones, check: PullCheck, sync_dir: Dir, auditor: Auditor) -> dict[str, Any]:
+@_audited("sync.retire")
+def retire(auditor: Auditor, tomb: Tombstones, check: PullCheck, sync_dir: Dir) -> dict[str, Any]:
     """Retire the epochs every device has rebased past, when that is proved (the module's
     docstring); call after a pull applied *check*'s logs, under the sync lock.  Audited
     ``sync.retire`` when it dropped or deleted anything.  Returns the counts for ``--json``,
