@@ -147,7 +147,7 @@ def test_a_push_killed_while_writing_a_tombstone_is_finished_by_the_next(
         assert len(tombs) == 1 and sorted(tombs[0]["sessions"]) == sorted(str(s) for s in doomed)
         assert [e["reason"] for e in log if e["kind"] == "epoch"] == ["first", "delete"]
         assert not named & _objects(s3_server, _device(a))
-        assert len(_objects(s3_server, _device(a))) == 2  # the live sessions' objects stay
+        assert len(_objects(s3_server, _device(a))) == 4  # the live sessions' objects stay, and their rebase's
         again = a.remotes.push()
         assert (again.tombstoned, again.entries, again.objects_deleted) == (0, 0, 0)
 

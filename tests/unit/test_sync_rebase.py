@@ -119,6 +119,15 @@ def test_delete_rebase_retire_with_an_offline_then_revoked_device_and_a_late_joi
         d.remotes.pull()
         assert d.remotes.devices.epoch_keys("cloud").keys() == {3}
         assert titles(d) == titles(a) == titles(b) == {"kept", "after", "from b"}
+        # A delete now: its key wrapped for B and D as the rebases' carried enrolments say, and
+        # proved to them by A's log read from its rebase (its first entry carried there).
+        [after] = [s.id for s in a.list() if s.title == "after"]
+        a.delete(after)
+        assert a.remotes.push().epoch == 4
+        for v in (b, d):
+            got = v.remotes.pull().counts()
+            assert (got["epochs_taken"], got["erased"]) == (1, 1)
+        assert titles(d) == titles(b) == {"kept", "from b"}
     finally:
         for v in (a, b, c, d):
             v.close()

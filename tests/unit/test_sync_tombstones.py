@@ -100,11 +100,12 @@ def test_a_delete_reaches_the_other_device_and_the_server(two: tuple[Vault, Vaul
     assert (result.tombstoned, result.objects_deleted, result.objects_kept) == (1, 1, 0)
     assert result.epoch == 2
     log = _entries(a, s3_server, _device(a))
-    assert [e["kind"] for e in log[-2:]] == ["epoch", "tombstone"]
-    assert log[-2]["reason"] == "delete" and log[-2]["epoch"] == 2
-    assert log[-1]["sessions"] == [str(doomed)] and log[-1]["epoch"] == 2
-    # A's own object of the session is gone from the server; the other one stays.
-    assert len(_objects(s3_server, _device(a))) == 1
+    # The same push rebases under the new epoch (tests/unit/test_sync_rebase.py).
+    assert [e["kind"] for e in log[-3:]] == ["epoch", "tombstone", "rebase"]
+    assert log[-3]["reason"] == "delete" and log[-3]["epoch"] == 2
+    assert log[-2]["sessions"] == [str(doomed)] and log[-2]["epoch"] == 2
+    # A's own object of the session is gone from the server; the other one stays (and its rebase's).
+    assert len(_objects(s3_server, _device(a))) == 2
     # Nothing readable on the server: not the id, not the word.
     for path in (s3_server.root / s3_server.bucket).rglob("*"):
         if path.is_file():

@@ -241,7 +241,7 @@ class Sync:
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
                     tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
-                    result.retire = retire(tomb, check, sync_dir, self._auditor)
+                    result.retire = retire(self._auditor, tomb, check, sync_dir)
             finally:
                 if sync_dir is not None:
                     sync_dir.close()

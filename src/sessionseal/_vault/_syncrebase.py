@@ -26,15 +26,17 @@ old epoch's key is gone everywhere.  Two steps get there:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from .. import _remotelog
-from ..errors import SessionNotFound
+from ..errors import RemoteError, SessionNotFound
+from ._auditing import Auditor, audited_by
 from ._syncapply import META_FIELDS
 from ._synccursor import Cursor, read_cursor, write_cursor
 from ._syncstate import read_state, write_state
@@ -43,9 +45,11 @@ from ._synctomb import Tombstones, delete_objects
 if TYPE_CHECKING:
     from .._fs import Dir
     from .._s3 import S3Store
-    from ._auditing import Auditor
     from ._store import SessionStore
     from ._syncpull import PullCheck
+
+_EPOCH: Final = re.compile(r"[0-9a-f]{8}")
+_audited = audited_by(lambda auditor: auditor)
 
 __all__ = ["Retired", "live_sessions", "meta_of", "rebase_entry", "rebased_at", "retire"]
 
@@ -143,7 +147,8 @@ class Retired:
         }
 
 
-def retire(tomb: Tombstones, check: PullCheck, sync_dir: Dir, auditor: Auditor) -> dict[str, Any]:
+@_audited("sync.retire")
+def retire(auditor: Auditor, tomb: Tombstones, check: PullCheck, sync_dir: Dir) -> dict[str, Any]:
     """Retire the epochs every device has rebased past, when that is proved (the module's
     docstring); call after a pull applied *check*'s logs, under the sync lock.  Audited
     ``sync.retire`` when it dropped or deleted anything.  Returns the counts for ``--json``,
@@ -191,7 +196,7 @@ def _retire(tomb: Tombstones, check: PullCheck, sync_dir: Dir, rid: uuid.UUID, x
     old = {name for o in own if o.epoch < floor for _, name in _remotelog.named_objects(o.entry)}
     new = {name for o in own if o.epoch >= floor for _, name in _remotelog.named_objects(o.entry)}
     out.objects_deleted, out.objects_kept = delete_objects(tomb.s3, tomb.prefix, sorted(old - new))
-    _delete_keys(tomb.s3, tomb.prefix, floor)
+    out.objects_kept += _delete_keys(tomb.s3, tomb.prefix, floor)
     # The cursors are sealed under the newest key already; written again so that none is left
     # under a key about to go (a cursor written before this version's first rebase).
     epoch, key = devices.current_epoch(config)
@@ -201,16 +206,20 @@ def _retire(tomb: Tombstones, check: PullCheck, sync_dir: Dir, rid: uuid.UUID, x
     return out
 
 
-def _delete_keys(s3: S3Store, prefix: str, below: int) -> None:
-    """This device's key objects of the epochs below *below*, and its enrolment objects (each
-    wraps every epoch its writer held, the retired ones too).
-
-    :raises RemoteError: the bucket refused a delete (the keys stay in the store: a later pull
-        tries again).
-    """
-    for key, _ in s3.list(prefix + "keys/"):
-        name = key[len(prefix) + 5 :]
-        if len(name) == 8 and all(c in "0123456789abcdef" for c in name) and int(name, 16) < below:
+def _delete_keys(s3: S3Store, prefix: str, below: int) -> int:
+    """Delete this device's key objects of the epochs below *below*, and its enrolment objects
+    (each wraps every epoch its writer held, the retired ones too); returns how many the bucket
+    refused to delete (kept: docs/secure-deletion.md says what that leaves)."""
+    doomed = [
+        key
+        for key, _ in s3.list(prefix + "keys/")
+        if _EPOCH.fullmatch(name := key[len(prefix) + 5 :]) and int(name, 16) < below
+    ]
+    doomed += [key for key, _ in s3.list(prefix + "enroll/")]
+    kept = 0
+    for key in doomed:
+        try:
             s3.delete(key)
-    for key, _ in s3.list(prefix + "enroll/"):
-        s3.delete(key)
+        except RemoteError:
+            kept += 1
+    return kept
