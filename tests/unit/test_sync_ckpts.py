@@ -125,6 +125,18 @@ def test_a_checkpoint_reaches_the_other_device_once(two: tuple[Vault, Vault, uui
     b.delete_checkpoint(sid, NAME)
     assert b.remotes.push().entries == 0
     assert a.remotes.pull().checkpoints == 0 and _names(a, sid) == [NAME]
+    # Numbers 1 and 2 both made again: the same numbers, other checkpoints.
+    a.checkpoint(sid, "two")
+    assert a.remotes.push().checkpoints == 1 and b.remotes.pull().checkpoints == 1
+    for ref in (2, 1):
+        a.delete_checkpoint(sid, ref)
+    a.checkpoint(sid, "one again")
+    a.checkpoint(sid, "two again")
+    pushed = a.remotes.push()
+    assert (pushed.checkpoints_deleted, pushed.checkpoints) == (2, 2)
+    pulled = b.remotes.pull()
+    assert (pulled.checkpoints_deleted, pulled.checkpoints) == (1, 2)  # B had deleted its copy of the first
+    assert _names(b, sid) == ["one again", "two again"]
 
 
 def test_a_delete_reaches_the_other_device_and_never_a_local_checkpoint(

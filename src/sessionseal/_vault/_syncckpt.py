@@ -86,7 +86,12 @@ class CheckpointSync:
     def changed(self, cursor: Cursor, live: Iterable[bytes]) -> dict[bytes, Files]:
         """The live sessions whose checkpoint files differ from what *cursor* saw, each with
         its files now.  What the cursor holds of a session no longer live is dropped: an erased
-        session sends no checkpoint entry (its tombstone covers them)."""
+        session sends no checkpoint entry (its tombstone covers them).
+
+        Only the highest checkpoint's header is read when a session has the numbers it had: a
+        new checkpoint takes one more than the highest present, so a number *k* made again was
+        the highest then, every number above it gone; were the numbers the same now, the
+        highest is *k* itself or was made again after it, and its header tells."""
         live = set(live)
         for sid in [s for s in cursor.ckpts if s not in live]:
             del cursor.ckpts[sid]
@@ -102,8 +107,10 @@ class CheckpointSync:
             stem = self._keys.file_name(uuid.UUID(bytes=sid))
             if stem not in by_stem and sid not in cursor.ckpts:
                 continue
-            now = {n: (f, tag) for n, f in by_stem.get(stem, ()) if (tag := self._tag(f)) is not None}
-            seen = cursor.ckpts.get(sid, {})
+            files, seen = sorted(by_stem.get(stem, ())), cursor.ckpts.get(sid, {})
+            if files and {n for n, _ in files} == set(seen) and self._tag(files[-1][1]) == seen[files[-1][0]][0]:
+                continue  # the same numbers, the highest the same file: none replaced (see below)
+            now = {n: (f, tag) for n, f in files if (tag := self._tag(f)) is not None}
             if {n: t for n, (_, t) in now.items()} != {n: t for n, (t, _) in seen.items()}:
                 out[sid] = now
         return out
