@@ -93,3 +93,62 @@ def test_a_rename_whose_intent_was_recorded_but_not_written_is_written_on_resume
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         assert v.remotes.pull().resumed
     assert _all(path) == _all(reference)
+
+
+#: Another process rewrites the session whole (a save of it with its id), as an import would.
+REWRITE = (
+    "import os, sys\n"
+    "from sessionseal import Vault\n"
+    "with Vault.open(sys.argv[1], passphrase=os.environ['PASS']) as v:\n"
+    "    v.save({'id': sys.argv[2], 'title': 'rewritten here',\n"
+    "            'messages': [{'role': 'user', 'content': 'a local rewrite, written after the kill'}]})\n"
+)
+
+
+@pytest.fixture
+def rewritten(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, S3Server]:
+    """Device B, which pulled A's session, and A's rewrite of it (a ``session.put`` of a session
+    B has, unchanged there) waiting for B."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{s3_server.bucket}/pullresume-put"
+    with (
+        Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE) as a,
+        Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE) as b,
+    ):
+        for v in (a, b):
+            v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
+        sid = a.save({"title": "first", "messages": [{"role": "user", "content": "the first version"}]})
+        a.remotes.push()
+        devices = a.remotes.devices
+        b.remotes.devices.add_epoch_key(
+            "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
+        )
+        assert b.remotes.pull().put == 1
+        a.save({"id": str(sid), "title": "rewritten on a", "messages": [{"role": "user", "content": "a's rewrite"}]})
+        assert a.remotes.push().put == 1
+    return tmp_path / "b", str(sid), s3_server
+
+
+def test_a_rewrite_by_another_process_is_not_taken_for_the_pulls_save(
+    rewritten: tuple[Path, str, S3Server],
+) -> None:
+    # Killed right after recording the intent to save A's rewrite (the pull cursor's first
+    # replace), before the save; then another process rewrites the session here: its generation
+    # moves as the pull's save would have moved it, but its BODY is not the pull's.
+    path, sid, server = rewritten
+    env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), "state", "1"], env=env, check=False, timeout=300)
+    assert done.returncode == -signal.SIGKILL
+    local = subprocess.run([sys.executable, "-c", REWRITE, str(path), sid], env=env, check=False, timeout=300)
+    assert local.returncode == 0, local.stderr
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        resumed = v.remotes.pull()
+        assert (resumed.resumed, resumed.forked, resumed.put) == (True, 1, 0)
+        assert v.remotes.pull().counts()["applied"] == 0
+    after = _all(path)
+    assert "a local rewrite" in _texts(after[sid])  # the local rewrite stays
+    forks = [d for d in after.values() if (d.get("links") or {}).get("forked_from") == sid]
+    assert [f["title"] for f in forks] == ["rewritten on a (fork)"] and "a's rewrite" in _texts(forks[0])
+    with Vault.open(path, passphrase=PASSPHRASE) as v:  # the local rewrite is still B's to push
+        assert v.remotes.push().put == 1  # (the fork holds what A pushed: marked as pushed)

@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from sessionseal import KeychainProvider, Vault, _device_enroll, _remote, _remotekeys, _remotelog, _s3, list_devices
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput, RemoteError
+from tests._infra import syncvaults
 from tests._infra.s3server import S3Server, both_servers
 from tests.memkeyring import MemoryKeyring
 
@@ -71,12 +72,6 @@ def _store(server: S3Server) -> _s3.S3Store:
 
 def _device(v: Vault) -> uuid.UUID:
     return v.remotes.devices.identity("cloud").device_id
-
-
-def _enrol(first: Vault, second: Vault) -> None:
-    step = _device_enroll.request(second)
-    _device_enroll.accept(first, None, _device(second).hex, step.pairing_code or "")
-    _device_enroll.finish(second)
 
 
 def test_a_wrong_code_is_refused_and_nothing_is_written(first: Vault, second: Vault, server_env: S3Server) -> None:
@@ -168,7 +163,7 @@ def test_a_stanza_for_other_keys_is_not_taken(first: Vault, second: Vault, serve
 def test_a_revoked_device_cannot_open_what_is_pushed_after(
     first: Vault, second: Vault, tmp_path: Path, server_env: S3Server
 ) -> None:
-    _enrol(first, second)
+    syncvaults.enrol(first, second)
     gone = _device(second)
     step = _device_enroll.revoke(first, None, gone.hex)
     assert (step.epoch, step.devices) == (2, 1)
@@ -198,10 +193,10 @@ def test_a_revoked_device_cannot_open_what_is_pushed_after(
 def test_a_device_enrolled_after_a_revocation_gets_every_epoch_and_reads_every_log(
     first: Vault, second: Vault, tmp_path: Path, server_env: S3Server
 ) -> None:
-    _enrol(first, second)
+    syncvaults.enrol(first, second)
     _device_enroll.revoke(first, None, _device(second).hex)
     with _vault(tmp_path / "c", server_env) as third:
-        _enrol(first, third)
+        syncvaults.enrol(first, third)
         assert third.remotes.devices.epoch_keys("cloud") == first.remotes.devices.epoch_keys("cloud")
         assert set(third.remotes.devices.epoch_keys("cloud")) == {1, 2}
         offer = _files(server_env)[f"d/{_device(first).hex}/enroll/{_device(third).hex}"]

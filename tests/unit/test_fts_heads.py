@@ -20,10 +20,11 @@ import pytest
 from sessionseal import PassphraseProvider, Vault, _container
 from sessionseal._container import Kind
 from sessionseal._fs import Dir
-from sessionseal._fts import read_delta
-from sessionseal._vault import _fulltext
+from sessionseal._fts import delta_frames, read_delta
+from sessionseal._vault import _ftsheads, _fulltext
 from sessionseal._vault._ftsfiles import Manifest
 from sessionseal._vault._ftsheads import EVERY, Heads, open_heads, seal_heads
+from sessionseal.models import Session
 
 PASSPHRASE = "fts heads"
 DEEP = 100  # records after the deep session's last: three checkpoints' worth
@@ -150,6 +151,34 @@ def test_a_fresh_process_appending_deep_in_the_log_reads_the_checkpoint_and_what
         for word in ("deepword", "deepturn"):
             assert _state(fresh, sid, word) == (True, True)
     assert _fts_findings(vault) == []
+
+
+def test_a_batch_of_saves_walks_only_the_records_after_the_checkpoint(
+    path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull's batch of new sessions (one whole-record append, no check) finds the log's end
+    from the checkpoint, as a checked append does: never by walking the whole log."""
+    every = 4  # a checkpoint every 4 records: a deep log at small cost
+    monkeypatch.setattr(_ftsheads, "EVERY", every)
+    _deep(vault, every + 2)
+    frames = _frames(vault)
+    walked: list[int] = []
+
+    def spy(data: Any, **kw: Any) -> list[tuple[int, int]]:
+        out = delta_frames(data, **kw)
+        walked.append(len(out))
+        return out
+
+    monkeypatch.setattr(_ftsheads, "delta_frames", spy)
+    with _open(path) as fresh:
+        store = fresh.parts.store
+        models = [Session.model_validate(_doc(f"batchword{i}")) for i in range(3)]
+        with store.batch():
+            for model in models:
+                store.save(model, touch=False)
+        assert len(walked) == 1 and walked[0] < every < frames  # before: every record of the log
+        assert _frames(fresh) == frames + 3
+        assert _state(fresh, models[1].id, "batchword1") == (True, True)
 
 
 def test_without_a_checkpoint_the_log_is_folded_whole_and_one_is_written(

@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -56,22 +57,8 @@ def kr() -> MemoryKeyring:
 
 @pytest.fixture
 def three(tmp_path: Path, server_env: S3Server, kr: MemoryKeyring) -> Iterator[tuple[Vault, Vault, Vault]]:
-    """A (the remote's first device), B and C, both enrolled by A; every device has pulled."""
-    a = _vault(tmp_path / "a", server_env, kr)
-    _save(a, "a before")
-    a.remotes.push()
-    b, c = _vault(tmp_path / "b", server_env, kr), _vault(tmp_path / "c", server_env, kr)
-    try:
-        _enrol(a, b)
-        _enrol(a, c)
-        _save(b, "b before")
-        b.remotes.push()
-        for v in (a, b, c):
-            v.remotes.pull()
-        yield a, b, c
-    finally:
-        for v in (a, b, c):
-            v.close()
+    with syncvaults.three(tmp_path, server_env, kr, PREFIX, b_pushes=True) as devices:
+        yield devices
 
 
 def _head_names(server: S3Server, dev: uuid.UUID) -> list[str]:
@@ -117,21 +104,37 @@ def test_a_revocation_is_taken_up_by_the_others_and_shuts_out_the_revoked(
 
 
 def test_an_epoch_whose_head_is_not_there_yet_is_pending_then_taken(
-    three: tuple[Vault, Vault, Vault], server_env: S3Server
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A revocation whose entries are up but whose head is still uploading: B reads A's log up
-    to the new epoch, reports the key object pending, and takes it once the head is there."""
+    to the new epoch, reports the key object pending, and takes it once the head is there.
+    While it is pending, each pull opens every entry it can open once (its check), never again
+    for the proof: what the proof verified is kept in the pull cursor, and the next proof opens
+    only what follows it (counted in entries opened, never timed)."""
     a, b, c = three
     _device_enroll.revoke(a, None, _device(c).hex)
     store = _store(server_env)
     newest = _head_names(server_env, _device(a))[-1]
     head = store.get(newest)
-    store.delete(newest)
-    result = b.remotes.pull()
-    assert (result.check.taken, result.check.epochs_pending) == (0, 1)
-    assert result.counts()["blocked"] == 1
+    store.delete(newest)  # the proof's head: not there yet
+    result = b.remotes.pull()  # the first proof reads every log whole
+    assert (result.check.taken, result.check.epochs_pending, result.counts()["blocked"]) == (0, 1, 1)
     assert set(b.remotes.devices.epoch_keys("cloud")) == {1}
-    store.put(newest, head)
+    opened: dict[tuple[uuid.UUID, int], int] = {}
+    real = _remotelog.open_entry
+
+    def spy(data: bytes, keys: Any, remote: uuid.UUID, device: uuid.UUID, seq: int) -> _remotelog.Opened:
+        opened[(device, seq)] = opened.get((device, seq), 0) + 1
+        return real(data, keys, remote, device, seq)
+
+    monkeypatch.setattr(_remotelog, "open_entry", spy)
+    for _ in range(2):
+        opened.clear()
+        result = b.remotes.pull()
+        assert (result.check.taken, result.check.epochs_pending) == (0, 1)
+        assert len(opened) >= 5 and max(opened.values()) == 1  # before: every entry twice or more
+    monkeypatch.setattr(_remotelog, "open_entry", real)
+    store.put(newest, head)  # the head arrives: proved from the kept prefix and what follows it
     assert b.remotes.pull().check.taken == 1
     assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 2}
 

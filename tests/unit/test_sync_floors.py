@@ -74,20 +74,8 @@ def kr() -> MemoryKeyring:
 
 @pytest.fixture
 def three(tmp_path: Path, server_env: S3Server, kr: MemoryKeyring) -> Iterator[tuple[Vault, Vault, Vault]]:
-    """A (the remote's first device), B and C enrolled by A; each has pushed and pulled."""
-    a = _vault(tmp_path / "a", server_env, kr)
-    _save(a, "a 0")
-    a.remotes.push()
-    b, c = _vault(tmp_path / "b", server_env, kr), _vault(tmp_path / "c", server_env, kr)
-    try:
-        _enrol(a, b)
-        _enrol(a, c)
-        for v in (a, b, c):
-            v.remotes.pull()
-        yield a, b, c
-    finally:
-        for v in (a, b, c):
-            v.close()
+    with syncvaults.three(tmp_path, server_env, kr, PREFIX) as devices:
+        yield devices
 
 
 def _newest_head(store: _s3.S3Store, v: Vault, rid: uuid.UUID) -> _remotelog.Head:

@@ -272,7 +272,8 @@ class FullText:
         if self.enabled and saved:
             with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
                 records = [encoded_record(Doc(sid, index_generation(*v), doc_fields(d)), st) for sid, v, d, st in saved]
-                self._write(lambda _fts, fd, man: self._log_heads.append_whole(fd, man, self._ctx.vault_id, records))
+                heads, vid = self._log_heads, self._ctx.vault_id
+                self._write(lambda fts, fd, man: heads.append_whole(fts, fd, man, vid, records))
 
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
         record, head = encoded_record(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked

@@ -211,20 +211,20 @@ class Sync:
         s3 = self._store_of(config)
         with lock(self._ctx.locks.path / "sync.lock", timeout=self._ctx.lock_timeout, what="a sync of this vault"):
             listing = list_remote(s3, config)
-            pickup = take_up_epochs(config, s3, self.devices, keep=not dry_run, listing=listing)
-            check = check_logs(
-                config,
-                s3,
-                self.devices,
-                keys=pickup.keys,
-                listing=listing,
-                withheld=pickup.withheld,
-                fetched=pickup.fetched,
-                partial=pickup.partial,
-            )
-            check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
             sync_dir = self._sync_dir(create=not dry_run)
             try:
+                pickup = take_up_epochs(config, s3, self.devices, keep=not dry_run, listing=listing, sync_dir=sync_dir)
+                check = check_logs(
+                    config,
+                    s3,
+                    self.devices,
+                    keys=pickup.keys,
+                    listing=listing,
+                    withheld=pickup.withheld,
+                    fetched=pickup.fetched,
+                    partial=pickup.partial,
+                )
+                check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
                 result = Applier(
                     config=config,
                     s3=s3,

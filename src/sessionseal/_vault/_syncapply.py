@@ -29,11 +29,11 @@ What a pull writes is marked as pushed in the push cursor (or, before this devic
 in the pull cursor, from which that push starts): it is never sent back as this device's own.
 
 **Killed anywhere, a pull resumes to the same vault.**  Before each write the cursor records
-the intent (the entry, the session written and its version before); after the write the push
-cursor, then the pull cursor (advanced past the entry) are replaced.  A pull that finds an
-intent looks at the session: another version than the one recorded means the write happened,
-and only the bookkeeping is done again; the same version means it did not, and the entry is
-applied.  Each write is atomic (a save replaces the file, an append commits one group).
+the intent (the entry, the session written, its version before and the write's footprint);
+after the write the push cursor, then the pull cursor (advanced past the entry) are replaced.
+A pull that finds an intent looks at the session: when it holds the write (:mod:`._syncresume`),
+only the bookkeeping is done again; otherwise the entry is applied, decided afresh.  Each write
+is atomic (a save replaces the file, an append commits one group).
 """
 
 from __future__ import annotations
@@ -56,16 +56,17 @@ from ._syncckpt import KINDS as CKPT_KINDS
 from ._syncckpt import CheckpointSync
 from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
 from ._syncfetch import Prefetch
-from ._syncresume import footprint, was_written
+from ._syncresume import Footprint, footprint, saved, was_written
 from ._syncstate import PullResult, PullState, read_state, write_state
 from ._synctomb import dead_tag, delete_objects, objects_of
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
     from .._s3 import S3Store
+    from ..models import Session
     from ._auditing import Auditor
     from ._devices import Devices
-    from ._store import SessionStore
+    from ._store import Built, SessionStore
     from ._syncpull import PullCheck
 
 __all__ = ["META_FIELDS", "Applier"]
@@ -368,7 +369,9 @@ class Applier:
     def _put(self, t: _Todo, sid: uuid.UUID) -> None:
         doc = self._object(t.device, t.opened.entry)
         if self._clean(sid) or self._version(sid) is None:
-            self._write(t, "put", sid, lambda: self._save(doc, sid))
+            # Built before the intent: its footprint is the BODY's hash (what a resume looks for).
+            built = self.store.build(self._model(doc, sid), touch=False)
+            self._write(t, "put", sid, lambda: self._save(doc, sid, built), foot=saved(built.body))
             self._after(t, "put", sid, sid)
         else:  # this device changed it and has not pushed that yet: both are kept
             self._fork(t, sid, doc)
@@ -517,9 +520,16 @@ class Applier:
     # -- writes and their bookkeeping ---------------------------------------------------------
 
     def _write(
-        self, t: _Todo, kind: str, target: uuid.UUID, write: Callable[[], None], ops: list[Any] | None = None
+        self,
+        t: _Todo,
+        kind: str,
+        target: uuid.UUID,
+        write: Callable[[], None],
+        ops: list[Any] | None = None,
+        *,
+        foot: Footprint | None = None,
     ) -> None:
-        version, foot = (self._version(target), None) if ops is None else footprint(self.store, target, ops)
+        version, foot = (self._version(target), foot) if ops is None else footprint(self.store, target, ops)
         self.state.pending = (t.device, t.opened.seq, kind, target, version, foot)
         self._save_state()
         write()
@@ -606,7 +616,7 @@ class Applier:
             return None
         return log.header.generation, log.end
 
-    def _save(self, doc: dict[str, Any], sid: uuid.UUID) -> None:
+    def _model(self, doc: dict[str, Any], sid: uuid.UUID) -> Session:
         from ..models import parse_session
 
         if str(doc.get("id")) != str(sid):
@@ -615,7 +625,14 @@ class Applier:
             model = parse_session(orjson.dumps(doc))
         except InvalidInput:
             raise RemoteError("a pulled session is not a valid session document") from None
-        nbytes, counts = self.store.save(model, touch=False)
+        return model
+
+    def _save(self, doc: dict[str, Any], sid: uuid.UUID, built: Built | None = None) -> None:
+        if built is None:
+            nbytes, counts = self.store.save(self._model(doc, sid), touch=False)
+        else:  # built already (a put's footprint is its BODY): written as SessionStore.save does
+            self.store.write(sid, built.meta, built.body, doc=built.doc)
+            nbytes, counts = len(built.body), built.counts
         if self.deferred:
             self.saved.append((sid, nbytes, counts))
         else:

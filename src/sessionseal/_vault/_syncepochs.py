@@ -27,9 +27,15 @@ accepted as a maker.
 
 A key object whose proof is not there yet (the maker's entries or head still uploading, or a
 planted object whose proof never comes) is **pending**: reported, not an error; the logs are read
-up to the entries of that epoch.  A newer epoch whose key objects hold no stanza for this
-device is **withheld**: this device was revoked (or enrolled after the epoch was made, by one
-that had not yet taken it up), and reads nothing written under it.
+up to the entries of that epoch.  A proof reads every device's log, and a pending one is tried
+again at every pull: so what it verified of each log under the keys held (its last entry's seq
+and MAC, and the entries a proof reads: enrolments, revocations, the log's first) is kept in the
+pull cursor (``proof``, sealed), and the next proof fetches and opens only the entries after it,
+chained from that MAC (a MAC pins every entry before it, as a head's does).
+
+A newer epoch whose key objects hold no stanza for this device is **withheld**: this device was
+revoked (or enrolled after the epoch was made, by one that had not yet taken it up), and reads
+nothing written under it.
 
 The entry point the sync's other parts call, kept stable: :func:`take_up_epochs`.
 """
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -46,9 +53,11 @@ from typing import TYPE_CHECKING, Final
 from .. import _crypto, _remotekeys, _remotelog
 from ..errors import IntegrityError, RemoteError
 from ._syncpull import Listing, list_remote, record_key, revocation_cutoffs
+from ._syncstate import Proved, read_state, write_state
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
+    from .._fs import Dir
     from .._s3 import S3Store
     from ._devices import Devices
 
@@ -84,7 +93,13 @@ class EpochPickup:
 
 
 def take_up_epochs(
-    config: RemoteConfig, s3: S3Store, devices: Devices, *, keep: bool = True, listing: Listing | None = None
+    config: RemoteConfig,
+    s3: S3Store,
+    devices: Devices,
+    *,
+    keep: bool = True,
+    listing: Listing | None = None,
+    sync_dir: Dir | None = None,
 ) -> EpochPickup:
     """Find the epoch key objects of other devices on *config*'s remote holding a stanza for
     this device, and keep (``Devices.add_epoch_key``; with *keep* False, only return) each key
@@ -93,7 +108,9 @@ def take_up_epochs(
 
     :param listing: the remote's listing when the caller made one already (saves a LIST).
         Costs nothing more than that LIST when every key object is of an epoch held already;
-        proving a new one reads every device's log once (a pending one, at every call).
+        proving a new one reads every device's log once; a pending one, at every call, only
+        what follows the prefixes kept in the pull cursor under *sync_dir* (updated there with
+        *keep*; None: no cursor, every log read whole).
     :raises RemoteError: a record or log this check reads is refused by the bucket
         (unreachable, access denied).
     """
@@ -107,7 +124,8 @@ def take_up_epochs(
     todo = _todo(found, held, devices.maker_keys(config), me)
     if not todo:
         return out
-    reader = _Reader(s3, found, rid, partial={e for e, _, _ in todo})
+    state = read_state(sync_dir, rid, me, held) if sync_dir is not None else None
+    reader = _Reader(s3, found, rid, dict(state.proof) if state is not None else {}, partial={e for e, _, _ in todo})
     for epoch in sorted({e for e, _, _ in todo}):
         proved: dict[uuid.UUID, bytes] = {}
         for _, maker, key in (t for t in todo if t[0] == epoch):
@@ -124,6 +142,10 @@ def take_up_epochs(
         if proved:
             _keep(config, devices, out, epoch, proved, collided=len(_makers(found, epoch)) > 1, keep=keep)
     out.fetched = reader.fetched()
+    if state is not None and sync_dir is not None and keep and reader.proved != state.proof:
+        state.proof = reader.proved
+        epoch, epoch_key = devices.current_epoch(config)
+        write_state(sync_dir, state, rid, me, epoch=epoch, epoch_key=epoch_key)
     return out
 
 
@@ -198,24 +220,31 @@ def _candidate(
 class _Reader:
     """The logs, heads and records the proofs read, each fetched once."""
 
-    def __init__(self, s3: S3Store, listing: Listing, rid: uuid.UUID, *, partial: set[int]) -> None:
+    def __init__(
+        self, s3: S3Store, listing: Listing, rid: uuid.UUID, proved: dict[uuid.UUID, Proved], *, partial: set[int]
+    ) -> None:
         self.s3, self.listing, self.rid, self.partial = s3, listing, rid, partial
         self._logs: dict[uuid.UUID, dict[int, bytes]] = {}
+        #: What was verified of each log under keys held (the pull cursor's ``proof``).
+        self.proved = proved
 
     def fetched(self) -> dict[uuid.UUID, dict[int, bytes]]:
         return dict(self._logs)
 
     def log(self, dev: uuid.UUID) -> dict[int, bytes]:
         if dev not in self._logs:
-            self._logs[dev] = {seq: self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items()}
+            after = self.proved[dev][0][0] if dev in self.proved else 0  # what follows the proved prefix
+            self._logs[dev] = {seq: self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items() if seq > after}
         return self._logs[dev]
 
-    def read(self, dev: uuid.UUID, keys: _remotelog.Keyring) -> _remotelog.LogRead | None:
+    def read(self, dev: uuid.UUID, keys: _remotelog.Keyring, *, remember: bool = False) -> _remotelog.LogRead | None:
         """*dev*'s log from its first entry under a key held (older epochs' keys may be gone),
-        up to the first it cannot open; None when it does not check out."""
+        or from the end of its proved prefix, up to the first it cannot open; None when it does
+        not check out.  With *remember* (*keys* are all proved: never a candidate's), what was
+        read extends the proved prefix."""
         objects = self.log(dev)
-        start = (0, _remotelog.ZERO_MAC)
-        for seq in sorted(objects):
+        start, before = self.proved.get(dev, ((0, _remotelog.ZERO_MAC), ()))
+        for seq in sorted(objects) if dev not in self.proved else ():
             data = objects[seq]
             if len(data) >= _remotelog.ENTRY_HEADER.size:
                 header = _remotelog.ENTRY_HEADER.unpack_from(data)
@@ -223,11 +252,14 @@ class _Reader:
                     start = (seq - 1, header[6]) if seq > 1 else start
                     break
         try:
-            return _remotelog.read_log(
+            read = _remotelog.read_log(
                 objects, keys, self.rid, dev, start=start, stop_unheld=True, partial=self.partial
             )
         except RemoteError:
             return None
+        if remember and read.entries:
+            self.proved[dev] = (read.end, before + tuple(o for o in read.entries if _kept(o)))
+        return dataclasses.replace(read, entries=before + read.entries)
 
     def enrolled_key(self, maker: uuid.UUID, keys: _remotelog.Keyring) -> bytes | None:
         """*maker*'s Ed25519 key as enrolled, from the logs readable under *keys* (the keys held
@@ -250,7 +282,8 @@ class _Reader:
     def _named(self, maker: uuid.UUID, keys: _remotelog.Keyring) -> bytes | None:
         """The Ed25519 key the logs enrol *maker* with (b"": enrolled by a first entry that names
         none); None: not enrolled, revoked, or a malformed key."""
-        reads = {dev: r.entries for dev in sorted(self.listing.logs) if (r := self.read(dev, keys)) is not None}
+        got = {dev: self.read(dev, keys, remember=True) for dev in sorted(self.listing.logs)}
+        reads = {dev: r.entries for dev, r in got.items() if r is not None}
         try:
             reads = {dev: tuple(_remotelog.facts(dev, entries)) for dev, entries in reads.items()}
             cut = revocation_cutoffs(reads)
@@ -307,3 +340,8 @@ class _Reader:
             if head.seq == seq and _crypto.constant_time_equal(head.mac, macs[seq]):
                 return True
         return False
+
+
+def _kept(o: _remotelog.Opened) -> bool:
+    """Whether a proof reads *o* (:meth:`_Reader._named`): kept in the proved prefix."""
+    return o.seq == 1 or o.entry.get("kind") in {"device.enroll", "device.revoke"}

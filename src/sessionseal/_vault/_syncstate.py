@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from .. import _remotelog
 from .._fs import Dir
 from ..errors import IntegrityError
 from ._synccursor import Pushed, Sealed, open_sealed, seal
@@ -25,12 +26,16 @@ from ._syncresume import Footprint
 if TYPE_CHECKING:
     from ._syncpull import PullCheck
 
-__all__ = ["PullResult", "PullState", "PushResult", "pull_synced", "read_state", "write_state"]
+__all__ = ["Proved", "PullResult", "PullState", "PushResult", "pull_synced", "read_state", "write_state"]
 
 VERSION: Final = 1
 _BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'sessionseal verify'"
 #: The pull cursor's magic and key label (docs/spec/remote-v1.md, "The pull cursor").
 _PULL_CURSOR: Final = Sealed(b"SSRP", b"sessionseal remote v1 pull cursor", _BAD)
+
+#: A log's prefix an epoch proof verified (:mod:`._syncepochs`): its last entry (seq, MAC) and
+#: the entries of it a proof reads (enrolments, revocations, the log's first).
+Proved = tuple[tuple[int, bytes], tuple[_remotelog.Opened, ...]]
 
 
 @dataclass
@@ -109,6 +114,8 @@ class PullState:
     #: A batch of puts of sessions this vault did not have, under way: (device, seq, session).
     batch: list[tuple[uuid.UUID, int, uuid.UUID]] = field(default_factory=list)
     dead: set[bytes] = field(default_factory=set)  # dead_tag of each session a tombstone erased
+    #: What epoch proofs verified of each log, by device: the next proof reads what follows.
+    proof: dict[uuid.UUID, Proved] = field(default_factory=dict)
 
 
 def _name(device: uuid.UUID) -> str:
@@ -131,6 +138,10 @@ def _encode(s: PullState) -> bytes:
         "hlc": s.hlc,
         "batch": [[d.hex, seq, sid.hex] for d, seq, sid in s.batch],
         "dead": sorted(t.hex() for t in s.dead),
+        "proof": {
+            d.hex: [seq, mac.hex(), [[o.seq, o.epoch, o.prev.hex(), o.mac.hex(), o.entry] for o in kept]]
+            for d, ((seq, mac), kept) in sorted(s.proof.items())
+        },
     }
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
@@ -155,9 +166,18 @@ def _decode(plain: bytes) -> PullState:
         s.dead = {bytes.fromhex(t) for t in doc.get("dead", [])}  # absent: written before tombstones
         if any(len(t) != 16 for t in s.dead):
             raise ValueError
+        s.proof = {u(hex=d): _proved(v) for d, v in doc.get("proof", {}).items()}  # absent: none
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
         raise IntegrityError(_BAD) from None
     return s
+
+
+def _proved(v: Any) -> Proved:
+    seq, mac, kept = v
+    opened = tuple(
+        _remotelog.Opened(int(q), int(e), bytes.fromhex(p), bytes.fromhex(m), dict(entry)) for q, e, p, m, entry in kept
+    )
+    return (int(seq), bytes.fromhex(mac)), opened
 
 
 def read_state(d: Dir, remote: uuid.UUID, device: uuid.UUID, epoch_keys: dict[int, bytes]) -> PullState:
