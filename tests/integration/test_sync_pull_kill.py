@@ -45,7 +45,7 @@ CHILD = textwrap.dedent(
 
     owner, name = {"save": (_store.SessionStore, "save"), "append": (_store.SessionStore, "append"),
                    "state": (_syncapply, "write_state"), "cursor": (_syncapply, "write_cursor"),
-                   "named": (_indexcache.IndexCache, "put_many"), "flushed": (_store.SessionStore, "_settle")}[where]
+                   "named": (_indexcache.IndexCache, "put_many")}[where]
     kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.pull()
@@ -176,7 +176,6 @@ BATCH_POINTS = [
     ("state", 3, True),  # the batch's intent recorded, nothing saved
     ("save", 4, True),  # four of the batch's sessions written to temp files, none named yet
     ("named", 1, True),  # every file named and listed; no full-text record, mark or audit record
-    ("flushed", 1, True),  # every file named and indexed; no audit record (the marks not durable)
     ("cursor", 1, True),  # every session saved and marked as pushed, the pull cursor not advanced
     ("state", 4, False),  # the batch recorded as applied
 ]
