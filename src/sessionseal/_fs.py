@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -54,6 +55,8 @@ from .errors import StorageError, UnsafePermissions
 #: Times a file replaced as it was opened is opened again (each time, a writer renamed a new
 #: version over it; a file replaced that often in that instant is reported).
 _REPLACED_RETRIES: Final = 8
+#: Threads that fsync a batch of files at once (:meth:`Dir.fsync_all`).
+_SYNC_THREADS: Final = 8
 
 __all__ = [
     "DIR_MODE",
@@ -379,6 +382,68 @@ class Dir:
             raise storage_error(exc, "write", self._path(name), opened=opened) from exc
         if sync_dir:
             self.fsync()
+
+    def write_unsynced(self, data: bytes) -> tuple[str, int]:
+        """A new temp file holding *data*, not fsynced yet, and its open descriptor: the first
+        half of a replace (rule 3) whose fsync and rename the caller makes later, many at once
+        (:meth:`fsync_all`, :meth:`rename_in`), or whose file it removes (:meth:`drop_temp`).
+        A writer killed between leaves a temp file, swept like any other (rule 8)."""
+        tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC, FILE_MODE, dir_fd=self.fd
+            )
+        except OSError as exc:
+            raise storage_error(exc, "create a file in", str(self.path)) from exc
+        try:
+            os.fchmod(fd, FILE_MODE)
+            write_all(fd, data)
+        except OSError as exc:
+            self.drop_temp(tmp, fd)
+            raise storage_error(exc, "write", self._path(tmp), opened=True) from exc
+        return tmp, fd
+
+    def fsync_all(self, fds: list[int]) -> None:
+        """fsync every file of *fds*, from threads: a journal commit then serves many files,
+        where one fsync after another waits for one commit each (docs/design.md, "Pull").
+
+        :raises StorageError: an fsync failed (the first one, once all ended).
+        """
+        if len(fds) <= 1:
+            for fd in fds:
+                self._fsync_file(fd)
+            return
+        threads = min(_SYNC_THREADS, len(fds))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sessionseal-fsync") as pool:
+            for f in [pool.submit(self._fsync_file, fd) for fd in fds]:
+                f.result()
+
+    def _fsync_file(self, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise storage_error(exc, "sync a file in", str(self.path), opened=True) from exc
+
+    def rename_in(self, tmp: str, name: str) -> None:
+        """Give the temp file *tmp* (:meth:`write_unsynced`, fsynced and closed) its name
+        *name*; the caller fsyncs the directory before anything names the new file.  On failure
+        the temp file is removed."""
+        try:
+            os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
+            raise storage_error(exc, "write", self._path(name)) from exc
+
+    def drop_temp(self, tmp: str, fd: int = -1) -> None:
+        """Close *fd* (if open) and remove the temp file *tmp* (if named), best effort (a
+        leftover is swept)."""
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
 
     def append(self, name: str, data: bytes, *, sync: bool = True) -> None:
         """Append *data* to an existing checked file with ``O_APPEND`` and fsync it (unless

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,13 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from tests._infra.killpoint import kill_after
     from sessionseal import Vault
-    from sessionseal._vault import _store, _syncapply
+    from sessionseal._vault import _indexcache, _store, _syncapply
 
     path, where, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
     owner, name = {"save": (_store.SessionStore, "save"), "append": (_store.SessionStore, "append"),
-                   "state": (_syncapply, "write_state"), "cursor": (_syncapply, "write_cursor")}[where]
+                   "state": (_syncapply, "write_state"), "cursor": (_syncapply, "write_cursor"),
+                   "named": (_indexcache.IndexCache, "put_many")}[where]
     kill_after(owner, name, n)
     with Vault.open(path, passphrase=os.environ["PASS"]) as v:
         v.remotes.pull()
@@ -172,7 +174,8 @@ BATCH_POINTS = [
     # B's pull writes its cursor after its own entries (#1), after A's epoch entry (#2), with
     # the batch's intent (#3: A's seven puts), and after the batch (#4).
     ("state", 3, True),  # the batch's intent recorded, nothing saved
-    ("save", 4, True),  # four of the batch's sessions saved, nothing recorded after them
+    ("save", 4, True),  # four of the batch's sessions written to temp files, none named yet
+    ("named", 1, True),  # every file named and listed; no full-text record, mark or audit record
     ("cursor", 1, True),  # every session saved and marked as pushed, the pull cursor not advanced
     ("state", 4, False),  # the batch recorded as applied
 ]
@@ -193,6 +196,16 @@ def test_a_pull_killed_inside_a_batch_of_new_sessions_resumes_to_the_same_vault(
         assert resumed.resumed == intent
         assert (resumed.forked, v.remotes.pull().counts()["applied"]) == (0, 0)
     assert _all(path) == _all(reference)
+    # Whatever step the kill cut, each session the batch saved has one save record and its
+    # full-text record: a resumed pull makes the bookkeeping a cut flush did not.
+    assert _records(path) == _records(reference)
     with Vault.open(path, passphrase=PASSPHRASE) as v:  # nothing pulled is sent back as B's own
         pushed = v.remotes.push()
     assert (pushed.put, pushed.appended, pushed.meta) == (0, 0, 0)
+
+
+def _records(path: Path) -> tuple[Counter[str], list[str]]:
+    """The save records by session, and what verify finds (the full-text index's gaps included)."""
+    with Vault.open(path, passphrase=PASSPHRASE) as v:
+        saves = Counter(str(r.get("session")) for r in v.audit_entries()[0] if r["action"] == "save")
+        return saves, sorted(p.code for p in v.verify(read_data=True).problems)

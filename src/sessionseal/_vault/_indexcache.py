@@ -137,6 +137,23 @@ class IndexCache:
 
                 self._compact(index, redo)
 
+    def put_many(self, puts: list[tuple[str, Entry, Stamp]]) -> None:
+        """:meth:`put` of many session writes under one hold of the vault lock (a batch's flush)."""
+        ctx = self._ctx
+        with contextlib.suppress(SessionSealError), ctx.vault_lock(), ctx.mutex:
+            index, _ = self.current(parse=False)
+            if index is None:
+                return
+            for fname, doc, stamp in puts:
+                index.put(ctx.root, fname, doc, stamp)
+            if index.needs_compaction:
+
+                def redo(full: Index) -> None:
+                    for fname, doc, stamp in puts:
+                        full.entries[fname], full.stamps[fname] = doc, stamp
+
+                self._compact(index, redo)
+
     def touch(self, fname: str) -> None:
         """Record a read (its time); never waits for the vault lock."""
         # A read is recorded in the index only (retention by access, 'list --sort accessed').

@@ -87,6 +87,10 @@ class _Later(NamedTuple):
     size: int
     doc: Any
     nbytes: int  # the document's serialized size
+    #: A new file written but not named yet (:meth:`.._fs.Dir.write_unsynced`): its temp name
+    #: and open descriptor, fsynced and renamed at the flush; "" and -1 once it has its name.
+    tmp: str = ""
+    fd: int = -1
 
 
 #: A batch's documents held for the index, at most (their serialized bytes): then it is flushed.
@@ -244,13 +248,19 @@ class SessionStore:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Saves of many sessions under one flush (a pull's batch of new sessions): each file
-        is written and fsynced as ever, but the directory is fsynced once, and only then are
-        the versions indexed (the listing index, the full-text index with one append and one
-        fsync for them all) and their marks noted; the marks become durable with the caller's
-        audit record, after the flush, as a save's do.  Killed before the flush, a file may be
-        there unindexed and unmarked (the listing reads it, search streams it), or absent."""
+        """Saves of many sessions under one flush (a pull's batch of new sessions).  A new
+        session's file is written to its temp file and left open, its session lock held; at the
+        flush every temp file is fsynced at once (:meth:`.._fs.Dir.fsync_all`: one journal
+        commit for many files, not one each), renamed, the directory fsynced once, and only
+        then are the versions indexed (the listing index with one hold of the vault lock, the
+        full-text index with one append and one fsync for them all) and their marks noted; then
+        the session locks are released.  The marks become durable with the caller's audit
+        record, after the flush, as a save's do.  Killed before the flush, a session's file is
+        absent (its temp file is swept, rule 8); killed after a rename, it may be there
+        unindexed and unmarked (the listing reads it, search streams it)."""
         self._batches.later = []
+        self._batches.locks = contextlib.ExitStack()
+        self._batches.held = set()
         try:
             yield
         finally:
@@ -258,18 +268,62 @@ class SessionStore:
                 self._flush()
             finally:
                 self._batches.later = None
+                self._batches.locks.close()
+                self._batches.held = None
 
     def _flush(self) -> None:
         later: list[_Later] | None = getattr(self._batches, "later", None)
         if not later:
             return
         self._batches.later = []
+        sessions = self._ctx.sessions
+        named = 0  # later[:named] have their names
+        try:
+            sessions.fsync_all([it.fd for it in later if it.fd >= 0])
+            for it in later:
+                if it.tmp:
+                    sessions.rename_in(it.tmp, it.fname)
+                named += 1
+        finally:
+            for i, it in enumerate(later):
+                # The descriptor closed; a temp file not named (a failed fsync or rename) removed.
+                sessions.drop_temp(it.tmp if i >= named else "", it.fd)
+            try:
+                if named:
+                    self._settle(later[:named])
+            finally:
+                # The files are named, durable and indexed: other writers may take them now.
+                self._batches.locks.close()
+                self._batches.locks = contextlib.ExitStack()
+                self._batches.held = set()
+
+    def _settle(self, named: list[_Later]) -> None:
+        """What follows the renames of a batch: the directory fsync, the indexes, the marks."""
         self._ctx.sessions.fsync()  # the renames durable before any index or mark names them
-        for it in later:
-            self._index.put(it.fname, entry_of(it.summary), it.stamp)
+        self._index.put_many([(it.fname, entry_of(it.summary), it.stamp) for it in named])
         if self._fulltext is not None:
-            self._fulltext.saved_many([(it.sid, (it.generation, 0), it.doc, it.stamp) for it in later])
-        self._keys.note(StateChange(marks={it.sid.bytes: (it.generation, it.size) for it in later}))
+            self._fulltext.saved_many([(it.sid, (it.generation, 0), it.doc, it.stamp) for it in named])
+        self._keys.note(StateChange(marks={it.sid.bytes: (it.generation, it.size) for it in named}))
+
+    def marked(self, sid: uuid.UUID) -> bool:
+        """Whether the vault's anchored state holds a mark of *sid* (a write recorded durably)."""
+        return self._keys.state(fresh=True).mark(sid.bytes) is not None
+
+    def settle(self, sid: uuid.UUID) -> None:
+        """What a batch's flush does after a file is named (indexed, full-text indexed, its
+        mark noted), for a session whose flush a kill cut short (a resumed pull)."""
+        name = self._keys.file_name(sid)
+        fname = name + SUFFIX
+        with self._ctx.session_lock(name, sid):
+            try:
+                _, version, body, stamp = self.read_file(fname)
+                summary = self.read_summary(fname)
+            except FileNotFoundError:
+                raise no_session(sid) from None
+            self._index.put(fname, entry_of(summary), stamp)
+            if self._fulltext is not None:
+                self._fulltext.saved(sid, version, lambda: body, stamp)
+            self._keys.note(StateChange(marks={sid.bytes: (version[0], summary["size_stored"])}))
 
     def add_keys(self, session_ids: list[uuid.UUID]) -> None:
         """Keys for sessions about to be saved, added with one durable append (a pull's batch
@@ -304,8 +358,17 @@ class SessionStore:
     def write(self, session_id: uuid.UUID, meta: bytes, body: bytes, *, doc: dict[str, Any] | None = None) -> None:
         """Write a new version of a session, under its lock."""
         name = self._keys.file_name(session_id)
-        with self._ctx.session_lock(name, session_id):
-            self.write_locked(name, session_id, meta, body, doc=doc)
+        held: set[str] | None = getattr(self._batches, "held", None)
+        if held is None:
+            with self._ctx.session_lock(name, session_id):
+                self.write_locked(name, session_id, meta, body, doc=doc)
+            return
+        if name in held:
+            self._flush()  # a second save of it in the batch: the first one named first
+        # In a batch the lock is held until the flush has named the file (:meth:`batch`).
+        self._batches.locks.enter_context(self._ctx.session_lock(name, session_id))
+        self._batches.held.add(name)
+        self.write_locked(name, session_id, meta, body, doc=doc)
 
     def write_locked(
         self,
@@ -354,13 +417,23 @@ class SessionStore:
         )
         sessions = self._ctx.sessions
         later: list[_Later] | None = getattr(self._batches, "later", None)
-        sessions.write_atomic(name + SUFFIX, data, sync_dir=later is None)
-        st = os.stat(name + SUFFIX, dir_fd=sessions.fd, follow_symlinks=False)
+        # In a batch (its session lock held to the flush), a new file is fsynced and named there.
+        locked = later is not None and name in (getattr(self._batches, "held", None) or ())
+        tmp, fd = sessions.write_unsynced(data) if locked and header is None else ("", -1)
+        if fd < 0:
+            sessions.write_atomic(name + SUFFIX, data, sync_dir=later is None)
+        try:
+            st = os.fstat(fd) if fd >= 0 else os.stat(name + SUFFIX, dir_fd=sessions.fd, follow_symlinks=False)
+        except OSError:
+            sessions.drop_temp(tmp, fd)
+            raise
         summary = orjson.loads(meta)
         summary["size_stored"], summary["generation"] = st.st_size, generation
         if later is not None:  # in a batch: indexed and marked at its flush
             parsed = doc if doc is not None else orjson.loads(body)
-            held = _Later(name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed, len(body))
+            held = _Later(
+                name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed, len(body), tmp, fd
+            )
             later.append(held)
             if sum(it.nbytes for it in later) > BATCH_BYTES:
                 self._flush()

@@ -322,7 +322,7 @@ class Applier:
         """Apply *batch* (:meth:`_fresh`) under one intent: the cursor records every entry of it
         (each session absent before) first; after the saves, the push cursor once, then the pull
         cursor advanced past them all.  Killed between, the next pull finds each session either
-        saved (only the bookkeeping is redone) or absent (it is saved)."""
+        saved (only the bookkeeping is redone: :meth:`_saves`) or absent (it is saved)."""
         recorded = set(self.state.batch)
         mine = [(t.device, t.opened.seq, sid) for t, sid in batch]
         self.state.batch = list(dict.fromkeys([*self.state.batch, *mine]))
@@ -333,7 +333,9 @@ class Applier:
         finally:
             self.deferred = False
             saved, self.saved = self.saved, []
-            self.auditor.saves(saved)  # what was saved is recorded, whatever stopped the batch
+            # What was saved is recorded, whatever stopped the batch: a save whose file a failed
+            # flush did not name is not there, and is not recorded.
+            self.auditor.saves([s for s in saved if self._version(s[0]) is not None])
         if self.push is not None and self.dir is not None:
             write_cursor(self.dir, self.push, self.epoch, self.key)
         done = set(mine)
@@ -343,26 +345,33 @@ class Applier:
     def _saves(self, batch: list[tuple[_Todo, uuid.UUID]], recorded: set[tuple[uuid.UUID, int, uuid.UUID]]) -> None:
         """The saves of a batch: every object fetched and checked first (one that fails leaves
         the vault as it was: no key added for a session that is not saved), then their keys added
-        at once, their indexing flushed at once."""
+        at once, the files written, fsynced and named at once, their indexing flushed at once
+        (:meth:`.SessionStore.batch`).  A session a killed batch saved is there but, if the kill
+        came before its audit record (which makes its mark durable), unmarked: its indexing and
+        its ``save`` record are made now, not its file (docs/sync.md, "Pull")."""
         docs: dict[uuid.UUID, dict[str, Any]] = {}
+        settle: set[uuid.UUID] = set()
         for t, sid in batch:
-            if (t.device, t.opened.seq, sid) not in recorded or self._version(sid) is None:
-                try:
-                    docs[sid] = self._object(t.device, t.opened.entry)
-                except (KeyError, TypeError, ValueError) as exc:  # authenticates, but out of shape
-                    if isinstance(exc, SessionSealError):
-                        raise
-                    raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
-        self.store.add_keys([sid for sid in docs if self._version(sid) is None])
+            present = (t.device, t.opened.seq, sid) in recorded and self._version(sid) is not None
+            if present and self.store.marked(sid):
+                continue  # saved and recorded before a kill
+            try:
+                docs[sid] = self._object(t.device, t.opened.entry)
+            except (KeyError, TypeError, ValueError) as exc:  # authenticates, but out of shape
+                if isinstance(exc, SessionSealError):
+                    raise
+                raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
+            if present:
+                settle.add(sid)
+        self.store.add_keys([sid for sid in docs if sid not in settle])
         with self.store.batch():
-            for t, sid in batch:
-                if sid not in docs:
-                    self._after(t, "put", sid, sid, written=True)  # saved before a kill
-                else:
-                    self._save(docs.pop(sid), sid)
-                    self._after(t, "put", sid, sid)
-                self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
-                self.state.hlc = max(self.state.hlc, t.hlc)
+            for _, sid in batch:
+                if sid in docs:
+                    self._save(docs.pop(sid), sid, settle=sid in settle)
+        for t, sid in batch:  # once the batch's files have their names
+            self._after(t, "put", sid, sid, written=True)
+            self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
+            self.state.hlc = max(self.state.hlc, t.hlc)
 
     # -- the kinds ---------------------------------------------------------------------------
 
@@ -627,10 +636,18 @@ class Applier:
             raise RemoteError("a pulled session is not a valid session document") from None
         return model
 
-    def _save(self, doc: dict[str, Any], sid: uuid.UUID, built: Built | None = None) -> None:
-        if built is None:
+    def _save(self, doc: dict[str, Any], sid: uuid.UUID, built: Built | None = None, *, settle: bool = False) -> None:
+        """Save *doc* as *sid* (*built*: sanitized and serialized already, a put's footprint
+        being its BODY: written as ``SessionStore.save`` does); *settle*: it is saved already,
+        only its bookkeeping is missing (:meth:`_saves`), its record's counts made as its save
+        made them."""
+        if settle:
+            built = self.store.build(self._model(doc, sid), touch=False)
+            self.store.settle(sid)
+            nbytes, counts = len(built.body), built.counts
+        elif built is None:
             nbytes, counts = self.store.save(self._model(doc, sid), touch=False)
-        else:  # built already (a put's footprint is its BODY): written as SessionStore.save does
+        else:
             self.store.write(sid, built.meta, built.body, doc=built.doc)
             nbytes, counts = len(built.body), built.counts
         if self.deferred:

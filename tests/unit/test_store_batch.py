@@ -1,0 +1,86 @@
+"""A batch of saves of new sessions (a pull's; docs/design.md, "Write ordering", rule 3): each
+file is written to its temp file under its session lock, the batch's temp files are fsynced at
+once, then named, and only then indexed and marked.  Before its flush no session of the batch is
+there; a failed fsync names none of them and leaves no temp file; a second save of a session in
+one batch is named after the first."""
+
+from __future__ import annotations
+
+import errno
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionseal import Vault, _fs
+from sessionseal.errors import StorageError
+from sessionseal.models import Session
+
+
+def _session(i: int, text: str = "hello") -> Session:
+    return Session.model_validate(
+        {"id": str(uuid.UUID(int=i + 1)), "title": f"s{i}", "messages": [{"role": "user", "content": f"{text} {i}"}]}
+    )
+
+
+def _store(vault: Vault) -> Any:
+    return vault._store  # the store's batch is what this test is about
+
+
+def _files(path: Path) -> list[str]:
+    return sorted(p.name for p in (path / "sessions").iterdir())
+
+
+def test_a_batch_names_its_files_only_at_its_flush(vault: Vault) -> None:
+    store = _store(vault)
+    sessions = [_session(i) for i in range(5)]
+    store.add_keys([s.id for s in sessions])
+    with store.batch():
+        for s in sessions:
+            store.save(s, touch=False)
+        # Written, not named: a temp file each, no session file yet.
+        assert [n for n in _files(vault.path) if n.endswith(".sst")] == []
+        assert len([n for n in _files(vault.path) if n.startswith(".tmp-")]) == 5
+    assert len([n for n in _files(vault.path) if n.endswith(".sst")]) == 5
+    assert [n for n in _files(vault.path) if n.startswith(".tmp-")] == []
+    assert not any(store.marked(s.id) for s in sessions)  # noted: durable with the next record
+    assert {s.id for s in vault.list()} == {s.id for s in sessions}
+    assert all(store.marked(s.id) for s in sessions)  # the list's record committed them
+    hits = vault.search("hello")
+    assert (len(hits), hits.source, hits.stale) == (5, "fts", 0)  # the full-text index has them all
+    assert vault.verify(read_data=True).errors == []
+
+
+def test_a_second_save_in_one_batch_is_named_after_the_first(vault: Vault) -> None:
+    store = _store(vault)
+    store.add_keys([_session(0).id])
+    with store.batch():
+        store.save(_session(0, "first"), touch=False)
+        store.save(_session(0, "second"), touch=False)
+    assert vault.load(_session(0).id).messages[0].content[0].text == "second 0"  # type: ignore[union-attr]
+    assert vault.verify(read_data=True).errors == []
+
+
+def test_a_failed_fsync_names_no_file_and_leaves_no_temp_file(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(vault)
+    sessions = [_session(i) for i in range(3)]
+    store.add_keys([s.id for s in sessions])
+    real = _fs.Dir.fsync_all
+
+    def failing(self: _fs.Dir, fds: list[int]) -> None:
+        real(self, fds)
+        raise StorageError(f"cannot sync a file in {self.path}: {errno.errorcode[errno.EIO]}")
+
+    def save_all() -> None:
+        with store.batch():
+            for s in sessions:
+                store.save(s, touch=False)
+
+    monkeypatch.setattr(_fs.Dir, "fsync_all", failing)
+    with pytest.raises(StorageError):
+        save_all()
+    assert _files(vault.path) == []
+    monkeypatch.setattr(_fs.Dir, "fsync_all", real)
+    save_all()  # the locks were released: the same saves go through
+    assert len(_files(vault.path)) == 3
