@@ -79,9 +79,13 @@ def test_who_makes_the_next_epoch(
 
 
 @pytest.fixture
-def three(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault, Vault]]:
+def kr() -> MemoryKeyring:
+    return MemoryKeyring()
+
+
+@pytest.fixture
+def three(tmp_path: Path, server_env: S3Server, kr: MemoryKeyring) -> Iterator[tuple[Vault, Vault, Vault]]:
     """A (the remote's first device), B and C enrolled by A; each pushed a session and pulled."""
-    kr = MemoryKeyring()
     a, b, c = (syncvaults.vault(tmp_path / n, server_env, kr, PREFIX) for n in "abc")
     try:
         _save(a, "doomed")
@@ -109,7 +113,7 @@ def _names(server: S3Server, dev: uuid.UUID) -> set[str]:
 
 
 def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_reads_nothing_after(
-    three: tuple[Vault, Vault, Vault], server_env: S3Server
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
 ) -> None:
     a, b, c = three
     store = _store(server_env)
@@ -154,6 +158,15 @@ def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_read
         assert {"a after", "b after", "b later"} <= _titles(v) and "doomed" not in _titles(v)
     assert a.remotes.devices.epoch_keys("cloud")[3] == b.remotes.devices.epoch_keys("cloud")[3]
     assert a.remotes.push().epoch == 3 and b.remotes.push().epoch == 3  # settled: no more epochs
+    # A device B enrols now gets both keys of epoch 2 (each naming its maker) and reads all.
+    d = syncvaults.vault(tmp_path / "d", server_env, kr, PREFIX)
+    try:
+        _enrol(b, d)
+        assert d.remotes.pull().check.taken == 0
+        assert set(d.remotes.devices.maker_keys("cloud")[2]) == {_device(a), _device(b)}
+        assert {"a after", "b after", "b later", "a before", "b before"} <= _titles(d)
+    finally:
+        d.close()
 
     # C: the delete reaches it (A's key of epoch 2 was wrapped for it), then it is told it was
     # revoked, and holds no key of what B sealed after revoking it, or A after it learnt of it.

@@ -171,8 +171,8 @@ def _keep(
         if not any(_crypto.constant_time_equal(key, k) for k in keys):
             keys.append(key)
     out.keys[epoch] = keys[0] if len(keys) == 1 else tuple(keys)
-    if ring is None:
-        out.taken.append(epoch)
+    if len(keys) > (0 if ring is None else 1 if isinstance(ring, bytes) else len(ring)):
+        out.taken.append(epoch)  # a key not held before: of a new epoch, or another maker's
 
 
 def _candidate(
