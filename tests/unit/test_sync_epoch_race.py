@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from sessionseal import Vault, _device_enroll, _remotekeys
+from sessionseal._state import RemoteKeys, StateChange, VaultState, decode_frame, encode_change
 from sessionseal._vault._syncrace import Maker, must_rekey
-from sessionseal.errors import RemoteError, SessionNotFound
+from sessionseal.errors import IntegrityError, RemoteError, SessionNotFound
 from tests._infra import syncvaults
 from tests._infra.s3server import S3Server
 from tests.memkeyring import MemoryKeyring
@@ -76,6 +77,24 @@ def test_who_makes_the_next_epoch(
 ) -> None:
     table = {m[0]: _maker(m[0], *m[1:]) for m in makers}
     assert must_rekey(me, writes, table, frozenset(revoked)) is expected
+
+
+def test_the_makers_keys_are_kept_in_the_key_tables_state_only_after_a_race() -> None:
+    """A raced epoch's keys by maker ride in the device's record of the state (``m``); a record
+    without any is the bytes it was before, and one out of shape is refused as corrupt."""
+    dev = bytes(range(16))
+    plain = RemoteKeys(bytes(32), bytes(32), "2026-12-07T00:00:00+00:00", bytes(16), ((1, bytes(32)),))
+    raced = RemoteKeys(
+        *(plain.x25519, plain.ed25519, plain.created_at, plain.remote, plain.epochs),
+        makers=((2, A.bytes, b"\x01" * 32), (2, B.bytes, b"\x02" * 32)),
+    )
+    assert b'"m"' not in encode_change(1, StateChange(remote_keys={dev: plain}))
+    state = VaultState(tracked=True, counter=0)
+    decode_frame(state, encode_change(1, StateChange(remote_keys={dev: raced})))
+    assert state.remote_keys[dev].makers == raced.makers
+    bad = encode_change(2, StateChange(remote_keys={dev: raced})).replace(A.hex.encode(), b"00")
+    with pytest.raises(IntegrityError):
+        decode_frame(state, bad)
 
 
 @pytest.fixture
@@ -138,7 +157,8 @@ def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_read
     with pytest.raises(SessionNotFound):
         b.load(doomed)
     a.remotes.pull()
-    assert {d for d in a.remotes.devices.maker_keys("cloud")[2]} == {_device(b)}
+    # A's own key is kept by maker too: it is wrapped for C, whom B's entries revoke.
+    assert set(a.remotes.devices.maker_keys("cloud")[2]) == {_device(a), _device(b)}
     # B won (its key is clean): its push makes no epoch.  A's key wraps C, whom B revoked:
     # A makes epoch 3 for A and B before it seals anything more.
     _save(b, "b after")
