@@ -190,9 +190,13 @@ def _accept(auditor: Any, vault: Vault, remote: str | None, new: uuid.UUID, code
     # it came (the key object of each is self-delimiting; docs/spec/remote-v1.md).
     held = devices.epoch_keys(config)
     epoch = max(held)
+    makers = devices.maker_keys(config)
     obj = b"".join(
-        _remotekeys.keys_object(rid, e, config.device, [_remotekeys.wrap_for_device(k, rid, e, new, x_pub)])
+        _remotekeys.keys_object(rid, e, m, [_remotekeys.wrap_for_device(k, rid, e, new, x_pub)])
         for e, k in sorted(held.items())
+        # An epoch two devices made: each maker's key after it, naming that maker (the spec's
+        # "Two makers of one epoch"), so the new device reads both makers' entries of it.
+        for m, k in [(config.device, k), *_makers_of(makers.get(e, {}), config.device, k)]
     )
     entry = {
         "kind": "device.enroll",
@@ -241,19 +245,33 @@ def _finish(auditor: Any, vault: Vault, remote: str | None) -> EnrolStep:
     for key in offers:
         try:
             enroller = uuid.UUID(hex=key[len(root) :].partition("/")[0])
-            found = _check_offer(store, config, rid, enroller, keys=ident.keys, obj=store.get(key))
+            offer = _check_offer(store, config, rid, enroller, keys=ident.keys, obj=store.get(key))
         except (IntegrityError, ValueError):
             continue
         except RemoteError as exc:
             failure = str(exc)
             continue
-        if found:
+        if offer:
+            found, makers = offer
             # Newest first: a kill between two leaves this device sealing under the current epoch.
             for epoch, epoch_key in sorted(found.items(), reverse=True):
                 devices.add_epoch_key(config, epoch, epoch_key, remote_id=rid)
+            for epoch, by_maker in sorted(makers.items()):
+                for maker, epoch_key in sorted(by_maker.items()):
+                    devices.add_maker_key(config, epoch, maker, epoch_key)
             auditor.record("device.enroll", detail={"finished": 1, "epoch": max(found), "epochs": len(found)})
             return EnrolStep(config.name, config.device, enroller, max(found), enrolled=True)
     raise RemoteError(failure)
+
+
+def _makers_of(by_maker: dict[uuid.UUID, bytes], me: uuid.UUID, key: bytes) -> list[tuple[uuid.UUID, bytes]]:
+    """An epoch's keys by maker, for an enrolment: every other maker's, and this device's own
+    (*key*, when no other maker's is it) when it made one of them too; none for an epoch one
+    device made."""
+    if not by_maker:
+        return []
+    mine = [] if any(_crypto.constant_time_equal(k, key) for k in by_maker.values()) else [(me, key)]
+    return sorted([*by_maker.items(), *mine], key=lambda item: item[0].bytes)
 
 
 def _split(obj: bytes) -> list[_remotekeys.EpochKeys]:
@@ -280,16 +298,24 @@ def _check_offer(
     *,
     keys: _remotekeys.DeviceKeys,
     obj: bytes,
-) -> dict[int, bytes] | None:
-    """The epoch keys *obj* (``P/d/<enroller>/enroll/<this device>``) holds for this device,
-    once the enroller's log, read under them, holds the ``device.enroll`` entry naming this
-    device's public keys and *obj*'s hash; None when it does not."""
+) -> tuple[dict[int, bytes], dict[int, dict[uuid.UUID, bytes]]] | None:
+    """The epoch keys *obj* (``P/d/<enroller>/enroll/<this device>``) holds for this device, and
+    those of epochs two devices made by maker, once the enroller's log, read under them, holds
+    the ``device.enroll`` entry naming this device's public keys and *obj*'s hash; None when it
+    does not."""
     found: dict[int, bytes] = {}
+    makers: dict[int, dict[uuid.UUID, bytes]] = {}
     for parsed in _split(obj):
         stanza = parsed.for_device(config.device)
-        if parsed.remote != rid or parsed.maker != enroller or stanza is None or parsed.epoch in found:
+        if parsed.remote != rid or stanza is None:
             return None
-        found[parsed.epoch] = _remotekeys.unwrap_device(stanza, rid, parsed.epoch, config.device, keys)
+        if parsed.epoch not in found and parsed.maker == enroller:
+            found[parsed.epoch] = _remotekeys.unwrap_device(stanza, rid, parsed.epoch, config.device, keys)
+        elif parsed.epoch in found and parsed.maker not in makers.setdefault(parsed.epoch, {}):
+            got = _remotekeys.unwrap_device(stanza, rid, parsed.epoch, config.device, keys)
+            makers[parsed.epoch][parsed.maker] = got
+        else:
+            return None
     if not found:
         return None
     prefix = _remote.device_prefix(_remote.parse_url(config.url), enroller) + "log/"
@@ -304,7 +330,10 @@ def _check_offer(
             start = (seq - 1, header[6]) if seq > 1 else start
             break
     # Up to its first entry under an epoch made after the enrolment (a revocation meanwhile).
-    read = _remotelog.read_log(objects, found, rid, enroller, start=start, stop_unheld=True)
+    ring: dict[int, bytes | tuple[bytes, ...]] = dict(found)
+    for e, by_maker in makers.items():
+        ring[e] = (found[e], *(k for _, k in sorted(by_maker.items()) if not _crypto.constant_time_equal(k, found[e])))
+    read = _remotelog.read_log(objects, ring, rid, enroller, start=start, stop_unheld=True)
     want = {
         "device": config.device.hex,
         "x25519": base64.b64encode(keys.x25519_public).decode(),
@@ -314,7 +343,7 @@ def _check_offer(
     for opened in read.entries:
         entry = opened.entry
         if entry.get("kind") == "device.enroll" and all(entry.get(k) == v for k, v in want.items()):
-            return found
+            return found, makers
     return None
 
 

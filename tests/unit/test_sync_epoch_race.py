@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from sessionseal import Vault, _device_enroll, _remotekeys
+from sessionseal._state import RemoteKeys, StateChange, VaultState, decode_frame, encode_change
 from sessionseal._vault._syncrace import Maker, must_rekey
-from sessionseal.errors import RemoteError, SessionNotFound
+from sessionseal.errors import IntegrityError, RemoteError, SessionNotFound
 from tests._infra import syncvaults
 from tests._infra.s3server import S3Server
 from tests.memkeyring import MemoryKeyring
@@ -78,10 +79,32 @@ def test_who_makes_the_next_epoch(
     assert must_rekey(me, writes, table, frozenset(revoked)) is expected
 
 
+def test_the_makers_keys_are_kept_in_the_key_tables_state_only_after_a_race() -> None:
+    """A raced epoch's keys by maker ride in the device's record of the state (``m``); a record
+    without any is the bytes it was before, and one out of shape is refused as corrupt."""
+    dev = bytes(range(16))
+    plain = RemoteKeys(bytes(32), bytes(32), "2026-12-07T00:00:00+00:00", bytes(16), ((1, bytes(32)),))
+    raced = RemoteKeys(
+        *(plain.x25519, plain.ed25519, plain.created_at, plain.remote, plain.epochs),
+        makers=((2, A.bytes, b"\x01" * 32), (2, B.bytes, b"\x02" * 32)),
+    )
+    assert b'"m"' not in encode_change(1, StateChange(remote_keys={dev: plain}))
+    state = VaultState(tracked=True, counter=0)
+    decode_frame(state, encode_change(1, StateChange(remote_keys={dev: raced})))
+    assert state.remote_keys[dev].makers == raced.makers
+    bad = encode_change(2, StateChange(remote_keys={dev: raced})).replace(A.hex.encode(), b"00")
+    with pytest.raises(IntegrityError):
+        decode_frame(state, bad)
+
+
 @pytest.fixture
-def three(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault, Vault]]:
+def kr() -> MemoryKeyring:
+    return MemoryKeyring()
+
+
+@pytest.fixture
+def three(tmp_path: Path, server_env: S3Server, kr: MemoryKeyring) -> Iterator[tuple[Vault, Vault, Vault]]:
     """A (the remote's first device), B and C enrolled by A; each pushed a session and pulled."""
-    kr = MemoryKeyring()
     a, b, c = (syncvaults.vault(tmp_path / n, server_env, kr, PREFIX) for n in "abc")
     try:
         _save(a, "doomed")
@@ -109,7 +132,7 @@ def _names(server: S3Server, dev: uuid.UUID) -> set[str]:
 
 
 def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_reads_nothing_after(
-    three: tuple[Vault, Vault, Vault], server_env: S3Server
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
 ) -> None:
     a, b, c = three
     store = _store(server_env)
@@ -134,7 +157,8 @@ def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_read
     with pytest.raises(SessionNotFound):
         b.load(doomed)
     a.remotes.pull()
-    assert {d for d in a.remotes.devices.maker_keys("cloud")[2]} == {_device(b)}
+    # A's own key is kept by maker too: it is wrapped for C, whom B's entries revoke.
+    assert set(a.remotes.devices.maker_keys("cloud")[2]) == {_device(a), _device(b)}
     # B won (its key is clean): its push makes no epoch.  A's key wraps C, whom B revoked:
     # A makes epoch 3 for A and B before it seals anything more.
     _save(b, "b after")
@@ -154,6 +178,15 @@ def test_a_delete_and_a_revocation_made_at_once_both_arrive_and_the_revoked_read
         assert {"a after", "b after", "b later"} <= _titles(v) and "doomed" not in _titles(v)
     assert a.remotes.devices.epoch_keys("cloud")[3] == b.remotes.devices.epoch_keys("cloud")[3]
     assert a.remotes.push().epoch == 3 and b.remotes.push().epoch == 3  # settled: no more epochs
+    # A device B enrols now gets both keys of epoch 2 (each naming its maker) and reads all.
+    d = syncvaults.vault(tmp_path / "d", server_env, kr, PREFIX)
+    try:
+        _enrol(b, d)
+        assert d.remotes.pull().check.taken == 0
+        assert set(d.remotes.devices.maker_keys("cloud")[2]) == {_device(a), _device(b)}
+        assert {"a after", "b after", "b later", "a before", "b before"} <= _titles(d)
+    finally:
+        d.close()
 
     # C: the delete reaches it (A's key of epoch 2 was wrapped for it), then it is told it was
     # revoked, and holds no key of what B sealed after revoking it, or A after it learnt of it.

@@ -230,7 +230,9 @@ class Devices:
         for epoch, by_maker in self.maker_keys(remote).items():
             first = ring.get(epoch)
             keys = [first] if isinstance(first, bytes) else []
-            keys += [k for _, k in sorted(by_maker.items()) if k not in keys]
+            for _, key in sorted(by_maker.items()):
+                if not any(_crypto.constant_time_equal(key, k) for k in keys):
+                    keys.append(key)
             ring[epoch] = tuple(keys)
         return ring
 

@@ -311,8 +311,8 @@ class Applier:
                 sid = uuid.UUID(str(e["session"]))
             except (KeyError, ValueError):
                 break
-            if any(sid == other for _, other in found):
-                break
+            if any(sid == other for _, other in found) or self._dead(sid):
+                break  # an erased session's put is not applied (its object may be gone): _one counts it
             if self._version(sid) is not None and (t.device, t.opened.seq, sid) not in recorded:
                 break
             found.append((t, sid))
@@ -664,7 +664,7 @@ class Applier:
     def _planned(self, t: _Todo) -> tuple[str, int] | None:
         """The object *t* reads (key, size named), for the prefetch."""
         e = t.opened.entry
-        if e.get("kind") not in {"session.put", "session.append", "checkpoint.put"} or "object" not in e:
+        if e.get("kind") not in {"session.put", "session.append", "checkpoint.put"} or "object" not in e or self._dead(e.get("session")):
             return None
         size = e.get("size")
         return _remote.device_prefix(self.url, t.device) + "o/" + str(e["object"]), size if type(size) is int else 0

@@ -126,6 +126,7 @@ def take_up_epochs(
         return out
     state = read_state(sync_dir, rid, me, held) if sync_dir is not None else None
     reader = _Reader(s3, found, rid, dict(state.proof) if state is not None else {}, partial={e for e, _, _ in todo})
+    every: dict[tuple[int, uuid.UUID], bytes] = {}
     for epoch in sorted({e for e, _, _ in todo}):
         proved: dict[uuid.UUID, bytes] = {}
         for _, maker, key in (t for t in todo if t[0] == epoch):
@@ -141,12 +142,47 @@ def take_up_epochs(
                 proved[maker] = got
         if proved:
             _keep(config, devices, out, epoch, proved, collided=len(_makers(found, epoch)) > 1, keep=keep)
+            every.update(((epoch, m), k) for m, k in proved.items())
+    if out.taken and keep:
+        _mark_tainted(config, devices, reader, found=found, out=out, proved=every)
     out.fetched = reader.fetched()
     if state is not None and sync_dir is not None and keep and reader.proved != state.proof:
         state.proof = reader.proved
         epoch, epoch_key = devices.current_epoch(config)
         write_state(sync_dir, state, rid, me, epoch=epoch, epoch_key=epoch_key)
     return out
+
+
+def _mark_tainted(
+    config: RemoteConfig,
+    devices: Devices,
+    reader: _Reader,
+    *,
+    found: Listing,
+    out: EpochPickup,
+    proved: dict[tuple[int, uuid.UUID], bytes],
+) -> None:
+    """A key of the newest epoch held that is wrapped for a revoked device (made by one that had
+    not read the revocation yet: the race's other shape, a newer epoch made over one still
+    pending) is kept by maker too, so that the next push settles it (:mod:`._syncrace`) before
+    it seals anything under it."""
+    newest = max(out.keys)
+    reads = {dev: r.entries for dev in sorted(found.logs) if (r := reader.read(dev, out.keys)) is not None}
+    try:
+        revoked = {d.bytes for d in revocation_cutoffs(reads)}
+    except RemoteError:
+        return  # a malformed revocation: the check that follows refuses it
+    held = devices.epoch_keys(config)
+    me = config.device
+    mine = {me: held[newest]} if newest in held and newest in found.keys.get(me, {}) else {}
+    for maker, key in {**mine, **{m: k for (e, m), k in proved.items() if e == newest}}.items():
+        try:
+            parsed = _remotekeys.parse_keys_object(reader.s3.get(found.keys[maker][newest]))
+        except IntegrityError:
+            continue
+        wrapped = {s[:16] for t, s in parsed.stanzas if t == _remotekeys.STANZA_DEVICE}
+        if revoked and (maker.bytes in revoked or wrapped & revoked):
+            devices.add_maker_key(config, newest, maker, key)
 
 
 def _todo(
@@ -193,8 +229,8 @@ def _keep(
         if not any(_crypto.constant_time_equal(key, k) for k in keys):
             keys.append(key)
     out.keys[epoch] = keys[0] if len(keys) == 1 else tuple(keys)
-    if ring is None:
-        out.taken.append(epoch)
+    if len(keys) > (0 if ring is None else 1 if isinstance(ring, bytes) else len(ring)):
+        out.taken.append(epoch)  # a key not held before: of a new epoch, or another maker's
 
 
 def _candidate(
