@@ -3,7 +3,7 @@ the vault on a fresh machine (``key export --recovery-kit``, ``key import --reco
 docs/design.md, "Keys" under "Sync through object storage"; docs/spec/remote-v1.md, "Recovery kit").
 A version-2 kit also carries, per remote, the newest remote epoch key under the same passphrase,
 where the remote is (no credential) and the witness vector, so that ``remote restore`` restores
-from the bucket alone (:mod:`.._kitremote`).
+from the bucket alone (:mod:`._kitremote`).
 
 A format module: bytes in, bytes out.  The key is wrapped as a type-2 (passphrase) stanza of
 :mod:`._remotekeys` (scrypt N=2^17, r=8, p=1, then AES-256-GCM) whose associated data names the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def remote_part(
     """A remote's part, *stanza* being *epoch_key*'s type-2 stanza under the kit's passphrase
     (:func:`.._remotekeys.wrap_passphrase` with the remote's id and *epoch*)."""
     part = KitRemote(name, url, endpoint, region, remote_id, epoch, stanza, older, dict(witness), b"")
-    return KitRemote(**{**part.__dict__, "mac": _remote_mac(epoch_key, vault_id, part)})
+    return dataclasses.replace(part, mac=_remote_mac(epoch_key, vault_id, part))
 
 
 def encode(
