@@ -28,6 +28,7 @@ __all__ = [
     "device_prefix",
     "parse_url",
     "probe_key",
+    "taken_refusal",
 ]
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -144,3 +145,26 @@ def device_prefix(url: RemoteUrl, device: uuid.UUID) -> str:
 def probe_key(url: RemoteUrl, device: uuid.UUID, nonce: bytes) -> str:
     """Where ``remote add`` writes its probe (docs/spec/remote-v1.md, "Probe")."""
     return url.key("d", device.hex, "probe", nonce.hex())
+
+
+def taken_refusal(key: str) -> str:
+    """The refusal when a server that honours ``If-None-Match`` says *key* (under this device's
+    prefix) holds other bytes: never a name of the vault's, only what kind of object it is."""
+    kind, _, rest = key.partition("/")
+    if kind == "log":
+        return (
+            f"entry {int(rest, 16)} of this device's log is on the remote already with other bytes: another "
+            "copy of this vault pushes as this device (a restored backup?); nothing more was sent"
+        )
+    if kind == "head":
+        return (
+            "a signed head of this device is on the remote already with other bytes: another copy of this "
+            "vault pushes as this device (a restored backup?); nothing more was sent"
+        )
+    if kind == "o":
+        return (
+            "a content object of this device is on the remote already under its hash with other bytes: "
+            "the bucket is damaged; nothing more was sent"
+        )
+    what = {"device": "record", "keys": "epoch key object", "enroll": "enrolment object"}.get(kind, "object")
+    return f"this device's {what} on the remote is not the one it made; nothing more was sent"

@@ -47,6 +47,7 @@ VAULT_ORDER = [
     "_synctomb",
     "_syncrace",
     "_syncckpt",
+    "_syncobjects",
     "_syncapply",
     "_syncrebase",
     "_syncprune",

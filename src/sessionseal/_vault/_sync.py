@@ -627,7 +627,7 @@ class _Push:
 
     def _put(self, key: str, data: bytes) -> None:
         if not self.dry_run:
-            self.s3.put(self.prefix + key, data, taken=_taken(key))
+            self.s3.put(self.prefix + key, data, taken=_remote.taken_refusal(key))
         self.result.bytes += len(data)
 
     def _commit(
@@ -682,29 +682,6 @@ class _Push:
 
 def _log(seq: int) -> str:
     return f"log/{seq:016x}"
-
-
-def _taken(key: str) -> str:
-    """The refusal when a server that honours ``If-None-Match`` says *key* (under this device's
-    prefix) holds other bytes: never a name of the vault's, only what kind of object it is."""
-    kind, _, rest = key.partition("/")
-    if kind == "log":
-        return (
-            f"entry {int(rest, 16)} of this device's log is on the remote already with other bytes: another "
-            "copy of this vault pushes as this device (a restored backup?); nothing more was sent"
-        )
-    if kind == "head":
-        return (
-            "a signed head of this device is on the remote already with other bytes: another copy of this "
-            "vault pushes as this device (a restored backup?); nothing more was sent"
-        )
-    if kind == "o":
-        return (
-            "a content object of this device is on the remote already under its hash with other bytes: "
-            "the bucket is damaged; nothing more was sent"
-        )
-    what = {"device": "record", "keys": "epoch key object", "enroll": "enrolment object"}.get(kind, "object")
-    return f"this device's {what} on the remote is not the one it made; nothing more was sent"
 
 
 def _meta_only(ops: list[dict[str, Any]]) -> bool:

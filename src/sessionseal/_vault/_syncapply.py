@@ -49,13 +49,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _checkpoints, _compress, _container, _crypto, _events, _remote, _remotelog
+from .. import _checkpoints, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
-from ..errors import IntegrityError, InvalidInput, RemoteError, SessionNotFound, SessionSealError
+from ..errors import InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._syncckpt import KINDS as CKPT_KINDS
 from ._syncckpt import CheckpointSync
 from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
 from ._syncfetch import Prefetch
+from ._syncobjects import PullObjects
 from ._syncresume import Footprint, footprint, saved, was_written
 from ._syncstate import PullResult, PullState, read_state, write_state
 from ._synctomb import dead_tag, delete_objects, objects_of
@@ -71,13 +72,13 @@ if TYPE_CHECKING:
 
 __all__ = ["META_FIELDS", "Applier"]
 
-#: A content object's payload at most (docs/spec/remote-v1.md, "Content objects").
-MAX_OBJECT: Final = 512 << 20
 #: The namespace of fork ids (docs/spec/remote-v1.md, "The pull cursor").
 FORK_NAMESPACE: Final = uuid.UUID("5e55105e-a1f0-4c0d-8a5e-f0f4c0ffee26")
 #: The fields a metadata-only group carries as ``session.meta`` entries (docs/spec/remote-v1.md).
 META_FIELDS: Final = frozenset({"title", "description", "status", "pinned", "tags", "links", "archived_from"})
 KINDS: Final = frozenset({"session.put", "session.append", "session.meta"})
+#: The kinds whose entry names a content object the pull fetches.
+_NAMING: Final = frozenset({"session.put", "session.append", "checkpoint.put"})
 #: Erase: (sessions, the remote device whose tombstone it applies): the vault's own delete.
 Erase = Callable[[list[uuid.UUID], uuid.UUID], None]
 #: Progress: (entries done, entries to apply, bytes fetched so far).
@@ -133,7 +134,7 @@ class Applier:
         if sync_dir is not None:
             self.push = read_cursor(sync_dir, rid, self.me, self.held)
         self.logs = check.logs
-        self.fetch: Prefetch | None = None
+        self.objects = PullObjects(s3, self.url, self.ring, rid, self.result)
         self.deferred = False  # in a batch: the push cursor and the audit written once, at its end
         self.saved: list[tuple[uuid.UUID, int, dict[str, int]]] = []
 
@@ -168,7 +169,7 @@ class Applier:
         done = 0
         last = time.monotonic()
         # The objects are fetched ahead, in the order they are applied (:mod:`._syncfetch`).
-        with Prefetch(self.s3, [p for t in others if (p := self._planned(t)) is not None]) as self.fetch:
+        with Prefetch(self.s3, [p for t in others if (p := self._planned(t)) is not None]) as self.objects.fetch:
             while done < len(others):
                 batch = self._fresh(others, done)
                 if batch:
@@ -179,7 +180,7 @@ class Applier:
                 if self.progress is not None and time.monotonic() - last >= 2.0:
                     self.progress(done, self.result.entries, self.result.bytes)
                     last = time.monotonic()
-        self.fetch = None
+        self.objects.fetch = None
         if self.progress is not None and self.result.entries:
             self.progress(done, self.result.entries, self.result.bytes)
 
@@ -286,7 +287,7 @@ class Applier:
         """Through the vault's checkpoint write, idempotent by the checkpoint's id (:mod:`._syncckpt`)."""
         e = t.opened.entry
         try:
-            payload = functools.partial(self._payload, t.device, e)
+            payload = functools.partial(self.objects.payload, t.device, e)
             self.ckpts.apply(t.device, e, payload=payload, log=self.logs.get(t.device, ()), result=self.result)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SessionSealError):
@@ -356,7 +357,7 @@ class Applier:
             if present and self.store.marked(sid):
                 continue  # saved and recorded before a kill
             try:
-                docs[sid] = self._object(t.device, t.opened.entry)
+                docs[sid] = self.objects.document(t.device, t.opened.entry)
             except (KeyError, TypeError, ValueError) as exc:  # authenticates, but out of shape
                 if isinstance(exc, SessionSealError):
                     raise
@@ -376,7 +377,7 @@ class Applier:
     # -- the kinds ---------------------------------------------------------------------------
 
     def _put(self, t: _Todo, sid: uuid.UUID) -> None:
-        doc = self._object(t.device, t.opened.entry)
+        doc = self.objects.document(t.device, t.opened.entry)
         if self._clean(sid) or self._version(sid) is None:
             # Built before the intent: its footprint is the BODY's hash (what a resume looks for).
             built = self.store.build(self._model(doc, sid), touch=False)
@@ -407,7 +408,7 @@ class Applier:
 
     def _append(self, t: _Todo, sid: uuid.UUID) -> None:
         e = t.opened.entry
-        ops = self._ops(t, self._segment(t.device, e))
+        ops = self._ops(t, self.objects.segment(t.device, e))
         line = self.state.lines.get((t.device, sid))
         if line is not None and line[0] != sid and self._version(line[0]) is not None:
             target = line[0]  # that device's line of this session is a fork here
@@ -664,38 +665,10 @@ class Applier:
     def _planned(self, t: _Todo) -> tuple[str, int] | None:
         """The object *t* reads (key, size named), for the prefetch."""
         e = t.opened.entry
-        if e.get("kind") not in {"session.put", "session.append", "checkpoint.put"} or "object" not in e or self._dead(e.get("session")):
+        if e.get("kind") not in _NAMING or "object" not in e or self._dead(e.get("session")):
             return None
         size = e.get("size")
-        return _remote.device_prefix(self.url, t.device) + "o/" + str(e["object"]), size if type(size) is int else 0
-
-    def _payload(self, dev: uuid.UUID, entry: dict[str, Any]) -> bytes:
-        name, size = str(entry.get("object")), entry.get("size")
-        key = _remote.device_prefix(self.url, dev) + "o/" + name
-        data = self.s3.get(key) if self.fetch is None else self.fetch.take(key)
-        if type(size) is not int or len(data) != size:
-            raise RemoteError(f"device {dev.hex}'s content object is not the size its entry names")
-        self.result.bytes += len(data)
-        try:
-            frame = _remotelog.open_object(name, data, self.ring, self.rid, dev)
-            return _compress.decompress_bounded(bytes([1]) + frame, MAX_OBJECT)
-        except (IntegrityError, InvalidInput):
-            raise RemoteError(f"device {dev.hex}'s content object does not open (modified or misplaced)") from None
-
-    def _object(self, dev: uuid.UUID, entry: dict[str, Any]) -> dict[str, Any]:
-        try:
-            doc = orjson.loads(self._payload(dev, entry))
-        except orjson.JSONDecodeError:
-            doc = None
-        if not isinstance(doc, dict):
-            raise RemoteError(f"device {dev.hex}'s content object is not a session document")
-        return doc
-
-    def _segment(self, dev: uuid.UUID, entry: dict[str, Any]) -> list[Any]:
-        try:
-            return [orjson.loads(line) for line in self._payload(dev, entry).splitlines() if line]
-        except orjson.JSONDecodeError:
-            raise RemoteError(f"device {dev.hex}'s content object is not a segment") from None
+        return self.objects.key(t.device, e), size if type(size) is int else 0
 
     def _remote_line(self, t: _Todo, sid: uuid.UUID, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """The session as the other device holds it after *t*: its last ``session.put`` of
@@ -704,10 +677,10 @@ class Applier:
         entries = [o for o in self.logs[t.device] if o.seq < t.opened.seq and o.entry.get("session") == str(sid)]
         puts = [i for i, o in enumerate(entries) if o.entry.get("kind") == "session.put"]
         if puts:
-            doc = self._object(t.device, entries[puts[-1]].entry)
+            doc = self.objects.document(t.device, entries[puts[-1]].entry)
             for o in entries[puts[-1] + 1 :]:
                 if o.entry.get("kind") == "session.append":
-                    _events.apply(doc, _events.check_ops(self._segment(t.device, o.entry)))
+                    _events.apply(doc, _events.check_ops(self.objects.segment(t.device, o.entry)))
         else:
             doc = orjson.loads(self.store.document(self.store.open(sid)))
         _events.apply(doc, ops)
