@@ -187,15 +187,8 @@ def check_logs(
         raise RemoteError("this device holds no key of the remote yet: push first, or enrol it")
     partial = frozenset(partial)
     listed = listing if listing is not None else list_remote(s3, config)
-    heads: dict[uuid.UUID, _remotelog.Head] = {}
     recorded = sorted(listed.records)  # devices without a record have no log yet
-    for dev in recorded:
-        public = record_key(s3.get(listed.records[dev]), dev, rid)
-        if listed.heads.get(dev):
-            newest = max(listed.heads[dev])
-            heads[dev] = _remotelog.open_head(s3.get(listed.heads[dev][newest]), public, rid, dev)
-            if heads[dev].seq != newest:
-                raise _bad(dev, "head is not at its place")
+    heads = _heads(s3, listed, recorded, rid)
     own = {dev: (h.seq, h.mac) for dev, h in heads.items()}
     check = PullCheck(config.name)
     raw: dict[uuid.UUID, dict[int, bytes]] = {}
@@ -240,6 +233,22 @@ def check_logs(
             )
         _read(raw[dev], held, rid, dev, floor, partial=partial)
     return check
+
+
+def _heads(s3: S3Store, listed: Listing, recorded: list[uuid.UUID], rid: uuid.UUID) -> dict[uuid.UUID, _remotelog.Head]:
+    """Each recorded device's newest head, its signature checked against its record's key.
+
+    :raises RemoteError: a record or head that does not check out, or a head not at its place.
+    """
+    heads: dict[uuid.UUID, _remotelog.Head] = {}
+    for dev in recorded:
+        public = record_key(s3.get(listed.records[dev]), dev, rid)
+        if listed.heads.get(dev):
+            newest = max(listed.heads[dev])
+            heads[dev] = _remotelog.open_head(s3.get(listed.heads[dev][newest]), public, rid, dev)
+            if heads[dev].seq != newest:
+                raise _bad(dev, "head is not at its place")
+    return heads
 
 
 def _from_rebase(
