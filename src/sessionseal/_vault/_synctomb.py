@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _crypto, _remote, _remotekeys, _remotelog
+from .._enrolrule import standing
 from .._state import StateChange
 from ..errors import RemoteError
 from ._context import VaultContext
@@ -125,7 +126,14 @@ class Tombstones:
         entry of reason ``first`` does (a log written before that entry named it: its record)."""
         enrolled: dict[uuid.UUID, bytes | None] = {}
         revoked: set[uuid.UUID] = set()
-        for dev, entries in check.logs.items():
+        cut = check.cutoffs
+        counted = {d: tuple(o for o in es if d not in cut or o.seq <= cut[d]) for d, es in check.logs.items()}
+        # Only the logs of devices whose own enrolment counts enrol or revoke anyone (_enrolrule:
+        # a revoked device's forged self-enrolment gets no stanza).
+        ok = standing(counted, self._key_object)
+        for dev, entries in counted.items():
+            if dev not in ok:
+                continue
             for opened in entries:
                 e, kind = opened.entry, opened.entry.get("kind")
                 try:
@@ -146,6 +154,10 @@ class Tombstones:
             if len(out[dev]) != 32:
                 raise RemoteError(f"device {dev.hex}'s enrolment names a malformed key")
         return out
+
+    def _key_object(self, maker: uuid.UUID, epoch: int) -> bytes | None:
+        key = _remote.device_prefix(self.url, maker) + f"keys/{epoch:08x}"
+        return self.s3.get(key) if self.s3.exists(key) else None
 
     def _record_key(self, dev: uuid.UUID, remote: uuid.UUID) -> bytes:
         try:
