@@ -6,8 +6,10 @@ write the bucket can put one there), so a device is *enrolled* only when a chang
 device can verify says so: the first device's log opens with the `epoch` entry of reason
 `first`, and later devices are named by a `device.enroll` entry (and leave by `device.revoke`)
 in an enrolled device's log, checked with :func:`._remotelog.read_log` (chain, sequence,
-epochs).  A log that fails those checks refuses the listing (``RemoteError``, exit 19): a
-bucket that drops, edits, reorders or replays entries is reported, never shown as a state.
+epochs), and only when that enrolment counts (:mod:`._enrolrule`: a self-enrolment sealed
+under an epoch before a revocation the revoker never saw does not).  A log that fails those
+checks refuses the listing (``RemoteError``, exit 19): a bucket that drops, edits, reorders or
+replays entries is reported, never shown as a state.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _remote, _remotekeys, _remotelog
+from . import _enrolrule, _remote, _remotekeys, _remotelog
 from ._vault._auditing import audited_by
 from ._vault._syncepochs import take_up_epochs
 from ._vault._syncpull import revocation_cutoffs
@@ -28,6 +30,7 @@ from ._vault._syncrebase import rebased_at
 from .errors import IntegrityError, RemoteError
 
 if TYPE_CHECKING:
+    from ._s3 import S3Store
     from ._vault import Vault
 
 __all__ = ["DeviceEntry", "DeviceListing", "list_devices", "parse_record"]
@@ -130,8 +133,14 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
         # A revoked device's entries after its revocation enrol and revoke no one.
         cut = revocation_cutoffs(facts)
         rebased = {d: rebased_at(r.entries)[0] for d, r in reads.items()}
+        counted = {d: facts[d][: _upto(facts[d], cut.get(d))] for d in reads}
+        # Only the logs of devices whose own enrolment counts enrol or revoke anyone (_enrolrule).
+        ok = _enrolrule.standing(
+            counted, lambda maker, n: _key_object(store, url.key("d", maker.hex) + f"/keys/{n:08x}")
+        )
         for device, read in reads.items():
-            _enrolments(device, facts[device][: _upto(facts[device], cut.get(device))], enrolled, revoked)
+            if device in ok:
+                _enrolments(device, counted[device], enrolled, revoked)
             if read.blocked in pickup.withheld:  # an epoch made without a key for this device
                 revoked.setdefault(config.device, pickup.withheld[read.blocked])
     out = [
@@ -154,6 +163,10 @@ def _list(auditor: Any, vault: Vault, remote: str | None) -> DeviceListing:
         counts[key] = counts.get(key, 0) + 1
     auditor.record("device.list", detail={"devices": len(out), **counts})
     return DeviceListing(config.name, config.device, code, out, sorted(held) if verified else [])
+
+
+def _key_object(store: S3Store, key: str) -> bytes | None:
+    return store.get(key) if store.exists(key) else None
 
 
 def _claimed(records: dict[uuid.UUID, bytes]) -> uuid.UUID | None:

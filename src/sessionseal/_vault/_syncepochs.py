@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from .. import _crypto, _remotekeys, _remotelog
+from .._enrolrule import standing
 from ..errors import IntegrityError, RemoteError
 from ._syncpull import Listing, list_remote, record_key, revocation_cutoffs
 from ._syncstate import Proved, read_state, write_state
@@ -325,11 +326,17 @@ class _Reader:
             cut = revocation_cutoffs(reads)
         except RemoteError:
             return None
+        # A revoked device's entries after its revocation enrol no one; nor do those of a
+        # device whose own enrolment does not count (_enrolrule).
+        counted = {d: tuple(o for o in es if d not in cut or o.seq <= cut[d]) for d, es in reads.items()}
+        ok = standing(counted, self._key_object)
+        if maker not in ok:
+            return None
         named: bytes | None = None
-        for dev, entries in reads.items():
+        for dev, entries in counted.items():
+            if dev not in ok:
+                continue
             for opened in entries:
-                if dev in cut and opened.seq > cut[dev]:
-                    break  # a revoked device's entries after its revocation enrol no one
                 e = opened.entry
                 kind = e.get("kind")
                 if kind == "device.revoke" and e.get("device") == maker.hex:
@@ -341,6 +348,10 @@ class _Reader:
                     except (ValueError, binascii.Error):
                         return None
         return named
+
+    def _key_object(self, maker: uuid.UUID, epoch: int) -> bytes | None:
+        name = self.listing.keys.get(maker, {}).get(epoch)
+        return None if name is None else self.s3.get(name)
 
     def proves(self, maker: uuid.UUID, epoch: int, obj: bytes, epoch_key: bytes, held: _remotelog.Keyring) -> bool:
         """The maker's log holds, under *epoch_key*, its ``epoch`` entry naming *obj*, and a

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _crypto, _remote, _remotekeys, _remotelog
+from .._enrolrule import standing
 from .._state import StateChange
 from ..errors import RemoteError
 from ._context import VaultContext
@@ -129,8 +130,18 @@ class Tombstones:
         entry of reason ``first`` does (a log written before that entry named it: its record)."""
         enrolled: dict[uuid.UUID, bytes | None] = {}
         revoked: set[uuid.UUID] = set()
-        for dev, entries in check.logs.items():
-            for opened in _remotelog.facts(dev, entries):  # what rebases carry counts too
+        cut = check.cutoffs
+        counted = {
+            d: tuple(o for o in _remotelog.facts(d, es) if d not in cut or o.seq <= cut[d])  # rebases' carried too
+            for d, es in check.logs.items()
+        }
+        # Only the logs of devices whose own enrolment counts enrol or revoke anyone (_enrolrule:
+        # a revoked device's forged self-enrolment gets no stanza).
+        ok = standing(counted, self._key_object)
+        for dev, entries in counted.items():
+            if dev not in ok:
+                continue
+            for opened in entries:
                 e, kind = opened.entry, opened.entry.get("kind")
                 try:
                     if opened.seq == 1 and kind == "epoch" and e.get("reason") == "first" and e.get("epoch") == 1:
@@ -150,6 +161,10 @@ class Tombstones:
             if len(out[dev]) != 32:
                 raise RemoteError(f"device {dev.hex}'s enrolment names a malformed key")
         return out
+
+    def _key_object(self, maker: uuid.UUID, epoch: int) -> bytes | None:
+        key = _remote.device_prefix(self.url, maker) + f"keys/{epoch:08x}"
+        return self.s3.get(key) if self.s3.exists(key) else None
 
     def _record_key(self, dev: uuid.UUID, remote: uuid.UUID) -> bytes:
         try:
