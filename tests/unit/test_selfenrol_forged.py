@@ -6,7 +6,7 @@ R, enrolled by A, is revoked by A (epoch 2).  R still holds epoch 1's key: it ma
 D' and writes D''s log, sealed under epoch 1, opening with the self-enrolment ``remote restore``
 writes (or with an ``epoch`` entry of reason ``first``).  A does not count D' as enrolled:
 ``device list`` shows it ``not-enrolled``, and the epoch A's next delete makes has no stanza for
-it.  (A legitimate ``remote restore`` from a current kit: tests/integration/test_kit_restore.py.)
+it, and a pull applies none of D''s entries.  (A legitimate ``remote restore`` from a current kit: tests/integration/test_kit_restore.py.)
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ def test_forged_enrolments_under_an_epoch_before_the_revocation_get_no_key(
         status = {e.device: e.status for e in list_devices(a).devices}
         assert [status[f] for f in forged] == ["not-enrolled", "not-enrolled"]
         assert status[_device(r)] == "revoked" and status[_device(a)] == "enrolled"
+        # Nor does a pull apply what D' writes under the key R kept.
+        d1.save({"title": "planted", "messages": [{"role": "user", "content": "p"}]})
+        d1.remotes.push()
+        assert a.remotes.pull().refused >= 1
+        assert "planted" not in {s.title for s in a.list()}
         sid = a.save({"title": "gone", "messages": [{"role": "user", "content": "x"}]})
         a.remotes.push()
         a.delete(sid)

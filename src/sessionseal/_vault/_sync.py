@@ -225,6 +225,8 @@ class Sync:
                     partial=pickup.partial,
                 )
                 check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
+                tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
+                check.uncounted = tomb.uncounted(check) - {config.device}
                 result = Applier(
                     config=config,
                     s3=s3,
@@ -240,7 +242,6 @@ class Sync:
                     erased_here=self._keys.state(fresh=True).erased.get(config.device.bytes, frozenset()),
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
-                    tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
                     result.retire = retire(self._auditor, tomb, check, sync_dir)
             finally:
                 if sync_dir is not None:

@@ -205,9 +205,11 @@ class Applier:
                         "it was cut, rolled back or rewritten; nothing was applied"
                     )
             cutoff = self.result.check.cutoffs.get(dev)
+            if dev in self.result.check.uncounted:
+                cutoff = 0  # a device whose own enrolment does not count (_enrolrule): nothing of it
             for o in entries:
                 if o.seq > seq and cutoff is not None and o.seq > cutoff:
-                    self.result.refused += 1  # written by a revoked device after its revocation
+                    self.result.refused += 1  # a revoked device's after its revocation, or an uncounted one's
                 elif o.seq > seq:
                     found.append(_Todo(dev, o, int(str(o.entry.get("hlc", "0")), 16)))
         return sorted(found, key=lambda t: (t.hlc, t.device.bytes, t.opened.seq))

@@ -81,6 +81,9 @@ class PullCheck:
     readable_from: dict[uuid.UUID, int] = field(default_factory=dict)
     #: Each device's newest verified head's witness vector (``_syncrebase``'s retirement).
     witnesses: dict[uuid.UUID, dict[uuid.UUID, tuple[int, bytes]]] = field(default_factory=dict, repr=False)
+    #: Devices with a log whose own enrolment does not count (``_enrolrule``: a revoked
+    #: device's forged self-enrolment): a pull applies none of their entries.
+    uncounted: frozenset[uuid.UUID] = frozenset()
 
     def counts(self) -> dict[str, Any]:
         return {

@@ -51,7 +51,7 @@ class PullResult:
     meta: int = 0  # session.meta entries that won
     meta_older: int = 0  # ... that lost to a newer write of the field
     skipped: int = 0  # entries naming a session this vault does not have (kept in the log)
-    refused: int = 0  # entries of a revoked device written after its revocation
+    refused: int = 0  # entries of a revoked device after its revocation, or of a device whose enrolment does not count
     erased: int = 0  # sessions a tombstone erased here
     kept: int = 0  # ... whose unpushed changes here were kept first, as a new session
     deleted: int = 0  # entries naming an erased session: not applied

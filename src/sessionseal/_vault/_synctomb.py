@@ -130,11 +130,7 @@ class Tombstones:
         entry of reason ``first`` does (a log written before that entry named it: its record)."""
         enrolled: dict[uuid.UUID, bytes | None] = {}
         revoked: set[uuid.UUID] = set()
-        cut = check.cutoffs
-        counted = {
-            d: tuple(o for o in _remotelog.facts(d, es) if d not in cut or o.seq <= cut[d])  # rebases' carried too
-            for d, es in check.logs.items()
-        }
+        counted = self._counted(check)
         # Only the logs of devices whose own enrolment counts enrol or revoke anyone (_enrolrule:
         # a revoked device's forged self-enrolment gets no stanza).
         ok = standing(counted, self._key_object)
@@ -161,6 +157,20 @@ class Tombstones:
             if len(out[dev]) != 32:
                 raise RemoteError(f"device {dev.hex}'s enrolment names a malformed key")
         return out
+
+    def uncounted(self, check: PullCheck) -> frozenset[uuid.UUID]:
+        """The devices with a log whose own enrolment does not count (:mod:`.._enrolrule`)."""
+        return frozenset(check.logs) - standing(self._counted(check), self._key_object)
+
+    @staticmethod
+    def _counted(check: PullCheck) -> dict[uuid.UUID, tuple[_remotelog.Opened, ...]]:
+        """The verified logs as the enrolment rule reads them: what rebases carry included,
+        each cut where its writer was revoked."""
+        cut = check.cutoffs
+        return {
+            d: tuple(o for o in _remotelog.facts(d, es) if d not in cut or o.seq <= cut[d])
+            for d, es in check.logs.items()
+        }
 
     def _key_object(self, maker: uuid.UUID, epoch: int) -> bytes | None:
         key = _remote.device_prefix(self.url, maker) + f"keys/{epoch:08x}"
