@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sessionseal import errors
 from sessionseal._fts import parse, words
-from sessionseal._fts._phrase import Phrase
+from sessionseal._fts._phrase import FOLDS_TO_ASCII, Phrase, folds_to_ascii
 from sessionseal._vault._search import DocText, _snippet, doc_pieces, positive
 
 FRAGMENTS = [
@@ -205,3 +205,9 @@ def test_the_snippet_is_where_every_piece_walked_in_order_finds_it(
     except errors.InvalidInput:  # a shape that is no query for these words (too short a prefix)
         return
     assert _snippet(DocText(doc), q.root) == _old_snippet(doc, query)
+
+
+def test_the_characters_that_fold_to_ascii_are_this_pythons() -> None:
+    # The table is a constant (computing it takes 0.3 s): a Python with a newer Unicode
+    # database must not leave out a character that a non-ASCII text's check relies on.
+    assert list(FOLDS_TO_ASCII) == folds_to_ascii()
