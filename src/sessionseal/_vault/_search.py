@@ -380,8 +380,10 @@ class Search:
         session's text with them)."""
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id))
-        having = {leaf: index.leaf_sessions(leaf) for leaf in (q.leaves() if q.phrases else ())}
+        seen: dict[Term, set[bytes]] = {}
+        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id), sessions=seen)
+        wanted = q.leaves() if q.phrases else []
+        having = {leaf: seen[leaf] if leaf in seen else index.leaf_sessions(leaf) for leaf in wanted}
         return hits, having
 
     def _raw_ids(self, ids: Iterable[str]) -> set[bytes]:
