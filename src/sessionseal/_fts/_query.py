@@ -353,12 +353,19 @@ class FtsIndex:
         *keep* (raw ids) if given."""
         return list(itertools.islice(self.ranking(query, keep), limit))
 
-    def ranking(self, query: Query | str, keep: set[bytes] | None = None) -> Iterator[Hit]:
+    def ranking(
+        self, query: Query | str, keep: set[bytes] | None = None, sessions: dict[Term, set[bytes]] | None = None
+    ) -> Iterator[Hit]:
         """:meth:`search`'s hits, made as they are read (a caller that reads a page of a
-        common word's thousands makes a ``UUID`` for the page only)."""
+        common word's thousands makes a ``UUID`` for the page only). *sessions*, if given,
+        receives what :meth:`leaf_sessions` says of each leaf of the query, from the lookups
+        the ranking made (a phrase's confirmation needs them: looking them up again doubled
+        the lookups of a phrase query)."""
         q = parse(query) if isinstance(query, str) else query
         with collector_paused():  # the delta records' terms are parsed here, at first lookup
             leaves = {leaf: self._leaf(leaf) for leaf in q.leaves()}
+        if sessions is not None:
+            sessions.update((leaf, set().union(*found.values())) for leaf, found in leaves.items())
         matched = _evaluate(q.root, leaves, self._cur)
         if keep is not None:
             matched &= keep

@@ -32,6 +32,7 @@ import orjson
 
 from .. import _fts
 from .._fts._fields import REPLACED, message_fields
+from .._fts._phrase import Phrase
 from .._fts._query import Node, Query, Term
 from .._fts._tokens import is_wordlike
 from .._index import Entry, Stamp
@@ -104,18 +105,29 @@ def doc_pieces(doc: Mapping[str, Any]) -> Iterator[tuple[int, str, str]]:
     """``(field bit, place, text)``: :func:`~sessionseal._fts.doc_fields`'s pieces of a stored
     document, in the same order, each with its place in the document (for a hit's snippet).
     Lazily: a snippet is usually in the first few, and a session may have 10,000 messages."""
+    return _pieces_where(doc, None)
+
+
+def _pieces_where(doc: Mapping[str, Any], wanted: Callable[[int, str], bool] | None) -> Iterator[tuple[int, str, str]]:
+    """:func:`doc_pieces`, less the messages none of whose pieces is *wanted* (a snippet's
+    search: a message's places are made only for one that holds a match)."""
     for key in REPLACED:
         yield from ((bit, key, text) for bit, text in _fts.doc_fields(_only(doc, (key,))))
     for i, m in enumerate(doc.get("messages") or ()):
-        blocks = m.get("content") if isinstance(m, Mapping) else None
-        if not isinstance(blocks, list):
-            yield from ((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
-            continue
-        for j, block in enumerate(blocks):
-            kind = block.get("type") if isinstance(block, Mapping) else None
-            place = f"messages[{i}].content[{j}]" + {"tool_call": "", "tool_result": ".content"}.get(str(kind), ".text")
-            one = {"role": m.get("role"), "content": [block]}
-            yield from ((bit, place, text) for bit, text in message_fields(one))
+        if wanted is None or any(wanted(bit, text) for bit, text in message_fields(m)):
+            yield from _message_pieces(i, m)
+
+
+def _message_pieces(i: int, m: Any) -> Iterator[tuple[int, str, str]]:
+    blocks = m.get("content") if isinstance(m, Mapping) else None
+    if not isinstance(blocks, list):
+        yield from ((bit, f"messages[{i}].content", text) for bit, text in message_fields(m))
+        return
+    for j, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        place = f"messages[{i}].content[{j}]" + {"tool_call": "", "tool_result": ".content"}.get(str(kind), ".text")
+        one = {"role": m.get("role"), "content": [block]}
+        yield from ((bit, place, text) for bit, text in message_fields(one))
 
 
 def _only(doc: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -127,43 +139,60 @@ class DocText:
     """One decrypted document, for the exact evaluation of a query (phrases) and snippets."""
 
     doc: Mapping[str, Any]
-    _pieces: list[tuple[int, str, str]] | None = None
+    _fields: list[tuple[int, str]] | None = None
 
-    @property
-    def pieces(self) -> list[tuple[int, str, str]]:
-        if self._pieces is None:
-            self._pieces = list(doc_pieces(self.doc))
-        return self._pieces
+    def has_phrase(self, phrase: Phrase, fields: int) -> bool:
+        """Whether a piece of *fields* holds the phrase's words in a row (as the tokenizer says)."""
+        if self._fields is None:
+            self._fields = _fts.doc_fields(self.doc)  # the pieces without their places: no walk of
+        in_text = phrase.in_text  # doc_pieces (its places are for the one snippet)
+        return any(bit & fields and in_text(text) for bit, text in self._fields)
 
-    def first_pieces(self) -> Iterator[tuple[int, str, str]]:
-        """The pieces in order, made as they are read (all of them once :attr:`pieces` was)."""
-        return iter(self._pieces) if self._pieces is not None else doc_pieces(self.doc)
-
-    def phrase_at(self, words: Sequence[str], fields: int) -> tuple[str, str, int] | None:
-        """The first piece (place, text, word index) holding *words* in a row, in *fields*."""
-        n = len(words)
-        for bit, place, text in self.pieces:
-            if bit & fields:
-                if text.isascii() and not all(w in text.lower() for w in words):
-                    continue  # at C speed: most pieces of a large session lack a word
-                seq = _fts.words(text)
-                for i in range(len(seq) - n + 1):
-                    if seq[i] == words[0] and seq[i : i + n] == list(words):
-                        return place, text, i
-        return None
-
-    def matches(self, node: Node, has: Callable[[Term], bool]) -> bool:
+    def matches(self, node: Node, has: Callable[[Term], bool], phrases: Phrases) -> bool:
         """The query's exact answer for this document: its terms as *has* says (the index's
         answer, exact for terms), its phrases confirmed in the text, in order."""
         if node.term is not None:
             return has(node.term)
         if node.phrase:
-            leaves = [c.term for c in node.children if c.term is not None]
-            return self.phrase_at([t.text for t in leaves], leaves[0].fields) is not None
+            terms, fields = _phrase_of(node)
+            return self.has_phrase(phrases.of(terms), fields)
         if node.op == "not":
-            return not self.matches(node.children[0], has)
-        found = (self.matches(c, has) for c in node.children)
+            return not self.matches(node.children[0], has, phrases)
+        found = (self.matches(c, has, phrases) for c in node.children)
         return all(found) if node.op == "and" else any(found)
+
+
+class Phrases:
+    """A query's phrases, each compiled once (``_fts._phrase``)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, ...], Phrase] = {}
+
+    def of(self, terms: tuple[str, ...]) -> Phrase:
+        made = self._made.get(terms)
+        if made is None:
+            made = self._made[terms] = Phrase(terms)
+        return made
+
+
+def _phrase_of(node: Node) -> tuple[tuple[str, ...], int]:
+    leaves = [c.term for c in node.children if c.term is not None]
+    return tuple(t.text for t in leaves), leaves[0].fields
+
+
+def may_match(node: Node, has: Callable[[Term], bool], body: bytes, phrases: Phrases, negated: bool = False) -> bool:
+    """False only if *node* cannot match the stored document *body* (its JSON, unparsed): its
+    terms as *has* says, each phrase as :meth:`Phrase.may_be_in` says of the raw bytes; a
+    negated phrase counts as absent (its lower bound), so that the answer bounds the exact one
+    from above. A candidate that holds a phrase's words apart is dropped without a parse."""
+    if node.term is not None:
+        return has(node.term)
+    if node.phrase:
+        return not negated and phrases.of(_phrase_of(node)[0]).may_be_in(body)
+    if node.op == "not":
+        return not may_match(node.children[0], has, body, phrases, not negated)
+    found = (may_match(c, has, body, phrases, negated) for c in node.children)
+    return all(found) if node.op == "and" else any(found)
 
 
 # -- the query's shape ----------------------------------------------------------------------
@@ -228,14 +257,25 @@ class Search:
     def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
         """A session's stored document; None when it was erased meanwhile or is damaged (as
         the scan before issue 23: 'list' and 'verify' report those)."""
+        body = self.body(sid)
+        return None if body is None else self.parse(body)
+
+    def body(self, sid: uuid.UUID) -> bytes | None:
+        """A session's stored document, its JSON unparsed (None: as :meth:`load`)."""
         try:
-            body = self._read(sid)
+            return self._read(sid)
+        except (SessionNotFound, IntegrityError, FileNotFoundError):
+            return None
+
+    @staticmethod
+    def parse(body: bytes) -> dict[str, Any] | None:
+        try:
             with stored_shape():
                 doc = orjson.loads(body)
                 if not isinstance(doc, dict):
                     raise IntegrityError("not a document")
                 return doc
-        except (SessionNotFound, IntegrityError, FileNotFoundError):
+        except IntegrityError:
             return None
 
     def run(
@@ -271,16 +311,27 @@ class Search:
         cut = None if q.phrases else _budgeted([by_id[str(h.session_id)] for h in page])
         loaded: list[uuid.UUID] = []  # appended on the pool's threads
 
+        phrases = Phrases()
+
         def confirm(h: _fts.Hit) -> SearchHit | None:
             e = by_id[str(h.session_id)]
             if cut is not None and e.id not in cut:
                 return _hit(e, h, None)
-            doc = self.load(h.session_id)
+            body = self.body(h.session_id)
             loaded.append(h.session_id)
+            if body is None:
+                return None
+
+            def has(term: Term) -> bool:
+                return h.session_id.bytes in having[term]
+
+            if q.phrases and not may_match(q.root, has, body, phrases):
+                return None  # its phrases' words are not in a row anywhere in its bytes
+            doc = self.parse(body)
             if doc is None:
                 return None
             text = DocText(doc)
-            if q.phrases and not text.matches(q.root, lambda term: h.session_id.bytes in having[term]):
+            if q.phrases and not text.matches(q.root, has, phrases):
                 return None
             return _hit(e, h, _snippet(text, q.root) if snippets else None)
 
@@ -329,8 +380,10 @@ class Search:
         session's text with them)."""
         counts.stale = len(stale)
         index = base.overlaid(self._analyze(stale, by_id, q.leaves(), counts))
-        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id))
-        having = {leaf: index.leaf_sessions(leaf) for leaf in (q.leaves() if q.phrases else ())}
+        seen: dict[Term, set[bytes]] = {}
+        hits = index.ranking(Query(relaxed(q.root), q.phrases), keep=self._raw_ids(by_id), sessions=seen)
+        wanted = q.leaves() if q.phrases else []
+        having = {leaf: seen[leaf] if leaf in seen else index.leaf_sessions(leaf) for leaf in wanted}
         return hits, having
 
     def _raw_ids(self, ids: Iterable[str]) -> set[bytes]:
@@ -434,19 +487,35 @@ def _hit(e: Entry, h: _fts.Hit, found: tuple[str, str, int] | None) -> SearchHit
 
 
 def _snippet(text: DocText, root: Node) -> tuple[str, str, int] | None:
-    """The first place (document order) that holds a non-negated term or phrase of the query,
-    and ~120 characters of its sanitized text around the match."""
-    wanted = list(positive(root))
-    for bit, place, piece in text.first_pieces():
-        folded = piece.casefold() if len(piece.casefold()) == len(piece) else piece.lower()
-        for node in wanted:
-            leaves = [node.term] if node.term is not None else [c.term for c in node.children if c.term is not None]
-            if not leaves or not bit & leaves[0].fields:
+    """The first place (document order) that holds a non-negated term or phrase of the query
+    (a phrase: its first word), and ~120 characters of its sanitized text around the match."""
+    firsts = [leaves[0] for node in positive(root) if (leaves := _leaves_of(node))]
+
+    def wanted(bit: int, piece: str) -> bool:
+        folded = _folded(piece)
+        return any(bit & leaf.fields and leaf.text in folded for leaf in firsts)
+
+    for bit, place, piece in _pieces_where(text.doc, wanted):
+        folded = _folded(piece)
+        for leaf in firsts:
+            if not bit & leaf.fields:
                 continue
-            at = _find(folded, leaves[0].text, prefix=leaves[0].prefix)
+            at = _find(folded, leaf.text, prefix=leaf.prefix)  # None iff the text is not in it
             if at is not None:
-                return place, _cut(piece, at, len(leaves[0].text)), at
+                return place, _cut(piece, at, len(leaf.text)), at
     return None
+
+
+def _leaves_of(node: Node) -> list[Term]:
+    return [node.term] if node.term is not None else [c.term for c in node.children if c.term is not None]
+
+
+def _folded(piece: str) -> str:
+    """A piece as a snippet's search sees it: case-folded where that keeps the offsets."""
+    if piece.isascii():
+        return piece.lower()  # casefold is lower for ASCII, and keeps the length
+    folded = piece.casefold()
+    return folded if len(folded) == len(piece) else piece.lower()
 
 
 def _find(folded: str, term: str, *, prefix: bool) -> int | None:
