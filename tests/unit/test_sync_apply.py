@@ -17,7 +17,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import Vault
+from sessionseal import Vault, _device_enroll
 from sessionseal._vault import _syncapply
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
@@ -49,7 +49,8 @@ def _all(v: Vault) -> dict[str, Any]:
 
 @pytest.fixture
 def two(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Vault, Vault]]:
-    """Device A (made epoch 1) and device B (given its key: what enrolment does)."""
+    """Device A (made epoch 1) and device B, enrolled by A (request, accept with the pairing
+    code, finish): a device whose enrolment counts, so that A applies what B pushes."""
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/{PREFIX}"
@@ -60,10 +61,9 @@ def two(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
         a.save(_session("first", "hello"))
         a.remotes.push()
-        devices = a.remotes.devices
-        b.remotes.devices.add_epoch_key(
-            "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
-        )
+        step = _device_enroll.request(b)
+        _device_enroll.accept(a, None, b.remotes.devices.identity("cloud").device_id.hex, step.pairing_code or "")
+        _device_enroll.finish(b)
         yield a, b
     finally:
         a.close()
@@ -199,7 +199,7 @@ def test_the_command_dry_run_json_and_audit(two: tuple[Vault, Vault], monkeypatc
     dry = runner.invoke(cli, ["sync", "--pull", "--dry-run", "--json"], catch_exceptions=False)
     assert dry.exit_code == 0, dry.output
     doc = json.loads(dry.stdout)
-    assert (doc["dry_run"], doc["to_apply"], doc["put"]) == (True, 3, 2)
+    assert (doc["dry_run"], doc["to_apply"], doc["put"]) == (True, 4, 2)  # A's entries: epoch, put, enroll, put
     assert not (path / "sync").exists()
     assert not [p for p in (path / "sessions").iterdir() if p.name.endswith(".sse")]
     text = runner.invoke(cli, ["sync", "--pull"], catch_exceptions=False)

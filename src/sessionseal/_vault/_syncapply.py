@@ -195,8 +195,9 @@ class Applier:
                     f"device {dev.hex}'s log is gone from the remote, below entry {seq} this vault applied: "
                     "it was cut or rolled back; nothing was applied"
                 )
-        for dev, entries in self.logs.items():
+        for dev, read in self.logs.items():
             seq, mac = self.state.applied.get(dev, (0, b""))
+            entries = self._from_latest_rebase(dev, read) if not seq and dev != self.me else read
             if seq and seq >= self.result.check.readable_from.get(dev, 0):  # below: under retired keys
                 at = [o for o in entries if o.seq == seq]
                 if not at or not _crypto.constant_time_equal(at[0].mac, mac):
@@ -213,6 +214,18 @@ class Applier:
                 elif o.seq > seq:
                     found.append(_Todo(dev, o, int(str(o.entry.get("hlc", "0")), 16)))
         return sorted(found, key=lambda t: (t.hlc, t.device.bytes, t.opened.seq))
+
+    def _from_latest_rebase(
+        self, dev: uuid.UUID, entries: tuple[_remotelog.Opened, ...]
+    ) -> tuple[_remotelog.Opened, ...]:
+        """A log this vault applied nothing of, from its latest ``rebase`` on (applied as puts):
+        what comes before is restated there, and its objects may be gone (a device that retired
+        the old epochs deletes them, while one that still holds those keys may enrol this one)."""
+        at = [i for i, o in enumerate(entries) if o.entry.get("kind") == "rebase" and o.entry.get("epoch") == o.epoch]
+        if not at:
+            return entries
+        self.result.check.rebased_from[dev] = entries[at[-1]].seq
+        return entries[at[-1] :]
 
     def _count_dry(self, entry: dict[str, Any]) -> None:
         kind = entry.get("kind")
@@ -425,7 +438,7 @@ class Applier:
             self._write(t, "append", sid, lambda: self._append_ops(sid, ops), ops)
             self._after(t, "append", sid, sid)
             return
-        self._fork(t, sid, self._remote_line(t, sid, ops))
+        self._fork(t, sid, self.objects.line(self.logs[t.device], t.device, t.opened.seq, sid, ops, store=self.store))
 
     def _meta(self, t: _Todo, sid: uuid.UUID) -> None:
         e = t.opened.entry
@@ -671,22 +684,6 @@ class Applier:
             return None
         size = e.get("size")
         return self.objects.key(t.device, e), size if type(size) is int else 0
-
-    def _remote_line(self, t: _Todo, sid: uuid.UUID, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        """The session as the other device holds it after *t*: its last ``session.put`` of
-        it and its appends since; or, when its log holds no put of it (its line started from a
-        pull), this vault's version with the segment applied: nothing of either is dropped."""
-        entries = [o for o in self.logs[t.device] if o.seq < t.opened.seq and o.entry.get("session") == str(sid)]
-        puts = [i for i, o in enumerate(entries) if o.entry.get("kind") == "session.put"]
-        if puts:
-            doc = self.objects.document(t.device, entries[puts[-1]].entry)
-            for o in entries[puts[-1] + 1 :]:
-                if o.entry.get("kind") == "session.append":
-                    _events.apply(doc, _events.check_ops(self.objects.segment(t.device, o.entry)))
-        else:
-            doc = orjson.loads(self.store.document(self.store.open(sid)))
-        _events.apply(doc, ops)
-        return doc
 
     def _save_state(self) -> None:
         if self.dir is not None and not self.dry_run:

@@ -191,13 +191,17 @@ def _todo(
 ) -> list[tuple[int, uuid.UUID, str]]:
     """The key objects of other devices to look at: of an epoch not held; and, of an epoch two
     or more devices made at once (its key objects, as listed, are by several makers), each
-    maker's whose key is not held yet (docs/spec/remote-v1.md, "Two makers of one epoch")."""
+    maker's whose key is not held yet (docs/spec/remote-v1.md, "Two makers of one epoch").
+    Never an epoch below the oldest held: this device retired it (``_syncrebase``), and another
+    device's key object of it, not deleted yet, must not bring it back."""
+    oldest = min(held, default=0)
     return sorted(
         (epoch, maker, key)
         for maker, objects in found.keys.items()
         if maker != me
         for epoch, key in objects.items()
-        if epoch not in held or (len(_makers(found, epoch)) > 1 and maker not in by_maker.get(epoch, {}))
+        if epoch >= oldest
+        and (epoch not in held or (len(_makers(found, epoch)) > 1 and maker not in by_maker.get(epoch, {})))
     )
 
 

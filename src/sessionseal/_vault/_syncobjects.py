@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import _compress, _remote, _remotelog
+from .. import _compress, _events, _remote, _remotelog
 from ..errors import IntegrityError, InvalidInput, RemoteError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .._s3 import S3Store
+    from ._store import SessionStore
     from ._syncfetch import Prefetch
     from ._syncstate import PullResult
 
@@ -73,3 +76,29 @@ class PullObjects:
             return [orjson.loads(line) for line in self.payload(dev, entry).splitlines() if line]
         except orjson.JSONDecodeError:
             raise RemoteError(f"device {dev.hex}'s content object is not a segment") from None
+
+    def line(
+        self,
+        log: Sequence[_remotelog.Opened],
+        dev: uuid.UUID,
+        seq: int,
+        sid: uuid.UUID,
+        ops: list[dict[str, Any]],
+        *,
+        store: SessionStore,
+    ) -> dict[str, Any]:
+        """The session *sid* as device *dev* holds it once its entry *seq* of *log* (an append
+        of *ops*) is applied: its last ``session.put`` of it and its appends
+        since; or, when its log holds no put of it (its line started from a pull), this vault's
+        version with the segment applied: nothing of either is dropped."""
+        entries = [o for o in log if o.seq < seq and o.entry.get("session") == str(sid)]
+        puts = [i for i, o in enumerate(entries) if o.entry.get("kind") == "session.put"]
+        if puts:
+            doc = self.document(dev, entries[puts[-1]].entry)
+            for o in entries[puts[-1] + 1 :]:
+                if o.entry.get("kind") == "session.append":
+                    _events.apply(doc, _events.check_ops(self.segment(dev, o.entry)))
+        else:
+            doc = orjson.loads(store.document(store.open(sid)))
+        _events.apply(doc, ops)
+        return doc
