@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionseal import Vault, _device_enroll, _remotekeys, list_devices
+from sessionseal import PassphraseProvider, Vault, _device_enroll, _remotekeys, list_devices
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
 
@@ -61,7 +61,7 @@ def pair(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, value)
     paths = tmp_path / "a", tmp_path / "b"
     for path in paths:
-        with Vault.init(path, key_provider="passphrase", passphrase=PASSPHRASE) as v:
+        with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
             v.remotes.add("cloud", f"s3://{s3_server.bucket}/{PREFIX}", endpoint=s3_server.endpoint)
     with Vault.open(paths[0], passphrase=PASSPHRASE) as a:
         a.save({"title": "t", "messages": [{"role": "user", "content": "hi"}]})

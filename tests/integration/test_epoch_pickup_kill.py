@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sessionseal import Vault, _device_enroll
+from sessionseal import PassphraseProvider, Vault, _device_enroll
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server
 
@@ -69,7 +69,7 @@ def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/{PREFIX}"
     paths = [tmp_path / n for n in ("a", "b", "c")]
-    vaults = [Vault.init(p, key_provider="passphrase", passphrase=PASSPHRASE) for p in paths]
+    vaults = [Vault.init(p, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) for p in paths]
     a, b, c = vaults
     try:
         for v in vaults:

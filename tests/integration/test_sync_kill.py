@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionseal import Vault
+from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server, both_servers
@@ -62,7 +62,7 @@ def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "vault"
-    with Vault.init(path, key_provider="passphrase", passphrase=PASSPHRASE) as v:
+    with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
         v.remotes.add("cloud", f"s3://{s3_server.bucket}/{PREFIX}", endpoint=s3_server.endpoint)
         for i in range(SESSIONS):
             v.save(_session(i))

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sessionseal import Vault
+from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server
@@ -78,8 +78,8 @@ def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/{PREFIX}"
     with (
-        Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE) as a,
-        Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE) as b,
+        Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
     ):
         for v in (a, b):
             v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
@@ -147,8 +147,8 @@ def fresh(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/{PREFIX}-batch"
     with (
-        Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE) as a,
-        Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE) as b,
+        Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
     ):
         for v in (a, b):
             v.remotes.add("cloud", url, endpoint=s3_server.endpoint)

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sessionseal import Vault
+from sessionseal import PassphraseProvider, Vault
 from tests._infra.s3server import S3Server
 from tests.integration.test_sync_pull_kill import CHILD, IDS, PASSPHRASE, _all, setup
 
@@ -113,8 +113,8 @@ def rewritten(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/pullresume-put"
     with (
-        Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE) as a,
-        Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE) as b,
+        Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
     ):
         for v in (a, b):
             v.remotes.add("cloud", url, endpoint=s3_server.endpoint)

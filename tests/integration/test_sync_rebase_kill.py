@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionseal import Vault, _remotelog
+from sessionseal import PassphraseProvider, Vault, _remotelog
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server
 
@@ -45,7 +45,7 @@ def test_a_push_killed_with_its_rebase_committed_sends_it_at_the_next_push(
     tmp_path: Path, server_env: S3Server
 ) -> None:
     path = tmp_path / "a"
-    with Vault.init(path, key_provider="passphrase", passphrase=PASSPHRASE) as a:
+    with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a:
         a.remotes.add("cloud", f"s3://{server_env.bucket}/rebasekill", endpoint=server_env.endpoint)
         doomed = a.save({"title": "doomed", "messages": [{"role": "user", "content": "x"}]})
         kept = a.save({"title": "kept", "messages": [{"role": "user", "content": "y"}]})

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sessionseal import Vault, _device_enroll, _remotelog
+from sessionseal import PassphraseProvider, Vault, _device_enroll, _remotelog
 from sessionseal.errors import SessionNotFound
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server
@@ -77,8 +77,8 @@ def setup(tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.U
     paths = tmp_path / "a", tmp_path / "b"
     url = f"s3://{server_env.bucket}/{PREFIX}"
     with (
-        Vault.init(paths[0], key_provider="passphrase", passphrase=PASSPHRASE) as a,
-        Vault.init(paths[1], key_provider="passphrase", passphrase=PASSPHRASE) as b,
+        Vault.init(paths[0], key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(paths[1], key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
     ):
         for v in (a, b):
             v.remotes.add("cloud", url, endpoint=server_env.endpoint)

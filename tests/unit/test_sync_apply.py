@@ -17,7 +17,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import Vault, _device_enroll
+from sessionseal import PassphraseProvider, Vault, _device_enroll
 from sessionseal._vault import _syncapply
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
@@ -54,8 +54,8 @@ def two(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     url = f"s3://{s3_server.bucket}/{PREFIX}"
-    a = Vault.init(tmp_path / "a", key_provider="passphrase", passphrase=PASSPHRASE)
-    b = Vault.init(tmp_path / "b", key_provider="passphrase", passphrase=PASSPHRASE)
+    a = Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
+    b = Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
     try:
         for v in (a, b):
             v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
