@@ -358,7 +358,9 @@ class Dir:
             if old >= 0:
                 os.close(old)
 
-    def _write_atomic(self, name: str, data: bytes, *, sync_dir: bool = True) -> None:
+    def _new_temp(self) -> tuple[str, int]:
+        """A new empty temp file, owner-only, under a name the sweep knows (rule 8), and its
+        open descriptor."""
         tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             fd = os.open(
@@ -366,6 +368,10 @@ class Dir:
             )
         except OSError as exc:
             raise storage_error(exc, "create a file in", str(self.path)) from exc
+        return tmp, fd
+
+    def _write_atomic(self, name: str, data: bytes, *, sync_dir: bool = True) -> None:
+        tmp, fd = self._new_temp()
         opened = True
         try:
             try:
@@ -388,13 +394,7 @@ class Dir:
         half of a replace (rule 3) whose fsync and rename the caller makes later, many at once
         (:meth:`fsync_all`, :meth:`rename_in`), or whose file it removes (:meth:`drop_temp`).
         A writer killed between leaves a temp file, swept like any other (rule 8)."""
-        tmp = f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-        try:
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC, FILE_MODE, dir_fd=self.fd
-            )
-        except OSError as exc:
-            raise storage_error(exc, "create a file in", str(self.path)) from exc
+        tmp, fd = self._new_temp()
         try:
             os.fchmod(fd, FILE_MODE)
             write_all(fd, data)
