@@ -9,12 +9,14 @@ from tests._infra.keychain import (  # noqa: F401  (fixtures are registered by i
     secret_service_factory,
     xvfb_display,
 )
+from tests._infra.order import heaviest_files_first
 from tests._infra.s3server import moto_process, s3_backend, s3_server, server_env  # noqa: F401
 from tests._infra.users import first_user, make_user_dir, os_users, second_user  # noqa: F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     mark_by_fixture(items)
+    heaviest_files_first(items)
 
 
 # --- end of test infrastructure -----------------------------------------------------------------
