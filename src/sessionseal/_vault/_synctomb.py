@@ -100,6 +100,9 @@ class Tombstones:
         self.url = _remote.parse_url(config.url)
         self.me = config.device
         self.prefix = _remote.device_prefix(self.url, config.device)
+        #: Key objects read by this pull or push, by (maker, epoch): the enrolment rule reads
+        #: each revocation's for :meth:`uncounted` and again for :meth:`recipients`.
+        self._key_objects: dict[tuple[uuid.UUID, int], bytes] = {}
 
     def pending(self) -> frozenset[bytes]:
         """The sessions erased here that this device's next push on the remote tombstones."""
@@ -173,8 +176,17 @@ class Tombstones:
         }
 
     def _key_object(self, maker: uuid.UUID, epoch: int) -> bytes | None:
+        # Only an object that is there is kept: one missing is asked for again, since this
+        # device may write its own meanwhile (a push's new epoch), and reading it as still
+        # missing would count fewer devices.  One that is there is checked against the digest
+        # its epoch entry names by every reader, so the first read is as good as a second.
+        if (maker, epoch) in self._key_objects:
+            return self._key_objects[maker, epoch]
         key = _remote.device_prefix(self.url, maker) + f"keys/{epoch:08x}"
-        return self.s3.get(key) if self.s3.exists(key) else None
+        if not self.s3.exists(key):
+            return None
+        data = self._key_objects[maker, epoch] = self.s3.get(key)
+        return data
 
     def _record_key(self, dev: uuid.UUID, remote: uuid.UUID) -> bytes:
         try:
