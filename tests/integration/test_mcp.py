@@ -25,7 +25,7 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.session import ListRootsFnT
 from mcp.client.stdio import stdio_client
 
-from sessionseal import Vault
+from sessionseal import PassphraseProvider, Vault
 from tests._infra.keychain import SecretService
 from tests.integration._cli import SRC, sessionseal
 
@@ -39,7 +39,7 @@ CLIENT = types.Implementation(name="test-agent", version="9.8.7")
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("mcp") / "vault"
-    v = Vault.init(path, key_provider="passphrase", passphrase=PASSPHRASE)
+    v = Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))  # scrypt floor: each server opens it
     ids = {
         "proj": v.save(
             {

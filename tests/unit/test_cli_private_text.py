@@ -24,7 +24,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from sessionseal import Vault, errors
+from sessionseal import PassphraseProvider, Vault, errors
 from sessionseal.cli import cli
 from tests.memkeyring import MemoryKeyring
 
@@ -424,7 +424,7 @@ def _env(vault: Path) -> dict[str, str]:
 @pytest.fixture
 def passphrase_vault(tmp_path: Path) -> tuple[Path, str]:
     vault = tmp_path / "vault"
-    with Vault.init(vault, key_provider="passphrase", passphrase="private-text test passphrase") as v:
+    with Vault.init(vault, key_provider=PassphraseProvider("private-text test passphrase", log2_n=14)) as v:
         sid = str(v.save({"title": "before", "messages": [{"role": "user", "content": "hi"}]}))
     return vault, sid
 
