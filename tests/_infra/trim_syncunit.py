@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,11 +124,15 @@ def reset_bucket(server: S3Server, objects: Mapping[str, bytes]) -> None:
 
 
 def restore(
-    captured: Captured, server: S3Server, tmp_path: Path, keyrings: Mapping[str, MemoryKeyring]
+    captured: Captured,
+    server: S3Server,
+    tmp_path: Path,
+    keyrings: Mapping[str, MemoryKeyring],
+    open_vault: Callable[[Path], Vault] | None = None,
 ) -> Iterator[tuple[Vault, ...]]:
     """Copies of the captured vaults in *tmp_path* (same names), each opened with its key in
-    ``keyrings[name]`` (which gets the captured entries), the bucket put back as captured;
-    closed after."""
+    ``keyrings[name]`` (which gets the captured entries), or with *open_vault* (a passphrase
+    vault's), the bucket put back as captured; closed after."""
     reset_bucket(server, captured.objects)
     for name in captured.names:
         keyrings[name].store.clear()
@@ -136,12 +140,17 @@ def restore(
         keyrings[name].store.update(captured.keyrings[name])
     # The process caches keys and keychain head by vault id: another test's copy left its own.
     for name, vault_id in zip(captured.names, captured.vault_ids, strict=True):
-        KeychainProvider(backend=keyrings[name]).reload(vault_id)
+        if captured.keyrings[name]:  # a passphrase vault has no entry (and nothing cached)
+            KeychainProvider(backend=keyrings[name]).reload(vault_id)
     opened: list[Vault] = []
     try:
         for name in captured.names:
             shutil.copytree(captured.root / name, tmp_path / name, symlinks=True)
-            opened.append(Vault.open(tmp_path / name, key_provider=KeychainProvider(backend=keyrings[name])))
+            path = tmp_path / name
+            if open_vault is not None:
+                opened.append(open_vault(path))
+            else:
+                opened.append(Vault.open(path, key_provider=KeychainProvider(backend=keyrings[name])))
         yield tuple(opened)
     finally:
         for v in opened:
