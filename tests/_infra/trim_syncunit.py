@@ -68,10 +68,20 @@ def fixture_module_server_env(module_server: S3Server) -> Iterator[S3Server]:
 
 
 @pytest.fixture(name="s3_server")
-def fixture_s3_server(module_server: S3Server) -> S3Server:
-    """``s3_server`` on the module's server, its bucket emptied first (as a new server's is)."""
-    reset_bucket(module_server, {})
-    return module_server
+def fixture_s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Iterator[S3Server]:
+    """``s3_server`` on the module's rclone server, its bucket emptied first (as a new server's
+    is); moto's as conftest's (a bucket of its own on the session's server, emptied after)."""
+    if s3_backend == "moto":
+        server: S3Server = request.getfixturevalue("moto_process").bucket()
+        try:
+            yield server
+        finally:
+            if server.process.poll() is None:
+                reset_bucket(server, {})
+        return
+    shared: S3Server = request.getfixturevalue("module_server")
+    reset_bucket(shared, {})
+    yield shared
 
 
 @pytest.fixture(name="server_env")
