@@ -22,8 +22,16 @@ from sessionseal._vault import _syncapply
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from sessionseal.models import Session
+from tests._infra import trim_syncunit
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
+from tests._infra.trim_syncunit import (  # noqa: F401  (the module's server's fixtures)
+    fixture_module_server,
+    fixture_module_server_env,
+    fixture_s3_server,
+    fixture_server_env,
+)
+from tests.memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.s3
 
@@ -47,27 +55,60 @@ def _all(v: Vault) -> dict[str, Any]:
     return {str(s.id): orjson.loads(v.load_json(s.id)) for s in v.list(archived=None)}
 
 
-@pytest.fixture
-def two(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Vault, Vault]]:
+def _build_two(root: Path, server: S3Server) -> tuple[Vault, Vault]:
     """Device A (made epoch 1) and device B, enrolled by A (request, accept with the pairing
     code, finish): a device whose enrolment counts, so that A applies what B pushes."""
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    url = f"s3://{s3_server.bucket}/{PREFIX}"
-    a = Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
-    b = Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
+    url = f"s3://{server.bucket}/{PREFIX}"
+    a = Vault.init(root / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
+    b = Vault.init(root / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
     try:
         for v in (a, b):
-            v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
+            v.remotes.add("cloud", url, endpoint=server.endpoint)
         a.save(_session("first", "hello"))
         a.remotes.push()
         step = _device_enroll.request(b)
         _device_enroll.accept(a, None, b.remotes.devices.identity("cloud").device_id.hex, step.pairing_code or "")
         _device_enroll.finish(b)
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncunit.Captured:
+    """:func:`_build_two`'s, built once for the module; each test restores copies (:func:`two`)."""
+    root = tmp_path_factory.mktemp("two")
+    a, b = _build_two(root, module_server_env)
+    a.close()
+    b.close()
+    keyrings = {"a": MemoryKeyring(), "b": MemoryKeyring()}  # passphrase vaults: nothing in a keychain
+    return trim_syncunit.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
+
+
+@pytest.fixture
+def two_built(server_env: S3Server, tmp_path: Path) -> Iterator[tuple[Vault, Vault]]:
+    """:func:`_build_two`'s, built for the test itself: A's push of an append to a session of a
+    vault directory that is a copy is not taken as an append by B (seen here, not yet explained:
+    reported in lane trim-syncunit)."""
+    a, b = _build_two(tmp_path, server_env)
+    try:
         yield a, b
     finally:
         a.close()
         b.close()
+
+
+@pytest.fixture
+def two(captured: trim_syncunit.Captured, server_env: S3Server, tmp_path: Path) -> Iterator[tuple[Vault, ...]]:
+    """A and B as :func:`captured` built them, restored."""
+    keyrings = {"a": MemoryKeyring(), "b": MemoryKeyring()}
+
+    def open_vault(path: Path) -> Vault:
+        return Vault.open(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14))
+
+    yield from trim_syncunit.restore(captured, server_env, tmp_path, keyrings, open_vault)
 
 
 def test_a_pull_reads_the_other_devices_sessions_as_stored_there_once(
@@ -96,8 +137,8 @@ def test_a_pull_reads_the_other_devices_sessions_as_stored_there_once(
     assert server_files(s3_server) == before
 
 
-def test_appends_follow_and_are_not_pushed_back(two: tuple[Vault, Vault]) -> None:
-    a, b = two
+def test_appends_follow_and_are_not_pushed_back(two_built: tuple[Vault, Vault]) -> None:
+    a, b = two_built
     [s] = a.list()
     b.remotes.pull()
     a.append(s.id, [{"role": "assistant", "content": "a's reply"}])

@@ -22,6 +22,11 @@ from sessionseal.errors import RemoteError
 from sessionseal.models import Session
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import read_pushed, server_files
+from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+    fixture_module_server,
+    fixture_s3_server,
+    fixture_server_env,
+)
 
 PREFIX = "team/prune"
 

@@ -27,8 +27,15 @@ from click.testing import CliRunner, Result
 from sessionseal import KeychainProvider, Vault, _device_enroll, _remotelog
 from sessionseal.cli import cli
 from sessionseal.errors import SessionNotFound
+from tests._infra import trim_syncunit
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
+from tests._infra.trim_syncunit import (  # noqa: F401  (the module's server's fixtures)
+    fixture_module_server,
+    fixture_module_server_env,
+    fixture_s3_server,
+    fixture_server_env,
+)
 from tests.memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.s3
@@ -37,8 +44,8 @@ PREFIX = "team/tomb"
 SECRET_WORD = "quetzalcoatlus"
 
 
-def _vault(path: Path, server: S3Server) -> Vault:
-    v = Vault.init(path, key_provider=KeychainProvider(backend=MemoryKeyring()))
+def _vault(path: Path, server: S3Server, kr: MemoryKeyring | None = None) -> Vault:
+    v = Vault.init(path, key_provider=KeychainProvider(backend=kr if kr is not None else MemoryKeyring()))
     v.remotes.add("cloud", f"s3://{server.bucket}/{PREFIX}", endpoint=server.endpoint)
     return v
 
@@ -51,11 +58,11 @@ def _session(title: str, text: str) -> dict[str, Any]:
     return {"title": title, "status": "completed", "messages": [{"role": "user", "content": text}]}
 
 
-@pytest.fixture
-def two(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault]]:
-    """A (the remote's first device) and B (enrolled by A), B having pulled A's sessions."""
-    a = _vault(tmp_path / "a", server_env)
-    b = _vault(tmp_path / "b", server_env)
+def _build_two(root: Path, server: S3Server, keyrings: dict[str, MemoryKeyring]) -> tuple[Vault, Vault]:
+    """A (the remote's first device) and B (enrolled by A), B having pulled A's sessions, each
+    with a keychain of its own."""
+    a = _vault(root / "a", server, keyrings["a"])
+    b = _vault(root / "b", server, keyrings["b"])
     try:
         a.save(_session("doomed", f"the word is {SECRET_WORD}"))
         a.save(_session("kept", "nothing to see"))
@@ -64,6 +71,36 @@ def two(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault]]:
         _device_enroll.accept(a, None, _device(b).hex, step.pairing_code or "")
         _device_enroll.finish(b)
         assert b.remotes.pull().put == 2
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncunit.Captured:
+    """:func:`_build_two`'s, built once for the module (each test restores copies)."""
+    root, keyrings = tmp_path_factory.mktemp("two"), {"a": MemoryKeyring(), "b": MemoryKeyring()}
+    a, b = _build_two(root, module_server_env, keyrings)
+    a.close()
+    b.close()
+    return trim_syncunit.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
+
+
+@pytest.fixture
+def two(captured: trim_syncunit.Captured, tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, ...]]:
+    """A and B as :func:`_build_two` built them, restored from the module's copy."""
+    keyrings = {"a": MemoryKeyring(), "b": MemoryKeyring()}
+    yield from trim_syncunit.restore(captured, server_env, tmp_path, keyrings)
+
+
+@pytest.fixture
+def two_built(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault]]:
+    """A and B built for the test itself: a fork's detection on B's pull differs when B's
+    directory is a copy (seen here, not yet explained: reported in lane trim-syncunit)."""
+    a, b = _build_two(tmp_path, server_env, {"a": MemoryKeyring(), "b": MemoryKeyring()})
+    try:
         yield a, b
     finally:
         a.close()
@@ -288,8 +325,8 @@ def test_the_commands_count_a_delete_in_one_line_or_json(
     assert again.exit_code == 0 and "deletes" not in again.stderr
 
 
-def test_a_fork_made_from_an_erased_session_stays_a_session_of_its_own(two: tuple[Vault, Vault]) -> None:
-    a, b = two
+def test_a_fork_made_from_an_erased_session_stays_a_session_of_its_own(two_built: tuple[Vault, Vault]) -> None:
+    a, b = two_built
     doomed = _by_title(a, "doomed")
     # Both append from the same point: on B, A's line becomes a fork linked to the session.
     b.append(doomed, [{"role": "assistant", "content": "b's line"}])
