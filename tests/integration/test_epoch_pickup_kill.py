@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 import pytest
 
 from sessionseal import PassphraseProvider, Vault, _device_enroll
-from tests._infra import killpoint
+from tests._infra import killpoint, trim_syncinteg
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -63,17 +64,21 @@ def _enrol(enroller: Vault, new: Vault) -> None:
     _device_enroll.finish(new)
 
 
-@pytest.fixture
-def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, S3Server]:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    url = f"s3://{s3_server.bucket}/{PREFIX}"
-    paths = [tmp_path / n for n in ("a", "b", "c")]
+@pytest.fixture(scope="module")
+def module_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One ``rclone serve s3`` for the module: each test puts back the remote it starts from."""
+    with trim_syncinteg.module_server(tmp_path_factory) as server:
+        yield server
+
+
+def _build(server: S3Server, root: Path) -> tuple[str, ...]:
+    url = f"s3://{server.bucket}/{PREFIX}"
+    paths = [root / n for n in ("a", "b", "c")]
     vaults = [Vault.init(p, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) for p in paths]
     a, b, c = vaults
     try:
         for v in vaults:
-            v.remotes.add("cloud", url, endpoint=s3_server.endpoint)
+            v.remotes.add("cloud", url, endpoint=server.endpoint)
         a.save({"title": "before", "messages": [{"role": "user", "content": "before"}]})
         a.remotes.push()
         _enrol(a, b)
@@ -86,12 +91,29 @@ def setup(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     finally:
         for v in vaults:
             v.close()
-    reference = tmp_path / "reference"
-    shutil.copytree(tmp_path / "b", reference)
+    reference = root / "reference"
+    shutil.copytree(root / "b", reference)
     with Vault.open(reference, passphrase=PASSPHRASE) as v:
         result = v.remotes.pull()
         assert (result.check.taken, result.put) == (1, 2)
-    return tmp_path / "b", reference, s3_server
+    return "b", "reference"
+
+
+@pytest.fixture(scope="module")
+def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncinteg.Prepared:
+    return trim_syncinteg.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
+
+
+@pytest.fixture
+def setup(
+    built: trim_syncinteg.Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path, S3Server]:
+    """A copy of :func:`_build`'s vaults (B, and a reference that pulled uninterrupted), the
+    remote put back as it built it."""
+    for name, value in built.server.env().items():
+        monkeypatch.setenv(name, value)
+    paths = built.fresh(tmp_path)
+    return paths["b"], paths["reference"], built.server
 
 
 POINTS = [

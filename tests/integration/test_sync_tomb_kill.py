@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault, _device_enroll, _remotelog
 from sessionseal.errors import SessionNotFound
-from tests._infra import killpoint
+from tests._infra import killpoint, trim_syncinteg
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -70,18 +71,24 @@ def _open(path: Path) -> Vault:
     return Vault.open(path, passphrase=PASSPHRASE)
 
 
-@pytest.fixture
-def setup(tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.UUID]]:
+@pytest.fixture(scope="module")
+def module_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One ``rclone serve s3`` for the module: each test puts back the remote it starts from."""
+    with trim_syncinteg.module_server(tmp_path_factory) as server:
+        yield server
+
+
+def _build(server: S3Server, root: Path) -> tuple[str, ...]:
     """A (first device) with four sessions, B enrolled and having pulled them and appended to
-    the first (pushed); A then deletes the first two.  Yields both paths and the doomed ids."""
-    paths = tmp_path / "a", tmp_path / "b"
-    url = f"s3://{server_env.bucket}/{PREFIX}"
+    the first (pushed); A then deletes the first two."""
+    paths = root / "a", root / "b"
+    url = f"s3://{server.bucket}/{PREFIX}"
     with (
         Vault.init(paths[0], key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
         Vault.init(paths[1], key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
     ):
         for v in (a, b):
-            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+            v.remotes.add("cloud", url, endpoint=server.endpoint)
         ids = [a.save(_session(f"s{i}")) for i in range(4)]
         a.remotes.push()
         step = _device_enroll.request(b)
@@ -92,7 +99,28 @@ def setup(tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.U
         b.remotes.push()
         for sid in ids[:2]:
             a.delete(sid)
-    return paths[0], paths[1], ids[:2]
+    (root / "doomed").write_text(" ".join(str(sid) for sid in ids[:2]))
+    return "a", "b"
+
+
+@pytest.fixture(scope="module")
+def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncinteg.Prepared:
+    return trim_syncinteg.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
+
+
+@pytest.fixture
+def s3_server(built: trim_syncinteg.Prepared) -> S3Server:
+    """The module's server (this module's tests start from :func:`built`'s remote)."""
+    return built.server
+
+
+@pytest.fixture
+def setup(built: trim_syncinteg.Prepared, tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.UUID]]:
+    """A copy of :func:`_build`'s vaults, the remote put back as it built it.  Yields both
+    paths and the doomed ids."""
+    paths = built.fresh(tmp_path)
+    doomed = [uuid.UUID(s) for s in (built.template / "doomed").read_text().split()]
+    return paths["a"], paths["b"], doomed
 
 
 def _kill_at(path: Path, server: S3Server, what: str, where: str, n: int) -> None:

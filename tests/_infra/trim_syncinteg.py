@@ -1,0 +1,81 @@
+"""A scenario built once per test module and handed to each test as a fresh copy (the sync kill
+tests: tests/integration/test_sync_pull_kill.py and its neighbours).
+
+Those tests build the same state before every kill point (vaults initialised, sessions saved,
+pushed, pulled), then kill a child at one step.  Building it is most of a test's time, and the
+state is the same each time: so a module builds it once (:func:`prepared`, on a real ``rclone
+serve s3`` of its own, :func:`module_server`), keeps the remote's objects and the vaults'
+directories, and each test starts from a copy: its vaults copied with ``shutil.copytree`` (the
+same copy the tests already make of their reference vault) and the remote put back to exactly
+the kept objects *through the server* (:meth:`Prepared.fresh`), so the server's own listing
+cache stays true.  Every test still starts from one known state, in any order.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests._infra.s3server import S3Server, start_s3_server
+
+__all__ = ["Prepared", "module_server", "prepared"]
+
+
+@contextmanager
+def module_server(factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """``rclone serve s3`` on 127.0.0.1 for a module's tests, stopped after the last."""
+    server = start_s3_server(factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A built scenario: its vault directories (by name) and the remote's objects under
+    *prefix*, as they were when it was built."""
+
+    server: S3Server
+    prefix: str
+    template: Path
+    names: tuple[str, ...]
+    objects: dict[str, bytes]
+
+    def fresh(self, dest: Path) -> dict[str, Path]:
+        """Put the remote back as it was built and copy the vaults into *dest*: name -> path."""
+        now = self.server.objects(self.prefix)
+        for key in now:
+            if key not in self.objects:
+                self.server.remove(key)
+        for key, data in self.objects.items():
+            if key not in now or self.server.read(key) != data:
+                self.server.write(key, data)
+        assert self.server.objects(self.prefix) == {k: len(v) for k, v in sorted(self.objects.items())}
+        out = {}
+        for name in self.names:
+            out[name] = dest / name
+            shutil.copytree(self.template / name, out[name], symlinks=True)
+        return out
+
+
+def prepared(
+    server: S3Server, factory: pytest.TempPathFactory, prefix: str, build: Callable[[Path], tuple[str, ...]]
+) -> Prepared:
+    """Run *build* once in a directory of its own (with the server's credentials in the
+    environment); it makes the vaults there and returns their names.  The remote's objects
+    under *prefix* are kept with them."""
+    prefix = prefix.rstrip("/") + "/"  # "kill/" is not "kill-batch/"
+    template = factory.mktemp("prepared")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in server.env().items():
+            mp.setenv(name, value)
+        mp.delenv("AWS_PROFILE", raising=False)
+        names = build(template)
+    objects = {key: server.read(key) for key in server.objects(prefix)}
+    return Prepared(server, prefix, template, names, objects)
