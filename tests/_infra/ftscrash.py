@@ -29,7 +29,10 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests._infra.trim_crash import Forker
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
@@ -434,9 +437,15 @@ def check_main() -> None:
     print(json.dumps(check(sys.argv[1], json.loads(sys.argv[2]))))
 
 
-def check_in_fresh_process(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def check_in_fresh_process(path: Path, spec: dict[str, Any], children: Forker | None = None) -> dict[str, Any]:
     """Run :func:`check_main` on the vault at *path* in a fresh process (as a user would open it
-    after the kill) and return its report; the process must exit 0 (never a traceback)."""
+    after the kill) and return its report; the process must exit 0 (never a traceback).
+    With *children*, the process is forked from that fork server (it has opened no vault)."""
+    if children is not None:
+        ran = children.run("from tests._infra.ftscrash import check_main; check_main()", str(path), json.dumps(spec))
+        assert ran.returncode == 0, ran.stderr
+        out: dict[str, Any] = json.loads(ran.stdout)
+        return out
     checker = subprocess.run(
         [
             sys.executable,

@@ -11,11 +11,10 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,11 +26,19 @@ from sessionseal._container import parse_unverified_header
 from sessionseal._keystore import SERVICE, MasterKeys, decode_keys
 from sessionseal._keytable import KEYTABLE, KeyTable
 from sessionseal._passphrase import KEYFILE
+from tests._infra.trim_crash import Forker, forker
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 PASSPHRASE = "erase tests"
 GONE = "the launch code is 7431-ALPHA-erased"
 KEPT = "this one stays"
+
+
+@pytest.fixture(scope="module")
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
+    """The killed children are real processes forked from one that imported sessionseal once
+    (tests/_infra/trim_crash.py): a fork per child instead of an interpreter's start."""
+    with forker(tmp_path_factory.mktemp("children")) as f:
+        yield f
 
 
 def _session(text: str) -> dict[str, object]:
@@ -124,7 +131,7 @@ def _epochs(path: Path) -> list[int]:
     return sorted(int(e) for e in json.loads((path / KEYFILE).read_text())["keys"])
 
 
-def test_sigkill_during_rekey_and_delete_never_loses_a_kept_session(tmp_path: Path) -> None:
+def test_sigkill_during_rekey_and_delete_never_loses_a_kept_session(tmp_path: Path, children: Forker) -> None:
     rng = random.Random(5)
     path = tmp_path / "vault"
     with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
@@ -134,13 +141,7 @@ def test_sigkill_during_rekey_and_delete_never_loses_a_kept_session(tmp_path: Pa
     for _ in range(12):
         with Vault.open(path, passphrase=PASSPHRASE) as v:
             victims = [str(s.id) for s in v.list() if str(s.id) not in keep]
-        proc = subprocess.Popen(
-            [sys.executable, "-c", ROTATOR, str(path), PASSPHRASE, *victims],
-            env={**os.environ, "PYTHONPATH": SRC},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = children.popen(ROTATOR, path, PASSPHRASE, *victims)
         time.sleep(rng.uniform(0.3, 0.9))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
@@ -186,7 +187,9 @@ def _table_epoch(path: Path) -> int:
     return parse_unverified_header((path / KEYTABLE).read_bytes()).kek_epoch
 
 
-def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_erased(tmp_path: Path) -> None:
+def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_erased(
+    tmp_path: Path, children: Forker
+) -> None:
     rng = random.Random(11)
     path = tmp_path / "vault"
     stored: dict[uuid.UUID, bytes] = {}  # every session that may still be there -> its stored document
@@ -218,14 +221,7 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
         orphaned += plan.orphans > 0  # files a kill left after their key was erased
         keep = {d.session.id for d in plan.keep}
         assert set(protected) <= keep and plan.remove
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CLEANER, str(path), PASSPHRASE, now.isoformat(), json.dumps(policy)],
-            env={**os.environ, "PYTHONPATH": SRC},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = children.popen(CLEANER, path, PASSPHRASE, now.isoformat(), json.dumps(policy), stdin=True)
         assert proc.stdout is not None
         ready = proc.stdout.readline().split()
         assert ready == ["ready", str(len(plan.remove))], proc.communicate(timeout=60)[1]
@@ -299,21 +295,16 @@ DIE_IN_SHRED = textwrap.dedent(
 )
 
 
-def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(tmp_path: Path) -> None:
+def test_a_kill_inside_an_overwrite_leaves_a_temp_file_that_the_next_run_shreds(
+    tmp_path: Path, children: Forker
+) -> None:
     """The name goes first: a kill in the middle of shredding never leaves a zeroed file that
     reads as a damaged session, and the next open (or cleanup) removes the temp file it leaves."""
     path = tmp_path / "vault"
     with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
         gone = v.save(_aged("gone", 90), touch=False)
         kept = v.save(_aged("kept", 5), touch=False)
-    proc = subprocess.run(
-        [sys.executable, "-c", DIE_IN_SHRED, str(path), PASSPHRASE],
-        check=False,
-        env={**os.environ, "PYTHONPATH": SRC},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = children.run(DIE_IN_SHRED, str(path), PASSPHRASE, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = [n for n in os.listdir(path / "sessions") if n.startswith(".tmp-")]
     assert len(leftovers) == 1 and not (path / "sessions" / leftovers[0]).read_bytes().strip(b"\0")

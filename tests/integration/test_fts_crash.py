@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sessionseal import PassphraseProvider, Vault
 from sessionseal._vault import _ftsheads, _fulltext
 from tests._infra import ftscrash
 from tests._infra.ftscrash import POINTS, doc
+from tests._infra.trim_crash import Forker, forker
 
 CASES = [(point, op) for point, ops in POINTS.items() for op in ops]
 
@@ -41,10 +43,19 @@ def _build(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, uuid.UUID]:
     return ids
 
 
+@pytest.fixture(scope="module")
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
+    """The writers and the checkers: real processes, forked from one that imported sessionseal
+    (tests/_infra/trim_crash.py), instead of an interpreter started for each."""
+    with forker(tmp_path_factory.mktemp("fts-crash-children")) as f:
+        yield f
+
+
 @pytest.mark.parametrize(("point", "op"), CASES, ids=[f"{p}-{o}" for p, o in CASES])
 def test_a_kill_at_each_step_of_an_index_update(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, op: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Forker, point: str, op: str
 ) -> None:
+    # (Built for each case, not copied: the index's stamps hold the session files' inodes.)
     path = tmp_path / "vault"
     ids = _build(path, monkeypatch)
     new = uuid.uuid4()
@@ -53,15 +64,7 @@ def test_a_kill_at_each_step_of_an_index_update(
         "id": str(ids["zero"] if op == "append" else ids["victim"]),
         "text": "appendedword",
     }
-    child = subprocess.run(
-        [sys.executable, "-c", ftscrash.CHILD, str(path), point, op, json.dumps(args)],
-        check=False,
-        env=ftscrash.ENV,
-        cwd=ftscrash.REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    child = children.run(ftscrash.CHILD, str(path), point, op, json.dumps(args), timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr  # the step was reached, and killed there
     words = {
         ids["zero"]: ["alphaword", "common", "zero", "appendedword"],
@@ -76,7 +79,7 @@ def test_a_kill_at_each_step_of_an_index_update(
         "erased": [str(ids["victim"])],
         "erased_words": ["victimword", "victimappend"],
     }
-    report = ftscrash.check_in_fresh_process(path, spec)
+    report = ftscrash.check_in_fresh_process(path, spec, children)
     assert report["failures"] == []
     # What each step leaves, as docs/reliability.md says.
     if point in ("before-record", "torn-frame"):

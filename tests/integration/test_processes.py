@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sessionseal import PassphraseProvider, Vault, errors
+from tests._infra.trim_crash import Child, Forker, forker
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 PASSPHRASE = "process tests"
 
 WRITER = textwrap.dedent(
@@ -42,19 +39,22 @@ def vault_path(tmp_path: Path) -> Path:
     return path
 
 
-def _child(code: str, *args: object) -> subprocess.Popen[str]:
+@pytest.fixture(scope="module")
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
+    """The children are real processes forked from one that imported sessionseal once
+    (tests/_infra/trim_crash.py): a fork per child instead of an interpreter's start."""
+    with forker(tmp_path_factory.mktemp("children")) as f:
+        yield f
+
+
+def _child(children: Forker, code: str, *args: object) -> Child:
     """A Python child running *code* with *args* (strings) against this checkout."""
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)],
-        env={**os.environ, "PYTHONPATH": SRC},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return children.popen(code, *args)
 
 
-def _writer(path: Path, sid: uuid.UUID, tag: str, n: int, size: int) -> subprocess.Popen[str]:
-    return _child(WRITER, path, sid, tag, n, size, PASSPHRASE)
+def _writer(children: Forker, *args: object) -> Child:
+    """A :data:`WRITER`; *args*: vault path, session id, tag, saves, size of each."""
+    return _child(children, WRITER, *args, PASSPHRASE)
 
 
 #: How long a child may take to acknowledge what a round waits for. Generous: it only runs
@@ -67,7 +67,7 @@ class _Acks:
     test kills it after a number of acknowledged writes rather than after a fixed time: a
     kill tests the same thing whatever the machine's speed, and counts never depend on it."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: Child) -> None:
         self.proc = proc
         self.lines: list[str] = []
         self.stderr: list[str] = []
@@ -120,9 +120,9 @@ class _Acks:
         return list(self.lines)
 
 
-def test_concurrent_writers_of_one_session(vault_path: Path) -> None:
+def test_concurrent_writers_of_one_session(vault_path: Path, children: Forker) -> None:
     sid, n = uuid.uuid4(), 25
-    procs = [_writer(vault_path, sid, f"p{k}", n, 20_000) for k in range(3)]
+    procs = [_writer(children, vault_path, sid, f"p{k}", n, 20_000) for k in range(3)]
     written: set[str] = set()
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -139,14 +139,14 @@ def test_concurrent_writers_of_one_session(vault_path: Path) -> None:
     assert not [f for f in (vault_path / "sessions").iterdir() if f.name.startswith(".tmp-")]
 
 
-def test_sigkill_mid_write_leaves_the_old_or_the_new_version(vault_path: Path) -> None:
+def test_sigkill_mid_write_leaves_the_old_or_the_new_version(vault_path: Path, children: Forker) -> None:
     rng = random.Random(2)
     sid = uuid.uuid4()
     stored: str | None = None  # the version found after the previous round
     acknowledged = 0
     for round_ in range(12):
         target = rng.randint(1, 3)
-        acked = _Acks(_writer(vault_path, sid, f"r{round_}", 1000, 400_000)).kill_after(
+        acked = _Acks(_writer(children, vault_path, sid, f"r{round_}", 1000, 400_000)).kill_after(
             rng, lambda lines: len(lines) >= target, 0.3
         )
         acknowledged += len(acked)
@@ -176,7 +176,7 @@ APPENDER = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path) -> None:
+def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path, children: Forker) -> None:
     """Children append turns and are killed at random moments (issue 7): every append that
     returned before the kill is there afterwards, in order, and the session opens cleanly."""
     rng = random.Random(7)
@@ -187,7 +187,7 @@ def test_sigkill_mid_append_loses_no_acknowledged_turn(vault_path: Path) -> None
         # Large turns in some rounds: a kill then lands inside a write more often.
         size = rng.choice([50, 20_000, 300_000])
         target = rng.randint(2, 5)
-        acked = _Acks(_child(APPENDER, vault_path, sid, f"r{round_}", size, PASSPHRASE)).kill_after(
+        acked = _Acks(_child(children, APPENDER, vault_path, sid, f"r{round_}", size, PASSPHRASE)).kill_after(
             rng, lambda lines: len(lines) >= target, 0.3
         )
         acknowledged.extend(acked)
@@ -221,7 +221,7 @@ RECORDER = textwrap.dedent(
 )
 
 
-def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: Path) -> None:
+def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: Path, children: Forker) -> None:
     """A recorder autosaving from its thread is killed at random moments (issue 7): every event
     an autosave wrote before the kill is there afterwards, in order, and the session opens."""
     rng = random.Random(11)
@@ -232,7 +232,7 @@ def test_sigkill_of_an_autosaving_recorder_loses_nothing_it_flushed(vault_path: 
         # Kill once an autosave has acknowledged at least `target` events, a random moment
         # later (0.2 s: a few autosave intervals, so some kills land inside a flush).
         target = rng.randint(3, 12)
-        acked = _Acks(_child(RECORDER, vault_path, sid, f"r{round_}", PASSPHRASE)).kill_after(
+        acked = _Acks(_child(children, RECORDER, vault_path, sid, f"r{round_}", PASSPHRASE)).kill_after(
             rng, lambda lines: any(int(n) >= target for n in lines), 0.2
         )
         flushed = max((int(n) for n in acked), default=0)
@@ -265,7 +265,7 @@ CHECKPOINTER = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_checkpoint_or_restore_loses_nothing(vault_path: Path) -> None:
+def test_sigkill_mid_checkpoint_or_restore_loses_nothing(vault_path: Path, children: Forker) -> None:
     """Children checkpoint and restore in a loop and are killed at random moments (issue 7):
     afterwards the session opens, and every checkpoint that was acknowledged is there whole."""
     rng = random.Random(13)
@@ -274,7 +274,7 @@ def test_sigkill_mid_checkpoint_or_restore_loses_nothing(vault_path: Path) -> No
     acknowledged: set[int] = set()
     for round_ in range(6):
         target = rng.randint(2, 5)
-        acked = _Acks(_child(CHECKPOINTER, vault_path, sid, f"r{round_}", PASSPHRASE)).kill_after(
+        acked = _Acks(_child(children, CHECKPOINTER, vault_path, sid, f"r{round_}", PASSPHRASE)).kill_after(
             rng, lambda lines: len(lines) >= target, 0.3
         )
         acknowledged.update(int(w[1:]) for w in acked)
