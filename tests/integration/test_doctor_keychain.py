@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests._infra.keychain import SecretService
-from tests.integration._cli import sessionseal
+from tests._infra.trim_keychain import sessionseal
 
 
 def _checks(out: str) -> dict[str, dict[str, str]]:

@@ -20,7 +20,7 @@ import pytest
 
 from sessionseal import KeychainProvider, Vault, errors
 from tests._infra.keychain import SecretService
-from tests.integration._cli import sessionseal
+from tests._infra.trim_keychain import sessionseal
 
 MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
 

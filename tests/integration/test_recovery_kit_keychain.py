@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests._infra.keychain import SecretService
-from tests.integration._cli import sessionseal
+from tests._infra.trim_keychain import sessionseal
 
 KIT_PW = "the recovery kit's passphrase"
 
