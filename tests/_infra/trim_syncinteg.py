@@ -13,6 +13,7 @@ cache stays true.  Every test still starts from one known state, in any order.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ import pytest
 
 from tests._infra.s3server import S3Server, start_s3_server
 
-__all__ = ["Prepared", "module_server", "prepared"]
+__all__ = ["Buckets", "Prepared", "module_server", "prepared"]
 
 
 @contextmanager
@@ -34,6 +35,24 @@ def module_server(factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+class Buckets:
+    """A fresh, empty bucket per test on one server of the module (as the session's moto server
+    gives each test, tests/_infra/s3server.py): starting ``rclone serve s3`` for every test
+    costs a process start and a wait until it answers; a bucket is a directory."""
+
+    def __init__(self, server: S3Server) -> None:
+        self._server = server
+        self._made = 0
+
+    def bucket(self) -> S3Server:
+        self._made += 1
+        name = f"{self._server.bucket}-{self._made}"
+        self._server.client.create_bucket(Bucket=name)
+        fresh = dataclasses.replace(self._server, bucket=name)
+        assert fresh.objects() == {}
+        return fresh
 
 
 @dataclass(frozen=True)
