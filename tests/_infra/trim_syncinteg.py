@@ -24,7 +24,7 @@ import pytest
 
 from tests._infra.s3server import S3Server, start_s3_server
 
-__all__ = ["Buckets", "Prepared", "module_server", "prepared"]
+__all__ = ["Buckets", "Prepared", "module_server", "prepared", "rclone_buckets", "s3_server"]
 
 
 @contextmanager
@@ -98,3 +98,25 @@ def prepared(
         names = build(template)
     objects = {key: server.read(key) for key in server.objects(prefix)}
     return Prepared(server, prefix, template, names, objects)
+
+
+@pytest.fixture(scope="module")
+def rclone_buckets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Buckets]:
+    with module_server(tmp_path_factory) as server:
+        yield Buckets(server)
+
+
+@pytest.fixture
+def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Iterator[S3Server]:
+    """*s3_backend*'s server with an empty bucket of the test's own: rclone's is the module's
+    server (one start per module, not per test), moto's the session's (tests/_infra/s3server.py)."""
+    if s3_backend == "rclone":
+        yield request.getfixturevalue("rclone_buckets").bucket()
+        return
+    server = request.getfixturevalue("moto_process").bucket()
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:  # emptied: moto keeps objects in memory all session
+            for key in server.objects():
+                server.remove(key)

@@ -17,17 +17,19 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
-from tests._infra import killpoint, trim_syncinteg
+from tests._infra import killpoint
 from tests._infra.s3server import S3Server, both_servers
 from tests._infra.synclog import read_pushed, server_files
+from tests._infra.trim_syncinteg import rclone_buckets, s3_server
 from tests.integration._cli import sessionseal
+
+__all__ = ["rclone_buckets", "s3_server"]  # the fixtures: one rclone server per module, a bucket per test
 
 PASSPHRASE = "sync kill test passphrase"
 PREFIX = "kill"
@@ -56,28 +58,6 @@ CHILD = textwrap.dedent(
 
 def _session(i: int) -> Session:
     return Session.model_validate({"title": f"s{i}", "messages": [{"role": "user", "content": f"turn {i} " * 40}]})
-
-
-@pytest.fixture(scope="module")
-def rclone_buckets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[trim_syncinteg.Buckets]:
-    with trim_syncinteg.module_server(tmp_path_factory) as server:
-        yield trim_syncinteg.Buckets(server)
-
-
-@pytest.fixture
-def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Iterator[S3Server]:
-    """*s3_backend*'s server with an empty bucket of the test's own: rclone's is the module's
-    server (one start per module, not per test), moto's the session's (tests/_infra/s3server.py)."""
-    if s3_backend == "rclone":
-        yield request.getfixturevalue("rclone_buckets").bucket()
-        return
-    server = request.getfixturevalue("moto_process").bucket()
-    try:
-        yield server
-    finally:
-        if server.process.poll() is None:  # emptied: moto keeps objects in memory all session
-            for key in server.objects():
-                server.remove(key)
 
 
 @pytest.fixture
