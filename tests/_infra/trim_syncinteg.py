@@ -50,7 +50,9 @@ class Buckets:
         self._made += 1
         name = f"{self._server.bucket}-{self._made}"
         self._server.client.create_bucket(Bucket=name)
-        fresh = dataclasses.replace(self._server, bucket=name)
+        fresh = dataclasses.replace(
+            self._server, bucket=name, extra_env=dict(self._server.extra_env)
+        )  # a test may edit its own
         assert fresh.objects() == {}
         return fresh
 
