@@ -13,6 +13,7 @@ cache stays true.  Every test still starts from one known state, in any order.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ import pytest
 
 from tests._infra.s3server import S3Server, start_s3_server
 
-__all__ = ["Prepared", "module_server", "prepared"]
+__all__ = ["Buckets", "Prepared", "module_server", "prepared", "rclone_buckets", "s3_server"]
 
 
 @contextmanager
@@ -34,6 +35,26 @@ def module_server(factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+class Buckets:
+    """A fresh, empty bucket per test on one server of the module (as the session's moto server
+    gives each test, tests/_infra/s3server.py): starting ``rclone serve s3`` for every test
+    costs a process start and a wait until it answers; a bucket is a directory."""
+
+    def __init__(self, server: S3Server) -> None:
+        self._server = server
+        self._made = 0
+
+    def bucket(self) -> S3Server:
+        self._made += 1
+        name = f"{self._server.bucket}-{self._made}"
+        self._server.client.create_bucket(Bucket=name)
+        fresh = dataclasses.replace(
+            self._server, bucket=name, extra_env=dict(self._server.extra_env)
+        )  # a test may edit its own
+        assert fresh.objects() == {}
+        return fresh
 
 
 @dataclass(frozen=True)
@@ -79,3 +100,25 @@ def prepared(
         names = build(template)
     objects = {key: server.read(key) for key in server.objects(prefix)}
     return Prepared(server, prefix, template, names, objects)
+
+
+@pytest.fixture(scope="module")
+def rclone_buckets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Buckets]:
+    with module_server(tmp_path_factory) as server:
+        yield Buckets(server)
+
+
+@pytest.fixture
+def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Iterator[S3Server]:
+    """*s3_backend*'s server with an empty bucket of the test's own: rclone's is the module's
+    server (one start per module, not per test), moto's the session's (tests/_infra/s3server.py)."""
+    if s3_backend == "rclone":
+        yield request.getfixturevalue("rclone_buckets").bucket()
+        return
+    server = request.getfixturevalue("moto_process").bucket()
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:  # emptied: moto keeps objects in memory all session
+            for key in server.objects():
+                server.remove(key)

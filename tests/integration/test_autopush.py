@@ -19,9 +19,11 @@ import pytest
 
 from tests._infra.keychain import SecretService
 from tests._infra.s3server import S3Server
+from tests._infra.trim_syncinteg import rclone_buckets, s3_server
 from tests.integration._cli import Ran, sessionseal
 
 pytestmark = pytest.mark.s3
+__all__ = ["rclone_buckets", "s3_server"]  # the fixtures: one rclone server per module, a bucket per test
 
 #: Hang guards only: a background push starts Python, opens the vault and talks to the server.
 HANG_GUARD = 180.0

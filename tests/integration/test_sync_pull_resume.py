@@ -22,10 +22,11 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from tests._infra.s3server import S3Server
+from tests._infra.trim_syncinteg import rclone_buckets, s3_server
 from tests.integration.test_sync_pull_kill import CHILD, IDS, PASSPHRASE, _all, setup
 
 pytestmark = pytest.mark.s3
-__all__ = ["setup"]  # the fixture, imported for the tests below
+__all__ = ["rclone_buckets", "s3_server", "setup"]  # the fixtures, imported for the tests below
 
 #: Another process appends a local turn to the session, as a capture hook would.
 LOCAL = (
