@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
-from tests.integration._cli import Ran, sessionseal
+from tests._infra.trim_misc import sessionseal_in_process
+from tests.integration._cli import Ran
 
 SID = "5b2e9c1a-4d7f-4e3b-8a6c-1f0d2e3c4b5a"
 CODEX_SID = "019ceb5a-3f21-7c4e-9b8a-5d2f1e0c7a93"
@@ -86,8 +87,10 @@ class Homes:
         }
 
     def run(self, *args: str, vault: bool = True) -> Ran:
+        """``hooks install|status|uninstall`` in this process (what they write and say is the
+        subject; the hooks they register are run as the agents run them, in processes)."""
         pre = ["--vault", str(self.vault), "--passphrase-file", str(self.passphrase_file)] if vault else []
-        return sessionseal(*pre, *args, env=self.env)
+        return sessionseal_in_process(*pre, *args, env=self.env)
 
     def make_vault(self) -> None:
         # scrypt at the floor: every hook run opens the vault, and this file is not about the KDF.
@@ -403,7 +406,7 @@ def test_the_agents_homes_come_from_their_environment_variables(homes: Homes) ->
     assert not any(homes.home.iterdir())  # nothing under HOME: every home was moved
     # Without the variables: ~/.claude, ~/.codex, ~/.gemini; an agent not on disk is skipped.
     (homes.home / ".claude").mkdir()
-    r = sessionseal("hooks", "install", "--json", env={"HOME": str(homes.home)})
+    r = sessionseal_in_process("hooks", "install", "--json", env={"HOME": str(homes.home)})
     out = json.loads(r.out)
     assert [t["settings"] for t in out["tools"]] == [str(homes.home / ".claude" / "settings.json")]
     assert [s["tool"] for s in out["skipped"]] == ["codex", "gemini"]
