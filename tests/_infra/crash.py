@@ -170,20 +170,24 @@ def zygote() -> None:
                 os._exit(code)
             reply: dict[str, Any] = {"pid": pid}
         elif req["cmd"] == "wait":
-            status, end = None, time.monotonic() + req["timeout"]
-            while True:
-                done, raw = os.waitpid(req["pid"], os.WNOHANG)
-                if done:
-                    status = os.waitstatus_to_exitcode(raw)
-                    break
-                if time.monotonic() > end:
-                    break
-                time.sleep(0.01)
-            reply = {"status": status}
+            reply = {"status": wait_child(req["pid"], req["timeout"])}
         else:
             return
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
+
+
+def wait_child(pid: int, timeout: float, poll: float = 0.005) -> int | None:
+    """In a fork server: the exit status of its child *pid* (``-SIGKILL`` for one killed by it,
+    as :func:`os.waitstatus_to_exitcode` gives it), or None if it has not ended in *timeout*."""
+    end = time.monotonic() + timeout
+    while True:
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(raw)
+        if time.monotonic() > end:
+            return None
+        time.sleep(poll)
 
 
 class Zygote:

@@ -19,7 +19,7 @@ import pytest
 
 from tests._infra.keychain import SecretService
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncinteg import rclone_buckets, s3_server
+from tests._infra.syncscenario import rclone_buckets, s3_server
 from tests.integration._cli import Ran, sessionseal
 
 pytestmark = pytest.mark.s3

@@ -26,7 +26,7 @@ from sessionseal._container import parse_unverified_header
 from sessionseal._keystore import SERVICE, MasterKeys, decode_keys
 from sessionseal._keytable import KEYTABLE, KeyTable
 from sessionseal._passphrase import KEYFILE
-from tests._infra.trim_crash import Forker, forker
+from tests._infra.forkscript import Forker, forker
 
 PASSPHRASE = "erase tests"
 GONE = "the launch code is 7431-ALPHA-erased"
@@ -36,7 +36,7 @@ KEPT = "this one stays"
 @pytest.fixture(scope="module")
 def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
     """The killed children are real processes forked from one that imported sessionseal once
-    (tests/_infra/trim_crash.py): a fork per child instead of an interpreter's start."""
+    (tests/_infra/forkscript.py): a fork per child instead of an interpreter's start."""
     with forker(tmp_path_factory.mktemp("children")) as f:
         yield f
 

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim_keychain import sessionseal
 
 
 def _checks(out: str) -> dict[str, dict[str, str]]:

@@ -21,7 +21,7 @@ import pytest
 from sessionseal import PassphraseProvider, Vault, _device_enroll, _remotekeys, list_devices
 from tests._infra.s3server import S3Server
 from tests._infra.synclog import server_files
-from tests._infra.trim_syncinteg import rclone_buckets, s3_server
+from tests._infra.syncscenario import rclone_buckets, s3_server
 
 __all__ = ["rclone_buckets", "s3_server"]  # the fixtures: one rclone server per module, a bucket per test
 

@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from sessionseal import PassphraseProvider, Vault, _device_enroll
-from tests._infra import killpoint, trim_syncinteg
+from tests._infra import killpoint, syncscenario
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -67,7 +67,7 @@ def _enrol(enroller: Vault, new: Vault) -> None:
 @pytest.fixture(scope="module")
 def module_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One ``rclone serve s3`` for the module: each test puts back the remote it starts from."""
-    with trim_syncinteg.module_server(tmp_path_factory) as server:
+    with syncscenario.module_server(tmp_path_factory) as server:
         yield server
 
 
@@ -100,14 +100,12 @@ def _build(server: S3Server, root: Path) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncinteg.Prepared:
-    return trim_syncinteg.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
+def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> syncscenario.Prepared:
+    return syncscenario.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
 
 
 @pytest.fixture
-def setup(
-    built: trim_syncinteg.Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Path, S3Server]:
+def setup(built: syncscenario.Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, S3Server]:
     """A copy of :func:`_build`'s vaults (B, and a reference that pulled uninterrupted), the
     remote put back as it built it."""
     for name, value in built.server.env().items():

@@ -19,8 +19,8 @@ import pytest
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._vault import _ftsheads, _fulltext
 from tests._infra import ftscrash
+from tests._infra.forkscript import Forker, forker
 from tests._infra.ftscrash import POINTS, doc
-from tests._infra.trim_crash import Forker, forker
 
 CASES = [(point, op) for point, ops in POINTS.items() for op in ops]
 
@@ -46,7 +46,7 @@ def _build(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, uuid.UUID]:
 @pytest.fixture(scope="module")
 def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
     """The writers and the checkers: real processes, forked from one that imported sessionseal
-    (tests/_infra/trim_crash.py), instead of an interpreter started for each."""
+    (tests/_infra/forkscript.py), instead of an interpreter started for each."""
     with forker(tmp_path_factory.mktemp("fts-crash-children")) as f:
         yield f
 

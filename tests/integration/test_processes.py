@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import PassphraseProvider, Vault, errors
-from tests._infra.trim_crash import Child, Forker, forker
+from tests._infra.forkscript import Child, Forker, forker
 
 PASSPHRASE = "process tests"
 
@@ -42,7 +42,7 @@ def vault_path(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
     """The children are real processes forked from one that imported sessionseal once
-    (tests/_infra/trim_crash.py): a fork per child instead of an interpreter's start."""
+    (tests/_infra/forkscript.py): a fork per child instead of an interpreter's start."""
     with forker(tmp_path_factory.mktemp("children")) as f:
         yield f
 

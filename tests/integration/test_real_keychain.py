@@ -19,8 +19,8 @@ import keyring
 import pytest
 
 from sessionseal import KeychainProvider, Vault, errors
+from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim_keychain import sessionseal
 
 MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
 

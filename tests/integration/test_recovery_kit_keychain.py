@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim_keychain import sessionseal
 
 KIT_PW = "the recovery kit's passphrase"
 

@@ -45,8 +45,8 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from tests._infra import rollback as rb
+from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim_keychain import sessionseal
 from tests.integration._cli import SRC, Ran
 
 MATRIX_ENV = "SESSIONSEAL_ROLLBACK_MATRIX"

@@ -26,7 +26,7 @@ from sessionseal.models import Session
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server, both_servers
 from tests._infra.synclog import read_pushed, server_files
-from tests._infra.trim_syncinteg import rclone_buckets, s3_server
+from tests._infra.syncscenario import rclone_buckets, s3_server
 from tests.integration._cli import sessionseal
 
 __all__ = ["rclone_buckets", "s3_server"]  # the fixtures: one rclone server per module, a bucket per test

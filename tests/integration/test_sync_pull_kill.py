@@ -28,7 +28,7 @@ from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
 from tests._infra import killpoint
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncinteg import rclone_buckets, s3_server
+from tests._infra.syncscenario import rclone_buckets, s3_server
 
 pytestmark = pytest.mark.s3
 __all__ = ["rclone_buckets", "s3_server"]  # the fixtures: one rclone server per module, a bucket per test

@@ -22,7 +22,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncinteg import rclone_buckets, s3_server
+from tests._infra.syncscenario import rclone_buckets, s3_server
 from tests.integration.test_sync_pull_kill import CHILD, IDS, PASSPHRASE, _all, setup
 
 pytestmark = pytest.mark.s3

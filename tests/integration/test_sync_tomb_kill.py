@@ -30,7 +30,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault, _device_enroll, _remotelog
 from sessionseal.errors import SessionNotFound
-from tests._infra import killpoint, trim_syncinteg
+from tests._infra import killpoint, syncscenario
 from tests._infra.s3server import S3Server
 
 pytestmark = pytest.mark.s3
@@ -74,7 +74,7 @@ def _open(path: Path) -> Vault:
 @pytest.fixture(scope="module")
 def module_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One ``rclone serve s3`` for the module: each test puts back the remote it starts from."""
-    with trim_syncinteg.module_server(tmp_path_factory) as server:
+    with syncscenario.module_server(tmp_path_factory) as server:
         yield server
 
 
@@ -104,18 +104,18 @@ def _build(server: S3Server, root: Path) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncinteg.Prepared:
-    return trim_syncinteg.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
+def built(module_s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> syncscenario.Prepared:
+    return syncscenario.prepared(module_s3, tmp_path_factory, PREFIX, lambda root: _build(module_s3, root))
 
 
 @pytest.fixture
-def s3_server(built: trim_syncinteg.Prepared) -> S3Server:
+def s3_server(built: syncscenario.Prepared) -> S3Server:
     """The module's server (this module's tests start from :func:`built`'s remote)."""
     return built.server
 
 
 @pytest.fixture
-def setup(built: trim_syncinteg.Prepared, tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.UUID]]:
+def setup(built: syncscenario.Prepared, tmp_path: Path, server_env: S3Server) -> tuple[Path, Path, list[uuid.UUID]]:
     """A copy of :func:`_build`'s vaults, the remote put back as it built it.  Yields both
     paths and the doomed ids."""
     paths = built.fresh(tmp_path)

@@ -29,7 +29,7 @@ from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput, RemoteError
 from tests._infra import syncvaults
 from tests._infra.s3server import S3Server, both_servers
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,

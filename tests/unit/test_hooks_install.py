@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sessionseal import PassphraseProvider, Vault
-from tests._infra.trim_misc import sessionseal_in_process
+from tests._infra.cli_inprocess import sessionseal_in_process
 from tests.integration._cli import Ran
 
 SID = "5b2e9c1a-4d7f-4e3b-8a6c-1f0d2e3c4b5a"

@@ -28,7 +28,7 @@ from sessionseal._container import FrameType
 from sessionseal.cli import cli
 from sessionseal.errors import InvalidInput, UnsafePermissions
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,

@@ -31,7 +31,7 @@ from sessionseal._vault._syncrace import Maker, must_rekey
 from sessionseal.errors import IntegrityError, RemoteError, SessionNotFound
 from tests._infra import syncvaults
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,

@@ -30,9 +30,9 @@ from click.testing import CliRunner
 from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog, list_devices
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
-from tests._infra import syncvaults, trim_syncunit
+from tests._infra import synccapture, syncvaults
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's server's fixtures)
     fixture_module_server,
     fixture_module_server_env,
     fixture_s3_server,
@@ -62,21 +62,21 @@ def kr() -> MemoryKeyring:
 
 
 @pytest.fixture(scope="module")
-def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncunit.Captured:
+def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
     """The three devices, built once for the module (each test restores copies)."""
     root, kr = tmp_path_factory.mktemp("three"), MemoryKeyring()
     with syncvaults.three(root, module_server_env, kr, PREFIX, b_pushes=True) as (a, b, c):
         pass
-    return trim_syncunit.capture(module_server_env, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", kr))
+    return synccapture.capture(module_server_env, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", kr))
 
 
 @pytest.fixture
 def three(
-    captured: trim_syncunit.Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
+    captured: synccapture.Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
 ) -> Iterator[tuple[Vault, ...]]:
     """A (the remote's first device, which pushed "a before"), B (enrolled by A; pushed "b
     before") and C (enrolled by A), every one pulled: :func:`syncvaults.three`'s, restored."""
-    yield from trim_syncunit.restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
+    yield from synccapture.restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
 
 
 def _head_names(server: S3Server, dev: uuid.UUID) -> list[str]:

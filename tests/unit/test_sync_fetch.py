@@ -15,7 +15,7 @@ from sessionseal import _remote, _s3
 from sessionseal._vault import _syncfetch
 from sessionseal.errors import RemoteError
 from tests._infra.s3server import S3Server
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,

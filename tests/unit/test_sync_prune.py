@@ -21,12 +21,12 @@ from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from sessionseal.models import Session
 from tests._infra.s3server import S3Server
-from tests._infra.synclog import read_pushed, server_files
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,
 )
+from tests._infra.synclog import read_pushed, server_files
 
 PREFIX = "team/prune"
 

@@ -21,12 +21,12 @@ import pytest
 from sessionseal import Vault, _crypto, _device_enroll, _device_list, _remotekeys, _remotelog
 from sessionseal.errors import IntegrityError, RemoteError
 from tests._infra.s3server import S3Server
-from tests._infra.syncvaults import device, enrol, save, titles, vault
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's rclone server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
     fixture_server_env,
 )
+from tests._infra.syncvaults import device, enrol, save, titles, vault
 from tests.memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.s3

@@ -27,15 +27,15 @@ from click.testing import CliRunner, Result
 from sessionseal import KeychainProvider, Vault, _device_enroll, _remotelog
 from sessionseal.cli import cli
 from sessionseal.errors import SessionNotFound
-from tests._infra import trim_syncunit
+from tests._infra import synccapture
 from tests._infra.s3server import S3Server
-from tests._infra.synclog import server_files
-from tests._infra.trim_syncunit import (  # noqa: F401  (the module's server's fixtures)
+from tests._infra.synccapture import (  # noqa: F401  (the module's server's fixtures)
     fixture_module_server,
     fixture_module_server_env,
     fixture_s3_server,
     fixture_server_env,
 )
+from tests._infra.synclog import server_files
 from tests.memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.s3
@@ -79,26 +79,26 @@ def _build_two(root: Path, server: S3Server, keyrings: dict[str, MemoryKeyring])
 
 
 @pytest.fixture(scope="module")
-def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> trim_syncunit.Captured:
+def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
     """:func:`_build_two`'s, built once for the module (each test restores copies)."""
     root, keyrings = tmp_path_factory.mktemp("two"), {"a": MemoryKeyring(), "b": MemoryKeyring()}
     a, b = _build_two(root, module_server_env, keyrings)
     a.close()
     b.close()
-    return trim_syncunit.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
+    return synccapture.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
 
 
 @pytest.fixture
-def two(captured: trim_syncunit.Captured, tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, ...]]:
+def two(captured: synccapture.Captured, tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, ...]]:
     """A and B as :func:`_build_two` built them, restored from the module's copy."""
     keyrings = {"a": MemoryKeyring(), "b": MemoryKeyring()}
-    yield from trim_syncunit.restore(captured, server_env, tmp_path, keyrings)
+    yield from synccapture.restore(captured, server_env, tmp_path, keyrings)
 
 
 @pytest.fixture
 def two_built(tmp_path: Path, server_env: S3Server) -> Iterator[tuple[Vault, Vault]]:
     """A and B built for the test itself: a fork's detection on B's pull differs when B's
-    directory is a copy (seen here, not yet explained: reported in lane trim-syncunit)."""
+    directory is a copy (seen here, not yet explained: an open question of issue 26)."""
     a, b = _build_two(tmp_path, server_env, {"a": MemoryKeyring(), "b": MemoryKeyring()})
     try:
         yield a, b

@@ -1,4 +1,5 @@
-"""Sync vaults set up once per test module and restored per test (lane trim-syncunit).
+"""Sync vaults set up once per test module and restored per test (tests/unit/test_sync_epochs.py
+and its neighbours).
 
 A module's tests that start from the same vaults on the same remote (``three``: A, B and C
 enrolled and pulled) built them again per test, against a new rclone server: about two thirds
@@ -28,7 +29,8 @@ from pathlib import Path
 import pytest
 
 from sessionseal import KeychainProvider, Vault
-from tests._infra.s3server import S3Server, start_s3_server
+from tests._infra import syncscenario
+from tests._infra.s3server import S3Server
 from tests.memkeyring import MemoryKeyring
 
 # A module uses the fixtures by importing the fixture_* functions (pytest registers them under
@@ -49,11 +51,8 @@ __all__ = [
 @pytest.fixture(scope="module", name="module_server")
 def fixture_module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One rclone server for the module's tests (stopped after the module)."""
-    server = start_s3_server(tmp_path_factory.mktemp("s3"))
-    try:
+    with syncscenario.module_server(tmp_path_factory) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", name="module_server_env")

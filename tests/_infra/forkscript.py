@@ -1,4 +1,5 @@
-"""A fork server for tests whose child processes run a short Python script (lane trim-crash).
+"""A fork server for tests whose child processes run a short Python script (the kill tests:
+tests/integration/test_fts_crash.py, test_processes.py, test_crypto_erase.py).
 
 Starting an interpreter and importing sessionseal costs about 0.8 s of CPU per child; a kill test
 starts dozens. :class:`Forker` starts one interpreter that imports sessionseal once and forks
@@ -22,12 +23,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from tests._infra.crash import wait_child
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,16 +88,7 @@ def serve() -> None:
                     os._exit(code)
             reply = {"pid": pid}
         elif req["cmd"] == "wait":
-            status, end = None, time.monotonic() + req["timeout"]
-            while True:
-                done, raw = os.waitpid(req["pid"], os.WNOHANG)
-                if done:
-                    status = os.waitstatus_to_exitcode(raw)
-                    break
-                if time.monotonic() > end:
-                    break
-                time.sleep(0.005)
-            reply = {"status": status}
+            reply = {"status": wait_child(req["pid"], req["timeout"])}
         else:
             return
         sys.stdout.write(json.dumps(reply) + "\n")
@@ -170,7 +163,7 @@ class Forker:
         self.buf = b""
         env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests._infra.trim_crash import serve; serve()"],
+            [sys.executable, "-c", "from tests._infra.forkscript import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -109,7 +109,7 @@ class _Server:
             if name in os.environ:
                 env[name] = os.environ[name]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests._infra.trim_keychain import serve; serve()"],
+            [sys.executable, "-c", "from tests._infra.forkcli import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
