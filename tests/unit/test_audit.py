@@ -7,9 +7,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._audit import actor, canonical, record_line, split_line, utc_now
 from sessionseal.errors import IntegrityError, SessionNotFound, UnsafePermissions, WrongPassphrase
+from tests._infra.forkscript import Forker, forker
 
 SECRET = "ghp_" + "Zq8" * 12
 
@@ -198,7 +199,7 @@ def test_the_next_writer_seals_a_torn_line_itself(vault: Vault, vault_path: Path
 
 def test_failures_before_the_key_is_available_are_folded_into_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "v"
-    Vault.init(path, key_provider=PassphraseProvider("right")).close()
+    Vault.init(path, key_provider=PassphraseProvider("right", log2_n=14)).close()  # scrypt's floor: not about it
     bad = Vault.open(path, key_provider=PassphraseProvider("wrong"))
     with pytest.raises(WrongPassphrase):
         bad.list()
@@ -302,16 +303,22 @@ _WRITER = textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": src + os.pathsep + str(Path(__file__).resolve().parents[2])}
+@pytest.fixture(scope="module")
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
+    """The writers: real processes, forked from one that imported sessionseal
+    (tests/_infra/forkscript.py), instead of an interpreter started for each."""
+    with forker(tmp_path_factory.mktemp("audit-children")) as f:
+        yield f
 
 
-def test_concurrent_writers_keep_the_chain_valid(tmp_path: Path) -> None:
+def test_concurrent_writers_keep_the_chain_valid(tmp_path: Path, children: Forker) -> None:
     path = tmp_path / "v"
-    Vault.init(path, key_provider=PassphraseProvider("pw")).close()
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "15"], env=_env()) for _ in range(4)]
-    assert all(p.wait(timeout=120) == 0 for p in procs)
+    # scrypt at its floor (the key file's cost, which every writer's open pays): not about it.
+    Vault.init(path, key_provider=PassphraseProvider("pw", log2_n=14)).close()
+    procs = [children.popen(_WRITER, path, 15) for _ in range(4)]
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
     v = Vault.open(path, key_provider=PassphraseProvider("pw"))
     report = v.verify_audit()
     assert report.ok, [p.describe() for p in report.problems]
@@ -319,16 +326,17 @@ def test_concurrent_writers_keep_the_chain_valid(tmp_path: Path) -> None:
     v.close()
 
 
-def test_a_killed_writer_never_breaks_earlier_records(tmp_path: Path) -> None:
+def test_a_killed_writer_never_breaks_earlier_records(tmp_path: Path, children: Forker) -> None:
     path = tmp_path / "v"
-    Vault.init(path, key_provider=PassphraseProvider("pw")).close()
+    Vault.init(path, key_provider=PassphraseProvider("pw", log2_n=14)).close()
     for delay in (0.3, 0.5, 0.7):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), "100000"], env=_env())
+        proc = children.popen(_WRITER, path, 100000)
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        proc.communicate(timeout=30)
         v = Vault.open(path, key_provider=PassphraseProvider("pw"))
         report = v.verify_audit(repair=True)
         assert report.ok, [p.describe() for p in report.problems]
