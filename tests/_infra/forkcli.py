@@ -66,6 +66,15 @@ def serve() -> None:
     import sessionseal.cli
 
     sessionseal.Session  # noqa: B018 - pydantic models built before forking
+    # What nearly every command imports lazily (the vault, its config and audit log, keyring and
+    # its Secret Service backend): over a second of imports per command on a loaded machine.
+    # Importing them reads no environment and opens nothing: the child still picks its keyring
+    # backend, reads its config and opens its vault itself, from the command's environment.
+    import keyring.backends.SecretService  # noqa: F401
+
+    import sessionseal._config
+    import sessionseal._vault._facade
+
     replies = sys.stdout
     for line in sys.stdin:
         req = json.loads(line)

@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 from sessionseal import errors
+from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests.integration._cli import SRC, Ran, sessionseal
+from tests._infra.trim2_keychain import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
+from tests.integration import _cli
+from tests.integration._cli import SRC, Ran
 
 pytest.importorskip("keyrings.alt")
 
@@ -42,6 +45,12 @@ def _files_holding_a_key(home: Path) -> list[Path]:
         for p in home.rglob("*")
         if p.is_file() and "vault" not in p.relative_to(home).parts and any(m in p.read_bytes() for m in marks)
     ]
+
+
+def _env(ss: SecretService, home: Path, cache: str) -> dict[str, str]:
+    # The sanitizer's start-up shared by the commands (tests/_infra/trim2_keychain.py): outside
+    # HOME, holding rule data only, so _files_holding_a_key still sees every file of HOME.
+    return ss.env_for(home=home, SESSIONSEAL_VAULT=str(home / "vault"), SESSIONSEAL_CACHE_DIR=cache)
 
 
 def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -122,7 +131,8 @@ def test_a_subclass_or_a_lookalike_of_the_secret_service_is_refused(tmp_path: Pa
     assert full.stdout.split() == ["False", "False", "True"]
     env = {"HOME": str(tmp_path), "SESSIONSEAL_VAULT": str(tmp_path / "vault"), "PYTHONPATH": f"{SRC}:{tmp_path}"}
     for cls in ("planted.Subclass", "planted.Lookalike"):
-        got = sessionseal("init", env={**env, "PYTHON_KEYRING_BACKEND": cls})
+        # A new interpreter: the planted module must be found on this command's own PYTHONPATH.
+        got = _cli.sessionseal("init", env={**env, "PYTHON_KEYRING_BACKEND": cls})
         assert got.code == errors.KeyUnavailable.exit_code, got.err
         assert "not an OS keychain" in got.err
 
@@ -131,9 +141,9 @@ def test_a_subclass_or_a_lookalike_of_the_secret_service_is_refused(tmp_path: Pa
 
 
 def test_with_a_secret_service_the_chain_is_not_used_and_nothing_lands_in_the_file(
-    secret_service: SecretService, tmp_path: Path
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
 ) -> None:
-    env = secret_service.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+    env = _env(secret_service, tmp_path, sanitizer_cache)
     probe = _python("import keyring; b = keyring.get_keyring(); print(type(b).__name__, *map(str, b.backends))", env)
     assert probe.stdout.startswith("ChainerBackend keyring.backends.SecretService.Keyring"), probe.stdout
     assert PLAINTEXT in probe.stdout  # the file backend is in the chain, below the Secret Service
@@ -172,9 +182,9 @@ def _vault_with_its_key_in_the_file(tmp_path: Path, env: dict[str, str]) -> tupl
 
 
 def test_a_vault_whose_key_is_in_the_file_fails_closed_and_is_moved_on_request(
-    secret_service: SecretService, tmp_path: Path
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
 ) -> None:
-    env = secret_service.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+    env = _env(secret_service, tmp_path, sanitizer_cache)
     vault_id, sid = _vault_with_its_key_in_the_file(tmp_path, env)
     old_file = _keyring_file(tmp_path).read_bytes()
 
@@ -230,8 +240,10 @@ def test_a_vault_whose_key_is_in_the_file_fails_closed_and_is_moved_on_request(
     assert json.loads(sessionseal("info", "--json", env=env).out)["vault_id"] == vault_id
 
 
-def test_verify_reports_a_copy_of_the_key_left_in_the_file(secret_service: SecretService, tmp_path: Path) -> None:
-    env = secret_service.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+def test_verify_reports_a_copy_of_the_key_left_in_the_file(
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
+) -> None:
+    env = _env(secret_service, tmp_path, sanitizer_cache)
     vault_id = json.loads(sessionseal("init", "--json", env=env).out)["vault_id"]
     assert sessionseal("verify", env=env).code == 0
     # What an older sessionseal left when keyring's chain wrote to the file (or a user copied it there).

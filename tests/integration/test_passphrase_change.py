@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ import pytest
 from sessionseal import PassphraseProvider, Vault, errors
 from sessionseal._fs import TMP_PREFIX
 from sessionseal._passphrase import KEYFILE
+from tests._infra.forkscript import Child, Forker, forker
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
@@ -80,7 +82,15 @@ def _epochs(path: Path) -> list[int]:
     return sorted(int(e) for e in json.loads((path / KEYFILE).read_text())["keys"])
 
 
-def _readline(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
+@pytest.fixture(scope="module")
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forker]:
+    """The killed changers are real processes forked from one that imported sessionseal once
+    (tests/_infra/forkscript.py): a fork per child instead of an interpreter's start."""
+    with forker(tmp_path_factory.mktemp("children")) as f:
+        yield f
+
+
+def _readline(proc: Child, timeout: float = 60.0) -> str:
     """One line, read a byte at a time from the unbuffered pipe: nothing after it is read ahead
     (communicate() reads the rest from the descriptor and would never see a buffered line)."""
     assert proc.stdout is not None
@@ -89,33 +99,27 @@ def _readline(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
         assert ready, "the changer did not start"
         byte = os.read(proc.stdout.fileno(), 1)
-        assert byte, f"the changer exited: {proc.communicate()[1].decode()}"
+        assert byte, f"the changer exited: {proc.communicate()[1]}"
         line += byte
     return line.decode().strip()
 
 
 @pytest.mark.slow
 def test_sigkill_during_passphrase_changes_leaves_exactly_one_passphrase_that_opens_everything(
-    tmp_path: Path,
+    tmp_path: Path, children: Forker
 ) -> None:
     rng = random.Random(18)
     path = tmp_path / "vault"
     stored = _init(path)
     current, in_flight = 0, 0
     for _ in range(12):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHANGER, str(path), str(current), "100000"],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-        )
+        proc = children.popen(CHANGER, path, current, 100000)
         assert _readline(proc) == "ready"
         time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, err.decode()
-        events = [line.split() for line in out.decode().splitlines()]
+        assert proc.returncode == -signal.SIGKILL, err
+        events = [line.split() for line in out.splitlines()]
         acknowledged = max([current] + [int(n) for kind, n in events if kind == "A"])
         started = max([current] + [int(n) for kind, n in events if kind == "B"])
         candidates = {acknowledged, started}  # started > acknowledged: that change was in flight
@@ -229,17 +233,12 @@ DIE_AT = textwrap.dedent(
     ("point", "opens_with"),
     [("before-rename", 0), ("before-overwrite", 1), ("before-audit", 1)],
 )
-def test_a_kill_at_each_step_of_a_change_leaves_one_passphrase(tmp_path: Path, point: str, opens_with: int) -> None:
+def test_a_kill_at_each_step_of_a_change_leaves_one_passphrase(
+    tmp_path: Path, children: Forker, point: str, opens_with: int
+) -> None:
     path = tmp_path / "vault"
     stored = _init(path)
-    proc = subprocess.run(
-        [sys.executable, "-c", DIE_AT, str(path), passphrase(0), passphrase(1), point],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = children.run(DIE_AT, str(path), passphrase(0), passphrase(1), point, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = [n for n in os.listdir(path) if n.startswith(TMP_PREFIX)]
     assert len(leftovers) == (1 if point == "before-rename" else 0)

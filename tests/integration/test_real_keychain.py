@@ -21,16 +21,22 @@ import pytest
 from sessionseal import KeychainProvider, Vault, errors
 from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
+from tests._infra.trim2_keychain import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
 
 MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
 
 
-def _env(ss: SecretService, tmp_path: Path) -> dict[str, str]:
-    return ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+def _env(ss: SecretService, tmp_path: Path, cache: str = "") -> dict[str, str]:
+    env = ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
+    if cache:
+        env["SESSIONSEAL_CACHE_DIR"] = cache  # the sanitizer's start-up, shared (tests/_infra/trim2_keychain.py)
+    return env
 
 
-def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretService, tmp_path: Path) -> None:
-    env = _env(secret_service, tmp_path)
+def test_cli_round_trip_with_the_key_in_the_keychain(
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
+) -> None:
+    env = _env(secret_service, tmp_path, sanitizer_cache)
     r = sessionseal("init", "--json", env=env)
     assert r.code == 0, r.err
     vault_id = json.loads(r.out)["vault_id"]
@@ -65,12 +71,12 @@ def test_cli_round_trip_with_the_key_in_the_keychain(secret_service: SecretServi
 
 
 def test_a_whole_vault_rollback_is_seen_through_the_real_secret_service(
-    secret_service: SecretService, tmp_path: Path
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
 ) -> None:
     """Issue 20, item 7: the keychain keeps the vault's head; a vault directory put back from an
     older copy (everything in it authentic and consistent) is seen, refuses writes, still reads,
     and becomes the vault again only when the owner accepts it."""
-    env = _env(secret_service, tmp_path) | {"SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL": "0"}
+    env = _env(secret_service, tmp_path, sanitizer_cache) | {"SESSIONSEAL_KEYCHAIN_HEAD_INTERVAL": "0"}
     vault = tmp_path / "vault"
     assert sessionseal("init", env=env).code == 0
     old = sessionseal("save", env=env, input=MINIMAL).out.strip()
@@ -142,10 +148,10 @@ def test_library_reads_the_key_once_per_process(real_backend: None, tmp_path: Pa
 
 
 def test_locked_keychain_fails_fast_with_advice(
-    secret_service_factory: Callable[..., SecretService], tmp_path: Path
+    secret_service_factory: Callable[..., SecretService], tmp_path: Path, sanitizer_cache: str
 ) -> None:
     ss = secret_service_factory()
-    env = _env(ss, tmp_path)
+    env = _env(ss, tmp_path, sanitizer_cache)
     assert sessionseal("init", env=env).code == 0
     sid = sessionseal("save", env=env, input=MINIMAL).out.strip()
     ss.lock()
@@ -212,15 +218,18 @@ def test_no_keychain_at_all(tmp_path: Path) -> None:
     assert r.seconds < 5
 
 
-def test_demo_without_keychain_uses_and_names_the_passphrase_provider(tmp_path: Path) -> None:
-    r = sessionseal("demo", env={"HOME": str(tmp_path)}, timeout=120)
+def test_demo_without_keychain_uses_and_names_the_passphrase_provider(tmp_path: Path, sanitizer_cache: str) -> None:
+    r = sessionseal("demo", env={"HOME": str(tmp_path), "SESSIONSEAL_CACHE_DIR": sanitizer_cache}, timeout=120)
     assert r.code == 0, r.err
     assert "key provider: passphrase" in r.out
     assert "none found" in r.out
 
 
-def test_demo_with_keychain_names_it_and_cleans_up(secret_service: SecretService, tmp_path: Path) -> None:
-    r = sessionseal("demo", env=secret_service.env_for(home=tmp_path), timeout=120)
+def test_demo_with_keychain_names_it_and_cleans_up(
+    secret_service: SecretService, tmp_path: Path, sanitizer_cache: str
+) -> None:
+    env = secret_service.env_for(home=tmp_path, SESSIONSEAL_CACHE_DIR=sanitizer_cache)
+    r = sessionseal("demo", env=env, timeout=120)
     assert r.code == 0, r.err
     assert "key provider: OS keychain" in r.out
     assert "removed the demo vault and its key" in r.out
