@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import pickle
 from pathlib import Path
 
@@ -59,11 +60,15 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+@functools.cache
+def _imports_outside_cli() -> dict[str, set[str]]:
+    """Each module's imports, parsed once for all the dependencies below (not once per each)."""
+    return {str(p.relative_to(SRC)): _imports(p) for p in SRC.rglob("*.py") if "cli" not in p.parts}
+
+
 @pytest.mark.parametrize("dependency", sorted(OWNERS))
 def test_each_dependency_has_one_importer(dependency: str) -> None:
-    importers = {
-        str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "cli" not in p.parts and dependency in _imports(p)
-    }
+    importers = {path for path, imported in _imports_outside_cli().items() if dependency in imported}
     owners = OWNERS[dependency]
     # An owner ending in "/" is a package: any module in it may import the dependency.
     assert {i for i in importers if not any(o.endswith("/") and i.startswith(o) for o in owners)} <= owners

@@ -23,6 +23,7 @@ import zstandard
 
 from sessionseal import PassphraseProvider, Vault, cleanup_resumes, errors, find_transcripts, resume_session
 from sessionseal._resume import project_key
+from tests._infra.forkcli import sessionseal as forked  # commands not about processes
 from tests.integration._cli import sessionseal
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
@@ -474,18 +475,16 @@ def test_the_command_line_without_exec(tmp_path: Path) -> None:
     vpath, env = _cli_vault(tmp_path)
     with Vault.open(vpath, passphrase=PASSWORD) as v:
         sid = _import_and_drop(v, _write_claude(tmp_path / "in"))
-    r = sessionseal("resume", str(sid), "--into", "claude", "--no-exec", "--cwd", str(tmp_path), env=env)
+    r = forked("resume", str(sid), "--into", "claude", "--no-exec", "--cwd", str(tmp_path), env=env)
     assert r.code == 8 and "--plaintext" in r.err and r.err.count("\n") == 1
     assert not (tmp_path / "home" / ".claude").exists()
     for mode in ("--exec", "--no-exec"):
-        r = sessionseal(
-            "resume", str(sid), "--into", "claude", mode, "--dry-run", "--cwd", str(tmp_path), "--json", env=env
-        )
+        r = forked("resume", str(sid), "--into", "claude", mode, "--dry-run", "--cwd", str(tmp_path), "--json", env=env)
         assert r.code == 0, r.err
         out = json.loads(r.out)
         assert out["dry_run"] is True and out["executed"] is False and out["path"].endswith(f"/{SID}.jsonl")
     assert not (tmp_path / "home" / ".claude").exists() and not (vpath / "run").exists()
-    r = sessionseal(
+    r = forked(
         "resume", str(sid), "--into", "claude", "--no-exec", "--plaintext", "--cwd", str(tmp_path), "--json", env=env
     )
     assert r.code == 0, r.err
@@ -493,17 +492,17 @@ def test_the_command_line_without_exec(tmp_path: Path) -> None:
     assert out["executed"] is False and out["command"] == ["claude", "--resume", SID]
     assert Path(out["path"]).is_relative_to(tmp_path / "home" / ".claude" / "projects")
     assert PLANTED in Path(out["path"]).read_text()  # written in place: the user asked for plaintext
-    r = sessionseal("resume", str(sid), "--into", "aider", env=env)  # an agent resume does not know
+    r = forked("resume", str(sid), "--into", "aider", env=env)  # an agent resume does not know
     assert r.code == 2
-    r = sessionseal("resume", str(sid), "--into", "gemini", env=env)  # one it knows, but not this session's
+    r = forked("resume", str(sid), "--into", "gemini", env=env)  # one it knows, but not this session's
     assert r.code == 8 and "came from claude-code" in r.err
-    r = sessionseal("resume", str(sid), "--cwd", str(tmp_path), env=env)  # --cwd goes with --into
+    r = forked("resume", str(sid), "--cwd", str(tmp_path), env=env)  # --cwd goes with --into
     assert r.code == 2 and "--into" in r.err
-    r = sessionseal("resume", str(sid), "--json", env=env)  # without --into: it prints the session, as before
+    r = forked("resume", str(sid), "--json", env=env)  # without --into: it prints the session, as before
     assert r.code == 0 and json.loads(r.out)["id"] == str(sid)
-    r = sessionseal("resume", "--latest", "--into", "claude", "--dry-run", "--json", env=env)
+    r = forked("resume", "--latest", "--into", "claude", "--dry-run", "--json", env=env)
     assert r.code == 0 and json.loads(r.out)["session_id"] == str(sid)
-    r = sessionseal("resume", str(sid), "--into", "claude", "--agent-command", "no-such-agent-here", env=env)
+    r = forked("resume", str(sid), "--into", "claude", "--agent-command", "no-such-agent-here", env=env)
     assert r.code == 8 and "not found on PATH" in r.err
 
 
