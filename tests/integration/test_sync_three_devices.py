@@ -3,6 +3,8 @@
 through ``sessionseal device enroll`` (request, ``--accept`` with the pairing code on a device
 already enrolled, ``--finish``), then several rounds in which every device changes its vault and
 all three run ``sessionseal sync --pull`` and ``sync --push`` as real processes at the same time.
+Each device's commands are forked from a command server of its own (tests/_infra/trim2_sync.py):
+separate processes that overlap, without an interpreter start-up each.
 
 Nothing is timed and nothing rests on which process gets there first: after the rounds, every
 device pulls once more and all of them hold every session made anywhere; the session two
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ import pytest
 from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
 from tests._infra.s3server import S3Server, both_servers
-from tests.integration._cli import Ran, sessionseal
+from tests._infra.trim2_sync import CliServers
+from tests.integration._cli import Ran
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow, both_servers]
 
@@ -44,10 +48,11 @@ class Device:
     name: str
     path: Path
     env: dict[str, str]
+    servers: CliServers
     made: set[str] = field(default_factory=set)  # ids of the sessions this device created
 
     def run(self, *args: str) -> Ran:
-        return sessionseal(*args, env=self.env, timeout=TIMEOUT)
+        return self.servers.run(self.name, *args, env=self.env, timeout=TIMEOUT)
 
     def ok(self, *args: str) -> dict[str, Any]:
         ran = self.run(*args, "--json")
@@ -63,8 +68,16 @@ def _session(title: str) -> Session:
     return Session.model_validate({"title": title, "messages": [{"role": "user", "content": f"{title}: start"}]})
 
 
+@pytest.fixture(scope="module")
+def servers() -> Iterator[CliServers]:
+    """A command server per device, shared by the module's tests (a server keeps no state)."""
+    cli = CliServers("a", "b", "c")
+    yield cli
+    cli.close()
+
+
 @pytest.fixture
-def three(server_env: S3Server, tmp_path: Path) -> tuple[Device, Device, Device]:
+def three(server_env: S3Server, tmp_path: Path, servers: CliServers) -> tuple[Device, Device, Device]:
     s3_server = server_env  # remote add checks the remote from this process too
     devices = []
     url = f"s3://{s3_server.bucket}/{PREFIX}"
@@ -78,7 +91,7 @@ def three(server_env: S3Server, tmp_path: Path) -> tuple[Device, Device, Device]
             "HOME": str(tmp_path / f"home-{name}"),
             **s3_server.env(),
         }
-        devices.append(Device(name, path, env))
+        devices.append(Device(name, path, env, servers))
     a, b, c = devices
     return a, b, c
 
