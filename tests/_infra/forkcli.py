@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from tests.integration._cli import SRC, Ran
 
-__all__ = ["sessionseal"]
+__all__ = ["CliServers", "sessionseal"]
 
 REPO = SRC.parent
 
@@ -59,8 +59,18 @@ def _child(req: Mapping[str, Any], fds: tuple[int, ...]) -> None:
     sys.exit(0)  # through the interpreter's exit, as the real command ends
 
 
-def serve() -> None:
-    """Answer requests on stdin (one JSON line each) with the command's exit code and output."""
+def serve(*, s3: bool = False) -> None:
+    """Answer requests on stdin (one JSON line each) with the command's exit code and output.
+
+    With *s3*, boto3's and botocore's modules are imported too (a sync command's): code only,
+    no settings, client or credentials, so each command still makes its own S3 client from its
+    own environment."""
+    if s3:
+        import boto3
+        import botocore.client
+        import botocore.session
+
+        del boto3, botocore
     import sessionseal
     import sessionseal._main
     import sessionseal.cli
@@ -108,7 +118,7 @@ def _read(f: IO[bytes]) -> str:
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, *, s3: bool = False) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -118,7 +128,7 @@ class _Server:
             if name in os.environ:
                 env[name] = os.environ[name]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests._infra.forkcli import serve; serve()"],
+            [sys.executable, "-c", f"from tests._infra.forkcli import serve; serve(s3={s3})"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -164,8 +174,29 @@ def _get_server() -> _Server:
 
 def sessionseal(*args: str, env: Mapping[str, str], input: str | None = None, timeout: float = 60) -> Ran:
     """tests/integration/_cli.py's ``sessionseal``, the command forked from the server."""
+    return _run(_get_server(), args, env, input, timeout)
+
+
+def _run(server: _Server, args: tuple[str, ...], env: Mapping[str, str], input: str | None, timeout: float) -> Ran:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(SRC), **env}
     start = time.monotonic()
     req = {"args": list(args), "env": full, "input": input, "cwd": os.getcwd()}
-    reply = _get_server().run(req, timeout)
+    reply = server.run(req, timeout)
     return Ran(int(reply["code"]), str(reply["out"]), str(reply["err"]), time.monotonic() - start)
+
+
+class CliServers:
+    """Named command servers with the S3 client's modules imported (the sync tests' devices): a
+    server runs one command at a time, so devices whose commands must overlap (concurrent
+    ``sync`` rounds) each get one; :meth:`run` forks the command from the server of that name."""
+
+    def __init__(self, *names: str) -> None:
+        self._servers = {name: _Server(s3=True) for name in names}
+
+    def run(self, name: str, *args: str, env: Mapping[str, str], input: str | None = None, timeout: float = 60) -> Ran:
+        """:func:`sessionseal`, from the server *name* (safe beside other names' calls)."""
+        return _run(self._servers[name], args, env, input, timeout)
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            server.close()

@@ -21,7 +21,7 @@ import pytest
 from sessionseal import errors
 from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim2_keychain import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
+from tests._infra.sanitizer_cache import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
 from tests.integration import _cli
 from tests.integration._cli import SRC, Ran
 
@@ -48,7 +48,7 @@ def _files_holding_a_key(home: Path) -> list[Path]:
 
 
 def _env(ss: SecretService, home: Path, cache: str) -> dict[str, str]:
-    # The sanitizer's start-up shared by the commands (tests/_infra/trim2_keychain.py): outside
+    # The sanitizer's start-up shared by the commands (tests/_infra/sanitizer_cache.py): outside
     # HOME, holding rule data only, so _files_holding_a_key still sees every file of HOME.
     return ss.env_for(home=home, SESSIONSEAL_VAULT=str(home / "vault"), SESSIONSEAL_CACHE_DIR=cache)
 

@@ -21,7 +21,7 @@ import pytest
 from sessionseal import KeychainProvider, Vault, errors
 from tests._infra.forkcli import sessionseal
 from tests._infra.keychain import SecretService
-from tests._infra.trim2_keychain import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
+from tests._infra.sanitizer_cache import fixture_sanitizer_cache  # noqa: F401 - the fixture sanitizer_cache
 
 MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
 
@@ -29,7 +29,7 @@ MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from t
 def _env(ss: SecretService, tmp_path: Path, cache: str = "") -> dict[str, str]:
     env = ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
     if cache:
-        env["SESSIONSEAL_CACHE_DIR"] = cache  # the sanitizer's start-up, shared (tests/_infra/trim2_keychain.py)
+        env["SESSIONSEAL_CACHE_DIR"] = cache  # the sanitizer's start-up, shared (tests/_infra/sanitizer_cache.py)
     return env
 
 

@@ -3,7 +3,7 @@
 through ``sessionseal device enroll`` (request, ``--accept`` with the pairing code on a device
 already enrolled, ``--finish``), then several rounds in which every device changes its vault and
 all three run ``sessionseal sync --pull`` and ``sync --push`` as real processes at the same time.
-Each device's commands are forked from a command server of its own (tests/_infra/trim2_sync.py):
+Each device's commands are forked from a command server of its own (tests/_infra/forkcli.py, CliServers):
 separate processes that overlap, without an interpreter start-up each.
 
 Nothing is timed and nothing rests on which process gets there first: after the rounds, every
@@ -27,8 +27,8 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal.models import Session
+from tests._infra.forkcli import CliServers
 from tests._infra.s3server import S3Server, both_servers
-from tests._infra.trim2_sync import CliServers
 from tests.integration._cli import Ran
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow, both_servers]

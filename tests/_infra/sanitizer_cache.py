@@ -1,4 +1,5 @@
-"""One sanitizer start-up cache for the commands of the keychain tests (lane trim2-keychain).
+"""One sanitizer start-up cache for the commands of the keychain tests
+(tests/integration/test_real_keychain.py and test_keyring_files.py).
 
 Each test gives its commands a fresh HOME, so each test's first ``save`` parsed the rule
 catalogue and compiled its patterns again (3 to 4 s on a loaded machine) into a cache nobody
