@@ -416,6 +416,8 @@ class Applier:
                 if self.state.lines.get((t.device, sid)) == (sid, 0):
                     self.state.lines[(t.device, sid)] = (sid, events)
                     self._synced(sid, events)
+            log, payload = self.logs.get(t.device, ()), functools.partial(self.objects.payload, t.device)
+            self.ckpts.restate(t.device, t.opened.entry, payload=payload, log=log, result=self.result, dead=self._dead)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SessionSealError):
                 raise
