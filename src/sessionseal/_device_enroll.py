@@ -112,25 +112,27 @@ def _claimed_remote(store: S3Store, config: RemoteConfig) -> uuid.UUID | None:
     return ids.pop() if len(ids) == 1 else None
 
 
-def _take_up_first(config: RemoteConfig, store: S3Store, devices: Devices) -> dict[int, bytes]:
+def _take_up_first(config: RemoteConfig, store: S3Store, devices: Devices, *, refuse: bool) -> int:
     """Before ``--accept`` wraps this device's epoch keys for a new device, and before ``revoke``
     numbers its new epoch: take up every newer epoch another device made and proved (a delete
-    or a revocation pushed, not pulled here yet), as a pull does; returns the keys then held.
+    or a revocation pushed, not pulled here yet), as a pull does.  Returns the number a new
+    epoch takes: above every epoch held and every key object listed.
 
-    A newer epoch this device cannot take up refuses the step, nothing written: its proof not on
-    the remote yet (a new device given the keys held would hold no key of it, and a revocation
-    numbered over it would race it), or no key of it for this device (revoked, or enrolled by a
-    device that did not hold it).  The race with an epoch made at the same moment, which no
-    listing can see, is settled by the next push ("Two makers of one epoch").
+    With *refuse* (``--accept``), a newer epoch this device cannot take up refuses the step,
+    nothing written: its proof not on the remote yet (the new device, given the keys held,
+    would read nothing sealed under it), or no key of it for this device (revoked, or enrolled
+    by a device that did not hold it).  A revocation is never refused so: whoever can write the
+    bucket (the stolen device being revoked, with its credentials) could plant such an object to
+    block it; it is numbered above it instead.  Two epochs made at the same moment, neither
+    listing the other's, are settled by the next push ("Two makers of one epoch").
 
     :raises RemoteError: as above (exit 19); the remote cannot be reached; a log fails.
     """
     listing = list_remote(store, config)
     pickup = take_up_epochs(config, store, devices, listing=listing)
-    held = devices.epoch_keys(config)
-    newest = max(held)
+    newest = max(devices.epoch_keys(config))
     ahead = sorted((e, m) for m, objects in listing.keys.items() if m != config.device for e in objects if e > newest)
-    if ahead:
+    if ahead and refuse:
         epoch, maker = ahead[0]
         if epoch in pickup.withheld:
             raise RemoteError(
@@ -141,7 +143,7 @@ def _take_up_first(config: RemoteConfig, store: S3Store, devices: Devices) -> di
             f"device {maker.hex} made epoch {epoch}, which this device cannot take up yet (its proof is not on "
             "the remote yet): run 'sessionseal sync --pull' and try again; nothing was written"
         )
-    return held
+    return max([newest, *(e for e, _ in ahead)]) + 1
 
 
 def request(vault: Vault, remote: str | None = None) -> EnrolStep:
@@ -225,7 +227,8 @@ def _accept(auditor: Any, vault: Vault, remote: str | None, new: uuid.UUID, code
     # it came (the key object of each is self-delimiting; docs/spec/remote-v1.md).  A newer epoch
     # another device made is taken up first: wrapped without it, the new device would read no
     # entry sealed under it.
-    held = _take_up_first(config, store, devices)
+    _take_up_first(config, store, devices, refuse=True)
+    held = devices.epoch_keys(config)
     epoch = max(held)
     makers = devices.maker_keys(config)
     obj = b"".join(
@@ -408,14 +411,13 @@ def _revoke(auditor: Any, vault: Vault, remote: str | None, gone: uuid.UUID) -> 
     rid = ident.remote_id
     store = _store(config)
     # Numbered above every epoch on the remote: one another device made meanwhile is taken up
-    # first (or the revocation refused), never raced under a second key of its number.
-    held = _take_up_first(config, store, devices)
+    # first, never raced under a second key of its number.
+    epoch = _take_up_first(config, store, devices, refuse=False)
     listing = list_devices(vault, config.name)
     status = {e.device: e.status for e in listing.devices}
     if status.get(gone) != "enrolled":
         raise InvalidInput("that device is not enrolled on the remote; 'sessionseal device list' shows them")
     url = _remote.parse_url(config.url)
-    epoch = max(held) + 1
     name = f"keys/{epoch:08x}"
     if store.exists(_remote.device_prefix(url, config.device) + name):
         raise RemoteError(f"this device's key object of epoch {epoch} is on the remote already; nothing was written")

@@ -102,7 +102,7 @@ def test_a_revocation_takes_up_a_delete_it_has_not_pulled_and_numbers_its_epoch_
     assert not {"a after", "b after"} & _titles(c)
 
 
-def test_a_newer_epoch_not_proved_yet_refuses_revoke_and_accept_and_nothing_is_written(
+def test_a_newer_epoch_not_proved_yet_refuses_an_enrolment_and_a_revocation_numbers_above_it(
     three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
 ) -> None:
     a, b, c = three
@@ -115,25 +115,30 @@ def test_a_newer_epoch_not_proved_yet_refuses_revoke_and_accept_and_nothing_is_w
     for key in heads:
         store.delete(key)
     before = _names(server_env, _device(a))
-    with pytest.raises(RemoteError, match=r"made epoch 2, which this device cannot take up yet"):
-        _device_enroll.revoke(a, None, _device(c).hex)
     d = syncvaults.vault(tmp_path / "d", server_env, kr, PREFIX)
     try:
         code = _device_enroll.request(d).pairing_code or ""
-        with pytest.raises(RemoteError, match="cannot take up yet"):
+        with pytest.raises(RemoteError, match=r"made epoch 2, which this device cannot take up yet") as refused:
             _device_enroll.accept(a, None, _device(d).hex, code)
-        with pytest.raises(RemoteError) as refused:
-            _device_enroll.revoke(a, None, _device(c).hex)
         assert refused.value.exit_code == 19 and "\n" not in str(refused.value)  # one line
         assert _names(server_env, _device(a)) == before
         assert set(a.remotes.devices.epoch_keys("cloud")) == {1}
-        # Once the proof is there, both go through, each above or with epoch 2.
+        # A revocation is not held back (whoever writes the bucket could hold it back so): it
+        # is numbered above the epoch it cannot take up yet, never a second key of epoch 2.
+        assert _device_enroll.revoke(a, None, _device(c).hex).epoch == 3
+        assert set(a.remotes.devices.epoch_keys("cloud")) == {1, 3}
+        # Once the proof is there, A takes epoch 2 up, and the enrolment carries all three.
         for key, data in heads.items():
             store.put(key, data)
         _device_enroll.accept(a, None, _device(d).hex, code)
         _device_enroll.finish(d)
-        assert set(d.remotes.devices.epoch_keys("cloud")) == {1, 2}
-        assert _device_enroll.revoke(a, None, _device(c).hex).epoch == 3
+        assert set(d.remotes.devices.epoch_keys("cloud")) == {1, 2, 3}
+        d.remotes.pull()
+        b.remotes.pull()
+        _save(b, "b after")
+        assert b.remotes.push().epoch == 3
+        d.remotes.pull()
+        assert "b after" in _titles(d) and "b before" not in _titles(d)
     finally:
         d.close()
 
@@ -155,10 +160,29 @@ def test_an_enrolment_carries_a_newer_epoch_the_enroller_had_not_pulled(
         d.close()
 
 
-def test_a_revoked_device_cannot_revoke_or_enrol(three: tuple[Vault, Vault, Vault], server_env: S3Server) -> None:
+def test_a_key_object_planted_above_blocks_no_revocation_and_a_revoked_device_enrols_no_one(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+) -> None:
     a, b, c = three
-    _device_enroll.revoke(b, None, _device(a).hex)
-    before = _names(server_env, _device(a))
-    with pytest.raises(RemoteError, match="without a key for this device"):
-        _device_enroll.revoke(a, None, _device(c).hex)
-    assert _names(server_env, _device(a)) == before
+    store = _store(server_env)
+    # C, about to be revoked, plants epoch 2 under its prefix with a key for itself alone: to A
+    # that is an epoch without a key for it.  A's revocation goes on, numbered above it.
+    rid = a.remotes.devices.identity("cloud").remote_id
+    assert rid is not None
+    ident = c.remotes.devices.identity("cloud")
+    stanza = _remotekeys.wrap_for_device(bytes(32), rid, 2, _device(c), ident.x25519_public)
+    store.put(f"{PREFIX}/d/{_device(c).hex}/keys/00000002", _remotekeys.keys_object(rid, 2, _device(c), [stanza]))
+    assert _device_enroll.revoke(a, None, _device(c).hex).epoch == 3
+    assert _wrapped(server_env, a, 3) == {_device(a), _device(b)}
+    # B revokes A in turn; A, revoked, refuses to enrol anyone, writing nothing.
+    b.remotes.pull()
+    assert _device_enroll.revoke(b, None, _device(a).hex).epoch == 4
+    d = syncvaults.vault(tmp_path / "d", server_env, kr, PREFIX)
+    try:
+        code = _device_enroll.request(d).pairing_code or ""
+        before = _names(server_env, _device(a))
+        with pytest.raises(RemoteError, match="made epoch 4 without a key for this device"):
+            _device_enroll.accept(a, None, _device(d).hex, code)
+        assert _names(server_env, _device(a)) == before
+    finally:
+        d.close()
