@@ -350,8 +350,8 @@ def _fields(meta: dict[str, Any]) -> dict[str, str]:
 
 def _was_put(log: Sequence[_remotelog.Opened], sid: uuid.UUID, cid: uuid.UUID) -> bool:
     """Whether *log* put checkpoint *cid* of session *sid*: a ``checkpoint.put`` of it, or a
-    ``rebase`` restating it (a reader that joined after a retirement reads the log from its
-    rebase, the put before it gone with the old epoch's key)."""
+    ``rebase`` restating it (a reader enrolled after the rebase reads the log from it: the put
+    before it is not read, and once the old epoch is retired, not readable)."""
     for o in log:
         kind = o.entry.get("kind")
         puts = [o.entry] if kind == "checkpoint.put" else o.entry.get("checkpoints", []) if kind == "rebase" else []
