@@ -16,7 +16,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sessionseal import Vault, _remotelog
+from sessionseal.errors import RemoteError
 from tests._infra.s3server import S3Server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
@@ -30,7 +33,11 @@ PREFIX = "rebase-ckpts"
 
 
 def _log(v: Vault, server: S3Server) -> list[_remotelog.Opened]:
-    base = server.root / server.bucket / PREFIX / "d" / device(v).hex / "log"
+    return _log_of(v, server, PREFIX)
+
+
+def _log_of(v: Vault, server: S3Server, prefix: str) -> list[_remotelog.Opened]:
+    base = server.root / server.bucket / prefix / "d" / device(v).hex / "log"
     objects = {int(p.name, 16): p.read_bytes() for p in base.iterdir()}
     rid = v.remotes.devices.identity("cloud").remote_id
     assert rid is not None
@@ -96,4 +103,27 @@ def test_a_late_joiner_gets_the_checkpoints_pushed_before_the_retirement_and_the
             assert _ckpts(v, sid)["two"] == mine["two"]
     finally:
         for v in (a, b, d):
+            v.close()
+
+
+def test_a_rebase_whose_checkpoints_are_out_of_shape_is_refused_in_one_line(
+    tmp_path: Path, server_env: S3Server
+) -> None:
+    """An enrolled device's rebase restating something that is no checkpoint: the pull that
+    reads the log from it says the entry is malformed (exit 19) and adds no checkpoint."""
+    a, d = (vault(tmp_path / n, server_env, MemoryKeyring(), PREFIX + "-bad") for n in "ad")
+    try:
+        sid = a.save({"title": "work", "messages": [{"role": "user", "content": "first turn"}]})
+        a.remotes.push()
+        [doc] = [o.entry for o in _log_of(a, server_env, PREFIX + "-bad") if o.entry.get("kind") == "session.put"]
+        record = {k: doc[k] for k in ("session", "object", "size", "meta")} | {"events": 0}
+        bad = {"kind": "rebase", "epoch": 1, "sessions": [record], "carried": [], "checkpoints": [str(sid)]}
+        a.parts.sync.commit_entries(a.remotes.devices.remote("cloud"), [bad], [])
+        enrol(a, d)
+        with pytest.raises(RemoteError, match="is a malformed rebase") as refused:
+            d.remotes.pull()
+        assert refused.value.exit_code == 19
+        assert d.checkpoints(sid) == []
+    finally:
+        for v in (a, d):
             v.close()
