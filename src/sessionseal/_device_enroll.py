@@ -34,12 +34,15 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _crypto, _remote, _remotekeys, _remotelog
 from ._device_list import list_devices, parse_record
 from ._vault._auditing import audited_by
+from ._vault._syncepochs import take_up_epochs
+from ._vault._syncpull import list_remote
 from .errors import IntegrityError, InvalidInput, RemoteError
 
 if TYPE_CHECKING:
     from ._config import RemoteConfig
     from ._s3 import S3Store
     from ._vault import Vault
+    from ._vault._devices import Devices
 
 __all__ = ["EnrolStep", "accept", "finish", "normalize_code", "request", "revoke"]
 
@@ -107,6 +110,40 @@ def _claimed_remote(store: S3Store, config: RemoteConfig) -> uuid.UUID | None:
         if parsed is not None:
             ids.add(parsed[0])
     return ids.pop() if len(ids) == 1 else None
+
+
+def _take_up_first(config: RemoteConfig, store: S3Store, devices: Devices, *, refuse: bool) -> int:
+    """Before ``--accept`` wraps this device's epoch keys for a new device, and before ``revoke``
+    numbers its new epoch: take up every newer epoch another device made and proved (a delete
+    or a revocation pushed, not pulled here yet), as a pull does.  Returns the number a new
+    epoch takes: above every epoch held and every key object listed.
+
+    With *refuse* (``--accept``), a newer epoch this device cannot take up refuses the step,
+    nothing written: its proof not on the remote yet (the new device, given the keys held,
+    would read nothing sealed under it), or no key of it for this device (revoked, or enrolled
+    by a device that did not hold it).  A revocation is never refused so: whoever can write the
+    bucket (the stolen device being revoked, with its credentials) could plant such an object to
+    block it; it is numbered above it instead.  Two epochs made at the same moment, neither
+    listing the other's, are settled by the next push ("Two makers of one epoch").
+
+    :raises RemoteError: as above (exit 19); the remote cannot be reached; a log fails.
+    """
+    listing = list_remote(store, config)
+    pickup = take_up_epochs(config, store, devices, listing=listing)
+    newest = max(devices.epoch_keys(config))
+    ahead = sorted((e, m) for m, objects in listing.keys.items() if m != config.device for e in objects if e > newest)
+    if ahead and refuse:
+        epoch, maker = ahead[0]
+        if epoch in pickup.withheld:
+            raise RemoteError(
+                f"device {maker.hex} made epoch {epoch} without a key for this device (it was revoked, or "
+                "enrolled by a device that did not hold that epoch); nothing was written"
+            )
+        raise RemoteError(
+            f"device {maker.hex} made epoch {epoch}, which this device cannot take up yet (its proof is not on "
+            "the remote yet): run 'sessionseal sync --pull' and try again; nothing was written"
+        )
+    return max([newest, *(e for e, _ in ahead)]) + 1
 
 
 def request(vault: Vault, remote: str | None = None) -> EnrolStep:
@@ -187,7 +224,10 @@ def _accept(auditor: Any, vault: Vault, remote: str | None, new: uuid.UUID, code
     if store.exists(_remote.device_prefix(url, config.device) + name):
         raise InvalidInput("this device has enrolled that device already; 'sessionseal device list' shows it")
     # Every epoch this device holds, oldest first: the new device reads the logs written before
-    # it came (the key object of each is self-delimiting; docs/spec/remote-v1.md).
+    # it came (the key object of each is self-delimiting; docs/spec/remote-v1.md).  A newer epoch
+    # another device made is taken up first: wrapped without it, the new device would read no
+    # entry sealed under it.
+    _take_up_first(config, store, devices, refuse=True)
     held = devices.epoch_keys(config)
     epoch = max(held)
     makers = devices.maker_keys(config)
@@ -369,13 +409,15 @@ def _revoke(auditor: Any, vault: Vault, remote: str | None, gone: uuid.UUID) -> 
     if gone == config.device:
         raise InvalidInput("a device cannot revoke itself; revoke it from another enrolled device")
     rid = ident.remote_id
+    store = _store(config)
+    # Numbered above every epoch on the remote: one another device made meanwhile is taken up
+    # first, never raced under a second key of its number.
+    epoch = _take_up_first(config, store, devices, refuse=False)
     listing = list_devices(vault, config.name)
     status = {e.device: e.status for e in listing.devices}
     if status.get(gone) != "enrolled":
         raise InvalidInput("that device is not enrolled on the remote; 'sessionseal device list' shows them")
-    store = _store(config)
     url = _remote.parse_url(config.url)
-    epoch = max(held) + 1
     name = f"keys/{epoch:08x}"
     if store.exists(_remote.device_prefix(url, config.device) + name):
         raise RemoteError(f"this device's key object of epoch {epoch} is on the remote already; nothing was written")

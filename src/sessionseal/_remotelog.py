@@ -272,13 +272,16 @@ def read_start(objects: Mapping[int, bytes], epoch_keys: Keyring) -> tuple[int, 
 
 def named_objects(entry: Mapping[str, Any]) -> list[tuple[Any, str]]:
     """The content objects an entry names, each with the session it names it for: a
-    ``rebase``'s one per session, and the ``object`` of any other kind (``session.put``,
-    ``session.append``, ``checkpoint.put``).  Generic on purpose: prune and retirement delete
-    what no entry names, so a kind that names an object must never be missed here."""
+    ``rebase``'s one per session and one per checkpoint it restates, and the ``object`` of any
+    other kind (``session.put``, ``session.append``, ``checkpoint.put``).  Generic on purpose:
+    prune and retirement delete what no entry names, so a kind that names an object must never
+    be missed here."""
     if entry.get("kind") == "rebase" and isinstance(entry.get("sessions"), list):
+        # Its sessions' documents, then the checkpoints it restates (each of one of them).
+        carried = entry.get("checkpoints", [])
         return [
             (r.get("session"), r["object"])
-            for r in entry["sessions"]
+            for r in [*entry["sessions"], *(carried if isinstance(carried, list) else ())]
             if isinstance(r, dict) and isinstance(r.get("object"), str)
         ]
     if isinstance(entry.get("object"), str):

@@ -79,3 +79,44 @@ def test_a_pull_killed_after_writing_a_checkpoint_resumes_to_one(tmp_path: Path,
         again = b.remotes.pull()
         assert (again.entries, again.checkpoints) == (0, 0)
         assert len(b.checkpoints(uuid.UUID(str(sid)))) == 1
+
+
+def test_a_pull_killed_while_applying_a_rebases_checkpoints_resumes_to_one_each(
+    tmp_path: Path, server_env: S3Server
+) -> None:
+    """A device enrolled after a delete reads A's log from its rebase, which restates A's two
+    checkpoints (docs/spec/remote-v1.md, "Rebase and retirement"); killed after the first
+    checkpoint write, the next pull applies the rebase again and ends with each once."""
+    a_path, b_path = tmp_path / "a", tmp_path / "b"
+    url = f"s3://{server_env.bucket}/ckptrebasekill"
+    with (
+        Vault.init(a_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(b_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
+    ):
+        for v in (a, b):
+            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+        sid = a.save({"title": "work", "messages": [{"role": "user", "content": "a turn"}]})
+        doomed = a.save({"title": "doomed", "messages": [{"role": "user", "content": "gone"}]})
+        a.checkpoint(sid, "first")
+        a.checkpoint(sid, "second")
+        a.remotes.push()
+        a.delete(doomed)
+        assert a.remotes.push().rebased == 1
+        step = _device_enroll.request(b)
+        device = b.remotes.devices.identity("cloud").device_id
+        _device_enroll.accept(a, None, device.hex, step.pairing_code or "")
+        _device_enroll.finish(b)
+
+    env = {**os.environ, **server_env.env(), "PASS": PASSPHRASE}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(b_path)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
+    assert done.returncode == -signal.SIGKILL, "the child was not killed after the checkpoint write"
+
+    with _open(b_path) as b:
+        assert len(b.checkpoints(sid)) == 1  # the first written before the kill
+        b.remotes.pull()
+        assert sorted(c.name for c in b.checkpoints(sid)) == ["first", "second"]
+        assert b.remotes.pull().checkpoints == 0
+        assert len(b.checkpoints(sid)) == 2
+        assert [s.title for s in b.list()] == ["work"]

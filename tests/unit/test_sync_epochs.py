@@ -301,10 +301,16 @@ def test_a_revoked_devices_entries_after_its_revocation_are_refused(
 
 
 def test_a_revoked_device_can_neither_cut_the_others_logs_nor_enrol_a_device_of_its_own(
-    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+    three: tuple[Vault, Vault, Vault],
+    server_env: S3Server,
+    tmp_path: Path,
+    kr: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """After its cutoff, a revoked device's heads witness nothing (a witness of entries never
-    written would make another device's log look cut) and its entries enrol no one."""
+    written would make another device's log look cut) and its entries enrol no one.  (Its own
+    ``--accept`` refuses, seeing a newer epoch without a key for it: the one below skips that
+    check, as a modified client would.)"""
     a, b, c = three
     a.remotes.pull()
     _device_enroll.revoke(a, None, _device(c).hex)
@@ -330,6 +336,9 @@ def test_a_revoked_device_can_neither_cut_the_others_logs_nor_enrol_a_device_of_
     store.put(base + f"head/{last.seq:016x}", head)
     with _vault(tmp_path / "x", server_env, kr) as puppet:
         step = _device_enroll.request(puppet)
+        with pytest.raises(RemoteError, match="without a key for this device"):
+            _device_enroll.accept(c, None, _device(puppet).hex, step.pairing_code or "")
+        monkeypatch.setattr(_device_enroll, "_take_up_first", lambda config, store, devices, refuse: 0)
         _device_enroll.accept(c, None, _device(puppet).hex, step.pairing_code or "")
         result = b.remotes.pull()  # C's witness of B is not taken as a floor
         assert result.refused >= 1 and "c after" not in _titles(b)

@@ -491,7 +491,8 @@ class _Push:
         """Once this device holds a newer epoch than its log's last rebase: a ``rebase`` entry."""
         if not self.dry_run and max(self.cursor.rebased, 1) < self.epoch:  # epoch 1 is no one's to rebase
             tomb, batch = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3), _Batch()
-            entry = rebase_entry(tomb, self.cursor, self.epoch, self.sync._store, lambda d: self._object(d, batch))
+            seal, store = (lambda d: self._object(d, batch)), self.sync._store
+            entry = rebase_entry(tomb, self.cursor, self.epoch, store, seal, ckpts=self.sync.ckpts)
             if entry is not None:
                 self.cursor.rebased, self.result.rebased = self.epoch, len(entry["sessions"])
                 self._commit([entry], {}, [])

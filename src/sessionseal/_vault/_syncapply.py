@@ -405,17 +405,24 @@ class Applier:
         """A log read from its rebase (this device holds no key of its entry 1): each session
         the rebase restates, as that device's ``session.put``, its line at the rebase's
         ``events`` (docs/spec/remote-v1.md, "Rebase and retirement").  Killed, all are put again."""
+        pending = self.state.pending
         try:
             for record in t.opened.entry["sessions"]:
                 if self._dead(record["session"]):
                     continue
                 sid, events = uuid.UUID(str(record["session"])), int(record["events"])
-                self._put(
-                    _Todo(t.device, dataclasses.replace(t.opened, entry={**record, "kind": "session.put"}), t.hlc), sid
-                )
+                put = _Todo(t.device, dataclasses.replace(t.opened, entry={**record, "kind": "session.put"}), t.hlc)
+                # The one a kill came after (those before it were recorded by its intent's save).
+                at = (t.device, t.opened.seq, "put", sid)
+                if pending is not None and pending[:4] == at and was_written(self.store, *pending[2:]):
+                    self._after(put, "put", sid, sid, written=True)
+                    continue
+                self._put(put, sid)
                 if self.state.lines.get((t.device, sid)) == (sid, 0):
                     self.state.lines[(t.device, sid)] = (sid, events)
                     self._synced(sid, events)
+            log, payload = self.logs.get(t.device, ()), functools.partial(self.objects.payload, t.device)
+            self.ckpts.restate(t.device, t.opened.entry, payload=payload, log=log, result=self.result, dead=self._dead)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, SessionSealError):
                 raise

@@ -22,6 +22,7 @@ none) and only when the id is one of a ``checkpoint.put`` of the same device's l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import uuid
@@ -146,7 +147,7 @@ class CheckpointSync:
         session = uuid.UUID(bytes=sid)
         held: Held = dict(cursor.ckpts.get(sid, {}))
         for number, (tag, cid) in sorted(held.items()):
-            if files.get(number, ("", tag))[1] != tag:  # gone, or its number reused
+            if number not in files or files[number][1] != tag:  # gone, or its number reused
                 del held[number]
                 if cid is not None:
                     entries.append({"kind": "checkpoint.delete", "session": str(session), "checkpoint": str(cid)})
@@ -170,9 +171,7 @@ class CheckpointSync:
                     "kind": "checkpoint.put",
                     "session": str(session),
                     "checkpoint": str(cid),
-                    "name": str(meta.get("name", "")),
-                    "reason": str(meta.get("reason", "manual")),
-                    "created_at": str(meta.get("created_at", "")),
+                    **_fields(meta),
                     "object": name,
                     "size": size,
                 }
@@ -180,6 +179,31 @@ class CheckpointSync:
             held[number] = (tag, cid)
             result.checkpoints += 1
         cursor.ckpts[sid] = held
+
+    def carried(self, cursor: Cursor, sid: bytes, put: PutObject) -> list[dict[str, Any]] | None:
+        """The checkpoints of session *sid* this device put and has not deleted, as its log's
+        ``rebase`` restates them (docs/spec/remote-v1.md, "Rebase and retirement"): each its
+        ``checkpoint.put``'s fields, the same id, with its document sealed again by *put* (under
+        the rebase's epoch: the old epoch's object goes at retirement).  None when one changed
+        since the push sent it: the rebase is put off to the next push, as for a session."""
+        session = uuid.UUID(bytes=sid)
+        files = dict(self._ckpts.files(self._keys.file_name(session)))
+        out: list[dict[str, Any]] = []
+        for number, (tag, cid) in sorted(cursor.ckpts.get(sid, {}).items()):
+            if cid is None:
+                continue  # another device's (a pull added it): that device restates it
+            fname = files.get(number)
+            try:
+                if fname is None or self._tag(fname) != tag:
+                    return None
+                meta, body = self._ckpts.read(session, number, fname, meta_only=False)
+            except FileNotFoundError:
+                return None
+            if body is None or self._tag(fname) != tag:  # replaced while it was read
+                return None
+            name, size = put(body)
+            out.append({"session": str(session), "checkpoint": str(cid), **_fields(meta), "object": name, "size": size})
+        return out
 
     def _tag(self, fname: str) -> bytes | None:
         """A tag of a checkpoint file's header (its wrapped key is fresh per file); None: gone."""
@@ -239,16 +263,33 @@ class CheckpointSync:
                     )
         result.checkpoints += 1
 
+    def restate(
+        self,
+        device: uuid.UUID,
+        rebase: dict[str, Any],
+        *,
+        payload: Callable[[dict[str, Any]], bytes],
+        log: Sequence[_remotelog.Opened],
+        result: PullResult,
+        dead: Callable[[Any], bool],
+    ) -> None:
+        """A log read from its ``rebase``: the checkpoints it restates, each applied as its
+        ``checkpoint.put`` (idempotent by its id: a rebase applied again adds none twice); none
+        of a session a tombstone erased.  A rebase written before it carried them restates none.
+
+        :raises KeyError, TypeError, ValueError: out of shape (the caller says so).
+        """
+        for record in rebase.get("checkpoints", []):
+            put = {**record, "kind": "checkpoint.put"}
+            if dead(put["session"]):
+                result.deleted += 1
+                continue
+            self.apply(device, put, payload=functools.partial(payload, put), log=log, result=result)
+
     def _delete(
         self, device: uuid.UUID, sid: uuid.UUID, cid: uuid.UUID, log: Sequence[_remotelog.Opened], result: PullResult
     ) -> None:
-        ours = any(
-            o.entry.get("kind") == "checkpoint.put"
-            and o.entry.get("checkpoint") == str(cid)
-            and o.entry.get("session") == str(sid)
-            for o in log
-        )
-        if not ours:  # names no checkpoint that device put: nothing of this vault is its to delete
+        if not _was_put(log, sid, cid):  # names no checkpoint that device put: nothing of this vault is its to delete
             result.skipped += 1
             return
         fname = self._keys.file_name(sid)
@@ -296,3 +337,25 @@ class CheckpointSync:
         except InvalidInput:
             raise RemoteError("a pulled checkpoint is not a valid session document") from None
         return built.body, _events.summary_of(built.doc, len(built.body)), built.counts
+
+
+def _fields(meta: dict[str, Any]) -> dict[str, str]:
+    """A ``checkpoint.put``'s fields of the checkpoint's own (its META): name, reason, time."""
+    return {
+        "name": str(meta.get("name", "")),
+        "reason": str(meta.get("reason", "manual")),
+        "created_at": str(meta.get("created_at", "")),
+    }
+
+
+def _was_put(log: Sequence[_remotelog.Opened], sid: uuid.UUID, cid: uuid.UUID) -> bool:
+    """Whether *log* put checkpoint *cid* of session *sid*: a ``checkpoint.put`` of it, or a
+    ``rebase`` restating it (a reader enrolled after the rebase reads the log from it: the put
+    before it is not read, and once the old epoch is retired, not readable)."""
+    for o in log:
+        kind = o.entry.get("kind")
+        puts = [o.entry] if kind == "checkpoint.put" else o.entry.get("checkpoints", []) if kind == "rebase" else []
+        for put in puts if isinstance(puts, list) else ():
+            if isinstance(put, dict) and put.get("checkpoint") == str(cid) and put.get("session") == str(sid):
+                return True
+    return False

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .._fs import Dir
     from .._s3 import S3Store
     from ._store import SessionStore
+    from ._syncckpt import CheckpointSync
     from ._syncpull import PullCheck
 
 _EPOCH: Final = re.compile(r"[0-9a-f]{8}")
@@ -90,14 +91,22 @@ def meta_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def rebase_entry(
-    tomb: Tombstones, cursor: Cursor, epoch: int, store: SessionStore, seal: Callable[[bytes], tuple[str, int]]
+    tomb: Tombstones,
+    cursor: Cursor,
+    epoch: int,
+    store: SessionStore,
+    seal: Callable[[bytes], tuple[str, int]],
+    *,
+    ckpts: CheckpointSync | None = None,
 ) -> dict[str, Any] | None:
     """The ``rebase`` entry of this device's log (read whole, from *tomb*) under *epoch*, its
-    objects sealed and PUT by *seal* (the push's own: before the entry is committed).  None when
-    a session it serves changed since this push sent it (another process appended meanwhile):
-    the next push rebases."""
+    objects sealed and PUT by *seal* (the push's own: before the entry is committed), with the
+    checkpoints this device put of those sessions (*ckpts*), so that a device that reads the log
+    from this rebase gets them too.  None when a session or a checkpoint it serves changed since
+    this push sent it (another process appended meanwhile): the next push rebases."""
     own, marks = tomb.own_log(cursor.remote), tomb.marks()
-    records = []
+    records: list[dict[str, Any]] = []
+    restated: list[dict[str, Any]] = []
     for sid in live_sessions(own):
         pushed, mark = cursor.sessions.get(sid.bytes), marks.get(sid.bytes)
         if pushed is None or mark is None:
@@ -111,7 +120,13 @@ def rebase_entry(
         name, size = seal(doc)
         meta = meta_of(orjson.loads(doc))
         records.append({"session": str(sid), "object": name, "size": size, "events": pushed.ops, "meta": meta})
-    return {"kind": "rebase", "epoch": epoch, "sessions": records, "carried": _carried(own)}
+        held = ckpts.carried(cursor, sid.bytes, seal) if ckpts is not None else []
+        if held is None:
+            return None
+        restated += held
+    entry = {"kind": "rebase", "epoch": epoch, "sessions": records, "carried": _carried(own)}
+    # Only when there are any: a rebase without checkpoints is the bytes it was before them.
+    return entry | ({"checkpoints": restated} if restated else {})
 
 
 def rebased_at(entries: Sequence[_remotelog.Opened]) -> tuple[int, int]:
