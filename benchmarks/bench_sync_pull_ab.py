@@ -2,8 +2,9 @@
 """Two versions of the pull, interleaved in one run (issue 26, "Speed"): the same ``--sessions``
 sessions as :mod:`bench_sync_pull` pushed once, then each round pulls them onto a fresh device
 with the code of ``--base`` (a source tree: ``git worktree add`` or ``git archive`` of the ref to
-compare against) and with this tree's, and copies them with ``rclone copy``, the three in an
-order that rotates each round, so a busy neighbour slows all of them alike.
+compare against) and with this tree's, and copies them with ``rclone copy``: base, copy, this,
+then this, copy, base, and so on, each step after an ``os.sync()``, so a busy neighbour or the
+disk's writeback of the step before slows both pulls alike.
 
 Each pull runs in a process of its own (``python -c`` with that tree's ``src`` first on
 ``sys.path``): its wall time and its CPU time (getrusage of that process, every thread: the
@@ -94,9 +95,12 @@ def main() -> None:
             server_args = [server.bucket, server.endpoint, d.epoch_key("cloud", 1).hex(), str(rid)]
             before = os.getloadavg()
             print(f"{args.sessions:,} sessions, {nbytes:,} B of JSON; load average before: {before}", file=sys.stderr)
-            order = ["base", "this", "copy"]
             for r in range(args.rounds):
-                for what in order[r % 3 :] + order[: r % 3]:
+                # Each pull after the copy as often as after a pull of either kind (a pull's files
+                # removed leave the disk busier than a copy's), and the disk's writes of the step
+                # before finished first (sync, untimed).
+                for what in ("base", "copy", "this") if r % 2 == 0 else ("this", "copy", "base"):
+                    os.sync()
                     if what == "copy":
                         wall, cpu, _ = copy_once(tmp / "copy", rclone, a, server)
                     else:

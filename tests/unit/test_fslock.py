@@ -30,8 +30,21 @@ else:
 """
 
 
-def _probe(path: Path) -> str:
+def _probe_elsewhere(path: Path) -> str:
     return subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, check=True).stdout
+
+
+def _probe(path: Path) -> str:
+    """As :data:`PROBE`, from another open file of this process (``flock`` locks belong to the
+    open file: two of one process exclude each other as two processes do)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "held\n"
+    finally:
+        os.close(fd)
+    return "free\n"
 
 
 @pytest.fixture
@@ -44,7 +57,7 @@ def locks(tmp_path: Path) -> Path:
 def test_a_free_lock_is_held_for_the_block_with_the_holder_named(locks: Path) -> None:
     path = locks / "s.lock"
     with lock(path, timeout=1, what="session x"):
-        assert _probe(path) == "held\n"
+        assert _probe_elsewhere(path) == "held\n"
         assert int(path.read_bytes().decode().strip()) == os.getpid()
         assert path.stat().st_mode & 0o777 == 0o600
         # A second taker (another descriptor: a thread, or this one again) waits, and times out
@@ -52,7 +65,7 @@ def test_a_free_lock_is_held_for_the_block_with_the_holder_named(locks: Path) ->
         timeout = pytest.raises(LockTimeout, match=f"session x is locked by pid {os.getpid()}")
         with timeout, lock(path, timeout=0.2, what="session x"):
             pass
-    assert _probe(path) == "free\n"
+    assert _probe_elsewhere(path) == "free\n"
     assert path.exists()  # left in place, as filelock leaves it: waiters share one inode
 
 
