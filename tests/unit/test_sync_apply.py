@@ -296,3 +296,24 @@ def test_a_run_of_new_sessions_is_saved_as_a_batch_each_whole_indexed_and_audite
     assert sum(r["action"] == "save" for r in records) == n + 1
     assert b.verify().problems == []
     assert b.remotes.pull().counts()["applied"] == 0
+    # Each saved version is recorded as pushed as the file holds it (not read back: the batch
+    # knows what it wrote): B's first push sends nothing of them.
+    pushed = b.remotes.push()
+    assert (pushed.put, pushed.appended, pushed.meta) == (0, 0, 0)
+
+
+def test_a_batch_pulled_after_this_devices_first_push_is_recorded_in_its_push_cursor(
+    two: tuple[Vault, Vault],
+) -> None:
+    """The batch's versions go to the push cursor once this device has pushed: nothing of
+    them is sent back, and a later change of one of them is, alone."""
+    a, b = two
+    b.remotes.push()  # B's record: from here what a pull writes is noted in its push cursor
+    sids = [a.save(_session(f"after push {i}", f"turn {i}")) for i in range(3)]
+    a.remotes.push()
+    assert b.remotes.pull().put == 4  # A's first session too
+    pushed = b.remotes.push()
+    assert (pushed.put, pushed.appended, pushed.meta) == (0, 0, 0)
+    b.append(sids[1], [{"role": "user", "content": "one more"}])
+    pushed = b.remotes.push()
+    assert (pushed.put + pushed.appended, pushed.meta) == (1, 0)

@@ -247,7 +247,7 @@ class SessionStore:
         return len(b.body), b.counts
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> Iterator[dict[uuid.UUID, tuple[int, int]]]:
         """Saves of many sessions under one flush (a pull's batch of new sessions).  A new
         session's file is written to its temp file and left open, its session lock held; at the
         flush every temp file is fsynced at once (:meth:`.._fs.Dir.fsync_all`: one journal
@@ -257,12 +257,17 @@ class SessionStore:
         the session locks are released.  The marks become durable with the caller's audit
         record, after the flush, as a save's do.  Killed before the flush, a session's file is
         absent (its temp file is swept, rule 8); killed after a rename, it may be there
-        unindexed and unmarked (the listing reads it, search streams it)."""
+        unindexed and unmarked (the listing reads it, search streams it).
+
+        Yields what the flush named, filled as it goes: each session's (generation, end) as
+        written (a new file's end is its size), so the caller need not read the files back."""
         self._batches.later = []
         self._batches.locks = contextlib.ExitStack()
         self._batches.held = set()
+        named: dict[uuid.UUID, tuple[int, int]] = {}
+        self._batches.named = named
         try:
-            yield
+            yield named
         finally:
             try:
                 self._flush()
@@ -270,6 +275,7 @@ class SessionStore:
                 self._batches.later = None
                 self._batches.locks.close()
                 self._batches.held = None
+                self._batches.named = None
 
     def _flush(self) -> None:
         later: list[_Later] | None = getattr(self._batches, "later", None)
@@ -304,6 +310,9 @@ class SessionStore:
         if self._fulltext is not None:
             self._fulltext.saved_many([(it.sid, (it.generation, 0), it.doc, it.stamp) for it in named])
         self._keys.note(StateChange(marks={it.sid.bytes: (it.generation, it.size) for it in named}))
+        versions: dict[uuid.UUID, tuple[int, int]] | None = getattr(self._batches, "named", None)
+        if versions is not None:
+            versions.update((it.sid, (it.generation, it.size)) for it in named)
 
     def marked(self, sid: uuid.UUID) -> bool:
         """Whether the vault's anchored state holds a mark of *sid* (a write recorded durably)."""

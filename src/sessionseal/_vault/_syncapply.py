@@ -137,6 +137,9 @@ class Applier:
         self.objects = PullObjects(s3, self.url, self.ring, rid, self.result)
         self.deferred = False  # in a batch: the push cursor and the audit written once, at its end
         self.saved: list[tuple[uuid.UUID, int, dict[str, int]]] = []
+        #: In a batch, after its flush: the (generation, end) of each file it named (a new file,
+        #: no group appended), which :meth:`_version` and :meth:`_synced` take as read.
+        self.named: dict[uuid.UUID, tuple[int, int]] = {}
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -352,6 +355,7 @@ class Applier:
             # What was saved is recorded, whatever stopped the batch: a save whose file a failed
             # flush did not name is not there, and is not recorded.
             self.auditor.saves([s for s in saved if self._version(s[0]) is not None])
+            self.named = {}
         if self.push is not None and self.dir is not None:
             write_cursor(self.dir, self.push, self.epoch, self.key)
         done = set(mine)
@@ -380,10 +384,11 @@ class Applier:
             if present:
                 settle.add(sid)
         self.store.add_keys([sid for sid in docs if sid not in settle])
-        with self.store.batch():
+        with self.store.batch() as named:
             for _, sid in batch:
                 if sid in docs:
                     self._save(docs.pop(sid), sid, settle=sid in settle)
+        self.named = named  # their versions as written: not read back from the files (_version)
         for t, sid in batch:  # once the batch's files have their names
             self._after(t, "put", sid, sid, written=True)
             self.state.applied[t.device] = (t.opened.seq, t.opened.mac)
@@ -592,12 +597,15 @@ class Applier:
 
     def _synced(self, sid: uuid.UUID, ops: int | None) -> None:
         """Mark *sid* as it is now as pushed (*ops*: its line's count; None: as it was)."""
-        try:
-            log = self.store.open(sid)
-        except SessionNotFound:
-            return
         before = self._pushed(sid)
-        now = Pushed(log.header.generation, log.end, len(log.events), before.ops if ops is None else ops)
+        if sid in self.named:  # a batch's new file, as written: no group appended
+            now = Pushed(*self.named[sid], 0, before.ops if ops is None else ops)
+        else:
+            try:
+                log = self.store.open(sid)
+            except SessionNotFound:
+                return
+            now = Pushed(log.header.generation, log.end, len(log.events), before.ops if ops is None else ops)
         if self.push is not None:
             self.push.sessions[sid.bytes] = now
             self.push.hlc = max(self.push.hlc, self.state.hlc)
@@ -642,6 +650,8 @@ class Applier:
         return fields
 
     def _version(self, sid: uuid.UUID) -> tuple[int, int] | None:
+        if sid in self.named:
+            return self.named[sid]
         try:
             log = self.store.open(sid)
         except SessionNotFound:
