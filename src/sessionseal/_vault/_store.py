@@ -569,7 +569,6 @@ class SessionStore:
             if tail is None:
                 with sessions.reader(fname) as (read_at, size):
                     tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-            before = stamp_of(os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False))  # the index's check
         except FileNotFoundError:
             raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
@@ -617,7 +616,7 @@ class SessionStore:
             generation = (tail.header.generation, revision)
             if retitled:  # the whole text anew, at the new revision: the old title's words go
                 self._fulltext.saved(sid, generation, lambda: self.document(self.open(sid)), stamp_of(st))
-            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), before):
+            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), tail.end):
                 self._catch_up(name, sid)
         return len(payload)
 
