@@ -635,9 +635,10 @@ class SessionStore:
 
     def _catch_up(self, name: str, sid: uuid.UUID) -> None:
         """The full-text index missed an earlier write of the session (a writer killed between
-        the file and the index, a failed update, a vault restored from a copy): rewrite it as a
-        new version, which the index takes whole. An atomic rewrite, best effort like the index:
-        the append it follows stands either way (docs/reliability.md)."""
+        the file and the index, a failed update; never a copy's new inodes, which the check does
+        not compare): rewrite it as a new version, which the index takes whole. An atomic
+        rewrite, best effort like the index: the append it follows stands either way
+        (docs/reliability.md). Sync sends a new version whole (docs/sync.md, "Push")."""
         with contextlib.suppress(SessionSealError, OSError):
             self.compact(name, sid)
 
