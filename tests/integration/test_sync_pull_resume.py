@@ -23,10 +23,10 @@ import pytest
 from sessionseal import PassphraseProvider, Vault
 from tests._infra.s3server import S3Server
 from tests._infra.syncscenario import rclone_buckets, s3_server
-from tests.integration.test_sync_pull_kill import CHILD, IDS, PASSPHRASE, _all, setup
+from tests.integration.test_sync_pull_kill import CHILD, IDS, PASSPHRASE, Scenario, _all, appends, setup
 
 pytestmark = pytest.mark.s3
-__all__ = ["rclone_buckets", "s3_server", "setup"]  # the fixtures, imported for the tests below
+__all__ = ["appends", "rclone_buckets", "s3_server", "setup"]  # the fixtures, imported for the tests below
 
 #: Another process appends a local turn to the session, as a capture hook would.
 LOCAL = (
@@ -50,9 +50,10 @@ def _texts(doc: dict[str, object]) -> str:
     ],
 )
 def test_a_local_write_between_the_kill_and_the_resume_is_not_taken_for_the_pulls(
-    setup: tuple[Path, Path, S3Server], n: int, index: int, what: str
+    setup: tuple[Path, Scenario], n: int, index: int, what: str
 ) -> None:
-    path, reference, server = setup
+    path, scenario = setup
+    server = scenario.built.server
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), "state", str(n)], env=env, check=False, timeout=300)
     assert done.returncode == -signal.SIGKILL
@@ -64,7 +65,7 @@ def test_a_local_write_between_the_kill_and_the_resume_is_not_taken_for_the_pull
         assert resumed.resumed
         assert v.remotes.pull().counts()["applied"] == 0
     after = _all(path)
-    expected = _all(reference)
+    expected = scenario.pulled
     mine = after[sid]
     assert "a local turn, written after the kill" in _texts(mine)  # the local write is kept
     if what == "append":
@@ -83,17 +84,18 @@ def test_a_local_write_between_the_kill_and_the_resume_is_not_taken_for_the_pull
 
 
 def test_a_rename_whose_intent_was_recorded_but_not_written_is_written_on_resume(
-    setup: tuple[Path, Path, S3Server],
+    setup: tuple[Path, Scenario],
 ) -> None:
     # Killed after recording the rename's intent (and its winning clock), before the write: the
     # resumed pull must write it, though the clock it recorded is its own.
-    path, reference, server = setup
+    path, scenario = setup
+    server = scenario.built.server
     env = {**os.environ, **server.env(), "PASS": PASSPHRASE}
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), "state", "5"], env=env, check=False, timeout=300)
     assert done.returncode == -signal.SIGKILL
     with Vault.open(path, passphrase=PASSPHRASE) as v:
         assert v.remotes.pull().resumed
-    assert _all(path) == _all(reference)
+    assert _all(path) == scenario.pulled
 
 
 #: Another process rewrites the session whole (a save of it with its id), as an import would.

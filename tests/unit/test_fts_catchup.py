@@ -8,11 +8,14 @@ writers at these steps."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from sessionseal import Vault
+from sessionseal import KeychainProvider, Vault
 from sessionseal._vault import _fulltext
 
 
@@ -65,3 +68,27 @@ def test_appends_in_a_row_stay_records_of_their_turns(vault: Vault) -> None:
         vault.append(sid, [{"role": "assistant", "content": f"turn{i}"}])
     assert vault.list()[0].generation == generation  # not rewritten: the index held each step
     assert _current_and_found(vault, sid, "turn2") == (True, True)
+
+
+@pytest.mark.parametrize("copy", [shutil.copy2, shutil.copy], ids=["mtimes-kept", "mtimes-new"])
+def test_an_append_in_a_vault_restored_from_a_file_copy_is_a_record_of_its_turn(
+    vault: Vault, provider: KeychainProvider, tmp_path: Path, copy: Callable[[str, str], object]
+) -> None:
+    """A vault put back from a file copy (a restore from restic or borg, a snapshot moved into
+    place) holds the same versions in new files: new inodes, and often new mtimes, so every
+    stamp the index holds differs from its file's. What the file holds decides the append's
+    check (its generation, where its last group ends), so the turn is a record of its own and
+    the session is not rewritten: a rewrite is a new version, which sync sends whole and
+    another device that appended too takes as a fork (docs/sync.md, "Backups")."""
+    sid = vault.save({"title": "t", "messages": [{"role": "user", "content": "firstword"}]})
+    vault.append(sid, [{"role": "assistant", "content": "secondword"}])
+    generation, path = vault.list()[0].generation, vault.path
+    vault.close()
+    path.rename(tmp_path / "aside")
+    shutil.copytree(tmp_path / "aside", path, symlinks=True, copy_function=copy)
+    with Vault.open(path, key_provider=provider) as restored:
+        assert _current_and_found(restored, sid, "firstword") == (False, True)  # a stamp is a cache key only
+        restored.append(sid, [{"role": "assistant", "content": "thirdword"}])
+        assert restored.list()[0].generation == generation  # not rewritten
+        for word in ("firstword", "secondword", "thirdword"):
+            assert _current_and_found(restored, sid, word) == (True, True)

@@ -2,7 +2,8 @@
 "Writers" and "Heads checkpoint").
 
 An append indexes its turn alone only if the index holds the session as its file was before
-the append: ``(generation, stamp)`` folded from the manifest and the delta log's records. A
+the append: the generation and the stamp's size folded from the manifest and the delta log's
+records (what the file holds; its inode and mtime are a copy's own). A
 fresh process (every ``sessionseal append``) has no memory of the log, and folding its up to
 2,000 records cost 150-200 ms: O(log), where the issue asks O(turn). So the fold is kept on
 disk, sealed: ``fts/<log id>.heads`` holds, per session, the fold of the log's first ``c``
@@ -177,7 +178,7 @@ class _Remembered:
 class LogHeads:
     """An append's check against the delta log (docs/spec/fts-v1.md, "Writers"), without
     decrypting every record's head: the index must hold the session as its file was before the
-    append, ``(generation, stamp)`` folded from the manifest and the log's records.
+    append, the generation and the stamp's size folded from the manifest and the log's records.
 
     A process remembers the fold of the log's records as last read, with the log's identity
     (name, key, device, inode, header) and the tag of the last frame it read: the log is
@@ -206,11 +207,14 @@ class LogHeads:
         record: bytes,
         *,
         head: tuple[uuid.UUID, int, Stamp],
-        after: Stamp4 | None,
+        after: tuple[int, int] | None,
     ) -> int | None:
         """Append *record* (whose session, generation and stamp are *head*) to the log open on
-        *fd* if the index holds its session at *after* (None: always); return the log's new
-        size, or None (nothing written: the index missed a write of the session)."""
+        *fd* if the index holds its session at *after*, (generation, size) (None: always);
+        return the log's new size, or None (nothing written: the index missed a write of the
+        session). The stamp's inode and mtime are not compared: a session file keeps its
+        generation and grows only at its committed end until it is rewritten, so the two name
+        what the index saw, in a copy of the vault's files too."""
         self._mem, mem = None, self._mem  # remembered again only once this append is done
         st = os.fstat(fd)
         ident = (man.delta_name, man.delta_key, st.st_dev, st.st_ino)
@@ -244,7 +248,7 @@ class LogHeads:
                     mem.count, mem.end = count, end
         base_stamp = man.stamps.get(head[0])
         have = last if last is not None and (base_stamp is None or last[0] >= base_stamp[0]) else base_stamp
-        if after is not None and have != after:
+        if after is not None and (have is None or (have[0], have[2]) != after):
             if mem is not None:
                 self._mem = mem
             return None

@@ -250,20 +250,23 @@ class FullText:
             return
 
     def appended(
-        self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: Stamp
+        self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: int
     ) -> bool:
         """Index what an append added (its sanitized *ops* only: O(turn)) at *version*; best effort.
 
-        Only if the index holds the session as it was *before* the append (its file's stamp
-        then, at this version): a record of the turn alone on top of an index that missed an
-        earlier write (a writer killed between the session file and the index, a torn frame,
-        a failure) would make the session look current while the missed words are absent.
-        Returns False then, and the caller rewrites the session, which indexes it whole."""
+        Only if the index holds the session as it was before the append: at this version, its
+        file ending where it ended then (*before*, its committed end). A record of the turn
+        alone on top of an index that missed an earlier write (a writer killed between the
+        session file and the index, a torn frame, a failure) would make the session look
+        current while the missed words are absent. Returns False then, and the caller rewrites
+        the session, which indexes it whole. What the file holds decides, never its inode or
+        mtime: a vault restored from a copy has the same sessions in new files, and a rewrite
+        there would be a new version that sync sends whole (docs/sync.md, "Backups")."""
         if not self.enabled:
             return True
         generation = index_generation(*version)
         try:
-            return self._record(Doc(sid, generation, ops_fields(ops)), stamp, after=(generation, *before))
+            return self._record(Doc(sid, generation, ops_fields(ops)), stamp, after=(generation, before))
         except Exception:  # a cache: the write it follows succeeded
             return True
 
@@ -275,7 +278,7 @@ class FullText:
                 heads, vid = self._log_heads, self._ctx.vault_id
                 self._write(lambda fts, fd, man: heads.append_whole(fts, fd, man, vid, records))
 
-    def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int, int, int] | None = None) -> bool:
+    def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int] | None = None) -> bool:
         record, head = encoded_record(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked
         heads, vid = self._log_heads, self._ctx.vault_id
         return self._write(lambda fts, fd, m: heads.append(fts, fd, m, vid, record, head=head, after=after))

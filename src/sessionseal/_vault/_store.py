@@ -578,7 +578,6 @@ class SessionStore:
             if tail is None:
                 with sessions.reader(fname) as (read_at, size):
                     tail = _container.open_session_tail(read_at, size, self._ctx.vault_id, self._keys.key_for)
-            before = stamp_of(os.stat(fname, dir_fd=sessions.fd, follow_symlinks=False))  # the index's check
         except FileNotFoundError:
             raise no_session(sid) from None
         self._not_behind(sid, tail.header.generation, tail.end)
@@ -626,7 +625,7 @@ class SessionStore:
             generation = (tail.header.generation, revision)
             if retitled:  # the whole text anew, at the new revision: the old title's words go
                 self._fulltext.saved(sid, generation, lambda: self.document(self.open(sid)), stamp_of(st))
-            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), before):
+            elif not self._fulltext.appended(sid, generation, ops, stamp_of(st), tail.end):
                 self._catch_up(name, sid)
         return len(payload)
 
@@ -645,9 +644,10 @@ class SessionStore:
 
     def _catch_up(self, name: str, sid: uuid.UUID) -> None:
         """The full-text index missed an earlier write of the session (a writer killed between
-        the file and the index, a failed update, a vault restored from a copy): rewrite it as a
-        new version, which the index takes whole. An atomic rewrite, best effort like the index:
-        the append it follows stands either way (docs/reliability.md)."""
+        the file and the index, a failed update; never a copy's new inodes, which the check does
+        not compare): rewrite it as a new version, which the index takes whole. An atomic
+        rewrite, best effort like the index: the append it follows stands either way
+        (docs/reliability.md). Sync sends a new version whole (docs/sync.md, "Push")."""
         with contextlib.suppress(SessionSealError, OSError):
             self.compact(name, sid)
 
