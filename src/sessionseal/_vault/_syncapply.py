@@ -59,7 +59,7 @@ from ._syncfetch import Prefetch
 from ._syncobjects import PullObjects
 from ._syncresume import Footprint, footprint, saved, was_written
 from ._syncstate import PullResult, PullState, read_state, write_state
-from ._synctomb import dead_tag, delete_objects, objects_of
+from ._synctomb import dead_tag, delete_objects, objects_of, tombstone_sessions
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -88,6 +88,11 @@ Progress = Callable[[int, int, int], None]
 BATCH: Final = 64
 #: ... whose objects hold at most this many bytes (each is parsed before the batch is saved).
 BATCH_BYTES: Final = 8 << 20
+
+
+def _made(hlc: int) -> str:
+    # The entry's clock, not now: every device, and a pull resumed after a kill, makes the same.
+    return datetime.fromtimestamp((hlc >> 16) / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -239,7 +244,7 @@ class Applier:
         elif kind == "session.meta":
             self.result.meta += 1
         elif kind == "tombstone":
-            self.result.erased += sum(1 for sid in self._sessions_of(entry) if self._version(sid) is not None)
+            self.result.erased += sum(1 for sid in tombstone_sessions(entry) if self._version(sid) is not None)
         elif kind in CKPT_KINDS:
             self.result.checkpoints += kind == "checkpoint.put"
             self.result.checkpoints_deleted += kind == "checkpoint.delete"
@@ -496,7 +501,7 @@ class Applier:
         its mark if the kill came before the save's record (the push finds sessions by mark)."""
         keep_id = uuid.uuid5(FORK_NAMESPACE, f"{sid}/{t.device}/{t.opened.seq}/kept")
         source = orjson.loads(self.store.document(self.store.open(sid)))
-        doc = _checkpoints.fork_document(source, keep_id, self._made(t), title=None, continuation=False)
+        doc = _checkpoints.fork_document(source, keep_id, _made(t.hlc), title=None, continuation=False)
         doc["links"] = {**doc["links"], "forked_from": None}
         self._write(t, "keep", keep_id, lambda: self._save(doc, keep_id))
         self.result.kept += 1
@@ -514,16 +519,9 @@ class Applier:
 
     def _tombstoned(self, t: _Todo) -> list[uuid.UUID]:
         try:
-            return self._sessions_of(t.opened.entry)
+            return tombstone_sessions(t.opened.entry)
         except (KeyError, TypeError, ValueError):
             raise RemoteError(f"device {t.device.hex}'s entry {t.opened.seq} is malformed") from None
-
-    @staticmethod
-    def _sessions_of(entry: dict[str, Any]) -> list[uuid.UUID]:
-        sessions = entry["sessions"]
-        if not isinstance(sessions, list):
-            raise TypeError
-        return [uuid.UUID(str(sid)) for sid in sessions]
 
     def _dead(self, value: Any) -> bool:
         """*value* (an entry's ``session``) names a session erased: by a tombstone applied or
@@ -534,14 +532,9 @@ class Applier:
             return False  # malformed: refused where the entry is applied
         return sid in self.doomed or sid.bytes in self.erased_here or dead_tag(self.rid, sid) in self.state.dead
 
-    @staticmethod
-    def _made(t: _Todo) -> str:
-        # The entry's clock, not now: every device, and a pull resumed after a kill, makes the same.
-        return datetime.fromtimestamp((t.hlc >> 16) / 1000, UTC).isoformat().replace("+00:00", "Z")
-
     def _fork(self, t: _Todo, sid: uuid.UUID, source: dict[str, Any]) -> None:
         fork_id = uuid.uuid5(FORK_NAMESPACE, f"{sid}/{t.device}/{t.opened.seq}")
-        doc = _checkpoints.fork_document(source, fork_id, self._made(t), title=None, continuation=False)
+        doc = _checkpoints.fork_document(source, fork_id, _made(t.hlc), title=None, continuation=False)
         doc["links"] = {**doc["links"], "forked_from": str(sid)}
         if self._version(fork_id) is None:
             self._write(t, "fork", fork_id, lambda: self._save(doc, fork_id))

@@ -63,6 +63,15 @@ def dead_tag(remote: uuid.UUID, session: uuid.UUID) -> bytes:
     return hashlib.sha256(_DEAD + remote.bytes + session.bytes).digest()[:16]
 
 
+def tombstone_sessions(entry: Mapping[str, Any]) -> list[uuid.UUID]:
+    """The sessions a ``tombstone`` entry erases; ``TypeError``/``ValueError``/``KeyError`` if
+    it is malformed (the caller refuses the entry)."""
+    sessions = entry["sessions"]
+    if not isinstance(sessions, list):
+        raise TypeError
+    return [uuid.UUID(str(sid)) for sid in sessions]
+
+
 def objects_of(entries: Iterable[_remotelog.Opened], sessions: Iterable[bytes]) -> list[str]:
     """The content objects a log's *entries* name for *sessions* and for no other session."""
     wanted = {uuid.UUID(bytes=s) for s in sessions}
