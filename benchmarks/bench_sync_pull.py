@@ -20,7 +20,7 @@ in turn:
 With ``--client-too``, each round also pulls with the lean GET off (every GET through the boto3
 client, as before ``_s3lean.py``: docs/design.md, "The S3 client: boto3"), so the two compare in
 the same run; the CPU time spent inside ``S3Store.get`` (``time.thread_time`` in whichever
-thread makes the GET, summed) is reported per GET for each.
+thread makes the GET, summed) is reported for each.
 
 The order of the kinds rotates between rounds, so a busy neighbour slows each.  Reported:
 medians of wall time, their ratio (the issue's bar: the pull at least half as fast as the copy,
@@ -134,7 +134,7 @@ def seed_device(tmp: Path, server: S3Server, n: int, lo: int, hi: int) -> tuple[
 def pull_once(
     tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.Profile | None
 ) -> tuple[float, float, float]:
-    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds, CPU ms a GET) of the pull alone."""
+    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds, of which in the GETs) of the pull alone."""
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -152,11 +152,11 @@ def pull_once(
         if profile is not None:
             profile.disable()
         wall, cpu = time.perf_counter() - t, _self_cpu() - cpu
-        per_get = _GETS[0] / max(_GETS[1], 1) * 1000
+        gets = _GETS[0]
         assert result.put == n, result.counts()
         assert len(b.list()) == n
     shutil.rmtree(tmp)
-    return wall, cpu, per_get
+    return wall, cpu, gets
 
 
 def copy_once(tmp: Path, rclone: str, a: Vault, server: S3Server) -> tuple[float, float, int]:
@@ -200,7 +200,7 @@ def report(runs: dict[str, list[tuple[float, ...]]], kinds: list[str], sessions:
         "client": f"sessionseal pull, {sessions:,} sessions, lean GET off",
         "copy": f"rclone copy, {files:,} objects",
     }
-    print("| what | wall (median s) | client CPU (median s) | server CPU (median s) | CPU a GET (ms) | n |")
+    print("| what | wall (median s) | client CPU (median s) | server CPU (median s) | of which GETs (median s) | n |")
     print("|---|---:|---:|---:|---:|---:|")
     for k in kinds:
         m = med[k]
@@ -255,8 +255,8 @@ def main() -> None:
                         runs[what].append((wall, cpu, _server_cpu(server) - s, 0.0))
                     else:
                         _LEAN[0] = what == "pull"
-                        wall, cpu, per_get = pull_once(tmp / "pull", a, server, args.sessions, profile)
-                        runs[what].append((wall, cpu, _server_cpu(server) - s, per_get))
+                        wall, cpu, gets = pull_once(tmp / "pull", a, server, args.sessions, profile)
+                        runs[what].append((wall, cpu, _server_cpu(server) - s, gets))
                     print(
                         f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU, load {os.getloadavg()[0]:.2f}",
                         file=sys.stderr,
