@@ -77,7 +77,7 @@ class LeanGet:
         from botocore.exceptions import BotoCoreError
 
         try:
-            request = AWSRequest("GET", self._base + quote(key, safe="/~"))
+            request = AWSRequest("GET", self._url(key))
             S3SigV4Auth(self._signing.get_frozen_credentials(), "s3", self._region).add_auth(request)
             response = self._http.send(request.prepare())
             body = bytes(response.content)
@@ -91,6 +91,17 @@ class LeanGet:
             return None
         self._misses = 0
         return body
+
+    def url(self, key: str) -> str | None:
+        """The URL a GET of *key* is sent to (the client's, as it presigns it); ``None`` when the
+        lean GET is off."""
+        if not self.on or (not self._ready and not self._setup()):
+            return None
+        return self._url(key)
+
+    def _url(self, key: str) -> str:
+        # Quoted as botocore quotes a greedy label ({Key+}): '/' and '~' as they are.
+        return self._base + quote(key, safe="/~")
 
     def missed(self) -> None:
         """The client served a read this GET could not (called by the caller after it)."""

@@ -193,3 +193,47 @@ def test_a_server_only_the_client_satisfies_turns_the_lean_get_off(
         # Each of the first MISSES reads tried the lean GET first; then only the client.
         assert len(_ClientOnly.others) == _s3lean.MISSES and calls == list(made)
     assert store.lean is not None and not store.lean.on
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, *, credentials: bool) -> None:
+    """No AWS configuration of the machine's; fake keys, or none at all."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if credentials:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+
+
+@pytest.mark.parametrize(
+    ("bucket", "endpoint", "region"),
+    [
+        ("sessionseal-test", "http://127.0.0.1:9", None),  # path style, as open_store sets with an endpoint
+        ("sessionseal-test", None, "eu-west-1"),  # AWS: virtual host
+        ("sessionseal-test", None, "us-east-1"),
+        ("with.dots", None, "eu-west-1"),  # AWS, a name that is no DNS label over TLS: path style
+    ],
+)
+def test_the_lean_get_asks_where_the_client_would(
+    monkeypatch: pytest.MonkeyPatch, bucket: str, endpoint: str | None, region: str | None
+) -> None:
+    # Presigning is offline: no request is sent. Names the client quotes, and ones it does not.
+    _offline(monkeypatch, credentials=True)
+    store = _s3.open_store(_remote.parse_url(f"s3://{bucket}/p"), endpoint=endpoint, profile=None, region=region)
+    assert store.lean is not None
+    for key in ["p/d/0a1b/o/" + "f" * 64, "p/a b+c~d=e&f?g#h", "p/\u00fc/%41/./x"]:
+        presigned = store.client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+        assert store.lean.url(key) == presigned.split("?", 1)[0]
+
+
+def test_without_credentials_the_lean_get_is_off_and_the_client_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    _offline(monkeypatch, credentials=False)
+    store = _s3.open_store(
+        _remote.parse_url("s3://sessionseal-test/p"), endpoint="http://127.0.0.1:9", profile=None, region=None
+    )
+    with pytest.raises(RemoteError, match="no AWS credentials found"):
+        store.get("p/x")
+    assert store.lean is not None and not store.lean.on and store.lean.url("p/x") is None
