@@ -124,6 +124,9 @@ class S3Store:
         """Whether *key* holds an object (HEAD): a writer checks before a first PUT, since no
         correctness may rest on ``If-None-Match`` (docs/spec/remote-v1.md, "Layout").  A HEAD
         cannot tell a missing bucket from a missing key: the PUT that follows says which."""
+        lean = self.lean
+        if lean is not None and (seen := lean.exists(key)) is not None:
+            return seen
         from botocore import exceptions as bx
 
         def head() -> bool:
@@ -135,7 +138,10 @@ class S3Store:
                 raise
             return True
 
-        return self._call("look up", head)
+        found = self._call("look up", head)
+        if lean is not None and lean.on:
+            lean.missed()
+        return found
 
     def delete(self, key: str) -> None:
         self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))

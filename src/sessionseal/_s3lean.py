@@ -11,7 +11,8 @@ verification, proxies from the environment), with the client's timeouts.  The ob
 the one the client makes: its endpoint and addressing (path style, or virtual host) are read
 once from a URL the client presigns, as is the region it signs for.
 
-It only ever does the common case, a ``200`` with the whole body.  Anything else (any other
+It only ever does the common case, a ``200`` with the whole body (a HEAD, which
+``S3Store.exists`` makes the same way: ``200`` or ``404``).  Anything else (any other
 status, a short body, a connection error or timeout, no credentials) returns ``None`` and the
 caller asks the client, whose retries and error mapping (``S3Store._call``) then decide what the
 caller sees: the lean GET adds no error of its own.  When the client then succeeds where the
@@ -70,6 +71,28 @@ class LeanGet:
     def get(self, key: str) -> bytes | None:
         """The object at *key*, whole; ``None`` when this GET could not get it (the caller then
         asks the client, which says why, or gets it)."""
+        sent = self._send("GET", key)
+        if sent is None or sent[0] != 200:
+            return None
+        _, length, body = sent
+        # URLLib3Session does not enforce Content-Length; the client's body reader does.
+        if length is not None and (not length.isdigit() or int(length) != len(body)):
+            return None
+        self._misses = 0
+        return body
+
+    def exists(self, key: str) -> bool | None:
+        """Whether *key* holds an object (HEAD: ``200`` yes, ``404`` no, as the client takes
+        them); ``None`` when this HEAD could not tell (the caller then asks the client)."""
+        sent = self._send("HEAD", key)
+        if sent is None or sent[0] not in {200, 404}:
+            return None
+        self._misses = 0
+        return sent[0] == 200
+
+    def _send(self, method: str, key: str) -> tuple[int, str | None, bytes] | None:
+        """(status, Content-Length, body) of a signed *method* of *key*; ``None`` when off or
+        when no answer came."""
         if not self.on or (not self._ready and not self._setup()):
             return None
         from botocore.auth import S3SigV4Auth
@@ -77,20 +100,13 @@ class LeanGet:
         from botocore.exceptions import BotoCoreError
 
         try:
-            request = AWSRequest("GET", self._url(key))
+            request = AWSRequest(method, self._url(key))
             S3SigV4Auth(self._signing.get_frozen_credentials(), "s3", self._region).add_auth(request)
             response = self._http.send(request.prepare())
             body = bytes(response.content)
         except BotoCoreError:
             return None
-        if response.status_code != 200:
-            return None
-        # URLLib3Session does not enforce Content-Length; the client's body reader does.
-        length = response.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) != len(body)):
-            return None
-        self._misses = 0
-        return body
+        return response.status_code, response.headers.get("Content-Length"), body
 
     def url(self, key: str) -> str | None:
         """The URL a GET of *key* is sent to (the client's, as it presigns it); ``None`` when the
@@ -104,7 +120,7 @@ class LeanGet:
         return self._base + quote(key, safe="/~")
 
     def missed(self) -> None:
-        """The client served a read this GET could not (called by the caller after it)."""
+        """The client served a read this GET (or HEAD) could not (called by the caller after it)."""
         with self._lock:
             self._misses += 1
             if self._misses >= MISSES:

@@ -1,9 +1,9 @@
 """The lean GET (:mod:`sessionseal._s3lean`; docs/design.md, "The S3 client: boto3"), against the
-real servers (rclone, which checks SigV4, and moto): it serves reads without the client, byte
-for byte, signed as the client signs; whatever it cannot do whole (a missing key, refused
-credentials, a server that is gone, an answer it does not take) is the client's to do, so the
-caller sees the client's bytes or the client's one-line error, never one of its own; and a server
-that only the client satisfies turns it off after a few reads."""
+real servers (rclone, which checks SigV4, and moto): it serves reads (and HEADs) without the
+client, byte for byte, signed as the client signs; whatever it cannot do whole (a missing key,
+refused credentials, a server that is gone, an answer it does not take) is the client's to do,
+so the caller sees the client's bytes or the client's one-line error, never one of its own; and
+a server that only the client satisfies turns it off after a few reads."""
 
 from __future__ import annotations
 
@@ -39,15 +39,15 @@ def _store(server: S3Server, monkeypatch: pytest.MonkeyPatch, endpoint: str | No
     return _s3.open_store(url, endpoint=endpoint or server.endpoint, profile=None, region=None)
 
 
-def _client_reads(store: _s3.S3Store) -> list[str]:
-    """The GetObject calls the client makes from now on (botocore's public event hook)."""
+def _client_reads(store: _s3.S3Store, operation: str = "GetObject") -> list[str]:
+    """The *operation* calls the client makes from now on (botocore's public event hook)."""
     calls: list[str] = []
 
     def seen(params: dict[str, Any], **_: object) -> None:
         if params["Key"].startswith("lean/"):  # not the key the lean GET's set-up presigns
             calls.append(params["Key"])
 
-    store.client.meta.events.register("provide-client-params.s3.GetObject", seen)
+    store.client.meta.events.register(f"provide-client-params.s3.{operation}", seen)
     return calls
 
 
@@ -72,7 +72,10 @@ def test_reads_are_served_without_the_client_byte_for_byte(
     for t in threads:
         t.join()
     assert with_threads == made and {k: store.get(k) for k in made} == made
-    assert calls == [] and store.lean is not None and store.lean.on
+    # HEAD too (a push's check before a first PUT): 404 is an answer, no.
+    heads = _client_reads(store, "HeadObject")
+    assert all(store.exists(k) for k in made) and not store.exists("lean/nothing-here")
+    assert calls == heads == [] and store.lean is not None and store.lean.on
 
 
 @both_servers
@@ -103,6 +106,11 @@ def test_a_wrong_secret_is_refused_as_the_client_refuses_it(
         _client_only(refused).get("lean/x")
     assert str(lean.value) == str(plain.value) and "SignatureDoesNotMatch" in str(lean.value)
     assert wrong not in str(lean.value) and s3_server.access_key not in str(lean.value)
+    with pytest.raises(RemoteError) as lean_head:
+        refused.exists("lean/x")
+    with pytest.raises(RemoteError) as plain_head:
+        _client_only(refused).exists("lean/x")
+    assert str(lean_head.value) == str(plain_head.value) and "refused the credentials" in str(lean_head.value)
 
 
 def test_a_stopped_server_cannot_be_reached_as_by_the_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
