@@ -97,14 +97,15 @@ class LeanGet:
             return None
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
-        from botocore.exceptions import BotoCoreError
 
         try:
             request = AWSRequest(method, self._url(key))
             S3SigV4Auth(self._signing.get_frozen_credentials(), "s3", self._region).add_auth(request)
             response = self._http.send(request.prepare())
             body = bytes(response.content)
-        except BotoCoreError:
+        except Exception:
+            # Whatever failed (the connection, a credentials refresh that STS refused with a
+            # ClientError, ...), the client does it again and says what, mapped as always.
             return None
         return response.status_code, response.headers.get("Content-Length"), body
 
@@ -128,7 +129,6 @@ class LeanGet:
 
     def _setup(self) -> bool:
         """Learn the client's URL for an object and its signing region, once."""
-        from botocore.exceptions import BotoCoreError
         from botocore.httpsession import URLLib3Session
         from botocore.utils import get_environ_proxies
 
@@ -138,7 +138,7 @@ class LeanGet:
             try:
                 signing = self._credentials()
                 url = self._client.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": _PROBE})
-            except BotoCoreError:
+            except Exception:  # as in _send: the client's to say what
                 signing, url = None, ""
             parts = urlsplit(url)
             query = parse_qs(parts.query)
