@@ -245,3 +245,13 @@ def test_without_credentials_the_lean_get_is_off_and_the_client_says_so(monkeypa
     with pytest.raises(RemoteError, match="no AWS credentials found"):
         store.get("p/x")
     assert store.lean is not None and not store.lean.on and store.lean.url("p/x") is None
+
+
+def test_tls_verification_is_what_the_client_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore: the session's ca_bundle (AWS_CA_BUNDLE, the profile's) wins, else
+    # REQUESTS_CA_BUNDLE, else the default bundle (True); never off.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    assert _s3lean.verify_value(None) is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/requests.pem")
+    assert _s3lean.verify_value(None) == "/etc/ssl/requests.pem"
+    assert _s3lean.verify_value("/etc/ssl/aws.pem") == "/etc/ssl/aws.pem"
