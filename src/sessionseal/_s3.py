@@ -1,7 +1,8 @@
 """The S3 client: boto3, configured for every S3-compatible server (docs/design.md, "The S3
 client: boto3"), behind the ``s3`` extra.
 
-This module is the only one that imports boto3 and botocore, and only when a remote is used:
+This module is the only one that imports boto3 (and, with ``_s3lean.py``, its GETs without the
+client's per-request machinery, botocore), and only when a remote is used:
 no other command pays for its start-up (about 130 ms to import, 40 MB installed).  Every error
 of the client becomes one :class:`RemoteError` line that names the operation and the server's
 error code, never a credential: the messages of botocore are not passed on (a server's message
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from ._remote import RemoteUrl
+from ._s3lean import LeanGet, verify_value
 from .errors import MissingExtra, RemoteError
 
 __all__ = ["S3Store", "open_store", "probe"]
@@ -55,6 +57,8 @@ class S3Store:
     #: Set once the server answered ``NotImplemented`` to ``If-None-Match``: plain PUTs from then
     #: on (the header is hardening only; docs/design.md, "The layout: no compare-and-swap anywhere").
     unsupported: set[str] = field(default_factory=set, compare=False, repr=False)
+    #: GETs without the client's per-request machinery, falling back to the client (_s3lean.py).
+    lean: LeanGet | None = field(default=None, compare=False, repr=False)
 
     def put(self, key: str, data: bytes, *, taken: str | None = None) -> None:
         """PUT *data* at *key*, a name that must not hold other bytes (docs/spec/remote-v1.md,
@@ -100,6 +104,10 @@ class S3Store:
             )
 
     def get(self, key: str) -> bytes:
+        lean = self.lean
+        if lean is not None and (data := lean.get(key)) is not None:
+            return data
+
         def read() -> bytes:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             try:
@@ -107,12 +115,18 @@ class S3Store:
             finally:
                 body.close()
 
-        return self._call("read", read)
+        data = self._call("read", read)
+        if lean is not None and lean.on:
+            lean.missed()
+        return data
 
     def exists(self, key: str) -> bool:
         """Whether *key* holds an object (HEAD): a writer checks before a first PUT, since no
         correctness may rest on ``If-None-Match`` (docs/spec/remote-v1.md, "Layout").  A HEAD
         cannot tell a missing bucket from a missing key: the PUT that follows says which."""
+        lean = self.lean
+        if lean is not None and (seen := lean.exists(key)) is not None:
+            return seen
         from botocore import exceptions as bx
 
         def head() -> bool:
@@ -124,7 +138,10 @@ class S3Store:
                 raise
             return True
 
-        return self._call("look up", head)
+        found = self._call("look up", head)
+        if lean is not None and lean.on:
+            lean.missed()
+        return found
 
     def delete(self, key: str) -> None:
         self._call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
@@ -197,6 +214,7 @@ def open_store(url: RemoteUrl, *, endpoint: str | None, profile: str | None, reg
         import boto3
         from botocore import exceptions as bx
         from botocore.config import Config
+        from botocore.utils import ensure_boolean
     except ImportError:
         raise MissingExtra("remotes need the S3 client: pip install 'sessionseal[s3]'") from None
     config = Config(
@@ -214,7 +232,8 @@ def open_store(url: RemoteUrl, *, endpoint: str | None, profile: str | None, reg
         read_timeout=READ_TIMEOUT,
     )
     try:
-        session = boto3.session.Session(botocore_session=_botocore_session(), profile_name=profile)
+        core = _botocore_session()
+        session = boto3.session.Session(botocore_session=core, profile_name=profile)
         client = session.client(
             "s3",
             endpoint_url=endpoint,
@@ -229,7 +248,14 @@ def open_store(url: RemoteUrl, *, endpoint: str | None, profile: str | None, reg
     except bx.BotoCoreError as exc:
         raise RemoteError(f"the S3 client could not be set up ({type(exc).__name__})") from None
     where = _host(endpoint) if endpoint else "AWS S3"
-    return S3Store(client, url.bucket, where)
+    lean = LeanGet(
+        client,
+        url.bucket,
+        session.get_credentials,
+        verify=verify_value(core.get_config_variable("ca_bundle")),
+        keepalive=ensure_boolean(core.get_config_variable("tcp_keepalive")),
+    )
+    return S3Store(client, url.bucket, where, lean=lean)
 
 
 def _botocore_session() -> Any:

@@ -32,7 +32,7 @@ OWNERS = {
     "yaml": {"_export.py"},
     # The S3 client, behind the s3 extra (docs/design.md, "The S3 client: boto3").
     "boto3": {"_s3.py"},
-    "botocore": {"_s3.py"},
+    "botocore": {"_s3.py", "_s3lean.py"},
 }
 
 
