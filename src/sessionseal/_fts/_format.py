@@ -215,16 +215,61 @@ def bucket_view(data: bytes) -> BucketView:
 
 def bucket_postings(data: bytes, bv: BucketView, rank: int, n_docs: int) -> list[tuple[int, Posting]]:
     """The postings of the term of *rank*: ``(ordinal, Posting)``, ordinals checked against *n_docs*."""
-    df, s = bv.dfs[rank], bv.starts[rank]
+    return _postings(data, bv.dfs[rank], bv.starts[rank], (bv.wd, bv.wt, bv.deltas_at, bv.tfs_at, bv.masks_at), n_docs)
+
+
+def _postings(
+    data: bytes, df: int, s: int, cols: tuple[int, int, int, int, int], n_docs: int
+) -> list[tuple[int, Posting]]:
+    wd, wt, deltas_at, tfs_at, masks_at = cols
     view = memoryview(data)
-    deltas = unpack_ints(view[bv.deltas_at + s * bv.wd :], df, bv.wd)
-    tfs = unpack_ints(view[bv.tfs_at + s * bv.wt :], df, bv.wt)
-    masks = bytes(view[bv.masks_at + s : bv.masks_at + s + df])
+    deltas = unpack_ints(view[deltas_at + s * wd :], df, wd)
+    tfs = unpack_ints(view[tfs_at + s * wt :], df, wt)
+    masks = bytes(view[masks_at + s : masks_at + s + df])
     # Ordinals strictly rise and stay in the doc table; tfs and masks are never zero.
     _check(min(deltas[1:], default=1) > 0 and min(tfs) > 0 and min(masks) > 0 and max(masks) <= ALL_FIELDS)
     ords = list(accumulate(deltas))
     _check(ords[-1] < n_docs)
-    return [(d, Posting(tf, m)) for d, tf, m in zip(ords, tfs, masks, strict=True)]
+    # tuple.__new__: a Posting without the Python step of its generated __new__ (a common
+    # word has thousands of postings per segment).
+    return list(zip(ords, map(tuple.__new__, repeat(Posting), zip(tfs, masks, strict=True)), strict=True))
+
+
+def bucket_lookup(data: bytes, term: str, n_docs: int) -> list[tuple[int, Posting]]:
+    """:func:`bucket_postings` of *term* in the bucket *data* ([] if it lacks it), without
+    parsing its directory into a table: a query looks up one or a few terms of a bucket's
+    hundreds, and the table of them cost more than the bucket's decryption. The term's rank is
+    where its line is among the bucket's term lines (a substring search and a count of the
+    newlines before it, at C speed).
+
+    Checked as :func:`bucket_view` checks a bucket, but for the order and distinctness of the
+    other terms (which this answer does not read): the term lines number ``c``, the term is on
+    one line only, the dfs are positive and the columns fill the payload exactly.
+    """
+    try:
+        count, size = struct.unpack_from(">II", data, 0)
+        at = 8 + size
+        _check(at <= len(data) and (size == 0) == (count == 0))
+        lines = b"\n" + data[8:at] + b"\n"
+        _check(count == 0 or lines.count(b"\n") == count + 1)
+        line = b"\n" + term.encode() + b"\n"
+        found = lines.find(line) if count else -1  # an empty bucket's lines are b"\n\n"
+        _check(found < 0 or lines.find(line, found + 1) < 0)
+        dfs = unpack_ints(memoryview(data)[at:], count, 4)
+        at += 4 * count
+        wd, wt = data[at], data[at + 1]
+        _check(wd in _TYPECODE and wt in _TYPECODE and min(dfs, default=1) > 0)
+        total = sum(dfs)
+        deltas_at = at + 2
+        tfs_at = deltas_at + wd * total
+        masks_at = tfs_at + wt * total
+        _check(masks_at + total == len(data))
+        if found < 0:
+            return []
+        rank = lines.count(b"\n", 0, found)  # the lines before the term's
+        return _postings(data, dfs[rank], sum(dfs[:rank]), (wd, wt, deltas_at, tfs_at, masks_at), n_docs)
+    except (struct.error, IndexError) as exc:
+        raise IntegrityError(INTEGRITY) from exc
 
 
 # -- FTS_PREFIX ---------------------------------------------------------------------------------

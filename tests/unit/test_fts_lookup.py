@@ -1,0 +1,70 @@
+"""A query's lookup of one term in a bucket (``_format.bucket_lookup``) against the full parse of
+the bucket's directory (``bucket_view`` and ``bucket_postings``, what a merge and ``verify``
+read): the same postings for every term, present or not, and on altered bytes an
+:class:`IntegrityError` or, where the full parse accepts them, the same answer."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessionseal._fts import _format as F
+from sessionseal.errors import IntegrityError
+
+_WORD = st.text(alphabet=st.sampled_from("abcdxyz_019é"), min_size=1, max_size=12)
+
+
+@st.composite
+def buckets(draw: st.DrawFn) -> tuple[bytes, list[str], int]:
+    """An encoded bucket, its terms, and its segment's session count."""
+    n_docs = draw(st.integers(1, 400))
+    terms = sorted(draw(st.sets(_WORD, max_size=12)), key=str.encode)
+    rows = []
+    for t in terms:
+        ords = sorted(draw(st.sets(st.integers(0, n_docs - 1), min_size=1, max_size=20)))
+        tfs = draw(st.lists(st.integers(1, 70_000), min_size=len(ords), max_size=len(ords)))
+        masks = draw(st.lists(st.integers(1, F.ALL_FIELDS), min_size=len(ords), max_size=len(ords)))
+        rows.append((t, ords, tfs, masks))
+    return F.encode_bucket(rows), terms, n_docs
+
+
+def _full(data: bytes, term: str, n_docs: int) -> list[tuple[int, F.Posting]]:
+    bv = F.bucket_view(data)
+    rank = bv.index.get(term)
+    return [] if rank is None else F.bucket_postings(data, bv, rank, n_docs)
+
+
+@settings(max_examples=80, deadline=None)
+@given(buckets(), _WORD)
+def test_a_lookup_finds_what_the_full_parse_finds(bucket: tuple[bytes, list[str], int], other: str) -> None:
+    data, terms, n_docs = bucket
+    for term in [*terms, other, ""]:
+        assert F.bucket_lookup(data, term, n_docs) == _full(data, term, n_docs)
+
+
+@settings(max_examples=120, deadline=None)
+@given(buckets(), st.data())
+def test_altered_bytes_fail_or_answer_as_the_full_parse(
+    bucket: tuple[bytes, list[str], int], data: st.DataObject
+) -> None:
+    raw, terms, n_docs = bucket
+    changed = bytearray(raw)
+    at = data.draw(st.integers(0, max(0, len(raw) - 1)))
+    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
+    if how == "flip" and raw:
+        changed[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del changed[at:]
+    else:
+        changed[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    for term in [*terms[:3], "zzz"]:
+        try:
+            full: list[tuple[int, F.Posting]] | None = _full(bytes(changed), term, n_docs)
+        except IntegrityError:
+            full = None
+        try:
+            got = F.bucket_lookup(bytes(changed), term, n_docs)
+        except IntegrityError:
+            continue  # refused: never an answer from bytes that do not parse
+        if full is not None:
+            assert got == full
