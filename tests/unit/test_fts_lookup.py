@@ -5,6 +5,8 @@ read): the same postings for every term, present or not, and on altered bytes an
 
 from __future__ import annotations
 
+import uuid
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +70,64 @@ def test_altered_bytes_fail_or_answer_as_the_full_parse(
             continue  # refused: never an answer from bytes that do not parse
         if full is not None:
             assert got == full
+
+
+# -- a delta record's lookup of one term (``LazyDeltaRecord.posting``) --------------------------
+
+_TERM = st.text(alphabet=st.sampled_from("abz_09é\x06\x07"), min_size=1, max_size=10)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> tuple[bytes, dict[str, F.Posting]]:
+    """An encoded delta record (terms of every length, counts whose bytes look like a length
+    byte and a term), and its terms."""
+    terms = draw(
+        st.dictionaries(
+            st.one_of(_TERM, st.text(alphabet="ab", min_size=60, max_size=64)),
+            st.builds(F.Posting, st.sampled_from([1, 6, 7, 0x0661_6206, 2**32 - 1]), st.integers(1, F.ALL_FIELDS)),
+            max_size=30,
+        )
+    )
+    doc = F.DocEntry(uuid.UUID(int=3), 9, (1, 2, 3, 4))
+    return F.encode_delta(F.DeltaRecord(doc, (5, 6, 7), terms)), terms
+
+
+@settings(max_examples=100, deadline=None)
+@given(records(), _TERM)
+def test_a_record_s_lookup_finds_what_its_decoding_finds(
+    record: tuple[bytes, dict[str, F.Posting]], other: str
+) -> None:
+    payload, terms = record
+    lazy = F.LazyDeltaRecord(payload)
+    for term in [*terms, other, "", "x" * 65]:
+        assert lazy.posting(term) == terms.get(term)
+    assert lazy._terms is None  # nothing decoded: the lookups walked the entries only
+
+
+@settings(max_examples=120, deadline=None)
+@given(records(), st.data())
+def test_a_record_s_altered_bytes_fail_or_answer_as_its_decoding(
+    record: tuple[bytes, dict[str, F.Posting]], data: st.DataObject
+) -> None:
+    payload, terms = record
+    changed = bytearray(payload)
+    at = data.draw(st.integers(F._DELTA_HEAD.size, len(payload)))
+    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
+    if how == "flip" and at < len(payload):
+        changed[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del changed[at:]
+    else:
+        changed[at:at] = data.draw(st.binary(min_size=1, max_size=6))
+    try:
+        decoded: dict[str, F.Posting] | None = F.decode_delta(bytes(changed)).terms
+    except IntegrityError:
+        decoded = None
+    lazy = F.LazyDeltaRecord(bytes(changed))
+    for term in [*list(terms)[:4], "ab", "zz"]:
+        try:
+            got = lazy.posting(term)
+        except IntegrityError:
+            continue  # refused: never an answer from bytes that do not parse
+        if decoded is not None:
+            assert got == decoded.get(term)

@@ -7,6 +7,7 @@ frame authenticated; a payload that still does not parse is reported as the same
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 from array import array
@@ -417,6 +418,13 @@ def _columns(terms: dict[str, Posting]) -> tuple[list[int], bytes]:
 #: packed and parsed by one struct call over a format made of these (C speed, no step per term).
 _ENTRY_PACK: Final = ["", *(f"B{n}sIB" for n in range(1, 65))]
 _ENTRY_UNPACK: Final = ["", *(f"x{n}sIB" for n in range(1, 65))]
+#: Zero or more whole entries (a length byte of 1 to 64, the term's bytes, tf, mask): a match
+#: from the first entry to a position says that an entry starts there (one way only: each
+#: entry's first byte picks its alternative).
+_ENTRIES: Final = re.compile(
+    b"(?s)(?:" + b"|".join(re.escape(bytes((n,))) + b".{%d}" % (n + 5) for n in range(1, 65)) + b")*"
+)
+_TF_MASK: Final = struct.Struct(">IB")
 
 
 def encode_delta_columns(
@@ -504,7 +512,7 @@ class LazyDeltaRecord:
     parse raises :class:`IntegrityError` at that lookup (a bug or a forgery: never an answer).
     """
 
-    __slots__ = ("_payload", "_terms", "doc", "stamp")
+    __slots__ = ("_payload", "_terms", "_walked", "doc", "stamp")
 
     def __init__(self, payload: bytes) -> None:
         try:
@@ -516,6 +524,7 @@ class LazyDeltaRecord:
         self.stamp: tuple[int, int, int] = (ino, size, mtime)
         self._payload = payload
         self._terms: dict[str, Posting] | None = None
+        self._walked = False
 
     @property
     def terms(self) -> dict[str, Posting]:
@@ -524,7 +533,36 @@ class LazyDeltaRecord:
         return self._terms
 
     def posting(self, term: str) -> Posting | None:
-        return self.terms.get(term) if self.may_hold(term) else None
+        """*term*'s posting in this record, if any. Without decoding the record's terms: a
+        record of a whole session holds tens of thousands, a query looks up a few, and a
+        common word is in every such record (a delta log of 19 of them cost a query 130 ms).
+        The entries are walked by a regular expression instead (C speed; an entry's first
+        byte says its length), once per record, which checks that they tile the payload
+        exactly; the term's entry is where its length byte and bytes start an entry.
+
+        Checked as :func:`decode_delta` checks a record, but for what this answer does not
+        read: the other entries' counts, masks, UTF-8 and distinctness, and their number
+        (a merge and ``verify`` decode it all); the term is in one entry at most."""
+        if self._terms is not None:
+            return self._terms.get(term)
+        raw = term.encode()
+        needle = bytes((len(raw),)) + raw if 0 < len(raw) <= 64 else b""
+        data = self._payload
+        if not needle or needle not in data:
+            return None
+        if not self._walked:
+            _check(_ENTRIES.fullmatch(data, _DELTA_HEAD.size) is not None)
+            self._walked = True
+        found: Posting | None = None
+        at = data.find(needle, _DELTA_HEAD.size)
+        while at >= 0:
+            if _ENTRIES.fullmatch(data, _DELTA_HEAD.size, at) is not None:  # an entry starts at *at*
+                _check(found is None)
+                tf, mask = _TF_MASK.unpack_from(data, at + len(needle))
+                _check(tf > 0 and 0 < mask <= ALL_FIELDS)
+                found = Posting(tf, mask)
+            at = data.find(needle, at + 1)
+        return found
 
     def may_hold(self, text: str) -> bool:
         """False only if no term of the record holds *text* (a term or a prefix of one)."""
