@@ -131,3 +131,22 @@ def test_a_record_s_altered_bytes_fail_or_answer_as_its_decoding(
             continue  # refused: never an answer from bytes that do not parse
         if decoded is not None:
             assert got == decoded.get(term)
+    for prefix in ("a", "ab0"):
+        try:
+            starting = lazy.starting(prefix)
+        except IntegrityError:
+            continue
+        if decoded is not None:
+            assert sorted(starting) == sorted(t for t in decoded if t.startswith(prefix))
+
+
+@settings(max_examples=100, deadline=None)
+@given(records(), st.sampled_from(["a", "ab", "b", "0", "ab0", "\x06", "z_", "é", "aaaaaaaaaa"]))
+def test_a_record_s_prefix_finds_the_terms_its_decoding_finds(
+    record: tuple[bytes, dict[str, F.Posting]], prefix: str
+) -> None:
+    payload, terms = record
+    lazy = F.LazyDeltaRecord(payload)
+    assert sorted(lazy.starting(prefix)) == sorted(t for t in terms if t.startswith(prefix))
+    assert lazy._terms is None
+    assert sorted(F.decode_delta(payload).starting(prefix)) == sorted(t for t in terms if t.startswith(prefix))

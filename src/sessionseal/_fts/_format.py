@@ -405,6 +405,10 @@ class DeltaRecord:
         """Whether a term may hold *text* (always: every term is parsed; as :class:`LazyDeltaRecord`)."""
         return True
 
+    def starting(self, prefix: str) -> list[str]:
+        """The terms that start with *prefix* (as :class:`LazyDeltaRecord`)."""
+        return [t for t in self.terms if t.startswith(prefix)]
+
 
 def encode_delta(rec: DeltaRecord) -> bytes:
     return encode_delta_columns(rec.doc, rec.stamp, [t.encode() for t in rec.terms], *_columns(rec.terms))
@@ -550,9 +554,7 @@ class LazyDeltaRecord:
         data = self._payload
         if not needle or needle not in data:
             return None
-        if not self._walked:
-            _check(_ENTRIES.fullmatch(data, _DELTA_HEAD.size) is not None)
-            self._walked = True
+        self._walk()
         found: Posting | None = None
         at = data.find(needle, _DELTA_HEAD.size)
         while at >= 0:
@@ -567,3 +569,32 @@ class LazyDeltaRecord:
     def may_hold(self, text: str) -> bool:
         """False only if no term of the record holds *text* (a term or a prefix of one)."""
         return self._terms is not None or text.encode() in self._payload
+
+    def starting(self, prefix: str) -> list[str]:
+        """The terms that start with *prefix* (a prefix query's expansion), found as
+        :meth:`posting` finds one: the entries whose length byte (at least the prefix's) and
+        bytes start an entry, the others not decoded."""
+        if self._terms is not None:
+            return [t for t in self._terms if t.startswith(prefix)]
+        raw = prefix.encode()
+        data = self._payload
+        if not 0 < len(raw) <= 64 or raw not in data:
+            return []
+        self._walk()
+        out: list[str] = []
+        # Every place a length byte may stand before the prefix, overlapping ones too (a digit
+        # is also a length byte); each kept only where an entry starts.
+        for m in re.compile(b"(?=[\\x01-\\x40]" + re.escape(raw) + b")").finditer(data, _DELTA_HEAD.size):
+            at = m.start()
+            n = data[at]
+            if n >= len(raw) and _ENTRIES.fullmatch(data, _DELTA_HEAD.size, at) is not None:
+                try:
+                    out.append(data[at + 1 : at + 1 + n].decode())
+                except UnicodeDecodeError as exc:
+                    raise IntegrityError(INTEGRITY) from exc
+        return out
+
+    def _walk(self) -> None:
+        if not self._walked:
+            _check(_ENTRIES.fullmatch(self._payload, _DELTA_HEAD.size) is not None)
+            self._walked = True
