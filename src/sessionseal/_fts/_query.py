@@ -325,7 +325,7 @@ class FtsIndex:
             found.update(t for t, _df in rows[:MAX_EXPANSION])
         for rec in self._records:
             if rec.may_hold(prefix):
-                found.update(t for t in rec.terms if t.startswith(prefix) and is_wordlike(t))
+                found.update(t for t in rec.starting(prefix) if is_wordlike(t))
         found.update(t for t in self._fresh if t.startswith(prefix) and is_wordlike(t))
         return sorted(found)
 

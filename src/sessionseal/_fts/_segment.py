@@ -96,6 +96,7 @@ class SegmentReader:
         assert isinstance(self.head.docs, F.DocTable)  # decode_head's
         self.docs: F.DocTable = self.head.docs
         self._dirs: dict[int, tuple[bytes, F.BucketView]] = {}
+        self._data: dict[int, bytes] = {}  # the buckets a query read, authenticated
 
     def _open_head(self, vault_id: UUID, segment_id: UUID) -> None:
         first = os.pread(self._fd, _FIRST_READ, 0)
@@ -165,12 +166,15 @@ class SegmentReader:
         return got
 
     def postings(self, term: str) -> list[tuple[int, Posting]]:
-        """``(ordinal, Posting)`` of *term* in this segment (ordinals index :attr:`docs`)."""
-        data, bv = self._bucket(F.slot(self._keys.terms, 0, term, len(self.head.buckets)))
-        rank = bv.index.get(term)
-        if rank is None:
-            return []
-        return F.bucket_postings(data, bv, rank, len(self.docs))
+        """``(ordinal, Posting)`` of *term* in this segment (ordinals index :attr:`docs`). The
+        bucket is authenticated when read, once per reader; its directory is not parsed into a
+        table (:func:`F.bucket_lookup`)."""
+        i = F.slot(self._keys.terms, 0, term, len(self.head.buckets))
+        data = self._data.get(i)
+        if data is None:
+            off, size = self.head.buckets[i]
+            data = self._data[i] = self._read(off, size, 1 + i, FrameType.FTS_BUCKET)
+        return F.bucket_lookup(data, term, len(self.docs))
 
     def expand(self, prefix: str) -> list[tuple[str, int]]:
         """The word-like terms starting with *prefix* (3 characters or more), with their df."""
