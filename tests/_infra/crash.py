@@ -2,9 +2,9 @@
 append, checkpoint, delete, cleanup and rekey are killed with SIGKILL at random points, or run
 side by side; a model of every acknowledged operation is then checked against the vault.
 
-Workers are forked from a *zygote*, a process that imported sessionseal once, so a kill round
-costs a fork instead of an interpreter start (about 0.5 s here).  Each worker appends to its
-own ack file, unbuffered, one line per event::
+Workers are forked from a *zygote* (tests/_infra/_forkserver.py), a process that imported
+sessionseal once, so a kill round costs a fork instead of an interpreter start (about 0.5 s
+here).  Each worker appends to its own ack file, unbuffered, one line per event::
 
     B {op...}     the operation is about to start
     A {op...}     it returned: acknowledged (for cleanup, with the ids it removed)
@@ -28,10 +28,7 @@ import contextlib
 import json
 import os
 import random
-import select
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -40,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests._infra import _forkserver
+
 PASSPHRASE = "crash harness"
 #: The cleanup policy of the workers: remove every session tagged "expire", nothing else.
 CLEANUP_POLICY = {"min_age": 0, "tags": [{"tag": "expire", "max_age": 0}]}
@@ -146,87 +144,39 @@ def work(args: dict[str, Any]) -> None:  # noqa: PLR0912 - one loop over the ope
     os.close(fd)
 
 
+def _worker(req: dict[str, Any]) -> int:
+    """In a forked child: :func:`work`; a failure's traceback goes to the ack file's ``.err``
+    (whose appearance tells :func:`_wait_ready` the worker did not start)."""
+    try:
+        work(req["args"])
+    except BaseException:
+        import traceback
+
+        with open(req["args"]["ack"] + ".err", "w") as f:
+            traceback.print_exc(file=f)
+        return 1
+    return 0
+
+
 def zygote() -> None:
-    """Serve fork requests on stdin (one JSON line each), answer on stdout."""
-    import sessionseal
-    from sessionseal import Vault  # noqa: F401 - imported once, before any fork
-
-    sessionseal.Session  # noqa: B018 - pydantic models built before forking
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req["cmd"] == "fork":
-            pid = os.fork()
-            if pid == 0:
-                code = 0
-                try:
-                    os.dup2(os.open(os.devnull, os.O_RDWR), 0)
-                    work(req["args"])
-                except BaseException:
-                    import traceback
-
-                    with open(req["args"]["ack"] + ".err", "w") as f:
-                        traceback.print_exc(file=f)
-                    code = 1
-                os._exit(code)
-            reply: dict[str, Any] = {"pid": pid}
-        elif req["cmd"] == "wait":
-            reply = {"status": wait_child(req["pid"], req["timeout"])}
-        else:
-            return
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-
-
-def wait_child(pid: int, timeout: float, poll: float = 0.005) -> int | None:
-    """In a fork server: the exit status of its child *pid* (``-SIGKILL`` for one killed by it,
-    as :func:`os.waitstatus_to_exitcode` gives it), or None if it has not ended in *timeout*."""
-    end = time.monotonic() + timeout
-    while True:
-        done, raw = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(raw)
-        if time.monotonic() > end:
-            return None
-        time.sleep(poll)
+    """The zygote's loop (tests/_infra/_forkserver.py): a worker forked per request."""
+    _forkserver.serve(_worker, preload=("sessionseal:Vault",))
 
 
 class Zygote:
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests._infra.crash import zygote; zygote()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+    """The zygote, seen from the test: a worker forked per :meth:`fork`."""
 
-    def _ask(self, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError(f"the zygote did not answer {req['cmd']}")
-        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return reply
+    def __init__(self) -> None:
+        self.server = _forkserver.Server("from tests._infra.crash import zygote; zygote()", os.environ)
 
     def fork(self, args: dict[str, Any]) -> int:
-        return int(self._ask({"cmd": "fork", "args": args})["pid"])
+        return self.server.spawn({"args": args})
 
     def wait(self, pid: int, timeout: float) -> int | None:
-        status = self._ask({"cmd": "wait", "pid": pid, "timeout": timeout}, timeout=timeout + 30)["status"]
-        return None if status is None else int(status)
+        return self.server.wait(pid, timeout)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._ask({"cmd": "quit"}, timeout=1)
-        self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        self.server.close()
 
 
 @contextlib.contextmanager

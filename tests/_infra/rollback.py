@@ -8,8 +8,8 @@ removes nothing, the automatic cleanup at open, ``audit verify``. Then the damag
 back as it was, and every session acknowledged before the damage must still decrypt to what it
 held (or to what the re-save wrote): no key dropped, no file shredded.
 
-Processes are forked from a *zygote* that imported sessionseal once (as tests/_infra/crash.py
-does), so an operation costs a fork, not an interpreter start. The zygote itself never loads a
+Processes are forked from a *zygote* that imported sessionseal once (tests/_infra/_forkserver.py,
+as tests/_infra/crash.py's workers are), so an operation costs a fork, not an interpreter start. The zygote itself never loads a
 vault key: each forked child starts with nothing cached, as a new ``sessionseal`` command does,
 and reads the key store (the real Secret Service, or the key file) afresh.
 
@@ -24,9 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
-import select
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -37,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests._infra import _forkserver
+
 PASSPHRASE = "rollback matrix passphrase"
 #: A literal the vault's config redacts; no built-in rule knows it.
 LITERAL = "Nightjar-7734-Ledger"
@@ -292,94 +291,40 @@ PRELOAD: tuple[str, ...] = (
 )
 
 
-def _preload() -> None:
-    import importlib
-
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):  # keyring's Secret Service stack is Linux only
-            importlib.import_module(name)
+def _child(req: dict[str, Any]) -> int:
+    """In a forked child: the operation; its reply on stdout, one JSON document."""
+    sys.stdout.write(json.dumps(_run_op(req)))
+    return 0
 
 
 def zygote() -> None:
-    """Serve requests on stdin (one JSON line each): fork, run the operation, answer on stdout."""
-    import sessionseal
-    from sessionseal import KeychainProvider, PassphraseProvider, Vault  # noqa: F401 - imported before forking
-
-    sessionseal.Session  # noqa: B018 - pydantic models built before forking
-    _preload()
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req.get("op") == "quit":
-            return
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            try:
-                os.dup2(os.open(os.devnull, os.O_RDWR), 0)
-                reply = json.dumps(_run_op(req)).encode()
-                with os.fdopen(write_fd, "wb") as f:
-                    f.write(reply)
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        chunks = []
-        with os.fdopen(read_fd, "rb") as f:
-            while chunk := f.read(65536):
-                chunks.append(chunk)
-        _, raw = os.waitpid(pid, 0)
-        data = b"".join(chunks)
-        if not data:
-            data = json.dumps({"ok_call": False, "error": "died", "exit": os.waitstatus_to_exitcode(raw)}).encode()
-        sys.stdout.write(data.decode() + "\n")
-        sys.stdout.flush()
+    """The zygote's loop (tests/_infra/_forkserver.py): an operation forked per request."""
+    _forkserver.serve(
+        _child,
+        preload=("sessionseal:KeychainProvider", "sessionseal:PassphraseProvider", "sessionseal:Vault"),
+        optional=PRELOAD,
+    )
 
 
 class Zygote:
     """A process that imported sessionseal once and forks one child per operation."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        full = {**env, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests._infra.rollback import zygote; zygote()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=full,
-            cwd=REPO,
-        )
+        self.server = _forkserver.Server("from tests._infra.rollback import zygote; zygote()", env)
         self.calls = 0
 
     def run(self, op: str, /, **args: Any) -> dict[str, Any]:
         """Run *op* in a fresh child; its reply (``ok_call`` false with the error class when it
-        raised)."""
-        timeout = 120.0
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"op": op, "args": args}, default=str) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError(f"the zygote did not answer {op} within {timeout} s")
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the zygote died during {op} (rc={self.proc.poll()})")
+        raised, or with ``error`` "died" and its exit status when it ended without a reply)."""
+        done = self.server.run({"op": op, "args": args}, timeout=120.0)
         self.calls += 1
-        reply: dict[str, Any] = json.loads(line)
+        if not done.stdout:
+            return {"ok_call": False, "error": "died", "exit": done.returncode, "trace": done.stderr}
+        reply: dict[str, Any] = json.loads(done.stdout)
         return reply
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.proc.stdin.flush()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        self.server.close()
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from tests.memkeyring import MemoryKeyring
 # conftest's for the module).
 __all__ = [
     "Captured",
+    "build_and_capture",
     "capture",
     "fixture_module_server",
     "fixture_module_server_env",
@@ -112,6 +113,23 @@ def capture(
     ids = tuple(v.vault_id for v in vaults.values())
     kept = {name: dict(keyrings[name].store) for name in vaults}
     return Captured(root, tuple(vaults), ids, kept, objects)
+
+
+def build_and_capture(
+    server: S3Server,
+    factory: pytest.TempPathFactory,
+    build: Callable[[Path, dict[str, MemoryKeyring]], tuple[Vault, ...]],
+    names: tuple[str, ...] = ("a", "b"),
+) -> Captured:
+    """A module's ``captured`` fixture: the vaults *build* makes under a new root (``root / name``
+    each, in the order of *names*, its key in the new in-memory keychain of its name), closed
+    and captured with the bucket."""
+    root = factory.mktemp("captured")
+    keyrings = {name: MemoryKeyring() for name in names}
+    vaults = build(root, keyrings)
+    for v in vaults:
+        v.close()
+    return capture(server, root, dict(zip(names, vaults, strict=True)), keyrings)
 
 
 def reset_bucket(server: S3Server, objects: Mapping[str, bytes]) -> None:

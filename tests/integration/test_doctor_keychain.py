@@ -30,7 +30,9 @@ def test_doctor_reports_the_keychain_unlocked_then_locked(
     checks = _checks(r.out)
     assert (r.code, checks["keychain"]["status"]) == (1, "error"), r.out + r.err
     assert "unlock" in checks["keychain"]["hint"] and "vault" not in checks
-    assert r.seconds < 30  # the doctor's own bound is 10 s; a prompt would hang until the timeout
+    # The keychain refused at once: not the message of the doctor's own 10 s deadline (a prompt
+    # would have run into it), whatever the command's wall time on a loaded machine.
+    assert "did not answer" not in checks["keychain"]["message"], checks
     human = sessionseal("doctor", env=env, timeout=60)
     assert human.code == 1 and human.out.startswith("error  keychain")
 
@@ -45,5 +47,6 @@ def test_doctor_on_a_locked_keychain_that_could_prompt_does_not(
     assert sessionseal("init", env=env).code == 0
     ss.lock()
     r = sessionseal("doctor", "--json", env=env, timeout=60)
-    assert (r.code, _checks(r.out)["keychain"]["status"]) == (1, "error"), r.out + r.err
-    assert r.seconds < 30
+    keychain = _checks(r.out)["keychain"]
+    assert (r.code, keychain["status"]) == (1, "error"), r.out + r.err
+    assert "did not answer" not in keychain["message"], keychain  # refused, never prompted

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -39,10 +38,9 @@ def _hold(path: Path) -> subprocess.Popen[str]:
 def test_timeout_names_the_holder_and_a_killed_holder_frees_the_lock(vault: Vault, tmp_path: Path) -> None:
     holder = _hold(tmp_path / "v" / "locks" / "vault.lock")
     try:
-        start = time.monotonic()
-        with pytest.raises(LockTimeout, match=f"pid {holder.pid}"):
+        # The lock's own deadline (0.5 s here) ended the wait; the message says so.
+        with pytest.raises(LockTimeout, match=f"pid {holder.pid}.*waited 0.5 s"):
             vault.save({"title": "new session needs the vault lock"})
-        assert time.monotonic() - start < 3
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

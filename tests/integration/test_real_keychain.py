@@ -26,6 +26,14 @@ from tests._infra.sanitizer_cache import fixture_sanitizer_cache  # noqa: F401 -
 MINIMAL = '{"title": "t", "messages": [{"role": "user", "content": "hello from the keychain test"}]}'
 
 
+def assert_answered(err: str) -> None:
+    """The keychain answered the CLI (a refusal): the error is not the one a keychain call's
+    own deadline gives (4 s, docs/keychain.md), so the CLI never waited for a prompt or a hung
+    daemon. This, not the command's wall time, is what tells "fails fast" on a loaded machine;
+    a command that hangs fails the test at its timeout."""
+    assert "did not answer within" not in err, err
+
+
 def _env(ss: SecretService, tmp_path: Path, cache: str = "") -> dict[str, str]:
     env = ss.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(tmp_path / "vault"))
     if cache:
@@ -159,15 +167,15 @@ def test_locked_keychain_fails_fast_with_advice(
     for args in (("list",), ("show", sid), ("save",), *([("browse",)] if find_spec("textual") else [])):
         r = sessionseal(*args, env=env, input=MINIMAL, timeout=30)
         assert r.code == errors.KeyUnavailable.exit_code, r.err
-        assert r.seconds < 5
-        assert "locked" in r.err and "unlock" in r.err
+        assert_answered(r.err)
+        assert "the OS keychain is locked" in r.err and "unlock" in r.err
         assert r.err.count("\n") == 1
 
 
 def test_init_on_a_locked_keychain_fails_fast(locked_secret_service: SecretService, tmp_path: Path) -> None:
     r = sessionseal("init", env=_env(locked_secret_service, tmp_path), timeout=30)
     assert r.code == errors.KeyUnavailable.exit_code
-    assert r.seconds < 5
+    assert_answered(r.err)
     assert not (tmp_path / "vault" / "vault.json").exists()
 
 
@@ -176,10 +184,10 @@ def test_keychain_waiting_on_a_prompt_never_hangs_the_cli(
     prompting_secret_service: SecretService, tmp_path: Path
 ) -> None:
     # With a display the stock backend blocks forever on gcr-prompter (tests/test_infra_keychain.py
-    # shows it); the CLI, with no terminal, must not prompt and must answer within 5 s.
+    # shows it); the CLI, with no terminal, must not prompt: the keychain refuses at once.
     r = sessionseal("init", env=_env(prompting_secret_service, tmp_path), timeout=30)
     assert r.code == errors.KeyUnavailable.exit_code, r.err
-    assert r.seconds < 5
+    assert_answered(r.err)
 
 
 @pytest.mark.slow
@@ -187,15 +195,14 @@ def test_interactive_mode_is_bounded_too(prompting_secret_service: SecretService
     # Even when prompting is allowed (a person at a terminal), every call has a deadline.
     code = textwrap.dedent(
         """
-        import time, uuid
+        import uuid
         from sessionseal import KeychainProvider
         from sessionseal.errors import KeyUnavailable
         p = KeychainProvider(interactive=True, timeout=2)
-        t = time.monotonic()
         try:
             p.load(uuid.uuid4())
         except KeyUnavailable as e:
-            print("unavailable", round(time.monotonic() - t, 1))
+            print(e)
         """
     )
     env = _env(prompting_secret_service, tmp_path)
@@ -206,8 +213,9 @@ def test_interactive_mode_is_bounded_too(prompting_secret_service: SecretService
         text=True,
         timeout=30,
         check=True,
-    ).stdout.split()
-    assert out[0] == "unavailable" and float(out[1]) < 4
+    ).stdout
+    # The call's own 2 s deadline ended it (the prompt would have waited until the timeout).
+    assert out.startswith("the OS keychain did not answer within 2 s"), out
 
 
 def test_no_keychain_at_all(tmp_path: Path) -> None:
@@ -215,7 +223,7 @@ def test_no_keychain_at_all(tmp_path: Path) -> None:
     r = sessionseal("init", env=env)
     assert r.code == errors.KeyUnavailable.exit_code
     assert "--key-provider passphrase" in r.err
-    assert r.seconds < 5
+    assert_answered(r.err)
 
 
 def test_demo_without_keychain_uses_and_names_the_passphrase_provider(tmp_path: Path, sanitizer_cache: str) -> None:

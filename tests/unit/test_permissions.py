@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -124,10 +123,9 @@ def test_fifo_in_place_of_a_file_does_not_hang(made: tuple[Path, KeychainProvide
     f = _session_file(path)
     f.unlink()
     os.mkfifo(f, 0o600)
-    start = time.monotonic()
+    # Refused before any open: opening a FIFO with no writer would block for ever.
     with pytest.raises(UnsafePermissions, match="not a regular file"):
         _open_and_load(path, provider, sid)
-    assert time.monotonic() - start < 2
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")

@@ -80,12 +80,10 @@ def _build_two(root: Path, server: S3Server) -> tuple[Vault, Vault]:
 @pytest.fixture(scope="module")
 def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
     """:func:`_build_two`'s, built once for the module; each test restores copies (:func:`two`)."""
-    root = tmp_path_factory.mktemp("two")
-    a, b = _build_two(root, module_server_env)
-    a.close()
-    b.close()
-    keyrings = {"a": MemoryKeyring(), "b": MemoryKeyring()}  # passphrase vaults: nothing in a keychain
-    return synccapture.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
+    # Passphrase vaults: nothing in their keychains.
+    return synccapture.build_and_capture(
+        module_server_env, tmp_path_factory, lambda root, _: _build_two(root, module_server_env)
+    )
 
 
 @pytest.fixture

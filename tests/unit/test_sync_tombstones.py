@@ -81,11 +81,9 @@ def _build_two(root: Path, server: S3Server, keyrings: dict[str, MemoryKeyring])
 @pytest.fixture(scope="module")
 def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
     """:func:`_build_two`'s, built once for the module (each test restores copies)."""
-    root, keyrings = tmp_path_factory.mktemp("two"), {"a": MemoryKeyring(), "b": MemoryKeyring()}
-    a, b = _build_two(root, module_server_env, keyrings)
-    a.close()
-    b.close()
-    return synccapture.capture(module_server_env, root, {"a": a, "b": b}, keyrings)
+    return synccapture.build_and_capture(
+        module_server_env, tmp_path_factory, lambda root, keyrings: _build_two(root, module_server_env, keyrings)
+    )
 
 
 @pytest.fixture
