@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from sessionseal import KeychainProvider, Vault
-from tests._infra import syncscenario
+from tests._infra import syncscenario, syncvaults
 from tests._infra.s3server import S3Server
 from tests.memkeyring import MemoryKeyring
 
@@ -130,6 +130,17 @@ def build_and_capture(
     for v in vaults:
         v.close()
     return capture(server, root, dict(zip(names, vaults, strict=True)), keyrings)
+
+
+def capture_three(
+    server: S3Server, factory: pytest.TempPathFactory, prefix: str, *, b_pushes: bool = False
+) -> Captured:
+    """A module's ``captured`` fixture of :func:`syncvaults.three`'s devices A, B and C (one
+    in-memory keychain for the three, captured under each name)."""
+    root, kr = factory.mktemp("three"), MemoryKeyring()
+    with syncvaults.three(root, server, kr, prefix, b_pushes=b_pushes) as (a, b, c):
+        pass
+    return capture(server, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", kr))
 
 
 def reset_bucket(server: S3Server, objects: Mapping[str, bytes]) -> None:

@@ -46,6 +46,22 @@ def _open(path: Path) -> Vault:
     return Vault.open(path, passphrase=PASSPHRASE)
 
 
+def _enrol(a: Vault, b: Vault) -> None:
+    step = _device_enroll.request(b)
+    device = b.remotes.devices.identity("cloud").device_id
+    _device_enroll.accept(a, None, device.hex, step.pairing_code or "")
+    _device_enroll.finish(b)
+
+
+def _killed_pull(b_path: Path, server_env: S3Server) -> None:
+    """B's pull in a child process, killed after its first checkpoint write."""
+    env = {**os.environ, **server_env.env(), "PASS": PASSPHRASE}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(b_path)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
+    )
+    assert done.returncode == -signal.SIGKILL, "the child was not killed after the checkpoint write"
+
+
 def test_a_pull_killed_after_writing_a_checkpoint_resumes_to_one(tmp_path: Path, server_env: S3Server) -> None:
     a_path, b_path = tmp_path / "a", tmp_path / "b"
     url = f"s3://{server_env.bucket}/ckptkill"
@@ -58,16 +74,9 @@ def test_a_pull_killed_after_writing_a_checkpoint_resumes_to_one(tmp_path: Path,
         sid = a.save({"title": "work", "messages": [{"role": "user", "content": "a turn"}]})
         a.checkpoint(sid, "restore point")
         assert a.remotes.push().checkpoints == 1
-        step = _device_enroll.request(b)
-        device = b.remotes.devices.identity("cloud").device_id
-        _device_enroll.accept(a, None, device.hex, step.pairing_code or "")
-        _device_enroll.finish(b)
+        _enrol(a, b)
 
-    env = {**os.environ, **server_env.env(), "PASS": PASSPHRASE}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(b_path)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
-    )
-    assert done.returncode == -signal.SIGKILL, "the child was not killed after the checkpoint write"
+    _killed_pull(b_path, server_env)
 
     with _open(b_path) as b:
         assert [c.name for c in b.checkpoints(sid)] == ["restore point"]  # written before the kill
@@ -102,16 +111,9 @@ def test_a_pull_killed_while_applying_a_rebases_checkpoints_resumes_to_one_each(
         a.remotes.push()
         a.delete(doomed)
         assert a.remotes.push().rebased == 1
-        step = _device_enroll.request(b)
-        device = b.remotes.devices.identity("cloud").device_id
-        _device_enroll.accept(a, None, device.hex, step.pairing_code or "")
-        _device_enroll.finish(b)
+        _enrol(a, b)
 
-    env = {**os.environ, **server_env.env(), "PASS": PASSPHRASE}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(b_path)], env=env, cwd=killpoint.ROOT, check=False, timeout=300
-    )
-    assert done.returncode == -signal.SIGKILL, "the child was not killed after the checkpoint write"
+    _killed_pull(b_path, server_env)
 
     with _open(b_path) as b:
         assert len(b.checkpoints(sid)) == 1  # the first written before the kill

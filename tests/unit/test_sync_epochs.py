@@ -64,10 +64,7 @@ def kr() -> MemoryKeyring:
 @pytest.fixture(scope="module")
 def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
     """The three devices, built once for the module (each test restores copies)."""
-    root, kr = tmp_path_factory.mktemp("three"), MemoryKeyring()
-    with syncvaults.three(root, module_server_env, kr, PREFIX, b_pushes=True) as (a, b, c):
-        pass
-    return synccapture.capture(module_server_env, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", kr))
+    return synccapture.capture_three(module_server_env, tmp_path_factory, PREFIX, b_pushes=True)
 
 
 @pytest.fixture
