@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,15 +133,29 @@ def build_and_capture(
     return capture(server, root, dict(zip(names, vaults, strict=True)), keyrings)
 
 
-def capture_three(
-    server: S3Server, factory: pytest.TempPathFactory, prefix: str, *, b_pushes: bool = False
-) -> Captured:
-    """A module's ``captured`` fixture of :func:`syncvaults.three`'s devices A, B and C (one
-    in-memory keychain for the three, captured under each name)."""
-    root, kr = factory.mktemp("three"), MemoryKeyring()
-    with syncvaults.three(root, server, kr, prefix, b_pushes=b_pushes) as (a, b, c):
-        pass
-    return capture(server, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", kr))
+def three_device_fixtures(prefix: str, *, b_pushes: bool = False) -> tuple[Any, Any, Any]:
+    """A module's ``kr``, ``captured`` and ``three`` fixtures (assign them to those names):
+    :func:`syncvaults.three`'s devices A, B and C under *prefix*, built once for the module and
+    captured with the bucket; each test gets copies of them, opened with keys in its ``kr``."""
+
+    @pytest.fixture
+    def kr() -> MemoryKeyring:
+        return MemoryKeyring()
+
+    @pytest.fixture(scope="module")
+    def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Captured:
+        root, keys = tmp_path_factory.mktemp("three"), MemoryKeyring()
+        with syncvaults.three(root, module_server_env, keys, prefix, b_pushes=b_pushes) as (a, b, c):
+            pass
+        return capture(module_server_env, root, {"a": a, "b": b, "c": c}, dict.fromkeys("abc", keys))
+
+    @pytest.fixture
+    def three(
+        captured: Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
+    ) -> Iterator[tuple[Vault, ...]]:
+        yield from restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
+
+    return kr, captured, three
 
 
 def reset_bucket(server: S3Server, objects: Mapping[str, bytes]) -> None:

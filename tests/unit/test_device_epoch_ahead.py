@@ -13,7 +13,6 @@ nothing.  Against ``rclone serve s3`` (the module's server; three devices built 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,22 +33,8 @@ PREFIX = "team/ahead"
 _device, _save, _titles, _store = syncvaults.device, syncvaults.save, syncvaults.titles, syncvaults.store
 
 
-@pytest.fixture
-def kr() -> MemoryKeyring:
-    return MemoryKeyring()
-
-
-@pytest.fixture(scope="module")
-def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
-    return synccapture.capture_three(module_server_env, tmp_path_factory, PREFIX, b_pushes=True)
-
-
-@pytest.fixture
-def three(
-    captured: synccapture.Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
-) -> Iterator[tuple[Vault, ...]]:
-    """A (first device), B and C (enrolled by A), all pulled; B pushed "b before"."""
-    yield from synccapture.restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
+#: A (first device), B and C (enrolled by A), all pulled; B pushed "b before".
+kr, captured, three = synccapture.three_device_fixtures(PREFIX, b_pushes=True)
 
 
 def _names(server: S3Server, dev: uuid.UUID) -> set[str]:

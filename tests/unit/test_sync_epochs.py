@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,24 +55,9 @@ _device, _enrol, _save, _titles, _store = (
 )
 
 
-@pytest.fixture
-def kr() -> MemoryKeyring:
-    return MemoryKeyring()
-
-
-@pytest.fixture(scope="module")
-def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
-    """The three devices, built once for the module (each test restores copies)."""
-    return synccapture.capture_three(module_server_env, tmp_path_factory, PREFIX, b_pushes=True)
-
-
-@pytest.fixture
-def three(
-    captured: synccapture.Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
-) -> Iterator[tuple[Vault, ...]]:
-    """A (the remote's first device, which pushed "a before"), B (enrolled by A; pushed "b
-    before") and C (enrolled by A), every one pulled: :func:`syncvaults.three`'s, restored."""
-    yield from synccapture.restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
+#: A (the remote's first device, which pushed "a before"), B (enrolled by A; pushed "b before")
+#: and C (enrolled by A), every one pulled: :func:`syncvaults.three`'s, restored.
+kr, captured, three = synccapture.three_device_fixtures(PREFIX, b_pushes=True)
 
 
 def _head_names(server: S3Server, dev: uuid.UUID) -> list[str]:

@@ -15,7 +15,6 @@ remote-v1.md "Heads" and "Log entries"), against a real S3 server (``rclone serv
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,24 +72,9 @@ def _local(v: Vault) -> tuple[set[str], dict[str, bytes]]:
     return _titles(v), {p.name: p.read_bytes() for p in sorted(sync.iterdir())} if sync.exists() else {}
 
 
-@pytest.fixture
-def kr() -> MemoryKeyring:
-    return MemoryKeyring()
-
-
-@pytest.fixture(scope="module")
-def captured(module_server_env: S3Server, tmp_path_factory: pytest.TempPathFactory) -> synccapture.Captured:
-    """The three devices, built once for the module (each test restores copies)."""
-    return synccapture.capture_three(module_server_env, tmp_path_factory, PREFIX)
-
-
-@pytest.fixture
-def three(
-    captured: synccapture.Captured, tmp_path: Path, server_env: S3Server, kr: MemoryKeyring
-) -> Iterator[tuple[Vault, ...]]:
-    """A (the remote's first device, which pushed "a before"), B and C (enrolled by A), every one
-    pulled: :func:`syncvaults.three`'s, restored."""
-    yield from synccapture.restore(captured, server_env, tmp_path, dict.fromkeys("abc", kr))
+#: A (the remote's first device, which pushed "a before"), B and C (enrolled by A), every one
+#: pulled: :func:`syncvaults.three`'s, restored.
+kr, captured, three = synccapture.three_device_fixtures(PREFIX)
 
 
 def _newest_head(store: _s3.S3Store, v: Vault, rid: uuid.UUID) -> _remotelog.Head:
