@@ -9,12 +9,14 @@ chosen by wrapping the checkpoint write in a child process, never by timing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,18 @@ def _open(path: Path) -> Vault:
     return Vault.open(path, passphrase=PASSPHRASE)
 
 
+@contextlib.contextmanager
+def _two(tmp_path: Path, server_env: S3Server, prefix: str) -> Iterator[tuple[Vault, Vault]]:
+    """Devices A and B (passphrase vaults at scrypt's floor) with the remote "cloud" at *prefix*."""
+    with (
+        Vault.init(tmp_path / "a", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
+        Vault.init(tmp_path / "b", key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
+    ):
+        for v in (a, b):
+            v.remotes.add("cloud", f"s3://{server_env.bucket}/{prefix}", endpoint=server_env.endpoint)
+        yield a, b
+
+
 def _enrol(a: Vault, b: Vault) -> None:
     step = _device_enroll.request(b)
     device = b.remotes.devices.identity("cloud").device_id
@@ -63,14 +77,8 @@ def _killed_pull(b_path: Path, server_env: S3Server) -> None:
 
 
 def test_a_pull_killed_after_writing_a_checkpoint_resumes_to_one(tmp_path: Path, server_env: S3Server) -> None:
-    a_path, b_path = tmp_path / "a", tmp_path / "b"
-    url = f"s3://{server_env.bucket}/ckptkill"
-    with (
-        Vault.init(a_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
-        Vault.init(b_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
-    ):
-        for v in (a, b):
-            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+    b_path = tmp_path / "b"
+    with _two(tmp_path, server_env, "ckptkill") as (a, b):
         sid = a.save({"title": "work", "messages": [{"role": "user", "content": "a turn"}]})
         a.checkpoint(sid, "restore point")
         assert a.remotes.push().checkpoints == 1
@@ -96,14 +104,8 @@ def test_a_pull_killed_while_applying_a_rebases_checkpoints_resumes_to_one_each(
     """A device enrolled after a delete reads A's log from its rebase, which restates A's two
     checkpoints (docs/spec/remote-v1.md, "Rebase and retirement"); killed after the first
     checkpoint write, the next pull applies the rebase again and ends with each once."""
-    a_path, b_path = tmp_path / "a", tmp_path / "b"
-    url = f"s3://{server_env.bucket}/ckptrebasekill"
-    with (
-        Vault.init(a_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as a,
-        Vault.init(b_path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as b,
-    ):
-        for v in (a, b):
-            v.remotes.add("cloud", url, endpoint=server_env.endpoint)
+    b_path = tmp_path / "b"
+    with _two(tmp_path, server_env, "ckptrebasekill") as (a, b):
         sid = a.save({"title": "work", "messages": [{"role": "user", "content": "a turn"}]})
         doomed = a.save({"title": "doomed", "messages": [{"role": "user", "content": "gone"}]})
         a.checkpoint(sid, "first")
