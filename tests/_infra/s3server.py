@@ -35,6 +35,8 @@ is started once per test session and each test gets a bucket of its own on it.
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import http.server
 import os
 import secrets
 import shutil
@@ -162,6 +164,36 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def ask_upstream(
+    handler: http.server.BaseHTTPRequestHandler, upstream: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A test's loopback front: *handler*'s request sent on to *upstream* (``host:port``) as
+    it came; the answer's status, headers and body."""
+    data = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+    conn = http.client.HTTPConnection(upstream, timeout=30)
+    try:
+        conn.request(handler.command, handler.path, body=data, headers=dict(handler.headers))
+        answer = conn.getresponse()
+        return answer.status, answer.getheaders(), answer.read()
+    finally:
+        conn.close()
+
+
+def relay(
+    handler: http.server.BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes
+) -> None:
+    """Answer *handler*'s request with an upstream's answer (:func:`ask_upstream`), its length
+    set anew and the hop's own headers left out."""
+    handler.send_response(status)
+    for name, value in headers:
+        if name.lower() not in {"content-length", "transfer-encoding", "connection", "server", "date"}:
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(payload)
 
 
 def find_rclone() -> str | None:

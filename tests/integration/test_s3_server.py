@@ -12,7 +12,6 @@ on them: docs/spec/remote-v1.md, "Layout") but are by moto, where the client's `
 from __future__ import annotations
 
 import contextlib
-import http.client
 import http.server
 import json
 import os
@@ -29,7 +28,15 @@ import pytest
 from sessionseal import _s3
 from sessionseal._remote import parse_url
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, _free_port, both_servers, start_moto_server, start_s3_server
+from tests._infra.s3server import (
+    S3Server,
+    _free_port,
+    ask_upstream,
+    both_servers,
+    relay,
+    start_moto_server,
+    start_s3_server,
+)
 from tests.integration._cli import SRC, sessionseal
 
 
@@ -250,20 +257,7 @@ class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        conn.request(self.command, self.path, body=data, headers=dict(self.headers))
-        answer = conn.getresponse()
-        payload = answer.read()
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in {"content-length", "transfer-encoding", "connection", "server", "date"}:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-        conn.close()
+        relay(self, *ask_upstream(self, self.upstream))
 
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
 

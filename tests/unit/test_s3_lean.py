@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import http.server
 import os
 import threading
@@ -21,7 +20,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, both_servers, start_s3_server
+from tests._infra.s3server import S3Server, ask_upstream, both_servers, relay, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -137,12 +136,7 @@ class _ClientOnly(http.server.BaseHTTPRequestHandler):
     others: ClassVar[list[str]] = []
 
     def _forward(self) -> None:
-        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        conn.request(self.command, self.path, body=data, headers=dict(self.headers))
-        answer = conn.getresponse()
-        payload = answer.read()
-        conn.close()
+        status, headers, payload = ask_upstream(self, self.upstream)
         if "Boto3/" not in self.headers.get("User-Agent", ""):
             self.others.append(self.path)
             if self.answer == "503":
@@ -151,19 +145,12 @@ class _ClientOnly(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             self.close_connection = True  # the length promised, fewer bytes, then the end
-            self.send_response(answer.status)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload[:-1])
             return
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in {"content-length", "transfer-encoding", "connection", "server", "date"}:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        relay(self, status, headers, payload)
 
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
 
