@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' S3 se
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_save import make_session
-from tests._infra.s3server import S3Server, find_rclone, start_s3_server
+from tests._infra.s3server import S3Server, find_rclone, serving
 
 from sessionseal import PassphraseProvider, Session, Vault, _s3, _s3lean
 
@@ -236,10 +236,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name, pytest.MonkeyPatch.context() as patch:
         _instrument(patch)
         tmp = Path(tmp_name)
-        server = start_s3_server(tmp / "s3")
-        os.environ.update(server.env())
-        os.environ.pop("AWS_PROFILE", None)
-        try:
+        with serving(tmp / "s3") as server:
             a, nbytes = seed_device(tmp, server, args.sessions, args.min, args.max)
             stored = sum(f.stat().st_size for f in (server.root / server.bucket).rglob("*") if f.is_file())
             print(
@@ -262,8 +259,6 @@ def main() -> None:
                         file=sys.stderr,
                     )
             a.close()
-        finally:
-            server.stop()
     if profile is not None:
         profile.dump_stats(args.profile)
     report(runs, kinds, args.sessions, args.rounds, files)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' S3 se
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sync_pull import PREFIX, copy_once, seed_device
-from tests._infra.s3server import find_rclone, start_s3_server
+from tests._infra.s3server import find_rclone, serving
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -84,10 +84,7 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": [], "copy": []}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = start_s3_server(tmp / "s3")
-        os.environ.update(server.env())
-        os.environ.pop("AWS_PROFILE", None)
-        try:
+        with serving(tmp / "s3") as server:
             a, nbytes = seed_device(tmp, server, args.sessions, args.min, args.max)
             d = a.remotes.devices
             rid = d.identity("cloud").remote_id
@@ -108,8 +105,6 @@ def main() -> None:
                     runs[what].append((wall, cpu))
                     print(f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)
             a.close()
-        finally:
-            server.stop()
     print("| what | wall (median s) | CPU (median s) | n |")
     print("|---|---:|---:|---:|")
     for what, xs in runs.items():

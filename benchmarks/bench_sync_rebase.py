@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' S3 se
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_save import make_session
-from tests._infra.s3server import S3Server, start_s3_server
+from tests._infra.s3server import S3Server, serving
 
 from sessionseal import PassphraseProvider, Session, Vault
 
@@ -84,10 +84,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = start_s3_server(tmp / "s3")
-        os.environ.update(server.env())
-        os.environ.pop("AWS_PROFILE", None)
-        try:
+        with serving(tmp / "s3") as server:
             for n in (int(x) for x in args.sizes.split(",")):
                 prefix = f"bench{n}"
                 a, ids = _seed(tmp, server, prefix, n, args)
@@ -104,8 +101,6 @@ def main() -> None:
                 rows.append((n, stored, runs, load))
                 print(f"{n} sessions done; load average {load}", file=sys.stderr)
                 a.close()
-        finally:
-            server.stop()
     print("| sessions | on the server | push after | bytes sent | wall (median) | CPU (median) | rebased | load |")
     print("|---:|---:|---|---:|---:|---:|---:|---|")
     for n, stored, runs, load in rows:

@@ -34,6 +34,7 @@ is started once per test session and each test gets a bucket of its own on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import http.server
@@ -164,6 +165,19 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[S3Server]:
+    """A benchmark's server: ``rclone serve s3`` on *directory*, its endpoint and keys in this
+    process's environment (``AWS_PROFILE`` dropped, so no profile's keys stand in); stopped after."""
+    server = start_s3_server(directory)
+    os.environ.update(server.env())
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def ask_upstream(
