@@ -1,8 +1,8 @@
 """A prefix query's answer and its snippets, held to the plain way of computing them (issue 23:
 the prefix's speed at 1 GB; docs/design.md "Query speed at 1 GB").
 
-- The expansion reads each segment's prefix run once and each delta record's matching entries
-  once, with their postings (``FtsIndex._expansion``, ``LazyDeltaRecord.prefixed``), and looks
+- The expansion reads each segment's prefix run (``_format.prefix_run``, the bucket's other
+  terms not decoded) and each delta record's matching entries once, with their postings (``FtsIndex._expansion``, ``LazyDeltaRecord.prefixed``), and looks
   a term up only in the segments whose prefix run lists it. The plain way: the expansion's
   terms, then every term looked up in every segment and every record. Same postings, same
   hits, same scores, same order.
@@ -171,6 +171,48 @@ def test_a_record_cut_inside_the_prefix_s_entry_is_refused() -> None:
         except IntegrityError:
             continue
         raise AssertionError("a record cut short answered")
+
+
+# -- a segment's prefix bucket: the run of the prefix's terms, the others not decoded ----------
+
+_STEMS = st.sampled_from(["ser", "seri", "serial", "seré", "serß", "sfx", "ab", "z"])
+
+
+@st.composite
+def prefix_buckets(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, int]]]:
+    terms = draw(st.sets(st.tuples(_STEMS, st.text(alphabet="aéz_9ß", max_size=4)).map("".join), max_size=40))
+    rows = [(t, draw(st.integers(1, 2**32 - 1))) for t in sorted(terms, key=str.encode)]
+    return F.encode_prefix(rows), rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefix_buckets(), _STEMS, st.data())
+def test_a_prefix_run_is_what_the_decoded_bucket_holds(
+    bucket: tuple[bytes, list[tuple[str, int]]], prefix: str, data: st.DataObject
+) -> None:
+    raw, rows = bucket
+    assert F.decode_prefix(raw) == rows
+    assert F.prefix_run(raw, prefix) == [(t, df) for t, df in rows if t.startswith(prefix)]
+    # Altered bytes: refused, or the decoded bucket's answer.
+    changed = bytearray(raw)
+    at = data.draw(st.integers(0, max(0, len(raw) - 1)))
+    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
+    if how == "flip" and raw:
+        changed[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del changed[at:]
+    else:
+        changed[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    try:
+        decoded: list[tuple[str, int]] | None = F.decode_prefix(bytes(changed))
+    except IntegrityError:
+        decoded = None
+    try:
+        got = F.prefix_run(bytes(changed), prefix)
+    except IntegrityError:
+        return
+    if decoded is not None and [t for t, _df in decoded] == sorted((t for t, _df in decoded), key=str.encode):
+        assert got == [(t, df) for t, df in decoded if t.startswith(prefix)]
 
 
 # -- a snippet's search -----------------------------------------------------------------------
