@@ -299,35 +299,60 @@ class FtsIndex:
         """*term*'s postings by session (a ``UUID`` each: for a caller that walks them)."""
         return {UUID(bytes=sid): p for sid, p in self._raw(term).items()}
 
-    def _raw(self, term: str) -> RawPostings:
+    def _raw(self, term: str, where: _Where | None = None) -> RawPostings:
+        """*term*'s postings by raw session id. *where* (a prefix's expansion, which read them):
+        the segments that hold the term, and its postings in the delta records."""
         out: RawPostings = {}
         cur = self._cur
-        for seg in self.segments:
+        for seg in self.segments if where is None else [s for s, held in where.held if term in held]:
             ids, gens = seg.docs.ids, seg.docs.gens
             for ordinal, p in seg.postings(term):
                 sid = ids[ordinal]
                 if cur[sid][0] == gens[ordinal]:
                     q = out.get(sid)
                     out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
-        for rec in self._records:
-            q = rec.posting(term)
-            if q is not None:
-                _add_raw(out, rec.doc.session_id.bytes, q)
+        if where is None:
+            for rec in self._records:
+                q = rec.posting(term)
+                if q is not None:
+                    _add_raw(out, rec.doc.session_id.bytes, q)
+        else:
+            for sid, found in where.records:
+                q = found.get(term)
+                if q is not None:
+                    _add_raw(out, sid, q)
         if self._replaced:
             out = {sid: p for sid, p in out.items() if sid not in self._replaced}
             out.update(self._fresh.get(term, {}))
         return out
 
     def _expand(self, prefix: str) -> list[str]:
+        return sorted(self._expansion(prefix).terms)
+
+    def _expansion(self, prefix: str) -> _Where:
+        """The terms *prefix* stands for (each segment's :data:`MAX_EXPANSION` most frequent,
+        every one of the delta records' and the overlay's) and where each is.
+
+        A segment's prefix bucket lists every word-like term it holds (docs/spec/fts-v1.md,
+        "Segment"), so a term missing from it has no postings there: that segment's bucket is
+        not read for it. A delta record's terms come with their postings, from one walk of
+        its entries (a lookup of each term after the expansion walked a big record again)."""
         found: set[str] = set()
+        held: list[tuple[SegmentReader, frozenset[str]]] = []
         for seg in self.segments:
-            rows = sorted(seg.expand(prefix), key=lambda r: (-r[1], r[0]))
+            rows = seg.expand(prefix)
+            held.append((seg, frozenset(t for t, _df in rows)))
+            rows.sort(key=lambda r: (-r[1], r[0]))
             found.update(t for t, _df in rows[:MAX_EXPANSION])
+        records: list[tuple[bytes, dict[str, Posting]]] = []
         for rec in self._records:
             if rec.may_hold(prefix):
-                found.update(t for t in rec.starting(prefix) if is_wordlike(t))
+                terms = {t: p for t, p in rec.prefixed(prefix).items() if is_wordlike(t)}
+                if terms:
+                    records.append((rec.doc.session_id.bytes, terms))
+                    found.update(terms)
         found.update(t for t in self._fresh if t.startswith(prefix) and is_wordlike(t))
-        return sorted(found)
+        return _Where(found, held, records)
 
     def leaf_postings(self, leaf: Term) -> dict[str, Postings]:
         """The postings of each term a leaf stands for, restricted to its fields."""
@@ -338,11 +363,12 @@ class FtsIndex:
         return set().union(*self._leaf(leaf).values())
 
     def _leaf(self, leaf: Term) -> dict[str, RawPostings]:
-        terms = self._expand(leaf.text) if leaf.prefix else [leaf.text]
+        where = self._expansion(leaf.text) if leaf.prefix else None
+        terms = [leaf.text] if where is None else sorted(where.terms)  # sorted: the scores' order of sums
         out: dict[str, RawPostings] = {}
         fields = leaf.fields
         for t in terms:
-            raw = self._raw(t)
+            raw = self._raw(t, where)
             ps = raw if fields == F.ALL_FIELDS else {sid: p for sid, p in raw.items() if p.mask & fields}
             if ps:
                 out[t] = ps
@@ -388,6 +414,17 @@ class FtsIndex:
         ranked = sorted(matched)  # ties by session id (its bytes), then best first: stable
         ranked.sort(key=score.__getitem__, reverse=True)
         return (Hit(UUID(bytes=s), score[s], fields[s]) for s in ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """A prefix's expansion (:meth:`FtsIndex._expansion`): its terms, each segment with the
+    terms it holds that start with the prefix, and each delta record's (raw session id,
+    postings of those terms)."""
+
+    terms: set[str]
+    held: list[tuple[SegmentReader, frozenset[str]]]
+    records: list[tuple[bytes, dict[str, Posting]]]
 
 
 def _add(out: Postings, sid: UUID, p: Posting) -> None:

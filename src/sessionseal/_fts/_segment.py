@@ -11,9 +11,7 @@ manifest, and erases the segment by forgetting that key (docs/secure-deletion.md
 
 from __future__ import annotations
 
-import bisect
 import hmac
-import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -181,15 +179,9 @@ class SegmentReader:
         npf = len(self.head.prefixes)
         i = F.slot(self._keys.terms, 1, prefix[: F.PREFIX_CHARS], npf)
         off, size = self.head.prefixes[i]
-        rows = F.decode_prefix(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX))
-        # The rows are sorted by UTF-8, which is code point order: the terms starting with
-        # *prefix* are the run from its place on (a bucket holds thousands; a query wants a few).
-        out = []
-        for t, df in itertools.islice(rows, bisect.bisect_left(rows, (prefix,)), None):
-            if not t.startswith(prefix):
-                break
-            out.append((t, df))
-        return out
+        # The rows are sorted by UTF-8: the terms starting with *prefix* are a run of them (a
+        # bucket holds thousands; a query wants a few, and the others are not decoded).
+        return F.prefix_run(self._read(off, size, 1 + len(self.head.buckets) + i, FrameType.FTS_PREFIX), prefix)
 
     def verify(self) -> None:
         """Authenticate every frame and parse its layout (``verify --read-data``).
