@@ -233,6 +233,37 @@ def test_a_planted_key_object_with_the_record_swapped_is_never_taken(
     assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
 
 
+def test_a_deletes_push_while_a_key_object_is_pending_reads_the_others_logs_once(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete's push takes up the others' new epochs first, as a pull does; a key object
+    that never gets its proof (planted here) stays pending, and its proof is tried at every such
+    push.  What the proof verified is kept in the pull cursor, as a pull keeps it: the next
+    delete's push opens each entry of the other devices' logs once (the check), never again for
+    the proof, and fetches none twice (counted in entries opened, never timed)."""
+    a, b, _ = three
+    _plant_epoch(server_env, b, a)
+    first, second = b.save({"title": "one"}), b.save({"title": "two"})
+    b.remotes.push()
+    b.delete(first)
+    assert b.remotes.push().tombstoned == 1  # the first proof reads every log whole
+    opened: dict[tuple[uuid.UUID, int], int] = {}
+    real = _remotelog.open_entry
+
+    def spy(data: bytes, keys: Any, remote: uuid.UUID, device: uuid.UUID, seq: int) -> _remotelog.Opened:
+        opened[(device, seq)] = opened.get((device, seq), 0) + 1
+        return real(data, keys, remote, device, seq)
+
+    monkeypatch.setattr(_remotelog, "open_entry", spy)
+    b.delete(second)
+    assert b.remotes.push().tombstoned == 1
+    others = {k: n for k, n in opened.items() if k[0] != _device(b)}
+    assert len(others) >= 3 and max(others.values()) == 1  # before: every entry twice
+    monkeypatch.setattr(_remotelog, "open_entry", real)
+    assert a.remotes.pull().check.taken == 2  # both deletes' epochs reach A all the same
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 4, 5}
+
+
 def test_the_revoked_device_is_told_in_one_line_with_exit_19(
     three: tuple[Vault, Vault, Vault], kr: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:

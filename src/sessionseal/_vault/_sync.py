@@ -481,9 +481,10 @@ class _Push:
             return  # never pushed: nothing of this vault is on the remote to tombstone
         tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
         # Two devices made this device's newest epoch: settled before anything is sealed under it.
-        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch)
+        dry, commit, here = self.dry_run, self._commit_epoch, self.dir
+        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here)
         named, deleted, kept = push_tombstones(
-            tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch
+            tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here
         )
         self.result.tombstoned, self.result.objects_deleted, self.result.objects_kept = named, deleted, kept
 

@@ -47,6 +47,7 @@ from ._syncpull import PullCheck, check_logs, list_remote
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
+    from .._fs import Dir
     from .._s3 import S3Store
 
 __all__ = ["Tombstones", "dead_tag", "delete_objects", "objects_of", "push_tombstones"]
@@ -235,11 +236,20 @@ class Tombstones:
 
 
 def push_tombstones(
-    tomb: Tombstones, cursor: Cursor, remote: uuid.UUID, x25519_public: bytes, *, dry_run: bool, commit: Commit
+    tomb: Tombstones,
+    cursor: Cursor,
+    remote: uuid.UUID,
+    x25519_public: bytes,
+    *,
+    dry_run: bool,
+    commit: Commit,
+    sync_dir: Dir | None = None,
 ) -> tuple[int, int, int]:
     """The tombstone step of a push (see the module's docstring): returns how many sessions the
     tombstone named, and how many of this device's objects of them were deleted and kept (with
-    *dry_run*: would be deleted; nothing is written, here or there)."""
+    *dry_run*: would be deleted; nothing is written, here or there).  *sync_dir*: where the
+    pull cursor is, whose verified prefixes spare an epoch proof re-reading every log whole
+    while another device's key object is pending (``take_up_epochs``)."""
     erased = tomb.pending()
     if not erased:
         return 0, 0, 0
@@ -248,9 +258,17 @@ def push_tombstones(
         # Every epoch the others made first (a device enrolled under one is named in a log
         # written under it), then every log, checked as a pull checks it.
         listing = list_remote(tomb.s3, tomb.config)
-        pickup = take_up_epochs(tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing)
+        pickup = take_up_epochs(
+            tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing, sync_dir=sync_dir
+        )
         check = check_logs(
-            tomb.config, tomb.s3, tomb.devices, keys=pickup.keys, listing=listing, partial=pickup.partial
+            tomb.config,
+            tomb.s3,
+            tomb.devices,
+            keys=pickup.keys,
+            listing=listing,
+            fetched=pickup.fetched,  # what the proof fetched is not fetched again
+            partial=pickup.partial,
         )
         own = check.logs.get(tomb.me, ())
         epoch, key, obj = tomb.new_epoch(check, remote, x25519_public)
