@@ -515,7 +515,7 @@ class _Push:
             )
 
     def _sessions(self) -> None:
-        marks, pushed = self.sync._keys.state(fresh=True).marks, self.cursor.sessions
+        marks, pushed, stamp = self.sync._keys.state(fresh=True).marks, self.cursor.sessions, self.cursor.ckpts_dir
         ckpts = self.sync.ckpts.changed(self.cursor, marks)
         todo = sorted(
             {s for s, m in marks.items() if (p := pushed.get(s)) is None or (p.generation, p.end) != m} | set(ckpts)
@@ -534,6 +534,8 @@ class _Push:
             self._commit(self._ckpts(batch, ckpts), batch.pushed, [])
         if self.progress is not None and todo:
             self.progress(done, len(todo), self.result.bytes)
+        if not todo and self.cursor.ckpts_dir != stamp:
+            self._save()  # the checkpoints' stamp: the next push reads no header (``_syncckpt``)
 
     def _ckpts(self, batch: _Batch, ckpts: dict[bytes, Files]) -> list[dict[str, Any]]:
         """*batch*'s entries, then its sessions' checkpoint entries after them all (:mod:`._syncckpt`)."""

@@ -83,6 +83,10 @@ class Cursor:
     #: Per session, its checkpoints as the last push saw them: local number -> (tag of the
     #: file's header, the id it went out as; None: one a pull added, never sent) (:mod:`._syncckpt`).
     ckpts: dict[bytes, dict[int, tuple[bytes, uuid.UUID | None]]] = field(default_factory=dict)
+    #: ``checkpoints/`` as a push found it (inode, mtime and ctime in ns) when every live
+    #: session's checkpoint files were as :attr:`ckpts` says; None: not known so
+    #: (:meth:`._syncckpt.CheckpointSync.changed`).
+    ckpts_dir: tuple[int, int, int] | None = None
 
     @property
     def confirmed(self) -> int:
@@ -111,6 +115,8 @@ def _encode(c: Cursor) -> bytes:
             if held
         },
     }
+    if c.ckpts_dir is not None:  # absent otherwise: the bytes of a cursor from before it
+        doc["ckpts_dir"] = list(c.ckpts_dir)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -141,6 +147,9 @@ def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
             if len(key) != 16:
                 raise ValueError
             c.ckpts[key] = {_nat(n): (bytes.fromhex(t), None if i is None else uuid.UUID(hex=i)) for n, t, i in held}
+        if (stamp := doc.get("ckpts_dir")) is not None:  # absent: not known, or before it was kept
+            ino, mtime, ctime = (_nat(x) for x in stamp)
+            c.ckpts_dir = (ino, mtime, ctime)
         if len(mac) != 32 or c.pending > c.seq:
             raise ValueError
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
