@@ -122,7 +122,7 @@ def settle_epochs(
     }
     if not must_rekey(me, writes, makers, frozenset(check.cutoffs)):
         return 0
-    new, key, obj = tomb.new_epoch(check, remote, x25519_public)
+    new, key, obj = tomb.new_epoch(check, remote, x25519_public, listing)
     entry = {"kind": "epoch", "epoch": new, "keys": hashlib.sha256(obj).hexdigest(), "reason": REKEY}
     commit([entry], [(f"keys/{new:08x}", obj)], (new, key))
     return new

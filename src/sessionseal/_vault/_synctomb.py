@@ -43,7 +43,7 @@ from ._devices import Devices
 from ._keys import Keys
 from ._synccursor import Cursor
 from ._syncepochs import take_up_epochs
-from ._syncpull import PullCheck, check_logs, list_remote
+from ._syncpull import Listing, PullCheck, check_logs, list_remote
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -207,11 +207,16 @@ class Tombstones:
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise RemoteError(f"device {dev.hex}'s record on the remote is malformed") from None
 
-    def next_epoch(self, check: PullCheck) -> int:
+    def next_epoch(self, check: PullCheck, listing: Listing | None = None) -> int:
         """Above every epoch held here, sealed into any entry read, or named by any key object
-        on the remote: a new epoch never takes a number another device made already."""
+        on the remote (in *listing*, the one the caller's check was made from: one LIST of the
+        whole remote less; None: listed now): a new epoch never takes a number another device
+        made already.  (One made after the listing is a race like one made after a LIST:
+        :mod:`._syncrace` settles both.)"""
         seen = set(self.devices.epoch_keys(self.config))
         seen.update(o.epoch for entries in check.logs.values() for o in entries)
+        if listing is not None:
+            return max(seen | {e for objects in listing.keys.values() for e in objects}, default=0) + 1
         root = self.url.key("d") + "/"
         for key, _ in self.s3.list(root):
             _, _, rest = key[len(root) :].partition("/")
@@ -223,10 +228,12 @@ class Tombstones:
                     continue
         return max(seen, default=0) + 1
 
-    def new_epoch(self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes) -> tuple[int, bytes, bytes]:
-        """A delete's epoch: its number, its key, and its key object (the key wrapped for every
-        enrolled device that is not revoked)."""
-        epoch = self.next_epoch(check)
+    def new_epoch(
+        self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes, listing: Listing | None = None
+    ) -> tuple[int, bytes, bytes]:
+        """A delete's epoch: its number (:meth:`next_epoch`), its key, and its key object (the
+        key wrapped for every enrolled device that is not revoked)."""
+        epoch = self.next_epoch(check, listing)
         key = _crypto.new_key()
         stanzas = [
             _remotekeys.wrap_for_device(key, remote, epoch, dev, public)
@@ -271,7 +278,7 @@ def push_tombstones(
             partial=pickup.partial,
         )
         own = check.logs.get(tomb.me, ())
-        epoch, key, obj = tomb.new_epoch(check, remote, x25519_public)
+        epoch, key, obj = tomb.new_epoch(check, remote, x25519_public, listing)
         for sid in named:
             cursor.sessions.pop(sid.bytes, None)  # committed with the tombstone: never named twice
         entries = [
