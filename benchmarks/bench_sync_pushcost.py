@@ -12,7 +12,7 @@ machine is shared), wall time, and the S3 GETs and LISTs it made (counted by wra
 ``S3Store``'s methods in the child: instrumentation, not a change of what runs).
 
 * ``ckpts``: one vault of ``--sessions`` sessions with ``--per`` checkpoints each, pushed, then
-  pushed again after a second (what a push after a quiet while sees); a step is one push with
+  pushed again after a few seconds (what a push after a quiet while sees); a step is one push with
   nothing changed (the common automatic push: it must still find that no checkpoint changed).
 * ``delete``: devices A, B and C on one remote (B and C enrolled by A), B and C with
   ``--entries`` sessions each in their logs, A with ``--own``; another device's key object that
@@ -86,7 +86,7 @@ if cfg["scenario"] == "ckpts":
         for j in range(cfg["per"]):
             v.checkpoint(sid, f"point {j}")
     v.remotes.push()
-    time.sleep(1.5)
+    time.sleep(3.5)  # checkpoints/ settled (_syncckpt.SETTLED_NS): what a push after a quiet while sees
     v.remotes.push()
     def go():
         r = v.remotes.push()
