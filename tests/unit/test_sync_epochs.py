@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog, list_devices
+from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog, _s3, list_devices
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from tests._infra import synccapture, syncvaults
@@ -240,7 +240,8 @@ def test_a_deletes_push_while_a_key_object_is_pending_reads_the_others_logs_once
     that never gets its proof (planted here) stays pending, and its proof is tried at every such
     push.  What the proof verified is kept in the pull cursor, as a pull keeps it: the next
     delete's push opens each entry of the other devices' logs once (the check), never again for
-    the proof, and fetches none twice (counted in entries opened, never timed)."""
+    the proof; and its rebase reads its own log without fetching again what the check fetched
+    (counted in entries opened and GETs, never timed)."""
     a, b, _ = three
     _plant_epoch(server_env, b, a)
     first, second = b.save({"title": "one"}), b.save({"title": "two"})
@@ -254,12 +255,24 @@ def test_a_deletes_push_while_a_key_object_is_pending_reads_the_others_logs_once
         opened[(device, seq)] = opened.get((device, seq), 0) + 1
         return real(data, keys, remote, device, seq)
 
+    fetched: list[str] = []
+    get = _s3.S3Store.get
+
+    def counted(self: _s3.S3Store, key: str) -> bytes:
+        fetched.append(key)
+        return get(self, key)
+
     monkeypatch.setattr(_remotelog, "open_entry", spy)
+    monkeypatch.setattr(_s3.S3Store, "get", counted)
     b.delete(second)
-    assert b.remotes.push().tombstoned == 1
+    pushed = b.remotes.push()
+    assert (pushed.tombstoned, pushed.rebased) == (1, 1)  # the rebase restates "b before"
     others = {k: n for k, n in opened.items() if k[0] != _device(b)}
     assert len(others) >= 3 and max(others.values()) == 1  # before: every entry twice
+    own = [k for k in fetched if f"/d/{_device(b).hex}/log/" in k]
+    assert len(own) >= 5 and len(own) == len(set(own))  # before: the rebase fetched them all again
     monkeypatch.setattr(_remotelog, "open_entry", real)
+    monkeypatch.setattr(_s3.S3Store, "get", get)
     assert a.remotes.pull().check.taken == 2  # both deletes' epochs reach A all the same
     assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 4, 5}
 

@@ -351,6 +351,7 @@ class _Push:
         self.cursor = Cursor(uuid.UUID(int=0), config.device)
         #: What this device applied of the others' logs: its heads' witness vector.
         self.witnessed: dict[uuid.UUID, tuple[int, bytes]] | None = None
+        self.tomb: Tombstones | None = None  # the tombstone step's, for the rebase: its log read
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -479,7 +480,7 @@ class _Push:
         device's own objects of them deleted (docs/sync.md, "Deletes"; :mod:`._synctomb`)."""
         if self.dry_run and self.dir is None:
             return  # never pushed: nothing of this vault is on the remote to tombstone
-        tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+        tomb = self.tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
         # Two devices made this device's newest epoch: settled before anything is sealed under it.
         dry, commit, here = self.dry_run, self._commit_epoch, self.dir
         settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here)
@@ -491,7 +492,8 @@ class _Push:
     def _rebase(self) -> None:
         """Once this device holds a newer epoch than its log's last rebase: a ``rebase`` entry."""
         if not self.dry_run and max(self.cursor.rebased, 1) < self.epoch:  # epoch 1 is no one's to rebase
-            tomb, batch = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3), _Batch()
+            tomb = self.tomb or Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+            batch = _Batch()
             seal, store = (lambda d: self._object(d, batch)), self.sync._store
             entry = rebase_entry(tomb, self.cursor, self.epoch, store, seal, ckpts=self.sync.ckpts)
             if entry is not None:

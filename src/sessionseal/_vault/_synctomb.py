@@ -113,6 +113,9 @@ class Tombstones:
         #: Key objects read by this pull or push, by (maker, epoch): the enrolment rule reads
         #: each revocation's for :meth:`uncounted` and again for :meth:`recipients`.
         self._key_objects: dict[tuple[uuid.UUID, int], bytes] = {}
+        #: This device's log entries fetched by this push, by seq: a delete's push reads its
+        #: log for the tombstone's check, then again for its rebase (:meth:`own_log`).
+        self.fetched: dict[int, bytes] = {}
 
     def pending(self) -> frozenset[bytes]:
         """The sessions erased here that this device's next push on the remote tombstones."""
@@ -129,10 +132,13 @@ class Tombstones:
             self._keys.commit(StateChange(erased={self.me.bytes: left}))
 
     def own_log(self, remote: uuid.UUID) -> tuple[_remotelog.Opened, ...]:
-        """This device's own log on the remote, checked as every log is."""
+        """This device's own log on the remote, checked as every log is (what :attr:`fetched`
+        holds is not fetched again: a name always holds the same bytes)."""
         listed = self.s3.list(self.prefix + "log/")
         at = len(self.prefix) + 4
-        objects = {int(k[at:], 16): self.s3.get(k) for k, _ in listed if len(k) == at + 16}
+        names = {int(k[at:], 16): k for k, _ in listed if len(k) == at + 16}
+        objects = {seq: self.fetched[seq] if seq in self.fetched else self.s3.get(k) for seq, k in names.items()}
+        self.fetched = objects
         held = self.devices.epoch_keys(self.config)
         start = _remotelog.read_start(objects, held)  # from its rebase once old epochs are retired
         return _remotelog.read_log(objects, held, remote, self.me, start=start).entries
@@ -277,7 +283,7 @@ def push_tombstones(
             fetched=pickup.fetched,  # what the proof fetched is not fetched again
             partial=pickup.partial,
         )
-        own = check.logs.get(tomb.me, ())
+        own, tomb.fetched = check.logs.get(tomb.me, ()), check.fetched.get(tomb.me, {})
         epoch, key, obj = tomb.new_epoch(check, remote, x25519_public, listing)
         for sid in named:
             cursor.sessions.pop(sid.bytes, None)  # committed with the tombstone: never named twice
