@@ -19,8 +19,11 @@ machine is shared), wall time, and the S3 GETs and LISTs it made (counted by wra
   never gets its proof (a planted one, or one still uploading: *pending*) sits under B's prefix.
   A step is: B saves and pushes one session (untimed), then A deletes one of its sessions and
   pushes (timed: the tombstone, its new epoch, the rebase of A's few sessions).
+* ``rebase``: one device with ``--sessions`` agent sessions of 3 to 20 kB of JSON
+  (benchmarks/bench_save.py's), pushed; a step is one of them deleted, then the push (the
+  tombstone, the new epoch, and the rebase restating every other session: O(vault) by design).
 
-    python benchmarks/bench_sync_pushcost.py --base /tmp/base [--scenario ckpts,delete]
+    python benchmarks/bench_sync_pushcost.py --base /tmp/base [--scenario ckpts,delete,rebase]
         [--rounds 5] [--sessions 300] [--per 1] [--entries 300] [--own 5]
 """
 
@@ -92,6 +95,21 @@ if cfg["scenario"] == "ckpts":
         r = v.remotes.push()
         assert r.entries == 0, r.counts()
         return r
+elif cfg["scenario"] == "rebase":
+    import random
+    sys.path.insert(0, tree + "/benchmarks")
+    from bench_save import make_session
+    v, rng, mine = vault("v"), random.Random(1), []
+    for i in range(cfg["sessions"]):
+        doc = make_session(rng.randint(3000, 20000), seed=i)
+        doc["title"] = f"s{i}"
+        mine.append(v.save(doc))
+    v.remotes.push()
+    def go():
+        v.delete(mine.pop())
+        r = v.remotes.push()
+        assert r.tombstoned == 1 and r.rebased == len(mine), r.counts()
+        return r
 else:
     a, b, c = vault("a"), vault("b"), vault("c")
     mine = [save(a, f"a{i}") for i in range(cfg["own"])]
@@ -161,9 +179,9 @@ class Child:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="the source tree to compare against")
-    ap.add_argument("--scenario", default="ckpts,delete")
+    ap.add_argument("--scenario", default="ckpts,delete,rebase")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--sessions", type=int, default=300, help="ckpts: sessions in the vault")
+    ap.add_argument("--sessions", type=int, default=300, help="ckpts, rebase: sessions in the vault")
     ap.add_argument("--per", type=int, default=1, help="ckpts: checkpoints per session")
     ap.add_argument("--entries", type=int, default=300, help="delete: sessions in each of B's and C's logs")
     ap.add_argument("--own", type=int, default=5, help="delete: A's sessions (at least --rounds)")
