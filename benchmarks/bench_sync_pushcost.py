@@ -8,8 +8,9 @@ worktree add`` of the ref to compare against, and this tree), its ``src`` first 
 each with vaults of its own under a prefix of its own on one ``rclone serve s3`` on 127.0.0.1.
 The parent tells both to take a step, in the order base, this, then this, base, and so on, so a
 busy neighbour slows both alike; each reports its step's CPU time (``time.process_time``: the
-machine is shared), wall time, and the S3 GETs and LISTs it made (counted by wrapping
-``S3Store``'s methods in the child: instrumentation, not a change of what runs).
+machine is shared), wall time, and the S3 GETs, LISTs and PUTs it made with the CPU time spent
+inside each kind (``time.thread_time`` around each call, summed: counted by wrapping
+``S3Store``'s methods in the child, instrumentation, not a change of what runs).
 
 * ``ckpts``: one vault of ``--sessions`` sessions with ``--per`` checkpoints each, pushed, then
   pushed again after a few seconds (what a push after a quiet while sees); a step is one push with
@@ -55,14 +56,18 @@ sys.path[:0] = [tree + "/src", tree]
 from sessionseal import KeychainProvider, Vault, _crypto, _device_enroll, _remote, _remotekeys, _s3
 from tests.memkeyring import MemoryKeyring
 
-calls = {"get": 0, "list": 0}
+calls = {"get": 0, "list": 0, "put": 0, "get_cpu": 0.0, "list_cpu": 0.0, "put_cpu": 0.0}
 def counted(name):
     real = getattr(_s3.S3Store, name)
     def wrapper(self, *a, **k):
         calls[name] += 1
-        return real(self, *a, **k)
+        t = time.thread_time()  # the calling thread's: a pull's GETs run in threads of their own
+        try:
+            return real(self, *a, **k)
+        finally:
+            calls[name + "_cpu"] += time.thread_time() - t
     setattr(_s3.S3Store, name, wrapper)
-counted("get"); counted("list")
+counted("get"); counted("list"); counted("put")
 
 tmp, url, endpoint = Path(cfg["tmp"]), cfg["url"], cfg["endpoint"]
 kr = MemoryKeyring()
@@ -229,6 +234,16 @@ def main() -> None:
             )
         ratio = statistics.median(t["cpu"] / b["cpu"] for t, b in zip(got["this"], got["base"], strict=True))
         print(f"| {scenario} | this / base, CPU (median of per-round ratios) | {ratio:.2f}x | | | | | |")
+    print()
+    print("| scenario | tree | CPU (median) | in GETs | in PUTs | in LISTs | PUTs |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for scenario, got, _, _ in rows:
+        for name, xs in got.items():
+            med = {k: statistics.median(x.get(k, 0.0) for x in xs) for k in xs[0]}
+            print(
+                f"| {scenario} | {name} | {med['cpu'] * 1000:.1f} ms | {med['get_cpu'] * 1000:.1f} ms "
+                f"| {med['put_cpu'] * 1000:.1f} ms | {med['list_cpu'] * 1000:.1f} ms | {med['put']:.0f} |"
+            )
 
 
 if __name__ == "__main__":
