@@ -7,7 +7,10 @@ file of a live session, to compare its tag with what the cursor saw.
 Measured, on a keychain vault on an in-memory keychain (tests/memkeyring.py), no remote needed:
 ``CheckpointSync.changed`` with a cursor that saw every checkpoint (the common push: nothing
 new), against the vault with no checkpoint at all (one listing, nothing read), interleaved,
-medians of CPU time (``time.process_time``: the machine is shared) and of wall time.
+medians of CPU time (``time.process_time``: the machine is shared) and of wall time.  This is
+the push that finds ``checkpoints/`` changed since the last one (its stamp, ``Cursor.ckpts_dir``,
+is cleared before each call); one that finds it as it was reads nothing
+(benchmarks/bench_sync_pushcost.py measures that push whole).
 
     python benchmarks/bench_sync_ckpts.py [--sessions 1000] [--per 1] [--rounds 15]
 """
@@ -41,6 +44,7 @@ def _vault(path: Path, sessions: int, per: int) -> tuple[Vault, list[bytes]]:
 
 
 def _time(v: Vault, cursor: Cursor, live: list[bytes]) -> tuple[float, float]:
+    cursor.ckpts_dir = None  # the files looked at, as when checkpoints/ changed since the last push
     cpu, wall = time.process_time(), time.perf_counter()
     changed = v.parts.sync.ckpts.changed(cursor, live)
     assert not changed

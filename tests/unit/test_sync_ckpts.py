@@ -13,14 +13,16 @@ it, on every device and on the server.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sessionseal import Vault, _remotelog
-from sessionseal._vault._syncckpt import checkpoint_id
+from sessionseal import Vault, _fs, _remotelog
+from sessionseal._vault._syncckpt import SETTLED_NS, checkpoint_id
 from tests._infra import syncvaults as sv
 from tests._infra.s3server import S3Server, start_s3_server
 from tests.memkeyring import MemoryKeyring
@@ -191,3 +193,42 @@ def test_a_checkpoint_of_a_deleted_session_is_gone_everywhere(
     pulled = b.remotes.pull()
     assert (pulled.erased, pulled.checkpoints) == (1, 0)
     assert b.parts.checkpoints.files(b.parts.keys.file_name(sid)) == []
+
+
+def test_a_push_reads_no_checkpoint_header_while_checkpoints_stay_as_they_were(
+    two: tuple[Vault, Vault, uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint makes no new version of its session, so a push looks at the checkpoint
+    files; once a push found them all as its cursor says, and ``checkpoints/`` has not changed
+    for longer than a file system's timestamp tick, the next push reads no header at all; a
+    checkpoint made or replaced since (the directory's times move) is found as before.
+    (Counted in checkpoint files opened, never timed; the wait is for the directory's times to
+    settle, see _syncckpt._stamp.)"""
+    a, b, sid = two
+    a.checkpoint(sid, "one")
+    assert a.remotes.push().checkpoints == 1
+    opened: list[str] = []
+    real = _fs.Dir.reader
+
+    def spy(self: _fs.Dir, name: str) -> Any:
+        if self.path.name == "checkpoints":
+            opened.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(_fs.Dir, "reader", spy)
+    settled = os.stat(a.path / "checkpoints").st_ctime_ns + SETTLED_NS
+    time.sleep(max(0.0, (settled - time.time_ns()) / 1e9) + 0.2)
+    assert a.remotes.push().entries == 0 and opened  # found as the cursor says: stamped
+    opened.clear()
+    for _ in range(2):
+        assert a.remotes.push().entries == 0
+        assert opened == []
+    # Number 1 deleted and made again right away: the directory's times moved, so it is looked at.
+    a.delete_checkpoint(sid, "one")
+    assert a.checkpoint(sid, "one again").number == 1
+    pushed = a.remotes.push()
+    assert (pushed.checkpoints_deleted, pushed.checkpoints) == (1, 1)
+    opened.clear()
+    assert a.remotes.push().entries == 0 and opened  # not settled yet: every header read, as before
+    assert b.remotes.pull().checkpoints_deleted == 1
+    assert _names(b, sid) == ["one again"]

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog, list_devices
+from sessionseal import Vault, _device_enroll, _remotekeys, _remotelog, _s3, list_devices
 from sessionseal.cli import cli
 from sessionseal.errors import RemoteError
 from tests._infra import synccapture, syncvaults
@@ -231,6 +231,50 @@ def test_a_planted_key_object_with_the_record_swapped_is_never_taken(
     status = {e.device: e.status for e in list_devices(victim).devices}
     assert status[_device(maker)] == "invalid"  # its record's keys are not its enrolment's
     assert set(victim.remotes.devices.epoch_keys("cloud")) == {1}
+
+
+def test_a_deletes_push_while_a_key_object_is_pending_reads_the_others_logs_once(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete's push takes up the others' new epochs first, as a pull does; a key object
+    that never gets its proof (planted here) stays pending, and its proof is tried at every such
+    push.  What the proof verified is kept in the pull cursor, as a pull keeps it: the next
+    delete's push opens each entry of the other devices' logs once (the check), never again for
+    the proof; and its rebase reads its own log without fetching again what the check fetched
+    (counted in entries opened and GETs, never timed)."""
+    a, b, _ = three
+    _plant_epoch(server_env, b, a)
+    first, second = b.save({"title": "one"}), b.save({"title": "two"})
+    b.remotes.push()
+    b.delete(first)
+    assert b.remotes.push().tombstoned == 1  # the first proof reads every log whole
+    opened: dict[tuple[uuid.UUID, int], int] = {}
+    real = _remotelog.open_entry
+
+    def spy(data: bytes, keys: Any, remote: uuid.UUID, device: uuid.UUID, seq: int) -> _remotelog.Opened:
+        opened[(device, seq)] = opened.get((device, seq), 0) + 1
+        return real(data, keys, remote, device, seq)
+
+    fetched: list[str] = []
+    get = _s3.S3Store.get
+
+    def counted(self: _s3.S3Store, key: str) -> bytes:
+        fetched.append(key)
+        return get(self, key)
+
+    monkeypatch.setattr(_remotelog, "open_entry", spy)
+    monkeypatch.setattr(_s3.S3Store, "get", counted)
+    b.delete(second)
+    pushed = b.remotes.push()
+    assert (pushed.tombstoned, pushed.rebased) == (1, 1)  # the rebase restates "b before"
+    others = {k: n for k, n in opened.items() if k[0] != _device(b)}
+    assert len(others) >= 3 and max(others.values()) == 1  # before: every entry twice
+    own = [k for k in fetched if f"/d/{_device(b).hex}/log/" in k]
+    assert len(own) >= 5 and len(own) == len(set(own))  # before: the rebase fetched them all again
+    monkeypatch.setattr(_remotelog, "open_entry", real)
+    monkeypatch.setattr(_s3.S3Store, "get", get)
+    assert a.remotes.pull().check.taken == 2  # both deletes' epochs reach A all the same
+    assert set(b.remotes.devices.epoch_keys("cloud")) == {1, 4, 5}
 
 
 def test_the_revoked_device_is_told_in_one_line_with_exit_19(

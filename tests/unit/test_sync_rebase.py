@@ -26,7 +26,7 @@ from tests._infra.synccapture import (  # noqa: F401  (the module's rclone serve
     fixture_s3_server,
     fixture_server_env,
 )
-from tests._infra.syncvaults import device, enrol, save, titles, vault
+from tests._infra.syncvaults import device, enrol, save, store, titles, vault
 from tests.memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.s3
@@ -133,6 +133,23 @@ def test_delete_rebase_retire_with_an_offline_then_revoked_device_and_a_late_joi
             got = v.remotes.pull().counts()
             assert (got["epochs_taken"], got["erased"]) == (1, 1)
         assert titles(d) == titles(b) == {"kept", "from b"}
+        # A delete whose head is still uploading when D pulls: pending, D's proof keeping what
+        # it verified of each log, A's from its rebase (the enrolments it carries kept with it);
+        # once the heads are there, the next pull proves the key from that prefix.
+        bucket = store(server_env)
+        before = {k for k, _ in bucket.list(f"{prefix}/d/{da.hex}/head/")}
+        [from_b] = [s.id for s in a.list() if s.title == "from b"]
+        a.delete(from_b)
+        assert a.remotes.push().epoch == 5
+        withheld = {k: bucket.get(k) for k, _ in bucket.list(f"{prefix}/d/{da.hex}/head/") if k not in before}
+        for k in withheld:
+            bucket.delete(k)
+        got = d.remotes.pull().counts()
+        assert (got["epochs_taken"], got["epochs_pending"]) == (0, 1)
+        for k, data in withheld.items():
+            bucket.put(k, data)
+        got = d.remotes.pull().counts()
+        assert (got["epochs_taken"], got["epochs_pending"], got["erased"]) == (1, 0, 1)
     finally:
         for v in (a, b, c, d):
             v.close()

@@ -351,6 +351,7 @@ class _Push:
         self.cursor = Cursor(uuid.UUID(int=0), config.device)
         #: What this device applied of the others' logs: its heads' witness vector.
         self.witnessed: dict[uuid.UUID, tuple[int, bytes]] | None = None
+        self.tomb: Tombstones | None = None  # the tombstone step's, for the rebase: its log read
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -479,18 +480,20 @@ class _Push:
         device's own objects of them deleted (docs/sync.md, "Deletes"; :mod:`._synctomb`)."""
         if self.dry_run and self.dir is None:
             return  # never pushed: nothing of this vault is on the remote to tombstone
-        tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+        tomb = self.tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
         # Two devices made this device's newest epoch: settled before anything is sealed under it.
-        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch)
+        dry, commit, here = self.dry_run, self._commit_epoch, self.dir
+        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here)
         named, deleted, kept = push_tombstones(
-            tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch
+            tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here
         )
         self.result.tombstoned, self.result.objects_deleted, self.result.objects_kept = named, deleted, kept
 
     def _rebase(self) -> None:
         """Once this device holds a newer epoch than its log's last rebase: a ``rebase`` entry."""
         if not self.dry_run and max(self.cursor.rebased, 1) < self.epoch:  # epoch 1 is no one's to rebase
-            tomb, batch = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3), _Batch()
+            tomb = self.tomb or Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
+            batch = _Batch()
             seal, store = (lambda d: self._object(d, batch)), self.sync._store
             entry = rebase_entry(tomb, self.cursor, self.epoch, store, seal, ckpts=self.sync.ckpts)
             if entry is not None:
@@ -514,7 +517,7 @@ class _Push:
             )
 
     def _sessions(self) -> None:
-        marks, pushed = self.sync._keys.state(fresh=True).marks, self.cursor.sessions
+        marks, pushed, stamp = self.sync._keys.state(fresh=True).marks, self.cursor.sessions, self.cursor.ckpts_dir
         ckpts = self.sync.ckpts.changed(self.cursor, marks)
         todo = sorted(
             {s for s, m in marks.items() if (p := pushed.get(s)) is None or (p.generation, p.end) != m} | set(ckpts)
@@ -533,6 +536,8 @@ class _Push:
             self._commit(self._ckpts(batch, ckpts), batch.pushed, [])
         if self.progress is not None and todo:
             self.progress(done, len(todo), self.result.bytes)
+        if not todo and self.cursor.ckpts_dir != stamp:
+            self._save()  # the checkpoints' stamp: the next push reads no header (``_syncckpt``)
 
     def _ckpts(self, batch: _Batch, ckpts: dict[bytes, Files]) -> list[dict[str, Any]]:
         """*batch*'s entries, then its sessions' checkpoint entries after them all (:mod:`._syncckpt`)."""

@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -59,6 +61,9 @@ Held = dict[int, tuple[bytes, uuid.UUID | None]]
 Files = dict[int, tuple[str, bytes]]
 #: Seal and PUT a content object: its name and size.
 PutObject = Callable[[bytes], tuple[str, int]]
+#: How old ``checkpoints/``'s times must be for a push to keep them as its stamp (:func:`_stamp`):
+#: well above any file system's timestamp granularity (two seconds on FAT).
+SETTLED_NS: Final = 3_000_000_000
 
 
 def checkpoint_id(session: uuid.UUID, device: uuid.UUID, seq: int) -> uuid.UUID:
@@ -92,10 +97,24 @@ class CheckpointSync:
         Only the highest checkpoint's header is read when a session has the numbers it had: a
         new checkpoint takes one more than the highest present, so a number *k* made again was
         the highest then, every number above it gone; were the numbers the same now, the
-        highest is *k* itself or was made again after it, and its header tells."""
+        highest is *k* itself or was made again after it, and its header tells.
+
+        Nothing is read when ``checkpoints/`` is as the last push that found nothing new saw
+        it (:attr:`Cursor.ckpts_dir`, see :func:`_stamp`): a push with no checkpoint made or
+        deleted since costs one ``fstat``, however many sessions have checkpoints."""
         live = set(live)
         for sid in [s for s in cursor.ckpts if s not in live]:
             del cursor.ckpts[sid]
+        stamp = _stamp(self._ctx.ckpts.fd)  # before the listing: a change after it moves it
+        if stamp is not None and stamp[0] == cursor.ckpts_dir:
+            return {}
+        cursor.ckpts_dir = None
+        out = self._changed(cursor, live)
+        if not out and stamp is not None and stamp[1]:
+            cursor.ckpts_dir = stamp[0]  # the cursor holds every file as of the stamp
+        return out
+
+    def _changed(self, cursor: Cursor, live: set[bytes]) -> dict[bytes, Files]:
         by_stem: dict[str, list[tuple[int, str]]] = {}
         for name in self._ctx.ckpts.names():  # one listing for every session
             stem = name.rpartition("-")[0]
@@ -337,6 +356,22 @@ class CheckpointSync:
         except InvalidInput:
             raise RemoteError("a pulled checkpoint is not a valid session document") from None
         return built.body, _events.summary_of(built.doc, len(built.body)), built.counts
+
+
+def _stamp(fd: int) -> tuple[tuple[int, int, int], bool] | None:
+    """``checkpoints/``'s inode, mtime and ctime (ns), and whether they are settled: older than
+    :data:`SETTLED_NS`.  Every checkpoint made, replaced or deleted is a name created, renamed
+    or unlinked in the directory, which moves both times; but a file system's timestamps are
+    coarse (a jiffy, a second, two on FAT), so a change made in the same tick as the stamp's
+    listing would leave it as it was.  A stamp is kept only once settled (git's "racily clean"
+    index entries, the same rule): any later change then stamps a later tick.  None: no
+    ``fstat`` (every file is looked at, as before)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    settled = max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - SETTLED_NS
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns), settled
 
 
 def _fields(meta: dict[str, Any]) -> dict[str, str]:

@@ -83,6 +83,10 @@ class Cursor:
     #: Per session, its checkpoints as the last push saw them: local number -> (tag of the
     #: file's header, the id it went out as; None: one a pull added, never sent) (:mod:`._syncckpt`).
     ckpts: dict[bytes, dict[int, tuple[bytes, uuid.UUID | None]]] = field(default_factory=dict)
+    #: ``checkpoints/`` as a push found it (inode, mtime and ctime in ns) when every live
+    #: session's checkpoint files were as :attr:`ckpts` says; None: not known so
+    #: (:meth:`._syncckpt.CheckpointSync.changed`).
+    ckpts_dir: tuple[int, int, int] | None = None
 
     @property
     def confirmed(self) -> int:
@@ -111,6 +115,8 @@ def _encode(c: Cursor) -> bytes:
             if held
         },
     }
+    if c.ckpts_dir is not None:  # absent otherwise: the bytes of a cursor from before it
+        doc["ckpts_dir"] = list(c.ckpts_dir)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -120,17 +126,23 @@ def _nat(v: Any) -> int:
     return v
 
 
+def _uuid(i: Any) -> uuid.UUID | None:
+    return None if i is None else uuid.UUID(bytes=bytes.fromhex(i))  # 0.9 µs; UUID(hex=) 1.3: it strips first
+
+
 def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
     try:
         doc = orjson.loads(plain)
         if doc["v"] != VERSION:
             raise ValueError
         sessions = {}
-        for sid, p in doc["sessions"].items():
+        # Every push reads every session's record (a vault's worth): checked without a
+        # generator or a call per field (a third of the read's CPU).
+        for sid, (g, e, n, o) in doc["sessions"].items():
             key = bytes.fromhex(sid)
-            if len(key) != 16 or len(p) != 4:
+            if len(key) != 16 or not (type(g) is type(e) is type(n) is type(o) is int and min(g, e, n, o) >= 0):
                 raise ValueError
-            sessions[key] = Pushed(*(_nat(x) for x in p))
+            sessions[key] = Pushed(g, e, n, o)
         outbox = [(str(k), base64.b64decode(d, validate=True)) for k, d in doc["outbox"]]
         mac = bytes.fromhex(doc["mac"])
         c = Cursor(remote, device, _nat(doc["seq"]), mac, _nat(doc["epoch"]), _nat(doc["hlc"]), sessions, outbox)
@@ -140,7 +152,10 @@ def _decode(remote: uuid.UUID, device: uuid.UUID, plain: bytes) -> Cursor:
             key = bytes.fromhex(sid)
             if len(key) != 16:
                 raise ValueError
-            c.ckpts[key] = {_nat(n): (bytes.fromhex(t), None if i is None else uuid.UUID(hex=i)) for n, t, i in held}
+            c.ckpts[key] = {_nat(n): (bytes.fromhex(t), _uuid(i)) for n, t, i in held}
+        if (stamp := doc.get("ckpts_dir")) is not None:  # absent: not known, or before it was kept
+            ino, mtime, ctime = (_nat(x) for x in stamp)
+            c.ckpts_dir = (ino, mtime, ctime)
         if len(mac) != 32 or c.pending > c.seq:
             raise ValueError
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):

@@ -29,9 +29,11 @@ A key object whose proof is not there yet (the maker's entries or head still upl
 planted object whose proof never comes) is **pending**: reported, not an error; the logs are read
 up to the entries of that epoch.  A proof reads every device's log, and a pending one is tried
 again at every pull: so what it verified of each log under the keys held (its last entry's seq
-and MAC, and the entries a proof reads: enrolments, revocations, the log's first) is kept in the
-pull cursor (``proof``, sealed), and the next proof fetches and opens only the entries after it,
-chained from that MAC (a MAC pins every entry before it, as a head's does).
+and MAC, and the entries a proof reads: enrolments, revocations, the log's first, each rebase as
+the entries it carries) is kept in the pull cursor (``proof``, sealed), and the next proof
+fetches and opens only the entries after it, chained from that MAC (a MAC pins every entry
+before it, as a head's does).  A delete's push proves the others' epochs first, from the same
+prefixes (``_synctomb``).
 
 A newer epoch whose key objects hold no stanza for this device is **withheld**: this device was
 revoked (or enrolled after the epoch was made, by one that had not yet taken it up), and reads
@@ -267,7 +269,7 @@ class _Reader:
         self.s3, self.listing, self.rid, self.partial = s3, listing, rid, partial
         self._logs: dict[uuid.UUID, dict[int, bytes]] = {}
         #: What was verified of each log under keys held (the pull cursor's ``proof``).
-        self.proved = proved
+        self.proved = {dev: p for dev, p in proved.items() if _whole(p[1])}
 
     def fetched(self) -> dict[uuid.UUID, dict[int, bytes]]:
         return dict(self._logs)
@@ -299,7 +301,7 @@ class _Reader:
         except RemoteError:
             return None
         if remember and read.entries:
-            self.proved[dev] = (read.end, before + tuple(o for o in read.entries if _kept(o)))
+            self.proved[dev] = (read.end, before + tuple(k for o in read.entries if (k := _kept(o)) is not None))
         return dataclasses.replace(read, entries=before + read.entries)
 
     def enrolled_key(self, maker: uuid.UUID, keys: _remotelog.Keyring) -> bytes | None:
@@ -393,6 +395,22 @@ class _Reader:
         return False
 
 
-def _kept(o: _remotelog.Opened) -> bool:
-    """Whether a proof reads *o* (:meth:`_Reader._named`): kept in the proved prefix."""
-    return o.seq == 1 or o.entry.get("kind") in {"device.enroll", "device.revoke"}
+def _kept(o: _remotelog.Opened) -> _remotelog.Opened | None:
+    """What a proof reads of *o* (:meth:`_Reader._named`), kept in the proved prefix; None:
+    nothing.  A ``rebase`` is kept as the entries it carries (its kind, epoch and ``carried``,
+    not its sessions): a log read from its rebase (older epochs retired) enrols its devices
+    there only, and a prefix without it enrolled no one (a key proved against it stayed
+    pending for good on a device that joined after a retirement)."""
+    kind = o.entry.get("kind")
+    if kind == "rebase":
+        return dataclasses.replace(
+            o, entry={"kind": kind, "epoch": o.entry.get("epoch"), "carried": o.entry.get("carried", [])}
+        )
+    return o if o.seq == 1 or kind in {"device.enroll", "device.revoke"} else None
+
+
+def _whole(kept: tuple[_remotelog.Opened, ...]) -> bool:
+    """Whether a proved prefix starts where its log reads from: its entry 1 or a rebase.  A
+    prefix kept before rebases were (one of a log read from its rebase, holding neither) is
+    dropped, and the log read again."""
+    return any(o.seq == 1 or o.entry.get("kind") == "rebase" for o in kept)

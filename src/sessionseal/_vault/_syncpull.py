@@ -84,6 +84,9 @@ class PullCheck:
     #: Devices with a log whose own enrolment does not count (``_enrolrule``: a revoked
     #: device's forged self-enrolment): a pull applies none of their entries.
     uncounted: frozenset[uuid.UUID] = frozenset()
+    #: Each device's log entries as fetched, by seq (a name always holds the same bytes): for a
+    #: later read of the same log in the same push not to fetch them again (``_synctomb``).
+    fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -222,6 +225,7 @@ def check_logs(
         )
         if read.blocked and withheld and read.blocked in withheld and check.revoked is None:
             check.revoked = (read.blocked, withheld[read.blocked])
+    check.fetched = raw
     check.cutoffs = revocation_cutoffs({dev: _remotelog.facts(dev, e) for dev, e in check.logs.items()})
     check.witnesses = {dev: h.witness for dev, h in heads.items()}
     # The witnesses, from heads signed before any revocation of their signer took effect: a

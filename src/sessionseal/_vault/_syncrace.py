@@ -39,6 +39,7 @@ from ._syncepochs import take_up_epochs
 from ._syncpull import check_logs, list_remote
 
 if TYPE_CHECKING:
+    from .._fs import Dir
     from ._synctomb import Tombstones
 
 __all__ = ["Maker", "must_rekey", "settle_epochs"]
@@ -73,10 +74,19 @@ def must_rekey(
     return me in makers and (not clean or clean[0] != me)
 
 
-def settle_epochs(tomb: Tombstones, remote: uuid.UUID, x25519_public: bytes, *, dry_run: bool, commit: Commit) -> int:
+def settle_epochs(
+    tomb: Tombstones,
+    remote: uuid.UUID,
+    x25519_public: bytes,
+    *,
+    dry_run: bool,
+    commit: Commit,
+    sync_dir: Dir | None = None,
+) -> int:
     """Before a push seals anything: when several devices made this device's newest epoch, and
     :func:`must_rekey` says so, make the next epoch (``rekey``) and commit its ``epoch`` entry
     through *commit*, which seals under it from then on; returns its number (0: none made).
+    *sync_dir*: where the pull cursor is, as for :func:`._synctomb.push_tombstones`.
 
     Costs nothing (no request) unless this device took up keys of its newest epoch by two makers;
     then one listing and a read of every log, as a tombstone's push does.  A dry run makes none.
@@ -86,7 +96,7 @@ def settle_epochs(tomb: Tombstones, remote: uuid.UUID, x25519_public: bytes, *, 
     if dry_run or not held or max(held) not in devices.maker_keys(config):
         return 0
     listing = list_remote(tomb.s3, config)
-    pickup = take_up_epochs(config, tomb.s3, devices, listing=listing)
+    pickup = take_up_epochs(config, tomb.s3, devices, listing=listing, sync_dir=sync_dir)
     check = check_logs(
         config,
         tomb.s3,
@@ -112,7 +122,7 @@ def settle_epochs(tomb: Tombstones, remote: uuid.UUID, x25519_public: bytes, *, 
     }
     if not must_rekey(me, writes, makers, frozenset(check.cutoffs)):
         return 0
-    new, key, obj = tomb.new_epoch(check, remote, x25519_public)
+    new, key, obj = tomb.new_epoch(check, remote, x25519_public, listing)
     entry = {"kind": "epoch", "epoch": new, "keys": hashlib.sha256(obj).hexdigest(), "reason": REKEY}
     commit([entry], [(f"keys/{new:08x}", obj)], (new, key))
     return new

@@ -43,10 +43,11 @@ from ._devices import Devices
 from ._keys import Keys
 from ._synccursor import Cursor
 from ._syncepochs import take_up_epochs
-from ._syncpull import PullCheck, check_logs, list_remote
+from ._syncpull import Listing, PullCheck, check_logs, list_remote
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
+    from .._fs import Dir
     from .._s3 import S3Store
 
 __all__ = ["Tombstones", "dead_tag", "delete_objects", "objects_of", "push_tombstones"]
@@ -112,6 +113,9 @@ class Tombstones:
         #: Key objects read by this pull or push, by (maker, epoch): the enrolment rule reads
         #: each revocation's for :meth:`uncounted` and again for :meth:`recipients`.
         self._key_objects: dict[tuple[uuid.UUID, int], bytes] = {}
+        #: This device's log entries fetched by this push, by seq: a delete's push reads its
+        #: log for the tombstone's check, then again for its rebase (:meth:`own_log`).
+        self.fetched: dict[int, bytes] = {}
 
     def pending(self) -> frozenset[bytes]:
         """The sessions erased here that this device's next push on the remote tombstones."""
@@ -128,10 +132,13 @@ class Tombstones:
             self._keys.commit(StateChange(erased={self.me.bytes: left}))
 
     def own_log(self, remote: uuid.UUID) -> tuple[_remotelog.Opened, ...]:
-        """This device's own log on the remote, checked as every log is."""
+        """This device's own log on the remote, checked as every log is (what :attr:`fetched`
+        holds is not fetched again: a name always holds the same bytes)."""
         listed = self.s3.list(self.prefix + "log/")
         at = len(self.prefix) + 4
-        objects = {int(k[at:], 16): self.s3.get(k) for k, _ in listed if len(k) == at + 16}
+        names = {int(k[at:], 16): k for k, _ in listed if len(k) == at + 16}
+        objects = {seq: self.fetched[seq] if seq in self.fetched else self.s3.get(k) for seq, k in names.items()}
+        self.fetched = objects
         held = self.devices.epoch_keys(self.config)
         start = _remotelog.read_start(objects, held)  # from its rebase once old epochs are retired
         return _remotelog.read_log(objects, held, remote, self.me, start=start).entries
@@ -206,11 +213,16 @@ class Tombstones:
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise RemoteError(f"device {dev.hex}'s record on the remote is malformed") from None
 
-    def next_epoch(self, check: PullCheck) -> int:
+    def next_epoch(self, check: PullCheck, listing: Listing | None = None) -> int:
         """Above every epoch held here, sealed into any entry read, or named by any key object
-        on the remote: a new epoch never takes a number another device made already."""
+        on the remote (in *listing*, the one the caller's check was made from: one LIST of the
+        whole remote less; None: listed now): a new epoch never takes a number another device
+        made already.  (One made after the listing is a race like one made after a LIST:
+        :mod:`._syncrace` settles both.)"""
         seen = set(self.devices.epoch_keys(self.config))
         seen.update(o.epoch for entries in check.logs.values() for o in entries)
+        if listing is not None:
+            return max(seen | {e for objects in listing.keys.values() for e in objects}, default=0) + 1
         root = self.url.key("d") + "/"
         for key, _ in self.s3.list(root):
             _, _, rest = key[len(root) :].partition("/")
@@ -222,10 +234,12 @@ class Tombstones:
                     continue
         return max(seen, default=0) + 1
 
-    def new_epoch(self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes) -> tuple[int, bytes, bytes]:
-        """A delete's epoch: its number, its key, and its key object (the key wrapped for every
-        enrolled device that is not revoked)."""
-        epoch = self.next_epoch(check)
+    def new_epoch(
+        self, check: PullCheck, remote: uuid.UUID, x25519_public: bytes, listing: Listing | None = None
+    ) -> tuple[int, bytes, bytes]:
+        """A delete's epoch: its number (:meth:`next_epoch`), its key, and its key object (the
+        key wrapped for every enrolled device that is not revoked)."""
+        epoch = self.next_epoch(check, listing)
         key = _crypto.new_key()
         stanzas = [
             _remotekeys.wrap_for_device(key, remote, epoch, dev, public)
@@ -235,11 +249,20 @@ class Tombstones:
 
 
 def push_tombstones(
-    tomb: Tombstones, cursor: Cursor, remote: uuid.UUID, x25519_public: bytes, *, dry_run: bool, commit: Commit
+    tomb: Tombstones,
+    cursor: Cursor,
+    remote: uuid.UUID,
+    x25519_public: bytes,
+    *,
+    dry_run: bool,
+    commit: Commit,
+    sync_dir: Dir | None = None,
 ) -> tuple[int, int, int]:
     """The tombstone step of a push (see the module's docstring): returns how many sessions the
     tombstone named, and how many of this device's objects of them were deleted and kept (with
-    *dry_run*: would be deleted; nothing is written, here or there)."""
+    *dry_run*: would be deleted; nothing is written, here or there).  *sync_dir*: where the
+    pull cursor is, whose verified prefixes spare an epoch proof re-reading every log whole
+    while another device's key object is pending (``take_up_epochs``)."""
     erased = tomb.pending()
     if not erased:
         return 0, 0, 0
@@ -248,12 +271,20 @@ def push_tombstones(
         # Every epoch the others made first (a device enrolled under one is named in a log
         # written under it), then every log, checked as a pull checks it.
         listing = list_remote(tomb.s3, tomb.config)
-        pickup = take_up_epochs(tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing)
-        check = check_logs(
-            tomb.config, tomb.s3, tomb.devices, keys=pickup.keys, listing=listing, partial=pickup.partial
+        pickup = take_up_epochs(
+            tomb.config, tomb.s3, tomb.devices, keep=not dry_run, listing=listing, sync_dir=sync_dir
         )
-        own = check.logs.get(tomb.me, ())
-        epoch, key, obj = tomb.new_epoch(check, remote, x25519_public)
+        check = check_logs(
+            tomb.config,
+            tomb.s3,
+            tomb.devices,
+            keys=pickup.keys,
+            listing=listing,
+            fetched=pickup.fetched,  # what the proof fetched is not fetched again
+            partial=pickup.partial,
+        )
+        own, tomb.fetched = check.logs.get(tomb.me, ()), check.fetched.get(tomb.me, {})
+        epoch, key, obj = tomb.new_epoch(check, remote, x25519_public, listing)
         for sid in named:
             cursor.sessions.pop(sid.bytes, None)  # committed with the tombstone: never named twice
         entries = [
