@@ -59,6 +59,7 @@ from ._syncrace import settle_epochs
 from ._syncrebase import meta_of, rebase_entry, retire
 from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
+from ._syncwrapout import plan_wraps
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -225,6 +226,7 @@ class Sync:
                     partial=pickup.partial,
                 )
                 check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
+                check.wraps_taken, check.wrap_refusals = pickup.wraps_taken, pickup.wrap_refusals
                 tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
                 check.uncounted = tomb.uncounted(check) - {config.device}
                 result = Applier(
@@ -243,14 +245,18 @@ class Sync:
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
                     result.retire = retire(self._auditor, tomb, check, sync_dir)
+                wraps = plan_wraps(tomb, check, pickup, listing) if sync_dir is not None and not dry_run else None
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
+        if wraps is not None:  # through the push's own path, which takes the sync lock itself
+            self.commit_entries(config, *wraps)
+            result.wrapped = len(wraps[0])
         if check.revoked is not None:  # what it could read is applied; the rest is not for it
             raise RemoteError(
                 f"this device was revoked on the remote: device {check.revoked[1].hex} made epoch "
                 f"{check.revoked[0]} without a key for it; what was written before is applied, nothing after "
-                "can be read here"
+                "can be read here" + "".join(f"; {r}" for r in check.wrap_refusals)
             )
         self._auditor.record("sync.pull", detail=result.counts())
         return result

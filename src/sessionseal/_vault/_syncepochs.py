@@ -34,8 +34,9 @@ pull cursor (``proof``, sealed), and the next proof fetches and opens only the e
 chained from that MAC (a MAC pins every entry before it, as a head's does).
 
 A newer epoch whose key objects hold no stanza for this device is **withheld**: this device was
-revoked (or enrolled after the epoch was made, by one that had not yet taken it up), and reads
-nothing written under it.
+revoked (or enrolled at the moment the epoch was made, by one that had not seen it), and reads
+nothing written under it, until another device's wrap of it for this device is proved
+(:func:`_take_wraps`; :mod:`._syncwrap` says what proves one).
 
 The entry point the sync's other parts call, kept stable: :func:`take_up_epochs`.
 """
@@ -55,6 +56,7 @@ from .._enrolrule import standing
 from ..errors import IntegrityError, RemoteError
 from ._syncpull import Listing, list_remote, record_key, revocation_cutoffs
 from ._syncstate import Proved, read_state, write_state
+from ._syncwrap import is_wrap, wrapped_for
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -88,6 +90,9 @@ class EpochPickup:
     #: The log entries a proof fetched, by device and seq, for the check that follows to reuse
     #: (a name always holds the same bytes; a partial last one is "not written yet" either way).
     fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
+    wraps_taken: int = 0  # keys kept from other devices' wraps (``_syncwrap``)
+    #: Wraps for this device refused: by device and reason, never a key.
+    wrap_refusals: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"epochs_taken": len(self.taken), "epochs_pending": self.pending}
@@ -106,6 +111,9 @@ def take_up_epochs(
     this device, and keep (``Devices.add_epoch_key``; with *keep* False, only return) each key
     whose proof is there (see the module's docstring), oldest epoch first, whatever the
     ``epoch`` entry's ``reason`` (``revoke``, ``delete``).  Nothing is kept before it is proved.
+    With *keep*, an epoch left withheld that another device wrapped for this one is taken from
+    that wrap once proved, and the take-up runs again under it (``EpochPickup.wraps_taken``,
+    ``wrap_refusals``).
 
     :param listing: the remote's listing when the caller made one already (saves a LIST).
         Costs nothing more than that LIST when every key object is of an epoch held already;
@@ -115,6 +123,32 @@ def take_up_epochs(
     :raises RemoteError: a record or log this check reads is refused by the bucket
         (unreachable, access denied).
     """
+    out = _take_up(config, s3, devices, keep=keep, listing=listing, sync_dir=sync_dir)
+    if not keep or not out.withheld:
+        return out  # the common case: nothing more is read
+    found = listing if listing is not None else list_remote(s3, config)
+    if not any(w[0] == config.device for ws in found.wraps.values() for w in ws):
+        return out
+    # An epoch whose maker did not know this device yet (enrolled at that same moment): another
+    # device's wrap of it, kept once proved (_syncwrap); then what it unblocks, as any pull.
+    refusals, taken = _take_wraps(config, s3, devices, found, out)
+    if not taken:
+        out.wrap_refusals = refusals
+        return out
+    again = _take_up(config, s3, devices, keep=keep, listing=found, sync_dir=sync_dir)
+    again.taken[:0], again.wraps_taken, again.wrap_refusals = taken, len(taken), refusals
+    return again
+
+
+def _take_up(
+    config: RemoteConfig,
+    s3: S3Store,
+    devices: Devices,
+    *,
+    keep: bool,
+    listing: Listing | None,
+    sync_dir: Dir | None,
+) -> EpochPickup:
     held = devices.epoch_keys(config)
     rid = devices.identity(config).remote_id if held else None
     out = EpochPickup(keys=devices.keyring(config))
@@ -154,6 +188,59 @@ def take_up_epochs(
     return out
 
 
+def _take_wraps(
+    config: RemoteConfig, s3: S3Store, devices: Devices, found: Listing, out: EpochPickup
+) -> tuple[list[str], list[int]]:
+    """Keep the keys of the epochs *out* found withheld that other devices wrapped for this one
+    (``P/d/<wrapper>/wrap/<this device>/<epoch>-<maker>``), all or none, once each is proved
+    (``_syncwrap``'s docstring: the wrapper enrolled and not revoked, the key its maker's by the
+    maker's log and signed head, the wrapper's ``device.wrap`` entry naming it).  Returns the
+    refusals (by device and reason) and the epochs taken."""
+    me, ident = config.device, devices.identity(config)
+    rid = ident.remote_id
+    assert rid is not None  # take_up_epochs found keys held
+    reader = _Reader(s3, found, rid, {}, partial=set(out.partial))
+    ring = dict(out.keys)
+    refusals: list[str] = []
+    got: list[tuple[int, uuid.UUID, uuid.UUID, str, bytes]] = []  # epoch, maker, wrapper, digest, key
+    for epoch in sorted(out.withheld):
+        for maker in sorted((m for m, objects in found.keys.items() if epoch in objects), key=lambda d: d.hex):
+            for wrapper in sorted(
+                (w for w, ns in found.wraps.items() if (me, epoch, maker) in ns), key=lambda d: d.hex
+            ):
+                obj = s3.get(found.wraps[wrapper][me, epoch, maker])
+                refused = f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device"
+                refused += " is refused"
+                key = _candidate(obj, rid, epoch, maker, me=me, keys=ident.keys)
+                if not key:  # NO_STANZA or None: another recipient, epoch, maker or remote; damaged
+                    refusals.append(f"{refused}: it is not a wrap of that key for this device")
+                elif wrapper == me or reader.enrolled_key(wrapper, ring) is None:
+                    refusals.append(f"{refused}: its writer is not an enrolled device, or was revoked")
+                elif reader.proves(maker, epoch, s3.get(found.keys[maker][epoch]), key, ring):
+                    got.append((epoch, maker, wrapper, hashlib.sha256(obj).hexdigest(), key))
+                    have = ring.get(epoch)
+                    ring[epoch] = key if have is None else (*((have,) if isinstance(have, bytes) else have), key)
+                    break
+                else:  # its maker's proof is not there (yet): never kept, tried at the next pull
+                    refusals.append(f"{refused}: its maker's log and signed head do not prove that key (yet)")
+    for epoch, maker, wrapper, digest, _ in got:
+        read = reader.read(wrapper, ring)
+        if read is None or not any(is_wrap(o.entry, me, epoch, maker, digest) for o in read.entries):
+            refusals.append(
+                f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device is refused: "
+                "its log names no such wrap"
+            )
+            return refusals, []  # all or none: nothing is kept
+    held = devices.epoch_keys(config)
+    for epoch, maker, _, _, key in got:
+        if epoch not in held:
+            devices.add_epoch_key(config, epoch, key)
+            held[epoch] = key
+        if len([m for m, objects in found.keys.items() if epoch in objects]) > 1:
+            devices.add_maker_key(config, epoch, maker, key)
+    return refusals, sorted({g[0] for g in got})
+
+
 def _mark_tainted(
     config: RemoteConfig,
     devices: Devices,
@@ -170,7 +257,8 @@ def _mark_tainted(
     newest = max(out.keys)
     reads = {dev: r.entries for dev in sorted(found.logs) if (r := reader.read(dev, out.keys)) is not None}
     try:
-        revoked = {d.bytes for d in revocation_cutoffs(reads)}
+        cutoffs = revocation_cutoffs(reads)
+        revoked = {d.bytes for d in cutoffs}
     except RemoteError:
         return  # a malformed revocation: the check that follows refuses it
     held = devices.epoch_keys(config)
@@ -182,6 +270,7 @@ def _mark_tainted(
         except IntegrityError:
             continue
         wrapped = {s[:16] for t, s in parsed.stanzas if t == _remotekeys.STANZA_DEVICE}
+        wrapped |= {d.bytes for d in wrapped_for(reads, cutoffs, newest, maker)}
         if revoked and (maker.bytes in revoked or wrapped & revoked):
             devices.add_maker_key(config, newest, maker, key)
 

@@ -64,6 +64,7 @@ class PullResult:
     retire: dict[str, Any] = field(default_factory=dict)
     checkpoints: int = 0  # checkpoints added (docs/spec/remote-v1.md, "Checkpoints")
     checkpoints_deleted: int = 0  # ... and removed (only ones a pull added)
+    wrapped: int = 0  # wraps this device published after the pull (``_syncwrap``)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -92,6 +93,7 @@ class PullResult:
             "objects_kept": self.objects_kept,
             "checkpoints": self.checkpoints,
             "checkpoints_deleted": self.checkpoints_deleted,
+            "wraps_published": self.wrapped,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
