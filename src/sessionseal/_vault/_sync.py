@@ -245,7 +245,7 @@ class Sync:
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
                     result.retire = retire(self._auditor, tomb, check, sync_dir)
-                wraps = plan_wraps(tomb, check, pickup, listing) if sync_dir is not None and not dry_run else None
+                wraps = plan_wraps(tomb, check, pickup, listing, result)
             finally:
                 if sync_dir is not None:
                     sync_dir.close()

@@ -16,28 +16,37 @@ from ._syncwrap import KIND, wrap_name, wrapped_for
 if TYPE_CHECKING:
     from ._syncepochs import EpochPickup
     from ._syncpull import Listing, PullCheck
+    from ._syncstate import PullResult
     from ._synctomb import Tombstones
 
 __all__ = ["plan_wraps"]
 
 
 def plan_wraps(
-    tomb: Tombstones, check: PullCheck, pickup: EpochPickup, listing: Listing
+    tomb: Tombstones, check: PullCheck, pickup: EpochPickup, listing: Listing, result: PullResult
 ) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]] | None:
-    """The wraps this device owes after a pull that read *check* (see the module's docstring):
-    the ``device.wrap`` entries and the objects they name, for :meth:`Sync.commit_entries`;
-    None when it owes none.  Reads only the key objects of the epochs it holds (one GET each)."""
+    """The wraps this device owes after the pull *result* that read *check* (see the module's
+    docstring): the ``device.wrap`` entries and the objects they name, for
+    :meth:`Sync.commit_entries`; None when it owes none.  Looked for only after a pull that read
+    new entries of other devices or took an epoch up (what can make a wrap owed: an enrolment,
+    an epoch), never in a dry run; then it reads the key objects of the epochs it holds above
+    some device's enrolment (one GET each): a pull with nothing new costs nothing more."""
     devices, config, me, s3 = tomb.devices, tomb.config, tomb.me, tomb.s3
     held = devices.epoch_keys(config)
-    if not held or me not in listing.logs or check.revoked is not None:
-        return None  # only a device that pushes (its log is there) publishes
-    if pickup.pending or pickup.partial or pickup.withheld:
-        return None  # a key object it cannot read yet may be a revocation in flight
-    if any(e > max(held) for objects in listing.keys.values() for e in objects):
-        return None
     ident = devices.identity(config)
-    rid = ident.remote_id
-    if rid is None:
+    rid = ident.remote_id if held else None
+    if (
+        result.dry_run
+        or not (result.entries or pickup.taken)
+        or rid is None
+        or me not in listing.logs  # only a device that pushes (its log is there) publishes
+        or check.revoked is not None
+        # A key object it cannot read yet (pending, withheld, newer) may be a revocation in flight.
+        or pickup.pending
+        or pickup.partial
+        or pickup.withheld
+        or any(e > max(held) for objects in listing.keys.values() for e in objects)
+    ):
         return None
     floors = _enrolled_at(check)
     if not floors:
