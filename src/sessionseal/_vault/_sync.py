@@ -59,7 +59,7 @@ from ._syncrace import settle_epochs
 from ._syncrebase import meta_of, rebase_entry, retire
 from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
-from ._syncwrapout import plan_wraps
+from ._syncwrapout import RACED, plan_wraps
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -256,7 +256,7 @@ class Sync:
             raise RemoteError(
                 f"this device was revoked on the remote: device {check.revoked[1].hex} made epoch "
                 f"{check.revoked[0]} without a key for it; what was written before is applied, nothing after "
-                "can be read here" + "".join(f"; {r}" for r in check.wrap_refusals)
+                "can be read here" + RACED + "".join(f"; {r}" for r in check.wrap_refusals)
             )
         self._auditor.record("sync.pull", detail=result.counts())
         return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import _remotekeys, _remotelog
 from ..errors import IntegrityError
@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from ._syncstate import PullResult
     from ._synctomb import Tombstones
 
-__all__ = ["plan_wraps"]
+__all__ = ["RACED", "plan_wraps"]
+
+#: What a pull that reads as revoked adds: the same look as an enrolment raced by a new epoch,
+#: which the next pull of a device holding that epoch repairs.
+RACED: Final = (
+    " (unless this device was enrolled at the moment that epoch was made: then the next pull of a device that"
+    " holds it wraps its key for this one, and a pull here after that reads on)"
+)
 
 
 def plan_wraps(
