@@ -62,7 +62,8 @@ def plan_wraps(
     objects: list[tuple[str, bytes]] = []
     recipients: dict[uuid.UUID, bytes] | None = None
     for (epoch, maker), key in sorted(_keys_by_maker(tomb, listing).items(), key=lambda i: (i[0][0], i[0][1].hex)):
-        owed = {dev for dev, floor in floors.items() if floor < epoch and dev != me}
+        # A revoked device is never owed one: left out before any read (recipients() says it too).
+        owed = {dev for dev, floor in floors.items() if floor < epoch and dev != me and dev not in check.cutoffs}
         if not owed:
             continue
         try:
