@@ -245,3 +245,26 @@ def test_a_wrap_for_a_revoked_device_taints_the_key_it_gives() -> None:
     assert must_rekey(b, b, makers, frozenset({n}))
     assert not must_rekey(c, c, makers, frozenset({n}))  # C's key is clean: C wins
     assert not must_rekey(a, b, {m: Maker(m, frozenset({a, b, c})) for m in (b, c)}, frozenset({n}))
+
+
+def test_a_wrap_leaves_the_bucket_with_its_epoch(
+    raced: tuple[Vault, Vault, Vault, Vault], server_env: S3Server
+) -> None:
+    """Retirement (docs/spec/remote-v1.md, "Rebase and retirement") deletes the wraps of the
+    epochs it retires, as it deletes key objects: a copy left would open the old key for the
+    device it was wrapped for."""
+    a, b, _, n = raced
+    a.remotes.pull()
+    n.remotes.pull()
+    assert set(_wraps(server_env)) == {f"{PREFIX}/d/{_device(a).hex}/{wrap_name(_device(n), 2, _device(b))}"}
+    _save(a, "doomed")
+    a.remotes.push()
+    a.delete(next(s.id for s in a.list() if s.title == "doomed"))
+    assert a.remotes.push().epoch == 3  # a delete: epoch 3, for A, B and N
+    for _ in range(3):  # each rebases under 3, then each proves the others did
+        for v in (b, n, a):
+            v.remotes.pull()
+            v.remotes.push()
+    assert min(a.remotes.devices.epoch_keys("cloud")) == 3
+    assert not _wraps(server_env)
+    assert "doomed" not in _titles(n) and "a before" in _titles(n)
