@@ -218,8 +218,9 @@ def test_moved_replayed_and_planted_wraps_are_refused_and_nothing_is_kept(
         n.remotes.pull()
     assert set(n.remotes.devices.epoch_keys("cloud")) == {1}
     assert bytes(range(32)) not in n.remotes.devices.keyring("cloud").values()
-    # The genuine one back: taken.
+    # The genuine one back, and a copy of it under C's prefix, which hides nothing: taken.
     store.put(genuine_at, genuine)
+    store.put(f"{PREFIX}/d/{_device(c).hex}/{name}", genuine)
     assert n.remotes.pull().check.wraps_taken == 1
     assert set(n.remotes.devices.epoch_keys("cloud")) == {1, 2}
 

@@ -205,31 +205,16 @@ def _take_wraps(
     got: list[tuple[int, uuid.UUID, uuid.UUID, str, bytes]] = []  # epoch, maker, wrapper, digest, key
     for epoch in sorted(out.withheld):
         for maker in sorted((m for m, objects in found.keys.items() if epoch in objects), key=lambda d: d.hex):
-            for wrapper in sorted(
-                (w for w, ns in found.wraps.items() if (me, epoch, maker) in ns), key=lambda d: d.hex
-            ):
-                obj = s3.get(found.wraps[wrapper][me, epoch, maker])
-                refused = f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device"
-                refused += " is refused"
-                key = _candidate(obj, rid, epoch, maker, me=me, keys=ident.keys)
-                if not key:  # NO_STANZA or None: another recipient, epoch, maker or remote; damaged
-                    refusals.append(f"{refused}: it is not a wrap of that key for this device")
-                elif wrapper == me or reader.enrolled_key(wrapper, ring) is None:
-                    refusals.append(f"{refused}: its writer is not an enrolled device, or was revoked")
-                elif reader.proves(maker, epoch, s3.get(found.keys[maker][epoch]), key, ring):
-                    got.append((epoch, maker, wrapper, hashlib.sha256(obj).hexdigest(), key))
-                    have = ring.get(epoch)
-                    ring[epoch] = key if have is None else (*((have,) if isinstance(have, bytes) else have), key)
-                    break
-                else:  # its maker's proof is not there (yet): never kept, tried at the next pull
-                    refusals.append(f"{refused}: its maker's log and signed head do not prove that key (yet)")
+            named = _pick_wrap(reader, found, ring, epoch, maker, me=me, keys=ident.keys, refusals=refusals)
+            if named is not None:
+                got.append(named)
+                have = ring.get(epoch)
+                ring[epoch] = named[4] if have is None else (*((have,) if isinstance(have, bytes) else have), named[4])
+    # A wrap whose entry is sealed under an epoch only a later wrap gives: checked under them all.
     for epoch, maker, wrapper, digest, _ in got:
         read = reader.read(wrapper, ring)
         if read is None or not any(is_wrap(o.entry, me, epoch, maker, digest) for o in read.entries):
-            refusals.append(
-                f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device is refused: "
-                "its log names no such wrap"
-            )
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: its log names no such wrap")
             return refusals, []  # all or none: nothing is kept
     held = devices.epoch_keys(config)
     for epoch, maker, _, _, key in got:
@@ -239,6 +224,49 @@ def _take_wraps(
         if len([m for m, objects in found.keys.items() if epoch in objects]) > 1:
             devices.add_maker_key(config, epoch, maker, key)
     return refusals, sorted({g[0] for g in got})
+
+
+def _refused(wrapper: uuid.UUID, epoch: int, maker: uuid.UUID) -> str:
+    return f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device is refused"
+
+
+def _pick_wrap(
+    reader: _Reader,
+    found: Listing,
+    ring: _remotelog.Keyring,
+    epoch: int,
+    maker: uuid.UUID,
+    *,
+    me: uuid.UUID,
+    keys: _remotekeys.DeviceKeys,
+    refusals: list[str],
+) -> tuple[int, uuid.UUID, uuid.UUID, str, bytes] | None:
+    """Of the wraps of *maker*'s key of *epoch* for this device (by any writer), the first whose
+    key is proved and whose writer's log, read under *ring* and it, names it; else the first
+    proved (its entry may be sealed under an epoch a later wrap gives: checked after); None when
+    none is.  A copy of a genuine wrap under another prefix so never hides the genuine one."""
+    proved: list[tuple[int, uuid.UUID, uuid.UUID, str, bytes]] = []
+    for wrapper in sorted((w for w, ns in found.wraps.items() if (me, epoch, maker) in ns), key=lambda d: d.hex):
+        obj = reader.s3.get(found.wraps[wrapper][me, epoch, maker])
+        key = _candidate(obj, reader.rid, epoch, maker, me=me, keys=keys)
+        if not key:  # NO_STANZA or None: another recipient, epoch, maker or remote; damaged
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: it is not a wrap of that key for this device")
+        elif wrapper == me or reader.enrolled_key(wrapper, ring) is None:
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: its writer is not an enrolled device, or was revoked")
+        elif not reader.proves(maker, epoch, reader.s3.get(found.keys[maker][epoch]), key, ring):
+            # Its maker's proof is not there (yet): never kept, tried again at the next pull.
+            refusals.append(
+                f"{_refused(wrapper, epoch, maker)}: its maker's log and signed head do not prove that key (yet)"
+            )
+        else:
+            digest = hashlib.sha256(obj).hexdigest()
+            have = ring.get(epoch)
+            trial = {**ring, epoch: key if have is None else (*((have,) if isinstance(have, bytes) else have), key)}
+            read = reader.read(wrapper, trial)
+            if read is not None and any(is_wrap(o.entry, me, epoch, maker, digest) for o in read.entries):
+                return epoch, maker, wrapper, digest, key
+            proved.append((epoch, maker, wrapper, digest, key))
+    return proved[0] if proved else None
 
 
 def _mark_tainted(
