@@ -29,9 +29,9 @@ A key object whose proof is not there yet (the maker's entries or head still upl
 planted object whose proof never comes) is **pending**: reported, not an error; the logs are read
 up to the entries of that epoch.  A proof reads every device's log, and a pending one is tried
 again at every pull: so what it verified of each log under the keys held (its last entry's seq
-and MAC, and the entries a proof reads: enrolments, revocations, the log's first) is kept in the
-pull cursor (``proof``, sealed), and the next proof fetches and opens only the entries after it,
-chained from that MAC (a MAC pins every entry before it, as a head's does).
+and MAC, and the entries a proof reads: enrolments, revocations, epochs, the log's first) is
+kept in the pull cursor (``proof``, sealed), and the next proof fetches and opens only the
+entries after it, chained from that MAC (a MAC pins every entry before it, as a head's does).
 
 A newer epoch whose key objects hold no stanza for this device is **withheld**: this device was
 revoked (or enrolled at the moment the epoch was made, by one that had not seen it), and reads
@@ -395,14 +395,22 @@ class _Reader:
             self._logs[dev] = {seq: self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items() if seq > after}
         return self._logs[dev]
 
-    def read(self, dev: uuid.UUID, keys: _remotelog.Keyring, *, remember: bool = False) -> _remotelog.LogRead | None:
+    def _whole(self, dev: uuid.UUID) -> dict[int, bytes]:
+        """*dev*'s whole log, what :meth:`log` fetched reused."""
+        got = self.log(dev)
+        return {seq: got[seq] if seq in got else self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items()}
+
+    def read(
+        self, dev: uuid.UUID, keys: _remotelog.Keyring, *, remember: bool = False, whole: bool = False
+    ) -> _remotelog.LogRead | None:
         """*dev*'s log from its first entry under a key held (older epochs' keys may be gone),
-        or from the end of its proved prefix, up to the first it cannot open; None when it does
-        not check out.  With *remember* (*keys* are all proved: never a candidate's), what was
-        read extends the proved prefix."""
-        objects = self.log(dev)
-        start, before = self.proved.get(dev, ((0, _remotelog.ZERO_MAC), ()))
-        for seq in sorted(objects) if dev not in self.proved else ():
+        or from the end of its proved prefix (not with *whole*), up to the first it cannot open;
+        None when it does not check out.  With *remember* (*keys* are all proved: never a
+        candidate's), what was read extends the proved prefix."""
+        proved = dev in self.proved and not whole
+        objects = self.log(dev) if not whole else self._whole(dev)
+        start, before = self.proved[dev] if proved else ((0, _remotelog.ZERO_MAC), ())
+        for seq in sorted(objects) if not proved else ():
             data = objects[seq]
             if len(data) >= _remotelog.ENTRY_HEADER.size:
                 header = _remotelog.ENTRY_HEADER.unpack_from(data)
@@ -415,7 +423,7 @@ class _Reader:
             )
         except RemoteError:
             return None
-        if remember and read.entries:
+        if remember and read.entries and not whole:
             self.proved[dev] = (read.end, before + tuple(o for o in read.entries if _kept(o)))
         return dataclasses.replace(read, entries=before + read.entries)
 
@@ -481,25 +489,24 @@ class _Reader:
         public = self.enrolled_key(maker, held)
         if public is None:
             return False
-        read = self.read(maker, {**held, epoch: epoch_key})
-        if read is None:
-            return False
         digest = hashlib.sha256(obj).hexdigest()
-        at = next(
-            (
-                o.seq
-                for o in read.entries
-                if o.epoch == epoch
-                and o.entry.get("kind") == "epoch"
-                and o.entry.get("epoch") == epoch
-                and o.entry.get("reason") in REASONS
-                and o.entry.get("keys") == digest
-            ),
-            None,
-        )
-        if at is None:
+        read = self.read(maker, {**held, epoch: epoch_key})
+        prefix = self.proved[maker][1] if maker in self.proved else None
+        if (
+            prefix is not None
+            and (read is None or _epoch_entry(read, epoch, digest) is None)
+            and not any(o.entry.get("kind") == "epoch" and o.epoch == epoch for o in prefix)
+        ):
+            # A prefix proved before in a cursor that did not keep epoch entries may hide this
+            # one (another maker's key of an epoch held, taken up first): read the log whole.
+            read = self.read(maker, {**held, epoch: epoch_key}, whole=True)
+        at = None if read is None else _epoch_entry(read, epoch, digest)
+        if read is None or at is None:
             return False
+        # The MACs from that entry on, and the proved prefix's end (its last MAC, kept).
         macs = {o.seq: o.mac for o in read.entries if o.seq >= at}
+        if maker in self.proved and self.proved[maker][0][0] >= at:
+            macs.setdefault(*self.proved[maker][0])
         for seq in sorted((s for s in self.listing.heads.get(maker, {}) if s in macs), reverse=True):
             try:
                 head = _remotelog.open_head(self.s3.get(self.listing.heads[maker][seq]), public, self.rid, maker)
@@ -511,5 +518,22 @@ class _Reader:
 
 
 def _kept(o: _remotelog.Opened) -> bool:
-    """Whether a proof reads *o* (:meth:`_Reader._named`): kept in the proved prefix."""
-    return o.seq == 1 or o.entry.get("kind") in {"device.enroll", "device.revoke"}
+    """Whether a proof reads *o* (:meth:`_Reader._named`; :meth:`_Reader.proves` of another
+    maker's key of an epoch held): kept in the proved prefix."""
+    return o.seq == 1 or o.entry.get("kind") in {"device.enroll", "device.revoke", "epoch"}
+
+
+def _epoch_entry(read: _remotelog.LogRead, epoch: int, digest: str) -> int | None:
+    """The seq of the ``epoch`` entry of *epoch* naming the key object of SHA-256 *digest*."""
+    return next(
+        (
+            o.seq
+            for o in read.entries
+            if o.epoch == epoch
+            and o.entry.get("kind") == "epoch"
+            and o.entry.get("epoch") == epoch
+            and o.entry.get("reason") in REASONS
+            and o.entry.get("keys") == digest
+        ),
+        None,
+    )

@@ -34,7 +34,7 @@ _BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'ses
 _PULL_CURSOR: Final = Sealed(b"SSRP", b"sessionseal remote v1 pull cursor", _BAD)
 
 #: A log's prefix an epoch proof verified (:mod:`._syncepochs`): its last entry (seq, MAC) and
-#: the entries of it a proof reads (enrolments, revocations, the log's first).
+#: the entries of it a proof reads (enrolments, revocations, epochs, the log's first).
 Proved = tuple[tuple[int, bytes], tuple[_remotelog.Opened, ...]]
 
 
