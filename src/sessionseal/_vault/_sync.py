@@ -486,8 +486,9 @@ class _Push:
         if self.dry_run and self.dir is None:
             return  # never pushed: nothing of this vault is on the remote to tombstone
         tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
-        # Two devices made this device's newest epoch: settled before anything is sealed under it.
-        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch)
+        # A raced newest epoch is settled first; then seal under the newest held (maybe just taken up).
+        if not settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch):
+            self.epoch, self.key = self.devices.current_epoch(self.config)
         named, deleted, kept = push_tombstones(
             tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=self.dry_run, commit=self._commit_epoch
         )
