@@ -269,3 +269,47 @@ def test_a_wrap_leaves_the_bucket_with_its_epoch(
     assert min(a.remotes.devices.epoch_keys("cloud")) == 3
     assert not _wraps(server_env)
     assert "doomed" not in _titles(n) and "a before" in _titles(n)
+
+
+def test_a_wrap_of_a_key_made_at_the_revocation_taints_it_and_the_makers_move_on(
+    three: tuple[Vault, Vault, Vault], server_env: S3Server, tmp_path: Path, kr: MemoryKeyring
+) -> None:
+    """The race inside the race: B deletes (epoch 2, for A, B, C) while A accepts N, and C,
+    which read A's enrolment, revokes N while B's epoch is not listed yet, so it makes epoch 2
+    too.  A, seeing B's epoch and not yet C's, wraps B's key for N.  Once every log is read,
+    A's ``device.wrap`` entry counts N among the recipients of B's key, which C revoked: B's key
+    is tainted, A and B each make a ``rekey`` epoch before they seal anything more, and N, which
+    holds B's key of epoch 2, reads nothing written after."""
+    a, b, c = three
+    n = syncvaults.vault(tmp_path / "n", server_env, kr, PREFIX)
+    try:
+        doomed = next(s.id for s in b.list() if s.title == "b before")
+        before_b = _names(server_env, _device(b))
+        b.delete(doomed)
+        assert b.remotes.push().epoch == 2
+        held_b = _held_back(server_env, _device(b), before_b)
+        syncvaults.enrol(a, n)
+        before_c = _names(server_env, _device(c))
+        assert _device_enroll.revoke(c, None, _device(n).hex).epoch == 2
+        held_c = _held_back(server_env, _device(c), before_c)
+        _put_back(server_env, held_b)
+        assert a.remotes.pull().wrapped == 1  # B's key of 2 for N: C's revocation not listed yet
+        _put_back(server_env, held_c)
+        for v in (a, b):
+            v.remotes.pull()
+            assert _device(c) in v.remotes.devices.maker_keys("cloud")[2]  # both keys of 2 held
+        _save(a, "a after")
+        _save(b, "b after")
+        assert a.remotes.push().epoch == 3 and b.remotes.push().epoch >= 3  # B's key is tainted
+        c.remotes.pull()
+        _save(c, "c after")
+        assert c.remotes.push().epoch >= 3
+        with pytest.raises(RemoteError, match="this device was revoked"):
+            n.remotes.pull()
+        assert max(n.remotes.devices.epoch_keys("cloud")) == 2
+        assert not {"a after", "b after", "c after"} & _titles(n)
+        for v in (a, b, c):
+            v.remotes.pull()
+            assert {"a after", "b after", "c after"} <= _titles(v)
+    finally:
+        n.close()
