@@ -13,6 +13,7 @@ every vector with ``cryptography`` alone.  Run this only when the format changes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -99,6 +100,7 @@ def vectors() -> dict[str, Any]:
             )
         ],
         **log_vectors(),
+        **wrap_vectors(),
     }
 
 
@@ -180,6 +182,49 @@ def log_vectors() -> dict[str, Any]:
         "logs": logs,
         "head": {"device": alpha_name, "seq": 3, "hlc": HLC, "witness": {beta_name: 1}, "hex": head.hex()},
         "object": {"device": alpha_name, "frame": FRAME.hex(), "name": name, "hex": obj.hex()},
+    }
+
+
+#: A third device, gamma, enrolled at the moment alpha made the epoch: beta wraps it for gamma.
+GAMMA = ("gamma", UUID("33333333-3333-4333-8333-333333333333"), bytes([0x0B]) * 32, bytes([0x0C]) * 32)
+
+
+def wrap_vectors() -> dict[str, Any]:
+    """Beta's wrap of alpha's key of the epoch for gamma ("Wraps"), and beta's ``device.wrap``
+    entry naming it: its entry 2, chained from its entry 1 above."""
+    _, gamma, gx, ged = GAMMA
+    alpha, beta = DEVICES[0][1], DEVICES[1][1]
+    public = rk.DeviceKeys(gx, ged).x25519_public
+    stanza = rk.wrap_for_device(
+        EPOCH_KEY, REMOTE, EPOCH, gamma, public, ephemeral=bytes([0x0D]) * 32, nonce=bytes([0x0E]) * 12
+    )
+    obj = rk.keys_object(REMOTE, EPOCH, alpha, [stanza])
+    entry = {
+        "kind": "device.wrap",
+        "hlc": "0000018c0c000000",
+        "device": gamma.hex,
+        "epoch": EPOCH,
+        "maker": alpha.hex,
+        "keys": hashlib.sha256(obj).hexdigest(),
+    }
+    prev = bytes.fromhex(log_vectors()["logs"]["beta"][0]["mac"])
+    data, mac = rl.seal_entry(
+        EPOCH_KEY, REMOTE, beta, epoch=EPOCH, seq=2, prev=prev, entry=entry, nonce=bytes([0x32]) * 12
+    )
+    return {
+        "wrap": {
+            "writer": "beta",
+            "recipient": {
+                "name": GAMMA[0],
+                "device": str(gamma),
+                "x25519_private": gx.hex(),
+                "x25519_public": public.hex(),
+            },
+            "maker": "alpha",
+            "name": f"wrap/{gamma.hex}/{EPOCH:08x}-{alpha.hex}",
+            "hex": obj.hex(),
+            "entry": {"seq": 2, "entry": entry, "hex": data.hex(), "mac": mac.hex()},
+        }
     }
 
 

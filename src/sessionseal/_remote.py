@@ -166,5 +166,7 @@ def taken_refusal(key: str) -> str:
             "a content object of this device is on the remote already under its hash with other bytes: "
             "the bucket is damaged; nothing more was sent"
         )
-    what = {"device": "record", "keys": "epoch key object", "enroll": "enrolment object"}.get(kind, "object")
+    what = {"device": "record", "keys": "epoch key object", "enroll": "enrolment object", "wrap": "wrap"}.get(
+        kind, "object"
+    )
     return f"this device's {what} on the remote is not the one it made; nothing more was sent"

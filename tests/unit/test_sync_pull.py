@@ -102,6 +102,8 @@ def test_every_device_log_checks_out_then_is_applied(two: tuple[Vault, Vault, _B
         "blocked": 0,
         "epochs_taken": 0,
         "epochs_pending": 0,
+        "wraps_taken": 0,
+        "wraps_refused": 0,
     }
     assert (result.counts()["applied"], result.put) == (3, 3)
     assert len(second.list()) == 4

@@ -27,9 +27,7 @@ of it is refused: it must be enrolled first.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -42,7 +40,7 @@ from .. import _compress, _container, _crypto, _events, _remote, _remotekeys, _r
 from .._container import FrameType, Kind
 from .._fs import Dir, lock
 from .._state import StateChange
-from ..errors import InvalidInput, RemoteError, SessionNotFound, SessionSealError
+from ..errors import InvalidInput, RemoteError, SessionNotFound
 from ._auditing import Auditor, audited_by
 from ._common import SUFFIX
 from ._context import VaultContext
@@ -53,12 +51,14 @@ from ._syncapply import META_FIELDS, Applier, Erase
 from ._syncckpt import CheckpointSync, Files
 from ._synccursor import SYNC_DIR, Cursor, Pushed, read_cursor, write_cursor
 from ._syncepochs import take_up_epochs
+from ._syncfirst import epoch_one, first_entry
 from ._syncprune import DEFAULT_MIN_AGE, PruneResult, prune
 from ._syncpull import check_logs, list_remote
 from ._syncrace import settle_epochs
 from ._syncrebase import meta_of, rebase_entry, retire
 from ._syncstate import PullResult, PushResult, pull_synced, read_state
 from ._synctomb import Tombstones, push_tombstones
+from ._syncwrapout import RACED, plan_wraps
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -225,6 +225,7 @@ class Sync:
                     partial=pickup.partial,
                 )
                 check.taken, check.epochs_pending = len(pickup.taken), pickup.pending
+                check.wraps_taken, check.wrap_refusals = pickup.wraps_taken, pickup.wrap_refusals
                 tomb = Tombstones(self._ctx, self._keys, self.devices, config, s3)
                 check.uncounted = tomb.uncounted(check) - {config.device}
                 result = Applier(
@@ -243,14 +244,18 @@ class Sync:
                 ).run()
                 if sync_dir is not None and not dry_run and check.revoked is None:
                     result.retire = retire(self._auditor, tomb, check, sync_dir)
+                wraps = plan_wraps(tomb, check, pickup, listing, result)
             finally:
                 if sync_dir is not None:
                     sync_dir.close()
+        if wraps is not None:  # through the push's own path, which takes the sync lock itself
+            self.commit_entries(config, *wraps)
+            result.wrapped = len(wraps[0])
         if check.revoked is not None:  # what it could read is applied; the rest is not for it
             raise RemoteError(
                 f"this device was revoked on the remote: device {check.revoked[1].hex} made epoch "
                 f"{check.revoked[0]} without a key for it; what was written before is applied, nothing after "
-                "can be read here"
+                "can be read here" + RACED + "".join(f"; {r}" for r in check.wrap_refusals)
             )
         self._auditor.record("sync.pull", detail=result.counts())
         return result
@@ -427,42 +432,11 @@ class _Push:
             outbox.append(("device", ident.record()))
         entries = []
         if make_epoch:
-            keys_object = self._epoch_one(ident, outbox)
-            # The first device's keys, under K_1: no bucket can swap its record's (docs/design.md, "Keys").
-            entries.append(
-                {
-                    "kind": "epoch",
-                    "epoch": 1,
-                    "keys": hashlib.sha256(keys_object).hexdigest(),
-                    "reason": "first",
-                    "x25519": base64.b64encode(ident.x25519_public).decode(),
-                    "ed25519": base64.b64encode(ident.ed25519_public).decode(),
-                }
-            )
+            made = epoch_one(self.s3, self.prefix, self.rid, self.key, ident, dry_run=self.dry_run)
+            if made.new:
+                outbox.append((f"keys/{1:08x}", made.data))
+            entries.append(first_entry(ident, made.data))
         self._commit(entries, {}, outbox)
-
-    def _epoch_one(self, ident: DeviceIdentity, outbox: list[tuple[str, bytes]]) -> bytes:
-        """Epoch 1's key object: K_1 wrapped for this device, added to *outbox*; or, when an
-        earlier first push sent one before its record of it was lost, that one (a name is never
-        written with other bytes), once it is checked to hold this device's K_1."""
-        assert self.epoch == 1
-        name = self.prefix + f"keys/{1:08x}"
-        if not self.dry_run and self.s3.exists(name):
-            sent = self.s3.get(name)
-            try:
-                stanza = _remotekeys.parse_keys_object(sent).for_device(ident.device_id)
-                held = stanza is not None and _crypto.constant_time_equal(
-                    _remotekeys.unwrap_device(stanza, self.rid, 1, ident.device_id, ident.keys), self.key
-                )
-            except SessionSealError:
-                held = False
-            if not held:
-                raise RemoteError("this device's epoch key object on the remote is not one it made; nothing was sent")
-            return sent
-        stanza = _remotekeys.wrap_for_device(self.key, self.rid, 1, ident.device_id, ident.x25519_public)
-        made = _remotekeys.keys_object(self.rid, 1, ident.device_id, [stanza])
-        outbox.append((f"keys/{1:08x}", made))
-        return made
 
     def _commit_epoch(
         self, entries: list[dict[str, Any]], outbox: list[tuple[str, bytes]], new_epoch: tuple[int, bytes] | None
@@ -481,9 +455,10 @@ class _Push:
         if self.dry_run and self.dir is None:
             return  # never pushed: nothing of this vault is on the remote to tombstone
         tomb = self.tomb = Tombstones(self.sync._ctx, self.sync._keys, self.devices, self.config, self.s3)
-        # Two devices made this device's newest epoch: settled before anything is sealed under it.
+        # A raced newest epoch is settled first; then seal under the newest held (maybe just taken up).
         dry, commit, here = self.dry_run, self._commit_epoch, self.dir
-        settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here)
+        if not settle_epochs(tomb, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here):
+            self.epoch, self.key = self.devices.current_epoch(self.config)
         named, deleted, kept = push_tombstones(
             tomb, self.cursor, self.rid, self.dkeys.x25519_public, dry_run=dry, commit=commit, sync_dir=here
         )

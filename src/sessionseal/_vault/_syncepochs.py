@@ -29,15 +29,16 @@ A key object whose proof is not there yet (the maker's entries or head still upl
 planted object whose proof never comes) is **pending**: reported, not an error; the logs are read
 up to the entries of that epoch.  A proof reads every device's log, and a pending one is tried
 again at every pull: so what it verified of each log under the keys held (its last entry's seq
-and MAC, and the entries a proof reads: enrolments, revocations, the log's first, each rebase as
-the entries it carries) is kept in the pull cursor (``proof``, sealed), and the next proof
-fetches and opens only the entries after it, chained from that MAC (a MAC pins every entry
+and MAC, and the entries a proof reads: enrolments, revocations, epochs, the log's first, each
+rebase as the entries it carries) is kept in the pull cursor (``proof``, sealed), and the next
+proof fetches and opens only the entries after it, chained from that MAC (a MAC pins every entry
 before it, as a head's does).  A delete's push proves the others' epochs first, from the same
 prefixes (``_synctomb``).
 
 A newer epoch whose key objects hold no stanza for this device is **withheld**: this device was
-revoked (or enrolled after the epoch was made, by one that had not yet taken it up), and reads
-nothing written under it.
+revoked (or enrolled at the moment the epoch was made, by one that had not seen it), and reads
+nothing written under it, until another device's wrap of it for this device is proved
+(:func:`_take_wraps`; :mod:`._syncwrap` says what proves one).
 
 The entry point the sync's other parts call, kept stable: :func:`take_up_epochs`.
 """
@@ -57,6 +58,7 @@ from .._enrolrule import standing
 from ..errors import IntegrityError, RemoteError
 from ._syncpull import Listing, list_remote, record_key, revocation_cutoffs
 from ._syncstate import Proved, read_state, write_state
+from ._syncwrap import is_wrap, wrapped_for
 
 if TYPE_CHECKING:
     from .._config import RemoteConfig
@@ -90,6 +92,9 @@ class EpochPickup:
     #: The log entries a proof fetched, by device and seq, for the check that follows to reuse
     #: (a name always holds the same bytes; a partial last one is "not written yet" either way).
     fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
+    wraps_taken: int = 0  # keys kept from other devices' wraps (``_syncwrap``)
+    #: Wraps for this device refused: by device and reason, never a key.
+    wrap_refusals: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"epochs_taken": len(self.taken), "epochs_pending": self.pending}
@@ -108,6 +113,9 @@ def take_up_epochs(
     this device, and keep (``Devices.add_epoch_key``; with *keep* False, only return) each key
     whose proof is there (see the module's docstring), oldest epoch first, whatever the
     ``epoch`` entry's ``reason`` (``revoke``, ``delete``).  Nothing is kept before it is proved.
+    With *keep*, an epoch left withheld that another device wrapped for this one is taken from
+    that wrap once proved, and the take-up runs again under it (``EpochPickup.wraps_taken``,
+    ``wrap_refusals``).
 
     :param listing: the remote's listing when the caller made one already (saves a LIST).
         Costs nothing more than that LIST when every key object is of an epoch held already;
@@ -117,6 +125,32 @@ def take_up_epochs(
     :raises RemoteError: a record or log this check reads is refused by the bucket
         (unreachable, access denied).
     """
+    out = _take_up(config, s3, devices, keep=keep, listing=listing, sync_dir=sync_dir)
+    if not keep or not out.withheld:
+        return out  # the common case: nothing more is read
+    found = listing if listing is not None else list_remote(s3, config)
+    if not any(w[0] == config.device for ws in found.wraps.values() for w in ws):
+        return out
+    # An epoch whose maker did not know this device yet (enrolled at that same moment): another
+    # device's wrap of it, kept once proved (_syncwrap); then what it unblocks, as any pull.
+    refusals, taken = _take_wraps(config, s3, devices, found, out)
+    if not taken:
+        out.wrap_refusals = refusals
+        return out
+    again = _take_up(config, s3, devices, keep=keep, listing=found, sync_dir=sync_dir)
+    again.taken[:0], again.wraps_taken, again.wrap_refusals = taken, len(taken), refusals
+    return again
+
+
+def _take_up(
+    config: RemoteConfig,
+    s3: S3Store,
+    devices: Devices,
+    *,
+    keep: bool,
+    listing: Listing | None,
+    sync_dir: Dir | None,
+) -> EpochPickup:
     held = devices.epoch_keys(config)
     rid = devices.identity(config).remote_id if held else None
     out = EpochPickup(keys=devices.keyring(config))
@@ -156,6 +190,87 @@ def take_up_epochs(
     return out
 
 
+def _take_wraps(
+    config: RemoteConfig, s3: S3Store, devices: Devices, found: Listing, out: EpochPickup
+) -> tuple[list[str], list[int]]:
+    """Keep the keys of the epochs *out* found withheld that other devices wrapped for this one
+    (``P/d/<wrapper>/wrap/<this device>/<epoch>-<maker>``), all or none, once each is proved
+    (``_syncwrap``'s docstring: the wrapper enrolled and not revoked, the key its maker's by the
+    maker's log and signed head, the wrapper's ``device.wrap`` entry naming it).  Returns the
+    refusals (by device and reason) and the epochs taken."""
+    me, ident = config.device, devices.identity(config)
+    rid = ident.remote_id
+    assert rid is not None  # take_up_epochs found keys held
+    reader = _Reader(s3, found, rid, {}, partial=set(out.partial))
+    ring = dict(out.keys)
+    refusals: list[str] = []
+    got: list[tuple[int, uuid.UUID, uuid.UUID, str, bytes]] = []  # epoch, maker, wrapper, digest, key
+    for epoch in sorted(out.withheld):
+        for maker in sorted((m for m, objects in found.keys.items() if epoch in objects), key=lambda d: d.hex):
+            named = _pick_wrap(reader, found, ring, epoch, maker, me=me, keys=ident.keys, refusals=refusals)
+            if named is not None:
+                got.append(named)
+                have = ring.get(epoch)
+                ring[epoch] = named[4] if have is None else (*((have,) if isinstance(have, bytes) else have), named[4])
+    # A wrap whose entry is sealed under an epoch only a later wrap gives: checked under them all.
+    for epoch, maker, wrapper, digest, _ in got:
+        read = reader.read(wrapper, ring)
+        if read is None or not any(is_wrap(o.entry, me, epoch, maker, digest) for o in read.entries):
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: its log names no such wrap")
+            return refusals, []  # all or none: nothing is kept
+    held = devices.epoch_keys(config)
+    for epoch, maker, _, _, key in got:
+        if epoch not in held:
+            devices.add_epoch_key(config, epoch, key)
+            held[epoch] = key
+        if len([m for m, objects in found.keys.items() if epoch in objects]) > 1:
+            devices.add_maker_key(config, epoch, maker, key)
+    return refusals, sorted({g[0] for g in got})
+
+
+def _refused(wrapper: uuid.UUID, epoch: int, maker: uuid.UUID) -> str:
+    return f"device {wrapper.hex}'s wrap of epoch {epoch} (made by {maker.hex}) for this device is refused"
+
+
+def _pick_wrap(
+    reader: _Reader,
+    found: Listing,
+    ring: _remotelog.Keyring,
+    epoch: int,
+    maker: uuid.UUID,
+    *,
+    me: uuid.UUID,
+    keys: _remotekeys.DeviceKeys,
+    refusals: list[str],
+) -> tuple[int, uuid.UUID, uuid.UUID, str, bytes] | None:
+    """Of the wraps of *maker*'s key of *epoch* for this device (by any writer), the first whose
+    key is proved and whose writer's log, read under *ring* and it, names it; else the first
+    proved (its entry may be sealed under an epoch a later wrap gives: checked after); None when
+    none is.  A copy of a genuine wrap under another prefix so never hides the genuine one."""
+    proved: list[tuple[int, uuid.UUID, uuid.UUID, str, bytes]] = []
+    for wrapper in sorted((w for w, ns in found.wraps.items() if (me, epoch, maker) in ns), key=lambda d: d.hex):
+        obj = reader.s3.get(found.wraps[wrapper][me, epoch, maker])
+        key = _candidate(obj, reader.rid, epoch, maker, me=me, keys=keys)
+        if not key:  # NO_STANZA or None: another recipient, epoch, maker or remote; damaged
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: it is not a wrap of that key for this device")
+        elif wrapper == me or reader.enrolled_key(wrapper, ring) is None:
+            refusals.append(f"{_refused(wrapper, epoch, maker)}: its writer is not an enrolled device, or was revoked")
+        elif not reader.proves(maker, epoch, reader.s3.get(found.keys[maker][epoch]), key, ring):
+            # Its maker's proof is not there (yet): never kept, tried again at the next pull.
+            refusals.append(
+                f"{_refused(wrapper, epoch, maker)}: its maker's log and signed head do not prove that key (yet)"
+            )
+        else:
+            digest = hashlib.sha256(obj).hexdigest()
+            have = ring.get(epoch)
+            trial = {**ring, epoch: key if have is None else (*((have,) if isinstance(have, bytes) else have), key)}
+            read = reader.read(wrapper, trial)
+            if read is not None and any(is_wrap(o.entry, me, epoch, maker, digest) for o in read.entries):
+                return epoch, maker, wrapper, digest, key
+            proved.append((epoch, maker, wrapper, digest, key))
+    return proved[0] if proved else None
+
+
 def _mark_tainted(
     config: RemoteConfig,
     devices: Devices,
@@ -172,7 +287,8 @@ def _mark_tainted(
     newest = max(out.keys)
     reads = {dev: r.entries for dev in sorted(found.logs) if (r := reader.read(dev, out.keys)) is not None}
     try:
-        revoked = {d.bytes for d in revocation_cutoffs(reads)}
+        cutoffs = revocation_cutoffs(reads)
+        revoked = {d.bytes for d in cutoffs}
     except RemoteError:
         return  # a malformed revocation: the check that follows refuses it
     held = devices.epoch_keys(config)
@@ -184,6 +300,7 @@ def _mark_tainted(
         except IntegrityError:
             continue
         wrapped = {s[:16] for t, s in parsed.stanzas if t == _remotekeys.STANZA_DEVICE}
+        wrapped |= {d.bytes for d in wrapped_for(reads, cutoffs, newest, maker)}
         if revoked and (maker.bytes in revoked or wrapped & revoked):
             devices.add_maker_key(config, newest, maker, key)
 
@@ -280,14 +397,22 @@ class _Reader:
             self._logs[dev] = {seq: self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items() if seq > after}
         return self._logs[dev]
 
-    def read(self, dev: uuid.UUID, keys: _remotelog.Keyring, *, remember: bool = False) -> _remotelog.LogRead | None:
+    def _every(self, dev: uuid.UUID) -> dict[int, bytes]:
+        """*dev*'s whole log, what :meth:`log` fetched reused."""
+        got = self.log(dev)
+        return {seq: got[seq] if seq in got else self.s3.get(k) for seq, k in self.listing.logs.get(dev, {}).items()}
+
+    def read(
+        self, dev: uuid.UUID, keys: _remotelog.Keyring, *, remember: bool = False, whole: bool = False
+    ) -> _remotelog.LogRead | None:
         """*dev*'s log from its first entry under a key held (older epochs' keys may be gone),
-        or from the end of its proved prefix, up to the first it cannot open; None when it does
-        not check out.  With *remember* (*keys* are all proved: never a candidate's), what was
-        read extends the proved prefix."""
-        objects = self.log(dev)
-        start, before = self.proved.get(dev, ((0, _remotelog.ZERO_MAC), ()))
-        for seq in sorted(objects) if dev not in self.proved else ():
+        or from the end of its proved prefix (not with *whole*), up to the first it cannot open;
+        None when it does not check out.  With *remember* (*keys* are all proved: never a
+        candidate's), what was read extends the proved prefix."""
+        proved = dev in self.proved and not whole
+        objects = self.log(dev) if not whole else self._every(dev)
+        start, before = self.proved[dev] if proved else ((0, _remotelog.ZERO_MAC), ())
+        for seq in sorted(objects) if not proved else ():
             data = objects[seq]
             if len(data) >= _remotelog.ENTRY_HEADER.size:
                 header = _remotelog.ENTRY_HEADER.unpack_from(data)
@@ -300,7 +425,7 @@ class _Reader:
             )
         except RemoteError:
             return None
-        if remember and read.entries:
+        if remember and read.entries and not whole:
             self.proved[dev] = (read.end, before + tuple(k for o in read.entries if (k := _kept(o)) is not None))
         return dataclasses.replace(read, entries=before + read.entries)
 
@@ -366,25 +491,24 @@ class _Reader:
         public = self.enrolled_key(maker, held)
         if public is None:
             return False
-        read = self.read(maker, {**held, epoch: epoch_key})
-        if read is None:
-            return False
         digest = hashlib.sha256(obj).hexdigest()
-        at = next(
-            (
-                o.seq
-                for o in read.entries
-                if o.epoch == epoch
-                and o.entry.get("kind") == "epoch"
-                and o.entry.get("epoch") == epoch
-                and o.entry.get("reason") in REASONS
-                and o.entry.get("keys") == digest
-            ),
-            None,
-        )
-        if at is None:
+        read = self.read(maker, {**held, epoch: epoch_key})
+        prefix = self.proved[maker][1] if maker in self.proved else None
+        if (
+            prefix is not None
+            and (read is None or _epoch_entry(read, epoch, digest) is None)
+            and not any(o.entry.get("kind") == "epoch" and o.epoch == epoch for o in prefix)
+        ):
+            # A prefix proved before in a cursor that did not keep epoch entries may hide this
+            # one (another maker's key of an epoch held, taken up first): read the log whole.
+            read = self.read(maker, {**held, epoch: epoch_key}, whole=True)
+        at = None if read is None else _epoch_entry(read, epoch, digest)
+        if read is None or at is None:
             return False
+        # The MACs from that entry on, and the proved prefix's end (its last MAC, kept).
         macs = {o.seq: o.mac for o in read.entries if o.seq >= at}
+        if maker in self.proved and self.proved[maker][0][0] >= at:
+            macs.setdefault(*self.proved[maker][0])
         for seq in sorted((s for s in self.listing.heads.get(maker, {}) if s in macs), reverse=True):
             try:
                 head = _remotelog.open_head(self.s3.get(self.listing.heads[maker][seq]), public, self.rid, maker)
@@ -396,17 +520,18 @@ class _Reader:
 
 
 def _kept(o: _remotelog.Opened) -> _remotelog.Opened | None:
-    """What a proof reads of *o* (:meth:`_Reader._named`), kept in the proved prefix; None:
-    nothing.  A ``rebase`` is kept as the entries it carries (its kind, epoch and ``carried``,
-    not its sessions): a log read from its rebase (older epochs retired) enrols its devices
-    there only, and a prefix without it enrolled no one (a key proved against it stayed
-    pending for good on a device that joined after a retirement)."""
+    """What a proof reads of *o* (:meth:`_Reader._named`; :meth:`_Reader.proves` of another
+    maker's key of an epoch held), kept in the proved prefix; None: nothing.  A ``rebase`` is
+    kept as the entries it carries (its kind, epoch and ``carried``, not its sessions): a log
+    read from its rebase (older epochs retired) enrols its devices there only, and a prefix
+    without it enrolled no one (a key proved against it stayed pending for good on a device
+    that joined after a retirement)."""
     kind = o.entry.get("kind")
     if kind == "rebase":
         return dataclasses.replace(
             o, entry={"kind": kind, "epoch": o.entry.get("epoch"), "carried": o.entry.get("carried", [])}
         )
-    return o if o.seq == 1 or kind in {"device.enroll", "device.revoke"} else None
+    return o if o.seq == 1 or kind in {"device.enroll", "device.revoke", "epoch"} else None
 
 
 def _whole(kept: tuple[_remotelog.Opened, ...]) -> bool:
@@ -414,3 +539,19 @@ def _whole(kept: tuple[_remotelog.Opened, ...]) -> bool:
     prefix kept before rebases were (one of a log read from its rebase, holding neither) is
     dropped, and the log read again."""
     return any(o.seq == 1 or o.entry.get("kind") == "rebase" for o in kept)
+
+
+def _epoch_entry(read: _remotelog.LogRead, epoch: int, digest: str) -> int | None:
+    """The seq of the ``epoch`` entry of *epoch* naming the key object of SHA-256 *digest*."""
+    return next(
+        (
+            o.seq
+            for o in read.entries
+            if o.epoch == epoch
+            and o.entry.get("kind") == "epoch"
+            and o.entry.get("epoch") == epoch
+            and o.entry.get("reason") in REASONS
+            and o.entry.get("keys") == digest
+        ),
+        None,
+    )

@@ -41,6 +41,8 @@ __all__ = ["DeviceLog", "Listing", "PullCheck", "check_logs", "list_remote", "re
 _DEVICE: Final = re.compile(r"[0-9a-f]{32}")
 _SEQ: Final = re.compile(r"[0-9a-f]{16}")
 _EPOCH: Final = re.compile(r"[0-9a-f]{8}")
+#: A wrap's name under ``wrap/``: its recipient, epoch and maker (``_syncwrap``).
+_WRAP: Final = re.compile(r"([0-9a-f]{32})/([0-9a-f]{8})-([0-9a-f]{32})")
 ZERO_HEX: Final = "00" * 32
 
 
@@ -87,6 +89,9 @@ class PullCheck:
     #: Each device's log entries as fetched, by seq (a name always holds the same bytes): for a
     #: later read of the same log in the same push not to fetch them again (``_synctomb``).
     fetched: dict[uuid.UUID, dict[int, bytes]] = field(default_factory=dict, repr=False)
+    wraps_taken: int = 0  # keys kept from other devices' wraps (``_syncwrap``)
+    #: Wraps for this device refused, by device and reason (``EpochPickup.wrap_refusals``).
+    wrap_refusals: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -96,6 +101,8 @@ class PullCheck:
             "blocked": sum(bool(d.blocked) for d in self.devices),
             "epochs_taken": self.taken,
             "epochs_pending": self.epochs_pending,
+            "wraps_taken": self.wraps_taken,
+            "wraps_refused": len(self.wrap_refusals),
         }
 
 
@@ -126,13 +133,15 @@ def record_key(data: bytes, device: uuid.UUID, remote: uuid.UUID) -> bytes:
 
 @dataclass
 class Listing:
-    """What the remote lists under ``P/d/``, by device: its record, its log entries, its heads
-    and its epoch key objects (full keys, by seq or epoch)."""
+    """What the remote lists under ``P/d/``, by device: its record, its log entries, its heads,
+    its epoch key objects (full keys, by seq or epoch) and its wraps (``_syncwrap``: by the
+    recipient, epoch and maker its name gives)."""
 
     records: dict[uuid.UUID, str] = field(default_factory=dict)
     logs: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
     heads: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
     keys: dict[uuid.UUID, dict[int, str]] = field(default_factory=dict)
+    wraps: dict[uuid.UUID, dict[tuple[uuid.UUID, int, uuid.UUID], str]] = field(default_factory=dict)
 
 
 def list_remote(s3: S3Store, config: RemoteConfig) -> Listing:
@@ -152,6 +161,9 @@ def list_remote(s3: S3Store, config: RemoteConfig) -> Listing:
             (out.logs if kind == "log" else out.heads).setdefault(dev, {})[int(tail, 16)] = key
         elif kind == "keys" and _EPOCH.fullmatch(tail):
             out.keys.setdefault(dev, {})[int(tail, 16)] = key
+        elif kind == "wrap" and (m := _WRAP.fullmatch(tail)):
+            to, epoch, maker = uuid.UUID(hex=m[1]), int(m[2], 16), uuid.UUID(hex=m[3])
+            out.wraps.setdefault(dev, {})[to, epoch, maker] = key
     return out
 
 

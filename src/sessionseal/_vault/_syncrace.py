@@ -37,6 +37,7 @@ from .. import _crypto, _remotekeys
 from ..errors import IntegrityError
 from ._syncepochs import take_up_epochs
 from ._syncpull import check_logs, list_remote
+from ._syncwrap import wrapped_for
 
 if TYPE_CHECKING:
     from .._fs import Dir
@@ -115,8 +116,9 @@ def settle_epochs(
     if epoch in listing.keys.get(me, {}):
         by_maker[me] = held[epoch]
     writes = next((m for m, k in sorted(by_maker.items()) if _crypto.constant_time_equal(k, held[epoch])), me)
+    # A wrap (_syncwrap) gives a maker's key to more devices than its key object names.
     makers = {
-        m: Maker(m, _recipients(tomb.s3.get(listing.keys[m][epoch])))
+        m: Maker(m, _recipients(tomb.s3.get(listing.keys[m][epoch])) | wrapped_for(check.logs, check.cutoffs, epoch, m))
         for m in by_maker
         if epoch in listing.keys.get(m, {})
     }

@@ -222,8 +222,8 @@ def _retire(tomb: Tombstones, check: PullCheck, sync_dir: Dir, rid: uuid.UUID, x
 
 
 def _delete_keys(s3: S3Store, prefix: str, below: int) -> int:
-    """Delete this device's key objects of the epochs below *below*, and its enrolment objects
-    (each wraps every epoch its writer held, the retired ones too); returns how many the bucket
+    """Delete this device's key objects and wraps of the epochs below *below*, and its enrolment
+    objects (each wraps every epoch its writer held, the retired ones too); returns how many the bucket
     refused to delete (kept: docs/secure-deletion.md says what that leaves)."""
     doomed = [
         key
@@ -231,6 +231,12 @@ def _delete_keys(s3: S3Store, prefix: str, below: int) -> int:
         if _EPOCH.fullmatch(name := key[len(prefix) + 5 :]) and int(name, 16) < below
     ]
     doomed += [key for key, _ in s3.list(prefix + "enroll/")]
+    # A wrap of a retired epoch (``_syncwrap``): one key object's worth, named by its epoch.
+    doomed += [
+        key
+        for key, _ in s3.list(prefix + "wrap/")
+        if _EPOCH.fullmatch(name := key.rpartition("/")[2][:8]) and int(name, 16) < below
+    ]
     kept = 0
     for key in doomed:
         try:

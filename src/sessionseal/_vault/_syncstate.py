@@ -34,8 +34,8 @@ _BAD: Final = "the vault's sync pull cursor failed its integrity check; run 'ses
 _PULL_CURSOR: Final = Sealed(b"SSRP", b"sessionseal remote v1 pull cursor", _BAD)
 
 #: A log's prefix an epoch proof verified (:mod:`._syncepochs`): its last entry (seq, MAC) and
-#: the entries of it a proof reads (enrolments, revocations, the log's first, each rebase as
-#: what it carries).
+#: the entries of it a proof reads (enrolments, revocations, epochs, the log's first, each rebase
+#: as what it carries).
 Proved = tuple[tuple[int, bytes], tuple[_remotelog.Opened, ...]]
 
 
@@ -65,6 +65,7 @@ class PullResult:
     retire: dict[str, Any] = field(default_factory=dict)
     checkpoints: int = 0  # checkpoints added (docs/spec/remote-v1.md, "Checkpoints")
     checkpoints_deleted: int = 0  # ... and removed (only ones a pull added)
+    wrapped: int = 0  # wraps this device published after the pull (``_syncwrap``)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -93,6 +94,7 @@ class PullResult:
             "objects_kept": self.objects_kept,
             "checkpoints": self.checkpoints,
             "checkpoints_deleted": self.checkpoints_deleted,
+            "wraps_published": self.wrapped,
             "bytes": self.bytes,
             "resumed": self.resumed,
             "dry_run": self.dry_run,
