@@ -7,6 +7,7 @@ one batch is named after the first."""
 from __future__ import annotations
 
 import errno
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,27 @@ def test_a_batch_names_its_files_only_at_its_flush(vault: Vault) -> None:
     assert all(store.marked(s.id) for s in sessions)  # the list's record committed them
     hits = vault.search("hello")
     assert (len(hits), hits.source, hits.stale) == (5, "fts", 0)  # the full-text index has them all
+    assert vault.verify(read_data=True).errors == []
+
+
+def test_a_batch_told_its_sessions_has_their_lock_files_made_ahead_and_saves_them_alike(vault: Vault) -> None:
+    store = _store(vault)
+    sessions = [_session(i) for i in range(40)]
+    store.add_keys([s.id for s in sessions])
+    locks = vault.path / "locks"
+    before = {p.name for p in locks.iterdir()}
+    with store.batch([s.id for s in sessions]):
+        for s in sessions[:20]:
+            store.save(s, touch=False)
+    ahead = {p.name for p in locks.iterdir()} - before
+    # A lock file for each session told (half of them never saved in the batch), as a take makes it.
+    assert len(ahead) == 40 and all((locks / n).stat().st_mode & 0o777 == 0o600 for n in ahead)
+    assert not any(t.name == "sessionseal-lockfiles" for t in threading.enumerate())  # ended with it
+    with store.batch([s.id for s in sessions[20:]]):  # their files there already: nothing changes
+        for s in sessions[20:]:
+            store.save(s, touch=False)
+    assert {p.name for p in locks.iterdir()} - before == ahead
+    assert {s.id for s in vault.list()} == {s.id for s in sessions}
     assert vault.verify(read_data=True).errors == []
 
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
@@ -247,7 +247,7 @@ class SessionStore:
         return len(b.body), b.counts
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[dict[uuid.UUID, tuple[int, int]]]:
+    def batch(self, ahead: Sequence[uuid.UUID] = ()) -> Iterator[dict[uuid.UUID, tuple[int, int]]]:
         """Saves of many sessions under one flush (a pull's batch of new sessions).  A new
         session's file is written to its temp file and left open, its session lock held; at the
         flush every temp file is fsynced at once (:meth:`.._fs.Dir.fsync_all`: one journal
@@ -260,14 +260,17 @@ class SessionStore:
         unindexed and unmarked (the listing reads it, search streams it).
 
         Yields what the flush named, filled as it goes: each session's (generation, end) as
-        written (a new file's end is its size), so the caller need not read the files back."""
+        written (a new file's end is its size), so the caller need not read the files back.
+        *ahead*: the sessions it will save, whose lock files a thread makes meanwhile
+        (:meth:`.VaultContext.session_locks_ahead`)."""
         self._batches.later = []
         self._batches.locks = contextlib.ExitStack()
         self._batches.held = set()
         named: dict[uuid.UUID, tuple[int, int]] = {}
         self._batches.named = named
         try:
-            yield named
+            with self._ctx.session_locks_ahead([self._keys.file_name(sid) for sid in ahead]):
+                yield named
         finally:
             try:
                 self._flush()

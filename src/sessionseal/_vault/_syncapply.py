@@ -390,7 +390,7 @@ class Applier:
             if present:
                 settle.add(sid)
         self.store.add_keys([sid for sid in docs if sid not in settle])
-        with self.store.batch() as named:
+        with self.store.batch([sid for sid in docs if sid not in settle]) as named:
             for _, sid in batch:
                 if sid in docs:
                     self._save(docs.pop(sid), sid, settle=sid in settle)
