@@ -25,7 +25,8 @@ thread makes the GET, summed) is reported for each.
 The order of the kinds rotates between rounds, so a busy neighbour slows each.  Reported:
 medians of wall time, their ratio (the issue's bar: the pull at least half as fast as the copy,
 that is ``pull / copy <= 2``), and CPU seconds (getrusage: this process's for the pull, the
-child's for rclone copy; the server's own from /proc) with the load average.  The machine is
+child's for rclone copy; the server's own from /proc; ``time.thread_time`` of the pull's main
+thread, which applies every change, also per session) with the load average.  The machine is
 shared: CPU time is the steadier signal, and only figures of the same run compare.
 
     python benchmarks/bench_sync_pull.py [--sessions 1000] [--rounds 3] [--min 3000] [--max 40000]
@@ -133,8 +134,9 @@ def seed_device(tmp: Path, server: S3Server, n: int, lo: int, hi: int) -> tuple[
 
 def pull_once(
     tmp: Path, a: Vault, server: S3Server, n: int, profile: cProfile.Profile | None
-) -> tuple[float, float, float]:
-    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds, of which in the GETs) of the pull alone."""
+) -> tuple[float, float, float, float]:
+    """A fresh device B, enrolled, pulls; (wall seconds, CPU seconds, of which in the GETs, of which
+    in the main thread) of the pull alone."""
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -145,18 +147,18 @@ def pull_once(
             "cloud", 1, devices.epoch_key("cloud", 1), remote_id=devices.identity("cloud").remote_id
         )
         _GETS[:] = [0.0, 0.0]
-        cpu, t = _self_cpu(), time.perf_counter()
+        cpu, main, t = _self_cpu(), time.thread_time(), time.perf_counter()
         if profile is not None:
             profile.enable()
         result = b.remotes.pull()
         if profile is not None:
             profile.disable()
-        wall, cpu = time.perf_counter() - t, _self_cpu() - cpu
+        wall, cpu, main = time.perf_counter() - t, _self_cpu() - cpu, time.thread_time() - main
         gets = _GETS[0]
         assert result.put == n, result.counts()
         assert len(b.list()) == n
     shutil.rmtree(tmp)
-    return wall, cpu, gets
+    return wall, cpu, gets, main
 
 
 def copy_once(tmp: Path, rclone: str, a: Vault, server: S3Server) -> tuple[float, float, int]:
@@ -194,21 +196,26 @@ def copy_once(tmp: Path, rclone: str, a: Vault, server: S3Server) -> tuple[float
 
 def report(runs: dict[str, list[tuple[float, ...]]], kinds: list[str], sessions: int, rounds: int, files: int) -> None:
     """The medians of each kind, as a Markdown table, and the bar's verdict."""
-    med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in runs.items()}
+    med = {k: [statistics.median(x[i] for x in v) for i in range(5)] for k, v in runs.items()}
     names = {
         "pull": f"sessionseal pull, {sessions:,} sessions",
         "client": f"sessionseal pull, {sessions:,} sessions, lean GET off",
         "copy": f"rclone copy, {files:,} objects",
     }
-    print("| what | wall (median s) | client CPU (median s) | server CPU (median s) | of which GETs (median s) | n |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| what | wall (median s) | client CPU (median s) | server CPU (median s) | of which GETs (median s) "
+        "| main thread CPU (median s) | main thread CPU per session (ms) | n |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for k in kinds:
         m = med[k]
-        get = f"{m[3]:.2f}" if k != "copy" else ""
-        print(f"| {names[k]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | {get} | {len(runs[k])} |")
+        get, main, each = (
+            (f"{m[3]:.2f}", f"{m[4]:.2f}", f"{m[4] / sessions * 1000:.2f}") if k != "copy" else ("", "", "")
+        )
+        print(f"| {names[k]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | {get} | {main} | {each} | {len(runs[k])} |")
     pull, copy = med["pull"], med["copy"]
     ratio = pull[0] / copy[0]
-    print(f"| ratio pull / copy | {ratio:.2f}x | {pull[1] / copy[1]:.2f}x | {pull[2] / copy[2]:.2f}x | | |")
+    print(f"| ratio pull / copy | {ratio:.2f}x | {pull[1] / copy[1]:.2f}x | {pull[2] / copy[2]:.2f}x | | | | |")
     load = os.getloadavg()
     verdict = "meets" if ratio <= BAR else "misses"
     print(
@@ -249,11 +256,11 @@ def main() -> None:
                     s = _server_cpu(server)
                     if what == "copy":
                         wall, cpu, files = copy_once(tmp / "copy", rclone, a, server)
-                        runs[what].append((wall, cpu, _server_cpu(server) - s, 0.0))
+                        runs[what].append((wall, cpu, _server_cpu(server) - s, 0.0, 0.0))
                     else:
                         _LEAN[0] = what == "pull"
-                        wall, cpu, gets = pull_once(tmp / "pull", a, server, args.sessions, profile)
-                        runs[what].append((wall, cpu, _server_cpu(server) - s, gets))
+                        wall, cpu, gets, main = pull_once(tmp / "pull", a, server, args.sessions, profile)
+                        runs[what].append((wall, cpu, _server_cpu(server) - s, gets, main))
                     print(
                         f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU, load {os.getloadavg()[0]:.2f}",
                         file=sys.stderr,

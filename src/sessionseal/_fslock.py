@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -84,6 +84,22 @@ def _take_free(path: Path) -> int | None:
         os.close(fd)  # the flock goes with its only descriptor
         raise
     return fd
+
+
+def make_lock_files(paths: Iterable[Path]) -> None:
+    """Create those lock files of *paths* that do not exist yet, as :func:`lock`'s first take
+    would (0600, no link followed, never blocking on a FIFO), and nothing more: no lock is taken.
+    A batch of new sessions has them made by a thread ahead of its saves, so that each take opens
+    a file that is there (the kernel's creation, most of a new lock's cost, off the saving thread).
+    One that exists, or cannot be made, is left to :func:`lock`, which takes or reports it as always."""
+    for path in paths:
+        try:
+            fd = os.open(
+                path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC, FILE_MODE
+            )
+        except OSError:
+            continue
+        os.close(fd)
 
 
 def _let_go(fd: int, owner: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionseal._fslock import lock
+from sessionseal._fslock import lock, make_lock_files
 from sessionseal.errors import LockTimeout, UnsafePermissions
 
 #: Try the lock without waiting, as another process: "held" or "free".
@@ -117,7 +117,7 @@ def test_a_forked_child_leaving_the_block_does_not_free_its_parents_lock(locks: 
 import os, sys
 sys.path[:0] = {sys.path!r}
 from pathlib import Path
-from sessionseal._fslock import lock
+from sessionseal._fslock import lock, make_lock_files
 path = Path({str(path)!r})
 with lock(path, timeout=1, what="x"):
     pid = os.fork()
@@ -148,3 +148,27 @@ def test_a_lock_file_open_to_others_is_refused(locks: Path) -> None:
     with pytest.raises(UnsafePermissions), lock(link, timeout=1, what="session x"):
         pass
     assert not (locks / "elsewhere.lock").exists()
+
+
+def test_lock_files_made_ahead_are_what_a_first_take_makes_and_nothing_is_taken(locks: Path) -> None:
+    # make_lock_files: a batch's lock files made by a thread ahead of its saves (docs/sync.md, "Pull").
+    made, taken = locks / "made.lock", locks / "taken.lock"
+    with lock(taken, timeout=1, what="session x"):
+        pass
+    make_lock_files([made])
+    assert made.stat().st_mode & 0o777 == taken.stat().st_mode & 0o777 == 0o600
+    assert _probe(made) == "free\n"  # made, not held
+    with lock(made, timeout=1, what="session x"):
+        assert _probe_elsewhere(made) == "held\n"
+    # One that is there (held even) is left as it is; a link is not followed; a FIFO never blocks.
+    with lock(taken, timeout=1, what="session x"):
+        make_lock_files([taken])
+        assert _probe(taken) == "held\n"
+    link = locks / "l.lock"
+    link.symlink_to(locks / "elsewhere.lock")
+    fifo = locks / "f.lock"
+    os.mkfifo(fifo, 0o600)
+    make_lock_files([link, fifo, locks / "missing-dir" / "x.lock"])
+    assert not (locks / "elsewhere.lock").exists() and link.is_symlink()
+    with pytest.raises(UnsafePermissions), lock(link, timeout=1, what="session x"):
+        pass

@@ -30,6 +30,7 @@ VAULT_ORDER = [
     "_ftsheads",
     "_ftsbuild",
     "_fulltext",
+    "_storeparts",
     "_store",
     "_search",
     "_listing",

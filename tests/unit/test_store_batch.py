@@ -7,13 +7,17 @@ one batch is named after the first."""
 from __future__ import annotations
 
 import errno
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sessionseal import Vault, _fs
+from sessionseal import Vault, _container, _fs
 from sessionseal.errors import StorageError
 from sessionseal.models import Session
 
@@ -39,9 +43,10 @@ def test_a_batch_names_its_files_only_at_its_flush(vault: Vault) -> None:
     with store.batch():
         for s in sessions:
             store.save(s, touch=False)
-        # Written, not named: a temp file each, no session file yet.
+        # Written, not named: a temp file each, but the last save's, written at the next save or
+        # the flush (its BODY compressed by a thread meanwhile); no session file yet.
         assert [n for n in _files(vault.path) if n.endswith(".sst")] == []
-        assert len([n for n in _files(vault.path) if n.startswith(".tmp-")]) == 5
+        assert len([n for n in _files(vault.path) if n.startswith(".tmp-")]) == 4
     assert len([n for n in _files(vault.path) if n.endswith(".sst")]) == 5
     assert [n for n in _files(vault.path) if n.startswith(".tmp-")] == []
     assert not any(store.marked(s.id) for s in sessions)  # noted: durable with the next record
@@ -49,6 +54,27 @@ def test_a_batch_names_its_files_only_at_its_flush(vault: Vault) -> None:
     assert all(store.marked(s.id) for s in sessions)  # the list's record committed them
     hits = vault.search("hello")
     assert (len(hits), hits.source, hits.stale) == (5, "fts", 0)  # the full-text index has them all
+    assert vault.verify(read_data=True).errors == []
+
+
+def test_a_batch_told_its_sessions_has_their_lock_files_made_ahead_and_saves_them_alike(vault: Vault) -> None:
+    store = _store(vault)
+    sessions = [_session(i) for i in range(40)]
+    store.add_keys([s.id for s in sessions])
+    locks = vault.path / "locks"
+    before = {p.name for p in locks.iterdir()}
+    with store.batch([s.id for s in sessions]):
+        for s in sessions[:20]:
+            store.save(s, touch=False)
+    ahead = {p.name for p in locks.iterdir()} - before
+    # A lock file for each session told (half of them never saved in the batch), as a take makes it.
+    assert len(ahead) == 40 and all((locks / n).stat().st_mode & 0o777 == 0o600 for n in ahead)
+    assert not any(t.name == "sessionseal-lockfiles" for t in threading.enumerate())  # ended with it
+    with store.batch([s.id for s in sessions[20:]]):  # their files there already: nothing changes
+        for s in sessions[20:]:
+            store.save(s, touch=False)
+    assert {p.name for p in locks.iterdir()} - before == ahead
+    assert {s.id for s in vault.list()} == {s.id for s in sessions}
     assert vault.verify(read_data=True).errors == []
 
 
@@ -84,3 +110,28 @@ def test_a_failed_fsync_names_no_file_and_leaves_no_temp_file(vault: Vault, monk
     monkeypatch.setattr(_fs.Dir, "fsync_all", real)
     save_all()  # the locks were released: the same saves go through
     assert len(_files(vault.path)) == 3
+
+
+def test_a_batchs_saves_hold_the_bytes_a_save_alone_writes(vault: Vault) -> None:
+    # Each save of a batch is written at the next save or the flush, its BODY compressed by a
+    # thread meanwhile: what each file holds is what the same session's save alone holds.
+    store = _store(vault)
+    texts = ["", "x", "token ghp_" + "a" * 36, "é" * 5000, "z" * 300_000, *(f"t{i}" * i for i in range(1, 30))]
+    sessions = [_session(i, text) for i, text in enumerate(texts)]
+    store.add_keys([s.id for s in sessions])
+    with store.batch([s.id for s in sessions]):
+        for s in sessions:
+            store.save(s, touch=False)
+    for s in sessions:
+        assert store.document(store.open(s.id)) == store.build(s, touch=False).body
+        assert store.summary(s.id)["title"] == s.title  # its META, as written alone
+    assert {s.id for s in vault.list()} == {s.id for s in sessions}
+    assert vault.verify(read_data=True).errors == []
+
+
+@given(st.binary(max_size=200_000) | st.text(max_size=20_000).map(str.encode))
+@settings(max_examples=60, deadline=None)
+def test_a_body_compressed_by_another_thread_is_the_same_bytes(body: bytes) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        there = pool.submit(_container.encode_payload, body, compress=True).result()
+    assert there == _container.encode_payload(body, compress=True)

@@ -11,11 +11,11 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
-from .._fs import Dir, lock
+from .._fs import Dir, lock, make_lock_files
 from ._common import SUFFIX
 
 _DEFAULT_LOCK_TIMEOUT: Final = 10.0
@@ -68,6 +68,25 @@ class VaultContext:
         """The lock of one session (*name*: its file name stem); taken before the vault lock."""
         t = self.lock_timeout if timeout is None else timeout
         return lock(self.locks.path / f"{name}.lock", timeout=t, what=f"session {session_id}")
+
+    @contextlib.contextmanager
+    def session_locks_ahead(self, names: Sequence[str]) -> Iterator[None]:
+        """The lock files of the sessions *names* (their file name stems) made by a thread while
+        the block runs (:func:`.._fslock.make_lock_files`), which ends with it."""
+        if not names:
+            yield
+            return
+        maker = threading.Thread(
+            target=make_lock_files,
+            args=([self.locks.path / f"{name}.lock" for name in names],),
+            name="sessionseal-lockfiles",
+            daemon=True,
+        )
+        maker.start()
+        try:
+            yield
+        finally:
+            maker.join()
 
     @contextlib.contextmanager
     def vault_lock(self, *, timeout: float | None = None) -> Iterator[None]:

@@ -12,8 +12,9 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
@@ -23,7 +24,6 @@ from .._gc import collector_paused
 from .._index import entry_of, stamp_of
 from .._state import StateChange, tomb_of
 from ..errors import IntegrityError, InvalidInput, SessionSealError
-from . import _edits
 from ._common import (
     INTEGRITY,
     MAX_CONTAINER,
@@ -40,10 +40,14 @@ from ._context import VaultContext
 from ._fulltext import FullText
 from ._indexcache import IndexCache
 from ._keys import Keys
+from ._storeparts import Built, Later, Pending, fit_tags
 
 if TYPE_CHECKING:
     from .._sanitize import Sanitizer
     from ..models import Session
+
+# Built is _storeparts', named here too for the applying pull (_syncapply).
+__all__ = ["BATCH_BYTES", "COMPACT_APPENDS", "EDITABLE", "MAX_GROUPS", "Built", "SessionStore"]
 
 #: The document fields a metadata edit may change.
 EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "pinned", "links", "redactions")
@@ -52,45 +56,6 @@ EDITABLE: Final = ("title", "description", "tags", "status", "archived_from", "p
 #: parse per group.  Rewriting is O(session), so it stays amortized O(appended bytes).
 COMPACT_APPENDS: Final = 4 << 20
 MAX_GROUPS: Final = 1024
-
-
-class Built(NamedTuple):
-    """A session sanitized and serialized for a save (:meth:`SessionStore.build`)."""
-
-    meta: bytes
-    body: bytes
-    #: The redaction counts.
-    counts: dict[str, int]
-    #: The sanitized document BODY serializes: the full-text index reads it, not BODY parsed again.
-    doc: dict[str, Any]
-
-
-def _fit_tags(doc: dict[str, Any]) -> None:
-    """Make the sanitized tags in *doc* valid tags again (:func:`._edits.fit_tag`).
-
-    A tag is validated before it is sanitized; what the sanitizer made of it must still be a tag
-    (or the session would not load), and two tags may now be the same one.
-    """
-    tags = doc.get("tags")
-    if isinstance(tags, list):
-        doc["tags"] = list(dict.fromkeys(_edits.fit_tag(t) if isinstance(t, str) else t for t in tags))
-
-
-class _Later(NamedTuple):
-    """A version written in a batch (:meth:`SessionStore.batch`), not yet indexed or marked."""
-
-    fname: str
-    sid: uuid.UUID
-    summary: dict[str, Any]
-    stamp: Any
-    generation: int
-    size: int
-    doc: Any
-    nbytes: int  # the document's serialized size
-    #: A new file written but not named yet (:meth:`.._fs.Dir.write_unsynced`): its temp name
-    #: and open descriptor, fsynced and renamed at the flush; "" and -1 once it has its name.
-    tmp: str = ""
-    fd: int = -1
 
 
 #: A batch's documents held for the index, at most (their serialized bytes): then it is flushed.
@@ -243,11 +208,27 @@ class SessionStore:
         :returns: the bytes written (serialized) and the redaction counts.
         """
         b = self.build(model, touch=touch)
-        self.write(model.id, b.meta, b.body, doc=b.doc)
+        pool: ThreadPoolExecutor | None = getattr(self._batches, "pool", None)
+        if pool is None:
+            self.write(model.id, b.meta, b.body, doc=b.doc)
+        else:
+            # In a batch, its BODY is compressed by a thread (zstd lets go of the GIL) while the
+            # caller readies the next session; it is written at the next save or the flush,
+            # in the order saved.  A write that fails there is that save's, or the flush's, error.
+            body = pool.submit(_container.encode_payload, b.body, compress=True)
+            self._write_pending()
+            self._batches.pending = Pending(model.id, b, body)
         return len(b.body), b.counts
 
+    def _write_pending(self) -> None:
+        pending: Pending | None = getattr(self._batches, "pending", None)
+        if pending is not None:
+            self._batches.pending = None
+            b = pending.built
+            self.write(pending.sid, b.meta, b.body, doc=b.doc, body_payload=pending.body.result())
+
     @contextlib.contextmanager
-    def batch(self) -> Iterator[dict[uuid.UUID, tuple[int, int]]]:
+    def batch(self, ahead: Sequence[uuid.UUID] = ()) -> Iterator[dict[uuid.UUID, tuple[int, int]]]:
         """Saves of many sessions under one flush (a pull's batch of new sessions).  A new
         session's file is written to its temp file and left open, its session lock held; at the
         flush every temp file is fsynced at once (:meth:`.._fs.Dir.fsync_all`: one journal
@@ -260,25 +241,34 @@ class SessionStore:
         unindexed and unmarked (the listing reads it, search streams it).
 
         Yields what the flush named, filled as it goes: each session's (generation, end) as
-        written (a new file's end is its size), so the caller need not read the files back."""
+        written (a new file's end is its size), so the caller need not read the files back.
+        *ahead*: the sessions it will save, whose lock files a thread makes meanwhile
+        (:meth:`.VaultContext.session_locks_ahead`)."""
         self._batches.later = []
         self._batches.locks = contextlib.ExitStack()
         self._batches.held = set()
         named: dict[uuid.UUID, tuple[int, int]] = {}
         self._batches.named = named
+        self._batches.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionseal-compress")
         try:
-            yield named
+            with self._ctx.session_locks_ahead([self._keys.file_name(sid) for sid in ahead]):
+                yield named
         finally:
             try:
-                self._flush()
+                try:
+                    self._write_pending()  # the last save, whatever ended the block (as before it)
+                finally:
+                    self._flush()
             finally:
+                self._batches.pool.shutdown(wait=True)
+                self._batches.pool = self._batches.pending = None
                 self._batches.later = None
                 self._batches.locks.close()
                 self._batches.held = None
                 self._batches.named = None
 
     def _flush(self) -> None:
-        later: list[_Later] | None = getattr(self._batches, "later", None)
+        later: list[Later] | None = getattr(self._batches, "later", None)
         if not later:
             return
         self._batches.later = []
@@ -303,7 +293,7 @@ class SessionStore:
                 self._batches.locks = contextlib.ExitStack()
                 self._batches.held = set()
 
-    def _settle(self, named: list[_Later]) -> None:
+    def _settle(self, named: list[Later]) -> None:
         """What follows the renames of a batch: the directory fsync, the indexes, the marks."""
         self._ctx.sessions.fsync()  # the renames durable before any index or mark names them
         self._index.put_many([(it.fname, entry_of(it.summary), it.stamp) for it in named])
@@ -352,7 +342,7 @@ class SessionStore:
             clean, counts = self._sanitizer().sanitize_tree(doc)
             assert isinstance(clean, dict)
             if counts:
-                _fit_tags(clean)
+                fit_tags(clean)
             redactions: Any = merge_counts(doc.get("redactions"), counts)
             clean["redactions"] = redactions
             try:
@@ -364,20 +354,29 @@ class SessionStore:
             raise InvalidInput(f"the session is over {MAX_SESSION_BYTES >> 20} MiB when serialized; split it")
         return Built(meta, body, dict(counts), clean)
 
-    def write(self, session_id: uuid.UUID, meta: bytes, body: bytes, *, doc: dict[str, Any] | None = None) -> None:
-        """Write a new version of a session, under its lock."""
+    def write(
+        self,
+        session_id: uuid.UUID,
+        meta: bytes,
+        body: bytes,
+        *,
+        doc: dict[str, Any] | None = None,
+        body_payload: bytes | None = None,
+    ) -> None:
+        """Write a new version of a session, under its lock (*body_payload*: BODY encoded already)."""
         name = self._keys.file_name(session_id)
         held: set[str] | None = getattr(self._batches, "held", None)
         if held is None:
             with self._ctx.session_lock(name, session_id):
-                self.write_locked(name, session_id, meta, body, doc=doc)
+                self.write_locked(name, session_id, meta, body, doc=doc, body_payload=body_payload)
             return
+        self._write_pending()  # a batch's saves are written in the order made
         if name in held:
             self._flush()  # a second save of it in the batch: the first one named first
         # In a batch the lock is held until the flush has named the file (:meth:`batch`).
         self._batches.locks.enter_context(self._ctx.session_lock(name, session_id))
         self._batches.held.add(name)
-        self.write_locked(name, session_id, meta, body, doc=doc)
+        self.write_locked(name, session_id, meta, body, doc=doc, body_payload=body_payload)
 
     def write_locked(
         self,
@@ -387,16 +386,16 @@ class SessionStore:
         body: bytes,
         *,
         doc: dict[str, Any] | None = None,
+        body_payload: bytes | None = None,
     ) -> None:
         """Write a new version (META, BODY) under a fresh data key; the caller holds the session's lock.
 
         *doc*: the document BODY serializes, if the caller has it (the index then reads it
-        instead of parsing BODY again).
+        instead of parsing BODY again); *body_payload*: ``encode_payload(body, compress=True)``,
+        if the caller made it.
         """
-        frames = [
-            (FrameType.META, _container.encode_payload(meta, compress=True)),
-            (FrameType.BODY, _container.encode_payload(body, compress=True)),
-        ]
+        encoded = _container.encode_payload(body, compress=True) if body_payload is None else body_payload
+        frames = [(FrameType.META, _container.encode_payload(meta, compress=True)), (FrameType.BODY, encoded)]
         self._keys.check_writable()  # a rolled-back vault is read-only (issue 20)
         header = read_header(self._ctx.sessions, name + SUFFIX)
         if (
@@ -425,7 +424,7 @@ class SessionStore:
             frames=frames,
         )
         sessions = self._ctx.sessions
-        later: list[_Later] | None = getattr(self._batches, "later", None)
+        later: list[Later] | None = getattr(self._batches, "later", None)
         # In a batch (its session lock held to the flush), a new file is fsynced and named there.
         locked = later is not None and name in (getattr(self._batches, "held", None) or ())
         tmp, fd = sessions.write_unsynced(data) if locked and header is None else ("", -1)
@@ -440,7 +439,7 @@ class SessionStore:
         summary["size_stored"], summary["generation"] = st.st_size, generation
         if later is not None:  # in a batch: indexed and marked at its flush
             parsed = doc if doc is not None else orjson.loads(body)
-            held = _Later(
+            held = Later(
                 name + SUFFIX, session_id, summary, stamp_of(st), generation, st.st_size, parsed, len(body), tmp, fd
             )
             later.append(held)
@@ -493,7 +492,7 @@ class SessionStore:
                     # Copies: what sanitize_tree left unchanged is the caller's own objects.
                     value = dict(cast(dict[str, Any], op["value"]))
                     clean[i] = {**op, "value": value}
-                    _fit_tags(value)
+                    fit_tags(value)
         return clean, dict(counts)
 
     def upsert(

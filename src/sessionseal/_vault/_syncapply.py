@@ -51,11 +51,11 @@ import orjson
 
 from .. import _checkpoints, _container, _crypto, _events, _remote, _remotelog
 from .._fs import Dir
+from .._gc import collector_paused
 from ..errors import InvalidInput, RemoteError, SessionNotFound, SessionSealError
 from ._syncckpt import KINDS as CKPT_KINDS
 from ._syncckpt import CheckpointSync
 from ._synccursor import Cursor, Pushed, read_cursor, write_cursor
-from ._syncfetch import Prefetch
 from ._syncobjects import PullObjects
 from ._syncresume import Footprint, footprint, saved, was_written
 from ._syncstate import PullResult, PullState, read_state, write_state
@@ -177,7 +177,7 @@ class Applier:
         done = 0
         last = time.monotonic()
         # The objects are fetched ahead, in the order they are applied (:mod:`._syncfetch`).
-        with Prefetch(self.s3, [p for t in others if (p := self._planned(t)) is not None]) as self.objects.fetch:
+        with self.objects.prefetch([p for t in others if (p := self._planned(t)) is not None]) as self.objects.fetch:
             while done < len(others):
                 batch = self._fresh(others, done)
                 if batch:
@@ -352,8 +352,9 @@ class Applier:
         self.state.batch = list(dict.fromkeys([*self.state.batch, *mine]))
         self._save_state()
         self.deferred = True
-        try:
-            self._saves(batch, recorded)
+        try:  # the collector paused: a batch's documents are many objects and no cycle (_gc)
+            with collector_paused():
+                self._saves(batch, recorded)
         finally:
             self.deferred = False
             saved, self.saved = self.saved, []
@@ -389,7 +390,7 @@ class Applier:
             if present:
                 settle.add(sid)
         self.store.add_keys([sid for sid in docs if sid not in settle])
-        with self.store.batch() as named:
+        with self.store.batch([sid for sid in docs if sid not in settle]) as named:
             for _, sid in batch:
                 if sid in docs:
                     self._save(docs.pop(sid), sid, settle=sid in settle)
@@ -692,8 +693,7 @@ class Applier:
         e = t.opened.entry
         if e.get("kind") not in _NAMING or "object" not in e or self._dead(e.get("session")):
             return None
-        size = e.get("size")
-        return self.objects.key(t.device, e), size if type(size) is int else 0
+        return self.objects.planned(t.device, e)
 
     def _save_state(self) -> None:
         if self.dir is not None and not self.dry_run:

@@ -8,6 +8,11 @@ before decryption, then its size before decompression).  The order in which chan
 and so the pull cursor's crash-safety, do not depend on it: :class:`Prefetch` fetches ahead in
 the order the caller will ask, and the caller asks in apply order.
 
+A caller may also have each planned object's bytes worked on in the thread that fetched them
+(*then*: a pull checks an object's hash, decrypts and decompresses it there, C code that releases
+the GIL, so that the thread applying the changes does not): what it returns, or raises, is what
+:meth:`Prefetch.take` gives.
+
 Bounded: at most :data:`WORKERS` requests in flight, and no more than :data:`AHEAD` objects or
 :data:`AHEAD_BYTES` (by the sizes their entries name) fetched and not yet taken, so a pull of
 large sessions holds no more than that in memory besides the one it applies.
@@ -16,7 +21,7 @@ large sessions holds no more than that in memory besides the one it applies.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
@@ -59,12 +64,15 @@ class Prefetch:
     requests in flight (no thread outlives the pull).
     """
 
-    def __init__(self, s3: S3Store, plan: Iterable[tuple[str, int]]) -> None:
+    def __init__(
+        self, s3: S3Store, plan: Iterable[tuple[str, int]], *, then: Callable[[str, bytes], object] | None = None
+    ) -> None:
         """*plan*: (key, expected size) in the order they will be taken; a size is only used
-        to bound what is held ahead, never trusted."""
-        self._s3 = s3
+        to bound what is held ahead, never trusted.  *then*: called with each planned object's
+        key and bytes in the thread that fetched them; :meth:`take` gives what it returns."""
+        self._s3, self._then = s3, then
         self._plan: deque[tuple[str, int]] = deque(plan)
-        self._ahead: deque[tuple[str, int, Future[bytes]]] = deque()
+        self._ahead: deque[tuple[str, int, Future[object]]] = deque()
         self._bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sessionseal-prefetch")
 
@@ -86,15 +94,20 @@ class Prefetch:
             if self._ahead and self._bytes + size > AHEAD_BYTES:
                 break
             self._plan.popleft()
-            self._ahead.append((key, size, self._pool.submit(self._s3.get, key)))
+            self._ahead.append((key, size, self._pool.submit(self._get, key)))
             self._bytes += size
 
-    def take(self, key: str) -> bytes:
-        """The object at *key*: the one fetched ahead, else a GET now (a key out of the plan,
-        e.g. an older object a fork is rebuilt from).  Objects planned before *key* and not
-        taken (a change the pull found already applied) are dropped.
+    def _get(self, key: str) -> object:
+        data = self._s3.get(key)
+        return data if self._then is None else self._then(key, data)
 
-        :raises RemoteError: its GET failed.
+    def take(self, key: str) -> object:
+        """The object at *key*: the one fetched ahead (what *then* made of it, when given),
+        else its bytes from a GET now (a key out of the plan, e.g. an older object a fork is
+        rebuilt from).  Objects planned before *key* and not taken (a change the pull found
+        already applied) are dropped.
+
+        :raises RemoteError: its GET failed (or what *then* raised).
         """
         if not any(k == key for k, _, _ in self._ahead):
             return self._s3.get(key)
