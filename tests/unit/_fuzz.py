@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionseal import _container
-from sessionseal.errors import SessionSealError
+from sessionseal._fts import _format
+from sessionseal.errors import IntegrityError, SessionSealError
 
 EXAMPLES = int(os.environ.get("SESSIONSEAL_FUZZ_EXAMPLES", "100"))
 #: Generous: this VM is noisy.  A slow example fails twice before hypothesis reports it.
@@ -420,3 +421,23 @@ def _planted(draw: st.DrawFn, base: Any) -> bytes:
     else:
         node.append(marker)
     return dumps(doc).replace(json.dumps(marker).encode(), draw(HUGE_TEXTS), 1)
+
+
+def altered_delta(payload: bytes, data: st.DataObject) -> tuple[bytes, dict[str, Any] | None]:
+    """A full-text delta record's *payload* with one flip, cut or insertion after its head, and
+    what decoding it whole answers (None: refused): the plain answer a lazy reading of the same
+    bytes must give, or refuse (tests/unit/test_fts_lookup.py, test_fts_prefix.py)."""
+    changed = bytearray(payload)
+    at = data.draw(st.integers(_format._DELTA_HEAD.size, len(payload)))
+    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
+    if how == "flip" and at < len(payload):
+        changed[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del changed[at:]
+    else:
+        changed[at:at] = data.draw(st.binary(min_size=1, max_size=6))
+    try:
+        decoded: dict[str, Any] | None = dict(_format.decode_delta(bytes(changed)).terms)
+    except IntegrityError:
+        decoded = None
+    return bytes(changed), decoded

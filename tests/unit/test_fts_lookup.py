@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sessionseal._fts import _format as F
 from sessionseal.errors import IntegrityError
+from tests.unit._fuzz import altered_delta
 
 _WORD = st.text(alphabet=st.sampled_from("abcdxyz_019é"), min_size=1, max_size=12)
 
@@ -110,20 +111,8 @@ def test_a_record_s_altered_bytes_fail_or_answer_as_its_decoding(
     record: tuple[bytes, dict[str, F.Posting]], data: st.DataObject
 ) -> None:
     payload, terms = record
-    changed = bytearray(payload)
-    at = data.draw(st.integers(F._DELTA_HEAD.size, len(payload)))
-    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
-    if how == "flip" and at < len(payload):
-        changed[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del changed[at:]
-    else:
-        changed[at:at] = data.draw(st.binary(min_size=1, max_size=6))
-    try:
-        decoded: dict[str, F.Posting] | None = F.decode_delta(bytes(changed)).terms
-    except IntegrityError:
-        decoded = None
-    lazy = F.LazyDeltaRecord(bytes(changed))
+    changed, decoded = altered_delta(payload, data)
+    lazy = F.LazyDeltaRecord(changed)
     for term in [*list(terms)[:4], "ab", "zz"]:
         try:
             got = lazy.posting(term)

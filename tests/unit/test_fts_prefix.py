@@ -27,6 +27,7 @@ from sessionseal._fts._query import Term
 from sessionseal._fts._tokens import is_wordlike
 from sessionseal._vault import _search
 from sessionseal.errors import IntegrityError
+from tests.unit._fuzz import altered_delta
 
 VAULT = uuid.UUID(int=23)
 #: Words that share prefixes ("ser", "seri", "serial"), words too long to be word-like (over
@@ -140,21 +141,9 @@ def test_a_record_s_prefixed_terms_and_postings_are_its_decoding_s(
     assert lazy.prefixed(prefix) == want and lazy._terms is None  # nothing decoded
     assert F.decode_delta(payload).prefixed(prefix) == want
     # Altered bytes: refused, or the decoding's answer (never another answer).
-    changed = bytearray(payload)
-    at = data.draw(st.integers(F._DELTA_HEAD.size, len(payload)))
-    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
-    if how == "flip" and at < len(payload):
-        changed[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del changed[at:]
-    else:
-        changed[at:at] = data.draw(st.binary(min_size=1, max_size=6))
+    changed, decoded = altered_delta(payload, data)
     try:
-        decoded: dict[str, F.Posting] | None = F.decode_delta(bytes(changed)).terms
-    except IntegrityError:
-        decoded = None
-    try:
-        got = F.LazyDeltaRecord(bytes(changed)).prefixed(prefix)
+        got = F.LazyDeltaRecord(changed).prefixed(prefix)
     except IntegrityError:
         return
     if decoded is not None:
