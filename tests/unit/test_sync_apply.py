@@ -339,3 +339,25 @@ def test_a_batch_pulled_after_this_devices_first_push_is_recorded_in_its_push_cu
     b.append(sids[1], [{"role": "user", "content": "one more"}])
     pushed = b.remotes.push()
     assert (pushed.put + pushed.appended, pushed.meta) == (1, 0)
+
+
+def test_a_session_nested_deeper_than_a_vault_stores_is_refused_in_one_line(
+    two: tuple[Vault, Vault], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device can send a document that parses but that no vault stores: nested past the 255
+    levels a vault serializes (its own save refuses one). The pull refuses it as an invalid
+    session document, a one-line RemoteError and never a traceback, and writes nothing of it."""
+    a, b = two
+    b.remotes.pull()
+    before = _all(b)
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    session = _session("deep", "x")
+    a.save(session)
+    doc = orjson.loads(a.load_json(session.id)) | {"deep": deep}
+    monkeypatch.setattr(a.parts.store, "document", lambda log: json.dumps(doc).encode())
+    a.remotes.push()
+    with pytest.raises(RemoteError, match=r"^a pulled session is not a valid session document$"):
+        b.remotes.pull()
+    assert _all(b) == before

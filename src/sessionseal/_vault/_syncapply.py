@@ -657,9 +657,9 @@ class Applier:
 
         if str(doc.get("id")) != str(sid):
             raise RemoteError("a pulled session's object names another session")
-        try:
+        try:  # orjson.dumps refuses a document nested past 255 levels, which loads accepted
             model = parse_session(orjson.dumps(doc))
-        except InvalidInput:
+        except (InvalidInput, orjson.JSONEncodeError):
             raise RemoteError("a pulled session is not a valid session document") from None
         return model
 
