@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.utils import parse_timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +34,9 @@ def _either(parse: Callable[[Any], object], value: object) -> object:
 
 
 def _same(value: object) -> None:
+    # Imported here: the agent SDKs' venv collects this module and has no botocore (.ci/run).
+    from botocore.utils import parse_timestamp
+
     ours, theirs = _either(_s3._timestamp, value), _either(parse_timestamp, value)
     assert ours == theirs, value
     if isinstance(ours, datetime):
