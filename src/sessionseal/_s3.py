@@ -75,11 +75,29 @@ class S3Store:
         anything else is refused.  A server that ignores the header (rclone) overwrites, as
         before: the callers' LIST and HEAD checks are what correctness rests on.
 
+        The PUT goes the lean way first (_s3lean.py), with the same header; anything but its
+        ``200`` is done again by the client, whose answer is what counts above.
+
         :raises RemoteError: *taken* (or a generic line) when the name holds other bytes; any
             error of the server or the connection.
         """
+        lean = self.lean
 
         def write() -> bool:
+            # The lean PUT first, with the header the client would send (_s3lean.py): anything
+            # but its 200, a 412 included, is the client's to do again and to answer.
+            conditional = "if-none-match" not in self.unsupported
+            answer = None if lean is None else lean.put(key, data, if_none_match=conditional)
+            if answer == 200:
+                return True
+            wrote = plain_or_conditional()
+            # The client did what the lean PUT could not; a name taken, which both were told, is
+            # no miss (a resent outbox meets many).
+            if lean is not None and lean.writes and answer not in {409, 412}:
+                lean.missed(write=True)
+            return wrote
+
+        def plain_or_conditional() -> bool:
             from botocore import exceptions as bx
 
             if "if-none-match" in self.unsupported:
