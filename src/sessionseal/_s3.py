@@ -1,8 +1,8 @@
 """The S3 client: boto3, configured for every S3-compatible server (docs/design.md, "The S3
 client: boto3"), behind the ``s3`` extra.
 
-This module is the only one that imports boto3 (and, with ``_s3lean.py``, its GETs without the
-client's per-request machinery, botocore), and only when a remote is used:
+This module is the only one that imports boto3 (and, with ``_s3lean.py``, its GETs, HEADs and
+PUTs without the client's per-request machinery, botocore), and only when a remote is used:
 no other command pays for its start-up (about 130 ms to import, 40 MB installed).  Every error
 of the client becomes one :class:`RemoteError` line that names the operation and the server's
 error code, never a credential: the messages of botocore are not passed on (a server's message
@@ -61,7 +61,8 @@ class S3Store:
     #: Set once the server answered ``NotImplemented`` to ``If-None-Match``: plain PUTs from then
     #: on (the header is hardening only; docs/design.md, "The layout: no compare-and-swap anywhere").
     unsupported: set[str] = field(default_factory=set, compare=False, repr=False)
-    #: GETs without the client's per-request machinery, falling back to the client (_s3lean.py).
+    #: GETs, HEADs and PUTs without the client's per-request machinery, falling back to the
+    #: client (_s3lean.py).
     lean: LeanGet | None = field(default=None, compare=False, repr=False)
 
     def put(self, key: str, data: bytes, *, taken: str | None = None) -> None:
