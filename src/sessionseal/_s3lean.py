@@ -17,7 +17,7 @@ once from a URL the client presigns, as is the region it signs for.
 It only ever does the common case, a ``200`` with the whole body (a HEAD, which
 ``S3Store.exists`` makes the same way: ``200`` or ``404``; a PUT: ``200``).  Anything else (any
 other status, a short body, a connection error or timeout, no credentials) returns ``None`` (a
-PUT, ``False``) and the caller asks the client, whose retries and error mapping
+PUT: the status, or ``None``) and the caller asks the client, whose retries and error mapping
 (``S3Store._call``) then decide what the caller sees: the lean path adds no error of its own.
 When the client then succeeds where the lean path did not, :data:`MISSES` times in a row (a
 server that wants what only the client does, such as a bucket in another region), the lean
@@ -111,10 +111,10 @@ class LeanGet:
         """The status the server answered a PUT of *data* at *key* sent as the client sends
         ``put_object`` (the bytes with their ``Content-Length`` after ``Expect: 100-continue``,
         ``X-Amz-Content-SHA256`` their SHA-256, signed; with ``If-None-Match: *`` when
-        *if_none_match*); ``None`` when off or
-        when no answer came.  Only ``200`` means stored: on anything else, a ``412`` included,
-        the caller asks the client, which does it again and says what it got (the resend of
-        bytes that did land is a case the caller already handles)."""
+        *if_none_match*); ``None`` when off or when no answer came.  Only ``200`` means stored:
+        on anything else, a ``412`` included, the caller asks the client, which does it again
+        and says what it got (the resend of bytes that did land is a case the caller already
+        handles)."""
         # As the client's: Expect lets a server refuse (a redirect, a bad signature) before the
         # body is sent; Content-Length is set when the request is prepared, after signing.
         headers = {"Expect": "100-continue"}

@@ -239,3 +239,18 @@ def test_a_server_only_the_client_satisfies_turns_the_lean_put_off(
     assert {k: server_env.read(k) for k in made} == made
     # Reads count on their own: the lean GET stays on.
     assert store.lean is not None and not store.lean.writes and store.lean.on
+
+
+def test_without_credentials_the_lean_put_is_off_and_the_client_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = _s3.open_store(
+        _remote.parse_url("s3://sessionseal-test/p"), endpoint="http://127.0.0.1:9", profile=None, region=None
+    )
+    with pytest.raises(RemoteError, match="no AWS credentials found"):
+        store.put("p/x", b"x")
+    assert store.lean is not None and not store.lean.writes and not store.lean.on
