@@ -235,14 +235,15 @@ def main() -> None:
         ratio = statistics.median(t["cpu"] / b["cpu"] for t, b in zip(got["this"], got["base"], strict=True))
         print(f"| {scenario} | this / base, CPU (median of per-round ratios) | {ratio:.2f}x | | | | | |")
     print()
-    print("| scenario | tree | CPU (median) | in GETs | in PUTs | in LISTs | PUTs |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| scenario | tree | CPU (median) | in GETs | in PUTs | in LISTs | PUTs | CPU a PUT |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for scenario, got, _, _ in rows:
         for name, xs in got.items():
             med = {k: statistics.median(x.get(k, 0.0) for x in xs) for k in xs[0]}
             print(
                 f"| {scenario} | {name} | {med['cpu'] * 1000:.1f} ms | {med['get_cpu'] * 1000:.1f} ms "
-                f"| {med['put_cpu'] * 1000:.1f} ms | {med['list_cpu'] * 1000:.1f} ms | {med['put']:.0f} |"
+                f"| {med['put_cpu'] * 1000:.1f} ms | {med['list_cpu'] * 1000:.1f} ms | {med['put']:.0f} "
+                f"| {med['put_cpu'] / med['put'] * 1000 if med['put'] else 0.0:.2f} ms |"
             )
 
 

@@ -1,8 +1,8 @@
 """The S3 client: boto3, configured for every S3-compatible server (docs/design.md, "The S3
 client: boto3"), behind the ``s3`` extra.
 
-This module is the only one that imports boto3 (and, with ``_s3lean.py``, its GETs without the
-client's per-request machinery, botocore), and only when a remote is used:
+This module is the only one that imports boto3 (and, with ``_s3lean.py``, its GETs, HEADs and
+PUTs without the client's per-request machinery, botocore), and only when a remote is used:
 no other command pays for its start-up (about 130 ms to import, 40 MB installed).  Every error
 of the client becomes one :class:`RemoteError` line that names the operation and the server's
 error code, never a credential: the messages of botocore are not passed on (a server's message
@@ -61,7 +61,8 @@ class S3Store:
     #: Set once the server answered ``NotImplemented`` to ``If-None-Match``: plain PUTs from then
     #: on (the header is hardening only; docs/design.md, "The layout: no compare-and-swap anywhere").
     unsupported: set[str] = field(default_factory=set, compare=False, repr=False)
-    #: GETs without the client's per-request machinery, falling back to the client (_s3lean.py).
+    #: GETs, HEADs and PUTs without the client's per-request machinery, falling back to the
+    #: client (_s3lean.py).
     lean: LeanGet | None = field(default=None, compare=False, repr=False)
 
     def put(self, key: str, data: bytes, *, taken: str | None = None) -> None:
@@ -75,11 +76,29 @@ class S3Store:
         anything else is refused.  A server that ignores the header (rclone) overwrites, as
         before: the callers' LIST and HEAD checks are what correctness rests on.
 
+        The PUT goes the lean way first (_s3lean.py), with the same header; anything but its
+        ``200`` is done again by the client, whose answer is what counts above.
+
         :raises RemoteError: *taken* (or a generic line) when the name holds other bytes; any
             error of the server or the connection.
         """
+        lean = self.lean
 
         def write() -> bool:
+            # The lean PUT first, with the header the client would send (_s3lean.py): anything
+            # but its 200, a 412 included, is the client's to do again and to answer.
+            conditional = "if-none-match" not in self.unsupported
+            answer = None if lean is None else lean.put(key, data, if_none_match=conditional)
+            if answer == 200:
+                return True
+            wrote = plain_or_conditional()
+            # The client did what the lean PUT could not; a name taken, which both were told, is
+            # no miss (a resent outbox meets many).
+            if lean is not None and lean.writes and answer not in {409, 412}:
+                lean.missed(write=True)
+            return wrote
+
+        def plain_or_conditional() -> bool:
             from botocore import exceptions as bx
 
             if "if-none-match" in self.unsupported:

@@ -1,8 +1,11 @@
-"""The lean GET: an object read without the boto3 client's per-request machinery (docs/design.md,
-"The S3 client: boto3", and docs/sync.md, "Pull": issue 26, "Speed").
+"""The lean GET (and PUT): an object read, or written, without the boto3 client's per-request
+machinery (docs/design.md, "The S3 client: boto3", and docs/sync.md, "Pull" and "Deletes":
+issue 26, "Speed").
 
 A GET through the client costs 1.7 to 2 ms of CPU on this machine, most of it the client's
-event hooks, its request serializer and its response parser; a pull makes two per session.
+event hooks, its request serializer and its response parser; a pull makes two per session.  A
+PUT costs as much, and a push makes one per object and per log entry (a delete's rebase, one
+per live session).
 This one is built of botocore's own parts, so nothing of the protocol is ours: the request is
 signed by botocore's SigV4 signer (``S3SigV4Auth``), with the credentials the client itself
 signs with (the session's, refreshed by ``get_frozen_credentials`` as the client's signer does),
@@ -12,13 +15,23 @@ the one the client makes: its endpoint and addressing (path style, or virtual ho
 once from a URL the client presigns, as is the region it signs for.
 
 It only ever does the common case, a ``200`` with the whole body (a HEAD, which
-``S3Store.exists`` makes the same way: ``200`` or ``404``).  Anything else (any other
-status, a short body, a connection error or timeout, no credentials) returns ``None`` and the
-caller asks the client, whose retries and error mapping (``S3Store._call``) then decide what the
-caller sees: the lean GET adds no error of its own.  When the client then succeeds where the
-lean GET did not, :data:`MISSES` times in a row (a server that wants what only the client
-does, such as a bucket in another region), the lean GET turns itself off for this store.  Fail
-closed as before: what it returns is checked by the caller exactly as the client's bytes are.
+``S3Store.exists`` makes the same way: ``200`` or ``404``; a PUT: ``200``).  Anything else (any
+other status, a short body, a connection error or timeout, no credentials) returns ``None`` (a
+PUT: the status, or ``None``) and the caller asks the client, whose retries and error mapping
+(``S3Store._call``) then decide what the caller sees: the lean path adds no error of its own.
+When the client then succeeds where the lean path did not, :data:`MISSES` times in a row (a
+server that wants what only the client does, such as a bucket in another region), the lean
+path turns itself off for this store, reads and writes each on their own count.  Fail closed as
+before: what it returns is checked by the caller exactly as the client's bytes are.
+
+A PUT is sent as the client sends ``put_object`` with the store's configuration
+(``request_checksum_calculation="when_required"``): ``Expect: 100-continue``, the bytes and
+their ``Content-Length``, the SHA-256 of the payload signed as ``X-Amz-Content-SHA256`` (no
+``Content-MD5`` and no flexible checksum: the client sends neither for a PUT that does not
+require one), and the ``If-None-Match: *`` the caller asks for; only the client's own metadata
+headers (``amz-sdk-invocation-id``, ``amz-sdk-request``) and its User-Agent are not sent.  A
+``412`` (the name is taken) is not settled here: the client does that PUT again and the caller
+compares, as for any resend; a name taken (412, 409) is no miss.
 """
 
 from __future__ import annotations
@@ -32,14 +45,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 __all__ = ["MISSES", "LeanGet", "verify_value"]
 
-#: Reads the client served in a row after the lean GET could not: then the lean GET is off.
+#: Reads (or writes) the client served in a row after the lean path could not: then it is off
+#: for reads (or writes).
 MISSES: Final = 3
 #: The key the client is asked to presign, only to learn its URL for an object (never sent).
 _PROBE: Final = "k"
 
 
 class LeanGet:
-    """GETs of one bucket's objects, signed and sent as described above; thread-safe."""
+    """GETs, HEADs and PUTs of one bucket's objects, signed and sent as described above;
+    thread-safe."""
 
     def __init__(
         self,
@@ -64,9 +79,11 @@ class LeanGet:
         self._region = ""
         self._signing: Any = None  # the credentials object, as the session gives it
         self._http: Any = None
-        self._misses = 0
+        self._misses = [0, 0]  # reads (GET, HEAD), writes (PUT) the client served in a row
         #: False once set up failed or the client served :data:`MISSES` reads in a row.
         self.on = True
+        #: The same for PUTs, on their own count: a server could take the one and not the other.
+        self.writes = True
 
     def get(self, key: str) -> bytes | None:
         """The object at *key*, whole; ``None`` when this GET could not get it (the caller then
@@ -78,7 +95,7 @@ class LeanGet:
         # URLLib3Session does not enforce Content-Length; the client's body reader does.
         if length is not None and (not length.isdigit() or int(length) != len(body)):
             return None
-        self._misses = 0
+        self._misses[0] = 0
         return body
 
     def exists(self, key: str) -> bool | None:
@@ -87,19 +104,47 @@ class LeanGet:
         sent = self._send("HEAD", key)
         if sent is None or sent[0] not in {200, 404}:
             return None
-        self._misses = 0
+        self._misses[0] = 0
         return sent[0] == 200
 
-    def _send(self, method: str, key: str) -> tuple[int, str | None, bytes] | None:
-        """(status, Content-Length, body) of a signed *method* of *key*; ``None`` when off or
-        when no answer came."""
-        if not self.on or (not self._ready and not self._setup()):
+    def put(self, key: str, data: bytes, *, if_none_match: bool) -> int | None:
+        """The status the server answered a PUT of *data* at *key* sent as the client sends
+        ``put_object`` (the bytes with their ``Content-Length`` after ``Expect: 100-continue``,
+        ``X-Amz-Content-SHA256`` their SHA-256, signed; with ``If-None-Match: *`` when
+        *if_none_match*); ``None`` when off or when no answer came.  Only ``200`` means stored:
+        on anything else, a ``412`` included, the caller asks the client, which does it again
+        and says what it got (the resend of bytes that did land is a case the caller already
+        handles)."""
+        # As the client's: Expect lets a server refuse (a redirect, a bad signature) before the
+        # body is sent; Content-Length is set when the request is prepared, after signing.
+        headers = {"Expect": "100-continue"}
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        sent = self._send("PUT", key, data, headers, writes=True)
+        if sent is None:
+            return None
+        if sent[0] == 200:
+            self._misses[1] = 0
+        return sent[0]
+
+    def _send(
+        self,
+        method: str,
+        key: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        writes: bool = False,
+    ) -> tuple[int, str | None, bytes] | None:
+        """(status, Content-Length, body) of a signed *method* of *key*; ``None`` when off (for
+        reads, or for *writes*) or when no answer came."""
+        if not (self.writes if writes else self.on) or (not self._ready and not self._setup()):
             return None
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
         try:
-            request = AWSRequest(method, self._url(key))
+            request = AWSRequest(method, self._url(key), headers=headers, data=data)
             S3SigV4Auth(self._signing.get_frozen_credentials(), "s3", self._region).add_auth(request)
             response = self._http.send(request.prepare())
             body = bytes(response.content)
@@ -120,12 +165,16 @@ class LeanGet:
         # Quoted as botocore quotes a greedy label ({Key+}): '/' and '~' as they are.
         return self._base + quote(key, safe="/~")
 
-    def missed(self) -> None:
-        """The client served a read this GET (or HEAD) could not (called by the caller after it)."""
+    def missed(self, *, write: bool = False) -> None:
+        """The client served a read this GET (or HEAD) could not, or a *write* this PUT could not
+        (called by the caller after it)."""
         with self._lock:
-            self._misses += 1
-            if self._misses >= MISSES:
-                self.on = False
+            self._misses[write] += 1
+            if self._misses[write] >= MISSES:
+                if write:
+                    self.writes = False
+                else:
+                    self.on = False
 
     def _setup(self) -> bool:
         """Learn the client's URL for an object and its signing region, once."""
@@ -133,7 +182,7 @@ class LeanGet:
         from botocore.utils import get_environ_proxies
 
         with self._lock:
-            if self._ready or not self.on:
+            if self._ready or not (self.on or self.writes):
                 return self._ready
             try:
                 signing = self._credentials()
@@ -151,7 +200,7 @@ class LeanGet:
                 or len(scope) != 5
                 or scope[3:] != ["s3", "aws4_request"]
             ):
-                self.on = False
+                self.on = self.writes = False
                 return False
             self._signing = signing
             self._region = scope[2]
