@@ -46,6 +46,7 @@ import socket
 import string
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -193,6 +194,20 @@ def ask_upstream(
         return answer.status, answer.getheaders(), answer.read()
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def front(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A test's loopback front: an HTTP server on 127.0.0.1 answering with *handler* (which
+    may :func:`ask_upstream` and :func:`relay`), served by a thread while the block runs, then
+    stopped; its endpoint URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def relay(

@@ -18,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -33,6 +32,7 @@ from tests._infra.s3server import (
     _free_port,
     ask_upstream,
     both_servers,
+    front,
     relay,
     start_moto_server,
     start_s3_server,
@@ -271,13 +271,8 @@ def _front(s3_server: S3Server, answer: tuple[int, str]) -> Iterator[str]:
     _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
     _NoConditionalWrites.refused = []
     _NoConditionalWrites.answer = answer
-    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalWrites)
-    threading.Thread(target=front.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{front.server_address[1]}"
-    finally:
-        front.shutdown()
-        front.server_close()
+    with front(_NoConditionalWrites) as endpoint:
+        yield endpoint
 
 
 @pytest.mark.parametrize("s3_backend", ["moto"])

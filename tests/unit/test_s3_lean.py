@@ -20,7 +20,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, ask_upstream, both_servers, relay, start_s3_server
+from tests._infra.s3server import S3Server, ask_upstream, both_servers, front, relay, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -163,13 +163,8 @@ def _front(server: S3Server, answer: str) -> Iterator[str]:
     _ClientOnly.upstream = server.endpoint.removeprefix("http://")
     _ClientOnly.answer = answer
     _ClientOnly.others = []
-    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClientOnly)
-    threading.Thread(target=front.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{front.server_address[1]}"
-    finally:
-        front.shutdown()
-        front.server_close()
+    with front(_ClientOnly) as endpoint:
+        yield endpoint
 
 
 @both_servers

@@ -23,7 +23,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, ask_upstream, both_servers, relay, start_s3_server
+from tests._infra.s3server import S3Server, ask_upstream, both_servers, front, relay, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -113,13 +113,8 @@ def _front(server: S3Server, answer: str) -> Iterator[str]:
     _Front.upstream = server.endpoint.removeprefix("http://")
     _Front.answer = answer
     _Front.puts = []
-    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Front)
-    threading.Thread(target=front.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{front.server_address[1]}"
-    finally:
-        front.shutdown()
-        front.server_close()
+    with front(_Front) as endpoint:
+        yield endpoint
 
 
 def _signed(headers: dict[str, str]) -> set[str]:
