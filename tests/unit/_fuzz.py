@@ -423,21 +423,28 @@ def _planted(draw: st.DrawFn, base: Any) -> bytes:
     return dumps(doc).replace(json.dumps(marker).encode(), draw(HUGE_TEXTS), 1)
 
 
-def altered_delta(payload: bytes, data: st.DataObject) -> tuple[bytes, dict[str, Any] | None]:
-    """A full-text delta record's *payload* with one flip, cut or insertion after its head, and
-    what decoding it whole answers (None: refused): the plain answer a lazy reading of the same
-    bytes must give, or refuse (tests/unit/test_fts_lookup.py, test_fts_prefix.py)."""
+def altered(payload: bytes, data: st.DataObject, *, start: int = 0, most: int = 6) -> bytes:
+    """*payload* with one byte flipped, or cut, or 1 to *most* bytes inserted, at or after
+    *start*: a tamper property's input (tests/unit/test_fts_lookup.py, test_fts_prefix.py)."""
     changed = bytearray(payload)
-    at = data.draw(st.integers(_format._DELTA_HEAD.size, len(payload)))
+    at = data.draw(st.integers(min(start, len(payload)), len(payload)))
     how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
     if how == "flip" and at < len(payload):
         changed[at] ^= data.draw(st.integers(1, 255))
     elif how == "cut":
         del changed[at:]
     else:
-        changed[at:at] = data.draw(st.binary(min_size=1, max_size=6))
+        changed[at:at] = data.draw(st.binary(min_size=1, max_size=most))
+    return bytes(changed)
+
+
+def altered_delta(payload: bytes, data: st.DataObject) -> tuple[bytes, dict[str, Any] | None]:
+    """A full-text delta record's *payload* :func:`altered` after its head, and what decoding
+    it whole answers (None: refused): the plain answer a lazy reading of the same bytes must
+    give, or refuse."""
+    changed = altered(payload, data, start=_format._DELTA_HEAD.size)
     try:
-        decoded: dict[str, Any] | None = dict(_format.decode_delta(bytes(changed)).terms)
+        decoded: dict[str, Any] | None = dict(_format.decode_delta(changed).terms)
     except IntegrityError:
         decoded = None
-    return bytes(changed), decoded
+    return changed, decoded

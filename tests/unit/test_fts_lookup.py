@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sessionseal._fts import _format as F
 from sessionseal.errors import IntegrityError
-from tests.unit._fuzz import altered_delta
+from tests.unit._fuzz import altered, altered_delta
 
 _WORD = st.text(alphabet=st.sampled_from("abcdxyz_019é"), min_size=1, max_size=12)
 
@@ -51,22 +51,14 @@ def test_altered_bytes_fail_or_answer_as_the_full_parse(
     bucket: tuple[bytes, list[str], int], data: st.DataObject
 ) -> None:
     raw, terms, n_docs = bucket
-    changed = bytearray(raw)
-    at = data.draw(st.integers(0, max(0, len(raw) - 1)))
-    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
-    if how == "flip" and raw:
-        changed[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del changed[at:]
-    else:
-        changed[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    changed = altered(raw, data, most=4)
     for term in [*terms[:3], "zzz"]:
         try:
-            full: list[tuple[int, F.Posting]] | None = _full(bytes(changed), term, n_docs)
+            full: list[tuple[int, F.Posting]] | None = _full(changed, term, n_docs)
         except IntegrityError:
             full = None
         try:
-            got = F.bucket_lookup(bytes(changed), term, n_docs)
+            got = F.bucket_lookup(changed, term, n_docs)
         except IntegrityError:
             continue  # refused: never an answer from bytes that do not parse
         if full is not None:

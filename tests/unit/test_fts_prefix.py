@@ -27,7 +27,7 @@ from sessionseal._fts._query import Term
 from sessionseal._fts._tokens import is_wordlike
 from sessionseal._vault import _search
 from sessionseal.errors import IntegrityError
-from tests.unit._fuzz import altered_delta
+from tests.unit._fuzz import altered, altered_delta
 
 VAULT = uuid.UUID(int=23)
 #: Words that share prefixes ("ser", "seri", "serial"), words too long to be word-like (over
@@ -183,21 +183,13 @@ def test_a_prefix_run_is_what_the_decoded_bucket_holds(
     assert F.decode_prefix(raw) == rows
     assert F.prefix_run(raw, prefix) == [(t, df) for t, df in rows if t.startswith(prefix)]
     # Altered bytes: refused, or the decoded bucket's answer.
-    changed = bytearray(raw)
-    at = data.draw(st.integers(0, max(0, len(raw) - 1)))
-    how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
-    if how == "flip" and raw:
-        changed[at] ^= data.draw(st.integers(1, 255))
-    elif how == "cut":
-        del changed[at:]
-    else:
-        changed[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    changed = altered(raw, data, most=4)
     try:
-        decoded: list[tuple[str, int]] | None = F.decode_prefix(bytes(changed))
+        decoded: list[tuple[str, int]] | None = F.decode_prefix(changed)
     except IntegrityError:
         decoded = None
     try:
-        got = F.prefix_run(bytes(changed), prefix)
+        got = F.prefix_run(changed, prefix)
     except IntegrityError:
         return
     if decoded is not None and [t for t, _df in decoded] == sorted((t for t, _df in decoded), key=str.encode):
