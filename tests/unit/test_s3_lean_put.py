@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -29,27 +29,14 @@ from tests._infra.synccapture import (  # noqa: F401  (the module's rclone serve
     fixture_s3_server,
     fixture_server_env,
 )
+from tests.unit.test_s3_lean import _client_reads, _store
 
 pytestmark = pytest.mark.s3
 
 
-def _store(server: S3Server, monkeypatch: pytest.MonkeyPatch, endpoint: str | None = None) -> _s3.S3Store:
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    url = _remote.parse_url(f"s3://{server.bucket}/lean")
-    return _s3.open_store(url, endpoint=endpoint or server.endpoint, profile=None, region=None)
-
-
 def _client_puts(store: _s3.S3Store) -> list[str]:
-    """The PutObject calls the client makes from now on (botocore's public event hook)."""
-    calls: list[str] = []
-
-    def seen(params: dict[str, Any], **_: object) -> None:
-        calls.append(params["Key"])
-
-    store.client.meta.events.register("provide-client-params.s3.PutObject", seen)
-    return calls
+    """The PutObject calls the client makes from now on."""
+    return _client_reads(store, "PutObject")
 
 
 def _client_only(store: _s3.S3Store) -> _s3.S3Store:
