@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import pytest
 
@@ -196,18 +196,50 @@ def ask_upstream(
         conn.close()
 
 
+class Front(http.server.BaseHTTPRequestHandler):
+    """A test's loopback front for an S3 server (:func:`front`): every request goes to
+    :meth:`forward`, which passes it on and relays the answer unless a subclass does otherwise;
+    nothing is logged.  Its class attributes are set by :func:`front` for the block."""
+
+    upstream: ClassVar[str] = ""  # host:port
+
+    def forward(self) -> None:
+        relay(self, *ask_upstream(self, self.upstream))
+
+    def refuse(self, status: int, body: bytes = b"", *, drain: bool = True) -> None:
+        """Answer *status* (and *body*) without passing the request on; *drain*: read its body
+        first (not when :func:`ask_upstream` read it)."""
+        if drain:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.forward()
+
+    do_PUT = do_HEAD = do_DELETE = do_POST = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def front(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A test's loopback front: an HTTP server on 127.0.0.1 answering with *handler* (which
-    may :func:`ask_upstream` and :func:`relay`), served by a thread while the block runs, then
-    stopped; its endpoint URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+def front(handler: type[Front], server: S3Server, **state: object) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering with *handler* in front of *server*, its class
+    attributes set from *state*, served by a thread while the block runs, then stopped; its
+    endpoint URL."""
+    handler.upstream = server.endpoint.removeprefix("http://")
+    for name, value in state.items():
+        setattr(handler, name, value)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
-        server.shutdown()
-        server.server_close()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def relay(

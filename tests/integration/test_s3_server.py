@@ -12,13 +12,12 @@ on them: docs/spec/remote-v1.md, "Layout") but are by moto, where the client's `
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,12 +27,11 @@ from sessionseal import _s3
 from sessionseal._remote import parse_url
 from sessionseal.errors import RemoteError
 from tests._infra.s3server import (
+    Front,
     S3Server,
     _free_port,
-    ask_upstream,
     both_servers,
     front,
-    relay,
     start_moto_server,
     start_s3_server,
 )
@@ -237,42 +235,26 @@ def test_only_a_checked_remote_add_loads_the_s3_client(tmp_path: Path) -> None:
     assert loaded("remote", "add", "r", "s3://bucket/x", "--endpoint", dead, code=19)
 
 
-class _NoConditionalWrites(http.server.BaseHTTPRequestHandler):
+class _NoConditionalWrites(Front):
     """A loopback front for moto that answers 501 NotImplemented to a PUT with If-None-Match,
     as an S3-compatible server without conditional writes may, and passes everything else on
     (moto checks no signature, so the forwarded request stands as it is)."""
 
-    upstream = ""
     refused: ClassVar[list[str]] = []
     answer: ClassVar[tuple[int, str]] = (501, "NotImplemented")
 
-    def _forward(self) -> None:
+    def forward(self) -> None:
         if self.command == "PUT" and "If-None-Match" in self.headers:
             self.refused.append(self.path)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status, code = self.answer
-            body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code></Error>".encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.refuse(status, f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code></Error>".encode())
             return
-        relay(self, *ask_upstream(self, self.upstream))
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        super().forward()
 
 
-@contextlib.contextmanager
-def _front(s3_server: S3Server, answer: tuple[int, str]) -> Iterator[str]:
+def _front(s3_server: S3Server, answer: tuple[int, str]) -> contextlib.AbstractContextManager[str]:
     """A :class:`_NoConditionalWrites` front for *s3_server* answering *answer*; its endpoint."""
-    _NoConditionalWrites.upstream = s3_server.endpoint.removeprefix("http://")
-    _NoConditionalWrites.refused = []
-    _NoConditionalWrites.answer = answer
-    with front(_NoConditionalWrites) as endpoint:
-        yield endpoint
+    return front(_NoConditionalWrites, s3_server, answer=answer, refused=[])
 
 
 @pytest.mark.parametrize("s3_backend", ["moto"])

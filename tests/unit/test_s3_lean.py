@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.server
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +18,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, ask_upstream, both_servers, front, relay, start_s3_server
+from tests._infra.s3server import Front, S3Server, ask_upstream, both_servers, front, relay, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -127,22 +125,19 @@ def test_a_stopped_server_cannot_be_reached_as_by_the_client(tmp_path: Path, mon
     assert str(lean.value) == str(plain.value) and "cannot reach" in str(lean.value)
 
 
-class _ClientOnly(http.server.BaseHTTPRequestHandler):
+class _ClientOnly(Front):
     """A loopback front for a server that passes on what boto3 sends (by its User-Agent) and
     answers anything else as :attr:`answer` says: 503, or a body cut short of its length."""
 
-    upstream = ""
     answer: ClassVar[str] = "503"
     others: ClassVar[list[str]] = []
 
-    def _forward(self) -> None:
+    def forward(self) -> None:
         status, headers, payload = ask_upstream(self, self.upstream)
         if "Boto3/" not in self.headers.get("User-Agent", ""):
             self.others.append(self.path)
             if self.answer == "503":
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.refuse(503, drain=False)
                 return
             self.close_connection = True  # the length promised, fewer bytes, then the end
             self.send_response(status)
@@ -152,19 +147,9 @@ class _ClientOnly(http.server.BaseHTTPRequestHandler):
             return
         relay(self, status, headers, payload)
 
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _front(server: S3Server, answer: str) -> Iterator[str]:
-    _ClientOnly.upstream = server.endpoint.removeprefix("http://")
-    _ClientOnly.answer = answer
-    _ClientOnly.others = []
-    with front(_ClientOnly) as endpoint:
-        yield endpoint
+def _front(server: S3Server, answer: str) -> contextlib.AbstractContextManager[str]:
+    return front(_ClientOnly, server, answer=answer, others=[])
 
 
 @both_servers

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import http.server
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,7 +21,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server, ask_upstream, both_servers, front, relay, start_s3_server
+from tests._infra.s3server import Front, S3Server, ask_upstream, both_servers, front, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -62,46 +60,31 @@ def test_puts_are_stored_without_the_client_byte_for_byte(
     assert calls == [] and store.lean is not None and store.lean.writes and store.lean.on
 
 
-class _Front(http.server.BaseHTTPRequestHandler):
+class _Front(Front):
     """A loopback front for a server: records every PUT's headers, passes on what boto3 sends
     (by its User-Agent) and everything but a PUT, and does to a lean PUT what :attr:`answer`
     says: ``pass`` it on, ``503`` it unsent, or ``cut``: pass it on (the bytes land), then end the
     connection without an answer.  It keeps the Host header it got, so rclone checks the
     signature made for the front."""
 
-    upstream = ""
     answer: ClassVar[str] = "pass"
     puts: ClassVar[list[tuple[bool, dict[str, str]]]] = []  # (lean, headers)
 
-    def _forward(self) -> None:
+    def forward(self) -> None:
         lean = "Boto3/" not in self.headers.get("User-Agent", "")
         if self.command == "PUT":
             self.puts.append((lean, {k.lower(): v for k, v in self.headers.items()}))
         if self.command != "PUT" or not lean or self.answer == "pass":
-            relay(self, *ask_upstream(self, self.upstream))
-            return
-        if self.answer == "503":
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        ask_upstream(self, self.upstream)
-        self.close_connection = True  # landed, and no answer at all
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            super().forward()
+        elif self.answer == "503":
+            self.refuse(503)
+        else:
+            ask_upstream(self, self.upstream)
+            self.close_connection = True  # landed, and no answer at all
 
 
-@contextlib.contextmanager
-def _front(server: S3Server, answer: str) -> Iterator[str]:
-    _Front.upstream = server.endpoint.removeprefix("http://")
-    _Front.answer = answer
-    _Front.puts = []
-    with front(_Front) as endpoint:
-        yield endpoint
+def _front(server: S3Server, answer: str) -> contextlib.AbstractContextManager[str]:
+    return front(_Front, server, answer=answer, puts=[])
 
 
 def _signed(headers: dict[str, str]) -> set[str]:
