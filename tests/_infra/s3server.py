@@ -57,6 +57,8 @@ from typing import Any, ClassVar, NoReturn
 
 import pytest
 
+from sessionseal import _remote, _s3
+
 __all__ = [
     "BACKENDS",
     "S3Server",
@@ -179,6 +181,18 @@ def serving(directory: Path) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+def open_store(
+    server: S3Server, monkeypatch: pytest.MonkeyPatch, prefix: str, *, endpoint: str | None = None
+) -> _s3.S3Store:
+    """The client's store for ``s3://<bucket>/<prefix>`` on *server* (or through *endpoint*, a
+    front), its credentials from the environment the test sets (the machine's profile dropped)."""
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    url = _remote.parse_url(f"s3://{server.bucket}/{prefix}")
+    return _s3.open_store(url, endpoint=endpoint or server.endpoint, profile=None, region=None)
 
 
 def ask_upstream(

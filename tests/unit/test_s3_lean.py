@@ -18,7 +18,7 @@ import pytest
 
 from sessionseal import _remote, _s3, _s3lean
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import Front, S3Server, ask_upstream, both_servers, front, relay, start_s3_server
+from tests._infra.s3server import Front, S3Server, ask_upstream, both_servers, front, open_store, relay, start_s3_server
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -29,11 +29,7 @@ pytestmark = pytest.mark.s3
 
 
 def _store(server: S3Server, monkeypatch: pytest.MonkeyPatch, endpoint: str | None = None) -> _s3.S3Store:
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    url = _remote.parse_url(f"s3://{server.bucket}/lean")
-    return _s3.open_store(url, endpoint=endpoint or server.endpoint, profile=None, region=None)
+    return open_store(server, monkeypatch, "lean", endpoint=endpoint)
 
 
 def _client_reads(store: _s3.S3Store, operation: str = "GetObject") -> list[str]:

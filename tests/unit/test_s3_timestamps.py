@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionseal import _remote, _s3
-from tests._infra.s3server import S3Server
+from sessionseal import _s3
+from tests._infra.s3server import S3Server, open_store
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -81,10 +81,7 @@ def test_other_shapes_are_botocores(value: object) -> None:
 
 
 def test_a_real_listing_is_dated_through_it(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    url = _remote.parse_url(f"s3://{s3_server.bucket}/dated")
-    store = _s3.open_store(url, endpoint=s3_server.endpoint, profile=None, region=None)
+    store = open_store(s3_server, monkeypatch, "dated")
     before = time.time()
     store.put("dated/a", b"x")
     listed = store.client.list_objects_v2(Bucket=s3_server.bucket, Prefix="dated/")["Contents"]

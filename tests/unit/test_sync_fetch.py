@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from sessionseal import _remote, _s3
+from sessionseal import _s3
 from sessionseal._vault import _syncfetch
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server
+from tests._infra.s3server import S3Server, open_store
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.s3
 
 @pytest.fixture
 def store(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> _s3.S3Store:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    url = _remote.parse_url(f"s3://{s3_server.bucket}/fetch")
-    return _s3.open_store(url, endpoint=s3_server.endpoint, profile=None, region=None)
+    return open_store(s3_server, monkeypatch, "fetch")
 
 
 def _objects(store: _s3.S3Store, n: int) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from sessionseal._vault import _syncfetch, _syncobjects, _syncstate
 from sessionseal._vault._syncpull import PullCheck
 from sessionseal._vault._syncstate import PullResult
 from sessionseal.errors import RemoteError
-from tests._infra.s3server import S3Server
+from tests._infra.s3server import S3Server, open_store
 from tests._infra.synccapture import (  # noqa: F401  (the module's rclone server's fixtures)
     fixture_module_server,
     fixture_s3_server,
@@ -36,10 +36,7 @@ KEY = os.urandom(32)
 
 @pytest.fixture
 def store(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> _s3.S3Store:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    url = _remote.parse_url(f"s3://{s3_server.bucket}/ahead")
-    return _s3.open_store(url, endpoint=s3_server.endpoint, profile=None, region=None)
+    return open_store(s3_server, monkeypatch, "ahead")
 
 
 def _objects(store: _s3.S3Store, ring: dict[int, bytes]) -> PullObjectsPair:
