@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from tests._infra.keychain import (
     PROMPTER_NAME,
     REQUIRE_KEYCHAIN_ENV,
+    SECRETS_NAME,
     SecretService,
     require_or_skip,
     skip_unless_keychain_tools,
@@ -201,6 +203,49 @@ def test_start_secret_service_leaves_nothing_behind() -> None:
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}"), f"pid {pid} survived teardown"
     assert not ss.state_dir.parent.exists()
+
+
+def test_a_daemon_that_died_comes_back_unlocked_with_its_items_at_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gnome-keyring has aborted on clients that vanish mid-call (upstream issues 190, 196 and
+    # 199); one that died must not fail every later test of a session-wide fixture. SIGKILL is
+    # the harshest way to die: nothing is flushed that was not written already.
+    skip_unless_keychain_tools()
+    monkeypatch.setenv("SESSIONSEAL_ARTEFACTS", str(tmp_path))
+    service = unique_service()
+    put = f"import keyring; keyring.set_password({service!r}, 'u', 's3cret-value')"
+    get = f"import keyring; print(keyring.get_password({service!r}, 'u'))"
+    with start_secret_service() as ss:
+        proc, _ = run_py(put, stock_env(ss))
+        assert proc.returncode == 0, proc.stderr
+        os.kill(ss.daemon_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ss.name_has_owner(SECRETS_NAME) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not ss.name_has_owner(SECRETS_NAME), "the killed daemon still owns the name"
+        proc, _ = run_py(get, stock_env(ss))
+        assert (proc.returncode, proc.stdout.strip()) == (0, "s3cret-value"), proc.stderr
+        assert not ss.is_locked()
+    report = (tmp_path / "keychain-respawns.txt").read_text()
+    assert f"(pid {ss.daemon_pid}) exited with status -9" in report
+    assert "s3cret-value" not in report and ss.password not in report
+
+
+def test_a_locked_daemon_that_died_stays_gone() -> None:
+    # A locked service must stay locked: activation would start an unlocked daemon, so a locked
+    # one has no activation file, and keyring finds no service (KeyUnavailable in the CLI).
+    skip_unless_keychain_tools()
+    get = "import keyring; print(keyring.get_password('sessionseal-infra', 'u'))"
+    with start_secret_service(locked=True) as ss:
+        os.kill(ss.daemon_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ss.name_has_owner(SECRETS_NAME) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc, _ = run_py(get, stock_env(ss))
+        assert proc.returncode != 0
+        assert "neither running nor activatable through D-Bus" in proc.stderr
+        assert not ss.name_has_owner(SECRETS_NAME)
 
 
 def test_require_or_skip_policy(monkeypatch: pytest.MonkeyPatch) -> None:
