@@ -163,9 +163,16 @@ CLEANER = textwrap.dedent(
     import json, sys, time
     from datetime import datetime
     from sessionseal import Vault
-    from sessionseal._vault import _erasure
+    from sessionseal._vault import _erasure, _keys
+    from tests._infra.killpoint import kill_after
     _erasure.CLEANUP_BATCH = 4  # several rotations per run
     path, passphrase, now, policy = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
+    if len(sys.argv) > 5:  # a kill point: right after the n-th rotation, or the n-th session's overwrite
+        point, n = sys.argv[5].split(":")
+        if point == "rotation":
+            kill_after(_keys.Keys, "rotate_or_forget", int(n))
+        else:
+            kill_after(_erasure.Erasure, "shred_files", int(n))
     with Vault.open(path, passphrase=passphrase) as v:
         plan = v.plan_cleanup(policy, now=now)
         print("ready", len(plan.remove), flush=True)
@@ -212,8 +219,13 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
         add_victims(v, 40)
 
     per_session: float | None = None  # seconds a run takes per removal, from the first run (to its end)
-    mid_run = orphaned = 0
-    for _ in range(15):  # one calibration run, then 14 kills at random moments
+    orphaned = 0
+    # One calibration run, then 14 kills. Every other one is at a kill point drawn at random, so
+    # that kills inside a cleanup are covered whatever the machine's speed: right after a
+    # rotation (the first of them after the first rotation: the window that leaves keyless files
+    # behind) or after a session's overwrite. The others fall at a random moment, wherever that is.
+    points = iter(["rotation", *(rng.choice(["rotation", "shred"]) for _ in range(6))])
+    for run in range(15):
         now = datetime.now(UTC)
         policy = {"max_age": f"{rng.randint(10, 200)}d", "keep_last": rng.randint(0, 3), "min_age": "1d"}
         with Vault.open(path, passphrase=PASSPHRASE) as v:
@@ -221,12 +233,18 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
         orphaned += plan.orphans > 0  # files a kill left after their key was erased
         keep = {d.session.id for d in plan.keep}
         assert set(protected) <= keep and plan.remove
-        proc = children.popen(CLEANER, path, PASSPHRASE, now.isoformat(), json.dumps(policy), stdin=True)
+        point: list[str] = []
+        if run % 2 == 1:
+            kind = next(points)
+            calls = -(-len(plan.remove) // 4) if kind == "rotation" else len(plan.remove)  # batches of 4
+            point = [f"{kind}:{1 if run == 1 else rng.randint(1, calls)}"]
+        proc = children.popen(CLEANER, path, PASSPHRASE, now.isoformat(), json.dumps(policy), *point, stdin=True)
         assert proc.stdout is not None
         ready = proc.stdout.readline().split()
         assert ready == ["ready", str(len(plan.remove))], proc.communicate(timeout=60)[1]
-        calibrating = per_session is None
-        if per_session is None:
+        if point:
+            pass  # the child kills itself there
+        elif per_session is None:
             while (line := proc.stdout.readline().split()) and line[0] != "done":
                 pass
             assert line, proc.communicate(timeout=60)[1]
@@ -236,7 +254,7 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL, err
-        mid_run += not calibrating and "done" not in out.split()
+        assert not point or "done" not in out.split(), f"the run ended before its kill point {point[0]}"
 
         # A rotation in flight leaves at most the old key and the new one.
         assert 1 <= len(_epochs(path)) <= 2
@@ -260,7 +278,6 @@ def test_sigkill_during_cleanup_never_loses_a_kept_session_nor_leaves_one_half_e
             add_victims(v, 8)  # there is always work for the next run
         assert _epochs(path) == [_table_epoch(path)]
 
-    assert mid_run >= 7, f"only {mid_run} of 14 kills fell inside a cleanup run"
     assert orphaned, "no kill fell between a rotation and the overwrite of its files"
     # A run to the end sweeps what the kills left (files whose key is gone, temp files of dead
     # writers, key files among them) and keeps the rest.
