@@ -85,7 +85,7 @@ Erase = Callable[[list[uuid.UUID], uuid.UUID], None]
 Progress = Callable[[int, int, int], None]
 #: Puts of sessions this vault does not have, applied under one recorded intent (the pull
 #: cursor's ``batch``): two cursor replaces per batch, not two per session (docs/sync.md, "Pull").
-BATCH: Final = 64
+BATCH: Final = 128
 #: ... whose objects hold at most this many bytes (each is parsed before the batch is saved).
 BATCH_BYTES: Final = 8 << 20
 

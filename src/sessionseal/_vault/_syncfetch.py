@@ -33,8 +33,10 @@ __all__ = ["AHEAD", "AHEAD_BYTES", "WORKERS", "Prefetch", "get_all"]
 #: Requests in flight at once (rclone copy's default is 4 transfers and 8 checkers; boto3's
 #: connection pool holds 10).
 WORKERS: Final = 8
-#: Objects fetched ahead of the one being applied, at most ...
-AHEAD: Final = 32
+#: Objects fetched ahead of the one being applied, at most (two of a pull's batches: the next
+#: batch's objects arrive while this one is written; with fewer, each batch waited for its
+#: second half) ...
+AHEAD: Final = 256
 #: ... and their sizes together, at most (one larger object is still fetched alone).
 AHEAD_BYTES: Final = 64 << 20
 
