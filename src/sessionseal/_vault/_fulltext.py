@@ -12,6 +12,7 @@ session files.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,9 +32,7 @@ from .._fts import (
     HeadCache,
     LazyDeltaRecord,
     SegmentReader,
-    build_segment,
     doc_fields,
-    merge,
     new_delta,
     ops_fields,
     read_delta,
@@ -45,6 +44,7 @@ from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
 from ._ftsbuild import build_segments
+from ._ftscompact import fold, full_tier, without, write_segments
 from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
@@ -101,13 +101,6 @@ def index_generation(container: int, revision: int) -> int:
     revision within it (a title or description replaced by an append: ``_n.rev`` of its META),
     so that a new title's record replaces the old text while appends add to the current one."""
     return container << REVISION_BITS | min(revision, (1 << REVISION_BITS) - 1)
-
-
-def _tier(words: int) -> int:
-    t, bound = 0, TIER_BASE
-    while words >= bound and bound < MAX_SEGMENT_WORDS:
-        t, bound = t + 1, bound * TIER_FANOUT
-    return t
 
 
 class FullText:
@@ -341,25 +334,16 @@ class FullText:
     def compact(self, fts: Dir, man: Manifest) -> None:
         """Fold the delta log into segments (docs/spec/fts-v1.md, "Compaction"): the new segment
         files first, then a new empty delta log under a fresh key, then the manifest (the commit),
-        then the replaced files go. The segments holding a session at the generation of one of
-        the log's records merge with it (a session is in one segment per generation), and a tier
-        of :data:`TIER_FANOUT` segments merges into the next."""
+        then the replaced files go. The log's records become segments of their own, pulling no
+        segment for their sessions (O(log), not O(index): ``_ftscompact``), and a tier of
+        :data:`TIER_FANOUT` segments merges into the next."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
-        # The records a later save replaced are authenticated, not parsed (their (session,
-        # generation) still pulls the segments holding them, as before).
-        records, at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
-        readers = [open_segment(fts, vid, s) for s in man.segments]
-        try:
-            pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
-            pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
-            current = fold_stamps(man.stamps, records)
-            docs = merge([r for r in readers if r.segment_id in pulled], records)
-        finally:
-            for r in readers:
-                r.close()
-        # Older versions of a session are dropped when their segment merges (they are ignored).
-        docs = [d for d in docs if d.entry.generation >= current.get(d.entry.session_id, (0,))[0]]
+        # The records a later save replaced are authenticated, not parsed.
+        records, _at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
+        pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
+        current = fold_stamps(man.stamps, records)
+        docs = fold(fts, vid, [s for s in man.segments if s.id in pulled], records, current)
         kept = [s for s in man.segments if s.id not in pulled]
         new = self._write_segments(fts, docs)
         old_delta = man.delta_name
@@ -375,22 +359,7 @@ class FullText:
 
     def _write_segments(self, fts: Dir, docs: Sequence[Analyzed]) -> list[SegmentInfo]:
         """*docs* as new segments of at most :data:`MAX_SEGMENT_WORDS` each (none if empty)."""
-        out: list[SegmentInfo] = []
-        chunk: list[Analyzed] = []
-        words = 0
-        for d in [*docs, None]:
-            n = sum(d.entry.lengths) if d is not None else 0
-            if chunk and (d is None or words + n > MAX_SEGMENT_WORDS):
-                info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [c.entry.session_id for c in chunk], words, 0)
-                data = build_segment(self._ctx.vault_id, info.id, info.key, chunk)
-                fts.write_atomic(info.name, data)
-                info.size = len(data)
-                out.append(info)
-                chunk, words = [], 0
-            if d is not None:
-                chunk.append(d)
-                words += n
-        return out
+        return write_segments(fts, self._ctx.vault_id, docs, MAX_SEGMENT_WORDS)
 
     def _retire(self, fts: Dir, man: Manifest, names: set[str], *, after: int) -> None:
         """Record *names* (replaced by the manifest about to be written) as retired, with their
@@ -457,16 +426,9 @@ class FullText:
                 return  # done already (a rotation finished by finish_rotation)
             retired: set[str] = set()
             if erased:
-                kept: list[SegmentInfo] = []
-                for s in man.segments:
-                    if not erased & set(s.sessions):
-                        kept.append(s)
-                        continue
-                    with open_segment(fts, vid, s) as r:
-                        docs = merge([r], [], drop=erased)
-                    kept += self._write_segments(fts, docs)
-                    retired.add(s.name)
-                retired |= {man.delta_name, man.heads_name}
+                write = functools.partial(self._write_segments, fts)
+                kept, replaced = without(fts, vid, man.segments, erased, write)
+                retired |= {s.name for s in replaced} | {man.delta_name, man.heads_name}
                 new_key, new_id = _crypto.new_key(), uuid.uuid4()
                 fresh = rewrite_delta(
                     data, vid, man.delta_key, new_key=new_key, generation=man.generation + 1, drop=erased
@@ -539,16 +501,10 @@ class FullText:
         erased = frozenset(sid for sid in man.stamps if sid not in table.session_keys)
         if not erased:
             return
-        kept: list[SegmentInfo] = []
-        for seg in man.segments:
-            if not erased & set(seg.sessions):
-                kept.append(seg)
-                continue
-            with open_segment(fts, self._ctx.vault_id, seg) as r:
-                docs = merge([r], [], drop=erased)
-            kept += self._write_segments(fts, docs)
+        write = functools.partial(self._write_segments, fts)
+        man.segments, replaced = without(fts, self._ctx.vault_id, man.segments, erased, write)
+        for seg in replaced:
             fts.shred(seg.name)
-        man.segments = kept
         man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
 
     def _ours(self, fts: Dir, name: str) -> bool:
@@ -684,15 +640,3 @@ class FullText:
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
-    """The segments of the lowest tier that has :data:`TIER_FANOUT` of them (none: empty)."""
-    tiers: dict[int, list[SegmentInfo]] = {}
-    for s in segments:
-        if s.words < MAX_SEGMENT_WORDS // 2:  # a full segment never merges again
-            tiers.setdefault(_tier(s.words), []).append(s)
-    for t in sorted(tiers):
-        if len(tiers[t]) >= TIER_FANOUT:
-            return {s.id for s in tiers[t]}
-    return set()

@@ -1,0 +1,109 @@
+"""What a full-text compaction and an erasure's rewrite merge, and the segments they write
+(docs/spec/fts-v1.md, "Compaction", "Rotation and erasure"); ``_fulltext.FullText`` commits them.
+
+A compaction costs what the delta log holds, plus the tier merges it is due: it folds the log's
+records into new segments of their own and pulls no segment for the sessions they name (a
+session's pieces at its current generation may be spread over several segments, and add up
+at query time: "Generations"). Until 2026-12 it pulled every segment holding a session at the
+generation of one of the log's records, so that a session sat in one segment per generation:
+appends to random sessions of the 1 GB benchmark vault pulled all 18 segments, and each fold
+was a rebuild (84 s of CPU under the vault lock, inside one append; docs/design.md).
+An erasure still rewrites every segment that holds a piece of an erased session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+from .. import _crypto
+from .._fs import Dir
+from .._fts import Analyzed, DeltaRecord, build_segment, merge
+from ._ftsfiles import SegmentInfo, open_segment
+
+__all__ = ["fold", "full_tier", "tier", "without", "write_segments"]
+
+
+def tier(words: int, *, base: int, fanout: int, cap: int) -> int:
+    """A segment's tier: 0 under *base* words, then one more per factor of *fanout*, up to *cap*."""
+    t, bound = 0, base
+    while words >= bound and bound < cap:
+        t, bound = t + 1, bound * fanout
+    return t
+
+
+def full_tier(segments: Sequence[SegmentInfo], *, base: int, fanout: int, cap: int) -> set[uuid.UUID]:
+    """The segments of the lowest tier that has *fanout* of them (none: empty). A segment of
+    more than half *cap* words never merges again."""
+    tiers: dict[int, list[SegmentInfo]] = {}
+    for s in segments:
+        if s.words < cap // 2:
+            tiers.setdefault(tier(s.words, base=base, fanout=fanout, cap=cap), []).append(s)
+    for t in sorted(tiers):
+        if len(tiers[t]) >= fanout:
+            return {s.id for s in tiers[t]}
+    return set()
+
+
+def fold(
+    fts: Dir,
+    vault_id: uuid.UUID,
+    pulled: Sequence[SegmentInfo],
+    records: Sequence[DeltaRecord],
+    current: Mapping[uuid.UUID, tuple[int, ...]],
+) -> list[Analyzed]:
+    """The postings of the *pulled* segments and the log's *records* merged (a session's pieces
+    at one generation summed), less every piece older than its session's *current* generation
+    (held by a segment not pulled, or by a later record: it is ignored, and dropped here)."""
+    readers = []
+    try:
+        for s in pulled:
+            readers.append(open_segment(fts, vault_id, s))
+        docs = merge(readers, records)
+    finally:
+        for r in readers:
+            r.close()
+    return [d for d in docs if d.entry.generation >= current.get(d.entry.session_id, (0,))[0]]
+
+
+def write_segments(fts: Dir, vault_id: uuid.UUID, docs: Sequence[Analyzed], max_words: int) -> list[SegmentInfo]:
+    """*docs* as new segments of at most *max_words* each (none if empty), each under a fresh key."""
+    out: list[SegmentInfo] = []
+    chunk: list[Analyzed] = []
+    words = 0
+    for d in [*docs, None]:
+        n = sum(d.entry.lengths) if d is not None else 0
+        if chunk and (d is None or words + n > max_words):
+            info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [c.entry.session_id for c in chunk], words, 0)
+            data = build_segment(vault_id, info.id, info.key, chunk)
+            fts.write_atomic(info.name, data)
+            info.size = len(data)
+            out.append(info)
+            chunk, words = [], 0
+        if d is not None:
+            chunk.append(d)
+            words += n
+    return out
+
+
+def without(
+    fts: Dir,
+    vault_id: uuid.UUID,
+    segments: Sequence[SegmentInfo],
+    erased: frozenset[uuid.UUID],
+    write: Callable[[Sequence[Analyzed]], list[SegmentInfo]],
+) -> tuple[list[SegmentInfo], list[SegmentInfo]]:
+    """*segments* with every one holding a piece of an *erased* session rewritten without it
+    (by *write*), and the ones so replaced. Every segment is looked at: a session's pieces
+    may be spread over several."""
+    kept: list[SegmentInfo] = []
+    replaced: list[SegmentInfo] = []
+    for s in segments:
+        if not erased & set(s.sessions):
+            kept.append(s)
+            continue
+        with open_segment(fts, vault_id, s) as r:
+            docs = merge([r], [], drop=erased)
+        kept += write(docs)
+        replaced.append(s)
+    return kept, replaced
