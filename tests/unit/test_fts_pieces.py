@@ -94,6 +94,43 @@ def test_pieces_spread_over_segments_answer_as_a_rebuild(
         s.close()
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(session_st, min_size=1, max_size=6),
+    st.lists(st.integers(0, PLACES - 1), min_size=1, max_size=12),
+    st.tuples(st.sets(st.integers(0, 5)), st.dictionaries(st.integers(0, 5), st.integers(1, 4)), st.integers(1, 40)),
+)
+def test_a_merge_by_columns_equals_the_merge(
+    tmp_path: Path, sessions: list[Any], places: list[int], cut: tuple[set[int], dict[int, int], int]
+) -> None:
+    """What compaction and erasure write (``merge_columns``: a session's pieces summed at C
+    speed) is ``merge``'s answer, less the sessions dropped or below their floor, cut into
+    segments of at most *max_words* (a session never split)."""
+    dropped, floors, max_words = cut
+    segments, delta, _truth = spread(tmp_path, sessions, places)
+    drop = frozenset(sid(n) for n in dropped)
+    floor = {sid(n): (g, 0, 0, 0) for n, g in floors.items()}
+    expected = {
+        a.entry.session_id: a
+        for a in _fts.merge(segments, delta, drop)
+        if a.entry.generation >= floor.get(a.entry.session_id, (0,))[0]
+    }
+    builders = _fts.merge_columns(segments, delta, drop=drop, floor=floor, max_words=max_words)
+    got: dict[uuid.UUID, _fts.Analyzed] = {}
+    for b in builders:
+        assert len(b.entries) == 1 or sum(sum(e.lengths) for e in b.entries) <= max_words
+        seg_id, key = uuid.uuid4(), os.urandom(32)
+        path = tmp_path / f"{seg_id.hex}.seg"
+        path.write_bytes(b.build(VAULT, seg_id, key))
+        with _fts.SegmentReader(path, VAULT, seg_id, key) as r:
+            for a in r.read_all():
+                assert a.entry.session_id not in got
+                got[a.entry.session_id] = a
+    assert got == expected
+    for s in segments:
+        s.close()
+
+
 # -- the vault: appends and compactions against a reindex -----------------------------------------
 
 

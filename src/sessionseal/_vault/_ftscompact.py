@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from .. import _crypto
 from .._fs import Dir
-from .._fts import Analyzed, DeltaRecord, build_segment, merge
+from .._fts import DeltaRecord, SegmentBuilder, merge_columns
 from ._ftsfiles import SegmentInfo, open_segment
 
 __all__ = ["fold", "full_tier", "tier", "without", "write_segments"]
@@ -51,38 +51,33 @@ def fold(
     pulled: Sequence[SegmentInfo],
     records: Sequence[DeltaRecord],
     current: Mapping[uuid.UUID, tuple[int, ...]],
-) -> list[Analyzed]:
+    *,
+    max_words: int,
+) -> list[SegmentBuilder]:
     """The postings of the *pulled* segments and the log's *records* merged (a session's pieces
-    at one generation summed), less every piece older than its session's *current* generation
-    (held by a segment not pulled, or by a later record: it is ignored, and dropped here)."""
+    at one generation summed), less every session whose pieces here are older than its
+    *current* generation (held by a segment not pulled: they are ignored, and dropped here), as
+    builders of segments of at most *max_words* words."""
     readers = []
     try:
         for s in pulled:
             readers.append(open_segment(fts, vault_id, s))
-        docs = merge(readers, records)
+        return merge_columns(readers, records, floor=current, max_words=max_words)
     finally:
         for r in readers:
             r.close()
-    return [d for d in docs if d.entry.generation >= current.get(d.entry.session_id, (0,))[0]]
 
 
-def write_segments(fts: Dir, vault_id: uuid.UUID, docs: Sequence[Analyzed], max_words: int) -> list[SegmentInfo]:
-    """*docs* as new segments of at most *max_words* each (none if empty), each under a fresh key."""
+def write_segments(fts: Dir, vault_id: uuid.UUID, builders: Sequence[SegmentBuilder]) -> list[SegmentInfo]:
+    """Each of *builders* sealed as a new segment under a fresh key, written atomically."""
     out: list[SegmentInfo] = []
-    chunk: list[Analyzed] = []
-    words = 0
-    for d in [*docs, None]:
-        n = sum(d.entry.lengths) if d is not None else 0
-        if chunk and (d is None or words + n > max_words):
-            info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [c.entry.session_id for c in chunk], words, 0)
-            data = build_segment(vault_id, info.id, info.key, chunk)
-            fts.write_atomic(info.name, data)
-            info.size = len(data)
-            out.append(info)
-            chunk, words = [], 0
-        if d is not None:
-            chunk.append(d)
-            words += n
+    for b in builders:
+        words = sum(sum(e.lengths) for e in b.entries)
+        info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [e.session_id for e in b.entries], words, 0)
+        data = b.build(vault_id, info.id, info.key)
+        fts.write_atomic(info.name, data)
+        info.size = len(data)
+        out.append(info)
     return out
 
 
@@ -91,7 +86,9 @@ def without(
     vault_id: uuid.UUID,
     segments: Sequence[SegmentInfo],
     erased: frozenset[uuid.UUID],
-    write: Callable[[Sequence[Analyzed]], list[SegmentInfo]],
+    write: Callable[[Sequence[SegmentBuilder]], list[SegmentInfo]],
+    *,
+    max_words: int,
 ) -> tuple[list[SegmentInfo], list[SegmentInfo]]:
     """*segments* with every one holding a piece of an *erased* session rewritten without it
     (by *write*), and the ones so replaced. Every segment is looked at: a session's pieces
@@ -103,7 +100,7 @@ def without(
             kept.append(s)
             continue
         with open_segment(fts, vault_id, s) as r:
-            docs = merge([r], [], drop=erased)
-        kept += write(docs)
+            builders = merge_columns([r], [], drop=erased, max_words=max_words)
+        kept += write(builders)
         replaced.append(s)
     return kept, replaced

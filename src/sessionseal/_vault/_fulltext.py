@@ -25,12 +25,12 @@ from .. import _container, _crypto
 from .._container import Kind
 from .._fs import Dir
 from .._fts import (
-    Analyzed,
     DeltaRecord,
     Doc,
     FtsIndex,
     HeadCache,
     LazyDeltaRecord,
+    SegmentBuilder,
     SegmentReader,
     doc_fields,
     new_delta,
@@ -343,9 +343,10 @@ class FullText:
         records, _at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
         pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
         current = fold_stamps(man.stamps, records)
-        docs = fold(fts, vid, [s for s in man.segments if s.id in pulled], records, current)
+        merging = [s for s in man.segments if s.id in pulled]
+        builders = fold(fts, vid, merging, records, current, max_words=MAX_SEGMENT_WORDS)
         kept = [s for s in man.segments if s.id not in pulled]
-        new = self._write_segments(fts, docs)
+        new = self._write_segments(fts, builders)
         old_delta = man.delta_name
         retired = {s.name for s in man.segments if s.id in pulled} | {old_delta, man.heads_name}
         man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
@@ -357,9 +358,9 @@ class FullText:
         self._commit(fts, man)
         self.sweep(fts, man)
 
-    def _write_segments(self, fts: Dir, docs: Sequence[Analyzed]) -> list[SegmentInfo]:
-        """*docs* as new segments of at most :data:`MAX_SEGMENT_WORDS` each (none if empty)."""
-        return write_segments(fts, self._ctx.vault_id, docs, MAX_SEGMENT_WORDS)
+    def _write_segments(self, fts: Dir, builders: Sequence[SegmentBuilder]) -> list[SegmentInfo]:
+        """*builders* (of at most :data:`MAX_SEGMENT_WORDS` each) as new segments (none if empty)."""
+        return write_segments(fts, self._ctx.vault_id, builders)
 
     def _retire(self, fts: Dir, man: Manifest, names: set[str], *, after: int) -> None:
         """Record *names* (replaced by the manifest about to be written) as retired, with their
@@ -427,7 +428,7 @@ class FullText:
             retired: set[str] = set()
             if erased:
                 write = functools.partial(self._write_segments, fts)
-                kept, replaced = without(fts, vid, man.segments, erased, write)
+                kept, replaced = without(fts, vid, man.segments, erased, write, max_words=MAX_SEGMENT_WORDS)
                 retired |= {s.name for s in replaced} | {man.delta_name, man.heads_name}
                 new_key, new_id = _crypto.new_key(), uuid.uuid4()
                 fresh = rewrite_delta(
@@ -502,7 +503,8 @@ class FullText:
         if not erased:
             return
         write = functools.partial(self._write_segments, fts)
-        man.segments, replaced = without(fts, self._ctx.vault_id, man.segments, erased, write)
+        vid = self._ctx.vault_id
+        man.segments, replaced = without(fts, vid, man.segments, erased, write, max_words=MAX_SEGMENT_WORDS)
         for seg in replaced:
             fts.shred(seg.name)
         man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
