@@ -2,7 +2,9 @@
 """A delta-log compaction in a large vault, and the query forms against a full log (issue 23).
 
 Takes the vault of ``benchmarks/bench_search.py --cache DIR`` (1 GB: 18 segments once
-reindexed), never changing it: two copies are made under ``--tmp``. In copy A, one-turn appends
+reindexed), never changing it: two copies are made under ``--tmp`` and reindexed (a copy's
+session files have new inodes, so the index's stamps no longer vouch for them and search would
+stream every session; about 90 s each at 1 GB). In copy A, one-turn appends
 (``bench_append.py``'s turns) to sessions drawn at random, each timed (wall and CPU of this
 process), with the compaction bound at ``--frames`` frames (and ``--bytes``, default the
 vault's own), until ``--compactions`` appends have folded the log; the ratio of a compacting
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_append import make_turn, parse_size
-from bench_search import FTS_QUERIES, interleaved_medians, open_vault
+from bench_search import CPU, FTS_QUERIES, interleaved_medians, open_vault
 
 from sessionseal import Vault
 from sessionseal._container import HEADER_SIZE
@@ -75,6 +77,35 @@ class Appender:
         self.times.append((wall, cpu, _frames(self.path) < before))
 
 
+def _report_appends(app: Appender, frames: int) -> None:
+    plain = [(w, c) for w, c, folded in app.times if not folded]
+    folds = [(w, c) for w, c, folded in app.times if folded]
+    mw, mc = statistics.median(w for w, _ in plain), statistics.median(c for _, c in plain)
+    print(
+        f"{len(app.times)} appends, bound {frames} frames / {_fulltext.COMPACT_BYTES} bytes: "
+        f"median append {mw * 1e3:.1f} ms wall, {mc * 1e3:.1f} ms CPU"
+    )
+    for w, c in folds:
+        print(f"  compacting append: {w * 1e3:.0f} ms wall ({w / mw:.0f}x), {c * 1e3:.0f} ms CPU ({c / mc:.0f}x)")
+    fw, fc = statistics.median(w for w, _ in folds), statistics.median(c for _, c in folds)
+    print(f"  median compacting append: {fw * 1e3:.0f} ms wall, {fc * 1e3:.0f} ms CPU; segments {_segments(app.path)}")
+
+
+def _queries(va: Vault, vb: Vault, repeat: int) -> None:
+    """bench_search.py's query forms on *va* (a full log) and *vb* (an empty one), interleaved."""
+    fns: dict[str, Callable[[], object]] = {}
+    for n, (q, f) in FTS_QUERIES.items():
+        fns[f"full log: {n}"] = functools.partial(va.search, q, f)
+        fns[f"empty log: {n}"] = functools.partial(vb.search, q, f)
+    medians = interleaved_medians(fns, repeat)
+    print(f"\nquery forms, medians of {repeat} interleaved (with snippets), ms wall (CPU):")
+    print(f"{'form':<24} {'empty log':>16} {'full log':>16} {'full / empty':>12}")
+    for n in FTS_QUERIES:
+        me, mf = medians[f"empty log: {n}"], medians[f"full log: {n}"]
+        ce, cf = CPU[f"empty log: {n}"], CPU[f"full log: {n}"]
+        print(f"{n:<24} {me * 1e3:>7.1f} ({ce * 1e3:5.1f}) {mf * 1e3:>7.1f} ({cf * 1e3:5.1f}) {mf / me:>12.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, required=True, help="bench_search.py's --cache (its vault is copied)")
@@ -94,26 +125,17 @@ def main() -> None:
         full, empty = tmp / "a", tmp / "b"
         for dst in (full, empty):
             shutil.copytree(a.cache / "vault", dst, symlinks=True)
+        for dst in (full, empty):  # a copy's files are new inodes: every session is stale
+            with open_vault(dst) as v:
+                t = time.perf_counter()
+                v.reindex()
+                print(f"{dst.name}: reindexed in {time.perf_counter() - t:.0f} s")
         print(f"copied; segments {_segments(full)}, delta log frames {_frames(full)}")
         with open_vault(full) as va, open_vault(empty) as vb:
             app = Appender(va, full, a.seed)
             while sum(c for _w, _c, c in app.times) < a.compactions:
                 app.one()
-            plain = [(w, c) for w, c, folded in app.times if not folded]
-            folds = [(w, c) for w, c, folded in app.times if folded]
-            mw, mc = statistics.median(w for w, _ in plain), statistics.median(c for _, c in plain)
-            print(
-                f"{len(app.times)} appends, bound {a.frames} frames / {_fulltext.COMPACT_BYTES} bytes: "
-                f"median append {mw * 1e3:.1f} ms wall, {mc * 1e3:.1f} ms CPU"
-            )
-            for w, c in folds:
-                print(
-                    f"  compacting append: {w * 1e3:.0f} ms wall ({w / mw:.0f}x), {c * 1e3:.0f} ms CPU ({c / mc:.0f}x)"
-                )
-            fw, fc = statistics.median(w for w, _ in folds), statistics.median(c for _, c in folds)
-            print(
-                f"  median compacting append: {fw * 1e3:.0f} ms wall, {fc * 1e3:.0f} ms CPU; segments {_segments(full)}"
-            )
+            _report_appends(app, a.frames)
             while _frames(full) < a.frames - 1:  # copy A: a log one frame under the bound
                 app.one()
             other = Appender(vb, empty, a.seed + 1)  # copy B: folded, an empty log
@@ -122,19 +144,7 @@ def main() -> None:
             print(
                 f"A: {_frames(full)} frames, {_segments(full)} segments; B: {_frames(empty)} frames, {_segments(empty)} segments"
             )
-            fns: dict[str, Callable[[], object]] = {}
-            for n, (q, f) in FTS_QUERIES.items():
-                fns[f"full log: {n}"] = functools.partial(va.search, q, f)
-                fns[f"empty log: {n}"] = functools.partial(vb.search, q, f)
-            from bench_search import CPU
-
-            medians = interleaved_medians(fns, a.repeat)
-        print(f"\nquery forms, medians of {a.repeat} interleaved (with snippets), ms wall (CPU):")
-        print(f"{'form':<24} {'empty log':>16} {'full log':>16} {'full / empty':>12}")
-        for n in FTS_QUERIES:
-            me, mf = medians[f"empty log: {n}"], medians[f"full log: {n}"]
-            ce, cf = CPU[f"empty log: {n}"], CPU[f"full log: {n}"]
-            print(f"{n:<24} {me * 1e3:>7.1f} ({ce * 1e3:5.1f}) {mf * 1e3:>7.1f} ({cf * 1e3:5.1f}) {mf / me:>12.2f}")
+            _queries(va, vb, a.repeat)
         print(f"load average at end: {os.getloadavg()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from sessionseal import ListQuery, Vault, _fts
 from sessionseal._fts._format import DeltaRecord
 from sessionseal._vault import _fulltext
-from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest
+from sessionseal._vault._ftscompact import full_tier
+from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest, SegmentInfo
 from tests._infra import ftscrash
 from tests.unit.test_fts import VAULT, query_st, session_st, sid
 
@@ -246,3 +247,16 @@ def test_erasing_a_session_spread_over_segments_removes_every_piece(
     assert not {"secret", "kumquatzebra", "kumquatzebra0", "kumquatzebra2", "kumquatzebra4", "kumquatzebra6"} & terms
     assert not _fts_problems(vault)
     assert {h.id for h in vault.search("kumquatzebra*", ListQuery(limit=10))} == {str(kept)}
+
+
+def test_a_tier_merge_takes_the_smallest_segments_that_the_cap_holds_and_at_least_two() -> None:
+    def segs(*words: int) -> list[SegmentInfo]:
+        return [SegmentInfo(uuid.uuid4(), bytes(32), [], w, 0) for w in words]
+
+    policy = {"base": 4, "fanout": 8, "cap": 100}
+    small = segs(5, 6, 7, 5, 6, 7, 5, 6)  # a full tier of small ones: all merge
+    assert full_tier(small, **policy) == {s.id for s in small}
+    assert full_tier(small[:7], **policy) == set()  # not full yet
+    big = segs(47, 40, 46, 41, 45, 42, 44, 43)  # just under half the cap: two make one
+    assert full_tier(big, **policy) == {big[1].id, big[3].id}
+    assert full_tier([*big, *segs(60, 90)], **policy) == {big[1].id, big[3].id}  # over half: never again

@@ -33,15 +33,27 @@ def tier(words: int, *, base: int, fanout: int, cap: int) -> int:
 
 
 def full_tier(segments: Sequence[SegmentInfo], *, base: int, fanout: int, cap: int) -> set[uuid.UUID]:
-    """The segments of the lowest tier that has *fanout* of them (none: empty). A segment of
-    more than half *cap* words never merges again."""
+    """The segments to merge: of the lowest tier that has *fanout* of them (none: empty), the
+    smallest, as many as hold *cap* words together (at least two). A segment of more than
+    half *cap* words never merges again.
+
+    The cap bounds what one merge costs, and so the append that runs it: eight segments just
+    under half the cap made one merge of four times the cap (44 million words: a minute of
+    CPU, longer than a capture hook may run), where two or three of them make one segment."""
     tiers: dict[int, list[SegmentInfo]] = {}
     for s in segments:
         if s.words < cap // 2:
             tiers.setdefault(tier(s.words, base=base, fanout=fanout, cap=cap), []).append(s)
     for t in sorted(tiers):
         if len(tiers[t]) >= fanout:
-            return {s.id for s in tiers[t]}
+            picked: set[uuid.UUID] = set()
+            words = 0
+            for s in sorted(tiers[t], key=lambda s: s.words):
+                if len(picked) >= 2 and words + s.words > cap:
+                    break
+                picked.add(s.id)
+                words += s.words
+            return picked
     return set()
 
 

@@ -67,9 +67,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FtsView", "FullText"]
 
-#: The delta log is folded into a segment when it passes either (docs/design.md).
-COMPACT_BYTES: Final = 4 << 20
-COMPACT_FRAMES: Final = 2000
+#: The delta log is folded into a segment when it passes either (docs/design.md, "The cost of
+#: the index": a query reads the whole log, and a fold costs what the log holds).
+COMPACT_BYTES: Final = 128 << 10
+COMPACT_FRAMES: Final = 64
 #: A segment holds about 64 MB of text at most: about 6 bytes a word (BM25 lengths).
 MAX_SEGMENT_WORDS: Final = (64 << 20) // 6
 #: Tiers by words: 8 segments of a tier merge into one of the next (capped as above).
