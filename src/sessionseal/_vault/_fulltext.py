@@ -67,8 +67,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FtsView", "FullText"]
 
-#: The delta log is folded into a segment when it passes either (docs/design.md, "The cost of
-#: the index": a query reads the whole log, and a fold costs what the log holds).
+#: The delta log is folded into a segment when it passes either: a query reads the whole log,
+#: and a fold costs what the log holds (docs/design.md, "The cost of the index").
 COMPACT_BYTES: Final = 128 << 10
 COMPACT_FRAMES: Final = 64
 #: A segment holds about 64 MB of text at most: about 6 bytes a word (BM25 lengths).
