@@ -61,6 +61,9 @@ POINTS: dict[str, tuple[str, ...]] = {
     "heads-after": ("append",),
     # Compaction (the write's record is the log's third): after the new segment file...
     "compact-segment": ("save", "append"),
+    # ... the same with tiers of 2, so that the fold merges the vault's two segments too (a
+    # session's pieces in both and the log summed): after the merged segment file ...
+    "compact-tier": ("save", "append"),
     # ... after the new, empty delta log ...
     "compact-delta": ("save", "append"),
     # ... after the manifest naming them (the commit), before the replaced files go ...
@@ -171,6 +174,9 @@ CHILD = textwrap.dedent(
         _fulltext.build_segments = pause
     elif point in ("compact-segment", "reseal-segment"):
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
+    elif point == "compact-tier":
+        _fulltext.TIER_FANOUT = 2  # the two segments are a full tier: merged with the log
+        FT._write_segments = after(FT._write_segments, "compact", lambda self, fts, builders: len(builders[0]) > 3)
     elif point == "reindex-segment":  # reindex seals and writes each segment as its builder yields it
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, "reindex", lambda self, name, *a, **kw: name.endswith(".seg"))
     elif point in ("compact-delta", "reseal-delta", "reindex-delta"):

@@ -102,6 +102,7 @@ def test_a_kill_at_each_step_of_an_index_update(
         assert report["gone"] == 1  # the key table was under the new epoch: the erase holds
     expected_unlisted = {
         "compact-segment": ["seg"],
+        "compact-tier": ["seg"],
         "compact-delta": ["delta", "seg"],
         "reseal-segment": ["seg"],
         "reseal-delta": ["delta", "seg", "seg"],  # the victim is in both segments: both rewritten
