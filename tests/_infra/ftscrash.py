@@ -61,8 +61,8 @@ POINTS: dict[str, tuple[str, ...]] = {
     "heads-after": ("append",),
     # Compaction (the write's record is the log's third): after the new segment file...
     "compact-segment": ("save", "append"),
-    # ... the same with tiers of 2, so that the fold merges the vault's two segments too (a
-    # session's pieces in both and the log summed): after the merged segment file ...
+    # ... the same with tiers of 2, so that after the fold (committed) the vault's three
+    # segments merge (a session's pieces in them summed): after the merged segment file ...
     "compact-tier": ("save", "append"),
     # ... after the new, empty delta log ...
     "compact-delta": ("save", "append"),
@@ -175,7 +175,7 @@ CHILD = textwrap.dedent(
     elif point in ("compact-segment", "reseal-segment"):
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
     elif point == "compact-tier":
-        _fulltext.TIER_FANOUT = 2  # the two segments are a full tier: merged with the log
+        _fulltext.TIER_FANOUT = 2  # the two segments and the fold's are a full tier: merged
         FT._write_segments = after(FT._write_segments, "compact", lambda self, fts, builders: len(builders[0]) > 3)
     elif point == "reindex-segment":  # reindex seals and writes each segment as its builder yields it
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, "reindex", lambda self, name, *a, **kw: name.endswith(".seg"))

@@ -336,26 +336,43 @@ class FullText:
         """Fold the delta log into segments (docs/spec/fts-v1.md, "Compaction"): the new segment
         files first, then a new empty delta log under a fresh key, then the manifest (the commit),
         then the replaced files go. The log's records become segments of their own, pulling no
-        segment for their sessions (O(log), not O(index): ``_ftscompact``), and a tier of
-        :data:`TIER_FANOUT` segments merges into the next."""
+        segment for their sessions (O(log), not O(index): ``_ftscompact``). Then, if a tier
+        holds :data:`TIER_FANOUT` segments, they merge, in a commit of their own: an append cut
+        off inside that merge (a capture hook's deadline) has folded the log all the same."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
         # The records a later save replaced are authenticated, not parsed.
         records, _at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
-        pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
         current = fold_stamps(man.stamps, records)
-        merging = [s for s in man.segments if s.id in pulled]
-        builders = fold(fts, vid, merging, records, current, max_words=MAX_SEGMENT_WORDS)
-        kept = [s for s in man.segments if s.id not in pulled]
-        new = self._write_segments(fts, builders)
-        old_delta = man.delta_name
-        retired = {s.name for s in man.segments if s.id in pulled} | {old_delta, man.heads_name}
+        new = self._write_segments(fts, fold(fts, vid, [], records, current, max_words=MAX_SEGMENT_WORDS))
+        retired = {man.delta_name, man.heads_name}
         man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
         fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
-        man.segments = kept + new
+        self._replace(fts, man, new, current, merged=[], retired=retired)
+        pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
+        if pulled:
+            self._cached = None
+            merging = [s for s in man.segments if s.id in pulled]
+            new = self._write_segments(fts, fold(fts, vid, merging, [], man.stamps, max_words=MAX_SEGMENT_WORDS))
+            self._replace(fts, man, new, man.stamps, merged=merging, retired=set())
+
+    def _replace(
+        self,
+        fts: Dir,
+        man: Manifest,
+        new: list[SegmentInfo],
+        current: Mapping[uuid.UUID, tuple[int, int, int, int]],
+        *,
+        merged: Sequence[SegmentInfo],
+        retired: set[str],
+    ) -> None:
+        """Commit *man* with *new* in place of *merged* (retired with *retired*), its stamps
+        *current*'s of the sessions a segment holds; then the replaced files go."""
+        gone = {s.id for s in merged}
+        man.segments = [s for s in man.segments if s.id not in gone] + new
         in_segments = {sid for s in man.segments for sid in s.sessions}
         man.stamps = {sid: st for sid, st in current.items() if sid in in_segments}
-        self._retire(fts, man, retired, after=man.kek_epoch)
+        self._retire(fts, man, retired | {s.name for s in merged}, after=man.kek_epoch)
         self._commit(fts, man)
         self.sweep(fts, man)
 
