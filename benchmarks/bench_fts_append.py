@@ -4,7 +4,8 @@
 
 The vault: ``--cold`` sessions folded into one segment (compacted once), then ``--frames``
 one-turn appends round robin over ``--hot`` other sessions, the compaction thresholds lifted
-(the vault's own fold the log at 2,000 frames: 1,999 is a full log). Then, interleaved, each
+(the vault's own fold the log at 64 frames, 2,000 until 2026-12: the default 1,999 is the old
+bound's full log, ``--frames 63`` the new one's). Then, interleaved, each
 ``--repeat`` times:
 
 * ``hot``: one turn appended to the session that wrote the log's last record (an agent

@@ -8,8 +8,8 @@ forgotten, the view opened (manifest, segment heads, the delta log read, authent
 parsed), one query answered, the view closed (each of ``--queries``: a common word's records are
 parsed, a rare one's are not). What a fresh process pays for the index, less
 opening the vault. The compaction thresholds are lifted while the log grows (the vault's own
-would fold it at 4 MiB or 2,000 frames), so a frame count above 2,000 is not one the vault
-keeps; the ``frames`` column says how many there are.
+would fold it at 128 KiB or 64 frames, 4 MiB or 2,000 until 2026-12), so a frame count above
+64 is not one the vault keeps; the ``frames`` column says how many there are.
 
 Figures are medians in ms; the machine may be shared with other work.
 

@@ -4,7 +4,8 @@ append of one turn stays O(turn)"; docs/spec/fts-v1.md, "Heads checkpoint").
 
 The vault: ``--deep`` sessions saved at the start of a delta log, then ``--frames`` one-turn
 appends round robin over ``--hot`` other sessions (the compaction thresholds lifted, in every
-process: the vault's own fold the log at 2,000 frames, so 1,999 is a full log). Then, in
+process: the vault's own fold the log at 64 frames, 2,000 until 2026-12, so the default 1,999
+is the old bound's full log). Then, in
 interleaved rounds, each a real fresh process (``python -c``) that opens the vault and appends
 one turn (``bench_append.make_turn``) to a deep session no other round touched:
 

@@ -39,8 +39,9 @@ ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
 PASSPHRASE = "fts crash harness"
 #: The cleanup policy of the writer: every session tagged "expire", nothing else.
 CLEANUP_POLICY = {"min_age": 0, "tags": [{"tag": "expire", "max_age": 0}]}
-#: The index's policy at a scale a test reaches: compaction at the third record, tiers of 2.
-SMALL = {"COMPACT_FRAMES": 3, "COMPACT_BYTES": 1 << 30, "TIER_FANOUT": 2}
+#: The index's policy at a scale a test reaches: compaction at the third record, tiers of 3
+#: (the third compaction of test_fts_crash's vault folds the log alone, beside two segments).
+SMALL = {"COMPACT_FRAMES": 3, "COMPACT_BYTES": 1 << 30, "TIER_FANOUT": 3}
 #: The delta log's heads checkpoint rewritten at every record (``_ftsheads.EVERY``), so that
 #: every write, and every kill, meets one.
 HEADS_EVERY = 1
@@ -60,6 +61,9 @@ POINTS: dict[str, tuple[str, ...]] = {
     "heads-after": ("append",),
     # Compaction (the write's record is the log's third): after the new segment file...
     "compact-segment": ("save", "append"),
+    # ... the same with tiers of 2, so that after the fold (committed) the vault's three
+    # segments merge (a session's pieces in them summed): after the merged segment file ...
+    "compact-tier": ("save", "append"),
     # ... after the new, empty delta log ...
     "compact-delta": ("save", "append"),
     # ... after the manifest naming them (the commit), before the replaced files go ...
@@ -170,6 +174,9 @@ CHILD = textwrap.dedent(
         _fulltext.build_segments = pause
     elif point in ("compact-segment", "reseal-segment"):
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
+    elif point == "compact-tier":
+        _fulltext.TIER_FANOUT = 2  # the two segments and the fold's are a full tier: merged
+        FT._write_segments = after(FT._write_segments, "compact", lambda self, fts, builders: len(builders[0]) > 3)
     elif point == "reindex-segment":  # reindex seals and writes each segment as its builder yields it
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, "reindex", lambda self, name, *a, **kw: name.endswith(".seg"))
     elif point in ("compact-delta", "reseal-delta", "reindex-delta"):

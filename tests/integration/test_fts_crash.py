@@ -18,6 +18,7 @@ import pytest
 
 from sessionseal import PassphraseProvider, Vault
 from sessionseal._vault import _ftsheads, _fulltext
+from sessionseal._vault._ftsfiles import FTS_DIR, Manifest
 from tests._infra import ftscrash
 from tests._infra.forkscript import Forker, forker
 from tests._infra.ftscrash import POINTS, doc
@@ -26,8 +27,11 @@ CASES = [(point, op) for point, ops in POINTS.items() for op in ops]
 
 
 def _build(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, uuid.UUID]:
-    """Sessions in a segment (zero, victim, two) and in the delta log (three, the victim's
-    append): the log has two records, so the next write's record compacts it."""
+    """Sessions in a first segment (zero, victim, two), a second one (the victim's and zero's
+    appends, three: a compaction folds the log into a segment of its own) and the delta log
+    (two's append, the victim's second): the log has two records, so the next write's record
+    compacts it, into a third segment (two of tier 0 do not merge: ``SMALL``). The victim's
+    pieces are in all three places, zero's in both segments."""
     with monkeypatch.context() as mp:
         for name, value in ftscrash.SMALL.items():
             mp.setattr(_fulltext, name, value)
@@ -37,9 +41,17 @@ def _build(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, uuid.UUID]:
                 "zero": v.save(doc("zero", "alphaword common")),
                 "victim": v.save(doc("victim", "victimword common", expire=True)),
                 "two": v.save(doc("two", "gammaword common")),
-                "three": v.save(doc("three", "deltaword common")),
             }
             v.append(ids["victim"], [{"role": "assistant", "content": "victimappend"}])
+            ids["three"] = v.save(doc("three", "deltaword common"))
+            v.append(ids["zero"], [{"role": "assistant", "content": "zeroappend"}])
+            v.append(ids["two"], [{"role": "assistant", "content": "twoappend"}])
+            v.append(ids["victim"], [{"role": "assistant", "content": "victimmore"}])
+            fts = v.parts.ctx.root.sub(FTS_DIR)
+            try:
+                assert len(Manifest.load(fts, v.vault_id, v.parts.keys.fresh_master()).segments) == 2
+            finally:
+                fts.close()
     return ids
 
 
@@ -67,9 +79,9 @@ def test_a_kill_at_each_step_of_an_index_update(
     child = children.run(ftscrash.CHILD, str(path), point, op, json.dumps(args), timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr  # the step was reached, and killed there
     words = {
-        ids["zero"]: ["alphaword", "common", "zero", "appendedword"],
-        ids["victim"]: ["victimword", "victimappend", "common"],
-        ids["two"]: ["gammaword"],
+        ids["zero"]: ["alphaword", "common", "zero", "zeroappend", "appendedword"],
+        ids["victim"]: ["victimword", "victimappend", "victimmore", "common"],
+        ids["two"]: ["gammaword", "twoappend"],
         ids["three"]: ["deltaword"],
         new: ["freshword"],
     }
@@ -77,7 +89,7 @@ def test_a_kill_at_each_step_of_an_index_update(
         "words": {str(k): v for k, v in words.items()},
         "maybe": ["appendedword", "freshword"],
         "erased": [str(ids["victim"])],
-        "erased_words": ["victimword", "victimappend"],
+        "erased_words": ["victimword", "victimappend", "victimmore"],
     }
     report = ftscrash.check_in_fresh_process(path, spec, children)
     assert report["failures"] == []
@@ -90,9 +102,10 @@ def test_a_kill_at_each_step_of_an_index_update(
         assert report["gone"] == 1  # the key table was under the new epoch: the erase holds
     expected_unlisted = {
         "compact-segment": ["seg"],
+        "compact-tier": ["seg"],
         "compact-delta": ["delta", "seg"],
         "reseal-segment": ["seg"],
-        "reseal-delta": ["delta", "seg"],
+        "reseal-delta": ["delta", "seg", "seg"],  # the victim is in both segments: both rewritten
         "reindex-segment": ["seg"],
         "reindex-delta": ["delta", "seg"],
     }.get(point, [])

@@ -29,6 +29,7 @@ VAULT_ORDER = [
     "_ftsfiles",
     "_ftsheads",
     "_ftsbuild",
+    "_ftscompact",
     "_fulltext",
     "_storeparts",
     "_store",

@@ -11,7 +11,8 @@ erasure of a segment by forgetting its key:
 - :func:`new_delta`, :func:`append_delta`, :func:`read_delta`: the delta log of incremental writes,
   and :func:`rewrite_delta`, the log without erased sessions under a new key;
 - :func:`merge` folds segments and delta records (less erased sessions) into postings for a
-  new segment: compaction, and the rewrite that erases a session's words;
+  new segment; :func:`merge_columns` does the same into segment builders at C speed per
+  posting: compaction, and the rewrite that erases a session's words;
 - an index build (``reindex``): :func:`analyze_many` tokenizes on worker processes into
   :class:`PackedDoc` s (the same postings, in packed columns), :func:`segments` gathers them
   into segments of about 64 MB of text, inverted (:class:`Inverted`) on the workers too, each
@@ -49,6 +50,7 @@ from ._format import (
     Posting,
     encode_delta_columns,
 )
+from ._merge import merge_columns
 from ._parallel import SEGMENT_TEXT, analyze_many, segments
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, HeadCache, SegmentReader, analyze, build_segment, merge
@@ -92,6 +94,7 @@ __all__ = [
     "encode_delta_columns",
     "frame_head",
     "merge",
+    "merge_columns",
     "new_delta",
     "open_delta_header",
     "ops_fields",

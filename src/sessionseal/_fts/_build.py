@@ -18,8 +18,8 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
-from operator import sub
+from itertools import accumulate, chain, compress, repeat
+from operator import add, eq, mul, not_, sub
 from typing import Final
 from uuid import UUID
 
@@ -52,6 +52,7 @@ class SegmentBuilder:
         self._ords = array("I")
         self._tfs = array("I")
         self._masks = bytearray()
+        self._rows_sorted = True
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -81,6 +82,28 @@ class SegmentBuilder:
         self._masks += masks
         self._ords.extend(repeat(ordinal, len(terms)))
 
+    def add_entries(self, entries: Sequence[F.DocEntry]) -> None:
+        """Add sessions (each at most once) with the next ordinals and no postings: a merge
+        adds their postings after, in any order, with :meth:`add_rows`."""
+        for e in entries:
+            if e.session_id in self._sids:
+                raise ValueError("a segment holds each session once")
+            self._sids.add(e.session_id)
+        self.entries += entries
+
+    def add_rows(self, terms: Sequence[bytes], ords: Sequence[int], tfs: Sequence[int], masks: bytes) -> None:
+        """Postings ``(term, ordinal, tf, mask)`` as columns, in any order: the pieces of one
+        session's term (from several segments and records) are summed (tfs add, masks OR)."""
+        if not len(terms) == len(ords) == len(tfs) == len(masks):
+            raise ValueError("columns differ in length")
+        if ords and max(ords) >= len(self.entries):
+            raise ValueError("an ordinal without its session")
+        self._terms += terms
+        self._ords.extend(ords)
+        self._tfs.extend(tfs)
+        self._masks += masks
+        self._rows_sorted = False
+
     def invert(self) -> Inverted:
         """The postings grouped by term: the per-posting work of a build, which needs no key
         (an index build runs it on a worker process)."""
@@ -90,14 +113,19 @@ class SegmentBuilder:
         rank = dict(zip(distinct, range(len(distinct)), strict=True))
         rows = array("I", map(rank.__getitem__, self._terms))
         del rank
-        df_of = Counter(rows)
+        all_tfs, all_masks = self._tfs, self._masks
+        if self._rows_sorted:  # added session after session: ordinals ascend within a term
+            order = sorted(range(len(rows)), key=rows.__getitem__)  # stable
+            df_of = Counter(rows)
+        else:
+            all_tfs, all_masks = array("I", all_tfs), bytearray(all_masks)  # summed in place
+            order = _merged(rows, self._ords, len(self.entries), all_tfs, all_masks)
+            df_of = Counter(map(rows.__getitem__, order))
         dfs = array("I", map(df_of.__getitem__, range(len(distinct))))
-        del df_of
-        order = sorted(range(len(rows)), key=rows.__getitem__)  # stable: ordinals stay ascending
-        del rows
+        del df_of, rows
         ords = array("I", map(self._ords.__getitem__, order))
-        tfs = array("I", map(self._tfs.__getitem__, order))
-        masks = bytes(map(self._masks.__getitem__, order))
+        tfs = array("I", map(all_tfs.__getitem__, order))
+        masks = bytes(map(all_masks.__getitem__, order))
         del order
         deltas = _deltas(ords, [0, *accumulate(dfs)])
         return Inverted(list(self.entries), self.size, b"\n".join(distinct), dfs, deltas, tfs, masks)
@@ -198,6 +226,26 @@ class Inverted:
             out_b.append(F.encode_bucket_columns(ordered[lo:hi], dfs[lo:hi], deltas[a:b], tfs[a:b], masks[a:b]))
             lo = hi
         return out_b, _prefix_payloads(keys, by_utf8, self.dfs, nb)
+
+
+def _merged(rows: array[int], ords: array[int], n_docs: int, tfs: array[int], masks: bytearray) -> list[int]:
+    """The row numbers in (term rank, ordinal) order, one per (term, session): the rows of a
+    session's term after its first are summed into it (*tfs* and *masks* changed in place)
+    and left out. Per row at C speed; only the repeated rows (a session's pieces) take a step."""
+    keys = list(map(add, map(mul, rows, repeat(n_docs)), ords))
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    by_key = list(map(keys.__getitem__, order))
+    repeated = [False, *map(eq, by_key[1:], by_key[:-1])]
+    if not any(repeated):
+        return order
+    head, last = 0, -2
+    for j in compress(range(len(order)), repeated):
+        if j != last + 1:  # the first repeat of its run: the row before it is the run's head
+            head = order[j - 1]
+        tfs[head] += tfs[order[j]]
+        masks[head] |= masks[order[j]]
+        last = j
+    return list(compress(order, map(not_, repeated)))
 
 
 def _check_terms(distinct: list[bytes]) -> None:

@@ -224,9 +224,14 @@ class FtsIndex:
         for seg in self.segments:
             table = seg.docs
             new = dict(zip(table.ids, zip(table.gens, table.lengths, strict=True), strict=True))
-            for sid in cur.keys() & new.keys():  # held by two segments: the newer generation
-                if new[sid][0] <= cur[sid][0]:
+            # Held by two segments: the newer generation, or both pieces of the same one (a
+            # compaction folds the delta log into a segment of its own: "Generations").
+            for sid in cur.keys() & new.keys():
+                (top, words), (at, more) = cur[sid], new[sid]
+                if at < top:
                     del new[sid]
+                elif at == top:
+                    new[sid] = (at, words + more)
             cur.update(new)
         recs = list(records)
         for rec in recs:
@@ -254,7 +259,7 @@ class FtsIndex:
             for d in seg.docs:
                 _see(out, d)
         for rec in self._recs:
-            _see(out, rec.doc, add=True)
+            _see(out, rec.doc)
         out.update(self._fresh_docs)
         return out
 
@@ -437,11 +442,12 @@ def _add_raw(out: RawPostings, sid: bytes, p: Posting) -> None:
     out[sid] = p if q is None else Posting(q.tf + p.tf, q.mask | p.mask)
 
 
-def _see(docs: dict[UUID, DocEntry], d: DocEntry, *, add: bool = False) -> None:
+def _see(docs: dict[UUID, DocEntry], d: DocEntry) -> None:
+    """Fold *d* into *docs*: a newer generation replaces, pieces of the same one add up."""
     have = docs.get(d.session_id)
     if have is None or d.generation > have.generation:
         docs[d.session_id] = d
-    elif add and d.generation == have.generation:
+    elif d.generation == have.generation:
         (a, b, c, e), (w, x, y, z) = have.lengths, d.lengths
         docs[d.session_id] = DocEntry(d.session_id, d.generation, (a + w, b + x, c + y, e + z))
 

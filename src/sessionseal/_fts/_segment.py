@@ -15,8 +15,8 @@ import hmac
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
-from operator import itemgetter
+from itertools import accumulate, chain, repeat
+from operator import itemgetter, sub
 from pathlib import Path
 from typing import Final
 from uuid import UUID
@@ -201,6 +201,36 @@ class SegmentReader:
             self._dirs.clear()
         for j, (off, size) in enumerate(self.head.prefixes):
             F.decode_prefix(self._read(off, size, 1 + nb + j, FrameType.FTS_PREFIX))
+
+    def columns(self) -> Iterator[tuple[list[bytes], list[int], list[int], list[int], bytes]]:
+        """Every bucket's postings as columns: its terms' UTF-8, their dfs, and each posting's
+        ordinal, tf and mask, term after term (a merge's input, decoded at C speed per bucket,
+        not per term: :func:`~._merge.merge_columns`). Checked as :meth:`read_all` checks them:
+        each term in its bucket, ordinals rising within a term and in the doc table, tfs and
+        masks not zero, masks of the four fields."""
+        nb, n_docs = len(self.head.buckets), len(self.docs)
+        for i in range(nb):
+            data, bv = self._bucket(i)
+            self._dirs.clear()
+            terms = list(bv.index)
+            if F.slots(self._keys.terms, 0, terms, nb) != [i] * len(terms):
+                raise _integrity()
+            total = bv.starts[-1]
+            deltas = F.unpack_ints(memoryview(data)[bv.deltas_at :], total, bv.wd)
+            tfs = F.unpack_ints(memoryview(data)[bv.tfs_at :], total, bv.wt)
+            masks = data[bv.masks_at : bv.masks_at + total]
+            # A term's first delta is its first ordinal; the others are gaps, never zero.
+            firsts = list(map(deltas.__getitem__, bv.starts[:-1]))
+            if total and (min(tfs) < 1 or min(masks) < 1 or max(masks) > F.ALL_FIELDS):
+                raise _integrity()
+            if deltas.count(0) != firsts.count(0):
+                raise _integrity()
+            sums = list(accumulate(deltas, initial=0))
+            base = chain.from_iterable(map(repeat, map(sums.__getitem__, bv.starts[:-1]), bv.dfs))
+            ords = list(map(sub, sums[1:], base))
+            if total and max(ords) >= n_docs:
+                raise _integrity()
+            yield [t.encode() for t in terms], bv.dfs, ords, tfs, masks
 
     def read_all(self) -> list[Analyzed]:
         """Every session's postings (for a merge or a rewrite without some sessions)."""

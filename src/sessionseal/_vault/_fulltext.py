@@ -12,6 +12,7 @@ session files.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,16 +25,14 @@ from .. import _container, _crypto
 from .._container import Kind
 from .._fs import Dir
 from .._fts import (
-    Analyzed,
     DeltaRecord,
     Doc,
     FtsIndex,
     HeadCache,
     LazyDeltaRecord,
+    SegmentBuilder,
     SegmentReader,
-    build_segment,
     doc_fields,
-    merge,
     new_delta,
     ops_fields,
     read_delta,
@@ -45,6 +44,7 @@ from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
 from ._ftsbuild import build_segments
+from ._ftscompact import fold, full_tier, without, write_segments
 from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
@@ -67,9 +67,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FtsView", "FullText"]
 
-#: The delta log is folded into a segment when it passes either (docs/design.md).
-COMPACT_BYTES: Final = 4 << 20
-COMPACT_FRAMES: Final = 2000
+#: The delta log is folded into a segment when it passes either: a query reads the whole log,
+#: and a fold costs what the log holds (docs/design.md, "The cost of the index").
+COMPACT_BYTES: Final = 128 << 10
+COMPACT_FRAMES: Final = 64
 #: A segment holds about 64 MB of text at most: about 6 bytes a word (BM25 lengths).
 MAX_SEGMENT_WORDS: Final = (64 << 20) // 6
 #: Tiers by words: 8 segments of a tier merge into one of the next (capped as above).
@@ -101,13 +102,6 @@ def index_generation(container: int, revision: int) -> int:
     revision within it (a title or description replaced by an append: ``_n.rev`` of its META),
     so that a new title's record replaces the old text while appends add to the current one."""
     return container << REVISION_BITS | min(revision, (1 << REVISION_BITS) - 1)
-
-
-def _tier(words: int) -> int:
-    t, bound = 0, TIER_BASE
-    while words >= bound and bound < MAX_SEGMENT_WORDS:
-        t, bound = t + 1, bound * TIER_FANOUT
-    return t
 
 
 class FullText:
@@ -341,56 +335,50 @@ class FullText:
     def compact(self, fts: Dir, man: Manifest) -> None:
         """Fold the delta log into segments (docs/spec/fts-v1.md, "Compaction"): the new segment
         files first, then a new empty delta log under a fresh key, then the manifest (the commit),
-        then the replaced files go. The segments holding a session at the generation of one of
-        the log's records merge with it (a session is in one segment per generation), and a tier
-        of :data:`TIER_FANOUT` segments merges into the next."""
+        then the replaced files go. The log's records become segments of their own, pulling no
+        segment for their sessions (O(log), not O(index): ``_ftscompact``). Then, if a tier
+        holds :data:`TIER_FANOUT` segments, they merge, in a commit of their own: an append cut
+        off inside that merge (a capture hook's deadline) has folded the log all the same."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
-        # The records a later save replaced are authenticated, not parsed (their (session,
-        # generation) still pulls the segments holding them, as before).
-        records, at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
-        readers = [open_segment(fts, vid, s) for s in man.segments]
-        try:
-            pulled = {r.segment_id for r in readers if any((d.session_id, d.generation) in at for d in r.docs)}
-            pulled |= _full_tier([s for s in man.segments if s.id not in pulled])
-            current = fold_stamps(man.stamps, records)
-            docs = merge([r for r in readers if r.segment_id in pulled], records)
-        finally:
-            for r in readers:
-                r.close()
-        # Older versions of a session are dropped when their segment merges (they are ignored).
-        docs = [d for d in docs if d.entry.generation >= current.get(d.entry.session_id, (0,))[0]]
-        kept = [s for s in man.segments if s.id not in pulled]
-        new = self._write_segments(fts, docs)
-        old_delta = man.delta_name
-        retired = {s.name for s in man.segments if s.id in pulled} | {old_delta, man.heads_name}
+        # The records a later save replaced are authenticated, not parsed.
+        records, _at = read_delta_current(fts.read(man.delta_name, max_size=_MAX_DELTA), vid, man.delta_key)
+        current = fold_stamps(man.stamps, records)
+        new = self._write_segments(fts, fold(fts, vid, [], records, current, max_words=MAX_SEGMENT_WORDS))
+        retired = {man.delta_name, man.heads_name}
         man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
         fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
-        man.segments = kept + new
+        self._replace(fts, man, new, current, merged=[], retired=retired)
+        pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
+        if pulled:
+            self._cached = None
+            merging = [s for s in man.segments if s.id in pulled]
+            new = self._write_segments(fts, fold(fts, vid, merging, [], man.stamps, max_words=MAX_SEGMENT_WORDS))
+            self._replace(fts, man, new, man.stamps, merged=merging, retired=set())
+
+    def _replace(
+        self,
+        fts: Dir,
+        man: Manifest,
+        new: list[SegmentInfo],
+        current: Mapping[uuid.UUID, tuple[int, int, int, int]],
+        *,
+        merged: Sequence[SegmentInfo],
+        retired: set[str],
+    ) -> None:
+        """Commit *man* with *new* in place of *merged* (retired with *retired*), its stamps
+        *current*'s of the sessions a segment holds; then the replaced files go."""
+        gone = {s.id for s in merged}
+        man.segments = [s for s in man.segments if s.id not in gone] + new
         in_segments = {sid for s in man.segments for sid in s.sessions}
         man.stamps = {sid: st for sid, st in current.items() if sid in in_segments}
-        self._retire(fts, man, retired, after=man.kek_epoch)
+        self._retire(fts, man, retired | {s.name for s in merged}, after=man.kek_epoch)
         self._commit(fts, man)
         self.sweep(fts, man)
 
-    def _write_segments(self, fts: Dir, docs: Sequence[Analyzed]) -> list[SegmentInfo]:
-        """*docs* as new segments of at most :data:`MAX_SEGMENT_WORDS` each (none if empty)."""
-        out: list[SegmentInfo] = []
-        chunk: list[Analyzed] = []
-        words = 0
-        for d in [*docs, None]:
-            n = sum(d.entry.lengths) if d is not None else 0
-            if chunk and (d is None or words + n > MAX_SEGMENT_WORDS):
-                info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [c.entry.session_id for c in chunk], words, 0)
-                data = build_segment(self._ctx.vault_id, info.id, info.key, chunk)
-                fts.write_atomic(info.name, data)
-                info.size = len(data)
-                out.append(info)
-                chunk, words = [], 0
-            if d is not None:
-                chunk.append(d)
-                words += n
-        return out
+    def _write_segments(self, fts: Dir, builders: Sequence[SegmentBuilder]) -> list[SegmentInfo]:
+        """*builders* (of at most :data:`MAX_SEGMENT_WORDS` each) as new segments (none if empty)."""
+        return write_segments(fts, self._ctx.vault_id, builders)
 
     def _retire(self, fts: Dir, man: Manifest, names: set[str], *, after: int) -> None:
         """Record *names* (replaced by the manifest about to be written) as retired, with their
@@ -457,16 +445,9 @@ class FullText:
                 return  # done already (a rotation finished by finish_rotation)
             retired: set[str] = set()
             if erased:
-                kept: list[SegmentInfo] = []
-                for s in man.segments:
-                    if not erased & set(s.sessions):
-                        kept.append(s)
-                        continue
-                    with open_segment(fts, vid, s) as r:
-                        docs = merge([r], [], drop=erased)
-                    kept += self._write_segments(fts, docs)
-                    retired.add(s.name)
-                retired |= {man.delta_name, man.heads_name}
+                write = functools.partial(self._write_segments, fts)
+                kept, replaced = without(fts, vid, man.segments, erased, write, max_words=MAX_SEGMENT_WORDS)
+                retired |= {s.name for s in replaced} | {man.delta_name, man.heads_name}
                 new_key, new_id = _crypto.new_key(), uuid.uuid4()
                 fresh = rewrite_delta(
                     data, vid, man.delta_key, new_key=new_key, generation=man.generation + 1, drop=erased
@@ -539,16 +520,11 @@ class FullText:
         erased = frozenset(sid for sid in man.stamps if sid not in table.session_keys)
         if not erased:
             return
-        kept: list[SegmentInfo] = []
-        for seg in man.segments:
-            if not erased & set(seg.sessions):
-                kept.append(seg)
-                continue
-            with open_segment(fts, self._ctx.vault_id, seg) as r:
-                docs = merge([r], [], drop=erased)
-            kept += self._write_segments(fts, docs)
+        write = functools.partial(self._write_segments, fts)
+        vid = self._ctx.vault_id
+        man.segments, replaced = without(fts, vid, man.segments, erased, write, max_words=MAX_SEGMENT_WORDS)
+        for seg in replaced:
             fts.shred(seg.name)
-        man.segments = kept
         man.stamps = {sid: st for sid, st in man.stamps.items() if sid not in erased}
 
     def _ours(self, fts: Dir, name: str) -> bool:
@@ -684,15 +660,3 @@ class FullText:
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _full_tier(segments: Sequence[SegmentInfo]) -> set[uuid.UUID]:
-    """The segments of the lowest tier that has :data:`TIER_FANOUT` of them (none: empty)."""
-    tiers: dict[int, list[SegmentInfo]] = {}
-    for s in segments:
-        if s.words < MAX_SEGMENT_WORDS // 2:  # a full segment never merges again
-            tiers.setdefault(_tier(s.words), []).append(s)
-    for t in sorted(tiers):
-        if len(tiers[t]) >= TIER_FANOUT:
-            return {s.id for s in tiers[t]}
-    return set()
