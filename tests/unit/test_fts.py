@@ -163,24 +163,33 @@ query_st = st.recursive(
 )
 
 
+Fields = list[tuple[int, str]]
+
+
+def history(n: int, first: Fields, writes: list[tuple[str, Fields]]) -> tuple[_fts.Analyzed, list[tuple[int, Fields]]]:
+    """Session *n*'s writes (a first version, then appends and replacements): what it holds
+    at the end, and each write's (generation, fields)."""
+    gen, fields = 1, list(first)
+    out = [(gen, first)]
+    for kind, pieces in writes:
+        if kind == "replace":
+            gen, fields = gen + 1, list(pieces)
+        else:
+            fields += pieces
+        out.append((gen, pieces))
+    return _fts.analyze(_fts.Doc(sid(n), gen, fields)), out
+
+
 def scenario(
-    tmp: Path, sessions: list[tuple[list[tuple[int, str]], list[tuple[str, list[tuple[int, str]]]], int]]
+    tmp: Path, sessions: list[tuple[Fields, list[tuple[str, Fields]], int]]
 ) -> tuple[_fts.FtsIndex, dict[UUID, _fts.Analyzed], list[_fts.Analyzed], list[DeltaRecord]]:
     """Each session: a first version, later writes; writes before its cut go to the segment."""
     seg_records: list[DeltaRecord] = []
     delta: list[DeltaRecord] = []
     truth: dict[UUID, _fts.Analyzed] = {}
     for n, (first, writes, cut) in enumerate(sessions):
-        gen, fields = 1, list(first)
-        history = [(gen, first)]
-        for kind, pieces in writes:
-            if kind == "replace":
-                gen, fields = gen + 1, list(pieces)
-            else:
-                fields += pieces
-            history.append((gen, pieces))
-        truth[sid(n)] = _fts.analyze(_fts.Doc(sid(n), gen, fields))
-        for i, (g, pieces) in enumerate(history):
+        truth[sid(n)], writes_made = history(n, first, writes)
+        for i, (g, pieces) in enumerate(writes_made):
             a = _fts.analyze(_fts.Doc(sid(n), g, pieces))
             (seg_records if i < max(1, cut) else delta).append(DeltaRecord(a.entry, (0, 0, 0), a.terms))
     seg_docs = _fts.merge([], seg_records)

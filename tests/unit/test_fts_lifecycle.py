@@ -38,7 +38,8 @@ def _fts(vault: Vault) -> Path:
     return vault.parts.ctx.path / FTS_DIR
 
 
-def _manifest(vault: Vault) -> Manifest:
+def manifest_of(vault: Vault) -> Manifest:
+    """The index's manifest as the vault's key store opens it now."""
     d = vault.parts.ctx.root.sub(FTS_DIR)
     try:
         return Manifest.load(d, vault.vault_id, vault.parts.keys.fresh_master())
@@ -78,7 +79,7 @@ def test_compaction_equals_a_rebuild_and_leaves_only_named_files(vault: Vault, s
         vault.append(sid, [{"role": "assistant", "content": f"reply{i} shared"}])
     vault.rename(ids[2], "renamed")
     vault.append(ids[0], [{"role": "tool", "content": "after compaction"}])
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert man.segments  # compacted at least once
     assert _indexed(vault) == _rebuilt(vault, ids)
     on_disk = {p.name for p in _fts(vault).iterdir()}
@@ -91,7 +92,7 @@ def test_compaction_equals_a_rebuild_and_leaves_only_named_files(vault: Vault, s
 
 def test_tiers_merge(vault: Vault, small: None) -> None:
     ids = [vault.save(_s("t", f"w{i}")) for i in range(12)]
-    man = _manifest(vault)
+    man = manifest_of(vault)
     # 12 records in compactions of 3, tiers of 2: never more than 2 segments of a tier.
     assert 1 <= len(man.segments) <= 2
     assert sorted(sid for s in man.segments for sid in s.sessions) == sorted(sid for sid in ids if sid in man.stamps)
@@ -108,14 +109,14 @@ def test_delete_erases_the_sessions_words_from_every_file_the_keys_open(
     assert gone in sessions and GONE in terms
     old = tmp_path / "old-fts"
     shutil.copytree(_fts(vault), old)
-    old_epoch = _manifest(vault).kek_epoch
+    old_epoch = manifest_of(vault).kek_epoch
 
     vault.delete(gone)
 
     sessions, terms, _stamps = ftscrash.readable_now(vault)
     assert gone not in sessions and GONE not in terms and "secret" not in terms
     assert set(kept) <= sessions
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert man.kek_epoch > old_epoch and gone not in man.stamps
     assert {p.name for p in _fts(vault).iterdir()} == man.names() | {MANIFEST}  # replaced files went
     with vault.parts.fulltext.view() as view:
@@ -130,12 +131,12 @@ def test_delete_erases_the_sessions_words_from_every_file_the_keys_open(
         d.close()
 
 
-def test_a_rekey_without_erasures_only_reseals_the_manifest(vault: Vault) -> None:
+def test_a_rekey_without_erasures_only_reseals_themanifest_of(vault: Vault) -> None:
     sid = vault.save(_s("t", GONE))
-    before = _manifest(vault)
+    before = manifest_of(vault)
     files = {p.name: p.read_bytes() for p in _fts(vault).iterdir() if p.name != MANIFEST}
     vault.rekey()
-    after = _manifest(vault)
+    after = manifest_of(vault)
     assert after.kek_epoch > before.kek_epoch
     assert {p.name: p.read_bytes() for p in _fts(vault).iterdir() if p.name != MANIFEST} == files
     with vault.parts.fulltext.view() as view:
@@ -148,7 +149,7 @@ def test_a_rotation_killed_before_the_old_epoch_left_is_finished_on_open(
     gone = vault.save(_s("t", GONE))
     for i in range(3):
         vault.save(_s("t", f"kept{i}"))
-    seg_names = {s.name for s in _manifest(vault).segments}
+    seg_names = {s.name for s in manifest_of(vault).segments}
     # Killed after the index's reseal, before the key store dropped the old epoch.
     real_store = provider.store
     calls: list[int] = []
@@ -166,10 +167,10 @@ def test_a_rotation_killed_before_the_old_epoch_left_is_finished_on_open(
     monkeypatch.undo()
     names = {p.name for p in _fts(vault).iterdir()}
     assert seg_names & names  # the replaced segment waits for the old epoch to go
-    assert seg_names <= set(_manifest(vault).retired)  # recorded as retired, with its tomb
+    assert seg_names <= set(manifest_of(vault).retired)  # recorded as retired, with its tomb
     with Vault.open(vault_path, key_provider=provider) as other:
         other.list()  # the first use finishes the rotation
-        man = _manifest(other)
+        man = manifest_of(other)
         assert {p.name for p in _fts(other).iterdir()} == man.names() | {MANIFEST}
         sessions, terms, _stamps = ftscrash.readable_now(other)
         assert gone not in sessions and GONE not in terms
@@ -188,7 +189,7 @@ def test_reindex_rebuilds_a_damaged_index_with_progress_and_drops_its_files(vaul
     sessions = vault.parts.ctx.path / "sessions"
     total = sum(os.path.getsize(sessions / (vault.parts.keys.file_name(sid) + ".sst")) for sid in ids)
     assert seen[-1] == (total, total) and len(seen) == 5  # bytes of session files
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert not old_files & {p.name for p in _fts(vault).iterdir()}  # the old index's files went
     assert {p.name for p in _fts(vault).iterdir()} == man.names() | {MANIFEST}
     assert _indexed(vault) == _rebuilt(vault, ids)
@@ -259,7 +260,7 @@ def test_verify_reports_damage_leftovers_and_staleness_and_removes_nothing(
     sid = vault.save(_s("t", "w"))
     for i in range(3):
         vault.save(_s("t", f"w{i}"))
-    man = _manifest(vault)
+    man = manifest_of(vault)
     seg = _fts(vault) / man.segments[0].name
     leftover = _fts(vault) / (uuid.uuid4().hex + ".seg")
     shutil.copy(seg, leftover)
@@ -283,7 +284,7 @@ def test_verify_reports_damage_leftovers_and_staleness_and_removes_nothing(
 
 def test_verify_reports_an_erased_session_the_index_still_lists(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     gone = vault.save(_s("t", GONE))
-    man = _manifest(vault)
+    man = manifest_of(vault)
     monkeypatch.setattr(vault.parts.fulltext, "reseal", lambda master, table: None)  # a bug: not followed
     vault.delete(gone)
     monkeypatch.undo()
@@ -311,7 +312,7 @@ def test_retired_files_a_failed_sweep_left_are_removed_by_repair(
     for i in range(3):
         vault.save(_s("t", f"w{i}"))  # compacts: the old delta log is retired, not removed
     monkeypatch.undo()
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert man.retired and all((_fts(vault) / n).exists() for n in man.retired)
     assert _codes(vault) == {"fts-retired": "warning"}
     result = vault.verify(repair=True)

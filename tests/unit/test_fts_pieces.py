@@ -22,9 +22,10 @@ from sessionseal import ListQuery, Vault, _fts
 from sessionseal._fts._format import DeltaRecord
 from sessionseal._vault import _fulltext
 from sessionseal._vault._ftscompact import full_tier
-from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest, SegmentInfo
+from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, SegmentInfo
 from tests._infra import ftscrash
-from tests.unit.test_fts import VAULT, query_st, session_st, sid
+from tests.unit.test_fts import VAULT, history, query_st, session_st, sid
+from tests.unit.test_fts_lifecycle import manifest_of
 
 # -- the core: pieces in any segment or the log --------------------------------------------------
 
@@ -43,16 +44,8 @@ def spread(
     truth: dict[uuid.UUID, _fts.Analyzed] = {}
     k = 0
     for n, (first, writes, _cut) in enumerate(sessions):
-        gen, fields = 1, list(first)
-        history = [(gen, first)]
-        for kind, pieces in writes:
-            if kind == "replace":
-                gen, fields = gen + 1, list(pieces)
-            else:
-                fields += pieces
-            history.append((gen, pieces))
-        truth[sid(n)] = _fts.analyze(_fts.Doc(sid(n), gen, fields))
-        for g, pieces in history:
+        truth[sid(n)], writes_made = history(n, first, writes)
+        for g, pieces in writes_made:
             a = _fts.analyze(_fts.Doc(sid(n), g, pieces))
             buckets[places[k % len(places)]].append(DeltaRecord(a.entry, (0, 0, 0), a.terms))
             k += 1
@@ -143,14 +136,6 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fulltext, "TIER_FANOUT", 1 << 20)
 
 
-def _manifest(vault: Vault) -> Manifest:
-    d = vault.parts.ctx.root.sub(FTS_DIR)
-    try:
-        return Manifest.load(d, vault.vault_id, vault.parts.keys.fresh_master())
-    finally:
-        d.close()
-
-
 def _fts_problems(vault: Vault) -> set[str]:
     return {p.code for p in vault.verify(read_data=True).problems if p.code.startswith("fts-")}
 
@@ -203,24 +188,24 @@ def test_appends_and_compactions_answer_every_query_as_a_reindex(vault: Vault, s
         else:
             role = rng.choice(["user", "assistant", "tool"])
             vault.append(sid_, [{"role": role, "content": _text(rng)}])
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert len(man.segments) >= 3  # compacted, and the pieces spread
     held = [s for s in ids if sum(s in seg.sessions for seg in man.segments) >= 2]
     assert held  # some session has pieces in two segments or more
     before = _answers(vault)
     assert not _fts_problems(vault)
     vault.reindex()
-    assert len(_manifest(vault).segments) == 1
+    assert len(manifest_of(vault).segments) == 1
     assert _answers(vault) == before
 
 
 def test_a_compaction_pulls_no_segment_for_the_sessions_it_folds(vault: Vault, small: None) -> None:
     ids = [vault.save({"title": "t", "messages": [{"role": "user", "content": f"w{i}"}]}) for i in range(4)]
     vault.reindex()
-    first = {s.name for s in _manifest(vault).segments}
+    first = {s.name for s in manifest_of(vault).segments}
     for i, sid_ in enumerate(ids * 2):
         vault.append(sid_, [{"role": "assistant", "content": f"more{i} walrus"}])
-    man = _manifest(vault)
+    man = manifest_of(vault)
     names = {s.name for s in man.segments}
     assert first < names and len(names) == 1 + 8 // 3  # the reindexed one, and one per fold
     on_disk = {p.name for p in (vault.parts.ctx.path / FTS_DIR).iterdir()}
@@ -236,7 +221,7 @@ def test_erasing_a_session_spread_over_segments_removes_every_piece(
     kept = vault.save({"title": "t", "messages": [{"role": "user", "content": "kept"}]})
     for i in range(7):
         vault.append(gone if i % 2 == 0 else kept, [{"role": "user", "content": f"kumquatzebra{i}"}])
-    man = _manifest(vault)
+    man = manifest_of(vault)
     assert sum(gone in s.sessions for s in man.segments) >= 2
     assert not _fts_problems(vault)
 
