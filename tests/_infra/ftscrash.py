@@ -134,6 +134,7 @@ CHILD = textwrap.dedent(
         return run
 
     FT.compact = inside("compact", FT.compact)
+    FT.merge_tier = inside("compact", FT.merge_tier)  # a compaction's tier merge, after the fold's lock
     FT._reseal = inside("reseal", FT._reseal)
     FT.after_rotation = inside("sweep", FT.after_rotation)
     FT.rebuild = inside("reindex", FT.rebuild)
@@ -176,7 +177,7 @@ CHILD = textwrap.dedent(
         FT._write_segments = after(FT._write_segments, point.split("-")[0])
     elif point == "compact-tier":
         _fulltext.TIER_FANOUT = 2  # the two segments and the fold's are a full tier: merged
-        FT._write_segments = after(FT._write_segments, "compact", lambda self, fts, builders: len(builders[0]) > 3)
+        FT._write_sealed = after(FT._write_sealed, "compact", lambda self, fts, sealed: len(sealed[0][0].sessions) > 3)
     elif point == "reindex-segment":  # reindex seals and writes each segment as its builder yields it
         _fs.Dir.write_atomic = after(_fs.Dir.write_atomic, "reindex", lambda self, name, *a, **kw: name.endswith(".seg"))
     elif point in ("compact-delta", "reseal-delta", "reindex-delta"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionseal import ListQuery, Vault, _fts
+from sessionseal import ListQuery, Vault, _fts, errors
 from sessionseal._fts._format import DeltaRecord
 from sessionseal._vault import _fulltext
+from sessionseal._vault._ftscompact import fold as fold_segments
 from sessionseal._vault._ftscompact import full_tier
 from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, SegmentInfo
 from tests._infra import ftscrash
@@ -232,6 +234,71 @@ def test_erasing_a_session_spread_over_segments_removes_every_piece(
     assert not {"secret", "kumquatzebra", "kumquatzebra0", "kumquatzebra2", "kumquatzebra4", "kumquatzebra6"} & terms
     assert not _fts_problems(vault)
     assert {h.id for h in vault.search("kumquatzebra*", ListQuery(limit=10))} == {str(kept)}
+
+
+def _merging(vault: Vault, monkeypatch: pytest.MonkeyPatch, during: Any) -> list[Any]:
+    """A tier of three segments merges; *during* runs while the merge builds its segment (the
+    fold of segments, not of the log's records), and what it returns is collected."""
+    monkeypatch.setattr(_fulltext, "TIER_FANOUT", 3)
+    seen: list[Any] = []
+
+    def fold(fts: Any, vid: Any, pulled: Any, records: Any, current: Any, **kw: Any) -> Any:
+        out = fold_segments(fts, vid, pulled, records, current, **kw)
+        if pulled and not seen:
+            seen.append(during())
+        return out
+
+    monkeypatch.setattr(_fulltext, "fold", fold)
+    return seen
+
+
+def test_a_tier_merge_builds_outside_the_vault_lock(vault: Vault, small: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tier-1 merge takes seconds of CPU: another writer (another thread waits for the lock as
+    # another process does) must not wait for it, only for its two short holds.
+    def probe() -> str:
+        got: list[str] = []
+
+        def take() -> None:
+            try:
+                with vault.parts.ctx.vault_lock(timeout=0):
+                    got.append("free")
+            except errors.LockTimeout:
+                got.append("held")
+
+        t = threading.Thread(target=take)
+        t.start()
+        t.join()
+        return got[0]
+
+    seen = _merging(vault, monkeypatch, probe)
+    ids = [vault.save({"title": "t", "messages": [{"role": "user", "content": f"w{i} walrus"}]}) for i in range(3)]
+    for i in range(9):
+        vault.append(ids[i % 3], [{"role": "assistant", "content": f"more{i} walrus"}])
+    assert seen == ["free"]
+    assert not _fts_problems(vault)
+    before = _answers(vault)
+    vault.reindex()
+    assert _answers(vault) == before
+
+
+def test_a_tier_merge_whose_segments_were_replaced_meanwhile_commits_nothing_and_leaves_nothing(
+    vault: Vault, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another writer replaces the segments while the merge builds (here a reindex; a rotation
+    # that erases a session from one, or another process's merge, alike): the merge writes
+    # nothing, and the index stays the other writer's.
+    seen = _merging(vault, monkeypatch, vault.reindex)
+    ids = [vault.save({"title": "t", "messages": [{"role": "user", "content": f"w{i} walrus"}]}) for i in range(3)]
+    for i in range(9):
+        vault.append(ids[i % 3], [{"role": "assistant", "content": f"more{i} walrus"}])
+    assert seen
+    man = manifest_of(vault)
+    on_disk = {p.name for p in (vault.parts.ctx.path / FTS_DIR).iterdir()}
+    assert on_disk == man.names() | {MANIFEST}
+    assert not _fts_problems(vault)
+    before = _answers(vault)
+    vault.reindex()
+    assert _answers(vault) == before
 
 
 def test_a_tier_merge_takes_the_smallest_segments_that_the_cap_holds_and_at_least_two() -> None:

@@ -13,15 +13,17 @@ An erasure still rewrites every segment that holds a piece of an erased session.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-from .. import _crypto
+from .. import _container, _crypto
 from .._fs import Dir
 from .._fts import DeltaRecord, SegmentBuilder, merge_columns
+from ..errors import SessionSealError
 from ._ftsfiles import SegmentInfo, open_segment
 
-__all__ = ["fold", "full_tier", "tier", "without", "write_segments"]
+__all__ = ["count_frames", "fold", "full_tier", "seal_segments", "tier", "without", "write_sealed"]
 
 
 def tier(words: int, *, base: int, fanout: int, cap: int) -> int:
@@ -80,16 +82,32 @@ def fold(
             r.close()
 
 
-def write_segments(fts: Dir, vault_id: uuid.UUID, builders: Sequence[SegmentBuilder]) -> list[SegmentInfo]:
-    """Each of *builders* sealed as a new segment under a fresh key, written atomically."""
-    out: list[SegmentInfo] = []
+def seal_segments(vault_id: uuid.UUID, builders: Sequence[SegmentBuilder]) -> list[tuple[SegmentInfo, bytes]]:
+    """Each of *builders* sealed as a new segment under a fresh key, in memory: its entry in a
+    manifest, and its bytes (:func:`write_sealed` writes them)."""
+    out: list[tuple[SegmentInfo, bytes]] = []
     for b in builders:
         words = sum(sum(e.lengths) for e in b.entries)
         info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [e.session_id for e in b.entries], words, 0)
         data = b.build(vault_id, info.id, info.key)
-        fts.write_atomic(info.name, data)
         info.size = len(data)
-        out.append(info)
+        out.append((info, data))
+    return out
+
+
+def write_sealed(fts: Dir, sealed: Sequence[tuple[SegmentInfo, bytes]]) -> list[SegmentInfo]:
+    """Sealed segments written, each atomically; if one fails, those written before it are
+    removed (no manifest names them, and their keys were only in this process's memory)."""
+    out: list[SegmentInfo] = []
+    try:
+        for info, data in sealed:
+            fts.write_atomic(info.name, data)
+            out.append(info)
+    except BaseException:
+        for info in out:
+            with contextlib.suppress(SessionSealError, OSError):
+                fts.shred(info.name)
+        raise
     return out
 
 
@@ -116,3 +134,12 @@ def without(
         kept += write(builders)
         replaced.append(s)
     return kept, replaced
+
+
+def count_frames(data: bytes) -> int:
+    """A delta log's frames, counted by their length fields (nothing is decrypted)."""
+    n, pos = 0, _container.HEADER_SIZE
+    while pos + 4 <= len(data):
+        pos += 4 + int.from_bytes(data[pos : pos + 4], "big")
+        n += 1
+    return n

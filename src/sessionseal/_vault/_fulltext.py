@@ -44,7 +44,7 @@ from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
 from ._ftsbuild import build_segments
-from ._ftscompact import fold, full_tier, without, write_segments
+from ._ftscompact import count_frames, fold, full_tier, seal_segments, without, write_sealed
 from ._ftsfiles import (
     FTS_DIR,
     MANIFEST,
@@ -278,7 +278,9 @@ class FullText:
         return self._write(lambda fts, fd, m: heads.append(fts, fd, m, vid, record, head=head, after=after))
 
     def _write(self, append: Callable[[Dir, int, Manifest], int | None]) -> bool:
-        """*append* records to the delta log (open on a descriptor), then compact if it is due."""
+        """*append* records to the delta log (open on a descriptor), then compact if it is due,
+        and merge a full tier after letting the vault lock go (:meth:`merge_tier`)."""
+        tier_due = False
         with self._ctx.vault_lock(), self._ctx.mutex, self._fts(create=True) as fts:
             assert fts is not None
             man = self._writable(fts)
@@ -292,9 +294,11 @@ class FullText:
             if size is None:
                 return False
             if size > COMPACT_BYTES or self._log_heads.frames >= COMPACT_FRAMES:  # counted as appended
-                self.compact(fts, man)
+                tier_due = self.compact(fts, man)
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
+        if tier_due:
+            self.merge_tier()
         return True
 
     def _writable(self, fts: Dir) -> Manifest | None:
@@ -321,24 +325,15 @@ class FullText:
         man.write(fts, self._ctx.vault_id, self._keys.kek(table.kek_epoch), table.kek_epoch)
         self._cached = man
 
-    def _frames(self, fts: Dir, man: Manifest) -> int:
-        """The delta log's frames, counted by their length fields (nothing is decrypted)."""
-        data = fts.read(man.delta_name, max_size=_MAX_DELTA)
-        n, pos = 0, _container.HEADER_SIZE
-        while pos + 4 <= len(data):
-            pos += 4 + int.from_bytes(data[pos : pos + 4], "big")
-            n += 1
-        return n
-
     # -- compaction (under the vault lock) -------------------------------------------------
 
-    def compact(self, fts: Dir, man: Manifest) -> None:
+    def compact(self, fts: Dir, man: Manifest) -> bool:
         """Fold the delta log into segments (docs/spec/fts-v1.md, "Compaction"): the new segment
         files first, then a new empty delta log under a fresh key, then the manifest (the commit),
         then the replaced files go. The log's records become segments of their own, pulling no
-        segment for their sessions (O(log), not O(index): ``_ftscompact``). Then, if a tier
-        holds :data:`TIER_FANOUT` segments, they merge, in a commit of their own: an append cut
-        off inside that merge (a capture hook's deadline) has folded the log all the same."""
+        segment for their sessions (O(log), not O(index): ``_ftscompact``). Returns whether a
+        tier now holds :data:`TIER_FANOUT` segments: the caller merges them with
+        :meth:`merge_tier` once it has let the vault lock go."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
         # The records a later save replaced are authenticated, not parsed.
@@ -349,12 +344,39 @@ class FullText:
         man.delta_id, man.delta_key = uuid.uuid4(), _crypto.new_key()
         fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
         self._replace(fts, man, new, current, merged=[], retired=retired)
-        pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
-        if pulled:
-            self._cached = None
-            merging = [s for s in man.segments if s.id in pulled]
-            new = self._write_segments(fts, fold(fts, vid, merging, [], man.stamps, max_words=MAX_SEGMENT_WORDS))
-            self._replace(fts, man, new, man.stamps, merged=merging, retired=set())
+        return bool(full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS))
+
+    def merge_tier(self) -> bool:
+        """Merge the segments of a full tier (spec "Compaction"), building outside the vault
+        lock: the merge reads segment files, which never change, and a tier-1 merge takes
+        seconds of CPU (14 s for 8 million words of one-turn records), which no other writer
+        should wait for. Under the lock, briefly: what to merge is read; then, once the new
+        segments are sealed in memory, they are written and committed, only if the manifest
+        still names every merged segment under the same master key epoch (else another merge,
+        a rotation or a new index came first, and nothing is written). Returns whether a merge
+        was committed. Best effort, as every index write."""
+        vid = self._ctx.vault_id
+        with contextlib.suppress(SessionSealError, OSError, ValueError), self._fts(create=False) as fts:
+            if fts is None:
+                return False
+            with self._ctx.vault_lock(), self._ctx.mutex:
+                man = self._manifest(fts)
+                pulled = full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS)
+                merging = [s for s in man.segments if s.id in pulled]
+                floor, epoch = dict(man.stamps), man.kek_epoch
+            if not merging:
+                return False
+            sealed = seal_segments(vid, fold(fts, vid, merging, [], floor, max_words=MAX_SEGMENT_WORDS))
+            with self._ctx.vault_lock(), self._ctx.mutex:
+                self._cached = None
+                man = self._manifest(fts)
+                if man.kek_epoch != epoch or not pulled <= {s.id for s in man.segments}:
+                    return False
+                merged = [s for s in man.segments if s.id in pulled]
+                self._cached = None  # *man* changes below, before the commit
+                self._replace(fts, man, self._write_sealed(fts, sealed), man.stamps, merged=merged, retired=set())
+                return True
+        return False
 
     def _replace(
         self,
@@ -378,7 +400,11 @@ class FullText:
 
     def _write_segments(self, fts: Dir, builders: Sequence[SegmentBuilder]) -> list[SegmentInfo]:
         """*builders* (of at most :data:`MAX_SEGMENT_WORDS` each) as new segments (none if empty)."""
-        return write_segments(fts, self._ctx.vault_id, builders)
+        return self._write_sealed(fts, seal_segments(self._ctx.vault_id, builders))
+
+    def _write_sealed(self, fts: Dir, sealed: Sequence[tuple[SegmentInfo, bytes]]) -> list[SegmentInfo]:
+        """Segments sealed already, written (each atomically)."""
+        return write_sealed(fts, sealed)
 
     def _retire(self, fts: Dir, man: Manifest, names: set[str], *, after: int) -> None:
         """Record *names* (replaced by the manifest about to be written) as retired, with their
@@ -591,7 +617,7 @@ class FullText:
                     if heads is not None:
                         sev: Literal["error", "warning"] = "error" if heads[0] == "fts-damaged" else "warning"
                         out.append((sev, heads[0], f"{FTS_DIR}/{man.heads_name}", heads[1]))
-                    if read_data and len(records) != self._frames(fts, man):
+                    if read_data and len(records) != count_frames(data):
                         out.append(
                             (
                                 "warning",
