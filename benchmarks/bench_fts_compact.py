@@ -40,19 +40,14 @@ from bench_append import make_turn, parse_size
 from bench_search import CPU, FTS_QUERIES, interleaved_medians, open_vault
 
 from sessionseal import Vault
-from sessionseal._container import HEADER_SIZE
 from sessionseal._vault import _fulltext
+from sessionseal._vault._ftscompact import count_frames
 
 
 def _frames(vault: Path) -> int:
     """The delta log's frames, by their length fields."""
     (path,) = (vault / "fts").glob("*.delta")
-    data = path.read_bytes()
-    n, pos = 0, HEADER_SIZE
-    while pos + 4 <= len(data):
-        pos += 4 + int.from_bytes(data[pos : pos + 4], "big")
-        n += 1
-    return n
+    return count_frames(path.read_bytes())
 
 
 def _segments(vault: Path) -> int:
