@@ -464,8 +464,9 @@ RESPAWNS = "respawns"
 
 def _respawn_files(state: Path, services: Path, gkd: str, password: str, owner: _RunAs | None) -> None:
     secret = state / "password"
-    secret.write_bytes(password.encode())  # no trailing newline, as written to the first daemon
-    secret.chmod(0o600)
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # owner-only from the start
+    with os.fdopen(fd, "wb") as f:
+        f.write(password.encode())  # no trailing newline, as written to the first daemon
     script = state / "respawn-gnome-keyring.sh"
     script.write_text(
         _RESPAWN.format(
