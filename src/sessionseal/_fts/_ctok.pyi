@@ -1,0 +1,6 @@
+# The optional compiled accelerator (_ctok.c): types for mypy; _tokens imports it when built.
+from collections.abc import Callable
+
+def count_translated(
+    raw: bytes, terms_of_run: Callable[[bytes], tuple[tuple[bytes, ...], int]], /
+) -> tuple[dict[bytes, int], int]: ...

@@ -1,0 +1,211 @@
+"""The index build's optional accelerator (docs/design.md, "Build speed"): the compiled
+tokenizer gives exactly what the pure-Python one gives (terms, counts, length, and the dict's
+order), for every input; a segment built on either path is the same bytes; CI builds it."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from sessionseal import _fts
+from sessionseal._fts import _tokens
+
+native = pytest.mark.skipif(
+    importlib.util.find_spec("sessionseal._fts._ctok") is None, reason="the accelerator is not built here"
+)
+
+#: Pieces at every edge of the classes: plain, lower-cased (ALLCAPS, Capitalized, digits), the
+#: 64/65-byte limit, "_" and camel case, non-ASCII (valid, and replaced), separators, NUL.
+PIECES = (
+    "a",
+    "Value",
+    "Error",
+    "HTTP",
+    "HTTPServer",
+    "utf8Decode",
+    "aB",
+    "A",
+    "Ab9",
+    "9Ab",
+    "01CjV73pci",
+    "_",
+    "__x",
+    "refresh_token",
+    "Foo_Bar",
+    "toolu_01LmSLb2L8ZpZj",
+    "123",
+    "é",
+    "É",
+    "ß",
+    "ﬁ",
+    "中",
+    "\u0301",
+    "İ",
+    "\ufffd",
+    " ",
+    ".",
+    "\n",
+    "\t",
+    "\r",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x00",
+    "a" * 63,
+    "b" * 64,
+    "c" * 65,
+    "D" * 64,
+    "E" * 65,
+    "F" + "g" * 64,
+    "7" * 65,
+    "h_" * 33,
+    "é" * 32,
+    "é" * 33,
+)
+texts = st.one_of(
+    st.lists(st.sampled_from(PIECES), max_size=60).map("".join),
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=300),
+)
+
+
+def both(raw: bytes) -> tuple[tuple[dict[bytes, int], int], tuple[dict[bytes, int], int]]:
+    return _tokens.count_translated_pure(raw), _tokens.count_translated_native(raw)
+
+
+def same(raw: bytes) -> None:
+    pure, fast = both(raw)
+    assert fast == pure
+    assert list(fast[0]) == list(pure[0])  # the same order too: a session's term list
+
+
+@native
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+@example("")
+@example("   \n\t  ")
+@example("\x00\x00 \x00")
+@example(" ".join(["x" * 64, "x" * 65, "X" * 64, "X" * 65, "Xx" * 33, "x_" * 40]))
+@example("FOO foo Foo fOO foo_bar Foo_bar FOO_BAR")
+@example("caf\udce9 déjà—vu")
+def test_the_native_tokenizer_equals_the_pure_one_on_text(text: str) -> None:
+    raw = text.encode("utf-8", "replace")
+    same(raw.translate(_tokens.TABLE))
+    same(raw.translate(_tokens.LINE_TABLE))
+
+
+@native
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=400))
+@example(b"\xff\xfe\x80 abc")
+@example(b"a.b A.b .A a-B")
+def test_the_native_tokenizer_equals_the_pure_one_on_any_bytes(raw: bytes) -> None:
+    """Untranslated bytes too (punctuation inside runs, invalid UTF-8): the same classes."""
+    same(raw)
+
+
+@native
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=8), st.integers(1, 3000))
+def test_long_texts_of_repeated_runs_count_the_same(pieces: list[str], times: int) -> None:
+    """Past the pure path's chunks and the hash table's first sizes (it grows)."""
+    raw = (" ".join(pieces) + " ").encode("utf-8", "replace").translate(_tokens.TABLE) * times
+    distinct = b" ".join(b"w%d" % i for i in range(times * 3))
+    same(raw + distinct)
+
+
+@native
+def test_a_many_megabyte_text_counts_the_same() -> None:
+    words = [b"alpha", b"Beta", b"GAMMA", b"delta_eps", b"\xc3\xa9t\xc3\xa9", b"x" * 70]
+    raw = b" ".join(words[i % 6] + b"%d" % (i % 50_000) for i in range(400_000))
+    same(raw)
+
+
+@native
+def test_bad_arguments_raise_documented_errors_without_text() -> None:
+    from sessionseal._fts import _ctok
+
+    with pytest.raises(TypeError, match="bytes"):
+        _ctok.count_translated(bytearray(b"secret words"), lambda run: ((), 0))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable"):
+        _ctok.count_translated(b"secret", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as bad:
+        _ctok.count_translated(b"Secret_Word", lambda run: [run])  # type: ignore[arg-type, return-value]
+    assert "ecret" not in str(bad.value)
+    with pytest.raises(ZeroDivisionError):  # an error of the rules' function propagates
+        _ctok.count_translated(b"Secret_Word", lambda run: (1 // 0, 0))  # type: ignore[arg-type, return-value]
+
+
+@native
+def test_the_pure_rules_see_each_distinct_other_run_once() -> None:
+    from sessionseal._fts import _ctok
+
+    seen: list[bytes] = []
+
+    def rules(run: bytes) -> tuple[tuple[bytes, ...], int]:
+        seen.append(run)
+        return (run.lower(),), 0
+
+    counts, length = _ctok.count_translated(b"foo_bar Foo_bar foo_bar FOO Foo plain \xc3\xa9 \xc3\xa9", rules)
+    assert sorted(seen) == [b"Foo_bar", b"foo_bar", b"\xc3\xa9"]  # FOO, Foo and plain: in C
+    assert counts == {b"plain": 1, b"foo": 2, b"foo_bar": 3, b"\xc3\xa9": 2} and length == 8
+
+
+BUILD = """
+import sys
+from uuid import UUID
+from sessionseal import _fts
+from sessionseal._fts import _tokens
+docs = [_fts.Doc(UUID(int=i + 1), 1, [(_fts.TITLE, "Fix the HTTPServer"), (_fts.USER, "why does refresh_token fail? " * (i + 1)),
+        (_fts.TOOL, "Traceback: ValueError in src/app.py line %d\\nTraceback: ValueError in src/app.py\\n" % i * 5 + "déjà vu ﬁle Straße ÉTÉ " + "z" * (60 + i))])
+        for i in range(40)]
+builder = _fts.SegmentBuilder()
+for doc in docs:
+    builder.add(_fts.pack(doc))
+sealed = builder.build(UUID(int=7), UUID(int=9), bytes(32), dek=bytes(32), nonces=(i.to_bytes(12, "big") for i in range(10**6)))
+sys.stdout.write(repr(_tokens.NATIVE) + " " + sealed.hex())
+"""
+
+
+def _build(pure: bool) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SESSIONSEAL_PURE_FTS"}
+    if pure:
+        env["SESSIONSEAL_PURE_FTS"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", BUILD], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    flag, sealed = out.stdout.split(" ")
+    return flag, sealed
+
+
+@native
+def test_a_segment_built_on_either_path_is_the_same_bytes() -> None:
+    """Two real processes, one forced to the pure path by SESSIONSEAL_PURE_FTS=1."""
+    fast, pure = _build(pure=False), _build(pure=True)
+    assert (fast[0], pure[0]) == ("True", "False")
+    assert fast[1] == pure[1]
+
+
+def test_the_pure_path_is_used_when_asked_or_when_not_built() -> None:
+    forced = os.environ.get("SESSIONSEAL_PURE_FTS") == "1"
+    built = importlib.util.find_spec("sessionseal._fts._ctok") is not None
+    assert (built and not forced) == _tokens.NATIVE
+    expected = _tokens.count_translated_native if _tokens.NATIVE else _tokens.count_translated_pure
+    assert _tokens.count_translated is expected
+    assert _fts.count_runs("Hello hello") == ({b"hello": 2}, 2)
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI must test the accelerator, not only the fallback")
+def test_ci_builds_the_accelerator() -> None:
+    """.ci/run installs a compiler and the Python headers: a CI run that silently fell back to the
+    pure path would leave the native code untested."""
+    from sessionseal._fts import _ctok
+
+    assert callable(_ctok.count_translated)
+    assert importlib.util.find_spec("sessionseal._fts._ctok") is not None
