@@ -8,13 +8,15 @@ import importlib
 import os
 import subprocess
 import sys
+from array import array
+from uuid import UUID
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sessionseal import _fts
-from sessionseal._fts import _tokens
+from sessionseal._fts import _analyze, _tokens
 
 native = pytest.mark.skipif(
     importlib.util.find_spec("sessionseal._fts._ctok") is None, reason="the accelerator is not built here"
@@ -157,11 +159,57 @@ def test_the_pure_rules_see_each_distinct_other_run_once() -> None:
     assert counts == {b"plain": 1, b"foo": 2, b"foo_bar": 3, b"\xc3\xa9": 2} and length == 8
 
 
+FIELDS = (_fts.TITLE, _fts.USER, _fts.ASSISTANT, _fts.TOOL)
+docs = st.lists(st.tuples(st.sampled_from(FIELDS), texts), max_size=8)
+
+
+@native
+@settings(max_examples=800, deadline=None)
+@given(docs)
+@example([])
+@example([(_fts.USER, "Foo foo FOO"), (_fts.TOOL, "foo_bar Foo"), (_fts.USER, "\u00d7 \u00d7")])
+def test_a_natively_packed_session_has_the_pure_postings(fields: list[tuple[int, str]]) -> None:
+    """One call for all the fields: the same terms, counts, masks, lengths and size (the terms
+    in another order: a segment and a delta record sort them)."""
+    doc = _fts.Doc(UUID(int=5), 3, fields)
+    fast, pure = _analyze._pack_native(doc), _analyze._pack_pure(doc)
+    assert fast.analyzed() == pure.analyzed()
+    assert (fast.entry, fast.size, len(fast.tfs), len(fast.masks)) == (
+        pure.entry,
+        pure.size,
+        len(pure.tfs),
+        len(pure.masks),
+    )
+    assert len(set(fast.term_list())) == len(fast.term_list())
+
+
+@native
+def test_pack_fields_refuses_bad_fields_with_documented_errors() -> None:
+    from sessionseal._fts import _ctok
+
+    def rules(run: bytes) -> tuple[tuple[bytes, ...], int]:
+        return (), 0
+
+    for bad in ([(1, b"a")] * 5, [(1, "text")], [(3, b"a")], [(1, b"a"), (1, b"b")], ((1, b"a"),), [(1 << 70, b"a")]):
+        with pytest.raises((TypeError, ValueError, OverflowError)) as err:
+            _ctok.pack_fields(bad, rules)  # type: ignore[arg-type]
+        assert "text" not in str(err.value)
+    assert _ctok.pack_fields([], rules) == (b"", b"", b"", ())
+    terms, tfs, masks, lengths = _ctok.pack_fields([(8, b"b a"), (2, b"a c")], rules)
+    assert (terms.split(b"\n"), tfs, masks, lengths) == (
+        [b"b", b"a", b"c"],
+        array("I", [1, 2, 1]).tobytes(),
+        bytes([8, 10, 2]),
+        (2, 2),
+    )
+
+
 BUILD = """
 import sys
+from array import array
 from uuid import UUID
 from sessionseal import _fts
-from sessionseal._fts import _tokens
+from sessionseal._fts import _analyze, _tokens
 docs = [_fts.Doc(UUID(int=i + 1), 1, [(_fts.TITLE, "Fix the HTTPServer"), (_fts.USER, "why does refresh_token fail? " * (i + 1)),
         (_fts.TOOL, "Traceback: ValueError in src/app.py line %d\\nTraceback: ValueError in src/app.py\\n" % i * 5 + "déjà vu ﬁle Straße ÉTÉ " + "z" * (60 + i))])
         for i in range(40)]

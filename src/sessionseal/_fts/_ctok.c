@@ -1,30 +1,37 @@
 /* The index build's optional accelerator: sessionseal._fts._ctok (docs/design.md, "Build speed").
  *
- * count_translated(raw, terms_of_run) gives exactly what _tokens.count_translated_pure gives for
- * the same bytes: every term with its count, and the text's length (docs/spec/fts-v1.md, "Terms").
+ * Two functions, the same terms as the pure-Python tokenizer (docs/spec/fts-v1.md, "Terms"):
+ *
+ * count_translated(raw, terms_of_run) -> (dict[bytes, int], int)
+ *     exactly what _tokens.count_translated_pure gives for the same bytes: every term with its
+ *     count (in the same dict order), and the text's length;
+ * pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths)
+ *     what _analyze.pack's pure path sums for one session: fields is a list of at most 4
+ *     (field bit, raw) pairs with distinct bits; terms are the distinct terms' UTF-8 joined by
+ *     newlines (in the order they first appear), tfs their counts as native uint32, masks the OR
+ *     of the bits of the fields they appear in, lengths each field's number of words.
+ *
  * It reads users' sanitized session text, so it is written to fail closed:
  *
- * - it accepts only an immutable `bytes` (never a buffer another thread could change while the
- *   GIL is released), and reads it only inside [0, len);
+ * - it accepts only immutable `bytes` (never a buffer another thread could change while the GIL
+ *   is released), and reads each only inside [0, len);
  * - every allocation is checked, every size computation is checked for overflow, every error
- *   path frees what it allocated and raises (MemoryError, TypeError), never a crash;
+ *   path frees what it allocated and raises (MemoryError, TypeError, OverflowError), never a
+ *   crash;
  * - no recursion, no fixed-size buffer that input can fill (the one stack buffer holds a term of
  *   at most MAX_TERM bytes, checked before the copy);
  * - it never puts text in an exception message.
  *
  * One pass, with the GIL released: cut the runs (bytes.split()'s ASCII whitespace), count each
- * distinct run in an open-addressing hash table (keys point into `raw`, nothing copied), and
- * classify each distinct run:
+ * distinct run in an open-addressing hash table (keys point into the caller's bytes, nothing
+ * copied), and classify each distinct run:
  *
  *   PLAIN   no upper-case ASCII letter, "_" or non-ASCII byte, at most 64 bytes: its own term;
  *   LOWER   ASCII, no "_", and ALLCAPS, digits, Capitalized or lower case (the tests of
- *           _terms_of_run, as bytes.isupper/isdigit/islower): its term is its lower case, or
- *           none beyond 64 bytes;
- *   PYTHON  the rest ("_", camel case, non-ASCII): handed to terms_of_run, once per distinct
- *           run (Python's cached rules 2 to 4).
- *
- * The dict is built in the order the pure path builds it: the PLAIN runs in the order they first
- * appear, then the terms of the other runs, in the order those first appear.
+ *           _terms_of_run, as bytes.isupper/isdigit/islower): its term is its lower case;
+ *   DROPPED the same beyond 64 bytes: no term;
+ *   PYTHON  the rest ("_", camel case, non-ASCII): handed to terms_of_run (the pure path's cached
+ *           rules 2 to 4), once per distinct run, with the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -33,25 +40,33 @@
 #include <string.h>
 
 #define MAX_TERM 64
+#define MAX_FIELDS 4
 
 enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3 };
 
 typedef struct {
-    Py_ssize_t start;  /* offset in raw */
+    const unsigned char *p; /* into a caller's bytes, or the arena */
     Py_ssize_t len;
-    Py_ssize_t count;
     uint64_t hash;
-    int cls;
+    Py_ssize_t count[MAX_FIELDS]; /* runs: per field; terms: count[0] is the tf */
+    int cls;                      /* runs: the class; terms: the field mask */
 } Entry;
 
 typedef struct {
-    Entry *entries;   /* distinct runs, in the order they first appear */
-    Py_ssize_t n;     /* entries used */
-    Py_ssize_t cap;   /* entries allocated */
+    Entry *entries;    /* distinct keys, in the order they first appear */
+    Py_ssize_t n;      /* entries used */
+    Py_ssize_t cap;    /* entries allocated */
     Py_ssize_t *slots; /* index into entries + 1; 0 = empty */
-    size_t mask;      /* slots - 1 (a power of two) */
-    Py_ssize_t runs;  /* every run, distinct or not: the length before rules 2 to 4 */
+    size_t mask;       /* slots - 1 (a power of two) */
 } Table;
+
+/* Term bytes that are not in a caller's buffer (lowered runs, terms_of_run's terms): blocks that
+ * are never moved, so an Entry can point into them. */
+typedef struct Block {
+    struct Block *next;
+    size_t used, size;
+    unsigned char data[];
+} Block;
 
 static uint64_t hash_seed;
 
@@ -91,7 +106,6 @@ table_init(Table *t)
 {
     t->n = 0;
     t->cap = 1024;
-    t->runs = 0;
     t->mask = 2047;
     t->entries = PyMem_RawMalloc((size_t)t->cap * sizeof(Entry));
     t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(Py_ssize_t));
@@ -141,19 +155,18 @@ table_grow_slots(Table *t)
     return 0;
 }
 
-/* Counts one run [start, start + len) of raw. */
-static int
-table_add(Table *t, const unsigned char *raw, Py_ssize_t start, Py_ssize_t len)
+/* The index of key [p, p + len) in t, added (all counts 0, cls 0) if new; -1 when memory ran
+ * out. The key's bytes must outlive the table. */
+static Py_ssize_t
+table_find(Table *t, const unsigned char *p, Py_ssize_t len)
 {
-    const unsigned char *p = raw + start;
     uint64_t h = hash_run(p, len);
     size_t s = (size_t)h & t->mask;
     Py_ssize_t k;
     while ((k = t->slots[s]) != 0) {
-        Entry *e = &t->entries[k - 1];
-        if (e->hash == h && e->len == len && memcmp(raw + e->start, p, (size_t)len) == 0) {
-            e->count++;
-            return 0;
+        const Entry *e = &t->entries[k - 1];
+        if (e->hash == h && e->len == len && memcmp(e->p, p, (size_t)len) == 0) {
+            return k - 1;
         }
         s = (s + 1) & t->mask;
     }
@@ -169,17 +182,54 @@ table_add(Table *t, const unsigned char *raw, Py_ssize_t start, Py_ssize_t len)
         t->cap *= 2;
     }
     Entry *e = &t->entries[t->n];
-    e->start = start;
+    memset(e, 0, sizeof(*e));
+    e->p = p;
     e->len = len;
-    e->count = 1;
     e->hash = h;
-    e->cls = PLAIN;
     t->n++;
     t->slots[s] = t->n;
-    if ((size_t)t->n * 2 > t->mask + 1) {
-        return table_grow_slots(t);
+    if ((size_t)t->n * 2 > t->mask + 1 && table_grow_slots(t) < 0) {
+        return -1;
     }
-    return 0;
+    return t->n - 1;
+}
+
+static void
+arena_free(Block *b)
+{
+    while (b != NULL) {
+        Block *next = b->next;
+        PyMem_RawFree(b);
+        b = next;
+    }
+}
+
+/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
+static const unsigned char *
+arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+{
+    size_t n = (size_t)len;
+    Block *b = *arena;
+    if (b == NULL || b->size - b->used < n) {
+        size_t size = n > 65536 ? n : 65536;
+        if (size > (size_t)PY_SSIZE_T_MAX - sizeof(Block)) {
+            return NULL;
+        }
+        b = PyMem_RawMalloc(sizeof(Block) + size);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->next = *arena;
+        b->used = 0;
+        b->size = size;
+        *arena = b;
+    }
+    unsigned char *out = b->data + b->used;
+    if (n) {
+        memcpy(out, p, n);
+    }
+    b->used += n;
+    return out;
 }
 
 /* _terms_of_run's class of one distinct run, with the predicates of bytes.isupper, isdigit and
@@ -187,7 +237,7 @@ table_add(Table *t, const unsigned char *raw, Py_ssize_t start, Py_ssize_t len)
 static int
 classify(const unsigned char *p, Py_ssize_t len)
 {
-    int upper = 0, other_ascii = 0, lower = 0, underscore = 0, high = 0, all_digits = 1;
+    int upper = 0, lower = 0, underscore = 0, high = 0, all_digits = 1;
     int tail_upper = 0, tail_lower = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         unsigned char c = p[i];
@@ -202,15 +252,11 @@ classify(const unsigned char *p, Py_ssize_t len)
             lower = 1;
             tail_lower |= (i > 0);
             all_digits = 0;
-        } else if (c >= '0' && c <= '9') {
-            /* a digit */
-        } else {
+        } else if (c < '0' || c > '9') {
             underscore |= (c == '_');
-            other_ascii = 1;
             all_digits = 0;
         }
     }
-    (void)other_ascii;
     if (!upper && !underscore && !high && len <= MAX_TERM) {
         return PLAIN;
     }
@@ -228,9 +274,10 @@ classify(const unsigned char *p, Py_ssize_t len)
     return PYTHON;
 }
 
-/* The scan, without the GIL: 0, or -1 when memory ran out. */
+/* Counts the runs of raw (field f) into t and adds their number to *runs; then (re)classifies
+ * every distinct run. Without the GIL: 0, or -1 when memory ran out. */
 static int
-scan(Table *t, const unsigned char *raw, Py_ssize_t size)
+scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
 {
     Py_ssize_t i = 0;
     while (i < size) {
@@ -244,29 +291,109 @@ scan(Table *t, const unsigned char *raw, Py_ssize_t size)
         while (i < size && !is_space(raw[i])) {
             i++;
         }
-        t->runs++;
-        if (table_add(t, raw, start, i - start) < 0) {
+        (*runs)++;
+        Py_ssize_t k = table_find(t, raw + start, i - start);
+        if (k < 0) {
             return -1;
         }
-    }
-    for (Py_ssize_t k = 0; k < t->n; k++) {
-        t->entries[k].cls = classify(raw + t->entries[k].start, t->entries[k].len);
+        t->entries[k].count[f]++;
     }
     return 0;
 }
 
-/* counts[key] += n (a new key goes last). Steals nothing. */
+static void
+classify_all(Table *t)
+{
+    for (Py_ssize_t k = 0; k < t->n; k++) {
+        t->entries[k].cls = classify(t->entries[k].p, t->entries[k].len);
+    }
+}
+
+/* The lower case of a LOWER run (at most MAX_TERM bytes, checked by classify). */
+static void
+lower_into(unsigned char *out, const unsigned char *p, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len && i < MAX_TERM; i++) {
+        unsigned char c = p[i];
+        out[i] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+}
+
+/* The (tuple of bytes, int) terms_of_run gave for a run, checked; a new reference or NULL. */
+static PyObject *
+call_rules(PyObject *terms_of_run, const Entry *run, Py_ssize_t *more)
+{
+    PyObject *arg = PyBytes_FromStringAndSize((const char *)run->p, run->len);
+    if (arg == NULL) {
+        return NULL;
+    }
+    PyObject *got = PyObject_CallOneArg(terms_of_run, arg);
+    Py_DECREF(arg);
+    if (got == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 || !PyTuple_CheckExact(PyTuple_GET_ITEM(got, 0))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(got, 1))) {
+        Py_DECREF(got);
+        PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
+        return NULL;
+    }
+    PyObject *terms = PyTuple_GET_ITEM(got, 0);
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(terms); j++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(terms, j))) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
+            return NULL;
+        }
+    }
+    *more = PyLong_AsSsize_t(PyTuple_GET_ITEM(got, 1));
+    if (*more == -1 && PyErr_Occurred()) {
+        Py_DECREF(got);
+        return NULL;
+    }
+    return got;
+}
+
+/* *total += more * n (n >= 0; more is negative for a run of no word: its one run was counted),
+ * or -1 with OverflowError. */
 static int
-add_count(PyObject *counts, PyObject *key, PyObject *n)
+add_words(Py_ssize_t *total, Py_ssize_t more, Py_ssize_t n)
+{
+    if (more == 0 || n == 0) {
+        return 0;
+    }
+    if (more == PY_SSIZE_T_MIN || n > PY_SSIZE_T_MAX / (more > 0 ? more : -more)) {
+        goto overflow;
+    }
+    Py_ssize_t p = more * n;
+    if ((p > 0 && *total > PY_SSIZE_T_MAX - p) || (p < 0 && *total < PY_SSIZE_T_MIN - p)) {
+        goto overflow;
+    }
+    *total += p;
+    return 0;
+overflow:
+    PyErr_SetString(PyExc_OverflowError, "a text's length does not fit");
+    return -1;
+}
+
+/* ---- count_translated ------------------------------------------------------------------- */
+
+/* counts[key] += n (a new key goes last). */
+static int
+add_count(PyObject *counts, PyObject *key, Py_ssize_t n)
 {
     PyObject *old = PyDict_GetItemWithError(counts, key); /* borrowed */
-    if (old == NULL) {
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-        return PyDict_SetItem(counts, key, n);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
     }
-    PyObject *sum = PyNumber_Add(old, n);
+    PyObject *add = PyLong_FromSsize_t(n);
+    if (add == NULL) {
+        return -1;
+    }
+    PyObject *sum = old == NULL ? add : PyNumber_Add(old, add);
+    if (old != NULL) {
+        Py_DECREF(add);
+    }
     if (sum == NULL) {
         return -1;
     }
@@ -275,109 +402,50 @@ add_count(PyObject *counts, PyObject *key, PyObject *n)
     return rc;
 }
 
-/* The terms of one PYTHON run from terms_of_run: a (tuple of bytes, int) pair. Adds them to
- * counts and (words - 1) * n to *length. */
-static int
-add_python_run(PyObject *counts, PyObject **length, PyObject *terms_of_run, PyObject *run, PyObject *n)
-{
-    PyObject *got = PyObject_CallOneArg(terms_of_run, run);
-    if (got == NULL) {
-        return -1;
-    }
-    int rc = -1;
-    if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 || !PyTuple_CheckExact(PyTuple_GET_ITEM(got, 0))
-        || !PyLong_CheckExact(PyTuple_GET_ITEM(got, 1))) {
-        PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
-        goto done;
-    }
-    PyObject *terms = PyTuple_GET_ITEM(got, 0);
-    PyObject *more = PyTuple_GET_ITEM(got, 1);
-    int nonzero = PyObject_IsTrue(more);
-    if (nonzero < 0) {
-        goto done;
-    }
-    if (nonzero) {
-        PyObject *extra = PyNumber_Multiply(more, n);
-        if (extra == NULL) {
-            goto done;
-        }
-        PyObject *sum = PyNumber_Add(*length, extra);
-        Py_DECREF(extra);
-        if (sum == NULL) {
-            goto done;
-        }
-        Py_SETREF(*length, sum);
-    }
-    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(terms); j++) {
-        PyObject *term = PyTuple_GET_ITEM(terms, j);
-        if (!PyBytes_CheckExact(term)) {
-            PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
-            goto done;
-        }
-        if (add_count(counts, term, n) < 0) {
-            goto done;
-        }
-    }
-    rc = 0;
-done:
-    Py_DECREF(got);
-    return rc;
-}
-
-/* The dict from the counted table (with the GIL). */
+/* The dict from the counted runs (with the GIL), in the pure path's order: the PLAIN runs in the
+ * order they first appear, then the other runs' terms (a PLAIN term keeps its place). */
 static PyObject *
-build_counts(const Table *t, PyObject *raw_obj, PyObject *terms_of_run, PyObject **length)
+build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
 {
-    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(raw_obj);
     PyObject *counts = PyDict_New();
     if (counts == NULL) {
         return NULL;
     }
-    /* Pass 1: the PLAIN runs, their own terms, in the order they first appear. */
-    for (Py_ssize_t k = 0; k < t->n; k++) {
-        const Entry *e = &t->entries[k];
-        if (e->cls != PLAIN) {
-            continue;
-        }
-        PyObject *key = PyBytes_FromStringAndSize((const char *)raw + e->start, e->len);
-        PyObject *n = key ? PyLong_FromSsize_t(e->count) : NULL;
-        int rc = n ? PyDict_SetItem(counts, key, n) : -1;
-        Py_XDECREF(key);
-        Py_XDECREF(n);
-        if (rc < 0) {
-            goto fail;
-        }
-    }
-    /* Pass 2: the other runs' terms, summed with the PLAIN ones (a PLAIN term keeps its place). */
-    for (Py_ssize_t k = 0; k < t->n; k++) {
-        const Entry *e = &t->entries[k];
-        if (e->cls == PLAIN || e->cls == DROPPED) {
-            continue;
-        }
-        PyObject *key;
-        if (e->cls == LOWER) {
-            char lowered[MAX_TERM];
-            if (e->len > MAX_TERM) { /* classify() never gives LOWER for these */
-                PyErr_SetString(PyExc_SystemError, "a lowered run is too long");
+    for (int pass = 0; pass < 2; pass++) {
+        for (Py_ssize_t k = 0; k < t->n; k++) {
+            const Entry *e = &t->entries[k];
+            if ((pass == 0) != (e->cls == PLAIN) || e->cls == DROPPED) {
+                continue;
+            }
+            int rc = -1;
+            if (e->cls == PYTHON) {
+                Py_ssize_t more;
+                PyObject *got = call_rules(terms_of_run, e, &more);
+                if (got == NULL) {
+                    goto fail;
+                }
+                PyObject *terms = PyTuple_GET_ITEM(got, 0);
+                rc = add_words(length, more, e->count[0]);
+                for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(terms); j++) {
+                    rc = add_count(counts, PyTuple_GET_ITEM(terms, j), e->count[0]);
+                }
+                Py_DECREF(got);
+            } else {
+                unsigned char lowered[MAX_TERM];
+                const unsigned char *p = e->p;
+                if (e->cls == LOWER) {
+                    lower_into(lowered, e->p, e->len);
+                    p = lowered;
+                }
+                PyObject *key = PyBytes_FromStringAndSize((const char *)p, e->len);
+                if (key != NULL) {
+                    rc = add_count(counts, key, e->count[0]);
+                    Py_DECREF(key);
+                }
+            }
+            if (rc < 0) {
                 goto fail;
             }
-            for (Py_ssize_t i = 0; i < e->len; i++) {
-                unsigned char c = raw[e->start + i];
-                lowered[i] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-            }
-            key = PyBytes_FromStringAndSize(lowered, e->len);
-        } else {
-            key = PyBytes_FromStringAndSize((const char *)raw + e->start, e->len);
-        }
-        PyObject *n = key ? PyLong_FromSsize_t(e->count) : NULL;
-        int rc = -1;
-        if (n != NULL) {
-            rc = e->cls == LOWER ? add_count(counts, key, n) : add_python_run(counts, length, terms_of_run, key, n);
-        }
-        Py_XDECREF(key);
-        Py_XDECREF(n);
-        if (rc < 0) {
-            goto fail;
         }
     }
     return counts;
@@ -410,34 +478,275 @@ count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     /* raw_obj is immutable and referenced by the caller for the whole call. */
     const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(raw_obj);
     Py_ssize_t size = PyBytes_GET_SIZE(raw_obj);
+    Py_ssize_t length = 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan(&t, raw, size);
+    rc = scan(&t, raw, size, 0, &length);
+    if (rc == 0) {
+        classify_all(&t);
+    }
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         table_free(&t);
         return PyErr_NoMemory();
     }
-    PyObject *length = PyLong_FromSsize_t(t.runs);
-    if (length == NULL) {
-        table_free(&t);
-        return NULL;
-    }
-    PyObject *counts = build_counts(&t, raw_obj, terms_of_run, &length);
+    PyObject *counts = build_counts(&t, terms_of_run, &length);
     table_free(&t);
     if (counts == NULL) {
-        Py_DECREF(length);
         return NULL;
     }
-    PyObject *result = PyTuple_Pack(2, counts, length);
-    Py_DECREF(counts);
-    Py_DECREF(length);
+    PyObject *result = Py_BuildValue("(Nn)", counts, length);
+    return result;
+}
+
+/* ---- pack_fields ------------------------------------------------------------------------ */
+
+/* Adds a run's per-field counts to term [p, p + len): tf += the counts, mask |= the bits of the
+ * fields it appears in. */
+static int
+add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits, int nfields)
+{
+    Py_ssize_t k = table_find(terms, p, len);
+    if (k < 0) {
+        return -1;
+    }
+    Entry *e = &terms->entries[k];
+    for (int f = 0; f < nfields; f++) {
+        if (run->count[f] == 0) {
+            continue;
+        }
+        if (e->count[0] > PY_SSIZE_T_MAX - run->count[f]) {
+            return -1;
+        }
+        e->count[0] += run->count[f];
+        e->cls |= bits[f];
+    }
+    return 0;
+}
+
+/* The PLAIN and LOWER runs' terms, without the GIL; -1 when memory ran out. */
+static int
+native_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields)
+{
+    for (Py_ssize_t k = 0; k < runs->n; k++) {
+        const Entry *run = &runs->entries[k];
+        const unsigned char *p = run->p;
+        if (run->cls == LOWER) {
+            unsigned char lowered[MAX_TERM];
+            lower_into(lowered, run->p, run->len);
+            p = arena_copy(arena, lowered, run->len);
+            if (p == NULL) {
+                return -1;
+            }
+        } else if (run->cls != PLAIN) {
+            continue;
+        }
+        if (add_term(terms, p, run->len, run, bits, nfields) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The PYTHON runs' terms (with the GIL): -1 with an exception set. */
+static int
+python_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields, PyObject *terms_of_run,
+             Py_ssize_t *lengths)
+{
+    for (Py_ssize_t k = 0; k < runs->n; k++) {
+        const Entry *run = &runs->entries[k];
+        if (run->cls != PYTHON) {
+            continue;
+        }
+        Py_ssize_t more;
+        PyObject *got = call_rules(terms_of_run, run, &more);
+        if (got == NULL) {
+            return -1;
+        }
+        PyObject *found = PyTuple_GET_ITEM(got, 0);
+        int rc = 0;
+        for (int f = 0; rc == 0 && f < nfields; f++) {
+            rc = add_words(&lengths[f], more, run->count[f]);
+        }
+        for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(found); j++) {
+            PyObject *term = PyTuple_GET_ITEM(found, j);
+            const unsigned char *p = arena_copy(arena, (const unsigned char *)PyBytes_AS_STRING(term),
+                                                PyBytes_GET_SIZE(term));
+            if (p == NULL || add_term(terms, p, PyBytes_GET_SIZE(term), run, bits, nfields) < 0) {
+                PyErr_NoMemory();
+                rc = -1;
+            }
+        }
+        Py_DECREF(got);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* (terms joined by newlines, tfs as native uint32, masks) of the term table. */
+static PyObject *
+columns(const Table *terms)
+{
+    size_t total = 0;
+    for (Py_ssize_t k = 0; k < terms->n; k++) {
+        size_t add = (size_t)terms->entries[k].len + (k > 0);
+        if (total > (size_t)PY_SSIZE_T_MAX - add) {
+            return PyErr_NoMemory();
+        }
+        total += add;
+        if (terms->entries[k].count[0] > (Py_ssize_t)UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "a term's count does not fit in 32 bits");
+            return NULL;
+        }
+    }
+    if ((size_t)terms->n > (size_t)PY_SSIZE_T_MAX / sizeof(uint32_t)) {
+        return PyErr_NoMemory();
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *tfs = PyBytes_FromStringAndSize(NULL, terms->n * (Py_ssize_t)sizeof(uint32_t));
+    PyObject *masks = PyBytes_FromStringAndSize(NULL, terms->n);
+    if (joined == NULL || tfs == NULL || masks == NULL) {
+        Py_XDECREF(joined);
+        Py_XDECREF(tfs);
+        Py_XDECREF(masks);
+        return NULL;
+    }
+    unsigned char *j = (unsigned char *)PyBytes_AS_STRING(joined);
+    unsigned char *tf = (unsigned char *)PyBytes_AS_STRING(tfs);
+    unsigned char *m = (unsigned char *)PyBytes_AS_STRING(masks);
+    size_t at = 0;
+    for (Py_ssize_t k = 0; k < terms->n; k++) {
+        const Entry *e = &terms->entries[k];
+        if (k > 0) {
+            j[at++] = '\n';
+        }
+        memcpy(j + at, e->p, (size_t)e->len);
+        at += (size_t)e->len;
+        uint32_t n = (uint32_t)e->count[0];
+        memcpy(tf + (size_t)k * sizeof(n), &n, sizeof(n));
+        m[k] = (unsigned char)e->cls;
+    }
+    return Py_BuildValue("(NNN)", joined, tfs, masks);
+}
+
+static PyObject *
+pack_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pack_fields(fields, terms_of_run) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *fields = args[0];
+    PyObject *terms_of_run = args[1];
+    if (!PyList_CheckExact(fields) || PyList_GET_SIZE(fields) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a list of at most 4 (bit, bytes) pairs");
+        return NULL;
+    }
+    if (!PyCallable_Check(terms_of_run)) {
+        PyErr_SetString(PyExc_TypeError, "terms_of_run must be callable");
+        return NULL;
+    }
+    int nfields = (int)PyList_GET_SIZE(fields);
+    int bits[MAX_FIELDS] = {0};
+    const unsigned char *raws[MAX_FIELDS] = {NULL};
+    Py_ssize_t sizes[MAX_FIELDS] = {0};
+    Py_ssize_t lengths[MAX_FIELDS] = {0};
+    int seen = 0;
+    for (int f = 0; f < nfields; f++) {
+        PyObject *pair = PyList_GET_ITEM(fields, f);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "fields must be a list of at most 4 (bit, bytes) pairs");
+            return NULL;
+        }
+        long bit = PyLong_AsLong(PyTuple_GET_ITEM(pair, 0));
+        if (bit != 1 && bit != 2 && bit != 4 && bit != 8) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "a field is one of TITLE, USER, ASSISTANT, TOOL");
+            }
+            return NULL;
+        }
+        if (seen & (int)bit) {
+            PyErr_SetString(PyExc_ValueError, "each field at most once");
+            return NULL;
+        }
+        seen |= (int)bit;
+        bits[f] = (int)bit;
+        /* The list holds the bytes for the whole call: the caller's list is not changed by us,
+         * and we read the buffers only while `fields` (a new reference below) is alive. */
+        raws[f] = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1));
+        sizes[f] = PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1));
+    }
+    /* Keep every buffer alive even if the caller's list changes while the GIL is released. */
+    PyObject *held = PyList_AsTuple(fields);
+    if (held == NULL) {
+        return NULL;
+    }
+    Table runs, terms;
+    Block *arena = NULL;
+    PyObject *result = NULL;
+    if (table_init(&runs) < 0) {
+        Py_DECREF(held);
+        return PyErr_NoMemory();
+    }
+    if (table_init(&terms) < 0) {
+        table_free(&runs);
+        Py_DECREF(held);
+        return PyErr_NoMemory();
+    }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int f = 0; rc == 0 && f < nfields; f++) {
+        rc = scan(&runs, raws[f], sizes[f], f, &lengths[f]);
+    }
+    if (rc == 0) {
+        classify_all(&runs);
+        rc = native_terms(&runs, &terms, &arena, bits, nfields);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (python_terms(&runs, &terms, &arena, bits, nfields, terms_of_run, lengths) < 0) {
+        goto done;
+    }
+    PyObject *cols = columns(&terms);
+    if (cols == NULL) {
+        goto done;
+    }
+    PyObject *lens = PyTuple_New(nfields);
+    if (lens == NULL) {
+        Py_DECREF(cols);
+        goto done;
+    }
+    for (int f = 0; f < nfields; f++) {
+        PyObject *n = PyLong_FromSsize_t(lengths[f]);
+        if (n == NULL) {
+            Py_DECREF(cols);
+            Py_DECREF(lens);
+            goto done;
+        }
+        PyTuple_SET_ITEM(lens, f, n);
+    }
+    result = Py_BuildValue("(OOON)", PyTuple_GET_ITEM(cols, 0), PyTuple_GET_ITEM(cols, 1), PyTuple_GET_ITEM(cols, 2),
+                           lens);
+    Py_DECREF(cols);
+done:
+    table_free(&runs);
+    table_free(&terms);
+    arena_free(arena);
+    Py_DECREF(held);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"count_translated", (PyCFunction)(void (*)(void))count_translated, METH_FASTCALL,
      "count_translated(raw, terms_of_run) -> (dict[bytes, int], int): _tokens.count_translated, natively."},
+    {"pack_fields", (PyCFunction)(void (*)(void))pack_fields, METH_FASTCALL,
+     "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,3 +4,6 @@ from collections.abc import Callable
 def count_translated(
     raw: bytes, terms_of_run: Callable[[bytes], tuple[tuple[bytes, ...], int]], /
 ) -> tuple[dict[bytes, int], int]: ...
+def pack_fields(
+    fields: list[tuple[int, bytes]], terms_of_run: Callable[[bytes], tuple[tuple[bytes, ...], int]], /
+) -> tuple[bytes, bytes, bytes, tuple[int, ...]]: ...

@@ -47,6 +47,7 @@ import functools
 import os
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from typing import Final
 
@@ -61,6 +62,7 @@ __all__ = [
     "count_translated_native",
     "count_translated_pure",
     "is_wordlike",
+    "pack_fields_native",
     "words",
 ]
 
@@ -226,6 +228,15 @@ def count_translated_native(raw: bytes) -> tuple[dict[bytes, int], int]:
     return _ctok.count_translated(raw, _terms_of_run)
 
 
+def pack_fields_native(fields: list[tuple[int, bytes]]) -> tuple[bytes, bytes, bytes, tuple[int, ...]]:
+    """One session's packed postings from its fields' translated bytes (each field once): the
+    terms joined by newlines, their counts (native ``uint32``), their field masks, and each
+    field's length; by the compiled accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.pack_fields(fields, _terms_of_run)
+
+
 try:
     from . import _ctok
 except ImportError:  # no compiler at install time: the pure path gives the same terms
@@ -233,7 +244,9 @@ except ImportError:  # no compiler at install time: the pure path gives the same
 
 #: True when :func:`count_translated` is the compiled accelerator's (built, and not turned off by
 #: ``SESSIONSEAL_PURE_FTS=1``).
-NATIVE: Final = _ctok is not None and os.environ.get("SESSIONSEAL_PURE_FTS", "") != "1"
+NATIVE: Final = (
+    _ctok is not None and os.environ.get("SESSIONSEAL_PURE_FTS", "") != "1" and array("I").itemsize == 4  # uint32 tfs
+)
 #: :func:`count_runs` of a text already encoded and put through :data:`TABLE` or
 #: :data:`LINE_TABLE`: the compiled accelerator's when :data:`NATIVE`, else the pure one.
 count_translated: Final = count_translated_native if NATIVE else count_translated_pure
