@@ -8,7 +8,7 @@ time on a shared machine) of
 * ``verify --read-data`` (the issue's target), for scale;
 * ``pack`` of every session with the pure-Python tokenizer and with the compiled one (one call
   per session: ``_tokens.pack_fields_native``), when built;
-* inverting the postings (``SegmentBuilder.invert``, no key) and placing, encoding, compressing
+* inverting the postings (``SegmentBuilder.invert``, no key; pure and compiled) and placing, encoding, compressing
   and sealing them (``Inverted.build``, keyed), per segment of about ``--segment-mb`` MB of text.
 
 Medians of the rounds; the load average is printed with them.
@@ -90,8 +90,8 @@ def main() -> None:
 
         inverted: list[_fts.Inverted] = []
 
-        def invert() -> None:
-            inverted[:] = [b.invert() for b in builders()]
+        def invert(native: bool) -> None:
+            inverted[:] = [b._invert_native() if native else b._invert_pure() for b in builders()]
 
         def seal() -> None:
             for inv in inverted:
@@ -101,7 +101,9 @@ def main() -> None:
         stages["pack, pure tokenizer"] = lambda: pack_with(False)
         if _tokens.NATIVE:
             stages["pack, compiled tokenizer"] = lambda: pack_with(True)
-        stages["invert (per posting, no key)"] = invert
+        stages["invert (per posting, no key), pure"] = lambda: invert(native=False)
+        if _tokens.NATIVE:
+            stages["invert (per posting, no key), compiled"] = lambda: invert(native=True)
         stages["place, encode, zstd, seal (keyed)"] = seal
         rounds: dict[str, list[float]] = {k: [] for k in stages}
         for _ in range(a.repeat):

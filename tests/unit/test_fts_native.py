@@ -204,6 +204,41 @@ def test_pack_fields_refuses_bad_fields_with_documented_errors() -> None:
     )
 
 
+@native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(docs, min_size=1, max_size=6))
+def test_a_natively_inverted_segment_has_the_pure_columns(sessions: list[list[tuple[int, str]]]) -> None:
+    builder = _fts.SegmentBuilder()
+    for i, fields in enumerate(sessions):
+        builder.add(_fts.pack(_fts.Doc(UUID(int=i + 1), 1, fields)))
+    assert builder._invert_native() == builder._invert_pure()
+
+
+@native
+def test_invert_rows_refuses_bad_rows_with_documented_errors() -> None:
+    from sessionseal._fts import _ctok
+
+    def u32(*values: int) -> bytes:
+        return array("I", values).tobytes()
+
+    good = ([b"b", b"a", b"b"], u32(0, 1, 1), u32(1, 2, 3), bytes([1, 2, 4]))
+    assert _ctok.invert_rows(*good) == (b"a\nb", u32(1, 2), u32(1, 0, 1), u32(2, 1, 3), bytes([2, 1, 4]))
+    assert _ctok.invert_rows([], b"", b"", b"") == (b"", b"", b"", b"", b"")
+    for terms, error in (([b"x" * 65, b"a", b"b"], ValueError), ([b"", b"a", b"b"], ValueError)):
+        with pytest.raises(error, match="1 to 64"):
+            _ctok.invert_rows(terms, *good[1:])
+    with pytest.raises(ValueError, match="1 to 64"):
+        _ctok.invert_rows([b"secret\nword", b"a", b"b"], *good[1:])
+    with pytest.raises(TypeError, match="list of bytes"):
+        _ctok.invert_rows([b"a", "b", b"c"], *good[1:])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="differ"):
+        _ctok.invert_rows(good[0], u32(0, 1), *good[2:])
+    with pytest.raises(TypeError, match="differ"):
+        _ctok.invert_rows(*good[:3], b"\x01")
+    with pytest.raises(ValueError, match="ordinal order"):
+        _ctok.invert_rows([b"a", b"a"], u32(1, 0), u32(1, 1), b"\x01\x01")
+
+
 BUILD = """
 import sys
 from array import array

@@ -27,6 +27,7 @@ from .. import _container, _crypto
 from .._container import FrameType, Kind
 from . import _format as F
 from ._analyze import Analyzed, PackedDoc
+from ._tokens import NATIVE, invert_rows_native
 
 __all__ = ["Inverted", "SegmentBuilder"]
 
@@ -106,7 +107,22 @@ class SegmentBuilder:
 
     def invert(self) -> Inverted:
         """The postings grouped by term: the per-posting work of a build, which needs no key
-        (an index build runs it on a worker process)."""
+        (an index build runs it on a worker process). With the compiled accelerator, sessions
+        added one after the other are grouped by one native call (the same columns)."""
+        if NATIVE and self._rows_sorted:
+            return self._invert_native()
+        return self._invert_pure()
+
+    def _invert_native(self) -> Inverted:
+        terms, dfs, deltas, tfs, masks = invert_rows_native(
+            self._terms, self._ords.tobytes(), self._tfs.tobytes(), bytes(self._masks)
+        )
+        columns = [array("I"), array("I"), array("I")]
+        for column, raw in zip(columns, (dfs, deltas, tfs), strict=True):
+            column.frombytes(raw)
+        return Inverted(list(self.entries), self.size, terms, columns[0], columns[1], columns[2], masks)
+
+    def _invert_pure(self) -> Inverted:
         distinct = list(dict.fromkeys(self._terms))
         _check_terms(distinct)
         distinct.sort()

@@ -742,11 +742,205 @@ done:
     return result;
 }
 
+/* ---- invert_rows ------------------------------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t len;
+    Py_ssize_t id; /* the term's index in the hash table */
+} Key;
+
+/* bytes' order: memcmp of the common part, then the shorter first. */
+static int
+key_cmp(const void *a, const void *b)
+{
+    const Key *x = a, *y = b;
+    Py_ssize_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, (size_t)n);
+    if (c != 0) {
+        return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Reads a native uint32 column of n values from bytes; NULL with TypeError if its size is wrong. */
+static const unsigned char *
+u32_column(PyObject *obj, Py_ssize_t n)
+{
+    if (!PyBytes_CheckExact(obj) || n > PY_SSIZE_T_MAX / 4 || PyBytes_GET_SIZE(obj) != n * 4) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return NULL;
+    }
+    return (const unsigned char *)PyBytes_AS_STRING(obj);
+}
+
+static uint32_t
+u32_at(const unsigned char *col, Py_ssize_t i)
+{
+    uint32_t v;
+    memcpy(&v, col + (size_t)i * 4, 4);
+    return v;
+}
+
+static void
+u32_put(unsigned char *col, Py_ssize_t i, uint32_t v)
+{
+    memcpy(col + (size_t)i * 4, &v, 4);
+}
+
+/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
+ * (one per (term, session), added session after session: ordinals ascend within a term) grouped
+ * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path. With the GIL held
+ * throughout (the rows are Python objects; no Python code runs meanwhile). */
+static PyObject *
+invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *list = args[0];
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    const unsigned char *ords = u32_column(args[1], n);
+    const unsigned char *tfs = ords ? u32_column(args[2], n) : NULL;
+    if (tfs == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return NULL;
+    }
+    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2 || (uint64_t)n > UINT32_MAX) {
+        return PyErr_NoMemory(); /* a df is a uint32 */
+    }
+    Table t;
+    if (table_init(&t) < 0) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    Key *keys = NULL;
+    Py_ssize_t *row_term = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *rank = NULL, *cursor = NULL;
+    unsigned char *o_ords = NULL;
+    PyObject *joined = NULL, *dfs = NULL, *deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
+    if (row_term == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *term = PyList_GET_ITEM(list, i);
+        if (!PyBytes_CheckExact(term)) {
+            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+            goto done;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(term);
+        Py_ssize_t len = PyBytes_GET_SIZE(term);
+        if (len < 1 || len > MAX_TERM || memchr(p, '\n', (size_t)len) != NULL) {
+            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+            goto done;
+        }
+        Py_ssize_t k = table_find(&t, p, len);
+        if (k < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        t.entries[k].count[0]++; /* the term's df */
+        row_term[i] = k;
+    }
+    Py_ssize_t nt = t.n;
+    keys = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Key));
+    rank = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    cursor = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    o_ords = PyMem_RawMalloc((size_t)n * 4 + 1);
+    if (keys == NULL || rank == NULL || cursor == NULL || o_ords == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t total = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        keys[k].p = t.entries[k].p;
+        keys[k].len = t.entries[k].len;
+        keys[k].id = k;
+        total += (size_t)t.entries[k].len + (k > 0); /* at most n * 65: n was checked above */
+    }
+    qsort(keys, (size_t)nt, sizeof(Key), key_cmp);
+    joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    dfs = PyBytes_FromStringAndSize(NULL, nt * 4);
+    deltas = PyBytes_FromStringAndSize(NULL, n * 4);
+    o_tfs = PyBytes_FromStringAndSize(NULL, n * 4);
+    o_masks = PyBytes_FromStringAndSize(NULL, n);
+    if (joined == NULL || dfs == NULL || deltas == NULL || o_tfs == NULL || o_masks == NULL) {
+        goto done;
+    }
+    unsigned char *j = (unsigned char *)PyBytes_AS_STRING(joined);
+    size_t at = 0;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t r = 0; r < nt; r++) {
+        const Entry *e = &t.entries[keys[r].id];
+        if (r > 0) {
+            j[at++] = '\n';
+        }
+        memcpy(j + at, e->p, (size_t)e->len);
+        at += (size_t)e->len;
+        rank[keys[r].id] = r;
+        cursor[r] = start;
+        u32_put((unsigned char *)PyBytes_AS_STRING(dfs), r, (uint32_t)e->count[0]); /* df <= n < 2**32 */
+        start += e->count[0];
+    }
+    /* A stable counting sort of the rows by their term's rank: ordinals stay ascending. */
+    unsigned char *d = (unsigned char *)PyBytes_AS_STRING(deltas);
+    unsigned char *tf = (unsigned char *)PyBytes_AS_STRING(o_tfs);
+    unsigned char *m = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t pos = cursor[rank[row_term[i]]]++;
+        u32_put(o_ords, pos, u32_at(ords, i));
+        u32_put(tf, pos, u32_at(tfs, i));
+        m[pos] = masks[i];
+    }
+    /* Each posting's ordinal less the previous one of its term (the first: its ordinal). */
+    start = 0;
+    for (Py_ssize_t r = 0; r < nt; r++) {
+        Py_ssize_t df = t.entries[keys[r].id].count[0];
+        uint32_t prev = 0;
+        for (Py_ssize_t i = start; i < start + df; i++) {
+            uint32_t ord = u32_at(o_ords, i);
+            if (ord < prev) {
+                PyErr_SetString(PyExc_ValueError, "the rows are not in ordinal order");
+                goto done;
+            }
+            u32_put(d, i, ord - prev);
+            prev = ord;
+        }
+        start += df;
+    }
+    result = PyTuple_Pack(5, joined, dfs, deltas, o_tfs, o_masks);
+done:
+    Py_XDECREF(joined);
+    Py_XDECREF(dfs);
+    Py_XDECREF(deltas);
+    Py_XDECREF(o_tfs);
+    Py_XDECREF(o_masks);
+    PyMem_RawFree(o_ords);
+    PyMem_RawFree(cursor);
+    PyMem_RawFree(rank);
+    PyMem_RawFree(keys);
+    PyMem_RawFree(row_term);
+    table_free(&t);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_translated", (PyCFunction)(void (*)(void))count_translated, METH_FASTCALL,
      "count_translated(raw, terms_of_run) -> (dict[bytes, int], int): _tokens.count_translated, natively."},
     {"pack_fields", (PyCFunction)(void (*)(void))pack_fields, METH_FASTCALL,
      "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
+    {"invert_rows", (PyCFunction)(void (*)(void))invert_rows, METH_FASTCALL,
+     "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
     {NULL, NULL, 0, NULL},
 };
 

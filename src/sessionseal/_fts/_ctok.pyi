@@ -7,3 +7,6 @@ def count_translated(
 def pack_fields(
     fields: list[tuple[int, bytes]], terms_of_run: Callable[[bytes], tuple[tuple[bytes, ...], int]], /
 ) -> tuple[bytes, bytes, bytes, tuple[int, ...]]: ...
+def invert_rows(
+    terms: list[bytes], ords: bytes, tfs: bytes, masks: bytes, /
+) -> tuple[bytes, bytes, bytes, bytes, bytes]: ...

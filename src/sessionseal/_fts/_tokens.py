@@ -61,6 +61,7 @@ __all__ = [
     "count_translated",
     "count_translated_native",
     "count_translated_pure",
+    "invert_rows_native",
     "is_wordlike",
     "pack_fields_native",
     "words",
@@ -235,6 +236,18 @@ def pack_fields_native(fields: list[tuple[int, bytes]]) -> tuple[bytes, bytes, b
     if _ctok is None:
         raise RuntimeError("the compiled tokenizer is not built")
     return _ctok.pack_fields(fields, _terms_of_run)
+
+
+def invert_rows_native(
+    terms: list[bytes], ords: bytes, tfs: bytes, masks: bytes
+) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """A segment's rows (one per (term, session), sessions in ordinal order; ``ords`` and ``tfs``
+    native ``uint32``) grouped by term: the distinct terms sorted and joined by newlines, their
+    dfs, and every posting's ordinal delta, tf and mask, term after term; by the compiled
+    accelerator (only when :data:`NATIVE`: :meth:`~._build.SegmentBuilder.invert`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.invert_rows(terms, ords, tfs, masks)
 
 
 try:
