@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 import subprocess
 import sys
 from array import array
@@ -239,12 +240,50 @@ def test_invert_rows_refuses_bad_rows_with_documented_errors() -> None:
         _ctok.invert_rows([b"a", b"a"], u32(1, 0), u32(1, 1), b"\x01\x01")
 
 
+@native
+@settings(max_examples=200, deadline=None)
+@given(st.lists(docs, min_size=1, max_size=5), st.randoms(use_true_random=False))
+def test_natively_gathered_terms_are_the_pure_columns(
+    sessions: list[list[tuple[int, str]]], rng: random.Random
+) -> None:
+    """Inverted._payloads' move of the postings into the buckets' order (any order of the terms)."""
+    builder = _fts.SegmentBuilder()
+    for i, fields in enumerate(sessions):
+        builder.add(_fts.pack(_fts.Doc(UUID(int=i + 1), 1, fields)))
+    inverted = builder.invert()
+    moved = list(range(len(inverted.dfs)))
+    rng.shuffle(moved)
+    assert inverted._gathered_native(moved) == inverted._gathered(moved)
+
+
+@native
+def test_gather_terms_refuses_bad_columns_with_documented_errors() -> None:
+    from sessionseal._fts import _ctok
+
+    def u32(*values: int) -> bytes:
+        return array("I", values).tobytes()
+
+    good = (u32(1, 0), u32(2, 1), u32(1, 2, 5), u32(7, 8, 9), b"\x01\x02\x04")
+    assert _ctok.gather_terms(*good) == (u32(1, 2), u32(5, 1, 2), u32(9, 7, 8), b"\x04\x01\x02")
+    with pytest.raises(ValueError, match="out of range"):
+        _ctok.gather_terms(u32(2, 0), *good[1:])
+    with pytest.raises(ValueError, match="add up"):
+        _ctok.gather_terms(good[0], u32(2, 2), *good[2:])
+    with pytest.raises(ValueError, match="add up"):
+        _ctok.gather_terms(good[0], u32(0xFFFFFFFF, 1), *good[2:])
+    with pytest.raises(TypeError, match="differ"):
+        _ctok.gather_terms(u32(1), *good[1:])
+    with pytest.raises(TypeError, match="differ"):
+        _ctok.gather_terms(*good[:3], u32(7, 8), good[4])
+    with pytest.raises(TypeError, match="bytes"):
+        _ctok.gather_terms(*good[:4], bytearray(good[4]))  # type: ignore[arg-type]
+
+
 BUILD = """
 import sys
-from array import array
 from uuid import UUID
 from sessionseal import _fts
-from sessionseal._fts import _analyze, _tokens
+from sessionseal._fts import _tokens
 docs = [_fts.Doc(UUID(int=i + 1), 1, [(_fts.TITLE, "Fix the HTTPServer"), (_fts.USER, "why does refresh_token fail? " * (i + 1)),
         (_fts.TOOL, "Traceback: ValueError in src/app.py line %d\\nTraceback: ValueError in src/app.py\\n" % i * 5 + "déjà vu ﬁle Straße ÉTÉ " + "z" * (60 + i))])
         for i in range(40)]

@@ -934,6 +934,102 @@ done:
     return result;
 }
 
+/* ---- gather_terms ----------------------------------------------------------------------- */
+
+/* gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns
+ * (dfs, one per term) and their postings' (deltas, tfs, masks, term after term) in the order
+ * *moved* (term indices, native uint32) gives: Inverted._payloads' bucket order, computed from
+ * the keyed slots in Python; this only moves the key-free columns. */
+static PyObject *
+gather_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "gather_terms(moved, dfs, deltas, tfs, masks) takes 5 arguments");
+        return NULL;
+    }
+    for (int a = 0; a < 5; a++) {
+        if (!PyBytes_CheckExact(args[a])) {
+            PyErr_SetString(PyExc_TypeError, "the columns must be bytes");
+            return NULL;
+        }
+    }
+    Py_ssize_t nt = PyBytes_GET_SIZE(args[1]) / 4;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[4]);
+    const unsigned char *moved = u32_column(args[0], nt);
+    const unsigned char *dfs = moved ? u32_column(args[1], nt) : NULL;
+    const unsigned char *deltas = dfs ? u32_column(args[2], n) : NULL;
+    const unsigned char *tfs = deltas ? u32_column(args[3], n) : NULL;
+    if (tfs == NULL) {
+        return NULL;
+    }
+    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[4]);
+    if ((size_t)nt > (size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t) - 1) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t *starts = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    if (starts == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL, *o_dfs = NULL, *o_deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
+    starts[0] = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        Py_ssize_t df = (Py_ssize_t)u32_at(dfs, k);
+        if (starts[k] > n - df) {
+            PyErr_SetString(PyExc_ValueError, "the dfs do not add up to the postings");
+            goto done;
+        }
+        starts[k + 1] = starts[k] + df;
+    }
+    if (starts[nt] != n) {
+        PyErr_SetString(PyExc_ValueError, "the dfs do not add up to the postings");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        if ((Py_ssize_t)u32_at(moved, k) >= nt) {
+            PyErr_SetString(PyExc_ValueError, "a moved term out of range");
+            goto done;
+        }
+    }
+    /* The output's size, from the order itself (n when it is a permutation). */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        Py_ssize_t df = (Py_ssize_t)u32_at(dfs, u32_at(moved, k));
+        if (total > (PY_SSIZE_T_MAX / 4) - df) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        total += df;
+    }
+    o_dfs = PyBytes_FromStringAndSize(NULL, nt * 4);
+    o_deltas = PyBytes_FromStringAndSize(NULL, total * 4);
+    o_tfs = PyBytes_FromStringAndSize(NULL, total * 4);
+    o_masks = PyBytes_FromStringAndSize(NULL, total);
+    if (o_dfs == NULL || o_deltas == NULL || o_tfs == NULL || o_masks == NULL) {
+        goto done;
+    }
+    unsigned char *od = (unsigned char *)PyBytes_AS_STRING(o_deltas);
+    unsigned char *ot = (unsigned char *)PyBytes_AS_STRING(o_tfs);
+    unsigned char *om = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        uint32_t term = u32_at(moved, k);
+        Py_ssize_t from = starts[term], df = starts[term + 1] - starts[term];
+        u32_put((unsigned char *)PyBytes_AS_STRING(o_dfs), k, (uint32_t)df);
+        memcpy(od + (size_t)at * 4, deltas + (size_t)from * 4, (size_t)df * 4);
+        memcpy(ot + (size_t)at * 4, tfs + (size_t)from * 4, (size_t)df * 4);
+        memcpy(om + at, masks + from, (size_t)df);
+        at += df;
+    }
+    result = PyTuple_Pack(4, o_dfs, o_deltas, o_tfs, o_masks);
+done:
+    Py_XDECREF(o_dfs);
+    Py_XDECREF(o_deltas);
+    Py_XDECREF(o_tfs);
+    Py_XDECREF(o_masks);
+    PyMem_RawFree(starts);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_translated", (PyCFunction)(void (*)(void))count_translated, METH_FASTCALL,
      "count_translated(raw, terms_of_run) -> (dict[bytes, int], int): _tokens.count_translated, natively."},
@@ -941,6 +1037,8 @@ static PyMethodDef methods[] = {
      "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
     {"invert_rows", (PyCFunction)(void (*)(void))invert_rows, METH_FASTCALL,
      "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
+    {"gather_terms", (PyCFunction)(void (*)(void))gather_terms, METH_FASTCALL,
+     "gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns reordered."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,3 +10,6 @@ def pack_fields(
 def invert_rows(
     terms: list[bytes], ords: bytes, tfs: bytes, masks: bytes, /
 ) -> tuple[bytes, bytes, bytes, bytes, bytes]: ...
+def gather_terms(
+    moved: bytes, dfs: bytes, deltas: bytes, tfs: bytes, masks: bytes, /
+) -> tuple[bytes, bytes, bytes, bytes]: ...

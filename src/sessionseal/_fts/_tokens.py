@@ -61,6 +61,7 @@ __all__ = [
     "count_translated",
     "count_translated_native",
     "count_translated_pure",
+    "gather_terms_native",
     "invert_rows_native",
     "is_wordlike",
     "pack_fields_native",
@@ -248,6 +249,17 @@ def invert_rows_native(
     if _ctok is None:
         raise RuntimeError("the compiled tokenizer is not built")
     return _ctok.invert_rows(terms, ords, tfs, masks)
+
+
+def gather_terms_native(
+    moved: bytes, dfs: bytes, deltas: bytes, tfs: bytes, masks: bytes
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """A segment's term columns (``dfs``) and posting columns (term after term) in the order
+    *moved* gives (term indices; all ``uint32`` but *masks*), by the compiled accelerator (only
+    when :data:`NATIVE`: :meth:`~._build.Inverted.build`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.gather_terms(moved, dfs, deltas, tfs, masks)
 
 
 try:
