@@ -19,6 +19,7 @@ Medians of the rounds; the load average is printed with them.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -33,13 +34,17 @@ import bench_fts as bf
 import bench_search as bs
 
 from sessionseal import _fts
-from sessionseal._fts import _analyze, _tokens
+from sessionseal._fts import _analyze, _build, _tokens
 
 
 def cpu(fn: Callable[[], object]) -> float:
     t = time.process_time()
     fn()
     return time.process_time() - t
+
+
+def same(pure: list[_fts.PackedDoc], native: list[_fts.PackedDoc]) -> bool:
+    return all(p.analyzed() == n.analyzed() for p, n in zip(pure, native, strict=True))
 
 
 def switch(native: bool) -> None:
@@ -76,9 +81,7 @@ def main() -> None:
 
         packed = pack_with(False)
         if _tokens.NATIVE:
-            native = pack_with(True)
-            same = all(p.analyzed() == n.analyzed() for p, n in zip(packed, native, strict=True))
-            print(f"native and pure postings equal: {same}", file=sys.stderr)
+            print(f"native and pure postings equal: {same(packed, pack_with(True))}", file=sys.stderr)
 
         def builders() -> list[_fts.SegmentBuilder]:
             out = [_fts.SegmentBuilder()]
@@ -93,18 +96,20 @@ def main() -> None:
         def invert(native: bool) -> None:
             inverted[:] = [b._invert_native() if native else b._invert_pure() for b in builders()]
 
-        def seal() -> None:
-            for inv in inverted:
-                inv.build(bf.VAULT_ID, uuid.uuid4(), os.urandom(32))
+        def seal(native: bool) -> None:
+            vars(_build)["NATIVE"] = native
+            try:
+                for inv in inverted:
+                    inv.build(bf.VAULT_ID, uuid.uuid4(), os.urandom(32))
+            finally:
+                vars(_build)["NATIVE"] = _tokens.NATIVE
 
         stages: dict[str, Callable[[], object]] = {"verify --read-data": lambda: v.verify(read_data=True)}
-        stages["pack, pure tokenizer"] = lambda: pack_with(False)
-        if _tokens.NATIVE:
-            stages["pack, compiled tokenizer"] = lambda: pack_with(True)
-        stages["invert (per posting, no key), pure"] = lambda: invert(native=False)
-        if _tokens.NATIVE:
-            stages["invert (per posting, no key), compiled"] = lambda: invert(native=True)
-        stages["place, encode, zstd, seal (keyed)"] = seal
+        paths = {"pure": False, "compiled": True} if _tokens.NATIVE else {"pure": False}
+        for how, native in paths.items():
+            stages[f"pack, {how}"] = functools.partial(pack_with, native)
+            stages[f"invert (per posting, no key), {how}"] = functools.partial(invert, native)
+            stages[f"place, encode, zstd, seal (keyed), {how}"] = functools.partial(seal, native)
         rounds: dict[str, list[float]] = {k: [] for k in stages}
         for _ in range(a.repeat):
             for name, fn in stages.items():
