@@ -18,7 +18,7 @@ from typing import Final
 from uuid import UUID
 
 from ._format import DocEntry, Posting
-from ._tokens import LINE_TABLE, count_translated
+from ._tokens import LINE_TABLE, NATIVE, TABLE, count_translated, pack_fields_native
 
 __all__ = ["Analyzed", "Doc", "PackedDoc", "analyze", "count_lines", "pack"]
 
@@ -121,7 +121,39 @@ def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, i
 
 
 def pack(doc: Doc) -> PackedDoc:
-    """Tokenize *doc*, one field at a time; sum the counts per term, OR-ing the fields' bits."""
+    """Tokenize *doc*, one field at a time; sum the counts per term, OR-ing the fields' bits.
+
+    With the compiled accelerator (:data:`~._tokens.NATIVE`), one call counts every field's runs
+    and sums them into the columns (no dict per field, no Python step per term; the lines are
+    not deduplicated first: at C speed that costs more than it saves). The same postings as the
+    pure path; the terms in another order (a segment and a delta record sort them).
+    """
+    if NATIVE:
+        return _pack_native(doc)
+    return _pack_pure(doc)
+
+
+def _pack_native(doc: Doc) -> PackedDoc:
+    by_field: dict[int, list[str]] = {}
+    size = 0
+    for field, text in doc.fields:
+        if field not in FIELD_INDEX:
+            raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
+        by_field.setdefault(field, []).append(text)
+        size += len(text)
+    # One piece per field: a newline never joins two pieces' words (rule 1).
+    raws = [(f, "\n".join(texts).encode("utf-8", "replace").translate(TABLE)) for f, texts in by_field.items()]
+    terms, tfs, masks, counted = pack_fields_native(raws)
+    lengths = [0, 0, 0, 0]
+    for (field, _raw), n in zip(raws, counted, strict=True):
+        lengths[FIELD_INDEX[field]] = n
+    entry = DocEntry(doc.session_id, doc.generation, (lengths[0], lengths[1], lengths[2], lengths[3]))
+    counts = array("I")
+    counts.frombytes(tfs)
+    return PackedDoc(entry, terms, counts, masks, size)
+
+
+def _pack_pure(doc: Doc) -> PackedDoc:
     counted, lengths, size = _counted(doc)
     tfs: dict[bytes, int] = {}
     masks: dict[bytes, int] = {}

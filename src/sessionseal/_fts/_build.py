@@ -27,6 +27,7 @@ from .. import _container, _crypto
 from .._container import FrameType, Kind
 from . import _format as F
 from ._analyze import Analyzed, PackedDoc
+from ._tokens import NATIVE, gather_terms_native, invert_rows_native
 
 __all__ = ["Inverted", "SegmentBuilder"]
 
@@ -106,7 +107,22 @@ class SegmentBuilder:
 
     def invert(self) -> Inverted:
         """The postings grouped by term: the per-posting work of a build, which needs no key
-        (an index build runs it on a worker process)."""
+        (an index build runs it on a worker process). With the compiled accelerator, sessions
+        added one after the other are grouped by one native call (the same columns)."""
+        if NATIVE and self._rows_sorted:
+            return self._invert_native()
+        return self._invert_pure()
+
+    def _invert_native(self) -> Inverted:
+        terms, dfs, deltas, tfs, masks = invert_rows_native(
+            self._terms, self._ords.tobytes(), self._tfs.tobytes(), bytes(self._masks)
+        )
+        columns = [array("I"), array("I"), array("I")]
+        for column, raw in zip(columns, (dfs, deltas, tfs), strict=True):
+            column.frombytes(raw)
+        return Inverted(list(self.entries), self.size, terms, columns[0], columns[1], columns[2], masks)
+
+    def _invert_pure(self) -> Inverted:
         distinct = list(dict.fromkeys(self._terms))
         _check_terms(distinct)
         distinct.sort()
@@ -199,6 +215,27 @@ class Inverted:
             nonces=nonces,
         )
 
+    def _gathered(self, moved: list[int]) -> tuple[array[int], array[int], array[int], bytes]:
+        """The dfs and the postings (deltas, tfs, masks) of the terms in the order *moved*."""
+        starts = [0, *accumulate(self.dfs)]
+        # An array, not a list: 4 bytes a posting instead of an int object and a pointer (45).
+        rows = array(
+            "I", chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved)))
+        )
+        dfs = array("I", map(self.dfs.__getitem__, moved))
+        deltas = array("I", map(self.deltas.__getitem__, rows))
+        tfs = array("I", map(self.tfs.__getitem__, rows))
+        return dfs, deltas, tfs, bytes(map(self.masks.__getitem__, rows))
+
+    def _gathered_native(self, moved: list[int]) -> tuple[array[int], array[int], array[int], bytes]:
+        dfs, deltas, tfs, masks = gather_terms_native(
+            array("I", moved).tobytes(), self.dfs.tobytes(), self.deltas.tobytes(), self.tfs.tobytes(), self.masks
+        )
+        columns = [array("I"), array("I"), array("I")]
+        for column, raw in zip(columns, (dfs, deltas, tfs), strict=True):
+            column.frombytes(raw)
+        return columns[0], columns[1], columns[2], masks
+
     def _payloads(self, keys: F.SubKeys) -> tuple[list[bytes], list[bytes]]:
         by_utf8 = self.terms.split(b"\n") if self.terms else []
         nb = F.bucket_count(len(by_utf8))
@@ -206,17 +243,12 @@ class Inverted:
         # The terms in their final order, bucket then UTF-8 (a stable sort of the UTF-8 order),
         # and their postings moved with them: one step per term, then per posting at C speed.
         moved = sorted(range(len(by_utf8)), key=slots.__getitem__)
-        starts = [0, *accumulate(self.dfs)]
-        # An array, not a list: 4 bytes a posting instead of an int object and a pointer (45).
-        rows = array(
-            "I", chain.from_iterable(map(range, map(starts.__getitem__, moved), map(starts[1:].__getitem__, moved)))
-        )
         ordered = list(map(by_utf8.__getitem__, moved))
-        dfs = array("I", map(self.dfs.__getitem__, moved))
-        deltas = array("I", map(self.deltas.__getitem__, rows))
-        tfs = array("I", map(self.tfs.__getitem__, rows))
-        masks = bytes(map(self.masks.__getitem__, rows))
-        del rows, moved
+        if NATIVE:  # the same columns, moved by one native call
+            dfs, deltas, tfs, masks = self._gathered_native(moved)
+        else:
+            dfs, deltas, tfs, masks = self._gathered(moved)
+        del moved
         starts = [0, *accumulate(dfs)]
         per_bucket = Counter(slots)
         bucket_ends = list(accumulate(map(per_bucket.__getitem__, range(nb))))

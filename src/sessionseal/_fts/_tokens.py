@@ -32,24 +32,39 @@ run stays the ``Counter``'s key (:func:`count_runs`). Rules 2 to 4 run once per 
 that needs them (found by one regex over the distinct runs, cached across texts), not per
 occurrence, so their Python cost follows the vocabulary, not the text. On the benchmark's text,
 split + ``Counter`` is about half of the CPU time of :func:`count_runs`, the rules the rest.
+
+The optional accelerator (``_ctok``, C, built by ``setup.py`` where a compiler is found) does
+:func:`count_translated_pure`'s split, count and the rules of plain, lower-case, ALLCAPS,
+Capitalized and digit ASCII runs in one pass with the GIL released, and hands the other
+distinct runs to the same cached :func:`_terms_of_run`: the same terms, counts and length (and
+dict order). :data:`NATIVE` says whether it is used; ``SESSIONSEAL_PURE_FTS=1`` in the
+environment forces the pure path (tests run both).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from typing import Final
 
 __all__ = [
     "LINE_TABLE",
     "MAX_TERM_BYTES",
+    "NATIVE",
     "TABLE",
     "count_runs",
     "count_terms",
     "count_translated",
+    "count_translated_native",
+    "count_translated_pure",
+    "gather_terms_native",
+    "invert_rows_native",
     "is_wordlike",
+    "pack_fields_native",
     "words",
 ]
 
@@ -156,9 +171,9 @@ def count_runs(text: str) -> tuple[dict[bytes, int], int]:
     return count_translated(text.encode("utf-8", "replace").translate(_TABLE))
 
 
-def count_translated(raw: bytes) -> tuple[dict[bytes, int], int]:
+def count_translated_pure(raw: bytes) -> tuple[dict[bytes, int], int]:
     """:func:`count_runs` of a text already encoded and put through :data:`TABLE` or
-    :data:`LINE_TABLE` (ASCII whitespace cuts runs as a space does)."""
+    :data:`LINE_TABLE` (ASCII whitespace cuts runs as a space does): the pure-Python path."""
     counts: Counter[bytes] = Counter()
     length = at = 0
     # In pieces of about _CHUNK bytes cut at a space (no run crosses one): the list of runs is
@@ -206,6 +221,60 @@ def _terms_of_run(run: bytes) -> tuple[tuple[bytes, ...], int]:
         return whole, 0  # no part: ALLCAPS, Capitalized, lower case (here for its length)
     terms, _one = _split_run(run)
     return whole + tuple(t.encode() for t in terms), 0
+
+
+def count_translated_native(raw: bytes) -> tuple[dict[bytes, int], int]:
+    """:func:`count_translated_pure`, by the compiled accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.count_translated(raw, _terms_of_run)
+
+
+def pack_fields_native(fields: list[tuple[int, bytes]]) -> tuple[bytes, bytes, bytes, tuple[int, ...]]:
+    """One session's packed postings from its fields' translated bytes (each field once): the
+    terms joined by newlines, their counts (native ``uint32``), their field masks, and each
+    field's length; by the compiled accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.pack_fields(fields, _terms_of_run)
+
+
+def invert_rows_native(
+    terms: list[bytes], ords: bytes, tfs: bytes, masks: bytes
+) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """A segment's rows (one per (term, session), sessions in ordinal order; ``ords`` and ``tfs``
+    native ``uint32``) grouped by term: the distinct terms sorted and joined by newlines, their
+    dfs, and every posting's ordinal delta, tf and mask, term after term; by the compiled
+    accelerator (only when :data:`NATIVE`: :meth:`~._build.SegmentBuilder.invert`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.invert_rows(terms, ords, tfs, masks)
+
+
+def gather_terms_native(
+    moved: bytes, dfs: bytes, deltas: bytes, tfs: bytes, masks: bytes
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """A segment's term columns (``dfs``) and posting columns (term after term) in the order
+    *moved* gives (term indices; all ``uint32`` but *masks*), by the compiled accelerator (only
+    when :data:`NATIVE`: :meth:`~._build.Inverted.build`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.gather_terms(moved, dfs, deltas, tfs, masks)
+
+
+try:
+    from . import _ctok
+except ImportError:  # no compiler at install time: the pure path gives the same terms
+    _ctok = None  # type: ignore[assignment]
+
+#: True when :func:`count_translated` is the compiled accelerator's (built, and not turned off by
+#: ``SESSIONSEAL_PURE_FTS=1``).
+NATIVE: Final = (
+    _ctok is not None and os.environ.get("SESSIONSEAL_PURE_FTS", "") != "1" and array("I").itemsize == 4  # uint32 tfs
+)
+#: :func:`count_runs` of a text already encoded and put through :data:`TABLE` or
+#: :data:`LINE_TABLE`: the compiled accelerator's when :data:`NATIVE`, else the pure one.
+count_translated: Final = count_translated_native if NATIVE else count_translated_pure
 
 
 def count_terms(text: str) -> tuple[dict[str, int], int]:

@@ -1,0 +1,1071 @@
+/* The index build's optional accelerator: sessionseal._fts._ctok (docs/design.md, "Build speed").
+ *
+ * Two functions, the same terms as the pure-Python tokenizer (docs/spec/fts-v1.md, "Terms"):
+ *
+ * count_translated(raw, terms_of_run) -> (dict[bytes, int], int)
+ *     exactly what _tokens.count_translated_pure gives for the same bytes: every term with its
+ *     count (in the same dict order), and the text's length;
+ * pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths)
+ *     what _analyze.pack's pure path sums for one session: fields is a list of at most 4
+ *     (field bit, raw) pairs with distinct bits; terms are the distinct terms' UTF-8 joined by
+ *     newlines (in the order they first appear), tfs their counts as native uint32, masks the OR
+ *     of the bits of the fields they appear in, lengths each field's number of words.
+ *
+ * It reads users' sanitized session text, so it is written to fail closed:
+ *
+ * - it accepts only immutable `bytes` (never a buffer another thread could change while the GIL
+ *   is released), and reads each only inside [0, len);
+ * - every allocation is checked, every size computation is checked for overflow, every error
+ *   path frees what it allocated and raises (MemoryError, TypeError, OverflowError), never a
+ *   crash;
+ * - no recursion, no fixed-size buffer that input can fill (the one stack buffer holds a term of
+ *   at most MAX_TERM bytes, checked before the copy);
+ * - it never puts text in an exception message.
+ *
+ * One pass, with the GIL released: cut the runs (bytes.split()'s ASCII whitespace), count each
+ * distinct run in an open-addressing hash table (keys point into the caller's bytes, nothing
+ * copied), and classify each distinct run:
+ *
+ *   PLAIN   no upper-case ASCII letter, "_" or non-ASCII byte, at most 64 bytes: its own term;
+ *   LOWER   ASCII, no "_", and ALLCAPS, digits, Capitalized or lower case (the tests of
+ *           _terms_of_run, as bytes.isupper/isdigit/islower): its term is its lower case;
+ *   DROPPED the same beyond 64 bytes: no term;
+ *   PYTHON  the rest ("_", camel case, non-ASCII): handed to terms_of_run (the pure path's cached
+ *           rules 2 to 4), once per distinct run, with the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_TERM 64
+#define MAX_FIELDS 4
+
+enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3 };
+
+typedef struct {
+    const unsigned char *p; /* into a caller's bytes, or the arena */
+    Py_ssize_t len;
+    uint64_t hash;
+    Py_ssize_t count[MAX_FIELDS]; /* runs: per field; terms: count[0] is the tf */
+    int cls;                      /* runs: the class; terms: the field mask */
+} Entry;
+
+typedef struct {
+    Entry *entries;    /* distinct keys, in the order they first appear */
+    Py_ssize_t n;      /* entries used */
+    Py_ssize_t cap;    /* entries allocated */
+    Py_ssize_t *slots; /* index into entries + 1; 0 = empty */
+    size_t mask;       /* slots - 1 (a power of two) */
+} Table;
+
+/* Term bytes that are not in a caller's buffer (lowered runs, terms_of_run's terms): blocks that
+ * are never moved, so an Entry can point into them. */
+typedef struct Block {
+    struct Block *next;
+    size_t used, size;
+    unsigned char data[];
+} Block;
+
+static uint64_t hash_seed;
+
+/* A seeded multiplicative hash, 8 bytes at a time (the runs are short, and this is not a MAC).
+ * The seed is random per process, so which runs share a slot is not fixed by the text alone. */
+static uint64_t
+hash_run(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t h = hash_seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
+    Py_ssize_t i = 0;
+    while (len - i >= 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+        i += 8;
+    }
+    if (i < len) {
+        uint64_t w = 0;
+        memcpy(&w, p + i, (size_t)(len - i));
+        h = (h ^ w) * 0x94D049BB133111EBULL;
+        h ^= h >> 29;
+    }
+    h = (h ^ (h >> 32)) * 0xD6E8FEB86659FD93ULL;
+    return h ^ (h >> 32);
+}
+
+/* Python's bytes.split() with no argument cuts at these (Py_ISSPACE: ASCII only). */
+static int
+is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int
+table_init(Table *t)
+{
+    t->n = 0;
+    t->cap = 1024;
+    t->mask = 2047;
+    t->entries = PyMem_RawMalloc((size_t)t->cap * sizeof(Entry));
+    t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(Py_ssize_t));
+    if (t->entries == NULL || t->slots == NULL) {
+        PyMem_RawFree(t->entries);
+        PyMem_RawFree(t->slots);
+        t->entries = NULL;
+        t->slots = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+table_free(Table *t)
+{
+    PyMem_RawFree(t->entries);
+    PyMem_RawFree(t->slots);
+    t->entries = NULL;
+    t->slots = NULL;
+}
+
+/* Doubles the slots (kept at most half full) and re-places every entry. */
+static int
+table_grow_slots(Table *t)
+{
+    size_t nslots = (t->mask + 1);
+    if (nslots > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2) {
+        return -1;
+    }
+    nslots *= 2;
+    Py_ssize_t *slots = PyMem_RawCalloc(nslots, sizeof(Py_ssize_t));
+    if (slots == NULL) {
+        return -1;
+    }
+    size_t mask = nslots - 1;
+    for (Py_ssize_t k = 0; k < t->n; k++) {
+        size_t s = (size_t)t->entries[k].hash & mask;
+        while (slots[s] != 0) {
+            s = (s + 1) & mask;
+        }
+        slots[s] = k + 1;
+    }
+    PyMem_RawFree(t->slots);
+    t->slots = slots;
+    t->mask = mask;
+    return 0;
+}
+
+/* The index of key [p, p + len) in t, added (all counts 0, cls 0) if new; -1 when memory ran
+ * out. The key's bytes must outlive the table. */
+static Py_ssize_t
+table_find(Table *t, const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t h = hash_run(p, len);
+    size_t s = (size_t)h & t->mask;
+    Py_ssize_t k;
+    while ((k = t->slots[s]) != 0) {
+        const Entry *e = &t->entries[k - 1];
+        if (e->hash == h && e->len == len && memcmp(e->p, p, (size_t)len) == 0) {
+            return k - 1;
+        }
+        s = (s + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        if (t->cap > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Entry)) / 2) {
+            return -1;
+        }
+        Entry *grown = PyMem_RawRealloc(t->entries, (size_t)t->cap * 2 * sizeof(Entry));
+        if (grown == NULL) {
+            return -1;
+        }
+        t->entries = grown;
+        t->cap *= 2;
+    }
+    Entry *e = &t->entries[t->n];
+    memset(e, 0, sizeof(*e));
+    e->p = p;
+    e->len = len;
+    e->hash = h;
+    t->n++;
+    t->slots[s] = t->n;
+    if ((size_t)t->n * 2 > t->mask + 1 && table_grow_slots(t) < 0) {
+        return -1;
+    }
+    return t->n - 1;
+}
+
+static void
+arena_free(Block *b)
+{
+    while (b != NULL) {
+        Block *next = b->next;
+        PyMem_RawFree(b);
+        b = next;
+    }
+}
+
+/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
+static const unsigned char *
+arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+{
+    size_t n = (size_t)len;
+    Block *b = *arena;
+    if (b == NULL || b->size - b->used < n) {
+        size_t size = n > 65536 ? n : 65536;
+        if (size > (size_t)PY_SSIZE_T_MAX - sizeof(Block)) {
+            return NULL;
+        }
+        b = PyMem_RawMalloc(sizeof(Block) + size);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->next = *arena;
+        b->used = 0;
+        b->size = size;
+        *arena = b;
+    }
+    unsigned char *out = b->data + b->used;
+    if (n) {
+        memcpy(out, p, n);
+    }
+    b->used += n;
+    return out;
+}
+
+/* _terms_of_run's class of one distinct run, with the predicates of bytes.isupper, isdigit and
+ * islower (ASCII cased letters only). */
+static int
+classify(const unsigned char *p, Py_ssize_t len)
+{
+    int upper = 0, lower = 0, underscore = 0, high = 0, all_digits = 1;
+    int tail_upper = 0, tail_lower = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            high = 1;
+            all_digits = 0;
+        } else if (c >= 'A' && c <= 'Z') {
+            upper = 1;
+            tail_upper |= (i > 0);
+            all_digits = 0;
+        } else if (c >= 'a' && c <= 'z') {
+            lower = 1;
+            tail_lower |= (i > 0);
+            all_digits = 0;
+        } else if (c < '0' || c > '9') {
+            underscore |= (c == '_');
+            all_digits = 0;
+        }
+    }
+    if (!upper && !underscore && !high && len <= MAX_TERM) {
+        return PLAIN;
+    }
+    if (high || underscore) {
+        return PYTHON;
+    }
+    /* ASCII, no "_": bytes.isupper(), isdigit(), run[1:].islower(), islower() */
+    int is_upper = upper && !lower;
+    int is_digit = all_digits && len > 0;
+    int tail_is_lower = tail_lower && !tail_upper;
+    int is_lower = lower && !upper;
+    if (is_upper || is_digit || tail_is_lower || is_lower) {
+        return len <= MAX_TERM ? LOWER : DROPPED;
+    }
+    return PYTHON;
+}
+
+/* Counts the runs of raw (field f) into t and adds their number to *runs; then (re)classifies
+ * every distinct run. Without the GIL: 0, or -1 when memory ran out. */
+static int
+scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
+{
+    Py_ssize_t i = 0;
+    while (i < size) {
+        while (i < size && is_space(raw[i])) {
+            i++;
+        }
+        if (i >= size) {
+            break;
+        }
+        Py_ssize_t start = i;
+        while (i < size && !is_space(raw[i])) {
+            i++;
+        }
+        (*runs)++;
+        Py_ssize_t k = table_find(t, raw + start, i - start);
+        if (k < 0) {
+            return -1;
+        }
+        t->entries[k].count[f]++;
+    }
+    return 0;
+}
+
+static void
+classify_all(Table *t)
+{
+    for (Py_ssize_t k = 0; k < t->n; k++) {
+        t->entries[k].cls = classify(t->entries[k].p, t->entries[k].len);
+    }
+}
+
+/* The lower case of a LOWER run (at most MAX_TERM bytes, checked by classify). */
+static void
+lower_into(unsigned char *out, const unsigned char *p, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len && i < MAX_TERM; i++) {
+        unsigned char c = p[i];
+        out[i] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+}
+
+/* The (tuple of bytes, int) terms_of_run gave for a run, checked; a new reference or NULL. */
+static PyObject *
+call_rules(PyObject *terms_of_run, const Entry *run, Py_ssize_t *more)
+{
+    PyObject *arg = PyBytes_FromStringAndSize((const char *)run->p, run->len);
+    if (arg == NULL) {
+        return NULL;
+    }
+    PyObject *got = PyObject_CallOneArg(terms_of_run, arg);
+    Py_DECREF(arg);
+    if (got == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 || !PyTuple_CheckExact(PyTuple_GET_ITEM(got, 0))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(got, 1))) {
+        Py_DECREF(got);
+        PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
+        return NULL;
+    }
+    PyObject *terms = PyTuple_GET_ITEM(got, 0);
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(terms); j++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(terms, j))) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError, "terms_of_run must return (tuple of bytes, int)");
+            return NULL;
+        }
+    }
+    *more = PyLong_AsSsize_t(PyTuple_GET_ITEM(got, 1));
+    if (*more == -1 && PyErr_Occurred()) {
+        Py_DECREF(got);
+        return NULL;
+    }
+    return got;
+}
+
+/* *total += more * n (n >= 0; more is negative for a run of no word: its one run was counted),
+ * or -1 with OverflowError. */
+static int
+add_words(Py_ssize_t *total, Py_ssize_t more, Py_ssize_t n)
+{
+    if (more == 0 || n == 0) {
+        return 0;
+    }
+    if (more == PY_SSIZE_T_MIN || n > PY_SSIZE_T_MAX / (more > 0 ? more : -more)) {
+        goto overflow;
+    }
+    Py_ssize_t p = more * n;
+    if ((p > 0 && *total > PY_SSIZE_T_MAX - p) || (p < 0 && *total < PY_SSIZE_T_MIN - p)) {
+        goto overflow;
+    }
+    *total += p;
+    return 0;
+overflow:
+    PyErr_SetString(PyExc_OverflowError, "a text's length does not fit");
+    return -1;
+}
+
+/* ---- count_translated ------------------------------------------------------------------- */
+
+/* counts[key] += n (a new key goes last). */
+static int
+add_count(PyObject *counts, PyObject *key, Py_ssize_t n)
+{
+    PyObject *old = PyDict_GetItemWithError(counts, key); /* borrowed */
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *add = PyLong_FromSsize_t(n);
+    if (add == NULL) {
+        return -1;
+    }
+    PyObject *sum = old == NULL ? add : PyNumber_Add(old, add);
+    if (old != NULL) {
+        Py_DECREF(add);
+    }
+    if (sum == NULL) {
+        return -1;
+    }
+    int rc = PyDict_SetItem(counts, key, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+/* The dict from the counted runs (with the GIL), in the pure path's order: the PLAIN runs in the
+ * order they first appear, then the other runs' terms (a PLAIN term keeps its place). */
+static PyObject *
+build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
+{
+    PyObject *counts = PyDict_New();
+    if (counts == NULL) {
+        return NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (Py_ssize_t k = 0; k < t->n; k++) {
+            const Entry *e = &t->entries[k];
+            if ((pass == 0) != (e->cls == PLAIN) || e->cls == DROPPED) {
+                continue;
+            }
+            int rc = -1;
+            if (e->cls == PYTHON) {
+                Py_ssize_t more;
+                PyObject *got = call_rules(terms_of_run, e, &more);
+                if (got == NULL) {
+                    goto fail;
+                }
+                PyObject *terms = PyTuple_GET_ITEM(got, 0);
+                rc = add_words(length, more, e->count[0]);
+                for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(terms); j++) {
+                    rc = add_count(counts, PyTuple_GET_ITEM(terms, j), e->count[0]);
+                }
+                Py_DECREF(got);
+            } else {
+                unsigned char lowered[MAX_TERM];
+                const unsigned char *p = e->p;
+                if (e->cls == LOWER) {
+                    lower_into(lowered, e->p, e->len);
+                    p = lowered;
+                }
+                PyObject *key = PyBytes_FromStringAndSize((const char *)p, e->len);
+                if (key != NULL) {
+                    rc = add_count(counts, key, e->count[0]);
+                    Py_DECREF(key);
+                }
+            }
+            if (rc < 0) {
+                goto fail;
+            }
+        }
+    }
+    return counts;
+fail:
+    Py_DECREF(counts);
+    return NULL;
+}
+
+static PyObject *
+count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "count_translated(raw, terms_of_run) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *raw_obj = args[0];
+    PyObject *terms_of_run = args[1];
+    if (!PyBytes_CheckExact(raw_obj)) {
+        PyErr_SetString(PyExc_TypeError, "raw must be bytes");
+        return NULL;
+    }
+    if (!PyCallable_Check(terms_of_run)) {
+        PyErr_SetString(PyExc_TypeError, "terms_of_run must be callable");
+        return NULL;
+    }
+    Table t;
+    if (table_init(&t) < 0) {
+        return PyErr_NoMemory();
+    }
+    /* raw_obj is immutable and referenced by the caller for the whole call. */
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(raw_obj);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw_obj);
+    Py_ssize_t length = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = scan(&t, raw, size, 0, &length);
+    if (rc == 0) {
+        classify_all(&t);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        table_free(&t);
+        return PyErr_NoMemory();
+    }
+    PyObject *counts = build_counts(&t, terms_of_run, &length);
+    table_free(&t);
+    if (counts == NULL) {
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(Nn)", counts, length);
+    return result;
+}
+
+/* ---- pack_fields ------------------------------------------------------------------------ */
+
+/* Adds a run's per-field counts to term [p, p + len): tf += the counts, mask |= the bits of the
+ * fields it appears in. */
+static int
+add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits, int nfields)
+{
+    Py_ssize_t k = table_find(terms, p, len);
+    if (k < 0) {
+        return -1;
+    }
+    Entry *e = &terms->entries[k];
+    for (int f = 0; f < nfields; f++) {
+        if (run->count[f] == 0) {
+            continue;
+        }
+        if (e->count[0] > PY_SSIZE_T_MAX - run->count[f]) {
+            return -1;
+        }
+        e->count[0] += run->count[f];
+        e->cls |= bits[f];
+    }
+    return 0;
+}
+
+/* The PLAIN and LOWER runs' terms, without the GIL; -1 when memory ran out. */
+static int
+native_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields)
+{
+    for (Py_ssize_t k = 0; k < runs->n; k++) {
+        const Entry *run = &runs->entries[k];
+        const unsigned char *p = run->p;
+        if (run->cls == LOWER) {
+            unsigned char lowered[MAX_TERM];
+            lower_into(lowered, run->p, run->len);
+            p = arena_copy(arena, lowered, run->len);
+            if (p == NULL) {
+                return -1;
+            }
+        } else if (run->cls != PLAIN) {
+            continue;
+        }
+        if (add_term(terms, p, run->len, run, bits, nfields) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The PYTHON runs' terms (with the GIL): -1 with an exception set. */
+static int
+python_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields, PyObject *terms_of_run,
+             Py_ssize_t *lengths)
+{
+    for (Py_ssize_t k = 0; k < runs->n; k++) {
+        const Entry *run = &runs->entries[k];
+        if (run->cls != PYTHON) {
+            continue;
+        }
+        Py_ssize_t more;
+        PyObject *got = call_rules(terms_of_run, run, &more);
+        if (got == NULL) {
+            return -1;
+        }
+        PyObject *found = PyTuple_GET_ITEM(got, 0);
+        int rc = 0;
+        for (int f = 0; rc == 0 && f < nfields; f++) {
+            rc = add_words(&lengths[f], more, run->count[f]);
+        }
+        for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(found); j++) {
+            PyObject *term = PyTuple_GET_ITEM(found, j);
+            const unsigned char *p = arena_copy(arena, (const unsigned char *)PyBytes_AS_STRING(term),
+                                                PyBytes_GET_SIZE(term));
+            if (p == NULL || add_term(terms, p, PyBytes_GET_SIZE(term), run, bits, nfields) < 0) {
+                PyErr_NoMemory();
+                rc = -1;
+            }
+        }
+        Py_DECREF(got);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* (terms joined by newlines, tfs as native uint32, masks) of the term table. */
+static PyObject *
+columns(const Table *terms)
+{
+    size_t total = 0;
+    for (Py_ssize_t k = 0; k < terms->n; k++) {
+        size_t add = (size_t)terms->entries[k].len + (k > 0);
+        if (total > (size_t)PY_SSIZE_T_MAX - add) {
+            return PyErr_NoMemory();
+        }
+        total += add;
+        if (terms->entries[k].count[0] > (Py_ssize_t)UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "a term's count does not fit in 32 bits");
+            return NULL;
+        }
+    }
+    if ((size_t)terms->n > (size_t)PY_SSIZE_T_MAX / sizeof(uint32_t)) {
+        return PyErr_NoMemory();
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *tfs = PyBytes_FromStringAndSize(NULL, terms->n * (Py_ssize_t)sizeof(uint32_t));
+    PyObject *masks = PyBytes_FromStringAndSize(NULL, terms->n);
+    if (joined == NULL || tfs == NULL || masks == NULL) {
+        Py_XDECREF(joined);
+        Py_XDECREF(tfs);
+        Py_XDECREF(masks);
+        return NULL;
+    }
+    unsigned char *j = (unsigned char *)PyBytes_AS_STRING(joined);
+    unsigned char *tf = (unsigned char *)PyBytes_AS_STRING(tfs);
+    unsigned char *m = (unsigned char *)PyBytes_AS_STRING(masks);
+    size_t at = 0;
+    for (Py_ssize_t k = 0; k < terms->n; k++) {
+        const Entry *e = &terms->entries[k];
+        if (k > 0) {
+            j[at++] = '\n';
+        }
+        memcpy(j + at, e->p, (size_t)e->len);
+        at += (size_t)e->len;
+        uint32_t n = (uint32_t)e->count[0];
+        memcpy(tf + (size_t)k * sizeof(n), &n, sizeof(n));
+        m[k] = (unsigned char)e->cls;
+    }
+    return Py_BuildValue("(NNN)", joined, tfs, masks);
+}
+
+static PyObject *
+pack_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pack_fields(fields, terms_of_run) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *fields = args[0];
+    PyObject *terms_of_run = args[1];
+    if (!PyList_CheckExact(fields) || PyList_GET_SIZE(fields) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a list of at most 4 (bit, bytes) pairs");
+        return NULL;
+    }
+    if (!PyCallable_Check(terms_of_run)) {
+        PyErr_SetString(PyExc_TypeError, "terms_of_run must be callable");
+        return NULL;
+    }
+    int nfields = (int)PyList_GET_SIZE(fields);
+    int bits[MAX_FIELDS] = {0};
+    const unsigned char *raws[MAX_FIELDS] = {NULL};
+    Py_ssize_t sizes[MAX_FIELDS] = {0};
+    Py_ssize_t lengths[MAX_FIELDS] = {0};
+    int seen = 0;
+    for (int f = 0; f < nfields; f++) {
+        PyObject *pair = PyList_GET_ITEM(fields, f);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "fields must be a list of at most 4 (bit, bytes) pairs");
+            return NULL;
+        }
+        long bit = PyLong_AsLong(PyTuple_GET_ITEM(pair, 0));
+        if (bit != 1 && bit != 2 && bit != 4 && bit != 8) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "a field is one of TITLE, USER, ASSISTANT, TOOL");
+            }
+            return NULL;
+        }
+        if (seen & (int)bit) {
+            PyErr_SetString(PyExc_ValueError, "each field at most once");
+            return NULL;
+        }
+        seen |= (int)bit;
+        bits[f] = (int)bit;
+        /* The list holds the bytes for the whole call: the caller's list is not changed by us,
+         * and we read the buffers only while `fields` (a new reference below) is alive. */
+        raws[f] = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1));
+        sizes[f] = PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1));
+    }
+    /* Keep every buffer alive even if the caller's list changes while the GIL is released. */
+    PyObject *held = PyList_AsTuple(fields);
+    if (held == NULL) {
+        return NULL;
+    }
+    Table runs, terms;
+    Block *arena = NULL;
+    PyObject *result = NULL;
+    if (table_init(&runs) < 0) {
+        Py_DECREF(held);
+        return PyErr_NoMemory();
+    }
+    if (table_init(&terms) < 0) {
+        table_free(&runs);
+        Py_DECREF(held);
+        return PyErr_NoMemory();
+    }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int f = 0; rc == 0 && f < nfields; f++) {
+        rc = scan(&runs, raws[f], sizes[f], f, &lengths[f]);
+    }
+    if (rc == 0) {
+        classify_all(&runs);
+        rc = native_terms(&runs, &terms, &arena, bits, nfields);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (python_terms(&runs, &terms, &arena, bits, nfields, terms_of_run, lengths) < 0) {
+        goto done;
+    }
+    PyObject *cols = columns(&terms);
+    if (cols == NULL) {
+        goto done;
+    }
+    PyObject *lens = PyTuple_New(nfields);
+    if (lens == NULL) {
+        Py_DECREF(cols);
+        goto done;
+    }
+    for (int f = 0; f < nfields; f++) {
+        PyObject *n = PyLong_FromSsize_t(lengths[f]);
+        if (n == NULL) {
+            Py_DECREF(cols);
+            Py_DECREF(lens);
+            goto done;
+        }
+        PyTuple_SET_ITEM(lens, f, n);
+    }
+    result = Py_BuildValue("(OOON)", PyTuple_GET_ITEM(cols, 0), PyTuple_GET_ITEM(cols, 1), PyTuple_GET_ITEM(cols, 2),
+                           lens);
+    Py_DECREF(cols);
+done:
+    table_free(&runs);
+    table_free(&terms);
+    arena_free(arena);
+    Py_DECREF(held);
+    return result;
+}
+
+/* ---- invert_rows ------------------------------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t len;
+    Py_ssize_t id; /* the term's index in the hash table */
+} Key;
+
+/* bytes' order: memcmp of the common part, then the shorter first. */
+static int
+key_cmp(const void *a, const void *b)
+{
+    const Key *x = a, *y = b;
+    Py_ssize_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, (size_t)n);
+    if (c != 0) {
+        return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Reads a native uint32 column of n values from bytes; NULL with TypeError if its size is wrong. */
+static const unsigned char *
+u32_column(PyObject *obj, Py_ssize_t n)
+{
+    if (!PyBytes_CheckExact(obj) || n > PY_SSIZE_T_MAX / 4 || PyBytes_GET_SIZE(obj) != n * 4) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return NULL;
+    }
+    return (const unsigned char *)PyBytes_AS_STRING(obj);
+}
+
+static uint32_t
+u32_at(const unsigned char *col, Py_ssize_t i)
+{
+    uint32_t v;
+    memcpy(&v, col + (size_t)i * 4, 4);
+    return v;
+}
+
+static void
+u32_put(unsigned char *col, Py_ssize_t i, uint32_t v)
+{
+    memcpy(col + (size_t)i * 4, &v, 4);
+}
+
+/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
+ * (one per (term, session), added session after session: ordinals ascend within a term) grouped
+ * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path. With the GIL held
+ * throughout (the rows are Python objects; no Python code runs meanwhile). */
+static PyObject *
+invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *list = args[0];
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    const unsigned char *ords = u32_column(args[1], n);
+    const unsigned char *tfs = ords ? u32_column(args[2], n) : NULL;
+    if (tfs == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return NULL;
+    }
+    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2 || (uint64_t)n > UINT32_MAX) {
+        return PyErr_NoMemory(); /* a df is a uint32 */
+    }
+    Table t;
+    if (table_init(&t) < 0) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    Key *keys = NULL;
+    Py_ssize_t *row_term = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *rank = NULL, *cursor = NULL;
+    unsigned char *o_ords = NULL;
+    PyObject *joined = NULL, *dfs = NULL, *deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
+    if (row_term == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *term = PyList_GET_ITEM(list, i);
+        if (!PyBytes_CheckExact(term)) {
+            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+            goto done;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(term);
+        Py_ssize_t len = PyBytes_GET_SIZE(term);
+        if (len < 1 || len > MAX_TERM || memchr(p, '\n', (size_t)len) != NULL) {
+            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+            goto done;
+        }
+        Py_ssize_t k = table_find(&t, p, len);
+        if (k < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        t.entries[k].count[0]++; /* the term's df */
+        row_term[i] = k;
+    }
+    Py_ssize_t nt = t.n;
+    keys = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Key));
+    rank = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    cursor = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    o_ords = PyMem_RawMalloc((size_t)n * 4 + 1);
+    if (keys == NULL || rank == NULL || cursor == NULL || o_ords == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t total = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        keys[k].p = t.entries[k].p;
+        keys[k].len = t.entries[k].len;
+        keys[k].id = k;
+        total += (size_t)t.entries[k].len + (k > 0); /* at most n * 65: n was checked above */
+    }
+    qsort(keys, (size_t)nt, sizeof(Key), key_cmp);
+    joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    dfs = PyBytes_FromStringAndSize(NULL, nt * 4);
+    deltas = PyBytes_FromStringAndSize(NULL, n * 4);
+    o_tfs = PyBytes_FromStringAndSize(NULL, n * 4);
+    o_masks = PyBytes_FromStringAndSize(NULL, n);
+    if (joined == NULL || dfs == NULL || deltas == NULL || o_tfs == NULL || o_masks == NULL) {
+        goto done;
+    }
+    unsigned char *j = (unsigned char *)PyBytes_AS_STRING(joined);
+    size_t at = 0;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t r = 0; r < nt; r++) {
+        const Entry *e = &t.entries[keys[r].id];
+        if (r > 0) {
+            j[at++] = '\n';
+        }
+        memcpy(j + at, e->p, (size_t)e->len);
+        at += (size_t)e->len;
+        rank[keys[r].id] = r;
+        cursor[r] = start;
+        u32_put((unsigned char *)PyBytes_AS_STRING(dfs), r, (uint32_t)e->count[0]); /* df <= n < 2**32 */
+        start += e->count[0];
+    }
+    /* A stable counting sort of the rows by their term's rank: ordinals stay ascending. */
+    unsigned char *d = (unsigned char *)PyBytes_AS_STRING(deltas);
+    unsigned char *tf = (unsigned char *)PyBytes_AS_STRING(o_tfs);
+    unsigned char *m = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t pos = cursor[rank[row_term[i]]]++;
+        u32_put(o_ords, pos, u32_at(ords, i));
+        u32_put(tf, pos, u32_at(tfs, i));
+        m[pos] = masks[i];
+    }
+    /* Each posting's ordinal less the previous one of its term (the first: its ordinal). */
+    start = 0;
+    for (Py_ssize_t r = 0; r < nt; r++) {
+        Py_ssize_t df = t.entries[keys[r].id].count[0];
+        uint32_t prev = 0;
+        for (Py_ssize_t i = start; i < start + df; i++) {
+            uint32_t ord = u32_at(o_ords, i);
+            if (ord < prev) {
+                PyErr_SetString(PyExc_ValueError, "the rows are not in ordinal order");
+                goto done;
+            }
+            u32_put(d, i, ord - prev);
+            prev = ord;
+        }
+        start += df;
+    }
+    result = PyTuple_Pack(5, joined, dfs, deltas, o_tfs, o_masks);
+done:
+    Py_XDECREF(joined);
+    Py_XDECREF(dfs);
+    Py_XDECREF(deltas);
+    Py_XDECREF(o_tfs);
+    Py_XDECREF(o_masks);
+    PyMem_RawFree(o_ords);
+    PyMem_RawFree(cursor);
+    PyMem_RawFree(rank);
+    PyMem_RawFree(keys);
+    PyMem_RawFree(row_term);
+    table_free(&t);
+    return result;
+}
+
+/* ---- gather_terms ----------------------------------------------------------------------- */
+
+/* gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns
+ * (dfs, one per term) and their postings' (deltas, tfs, masks, term after term) in the order
+ * *moved* (term indices, native uint32) gives: Inverted._payloads' bucket order, computed from
+ * the keyed slots in Python; this only moves the key-free columns. */
+static PyObject *
+gather_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "gather_terms(moved, dfs, deltas, tfs, masks) takes 5 arguments");
+        return NULL;
+    }
+    for (int a = 0; a < 5; a++) {
+        if (!PyBytes_CheckExact(args[a])) {
+            PyErr_SetString(PyExc_TypeError, "the columns must be bytes");
+            return NULL;
+        }
+    }
+    Py_ssize_t nt = PyBytes_GET_SIZE(args[1]) / 4;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[4]);
+    const unsigned char *moved = u32_column(args[0], nt);
+    const unsigned char *dfs = moved ? u32_column(args[1], nt) : NULL;
+    const unsigned char *deltas = dfs ? u32_column(args[2], n) : NULL;
+    const unsigned char *tfs = deltas ? u32_column(args[3], n) : NULL;
+    if (tfs == NULL) {
+        return NULL;
+    }
+    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[4]);
+    if ((size_t)nt > (size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t) - 1) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t *starts = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    if (starts == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL, *o_dfs = NULL, *o_deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
+    starts[0] = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        Py_ssize_t df = (Py_ssize_t)u32_at(dfs, k);
+        if (starts[k] > n - df) {
+            PyErr_SetString(PyExc_ValueError, "the dfs do not add up to the postings");
+            goto done;
+        }
+        starts[k + 1] = starts[k] + df;
+    }
+    if (starts[nt] != n) {
+        PyErr_SetString(PyExc_ValueError, "the dfs do not add up to the postings");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        if ((Py_ssize_t)u32_at(moved, k) >= nt) {
+            PyErr_SetString(PyExc_ValueError, "a moved term out of range");
+            goto done;
+        }
+    }
+    /* The output's size, from the order itself (n when it is a permutation). */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        Py_ssize_t df = (Py_ssize_t)u32_at(dfs, u32_at(moved, k));
+        if (total > (PY_SSIZE_T_MAX / 4) - df) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        total += df;
+    }
+    o_dfs = PyBytes_FromStringAndSize(NULL, nt * 4);
+    o_deltas = PyBytes_FromStringAndSize(NULL, total * 4);
+    o_tfs = PyBytes_FromStringAndSize(NULL, total * 4);
+    o_masks = PyBytes_FromStringAndSize(NULL, total);
+    if (o_dfs == NULL || o_deltas == NULL || o_tfs == NULL || o_masks == NULL) {
+        goto done;
+    }
+    unsigned char *od = (unsigned char *)PyBytes_AS_STRING(o_deltas);
+    unsigned char *ot = (unsigned char *)PyBytes_AS_STRING(o_tfs);
+    unsigned char *om = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        uint32_t term = u32_at(moved, k);
+        Py_ssize_t from = starts[term], df = starts[term + 1] - starts[term];
+        u32_put((unsigned char *)PyBytes_AS_STRING(o_dfs), k, (uint32_t)df);
+        memcpy(od + (size_t)at * 4, deltas + (size_t)from * 4, (size_t)df * 4);
+        memcpy(ot + (size_t)at * 4, tfs + (size_t)from * 4, (size_t)df * 4);
+        memcpy(om + at, masks + from, (size_t)df);
+        at += df;
+    }
+    result = PyTuple_Pack(4, o_dfs, o_deltas, o_tfs, o_masks);
+done:
+    Py_XDECREF(o_dfs);
+    Py_XDECREF(o_deltas);
+    Py_XDECREF(o_tfs);
+    Py_XDECREF(o_masks);
+    PyMem_RawFree(starts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"count_translated", (PyCFunction)(void (*)(void))count_translated, METH_FASTCALL,
+     "count_translated(raw, terms_of_run) -> (dict[bytes, int], int): _tokens.count_translated, natively."},
+    {"pack_fields", (PyCFunction)(void (*)(void))pack_fields, METH_FASTCALL,
+     "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
+    {"invert_rows", (PyCFunction)(void (*)(void))invert_rows, METH_FASTCALL,
+     "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
+    {"gather_terms", (PyCFunction)(void (*)(void))gather_terms, METH_FASTCALL,
+     "gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns reordered."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_ctok", "The index build's optional accelerator (docs/design.md, \"Build speed\").", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__ctok(void)
+{
+    /* The hash seed: random per process (os.urandom). */
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL) {
+        return NULL;
+    }
+    PyObject *seed = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)sizeof(hash_seed));
+    Py_DECREF(os);
+    if (seed == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_Check(seed) || PyBytes_GET_SIZE(seed) != (Py_ssize_t)sizeof(hash_seed)) {
+        Py_DECREF(seed);
+        PyErr_SetString(PyExc_SystemError, "os.urandom gave the wrong size");
+        return NULL;
+    }
+    memcpy(&hash_seed, PyBytes_AS_STRING(seed), sizeof(hash_seed));
+    Py_DECREF(seed);
+    return PyModule_Create(&module);
+}
