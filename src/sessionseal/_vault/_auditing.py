@@ -76,6 +76,9 @@ class Auditor:
         #: automatic push, :mod:`._autopush`), except within a pull: what a pull writes came
         #: from the remote.  Set by the wiring; it must never raise.
         self.after_write: Callable[[list[str]], None] | None = None
+        #: Called when a thread's outermost audited call returns, every lock it took released
+        #: (a tier merge a fold found due, :mod:`._ftsmerge`).  Set by the wiring; never raises.
+        self.after_call: Callable[[], None] | None = None
 
     # -- the chain and its head in the vault's state (issue 20) ---------------------------------
 
@@ -508,7 +511,7 @@ def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool =
             running = _running()
             running.append(action)
             try:
-                return fn(self, *args, **kwargs)
+                out = fn(self, *args, **kwargs)
             except SessionSealError as exc:
                 # One record per operation: a failure is recorded by the outermost audited call
                 # only (append over its sanitize-and-write step, set_status over archive).
@@ -519,6 +522,10 @@ def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool =
                 raise
             finally:
                 running.pop()
+            hook = auditor_of(self).after_call if not running else None
+            if hook is not None:
+                hook()  # the outermost call returned: its locks are released
+            return out
 
         return cast(_F, wrapper)
 
