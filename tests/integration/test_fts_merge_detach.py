@@ -233,7 +233,7 @@ def test_a_child_killed_inside_its_merge_leaves_the_index_whole_and_a_later_comm
 def test_a_passphrase_no_child_can_have_leaves_the_merge_pending_for_index_merge(
     due: tuple[Path, Path, uuid.UUID],
 ) -> None:
-    path, _pf, sid = due
+    path, pf, sid = due
     ran = _run(path, "append", str(sid), "-", input=EVENT)  # the passphrase in the environment
     assert ran.code == 0 and "merg" not in ran.err, ran.err
     assert _children(path) == []
@@ -242,12 +242,22 @@ def test_a_passphrase_no_child_can_have_leaves_the_merge_pending_for_index_merge
         status = v.maintenance.status()
         assert status.due and status.pending is not None and status.last == {} and len(_segments(v)) == 8
         assert not [p for p in v.verify(read_data=True).problems if p.severity == "error"]  # not damage
+    assert _merge_check(path, pf)["status"] == "warn"  # doctor says so, and what to run
     merged = _run(path, "index", "merge", "--json")
     assert merged.code == 0, merged.err
     assert json.loads(merged.out) == {"merges": 1, "running": False, "due": False}
     with _open(path) as v:
         status = v.maintenance.status()
         assert status.last["by"] == "command" and status.pending is None and len(_segments(v)) == 1
+    assert _merge_check(path, pf)["status"] == "ok"
+
+
+def _merge_check(path: Path, pf: Path) -> dict[str, str]:
+    # The doctor reads and writes nothing of the merge (it never starts one).
+    checks = json.loads(_run(path, "doctor", "--json", pf=pf).out)["checks"]
+    [check] = [c for c in checks if c["name"] == "fts-merge"]
+    assert check["status"] == "ok" or "sessionseal index merge" in check["hint"], check
+    return dict(check)
 
 
 def _at_terminal(path: Path, *args: str) -> tuple[int, str]:

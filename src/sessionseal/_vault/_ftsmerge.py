@@ -240,14 +240,17 @@ class Maintenance:
     def status(self) -> MergeStatus:
         """Whether a tier is full, a merge runs, one is pending, and the last run's outcome."""
         doc = self._read()
-        fd = try_lock(self._ctx.locks, MERGE_LOCK)
-        if fd is not None:
-            os.close(fd)
+        running = False
+        if self._ctx.locks.exists(MERGE_LOCK):  # none: no merge ever ran (and none is made here)
+            fd = try_lock(self._ctx.locks, MERGE_LOCK)
+            running = fd is None
+            if fd is not None:
+                os.close(fd)
         pending = doc.get("pending")
         last = doc.get("last")
         return MergeStatus(
             due=self._fulltext.tier_full(),
-            running=fd is None,
+            running=running,
             pending=pending if isinstance(pending, str) else None,
             last=dict(last) if isinstance(last, dict) else {},
         )
