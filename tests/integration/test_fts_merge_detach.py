@@ -17,6 +17,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,7 @@ from sessionseal import ListQuery, PassphraseProvider, Vault
 from sessionseal._vault import _fulltext
 from sessionseal._vault._autopush import try_lock
 from sessionseal._vault._ftsmerge import MERGE_LOCK
+from tests._infra.keychain import SecretService
 from tests.integration._cli import SRC, Ran, sessionseal
 
 PASSPHRASE = "a merge in the background"
@@ -65,17 +67,23 @@ def due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path,
     pf.write_text(PASSPHRASE)
     pf.chmod(0o600)
     with Vault.init(path, key_provider=PassphraseProvider(PASSPHRASE, log2_n=14)) as v:
-        v.maintenance.mode = "manual"
-        monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 2)
-        sid = v.save({"title": "merge me", "messages": [{"role": "user", "content": "walrus kumquat0"}]})
-        for i in range(1, 14):  # 14 records, 7 folds: 7 segments of tier 0
-            v.append(sid, [{"role": "assistant", "content": f"merged walrus kumquat{i}"}])
-        monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 64)  # the real bound again
-        for i in range(63):
-            v.append(sid, [{"role": "user", "content": f"log walrus kumquat{i % 5}"}])
-        assert len(_segments(v)) == 7 and not v.maintenance.status().due
+        sid = _one_short(v, monkeypatch)
     yield path, pf, sid
     _settle(path)
+
+
+def _one_short(v: Vault, monkeypatch: pytest.MonkeyPatch) -> uuid.UUID:
+    v.maintenance.mode = "manual"
+    monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 2)
+    sid = v.save({"title": "merge me", "messages": [{"role": "user", "content": "walrus kumquat0"}]})
+    for i in range(1, 14):  # 14 records, 7 folds: 7 segments of tier 0
+        v.append(sid, [{"role": "assistant", "content": f"merged walrus kumquat{i}"}])
+    monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 64)  # the real bound again
+    for i in range(63):
+        v.append(sid, [{"role": "user", "content": f"log walrus kumquat{i % 5}"}])
+    assert len(_segments(v)) == 7
+    assert not v.maintenance.status().due
+    return sid
 
 
 def _open(path: Path) -> Vault:
@@ -309,3 +317,27 @@ def test_a_pending_merge_of_a_passphrase_vault_runs_at_the_end_of_a_command_at_a
     with _open(path) as v:
         status = v.maintenance.status()
         assert status.last["by"] == "inline" and status.pending is None and len(_segments(v)) == 1
+
+
+@pytest.mark.usefixtures("real_backend")
+def test_a_keychain_vault_merges_in_a_child_that_unlocks_from_the_keychain(
+    secret_service: SecretService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "vault"
+    with Vault.init(path) as v:
+        sid = _one_short(v, monkeypatch)
+    env = secret_service.env_for(home=tmp_path, SESSIONSEAL_VAULT=str(path))
+    try:
+        ran = sessionseal("append", str(sid), "-", env=env, input=EVENT, timeout=120)
+        assert ran.code == 0, ran.err
+        _settle(path)
+    finally:
+        for pid in _children(path):
+            os.kill(pid, signal.SIGKILL)
+    with Vault.open(path, auto_cleanup=False) as v:
+        status = v.maintenance.status()
+        assert status.last["by"] == "background" and status.last["outcome"] == "ok", status
+        assert status.pending is None and len(_segments(v)) == 1
+        after = _answers(v)
+        v.reindex()
+        assert _answers(v) == after
