@@ -13,6 +13,7 @@ children are found in /proc by their command line and waited for with a generous
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pty
@@ -53,9 +54,25 @@ def _children(vault: Path) -> list[int]:
     return found
 
 
+def _merging(vault: Path) -> bool:
+    """Whether a merge holds the vault's merge lock: a child holds it from its spawn (inherited,
+    before its command line shows in /proc) to its end."""
+    try:
+        fd = os.open(vault / "locks" / MERGE_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _settle(vault: Path) -> None:
     deadline = time.monotonic() + HANG_GUARD
-    while _children(vault):
+    while _merging(vault) or _children(vault):
         assert time.monotonic() < deadline, "a background merge did not end within the hang guard"
         time.sleep(0.1)
 
@@ -171,7 +188,11 @@ def test_two_writers_due_at_once_start_one_child(due: tuple[Path, Path, uuid.UUI
     a.parts.auditor.after_call = after_call
     try:
         a.append(sid, [{"role": "assistant", "content": "the write that folds walrus"}])
-        assert a.maintenance.spawned == 1 and len(_children(path)) == 1
+        assert a.maintenance.spawned == 1
+        deadline = time.monotonic() + HANG_GUARD
+        while not _children(path):  # its command line shows once it has started
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         # The second writer finds the same merge due (noted pending) while the child runs.
         assert b.maintenance.status().pending is not None
         assert b.maintenance.resume(foreground=False) == 0
@@ -244,8 +265,9 @@ def test_a_passphrase_no_child_can_have_leaves_the_merge_pending_for_index_merge
     path, pf, sid = due
     ran = _run(path, "append", str(sid), "-", input=EVENT)  # the passphrase in the environment
     assert ran.code == 0 and "merg" not in ran.err, ran.err
-    assert _children(path) == []
-    assert _run(path, "list", "--json").code == 0 and _children(path) == []  # no terminal: still pending
+    assert not _merging(path) and _children(path) == []  # no child holds the merge lock
+    assert _run(path, "list", "--json").code == 0  # no terminal: still pending
+    assert not _merging(path) and _children(path) == []
     with _open(path) as v:
         status = v.maintenance.status()
         assert status.due and status.pending is not None and status.last == {} and len(_segments(v)) == 8
@@ -316,7 +338,7 @@ def test_a_pending_merge_of_a_passphrase_vault_runs_at_the_end_of_a_command_at_a
     assert "merging the full-text index" in err
     with _open(path) as v:
         status = v.maintenance.status()
-        assert status.last["by"] == "inline" and status.pending is None and len(_segments(v)) == 1
+        assert status.last["by"] == "terminal" and status.pending is None and len(_segments(v)) == 1
 
 
 @pytest.mark.usefixtures("real_backend")
@@ -341,3 +363,24 @@ def test_a_keychain_vault_merges_in_a_child_that_unlocks_from_the_keychain(
         after = _answers(v)
         v.reindex()
         assert _answers(v) == after
+
+
+def test_a_capture_hook_whose_import_makes_a_merge_due_returns_and_a_child_merges(
+    due: tuple[Path, Path, uuid.UUID],
+) -> None:
+    # The real 'hook claude-stop' (as Claude Code runs it after a turn, --passphrase-file as
+    # 'hooks install' writes it): its import's save folds the eighth segment; the hook returns,
+    # and the merge is the child's, not the hook's (which ends itself after 25 s).
+    from tests.unit.test_browse import claude_transcript
+
+    path, pf, _sid = due
+    transcript = claude_transcript(path.parent / "claude")
+    payload = json.dumps({"session_id": "x", "transcript_path": str(transcript)})
+    ran = _run(path, "hook", "claude-stop", pf=pf, input=payload)
+    assert (ran.code, ran.out) == (0, "")
+    _settle(path)
+    with _open(path) as v:
+        assert len(v.list()) == 2  # the hook imported its transcript
+        status = v.maintenance.status()
+        assert status.last["by"] == "background" and status.last["outcome"] == "ok", status
+        assert status.pending is None and len(_segments(v)) == 1

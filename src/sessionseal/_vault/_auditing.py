@@ -79,6 +79,9 @@ class Auditor:
         #: Called when a thread's outermost audited call returns, every lock it took released
         #: (a tier merge a fold found due, :mod:`._ftsmerge`).  Set by the wiring; never raises.
         self.after_call: Callable[[], None] | None = None
+        #: Called after a record written outside every audited call (an operation that records
+        #: itself, as an import of transcripts; locks may be held).  Never raises.
+        self.after_record: Callable[[], None] | None = None
 
     # -- the chain and its head in the vault's state (issue 20) ---------------------------------
 
@@ -223,6 +226,8 @@ class Auditor:
             done = [str(r["action"]) for r in many if r.get("outcome") == "ok"]
             if done:
                 self.after_write(done)
+        if self.after_record is not None and not _running():
+            self.after_record()
 
     def served(self, action: str, outcome: str, sessions: Iterable[str], **fields: Any) -> None:
         """One record of what a server gave a client (``mcp.<tool>``): the *sessions* as subjects

@@ -85,7 +85,7 @@ class MergeStatus:
     #: Since when a merge found due has not finished (None: none pending).
     pending: str | None
     #: The last run's outcome: ``at``, ``outcome`` (``ok``/``error``), ``merges``, ``by``
-    #: (``inline``, ``background``, ``command``), and for an error its ``error`` class and
+    #: (``inline``, ``background``, ``terminal``, ``command``), and for an error its ``error`` class and
     #: ``exit_code``; empty when none ran.
     last: dict[str, Any]
 
@@ -105,6 +105,7 @@ class Maintenance:
         self.spawned = 0
         fulltext.tier_due = self._note_due  # inside a writer's call: noted only
         auditor.after_call = self.after_call  # the outermost call returned: taken up
+        auditor.after_record = self.after_record  # an operation that records itself: the same, or later
 
     # -- settings -------------------------------------------------------------------------
 
@@ -153,23 +154,38 @@ class Maintenance:
             elif self._mode == "background" and self.unattended:
                 self._spawn()
 
+    def after_record(self) -> None:
+        """A record written outside every audited call (an import of transcripts records each
+        session itself, under the import lock): a child is started, or the merge noted pending;
+        one in the calling thread waits for the end of the next outermost call (no lock held)."""
+        if not self._due:
+            return
+        if self._mode != "inline":
+            self.after_call()
+            return
+        with contextlib.suppress(Exception):
+            self._mark_pending()
+
     def resume(self, *, foreground: bool, before: Callable[[], None] = lambda: None) -> int:
-        """The end of a command: a merge still pending (``ftsmerge.json``) and not running is
-        started (background, when a child can unlock the vault) or, with *foreground* (a person
-        at a terminal, never a hook) and the keys already held, run here after *before*.  One
-        that failed since it was found due is left to the next fold.  Returns merges run here."""
+        """The end of a command: a merge still pending (``ftsmerge.json``) and not running is taken
+        up by the mode: ``inline``, here; ``background``, in a child when one can unlock the vault,
+        else, with *foreground* (a person at a terminal, never a hook) and the keys already held,
+        here after *before*; ``manual``, not.  One that failed since it was found due is left to
+        the next fold.  Returns the merges run here."""
         with contextlib.suppress(Exception):
             doc = self._read()
             pending, last = doc.get("pending"), doc.get("last") or {}
             if not isinstance(pending, str) or (last.get("outcome") == "error" and str(last.get("at")) >= pending):
                 return 0
-            if self.unattended and self._mode != "manual":
+            if self._mode == "inline":
+                return self.run(by="inline") or 0
+            if self._mode == "background" and self.unattended:
                 self._spawn()
-            elif foreground and self._keys.table is not None:
+            elif self._mode == "background" and foreground and self._keys.table is not None:
                 fd = try_lock(self._ctx.locks, MERGE_LOCK)
                 if fd is not None:
                     before()
-                    return self._merge(fd, by="inline")
+                    return self._merge(fd, by="terminal")
         return 0
 
     def _spawn(self) -> None:
