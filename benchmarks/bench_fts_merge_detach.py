@@ -20,6 +20,7 @@ Medians of ``--repeat`` runs; the load average at start and end.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -57,15 +58,18 @@ def _build(path: Path, words: int, rng: random.Random) -> str:
     return str(ids[0])
 
 
-def _children(vault: Path) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--auto" in argv and str(vault).encode() in argv:
-                return True
+def _merging(vault: Path) -> bool:
+    """Whether a merge holds the merge lock (a child holds it from its spawn to its end)."""
+    try:
+        fd = os.open(vault / "locks" / "ftsmerge.lock", os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
     return False
 
 
@@ -93,7 +97,7 @@ def _one(name: str, src: Path, words: int, seed: int, tmp: Path) -> tuple[float,
     _pid, status, ru = os.wait4(proc.pid, 0)
     wall, cpu = time.monotonic() - start, ru.ru_utime + ru.ru_stime
     assert os.waitstatus_to_exitcode(status) == 0
-    while _children(path):
+    while _merging(path):
         time.sleep(0.1)
     by = "writer"
     if (path / "ftsmerge.json").exists():
