@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         VaultStats,
     )
     from ._vault._backups import Backups, Snapshot
+    from ._vault._ftsmerge import Maintenance, MergeStatus, Mode
     from ._vault._remotes import Remotes
     from ._vault._search import SearchHow
     from ._vault._syncprune import PruneResult
@@ -162,6 +163,11 @@ class AsyncVault:
     def backups(self) -> AsyncBackups:
         """Snapshots and recovery kits, each call in a worker thread (see :attr:`Vault.backups`)."""
         return AsyncBackups(self.sync.backups)
+
+    @property
+    def maintenance(self) -> AsyncMaintenance:
+        """The full-text index's tier merges, a run in a worker thread (see :attr:`Vault.maintenance`)."""
+        return AsyncMaintenance(self.sync.maintenance)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -542,3 +548,29 @@ class AsyncBackups:
     async def imported(self, epoch: int) -> None:
         """See ``Vault.backups.imported``."""
         await asyncio.to_thread(self.sync.imported, epoch)
+
+
+class AsyncMaintenance:
+    """:attr:`Vault.maintenance` for asyncio: a merge is seconds of CPU and reading its status
+    reads the index's manifest, so both run in a worker thread, never on the event loop.  (In the
+    ``inline`` mode a merge due by a call runs at its end, in that call's worker thread.)"""
+
+    def __init__(self, maintenance: Maintenance) -> None:
+        self.sync = maintenance
+
+    @property
+    def mode(self) -> Mode:
+        """See ``Vault.maintenance.mode``."""
+        return self.sync.mode
+
+    @mode.setter
+    def mode(self, value: Mode) -> None:
+        self.sync.mode = value
+
+    async def run(self) -> int | None:
+        """See ``Vault.maintenance.run``."""
+        return await asyncio.to_thread(self.sync.run)
+
+    async def status(self) -> MergeStatus:
+        """See ``Vault.maintenance.status``."""
+        return await asyncio.to_thread(self.sync.status)

@@ -49,7 +49,7 @@ def _params(fn: Any) -> list[tuple[str, Any, Any, str]]:
 SYNC = _public(Vault)
 ASYNC = _public(AsyncVault)
 #: Set by `Vault.__init__` on the instance (properties on `AsyncVault`): compared on real instances below.
-INSTANCE_ATTRIBUTES = {"path", "vault_id", "last_auto_cleanup", "parts", "remotes", "backups"}
+INSTANCE_ATTRIBUTES = {"path", "vault_id", "last_auto_cleanup", "parts", "remotes", "backups", "maintenance"}
 
 
 def test_the_two_classes_have_the_same_public_names() -> None:
@@ -102,7 +102,11 @@ def test_instance_attributes_match(vault_path: Path, provider: KeychainProvider)
             sync_names = {n for n in dir(av.sync) if not n.startswith("_")}
             async_names = {n for n in dir(av) if not n.startswith("_")} - {"sync"}
             assert sync_names == async_names
-            for name in (*INSTANCE_ATTRIBUTES - {"remotes", "backups"}, "audit_log_path", "MAX_SESSION_BYTES"):
+            for name in (
+                *INSTANCE_ATTRIBUTES - {"remotes", "backups", "maintenance"},
+                "audit_log_path",
+                "MAX_SESSION_BYTES",
+            ):
                 assert getattr(av, name) == getattr(av.sync, name), name
             # The remotes: the same calls, awaited (add checks over the network: never on the loop).
             assert av.remotes.sync is av.sync.remotes
@@ -114,6 +118,11 @@ def test_instance_attributes_match(vault_path: Path, provider: KeychainProvider)
             snap = await av.backups.snapshot(vault_path.parent / "snap")
             assert snap.files > 0 and (vault_path.parent / "snap" / "vault.json").exists()
             assert await av.backups.export_kit(vault_path.parent / "kit.json", "kit passphrase") >= 1
+            # The tier merges: the mode is the vault's; a run and the status, awaited (seconds of CPU).
+            assert av.maintenance.sync is av.sync.maintenance and av.maintenance.mode == "inline"
+            av.maintenance.mode = "manual"
+            assert av.sync.maintenance.mode == "manual"
+            assert await av.maintenance.run() == 0 and not (await av.maintenance.status()).due
 
     asyncio.run(main())
 

@@ -31,6 +31,7 @@ VAULT_ORDER = [
     "_ftsbuild",
     "_ftscompact",
     "_fulltext",
+    "_ftsmerge",
     "_storeparts",
     "_store",
     "_search",

@@ -280,6 +280,7 @@ CLI_NO_USER_TEXT: dict[str, str] = {
     "delete": "an id",
     "rekey": "keys",
     "reindex": "rebuilds from what is stored",
+    "index merge": "merges what is stored",
     "info": "reads",
     "migrate": "rewrites what is stored",
     "config show": "reads",

@@ -11,6 +11,7 @@ Vault tree (docs/design.md)::
       index.sst         every session's summary, under the master key (a verified cache)
       autoclean.json    when the next automatic cleanup is due (only with retention.auto_interval)
       autopush.json     the automatic push's last outcomes (only once one ran; docs/sync.md)
+      ftsmerge.json     a full-text tier merge pending, the last merge's outcome (only once one was due)
       sessions/<hex>.sst  one container per session; <hex> = HMAC(file-name key, session id)
       checkpoints/<hex>-<n>.ckp  checkpoint n of that session, under the session's key
       audit/            the audit log (docs/spec/audit-log.md)

@@ -76,6 +76,12 @@ class Auditor:
         #: automatic push, :mod:`._autopush`), except within a pull: what a pull writes came
         #: from the remote.  Set by the wiring; it must never raise.
         self.after_write: Callable[[list[str]], None] | None = None
+        #: Called when a thread's outermost audited call returns, every lock it took released
+        #: (a tier merge a fold found due, :mod:`._ftsmerge`).  Set by the wiring; never raises.
+        self.after_call: Callable[[], None] | None = None
+        #: Called after a record written outside every audited call (an operation that records
+        #: itself, as an import of transcripts; locks may be held).  Never raises.
+        self.after_record: Callable[[], None] | None = None
 
     # -- the chain and its head in the vault's state (issue 20) ---------------------------------
 
@@ -220,6 +226,8 @@ class Auditor:
             done = [str(r["action"]) for r in many if r.get("outcome") == "ok"]
             if done:
                 self.after_write(done)
+        if self.after_record is not None and not _running():
+            self.after_record()
 
     def served(self, action: str, outcome: str, sessions: Iterable[str], **fields: Any) -> None:
         """One record of what a server gave a client (``mcp.<tool>``): the *sessions* as subjects
@@ -508,7 +516,7 @@ def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool =
             running = _running()
             running.append(action)
             try:
-                return fn(self, *args, **kwargs)
+                out = fn(self, *args, **kwargs)
             except SessionSealError as exc:
                 # One record per operation: a failure is recorded by the outermost audited call
                 # only (append over its sanitize-and-write step, set_status over archive).
@@ -519,6 +527,10 @@ def _audited(auditor_of: Callable[[Any], Auditor], action: str, *, by_id: bool =
                 raise
             finally:
                 running.pop()
+            hook = auditor_of(self).after_call if not running else None
+            if hook is not None:
+                hook()  # the outermost call returned: its locks are released
+            return out
 
         return cast(_F, wrapper)
 

@@ -46,7 +46,7 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from .._config import RemoteConfig
 
-__all__ = ["AUTO_FILE", "LOCK_FILE", "WRITES", "AutoPush", "outcomes"]
+__all__ = ["AUTO_FILE", "LOCK_FILE", "WRITES", "AutoPush", "detach", "inherited_lock", "outcomes", "try_lock"]
 
 AUTO_FILE: Final = "autopush.json"
 LOCK_FILE: Final = "autopush.lock"
@@ -156,33 +156,12 @@ class AutoPush:
         """A descriptor holding ``locks/autopush.lock`` (``flock``, not waiting), or None when
         another holds it.  The writer hands it to the child it spawns, so the lock is held
         from the spawn on, with no gap while the child starts."""
-        import fcntl  # POSIX only: elsewhere this raises, and no background push is started
-
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NOCTTY | O_CLOEXEC
-        fd = os.open(LOCK_FILE, flags, FILE_MODE, dir_fd=self._ctx.locks.fd)
-        try:
-            check_owner_only(os.fstat(fd), str(self._ctx.locks.path / LOCK_FILE), is_dir=False)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return try_lock(self._ctx.locks, LOCK_FILE)
 
     def _inherited(self) -> int | None:
         """The lock descriptor the spawning writer handed over (``SESSIONSEAL_AUTOPUSH_FD``),
         when it is that lock file; else None."""
-        raw = os.environ.pop(FD_ENV, "")
-        if not raw.isdigit():
-            return None
-        fd = int(raw)
-        try:
-            st, lock_st = os.fstat(fd), os.stat(LOCK_FILE, dir_fd=self._ctx.locks.fd, follow_symlinks=False)
-        except OSError:
-            return None
-        return fd if (st.st_dev, st.st_ino) == (lock_st.st_dev, lock_st.st_ino) else None
+        return inherited_lock(self._ctx.locks, LOCK_FILE, FD_ENV)
 
     # -- the background process's side ------------------------------------------------------
 
@@ -226,18 +205,58 @@ class AutoPush:
 
 
 def spawn(ctx: VaultContext, lock_fd: int) -> subprocess.Popen[bytes]:
-    """Start ``sessionseal --vault PATH sync --auto`` detached: its own session (no controlling
-    terminal, no signal from the writer's), stdio on /dev/null, no descriptor inherited but
-    *lock_fd* (the pending lock it holds through its delay), never interactive, not waited for."""
+    """Start ``sessionseal --vault PATH sync --auto`` detached (:func:`detach`), holding *lock_fd*
+    (the pending lock it holds through its delay)."""
+    argv = ["--vault", str(ctx.path), "sync", "--auto"]
+    return detach(argv, lock_fd, FD_ENV, {"SESSIONSEAL_LOCK_TIMEOUT": CHILD_LOCK_TIMEOUT})
+
+
+def try_lock(locks: Dir, name: str) -> int | None:
+    """A descriptor holding ``locks/NAME`` (``flock``, not waiting), or None when another holds
+    it (the debounce of a background process: this one and ``_ftsmerge``'s)."""
+    import fcntl  # POSIX only: elsewhere this raises, and no background process is started
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NOCTTY | O_CLOEXEC
+    fd = os.open(name, flags, FILE_MODE, dir_fd=locks.fd)
+    try:
+        check_owner_only(os.fstat(fd), str(locks.path / name), is_dir=False)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def inherited_lock(locks: Dir, name: str, env: str) -> int | None:
+    """The lock descriptor a spawning writer handed over (its number in the variable *env*,
+    taken out of the environment), when it is ``locks/NAME``; else None."""
+    raw = os.environ.pop(env, "")
+    if not raw.isdigit():
+        return None
+    fd = int(raw)
+    try:
+        st, lock_st = os.fstat(fd), os.stat(name, dir_fd=locks.fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return fd if (st.st_dev, st.st_ino) == (lock_st.st_dev, lock_st.st_ino) else None
+
+
+#: Never handed to a background process: it unlocks from the keychain or a passphrase file.
+_SECRET_ENV: Final = ("SESSIONSEAL_PASSPHRASE", "SESSIONSEAL_BUNDLE_PASSPHRASE")
+
+
+def detach(argv: list[str], lock_fd: int, fd_env: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``sessionseal ARGV`` detached: its own session (no controlling terminal, no signal
+    from the writer's), stdio on /dev/null, no descriptor inherited but *lock_fd* (its number in
+    *fd_env*), never interactive, no passphrase in its environment, not waited for."""
     _children[:] = [c for c in _children if c.poll() is None]
-    env = {
-        **os.environ,
-        "SESSIONSEAL_NONINTERACTIVE": "1",
-        "SESSIONSEAL_LOCK_TIMEOUT": CHILD_LOCK_TIMEOUT,
-        FD_ENV: str(lock_fd),
-    }
+    child_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    child_env.update({"SESSIONSEAL_NONINTERACTIVE": "1", **env, fd_env: str(lock_fd)})
     child = subprocess.Popen(
-        [sys.executable, "-m", "sessionseal", "--vault", str(ctx.path), "sync", "--auto"],
+        [sys.executable, "-m", "sessionseal", *argv],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -245,7 +264,7 @@ def spawn(ctx: VaultContext, lock_fd: int) -> subprocess.Popen[bytes]:
         close_fds=True,
         pass_fds=(lock_fd,),
         cwd="/",
-        env=env,
+        env=child_env,
     )
     _children.append(child)
     return child

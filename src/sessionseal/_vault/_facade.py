@@ -98,6 +98,7 @@ class Vault:
         #: Its remotes (docs/api.md, "Remotes": list, add, remove, push); snapshots and kits ("Backups").
         self.remotes = Remotes(self._settings, self._auditor, parts.sync, parts.autopush)
         self.backups = Backups(ctx, self._keys, self._auditor)
+        self.maintenance = parts.maintenance  #: full-text tier merges (docs/api.md, "Maintenance")
         #: What the automatic cleanup run by :meth:`open` did, if one ran.
         self.last_auto_cleanup: CleanupResult | None = None
 

@@ -119,6 +119,8 @@ class FullText:
         #: The heads of the segments the manifest names, as a view opened them (search reopens them).
         self._heads = HeadCache()
         self._stamps_memo: tuple[tuple[Manifest, int, int, bytes], Mapping[uuid.UUID, Stamp]] | None = None
+        #: Told when a fold left a full tier, inside the writer's call: ``_ftsmerge`` merges it later.
+        self.tier_due: Callable[[], None] = lambda: None
 
     # -- files -------------------------------------------------------------------------
 
@@ -278,8 +280,8 @@ class FullText:
         return self._write(lambda fts, fd, m: heads.append(fts, fd, m, vid, record, head=head, after=after))
 
     def _write(self, append: Callable[[Dir, int, Manifest], int | None]) -> bool:
-        """*append* records to the delta log (open on a descriptor), then compact if it is due,
-        and merge a full tier after letting the vault lock go (:meth:`merge_tier`)."""
+        """*append* records to the delta log (open on a descriptor), then compact if it is due;
+        a full tier is left to :attr:`tier_due` (never merged inside a writer's call)."""
         tier_due = False
         with self._ctx.vault_lock(), self._ctx.mutex, self._fts(create=True) as fts:
             assert fts is not None
@@ -298,7 +300,7 @@ class FullText:
             elif any(fts.exists(n) for n in man.retired):
                 self.sweep(fts, man)  # what an earlier sweep left (its overwrite failed)
         if tier_due:
-            self.merge_tier()
+            self.tier_due()
         return True
 
     def _writable(self, fts: Dir) -> Manifest | None:
@@ -332,8 +334,8 @@ class FullText:
         files first, then a new empty delta log under a fresh key, then the manifest (the commit),
         then the replaced files go. The log's records become segments of their own, pulling no
         segment for their sessions (O(log), not O(index): ``_ftscompact``). Returns whether a
-        tier now holds :data:`TIER_FANOUT` segments: the caller merges them with
-        :meth:`merge_tier` once it has let the vault lock go."""
+        tier now holds :data:`TIER_FANOUT` segments, to merge with :meth:`merge_tier` outside
+        the writer's call (``_ftsmerge``)."""
         self._cached = None  # *man* changes below, before the commit
         vid = self._ctx.vault_id
         # The records a later save replaced are authenticated, not parsed.
@@ -345,6 +347,13 @@ class FullText:
         fts.write_atomic(man.delta_name, new_delta(vid, man.delta_key, man.generation + 1))
         self._replace(fts, man, new, current, merged=[], retired=retired)
         return bool(full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS))
+
+    def tier_full(self) -> bool:
+        """Whether a tier holds :data:`TIER_FANOUT` segments now (a merge is due: speed, not damage)."""
+        with contextlib.suppress(SessionSealError, OSError, ValueError), self._fts(create=False) as fts:
+            segments = [] if fts is None else self._manifest(fts).segments
+            return bool(full_tier(segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS))
+        return False
 
     def merge_tier(self) -> bool:
         """Merge the segments of a full tier (spec "Compaction"), building outside the vault

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._devices import Devices
     from ._erasure import Erasure
     from ._formats import Formats
+    from ._ftsmerge import Maintenance
     from ._fulltext import FullText
     from ._importer import TranscriptImporter
     from ._indexcache import IndexCache
@@ -56,6 +57,8 @@ class Parts:
     sync: Sync
     #: The automatic push after writes (``remote auto``; docs/sync.md, "Automatic push").
     autopush: AutoPush
+    #: The full-text index's tier merges, out of the writers' calls (``vault.maintenance``).
+    maintenance: Maintenance
 
     @property
     def devices(self) -> Devices:

@@ -63,10 +63,19 @@ Severity = Literal["error", "warning"]
 
 _SESSION_NAME: Final = re.compile(r"[0-9a-f]{32}\.sst")
 _CHECKPOINT_NAME: Final = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)\.ckp")
-_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import|sync|autopush)\.lock")
+_LOCK_NAME: Final = re.compile(r"(?:[0-9a-f]{32}|vault|cleanup|audit|import|sync|autopush|ftsmerge)\.lock")
 _AUDIT_NAME: Final = re.compile(r"audit\.log|audit-[0-9]{12}\.log|pending\.log|anchor\.sst")
 _ROOT_FILES: Final = frozenset(
-    {"vault.json", KEYTABLE, KEYFILE, _configfile.CONFIG_FILE, INDEX_FILE, "autoclean.json", "autopush.json"}
+    {
+        "vault.json",
+        KEYTABLE,
+        KEYFILE,
+        _configfile.CONFIG_FILE,
+        INDEX_FILE,
+        "autoclean.json",
+        "autopush.json",
+        "ftsmerge.json",
+    }
 )
 _SUBDIRS: Final = ("sessions", "checkpoints", "locks", AUDIT_DIR, FTS_DIR, SYNC_DIR)
 RUN_DIR: Final = "run"  # resume's private homes (_resume._runtime.RUN_DIR)

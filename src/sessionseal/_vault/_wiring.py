@@ -18,6 +18,7 @@ from ._context import VaultContext
 from ._devices import Devices
 from ._erasure import Erasure
 from ._formats import Formats
+from ._ftsmerge import Maintenance
 from ._fulltext import FullText
 from ._importer import TranscriptImporter
 from ._indexcache import IndexCache
@@ -78,8 +79,7 @@ def wire(
     )
     settings = Settings(ctx, keys)
     auditor = Auditor(ctx, keys, settings=settings.audit_settings, created=doc.get("created_at"))
-    index = IndexCache(ctx, keys, audit=audit)
-    fulltext = FullText(ctx, keys)
+    index, fulltext = IndexCache(ctx, keys, audit=audit), FullText(ctx, keys)
     store = SessionStore(ctx, keys, index, sanitizer=settings.sanitizer, fulltext=fulltext)
     checkpoints = Checkpoints(ctx, keys, store)
     listing = Listing(ctx, keys, store, index, audit=audit, fulltext=fulltext)
@@ -109,6 +109,7 @@ def wire(
         reindex=reindex,
         auditor=auditor,
         listing=listing,
+        maintenance=Maintenance(ctx, keys, fulltext, auditor, keychain=provider.name == "keychain"),
         transfer=Transfer(ctx, keys, store, checkpoints, listing, **steps),
         importer=TranscriptImporter(ctx, keys, store, **steps),
         formats=Formats(

@@ -553,6 +553,7 @@ from ._doctor_cmds import doctor  # noqa: E402
 from ._head_cmds import head_group  # noqa: E402
 from ._hook_cmds import hook_group  # noqa: E402
 from ._hooks_cmds import hooks_group  # noqa: E402
+from ._index_cmds import index_group  # noqa: E402
 from ._mcp_cmds import mcp_group  # noqa: E402
 from ._meta_cmds import describe, link, rename, set_status, tag  # noqa: E402
 from ._passphrase_cmds import passphrase_group  # noqa: E402
@@ -576,6 +577,7 @@ cli.add_command(import_command)
 cli.add_command(import_transcripts)
 cli.add_command(hook_group)
 cli.add_command(hooks_group)
+cli.add_command(index_group)
 cli.add_command(doctor)
 cli.add_command(mcp_group)
 cli.add_command(passphrase_group)

@@ -197,6 +197,8 @@ class Context:
         self.vault_path = vault_path
         self.passphrase_file = passphrase_file
         self._vault: Vault | None = None
+        #: A capture hook's run: never a merge in its process (docs/capture/hooks.md).
+        self.in_hook = False
 
     def vault(self, *, auto_cleanup: bool = True) -> Vault:
         """Open the vault (once).  An automatic cleanup it ran is reported on stderr."""
@@ -209,6 +211,10 @@ class Context:
                 interactive=interactive(),
                 auto_cleanup=auto_cleanup,
             )
+            # A due tier merge runs in a detached child, never in the command's call (docs/design.md,
+            # "Tier merges out of the writer's call"); the child may read the passphrase file too.
+            self._vault.maintenance.mode = "background"
+            self._vault.maintenance.unlock_with_file(self.passphrase_file)
             done = self._vault.last_auto_cleanup
             if done is not None and (done.removed or done.orphans_removed):
                 click.echo(
@@ -219,9 +225,19 @@ class Context:
         return self._vault
 
     def close(self) -> None:
-        """Close the vault if it was opened."""
-        if self._vault is not None:
+        """Close the vault if it was opened, after taking up a tier merge still pending: started
+        in the background, or at a terminal (a passphrase no child can have) run here, after
+        the command's output; never in a hook."""
+        if self._vault is None:
+            return
+        try:
+            self._vault.maintenance.resume(foreground=interactive() and not self.in_hook, before=_say_merging)
+        finally:
             self._vault.close()
+
+
+def _say_merging() -> None:
+    click.echo("sessionseal: merging the full-text index's segments (due after many writes)...", err=True)
 
 
 def read_input(source: str, limit: int, *, what: str = "the input") -> bytes:

@@ -202,6 +202,26 @@ def _plaintext_checks(vault: Vault, states: dict[str, str]) -> list[Check]:
     ]
 
 
+def _merge_checks(vault: Vault) -> list[Check]:
+    """The full-text index's tier merge: pending (search is slower until it runs, never wrong), or
+    failed in the background, which prints nothing (docs/design.md, "Tier merges out of the
+    writer's call")."""
+    status = vault.maintenance.status()
+    last, hint = status.last, "run 'sessionseal index merge'"
+    if status.running:
+        return [Check("fts-merge", "ok", "a full-text index merge is running")]
+    if last.get("outcome") == "error":
+        what = f"the last full-text index merge ({last.get('by')}) at {last.get('at')} failed"
+        return [Check("fts-merge", "warn", f"{what} ({last.get('error')}, exit {last.get('exit_code')})", hint)]
+    if status.due:  # a pending mark with no full tier left (a reindex since) goes with the next command
+        since = f" since {status.pending}" if status.pending else ""
+        what = f"a full-text index merge is due{since}; search is slower until it runs"
+        return [Check("fts-merge", "warn", what, hint)]
+    if last:
+        return [Check("fts-merge", "ok", f"the last full-text index merge at {last.get('at')} succeeded")]
+    return []
+
+
 def _autopush_checks(vault: Vault) -> list[Check]:
     """The automatic push's last outcome per remote (``autopush.json``, as ``remote list``
     shows it): it runs detached and prints nothing, so a failure would otherwise go unseen."""
@@ -295,7 +315,7 @@ def _mcp_checks(states: dict[str, str]) -> list[Check]:
 def doctor(obj: Context, as_json: bool) -> None:
     """Check that sessions are captured and the vault is usable: the keychain, the vault, each
     agent's hooks, Claude Code's transcript sweep, transcripts left in plaintext, the automatic
-    push's last outcome, the MCP server.
+    push's last outcome, a full-text index merge pending or failed, the MCP server.
 
     Read only and never prompts.  Exit 1 when a check is an error; warnings alone exit 0.
     """
@@ -309,6 +329,7 @@ def doctor(obj: Context, as_json: bool) -> None:
         try:
             checks += _plaintext_checks(vault, states)
             checks += _autopush_checks(vault)
+            checks += _merge_checks(vault)
         finally:
             vault.close()
     checks += _mcp_checks(states)

@@ -61,6 +61,7 @@ def _codex_rollout(payload: dict[str, Any]) -> str | None:
 def run_hook(obj: Context, find: Callable[[dict[str, Any]], str | None]) -> NoReturn:
     """Import the transcript *find* names in the payload on stdin; exit 0 within the deadline."""
     done = threading.Event()
+    obj.in_hook = True  # a tier merge is left to a detached child, or pending: never run here
 
     def work() -> None:
         try:
