@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from sessionseal import Vault
+from tests._infra.forkcli import sessionseal as forked
 from tests.unit.test_hooks_install import PASSPHRASE, SID, Homes, turns
 
 
@@ -110,6 +111,15 @@ def test_a_passphrase_vault_without_its_passphrase_is_not_opened_and_nothing_pro
     keychain = by_name(out)["keychain"]
     assert (r.code, keychain["status"]) == (0, "warn")
     assert "passphrase vault" in keychain["message"] and "--passphrase-file" in keychain["hint"]
+
+
+def test_a_passphrase_vault_is_opened_with_its_passphrase_from_the_environment(homes: Homes) -> None:
+    # The real command (forked as `python -m sessionseal` runs), which takes the variable out
+    # of its environment at start: doctor must still find it there.
+    r = forked("--vault", str(homes.vault), "doctor", "--json", env={**homes.env, "SESSIONSEAL_PASSPHRASE": PASSPHRASE})
+    checks = by_name(json.loads(r.out))
+    assert checks["vault"]["status"] == "ok", checks["vault"]
+    assert PASSPHRASE not in r.out + r.err
 
 
 def test_no_vault_and_a_broken_settings_file_are_errors(homes: Homes) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from ._common import Context, echo_json, handle_errors, passphrase_source
+from ._common import Context, echo_json, handle_errors, passphrase_source, taken_env
 from ._hooks_cmds import tool_state
 from ._terminal import shown
 
@@ -49,7 +49,9 @@ def _open(obj: Context) -> tuple[Vault | None, list[Check], bool]:
     Returns the vault, the checks of the keychain and the vault, and whether a worker is stuck."""
     from sessionseal import Vault
 
-    given = bool(obj.passphrase_file or os.environ.get("SESSIONSEAL_PASSPHRASE"))
+    # As its own command, sessionseal took the variable out of its environment at start.
+    env = "SESSIONSEAL_PASSPHRASE"
+    given = bool(obj.passphrase_file or os.environ.get(env) or taken_env.get(env))
     asked: list[bool] = []
 
     def no_passphrase() -> bytes:
