@@ -392,7 +392,9 @@ def with_index(v: Vault, root: Path, *, own: bool = True) -> tuple[str, int]:
             made = f"rebuilt by Vault.reindex in {time.perf_counter() - t:.0f} s"
         files = [p for p in fts.iterdir() if p.is_file()]
         delta = sum(p.stat().st_size for p in files if p.suffix == ".delta")
-        desc = f"the vault's own, {made} (fts/: {len(files) - 2} segment(s), a delta log of {delta / 1e3:.0f} kB)"
+        # Its segments by their suffix: a log's heads checkpoint (fts/*.heads) is no segment.
+        segs = sum(p.suffix == ".seg" for p in files)
+        desc = f"the vault's own, {made} (fts/: {segs} segment(s), a delta log of {delta / 1e3:.0f} kB)"
         return desc, sum(p.stat().st_size for p in files)
     t = time.perf_counter()
     built = BenchIndex(v, root)

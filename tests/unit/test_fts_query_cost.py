@@ -13,6 +13,7 @@ import os
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -156,6 +157,58 @@ def test_a_page_s_snippets_are_cut_from_the_smallest_sessions_within_the_budget(
     monkeypatch.setattr(_search, "SNIPPET_TEXT", sum(sizes.values()))
     hits = vault.search("puffin")
     assert all(h.snippet for h in hits) and not hits.warnings
+
+
+# -- a page's documents, parsed once ---------------------------------------------------------------
+
+_PIECES = st.text('ab puffinGANNET\u00e9\u00df\u212a\u017f\n"\\', max_size=40)
+_BLOCK = st.one_of(
+    _PIECES,
+    st.lists(st.builds(lambda t: {"type": "text", "text": t}, _PIECES), min_size=1, max_size=3),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.sampled_from(["user", "assistant"]), _BLOCK), max_size=3),  # saved
+            st.lists(
+                st.lists(st.tuples(st.sampled_from(["user", "assistant"]), _BLOCK), min_size=1, max_size=3), max_size=3
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_page_reads_an_appended_session_s_document_as_its_bytes_parse(
+    vault: Vault, sessions: list[tuple[list[tuple[str, object]], list[list[tuple[str, object]]]]]
+) -> None:
+    # Appending to a session stores groups that a read applies to the saved document; the page's
+    # confirmation takes that document as the read made it, not the bytes made from it parsed
+    # again. The same document, so the same hits, places and snippets as the bytes parsed.
+    store = vault._store
+    for saved, groups in sessions:
+        sid = vault.save({"title": "puffin", "messages": [{"role": r, "content": c} for r, c in saved]})
+        for group in groups:
+            vault.append(sid, [{"role": r, "content": c} for r, c in group])
+    plain = _search.Search(lambda sid: (store.document(store.open(sid)), None), vault._listing._search._fulltext)
+    for s in vault.list():
+        log = store.open(s.id)
+        body, doc = store.document_parsed(log)
+        assert body == store.document(log)
+        assert (doc is None) == (not log.events) and (doc is None or doc == orjson.loads(body))
+    for q in ("puf*", "gannet", "puffin OR ss", "assistant:gan*"):
+        mine = vault._listing._search
+        try:
+            vault._listing._search = plain
+            want = vault.search(q)
+        finally:
+            vault._listing._search = mine
+        got = vault.search(q)
+        assert [(h.id, h.score, h.field, h.snippet, h.offset) for h in got] == [
+            (h.id, h.score, h.field, h.snippet, h.offset) for h in want
+        ]
 
 
 # -- a prefix's terms: the sorted run of its prefix bucket --------------------------------------

@@ -59,7 +59,7 @@ class Listing:
         self._index = index
         self._audit = audit
         # The full-text index (issue 23) is handed in by _wiring.py; without it, search streams.
-        self._search = Search(lambda sid: store.document(store.open(sid)), fulltext or NoFullText())
+        self._search = Search(lambda sid: store.document_parsed(store.open(sid)), fulltext or NoFullText())
 
     def select(self, query: ListQuery) -> tuple[list[Entry], list[str]]:
         entries, problems = self.summary_docs()

@@ -250,8 +250,10 @@ class Counts:
 class Search:
     """Runs one search over the candidate sessions a listing selected."""
 
-    def __init__(self, read: Callable[[uuid.UUID], bytes], fulltext: FullTextViews) -> None:
-        self._read = read  # a session's stored document (its JSON), decrypted
+    def __init__(self, read: Callable[[uuid.UUID], tuple[bytes, Any]], fulltext: FullTextViews) -> None:
+        # A session's stored document (its JSON), decrypted, and the document itself if reading
+        # it parsed it (appended groups applied), else None.
+        self._read = read
         self._fulltext = fulltext
         #: The last view's stamps, and the same by the id's text (what the listing gives): made
         #: once per index state, not per query (a ``str(UUID)`` per session cost 3 ms at 2,800).
@@ -261,21 +263,23 @@ class Search:
     def load(self, sid: uuid.UUID) -> dict[str, Any] | None:
         """A session's stored document; None when it was erased meanwhile or is damaged (as
         the scan before issue 23: 'list' and 'verify' report those)."""
-        body = self.body(sid)
-        return None if body is None else self.parse(body)
+        got = self.body(sid)
+        return None if got is None else self.parse(*got)
 
-    def body(self, sid: uuid.UUID) -> bytes | None:
-        """A session's stored document, its JSON unparsed (None: as :meth:`load`)."""
+    def body(self, sid: uuid.UUID) -> tuple[bytes, Any] | None:
+        """A session's stored document, its JSON, and the document if reading it parsed it
+        (:meth:`parse` takes both; None: as :meth:`load`)."""
         try:
             return self._read(sid)
         except (SessionNotFound, IntegrityError, FileNotFoundError):
             return None
 
     @staticmethod
-    def parse(body: bytes) -> dict[str, Any] | None:
+    def parse(body: bytes, doc: Any = None) -> dict[str, Any] | None:
         try:
             with stored_shape():
-                doc = orjson.loads(body)
+                if doc is None:  # not parsed yet (an appended session's was: not parsed twice)
+                    doc = orjson.loads(body)
                 if not isinstance(doc, dict):
                     raise IntegrityError("not a document")
                 return doc
@@ -321,17 +325,18 @@ class Search:
             e = by_id[str(h.session_id)]
             if cut is not None and e.id not in cut:
                 return _hit(e, h, None)
-            body = self.body(h.session_id)
+            got = self.body(h.session_id)
             loaded.append(h.session_id)
-            if body is None:
+            if got is None:
                 return None
+            body, parsed = got
 
             def has(term: Term) -> bool:
                 return h.session_id.bytes in having[term]
 
             if q.phrases and not may_match(q.root, has, body, phrases):
                 return None  # its phrases' words are not in a row anywhere in its bytes
-            doc = self.parse(body)
+            doc = self.parse(body, parsed)
             if doc is None:
                 return None
             text = DocText(doc)

@@ -116,14 +116,19 @@ class SessionStore:
 
     def document(self, log: _container.SessionLog) -> bytes:
         """The session document a log holds: its BODY with every appended group applied."""
+        return self.document_parsed(log)[0]
+
+    def document_parsed(self, log: _container.SessionLog) -> tuple[bytes, Any]:
+        """:meth:`document`, and the document it serializes if applying appended groups parsed
+        it (None: saved whole; a search's page would parse the bytes made from it again)."""
         body = _container.decode_payload(log.body)
         if not log.events:
-            return body  # as saved: the bytes are returned without a parse
+            return body, None
         with stored_shape():
             doc = orjson.loads(body)
             for payload in log.events:
                 _events.apply(doc, _ops_of(payload))
-            return orjson.dumps(doc)
+            return orjson.dumps(doc), doc
 
     def recent_ops(self, sid: uuid.UUID, enough: Callable[[list[dict[str, Any]]], bool]) -> tuple[bool, int]:
         """Give the operations of a session's appended groups to *enough*, the last group
