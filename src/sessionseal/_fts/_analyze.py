@@ -100,8 +100,8 @@ def count_lines(text: str) -> tuple[dict[bytes, int], int]:
     return counts, length
 
 
-def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, int, int, int], int]:
-    """Each field's term counts (one tokenizer pass per field), the fields' lengths, the text size."""
+def _by_field(doc: Doc) -> tuple[dict[int, list[str]], int]:
+    """*doc*'s texts grouped by field (each field's in order), and the text size."""
     by_field: dict[int, list[str]] = {}
     size = 0
     for field, text in doc.fields:
@@ -109,6 +109,12 @@ def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, i
             raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
         by_field.setdefault(field, []).append(text)
         size += len(text)
+    return by_field, size
+
+
+def _counted(doc: Doc) -> tuple[list[tuple[int, dict[bytes, int]]], tuple[int, int, int, int], int]:
+    """Each field's term counts (one tokenizer pass per field), the fields' lengths, the text size."""
+    by_field, size = _by_field(doc)
     lengths = [0, 0, 0, 0]
     counted = []
     for field, texts in by_field.items():
@@ -134,13 +140,7 @@ def pack(doc: Doc) -> PackedDoc:
 
 
 def _pack_native(doc: Doc) -> PackedDoc:
-    by_field: dict[int, list[str]] = {}
-    size = 0
-    for field, text in doc.fields:
-        if field not in FIELD_INDEX:
-            raise ValueError("a field is one of TITLE, USER, ASSISTANT, TOOL")
-        by_field.setdefault(field, []).append(text)
-        size += len(text)
+    by_field, size = _by_field(doc)
     # One piece per field: a newline never joins two pieces' words (rule 1).
     raws = [(f, "\n".join(texts).encode("utf-8", "replace").translate(TABLE)) for f, texts in by_field.items()]
     terms, tfs, masks, counted = pack_fields_native(raws)
