@@ -284,7 +284,9 @@ def test_second_user_timeout_kills_the_process(second_user: OSUser) -> None:
     start = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
         second_user.run(["sleep", "30"], timeout=1)
-    assert time.monotonic() - start < 10
+    # Killed, not waited out: a sleep that ran its course takes its 30 s. (A tighter bound would
+    # measure the machine: runuser's start on a loaded one is no part of the claim.)
+    assert time.monotonic() - start < 30
     # SIGKILL is delivered at once but the dying process may still be listed for a moment
     # (seen once on a loaded CI machine): wait briefly for it to be gone, never 30 s.
     deadline = time.monotonic() + 5

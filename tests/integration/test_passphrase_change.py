@@ -31,6 +31,8 @@ from tests._infra.forkscript import Child, Forker, forker
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
+#: How long a test here waits for a lock the other side holds: a hang guard, not a speed.
+LOCK_WAIT = "600"
 
 
 def passphrase(n: int) -> str:
@@ -159,12 +161,21 @@ CHANGE_N = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_openers_beside_a_changer_see_the_old_or_the_new_key_file_never_a_damaged_one(tmp_path: Path) -> None:
+def test_openers_beside_a_changer_see_the_old_or_the_new_key_file_never_a_damaged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "vault"
     stored = _init(path)
+    # Each side waits for the vault lock as long as the other holds it. The changer takes it
+    # again right after each change while a waiting opener polls for it, so an opener may wait
+    # through many changes: past the default 10 s on a loaded machine (a LockTimeout, seen in a
+    # full run under load; past 2 s in 3 runs of 3 here). How long a wait lasts is the
+    # machine's; what is proved is which key file an opener finds (a lock never released still
+    # ends the test, at this bound).
+    monkeypatch.setenv("SESSIONSEAL_LOCK_TIMEOUT", LOCK_WAIT)
     changer = subprocess.Popen(
         [sys.executable, "-c", CHANGE_N, str(path), "40"],
-        env=ENV,
+        env={**ENV, "SESSIONSEAL_LOCK_TIMEOUT": LOCK_WAIT},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,6 +16,8 @@ from tests._infra.erasure import delete_cut_short
 from tests.unit.conftest import vault_bytes
 
 NOW = datetime.now(UTC)
+#: A hang guard only: reached when a thread never runs at all, never for a machine's speed.
+HANG_GUARD = 120.0
 
 
 def old(title: str, days: float, **extra: Any) -> dict[str, Any]:
@@ -127,14 +129,17 @@ def test_a_session_in_use_is_skipped(vault: Vault) -> None:
     name = vault.parts.keys.file_name(ids["d60"])
     held, release = threading.Event(), threading.Event()
 
+    # Held from before the cleanup until after it, by events, never by a wait's length: a wait
+    # that ran out on a loaded machine would let the cleanup run with the lock free (or take
+    # it back mid-cleanup) and fail for the machine's speed, not for the product.
     def hold() -> None:
-        with lock(vault.parts.ctx.locks.path / f"{name}.lock", timeout=5, what="test"):
+        with lock(vault.parts.ctx.locks.path / f"{name}.lock", timeout=HANG_GUARD, what="test"):
             held.set()
-            release.wait(10)
+            release.wait()
 
     t = threading.Thread(target=hold)
     t.start()
-    held.wait(5)
+    assert held.wait(HANG_GUARD), "the test's holder never took the session lock"
     try:
         result = vault.cleanup({"max_age": "30d"})
     finally:

@@ -14,6 +14,9 @@ import pytest
 
 from sessionseal import KeychainProvider, PassphraseProvider, Vault, errors
 
+#: A hang guard only: reached when a thread or task never runs, never for a machine's speed.
+HANG_GUARD = 120.0
+
 
 def _texts(vault: Vault, sid: object) -> list[str]:
     return [m.content[0].text if m.content[0].type == "text" else m.content[0].type for m in vault.load(sid).messages]  # type: ignore[arg-type, union-attr]
@@ -107,19 +110,36 @@ def test_autosave_writes_without_being_asked(vault: Vault) -> None:
         vault.record(sid, autosave=0)
 
 
-def test_async_recorder_autosaves_without_blocking_the_loop(vault_path: Path, provider: KeychainProvider) -> None:
+def test_async_recorder_autosaves_without_blocking_the_loop(
+    vault_path: Path, provider: KeychainProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each flush (autosave's, and close's) runs while the event loop goes on: proved by the
+    loop ticking *during* the flush, which waits for a tick before writing (a flush run on the
+    loop's own thread would wait in vain), never by counting ticks in a wall-clock while, which
+    a loaded machine's scheduler decides."""
     import asyncio
+    import threading
 
     from sessionseal import AsyncVault
+    from sessionseal._recorder import Recorder
+
+    ticked = threading.Event()
+    during: list[bool] = []
+    real_flush = Recorder.flush
+
+    def flush(self: Recorder) -> int:
+        ticked.clear()
+        during.append(ticked.wait(HANG_GUARD))  # the loop ran a tick since this flush began
+        return real_flush(self)
+
+    monkeypatch.setattr(Recorder, "flush", flush)
 
     async def main() -> None:
         async with await AsyncVault.init(vault_path, key_provider=provider) as v:
-            ticks = 0
 
             async def ticker() -> None:
-                nonlocal ticks
                 while True:
-                    ticks += 1
+                    ticked.set()
                     await asyncio.sleep(0.001)
 
             task = asyncio.create_task(ticker())
@@ -127,15 +147,15 @@ def test_async_recorder_autosaves_without_blocking_the_loop(vault_path: Path, pr
                 for i in range(5):
                     rec.append_message("user", f"a{i} " + "w" * 100_000)
                     await asyncio.sleep(0.03)
-                deadline = asyncio.get_running_loop().time() + 10
+                deadline = asyncio.get_running_loop().time() + HANG_GUARD
                 while rec.flushed == 0 and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.01)
                 assert rec.flushed > 0  # the autosave task ran
             task.cancel()
-            assert ticks > 20
             assert len((await v.load(rec.session_id)).messages) == 5
 
     asyncio.run(main())
+    assert len(during) >= 2 and all(during), during  # an autosave's flush and close's
 
 
 def test_an_open_recorder_is_flushed_at_interpreter_exit(tmp_path: Path) -> None:
