@@ -253,7 +253,7 @@ def test_natively_gathered_terms_are_the_pure_columns(
     inverted = builder.invert()
     moved = list(range(len(inverted.dfs)))
     rng.shuffle(moved)
-    assert inverted._gathered_native(moved) == inverted._gathered(moved)
+    assert inverted._gathered_native(array("I", moved).tobytes()) == inverted._gathered(moved)
 
 
 @native

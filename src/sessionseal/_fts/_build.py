@@ -27,7 +27,7 @@ from .. import _container, _crypto
 from .._container import FrameType, Kind
 from . import _format as F
 from ._analyze import Analyzed, PackedDoc
-from ._tokens import NATIVE, gather_terms_native, invert_rows_native
+from ._tokens import NATIVE, bucket_order_native, gather_terms_native, invert_rows_native, prefix_lists_native
 
 __all__ = ["Inverted", "SegmentBuilder"]
 
@@ -215,7 +215,7 @@ class Inverted:
             nonces=nonces,
         )
 
-    def _gathered(self, moved: list[int]) -> tuple[array[int], array[int], array[int], bytes]:
+    def _gathered(self, moved: Sequence[int]) -> tuple[array[int], array[int], array[int], bytes]:
         """The dfs and the postings (deltas, tfs, masks) of the terms in the order *moved*."""
         starts = [0, *accumulate(self.dfs)]
         # An array, not a list: 4 bytes a posting instead of an int object and a pointer (45).
@@ -227,9 +227,9 @@ class Inverted:
         tfs = array("I", map(self.tfs.__getitem__, rows))
         return dfs, deltas, tfs, bytes(map(self.masks.__getitem__, rows))
 
-    def _gathered_native(self, moved: list[int]) -> tuple[array[int], array[int], array[int], bytes]:
+    def _gathered_native(self, moved: bytes) -> tuple[array[int], array[int], array[int], bytes]:
         dfs, deltas, tfs, masks = gather_terms_native(
-            array("I", moved).tobytes(), self.dfs.tobytes(), self.deltas.tobytes(), self.tfs.tobytes(), self.masks
+            moved, self.dfs.tobytes(), self.deltas.tobytes(), self.tfs.tobytes(), self.masks
         )
         columns = [array("I"), array("I"), array("I")]
         for column, raw in zip(columns, (dfs, deltas, tfs), strict=True):
@@ -239,24 +239,32 @@ class Inverted:
     def _payloads(self, keys: F.SubKeys) -> tuple[list[bytes], list[bytes]]:
         by_utf8 = self.terms.split(b"\n") if self.terms else []
         nb = F.bucket_count(len(by_utf8))
-        slots = _slots(keys.terms, 0, by_utf8, nb)
         # The terms in their final order, bucket then UTF-8 (a stable sort of the UTF-8 order),
         # and their postings moved with them: one step per term, then per posting at C speed.
-        moved = sorted(range(len(by_utf8)), key=slots.__getitem__)
-        ordered = list(map(by_utf8.__getitem__, moved))
-        if NATIVE:  # the same columns, moved by one native call
-            dfs, deltas, tfs, masks = self._gathered_native(moved)
+        if NATIVE:  # the same order (a counting sort) and columns, by native calls
+            order, counts = bucket_order_native(_macs(keys.terms, 0, by_utf8), nb)
+            moved = array("I")
+            moved.frombytes(order)
+            per_bucket = array("I")
+            per_bucket.frombytes(counts)
+            dfs, deltas, tfs, masks = self._gathered_native(order)
+            del order
         else:
+            slots = _slots(keys.terms, 0, by_utf8, nb)
+            moved = array("I", sorted(range(len(by_utf8)), key=slots.__getitem__))
+            per_bucket = array("I", map(Counter(slots).__getitem__, range(nb)))
             dfs, deltas, tfs, masks = self._gathered(moved)
+        ordered = list(map(by_utf8.__getitem__, moved))
         del moved
         starts = [0, *accumulate(dfs)]
-        per_bucket = Counter(slots)
-        bucket_ends = list(accumulate(map(per_bucket.__getitem__, range(nb))))
+        bucket_ends = list(accumulate(per_bucket))
         out_b, lo = [], 0
         for hi in bucket_ends:
             a, b = starts[lo], starts[hi]
             out_b.append(F.encode_bucket_columns(ordered[lo:hi], dfs[lo:hi], deltas[a:b], tfs[a:b], masks[a:b]))
             lo = hi
+        if NATIVE:
+            return out_b, _prefix_payloads_native(keys, self.terms, self.dfs, nb)
         return out_b, _prefix_payloads(keys, by_utf8, self.dfs, nb)
 
 
@@ -285,10 +293,15 @@ def _check_terms(distinct: list[bytes]) -> None:
         raise ValueError("terms are 1 to 64 UTF-8 bytes without a newline")
 
 
+def _macs(terms_key: bytes, domain: int, texts: Sequence[bytes]) -> list[bytes]:
+    """The HMACs behind :func:`~sessionseal._fts._format.slots` of UTF-8 texts."""
+    prefix = bytes((domain,))
+    return _crypto.hmac_sha256_many(terms_key, [prefix + t for t in texts])
+
+
 def _slots(terms_key: bytes, domain: int, texts: Sequence[bytes], n: int) -> list[int]:
     """:func:`~sessionseal._fts._format.slots` of UTF-8 texts."""
-    prefix = bytes((domain,))
-    return [int.from_bytes(m[:8], "big") % n for m in _crypto.hmac_sha256_many(terms_key, [prefix + t for t in texts])]
+    return [int.from_bytes(m[:8], "big") % n for m in _macs(terms_key, domain, texts)]
 
 
 def _deltas(ords: array[int], starts: list[int]) -> array[int]:
@@ -318,3 +331,16 @@ def _prefix_payloads(keys: F.SubKeys, ordered: list[bytes], dfs: array[int], nb:
         terms.sort(key=str.encode)
         out.append(F.encode_prefix([(t, df[t]) for t in terms]))
     return out
+
+
+def _prefix_payloads_native(keys: F.SubKeys, joined: bytes, dfs: array[int], nb: int) -> list[bytes]:
+    """:func:`_prefix_payloads`'s bytes, the per-term steps native: the regex finds the
+    word-like terms (Unicode classes) and Python keys their heads (one HMAC per head); the
+    accelerator finds each term's df and head, groups the terms by bucket and encodes them."""
+    npf = max(1, nb // 8)
+    wordlike = _WORDLIKE_LINE.findall(joined.decode())
+    heads = sorted({t[: F.PREFIX_CHARS] for t in wordlike})
+    head_slots = array("I", F.slots(keys.terms, 1, heads, npf)).tobytes()
+    return prefix_lists_native(
+        joined, dfs.tobytes(), "\n".join(wordlike).encode(), "\n".join(heads).encode(), head_slots, npf=npf
+    )

@@ -11,6 +11,12 @@
  *     newlines (in the order they first appear), tfs their counts as native uint32, masks the OR
  *     of the bits of the fields they appear in, lengths each field's number of words.
  *
+ * and two steps of a segment's placement (Inverted._payloads), key-free given the HMACs, which
+ * stay in Python on `cryptography`:
+ *
+ * bucket_order(macs, nb) -> (moved, counts): the terms in bucket order (a counting sort);
+ * prefix_lists(terms, dfs, wordlike, heads, head_slots, npf) -> the prefix buckets' payloads.
+ *
  * It reads users' sanitized session text, so it is written to fail closed:
  *
  * - it accepts only immutable `bytes` (never a buffer another thread could change while the GIL
@@ -1030,6 +1036,279 @@ done:
     return result;
 }
 
+/* ---- bucket_order ----------------------------------------------------------------------- */
+
+/* A big-endian u64 from the first 8 bytes at p. */
+static uint64_t
+be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* bucket_order(macs, nb) -> (moved, counts): each term's bucket, int.from_bytes(mac[:8], "big")
+ * % nb (_format.slot's, from the HMACs computed in Python), then the term indices in bucket
+ * order, a stable counting sort (UTF-8 order kept within a bucket: sorted(range(n),
+ * key=slots.__getitem__)'s), and each bucket's number of terms; both native uint32. */
+static PyObject *
+bucket_order(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "bucket_order(macs, nb) takes a list of bytes and an int");
+        return NULL;
+    }
+    PyObject *macs = args[0];
+    Py_ssize_t nb = PyLong_AsSsize_t(args[1]);
+    if (nb == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(macs);
+    if (nb < 1 || (uint64_t)nb > UINT32_MAX || (uint64_t)n > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bucket_order needs 1 to 2**32 - 1 buckets and terms");
+        return NULL;
+    }
+    uint32_t *slot = PyMem_RawMalloc(((size_t)n + 1) * sizeof(uint32_t));
+    Py_ssize_t *start = PyMem_RawCalloc((size_t)nb + 1, sizeof(Py_ssize_t));
+    PyObject *moved = NULL, *counts = NULL, *result = NULL;
+    if (slot == NULL || start == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *mac = PyList_GET_ITEM(macs, i);
+        if (!PyBytes_CheckExact(mac) || PyBytes_GET_SIZE(mac) < 8) {
+            PyErr_SetString(PyExc_TypeError, "a MAC must be bytes of at least 8 bytes");
+            goto done;
+        }
+        slot[i] = (uint32_t)(be64((const unsigned char *)PyBytes_AS_STRING(mac)) % (uint64_t)nb);
+        start[slot[i] + 1]++;
+    }
+    moved = PyBytes_FromStringAndSize(NULL, n * 4);
+    counts = PyBytes_FromStringAndSize(NULL, nb * 4);
+    if (moved == NULL || counts == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < nb; b++) {
+        u32_put((unsigned char *)PyBytes_AS_STRING(counts), b, (uint32_t)start[b + 1]);
+        start[b + 1] += start[b]; /* now: where bucket b + 1 starts */
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        u32_put((unsigned char *)PyBytes_AS_STRING(moved), start[slot[i]]++, (uint32_t)i);
+    }
+    result = PyTuple_Pack(2, moved, counts);
+done:
+    Py_XDECREF(moved);
+    Py_XDECREF(counts);
+    PyMem_RawFree(start);
+    PyMem_RawFree(slot);
+    return result;
+}
+
+/* ---- prefix_lists ----------------------------------------------------------------------- */
+
+typedef struct {
+    Py_ssize_t at, len;
+} Line;
+
+/* The newline-separated lines of [p, p + size) (none when size is 0), in *n; NULL with
+ * MemoryError. */
+static Line *
+cut_lines(const unsigned char *p, Py_ssize_t size, Py_ssize_t *n)
+{
+    Py_ssize_t count = size > 0;
+    for (const unsigned char *q = p; size > 0 && (q = memchr(q, '\n', (size_t)(p + size - q))) != NULL; q++) {
+        count++;
+    }
+    Line *lines = PyMem_RawMalloc(((size_t)count + 1) * sizeof(Line));
+    if (lines == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const unsigned char *nl = memchr(p + at, '\n', (size_t)(size - at));
+        Py_ssize_t end = nl == NULL ? size : nl - p;
+        lines[k].at = at;
+        lines[k].len = end - at;
+        at = end + 1;
+    }
+    *n = count;
+    return lines;
+}
+
+/* The bytes of the first `chars` code points of the UTF-8 [p, p + len) (t[:3] of a term). */
+static Py_ssize_t
+head_len(const unsigned char *p, Py_ssize_t len, int chars)
+{
+    int seen = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80 && seen++ == chars) {
+            return i;
+        }
+    }
+    return len;
+}
+
+static int
+same_line(const unsigned char *a, Line x, const unsigned char *b, Line y, Py_ssize_t ylen)
+{
+    return x.len == ylen && memcmp(a + x.at, b + y.at, (size_t)ylen) == 0;
+}
+
+/* Finds each word-like term's df (walking the terms: word-like is a subsequence of them, both
+ * in UTF-8 order) and its head's bucket (walking the heads: a term's head never sorts before
+ * the previous term's), into wdf and wslot; counts each bucket's terms and bytes. 0, or -1
+ * with ValueError. */
+static int
+place_wordlike(const unsigned char *tp, const Line *terms, Py_ssize_t nt, const unsigned char *dfs,
+               const unsigned char *wp, const Line *words, Py_ssize_t nw, const unsigned char *hp,
+               const Line *heads, Py_ssize_t nh, const unsigned char *slots, Py_ssize_t npf, uint32_t *wdf,
+               uint32_t *wslot, Py_ssize_t *count, Py_ssize_t *size)
+{
+    Py_ssize_t t = 0, h = 0;
+    for (Py_ssize_t i = 0; i < nw; i++) {
+        Line w = words[i];
+        if (w.len < 1 || w.len > MAX_TERM) {
+            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+            return -1;
+        }
+        while (t < nt && !same_line(tp, terms[t], wp, w, w.len)) {
+            t++;
+        }
+        Line head = {w.at, head_len(wp + w.at, w.len, 3)};
+        while (h < nh && !same_line(hp, heads[h], wp, head, head.len)) {
+            h++;
+        }
+        if (t == nt || h == nh || u32_at(slots, h) >= (uint64_t)npf) {
+            PyErr_SetString(PyExc_ValueError, "the word-like terms, heads and buckets do not match");
+            return -1;
+        }
+        wdf[i] = u32_at(dfs, t++);
+        wslot[i] = u32_at(slots, h);
+        count[wslot[i]]++;
+        size[wslot[i]] += w.len + (count[wslot[i]] > 1);
+    }
+    return 0;
+}
+
+/* One empty prefix payload per bucket: u32 count, u32 size of the term list, the terms joined
+ * by newlines, their dfs (encode_prefix's layout, big-endian). A new list or NULL. */
+static PyObject *
+prefix_buffers(const Py_ssize_t *count, const Py_ssize_t *size, Py_ssize_t npf)
+{
+    PyObject *out = PyList_New(npf);
+    for (Py_ssize_t b = 0; out != NULL && b < npf; b++) {
+        /* count <= size <= the word-like bytes (< 2**32, checked by the caller) */
+        PyObject *p = PyBytes_FromStringAndSize(NULL, 8 + size[b] + 4 * count[b]);
+        if (p == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(p);
+        for (int k = 0; k < 4; k++) {
+            q[k] = (unsigned char)((uint64_t)count[b] >> (24 - 8 * k));
+            q[4 + k] = (unsigned char)((uint64_t)size[b] >> (24 - 8 * k));
+        }
+        PyList_SET_ITEM(out, b, p);
+    }
+    return out;
+}
+
+/* prefix_lists(terms, dfs, wordlike, heads, head_slots, npf) -> list of npf payloads: the
+ * prefix buckets _build._prefix_payloads encodes. terms: the segment's distinct terms sorted by
+ * UTF-8 and joined by newlines, dfs theirs (native uint32); wordlike: those of them that are
+ * word-like, joined, in the same order; heads: the distinct first three characters of those,
+ * sorted and joined, and head_slots their buckets (keyed: computed in Python). Each bucket's
+ * terms stay in UTF-8 order (a stable grouping of a sorted list). */
+static PyObject *
+prefix_lists(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyLong_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "prefix_lists(terms, dfs, wordlike, heads, head_slots, npf)");
+        return NULL;
+    }
+    for (int a = 0; a < 5; a++) {
+        if (!PyBytes_CheckExact(args[a])) {
+            PyErr_SetString(PyExc_TypeError, "the columns must be bytes");
+            return NULL;
+        }
+    }
+    Py_ssize_t npf = PyLong_AsSsize_t(args[5]);
+    if (npf == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t wsize = PyBytes_GET_SIZE(args[2]);
+    if (npf < 1 || (uint64_t)npf > UINT32_MAX || (uint64_t)wsize >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "prefix_lists needs 1 to 2**32 - 1 buckets");
+        return NULL;
+    }
+    const unsigned char *tp = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *wp = (const unsigned char *)PyBytes_AS_STRING(args[2]);
+    const unsigned char *hp = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    Py_ssize_t nt = 0, nw = 0, nh = 0;
+    Line *terms = cut_lines(tp, PyBytes_GET_SIZE(args[0]), &nt);
+    Line *words = terms ? cut_lines(wp, wsize, &nw) : NULL;
+    Line *heads = words ? cut_lines(hp, PyBytes_GET_SIZE(args[3]), &nh) : NULL;
+    uint32_t *wdf = NULL, *wslot = NULL;
+    Py_ssize_t *count = NULL, *size = NULL;
+    PyObject *out = NULL;
+    if (heads == NULL) {
+        goto done;
+    }
+    const unsigned char *dfs = u32_column(args[1], nt);
+    const unsigned char *slots = dfs ? u32_column(args[4], nh) : NULL;
+    if (slots == NULL) {
+        goto done;
+    }
+    wdf = PyMem_RawMalloc(((size_t)nw + 1) * sizeof(uint32_t));
+    wslot = PyMem_RawMalloc(((size_t)nw + 1) * sizeof(uint32_t));
+    count = PyMem_RawCalloc((size_t)npf, sizeof(Py_ssize_t));
+    size = PyMem_RawCalloc((size_t)npf, sizeof(Py_ssize_t));
+    if (wdf == NULL || wslot == NULL || count == NULL || size == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (place_wordlike(tp, terms, nt, dfs, wp, words, nw, hp, heads, nh, slots, npf, wdf, wslot, count, size) < 0) {
+        goto done;
+    }
+    out = prefix_buffers(count, size, npf);
+    if (out == NULL) {
+        goto done;
+    }
+    /* Now the write cursors: size[b] the next term's place, count[b] the next df's. */
+    for (Py_ssize_t b = 0; b < npf; b++) {
+        count[b] = 8 + size[b];
+        size[b] = 8;
+    }
+    for (Py_ssize_t i = 0; i < nw; i++) {
+        Py_ssize_t b = wslot[i];
+        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(out, b));
+        if (size[b] > 8) {
+            q[size[b]++] = '\n';
+        }
+        memcpy(q + size[b], wp + words[i].at, (size_t)words[i].len);
+        size[b] += words[i].len;
+        unsigned char *d = q + count[b];
+        count[b] += 4;
+        d[0] = (unsigned char)(wdf[i] >> 24);
+        d[1] = (unsigned char)(wdf[i] >> 16);
+        d[2] = (unsigned char)(wdf[i] >> 8);
+        d[3] = (unsigned char)wdf[i];
+    }
+done:
+    PyMem_RawFree(size);
+    PyMem_RawFree(count);
+    PyMem_RawFree(wslot);
+    PyMem_RawFree(wdf);
+    PyMem_RawFree(heads);
+    PyMem_RawFree(words);
+    PyMem_RawFree(terms);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"count_translated", (PyCFunction)(void (*)(void))count_translated, METH_FASTCALL,
      "count_translated(raw, terms_of_run) -> (dict[bytes, int], int): _tokens.count_translated, natively."},
@@ -1039,6 +1318,10 @@ static PyMethodDef methods[] = {
      "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
     {"gather_terms", (PyCFunction)(void (*)(void))gather_terms, METH_FASTCALL,
      "gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns reordered."},
+    {"bucket_order", (PyCFunction)(void (*)(void))bucket_order, METH_FASTCALL,
+     "bucket_order(macs, nb) -> (moved, counts): the terms in bucket order, and each bucket's count."},
+    {"prefix_lists", (PyCFunction)(void (*)(void))prefix_lists, METH_FASTCALL,
+     "prefix_lists(terms, dfs, wordlike, heads, head_slots, npf) -> list[bytes]: the prefix buckets."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -262,6 +262,27 @@ def gather_terms_native(
     return _ctok.gather_terms(moved, dfs, deltas, tfs, masks)
 
 
+def bucket_order_native(macs: list[bytes], nb: int) -> tuple[bytes, bytes]:
+    """The terms' indices in bucket order (``int.from_bytes(mac[:8], "big") % nb`` of each
+    term's HMAC; UTF-8 order kept within a bucket) and each bucket's number of terms, native
+    ``uint32``; by the compiled accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.bucket_order(macs, nb)
+
+
+def prefix_lists_native(
+    terms: bytes, dfs: bytes, wordlike: bytes, heads: bytes, head_slots: bytes, *, npf: int
+) -> list[bytes]:
+    """The *npf* prefix buckets' payloads (``_format.encode_prefix``'s bytes) of a segment's
+    sorted terms (joined by newlines; their dfs native ``uint32``), given the word-like ones
+    (joined, same order), their distinct heads (sorted, joined) and each head's bucket; by the
+    compiled accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.prefix_lists(terms, dfs, wordlike, heads, head_slots, npf)
+
+
 try:
     from . import _ctok
 except ImportError:  # no compiler at install time: the pure path gives the same terms
