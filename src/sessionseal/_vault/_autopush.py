@@ -38,6 +38,7 @@ import orjson
 from .._configfile import CONFIG_FILE
 from .._fs import Dir
 from .._fscheck import FILE_MODE, O_CLOEXEC, check_owner_only
+from .._harden import SECRET_ENV
 from ..errors import SessionSealError
 from ._auditing import Auditor, recorded_by_caller
 from ._context import VaultContext
@@ -244,16 +245,13 @@ def inherited_lock(locks: Dir, name: str, env: str) -> int | None:
     return fd if (st.st_dev, st.st_ino) == (lock_st.st_dev, lock_st.st_ino) else None
 
 
-#: Never handed to a background process: it unlocks from the keychain or a passphrase file.
-_SECRET_ENV: Final = ("SESSIONSEAL_PASSPHRASE", "SESSIONSEAL_BUNDLE_PASSPHRASE")
-
-
 def detach(argv: list[str], lock_fd: int, fd_env: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start ``sessionseal ARGV`` detached: its own session (no controlling terminal, no signal
     from the writer's), stdio on /dev/null, no descriptor inherited but *lock_fd* (its number in
     *fd_env*), never interactive, no passphrase in its environment, not waited for."""
     _children[:] = [c for c in _children if c.poll() is None]
-    child_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    # No passphrase variable: the child unlocks from the keychain or a passphrase file.
+    child_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
     child_env.update({"SESSIONSEAL_NONINTERACTIVE": "1", **env, fd_env: str(lock_fd)})
     child = subprocess.Popen(
         [sys.executable, "-m", "sessionseal", *argv],
