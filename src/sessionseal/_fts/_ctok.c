@@ -754,13 +754,29 @@ typedef struct {
     const unsigned char *p;
     Py_ssize_t len;
     Py_ssize_t id; /* the term's index in the hash table */
+    uint64_t head; /* the first 8 bytes, big-endian, zero-padded: see key_cmp */
 } Key;
 
-/* bytes' order: memcmp of the common part, then the shorter first. */
+static uint64_t
+key_head(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t h = 0;
+    for (Py_ssize_t i = 0; i < 8; i++) {
+        h = (h << 8) | (i < len ? p[i] : 0);
+    }
+    return h;
+}
+
+/* bytes' order: memcmp of the common part, then the shorter first. Two different heads already
+ * order them so (padding with 0, the least byte, puts a prefix first: the sort's compares read
+ * no term's bytes but where 8 bytes are shared); equal heads are compared in full. */
 static int
 key_cmp(const void *a, const void *b)
 {
     const Key *x = a, *y = b;
+    if (x->head != y->head) {
+        return x->head < y->head ? -1 : 1;
+    }
     Py_ssize_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->p, y->p, (size_t)n);
     if (c != 0) {
@@ -816,6 +832,7 @@ invert_hash_sort(Table *t, const Key *rows, Py_ssize_t n, Py_ssize_t *row_term, 
         (*keys)[k].p = t->entries[k].p;
         (*keys)[k].len = t->entries[k].len;
         (*keys)[k].id = k;
+        (*keys)[k].head = key_head(t->entries[k].p, t->entries[k].len);
         *total += (size_t)t->entries[k].len + (k > 0); /* at most n * 65: n was checked */
     }
     qsort(*keys, (size_t)t->n, sizeof(Key), key_cmp);
@@ -882,72 +899,24 @@ done:
     return rc;
 }
 
-/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
- * (one per (term, session), added session after session: ordinals ascend within a term) grouped
- * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path.
- *
- * The terms are checked and their buffers noted with the GIL, and held by a tuple of their own
- * (a list another thread changed could drop a term while it is read); the hashing, the sort and
- * the moves run without it, so the next segment's sessions are read meanwhile. */
+/* The grouped columns of n rows (rows[i]: row i's term, within bytes the caller holds), as
+ * invert_rows returns them: the hashing, the sort and the moves run without the GIL, so the
+ * next segment's sessions are read meanwhile. A new reference, or NULL with an exception. */
 static PyObject *
-invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+invert_core(const Key *rows, Py_ssize_t n, const unsigned char *ords, const unsigned char *tfs,
+            const unsigned char *masks)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
-        return NULL;
-    }
-    if (!PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
-        return NULL;
-    }
-    PyObject *held = PyList_AsTuple(args[0]);
-    if (held == NULL) {
-        return NULL;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(held);
-    const unsigned char *ords = u32_column(args[1], n);
-    const unsigned char *tfs = ords ? u32_column(args[2], n) : NULL;
-    if (tfs == NULL) {
-        Py_DECREF(held);
-        return NULL;
-    }
-    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
-        Py_DECREF(held);
-        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
-        return NULL;
-    }
-    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
-    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Key)) / 2 || (uint64_t)n > UINT32_MAX) {
-        Py_DECREF(held);
-        return PyErr_NoMemory(); /* a df is a uint32 */
-    }
     Table t;
     if (table_init(&t) < 0) {
-        Py_DECREF(held);
         return PyErr_NoMemory();
     }
     PyObject *result = NULL;
-    Key *rows = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Key));
     Py_ssize_t *row_term = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Py_ssize_t));
     Key *keys = NULL;
     PyObject *joined = NULL, *dfs = NULL, *deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
-    if (rows == NULL || row_term == NULL) {
+    if (row_term == NULL) {
         PyErr_NoMemory();
         goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *term = PyTuple_GET_ITEM(held, i);
-        if (!PyBytes_CheckExact(term)) {
-            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
-            goto done;
-        }
-        rows[i].p = (const unsigned char *)PyBytes_AS_STRING(term);
-        rows[i].len = PyBytes_GET_SIZE(term);
-        rows[i].id = i;
-        if (rows[i].len < 1 || rows[i].len > MAX_TERM || memchr(rows[i].p, '\n', (size_t)rows[i].len) != NULL) {
-            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
-            goto done;
-        }
     }
     size_t total = 0;
     int rc;
@@ -993,8 +962,177 @@ done:
     Py_XDECREF(o_masks);
     PyMem_RawFree(keys);
     PyMem_RawFree(row_term);
-    PyMem_RawFree(rows);
     table_free(&t);
+    return result;
+}
+
+/* The ords, tfs and masks columns of n rows (args[1] to args[3]), checked; 0, or -1 with
+ * TypeError. n is checked to fit the rows and a df (a uint32): -1 with MemoryError. */
+static int
+row_columns(PyObject *const *args, Py_ssize_t n, const unsigned char **ords, const unsigned char **tfs,
+            const unsigned char **masks)
+{
+    *ords = u32_column(args[1], n);
+    *tfs = *ords ? u32_column(args[2], n) : NULL;
+    if (*tfs == NULL) {
+        return -1;
+    }
+    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return -1;
+    }
+    *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Key)) / 2 || (uint64_t)n > UINT32_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
+ * (one per (term, session), added session after session: ordinals ascend within a term) grouped
+ * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path.
+ *
+ * The terms are checked and their buffers noted with the GIL, and held by a tuple of their own
+ * (a list another thread changed could drop a term while it is read). */
+static PyObject *
+invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    if (!PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+        return NULL;
+    }
+    PyObject *held = PyList_AsTuple(args[0]);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(held);
+    const unsigned char *ords, *tfs, *masks;
+    PyObject *result = NULL;
+    Key *rows = NULL;
+    if (row_columns(args, n, &ords, &tfs, &masks) < 0) {
+        goto done;
+    }
+    rows = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Key));
+    if (rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *term = PyTuple_GET_ITEM(held, i);
+        if (!PyBytes_CheckExact(term)) {
+            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+            goto done;
+        }
+        rows[i].p = (const unsigned char *)PyBytes_AS_STRING(term);
+        rows[i].len = PyBytes_GET_SIZE(term);
+        rows[i].id = i;
+        rows[i].head = 0; /* rows are hashed, not sorted */
+        if (rows[i].len < 1 || rows[i].len > MAX_TERM || memchr(rows[i].p, '\n', (size_t)rows[i].len) != NULL) {
+            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+            goto done;
+        }
+    }
+    result = invert_core(rows, n, ords, tfs, masks);
+done:
+    PyMem_RawFree(rows);
+    Py_DECREF(held);
+    return result;
+}
+
+/* The rows of the newline-joined pieces [p[c], p[c] + size[c]) (an empty piece: no row) into
+ * rows, at most n. Without the GIL: 0, -1 for a term of no or more than MAX_TERM bytes, -2 when
+ * the pieces do not hold exactly n rows. */
+static int
+cut_rows(const unsigned char *const *p, const Py_ssize_t *size, Py_ssize_t pieces, Key *rows, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (Py_ssize_t c = 0; c < pieces; c++) {
+        Py_ssize_t at = 0;
+        while (size[c] > 0 && at <= size[c]) {
+            const unsigned char *nl = memchr(p[c] + at, '\n', (size_t)(size[c] - at));
+            Py_ssize_t end = nl == NULL ? size[c] : nl - p[c];
+            if (end - at < 1 || end - at > MAX_TERM) {
+                return -1;
+            }
+            if (i == n) {
+                return -2;
+            }
+            rows[i].p = p[c] + at;
+            rows[i].len = end - at;
+            rows[i].id = i;
+            rows[i].head = 0;
+            i++;
+            at = end + 1;
+        }
+    }
+    return i == n ? 0 : -2;
+}
+
+/* invert_joined(pieces, ords, tfs, masks): invert_rows of the rows the pieces hold, each piece
+ * a session's terms joined by newlines (PackedDoc.terms): no bytes object per row. The pieces
+ * are held by a tuple of their own and cut without the GIL. */
+static PyObject *
+invert_joined(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_joined(pieces, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    if (!PyList_CheckExact(args[0]) || !PyBytes_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "pieces must be a list of bytes, masks bytes");
+        return NULL;
+    }
+    PyObject *held = PyList_AsTuple(args[0]);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pieces = PyTuple_GET_SIZE(held), n = PyBytes_GET_SIZE(args[3]);
+    const unsigned char *ords, *tfs, *masks;
+    const unsigned char **p = NULL;
+    Py_ssize_t *size = NULL;
+    Key *rows = NULL;
+    PyObject *result = NULL;
+    if (row_columns(args, n, &ords, &tfs, &masks) < 0) {
+        goto done;
+    }
+    p = PyMem_RawMalloc(((size_t)pieces + 1) * sizeof(*p));
+    size = PyMem_RawMalloc(((size_t)pieces + 1) * sizeof(*size));
+    rows = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Key));
+    if (p == NULL || size == NULL || rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < pieces; c++) {
+        PyObject *piece = PyTuple_GET_ITEM(held, c);
+        if (!PyBytes_CheckExact(piece)) {
+            PyErr_SetString(PyExc_TypeError, "pieces must be a list of bytes, masks bytes");
+            goto done;
+        }
+        p[c] = (const unsigned char *)PyBytes_AS_STRING(piece);
+        size[c] = PyBytes_GET_SIZE(piece);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cut_rows(p, size, pieces, rows, n);
+    Py_END_ALLOW_THREADS
+    if (rc == -1) {
+        PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+        goto done;
+    }
+    if (rc == -2) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        goto done;
+    }
+    result = invert_core(rows, n, ords, tfs, masks);
+done:
+    PyMem_RawFree(rows);
+    PyMem_RawFree(size);
+    PyMem_RawFree(p);
     Py_DECREF(held);
     return result;
 }
@@ -1397,6 +1535,8 @@ static PyMethodDef methods[] = {
      "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
     {"invert_rows", (PyCFunction)(void (*)(void))invert_rows, METH_FASTCALL,
      "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
+    {"invert_joined", (PyCFunction)(void (*)(void))invert_joined, METH_FASTCALL,
+     "invert_joined(pieces, ords, tfs, masks) -> invert_rows' columns, each piece a session's joined terms."},
     {"gather_terms", (PyCFunction)(void (*)(void))gather_terms, METH_FASTCALL,
      "gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns reordered."},
     {"bucket_order", (PyCFunction)(void (*)(void))bucket_order, METH_FASTCALL,
