@@ -17,6 +17,12 @@
  * bucket_order(macs, nb) -> (moved, counts): the terms in bucket order (a counting sort);
  * prefix_lists(terms, dfs, wordlike, heads, head_slots, npf) -> the prefix buckets' payloads.
  *
+ * invert_rows and invert_joined group a segment's rows by term, and gather_terms moves its
+ * columns into bucket order. Their loops, as the scans', run without the GIL (a reindex reads
+ * and tokenizes the next segment on other threads meanwhile): what they read of Python objects
+ * is noted first, with the GIL, and those objects held for the call; nothing Python is touched
+ * until the GIL is taken back, and errors found without it are raised after.
+ *
  * It reads users' sanitized session text, so it is written to fail closed:
  *
  * - it accepts only immutable `bytes` (never a buffer another thread could change while the GIL
