@@ -18,9 +18,13 @@ original text each) and an empty delta log, then measures, in the same process:
 * the peak RSS of the process (and of the largest worker process).
 
 ``--build-only`` measures the build alone against ``verify --read-data`` (the issue's target),
-``--repeat`` rounds interleaved, medians. ``--mode reindex`` measures the vault's own rebuild,
-``Vault.reindex`` (it writes the vault's ``fts/``: give a ``--cache`` of your own), on the worker
-processes it chooses or on ``--workers N`` (0: in the process).
+``--repeat`` rounds interleaved, medians of wall and of CPU time (``time.process_time``: every
+thread of this process, not the worker processes). ``--mode reindex`` measures the vault's own
+rebuild, ``Vault.reindex`` (it writes the vault's ``fts/``: give a ``--cache`` of your own), on
+the worker processes it chooses or on ``--workers N`` (0: in the process). ``--mode rebuild``
+runs the same builder (``_ftsbuild.build_segments``: reading threads that tokenize, a thread
+that seals, on ``--workers N`` processes if given) into a temp directory, without the commit,
+so it leaves the cached vault as it was.
 
 The index is not wired into the vault yet: this drives the package directly. A phrase is
 answered as the AND of its words (the confirming pass over the decrypted text is the caller's,
@@ -29,6 +33,7 @@ with the snippets). The list filters (the tag form) are the caller's too, and no
     python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 [--repeat 5] [--json out.json]
     python benchmarks/bench_fts.py --gb 1 --cache /tmp/fts-1 --build-only --mode workers --workers 2
     python benchmarks/bench_fts.py --gb 0.1 --cache /tmp/fts-0.1 --build-only --mode reindex --repeat 3
+    python benchmarks/bench_fts.py --cache /tmp/fts-0.1 --build-only --mode rebuild --repeat 5
 """
 
 from __future__ import annotations
@@ -58,8 +63,10 @@ import bench_search as bs
 import orjson
 
 from sessionseal import ListQuery, Vault, _fts
+from sessionseal._fs import Dir
 from sessionseal._fswrite import write_private_file
 from sessionseal._vault import _ftsbuild
+from sessionseal._vault._fulltext import index_generation
 
 FIELD = {"user": _fts.USER, "assistant": _fts.ASSISTANT, "tool": _fts.TOOL}
 QUERIES: dict[str, str] = {
@@ -225,15 +232,19 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
     """The build alone, *a.repeat* times interleaved with ``verify --read-data`` (its target)."""
     mb = float(manifest["original_bytes"]) / 1e6
     figures: dict[str, list[float]] = {"verify --read-data": [], "build": [], "analyze": []}
+    cpu: dict[str, list[float]] = {"verify --read-data": [], "build": []}
     segments = 0
     with bs.open_vault(path) as v:
         for _ in range(a.repeat):
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             v.verify(read_data=True)
             figures["verify --read-data"].append(time.perf_counter() - t)
-            if a.mode == "reindex":
-                figures["build"].append(reindex(v, a.workers))
+            cpu["verify --read-data"].append(time.process_time() - c)
+            c = time.process_time()
+            if a.mode in ("reindex", "rebuild"):
+                figures["build"].append(reindex(v, a.workers) if a.mode == "reindex" else rebuild(v, a.workers))
                 figures["analyze"].append(float("nan"))
+                cpu["build"].append(time.process_time() - c)
                 continue
             root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
             try:
@@ -241,19 +252,22 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
                 segments = len(built.segments)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
+            cpu["build"].append(time.process_time() - c)
             figures["build"].append(b["build_s"])
             figures["analyze"].append(b["text_bytes"] / 1e6 / b["analyze_s"])
     verify_s, build_s = statistics.median(figures["verify --read-data"]), statistics.median(figures["build"])
+    verify_c, build_c = statistics.median(cpu["verify --read-data"]), statistics.median(cpu["build"])
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker
     print(
         f"{mb:.0f} MB original in {manifest['sessions']} sessions; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs (a shared, busy machine: other helpers run); medians of {a.repeat}, interleaved"
     )
-    print(f"verify --read-data: {verify_s:.1f} s ({mb / verify_s:.1f} MB/s)")
+    print(f"verify --read-data: {verify_s:.1f} s ({mb / verify_s:.1f} MB/s), {verify_c:.2f} s of CPU")
     how = {
         "workers": f"{a.workers} worker processes",
         "reindex": f"Vault.reindex, workers {'auto' if a.workers is None else a.workers}",
+        "rebuild": f"build_segments, workers {a.workers or 0}",
     }
     print(
         f"build ({how.get(a.mode, a.mode)}): {build_s:.1f} s ({mb / build_s:.1f} MB/s, "
@@ -261,10 +275,35 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
         f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB "
         f"(largest worker process: {child_rss:.0f} MB)"
     )
+    print(f"build CPU: {build_c:.2f} s ({verify_c / build_c:.2f}x verify's CPU)")
     if a.json:
         out = {"manifest": manifest, "mode": a.mode, "workers": a.workers, "verify_s": verify_s, "build_s": build_s}
+        out |= {"verify_cpu_s": verify_c, "build_cpu_s": build_c, "cpu_rounds": cpu}
         out |= {"rss_mb": rss, "worker_rss_mb": child_rss, "load": os.getloadavg()[0], "rounds": figures}
         a.json.write_text(json.dumps(out, indent=2))
+
+
+def rebuild(v: Vault, workers: int | None) -> float:
+    """Seconds of the vault's reindex builder (``_ftsbuild.build_segments``) into a temp
+    directory: the sessions read, tokenized, inverted, sealed and written, nothing committed."""
+    root = Path(tempfile.mkdtemp(prefix="bench-fts-"))
+    fts = Dir(root)
+    ctx = v.parts.ctx
+    try:
+        t = time.perf_counter()
+        _ftsbuild.build_segments(
+            ctx,
+            fts,
+            sorted(ctx.session_files()),
+            v._store.read_file,  # a benchmark's look inside: reindex's own reader
+            None,
+            generation=index_generation,
+            workers=workers or 0,
+        )
+        return time.perf_counter() - t
+    finally:
+        fts.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def reindex(v: Vault, workers: int | None) -> float:
@@ -287,7 +326,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--segment-mb", type=float, default=64)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--mode", choices=("analyzed", "packed", "workers", "reindex"), default="packed")
+    ap.add_argument("--mode", choices=("analyzed", "packed", "workers", "reindex", "rebuild"), default="packed")
     ap.add_argument(
         "--workers", type=int, help="worker processes of --mode workers (default 2) or reindex (default: its choice)"
     )

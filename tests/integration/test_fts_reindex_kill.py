@@ -1,11 +1,13 @@
-"""A ``sessionseal reindex`` SIGKILLed while its worker processes run (issue 23; docs/spec/fts-v1.md,
-"Reindex"): no worker outlives it, no plaintext is left anywhere, the old index still answers
-search, and the next ``reindex`` succeeds and retires what the killed one wrote.
+"""A ``sessionseal reindex`` SIGKILLed while its worker processes run, or while its threads
+read, tokenize and seal in its own process (issue 23; docs/spec/fts-v1.md, "Reindex"): no
+worker outlives it, no plaintext is left anywhere, the old index still answers search, and the
+next ``reindex`` succeeds and retires what the killed one wrote.
 
 The kills are real SIGKILLs of a real ``sessionseal reindex`` process, sent by the process to
-itself at a fixed point (as tests/unit/test_export_kill.py does): while the workers tokenize
-(after the third session analyzed), or as the parent writes the first sealed segment. Before
-dying it writes its workers' pids, so that the test can wait for them to go.
+itself at a fixed point (as tests/unit/test_export_kill.py does): while the sessions are
+tokenized (after the third session analyzed), or as the first sealed segment is written (in
+the process: on the sealing thread, while the reading threads go on with the next segment).
+Before dying it writes its workers' pids, so that the test can wait for them to go.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 PASSPHRASE = "reindex kill test"
 MARKER = "quetzalcoatlite"  # a word of the sessions' text, and of nothing else
 
-#: ``sessionseal reindex`` on 2 workers (the vault is small: the size rule would build it in
-#: process), killing itself at ``where``; argv: where, vault, pids file.
+#: ``sessionseal reindex`` on ``workers`` processes (2: the vault is small, so the size rule would
+#: build it in process; 0: in process, in segments of a few sessions, so that reading goes on
+#: while a segment is sealed), killing itself at ``where``; argv: where, vault, pids file, workers.
 CHILD = textwrap.dedent(
     """
     import multiprocessing, os, signal, sys
-    where, vault, pids = sys.argv[1:]
+    where, vault, pids, workers = sys.argv[1:]
     from sessionseal._vault import _ftsbuild
     from sessionseal._fs import Dir
 
@@ -41,7 +44,9 @@ CHILD = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     real_workers, real_analyzed, real_write = _ftsbuild.workers_for, _ftsbuild._Source.analyzed, Dir.write_atomic
-    _ftsbuild.workers_for = lambda ctx, names: 2
+    _ftsbuild.workers_for = lambda ctx, names: int(workers)
+    if workers == "0":
+        _ftsbuild.SEGMENT_TEXT = 100_000
 
     def analyzed(self, n):
         if where == "analyzing" and n >= 3:
@@ -100,16 +105,17 @@ def _plaintext_under(root: Path) -> list[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("workers", [2, 0])
 @pytest.mark.parametrize("where", ["analyzing", "sealing"])
 def test_a_reindex_killed_while_its_workers_run_leaves_no_worker_no_plaintext_and_the_old_index(
-    vault: Path, tmp_path: Path, where: str
+    vault: Path, tmp_path: Path, where: str, workers: int
 ) -> None:
     assert _search(vault) == ("fts", 12)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     pids_file = tmp_path / "pids"
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, where, str(vault), str(pids_file)],
+        [sys.executable, "-c", CHILD, where, str(vault), str(pids_file), str(workers)],
         check=False,
         env=_env(tmp),
         capture_output=True,
@@ -118,7 +124,7 @@ def test_a_reindex_killed_while_its_workers_run_leaves_no_worker_no_plaintext_an
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     pids = [int(p) for p in pids_file.read_text().split()]
-    assert len(pids) == 2, "the kill did not fall while the 2 workers ran"
+    assert len(pids) == workers, "the kill did not fall while the workers ran"
     # The workers notice their parent's death and exit (a generous bound, not a speed figure).
     deadline = time.monotonic() + 60
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:

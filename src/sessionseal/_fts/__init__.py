@@ -16,7 +16,8 @@ erasure of a segment by forgetting its key:
 - an index build (``reindex``): :func:`analyze_many` tokenizes on worker processes into
   :class:`PackedDoc` s (the same postings, in packed columns), :func:`segments` gathers them
   into segments of about 64 MB of text, inverted (:class:`Inverted`) on the workers too, each
-  sealed by its ``build``; :class:`SegmentBuilder` does the same in one process;
+  sealed by its ``build``; :class:`SegmentBuilder` does the same in one process, and
+  :func:`overlapped` seals each segment on a thread while the next is gathered;
 - :class:`FtsIndex` answers queries (:func:`parse`) with BM25-ranked :class:`Hit` s.
 """
 
@@ -51,7 +52,7 @@ from ._format import (
     encode_delta_columns,
 )
 from ._merge import merge_columns
-from ._parallel import SEGMENT_TEXT, analyze_many, segments
+from ._parallel import SEGMENT_TEXT, analyze_many, overlapped, segments
 from ._query import MAX_EXPANSION, FtsIndex, Hit, Query, parse
 from ._segment import Analyzed, Doc, HeadCache, SegmentReader, analyze, build_segment, merge
 from ._tokens import count_runs, count_terms, words
@@ -98,6 +99,7 @@ __all__ = [
     "new_delta",
     "open_delta_header",
     "ops_fields",
+    "overlapped",
     "pack",
     "parse",
     "read_delta",

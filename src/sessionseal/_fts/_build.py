@@ -27,7 +27,14 @@ from .. import _container, _crypto
 from .._container import FrameType, Kind
 from . import _format as F
 from ._analyze import Analyzed, PackedDoc
-from ._tokens import NATIVE, bucket_order_native, gather_terms_native, invert_rows_native, prefix_lists_native
+from ._tokens import (
+    NATIVE,
+    bucket_order_native,
+    gather_terms_native,
+    invert_joined_native,
+    invert_rows_native,
+    prefix_lists_native,
+)
 
 __all__ = ["Inverted", "SegmentBuilder"]
 
@@ -42,7 +49,10 @@ class SegmentBuilder:
     """Collects sessions (packed or analyzed) and seals them as one segment.
 
     Memory: about 17 bytes per posting plus the distinct terms, against about 150 for the
-    analyzed form (a 64 MB-of-text segment: about 800,000 postings).
+    analyzed form (a 64 MB-of-text segment: about 800,000 postings). With the accelerator, the
+    packed sessions' terms stay as they came, joined by newlines (one ``bytes`` per session, not
+    one of about 45 bytes per posting, which a GIL-held split made and freed on the build's
+    thread); the other paths split them.
     """
 
     def __init__(self) -> None:
@@ -50,6 +60,7 @@ class SegmentBuilder:
         self.size = 0  # the sessions' text, in characters
         self._sids: set[UUID] = set()
         self._terms: list[bytes] = []
+        self._joined: list[bytes] = []  # native, sessions added in order: their terms, joined
         self._ords = array("I")
         self._tfs = array("I")
         self._masks = bytearray()
@@ -60,7 +71,14 @@ class SegmentBuilder:
 
     @property
     def postings(self) -> int:
-        return len(self._terms)
+        return len(self._tfs)
+
+    def _split(self) -> list[bytes]:
+        """The rows' terms one by one (the joined ones split, once)."""
+        if self._joined:
+            self._terms = [t for joined in self._joined if joined for t in joined.split(b"\n")] + self._terms
+            self._joined = []
+        return self._terms
 
     def add(self, doc: PackedDoc | Analyzed) -> None:
         """Add one session (each at most once) with the next ordinal."""
@@ -69,6 +87,17 @@ class SegmentBuilder:
         self._sids.add(doc.entry.session_id)
         ordinal = len(self.entries)
         self.entries.append(doc.entry)
+        if isinstance(doc, PackedDoc) and NATIVE and not self._terms:
+            rows = doc.terms.count(b"\n") + 1 if doc.terms else 0
+            if not rows == len(doc.tfs) == len(doc.masks):
+                raise ValueError("a packed session's columns differ in length")
+            if rows:
+                self._joined.append(doc.terms)
+            self.size += doc.size
+            self._tfs += doc.tfs
+            self._masks += doc.masks
+            self._ords.extend(repeat(ordinal, rows))
+            return
         if isinstance(doc, PackedDoc):
             terms, tfs, masks = doc.term_list(), doc.tfs, doc.masks
             self.size += doc.size
@@ -78,7 +107,7 @@ class SegmentBuilder:
             masks = bytes(p.mask for p in doc.terms.values())
         if not len(terms) == len(tfs) == len(masks):
             raise ValueError("a packed session's columns differ in length")
-        self._terms += terms
+        self._split().extend(terms)
         self._tfs += tfs
         self._masks += masks
         self._ords.extend(repeat(ordinal, len(terms)))
@@ -99,7 +128,7 @@ class SegmentBuilder:
             raise ValueError("columns differ in length")
         if ords and max(ords) >= len(self.entries):
             raise ValueError("an ordinal without its session")
-        self._terms += terms
+        self._split().extend(terms)
         self._ords.extend(ords)
         self._tfs.extend(tfs)
         self._masks += masks
@@ -114,20 +143,23 @@ class SegmentBuilder:
         return self._invert_pure()
 
     def _invert_native(self) -> Inverted:
-        terms, dfs, deltas, tfs, masks = invert_rows_native(
-            self._terms, self._ords.tobytes(), self._tfs.tobytes(), bytes(self._masks)
-        )
+        ords, tfs_raw, masks_raw = self._ords.tobytes(), self._tfs.tobytes(), bytes(self._masks)
+        if self._terms:
+            terms, dfs, deltas, tfs, masks = invert_rows_native(self._split(), ords, tfs_raw, masks_raw)
+        else:
+            terms, dfs, deltas, tfs, masks = invert_joined_native(self._joined, ords, tfs_raw, masks_raw)
         columns = [array("I"), array("I"), array("I")]
         for column, raw in zip(columns, (dfs, deltas, tfs), strict=True):
             column.frombytes(raw)
         return Inverted(list(self.entries), self.size, terms, columns[0], columns[1], columns[2], masks)
 
     def _invert_pure(self) -> Inverted:
-        distinct = list(dict.fromkeys(self._terms))
+        all_terms = self._split()
+        distinct = list(dict.fromkeys(all_terms))
         _check_terms(distinct)
         distinct.sort()
         rank = dict(zip(distinct, range(len(distinct)), strict=True))
-        rows = array("I", map(rank.__getitem__, self._terms))
+        rows = array("I", map(rank.__getitem__, all_terms))
         del rank
         all_tfs, all_masks = self._tfs, self._masks
         if self._rows_sorted:  # added session after session: ordinals ascend within a term

@@ -17,6 +17,12 @@
  * bucket_order(macs, nb) -> (moved, counts): the terms in bucket order (a counting sort);
  * prefix_lists(terms, dfs, wordlike, heads, head_slots, npf) -> the prefix buckets' payloads.
  *
+ * invert_rows and invert_joined group a segment's rows by term, and gather_terms moves its
+ * columns into bucket order. Their loops, as the scans', run without the GIL (a reindex reads
+ * and tokenizes the next segment on other threads meanwhile): what they read of Python objects
+ * is noted first, with the GIL, and those objects held for the call; nothing Python is touched
+ * until the GIL is taken back, and errors found without it are raised after.
+ *
  * It reads users' sanitized session text, so it is written to fail closed:
  *
  * - it accepts only immutable `bytes` (never a buffer another thread could change while the GIL
@@ -754,13 +760,29 @@ typedef struct {
     const unsigned char *p;
     Py_ssize_t len;
     Py_ssize_t id; /* the term's index in the hash table */
+    uint64_t head; /* the first 8 bytes, big-endian, zero-padded: see key_cmp */
 } Key;
 
-/* bytes' order: memcmp of the common part, then the shorter first. */
+static uint64_t
+key_head(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t h = 0;
+    for (Py_ssize_t i = 0; i < 8; i++) {
+        h = (h << 8) | (i < len ? p[i] : 0);
+    }
+    return h;
+}
+
+/* bytes' order: memcmp of the common part, then the shorter first. Two different heads already
+ * order them so (padding with 0, the least byte, puts a prefix first: the sort's compares read
+ * no term's bytes but where 8 bytes are shared); equal heads are compared in full. */
 static int
 key_cmp(const void *a, const void *b)
 {
     const Key *x = a, *y = b;
+    if (x->head != y->head) {
+        return x->head < y->head ? -1 : 1;
+    }
     Py_ssize_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->p, y->p, (size_t)n);
     if (c != 0) {
@@ -794,87 +816,124 @@ u32_put(unsigned char *col, Py_ssize_t i, uint32_t v)
     memcpy(col + (size_t)i * 4, &v, 4);
 }
 
-/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
- * (one per (term, session), added session after session: ordinals ascend within a term) grouped
- * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path. With the GIL held
- * throughout (the rows are Python objects; no Python code runs meanwhile). */
-static PyObject *
-invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* The rows' terms hashed into t (each term's df in count[0]), then the distinct terms sorted
+ * into keys; *total gets the joined terms' size. Without the GIL: 0, or -1 when memory ran out. */
+static int
+invert_hash_sort(Table *t, const Key *rows, Py_ssize_t n, Py_ssize_t *row_term, Key **keys, size_t *total)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
-        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t k = table_find(t, rows[i].p, rows[i].len);
+        if (k < 0) {
+            return -1;
+        }
+        t->entries[k].count[0]++; /* the term's df */
+        row_term[i] = k;
     }
-    PyObject *list = args[0];
-    if (!PyList_CheckExact(list)) {
-        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
-        return NULL;
+    *keys = PyMem_RawMalloc(((size_t)t->n + 1) * sizeof(Key));
+    if (*keys == NULL) {
+        return -1;
     }
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    const unsigned char *ords = u32_column(args[1], n);
-    const unsigned char *tfs = ords ? u32_column(args[2], n) : NULL;
-    if (tfs == NULL) {
-        return NULL;
+    *total = 0;
+    for (Py_ssize_t k = 0; k < t->n; k++) {
+        (*keys)[k].p = t->entries[k].p;
+        (*keys)[k].len = t->entries[k].len;
+        (*keys)[k].id = k;
+        (*keys)[k].head = key_head(t->entries[k].p, t->entries[k].len);
+        *total += (size_t)t->entries[k].len + (k > 0); /* at most n * 65: n was checked */
     }
-    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
-        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
-        return NULL;
+    qsort(*keys, (size_t)t->n, sizeof(Key), key_cmp);
+    return 0;
+}
+
+/* The output columns filled from the sorted terms: the joined terms, their dfs, and a stable
+ * counting sort of the rows by their term's rank (ordinals stay ascending), then each posting's
+ * ordinal less the previous one of its term (the first: its ordinal). Without the GIL: 0, -1
+ * when memory ran out, -2 when the rows are not in ordinal order. */
+static int
+invert_fill(const Table *t, const Key *keys, const Py_ssize_t *row_term, Py_ssize_t n, const unsigned char *ords,
+            const unsigned char *tfs, const unsigned char *masks, unsigned char *j, unsigned char *dfs,
+            unsigned char *d, unsigned char *tf, unsigned char *m)
+{
+    Py_ssize_t nt = t->n;
+    Py_ssize_t *rank = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *cursor = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
+    unsigned char *o_ords = PyMem_RawMalloc((size_t)n * 4 + 1);
+    int rc = -1;
+    if (rank == NULL || cursor == NULL || o_ords == NULL) {
+        goto done;
     }
-    const unsigned char *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
-    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2 || (uint64_t)n > UINT32_MAX) {
-        return PyErr_NoMemory(); /* a df is a uint32 */
+    size_t at = 0;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t r = 0; r < nt; r++) {
+        const Entry *e = &t->entries[keys[r].id];
+        if (r > 0) {
+            j[at++] = '\n';
+        }
+        memcpy(j + at, e->p, (size_t)e->len);
+        at += (size_t)e->len;
+        rank[keys[r].id] = r;
+        cursor[r] = start;
+        u32_put(dfs, r, (uint32_t)e->count[0]); /* df <= n < 2**32 */
+        start += e->count[0];
     }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t pos = cursor[rank[row_term[i]]]++;
+        u32_put(o_ords, pos, u32_at(ords, i));
+        u32_put(tf, pos, u32_at(tfs, i));
+        m[pos] = masks[i];
+    }
+    rc = 0;
+    start = 0;
+    for (Py_ssize_t r = 0; rc == 0 && r < nt; r++) {
+        Py_ssize_t df = t->entries[keys[r].id].count[0];
+        uint32_t prev = 0;
+        for (Py_ssize_t i = start; i < start + df; i++) {
+            uint32_t ord = u32_at(o_ords, i);
+            if (ord < prev) {
+                rc = -2;
+                break;
+            }
+            u32_put(d, i, ord - prev);
+            prev = ord;
+        }
+        start += df;
+    }
+done:
+    PyMem_RawFree(o_ords);
+    PyMem_RawFree(cursor);
+    PyMem_RawFree(rank);
+    return rc;
+}
+
+/* The grouped columns of n rows (rows[i]: row i's term, within bytes the caller holds), as
+ * invert_rows returns them: the hashing, the sort and the moves run without the GIL, so the
+ * next segment's sessions are read meanwhile. A new reference, or NULL with an exception. */
+static PyObject *
+invert_core(const Key *rows, Py_ssize_t n, const unsigned char *ords, const unsigned char *tfs,
+            const unsigned char *masks)
+{
     Table t;
     if (table_init(&t) < 0) {
         return PyErr_NoMemory();
     }
     PyObject *result = NULL;
-    Key *keys = NULL;
     Py_ssize_t *row_term = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Py_ssize_t));
-    Py_ssize_t *rank = NULL, *cursor = NULL;
-    unsigned char *o_ords = NULL;
+    Key *keys = NULL;
     PyObject *joined = NULL, *dfs = NULL, *deltas = NULL, *o_tfs = NULL, *o_masks = NULL;
     if (row_term == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *term = PyList_GET_ITEM(list, i);
-        if (!PyBytes_CheckExact(term)) {
-            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
-            goto done;
-        }
-        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(term);
-        Py_ssize_t len = PyBytes_GET_SIZE(term);
-        if (len < 1 || len > MAX_TERM || memchr(p, '\n', (size_t)len) != NULL) {
-            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
-            goto done;
-        }
-        Py_ssize_t k = table_find(&t, p, len);
-        if (k < 0) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        t.entries[k].count[0]++; /* the term's df */
-        row_term[i] = k;
-    }
-    Py_ssize_t nt = t.n;
-    keys = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Key));
-    rank = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
-    cursor = PyMem_RawMalloc(((size_t)nt + 1) * sizeof(Py_ssize_t));
-    o_ords = PyMem_RawMalloc((size_t)n * 4 + 1);
-    if (keys == NULL || rank == NULL || cursor == NULL || o_ords == NULL) {
+    size_t total = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = invert_hash_sort(&t, rows, n, row_term, &keys, &total);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
         PyErr_NoMemory();
         goto done;
     }
-    size_t total = 0;
-    for (Py_ssize_t k = 0; k < nt; k++) {
-        keys[k].p = t.entries[k].p;
-        keys[k].len = t.entries[k].len;
-        keys[k].id = k;
-        total += (size_t)t.entries[k].len + (k > 0); /* at most n * 65: n was checked above */
-    }
-    qsort(keys, (size_t)nt, sizeof(Key), key_cmp);
+    Py_ssize_t nt = t.n;
     joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     dfs = PyBytes_FromStringAndSize(NULL, nt * 4);
     deltas = PyBytes_FromStringAndSize(NULL, n * 4);
@@ -883,46 +942,22 @@ invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (joined == NULL || dfs == NULL || deltas == NULL || o_tfs == NULL || o_masks == NULL) {
         goto done;
     }
-    unsigned char *j = (unsigned char *)PyBytes_AS_STRING(joined);
-    size_t at = 0;
-    Py_ssize_t start = 0;
-    for (Py_ssize_t r = 0; r < nt; r++) {
-        const Entry *e = &t.entries[keys[r].id];
-        if (r > 0) {
-            j[at++] = '\n';
-        }
-        memcpy(j + at, e->p, (size_t)e->len);
-        at += (size_t)e->len;
-        rank[keys[r].id] = r;
-        cursor[r] = start;
-        u32_put((unsigned char *)PyBytes_AS_STRING(dfs), r, (uint32_t)e->count[0]); /* df <= n < 2**32 */
-        start += e->count[0];
+    /* The new bytes are this call's alone until it returns: filled without the GIL. */
+    unsigned char *jp = (unsigned char *)PyBytes_AS_STRING(joined);
+    unsigned char *dfp = (unsigned char *)PyBytes_AS_STRING(dfs);
+    unsigned char *dp = (unsigned char *)PyBytes_AS_STRING(deltas);
+    unsigned char *tp = (unsigned char *)PyBytes_AS_STRING(o_tfs);
+    unsigned char *mp = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    Py_BEGIN_ALLOW_THREADS
+    rc = invert_fill(&t, keys, row_term, n, ords, tfs, masks, jp, dfp, dp, tp, mp);
+    Py_END_ALLOW_THREADS
+    if (rc == -1) {
+        PyErr_NoMemory();
+        goto done;
     }
-    /* A stable counting sort of the rows by their term's rank: ordinals stay ascending. */
-    unsigned char *d = (unsigned char *)PyBytes_AS_STRING(deltas);
-    unsigned char *tf = (unsigned char *)PyBytes_AS_STRING(o_tfs);
-    unsigned char *m = (unsigned char *)PyBytes_AS_STRING(o_masks);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t pos = cursor[rank[row_term[i]]]++;
-        u32_put(o_ords, pos, u32_at(ords, i));
-        u32_put(tf, pos, u32_at(tfs, i));
-        m[pos] = masks[i];
-    }
-    /* Each posting's ordinal less the previous one of its term (the first: its ordinal). */
-    start = 0;
-    for (Py_ssize_t r = 0; r < nt; r++) {
-        Py_ssize_t df = t.entries[keys[r].id].count[0];
-        uint32_t prev = 0;
-        for (Py_ssize_t i = start; i < start + df; i++) {
-            uint32_t ord = u32_at(o_ords, i);
-            if (ord < prev) {
-                PyErr_SetString(PyExc_ValueError, "the rows are not in ordinal order");
-                goto done;
-            }
-            u32_put(d, i, ord - prev);
-            prev = ord;
-        }
-        start += df;
+    if (rc == -2) {
+        PyErr_SetString(PyExc_ValueError, "the rows are not in ordinal order");
+        goto done;
     }
     result = PyTuple_Pack(5, joined, dfs, deltas, o_tfs, o_masks);
 done:
@@ -931,12 +966,180 @@ done:
     Py_XDECREF(deltas);
     Py_XDECREF(o_tfs);
     Py_XDECREF(o_masks);
-    PyMem_RawFree(o_ords);
-    PyMem_RawFree(cursor);
-    PyMem_RawFree(rank);
     PyMem_RawFree(keys);
     PyMem_RawFree(row_term);
     table_free(&t);
+    return result;
+}
+
+/* The ords, tfs and masks columns of n rows (args[1] to args[3]), checked; 0, or -1 with
+ * TypeError. n is checked to fit the rows and a df (a uint32): -1 with MemoryError. */
+static int
+row_columns(PyObject *const *args, Py_ssize_t n, const unsigned char **ords, const unsigned char **tfs,
+            const unsigned char **masks)
+{
+    *ords = u32_column(args[1], n);
+    *tfs = *ords ? u32_column(args[2], n) : NULL;
+    if (*tfs == NULL) {
+        return -1;
+    }
+    if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != n) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        return -1;
+    }
+    *masks = (const unsigned char *)PyBytes_AS_STRING(args[3]);
+    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX / sizeof(Key)) / 2 || (uint64_t)n > UINT32_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* invert_rows(terms, ords, tfs, masks) -> (distinct joined, dfs, deltas, tfs, masks): the rows
+ * (one per (term, session), added session after session: ordinals ascend within a term) grouped
+ * by term, the terms sorted by UTF-8, as SegmentBuilder.invert's pure path.
+ *
+ * The terms are checked and their buffers noted with the GIL, and held by a tuple of their own
+ * (a list another thread changed could drop a term while it is read). */
+static PyObject *
+invert_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_rows(terms, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    if (!PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+        return NULL;
+    }
+    PyObject *held = PyList_AsTuple(args[0]);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(held);
+    const unsigned char *ords, *tfs, *masks;
+    PyObject *result = NULL;
+    Key *rows = NULL;
+    if (row_columns(args, n, &ords, &tfs, &masks) < 0) {
+        goto done;
+    }
+    rows = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Key));
+    if (rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *term = PyTuple_GET_ITEM(held, i);
+        if (!PyBytes_CheckExact(term)) {
+            PyErr_SetString(PyExc_TypeError, "terms must be a list of bytes");
+            goto done;
+        }
+        rows[i].p = (const unsigned char *)PyBytes_AS_STRING(term);
+        rows[i].len = PyBytes_GET_SIZE(term);
+        rows[i].id = i;
+        rows[i].head = 0; /* rows are hashed, not sorted */
+        if (rows[i].len < 1 || rows[i].len > MAX_TERM || memchr(rows[i].p, '\n', (size_t)rows[i].len) != NULL) {
+            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+            goto done;
+        }
+    }
+    result = invert_core(rows, n, ords, tfs, masks);
+done:
+    PyMem_RawFree(rows);
+    Py_DECREF(held);
+    return result;
+}
+
+/* The rows of the newline-joined pieces [p[c], p[c] + size[c]) (an empty piece: no row) into
+ * rows, at most n. Without the GIL: 0, -1 for a term of no or more than MAX_TERM bytes, -2 when
+ * the pieces do not hold exactly n rows. */
+static int
+cut_rows(const unsigned char *const *p, const Py_ssize_t *size, Py_ssize_t pieces, Key *rows, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (Py_ssize_t c = 0; c < pieces; c++) {
+        Py_ssize_t at = 0;
+        while (size[c] > 0 && at <= size[c]) {
+            const unsigned char *nl = memchr(p[c] + at, '\n', (size_t)(size[c] - at));
+            Py_ssize_t end = nl == NULL ? size[c] : nl - p[c];
+            if (end - at < 1 || end - at > MAX_TERM) {
+                return -1;
+            }
+            if (i == n) {
+                return -2;
+            }
+            rows[i].p = p[c] + at;
+            rows[i].len = end - at;
+            rows[i].id = i;
+            rows[i].head = 0;
+            i++;
+            at = end + 1;
+        }
+    }
+    return i == n ? 0 : -2;
+}
+
+/* invert_joined(pieces, ords, tfs, masks): invert_rows of the rows the pieces hold, each piece
+ * a session's terms joined by newlines (PackedDoc.terms): no bytes object per row. The pieces
+ * are held by a tuple of their own and cut without the GIL. */
+static PyObject *
+invert_joined(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "invert_joined(pieces, ords, tfs, masks) takes 4 arguments");
+        return NULL;
+    }
+    if (!PyList_CheckExact(args[0]) || !PyBytes_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "pieces must be a list of bytes, masks bytes");
+        return NULL;
+    }
+    PyObject *held = PyList_AsTuple(args[0]);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pieces = PyTuple_GET_SIZE(held), n = PyBytes_GET_SIZE(args[3]);
+    const unsigned char *ords, *tfs, *masks;
+    const unsigned char **p = NULL;
+    Py_ssize_t *size = NULL;
+    Key *rows = NULL;
+    PyObject *result = NULL;
+    if (row_columns(args, n, &ords, &tfs, &masks) < 0) {
+        goto done;
+    }
+    p = PyMem_RawMalloc(((size_t)pieces + 1) * sizeof(*p));
+    size = PyMem_RawMalloc(((size_t)pieces + 1) * sizeof(*size));
+    rows = PyMem_RawMalloc(((size_t)n + 1) * sizeof(Key));
+    if (p == NULL || size == NULL || rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < pieces; c++) {
+        PyObject *piece = PyTuple_GET_ITEM(held, c);
+        if (!PyBytes_CheckExact(piece)) {
+            PyErr_SetString(PyExc_TypeError, "pieces must be a list of bytes, masks bytes");
+            goto done;
+        }
+        p[c] = (const unsigned char *)PyBytes_AS_STRING(piece);
+        size[c] = PyBytes_GET_SIZE(piece);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cut_rows(p, size, pieces, rows, n);
+    Py_END_ALLOW_THREADS
+    if (rc == -1) {
+        PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
+        goto done;
+    }
+    if (rc == -2) {
+        PyErr_SetString(PyExc_TypeError, "the columns differ in length");
+        goto done;
+    }
+    result = invert_core(rows, n, ords, tfs, masks);
+done:
+    PyMem_RawFree(rows);
+    PyMem_RawFree(size);
+    PyMem_RawFree(p);
+    Py_DECREF(held);
     return result;
 }
 
@@ -1016,16 +1219,20 @@ gather_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     unsigned char *od = (unsigned char *)PyBytes_AS_STRING(o_deltas);
     unsigned char *ot = (unsigned char *)PyBytes_AS_STRING(o_tfs);
     unsigned char *om = (unsigned char *)PyBytes_AS_STRING(o_masks);
+    unsigned char *of = (unsigned char *)PyBytes_AS_STRING(o_dfs);
+    /* The arguments are immutable bytes the caller holds, the outputs this call's alone. */
+    Py_BEGIN_ALLOW_THREADS
     Py_ssize_t at = 0;
     for (Py_ssize_t k = 0; k < nt; k++) {
         uint32_t term = u32_at(moved, k);
         Py_ssize_t from = starts[term], df = starts[term + 1] - starts[term];
-        u32_put((unsigned char *)PyBytes_AS_STRING(o_dfs), k, (uint32_t)df);
+        u32_put(of, k, (uint32_t)df);
         memcpy(od + (size_t)at * 4, deltas + (size_t)from * 4, (size_t)df * 4);
         memcpy(ot + (size_t)at * 4, tfs + (size_t)from * 4, (size_t)df * 4);
         memcpy(om + at, masks + from, (size_t)df);
         at += df;
     }
+    Py_END_ALLOW_THREADS
     result = PyTuple_Pack(4, o_dfs, o_deltas, o_tfs, o_masks);
 done:
     Py_XDECREF(o_dfs);
@@ -1160,8 +1367,9 @@ same_line(const unsigned char *a, Line x, const unsigned char *b, Line y, Py_ssi
 
 /* Finds each word-like term's df (walking the terms: word-like is a subsequence of them, both
  * in UTF-8 order) and its head's bucket (walking the heads: a term's head never sorts before
- * the previous term's), into wdf and wslot; counts each bucket's terms and bytes. 0, or -1
- * with ValueError. */
+ * the previous term's), into wdf and wslot; counts each bucket's terms and bytes. Without the
+ * GIL: 0, -1 for a term of no or too many bytes, -2 when they do not match (the caller raises
+ * ValueError). */
 static int
 place_wordlike(const unsigned char *tp, const Line *terms, Py_ssize_t nt, const unsigned char *dfs,
                const unsigned char *wp, const Line *words, Py_ssize_t nw, const unsigned char *hp,
@@ -1172,7 +1380,6 @@ place_wordlike(const unsigned char *tp, const Line *terms, Py_ssize_t nt, const 
     for (Py_ssize_t i = 0; i < nw; i++) {
         Line w = words[i];
         if (w.len < 1 || w.len > MAX_TERM) {
-            PyErr_SetString(PyExc_ValueError, "terms are 1 to 64 UTF-8 bytes without a newline");
             return -1;
         }
         while (t < nt && !same_line(tp, terms[t], wp, w, w.len)) {
@@ -1183,8 +1390,7 @@ place_wordlike(const unsigned char *tp, const Line *terms, Py_ssize_t nt, const 
             h++;
         }
         if (t == nt || h == nh || u32_at(slots, h) >= (uint64_t)npf) {
-            PyErr_SetString(PyExc_ValueError, "the word-like terms, heads and buckets do not match");
-            return -1;
+            return -2;
         }
         wdf[i] = u32_at(dfs, t++);
         wslot[i] = u32_at(slots, h);
@@ -1271,7 +1477,13 @@ prefix_lists(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_NoMemory();
         goto done;
     }
-    if (place_wordlike(tp, terms, nt, dfs, wp, words, nw, hp, heads, nh, slots, npf, wdf, wslot, count, size) < 0) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* the arguments are immutable bytes the caller holds */
+    rc = place_wordlike(tp, terms, nt, dfs, wp, words, nw, hp, heads, nh, slots, npf, wdf, wslot, count, size);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, rc == -1 ? "terms are 1 to 64 UTF-8 bytes without a newline"
+                                                   : "the word-like terms, heads and buckets do not match");
         goto done;
     }
     out = prefix_buffers(count, size, npf);
@@ -1283,9 +1495,20 @@ prefix_lists(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         count[b] = 8 + size[b];
         size[b] = 8;
     }
+    /* The payloads' buffers, noted with the GIL: the list is this call's alone. */
+    unsigned char **bufs = PyMem_RawMalloc((size_t)npf * sizeof(unsigned char *));
+    if (bufs == NULL) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < npf; b++) {
+        bufs[b] = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(out, b));
+    }
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < nw; i++) {
         Py_ssize_t b = wslot[i];
-        unsigned char *q = (unsigned char *)PyBytes_AS_STRING(PyList_GET_ITEM(out, b));
+        unsigned char *q = bufs[b];
         if (size[b] > 8) {
             q[size[b]++] = '\n';
         }
@@ -1298,6 +1521,8 @@ prefix_lists(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         d[2] = (unsigned char)(wdf[i] >> 8);
         d[3] = (unsigned char)wdf[i];
     }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(bufs);
 done:
     PyMem_RawFree(size);
     PyMem_RawFree(count);
@@ -1316,6 +1541,8 @@ static PyMethodDef methods[] = {
      "pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths): one session's packed postings."},
     {"invert_rows", (PyCFunction)(void (*)(void))invert_rows, METH_FASTCALL,
      "invert_rows(terms, ords, tfs, masks) -> (terms, dfs, deltas, tfs, masks): a segment's rows by term."},
+    {"invert_joined", (PyCFunction)(void (*)(void))invert_joined, METH_FASTCALL,
+     "invert_joined(pieces, ords, tfs, masks) -> invert_rows' columns, each piece a session's joined terms."},
     {"gather_terms", (PyCFunction)(void (*)(void))gather_terms, METH_FASTCALL,
      "gather_terms(moved, dfs, deltas, tfs, masks) -> (dfs, deltas, tfs, masks): the terms' columns reordered."},
     {"bucket_order", (PyCFunction)(void (*)(void))bucket_order, METH_FASTCALL,

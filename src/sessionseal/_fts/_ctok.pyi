@@ -10,6 +10,9 @@ def pack_fields(
 def invert_rows(
     terms: list[bytes], ords: bytes, tfs: bytes, masks: bytes, /
 ) -> tuple[bytes, bytes, bytes, bytes, bytes]: ...
+def invert_joined(
+    pieces: list[bytes], ords: bytes, tfs: bytes, masks: bytes, /
+) -> tuple[bytes, bytes, bytes, bytes, bytes]: ...
 def gather_terms(
     moved: bytes, dfs: bytes, deltas: bytes, tfs: bytes, masks: bytes, /
 ) -> tuple[bytes, bytes, bytes, bytes]: ...

@@ -1,4 +1,5 @@
-"""An index build on several processes: :func:`analyze_many` and :func:`segments`.
+"""An index build on several processes (:func:`analyze_many`, :func:`segments`) or on threads
+of this one (:func:`overlapped`).
 
 The parent reads the sessions (it holds the keys and decrypts, at C speed) and hands each
 session's stored text to a pool of worker processes, which tokenize it (:func:`pack`, the
@@ -22,22 +23,30 @@ does not:
   command removed them from its own at start).
 - Memory is bounded: at most ``in_flight`` sessions (default twice the workers) are in the
   pipes or waiting to be consumed, in order.
+
+:func:`overlapped` is the one-process form for two cores (docs/design.md, "Build speed"): the
+caller packs sessions on its reading threads (the accelerator's scans run without the GIL), and
+one more thread inverts and seals each full segment while the next one is gathered. Threads
+share the process: no key, text or posting leaves it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import multiprocessing.pool
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from multiprocessing.pool import AsyncResult
-from typing import Final
+from typing import Final, TypeVar
 
 from .. import _harden
 from ._analyze import Doc, PackedDoc, pack
 from ._build import Inverted, SegmentBuilder
 
-__all__ = ["SEGMENT_TEXT", "analyze_many", "segments"]
+__all__ = ["SEGMENT_TEXT", "analyze_many", "overlapped", "segments"]
+
+T = TypeVar("T")
 
 #: A segment holds about this much original text (characters), which bounds an erase's rewrite
 #: (docs/design.md, "The format (d), as designed").
@@ -97,6 +106,44 @@ def segments(
                     break
         while inverting:
             yield inverting.popleft().get()
+
+
+def overlapped(
+    packed: Iterable[PackedDoc],
+    seal: Callable[[Inverted], T],
+    *,
+    max_text: int = SEGMENT_TEXT,
+    progress: Callable[[int, int], None] | None = None,
+) -> Generator[T, None, None]:
+    """*packed* gathered into segments as :func:`segments` gathers them (the same sessions in
+    the same order, so the same segments), each inverted and given to *seal* on one more thread
+    while this one gathers the next; yields what *seal* returns, in order.
+
+    At most two segments are in memory: the one gathered and the one sealed (a full segment
+    waits for the one before it). *progress* is called on this thread after each session, as
+    :func:`segments` calls it. An error of *seal* is raised here, and closing the iterator
+    early waits for a seal under way and starts no other.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fts-seal") as pool:
+        sealing: concurrent.futures.Future[T] | None = None
+        try:
+            for builder in _gather(packed, max_text, progress):
+                if sealing is not None:
+                    yield sealing.result()
+                # In a box the thread empties: the builder's columns go as soon as it is inverted
+                # (the executor keeps a task's arguments until the task returns).
+                sealing = pool.submit(_invert_seal, [builder], seal)
+                del builder
+            if sealing is not None:
+                yield sealing.result()
+                sealing = None
+        finally:
+            if sealing is not None:
+                sealing.cancel()
+
+
+def _invert_seal(box: list[SegmentBuilder], seal: Callable[[Inverted], T]) -> T:
+    return seal(box.pop().invert())  # seal's argument alone holds the postings: it may drop them
 
 
 def _pool(workers: int) -> multiprocessing.pool.Pool:

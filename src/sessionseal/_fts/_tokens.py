@@ -62,6 +62,7 @@ __all__ = [
     "count_translated_native",
     "count_translated_pure",
     "gather_terms_native",
+    "invert_joined_native",
     "invert_rows_native",
     "is_wordlike",
     "pack_fields_native",
@@ -249,6 +250,17 @@ def invert_rows_native(
     if _ctok is None:
         raise RuntimeError("the compiled tokenizer is not built")
     return _ctok.invert_rows(terms, ords, tfs, masks)
+
+
+def invert_joined_native(
+    pieces: list[bytes], ords: bytes, tfs: bytes, masks: bytes
+) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """:func:`invert_rows_native` of the rows *pieces* hold, each a session's terms joined by
+    newlines (:attr:`~._analyze.PackedDoc.terms`): no ``bytes`` object per row; by the compiled
+    accelerator (only when :data:`NATIVE`)."""
+    if _ctok is None:
+        raise RuntimeError("the compiled tokenizer is not built")
+    return _ctok.invert_joined(pieces, ords, tfs, masks)
 
 
 def gather_terms_native(

@@ -2,12 +2,15 @@
 
 The session files are read and decrypted in this process, on :data:`READ_THREADS` threads, at
 most :data:`READ_AHEAD` sessions ahead of the build (a vault's sessions are never all in memory:
-one can hold 20 MB of text). Their sanitized text goes to :func:`.._fts.segments`, which
-tokenizes and inverts it on spawned worker processes that never receive a key (a vault
-smaller than :data:`WORKERS_FROM` bytes of session files, or a machine of fewer than 3 CPUs,
-builds in this process: starting the workers, or sharing two cores, costs more than they
-save). Each segment's postings come back and are placed, sealed under a fresh key and written
-here, as they come: the keyed steps stay in this process.
+one can hold 20 MB of text). In this process (a vault smaller than :data:`WORKERS_FROM` bytes
+of session files, or a machine of fewer than 3 CPUs: starting workers, or sharing two cores,
+costs more than they save) the reading threads also tokenize each session, and one more
+thread inverts, places, seals and writes each full segment while the next one is read
+(:func:`.._fts.overlapped`): the accelerator's scans and AES-GCM, zstd and the file writes run
+without the GIL, so two cores overlap. Elsewhere the sanitized text goes to
+:func:`.._fts.segments`, which tokenizes and inverts it on spawned worker processes that never
+receive a key; each segment's postings come back and are placed, sealed under a fresh key and
+written here, as they come: the keyed steps stay in this process.
 Nothing is committed here: the caller writes the manifest naming these segments.
 """
 
@@ -20,13 +23,13 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from .. import _crypto
 from .._fs import Dir
-from .._fts import SEGMENT_TEXT, Doc, doc_fields, segments
+from .._fts import SEGMENT_TEXT, Doc, Inverted, PackedDoc, doc_fields, overlapped, pack, segments
 from .._index import stamp_of
 from ..errors import SessionSealError
 from ._context import VaultContext
@@ -34,7 +37,8 @@ from ._ftsfiles import SegmentInfo, Stamp
 
 __all__ = ["READ_AHEAD", "SEGMENT_TEXT", "WORKERS_FROM", "build_segments", "spawn_safe", "workers_for"]
 
-#: Threads that read and decrypt session files (AES-GCM and zstd release the GIL).
+#: Threads that read and decrypt session files (AES-GCM and zstd release the GIL), and in this
+#: process tokenize them too (the accelerator's scans release it).
 READ_THREADS: Final = 2
 #: Sessions read ahead of the build at most (memory: a few sessions' text, not the vault's).
 READ_AHEAD: Final = 4
@@ -43,6 +47,8 @@ WORKERS_FROM: Final = 16 << 20
 
 #: ``SessionStore.read_file``: a session file's id, version, stored document and stamp.
 ReadFile = Callable[[str], tuple[uuid.UUID, tuple[int, int], bytes, Stamp]]
+
+_T = TypeVar("_T")
 
 
 def workers_for(ctx: VaultContext, names: Sequence[str]) -> int:
@@ -96,19 +102,26 @@ def build_segments(
     if workers is None:
         workers = workers_for(ctx, names)
     source = _Source(ctx, names, read, progress, generation)
-    out: list[SegmentInfo] = []
-    with contextlib.closing(
-        segments(source.docs(), workers=workers, max_text=SEGMENT_TEXT, progress=lambda n, _c: source.analyzed(n))
-    ) as built:
-        for inverted in built:
-            info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [e.session_id for e in inverted.entries], 0, 0)
-            info.words = sum(sum(e.lengths) for e in inverted.entries)
-            data = inverted.build(ctx.vault_id, info.id, info.key)
-            del inverted
-            fts.write_atomic(info.name, data)
-            info.size = len(data)
-            out.append(info)
-    return out, source.stamps
+
+    def seal(inverted: Inverted) -> SegmentInfo:
+        info = SegmentInfo(uuid.uuid4(), _crypto.new_key(), [e.session_id for e in inverted.entries], 0, 0)
+        info.words = sum(sum(e.lengths) for e in inverted.entries)
+        data = inverted.build(ctx.vault_id, info.id, info.key)
+        del inverted
+        fts.write_atomic(info.name, data)
+        info.size = len(data)
+        return info
+
+    def analyzed(n: int, _chars: int) -> None:
+        source.analyzed(n)
+
+    if workers > 1:
+        with contextlib.closing(
+            segments(source.docs(), workers=workers, max_text=SEGMENT_TEXT, progress=analyzed)
+        ) as inverted:
+            return [seal(inv) for inv in inverted], source.stamps
+    with contextlib.closing(overlapped(source.packed(), seal, max_text=SEGMENT_TEXT, progress=analyzed)) as sealed:
+        return list(sealed), source.stamps
 
 
 class _Source:
@@ -141,13 +154,23 @@ class _Source:
             self._progress(self._yielded[n] + self._skipped, self._total)
 
     def docs(self) -> Iterator[Doc]:
+        """The sessions' :class:`Doc` s, in order (for worker processes)."""
+        return self._in_order(lambda doc: doc)
+
+    def packed(self) -> Iterator[PackedDoc]:
+        """The sessions tokenized (:func:`pack`) on the reading threads, in order."""
+        return self._in_order(pack)
+
+    def _in_order(self, finish: Callable[[Doc], _T]) -> Iterator[_T]:
+        """Each session read, parsed and given to *finish* on the reading threads; yielded in
+        the order of the names (the segments do not depend on the threads' timing)."""
         with concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="reindex") as pool:
             pending: collections.deque[concurrent.futures.Future[tuple[Any, ...] | None]] = collections.deque()
             names, sizes = iter(self._names), iter(self._sizes)
             try:
                 while True:
                     while len(pending) < READ_AHEAD and (fname := next(names, None)) is not None:
-                        pending.append(pool.submit(self._read_one, fname))
+                        pending.append(pool.submit(self._read_one, fname, finish))
                     if not pending:
                         return
                     got, size = pending.popleft().result(), next(sizes)
@@ -156,18 +179,18 @@ class _Source:
                         self.analyzed(self._analyzed)
                         continue
                     self._yielded.append(self._yielded[-1] + size)
-                    sid, version, fields, stamp = got
-                    generation = self._generation(*version)
+                    sid, generation, stamp, item = got
                     self.stamps[sid] = (generation, *stamp)
-                    yield Doc(sid, generation, fields)
-                    del got, fields
+                    yield item
+                    del got, item
             finally:
                 for f in pending:
                     f.cancel()
 
-    def _read_one(self, fname: str) -> tuple[uuid.UUID, tuple[int, int], list[tuple[int, str]], Stamp] | None:
-        """A session file's fields for the index; None when it is gone, unreadable (verify's),
-        or written while it was read (its stamp changed: behind in the new index)."""
+    def _read_one(self, fname: str, finish: Callable[[Doc], _T]) -> tuple[uuid.UUID, int, Stamp, _T] | None:
+        """A session file's id, index generation, stamp and *finish* of its fields; None when it
+        is gone, unreadable (verify's), or written while it was read (its stamp changed: behind
+        in the new index)."""
         try:
             sid, version, body, stamp = self._read(fname)
             doc = orjson.loads(body)
@@ -175,7 +198,9 @@ class _Source:
             return None
         if not isinstance(doc, dict) or stamp != _stamp_now(self._ctx, fname):
             return None
-        return sid, version, doc_fields(doc), stamp
+        del body
+        generation = self._generation(*version)
+        return sid, generation, stamp, finish(Doc(sid, generation, doc_fields(doc)))
 
 
 def _size(ctx: VaultContext, fname: str) -> int:
