@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionseal import KeychainProvider, Vault, _container, _fts
+from sessionseal._fs import Dir
 from sessionseal._fts._format import DeltaRecord
-from sessionseal._vault import _fulltext
+from sessionseal._vault import _ftscompact, _ftsfiles, _fulltext
 from sessionseal._vault._ftsbatch import batch_segments
-from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, index_generation
+from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest, index_generation
 from sessionseal._vault._ftstable import fold_stamps
 from sessionseal.models import Session
 from tests.memkeyring import MemoryKeyring
@@ -154,13 +155,87 @@ def test_a_batch_answers_as_the_same_sessions_saved_one_by_one(tmp_path: Path) -
         assert _fts_findings(a) == []
 
 
-def test_a_batch_that_fills_a_tier_leaves_it_to_a_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _segments(v: Vault) -> list[list[uuid.UUID]]:
+    """The sessions of each segment the manifest names."""
+    with v.parts.fulltext.view() as view:
+        assert view is not None
+    d = Dir(v.path / FTS_DIR)
+    try:
+        return [s.sessions for s in Manifest.load(d, v.vault_id, v.parts.keys.fresh_master()).segments]
+    finally:
+        d.close()
+
+
+def test_a_run_of_batches_is_merged_from_memory_when_it_would_fill_a_tier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch that would make the run's segments TIER_FANOUT is written with them as one
+    segment, which replaces them: the tier merge's result, no segment read back, none due."""
+    monkeypatch.setattr(_fulltext, "TIER_FANOUT", 3)
+    runs = [_sessions(4, f"run{k}", 10 * k) for k in range(4)]
+    with _vault(tmp_path / "a") as a, _vault(tmp_path / "b") as b:
+        due: list[bool] = []
+        monkeypatch.setattr(a.parts.fulltext, "tier_due", lambda: due.append(True))
+        read: list[Any] = []
+
+        def opened(*args: Any, **kw: Any) -> Any:
+            read.append(args)
+            return _ftsfiles.open_segment(*args, **kw)
+
+        monkeypatch.setattr(_ftscompact, "open_segment", opened)  # what a merge reads back
+        _batch(a, runs[0])
+        _batch(a, runs[1])
+        assert _segments(a) == [[s.id for s in runs[0]], [s.id for s in runs[1]]]
+        files = {p.name for p in (a.path / FTS_DIR).glob("*.seg")}
+        _batch(a, runs[2])
+        assert _segments(a) == [[s.id for s in runs[0] + runs[1] + runs[2]]]  # one, in their place
+        assert not files & {p.name for p in (a.path / FTS_DIR).glob("*.seg")}  # the two replaced are gone
+        _batch(a, runs[3])  # the run starts again
+        assert _segments(a)[1:] == [[s.id for s in runs[3]]]
+        assert (due, read) == ([], [])
+        for s in [x for run in runs for x in run]:
+            b.save(s)
+        for text in ("run0", "run2 OR run3", "alpha AND beta", "title:run1", "answer -question", "bet*"):
+            assert _hits(a, text) == _hits(b, text)  # the hits, their order, their scores
+        assert a.search("question").stale == 0
+        assert _fts_findings(a) == []
+
+
+def test_a_run_whose_segment_was_replaced_meanwhile_goes_on_from_the_batch_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept segment another writer replaced (here a merge of the tier: a rotation, an
+    erasure or a reindex alike) is never merged again: its sessions would count twice."""
+    monkeypatch.setattr(_fulltext, "TIER_FANOUT", 3)
+    runs = [_sessions(4, f"run{k}", 10 * k) for k in range(5)]
+    provider = KeychainProvider(backend=MemoryKeyring())
+    with Vault.init(tmp_path / "a", key_provider=provider) as a, _vault(tmp_path / "b") as b:
+        _batch(a, runs[0])
+        with Vault.open(a.path, key_provider=provider, auto_cleanup=False) as other:
+            _batch(other, runs[1])  # another process's batch: not this run's
+            _batch(other, runs[2])  # a full tier of three, merged by that process
+            assert other.parts.fulltext.merge_tier()
+        _batch(a, runs[3])  # the run's kept segment is gone: this batch alone
+        assert sorted(map(len, _segments(a))) == [4, 12]
+        _batch(a, runs[4])
+        assert sorted(map(len, _segments(a))) == [4, 4, 12]  # the run is batch 3 and 4, not yet 3 segments
+        for s in [x for run in runs for x in run]:
+            b.save(s)
+        for text in ("run0", "run3 OR run1", "alpha AND beta", "title:run4", "answer -question"):
+            assert _hits(a, text) == _hits(b, text)  # no session counted twice
+        assert _fts_findings(a) == []
+
+
+def test_a_batch_that_fills_a_tier_with_segments_not_its_run_s_leaves_it_to_a_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_fulltext, "TIER_FANOUT", 2)
-    with _vault(tmp_path / "v") as v:
+    provider = KeychainProvider(backend=MemoryKeyring())
+    with Vault.init(tmp_path / "v", key_provider=provider) as v:
         due: list[bool] = []
         monkeypatch.setattr(v.parts.fulltext, "tier_due", lambda: due.append(True))
-        _batch(v, _sessions(3, "first"))
-        assert due == []
+        with Vault.open(v.path, key_provider=provider, auto_cleanup=False) as other:
+            _batch(other, _sessions(3, "first"))
         _batch(v, _sessions(3, "second", 3))
         assert due == [True]  # never merged inside the writer's call
         assert v.parts.fulltext.tier_full()

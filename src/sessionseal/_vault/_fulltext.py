@@ -43,7 +43,7 @@ from .._keystore import MasterKeys
 from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
-from ._ftsbatch import batch_segments, newer_stamps
+from ._ftsbatch import BatchRun
 from ._ftsbuild import build_segments
 from ._ftscompact import count_frames, fold, full_tier, seal_segments, without, write_sealed
 from ._ftsfiles import (
@@ -114,6 +114,7 @@ class FullText:
         self._stamps_memo: tuple[tuple[Manifest, int, int, bytes], Mapping[uuid.UUID, Stamp]] | None = None
         #: Told when a fold left a full tier, inside the writer's call: ``_ftsmerge`` merges it later.
         self.tier_due: Callable[[], None] = lambda: None
+        self._run = BatchRun()  # a pull's last batches' postings, for their merge (``_ftsbatch``)
 
     # -- files -------------------------------------------------------------------------
 
@@ -260,20 +261,19 @@ class FullText:
             return True
 
     def saved_many(self, saved: Sequence[tuple[uuid.UUID, tuple[int, int], Any, Stamp]]) -> None:
-        """:meth:`saved` of many (id, version, document, stamp), a pull's batch of new sessions:
-        segments of their own, committed by one manifest; the delta log is left as it is (no
-        record to fold: ``_ftsbatch``). A full tier is left to :attr:`tier_due`, as a fold's."""
+        """:meth:`saved` of many (id, version, document, stamp), a pull's batch: segments of its own (``_ftsbatch``)."""
         if not (self.enabled and saved):
             return
         with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
-            vid, cap = self._ctx.vault_id, MAX_SEGMENT_WORDS
-            sealed, stamps = batch_segments(vid, saved, max_words=cap)
+            cap, run = MAX_SEGMENT_WORDS, self._run  # the delta log is left as it is
+            alone, merged, stamps = run.seal(self._ctx.vault_id, saved, max_words=cap, fanout=TIER_FANOUT)
             with self._ctx.vault_lock(), self._ctx.mutex, self._fts(create=True) as fts:
                 if fts is None or (man := self._writable(fts)) is None:
                     return  # damaged or another format: search streams until 'reindex'
                 self._cached = None  # *man* changes below, before the commit
-                new, current = write_sealed(fts, sealed), newer_stamps(man.stamps, stamps)
-                self._replace(fts, man, new, current, merged=[], retired=set())
+                gone, sealed, current = run.pick(man.segments, man.stamps, alone, merged, stamps)
+                self._replace(fts, man, new := write_sealed(fts, sealed), current, merged=gone, retired=set())
+                run.written(new, max_words=cap)
             if full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=cap):
                 self.tier_due()
 
