@@ -21,8 +21,8 @@ from sessionseal import KeychainProvider, Vault, _container, _fts
 from sessionseal._fs import Dir
 from sessionseal._fts._format import DeltaRecord
 from sessionseal._vault import _ftscompact, _ftsfiles, _fulltext
-from sessionseal._vault._ftsbatch import batch_segments
-from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest, index_generation
+from sessionseal._vault._ftsbatch import BatchRun, batch_segments
+from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest, SegmentInfo, index_generation
 from sessionseal._vault._ftstable import fold_stamps
 from sessionseal.models import Session
 from tests.memkeyring import MemoryKeyring
@@ -94,6 +94,32 @@ def test_a_batch_s_segments_are_its_records_folded(
     finally:
         for r in [*before, *now]:
             r.close()
+
+
+def test_a_run_never_merges_a_session_it_holds_twice() -> None:
+    """A session of the run saved again in a later batch: that batch is written alone (a
+    segment holds each session once; its newer generation wins at query time)."""
+    run = BatchRun()
+    made: list[SegmentInfo] = []
+    for k, n in enumerate([0, 1, 0]):  # session 0 again in the third batch, which fills the tier
+        doc = _document(n, f"title {k}", [("user", "alpha")])
+        alone, merged, _stamps = run.seal(VAULT, [(sid(n), (k + 1, 0), doc, (0, 0, 0))], max_words=100, fanout=3)
+        assert merged is None
+        gone, sealed, _current = run.pick(made, {}, alone, merged, _stamps)
+        assert (gone, sealed) == ([], alone)
+        made += [info for info, _ in sealed]
+        run.written([info for info, _ in sealed], max_words=100)
+    # Without the repeat, the third batch is the run's three as one.
+    run = BatchRun()
+    made = []
+    for k in range(3):
+        alone, merged, _stamps = run.seal(
+            VAULT, [(sid(k), (1, 0), _document(k, "t", []), (0, 0, 0))], max_words=100, fanout=3
+        )
+        gone, sealed, _current = run.pick(made, {}, alone, merged, _stamps)
+        made = [info for info in made if info not in gone] + [info for info, _ in sealed]
+        run.written([info for info, _ in sealed], max_words=100)
+    assert [info.sessions for info in made] == [[sid(0), sid(1), sid(2)]]
 
 
 def _sessions(n: int, word: str, first: int = 0) -> list[Session]:

@@ -1,7 +1,8 @@
 """A pull's batch of new sessions, indexed as segments of its own (docs/spec/fts-v1.md,
-"Writers"; docs/sync.md, "Pull"): :func:`batch_segments` packs each session's stored text and
-seals the batch's postings as new segments, which ``FullText.saved_many`` writes and commits
-with one manifest, beside the delta log (which it leaves as it is).
+"Writers"; docs/sync.md, "Pull"): :class:`BatchRun` packs each session's stored text and seals
+the batch's postings as new segments (with its run's last ones, when they would fill a tier),
+which ``FullText.saved_many`` writes and commits with one manifest, beside the delta log
+(which it leaves as it is).
 
 Until 2026-12 the batch was one delta record per session, appended at once; the batch's
 records (a pull's 128 sessions hold megabytes of text) always passed the log's 128 KiB, so
@@ -100,8 +101,10 @@ class BatchRun:
         words = sum(sum(p.entry.lengths) for p in packed)
         alone = _sealed(vault_id, packed, max_words)
         kept, kept_words = list(self._packed), self._words
+        # A session of the run saved again (a segment holds each session once): no merge.
+        apart = not {p.entry.session_id for p in kept} & stamps.keys()
         merged = None
-        if self._ids and len(self._ids) + len(alone) >= fanout and kept_words + words <= max_words:
+        if self._ids and len(self._ids) + len(alone) >= fanout and kept_words + words <= max_words and apart:
             merged = _sealed(vault_id, kept + packed, max_words)
         self._next = (packed, words)
         return alone, merged, stamps
