@@ -67,7 +67,7 @@ from ._keys import Keys
 if TYPE_CHECKING:
     from .._keytable import KeyTable
 
-__all__ = ["FtsView", "FullText"]
+__all__ = ["FtsView", "FullText", "index_generation"]  # index_generation: _ftsfiles', named here too
 
 #: The delta log is folded into a segment when it passes either: a query reads the whole log,
 #: and a fold costs what the log holds (docs/design.md, "The cost of the index").
