@@ -35,7 +35,17 @@ HERE = Path(__file__).resolve().parents[1]
 def instrument(spent: dict[str, float]) -> None:
     """Wrap each step of the pull (of the code first on sys.path) to add its main-thread CPU to *spent*."""
     from sessionseal import _container
-    from sessionseal._vault import _auditing, _fulltext, _indexcache, _store, _sync, _syncapply, _syncobjects
+    from sessionseal._vault import (
+        _auditing,
+        _ftsmerge,
+        _fulltext,
+        _indexcache,
+        _keys,
+        _store,
+        _sync,
+        _syncapply,
+        _syncobjects,
+    )
 
     main_thread = threading.main_thread()
 
@@ -56,7 +66,11 @@ def instrument(spent: dict[str, float]) -> None:
         (_syncobjects.PullObjects, ["payload", "document"]),
         (_syncapply.Applier, ["run", "_put_batch", "_saves", "_save", "_model", "_save_state"]),
         (_store.SessionStore, ["build", "write", "write_locked", "_flush"]),
-        (_fulltext.FullText, ["saved_many"]),
+        (_fulltext.FullText, ["saved_many", "compact", "merge_tier", "batch_segment"]),
+        (_fulltext, ["encoded_record"]),
+        (_ftsmerge.Maintenance, ["after_call"]),
+        (_keys.Keys, ["add_session_keys", "note"]),
+        (_syncapply, ["write_state", "write_cursor"]),
         (_indexcache.IndexCache, ["put_many"]),
         (_auditing.Auditor, ["saves"]),
         (_container, ["encode_payload", "seal"]),

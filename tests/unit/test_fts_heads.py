@@ -153,15 +153,18 @@ def test_a_fresh_process_appending_deep_in_the_log_reads_the_checkpoint_and_what
     assert _fts_findings(vault) == []
 
 
-def test_a_batch_of_saves_walks_only_the_records_after_the_checkpoint(
+def test_a_batch_of_saves_neither_walks_nor_writes_the_log(
     path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pull's batch of new sessions (one whole-record append, no check) finds the log's end
-    from the checkpoint, as a checked append does: never by walking the whole log."""
+    """A pull's batch of new sessions is a segment of its own, committed by the manifest
+    (docs/spec/fts-v1.md, "Writers"): the delta log, however deep, is neither walked nor
+    appended to (before: one record each, appended after a walk from the checkpoint, then
+    folded). The sessions are current in the index, and a later append to one of them finds
+    it so: its turn alone is indexed, the session not rewritten."""
     every = 4  # a checkpoint every 4 records: a deep log at small cost
     monkeypatch.setattr(_ftsheads, "EVERY", every)
     _deep(vault, every + 2)
-    frames = _frames(vault)
+    frames, segments = _frames(vault), len(_manifest(vault).segments)
     walked: list[int] = []
 
     def spy(data: Any, **kw: Any) -> list[tuple[int, int]]:
@@ -176,9 +179,15 @@ def test_a_batch_of_saves_walks_only_the_records_after_the_checkpoint(
         with store.batch():
             for model in models:
                 store.save(model, touch=False)
-        assert len(walked) == 1 and walked[0] < every < frames  # before: every record of the log
-        assert _frames(fresh) == frames + 3
+        assert walked == []
+        assert _frames(fresh) == frames
+        assert len(_manifest(fresh).segments) == segments + 1
         assert _state(fresh, models[1].id, "batchword1") == (True, True)
+        fresh.append(models[1].id, _turn("laterturn"))
+        assert _generation(fresh, models[1].id) == 1  # the index held it as saved: the turn alone
+        assert _state(fresh, models[1].id, "laterturn") == (True, True)
+        assert _state(fresh, models[1].id, "batchword1") == (True, True)
+    assert _fts_findings(vault) == []
 
 
 def test_without_a_checkpoint_the_log_is_folded_whole_and_one_is_written(

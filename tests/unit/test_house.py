@@ -30,6 +30,7 @@ VAULT_ORDER = [
     "_ftsheads",
     "_ftsbuild",
     "_ftscompact",
+    "_ftsbatch",
     "_fulltext",
     "_ftsmerge",
     "_storeparts",

@@ -92,3 +92,19 @@ def test_the_proved_prefixes_round_trip_and_are_absent_in_an_older_cursor() -> N
     older = orjson.loads(_syncstate._encode(_syncstate.PullState()))
     del older["proof"]
     assert _syncstate._decode(orjson.dumps(older)).proof == {}
+
+
+def test_the_cursor_s_lines_and_winners_are_rows_of_hex_sorted_and_round_trip() -> None:
+    """The rows as docs/spec/remote-v1.md gives them (each UUID's hex made once a write:
+    the same bytes), a UUID shared by many rows included."""
+    dev, other = uuid.UUID(int=7), uuid.UUID(int=3)
+    sids = [uuid.UUID(int=(5 - i) << 100) for i in range(4)]
+    state = _syncstate.PullState(
+        lines={(d, s): (s if d == dev else other, i) for i, s in enumerate(sids) for d in (dev, other)},
+        winners={(s, f): (i << 16, dev) for i, s in enumerate(sids) for f in ("title", "tags")},
+    )
+    doc = orjson.loads(_syncstate._encode(state))
+    assert doc["lines"] == sorted([[d.hex, s.hex, t.hex, n] for (d, s), (t, n) in state.lines.items()])
+    assert doc["winners"] == sorted([[s.hex, f, h, d.hex] for (s, f), (h, d) in state.winners.items()])
+    again = _syncstate._decode(_syncstate._encode(state))
+    assert (again.lines, again.winners) == (state.lines, state.winners)

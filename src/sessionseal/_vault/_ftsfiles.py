@@ -36,6 +36,7 @@ __all__ = [
     "Manifest",
     "OtherFtsFormat",
     "SegmentInfo",
+    "index_generation",
     "is_fts_name",
 ]
 
@@ -53,6 +54,15 @@ _MAX_MANIFEST: Final = 256 << 20
 INTEGRITY: Final = "the full-text index's manifest failed its integrity check"
 
 Stamp = tuple[int, int, int]
+#: Text revisions per container generation (a session is rewritten after 1,024 appends).
+REVISION_BITS: Final = 20
+
+
+def index_generation(container: int, revision: int) -> int:
+    """A session's generation in the index: its file's container generation, then its text
+    revision within it (a title or description replaced by an append: ``_n.rev`` of its META),
+    so that a new title's record replaces the old text while appends add to the current one."""
+    return container << REVISION_BITS | min(revision, (1 << REVISION_BITS) - 1)
 
 
 class OtherFtsFormat(IntegrityError):

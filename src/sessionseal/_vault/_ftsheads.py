@@ -269,29 +269,6 @@ class LogHeads:
             self._mem = mem
         return size
 
-    def append_whole(self, fts: Dir, fd: int, man: Manifest, vault_id: uuid.UUID, records: Sequence[bytes]) -> int:
-        """:meth:`append` of whole records (a pull's batch of saves: no check), all with one
-        write and one fsync; return the log's new size.  Where the log ends is found as
-        :meth:`append` finds it, from what this process remembered of the log or else from the
-        checkpoint, walking the frames after it by their length fields (nothing decrypted): a
-        batch never reads the whole log.  What this process remembered is then dropped (it
-        holds no fold of the records written here; the next checked append starts from the
-        checkpoint again, and folds and rewrites it once it is :data:`EVERY` records behind)."""
-        self._mem, mem = None, self._mem
-        st = os.fstat(fd)
-        if mem is not None and _still(mem, fd, (man.delta_name, man.delta_key, st.st_dev, st.st_ino), st.st_size):
-            header, dek, first, start = mem.header, mem.dek, mem.count, mem.end
-        else:
-            header, dek = open_delta_header(_pread(fd, _container.HEADER_SIZE, 0), vault_id, man.delta_key)
-            ck = _load(fts, man, vault_id, header.raw, fd=fd, size=st.st_size)
-            first, start = (ck.count, ck.end) if ck is not None else (0, _container.HEADER_SIZE)
-        whole = delta_frames(memoryview(_pread(fd, st.st_size - start, start)), pos=0)
-        count, end = first + len(whole), start + (whole[-1][1] if whole else 0)
-        frames = b"".join(delta_frame(header.raw, dek, count + i, r, compress=True) for i, r in enumerate(records))
-        size = append_frame(fd, end, frames)
-        self.frames = count + len(records)
-        return size
-
 
 def _heads_of(mem: _Remembered) -> Heads:
     return Heads(mem.header.raw, mem.count, mem.end, mem.tail, mem.fold)

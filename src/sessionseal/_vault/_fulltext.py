@@ -43,6 +43,7 @@ from .._keystore import MasterKeys
 from ..errors import IntegrityError, SessionSealError
 from ._common import SUFFIX, read_header
 from ._context import VaultContext
+from ._ftsbatch import BatchRun
 from ._ftsbuild import build_segments
 from ._ftscompact import count_frames, fold, full_tier, seal_segments, without, write_sealed
 from ._ftsfiles import (
@@ -55,6 +56,7 @@ from ._ftsfiles import (
     Stamp,
     encoded_record,
     header_tomb,
+    index_generation,
     is_fts_name,
     open_segment,
 )
@@ -65,7 +67,7 @@ from ._keys import Keys
 if TYPE_CHECKING:
     from .._keytable import KeyTable
 
-__all__ = ["FtsView", "FullText"]
+__all__ = ["FtsView", "FullText", "index_generation"]  # index_generation: _ftsfiles', named here too
 
 #: The delta log is folded into a segment when it passes either: a query reads the whole log,
 #: and a fold costs what the log holds (docs/design.md, "The cost of the index").
@@ -77,8 +79,6 @@ MAX_SEGMENT_WORDS: Final = (64 << 20) // 6
 TIER_BASE: Final = 1 << 20
 TIER_FANOUT: Final = 8
 _MAX_DELTA: Final = 64 << 20
-#: Text revisions per container generation (a session is rewritten after 1,024 appends).
-REVISION_BITS: Final = 20
 #: Benchmarks only: measure a write without the index (``benchmarks/bench_vault.py``).
 NO_WRITES_ENV: Final = "SESSIONSEAL_BENCH_NO_FTS"
 
@@ -95,13 +95,6 @@ class FtsView:
 
     index: FtsIndex
     stamps: Mapping[uuid.UUID, Stamp]
-
-
-def index_generation(container: int, revision: int) -> int:
-    """A session's generation in the index: its file's container generation, then its text
-    revision within it (a title or description replaced by an append: ``_n.rev`` of its META),
-    so that a new title's record replaces the old text while appends add to the current one."""
-    return container << REVISION_BITS | min(revision, (1 << REVISION_BITS) - 1)
 
 
 class FullText:
@@ -121,6 +114,7 @@ class FullText:
         self._stamps_memo: tuple[tuple[Manifest, int, int, bytes], Mapping[uuid.UUID, Stamp]] | None = None
         #: Told when a fold left a full tier, inside the writer's call: ``_ftsmerge`` merges it later.
         self.tier_due: Callable[[], None] = lambda: None
+        self._run = BatchRun()  # a pull's last batches' postings, for their merge (``_ftsbatch``)
 
     # -- files -------------------------------------------------------------------------
 
@@ -267,12 +261,21 @@ class FullText:
             return True
 
     def saved_many(self, saved: Sequence[tuple[uuid.UUID, tuple[int, int], Any, Stamp]]) -> None:
-        """:meth:`saved` of many (id, version, document, stamp): one append, one fsync (a pull's batch)."""
-        if self.enabled and saved:
-            with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
-                records = [encoded_record(Doc(sid, index_generation(*v), doc_fields(d)), st) for sid, v, d, st in saved]
-                heads, vid = self._log_heads, self._ctx.vault_id
-                self._write(lambda fts, fd, man: heads.append_whole(fts, fd, man, vid, records))
+        """:meth:`saved` of many (id, version, document, stamp), a pull's batch: segments of its own (``_ftsbatch``)."""
+        if not (self.enabled and saved):
+            return
+        with contextlib.suppress(Exception):  # a cache: the writes it follows succeeded
+            cap, run = MAX_SEGMENT_WORDS, self._run  # the delta log is left as it is
+            alone, merged, stamps = run.seal(self._ctx.vault_id, saved, max_words=cap, fanout=TIER_FANOUT)
+            with self._ctx.vault_lock(), self._ctx.mutex, self._fts(create=True) as fts:
+                if fts is None or (man := self._writable(fts)) is None:
+                    return  # damaged or another format: search streams until 'reindex'
+                self._cached = None  # *man* changes below, before the commit
+                gone, sealed, current = run.pick(man.segments, man.stamps, alone, merged, stamps)
+                self._replace(fts, man, new := write_sealed(fts, sealed), current, merged=gone, retired=set())
+                run.written(new, max_words=cap)
+            if full_tier(man.segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=cap):
+                self.tier_due()
 
     def _record(self, doc: Doc, stamp: Stamp, *, after: tuple[int, int] | None = None) -> bool:
         record, head = encoded_record(doc, stamp), (doc.session_id, doc.generation, stamp)  # the CPU work: unlocked

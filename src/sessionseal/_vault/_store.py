@@ -239,7 +239,7 @@ class SessionStore:
         flush every temp file is fsynced at once (:meth:`.._fs.Dir.fsync_all`: one journal
         commit for many files, not one each), renamed, the directory fsynced once, and only
         then are the versions indexed (the listing index with one hold of the vault lock, the
-        full-text index with one append and one fsync for them all) and their marks noted; then
+        full-text index with one segment of their own: ``_ftsbatch``) and their marks noted; then
         the session locks are released.  The marks become durable with the caller's audit
         record, after the flush, as a save's do.  Killed before the flush, a session's file is
         absent (its temp file is swept, rule 8); killed after a rename, it may be there
