@@ -36,8 +36,11 @@
  *   LOWER   ASCII, no "_", and ALLCAPS, digits, Capitalized or lower case (the tests of
  *           _terms_of_run, as bytes.isupper/isdigit/islower): its term is its lower case;
  *   DROPPED the same beyond 64 bytes: no term;
- *   PYTHON  the rest ("_", camel case, non-ASCII): handed to terms_of_run (the pure path's cached
- *           rules 2 to 4), once per distinct run, with the GIL.
+ *   IDENT   the other ASCII runs ("_", camel case, punctuation in untranslated bytes): rule 4 in
+ *           C (ident_parts: the pieces between underscores and their camel-case parts), the
+ *           whole then its sorted distinct parts, as _terms_of_run gives them;
+ *   PYTHON  the rest (a non-ASCII byte: NFKC and casefold): handed to terms_of_run (the pure
+ *           path's cached rules 2 to 4), once per distinct run, with the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,7 +51,7 @@
 #define MAX_TERM 64
 #define MAX_FIELDS 4
 
-enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3 };
+enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3, IDENT = 4 };
 
 typedef struct {
     const unsigned char *p; /* into a caller's bytes, or the arena */
@@ -73,6 +76,25 @@ typedef struct Block {
     size_t used, size;
     unsigned char data[];
 } Block;
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t len;
+    Py_ssize_t id; /* invert_rows: the term's index in the hash table */
+} Key;
+
+/* bytes' order: memcmp of the common part, then the shorter first. */
+static int
+key_cmp(const void *a, const void *b)
+{
+    const Key *x = a, *y = b;
+    Py_ssize_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, (size_t)n);
+    if (c != 0) {
+        return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
+}
 
 static uint64_t hash_seed;
 
@@ -210,9 +232,9 @@ arena_free(Block *b)
     }
 }
 
-/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
-static const unsigned char *
-arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+/* len bytes that stay where they are until arena_free; NULL when memory ran out. */
+static unsigned char *
+arena_alloc(Block **arena, Py_ssize_t len)
 {
     size_t n = (size_t)len;
     Block *b = *arena;
@@ -231,10 +253,18 @@ arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
         *arena = b;
     }
     unsigned char *out = b->data + b->used;
-    if (n) {
-        memcpy(out, p, n);
-    }
     b->used += n;
+    return out;
+}
+
+/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
+static const unsigned char *
+arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+{
+    unsigned char *out = arena_alloc(arena, len);
+    if (out != NULL && len > 0) {
+        memcpy(out, p, (size_t)len);
+    }
     return out;
 }
 
@@ -266,8 +296,11 @@ classify(const unsigned char *p, Py_ssize_t len)
     if (!upper && !underscore && !high && len <= MAX_TERM) {
         return PLAIN;
     }
-    if (high || underscore) {
+    if (high) {
         return PYTHON;
+    }
+    if (underscore) {
+        return IDENT;
     }
     /* ASCII, no "_": bytes.isupper(), isdigit(), run[1:].islower(), islower() */
     int is_upper = upper && !lower;
@@ -277,7 +310,7 @@ classify(const unsigned char *p, Py_ssize_t len)
     if (is_upper || is_digit || tail_is_lower || is_lower) {
         return len <= MAX_TERM ? LOWER : DROPPED;
     }
-    return PYTHON;
+    return IDENT;
 }
 
 /* Counts the runs of raw (field f) into t and adds their number to *runs; then (re)classifies
@@ -315,14 +348,122 @@ classify_all(Table *t)
     }
 }
 
-/* The lower case of a LOWER run (at most MAX_TERM bytes, checked by classify). */
+/* The ASCII lower case of [p, p + len) into out (len bytes: the caller's bound). */
 static void
 lower_into(unsigned char *out, const unsigned char *p, Py_ssize_t len)
 {
-    for (Py_ssize_t i = 0; i < len && i < MAX_TERM; i++) {
+    for (Py_ssize_t i = 0; i < len; i++) {
         unsigned char c = p[i];
         out[i] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
     }
+}
+
+/* ---- rule 4 of ASCII runs (IDENT) --------------------------------------------------------- */
+
+/* The parts of one run, reused from run to run (grown, never shrunk, freed by the caller). */
+typedef struct {
+    Key *parts;
+    Py_ssize_t cap;
+} Parts;
+
+static int
+is_az(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static int
+is_AZ(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+/* Appends part [low + at, low + at + len) unless it is too long (rule 3) or the whole run (run_len:
+ * a part is a piece of the run, so one of the run's length is the whole); -1 when memory ran out. */
+static int
+push_part(Parts *s, Py_ssize_t *n, const unsigned char *low, Py_ssize_t at, Py_ssize_t len, Py_ssize_t run_len)
+{
+    if (len < 1 || len > MAX_TERM || len == run_len) {
+        return 0;
+    }
+    if (*n == s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
+        if (s->cap > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Key)) / 2) {
+            return -1;
+        }
+        Key *grown = PyMem_RawRealloc(s->parts, (size_t)cap * sizeof(Key));
+        if (grown == NULL) {
+            return -1;
+        }
+        s->parts = grown;
+        s->cap = cap;
+    }
+    s->parts[*n].p = low + at;
+    s->parts[*n].len = len;
+    s->parts[*n].id = 0;
+    (*n)++;
+    return 0;
+}
+
+/* Rule 4 of an ASCII run p (its original case) of len bytes, low its lower case (the parts point
+ * into it): _tokens._parts' set without the whole, sorted (bytes' order, as the pure path's
+ * sorted()) and distinct, in s->parts. Each piece between underscores (all of the run without
+ * one) is a part, except one of more than 12 characters holding a digit; a piece without a digit
+ * also gives its camel-case parts (_tokens._CAMEL: a boundary between a-z and A-Z, and between
+ * two of A-Z the second followed by a-z, within the piece). The count, or -1 when memory ran out
+ * (no Python call: runs without the GIL). */
+static Py_ssize_t
+ident_parts(const unsigned char *p, const unsigned char *low, Py_ssize_t len, Parts *s)
+{
+    Py_ssize_t n = 0, i = 0;
+    while (i < len) {
+        if (p[i] == '_') {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        int digit = 0;
+        while (j < len && p[j] != '_') {
+            digit |= p[j] >= '0' && p[j] <= '9';
+            j++;
+        }
+        if (digit) {
+            if (j - i <= 12 && push_part(s, &n, low, i, j - i, len) < 0) {
+                return -1;
+            }
+            i = j;
+            continue;
+        }
+        if (push_part(s, &n, low, i, j - i, len) < 0) {
+            return -1;
+        }
+        Py_ssize_t from = i;
+        for (Py_ssize_t k = i + 1; k < j; k++) {
+            int boundary = (is_az(p[k - 1]) && is_AZ(p[k]))
+                           || (is_AZ(p[k - 1]) && is_AZ(p[k]) && k + 1 < j && is_az(p[k + 1]));
+            if (boundary) {
+                if (push_part(s, &n, low, from, k - from, len) < 0) {
+                    return -1;
+                }
+                from = k;
+            }
+        }
+        /* No boundary: the one camel part is the piece, already in. */
+        if (from > i && push_part(s, &n, low, from, j - from, len) < 0) {
+            return -1;
+        }
+        i = j;
+    }
+    if (n > 1) {
+        qsort(s->parts, (size_t)n, sizeof(Key), key_cmp);
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (kept == 0 || key_cmp(&s->parts[kept - 1], &s->parts[k]) != 0) {
+            s->parts[kept++] = s->parts[k];
+        }
+    }
+    return kept;
 }
 
 /* The (tuple of bytes, int) terms_of_run gave for a run, checked; a new reference or NULL. */
@@ -410,6 +551,37 @@ add_count(PyObject *counts, PyObject *key, Py_ssize_t n)
 
 /* The dict from the counted runs (with the GIL), in the pure path's order: the PLAIN runs in the
  * order they first appear, then the other runs' terms (a PLAIN term keeps its place). */
+/* An IDENT run's terms (its lower case if it fits, then its sorted parts: _terms_of_run's
+ * order) added to counts, n each; -1 with an exception set. */
+static int
+add_ident_counts(PyObject *counts, const Entry *e, Parts *parts)
+{
+    unsigned char *low = PyMem_RawMalloc((size_t)e->len + 1);
+    if (low == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    lower_into(low, e->p, e->len);
+    Py_ssize_t np = ident_parts(e->p, low, e->len, parts);
+    int rc = 0;
+    if (np < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    for (Py_ssize_t j = -1; rc == 0 && j < np; j++) {
+        const unsigned char *tp = j < 0 ? low : parts->parts[j].p;
+        Py_ssize_t tlen = j < 0 ? e->len : parts->parts[j].len;
+        if (tlen > MAX_TERM) {
+            continue; /* the whole, too long */
+        }
+        PyObject *key = PyBytes_FromStringAndSize((const char *)tp, tlen);
+        rc = key == NULL ? -1 : add_count(counts, key, e->count[0]);
+        Py_XDECREF(key);
+    }
+    PyMem_RawFree(low);
+    return rc;
+}
+
 static PyObject *
 build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
 {
@@ -417,6 +589,7 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
     if (counts == NULL) {
         return NULL;
     }
+    Parts parts = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         for (Py_ssize_t k = 0; k < t->n; k++) {
             const Entry *e = &t->entries[k];
@@ -436,6 +609,10 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
                     rc = add_count(counts, PyTuple_GET_ITEM(terms, j), e->count[0]);
                 }
                 Py_DECREF(got);
+            } else if (e->cls == IDENT) {
+                rc = add_ident_counts(counts, e, &parts);
+            } else if (e->len > MAX_TERM) { /* PLAIN and LOWER: never (classify's bound) */
+                rc = 0;
             } else {
                 unsigned char lowered[MAX_TERM];
                 const unsigned char *p = e->p;
@@ -454,8 +631,10 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
             }
         }
     }
+    PyMem_RawFree(parts.parts);
     return counts;
 fail:
+    PyMem_RawFree(parts.parts);
     Py_DECREF(counts);
     return NULL;
 }
@@ -508,15 +687,25 @@ count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
 /* ---- pack_fields ------------------------------------------------------------------------ */
 
 /* Adds a run's per-field counts to term [p, p + len): tf += the counts, mask |= the bits of the
- * fields it appears in. */
+ * fields it appears in. A new term's key is copied into *arena when arena is not NULL (p is
+ * then a scratch buffer or a Python object's; else p must outlive the table). */
 static int
-add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits, int nfields)
+add_term(Table *terms, Block **arena, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits,
+         int nfields)
 {
+    Py_ssize_t before = terms->n;
     Py_ssize_t k = table_find(terms, p, len);
     if (k < 0) {
         return -1;
     }
     Entry *e = &terms->entries[k];
+    if (arena != NULL && terms->n > before) {
+        const unsigned char *kept = arena_copy(arena, p, len);
+        if (kept == NULL) {
+            return -1;
+        }
+        e->p = kept;
+    }
     for (int f = 0; f < nfields; f++) {
         if (run->count[f] == 0) {
             continue;
@@ -530,28 +719,62 @@ add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run,
     return 0;
 }
 
-/* The PLAIN and LOWER runs' terms, without the GIL; -1 when memory ran out. */
+/* A scratch buffer of at least len bytes (grown, never shrunk: the caller frees *buf); NULL
+ * when memory ran out. */
+static unsigned char *
+scratch(unsigned char **buf, Py_ssize_t *cap, Py_ssize_t len)
+{
+    if (len > *cap || *buf == NULL) {
+        Py_ssize_t size = len > MAX_TERM ? len : MAX_TERM;
+        unsigned char *grown = PyMem_RawRealloc(*buf, (size_t)size);
+        if (grown == NULL) {
+            return NULL;
+        }
+        *buf = grown;
+        *cap = size;
+    }
+    return *buf;
+}
+
+/* The terms of the PLAIN, LOWER and IDENT runs (all the ASCII ones), without the GIL: a PLAIN
+ * run is its term (the key points into the caller's bytes); a LOWER run's term is its lower
+ * case; an IDENT run's terms are its lower case if it fits and its parts (ident_parts). 0, or
+ * -1 when memory ran out. */
 static int
 native_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields)
 {
-    for (Py_ssize_t k = 0; k < runs->n; k++) {
+    Parts parts = {NULL, 0};
+    unsigned char *low = NULL;
+    Py_ssize_t low_cap = 0;
+    int rc = 0;
+    for (Py_ssize_t k = 0; rc == 0 && k < runs->n; k++) {
         const Entry *run = &runs->entries[k];
-        const unsigned char *p = run->p;
-        if (run->cls == LOWER) {
-            unsigned char lowered[MAX_TERM];
-            lower_into(lowered, run->p, run->len);
-            p = arena_copy(arena, lowered, run->len);
-            if (p == NULL) {
-                return -1;
-            }
-        } else if (run->cls != PLAIN) {
+        if (run->cls == PLAIN) {
+            rc = add_term(terms, NULL, run->p, run->len, run, bits, nfields);
             continue;
         }
-        if (add_term(terms, p, run->len, run, bits, nfields) < 0) {
-            return -1;
+        if (run->cls != LOWER && run->cls != IDENT) {
+            continue;
+        }
+        if (scratch(&low, &low_cap, run->len) == NULL) {
+            rc = -1;
+            break;
+        }
+        lower_into(low, run->p, run->len);
+        if (run->len <= MAX_TERM) {
+            rc = add_term(terms, arena, low, run->len, run, bits, nfields);
+        }
+        if (rc == 0 && run->cls == IDENT) {
+            Py_ssize_t np = ident_parts(run->p, low, run->len, &parts);
+            rc = np < 0 ? -1 : 0;
+            for (Py_ssize_t j = 0; rc == 0 && j < np; j++) {
+                rc = add_term(terms, arena, parts.parts[j].p, parts.parts[j].len, run, bits, nfields);
+            }
         }
     }
-    return 0;
+    PyMem_RawFree(parts.parts);
+    PyMem_RawFree(low);
+    return rc;
 }
 
 /* The PYTHON runs' terms (with the GIL): -1 with an exception set. */
@@ -575,10 +798,10 @@ python_terms(const Table *runs, Table *terms, Block **arena, const int *bits, in
             rc = add_words(&lengths[f], more, run->count[f]);
         }
         for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(found); j++) {
-            PyObject *term = PyTuple_GET_ITEM(found, j);
-            const unsigned char *p = arena_copy(arena, (const unsigned char *)PyBytes_AS_STRING(term),
-                                                PyBytes_GET_SIZE(term));
-            if (p == NULL || add_term(terms, p, PyBytes_GET_SIZE(term), run, bits, nfields) < 0) {
+            PyObject *term = PyTuple_GET_ITEM(found, j); /* alive while got is: a new key is copied */
+            if (add_term(terms, arena, (const unsigned char *)PyBytes_AS_STRING(term), PyBytes_GET_SIZE(term), run,
+                         bits, nfields)
+                < 0) {
                 PyErr_NoMemory();
                 rc = -1;
             }
@@ -749,25 +972,6 @@ done:
 }
 
 /* ---- invert_rows ------------------------------------------------------------------------ */
-
-typedef struct {
-    const unsigned char *p;
-    Py_ssize_t len;
-    Py_ssize_t id; /* the term's index in the hash table */
-} Key;
-
-/* bytes' order: memcmp of the common part, then the shorter first. */
-static int
-key_cmp(const void *a, const void *b)
-{
-    const Key *x = a, *y = b;
-    Py_ssize_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->p, y->p, (size_t)n);
-    if (c != 0) {
-        return c;
-    }
-    return (x->len > y->len) - (x->len < y->len);
-}
 
 /* Reads a native uint32 column of n values from bytes; NULL with TypeError if its size is wrong. */
 static const unsigned char *
