@@ -124,6 +124,18 @@ def test_long_texts_of_repeated_runs_count_the_same(pieces: list[str], times: in
 
 
 @native
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=12), min_size=1, max_size=40), st.integers(1, 400))
+def test_keys_alike_in_their_first_eight_bytes_count_apart(tails: list[bytes], times: int) -> None:
+    """The hash table compares a key's first 8 bytes as a word and the rest as bytes: keys of one
+    head and length that differ past it, of 1 to 7 bytes with NULs, and 8/9-byte edges."""
+    keys = [b"abcdefgh" + t for t in tails] + [t.replace(b" ", b"") for t in tails] + [b"abcdefg", b"abcdefgh\x00"]
+    raw = b" ".join(k for k in keys if k) * times
+    same(raw)
+    same(raw.translate(_tokens.TABLE))
+
+
+@native
 def test_a_many_megabyte_text_counts_the_same() -> None:
     words = [b"alpha", b"Beta", b"GAMMA", b"delta_eps", b"\xc3\xa9t\xc3\xa9", b"x" * 70]
     raw = b" ".join(words[i % 6] + b"%d" % (i % 50_000) for i in range(400_000))

@@ -57,16 +57,23 @@ typedef struct {
     const unsigned char *p; /* into a caller's bytes, or the arena */
     Py_ssize_t len;
     uint64_t hash;
+    uint64_t head;                /* the key's first 8 bytes (load8): most keys compare without p */
     Py_ssize_t count[MAX_FIELDS]; /* runs: per field; terms: count[0] is the tf */
     int cls;                      /* runs: the class; terms: the field mask */
 } Entry;
 
+/* A slot: the upper 32 bits of its key's hash, and the key's index in entries + 1 in the lower
+ * 32 (0: empty). A probe compares the hash bits before it reads an entry: on a busy table most
+ * slots it passes are other keys', and an entry read is a cache miss. */
+#define SLOT_TAG 0xFFFFFFFF00000000ULL
+#define SLOT_INDEX 0xFFFFFFFFULL
+
 typedef struct {
-    Entry *entries;    /* distinct keys, in the order they first appear */
-    Py_ssize_t n;      /* entries used */
-    Py_ssize_t cap;    /* entries allocated */
-    Py_ssize_t *slots; /* index into entries + 1; 0 = empty */
-    size_t mask;       /* slots - 1 (a power of two) */
+    Entry *entries;  /* distinct keys, in the order they first appear */
+    Py_ssize_t n;    /* entries used (less than SLOT_INDEX) */
+    Py_ssize_t cap;  /* entries allocated */
+    uint64_t *slots; /* see SLOT_TAG */
+    size_t mask;     /* slots - 1 (a power of two) */
 } Table;
 
 /* Term bytes that are not in a caller's buffer (lowered runs, terms_of_run's terms): blocks that
@@ -98,26 +105,53 @@ key_cmp(const void *a, const void *b)
 
 static uint64_t hash_seed;
 
-/* A seeded multiplicative hash, 8 bytes at a time (the runs are short, and this is not a MAC).
- * The seed is random per process, so which runs share a slot is not fixed by the text alone. */
+/* The first min(len, 8) bytes at p as a word, the rest zero; it reads only [p, p + len). Fixed-size
+ * loads (no memcpy call of a variable size): the same value for the same bytes within a process,
+ * which is all a hash and a comparison need. */
 static uint64_t
-hash_run(const unsigned char *p, Py_ssize_t len)
+load8(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, p, 8);
+        return w;
+    }
+    int at = 0;
+    if (len & 4) {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        w = x;
+        at = 4;
+    }
+    if (len & 2) {
+        uint16_t x;
+        memcpy(&x, p + at, 2);
+        w |= (uint64_t)x << (8 * at);
+        at += 2;
+    }
+    if (len & 1) {
+        w |= (uint64_t)p[at] << (8 * at);
+    }
+    return w;
+}
+
+/* A seeded multiplicative hash, 8 bytes at a time (the runs are short, and this is not a MAC),
+ * of a key whose load8 is head. The seed is random per process, so which runs share a slot is
+ * not fixed by the text alone. */
+static uint64_t
+hash_run(const unsigned char *p, Py_ssize_t len, uint64_t head)
 {
     uint64_t h = hash_seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
+    uint64_t w = head;
     Py_ssize_t i = 0;
-    while (len - i >= 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
+    while (len - i > 8) {
         h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
         h ^= h >> 31;
         i += 8;
+        w = load8(p + i, len - i);
     }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, p + i, (size_t)(len - i));
-        h = (h ^ w) * 0x94D049BB133111EBULL;
-        h ^= h >> 29;
-    }
+    h = (h ^ w) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
     h = (h ^ (h >> 32)) * 0xD6E8FEB86659FD93ULL;
     return h ^ (h >> 32);
 }
@@ -136,7 +170,7 @@ table_init(Table *t)
     t->cap = 1024;
     t->mask = 2047;
     t->entries = PyMem_RawMalloc((size_t)t->cap * sizeof(Entry));
-    t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(Py_ssize_t));
+    t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(uint64_t));
     if (t->entries == NULL || t->slots == NULL) {
         PyMem_RawFree(t->entries);
         PyMem_RawFree(t->slots);
@@ -161,21 +195,22 @@ static int
 table_grow_slots(Table *t)
 {
     size_t nslots = (t->mask + 1);
-    if (nslots > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2) {
+    if (nslots > ((size_t)PY_SSIZE_T_MAX / sizeof(uint64_t)) / 2) {
         return -1;
     }
     nslots *= 2;
-    Py_ssize_t *slots = PyMem_RawCalloc(nslots, sizeof(Py_ssize_t));
+    uint64_t *slots = PyMem_RawCalloc(nslots, sizeof(uint64_t));
     if (slots == NULL) {
         return -1;
     }
     size_t mask = nslots - 1;
     for (Py_ssize_t k = 0; k < t->n; k++) {
-        size_t s = (size_t)t->entries[k].hash & mask;
+        uint64_t h = t->entries[k].hash;
+        size_t s = (size_t)h & mask;
         while (slots[s] != 0) {
             s = (s + 1) & mask;
         }
-        slots[s] = k + 1;
+        slots[s] = (h & SLOT_TAG) | (uint64_t)(k + 1);
     }
     PyMem_RawFree(t->slots);
     t->slots = slots;
@@ -188,15 +223,22 @@ table_grow_slots(Table *t)
 static Py_ssize_t
 table_find(Table *t, const unsigned char *p, Py_ssize_t len)
 {
-    uint64_t h = hash_run(p, len);
+    uint64_t head = load8(p, len);
+    uint64_t h = hash_run(p, len, head);
     size_t s = (size_t)h & t->mask;
-    Py_ssize_t k;
-    while ((k = t->slots[s]) != 0) {
-        const Entry *e = &t->entries[k - 1];
-        if (e->hash == h && e->len == len && memcmp(e->p, p, (size_t)len) == 0) {
-            return k - 1;
+    uint64_t slot;
+    while ((slot = t->slots[s]) != 0) {
+        if ((slot & SLOT_TAG) == (h & SLOT_TAG)) {
+            Py_ssize_t k = (Py_ssize_t)(slot & SLOT_INDEX) - 1;
+            const Entry *e = &t->entries[k];
+            if (e->len == len && e->head == head && (len <= 8 || memcmp(e->p + 8, p + 8, (size_t)(len - 8)) == 0)) {
+                return k;
+            }
         }
         s = (s + 1) & t->mask;
+    }
+    if ((uint64_t)t->n >= SLOT_INDEX - 1) {
+        return -1; /* an index must fit in a slot's 32 bits */
     }
     if (t->n == t->cap) {
         if (t->cap > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Entry)) / 2) {
@@ -214,8 +256,9 @@ table_find(Table *t, const unsigned char *p, Py_ssize_t len)
     e->p = p;
     e->len = len;
     e->hash = h;
+    e->head = head;
     t->n++;
-    t->slots[s] = t->n;
+    t->slots[s] = (h & SLOT_TAG) | (uint64_t)t->n;
     if ((size_t)t->n * 2 > t->mask + 1 && table_grow_slots(t) < 0) {
         return -1;
     }
