@@ -7,7 +7,8 @@
  *     count (in the same dict order), and the text's length;
  * pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths)
  *     what _analyze.pack's pure path sums for one session: fields is a list of at most 4
- *     (field bit, raw) pairs with distinct bits; terms are the distinct terms' UTF-8 joined by
+ *     (field bit, raw) pairs with distinct bits, raw a field's UTF-8 (rule 1's separators cut its
+ *     runs: _tokens.TABLE need not be applied first); terms are the distinct terms' UTF-8 joined by
  *     newlines (in the order they first appear), tfs their counts as native uint32, masks the OR
  *     of the bits of the fields they appear in, lengths each field's number of words.
  *
@@ -162,6 +163,17 @@ is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
+
+/* Rule 1 cuts at these: every ASCII byte but a letter, a digit or "_" (what _tokens.TABLE makes a
+ * space, the spaces included), so pack_fields takes a field's UTF-8 with or without the table. */
+static int
+is_separator(unsigned char c)
+{
+    return c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+}
+
+/* is_space and is_separator as tables (a load per byte in scan_at), filled by PyInit__ctok. */
+static unsigned char space_table[256], separator_table[256];
 
 static int
 table_init(Table *t)
@@ -356,21 +368,21 @@ classify(const unsigned char *p, Py_ssize_t len)
     return IDENT;
 }
 
-/* Counts the runs of raw (field f) into t and adds their number to *runs; then (re)classifies
- * every distinct run. Without the GIL: 0, or -1 when memory ran out. */
+/* Counts the runs of raw (field f) into t and adds their number to *runs: runs cut at every
+ * byte cut (space_table or separator_table) marks. Without the GIL: 0, or -1 when memory ran out. */
 static int
-scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
+scan_at(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs, const unsigned char *cut)
 {
     Py_ssize_t i = 0;
     while (i < size) {
-        while (i < size && is_space(raw[i])) {
+        while (i < size && cut[raw[i]]) {
             i++;
         }
         if (i >= size) {
             break;
         }
         Py_ssize_t start = i;
-        while (i < size && !is_space(raw[i])) {
+        while (i < size && !cut[raw[i]]) {
             i++;
         }
         (*runs)++;
@@ -381,6 +393,13 @@ scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *run
         t->entries[k].count[f]++;
     }
     return 0;
+}
+
+/* pack_fields' scan_at: rule 1's runs of a field's UTF-8 (translated by _tokens.TABLE or not). */
+static int
+scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
+{
+    return scan_at(t, raw, size, f, runs, separator_table);
 }
 
 static void
@@ -709,7 +728,7 @@ count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     Py_ssize_t length = 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan(&t, raw, size, 0, &length);
+    rc = scan_at(&t, raw, size, 0, &length, space_table); /* bytes.split()'s runs, as the pure path */
     if (rc == 0) {
         classify_all(&t);
     }
@@ -1580,6 +1599,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__ctok(void)
 {
+    for (int c = 0; c < 256; c++) {
+        space_table[c] = (unsigned char)is_space((unsigned char)c);
+        separator_table[c] = (unsigned char)is_separator((unsigned char)c);
+    }
     /* The hash seed: random per process (os.urandom). */
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL) {

@@ -157,7 +157,11 @@ def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
         whole = _fold(word)
         if _fits(whole):
             terms.append(whole)
-        terms.extend(sorted(_parts(word, whole)))
+        # Without "_" or a camel-case boundary a word's one piece folds to the whole (or, an id
+        # of more than 12 characters, is no part): no part, and no Python step for most words
+        # of non-Latin text.
+        if "_" in word or _CAMEL.search(word) is not None:
+            terms.extend(sorted(_parts(word, whole)))
     return tuple(terms), len(found)
 
 
@@ -233,9 +237,10 @@ def count_translated_native(raw: bytes) -> tuple[dict[bytes, int], int]:
 
 
 def pack_fields_native(fields: list[tuple[int, bytes]]) -> tuple[bytes, bytes, bytes, tuple[int, ...]]:
-    """One session's packed postings from its fields' translated bytes (each field once): the
-    terms joined by newlines, their counts (native ``uint32``), their field masks, and each
-    field's length; by the compiled accelerator (only when :data:`NATIVE`)."""
+    """One session's packed postings from its fields' UTF-8 (each field once; put through
+    :data:`TABLE` or not: the accelerator cuts runs at rule 1's separators): the terms joined by
+    newlines, their counts (native ``uint32``), their field masks, and each field's length; by
+    the compiled accelerator (only when :data:`NATIVE`)."""
     if _ctok is None:
         raise RuntimeError("the compiled tokenizer is not built")
     return _ctok.pack_fields(fields, _terms_of_run)
