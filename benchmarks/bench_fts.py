@@ -275,7 +275,9 @@ def build_only(a: argparse.Namespace, path: Path, manifest: dict[str, Any]) -> N
         f"{statistics.median(figures['analyze']):.1f} MB/s), {segments} segments; peak RSS {rss:.0f} MB "
         f"(largest worker process: {child_rss:.0f} MB)"
     )
-    print(f"build CPU: {build_c:.2f} s ({verify_c / build_c:.2f}x verify's CPU)")
+    print(
+        f"build CPU: {build_c:.2f} s ({verify_c / build_c:.2f}x verify's CPU; this process's, worker processes not counted)"
+    )
     if a.json:
         out = {"manifest": manifest, "mode": a.mode, "workers": a.workers, "verify_s": verify_s, "build_s": build_s}
         out |= {"verify_cpu_s": verify_c, "build_cpu_s": build_c, "cpu_rounds": cpu}

@@ -7,7 +7,8 @@ time on a shared machine) of
 
 * ``verify --read-data`` (the issue's target), for scale;
 * ``pack`` of every session with the pure-Python tokenizer and with the compiled one (one call
-  per session: ``_tokens.pack_fields_native``), when built;
+  per session: ``_tokens.pack_fields_native``), when built, each round with a cold cache of the
+  rules (``_tokens._terms_of_run``), as in a build's new process;
 * inverting the postings (``SegmentBuilder.invert``, no key; pure and compiled) and placing, encoding, compressing
   and sealing them (``Inverted.build``, keyed), per segment of about ``--segment-mb`` MB of text.
 
@@ -74,6 +75,9 @@ def main() -> None:
 
         def pack_with(native: bool) -> list[_fts.PackedDoc]:
             switch(native)
+            # Cold, as in a build's process: the rules' cache would otherwise keep what the
+            # previous round (or the other path) computed.
+            _tokens._terms_of_run.cache_clear()
             try:
                 return [_fts.pack(d) for d in docs]
             finally:

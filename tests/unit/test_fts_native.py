@@ -124,6 +124,18 @@ def test_long_texts_of_repeated_runs_count_the_same(pieces: list[str], times: in
 
 
 @native
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=12), min_size=1, max_size=40), st.integers(1, 400))
+def test_keys_alike_in_their_first_eight_bytes_count_apart(tails: list[bytes], times: int) -> None:
+    """The hash table compares a key's first 8 bytes as a word and the rest as bytes: keys of one
+    head and length that differ past it, of 1 to 7 bytes with NULs, and 8/9-byte edges."""
+    keys = [b"abcdefgh" + t for t in tails] + [t.replace(b" ", b"") for t in tails] + [b"abcdefg", b"abcdefgh\x00"]
+    raw = b" ".join(k for k in keys if k) * times
+    same(raw)
+    same(raw.translate(_tokens.TABLE))
+
+
+@native
 def test_a_many_megabyte_text_counts_the_same() -> None:
     words = [b"alpha", b"Beta", b"GAMMA", b"delta_eps", b"\xc3\xa9t\xc3\xa9", b"x" * 70]
     raw = b" ".join(words[i % 6] + b"%d" % (i % 50_000) for i in range(400_000))
@@ -138,11 +150,12 @@ def test_bad_arguments_raise_documented_errors_without_text() -> None:
         _ctok.count_translated(bytearray(b"secret words"), lambda run: ((), 0))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="callable"):
         _ctok.count_translated(b"secret", None)  # type: ignore[arg-type]
+    # A non-ASCII run goes to the rules' function (ASCII ones take rule 4 in C).
     with pytest.raises(TypeError) as bad:
-        _ctok.count_translated(b"Secret_Word", lambda run: [run])  # type: ignore[arg-type, return-value]
+        _ctok.count_translated("Secret_Wörd".encode(), lambda run: [run])  # type: ignore[arg-type, return-value]
     assert "ecret" not in str(bad.value)
     with pytest.raises(ZeroDivisionError):  # an error of the rules' function propagates
-        _ctok.count_translated(b"Secret_Word", lambda run: (1 // 0, 0))  # type: ignore[arg-type, return-value]
+        _ctok.count_translated("Secret_Wörd".encode(), lambda run: (1 // 0, 0))  # type: ignore[arg-type, return-value]
 
 
 @native
@@ -156,8 +169,11 @@ def test_the_pure_rules_see_each_distinct_other_run_once() -> None:
         return (run.lower(),), 0
 
     counts, length = _ctok.count_translated(b"foo_bar Foo_bar foo_bar FOO Foo plain \xc3\xa9 \xc3\xa9", rules)
-    assert sorted(seen) == [b"Foo_bar", b"foo_bar", b"\xc3\xa9"]  # FOO, Foo and plain: in C
-    assert counts == {b"plain": 1, b"foo": 2, b"foo_bar": 3, b"\xc3\xa9": 2} and length == 8
+    assert seen == [b"\xc3\xa9"]  # identifiers (rule 4 of ASCII), FOO, Foo and plain: in C
+    # The plain runs first, then each other run's terms as it first appears: the whole, then
+    # its sorted parts (the pure path's order).
+    assert list(counts.items()) == [(b"plain", 1), (b"foo_bar", 3), (b"bar", 3), (b"foo", 5), (b"\xc3\xa9", 2)]
+    assert length == 8
 
 
 FIELDS = (_fts.TITLE, _fts.USER, _fts.ASSISTANT, _fts.TOOL)

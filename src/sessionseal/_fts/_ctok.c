@@ -7,7 +7,8 @@
  *     count (in the same dict order), and the text's length;
  * pack_fields(fields, terms_of_run) -> (terms, tfs, masks, lengths)
  *     what _analyze.pack's pure path sums for one session: fields is a list of at most 4
- *     (field bit, raw) pairs with distinct bits; terms are the distinct terms' UTF-8 joined by
+ *     (field bit, raw) pairs with distinct bits, raw a field's UTF-8 (rule 1's separators cut its
+ *     runs: _tokens.TABLE need not be applied first); terms are the distinct terms' UTF-8 joined by
  *     newlines (in the order they first appear), tfs their counts as native uint32, masks the OR
  *     of the bits of the fields they appear in, lengths each field's number of words.
  *
@@ -42,8 +43,11 @@
  *   LOWER   ASCII, no "_", and ALLCAPS, digits, Capitalized or lower case (the tests of
  *           _terms_of_run, as bytes.isupper/isdigit/islower): its term is its lower case;
  *   DROPPED the same beyond 64 bytes: no term;
- *   PYTHON  the rest ("_", camel case, non-ASCII): handed to terms_of_run (the pure path's cached
- *           rules 2 to 4), once per distinct run, with the GIL.
+ *   IDENT   the other ASCII runs ("_", camel case, punctuation in untranslated bytes): rule 4 in
+ *           C (ident_parts: the pieces between underscores and their camel-case parts), the
+ *           whole then its sorted distinct parts, as _terms_of_run gives them;
+ *   PYTHON  the rest (a non-ASCII byte: NFKC and casefold): handed to terms_of_run (the pure
+ *           path's cached rules 2 to 4), once per distinct run, with the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -54,22 +58,29 @@
 #define MAX_TERM 64
 #define MAX_FIELDS 4
 
-enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3 };
+enum run_class { PLAIN = 0, LOWER = 1, DROPPED = 2, PYTHON = 3, IDENT = 4 };
 
 typedef struct {
     const unsigned char *p; /* into a caller's bytes, or the arena */
     Py_ssize_t len;
     uint64_t hash;
+    uint64_t head;                /* the key's first 8 bytes (load8): most keys compare without p */
     Py_ssize_t count[MAX_FIELDS]; /* runs: per field; terms: count[0] is the tf */
     int cls;                      /* runs: the class; terms: the field mask */
 } Entry;
 
+/* A slot: the upper 32 bits of its key's hash, and the key's index in entries + 1 in the lower
+ * 32 (0: empty). A probe compares the hash bits before it reads an entry: on a busy table most
+ * slots it passes are other keys', and an entry read is a cache miss. */
+#define SLOT_TAG 0xFFFFFFFF00000000ULL
+#define SLOT_INDEX 0xFFFFFFFFULL
+
 typedef struct {
-    Entry *entries;    /* distinct keys, in the order they first appear */
-    Py_ssize_t n;      /* entries used */
-    Py_ssize_t cap;    /* entries allocated */
-    Py_ssize_t *slots; /* index into entries + 1; 0 = empty */
-    size_t mask;       /* slots - 1 (a power of two) */
+    Entry *entries;  /* distinct keys, in the order they first appear */
+    Py_ssize_t n;    /* entries used (less than SLOT_INDEX) */
+    Py_ssize_t cap;  /* entries allocated */
+    uint64_t *slots; /* see SLOT_TAG */
+    size_t mask;     /* slots - 1 (a power of two) */
 } Table;
 
 /* Term bytes that are not in a caller's buffer (lowered runs, terms_of_run's terms): blocks that
@@ -80,28 +91,90 @@ typedef struct Block {
     unsigned char data[];
 } Block;
 
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t len;
+    Py_ssize_t id; /* the term's index in the hash table */
+    uint64_t head; /* the first 8 bytes, big-endian, zero-padded: see key_cmp */
+} Key;
+
+static uint64_t
+key_head(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t h = 0;
+    for (Py_ssize_t i = 0; i < 8; i++) {
+        h = (h << 8) | (i < len ? p[i] : 0);
+    }
+    return h;
+}
+
+/* bytes' order: memcmp of the common part, then the shorter first. Two different heads already
+ * order them so (padding with 0, the least byte, puts a prefix first: the sort's compares read
+ * no term's bytes but where 8 bytes are shared); equal heads are compared in full. */
+static int
+key_cmp(const void *a, const void *b)
+{
+    const Key *x = a, *y = b;
+    if (x->head != y->head) {
+        return x->head < y->head ? -1 : 1;
+    }
+    Py_ssize_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, (size_t)n);
+    if (c != 0) {
+        return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
+}
+
 static uint64_t hash_seed;
 
-/* A seeded multiplicative hash, 8 bytes at a time (the runs are short, and this is not a MAC).
- * The seed is random per process, so which runs share a slot is not fixed by the text alone. */
+/* The first min(len, 8) bytes at p as a word, the rest zero; it reads only [p, p + len). Fixed-size
+ * loads (no memcpy call of a variable size): the same value for the same bytes within a process,
+ * which is all a hash and a comparison need. */
 static uint64_t
-hash_run(const unsigned char *p, Py_ssize_t len)
+load8(const unsigned char *p, Py_ssize_t len)
+{
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, p, 8);
+        return w;
+    }
+    int at = 0;
+    if (len & 4) {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        w = x;
+        at = 4;
+    }
+    if (len & 2) {
+        uint16_t x;
+        memcpy(&x, p + at, 2);
+        w |= (uint64_t)x << (8 * at);
+        at += 2;
+    }
+    if (len & 1) {
+        w |= (uint64_t)p[at] << (8 * at);
+    }
+    return w;
+}
+
+/* A seeded multiplicative hash, 8 bytes at a time (the runs are short, and this is not a MAC),
+ * of a key whose load8 is head. The seed is random per process, so which runs share a slot is
+ * not fixed by the text alone. */
+static uint64_t
+hash_run(const unsigned char *p, Py_ssize_t len, uint64_t head)
 {
     uint64_t h = hash_seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
+    uint64_t w = head;
     Py_ssize_t i = 0;
-    while (len - i >= 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
+    while (len - i > 8) {
         h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
         h ^= h >> 31;
         i += 8;
+        w = load8(p + i, len - i);
     }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, p + i, (size_t)(len - i));
-        h = (h ^ w) * 0x94D049BB133111EBULL;
-        h ^= h >> 29;
-    }
+    h = (h ^ w) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
     h = (h ^ (h >> 32)) * 0xD6E8FEB86659FD93ULL;
     return h ^ (h >> 32);
 }
@@ -113,6 +186,17 @@ is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Rule 1 cuts at these: every ASCII byte but a letter, a digit or "_" (what _tokens.TABLE makes a
+ * space, the spaces included), so pack_fields takes a field's UTF-8 with or without the table. */
+static int
+is_separator(unsigned char c)
+{
+    return c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+}
+
+/* is_space and is_separator as tables (a load per byte in scan_at), filled by PyInit__ctok. */
+static unsigned char space_table[256], separator_table[256];
+
 static int
 table_init(Table *t)
 {
@@ -120,7 +204,7 @@ table_init(Table *t)
     t->cap = 1024;
     t->mask = 2047;
     t->entries = PyMem_RawMalloc((size_t)t->cap * sizeof(Entry));
-    t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(Py_ssize_t));
+    t->slots = PyMem_RawCalloc(t->mask + 1, sizeof(uint64_t));
     if (t->entries == NULL || t->slots == NULL) {
         PyMem_RawFree(t->entries);
         PyMem_RawFree(t->slots);
@@ -145,21 +229,22 @@ static int
 table_grow_slots(Table *t)
 {
     size_t nslots = (t->mask + 1);
-    if (nslots > ((size_t)PY_SSIZE_T_MAX / sizeof(Py_ssize_t)) / 2) {
+    if (nslots > ((size_t)PY_SSIZE_T_MAX / sizeof(uint64_t)) / 2) {
         return -1;
     }
     nslots *= 2;
-    Py_ssize_t *slots = PyMem_RawCalloc(nslots, sizeof(Py_ssize_t));
+    uint64_t *slots = PyMem_RawCalloc(nslots, sizeof(uint64_t));
     if (slots == NULL) {
         return -1;
     }
     size_t mask = nslots - 1;
     for (Py_ssize_t k = 0; k < t->n; k++) {
-        size_t s = (size_t)t->entries[k].hash & mask;
+        uint64_t h = t->entries[k].hash;
+        size_t s = (size_t)h & mask;
         while (slots[s] != 0) {
             s = (s + 1) & mask;
         }
-        slots[s] = k + 1;
+        slots[s] = (h & SLOT_TAG) | (uint64_t)(k + 1);
     }
     PyMem_RawFree(t->slots);
     t->slots = slots;
@@ -172,15 +257,22 @@ table_grow_slots(Table *t)
 static Py_ssize_t
 table_find(Table *t, const unsigned char *p, Py_ssize_t len)
 {
-    uint64_t h = hash_run(p, len);
+    uint64_t head = load8(p, len);
+    uint64_t h = hash_run(p, len, head);
     size_t s = (size_t)h & t->mask;
-    Py_ssize_t k;
-    while ((k = t->slots[s]) != 0) {
-        const Entry *e = &t->entries[k - 1];
-        if (e->hash == h && e->len == len && memcmp(e->p, p, (size_t)len) == 0) {
-            return k - 1;
+    uint64_t slot;
+    while ((slot = t->slots[s]) != 0) {
+        if ((slot & SLOT_TAG) == (h & SLOT_TAG)) {
+            Py_ssize_t k = (Py_ssize_t)(slot & SLOT_INDEX) - 1;
+            const Entry *e = &t->entries[k];
+            if (e->len == len && e->head == head && (len <= 8 || memcmp(e->p + 8, p + 8, (size_t)(len - 8)) == 0)) {
+                return k;
+            }
         }
         s = (s + 1) & t->mask;
+    }
+    if ((uint64_t)t->n >= SLOT_INDEX - 1) {
+        return -1; /* an index must fit in a slot's 32 bits */
     }
     if (t->n == t->cap) {
         if (t->cap > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Entry)) / 2) {
@@ -198,8 +290,9 @@ table_find(Table *t, const unsigned char *p, Py_ssize_t len)
     e->p = p;
     e->len = len;
     e->hash = h;
+    e->head = head;
     t->n++;
-    t->slots[s] = t->n;
+    t->slots[s] = (h & SLOT_TAG) | (uint64_t)t->n;
     if ((size_t)t->n * 2 > t->mask + 1 && table_grow_slots(t) < 0) {
         return -1;
     }
@@ -216,9 +309,9 @@ arena_free(Block *b)
     }
 }
 
-/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
-static const unsigned char *
-arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+/* len bytes that stay where they are until arena_free; NULL when memory ran out. */
+static unsigned char *
+arena_alloc(Block **arena, Py_ssize_t len)
 {
     size_t n = (size_t)len;
     Block *b = *arena;
@@ -237,10 +330,18 @@ arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
         *arena = b;
     }
     unsigned char *out = b->data + b->used;
-    if (n) {
-        memcpy(out, p, n);
-    }
     b->used += n;
+    return out;
+}
+
+/* A copy of [p, p + len) that stays where it is until arena_free; NULL when memory ran out. */
+static const unsigned char *
+arena_copy(Block **arena, const unsigned char *p, Py_ssize_t len)
+{
+    unsigned char *out = arena_alloc(arena, len);
+    if (out != NULL && len > 0) {
+        memcpy(out, p, (size_t)len);
+    }
     return out;
 }
 
@@ -272,8 +373,11 @@ classify(const unsigned char *p, Py_ssize_t len)
     if (!upper && !underscore && !high && len <= MAX_TERM) {
         return PLAIN;
     }
-    if (high || underscore) {
+    if (high) {
         return PYTHON;
+    }
+    if (underscore) {
+        return IDENT;
     }
     /* ASCII, no "_": bytes.isupper(), isdigit(), run[1:].islower(), islower() */
     int is_upper = upper && !lower;
@@ -283,24 +387,24 @@ classify(const unsigned char *p, Py_ssize_t len)
     if (is_upper || is_digit || tail_is_lower || is_lower) {
         return len <= MAX_TERM ? LOWER : DROPPED;
     }
-    return PYTHON;
+    return IDENT;
 }
 
-/* Counts the runs of raw (field f) into t and adds their number to *runs; then (re)classifies
- * every distinct run. Without the GIL: 0, or -1 when memory ran out. */
+/* Counts the runs of raw (field f) into t and adds their number to *runs: runs cut at every
+ * byte cut (space_table or separator_table) marks. Without the GIL: 0, or -1 when memory ran out. */
 static int
-scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
+scan_at(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs, const unsigned char *cut)
 {
     Py_ssize_t i = 0;
     while (i < size) {
-        while (i < size && is_space(raw[i])) {
+        while (i < size && cut[raw[i]]) {
             i++;
         }
         if (i >= size) {
             break;
         }
         Py_ssize_t start = i;
-        while (i < size && !is_space(raw[i])) {
+        while (i < size && !cut[raw[i]]) {
             i++;
         }
         (*runs)++;
@@ -313,6 +417,13 @@ scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *run
     return 0;
 }
 
+/* pack_fields' scan_at: rule 1's runs of a field's UTF-8 (translated by _tokens.TABLE or not). */
+static int
+scan(Table *t, const unsigned char *raw, Py_ssize_t size, int f, Py_ssize_t *runs)
+{
+    return scan_at(t, raw, size, f, runs, separator_table);
+}
+
 static void
 classify_all(Table *t)
 {
@@ -321,14 +432,123 @@ classify_all(Table *t)
     }
 }
 
-/* The lower case of a LOWER run (at most MAX_TERM bytes, checked by classify). */
+/* The ASCII lower case of [p, p + len) into out (len bytes: the caller's bound). */
 static void
 lower_into(unsigned char *out, const unsigned char *p, Py_ssize_t len)
 {
-    for (Py_ssize_t i = 0; i < len && i < MAX_TERM; i++) {
+    for (Py_ssize_t i = 0; i < len; i++) {
         unsigned char c = p[i];
         out[i] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
     }
+}
+
+/* ---- rule 4 of ASCII runs (IDENT) --------------------------------------------------------- */
+
+/* The parts of one run, reused from run to run (grown, never shrunk, freed by the caller). */
+typedef struct {
+    Key *parts;
+    Py_ssize_t cap;
+} Parts;
+
+static int
+is_az(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static int
+is_AZ(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+/* Appends part [low + at, low + at + len) unless it is too long (rule 3) or the whole run (run_len:
+ * a part is a piece of the run, so one of the run's length is the whole); -1 when memory ran out. */
+static int
+push_part(Parts *s, Py_ssize_t *n, const unsigned char *low, Py_ssize_t at, Py_ssize_t len, Py_ssize_t run_len)
+{
+    if (len < 1 || len > MAX_TERM || len == run_len) {
+        return 0;
+    }
+    if (*n == s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
+        if (s->cap > (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Key)) / 2) {
+            return -1;
+        }
+        Key *grown = PyMem_RawRealloc(s->parts, (size_t)cap * sizeof(Key));
+        if (grown == NULL) {
+            return -1;
+        }
+        s->parts = grown;
+        s->cap = cap;
+    }
+    s->parts[*n].p = low + at;
+    s->parts[*n].len = len;
+    s->parts[*n].id = 0;
+    s->parts[*n].head = key_head(low + at, len); /* key_cmp's first test */
+    (*n)++;
+    return 0;
+}
+
+/* Rule 4 of an ASCII run p (its original case) of len bytes, low its lower case (the parts point
+ * into it): _tokens._parts' set without the whole, sorted (bytes' order, as the pure path's
+ * sorted()) and distinct, in s->parts. Each piece between underscores (all of the run without
+ * one) is a part, except one of more than 12 characters holding a digit; a piece without a digit
+ * also gives its camel-case parts (_tokens._CAMEL: a boundary between a-z and A-Z, and between
+ * two of A-Z the second followed by a-z, within the piece). The count, or -1 when memory ran out
+ * (no Python call: runs without the GIL). */
+static Py_ssize_t
+ident_parts(const unsigned char *p, const unsigned char *low, Py_ssize_t len, Parts *s)
+{
+    Py_ssize_t n = 0, i = 0;
+    while (i < len) {
+        if (p[i] == '_') {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        int digit = 0;
+        while (j < len && p[j] != '_') {
+            digit |= p[j] >= '0' && p[j] <= '9';
+            j++;
+        }
+        if (digit) {
+            if (j - i <= 12 && push_part(s, &n, low, i, j - i, len) < 0) {
+                return -1;
+            }
+            i = j;
+            continue;
+        }
+        if (push_part(s, &n, low, i, j - i, len) < 0) {
+            return -1;
+        }
+        Py_ssize_t from = i;
+        for (Py_ssize_t k = i + 1; k < j; k++) {
+            int boundary = (is_az(p[k - 1]) && is_AZ(p[k]))
+                           || (is_AZ(p[k - 1]) && is_AZ(p[k]) && k + 1 < j && is_az(p[k + 1]));
+            if (boundary) {
+                if (push_part(s, &n, low, from, k - from, len) < 0) {
+                    return -1;
+                }
+                from = k;
+            }
+        }
+        /* No boundary: the one camel part is the piece, already in. */
+        if (from > i && push_part(s, &n, low, from, j - from, len) < 0) {
+            return -1;
+        }
+        i = j;
+    }
+    if (n > 1) {
+        qsort(s->parts, (size_t)n, sizeof(Key), key_cmp);
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (kept == 0 || key_cmp(&s->parts[kept - 1], &s->parts[k]) != 0) {
+            s->parts[kept++] = s->parts[k];
+        }
+    }
+    return kept;
 }
 
 /* The (tuple of bytes, int) terms_of_run gave for a run, checked; a new reference or NULL. */
@@ -416,6 +636,37 @@ add_count(PyObject *counts, PyObject *key, Py_ssize_t n)
 
 /* The dict from the counted runs (with the GIL), in the pure path's order: the PLAIN runs in the
  * order they first appear, then the other runs' terms (a PLAIN term keeps its place). */
+/* An IDENT run's terms (its lower case if it fits, then its sorted parts: _terms_of_run's
+ * order) added to counts, n each; -1 with an exception set. */
+static int
+add_ident_counts(PyObject *counts, const Entry *e, Parts *parts)
+{
+    unsigned char *low = PyMem_RawMalloc((size_t)e->len + 1);
+    if (low == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    lower_into(low, e->p, e->len);
+    Py_ssize_t np = ident_parts(e->p, low, e->len, parts);
+    int rc = 0;
+    if (np < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    for (Py_ssize_t j = -1; rc == 0 && j < np; j++) {
+        const unsigned char *tp = j < 0 ? low : parts->parts[j].p;
+        Py_ssize_t tlen = j < 0 ? e->len : parts->parts[j].len;
+        if (tlen > MAX_TERM) {
+            continue; /* the whole, too long */
+        }
+        PyObject *key = PyBytes_FromStringAndSize((const char *)tp, tlen);
+        rc = key == NULL ? -1 : add_count(counts, key, e->count[0]);
+        Py_XDECREF(key);
+    }
+    PyMem_RawFree(low);
+    return rc;
+}
+
 static PyObject *
 build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
 {
@@ -423,6 +674,7 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
     if (counts == NULL) {
         return NULL;
     }
+    Parts parts = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         for (Py_ssize_t k = 0; k < t->n; k++) {
             const Entry *e = &t->entries[k];
@@ -442,6 +694,10 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
                     rc = add_count(counts, PyTuple_GET_ITEM(terms, j), e->count[0]);
                 }
                 Py_DECREF(got);
+            } else if (e->cls == IDENT) {
+                rc = add_ident_counts(counts, e, &parts);
+            } else if (e->len > MAX_TERM) { /* PLAIN and LOWER: never (classify's bound) */
+                rc = 0;
             } else {
                 unsigned char lowered[MAX_TERM];
                 const unsigned char *p = e->p;
@@ -460,8 +716,10 @@ build_counts(const Table *t, PyObject *terms_of_run, Py_ssize_t *length)
             }
         }
     }
+    PyMem_RawFree(parts.parts);
     return counts;
 fail:
+    PyMem_RawFree(parts.parts);
     Py_DECREF(counts);
     return NULL;
 }
@@ -493,7 +751,7 @@ count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     Py_ssize_t length = 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan(&t, raw, size, 0, &length);
+    rc = scan_at(&t, raw, size, 0, &length, space_table); /* bytes.split()'s runs, as the pure path */
     if (rc == 0) {
         classify_all(&t);
     }
@@ -514,15 +772,25 @@ count_translated(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
 /* ---- pack_fields ------------------------------------------------------------------------ */
 
 /* Adds a run's per-field counts to term [p, p + len): tf += the counts, mask |= the bits of the
- * fields it appears in. */
+ * fields it appears in. A new term's key is copied into *arena when arena is not NULL (p is
+ * then a scratch buffer or a Python object's; else p must outlive the table). */
 static int
-add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits, int nfields)
+add_term(Table *terms, Block **arena, const unsigned char *p, Py_ssize_t len, const Entry *run, const int *bits,
+         int nfields)
 {
+    Py_ssize_t before = terms->n;
     Py_ssize_t k = table_find(terms, p, len);
     if (k < 0) {
         return -1;
     }
     Entry *e = &terms->entries[k];
+    if (arena != NULL && terms->n > before) {
+        const unsigned char *kept = arena_copy(arena, p, len);
+        if (kept == NULL) {
+            return -1;
+        }
+        e->p = kept;
+    }
     for (int f = 0; f < nfields; f++) {
         if (run->count[f] == 0) {
             continue;
@@ -536,28 +804,62 @@ add_term(Table *terms, const unsigned char *p, Py_ssize_t len, const Entry *run,
     return 0;
 }
 
-/* The PLAIN and LOWER runs' terms, without the GIL; -1 when memory ran out. */
+/* A scratch buffer of at least len bytes (grown, never shrunk: the caller frees *buf); NULL
+ * when memory ran out. */
+static unsigned char *
+scratch(unsigned char **buf, Py_ssize_t *cap, Py_ssize_t len)
+{
+    if (len > *cap || *buf == NULL) {
+        Py_ssize_t size = len > MAX_TERM ? len : MAX_TERM;
+        unsigned char *grown = PyMem_RawRealloc(*buf, (size_t)size);
+        if (grown == NULL) {
+            return NULL;
+        }
+        *buf = grown;
+        *cap = size;
+    }
+    return *buf;
+}
+
+/* The terms of the PLAIN, LOWER and IDENT runs (all the ASCII ones), without the GIL: a PLAIN
+ * run is its term (the key points into the caller's bytes); a LOWER run's term is its lower
+ * case; an IDENT run's terms are its lower case if it fits and its parts (ident_parts). 0, or
+ * -1 when memory ran out. */
 static int
 native_terms(const Table *runs, Table *terms, Block **arena, const int *bits, int nfields)
 {
-    for (Py_ssize_t k = 0; k < runs->n; k++) {
+    Parts parts = {NULL, 0};
+    unsigned char *low = NULL;
+    Py_ssize_t low_cap = 0;
+    int rc = 0;
+    for (Py_ssize_t k = 0; rc == 0 && k < runs->n; k++) {
         const Entry *run = &runs->entries[k];
-        const unsigned char *p = run->p;
-        if (run->cls == LOWER) {
-            unsigned char lowered[MAX_TERM];
-            lower_into(lowered, run->p, run->len);
-            p = arena_copy(arena, lowered, run->len);
-            if (p == NULL) {
-                return -1;
-            }
-        } else if (run->cls != PLAIN) {
+        if (run->cls == PLAIN) {
+            rc = add_term(terms, NULL, run->p, run->len, run, bits, nfields);
             continue;
         }
-        if (add_term(terms, p, run->len, run, bits, nfields) < 0) {
-            return -1;
+        if (run->cls != LOWER && run->cls != IDENT) {
+            continue;
+        }
+        if (scratch(&low, &low_cap, run->len) == NULL) {
+            rc = -1;
+            break;
+        }
+        lower_into(low, run->p, run->len);
+        if (run->len <= MAX_TERM) {
+            rc = add_term(terms, arena, low, run->len, run, bits, nfields);
+        }
+        if (rc == 0 && run->cls == IDENT) {
+            Py_ssize_t np = ident_parts(run->p, low, run->len, &parts);
+            rc = np < 0 ? -1 : 0;
+            for (Py_ssize_t j = 0; rc == 0 && j < np; j++) {
+                rc = add_term(terms, arena, parts.parts[j].p, parts.parts[j].len, run, bits, nfields);
+            }
         }
     }
-    return 0;
+    PyMem_RawFree(parts.parts);
+    PyMem_RawFree(low);
+    return rc;
 }
 
 /* The PYTHON runs' terms (with the GIL): -1 with an exception set. */
@@ -581,10 +883,10 @@ python_terms(const Table *runs, Table *terms, Block **arena, const int *bits, in
             rc = add_words(&lengths[f], more, run->count[f]);
         }
         for (Py_ssize_t j = 0; rc == 0 && j < PyTuple_GET_SIZE(found); j++) {
-            PyObject *term = PyTuple_GET_ITEM(found, j);
-            const unsigned char *p = arena_copy(arena, (const unsigned char *)PyBytes_AS_STRING(term),
-                                                PyBytes_GET_SIZE(term));
-            if (p == NULL || add_term(terms, p, PyBytes_GET_SIZE(term), run, bits, nfields) < 0) {
+            PyObject *term = PyTuple_GET_ITEM(found, j); /* alive while got is: a new key is copied */
+            if (add_term(terms, arena, (const unsigned char *)PyBytes_AS_STRING(term), PyBytes_GET_SIZE(term), run,
+                         bits, nfields)
+                < 0) {
                 PyErr_NoMemory();
                 rc = -1;
             }
@@ -755,41 +1057,6 @@ done:
 }
 
 /* ---- invert_rows ------------------------------------------------------------------------ */
-
-typedef struct {
-    const unsigned char *p;
-    Py_ssize_t len;
-    Py_ssize_t id; /* the term's index in the hash table */
-    uint64_t head; /* the first 8 bytes, big-endian, zero-padded: see key_cmp */
-} Key;
-
-static uint64_t
-key_head(const unsigned char *p, Py_ssize_t len)
-{
-    uint64_t h = 0;
-    for (Py_ssize_t i = 0; i < 8; i++) {
-        h = (h << 8) | (i < len ? p[i] : 0);
-    }
-    return h;
-}
-
-/* bytes' order: memcmp of the common part, then the shorter first. Two different heads already
- * order them so (padding with 0, the least byte, puts a prefix first: the sort's compares read
- * no term's bytes but where 8 bytes are shared); equal heads are compared in full. */
-static int
-key_cmp(const void *a, const void *b)
-{
-    const Key *x = a, *y = b;
-    if (x->head != y->head) {
-        return x->head < y->head ? -1 : 1;
-    }
-    Py_ssize_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->p, y->p, (size_t)n);
-    if (c != 0) {
-        return c;
-    }
-    return (x->len > y->len) - (x->len < y->len);
-}
 
 /* Reads a native uint32 column of n values from bytes; NULL with TypeError if its size is wrong. */
 static const unsigned char *
@@ -1560,6 +1827,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__ctok(void)
 {
+    for (int c = 0; c < 256; c++) {
+        space_table[c] = (unsigned char)is_space((unsigned char)c);
+        separator_table[c] = (unsigned char)is_separator((unsigned char)c);
+    }
     /* The hash seed: random per process (os.urandom). */
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL) {

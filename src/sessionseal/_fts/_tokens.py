@@ -34,11 +34,12 @@ occurrence, so their Python cost follows the vocabulary, not the text. On the be
 split + ``Counter`` is about half of the CPU time of :func:`count_runs`, the rules the rest.
 
 The optional accelerator (``_ctok``, C, built by ``setup.py`` where a compiler is found) does
-:func:`count_translated_pure`'s split, count and the rules of plain, lower-case, ALLCAPS,
-Capitalized and digit ASCII runs in one pass with the GIL released, and hands the other
-distinct runs to the same cached :func:`_terms_of_run`: the same terms, counts and length (and
-dict order). :data:`NATIVE` says whether it is used; ``SESSIONSEAL_PURE_FTS=1`` in the
-environment forces the pure path (tests run both).
+:func:`count_translated_pure`'s split, count and the rules of every ASCII run (rule 4 of
+identifiers included: :func:`_parts`, the whole then its sorted parts) in one pass with the GIL
+released, and hands the distinct non-ASCII runs (NFKC, ``casefold``, Unicode words) to the
+same cached :func:`_terms_of_run`: the same terms, counts and length (and dict order).
+:data:`NATIVE` says whether it is used; ``SESSIONSEAL_PURE_FTS=1`` in the environment forces
+the pure path (tests run both).
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def _split_run(run: bytes) -> tuple[tuple[str, ...], int]:
         whole = _fold(word)
         if _fits(whole):
             terms.append(whole)
-        terms.extend(sorted(_parts(word, whole)))
+        # Without "_" or a camel-case boundary a word's one piece folds to the whole (or, an id
+        # of more than 12 characters, is no part): no part, and no Python step for most words
+        # of non-Latin text.
+        if "_" in word or _CAMEL.search(word) is not None:
+            terms.extend(sorted(_parts(word, whole)))
     return tuple(terms), len(found)
 
 
@@ -212,7 +217,8 @@ def _terms_of_run(run: bytes) -> tuple[tuple[bytes, ...], int]:
     its number of words less one.
 
     Cached: identifiers, JSON keys and capitalized words recur across messages and sessions
-    (117,000 distinct such runs in the 0.1 GB benchmark vault: the cache holds them all).
+    (117,000 distinct such runs in the 0.1 GB benchmark vault: the cache holds them all). The
+    compiled accelerator calls it for non-ASCII runs only (17,000 of them there).
     """
     if not run.isascii():
         terms, words_in_run = _split_run(run)
@@ -232,9 +238,10 @@ def count_translated_native(raw: bytes) -> tuple[dict[bytes, int], int]:
 
 
 def pack_fields_native(fields: list[tuple[int, bytes]]) -> tuple[bytes, bytes, bytes, tuple[int, ...]]:
-    """One session's packed postings from its fields' translated bytes (each field once): the
-    terms joined by newlines, their counts (native ``uint32``), their field masks, and each
-    field's length; by the compiled accelerator (only when :data:`NATIVE`)."""
+    """One session's packed postings from its fields' UTF-8 (each field once; put through
+    :data:`TABLE` or not: the accelerator cuts runs at rule 1's separators): the terms joined by
+    newlines, their counts (native ``uint32``), their field masks, and each field's length; by
+    the compiled accelerator (only when :data:`NATIVE`)."""
     if _ctok is None:
         raise RuntimeError("the compiled tokenizer is not built")
     return _ctok.pack_fields(fields, _terms_of_run)
