@@ -30,6 +30,7 @@ VAULT_ORDER = [
     "_ftsheads",
     "_ftsbuild",
     "_ftscompact",
+    "_ftsthread",
     "_fulltext",
     "_ftsmerge",
     "_storeparts",

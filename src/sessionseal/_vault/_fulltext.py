@@ -355,15 +355,15 @@ class FullText:
             return bool(full_tier(segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS))
         return False
 
-    def merge_tier(self) -> bool:
+    def merge_tier(self, stop: Callable[[], None] = lambda: None) -> bool:
         """Merge the segments of a full tier (spec "Compaction"), building outside the vault
         lock: the merge reads segment files, which never change, and a tier-1 merge takes
         seconds of CPU (14 s for 8 million words of one-turn records), which no other writer
         should wait for. Under the lock, briefly: what to merge is read; then, once the new
         segments are sealed in memory, they are written and committed, only if the manifest
-        still names every merged segment under the same master key epoch (else another merge,
-        a rotation or a new index came first, and nothing is written). Returns whether a merge
-        was committed. Best effort, as every index write."""
+        still names every merged segment under the same master key epoch (else another merge, a
+        rotation or a new index came first, and nothing is written). Returns whether a merge was
+        committed (best effort). *stop* (``_ftsthread``) runs where nothing is written: its raise ends it."""
         vid = self._ctx.vault_id
         with contextlib.suppress(SessionSealError, OSError, ValueError), self._fts(create=False) as fts:
             if fts is None:
@@ -375,7 +375,10 @@ class FullText:
                 floor, epoch = dict(man.stamps), man.kek_epoch
             if not merging:
                 return False
-            sealed = seal_segments(vid, fold(fts, vid, merging, [], floor, max_words=MAX_SEGMENT_WORDS))
+            built = fold(fts, vid, merging, [], floor, max_words=MAX_SEGMENT_WORDS)
+            stop()
+            sealed = seal_segments(vid, built)
+            stop()
             with self._ctx.vault_lock(), self._ctx.mutex:
                 self._cached = None
                 man = self._manifest(fts)
