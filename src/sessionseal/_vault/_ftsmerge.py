@@ -232,6 +232,11 @@ class Maintenance:
         # The merge thread's run: as run(), stopped where *stop* raises.  Never raises (a
         # failure is in ftsmerge.json), so that nothing is printed by the thread's end.
         with contextlib.suppress(Cancelled):
+            if not self._fulltext.tier_full():
+                # Asked again by a fold while a run held the lock, which merged what it found:
+                # nothing to record (the last run's outcome stays), but a stale pending mark.
+                self._clear_pending()
+                return
             try:
                 fd = try_lock(self._ctx.locks, MERGE_LOCK)
             except Exception as exc:  # an unsafe lock file, a full disk: as a run's failure
@@ -361,6 +366,13 @@ class Maintenance:
         doc = self._read()
         if not isinstance(doc.get("pending"), str):
             self._write({**doc, "pending": _now()})
+
+    def _clear_pending(self) -> None:
+        with contextlib.suppress(SessionSealError, OSError):
+            doc = self._read()
+            if "pending" in doc:
+                doc.pop("pending")
+                self._write(doc)
 
     def _record(self, last: dict[str, Any], *, clear: bool = False) -> None:
         with contextlib.suppress(SessionSealError, OSError):
