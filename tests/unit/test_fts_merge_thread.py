@@ -11,6 +11,7 @@ processes: tests/integration/test_fts_merge_thread.py.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from sessionseal import KeychainProvider, ListQuery, Vault
+from sessionseal import AsyncVault, KeychainProvider, ListQuery, Vault
 from sessionseal._vault import _ftsthread, _fulltext
 from sessionseal._vault._ftscompact import fold as fold_segments
 from tests.unit.test_fts_lifecycle import manifest_of
@@ -219,3 +220,28 @@ def _exit_code(pid: int) -> int:
         done.set()
         killer.cancel()
     return os.waitstatus_to_exitcode(status)
+
+
+def test_an_async_vaults_append_leaves_the_merge_to_the_vaults_thread_and_close_stops_it(
+    vault_path: Path, provider: KeychainProvider, tiny: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = Held(monkeypatch, on_cancel=True)
+
+    async def main() -> None:
+        async with await AsyncVault.init(vault_path, key_provider=provider) as av:
+            assert av.maintenance.mode == "thread"
+            sid = await av.save({"title": "t", "messages": [{"role": "user", "content": "walrus zero"}]})
+            for i in range(5):  # each in a worker thread of the loop: the fifth returns, the merge held
+                await av.append(sid, [{"role": "assistant", "content": f"walrus more{i}"}])
+            assert await asyncio.to_thread(held.started.wait, HANG_GUARD)
+            assert [t.name for t in held.threads] == [MERGE_THREAD]
+            assert (await av.maintenance.status()).running
+        # close (awaited in a worker thread) stopped the merge at a safe point and waited for it
+
+    asyncio.run(main())
+    assert not held.threads[0].is_alive()
+    with Vault.open(vault_path, key_provider=provider) as again:
+        again.maintenance.mode = "manual"
+        status = again.maintenance.status()
+        assert status.pending is not None and status.due and status.last == {}
+        assert again.maintenance.run() == 1 and _errors(again) == []
