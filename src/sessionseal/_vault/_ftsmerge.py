@@ -327,6 +327,7 @@ class Maintenance:
             if not self._fulltext.merge_tier(stop):
                 break  # a rotation, a reindex or another merge came first; or it failed
             n += 1
+        stop()  # a merge given up because the vault closes (a lock waited for in vain) is no failure
         if not n and self._fulltext.tier_full():
             # Nothing committed and a tier still full: recorded as a failure, so that no command
             # starts another run for it; the next fold (or 'index merge') tries again.
