@@ -145,17 +145,21 @@ _live: weakref.WeakSet[MergeThread] = weakref.WeakSet()
 
 
 def _at_exit() -> None:
-    live = list(_live)
-    for m in live:  # every thread told first: they stop side by side
-        m.cancel()
-    deadline = time.monotonic() + EXIT_WAIT
-    for m in live:
-        m.wait(max(0.0, deadline - time.monotonic()))
+    # Never raises: what an atexit or at-fork hook raises is printed by the interpreter.
+    with contextlib.suppress(Exception):
+        live = list(_live)
+        for m in live:  # every thread told first: they stop side by side
+            m.cancel()
+        deadline = time.monotonic() + EXIT_WAIT
+        for m in live:
+            m.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _in_child() -> None:
-    for m in list(_live):
-        m._forked()
+    with contextlib.suppress(Exception):
+        for m in list(_live):
+            with contextlib.suppress(Exception):
+                m._forked()
 
 
 atexit.register(_at_exit)
