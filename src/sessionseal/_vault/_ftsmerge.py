@@ -192,10 +192,9 @@ class Maintenance:
     def resume(self, *, foreground: bool, before: Callable[[], None] = lambda: None) -> int:
         """The end of a command: a merge still pending (``ftsmerge.json``) and not running is taken
         up by the mode: ``thread``, in the vault's merge thread; ``inline``, here; ``background``,
-        in a child when one can unlock the vault,
-        else, with *foreground* (a person at a terminal, never a hook) and the keys already held,
-        here after *before*; ``manual``, not.  One that failed since it was found due is left to
-        the next fold.  Returns the merges run here."""
+        in a child when one can unlock the vault, else, with *foreground* (a person at a terminal,
+        never a hook) and the keys already held, here after *before*; ``manual``, not.  One that
+        failed since it was found due is left to the next fold.  Returns the merges run here."""
         with contextlib.suppress(Exception):
             doc = self._read()
             pending, last = doc.get("pending"), doc.get("last") or {}
