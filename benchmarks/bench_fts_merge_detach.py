@@ -15,6 +15,16 @@ end and checks ``ftsmerge.json`` says so, and that the eight segments became one
 Medians of ``--repeat`` runs; the load average at start and end.
 
     python benchmarks/bench_fts_merge_detach.py --base /tmp/base/src [--words 100000] [--repeat 5]
+
+``--library`` measures a library caller instead (issue 23: "an append of one turn stays
+O(turn)"), in this process and this tree: the same vault, opened with ``vault.maintenance.mode``
+``inline`` (the library's default before) or ``thread`` (after), interleaved; the appending
+thread's CPU (``time.thread_time``: the caller's thread alone, never the merge thread's) and
+wall time for the due ``Vault.append``, then for ``--next`` one-turn appends that follow it at
+once (beside the merge thread, sharing the GIL with it, in ``thread``), and the process's CPU
+over both (``getrusage``: the merge's included either way).
+
+    python benchmarks/bench_fts_merge_detach.py --library [--words 100000] [--repeat 5] [--next 20]
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import fcntl
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,12 +118,65 @@ def _one(name: str, src: Path, words: int, seed: int, tmp: Path) -> tuple[float,
     return wall, cpu, by
 
 
+def _library(mode: str, words: int, seed: int, tmp: Path, following: int) -> tuple[float, ...]:
+    """(due append's wall, its thread CPU, the next appends' wall, their thread CPU, the
+    process's CPU over all of them) of a library caller in *mode*."""
+    path = tmp / f"lib{seed}-{mode}"
+    sid = _build(path, words, random.Random(seed))
+    with Vault.open(path, key_provider=PassphraseProvider(PW, log2_n=14), auto_cleanup=False) as v:
+        v.maintenance.mode = mode  # type: ignore[assignment]
+        turn = [{"role": "assistant", "content": "the write whose fold fills the tier"}]
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        w0, c0 = time.perf_counter(), time.thread_time()
+        v.append(sid, turn)
+        w1, c1 = time.perf_counter(), time.thread_time()
+        for i in range(following):
+            v.append(sid, [{"role": "user", "content": f"one more turn {i}"}])
+        w2, c2 = time.perf_counter(), time.thread_time()
+        assert v.maintenance.wait(600)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        last = v.maintenance.status().last
+        assert last.get("by") == mode, last
+        assert last.get("outcome") == "ok", last
+    segs = len(list((path / "fts").glob("*.seg")))
+    assert segs == 1, segs
+    proc = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    return w1 - w0, c1 - c0, w2 - w1, c2 - c1, proc
+
+
+def library(args: argparse.Namespace) -> None:
+    print(f"load average at start: {os.getloadavg()}")
+    runs: dict[str, list[tuple[float, ...]]] = {"inline": [], "thread": []}
+    with tempfile.TemporaryDirectory(prefix="detach-bench-") as d:
+        for r in range(args.repeat):
+            for mode in ("inline", "thread") if r % 2 == 0 else ("thread", "inline"):
+                runs[mode].append(_library(mode, args.words, r, Path(d), args.next))  # the same vault for both
+                w, c, nw, nc, p = runs[mode][-1]
+                print(
+                    f"  {mode:6} run {r}: due append wall {w:.3f} s, thread CPU {c:.3f} s; "
+                    f"{args.next} next wall {nw:.3f} s, CPU {nc:.3f} s; process CPU {p:.3f} s"
+                )
+    names = ("due append wall", "due append thread CPU", "next appends wall", "next appends thread CPU", "process CPU")
+    med = {k: [statistics.median(run[i] for run in v) for i in range(5)] for k, v in runs.items()}
+    for i, name in enumerate(names):
+        ratio = med["thread"][i] / med["inline"][i] if med["inline"][i] else float("nan")
+        print(f"{name:24}: inline {med['inline'][i]:.3f} s, thread {med['thread'][i]:.3f} s, thread/inline {ratio:.3f}")
+    print(f"load average at end: {os.getloadavg()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", type=Path, required=True, help="the src/ directory of the code before")
+    ap.add_argument("--base", type=Path, help="the src/ directory of the code before")
+    ap.add_argument("--library", action="store_true", help="a library caller: inline against thread")
+    ap.add_argument("--next", type=int, default=20, help="one-turn appends right after the due one (--library)")
     ap.add_argument("--words", type=int, default=100_000, help="words per small segment (7 of them, and the fold's)")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    if args.library:
+        library(args)
+        return
+    if args.base is None:
+        ap.error("--base is required (or --library)")
     print(f"load average at start: {os.getloadavg()}")
     trees = {"before": args.base.resolve(), "after": HERE}
     runs: dict[str, list[tuple[float, float, str]]] = {k: [] for k in trees}

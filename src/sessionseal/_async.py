@@ -553,7 +553,8 @@ class AsyncBackups:
 class AsyncMaintenance:
     """:attr:`Vault.maintenance` for asyncio: a merge is seconds of CPU and reading its status
     reads the index's manifest, so both run in a worker thread, never on the event loop.  (In the
-    ``inline`` mode a merge due by a call runs at its end, in that call's worker thread.)"""
+    default ``thread`` mode a merge due by a call runs in the vault's merge thread, which
+    :meth:`AsyncVault.close` stops; in ``inline``, at the call's end in its worker thread.)"""
 
     def __init__(self, maintenance: Maintenance) -> None:
         self.sync = maintenance
@@ -574,3 +575,7 @@ class AsyncMaintenance:
     async def status(self) -> MergeStatus:
         """See ``Vault.maintenance.status``."""
         return await asyncio.to_thread(self.sync.status)
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """See ``Vault.maintenance.wait``."""
+        return await asyncio.to_thread(self.sync.wait, timeout)

@@ -95,13 +95,14 @@ CHILD = textwrap.dedent(
     import json, os, signal, sys
     from sessionseal import Vault, _fs
     from sessionseal._fts import _delta
-    from sessionseal._vault import _fulltext, _ftsheads
+    from sessionseal._vault import _fulltext, _ftsheads, _ftsmerge
     from sessionseal._vault._ftsfiles import Manifest
     from tests._infra.ftscrash import CLEANUP_POLICY, HEADS_EVERY, SMALL
 
     path, point, op, args = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     for name, value in SMALL.items():
         setattr(_fulltext, name, value)
+    _ftsmerge.DEFAULT_MODE = "inline"  # a tier merge killed in the writer's process, at its point
     _ftsheads.EVERY = HEADS_EVERY
     FT = _fulltext.FullText
     where = []  # the index's step being taken: compact, reseal, sweep

@@ -119,7 +119,7 @@ def test_instance_attributes_match(vault_path: Path, provider: KeychainProvider)
             assert snap.files > 0 and (vault_path.parent / "snap" / "vault.json").exists()
             assert await av.backups.export_kit(vault_path.parent / "kit.json", "kit passphrase") >= 1
             # The tier merges: the mode is the vault's; a run and the status, awaited (seconds of CPU).
-            assert av.maintenance.sync is av.sync.maintenance and av.maintenance.mode == "inline"
+            assert av.maintenance.sync is av.sync.maintenance and av.maintenance.mode == "thread"
             av.maintenance.mode = "manual"
             assert av.sync.maintenance.mode == "manual"
             assert await av.maintenance.run() == 0 and not (await av.maintenance.status()).due

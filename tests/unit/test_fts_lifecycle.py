@@ -15,7 +15,7 @@ from sessionseal import KeychainProvider, Vault, errors
 from sessionseal._fs import TMP_PREFIX, Dir
 from sessionseal._fts import Doc, analyze, doc_fields
 from sessionseal._index import stamp_of
-from sessionseal._vault import _fulltext
+from sessionseal._vault import _ftsmerge, _fulltext
 from sessionseal._vault._ftsfiles import FTS_DIR, MANIFEST, Manifest
 from tests._infra import ftscrash
 
@@ -27,8 +27,12 @@ def _s(title: str, text: str, **extra: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def small(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compaction after 3 records; tiers of 2 segments (the policy, at a scale a test can reach)."""
+def small(monkeypatch: pytest.MonkeyPatch, vault: Vault) -> None:
+    """Compaction after 3 records; tiers of 2 segments (the policy, at a scale a test can reach),
+    each merge done when the call that made it due returns (``inline``: these tests are about
+    the index, tests/unit/test_fts_merge_modes.py about where its merges run)."""
+    monkeypatch.setattr(_ftsmerge, "DEFAULT_MODE", "inline")
+    vault.maintenance.mode = "inline"
     monkeypatch.setattr(_fulltext, "COMPACT_FRAMES", 3)
     monkeypatch.setattr(_fulltext, "COMPACT_BYTES", 1 << 30)
     monkeypatch.setattr(_fulltext, "TIER_FANOUT", 2)

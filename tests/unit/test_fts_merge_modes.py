@@ -56,12 +56,13 @@ def test_inline_merges_after_the_call_with_the_session_lock_free(
     real = _fulltext.FullText.merge_tier
     sid_box: list[uuid.UUID] = []
 
-    def merge_tier(self: Any) -> bool:
+    def merge_tier(self: Any, *a: Any) -> bool:
         if sid_box:
             seen.append(_session_lock_free(vault, sid_box[0]))
-        return real(self)
+        return real(self, *a)
 
     monkeypatch.setattr(_fulltext.FullText, "merge_tier", merge_tier)
+    vault.maintenance.mode = "inline"
     sid = vault.save({"title": "t", "messages": [{"role": "user", "content": "walrus zero"}]})
     sid_box.append(sid)
     for i in range(5):  # records 2..6: the third fold fills the tier
@@ -87,7 +88,7 @@ def test_manual_leaves_the_merge_pending_and_run_does_it(vault: Vault, tiny: Non
     assert vault.maintenance.spawned == 0
 
 
-def test_the_mode_is_one_of_three(vault: Vault) -> None:
+def test_the_mode_is_one_of_four_and_thread_by_default(vault: Vault) -> None:
     with pytest.raises(errors.InvalidInput):
         vault.maintenance.mode = "sometimes"  # type: ignore[assignment]
-    assert vault.maintenance.mode == "inline"
+    assert vault.maintenance.mode == "thread"

@@ -31,6 +31,7 @@ VAULT_ORDER = [
     "_ftsbuild",
     "_ftscompact",
     "_ftsbatch",
+    "_ftsthread",
     "_fulltext",
     "_ftsmerge",
     "_storeparts",

@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -50,6 +50,9 @@ class VaultContext:
         self.lock_timeout = lock_timeout()
         #: The thread of this process that holds the vault lock, if one does.
         self._vault_holder: int | None = None
+        #: Called by :meth:`close` first: each stops a thread of a component that uses the
+        #: directories (the merge thread, ``_ftsmerge``) and says whether it ended.
+        self.before_close: list[Callable[[], bool]] = []
 
     def cleanup_lock(self, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """One cleanup at a time; taken before any session lock."""
@@ -114,10 +117,25 @@ class VaultContext:
         """Whether this thread holds the vault lock."""
         return self._vault_holder == threading.get_ident()
 
+    def after_fork(self) -> None:
+        """In a forked child, where only the forking thread is: what another thread held here
+        (the mark of the vault lock's holder, the mutex) is its parent's, never the child's.  The
+        lock file's descriptor copy stays open: the parent unlocks it (``_fslock``)."""
+        if self._vault_holder != threading.get_ident():
+            self._vault_holder = None  # a new thread of the child may get the vanished one's id
+        if self.mutex.acquire(blocking=False):
+            self.mutex.release()
+        else:
+            self.mutex = threading.RLock()  # held by a thread the child does not have
+
     def session_files(self) -> list[str]:
         """The names in ``sessions/`` that are session files (not temp files), unordered."""
         return [n for n in self.sessions.names() if n.endswith(SUFFIX) and not n.startswith(".")]
 
     def close(self) -> None:
+        """Stop the threads that use the directories, then close them; but for a thread that did
+        not end in its time: a descriptor closed under it could be reused for another file."""
+        if not all([stop() for stop in self.before_close]):
+            return
         for d in (self.sessions, self.ckpts, self.locks, self.root):
             d.close()

@@ -166,7 +166,7 @@ class Vault:
         self._audit("init", detail={"key_provider": self._provider.name})
 
     def close(self) -> None:
-        """Release the vault's directory descriptors (the cached keys stay for the process)."""
+        """Stop the merge thread, release the vault's directory descriptors (the cached keys stay)."""
         with contextlib.suppress(SessionSealError):
             self.parts.keys.commit()  # marks of an operation that wrote no record (it failed first)
         self._audit_log.close()

@@ -7,9 +7,12 @@ call that made it due (an append holding its session's lock, a capture hook that
 after 25 s).  :class:`Maintenance` (``vault.maintenance``) takes it from there, by its
 :attr:`~Maintenance.mode`:
 
-* ``inline`` (the library's default: no process is started behind a library caller's back):
-  the merge runs in the calling thread at the end of the outermost vault call that made it due,
-  once that call has released every lock;
+* ``thread`` (the library's default: no process is started behind a library caller's back, and
+  no caller's call waits for the merge): one background thread of the vault object runs it,
+  started at the end of the outermost vault call that made it due (``_ftsthread``: stopped at a
+  safe point by ``Vault.close`` and at interpreter exit, forgotten in a forked child);
+* ``inline``: the merge runs in the calling thread at the end of the outermost vault call that
+  made it due, once that call has released every lock;
 * ``background`` (the CLI's): a detached ``sessionseal index merge --auto`` child runs it (a new
   session, stdio on /dev/null, never interactive), if it can unlock the vault unattended: a
   keychain vault, or a passphrase vault whose passphrase came from a regular file (the child is
@@ -38,6 +41,7 @@ session id.  Nothing here is audited: a merge changes no session (as the fold in
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 from collections.abc import Callable
@@ -51,6 +55,7 @@ from ..errors import InvalidInput, SessionSealError
 from ._auditing import Auditor
 from ._autopush import detach, inherited_lock, try_lock
 from ._context import VaultContext
+from ._ftsthread import Cancelled, MergeThread
 from ._fulltext import FullText
 from ._keys import Keys
 
@@ -66,8 +71,15 @@ CHILD_LOCK_TIMEOUT: Final = "300"
 #: At most this many merges a run (each commits one; more would be a bug looping).
 _MAX_MERGES: Final = 64
 _MAX_FILE: Final = 16 << 10
-Mode = Literal["inline", "background", "manual"]
-_MODES: Final = ("inline", "background", "manual")
+#: Seconds ``Vault.close`` waits for its merge thread to reach a safe point (``_ftsthread``): a
+#: fold or a seal of the merged segment (seconds of CPU for a tier-1 merge), or a wait for the
+#: vault lock (``SESSIONSEAL_LOCK_TIMEOUT``) is the longest stretch between two.
+CLOSE_WAIT: Final = 120.0
+Mode = Literal["thread", "inline", "background", "manual"]
+_MODES: Final = ("thread", "inline", "background", "manual")
+#: A new vault object's mode (the CLI sets ``background``; tests of the index's life set
+#: ``inline``, to see each merge done when the call that made it due returns).
+DEFAULT_MODE: Mode = "thread"
 
 
 def _now() -> str:
@@ -85,7 +97,7 @@ class MergeStatus:
     #: Since when a merge found due has not finished (None: none pending).
     pending: str | None
     #: The last run's outcome: ``at``, ``outcome`` (``ok``/``error``), ``merges``, ``by``
-    #: (``inline``, ``background``, ``terminal``, ``command``), and for an error its ``error`` class and
+    #: (``thread``, ``inline``, ``background``, ``terminal``, ``command``), and for an error its ``error`` class and
     #: ``exit_code``; empty when none ran.
     last: dict[str, Any]
 
@@ -96,13 +108,17 @@ class Maintenance:
     def __init__(self, ctx: VaultContext, keys: Keys, fulltext: FullText, auditor: Auditor, *, keychain: bool) -> None:
         self._ctx, self._keys, self._fulltext = ctx, keys, fulltext
         self._keychain = keychain
-        self._mode: Mode = "inline"
+        self._mode: Mode = DEFAULT_MODE
         #: A regular file holding the passphrase (the CLI's ``--passphrase-file``): a child may read it.
         self._passphrase_file: str | None = None
         #: A fold of this process left a full tier; taken up at the end of the outermost call.
         self._due = False
         #: Children started by this vault object (for tests and the benchmark).
         self.spawned = 0
+        #: The merge lock's descriptors this process holds now (a forked child closes its copies).
+        self._held: set[int] = set()
+        self._worker = MergeThread(self._in_thread, self._forked)
+        ctx.before_close.append(self.close)  # Vault.close stops the merge thread first
         fulltext.tier_due = self._note_due  # inside a writer's call: noted only
         auditor.after_call = self.after_call  # the outermost call returned: taken up
         auditor.after_record = self.after_record  # an operation that records itself: the same, or later
@@ -111,14 +127,19 @@ class Maintenance:
 
     @property
     def mode(self) -> Mode:
-        """``inline`` (default), ``background`` or ``manual`` (module docstring)."""
+        """``thread`` (default), ``inline``, ``background`` or ``manual`` (module docstring)."""
         return self._mode
 
     @mode.setter
     def mode(self, value: Mode) -> None:
         if value not in _MODES:
-            raise InvalidInput("the maintenance mode is inline, background or manual")
+            raise InvalidInput("the maintenance mode is thread, inline, background or manual")
         self._mode = value
+
+    @property
+    def threads(self) -> int:
+        """Merge threads started by this vault object (``thread`` mode; for tests and benchmarks)."""
+        return self._worker.started
 
     def unlock_with_file(self, path: str | os.PathLike[str] | None) -> None:
         """The passphrase file a background child may read to unlock a passphrase vault (only a
@@ -149,15 +170,17 @@ class Maintenance:
         self._due = False
         with contextlib.suppress(Exception):
             self._mark_pending()
-            if self._mode == "inline":
+            if self._mode == "thread":
+                self._worker.want()
+            elif self._mode == "inline":
                 self.run(by="inline")
             elif self._mode == "background" and self.unattended:
                 self._spawn()
 
     def after_record(self) -> None:
         """A record written outside every audited call (an import of transcripts records each
-        session itself, under the import lock): a child is started, or the merge noted pending;
-        one in the calling thread waits for the end of the next outermost call (no lock held)."""
+        session itself, under the import lock): a thread or a child is started, or the merge
+        noted pending; one in the calling thread waits for the end of the next outermost call."""
         if not self._due:
             return
         if self._mode != "inline":
@@ -168,18 +191,20 @@ class Maintenance:
 
     def resume(self, *, foreground: bool, before: Callable[[], None] = lambda: None) -> int:
         """The end of a command: a merge still pending (``ftsmerge.json``) and not running is taken
-        up by the mode: ``inline``, here; ``background``, in a child when one can unlock the vault,
-        else, with *foreground* (a person at a terminal, never a hook) and the keys already held,
-        here after *before*; ``manual``, not.  One that failed since it was found due is left to
-        the next fold.  Returns the merges run here."""
+        up by the mode: ``thread``, in the vault's merge thread; ``inline``, here; ``background``,
+        in a child when one can unlock the vault, else, with *foreground* (a person at a terminal,
+        never a hook) and the keys already held, here after *before*; ``manual``, not.  One that
+        failed since it was found due is left to the next fold.  Returns the merges run here."""
         with contextlib.suppress(Exception):
             doc = self._read()
             pending, last = doc.get("pending"), doc.get("last") or {}
             if not isinstance(pending, str) or (last.get("outcome") == "error" and str(last.get("at")) >= pending):
                 return 0
-            if self._mode == "inline":
+            if self._mode == "thread":
+                self._worker.want()
+            elif self._mode == "inline":
                 return self.run(by="inline") or 0
-            if self._mode == "background" and self.unattended:
+            elif self._mode == "background" and self.unattended:
                 self._spawn()
             elif self._mode == "background" and foreground and self._keys.table is not None:
                 fd = try_lock(self._ctx.locks, MERGE_LOCK)
@@ -200,6 +225,48 @@ class Maintenance:
         finally:
             os.close(fd)  # the child holds the lock through its own copy
 
+    # -- the merge thread (``thread``) ------------------------------------------------------------
+
+    def _in_thread(self, stop: Callable[[], None]) -> None:
+        # The merge thread's run: as run(), stopped where *stop* raises.  Never raises (a
+        # failure is in ftsmerge.json), so that nothing is printed by the thread's end.
+        with contextlib.suppress(Cancelled):
+            if not self._fulltext.tier_full():
+                # Asked again by a fold while a run held the lock, which merged what it found:
+                # nothing to record (the last run's outcome stays), but a stale pending mark.
+                self._clear_pending()
+                return
+            try:
+                fd = try_lock(self._ctx.locks, MERGE_LOCK)
+            except Exception as exc:  # an unsafe lock file, a full disk: as a run's failure
+                self._record({"at": _now(), "outcome": "error", "merges": 0, "by": "thread", **_error(exc)})
+                return
+            if fd is not None:
+                with contextlib.suppress(Exception):  # recorded by _merge
+                    self._merge(fd, by="thread", stop=stop)
+
+    def _forked(self) -> None:
+        # In a forked child (only the forking thread there): the merge lock is the parent's, so
+        # the child's copies of its descriptors go (flock locks belong to the open file, which
+        # fork shares: a copy kept open would hold the lock for as long as the child lives), and
+        # what a vanished thread held in this process is forgotten.
+        held, self._held = self._held, set()
+        for fd in held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._ctx.after_fork()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until this vault object's merge thread is done (None: as long as it takes);
+        whether it is.  A merge in another process is not waited for."""
+        return self._worker.wait(timeout)
+
+    def close(self, timeout: float = CLOSE_WAIT) -> bool:
+        """``Vault.close``, before its directories close: the merge thread stops at its next safe
+        point (its merge uncommitted, still pending) and is waited for up to *timeout* seconds;
+        none starts afterwards.  Whether it ended: if not, the directories stay open for it."""
+        return self._worker.close(timeout)
+
     # -- running merges -----------------------------------------------------------------------
 
     def run(self, *, by: str = "command") -> int | None:
@@ -216,18 +283,23 @@ class Maintenance:
             fd = try_lock(self._ctx.locks, MERGE_LOCK)
         return 0 if fd is None else self._merge(fd, by="background")
 
-    def _merge(self, fd: int, *, by: str) -> int:
+    def _merge(self, fd: int, *, by: str, stop: Callable[[], None] = lambda: None) -> int:
         """Merge while a tier is full, holding the lock *fd*; record the outcome and clear the
-        pending mark; let the lock go, then look once more (a fold committed meanwhile)."""
+        pending mark; let the lock go, then look once more (a fold committed meanwhile).  What
+        *stop* raises at a safe point (:class:`._ftsthread.Cancelled`) is not a failure: nothing
+        is recorded, and the pending mark stays."""
         done = 0
         while True:
+            self._held.add(fd)
             try:
-                n = self._merge_held(by, done)
-            except SessionSealError as exc:
+                n = self._merge_held(by, done, stop)
+            except Cancelled:
+                raise
+            except Exception as exc:
                 self._record({"at": _now(), "outcome": "error", "merges": done, "by": by, **_error(exc)})
                 raise
             finally:
-                os.close(fd)
+                self._let_go(fd)
             done += n
             if not n or not self._fulltext.tier_full():
                 return done
@@ -236,13 +308,25 @@ class Maintenance:
                 return done  # another merge runs: it looks again when it ends
             fd = again
 
-    def _merge_held(self, by: str, before: int) -> int:
+    def _let_go(self, fd: int) -> None:
+        # Unlocked before closed: a forked child's copy of the descriptor (it closes its copies,
+        # but one forked between the open and the note above) must not keep the lock held.
+        self._held.discard(fd)
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _merge_held(self, by: str, before: int, stop: Callable[[], None]) -> int:
         self._keys.keytable()  # the key first: a locked keychain is an error, not "nothing due"
         n = 0
         while n < _MAX_MERGES and self._fulltext.tier_full():
-            if not self._fulltext.merge_tier():
+            stop()
+            if not self._fulltext.merge_tier(stop):
                 break  # a rotation, a reindex or another merge came first; or it failed
             n += 1
+        stop()  # a merge given up because the vault closes (a lock waited for in vain) is no failure
         if not n and self._fulltext.tier_full():
             # Nothing committed and a tier still full: recorded as a failure, so that no command
             # starts another run for it; the next fold (or 'index merge') tries again.
@@ -282,6 +366,13 @@ class Maintenance:
         doc = self._read()
         if not isinstance(doc.get("pending"), str):
             self._write({**doc, "pending": _now()})
+
+    def _clear_pending(self) -> None:
+        with contextlib.suppress(SessionSealError, OSError):
+            doc = self._read()
+            if "pending" in doc:
+                doc.pop("pending")
+                self._write(doc)
 
     def _record(self, last: dict[str, Any], *, clear: bool = False) -> None:
         with contextlib.suppress(SessionSealError, OSError):

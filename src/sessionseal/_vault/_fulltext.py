@@ -358,15 +358,15 @@ class FullText:
             return bool(full_tier(segments, base=TIER_BASE, fanout=TIER_FANOUT, cap=MAX_SEGMENT_WORDS))
         return False
 
-    def merge_tier(self) -> bool:
+    def merge_tier(self, stop: Callable[[], None] = lambda: None) -> bool:
         """Merge the segments of a full tier (spec "Compaction"), building outside the vault
         lock: the merge reads segment files, which never change, and a tier-1 merge takes
         seconds of CPU (14 s for 8 million words of one-turn records), which no other writer
         should wait for. Under the lock, briefly: what to merge is read; then, once the new
         segments are sealed in memory, they are written and committed, only if the manifest
-        still names every merged segment under the same master key epoch (else another merge,
-        a rotation or a new index came first, and nothing is written). Returns whether a merge
-        was committed. Best effort, as every index write."""
+        still names every merged segment under the same master key epoch (else another merge, a
+        rotation or a new index came first, and nothing is written). Returns whether a merge was
+        committed (best effort). *stop* (``_ftsthread``) runs where nothing is written: its raise ends it."""
         vid = self._ctx.vault_id
         with contextlib.suppress(SessionSealError, OSError, ValueError), self._fts(create=False) as fts:
             if fts is None:
@@ -378,7 +378,10 @@ class FullText:
                 floor, epoch = dict(man.stamps), man.kek_epoch
             if not merging:
                 return False
-            sealed = seal_segments(vid, fold(fts, vid, merging, [], floor, max_words=MAX_SEGMENT_WORDS))
+            built = fold(fts, vid, merging, [], floor, max_words=MAX_SEGMENT_WORDS)
+            stop()
+            sealed = seal_segments(vid, built)
+            stop()
             with self._ctx.vault_lock(), self._ctx.mutex:
                 self._cached = None
                 man = self._manifest(fts)
@@ -630,14 +633,8 @@ class FullText:
                         sev: Literal["error", "warning"] = "error" if heads[0] == "fts-damaged" else "warning"
                         out.append((sev, heads[0], f"{FTS_DIR}/{man.heads_name}", heads[1]))
                     if read_data and len(records) != count_frames(data):
-                        out.append(
-                            (
-                                "warning",
-                                "fts-torn",
-                                path,
-                                "a torn last record (a killed writer); the next write cuts it",
-                            )
-                        )
+                        torn = "a torn last record (a killed writer); the next write cuts it"
+                        out.append(("warning", "fts-torn", path, torn))
                     continue
                 seg = next(s for s in man.segments if s.name == name)
                 with open_segment(fts, vid, seg) as r:  # never through a link, never another's file
@@ -663,24 +660,11 @@ class FullText:
                     f"the full-text index lists {len(erased)} erased session(s)" + rebuild,
                 )
             )
-        for name in self.unlisted(fts, man):
-            out.append(
-                (
-                    "warning",
-                    "fts-unlisted",
-                    f"{FTS_DIR}/{name}",
-                    "not named by the full-text manifest (a killed writer's); left alone",
-                )
-            )
+        unnamed = "not named by the full-text manifest (a killed writer's); left alone"
+        out += [("warning", "fts-unlisted", f"{FTS_DIR}/{name}", unnamed) for name in self.unlisted(fts, man)]
         if any(fts.exists(n) for n in man.retired):
-            out.append(
-                (
-                    "warning",
-                    "fts-retired",
-                    FTS_DIR,
-                    "replaced index files wait for a rotation to finish; --repair finishes it",
-                )
-            )
+            waiting = "replaced index files wait for a rotation to finish; --repair finishes it"
+            out.append(("warning", "fts-retired", FTS_DIR, waiting))
         return out
 
     def _kept(self, sid: uuid.UUID) -> bool:
