@@ -1,7 +1,7 @@
 """The library's merge thread at interpreter exit, with real processes (issue 23; docs/design.md,
 "Tier merges out of the writer's call"): a script whose append made a tier merge due ends while
-the vault's merge thread is inside the merge, its vault never closed.  ``atexit`` stops the
-merge at a safe point (nothing committed, the merge still pending); a thread that heeds no stop
+the vault's merge thread is inside the merge, its vault never closed.  ``atexit`` lets the merge
+finish (its grace); past the grace it stops the merge at a safe point (nothing committed, the merge still pending); a thread that heeds no stop
 (frozen past the wait, as a killed process would be) has written at most a segment the manifest
 does not name.  Either way the index answers as before, ``verify`` finds no error, nothing is
 printed, and a later run merges.
@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
 
     path, sid, how = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3]
     started, release = threading.Event(), threading.Event()
-    if how == "stopped":  # held in the merge's fold until atexit asks it to stop
+    if how in ("stopped", "finished"):  # held in the merge's fold until atexit's first step
         real_fold = _fulltext.fold
 
         def fold(fts, vid, pulled, records, current, **kw):
@@ -45,15 +45,17 @@ SCRIPT = textwrap.dedent(
             return out
 
         _fulltext.fold = fold
-        real_cancel = _ftsthread.MergeThread.cancel
+        real_drain = _ftsthread.MergeThread.drain
 
-        def cancel(self):
-            real_cancel(self)
+        def drain(self):
+            real_drain(self)
             release.set()
 
-        _ftsthread.MergeThread.cancel = cancel
+        _ftsthread.MergeThread.drain = drain
+        if how == "stopped":  # no grace: stopped at the next safe point, after the fold
+            _ftsthread.FINISH_GRACE = 0.0
     else:  # frozen: the merged segment written, never committed, no stop heeded, no wait at exit
-        _ftsthread.EXIT_WAIT = 0.0
+        _ftsthread.EXIT_WAIT = _ftsthread.FINISH_GRACE = 0.0
         real_write = _fulltext.FullText._write_sealed
 
         def write_sealed(self, fts, sealed):
@@ -82,11 +84,20 @@ def due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, uuid.UUI
     return path, sid
 
 
-@pytest.mark.parametrize("how", ["stopped", "frozen"])
-def test_a_script_ending_inside_a_merge_leaves_the_index_whole_and_the_merge_pending(
-    due: tuple[Path, uuid.UUID], how: str
-) -> None:
+def test_a_script_ending_inside_a_merge_lets_it_finish(due: tuple[Path, uuid.UUID]) -> None:
+    # The grace: a script that appends and ends at once does not stop every merge it made due.
     path, sid = due
+    assert _run(path, sid, "finished") == (0, b"merging\n", b"")
+    with _open(path) as v:
+        v.maintenance.mode = "manual"
+        status = v.maintenance.status()
+        assert status.pending is None and status.last["by"] == "thread" and status.last["outcome"] == "ok"
+        assert len(_segments(v)) == 1 and len(list((path / "fts").glob("*.seg"))) == 1
+        assert [h.id for h in v.search("folds", ListQuery(limit=5), snippets=False)] == [str(sid)]
+        assert [p.code for p in v.verify(read_data=True).problems if p.severity == "error"] == []
+
+
+def _run(path: Path, sid: uuid.UUID, how: str) -> tuple[int, bytes, bytes]:
     root = str(Path(SRC).parent)
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{root}", "SESSIONSEAL_NONINTERACTIVE": "1"}
     run = subprocess.run(
@@ -97,7 +108,15 @@ def test_a_script_ending_inside_a_merge_leaves_the_index_whole_and_the_merge_pen
         timeout=120,
         check=False,
     )
-    assert (run.returncode, run.stdout, run.stderr) == (0, b"merging\n", b"")  # no traceback
+    return run.returncode, run.stdout, run.stderr
+
+
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+def test_a_script_ending_inside_a_merge_leaves_the_index_whole_and_the_merge_pending(
+    due: tuple[Path, uuid.UUID], how: str
+) -> None:
+    path, sid = due
+    assert _run(path, sid, how) == (0, b"merging\n", b"")  # no traceback
     assert len(list((path / "fts").glob("*.seg"))) == (9 if how == "frozen" else 8)  # where it stopped
     with _open(path) as v:
         v.maintenance.mode = "manual"

@@ -1,7 +1,7 @@
 """The library's default maintenance mode, ``thread`` (issue 23: an append of one turn stays
 O(turn); docs/api.md, "Maintenance"; docs/design.md, "Tier merges out of the writer's call"): a
 due tier merge runs in one background thread of the vault object, beside the caller; ``close``
-stops it at a safe point and waits for it; its failures are recorded, never raised or printed;
+lets a merge under way finish (a bounded grace), then stops it at a safe point and waits for it; its failures are recorded, never raised or printed;
 a forked child inherits neither the thread nor what it held.
 
 The merge is held at a point of its own (its fold, its commit) by events, never by timing; the
@@ -104,10 +104,38 @@ def test_the_append_that_makes_a_merge_due_returns_while_the_vaults_thread_merge
     assert vault.maintenance.threads == 1 and vault.maintenance.spawned == 0
 
 
+def test_close_lets_a_merge_under_way_finish(
+    vault: Vault, vault_path: Path, provider: KeychainProvider, tiny: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script that appends and closes at once: were every merge it made due stopped at close,
+    # a vault written only by such scripts would never merge (only a later fold finds it again).
+    held = Held(monkeypatch)
+    monkeypatch.setattr(_ftsthread, "FINISH_GRACE", HANG_GUARD)
+    _writes(vault, 5)
+    assert held.started.wait(HANG_GUARD)
+    before = _hits(vault)
+    real_drain = _ftsthread.MergeThread.drain
+
+    def drain(thread: _ftsthread.MergeThread) -> None:  # close began: the held fold may end
+        real_drain(thread)
+        held.release.set()
+
+    monkeypatch.setattr(_ftsthread.MergeThread, "drain", drain)
+    vault.close()  # lets the fold end, and waits for the merge's commit
+    assert not held.threads[0].is_alive()
+    with Vault.open(vault_path, key_provider=provider) as again:
+        again.maintenance.mode = "manual"
+        status = again.maintenance.status()
+        assert status.pending is None and not status.due
+        assert status.last["by"] == "thread" and status.last["outcome"] == "ok" and status.last["merges"] == 1
+        assert len(manifest_of(again).segments) == 1 and _hits(again) == before and _errors(again) == []
+
+
 def test_close_stops_the_merge_at_a_safe_point_and_the_merge_stays_pending(
     vault: Vault, vault_path: Path, provider: KeychainProvider, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     held = Held(monkeypatch, on_cancel=True)
+    monkeypatch.setattr(_ftsthread, "FINISH_GRACE", 0.0)  # past the grace: stopped
     _writes(vault, 5)
     assert held.started.wait(HANG_GUARD)
     before = _hits(vault)
@@ -226,6 +254,7 @@ def test_an_async_vaults_append_leaves_the_merge_to_the_vaults_thread_and_close_
     vault_path: Path, provider: KeychainProvider, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     held = Held(monkeypatch, on_cancel=True)
+    monkeypatch.setattr(_ftsthread, "FINISH_GRACE", 0.0)  # past the grace: stopped
 
     async def main() -> None:
         async with await AsyncVault.init(vault_path, key_provider=provider) as av:

@@ -52,6 +52,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from ..errors import InvalidInput, SessionSealError
+from . import _ftsthread
 from ._auditing import Auditor
 from ._autopush import detach, inherited_lock, try_lock
 from ._context import VaultContext
@@ -262,10 +263,11 @@ class Maintenance:
         return self._worker.wait(timeout)
 
     def close(self, timeout: float = CLOSE_WAIT) -> bool:
-        """``Vault.close``, before its directories close: the merge thread stops at its next safe
-        point (its merge uncommitted, still pending) and is waited for up to *timeout* seconds;
-        none starts afterwards.  Whether it ended: if not, the directories stay open for it."""
-        return self._worker.close(timeout)
+        """``Vault.close``, before its directories close: a merge under way in the merge thread
+        may finish (``_ftsthread.FINISH_GRACE``), then the thread stops at its next safe point
+        (its merge uncommitted, still pending) and is waited for up to *timeout* seconds; none
+        starts afterwards.  Whether it ended: if not, the directories stay open for it."""
+        return self._worker.close(timeout, grace=_ftsthread.FINISH_GRACE)
 
     # -- running merges -----------------------------------------------------------------------
 

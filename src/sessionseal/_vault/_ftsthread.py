@@ -10,14 +10,19 @@ time whoever runs it (this thread, a CLI's child, ``index merge``).
 
 * **One thread, no lost request.**  :meth:`MergeThread.want` starts the thread when none runs;
   one that runs takes the request before it ends (request and exit are decided under one lock).
-* **Stopped at a safe point.**  :meth:`MergeThread.close` (``Vault.close``, and at interpreter
-  exit) sets a flag that the merge checks where nothing of it is written yet (before each merge,
-  after its fold, before its commit): it raises :class:`Cancelled` there, the merge ends without
-  a commit and ``ftsmerge.json`` keeps its pending mark, for the next fold, ``resume`` or
-  ``run``.  Then a bounded join: the longest stretch between two safe points is one fold or one
-  seal of the merged segment (about half a merge's CPU) or one wait for the vault lock.
-* **Interpreter exit.**  The thread is a daemon (an application never hangs at exit for it);
-  ``atexit`` cancels and joins it first.  One still running past the bound is frozen by the
+* **Finished, or stopped at a safe point.**  :meth:`MergeThread.close` (``Vault.close``, and at
+  interpreter exit) first lets a merge under way finish, for up to :data:`FINISH_GRACE` seconds
+  (no new one starts): a script that appends and closes at once would otherwise stop every merge
+  it made due, and since only a later fold finds a pending merge again, a vault written only by
+  such scripts would never merge (``inline`` merged in the call: the grace costs a closing
+  script no more than that did).  Past the grace it sets a flag that the merge checks where
+  nothing of it is written yet (before each merge, after its fold, before its commit): it raises
+  :class:`Cancelled` there, the merge ends without a commit and ``ftsmerge.json`` keeps its
+  pending mark, for the next fold, ``resume`` or ``run``.  Then a bounded join: the longest
+  stretch between two safe points is one fold or one seal of the merged segment (about half a
+  merge's CPU) or one wait for the vault lock.
+* **Interpreter exit.**  The thread is a daemon (an application never hangs at exit for it past
+  the bounds); ``atexit`` does what close does first.  One still running past them is frozen by the
   interpreter's end as a killed process would be: a merge writes each file atomically and commits
   by the manifest, so what it leaves is an unnamed segment, reported by ``verify`` (the SIGKILL
   tests of the merge, tests/integration/test_fts_merge_detach.py).
@@ -39,10 +44,13 @@ import weakref
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["EXIT_WAIT", "Cancelled", "MergeThread"]
+__all__ = ["EXIT_WAIT", "FINISH_GRACE", "Cancelled", "MergeThread"]
 
 #: Seconds ``atexit`` waits for a merge thread to reach a safe point.
 EXIT_WAIT: Final = 30.0
+#: Seconds close (and ``atexit``) lets a merge under way finish before it stops it: a tier-1 merge
+#: at 1 GB is 14-19 s of CPU.
+FINISH_GRACE: Final = 60.0
 
 
 class Cancelled(Exception):
@@ -62,6 +70,7 @@ class MergeThread:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wanted = False
+        self._closing = False  # close began: the merge under way may finish, no request is taken
         self._cancel = threading.Event()
         #: Threads started (for tests and the benchmark).
         self.started = 0
@@ -76,7 +85,7 @@ class MergeThread:
         """A run asked for: the thread starts if none runs (one running takes it before it ends).
         False once closed (nothing starts)."""
         with self._lock:
-            if self._cancel.is_set():
+            if self._closing:
                 return False
             self._wanted = True
             if self._thread is None:
@@ -105,11 +114,21 @@ class MergeThread:
     def cancel(self) -> None:
         """Stop the thread at its next safe point; no thread starts afterwards."""
         with self._lock:
+            self._closing = True
             self._cancel.set()
 
-    def close(self, timeout: float) -> bool:
-        """:meth:`cancel`, then wait for the thread up to *timeout* seconds; whether it ended (no
+    def drain(self) -> None:
+        """No request is taken any more; a merge under way goes on (:meth:`close`'s first step)."""
+        with self._lock:
+            self._closing = True
+
+    def close(self, timeout: float, *, grace: float = 0.0) -> bool:
+        """:meth:`drain`, wait up to *grace* seconds for a merge under way to finish, then
+        :meth:`cancel` and wait for the thread up to *timeout* seconds; whether it ended (no
         merge runs, nothing of this vault object is left in a thread)."""
+        self.drain()
+        if grace > 0:
+            self.wait(grace)
         self.cancel()
         return self.wait(timeout)
 
@@ -127,7 +146,7 @@ class MergeThread:
         # Under the lock that want() takes: a request made before this decides is taken here, and
         # one made after it finds no thread and starts one.
         with self._lock:
-            if self._wanted and not self._cancel.is_set():
+            if self._wanted and not self._closing:
                 self._wanted = False
                 return True
             self._thread = None
@@ -148,7 +167,12 @@ def _at_exit() -> None:
     # Never raises: what an atexit or at-fork hook raises is printed by the interpreter.
     with contextlib.suppress(Exception):
         live = list(_live)
-        for m in live:  # every thread told first: they stop side by side
+        for m in live:  # every thread told first: they finish, then stop, side by side
+            m.drain()
+        deadline = time.monotonic() + FINISH_GRACE
+        for m in live:
+            m.wait(max(0.0, deadline - time.monotonic()))
+        for m in live:
             m.cancel()
         deadline = time.monotonic() + EXIT_WAIT
         for m in live:
