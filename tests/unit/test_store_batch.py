@@ -135,3 +135,23 @@ def test_a_body_compressed_by_another_thread_is_the_same_bytes(body: bytes) -> N
     with ThreadPoolExecutor(max_workers=1) as pool:
         there = pool.submit(_container.encode_payload, body, compress=True).result()
     assert there == _container.encode_payload(body, compress=True)
+
+
+def test_a_resumed_pulls_settle_of_a_session_its_batch_indexed_does_not_index_it_twice(vault: Vault) -> None:
+    # A kill after a batch's flush (files named, indexed) but before its audit record leaves the
+    # sessions unmarked; the resumed pull settles them (SessionStore.settle). A second whole
+    # record at the same generation would count every word twice (scores change, not matches).
+    store = _store(vault)
+    sessions = [_session(i, text="walrus walrus tusk") for i in range(3)]
+    store.add_keys([s.id for s in sessions])
+    with store.batch([s.id for s in sessions]):
+        for s in sessions:
+            store.save(s, touch=False)
+    before = [(h.id, h.score) for h in vault.search("walrus", snippets=False)]
+    assert len(before) == 3
+    for s in sessions:
+        store.settle(s.id)
+    assert [(h.id, h.score) for h in vault.search("walrus", snippets=False)] == before
+    hits = vault.search("walrus tusk")
+    assert (len(hits), hits.source, hits.stale) == (3, "fts", 0)
+    assert vault.verify(read_data=True).errors == []

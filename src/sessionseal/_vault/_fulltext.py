@@ -239,6 +239,14 @@ class FullText:
         except Exception:  # a cache: the write it follows succeeded
             return
 
+    def holds(self, sid: uuid.UUID, stamp: Stamp) -> bool:
+        """Whether the index holds *sid* as its file is now (*stamp*): a resumed pull's session
+        that its killed batch indexed already, where a whole record again at the same generation
+        would count its words twice. False when unsure (no usable index)."""
+        with contextlib.suppress(Exception), self.view() as view:
+            return view is not None and view.stamps.get(sid) == stamp
+        return False
+
     def appended(
         self, sid: uuid.UUID, version: tuple[int, int], ops: Sequence[Mapping[str, Any]], stamp: Stamp, before: int
     ) -> bool:

@@ -325,7 +325,8 @@ class SessionStore:
             except FileNotFoundError:
                 raise no_session(sid) from None
             self._index.put(fname, entry_of(summary), stamp)
-            if self._fulltext is not None:
+            # Not twice: a kill after the batch's flush indexed it (its postings counted double).
+            if self._fulltext is not None and not self._fulltext.holds(sid, stamp):
                 self._fulltext.saved(sid, version, lambda: body, stamp)
             self._keys.note(StateChange(marks={sid.bytes: (version[0], summary["size_stored"])}))
 
